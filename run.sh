@@ -1,0 +1,38 @@
+#!/usr/bin/env bash
+# snnlab's one entry point: sets everything up on a fresh machine (Python >= 3.11 + pip), then
+#   bash run.sh lab    -> the lab (dashboard when installed; the training demo otherwise)
+#   bash run.sh test   -> the whole test suite
+#   bash run.sh demo   -> train a small SNN on the embedded digits and print accuracy and spikes
+set -euo pipefail
+cd "$(dirname "$0")"
+PY=${PYTHON:-python3}
+VENV=${SNNLAB_VENV:-.venv}
+
+setup() {
+  if [ ! -x "$VENV/bin/python" ]; then
+    "$PY" -m venv "$VENV"
+  fi
+  local stamp="$VENV/.snnlab-installed" want
+  want=$(cat pyproject.toml run.sh | sha256sum | cut -d' ' -f1)
+  if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
+    "$VENV/bin/python" -m pip install -q --upgrade pip
+    # The CPU build of torch first (a bare 'torch' requirement would pull a multi-GB CUDA build);
+    # GPU users: install the torch build for your CUDA first, this line then keeps it.
+    "$VENV/bin/python" -c "import torch" 2>/dev/null || "$VENV/bin/python" -m pip install -q "torch==2.13.0"
+    "$VENV/bin/python" -m pip install -q -e ".[dev]"
+    echo "$want" > "$stamp"
+  fi
+}
+
+cmd=${1:-lab}
+shift || true
+setup
+case "$cmd" in
+  lab|demo) exec "$VENV/bin/snnlab" demo "$@" ;;
+  test)
+    # Triton kernels run on the CPU interpreter when no GPU is present (set TRITON_INTERPRET=0 on a GPU).
+    export TRITON_INTERPRET=${TRITON_INTERPRET:-1}
+    exec "$VENV/bin/python" -m pytest "$@" ;;
+  setup) echo "snnlab is installed in $VENV" ;;
+  *) echo "usage: bash run.sh [lab|demo|test|setup]" >&2; exit 2 ;;
+esac

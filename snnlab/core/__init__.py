@@ -1,0 +1,1 @@
+"""The SNN core: neurons, synapses (delays), masking and networks, in plain PyTorch."""

@@ -1,0 +1,173 @@
+"""Spiking and non-spiking neuron modules (``torch.nn`` style), time-major ``[T, B, ...]``."""
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from snnlab.kernels.lif_torch import li_torch
+from snnlab.kernels.surrogate_math import NOISE_SURROGATES
+
+from . import surrogates as sg
+from .backend import BACKENDS, pick_lif_impl
+from .validation import check_choice, check_positive, check_time_major
+
+RESETS = ("subtract", "zero")
+
+
+def _beta_from(tau_mem: float | None, beta: float | None, layer: str) -> float:
+    """Resolve ``beta`` from ``tau_mem`` (``beta = 1 - 1/tau_mem``) or take it directly."""
+    if beta is not None:
+        b = float(beta)
+        if not 0.0 <= b <= 1.0:
+            raise ValueError(f"{layer}: beta must lie in [0, 1] (beta = 1 - 1/tau_mem), got {beta!r}")
+        return b
+    if tau_mem is None:
+        raise ValueError(f"{layer}: give tau_mem (in time steps, >= 1) or beta")
+    check_positive(tau_mem, "tau_mem", layer)
+    if float(tau_mem) < 1.0:
+        raise ValueError(f"{layer}: tau_mem must be >= 1 time step so that beta = 1 - 1/tau_mem >= 0, got {tau_mem!r}")
+    return 1.0 - 1.0 / float(tau_mem)
+
+
+class _Leaky(nn.Module):
+    """Shared handling of the membrane time constant (fixed or learnable, per layer or per neuron)."""
+
+    def _init_tau(self, tau_mem: float | None, beta: float | None, learn_tau: bool, n_neurons: int | None) -> None:
+        layer = type(self).__name__
+        b = _beta_from(tau_mem, beta, layer)
+        if n_neurons is not None and (not isinstance(n_neurons, int) or n_neurons < 1):
+            raise ValueError(f"{layer}: n_neurons must be a positive int (or None for one value per layer), got {n_neurons!r}")
+        shape = (n_neurons,) if n_neurons is not None else ()
+        self.n_neurons = n_neurons
+        self.learn_tau = bool(learn_tau)
+        if self.learn_tau:
+            if b >= 1.0:
+                raise ValueError(f"{layer}: learn_tau needs a finite tau_mem (beta < 1), got beta={b}")
+            # Learn tau itself (in steps); beta = 1 - 1/tau, with tau kept >= 1 in forward.
+            self.tau_mem = nn.Parameter(torch.full(shape, 1.0 / (1.0 - b)))
+        else:
+            self.register_buffer("beta_const", torch.full(shape, b))
+
+    def beta(self) -> torch.Tensor:
+        """The decay factor ``beta = 1 - 1/tau_mem`` (a tensor, differentiable when tau is learned)."""
+        if self.learn_tau:
+            return 1.0 - 1.0 / self.tau_mem.clamp(min=1.0)
+        return self.beta_const
+
+    def _check_input(self, x: torch.Tensor) -> None:
+        check_time_major(x, "input", self.n_neurons, type(self).__name__)
+
+
+class LIF(_Leaky):
+    r"""Leaky integrate-and-fire neurons over a time-major input ``[T, B, ...]``.
+
+    Discrete-time dynamics, with ``beta = 1 - 1/tau_mem`` (or ``beta`` given directly) and ``v[-1] = 0``::
+
+        h[t] = beta * v[t-1] + x[t]                 (pre-reset membrane)
+        s[t] = H(h[t] - threshold)                  (H(u) = 1 if u >= 0 else 0)
+        v[t] = h[t] - threshold * s[t]              reset="subtract"
+        v[t] = h[t] * (1 - s[t])                    reset="zero"
+
+    - ``max_spikes=k``: a neuron that has fired ``k`` times in a sample stays silent for the rest
+      of it (``k=1`` is time-to-first-spike, the "Fast & Deep" constraint; ``None`` is unconstrained).
+      Gradients still flow to the spikes that happened (the surrogate is masked only where the
+      neuron was already silenced).
+    - ``detach_reset``: the reset term carries no gradient.
+    - ``learn_threshold`` / ``learn_tau``: learnable per layer, or per neuron with ``n_neurons``.
+    - Noisy neurons (NSNN): ``noise="gaussian" | "logistic"`` with ``noise_scale=sigma``. In training
+      ``s[t] ~ Bernoulli(F((h[t] - threshold) / sigma))`` (F the noise CDF) and the backward uses the
+      noise density as the surrogate gradient. In eval mode spikes are deterministic unless
+      ``noisy_eval=True``. ``seed`` makes the noise reproducible (otherwise torch's global RNG seeds it).
+    - ``surrogate``: a name from :mod:`snnlab.core.surrogates` or a ``Surrogate`` object (ignored for noisy neurons).
+    - ``backend``: ``"auto"`` (Triton on CUDA tensors, PyTorch on the CPU), ``"torch"`` or ``"triton"``.
+
+    Returns the spikes ``[T, B, ...]`` (0/1 floats); the pre-reset membrane of the last call is kept in
+    ``last_membrane`` while a :class:`~snnlab.Monitor` watches the layer.
+
+    Example:
+        >>> import torch, snnlab as sl
+        >>> lif = sl.LIF(tau_mem=10.0, threshold=1.0)
+        >>> spikes = lif(torch.rand(50, 4, 3) * 0.5)   # [T, B, N]
+        >>> spikes.shape
+        torch.Size([50, 4, 3])
+    """
+
+    def __init__(self, tau_mem: float | None = 10.0, threshold: float = 1.0, reset: str = "subtract", *,
+                 beta: float | None = None, detach_reset: bool = False, max_spikes: int | None = None,
+                 surrogate: str | sg.Surrogate = "atan", learn_threshold: bool = False, learn_tau: bool = False,
+                 n_neurons: int | None = None, noise: str | None = None, noise_scale: float = 0.3,
+                 noisy_eval: bool = False, seed: int | None = None, backend: str = "auto") -> None:
+        super().__init__()
+        self._init_tau(tau_mem, beta, learn_tau, n_neurons)
+        check_choice(reset, "reset", RESETS, "LIF")
+        check_choice(backend, "backend", BACKENDS, "LIF")
+        check_positive(threshold, "threshold", "LIF")
+        if max_spikes is not None and (isinstance(max_spikes, bool) or not isinstance(max_spikes, int) or max_spikes < 1):
+            raise ValueError(f"LIF: max_spikes must be a positive int (1 = time-to-first-spike) or None, got {max_spikes!r}")
+        if noise is not None:
+            check_choice(noise, "noise", NOISE_SURROGATES, "LIF")
+            check_positive(noise_scale, "noise_scale", "LIF")
+        self.surrogate = sg.get(surrogate)
+        self.reset, self.detach_reset, self.max_spikes = reset, bool(detach_reset), max_spikes
+        self.noise, self.noise_scale, self.noisy_eval = noise, float(noise_scale), bool(noisy_eval)
+        self.backend = backend
+        self.learn_threshold = bool(learn_threshold)
+        shape = (n_neurons,) if n_neurons is not None else ()
+        thr = torch.full(shape, float(threshold))
+        if self.learn_threshold:
+            self.threshold = nn.Parameter(thr)
+        else:
+            self.register_buffer("threshold", thr)
+        self._generator = torch.Generator().manual_seed(int(seed)) if seed is not None else None
+        self.record = False
+        self.last_membrane: torch.Tensor | None = None
+
+    def _next_seed(self) -> int:
+        return int(torch.randint(0, 2**31 - 1, (1,), generator=self._generator).item())
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        self._check_input(x)
+        sampling = self.noise is not None and (self.training or self.noisy_eval)
+        impl = pick_lif_impl(self.backend, x.device)
+        spikes, membrane = impl(
+            x, self.beta().to(device=x.device, dtype=x.dtype), self.threshold.to(device=x.device, dtype=x.dtype), reset=self.reset, detach_reset=self.detach_reset,
+            max_spikes=self.max_spikes, surrogate=self.surrogate.name, surrogate_param=self.surrogate.param,
+            noise=self.noise, noise_scale=self.noise_scale, seed=self._next_seed() if sampling else 0,
+            sample=sampling)
+        self.last_membrane = membrane.detach() if self.record else None
+        return spikes
+
+    def extra_repr(self) -> str:
+        parts = [f"reset={self.reset!r}", f"surrogate={self.surrogate.name}({self.surrogate.param:g})"]
+        if self.max_spikes is not None:
+            parts.append(f"max_spikes={self.max_spikes}")
+        if self.noise is not None:
+            parts.append(f"noise={self.noise!r}, noise_scale={self.noise_scale:g}")
+        if self.n_neurons is not None:
+            parts.append(f"n_neurons={self.n_neurons}")
+        return ", ".join(parts)
+
+
+class LI(_Leaky):
+    """Non-spiking leaky integrator readout: ``h[t] = beta * h[t-1] + x[t]``, ``h[-1] = 0``.
+
+    Returns the membrane ``[T, B, ...]``; classify with e.g. ``out.sum(0)`` or ``out.max(0).values``.
+
+    Example:
+        >>> import torch, snnlab as sl
+        >>> sl.LI(beta=0.5)(torch.ones(3, 1, 1))[:, 0, 0].tolist()
+        [1.0, 1.5, 1.75]
+    """
+
+    def __init__(self, tau_mem: float | None = 10.0, *, beta: float | None = None, learn_tau: bool = False,
+                 n_neurons: int | None = None) -> None:
+        super().__init__()
+        self._init_tau(tau_mem, beta, learn_tau, n_neurons)
+        self.record = False
+        self.last_membrane: torch.Tensor | None = None
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        self._check_input(x)
+        out = li_torch(x, self.beta().to(device=x.device, dtype=x.dtype))
+        self.last_membrane = out.detach() if self.record else None
+        return out

@@ -1,0 +1,123 @@
+"""Named surrogate gradients for the spike non-linearity, with a registry.
+
+Each surrogate is a small object with a ``name``, one shape parameter and ``grad(u)``, the
+pseudo-derivative used in place of the Heaviside step's derivative at ``u = h - threshold``.
+The formulas live in :mod:`snnlab.kernels.surrogate_math` (shared with the fused kernels).
+
+=================  ==========================================================  ===============
+name               pseudo-derivative                                           parameter
+=================  ==========================================================  ===============
+``atan``           ``(alpha/2) / (1 + (pi/2 * alpha * u)^2)``                   alpha = 2.0
+``fast_sigmoid``   ``1 / (alpha * |u| + 1)^2``                                  alpha = 10.0
+``triangle``       ``alpha * max(0, 1 - alpha * |u|)``                          alpha = 1.0
+``sigmoid``        ``alpha * sig(alpha u) * (1 - sig(alpha u))``                alpha = 4.0
+``gaussian``       Normal density of scale sigma (noisy neurons, NSNN)          sigma = 0.3
+``logistic``       Logistic density of scale sigma (noisy neurons, NSNN)        sigma = 0.3
+=================  ==========================================================  ===============
+
+Example:
+    >>> import torch, snnlab as sl
+    >>> sg = sl.surrogates.get("fast_sigmoid", alpha=25.0)
+    >>> float(sg.grad(torch.tensor(0.0)))
+    1.0
+    >>> sorted(sl.surrogates.available())[:2]
+    ['atan', 'fast_sigmoid']
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+from snnlab.kernels.surrogate_math import NOISE_SURROGATES, surrogate_grad
+
+
+@dataclass(frozen=True)
+class Surrogate:
+    """A surrogate gradient: ``name`` (a registry key) and its shape parameter ``param``."""
+
+    name: str
+    param: float
+    description: str = ""
+
+    def __post_init__(self) -> None:
+        if self.name not in REGISTRY:
+            raise ValueError(f"unknown surrogate {self.name!r}; choose one of {sorted(REGISTRY)}")
+        if not float(self.param) > 0:
+            raise ValueError(f"surrogate {self.name!r}: its parameter must be > 0, got {self.param!r}")
+
+    @property
+    def is_noise(self) -> bool:
+        """True for the noise densities used by noisy neurons."""
+        return self.name in NOISE_SURROGATES
+
+    def grad(self, u: torch.Tensor) -> torch.Tensor:
+        """Pseudo-derivative of the spike at ``u = h - threshold``."""
+        return surrogate_grad(self.name, u, float(self.param))
+
+
+# name -> (default parameter, one-line description); the dashboard lists these.
+REGISTRY: dict[str, tuple[float, str]] = {
+    "atan": (2.0, "arctangent (SpikingJelly-style), alpha sets the sharpness"),
+    "fast_sigmoid": (10.0, "fast sigmoid / SuperSpike, 1/(alpha|u|+1)^2"),
+    "triangle": (1.0, "triangle of half-width 1/alpha and unit area"),
+    "sigmoid": (4.0, "derivative of sigmoid(alpha u)"),
+    "gaussian": (0.3, "Gaussian noise density of scale sigma (noisy neurons)"),
+    "logistic": (0.3, "logistic noise density of scale sigma (noisy neurons)"),
+}
+
+
+def available() -> list[str]:
+    """Names of all registered surrogates."""
+    return list(REGISTRY)
+
+
+def describe() -> dict[str, str]:
+    """``{name: description}`` for every registered surrogate."""
+    return {k: v[1] for k, v in REGISTRY.items()}
+
+
+def get(name: str | Surrogate, alpha: float | None = None, sigma: float | None = None) -> Surrogate:
+    """Build a surrogate by name (``alpha`` for sharpness ones, ``sigma`` for noise ones).
+
+    Passing a :class:`Surrogate` returns it unchanged.
+    """
+    if isinstance(name, Surrogate):
+        return name
+    if not isinstance(name, str):
+        raise TypeError(f"surrogate must be a name or a Surrogate, got {type(name).__name__}")
+    if name not in REGISTRY:
+        raise ValueError(f"unknown surrogate {name!r}; choose one of {sorted(REGISTRY)}")
+    default, description = REGISTRY[name]
+    param = sigma if name in NOISE_SURROGATES else alpha
+    return Surrogate(name, float(default if param is None else param), description)
+
+
+def ATan(alpha: float = 2.0) -> Surrogate:
+    """Arctangent surrogate."""
+    return get("atan", alpha=alpha)
+
+
+def FastSigmoid(alpha: float = 10.0) -> Surrogate:
+    """Fast-sigmoid (SuperSpike) surrogate."""
+    return get("fast_sigmoid", alpha=alpha)
+
+
+def Triangle(alpha: float = 1.0) -> Surrogate:
+    """Triangle surrogate."""
+    return get("triangle", alpha=alpha)
+
+
+def Sigmoid(alpha: float = 4.0) -> Surrogate:
+    """Sigmoid-derivative surrogate."""
+    return get("sigmoid", alpha=alpha)
+
+
+def GaussianNoise(sigma: float = 0.3) -> Surrogate:
+    """Gaussian noise density (the surrogate of Gaussian noisy neurons)."""
+    return get("gaussian", sigma=sigma)
+
+
+def LogisticNoise(sigma: float = 0.3) -> Surrogate:
+    """Logistic noise density (the surrogate of logistic noisy neurons)."""
+    return get("logistic", sigma=sigma)

@@ -1,0 +1,42 @@
+"""Input checks shared by the core modules: clear errors that name the argument and the fix."""
+from __future__ import annotations
+
+import torch
+
+
+def check_time_major(x: torch.Tensor, name: str, features: int | None = None, layer: str = "layer") -> None:
+    """Check that ``x`` is a time-major ``[T, B, ...]`` tensor with finite values.
+
+    Raises ``TypeError`` for non-tensors and ``ValueError`` for wrong rank, a wrong feature
+    size (with a hint when the tensor looks batch-first) or NaN/inf values.
+    """
+    if not isinstance(x, torch.Tensor):
+        raise TypeError(f"{layer}: {name} must be a torch.Tensor of shape [T, B, ...], got {type(x).__name__}")
+    if x.dim() < 3:
+        raise ValueError(
+            f"{layer}: {name} must be time-major with at least 3 dimensions [T, B, features], got shape "
+            f"{tuple(x.shape)}. For a single sample use x.unsqueeze(1); snnlab tensors are [time, batch, ...]."
+        )
+    if features is not None and x.shape[-1] != features:
+        hint = ""
+        if x.dim() == 3 and x.shape[0] != features and features in (x.shape[0], x.shape[1]):
+            hint = " It looks batch-first or transposed: snnlab expects [T, B, N]; use x.permute(1, 0, 2)."
+        raise ValueError(
+            f"{layer}: {name} has {x.shape[-1]} features in its last dimension but the layer expects "
+            f"{features} (shape {tuple(x.shape)}, expected [T, B, {features}]).{hint}"
+        )
+    if x.is_floating_point() and not bool(torch.isfinite(x).all()):
+        raise ValueError(f"{layer}: {name} contains NaN or inf values; check the encoder or the previous layer.")
+
+
+def check_positive(value: float, name: str, layer: str = "layer") -> None:
+    """Raise ``ValueError`` unless ``value`` is a finite number > 0."""
+    v = float(value)
+    if not (v > 0) or v != v or v == float("inf"):
+        raise ValueError(f"{layer}: {name} must be a finite number > 0, got {value!r}")
+
+
+def check_choice(value: str, name: str, choices: tuple[str, ...] | list[str], layer: str = "layer") -> None:
+    """Raise ``ValueError`` unless ``value`` is one of ``choices``."""
+    if value not in choices:
+        raise ValueError(f"{layer}: unknown {name} {value!r}; choose one of {sorted(choices)}")

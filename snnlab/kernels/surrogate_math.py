@@ -1,0 +1,48 @@
+"""Surrogate-gradient and noise formulas as plain tensor functions.
+
+These are the single source of truth for the maths; ``snnlab.core.surrogates`` wraps them
+as named objects, and the Triton kernels implement the same formulas (tested against these).
+
+For the sharpness surrogates the parameter is ``alpha`` (larger = sharper); for the noise
+densities ("gaussian", "logistic") the parameter is the noise scale ``sigma``.
+"""
+from __future__ import annotations
+
+import math
+
+import torch
+
+SHARPNESS_SURROGATES = ("atan", "fast_sigmoid", "triangle", "sigmoid")
+NOISE_SURROGATES = ("gaussian", "logistic")
+SURROGATE_NAMES = SHARPNESS_SURROGATES + NOISE_SURROGATES
+
+_INV_SQRT_2PI = 1.0 / math.sqrt(2.0 * math.pi)
+
+
+def surrogate_grad(name: str, u: torch.Tensor, param: float) -> torch.Tensor:
+    """Pseudo-derivative ``dS/du`` of the spike ``S = H(u)`` at ``u = h - threshold``."""
+    if name == "atan":
+        return (param / 2.0) / (1.0 + (math.pi / 2.0 * param * u) ** 2)
+    if name == "fast_sigmoid":
+        return 1.0 / (param * u.abs() + 1.0) ** 2
+    if name == "triangle":
+        return param * torch.clamp(1.0 - param * u.abs(), min=0.0)
+    if name == "sigmoid":
+        sg = torch.sigmoid(param * u)
+        return param * sg * (1.0 - sg)
+    if name == "gaussian":
+        z = u / param
+        return torch.exp(-0.5 * z * z) * (_INV_SQRT_2PI / param)
+    if name == "logistic":
+        sg = torch.sigmoid(u / param)
+        return sg * (1.0 - sg) / param
+    raise ValueError(f"unknown surrogate {name!r}; choose one of {list(SURROGATE_NAMES)}")
+
+
+def noise_cdf(name: str, u: torch.Tensor, sigma: float) -> torch.Tensor:
+    """Firing probability ``F(u / sigma)`` of a noisy neuron (F the noise CDF)."""
+    if name == "gaussian":
+        return 0.5 * (1.0 + torch.erf(u / (sigma * math.sqrt(2.0))))
+    if name == "logistic":
+        return torch.sigmoid(u / sigma)
+    raise ValueError(f"unknown noise {name!r}; choose one of {list(NOISE_SURROGATES)}")

@@ -1,0 +1,198 @@
+"""LIF / LI numerics and gradients against the step-by-step reference, and every bad input."""
+import itertools
+
+import pytest
+import torch
+
+import snnlab as sl
+from snnlab.kernels.lif_torch import li_torch, lif_torch
+
+from reference import li_reference, lif_reference
+
+
+
+@pytest.fixture(autouse=True)
+def float64_default():
+    """Compare in float64 so gradients match the reference tightly; restore afterwards."""
+    old = torch.get_default_dtype()
+    torch.set_default_dtype(torch.float64)
+    yield
+    torch.set_default_dtype(old)
+
+CASES = list(itertools.product(["subtract", "zero"], [False, True], [None, 1, 2]))
+
+
+def _inputs(T=12, B=3, N=5, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    return torch.randn(T, B, N, generator=g) * 0.8 + 0.4
+
+
+@pytest.mark.parametrize("reset,detach,max_spikes", CASES)
+@pytest.mark.parametrize("surrogate", ["atan", "fast_sigmoid", "triangle", "sigmoid"])
+@pytest.mark.parametrize("per_neuron", [False, True])
+def test_lif_matches_reference_values_and_gradients(reset, detach, max_spikes, surrogate, per_neuron):
+    x = _inputs()
+    shape = (5,) if per_neuron else ()
+    beta = torch.full(shape, 0.8) + (torch.linspace(-0.1, 0.1, 5) if per_neuron else 0)
+    thr = torch.full(shape, 0.9) + (torch.linspace(-0.2, 0.2, 5) if per_neuron else 0)
+    args = dict(reset=reset, detach_reset=detach, max_spikes=max_spikes)
+
+    xs = [x.clone().requires_grad_() for _ in range(2)]
+    bs = [beta.clone().requires_grad_() for _ in range(2)]
+    ts = [thr.clone().requires_grad_() for _ in range(2)]
+    s1, h1 = lif_torch(xs[0], bs[0], ts[0], surrogate=surrogate, surrogate_param=2.0, **args)
+    s2, h2 = lif_reference(xs[1], bs[1], ts[1], surrogate=surrogate, param=2.0, **args)
+    assert torch.equal(s1, s2)
+    torch.testing.assert_close(h1, h2)
+    assert s1.sum() > 0, "test input should make neurons fire"
+    w = torch.randn_like(s1)
+    (s1 * w).sum().backward()
+    (s2 * w).sum().backward()
+    torch.testing.assert_close(xs[0].grad, xs[1].grad)
+    torch.testing.assert_close(bs[0].grad, bs[1].grad)
+    torch.testing.assert_close(ts[0].grad, ts[1].grad)
+
+
+@pytest.mark.parametrize("k", [1, 2, 3])
+def test_max_spikes_caps_spike_count_per_sample(k):
+    x = torch.full((40, 2, 3), 2.0)  # drives a spike every step when unconstrained
+    s = sl.LIF(tau_mem=5.0, max_spikes=k)(x)
+    assert torch.equal(s.sum(0), torch.full((2, 3), float(k)))
+    assert torch.equal(s[:k], torch.ones(k, 2, 3))  # first k spikes happen, then silence
+    assert sl.LIF(tau_mem=5.0)(x).sum(0).min() == 40
+
+
+def test_ttfs_gradient_flows_only_to_spikes_that_happened():
+    x = torch.full((10, 1, 1), 2.0, requires_grad=True)
+    s = sl.LIF(beta=0.0, max_spikes=1, surrogate="atan")(x)
+    s.sum().backward()
+    assert x.grad[0].item() != 0.0            # the one spike that happened gets gradient
+    assert torch.all(x.grad[1:] == 0.0)       # silenced steps get none
+
+
+@pytest.mark.parametrize("noise", ["gaussian", "logistic"])
+@pytest.mark.parametrize("max_spikes", [None, 1])
+def test_noisy_neurons_match_reference_and_gradient_is_noise_density(noise, max_spikes):
+    x = _inputs()
+    xa, xb = x.clone().requires_grad_(), x.clone().requires_grad_()
+    beta, thr = torch.tensor(0.7), torch.tensor(1.0)
+    s1, _ = lif_torch(xa, beta, thr, noise=noise, noise_scale=0.4, seed=7, max_spikes=max_spikes)
+    s2, _ = lif_reference(xb, beta, thr, noise=noise, noise_scale=0.4, seed=7, max_spikes=max_spikes)
+    assert torch.equal(s1, s2)
+    s1.sum().backward()
+    s2.sum().backward()
+    torch.testing.assert_close(xa.grad, xb.grad)
+
+
+def test_noisy_firing_probability_follows_the_noise_cdf():
+    # beta=0 and reset irrelevant: each step fires independently with P = F((x - thr)/sigma).
+    x = torch.full((4000, 1, 3), 1.0) + torch.tensor([-0.3, 0.0, 0.3])
+    s, _ = lif_torch(x, torch.tensor(0.0), torch.tensor(1.0), noise="gaussian", noise_scale=0.3, seed=1)
+    rate = s.mean(dim=(0, 1))
+    expected = torch.tensor([0.1587, 0.5, 0.8413])
+    assert torch.allclose(rate, expected, atol=0.03)
+
+
+def test_noise_is_seeded_and_reproducible():
+    x = _inputs(T=30)
+    a = sl.LIF(noise="gaussian", noise_scale=0.5, seed=3)
+    b = sl.LIF(noise="gaussian", noise_scale=0.5, seed=3)
+    c = sl.LIF(noise="gaussian", noise_scale=0.5, seed=4)
+    sa, sb, sc = a(x), b(x), c(x)
+    assert torch.equal(sa, sb) and not torch.equal(sa, sc)
+    assert not torch.equal(a(x), sa)  # a fresh draw on the next call
+    torch.manual_seed(0)
+    g1 = sl.LIF(noise="logistic")(x)
+    torch.manual_seed(0)
+    assert torch.equal(sl.LIF(noise="logistic")(x), g1)
+
+
+def test_noisy_eval_is_deterministic_unless_asked():
+    x = _inputs(T=30)
+    lif = sl.LIF(noise="gaussian", noise_scale=0.5, seed=0).eval()
+    det = lif(x)
+    assert torch.equal(det, sl.LIF(noise=None)(x))
+    lif.noisy_eval = True
+    assert not torch.equal(lif(x), det)
+
+
+def test_learnable_threshold_and_tau_receive_reference_gradients():
+    x = _inputs()
+    lif = sl.LIF(tau_mem=4.0, threshold=0.8, learn_threshold=True, learn_tau=True, n_neurons=5)
+    s = lif(x)
+    (s * torch.arange(5.0)).sum().backward()
+    tau = torch.full((5,), 4.0, requires_grad=True)
+    thr = torch.full((5,), 0.8, requires_grad=True)
+    s_ref, _ = lif_reference(x, 1 - 1 / tau, thr)
+    (s_ref * torch.arange(5.0)).sum().backward()
+    assert torch.equal(s, s_ref)
+    torch.testing.assert_close(lif.tau_mem.grad, tau.grad)
+    torch.testing.assert_close(lif.threshold.grad, thr.grad)
+    assert lif.tau_mem.grad.abs().sum() > 0 and lif.threshold.grad.abs().sum() > 0
+
+
+def test_beta_and_tau_are_equivalent_and_documented_formula_holds():
+    x = torch.full((6, 1, 1), 0.5)
+    s_tau, s_beta = sl.LIF(tau_mem=2.0)(x), sl.LIF(beta=0.5)(x)
+    assert torch.equal(s_tau, s_beta)
+    # h: 0.5, 0.75, 0.875, 0.9375, 0.96875, 0.984375 -> never reaches 1.0
+    assert s_tau.sum() == 0
+    s = sl.LIF(beta=0.5, threshold=0.9)(x)
+    assert s[:, 0, 0].tolist() == [0, 0, 0, 1, 0, 0]
+
+
+def test_li_matches_reference_and_gradients():
+    x = _inputs().requires_grad_()
+    x2 = x.detach().clone().requires_grad_()
+    b1 = torch.tensor([0.5, 0.6, 0.7, 0.8, 0.9], requires_grad=True)
+    b2 = b1.detach().clone().requires_grad_()
+    out1, out2 = li_torch(x, b1), li_reference(x2, b2)
+    torch.testing.assert_close(out1, out2)
+    w = torch.randn_like(out1)
+    (out1 * w).sum().backward()
+    (out2 * w).sum().backward()
+    torch.testing.assert_close(x.grad, x2.grad)
+    torch.testing.assert_close(b1.grad, b2.grad)
+
+
+def test_float32_and_bfloat16_inputs_run():
+    x = _inputs().to(torch.float32)
+    assert sl.LIF()(x).dtype == torch.float32
+    assert sl.LIF()(x.bfloat16()).dtype == torch.bfloat16
+
+
+@pytest.mark.parametrize("kwargs,match", [
+    (dict(tau_mem=0.0), "tau_mem"),
+    (dict(tau_mem=-3.0), "tau_mem"),
+    (dict(tau_mem=0.5), "tau_mem"),
+    (dict(beta=1.5), "beta"),
+    (dict(threshold=0.0), "threshold"),
+    (dict(reset="soft"), "reset"),
+    (dict(surrogate="relu"), "surrogate"),
+    (dict(max_spikes=0), "max_spikes"),
+    (dict(max_spikes=1.5), "max_spikes"),
+    (dict(noise="uniform"), "noise"),
+    (dict(noise="gaussian", noise_scale=0), "noise_scale"),
+    (dict(backend="cuda"), "backend"),
+    (dict(n_neurons=0), "n_neurons"),
+])
+def test_bad_settings_raise_clear_errors(kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        sl.LIF(**kwargs)
+
+
+def test_bad_inputs_raise_clear_errors():
+    lif = sl.LIF(n_neurons=5)
+    with pytest.raises(TypeError, match="torch.Tensor"):
+        lif([[1.0]])
+    with pytest.raises(ValueError, match="time-major"):
+        lif(torch.rand(3, 5))
+    with pytest.raises(ValueError, match="batch-first"):
+        lif(torch.rand(7, 5, 3))  # [T, N, B] by mistake: N in the batch position
+    bad = torch.rand(4, 2, 5)
+    bad[1, 0, 2] = float("nan")
+    with pytest.raises(ValueError, match="NaN"):
+        lif(bad)
+    bad[1, 0, 2] = float("inf")
+    with pytest.raises(ValueError, match="NaN or inf"):
+        sl.LI()(bad)

@@ -1,0 +1,111 @@
+"""Surrogate formulas, the registry, SpikeMask, Sequential and Monitor."""
+import math
+
+import pytest
+import torch
+
+import snnlab as sl
+from snnlab.kernels.surrogate_math import noise_cdf
+
+
+def test_registry_lists_every_surrogate_with_descriptions():
+    names = sl.surrogates.available()
+    assert set(names) >= {"atan", "fast_sigmoid", "triangle", "sigmoid", "gaussian", "logistic"}
+    assert all(isinstance(d, str) and d for d in sl.surrogates.describe().values())
+
+
+@pytest.mark.parametrize("name,param,value_at_0", [
+    ("atan", 2.0, 1.0), ("fast_sigmoid", 25.0, 1.0), ("triangle", 2.0, 2.0), ("sigmoid", 4.0, 1.0),
+    ("gaussian", 0.5, 1 / (0.5 * math.sqrt(2 * math.pi))), ("logistic", 0.5, 0.5),
+])
+def test_surrogate_peak_values(name, param, value_at_0):
+    sg = sl.surrogates.get(name, alpha=param, sigma=param)
+    assert sg.grad(torch.tensor(0.0)).item() == pytest.approx(value_at_0, rel=1e-6)
+    # symmetric, peaked at 0, decaying
+    u = torch.tensor([0.3, -0.3, 1.0])
+    g = sg.grad(u)
+    assert g[0] == pytest.approx(g[1].item()) and g[0] >= g[2] and g[0] < value_at_0
+
+
+@pytest.mark.parametrize("name", ["atan", "triangle", "sigmoid", "gaussian", "logistic"])
+def test_surrogates_integrate_to_one(name):
+    # A proper surrogate of the Heaviside step has unit area (fast_sigmoid has area 2/alpha).
+    u = torch.linspace(-200, 200, 2_000_001, dtype=torch.float64)
+    area = torch.trapezoid(sl.surrogates.get(name).grad(u), u).item()
+    assert area == pytest.approx(1.0, abs=2e-2 if name == "atan" else 1e-4)
+
+
+@pytest.mark.parametrize("name", ["gaussian", "logistic"])
+def test_noise_surrogate_is_derivative_of_noise_cdf(name):
+    u = torch.linspace(-2, 2, 41, dtype=torch.float64, requires_grad=True)
+    noise_cdf(name, u, 0.4).sum().backward()
+    torch.testing.assert_close(u.grad, sl.surrogates.get(name, sigma=0.4).grad(u.detach()))
+
+
+def test_surrogate_errors():
+    with pytest.raises(ValueError, match="unknown surrogate"):
+        sl.surrogates.get("nope")
+    with pytest.raises(TypeError):
+        sl.surrogates.get(3)
+    with pytest.raises(ValueError, match="> 0"):
+        sl.surrogates.ATan(alpha=-1)
+    assert sl.LIF(surrogate=sl.surrogates.Triangle(0.5)).surrogate.param == 0.5
+
+
+def test_spike_mask_drops_with_probability_p_unscaled_and_only_in_training():
+    s = torch.ones(200, 4, 50)
+    mask = sl.SpikeMask(0.3, seed=0)
+    out = mask(s)
+    assert set(out.unique().tolist()) <= {0.0, 1.0}
+    assert out.mean().item() == pytest.approx(0.7, abs=0.01)
+    mask.eval()
+    assert torch.equal(mask(s), s)
+    mask.mask_at_inference = True
+    assert mask(s).mean().item() == pytest.approx(0.7, abs=0.01)
+    assert torch.equal(sl.SpikeMask(0.3, seed=5)(s), sl.SpikeMask(0.3, seed=5)(s))
+
+
+def test_spike_mask_gradient_passes_through_kept_spikes():
+    s = torch.ones(20, 2, 10, requires_grad=True)
+    out = sl.SpikeMask(0.5, seed=1)(s)
+    out.sum().backward()
+    assert torch.equal(s.grad, out.detach())
+
+
+@pytest.mark.parametrize("p", [-0.1, 1.0, 2, "a"])
+def test_spike_mask_bad_p(p):
+    with pytest.raises(ValueError, match="p"):
+        sl.SpikeMask(p)
+
+
+def test_monitor_records_every_neuron_layer_and_detaches_after():
+    torch.manual_seed(0)
+    net = sl.Sequential(torch.nn.Linear(6, 16), sl.LIF(tau_mem=5.0), torch.nn.Linear(16, 3), sl.LI())
+    x = torch.rand(20, 4, 6) * 2
+    with sl.Monitor(net) as mon:
+        out = net(x)
+    assert set(mon.spikes) == {"1"} and set(mon.membrane) == {"1", "3"}
+    assert mon.spikes["1"].shape == (20, 4, 16) and not mon.spikes["1"].requires_grad
+    torch.testing.assert_close(mon.membrane["3"], out.detach())
+    # the recorded membrane explains the spikes: s = (h >= threshold)
+    assert torch.equal(mon.spikes["1"], (mon.membrane["1"] >= 1.0).float())
+    assert net[1].last_membrane is None and not net[1].record
+    with pytest.raises(ValueError, match="no neuron layer"):
+        sl.Monitor(net, layers=["0"])
+
+
+def test_sequential_trains_end_to_end():
+    torch.manual_seed(0)
+    net = sl.Sequential(torch.nn.Linear(2, 32), sl.LIF(tau_mem=5.0, learn_threshold=True),
+                        torch.nn.Linear(32, 2), sl.LI(tau_mem=5.0))
+    x = torch.rand(15, 64, 2)
+    y = (x[:, :, 0].mean(0) > x[:, :, 1].mean(0)).long()
+    opt = torch.optim.Adam(net.parameters(), lr=0.02)
+    losses = []
+    for _ in range(60):
+        loss = torch.nn.functional.cross_entropy(net(x * 2).sum(0), y)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        losses.append(loss.item())
+    assert losses[-1] < 0.5 * losses[0]
