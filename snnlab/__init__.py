@@ -9,17 +9,12 @@ Time-major tensors ``[T, B, ...]`` throughout. Entry points::
         out = net(x)
 """
 from snnlab.core import surrogates
+from snnlab.core.delays import DelayedLinear, DelaySchedule
 from snnlab.core.masking import SpikeMask
 from snnlab.core.network import Monitor, Sequential
 from snnlab.core.neurons import LI, LIF
 
 __version__ = "0.1.0"
 
-__all__ = ["LIF", "LI", "SpikeMask", "Sequential", "Monitor", "surrogates", "__version__"]
-
-try:  # learnable delays live in their own module
-    from snnlab.core.delays import DelayedLinear, DelaySchedule  # noqa: F401
-
-    __all__ += ["DelayedLinear", "DelaySchedule"]
-except ImportError:  # pragma: no cover
-    pass
+__all__ = ["LIF", "LI", "DelayedLinear", "DelaySchedule", "SpikeMask", "Sequential", "Monitor", "surrogates",
+           "__version__"]

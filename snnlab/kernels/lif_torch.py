@@ -37,40 +37,58 @@ def _reduce_to(grad: torch.Tensor, shape: torch.Size) -> torch.Tensor:
     return g.sum(dim=keep, keepdim=True) if keep else g
 
 
+def _time_chunk(step_numel: int) -> int:
+    """Steps per chunk so that a chunk of ``[chunk, B, ...]`` stays cache-sized (~1M elements)."""
+    return max(1, (1 << 20) // max(1, step_numel))
+
+
 class LIFFunction(torch.autograd.Function):
-    """Autograd function for the multi-step LIF; returns ``(spikes, membrane_pre_reset)``."""
+    """Autograd function for the multi-step LIF; returns ``(spikes, membrane_pre_reset)``.
+
+    The backward is a linear recurrence once the surrogate is known::
+
+        gh[t] = a[t] + beta * c[t] * gh[t+1],   a = sg * grad_s,   sg = surrogate(h - threshold) * m
+        c = 1 - threshold * sg        (subtract)      c = (1 - s) - h * sg     (zero)
+        c = 1                         (subtract, detach_reset)      c = 1 - s  (zero, detach_reset)
+
+    so ``a`` and ``c`` are computed vectorised over cache-sized chunks of time, and the loop does one
+    fused multiply-add per step.
+    """
 
     @staticmethod
     def forward(ctx, x, beta, threshold, reset, detach_reset, max_spikes, surrogate, surrogate_param,
                 noise, noise_scale, seed, sample):
         T = x.shape[0]
         step_shape = x.shape[1:]
-        spikes = torch.empty_like(x)
         membrane = torch.empty_like(x)
+        spikes = torch.empty_like(x)
+        # Preallocated step buffers: every op below writes in place (no allocation per step).
         v = torch.zeros(step_shape, dtype=x.dtype, device=x.device)
+        neg_thr = -threshold
         count = torch.zeros(step_shape, dtype=x.dtype, device=x.device) if max_spikes is not None else None
+        allowed = torch.empty(step_shape, dtype=x.dtype, device=x.device) if max_spikes is not None else None
         sampling = noise is not None and sample
         if sampling:
             numel = v.numel()
             base = torch.arange(numel, device=x.device, dtype=torch.int64).view(step_shape)
             key = seed_key(seed)
+        subtract = reset == "subtract"
         for t in range(T):
-            h = membrane[t]
-            torch.addcmul(x[t], v, beta, out=h)
-            u = h - threshold
+            h = torch.addcmul(x[t], v, beta, out=membrane[t])
+            s = spikes[t]
             if sampling:
                 rnd = uniform_from_counter(base + t * numel, key).to(x.dtype)
-                s = (rnd < noise_cdf(noise, u, noise_scale)).to(x.dtype)
+                torch.lt(rnd, noise_cdf(noise, h - threshold, noise_scale), out=s)
             else:
-                s = (u >= 0).to(x.dtype)
+                torch.ge(h, threshold, out=s)
             if count is not None:
-                s.mul_((count < max_spikes).to(x.dtype))
+                torch.lt(count, max_spikes, out=allowed)
+                s.mul_(allowed)
                 count.add_(s)
-            spikes[t] = s
-            if reset == "subtract":
-                v = h - threshold * s
+            if subtract:
+                torch.addcmul(h, s, neg_thr, out=v)          # v = h - threshold * s
             else:
-                v = h * (1.0 - s)
+                torch.addcmul(h, h, s, value=-1.0, out=v)    # v = h * (1 - s)
         ctx.save_for_backward(membrane, spikes, beta, threshold)
         ctx.cfg = (reset, detach_reset, max_spikes, surrogate, surrogate_param)
         ctx.mark_non_differentiable(membrane)
@@ -83,36 +101,53 @@ class LIFFunction(torch.autograd.Function):
         T = membrane.shape[0]
         if grad_spikes is None:
             grad_spikes = torch.zeros_like(spikes)
-        grad_x = torch.empty_like(membrane)
-        gv = torch.zeros_like(membrane[0])
-        g_beta = torch.zeros_like(membrane[0]) if ctx.needs_input_grad[1] else None
-        g_thr = torch.zeros_like(membrane[0]) if ctx.needs_input_grad[2] else None
-        running = spikes.sum(0) if max_spikes is not None else None
         subtract = reset == "subtract"
-        for t in range(T - 1, -1, -1):
-            h = membrane[t]
-            s = spikes[t]
+        need_beta, need_thr = ctx.needs_input_grad[1], ctx.needs_input_grad[2]
+        grad_x = torch.empty_like(membrane)
+        g_beta = torch.zeros_like(membrane[0]) if need_beta else None
+        g_thr = torch.zeros_like(membrane[0]) if need_thr else None
+        # spikes fired before each step (for the max_spikes mask), carried backwards chunk by chunk
+        fired_after = spikes.sum(0) if max_spikes is not None else None
+        gh_next = torch.zeros_like(membrane[0])
+        chunk = _time_chunk(membrane[0].numel())
+        for end in range(T, 0, -chunk):
+            start = max(0, end - chunk)
+            h, s, gs = membrane[start:end], spikes[start:end], grad_spikes[start:end]
             sg = surrogate_grad(surrogate, h - threshold, surrogate_param)
-            if running is not None:
-                running = running - s                      # spikes fired before t
-                sg = sg * (running < max_spikes).to(sg.dtype)
-            gs = grad_spikes[t]
+            if fired_after is not None:
+                before = fired_after - s.flip(0).cumsum(0).flip(0)
+                fired_after = before[0]
+                sg = sg * (before < max_spikes).to(sg.dtype)
+            a = sg * gs
             if subtract:
-                eff = gs if detach_reset else gs - threshold * gv
-                gh = sg * eff + gv
-                if g_thr is not None:
-                    g_thr -= sg * eff + gv * s
+                c = None if detach_reset else 1.0 - threshold * sg
             else:
-                eff = gs if detach_reset else gs - h * gv
-                gh = sg * eff + gv * (1.0 - s)
-                if g_thr is not None:
-                    g_thr -= sg * eff
-            grad_x[t] = gh
-            if g_beta is not None and t > 0:
-                hp, sp = membrane[t - 1], spikes[t - 1]
-                v_prev = hp - threshold * sp if subtract else hp * (1.0 - sp)
-                g_beta += gh * v_prev
-            gv = gh * beta
+                c = 1.0 - s if detach_reset else (1.0 - s) - h * sg
+            bc = beta * c if c is not None else None
+            gx = grad_x[start:end]
+            for i in range(end - start - 1, -1, -1):
+                if bc is None:
+                    gh_next = torch.addcmul(a[i], gh_next, beta, out=gx[i])
+                else:
+                    gh_next = torch.addcmul(a[i], gh_next, bc[i], out=gx[i])
+            if need_thr or need_beta:
+                # gv[t] = beta * gh[t+1]: the gradient reaching v[t] from the next step
+                gv = torch.empty_like(gx)
+                gv[:-1] = gx[1:]
+                gv[-1] = grad_x[end] if end < T else 0.0
+                gv.mul_(beta)
+                if need_thr:
+                    if subtract:
+                        g_thr -= ((sg * gs if detach_reset else sg * (gs - threshold * gv)) + gv * s).sum(0)
+                    else:
+                        g_thr -= (sg * gs if detach_reset else sg * (gs - h * gv)).sum(0)
+                if need_beta:
+                    # dL/dbeta = sum_t gh[t] * v[t-1] = sum_t gv[t] * v[t] / beta, written without division
+                    v = h - threshold * s if subtract else h * (1.0 - s)
+                    nxt = torch.empty_like(gx)
+                    nxt[:-1] = gx[1:]
+                    nxt[-1] = grad_x[end] if end < T else 0.0
+                    g_beta += (nxt * v).sum(0)
         gb = _reduce_to(g_beta, beta.shape) if g_beta is not None else None
         gt = _reduce_to(g_thr, threshold.shape) if g_thr is not None else None
         return grad_x, gb, gt, None, None, None, None, None, None, None, None, None

@@ -1,0 +1,499 @@
+"""Learnable synaptic delays in the style of DCLS (Hammouamri et al., 2023).
+
+"Learning Delays in SNNs using Dilated Convolutions with Learnable Spacings" gives every
+synapse a real-valued delay position and trains it through a Gaussian interpolation
+kernel whose width ``sigma`` shrinks over training; at the end the positions are rounded
+to integer delays. This module provides:
+
+* :class:`DelayedLinear` -- a dense layer with one learnable delay per synapse,
+* :class:`DelaySchedule` -- the sigma schedule (``max_delay / 2`` down to ``0.5``),
+* :func:`delayed_linear` / :func:`delayed_linear_rounded` -- the functional forms,
+* :func:`delayed_linear_reference` -- a slow, obviously-correct dense reference for tests.
+
+All tensors are time-major: ``x`` is ``[T, B, in_features]``.
+"""
+from __future__ import annotations
+
+import math
+from typing import Iterable
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from snnlab.core.validation import check_choice, check_positive, check_time_major
+
+__all__ = [
+    "DelayedLinear",
+    "DelaySchedule",
+    "delayed_linear",
+    "delayed_linear_rounded",
+    "delayed_linear_reference",
+    "gaussian_delay_kernel",
+]
+
+_LAYER = "DelayedLinear"
+_BACKENDS = ("auto", "torch", "triton")
+_METHODS = ("auto", "fft", "taps")
+
+
+# ----------------------------------------------------------------------------- functional
+
+
+def gaussian_delay_kernel(positions: torch.Tensor, sigma: float, max_delay: int) -> torch.Tensor:
+    """Normalised Gaussian delay kernel ``G[..., k]`` for taps ``k = 0..max_delay-1``.
+
+    ``G[..., k] = exp(-(k - p)^2 / (2 sigma^2)) / sum_k' exp(-(k' - p)^2 / (2 sigma^2))`` with
+    ``p`` clamped to ``[0, max_delay - 1]``. Computed as a softmax, so it stays finite (a
+    one-hot) when ``sigma`` is tiny.
+    """
+    p = positions.clamp(0.0, float(max_delay - 1))
+    taps = torch.arange(max_delay, device=p.device, dtype=p.dtype)
+    logits = -((taps - p.unsqueeze(-1)) ** 2) / (2.0 * float(sigma) ** 2)
+    return torch.softmax(logits, dim=-1)
+
+
+def _fast_fft_size(n: int) -> int:
+    """Smallest integer >= n whose only prime factors are 2, 3 and 5."""
+    while True:
+        m = n
+        for f in (2, 3, 5):
+            while m % f == 0:
+                m //= f
+        if m == 1:
+            return n
+        n += 1
+
+
+def _shift_matmul(x: torch.Tensor, w: torch.Tensor, d: int) -> torch.Tensor:
+    """``y[t] = x[t - d] @ w.T`` with zeros for ``t < d``; x is ``[T, M, in]``."""
+    T = x.shape[0]
+    y = x[: T - d] @ w.t()
+    return F.pad(y, (0, 0, 0, 0, d, 0)) if d else y
+
+
+def _conv_taps(x: torch.Tensor, kernel: torch.Tensor) -> torch.Tensor:
+    """Direct causal convolution: ``y[t] = sum_k x[t-k] @ kernel[:, :, k].T``, skipping all-zero taps."""
+    T = x.shape[0]
+    K = min(kernel.shape[-1], T)
+    active = (kernel[..., :K] != 0).flatten(0, 1).any(0).nonzero().flatten().tolist()
+    if not active:
+        return x.new_zeros(T, x.shape[1], kernel.shape[0]) + 0.0 * kernel.sum()
+    y = None
+    for k in active:
+        term = _shift_matmul(x, kernel[:, :, k], k)
+        y = term if y is None else y + term
+    return y
+
+
+def _conv_fft(x: torch.Tensor, kernel: torch.Tensor) -> torch.Tensor:
+    """Causal convolution through the FFT: one complex ``[B, in] @ [in, out]`` matmul per frequency."""
+    T, K = x.shape[0], kernel.shape[-1]
+    n = _fast_fft_size(T + K - 1)  # no circular wrap-around into the first T outputs
+    work = torch.float32 if x.dtype in (torch.float16, torch.bfloat16) else x.dtype
+    xf = torch.fft.rfft(x.to(work), n=n, dim=0)  # [Fq, M, in]
+    kf = torch.fft.rfft(kernel.to(work), n=n, dim=-1)  # [out, in, Fq]
+    # Complex GEMM per frequency written as one real GEMM on stacked parts (complex matmul is
+    # several times slower on CPU): [a, b] @ [[c, d], [-d, c]] = [ac - bd, ad + bc].
+    out = kernel.shape[0]
+    a, b = xf.real, xf.imag
+    c, d = kf.real.permute(2, 1, 0), kf.imag.permute(2, 1, 0)  # [Fq, in, out]
+    k2 = torch.cat([torch.cat([c, d], dim=2), torch.cat([-d, c], dim=2)], dim=1)  # [Fq, 2 in, 2 out]
+    y2 = torch.matmul(torch.cat([a, b], dim=2), k2)  # [Fq, M, 2 out]
+    yf = torch.complex(y2[..., :out], y2[..., out:])
+    return torch.fft.irfft(yf, n=n, dim=0)[:T].to(x.dtype)
+
+
+def _choose_method(T: int, max_delay: int) -> str:
+    # Cost in units of one dense [M, in] @ [in, out] product per time step.
+    K = min(max_delay, T)
+    taps_cost = K * T - K * (K - 1) / 2
+    fft_cost = 4 * (_fast_fft_size(T + max_delay - 1) // 2 + 1) + 2 * T  # complex GEMMs + FFT passes
+    return "fft" if fft_cost < taps_cost else "taps"
+
+
+def delayed_linear(
+    x: torch.Tensor,
+    weight: torch.Tensor,
+    positions: torch.Tensor,
+    sigma: float,
+    max_delay: int,
+    bias: torch.Tensor | None = None,
+    method: str = "auto",
+) -> torch.Tensor:
+    """Gaussian-interpolated delayed dense layer (training form), pure PyTorch.
+
+    ``y[t, j] = sum_i W_ij * sum_k G_ij[k] * x[t - k, i] (+ bias_j)`` with ``G`` from
+    :func:`gaussian_delay_kernel`; ``x`` is ``[T, ..., in]``. ``method``: ``"fft"`` (cost
+    independent of ``sigma`` and ``max_delay``), ``"taps"`` (one shifted GEMM per non-zero
+    tap) or ``"auto"`` (the cheaper by a simple cost model). Both are exact, not truncated.
+    """
+    check_choice(method, "method", _METHODS, "delayed_linear")
+    shape = x.shape
+    x3 = x.reshape(shape[0], -1, shape[-1])
+    kernel = weight.unsqueeze(-1) * gaussian_delay_kernel(positions, sigma, max_delay)  # [out, in, K]
+    if method == "auto":
+        method = _choose_method(shape[0], max_delay)
+    y = _conv_fft(x3, kernel) if method == "fft" else _conv_taps(x3, kernel)
+    if bias is not None:
+        y = y + bias
+    return y.reshape(*shape[:-1], weight.shape[0])
+
+
+def delayed_linear_rounded(
+    x: torch.Tensor, weight: torch.Tensor, delays: torch.Tensor, bias: torch.Tensor | None = None
+) -> torch.Tensor:
+    """Integer-delay dense layer: ``y[t, j] = sum_i W_ij * x[t - d_ij, i] (+ bias_j)``, exact arithmetic.
+
+    Synapses are grouped by delay value and only values that occur (and are ``< T``) are
+    used: ``y = sum_d shift_d(x) @ (W * [D == d]).T``.
+    """
+    shape = x.shape
+    T = shape[0]
+    x3 = x.reshape(T, -1, shape[-1])
+    delays = delays.to(weight.device)
+    y = None
+    for d in torch.unique(delays).tolist():
+        if d >= T:
+            continue
+        term = _shift_matmul(x3, weight * (delays == d).to(weight.dtype), int(d))
+        y = term if y is None else y + term
+    if y is None:
+        y = x3.new_zeros(T, x3.shape[1], weight.shape[0]) + 0.0 * weight.sum()
+    if bias is not None:
+        y = y + bias
+    return y.reshape(*shape[:-1], weight.shape[0])
+
+
+def delayed_linear_reference(
+    x: torch.Tensor, weight: torch.Tensor, positions: torch.Tensor, sigma: float, max_delay: int
+) -> torch.Tensor:
+    """Slow dense reference (no bias) used by the tests: explicit kernel and loops over taps.
+
+    ``G_ij[k] = exp(-(k - p_ij)^2 / (2 sigma^2)) / sum_k' exp(...)`` (``p`` clamped to
+    ``[0, max_delay-1]``; the largest exponent is subtracted before ``exp`` so tiny sigmas
+    stay finite), then ``y[t, j] = sum_i W_ij sum_k G_ij[k] x[t - k, i]`` with ``x[t < 0] = 0``.
+    """
+    T = x.shape[0]
+    p = positions.clamp(0.0, float(max_delay - 1))
+    taps = torch.arange(max_delay, dtype=x.dtype, device=x.device)
+    expo = -((taps.view(1, 1, -1) - p.unsqueeze(-1)) ** 2) / (2.0 * float(sigma) ** 2)
+    g = torch.exp(expo - expo.max(dim=-1, keepdim=True).values)
+    g = g / g.sum(dim=-1, keepdim=True)
+    kernel = weight.unsqueeze(-1) * g  # [out, in, K]
+    rows = []
+    for t in range(T):
+        acc = x.new_zeros(x.shape[1:-1] + (weight.shape[0],))
+        for k in range(max_delay):
+            if t - k >= 0:
+                acc = acc + x[t - k] @ kernel[:, :, k].t()
+        rows.append(acc)
+    return torch.stack(rows)
+
+
+# ----------------------------------------------------------------------------- backends
+
+_TRITON_IMPL = None
+_TRITON_ERROR: str | None = None
+
+
+def _triton_impl():
+    """Return ``snnlab.kernels.delays_triton.delayed_linear_triton`` or ``None`` (import is cached)."""
+    global _TRITON_IMPL, _TRITON_ERROR
+    if _TRITON_IMPL is None and _TRITON_ERROR is None:
+        try:
+            from snnlab.kernels.delays_triton import delayed_linear_triton
+
+            _TRITON_IMPL = delayed_linear_triton
+        except Exception as exc:  # ImportError, or triton itself failing to load
+            _TRITON_ERROR = f"{type(exc).__name__}: {exc}"
+    return _TRITON_IMPL
+
+
+# ----------------------------------------------------------------------------- layer
+
+
+class DelayedLinear(nn.Module):
+    r"""Dense layer with one learnable synaptic delay per synapse (DCLS-style).
+
+    Parameters: ``weight`` ``[out, in]`` (initialised like :class:`torch.nn.Linear`),
+    ``positions`` ``[out, in]`` (one real delay per synapse, uniform in ``[0, max_delay-1]``)
+    and an optional ``bias`` ``[out]``. Input ``x`` is time-major ``[T, B, in]`` (extra middle
+    dimensions are allowed), output ``[T, B, out]``.
+
+    Training form (Gaussian interpolation over taps ``k = 0..max_delay-1``)::
+
+        G_ij[k] = exp(-(k - p_ij)^2 / (2 sigma^2)) / sum_k' exp(-(k' - p_ij)^2 / (2 sigma^2))
+        y[t, j] = sum_i W_ij * sum_k G_ij[k] * x[t - k, i]   (+ bias_j)
+
+    causal (``x[t < 0] = 0``), with ``p`` clamped to ``[0, max_delay - 1]`` in the forward pass
+    (call :meth:`clamp_positions_` after an optimiser step to clamp the stored values too).
+    ``sigma`` is a settable float (default ``max_delay / 2``), usually driven by
+    :class:`DelaySchedule` down to ``0.5``.
+
+    After :meth:`round_delays` the delays are frozen to ``d_ij = round(clamp(p_ij))``
+    (``layer.delays``, a LongTensor) and the output is exactly::
+
+        y[t, j] = sum_i W_ij * x[t - d_ij, i]   (+ bias_j)
+
+    With ``learn_delays=False`` the layer starts in that rounded state with fixed random
+    integer delays (a buffer, not a Parameter).
+
+    Algorithm (pure PyTorch path). The per-synapse kernels are folded into
+    ``H = W[..., None] * G`` (``[out, in, max_delay]``, cheap to build) and the causal
+    convolution over time is done without running ``max_delay`` dense GEMMs:
+
+    * ``"fft"``: ``x`` is zero-padded in time to ``n >= T + max_delay - 1`` and transformed with
+      ``rfft``; each of the ``n/2 + 1`` frequencies needs one complex ``[B, in] @ [in, out]``
+      GEMM, then ``irfft`` and the first ``T`` steps are kept. Cost ~ ``2 (T + max_delay)``
+      dense-layer-steps instead of ``max_delay * T`` for a per-tap convolution (about 10x less
+      for ``T=100, max_delay=25``), independent of ``sigma``, and exact (no Gaussian
+      truncation), so the full kernel is used even for large sigmas.
+    * ``"taps"``: ``y = sum_k pad_k(x[:T-k] @ H[:, :, k].T)`` over the taps that are non-zero
+      for some synapse; chosen automatically when ``max_delay`` is so small that it is cheaper.
+
+    The rounded form groups synapses by integer delay and uses only the values that occur:
+    ``y = sum_d shift_d(x) @ (W * [D == d]).T`` -- exact arithmetic (spike inputs give exact
+    zeros), cost proportional to the number of distinct delays. Time shifts are done by
+    slicing and padding the time-major tensor; there is no Python loop over ``t``.
+
+    ``backend``: ``"torch"`` always uses the path above; ``"triton"`` requires
+    ``snnlab.kernels.delays_triton.delayed_linear_triton`` (``RuntimeError`` otherwise);
+    ``"auto"`` uses it for CUDA inputs when it can be imported, else PyTorch.
+
+    Example::
+
+        >>> layer = DelayedLinear(140, 256, max_delay=25)
+        >>> sched = DelaySchedule(layer, total_epochs=50)   # sigma 12.5 -> 0.5
+        >>> y = layer(torch.rand(100, 8, 140))               # [T, B, in] -> [100, 8, 256]
+        >>> # ... train, calling sched.step() once per epoch and layer.clamp_positions_()
+        >>> layer.round_delays()                              # exact integer delays for inference
+    """
+
+    def __init__(
+        self,
+        in_features: int,
+        out_features: int,
+        max_delay: int,
+        learn_delays: bool = True,
+        bias: bool = False,
+        sigma: float | None = None,
+        init_delay: str = "uniform",
+        backend: str = "auto",
+        generator: torch.Generator | None = None,
+        seed: int | None = None,
+        device=None,
+        dtype=None,
+    ) -> None:
+        super().__init__()
+        for name, value, lo in (("in_features", in_features, 1), ("out_features", out_features, 1), ("max_delay", max_delay, 1)):
+            if isinstance(value, bool) or not isinstance(value, int):
+                raise TypeError(f"{_LAYER}: {name} must be an int, got {type(value).__name__} {value!r}")
+            if value < lo:
+                hint = " (use max_delay=1 for no delays)" if name == "max_delay" else ""
+                raise ValueError(f"{_LAYER}: {name} must be >= {lo}, got {value}{hint}")
+        check_choice(init_delay, "init_delay", ("uniform", "zero", "center"), _LAYER)
+        check_choice(backend, "backend", _BACKENDS, _LAYER)
+        if backend == "triton" and _triton_impl() is None:
+            raise RuntimeError(
+                f"{_LAYER}: backend='triton' needs snnlab.kernels.delays_triton.delayed_linear_triton, which "
+                f"could not be imported ({_TRITON_ERROR}). Install triton with a CUDA GPU, or use backend='torch'/'auto'."
+            )
+        if generator is None and seed is not None:
+            generator = torch.Generator().manual_seed(int(seed))
+
+        self.in_features = in_features
+        self.out_features = out_features
+        self.max_delay = max_delay
+        self.learn_delays = bool(learn_delays)
+        self.backend = backend
+        self.sigma = float(max_delay) / 2.0 if sigma is None else sigma
+
+        factory = {"device": device, "dtype": dtype}
+        bound = 1.0 / math.sqrt(in_features)  # what nn.Linear's kaiming_uniform(a=sqrt(5)) gives
+        w = torch.empty(out_features, in_features).uniform_(-bound, bound, generator=generator)
+        self.weight = nn.Parameter(w.to(**factory))
+        if bias:
+            b = torch.empty(out_features).uniform_(-bound, bound, generator=generator)
+            self.bias = nn.Parameter(b.to(**factory))
+        else:
+            self.register_parameter("bias", None)
+
+        top = float(max_delay - 1)
+        if init_delay == "uniform":
+            pos = torch.rand(out_features, in_features, generator=generator) * top
+        elif init_delay == "zero":
+            pos = torch.zeros(out_features, in_features)
+        else:
+            pos = torch.full((out_features, in_features), top / 2.0)
+        pos = pos.to(device=device, dtype=self.weight.dtype)
+        self.register_buffer("_is_rounded", torch.tensor(not self.learn_delays, device=device))
+        if self.learn_delays:
+            self.positions = nn.Parameter(pos)
+        else:
+            if init_delay == "uniform":  # fixed random integer delays, each value equally likely
+                pos = torch.randint(0, max_delay, (out_features, in_features), generator=generator)
+            self.register_buffer("positions", pos.round().to(device=device, dtype=self.weight.dtype))
+
+    # -- delays state --------------------------------------------------------------------
+
+    @property
+    def sigma(self) -> float:
+        """Width of the Gaussian delay kernel in time steps (float > 0)."""
+        return self._sigma
+
+    @sigma.setter
+    def sigma(self, value: float) -> None:
+        check_positive(value, "sigma", _LAYER)
+        self._sigma = float(value)
+
+    @property
+    def rounded(self) -> bool:
+        """True once the delays are frozen integers (after :meth:`round_delays`, or ``learn_delays=False``)."""
+        return bool(self._is_rounded)
+
+    @property
+    def delays(self) -> torch.Tensor:
+        """Integer delays ``round(clamp(positions))`` as a LongTensor ``[out, in]`` (frozen once rounded)."""
+        return self.positions.detach().clamp(0.0, float(self.max_delay - 1)).round().long()
+
+    @torch.no_grad()
+    def clamp_positions_(self) -> "DelayedLinear":
+        """Clamp the stored positions to ``[0, max_delay - 1]`` in place (call after ``optimizer.step()``)."""
+        self.positions.clamp_(0.0, float(self.max_delay - 1))
+        return self
+
+    @torch.no_grad()
+    def round_delays(self) -> "DelayedLinear":
+        """Freeze the delays to ``round(clamp(positions))``; positions become a non-learnable buffer."""
+        d = self.delays.to(self.positions.dtype)
+        if isinstance(self.positions, nn.Parameter):
+            del self.positions
+            self.register_buffer("positions", d)
+        else:
+            self.positions.copy_(d)
+        self._is_rounded.fill_(True)
+        return self
+
+    # -- forward -------------------------------------------------------------------------
+
+    def _use_triton(self, x: torch.Tensor) -> bool:
+        if self.backend == "torch":
+            return False
+        if self.backend == "triton":
+            if _triton_impl() is None:
+                raise RuntimeError(f"{_LAYER}: backend='triton' is unavailable ({_TRITON_ERROR}); use backend='torch'.")
+            return True
+        return x.is_cuda and _triton_impl() is not None
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        check_time_major(x, "x", self.in_features, _LAYER)
+        if x.dtype != self.weight.dtype:
+            x = x.to(self.weight.dtype)
+        if self._use_triton(x):
+            arg = self.delays if self.rounded else self.positions.clamp(0.0, float(self.max_delay - 1))
+            y = _triton_impl()(x, self.weight, arg, self.sigma, self.max_delay, self.rounded)
+            return y + self.bias if self.bias is not None else y
+        if self.rounded:
+            return delayed_linear_rounded(x, self.weight, self.delays, self.bias)
+        return delayed_linear(x, self.weight, self.positions, self.sigma, self.max_delay, self.bias)
+
+    def extra_repr(self) -> str:
+        return (
+            f"in_features={self.in_features}, out_features={self.out_features}, max_delay={self.max_delay}, "
+            f"sigma={self.sigma:.3g}, learn_delays={self.learn_delays}, rounded={self.rounded}, "
+            f"bias={self.bias is not None}, backend={self.backend!r}"
+        )
+
+
+# ----------------------------------------------------------------------------- schedule
+
+
+class DelaySchedule:
+    """Sigma schedule for :class:`DelayedLinear` layers, from ``max_delay / 2`` down to ``0.5``.
+
+    ``layers_or_module`` is a layer, any module (all ``DelayedLinear`` submodules are found)
+    or an iterable of those. With progress ``r = min(epoch / total_epochs, 1)``:
+
+    * ``"linear"``: ``s0 + (s1 - s0) r``
+    * ``"cosine"``: ``s1 + (s0 - s1) (1 + cos(pi r)) / 2``
+    * ``"exponential"``: ``s0 (s1 / s0) ** r``
+
+    where ``s0 = sigma_start`` (default: each layer's ``max_delay / 2``) and ``s1 = sigma_end``.
+    Construction sets epoch 0's sigma; :meth:`step` advances one epoch; after ``total_epochs``
+    sigma stays at ``sigma_end``.
+    """
+
+    KINDS = ("linear", "cosine", "exponential")
+
+    def __init__(
+        self,
+        layers_or_module: nn.Module | Iterable[nn.Module],
+        total_epochs: int,
+        sigma_start: float | None = None,
+        sigma_end: float = 0.5,
+        kind: str = "linear",
+    ) -> None:
+        name = "DelaySchedule"
+        if isinstance(total_epochs, bool) or not isinstance(total_epochs, int) or total_epochs < 1:
+            raise ValueError(f"{name}: total_epochs must be an int >= 1, got {total_epochs!r}")
+        if sigma_start is not None:
+            check_positive(sigma_start, "sigma_start", name)
+        check_positive(sigma_end, "sigma_end", name)
+        check_choice(kind, "kind", self.KINDS, name)
+        mods = [layers_or_module] if isinstance(layers_or_module, nn.Module) else list(layers_or_module)
+        layers: list[DelayedLinear] = []
+        for m in mods:
+            if not isinstance(m, nn.Module):
+                raise TypeError(f"{name}: expected nn.Module objects, got {type(m).__name__}")
+            for sub in m.modules():
+                if isinstance(sub, DelayedLinear) and all(sub is not l for l in layers):
+                    layers.append(sub)
+        if not layers:
+            raise ValueError(f"{name}: no DelayedLinear layer found in {type(layers_or_module).__name__}; pass the model or the layers.")
+        self.layers = layers
+        self.total_epochs = total_epochs
+        self.sigma_start = None if sigma_start is None else float(sigma_start)
+        self.sigma_end = float(sigma_end)
+        self.kind = kind
+        self.epoch = 0
+        self._apply()
+
+    def sigma_at(self, epoch: int, layer: DelayedLinear | None = None) -> float:
+        """Sigma at ``epoch`` for ``layer`` (default: the first layer found)."""
+        layer = self.layers[0] if layer is None else layer
+        s0 = self.sigma_start if self.sigma_start is not None else layer.max_delay / 2.0
+        s1 = self.sigma_end
+        r = min(max(float(epoch), 0.0) / self.total_epochs, 1.0)
+        if self.kind == "linear":
+            return s0 + (s1 - s0) * r
+        if self.kind == "cosine":
+            return s1 + (s0 - s1) * (1.0 + math.cos(math.pi * r)) / 2.0
+        return s0 * (s1 / s0) ** r
+
+    def _apply(self) -> None:
+        for layer in self.layers:
+            layer.sigma = self.sigma_at(self.epoch, layer)
+
+    def step(self) -> float:
+        """Advance one epoch, set ``sigma`` on every layer and return the first layer's sigma."""
+        self.epoch += 1
+        self._apply()
+        return self.layers[0].sigma
+
+    def state_dict(self) -> dict:
+        return {
+            "epoch": self.epoch,
+            "total_epochs": self.total_epochs,
+            "sigma_start": self.sigma_start,
+            "sigma_end": self.sigma_end,
+            "kind": self.kind,
+        }
+
+    def load_state_dict(self, state: dict) -> None:
+        self.total_epochs = int(state["total_epochs"])
+        self.sigma_start = state["sigma_start"]
+        self.sigma_end = float(state["sigma_end"])
+        self.kind = state["kind"]
+        self.epoch = int(state["epoch"])
+        self._apply()

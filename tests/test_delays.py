@@ -1,0 +1,397 @@
+"""DelayedLinear (DCLS-style learnable delays) and DelaySchedule against plain references."""
+import math
+
+import pytest
+import torch
+from torch import nn
+
+from snnlab.core import delays as delays_mod
+from snnlab.core.delays import (
+    DelayedLinear,
+    DelaySchedule,
+    delayed_linear,
+    delayed_linear_reference,
+)
+
+D64 = torch.float64
+
+
+def _layer(I=5, O=4, K=7, seed=0, **kw):
+    return DelayedLinear(I, O, K, seed=seed, dtype=D64, **kw)
+
+
+def _x(T=11, B=3, I=5, seed=1):
+    g = torch.Generator().manual_seed(seed)
+    return torch.randn(T, B, I, generator=g, dtype=D64)
+
+
+def _loop_rounded(x, W, D, bias=None):
+    """y[t, j] = sum_i W_ij x[t - d_ij, i], one time step and synapse at a time."""
+    T, B, I = x.shape
+    O = W.shape[0]
+    y = torch.zeros(T, B, O, dtype=x.dtype)
+    for t in range(T):
+        for j in range(O):
+            for i in range(I):
+                d = int(D[j, i])
+                if t - d >= 0:
+                    y[t, :, j] += W[j, i] * x[t - d, :, i]
+    if bias is not None:
+        y = y + bias
+    return y
+
+
+# ----------------------------------------------------------------------------- forward
+
+
+@pytest.mark.parametrize("sigma", [1e-3, 0.3, 0.5, 1.7, 3.5, 12.0])
+@pytest.mark.parametrize("shape", [(11, 3, 5, 4, 7), (4, 2, 3, 6, 9), (20, 1, 2, 3, 1), (9, 2, 6, 2, 3)])
+def test_forward_matches_reference(sigma, shape):
+    T, B, I, O, K = shape
+    layer = _layer(I, O, K, seed=sum(shape))
+    layer.sigma = sigma
+    x = _x(T, B, I, seed=T + K)
+    ref = delayed_linear_reference(x, layer.weight, layer.positions, sigma, K)
+    torch.testing.assert_close(layer(x), ref, rtol=1e-10, atol=1e-10)
+    for method in ("fft", "taps"):
+        y = delayed_linear(x, layer.weight, layer.positions, sigma, K, method=method)
+        torch.testing.assert_close(y, ref, rtol=1e-10, atol=1e-10)
+
+
+def test_bias_and_extra_batch_dims():
+    layer = _layer(bias=True)
+    x = _x()
+    ref = delayed_linear_reference(x, layer.weight, layer.positions, layer.sigma, 7) + layer.bias
+    torch.testing.assert_close(layer(x), ref)
+    x4 = x.reshape(11, 3, 1, 5).expand(11, 3, 2, 5)
+    y4 = layer(x4)
+    assert y4.shape == (11, 3, 2, 4)
+    torch.testing.assert_close(y4[:, :, 1], ref)
+
+
+def test_positions_are_clamped_in_forward():
+    layer = _layer(K=6)
+    with torch.no_grad():
+        layer.positions[0, 0] = -3.0
+        layer.positions[1, 1] = 40.0
+    x = _x()
+    clamped = layer.positions.detach().clamp(0, 5)
+    ref = delayed_linear_reference(x, layer.weight, clamped, layer.sigma, 6)
+    torch.testing.assert_close(layer(x), ref)
+    layer.clamp_positions_()
+    assert layer.positions.min() >= 0 and layer.positions.max() <= 5
+    assert isinstance(layer.positions, nn.Parameter)
+
+
+def test_single_synapse_tiny_sigma_is_pure_shift():
+    layer = DelayedLinear(1, 1, 10, dtype=D64, sigma=1e-3)
+    with torch.no_grad():
+        layer.weight.fill_(2.0)
+        layer.positions.fill_(3.0)
+    x = torch.arange(1, 9, dtype=D64).reshape(8, 1, 1)
+    y = layer(x).flatten()
+    expected = torch.tensor([0, 0, 0, 2, 4, 6, 8, 10], dtype=D64)
+    torch.testing.assert_close(y, expected, rtol=0, atol=1e-12)
+
+
+def test_causal_no_lookahead():
+    layer = _layer(K=5)
+    layer.sigma = 2.0
+    x = _x(T=12)
+    y1 = layer(x)
+    x2 = x.clone()
+    x2[7:] = torch.randn(5, 3, 5, dtype=D64)
+    y2 = layer(x2)
+    torch.testing.assert_close(y1[:7], y2[:7], rtol=0, atol=1e-12)
+    assert not torch.allclose(y1[7:], y2[7:])
+
+
+def test_float32_and_spike_inputs():
+    layer = DelayedLinear(6, 3, 8, seed=0)
+    x = (torch.rand(15, 2, 6, generator=torch.Generator().manual_seed(0)) < 0.3)
+    y = layer(x)  # bool spikes are cast to the weight dtype
+    assert y.dtype == torch.float32 and y.shape == (15, 2, 3)
+    ref = delayed_linear_reference(x.double(), layer.weight.double(), layer.positions.double(), layer.sigma, 8)
+    torch.testing.assert_close(y.double(), ref, rtol=1e-5, atol=1e-5)
+
+
+# ----------------------------------------------------------------------------- gradients
+
+
+@pytest.mark.parametrize("method", ["fft", "taps"])
+@pytest.mark.parametrize("sigma", [0.6, 4.0])
+def test_gradcheck(method, sigma):
+    g = torch.Generator().manual_seed(3)
+    K = 6
+    x = torch.randn(7, 2, 3, generator=g, dtype=D64, requires_grad=True)
+    W = torch.randn(2, 3, generator=g, dtype=D64, requires_grad=True)
+    p = (0.3 + torch.rand(2, 3, generator=g, dtype=D64) * (K - 1.6)).requires_grad_()
+    fn = lambda x, W, p: delayed_linear(x, W, p, sigma, K, method=method)
+    assert torch.autograd.gradcheck(fn, (x, W, p))
+
+
+@pytest.mark.parametrize("sigma", [0.5, 1.3, 6.0])
+def test_grads_match_reference_autograd(sigma):
+    layer = _layer(I=4, O=3, K=8, seed=5)
+    layer.sigma = sigma
+    with torch.no_grad():  # keep positions away from the clamp boundary
+        layer.positions.clamp_(0.2, 6.8)
+    x = _x(T=10, B=2, I=4).requires_grad_()
+    gy = _x(T=10, B=2, I=3, seed=9)
+    (layer(x) * gy).sum().backward()
+    got = [x.grad.clone(), layer.weight.grad.clone(), layer.positions.grad.clone()]
+    xr = x.detach().clone().requires_grad_()
+    Wr = layer.weight.detach().clone().requires_grad_()
+    pr = layer.positions.detach().clone().requires_grad_()
+    (delayed_linear_reference(xr, Wr, pr, sigma, 8) * gy).sum().backward()
+    for a, b in zip(got, [xr.grad, Wr.grad, pr.grad]):
+        torch.testing.assert_close(a, b, rtol=1e-9, atol=1e-10)
+    assert layer.positions.grad.abs().sum() > 0
+
+
+# ----------------------------------------------------------------------------- rounded
+
+
+def test_round_delays_exact_loop():
+    layer = _layer(I=5, O=4, K=9, seed=2, bias=True)
+    before = layer.delays.clone()
+    layer.round_delays()
+    assert layer.rounded
+    assert not isinstance(layer.positions, nn.Parameter)
+    assert all(n != "positions" for n, _ in layer.named_parameters())
+    D = layer.delays
+    assert D.dtype == torch.long and D.shape == (4, 5)
+    assert torch.equal(D, before)
+    assert D.min() >= 0 and D.max() <= 8
+    x = _x(T=14, I=5)
+    y = layer(x)
+    torch.testing.assert_close(y, _loop_rounded(x, layer.weight, D, layer.bias), rtol=0, atol=1e-12)
+    layer.sigma = 5.0  # sigma no longer matters once rounded
+    torch.testing.assert_close(layer(x), y, rtol=0, atol=0)
+    y.sum().backward()
+    assert layer.weight.grad is not None and layer.positions.grad is None
+
+
+def test_rounded_delays_are_round_of_clamped_positions():
+    layer = _layer(K=6)
+    with torch.no_grad():
+        layer.positions[0, 0] = 2.4
+        layer.positions[0, 1] = 2.6
+        layer.positions[1, 0] = -1.0
+        layer.positions[1, 1] = 9.0
+    layer.round_delays()
+    assert layer.delays[0, 0] == 2 and layer.delays[0, 1] == 3
+    assert layer.delays[1, 0] == 0 and layer.delays[1, 1] == 5
+
+
+def test_rounded_impulse_is_delayed_by_d():
+    layer = DelayedLinear(3, 2, 6, seed=4, dtype=D64)
+    with torch.no_grad():
+        layer.positions.copy_(torch.tensor([[0.2, 2.8, 5.0], [4.4, 1.0, 3.6]], dtype=D64))
+        layer.weight.fill_(1.0)
+    layer.round_delays()
+    D = layer.delays
+    T, t0 = 12, 2
+    for i in range(3):
+        x = torch.zeros(T, 1, 3, dtype=D64)
+        x[t0, 0, i] = 1.0
+        y = layer(x)[:, 0]
+        for j in range(2):
+            expected = torch.zeros(T, dtype=D64)
+            expected[t0 + int(D[j, i])] = 1.0
+            assert torch.equal(y[:, j], expected)
+
+
+def test_round_then_state_dict_roundtrip():
+    a = _layer(seed=7)
+    a.round_delays()
+    b = _layer(seed=8)
+    b.load_state_dict(a.state_dict())
+    assert b.rounded and torch.equal(a.delays, b.delays)
+    x = _x()
+    torch.testing.assert_close(a(x), b(x), rtol=0, atol=0)
+
+
+# ----------------------------------------------------------------------------- fixed delays
+
+
+def test_fixed_delays_buffer_no_grad():
+    layer = DelayedLinear(5, 4, 7, learn_delays=False, seed=0, dtype=D64)
+    assert "positions" in dict(layer.named_buffers())
+    assert "positions" not in dict(layer.named_parameters())
+    assert layer.rounded
+    assert torch.equal(layer.positions, layer.positions.round())
+    assert layer.positions.min() >= 0 and layer.positions.max() <= 6
+    assert len(torch.unique(layer.delays)) > 1
+    x = _x()
+    y = layer(x)
+    torch.testing.assert_close(y, _loop_rounded(x, layer.weight, layer.delays), rtol=0, atol=1e-12)
+    y.sum().backward()
+    assert not layer.positions.requires_grad and layer.positions.grad is None
+    assert layer.weight.grad is not None
+
+
+def test_seed_is_reproducible_and_init_ranges():
+    a, b = DelayedLinear(30, 20, 10, seed=1), DelayedLinear(30, 20, 10, seed=1)
+    assert torch.equal(a.weight, b.weight) and torch.equal(a.positions, b.positions)
+    assert a.positions.min() >= 0 and a.positions.max() <= 9
+    assert a.weight.abs().max() <= 1 / math.sqrt(30)
+    assert a.sigma == 5.0
+    assert "max_delay=10" in repr(a) and "sigma=5" in repr(a)
+    assert torch.all(DelayedLinear(3, 2, 5, init_delay="zero").positions == 0)
+
+
+# ----------------------------------------------------------------------------- schedule
+
+
+@pytest.mark.parametrize("kind", ["linear", "cosine", "exponential"])
+def test_schedule_values_and_monotone(kind):
+    layer = DelayedLinear(3, 2, 20)
+    sched = DelaySchedule(layer, total_epochs=10, kind=kind)
+    assert layer.sigma == pytest.approx(10.0)
+    assert sched.sigma_at(0) == pytest.approx(10.0)
+    assert sched.sigma_at(10) == pytest.approx(0.5)
+    values = [layer.sigma]
+    for _ in range(13):
+        values.append(sched.step())
+        assert layer.sigma == values[-1]
+    assert all(b <= a + 1e-12 for a, b in zip(values, values[1:]))
+    assert values[0] > values[5] > values[10]
+    assert values[10:] == pytest.approx([0.5] * 4)
+
+
+def test_schedule_finds_layers_in_sequential_and_state_dict():
+    l1, l2 = DelayedLinear(4, 6, 10), DelayedLinear(6, 2, 30)
+    model = nn.Sequential(l1, nn.ReLU(), nn.Sequential(l2))
+    sched = DelaySchedule(model, total_epochs=4)
+    assert sched.layers == [l1, l2]
+    assert (l1.sigma, l2.sigma) == (5.0, 15.0)
+    sched.step()
+    sched.step()
+    assert l1.sigma == pytest.approx(2.75) and l2.sigma == pytest.approx(7.75)
+    state = sched.state_dict()
+    l1.sigma = l2.sigma = 1.0
+    other = DelaySchedule(model, total_epochs=4)
+    other.load_state_dict(state)
+    assert other.epoch == 2 and l1.sigma == pytest.approx(2.75)
+    fixed = DelaySchedule([l1, l2], total_epochs=2, sigma_start=3.0, sigma_end=1.0)
+    assert l1.sigma == l2.sigma == 3.0
+    fixed.step()
+    assert l1.sigma == l2.sigma == pytest.approx(2.0)
+
+
+# ----------------------------------------------------------------------------- bad input
+
+
+@pytest.mark.parametrize(
+    "kwargs, exc, words",
+    [
+        (dict(in_features=3, out_features=2, max_delay=0), ValueError, "max_delay"),
+        (dict(in_features=0, out_features=2, max_delay=3), ValueError, "in_features"),
+        (dict(in_features=3, out_features=-1, max_delay=3), ValueError, "out_features"),
+        (dict(in_features=3.5, out_features=2, max_delay=3), TypeError, "in_features"),
+        (dict(in_features=3, out_features=2, max_delay=3, sigma=0.0), ValueError, "sigma"),
+        (dict(in_features=3, out_features=2, max_delay=3, sigma=-1.0), ValueError, "sigma"),
+        (dict(in_features=3, out_features=2, max_delay=3, init_delay="gauss"), ValueError, "init_delay"),
+        (dict(in_features=3, out_features=2, max_delay=3, backend="cuda"), ValueError, "backend"),
+    ],
+)
+def test_bad_constructor_args(kwargs, exc, words):
+    with pytest.raises(exc, match=words):
+        DelayedLinear(**kwargs)
+
+
+def test_bad_sigma_assignment():
+    layer = DelayedLinear(3, 2, 4)
+    for bad in (0.0, -2.0, float("nan"), float("inf")):
+        with pytest.raises(ValueError, match="sigma"):
+            layer.sigma = bad
+
+
+def test_bad_forward_inputs():
+    layer = DelayedLinear(5, 2, 4)
+    with pytest.raises(TypeError, match="torch.Tensor"):
+        layer([[1.0]])
+    with pytest.raises(ValueError, match="time-major"):
+        layer(torch.zeros(10, 5))
+    with pytest.raises(ValueError, match="expects 5"):
+        layer(torch.zeros(10, 2, 4))
+    with pytest.raises(ValueError, match="permute"):
+        layer(torch.zeros(8, 5, 10))  # batch-first-looking
+    x = torch.zeros(6, 2, 5)
+    x[3, 1, 2] = float("nan")
+    with pytest.raises(ValueError, match="NaN"):
+        layer(x)
+
+
+def test_bad_schedule_args():
+    layer = DelayedLinear(3, 2, 4)
+    with pytest.raises(ValueError, match="total_epochs"):
+        DelaySchedule(layer, total_epochs=0)
+    with pytest.raises(ValueError, match="sigma_end"):
+        DelaySchedule(layer, total_epochs=3, sigma_end=0)
+    with pytest.raises(ValueError, match="sigma_start"):
+        DelaySchedule(layer, total_epochs=3, sigma_start=-1)
+    with pytest.raises(ValueError, match="kind"):
+        DelaySchedule(layer, total_epochs=3, kind="step")
+    with pytest.raises(ValueError, match="no DelayedLinear"):
+        DelaySchedule(nn.Linear(2, 2), total_epochs=3)
+    with pytest.raises(ValueError, match="method"):
+        delayed_linear(torch.zeros(3, 1, 3), layer.weight, layer.positions, 1.0, 4, method="conv")
+
+
+def test_triton_backend_dispatch(monkeypatch):
+    monkeypatch.setattr(delays_mod, "_TRITON_IMPL", None)
+    monkeypatch.setattr(delays_mod, "_TRITON_ERROR", "ModuleNotFoundError: no module")
+    with pytest.raises(RuntimeError, match="triton"):
+        DelayedLinear(3, 2, 4, backend="triton")
+    layer = DelayedLinear(3, 2, 4, backend="auto")
+    assert layer(torch.zeros(5, 1, 3)).shape == (5, 1, 2)  # CPU / no triton: torch path
+
+    calls = []
+
+    def fake(x, weight, pos, sigma, max_delay, rounded):
+        calls.append(rounded)
+        return torch.zeros(x.shape[0], x.shape[1], weight.shape[0])
+
+    monkeypatch.setattr(delays_mod, "_TRITON_IMPL", fake)
+    monkeypatch.setattr(delays_mod, "_TRITON_ERROR", None)
+    layer = DelayedLinear(3, 2, 4, backend="triton", bias=True)
+    y = layer(torch.ones(5, 1, 3))
+    torch.testing.assert_close(y, layer.bias.expand(5, 1, 2))
+    layer.round_delays()
+    layer(torch.ones(5, 1, 3))
+    assert calls == [False, True]
+
+
+# ----------------------------------------------------------------------------- learning
+
+
+def test_single_synapse_learns_target_delay():
+    torch.manual_seed(0)
+    K, target = 16, 8
+    layer = DelayedLinear(1, 1, K, sigma=2.0, init_delay="zero", seed=0)
+    sched = DelaySchedule(layer, total_epochs=30, sigma_start=2.0, sigma_end=0.5)
+    with torch.no_grad():
+        layer.weight.fill_(1.0)
+        layer.positions.fill_(2.0)
+    x = (torch.rand(60, 4, 1) < 0.3).float()
+    teacher = DelayedLinear(1, 1, K, learn_delays=False)
+    with torch.no_grad():
+        teacher.weight.fill_(1.0)
+        teacher.positions.fill_(float(target))
+    with torch.no_grad():
+        y_target = teacher(x)
+    opt = torch.optim.Adam([layer.positions], lr=0.2)
+    start = abs(layer.positions.item() - target)
+    for _ in range(40):
+        opt.zero_grad()
+        loss = ((layer(x) - y_target) ** 2).mean()
+        loss.backward()
+        opt.step()
+        layer.clamp_positions_()
+        sched.step()
+    end = abs(layer.positions.item() - target)
+    assert end < 0.25 * start, (start, end)
+    layer.round_delays()
+    assert int(layer.delays) == target
