@@ -1,0 +1,325 @@
+"""Fused Triton kernels for the multi-step LIF (forward and reverse-time backward).
+
+Same functions and gradients as :func:`snnlab.kernels.lif_torch.lif_torch` (see its docstring
+for the semantics). Layout: ``x`` is viewed as ``[T, M]`` with ``M`` the number of elements in
+one time step; one Triton program owns ``BLOCK`` neurons and runs the whole time loop with the
+membrane kept in registers.
+
+* forward: writes the spikes and the pre-reset membrane ``h`` (saved for backward);
+* backward: runs time in reverse, recomputes the surrogate, the ``max_spikes`` mask (running
+  count started from the total spike count of each neuron) and ``v[t-1]``, writes ``grad_x``
+  and per-element partial gradients of ``beta`` and ``threshold`` (summed over time in
+  registers), which are then reduced in PyTorch to the parameter shapes.
+
+Noisy neurons draw their uniforms from the same counter hash as
+:mod:`snnlab.kernels.counter_rng` (element index ``t * M + m`` XOR the seed key), so the
+same seed gives the same spikes as the PyTorch path.
+
+Inputs may be float32, float16 or bfloat16: values are loaded, computed in float32 and stored
+in the input dtype. ``beta`` / ``threshold`` may be any tensors broadcastable to ``x.shape[1:]``
+(scalars or per neuron); they are expanded to ``[M]`` for the kernel.
+
+Importing this module without Triton installed raises :class:`ImportError`.
+"""
+from __future__ import annotations
+
+import math
+
+import torch
+
+try:
+    import triton
+    import triton.language as tl
+except ImportError as exc:  # pragma: no cover - depends on the environment
+    raise ImportError(
+        "snnlab.kernels.lif_triton needs the 'triton' package, which is not installed. "
+        "Install it (pip install 'snnlab[gpu]' or pip install triton) or use backend='torch'."
+    ) from exc
+
+from .counter_rng import seed_key
+from .lif_torch import _reduce_to
+from .surrogate_math import NOISE_SURROGATES, SURROGATE_NAMES
+
+# integer codes of the surrogates, passed to the kernels as tl.constexpr
+SURROGATE_CODES = {name: i for i, name in enumerate(SURROGATE_NAMES)}
+_ATAN, _FAST_SIGMOID, _TRIANGLE, _SIGMOID, _GAUSSIAN, _LOGISTIC = (
+    SURROGATE_CODES[n] for n in ("atan", "fast_sigmoid", "triangle", "sigmoid", "gaussian", "logistic"))
+
+_SUPPORTED_DTYPES = (torch.float32, torch.float16, torch.bfloat16)
+_MAX_BLOCK = 1024
+
+
+@triton.jit
+def _mix32(x):
+    """lowbias32 hash on uint32 (wrap-around arithmetic == the ``& 0xFFFFFFFF`` of the torch path)."""
+    x = x ^ (x >> 16)
+    x = x * tl.full(x.shape, 0x7FEB352D, tl.uint32)
+    x = x ^ (x >> 15)
+    x = x * tl.full(x.shape, 0x846CA68B, tl.uint32)
+    x = x ^ (x >> 16)
+    return x
+
+
+@triton.jit
+def _surrogate(u, p, SURR: tl.constexpr):
+    """dS/du for surrogate code SURR with parameter p (see surrogate_math.surrogate_grad)."""
+    if SURR == 0:  # atan
+        a = (1.5707963267948966 * p) * u
+        g = (p * 0.5) / (1.0 + a * a)
+    elif SURR == 1:  # fast_sigmoid
+        d = p * tl.abs(u) + 1.0
+        g = 1.0 / (d * d)
+    elif SURR == 2:  # triangle
+        g = p * tl.maximum(1.0 - p * tl.abs(u), 0.0)
+    elif SURR == 3:  # sigmoid
+        sg = tl.sigmoid(p * u)
+        g = p * sg * (1.0 - sg)
+    elif SURR == 4:  # gaussian density, p = sigma
+        z = u / p
+        g = tl.exp(-0.5 * z * z) * (0.3989422804014327 / p)
+    else:  # logistic density, p = sigma
+        sg = tl.sigmoid(u / p)
+        g = sg * (1.0 - sg) / p
+    return g
+
+
+@triton.jit
+def _noise_cdf(u, div, NOISE: tl.constexpr):
+    """Firing probability: gaussian div = sigma*sqrt(2), logistic div = sigma."""
+    if NOISE == 4:
+        pr = 0.5 * (1.0 + tl.math.erf(u / div))
+    else:
+        pr = tl.sigmoid(u / div)
+    return pr
+
+
+@triton.jit(do_not_specialize=["T", "M", "key"])
+def _lif_fwd_kernel(x_ptr, beta_ptr, thr_ptr, s_ptr, h_ptr, T, M, max_spikes, key, noise_div,
+                    RESET_ZERO: tl.constexpr, HAS_MAX: tl.constexpr, SAMPLING: tl.constexpr,
+                    NOISE: tl.constexpr, BLOCK: tl.constexpr):
+    pid = tl.program_id(0)
+    offs = pid * BLOCK + tl.arange(0, BLOCK)
+    mask = offs < M
+    beta = tl.load(beta_ptr + offs, mask=mask, other=0.0).to(tl.float32)
+    thr = tl.load(thr_ptr + offs, mask=mask, other=0.0).to(tl.float32)
+    v = tl.zeros([BLOCK], dtype=tl.float32)
+    count = tl.zeros([BLOCK], dtype=tl.float32)
+    off = offs.to(tl.int64)
+    # RNG counter t*M + m kept in uint32 (wraps mod 2**32 exactly like the torch path's mask)
+    ctr = offs.to(tl.uint32)
+    m_u = tl.full([BLOCK], M, tl.int64).to(tl.uint32)
+    key_u = tl.full([BLOCK], key, tl.int32).to(tl.uint32, bitcast=True)
+    for _t in range(T):
+        xt = tl.load(x_ptr + off, mask=mask, other=0.0).to(tl.float32)
+        h = xt + v * beta
+        u = h - thr
+        if SAMPLING:
+            r = _mix32(ctr ^ key_u)
+            rnd = (r >> 8).to(tl.float32) * (1.0 / 16777216.0)
+            s = tl.where(rnd < _noise_cdf(u, noise_div, NOISE), 1.0, 0.0)
+            ctr = ctr + m_u
+        else:
+            s = tl.where(u >= 0.0, 1.0, 0.0)
+        if HAS_MAX:
+            s = s * tl.where(count < max_spikes, 1.0, 0.0)
+            count = count + s
+        tl.store(s_ptr + off, s.to(s_ptr.dtype.element_ty), mask=mask)
+        tl.store(h_ptr + off, h.to(h_ptr.dtype.element_ty), mask=mask)
+        if RESET_ZERO:
+            v = h * (1.0 - s)
+        else:
+            v = h - thr * s
+        off = off + M
+
+
+@triton.jit(do_not_specialize=["T", "M"])
+def _lif_bwd_kernel(gs_ptr, h_ptr, s_ptr, beta_ptr, thr_ptr, gx_ptr, gbeta_ptr, gthr_ptr,
+                    T, M, max_spikes, sparam,
+                    RESET_ZERO: tl.constexpr, DETACH: tl.constexpr, HAS_MAX: tl.constexpr,
+                    SURR: tl.constexpr, HAS_GS: tl.constexpr, NEED_BETA: tl.constexpr,
+                    NEED_THR: tl.constexpr, BLOCK: tl.constexpr):
+    pid = tl.program_id(0)
+    offs = pid * BLOCK + tl.arange(0, BLOCK)
+    mask = offs < M
+    beta = tl.load(beta_ptr + offs, mask=mask, other=0.0).to(tl.float32)
+    thr = tl.load(thr_ptr + offs, mask=mask, other=0.0).to(tl.float32)
+    off0 = offs.to(tl.int64)
+    running = tl.zeros([BLOCK], dtype=tl.float32)
+    if HAS_MAX:  # total spikes per neuron; decremented while going back in time
+        off = off0
+        for _t in range(T):
+            running = running + tl.load(s_ptr + off, mask=mask, other=0.0).to(tl.float32)
+            off = off + M
+    gv = tl.zeros([BLOCK], dtype=tl.float32)
+    g_beta = tl.zeros([BLOCK], dtype=tl.float32)
+    g_thr = tl.zeros([BLOCK], dtype=tl.float32)
+    off = off0 + (T - 1).to(tl.int64) * M
+    h = tl.load(h_ptr + off, mask=mask, other=0.0).to(tl.float32)
+    s = tl.load(s_ptr + off, mask=mask, other=0.0).to(tl.float32)
+    for i in range(T):
+        t = T - 1 - i
+        # step t-1 (v_prev for the beta gradient, and the next iteration's current values)
+        pmask = mask & (tl.full([BLOCK], 0, tl.int32) + t > 0)
+        h_prev = tl.load(h_ptr + (off - M), mask=pmask, other=0.0).to(tl.float32)
+        s_prev = tl.load(s_ptr + (off - M), mask=pmask, other=0.0).to(tl.float32)
+        sg = _surrogate(h - thr, sparam, SURR)
+        if HAS_MAX:
+            running = running - s  # spikes fired before t
+            sg = sg * tl.where(running < max_spikes, 1.0, 0.0)
+        if HAS_GS:
+            gs = tl.load(gs_ptr + off, mask=mask, other=0.0).to(tl.float32)
+        else:
+            gs = tl.zeros([BLOCK], dtype=tl.float32)
+        if RESET_ZERO:
+            if DETACH:
+                eff = gs
+            else:
+                eff = gs - h * gv
+            gh = sg * eff + gv * (1.0 - s)
+            if NEED_THR:
+                g_thr = g_thr - sg * eff
+        else:
+            if DETACH:
+                eff = gs
+            else:
+                eff = gs - thr * gv
+            gh = sg * eff + gv
+            if NEED_THR:
+                g_thr = g_thr - (sg * eff + gv * s)
+        tl.store(gx_ptr + off, gh.to(gx_ptr.dtype.element_ty), mask=mask)
+        if NEED_BETA:
+            if RESET_ZERO:
+                v_prev = h_prev * (1.0 - s_prev)
+            else:
+                v_prev = h_prev - thr * s_prev
+            g_beta = g_beta + gh * v_prev  # v_prev == 0 at t == 0 (masked loads)
+        gv = gh * beta
+        h = h_prev
+        s = s_prev
+        off = off - M
+    if NEED_BETA:
+        tl.store(gbeta_ptr + offs, g_beta, mask=mask)
+    if NEED_THR:
+        tl.store(gthr_ptr + offs, g_thr, mask=mask)
+
+
+# kernels decorated while TRITON_INTERPRET=1 run on CPU tensors through Triton's interpreter
+_INTERPRETED = type(_lif_fwd_kernel).__name__ == "InterpretedFunction"
+
+
+def _check_device(x: torch.Tensor) -> None:
+    if x.device.type != "cuda" and not _INTERPRETED:
+        raise RuntimeError(
+            f"lif_triton got a tensor on '{x.device}'; the Triton kernels need a CUDA device. Use the "
+            "torch backend, move the tensors to CUDA, or set TRITON_INTERPRET=1 before importing triton "
+            "(CPU testing only).")
+
+
+def _block_size(m: int) -> int:
+    return max(16, min(_MAX_BLOCK, triton.next_power_of_2(max(m, 1))))
+
+
+def _num_warps(block: int) -> int:
+    return 8 if block >= 1024 else 4
+
+
+def _flat_param(p: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+    """Expand a parameter broadcastable to ``x.shape[1:]`` to a contiguous float32 ``[M]``."""
+    p = torch.as_tensor(p, device=x.device)
+    return p.detach().to(torch.float32).expand(x.shape[1:]).contiguous().view(-1)
+
+
+def _signed32(k: int) -> int:
+    return k - (1 << 32) if k >= (1 << 31) else k
+
+
+class LIFTritonFunction(torch.autograd.Function):
+    """Autograd function for the fused Triton LIF; returns ``(spikes, membrane_pre_reset)``.
+
+    Same argument list as :class:`snnlab.kernels.lif_torch.LIFFunction`.
+    """
+
+    @staticmethod
+    def forward(ctx, x, beta, threshold, reset, detach_reset, max_spikes, surrogate, surrogate_param,
+                noise, noise_scale, seed, sample):
+        if reset not in ("subtract", "zero"):
+            raise ValueError(f"unknown reset {reset!r}; choose 'subtract' or 'zero'")
+        if surrogate not in SURROGATE_CODES:
+            raise ValueError(f"unknown surrogate {surrogate!r}; choose one of {list(SURROGATE_NAMES)}")
+        if noise is not None and noise not in NOISE_SURROGATES:
+            raise ValueError(f"unknown noise {noise!r}; choose one of {list(NOISE_SURROGATES)}")
+        if x.dtype not in _SUPPORTED_DTYPES:
+            raise TypeError(f"lif_triton supports {list(_SUPPORTED_DTYPES)} inputs, got {x.dtype}")
+        if x.dim() < 1:
+            raise ValueError("x must be time-major [T, B, ...]")
+        _check_device(x)
+        x = x.contiguous()
+        T = x.shape[0]
+        M = x[0].numel() if T > 0 else math.prod(x.shape[1:])
+        spikes = torch.empty_like(x)
+        membrane = torch.empty_like(x)
+        sampling = noise is not None and bool(sample)
+        if T > 0 and M > 0:
+            beta_f = _flat_param(beta, x)
+            thr_f = _flat_param(threshold, x)
+            block = _block_size(M)
+            noise_div = 1.0
+            if sampling:
+                noise_div = float(noise_scale) * math.sqrt(2.0) if noise == "gaussian" else float(noise_scale)
+            _lif_fwd_kernel[(triton.cdiv(M, block),)](
+                x, beta_f, thr_f, spikes, membrane, T, M,
+                float(max_spikes) if max_spikes is not None else 0.0,
+                _signed32(seed_key(seed)) if sampling else 0, noise_div,
+                RESET_ZERO=reset == "zero", HAS_MAX=max_spikes is not None, SAMPLING=sampling,
+                NOISE=SURROGATE_CODES[noise] if sampling else 0, BLOCK=block,
+                num_warps=_num_warps(block))
+        ctx.save_for_backward(membrane, spikes, beta, threshold)
+        ctx.cfg = (reset, bool(detach_reset), max_spikes, surrogate, float(surrogate_param))
+        ctx.mark_non_differentiable(membrane)
+        return spikes, membrane
+
+    @staticmethod
+    def backward(ctx, grad_spikes, grad_membrane):
+        membrane, spikes, beta, threshold = ctx.saved_tensors
+        reset, detach_reset, max_spikes, surrogate, surrogate_param = ctx.cfg
+        T = membrane.shape[0]
+        step_shape = membrane.shape[1:]
+        M = math.prod(step_shape)
+        need_beta = ctx.needs_input_grad[1]
+        need_thr = ctx.needs_input_grad[2]
+        grad_x = torch.zeros_like(membrane)
+        g_beta = torch.zeros(M, dtype=torch.float32, device=membrane.device)
+        g_thr = torch.zeros(M, dtype=torch.float32, device=membrane.device)
+        if T > 0 and M > 0:
+            has_gs = grad_spikes is not None
+            gs = grad_spikes.contiguous() if has_gs else grad_x  # dummy pointer when absent
+            block = _block_size(M)
+            _lif_bwd_kernel[(triton.cdiv(M, block),)](
+                gs, membrane, spikes, _flat_param(beta, membrane), _flat_param(threshold, membrane),
+                grad_x, g_beta, g_thr, T, M,
+                float(max_spikes) if max_spikes is not None else 0.0, surrogate_param,
+                RESET_ZERO=reset == "zero", DETACH=detach_reset, HAS_MAX=max_spikes is not None,
+                SURR=SURROGATE_CODES[surrogate], HAS_GS=has_gs, NEED_BETA=need_beta,
+                NEED_THR=need_thr, BLOCK=block, num_warps=_num_warps(block))
+        gb = gt = None
+        if need_beta:
+            gb = _reduce_to(g_beta.view(step_shape), beta.shape).to(beta.dtype)
+        if need_thr:
+            gt = _reduce_to(g_thr.view(step_shape), threshold.shape).to(threshold.dtype)
+        return grad_x, gb, gt, None, None, None, None, None, None, None, None, None
+
+
+def lif_triton(x: torch.Tensor, beta: torch.Tensor, threshold: torch.Tensor, *, reset: str = "subtract",
+               detach_reset: bool = False, max_spikes: int | None = None, surrogate: str = "atan",
+               surrogate_param: float = 2.0, noise: str | None = None, noise_scale: float = 0.3,
+               seed: int = 0, sample: bool = True) -> tuple[torch.Tensor, torch.Tensor]:
+    """Fused Triton multi-step LIF over ``x [T, B, ...]``; returns ``(spikes, pre-reset membrane)``.
+
+    Drop-in for :func:`snnlab.kernels.lif_torch.lif_torch` (same arguments, results and
+    gradients). Needs a CUDA tensor, or ``TRITON_INTERPRET=1`` set before Triton is imported
+    to run on CPU tensors through the (slow) interpreter.
+    """
+    if noise is not None:
+        surrogate, surrogate_param = noise, noise_scale
+    return LIFTritonFunction.apply(x, beta, threshold, reset, detach_reset, max_spikes, surrogate,
+                                   float(surrogate_param), noise, float(noise_scale), int(seed), bool(sample))

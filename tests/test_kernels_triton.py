@@ -1,0 +1,240 @@
+"""The fused Triton LIF against the PyTorch reference, run on CPU through Triton's interpreter.
+
+TRITON_INTERPRET must be set before triton is imported (kernels are bound to the interpreter
+when they are decorated), hence the environment line at the very top.
+"""
+import os
+
+os.environ["TRITON_INTERPRET"] = "1"
+
+import importlib  # noqa: E402
+import sys  # noqa: E402
+
+import pytest  # noqa: E402
+import torch  # noqa: E402
+
+tl = pytest.importorskip("triton.language")
+
+# Triton binds its own language functions to the interpreter when it is first imported, so if
+# something imported triton before TRITON_INTERPRET=1 was set, the kernels cannot run on CPU here.
+_INTERPRETER_READY = type(tl.zeros).__name__ == "InterpretedFunction"
+_already = sys.modules.get("snnlab.kernels.lif_triton")
+if _INTERPRETER_READY and _already is not None and not _already._INTERPRETED:
+    del sys.modules["snnlab.kernels.lif_triton"]  # kernels decorated before the flag: decorate again
+needs_interpreter = pytest.mark.skipif(
+    not _INTERPRETER_READY,
+    reason="triton was imported before TRITON_INTERPRET=1 was set; set it in the environment")
+
+from snnlab.kernels import dispatch  # noqa: E402
+from snnlab.kernels.counter_rng import seed_key  # noqa: E402
+from snnlab.kernels.dispatch import lif, resolve_backend  # noqa: E402
+from snnlab.kernels.lif_torch import lif_torch  # noqa: E402
+from snnlab.kernels.lif_triton import lif_triton  # noqa: E402
+
+T = 6
+
+
+def _inputs(shape, per_neuron, seed=0, dtype=torch.float32):
+    g = torch.Generator().manual_seed(seed)
+    x = (torch.randn((T,) + tuple(shape), generator=g) * 1.2 + 0.3).to(dtype)
+    n = shape[-1]
+    if per_neuron:
+        beta = torch.rand(n, generator=g) * 0.5 + 0.4
+        thr = torch.rand(n, generator=g) * 0.6 + 0.6
+    else:
+        beta, thr = torch.tensor(0.8), torch.tensor(0.9)
+    grad = torch.randn((T,) + tuple(shape), generator=g)
+    return x, beta, thr, grad
+
+
+def _run(fn, x, beta, thr, grad, grad_params=True, **kw):
+    x = x.clone().requires_grad_()
+    beta = beta.clone().requires_grad_(grad_params)
+    thr = thr.clone().requires_grad_(grad_params)
+    s, h = fn(x, beta, thr, **kw)
+    (s * grad.to(s.dtype)).sum().backward()
+    return s.detach(), h.detach(), x.grad, beta.grad, thr.grad
+
+
+def _assert_matches(ref, out, atol=1e-5, rtol=1e-4):
+    s_r, h_r, gx_r, gb_r, gt_r = ref
+    s, h, gx, gb, gt = out
+    assert torch.equal(s, s_r)
+    torch.testing.assert_close(h, h_r, atol=atol, rtol=rtol)
+    torch.testing.assert_close(gx, gx_r, atol=atol, rtol=rtol)
+    for a, b in ((gb, gb_r), (gt, gt_r)):
+        if b is None:
+            assert a is None
+        else:
+            assert a.shape == b.shape
+            torch.testing.assert_close(a, b, atol=atol * 10, rtol=rtol * 10)
+
+
+# every value of each option appears; shapes not multiples of the block size (M = 74, 130, 37)
+CASES = [
+    # reset, detach_reset, max_spikes, surrogate, param, per_neuron, step shape
+    ("subtract", False, None, "atan", 2.0, False, (2, 37)),
+    ("subtract", True, 1, "fast_sigmoid", 3.0, True, (2, 65)),
+    ("subtract", False, 2, "triangle", 1.0, True, (37,)),
+    ("subtract", True, None, "sigmoid", 4.0, True, (2, 37)),
+    ("subtract", False, 1, "gaussian", 0.5, False, (2, 65)),
+    ("subtract", True, 2, "logistic", 0.3, True, (2, 37)),
+    ("zero", False, None, "sigmoid", 4.0, True, (2, 65)),
+    ("zero", True, 1, "atan", 2.0, False, (2, 37)),
+    ("zero", False, 2, "fast_sigmoid", 3.0, True, (2, 37)),
+    ("zero", True, None, "triangle", 1.0, True, (37,)),
+    ("zero", False, 1, "logistic", 0.3, True, (2, 65)),
+    ("zero", True, 2, "gaussian", 0.5, False, (2, 37)),
+]
+
+
+@pytest.mark.parametrize("reset,detach,max_spikes,surrogate,param,per_neuron,shape", CASES)
+@needs_interpreter
+def test_matches_torch_reference(reset, detach, max_spikes, surrogate, param, per_neuron, shape):
+    x, beta, thr, grad = _inputs(shape, per_neuron, seed=len(reset) * 7 + int(detach) * 3 + (max_spikes or 0))
+    kw = dict(reset=reset, detach_reset=detach, max_spikes=max_spikes, surrogate=surrogate,
+              surrogate_param=param)
+    ref = _run(lif_torch, x, beta, thr, grad, **kw)
+    out = _run(lif_triton, x, beta, thr, grad, **kw)
+    assert ref[0].sum() > 0  # the test exercises spikes and resets
+    _assert_matches(ref, out)
+
+
+@needs_interpreter
+def test_param_shapes_and_no_param_grad():
+    x, beta, thr, grad = _inputs((3, 37), per_neuron=True, seed=7)
+    # [1, N]-shaped (broadcast) parameters reduce back to their own shape
+    ref = _run(lif_torch, x, beta.view(1, -1), thr.view(1, -1), grad)
+    out = _run(lif_triton, x, beta.view(1, -1), thr.view(1, -1), grad)
+    _assert_matches(ref, out)
+    assert out[3].shape == (1, 37)
+    # parameters that do not require grad get none (kernel skips their accumulation)
+    ref = _run(lif_torch, x, beta, thr, grad, grad_params=False, max_spikes=1)
+    out = _run(lif_triton, x, beta, thr, grad, grad_params=False, max_spikes=1)
+    _assert_matches(ref, out)
+
+
+@needs_interpreter
+def test_multi_block_and_tiny_shapes():
+    # M = 1100 spans two programs of BLOCK = 1024; T = 1, M = 1 exercises the scalar edge case
+    for shape, t in (((1100,), 3), ((1,), 1)):
+        x, beta, thr, grad = _inputs(shape, per_neuron=True, seed=3)
+        x, grad = x[:t], grad[:t]
+        _assert_matches(_run(lif_torch, x, beta, thr, grad, reset="zero"),
+                        _run(lif_triton, x, beta, thr, grad, reset="zero"))
+
+
+@pytest.mark.parametrize("noise,reset,max_spikes", [("gaussian", "subtract", None), ("logistic", "zero", 2)])
+@needs_interpreter
+def test_noisy_spikes_identical_to_torch(noise, reset, max_spikes):
+    x, beta, thr, grad = _inputs((2, 65), per_neuron=True, seed=11)
+    kw = dict(noise=noise, noise_scale=0.4, reset=reset, max_spikes=max_spikes)
+    seeds = [0, 1, 12345]
+    assert any(seed_key(s) >= 2 ** 31 for s in seeds) and any(seed_key(s) < 2 ** 31 for s in seeds)
+    spikes = {}
+    for seed in seeds:
+        ref = _run(lif_torch, x, beta, thr, grad, seed=seed, **kw)
+        out = _run(lif_triton, x, beta, thr, grad, seed=seed, **kw)
+        _assert_matches(ref, out)
+        spikes[seed] = out[0]
+    again = lif_triton(x, beta, thr, seed=seeds[0], **kw)[0]
+    assert torch.equal(again, spikes[seeds[0]])
+    assert not torch.equal(spikes[0], spikes[1])
+    assert not torch.equal(spikes[0], spikes[12345])
+    # the noise makes spikes differ from the deterministic threshold crossing
+    det = lif_triton(x, beta, thr, reset=reset, max_spikes=max_spikes)[0]
+    assert not torch.equal(det, spikes[0])
+
+
+@needs_interpreter
+def test_noise_without_sampling_uses_density_surrogate():
+    x, beta, thr, grad = _inputs((2, 37), per_neuron=False, seed=5)
+    kw = dict(noise="gaussian", noise_scale=0.5, sample=False)
+    ref = _run(lif_torch, x, beta, thr, grad, **kw)
+    out = _run(lif_triton, x, beta, thr, grad, **kw)
+    _assert_matches(ref, out)
+    assert torch.equal(out[0], lif_torch(x, beta, thr)[0])
+
+
+@needs_interpreter
+def test_bfloat16_input():
+    x, beta, thr, grad = _inputs((2, 65), per_neuron=True, seed=13, dtype=torch.bfloat16)
+    grad = grad.to(torch.bfloat16)
+    kw = dict(reset="subtract", max_spikes=2, surrogate="atan")
+    ref = _run(lif_torch, x.float(), beta, thr, grad.float(), **kw)
+    out = _run(lif_triton, x, beta, thr, grad, **kw)
+    assert out[0].dtype == out[1].dtype == out[2].dtype == torch.bfloat16
+    assert out[3].dtype == torch.float32
+    assert torch.equal(out[0].float(), ref[0])
+    torch.testing.assert_close(out[1].float(), ref[1], atol=2e-2, rtol=1e-2)
+    torch.testing.assert_close(out[2].float(), ref[2], atol=5e-2, rtol=5e-2)
+    torch.testing.assert_close(out[3], ref[3], atol=0.25, rtol=5e-2)
+    torch.testing.assert_close(out[4], ref[4], atol=0.25, rtol=5e-2)
+
+
+@needs_interpreter
+def test_invalid_options():
+    x, beta, thr, _ = _inputs((2, 5), per_neuron=False)
+    with pytest.raises(ValueError):
+        lif_triton(x, beta, thr, reset="bogus")
+    with pytest.raises(ValueError):
+        lif_triton(x, beta, thr, surrogate="bogus")
+    with pytest.raises(TypeError):
+        lif_triton(x.double(), beta, thr)
+
+
+def test_cpu_tensor_without_interpreter_raises(monkeypatch):
+    mod = sys.modules["snnlab.kernels.lif_triton"]
+    monkeypatch.setattr(mod, "_INTERPRETED", False)
+    x, beta, thr, _ = _inputs((2, 5), per_neuron=False)
+    with pytest.raises(RuntimeError, match="CUDA"):
+        mod.lif_triton(x, beta, thr)
+
+
+# ---------------------------------------------------------------- dispatch
+
+
+def test_resolve_backend_choices(monkeypatch):
+    cpu = torch.device("cpu")
+    assert resolve_backend("auto", cpu) == "torch"
+    assert resolve_backend("torch", cpu) == "torch"
+    assert resolve_backend("torch", "cuda") == "torch"
+    assert resolve_backend("auto", torch.device("cuda")) == "triton"  # a decision only, nothing launched
+    monkeypatch.setenv("TRITON_INTERPRET", "1")
+    assert resolve_backend("triton", cpu) == "triton"
+    with pytest.raises(ValueError, match="unknown backend"):
+        resolve_backend("cuda", cpu)
+
+
+def test_resolve_backend_triton_on_cpu_without_interpreter_raises(monkeypatch):
+    monkeypatch.delenv("TRITON_INTERPRET", raising=False)
+    with pytest.raises(RuntimeError, match="TRITON_INTERPRET"):
+        resolve_backend("triton", torch.device("cpu"))
+    assert resolve_backend("auto", torch.device("cpu")) == "torch"
+
+
+def test_resolve_backend_without_triton_installed(monkeypatch):
+    monkeypatch.setattr(dispatch, "triton_available", lambda: False)
+    with pytest.raises(RuntimeError, match="not installed"):
+        resolve_backend("triton", torch.device("cuda"))
+    assert resolve_backend("auto", torch.device("cuda")) == "torch"
+
+
+@needs_interpreter
+def test_lif_dispatch_runs_both_backends(monkeypatch):
+    monkeypatch.setenv("TRITON_INTERPRET", "1")
+    x, beta, thr, _ = _inputs((2, 37), per_neuron=True, seed=2)
+    s_t, h_t = lif(x, beta, thr, backend="triton", reset="zero", max_spikes=1)
+    s_r, h_r = lif(x, beta, thr, backend="auto", reset="zero", max_spikes=1)
+    assert torch.equal(s_t, s_r)
+    torch.testing.assert_close(h_t, h_r)
+    with pytest.raises(ValueError):
+        lif(x, beta, thr, backend="nope")
+
+
+def test_import_without_triton_gives_clear_error(monkeypatch):
+    monkeypatch.setitem(sys.modules, "triton", None)
+    monkeypatch.setitem(sys.modules, "triton.language", None)
+    monkeypatch.delitem(sys.modules, "snnlab.kernels.lif_triton")
+    with pytest.raises(ImportError, match="triton"):
+        importlib.import_module("snnlab.kernels.lif_triton")
