@@ -1,0 +1,229 @@
+"""Encoders that turn static inputs ``[B, F]`` in ``[0, 1]`` into time-major ``[T, B, F]`` tensors.
+
+Three schemes are provided, each as a function and as a tiny callable class usable as a
+transform (for example inside a ``collate_fn``):
+
+* :func:`latency_encode` / :class:`LatencyEncoder` -- time-to-first-spike, at most one spike
+  per feature, brighter features spike earlier, features below ``threshold`` never spike.
+* :func:`rate_encode` / :class:`RateEncoder` -- Bernoulli spikes with probability ``x * gain``
+  per step (seeded with a ``torch.Generator`` for reproducibility).
+* :func:`direct_encode` / :class:`DirectEncoder` -- the analog value repeated as an input current.
+"""
+from __future__ import annotations
+
+import math
+
+import torch
+
+__all__ = [
+    "latency_encode",
+    "rate_encode",
+    "direct_encode",
+    "LatencyEncoder",
+    "RateEncoder",
+    "DirectEncoder",
+    "spike_times_to_dense",
+]
+
+
+def _check_input(x: torch.Tensor, num_steps: int, fn: str, unit_range: bool) -> torch.Tensor:
+    if not isinstance(x, torch.Tensor):
+        raise TypeError(f"{fn}: x must be a torch.Tensor of shape [B, F], got {type(x).__name__}")
+    if x.dim() < 2:
+        raise ValueError(
+            f"{fn}: x must have a batch dimension, shape [B, F] (or [B, C, H, W]); got shape "
+            f"{tuple(x.shape)}. For a single sample use x.unsqueeze(0)."
+        )
+    if isinstance(num_steps, bool) or not isinstance(num_steps, int) or num_steps < 1:
+        raise ValueError(f"{fn}: num_steps must be an int >= 1, got {num_steps!r}")
+    if not x.is_floating_point():
+        x = x.float()
+    if bool(torch.isnan(x).any()):
+        raise ValueError(f"{fn}: x contains NaN values; clean or impute the input before encoding.")
+    if unit_range and x.numel() > 0:
+        lo, hi = float(x.min()), float(x.max())
+        if lo < 0.0 or hi > 1.0:
+            raise ValueError(
+                f"{fn}: x must lie in [0, 1] (got min {lo:.4g}, max {hi:.4g}); normalise it first, "
+                "e.g. x = (x - x.min()) / (x.max() - x.min())."
+            )
+    return x
+
+
+def spike_times_to_dense(times: torch.Tensor, num_steps: int, dtype: torch.dtype = torch.float32) -> torch.Tensor:
+    """Turn integer spike times ``[B, ...]`` (``-1`` = no spike) into a time-major raster ``[T, B, ...]``.
+
+    Times outside ``[0, num_steps)`` are treated as "no spike".
+
+    Example:
+        >>> spike_times_to_dense(torch.tensor([[0, 2, -1]]), 3)[:, 0]
+        tensor([[1., 0., 0.],
+                [0., 0., 0.],
+                [0., 1., 0.]])
+    """
+    times = times.long()
+    valid = (times >= 0) & (times < num_steps)
+    out = torch.zeros((num_steps,) + tuple(times.shape), dtype=dtype, device=times.device)
+    idx = torch.where(valid, times, torch.zeros_like(times)).unsqueeze(0)
+    out.scatter_(0, idx, valid.unsqueeze(0).to(dtype))
+    return out
+
+
+def latency_encode(
+    x: torch.Tensor,
+    num_steps: int,
+    tau: float | None = None,
+    threshold: float = 0.01,
+    linear: bool = True,
+) -> torch.Tensor:
+    """Time-to-first-spike coding: each feature spikes at most once, brighter features earlier.
+
+    Features with ``x < threshold`` (and, for the non-linear code, ``x == threshold``) never
+    spike.
+
+    * ``linear=True``: spike step ``t = round((1 - x) * (num_steps - 1))`` so ``x = 1`` spikes at
+      step 0 and ``x = threshold`` close to the last step.
+    * ``linear=False``: the charging time of an RC membrane driven by a constant current ``x``
+      towards a firing ``threshold``: ``t = tau * ln(x / (x - threshold))`` (in steps), which
+      spreads bright values over few early steps and dim values over many late ones.
+      Spikes later than the window are dropped. ``tau`` defaults to ``(num_steps - 1) / 5``.
+
+    Args:
+        x: inputs ``[B, ...]`` in ``[0, 1]``.
+        num_steps: number of time steps ``T`` (>= 1).
+        tau: RC time constant in steps (only for ``linear=False``).
+        threshold: minimum value that produces a spike.
+        linear: linear or logarithmic (RC) mapping.
+
+    Returns:
+        Binary float tensor ``[T, B, ...]``.
+
+    Example:
+        >>> s = latency_encode(torch.tensor([[1.0, 0.5, 0.0]]), num_steps=5)
+        >>> s[:, 0].argmax(0).tolist(), s.sum(0).tolist()
+        ([0, 2, 0], [[1.0, 1.0, 0.0]])
+    """
+    x = _check_input(x, num_steps, "latency_encode", unit_range=True)
+    if not (0.0 <= float(threshold) < 1.0):
+        raise ValueError(f"latency_encode: threshold must be in [0, 1), got {threshold!r}")
+    if linear:
+        t = torch.round((1.0 - x) * (num_steps - 1))
+        fire = x >= threshold
+        if threshold == 0.0:
+            fire = x > 0.0
+    else:
+        tau_v = (num_steps - 1) / 5.0 if tau is None else float(tau)
+        if not (tau_v > 0) or math.isinf(tau_v):
+            raise ValueError(f"latency_encode: tau must be a finite number > 0, got {tau!r}")
+        fire = x > threshold
+        safe = torch.where(fire, x, torch.ones_like(x))
+        t = tau_v * torch.log(safe / (safe - threshold)) if threshold > 0 else torch.zeros_like(x)
+        t = torch.round(t)
+        fire = fire & (t <= num_steps - 1)
+    times = torch.where(fire, t, torch.full_like(t, -1.0)).long()
+    return spike_times_to_dense(times, num_steps, dtype=x.dtype)
+
+
+def rate_encode(
+    x: torch.Tensor,
+    num_steps: int,
+    gain: float = 1.0,
+    generator: torch.Generator | None = None,
+) -> torch.Tensor:
+    """Bernoulli (discrete Poisson) rate code: spike with probability ``clamp(x * gain, 0, 1)`` each step.
+
+    Args:
+        x: inputs ``[B, ...]`` in ``[0, 1]``.
+        num_steps: number of time steps ``T`` (>= 1).
+        gain: scales the firing probability.
+        generator: optional ``torch.Generator`` for reproducible spikes.
+
+    Returns:
+        Binary float tensor ``[T, B, ...]``.
+
+    Example:
+        >>> g = torch.Generator().manual_seed(0)
+        >>> s = rate_encode(torch.full((2, 3), 0.5), num_steps=100, generator=g)
+        >>> s.shape, 0.35 < float(s.mean()) < 0.65
+        (torch.Size([100, 2, 3]), True)
+    """
+    x = _check_input(x, num_steps, "rate_encode", unit_range=True)
+    g = float(gain)
+    if not (g >= 0) or math.isinf(g):
+        raise ValueError(f"rate_encode: gain must be a finite number >= 0, got {gain!r}")
+    p = (x * g).clamp(0.0, 1.0)
+    p = p.unsqueeze(0).expand((num_steps,) + tuple(x.shape))
+    return torch.bernoulli(p, generator=generator)
+
+
+def direct_encode(x: torch.Tensor, num_steps: int) -> torch.Tensor:
+    """Direct (current) coding: repeat the analog value as input current at every step.
+
+    Example:
+        >>> direct_encode(torch.tensor([[0.2, 0.7]]), 3)[:, 0, 1].tolist()
+        [0.699999988079071, 0.699999988079071, 0.699999988079071]
+    """
+    x = _check_input(x, num_steps, "direct_encode", unit_range=False)
+    if not bool(torch.isfinite(x).all()):
+        raise ValueError("direct_encode: x contains inf values.")
+    return x.unsqueeze(0).repeat((num_steps,) + (1,) * x.dim())
+
+
+class LatencyEncoder:
+    """Callable transform wrapping :func:`latency_encode`.
+
+    Example:
+        >>> enc = LatencyEncoder(num_steps=10)
+        >>> enc(torch.rand(4, 64)).shape
+        torch.Size([10, 4, 64])
+    """
+
+    def __init__(self, num_steps: int, tau: float | None = None, threshold: float = 0.01, linear: bool = True) -> None:
+        self.num_steps, self.tau, self.threshold, self.linear = num_steps, tau, threshold, linear
+
+    def __call__(self, x: torch.Tensor) -> torch.Tensor:
+        return latency_encode(x, self.num_steps, tau=self.tau, threshold=self.threshold, linear=self.linear)
+
+    def __repr__(self) -> str:
+        return f"LatencyEncoder(num_steps={self.num_steps}, tau={self.tau}, threshold={self.threshold}, linear={self.linear})"
+
+
+class RateEncoder:
+    """Callable transform wrapping :func:`rate_encode`; owns a seeded generator for reproducibility.
+
+    Example:
+        >>> enc = RateEncoder(num_steps=20, seed=0)
+        >>> enc(torch.rand(4, 64)).shape
+        torch.Size([20, 4, 64])
+    """
+
+    def __init__(self, num_steps: int, gain: float = 1.0, seed: int | None = None) -> None:
+        self.num_steps, self.gain, self.seed = num_steps, gain, seed
+        self.generator = torch.Generator().manual_seed(seed) if seed is not None else None
+
+    def __call__(self, x: torch.Tensor) -> torch.Tensor:
+        gen = self.generator
+        if gen is not None and gen.device != x.device:
+            gen = None
+        return rate_encode(x, self.num_steps, gain=self.gain, generator=gen)
+
+    def __repr__(self) -> str:
+        return f"RateEncoder(num_steps={self.num_steps}, gain={self.gain}, seed={self.seed})"
+
+
+class DirectEncoder:
+    """Callable transform wrapping :func:`direct_encode`.
+
+    Example:
+        >>> DirectEncoder(num_steps=5)(torch.rand(2, 3)).shape
+        torch.Size([5, 2, 3])
+    """
+
+    def __init__(self, num_steps: int) -> None:
+        self.num_steps = num_steps
+
+    def __call__(self, x: torch.Tensor) -> torch.Tensor:
+        return direct_encode(x, self.num_steps)
+
+    def __repr__(self) -> str:
+        return f"DirectEncoder(num_steps={self.num_steps})"

@@ -1,0 +1,92 @@
+import math
+import wave
+
+import numpy as np
+import pytest
+import torch
+
+from snnlab.data.audio import (
+    Cochlea, audio_to_spikes, erb_space, fsdd_root, gammatone_filterbank, load_fsdd, read_wav, spikes_to_events,
+)
+
+SR = 8000
+
+
+def _tone(f, seconds=0.5, amp=0.5):
+    t = torch.arange(int(seconds * SR)) / SR
+    return amp * torch.sin(2 * math.pi * f * t)
+
+
+def test_filterbank_peaks_at_centre():
+    W = gammatone_filterbank(40, SR, 512)
+    fc = erb_space(50, 0.95 * SR / 2, 40)
+    freqs = np.linspace(0, SR / 2, 257)
+    peak = freqs[W.argmax(1).numpy()]
+    assert np.all(np.abs(peak - fc) < 2 * (SR / 512) + 1)
+
+
+def test_tone_activates_matching_channels():
+    coch = Cochlea(n_channels=64, sample_rate=SR, num_steps=50, duration=0.5)
+    s = coch(torch.stack([_tone(1000), _tone(3000)]))  # [T, 2, C]
+    counts = s.sum(0)
+    near1k = np.abs(coch.center_frequencies - 1000) < 100
+    near3k = np.abs(coch.center_frequencies - 3000) < 250
+    assert counts[0, near1k].sum() > 3 * counts[1, near1k].sum()
+    assert counts[1, near3k].sum() > 3 * counts[0, near3k].sum()
+    assert abs(coch.center_frequencies[int(counts[0].argmax())] - 1000) < 100
+
+
+def test_shapes_encoders_and_silence():
+    for enc in ("integrate", "delta"):
+        for comp in ("log", "power"):
+            c = Cochlea(n_channels=700, num_steps=40, duration=0.25, encoding=enc, compression=comp)
+            s = c(_tone(500, 0.25)[None])
+            assert s.shape == (40, 1, 700) and set(s.unique().tolist()) <= {0.0, 1.0} and s.sum() > 0
+    assert Cochlea(num_steps=10, duration=0.1)(torch.zeros(1, 800)).sum() == 0
+    # a shorter recording is zero-padded: no spikes after it ends
+    s = Cochlea(n_channels=16, num_steps=100, duration=1.0)(_tone(800, 0.3)[None])
+    assert s[40:].sum() == 0 and s[:30].sum() > 0
+
+
+def test_errors():
+    with pytest.raises(ValueError, match="encoding"):
+        Cochlea(encoding="phase")
+    with pytest.raises(ValueError, match="NaN"):
+        Cochlea()(torch.full((1, 100), float("nan")))
+    with pytest.raises(FileNotFoundError, match="never downloads"):
+        load_fsdd("/nonexistent/fsdd")
+
+
+def test_events_and_wav_roundtrip(tmp_path):
+    x = (_tone(1000, 0.2).numpy() * 32767).astype("<i2")
+    with wave.open(str(tmp_path / "3_test_7.wav"), "wb") as w:
+        w.setnchannels(1), w.setsampwidth(2), w.setframerate(SR), w.writeframes(x.tobytes())
+    y, sr = read_wav(tmp_path / "3_test_7.wav")
+    assert sr == SR and np.allclose(y, _tone(1000, 0.2).numpy(), atol=1e-4)
+    s = audio_to_spikes(y, sr, n_channels=700, num_steps=20)
+    times, units = spikes_to_events(s, 0.01)
+    assert len(times) == int(s.sum()) and units.dtype == np.uint16 and units.max() < 700
+    assert np.all(np.diff(times) >= 0)
+    # a tiny FSDD-layout folder: index 7 -> train split
+    (tmp_path / "recordings").mkdir()
+    (tmp_path / "3_test_7.wav").rename(tmp_path / "recordings" / "3_test_7.wav")
+    ds = load_fsdd(tmp_path, "train", n_channels=32, num_steps=20, duration=0.2, cache_dir=tmp_path / "c")
+    assert len(ds) == 1 and int(ds[0][1]) == 3 and ds.speakers == ["test"]
+    assert torch.equal(ds[0][0], load_fsdd(tmp_path, "train", n_channels=32, num_steps=20, duration=0.2,
+                                           cache_dir=tmp_path / "c")[0][0])
+    with pytest.raises(FileNotFoundError):
+        load_fsdd(tmp_path, "test")
+
+
+@pytest.mark.skipif(not (fsdd_root() / "recordings").is_dir(), reason="FSDD recordings not available")
+def test_real_fsdd():
+    ds = load_fsdd(split="test", n_channels=64, num_steps=50, limit=40)
+    assert len(ds) == 40
+    x, y = ds[0]
+    assert x.shape == (50, 64) and x.sum() > 50
+    for f, label in zip(ds.files, ds.labels.tolist()):
+        name = f.split("/")[-1]
+        assert int(name.split("_")[0]) == label and int(name.split("_")[2].split(".")[0]) < 5
+    # speech energy sits in the lower channels more than in the top ones
+    counts = ds.spikes.float().sum(dim=(0, 1))
+    assert counts[:32].sum() > counts[32:].sum() * 0.5

@@ -1,0 +1,194 @@
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+h5py = pytest.importorskip("h5py")
+tonic = pytest.importorskip("tonic")
+
+from snnlab.data import neuromorphic as nm  # noqa: E402
+
+
+def _write_shd_like(path: Path, n: int, n_classes: int, seed: int = 0) -> list[tuple[np.ndarray, np.ndarray, int]]:
+    """Write an SHD/SSC-layout HDF5 file: ragged float times (s), ragged uint16 units, labels."""
+    rng = np.random.default_rng(seed)
+    samples = []
+    with h5py.File(path, "w") as f:
+        times = f.create_dataset("spikes/times", (n,), dtype=h5py.vlen_dtype(np.dtype("float16")))
+        units = f.create_dataset("spikes/units", (n,), dtype=h5py.vlen_dtype(np.dtype("uint16")))
+        labels = f.create_dataset("labels", (n,), dtype=np.uint16)
+        f.create_dataset("extra/speaker", data=np.arange(n, dtype=np.uint16))
+        for i in range(n):
+            k = int(rng.integers(20, 60))
+            t = np.sort(rng.uniform(0.0, 0.9, k)).astype(np.float16)
+            u = rng.integers(0, 700, k).astype(np.uint16)
+            times[i], units[i] = t, u
+            labels[i] = i % n_classes
+            samples.append((t, u, i % n_classes))
+    return samples
+
+
+def test_shd_layout_roundtrip(tmp_path):
+    samples = _write_shd_like(tmp_path / "shd_train.h5", 6, 20)
+    _write_shd_like(tmp_path / "shd_test.h5", 3, 20, seed=1)
+    ds = nm.load_shd(tmp_path, "train", n_time_bins=50)
+    assert len(ds) == 6
+    x, y = ds[2]
+    assert x.shape == (50, 700) and x.dtype == torch.float32 and int(y) == 2
+    t, u, _ = samples[2]
+    assert int(x.sum()) == len(t)  # every spike is counted once
+    assert torch.equal(x.sum(0), torch.bincount(torch.from_numpy(u.astype(np.int64)), minlength=700).float())
+    assert len(nm.load_shd(tmp_path, "test")) == 3
+    # fixed window aligned at t=0: 10 ms bins over 1 s -> 100 frames
+    xw, _ = nm.load_shd(tmp_path, "train", n_time_bins=None, time_window=10_000, duration=1_000_000)[2]
+    assert xw.shape == (100, 700) and int(xw.sum()) == len(t)
+    first = int(np.round(float(t[0]) * 1e6)) // 10_000
+    assert xw[first, int(u[0])] >= 1
+    xb, yb = next(iter(nm.make_neuromorphic_loader(ds, batch_size=4, shuffle=False)))
+    assert xb.shape == (50, 4, 700) and yb.tolist() == [0, 1, 2, 3]
+
+
+def test_ssc_layout_in_tonic_subfolder(tmp_path):
+    (tmp_path / "SSC").mkdir()
+    _write_shd_like(tmp_path / "SSC" / "ssc_valid.h5", 4, 35)
+    ds = nm.load_neuromorphic("ssc", tmp_path, "valid", n_time_bins=10)
+    assert ds[3][0].shape == (10, 700) and int(ds[3][1]) == 3
+    with pytest.raises(ValueError, match="split"):
+        nm.load_ssc(tmp_path, "dev")
+
+
+def test_disk_cache_skips_rebinning(tmp_path):
+    _write_shd_like(tmp_path / "shd_train.h5", 3, 20)
+    ds = nm.load_shd(tmp_path, "train", n_time_bins=20, cache_dir=tmp_path / "cache")
+    first = [ds[i][0] for i in range(3)]
+    files = list((tmp_path / "cache").rglob("*.pt"))
+    assert len(files) == 3
+
+    def boom(_):
+        raise AssertionError("re-binned despite the cache")
+
+    ds.reader = boom
+    assert all(torch.equal(a, ds[i][0]) for i, a in enumerate(first))
+    # other binning parameters -> separate cache folder
+    nm.load_shd(tmp_path, "train", n_time_bins=7, cache_dir=tmp_path / "cache")[0]
+    assert len({p.parent for p in (tmp_path / "cache").rglob("*.pt")}) == 2
+
+
+def test_nmnist_bin_format_roundtrip(tmp_path):
+    rng = np.random.default_rng(0)
+    expected = {}
+    for split in ("Train", "Test"):
+        for digit in (3, 7):
+            d = tmp_path / "NMNIST" / split / str(digit)
+            d.mkdir(parents=True)
+            n = 200
+            x, y = rng.integers(0, 34, n), rng.integers(0, 34, n)
+            t, p = np.sort(rng.integers(0, 300_000, n)), rng.integers(0, 2, n)
+            nm.write_nmnist_bin(d / "00001.bin", x, y, t, p)
+            expected[(split, digit)] = (x, y, t, p)
+    raw = (tmp_path / "NMNIST/Train/3/00001.bin").read_bytes()
+    assert len(raw) == 5 * 200
+    ev = tonic.io.read_mnist_file(str(tmp_path / "NMNIST/Train/3/00001.bin"), dtype=nm.XYTP_DTYPE)
+    x, y, t, p = expected[("Train", 3)]
+    assert np.array_equal(ev["x"], x) and np.array_equal(ev["y"], y)
+    assert np.array_equal(ev["t"], t) and np.array_equal(ev["p"], p)
+    ds = nm.load_nmnist(tmp_path, "train", n_time_bins=5)
+    assert len(ds) == 2 and ds.labels.tolist() == [3, 7]
+    frames, label = ds[0]
+    assert frames.shape == (5, 2, 34, 34) and int(label) == 3 and int(frames.sum()) == 200
+    pol_counts = frames.sum(dim=(0, 2, 3))
+    assert pol_counts.tolist() == [float((p == 0).sum()), float((p == 1).sum())]
+    assert float(frames[:, int(p[0]), int(y[0]), int(x[0])].sum()) >= 1  # frames are [T, P, H(y), W(x)]
+    assert len(nm.load_nmnist(tmp_path / "NMNIST", "test")) == 2  # root may also be the NMNIST folder
+
+
+def test_dvs_gesture_layout(tmp_path):
+    rng = np.random.default_rng(0)
+    base = tmp_path / "DVSGesture" / "ibmGestureTrain"
+    for user, light in ((1, "fluorescent"), (2, "led")):
+        d = base / f"user{user:02d}_{light}"
+        d.mkdir(parents=True)
+        for label in (0, 10):
+            n = 500
+            ev = np.stack([rng.integers(0, 128, n), rng.integers(0, 128, n), rng.integers(0, 2, n),
+                           np.sort(rng.uniform(0, 6000, n))], 1)  # x, y, p, t[ms]
+            np.save(d / f"{label}.npy", ev)
+    ds = nm.load_dvs_gesture(tmp_path, "train", n_time_bins=None, time_window=1_000_000, duration=6_000_000)
+    assert len(ds) == 4 and sorted(ds.labels.tolist()) == [0, 0, 10, 10]
+    x, y = ds[0]
+    assert x.shape == (6, 2, 128, 128) and int(x.sum()) == 500
+    with pytest.raises(FileNotFoundError, match="ibmGestureTest"):
+        nm.load_dvs_gesture(tmp_path, "test")
+
+
+def test_pokerdvs_layout(tmp_path):
+    rng = np.random.default_rng(0)
+    base = tmp_path / "POKERDVS" / "pips_train"
+    for cls in ("cl", "he", "di", "sp"):
+        (base / cls).mkdir(parents=True)
+        n = 100
+        ev = np.stack([np.sort(rng.integers(0, 20_000, n)), rng.integers(0, 35, n), rng.integers(0, 35, n),
+                       rng.integers(0, 2, n)], 1)  # t[us], x, y, p
+        np.save(base / cls / "0.npy", ev)
+    ds = nm.load_pokerdvs(tmp_path, "train", n_time_bins=4)
+    assert ds.labels.tolist() == [0, 2, 1, 3]  # sorted folders cl, di, he, sp -> clubs 0, diamonds 2, hearts 1, spades 3
+    x, y = ds[1]
+    assert x.shape == (4, 2, 35, 35) and int(x.sum()) == 100
+
+
+@pytest.mark.parametrize("name", ["shd", "ssc", "nmnist", "dvsgesture", "pokerdvs"])
+def test_missing_folder_helpful_error(tmp_path, name):
+    with pytest.raises(FileNotFoundError) as e:
+        nm.load_neuromorphic(name, tmp_path / "nothing", "train" if name != "ssc" else "valid")
+    msg = str(e.value)
+    assert "never downloads" in msg and str(tmp_path / "nothing") in msg
+    assert ("http" in msg) or ("tonic" in msg)
+
+
+def test_incomplete_files_error(tmp_path):
+    with h5py.File(tmp_path / "shd_train.h5", "w") as f:
+        f.create_dataset("labels", data=np.zeros(3, np.uint16))
+    with pytest.raises(FileNotFoundError, match="incomplete"):
+        nm.load_shd(tmp_path)
+    (tmp_path / "shd_test.h5").write_bytes(b"\x1f\x8b gzip not hdf5")
+    with pytest.raises(FileNotFoundError, match="gunzip"):
+        nm.load_shd(tmp_path, "test")
+    (tmp_path / "NMNIST" / "Train" / "3").mkdir(parents=True)
+    with pytest.raises(FileNotFoundError, match="no <digit>"):
+        nm.load_nmnist(tmp_path)
+
+
+def test_no_download_is_ever_attempted(tmp_path, monkeypatch):
+    import tonic.dataset
+
+    def no_download(*a, **k):
+        raise AssertionError("download attempted")
+
+    monkeypatch.setattr(tonic.dataset.Dataset, "download", no_download)
+    for name in ("shd", "nmnist", "dvsgesture", "pokerdvs"):
+        with pytest.raises(FileNotFoundError):
+            nm.load_neuromorphic(name, tmp_path)
+
+
+def _shared_nmnist() -> Path:
+    return nm.shared_data_root() / "nmnist_small"
+
+
+@pytest.mark.skipif(not (_shared_nmnist() / "NMNIST").exists(), reason="shared N-MNIST subset not available")
+def test_real_nmnist_recordings(tmp_path):
+    root = _shared_nmnist()
+    ds = nm.load_nmnist(root, "test", n_time_bins=10, cache_dir=tmp_path)
+    assert len(ds) == 100
+    # labels from the folders agree with the label list kept beside the data
+    lines = [ln.split() for ln in (root / "test100.txt").read_text().splitlines() if ln.strip() and not ln.startswith("#")]
+    by_id = {int(a): int(b) for a, b in lines}
+    for path, label in zip(ds.items, ds.labels.tolist()):
+        assert by_id[int(Path(path).stem)] == label
+    x, y = ds[0]
+    assert x.shape == (10, 2, 34, 34) and x.sum() > 1000
+    assert (x.sum(0) > 0).float().mean() > 0.2  # saccades sweep over a good part of the sensor
+    xb, yb = next(iter(nm.make_neuromorphic_loader(ds, batch_size=8)))
+    assert xb.shape == (10, 8, 2, 34, 34)
+    assert len(nm.load_nmnist(root, "train", n_time_bins=10)) == 1000
