@@ -1,0 +1,206 @@
+"""The run store: runs, their configs, per-step metrics and checkpoint paths in one SQLite file.
+
+SQLite in WAL mode: one writer (a training run) and several readers (the dashboard, a notebook)
+work at once. Each thread gets its own connection, so a store object can be shared between the
+training thread and the UI thread.
+
+Example:
+    >>> import tempfile, os
+    >>> store = RunStore(os.path.join(tempfile.mkdtemp(), "runs.sqlite"))
+    >>> run = store.create_run({"epochs": 1}, name="demo")
+    >>> store.log_metrics(run, step=1, epoch=0, metrics={"loss": 0.5})
+    >>> store.set_status(run, "finished")
+    >>> store.list_runs()[["name", "status"]].values.tolist()
+    [['demo', 'finished']]
+"""
+from __future__ import annotations
+
+import json
+import math
+import os
+import sqlite3
+import threading
+import time
+import uuid
+from pathlib import Path
+
+import pandas as pd
+
+STATUSES = ("created", "running", "paused", "finished", "failed", "stopped")
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS runs (
+    run_id TEXT PRIMARY KEY, name TEXT, status TEXT NOT NULL, message TEXT,
+    config TEXT NOT NULL, created REAL NOT NULL, updated REAL NOT NULL, checkpoint TEXT, summary TEXT
+);
+CREATE TABLE IF NOT EXISTS metrics (
+    run_id TEXT NOT NULL REFERENCES runs(run_id), step INTEGER NOT NULL, epoch INTEGER,
+    kind TEXT NOT NULL, name TEXT NOT NULL, value REAL, time REAL NOT NULL
+);
+CREATE INDEX IF NOT EXISTS metrics_run ON metrics(run_id, step);
+"""
+
+
+def default_store_path() -> Path:
+    """``$SNNLAB_STORE`` or ``./runs/snnlab.sqlite``."""
+    return Path(os.environ.get("SNNLAB_STORE", Path("runs") / "snnlab.sqlite"))
+
+
+def _flatten(metrics: dict, prefix: str = "") -> dict[str, float]:
+    """Numeric leaves of a (nested) metrics dict, keys joined with '/'."""
+    flat: dict[str, float] = {}
+    for key, value in metrics.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, dict):
+            flat.update(_flatten(value, name + "/"))
+        elif isinstance(value, (int, float)) and not isinstance(value, bool):
+            flat[name] = float(value)
+        elif hasattr(value, "item") and getattr(value, "numel", lambda: 2)() == 1:
+            flat[name] = float(value.item())
+    return flat
+
+
+class RunStore:
+    """A SQLite-backed store of training runs (see the module docstring)."""
+
+    def __init__(self, path: str | os.PathLike | None = None, timeout: float = 30.0) -> None:
+        self.path = Path(path) if path is not None else default_store_path()
+        if self.path.exists() and self.path.is_dir():
+            raise ValueError(f"RunStore: {self.path} is a folder; give the path of a .sqlite file")
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.timeout = timeout
+        self._local = threading.local()
+        self._raw().executescript(_SCHEMA)
+
+    def _raw(self) -> sqlite3.Connection:
+        """This thread's connection (autocommit mode)."""
+        con = getattr(self._local, "con", None)
+        if con is None:
+            con = sqlite3.connect(self.path, timeout=self.timeout, isolation_level=None, check_same_thread=True)
+            con.execute("PRAGMA journal_mode=WAL")
+            con.execute("PRAGMA synchronous=NORMAL")
+            self._local.con = con
+        return con
+
+    def _conn(self) -> "_Tx":
+        """A transaction on this thread's connection."""
+        return _Tx(self._raw())
+
+    # ---------------------------------------------------------------- writing
+    def create_run(self, config: dict, name: str | None = None) -> str:
+        """Register a run with its full config; returns its id."""
+        run_id = uuid.uuid4().hex[:12]
+        now = time.time()
+        with self._conn() as con:
+            con.execute("INSERT INTO runs VALUES (?,?,?,?,?,?,?,?,?)",
+                        (run_id, name or run_id, "created", None, json.dumps(config, default=str), now, now, None, None))
+        return run_id
+
+    def log_metrics(self, run_id: str, step: int, epoch: int | None = None, metrics: dict | None = None,
+                    kind: str = "train") -> None:
+        """Append the numeric metrics of one step (``kind``: "train", "eval", ...)."""
+        now = time.time()
+        rows = [(run_id, int(step), epoch, kind, k, v if math.isfinite(v) else None, now)
+                for k, v in _flatten(metrics or {}).items()]
+        with self._conn() as con:
+            con.executemany("INSERT INTO metrics VALUES (?,?,?,?,?,?,?)", rows)
+            con.execute("UPDATE runs SET updated=? WHERE run_id=?", (now, run_id))
+
+    def set_status(self, run_id: str, status: str, message: str | None = None) -> None:
+        """Set a run's status (one of ``STATUSES``) and an optional message (e.g. the error)."""
+        if status not in STATUSES:
+            raise ValueError(f"RunStore: unknown status {status!r}; choose one of {list(STATUSES)}")
+        with self._conn() as con:
+            cur = con.execute("UPDATE runs SET status=?, message=?, updated=? WHERE run_id=?",
+                              (status, message, time.time(), run_id))
+            if cur.rowcount == 0:
+                raise KeyError(f"RunStore: no run {run_id!r}")
+
+    def set_checkpoint(self, run_id: str, path: str | os.PathLike) -> None:
+        """Record the path of a run's latest checkpoint."""
+        with self._conn() as con:
+            con.execute("UPDATE runs SET checkpoint=?, updated=? WHERE run_id=?", (str(path), time.time(), run_id))
+
+    def set_summary(self, run_id: str, summary: dict) -> None:
+        """Store a run's final results (e.g. the evaluate() dict) as JSON."""
+        with self._conn() as con:
+            con.execute("UPDATE runs SET summary=?, updated=? WHERE run_id=?",
+                        (json.dumps(summary, default=float), time.time(), run_id))
+
+    # ---------------------------------------------------------------- reading
+    def list_runs(self) -> pd.DataFrame:
+        """One row per run: id, name, status, message, created, updated, checkpoint."""
+        with self._conn() as con:
+            rows = con.execute("SELECT run_id, name, status, message, created, updated, checkpoint "
+                               "FROM runs ORDER BY created").fetchall()
+        return pd.DataFrame(rows, columns=["run_id", "name", "status", "message", "created", "updated", "checkpoint"])
+
+    def get_run(self, run_id: str) -> dict:
+        """A run's row with its config and summary decoded."""
+        with self._conn() as con:
+            row = con.execute("SELECT run_id, name, status, message, config, created, updated, checkpoint, summary "
+                              "FROM runs WHERE run_id=?", (run_id,)).fetchone()
+        if row is None:
+            raise KeyError(f"RunStore: no run {run_id!r}")
+        keys = ["run_id", "name", "status", "message", "config", "created", "updated", "checkpoint", "summary"]
+        run = dict(zip(keys, row))
+        run["config"] = json.loads(run["config"])
+        run["summary"] = json.loads(run["summary"]) if run["summary"] else None
+        return run
+
+    def get_config(self, run_id: str) -> dict:
+        """The config a run was started with."""
+        return self.get_run(run_id)["config"]
+
+    def metrics(self, run_id: str | list[str] | None = None, kind: str | None = None,
+                since_step: int | None = None) -> pd.DataFrame:
+        """Tidy metrics: columns run_id, step, epoch, kind, name, value, time (optionally filtered)."""
+        query, args = "SELECT run_id, step, epoch, kind, name, value, time FROM metrics WHERE 1=1", []
+        if run_id is not None:
+            ids = [run_id] if isinstance(run_id, str) else list(run_id)
+            query += f" AND run_id IN ({','.join('?' * len(ids))})"
+            args += ids
+        if kind is not None:
+            query += " AND kind=?"
+            args.append(kind)
+        if since_step is not None:
+            query += " AND step>?"
+            args.append(int(since_step))
+        with self._conn() as con:
+            rows = con.execute(query + " ORDER BY run_id, step", args).fetchall()
+        return pd.DataFrame(rows, columns=["run_id", "step", "epoch", "kind", "name", "value", "time"])
+
+    def summaries(self) -> pd.DataFrame:
+        """One row per run that has a summary: config fields and summary metrics side by side."""
+        with self._conn() as con:
+            rows = con.execute("SELECT run_id, name, status, config, summary FROM runs "
+                               "WHERE summary IS NOT NULL ORDER BY created").fetchall()
+        records = []
+        for run_id, name, status, config, summary in rows:
+            rec = {"run_id": run_id, "name": name, "status": status}
+            rec.update({f"config.{k}": (json.dumps(v) if isinstance(v, (list, dict)) else v)
+                        for k, v in json.loads(config).items()})
+            rec.update(_flatten(json.loads(summary)))
+            records.append(rec)
+        return pd.DataFrame.from_records(records)
+
+    def close(self) -> None:
+        """Close this thread's connection."""
+        con = getattr(self._local, "con", None)
+        if con is not None:
+            con.close()
+            self._local.con = None
+
+
+class _Tx:
+    """Context manager: one IMMEDIATE transaction on a connection (autocommit outside it)."""
+
+    def __init__(self, con: sqlite3.Connection) -> None:
+        self.con = con
+
+    def __enter__(self) -> sqlite3.Connection:
+        self.con.execute("BEGIN IMMEDIATE")
+        return self.con
+
+    def __exit__(self, exc_type, *exc) -> None:
+        self.con.execute("ROLLBACK" if exc_type else "COMMIT")

@@ -1,0 +1,82 @@
+"""The SQLite run store: round trips, errors, and one writer with concurrent readers."""
+import subprocess
+import sys
+import threading
+
+import pytest
+
+from snnlab.experiments import RunStore
+
+
+def test_round_trip_of_runs_configs_metrics_and_checkpoints(tmp_path):
+    store = RunStore(tmp_path / "runs.sqlite")
+    a = store.create_run({"neuron": "ttfs", "hidden": [64]}, name="a")
+    b = store.create_run({"neuron": "multi_spike"})
+    store.log_metrics(a, step=1, epoch=0, metrics={"loss": 2.0, "acc": 0.1, "nested": {"x": 3}})
+    store.log_metrics(a, step=2, epoch=0, metrics={"loss": float("nan"), "note": "text is skipped"})
+    store.log_metrics(a, step=2, epoch=0, metrics={"accuracy": 0.5}, kind="eval")
+    store.set_status(a, "finished")
+    store.set_checkpoint(a, tmp_path / "ckpt.pt")
+    store.set_summary(a, {"accuracy": 0.5, "spikes_per_layer": {"1": 12.0}})
+    runs = store.list_runs()
+    assert runs["run_id"].tolist() == [a, b] and runs["status"].tolist() == ["finished", "created"]
+    assert store.get_config(a) == {"neuron": "ttfs", "hidden": [64]}
+    assert store.get_run(a)["checkpoint"].endswith("ckpt.pt")
+    m = store.metrics(a)
+    assert set(m["name"]) == {"loss", "acc", "nested/x", "accuracy"}
+    assert m[(m.name == "loss") & (m.step == 2)]["value"].isna().all()  # NaN kept as missing
+    assert store.metrics(a, kind="eval")["value"].tolist() == [0.5]
+    assert len(store.metrics(a, since_step=1)) == 2
+    summ = store.summaries()
+    assert summ.loc[0, "config.neuron"] == "ttfs" and summ.loc[0, "spikes_per_layer/1"] == 12.0
+
+
+def test_errors(tmp_path):
+    store = RunStore(tmp_path / "s.sqlite")
+    with pytest.raises(ValueError, match="status"):
+        store.set_status(store.create_run({}), "exploded")
+    with pytest.raises(KeyError):
+        store.get_run("nope")
+    with pytest.raises(KeyError):
+        store.set_status("nope", "failed")
+    with pytest.raises(ValueError, match="folder"):
+        RunStore(tmp_path)
+
+
+WRITER = """
+import sys
+from snnlab.experiments import RunStore
+store = RunStore(sys.argv[1])
+run = store.create_run({"writer": True}, name="w")
+for step in range(300):
+    store.log_metrics(run, step=step, epoch=0, metrics={"loss": 1.0 / (step + 1)})
+store.set_status(run, "finished")
+"""
+
+
+def test_one_writer_process_and_concurrent_reader_threads(tmp_path):
+    path = tmp_path / "shared.sqlite"
+    RunStore(path)  # create the schema
+    proc = subprocess.Popen([sys.executable, "-c", WRITER, str(path)])
+    seen, errors = {0: [], 1: []}, []
+
+    def reader(i):
+        store = RunStore(path)
+        try:
+            while proc.poll() is None:
+                seen[i].append(len(store.metrics()))
+            seen[i].append(len(store.metrics()))
+        except Exception as exc:  # pragma: no cover - the failure we test for
+            errors.append(exc)
+
+    threads = [threading.Thread(target=reader, args=(i,)) for i in range(2)]
+    for t in threads:
+        t.start()
+    assert proc.wait(timeout=120) == 0
+    for t in threads:
+        t.join(timeout=60)
+    assert not errors
+    for counts in seen.values():  # each reader only ever sees committed, growing data
+        assert counts == sorted(counts) and counts[-1] == 300
+    final = RunStore(path)
+    assert len(final.metrics()) == 300 and final.list_runs()["status"].tolist() == ["finished"]
