@@ -1,0 +1,32 @@
+"""Metrics for spiking networks: spike counts, SynOps, energy, decision latency, robustness.
+
+One accounting for every neuron type: *spikes* are the emitted spikes of LIF layers; *SynOps* (ACs)
+are the non-zero binary inputs received by synaptic layers (``nn.Linear``, ``DelayedLinear``) times
+their fan-out, analog inputs count as dense MACs; *energy* is ``ACs * 0.9 pJ + MACs * 4.6 pJ``
+(45 nm, Horowitz ISSCC 2014).
+
+Example:
+    >>> import torch, snnlab as sl
+    >>> from snnlab.metrics import evaluate
+    >>> net = sl.Sequential(torch.nn.Linear(4, 8), sl.LIF(), torch.nn.Linear(8, 2), sl.LI())
+    >>> loader = [(torch.randint(0, 2, (10, 3, 4)).float(), torch.tensor([0, 1, 0]))]
+    >>> sorted(evaluate(net, loader))[:3]
+    ['accuracy', 'energy_per_sample_j', 'latency_steps']
+"""
+from .energy import E_AC_J, E_ADD_FP32_45NM, E_MAC_J, E_MULT_FP32_45NM, energy_j
+from .evaluate import (EVALUATE_KEYS, EvalRecord, collect, evaluate, metrics_table, per_neuron_spike_counts,
+                       synops_table)
+from .latency import decision_latency, mean_latency
+from .robustness import (PERTURBATIONS, delete_spikes, gaussian_noise, insert_spikes, jitter_spikes, perturb,
+                         robustness_curve)
+from .spikes import layer_spike_counts, neuron_spike_counts, neuron_spike_table, total_spike_counts
+from .synops import SynOpsCounter, is_binary, layer_ops, synaptic_layers
+
+__all__ = [
+    "E_AC_J", "E_MAC_J", "E_ADD_FP32_45NM", "E_MULT_FP32_45NM", "energy_j",
+    "EVALUATE_KEYS", "EvalRecord", "collect", "evaluate", "metrics_table", "per_neuron_spike_counts", "synops_table",
+    "decision_latency", "mean_latency",
+    "PERTURBATIONS", "jitter_spikes", "delete_spikes", "insert_spikes", "gaussian_noise", "perturb", "robustness_curve",
+    "layer_spike_counts", "neuron_spike_counts", "neuron_spike_table", "total_spike_counts",
+    "SynOpsCounter", "is_binary", "layer_ops", "synaptic_layers",
+]

@@ -1,0 +1,68 @@
+"""Decision latency: after how many time steps a sample's decision is available.
+
+Latencies are 0-based step indices ``t`` (the decision is known once step ``t`` has been processed,
+i.e. after ``t + 1`` input steps), consistent with :func:`snnlab.core.readout.first_spike_time`.
+
+* Spike-time readouts (``"first_spike"``, ``"spike_count"``): the time of the first spike of any
+  output neuron. The target is not used (the decision is taken at that spike, right or wrong).
+* Membrane readouts (``"membrane_sum"``, ``"membrane_max"``): the earliest step ``t`` such that
+  :func:`~snnlab.core.readout.prediction_over_time` equals the final prediction at every step
+  ``t..T-1`` *and* the final prediction is correct (with ``target=None``, only the stability).
+
+Samples without a decision (no output spike; a wrong final prediction) get ``never``, which by
+default is ``T`` -- one step past the window, as ``first_spike_time`` does for silent neurons. This
+keeps means finite and penalises undecided samples; pass ``never=float("nan")`` to leave them out
+(then :func:`mean_latency` averages the decided samples only).
+"""
+from __future__ import annotations
+
+import math
+
+import torch
+
+from snnlab.core.readout import READOUTS, prediction_over_time
+
+__all__ = ["SPIKE_READOUTS", "MEMBRANE_READOUTS", "decision_latency", "mean_latency"]
+
+SPIKE_READOUTS = ("first_spike", "spike_count")
+MEMBRANE_READOUTS = ("membrane_sum", "membrane_max")
+
+
+def decision_latency(out: torch.Tensor, readout: str = "membrane_sum", target: torch.Tensor | None = None,
+                     never: float | None = None) -> torch.Tensor:
+    """Per-sample decision latency ``[B]`` (float, in steps) of a time-major output ``[T, B, C]``.
+
+    Example:
+        >>> out = torch.zeros(5, 2, 3); out[2, 0, 1] = 1          # sample 1 never spikes
+        >>> decision_latency(out, "first_spike").tolist()
+        [2.0, 5.0]
+    """
+    if readout not in READOUTS:
+        raise ValueError(f"unknown readout {readout!r}; choose one of {list(READOUTS)}")
+    if not isinstance(out, torch.Tensor) or out.dim() != 3:
+        raise ValueError(f"decision_latency expects a time-major output [T, B, C], got {getattr(out, 'shape', type(out))}")
+    out = out.detach()
+    T, B = out.shape[:2]
+    fill = float(T) if never is None else float(never)
+    steps = torch.arange(T, device=out.device).view(T, 1)
+    if readout in SPIKE_READOUTS:
+        fired = (out != 0).any(-1)                                  # [T, B]
+        first = torch.where(fired, steps, T).min(0).values          # T if silent
+        decided = first < T
+        lat = first.to(torch.float64)
+    else:
+        pred = prediction_over_time(out, readout)                   # [T, B]
+        final = pred[-1]
+        differs = pred != final                                     # False at t = T-1
+        last_diff = torch.where(differs, steps, -1).max(0).values   # -1 if always equal
+        lat = (last_diff + 1).to(torch.float64)
+        decided = torch.ones(B, dtype=torch.bool, device=out.device)
+        if target is not None:
+            decided = final == target.to(final.device).view(-1)
+    return torch.where(decided, lat, torch.full_like(lat, fill)).cpu()
+
+
+def mean_latency(latencies: torch.Tensor) -> float:
+    """Mean of per-sample latencies, ignoring NaN (undecided samples with ``never=nan``); NaN if none."""
+    lat = latencies[~torch.isnan(latencies)]
+    return float(lat.mean()) if lat.numel() else math.nan

@@ -1,0 +1,285 @@
+"""snnlab.metrics: spike counts, SynOps, energy, latency, perturbations, robustness, evaluate()."""
+import math
+
+import pandas as pd
+import pytest
+import torch
+from torch import nn
+
+import snnlab as sl
+from snnlab.metrics import (E_AC_J, E_MAC_J, EVALUATE_KEYS, SynOpsCounter, decision_latency, delete_spikes,
+                            energy_j, evaluate, gaussian_noise, insert_spikes, jitter_spikes, layer_spike_counts,
+                            mean_latency, metrics_table, neuron_spike_table, per_neuron_spike_counts,
+                            robustness_curve, synops_table)
+
+# ----------------------------------------------------------------------------- a hand-computed network
+
+
+def hand_net(**lif_kwargs):
+    """Linear(4,5) -> LIF(beta=0, thr=1) -> Linear(5,2) -> LI(beta=0) with known weights.
+
+    Hidden neuron 0 copies input 0, neuron 1 copies input 1, neuron 2 gets 0.5 * input 0 (never
+    fires, beta=0), neurons 3-4 get nothing. Output 0 = h0, output 1 = 3 * h1.
+    """
+    l1, l2 = nn.Linear(4, 5, bias=False), nn.Linear(5, 2, bias=False)
+    with torch.no_grad():
+        l1.weight.zero_(); l1.weight[0, 0] = 1.0; l1.weight[1, 1] = 1.0; l1.weight[2, 0] = 0.5
+        l2.weight.zero_(); l2.weight[0, 0] = 1.0; l2.weight[1, 1] = 3.0
+    return sl.Sequential(l1, sl.LIF(beta=0.0, threshold=1.0, **lif_kwargs), l2, sl.LI(beta=0.0))
+
+
+def hand_batch():
+    """Sample 0: 3 input spikes (t0,i0), (t1,i1), (t2,i0), label 1. Sample 1: silent, label 0."""
+    x = torch.zeros(4, 2, 4)
+    x[0, 0, 0] = x[1, 0, 1] = x[2, 0, 0] = 1.0
+    return x, torch.tensor([1, 0])
+
+
+def test_energy_constants_are_horowitz_45nm():
+    assert E_AC_J == pytest.approx(0.9e-12)
+    assert E_MAC_J == pytest.approx(4.6e-12)
+    assert energy_j(15, 2) == pytest.approx(15 * 0.9e-12 + 2 * 4.6e-12)
+    assert energy_j(10, 10, e_ac=1.0, e_mac=2.0) == 30.0
+    with pytest.raises(ValueError):
+        energy_j(1, 1, e_ac=-1.0)
+
+
+def test_three_spikes_into_linear_4_5_are_15_synops():
+    net = nn.Sequential(nn.Linear(4, 5))
+    x = torch.zeros(3, 1, 4)
+    x[0, 0, 0] = x[1, 0, 2] = x[2, 0, 2] = 1.0
+    with SynOpsCounter(net) as c:
+        net(x)
+    assert c.acs_per_sample() == 15.0 and c.macs_per_sample() == 0.0
+    row = c.table().iloc[0]
+    assert row["input_events_per_sample"] == 3.0 and bool(row["binary_input"])
+
+
+def test_analog_input_counts_dense_macs():
+    net = nn.Sequential(nn.Linear(4, 5), sl.LIF())
+    x = torch.rand(6, 3, 4) + 0.1  # analog, batch of 3
+    with SynOpsCounter(net) as c:
+        net(x)
+    assert c.acs_per_sample() == 0.0
+    assert c.macs_per_sample() == 6 * 4 * 5  # T * in * out per sample
+
+
+def test_delayed_linear_synops():
+    layer = sl.DelayedLinear(4, 3, max_delay=3, learn_delays=False, seed=0)
+    x = torch.zeros(5, 2, 4)
+    x[0, 0, 1] = x[3, 0, 2] = x[4, 1, 0] = x[1, 1, 3] = 1.0  # 4 spikes over 2 samples
+    with SynOpsCounter(layer) as c:
+        layer(x)
+    assert c.acs_per_sample() == 4 * 3 / 2
+
+
+def test_spike_counts_and_neuron_table():
+    s = torch.zeros(4, 2, 3)
+    s[0, 0, 1] = s[3, 0, 2] = s[1, 1, 0] = s[2, 1, 0] = 1
+    assert layer_spike_counts({"a": s})["a"].tolist() == [2.0, 2.0]
+    df = neuron_spike_table({"a": s})
+    assert list(df.columns) == ["layer", "neuron", "spikes_per_sample"]
+    assert df["spikes_per_sample"].tolist() == [1.0, 0.5, 0.5]
+
+
+def test_evaluate_hand_computed():
+    net = hand_net()
+    net.train()
+    x, y = hand_batch()
+    res = evaluate(net, [(x, y)])
+    assert tuple(res) == EVALUATE_KEYS
+    assert net.training and all(m.training for m in net.modules())  # mode restored
+    # logits: sample 0 -> (2, 3) (class 1, correct); sample 1 -> (0, 0) (argmax 0, correct)
+    assert res["accuracy"] == 1.0
+    assert res["loss"] == pytest.approx((math.log1p(math.exp(-1.0)) + math.log(2.0)) / 2)
+    # hidden spikes: neuron 0 at t0, t2; neuron 1 at t1 -> 3 spikes in 2 samples
+    assert res["spikes_per_layer"] == {"1": 1.5}
+    assert res["spikes_per_sample"] == 1.5
+    # SynOps: 3 inputs * 5 + 3 hidden spikes * 2 = 21 over 2 samples
+    assert res["synops_per_sample"] == 10.5 and res["macs_per_sample"] == 0.0
+    assert res["energy_per_sample_j"] == pytest.approx(10.5 * 0.9e-12)
+    # running predictions sample 0: t0 -> 0, t1.. -> 1 (final, correct): latency 1; sample 1: 0
+    assert res["latency_steps"] == pytest.approx(0.5)
+    assert res["n_samples"] == 2
+    # a wrong label: the sample never decides correctly -> latency T = 4
+    res_wrong = evaluate(net, [(x, torch.tensor([0, 0]))])
+    assert res_wrong["accuracy"] == 0.5 and res_wrong["latency_steps"] == pytest.approx(2.0)
+
+
+def test_evaluate_max_batches_and_errors():
+    x, y = hand_batch()
+    res = evaluate(hand_net(), [(x, y), (x, y), (x, y)], max_batches=2)
+    assert res["n_samples"] == 4 and res["synops_per_sample"] == 10.5
+    with pytest.raises(ValueError):
+        evaluate(hand_net(), [])
+    with pytest.raises(ValueError):
+        evaluate(hand_net(), [(x, y)], readout="nope")
+
+
+def test_max_spikes_and_noisy_neurons_share_the_accounting():
+    x, y = hand_batch()
+    res1 = evaluate(hand_net(max_spikes=1), [(x, y)])
+    assert res1["spikes_per_layer"] == {"1": 1.0}  # neuron 0 fires once only
+    assert res1["synops_per_sample"] == (15 + 2 * 2) / 2
+    # noisy neurons are deterministic in eval mode: same counts as the plain LIF
+    noisy = evaluate(hand_net(noise="gaussian", noise_scale=0.1, seed=0), [(x, y)])
+    assert noisy["spikes_per_layer"] == {"1": 1.5} and noisy["synops_per_sample"] == 10.5
+
+
+def test_masked_network_counts_masked_spikes_for_synops():
+    torch.manual_seed(0)
+    l1 = nn.Linear(3, 8, bias=False)
+    nn.init.constant_(l1.weight, 1.0)
+    mask = sl.SpikeMask(0.5, mask_at_inference=True, seed=0)
+    net = sl.Sequential(l1, sl.LIF(beta=0.0), mask, nn.Linear(8, 2), sl.LI())
+    x = torch.ones(20, 2, 3)  # every hidden neuron fires at every step: 20 * 8 per sample
+    seen = {}
+    mask.register_forward_hook(lambda m, i, o: seen.update(out=o.detach().clone()))
+    res = evaluate(net, [(x, torch.tensor([0, 1]))])
+    transmitted = float(seen["out"].count_nonzero())
+    assert res["spikes_per_layer"] == {"1": 160.0}  # emitted spikes
+    assert 0 < transmitted < 320
+    assert res["synops_per_sample"] == pytest.approx((20 * 3 * 8 * 2 + transmitted * 2) / 2)
+    df = synops_table(sl.Sequential(l1, sl.LIF(beta=0.0), sl.SpikeMask(0.5, True, seed=0), nn.Linear(8, 2), sl.LI()),
+                      [(x, torch.tensor([0, 1]))])
+    assert list(df["layer"]) == ["0", "3"] and df["input_events_per_sample"].iloc[1] == transmitted / 2
+
+
+def test_per_neuron_spike_counts_dataframe():
+    x, y = hand_batch()
+    df = per_neuron_spike_counts(hand_net(), [(x, y)])
+    assert list(df.columns) == ["layer", "neuron", "spikes_per_sample"] and len(df) == 5
+    assert df["spikes_per_sample"].tolist() == [1.0, 0.5, 0.0, 0.0, 0.0]
+
+
+def test_metrics_table():
+    x, y = hand_batch()
+    r = evaluate(hand_net(), [(x, y)])
+    df = metrics_table([r, r], names=["a", "b"])
+    assert len(df) == 2 and df["model"].tolist() == ["a", "b"]
+    assert {"accuracy", "synops_per_sample", "spikes_per_layer[1]"} <= set(df.columns)
+    assert metrics_table({"a": r}).shape[0] == 1
+
+
+# ----------------------------------------------------------------------------- latency
+
+
+def test_latency_spike_readouts_first_output_spike():
+    out = torch.zeros(5, 3, 2)
+    out[2, 0, 1] = 1; out[4, 0, 0] = 1; out[0, 1, 0] = 1  # sample 2 silent
+    for readout in ("first_spike", "spike_count"):
+        assert decision_latency(out, readout).tolist() == [2.0, 0.0, 5.0]
+    lat = decision_latency(out, "first_spike", never=float("nan"))
+    assert math.isnan(lat[2]) and mean_latency(lat) == 1.0
+
+
+def test_latency_membrane_readout_stable_and_correct():
+    out = torch.zeros(4, 2, 2)
+    out[0, 0] = torch.tensor([1.0, 0.0]); out[1, 0] = torch.tensor([0.0, 3.0])   # pred 0,1,1,1
+    out[:, 1] = torch.tensor([0.0, 1.0])                                          # pred 1 from t0
+    assert decision_latency(out, "membrane_sum", torch.tensor([1, 1])).tolist() == [1.0, 0.0]
+    assert decision_latency(out, "membrane_sum", torch.tensor([0, 1])).tolist() == [4.0, 0.0]
+    assert decision_latency(out, "membrane_sum").tolist() == [1.0, 0.0]  # stability only
+    assert decision_latency(out, "membrane_max", torch.tensor([1, 1])).tolist() == [1.0, 0.0]
+
+
+# ----------------------------------------------------------------------------- perturbations
+
+
+def spikes(T=50, B=4, N=6, p=0.2, seed=1234):  # seed != the perturbation seeds
+    g = torch.Generator().manual_seed(seed)
+    return (torch.rand(T, B, N, generator=g) < p).float()
+
+
+def gen(seed=0):
+    return torch.Generator().manual_seed(seed)
+
+
+def test_delete_spikes():
+    x = spikes()
+    assert torch.equal(delete_spikes(x, 0.0, gen()), x)
+    assert delete_spikes(x, 1.0, gen()).sum() == 0
+    kept = delete_spikes(x, 0.3, gen())
+    assert ((kept == 1) <= (x == 1)).all()  # only removes
+    assert kept.sum() / x.sum() == pytest.approx(0.7, abs=0.08)
+    assert torch.equal(kept, delete_spikes(x, 0.3, gen()))  # seeded
+    with pytest.raises(ValueError):
+        delete_spikes(x, 1.5)
+
+
+def test_insert_spikes():
+    x = spikes()
+    assert torch.equal(insert_spikes(x, 0.0, gen()), x)
+    y = insert_spikes(x, 0.1, gen())
+    assert ((y == 0) | (y == 1)).all() and (y >= x).all()
+    empty = (x == 0).sum()
+    assert (y.sum() - x.sum()) / empty == pytest.approx(0.1, abs=0.03)
+    assert insert_spikes(x, 1.0, gen()).eq(1).all()
+    assert torch.equal(y, insert_spikes(x, 0.1, gen()))
+
+
+def test_jitter_preserves_spikes_and_is_seeded():
+    x = spikes()
+    assert torch.equal(jitter_spikes(x, 0.0, gen()), x)
+    # one spike per neuron: no collisions possible, so the count is preserved, clipping included
+    one = torch.zeros(20, 3, 50)
+    one[torch.randint(0, 20, (150,), generator=gen(1)), torch.arange(3).repeat_interleave(50), torch.arange(50).repeat(3)] = 1
+    j = jitter_spikes(one, 8.0, gen())
+    assert j.sum() == one.sum() and ((j == 0) | (j == 1)).all()
+    assert j.sum(0).eq(1).all()  # every neuron still has exactly one spike
+    # merge=False keeps the total exactly even with collisions
+    assert jitter_spikes(x, 3.0, gen(), merge=False).sum() == x.sum()
+    assert jitter_spikes(x, 3.0, gen()).sum() <= x.sum()
+    assert torch.equal(jitter_spikes(x, 2.0, gen(5)), jitter_spikes(x, 2.0, gen(5)))
+    assert not torch.equal(jitter_spikes(x, 2.0, gen(5)), jitter_spikes(x, 2.0, gen(6)))
+
+
+def test_jitter_displacement_statistics():
+    T, N = 1001, 2000
+    x = torch.zeros(T, 1, N)
+    x[500, 0, :] = 1  # far from the edges: no clipping
+    t_new = jitter_spikes(x, 3.0, gen()).argmax(0).float().flatten()
+    d = t_new - 500
+    assert d.mean().abs() < 0.3 and d.std() == pytest.approx(3.0, rel=0.08)
+    assert torch.equal(d, d.round())  # integer offsets
+
+
+def test_gaussian_noise():
+    x = spikes()
+    assert torch.equal(gaussian_noise(x, 0.0, gen()), x)
+    n = gaussian_noise(x, 0.5, gen()) - x
+    assert n.mean().abs() < 0.05 and n.std() == pytest.approx(0.5, rel=0.1)
+    assert torch.equal(gaussian_noise(x, 0.5, gen(3)), gaussian_noise(x, 0.5, gen(3)))
+
+
+# ----------------------------------------------------------------------------- robustness curve
+
+
+def perfect_setup():
+    """Class c has spikes on channel c at every other step; Linear = identity; membrane_sum readout."""
+    T, B = 10, 8
+    y = torch.arange(B) % 2
+    x = torch.zeros(T, B, 2)
+    x[::2, torch.arange(B), y] = 1.0
+    lin = nn.Linear(2, 2, bias=False)
+    with torch.no_grad():
+        lin.weight.copy_(torch.eye(2))
+    return sl.Sequential(lin, sl.LI(beta=0.0)), [(x, y), (x, y)]
+
+
+def test_robustness_curve_shape_and_clean_accuracy():
+    model, loader = perfect_setup()
+    model.train()
+    df = robustness_curve(model, loader, "deletion", [0.0, 0.5, 1.0])
+    assert isinstance(df, pd.DataFrame) and list(df.columns) == ["perturbation", "level", "accuracy", "n_samples"]
+    assert len(df) == 3 and (df["n_samples"] == 16).all() and model.training
+    assert df["accuracy"].iloc[0] == 1.0
+    assert df["accuracy"].iloc[2] == 0.5  # all spikes gone: ties -> class 0 for everyone
+    kinds = ["jitter", "deletion", "insertion", "gaussian"]
+    both = robustness_curve(model, loader, kinds, [0.0, 0.2], max_batches=1)
+    assert len(both) == 8 and (both["n_samples"] == 8).all()
+    assert (both[both["level"] == 0.0]["accuracy"] == 1.0).all()
+    again = robustness_curve(model, loader, kinds, [0.0, 0.2], max_batches=1)
+    pd.testing.assert_frame_equal(both, again)  # seeded
+    with pytest.raises(ValueError):
+        robustness_curve(model, loader, "nope", [0.1])
