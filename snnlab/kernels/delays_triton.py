@@ -1,0 +1,397 @@
+"""Fused Triton kernels for :class:`snnlab.core.delays.DelayedLinear` (learnable synaptic delays).
+
+Same functions and gradients as the PyTorch paths in :mod:`snnlab.core.delays`, without
+building the dense ``[out, in, max_delay]`` kernel and without one GEMM per tap:
+
+* rounded path (integer delays ``d``, a LongTensor ``[out, in]``)::
+
+      y[t, b, j] = sum_i W_ij * x[t - d_ij, b, i]                  (x[t < 0] = 0)
+
+  computed as a delayed gather fused with the reduction over ``i``;
+* training path (real positions ``p``, Gaussian interpolation of width ``sigma``)::
+
+      G_ij[k] = exp(-(k - p_ij)^2 / (2 sigma^2)) / sum_k' exp(-(k' - p_ij)^2 / (2 sigma^2))
+      y[t, b, j] = sum_i W_ij * sum_k G_ij[k] * x[t - k, b, i]
+
+  with ``p`` clamped to ``[0, max_delay - 1]`` (zero gradient outside, like
+  :func:`~snnlab.core.delays.gaussian_delay_kernel`). The kernel weights are computed on the
+  fly in registers, per synapse, over a window of ``min(max_delay, 2 * ceil(6 sigma) + 1)``
+  taps centred on the nearest tap ``round(p)`` (shifted to stay inside ``0..max_delay-1``);
+  the taps left out have relative weight ``< exp(-18) ~ 1.5e-8``, below float32 resolution,
+  so the result equals the full-kernel form to float32 precision (exactly the full kernel
+  whenever the window covers all ``max_delay`` taps, e.g. early in training when sigma is
+  large). The largest exponent is subtracted before ``exp`` so tiny sigmas stay finite.
+
+Layout: ``x [T, B, ..., in]`` is viewed as ``[R = T * M, in]`` rows (``M`` = everything
+between time and features); time step ``t - k`` of row ``r`` is row ``r - k * M``, valid iff
+it is ``>= 0``. Kernels:
+
+* ``_delay_apply_kernel``: ``out[r, a] = sum_b sum_k C_ab[k] * src[r + SIGN * k * M, b]``;
+  one program per (block of rows, block of ``a``), looping over ``b`` in blocks with 3-D
+  ``[rows, b, a]`` gathers, float32 accumulation. Forward: ``src = x``, ``a = j``, ``b = i``,
+  ``SIGN = -1``. ``grad_x``: ``src = grad_y``, ``a = i``, ``b = j``, ``SIGN = +1`` (the
+  "advance" form ``grad_x[t, i] = sum_j sum_k C_ij[k] gy[t + k, j]``: a gather, no atomics).
+* ``_delay_grad_kernel``: per ``[in, out]`` tile (optionally split over rows, partial sums
+  reduced in PyTorch, deterministic) ``A_ij[k] = sum_r gy[r, j] * x[r - k M, i]`` over the
+  window taps, giving ``grad_W_ij = sum_k G_ij[k] A_ij[k]`` and
+  ``grad_p_ij = W_ij * sum_k G_ij[k] (u_k - ubar) A_ij[k]`` with ``u_k = (k - p) / sigma^2``
+  and ``ubar = sum_k G_ij[k] u_k`` (derivative of the normalised Gaussian).
+
+Inputs may be float32, float16 or bfloat16 (all of ``x``, ``W``, ``p`` the same floating
+dtype family; computation is float32, outputs in ``x``'s dtype, gradients in each input's
+dtype). Needs CUDA tensors, or ``TRITON_INTERPRET=1`` set before Triton is imported to run
+on CPU tensors through Triton's (slow) interpreter, for testing.
+
+Importing this module without Triton installed raises :class:`ImportError`.
+"""
+from __future__ import annotations
+
+import math
+
+import torch
+
+try:
+    import triton
+    import triton.language as tl
+except ImportError as exc:  # pragma: no cover - depends on the environment
+    raise ImportError(
+        "snnlab.kernels.delays_triton needs the 'triton' package, which is not installed. "
+        "Install it (pip install 'snnlab[gpu]' or pip install triton) or use backend='torch'."
+    ) from exc
+
+__all__ = ["delayed_linear_triton", "DelayedLinearTritonFunction", "DelayedLinearRoundedTritonFunction",
+           "gaussian_window"]
+
+_SUPPORTED_DTYPES = (torch.float32, torch.float16, torch.bfloat16)
+#: half-width of the tap window in units of sigma (taps further than this from ``p`` are dropped)
+WINDOW_SIGMAS = 6.0
+
+
+# ----------------------------------------------------------------------------- kernels
+
+
+@triton.jit
+def _window_start(p, RAD, KMAX0):
+    """Nearest tap ``kr = round(p)`` and first window tap ``clamp(kr - RAD, 0, max_delay - NW)`` (floats)."""
+    kr = tl.floor(p + 0.5)
+    k0 = tl.minimum(tl.maximum(kr - RAD, 0.0), KMAX0)
+    return kr, k0
+
+
+@triton.jit(do_not_specialize=["R", "M", "NB", "NA", "NW"])
+def _delay_apply_kernel(src_ptr, w_ptr, p_ptr, out_ptr, R, M, NB, NA, stride_wb, stride_wa,
+                        RAD, KMAX0, NW, inv_2s2,
+                        SIGN: tl.constexpr, GAUSS: tl.constexpr,
+                        BR: tl.constexpr, BB: tl.constexpr, BA: tl.constexpr):
+    pid_r = tl.program_id(0)
+    pid_a = tl.program_id(1)
+    rows = pid_r * BR + tl.arange(0, BR)
+    offs_a = pid_a * BA + tl.arange(0, BA)
+    rmask = rows < R
+    amask = offs_a < NA
+    r3 = rows.to(tl.int64)[:, None, None]
+    rmask3 = rmask[:, None, None]
+    Mi = M.to(tl.int64)
+    acc = tl.zeros([BR, BA], dtype=tl.float32)
+    for b0 in range(0, NB, BB):
+        offs_b = b0 + tl.arange(0, BB)
+        pmask = (offs_b < NB)[:, None] & amask[None, :]
+        poff = offs_b[:, None] * stride_wb + offs_a[None, :] * stride_wa
+        w = tl.load(w_ptr + poff, mask=pmask, other=0.0).to(tl.float32)
+        b3 = offs_b.to(tl.int64)[None, :, None]
+        m3 = rmask3 & pmask[None, :, :]
+        if GAUSS:
+            p = tl.load(p_ptr + poff, mask=pmask, other=0.0).to(tl.float32)
+            kr, k0 = _window_start(p, RAD, KMAX0)
+            dr2 = (kr - p) * (kr - p)
+            z = tl.zeros([BB, BA], dtype=tl.float32)
+            for wi in range(NW):
+                k = k0 + wi
+                z += tl.exp(-((k - p) * (k - p) - dr2) * inv_2s2)
+            scale = w / z  # z >= 1 (the nearest tap contributes exp(0))
+            for wi in range(NW):
+                k = k0 + wi
+                c = tl.exp(-((k - p) * (k - p) - dr2) * inv_2s2) * scale
+                src = r3 + SIGN * (k.to(tl.int64)[None, :, :] * Mi)
+                valid = m3 & (src >= 0) & (src < R)
+                v = tl.load(src_ptr + src * NB + b3, mask=valid, other=0.0).to(tl.float32)
+                acc += tl.sum(v * c[None, :, :], axis=1)
+        else:
+            d = tl.load(p_ptr + poff, mask=pmask, other=0).to(tl.int64)
+            src = r3 + SIGN * (d[None, :, :] * Mi)
+            valid = m3 & (src >= 0) & (src < R)
+            v = tl.load(src_ptr + src * NB + b3, mask=valid, other=0.0).to(tl.float32)
+            acc += tl.sum(v * w[None, :, :], axis=1)
+    out_off = rows.to(tl.int64)[:, None] * NA + offs_a[None, :]
+    tl.store(out_ptr + out_off, acc.to(out_ptr.dtype.element_ty), mask=rmask[:, None] & amask[None, :])
+
+
+@triton.jit(do_not_specialize=["R", "M", "I", "J", "rows_per_split", "NW"])
+def _delay_grad_kernel(x_ptr, gy_ptr, w_ptr, p_ptr, gw_ptr, gp_ptr, R, M, I, J, rows_per_split,
+                       RAD, KMAX0, NW, inv_2s2, inv_s2,
+                       GAUSS: tl.constexpr, NEED_W: tl.constexpr, NEED_P: tl.constexpr,
+                       BR: tl.constexpr, BI: tl.constexpr, BJ: tl.constexpr):
+    pid_i = tl.program_id(0)
+    pid_j = tl.program_id(1)
+    pid_s = tl.program_id(2)
+    offs_i = pid_i * BI + tl.arange(0, BI)
+    offs_j = pid_j * BJ + tl.arange(0, BJ)
+    jmask = offs_j < J
+    pmask = (offs_i < I)[:, None] & jmask[None, :]
+    poff = offs_j[None, :] * I + offs_i[:, None]  # W / p are [out = J, in = I]
+    i3 = offs_i.to(tl.int64)[None, :, None]
+    Mi = M.to(tl.int64)
+    row_lo = pid_s * rows_per_split
+    row_hi = tl.minimum(row_lo + rows_per_split, R)
+    out_off = pid_s.to(tl.int64) * I * J + poff
+    if GAUSS:
+        w = tl.load(w_ptr + poff, mask=pmask, other=0.0).to(tl.float32)
+        p = tl.load(p_ptr + poff, mask=pmask, other=0.0).to(tl.float32)
+        kr, k0 = _window_start(p, RAD, KMAX0)
+        dr2 = (kr - p) * (kr - p)
+        z = tl.zeros([BI, BJ], dtype=tl.float32)
+        for wi in range(NW):
+            k = k0 + wi
+            z += tl.exp(-((k - p) * (k - p) - dr2) * inv_2s2)
+        inv_z = 1.0 / z
+        gw = tl.zeros([BI, BJ], dtype=tl.float32)
+        su = tl.zeros([BI, BJ], dtype=tl.float32)
+        ubar = tl.zeros([BI, BJ], dtype=tl.float32)
+        for wi in range(NW):
+            k = k0 + wi
+            g = tl.exp(-((k - p) * (k - p) - dr2) * inv_2s2) * inv_z
+            shift = k.to(tl.int64)[None, :, :] * Mi
+            a = tl.zeros([BI, BJ], dtype=tl.float32)
+            for r0 in range(row_lo, row_hi, BR):
+                rows = r0 + tl.arange(0, BR)
+                rmask = rows < row_hi
+                rows64 = rows.to(tl.int64)
+                gy = tl.load(gy_ptr + rows64[:, None] * J + offs_j[None, :],
+                             mask=rmask[:, None] & jmask[None, :], other=0.0).to(tl.float32)
+                src = rows64[:, None, None] - shift
+                valid = rmask[:, None, None] & pmask[None, :, :] & (src >= 0)
+                xv = tl.load(x_ptr + src * I + i3, mask=valid, other=0.0).to(tl.float32)
+                a += tl.sum(xv * gy[:, None, :], axis=0)
+            gw += g * a
+            if NEED_P:
+                u = (k - p) * inv_s2
+                su += g * u * a
+                ubar += g * u
+        if NEED_W:
+            tl.store(gw_ptr + out_off, gw, mask=pmask)
+        if NEED_P:
+            tl.store(gp_ptr + out_off, w * (su - ubar * gw), mask=pmask)
+    else:
+        d = tl.load(p_ptr + poff, mask=pmask, other=0).to(tl.int64)
+        shift = d[None, :, :] * Mi
+        a = tl.zeros([BI, BJ], dtype=tl.float32)
+        for r0 in range(row_lo, row_hi, BR):
+            rows = r0 + tl.arange(0, BR)
+            rmask = rows < row_hi
+            rows64 = rows.to(tl.int64)
+            gy = tl.load(gy_ptr + rows64[:, None] * J + offs_j[None, :],
+                         mask=rmask[:, None] & jmask[None, :], other=0.0).to(tl.float32)
+            src = rows64[:, None, None] - shift
+            valid = rmask[:, None, None] & pmask[None, :, :] & (src >= 0)
+            xv = tl.load(x_ptr + src * I + i3, mask=valid, other=0.0).to(tl.float32)
+            a += tl.sum(xv * gy[:, None, :], axis=0)
+        tl.store(gw_ptr + out_off, a, mask=pmask)
+
+
+# kernels decorated while TRITON_INTERPRET=1 run on CPU tensors through Triton's interpreter
+_INTERPRETED = type(_delay_apply_kernel).__name__ == "InterpretedFunction"
+
+
+# ----------------------------------------------------------------------------- launch helpers
+
+
+def _check_device(*tensors: torch.Tensor) -> None:
+    dev = tensors[0].device
+    for t in tensors:
+        if t.device != dev:
+            raise RuntimeError(f"delayed_linear_triton: all tensors must be on one device, got {dev} and {t.device}")
+    if dev.type != "cuda" and not _INTERPRETED:
+        raise RuntimeError(
+            f"delayed_linear_triton got a tensor on '{dev}'; the Triton kernels need a CUDA device. Use "
+            "backend='torch', move the tensors to CUDA, or set TRITON_INTERPRET=1 before importing triton "
+            "(CPU testing only).")
+
+
+def _pow2(n: int, lo: int, hi: int) -> int:
+    return max(lo, min(hi, triton.next_power_of_2(max(int(n), 1))))
+
+
+def gaussian_window(sigma: float, max_delay: int) -> tuple[int, int]:
+    """``(radius, n_taps)`` of the tap window used for ``sigma``: ``radius = ceil(WINDOW_SIGMAS * sigma)``,
+    ``n_taps = min(max_delay, 2 * radius + 1)``."""
+    rad = int(math.ceil(WINDOW_SIGMAS * float(sigma)))
+    return rad, min(int(max_delay), 2 * rad + 1)
+
+
+def _gauss_args(sigma: float, max_delay: int) -> dict:
+    rad, nw = gaussian_window(sigma, max_delay)
+    s2 = float(sigma) ** 2
+    return dict(RAD=float(rad), KMAX0=float(max_delay - nw), NW=nw, inv_2s2=0.5 / s2), 1.0 / s2
+
+
+_ROUNDED_ARGS = dict(RAD=0.0, KMAX0=0.0, NW=1, inv_2s2=0.0)
+
+
+def _apply(src: torch.Tensor, weight: torch.Tensor, param: torch.Tensor, M: int, out_features: int,
+           transpose: bool, gauss_args: dict, gauss: bool, out_dtype: torch.dtype) -> torch.Tensor:
+    """``out[R, NA]``; forward (``transpose=False``): a = out index j, b = in index i, looking back in time;
+    grad_x (``transpose=True``): a = i, b = j, looking ahead."""
+    R, NB = src.shape
+    I = weight.shape[1]
+    NA = out_features
+    out = torch.empty(R, NA, device=src.device, dtype=out_dtype)
+    if R == 0 or NA == 0:
+        return out
+    if NB == 0:
+        return out.zero_()
+    stride_wb, stride_wa = (I, 1) if transpose else (1, I)
+    BR, BB, BA = _pow2(R, 16, 32), _pow2(NB, 8, 8), _pow2(NA, 16, 32)
+    grid = (triton.cdiv(R, BR), triton.cdiv(NA, BA))
+    _delay_apply_kernel[grid](src, weight, param, out, R, M, NB, NA, stride_wb, stride_wa, **gauss_args,
+                              SIGN=1 if transpose else -1, GAUSS=gauss, BR=BR, BB=BB, BA=BA, num_warps=8)
+    return out
+
+
+def _param_grads(x2: torch.Tensor, gy2: torch.Tensor, weight: torch.Tensor, param: torch.Tensor, M: int,
+                 gauss_args: dict, inv_s2: float, gauss: bool, need_w: bool, need_p: bool):
+    """float32 ``(grad_W, grad_p)`` ``[out, in]`` (``grad_p`` is None unless ``gauss and need_p``)."""
+    R, I = x2.shape
+    J = gy2.shape[1]
+    need_p = need_p and gauss
+    BR, BI, BJ = _pow2(R, 16, 16), _pow2(I, 16, 16), _pow2(J, 16, 32)
+    n_tiles = triton.cdiv(I, BI) * triton.cdiv(J, BJ)
+    splits = 1
+    if not _INTERPRETED:  # enough programs to fill the GPU; partial sums reduced below (deterministic)
+        splits = max(1, min(-(-256 // n_tiles), triton.cdiv(R, 4 * BR)))
+    rows_per_split = triton.cdiv(triton.cdiv(max(R, 1), splits), BR) * BR
+    splits = max(1, triton.cdiv(R, rows_per_split))
+    gw = torch.zeros(splits, J, I, device=x2.device, dtype=torch.float32)
+    gp = torch.zeros(splits, J, I, device=x2.device, dtype=torch.float32) if need_p else gw
+    if R > 0 and I > 0 and J > 0:
+        grid = (triton.cdiv(I, BI), triton.cdiv(J, BJ), splits)
+        _delay_grad_kernel[grid](x2, gy2, weight, param, gw, gp, R, M, I, J, rows_per_split, **gauss_args,
+                                 inv_s2=inv_s2, GAUSS=gauss, NEED_W=need_w or need_p, NEED_P=need_p,
+                                 BR=BR, BI=BI, BJ=BJ, num_warps=8)
+    gw = gw.sum(0) if splits > 1 else gw[0]
+    gp = (gp.sum(0) if splits > 1 else gp[0]) if need_p else None
+    return gw, gp
+
+
+# ----------------------------------------------------------------------------- autograd
+
+
+class DelayedLinearTritonFunction(torch.autograd.Function):
+    """Gaussian-interpolated delays: ``(x [T, M, in], W [out, in], p [out, in] already clamped, sigma,
+    max_delay) -> y [T, M, out]``; gradients for ``x``, ``W`` and ``p``."""
+
+    @staticmethod
+    def forward(ctx, x, weight, positions, sigma, max_delay):
+        T, M, I = x.shape
+        x2 = x.reshape(T * M, I)
+        weight_c, pos_c = weight.contiguous(), positions.contiguous()
+        gargs, inv_s2 = _gauss_args(sigma, max_delay)
+        y = _apply(x2, weight_c, pos_c, M, weight.shape[0], False, gargs, True, x.dtype)
+        ctx.save_for_backward(x2, weight_c, pos_c)
+        ctx.cfg = (T, M, gargs, inv_s2)
+        return y.view(T, M, weight.shape[0])
+
+    @staticmethod
+    def backward(ctx, gy):
+        x2, weight, pos = ctx.saved_tensors
+        T, M, gargs, inv_s2 = ctx.cfg
+        gy2 = gy.contiguous().view(T * M, weight.shape[0])
+        gx = gw = gp = None
+        if ctx.needs_input_grad[0]:
+            gx = _apply(gy2, weight, pos, M, weight.shape[1], True, gargs, True, x2.dtype).view(T, M, -1)
+        if ctx.needs_input_grad[1] or ctx.needs_input_grad[2]:
+            gw32, gp32 = _param_grads(x2, gy2, weight, pos, M, gargs, inv_s2, True,
+                                      ctx.needs_input_grad[1], ctx.needs_input_grad[2])
+            gw = gw32.to(weight.dtype) if ctx.needs_input_grad[1] else None
+            gp = gp32.to(pos.dtype) if ctx.needs_input_grad[2] else None
+        return gx, gw, gp, None, None
+
+
+class DelayedLinearRoundedTritonFunction(torch.autograd.Function):
+    """Integer delays: ``(x [T, M, in], W [out, in], d [out, in] int64 >= 0) -> y [T, M, out]``;
+    gradients for ``x`` and ``W``."""
+
+    @staticmethod
+    def forward(ctx, x, weight, delays):
+        T, M, I = x.shape
+        x2 = x.reshape(T * M, I)
+        weight_c, d = weight.contiguous(), delays.contiguous()
+        y = _apply(x2, weight_c, d, M, weight.shape[0], False, _ROUNDED_ARGS, False, x.dtype)
+        ctx.save_for_backward(x2, weight_c, d)
+        ctx.cfg = (T, M)
+        return y.view(T, M, weight.shape[0])
+
+    @staticmethod
+    def backward(ctx, gy):
+        x2, weight, d = ctx.saved_tensors
+        T, M = ctx.cfg
+        gy2 = gy.contiguous().view(T * M, weight.shape[0])
+        gx = gw = None
+        if ctx.needs_input_grad[0]:
+            gx = _apply(gy2, weight, d, M, weight.shape[1], True, _ROUNDED_ARGS, False, x2.dtype).view(T, M, -1)
+        if ctx.needs_input_grad[1]:
+            gw32, _ = _param_grads(x2, gy2, weight, d, M, _ROUNDED_ARGS, 0.0, False, True, False)
+            gw = gw32.to(weight.dtype)
+        return gx, gw, None
+
+
+# ----------------------------------------------------------------------------- entry point
+
+
+def delayed_linear_triton(x: torch.Tensor, weight: torch.Tensor, positions_or_delays: torch.Tensor,
+                          sigma: float, max_delay: int, rounded: bool) -> torch.Tensor:
+    """Fused Triton :class:`~snnlab.core.delays.DelayedLinear` forward (no bias), differentiable.
+
+    ``x`` is ``[T, B, ..., in]`` (middle dimensions are flattened), ``weight`` ``[out, in]``.
+    ``rounded=False``: ``positions_or_delays`` are real positions ``[out, in]`` (clamped here to
+    ``[0, max_delay - 1]``, zero gradient outside), Gaussian width ``sigma``; gradients flow
+    to ``x``, ``weight`` and the positions. ``rounded=True``: integer delays ``[out, in]``
+    (``>= 0``; delays ``>= T`` contribute nothing), ``sigma`` is ignored; gradients flow to
+    ``x`` and ``weight``. Returns ``[T, B, ..., out]`` in ``x``'s dtype.
+    """
+    name = "delayed_linear_triton"
+    if x.dim() < 2:
+        raise ValueError(f"{name}: x must be time-major [T, ..., in], got shape {tuple(x.shape)}")
+    if weight.dim() != 2 or weight.shape[1] != x.shape[-1]:
+        raise ValueError(f"{name}: weight must be [out, in={x.shape[-1]}], got {tuple(weight.shape)}")
+    if tuple(positions_or_delays.shape) != tuple(weight.shape):
+        what = "delays" if rounded else "positions"
+        raise ValueError(f"{name}: {what} must have the weight's shape {tuple(weight.shape)}, "
+                         f"got {tuple(positions_or_delays.shape)}")
+    if isinstance(max_delay, bool) or int(max_delay) != max_delay or max_delay < 1:
+        raise ValueError(f"{name}: max_delay must be an int >= 1, got {max_delay!r}")
+    max_delay = int(max_delay)
+    for t, label in ((x, "x"), (weight, "weight")):
+        if t.dtype not in _SUPPORTED_DTYPES:
+            raise TypeError(f"{name}: {label} must be one of {list(_SUPPORTED_DTYPES)}, got {t.dtype}")
+    _check_device(x, weight, positions_or_delays)
+    shape = x.shape
+    x3 = x.reshape(shape[0], -1, shape[-1]).contiguous()
+    if rounded:
+        d = positions_or_delays
+        if d.dtype.is_floating_point or d.dtype == torch.bool or d.is_complex():
+            raise TypeError(f"{name}: rounded=True needs integer delays (e.g. layer.delays, a LongTensor), "
+                            f"got {d.dtype}")
+        d = d.to(torch.int64)
+        if d.numel() and bool((d < 0).any()):
+            raise ValueError(f"{name}: delays must be >= 0")
+        y = DelayedLinearRoundedTritonFunction.apply(x3, weight, d)
+    else:
+        p = positions_or_delays
+        if p.dtype not in _SUPPORTED_DTYPES:
+            raise TypeError(f"{name}: positions must be one of {list(_SUPPORTED_DTYPES)}, got {p.dtype}")
+        sigma = float(sigma)
+        if not (math.isfinite(sigma) and sigma > 0):
+            raise ValueError(f"{name}: sigma must be a finite float > 0, got {sigma!r}")
+        p = p.clamp(0.0, float(max_delay - 1))
+        y = DelayedLinearTritonFunction.apply(x3, weight, p, sigma, max_delay)
+    return y.reshape(*shape[:-1], weight.shape[0])

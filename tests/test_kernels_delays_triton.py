@@ -1,0 +1,173 @@
+"""The fused Triton DelayedLinear kernels against the PyTorch references, on CPU through Triton's interpreter.
+
+TRITON_INTERPRET must be set before triton is imported (kernels are bound to the interpreter
+when they are decorated), hence the environment line at the very top.
+"""
+import os
+
+os.environ["TRITON_INTERPRET"] = "1"
+
+import sys  # noqa: E402
+
+import pytest  # noqa: E402
+import torch  # noqa: E402
+
+tl = pytest.importorskip("triton.language")
+
+_INTERPRETER_READY = type(tl.zeros).__name__ == "InterpretedFunction"
+_already = sys.modules.get("snnlab.kernels.delays_triton")
+if _INTERPRETER_READY and _already is not None and not _already._INTERPRETED:
+    del sys.modules["snnlab.kernels.delays_triton"]  # kernels decorated before the flag: decorate again
+pytestmark = pytest.mark.skipif(
+    not _INTERPRETER_READY,
+    reason="triton was imported before TRITON_INTERPRET=1 was set; set it in the environment")
+
+from snnlab.core import delays as delays_mod  # noqa: E402
+from snnlab.core.delays import DelayedLinear, delayed_linear_reference, delayed_linear_rounded  # noqa: E402
+from snnlab.kernels.delays_triton import delayed_linear_triton, gaussian_window  # noqa: E402
+
+D64 = torch.float64
+
+
+def _gen(seed):
+    return torch.Generator().manual_seed(seed)
+
+
+def _grads(fn, inputs, gy):
+    inputs = [t.detach().clone().requires_grad_(True) for t in inputs]
+    y = fn(*inputs)
+    return (y, *torch.autograd.grad(y, inputs, gy))
+
+
+def _close(a, b, tol=2e-5):
+    scale = max(1.0, b.abs().max().item())
+    torch.testing.assert_close(a.to(D64), b.to(D64), rtol=tol, atol=tol * scale)
+
+
+# ----------------------------------------------------------------------------- rounded path
+
+
+@pytest.mark.parametrize("T,B,I,O,K", [(7, 3, 13, 9, 5), (7, 2, 5, 4, 12), (9, 5, 20, 40, 6)])
+def test_rounded_matches_torch(T, B, I, O, K):
+    g = _gen(T + I)
+    x = torch.randn(T, B, I, generator=g)
+    W = torch.randn(O, I, generator=g)
+    D = torch.randint(0, K, (O, I), generator=g)  # K=12 > T=7: some delays reach past the sequence
+    gy = torch.randn(T, B, O, generator=g)
+    out = _grads(lambda a, b: delayed_linear_triton(a, b, D, 1.0, K, True), (x, W), gy)
+    ref = _grads(lambda a, b: delayed_linear_rounded(a, b, D), (x.to(D64), W.to(D64)), gy.to(D64))
+    assert out[0].dtype == torch.float32 and out[0].shape == (T, B, O)
+    for a, b in zip(out, ref):
+        _close(a, b)
+
+
+def test_rounded_extra_dims_and_spikes_exact():
+    g = _gen(3)
+    x = (torch.rand(6, 2, 3, 11, generator=g) < 0.3).float()  # spikes, small integer weights: exact sums
+    W = torch.randint(-3, 4, (7, 11), generator=g).float()
+    D = torch.randint(0, 4, (7, 11), generator=g)
+    y = delayed_linear_triton(x, W, D, 0.5, 4, True)
+    assert y.shape == (6, 2, 3, 7)
+    assert torch.equal(y, delayed_linear_rounded(x, W, D))
+
+
+def test_rounded_input_checks():
+    x, W = torch.randn(4, 2, 3), torch.randn(5, 3)
+    with pytest.raises(TypeError, match="integer delays"):
+        delayed_linear_triton(x, W, torch.zeros(5, 3), 1.0, 3, True)
+    with pytest.raises(ValueError, match=">= 0"):
+        delayed_linear_triton(x, W, -torch.ones(5, 3, dtype=torch.long), 1.0, 3, True)
+    with pytest.raises(ValueError, match="weight's shape"):
+        delayed_linear_triton(x, W, torch.zeros(3, 5, dtype=torch.long), 1.0, 3, True)
+
+
+# ----------------------------------------------------------------------------- Gaussian (training) path
+
+
+@pytest.mark.parametrize("K,sigma", [(5, 2.5), (5, 0.7), (25, 0.5), (25, 1.3), (12, 0.05)])
+def test_gaussian_matches_reference(K, sigma):
+    T, B, I, O = 7, 3, 13, 9
+    g = _gen(K * 10 + int(sigma * 100))
+    x = torch.randn(T, B, I, generator=g)
+    W = torch.randn(O, I, generator=g)
+    P = torch.rand(O, I, generator=g) * (K + 1) - 1.0  # some outside [0, K-1]: clamped, zero grad
+    P[0, :3] = torch.tensor([0.5, 1.5, float(K - 1) - 0.5])  # ties between two taps
+    gy = torch.randn(T, B, O, generator=g)
+    out = _grads(lambda a, b, c: delayed_linear_triton(a, b, c, sigma, K, False), (x, W, P), gy)
+    ref = _grads(lambda a, b, c: delayed_linear_reference(a, b, c, sigma, K),
+                 (x.to(D64), W.to(D64), P.to(D64)), gy.to(D64))
+    for a, b in zip(out, ref):
+        _close(a, b, tol=5e-5)
+    outside = (P < 0) | (P > K - 1)
+    assert outside.any() and torch.all(out[3][outside] == 0)
+
+
+def test_gaussian_multiblock_extra_dims():
+    T, K, sigma = 9, 8, 0.9
+    g = _gen(11)
+    x = torch.randn(T, 2, 3, 20, generator=g)  # R = 54 rows, in = 20, out = 40: several blocks each way
+    W = torch.randn(40, 20, generator=g)
+    P = torch.rand(40, 20, generator=g) * (K - 1)
+    gy = torch.randn(T, 2, 3, 40, generator=g)
+    out = _grads(lambda a, b, c: delayed_linear_triton(a, b, c, sigma, K, False), (x, W, P), gy)
+    ref = _grads(lambda a, b, c: delayed_linear_reference(a, b, c, sigma, K),
+                 (x.to(D64), W.to(D64), P.to(D64)), gy.to(D64))
+    assert out[0].shape == (T, 2, 3, 40)
+    for a, b in zip(out, ref):
+        _close(a, b, tol=5e-5)
+
+
+def test_gaussian_window():
+    assert gaussian_window(0.5, 25) == (3, 7)
+    assert gaussian_window(2.5, 5) == (15, 5)  # wide kernel: all taps, exact
+
+
+def test_gaussian_input_checks():
+    x, W, P = torch.randn(4, 2, 3), torch.randn(5, 3), torch.rand(5, 3)
+    with pytest.raises(ValueError, match="sigma"):
+        delayed_linear_triton(x, W, P, 0.0, 3, False)
+    with pytest.raises(TypeError, match="positions"):
+        delayed_linear_triton(x, W, P.long(), 1.0, 3, False)
+
+
+def test_bfloat16_runs_and_accumulates_in_float32():
+    g = _gen(5)
+    x = torch.randn(6, 2, 13, generator=g).bfloat16()
+    W = torch.randn(9, 13, generator=g).bfloat16()
+    P = (torch.rand(9, 13, generator=g) * 4).bfloat16()
+    D = torch.randint(0, 5, (9, 13), generator=g)
+    y, gx, gw, gp = _grads(lambda a, b, c: delayed_linear_triton(a, b, c, 1.0, 5, False), (x, W, P),
+                           torch.ones(6, 2, 9, dtype=torch.bfloat16))
+    assert y.dtype == gx.dtype == gw.dtype == gp.dtype == torch.bfloat16
+    ref = delayed_linear_reference(x.to(D64), W.to(D64), P.to(D64), 1.0, 5)
+    torch.testing.assert_close(y.to(D64), ref, rtol=2e-2, atol=2e-2 * ref.abs().max().item())
+    yr = delayed_linear_triton(x, W, D, 1.0, 5, True)
+    ref_r = delayed_linear_rounded(x.to(D64), W.to(D64), D)
+    torch.testing.assert_close(yr.to(D64), ref_r, rtol=2e-2, atol=2e-2 * ref_r.abs().max().item())
+
+
+# ----------------------------------------------------------------------------- layer, end to end
+
+
+@pytest.mark.parametrize("rounded", [False, True])
+def test_layer_triton_matches_torch(rounded):
+    assert delays_mod._triton_impl() is delayed_linear_triton
+    layers = [DelayedLinear(13, 9, 6, bias=True, seed=4, backend=b) for b in ("triton", "torch")]
+    for layer in layers:
+        layer.sigma = 0.8
+        with torch.no_grad():
+            layer.positions[0, :2] = torch.tensor([-0.5, 7.0])  # outside: clamped in forward
+        if rounded:
+            layer.round_delays()
+    x = torch.randn(7, 3, 2, 13, generator=_gen(9))
+    outs = []
+    for layer in layers:
+        xi = x.clone().requires_grad_(True)
+        y = layer(xi)
+        (y * torch.linspace(-1, 1, 9)).square().sum().backward()
+        outs.append((y.detach(), xi.grad, *[p.grad for p in layer.parameters()]))
+    assert len(outs[0]) == (4 if rounded else 5)
+    for a, b in zip(*outs):
+        torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-5)
+    if not rounded:
+        assert torch.all(layers[0].positions.grad[0, :2] == 0)
