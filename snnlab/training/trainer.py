@@ -1,0 +1,762 @@
+"""The training loop: build from a config, train, evaluate, checkpoint, and be controlled from another thread.
+
+Example:
+    >>> from snnlab.training import ExperimentConfig, Trainer
+    >>> cfg = ExperimentConfig(hidden=[32], epochs=1, max_batches_per_epoch=2, eval_max_batches=1)
+    >>> tr = Trainer(cfg, progress=False)
+    >>> result = tr.run()
+    >>> tr.state, sorted(result)
+    ('finished', ['final', 'rounded'])
+
+Numbering: events and history records carry ``epoch`` = the 0-based index of the epoch they
+belong to and ``step`` = the number of optimiser steps done so far (``1`` after the first).
+A checkpoint's ``"epoch"`` is the number of *completed* epochs, i.e. where a resumed run starts.
+"""
+from __future__ import annotations
+
+import logging
+import math
+import os
+import random
+import threading
+import time
+import traceback
+import uuid
+from collections.abc import Callable, Iterable
+from pathlib import Path
+from typing import Any, Protocol, runtime_checkable
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from snnlab.core.delays import DelayedLinear, DelaySchedule
+from snnlab.core.neurons import LIF
+from snnlab.core.readout import logits
+
+from .checkpoint import CheckpointError, load_checkpoint, save_checkpoint, to_plain
+from .config import ExperimentConfig
+from .events import Event, EventBus
+
+__all__ = ["Trainer", "TrainingDiverged", "RunStoreProtocol", "History", "STATES", "seed_everything",
+           "resolve_device", "EVAL_KEYS"]
+
+log = logging.getLogger(__name__)
+
+STATES = ("idle", "running", "paused", "stopped", "finished", "failed")
+CHECKPOINT_FORMAT = "snnlab-checkpoint-v1"
+CHECKPOINT_NAME = "checkpoint.pt"
+EVAL_KEYS = ("accuracy", "loss", "spikes_per_sample", "spikes_per_layer", "synops_per_sample", "macs_per_sample",
+             "energy_per_sample_j", "latency_steps", "n_samples")
+
+
+class TrainingDiverged(RuntimeError):
+    """The loss (or the weights) became NaN or infinite."""
+
+
+@runtime_checkable
+class RunStoreProtocol(Protocol):
+    """What the trainer needs from a run store (e.g. an SQLite-backed one)."""
+
+    def create_run(self, config: dict, name: str | None = None) -> str:
+        """Register a run with its configuration dict; return its id."""
+
+    def log_metrics(self, run_id: str, step: int, epoch: int, metrics: dict) -> None:
+        """Record scalar metrics (``{name: float}``) at a global step / epoch."""
+
+    def set_status(self, run_id: str, status: str, message: str | None = None) -> None:
+        """Record the run's state (one of ``STATES``) with an optional message."""
+
+    def set_checkpoint(self, run_id: str, path: str) -> None:
+        """Record where the run's latest checkpoint is."""
+
+
+class History(list):
+    """Per-step and per-epoch records (dicts with a ``"kind"`` key); :meth:`frame` gives a DataFrame."""
+
+    def frame(self, kind: str | None = None):
+        """A ``pandas.DataFrame`` of the records (only those of ``kind``: "step", "epoch", "evaluation")."""
+        import pandas as pd
+
+        rows = [dict(r) for r in list(self) if kind is None or r.get("kind") == kind]
+        for r in rows:  # nested dicts (spikes per layer) become columns "test_spikes_per_layer.<name>"
+            for k in [k for k, v in r.items() if isinstance(v, dict)]:
+                for sub, v in r.pop(k).items():
+                    r[f"{k}.{sub}"] = v
+        return pd.DataFrame(rows)
+
+    def steps(self) -> list[dict]:
+        return [r for r in list(self) if r.get("kind") == "step"]
+
+    def epochs(self) -> list[dict]:
+        return [r for r in list(self) if r.get("kind") == "epoch"]
+
+
+def seed_everything(seed: int) -> None:
+    """Seed Python's ``random``, NumPy's global RNG and torch (CPU and every CUDA device)."""
+    seed = int(seed)
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+
+
+def resolve_device(name: str | torch.device | None) -> torch.device:
+    """``"auto"``/None -> cuda when available else cpu; ``"cuda"`` without a GPU raises a clear error."""
+    if isinstance(name, torch.device):
+        return name
+    if name in (None, "auto"):
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    dev = torch.device(name)
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise RuntimeError("device='cuda' was requested but CUDA is not available here; use device='cpu' or 'auto'")
+    return dev
+
+
+def _scalars(prefix: str, d: dict[str, Any]) -> dict[str, float]:
+    """Flatten a metrics dict to ``{prefix+name: float}`` (nested dicts as ``name.sub``), skipping non-numbers."""
+    out: dict[str, float] = {}
+    for k, v in d.items():
+        if isinstance(v, dict):
+            for sk, sv in _scalars("", v).items():
+                out[f"{prefix}{k}.{sk}"] = sv
+        elif isinstance(v, bool):
+            out[prefix + k] = float(v)
+        elif isinstance(v, (int, float, np.number)):
+            out[prefix + k] = float(v)
+        elif isinstance(v, torch.Tensor) and v.numel() == 1:
+            out[prefix + k] = float(v)
+    return out
+
+
+def _loader_generators(loader, depth: int = 3) -> dict[str, torch.Generator]:
+    """Every ``torch.Generator`` reachable from a loader (its shuffle generator, its collate's encoder, ...).
+
+    Keys are attribute paths (``"generator"``, ``"collate_fn.encoder.generator"``), so the states can be
+    saved in a checkpoint and restored for a bit-exact resume.
+    """
+    found: dict[str, torch.Generator] = {}
+    seen: set[int] = set()
+
+    def walk(obj, path: str, level: int) -> None:
+        if id(obj) in seen or level > depth:
+            return
+        seen.add(id(obj))
+        if isinstance(obj, torch.Generator):
+            found[path] = obj
+            return
+        if isinstance(obj, (torch.Tensor, nn.Module, str, bytes, int, float, bool)) or obj is None:
+            return
+        try:
+            attrs = vars(obj)
+        except TypeError:
+            return
+        for k in sorted(attrs):
+            if k.startswith("__") or k in ("dataset", "sampler", "batch_sampler") and level == 0:
+                continue
+            walk(attrs[k], f"{path}.{k}" if path else k, level + 1)
+
+    walk(loader, "", 0)
+    sampler = getattr(loader, "sampler", None)
+    if sampler is not None:
+        gen = getattr(sampler, "generator", None)
+        if isinstance(gen, torch.Generator) and all(gen is not g for g in found.values()):
+            found["sampler.generator"] = gen
+    return found
+
+
+def _basic_evaluate(model: nn.Module, loader, readout: str = "membrane_sum", device=None,
+                    max_batches: int | None = None) -> dict[str, Any]:
+    """Minimal stand-in for ``snnlab.metrics.evaluate`` (accuracy, loss, spikes) used only if that is missing."""
+    device = torch.device(device) if device is not None else next(model.parameters()).device
+    counts: list[torch.Tensor] = []
+    hooks = [m.register_forward_hook(lambda m, i, o: counts.append(o.detach().sum()))
+             for m in model.modules() if isinstance(m, LIF)]
+    correct = total = 0
+    loss_sum = 0.0
+    was_training = model.training
+    model.eval()
+    try:
+        with torch.no_grad():
+            for i, (x, y) in enumerate(loader):
+                if max_batches is not None and i >= max_batches:
+                    break
+                x, y = x.to(device), y.to(device)
+                lg = logits(model(x), readout)
+                loss_sum += float(F.cross_entropy(lg, y, reduction="sum"))
+                correct += int((lg.argmax(-1) == y).sum())
+                total += int(y.numel())
+    finally:
+        for h in hooks:
+            h.remove()
+        model.train(was_training)
+    spikes = float(torch.stack(counts).sum()) if counts else 0.0
+    n = max(total, 1)
+    out: dict[str, Any] = {k: None for k in EVAL_KEYS}
+    out.update(accuracy=correct / n, loss=loss_sum / n, spikes_per_sample=spikes / n, n_samples=total)
+    return out
+
+
+class Trainer:
+    """Train the network an :class:`ExperimentConfig` describes, in this thread or in the background.
+
+    Args:
+        cfg: the configuration (an ``ExperimentConfig`` or a dict for :meth:`ExperimentConfig.from_dict`);
+            may be None when ``resume`` is given (the checkpoint's config is used).
+        run_dir: folder for ``checkpoint.pt`` (written atomically after every epoch) and ``config.json``;
+            None = no files (when resuming: the checkpoint's folder).
+        store: optional object following :class:`RunStoreProtocol`; its errors are logged, never fatal.
+        callbacks: callables subscribed to :attr:`events` (they receive every :class:`Event`).
+        model, train_loader, test_loader: inject your own instead of building them from ``cfg``.
+        resume: path of a checkpoint (or a run folder) to continue from.
+        progress: show tqdm progress bars.
+        name: run name passed to ``store.create_run``.
+        run_id: force a run id (default: the checkpoint's when resuming, else the store's, else random).
+        log_every: send step metrics to the store every this many steps (events go out every step).
+
+    Control: :meth:`run` (blocking), :meth:`start` (background thread), :meth:`pause`,
+    :meth:`resume`, :meth:`stop` (at the next step boundary), :meth:`wait`; :attr:`state` is one of
+    ``STATES``. Results: :attr:`history` (records; ``history.frame()``), :attr:`result`
+    (``{"final": eval dict, "rounded": eval dict after rounding delays, or None}``).
+    """
+
+    def __init__(self, cfg: ExperimentConfig | dict | None = None, run_dir: str | os.PathLike | None = None,
+                 store: RunStoreProtocol | None = None, callbacks: Iterable[Callable[[Event], Any]] = (), *,
+                 model: nn.Module | None = None, train_loader=None, test_loader=None,
+                 resume: str | os.PathLike | None = None, progress: bool = True, name: str | None = None,
+                 run_id: str | None = None, log_every: int = 1) -> None:
+        ckpt = None
+        if resume is not None:
+            ckpt = load_checkpoint(resume)
+            if ckpt.get("format") != CHECKPOINT_FORMAT:
+                raise CheckpointError(f"{resume} is not an snnlab training checkpoint (format={ckpt.get('format')!r})")
+            if cfg is None:
+                cfg = ExperimentConfig.from_json(ckpt["config_json"])
+            if run_dir is None:
+                rp = Path(resume)
+                run_dir = rp if rp.is_dir() else rp.parent
+        if cfg is None:
+            raise ValueError("Trainer needs a configuration (cfg) or a checkpoint to resume from")
+        if isinstance(cfg, dict):
+            cfg = ExperimentConfig.from_dict(cfg)
+        if not isinstance(cfg, ExperimentConfig):
+            raise TypeError(f"cfg must be an ExperimentConfig or a dict, got {type(cfg).__name__}")
+        cfg.validate()
+        self.cfg = cfg
+        self.progress = bool(progress)
+        self.log_every = max(1, int(log_every))
+        self.device = resolve_device(cfg.device)
+        self.run_dir = Path(run_dir) if run_dir is not None else None
+        self.store = store
+        self.events = EventBus()
+        self.history = History()
+        self.result: dict[str, Any] | None = None
+        self.last_eval: dict[str, Any] | None = None
+        self.error: str | None = None
+        self.epoch = 0  # completed epochs
+        self.step = 0  # optimiser steps done
+        self.loss_fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] = F.cross_entropy
+        self.checkpoint_path: Path | None = self.run_dir / CHECKPOINT_NAME if self.run_dir is not None else None
+
+        seed_everything(cfg.seed)
+        if train_loader is None or test_loader is None:
+            tr, te, n_in, n_cls = self._build_data()
+            train_loader = tr if train_loader is None else train_loader
+            test_loader = te if test_loader is None else test_loader
+        else:
+            n_in = n_cls = None
+        self.train_loader, self.test_loader = train_loader, test_loader
+        if model is None:
+            if n_in is None:
+                from .config import dataset_shape
+
+                x0, _ = next(iter(train_loader))
+                n_in, n_cls = int(x0.shape[-1]), dataset_shape(cfg)[1]
+            from .model import build_model
+
+            model = build_model(cfg, n_in, n_cls)
+        self.model = model.to(self.device)
+        if ckpt is not None and ckpt.get("delays_rounded"):
+            for layer in self._delay_layers(all_layers=True):
+                layer.round_delays()
+        self.optimizer = self._build_optimizer()
+        learnable = self._delay_layers()
+        self.schedule = DelaySchedule(learnable, total_epochs=cfg.epochs) if learnable else None
+
+        # spikes per sample during training steps
+        self._spike_counts: list[torch.Tensor] = []
+        self._counting = False
+        for m in self.model.modules():
+            if isinstance(m, LIF):
+                m.register_forward_hook(self._count_hook)
+
+        self._cond = threading.Condition(threading.RLock())
+        self._state = "idle"
+        self._pause_req = False
+        self._stop_req = False
+        self._thread: threading.Thread | None = None
+        self._delays_rounded = bool(ckpt.get("delays_rounded")) if ckpt is not None else False
+
+        if ckpt is not None:
+            self._restore(ckpt, resume)
+        if run_id is None and ckpt is not None:
+            run_id = ckpt.get("run_id")
+        if run_id is None and store is not None:
+            run_id = str(store.create_run(cfg.to_dict(), name or cfg.label()))
+        self.run_id = str(run_id) if run_id is not None else uuid.uuid4().hex[:12]
+        self.name = name or cfg.label()
+        for cb in callbacks:
+            self.events.subscribe(cb)
+        if self.run_dir is not None:
+            self.run_dir.mkdir(parents=True, exist_ok=True)
+            tmp = self.run_dir / ".config.json.tmp"
+            tmp.write_text(cfg.to_json())
+            os.replace(tmp, self.run_dir / "config.json")
+        self._store("set_status", self.run_id, "idle", None)
+
+    # ------------------------------------------------------------------------------ construction
+    @classmethod
+    def resume_from(cls, path: str | os.PathLike, cfg: ExperimentConfig | dict | None = None, **kwargs: Any) -> "Trainer":
+        """A trainer that continues the run saved at ``path`` (a checkpoint file or a run folder).
+
+        ``cfg`` defaults to the checkpoint's configuration; pass one with more ``epochs`` to train longer.
+        """
+        return cls(cfg, resume=path, **kwargs)
+
+    def _build_data(self):
+        from .model import build_data
+
+        return build_data(self.cfg)
+
+    def _delay_layers(self, all_layers: bool = False) -> list[DelayedLinear]:
+        return [m for m in self.model.modules()
+                if isinstance(m, DelayedLinear) and (all_layers or (m.learn_delays and not m.rounded))]
+
+    def _build_optimizer(self) -> torch.optim.Optimizer:
+        cfg = self.cfg
+        delay_ids = {id(m.positions) for m in self._delay_layers() if isinstance(m.positions, nn.Parameter)}
+        weights = [p for p in self.model.parameters() if p.requires_grad and id(p) not in delay_ids]
+        delays = [p for p in self.model.parameters() if p.requires_grad and id(p) in delay_ids]
+        groups = []
+        if weights:
+            groups.append({"params": weights, "lr": cfg.lr, "weight_decay": cfg.weight_decay, "name": "weights"})
+        if delays:
+            groups.append({"params": delays, "lr": cfg.lr_delays, "weight_decay": 0.0, "name": "delays"})
+        if not groups:
+            raise ValueError("the model has no trainable parameters")
+        if cfg.optimizer == "adam":
+            return torch.optim.Adam(groups, lr=cfg.lr)
+        return torch.optim.SGD(groups, lr=cfg.lr, momentum=0.9)
+
+    def _count_hook(self, module, inputs, output) -> None:
+        if self._counting:
+            self._spike_counts.append(output.detach().sum())
+
+    # ------------------------------------------------------------------------------ state & control
+    @property
+    def state(self) -> str:
+        """One of ``"idle", "running", "paused", "stopped", "finished", "failed"``."""
+        with self._cond:
+            return self._state
+
+    def _set_state(self, state: str) -> None:
+        with self._cond:
+            self._state = state
+            self._cond.notify_all()
+
+    def start(self) -> "Trainer":
+        """Run :meth:`run` in a background (daemon) thread and return at once."""
+        with self._cond:
+            if self._thread is not None and self._thread.is_alive():
+                raise RuntimeError("this trainer is already running in a background thread")
+            self._check_can_run()
+            self._thread = threading.Thread(target=self.run, kwargs={"raise_errors": False},
+                                            name=f"snnlab-trainer-{self.run_id}", daemon=True)
+            self._state = "running"  # so that pause(wait=True) right after start() waits for the pause
+            self._thread.start()
+        return self
+
+    def pause(self, wait: bool = False, timeout: float | None = None) -> bool:
+        """Ask the run to pause at the next step boundary; with ``wait``, block until it has paused.
+
+        Returns True when the run is (or, without ``wait``, will be) paused.
+        """
+        with self._cond:
+            if self._state in ("finished", "failed", "stopped"):
+                return False
+            self._pause_req = True
+            self._cond.notify_all()
+            if not wait:
+                return True
+            ok = self._cond.wait_for(lambda: self._state != "running" or not self._pause_req, timeout)
+            return ok and self._state == "paused"
+
+    def resume(self) -> None:
+        """Continue a paused run."""
+        with self._cond:
+            self._pause_req = False
+            self._cond.notify_all()
+
+    def stop(self, wait: bool = False, timeout: float | None = None) -> bool:
+        """Ask the run to stop gracefully at the next step boundary (a checkpoint is saved).
+
+        Returns True when the run has ended (with ``wait``) or the request was made.
+        """
+        with self._cond:
+            self._stop_req = True
+            self._pause_req = False
+            self._cond.notify_all()
+        return self.wait(timeout) if wait else True
+
+    def wait(self, timeout: float | None = None) -> bool:
+        """Block until the run ends (or ``timeout`` seconds); returns True when it is no longer running."""
+        t = self._thread
+        if t is not None and t is not threading.current_thread():
+            t.join(timeout)
+            return not t.is_alive()
+        with self._cond:
+            return self._cond.wait_for(lambda: self._state not in ("running", "paused"), timeout)
+
+    @property
+    def running(self) -> bool:
+        return self.state in ("running", "paused")
+
+    def _check_can_run(self) -> None:
+        if self._state in ("running", "paused") and (self._thread is None or self._thread is not threading.current_thread()):
+            raise RuntimeError("this trainer is already running")
+        if self._state in ("finished", "failed"):
+            raise RuntimeError(f"this run has already {self._state}; create a new Trainer "
+                               "(or Trainer.resume_from(checkpoint) to continue from the last checkpoint)")
+
+    def _control(self) -> bool:
+        """Honour pause/stop requests at a step boundary; returns True when the run must stop."""
+        with self._cond:
+            if self._stop_req:
+                return True
+            if not self._pause_req:
+                return False
+            self._state = "paused"
+            self._cond.notify_all()
+        self._emit("paused")
+        self._store("set_status", self.run_id, "paused", None)
+        with self._cond:
+            self._cond.wait_for(lambda: not self._pause_req or self._stop_req)
+            if self._stop_req:
+                return True
+            self._state = "running"
+            self._cond.notify_all()
+        self._emit("resumed")
+        self._store("set_status", self.run_id, "running", None)
+        return False
+
+    # ------------------------------------------------------------------------------ helpers
+    def _emit(self, kind: str, epoch: int | None = None, **data: Any) -> Event:
+        return self.events.publish(Event(kind=kind, run_id=self.run_id, step=int(self.step),
+                                         epoch=int(self.epoch if epoch is None else epoch), data=data))
+
+    def _store(self, method: str, *args: Any) -> None:
+        if self.store is None:
+            return
+        try:
+            getattr(self.store, method)(*args)
+        except Exception:
+            log.exception("run store %s(...) failed for run %s; training continues", method, self.run_id)
+
+    def _params_finite(self) -> bool:
+        ps = [p.detach() for p in self.model.parameters()]
+        if not ps:
+            return True
+        return bool(torch.isfinite(torch.stack([p.float().sum() for p in ps])).all())
+
+    def _diverged(self, what: str, value: float | None, epoch: int) -> TrainingDiverged:
+        kind = "NaN" if value is None or math.isnan(value) else "infinite"
+        where = f"at epoch {epoch + 1}/{self.cfg.epochs} step {self.step + 1}"
+        keep = (f" The last good checkpoint ({self.checkpoint_path}) was kept." if self.checkpoint_path is not None
+                and self.checkpoint_path.exists() else "")
+        return TrainingDiverged(
+            f"{what} became {kind} {where}; lower the learning rate (lr={self.cfg.lr:g}, e.g. try {self.cfg.lr / 10:g}"
+            f"{', lr_delays=%g' % self.cfg.lr_delays if self._delay_layers() else ''}), or check the inputs and "
+            f"threshold/tau_mem.{keep}")
+
+    def evaluate(self, loader=None, max_batches: int | None = None) -> dict[str, Any]:
+        """Evaluate on ``loader`` (default the test loader) with ``snnlab.metrics.evaluate``."""
+        try:
+            from snnlab.metrics import evaluate as metrics_evaluate
+        except ImportError as e:  # metrics package not available: fall back to a minimal evaluation
+            if not (isinstance(e, ModuleNotFoundError) and (e.name or "").startswith("snnlab.metrics")) and \
+                    "evaluate" not in str(e):
+                raise
+            log.warning("snnlab.metrics.evaluate is unavailable (%s); using a minimal evaluation", e)
+            metrics_evaluate = _basic_evaluate
+        loader = self.test_loader if loader is None else loader
+        mb = self.cfg.eval_max_batches if max_batches is None else max_batches
+        was_training = self.model.training
+        self.model.eval()
+        try:
+            with torch.no_grad():
+                res = metrics_evaluate(self.model, loader, readout=self.cfg.readout, device=self.device, max_batches=mb)
+        finally:
+            self.model.train(was_training)
+        return to_plain(dict(res))
+
+    # ------------------------------------------------------------------------------ checkpoints
+    def checkpoint_state(self, finished: bool = False, partial_epoch: bool = False) -> dict[str, Any]:
+        """Everything needed to continue the run, as plain types and tensors."""
+        np_state = np.random.get_state()
+        rng: dict[str, Any] = {
+            "torch": torch.get_rng_state(),
+            "numpy": [np_state[0], torch.from_numpy(np_state[1].astype(np.int64)), int(np_state[2]),
+                      int(np_state[3]), float(np_state[4])],
+            "python": random.getstate(),
+        }
+        if torch.cuda.is_available() and self.device.type == "cuda":
+            rng["cuda"] = torch.cuda.get_rng_state_all()
+        return {
+            "format": CHECKPOINT_FORMAT,
+            "config_json": self.cfg.to_json(),
+            "run_id": self.run_id,
+            "label": self.cfg.label(),
+            "epoch": int(self.epoch),
+            "step": int(self.step),
+            "model": self.model.state_dict(),
+            "optimizer": self.optimizer.state_dict(),
+            "delay_schedule": self.schedule.state_dict() if self.schedule is not None else None,
+            "delays_rounded": bool(self._delays_rounded),
+            "finished": bool(finished),
+            "partial_epoch": bool(partial_epoch),
+            "history": to_plain(list(self.history)),
+            "last_eval": to_plain(self.last_eval),
+            "result": to_plain(self.result),
+            "rng": rng,
+            "loader_generators": {k: g.get_state() for k, g in _loader_generators(self.train_loader).items()},
+            "time": time.time(),
+        }
+
+    def save_checkpoint(self, path: str | os.PathLike | None = None, **flags: bool) -> Path | None:
+        """Atomically write the checkpoint (default ``run_dir/checkpoint.pt``); returns its path."""
+        path = Path(path) if path is not None else self.checkpoint_path
+        if path is None:
+            return None
+        save_checkpoint(path, self.checkpoint_state(**flags))
+        self._store("set_checkpoint", self.run_id, str(path))
+        return path
+
+    def _restore(self, ckpt: dict[str, Any], source) -> None:
+        try:
+            self.model.load_state_dict(ckpt["model"])
+        except (RuntimeError, KeyError) as e:
+            raise CheckpointError(f"checkpoint {source} does not match the configured model: {e}") from e
+        if not ckpt.get("delays_rounded"):
+            try:
+                self.optimizer.load_state_dict(ckpt["optimizer"])
+            except (ValueError, KeyError) as e:
+                raise CheckpointError(f"checkpoint {source}: optimizer state does not match: {e}") from e
+        self.epoch = int(ckpt["epoch"])
+        self.step = int(ckpt["step"])
+        if self.schedule is not None and ckpt.get("delay_schedule"):
+            self.schedule.epoch = int(ckpt["delay_schedule"]["epoch"])
+            self.schedule._apply()
+        self.history = History(ckpt.get("history") or [])
+        self.last_eval = ckpt.get("last_eval")
+        rng = ckpt.get("rng") or {}
+        if "torch" in rng:
+            torch.set_rng_state(rng["torch"])
+        if "numpy" in rng:
+            n = rng["numpy"]
+            np.random.set_state((n[0], n[1].numpy().astype(np.uint32), int(n[2]), int(n[3]), float(n[4])))
+        if "python" in rng:
+            v, st, g = rng["python"]
+            random.setstate((v, tuple(st), g))
+        if "cuda" in rng and self.device.type == "cuda":
+            torch.cuda.set_rng_state_all(rng["cuda"])
+        saved = ckpt.get("loader_generators") or {}
+        for key, gen in _loader_generators(self.train_loader).items():
+            if isinstance(saved.get(key), torch.Tensor):
+                gen.set_state(saved[key])
+
+    # ------------------------------------------------------------------------------ training
+    def run(self, raise_errors: bool = True) -> dict[str, Any] | None:
+        """Train in the calling thread until finished, stopped or failed; returns :attr:`result`.
+
+        On failure the state becomes "failed", a "failed" event carries the message, and the
+        error is re-raised when ``raise_errors`` (the background thread of :meth:`start` does not raise).
+        Ctrl-C stops the run gracefully (state "stopped").
+        """
+        with self._cond:
+            self._check_can_run()
+            self._state = "running"
+            self._cond.notify_all()
+        try:
+            return self._train()
+        except KeyboardInterrupt:
+            self._on_stopped(partial=True, reason="interrupted")
+            return None
+        except BaseException as e:  # noqa: BLE001 - report every failure
+            msg = str(e) if isinstance(e, TrainingDiverged) else f"{type(e).__name__}: {e}"
+            self.error = msg
+            self._set_state("failed")
+            tb = "".join(traceback.format_exception(type(e), e, e.__traceback__))
+            if not isinstance(e, TrainingDiverged):
+                log.error("training run %s failed:\n%s", self.run_id, tb)
+            self._emit("failed", message=msg, error_type=type(e).__name__, traceback=tb,
+                       checkpoint=str(self.checkpoint_path) if self.checkpoint_path and self.checkpoint_path.exists() else None)
+            self._store("set_status", self.run_id, "failed", msg)
+            if raise_errors:
+                raise
+            return None
+
+    def _train(self) -> dict[str, Any] | None:
+        cfg = self.cfg
+        n_params = sum(p.numel() for p in self.model.parameters())
+        self._emit("started", config=cfg.to_dict(), label=cfg.label(), name=self.name, device=str(self.device),
+                   n_parameters=int(n_params), start_epoch=int(self.epoch), epochs=int(cfg.epochs))
+        self._store("set_status", self.run_id, "running", None)
+        for epoch in range(self.epoch, cfg.epochs):
+            t0 = time.time()
+            summary = self._train_epoch(epoch)
+            if summary is None:
+                self._on_stopped(partial=True, reason="stop requested")
+                return None
+            self.epoch = epoch + 1
+            if self.schedule is not None:
+                summary["sigma"] = self.schedule.sigma_at(epoch)
+                self.schedule.step()
+            summary["epoch_time_s"] = time.time() - t0
+            ev = None
+            if (epoch + 1) % cfg.eval_every == 0 or epoch + 1 == cfg.epochs:
+                ev = self.evaluate()
+                self.last_eval = ev
+            rec = {"kind": "epoch", "epoch": epoch, "step": self.step, **summary}
+            if ev is not None:
+                rec.update({f"test_{k}": v for k, v in ev.items()})
+            self.history.append(rec)
+            self._emit("epoch", epoch=epoch, **{k: v for k, v in rec.items() if k not in ("kind", "epoch", "step")})
+            self._store("log_metrics", self.run_id, self.step, epoch, _scalars("", summary))
+            if ev is not None:
+                self.history.append({"kind": "evaluation", "epoch": epoch, "step": self.step, "phase": "epoch", **ev})
+                self._emit("evaluation", epoch=epoch, phase="epoch", **ev)
+                self._store("log_metrics", self.run_id, self.step, epoch, _scalars("test_", ev))
+            self.save_checkpoint()
+        return self._finish()
+
+    def _train_epoch(self, epoch: int) -> dict[str, float] | None:
+        """One epoch; returns its summary, or None when a stop was requested."""
+        from tqdm.auto import tqdm
+
+        cfg, model, opt = self.cfg, self.model, self.optimizer
+        model.train()
+        delay_layers = self._delay_layers()
+        try:
+            n_batches = len(self.train_loader)
+        except TypeError:
+            n_batches = None
+        if cfg.max_batches_per_epoch is not None:
+            n_batches = cfg.max_batches_per_epoch if n_batches is None else min(n_batches, cfg.max_batches_per_epoch)
+        sums = {"loss": 0.0, "accuracy": 0.0, "spikes_per_sample": 0.0}
+        n_seen = 0
+        bar = tqdm(total=n_batches, desc=f"epoch {epoch + 1}/{cfg.epochs}", disable=not self.progress, leave=False)
+        try:
+            it = None
+            i = -1
+            while True:
+                i += 1
+                if cfg.max_batches_per_epoch is not None and i >= cfg.max_batches_per_epoch:
+                    break
+                # honour pause/stop *before* touching the loader, so a stopped run's RNG states are
+                # exactly those at the step boundary (bit-exact resume)
+                if self._control():
+                    return None
+                if it is None:
+                    it = iter(self.train_loader)
+                try:
+                    x, y = next(it)
+                except StopIteration:
+                    break
+                x = x.to(self.device, non_blocking=True)
+                y = y.to(self.device, non_blocking=True)
+                if not torch.is_floating_point(x):
+                    x = x.float()
+                self._spike_counts = []
+                self._counting = True
+                try:
+                    out = model(x)
+                finally:
+                    self._counting = False
+                lg = logits(out, cfg.readout)
+                loss = self.loss_fn(lg, y)
+                loss_v = float(loss.detach())
+                if not math.isfinite(loss_v):
+                    raise self._diverged("loss", loss_v, epoch)
+                opt.zero_grad(set_to_none=True)
+                loss.backward()
+                opt.step()
+                for layer in delay_layers:
+                    layer.clamp_positions_()
+                if not self._params_finite():
+                    raise self._diverged("the weights", None, epoch)
+                self.step += 1
+                bs = int(y.shape[0])
+                acc = float((lg.detach().argmax(-1) == y).float().mean())
+                spikes = float(torch.stack(self._spike_counts).sum()) / bs if self._spike_counts else 0.0
+                self._spike_counts = []
+                rec = {"kind": "step", "epoch": epoch, "step": self.step, "batch": i, "loss": loss_v,
+                       "accuracy": acc, "spikes_per_sample": spikes, "lr": float(opt.param_groups[0]["lr"]),
+                       "time": time.time()}
+                self.history.append(rec)
+                self._emit("step", epoch=epoch, batch=i, n_batches=n_batches, loss=loss_v, accuracy=acc,
+                           spikes_per_sample=spikes, lr=rec["lr"])
+                if self.step % self.log_every == 0:
+                    self._store("log_metrics", self.run_id, self.step, epoch,
+                                {"loss": loss_v, "accuracy": acc, "spikes_per_sample": spikes})
+                for k in sums:
+                    sums[k] += rec[k] * bs
+                n_seen += bs
+                bar.update(1)
+                bar.set_postfix(loss=f"{loss_v:.3f}", acc=f"{acc:.2f}")
+        finally:
+            bar.close()
+        n = max(n_seen, 1)
+        return {f"train_{k}": v / n for k, v in sums.items()} | {"train_samples": n_seen}
+
+    def _finish(self) -> dict[str, Any]:
+        final = self.last_eval if self.last_eval is not None else self.evaluate()
+        self.last_eval = final
+        rounded = None
+        layers = self._delay_layers()
+        if layers:
+            for layer in layers:
+                layer.round_delays()
+            self._delays_rounded = True
+            rounded = self.evaluate()
+            last_epoch = max(self.epoch - 1, 0)
+            self.history.append({"kind": "evaluation", "epoch": last_epoch, "step": self.step, "phase": "rounded",
+                                 **rounded})
+            self._emit("evaluation", epoch=last_epoch, phase="rounded", **rounded)
+            self._store("log_metrics", self.run_id, self.step, last_epoch, _scalars("rounded_test_", rounded))
+        self.result = {"final": final, "rounded": rounded}
+        self.save_checkpoint(finished=True)
+        self._set_state("finished")
+        self._emit("finished", result=self.result)
+        self._store("set_status", self.run_id, "finished", None)
+        return self.result
+
+    def _on_stopped(self, partial: bool, reason: str) -> None:
+        try:
+            path = self.save_checkpoint(partial_epoch=partial)
+        except Exception:
+            log.exception("could not save the checkpoint of stopped run %s", self.run_id)
+            path = None
+        with self._cond:
+            self._state = "stopped"
+            self._stop_req = False
+            self._cond.notify_all()
+        self._emit("stopped", reason=reason, checkpoint=str(path) if path else None)
+        self._store("set_status", self.run_id, "stopped", reason)
+
+    def history_frame(self, kind: str | None = None):
+        """:attr:`history` as a pandas DataFrame (optionally only records of ``kind``)."""
+        return self.history.frame(kind)
+
+    def __repr__(self) -> str:
+        return (f"Trainer(run_id={self.run_id!r}, state={self.state!r}, epoch={self.epoch}/{self.cfg.epochs}, "
+                f"step={self.step}, label={self.cfg.label()!r})")

@@ -1,0 +1,134 @@
+"""ExperimentConfig: validation, round trips, schema and model/data builders."""
+import json
+
+import pytest
+import torch
+
+from snnlab.core.delays import DelayedLinear
+from snnlab.core.masking import SpikeMask
+from snnlab.core.neurons import LI, LIF
+from snnlab.training import ConfigError, ExperimentConfig, build_data, build_model, estimate_memory_bytes
+
+
+def test_defaults_are_valid_and_round_trip():
+    cfg = ExperimentConfig()
+    assert cfg.validate() is cfg
+    d = cfg.to_dict()
+    assert "name" not in d and d["dataset"] == "digits" and d["hidden"] == [128]
+    json.dumps(d)
+    again = ExperimentConfig.from_dict(d)
+    assert again.to_dict() == d
+    cfg2 = ExperimentConfig(hidden=[32, 16], neuron="noisy", noise="logistic", delays=True, max_delay=5,
+                            mask_p=0.25, readout="first_spike", optimizer="sgd", max_batches_per_epoch=3)
+    assert ExperimentConfig.from_json(cfg2.to_json()).to_dict() == cfg2.to_dict()
+    assert cfg2.copy(epochs=3).epochs == 3 and cfg2.epochs == 10
+
+
+def test_unknown_keys_and_bad_values_give_clear_errors():
+    with pytest.raises(ConfigError, match=r"unknown configuration key.*'hiden'.*did you mean 'hidden'"):
+        ExperimentConfig.from_dict({"hiden": [10]})
+    with pytest.raises(ConfigError, match="bad value for 'neuron'"):
+        ExperimentConfig.from_dict({"neuron": "izhikevich"})
+    with pytest.raises(ConfigError, match="bad value for 'lr'"):
+        ExperimentConfig.from_dict({"lr": -1.0})
+    with pytest.raises(ConfigError, match="bad value for 'hidden'"):
+        ExperimentConfig.from_dict({"hidden": [0]})
+    with pytest.raises(ConfigError, match="bad value for 'mask_p'"):
+        ExperimentConfig.from_dict({"mask_p": 1.0})
+    with pytest.raises(ConfigError, match="not valid JSON"):
+        ExperimentConfig.from_json("{nope")
+    with pytest.raises(ValueError):  # param checks plain assignments too
+        ExperimentConfig().surrogate = "no_such_surrogate"
+    with pytest.raises(ConfigError, match="must be an int, not a bool"):
+        ExperimentConfig(epochs=True).validate()
+
+
+def test_cross_field_validation():
+    with pytest.raises(ConfigError, match="ttfs.*max_spikes must be 1"):
+        ExperimentConfig(neuron="ttfs", max_spikes=3).validate()
+    ExperimentConfig(neuron="ttfs", max_spikes=1).validate()
+    with pytest.raises(ConfigError, match="max_delay >= 1"):
+        ExperimentConfig(delays=True, max_delay=0).validate()
+    with pytest.raises(ConfigError, match="exceeds num_steps"):
+        ExperimentConfig(delays=True, max_delay=50, num_steps=20).validate()
+    with pytest.raises(ConfigError, match="delay_task.*num_steps"):
+        ExperimentConfig(dataset="delay_task", num_steps=20).validate()
+    with pytest.raises(ConfigError, match=r"needs about .*GiB.*above the limit"):
+        ExperimentConfig(hidden=[200_000, 200_000]).validate()
+    with pytest.raises(ConfigError):  # from_dict validates by default
+        ExperimentConfig.from_dict({"neuron": "ttfs", "max_spikes": 2})
+    assert ExperimentConfig.from_dict({"neuron": "ttfs", "max_spikes": 2}, validate=False).max_spikes == 2
+    est = estimate_memory_bytes(ExperimentConfig(hidden=[10]), 64, 10)
+    assert est["parameters"] == 64 * 10 + 10 * 10
+
+
+def test_label_and_schema():
+    cfg = ExperimentConfig(hidden=[64], neuron="ttfs", delays=True, max_delay=10, mask_p=0.1)
+    lab = cfg.label()
+    assert lab.startswith("digits 64-64-10 ttfs") and "delays10" in lab and "mask0.1" in lab
+    schema = ExperimentConfig.schema()
+    assert schema["dataset"]["objects"][0] == "digits"
+    assert schema["lr"]["doc"] and "bounds" in schema["lr"]
+    assert all(v["doc"] for v in schema.values())
+
+
+def _types(net):
+    return [type(m).__name__ for m in net]
+
+
+def test_build_model_variants():
+    net = build_model(ExperimentConfig(hidden=[16, 8]), 64, 10)
+    assert _types(net) == ["Linear", "LIF", "Linear", "LIF", "Linear", "LI"]
+    assert net[0].weight.shape == (16, 64) and net[4].weight.shape == (10, 8)
+
+    ttfs = build_model(ExperimentConfig(hidden=[16], neuron="ttfs"), 64, 10)
+    assert ttfs[1].max_spikes == 1 and ttfs[1].noise is None
+
+    noisy = build_model(ExperimentConfig(hidden=[16], neuron="noisy", noise="logistic", noise_scale=0.2), 64, 10)
+    assert noisy[1].noise == "logistic" and noisy[1].noise_scale == pytest.approx(0.2)
+
+    masked = build_model(ExperimentConfig(hidden=[16], mask_p=0.3), 64, 10)
+    assert _types(masked) == ["Linear", "LIF", "SpikeMask", "Linear", "LI"]
+    assert isinstance(masked[2], SpikeMask) and masked[2].p == pytest.approx(0.3)
+
+    delayed = build_model(ExperimentConfig(hidden=[16], delays=True, max_delay=7), 64, 10)
+    assert isinstance(delayed[0], DelayedLinear) and isinstance(delayed[2], DelayedLinear)
+    assert delayed[0].max_delay == 7
+
+    first = build_model(ExperimentConfig(hidden=[16], readout="first_spike"), 64, 10)
+    assert isinstance(first[-1], LIF) and first[-1].max_spikes == 1
+    count = build_model(ExperimentConfig(hidden=[16], readout="spike_count", max_spikes=3), 64, 10)
+    assert isinstance(count[-1], LIF) and count[-1].max_spikes == 3
+    assert isinstance(build_model(ExperimentConfig(hidden=[16], readout="membrane_max"), 64, 10)[-1], LI)
+
+    sg = build_model(ExperimentConfig(hidden=[4], surrogate="fast_sigmoid", surrogate_alpha=25.0), 3, 2)[1].surrogate
+    assert sg.name == "fast_sigmoid" and sg.param == 25.0
+    out = net(torch.rand(5, 2, 64))
+    assert out.shape == (5, 2, 10)
+    with pytest.raises(ValueError):
+        build_model(ExperimentConfig(), 0, 10)
+
+
+def test_build_data_digits_and_synthetic():
+    cfg = ExperimentConfig(num_steps=6, batch_size=8)
+    train, test, n_in, n_cls = build_data(cfg)
+    x, y = next(iter(train))
+    assert (n_in, n_cls) == (64, 10) and x.shape == (6, 8, 64) and y.shape == (8,)
+
+    cfg = ExperimentConfig(dataset="randman", num_steps=10, batch_size=4,
+                           data_kwargs={"n_classes": 3, "n_units": 12, "samples_per_class": 10})
+    train, test, n_in, n_cls = build_data(cfg)
+    x, y = next(iter(train))
+    assert (n_in, n_cls) == (12, 3) and x.shape == (10, 4, 12)
+    assert len(train.dataset) + len(test.dataset) == 30
+
+    cfg = ExperimentConfig(dataset="delay_task", num_steps=30, batch_size=4,
+                           data_kwargs={"n_samples": 20, "delays": [3, 9], "n_distractors": 2})
+    train, test, n_in, n_cls = build_data(cfg)
+    x, y = next(iter(train))
+    assert (n_in, n_cls) == (4, 2) and x.shape == (30, 4, 4)
+
+
+def test_build_data_missing_real_dataset_is_a_clear_error(tmp_path):
+    with pytest.raises(FileNotFoundError, match="shd"):
+        build_data(ExperimentConfig(dataset="shd", data_root=str(tmp_path)))

@@ -1,0 +1,248 @@
+"""Trainer: learning, events, thread control, checkpoints/resume, NaN handling, seeding, run store."""
+import math
+import threading
+import time
+
+import pytest
+import torch
+
+from snnlab.training import (ExperimentConfig, RunStoreProtocol, Trainer, TrainingDiverged, load_checkpoint)
+
+
+def tiny(**kw):
+    base = dict(hidden=[32], num_steps=10, batch_size=32, epochs=1, max_batches_per_epoch=4, eval_max_batches=2,
+                device="cpu")
+    base.update(kw)
+    return ExperimentConfig(**base)
+
+
+class FakeStore:
+    def __init__(self):
+        self.calls = []
+
+    def create_run(self, config, name=None):
+        self.calls.append(("create_run", name))
+        return "run-42"
+
+    def log_metrics(self, run_id, step, epoch, metrics):
+        self.calls.append(("log_metrics", run_id, step, epoch, dict(metrics)))
+
+    def set_status(self, run_id, status, message=None):
+        self.calls.append(("set_status", run_id, status, message))
+
+    def set_checkpoint(self, run_id, path):
+        self.calls.append(("set_checkpoint", run_id, path))
+
+
+def test_short_training_on_digits_beats_chance(tmp_path):
+    cfg = tiny(hidden=[64], num_steps=20, epochs=2, max_batches_per_epoch=12, eval_max_batches=4, lr=5e-3)
+    tr = Trainer(cfg, run_dir=tmp_path, progress=False)
+    result = tr.run()
+    assert tr.state == "finished"
+    assert result["final"]["accuracy"] > 0.3  # chance is 0.1
+    assert result["rounded"] is None
+    steps = tr.history_frame("step")
+    assert len(steps) == 24 and steps.loss.iloc[-4:].mean() < steps.loss.iloc[:4].mean()
+    epochs = tr.history_frame("epoch")
+    assert list(epochs.epoch) == [0, 1] and "test_accuracy" in epochs
+    assert (tmp_path / "checkpoint.pt").exists() and (tmp_path / "config.json").exists()
+    assert ExperimentConfig.from_json((tmp_path / "config.json").read_text()).to_dict() == cfg.to_dict()
+
+
+def test_events_arrive_in_order_and_store_is_called():
+    store = FakeStore()
+    assert isinstance(store, RunStoreProtocol)
+    kinds = []
+    bad_calls = []
+
+    def broken(e):
+        bad_calls.append(e.kind)
+        raise RuntimeError("subscriber bug must not stop training")
+
+    tr = Trainer(tiny(epochs=2, max_batches_per_epoch=3), store=store, callbacks=[lambda e: kinds.append(e), broken],
+                 progress=False)
+    tr.run()
+    names = [e.kind for e in kinds]
+    assert names == (["started"] + ["step"] * 3 + ["epoch", "evaluation"]) * 1 + ["step"] * 3 + \
+        ["epoch", "evaluation", "finished"]
+    assert len(bad_calls) == len(names)
+    assert all(e.run_id == "run-42" for e in kinds)
+    assert [e.step for e in kinds if e.kind == "step"] == [1, 2, 3, 4, 5, 6]
+    step = next(e for e in kinds if e.kind == "step")
+    assert {"loss", "accuracy", "spikes_per_sample"} <= set(step.data)
+    ev = next(e for e in kinds if e.kind == "evaluation")
+    assert {"accuracy", "loss", "spikes_per_sample", "n_samples"} <= set(ev.data)
+    assert "result" in kinds[-1].data
+    statuses = [c[2] for c in store.calls if c[0] == "set_status"]
+    assert statuses[0] == "idle" and "running" in statuses and statuses[-1] == "finished"
+    assert store.calls[0] == ("create_run", tr.cfg.label())
+    logged = [c for c in store.calls if c[0] == "log_metrics"]
+    assert any("loss" in c[4] for c in logged) and any("test_accuracy" in c[4] for c in logged)
+    assert not any(c[0] == "set_checkpoint" for c in store.calls)  # no run_dir -> no checkpoints
+
+
+def test_pause_resume_stop_from_another_thread(tmp_path):
+    cfg = tiny(epochs=10_000, eval_every=10_000, max_batches_per_epoch=2)
+    tr = Trainer(cfg, run_dir=tmp_path, progress=False)
+    q = tr.events.queue(kinds=["paused", "resumed", "stopped"])
+    tr.start()
+    deadline = time.time() + 30
+    while tr.step < 3 and time.time() < deadline:
+        time.sleep(0.01)
+    assert tr.pause(wait=True, timeout=30)
+    assert tr.state == "paused"
+    frozen = tr.step
+    time.sleep(0.3)
+    assert tr.step == frozen and tr.state == "paused"  # no steps while paused
+    tr.resume()
+    while tr.step < frozen + 3 and time.time() < deadline:
+        time.sleep(0.01)
+    assert tr.step >= frozen + 3
+    assert tr.stop(wait=True, timeout=30)
+    assert tr.state == "stopped"
+    assert [e.kind for e in q.drain()] == ["paused", "resumed", "stopped"]
+    ck = load_checkpoint(tmp_path / "checkpoint.pt")
+    assert ck["step"] == tr.step and ck["partial_epoch"]
+    with pytest.raises(RuntimeError, match="already running"):
+        tr2 = Trainer(tiny(epochs=10_000, eval_every=10_000), progress=False).start()
+        try:
+            tr2.start()
+        finally:
+            tr2.stop(wait=True, timeout=30)
+
+
+def test_stop_while_paused_and_wait():
+    tr = Trainer(tiny(epochs=10_000, eval_every=10_000, max_batches_per_epoch=2), progress=False)
+    tr.start()
+    assert tr.pause(wait=True, timeout=30)
+    assert tr.stop(wait=True, timeout=30) and tr.state == "stopped"
+    assert tr.wait(0.1)
+
+
+def test_resume_continues_from_the_saved_epoch_and_matches_uninterrupted(tmp_path):
+    cfg = tiny(epochs=3, max_batches_per_epoch=3, neuron="noisy", mask_p=0.1, encoding="rate")
+    full = Trainer(cfg, progress=False)
+    full.run()
+    full_losses = [r["loss"] for r in full.history.steps()]
+
+    first = Trainer(cfg, run_dir=tmp_path, progress=False)
+    first.events.subscribe(lambda e: first.stop(), kinds=["epoch"])
+    first.run()
+    assert first.state == "stopped" and first.epoch == 1 and first.step == 3
+
+    resumed = Trainer.resume_from(tmp_path / "checkpoint.pt", progress=False)
+    assert resumed.epoch == 1 and resumed.step == 3 and resumed.run_id == first.run_id
+    started = []
+    resumed.events.subscribe(started.append, kinds=["started", "step"])
+    resumed.run()
+    assert resumed.state == "finished" and resumed.epoch == 3
+    assert started[0].data["start_epoch"] == 1 and started[1].epoch == 1 and started[1].step == 4
+    losses = [r["loss"] for r in resumed.history.steps()]
+    assert len(losses) == 9
+    assert losses == pytest.approx(full_losses, rel=1e-5, abs=1e-6)
+
+    # a finished run can be extended by resuming with more epochs
+    more = Trainer(cfg.copy(epochs=4), resume=tmp_path, progress=False)
+    more.run()
+    assert more.epoch == 4 and len(more.history.steps()) == 12
+
+
+def test_nan_loss_fails_clearly_and_keeps_last_good_checkpoint(tmp_path):
+    tr = Trainer(tiny(epochs=3, max_batches_per_epoch=2), run_dir=tmp_path, progress=False)
+    real = tr.loss_fn
+
+    def poisoned(lg, y):
+        loss = real(lg, y)
+        return loss * float("nan") if tr.epoch >= 1 else loss
+
+    tr.loss_fn = poisoned
+    failed = []
+    tr.events.subscribe(failed.append, kinds=["failed"])
+    with pytest.raises(TrainingDiverged, match=r"loss became NaN at epoch 2/3 step 3; lower the learning rate"):
+        tr.run()
+    assert tr.state == "failed" and "lower the learning rate" in tr.error
+    assert failed and "loss became NaN" in failed[0].data["message"]
+    ck = load_checkpoint(tmp_path / "checkpoint.pt")
+    assert ck["epoch"] == 1 and ck["step"] == 2
+    assert all(torch.isfinite(v).all() for v in ck["model"].values() if v.is_floating_point())
+    resumed = Trainer.resume_from(tmp_path, progress=False)  # the good checkpoint is usable
+    assert resumed.epoch == 1
+    with pytest.raises(RuntimeError, match="already failed"):
+        tr.run()
+
+
+def test_errors_in_background_thread_fail_without_raising(tmp_path):
+    import snnlab as sl
+
+    x = torch.rand(5, 8, 3)
+    y = torch.randint(0, 2, (8,))
+    bad = x.clone()
+    bad[2, 0, 1] = float("nan")
+    loader = [(x, y), (bad, y)]
+    net = sl.Sequential(torch.nn.Linear(3, 6), sl.LIF(), torch.nn.Linear(6, 2), sl.LI())
+    tr = Trainer(tiny(epochs=2), model=net, train_loader=loader, test_loader=loader[:1], run_dir=tmp_path,
+                 progress=False)
+    events = []
+    tr.events.subscribe(events.append)
+    tr.start()
+    assert tr.wait(60)
+    assert tr.state == "failed" and tr.step == 1
+    assert tr.error.startswith("ValueError: LIF: input contains NaN")  # the core layers reject NaN inputs
+    assert [e.kind for e in events] == ["started", "step", "failed"]
+    assert "Traceback" in events[-1].data["traceback"] and events[-1].data["error_type"] == "ValueError"
+    assert not (tmp_path / "checkpoint.pt").exists()  # nothing good to keep yet, and nothing bad written
+
+    # a NaN loss in the background thread: failed state with the divergence message, no exception
+    tr = Trainer(tiny(epochs=2), model=sl.Sequential(torch.nn.Linear(3, 6), sl.LIF(), torch.nn.Linear(6, 2), sl.LI()),
+                 train_loader=loader[:1], test_loader=loader[:1], progress=False)
+    tr.loss_fn = lambda lg, y: torch.nn.functional.cross_entropy(lg, y) + (float("inf") if tr.step >= 1 else 0.0)
+    tr.start()
+    assert tr.wait(60) and tr.state == "failed"
+    assert tr.error.startswith("loss became infinite at epoch 2/2 step 2; lower the learning rate")
+
+
+def test_seeded_runs_reproduce():
+    cfg = tiny(epochs=1, max_batches_per_epoch=3, neuron="noisy", mask_p=0.2, encoding="rate", seed=7)
+    a = Trainer(cfg, progress=False)
+    a.run()
+    b = Trainer(cfg, progress=False)
+    b.run()
+    la = [r["loss"] for r in a.history.steps()]
+    assert la == [r["loss"] for r in b.history.steps()]
+    c = Trainer(cfg.copy(seed=8), progress=False)
+    c.run()
+    assert la != [r["loss"] for r in c.history.steps()]
+
+
+def test_delays_rounded_after_training_and_both_evaluations_reported(tmp_path):
+    cfg = tiny(epochs=2, max_batches_per_epoch=2, delays=True, max_delay=4, lr_delays=0.5)
+    tr = Trainer(cfg, run_dir=tmp_path, progress=False)
+    groups = {g["name"]: g["lr"] for g in tr.optimizer.param_groups}
+    assert groups == {"weights": cfg.lr, "delays": 0.5}
+    sigmas = []
+    tr.events.subscribe(lambda e: sigmas.append(e.data["sigma"]), kinds=["epoch"])
+    evals = []
+    tr.events.subscribe(lambda e: evals.append(e.data["phase"]), kinds=["evaluation"])
+    result = tr.run()
+    assert sigmas[0] > sigmas[1]
+    assert evals == ["epoch", "epoch", "rounded"]
+    assert result["final"] is not None and result["rounded"] is not None
+    assert all(m.rounded for m in tr.model.modules() if hasattr(m, "round_delays"))
+    for m in tr.model.modules():
+        if hasattr(m, "positions"):
+            assert float(m.positions.min()) >= 0 and float(m.positions.max()) <= 3
+    ck = load_checkpoint(tmp_path)
+    assert ck["delays_rounded"] and ck["finished"]
+
+
+def test_injected_model_and_loaders():
+    import snnlab as sl
+
+    x = torch.rand(5, 8, 3)
+    y = torch.randint(0, 2, (8,))
+    loader = [(x, y)] * 2
+    net = sl.Sequential(torch.nn.Linear(3, 6), sl.LIF(), torch.nn.Linear(6, 2), sl.LI())
+    tr = Trainer(tiny(), model=net, train_loader=loader, test_loader=loader, progress=False)
+    tr.run()
+    assert tr.model is net and tr.step == 2 and tr.state == "finished"
+    assert not math.isnan(tr.result["final"]["loss"])
