@@ -1,0 +1,192 @@
+"""Learning curves: static from a tidy metrics table, and live from a stream while training."""
+from __future__ import annotations
+
+import math
+import threading
+from typing import Any, Mapping, Sequence
+
+import holoviews as hv
+import pandas as pd
+
+from . import theme
+from ._util import ensure_bokeh
+
+__all__ = ["learning_curves", "LiveCurves", "live_learning_curves", "flatten_metrics"]
+
+LIVE_COLUMNS = ["step", "name", "value"]
+
+
+def flatten_metrics(metrics: Mapping[str, Any], prefix: str = "") -> dict[str, float]:
+    """Numeric leaves of a (nested) metrics dict as floats, keys joined with ``/`` (tensors with one element too).
+
+    Example:
+        >>> flatten_metrics({"loss": 0.5, "acc": {"train": 1}, "note": "x"})
+        {'loss': 0.5, 'acc/train': 1.0}
+    """
+    flat: dict[str, float] = {}
+    for key, value in metrics.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, Mapping):
+            flat.update(flatten_metrics(value, name + "/"))
+        elif isinstance(value, bool):
+            continue
+        elif isinstance(value, (int, float)):
+            flat[name] = float(value)
+        elif hasattr(value, "item"):  # torch tensors and NumPy scalars/arrays with one element
+            size = value.numel() if hasattr(value, "numel") else getattr(value, "size", 0)
+            if size == 1:
+                flat[name] = float(value.item())
+    return flat
+
+
+def _curve_panel(df: pd.DataFrame, x: str, metric: str, groups: list[str]) -> hv.NdOverlay:
+    xdim, ydim = hv.Dimension(x), hv.Dimension("value", label=metric)
+    items: dict[Any, hv.Curve] = {}
+    if groups:
+        for key, g in df.groupby(groups, sort=True):
+            key = key if isinstance(key, tuple) else (key,)
+            g = g.sort_values(x)
+            items[key if len(key) > 1 else key[0]] = hv.Curve((g[x].to_numpy(), g["value"].to_numpy()),
+                                                              kdims=[xdim], vdims=[ydim])
+        kdims = groups
+    else:
+        g = df.sort_values(x)
+        items[metric] = hv.Curve((g[x].to_numpy(), g["value"].to_numpy()), kdims=[xdim], vdims=[ydim])
+        kdims = ["metric"]
+    return hv.NdOverlay(items, kdims=kdims).opts(
+        width=theme.WIDTH // 2 + 100, height=theme.HEIGHT, title=metric, tools=["hover"],
+        show_legend=bool(groups), legend_position="right", backend="bokeh")
+
+
+def learning_curves(df: pd.DataFrame, x: str = "step", names: Sequence[str] | None = None,
+                    by: Sequence[str] | str | None = "auto", labels: Mapping[str, str] | None = None,
+                    cols: int = 2) -> hv.Layout:
+    """One panel per metric (``name``), ``value`` over ``x``, one curve per run / kind.
+
+    ``df``: a tidy metrics table with at least ``name``, ``value`` and ``x`` columns, e.g.
+    :meth:`snnlab.experiments.store.RunStore.metrics` (``run_id, step, epoch, kind, name, value``).
+    ``names`` selects and orders metrics (default: all, in order of appearance). ``by``: columns
+    whose values get one curve each; ``"auto"`` uses those of ``run_id`` and ``kind`` that take
+    more than one value (so two runs, or train vs eval loss, are compared in one panel).
+    ``labels`` maps run ids to readable names (e.g. from ``RunStore.list_runs()``). Rows with a
+    missing value are dropped. Returns an ``hv.Layout`` of ``hv.NdOverlay`` of ``hv.Curve``.
+
+    Example:
+        >>> import pandas as pd
+        >>> from snnlab.viz import learning_curves
+        >>> df = pd.DataFrame({"step": [1, 2, 1, 2], "name": ["loss", "loss", "acc", "acc"],
+        ...                    "value": [1.0, 0.5, 0.2, 0.6]})
+        >>> len(learning_curves(df))
+        2
+    """
+    missing = [c for c in (x, "name", "value") if c not in df.columns]
+    if missing:
+        raise ValueError(f"learning_curves: the table lacks columns {missing} (have {list(df.columns)})")
+    ensure_bokeh()
+    df = df.dropna(subset=["value"])
+    if labels and "run_id" in df.columns:
+        df = df.assign(run_id=df["run_id"].map(lambda r: labels.get(r, r)))
+    if by == "auto":
+        groups = [c for c in ("run_id", "kind") if c in df.columns and df[c].nunique() > 1]
+    elif by is None:
+        groups = []
+    else:
+        groups = [by] if isinstance(by, str) else list(by)
+    order = list(dict.fromkeys(df["name"])) if names is None else list(names)
+    panels = [_curve_panel(df[df["name"] == n], x, n, groups) for n in order]
+    return hv.Layout(panels).cols(cols)
+
+
+class LiveCurves:
+    """Learning curves that grow while a model trains.
+
+    ``.send(step, {"loss": ..., "acc": ...})`` appends one tidy row per numeric metric
+    (``step, name, value``) to an ``hv.streams.Buffer`` (``.buffer``; the last ``buffer_length``
+    rows are kept); ``.plot`` is an ``hv.DynamicMap`` that redraws on every send: one curve per
+    metric, overlaid, or with ``metrics`` given and ``panels=True`` an ``hv.Layout`` of one
+    DynamicMap per metric (different scales, e.g. loss and accuracy). ``.send`` may be called
+    from a training thread (Panel hands the update to the server's event loop).
+
+    Example:
+        >>> from snnlab.viz import LiveCurves
+        >>> live = LiveCurves(buffer_length=1000)
+        >>> live.send(1, {"loss": 0.9, "acc": 0.3})
+        >>> live.send(2, {"loss": 0.7, "acc": 0.5})
+        >>> len(live.buffer.data)
+        4
+    """
+
+    def __init__(self, metrics: Sequence[str] | None = None, buffer_length: int = 10_000, x: str = "step",
+                 panels: bool = False) -> None:
+        ensure_bokeh()
+        self.metrics = None if metrics is None else list(metrics)
+        self.x = x
+        self.panels = bool(panels and self.metrics)
+        self._lock = threading.Lock()
+        example = pd.DataFrame({x: pd.Series(dtype="float64"), "name": pd.Series(dtype="object"),
+                                "value": pd.Series(dtype="float64")})
+        self.buffer = hv.streams.Buffer(example, length=int(buffer_length), index=False)
+        if self.panels:
+            self.plot: hv.DynamicMap | hv.Layout = hv.Layout(
+                [hv.DynamicMap(self._callback(names=[m]), streams=[self.buffer]) for m in self.metrics]).cols(2)
+        else:
+            self.plot = hv.DynamicMap(self._callback(self.metrics), streams=[self.buffer])
+
+    def _callback(self, names: list[str] | None):
+        xdim = hv.Dimension(self.x)
+
+        def draw(data: pd.DataFrame) -> hv.NdOverlay:
+            keys = names if names is not None else list(dict.fromkeys(data["name"]))
+            curves = {}
+            for n in keys:
+                g = data[data["name"] == n]
+                curves[n] = hv.Curve((g[self.x].to_numpy(), g["value"].to_numpy()), kdims=[xdim], vdims=["value"])
+            title = names[0] if names is not None and len(names) == 1 else ""
+            return hv.NdOverlay(curves, kdims=["metric"]).opts(
+                width=theme.WIDTH, height=theme.HEIGHT, title=title, legend_position="right", framewise=True,
+                tools=["hover"], backend="bokeh")
+
+        return draw
+
+    def send(self, step: float, metrics: Mapping[str, Any]) -> None:
+        """Append the numeric metrics of one step (nested dicts flattened with ``/``; non-finite dropped)."""
+        flat = {k: v for k, v in flatten_metrics(metrics).items() if math.isfinite(v)}
+        if self.metrics is not None:
+            flat = {k: v for k, v in flat.items() if k in self.metrics}
+        if not flat:
+            return
+        rows = pd.DataFrame({self.x: [float(step)] * len(flat), "name": list(flat), "value": list(flat.values())})
+        with self._lock:
+            self.buffer.send(rows)
+
+    def send_table(self, df: pd.DataFrame) -> None:
+        """Append rows of a tidy metrics table (e.g. ``RunStore.metrics(run, since_step=last)``)."""
+        if df.empty:
+            return
+        rows = df[[self.x, "name", "value"]].dropna(subset=["value"]).astype({self.x: "float64", "value": "float64"})
+        if self.metrics is not None:
+            rows = rows[rows["name"].isin(self.metrics)]
+        if len(rows):
+            with self._lock:
+                self.buffer.send(rows.reset_index(drop=True))
+
+    def clear(self) -> None:
+        """Drop all rows (e.g. when a new run starts)."""
+        with self._lock:
+            self.buffer.clear()
+
+
+def live_learning_curves(metrics: Sequence[str] | None = None,
+                         buffer_length: int = 10_000) -> tuple[hv.DynamicMap, hv.streams.Buffer]:
+    """``(plot, buffer)`` of a :class:`LiveCurves`; send tidy rows ``step, name, value`` to the buffer.
+
+    Example:
+        >>> import pandas as pd
+        >>> from snnlab.viz import live_learning_curves
+        >>> plot, buf = live_learning_curves()
+        >>> buf.send(pd.DataFrame({"step": [1.0], "name": ["loss"], "value": [0.5]}))
+        >>> len(buf.data)
+        1
+    """
+    live = LiveCurves(metrics=metrics, buffer_length=buffer_length)
+    return live.plot, live.buffer

@@ -1,0 +1,233 @@
+"""Synaptic delays of :class:`snnlab.DelayedLinear` layers: histograms, matrices, kernels, evolution.
+
+History format (:func:`delay_snapshot` writes it, :func:`delay_evolution` reads it): a tidy
+DataFrame with one row per (snapshot, synapse) and columns
+
+* ``step`` (int): training step of the snapshot
+* ``epoch`` (int): epoch, ``-1`` when unknown
+* ``layer`` (str): layer name
+* ``synapse`` (str): ``"<out>-<in>"`` (target neuron ``out``, source ``in``)
+* ``out``, ``in`` (int): target index ``j`` and source index ``i``
+* ``position`` (float): delay position ``p_ij`` clamped to ``[0, max_delay - 1]``
+* ``delay`` (int): rounded delay ``round(p_ij)``
+* ``sigma`` (float): the layer's Gaussian kernel width at that time
+
+Concatenate snapshots with ``pd.concat``.
+"""
+from __future__ import annotations
+
+from typing import Any, Sequence
+
+import holoviews as hv
+import numpy as np
+import pandas as pd
+
+from . import theme
+from ._util import ensure_bokeh, grid_image, to_numpy
+
+__all__ = ["HISTORY_COLUMNS", "delay_histogram", "delay_matrix", "gaussian_kernels", "delay_snapshot",
+           "delay_evolution"]
+
+HISTORY_COLUMNS = ["step", "epoch", "layer", "synapse", "out", "in", "position", "delay", "sigma"]
+
+
+def _is_layer(obj: Any) -> bool:
+    return hasattr(obj, "positions") and hasattr(obj, "max_delay")
+
+
+def _positions(layer: Any) -> np.ndarray:
+    return np.clip(to_numpy(layer.positions).astype(float), 0.0, float(layer.max_delay - 1))
+
+
+def delay_histogram(layer_or_delays: Any, rounded: bool = True, bins: int | None = None) -> hv.Histogram:
+    """Histogram of the delays of a layer (or of any delay array).
+
+    For a ``DelayedLinear``: ``rounded=True`` counts the integer delays ``layer.delays`` with one
+    bin per value ``0..max_delay-1``; ``rounded=False`` the real-valued clamped positions. For an
+    array/tensor: integer arrays get one bin per integer, floats ``bins`` (default 30) bins.
+    The vdim ``synapses`` counts synapses.
+
+    Example:
+        >>> import snnlab as sl
+        >>> from snnlab.viz import delay_histogram
+        >>> layer = sl.DelayedLinear(10, 4, max_delay=8, seed=0)
+        >>> h = delay_histogram(layer)
+        >>> int(h.dimension_values("synapses").sum())
+        40
+    """
+    ensure_bokeh()
+    if _is_layer(layer_or_delays):
+        top = layer_or_delays.max_delay - 1
+        if rounded:
+            values = to_numpy(layer_or_delays.delays).ravel()
+            edges: Any = np.arange(-0.5, top + 1.5)
+        else:
+            values = _positions(layer_or_delays).ravel()
+            edges = bins or np.linspace(0.0, float(top) if top > 0 else 1.0, 31)
+    else:
+        values = to_numpy(layer_or_delays).ravel()
+        if np.issubdtype(values.dtype, np.integer) and bins is None:
+            lo, hi = (int(values.min()), int(values.max())) if values.size else (0, 0)
+            edges = np.arange(lo - 0.5, hi + 1.5)
+        else:
+            edges = bins or 30
+    counts, e = np.histogram(values.astype(float), bins=edges)
+    return hv.Histogram((e, counts), kdims=[hv.Dimension("delay", label="delay [steps]")], vdims=["synapses"]).opts(
+        color=theme.CATEGORICAL[4], width=theme.WIDTH // 2 + 100, height=theme.HEIGHT, tools=["hover"],
+        backend="bokeh")
+
+
+def delay_matrix(layer: Any, rounded: bool = True) -> hv.Image:
+    """Heatmap of a layer's delays: x = input (source) index ``i``, y = output (target) index ``j``.
+
+    ``rounded=True`` shows ``layer.delays`` (integers), ``False`` the clamped real positions.
+    ``img[i, j]`` is the delay of synapse ``in i -> out j``; the ``hv.Image`` has kdims
+    ``input, output`` and vdim ``delay`` (``img.dimension_values("delay", flat=False)`` is the
+    ``[out, in]`` matrix).
+
+    Example:
+        >>> import snnlab as sl
+        >>> from snnlab.viz import delay_matrix
+        >>> layer = sl.DelayedLinear(6, 3, max_delay=5, seed=0)
+        >>> img = delay_matrix(layer)
+        >>> int(img[2, 1]) == int(layer.delays[1, 2])
+        True
+    """
+    ensure_bokeh()
+    d = to_numpy(layer.delays).astype(float) if rounded else _positions(layer)
+    out, inp = d.shape
+    img = grid_image(d, -0.5, inp - 0.5, -0.5, out - 0.5, kdims=["input", "output"],
+                     vdims=[hv.Dimension("delay", range=(0, layer.max_delay - 1))])
+    return img.opts(cmap=theme.CMAP_DELAYS, colorbar=True, tools=["hover"], width=theme.WIDTH,
+                    height=max(200, min(600, theme.WIDTH * out // max(inp, 1))), backend="bokeh")
+
+
+def _default_synapses(shape: tuple[int, int], k: int) -> list[tuple[int, int]]:
+    flat = np.linspace(0, shape[0] * shape[1] - 1, num=min(k, shape[0] * shape[1])).round().astype(int)
+    return [(int(f // shape[1]), int(f % shape[1])) for f in flat]
+
+
+def gaussian_kernels(layer: Any, synapses: Sequence[tuple[int, int]] | None = None,
+                     sigma: float | None = None, weighted: bool = False) -> hv.NdOverlay:
+    """The Gaussian delay kernels ``G_ij[k]`` of chosen synapses at the layer's current ``sigma``.
+
+    ``synapses``: ``(out j, in i)`` pairs (default: 4 spread over the matrix). ``sigma`` overrides
+    the layer's value (e.g. to preview a later point of the schedule). ``weighted=True`` multiplies
+    each kernel by its weight ``W_ij`` (what the layer actually applies). Returns an
+    ``hv.NdOverlay`` of ``hv.Curve`` (kdim ``tap``, vdim ``kernel``) keyed by ``synapse``
+    (``"<out>-<in>"``); the kernels (unweighted) sum to 1.
+
+    Example:
+        >>> import snnlab as sl
+        >>> from snnlab.viz import gaussian_kernels
+        >>> layer = sl.DelayedLinear(6, 3, max_delay=10, seed=0)
+        >>> ov = gaussian_kernels(layer, synapses=[(0, 1), (2, 5)])
+        >>> round(float(ov["0-1"].dimension_values("kernel").sum()), 6)
+        1.0
+    """
+    import torch
+
+    from snnlab.core.delays import gaussian_delay_kernel
+
+    ensure_bokeh()
+    pos = layer.positions.detach().cpu().float()
+    syn = _default_synapses(tuple(pos.shape), 4) if synapses is None else [(int(j), int(i)) for j, i in synapses]
+    s = float(layer.sigma if sigma is None else sigma)
+    idx_j = torch.tensor([j for j, _ in syn], dtype=torch.long)
+    idx_i = torch.tensor([i for _, i in syn], dtype=torch.long)
+    kern = gaussian_delay_kernel(pos[idx_j, idx_i], s, layer.max_delay).numpy()
+    if weighted:
+        kern = kern * layer.weight.detach().cpu().float()[idx_j, idx_i].numpy()[:, None]
+    taps = np.arange(layer.max_delay)
+    curves = {f"{j}-{i}": hv.Curve((taps, kern[k]), kdims=[hv.Dimension("tap", label="delay tap [steps]")],
+                                   vdims=["kernel"]).opts(interpolation="steps-mid", backend="bokeh")
+              for k, (j, i) in enumerate(syn)}
+    return hv.NdOverlay(curves, kdims=["synapse"]).opts(
+        width=theme.WIDTH, height=theme.HEIGHT, title=f"Gaussian delay kernels (sigma = {s:.3g})",
+        legend_position="right", backend="bokeh")
+
+
+def delay_snapshot(layer: Any, step: int, epoch: int | None = None, name: str = "delays",
+                   synapses: Sequence[tuple[int, int]] | str | int = 1024, seed: int = 0) -> pd.DataFrame:
+    """Rows of the delay history format (see the module docstring) for one layer at one step.
+
+    ``synapses``: ``"all"``; a list of ``(out, in)`` pairs; or an int ``k`` -- all synapses when the
+    layer has at most ``k``, else a fixed random subset of ``k`` drawn with ``seed`` (the same
+    subset at every call for the same layer shape, so curves of one synapse line up over time).
+
+    Example:
+        >>> import pandas as pd, snnlab as sl
+        >>> from snnlab.viz import delay_snapshot
+        >>> layer = sl.DelayedLinear(4, 3, max_delay=10, seed=0)
+        >>> hist = pd.concat([delay_snapshot(layer, step=s, epoch=s) for s in range(3)])
+        >>> len(hist), list(hist.columns[:4])
+        (36, ['step', 'epoch', 'layer', 'synapse'])
+    """
+    pos = _positions(layer)
+    out, inp = pos.shape
+    if isinstance(synapses, str):
+        if synapses != "all":
+            raise ValueError(f"delay_snapshot: synapses must be 'all', an int or (out, in) pairs, got {synapses!r}")
+        flat = np.arange(out * inp)
+    elif isinstance(synapses, (int, np.integer)):
+        flat = np.arange(out * inp)
+        if out * inp > synapses:
+            flat = np.sort(np.random.default_rng(seed).choice(out * inp, size=int(synapses), replace=False))
+    else:
+        flat = np.array([int(j) * inp + int(i) for j, i in synapses], dtype=int)
+    j, i = flat // inp, flat % inp
+    p = pos[j, i]
+    return pd.DataFrame({
+        "step": np.full(len(flat), int(step)), "epoch": np.full(len(flat), -1 if epoch is None else int(epoch)),
+        "layer": name, "synapse": [f"{a}-{b}" for a, b in zip(j, i)], "out": j, "in": i,
+        "position": p, "delay": np.round(p).astype(int), "sigma": float(layer.sigma),
+    }, columns=HISTORY_COLUMNS)
+
+
+def delay_evolution(history: pd.DataFrame, x: str = "step", synapses: Sequence[str] | None = None,
+                    quantiles: tuple[float, float] = (0.1, 0.9)) -> hv.Layout:
+    """How delay positions and sigma moved over training, from a history DataFrame (module docstring).
+
+    Left panel: per layer, the mean position over ``x`` (``"step"`` or ``"epoch"``) with a band between
+    the ``quantiles`` of the positions, plus dashed curves for chosen ``synapses`` (ids like ``"0-3"``).
+    Right panel: sigma per layer. Returns ``hv.Layout`` of two overlays.
+
+    Example:
+        >>> import pandas as pd, snnlab as sl
+        >>> from snnlab.viz import delay_snapshot, delay_evolution
+        >>> layer = sl.DelayedLinear(4, 3, max_delay=10, seed=0)
+        >>> hist = pd.concat([delay_snapshot(layer, step=s) for s in range(3)])
+        >>> plot = delay_evolution(hist, synapses=["0-1"])
+    """
+    missing = [c for c in (x, "layer", "synapse", "position", "sigma") if c not in history.columns]
+    if missing:
+        raise ValueError(f"delay_evolution: history lacks columns {missing}; make it with delay_snapshot()")
+    ensure_bokeh()
+    lo, hi = quantiles
+    xdim = hv.Dimension(x)
+    pdim = hv.Dimension("position", label="delay position [steps]")
+    pos_items: list[Any] = []
+    sig_items: list[Any] = []
+    for k, (layer, g) in enumerate(history.groupby("layer", sort=False)):
+        color = theme.CATEGORICAL[k % len(theme.CATEGORICAL)]
+        stats = g.groupby(x)["position"].agg(mean="mean", lo=lambda s: s.quantile(lo), hi=lambda s: s.quantile(hi))
+        stats = stats.reset_index().sort_values(x)
+        pos_items.append(hv.Area((stats[x], stats["lo"], stats["hi"]), kdims=[xdim], vdims=["lo", "hi"],
+                                 label=f"{layer} q{lo:g}-q{hi:g}").opts(color=color, alpha=0.2, line_alpha=0,
+                                                                       backend="bokeh"))
+        pos_items.append(hv.Curve((stats[x], stats["mean"]), kdims=[xdim], vdims=[pdim], label=f"{layer} mean")
+                         .opts(color=color, line_width=2, backend="bokeh"))
+        for sid in synapses or []:
+            one = g[g["synapse"] == sid].sort_values(x)
+            if len(one):
+                pos_items.append(hv.Curve((one[x], one["position"]), kdims=[xdim], vdims=[pdim],
+                                          label=f"{layer} {sid}").opts(color=color, line_dash="dashed",
+                                                                       backend="bokeh"))
+        sig = g.groupby(x)["sigma"].first().reset_index().sort_values(x)
+        sig_items.append(hv.Curve((sig[x], sig["sigma"]), kdims=[xdim], vdims=["sigma"], label=str(layer))
+                         .opts(color=color, line_width=2, backend="bokeh"))
+    left = hv.Overlay(pos_items).opts(width=theme.WIDTH, height=theme.HEIGHT, legend_position="right",
+                                      title="delay positions", backend="bokeh")
+    right = hv.Overlay(sig_items).opts(width=theme.WIDTH // 2, height=theme.HEIGHT, title="sigma",
+                                       backend="bokeh")
+    return hv.Layout([left, right])

@@ -1,0 +1,70 @@
+"""Robustness curves: accuracy against perturbation level, one curve per run and perturbation."""
+from __future__ import annotations
+
+from typing import Any, Sequence
+
+import holoviews as hv
+import pandas as pd
+
+from . import theme
+from ._util import ensure_bokeh
+
+__all__ = ["robustness_plot"]
+
+_LEVEL_LABELS = {"jitter": "jitter std [steps]", "deletion": "deletion probability",
+                 "insertion": "insertion probability", "gaussian": "noise std"}
+
+
+def robustness_plot(df: pd.DataFrame, x: str = "level", y: str = "accuracy", by: Sequence[str] | str | None = "auto",
+                    split: bool = True) -> hv.Layout | hv.NdOverlay:
+    """Accuracy against perturbation level from :func:`snnlab.metrics.robustness_curve` tables.
+
+    ``df`` has columns ``perturbation, level, accuracy`` (plus e.g. ``run_id``/``model``/``name`` when
+    several tables were concatenated). ``by``: columns that get one curve each; ``"auto"`` uses
+    whichever of ``run_id``, ``model``, ``name`` exist. ``split=True`` gives an ``hv.Layout`` with one
+    panel per perturbation (their levels have different units); ``split=False`` one ``hv.NdOverlay``
+    with a curve per (run, perturbation). Curves are ``hv.Curve`` with kdim ``level``.
+
+    Example:
+        >>> import pandas as pd
+        >>> from snnlab.viz import robustness_plot
+        >>> df = pd.DataFrame({"perturbation": ["jitter"] * 3, "level": [0.0, 1.0, 2.0],
+        ...                    "accuracy": [0.9, 0.8, 0.6], "n_samples": [100] * 3})
+        >>> plot = robustness_plot(df)
+        >>> plot.NdOverlay.Jitter.last.dimension_values("accuracy").tolist()
+        [0.9, 0.8, 0.6]
+    """
+    missing = [c for c in (x, y) if c not in df.columns]
+    if missing:
+        raise ValueError(f"robustness_plot: the table lacks columns {missing} (have {list(df.columns)})")
+    ensure_bokeh()
+    if "perturbation" not in df.columns:
+        df = df.assign(perturbation="perturbation")
+    if by == "auto":
+        groups = [c for c in ("run_id", "model", "name") if c in df.columns]
+    elif by is None:
+        groups = []
+    else:
+        groups = [by] if isinstance(by, str) else list(by)
+
+    def panel(part: pd.DataFrame, keys: list[str], title: str, xlabel: str) -> hv.NdOverlay:
+        xdim = hv.Dimension(x, label=xlabel)
+        ydim = hv.Dimension(y, range=(0, 1) if y == "accuracy" else (None, None))
+        items: dict[Any, Any] = {}
+        grouped = part.groupby(keys, sort=False) if keys else [(("all",), part)]
+        for key, g in grouped:
+            key = key if isinstance(key, tuple) else (key,)
+            g = g.groupby(x, as_index=False)[y].mean().sort_values(x)  # repeated levels (seeds): mean
+            items[key if len(key) > 1 else key[0]] = hv.Curve((g[x].to_numpy(), g[y].to_numpy()),
+                                                              kdims=[xdim], vdims=[ydim])
+        return hv.NdOverlay(items, kdims=keys or ["curve"]).opts(
+            width=theme.WIDTH // 2 + 100, height=theme.HEIGHT, title=title, tools=["hover"],
+            show_legend=bool(keys), legend_position="bottom_left", backend="bokeh")
+
+    if not split:
+        return panel(df, groups + ["perturbation"], "robustness", x)
+    panels = []
+    for kind, part in df.groupby("perturbation", sort=False):
+        panels.append(panel(part, groups, str(kind), _LEVEL_LABELS.get(str(kind), x)).relabel(group="NdOverlay",
+                                                                                             label=str(kind)))
+    return hv.Layout(panels).cols(2)

@@ -1,0 +1,37 @@
+"""Colours, colour maps and default sizes shared by every :mod:`snnlab.viz` plot (change them here).
+
+Example:
+    >>> from snnlab.viz import theme
+    >>> theme.CATEGORICAL[0], theme.CMAP_COUNTS
+    ('#1f77b4', 'viridis')
+"""
+from __future__ import annotations
+
+#: Categorical palette (Category10) for layers, classes, runs and metrics.
+CATEGORICAL: list[str] = ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd",
+                          "#8c564b", "#e377c2", "#7f7f7f", "#bcbd22", "#17becf"]
+#: Colour of spikes when nothing else colours them.
+SPIKE_COLOR = "#222222"
+#: Threshold lines in membrane plots.
+THRESHOLD_COLOR = "#d62728"
+#: Pareto fronts drawn over trade-off scatters.
+FRONT_COLOR = "#d62728"
+#: Event polarities (ON = brightness increase, OFF = decrease) as RGB in [0, 1].
+ON_RGB = (1.0, 0.25, 0.1)
+OFF_RGB = (0.1, 0.55, 1.0)
+#: Sequential map for counts / binned rasters / rates.
+CMAP_COUNTS = "viridis"
+#: Sequential map for delays.
+CMAP_DELAYS = "plasma"
+#: Diverging map for signed data (ON - OFF events, weights).
+CMAP_SIGNED = "RdBu_r"
+#: Default plot size in pixels.
+WIDTH = 600
+HEIGHT = 300
+#: Above this many spikes a raster is binned into an image instead of drawn point by point.
+MAX_POINTS = 100_000
+#: Resolution of binned rasters (time bins, neuron bins) at most.
+RASTER_BINS = (800, 400)
+
+__all__ = ["CATEGORICAL", "SPIKE_COLOR", "THRESHOLD_COLOR", "FRONT_COLOR", "ON_RGB", "OFF_RGB", "CMAP_COUNTS",
+           "CMAP_DELAYS", "CMAP_SIGNED", "WIDTH", "HEIGHT", "MAX_POINTS", "RASTER_BINS"]

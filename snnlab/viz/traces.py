@@ -1,0 +1,165 @@
+"""Membrane traces with threshold and spike marks; firing-rate and spike-count histograms."""
+from __future__ import annotations
+
+from typing import Any, Sequence
+
+import holoviews as hv
+import numpy as np
+import pandas as pd
+
+from . import theme
+from ._util import as_time_neuron, ensure_bokeh, to_numpy
+
+__all__ = ["membrane_traces", "monitor_traces", "rate_histogram", "spike_count_histogram"]
+
+
+def membrane_traces(
+    membrane: Any,
+    spikes: Any | None = None,
+    neurons: Sequence[int] | None = None,
+    threshold: float | Sequence[float] | None = 1.0,
+    sample: int | None = 0,
+    max_neurons: int = 5,
+    dt: float | None = None,
+) -> hv.Overlay:
+    """Membrane potential of a few neurons over time, the firing threshold and the spike times.
+
+    ``membrane`` / ``spikes``: ``[T, N]`` or time-major ``[T, B, N]`` (``sample`` picks the sample).
+    ``neurons``: indices to show (default: the first ``max_neurons``). Returns an overlay of an
+    ``hv.NdOverlay`` of ``hv.Curve`` (kdim ``neuron``; curve kdims ``time``, vdims ``v``), one
+    ``hv.HLine`` per distinct threshold value (``threshold=None``: none; a sequence gives one value
+    per shown neuron, e.g. learnt per-neuron thresholds) and, with ``spikes``, an ``hv.Scatter`` of
+    the spikes at the membrane value of their step (columns ``time, v, neuron``).
+
+    Example:
+        >>> import torch
+        >>> from snnlab.viz import membrane_traces
+        >>> v = torch.randn(50, 8).cumsum(0) / 5
+        >>> plot = membrane_traces(v, (v >= 1).float(), neurons=[0, 3], threshold=1.0)
+        >>> [type(e).__name__ for e in plot]
+        ['NdOverlay', 'HLine', 'Scatter']
+    """
+    ensure_bokeh()
+    v = as_time_neuron(membrane, sample, "membrane_traces").astype(float)
+    T, N = v.shape
+    idx = list(range(min(N, max_neurons))) if neurons is None else [int(i) for i in neurons]
+    bad = [i for i in idx if not -N <= i < N]
+    if bad:
+        raise IndexError(f"membrane_traces: neurons {bad} out of range for {N} neurons")
+    scale = 1.0 if dt is None else float(dt)
+    time = np.arange(T) * scale
+    tdim = hv.Dimension("time", label="time [step]" if dt is None else "time", unit=None if dt is None else "s")
+    vdim = hv.Dimension("v", label="membrane")
+    curves = {i: hv.Curve((time, v[:, i]), kdims=[tdim], vdims=[vdim]) for i in idx}
+    plot = hv.NdOverlay(curves, kdims=["neuron"]).opts(width=theme.WIDTH, height=theme.HEIGHT,
+                                                       legend_position="right", backend="bokeh")
+    layers: list[Any] = [plot]
+    if threshold is not None:
+        values = np.atleast_1d(to_numpy(threshold).astype(float))
+        if values.size > 1:
+            values = values[idx] if values.size == N else values
+        for thr in np.unique(values):
+            layers.append(hv.HLine(float(thr)).opts(color=theme.THRESHOLD_COLOR, line_dash="dashed",
+                                                    line_width=1.5, backend="bokeh"))
+    if spikes is not None:
+        s = as_time_neuron(spikes, sample, "membrane_traces")
+        if s.shape != v.shape:
+            raise ValueError(f"membrane_traces: spikes {s.shape} and membrane {v.shape} differ in shape")
+        t, j = np.nonzero(s[:, idx])
+        cols = np.asarray(idx, dtype=int)[j]
+        marks = pd.DataFrame({"time": t * scale, "v": v[t, cols], "neuron": cols})
+        layers.append(hv.Scatter(marks, kdims=[tdim], vdims=[vdim, "neuron"], label="spikes").opts(
+            marker="triangle", size=8, color=theme.SPIKE_COLOR, tools=["hover"], backend="bokeh"))
+    return hv.Overlay(layers)
+
+
+def monitor_traces(mon: Any, layer: str, sample: int = 0, neurons: Sequence[int] | None = None,
+                   max_neurons: int = 5, dt: float | None = None) -> hv.Overlay:
+    """:func:`membrane_traces` of one layer recorded by a :class:`snnlab.Monitor`.
+
+    The threshold is taken from the layer module (``mon.layers[layer].threshold``) when it has one.
+
+    Example:
+        >>> import torch, snnlab as sl
+        >>> from snnlab.viz import monitor_traces
+        >>> net = sl.Sequential(torch.nn.Linear(4, 8), sl.LIF())
+        >>> with sl.Monitor(net) as mon:
+        ...     _ = net(torch.rand(20, 2, 4) * 3)
+        >>> plot = monitor_traces(mon, "1", neurons=[0, 1])
+    """
+    if layer not in mon.membrane:
+        raise KeyError(f"monitor_traces: no membrane recorded for {layer!r}; recorded: {list(mon.membrane)}")
+    module = getattr(mon, "layers", {}).get(layer)
+    thr = getattr(module, "threshold", None)
+    return membrane_traces(mon.membrane[layer], mon.spikes.get(layer), neurons=neurons, threshold=thr,
+                           sample=sample, max_neurons=max_neurons, dt=dt)
+
+
+def _per_neuron_counts(spikes: Any) -> np.ndarray:
+    """Spike counts per (sample, neuron): ``[B, N]`` from ``[T, N]`` (B=1) or ``[T, B, ...]``."""
+    a = (to_numpy(spikes) != 0)
+    if a.ndim == 1:
+        a = a[:, None]
+    if a.ndim == 2:
+        return a.sum(0)[None, :]
+    return a.reshape(a.shape[0], a.shape[1], -1).sum(0)
+
+
+def _int_bins(values: np.ndarray, bins: int | None) -> Any:
+    if bins is not None:
+        return bins
+    hi = int(values.max()) if values.size else 0
+    return np.arange(-0.5, hi + 1.5) if hi <= 60 else 30
+
+
+def rate_histogram(spikes: Any, dt: float | None = None, bins: int = 20) -> hv.Histogram:
+    """Histogram over neurons of the mean firing rate (spikes per step, or Hz with ``dt`` in seconds).
+
+    ``spikes``: ``[T, N]`` or time-major ``[T, B, ...]`` (rates averaged over the batch). Silent
+    neurons are counted in the first bin; the vdim ``neurons`` counts neurons.
+
+    Example:
+        >>> import torch
+        >>> from snnlab.viz import rate_histogram
+        >>> h = rate_histogram((torch.rand(100, 4, 64) < 0.1).float(), dt=1e-3)
+        >>> int(h.dimension_values("neurons").sum())
+        64
+    """
+    ensure_bokeh()
+    a = to_numpy(spikes)
+    T = a.shape[0]
+    rates = _per_neuron_counts(a).mean(0) / T
+    if dt is not None:
+        rates = rates / float(dt)
+    lo, hi = (0.0, float(rates.max())) if rates.size else (0.0, 1.0)
+    counts, edges = np.histogram(rates, bins=bins, range=(lo, hi if hi > lo else lo + 1.0))
+    xdim = hv.Dimension("rate", label="firing rate", unit="Hz" if dt is not None else "spikes/step")
+    return hv.Histogram((edges, counts), kdims=[xdim], vdims=["neurons"]).opts(
+        color=theme.CATEGORICAL[0], width=theme.WIDTH // 2 + 100, height=theme.HEIGHT, tools=["hover"],
+        backend="bokeh")
+
+
+def spike_count_histogram(spikes: Any, over: str = "neuron", bins: int | None = None) -> hv.Histogram:
+    """Histogram of spike counts.
+
+    ``over="neuron"``: one count per (sample, neuron) -- how many neurons fire how often;
+    ``over="sample"``: one total per sample. Small integer counts get one bin per integer.
+
+    Example:
+        >>> import torch
+        >>> from snnlab.viz import spike_count_histogram
+        >>> h = spike_count_histogram(torch.ones(3, 2, 4), over="sample")
+        >>> int(h.dimension_values("count").sum())   # two samples, 12 spikes each
+        2
+    """
+    if over not in ("neuron", "sample"):
+        raise ValueError(f"spike_count_histogram: over must be 'neuron' or 'sample', got {over!r}")
+    ensure_bokeh()
+    c = _per_neuron_counts(spikes)
+    values = (c.ravel() if over == "neuron" else c.sum(1)).astype(float)
+    counts, edges = np.histogram(values, bins=_int_bins(values, bins))
+    ylabel = "neurons" if over == "neuron" else "samples"
+    xdim = hv.Dimension("spikes", label=f"spikes per {over}" if over == "sample" else "spikes per neuron and sample")
+    return hv.Histogram((edges, counts), kdims=[xdim], vdims=[hv.Dimension("count", label=ylabel)]).opts(
+        color=theme.CATEGORICAL[1], width=theme.WIDTH // 2 + 100, height=theme.HEIGHT, tools=["hover"],
+        backend="bokeh")

@@ -1,0 +1,80 @@
+"""Trade-off scatters of two metrics across runs, with the Pareto front and each run's config on hover."""
+from __future__ import annotations
+
+from typing import Any, Sequence
+
+import holoviews as hv
+import pandas as pd
+
+from . import theme
+from ._util import ensure_bokeh
+from .pareto import better_direction, pareto_front
+
+__all__ = ["tradeoff_scatter"]
+
+
+def _resolve(df: pd.DataFrame, col: str) -> str:
+    if col in df.columns:
+        return col
+    if f"config.{col}" in df.columns:
+        return f"config.{col}"
+    raise KeyError(f"tradeoff_scatter: no column {col!r} (have {list(df.columns)})")
+
+
+def tradeoff_scatter(df: pd.DataFrame, x: str, y: str, color: str | None = None,
+                     hover: Sequence[str] | None = None, front: bool = True, maximize_x: bool | None = None,
+                     maximize_y: bool | None = None, label: str | None = None) -> hv.Overlay:
+    """Scatter of two metrics over runs/models with the Pareto front as a step line.
+
+    ``df``: one row per run, e.g. :meth:`RunStore.summaries` (``config.<field>`` columns and metric
+    columns) or :func:`snnlab.metrics.metrics_table`. ``x``/``y``: any two metric columns
+    (accuracy, spikes_per_sample, synops_per_sample, energy_per_sample_j, latency_steps, a
+    robustness column, ...). ``color``: a column or config field (``"lr"`` finds ``"config.lr"``),
+    numeric -> colour bar, otherwise categorical. ``hover``: columns shown on hover (default: the
+    run's ``name``/``run_id``/``model`` and every ``config.*`` column). Whether larger is better is
+    guessed from the names (:func:`snnlab.viz.pareto.better_direction`) unless ``maximize_*`` is
+    given. Returns ``hv.Overlay`` of the ``hv.Scatter`` (label ``runs``) and, with ``front=True``,
+    the front as ``hv.Curve`` (label ``Pareto front``, rows of :func:`pareto_front`).
+
+    Example:
+        >>> import pandas as pd
+        >>> from snnlab.viz import tradeoff_scatter
+        >>> df = pd.DataFrame({"name": ["a", "b", "c"], "config.lr": [1e-3, 1e-2, 1e-1],
+        ...                    "accuracy": [0.8, 0.9, 0.7], "spikes_per_sample": [100.0, 300.0, 200.0]})
+        >>> plot = tradeoff_scatter(df, "spikes_per_sample", "accuracy", color="lr")
+        >>> plot.Curve.Pareto_front.dimension_values("accuracy").tolist()
+        [0.8, 0.9]
+    """
+    ensure_bokeh()
+    x, y = _resolve(df, x), _resolve(df, y)
+    color_col = _resolve(df, color) if color is not None else None
+    if hover is None:
+        hover_cols = [c for c in ("name", "run_id", "model") if c in df.columns]
+        hover_cols += [c for c in df.columns if str(c).startswith("config.")]
+    else:
+        hover_cols = [_resolve(df, h) for h in hover]
+    extra = [c for c in dict.fromkeys(hover_cols + ([color_col] if color_col else [])) if c not in (x, y)]
+    data = df[[x, y] + extra].copy()
+    for c in extra:  # lists/dicts/None in configs would break the data source
+        if data[c].dtype == object:
+            data[c] = data[c].astype(str)
+    scatter = hv.Scatter(data, kdims=[hv.Dimension(x)], vdims=[hv.Dimension(c) for c in [y] + extra],
+                         label=label or "runs")
+    opts: dict[str, Any] = dict(size=9, tools=["hover"], hover_tooltips=[c for c in [x, y] + hover_cols],
+                                width=theme.WIDTH, height=theme.HEIGHT + 100, line_color="black", line_width=0.5)
+    if color_col is not None:
+        numeric = pd.api.types.is_numeric_dtype(df[color_col])
+        opts.update(color=color_col, cmap=theme.CMAP_COUNTS if numeric else theme.CATEGORICAL, colorbar=numeric,
+                    show_legend=not numeric)
+    else:
+        opts.update(color=theme.CATEGORICAL[0])
+    items: list[Any] = [scatter.opts(backend="bokeh", **opts)]
+    if front:
+        mx = better_direction(x) if maximize_x is None else bool(maximize_x)
+        my = better_direction(y) if maximize_y is None else bool(maximize_y)
+        pf = pareto_front(df, x, y, mx, my)
+        items.insert(0, hv.Curve((pf[x].to_numpy(), pf[y].to_numpy()), kdims=[hv.Dimension(x)],
+                                 vdims=[hv.Dimension(y)], label="Pareto front").opts(
+            interpolation="steps-pre" if mx else "steps-post", color=theme.FRONT_COLOR, line_width=2,
+            line_dash="dashed", backend="bokeh"))
+    return hv.Overlay(items).opts(legend_position="bottom_right", backend="bokeh")

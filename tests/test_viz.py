@@ -1,0 +1,408 @@
+"""Tests of snnlab.viz: assert on the data inside the returned HoloViews objects, and that each renders."""
+from __future__ import annotations
+
+import math
+
+import holoviews as hv
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+import snnlab as sl
+from snnlab.core.delays import gaussian_delay_kernel
+from snnlab import viz
+from snnlab.viz import (LiveCurves, delay_evolution, delay_histogram, delay_matrix, delay_snapshot, event_animation,
+                        event_frame, gaussian_kernels, learning_curves, live_learning_curves, membrane_traces,
+                        monitor_raster, monitor_traces, pareto_front, rate_histogram, robustness_plot,
+                        spike_count_histogram, spike_raster, tradeoff_scatter)
+
+
+def render(obj):
+    return hv.render(obj, backend="bokeh")
+
+
+def spikes(T=40, B=3, N=20, p=0.1, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    return (torch.rand(T, B, N, generator=g) < p).float()
+
+
+@pytest.fixture(scope="module")
+def recorded():
+    torch.manual_seed(0)
+    net = sl.Sequential(torch.nn.Linear(6, 12), sl.LIF(threshold=0.8), torch.nn.Linear(12, 5), sl.LIF())
+    with sl.Monitor(net) as mon:
+        net(torch.rand(30, 2, 6) * 4)
+    return mon
+
+
+# ------------------------------------------------------------------------------------------ rasters
+def test_raster_points_are_exactly_the_spikes():
+    s = spikes()
+    pts = spike_raster(s, sample=1)
+    assert isinstance(pts, hv.Points)
+    t, n = np.nonzero(s[:, 1].numpy())
+    got = sorted(zip(pts.dimension_values("time").astype(int), pts.dimension_values("neuron").astype(int)))
+    assert got == sorted(zip(t, n))
+    assert len(pts) == int(s[:, 1].sum())
+    # [T, N] input and a batch without a sample
+    assert len(spike_raster(s[:, 0])) == int(s[:, 0].sum())
+    with pytest.raises(ValueError, match="sample"):
+        spike_raster(s, sample=None)
+
+
+def test_raster_color_by_and_dt():
+    s = torch.zeros(5, 4)
+    s[1, 0] = s[2, 3] = s[4, 3] = 1
+    pts = spike_raster(s, color_by=["a", "a", "b", "c"], dt=1e-3)
+    df = pts.data.sort_values("time")
+    assert df["group"].tolist() == ["a", "c", "c"]
+    np.testing.assert_allclose(df["time"], [1e-3, 2e-3, 4e-3])
+    with pytest.raises(ValueError, match="labels"):
+        spike_raster(s, color_by=["a"])
+
+
+def test_raster_bins_above_threshold_and_image_sums_to_spike_count():
+    s = spikes(T=60, B=1, N=30, p=0.3)[:, 0]
+    count = int(s.sum())
+    assert count > 50
+    img = spike_raster(s, max_points=50)
+    assert isinstance(img, hv.Image)
+    z = img.dimension_values("spikes", flat=False)
+    assert z.shape == (30, 60) and z.sum() == count
+    np.testing.assert_array_equal(z, s.numpy().T)  # one bin per step/neuron: the binary matrix itself
+    coarse = spike_raster(s, max_points=50, bins=(7, 5))
+    zc = coarse.dimension_values("spikes", flat=False)
+    assert zc.shape == (5, 7) and zc.sum() == count
+    assert isinstance(spike_raster(s, max_points=10**9), hv.Points)
+    assert isinstance(spike_raster(s, method="image"), hv.Image)
+
+
+def test_raster_large_is_binned_and_renders():
+    a = np.zeros((2000, 500), dtype=np.float32)
+    rng = np.random.default_rng(0)
+    a[rng.random(a.shape) < 0.3] = 1.0  # ~300k spikes
+    img = spike_raster(a)
+    assert isinstance(img, hv.Image)
+    assert img.dimension_values("spikes").sum() == a.sum()
+    assert img.dimension_values("spikes", flat=False).shape == (400, 800)
+    render(img)
+
+
+@pytest.mark.parametrize("shape", [(50, 1), (1, 50), (1, 1)])
+def test_binned_raster_with_one_row_or_column(shape):
+    img = spike_raster(np.ones(shape), method="image")
+    assert img.dimension_values("spikes").sum() == shape[0] * shape[1]
+    render(img)
+
+
+def test_datashader_method_when_installed():
+    pytest.importorskip("datashader")
+    out = spike_raster(spikes()[:, 0], method="datashader")
+    render(out)
+
+
+def test_monitor_raster_stacks_layers(recorded):
+    mon = recorded
+    plot = monitor_raster(mon, sample=1)
+    df = plot.data
+    n1 = int(mon.spikes["1"][:, 1].sum())
+    n3 = int(mon.spikes["3"][:, 1].sum())
+    assert len(df) == n1 + n3 and n1 > 0
+    assert set(df["group"]) <= {"1", "3"}
+    assert df.loc[df["group"] == "1", "neuron"].max() < 12
+    if n3:
+        assert df.loc[df["group"] == "3", "neuron"].min() >= 12
+    layout = monitor_raster(mon, overlay=False)
+    assert isinstance(layout, hv.Layout) and len(layout) == 2
+    assert len(monitor_raster(mon, layers=["3"]).data) == int(mon.spikes["3"][:, 0].sum())
+    with pytest.raises(KeyError):
+        monitor_raster(mon, layers=["nope"])
+    glyph = render(plot).renderers[0].glyph
+    assert glyph.marker == "dash" and glyph.angle == pytest.approx(math.pi / 2)  # vertical ticks (degrees -> radians)
+    render(layout)
+
+
+# ------------------------------------------------------------------------------------------ traces
+def test_membrane_traces_data():
+    v = torch.linspace(0, 2, 10)[:, None].repeat(1, 4) + torch.arange(4) * 0.1
+    s = (v >= 1.0).float()
+    plot = membrane_traces(v, s, neurons=[0, 2], threshold=1.0)
+    curves, hline, marks = plot
+    assert list(curves.keys()) == [0, 2]
+    np.testing.assert_allclose(curves[2].dimension_values("v"), v[:, 2].numpy(), rtol=1e-6)
+    assert hline.data == 1.0
+    t, j = np.nonzero(s[:, [0, 2]].numpy())
+    assert len(marks) == len(t)
+    np.testing.assert_allclose(marks.dimension_values("v"), v.numpy()[t, np.array([0, 2])[j]], rtol=1e-6)
+    assert set(marks.dimension_values("neuron")) == {0, 2}
+    assert len(membrane_traces(v, threshold=None)) == 1
+    render(plot)
+
+
+def test_monitor_traces_uses_layer_threshold(recorded):
+    plot = monitor_traces(recorded, "1", neurons=[0, 1, 2])
+    assert plot.HLine.I.data == pytest.approx(0.8)
+    assert len(plot.NdOverlay.I) == 3
+    render(plot)
+
+
+def test_rate_and_count_histograms():
+    s = torch.zeros(10, 2, 4)
+    s[:, :, 0] = 1            # neuron 0 fires every step: rate 1
+    s[::2, :, 1] = 1          # neuron 1 every other step: rate 0.5
+    h = rate_histogram(s, bins=4)
+    assert h.dimension_values("neurons").sum() == 4
+    assert h.dimension_values("neurons").tolist() == [2, 0, 1, 1]
+    hz = rate_histogram(s, dt=1e-3, bins=4)
+    assert hz.edges[-1] == pytest.approx(1000.0)
+    c = spike_count_histogram(s)  # counts per (sample, neuron): 10, 5, 0, 0 for both samples
+    counts = dict(zip(np.round(c.dimension_values("spikes")).astype(int), c.dimension_values("count")))
+    assert counts[10] == 2 and counts[5] == 2 and counts[0] == 4
+    cs = spike_count_histogram(s, over="sample")
+    assert cs.dimension_values("count").sum() == 2
+    render(h)
+    render(c)
+
+
+# ------------------------------------------------------------------------------------------ delays
+@pytest.fixture()
+def layer():
+    return sl.DelayedLinear(7, 5, max_delay=9, seed=1)
+
+
+def test_delay_histogram_counts(layer):
+    h = delay_histogram(layer)
+    expected = np.bincount(layer.delays.flatten().numpy(), minlength=9)
+    np.testing.assert_array_equal(h.dimension_values("synapses"), expected)
+    assert delay_histogram(layer, rounded=False).dimension_values("synapses").sum() == 35
+    assert delay_histogram(layer.delays).dimension_values("synapses").sum() == 35
+    render(h)
+
+
+def test_delay_matrix_values_equal_layer_delays(layer):
+    img = delay_matrix(layer)
+    d = layer.delays.numpy()
+    np.testing.assert_array_equal(img.dimension_values("delay", flat=False), d)
+    assert img[3, 4] == d[4, 3]  # img[in, out]
+    row = sl.DelayedLinear(7, 1, max_delay=9, seed=2)
+    np.testing.assert_array_equal(delay_matrix(row).dimension_values("delay", flat=False), row.delays.numpy())
+    render(delay_matrix(row))
+    cont = delay_matrix(layer, rounded=False)
+    np.testing.assert_allclose(cont.dimension_values("delay", flat=False), layer.positions.detach().numpy(),
+                               rtol=1e-6)
+    render(img)
+
+
+def test_gaussian_kernels_match_the_layer(layer):
+    layer.sigma = 1.5
+    ov = gaussian_kernels(layer, synapses=[(0, 1), (4, 6)])
+    assert list(ov.keys()) == ["0-1", "4-6"]
+    expect = gaussian_delay_kernel(layer.positions.detach()[4, 6], 1.5, 9).numpy()
+    np.testing.assert_allclose(ov["4-6"].dimension_values("kernel"), expect, rtol=1e-6)
+    narrow = gaussian_kernels(layer, synapses=[(2, 2)], sigma=0.1)
+    assert np.argmax(narrow["2-2"].dimension_values("kernel")) == int(layer.delays[2, 2])
+    assert len(gaussian_kernels(layer)) == 4
+    w = gaussian_kernels(layer, synapses=[(0, 1)], weighted=True)
+    assert w["0-1"].dimension_values("kernel").sum() == pytest.approx(float(layer.weight.detach()[0, 1]), rel=1e-5)
+    render(ov)
+
+
+def test_delay_snapshot_and_evolution(layer):
+    rows = []
+    for step in range(4):
+        layer.sigma = 4.0 - step
+        with torch.no_grad():
+            layer.positions.add_(0.5)
+        layer.clamp_positions_()
+        rows.append(delay_snapshot(layer, step=step * 10, epoch=step, name="fc1"))
+    hist = pd.concat(rows, ignore_index=True)
+    assert list(hist.columns) == viz.HISTORY_COLUMNS
+    assert len(hist) == 4 * 35
+    last = hist[hist["step"] == 30]
+    np.testing.assert_allclose(last["position"].to_numpy(), layer.positions.detach().numpy().ravel(), rtol=1e-6)
+    # fixed random subset, same at every call
+    sub1 = delay_snapshot(layer, step=0, synapses=10)
+    sub2 = delay_snapshot(layer, step=1, synapses=10)
+    assert len(sub1) == 10 and sub1["synapse"].tolist() == sub2["synapse"].tolist()
+    one = delay_snapshot(layer, 0, synapses=[(1, 2)])
+    assert one["position"].item() == pytest.approx(float(layer.positions.detach()[1, 2]))
+    plot = delay_evolution(hist, synapses=["0-1"])
+    pos, sig = plot
+    mean = pos.Curve.fc1_mean
+    np.testing.assert_allclose(mean.dimension_values("position"), hist.groupby("step")["position"].mean().to_numpy())
+    np.testing.assert_allclose(sig.Curve.fc1.dimension_values("sigma"), [4.0, 3.0, 2.0, 1.0])
+    assert len(pos.Curve) == 2  # mean + the chosen synapse
+    render(plot)
+    render(delay_evolution(hist, x="epoch"))
+
+
+# ------------------------------------------------------------------------------------------ curves
+def _metrics_table():
+    rows = []
+    for run, slope in (("r1", 0.1), ("r2", 0.2)):
+        for step in range(5):
+            rows.append((run, step, 0, "train", "loss", 1.0 - slope * step))
+            rows.append((run, step, 0, "train", "accuracy", slope * step))
+    return pd.DataFrame(rows, columns=["run_id", "step", "epoch", "kind", "name", "value"])
+
+
+def test_learning_curves_panels_and_runs():
+    df = _metrics_table()
+    layout = learning_curves(df)
+    assert len(layout) == 2
+    loss = layout.NdOverlay.I
+    assert set(loss.keys()) == {"r1", "r2"}
+    np.testing.assert_allclose(loss["r2"].dimension_values("value"), [1.0, 0.8, 0.6, 0.4, 0.2])
+    one = learning_curves(df[df.run_id == "r1"], names=["accuracy"])
+    assert len(one) == 1 and len(one.NdOverlay.I) == 1
+    named = learning_curves(df, labels={"r1": "baseline"})
+    assert "baseline" in named.NdOverlay.I.keys()
+    render(layout)
+
+
+def test_live_curves_buffer_grows_and_plot_updates():
+    live = LiveCurves(buffer_length=5)
+    assert len(live.buffer.data) == 0
+    live.send(1, {"loss": 1.0, "acc": 0.1, "nested": {"x": torch.tensor(2.0)}, "bad": float("nan"), "s": "x"})
+    assert len(live.buffer.data) == 3
+    live.send(2, {"loss": 0.5, "acc": 0.4})
+    assert len(live.buffer.data) == 5
+    live.send(3, {"loss": 0.25})
+    assert len(live.buffer.data) == 5  # bounded by buffer_length
+    ov = live.plot[()]
+    assert set(ov.keys()) == {"loss", "acc", "nested/x"}
+    np.testing.assert_allclose(ov["loss"].dimension_values("value"), [0.5, 0.25])
+    render(live.plot)
+    live.clear()
+    assert len(live.buffer.data) == 0
+
+
+def test_live_curves_panels_and_tables():
+    live = LiveCurves(metrics=["loss", "accuracy"], panels=True)
+    assert isinstance(live.plot, hv.Layout) and len(live.plot) == 2
+    live.send_table(_metrics_table().query("run_id == 'r1'"))
+    live.send(5, {"loss": 0.4, "other": 3.0})
+    assert len(live.buffer.data) == 11
+    assert live.plot[0][()]["loss"].dimension_values("value")[-1] == pytest.approx(0.4)
+    render(live.plot)
+    dmap, buf = live_learning_curves()
+    buf.send(pd.DataFrame({"step": [1.0, 2.0], "name": ["loss", "loss"], "value": [0.3, 0.2]}))
+    assert isinstance(dmap, hv.DynamicMap) and len(buf.data) == 2
+
+
+# ------------------------------------------------------------------------------------------ trade-offs
+def test_pareto_front_hand_case():
+    df = pd.DataFrame({
+        "spikes": [10, 20, 30, 15, 40, 20, 5, np.nan],
+        "accuracy": [0.5, 0.8, 0.9, 0.4, 0.85, 0.8, 0.2, 1.0],
+    }, index=list("abcdefgh"))
+    # minimise spikes, maximise accuracy: g (5, .2), a (10, .5), b/f (20, .8, duplicates), c (30, .9)
+    front = pareto_front(df, "spikes", "accuracy", maximize_x=False, maximize_y=True)
+    assert front.index.tolist() == ["g", "a", "b", "f", "c"]
+    assert pareto_front(df, "spikes", "accuracy").index.tolist() == ["g", "a", "b", "f", "c"]  # guessed directions
+    # maximise both: e (40, .85) and c (30, .9)
+    both = pareto_front(df, "spikes", "accuracy", maximize_x=True, maximize_y=True)
+    assert both.index.tolist() == ["c", "e"]
+    # minimise both: only g (5, .2)
+    assert pareto_front(df, "spikes", "accuracy", maximize_x=False, maximize_y=False).index.tolist() == ["g"]
+    with pytest.raises(ValueError, match="maximize"):
+        pareto_front(df.rename(columns={"spikes": "foo"}), "foo", "accuracy")
+
+
+@pytest.mark.parametrize("mx,my", [(False, True), (True, True), (False, False), (True, False)])
+def test_pareto_front_matches_brute_force(mx, my):
+    rng = np.random.default_rng(int(mx) * 2 + int(my))
+    df = pd.DataFrame({"a": rng.integers(0, 6, 60).astype(float), "b": rng.integers(0, 6, 60).astype(float)})
+    v = df.to_numpy() * np.array([1 if mx else -1, 1 if my else -1])
+    brute = [i for i in range(len(v)) if not np.any(np.all(v >= v[i], 1) & np.any(v > v[i], 1))]
+    assert sorted(pareto_front(df, "a", "b", mx, my).index) == brute
+
+
+def test_tradeoff_scatter_hover_and_front():
+    df = pd.DataFrame({
+        "run_id": ["a", "b", "c", "d"], "name": ["A", "B", "C", "D"],
+        "config.lr": [1e-3, 1e-2, 1e-1, 1e-2], "config.neuron": ["lif", "lif", "alif", "alif"],
+        "config.layers": ["[64, 64]", "[128]", "[32]", "[64]"],
+        "accuracy": [0.8, 0.9, 0.7, 0.6], "synops_per_sample": [100.0, 300.0, 200.0, 250.0],
+    })
+    plot = tradeoff_scatter(df, "synops_per_sample", "accuracy", color="neuron")
+    scatter = plot.Scatter.Runs
+    assert len(scatter) == 4
+    assert "config.lr" in [d.name for d in scatter.vdims]
+    front = plot.Curve.Pareto_front
+    assert front.dimension_values("synops_per_sample").tolist() == [100.0, 300.0]
+    fig = render(plot)
+    hovers = [t for t in fig.tools if type(t).__name__ == "HoverTool"]
+    labels = {lab for t in hovers for lab, _ in (t.tooltips or [])}
+    assert {"config.lr", "config.neuron", "name"} <= labels
+    numeric = tradeoff_scatter(df, "synops_per_sample", "accuracy", color="lr",
+                               hover=["name"], front=False)
+    assert len(numeric) == 1
+    render(numeric)
+
+
+def test_robustness_plot_curves():
+    rows = []
+    for run, drop in (("r1", 0.1), ("r2", 0.2)):
+        for kind in ("jitter", "deletion"):
+            for level in (0.0, 0.5, 1.0):
+                rows.append((run, kind, level, 0.9 - drop * level, 100))
+    df = pd.DataFrame(rows, columns=["run_id", "perturbation", "level", "accuracy", "n_samples"])
+    layout = robustness_plot(df)
+    assert len(layout) == 2
+    jit = layout.NdOverlay.Jitter
+    assert set(jit.keys()) == {"r1", "r2"}
+    np.testing.assert_allclose(jit["r2"].dimension_values("accuracy"), [0.9, 0.8, 0.7])
+    flat = robustness_plot(df, split=False)
+    assert isinstance(flat, hv.NdOverlay) and len(flat) == 4
+    render(layout)
+    render(flat)
+
+
+# ------------------------------------------------------------------------------------------ events
+def test_event_frame_modes():
+    f = torch.zeros(2, 6, 8)
+    f[1, 2, 5] = 4.0   # ON at row 2, column 5
+    f[0, 3, 1] = 2.0   # OFF at row 3, column 1
+    rgb = event_frame(f)
+    assert isinstance(rgb, hv.RGB)
+    r = rgb.dimension_values("R", flat=False)
+    b = rgb.dimension_values("B", flat=False)
+    assert r.shape == (6, 8)
+    assert r[2, 5] == pytest.approx(1.0) and r[3, 1] == pytest.approx(0.5 * 0.1)
+    assert b[3, 1] == pytest.approx(0.5 * 1.0)
+    signed = event_frame(f, mode="signed")
+    z = signed.dimension_values("on_minus_off", flat=False)
+    np.testing.assert_array_equal(z, (f[1] - f[0]).numpy())
+    assert signed[5, 2] == 4.0 and signed[1, 3] == -2.0
+    counts = event_frame(f[1])
+    assert counts.dimension_values("events").sum() == 4.0
+    assert event_frame(f, mode="counts").dimension_values("events").sum() == 6.0
+    with pytest.raises(ValueError):
+        event_frame(torch.zeros(3, 4, 4))
+    for el in (rgb, signed, counts):
+        render(el)
+
+
+def test_event_animation_frames():
+    frames = torch.rand(7, 2, 5, 6)
+    hm = event_animation(frames, mode="signed")
+    assert isinstance(hm, hv.HoloMap) and len(hm) == 7
+    assert list(hm.keys()) == list(range(7))
+    np.testing.assert_allclose(hm[3].dimension_values("on_minus_off", flat=False),
+                               (frames[3, 1] - frames[3, 0]).numpy(), rtol=1e-6)
+    assert hm[0].opts.get().kwargs["clim"] == hm[6].opts.get().kwargs["clim"]  # one scale for all frames
+    batch = torch.rand(4, 3, 2, 5, 6)
+    assert len(event_animation(batch, sample=2, dt=1e-3)) == 4
+    dm = event_animation(frames, dynamic=True)
+    assert isinstance(dm, hv.DynamicMap)
+    assert dm[2].dimension_values("R", flat=False).shape == (5, 6)
+    render(hm)
+    render(dm)
+
+
+def test_theme_is_the_single_source():
+    assert viz.theme.CATEGORICAL and viz.theme.MAX_POINTS > 0
+    pts = spike_raster(torch.eye(4))
+    assert pts.opts.get().kwargs["color"] == viz.theme.SPIKE_COLOR
