@@ -26,7 +26,7 @@ from pathlib import Path
 
 import pandas as pd
 
-STATUSES = ("created", "running", "paused", "finished", "failed", "stopped")
+STATUSES = ("created", "idle", "running", "paused", "finished", "failed", "stopped")
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS runs (

@@ -734,6 +734,9 @@ class Trainer:
             self._emit("evaluation", epoch=last_epoch, phase="rounded", **rounded)
             self._store("log_metrics", self.run_id, self.step, last_epoch, _scalars("rounded_test_", rounded))
         self.result = {"final": final, "rounded": rounded}
+        if self.store is not None and hasattr(self.store, "set_summary"):
+            # the numbers of the model as deployed: with integer delays when the run learned delays
+            self._store("set_summary", self.run_id, dict(rounded if rounded is not None else final))
         self.save_checkpoint(finished=True)
         self._set_state("finished")
         self._emit("finished", result=self.result)

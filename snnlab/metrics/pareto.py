@@ -1,0 +1,44 @@
+"""Pareto fronts of trade-off tables (e.g. accuracy up, spikes per sample down)."""
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+
+def pareto_mask(values: np.ndarray, maximize: list[bool]) -> np.ndarray:
+    """Boolean mask of the non-dominated rows of ``values [n, k]``.
+
+    A row is dominated when another row is at least as good in every objective and strictly
+    better in one. NaN rows are never on the front.
+    """
+    v = np.asarray(values, dtype=float).copy()
+    if v.ndim != 2 or v.shape[1] != len(maximize):
+        raise ValueError(f"pareto_mask: values must be [n, {len(maximize)}], got shape {v.shape}")
+    v[:, [not m for m in maximize]] *= -1.0            # everything becomes "larger is better"
+    ok = ~np.isnan(v).any(axis=1)
+    mask = np.zeros(len(v), dtype=bool)
+    for i in np.flatnonzero(ok):
+        others = v[ok]
+        dominated = np.any(np.all(others >= v[i], axis=1) & np.any(others > v[i], axis=1))
+        mask[i] = not dominated
+    return mask
+
+
+def pareto_front(df: pd.DataFrame, objectives: dict[str, str]) -> pd.DataFrame:
+    """The non-dominated rows of ``df`` for ``objectives`` ``{column: "max" | "min"}``, sorted by the first.
+
+    Example:
+        >>> df = pd.DataFrame({"accuracy": [0.9, 0.8, 0.85, 0.7], "spikes": [100, 20, 150, 30]})
+        >>> pareto_front(df, {"accuracy": "max", "spikes": "min"})["accuracy"].tolist()
+        [0.8, 0.9]
+    """
+    for col, sense in objectives.items():
+        if col not in df.columns:
+            raise ValueError(f"pareto_front: no column {col!r}; columns are {list(df.columns)}")
+        if sense not in ("max", "min"):
+            raise ValueError(f"pareto_front: objective {col!r} must be 'max' or 'min', got {sense!r}")
+    if df.empty:
+        return df.copy()
+    cols = list(objectives)
+    mask = pareto_mask(df[cols].to_numpy(dtype=float), [objectives[c] == "max" for c in cols])
+    return df[mask].sort_values(cols[0]).reset_index(drop=True)
