@@ -1,0 +1,167 @@
+"""A live training session for any front end: ipywidgets in JupyterLab or Panel in the browser.
+
+:class:`TrainingSession` runs one :class:`~snnlab.training.Trainer` in a background thread and turns
+its events into plot-ready state: live learning curves (a :class:`~snnlab.viz.LiveCurves`), a progress
+fraction, the latest evaluation, and every ``probe_every`` steps a *snapshot* of the network on a
+fixed batch (spikes and membranes of each layer, delay positions) for rasters and delay plots.
+The UI thread calls :meth:`poll` periodically; nothing here knows about a particular toolkit.
+
+Example:
+    >>> from snnlab.training import ExperimentConfig
+    >>> session = TrainingSession(ExperimentConfig(hidden=[16], epochs=1, max_batches_per_epoch=3))
+    >>> session.start(); session.wait(60)                    # doctest: +SKIP
+    >>> events = session.poll(); session.state               # doctest: +SKIP
+    'finished'
+"""
+from __future__ import annotations
+
+import threading
+from typing import Any
+
+import pandas as pd
+import torch
+
+from snnlab.core.delays import DelayedLinear
+from snnlab.core.network import Monitor
+from snnlab.training import Event, ExperimentConfig, Trainer
+from snnlab.viz import LiveCurves, delay_snapshot
+
+STEP_METRICS = ("loss", "accuracy", "spikes_per_sample")
+
+
+class TrainingSession:
+    """One background training run and its live, plot-ready state (see the module docstring).
+
+    Args:
+        cfg: the experiment (an ``ExperimentConfig`` or a dict).
+        store: a :class:`~snnlab.experiments.RunStore` the run logs into (optional).
+        run_dir: folder for the run's checkpoint (optional).
+        probe_every: take a network snapshot every this many training steps.
+        probe_samples: samples of the fixed probe batch kept in each snapshot.
+    """
+
+    def __init__(self, cfg: ExperimentConfig | dict, store: Any = None, run_dir: str | None = None,
+                 probe_every: int = 5, probe_samples: int = 4, buffer_length: int = 20_000) -> None:
+        self.cfg = ExperimentConfig.from_dict(cfg) if isinstance(cfg, dict) else cfg
+        self.cfg.validate()
+        self.store, self.run_dir = store, run_dir
+        self.probe_every, self.probe_samples = max(1, int(probe_every)), max(1, int(probe_samples))
+        self.curves = LiveCurves(buffer_length=buffer_length)
+        self.trainer: Trainer | None = None
+        self.progress = 0.0
+        self.step = 0
+        self.last_eval: dict[str, Any] | None = None
+        self.error: str | None = None
+        self.snapshot: dict[str, Any] | None = None
+        self.delay_history: list[pd.DataFrame] = []
+        self._lock = threading.Lock()
+        self._queue = None
+        self._unsubscribe = None
+        self._probe: tuple[torch.Tensor, torch.Tensor] | None = None
+
+    # ------------------------------------------------------------------ control
+    @property
+    def state(self) -> str:
+        """``"idle"`` before :meth:`start`, then the trainer's state."""
+        return self.trainer.state if self.trainer is not None else "idle"
+
+    def start(self) -> None:
+        """Build the trainer (data and model) and start training in the background.
+
+        Raises the config's or the data's error (e.g. a missing dataset folder) here, in the caller.
+        """
+        if self.trainer is not None:
+            raise RuntimeError("this session already started; create a new TrainingSession for another run")
+        self.trainer = Trainer(self.cfg, run_dir=self.run_dir, store=self.store, progress=False)
+        x, y = next(iter(self.trainer.test_loader))
+        self._probe = (x[:, : self.probe_samples].to(self.trainer.device), y[: self.probe_samples])
+        self._queue = self.trainer.events.queue(maxsize=50_000)
+        self._unsubscribe = self.trainer.events.subscribe(self._on_step, kinds=["step"])
+        self.take_snapshot(step=0)
+        self.trainer.start()
+
+    def pause(self) -> None:
+        """Pause at the next step boundary."""
+        if self.trainer is not None:
+            self.trainer.pause()
+
+    def resume(self) -> None:
+        """Resume a paused run."""
+        if self.trainer is not None:
+            self.trainer.resume()
+
+    def stop(self, wait: bool = False, timeout: float | None = 30.0) -> None:
+        """Stop at the next step boundary (a checkpoint is kept when ``run_dir`` is set)."""
+        if self.trainer is not None and self.trainer.state in ("running", "paused"):
+            self.trainer.stop(wait=wait, timeout=timeout)
+
+    def wait(self, timeout: float | None = None) -> bool:
+        """Block until the run ends; True if it did within ``timeout``."""
+        return self.trainer.wait(timeout) if self.trainer is not None else True
+
+    def close(self) -> None:
+        """Stop the run and detach from it (call when the UI goes away)."""
+        self.stop(wait=True, timeout=30.0)
+        if self._unsubscribe is not None:
+            self._unsubscribe()
+            self._unsubscribe = None
+        if self._queue is not None:
+            self._queue.close()
+
+    # ------------------------------------------------------------------ state for the UI
+    def poll(self) -> list[Event]:
+        """Drain new events into the curves and progress; returns them (call from the UI thread)."""
+        if self._queue is None:
+            return []
+        events = self._queue.drain()
+        epochs = max(1, int(self.cfg.epochs))
+        for ev in events:
+            d = ev.data
+            if ev.kind == "step":
+                self.step = ev.step
+                self.curves.send(ev.step, {k: d[k] for k in STEP_METRICS if d.get(k) is not None})
+                n = d.get("n_batches") or 0
+                if n:
+                    self.progress = min(1.0, (ev.epoch + (d.get("batch", 0) + 1) / n) / epochs)
+            elif ev.kind == "evaluation":
+                self.last_eval = {k: v for k, v in d.items() if k != "phase"}
+                prefix = "rounded_test_" if d.get("phase") == "rounded" else "test_"
+                self.curves.send(ev.step, {prefix + k: d[k] for k in ("accuracy", "spikes_per_sample") if k in d})
+            elif ev.kind == "finished":
+                self.progress = 1.0
+                self.take_snapshot(step=ev.step)
+            elif ev.kind == "failed":
+                self.error = d.get("message", "training failed")
+        return events
+
+    def take_snapshot(self, step: int) -> dict[str, Any]:
+        """Run the model on the probe batch under a :class:`Monitor` and store the result."""
+        if self.trainer is None or self._probe is None:
+            raise RuntimeError("start() the session first")
+        model = self.trainer.model
+        was_training = model.training
+        model.eval()
+        try:
+            with torch.no_grad(), Monitor(model, to_cpu=True) as mon:
+                model(self._probe[0])
+        finally:
+            model.train(was_training)
+        delays = {name: m for name, m in model.named_modules() if isinstance(m, DelayedLinear)}
+        snap = {"step": int(step), "spikes": dict(mon.spikes), "membrane": dict(mon.membrane),
+                "labels": self._probe[1].clone(), "delay_layers": delays}
+        rows = [delay_snapshot(m, step, name=name) for name, m in delays.items()]
+        with self._lock:
+            self.snapshot = snap
+            if rows:
+                self.delay_history.append(pd.concat(rows, ignore_index=True))
+        return snap
+
+    def delay_history_frame(self) -> pd.DataFrame:
+        """All delay snapshots so far, in :data:`snnlab.viz.HISTORY_COLUMNS` format."""
+        with self._lock:
+            return pd.concat(self.delay_history, ignore_index=True) if self.delay_history else pd.DataFrame()
+
+    def _on_step(self, event: Event) -> None:
+        # runs in the training thread, between optimiser steps: the weights are consistent here
+        if event.step % self.probe_every == 0:
+            self.take_snapshot(event.step)
