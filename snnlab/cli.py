@@ -1,0 +1,229 @@
+"""The ``snnlab`` command line: train, sweep, list runs, serve the dashboard, run the demo.
+
+Every experiment flag comes from :class:`~snnlab.training.ExperimentConfig` (one source of truth);
+``snnlab train --help`` lists them all with their documentation.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+EPILOG = """examples:
+  snnlab demo                                    train a small SNN on the embedded digits (about a minute)
+  snnlab train --neuron ttfs --hidden 128 --epochs 5
+  snnlab train --dataset delay_task --delays --max-delay 30 --num-steps 60
+  snnlab sweep --grid neuron=ttfs,multi_spike --grid mask_p=0,0.3 --epochs 3
+  snnlab sweep --grid noise_scale=0.1,0.3 --neuron noisy --dask local
+  snnlab runs                                    list the runs in the store
+  snnlab runs show RUN_ID                        one run's config and results
+  snnlab dashboard                               the live-training dashboard on http://127.0.0.1:5006
+"""
+
+
+def _store(path: str | None):
+    from snnlab.experiments import RunStore, default_store_path
+
+    return RunStore(path or default_store_path())
+
+
+def _fmt(v) -> str:
+    if isinstance(v, float):
+        return f"{v:.4g}"
+    return str(v)
+
+
+def _print_result(title: str, result: dict) -> None:
+    print(f"\n{title}")
+    for key in ("accuracy", "loss", "spikes_per_sample", "synops_per_sample", "energy_per_sample_j", "latency_steps"):
+        if result.get(key) is not None:
+            print(f"  {key:<22} {_fmt(result[key])}")
+    for layer, n in (result.get("spikes_per_layer") or {}).items():
+        print(f"  spikes/sample layer {layer:<3} {_fmt(n)}")
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    import torch
+
+    from snnlab.config_args import config_from_args
+    from snnlab.training import Trainer
+
+    cfg = config_from_args(args)
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    store = None if args.no_store else _store(args.store)
+    trainer = Trainer(cfg, run_dir=args.run_dir, store=store, progress=not args.quiet, name=args.name)
+    print(f"run {trainer.run_id}: {cfg.label()}" + (f" (store: {store.path})" if store else ""))
+    result = trainer.run(raise_errors=False)
+    if result is None:
+        print(f"run {trainer.run_id} {trainer.state}: {trainer.error or ''}", file=sys.stderr)
+        return 1 if trainer.state == "failed" else 0
+    _print_result("test results", result["final"])
+    if result["rounded"] is not None:
+        _print_result("test results with integer (rounded) delays", result["rounded"])
+    if args.save_config:
+        Path(args.save_config).write_text(cfg.to_json())
+    return 0
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    ns = argparse.Namespace(config=None, dataset="digits", hidden=[64], epochs=args.epochs, num_steps=20,
+                            batch_size=64, lr=5e-3, run_dir=None, store=None, no_store=True, quiet=False,
+                            name="demo", threads=None, save_config=None)
+    print("snnlab demo: a 64-64-10 spiking network learns the 8x8 digits shipped with scikit-learn\n"
+          "(latency-coded spikes, LIF neurons, surrogate gradients). Next: `bash run.sh lab` or `snnlab dashboard`.")
+    return cmd_train(ns)
+
+
+def cmd_sweep(args: argparse.Namespace) -> int:
+    from snnlab.config_args import config_from_args, parse_grid
+    from snnlab.experiments import sweep
+
+    cfg = config_from_args(args)
+    grid = parse_grid(args.grid)
+    executor = None
+    cluster = client = None
+    if args.dask:
+        from dask.distributed import Client, LocalCluster
+
+        if args.dask == "local":
+            cluster = LocalCluster(n_workers=args.workers or 2, threads_per_worker=1, dashboard_address=None)
+            client = Client(cluster)
+        else:
+            client = Client(args.dask)
+        executor = client
+    robustness = None
+    if args.robustness:
+        kind, _, level = args.robustness.partition(":")
+        robustness = (kind, float(level))
+    try:
+        result = sweep(cfg, grid, executor=executor, store_path=None if args.no_store else _store(args.store).path,
+                       run_root=args.run_root, max_workers=args.workers, robustness=robustness,
+                       progress=not args.quiet)
+    finally:
+        if client is not None:
+            client.close()
+        if cluster is not None:
+            cluster.close()
+    cols = [c for c in result.table.columns if c not in ("error",)]
+    print(result.table[cols].to_string(index=False))
+    print("\nPareto front (" + ", ".join(f"{k} {v}" for k, v in result.objectives.items()) + "):")
+    print(result.front[[c for c in cols if c in result.front]].to_string(index=False))
+    if args.out:
+        result.table.to_csv(args.out, index=False)
+        print(f"\ntable written to {args.out}")
+    failed = result.table[result.table["status"] != "finished"]
+    for _, row in failed.iterrows():
+        print(f"run {row.get('label')}: {row['status']}: {row.get('error')}", file=sys.stderr)
+    return 0 if failed.empty else 1
+
+
+def cmd_runs(args: argparse.Namespace) -> int:
+    import pandas as pd
+
+    store = _store(args.store)
+    if args.action == "list":
+        runs = store.list_runs()
+        if runs.empty:
+            print(f"no runs in {store.path}")
+            return 0
+        runs["created"] = pd.to_datetime(runs["created"], unit="s").dt.strftime("%Y-%m-%d %H:%M")
+        print(runs[["run_id", "name", "status", "created", "message"]].fillna("").to_string(index=False))
+    elif args.action == "show":
+        for run_id in args.run_ids:
+            print(json.dumps(store.get_run(run_id), indent=2, default=str))
+    elif args.action == "compare":
+        table = store.summaries()
+        if args.run_ids:
+            table = table[table["run_id"].isin(args.run_ids)]
+        keep = [c for c in table.columns if not c.startswith("config.") or table[c].astype(str).nunique() > 1]
+        print(table[keep].to_string(index=False))
+    return 0
+
+
+def cmd_dashboard(args: argparse.Namespace) -> int:
+    from snnlab.dashboard.serve import serve_dashboard
+
+    return serve_dashboard(port=args.port, address=args.address, show=args.show)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from snnlab.config_args import add_config_arguments
+
+    parser = argparse.ArgumentParser(prog="snnlab", description="snnlab: the interactive lab for spiking neural networks.",
+                                     epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    demo = sub.add_parser("demo", help="train a small SNN on the embedded digits and print accuracy and spikes")
+    demo.add_argument("--epochs", type=int, default=3, help="training epochs [3]")
+    demo.set_defaults(func=cmd_demo)
+
+    def store_flags(p):
+        p.add_argument("--store", help="run store (SQLite file) [$SNNLAB_STORE or runs/snnlab.sqlite]")
+        p.add_argument("--no-store", action="store_true", help="do not record the run(s) in the store")
+
+    train = sub.add_parser("train", help="train one configuration", formatter_class=argparse.RawDescriptionHelpFormatter,
+                           description="Train one configuration; results go to the run store so the dashboard sees them.")
+    add_config_arguments(train)
+    store_flags(train)
+    train.add_argument("--run-dir", help="folder for the checkpoint (resumable)")
+    train.add_argument("--name", help="run name in the store [the config's label]")
+    train.add_argument("--threads", type=int, help="torch CPU threads")
+    train.add_argument("--quiet", action="store_true", help="no progress bars")
+    train.add_argument("--save-config", metavar="FILE", help="write the configuration as JSON")
+    train.set_defaults(func=cmd_train)
+
+    sw = sub.add_parser("sweep", help="train a grid of configurations and print the trade-off table",
+                        description="Train every combination of the --grid values over the base configuration "
+                                    "given by the other flags, then print the trade-off table and its Pareto front.")
+    sw.add_argument("--grid", action="append", required=True, metavar="FIELD=V1,V2",
+                    help="a field and its values, e.g. neuron=ttfs,multi_spike (repeat for more fields; "
+                         "hidden=64;128,128 for list values)")
+    sw.add_argument("--workers", type=int, help="parallel worker processes [CPU count]")
+    sw.add_argument("--dask", metavar="ADDRESS", help="run on a dask.distributed scheduler ('local' = a LocalCluster)")
+    sw.add_argument("--robustness", metavar="KIND:LEVEL", help="also measure accuracy under a perturbation, e.g. gaussian:0.5")
+    sw.add_argument("--run-root", help="folder for each run's checkpoint")
+    sw.add_argument("--out", metavar="CSV", help="write the trade-off table as CSV")
+    sw.add_argument("--quiet", action="store_true", help="no progress bar")
+    add_config_arguments(sw)
+    store_flags(sw)
+    sw.set_defaults(func=cmd_sweep)
+
+    runs = sub.add_parser("runs", help="list, show or compare runs in the store")
+    runs.add_argument("action", nargs="?", default="list", choices=["list", "show", "compare"])
+    runs.add_argument("run_ids", nargs="*", help="run ids (for show / compare)")
+    runs.add_argument("--store", help="run store (SQLite file) [$SNNLAB_STORE or runs/snnlab.sqlite]")
+    runs.set_defaults(func=cmd_runs)
+
+    dash = sub.add_parser("dashboard", help="serve the live-training dashboard (Panel) on localhost")
+    dash.add_argument("--port", type=int, default=5006)
+    dash.add_argument("--address", default="127.0.0.1", help="bind address [127.0.0.1: this machine only]")
+    dash.add_argument("--show", action="store_true", help="open a browser tab")
+    dash.set_defaults(func=cmd_dashboard)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of the ``snnlab`` command."""
+    from snnlab.training.config import ConfigError
+
+    parser = build_parser()
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exc:  # --help (0) or a usage error (2, message already printed)
+        return int(exc.code or 0)
+    if not getattr(args, "func", None):
+        parser.print_help()
+        return 0
+    try:
+        return int(args.func(args) or 0)
+    except (ConfigError, FileNotFoundError, KeyError, ValueError) as exc:
+        print(f"snnlab {args.command}: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

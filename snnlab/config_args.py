@@ -1,0 +1,124 @@
+"""Command-line flags generated from :class:`~snnlab.training.config.ExperimentConfig`.
+
+One source of truth: every config field becomes a ``--flag`` with its type, allowed values and doc,
+so the CLI can never drift from the Python API, the widgets or the dashboard.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+from typing import Any
+
+from snnlab.training.config import ConfigError, ExperimentConfig
+
+
+def _none_or(conv):
+    def parse(text: str):
+        return None if text.strip().lower() in ("none", "null", "") else conv(text)
+    parse.__name__ = conv.__name__
+    return parse
+
+
+def _int_list(text: str) -> list[int]:
+    try:
+        return [int(v) for v in text.replace(" ", "").split(",") if v]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected comma-separated integers like 128,64, got {text!r}") from None
+
+
+def _json_dict(text: str) -> dict:
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise argparse.ArgumentTypeError(f"expected a JSON object like '{{\"n_units\": 50}}': {exc}") from None
+    if not isinstance(value, dict):
+        raise argparse.ArgumentTypeError("expected a JSON object")
+    return value
+
+
+def field_converter(name: str):
+    """``str -> value`` parser for config field ``name`` (used by flags and by sweep grids)."""
+    spec = ExperimentConfig.schema()[name]
+    kind = spec["type"]
+    if kind == "Boolean":
+        def parse_bool(text: str) -> bool:
+            low = text.strip().lower()
+            if low in ("1", "true", "yes", "on"):
+                return True
+            if low in ("0", "false", "no", "off"):
+                return False
+            raise argparse.ArgumentTypeError(f"{name}: expected true/false, got {text!r}")
+        return parse_bool
+    if kind == "Integer":
+        return _none_or(int) if spec["allow_None"] else int
+    if kind == "Number":
+        return _none_or(float) if spec["allow_None"] else float
+    if kind == "Dict":
+        return _json_dict
+    if kind in ("List", "LayerSizes"):
+        return _int_list
+    return _none_or(str) if spec["allow_None"] else str
+
+
+def add_config_arguments(parser: argparse.ArgumentParser) -> None:
+    """Add ``--config FILE`` and one ``--<field>`` flag per config field to ``parser``."""
+    parser.add_argument("--config", metavar="FILE", help="JSON file with a saved configuration; flags override it")
+    group = parser.add_argument_group("experiment configuration (defaults in brackets)")
+    for name, spec in ExperimentConfig.schema().items():
+        flag = "--" + name.replace("_", "-")
+        kind, doc = spec["type"], (spec["doc"] or "").replace("%", "%%")
+        kw: dict[str, Any] = {"dest": name, "default": argparse.SUPPRESS, "help": f"{doc} [{spec['default']!r}]"}
+        if kind == "Boolean":
+            group.add_argument(flag, action=argparse.BooleanOptionalAction, **kw)
+            continue
+        if kind in ("Selector", "ObjectSelector"):
+            kw["choices"] = spec["objects"]
+            kw["metavar"] = "{" + ",".join(map(str, spec["objects"])) + "}"
+        else:
+            kw["type"] = field_converter(name)
+            if kind == "Dict":
+                kw["metavar"] = "JSON"
+            elif kind in ("List", "LayerSizes"):
+                kw["metavar"] = "N,N,..."
+        group.add_argument(flag, **kw)
+
+
+def parse_grid(items: list[str]) -> dict[str, list]:
+    """``["max_spikes=1,None", "noise_scale=0.1,0.3"]`` -> ``{"max_spikes": [1, None], ...}``.
+
+    Values are separated by ``,``; list-valued fields (``hidden``) separate their values by ``;``
+    (``hidden=64;128,128``). Each value is parsed by the field's own type.
+    """
+    grid: dict[str, list] = {}
+    for item in items:
+        if "=" not in item:
+            raise ConfigError(f"--grid expects FIELD=V1,V2,..., got {item!r}")
+        key, _, values = item.partition("=")
+        key = key.strip().replace("-", "_")
+        if key not in ExperimentConfig.fields():
+            raise ConfigError(f"--grid: unknown field {key!r}; valid fields are {ExperimentConfig.fields()}")
+        conv = field_converter(key)
+        kind = ExperimentConfig.schema()[key]["type"]
+        parts = values.split(";") if kind in ("List", "LayerSizes") else values.split(",")
+        try:
+            grid[key] = [conv(v) for v in parts if v.strip()]
+        except (ValueError, argparse.ArgumentTypeError) as exc:
+            raise ConfigError(f"--grid {key}: {exc}") from None
+    return grid
+
+
+def config_from_args(args: argparse.Namespace) -> ExperimentConfig:
+    """Build and validate the config: the ``--config`` file (if any), then the flags given."""
+    base: dict[str, Any] = {}
+    if getattr(args, "config", None):
+        try:
+            with open(args.config) as fh:
+                base = json.load(fh)
+        except FileNotFoundError:
+            raise ConfigError(f"--config: no such file {args.config!r}") from None
+        except json.JSONDecodeError as exc:
+            raise ConfigError(f"--config: {args.config!r} is not valid JSON ({exc})") from None
+    for name in ExperimentConfig.fields():
+        if hasattr(args, name):
+            base[name] = getattr(args, name)
+    return ExperimentConfig.from_dict(base)

@@ -1,0 +1,63 @@
+"""The snnlab command line: train, runs, sweep, help and clear errors."""
+import json
+
+import pytest
+
+from snnlab.cli import main
+from snnlab.experiments import RunStore
+
+TINY = ["--hidden", "16", "--epochs", "1", "--num-steps", "8", "--batch-size", "32", "--max-batches-per-epoch", "2",
+        "--eval-max-batches", "1", "--quiet"]
+
+
+def test_train_records_the_run_and_runs_lists_shows_and_compares_it(tmp_path, capsys):
+    store = str(tmp_path / "runs.sqlite")
+    cfg_file = tmp_path / "cfg.json"
+    assert main(["train", *TINY, "--neuron", "ttfs", "--store", store, "--name", "cli-run",
+                 "--save-config", str(cfg_file)]) == 0
+    out = capsys.readouterr().out
+    assert "test results" in out and "spikes_per_sample" in out
+    assert json.loads(cfg_file.read_text())["neuron"] == "ttfs"
+    runs = RunStore(store).list_runs()
+    assert runs["name"].tolist() == ["cli-run"] and runs["status"].tolist() == ["finished"]
+    run_id = runs["run_id"][0]
+    assert main(["runs", "--store", store]) == 0
+    assert "cli-run" in capsys.readouterr().out
+    assert main(["runs", "show", run_id, "--store", store]) == 0
+    assert json.loads(capsys.readouterr().out)["config"]["neuron"] == "ttfs"
+    # a saved config file is a starting point that flags override
+    assert main(["train", "--config", str(cfg_file), "--neuron", "multi_spike", "--store", store, "--quiet"]) == 0
+    capsys.readouterr()
+    assert main(["runs", "compare", "--store", store]) == 0
+    assert "config.neuron" in capsys.readouterr().out
+
+
+def test_sweep_prints_table_and_front(tmp_path, capsys):
+    out_csv = tmp_path / "table.csv"
+    code = main(["sweep", "--grid", "max_spikes=1,None", *TINY, "--workers", "2", "--no-store", "--out", str(out_csv)])
+    assert code == 0
+    out = capsys.readouterr().out
+    assert "Pareto front" in out and out_csv.exists()
+    assert len(out_csv.read_text().strip().splitlines()) == 3
+
+
+@pytest.mark.parametrize("argv,message", [
+    (["train", "--hidden=-3"], "hidden"),
+    (["train", "--epochs", "many"], "epochs"),
+    (["train", "--delays", "--max-delay", "500"], "max_delay"),
+    (["train", "--config", "/nonexistent/cfg.json"], "no such file"),
+    (["sweep", "--grid", "nerons=ttfs"], "unknown field"),
+    (["sweep", "--grid", "max_spikes=one"], "max_spikes"),
+    (["train", "--dataset", "shd", "--data-root", "/nonexistent", "--no-store"], "SHD"),
+])
+def test_bad_input_gives_a_clear_error_and_exit_code(argv, message, capsys):
+    assert main(argv) == 2
+    assert message in capsys.readouterr().err
+
+
+def test_help_teaches(capsys):
+    assert main(["train", "--help"]) == 0
+    text = capsys.readouterr().out
+    assert "--max-spikes" in text and "ttfs" in text and "--delays" in text and "DCLS" in text
+    assert main([]) == 0
+    assert "examples:" in capsys.readouterr().out
