@@ -93,10 +93,13 @@ def cmd_sweep(args: argparse.Namespace) -> int:
         else:
             client = Client(args.dask)
         executor = client
-    robustness = None
-    if args.robustness:
-        kind, _, level = args.robustness.partition(":")
-        robustness = (kind, float(level))
+    robustness = []
+    for item in args.robustness or []:
+        kind, _, level = item.partition(":")
+        try:
+            robustness.append((kind, float(level)))
+        except ValueError:
+            raise ValueError(f"--robustness expects KIND:LEVEL like gaussian:0.5, got {item!r}") from None
     try:
         result = sweep(cfg, grid, executor=executor, store_path=None if args.no_store else _store(args.store).path,
                        run_root=args.run_root, max_workers=args.workers, robustness=robustness,
@@ -182,7 +185,9 @@ def build_parser() -> argparse.ArgumentParser:
                          "hidden=64;128,128 for list values)")
     sw.add_argument("--workers", type=int, help="parallel worker processes [CPU count]")
     sw.add_argument("--dask", metavar="ADDRESS", help="run on a dask.distributed scheduler ('local' = a LocalCluster)")
-    sw.add_argument("--robustness", metavar="KIND:LEVEL", help="also measure accuracy under a perturbation, e.g. gaussian:0.5")
+    sw.add_argument("--robustness", metavar="KIND:LEVEL", action="append",
+                    help="also measure accuracy under a perturbation (jitter, deletion, insertion, gaussian), "
+                         "e.g. jitter:2 (repeatable)")
     sw.add_argument("--run-root", help="folder for each run's checkpoint")
     sw.add_argument("--out", metavar="CSV", help="write the trade-off table as CSV")
     sw.add_argument("--quiet", action="store_true", help="no progress bar")

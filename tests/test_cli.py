@@ -34,11 +34,13 @@ def test_train_records_the_run_and_runs_lists_shows_and_compares_it(tmp_path, ca
 
 def test_sweep_prints_table_and_front(tmp_path, capsys):
     out_csv = tmp_path / "table.csv"
-    code = main(["sweep", "--grid", "max_spikes=1,None", *TINY, "--workers", "2", "--no-store", "--out", str(out_csv)])
+    code = main(["sweep", "--grid", "max_spikes=1,None", *TINY, "--workers", "2", "--no-store", "--out", str(out_csv),
+                 "--robustness", "jitter:1", "--robustness", "deletion:0.5"])
     assert code == 0
     out = capsys.readouterr().out
     assert "Pareto front" in out and out_csv.exists()
-    assert len(out_csv.read_text().strip().splitlines()) == 3
+    lines = out_csv.read_text().strip().splitlines()
+    assert len(lines) == 3 and "robust_accuracy_jitter_1" in lines[0] and "robust_accuracy_deletion_0.5" in lines[0]
 
 
 @pytest.mark.parametrize("argv,message", [
@@ -48,6 +50,7 @@ def test_sweep_prints_table_and_front(tmp_path, capsys):
     (["train", "--config", "/nonexistent/cfg.json"], "no such file"),
     (["sweep", "--grid", "nerons=ttfs"], "unknown field"),
     (["sweep", "--grid", "max_spikes=one"], "max_spikes"),
+    (["sweep", "--grid", "neuron=ttfs", "--robustness", "jitter"], "KIND:LEVEL"),
     (["train", "--dataset", "shd", "--data-root", "/nonexistent", "--no-store"], "SHD"),
 ])
 def test_bad_input_gives_a_clear_error_and_exit_code(argv, message, capsys):

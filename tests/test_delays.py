@@ -251,6 +251,8 @@ def test_schedule_values_and_monotone(kind):
     assert layer.sigma == pytest.approx(10.0)
     assert sched.sigma_at(0) == pytest.approx(10.0)
     assert sched.sigma_at(10) == pytest.approx(0.5)
+    assert sched.sigma_at(9) == pytest.approx(0.5)  # the last training epoch already runs at sigma_end
+    assert sched.sigma_at(6) > 0.5                    # annealing over the first 3/4 of the epochs
     values = [layer.sigma]
     for _ in range(13):
         values.append(sched.step())
@@ -266,18 +268,21 @@ def test_schedule_finds_layers_in_sequential_and_state_dict():
     sched = DelaySchedule(model, total_epochs=4)
     assert sched.layers == [l1, l2]
     assert (l1.sigma, l2.sigma) == (5.0, 15.0)
-    sched.step()
-    sched.step()
+    sched.step()  # 4 epochs: sigma reaches its end at epoch round(0.75 * 3) = 2
     assert l1.sigma == pytest.approx(2.75) and l2.sigma == pytest.approx(7.75)
     state = sched.state_dict()
     l1.sigma = l2.sigma = 1.0
     other = DelaySchedule(model, total_epochs=4)
     other.load_state_dict(state)
-    assert other.epoch == 2 and l1.sigma == pytest.approx(2.75)
-    fixed = DelaySchedule([l1, l2], total_epochs=2, sigma_start=3.0, sigma_end=1.0)
+    assert other.epoch == 1 and l1.sigma == pytest.approx(2.75)
+    sched.step()
+    assert l1.sigma == l2.sigma == pytest.approx(0.5)
+    fixed = DelaySchedule([l1, l2], total_epochs=3, sigma_start=3.0, sigma_end=1.0, anneal_fraction=1.0)
     assert l1.sigma == l2.sigma == 3.0
     fixed.step()
     assert l1.sigma == l2.sigma == pytest.approx(2.0)
+    with pytest.raises(ValueError, match="anneal_fraction"):
+        DelaySchedule(l1, total_epochs=3, anneal_fraction=0.0)
 
 
 # ----------------------------------------------------------------------------- bad input

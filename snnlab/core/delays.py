@@ -267,7 +267,7 @@ class DelayedLinear(nn.Module):
         >>> sched = DelaySchedule(layer, total_epochs=50)   # sigma 12.5 -> 0.5
         >>> y = layer(torch.rand(100, 8, 140))               # [T, B, in] -> [100, 8, 256]
         >>> # ... train, calling sched.step() once per epoch and layer.clamp_positions_()
-        >>> layer.round_delays()                              # exact integer delays for inference
+        >>> _ = layer.round_delays()                              # exact integer delays for inference
     """
 
     def __init__(
@@ -413,15 +413,22 @@ class DelaySchedule:
     """Sigma schedule for :class:`DelayedLinear` layers, from ``max_delay / 2`` down to ``0.5``.
 
     ``layers_or_module`` is a layer, any module (all ``DelayedLinear`` submodules are found)
-    or an iterable of those. With progress ``r = min(epoch / total_epochs, 1)``:
+    or an iterable of those. With progress ``r = min(epoch / E, 1)`` where
+    ``E = max(1, round(anneal_fraction * (total_epochs - 1)))`` is the epoch at which sigma reaches its end:
 
     * ``"linear"``: ``s0 + (s1 - s0) r``
     * ``"cosine"``: ``s1 + (s0 - s1) (1 + cos(pi r)) / 2``
     * ``"exponential"``: ``s0 (s1 / s0) ** r``
 
     where ``s0 = sigma_start`` (default: each layer's ``max_delay / 2``) and ``s1 = sigma_end``.
-    Construction sets epoch 0's sigma; :meth:`step` advances one epoch; after ``total_epochs``
-    sigma stays at ``sigma_end``.
+    Construction sets epoch 0's sigma; :meth:`step` advances one epoch. Sigma reaches ``sigma_end``
+    after ``anneal_fraction`` of the epochs and stays there, so the last epochs train with the narrow
+    kernel the network is evaluated and rounded with (the last epoch always trains at ``sigma_end``).
+
+    Example:
+        >>> sched = DelaySchedule(DelayedLinear(2, 2, max_delay=9), total_epochs=5, anneal_fraction=0.5)
+        >>> [round(sched.sigma_at(e), 2) for e in range(5)]
+        [4.5, 2.5, 0.5, 0.5, 0.5]
     """
 
     KINDS = ("linear", "cosine", "exponential")
@@ -433,8 +440,11 @@ class DelaySchedule:
         sigma_start: float | None = None,
         sigma_end: float = 0.5,
         kind: str = "linear",
+        anneal_fraction: float = 0.75,
     ) -> None:
         name = "DelaySchedule"
+        if not 0.0 < float(anneal_fraction) <= 1.0:
+            raise ValueError(f"{name}: anneal_fraction must lie in (0, 1], got {anneal_fraction!r}")
         if isinstance(total_epochs, bool) or not isinstance(total_epochs, int) or total_epochs < 1:
             raise ValueError(f"{name}: total_epochs must be an int >= 1, got {total_epochs!r}")
         if sigma_start is not None:
@@ -456,6 +466,7 @@ class DelaySchedule:
         self.sigma_start = None if sigma_start is None else float(sigma_start)
         self.sigma_end = float(sigma_end)
         self.kind = kind
+        self.anneal_fraction = float(anneal_fraction)
         self.epoch = 0
         self._apply()
 
@@ -464,7 +475,8 @@ class DelaySchedule:
         layer = self.layers[0] if layer is None else layer
         s0 = self.sigma_start if self.sigma_start is not None else layer.max_delay / 2.0
         s1 = self.sigma_end
-        r = min(max(float(epoch), 0.0) / self.total_epochs, 1.0)
+        end_epoch = max(1, round(self.anneal_fraction * (self.total_epochs - 1)))
+        r = min(max(float(epoch), 0.0) / end_epoch, 1.0)
         if self.kind == "linear":
             return s0 + (s1 - s0) * r
         if self.kind == "cosine":
@@ -488,6 +500,7 @@ class DelaySchedule:
             "sigma_start": self.sigma_start,
             "sigma_end": self.sigma_end,
             "kind": self.kind,
+            "anneal_fraction": self.anneal_fraction,
         }
 
     def load_state_dict(self, state: dict) -> None:
@@ -495,5 +508,6 @@ class DelaySchedule:
         self.sigma_start = state["sigma_start"]
         self.sigma_end = float(state["sigma_end"])
         self.kind = state["kind"]
+        self.anneal_fraction = float(state.get("anneal_fraction", 1.0))
         self.epoch = int(state["epoch"])
         self._apply()

@@ -45,8 +45,17 @@ def expand_grid(base: ExperimentConfig, grid: dict[str, list]) -> list[Experimen
             for combo in itertools.product(*(grid[k] for k in keys))]
 
 
+def _robustness_list(robustness) -> list[tuple[str, float]]:
+    """``None``, one ``(kind, level)`` or a list of them -> a list."""
+    if robustness is None:
+        return []
+    if isinstance(robustness, tuple) and len(robustness) == 2 and isinstance(robustness[0], str):
+        return [robustness]
+    return [tuple(r) for r in robustness]
+
+
 def run_one(config: dict, store_path: str | None = None, run_dir: str | None = None,
-            robustness: tuple[str, float] | None = None, threads: int = 1) -> dict[str, Any]:
+            robustness: Any = None, threads: int = 1) -> dict[str, Any]:
     """Train one configuration and return its row of the trade-off table (runs in a worker process).
 
     Never raises for a failed run: the row then has ``status="failed"`` and the ``error`` message.
@@ -71,10 +80,9 @@ def run_one(config: dict, store_path: str | None = None, run_dir: str | None = N
     if result is not None:
         deployed = result["rounded"] or result["final"]
         row.update({k: deployed.get(k) for k in METRIC_COLUMNS})
-        if robustness is not None:
-            from snnlab.metrics.robustness import robustness_curve
+        from snnlab.metrics.robustness import robustness_curve
 
-            kind, level = robustness
+        for kind, level in _robustness_list(robustness):
             curve = robustness_curve(trainer.model, trainer.test_loader, kind, [float(level)], readout=cfg.readout,
                                      max_batches=cfg.eval_max_batches, device=trainer.device)
             row[f"robust_accuracy_{kind}_{level:g}"] = float(curve["accuracy"].iloc[0])
@@ -101,7 +109,7 @@ def _as_executor(executor: Any) -> Executor:
 
 def sweep(config: ExperimentConfig, grid: dict[str, list], executor: Any = None, store_path: str | os.PathLike | None = None,
           run_root: str | os.PathLike | None = None, max_workers: int | None = None,
-          objectives: dict[str, str] | None = None, robustness: tuple[str, float] | None = None,
+          objectives: dict[str, str] | None = None, robustness: Any = None,
           progress: bool = True) -> SweepResult:
     """Train every grid point of ``grid`` over ``config`` and return the trade-off table and Pareto front.
 
@@ -111,7 +119,8 @@ def sweep(config: ExperimentConfig, grid: dict[str, list], executor: Any = None,
         store_path: the run store every run logs into (so the dashboard can watch them arrive).
         run_root: a folder for each run's checkpoint (``run_root/<index>``); None = no checkpoints.
         objectives: ``{metric: "max"|"min"}`` for the front (default accuracy up, spikes per sample down).
-        robustness: optional ``(perturbation, level)``: also measure accuracy under that perturbation.
+        robustness: optional ``(perturbation, level)`` or a list of them: also measure accuracy under each
+            (perturbations of :mod:`snnlab.metrics.robustness`: jitter, deletion, insertion, gaussian).
     """
     configs = expand_grid(config, grid)
     objectives = dict(objectives or DEFAULT_OBJECTIVES)
