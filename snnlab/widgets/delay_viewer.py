@@ -1,0 +1,165 @@
+"""Inspect learnt synaptic delays: matrix, histogram, Gaussian kernels of chosen synapses, evolution over training.
+
+Works on a model (every :class:`~snnlab.core.delays.DelayedLinear` in it can be picked) or on one
+layer. ``history`` is a delay-history DataFrame (:data:`snnlab.viz.HISTORY_COLUMNS`, e.g.
+``TrainingSession.delay_history_frame()``) or a callable returning one (re-read by **Refresh**, so
+``DelayViewer(session.trainer.model, history=session.delay_history_frame)`` follows a live run).
+
+Synapses for the kernel (and evolution) plots are typed as ``"out-in"`` ids, e.g. ``"0-3, 2-5"``
+(blank: four synapses spread over the matrix). With live Bokeh plots (``jupyter_bokeh`` installed)
+clicking a cell of the delay matrix appends that synapse (a HoloViews ``Tap`` stream).
+
+Example:
+    >>> import snnlab as sl
+    >>> v = DelayViewer(sl.DelayedLinear(6, 3, max_delay=5, seed=0))
+    >>> v.matrix.dimension_values("delay", flat=False).shape
+    (3, 6)
+"""
+from __future__ import annotations
+
+from typing import Any, Callable
+
+import holoviews as hv
+import ipywidgets as W
+import pandas as pd
+import torch
+
+from snnlab.core.delays import DelayedLinear
+from snnlab.viz import delay_evolution, delay_histogram, delay_matrix, gaussian_kernels
+
+from ._hv import HoloViewsWidget, LivePlot
+
+__all__ = ["DelayViewer", "delay_layers"]
+
+
+def delay_layers(model_or_layer: Any) -> dict[str, Any]:
+    """``{name: DelayedLinear}`` of a model (module names), or ``{"delays": layer}`` for a single layer."""
+    if isinstance(model_or_layer, dict):
+        return dict(model_or_layer)
+    if hasattr(model_or_layer, "positions") and hasattr(model_or_layer, "max_delay"):
+        return {"delays": model_or_layer}
+    if isinstance(model_or_layer, torch.nn.Module):
+        return {n: m for n, m in model_or_layer.named_modules() if isinstance(m, DelayedLinear)}
+    raise TypeError(f"DelayViewer: expected a model, a DelayedLinear or a dict of them, got {type(model_or_layer).__name__}")
+
+
+class DelayViewer(W.VBox):
+    """Delay matrix / histogram / kernels / evolution browser (see the module docstring).
+
+    Attributes:
+        layer, rounded, synapses, weighted, refresh_button: the controls; ``message``: errors.
+        matrix_plot (``.element``), histogram_plot, kernel_plot, evolution_plot (``.object``): the plots.
+        tap: the ``hv.streams.Tap`` on the matrix.
+    """
+
+    def __init__(self, model_or_layer: Any, history: pd.DataFrame | Callable[[], pd.DataFrame] | None = None,
+                 plot_mode: str = "auto", **kwargs: Any) -> None:
+        self.layers = delay_layers(model_or_layer)
+        if not self.layers:
+            raise ValueError("DelayViewer: the model has no DelayedLinear layer (train with delays=True)")
+        self.history_source = history
+        self.layer = W.Dropdown(options=list(self.layers), description="layer")
+        self.rounded = W.Checkbox(value=True, description="rounded delays", tooltip="integer delays (off: real positions)")
+        self.synapses = W.Text(value="", description="synapses", placeholder="out-in, e.g. 0-3, 2-5 (blank: 4 spread)",
+                               layout=W.Layout(width="420px"))
+        self.weighted = W.Checkbox(value=False, description="weighted kernels", tooltip="multiply kernels by W_ij")
+        self.refresh_button = W.Button(description="Refresh", icon="refresh",
+                                       tooltip="re-read the layer and the history (e.g. while training)")
+        self.message = W.HTML()
+        self.matrix_plot = LivePlot(delay_matrix(self.current_layer, rounded=True), mode=plot_mode)
+        self.tap = hv.streams.Tap(source=self.matrix_plot.dmap, x=None, y=None)
+        self.tap.add_subscriber(self._on_tap)
+        self.histogram_plot = HoloViewsWidget(None, mode=plot_mode)
+        self.kernel_plot = HoloViewsWidget(None, mode=plot_mode)
+        self.evolution_plot = HoloViewsWidget(None, mode=plot_mode)
+        self.history: pd.DataFrame = pd.DataFrame()
+        self.refresh()
+        self.layer.observe(lambda _: self.refresh(reload_history=False), names="value")
+        self.rounded.observe(lambda _: self._draw_layer(), names="value")
+        self.synapses.observe(lambda _: self._draw_synapses(), names="value")
+        self.weighted.observe(lambda _: self._draw_synapses(), names="value")
+        self.refresh_button.on_click(lambda _: self.refresh())
+        controls = W.HBox([W.VBox([self.layer, self.rounded]), W.VBox([self.synapses, self.weighted]),
+                           self.refresh_button])
+        super().__init__(children=[controls, self.message, W.HBox([self.matrix_plot.widget, self.histogram_plot.widget]),
+                                   self.kernel_plot.widget, self.evolution_plot.widget], **kwargs)
+
+    # ------------------------------------------------------------------ state
+    @property
+    def current_layer(self) -> Any:
+        """The selected ``DelayedLinear``."""
+        return self.layers[self.layer.value]
+
+    @property
+    def matrix(self) -> hv.Image:
+        """The delay-matrix image shown now."""
+        return self.matrix_plot.element
+
+    def parse_synapses(self) -> list[tuple[int, int]] | None:
+        """The ``(out, in)`` pairs typed in ``synapses`` (None when blank); raises ``ValueError`` on bad text."""
+        text = self.synapses.value.strip()
+        if not text:
+            return None
+        out_n, in_n = tuple(self.current_layer.positions.shape)
+        pairs = []
+        for part in text.replace(";", ",").split(","):
+            part = part.strip()
+            if not part:
+                continue
+            try:
+                j, i = (int(v) for v in part.split("-"))
+            except ValueError:
+                raise ValueError(f"synapse {part!r}: write it as out-in, e.g. 0-3") from None
+            if not (0 <= j < out_n and 0 <= i < in_n):
+                raise ValueError(f"synapse {part!r} is outside the {out_n} x {in_n} layer (out x in)")
+            pairs.append((j, i))
+        return pairs
+
+    # ------------------------------------------------------------------ drawing
+    def refresh(self, reload_history: bool = True) -> None:
+        """Redraw everything from the layer's current state (and re-read the history)."""
+        if reload_history:
+            src = self.history_source
+            h = src() if callable(src) else src
+            self.history = h if isinstance(h, pd.DataFrame) else pd.DataFrame()
+        self._draw_layer()
+        self._draw_synapses()
+
+    def _draw_layer(self) -> None:
+        layer, name = self.current_layer, self.layer.value
+        self.matrix_plot.update(delay_matrix(layer, rounded=self.rounded.value).opts(
+            title=f"delays of {name} ({'rounded' if self.rounded.value else 'positions'}); click: add synapse",
+            backend="bokeh"))
+        self.histogram_plot.object = delay_histogram(layer, rounded=self.rounded.value).opts(
+            title=f"delay histogram of {name}", backend="bokeh")
+
+    def _layer_history(self) -> pd.DataFrame:
+        h = self.history
+        if h.empty or "layer" not in h.columns:
+            return h
+        mine = h[h["layer"].astype(str) == str(self.layer.value)]
+        return mine if len(mine) else h  # e.g. a history of a single layer recorded under another name
+
+    def _draw_synapses(self) -> None:
+        try:
+            syn = self.parse_synapses()
+        except ValueError as e:
+            self.message.value = f"<span style='color:#b00020'>{e}</span>"
+            return
+        self.message.value = ""
+        self.kernel_plot.object = gaussian_kernels(self.current_layer, synapses=syn, weighted=self.weighted.value)
+        h = self._layer_history()
+        if h.empty:
+            self.evolution_plot.object = hv.Div("<i>no delay history (pass history=..., e.g. "
+                                                "session.delay_history_frame)</i>")
+        else:
+            ids = [f"{j}-{i}" for j, i in syn] if syn else None
+            self.evolution_plot.object = delay_evolution(h, synapses=ids)
+
+    def _on_tap(self, x: Any = None, y: Any = None, **_: Any) -> None:
+        if x is None or y is None:
+            return
+        sid = f"{int(round(float(y)))}-{int(round(float(x)))}"
+        current = [s.strip() for s in self.synapses.value.split(",") if s.strip()]
+        if sid not in current:
+            self.synapses.value = ", ".join(current + [sid])

@@ -1,0 +1,203 @@
+"""Browse a network's spikes: pick a sample, a layer and a neuron range; see the raster and one neuron's membrane.
+
+The model runs once on the given batch under a :class:`~snnlab.core.network.Monitor`; the widgets
+then only slice the recorded ``[T, B, N]`` tensors (``sample`` slider, ``layer`` dropdown,
+``neurons`` range slider) and redraw with :func:`snnlab.viz.spike_raster` and
+:func:`snnlab.viz.membrane_traces`.
+
+Choosing the neuron whose membrane is shown: type it in ``neuron`` (an ``IntText``) or, when the
+plots are live Bokeh widgets (``jupyter_bokeh`` installed, the default), click a spike in the raster:
+a HoloViews ``Tap`` stream on the raster sets ``neuron`` to the clicked row. Without
+``jupyter_bokeh`` the plots are static and only the ``IntText`` works.
+
+Example:
+    >>> import torch, snnlab as sl
+    >>> net = sl.Sequential(torch.nn.Linear(4, 8), sl.LIF(), torch.nn.Linear(8, 3), sl.LI())
+    >>> ex = RasterExplorer(net, (torch.rand(20, 5, 4) * 3, torch.zeros(5)))
+    >>> ex.sample.value = 2; ex.layer.value
+    '1'
+"""
+from __future__ import annotations
+
+from typing import Any
+
+import holoviews as hv
+import ipywidgets as W
+import numpy as np
+import torch
+
+from snnlab.core.network import Monitor
+from snnlab.viz import membrane_traces, spike_raster, theme
+from snnlab.viz._util import to_numpy
+
+from ._hv import HoloViewsWidget, LivePlot
+
+__all__ = ["RasterExplorer", "record_batch"]
+
+
+def _first_batch(data: Any) -> tuple[torch.Tensor, Any]:
+    if isinstance(data, torch.Tensor):
+        return data, None
+    if isinstance(data, (tuple, list)) and len(data) == 2 and isinstance(data[0], torch.Tensor):
+        return data[0], data[1]
+    batch = next(iter(data))  # a DataLoader (or any iterable of (x, y))
+    return (batch[0], batch[1]) if isinstance(batch, (tuple, list)) else (batch, None)
+
+
+def record_batch(model: torch.nn.Module, x: torch.Tensor) -> Monitor:
+    """Run ``model`` on ``x`` (time-major) in eval mode under a CPU :class:`Monitor`; returns the monitor."""
+    was_training = model.training
+    model.eval()
+    try:
+        device = next((p.device for p in model.parameters()), torch.device("cpu"))
+        with torch.no_grad(), Monitor(model, to_cpu=True) as mon:
+            model(x.to(device))
+    finally:
+        model.train(was_training)
+    return mon
+
+
+class RasterExplorer(W.VBox):
+    """Spike raster and membrane trace browser (see the module docstring).
+
+    Args:
+        model: a spiking network (any ``nn.Module`` with ``LIF`` / ``LI`` layers).
+        data: ``x`` (``[T, B, F]`` tensor), ``(x, labels)``, or a loader whose first batch is used.
+        max_samples: keep at most this many samples of the batch.
+        plot_mode: see :class:`~snnlab.widgets._hv.HoloViewsWidget`.
+
+    Attributes:
+        sample, layer, neurons, neuron: the controls.
+        raster_plot: the raster slot (``raster_plot.element`` is the ``hv.Points`` / ``hv.Image`` shown).
+        trace_plot: the membrane slot (``trace_plot.object`` is the ``membrane_traces`` overlay).
+        spikes, membrane: ``{layer: [T, B, N]}`` recorded tensors; ``labels``: the batch labels or None.
+        tap: the ``hv.streams.Tap`` on the raster.
+    """
+
+    def __init__(self, model: torch.nn.Module, data: Any, max_samples: int = 64, plot_mode: str = "auto",
+                 **kwargs: Any) -> None:
+        x, labels = _first_batch(data)
+        if x.dim() < 2:
+            raise ValueError(f"RasterExplorer: expected time-major input [T, B, ...], got shape {tuple(x.shape)}")
+        x = x[:, :max_samples]
+        self.model = model
+        self.labels = None if labels is None else to_numpy(labels)[:max_samples]
+        mon = record_batch(model, x)
+        self.membrane: dict[str, torch.Tensor] = dict(mon.membrane)
+        self.spikes: dict[str, torch.Tensor] = {n: mon.spikes.get(n, torch.zeros_like(v)) for n, v in self.membrane.items()}
+        for n, s in mon.spikes.items():  # layers that record spikes but no membrane
+            self.spikes.setdefault(n, s)
+        self.thresholds = {n: getattr(m, "threshold", None) for n, m in mon.layers.items()}
+        if not self.spikes:
+            raise ValueError("RasterExplorer: the model has no LIF/LI layer to record")
+        names = list(self.spikes)
+        spiking = [n for n in names if n in mon.spikes]
+        batch = int(next(iter(self.spikes.values())).shape[1])
+        self.sample = W.IntSlider(value=0, min=0, max=batch - 1, description="sample")
+        self.layer = W.Dropdown(options=names, value=(spiking or names)[0], description="layer")
+        n0 = self._n_neurons(self.layer.value)
+        self.neurons = W.IntRangeSlider(value=(0, n0 - 1), min=0, max=n0 - 1, description="neurons")
+        self.neuron = W.IntText(value=0, description="neuron", tooltip="neuron whose membrane is shown (or click the raster)")
+        self.info = W.HTML()
+        self._busy = False
+        self.raster_plot = LivePlot(self._raster_element(), mode=plot_mode)
+        self.tap = hv.streams.Tap(source=self.raster_plot.dmap, x=None, y=None)
+        self.tap.add_subscriber(self._on_tap)
+        self.trace_plot = HoloViewsWidget(self._trace_element(), mode=plot_mode)
+        self._update_info()
+        self.sample.observe(self._on_sample, names="value")
+        self.layer.observe(self._on_layer, names="value")
+        self.neurons.observe(self._on_range, names="value")
+        self.neuron.observe(self._on_neuron, names="value")
+        controls = W.HBox([W.VBox([self.sample, self.layer]), W.VBox([self.neurons, self.neuron]), self.info])
+        super().__init__(children=[controls, self.raster_plot.widget, self.trace_plot.widget], **kwargs)
+
+    # ------------------------------------------------------------------ data
+    def _n_neurons(self, layer: str) -> int:
+        s = self.spikes[layer]
+        return int(np.prod(s.shape[2:])) if s.dim() > 2 else 1
+
+    def _matrix(self, store: dict, layer: str) -> np.ndarray:
+        a = to_numpy(store[layer])[:, int(self.sample.value)]
+        return a.reshape(a.shape[0], -1)
+
+    def _raster_element(self) -> Any:
+        lo, hi = self.neurons.value
+        a = self._matrix(self.spikes, self.layer.value)[:, lo:hi + 1]
+        plot = spike_raster(a, label=f"layer {self.layer.value}")
+        T = a.shape[0]
+        if isinstance(plot, hv.Points):  # shift the neuron axis to the real indices lo..hi
+            df = plot.dframe()
+            df["neuron"] = df["neuron"] + lo
+            plot = plot.clone(data=df).opts(ylim=(lo - 0.5, hi + 0.5), backend="bokeh")
+        elif isinstance(plot, hv.Image):
+            l, b, r, t = plot.bounds.lbrt()
+            plot = plot.clone(bounds=(l, b + lo, r, t + lo))
+        return plot.opts(title=f"layer {self.layer.value}, sample {self.sample.value}{self._label_text()}, "
+                               f"neurons {lo}-{hi} ({int(np.count_nonzero(a))} spikes in {T} steps)",
+                         backend="bokeh")
+
+    def _label_text(self) -> str:
+        if self.labels is None:
+            return ""
+        return f" (label {self.labels[int(self.sample.value)]})"
+
+    def _trace_element(self) -> hv.Overlay:
+        layer = self.layer.value
+        n = self._n_neurons(layer)
+        j = min(max(int(self.neuron.value), 0), n - 1)
+        v = self._matrix(self.membrane, layer) if layer in self.membrane else np.zeros_like(self._matrix(self.spikes, layer))
+        s = self._matrix(self.spikes, layer)
+        thr = self.thresholds.get(layer)
+        if thr is not None:
+            thr = to_numpy(thr).astype(float).ravel()
+            thr = float(thr[0]) if thr.size == 1 else thr
+        return membrane_traces(v, s, neurons=[j], threshold=thr, sample=None).opts(
+            title=f"membrane of neuron {j} in layer {layer}", width=theme.WIDTH, backend="bokeh")
+
+    # ------------------------------------------------------------------ callbacks
+    def _on_sample(self, _: Any = None) -> None:
+        self.raster_plot.update(self._raster_element())
+        self.trace_plot.object = self._trace_element()
+        self._update_info()
+
+    def _on_layer(self, _: Any = None) -> None:
+        n = self._n_neurons(self.layer.value)
+        self._busy = True
+        try:  # widen first so that the new range is always inside [min, max]
+            self.neurons.max = max(self.neurons.max, n - 1)
+            self.neurons.value = (0, n - 1)
+            self.neurons.max = n - 1
+            if self.neuron.value >= n:
+                self.neuron.value = 0
+        finally:
+            self._busy = False
+        self._on_sample()
+
+    def _on_range(self, _: Any = None) -> None:
+        if not self._busy:
+            self.raster_plot.update(self._raster_element())
+
+    def _on_neuron(self, _: Any = None) -> None:
+        n = self._n_neurons(self.layer.value)
+        if not 0 <= self.neuron.value < n:
+            self.neuron.value = min(max(int(self.neuron.value), 0), n - 1)
+            return
+        if not self._busy:
+            self.trace_plot.object = self._trace_element()
+
+    def _on_tap(self, x: Any = None, y: Any = None, **_: Any) -> None:
+        if y is None:
+            return
+        self.neuron.value = int(round(float(y)))
+
+    def _update_info(self) -> None:
+        layer, b = self.layer.value, int(self.sample.value)
+        total = int(np.count_nonzero(to_numpy(self.spikes[layer])[:, b]))
+        self.info.value = (f"<b>{layer}</b>: {self._n_neurons(layer)} neurons, {total} spikes in this sample"
+                           f"{self._label_text()}")
+
+    @property
+    def raster(self) -> Any:
+        """The raster element shown now."""
+        return self.raster_plot.element

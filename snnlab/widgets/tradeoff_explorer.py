@@ -1,0 +1,166 @@
+"""Compare runs: scatter of two metrics (accuracy, spikes, synops, energy, latency, robustness) with the Pareto front.
+
+Rows come from a :class:`~snnlab.experiments.RunStore` (``summaries()``: one row per finished run,
+``config.<field>`` columns next to the metrics; **Refresh** re-reads it) or from a DataFrame of the
+same shape. ``x`` / ``y`` offer the metric columns present; ``color`` any ``config.<field>`` column
+(or none). The plot is :func:`snnlab.viz.tradeoff_scatter`; the front rows are in ``.front``.
+
+Example:
+    >>> import pandas as pd
+    >>> df = pd.DataFrame({"name": ["a", "b"], "config.lr": [1e-3, 1e-2],
+    ...                    "accuracy": [0.8, 0.9], "spikes_per_sample": [100.0, 300.0]})
+    >>> ex = TradeoffExplorer(df)
+    >>> ex.x.value, ex.y.value, len(ex.front)
+    ('spikes_per_sample', 'accuracy', 2)
+"""
+from __future__ import annotations
+
+import html
+from typing import Any
+
+import ipywidgets as W
+import pandas as pd
+
+from snnlab.viz import pareto_front, tradeoff_scatter
+from snnlab.viz.pareto import better_direction
+
+from ._hv import HoloViewsWidget
+
+__all__ = ["TradeoffExplorer", "METRICS", "metric_columns"]
+
+#: Metric columns offered first (in this order) when present.
+METRICS = ("accuracy", "spikes_per_sample", "synops_per_sample", "energy_per_sample_j", "latency_steps")
+NO_COLOR = "(none)"
+
+
+def _direction(col: str) -> bool | None:
+    try:
+        return better_direction(col)
+    except ValueError:
+        return None
+
+
+def metric_columns(df: pd.DataFrame) -> list[str]:
+    """Numeric, non-config columns of ``df`` usable as axes: :data:`METRICS`, then robustness columns,
+    then any other numeric column whose better direction is known (e.g. ``rounded/accuracy``)."""
+    numeric = [c for c in df.columns if not str(c).startswith("config.") and pd.api.types.is_numeric_dtype(df[c])
+               and df[c].notna().any()]
+    first = [m for m in METRICS if m in numeric]
+    robust = [c for c in numeric if "robust" in str(c).lower() and c not in first]
+    rest = [c for c in numeric if c not in first and c not in robust and _direction(str(c)) is not None]
+    return first + robust + rest
+
+
+class TradeoffExplorer(W.VBox):
+    """Interactive trade-off scatter of runs (see the module docstring).
+
+    Args:
+        source: a ``RunStore`` (anything with ``summaries()``) or a DataFrame.
+        x, y, color: initial choices (default: the first cost metric on x, accuracy on y, no colour).
+
+    Attributes:
+        x, y, color, show_front, refresh_button: the controls; ``message``: problems as text.
+        df: the rows shown; ``plot``: the plot slot (``plot.object`` is the ``hv.Overlay``);
+        front: the Pareto-front rows of the current axes.
+    """
+
+    def __init__(self, source: Any, x: str | None = None, y: str | None = None, color: str | None = None,
+                 plot_mode: str = "auto", **kwargs: Any) -> None:
+        self.source = source
+        self.df = pd.DataFrame()
+        self.front = pd.DataFrame()
+        self.x = W.Dropdown(description="x")
+        self.y = W.Dropdown(description="y")
+        self.color = W.Dropdown(description="colour", options=[NO_COLOR])
+        self.show_front = W.Checkbox(value=True, description="Pareto front")
+        self.refresh_button = W.Button(description="Refresh", icon="refresh", tooltip="re-read the run store")
+        self.message = W.HTML()
+        self.plot = HoloViewsWidget(None, mode=plot_mode)
+        self._busy = False
+        self.refresh(x=x, y=y, color=color)
+        for w in (self.x, self.y, self.color, self.show_front):
+            w.observe(lambda _: self._draw(), names="value")
+        self.refresh_button.on_click(lambda _: self.refresh())
+        controls = W.HBox([W.VBox([self.x, self.y]), W.VBox([self.color, self.show_front]), self.refresh_button])
+        super().__init__(children=[controls, self.message, self.plot.widget], **kwargs)
+
+    # ------------------------------------------------------------------ data
+    def _read(self) -> pd.DataFrame:
+        src = self.source
+        if isinstance(src, pd.DataFrame):
+            return src.copy()
+        if hasattr(src, "summaries"):
+            return src.summaries()
+        if callable(src):
+            return src()
+        raise TypeError(f"TradeoffExplorer: expected a RunStore or a DataFrame, got {type(src).__name__}")
+
+    def refresh(self, x: str | None = None, y: str | None = None, color: str | None = None) -> None:
+        """Re-read the rows, update the choices (keeping the current ones where possible) and redraw."""
+        try:
+            df = self._read()
+        except Exception as e:  # a locked or missing store: say so, keep the old rows
+            self._set_message(f"could not read the runs: {type(e).__name__}: {e}")
+            return
+        self.df = df.reset_index(drop=True)
+        metrics = metric_columns(self.df)
+        configs = [c for c in self.df.columns if str(c).startswith("config.")]
+        varying = [c for c in configs if self.df[c].astype(str).nunique() > 1]
+        colors = [NO_COLOR] + varying + [c for c in configs if c not in varying]
+        x = x or (self.x.value if self.x.value in metrics else None)
+        y = y or (self.y.value if self.y.value in metrics else None)
+        color = color if color is not None else self.color.value
+        if color not in colors and f"config.{color}" in colors:
+            color = f"config.{color}"
+        costs = [m for m in metrics if _direction(m) is False]
+        gains = [m for m in metrics if _direction(m) is True]
+        x = x if x in metrics else (costs[0] if costs else (metrics[0] if metrics else None))
+        y = y if y in metrics else (gains[0] if gains else next((m for m in metrics if m != x), None))
+        self._busy = True
+        try:
+            self.x.options, self.y.options, self.color.options = metrics, metrics, colors
+            self.x.value, self.y.value = x, y
+            self.color.value = color if color in colors else NO_COLOR
+        finally:
+            self._busy = False
+        self._draw()
+
+    # ------------------------------------------------------------------ drawing
+    def _draw(self) -> None:
+        if self._busy:
+            return
+        x, y = self.x.value, self.y.value
+        color = None if self.color.value in (None, NO_COLOR) else self.color.value
+        if self.df.empty or x is None or y is None:
+            self.front = pd.DataFrame()
+            self._set_message("no runs with results yet" if self.df.empty else "need two numeric metric columns")
+            self.plot.object = None
+            return
+        mx, my = _direction(x), _direction(y)
+        if mx is None:
+            mx = False
+        if my is None:
+            my = True
+        try:
+            self.front = pareto_front(self.df, x, y, mx, my)
+            self.plot.object = tradeoff_scatter(self.df, x, y, color=color, front=self.show_front.value,
+                                                maximize_x=mx, maximize_y=my)
+        except Exception as e:
+            self._set_message(f"cannot plot {y} over {x}: {type(e).__name__}: {e}")
+            return
+        n_ok = int((self.df[x].notna() & self.df[y].notna()).sum())
+        self._set_message(f"{n_ok} runs, {len(self.front)} on the Pareto front "
+                          f"({'higher' if mx else 'lower'} {x} and {'higher' if my else 'lower'} {y} are better)",
+                          error=False)
+
+    def _set_message(self, text: str, error: bool = True) -> None:
+        style = "color:#b00020" if error else "color:#555"
+        self.message.value = f"<span style='{style}'>{html.escape(text)}</span>"
+
+    @property
+    def scatter(self) -> Any:
+        """The ``hv.Scatter`` of the runs shown now (None without a plot)."""
+        obj = self.plot.object
+        if obj is None:
+            return None
+        return next((e for e in obj if type(e).__name__ == "Scatter"), None)

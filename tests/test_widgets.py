@@ -1,0 +1,258 @@
+"""ipywidgets front ends, driven without a browser: set traits / click buttons, assert on the plots' data."""
+import time
+
+import holoviews as hv
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+import snnlab as sl
+from snnlab.experiments import RunStore
+from snnlab.training import ExperimentConfig
+from snnlab.training.config import ConfigError
+from snnlab.widgets import (ConfigForm, DelayViewer, HoloViewsWidget, RasterExplorer, TradeoffExplorer, TrainerWidget,
+                            TrainingSession, config_form)
+
+TINY = dict(dataset="digits", hidden=[16], epochs=1, num_steps=8, batch_size=16, max_batches_per_epoch=3,
+            eval_max_batches=1)
+
+
+def _wait(pred, timeout=60.0):
+    deadline = time.time() + timeout
+    while not pred() and time.time() < deadline:
+        time.sleep(0.05)
+    return pred()
+
+
+# ---------------------------------------------------------------------------------------------- config form
+def test_config_form_is_generated_from_the_schema_and_round_trips():
+    form = config_form()
+    assert isinstance(form, ConfigForm)
+    schema = ExperimentConfig.schema()
+    assert list(form.widgets) == list(schema)  # every field, in order: nothing hand-written
+    kinds = {k: type(w).__name__ for k, w in form.widgets.items()}
+    assert kinds["dataset"] == "Dropdown" and list(form.widgets["dataset"].options) == schema["dataset"]["objects"]
+    assert kinds["delays"] == "Checkbox" and kinds["epochs"] == "BoundedIntText" and kinds["lr"] == "BoundedFloatText"
+    assert kinds["hidden"] == "Text" and kinds["data_kwargs"] == "Textarea" and kinds["max_spikes"] == "Text"
+    assert form.widgets["epochs"].min == 1 and form.widgets["mask_p"].max == 1.0
+
+    cfg = ExperimentConfig(hidden=[32, 16], epochs=3, neuron="noisy", max_spikes=2, surrogate_alpha=2.5, lr=0.01,
+                           data_kwargs={"n_units": 50}, data_root="/somewhere", delays=True, max_delay=5,
+                           max_batches_per_epoch=7)
+    form.set_config(cfg)
+    assert form.widgets["hidden"].value == "32,16"
+    assert form.config().to_dict() == cfg.to_dict() and form.error is None and form.message.value == ""
+    form.set_config({"epochs": 4})  # a dict: missing keys take their defaults
+    assert form.config().to_dict() == ExperimentConfig(epochs=4).to_dict()
+
+
+def test_config_form_reports_invalid_values_without_raising():
+    form = config_form(cfg=ExperimentConfig(**TINY))
+    form.widgets["hidden"].value = "16,abc"
+    assert form.config() is None and "hidden" in form.error and "hidden" in form.message.value
+    assert "Traceback" not in form.message.value
+    with pytest.raises(ConfigError, match="hidden"):
+        form.config(raise_errors=True)
+    form.widgets["hidden"].value = "16"
+    assert form.config() is not None and form.message.value == ""
+    form.widgets["delays"].value = True
+    form.widgets["max_delay"].value = 50  # > num_steps: a cross-field error from validate()
+    assert form.config() is None and "max_delay" in form.message.value
+    form.widgets["max_delay"].value = 4
+    form.widgets["data_kwargs"].value = "{not json"
+    assert form.config() is None and "data_kwargs" in form.error
+    form.widgets["data_kwargs"].value = "{}"
+    form.widgets["lr"].value = 0.0  # bounds are exclusive at 0: param's message
+    assert form.config() is None and "lr" in form.error
+
+
+# ---------------------------------------------------------------------------------------------- trainer
+def test_trainer_widget_trains_and_shows_curves_progress_and_raster(tmp_path):
+    store = RunStore(tmp_path / "runs.sqlite")
+    tw = TrainerWidget(ExperimentConfig(**TINY), store=store, poll_interval=None, probe_every=1, probe_samples=3)
+    assert tw.session is None and not tw.start_button.disabled and tw.stop_button.disabled and tw.pause_button.disabled
+    tw.start_button.click()
+    assert isinstance(tw.session, TrainingSession)
+    assert tw.session.wait(120)
+    tw.refresh()
+    assert tw.state == "finished" and tw.progress.value == tw.progress.max
+    data = tw.session.curves.buffer.data
+    assert (data["name"] == "loss").sum() == 3 and "test_accuracy" in set(data["name"])
+    assert tw.curves.object is tw.session.curves.plot
+    snap = tw.session.snapshot
+    pts = tw.raster.object
+    assert isinstance(pts, hv.Points)
+    t, n = np.nonzero(snap["spikes"]["1"][:, 0].numpy())
+    assert np.array_equal(pts.data["time"].to_numpy(), t) and np.array_equal(pts.data["neuron"].to_numpy(), n)
+    tw.sample.value = 2
+    t, n = np.nonzero(snap["spikes"]["1"][:, 2].numpy())
+    assert np.array_equal(tw.raster.object.data["neuron"].to_numpy(), n)
+    assert not tw.start_button.disabled and tw.stop_button.disabled and not tw.form.disabled
+    assert "finished" in tw.status.value
+    assert store.list_runs()["status"].tolist() == ["finished"]
+    tw.close()
+
+
+def test_trainer_widget_pause_resume_stop_buttons_and_poll_thread():
+    tw = TrainerWidget(ExperimentConfig(**{**TINY, "epochs": 200}), poll_interval=0.1, probe_every=50)
+    tw.start_button.click()
+    assert tw.state == "running" and tw.start_button.disabled and not tw.pause_button.disabled
+    assert tw.form.disabled
+    assert _wait(lambda: tw.session.step >= 2 and tw.progress.value > 0)  # the poll thread refreshes
+    tw.pause_button.click()
+    assert _wait(lambda: tw.state == "paused")
+    tw.refresh()
+    assert tw.pause_button.disabled and not tw.resume_button.disabled and not tw.stop_button.disabled
+    tw.resume_button.click()
+    assert tw.state == "running" and tw.resume_button.disabled and not tw.pause_button.disabled
+    tw.stop_button.click()
+    assert _wait(lambda: tw.state == "stopped")
+    assert _wait(lambda: not tw.start_button.disabled, 10)  # the poll thread's final refresh
+    assert tw.stop_button.disabled and tw.pause_button.disabled
+    tw.close()
+
+
+def test_trainer_widget_invalid_settings_start_nothing(tmp_path):
+    tw = TrainerWidget(ExperimentConfig(**TINY), poll_interval=None)
+    tw.form.widgets["hidden"].value = "-3"
+    tw.start_button.click()
+    assert tw.session is None and tw.state == "idle" and "hidden" in tw.status.value
+    tw.form.set_config(ExperimentConfig(**{**TINY, "dataset": "nmnist", "data_root": str(tmp_path)}))
+    assert tw.start() is False  # the data error from TrainingSession.start(), shown as text
+    assert tw.session is None and "not started" in tw.status.value and "Traceback" not in tw.status.value
+    assert not tw.start_button.disabled
+    tw.close()
+
+
+# ---------------------------------------------------------------------------------------------- raster explorer
+@pytest.fixture(scope="module")
+def net_and_batch():
+    torch.manual_seed(0)
+    net = sl.Sequential(torch.nn.Linear(4, 8), sl.LIF(), torch.nn.Linear(8, 6), sl.LIF(), torch.nn.Linear(6, 3),
+                        sl.LI())
+    return net, (torch.rand(20, 5, 4) * 3, torch.arange(5))
+
+
+def _points_equal_nonzeros(pts, spikes, sample):
+    t, n = np.nonzero(spikes[:, sample].numpy())
+    return (np.array_equal(pts.data["time"].to_numpy(), t)
+            and np.array_equal(pts.data["neuron"].to_numpy(), n))
+
+
+def test_raster_explorer_follows_sample_layer_range_and_neuron(net_and_batch):
+    net, batch = net_and_batch
+    ex = RasterExplorer(net, batch)
+    assert list(ex.layer.options) == ["1", "3", "5"] and ex.layer.value == "1"
+    assert _points_equal_nonzeros(ex.raster, ex.spikes["1"], 0)
+    ex.sample.value = 3
+    assert _points_equal_nonzeros(ex.raster, ex.spikes["1"], 3)
+    ex.layer.value = "3"
+    assert ex.neurons.value == (0, 5) and _points_equal_nonzeros(ex.raster, ex.spikes["3"], 3)
+    ex.neurons.value = (2, 4)  # neuron ids stay the real indices
+    t, n = np.nonzero(ex.spikes["3"][:, 3, 2:5].numpy())
+    assert np.array_equal(ex.raster.data["neuron"].to_numpy(), n + 2)
+    ex.neuron.value = 4
+    curve = ex.trace_plot.object.NdOverlay.I[4]
+    assert np.allclose(curve.dimension_values("v"), ex.membrane["3"][:, 3, 4].numpy())
+    ex.tap.event(x=5.0, y=1.2)  # a click on the raster picks neuron 1
+    assert ex.neuron.value == 1
+    assert np.allclose(ex.trace_plot.object.NdOverlay.I[1].dimension_values("v"), ex.membrane["3"][:, 3, 1].numpy())
+    ex.layer.value = "5"  # the LI readout: membrane only, empty raster
+    assert len(ex.raster) == 0 and ex.neurons.value == (0, 2)
+
+
+def test_raster_explorer_accepts_a_loader_and_static_output_mode(net_and_batch):
+    net, (x, y) = net_and_batch
+    loader = [(x, y)]
+    ex = RasterExplorer(net, loader, plot_mode="output")
+    assert ex.raster_plot.view.mode == "output"
+    ex.sample.value = 1
+    assert _points_equal_nonzeros(ex.raster, ex.spikes["1"], 1)
+    assert ex.raster_plot.view.object is ex.raster
+
+
+# ---------------------------------------------------------------------------------------------- delay viewer
+def test_delay_viewer_matrix_histogram_kernels_and_history():
+    torch.manual_seed(0)
+    net = sl.Sequential(sl.DelayedLinear(5, 4, max_delay=6, seed=0), sl.LIF(), sl.DelayedLinear(4, 3, max_delay=6, seed=1),
+                        sl.LIF())
+    layers = {n: m for n, m in net.named_modules() if isinstance(m, sl.DelayedLinear)}
+    hist = pd.concat([sl.viz.delay_snapshot(m, step=s, name=n) for s in range(3) for n, m in layers.items()])
+    v = DelayViewer(net, history=lambda: hist, plot_mode="output")  # static plots: fast; bokeh below
+    assert list(v.layer.options) == ["0", "2"]
+    assert np.array_equal(v.matrix.dimension_values("delay", flat=False), layers["0"].delays.numpy())
+    assert int(v.histogram_plot.object.dimension_values("synapses").sum()) == 20
+    v.layer.value = "2"
+    assert np.array_equal(v.matrix.dimension_values("delay", flat=False), layers["2"].delays.numpy())
+    v.synapses.value = "0-1, 2-3"
+    assert sorted(v.kernel_plot.object.keys()) == ["0-1", "2-3"]
+    evo = v.evolution_plot.object
+    assert isinstance(evo, hv.Layout) and any("0-1" in str(e.label) for e in evo[0])
+    v.synapses.value = "9-9"
+    assert "outside" in v.message.value
+    v.synapses.value = ""
+    v.tap.event(x=3.0, y=1.0)  # click on input 3, output 1
+    assert v.synapses.value == "1-3" and sorted(v.kernel_plot.object.keys()) == ["1-3"]
+    with torch.no_grad():  # training moved the delays: Refresh redraws
+        layers["2"].positions.fill_(2.0)
+    v.refresh_button.click()
+    assert (v.matrix.dimension_values("delay", flat=False) == 2).all()
+    single = DelayViewer(layers["0"])  # live Bokeh plots render too
+    assert single.matrix_plot.view.mode == "bokeh"
+    assert list(single.layer.options) == ["delays"] and "no delay history" in str(single.evolution_plot.object.data)
+    with pytest.raises(ValueError, match="DelayedLinear"):
+        DelayViewer(sl.Sequential(torch.nn.Linear(2, 2), sl.LIF()))
+
+
+# ---------------------------------------------------------------------------------------------- trade-offs
+def test_tradeoff_explorer_axes_colour_front_and_refresh(tmp_path):
+    store = RunStore(tmp_path / "runs.sqlite")
+    rows = [(1e-3, 0.80, 100.0, 1e3), (1e-2, 0.90, 300.0, 2e3), (1e-1, 0.70, 200.0, 5e2)]
+    for lr, acc, spk, syn in rows:
+        rid = store.create_run(ExperimentConfig(lr=lr).to_dict(), name=f"lr{lr}")
+        store.set_summary(rid, {"accuracy": acc, "spikes_per_sample": spk, "synops_per_sample": syn,
+                                "robustness_noise": acc - 0.1})
+    ex = TradeoffExplorer(store, color="lr", plot_mode="output")
+    assert ex.x.value == "spikes_per_sample" and ex.y.value == "accuracy" and ex.color.value == "config.lr"
+    assert set(ex.x.options) >= {"accuracy", "spikes_per_sample", "synops_per_sample", "robustness_noise"}
+    sc = ex.scatter
+    assert sc.dimension_values("spikes_per_sample").tolist() == [100.0, 300.0, 200.0]
+    assert ex.front["spikes_per_sample"].tolist() == [100.0, 300.0]
+    front_curve = ex.plot.object.Curve.Pareto_front
+    assert front_curve.dimension_values("accuracy").tolist() == [0.8, 0.9]
+    ex.x.value = "synops_per_sample"
+    assert ex.scatter.kdims[0].name == "synops_per_sample"
+    assert ex.scatter.dimension_values("synops_per_sample").tolist() == [1e3, 2e3, 5e2]
+    assert sorted(ex.front["synops_per_sample"].tolist()) == [5e2, 1e3, 2e3]
+    ex.y.value = "robustness_noise"
+    assert np.allclose(ex.scatter.dimension_values("robustness_noise"), [0.7, 0.8, 0.6])
+    ex.show_front.value = False
+    assert len(ex.plot.object) == 1
+    rid = store.create_run(ExperimentConfig(lr=0.5).to_dict(), name="new")
+    store.set_summary(rid, {"accuracy": 0.95, "spikes_per_sample": 50.0, "synops_per_sample": 100.0,
+                            "robustness_noise": 0.9})
+    ex.refresh_button.click()
+    assert len(ex.scatter) == 4 and ex.x.value == "synops_per_sample" and ex.front.index.tolist() == [3]
+
+
+def test_tradeoff_explorer_from_dataframe_and_empty():
+    df = pd.DataFrame({"name": ["a", "b"], "config.neuron": ["ttfs", "noisy"], "accuracy": [0.8, 0.9],
+                       "energy_per_sample_j": [1e-6, 3e-6], "latency_steps": [5.0, 3.0]})
+    ex = TradeoffExplorer(df, x="latency_steps", color="neuron")
+    assert ex.x.value == "latency_steps" and ex.color.value == "config.neuron"
+    assert ex.scatter.dimension_values("latency_steps").tolist() == [5.0, 3.0]
+    assert ex.front.index.tolist() == [1]  # b: faster and more accurate
+    empty = TradeoffExplorer(pd.DataFrame())
+    assert empty.plot.object is None and "no runs" in empty.message.value
+
+
+def test_holoviews_widget_modes():
+    w = HoloViewsWidget(hv.Curve([1, 2]), mode="bokeh")
+    assert type(w.widget).__name__ == "BokehModel"
+    w.object = hv.Curve([3, 4])
+    assert w.object.dimension_values(1).tolist() == [3.0, 4.0]
+    o = HoloViewsWidget(None, mode="output")
+    assert type(o.widget).__name__ == "Output" and o.object is None
+    with pytest.raises(ValueError):
+        HoloViewsWidget(None, mode="nope")
