@@ -95,6 +95,7 @@ def test_pause_resume_stop_from_another_thread(tmp_path):
     time.sleep(0.3)
     assert tr.step == frozen and tr.state == "paused"  # no steps while paused
     tr.resume()
+    assert tr.state == "running"  # at once, not at the next step boundary
     while tr.step < frozen + 3 and time.time() < deadline:
         time.sleep(0.01)
     assert tr.step >= frozen + 3

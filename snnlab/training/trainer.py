@@ -392,9 +392,11 @@ class Trainer:
             return ok and self._state == "paused"
 
     def resume(self) -> None:
-        """Continue a paused run."""
+        """Continue a paused run; :attr:`state` reads ``"running"`` as soon as this returns."""
         with self._cond:
             self._pause_req = False
+            if self._state == "paused" and not self._stop_req:
+                self._state = "running"
             self._cond.notify_all()
 
     def stop(self, wait: bool = False, timeout: float | None = None) -> bool:
