@@ -30,7 +30,12 @@ def _inputs(T=12, B=3, N=5, seed=0):
 @pytest.mark.parametrize("reset,detach,max_spikes", CASES)
 @pytest.mark.parametrize("surrogate", ["atan", "fast_sigmoid", "triangle", "sigmoid"])
 @pytest.mark.parametrize("per_neuron", [False, True])
-def test_lif_matches_reference_values_and_gradients(reset, detach, max_spikes, surrogate, per_neuron):
+@pytest.mark.parametrize("learn_params,chunk_steps", [(True, None), (False, None), (True, 5), (False, 5)])
+def test_lif_matches_reference_values_and_gradients(reset, detach, max_spikes, surrogate, per_neuron,
+                                                    learn_params, chunk_steps, monkeypatch):
+    """Both backward paths (with and without threshold/beta gradients), in one chunk and across chunks."""
+    if chunk_steps is not None:  # T=12 in chunks of 5, 5 and 2 steps: the recurrence crosses chunk edges
+        monkeypatch.setattr("snnlab.kernels.lif_torch._time_chunk", lambda step_numel: chunk_steps)
     x = _inputs()
     shape = (5,) if per_neuron else ()
     beta = torch.full(shape, 0.8) + (torch.linspace(-0.1, 0.1, 5) if per_neuron else 0)
@@ -38,8 +43,8 @@ def test_lif_matches_reference_values_and_gradients(reset, detach, max_spikes, s
     args = dict(reset=reset, detach_reset=detach, max_spikes=max_spikes)
 
     xs = [x.clone().requires_grad_() for _ in range(2)]
-    bs = [beta.clone().requires_grad_() for _ in range(2)]
-    ts = [thr.clone().requires_grad_() for _ in range(2)]
+    bs = [beta.clone().requires_grad_(learn_params) for _ in range(2)]
+    ts = [thr.clone().requires_grad_(learn_params) for _ in range(2)]
     s1, h1 = lif_torch(xs[0], bs[0], ts[0], surrogate=surrogate, surrogate_param=2.0, **args)
     s2, h2 = lif_reference(xs[1], bs[1], ts[1], surrogate=surrogate, param=2.0, **args)
     assert torch.equal(s1, s2)
@@ -49,8 +54,11 @@ def test_lif_matches_reference_values_and_gradients(reset, detach, max_spikes, s
     (s1 * w).sum().backward()
     (s2 * w).sum().backward()
     torch.testing.assert_close(xs[0].grad, xs[1].grad)
-    torch.testing.assert_close(bs[0].grad, bs[1].grad)
-    torch.testing.assert_close(ts[0].grad, ts[1].grad)
+    if learn_params:
+        torch.testing.assert_close(bs[0].grad, bs[1].grad)
+        torch.testing.assert_close(ts[0].grad, ts[1].grad)
+    else:
+        assert bs[0].grad is None and ts[0].grad is None
 
 
 @pytest.mark.parametrize("k", [1, 2, 3])
@@ -196,3 +204,34 @@ def test_bad_inputs_raise_clear_errors():
     bad[1, 0, 2] = float("inf")
     with pytest.raises(ValueError, match="NaN or inf"):
         sl.LI()(bad)
+
+
+def test_all_finite_is_exact_even_when_the_sum_overflows():
+    from snnlab.core.validation import all_finite
+
+    assert all_finite(torch.ones(3, 2, 4)) and all_finite(torch.empty(0, 2, 3))
+    huge = torch.full((4, 1, 2), 3e38)  # finite values whose sum overflows float32
+    assert all_finite(huge)
+    for bad in (float("nan"), float("inf"), -float("inf")):
+        x = torch.zeros(4, 1, 2)
+        x[2, 0, 1] = bad
+        assert not all_finite(x)
+    both = torch.tensor([float("inf"), -float("inf")]).view(2, 1, 1)
+    assert not all_finite(both)
+    assert not all_finite(torch.tensor([1.0, float("nan")], dtype=torch.bfloat16).view(2, 1, 1))
+
+
+@pytest.mark.parametrize("bad", [float("nan"), float("inf"), -float("inf")])
+@pytest.mark.parametrize("t", [0, 3, 7])
+@pytest.mark.parametrize("kwargs", [dict(reset="subtract"), dict(reset="zero"), dict(max_spikes=1),
+                                    dict(beta=0.0), dict(beta=0.0, reset="zero"), dict(noise="gaussian")])
+def test_a_non_finite_value_anywhere_is_caught_by_the_final_membrane_check(bad, t, kwargs):
+    """The LIF checks membrane[-1] instead of all of x: a NaN/inf at any step must still be caught."""
+    x = torch.rand(8, 2, 3) * 2
+    x[t, 1, 2] = bad
+    with pytest.raises(ValueError, match="NaN or inf"):
+        sl.LIF(**kwargs)(x)
+    with pytest.raises(ValueError, match="NaN or inf"):
+        sl.LI(beta=kwargs.get("beta", 0.9))(x)
+    x[t, 1, 2] = 1e3  # large finite values are fine
+    sl.LIF(**kwargs)(x)

@@ -9,7 +9,7 @@ from snnlab.kernels.surrogate_math import NOISE_SURROGATES
 
 from . import surrogates as sg
 from .backend import BACKENDS, pick_lif_impl
-from .validation import check_choice, check_positive, check_time_major
+from .validation import check_choice, check_positive, check_time_major, raise_non_finite
 
 RESETS = ("subtract", "zero")
 
@@ -54,8 +54,18 @@ class _Leaky(nn.Module):
             return 1.0 - 1.0 / self.tau_mem.clamp(min=1.0)
         return self.beta_const
 
-    def _check_input(self, x: torch.Tensor) -> None:
-        check_time_major(x, "input", self.n_neurons, type(self).__name__)
+    def _check_input(self, x: torch.Tensor, finite: bool = True) -> None:
+        check_time_major(x, "input", self.n_neurons, type(self).__name__, finite=finite)
+
+    def _check_final_membrane(self, x: torch.Tensor, membrane: torch.Tensor) -> None:
+        """NaN/inf check on the last step's membrane instead of the whole input.
+
+        A NaN or inf anywhere in ``x`` makes every later membrane value non-finite (``beta * NaN``,
+        ``inf - inf`` and ``0 * inf`` are NaN; the reset keeps them), so ``membrane[-1]`` ([B, ...])
+        tells what a pass over all of ``x`` would, at 1/T of the cost.
+        """
+        if x.is_floating_point() and x.shape[0] > 0 and not bool(torch.isfinite(membrane[-1]).all()):
+            raise_non_finite(type(self).__name__, "input")
 
 
 class LIF(_Leaky):
@@ -126,7 +136,7 @@ class LIF(_Leaky):
         return int(torch.randint(0, 2**31 - 1, (1,), generator=self._generator).item())
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        self._check_input(x)
+        self._check_input(x, finite=False)  # checked on the final membrane below (cheaper)
         sampling = self.noise is not None and (self.training or self.noisy_eval)
         impl = pick_lif_impl(self.backend, x.device)
         spikes, membrane = impl(
@@ -134,6 +144,7 @@ class LIF(_Leaky):
             max_spikes=self.max_spikes, surrogate=self.surrogate.name, surrogate_param=self.surrogate.param,
             noise=self.noise, noise_scale=self.noise_scale, seed=self._next_seed() if sampling else 0,
             sample=sampling)
+        self._check_final_membrane(x, membrane)
         self.last_membrane = membrane.detach() if self.record else None
         return spikes
 
@@ -167,7 +178,8 @@ class LI(_Leaky):
         self.last_membrane: torch.Tensor | None = None
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        self._check_input(x)
+        self._check_input(x, finite=False)
         out = li_torch(x, self.beta().to(device=x.device, dtype=x.dtype))
+        self._check_final_membrane(x, out)
         self.last_membrane = out.detach() if self.record else None
         return out

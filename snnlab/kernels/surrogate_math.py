@@ -39,6 +39,23 @@ def surrogate_grad(name: str, u: torch.Tensor, param: float) -> torch.Tensor:
     raise ValueError(f"unknown surrogate {name!r}; choose one of {list(SURROGATE_NAMES)}")
 
 
+def surrogate_grad_(name: str, u: torch.Tensor, param: float) -> torch.Tensor:
+    """In-place :func:`surrogate_grad`: overwrites the scratch tensor ``u`` with ``dS/du`` and returns it.
+
+    The CPU backward uses it on reused chunk buffers (no allocation per chunk); the common
+    surrogates are a chain of in-place ops, the others copy the out-of-place result.
+    """
+    if name == "atan":
+        k = math.pi / 2.0 * param
+        # 1 / (2/param + (2 k^2 / param) u^2): one fused multiply-add, then the reciprocal
+        return torch.addcmul(u.new_tensor(2.0 / param), u, u, value=k * k * 2.0 / param, out=u).reciprocal_()
+    if name == "fast_sigmoid":
+        return u.abs_().mul_(param).add_(1.0).square_().reciprocal_()
+    if name == "triangle":
+        return u.abs_().mul_(-param * param).add_(param).clamp_(min=0.0)
+    return u.copy_(surrogate_grad(name, u, param))
+
+
 def noise_cdf(name: str, u: torch.Tensor, sigma: float) -> torch.Tensor:
     """Firing probability ``F(u / sigma)`` of a noisy neuron (F the noise CDF)."""
     if name == "gaussian":
