@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # snnlab's one entry point: sets everything up on a fresh machine (Python >= 3.11 + pip), then
-#   bash run.sh lab    -> the lab (dashboard when installed; the training demo otherwise)
-#   bash run.sh test   -> the whole test suite
+#   bash run.sh lab    -> the lab: the Panel dashboard on http://localhost:5006/app (embedded digits)
+#   bash run.sh test   -> the whole test suite (unit, browser and notebook tests)
 #   bash run.sh demo   -> train a small SNN on the embedded digits and print accuracy and spikes
 set -euo pipefail
 cd "$(dirname "$0")"
@@ -28,10 +28,12 @@ cmd=${1:-lab}
 shift || true
 setup
 case "$cmd" in
-  lab|demo) exec "$VENV/bin/snnlab" demo "$@" ;;
+  lab) exec "$VENV/bin/snnlab" dashboard "$@" ;;
+  demo) exec "$VENV/bin/snnlab" demo "$@" ;;
   test)
     # Triton kernels run on the CPU interpreter when no GPU is present (set TRITON_INTERPRET=0 on a GPU).
     export TRITON_INTERPRET=${TRITON_INTERPRET:-1}
+    # tests/ and the tutorials in notebooks/ (nbval, see pyproject.toml); browser tests skip without chromium
     exec "$VENV/bin/python" -m pytest "$@" ;;
   setup) echo "snnlab is installed in $VENV" ;;
   *) echo "usage: bash run.sh [lab|demo|test|setup]" >&2; exit 2 ;;

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from pathlib import Path
 
@@ -146,9 +147,12 @@ def cmd_runs(args: argparse.Namespace) -> int:
 
 
 def cmd_dashboard(args: argparse.Namespace) -> int:
-    from snnlab.dashboard.serve import serve_dashboard
+    from snnlab.dashboard.serve import APP_FILE, serve_dashboard
 
-    return serve_dashboard(port=args.port, address=args.address, show=args.show)
+    host = "localhost" if args.address in ("127.0.0.1", "localhost", "") else args.address
+    print(f"snnlab dashboard: open http://{host}:{args.port}/{APP_FILE.stem} in your browser (Ctrl-C stops it); "
+          f"run store: {args.store or os.environ.get('SNNLAB_STORE') or 'runs/snnlab.sqlite'}", flush=True)
+    return serve_dashboard(port=args.port, address=args.address, show=args.show, store_path=args.store)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -205,6 +209,7 @@ def build_parser() -> argparse.ArgumentParser:
     dash.add_argument("--port", type=int, default=5006)
     dash.add_argument("--address", default="127.0.0.1", help="bind address [127.0.0.1: this machine only]")
     dash.add_argument("--show", action="store_true", help="open a browser tab")
+    dash.add_argument("--store", help="run store (SQLite file) [$SNNLAB_STORE or runs/snnlab.sqlite]")
     dash.set_defaults(func=cmd_dashboard)
     return parser
 

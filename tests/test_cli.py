@@ -64,3 +64,17 @@ def test_help_teaches(capsys):
     assert "--max-spikes" in text and "ttfs" in text and "--delays" in text and "DCLS" in text
     assert main([]) == 0
     assert "examples:" in capsys.readouterr().out
+
+
+def test_dashboard_command_prints_the_url_and_serves_localhost_with_the_store(tmp_path, capsys, monkeypatch):
+    calls = {}
+
+    def fake_serve(**kwargs):
+        calls.update(kwargs)
+        return 0
+
+    monkeypatch.setattr("snnlab.dashboard.serve.serve_dashboard", fake_serve)
+    store = str(tmp_path / "runs.sqlite")
+    assert main(["dashboard", "--port", "5077", "--store", store]) == 0
+    assert "http://localhost:5077/app" in capsys.readouterr().out
+    assert calls["address"] == "127.0.0.1" and calls["port"] == 5077 and calls["store_path"] == store

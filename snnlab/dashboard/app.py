@@ -1,0 +1,139 @@
+"""The snnlab lab dashboard: configure, train live, compare runs, explore trade-offs, launch sweeps.
+
+:func:`build_app` returns the page for one browser session (its own :class:`TrainingSession`,
+its own sweep); served with ``panel serve`` it also polls the session every ``poll_ms`` and stops
+the training when the tab closes. Serve it with ``snnlab dashboard``, :func:`snnlab.dashboard.serve_dashboard`
+or ``panel serve dashboards/lab.py`` (this file is also servable itself). No template and no external
+resource: the page works offline.
+"""
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+import holoviews as hv
+import panel as pn
+
+from snnlab.dashboard.forms import ConfigForm
+from snnlab.dashboard.live import LivePanel
+from snnlab.dashboard.runs import RunsPanel
+from snnlab.dashboard.sweeper import SweepPanel
+from snnlab.experiments.store import RunStore, default_store_path
+
+__all__ = ["DashboardApp", "build_app", "DEFAULTS_ENV"]
+
+#: environment variable with a JSON object of starting form values (set by ``serve_dashboard(defaults=...)``)
+DEFAULTS_ENV = "SNNLAB_DASHBOARD_DEFAULTS"
+
+
+def _env_defaults() -> dict[str, Any]:
+    text = os.environ.get(DEFAULTS_ENV, "").strip()
+    if not text:
+        return {}
+    try:
+        d = json.loads(text)
+    except ValueError:
+        return {}
+    return d if isinstance(d, dict) else {}
+
+
+def _in_server_session() -> bool:
+    doc = pn.state.curdoc
+    return doc is not None and getattr(doc, "session_context", None) is not None
+
+
+class DashboardApp:
+    """The objects behind one dashboard page (one per browser session).
+
+    Attributes: ``form`` (:class:`ConfigForm`), ``live`` (:class:`LivePanel`, with ``.session``),
+    ``runs`` (:class:`RunsPanel`), ``sweeps`` (:class:`SweepPanel`), ``store`` and ``view`` (the page).
+    Call :meth:`poll` periodically (``start_polling`` does it in a served session) and :meth:`close`
+    when the page goes away.
+    """
+
+    def __init__(self, store_path: str | os.PathLike | None = None, defaults: dict[str, Any] | None = None,
+                 poll_ms: int = 500, runs_every: int = 6, probe_every: int = 10,
+                 sweep_executor: str = "processes") -> None:
+        pn.extension("tabulator")
+        hv.extension("bokeh")
+        self.store = RunStore(store_path if store_path is not None else default_store_path())
+        root = self.store.path.parent
+        self.poll_ms = int(poll_ms)
+        self.runs_every = max(1, int(runs_every))
+        self._ticks = 0
+        self._callback = None
+        self.closed = False
+        self.form = ConfigForm({**_env_defaults(), **(defaults or {})})
+        self.live = LivePanel(self.form.config, store=self.store, run_root=root / "dashboard-runs",
+                              probe_every=probe_every)
+        self.runs = RunsPanel(self.store)
+        self.sweeps = SweepPanel(self.form.config, store_path=self.store.path, run_root=root / "sweeps",
+                                 default_executor=sweep_executor)
+        self.tabs = pn.Tabs(("Live training", self.live.panel), ("Runs", self.runs.runs_view),
+                            ("Trade-offs", self.runs.tradeoff_view), ("Sweep", self.sweeps.panel),
+                            dynamic=False, sizing_mode="stretch_width")
+        header = pn.pane.Markdown(
+            "## snnlab lab\nTrain spiking networks live, compare runs and explore accuracy/energy trade-offs. "
+            f"Run store: `{self.store.path}`", sizing_mode="stretch_width")
+        sidebar = pn.Column(pn.pane.Markdown("### Experiment"), self.form.panel, width=340)
+        self.view = pn.Column(header, pn.Row(sidebar, self.tabs, sizing_mode="stretch_width"),
+                              sizing_mode="stretch_width")
+        self.view.dashboard = self  # handle for tests and notebooks
+        self.runs.refresh(force=True)
+
+    def poll(self) -> None:
+        """One tick: drain the training session, follow the sweep, re-read the run store every few ticks."""
+        if self.closed:
+            return
+        with pn.io.hold():  # one message for for all the changes of this tick
+            self.live.poll()
+            self.sweeps.poll()
+            self._ticks += 1
+            if self._ticks % self.runs_every == 0:
+                self.runs.refresh()
+
+    def start_polling(self) -> None:
+        """Poll every ``poll_ms`` on this session's event loop (served sessions only)."""
+        if self._callback is None:
+            self._callback = pn.state.add_periodic_callback(self.poll, period=self.poll_ms)
+
+    def close(self, *_: Any) -> None:
+        """Stop this page's training (a checkpoint is kept), cancel pending sweep runs, stop polling."""
+        if self.closed:
+            return
+        self.closed = True
+        if self._callback is not None:
+            try:
+                self._callback.stop()
+            except Exception:  # noqa: BLE001 - the session may already be gone
+                pass
+        self.live.close()
+        self.sweeps.close()
+
+
+def build_app(store_path: str | os.PathLike | None = None, defaults: dict[str, Any] | None = None,
+              **kwargs: Any) -> pn.viewable.Viewable:
+    """The dashboard page for one browser session (see :class:`DashboardApp` for the arguments).
+
+    In a ``panel serve`` session it starts polling and registers :meth:`DashboardApp.close` with
+    ``pn.state.on_session_destroyed``; the returned layout's ``.dashboard`` is the :class:`DashboardApp`.
+    """
+    app = DashboardApp(store_path=store_path, defaults=defaults, **kwargs)
+    if _in_server_session():
+        import torch
+
+        torch.set_num_threads(max(1, int(os.environ.get("SNNLAB_TORCH_THREADS", "1"))))
+        app.start_polling()
+        pn.state.on_session_destroyed(app.close)
+    return app.view
+
+
+def app_path() -> Path:
+    """Path of this module's file (what ``serve_dashboard`` hands to ``panel serve``)."""
+    return Path(__file__).resolve()
+
+
+if __name__.startswith("bokeh_app"):
+    build_app().servable(title="snnlab lab")

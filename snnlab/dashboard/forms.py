@@ -1,0 +1,148 @@
+"""The experiment form: widgets generated from :class:`~snnlab.training.ExperimentConfig`'s schema.
+
+Every field keeps the type, allowed values and documentation (shown as the widget's tooltip) of
+the configuration class; text fields are parsed with ``int()``, ``float()`` or ``json.loads`` --
+never evaluated -- and :meth:`ConfigForm.config` returns a validated ``ExperimentConfig`` or raises
+:class:`~snnlab.training.ConfigError` with a readable message.
+"""
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import panel as pn
+
+from snnlab.training.config import ConfigError, ExperimentConfig
+
+__all__ = ["ConfigForm", "FORM_GROUPS", "DASHBOARD_DEFAULTS"]
+
+#: fields shown in the form, by group (every other field can be set in "more settings (JSON)")
+FORM_GROUPS: dict[str, list[str]] = {
+    "Data": ["dataset", "encoding", "num_steps", "data_root"],
+    "Network": ["hidden", "neuron", "max_spikes", "surrogate", "noise_scale", "delays", "max_delay", "mask_p",
+                "readout"],
+    "Training": ["epochs", "batch_size", "lr", "lr_delays", "max_batches_per_epoch", "eval_max_batches", "seed",
+                 "device"],
+}
+
+#: the dashboard's starting values (small enough to train in seconds on a laptop CPU)
+DASHBOARD_DEFAULTS: dict[str, Any] = {"hidden": [64], "epochs": 5, "num_steps": 20}
+
+_TEXT_HINT = {"List": "JSON list, e.g. [128, 64]", "Dict": 'JSON object, e.g. {"limit": 500}'}
+
+
+def _text_of(kind: str, value: Any) -> str:
+    if value is None:
+        return ""
+    if kind in ("List", "LayerSizes", "Dict"):
+        return json.dumps(value)
+    return str(value)
+
+
+class ConfigForm:
+    """Widgets for the fields of :data:`FORM_GROUPS` plus a JSON box for the rest.
+
+    ``form.config()`` -> validated :class:`ExperimentConfig` (raises ``ConfigError``);
+    ``form.set_values(dict)`` fills the widgets; ``form.widgets[field]`` is the widget of a field;
+    ``form.panel`` is the layout.
+    """
+
+    def __init__(self, defaults: dict[str, Any] | None = None) -> None:
+        self.schema = ExperimentConfig.schema()
+        self.kinds: dict[str, str] = {}
+        self.widgets: dict[str, pn.widgets.Widget] = {}
+        for fields in FORM_GROUPS.values():
+            for f in fields:
+                self.widgets[f] = self._make_widget(f)
+        self.extra = pn.widgets.TextAreaInput(
+            label="more settings (JSON)", value="", placeholder='{"tau_mem": 20, "optimizer": "sgd"}', height=70,
+            description="Any other ExperimentConfig field as a JSON object; overrides the fields above.",
+            sizing_mode="stretch_width")
+        base = ExperimentConfig().to_dict()
+        base.update(DASHBOARD_DEFAULTS)
+        if defaults:
+            base.update(defaults)
+        self.set_values(base)
+        cards = [pn.Card(*[self.widgets[f] for f in fields], title=group, collapsed=False,
+                         sizing_mode="stretch_width") for group, fields in FORM_GROUPS.items()]
+        self.panel = pn.Column(*cards, self.extra, sizing_mode="stretch_width")
+
+    # ------------------------------------------------------------------ widgets
+    def _make_widget(self, field: str) -> pn.widgets.Widget:
+        s = self.schema[field]
+        kind = s["type"]
+        self.kinds[field] = kind
+        common = dict(label=field, description=s["doc"], sizing_mode="stretch_width")
+        if "objects" in s:
+            return pn.widgets.Select(options=list(s["objects"]), **common)
+        if kind == "Boolean":
+            return pn.widgets.Checkbox(label=field, sizing_mode="stretch_width")
+        if kind == "Integer" and not s["allow_None"]:
+            return pn.widgets.IntInput(**common)
+        if kind == "Number" and not s["allow_None"]:
+            return pn.widgets.FloatInput(**common)
+        placeholder = _TEXT_HINT.get("List" if kind == "LayerSizes" else kind, "empty = none")
+        return pn.widgets.TextInput(placeholder=placeholder, **common)
+
+    def set_values(self, values: dict[str, Any]) -> None:
+        """Fill the widgets from a ``{field: value}`` dict (fields without a widget go to the JSON box)."""
+        extra = {}
+        for k, v in values.items():
+            w = self.widgets.get(k)
+            if w is None:
+                continue
+            if isinstance(w, pn.widgets.TextInput):
+                w.value = _text_of(self.kinds[k], v)
+            else:
+                w.value = v
+        defaults = {k: s["default"] for k, s in self.schema.items()}
+        for k, v in values.items():
+            if k not in self.widgets and k in defaults and v != defaults[k]:
+                extra[k] = v
+        if extra:
+            self.extra.value = json.dumps(extra)
+
+    # ------------------------------------------------------------------ parsing
+    def _parse(self, field: str, widget: pn.widgets.Widget) -> Any:
+        kind = self.kinds[field]
+        if not isinstance(widget, pn.widgets.TextInput):
+            return widget.value
+        text = (widget.value or "").strip()
+        if text == "" or text.lower() in ("none", "null"):
+            return [] if kind in ("List", "LayerSizes") else ({} if kind == "Dict" else None)
+        if kind == "Integer":
+            return int(text)
+        if kind == "Number":
+            return float(text)
+        if kind in ("List", "LayerSizes", "Dict"):
+            return json.loads(text)
+        return text
+
+    def values(self) -> dict[str, Any]:
+        """The raw ``{field: value}`` of the form (parsed, not yet validated); raises ``ConfigError``."""
+        out: dict[str, Any] = {}
+        problems = []
+        for field, w in self.widgets.items():
+            try:
+                out[field] = self._parse(field, w)
+            except (ValueError, TypeError) as e:  # json.JSONDecodeError is a ValueError
+                problems.append(f"{field}: cannot read {w.value!r} ({e})")
+        text = (self.extra.value or "").strip()
+        if text:
+            try:
+                extra = json.loads(text)
+            except ValueError as e:
+                problems.append(f"more settings: not valid JSON ({e})")
+            else:
+                if isinstance(extra, dict):
+                    out.update(extra)
+                else:
+                    problems.append("more settings: expected a JSON object like {\"tau_mem\": 20}")
+        if problems:
+            raise ConfigError("invalid experiment configuration:\n  - " + "\n  - ".join(problems))
+        return out
+
+    def config(self) -> ExperimentConfig:
+        """A validated :class:`ExperimentConfig` from the form (raises ``ConfigError`` with every problem)."""
+        cfg = ExperimentConfig.from_dict(self.values(), validate=False)
+        return cfg.validate()

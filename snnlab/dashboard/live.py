@@ -1,0 +1,287 @@
+"""The live-training panel: start / pause / resume / stop one :class:`TrainingSession` and watch it.
+
+All training logic lives in :class:`snnlab.widgets.TrainingSession`; this module only turns its
+polled state into Panel objects: learning curves fed by the session's ``hv.streams.Buffer``, a
+progress bar, a spike raster and membrane traces of the probe batch, and the delay kernels.
+:meth:`LivePanel.poll` is called by the app's periodic callback (or directly in tests).
+"""
+from __future__ import annotations
+
+import html
+import time
+import uuid
+from pathlib import Path
+from typing import Any, Callable
+
+import holoviews as hv
+import panel as pn
+
+from snnlab.training.config import ConfigError
+from snnlab.viz import LiveCurves, delay_evolution, gaussian_kernels, membrane_traces, monitor_raster
+from snnlab.widgets import TrainingSession
+
+__all__ = ["LivePanel", "CURVE_GROUPS"]
+
+#: one live panel per group of metrics (they have different scales)
+CURVE_GROUPS: dict[str, list[str]] = {
+    "loss": ["loss"],
+    "accuracy": ["accuracy", "test_accuracy", "rounded_test_accuracy"],
+    "spikes per sample": ["spikes_per_sample", "test_spikes_per_sample", "rounded_test_spikes_per_sample"],
+}
+
+
+def _metric_plot(buffer: hv.streams.Buffer, names: list[str], title: str) -> hv.DynamicMap:
+    """A DynamicMap over a LiveCurves buffer showing only ``names`` (one curve each)."""
+
+    def draw(data):
+        curves = {}
+        for n in names:  # always every key: a DynamicMap overlay cannot gain new items after the first draw
+            g = data[data["name"] == n]
+            curves[n] = hv.Curve((g["step"].to_numpy(), g["value"].to_numpy()), kdims=["step"],
+                                 vdims=[hv.Dimension("value", label=title)])
+        return hv.NdOverlay(curves, kdims=["metric"]).opts(
+            title=title, framewise=True, width=330, height=260, legend_position="bottom_right",
+            tools=["hover"], show_legend=len(curves) > 1, backend="bokeh")
+
+    return hv.DynamicMap(draw, streams=[buffer])
+
+
+def _message(kind: str, text: str) -> str:
+    return f"**{kind}**\n\n```\n{text}\n```"
+
+
+class LivePanel:
+    """Controls and live plots of one training session (one per browser session).
+
+    Args:
+        get_config: returns the validated ``ExperimentConfig`` to train (raises ``ConfigError``).
+        store: the :class:`RunStore` runs log into (or None).
+        run_root: folder for the checkpoints of runs started here (``run_root/<id>``), or None.
+        probe_every: network snapshot (raster, membranes, delays) every this many steps.
+        render_interval_s: re-draw the raster / membrane / delay plots at most this often.
+    """
+
+    def __init__(self, get_config: Callable[[], Any], store: Any = None, run_root: str | Path | None = None,
+                 probe_every: int = 10, render_interval_s: float = 3.0) -> None:
+        self.get_config = get_config
+        self.store = store
+        self.run_root = Path(run_root) if run_root is not None else None
+        self.probe_every = probe_every
+        self.render_interval_s = render_interval_s
+        self.session: TrainingSession | None = None
+        self._shown_step: int | None = None
+        self._last_render = 0.0
+        self._raster_spikes = 0
+
+        self.start_button = pn.widgets.Button(label="Start", color="primary", width=90)
+        self.pause_button = pn.widgets.Button(label="Pause", color="warning", width=90, disabled=True)
+        self.resume_button = pn.widgets.Button(label="Resume", color="success", width=90, disabled=True)
+        self.stop_button = pn.widgets.Button(label="Stop", color="danger", width=90, disabled=True)
+        self.start_button.on_click(lambda event: self.start())
+        self.pause_button.on_click(lambda event: self.pause())
+        self.resume_button.on_click(lambda event: self.resume())
+        self.stop_button.on_click(lambda event: self.stop())
+        self.alert = pn.pane.Alert("", alert_type="danger", visible=False, sizing_mode="stretch_width")
+        self.status = pn.pane.Markdown("**idle**: configure an experiment and press Start.",
+                                       sizing_mode="stretch_width")
+        self.progress = pn.indicators.Progress(value=0, max=100, width=320, bar_color="primary")
+
+        # the page's curves: fed once per poll with the session's new rows (one redraw per poll, not per step)
+        self.curves = LiveCurves(buffer_length=20_000)
+        self._rows_seen = 0
+        # one pane per metric group: a Bokeh grid of three live plots in one pane clips its axes
+        self.curve_panes = [pn.pane.HoloViews(_metric_plot(self.curves.buffer, names, title), linked_axes=False)
+                            for title, names in CURVE_GROUPS.items()]
+        self.curves_pane = pn.Row(*self.curve_panes)
+        self.sample = pn.widgets.IntInput(label="probe sample", value=0, start=0, width=120)
+        self.layer = pn.widgets.Select(label="membrane of layer", options=[], width=160)
+        self.neurons = pn.widgets.TextInput(label="neurons (comma separated)", value="0, 1, 2", width=200)
+        for w in (self.sample, self.layer, self.neurons):
+            w.param.watch(lambda event: self.render_snapshot(force=True), "value")
+        self.raster_pane = pn.pane.HoloViews(None, sizing_mode="stretch_width", min_height=300)
+        self.membrane_pane = pn.pane.HoloViews(None, sizing_mode="stretch_width", min_height=300)
+        self.delay_pane = pn.Column(pn.pane.Markdown("Delay kernels appear here when `delays` is on."),
+                                    sizing_mode="stretch_width")
+        self.debug = pn.pane.HTML(self._debug_html(), margin=0, sizing_mode="stretch_width")
+
+        self.panel = pn.Column(
+            pn.Row(self.start_button, self.pause_button, self.resume_button, self.stop_button, self.progress),
+            self.status, self.alert, self.debug,
+            pn.pane.Markdown("### Learning curves"), self.curves_pane,
+            pn.Row(self.sample, self.layer, self.neurons),
+            pn.Tabs(("Spike raster", self.raster_pane), ("Membrane", self.membrane_pane),
+                    ("Delays", self.delay_pane), dynamic=False, sizing_mode="stretch_width"),
+            sizing_mode="stretch_width")
+
+    # ------------------------------------------------------------------ messages
+    def show_error(self, text: str, kind: str = "danger") -> None:
+        self.alert.alert_type = kind
+        self.alert.object = text
+        self.alert.visible = True
+
+    def clear_error(self) -> None:
+        self.alert.visible = False
+        self.alert.object = ""
+
+    # ------------------------------------------------------------------ control
+    def start(self) -> bool:
+        """Validate the form and start a new session; on a bad setting show it and return False."""
+        if self.session is not None and self.session.state in ("running", "paused"):
+            self.show_error("A run is in progress: stop it before starting another.", "warning")
+            return False
+        try:
+            cfg = self.get_config()
+        except (ConfigError, ValueError, TypeError) as e:
+            self.show_error(_message("Invalid settings", str(e)))
+            return False
+        run_dir = str(self.run_root / uuid.uuid4().hex[:12]) if self.run_root is not None else None
+        try:
+            session = TrainingSession(cfg, store=self.store, run_dir=run_dir, probe_every=self.probe_every)
+            session.start()
+        except (ConfigError, FileNotFoundError, ValueError, TypeError) as e:
+            self.show_error(_message("Cannot start", f"{type(e).__name__}: {e}" if not isinstance(e, ConfigError)
+                                     else str(e)))
+            return False
+        except Exception as e:  # noqa: BLE001 - anything else becomes a message, never a traceback page
+            self.show_error(_message("Cannot start", f"{type(e).__name__}: {e}"))
+            return False
+        if self.session is not None:
+            self.session.close()
+        self.session = session
+        self.clear_error()
+        self._shown_step = None
+        self._last_render = 0.0
+        self._rows_seen = 0
+        self.curves.clear()
+        self.poll()
+        return True
+
+    def pause(self) -> None:
+        if self.session is not None:
+            self.session.pause()
+            self.poll()
+
+    def resume(self) -> None:
+        if self.session is not None:
+            self.session.resume()
+            self.poll()
+
+    def stop(self) -> None:
+        if self.session is not None:
+            self.session.stop()
+            self.poll()
+
+    def close(self) -> None:
+        """Stop the run (a checkpoint is kept) and detach from it."""
+        if self.session is not None:
+            self.session.close()
+
+    # ------------------------------------------------------------------ polling
+    def poll(self) -> None:
+        """Drain the session's events into the curves and refresh status, progress and snapshot plots."""
+        s = self.session
+        if s is None:
+            self._set_buttons("idle")
+            return
+        s.poll()
+        self._forward_curves()
+        state = s.state
+        self._set_buttons(state)
+        self.progress.value = int(round(100 * s.progress))
+        parts = [f"**{state}**", f"step {s.step}", f"{100 * s.progress:.0f} %"]
+        if s.trainer is not None:
+            parts.insert(1, f"run `{s.trainer.run_id}` ({html.escape(s.cfg.label())})")
+        if s.last_eval and s.last_eval.get("accuracy") is not None:
+            parts.append(f"test accuracy {s.last_eval['accuracy']:.3f}")
+        self.status.object = " · ".join(parts)
+        error = s.error or (s.trainer.error if state == "failed" and s.trainer is not None else None)
+        if error and not self.alert.visible:
+            self.show_error(_message("Training failed", error or "unknown error") +
+                            "\n\nThe run's metrics stay in the run store (and its last checkpoint, if any).")
+        self.render_snapshot(force=state in ("finished", "stopped", "failed"))
+        self.debug.object = self._debug_html()
+
+    def _forward_curves(self) -> None:
+        """Send the rows the session's LiveCurves received since the last poll to the page's LiveCurves."""
+        data = self.session.curves.buffer.data
+        n = len(data)
+        if n < self._rows_seen or n >= self.session.curves.buffer.length:  # the session's buffer rolled over
+            self.curves.clear()
+            self._rows_seen = 0
+        if n > self._rows_seen:
+            self.curves.send_table(data.iloc[self._rows_seen:])
+            self._rows_seen = n
+
+    def _set_buttons(self, state: str) -> None:
+        active = state in ("running", "paused")
+        self.start_button.disabled = active
+        self.pause_button.disabled = state != "running"
+        self.resume_button.disabled = state != "paused"
+        self.stop_button.disabled = not active
+
+    def render_snapshot(self, force: bool = False) -> None:
+        """Redraw raster, membranes and delays from the latest snapshot (throttled unless ``force``)."""
+        s = self.session
+        snap = s.snapshot if s is not None else None
+        if snap is None:
+            return
+        now = time.monotonic()
+        if not force and (snap["step"] == self._shown_step or now - self._last_render < self.render_interval_s):
+            return
+        self._shown_step, self._last_render = snap["step"], now
+        batch = int(snap["labels"].shape[0])
+        sample = min(max(0, int(self.sample.value or 0)), batch - 1)
+        label = int(snap["labels"][sample])
+        try:
+            raster = monitor_raster(snap["spikes"], sample=sample)
+            self._raster_spikes = int(sum(float(v[:, sample].sum()) for v in snap["spikes"].values()))
+            self.raster_pane.object = raster.opts(
+                title=f"spikes of probe sample {sample} (class {label}) at step {snap['step']}", width=820,
+                height=300, backend="bokeh")
+        except Exception as e:  # noqa: BLE001
+            self.raster_pane.object = hv.Div(f"<pre>raster unavailable: {html.escape(str(e))}</pre>")
+        layers = list(snap["membrane"])
+        if layers and list(self.layer.options) != layers:
+            self.layer.options = layers
+        if layers:
+            layer = self.layer.value if self.layer.value in layers else layers[0]
+            try:
+                neurons = [int(t) for t in str(self.neurons.value).replace(";", ",").split(",") if t.strip()]
+                mem = snap["membrane"][layer]
+                n = int(mem.shape[-1])
+                neurons = [i for i in neurons if -n <= i < n] or [0]
+                plot = membrane_traces(mem, snap["spikes"].get(layer), neurons=neurons,
+                                       threshold=float(s.cfg.threshold), sample=sample)
+                self.membrane_pane.object = plot.opts(title=f"membrane of layer {layer}, step {snap['step']}",
+                                                      width=820, height=300, backend="bokeh")
+            except ValueError as e:
+                self.membrane_pane.object = hv.Div(f"<pre>{html.escape(str(e))}</pre>")
+        delays = snap.get("delay_layers") or {}
+        if delays:
+            name, layer = next(iter(delays.items()))
+            try:
+                items: list[Any] = [pn.pane.HoloViews(
+                    gaussian_kernels(layer).opts(title=f"delay kernels of layer {name}, step {snap['step']}",
+                                                 width=820, height=260, backend="bokeh"),
+                    sizing_mode="stretch_width")]
+                hist = s.delay_history_frame()
+                if len(hist) and hist["step"].nunique() > 1:
+                    items.append(pn.pane.HoloViews(delay_evolution(hist), sizing_mode="stretch_width"))
+                self.delay_pane.objects = items
+            except Exception as e:  # noqa: BLE001
+                self.delay_pane.objects = [pn.pane.Markdown(f"delay plots unavailable: {e}")]
+
+    # ------------------------------------------------------------------ introspection
+    def curve_rows(self) -> int:
+        """Rows in the page's live-curve buffer (what the plots show)."""
+        return len(self.curves.buffer.data)
+
+    def _debug_html(self) -> str:
+        s = self.session
+        state = "idle" if s is None else s.state
+        step = 0 if s is None else s.step
+        run = "" if s is None or s.trainer is None else s.trainer.run_id
+        return (f'<div id="snnlab-live" data-state="{state}" data-step="{step}" data-run-id="{run}" '
+                f'data-curve-rows="{self.curve_rows()}" '
+                f'data-snapshot-step="{self._shown_step if self._shown_step is not None else -1}" '
+                f'data-raster-spikes="{self._raster_spikes}"></div>')

@@ -1,0 +1,83 @@
+"""Start the dashboard server: ``python -m panel serve <snnlab/dashboard/app.py>`` in a subprocess.
+
+``panel.command.main`` reads ``sys.argv`` itself, so the server runs as its own process; this
+module only builds its command line and environment. It binds to ``127.0.0.1`` by default and
+only accepts websocket connections from the address it serves.
+"""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any, Sequence
+
+__all__ = ["serve_dashboard", "build_serve_command", "APP_FILE"]
+
+#: the packaged app module handed to ``panel serve``
+APP_FILE = Path(__file__).resolve().with_name("app.py")
+
+
+def build_serve_command(port: int = 5006, address: str = "127.0.0.1", show: bool = False, num_threads: int = 2,
+                        app: str | os.PathLike | None = None, extra_args: Sequence[str] = ()) -> list[str]:
+    """The ``python -m panel serve ...`` argument list :func:`serve_dashboard` runs."""
+    port = int(port)
+    if not 0 < port < 65536:
+        raise ValueError(f"serve_dashboard: port must be in 1..65535, got {port}")
+    if int(num_threads) < 0:
+        raise ValueError(f"serve_dashboard: num_threads must be >= 0, got {num_threads}")
+    origins = [f"127.0.0.1:{port}", f"localhost:{port}"]
+    if address not in ("127.0.0.1", "localhost", "0.0.0.0", "::", ""):
+        origins.append(f"{address}:{port}")
+    cmd = [sys.executable, "-m", "panel", "serve", str(app or APP_FILE), "--address", address, "--port", str(port)]
+    cmd += [f"--allow-websocket-origin={o}" for o in origins]
+    # forget closed tabs quickly: their trainings stop (on_session_destroyed) within seconds
+    cmd += ["--check-unused-sessions", "2000", "--unused-session-lifetime", "3000"]
+    if int(num_threads) > 0:
+        cmd += ["--num-threads", str(int(num_threads))]
+    if show:
+        cmd.append("--show")
+    return cmd + [str(a) for a in extra_args]
+
+
+def serve_dashboard(port: int = 5006, address: str = "127.0.0.1", show: bool = False, num_threads: int = 2,
+                    store_path: str | os.PathLike | None = None, defaults: dict[str, Any] | None = None,
+                    app: str | os.PathLike | None = None, extra_args: Sequence[str] = (), wait: bool = True,
+                    env: dict[str, str] | None = None, torch_threads: int = 1,
+                    **popen_kwargs: Any) -> int | subprocess.Popen:
+    """Serve the dashboard with ``panel serve`` in a subprocess.
+
+    Args:
+        port, address: where to listen (default: localhost only).
+        show: open a browser tab.
+        num_threads: Panel's thread pool for callbacks (keep it small on small machines; 0 = none).
+        store_path: the run store (``SNNLAB_STORE`` for the server; default: its current value).
+        defaults: starting values of the form, e.g. ``{"hidden": [32], "epochs": 3}``.
+        app: serve another app file instead of the packaged one.
+        wait: block until the server exits (Ctrl-C stops it) and return its exit code; False returns
+            the ``subprocess.Popen`` (stop it with ``.terminate()``).
+        torch_threads: ``torch.set_num_threads`` in the server (each training runs in its own thread).
+        env: the server's environment (default: this process's).
+        popen_kwargs: passed to ``subprocess.Popen`` (e.g. ``stdout=`` for a log file).
+    """
+    cmd = build_serve_command(port=port, address=address, show=show, num_threads=num_threads, app=app,
+                              extra_args=extra_args)
+    child_env = dict(os.environ if env is None else env)
+    if store_path is not None:
+        child_env["SNNLAB_STORE"] = str(Path(store_path).resolve())
+    if defaults:
+        child_env["SNNLAB_DASHBOARD_DEFAULTS"] = json.dumps(defaults)
+    child_env["SNNLAB_TORCH_THREADS"] = str(max(1, int(torch_threads)))
+    proc = subprocess.Popen(cmd, env=child_env, **popen_kwargs)
+    if not wait:
+        return proc
+    try:
+        return proc.wait()
+    except KeyboardInterrupt:
+        proc.terminate()
+        try:
+            return proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            return proc.wait()

@@ -1,0 +1,195 @@
+"""The Panel dashboard driven through its Python objects (no browser): form, live training, runs, sweeps."""
+import time
+
+import holoviews as hv
+import pytest
+
+pn = pytest.importorskip("panel")
+
+from snnlab.dashboard import build_app, build_serve_command  # noqa: E402
+from snnlab.dashboard.forms import FORM_GROUPS  # noqa: E402
+from snnlab.dashboard.serve import APP_FILE  # noqa: E402
+from snnlab.experiments import RunStore  # noqa: E402
+from snnlab.training import ExperimentConfig, Trainer  # noqa: E402
+
+TINY = dict(dataset="digits", hidden=[16], num_steps=8, batch_size=32, max_batches_per_epoch=3, eval_max_batches=1,
+            epochs=2)
+
+
+def make_app(tmp_path, **defaults):
+    view = build_app(store_path=tmp_path / "runs.sqlite", defaults={**TINY, **defaults}, sweep_executor="threads")
+    return view, view.dashboard
+
+
+def click(button):
+    button.clicks += 1  # what a browser click does: on_click callbacks run
+
+
+def poll_until(app, predicate, timeout=90.0):
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        app.poll()
+        if predicate():
+            return True
+        time.sleep(0.05)
+    app.poll()
+    return predicate()
+
+
+def test_build_app_returns_a_viewable_with_a_form_from_the_config_class(tmp_path):
+    view, app = make_app(tmp_path)
+    assert isinstance(view, pn.viewable.Viewable)
+    schema = ExperimentConfig.schema()
+    for fields in FORM_GROUPS.values():
+        for f in fields:
+            w = app.form.widgets[f]
+            if "objects" in schema[f]:
+                assert list(w.options) == schema[f]["objects"]
+    assert app.form.widgets["hidden"].value == "[16]"
+    assert app.form.config().to_dict() == ExperimentConfig(**TINY).to_dict()
+    app.close()
+
+
+def test_start_streams_curves_raster_and_progress_then_stop(tmp_path):
+    view, app = make_app(tmp_path, epochs=200)
+    app.form.widgets["neuron"].value = "ttfs"
+    click(app.live.start_button)
+    s = app.live.session
+    assert s is not None and not app.live.alert.visible
+    assert s.cfg.neuron == "ttfs" and s.cfg.hidden == [16]
+    assert poll_until(app, lambda: app.live.curve_rows() >= 9 and app.live.raster_pane.object is not None)
+    assert set(app.live.curves.buffer.data["name"]) >= {"loss", "accuracy", "spikes_per_sample"}
+    assert app.live.progress.value >= 0 and "running" in app.live.status.object
+    assert app.live.start_button.disabled and not app.live.stop_button.disabled
+    assert isinstance(app.live.membrane_pane.object, hv.Overlay)
+    rows = app.live.curve_rows()
+    assert poll_until(app, lambda: app.live.curve_rows() > rows)  # keeps growing
+    click(app.live.pause_button)
+    assert s.trainer.pause(wait=True, timeout=30)
+    app.poll()
+    assert s.state == "paused" and not app.live.resume_button.disabled
+    click(app.live.resume_button)
+    assert poll_until(app, lambda: s.state == "running")
+    click(app.live.stop_button)
+    assert s.wait(30)
+    app.poll()
+    assert s.state == "stopped" and not app.live.start_button.disabled
+    assert 'data-state="stopped"' in app.live.debug.object
+    assert app.store.list_runs()["status"].tolist() == ["stopped"]
+    app.close()
+
+
+@pytest.mark.parametrize("field,value,message", [
+    ("hidden", "[-5]", "every hidden-layer width must be an int"),
+    ("hidden", "[1000000, 1000000]", "above the limit"),
+    ("hidden", "__import__('os').system('echo pwned')", "hidden: cannot read"),
+    ("max_spikes", "two", "max_spikes: cannot read"),
+])
+def test_invalid_settings_show_an_alert_and_start_nothing(tmp_path, field, value, message):
+    view, app = make_app(tmp_path)
+    app.form.widgets[field].value = value
+    click(app.live.start_button)
+    assert app.live.session is None
+    assert app.live.alert.visible and message in app.live.alert.object
+    assert app.store.list_runs().empty
+    app.close()
+
+
+def test_missing_dataset_folder_is_refused_with_a_message(tmp_path):
+    view, app = make_app(tmp_path)
+    app.form.widgets["dataset"].value = "nmnist"
+    app.form.widgets["data_root"].value = str(tmp_path / "nowhere")
+    click(app.live.start_button)
+    assert app.live.session is None
+    assert app.live.alert.visible and "FileNotFoundError" in app.live.alert.object
+
+
+def test_two_apps_have_independent_sessions_and_close_stops_training(tmp_path):
+    _, a = make_app(tmp_path, epochs=200)
+    _, b = make_app(tmp_path, epochs=200, seed=1)
+    click(a.live.start_button)
+    click(b.live.start_button)
+    sa, sb = a.live.session, b.live.session
+    assert sa is not sb and sa.trainer.run_id != sb.trainer.run_id
+    assert poll_until(a, lambda: a.live.curve_rows() > 0) and poll_until(b, lambda: b.live.curve_rows() > 0)
+    a.close()  # what on_session_destroyed does when the tab closes
+    assert a.closed and sa.state == "stopped"
+    step = sb.step
+    assert poll_until(b, lambda: sb.step > step) and sb.state == "running"
+    b.close()
+    assert sb.state == "stopped"
+    status = dict(zip(a.store.list_runs()["run_id"], a.store.list_runs()["status"]))
+    assert status == {sa.trainer.run_id: "stopped", sb.trainer.run_id: "stopped"}
+
+
+def test_a_crash_in_training_shows_the_error_and_keeps_the_run(tmp_path):
+    _, app = make_app(tmp_path, epochs=200)
+    click(app.live.start_button)
+    s = app.live.session
+    assert poll_until(app, lambda: s.step >= 2)
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("simulated crash in the model")
+
+    s.trainer.model.forward = broken
+    assert poll_until(app, lambda: s.state == "failed")
+    assert app.live.alert.visible and "simulated crash" in app.live.alert.object
+    assert app.live.curve_rows() > 0  # the curves stay
+    run = app.store.get_run(s.trainer.run_id)
+    assert run["status"] == "failed" and "simulated crash" in run["message"]
+    assert len(app.store.metrics(s.trainer.run_id)) > 0
+    app.close()
+
+
+def test_runs_table_compare_tradeoff_and_robustness(tmp_path):
+    store = RunStore(tmp_path / "runs.sqlite")
+    for seed in (0, 1):
+        Trainer(ExperimentConfig(**TINY, seed=seed), run_dir=tmp_path / f"run{seed}", store=store, progress=False,
+                name=f"cli-run-{seed}").run()
+    _, app = make_app(tmp_path)
+    assert set(app.runs.table.value["name"]) == {"cli-run-0", "cli-run-1"}
+    # a run appearing later shows up on the next refresh
+    Trainer(ExperimentConfig(**TINY, seed=2), store=store, progress=False, name="late-run").run()
+    app.runs.refresh()
+    assert "late-run" in set(app.runs.table.value["name"])
+    names = app.runs.table.value["name"].tolist()
+    app.runs.table.selection = [names.index("cli-run-0"), names.index("cli-run-1")]
+    assert isinstance(app.runs.compare_pane.object, hv.Layout)
+    assert isinstance(app.runs.tradeoff_pane.object, hv.Overlay)
+    assert app.runs.x_select.value == "spikes_per_sample" and app.runs.y_select.value == "accuracy"
+    app.runs.levels.value = "0, 0.5"
+    click(app.runs.robust_button)
+    df = app.runs.robust_pane.object
+    assert isinstance(df, (hv.Layout, hv.NdOverlay))
+    app.close()
+
+
+def test_sweep_launcher_runs_in_the_background_and_logs_to_the_store(tmp_path):
+    _, app = make_app(tmp_path, epochs=1)
+    app.sweeps.grid.value = "{'seed': [0]}"  # not JSON (Python syntax is never evaluated)
+    click(app.sweeps.launch_button)
+    assert app.sweeps.alert.visible and "not valid JSON" in app.sweeps.alert.object
+    app.sweeps.grid.value = '{"bogus": [1]}'
+    click(app.sweeps.launch_button)
+    assert "unknown field" in app.sweeps.alert.object
+    app.sweeps.grid.value = '{"seed": [0, 1]}'
+    app.sweeps.executor.value = "threads"
+    app.sweeps.workers.value = 1
+    click(app.sweeps.launch_button)
+    assert not app.sweeps.alert.visible
+    assert app.sweeps.wait(180)
+    app.poll()
+    assert "finished" in app.sweeps.status.object and len(app.sweeps.results.value) == 2
+    app.runs.refresh()
+    assert len(app.runs.table.value) == 2 and set(app.runs.table.value["status"]) == {"finished"}
+    app.close()
+
+
+def test_serve_command_binds_localhost_and_serves_the_packaged_app():
+    cmd = build_serve_command(port=5123)
+    assert cmd[1:4] == ["-m", "panel", "serve"] and cmd[4] == str(APP_FILE) and APP_FILE.exists()
+    assert cmd[cmd.index("--address") + 1] == "127.0.0.1" and cmd[cmd.index("--port") + 1] == "5123"
+    assert "--allow-websocket-origin=127.0.0.1:5123" in cmd and "--allow-websocket-origin=localhost:5123" in cmd
+    assert "--show" not in cmd and "--num-threads" in cmd
+    with pytest.raises(ValueError):
+        build_serve_command(port=0)
