@@ -2,6 +2,7 @@
 # snnlab's one entry point: sets everything up on a fresh machine (Python >= 3.11 + pip), then
 #   bash run.sh lab    -> the lab: the Panel dashboard on http://localhost:5006/app (embedded digits)
 #   bash run.sh test   -> the whole test suite (unit, browser and notebook tests)
+#   bash run.sh notebooks -> JupyterLab on the tutorials in notebooks/
 #   bash run.sh demo   -> train a small SNN on the embedded digits and print accuracy and spikes
 set -euo pipefail
 cd "$(dirname "$0")"
@@ -29,6 +30,7 @@ shift || true
 setup
 case "$cmd" in
   lab) exec "$VENV/bin/snnlab" dashboard "$@" ;;
+  notebooks) exec "$VENV/bin/jupyter" lab notebooks/ "$@" ;;
   demo) exec "$VENV/bin/snnlab" demo "$@" ;;
   test)
     # Triton kernels run on the CPU interpreter when no GPU is present (set TRITON_INTERPRET=0 on a GPU).
@@ -36,5 +38,5 @@ case "$cmd" in
     # tests/ and the tutorials in notebooks/ (nbval, see pyproject.toml); browser tests skip without chromium
     exec "$VENV/bin/python" -m pytest "$@" ;;
   setup) echo "snnlab is installed in $VENV" ;;
-  *) echo "usage: bash run.sh [lab|demo|test|setup]" >&2; exit 2 ;;
+  *) echo "usage: bash run.sh [lab|notebooks|demo|test|setup]" >&2; exit 2 ;;
 esac
