@@ -183,9 +183,11 @@ class LivePanel:
         if s is None:
             self._set_buttons("idle")
             return
+        # the state first, then the events: a run that is paused (or ended) now has already queued the
+        # events of every step it made, so the step shown with a "paused" state is final
+        state = s.state
         s.poll()
         self._forward_curves()
-        state = s.state
         self._set_buttons(state)
         self.progress.value = int(round(100 * s.progress))
         parts = [f"**{state}**", f"step {s.step}", f"{100 * s.progress:.0f} %"]
