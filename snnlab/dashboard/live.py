@@ -201,7 +201,7 @@ class LivePanel:
             self.show_error(_message("Training failed", error or "unknown error") +
                             "\n\nThe run's metrics stay in the run store (and its last checkpoint, if any).")
         self.render_snapshot(force=state in ("finished", "stopped", "failed"))
-        self.debug.object = self._debug_html()
+        self.debug.object = self._debug_html(state)
 
     def _forward_curves(self) -> None:
         """Send the rows the session's LiveCurves received since the last poll to the page's LiveCurves."""
@@ -278,9 +278,11 @@ class LivePanel:
         """Rows in the page's live-curve buffer (what the plots show)."""
         return len(self.curves.buffer.data)
 
-    def _debug_html(self) -> str:
+    def _debug_html(self, state: str | None = None) -> str:
+        """Machine-readable page state for browser tests; ``state`` as read at the start of the poll."""
         s = self.session
-        state = "idle" if s is None else s.state
+        if state is None:
+            state = "idle" if s is None else s.state
         step = 0 if s is None else s.step
         run = "" if s is None or s.trainer is None else s.trainer.run_id
         return (f'<div id="snnlab-live" data-state="{state}" data-step="{step}" data-run-id="{run}" '
