@@ -172,11 +172,12 @@ class TrainerWidget(W.VBox):
             if s is None:
                 self._update_controls()
                 return []
+            state = s.state  # before draining: a paused/ended run has queued all its step events by now
             events = s.poll()
             self.progress.value = float(s.progress)
             self._draw_curves()
             self._draw_raster()
-            self._update_status()
+            self._update_status(state)
             self._update_controls()
             return events
 
@@ -205,14 +206,15 @@ class TrainerWidget(W.VBox):
         self.raster.object = plot.opts(title=f"step {snap['step']}, sample {sample} (label {label})",
                                        backend="bokeh")
 
-    def _update_status(self) -> None:
+    def _update_status(self, state: str | None = None) -> None:
         s = self.session
         if s is None:
             return
+        state = s.state if state is None else state
         if s.error:
-            self._set_status(f"{s.state}: {s.error}", error=True)
+            self._set_status(f"{state}: {s.error}", error=True)
             return
-        text = f"{s.state} &middot; step {s.step} &middot; {100 * s.progress:.0f}%"
+        text = f"{state} &middot; step {s.step} &middot; {100 * s.progress:.0f}%"
         if s.last_eval:
             acc = s.last_eval.get("accuracy")
             if acc is not None:
