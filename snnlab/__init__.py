@@ -11,7 +11,7 @@ Time-major tensors ``[T, B, ...]`` throughout. Entry points::
 import os as _os
 
 # Large CPU tensors on transparent huge pages: a fresh [T, B, N] buffer is otherwise paid for in
-# page faults (on the reference machine 83 ms vs 17 ms to allocate and fill 128 MB). PyTorch reads
+# page faults (several times slower to allocate and fill on the reference machine). PyTorch reads
 # this variable at allocation time; set THP_MEM_ALLOC_ENABLE=0 before importing snnlab to opt out.
 _os.environ.setdefault("THP_MEM_ALLOC_ENABLE", "1")
 

@@ -192,3 +192,13 @@ def test_real_nmnist_recordings(tmp_path):
     xb, yb = next(iter(nm.make_neuromorphic_loader(ds, batch_size=8)))
     assert xb.shape == (10, 8, 2, 34, 34)
     assert len(nm.load_nmnist(root, "train", n_time_bins=10)) == 1000
+
+
+@pytest.mark.parametrize("loader,name,folder", [(nm.load_nmnist, "nmnist", "Test"),
+                                                (nm.load_dvs_gesture, "dvsgesture", "ibmGestureTest"),
+                                                (nm.load_pokerdvs, "pokerdvs", "pips_test")])
+def test_event_loaders_refuse_unknown_splits_and_name_the_missing_folder(tmp_path, loader, name, folder):
+    with pytest.raises(ValueError, match=f"{name}: unknown split 'val'"):
+        loader(tmp_path, "val")
+    with pytest.raises(FileNotFoundError, match=f"folder {folder}/ not found"):
+        loader(tmp_path, "test")

@@ -28,6 +28,7 @@ from pathlib import Path
 import numpy as np
 import torch
 from torch.utils.data import Dataset
+from snnlab.core.validation import all_finite
 
 __all__ = [
     "read_wav",
@@ -191,7 +192,7 @@ class Cochlea:
             waves = waves[None]
         if waves.dim() != 2:
             raise ValueError(f"Cochlea: waves must be [B, N] or [N], got shape {tuple(waves.shape)}")
-        if not bool(torch.isfinite(waves).all()):
+        if not all_finite(waves):
             raise ValueError("Cochlea: waves contain NaN or inf")
         x = self._fit(waves)
         spec = torch.stft(x, self.n_fft, hop_length=self.hop, win_length=self.win, window=self.window,

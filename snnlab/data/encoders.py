@@ -15,6 +15,8 @@ import math
 
 import torch
 
+from snnlab.core.validation import all_finite
+
 __all__ = [
     "latency_encode",
     "rate_encode",
@@ -164,7 +166,7 @@ def direct_encode(x: torch.Tensor, num_steps: int) -> torch.Tensor:
         [0.699999988079071, 0.699999988079071, 0.699999988079071]
     """
     x = _check_input(x, num_steps, "direct_encode", unit_range=False)
-    if not bool(torch.isfinite(x).all()):
+    if not all_finite(x):
         raise ValueError("direct_encode: x contains inf values.")
     return x.unsqueeze(0).repeat((num_steps,) + (1,) * x.dim())
 

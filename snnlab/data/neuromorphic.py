@@ -116,6 +116,17 @@ def _resolve(name: str, root: str | os.PathLike, rel: str) -> Path | None:
     return None
 
 
+def _split_folder(name: str, root: str | os.PathLike, split: str, train: str, test: str) -> Path:
+    """The existing folder of ``split`` (``train`` / ``test`` folder names) under ``root``; clear errors otherwise."""
+    if split not in ("train", "test"):
+        raise ValueError(f"{name}: unknown split {split!r}; choose 'train' or 'test'")
+    folder = train if split == "train" else test
+    base = _resolve(name, root, folder)
+    if base is None:
+        raise _missing(name, Path(root), f"folder {folder}/ not found")
+    return base
+
+
 # ----------------------------------------------------------------------------------------------
 # generic dataset
 # ----------------------------------------------------------------------------------------------
@@ -402,12 +413,7 @@ def load_nmnist(
         >>> ds[0][0].shape  # doctest: +SKIP
         torch.Size([10, 2, 34, 34])
     """
-    if split not in ("train", "test"):
-        raise ValueError(f"nmnist: unknown split {split!r}; choose 'train' or 'test'")
-    folder = "Train" if split == "train" else "Test"
-    base = _resolve("nmnist", root, folder)
-    if base is None:
-        raise _missing("nmnist", Path(root), f"folder {folder}/ not found")
+    base = _split_folder("nmnist", root, split, "Train", "Test")
     files, labels = [], []
     for d in sorted(base.iterdir()):
         # strip(): some copies carry stray whitespace/CR in the digit folder names (e.g. "0\r")
@@ -464,12 +470,7 @@ def load_dvs_gesture(
         >>> ds[0][0].shape  # doctest: +SKIP
         torch.Size([20, 2, 128, 128])
     """
-    if split not in ("train", "test"):
-        raise ValueError(f"dvsgesture: unknown split {split!r}; choose 'train' or 'test'")
-    folder = "ibmGestureTrain" if split == "train" else "ibmGestureTest"
-    base = _resolve("dvsgesture", root, folder)
-    if base is None:
-        raise _missing("dvsgesture", Path(root), f"folder {folder}/ not found")
+    base = _split_folder("dvsgesture", root, split, "ibmGestureTrain", "ibmGestureTest")
     files, labels = [], []
     for d in sorted(p for p in base.iterdir() if p.is_dir() and p.name.startswith("user")):
         for f in sorted(d.glob("*.npy")):
@@ -506,12 +507,7 @@ def load_pokerdvs(
         >>> ds[0][0].shape  # doctest: +SKIP
         torch.Size([10, 2, 35, 35])
     """
-    if split not in ("train", "test"):
-        raise ValueError(f"pokerdvs: unknown split {split!r}; choose 'train' or 'test'")
-    folder = f"pips_{split}"
-    base = _resolve("pokerdvs", root, folder)
-    if base is None:
-        raise _missing("pokerdvs", Path(root), f"folder {folder}/ not found")
+    base = _split_folder("pokerdvs", root, split, "pips_train", "pips_test")
     files, labels = [], []
     for d in sorted(p for p in base.iterdir() if p.is_dir() and p.name[-2:] in POKER_CLASSES):
         for f in sorted(d.glob("*.npy")):

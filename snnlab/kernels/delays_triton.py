@@ -126,6 +126,24 @@ def _delay_apply_kernel(src_ptr, w_ptr, p_ptr, out_ptr, R, M, NB, NA, stride_wb,
     tl.store(out_ptr + out_off, acc.to(out_ptr.dtype.element_ty), mask=rmask[:, None] & amask[None, :])
 
 
+@triton.jit
+def _shifted_x_dot_gy(x_ptr, gy_ptr, shift, row_lo, row_hi, offs_j, jmask, pmask, i3, I, J,
+                      BR: tl.constexpr, BI: tl.constexpr, BJ: tl.constexpr):
+    """``a[i, j] = sum_r x[r - shift[i, j], i] * gy[r, j]`` over rows ``[row_lo, row_hi)`` (0 before the start)."""
+    a = tl.zeros([BI, BJ], dtype=tl.float32)
+    for r0 in range(row_lo, row_hi, BR):
+        rows = r0 + tl.arange(0, BR)
+        rmask = rows < row_hi
+        rows64 = rows.to(tl.int64)
+        gy = tl.load(gy_ptr + rows64[:, None] * J + offs_j[None, :],
+                     mask=rmask[:, None] & jmask[None, :], other=0.0).to(tl.float32)
+        src = rows64[:, None, None] - shift
+        valid = rmask[:, None, None] & pmask[None, :, :] & (src >= 0)
+        xv = tl.load(x_ptr + src * I + i3, mask=valid, other=0.0).to(tl.float32)
+        a += tl.sum(xv * gy[:, None, :], axis=0)
+    return a
+
+
 @triton.jit(do_not_specialize=["R", "M", "I", "J", "rows_per_split", "NW"])
 def _delay_grad_kernel(x_ptr, gy_ptr, w_ptr, p_ptr, gw_ptr, gp_ptr, R, M, I, J, rows_per_split,
                        RAD, KMAX0, NW, inv_2s2, inv_s2,
@@ -160,18 +178,8 @@ def _delay_grad_kernel(x_ptr, gy_ptr, w_ptr, p_ptr, gw_ptr, gp_ptr, R, M, I, J, 
         for wi in range(NW):
             k = k0 + wi
             g = tl.exp(-((k - p) * (k - p) - dr2) * inv_2s2) * inv_z
-            shift = k.to(tl.int64)[None, :, :] * Mi
-            a = tl.zeros([BI, BJ], dtype=tl.float32)
-            for r0 in range(row_lo, row_hi, BR):
-                rows = r0 + tl.arange(0, BR)
-                rmask = rows < row_hi
-                rows64 = rows.to(tl.int64)
-                gy = tl.load(gy_ptr + rows64[:, None] * J + offs_j[None, :],
-                             mask=rmask[:, None] & jmask[None, :], other=0.0).to(tl.float32)
-                src = rows64[:, None, None] - shift
-                valid = rmask[:, None, None] & pmask[None, :, :] & (src >= 0)
-                xv = tl.load(x_ptr + src * I + i3, mask=valid, other=0.0).to(tl.float32)
-                a += tl.sum(xv * gy[:, None, :], axis=0)
+            a = _shifted_x_dot_gy(x_ptr, gy_ptr, k.to(tl.int64)[None, :, :] * Mi, row_lo, row_hi, offs_j, jmask,
+                                  pmask, i3, I, J, BR, BI, BJ)
             gw += g * a
             if NEED_P:
                 u = (k - p) * inv_s2
@@ -183,18 +191,8 @@ def _delay_grad_kernel(x_ptr, gy_ptr, w_ptr, p_ptr, gw_ptr, gp_ptr, R, M, I, J, 
             tl.store(gp_ptr + out_off, w * (su - ubar * gw), mask=pmask)
     else:
         d = tl.load(p_ptr + poff, mask=pmask, other=0).to(tl.int64)
-        shift = d[None, :, :] * Mi
-        a = tl.zeros([BI, BJ], dtype=tl.float32)
-        for r0 in range(row_lo, row_hi, BR):
-            rows = r0 + tl.arange(0, BR)
-            rmask = rows < row_hi
-            rows64 = rows.to(tl.int64)
-            gy = tl.load(gy_ptr + rows64[:, None] * J + offs_j[None, :],
-                         mask=rmask[:, None] & jmask[None, :], other=0.0).to(tl.float32)
-            src = rows64[:, None, None] - shift
-            valid = rmask[:, None, None] & pmask[None, :, :] & (src >= 0)
-            xv = tl.load(x_ptr + src * I + i3, mask=valid, other=0.0).to(tl.float32)
-            a += tl.sum(xv * gy[:, None, :], axis=0)
+        a = _shifted_x_dot_gy(x_ptr, gy_ptr, d[None, :, :] * Mi, row_lo, row_hi, offs_j, jmask, pmask, i3, I, J,
+                              BR, BI, BJ)
         tl.store(gw_ptr + out_off, a, mask=pmask)
 
 
