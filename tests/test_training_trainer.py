@@ -247,3 +247,24 @@ def test_injected_model_and_loaders():
     tr.run()
     assert tr.model is net and tr.step == 2 and tr.state == "finished"
     assert not math.isnan(tr.result["final"]["loss"])
+
+
+class _Exploit:
+    """Unpickling this would run code (it calls open() on a marker file) unless weights_only refuses it."""
+
+    def __init__(self, marker):
+        self.marker = str(marker)
+
+    def __reduce__(self):
+        return (open, (self.marker, "w"))
+
+
+def test_load_checkpoint_refuses_pickled_code(tmp_path):
+    from snnlab.training import CheckpointError, load_checkpoint
+
+    marker = tmp_path / "pwned"
+    path = tmp_path / "evil.pt"
+    torch.save({"model": {}, "payload": _Exploit(marker)}, path)
+    with pytest.raises(CheckpointError, match="unreadable"):
+        load_checkpoint(path)
+    assert not marker.exists()  # nothing in the file was executed
