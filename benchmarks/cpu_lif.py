@@ -3,8 +3,10 @@
 Every (library, case) is timed in fresh subprocesses, in alternating order over several rounds,
 all in one run of this script: on a small VM, one library's large allocations fragment memory and
 slow down the next one's page faults, so sharing a process would measure the allocation history.
-Each process warms up once and reports its timings; the table shows medians over all rounds, the
-ratios, and the machine's memory-bandwidth floor for the LIF layer.
+Each process warms up (2 steps) and reports its timings; the tables show medians over all rounds, the
+ratios, the machine's memory-bandwidth floor for the LIF layer and, for Linear+LIF, the time of the
+Linear layer alone (the same ``torch.nn.Linear`` every library uses), which bounds the ratio any LIF
+implementation could reach: snnTorch's time / the Linear's time (Amdahl).
 
     bash benchmarks/run_cpu.sh            # installs the peers from PyPI, then runs this
     python benchmarks/cpu_lif.py --quick  # smaller sizes
@@ -103,8 +105,15 @@ def fwd_bwd(model, input_grad: bool):
     return go
 
 
+WARMUP = 2
+
+
 def measure(lib: str, linear: bool, n: int, T: int, B: int, repeats: int) -> list[float]:
-    """In this process: warm up once, then time ``repeats`` forward+backward steps (or buffer copies)."""
+    """In this process: warm up, then time ``repeats`` forward+backward steps (or buffer copies).
+
+    ``lib="copy"``: a warm buffer copy of ``T*B*n`` floats (for the bandwidth floor);
+    ``lib="linear"``: the Linear layer alone (forward + weight gradient), shared by every library.
+    """
     torch.manual_seed(0)
     numel = T * B * n
     if lib == "copy":
@@ -112,8 +121,10 @@ def measure(lib: str, linear: bool, n: int, T: int, B: int, repeats: int) -> lis
         dst.copy_(src)
         return [timed(lambda: dst.copy_(src)) for _ in range(repeats)]
     x = (torch.randn(T, B, n) * 0.5 + 0.3) if not linear else torch.rand(T, B, n)
-    step = fwd_bwd(LIBS[lib](n, linear), input_grad=not linear)
-    step(x)
+    model = torch.nn.Linear(n, n) if lib == "linear" else LIBS[lib](n, linear)
+    step = fwd_bwd(model, input_grad=not linear)
+    for _ in range(WARMUP):
+        step(x)
     return [timed(lambda: step(x)) for _ in range(repeats)]
 
 
@@ -131,7 +142,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--quick", action="store_true", help="smaller sizes for a smoke run")
     ap.add_argument("--rounds", type=int, default=3, help="fresh processes per library and case")
-    ap.add_argument("--repeats", type=int, default=2, help="timed steps per process, after one warm-up")
+    ap.add_argument("--repeats", type=int, default=2, help="timed steps per process, after the warm-up")
     ap.add_argument("--threads", type=int, default=torch.get_num_threads())
     ap.add_argument("--worker", help=argparse.SUPPRESS)
     args = ap.parse_args()
@@ -144,16 +155,16 @@ def main() -> None:
     sizes = [256, 1024] if args.quick else [256, 4096]
     print(f"# CPU benchmark — {platform.processor() or platform.machine()}, {args.threads} threads, torch {torch.__version__}")
     print(f"T={T}, B={B}; forward+backward; median over {args.rounds} fresh processes x {args.repeats} timed steps "
-          "(after a warm-up), libraries alternating; LIF alone = hidden layer (the input needs a gradient), "
+          f"(after {WARMUP} warm-up steps), libraries alternating; LIF alone = hidden layer (the input needs a gradient), "
           "Linear+LIF = first layer on data\n")
     names = list(LIBS)
     print("| case | N | " + " | ".join(f"{k} (s)" for k in names) + " | "
           + " | ".join(f"{k} / snnlab" for k in names[1:]) + " |")
     print("|---|---|" + "---|" * (2 * len(names) - 1))
-    floors = []
+    floors, bounds = [], []
     for linear in (False, True):
         for n in sizes:
-            libs = names + ([] if linear else ["copy"])
+            libs = names + (["linear"] if linear else ["copy"])
             samples: dict[str, list[float]] = {k: [] for k in libs}
             for r in range(args.rounds):
                 for lib in (libs if r % 2 == 0 else libs[::-1]):
@@ -166,10 +177,19 @@ def main() -> None:
                 numel = T * B * n
                 bw = 2 * numel * 4 / times["copy"]
                 floors.append((n, bw, 7 * numel * 4 / bw, s))
+            else:
+                bounds.append((n, times["linear"], s, {k: times[k] for k in names[1:]}))
     print("\n| LIF N | copy bandwidth (GB/s) | floor (s) | snnlab (s) | snnlab / floor |")
     print("|---|---|---|---|---|")
     for n, bw, floor, s in floors:
         print(f"| {n} | {bw / 1e9:.1f} | {floor:.4f} | {s:.4f} | {s / floor:.2f}x |")
+    peers = names[1:]
+    print("\nLinear+LIF: the Linear layer alone, and the highest ratio any LIF could give (peer time / Linear time)\n")
+    print("| N | Linear alone (s) | snnlab (s) | snnlab's LIF part (s) | " + " | ".join(f"bound vs {k}" for k in peers) + " |")
+    print("|---|---|---|---|" + "---|" * len(peers))
+    for n, lin, s, peer_times in bounds:
+        print(f"| {n} | {lin:.4f} | {s:.4f} | {s - lin:.4f} | "
+              + " | ".join(f"{peer_times[k] / lin:.1f}x" for k in peers) + " |")
 
 
 if __name__ == "__main__":
