@@ -71,11 +71,21 @@ WINDOW_SIGMAS = 6.0
 
 
 @triton.jit
-def _window_start(p, RAD, KMAX0):
-    """Nearest tap ``kr = round(p)`` and first window tap ``clamp(kr - RAD, 0, max_delay - NW)`` (floats)."""
+def _gauss_window(p, RAD, KMAX0, NW, inv_2s2):
+    """The Gaussian tap window around positions ``p``: ``(k0, dr2, z)``.
+
+    ``k0 = clamp(round(p) - RAD, 0, max_delay - NW)`` is the first tap (a float), ``dr2`` the squared
+    distance to the nearest tap (subtracted in every exponent, so the nearest tap weighs exp(0)), and
+    ``z`` the sum of the ``NW`` unnormalised tap weights (``z >= 1``).
+    """
     kr = tl.floor(p + 0.5)
     k0 = tl.minimum(tl.maximum(kr - RAD, 0.0), KMAX0)
-    return kr, k0
+    dr2 = (kr - p) * (kr - p)
+    z = tl.zeros_like(p)
+    for wi in range(NW):
+        k = k0 + wi
+        z += tl.exp(-((k - p) * (k - p) - dr2) * inv_2s2)
+    return k0, dr2, z
 
 
 @triton.jit(do_not_specialize=["R", "M", "NB", "NA", "NW"])
@@ -102,12 +112,7 @@ def _delay_apply_kernel(src_ptr, w_ptr, p_ptr, out_ptr, R, M, NB, NA, stride_wb,
         m3 = rmask3 & pmask[None, :, :]
         if GAUSS:
             p = tl.load(p_ptr + poff, mask=pmask, other=0.0).to(tl.float32)
-            kr, k0 = _window_start(p, RAD, KMAX0)
-            dr2 = (kr - p) * (kr - p)
-            z = tl.zeros([BB, BA], dtype=tl.float32)
-            for wi in range(NW):
-                k = k0 + wi
-                z += tl.exp(-((k - p) * (k - p) - dr2) * inv_2s2)
+            k0, dr2, z = _gauss_window(p, RAD, KMAX0, NW, inv_2s2)
             scale = w / z  # z >= 1 (the nearest tap contributes exp(0))
             for wi in range(NW):
                 k = k0 + wi
@@ -165,12 +170,7 @@ def _delay_grad_kernel(x_ptr, gy_ptr, w_ptr, p_ptr, gw_ptr, gp_ptr, R, M, I, J, 
     if GAUSS:
         w = tl.load(w_ptr + poff, mask=pmask, other=0.0).to(tl.float32)
         p = tl.load(p_ptr + poff, mask=pmask, other=0.0).to(tl.float32)
-        kr, k0 = _window_start(p, RAD, KMAX0)
-        dr2 = (kr - p) * (kr - p)
-        z = tl.zeros([BI, BJ], dtype=tl.float32)
-        for wi in range(NW):
-            k = k0 + wi
-            z += tl.exp(-((k - p) * (k - p) - dr2) * inv_2s2)
+        k0, dr2, z = _gauss_window(p, RAD, KMAX0, NW, inv_2s2)
         inv_z = 1.0 / z
         gw = tl.zeros([BI, BJ], dtype=tl.float32)
         su = tl.zeros([BI, BJ], dtype=tl.float32)
