@@ -50,14 +50,7 @@ import math
 
 import torch
 
-try:
-    import triton
-    import triton.language as tl
-except ImportError as exc:  # pragma: no cover - depends on the environment
-    raise ImportError(
-        "snnlab.kernels.delays_triton needs the 'triton' package, which is not installed. "
-        "Install it (pip install 'snnlab[gpu]' or pip install triton) or use backend='torch'."
-    ) from exc
+from .triton_import import tl, triton
 
 __all__ = ["delayed_linear_triton", "DelayedLinearTritonFunction", "DelayedLinearRoundedTritonFunction",
            "gaussian_window"]

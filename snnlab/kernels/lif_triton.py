@@ -27,18 +27,10 @@ import math
 
 import torch
 
-try:
-    import triton
-    import triton.language as tl
-except ImportError as exc:  # pragma: no cover - depends on the environment
-    raise ImportError(
-        "snnlab.kernels.lif_triton needs the 'triton' package, which is not installed. "
-        "Install it (pip install 'snnlab[gpu]' or pip install triton) or use backend='torch'."
-    ) from exc
-
 from .counter_rng import seed_key
 from .lif_torch import _reduce_to
 from .surrogate_math import NOISE_SURROGATES, SURROGATE_NAMES
+from .triton_import import tl, triton
 
 # integer codes of the surrogates, passed to the kernels as tl.constexpr
 SURROGATE_CODES = {name: i for i, name in enumerate(SURROGATE_NAMES)}
