@@ -31,61 +31,10 @@ from snnlab.kernels.dispatch import lif, resolve_backend  # noqa: E402
 from snnlab.kernels.lif_torch import lif_torch  # noqa: E402
 from snnlab.kernels.lif_triton import lif_triton  # noqa: E402
 
-T = 6
-
-
-def _inputs(shape, per_neuron, seed=0, dtype=torch.float32):
-    g = torch.Generator().manual_seed(seed)
-    x = (torch.randn((T,) + tuple(shape), generator=g) * 1.2 + 0.3).to(dtype)
-    n = shape[-1]
-    if per_neuron:
-        beta = torch.rand(n, generator=g) * 0.5 + 0.4
-        thr = torch.rand(n, generator=g) * 0.6 + 0.6
-    else:
-        beta, thr = torch.tensor(0.8), torch.tensor(0.9)
-    grad = torch.randn((T,) + tuple(shape), generator=g)
-    return x, beta, thr, grad
-
-
-def _run(fn, x, beta, thr, grad, grad_params=True, **kw):
-    x = x.clone().requires_grad_()
-    beta = beta.clone().requires_grad_(grad_params)
-    thr = thr.clone().requires_grad_(grad_params)
-    s, h = fn(x, beta, thr, **kw)
-    (s * grad.to(s.dtype)).sum().backward()
-    return s.detach(), h.detach(), x.grad, beta.grad, thr.grad
-
-
-def _assert_matches(ref, out, atol=1e-5, rtol=1e-4):
-    s_r, h_r, gx_r, gb_r, gt_r = ref
-    s, h, gx, gb, gt = out
-    assert torch.equal(s, s_r)
-    torch.testing.assert_close(h, h_r, atol=atol, rtol=rtol)
-    torch.testing.assert_close(gx, gx_r, atol=atol, rtol=rtol)
-    for a, b in ((gb, gb_r), (gt, gt_r)):
-        if b is None:
-            assert a is None
-        else:
-            assert a.shape == b.shape
-            torch.testing.assert_close(a, b, atol=atol * 10, rtol=rtol * 10)
-
-
-# every value of each option appears; shapes not multiples of the block size (M = 74, 130, 37)
-CASES = [
-    # reset, detach_reset, max_spikes, surrogate, param, per_neuron, step shape
-    ("subtract", False, None, "atan", 2.0, False, (2, 37)),
-    ("subtract", True, 1, "fast_sigmoid", 3.0, True, (2, 65)),
-    ("subtract", False, 2, "triangle", 1.0, True, (37,)),
-    ("subtract", True, None, "sigmoid", 4.0, True, (2, 37)),
-    ("subtract", False, 1, "gaussian", 0.5, False, (2, 65)),
-    ("subtract", True, 2, "logistic", 0.3, True, (2, 37)),
-    ("zero", False, None, "sigmoid", 4.0, True, (2, 65)),
-    ("zero", True, 1, "atan", 2.0, False, (2, 37)),
-    ("zero", False, 2, "fast_sigmoid", 3.0, True, (2, 37)),
-    ("zero", True, None, "triangle", 1.0, True, (37,)),
-    ("zero", False, 1, "logistic", 0.3, True, (2, 65)),
-    ("zero", True, 2, "gaussian", 0.5, False, (2, 37)),
-]
+from lif_cases import CASES  # noqa: E402
+from lif_cases import assert_lif_matches as _assert_matches  # noqa: E402
+from lif_cases import make_inputs as _inputs  # noqa: E402
+from lif_cases import run_lif as _run  # noqa: E402
 
 
 @pytest.mark.parametrize("reset,detach,max_spikes,surrogate,param,per_neuron,shape", CASES)
@@ -193,10 +142,12 @@ def test_cpu_tensor_without_interpreter_raises(monkeypatch):
 
 # ---------------------------------------------------------------- dispatch
 
+AUTO_ON_CPU = "cpu" if dispatch.cpu_kernel_usable() else "torch"  # the compiled loop where it builds
+
 
 def test_resolve_backend_choices(monkeypatch):
     cpu = torch.device("cpu")
-    assert resolve_backend("auto", cpu) == "torch"
+    assert resolve_backend("auto", cpu) == AUTO_ON_CPU
     assert resolve_backend("torch", cpu) == "torch"
     assert resolve_backend("torch", "cuda") == "torch"
     assert resolve_backend("auto", torch.device("cuda")) == "triton"  # a decision only, nothing launched
@@ -210,7 +161,7 @@ def test_resolve_backend_triton_on_cpu_without_interpreter_raises(monkeypatch):
     monkeypatch.delenv("TRITON_INTERPRET", raising=False)
     with pytest.raises(RuntimeError, match="TRITON_INTERPRET"):
         resolve_backend("triton", torch.device("cpu"))
-    assert resolve_backend("auto", torch.device("cpu")) == "torch"
+    assert resolve_backend("auto", torch.device("cpu")) == AUTO_ON_CPU
 
 
 def test_resolve_backend_without_triton_installed(monkeypatch):

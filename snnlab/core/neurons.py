@@ -4,11 +4,11 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from snnlab.kernels.dispatch import BACKENDS, lif_impl
 from snnlab.kernels.lif_torch import li_torch
 from snnlab.kernels.surrogate_math import NOISE_SURROGATES
 
 from . import surrogates as sg
-from .backend import BACKENDS, pick_lif_impl
 from .validation import check_choice, check_positive, check_time_major, raise_non_finite
 
 RESETS = ("subtract", "zero")
@@ -89,7 +89,9 @@ class LIF(_Leaky):
       noise density as the surrogate gradient. In eval mode spikes are deterministic unless
       ``noisy_eval=True``. ``seed`` makes the noise reproducible (otherwise torch's global RNG seeds it).
     - ``surrogate``: a name from :mod:`snnlab.core.surrogates` or a ``Surrogate`` object (ignored for noisy neurons).
-    - ``backend``: ``"auto"`` (Triton on CUDA tensors, PyTorch on the CPU), ``"torch"`` or ``"triton"``.
+    - ``backend``: ``"auto"`` (Triton on CUDA tensors; on the CPU the compiled loop for float32 when a C
+      compiler built it, else PyTorch), ``"torch"`` (pure PyTorch, the reference), ``"cpu"`` (compiled
+      CPU loop, float32) or ``"triton"``; see :mod:`snnlab.kernels.dispatch`.
 
     Returns the spikes ``[T, B, ...]`` (0/1 floats); the pre-reset membrane of the last call is kept in
     ``last_membrane`` while a :class:`~snnlab.Monitor` watches the layer.
@@ -138,12 +140,12 @@ class LIF(_Leaky):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         self._check_input(x, finite=False)  # checked on the final membrane below (cheaper)
         sampling = self.noise is not None and (self.training or self.noisy_eval)
-        impl = pick_lif_impl(self.backend, x.device)
+        impl = lif_impl(self.backend, x.device, x.dtype)
         spikes, membrane = impl(
             x, self.beta().to(device=x.device, dtype=x.dtype), self.threshold.to(device=x.device, dtype=x.dtype), reset=self.reset, detach_reset=self.detach_reset,
             max_spikes=self.max_spikes, surrogate=self.surrogate.name, surrogate_param=self.surrogate.param,
             noise=self.noise, noise_scale=self.noise_scale, seed=self._next_seed() if sampling else 0,
-            sample=sampling)
+            sample=sampling, keep_membrane=self.record)
         self._check_final_membrane(x, membrane)
         self.last_membrane = membrane.detach() if self.record else None
         return spikes

@@ -1,18 +1,25 @@
-"""Choose the LIF backend: the PyTorch reference loop or the fused Triton kernels.
+"""Choose the LIF backend: the PyTorch reference loop, the compiled CPU loop or the fused Triton kernels.
 
-``"torch"`` always works; ``"triton"`` needs Triton plus a CUDA device (or ``TRITON_INTERPRET=1``
-to run the kernels on CPU tensors through Triton's interpreter, for testing) and raises a
-:class:`RuntimeError` saying what is missing otherwise - never a silent fallback; ``"auto"``
-picks Triton on CUDA tensors when it is installed, else PyTorch.
+- ``"torch"``: pure PyTorch (:mod:`snnlab.kernels.lif_torch`), any device and dtype; the reference.
+- ``"cpu"``: the time loop compiled with the system C compiler (:mod:`snnlab.kernels.lif_cpu`),
+  float32 CPU tensors.
+- ``"triton"``: fused Triton kernels (:mod:`snnlab.kernels.lif_triton`), CUDA tensors (or CPU tensors
+  under ``TRITON_INTERPRET=1``, for testing).
+- ``"auto"``: Triton on CUDA tensors when it is installed; on the CPU the compiled loop for float32
+  when it builds here (and ``SNNLAB_CPU_KERNEL`` is not ``0``); otherwise PyTorch.
+
+A backend asked for by name that cannot run raises a :class:`RuntimeError` saying what is missing -
+never a silent fallback.
 """
 from __future__ import annotations
 
 import importlib.util
 import os
+from collections.abc import Callable
 
 import torch
 
-BACKENDS = ("auto", "torch", "triton")
+BACKENDS = ("auto", "torch", "cpu", "triton")
 
 
 def triton_available() -> bool:
@@ -28,11 +35,20 @@ def triton_interpret_enabled() -> bool:
     return os.environ.get("TRITON_INTERPRET", "").strip().lower() in ("1", "true", "yes", "on")
 
 
-def resolve_backend(backend: str, device: torch.device | str) -> str:
-    """Return ``"torch"`` or ``"triton"`` for ``backend`` in ``("auto", "torch", "triton")``.
+def cpu_kernel_usable() -> bool:
+    """Whether ``auto`` may take the compiled CPU loop (it builds here and is not switched off)."""
+    from .lif_cpu import cpu_kernel_available, cpu_kernel_disabled
+
+    return not cpu_kernel_disabled() and cpu_kernel_available()
+
+
+def resolve_backend(backend: str, device: torch.device | str, dtype: torch.dtype = torch.float32) -> str:
+    """Return ``"torch"``, ``"cpu"`` or ``"triton"`` for ``backend`` in :data:`BACKENDS`.
 
     Example:
-        >>> resolve_backend("auto", torch.device("cpu"))
+        >>> resolve_backend("torch", torch.device("cpu"))
+        'torch'
+        >>> resolve_backend("auto", torch.device("cpu"), torch.float64)
         'torch'
     """
     if backend not in BACKENDS:
@@ -42,7 +58,23 @@ def resolve_backend(backend: str, device: torch.device | str) -> str:
         return "torch"
     is_cuda = device.type == "cuda"
     if backend == "auto":
-        return "triton" if is_cuda and triton_available() else "torch"
+        if is_cuda:
+            return "triton" if triton_available() else "torch"
+        return "cpu" if device.type == "cpu" and dtype == torch.float32 and cpu_kernel_usable() else "torch"
+    if backend == "cpu":
+        from .lif_cpu import cpu_kernel_error
+
+        if device.type != "cpu":
+            raise RuntimeError(f"backend='cpu' was requested for a tensor on device '{device}'; it runs on CPU "
+                               "tensors. Use backend='auto' or 'triton' on CUDA, or move the tensors to the CPU.")
+        if dtype != torch.float32:
+            raise TypeError(f"backend='cpu' runs float32 tensors, got {dtype}; use backend='torch' or 'auto' for "
+                            "other dtypes, or convert the input with .float().")
+        err = cpu_kernel_error()
+        if err is not None:
+            raise RuntimeError(f"backend='cpu' was requested but snnlab's compiled CPU kernel is not available: "
+                               f"{err}\nUse backend='torch' or 'auto'.")
+        return "cpu"
     # backend == "triton": explicit request, fail loudly if it cannot run
     if not triton_available():
         raise RuntimeError(
@@ -56,6 +88,24 @@ def resolve_backend(backend: str, device: torch.device | str) -> str:
     return "triton"
 
 
+def lif_impl(backend: str, device: torch.device | str, dtype: torch.dtype = torch.float32) -> Callable:
+    """The LIF function (the signature of :func:`~snnlab.kernels.lif_torch.lif_torch`) for ``backend``.
+
+    Example:
+        >>> lif_impl("torch", "cpu").__name__
+        'lif_torch'
+    """
+    chosen = resolve_backend(backend, device, dtype)
+    if chosen == "triton":
+        from .lif_triton import lif_triton
+        return lif_triton
+    if chosen == "cpu":
+        from .lif_cpu import lif_cpu
+        return lif_cpu
+    from .lif_torch import lif_torch
+    return lif_torch
+
+
 def lif(x: torch.Tensor, beta: torch.Tensor, threshold: torch.Tensor, backend: str = "auto", **kw):
     """Multi-step LIF on the backend chosen by :func:`resolve_backend`; returns ``(spikes, membrane)``.
 
@@ -66,8 +116,4 @@ def lif(x: torch.Tensor, beta: torch.Tensor, threshold: torch.Tensor, backend: s
         >>> s[:, 0, 0].tolist()
         [0.0, 1.0, 0.0, 1.0, 0.0]
     """
-    if resolve_backend(backend, x.device) == "triton":
-        from .lif_triton import lif_triton
-        return lif_triton(x, beta, threshold, **kw)
-    from .lif_torch import lif_torch
-    return lif_torch(x, beta, threshold, **kw)
+    return lif_impl(backend, x.device, x.dtype)(x, beta, threshold, **kw)

@@ -22,19 +22,8 @@ from __future__ import annotations
 import torch
 
 from .counter_rng import seed_key, uniform_from_counter
+from .lif_common import reduce_to
 from .surrogate_math import noise_cdf, surrogate_grad_
-
-
-def _reduce_to(grad: torch.Tensor, shape: torch.Size) -> torch.Tensor:
-    """Sum a broadcast gradient ``[B, ...]`` down to a parameter's shape."""
-    if grad.shape == shape:
-        return grad
-    if len(shape) == 0:
-        return grad.sum()
-    lead = grad.dim() - len(shape)
-    g = grad.sum(dim=tuple(range(lead))) if lead > 0 else grad
-    keep = tuple(i for i, n in enumerate(shape) if n == 1 and g.shape[i] != 1)
-    return g.sum(dim=keep, keepdim=True) if keep else g
 
 
 def _time_chunk(step_numel: int) -> int:
@@ -170,19 +159,22 @@ class LIFFunction(torch.autograd.Function):
                     nxt[:-1] = gx[1:]
                     nxt[-1] = grad_x[end] if end < T else 0.0
                     g_beta += (nxt * v).sum(0)
-        gb = _reduce_to(g_beta, beta.shape) if g_beta is not None else None
-        gt = _reduce_to(g_thr, threshold.shape) if g_thr is not None else None
+        gb = reduce_to(g_beta, beta.shape) if g_beta is not None else None
+        gt = reduce_to(g_thr, threshold.shape) if g_thr is not None else None
         return grad_x, gb, gt, None, None, None, None, None, None, None, None, None
 
 
 def lif_torch(x: torch.Tensor, beta: torch.Tensor, threshold: torch.Tensor, *, reset: str = "subtract",
               detach_reset: bool = False, max_spikes: int | None = None, surrogate: str = "atan",
               surrogate_param: float = 2.0, noise: str | None = None, noise_scale: float = 0.3,
-              seed: int = 0, sample: bool = True) -> tuple[torch.Tensor, torch.Tensor]:
+              seed: int = 0, sample: bool = True,
+              keep_membrane: bool = True) -> tuple[torch.Tensor, torch.Tensor]:
     """Run the multi-step LIF over ``x [T, B, ...]``; returns ``(spikes, pre-reset membrane)``.
 
     ``beta`` and ``threshold`` are tensors broadcastable to ``x.shape[1:]`` (scalars or per neuron).
     With ``noise`` set, the surrogate is the noise density of scale ``noise_scale``.
+    ``keep_membrane=False`` allows a backend to return only the last step's membrane; this path
+    saves the whole membrane for its backward anyway and always returns it.
 
     Example:
         >>> x = torch.ones(5, 1, 2)
@@ -218,7 +210,7 @@ class LIFunction(torch.autograd.Function):
             g = torch.addcmul(grad_out[t], g, beta, out=grad_x[t])
             if g_beta is not None and t > 0:
                 g_beta += g * out[t - 1]
-        return grad_x, (_reduce_to(g_beta, beta.shape) if g_beta is not None else None)
+        return grad_x, (reduce_to(g_beta, beta.shape) if g_beta is not None else None)
 
 
 def li_torch(x: torch.Tensor, beta: torch.Tensor) -> torch.Tensor:

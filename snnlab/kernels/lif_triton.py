@@ -28,12 +28,9 @@ import math
 import torch
 
 from .counter_rng import seed_key
-from .lif_torch import _reduce_to
-from .surrogate_math import NOISE_SURROGATES, SURROGATE_NAMES
+from .lif_common import SURROGATE_CODES, check_fused_args, flat_param, noise_divisor, param_grads, steps_and_width
 from .triton_import import tl, triton
 
-# integer codes of the surrogates, passed to the kernels as tl.constexpr
-SURROGATE_CODES = {name: i for i, name in enumerate(SURROGATE_NAMES)}
 _ATAN, _FAST_SIGMOID, _TRIANGLE, _SIGMOID, _GAUSSIAN, _LOGISTIC = (
     SURROGATE_CODES[n] for n in ("atan", "fast_sigmoid", "triangle", "sigmoid", "gaussian", "logistic"))
 
@@ -215,12 +212,6 @@ def _num_warps(block: int) -> int:
     return 8 if block >= 1024 else 4
 
 
-def _flat_param(p: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
-    """Expand a parameter broadcastable to ``x.shape[1:]`` to a contiguous float32 ``[M]``."""
-    p = torch.as_tensor(p, device=x.device)
-    return p.detach().to(torch.float32).expand(x.shape[1:]).contiguous().view(-1)
-
-
 def _signed32(k: int) -> int:
     return k - (1 << 32) if k >= (1 << 31) else k
 
@@ -234,30 +225,18 @@ class LIFTritonFunction(torch.autograd.Function):
     @staticmethod
     def forward(ctx, x, beta, threshold, reset, detach_reset, max_spikes, surrogate, surrogate_param,
                 noise, noise_scale, seed, sample):
-        if reset not in ("subtract", "zero"):
-            raise ValueError(f"unknown reset {reset!r}; choose 'subtract' or 'zero'")
-        if surrogate not in SURROGATE_CODES:
-            raise ValueError(f"unknown surrogate {surrogate!r}; choose one of {list(SURROGATE_NAMES)}")
-        if noise is not None and noise not in NOISE_SURROGATES:
-            raise ValueError(f"unknown noise {noise!r}; choose one of {list(NOISE_SURROGATES)}")
-        if x.dtype not in _SUPPORTED_DTYPES:
-            raise TypeError(f"lif_triton supports {list(_SUPPORTED_DTYPES)} inputs, got {x.dtype}")
-        if x.dim() < 1:
-            raise ValueError("x must be time-major [T, B, ...]")
+        check_fused_args("lif_triton", x, reset, surrogate, noise, _SUPPORTED_DTYPES)
         _check_device(x)
         x = x.contiguous()
-        T = x.shape[0]
-        M = x[0].numel() if T > 0 else math.prod(x.shape[1:])
+        T, M = steps_and_width(x)
         spikes = torch.empty_like(x)
         membrane = torch.empty_like(x)
         sampling = noise is not None and bool(sample)
         if T > 0 and M > 0:
-            beta_f = _flat_param(beta, x)
-            thr_f = _flat_param(threshold, x)
+            beta_f = flat_param(beta, x)
+            thr_f = flat_param(threshold, x)
             block = _block_size(M)
-            noise_div = 1.0
-            if sampling:
-                noise_div = float(noise_scale) * math.sqrt(2.0) if noise == "gaussian" else float(noise_scale)
+            noise_div = noise_divisor(noise, noise_scale) if sampling else 1.0
             _lif_fwd_kernel[(triton.cdiv(M, block),)](
                 x, beta_f, thr_f, spikes, membrane, T, M,
                 float(max_spikes) if max_spikes is not None else 0.0,
@@ -287,29 +266,28 @@ class LIFTritonFunction(torch.autograd.Function):
             gs = grad_spikes.contiguous() if has_gs else grad_x  # dummy pointer when absent
             block = _block_size(M)
             _lif_bwd_kernel[(triton.cdiv(M, block),)](
-                gs, membrane, spikes, _flat_param(beta, membrane), _flat_param(threshold, membrane),
+                gs, membrane, spikes, flat_param(beta, membrane), flat_param(threshold, membrane),
                 grad_x, g_beta, g_thr, T, M,
                 float(max_spikes) if max_spikes is not None else 0.0, surrogate_param,
                 RESET_ZERO=reset == "zero", DETACH=detach_reset, HAS_MAX=max_spikes is not None,
                 SURR=SURROGATE_CODES[surrogate], HAS_GS=has_gs, NEED_BETA=need_beta,
                 NEED_THR=need_thr, BLOCK=block, num_warps=_num_warps(block))
-        gb = gt = None
-        if need_beta:
-            gb = _reduce_to(g_beta.view(step_shape), beta.shape).to(beta.dtype)
-        if need_thr:
-            gt = _reduce_to(g_thr.view(step_shape), threshold.shape).to(threshold.dtype)
+        gb, gt = param_grads(g_beta if need_beta else None, g_thr if need_thr else None, beta, threshold,
+                             step_shape)
         return grad_x, gb, gt, None, None, None, None, None, None, None, None, None
 
 
 def lif_triton(x: torch.Tensor, beta: torch.Tensor, threshold: torch.Tensor, *, reset: str = "subtract",
                detach_reset: bool = False, max_spikes: int | None = None, surrogate: str = "atan",
                surrogate_param: float = 2.0, noise: str | None = None, noise_scale: float = 0.3,
-               seed: int = 0, sample: bool = True) -> tuple[torch.Tensor, torch.Tensor]:
+               seed: int = 0, sample: bool = True,
+               keep_membrane: bool = True) -> tuple[torch.Tensor, torch.Tensor]:
     """Fused Triton multi-step LIF over ``x [T, B, ...]``; returns ``(spikes, pre-reset membrane)``.
 
     Drop-in for :func:`snnlab.kernels.lif_torch.lif_torch` (same arguments, results and
-    gradients). Needs a CUDA tensor, or ``TRITON_INTERPRET=1`` set before Triton is imported
-    to run on CPU tensors through the (slow) interpreter.
+    gradients; the whole membrane is always returned, whatever ``keep_membrane`` says). Needs a
+    CUDA tensor, or ``TRITON_INTERPRET=1`` set before Triton is imported to run on CPU tensors
+    through the (slow) interpreter.
     """
     if noise is not None:
         surrogate, surrogate_param = noise, noise_scale

@@ -1,0 +1,115 @@
+"""Compile a C source shipped with snnlab into a shared library, once per machine, and load it.
+
+The library is built with the system C compiler (``$CC``, else ``cc``, ``gcc`` or ``clang``) on first
+use and cached under ``$SNNLAB_CACHE_DIR`` (default ``~/.cache/snnlab``) in a file named by a hash of
+the source, the flags, the compiler and the CPU, so an edited source or another machine sharing the
+home folder gets its own build. Builds are written to a temporary file and renamed, so processes
+compiling at the same time do not see half-written libraries.
+
+``-march=native`` is tried first (the library only ever runs on the machine that built it), then a
+portable build. ``-ffp-contract=off`` keeps the compiler from fusing multiplies and adds that the
+source writes apart, so results round as the source says.
+"""
+from __future__ import annotations
+
+import ctypes
+import hashlib
+import os
+import platform
+import shutil
+import subprocess
+import tempfile
+from pathlib import Path
+
+BASE_FLAGS = ("-O3", "-ffp-contract=off", "-fPIC", "-shared", "-pthread")
+NATIVE_FLAGS = ("-march=native",)
+
+
+class CBuildError(RuntimeError):
+    """The C compiler is missing or failed; the message says which and how to proceed."""
+
+
+def cache_dir() -> Path:
+    """Folder of compiled libraries: ``$SNNLAB_CACHE_DIR`` or ``$XDG_CACHE_HOME/snnlab`` or ``~/.cache/snnlab``."""
+    root = os.environ.get("SNNLAB_CACHE_DIR")
+    if root:
+        return Path(root)
+    xdg = os.environ.get("XDG_CACHE_HOME")
+    return (Path(xdg) if xdg else Path.home() / ".cache") / "snnlab"
+
+
+def find_compiler() -> str | None:
+    """Path of the C compiler to use (``$CC`` first), or None when there is none."""
+    for name in (os.environ.get("CC"), "cc", "gcc", "clang"):
+        if name:
+            path = shutil.which(name)
+            if path:
+                return path
+    return None
+
+
+def _cpu_id() -> str:
+    """A description of this CPU for the cache key (model and feature flags where the OS tells them)."""
+    try:
+        lines = Path("/proc/cpuinfo").read_text().splitlines()
+        keep = [ln for ln in lines if ln.startswith(("model name", "flags", "Features", "CPU part"))]
+        return "\n".join(sorted(set(keep))) or platform.processor()
+    except OSError:
+        return platform.processor() + platform.machine()
+
+
+def _compiler_id(cc: str) -> str:
+    try:
+        out = subprocess.run([cc, "--version"], capture_output=True, text=True, timeout=30)
+        return out.stdout
+    except (OSError, subprocess.SubprocessError):
+        return cc
+
+
+def _compile(cc: str, source: Path, target: Path, flags: tuple[str, ...]) -> str | None:
+    """Compile ``source`` to ``target`` atomically; return None on success, else the compiler's message."""
+    target.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(suffix=".so", dir=target.parent)
+    os.close(fd)
+    try:
+        out = subprocess.run([cc, *flags, str(source), "-o", tmp, "-lm"], capture_output=True, text=True,
+                             timeout=300)
+        if out.returncode != 0:
+            return (out.stderr or out.stdout).strip()[-2000:] or f"exit status {out.returncode}"
+        os.replace(tmp, target)
+        return None
+    except (OSError, subprocess.SubprocessError) as exc:
+        return str(exc)
+    finally:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+
+
+def load_c_library(source: Path) -> ctypes.CDLL:
+    """Build ``source`` (if not cached) and load it; raises :class:`CBuildError` saying why it cannot.
+
+    Example:
+        >>> from snnlab.kernels.lif_cpu import SOURCE
+        >>> lib = load_c_library(SOURCE)   # doctest: +SKIP
+    """
+    cc = find_compiler()
+    if cc is None:
+        raise CBuildError("no C compiler found (looked for $CC, cc, gcc, clang); install one (e.g. "
+                          "'apt install gcc' or Xcode's command line tools) or set CC")
+    text = source.read_bytes()
+    stem = source.stem
+    errors = []
+    for flags in (BASE_FLAGS + NATIVE_FLAGS, BASE_FLAGS):
+        key = hashlib.sha256(b"\0".join([text, " ".join(flags).encode(), _compiler_id(cc).encode(),
+                                         _cpu_id().encode()])).hexdigest()[:16]
+        target = cache_dir() / f"{stem}-{key}.so"
+        if not target.exists():
+            err = _compile(cc, source, target, flags)
+            if err is not None:
+                errors.append(f"{cc} {' '.join(flags)}: {err}")
+                continue
+        try:
+            return ctypes.CDLL(str(target))
+        except OSError as exc:
+            errors.append(f"loading {target}: {exc}")
+    raise CBuildError(f"could not build {source.name}:\n" + "\n".join(errors))

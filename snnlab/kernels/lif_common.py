@@ -1,0 +1,72 @@
+"""Argument checks and parameter reshaping shared by the fused LIF kernels (Triton and compiled CPU).
+
+The fused kernels view ``x [T, B, ...]`` as ``[T, M]`` (``M`` elements per time step) and take
+``beta`` / ``threshold`` expanded to ``[M]``; their per-element parameter gradients are summed
+back to the parameters' shapes with :func:`reduce_to`.
+"""
+from __future__ import annotations
+
+import math
+
+import torch
+
+from .surrogate_math import NOISE_SURROGATES, SURROGATE_NAMES
+
+# integer codes of the surrogates, as the kernels know them
+SURROGATE_CODES = {name: i for i, name in enumerate(SURROGATE_NAMES)}
+
+
+def reduce_to(grad: torch.Tensor, shape: torch.Size) -> torch.Tensor:
+    """Sum a broadcast gradient ``[B, ...]`` down to a parameter's shape.
+
+    Example:
+        >>> reduce_to(torch.ones(4, 3), torch.Size([3])).tolist()
+        [4.0, 4.0, 4.0]
+    """
+    if grad.shape == shape:
+        return grad
+    if len(shape) == 0:
+        return grad.sum()
+    lead = grad.dim() - len(shape)
+    g = grad.sum(dim=tuple(range(lead))) if lead > 0 else grad
+    keep = tuple(i for i, n in enumerate(shape) if n == 1 and g.shape[i] != 1)
+    return g.sum(dim=keep, keepdim=True) if keep else g
+
+
+def check_fused_args(who: str, x: torch.Tensor, reset: str, surrogate: str, noise: str | None,
+                     dtypes: tuple[torch.dtype, ...]) -> None:
+    """Raise ``ValueError`` / ``TypeError`` for options or inputs a fused kernel cannot take."""
+    if reset not in ("subtract", "zero"):
+        raise ValueError(f"unknown reset {reset!r}; choose 'subtract' or 'zero'")
+    if surrogate not in SURROGATE_CODES:
+        raise ValueError(f"unknown surrogate {surrogate!r}; choose one of {list(SURROGATE_NAMES)}")
+    if noise is not None and noise not in NOISE_SURROGATES:
+        raise ValueError(f"unknown noise {noise!r}; choose one of {list(NOISE_SURROGATES)}")
+    if x.dtype not in dtypes:
+        raise TypeError(f"{who} supports {[str(d) for d in dtypes]} inputs, got {x.dtype}")
+    if x.dim() < 1:
+        raise ValueError("x must be time-major [T, B, ...]")
+
+
+def steps_and_width(x: torch.Tensor) -> tuple[int, int]:
+    """``(T, M)``: time steps and elements per step of a time-major tensor."""
+    return x.shape[0], math.prod(x.shape[1:])
+
+
+def flat_param(p: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+    """Expand a parameter broadcastable to ``x.shape[1:]`` to a contiguous float32 ``[M]``."""
+    p = torch.as_tensor(p, device=x.device)
+    return p.detach().to(torch.float32).expand(x.shape[1:]).contiguous().view(-1)
+
+
+def noise_divisor(noise: str, noise_scale: float) -> float:
+    """``u`` is divided by this before the noise CDF: ``sigma * sqrt(2)`` (gaussian, for erf) or ``sigma``."""
+    return float(noise_scale) * math.sqrt(2.0) if noise == "gaussian" else float(noise_scale)
+
+
+def param_grads(g_beta: torch.Tensor | None, g_thr: torch.Tensor | None, beta: torch.Tensor,
+                threshold: torch.Tensor, step_shape: torch.Size) -> tuple[torch.Tensor | None, torch.Tensor | None]:
+    """Per-element ``[M]`` gradients of beta / threshold, summed to the parameters' shapes and dtypes."""
+    gb = reduce_to(g_beta.view(step_shape), beta.shape).to(beta.dtype) if g_beta is not None else None
+    gt = reduce_to(g_thr.view(step_shape), threshold.shape).to(threshold.dtype) if g_thr is not None else None
+    return gb, gt

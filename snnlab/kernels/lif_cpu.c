@@ -1,0 +1,326 @@
+/* Multi-step LIF forward and backward for float32 CPU tensors: the time loop compiled, fused over time.
+ *
+ * Same functions as snnlab/kernels/lif_torch.py (its docstring gives the semantics), written so that
+ * the deterministic forward and the atan / fast-sigmoid / triangle backward round exactly as the
+ * PyTorch path does (compiled with -ffp-contract=off: no fused multiply-adds that PyTorch does not do).
+ *
+ * Layout: x, h (pre-reset membrane), s (spikes), gs (grad of spikes), gx are [T, M] row-major
+ * (M = B * neurons); beta and thr are expanded to [M]. Threads split the M neurons into contiguous
+ * ranges; each thread walks its range in blocks whose state (membrane, spike count) stays in cache,
+ * with the time loop outside and the neuron loop inside (contiguous, vectorised).
+ *
+ * Memory traffic is what limits these loops, so the backward does not read a saved membrane: the
+ * forward keeps the membrane only every CHUNK steps (checkpoints, 1/CHUNK of a tensor), and the
+ * backward, for each block of neurons and each chunk of steps from the last, re-runs the forward from
+ * the checkpoint, x and the saved spikes into a cache-sized scratch (bit-identical: the same operations
+ * on the same values), then runs those steps backwards. The forward writes the full membrane only
+ * when asked (for recording), else just its last step.
+ */
+#include <math.h>
+#include <pthread.h>
+#include <stdint.h>
+#include <string.h>
+
+#define BLOCK 2048    /* forward: neurons per block, state arrays of 8 KB */
+#define BWD_BLOCK 1024 /* backward: neurons per block */
+#define CHUNK 32       /* steps between membrane checkpoints; the backward's scratch is CHUNK x BWD_BLOCK */
+#define INLINE static inline __attribute__((always_inline))
+
+enum { SG_ATAN = 0, SG_FAST_SIGMOID = 1, SG_TRIANGLE = 2, SG_SIGMOID = 3, SG_GAUSSIAN = 4, SG_LOGISTIC = 5 };
+enum { NOISE_NONE = 0, NOISE_GAUSSIAN = 1, NOISE_LOGISTIC = 2 };
+
+typedef struct {
+    int64_t m0, m1; /* this thread's neurons; first member of both argument structs */
+} range_t;
+
+typedef struct {
+    range_t r;
+    const float *x, *beta, *thr;
+    float *h, *s;  /* h: [T, M] when full_membrane, else [M] (the last step only) */
+    float *ck;     /* [ceil(T / CHUNK), M]: v[t - 1] at every t that is a multiple of CHUNK */
+    int64_t T, M;
+    int full_membrane, zero_reset, max_spikes, noise; /* max_spikes 0 = unlimited */
+    double noise_div; /* sigma * sqrt(2) (gaussian noise) or sigma (logistic) */
+    uint32_t key;
+} fwd_args;
+
+typedef struct {
+    range_t r;
+    const float *x, *s, *ck, *gs, *beta, *thr, *total; /* gs NULL: every grad_spikes is gs_const */
+    float gs_const;                               /* total: spikes per neuron (max_spikes only) */
+    float *gx, *g_beta, *g_thr;                  /* g_beta / g_thr may be NULL (not needed) */
+    int64_t T, M;
+    int zero_reset, detach_reset, max_spikes, surrogate;
+    double param; /* the Python float, so constants derived from it round as in PyTorch */
+} bwd_args;
+
+/* ------------------------------------------------------------------ counter RNG (counter_rng.py) */
+INLINE uint32_t mix32(uint32_t x) {
+    x ^= x >> 16;
+    x *= 0x7FEB352Du;
+    x ^= x >> 15;
+    x *= 0x846CA68Bu;
+    x ^= x >> 16;
+    return x;
+}
+
+INLINE float uniform_from_counter(uint32_t index, uint32_t key) {
+    return (float)(mix32(index ^ key) >> 8) * (1.0f / 16777216.0f);
+}
+
+INLINE float sigmoidf(float z) { return 1.0f / (1.0f + expf(-z)); }
+
+/* firing probability F(u / sigma) of a noisy neuron (surrogate_math.noise_cdf); `scale` is
+ * sigma * sqrt(2) (gaussian) or sigma (logistic) */
+INLINE float noise_cdf(int noise, float u, float scale) {
+    if (noise == NOISE_GAUSSIAN) return 0.5f * (1.0f + erff(u / scale));
+    return sigmoidf(u / scale);
+}
+
+/* ------------------------------------------------------------------ forward */
+INLINE void fwd_block(const fwd_args *a, int64_t b0, int64_t n, const int zero_reset, const int limited,
+                      const int noise) {
+    float v[BLOCK], cnt[BLOCK];
+    const float *restrict beta = a->beta + b0, *restrict thr = a->thr + b0;
+    const float k = (float)a->max_spikes;
+    const float scale = (float)a->noise_div;
+    memset(v, 0, sizeof(float) * n);
+    memset(cnt, 0, sizeof(float) * n);
+    for (int64_t t = 0; t < a->T; ++t) {
+        const float *restrict x = a->x + t * a->M + b0;
+        float *restrict h = a->full_membrane ? a->h + t * a->M + b0 : (t == a->T - 1 ? a->h + b0 : NULL);
+        float *restrict s = a->s + t * a->M + b0;
+        if (t % CHUNK == 0) memcpy(a->ck + (t / CHUNK) * a->M + b0, v, sizeof(float) * n);
+        for (int64_t i = 0; i < n; ++i) {
+            float hi = fmaf(v[i], beta[i], x[i]); /* torch.addcmul(x, v, beta): one fused multiply-add */
+            float si;
+            if (noise) {
+                float rnd = uniform_from_counter((uint32_t)(t * a->M + b0 + i), a->key);
+                si = rnd < noise_cdf(noise, hi - thr[i], scale) ? 1.0f : 0.0f;
+            } else {
+                si = hi >= thr[i] ? 1.0f : 0.0f;
+            }
+            if (limited) {
+                si = si * (cnt[i] < k ? 1.0f : 0.0f);
+                cnt[i] = cnt[i] + si;
+            }
+            if (h) h[i] = hi;
+            s[i] = si;
+            v[i] = zero_reset ? hi + (-hi) * si : hi + si * (-thr[i]);
+        }
+    }
+}
+
+static void *fwd_range(void *p) {
+    const fwd_args *a = (const fwd_args *)p;
+    const int limited = a->max_spikes > 0;
+    for (int64_t b0 = a->r.m0; b0 < a->r.m1; b0 += BLOCK) {
+        int64_t n = a->r.m1 - b0 < BLOCK ? a->r.m1 - b0 : BLOCK;
+        /* one specialised loop per option set (the branches inside fwd_block fold away) */
+        int which = a->zero_reset | (limited << 1) | (a->noise << 2);
+        switch (which) {
+        case 0: fwd_block(a, b0, n, 0, 0, 0); break;
+        case 1: fwd_block(a, b0, n, 1, 0, 0); break;
+        case 2: fwd_block(a, b0, n, 0, 1, 0); break;
+        case 3: fwd_block(a, b0, n, 1, 1, 0); break;
+        case 4: fwd_block(a, b0, n, 0, 0, NOISE_GAUSSIAN); break;
+        case 5: fwd_block(a, b0, n, 1, 0, NOISE_GAUSSIAN); break;
+        case 6: fwd_block(a, b0, n, 0, 1, NOISE_GAUSSIAN); break;
+        case 7: fwd_block(a, b0, n, 1, 1, NOISE_GAUSSIAN); break;
+        case 8: fwd_block(a, b0, n, 0, 0, NOISE_LOGISTIC); break;
+        case 9: fwd_block(a, b0, n, 1, 0, NOISE_LOGISTIC); break;
+        case 10: fwd_block(a, b0, n, 0, 1, NOISE_LOGISTIC); break;
+        default: fwd_block(a, b0, n, 1, 1, NOISE_LOGISTIC); break;
+        }
+    }
+    return NULL;
+}
+
+/* ------------------------------------------------------------------ backward */
+/* dS/du at u = h - threshold, written as surrogate_math.surrogate_grad_ computes it */
+INLINE float surrogate(int kind, float u, float p, float c0, float c1, float pp) {
+    switch (kind) {
+    case SG_ATAN: return 1.0f / fmaf(c1 * u, u, c0); /* torch.addcmul(c0, u, u, value=c1); c0 = 2/p, c1 = 2 (pi/2 p)^2 / p */
+    case SG_FAST_SIGMOID: {
+        float w = fabsf(u) * p + 1.0f;
+        return 1.0f / (w * w);
+    }
+    case SG_TRIANGLE: {
+        float w = fabsf(u) * pp + p; /* pp = -p^2 */
+        return w > 0.0f ? w : 0.0f;
+    }
+    case SG_SIGMOID: {
+        float g = sigmoidf(p * u);
+        return p * g * (1.0f - g);
+    }
+    case SG_GAUSSIAN: {
+        float z = u / p;
+        return expf(-0.5f * z * z) * (0.39894228040143267794f / p);
+    }
+    default: {
+        float g = sigmoidf(u / p);
+        return g * (1.0f - g) / p;
+    }
+    }
+}
+
+/* gh[t] = a[t] + beta c[t] gh[t+1] backwards in time (see LIFFunction in lif_torch.py) */
+INLINE void bwd_block(const bwd_args *a, float *restrict hs, int64_t b0, int64_t n, const int zero_reset,
+                      const int detach, const int limited, const int kind, const int params) {
+    float gh[BWD_BLOCK], after[BWD_BLOCK], gb[BWD_BLOCK], gt[BWD_BLOCK], gs_row[BWD_BLOCK], v[BWD_BLOCK];
+    const float *restrict beta = a->beta + b0, *restrict thr = a->thr + b0;
+    const float k = (float)a->max_spikes, p = (float)a->param, pp = (float)(-a->param * a->param);
+    const float c0 = (float)(2.0 / a->param);
+    const double kk = 1.5707963267948966 * a->param;
+    const float c1 = (float)(kk * kk * 2.0 / a->param);
+    memset(gh, 0, sizeof(float) * n);
+    for (int64_t i = 0; i < n; ++i) gs_row[i] = a->gs_const; /* read when grad_spikes is one number */
+    if (limited) memcpy(after, a->total + b0, sizeof(float) * n);
+    if (params) {
+        memset(gb, 0, sizeof(float) * n);
+        memset(gt, 0, sizeof(float) * n);
+    }
+    for (int64_t t0 = (a->T - 1) / CHUNK * CHUNK; t0 >= 0; t0 -= CHUNK) {
+    /* the forward again over steps [t0, t1), from the checkpoint and the saved spikes: same operations
+     * on the same values as the forward, so the same h */
+    const int64_t t1 = t0 + CHUNK < a->T ? t0 + CHUNK : a->T;
+    memcpy(v, a->ck + (t0 / CHUNK) * a->M + b0, sizeof(float) * n);
+    for (int64_t t = t0; t < t1; ++t) {
+        const float *restrict x = a->x + t * a->M + b0;
+        const float *restrict s = a->s + t * a->M + b0;
+        float *restrict hrow = hs + (t - t0) * BWD_BLOCK;
+        for (int64_t i = 0; i < n; ++i) {
+            float hi = fmaf(v[i], beta[i], x[i]);
+            hrow[i] = hi;
+            v[i] = zero_reset ? hi + (-hi) * s[i] : hi + s[i] * (-thr[i]);
+        }
+    }
+    for (int64_t t = t1 - 1; t >= t0; --t) {
+        const float *restrict h = hs + (t - t0) * BWD_BLOCK;
+        const float *restrict s = a->s + t * a->M + b0;
+        const float *restrict gs = a->gs ? a->gs + t * a->M + b0 : gs_row;
+        float *restrict gx = a->gx + t * a->M + b0;
+        for (int64_t i = 0; i < n; ++i) {
+            float hi = h[i], si = s[i], gsi = gs[i], bi = beta[i], ti = thr[i];
+            float sg = surrogate(kind, hi - ti, p, c0, c1, pp);
+            if (limited) {
+                after[i] = after[i] - si; /* spikes fired before t */
+                sg = sg * (after[i] < k ? 1.0f : 0.0f);
+            }
+            float bc;
+            if (zero_reset) {
+                float oms = 1.0f - si;
+                bc = detach ? oms * bi : ((-(sg * hi)) + oms) * bi;
+            } else {
+                bc = detach ? bi : sg * (-bi * ti) + bi;
+            }
+            float g_next = gh[i];
+            float g = fmaf(g_next, bc, sg * gsi); /* torch.addcmul(a, gh[t+1], bc) */
+            if (params) {
+                float gv = bi * g_next; /* gradient reaching v[t] from step t+1 */
+                float vt = zero_reset ? hi * (1.0f - si) : hi - ti * si;
+                gb[i] += g_next * vt;
+                if (zero_reset) gt[i] -= detach ? sg * gsi : sg * (gsi - hi * gv);
+                else gt[i] -= (detach ? sg * gsi : sg * (gsi - ti * gv)) + gv * si;
+            }
+            gh[i] = g;
+            gx[i] = g;
+        }
+    }
+    }
+    if (params) {
+        if (a->g_beta) memcpy(a->g_beta + b0, gb, sizeof(float) * n);
+        if (a->g_thr) memcpy(a->g_thr + b0, gt, sizeof(float) * n);
+    }
+}
+
+#define BWD_KIND(ZR, DT, LIM, PAR)                                                                                   \
+    switch (a->surrogate) {                                                                                          \
+    case SG_ATAN: bwd_block(a, hs, b0, n, ZR, DT, LIM, SG_ATAN, PAR); break;                                             \
+    case SG_FAST_SIGMOID: bwd_block(a, hs, b0, n, ZR, DT, LIM, SG_FAST_SIGMOID, PAR); break;                             \
+    case SG_TRIANGLE: bwd_block(a, hs, b0, n, ZR, DT, LIM, SG_TRIANGLE, PAR); break;                                     \
+    case SG_SIGMOID: bwd_block(a, hs, b0, n, ZR, DT, LIM, SG_SIGMOID, PAR); break;                                       \
+    case SG_GAUSSIAN: bwd_block(a, hs, b0, n, ZR, DT, LIM, SG_GAUSSIAN, PAR); break;                                     \
+    default: bwd_block(a, hs, b0, n, ZR, DT, LIM, SG_LOGISTIC, PAR); break;                                              \
+    }
+
+#define BWD_PAR(ZR, DT, LIM)                                                                                         \
+    if (params) {                                                                                                    \
+        BWD_KIND(ZR, DT, LIM, 1)                                                                                     \
+    } else {                                                                                                         \
+        BWD_KIND(ZR, DT, LIM, 0)                                                                                     \
+    }
+
+static void *bwd_range(void *p) {
+    const bwd_args *a = (const bwd_args *)p;
+    float hs[CHUNK * BWD_BLOCK]; /* the membrane of one chunk of steps, recomputed (128 KB) */
+    const int limited = a->max_spikes > 0, params = a->g_beta != NULL || a->g_thr != NULL;
+    for (int64_t b0 = a->r.m0; b0 < a->r.m1; b0 += BWD_BLOCK) {
+        int64_t n = a->r.m1 - b0 < BWD_BLOCK ? a->r.m1 - b0 : BWD_BLOCK;
+        int which = a->zero_reset | (a->detach_reset << 1) | (limited << 2);
+        switch (which) {
+        case 0: BWD_PAR(0, 0, 0) break;
+        case 1: BWD_PAR(1, 0, 0) break;
+        case 2: BWD_PAR(0, 1, 0) break;
+        case 3: BWD_PAR(1, 1, 0) break;
+        case 4: BWD_PAR(0, 0, 1) break;
+        case 5: BWD_PAR(1, 0, 1) break;
+        case 6: BWD_PAR(0, 1, 1) break;
+        default: BWD_PAR(1, 1, 1) break;
+        }
+    }
+    return NULL;
+}
+
+/* ------------------------------------------------------------------ threads */
+#define MAX_THREADS 256
+
+/* Split [0, M) into up to `threads` ranges (multiples of 16 neurons) and run `fn` on each in parallel;
+ * `args` is an array of `threads` structs of `size` bytes, each starting with a range_t. */
+static int run_split(void *(*fn)(void *), void *args, size_t size, int64_t M, int threads) {
+    pthread_t tid[MAX_THREADS];
+    char *base = (char *)args;
+    int64_t per = ((M + threads - 1) / threads + 15) / 16 * 16;
+    int used = 0, rc = 0;
+    for (int i = 0; i < threads && i * per < M; ++i, ++used) {
+        range_t *r = (range_t *)(base + i * size);
+        r->m0 = i * per;
+        r->m1 = r->m0 + per < M ? r->m0 + per : M;
+    }
+    int started = 1;
+    for (; started < used; ++started)
+        if (pthread_create(&tid[started], NULL, fn, base + started * size) != 0) {
+            rc = -1;
+            break;
+        }
+    if (rc != 0) /* could not start a thread: do the remaining ranges here */
+        for (int i = started; i < used; ++i) fn(base + i * size);
+    fn(base);
+    for (int i = 1; i < started; ++i) pthread_join(tid[i], NULL);
+    return 0;
+}
+
+static int clamp_threads(int threads) { return threads < 1 ? 1 : (threads > MAX_THREADS ? MAX_THREADS : threads); }
+
+int snnlab_lif_forward(const float *x, const float *beta, const float *thr, float *h, float *s, float *ck,
+                       int64_t T, int64_t M, int full_membrane, int zero_reset, int max_spikes, int noise, double noise_div,
+                       uint32_t key, int threads) {
+    fwd_args a[MAX_THREADS];
+    int n = clamp_threads(threads);
+    for (int i = 0; i < n; ++i)
+        a[i] = (fwd_args){{0, 0}, x, beta, thr, h, s, ck, T, M, full_membrane, zero_reset, max_spikes, noise,
+                          noise_div, key};
+    return run_split(fwd_range, a, sizeof(fwd_args), M, n);
+}
+
+int snnlab_lif_backward(const float *x, const float *s, const float *ck, const float *gs, double gs_const,
+                        const float *beta, const float *thr, const float *total, float *gx, float *g_beta,
+                        float *g_thr, int64_t T, int64_t M, int zero_reset, int detach_reset, int max_spikes,
+                        int surrogate_kind, double param, int threads) {
+    bwd_args a[MAX_THREADS];
+    int n = clamp_threads(threads);
+    for (int i = 0; i < n; ++i)
+        a[i] = (bwd_args){{0, 0}, x, s, ck, gs, beta, thr, total, (float)gs_const, gx, g_beta, g_thr, T, M,
+                          zero_reset, detach_reset, max_spikes, surrogate_kind, param};
+    return run_split(bwd_range, a, sizeof(bwd_args), M, n);
+}

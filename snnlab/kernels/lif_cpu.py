@@ -1,0 +1,185 @@
+"""Multi-step LIF with the time loop compiled for the CPU (``backend="cpu"``).
+
+Same functions and gradients as :func:`snnlab.kernels.lif_torch.lif_torch` (see its docstring for the
+semantics); the loops live in ``lif_cpu.c``, which snnlab compiles with the system C compiler on first
+use (cached, see :mod:`snnlab.kernels.c_build`) and calls through :mod:`ctypes`. Each forward and
+backward is one pass over the ``[T, M]`` tensors, split over ``torch.get_num_threads()`` threads by
+blocks of neurons, instead of a few PyTorch operations per time step.
+
+The deterministic forward and the atan, fast-sigmoid and triangle backward round exactly as the
+PyTorch path does on x86-64 (same operations in the same order, fused multiply-adds where PyTorch's
+``addcmul`` has them); the sigmoid, gaussian and logistic formulas and the noise CDFs use the C
+library's ``expf`` / ``erff`` and agree to float32 rounding.
+
+The time goes to memory traffic and fresh pages, not arithmetic, so the forward keeps the membrane
+only every 32 steps, and the backward re-runs the forward chunk by chunk from those checkpoints,
+``x`` and the saved spikes (into a cache-sized scratch) instead of reading a saved membrane.
+
+float32 only. ``backend="auto"`` takes this path for float32 CPU tensors when the kernel builds (set
+``SNNLAB_CPU_KERNEL=0`` to keep the PyTorch path); ``backend="cpu"`` raises if it cannot.
+"""
+from __future__ import annotations
+
+import ctypes
+import functools
+import os
+from pathlib import Path
+
+import torch
+
+from .c_build import CBuildError, load_c_library
+from .counter_rng import seed_key
+from .lif_common import SURROGATE_CODES, check_fused_args, flat_param, noise_divisor, param_grads, steps_and_width
+
+SOURCE = Path(__file__).with_name("lif_cpu.c")
+_NOISE_CODES = {None: 0, "gaussian": 1, "logistic": 2}
+_MIN_NEURONS_PER_THREAD = 256
+_MIN_ELEMENTS_FOR_THREADS = 1 << 19
+CHECKPOINT_EVERY = 32  # steps between the membrane checkpoints the forward keeps (CHUNK in lif_cpu.c)
+
+_P, _I64, _INT, _DBL = ctypes.c_void_p, ctypes.c_int64, ctypes.c_int, ctypes.c_double
+
+
+def cpu_kernel_disabled() -> bool:
+    """Whether ``SNNLAB_CPU_KERNEL`` is set to a false value (keep ``auto`` on the PyTorch path)."""
+    return os.environ.get("SNNLAB_CPU_KERNEL", "").strip().lower() in ("0", "false", "no", "off")
+
+
+@functools.lru_cache(maxsize=1)
+def _library() -> ctypes.CDLL | CBuildError:
+    try:
+        lib = load_c_library(SOURCE)
+    except CBuildError as exc:
+        return exc
+    lib.snnlab_lif_forward.argtypes = [_P, _P, _P, _P, _P, _P, _I64, _I64, _INT, _INT, _INT, _INT, _DBL,
+                                       ctypes.c_uint32, _INT]
+    lib.snnlab_lif_backward.argtypes = [_P, _P, _P, _P, _DBL, _P, _P, _P, _P, _P, _P, _I64, _I64, _INT, _INT,
+                                        _INT, _INT, _DBL, _INT]
+    for fn in (lib.snnlab_lif_forward, lib.snnlab_lif_backward):
+        fn.restype = _INT
+    return lib
+
+
+def cpu_kernel_error() -> str | None:
+    """None when the compiled CPU kernel is usable, else why not (builds it on first call)."""
+    lib = _library()
+    return str(lib) if isinstance(lib, CBuildError) else None
+
+
+def cpu_kernel_available() -> bool:
+    """Whether ``backend="cpu"`` can run here (a C compiler built the kernel)."""
+    return cpu_kernel_error() is None
+
+
+def _lib() -> ctypes.CDLL:
+    lib = _library()
+    if isinstance(lib, CBuildError):
+        raise RuntimeError(f"backend='cpu' needs snnlab's compiled CPU kernel, which is not available: {lib}. "
+                           "Use backend='torch' or 'auto'.")
+    return lib
+
+
+def _threads(T: int, M: int) -> int:
+    """Threads for a ``[T, M]`` loop: one below ~0.5M elements (starting threads would cost more)."""
+    if T * M < _MIN_ELEMENTS_FOR_THREADS:
+        return 1
+    return max(1, min(torch.get_num_threads(), M // _MIN_NEURONS_PER_THREAD))
+
+
+def _ptr(t: torch.Tensor | None) -> int | None:
+    return t.data_ptr() if t is not None else None
+
+
+def _check_cpu(x: torch.Tensor) -> None:
+    if x.device.type != "cpu":
+        raise RuntimeError(f"lif_cpu got a tensor on '{x.device}'; backend='cpu' runs on CPU tensors. Use "
+                           "backend='auto' (Triton on CUDA) or move the tensors to the CPU.")
+
+
+def _constant_value(t: torch.Tensor) -> float | None:
+    """The value of a tensor expanded from one number (all strides 0, e.g. the gradient of ``sum()``)."""
+    if t.numel() > 0 and all(st == 0 for st in t.stride()):
+        return float(t.reshape(-1)[0])
+    return None
+
+
+class LIFCpuFunction(torch.autograd.Function):
+    """Autograd function for the compiled CPU LIF; returns ``(spikes, membrane_pre_reset)``.
+
+    Same argument list as :class:`snnlab.kernels.lif_torch.LIFFunction`.
+    """
+
+    @staticmethod
+    def forward(ctx, x, beta, threshold, reset, detach_reset, max_spikes, surrogate, surrogate_param,
+                noise, noise_scale, seed, sample, keep_membrane):
+        check_fused_args("lif_cpu", x, reset, surrogate, noise, (torch.float32,))
+        _check_cpu(x)
+        lib = _lib()
+        x = x.contiguous()
+        T, M = steps_and_width(x)
+        spikes = torch.empty_like(x)
+        membrane = torch.empty_like(x) if keep_membrane or T == 0 else x.new_empty((1,) + x.shape[1:])
+        checkpoints = x.new_empty((-(-T // CHECKPOINT_EVERY), M))
+        sampling = noise is not None and bool(sample)
+        if T > 0 and M > 0:
+            # every tensor whose address goes to C is held in a local until the call returns
+            beta_f, thr_f = flat_param(beta, x), flat_param(threshold, x)
+            lib.snnlab_lif_forward(
+                _ptr(x), _ptr(beta_f), _ptr(thr_f), _ptr(membrane), _ptr(spikes), _ptr(checkpoints), T, M,
+                int(bool(keep_membrane)),
+                int(reset == "zero"), int(max_spikes or 0), _NOISE_CODES[noise] if sampling else 0,
+                noise_divisor(noise, noise_scale) if sampling else 1.0, seed_key(seed) if sampling else 0,
+                _threads(T, M))
+        # the backward re-runs the forward from x, the spikes and the checkpoints (cheaper than storing
+        # the membrane: one fresh [T, B, ...] tensor fewer)
+        ctx.save_for_backward(x, spikes, checkpoints, beta, threshold)
+        ctx.cfg = (reset, bool(detach_reset), max_spikes, surrogate, float(surrogate_param))
+        ctx.mark_non_differentiable(membrane)
+        return spikes, membrane
+
+    @staticmethod
+    def backward(ctx, grad_spikes, grad_membrane):
+        x, spikes, checkpoints, beta, threshold = ctx.saved_tensors
+        reset, detach_reset, max_spikes, surrogate, surrogate_param = ctx.cfg
+        T, M = steps_and_width(x)
+        need_beta, need_thr = ctx.needs_input_grad[1], ctx.needs_input_grad[2]
+        grad_x = torch.empty_like(x)
+        g_beta = torch.zeros(M, dtype=torch.float32) if need_beta else None
+        g_thr = torch.zeros(M, dtype=torch.float32) if need_thr else None
+        if T > 0 and M > 0:
+            gs_const = 0.0 if grad_spikes is None else _constant_value(grad_spikes)
+            gs = None if gs_const is not None else grad_spikes.to(torch.float32).contiguous()
+            total = spikes.sum(0) if max_spikes is not None else None
+            beta_f, thr_f = flat_param(beta, x), flat_param(threshold, x)
+            _lib().snnlab_lif_backward(
+                _ptr(x), _ptr(spikes), _ptr(checkpoints), _ptr(gs), gs_const or 0.0, _ptr(beta_f), _ptr(thr_f), _ptr(total), _ptr(grad_x), _ptr(g_beta), _ptr(g_thr),
+                T, M, int(reset == "zero"), int(detach_reset), int(max_spikes or 0), SURROGATE_CODES[surrogate],
+                surrogate_param, _threads(T, M))
+        gb, gt = param_grads(g_beta, g_thr, beta, threshold, x.shape[1:])
+        return grad_x, gb, gt, None, None, None, None, None, None, None, None, None, None
+
+
+def lif_cpu(x: torch.Tensor, beta: torch.Tensor, threshold: torch.Tensor, *, reset: str = "subtract",
+            detach_reset: bool = False, max_spikes: int | None = None, surrogate: str = "atan",
+            surrogate_param: float = 2.0, noise: str | None = None, noise_scale: float = 0.3,
+            seed: int = 0, sample: bool = True, keep_membrane: bool = True) -> tuple[torch.Tensor, torch.Tensor]:
+    """Compiled CPU multi-step LIF over float32 ``x [T, B, ...]``; returns ``(spikes, pre-reset membrane)``.
+
+    Drop-in for :func:`snnlab.kernels.lif_torch.lif_torch` (same arguments, results and gradients).
+    With ``keep_membrane=False`` only the last step's membrane is written and returned (``[1, B, ...]``):
+    the backward does not need it (it re-runs the forward from ``x`` and the spikes), so a layer that
+    does not record its membrane saves writing a ``[T, B, ...]`` tensor.
+    Raises :class:`RuntimeError` when the kernel cannot be built here (no C compiler) or ``x`` is not
+    on the CPU, :class:`TypeError` for dtypes other than float32.
+
+    Example:
+        >>> x = torch.ones(5, 1, 2)
+        >>> s, h = lif_cpu(x, torch.tensor(0.5), torch.tensor(1.5))   # doctest: +SKIP
+        >>> s[:, 0, 0].tolist()                                          # doctest: +SKIP
+        [0.0, 1.0, 0.0, 1.0, 0.0]
+    """
+    if noise is not None:
+        surrogate, surrogate_param = noise, noise_scale
+    return LIFCpuFunction.apply(x, beta, threshold, reset, detach_reset, max_spikes, surrogate,
+                                float(surrogate_param), noise, float(noise_scale), int(seed), bool(sample),
+                                bool(keep_membrane))

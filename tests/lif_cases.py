@@ -1,0 +1,63 @@
+"""Inputs, option cases and comparisons shared by the tests of the fused LIF kernels (Triton, compiled CPU)."""
+from __future__ import annotations
+
+import torch
+
+T = 6
+
+
+def make_inputs(shape, per_neuron, seed=0, dtype=torch.float32, steps=T):
+    """Random ``(x [steps, *shape], beta, threshold, output gradient)``; per-neuron or scalar parameters."""
+    g = torch.Generator().manual_seed(seed)
+    x = (torch.randn((steps,) + tuple(shape), generator=g) * 1.2 + 0.3).to(dtype)
+    n = shape[-1]
+    if per_neuron:
+        beta = torch.rand(n, generator=g) * 0.5 + 0.4
+        thr = torch.rand(n, generator=g) * 0.6 + 0.6
+    else:
+        beta, thr = torch.tensor(0.8), torch.tensor(0.9)
+    grad = torch.randn((steps,) + tuple(shape), generator=g)
+    return x, beta, thr, grad
+
+
+def run_lif(fn, x, beta, thr, grad, grad_params=True, **kw):
+    """Forward ``fn`` and backward ``sum(spikes * grad)``; returns spikes, membrane and the three gradients."""
+    x = x.clone().requires_grad_()
+    beta = beta.clone().requires_grad_(grad_params)
+    thr = thr.clone().requires_grad_(grad_params)
+    s, h = fn(x, beta, thr, **kw)
+    (s * grad.to(s.dtype)).sum().backward()
+    return s.detach(), h.detach(), x.grad, beta.grad, thr.grad
+
+
+def assert_lif_matches(ref, out, atol=1e-5, rtol=1e-4):
+    """Spikes identical; membrane and gradients within float32 tolerance (parameter sums 10x looser)."""
+    s_r, h_r, gx_r, gb_r, gt_r = ref
+    s, h, gx, gb, gt = out
+    assert torch.equal(s, s_r)
+    torch.testing.assert_close(h, h_r, atol=atol, rtol=rtol)
+    torch.testing.assert_close(gx, gx_r, atol=atol, rtol=rtol)
+    for a, b in ((gb, gb_r), (gt, gt_r)):
+        if b is None:
+            assert a is None
+        else:
+            assert a.shape == b.shape
+            torch.testing.assert_close(a, b, atol=atol * 10, rtol=rtol * 10)
+
+
+# every value of each option appears; step sizes that are not multiples of a block (M = 74, 130, 37)
+CASES = [
+    # reset, detach_reset, max_spikes, surrogate, param, per_neuron, step shape
+    ("subtract", False, None, "atan", 2.0, False, (2, 37)),
+    ("subtract", True, 1, "fast_sigmoid", 3.0, True, (2, 65)),
+    ("subtract", False, 2, "triangle", 1.0, True, (37,)),
+    ("subtract", True, None, "sigmoid", 4.0, True, (2, 37)),
+    ("subtract", False, 1, "gaussian", 0.5, False, (2, 65)),
+    ("subtract", True, 2, "logistic", 0.3, True, (2, 37)),
+    ("zero", False, None, "sigmoid", 4.0, True, (2, 65)),
+    ("zero", True, 1, "atan", 2.0, False, (2, 37)),
+    ("zero", False, 2, "fast_sigmoid", 3.0, True, (2, 37)),
+    ("zero", True, None, "triangle", 1.0, True, (37,)),
+    ("zero", False, 1, "logistic", 0.3, True, (2, 65)),
+    ("zero", True, 2, "gaussian", 0.5, False, (2, 37)),
+]

@@ -1,0 +1,177 @@
+"""The compiled CPU LIF (``backend="cpu"``) against the PyTorch reference path."""
+import ctypes
+import os
+
+import pytest
+import torch
+
+from lif_cases import CASES, assert_lif_matches, make_inputs, run_lif
+from snnlab.kernels import c_build, dispatch, lif_cpu as lif_cpu_mod
+from snnlab.kernels.dispatch import lif, resolve_backend
+from snnlab.kernels.lif_cpu import cpu_kernel_available, cpu_kernel_error, lif_cpu
+from snnlab.kernels.lif_torch import lif_torch
+
+needs_kernel = pytest.mark.skipif(not cpu_kernel_available(), reason=f"CPU kernel not built: {cpu_kernel_error()}")
+
+
+def test_kernel_builds_wherever_there_is_a_compiler():
+    # guards the skips below: on a machine with a C compiler (CI has gcc) the kernel must build
+    if c_build.find_compiler() is None:
+        pytest.skip("no C compiler on this machine")
+    assert cpu_kernel_error() is None
+
+
+@pytest.mark.parametrize("reset,detach,max_spikes,surrogate,param,per_neuron,shape", CASES)
+@needs_kernel
+def test_matches_torch_reference(reset, detach, max_spikes, surrogate, param, per_neuron, shape):
+    x, beta, thr, grad = make_inputs(shape, per_neuron, seed=len(reset) * 7 + int(detach) * 3 + (max_spikes or 0),
+                                     steps=40)
+    kw = dict(reset=reset, detach_reset=detach, max_spikes=max_spikes, surrogate=surrogate, surrogate_param=param)
+    ref = run_lif(lif_torch, x, beta, thr, grad, **kw)
+    out = run_lif(lif_cpu, x, beta, thr, grad, **kw)
+    assert ref[0].sum() > 0 and (max_spikes is None or ref[0].sum(0).max() == max_spikes)
+    assert_lif_matches(ref, out)
+    # the deterministic forward is the same arithmetic as the PyTorch path (the backward recomputes it)
+    torch.testing.assert_close(out[1], ref[1], atol=0, rtol=0)
+
+
+@pytest.mark.parametrize("surrogate", ["atan", "fast_sigmoid", "triangle"])
+@needs_kernel
+def test_hidden_layer_gradient_equals_torch_path(surrogate):
+    # no parameter gradients (the common case): the backward does PyTorch's operations in its order
+    x, beta, thr, grad = make_inputs((3, 50), per_neuron=False, seed=4, steps=60)
+    ref = run_lif(lif_torch, x, beta, thr, grad, grad_params=False, surrogate=surrogate)
+    out = run_lif(lif_cpu, x, beta, thr, grad, grad_params=False, surrogate=surrogate)
+    assert_lif_matches(ref, out, atol=1e-6, rtol=1e-6)
+
+
+@needs_kernel
+def test_shapes_blocks_threads_and_constant_gradient():
+    # M = 4101 spans several 2048-neuron blocks and both threads; T = 1 and M = 1 are edge cases
+    for shape, steps in (((3, 1367), 7), ((1,), 1), ((2, 3, 5), 4)):
+        x, beta, thr, grad = make_inputs(shape, per_neuron=True, seed=9, steps=steps)
+        assert_lif_matches(run_lif(lif_torch, x, beta, thr, grad, max_spikes=2),
+                           run_lif(lif_cpu, x, beta, thr, grad, max_spikes=2))
+    x, beta, thr, grad = make_inputs((3, 1367), per_neuron=False, seed=1, steps=200)  # > 0.5M elements: threads
+    threads = torch.get_num_threads()
+    try:
+        torch.set_num_threads(1)
+        one = run_lif(lif_cpu, x, beta, thr, grad)
+        torch.set_num_threads(2)
+        two = run_lif(lif_cpu, x, beta, thr, grad)
+    finally:
+        torch.set_num_threads(threads)
+    for a, b in zip(one, two):
+        assert torch.equal(a, b)
+    # out.sum().backward() hands the kernel an expanded (stride-0) gradient: read as one number
+    xs = [x.clone().requires_grad_() for _ in range(2)]
+    for fn, xi in zip((lif_torch, lif_cpu), xs):
+        fn(xi, beta, thr)[0].sum().backward()
+    torch.testing.assert_close(xs[1].grad, xs[0].grad, atol=1e-6, rtol=1e-6)
+
+
+@pytest.mark.parametrize("noise,reset,max_spikes", [("gaussian", "subtract", None), ("logistic", "zero", 2)])
+@needs_kernel
+def test_noisy_spikes_match_torch_and_follow_the_seed(noise, reset, max_spikes):
+    x, beta, thr, grad = make_inputs((2, 65), per_neuron=True, seed=11, steps=30)
+    kw = dict(noise=noise, noise_scale=0.4, reset=reset, max_spikes=max_spikes)
+    spikes = {}
+    for seed in (0, 1, 12345):
+        ref = run_lif(lif_torch, x, beta, thr, grad, seed=seed, **kw)
+        out = run_lif(lif_cpu, x, beta, thr, grad, seed=seed, **kw)
+        assert_lif_matches(ref, out)
+        spikes[seed] = out[0]
+    assert torch.equal(lif_cpu(x, beta, thr, seed=0, **kw)[0], spikes[0])
+    assert not torch.equal(spikes[0], spikes[1]) and not torch.equal(spikes[0], spikes[12345])
+    assert not torch.equal(lif_cpu(x, beta, thr, reset=reset, max_spikes=max_spikes)[0], spikes[0])
+
+
+@needs_kernel
+def test_module_backends_agree_in_training():
+    import snnlab as sl
+
+    torch.manual_seed(0)
+    x = torch.rand(25, 4, 30) * 0.8
+    layers = {b: sl.LIF(tau_mem=5.0, learn_threshold=True, learn_tau=True, n_neurons=30, max_spikes=3, backend=b)
+              for b in ("torch", "cpu")}
+    grads = {}
+    for b, layer in layers.items():
+        xi = x.clone().requires_grad_()
+        out = layer(xi)
+        (out * torch.linspace(-1, 1, 30)).sum().backward()
+        grads[b] = (out.detach(), xi.grad, layer.threshold.grad, next(p.grad for n, p in layer.named_parameters()
+                                                                     if n != "threshold"))
+    assert torch.equal(grads["cpu"][0], grads["torch"][0])
+    for a, b in zip(grads["cpu"][1:], grads["torch"][1:]):
+        torch.testing.assert_close(a, b, atol=1e-5, rtol=1e-4)
+
+
+def test_auto_backend_choice(monkeypatch):
+    cpu = torch.device("cpu")
+    expected = "cpu" if cpu_kernel_available() else "torch"
+    assert resolve_backend("auto", cpu) == expected
+    assert resolve_backend("auto", cpu, torch.float64) == "torch"
+    assert resolve_backend("torch", cpu) == "torch"
+    monkeypatch.setenv("SNNLAB_CPU_KERNEL", "0")
+    assert resolve_backend("auto", cpu) == "torch"
+
+
+def test_explicit_cpu_backend_errors():
+    with pytest.raises(TypeError, match="float32"):
+        resolve_backend("cpu", "cpu", torch.float64)
+    with pytest.raises(RuntimeError, match="CPU tensors"):
+        resolve_backend("cpu", "cuda")
+    x, beta, thr, _ = make_inputs((2, 5), per_neuron=False)
+    with pytest.raises(TypeError, match="float32"):
+        lif(x.double(), beta, thr, backend="cpu")
+    with pytest.raises(ValueError, match="reset"):
+        lif_cpu(x, beta, thr, reset="bogus")
+
+
+def test_missing_compiler_is_a_clear_error_and_auto_keeps_pytorch(monkeypatch, tmp_path):
+    monkeypatch.setenv("SNNLAB_CACHE_DIR", str(tmp_path))
+    monkeypatch.setattr(c_build, "find_compiler", lambda: None)
+    monkeypatch.setattr(lif_cpu_mod, "_library", lif_cpu_mod._library.__wrapped__)  # no cached build
+    assert "no C compiler" in cpu_kernel_error()
+    with pytest.raises(RuntimeError, match="no C compiler"):
+        resolve_backend("cpu", "cpu")
+    assert resolve_backend("auto", "cpu") == "torch"
+    x, beta, thr, _ = make_inputs((2, 5), per_neuron=False)
+    s, _ = lif(x, beta, thr, backend="auto")
+    assert torch.equal(s, lif_torch(x, beta, thr)[0])
+    with pytest.raises(RuntimeError, match="compiled CPU kernel"):
+        lif_cpu(x, beta, thr)
+
+
+@pytest.mark.skipif(c_build.find_compiler() is None, reason="no C compiler")
+def test_build_is_cached_per_source_and_reports_compiler_errors(monkeypatch, tmp_path):
+    monkeypatch.setenv("SNNLAB_CACHE_DIR", str(tmp_path))
+    src = tmp_path / "adder.c"
+    src.write_text("int add(int a, int b) { return a + b; }\n")
+    lib = c_build.load_c_library(src)
+    assert lib.add(2, 3) == 5
+    built = sorted(tmp_path.glob("adder-*.so"))
+    assert len(built) == 1
+    stamp = os.stat(built[0]).st_mtime_ns
+    c_build.load_c_library(src)  # cached: not compiled again
+    assert os.stat(built[0]).st_mtime_ns == stamp and sorted(tmp_path.glob("adder-*.so")) == built
+    src.write_text("int add(int a, int b) { return a - b; }\n")  # an edited source gets its own build
+    assert c_build.load_c_library(src).add(2, 3) == -1
+    assert len(list(tmp_path.glob("adder-*.so"))) == 2
+    bad = tmp_path / "broken.c"
+    bad.write_text("int broken( {\n")
+    with pytest.raises(c_build.CBuildError, match="broken.c"):
+        c_build.load_c_library(bad)
+    assert not list(tmp_path.glob("broken-*.so")) and not list(tmp_path.glob("tmp*"))
+    assert isinstance(lib, ctypes.CDLL)
+
+
+@needs_kernel
+def test_last_step_membrane_only_when_not_kept():
+    x, beta, thr, grad = make_inputs((3, 40), per_neuron=True, seed=6, steps=70)
+    full = run_lif(lif_cpu, x, beta, thr, grad, max_spikes=3)
+    last = run_lif(lif_cpu, x, beta, thr, grad, max_spikes=3, keep_membrane=False)
+    assert last[1].shape == (1, 3, 40) and torch.equal(last[1][0], full[1][-1])
+    for a, b in zip(full[2:], last[2:]):
+        assert torch.equal(a, b)
+    assert torch.equal(full[0], last[0])
