@@ -37,8 +37,9 @@ def timed(fn) -> float:
     return time.perf_counter() - t0
 
 
-def snnlab_model(n, linear):
-    lif = sl.LIF(beta=0.9, threshold=1.0, surrogate="atan", backend="torch")
+def snnlab_model(n, linear, backend="auto"):
+    """``backend="auto"``: the compiled CPU loop (where a C compiler built it); ``"torch"``: pure PyTorch."""
+    lif = sl.LIF(beta=0.9, threshold=1.0, surrogate="atan", backend=backend)
     return torch.nn.Sequential(torch.nn.Linear(n, n), lif) if linear else lif
 
 
@@ -87,6 +88,7 @@ def spikingjelly_model(n, linear):
 
 LIBS = {
     "snnlab": lambda n, lin: snnlab_model(n, lin),
+    "snnlab (torch path)": lambda n, lin: snnlab_model(n, lin, "torch"),
     "snnTorch (tutorial loop)": lambda n, lin: snntorch_model(n, lin, "tutorial"),
     "snnTorch (batched)": lambda n, lin: snntorch_model(n, lin, "batched"),
     "SpikingJelly": spikingjelly_model,
@@ -153,7 +155,11 @@ def main() -> None:
         return
     T, B = (100, 8) if args.quick else (500, 16)
     sizes = [256, 1024] if args.quick else [256, 4096]
+    from snnlab.kernels.dispatch import resolve_backend
+
     print(f"# CPU benchmark — {platform.processor() or platform.machine()}, {args.threads} threads, torch {torch.__version__}")
+    print(f"snnlab = sl.LIF(backend='auto'), which runs the '{resolve_backend('auto', 'cpu')}' backend here; "
+          "'snnlab (torch path)' = backend='torch'")
     print(f"T={T}, B={B}; forward+backward; median over {args.rounds} fresh processes x {args.repeats} timed steps "
           f"(after {WARMUP} warm-up steps), libraries alternating; LIF alone = hidden layer (the input needs a gradient), "
           "Linear+LIF = first layer on data\n")
@@ -176,14 +182,14 @@ def main() -> None:
             if not linear:
                 numel = T * B * n
                 bw = 2 * numel * 4 / times["copy"]
-                floors.append((n, bw, 7 * numel * 4 / bw, s))
+                floors.append((n, bw, 7 * numel * 4 / bw, s, times["snnlab (torch path)"]))
             else:
                 bounds.append((n, times["linear"], s, {k: times[k] for k in names[1:]}))
-    print("\n| LIF N | copy bandwidth (GB/s) | floor (s) | snnlab (s) | snnlab / floor |")
-    print("|---|---|---|---|---|")
-    for n, bw, floor, s in floors:
-        print(f"| {n} | {bw / 1e9:.1f} | {floor:.4f} | {s:.4f} | {s / floor:.2f}x |")
-    peers = names[1:]
+    print("\n| LIF N | copy bandwidth (GB/s) | floor (s) | snnlab (s) | snnlab / floor | torch path / floor |")
+    print("|---|---|---|---|---|---|")
+    for n, bw, floor, s, s_torch in floors:
+        print(f"| {n} | {bw / 1e9:.1f} | {floor:.4f} | {s:.4f} | {s / floor:.2f}x | {s_torch / floor:.2f}x |")
+    peers = [k for k in names if not k.startswith("snnlab")]
     print("\nLinear+LIF: the Linear layer alone, and the highest ratio any LIF could give (peer time / Linear time)\n")
     print("| N | Linear alone (s) | snnlab (s) | snnlab's LIF part (s) | " + " | ".join(f"bound vs {k}" for k in peers) + " |")
     print("|---|---|---|---|" + "---|" * len(peers))
