@@ -99,9 +99,9 @@ def load_c_library(source: Path) -> ctypes.CDLL:
     text = source.read_bytes()
     stem = source.stem
     errors = []
+    machine = (_compiler_id(cc) + "\0" + _cpu_id()).encode()  # asked once: a subprocess and /proc/cpuinfo
     for flags in (BASE_FLAGS + NATIVE_FLAGS, BASE_FLAGS):
-        key = hashlib.sha256(b"\0".join([text, " ".join(flags).encode(), _compiler_id(cc).encode(),
-                                         _cpu_id().encode()])).hexdigest()[:16]
+        key = hashlib.sha256(b"\0".join([text, " ".join(flags).encode(), machine])).hexdigest()[:16]
         target = cache_dir() / f"{stem}-{key}.so"
         if not target.exists():
             err = _compile(cc, source, target, flags)

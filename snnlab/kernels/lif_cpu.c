@@ -38,6 +38,7 @@ typedef struct {
     const float *x, *beta, *thr;
     float *h, *s;  /* h: [T, M] when full_membrane, else [M] (the last step only) */
     float *ck;     /* [ceil(T / CHUNK), M]: v[t - 1] at every t that is a multiple of CHUNK */
+    float *counts; /* [M]: spikes per neuron over the sample (written with max_spikes only) */
     int64_t T, M;
     int full_membrane, zero_reset, max_spikes, noise; /* max_spikes 0 = unlimited */
     double noise_div; /* sigma * sqrt(2) (gaussian noise) or sigma (logistic) */
@@ -109,6 +110,7 @@ INLINE void fwd_block(const fwd_args *a, int64_t b0, int64_t n, const int zero_r
             v[i] = zero_reset ? hi + (-hi) * si : hi + si * (-thr[i]);
         }
     }
+    if (limited) memcpy(a->counts + b0, cnt, sizeof(float) * n);
 }
 
 static void *fwd_range(void *p) {
@@ -140,7 +142,8 @@ static void *fwd_range(void *p) {
 /* dS/du at u = h - threshold, written as surrogate_math.surrogate_grad_ computes it */
 INLINE float surrogate(int kind, float u, float p, float c0, float c1, float pp) {
     switch (kind) {
-    case SG_ATAN: return 1.0f / fmaf(c1 * u, u, c0); /* torch.addcmul(c0, u, u, value=c1); c0 = 2/p, c1 = 2 (pi/2 p)^2 / p */
+    /* atan: torch.addcmul(c0, u, u, value=c1), then the reciprocal; c0 = 2/p, c1 = 2 (pi/2 p)^2 / p */
+    case SG_ATAN: return 1.0f / fmaf(c1 * u, u, c0);
     case SG_FAST_SIGMOID: {
         float w = fabsf(u) * p + 1.0f;
         return 1.0f / (w * w);
@@ -303,12 +306,13 @@ static int run_split(void *(*fn)(void *), void *args, size_t size, int64_t M, in
 static int clamp_threads(int threads) { return threads < 1 ? 1 : (threads > MAX_THREADS ? MAX_THREADS : threads); }
 
 int snnlab_lif_forward(const float *x, const float *beta, const float *thr, float *h, float *s, float *ck,
-                       int64_t T, int64_t M, int full_membrane, int zero_reset, int max_spikes, int noise, double noise_div,
+                       float *counts, int64_t T, int64_t M, int full_membrane, int zero_reset, int max_spikes,
+                       int noise, double noise_div,
                        uint32_t key, int threads) {
     fwd_args a[MAX_THREADS];
     int n = clamp_threads(threads);
     for (int i = 0; i < n; ++i)
-        a[i] = (fwd_args){{0, 0}, x, beta, thr, h, s, ck, T, M, full_membrane, zero_reset, max_spikes, noise,
+        a[i] = (fwd_args){{0, 0}, x, beta, thr, h, s, ck, counts, T, M, full_membrane, zero_reset, max_spikes, noise,
                           noise_div, key};
     return run_split(fwd_range, a, sizeof(fwd_args), M, n);
 }

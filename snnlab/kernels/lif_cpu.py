@@ -51,7 +51,7 @@ def _library() -> ctypes.CDLL | CBuildError:
         lib = load_c_library(SOURCE)
     except CBuildError as exc:
         return exc
-    lib.snnlab_lif_forward.argtypes = [_P, _P, _P, _P, _P, _P, _I64, _I64, _INT, _INT, _INT, _INT, _DBL,
+    lib.snnlab_lif_forward.argtypes = [_P, _P, _P, _P, _P, _P, _P, _I64, _I64, _INT, _INT, _INT, _INT, _DBL,
                                        ctypes.c_uint32, _INT]
     lib.snnlab_lif_backward.argtypes = [_P, _P, _P, _P, _DBL, _P, _P, _P, _P, _P, _P, _I64, _I64, _INT, _INT,
                                         _INT, _INT, _DBL, _INT]
@@ -120,26 +120,26 @@ class LIFCpuFunction(torch.autograd.Function):
         spikes = torch.empty_like(x)
         membrane = torch.empty_like(x) if keep_membrane or T == 0 else x.new_empty((1,) + x.shape[1:])
         checkpoints = x.new_empty((-(-T // CHECKPOINT_EVERY), M))
+        counts = x.new_zeros(M) if max_spikes is not None else None  # the max_spikes mask of the backward
         sampling = noise is not None and bool(sample)
         if T > 0 and M > 0:
             # every tensor whose address goes to C is held in a local until the call returns
             beta_f, thr_f = flat_param(beta, x), flat_param(threshold, x)
             lib.snnlab_lif_forward(
-                _ptr(x), _ptr(beta_f), _ptr(thr_f), _ptr(membrane), _ptr(spikes), _ptr(checkpoints), T, M,
-                int(bool(keep_membrane)),
-                int(reset == "zero"), int(max_spikes or 0), _NOISE_CODES[noise] if sampling else 0,
-                noise_divisor(noise, noise_scale) if sampling else 1.0, seed_key(seed) if sampling else 0,
+                _ptr(x), _ptr(beta_f), _ptr(thr_f), _ptr(membrane), _ptr(spikes), _ptr(checkpoints), _ptr(counts),
+                T, M, int(bool(keep_membrane)), int(reset == "zero"), int(max_spikes or 0),
+                _NOISE_CODES[noise] if sampling else 0, noise_divisor(noise, noise_scale) if sampling else 1.0, seed_key(seed) if sampling else 0,
                 _threads(T, M))
         # the backward re-runs the forward from x, the spikes and the checkpoints (cheaper than storing
         # the membrane: one fresh [T, B, ...] tensor fewer)
-        ctx.save_for_backward(x, spikes, checkpoints, beta, threshold)
+        ctx.save_for_backward(x, spikes, checkpoints, counts, beta, threshold)
         ctx.cfg = (reset, bool(detach_reset), max_spikes, surrogate, float(surrogate_param))
         ctx.mark_non_differentiable(membrane)
         return spikes, membrane
 
     @staticmethod
     def backward(ctx, grad_spikes, grad_membrane):
-        x, spikes, checkpoints, beta, threshold = ctx.saved_tensors
+        x, spikes, checkpoints, counts, beta, threshold = ctx.saved_tensors
         reset, detach_reset, max_spikes, surrogate, surrogate_param = ctx.cfg
         T, M = steps_and_width(x)
         need_beta, need_thr = ctx.needs_input_grad[1], ctx.needs_input_grad[2]
@@ -149,10 +149,10 @@ class LIFCpuFunction(torch.autograd.Function):
         if T > 0 and M > 0:
             gs_const = 0.0 if grad_spikes is None else _constant_value(grad_spikes)
             gs = None if gs_const is not None else grad_spikes.to(torch.float32).contiguous()
-            total = spikes.sum(0) if max_spikes is not None else None
             beta_f, thr_f = flat_param(beta, x), flat_param(threshold, x)
             _lib().snnlab_lif_backward(
-                _ptr(x), _ptr(spikes), _ptr(checkpoints), _ptr(gs), gs_const or 0.0, _ptr(beta_f), _ptr(thr_f), _ptr(total), _ptr(grad_x), _ptr(g_beta), _ptr(g_thr),
+                _ptr(x), _ptr(spikes), _ptr(checkpoints), _ptr(gs), gs_const or 0.0, _ptr(beta_f), _ptr(thr_f),
+                _ptr(counts), _ptr(grad_x), _ptr(g_beta), _ptr(g_thr),
                 T, M, int(reset == "zero"), int(detach_reset), int(max_spikes or 0), SURROGATE_CODES[surrogate],
                 surrogate_param, _threads(T, M))
         gb, gt = param_grads(g_beta, g_thr, beta, threshold, x.shape[1:])

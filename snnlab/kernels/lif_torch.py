@@ -1,6 +1,8 @@
 """Multi-step LIF in pure PyTorch with a hand-written reverse-time backward.
 
-This is the reference every other LIF backend is tested against, and the fast CPU path.
+This is the reference every other LIF backend is tested against, and the path for dtypes other
+than float32 and for machines without a C compiler (the compiled loop, :mod:`snnlab.kernels.lif_cpu`,
+is faster on the CPU).
 The forward runs the time loop without recording an autograd graph and saves only the
 pre-reset membrane ``h`` and the spikes ``s``; the backward recomputes everything else.
 

@@ -4,6 +4,7 @@ Assertions are on plot data (rows of the Bokeh ColumnDataSources in ``window.Bok
 page's ``#snnlab-live`` data attributes, not on status labels.
 """
 import time
+from contextlib import contextmanager
 from urllib.parse import urlparse
 
 import pytest
@@ -42,9 +43,17 @@ def _local(url: str) -> bool:
     return urlparse(url).hostname in ("127.0.0.1", "localhost")
 
 
-def open_page(browser, server):
+@contextmanager
+def dashboard_page(browser, server):
+    """A fresh browser context on the dashboard, loaded and live; closed when the block ends."""
     ctx = browser.new_context(viewport={"width": 1400, "height": 1000})
-    page = ctx.new_page()
+    try:
+        yield _load(ctx.new_page(), server)
+    finally:
+        ctx.close()
+
+
+def _load(page, server):
     page.set_default_timeout(60_000)
     page.errors, page.external = [], []
     page.on("console", lambda m: page.errors.append(m.text) if m.type == "error" else None)
@@ -53,7 +62,7 @@ def open_page(browser, server):
     page.goto(server["url"], timeout=90_000)
     page.wait_for_function("() => window.Bokeh && window.Bokeh.documents.length > 0", timeout=90_000)
     page.locator(LIVE).wait_for(state="attached", timeout=90_000)
-    return ctx, page
+    return page
 
 
 def live(page) -> dict:
@@ -76,8 +85,7 @@ def button(page, name):
 
 
 def test_page_loads_offline_without_console_errors(server, browser, artifacts):
-    ctx, page = open_page(browser, server)
-    try:
+    with dashboard_page(browser, server) as page:
         page.get_by_text("snnlab lab").first.wait_for()
         rows = page.evaluate(PLOT_ROWS_JS)
         assert rows["sources"] >= 3  # the three live-curve plots are there, empty
@@ -85,13 +93,10 @@ def test_page_loads_offline_without_console_errors(server, browser, artifacts):
         page.screenshot(path=str(artifacts / "dashboard-loaded.png"))
         assert page.errors == []
         assert page.external == [], f"the page requested external resources: {page.external}"
-    finally:
-        ctx.close()
 
 
 def test_training_updates_curves_and_raster_and_pause_resume_stop_work(server, browser, artifacts):
-    ctx, page = open_page(browser, server)
-    try:
+    with dashboard_page(browser, server) as page:
         before = page.evaluate(PLOT_ROWS_JS)
         button(page, "Start").click()
         page.wait_for_function(f"() => ({PLOT_ROWS_JS})().curve >= 12 && ({PLOT_ROWS_JS})().raster > 0",
@@ -116,13 +121,10 @@ def test_training_updates_curves_and_raster_and_pause_resume_stop_work(server, b
         assert RunStore(server["store"]).get_run(run_id)["status"] == "stopped"
         page.screenshot(path=str(artifacts / "dashboard-stopped.png"))
         assert page.errors == []
-    finally:
-        ctx.close()
 
 
 def test_invalid_setting_shows_a_message_and_starts_nothing(server, browser, artifacts):
-    ctx, page = open_page(browser, server)
-    try:
+    with dashboard_page(browser, server) as page:
         hidden = page.locator("input[placeholder='JSON list, e.g. [128, 64]']")
         hidden.fill("[-3]")
         hidden.press("Tab")
@@ -132,13 +134,10 @@ def test_invalid_setting_shows_a_message_and_starts_nothing(server, browser, art
         page.screenshot(path=str(artifacts / "dashboard-invalid.png"))
         assert live(page)["state"] == "idle"
         assert page.errors == []
-    finally:
-        ctx.close()
 
 
 def test_runs_table_lists_a_run_started_from_the_cli(server, browser, artifacts):
-    ctx, page = open_page(browser, server)
-    try:
+    with dashboard_page(browser, server) as page:
         proc = python_cli_run(server["store"], "cli-run-from-python", epochs=2)
         page.get_by_text("Runs", exact=True).first.click()
         page.get_by_text("cli-run-from-python").first.wait_for(timeout=120_000)
@@ -150,21 +149,17 @@ def test_runs_table_lists_a_run_started_from_the_cli(server, browser, artifacts)
         page.wait_for_function(f"() => ({PLOT_ROWS_JS})().tradeoff >= 1", timeout=60_000)
         page.screenshot(path=str(artifacts / "dashboard-tradeoffs.png"))
         assert page.errors == []
-    finally:
-        ctx.close()
 
 
 def test_two_sessions_train_at_once_and_closing_a_tab_stops_its_run(server, browser, artifacts):
-    ctx_a, a = open_page(browser, server)
-    ctx_b, b = open_page(browser, server)
-    try:
+    with dashboard_page(browser, server) as a, dashboard_page(browser, server) as b:
         button(a, "Start").click()
         button(b, "Start").click()
         for p in (a, b):
             wait_live(p, "d.state === 'running' && Number(d.step) > 0", timeout=120_000)
         run_a, run_b = live(a)["run-id"], live(b)["run-id"]
         assert run_a and run_b and run_a != run_b
-        ctx_a.close()  # closing the tab: the server destroys the session and stops its training
+        a.context.close()  # closing the tab: the server destroys the session and stops its training
         store = RunStore(server["store"])
         deadline = time.time() + 60
         while store.get_run(run_a)["status"] != "stopped" and time.time() < deadline:
@@ -176,5 +171,3 @@ def test_two_sessions_train_at_once_and_closing_a_tab_stops_its_run(server, brow
         button(b, "Stop").click()
         wait_live(b, "d.state === 'stopped'")
         assert store.get_run(run_b)["status"] == "stopped"
-    finally:
-        ctx_b.close()
