@@ -6,8 +6,9 @@ import torch
 T = 6
 
 
-def make_inputs(shape, per_neuron, seed=0, dtype=torch.float32, steps=T):
-    """Random ``(x [steps, *shape], beta, threshold, output gradient)``; per-neuron or scalar parameters."""
+def make_inputs(shape, per_neuron, seed=0, dtype=torch.float32, steps=T, device="cpu"):
+    """Random ``(x [steps, *shape], beta, threshold, output gradient)`` on ``device``; per-neuron or scalar
+    parameters. The values depend on the seed only (drawn on the CPU), not on the device."""
     g = torch.Generator().manual_seed(seed)
     x = (torch.randn((steps,) + tuple(shape), generator=g) * 1.2 + 0.3).to(dtype)
     n = shape[-1]
@@ -17,7 +18,7 @@ def make_inputs(shape, per_neuron, seed=0, dtype=torch.float32, steps=T):
     else:
         beta, thr = torch.tensor(0.8), torch.tensor(0.9)
     grad = torch.randn((steps,) + tuple(shape), generator=g)
-    return x, beta, thr, grad
+    return tuple(t.to(device) for t in (x, beta, thr, grad))
 
 
 def run_lif(fn, x, beta, thr, grad, grad_params=True, **kw):

@@ -1,26 +1,16 @@
-"""The fused Triton DelayedLinear kernels against the PyTorch references, on CPU through Triton's interpreter.
+"""The fused Triton DelayedLinear kernels against the PyTorch references: on CPU through Triton's
+interpreter (CI), or on a CUDA GPU with ``SNNLAB_TEST_DEVICE=cuda`` (see tests/triton_device.py).
 
-TRITON_INTERPRET must be set before triton is imported (kernels are bound to the interpreter
-when they are decorated), hence the environment line at the very top.
+triton_device must be imported before triton: it sets TRITON_INTERPRET=1 for the CPU run, and
+kernels are bound to the interpreter when they are decorated.
 """
-import os
-
-os.environ["TRITON_INTERPRET"] = "1"
-
-import sys  # noqa: E402
+from triton_device import DEVICE, skip_unless_ready  # noqa: I001  (before triton)
 
 import pytest  # noqa: E402
 import torch  # noqa: E402
 
 tl = pytest.importorskip("triton.language")
-
-_INTERPRETER_READY = type(tl.zeros).__name__ == "InterpretedFunction"
-_already = sys.modules.get("snnlab.kernels.delays_triton")
-if _INTERPRETER_READY and _already is not None and not _already._INTERPRETED:
-    del sys.modules["snnlab.kernels.delays_triton"]  # kernels decorated before the flag: decorate again
-pytestmark = pytest.mark.skipif(
-    not _INTERPRETER_READY,
-    reason="triton was imported before TRITON_INTERPRET=1 was set; set it in the environment")
+pytestmark = skip_unless_ready(tl, "snnlab.kernels.delays_triton")
 
 from snnlab.core import delays as delays_mod  # noqa: E402
 from snnlab.core.delays import DelayedLinear, delayed_linear_reference, delayed_linear_rounded  # noqa: E402
@@ -31,6 +21,11 @@ D64 = torch.float64
 
 def _gen(seed):
     return torch.Generator().manual_seed(seed)
+
+
+def _on_device(*tensors):
+    """The tensors, drawn on the CPU from a seeded generator, moved to the device the tests run on."""
+    return tuple(t.to(DEVICE) for t in tensors)
 
 
 def _grads(fn, inputs, gy):
@@ -54,6 +49,7 @@ def test_rounded_matches_torch(T, B, I, O, K):
     W = torch.randn(O, I, generator=g)
     D = torch.randint(0, K, (O, I), generator=g)  # K=12 > T=7: some delays reach past the sequence
     gy = torch.randn(T, B, O, generator=g)
+    x, W, D, gy = _on_device(x, W, D, gy)
     out = _grads(lambda a, b: delayed_linear_triton(a, b, D, 1.0, K, True), (x, W), gy)
     ref = _grads(lambda a, b: delayed_linear_rounded(a, b, D), (x.to(D64), W.to(D64)), gy.to(D64))
     assert out[0].dtype == torch.float32 and out[0].shape == (T, B, O)
@@ -66,19 +62,20 @@ def test_rounded_extra_dims_and_spikes_exact():
     x = (torch.rand(6, 2, 3, 11, generator=g) < 0.3).float()  # spikes, small integer weights: exact sums
     W = torch.randint(-3, 4, (7, 11), generator=g).float()
     D = torch.randint(0, 4, (7, 11), generator=g)
+    x, W, D = _on_device(x, W, D)
     y = delayed_linear_triton(x, W, D, 0.5, 4, True)
     assert y.shape == (6, 2, 3, 7)
     assert torch.equal(y, delayed_linear_rounded(x, W, D))
 
 
 def test_rounded_input_checks():
-    x, W = torch.randn(4, 2, 3), torch.randn(5, 3)
+    x, W = _on_device(torch.randn(4, 2, 3), torch.randn(5, 3))
     with pytest.raises(TypeError, match="integer delays"):
-        delayed_linear_triton(x, W, torch.zeros(5, 3), 1.0, 3, True)
+        delayed_linear_triton(x, W, torch.zeros(5, 3, device=DEVICE), 1.0, 3, True)
     with pytest.raises(ValueError, match=">= 0"):
-        delayed_linear_triton(x, W, -torch.ones(5, 3, dtype=torch.long), 1.0, 3, True)
+        delayed_linear_triton(x, W, -torch.ones(5, 3, dtype=torch.long, device=DEVICE), 1.0, 3, True)
     with pytest.raises(ValueError, match="weight's shape"):
-        delayed_linear_triton(x, W, torch.zeros(3, 5, dtype=torch.long), 1.0, 3, True)
+        delayed_linear_triton(x, W, torch.zeros(3, 5, dtype=torch.long, device=DEVICE), 1.0, 3, True)
 
 
 # ----------------------------------------------------------------------------- Gaussian (training) path
@@ -93,6 +90,7 @@ def test_gaussian_matches_reference(K, sigma):
     P = torch.rand(O, I, generator=g) * (K + 1) - 1.0  # some outside [0, K-1]: clamped, zero grad
     P[0, :3] = torch.tensor([0.5, 1.5, float(K - 1) - 0.5])  # ties between two taps
     gy = torch.randn(T, B, O, generator=g)
+    x, W, P, gy = _on_device(x, W, P, gy)
     out = _grads(lambda a, b, c: delayed_linear_triton(a, b, c, sigma, K, False), (x, W, P), gy)
     ref = _grads(lambda a, b, c: delayed_linear_reference(a, b, c, sigma, K),
                  (x.to(D64), W.to(D64), P.to(D64)), gy.to(D64))
@@ -109,6 +107,7 @@ def test_gaussian_multiblock_extra_dims():
     W = torch.randn(40, 20, generator=g)
     P = torch.rand(40, 20, generator=g) * (K - 1)
     gy = torch.randn(T, 2, 3, 40, generator=g)
+    x, W, P, gy = _on_device(x, W, P, gy)
     out = _grads(lambda a, b, c: delayed_linear_triton(a, b, c, sigma, K, False), (x, W, P), gy)
     ref = _grads(lambda a, b, c: delayed_linear_reference(a, b, c, sigma, K),
                  (x.to(D64), W.to(D64), P.to(D64)), gy.to(D64))
@@ -123,7 +122,7 @@ def test_gaussian_window():
 
 
 def test_gaussian_input_checks():
-    x, W, P = torch.randn(4, 2, 3), torch.randn(5, 3), torch.rand(5, 3)
+    x, W, P = _on_device(torch.randn(4, 2, 3), torch.randn(5, 3), torch.rand(5, 3))
     with pytest.raises(ValueError, match="sigma"):
         delayed_linear_triton(x, W, P, 0.0, 3, False)
     with pytest.raises(TypeError, match="positions"):
@@ -136,8 +135,9 @@ def test_bfloat16_runs_and_accumulates_in_float32():
     W = torch.randn(9, 13, generator=g).bfloat16()
     P = (torch.rand(9, 13, generator=g) * 4).bfloat16()
     D = torch.randint(0, 5, (9, 13), generator=g)
+    x, W, P, D = _on_device(x, W, P, D)
     y, gx, gw, gp = _grads(lambda a, b, c: delayed_linear_triton(a, b, c, 1.0, 5, False), (x, W, P),
-                           torch.ones(6, 2, 9, dtype=torch.bfloat16))
+                           torch.ones(6, 2, 9, dtype=torch.bfloat16, device=DEVICE))
     assert y.dtype == gx.dtype == gw.dtype == gp.dtype == torch.bfloat16
     ref = delayed_linear_reference(x.to(D64), W.to(D64), P.to(D64), 1.0, 5)
     torch.testing.assert_close(y.to(D64), ref, rtol=2e-2, atol=2e-2 * ref.abs().max().item())
@@ -152,19 +152,20 @@ def test_bfloat16_runs_and_accumulates_in_float32():
 @pytest.mark.parametrize("rounded", [False, True])
 def test_layer_triton_matches_torch(rounded):
     assert delays_mod._triton_impl() is delayed_linear_triton
-    layers = [DelayedLinear(13, 9, 6, bias=True, seed=4, backend=b) for b in ("triton", "torch")]
+    layers = [DelayedLinear(13, 9, 6, bias=True, seed=4, backend=b).to(DEVICE) for b in ("triton", "torch")]
     for layer in layers:
         layer.sigma = 0.8
         with torch.no_grad():
-            layer.positions[0, :2] = torch.tensor([-0.5, 7.0])  # outside: clamped in forward
+            layer.positions[0, :2] = torch.tensor([-0.5, 7.0], device=DEVICE)  # outside: clamped in forward
         if rounded:
             layer.round_delays()
-    x = torch.randn(7, 3, 2, 13, generator=_gen(9))
+    (x,) = _on_device(torch.randn(7, 3, 2, 13, generator=_gen(9)))
     outs = []
     for layer in layers:
         xi = x.clone().requires_grad_(True)
         y = layer(xi)
-        (y * torch.linspace(-1, 1, 9)).square().sum().backward()
+        assert y.device.type == DEVICE.type
+        (y * torch.linspace(-1, 1, 9, device=DEVICE)).square().sum().backward()
         outs.append((y.detach(), xi.grad, *[p.grad for p in layer.parameters()]))
     assert len(outs[0]) == (4 if rounded else 5)
     for a, b in zip(*outs):

@@ -1,11 +1,10 @@
-"""The fused Triton LIF against the PyTorch reference, run on CPU through Triton's interpreter.
+"""The fused Triton LIF against the PyTorch reference: on CPU through Triton's interpreter (CI), or on
+a CUDA GPU with ``SNNLAB_TEST_DEVICE=cuda`` (see tests/triton_device.py).
 
-TRITON_INTERPRET must be set before triton is imported (kernels are bound to the interpreter
-when they are decorated), hence the environment line at the very top.
+triton_device must be imported before triton: it sets TRITON_INTERPRET=1 for the CPU run, and
+kernels are bound to the interpreter when they are decorated.
 """
-import os
-
-os.environ["TRITON_INTERPRET"] = "1"
+from triton_device import DEVICE, skip_unless_ready  # noqa: I001  (before triton)
 
 import importlib  # noqa: E402
 import sys  # noqa: E402
@@ -14,16 +13,7 @@ import pytest  # noqa: E402
 import torch  # noqa: E402
 
 tl = pytest.importorskip("triton.language")
-
-# Triton binds its own language functions to the interpreter when it is first imported, so if
-# something imported triton before TRITON_INTERPRET=1 was set, the kernels cannot run on CPU here.
-_INTERPRETER_READY = type(tl.zeros).__name__ == "InterpretedFunction"
-_already = sys.modules.get("snnlab.kernels.lif_triton")
-if _INTERPRETER_READY and _already is not None and not _already._INTERPRETED:
-    del sys.modules["snnlab.kernels.lif_triton"]  # kernels decorated before the flag: decorate again
-needs_interpreter = pytest.mark.skipif(
-    not _INTERPRETER_READY,
-    reason="triton was imported before TRITON_INTERPRET=1 was set; set it in the environment")
+needs_kernels = skip_unless_ready(tl, "snnlab.kernels.lif_triton")
 
 from snnlab.kernels import dispatch  # noqa: E402
 from snnlab.kernels.counter_rng import seed_key  # noqa: E402
@@ -33,23 +23,46 @@ from snnlab.kernels.lif_triton import lif_triton  # noqa: E402
 
 from lif_cases import CASES  # noqa: E402
 from lif_cases import assert_lif_matches as _assert_matches  # noqa: E402
-from lif_cases import make_inputs as _inputs  # noqa: E402
+from lif_cases import make_inputs  # noqa: E402
 from lif_cases import run_lif as _run  # noqa: E402
 
 
+def _inputs(*args, **kwargs):
+    """The shared LIF test inputs, on the device these tests run on."""
+    return make_inputs(*args, device=DEVICE, **kwargs)
+
+
 @pytest.mark.parametrize("reset,detach,max_spikes,surrogate,param,per_neuron,shape", CASES)
-@needs_interpreter
+@needs_kernels
 def test_matches_torch_reference(reset, detach, max_spikes, surrogate, param, per_neuron, shape):
     x, beta, thr, grad = _inputs(shape, per_neuron, seed=len(reset) * 7 + int(detach) * 3 + (max_spikes or 0))
     kw = dict(reset=reset, detach_reset=detach, max_spikes=max_spikes, surrogate=surrogate,
               surrogate_param=param)
     ref = _run(lif_torch, x, beta, thr, grad, **kw)
     out = _run(lif_triton, x, beta, thr, grad, **kw)
+    assert out[0].device.type == DEVICE.type
     assert ref[0].sum() > 0  # the test exercises spikes and resets
     _assert_matches(ref, out)
 
 
-@needs_interpreter
+@pytest.mark.parametrize("max_spikes,dtype", [(None, torch.float32), (2, torch.float32), (1, torch.bfloat16)])
+@needs_kernels
+def test_sum_loss_gradient_of_one_value(max_spikes, dtype):
+    # sum() hands the backward a gradient expanded from one number (stride 0): passed as that number
+    x, beta, thr, _ = _inputs((2, 37), per_neuron=True, seed=21, dtype=dtype)
+    grads = []
+    for fn in (lif_torch, lif_triton):
+        xi, b, t = x.clone().requires_grad_(), beta.clone().requires_grad_(), thr.clone().requires_grad_()
+        s, _ = fn(xi, b, t, reset="zero", max_spikes=max_spikes)
+        (s.sum() * 0.5).backward()
+        grads.append((xi.grad.float(), b.grad, t.grad))
+    tol = dict(atol=1e-5, rtol=1e-4) if dtype == torch.float32 else dict(atol=5e-2, rtol=5e-2)
+    for a, b in zip(*grads):
+        torch.testing.assert_close(b, a, **{k: v * 10 for k, v in tol.items()})
+    assert grads[1][0].abs().sum() > 0
+
+
+@needs_kernels
 def test_param_shapes_and_no_param_grad():
     x, beta, thr, grad = _inputs((3, 37), per_neuron=True, seed=7)
     # [1, N]-shaped (broadcast) parameters reduce back to their own shape
@@ -63,7 +76,7 @@ def test_param_shapes_and_no_param_grad():
     _assert_matches(ref, out)
 
 
-@needs_interpreter
+@needs_kernels
 def test_multi_block_and_tiny_shapes():
     # M = 1100 spans two programs of BLOCK = 1024; T = 1, M = 1 exercises the scalar edge case
     for shape, t in (((1100,), 3), ((1,), 1)):
@@ -74,7 +87,7 @@ def test_multi_block_and_tiny_shapes():
 
 
 @pytest.mark.parametrize("noise,reset,max_spikes", [("gaussian", "subtract", None), ("logistic", "zero", 2)])
-@needs_interpreter
+@needs_kernels
 def test_noisy_spikes_identical_to_torch(noise, reset, max_spikes):
     x, beta, thr, grad = _inputs((2, 65), per_neuron=True, seed=11)
     kw = dict(noise=noise, noise_scale=0.4, reset=reset, max_spikes=max_spikes)
@@ -95,7 +108,7 @@ def test_noisy_spikes_identical_to_torch(noise, reset, max_spikes):
     assert not torch.equal(det, spikes[0])
 
 
-@needs_interpreter
+@needs_kernels
 def test_noise_without_sampling_uses_density_surrogate():
     x, beta, thr, grad = _inputs((2, 37), per_neuron=False, seed=5)
     kw = dict(noise="gaussian", noise_scale=0.5, sample=False)
@@ -105,7 +118,7 @@ def test_noise_without_sampling_uses_density_surrogate():
     assert torch.equal(out[0], lif_torch(x, beta, thr)[0])
 
 
-@needs_interpreter
+@needs_kernels
 def test_bfloat16_input():
     x, beta, thr, grad = _inputs((2, 65), per_neuron=True, seed=13, dtype=torch.bfloat16)
     grad = grad.to(torch.bfloat16)
@@ -121,7 +134,7 @@ def test_bfloat16_input():
     torch.testing.assert_close(out[4], ref[4], atol=0.25, rtol=5e-2)
 
 
-@needs_interpreter
+@needs_kernels
 def test_invalid_options():
     x, beta, thr, _ = _inputs((2, 5), per_neuron=False)
     with pytest.raises(ValueError):
@@ -135,7 +148,7 @@ def test_invalid_options():
 def test_cpu_tensor_without_interpreter_raises(monkeypatch):
     mod = sys.modules["snnlab.kernels.lif_triton"]
     monkeypatch.setattr(mod, "_INTERPRETED", False)
-    x, beta, thr, _ = _inputs((2, 5), per_neuron=False)
+    x, beta, thr, _ = make_inputs((2, 5), per_neuron=False, device="cpu")
     with pytest.raises(RuntimeError, match="CUDA"):
         mod.lif_triton(x, beta, thr)
 
@@ -171,12 +184,12 @@ def test_resolve_backend_without_triton_installed(monkeypatch):
     assert resolve_backend("auto", torch.device("cuda")) == "torch"
 
 
-@needs_interpreter
+@needs_kernels
 def test_lif_dispatch_runs_both_backends(monkeypatch):
     monkeypatch.setenv("TRITON_INTERPRET", "1")
     x, beta, thr, _ = _inputs((2, 37), per_neuron=True, seed=2)
     s_t, h_t = lif(x, beta, thr, backend="triton", reset="zero", max_spikes=1)
-    s_r, h_r = lif(x, beta, thr, backend="auto", reset="zero", max_spikes=1)
+    s_r, h_r = lif(x, beta, thr, backend="torch", reset="zero", max_spikes=1)
     assert torch.equal(s_t, s_r)
     torch.testing.assert_close(h_t, h_r)
     with pytest.raises(ValueError):

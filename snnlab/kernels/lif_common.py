@@ -59,6 +59,18 @@ def flat_param(p: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
     return p.detach().to(torch.float32).expand(x.shape[1:]).contiguous().view(-1)
 
 
+def constant_value(t: torch.Tensor) -> float | None:
+    """The value of a tensor expanded from one number (all strides 0, e.g. the gradient of ``sum()``), else None.
+
+    Example:
+        >>> constant_value(torch.tensor(2.0).expand(3, 4)), constant_value(torch.ones(2))
+        (2.0, None)
+    """
+    if t.numel() > 0 and all(st == 0 for st in t.stride()):
+        return float(t.reshape(-1)[0])
+    return None
+
+
 def noise_divisor(noise: str, noise_scale: float) -> float:
     """``u`` is divided by this before the noise CDF: ``sigma * sqrt(2)`` (gaussian, for erf) or ``sigma``."""
     return float(noise_scale) * math.sqrt(2.0) if noise == "gaussian" else float(noise_scale)

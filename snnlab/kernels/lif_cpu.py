@@ -29,7 +29,8 @@ import torch
 
 from .c_build import CBuildError, load_c_library
 from .counter_rng import seed_key
-from .lif_common import SURROGATE_CODES, check_fused_args, flat_param, noise_divisor, param_grads, steps_and_width
+from .lif_common import (SURROGATE_CODES, check_fused_args, constant_value, flat_param, noise_divisor, param_grads,
+                         steps_and_width)
 
 SOURCE = Path(__file__).with_name("lif_cpu.c")
 _NOISE_CODES = {None: 0, "gaussian": 1, "logistic": 2}
@@ -96,13 +97,6 @@ def _check_cpu(x: torch.Tensor) -> None:
                            "backend='auto' (Triton on CUDA) or move the tensors to the CPU.")
 
 
-def _constant_value(t: torch.Tensor) -> float | None:
-    """The value of a tensor expanded from one number (all strides 0, e.g. the gradient of ``sum()``)."""
-    if t.numel() > 0 and all(st == 0 for st in t.stride()):
-        return float(t.reshape(-1)[0])
-    return None
-
-
 class LIFCpuFunction(torch.autograd.Function):
     """Autograd function for the compiled CPU LIF; returns ``(spikes, membrane_pre_reset)``.
 
@@ -147,7 +141,7 @@ class LIFCpuFunction(torch.autograd.Function):
         g_beta = torch.zeros(M, dtype=torch.float32) if need_beta else None
         g_thr = torch.zeros(M, dtype=torch.float32) if need_thr else None
         if T > 0 and M > 0:
-            gs_const = 0.0 if grad_spikes is None else _constant_value(grad_spikes)
+            gs_const = 0.0 if grad_spikes is None else constant_value(grad_spikes)
             gs = None if gs_const is not None else grad_spikes.to(torch.float32).contiguous()
             beta_f, thr_f = flat_param(beta, x), flat_param(threshold, x)
             _lib().snnlab_lif_backward(

@@ -5,11 +5,18 @@ for the semantics). Layout: ``x`` is viewed as ``[T, M]`` with ``M`` the number 
 one time step; one Triton program owns ``BLOCK`` neurons and runs the whole time loop with the
 membrane kept in registers.
 
-* forward: writes the spikes and the pre-reset membrane ``h`` (saved for backward);
-* backward: runs time in reverse, recomputes the surrogate, the ``max_spikes`` mask (running
-  count started from the total spike count of each neuron) and ``v[t-1]``, writes ``grad_x``
-  and per-element partial gradients of ``beta`` and ``threshold`` (summed over time in
-  registers), which are then reduced in PyTorch to the parameter shapes.
+* forward: writes the spikes and the pre-reset membrane ``h`` (saved for backward) and, with
+  ``max_spikes``, each neuron's spike and threshold-crossing counts;
+* backward: runs time in reverse, recomputes the surrogate, the spikes (float32 without noise:
+  ``h >= threshold``, capped by the crossings before the step; otherwise the saved spikes are
+  read), the ``max_spikes`` mask (counts decremented from the forward's totals) and ``v[t-1]``,
+  writes ``grad_x`` and per-element partial gradients of ``beta`` and ``threshold`` (summed over
+  time in registers), which are then reduced in PyTorch to the parameter shapes. An output
+  gradient expanded from one number (the gradient of ``sum()``) is passed as that number.
+
+Memory traffic per element and step (float32, no noise): forward reads ``x`` and writes ``s`` and
+``h``; backward reads ``h`` and the output gradient and writes ``grad_x`` (5 tensors, 4 with a
+``sum()`` loss).
 
 Noisy neurons draw their uniforms from the same counter hash as
 :mod:`snnlab.kernels.counter_rng` (element index ``t * M + m`` XOR the seed key), so the
@@ -28,7 +35,8 @@ import math
 import torch
 
 from .counter_rng import seed_key
-from .lif_common import SURROGATE_CODES, check_fused_args, flat_param, noise_divisor, param_grads, steps_and_width
+from .lif_common import (SURROGATE_CODES, check_fused_args, constant_value, flat_param, noise_divisor, param_grads,
+                         steps_and_width)
 from .triton_import import tl, triton
 
 _ATAN, _FAST_SIGMOID, _TRIANGLE, _SIGMOID, _GAUSSIAN, _LOGISTIC = (
@@ -83,7 +91,7 @@ def _noise_cdf(u, div, NOISE: tl.constexpr):
 
 
 @triton.jit(do_not_specialize=["T", "M", "key"])
-def _lif_fwd_kernel(x_ptr, beta_ptr, thr_ptr, s_ptr, h_ptr, T, M, max_spikes, key, noise_div,
+def _lif_fwd_kernel(x_ptr, beta_ptr, thr_ptr, s_ptr, h_ptr, cnt_ptr, raw_ptr, T, M, max_spikes, key, noise_div,
                     RESET_ZERO: tl.constexpr, HAS_MAX: tl.constexpr, SAMPLING: tl.constexpr,
                     NOISE: tl.constexpr, BLOCK: tl.constexpr):
     pid = tl.program_id(0)
@@ -92,7 +100,8 @@ def _lif_fwd_kernel(x_ptr, beta_ptr, thr_ptr, s_ptr, h_ptr, T, M, max_spikes, ke
     beta = tl.load(beta_ptr + offs, mask=mask, other=0.0).to(tl.float32)
     thr = tl.load(thr_ptr + offs, mask=mask, other=0.0).to(tl.float32)
     v = tl.zeros([BLOCK], dtype=tl.float32)
-    count = tl.zeros([BLOCK], dtype=tl.float32)
+    count = tl.zeros([BLOCK], dtype=tl.float32)  # spikes so far (max_spikes)
+    raw = tl.zeros([BLOCK], dtype=tl.float32)  # threshold crossings / draws so far, before the cap
     off = offs.to(tl.int64)
     # RNG counter t*M + m kept in uint32 (wraps mod 2**32 exactly like the torch path's mask)
     ctr = offs.to(tl.uint32)
@@ -110,6 +119,7 @@ def _lif_fwd_kernel(x_ptr, beta_ptr, thr_ptr, s_ptr, h_ptr, T, M, max_spikes, ke
         else:
             s = tl.where(u >= 0.0, 1.0, 0.0)
         if HAS_MAX:
+            raw = raw + s
             s = s * tl.where(count < max_spikes, 1.0, 0.0)
             count = count + s
         tl.store(s_ptr + off, s.to(s_ptr.dtype.element_ty), mask=mask)
@@ -119,46 +129,63 @@ def _lif_fwd_kernel(x_ptr, beta_ptr, thr_ptr, s_ptr, h_ptr, T, M, max_spikes, ke
         else:
             v = h - thr * s
         off = off + M
+    if HAS_MAX:  # the backward's max_spikes mask starts from these totals
+        tl.store(cnt_ptr + offs, count, mask=mask)
+        tl.store(raw_ptr + offs, raw, mask=mask)
+
+
+@triton.jit
+def _step_spikes(h_ptr, s_ptr, off, lmask, thr, before, max_spikes, RECOMPUTE_S: tl.constexpr,
+                 HAS_MAX: tl.constexpr):
+    """Membrane, spikes, count before this step and max_spikes mask of one step, read going back in time.
+
+    ``before`` is the count up to and including this step (crossings when recomputing, spikes when
+    reading them); returns it without this step. Recomputed spikes: ``h >= threshold``, capped by the
+    crossings before the step (a crossing is a spike exactly while fewer than max_spikes came before).
+    """
+    h = tl.load(h_ptr + off, mask=lmask, other=0.0).to(tl.float32)
+    if RECOMPUTE_S:
+        s = tl.where(lmask & (h - thr >= 0.0), 1.0, 0.0)
+    else:
+        s = tl.load(s_ptr + off, mask=lmask, other=0.0).to(tl.float32)
+    allowed = tl.full(h.shape, 1.0, tl.float32)
+    if HAS_MAX:
+        before = before - s
+        allowed = tl.where(before < max_spikes, 1.0, 0.0)
+        if RECOMPUTE_S:
+            s = s * allowed
+    return h, s, before, allowed
 
 
 @triton.jit(do_not_specialize=["T", "M"])
-def _lif_bwd_kernel(gs_ptr, h_ptr, s_ptr, beta_ptr, thr_ptr, gx_ptr, gbeta_ptr, gthr_ptr,
+def _lif_bwd_kernel(gs_ptr, gs_scalar, h_ptr, s_ptr, beta_ptr, thr_ptr, cnt_ptr, gx_ptr, gbeta_ptr, gthr_ptr,
                     T, M, max_spikes, sparam,
                     RESET_ZERO: tl.constexpr, DETACH: tl.constexpr, HAS_MAX: tl.constexpr,
-                    SURR: tl.constexpr, HAS_GS: tl.constexpr, NEED_BETA: tl.constexpr,
-                    NEED_THR: tl.constexpr, BLOCK: tl.constexpr):
+                    SURR: tl.constexpr, GS_TENSOR: tl.constexpr, RECOMPUTE_S: tl.constexpr,
+                    NEED_BETA: tl.constexpr, NEED_THR: tl.constexpr, BLOCK: tl.constexpr):
     pid = tl.program_id(0)
     offs = pid * BLOCK + tl.arange(0, BLOCK)
     mask = offs < M
     beta = tl.load(beta_ptr + offs, mask=mask, other=0.0).to(tl.float32)
     thr = tl.load(thr_ptr + offs, mask=mask, other=0.0).to(tl.float32)
-    off0 = offs.to(tl.int64)
-    running = tl.zeros([BLOCK], dtype=tl.float32)
-    if HAS_MAX:  # total spikes per neuron; decremented while going back in time
-        off = off0
-        for _t in range(T):
-            running = running + tl.load(s_ptr + off, mask=mask, other=0.0).to(tl.float32)
-            off = off + M
+    before = tl.zeros([BLOCK], dtype=tl.float32)
+    if HAS_MAX:  # totals over the sample, from the forward; decremented going back in time
+        before = tl.load(cnt_ptr + offs, mask=mask, other=0.0)
     gv = tl.zeros([BLOCK], dtype=tl.float32)
     g_beta = tl.zeros([BLOCK], dtype=tl.float32)
     g_thr = tl.zeros([BLOCK], dtype=tl.float32)
-    off = off0 + (T - 1).to(tl.int64) * M
-    h = tl.load(h_ptr + off, mask=mask, other=0.0).to(tl.float32)
-    s = tl.load(s_ptr + off, mask=mask, other=0.0).to(tl.float32)
+    gs = tl.full([BLOCK], gs_scalar, tl.float32)  # an output gradient of one value (sum()), or none
+    off = offs.to(tl.int64) + (T - 1).to(tl.int64) * M
+    h, s, before, allowed = _step_spikes(h_ptr, s_ptr, off, mask, thr, before, max_spikes, RECOMPUTE_S, HAS_MAX)
     for i in range(T):
         t = T - 1 - i
         # step t-1 (v_prev for the beta gradient, and the next iteration's current values)
         pmask = mask & (tl.full([BLOCK], 0, tl.int32) + t > 0)
-        h_prev = tl.load(h_ptr + (off - M), mask=pmask, other=0.0).to(tl.float32)
-        s_prev = tl.load(s_ptr + (off - M), mask=pmask, other=0.0).to(tl.float32)
-        sg = _surrogate(h - thr, sparam, SURR)
-        if HAS_MAX:
-            running = running - s  # spikes fired before t
-            sg = sg * tl.where(running < max_spikes, 1.0, 0.0)
-        if HAS_GS:
+        h_prev, s_prev, before, allowed_prev = _step_spikes(h_ptr, s_ptr, off - M, pmask, thr, before,
+                                                            max_spikes, RECOMPUTE_S, HAS_MAX)
+        sg = _surrogate(h - thr, sparam, SURR) * allowed
+        if GS_TENSOR:
             gs = tl.load(gs_ptr + off, mask=mask, other=0.0).to(tl.float32)
-        else:
-            gs = tl.zeros([BLOCK], dtype=tl.float32)
         if RESET_ZERO:
             if DETACH:
                 eff = gs
@@ -185,6 +212,7 @@ def _lif_bwd_kernel(gs_ptr, h_ptr, s_ptr, beta_ptr, thr_ptr, gx_ptr, gbeta_ptr, 
         gv = gh * beta
         h = h_prev
         s = s_prev
+        allowed = allowed_prev
         off = off - M
     if NEED_BETA:
         tl.store(gbeta_ptr + offs, g_beta, mask=mask)
@@ -232,46 +260,56 @@ class LIFTritonFunction(torch.autograd.Function):
         spikes = torch.empty_like(x)
         membrane = torch.empty_like(x)
         sampling = noise is not None and bool(sample)
+        # per neuron: spikes and threshold crossings over the sample (max_spikes only)
+        counts = torch.zeros((2, M), dtype=torch.float32, device=x.device) if max_spikes is not None else None
         if T > 0 and M > 0:
             beta_f = flat_param(beta, x)
             thr_f = flat_param(threshold, x)
             block = _block_size(M)
             noise_div = noise_divisor(noise, noise_scale) if sampling else 1.0
+            cnt, raw = (counts[0], counts[1]) if counts is not None else (spikes, spikes)  # unused when absent
             _lif_fwd_kernel[(triton.cdiv(M, block),)](
-                x, beta_f, thr_f, spikes, membrane, T, M,
+                x, beta_f, thr_f, spikes, membrane, cnt, raw, T, M,
                 float(max_spikes) if max_spikes is not None else 0.0,
                 _signed32(seed_key(seed)) if sampling else 0, noise_div,
                 RESET_ZERO=reset == "zero", HAS_MAX=max_spikes is not None, SAMPLING=sampling,
                 NOISE=SURROGATE_CODES[noise] if sampling else 0, BLOCK=block,
                 num_warps=_num_warps(block))
-        ctx.save_for_backward(membrane, spikes, beta, threshold)
-        ctx.cfg = (reset, bool(detach_reset), max_spikes, surrogate, float(surrogate_param))
+        # float32 deterministic spikes are h >= threshold (capped by the crossings count): the backward
+        # recomputes them from the saved membrane instead of reading them back
+        recompute = x.dtype == torch.float32 and not sampling
+        ctx.save_for_backward(membrane, None if recompute else spikes, counts, beta, threshold)
+        ctx.cfg = (reset, bool(detach_reset), max_spikes, surrogate, float(surrogate_param), recompute)
         ctx.mark_non_differentiable(membrane)
         return spikes, membrane
 
     @staticmethod
     def backward(ctx, grad_spikes, grad_membrane):
-        membrane, spikes, beta, threshold = ctx.saved_tensors
-        reset, detach_reset, max_spikes, surrogate, surrogate_param = ctx.cfg
-        T = membrane.shape[0]
+        membrane, spikes, counts, beta, threshold = ctx.saved_tensors
+        reset, detach_reset, max_spikes, surrogate, surrogate_param, recompute = ctx.cfg
+        T, M = steps_and_width(membrane)
         step_shape = membrane.shape[1:]
-        M = math.prod(step_shape)
         need_beta = ctx.needs_input_grad[1]
         need_thr = ctx.needs_input_grad[2]
-        grad_x = torch.zeros_like(membrane)
+        grad_x = torch.empty_like(membrane)
         g_beta = torch.zeros(M, dtype=torch.float32, device=membrane.device)
         g_thr = torch.zeros(M, dtype=torch.float32, device=membrane.device)
         if T > 0 and M > 0:
-            has_gs = grad_spikes is not None
-            gs = grad_spikes.contiguous() if has_gs else grad_x  # dummy pointer when absent
+            # an output gradient of one value (e.g. from sum()) is passed as that value, not read T*M times
+            gs_const = 0.0 if grad_spikes is None else constant_value(grad_spikes)
+            gs = grad_x if gs_const is not None else grad_spikes.contiguous()  # grad_x: a dummy pointer
+            cnt = grad_x if counts is None else counts[1] if recompute else counts[0]
             block = _block_size(M)
             _lif_bwd_kernel[(triton.cdiv(M, block),)](
-                gs, membrane, spikes, flat_param(beta, membrane), flat_param(threshold, membrane),
+                gs, gs_const or 0.0, membrane, membrane if spikes is None else spikes,
+                flat_param(beta, membrane), flat_param(threshold, membrane), cnt,
                 grad_x, g_beta, g_thr, T, M,
                 float(max_spikes) if max_spikes is not None else 0.0, surrogate_param,
                 RESET_ZERO=reset == "zero", DETACH=detach_reset, HAS_MAX=max_spikes is not None,
-                SURR=SURROGATE_CODES[surrogate], HAS_GS=has_gs, NEED_BETA=need_beta,
-                NEED_THR=need_thr, BLOCK=block, num_warps=_num_warps(block))
+                SURR=SURROGATE_CODES[surrogate], GS_TENSOR=gs_const is None, RECOMPUTE_S=recompute,
+                NEED_BETA=need_beta, NEED_THR=need_thr, BLOCK=block, num_warps=_num_warps(block))
+        else:
+            grad_x.zero_()
         gb, gt = param_grads(g_beta if need_beta else None, g_thr if need_thr else None, beta, threshold,
                              step_shape)
         return grad_x, gb, gt, None, None, None, None, None, None, None, None, None
