@@ -1,0 +1,368 @@
+"""GPU benchmark: forward+backward of LIF, Linear+LIF and DelayedLinear for snnlab and its peers.
+
+    bash benchmarks/run_gpu.sh                 # on a GPU machine: GPU tests, then this script
+    python benchmarks/gpu_bench.py --quick     # small sizes (also runs on a CPU, to check the script)
+
+Cases (the Open Neuromorphic SNN library benchmark's sizes where it has them):
+
+* LIF alone, ``T=500, B=16, N=16384`` and ``T=32, B=64, N=65536``;
+* Linear+LIF, ``T=500, B=16, N=4096 / 8192 / 16384``;
+* DelayedLinear in the SHD configuration, ``140 -> 256, max_delay=25, T=100, B=256``, against the
+  dcls package's ``Dcls1d`` (which builds a dense ``[out, in, max_delay]`` kernel and runs a conv1d).
+
+Every step is a forward, ``out.sum().backward()`` (LIF: gradient to the input; Linear+LIF and delays:
+to the weights), timed with CUDA events; the tables give the median over ``--reps`` steps after
+``--warmup`` steps. Each library variant runs in its own subprocess (a crash, an out-of-memory or a
+``torch.compile`` that takes too long costs only its own rows; ``--timeout`` seconds each), all in one
+run of this script, so the ratios compare numbers taken minutes apart on the same device.
+
+Bandwidth: the device's copy bandwidth is measured first (bytes read + written by a device-to-device
+copy of a 1 GiB tensor). The snnlab LIF kernels move 5 tensors of ``T*B*N`` float32 per step with a
+``sum()`` loss (forward: read x, write spikes and membrane; backward: read membrane, write grad_x);
+the table gives their achieved bandwidth as a fraction of the copy bandwidth.
+
+Peers missing from the environment are reported as such, not silently dropped.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+LIF_CASES = [(500, 16, 16384), (32, 64, 65536)]
+LINEAR_CASES = [(500, 16, 4096), (500, 16, 8192), (500, 16, 16384)]
+DELAY_CASE = dict(T=100, B=256, inp=140, out=256, K=25)
+QUICK_LIF = [(50, 4, 1024), (8, 8, 4096)]
+QUICK_LINEAR = [(50, 4, 512)]
+QUICK_DELAY = dict(T=20, B=8, inp=14, out=16, K=5)
+BETA, THRESHOLD = 0.9, 1.0
+LIF_TENSORS_MOVED = 5  # see the module docstring
+
+# variant name -> (kind of cases, environment for its subprocess)
+VARIANTS: dict[str, tuple[str, dict[str, str]]] = {
+    "snnlab triton": ("neuron", {}),
+    "snnlab torch": ("neuron", {}),
+    "spikingjelly auto": ("neuron", {"SJ_LIF_CUDA_IMPLEMENTATION": "auto"}),
+    "spikingjelly triton": ("neuron", {"SJ_LIF_CUDA_IMPLEMENTATION": "triton"}),
+    "spikingjelly cuda": ("neuron", {"SJ_LIF_CUDA_IMPLEMENTATION": "cuda"}),
+    "snntorch": ("neuron", {}),
+    "snntorch compiled step": ("neuron", {}),
+    "norse": ("neuron", {}),
+    "norse compiled step": ("neuron", {}),
+    "snnlab DelayedLinear": ("delay", {}),
+    "dcls Dcls1d": ("delay", {}),
+}
+
+
+# ----------------------------------------------------------------------------- timing
+
+
+def sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def time_steps(step, device: torch.device, warmup: int, reps: int) -> list[float]:
+    """Seconds per call of ``step()``: CUDA events on a GPU, ``perf_counter`` on a CPU."""
+    for _ in range(warmup):
+        step()
+    sync(device)
+    times = []
+    for _ in range(reps):
+        if device.type == "cuda":
+            start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+            start.record()
+            step()
+            end.record()
+            end.synchronize()
+            times.append(start.elapsed_time(end) / 1e3)
+        else:
+            t0 = time.perf_counter()
+            step()
+            times.append(time.perf_counter() - t0)
+    return times
+
+
+def copy_bandwidth(device: torch.device, nbytes: int, reps: int = 10) -> float:
+    """Bytes read + written per second by a device-to-device copy of ``nbytes``."""
+    src = torch.empty(nbytes // 4, dtype=torch.float32, device=device).uniform_()
+    dst = torch.empty_like(src)
+    times = time_steps(lambda: dst.copy_(src), device, warmup=3, reps=reps)
+    return 2 * nbytes / statistics.median(times)
+
+
+# ----------------------------------------------------------------------------- neuron models
+
+
+def neuron_step_fn(variant: str, n: int, linear: bool, device: torch.device):
+    """A function ``run(x [T, B, N]) -> spikes [T, B, N]`` for one library variant (layers built once)."""
+    fc = torch.nn.Linear(n, n, device=device) if linear else None
+
+    def pre(x):
+        return fc(x) if fc is not None else x
+
+    if variant.startswith("snnlab"):
+        import snnlab as sl
+
+        lif = sl.LIF(beta=BETA, threshold=THRESHOLD, surrogate="atan", backend=variant.split()[1]).to(device)
+        return lambda x: lif(pre(x))
+    if variant.startswith("spikingjelly"):
+        from spikingjelly.activation_based import functional, neuron, surrogate
+
+        # decay_input=False, tau=1/(1-beta): h = beta * v + x, as snnlab; v_reset=None: subtract reset
+        lif = neuron.LIFNode(tau=1.0 / (1.0 - BETA), decay_input=False, v_threshold=THRESHOLD, v_reset=None,
+                             surrogate_function=surrogate.ATan(), step_mode="m").to(device)
+
+        def run(x):
+            functional.reset_net(lif)
+            return lif(pre(x))
+        return run
+    if variant.startswith("snntorch"):
+        import snntorch as snn
+        from snntorch import surrogate
+
+        lif = snn.Leaky(beta=BETA, threshold=THRESHOLD, spike_grad=surrogate.atan()).to(device)
+        cell = torch.compile(lif) if "compiled" in variant else lif
+
+        def run(x):  # the Linear over all steps at once, then the step loop (snnTorch's kindest form)
+            mem = lif.init_leaky()
+            out = []
+            for xt in pre(x).unbind(0):
+                spk, mem = cell(xt, mem)
+                out.append(spk)
+            return torch.stack(out)
+        return run
+    if variant.startswith("norse"):
+        import norse.torch as norse
+
+        # norse's LIF integrates a synaptic current too; dt * tau_mem_inv = 1 - beta
+        p = norse.LIFParameters(tau_mem_inv=torch.as_tensor((1.0 - BETA) / 1e-3), v_th=torch.as_tensor(THRESHOLD),
+                                method="super")
+        if "compiled" in variant:
+            cell = torch.compile(norse.LIFCell(p).to(device))
+
+            def run(x):
+                state, out = None, []
+                for xt in pre(x).unbind(0):
+                    spk, state = cell(xt, state)
+                    out.append(spk)
+                return torch.stack(out)
+            return run
+        layer = norse.LIF(p).to(device)
+        return lambda x: layer(pre(x))[0]
+    raise ValueError(f"unknown variant {variant!r}")
+
+
+def run_neuron_variant(variant: str, lif_cases, linear_cases, device, warmup, reps) -> None:
+    for kind, cases in (("LIF", lif_cases), ("Linear+LIF", linear_cases)):
+        for T, B, N in cases:
+            row = dict(variant=variant, kind=kind, T=T, B=B, N=N)
+            try:
+                run = neuron_step_fn(variant, N, kind == "Linear+LIF", device)
+                x = torch.rand(T, B, N, device=device) * (0.6 if kind == "LIF" else 1.0)
+                if kind == "LIF":
+                    x.requires_grad_(True)
+
+                def step():
+                    run(x).sum().backward()
+                if device.type == "cuda":
+                    torch.cuda.reset_peak_memory_stats(device)
+                times = time_steps(step, device, warmup, reps)
+                row.update(median_s=statistics.median(times), times=times)
+                if device.type == "cuda":
+                    row["peak_gib"] = torch.cuda.max_memory_allocated(device) / 2 ** 30
+            except Exception as exc:  # one case failing (e.g. out of memory) keeps the others
+                row["error"] = f"{type(exc).__name__}: {str(exc).splitlines()[0][:200] if str(exc) else ''}"
+            emit(row)
+            if device.type == "cuda":
+                torch.cuda.empty_cache()
+
+
+# ----------------------------------------------------------------------------- delays
+
+
+def dcls_layer(inp: int, out: int, K: int, weight, positions, sigma: float, device):
+    """``Dcls1d`` holding the same function as snnlab's DelayedLinear(weight, positions, sigma).
+
+    Dcls1d is a cross-correlation over an input padded by ``K - 1`` steps on the left, so its tap
+    ``k`` is the delay ``K - 1 - k``; its Gaussian is centred at ``P + K // 2`` with width
+    ``|SIG| + 0.27``.
+    """
+    from DCLS.construct.modules import Dcls1d
+
+    layer = Dcls1d(inp, out, kernel_count=1, dilated_kernel_size=K, bias=False, version="gauss").to(device)
+    with torch.no_grad():
+        layer.weight.copy_(weight.view(out, inp, 1))
+        layer.P.copy_((K - 1 - positions - K // 2).view(1, out, inp, 1))
+        layer.SIG.fill_(sigma - 0.27)
+    return layer
+
+
+def dcls_forward(layer, x: torch.Tensor, K: int) -> torch.Tensor:
+    """``x [T, B, in] -> [T, B, out]`` through Dcls1d (``[B, C, T]`` layout, causal left padding)."""
+    xb = torch.nn.functional.pad(x.permute(1, 2, 0), (K - 1, 0))
+    return layer(xb).permute(2, 0, 1)
+
+
+def run_delay_variant(variant: str, case: dict, device, warmup, reps) -> None:
+    import snnlab as sl
+    from snnlab.core.delays import delayed_linear_reference
+
+    T, B, inp, out, K = (case[k] for k in ("T", "B", "inp", "out", "K"))
+    g = torch.Generator().manual_seed(0)
+    x = (torch.rand(T, B, inp, generator=g) < 0.1).float().to(device)  # spikes, as SHD's input layer sees
+    settings = [(f"sigma={K / 2:g}", K / 2.0), ("sigma=0.5", 0.5)]
+    if variant.startswith("snnlab"):
+        settings.append(("rounded", None))
+    backends = ["triton", "torch"] if variant.startswith("snnlab") else [None]
+    for backend in backends:
+        for label, sigma in settings:
+            row = dict(variant=f"{variant} {backend}" if backend else variant, kind="DelayedLinear",
+                       setting=label, T=T, B=B, N=f"{inp}->{out}, K={K}")
+            try:
+                layer = sl.DelayedLinear(inp, out, K, seed=1, backend=backend or "torch").to(device)
+                layer.sigma = sigma if sigma is not None else 0.5
+                if sigma is None:
+                    layer.round_delays()
+                if backend is None:  # the dcls layer, holding the same function as the snnlab one
+                    ref_layer = layer
+                    layer = dcls_layer(inp, out, K, ref_layer.weight.detach(), ref_layer.positions.detach(),
+                                       sigma, device)
+                    fwd = lambda: dcls_forward(layer, x, K)  # noqa: E731
+                else:
+                    ref_layer = layer
+                    fwd = lambda: layer(x)  # noqa: E731
+                if sigma is not None:  # accuracy of the function: max error / max |y| vs float64
+                    ref = delayed_linear_reference(x.double(), ref_layer.weight.detach().double(),
+                                                   ref_layer.positions.detach().double(), sigma, K)
+                    with torch.no_grad():
+                        err = (fwd().double() - ref).abs().max() / ref.abs().max()
+                    row["rel_error"] = float(err)
+
+                def step():
+                    fwd().sum().backward()
+                times = time_steps(step, device, warmup, reps)
+                row.update(median_s=statistics.median(times), times=times)
+            except Exception as exc:
+                row["error"] = f"{type(exc).__name__}: {str(exc).splitlines()[0][:200] if str(exc) else ''}"
+            emit(row)
+
+
+# ----------------------------------------------------------------------------- worker / driver
+
+
+def emit(row: dict) -> None:
+    print("ROW " + json.dumps(row), flush=True)
+
+
+def worker(args) -> None:
+    device = torch.device(args.device)
+    kind, _ = VARIANTS[args.worker]
+    if kind == "neuron":
+        run_neuron_variant(args.worker, QUICK_LIF if args.quick else LIF_CASES,
+                           QUICK_LINEAR if args.quick else LINEAR_CASES, device, args.warmup, args.reps)
+    else:
+        run_delay_variant(args.worker, QUICK_DELAY if args.quick else DELAY_CASE, device, args.warmup, args.reps)
+
+
+def run_worker(variant: str, args) -> tuple[list[dict], str]:
+    """Run one variant in a subprocess; its rows, and a note when it failed or timed out."""
+    cmd = [sys.executable, __file__, "--worker", variant, "--device", args.device,
+           "--warmup", str(args.warmup), "--reps", str(args.reps)] + (["--quick"] if args.quick else [])
+    env = dict(os.environ, **VARIANTS[variant][1])
+    rows, note = [], ""
+    try:
+        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=args.timeout, env=env)
+        out, err, rc = proc.stdout, proc.stderr, proc.returncode
+    except subprocess.TimeoutExpired as exc:
+        out = exc.stdout.decode() if isinstance(exc.stdout, bytes) else (exc.stdout or "")
+        err, rc = "", None
+        note = f"timed out after {args.timeout} s"
+    for line in out.splitlines():
+        if line.startswith("ROW "):
+            rows.append(json.loads(line[4:]))
+    if rc not in (0, None):
+        last = [ln for ln in err.strip().splitlines() if ln.strip()][-1:] or ["(no message)"]
+        note = f"exit {rc}: {last[0][:200]}"
+    return rows, note
+
+
+def markdown(rows: list[dict], bandwidth: float | None, device_name: str, notes: dict[str, str]) -> str:
+    """The result tables: time per step, each peer's time / snnlab triton's, bandwidth fractions."""
+    lines = [f"Device: {device_name}. Copy bandwidth: "
+             + (f"{bandwidth / 1e9:.0f} GB/s (read + write)." if bandwidth else "not measured.")]
+    groups: dict[tuple, list[dict]] = {}
+    for r in rows:
+        groups.setdefault((r["kind"], r["T"], r["B"], str(r["N"])), []).append(r)
+    for (kind, T, B, N), rs in groups.items():
+        lines += ["", f"### {kind}, T={T}, B={B}, N={N}", "",
+                  "| library | setting | median ms | time / snnlab triton | peak GiB | notes |",
+                  "| --- | --- | ---: | ---: | ---: | --- |"]
+        base = {r.get("setting"): r["median_s"] for r in rs
+                if r["variant"] in ("snnlab triton", "snnlab DelayedLinear triton") and "median_s" in r}
+        for r in rs:
+            note = r.get("error", "")
+            if "rel_error" in r:
+                note = (note + " " if note else "") + f"rel. error {r['rel_error']:.1e}"
+            if "median_s" in r and kind == "LIF" and r["variant"] == "snnlab triton" and bandwidth:
+                moved = LIF_TENSORS_MOVED * T * B * int(N) * 4
+                note += f"{moved / r['median_s'] / 1e9:.0f} GB/s = {moved / r['median_s'] / bandwidth:.0%} of copy"
+            ms = f"{r['median_s'] * 1e3:.3f}" if "median_s" in r else "-"
+            b = base.get(r.get("setting"))
+            ratio = f"{r['median_s'] / b:.2f}" if "median_s" in r and b else "-"
+            peak = f"{r['peak_gib']:.2f}" if "peak_gib" in r else "-"
+            lines.append(f"| {r['variant']} | {r.get('setting', '')} | {ms} | {ratio} | {peak} | {note} |")
+    if notes:
+        lines += ["", "Variants that did not finish:"] + [f"- {v}: {n}" for v, n in notes.items()]
+    return "\n".join(lines) + "\n"
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    ap.add_argument("--quick", action="store_true", help="small sizes (a check of the script)")
+    ap.add_argument("--warmup", type=int, default=3)
+    ap.add_argument("--reps", type=int, default=10)
+    ap.add_argument("--timeout", type=int, default=240, help="seconds per library variant")
+    ap.add_argument("--only", nargs="*", default=None, help="variants to run (default: all)")
+    ap.add_argument("--out", type=Path, default=None, help="folder for results.json and results.md")
+    ap.add_argument("--worker", default=None, help=argparse.SUPPRESS)
+    args = ap.parse_args(argv)
+    if args.worker:
+        worker(args)
+        return 0
+    unknown = set(args.only or []) - set(VARIANTS)
+    if unknown:
+        ap.error(f"unknown variants {sorted(unknown)}; choose from {list(VARIANTS)}")
+    device = torch.device(args.device)
+    device_name = torch.cuda.get_device_name(device) if device.type == "cuda" else platform.processor() or "CPU"
+    bandwidth = copy_bandwidth(device, 2 ** 30 if not args.quick else 2 ** 26)
+    print(f"{device_name}: copy bandwidth {bandwidth / 1e9:.0f} GB/s", flush=True)
+    rows, notes = [], {}
+    for variant in args.only or VARIANTS:
+        t0 = time.perf_counter()
+        got, note = run_worker(variant, args)
+        rows += got
+        if note:
+            notes[variant] = note
+        print(f"{variant}: {len(got)} rows in {time.perf_counter() - t0:.0f} s {note}", flush=True)
+    table = markdown(rows, bandwidth, device_name, notes)
+    print(table)
+    if args.out:
+        args.out.mkdir(parents=True, exist_ok=True)
+        meta = dict(device=device_name, bandwidth=bandwidth, torch=torch.__version__, args=vars(args) | {"out": str(args.out)})
+        (args.out / "results.json").write_text(json.dumps(dict(meta=meta, rows=rows, notes=notes), indent=1))
+        (args.out / "results.md").write_text(table)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

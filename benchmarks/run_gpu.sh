@@ -1,0 +1,24 @@
+#!/usr/bin/env bash
+# On a GPU machine: the Triton kernel tests on CUDA, then the GPU benchmark (benchmarks/gpu_bench.py).
+# Peers come as wheels in .whl/ (run benchmarks/fetch_gpu_wheels.sh where PyPI is reachable; with the
+# device tool, carry ".whl"). The machine's own python3 must hold torch and triton.
+#   bash benchmarks/run_gpu.sh [gpu_bench.py options]      results and logs in $OUT (default benchmarks/gpu-out)
+set -uo pipefail
+cd "$(dirname "$0")/.."
+OUT=${OUT:-benchmarks/gpu-out}
+mkdir -p "$OUT"
+export PYTHONUNBUFFERED=1 PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}"
+if ls .whl/*.whl >/dev/null 2>&1; then
+    python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/snnlab-peers .whl/*.whl \
+        && export PYTHONPATH="$PYTHONPATH:/tmp/snnlab-peers"
+fi
+nvidia-smi --query-gpu=name,driver_version,memory.total,clocks.max.sm --format=csv 2>&1 | tee "$OUT/device.txt"
+python3 -c "import torch, triton; print('torch', torch.__version__, 'triton', triton.__version__)" 2>&1 | tee -a "$OUT/device.txt"
+# -o addopts="": the project's pytest options name nbval, which a bare GPU image may not have
+SNNLAB_TEST_DEVICE=cuda python3 -m pytest -q -o addopts="" -p no:cacheprovider \
+    tests/test_kernels_triton.py tests/test_kernels_delays_triton.py 2>&1 | tee "$OUT/gpu_tests.log"
+tests_rc=${PIPESTATUS[0]}
+python3 benchmarks/gpu_bench.py --out "$OUT" "$@" 2>&1 | tee "$OUT/bench.log"
+bench_rc=${PIPESTATUS[0]}
+echo "gpu tests exit $tests_rc, benchmark exit $bench_rc"
+exit $(( tests_rc || bench_rc ))
