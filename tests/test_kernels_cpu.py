@@ -2,6 +2,7 @@
 import ctypes
 import os
 
+import numpy as np
 import pytest
 import torch
 
@@ -164,6 +165,44 @@ def test_build_is_cached_per_source_and_reports_compiler_errors(monkeypatch, tmp
         c_build.load_c_library(bad)
     assert not list(tmp_path.glob("broken-*.so")) and not list(tmp_path.glob("tmp*"))
     assert isinstance(lib, ctypes.CDLL)
+
+
+@pytest.mark.skipif(c_build.find_compiler() is None, reason="no C compiler")
+def test_new_build_prunes_stale_builds_of_the_same_source_name(monkeypatch, tmp_path):
+    monkeypatch.setenv("SNNLAB_CACHE_DIR", str(tmp_path))
+    old, recent, other = tmp_path / "adder-0000.so", tmp_path / "adder-1111.so", tmp_path / "other-2222.so"
+    for path in (old, recent, other):
+        path.write_bytes(b"")
+    month_ago = os.stat(old).st_mtime - c_build.STALE_AFTER_S - 60
+    os.utime(old, (month_ago, month_ago))
+    os.utime(other, (month_ago, month_ago))
+    src = tmp_path / "adder.c"
+    src.write_text("int add(int a, int b) { return a + b; }\n")
+    assert c_build.load_c_library(src).add(1, 2) == 3
+    assert not old.exists()  # stale build of an older adder.c: gone
+    assert recent.exists() and other.exists()  # recent ones and other sources' builds stay
+    assert len(list(tmp_path.glob("adder-*.so"))) == 2
+
+
+def _ulps(approx: torch.Tensor, exact: torch.Tensor) -> torch.Tensor:
+    """|approx - exact| in units of the float32 spacing at the exact value."""
+    spacing = torch.from_numpy(np.spacing(exact.abs().float().numpy())).double()
+    return (approx.double() - exact).abs() / spacing
+
+
+@needs_kernel
+def test_vectorised_exp_and_erf_within_two_ulp():
+    x = torch.linspace(-87.0, 88.0, 1_000_001)
+    assert _ulps(lif_cpu_mod.math_approx("exp", x), torch.exp(x.double())).max() <= 2.0
+    x = torch.cat([torch.linspace(-4.5, 4.5, 1_000_001), torch.logspace(-30, 0, 2001), -torch.logspace(-30, 0, 2001)])
+    assert _ulps(lif_cpu_mod.math_approx("erf", x), torch.special.erf(x.double())).max() <= 2.0
+    # ends: erf saturates to exactly +-1, exp is clamped to finite values (no inf, no NaN)
+    ends = lif_cpu_mod.math_approx("erf", torch.tensor([-1e30, -4.0, 0.0, 4.0, 1e30]))
+    assert ends.tolist() == [-1.0, -1.0, 0.0, 1.0, 1.0]
+    big = lif_cpu_mod.math_approx("exp", torch.tensor([-1e30, -100.0, 100.0, 1e30]))
+    assert torch.isfinite(big).all() and big[0] == big[1] and 0 < big[1] < 1e-37 and big[2] == big[3] > 1e38
+    with pytest.raises(ValueError, match="exp"):
+        lif_cpu_mod.math_approx("log", x)
 
 
 @needs_kernel

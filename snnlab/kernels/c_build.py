@@ -19,9 +19,13 @@ import platform
 import shutil
 import subprocess
 import tempfile
+import time
 from pathlib import Path
 
-BASE_FLAGS = ("-O3", "-ffp-contract=off", "-fPIC", "-shared", "-pthread")
+# -ffp-contract=off: no fused multiply-adds beyond the explicit fmaf (results round as in PyTorch);
+# -fno-trapping-math: floating-point exceptions are never inspected, so selects between computed values
+# may be vectorised (the results do not change)
+BASE_FLAGS = ("-O3", "-ffp-contract=off", "-fno-trapping-math", "-fPIC", "-shared", "-pthread")
 NATIVE_FLAGS = ("-march=native",)
 
 
@@ -85,6 +89,28 @@ def _compile(cc: str, source: Path, target: Path, flags: tuple[str, ...]) -> str
             os.remove(tmp)
 
 
+STALE_AFTER_S = 30 * 24 * 3600  # builds of other sources (older snnlab versions) untouched this long go
+
+
+def prune_stale_builds(stem: str, keep: Path, stale_after_s: float = STALE_AFTER_S) -> list[Path]:
+    """Delete cached builds of ``stem`` other than ``keep`` not modified for ``stale_after_s`` seconds.
+
+    Called after each new build, so that the builds of edited sources (upgrades of snnlab) do not pile
+    up. A build in use elsewhere that is removed is rebuilt when next needed; a loaded library is not
+    affected by its file being deleted. Returns the deleted paths.
+    """
+    now = time.time()
+    removed = []
+    for path in keep.parent.glob(f"{stem}-*.so"):
+        try:
+            if path != keep and now - path.stat().st_mtime > stale_after_s:
+                path.unlink()
+                removed.append(path)
+        except OSError:  # removed meanwhile by another process, or not ours to delete
+            continue
+    return removed
+
+
 def load_c_library(source: Path) -> ctypes.CDLL:
     """Build ``source`` (if not cached) and load it; raises :class:`CBuildError` saying why it cannot.
 
@@ -108,6 +134,7 @@ def load_c_library(source: Path) -> ctypes.CDLL:
             if err is not None:
                 errors.append(f"{cc} {' '.join(flags)}: {err}")
                 continue
+            prune_stale_builds(stem, keep=target)
         try:
             return ctypes.CDLL(str(target))
         except OSError as exc:

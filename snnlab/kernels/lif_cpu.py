@@ -8,8 +8,9 @@ blocks of neurons, instead of a few PyTorch operations per time step.
 
 The deterministic forward and the atan, fast-sigmoid and triangle backward round exactly as the
 PyTorch path does on x86-64 (same operations in the same order, fused multiply-adds where PyTorch's
-``addcmul`` has them); the sigmoid, gaussian and logistic formulas and the noise CDFs use the C
-library's ``expf`` / ``erff`` and agree to float32 rounding.
+``addcmul`` has them); the sigmoid, gaussian and logistic formulas and the noise CDFs use the
+kernel's own branch-free ``exp`` / ``erf`` (within 2 ulp, so the loops using them vectorise too; see
+:func:`math_approx`) and agree with PyTorch to float32 rounding.
 
 The time goes to memory traffic and fresh pages, not arithmetic, so the forward keeps the membrane
 only every 32 steps, and the backward re-runs the forward chunk by chunk from those checkpoints,
@@ -58,6 +59,8 @@ def _library() -> ctypes.CDLL | CBuildError:
                                         _INT, _INT, _DBL, _INT]
     for fn in (lib.snnlab_lif_forward, lib.snnlab_lif_backward):
         fn.restype = _INT
+    for fn in (lib.snnlab_exp_approx, lib.snnlab_erf_approx):
+        fn.argtypes, fn.restype = [_P, _P, _I64], None
     return lib
 
 
@@ -78,6 +81,16 @@ def _lib() -> ctypes.CDLL:
         raise RuntimeError(f"backend='cpu' needs snnlab's compiled CPU kernel, which is not available: {lib}. "
                            "Use backend='torch' or 'auto'.")
     return lib
+
+
+def math_approx(name: str, x: torch.Tensor) -> torch.Tensor:
+    """The kernel's vectorisable ``exp`` or ``erf`` (``name``) of a float32 CPU tensor (for tests)."""
+    if name not in ("exp", "erf"):
+        raise ValueError(f"name must be 'exp' or 'erf', got {name!r}")
+    x = x.detach().to(torch.float32).contiguous()
+    y = torch.empty_like(x)
+    getattr(_lib(), f"snnlab_{name}_approx")(_ptr(x), _ptr(y), x.numel())
+    return y
 
 
 def _threads(T: int, M: int) -> int:
