@@ -78,6 +78,24 @@ INLINE float uniform_from_counter(uint32_t index, uint32_t key) {
  * (tests/test_kernels_cpu.py checks it on dense grids against float64): exp within 2 ulp on
  * [-87, 88] (clamped outside: a tiny number instead of 0 or a denormal, an infinity never);
  * erf within 2 ulp of its value. */
+/* c[0] x^(n-1) + ... + c[n-1], by Horner's rule with fused multiply-adds */
+INLINE float horner(float x, const float *c, int n) {
+    float p = c[0];
+    for (int i = 1; i < n; ++i) p = fmaf(p, x, c[i]);
+    return p;
+}
+
+/* e^r on |r| <= ln2 / 2: Taylor polynomial of degree 7 (truncation below 0.01 ulp) */
+static const float EXP_POLY[8] = {1.98412698e-04f, 1.38888889e-03f, 8.33333333e-03f, 4.16666667e-02f,
+                                  1.66666667e-01f, 0.5f, 1.0f, 1.0f};
+/* erf(x) / x - 1 in powers of x^2 on |x| <= 0.921875, least squares on Chebyshev nodes */
+static const float ERF_SMALL[7] = {8.438768418e-05f, -8.160783909e-04f, 5.202835891e-03f, -2.686024085e-02f,
+                                   1.128371358e-01f, -3.761263490e-01f, 1.283791661e-01f};
+/* log(erfc(x)) in powers of x on [0.921875, 3.95], fitted the same way */
+static const float ERFC_LOG[9] = {1.628479595e-06f, -4.586068098e-05f, 5.949194892e-04f, -4.749702290e-03f,
+                                  2.638998628e-02f, -1.100198552e-01f, -6.318958402e-01f, -1.130189180e+00f,
+                                  3.083857882e-04f};
+
 INLINE float exp_approx(float x) {
     x = x < -87.0f ? -87.0f : x;
     x = x > 88.0f ? 88.0f : x;
@@ -85,44 +103,17 @@ INLINE float exp_approx(float x) {
     const float n = (x * 1.44269504089f + 12582912.0f) - 12582912.0f;
     float r = fmaf(n, -0.693145751953125f, x); /* ln2 in two parts: the first times n is exact */
     r = fmaf(n, -1.428606765330187e-06f, r);
-    /* e^r: Taylor polynomial of degree 7 (truncation below 0.01 ulp on |r| <= ln2 / 2) */
-    float p = 1.98412698e-04f;
-    p = fmaf(p, r, 1.38888889e-03f);
-    p = fmaf(p, r, 8.33333333e-03f);
-    p = fmaf(p, r, 4.16666667e-02f);
-    p = fmaf(p, r, 1.66666667e-01f);
-    p = fmaf(p, r, 0.5f);
-    p = fmaf(p, r, 1.0f);
-    p = fmaf(p, r, 1.0f);
     union { int32_t i; float f; } two_n = {((int32_t)n + 127) << 23}; /* 2^n, n in [-126, 127] */
-    return p * two_n.f;
+    return horner(r, EXP_POLY, 8) * two_n.f;
 }
 
 INLINE float erf_approx(float x) {
-    const float t = fabsf(x), s = x * x;
-    /* |x| <= 0.921875: x * A(x^2), A fitted by least squares to erf(x) / x on Chebyshev nodes and
-     * evaluated as x + x (A - 1) (the rounding of the small second term hardly shows) */
-    float a = 8.438768418e-05f;
-    a = fmaf(a, s, -8.160783909e-04f);
-    a = fmaf(a, s, 5.202835891e-03f);
-    a = fmaf(a, s, -2.686024085e-02f);
-    a = fmaf(a, s, 1.128371358e-01f);
-    a = fmaf(a, s, -3.761263490e-01f);
-    a = fmaf(a, s, 1.283791661e-01f);
-    const float small = fmaf(a, x, x);
-    /* 0.921875 < |x| < 3.95: 1 - exp(B(|x|)), B fitted the same way to log(erfc(x)); beyond, erf
-     * rounds to +-1 in float32 */
+    const float t = fabsf(x);
+    /* |x| <= 0.921875: x + x (erf(x) / x - 1) (the rounding of the small second term hardly shows) */
+    const float small = fmaf(horner(x * x, ERF_SMALL, 7), x, x);
+    /* 0.921875 < |x| < 3.95: 1 - exp(log(erfc(|x|))), sign restored; beyond, erf rounds to +-1 */
     const float u = t < 3.95f ? t : 3.95f;
-    float b = 1.628479595e-06f;
-    b = fmaf(b, u, -4.586068098e-05f);
-    b = fmaf(b, u, 5.949194892e-04f);
-    b = fmaf(b, u, -4.749702290e-03f);
-    b = fmaf(b, u, 2.638998628e-02f);
-    b = fmaf(b, u, -1.100198552e-01f);
-    b = fmaf(b, u, -6.318958402e-01f);
-    b = fmaf(b, u, -1.130189180e+00f);
-    b = fmaf(b, u, 3.083857882e-04f);
-    float big = t < 3.95f ? 1.0f - exp_approx(b) : 1.0f;
+    float big = t < 3.95f ? 1.0f - exp_approx(horner(u, ERFC_LOG, 9)) : 1.0f;
     big = x < 0.0f ? -big : big;
     return t <= 0.921875f ? small : big;
 }
