@@ -156,20 +156,20 @@ class LivePanel:
         self.poll()
         return True
 
-    def pause(self) -> None:
+    def _control(self, action: str) -> None:
+        """Pass ``pause`` / ``resume`` / ``stop`` to the running session (if any) and refresh the view."""
         if self.session is not None:
-            self.session.pause()
+            getattr(self.session, action)()
             self.poll()
+
+    def pause(self) -> None:
+        self._control("pause")
 
     def resume(self) -> None:
-        if self.session is not None:
-            self.session.resume()
-            self.poll()
+        self._control("resume")
 
     def stop(self) -> None:
-        if self.session is not None:
-            self.session.stop()
-            self.poll()
+        self._control("stop")
 
     def close(self) -> None:
         """Stop the run (a checkpoint is kept) and detach from it."""
