@@ -107,8 +107,11 @@ def _lif_fwd_kernel(x_ptr, beta_ptr, thr_ptr, s_ptr, h_ptr, cnt_ptr, raw_ptr, T,
     ctr = offs.to(tl.uint32)
     m_u = tl.full([BLOCK], M, tl.int64).to(tl.uint32)
     key_u = tl.full([BLOCK], key, tl.int32).to(tl.uint32, bitcast=True)
-    for _t in range(T):
-        xt = tl.load(x_ptr + off, mask=mask, other=0.0).to(tl.float32)
+    # the next step's input is loaded one step ahead, so its memory latency overlaps this step's work
+    xt = tl.load(x_ptr + off, mask=mask, other=0.0).to(tl.float32)  # launched only when T > 0
+    for t in range(T):
+        nmask = mask & (tl.full([BLOCK], 0, tl.int32) + t + 1 < T)
+        x_next = tl.load(x_ptr + off + M, mask=nmask, other=0.0).to(tl.float32)
         h = xt + v * beta
         u = h - thr
         if SAMPLING:
@@ -129,6 +132,7 @@ def _lif_fwd_kernel(x_ptr, beta_ptr, thr_ptr, s_ptr, h_ptr, cnt_ptr, raw_ptr, T,
         else:
             v = h - thr * s
         off = off + M
+        xt = x_next
     if HAS_MAX:  # the backward's max_spikes mask starts from these totals
         tl.store(cnt_ptr + offs, count, mask=mask)
         tl.store(raw_ptr + offs, raw, mask=mask)
@@ -177,15 +181,18 @@ def _lif_bwd_kernel(gs_ptr, gs_scalar, h_ptr, s_ptr, beta_ptr, thr_ptr, cnt_ptr,
     gs = tl.full([BLOCK], gs_scalar, tl.float32)  # an output gradient of one value (sum()), or none
     off = offs.to(tl.int64) + (T - 1).to(tl.int64) * M
     h, s, before, allowed = _step_spikes(h_ptr, s_ptr, off, mask, thr, before, max_spikes, RECOMPUTE_S, HAS_MAX)
+    if GS_TENSOR:  # loaded one step ahead, like the membrane, to overlap memory latency with the work
+        gs = tl.load(gs_ptr + off, mask=mask, other=0.0).to(tl.float32)
     for i in range(T):
         t = T - 1 - i
         # step t-1 (v_prev for the beta gradient, and the next iteration's current values)
         pmask = mask & (tl.full([BLOCK], 0, tl.int32) + t > 0)
         h_prev, s_prev, before, allowed_prev = _step_spikes(h_ptr, s_ptr, off - M, pmask, thr, before,
                                                             max_spikes, RECOMPUTE_S, HAS_MAX)
-        sg = _surrogate(h - thr, sparam, SURR) * allowed
+        gs_prev = gs
         if GS_TENSOR:
-            gs = tl.load(gs_ptr + off, mask=mask, other=0.0).to(tl.float32)
+            gs_prev = tl.load(gs_ptr + (off - M), mask=pmask, other=0.0).to(tl.float32)
+        sg = _surrogate(h - thr, sparam, SURR) * allowed
         if RESET_ZERO:
             if DETACH:
                 eff = gs
@@ -212,6 +219,7 @@ def _lif_bwd_kernel(gs_ptr, gs_scalar, h_ptr, s_ptr, beta_ptr, thr_ptr, cnt_ptr,
         gv = gh * beta
         h = h_prev
         s = s_prev
+        gs = gs_prev
         allowed = allowed_prev
         off = off - M
     if NEED_BETA:
