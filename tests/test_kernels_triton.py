@@ -135,6 +135,22 @@ def test_bfloat16_input():
 
 
 @needs_kernels
+def test_module_keeps_float32_parameters_for_bfloat16_input():
+    # the fused kernel computes in float32: the layer must not round beta = 0.9 to bfloat16 (0.8984)
+    import snnlab as sl
+
+    x = (torch.rand(40, 4, 64, generator=torch.Generator().manual_seed(3)) * 0.5).to(DEVICE, torch.bfloat16)
+    layer = sl.LIF(beta=0.9, threshold=1.0, backend="triton", learn_threshold=True).to(DEVICE)
+    out = layer(x)
+    want = lif_triton(x, torch.tensor(0.9, device=DEVICE), torch.tensor(1.0, device=DEVICE))[0]
+    rounded = lif_triton(x, torch.tensor(0.9, device=DEVICE).bfloat16(), torch.tensor(1.0, device=DEVICE))[0]
+    assert out.dtype == torch.bfloat16 and torch.equal(out, want)
+    assert not torch.equal(want, rounded)  # the rounding would show
+    out.float().sum().backward()
+    assert layer.threshold.grad.dtype == torch.float32 and layer.threshold.grad.abs().sum() > 0
+
+
+@needs_kernels
 def test_invalid_options():
     x, beta, thr, _ = _inputs((2, 5), per_neuron=False)
     with pytest.raises(ValueError):

@@ -142,7 +142,9 @@ class LIF(_Leaky):
         sampling = self.noise is not None and (self.training or self.noisy_eval)
         impl = lif_impl(self.backend, x.device, x.dtype)
         spikes, membrane = impl(
-            x, self.beta().to(device=x.device, dtype=x.dtype), self.threshold.to(device=x.device, dtype=x.dtype), reset=self.reset, detach_reset=self.detach_reset,
+            # parameters keep their dtype: the fused kernels compute in float32 whatever x's dtype (a
+            # bfloat16 beta of 0.9 would be 0.8984), the PyTorch path casts them to x's dtype itself
+            x, self.beta().to(device=x.device), self.threshold.to(device=x.device), reset=self.reset, detach_reset=self.detach_reset,
             max_spikes=self.max_spikes, surrogate=self.surrogate.name, surrogate_param=self.surrogate.param,
             noise=self.noise, noise_scale=self.noise_scale, seed=self._next_seed() if sampling else 0,
             sample=sampling, keep_membrane=self.record)

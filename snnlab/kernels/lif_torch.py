@@ -173,7 +173,8 @@ def lif_torch(x: torch.Tensor, beta: torch.Tensor, threshold: torch.Tensor, *, r
               keep_membrane: bool = True) -> tuple[torch.Tensor, torch.Tensor]:
     """Run the multi-step LIF over ``x [T, B, ...]``; returns ``(spikes, pre-reset membrane)``.
 
-    ``beta`` and ``threshold`` are tensors broadcastable to ``x.shape[1:]`` (scalars or per neuron).
+    ``beta`` and ``threshold`` are tensors broadcastable to ``x.shape[1:]`` (scalars or per neuron);
+    this path computes in ``x``'s dtype, so they are cast to it (the fused kernels keep them in float32).
     With ``noise`` set, the surrogate is the noise density of scale ``noise_scale``.
     ``keep_membrane=False`` allows a backend to return only the last step's membrane; this path
     saves the whole membrane for its backward anyway and always returns it.
@@ -186,6 +187,7 @@ def lif_torch(x: torch.Tensor, beta: torch.Tensor, threshold: torch.Tensor, *, r
     """
     if noise is not None:
         surrogate, surrogate_param = noise, noise_scale
+    beta, threshold = beta.to(x.dtype), threshold.to(x.dtype)  # no-ops when they match
     return LIFFunction.apply(x, beta, threshold, reset, detach_reset, max_spikes, surrogate,
                              float(surrogate_param), noise, float(noise_scale), int(seed), bool(sample))
 
