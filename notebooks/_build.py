@@ -43,9 +43,11 @@ import holoviews as hv
 import snnlab as sl
 from snnlab import viz
 
+from snnlab.widgets import notebook_setup
+
 torch.manual_seed(0)
 torch.set_num_threads(1)     # small models: one thread is fast and keeps results reproducible
-hv.extension("bokeh")
+notebook_setup()             # hv.extension("bokeh"), with its JavaScript embedded when offline
 """
 
 WIDGET_CELL = """

@@ -256,3 +256,34 @@ def test_holoviews_widget_modes():
     assert type(o.widget).__name__ == "Output" and o.object is None
     with pytest.raises(ValueError):
         HoloViewsWidget(None, mode="nope")
+
+
+# ---------------------------------------------------------------- notebook set-up (offline plots)
+
+
+def test_notebook_setup_embeds_javascript_when_offline(monkeypatch):
+    import socket
+
+    import holoviews as hv
+
+    from snnlab.widgets import notebook
+    from snnlab.widgets.notebook import cdn_reachable, notebook_setup
+
+    calls = []
+    monkeypatch.setattr(hv, "extension", lambda *a, **k: calls.append((a, k)))
+    monkeypatch.delenv("SNNLAB_OFFLINE", raising=False)
+    for reachable, expected in ((True, False), (False, True)):
+        monkeypatch.setattr(notebook, "cdn_reachable", lambda reachable=reachable: reachable)
+        assert notebook_setup() is expected
+        assert calls[-1] == (("bokeh",), {"inline": expected})
+    monkeypatch.setattr(notebook, "cdn_reachable", lambda: True)
+    monkeypatch.setenv("SNNLAB_OFFLINE", "1")
+    assert notebook_setup() is True  # forced, whatever the network says
+    assert notebook_setup(inline=False) is False and calls[-1][1] == {"inline": False}
+    # the probe itself: a listening local socket is reachable, a closed port is not
+    with socket.socket() as srv:
+        srv.bind(("127.0.0.1", 0))
+        srv.listen(1)
+        port = srv.getsockname()[1]
+        assert cdn_reachable(("127.0.0.1", port), timeout=2.0)
+    assert not cdn_reachable(("127.0.0.1", port), timeout=2.0)

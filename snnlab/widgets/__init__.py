@@ -8,6 +8,7 @@
 :class:`DelayViewer`          delay matrix, histogram, Gaussian kernels and evolution of delay layers
 :class:`TradeoffExplorer`     runs of a ``RunStore`` on two metrics with the Pareto front
 :class:`HoloViewsWidget`      a HoloViews object inside an ipywidgets layout
+:func:`notebook_setup`        the Bokeh notebook extension, embedded when offline (plots render anyway)
 ============================  =====================================================================
 
 The widget classes are imported lazily (on first access), so ``from snnlab.widgets import
@@ -27,6 +28,7 @@ _LAZY = {
     "DelayViewer": "delay_viewer",
     "TradeoffExplorer": "tradeoff_explorer",
     "HoloViewsWidget": "_hv", "LivePlot": "_hv",
+    "notebook_setup": "notebook",
 }
 
 __all__ = ["TrainingSession", *_LAZY]

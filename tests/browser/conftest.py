@@ -7,6 +7,7 @@ import subprocess
 import sys
 import time
 import urllib.request
+from urllib.parse import urlparse
 from pathlib import Path
 
 import pytest
@@ -26,7 +27,14 @@ if not (os.path.exists(CHROMIUM) and os.access(CHROMIUM, os.X_OK)):
     pytest.skip(f"{CHROMIUM} not found (apt-get install -y chromium)", allow_module_level=True)
 
 
-def _free_port() -> int:
+def is_local_url(url: str) -> bool:
+    """Whether a page's request stays on this machine (localhost, or data:/blob: URLs)."""
+    if url.startswith(("data:", "blob:", "about:")):
+        return True
+    return urlparse(url).hostname in ("127.0.0.1", "localhost")
+
+
+def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
@@ -39,32 +47,41 @@ def server(tmp_path_factory):
 
     tmp = tmp_path_factory.mktemp("dashboard")
     store = tmp / "runs.sqlite"
-    port = _free_port()
+    port = free_port()
     log = open(tmp / "server.log", "wb")
     env = {**os.environ, "SNNLAB_STORE": str(store), "PYTHONUNBUFFERED": "1"}
     proc = serve_dashboard(port=port, app=ROOT / "dashboards" / "lab.py", store_path=store, defaults=SERVED_DEFAULTS,
                            wait=False, env=env, num_threads=2, stdout=log, stderr=subprocess.STDOUT)
     url = f"http://127.0.0.1:{port}/lab"
-    deadline = time.time() + 90
+    wait_for_http(url, proc, tmp / "server.log", "the dashboard server")
+    yield {"url": url, "store": store, "port": port, "log": tmp / "server.log", "proc": proc}
+    stop_server(proc)
+    log.close()
+
+
+def wait_for_http(url: str, proc: subprocess.Popen, log: Path, what: str, timeout: float = 90) -> None:
+    """Wait until ``url`` answers 200; fail the test with the server's log if it exits or times out."""
+    deadline = time.time() + timeout
     while True:
         try:
             with urllib.request.urlopen(url, timeout=10) as r:
                 if r.status == 200:
-                    break
+                    return
         except OSError:
             pass
         if proc.poll() is not None or time.time() > deadline:
             proc.kill()
-            pytest.fail(f"the dashboard server did not answer: {(tmp / 'server.log').read_text()[-3000:]}")
+            pytest.fail(f"{what} did not answer: {log.read_text()[-3000:]}")
         time.sleep(0.5)
-    yield {"url": url, "store": store, "port": port, "log": tmp / "server.log", "proc": proc}
+
+
+def stop_server(proc: subprocess.Popen) -> None:
     proc.terminate()
     try:
         proc.wait(timeout=15)
     except subprocess.TimeoutExpired:
         proc.kill()
         proc.wait()
-    log.close()
 
 
 @pytest.fixture(scope="session")
@@ -93,4 +110,4 @@ def python_cli_run(store: Path, name: str, epochs: int = 1) -> subprocess.Popen:
     return subprocess.Popen(cmd, cwd=ROOT)
 
 
-__all__ = ["python_cli_run", "shutil"]
+__all__ = ["free_port", "is_local_url", "python_cli_run", "shutil", "stop_server", "wait_for_http"]

@@ -5,13 +5,12 @@ page's ``#snnlab-live`` data attributes, not on status labels.
 """
 import time
 from contextlib import contextmanager
-from urllib.parse import urlparse
 
 import pytest
 
 from snnlab.experiments import RunStore
 
-from .conftest import python_cli_run
+from .conftest import is_local_url, python_cli_run
 
 pytestmark = pytest.mark.slow
 
@@ -37,12 +36,6 @@ PLOT_ROWS_JS = """() => {
 LIVE = "#snnlab-live"
 
 
-def _local(url: str) -> bool:
-    if url.startswith(("data:", "blob:", "about:")):
-        return True
-    return urlparse(url).hostname in ("127.0.0.1", "localhost")
-
-
 @contextmanager
 def dashboard_page(browser, server):
     """A fresh browser context on the dashboard, loaded and live; closed when the block ends."""
@@ -58,7 +51,7 @@ def _load(page, server):
     page.errors, page.external = [], []
     page.on("console", lambda m: page.errors.append(m.text) if m.type == "error" else None)
     page.on("pageerror", lambda e: page.errors.append(str(e)))
-    page.on("request", lambda r: None if _local(r.url) else page.external.append(r.url))
+    page.on("request", lambda r: None if is_local_url(r.url) else page.external.append(r.url))
     page.goto(server["url"], timeout=90_000)
     page.wait_for_function("() => window.Bokeh && window.Bokeh.documents.length > 0", timeout=90_000)
     page.locator(LIVE).wait_for(state="attached", timeout=90_000)
