@@ -17,9 +17,13 @@ to the weights), timed with CUDA events; the tables give the median over ``--rep
 run of this script, so the ratios compare numbers taken minutes apart on the same device.
 
 Bandwidth: the device's copy bandwidth is measured first (bytes read + written by a device-to-device
-copy of a 1 GiB tensor). The snnlab LIF kernels move 5 tensors of ``T*B*N`` float32 per step with a
-``sum()`` loss (forward: read x, write spikes and membrane; backward: read membrane, write grad_x);
-the table gives their achieved bandwidth as a fraction of the copy bandwidth.
+copy of a 1 GiB tensor). A LIF step with snnlab's kernels moves 6 tensors of ``T*B*N`` float32 (forward:
+read x, write spikes and membrane; ``sum()`` reads the spikes; backward: read the membrane, write
+grad_x; the gradient of ``sum()`` is one number); the table gives the achieved bandwidth as a fraction
+of the copy bandwidth. Gradients are reset before every step (none accumulate).
+
+Rows are appended to ``rows.jsonl`` in ``--out`` as each variant finishes and the tables rewritten, so a
+run cut short keeps what it measured; ``--deadline`` skips the variants that would start too late.
 
 Peers missing from the environment are reported as such, not silently dropped.
 """
@@ -37,6 +41,8 @@ from pathlib import Path
 
 import torch
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # snnlab from this checkout, however it is run
+
 LIF_CASES = [(500, 16, 16384), (32, 64, 65536)]
 LINEAR_CASES = [(500, 16, 4096), (500, 16, 8192), (500, 16, 16384)]
 DELAY_CASE = dict(T=100, B=256, inp=140, out=256, K=25)
@@ -44,15 +50,17 @@ QUICK_LIF = [(50, 4, 1024), (8, 8, 4096)]
 QUICK_LINEAR = [(50, 4, 512)]
 QUICK_DELAY = dict(T=20, B=8, inp=14, out=16, K=5)
 BETA, THRESHOLD = 0.9, 1.0
-LIF_TENSORS_MOVED = 5  # see the module docstring
+LIF_TENSORS_MOVED = 6  # see the module docstring
 
 # variant name -> (kind of cases, environment for its subprocess)
 VARIANTS: dict[str, tuple[str, dict[str, str]]] = {
     "snnlab triton": ("neuron", {}),
+    "snnlab triton block=256": ("neuron", {"SNNLAB_TRITON_LIF_BLOCK": "256"}),
+    "snnlab triton block=512": ("neuron", {"SNNLAB_TRITON_LIF_BLOCK": "512"}),
     "snnlab torch": ("neuron", {}),
-    "spikingjelly auto": ("neuron", {"SJ_LIF_CUDA_IMPLEMENTATION": "auto"}),
-    "spikingjelly triton": ("neuron", {"SJ_LIF_CUDA_IMPLEMENTATION": "triton"}),
-    "spikingjelly cuda": ("neuron", {"SJ_LIF_CUDA_IMPLEMENTATION": "cuda"}),
+    # SpikingJelly picks its CUDA implementation itself (the PyPI wheel has no native one: triton);
+    # each row records which one ran
+    "spikingjelly": ("neuron", {}),
     "snntorch": ("neuron", {}),
     "snntorch compiled step": ("neuron", {}),
     "norse": ("neuron", {}),
@@ -103,8 +111,10 @@ def copy_bandwidth(device: torch.device, nbytes: int, reps: int = 10) -> float:
 
 
 def neuron_step_fn(variant: str, n: int, linear: bool, device: torch.device):
-    """A function ``run(x [T, B, N]) -> spikes [T, B, N]`` for one library variant (layers built once)."""
+    """``(run, parameters, info)`` for one library variant: ``run(x [T, B, N]) -> spikes [T, B, N]`` (layers
+    built once), the parameters whose gradients a step produces, and notes for the table."""
     fc = torch.nn.Linear(n, n, device=device) if linear else None
+    params = list(fc.parameters()) if fc is not None else []
 
     def pre(x):
         return fc(x) if fc is not None else x
@@ -113,7 +123,7 @@ def neuron_step_fn(variant: str, n: int, linear: bool, device: torch.device):
         import snnlab as sl
 
         lif = sl.LIF(beta=BETA, threshold=THRESHOLD, surrogate="atan", backend=variant.split()[1]).to(device)
-        return lambda x: lif(pre(x))
+        return (lambda x: lif(pre(x))), params, ""
     if variant.startswith("spikingjelly"):
         from spikingjelly.activation_based import functional, neuron, surrogate
 
@@ -124,7 +134,11 @@ def neuron_step_fn(variant: str, n: int, linear: bool, device: torch.device):
         def run(x):
             functional.reset_net(lif)
             return lif(pre(x))
-        return run
+        try:
+            info = str(functional.neuron_implementation("lif", device))
+        except Exception as exc:  # an older or newer SpikingJelly without this query
+            info = f"implementation unknown ({type(exc).__name__})"
+        return run, params, info
     if variant.startswith("snntorch"):
         import snntorch as snn
         from snntorch import surrogate
@@ -139,7 +153,7 @@ def neuron_step_fn(variant: str, n: int, linear: bool, device: torch.device):
                 spk, mem = cell(xt, mem)
                 out.append(spk)
             return torch.stack(out)
-        return run
+        return run, params, ""
     if variant.startswith("norse"):
         import norse.torch as norse
 
@@ -155,9 +169,9 @@ def neuron_step_fn(variant: str, n: int, linear: bool, device: torch.device):
                     spk, state = cell(xt, state)
                     out.append(spk)
                 return torch.stack(out)
-            return run
+            return run, params, ""
         layer = norse.LIF(p).to(device)
-        return lambda x: layer(pre(x))[0]
+        return (lambda x: layer(pre(x))[0]), params, ""
     raise ValueError(f"unknown variant {variant!r}")
 
 
@@ -166,12 +180,17 @@ def run_neuron_variant(variant: str, lif_cases, linear_cases, device, warmup, re
         for T, B, N in cases:
             row = dict(variant=variant, kind=kind, T=T, B=B, N=N)
             try:
-                run = neuron_step_fn(variant, N, kind == "Linear+LIF", device)
+                run, params, info = neuron_step_fn(variant, N, kind == "Linear+LIF", device)
+                if info:
+                    row["info"] = info
                 x = torch.rand(T, B, N, device=device) * (0.6 if kind == "LIF" else 1.0)
                 if kind == "LIF":
                     x.requires_grad_(True)
+                    params = params + [x]
 
                 def step():
+                    for p in params:  # fresh gradients each step: no accumulation into .grad
+                        p.grad = None
                     run(x).sum().backward()
                 if device.type == "cuda":
                     torch.cuda.reset_peak_memory_stats(device)
@@ -247,7 +266,11 @@ def run_delay_variant(variant: str, case: dict, device, warmup, reps) -> None:
                         err = (fwd().double() - ref).abs().max() / ref.abs().max()
                     row["rel_error"] = float(err)
 
+                trained = list(layer.parameters())
+
                 def step():
+                    for p in trained:
+                        p.grad = None
                     fwd().sum().backward()
                 times = time_steps(step, device, warmup, reps)
                 row.update(median_s=statistics.median(times), times=times)
@@ -312,9 +335,12 @@ def markdown(rows: list[dict], bandwidth: float | None, device_name: str, notes:
             note = r.get("error", "")
             if "rel_error" in r:
                 note = (note + " " if note else "") + f"rel. error {r['rel_error']:.1e}"
-            if "median_s" in r and kind == "LIF" and r["variant"] == "snnlab triton" and bandwidth:
+            if "info" in r:
+                note = (note + " " if note else "") + r["info"]
+            if "median_s" in r and kind == "LIF" and r["variant"].startswith("snnlab triton") and bandwidth:
                 moved = LIF_TENSORS_MOVED * T * B * int(N) * 4
-                note += f"{moved / r['median_s'] / 1e9:.0f} GB/s = {moved / r['median_s'] / bandwidth:.0%} of copy"
+                note = (note + " " if note else "") + (
+                    f"{moved / r['median_s'] / 1e9:.0f} GB/s = {moved / r['median_s'] / bandwidth:.0%} of copy")
             ms = f"{r['median_s'] * 1e3:.3f}" if "median_s" in r else "-"
             b = base.get(r.get("setting"))
             ratio = f"{r['median_s'] / b:.2f}" if "median_s" in r and b else "-"
@@ -331,7 +357,9 @@ def main(argv=None) -> int:
     ap.add_argument("--quick", action="store_true", help="small sizes (a check of the script)")
     ap.add_argument("--warmup", type=int, default=3)
     ap.add_argument("--reps", type=int, default=10)
-    ap.add_argument("--timeout", type=int, default=240, help="seconds per library variant")
+    ap.add_argument("--timeout", type=int, default=120, help="seconds per library variant")
+    ap.add_argument("--deadline", type=float, default=540,
+                    help="seconds for the whole run: a variant is not started when less than --timeout is left")
     ap.add_argument("--only", nargs="*", default=None, help="variants to run (default: all)")
     ap.add_argument("--out", type=Path, default=None, help="folder for results.json and results.md")
     ap.add_argument("--worker", default=None, help=argparse.SUPPRESS)
@@ -344,24 +372,41 @@ def main(argv=None) -> int:
         ap.error(f"unknown variants {sorted(unknown)}; choose from {list(VARIANTS)}")
     device = torch.device(args.device)
     device_name = torch.cuda.get_device_name(device) if device.type == "cuda" else platform.processor() or "CPU"
+    started = time.perf_counter()
     bandwidth = copy_bandwidth(device, 2 ** 30 if not args.quick else 2 ** 26)
+    if device.type == "cuda":
+        torch.cuda.empty_cache()  # the copy's buffers go back before the workers need the memory
     print(f"{device_name}: copy bandwidth {bandwidth / 1e9:.0f} GB/s", flush=True)
+    meta = dict(device=device_name, bandwidth=bandwidth, torch=torch.__version__,
+                args={k: str(v) for k, v in vars(args).items()})
+    if args.out:
+        args.out.mkdir(parents=True, exist_ok=True)
+        (args.out / "rows.jsonl").write_text("")
     rows, notes = [], {}
     for variant in args.only or VARIANTS:
+        if time.perf_counter() - started > args.deadline - args.timeout:
+            notes[variant] = f"not started: under {args.timeout} s left of --deadline {args.deadline:g} s"
+            continue
         t0 = time.perf_counter()
         got, note = run_worker(variant, args)
         rows += got
         if note:
             notes[variant] = note
         print(f"{variant}: {len(got)} rows in {time.perf_counter() - t0:.0f} s {note}", flush=True)
+        if args.out:  # after each variant, so that a run cut short keeps what it measured
+            with open(args.out / "rows.jsonl", "a") as f:
+                f.writelines(json.dumps(r) + "\n" for r in got)
+            write_results(args.out, meta, rows, notes)
     table = markdown(rows, bandwidth, device_name, notes)
     print(table)
     if args.out:
-        args.out.mkdir(parents=True, exist_ok=True)
-        meta = dict(device=device_name, bandwidth=bandwidth, torch=torch.__version__, args=vars(args) | {"out": str(args.out)})
-        (args.out / "results.json").write_text(json.dumps(dict(meta=meta, rows=rows, notes=notes), indent=1))
-        (args.out / "results.md").write_text(table)
+        write_results(args.out, meta, rows, notes)
     return 0
+
+
+def write_results(out: Path, meta: dict, rows: list[dict], notes: dict[str, str]) -> None:
+    (out / "results.json").write_text(json.dumps(dict(meta=meta, rows=rows, notes=notes), indent=1))
+    (out / "results.md").write_text(markdown(rows, meta["bandwidth"], meta["device"], notes))
 
 
 if __name__ == "__main__":

@@ -47,7 +47,7 @@ from snnlab.widgets import notebook_setup
 
 torch.manual_seed(0)
 torch.set_num_threads(1)     # small models: one thread is fast and keeps results reproducible
-notebook_setup()             # hv.extension("bokeh"), with its JavaScript embedded when offline
+embedded = notebook_setup()  # hv.extension("bokeh"), with its JavaScript embedded when offline
 """
 
 WIDGET_CELL = """

@@ -199,6 +199,7 @@ def test_vectorised_exp_and_erf_within_two_ulp():
     # ends: erf saturates to exactly +-1, exp is clamped to finite values (no inf, no NaN)
     ends = lif_cpu_mod.math_approx("erf", torch.tensor([-1e30, -4.0, 0.0, 4.0, 1e30]))
     assert ends.tolist() == [-1.0, -1.0, 0.0, 1.0, 1.0]
+    assert torch.isnan(lif_cpu_mod.math_approx("erf", torch.tensor([float("nan")]))).all()  # as torch.erf
     big = lif_cpu_mod.math_approx("exp", torch.tensor([-1e30, -100.0, 100.0, 1e30]))
     assert torch.isfinite(big).all() and big[0] == big[1] and 0 < big[1] < 1e-37 and big[2] == big[3] > 1e38
     with pytest.raises(ValueError, match="exp"):

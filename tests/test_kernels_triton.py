@@ -4,7 +4,7 @@ a CUDA GPU with ``SNNLAB_TEST_DEVICE=cuda`` (see tests/triton_device.py).
 triton_device must be imported before triton: it sets TRITON_INTERPRET=1 for the CPU run, and
 kernels are bound to the interpreter when they are decorated.
 """
-from triton_device import DEVICE, skip_unless_ready  # noqa: I001  (before triton)
+from triton_device import DEVICE, ON_GPU, skip_unless_ready  # noqa: I001  (before triton)
 
 import importlib  # noqa: E402
 import sys  # noqa: E402
@@ -109,6 +109,21 @@ def test_noisy_spikes_identical_to_torch(noise, reset, max_spikes):
 
 
 @needs_kernels
+def test_block_size_setting(monkeypatch):
+    mod = sys.modules["snnlab.kernels.lif_triton"]
+    monkeypatch.setenv("SNNLAB_TRITON_LIF_BLOCK", "256")
+    assert mod._max_block() == 256
+    for bad in ("300", "8", "8192", "big"):
+        monkeypatch.setenv("SNNLAB_TRITON_LIF_BLOCK", bad)
+        with pytest.raises(ValueError, match="power of two"):
+            mod._max_block()
+    # small blocks: many programs over M = 130, same results
+    monkeypatch.setattr(mod, "_MAX_BLOCK", 32)
+    x, beta, thr, grad = _inputs((2, 65), per_neuron=True, seed=17)
+    _assert_matches(_run(lif_torch, x, beta, thr, grad, max_spikes=2), _run(lif_triton, x, beta, thr, grad, max_spikes=2))
+
+
+@needs_kernels
 def test_noise_without_sampling_uses_density_surrogate():
     x, beta, thr, grad = _inputs((2, 37), per_neuron=False, seed=5)
     kw = dict(noise="gaussian", noise_scale=0.5, sample=False)
@@ -180,8 +195,9 @@ def test_resolve_backend_choices(monkeypatch):
     assert resolve_backend("torch", cpu) == "torch"
     assert resolve_backend("torch", "cuda") == "torch"
     assert resolve_backend("auto", torch.device("cuda")) == "triton"  # a decision only, nothing launched
-    monkeypatch.setenv("TRITON_INTERPRET", "1")
-    assert resolve_backend("triton", cpu) == "triton"
+    if not ON_GPU:  # Triton reads the flag at run time too: never set it where kernels run compiled
+        monkeypatch.setenv("TRITON_INTERPRET", "1")
+        assert resolve_backend("triton", cpu) == "triton"
     with pytest.raises(ValueError, match="unknown backend"):
         resolve_backend("cuda", cpu)
 
@@ -202,7 +218,8 @@ def test_resolve_backend_without_triton_installed(monkeypatch):
 
 @needs_kernels
 def test_lif_dispatch_runs_both_backends(monkeypatch):
-    monkeypatch.setenv("TRITON_INTERPRET", "1")
+    if not ON_GPU:
+        monkeypatch.setenv("TRITON_INTERPRET", "1")
     x, beta, thr, _ = _inputs((2, 37), per_neuron=True, seed=2)
     s_t, h_t = lif(x, beta, thr, backend="triton", reset="zero", max_spikes=1)
     s_r, h_r = lif(x, beta, thr, backend="torch", reset="zero", max_spikes=1)

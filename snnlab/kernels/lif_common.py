@@ -59,16 +59,25 @@ def flat_param(p: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
     return p.detach().to(torch.float32).expand(x.shape[1:]).contiguous().view(-1)
 
 
+def expanded_from_one(t: torch.Tensor) -> bool:
+    """Whether ``t`` is one number expanded (all strides 0, e.g. the gradient of ``sum()``); its data
+    pointer then points at that number. Looks at the metadata only (no device synchronisation).
+
+    Example:
+        >>> expanded_from_one(torch.tensor(2.0).expand(3, 4)), expanded_from_one(torch.ones(2))
+        (True, False)
+    """
+    return t.numel() > 0 and all(st == 0 for st in t.stride())
+
+
 def constant_value(t: torch.Tensor) -> float | None:
-    """The value of a tensor expanded from one number (all strides 0, e.g. the gradient of ``sum()``), else None.
+    """The value of a tensor expanded from one number (see :func:`expanded_from_one`), else None.
 
     Example:
         >>> constant_value(torch.tensor(2.0).expand(3, 4)), constant_value(torch.ones(2))
         (2.0, None)
     """
-    if t.numel() > 0 and all(st == 0 for st in t.stride()):
-        return float(t.reshape(-1)[0])
-    return None
+    return float(t.reshape(-1)[0]) if expanded_from_one(t) else None
 
 
 def noise_divisor(noise: str, noise_scale: float) -> float:

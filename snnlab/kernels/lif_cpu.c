@@ -103,7 +103,7 @@ INLINE float exp_approx(float x) {
     const float n = (x * 1.44269504089f + 12582912.0f) - 12582912.0f;
     float r = fmaf(n, -0.693145751953125f, x); /* ln2 in two parts: the first times n is exact */
     r = fmaf(n, -1.428606765330187e-06f, r);
-    union { int32_t i; float f; } two_n = {((int32_t)n + 127) << 23}; /* 2^n, n in [-126, 127] */
+    union { uint32_t i; float f; } two_n = {(uint32_t)((int32_t)n + 127) << 23}; /* 2^n, n in [-126, 127] */
     return horner(r, EXP_POLY, 8) * two_n.f;
 }
 
@@ -115,7 +115,7 @@ INLINE float erf_approx(float x) {
     const float u = t < 3.95f ? t : 3.95f;
     float big = t < 3.95f ? 1.0f - exp_approx(horner(u, ERFC_LOG, 9)) : 1.0f;
     big = x < 0.0f ? -big : big;
-    return t <= 0.921875f ? small : big;
+    return !(t > 0.921875f) ? small : big; /* NaN takes `small`, which is NaN */
 }
 
 INLINE float sigmoidf(float z) { return 1.0f / (1.0f + exp_approx(-z)); }

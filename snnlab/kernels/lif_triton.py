@@ -15,8 +15,8 @@ membrane kept in registers.
   gradient expanded from one number (the gradient of ``sum()``) is passed as that number.
 
 Memory traffic per element and step (float32, no noise): forward reads ``x`` and writes ``s`` and
-``h``; backward reads ``h`` and the output gradient and writes ``grad_x`` (5 tensors, 4 with a
-``sum()`` loss).
+``h``; backward reads ``h`` and the output gradient and writes ``grad_x`` (6 tensors; 5 with a
+``sum()`` loss, whose gradient is one number).
 
 Noisy neurons draw their uniforms from the same counter hash as
 :mod:`snnlab.kernels.counter_rng` (element index ``t * M + m`` XOR the seed key), so the
@@ -31,19 +31,33 @@ Importing this module without Triton installed raises :class:`ImportError`.
 from __future__ import annotations
 
 import math
+import os
 
 import torch
 
 from .counter_rng import seed_key
-from .lif_common import (SURROGATE_CODES, check_fused_args, constant_value, flat_param, noise_divisor, param_grads,
-                         steps_and_width)
+from .lif_common import (SURROGATE_CODES, check_fused_args, expanded_from_one, flat_param, noise_divisor,
+                         param_grads, steps_and_width)
 from .triton_import import tl, triton
 
 _ATAN, _FAST_SIGMOID, _TRIANGLE, _SIGMOID, _GAUSSIAN, _LOGISTIC = (
     SURROGATE_CODES[n] for n in ("atan", "fast_sigmoid", "triangle", "sigmoid", "gaussian", "logistic"))
 
 _SUPPORTED_DTYPES = (torch.float32, torch.float16, torch.bfloat16)
-_MAX_BLOCK = 1024
+
+
+def _max_block() -> int:
+    """Neurons per program at most: 1024, or ``SNNLAB_TRITON_LIF_BLOCK`` (a power of two, 16 to 4096) to tune."""
+    value = os.environ.get("SNNLAB_TRITON_LIF_BLOCK", "").strip()
+    if not value:
+        return 1024
+    block = int(value) if value.isdigit() else 0
+    if block < 16 or block > 4096 or block & (block - 1):
+        raise ValueError(f"SNNLAB_TRITON_LIF_BLOCK must be a power of two from 16 to 4096, got {value!r}")
+    return block
+
+
+_MAX_BLOCK = _max_block()
 
 
 @triton.jit
@@ -90,7 +104,7 @@ def _noise_cdf(u, div, NOISE: tl.constexpr):
     return pr
 
 
-@triton.jit(do_not_specialize=["T", "M", "key"])
+@triton.jit(do_not_specialize=["T", "key"])  # M specialised: its divisibility lets loads vectorise
 def _lif_fwd_kernel(x_ptr, beta_ptr, thr_ptr, s_ptr, h_ptr, cnt_ptr, raw_ptr, T, M, max_spikes, key, noise_div,
                     RESET_ZERO: tl.constexpr, HAS_MAX: tl.constexpr, SAMPLING: tl.constexpr,
                     NOISE: tl.constexpr, BLOCK: tl.constexpr):
@@ -161,11 +175,11 @@ def _step_spikes(h_ptr, s_ptr, off, lmask, thr, before, max_spikes, RECOMPUTE_S:
     return h, s, before, allowed
 
 
-@triton.jit(do_not_specialize=["T", "M"])
-def _lif_bwd_kernel(gs_ptr, gs_scalar, h_ptr, s_ptr, beta_ptr, thr_ptr, cnt_ptr, gx_ptr, gbeta_ptr, gthr_ptr,
+@triton.jit(do_not_specialize=["T"])
+def _lif_bwd_kernel(gs_ptr, h_ptr, s_ptr, beta_ptr, thr_ptr, cnt_ptr, gx_ptr, gbeta_ptr, gthr_ptr,
                     T, M, max_spikes, sparam,
                     RESET_ZERO: tl.constexpr, DETACH: tl.constexpr, HAS_MAX: tl.constexpr,
-                    SURR: tl.constexpr, GS_TENSOR: tl.constexpr, RECOMPUTE_S: tl.constexpr,
+                    SURR: tl.constexpr, GS_MODE: tl.constexpr, RECOMPUTE_S: tl.constexpr,
                     NEED_BETA: tl.constexpr, NEED_THR: tl.constexpr, BLOCK: tl.constexpr):
     pid = tl.program_id(0)
     offs = pid * BLOCK + tl.arange(0, BLOCK)
@@ -178,10 +192,13 @@ def _lif_bwd_kernel(gs_ptr, gs_scalar, h_ptr, s_ptr, beta_ptr, thr_ptr, cnt_ptr,
     gv = tl.zeros([BLOCK], dtype=tl.float32)
     g_beta = tl.zeros([BLOCK], dtype=tl.float32)
     g_thr = tl.zeros([BLOCK], dtype=tl.float32)
-    gs = tl.full([BLOCK], gs_scalar, tl.float32)  # an output gradient of one value (sum()), or none
+    # output gradient: none (GS_MODE 0), one number for every element (1: from sum()), or a tensor (2)
+    gs = tl.zeros([BLOCK], dtype=tl.float32)
+    if GS_MODE == 1:
+        gs = gs + tl.load(gs_ptr).to(tl.float32)
     off = offs.to(tl.int64) + (T - 1).to(tl.int64) * M
     h, s, before, allowed = _step_spikes(h_ptr, s_ptr, off, mask, thr, before, max_spikes, RECOMPUTE_S, HAS_MAX)
-    if GS_TENSOR:  # loaded one step ahead, like the membrane, to overlap memory latency with the work
+    if GS_MODE == 2:  # loaded one step ahead, like the membrane, to overlap memory latency with the work
         gs = tl.load(gs_ptr + off, mask=mask, other=0.0).to(tl.float32)
     for i in range(T):
         t = T - 1 - i
@@ -190,7 +207,7 @@ def _lif_bwd_kernel(gs_ptr, gs_scalar, h_ptr, s_ptr, beta_ptr, thr_ptr, cnt_ptr,
         h_prev, s_prev, before, allowed_prev = _step_spikes(h_ptr, s_ptr, off - M, pmask, thr, before,
                                                             max_spikes, RECOMPUTE_S, HAS_MAX)
         gs_prev = gs
-        if GS_TENSOR:
+        if GS_MODE == 2:
             gs_prev = tl.load(gs_ptr + (off - M), mask=pmask, other=0.0).to(tl.float32)
         sg = _surrogate(h - thr, sparam, SURR) * allowed
         if RESET_ZERO:
@@ -303,18 +320,22 @@ class LIFTritonFunction(torch.autograd.Function):
         g_beta = torch.zeros(M, dtype=torch.float32, device=membrane.device)
         g_thr = torch.zeros(M, dtype=torch.float32, device=membrane.device)
         if T > 0 and M > 0:
-            # an output gradient of one value (e.g. from sum()) is passed as that value, not read T*M times
-            gs_const = 0.0 if grad_spikes is None else constant_value(grad_spikes)
-            gs = grad_x if gs_const is not None else grad_spikes.contiguous()  # grad_x: a dummy pointer
+            # an output gradient of one value (e.g. from sum()) is read once, not T*M times
+            if grad_spikes is None:
+                gs_mode, gs = 0, grad_x  # a dummy pointer
+            elif expanded_from_one(grad_spikes):
+                gs_mode, gs = 1, grad_spikes
+            else:
+                gs_mode, gs = 2, grad_spikes.contiguous()
             cnt = grad_x if counts is None else counts[1] if recompute else counts[0]
             block = _block_size(M)
             _lif_bwd_kernel[(triton.cdiv(M, block),)](
-                gs, gs_const or 0.0, membrane, membrane if spikes is None else spikes,
+                gs, membrane, membrane if spikes is None else spikes,
                 flat_param(beta, membrane), flat_param(threshold, membrane), cnt,
                 grad_x, g_beta, g_thr, T, M,
                 float(max_spikes) if max_spikes is not None else 0.0, surrogate_param,
                 RESET_ZERO=reset == "zero", DETACH=detach_reset, HAS_MAX=max_spikes is not None,
-                SURR=SURROGATE_CODES[surrogate], GS_TENSOR=gs_const is None, RECOMPUTE_S=recompute,
+                SURR=SURROGATE_CODES[surrogate], GS_MODE=gs_mode, RECOMPUTE_S=recompute,
                 NEED_BETA=need_beta, NEED_THR=need_thr, BLOCK=block, num_warps=_num_warps(block))
         else:
             grad_x.zero_()

@@ -10,22 +10,34 @@ from __future__ import annotations
 
 import os
 import socket
+import threading
 
 BOKEH_CDN = ("cdn.bokeh.org", 443)
 
 
 def cdn_reachable(address: tuple[str, int] = BOKEH_CDN, timeout: float = 1.5) -> bool:
-    """Whether a TCP connection to Bokeh's CDN opens within ``timeout`` seconds (name lookup included).
+    """Whether a TCP connection to Bokeh's CDN opens within ``timeout`` seconds, name lookup included.
+
+    The lookup runs in a daemon thread (``getaddrinfo`` has no timeout of its own and can wait tens of
+    seconds for an unreachable name server); this machine's view, which is usually the browser's.
 
     Example:
         >>> cdn_reachable(("localhost", 9), timeout=0.5)   # nothing listens on the discard port
         False
     """
-    try:
-        with socket.create_connection(address, timeout=timeout):
-            return True
-    except OSError:
-        return False
+    result: list[bool] = []
+
+    def probe() -> None:
+        try:
+            with socket.create_connection(address, timeout=timeout):
+                result.append(True)
+        except OSError:
+            result.append(False)
+
+    worker = threading.Thread(target=probe, daemon=True, name="snnlab-cdn-probe")
+    worker.start()
+    worker.join(timeout)
+    return bool(result and result[0])
 
 
 def notebook_setup(inline: bool | None = None) -> bool:
