@@ -23,7 +23,9 @@ tests_rc=0 bench_rc=0
 if [ "$what" != bench ]; then
     # -o addopts="": the project's pytest options name nbval, which a bare GPU image may not have
     SNNLAB_TEST_DEVICE=cuda python3 -m pytest -q -o addopts="" -p no:cacheprovider \
-        tests/test_kernels_triton.py tests/test_kernels_delays_triton.py 2>&1 | tee "$OUT/gpu_tests.log"
+        tests/test_kernels_triton.py tests/test_kernels_delays_triton.py \
+        "tests/test_surrogates_network.py::test_spike_mask_on_cuda_draws_there_and_follows_the_seed" \
+        2>&1 | tee "$OUT/gpu_tests.log"
     tests_rc=${PIPESTATUS[0]}
 fi
 if [ "$what" != tests ]; then

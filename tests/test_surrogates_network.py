@@ -72,6 +72,14 @@ def test_spike_mask_gradient_passes_through_kept_spikes():
     assert torch.equal(s.grad, out.detach())
 
 
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device (run by benchmarks/run_gpu.sh tests)")
+def test_spike_mask_on_cuda_draws_there_and_follows_the_seed():
+    s = torch.ones(200, 4, 50, device="cuda")
+    out = sl.SpikeMask(0.3, seed=5)(s)
+    assert out.device.type == "cuda" and out.mean().item() == pytest.approx(0.7, abs=0.01)
+    assert torch.equal(out, sl.SpikeMask(0.3, seed=5)(s)) and not torch.equal(out, sl.SpikeMask(0.3, seed=6)(s))
+
+
 @pytest.mark.parametrize("p", [-0.1, 1.0, 2, "a"])
 def test_spike_mask_bad_p(p):
     with pytest.raises(ValueError, match="p"):

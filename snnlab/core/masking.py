@@ -33,8 +33,19 @@ class SpikeMask(nn.Module):
             raise TypeError(f"SpikeMask: input must be a torch.Tensor of spikes, got {type(spikes).__name__}")
         if self.p == 0.0 or not (self.training or self.mask_at_inference):
             return spikes
-        keep = torch.rand(spikes.shape, generator=self._generator, dtype=torch.float32) >= self.p
-        return spikes * keep.to(device=spikes.device, dtype=spikes.dtype)
+        return spikes * self._keep(spikes).to(dtype=spikes.dtype)
+
+    def _keep(self, spikes: torch.Tensor) -> torch.Tensor:
+        """The random keep mask, drawn on the spikes' device (no CPU draw and copy for GPU tensors)."""
+        device = spikes.device
+        if device.type == "cpu":
+            generator = self._generator  # the module's stream (torch's global one when unseeded)
+        elif self._generator is None:
+            generator = None  # the device's default generator (seeded by torch.manual_seed)
+        else:  # seeded: a generator on the device, seeded from the module's stream (same seed, same masks)
+            generator = torch.Generator(device=device)
+            generator.manual_seed(int(torch.randint(0, 2 ** 62, (1,), generator=self._generator)))
+        return torch.rand(spikes.shape, generator=generator, device=device, dtype=torch.float32) >= self.p
 
     def extra_repr(self) -> str:
         return f"p={self.p:g}, mask_at_inference={self.mask_at_inference}"
