@@ -215,3 +215,16 @@ def test_last_step_membrane_only_when_not_kept():
     for a, b in zip(full[2:], last[2:]):
         assert torch.equal(a, b)
     assert torch.equal(full[0], last[0])
+
+
+@pytest.mark.parametrize("name", ["torch", "cpu"])
+def test_empty_sequence_forward_and_backward(name):
+    if name == "cpu" and not cpu_kernel_available():
+        pytest.skip("CPU kernel not built")
+    fn = lif_torch if name == "torch" else lif_cpu
+    x = torch.zeros(0, 2, 3, requires_grad=True)
+    beta, thr = torch.tensor(0.9, requires_grad=True), torch.ones(3, requires_grad=True)
+    s, _ = fn(x, beta, thr, max_spikes=1)
+    (s.sum() + 0 * beta).backward()
+    assert s.shape == (0, 2, 3) and x.grad.shape == (0, 2, 3)
+    assert beta.grad == 0 and torch.equal(thr.grad, torch.zeros(3))

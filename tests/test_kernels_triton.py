@@ -166,6 +166,17 @@ def test_module_keeps_float32_parameters_for_bfloat16_input():
 
 
 @needs_kernels
+def test_empty_sequence_forward_and_backward():
+    x = torch.zeros(0, 2, 3, device=DEVICE, requires_grad=True)
+    beta = torch.tensor(0.9, device=DEVICE, requires_grad=True)
+    thr = torch.ones(3, device=DEVICE, requires_grad=True)
+    s, _ = lif_triton(x, beta, thr, max_spikes=1)
+    (s.sum() + 0 * beta).backward()
+    assert s.shape == (0, 2, 3) and x.grad.shape == (0, 2, 3)
+    assert beta.grad.item() == 0 and not thr.grad.any()
+
+
+@needs_kernels
 def test_invalid_options():
     x, beta, thr, _ = _inputs((2, 5), per_neuron=False)
     with pytest.raises(ValueError):

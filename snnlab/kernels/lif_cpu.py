@@ -129,9 +129,9 @@ class LIFCpuFunction(torch.autograd.Function):
         checkpoints = x.new_empty((-(-T // CHECKPOINT_EVERY), M))
         counts = x.new_zeros(M) if max_spikes is not None else None  # the max_spikes mask of the backward
         sampling = noise is not None and bool(sample)
+        # every tensor whose address goes to C is held in a local until the call returns
+        beta_f, thr_f = flat_param(beta, x), flat_param(threshold, x)  # [M] float32, kept for the backward
         if T > 0 and M > 0:
-            # every tensor whose address goes to C is held in a local until the call returns
-            beta_f, thr_f = flat_param(beta, x), flat_param(threshold, x)
             lib.snnlab_lif_forward(
                 _ptr(x), _ptr(beta_f), _ptr(thr_f), _ptr(membrane), _ptr(spikes), _ptr(checkpoints), _ptr(counts),
                 T, M, int(bool(keep_membrane)), int(reset == "zero"), int(max_spikes or 0),
@@ -139,14 +139,14 @@ class LIFCpuFunction(torch.autograd.Function):
                 _threads(T, M))
         # the backward re-runs the forward from x, the spikes and the checkpoints (cheaper than storing
         # the membrane: one fresh [T, B, ...] tensor fewer)
-        ctx.save_for_backward(x, spikes, checkpoints, counts, beta, threshold)
+        ctx.save_for_backward(x, spikes, checkpoints, counts, beta, threshold, beta_f, thr_f)
         ctx.cfg = (reset, bool(detach_reset), max_spikes, surrogate, float(surrogate_param))
         ctx.mark_non_differentiable(membrane)
         return spikes, membrane
 
     @staticmethod
     def backward(ctx, grad_spikes, grad_membrane):
-        x, spikes, checkpoints, counts, beta, threshold = ctx.saved_tensors
+        x, spikes, checkpoints, counts, beta, threshold, beta_f, thr_f = ctx.saved_tensors
         reset, detach_reset, max_spikes, surrogate, surrogate_param = ctx.cfg
         T, M = steps_and_width(x)
         need_beta, need_thr = ctx.needs_input_grad[1], ctx.needs_input_grad[2]
@@ -156,7 +156,6 @@ class LIFCpuFunction(torch.autograd.Function):
         if T > 0 and M > 0:
             gs_const = 0.0 if grad_spikes is None else constant_value(grad_spikes)
             gs = None if gs_const is not None else grad_spikes.to(torch.float32).contiguous()
-            beta_f, thr_f = flat_param(beta, x), flat_param(threshold, x)
             _lib().snnlab_lif_backward(
                 _ptr(x), _ptr(spikes), _ptr(checkpoints), _ptr(gs), gs_const or 0.0, _ptr(beta_f), _ptr(thr_f),
                 _ptr(counts), _ptr(grad_x), _ptr(g_beta), _ptr(g_thr),

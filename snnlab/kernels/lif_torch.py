@@ -95,6 +95,9 @@ class LIFFunction(torch.autograd.Function):
         membrane, spikes, beta, threshold = ctx.saved_tensors
         reset, detach_reset, max_spikes, surrogate, surrogate_param = ctx.cfg
         T = membrane.shape[0]
+        if T == 0:  # an empty sequence: nothing flows back
+            return (torch.zeros_like(membrane), torch.zeros_like(beta) if ctx.needs_input_grad[1] else None,
+                    torch.zeros_like(threshold) if ctx.needs_input_grad[2] else None) + (None,) * 9
         if grad_spikes is None:
             grad_spikes = torch.zeros_like(spikes)
         subtract = reset == "subtract"

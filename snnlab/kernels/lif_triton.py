@@ -285,11 +285,10 @@ class LIFTritonFunction(torch.autograd.Function):
         spikes = torch.empty_like(x)
         membrane = torch.empty_like(x)
         sampling = noise is not None and bool(sample)
-        # per neuron: spikes and threshold crossings over the sample (max_spikes only)
-        counts = torch.zeros((2, M), dtype=torch.float32, device=x.device) if max_spikes is not None else None
+        # per neuron: spikes and threshold crossings over the sample (max_spikes only; the kernel writes all)
+        counts = torch.empty((2, M), dtype=torch.float32, device=x.device) if max_spikes is not None else None
+        beta_f, thr_f = flat_param(beta, x), flat_param(threshold, x)  # [M] float32, kept for the backward
         if T > 0 and M > 0:
-            beta_f = flat_param(beta, x)
-            thr_f = flat_param(threshold, x)
             block = _block_size(M)
             noise_div = noise_divisor(noise, noise_scale) if sampling else 1.0
             cnt, raw = (counts[0], counts[1]) if counts is not None else (spikes, spikes)  # unused when absent
@@ -303,22 +302,23 @@ class LIFTritonFunction(torch.autograd.Function):
         # float32 deterministic spikes are h >= threshold (capped by the crossings count): the backward
         # recomputes them from the saved membrane instead of reading them back
         recompute = x.dtype == torch.float32 and not sampling
-        ctx.save_for_backward(membrane, None if recompute else spikes, counts, beta, threshold)
+        ctx.save_for_backward(membrane, None if recompute else spikes, counts, beta, threshold, beta_f, thr_f)
         ctx.cfg = (reset, bool(detach_reset), max_spikes, surrogate, float(surrogate_param), recompute)
         ctx.mark_non_differentiable(membrane)
         return spikes, membrane
 
     @staticmethod
     def backward(ctx, grad_spikes, grad_membrane):
-        membrane, spikes, counts, beta, threshold = ctx.saved_tensors
+        membrane, spikes, counts, beta, threshold, beta_f, thr_f = ctx.saved_tensors
         reset, detach_reset, max_spikes, surrogate, surrogate_param, recompute = ctx.cfg
         T, M = steps_and_width(membrane)
         step_shape = membrane.shape[1:]
         need_beta = ctx.needs_input_grad[1]
         need_thr = ctx.needs_input_grad[2]
         grad_x = torch.empty_like(membrane)
-        g_beta = torch.zeros(M, dtype=torch.float32, device=membrane.device)
-        g_thr = torch.zeros(M, dtype=torch.float32, device=membrane.device)
+        # per-element parameter gradients, written in full by the kernel when needed
+        g_beta = torch.empty(M, dtype=torch.float32, device=membrane.device) if need_beta else None
+        g_thr = torch.empty(M, dtype=torch.float32, device=membrane.device) if need_thr else None
         if T > 0 and M > 0:
             # an output gradient of one value (e.g. from sum()) is read once, not T*M times
             if grad_spikes is None:
@@ -330,17 +330,16 @@ class LIFTritonFunction(torch.autograd.Function):
             cnt = grad_x if counts is None else counts[1] if recompute else counts[0]
             block = _block_size(M)
             _lif_bwd_kernel[(triton.cdiv(M, block),)](
-                gs, membrane, membrane if spikes is None else spikes,
-                flat_param(beta, membrane), flat_param(threshold, membrane), cnt,
-                grad_x, g_beta, g_thr, T, M,
+                gs, membrane, membrane if spikes is None else spikes, beta_f, thr_f, cnt,
+                grad_x, grad_x if g_beta is None else g_beta, grad_x if g_thr is None else g_thr, T, M,
                 float(max_spikes) if max_spikes is not None else 0.0, surrogate_param,
                 RESET_ZERO=reset == "zero", DETACH=detach_reset, HAS_MAX=max_spikes is not None,
                 SURR=SURROGATE_CODES[surrogate], GS_MODE=gs_mode, RECOMPUTE_S=recompute,
                 NEED_BETA=need_beta, NEED_THR=need_thr, BLOCK=block, num_warps=_num_warps(block))
         else:
             grad_x.zero_()
-        gb, gt = param_grads(g_beta if need_beta else None, g_thr if need_thr else None, beta, threshold,
-                             step_shape)
+            g_beta, g_thr = (g.zero_() if g is not None else None for g in (g_beta, g_thr))
+        gb, gt = param_grads(g_beta, g_thr, beta, threshold, step_shape)
         return grad_x, gb, gt, None, None, None, None, None, None, None, None, None
 
 
