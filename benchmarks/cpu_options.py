@@ -5,7 +5,8 @@
 ``sl.LIF(backend="auto")`` (the compiled CPU loop where a C compiler built it) against
 ``backend="torch"`` (the pure-PyTorch path), in one process and one run, alternating the two for
 each option over several rounds; the table gives the medians and the ratio. Hidden-layer setting:
-the input needs a gradient, the loss is ``spikes.sum()``.
+the input needs a gradient, the loss is ``spikes.sum()``. A second table times spike masking fused
+into the LIF (``mask_p``) against the LIF followed by a ``SpikeMask`` layer, on each backend.
 """
 from __future__ import annotations
 
@@ -25,7 +26,9 @@ OPTIONS = {
     "max_spikes=1 (TTFS)": dict(max_spikes=1),
     "noise gaussian (NSNN)": dict(noise="gaussian", noise_scale=0.3),
     "noise logistic (NSNN)": dict(noise="logistic", noise_scale=0.3),
+    "spike mask p=0.3 (fused)": dict(mask_p=0.3, seed=0),
 }
+MASK_P = 0.3
 
 
 def step_time(lif: torch.nn.Module, x: torch.Tensor) -> float:
@@ -33,6 +36,17 @@ def step_time(lif: torch.nn.Module, x: torch.Tensor) -> float:
     t0 = time.perf_counter()
     lif(xi).sum().backward()
     return time.perf_counter() - t0
+
+
+def median_times(models: dict[str, torch.nn.Module], x: torch.Tensor, rounds: int) -> dict[str, float]:
+    """Median forward+backward seconds of each model, alternating them round by round after a warm-up."""
+    times: dict[str, list[float]] = {k: [] for k in models}
+    for m in models.values():  # warm-up (and the first-use build of the compiled loop)
+        step_time(m, x)
+    for _ in range(rounds):
+        for k, m in models.items():
+            times[k].append(step_time(m, x))
+    return {k: statistics.median(v) for k, v in times.items()}
 
 
 def main(argv=None) -> None:
@@ -49,15 +63,17 @@ def main(argv=None) -> None:
     print("| option | compiled loop (auto) ms | PyTorch path ms | PyTorch / compiled |")
     print("| --- | ---: | ---: | ---: |")
     for name, kw in OPTIONS.items():
-        layers = {b: sl.LIF(beta=0.9, backend=b, **kw).train() for b in ("auto", "torch")}
-        times = {b: [] for b in layers}
-        for b, lif in layers.items():  # warm-up (and the first-use build of the compiled loop)
-            step_time(lif, x)
-        for _ in range(args.rounds):
-            for b, lif in layers.items():
-                times[b].append(step_time(lif, x))
-        auto, torch_path = (statistics.median(times[b]) for b in ("auto", "torch"))
+        med = median_times({b: sl.LIF(beta=0.9, backend=b, **kw).train() for b in ("auto", "torch")}, x, args.rounds)
+        auto, torch_path = med["auto"], med["torch"]
         print(f"| {name} | {auto * 1e3:.1f} | {torch_path * 1e3:.1f} | {torch_path / auto:.2f}x |")
+    print(f"\n| backend | LIF + SpikeMask({MASK_P:g}) ms | LIF(mask_p={MASK_P:g}) ms | separate / fused |")
+    print("| --- | ---: | ---: | ---: |")
+    for backend in ("auto", "torch"):
+        med = median_times({
+            "separate": torch.nn.Sequential(sl.LIF(beta=0.9, backend=backend), sl.SpikeMask(MASK_P, seed=0)).train(),
+            "fused": sl.LIF(beta=0.9, backend=backend, mask_p=MASK_P, seed=0).train()}, x, args.rounds)
+        print(f"| {backend} | {med['separate'] * 1e3:.1f} | {med['fused'] * 1e3:.1f} | "
+              f"{med['separate'] / med['fused']:.2f}x |")
 
 
 if __name__ == "__main__":

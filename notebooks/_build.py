@@ -708,8 +708,9 @@ NOTEBOOKS["06_spike_masking_energy.ipynb"] = [
 
     **Spike masking** (as in the Masked Spiking Transformer, Wang et al., 2023) randomly drops a fraction $p$ of
     the spikes between layers. Trained with the mask, a network learns to cope with missing spikes; applied at
-    inference too, it saves a fraction of the SynOps of the next layer. `sl.SpikeMask(p)` does this;
-    `mask_p=p` in a configuration puts one after every hidden LIF layer.
+    inference too, it saves a fraction of the SynOps of the next layer. `sl.SpikeMask(p)` masks any spike
+    tensor; `sl.LIF(..., mask_p=p)` does the same inside the neuron kernel (one pass fewer over the spikes),
+    and `mask_p=p` in a configuration gives every hidden LIF layer that option.
     """),
     code(SETUP),
     md("""
@@ -764,7 +765,7 @@ NOTEBOOKS["06_spike_masking_energy.ipynb"] = [
         trainers[p] = t
         for at_inference in (False, True):
             for m in t.model.modules():
-                if isinstance(m, sl.SpikeMask):
+                if isinstance(m, sl.LIF):
                     m.mask_at_inference = at_inference
             r = evaluate(t.model, t.test_loader)
             rows.append({"mask_p": p, "mask at inference": at_inference, **r})
@@ -774,8 +775,8 @@ NOTEBOOKS["06_spike_masking_energy.ipynb"] = [
     """),
     md("""
     Masking at inference removes transmitted spikes, so the SynOps — and the energy — of the output layer fall
-    roughly in proportion to $p$, while the *emitted* spikes (`spikes_per_sample`, counted before the mask) need
-    not. Check it:
+    roughly in proportion to $p$. The hidden neurons still fire and reset as without the mask; `spikes_per_sample`
+    counts the spikes the layers transmit, so it falls with the mask too. Check it:
     """),
     code("""
     t = table.set_index("model")
@@ -794,7 +795,7 @@ NOTEBOOKS["06_spike_masking_energy.ipynb"] = [
     code("""
     masked = trainers[0.4]
     for m in masked.model.modules():
-        if isinstance(m, sl.SpikeMask):
+        if isinstance(m, sl.LIF):
             m.mask_at_inference = True
     synops_table(masked.model, masked.test_loader)
     """),

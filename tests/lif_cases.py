@@ -62,3 +62,21 @@ CASES = [
     ("zero", False, 1, "logistic", 0.3, True, (2, 65)),
     ("zero", True, 2, "gaussian", 0.5, False, (2, 37)),
 ]
+
+
+# spike masking, fused into the kernels: (reset, max_spikes, noise, step shape); masked spikes with
+# and without noise (the Triton backward recomputes the neuron's own spikes or reads them back)
+MASK_CASES = [
+    ("subtract", None, None, (2, 37)),
+    ("zero", 1, None, (2, 65)),
+    ("subtract", 2, "gaussian", (37,)),
+    ("zero", None, "logistic", (2, 37)),
+]
+
+
+def mask_kwargs(reset, max_spikes, noise, mask_p=0.4, mask_seed=5):
+    """LIF keyword arguments of one :data:`MASK_CASES` row."""
+    kw = dict(reset=reset, max_spikes=max_spikes, mask_p=mask_p, mask_seed=mask_seed)
+    if noise is not None:
+        kw.update(noise=noise, noise_scale=0.4, seed=9)
+    return kw

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from lif_cases import CASES, assert_lif_matches, make_inputs, run_lif
+from lif_cases import CASES, MASK_CASES, assert_lif_matches, make_inputs, mask_kwargs, run_lif
 from snnlab.kernels import c_build, dispatch, lif_cpu as lif_cpu_mod
 from snnlab.kernels.dispatch import lif, resolve_backend
 from snnlab.kernels.lif_cpu import cpu_kernel_available, cpu_kernel_error, lif_cpu
@@ -85,6 +85,37 @@ def test_noisy_spikes_match_torch_and_follow_the_seed(noise, reset, max_spikes):
     assert torch.equal(lif_cpu(x, beta, thr, seed=0, **kw)[0], spikes[0])
     assert not torch.equal(spikes[0], spikes[1]) and not torch.equal(spikes[0], spikes[12345])
     assert not torch.equal(lif_cpu(x, beta, thr, reset=reset, max_spikes=max_spikes)[0], spikes[0])
+
+
+@pytest.mark.parametrize("reset,max_spikes,noise,shape", MASK_CASES)
+@needs_kernel
+def test_fused_spike_masking_matches_torch(reset, max_spikes, noise, shape):
+    # 40 steps: the backward re-runs the forward from two membrane checkpoints
+    x, beta, thr, grad = make_inputs(shape, per_neuron=True, seed=23, steps=40)
+    kw = mask_kwargs(reset, max_spikes, noise)
+    ref = run_lif(lif_torch, x, beta, thr, grad, **kw)
+    out = run_lif(lif_cpu, x, beta, thr, grad, **kw)
+    unmasked = lif_torch(x, beta, thr, **dict(kw, mask_p=0.0))[0]
+    assert 0 < ref[0].sum() < unmasked.sum() and torch.equal(ref[0] * unmasked, ref[0])  # some spikes dropped
+    assert_lif_matches(ref, out)
+    # sum() loss: an expanded gradient of one value, masked per element in the kernel
+    xs = [x.clone().requires_grad_() for _ in range(2)]
+    for fn, xi in zip((lif_torch, lif_cpu), xs):
+        fn(xi, beta, thr, **kw)[0].sum().backward()
+    torch.testing.assert_close(xs[1].grad, xs[0].grad, atol=1e-5, rtol=1e-4)
+
+
+@needs_kernel
+def test_fused_spike_masking_on_threads_and_blocks():
+    # > 0.5M elements: two threads, several neuron blocks; the masks follow the element index, not the split
+    x, beta, thr, grad = make_inputs((3, 1367), per_neuron=False, seed=2, steps=130)
+    threads = torch.get_num_threads()
+    try:
+        torch.set_num_threads(2)
+        out = run_lif(lif_cpu, x, beta, thr, grad, mask_p=0.25, mask_seed=3)
+    finally:
+        torch.set_num_threads(threads)
+    assert_lif_matches(run_lif(lif_torch, x, beta, thr, grad, mask_p=0.25, mask_seed=3), out)
 
 
 @needs_kernel
@@ -217,14 +248,15 @@ def test_last_step_membrane_only_when_not_kept():
     assert torch.equal(full[0], last[0])
 
 
+@pytest.mark.parametrize("mask_p", [0.0, 0.3])
 @pytest.mark.parametrize("name", ["torch", "cpu"])
-def test_empty_sequence_forward_and_backward(name):
+def test_empty_sequence_forward_and_backward(name, mask_p):
     if name == "cpu" and not cpu_kernel_available():
         pytest.skip("CPU kernel not built")
     fn = lif_torch if name == "torch" else lif_cpu
     x = torch.zeros(0, 2, 3, requires_grad=True)
     beta, thr = torch.tensor(0.9, requires_grad=True), torch.ones(3, requires_grad=True)
-    s, _ = fn(x, beta, thr, max_spikes=1)
+    s, _ = fn(x, beta, thr, max_spikes=1, mask_p=mask_p)
     (s.sum() + 0 * beta).backward()
     assert s.shape == (0, 2, 3) and x.grad.shape == (0, 2, 3)
     assert beta.grad == 0 and torch.equal(thr.grad, torch.zeros(3))

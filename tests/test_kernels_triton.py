@@ -21,7 +21,7 @@ from snnlab.kernels.dispatch import lif, resolve_backend  # noqa: E402
 from snnlab.kernels.lif_torch import lif_torch  # noqa: E402
 from snnlab.kernels.lif_triton import lif_triton  # noqa: E402
 
-from lif_cases import CASES  # noqa: E402
+from lif_cases import CASES, MASK_CASES, mask_kwargs  # noqa: E402
 from lif_cases import assert_lif_matches as _assert_matches  # noqa: E402
 from lif_cases import make_inputs  # noqa: E402
 from lif_cases import run_lif as _run  # noqa: E402
@@ -108,6 +108,36 @@ def test_noisy_spikes_identical_to_torch(noise, reset, max_spikes):
     assert not torch.equal(det, spikes[0])
 
 
+@pytest.mark.parametrize("reset,max_spikes,noise,shape", MASK_CASES)
+@needs_kernels
+def test_fused_spike_masking_matches_torch(reset, max_spikes, noise, shape):
+    x, beta, thr, grad = _inputs(shape, per_neuron=True, seed=23)
+    kw = mask_kwargs(reset, max_spikes, noise)
+    ref = _run(lif_torch, x, beta, thr, grad, **kw)
+    out = _run(lif_triton, x, beta, thr, grad, **kw)
+    unmasked = lif_torch(x, beta, thr, **dict(kw, mask_p=0.0))[0]
+    assert 0 < ref[0].sum() < unmasked.sum()
+    _assert_matches(ref, out)
+    # sum() loss: the gradient of one value, masked per element in the kernel
+    xs = [x.clone().requires_grad_() for _ in range(2)]
+    for fn, xi in zip((lif_torch, lif_triton), xs):
+        fn(xi, beta, thr, **kw)[0].sum().backward()
+    torch.testing.assert_close(xs[1].grad, xs[0].grad, atol=1e-5, rtol=1e-4)
+
+
+@pytest.mark.parametrize("noise", [None, "gaussian"])
+@needs_kernels
+def test_fused_spike_masking_bfloat16(noise):
+    # half precision: the neuron's own spikes are written apart for the backward (not recomputed)
+    x, beta, thr, grad = _inputs((2, 65), per_neuron=True, seed=29, dtype=torch.bfloat16)
+    kw = mask_kwargs("subtract", 2, noise)
+    ref = _run(lif_torch, x.float(), beta, thr, grad, **kw)
+    out = _run(lif_triton, x, beta, thr, grad.to(torch.bfloat16), **kw)
+    assert torch.equal(out[0].float(), ref[0]) and ref[0].sum() > 0
+    torch.testing.assert_close(out[2].float(), ref[2], atol=5e-2, rtol=5e-2)
+    torch.testing.assert_close(out[4], ref[4], atol=0.25, rtol=5e-2)
+
+
 @needs_kernels
 def test_block_size_setting(monkeypatch):
     mod = sys.modules["snnlab.kernels.lif_triton"]
@@ -170,7 +200,7 @@ def test_empty_sequence_forward_and_backward():
     x = torch.zeros(0, 2, 3, device=DEVICE, requires_grad=True)
     beta = torch.tensor(0.9, device=DEVICE, requires_grad=True)
     thr = torch.ones(3, device=DEVICE, requires_grad=True)
-    s, _ = lif_triton(x, beta, thr, max_spikes=1)
+    s, _ = lif_triton(x, beta, thr, max_spikes=1, mask_p=0.3)
     (s.sum() + 0 * beta).backward()
     assert s.shape == (0, 2, 3) and x.grad.shape == (0, 2, 3)
     assert beta.grad.item() == 0 and not thr.grad.any()

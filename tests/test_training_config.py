@@ -5,7 +5,6 @@ import pytest
 import torch
 
 from snnlab.core.delays import DelayedLinear
-from snnlab.core.masking import SpikeMask
 from snnlab.core.neurons import LI, LIF
 from snnlab.training import ConfigError, ExperimentConfig, build_data, build_model, estimate_memory_bytes
 
@@ -88,8 +87,9 @@ def test_build_model_variants():
     assert noisy[1].noise == "logistic" and noisy[1].noise_scale == pytest.approx(0.2)
 
     masked = build_model(ExperimentConfig(hidden=[16], mask_p=0.3), 64, 10)
-    assert _types(masked) == ["Linear", "LIF", "SpikeMask", "Linear", "LI"]
-    assert isinstance(masked[2], SpikeMask) and masked[2].p == pytest.approx(0.3)
+    assert _types(masked) == ["Linear", "LIF", "Linear", "LI"]  # masking fused into the hidden LIF
+    assert masked[1].mask_p == pytest.approx(0.3) and not masked[1].mask_at_inference
+    assert build_model(ExperimentConfig(hidden=[16], mask_p=0.3, readout="spike_count"), 64, 10)[-1].mask_p == 0
 
     delayed = build_model(ExperimentConfig(hidden=[16], delays=True, max_delay=7), 64, 10)
     assert isinstance(delayed[0], DelayedLinear) and isinstance(delayed[2], DelayedLinear)

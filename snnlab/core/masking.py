@@ -11,6 +11,8 @@ class SpikeMask(nn.Module):
     Active in training; at inference only when ``mask_at_inference=True``, so the energy /
     accuracy trade-off of masking can be measured both ways. Gradients pass through kept spikes.
     ``seed`` makes the masks reproducible (otherwise torch's global RNG drives them).
+    Directly after an :class:`~snnlab.LIF`, prefer ``LIF(..., mask_p=p)``: the same function fused
+    into the neuron kernels (its masks come from a counter hash, so they differ from this layer's draws).
 
     Example:
         >>> import torch, snnlab as sl

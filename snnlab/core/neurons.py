@@ -5,6 +5,7 @@ import torch
 from torch import nn
 
 from snnlab.kernels.dispatch import BACKENDS, lif_impl
+from snnlab.kernels.lif_common import check_mask_p
 from snnlab.kernels.lif_torch import li_torch
 from snnlab.kernels.surrogate_math import NOISE_SURROGATES
 
@@ -88,6 +89,11 @@ class LIF(_Leaky):
       ``s[t] ~ Bernoulli(F((h[t] - threshold) / sigma))`` (F the noise CDF) and the backward uses the
       noise density as the surrogate gradient. In eval mode spikes are deterministic unless
       ``noisy_eval=True``. ``seed`` makes the noise reproducible (otherwise torch's global RNG seeds it).
+    - Spike masking (masked spike training): ``mask_p=p`` drops each output spike with probability ``p``
+      in training (at inference too with ``mask_at_inference=True``), fused into the LIF kernels. The
+      neuron still fires and resets; only what it transmits is masked, and gradients pass through kept
+      spikes - the same function as a :class:`~snnlab.SpikeMask` after the layer, one pass fewer over
+      the spikes. ``seed`` makes the masks reproducible too.
     - ``surrogate``: a name from :mod:`snnlab.core.surrogates` or a ``Surrogate`` object (ignored for noisy neurons).
     - ``backend``: ``"auto"`` (Triton on CUDA tensors; on the CPU the compiled loop for float32 when a C
       compiler built it, else PyTorch), ``"torch"`` (pure PyTorch, the reference), ``"cpu"`` (compiled
@@ -108,7 +114,8 @@ class LIF(_Leaky):
                  beta: float | None = None, detach_reset: bool = False, max_spikes: int | None = None,
                  surrogate: str | sg.Surrogate = "atan", learn_threshold: bool = False, learn_tau: bool = False,
                  n_neurons: int | None = None, noise: str | None = None, noise_scale: float = 0.3,
-                 noisy_eval: bool = False, seed: int | None = None, backend: str = "auto") -> None:
+                 noisy_eval: bool = False, mask_p: float = 0.0, mask_at_inference: bool = False,
+                 seed: int | None = None, backend: str = "auto") -> None:
         super().__init__()
         self._init_tau(tau_mem, beta, learn_tau, n_neurons)
         check_choice(reset, "reset", RESETS, "LIF")
@@ -119,6 +126,11 @@ class LIF(_Leaky):
         if noise is not None:
             check_choice(noise, "noise", NOISE_SURROGATES, "LIF")
             check_positive(noise_scale, "noise_scale", "LIF")
+        try:
+            self.mask_p = check_mask_p(mask_p)
+        except ValueError as exc:
+            raise ValueError(f"LIF: {exc}") from None
+        self.mask_at_inference = bool(mask_at_inference)
         self.surrogate = sg.get(surrogate)
         self.reset, self.detach_reset, self.max_spikes = reset, bool(detach_reset), max_spikes
         self.noise, self.noise_scale, self.noisy_eval = noise, float(noise_scale), bool(noisy_eval)
@@ -140,14 +152,17 @@ class LIF(_Leaky):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         self._check_input(x, finite=False)  # checked on the final membrane below (cheaper)
         sampling = self.noise is not None and (self.training or self.noisy_eval)
+        masking = self.mask_p > 0.0 and (self.training or self.mask_at_inference)
+        noise_seed = self._next_seed() if sampling else 0
+        mask_seed = self._next_seed() if masking else 0
         impl = lif_impl(self.backend, x.device, x.dtype)
         spikes, membrane = impl(
             # parameters keep their dtype: the fused kernels compute in float32 whatever x's dtype (a
             # bfloat16 beta of 0.9 would be 0.8984), the PyTorch path casts them to x's dtype itself
             x, self.beta().to(device=x.device), self.threshold.to(device=x.device), reset=self.reset, detach_reset=self.detach_reset,
             max_spikes=self.max_spikes, surrogate=self.surrogate.name, surrogate_param=self.surrogate.param,
-            noise=self.noise, noise_scale=self.noise_scale, seed=self._next_seed() if sampling else 0,
-            sample=sampling, keep_membrane=self.record)
+            noise=self.noise, noise_scale=self.noise_scale, seed=noise_seed, sample=sampling,
+            mask_p=self.mask_p if masking else 0.0, mask_seed=mask_seed, keep_membrane=self.record)
         self._check_final_membrane(x, membrane)
         self.last_membrane = membrane.detach() if self.record else None
         return spikes
@@ -158,6 +173,8 @@ class LIF(_Leaky):
             parts.append(f"max_spikes={self.max_spikes}")
         if self.noise is not None:
             parts.append(f"noise={self.noise!r}, noise_scale={self.noise_scale:g}")
+        if self.mask_p > 0:
+            parts.append(f"mask_p={self.mask_p:g}, mask_at_inference={self.mask_at_inference}")
         if self.n_neurons is not None:
             parts.append(f"n_neurons={self.n_neurons}")
         return ", ".join(parts)

@@ -1,9 +1,12 @@
 """A counter-based uniform RNG (integer hash of seed and element index).
 
 Both the PyTorch path and the Triton kernel draw the noise of noisy neurons from this hash,
-so the same seed gives the same spikes on every backend and device.
+so the same seed gives the same spikes on every backend and device; spike masking draws its keep
+mask from the same hash under another key (:func:`mask_key`).
 """
 from __future__ import annotations
+
+import math
 
 import torch
 
@@ -11,12 +14,12 @@ _MASK32 = 0xFFFFFFFF
 
 
 def _mix32(x: torch.Tensor) -> torch.Tensor:
-    """The 'lowbias32' integer hash on int64 tensors holding uint32 values."""
-    x = x ^ (x >> 16)
-    x = (x * 0x7FEB352D) & _MASK32
-    x = x ^ (x >> 15)
-    x = (x * 0x846CA68B) & _MASK32
-    x = x ^ (x >> 16)
+    """The 'lowbias32' integer hash on int64 tensors holding uint32 values (``x`` is overwritten)."""
+    x.bitwise_xor_(x >> 16)
+    x.mul_(0x7FEB352D).bitwise_and_(_MASK32)
+    x.bitwise_xor_(x >> 15)
+    x.mul_(0x846CA68B).bitwise_and_(_MASK32)
+    x.bitwise_xor_(x >> 16)
     return x
 
 
@@ -25,7 +28,31 @@ def seed_key(seed: int) -> int:
     return int(_mix32(torch.tensor([(int(seed) + 0x9E3779B9) & _MASK32], dtype=torch.int64)).item())
 
 
+def mask_key(seed: int) -> int:
+    """The key of the spike-masking stream for ``seed``: another key than :func:`seed_key` gives the
+    noise of the same seed, so a noisy neuron's draws and its mask draws are not the same numbers."""
+    return seed_key(int(seed) + 0x6A09E667)
+
+
+def keep_mask(start: int, shape: torch.Size, key: int, drop_p: float, device: torch.device | str = "cpu",
+              dtype: torch.dtype = torch.float32) -> torch.Tensor:
+    """Spike-masking keep values (1 kept, 0 dropped) of ``shape``, for the elements with flat indices
+    ``start, start + 1, ...``: ``uniform >= drop_p``, the uniform of :func:`uniform_from_counter` and
+    ``drop_p`` compared in float32 (as the kernels do).
+
+    Example:
+        >>> keep = keep_mask(0, torch.Size([1000]), mask_key(0), 0.25)
+        >>> 0.7 < keep.mean().item() < 0.8
+        True
+    """
+    index = torch.arange(start, start + int(torch.Size(shape).numel()), device=device, dtype=torch.int64)
+    # uniform = (hash >> 8) / 2**24 is exact in float32, so uniform >= float32(drop_p) exactly when
+    # hash >= ceil(float32(drop_p) * 2**24) * 2**8 (integers, no float conversion)
+    bound = math.ceil(float(torch.tensor(float(drop_p), dtype=torch.float32)) * 16777216.0) << 8
+    return (_mix32(index.bitwise_and_(_MASK32).bitwise_xor_(key)) >= bound).to(dtype).view(shape)
+
+
 def uniform_from_counter(index: torch.Tensor, key: int) -> torch.Tensor:
     """Uniform floats in [0, 1) from int64 element indices and a key from :func:`seed_key`."""
-    x = _mix32((index & _MASK32) ^ key)
-    return (x >> 8).to(torch.float32) * (1.0 / 16777216.0)
+    x = _mix32((index & _MASK32).bitwise_xor_(key))
+    return x.bitwise_right_shift_(8).to(torch.float32).mul_(1.0 / 16777216.0)

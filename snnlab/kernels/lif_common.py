@@ -48,6 +48,18 @@ def check_fused_args(who: str, x: torch.Tensor, reset: str, surrogate: str, nois
         raise ValueError("x must be time-major [T, B, ...]")
 
 
+def check_mask_p(mask_p: float) -> float:
+    """``mask_p`` as a float in ``[0, 1)`` (the probability of dropping a spike), else ``ValueError``.
+
+    Example:
+        >>> check_mask_p(0.25)
+        0.25
+    """
+    if isinstance(mask_p, bool) or not isinstance(mask_p, (int, float)) or not 0.0 <= float(mask_p) < 1.0:
+        raise ValueError(f"mask_p is the probability of dropping a spike and must lie in [0, 1), got {mask_p!r}")
+    return float(mask_p)
+
+
 def steps_and_width(x: torch.Tensor) -> tuple[int, int]:
     """``(T, M)``: time steps and elements per step of a time-major tensor."""
     return x.shape[0], math.prod(x.shape[1:])

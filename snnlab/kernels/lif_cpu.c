@@ -17,6 +17,10 @@
  * the checkpoint, x and the saved spikes into a cache-sized scratch (bit-identical: the same operations
  * on the same values), then runs those steps backwards. The forward writes the full membrane only
  * when asked (for recording), else just its last step.
+ *
+ * Spike masking: the forward also writes the transmitted spikes s * keep (keep from the counter hash,
+ * as counter_rng.keep_mask), the saved s stay the neuron's own; the backward multiplies each step's
+ * output gradient by the same keep mask, recomputed.
  */
 #include <math.h>
 #include <pthread.h>
@@ -41,10 +45,13 @@ typedef struct {
     float *h, *s;  /* h: [T, M] when full_membrane, else [M] (the last step only) */
     float *ck;     /* [ceil(T / CHUNK), M]: v[t - 1] at every t that is a multiple of CHUNK */
     float *counts; /* [M]: spikes per neuron over the sample (written with max_spikes only) */
+    float *out;    /* [T, M]: the transmitted spikes s * keep (spike masking), NULL without masking */
     int64_t T, M;
     int full_membrane, zero_reset, max_spikes, noise; /* max_spikes 0 = unlimited */
     double noise_div; /* sigma * sqrt(2) (gaussian noise) or sigma (logistic) */
     uint32_t key;
+    float mask_p;      /* probability of dropping a spike (with out) */
+    uint32_t mask_key; /* counter_rng.mask_key of the mask seed */
 } fwd_args;
 
 typedef struct {
@@ -55,6 +62,9 @@ typedef struct {
     int64_t T, M;
     int zero_reset, detach_reset, max_spikes, surrogate;
     double param; /* the Python float, so constants derived from it round as in PyTorch */
+    int masked;   /* spike masking: the output gradient reaches the neuron through kept spikes only */
+    float mask_p;
+    uint32_t mask_key;
 } bwd_args;
 
 /* ------------------------------------------------------------------ counter RNG (counter_rng.py) */
@@ -69,6 +79,13 @@ INLINE uint32_t mix32(uint32_t x) {
 
 INLINE float uniform_from_counter(uint32_t index, uint32_t key) {
     return (float)(mix32(index ^ key) >> 8) * (1.0f / 16777216.0f);
+}
+
+/* out[i] = v[i] * keep of element index0 + i (counter_rng.keep_mask): spike masking, forward and backward */
+INLINE void apply_keep(float *restrict out, const float *restrict v, int64_t n, uint32_t index0, uint32_t key,
+                       float drop_p) {
+    for (int64_t i = 0; i < n; ++i)
+        out[i] = v[i] * (uniform_from_counter(index0 + (uint32_t)i, key) >= drop_p ? 1.0f : 0.0f);
 }
 
 /* ------------------------------------------------------------------ exp and erf for the vector loops
@@ -158,6 +175,7 @@ INLINE void fwd_block(const fwd_args *a, int64_t b0, int64_t n, const int zero_r
             s[i] = si;
             v[i] = zero_reset ? hi + (-hi) * si : hi + si * (-thr[i]);
         }
+        if (a->out) apply_keep(a->out + t * a->M + b0, s, n, (uint32_t)(t * a->M + b0), a->mask_key, a->mask_p);
     }
     if (limited) memcpy(a->counts + b0, cnt, sizeof(float) * n);
 }
@@ -219,6 +237,7 @@ INLINE float surrogate(int kind, float u, float p, float c0, float c1, float pp)
 INLINE void bwd_block(const bwd_args *a, float *restrict hs, int64_t b0, int64_t n, const int zero_reset,
                       const int kind, const int params) {
     float gh[BWD_BLOCK], after[BWD_BLOCK], gb[BWD_BLOCK], gt[BWD_BLOCK], gs_row[BWD_BLOCK], v[BWD_BLOCK];
+    float gs_kept[BWD_BLOCK]; /* spike masking: this step's output gradient times the keep mask */
     const float *restrict beta = a->beta + b0, *restrict thr = a->thr + b0;
     /* max_spikes and detach_reset as arithmetic (fewer specialised loops, a shorter build): an
      * infinite cap masks nothing, and `keep` = 0 zeroes the reset's terms, leaving the same values */
@@ -255,6 +274,10 @@ INLINE void bwd_block(const bwd_args *a, float *restrict hs, int64_t b0, int64_t
         const float *restrict h = hs + (t - t0) * BWD_BLOCK;
         const float *restrict s = a->s + t * a->M + b0;
         const float *restrict gs = a->gs ? a->gs + t * a->M + b0 : gs_row;
+        if (a->masked) {
+            apply_keep(gs_kept, gs, n, (uint32_t)(t * a->M + b0), a->mask_key, a->mask_p);
+            gs = gs_kept;
+        }
         float *restrict gx = a->gx + t * a->M + b0;
         for (int64_t i = 0; i < n; ++i) {
             float hi = h[i], si = s[i], gsi = gs[i], bi = beta[i], ti = thr[i];
@@ -346,26 +369,26 @@ static int run_split(void *(*fn)(void *), void *args, size_t size, int64_t M, in
 static int clamp_threads(int threads) { return threads < 1 ? 1 : (threads > MAX_THREADS ? MAX_THREADS : threads); }
 
 int snnlab_lif_forward(const float *x, const float *beta, const float *thr, float *h, float *s, float *ck,
-                       float *counts, int64_t T, int64_t M, int full_membrane, int zero_reset, int max_spikes,
-                       int noise, double noise_div,
-                       uint32_t key, int threads) {
+                       float *counts, float *out, int64_t T, int64_t M, int full_membrane, int zero_reset,
+                       int max_spikes, int noise, double noise_div, uint32_t key, float mask_p, uint32_t mask_key,
+                       int threads) {
     fwd_args a[MAX_THREADS];
     int n = clamp_threads(threads);
     for (int i = 0; i < n; ++i)
-        a[i] = (fwd_args){{0, 0}, x, beta, thr, h, s, ck, counts, T, M, full_membrane, zero_reset, max_spikes, noise,
-                          noise_div, key};
+        a[i] = (fwd_args){{0, 0}, x, beta, thr, h, s, ck, counts, out, T, M, full_membrane, zero_reset, max_spikes,
+                          noise, noise_div, key, mask_p, mask_key};
     return run_split(fwd_range, a, sizeof(fwd_args), M, n);
 }
 
 int snnlab_lif_backward(const float *x, const float *s, const float *ck, const float *gs, double gs_const,
                         const float *beta, const float *thr, const float *total, float *gx, float *g_beta,
                         float *g_thr, int64_t T, int64_t M, int zero_reset, int detach_reset, int max_spikes,
-                        int surrogate_kind, double param, int threads) {
+                        int surrogate_kind, double param, int masked, float mask_p, uint32_t mask_key, int threads) {
     bwd_args a[MAX_THREADS];
     int n = clamp_threads(threads);
     for (int i = 0; i < n; ++i)
         a[i] = (bwd_args){{0, 0}, x, s, ck, gs, beta, thr, total, (float)gs_const, gx, g_beta, g_thr, T, M,
-                          zero_reset, detach_reset, max_spikes, surrogate_kind, param};
+                          zero_reset, detach_reset, max_spikes, surrogate_kind, param, masked, mask_p, mask_key};
     return run_split(bwd_range, a, sizeof(bwd_args), M, n);
 }
 

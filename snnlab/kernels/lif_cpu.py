@@ -16,6 +16,10 @@ The time goes to memory traffic and fresh pages, not arithmetic, so the forward 
 only every 32 steps, and the backward re-runs the forward chunk by chunk from those checkpoints,
 ``x`` and the saved spikes (into a cache-sized scratch) instead of reading a saved membrane.
 
+Spike masking (``mask_p``) is fused too: the forward also writes the transmitted spikes ``s * keep``
+(keep from the counter hash, as :func:`~snnlab.kernels.counter_rng.keep_mask`) while the saved
+spikes stay the neuron's own; the backward masks each step's output gradient with the same keep.
+
 float32 only. ``backend="auto"`` takes this path for float32 CPU tensors when the kernel builds (set
 ``SNNLAB_CPU_KERNEL=0`` to keep the PyTorch path); ``backend="cpu"`` raises if it cannot.
 """
@@ -29,9 +33,9 @@ from pathlib import Path
 import torch
 
 from .c_build import CBuildError, load_c_library
-from .counter_rng import seed_key
-from .lif_common import (SURROGATE_CODES, check_fused_args, constant_value, flat_param, noise_divisor, param_grads,
-                         steps_and_width)
+from .counter_rng import mask_key, seed_key
+from .lif_common import (SURROGATE_CODES, check_fused_args, check_mask_p, constant_value, flat_param, noise_divisor,
+                         param_grads, steps_and_width)
 
 SOURCE = Path(__file__).with_name("lif_cpu.c")
 _NOISE_CODES = {None: 0, "gaussian": 1, "logistic": 2}
@@ -40,6 +44,7 @@ _MIN_ELEMENTS_FOR_THREADS = 1 << 19
 CHECKPOINT_EVERY = 32  # steps between the membrane checkpoints the forward keeps (CHUNK in lif_cpu.c)
 
 _P, _I64, _INT, _DBL = ctypes.c_void_p, ctypes.c_int64, ctypes.c_int, ctypes.c_double
+_U32, _FLT = ctypes.c_uint32, ctypes.c_float
 
 
 def cpu_kernel_disabled() -> bool:
@@ -53,10 +58,10 @@ def _library() -> ctypes.CDLL | CBuildError:
         lib = load_c_library(SOURCE)
     except CBuildError as exc:
         return exc
-    lib.snnlab_lif_forward.argtypes = [_P, _P, _P, _P, _P, _P, _P, _I64, _I64, _INT, _INT, _INT, _INT, _DBL,
-                                       ctypes.c_uint32, _INT]
+    lib.snnlab_lif_forward.argtypes = [_P, _P, _P, _P, _P, _P, _P, _P, _I64, _I64, _INT, _INT, _INT, _INT, _DBL,
+                                       _U32, _FLT, _U32, _INT]
     lib.snnlab_lif_backward.argtypes = [_P, _P, _P, _P, _DBL, _P, _P, _P, _P, _P, _P, _I64, _I64, _INT, _INT,
-                                        _INT, _INT, _DBL, _INT]
+                                        _INT, _INT, _DBL, _INT, _FLT, _U32, _INT]
     for fn in (lib.snnlab_lif_forward, lib.snnlab_lif_backward):
         fn.restype = _INT
     for fn in (lib.snnlab_exp_approx, lib.snnlab_erf_approx):
@@ -118,7 +123,7 @@ class LIFCpuFunction(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx, x, beta, threshold, reset, detach_reset, max_spikes, surrogate, surrogate_param,
-                noise, noise_scale, seed, sample, keep_membrane):
+                noise, noise_scale, seed, sample, mask_p, mask_seed, keep_membrane):
         check_fused_args("lif_cpu", x, reset, surrogate, noise, (torch.float32,))
         _check_cpu(x)
         lib = _lib()
@@ -129,25 +134,29 @@ class LIFCpuFunction(torch.autograd.Function):
         checkpoints = x.new_empty((-(-T // CHECKPOINT_EVERY), M))
         counts = x.new_zeros(M) if max_spikes is not None else None  # the max_spikes mask of the backward
         sampling = noise is not None and bool(sample)
+        masking = mask_p > 0.0
+        out = torch.empty_like(x) if masking else spikes  # transmitted spikes; `spikes` stay the neuron's own
+        m_key = mask_key(mask_seed) if masking else 0
         # every tensor whose address goes to C is held in a local until the call returns
         beta_f, thr_f = flat_param(beta, x), flat_param(threshold, x)  # [M] float32, kept for the backward
         if T > 0 and M > 0:
             lib.snnlab_lif_forward(
                 _ptr(x), _ptr(beta_f), _ptr(thr_f), _ptr(membrane), _ptr(spikes), _ptr(checkpoints), _ptr(counts),
-                T, M, int(bool(keep_membrane)), int(reset == "zero"), int(max_spikes or 0),
-                _NOISE_CODES[noise] if sampling else 0, noise_divisor(noise, noise_scale) if sampling else 1.0, seed_key(seed) if sampling else 0,
-                _threads(T, M))
+                _ptr(out) if masking else None, T, M, int(bool(keep_membrane)), int(reset == "zero"),
+                int(max_spikes or 0), _NOISE_CODES[noise] if sampling else 0,
+                noise_divisor(noise, noise_scale) if sampling else 1.0, seed_key(seed) if sampling else 0,
+                mask_p, m_key, _threads(T, M))
         # the backward re-runs the forward from x, the spikes and the checkpoints (cheaper than storing
         # the membrane: one fresh [T, B, ...] tensor fewer)
         ctx.save_for_backward(x, spikes, checkpoints, counts, beta, threshold, beta_f, thr_f)
-        ctx.cfg = (reset, bool(detach_reset), max_spikes, surrogate, float(surrogate_param))
+        ctx.cfg = (reset, bool(detach_reset), max_spikes, surrogate, float(surrogate_param), mask_p, m_key)
         ctx.mark_non_differentiable(membrane)
-        return spikes, membrane
+        return out, membrane
 
     @staticmethod
     def backward(ctx, grad_spikes, grad_membrane):
         x, spikes, checkpoints, counts, beta, threshold, beta_f, thr_f = ctx.saved_tensors
-        reset, detach_reset, max_spikes, surrogate, surrogate_param = ctx.cfg
+        reset, detach_reset, max_spikes, surrogate, surrogate_param, mask_p, m_key = ctx.cfg
         T, M = steps_and_width(x)
         need_beta, need_thr = ctx.needs_input_grad[1], ctx.needs_input_grad[2]
         grad_x = torch.empty_like(x)
@@ -160,15 +169,16 @@ class LIFCpuFunction(torch.autograd.Function):
                 _ptr(x), _ptr(spikes), _ptr(checkpoints), _ptr(gs), gs_const or 0.0, _ptr(beta_f), _ptr(thr_f),
                 _ptr(counts), _ptr(grad_x), _ptr(g_beta), _ptr(g_thr),
                 T, M, int(reset == "zero"), int(detach_reset), int(max_spikes or 0), SURROGATE_CODES[surrogate],
-                surrogate_param, _threads(T, M))
+                surrogate_param, int(mask_p > 0.0), mask_p, m_key, _threads(T, M))
         gb, gt = param_grads(g_beta, g_thr, beta, threshold, x.shape[1:])
-        return grad_x, gb, gt, None, None, None, None, None, None, None, None, None, None
+        return grad_x, gb, gt, None, None, None, None, None, None, None, None, None, None, None, None
 
 
 def lif_cpu(x: torch.Tensor, beta: torch.Tensor, threshold: torch.Tensor, *, reset: str = "subtract",
             detach_reset: bool = False, max_spikes: int | None = None, surrogate: str = "atan",
             surrogate_param: float = 2.0, noise: str | None = None, noise_scale: float = 0.3,
-            seed: int = 0, sample: bool = True, keep_membrane: bool = True) -> tuple[torch.Tensor, torch.Tensor]:
+            seed: int = 0, sample: bool = True, mask_p: float = 0.0, mask_seed: int = 0,
+            keep_membrane: bool = True) -> tuple[torch.Tensor, torch.Tensor]:
     """Compiled CPU multi-step LIF over float32 ``x [T, B, ...]``; returns ``(spikes, pre-reset membrane)``.
 
     Drop-in for :func:`snnlab.kernels.lif_torch.lif_torch` (same arguments, results and gradients).
@@ -188,4 +198,4 @@ def lif_cpu(x: torch.Tensor, beta: torch.Tensor, threshold: torch.Tensor, *, res
         surrogate, surrogate_param = noise, noise_scale
     return LIFCpuFunction.apply(x, beta, threshold, reset, detach_reset, max_spikes, surrogate,
                                 float(surrogate_param), noise, float(noise_scale), int(seed), bool(sample),
-                                bool(keep_membrane))
+                                check_mask_p(mask_p), int(mask_seed), bool(keep_membrane))

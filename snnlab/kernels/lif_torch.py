@@ -18,13 +18,20 @@ Noisy neurons (``noise`` set and ``sample=True``): ``s[t] ~ Bernoulli(F((h - thr
 with the uniform numbers drawn from :mod:`snnlab.kernels.counter_rng`. The backward replaces
 ``dH/du`` by the surrogate (for noise, its density), masked by ``m[t]``; with ``detach_reset``
 the reset term carries no gradient.
+
+Spike masking (``mask_p > 0``, masked spike training): the layer outputs ``o[t] = s[t] * k[t]`` with
+``k[t] = 1`` where the counter hash under :func:`~snnlab.kernels.counter_rng.mask_key` of ``mask_seed``
+is ``>= mask_p`` (each spike dropped with probability ``mask_p``, kept spikes stay 1). The neuron
+itself still fires and resets with ``s``: masking acts on what is transmitted, exactly as a
+:class:`~snnlab.SpikeMask` after the layer, and the output gradient reaches the neuron through kept
+spikes only (``grad_s = k * grad_o``).
 """
 from __future__ import annotations
 
 import torch
 
-from .counter_rng import seed_key, uniform_from_counter
-from .lif_common import reduce_to
+from .counter_rng import keep_mask, mask_key, seed_key, uniform_from_counter
+from .lif_common import check_mask_p, reduce_to
 from .surrogate_math import noise_cdf, surrogate_grad_
 
 
@@ -53,7 +60,7 @@ class LIFFunction(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx, x, beta, threshold, reset, detach_reset, max_spikes, surrogate, surrogate_param,
-                noise, noise_scale, seed, sample):
+                noise, noise_scale, seed, sample, mask_p=0.0, mask_seed=0):
         T = x.shape[0]
         step_shape = x.shape[1:]
         membrane = torch.empty_like(x)
@@ -69,6 +76,9 @@ class LIFFunction(torch.autograd.Function):
             base = torch.arange(numel, device=x.device, dtype=torch.int64).view(step_shape)
             key = seed_key(seed)
         subtract = reset == "subtract"
+        masking = mask_p > 0.0
+        out = torch.empty_like(x) if masking else spikes  # the transmitted (masked) spikes
+        m_key = mask_key(mask_seed) if masking else 0
         for t in range(T):
             h = torch.addcmul(x[t], v, beta, out=membrane[t])
             s = spikes[t]
@@ -85,19 +95,25 @@ class LIFFunction(torch.autograd.Function):
                 torch.addcmul(h, s, neg_thr, out=v)          # v = h - threshold * s
             else:
                 torch.addcmul(h, h, s, value=-1.0, out=v)    # v = h * (1 - s)
+        if masking:  # the transmitted spikes, in cache-sized chunks of time
+            chunk = _time_chunk(spikes[0].numel()) if T else 1
+            for start in range(0, T, chunk):
+                s = spikes[start:start + chunk]
+                torch.mul(s, keep_mask(start * s[0].numel(), s.shape, m_key, mask_p, x.device, x.dtype),
+                          out=out[start:start + chunk])
         ctx.save_for_backward(membrane, spikes, beta, threshold)
-        ctx.cfg = (reset, detach_reset, max_spikes, surrogate, surrogate_param)
+        ctx.cfg = (reset, detach_reset, max_spikes, surrogate, surrogate_param, (mask_p, m_key) if masking else None)
         ctx.mark_non_differentiable(membrane)
-        return spikes, membrane
+        return out, membrane
 
     @staticmethod
     def backward(ctx, grad_spikes, grad_membrane):
         membrane, spikes, beta, threshold = ctx.saved_tensors
-        reset, detach_reset, max_spikes, surrogate, surrogate_param = ctx.cfg
+        reset, detach_reset, max_spikes, surrogate, surrogate_param, masking = ctx.cfg
         T = membrane.shape[0]
         if T == 0:  # an empty sequence: nothing flows back
             return (torch.zeros_like(membrane), torch.zeros_like(beta) if ctx.needs_input_grad[1] else None,
-                    torch.zeros_like(threshold) if ctx.needs_input_grad[2] else None) + (None,) * 9
+                    torch.zeros_like(threshold) if ctx.needs_input_grad[2] else None) + (None,) * 11
         if grad_spikes is None:
             grad_spikes = torch.zeros_like(spikes)
         subtract = reset == "subtract"
@@ -117,6 +133,9 @@ class LIFFunction(torch.autograd.Function):
         for end in range(T, 0, -chunk):
             start = max(0, end - chunk)
             h, s, gs = membrane[start:end], spikes[start:end], grad_spikes[start:end]
+            if masking is not None:  # the gradient reaches the neuron through kept spikes only
+                mask_p, m_key = masking
+                gs = gs * keep_mask(start * s[0].numel(), s.shape, m_key, mask_p, s.device, s.dtype)
             gx = grad_x[start:end]
             sg = surrogate_grad_(surrogate, torch.sub(h, threshold, out=sg_buf[: end - start]), surrogate_param)
             if fired_after is not None:
@@ -166,19 +185,21 @@ class LIFFunction(torch.autograd.Function):
                     g_beta += (nxt * v).sum(0)
         gb = reduce_to(g_beta, beta.shape) if g_beta is not None else None
         gt = reduce_to(g_thr, threshold.shape) if g_thr is not None else None
-        return grad_x, gb, gt, None, None, None, None, None, None, None, None, None
+        return grad_x, gb, gt, None, None, None, None, None, None, None, None, None, None, None
 
 
 def lif_torch(x: torch.Tensor, beta: torch.Tensor, threshold: torch.Tensor, *, reset: str = "subtract",
               detach_reset: bool = False, max_spikes: int | None = None, surrogate: str = "atan",
               surrogate_param: float = 2.0, noise: str | None = None, noise_scale: float = 0.3,
-              seed: int = 0, sample: bool = True,
+              seed: int = 0, sample: bool = True, mask_p: float = 0.0, mask_seed: int = 0,
               keep_membrane: bool = True) -> tuple[torch.Tensor, torch.Tensor]:
     """Run the multi-step LIF over ``x [T, B, ...]``; returns ``(spikes, pre-reset membrane)``.
 
     ``beta`` and ``threshold`` are tensors broadcastable to ``x.shape[1:]`` (scalars or per neuron);
     this path computes in ``x``'s dtype, so they are cast to it (the fused kernels keep them in float32).
     With ``noise`` set, the surrogate is the noise density of scale ``noise_scale``.
+    ``mask_p > 0`` drops each output spike with that probability (keep mask from ``mask_seed``; see
+    the module docstring): the returned spikes are the masked ones.
     ``keep_membrane=False`` allows a backend to return only the last step's membrane; this path
     saves the whole membrane for its backward anyway and always returns it.
 
@@ -192,7 +213,8 @@ def lif_torch(x: torch.Tensor, beta: torch.Tensor, threshold: torch.Tensor, *, r
         surrogate, surrogate_param = noise, noise_scale
     beta, threshold = beta.to(x.dtype), threshold.to(x.dtype)  # no-ops when they match
     return LIFFunction.apply(x, beta, threshold, reset, detach_reset, max_spikes, surrogate,
-                             float(surrogate_param), noise, float(noise_scale), int(seed), bool(sample))
+                             float(surrogate_param), noise, float(noise_scale), int(seed), bool(sample),
+                             check_mask_p(mask_p), int(mask_seed))
 
 
 class LIFunction(torch.autograd.Function):

@@ -20,7 +20,10 @@ Memory traffic per element and step (float32, no noise): forward reads ``x`` and
 
 Noisy neurons draw their uniforms from the same counter hash as
 :mod:`snnlab.kernels.counter_rng` (element index ``t * M + m`` XOR the seed key), so the
-same seed gives the same spikes as the PyTorch path.
+same seed gives the same spikes as the PyTorch path. Spike masking (``mask_p > 0``) is fused the
+same way: the forward stores ``s * keep`` (keep from the hash under the mask key) as the output and
+the backward multiplies the output gradient by the recomputed keep; the neuron's own spikes are
+recomputed as above, or (noise, half precision) written to a second tensor for the backward.
 
 Inputs may be float32, float16 or bfloat16: values are loaded, computed in float32 and stored
 in the input dtype. ``beta`` / ``threshold`` may be any tensors broadcastable to ``x.shape[1:]``
@@ -35,8 +38,8 @@ import os
 
 import torch
 
-from .counter_rng import seed_key
-from .lif_common import (SURROGATE_CODES, check_fused_args, expanded_from_one, flat_param, noise_divisor,
+from .counter_rng import mask_key, seed_key
+from .lif_common import (SURROGATE_CODES, check_fused_args, check_mask_p, expanded_from_one, flat_param, noise_divisor,
                          param_grads, steps_and_width)
 from .triton_import import tl, triton
 
@@ -72,6 +75,12 @@ def _mix32(x):
 
 
 @triton.jit
+def _uniform(ctr, key_u):
+    """Uniform in [0, 1) from uint32 counters and key (counter_rng.uniform_from_counter)."""
+    return (_mix32(ctr ^ key_u) >> 8).to(tl.float32) * (1.0 / 16777216.0)
+
+
+@triton.jit
 def _surrogate(u, p, SURR: tl.constexpr):
     """dS/du for surrogate code SURR with parameter p (see surrogate_math.surrogate_grad)."""
     if SURR == 0:  # atan
@@ -104,10 +113,11 @@ def _noise_cdf(u, div, NOISE: tl.constexpr):
     return pr
 
 
-@triton.jit(do_not_specialize=["T", "key"])  # M specialised: its divisibility lets loads vectorise
-def _lif_fwd_kernel(x_ptr, beta_ptr, thr_ptr, s_ptr, h_ptr, cnt_ptr, raw_ptr, T, M, max_spikes, key, noise_div,
+@triton.jit(do_not_specialize=["T", "key", "mask_key", "mask_p"])  # M specialised: divisibility lets loads vectorise
+def _lif_fwd_kernel(x_ptr, beta_ptr, thr_ptr, s_ptr, own_ptr, h_ptr, cnt_ptr, raw_ptr, T, M, max_spikes, key,
+                    noise_div, mask_key, mask_p,
                     RESET_ZERO: tl.constexpr, HAS_MAX: tl.constexpr, SAMPLING: tl.constexpr,
-                    NOISE: tl.constexpr, BLOCK: tl.constexpr):
+                    NOISE: tl.constexpr, MASKING: tl.constexpr, STORE_OWN: tl.constexpr, BLOCK: tl.constexpr):
     pid = tl.program_id(0)
     offs = pid * BLOCK + tl.arange(0, BLOCK)
     mask = offs < M
@@ -121,6 +131,7 @@ def _lif_fwd_kernel(x_ptr, beta_ptr, thr_ptr, s_ptr, h_ptr, cnt_ptr, raw_ptr, T,
     ctr = offs.to(tl.uint32)
     m_u = tl.full([BLOCK], M, tl.int64).to(tl.uint32)
     key_u = tl.full([BLOCK], key, tl.int32).to(tl.uint32, bitcast=True)
+    mkey_u = tl.full([BLOCK], mask_key, tl.int32).to(tl.uint32, bitcast=True)
     # the next step's input is loaded one step ahead, so its memory latency overlaps this step's work
     xt = tl.load(x_ptr + off, mask=mask, other=0.0).to(tl.float32)  # launched only when T > 0
     for t in range(T):
@@ -129,18 +140,23 @@ def _lif_fwd_kernel(x_ptr, beta_ptr, thr_ptr, s_ptr, h_ptr, cnt_ptr, raw_ptr, T,
         h = xt + v * beta
         u = h - thr
         if SAMPLING:
-            r = _mix32(ctr ^ key_u)
-            rnd = (r >> 8).to(tl.float32) * (1.0 / 16777216.0)
+            rnd = _uniform(ctr, key_u)
             s = tl.where(rnd < _noise_cdf(u, noise_div, NOISE), 1.0, 0.0)
-            ctr = ctr + m_u
         else:
             s = tl.where(u >= 0.0, 1.0, 0.0)
         if HAS_MAX:
             raw = raw + s
             s = s * tl.where(count < max_spikes, 1.0, 0.0)
             count = count + s
-        tl.store(s_ptr + off, s.to(s_ptr.dtype.element_ty), mask=mask)
+        if MASKING:  # transmitted spikes s * keep; the neuron's own s drive its reset (and the backward)
+            kept = s * tl.where(_uniform(ctr, mkey_u) >= mask_p, 1.0, 0.0)
+            tl.store(s_ptr + off, kept.to(s_ptr.dtype.element_ty), mask=mask)
+            if STORE_OWN:
+                tl.store(own_ptr + off, s.to(own_ptr.dtype.element_ty), mask=mask)
+        else:
+            tl.store(s_ptr + off, s.to(s_ptr.dtype.element_ty), mask=mask)
         tl.store(h_ptr + off, h.to(h_ptr.dtype.element_ty), mask=mask)
+        ctr = ctr + m_u
         if RESET_ZERO:
             v = h * (1.0 - s)
         else:
@@ -175,12 +191,12 @@ def _step_spikes(h_ptr, s_ptr, off, lmask, thr, before, max_spikes, RECOMPUTE_S:
     return h, s, before, allowed
 
 
-@triton.jit(do_not_specialize=["T"])
+@triton.jit(do_not_specialize=["T", "mask_key", "mask_p"])
 def _lif_bwd_kernel(gs_ptr, h_ptr, s_ptr, beta_ptr, thr_ptr, cnt_ptr, gx_ptr, gbeta_ptr, gthr_ptr,
-                    T, M, max_spikes, sparam,
+                    T, M, max_spikes, sparam, mask_key, mask_p,
                     RESET_ZERO: tl.constexpr, DETACH: tl.constexpr, HAS_MAX: tl.constexpr,
                     SURR: tl.constexpr, GS_MODE: tl.constexpr, RECOMPUTE_S: tl.constexpr,
-                    NEED_BETA: tl.constexpr, NEED_THR: tl.constexpr, BLOCK: tl.constexpr):
+                    NEED_BETA: tl.constexpr, NEED_THR: tl.constexpr, MASKING: tl.constexpr, BLOCK: tl.constexpr):
     pid = tl.program_id(0)
     offs = pid * BLOCK + tl.arange(0, BLOCK)
     mask = offs < M
@@ -196,6 +212,7 @@ def _lif_bwd_kernel(gs_ptr, h_ptr, s_ptr, beta_ptr, thr_ptr, cnt_ptr, gx_ptr, gb
     gs = tl.zeros([BLOCK], dtype=tl.float32)
     if GS_MODE == 1:
         gs = gs + tl.load(gs_ptr).to(tl.float32)
+    mkey_u = tl.full([BLOCK], mask_key, tl.int32).to(tl.uint32, bitcast=True)
     off = offs.to(tl.int64) + (T - 1).to(tl.int64) * M
     h, s, before, allowed = _step_spikes(h_ptr, s_ptr, off, mask, thr, before, max_spikes, RECOMPUTE_S, HAS_MAX)
     if GS_MODE == 2:  # loaded one step ahead, like the membrane, to overlap memory latency with the work
@@ -210,19 +227,22 @@ def _lif_bwd_kernel(gs_ptr, h_ptr, s_ptr, beta_ptr, thr_ptr, cnt_ptr, gx_ptr, gb
         if GS_MODE == 2:
             gs_prev = tl.load(gs_ptr + (off - M), mask=pmask, other=0.0).to(tl.float32)
         sg = _surrogate(h - thr, sparam, SURR) * allowed
+        g_out = gs
+        if MASKING:  # the output gradient reaches the neuron through kept spikes only (counter t*M + m)
+            g_out = gs * tl.where(_uniform(off.to(tl.uint32), mkey_u) >= mask_p, 1.0, 0.0)
         if RESET_ZERO:
             if DETACH:
-                eff = gs
+                eff = g_out
             else:
-                eff = gs - h * gv
+                eff = g_out - h * gv
             gh = sg * eff + gv * (1.0 - s)
             if NEED_THR:
                 g_thr = g_thr - sg * eff
         else:
             if DETACH:
-                eff = gs
+                eff = g_out
             else:
-                eff = gs - thr * gv
+                eff = g_out - thr * gv
             gh = sg * eff + gv
             if NEED_THR:
                 g_thr = g_thr - (sg * eff + gv * s)
@@ -277,7 +297,7 @@ class LIFTritonFunction(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx, x, beta, threshold, reset, detach_reset, max_spikes, surrogate, surrogate_param,
-                noise, noise_scale, seed, sample):
+                noise, noise_scale, seed, sample, mask_p=0.0, mask_seed=0):
         check_fused_args("lif_triton", x, reset, surrogate, noise, _SUPPORTED_DTYPES)
         _check_device(x)
         x = x.contiguous()
@@ -285,6 +305,14 @@ class LIFTritonFunction(torch.autograd.Function):
         spikes = torch.empty_like(x)
         membrane = torch.empty_like(x)
         sampling = noise is not None and bool(sample)
+        masking = mask_p > 0.0
+        # float32 deterministic spikes are h >= threshold (capped by the crossings count): the backward
+        # recomputes them from the saved membrane instead of reading them back
+        recompute = x.dtype == torch.float32 and not sampling
+        # with masking the output is s * keep: the neuron's own spikes are written apart when the
+        # backward reads them (noise, half precision)
+        own = torch.empty_like(x) if masking and not recompute else spikes
+        m_key = mask_key(mask_seed) if masking else 0
         # per neuron: spikes and threshold crossings over the sample (max_spikes only; the kernel writes all)
         counts = torch.empty((2, M), dtype=torch.float32, device=x.device) if max_spikes is not None else None
         beta_f, thr_f = flat_param(beta, x), flat_param(threshold, x)  # [M] float32, kept for the backward
@@ -293,24 +321,21 @@ class LIFTritonFunction(torch.autograd.Function):
             noise_div = noise_divisor(noise, noise_scale) if sampling else 1.0
             cnt, raw = (counts[0], counts[1]) if counts is not None else (spikes, spikes)  # unused when absent
             _lif_fwd_kernel[(triton.cdiv(M, block),)](
-                x, beta_f, thr_f, spikes, membrane, cnt, raw, T, M,
+                x, beta_f, thr_f, spikes, own, membrane, cnt, raw, T, M,
                 float(max_spikes) if max_spikes is not None else 0.0,
-                _signed32(seed_key(seed)) if sampling else 0, noise_div,
+                _signed32(seed_key(seed)) if sampling else 0, noise_div, _signed32(m_key), mask_p,
                 RESET_ZERO=reset == "zero", HAS_MAX=max_spikes is not None, SAMPLING=sampling,
-                NOISE=SURROGATE_CODES[noise] if sampling else 0, BLOCK=block,
-                num_warps=_num_warps(block))
-        # float32 deterministic spikes are h >= threshold (capped by the crossings count): the backward
-        # recomputes them from the saved membrane instead of reading them back
-        recompute = x.dtype == torch.float32 and not sampling
-        ctx.save_for_backward(membrane, None if recompute else spikes, counts, beta, threshold, beta_f, thr_f)
-        ctx.cfg = (reset, bool(detach_reset), max_spikes, surrogate, float(surrogate_param), recompute)
+                NOISE=SURROGATE_CODES[noise] if sampling else 0, MASKING=masking,
+                STORE_OWN=own is not spikes, BLOCK=block, num_warps=_num_warps(block))
+        ctx.save_for_backward(membrane, None if recompute else own, counts, beta, threshold, beta_f, thr_f)
+        ctx.cfg = (reset, bool(detach_reset), max_spikes, surrogate, float(surrogate_param), recompute, mask_p, m_key)
         ctx.mark_non_differentiable(membrane)
         return spikes, membrane
 
     @staticmethod
     def backward(ctx, grad_spikes, grad_membrane):
         membrane, spikes, counts, beta, threshold, beta_f, thr_f = ctx.saved_tensors
-        reset, detach_reset, max_spikes, surrogate, surrogate_param, recompute = ctx.cfg
+        reset, detach_reset, max_spikes, surrogate, surrogate_param, recompute, mask_p, m_key = ctx.cfg
         T, M = steps_and_width(membrane)
         step_shape = membrane.shape[1:]
         need_beta = ctx.needs_input_grad[1]
@@ -332,21 +357,22 @@ class LIFTritonFunction(torch.autograd.Function):
             _lif_bwd_kernel[(triton.cdiv(M, block),)](
                 gs, membrane, membrane if spikes is None else spikes, beta_f, thr_f, cnt,
                 grad_x, grad_x if g_beta is None else g_beta, grad_x if g_thr is None else g_thr, T, M,
-                float(max_spikes) if max_spikes is not None else 0.0, surrogate_param,
+                float(max_spikes) if max_spikes is not None else 0.0, surrogate_param, _signed32(m_key), mask_p,
                 RESET_ZERO=reset == "zero", DETACH=detach_reset, HAS_MAX=max_spikes is not None,
                 SURR=SURROGATE_CODES[surrogate], GS_MODE=gs_mode, RECOMPUTE_S=recompute,
-                NEED_BETA=need_beta, NEED_THR=need_thr, BLOCK=block, num_warps=_num_warps(block))
+                NEED_BETA=need_beta, NEED_THR=need_thr, MASKING=mask_p > 0.0, BLOCK=block,
+                num_warps=_num_warps(block))
         else:
             grad_x.zero_()
             g_beta, g_thr = (g.zero_() if g is not None else None for g in (g_beta, g_thr))
         gb, gt = param_grads(g_beta, g_thr, beta, threshold, step_shape)
-        return grad_x, gb, gt, None, None, None, None, None, None, None, None, None
+        return grad_x, gb, gt, None, None, None, None, None, None, None, None, None, None, None
 
 
 def lif_triton(x: torch.Tensor, beta: torch.Tensor, threshold: torch.Tensor, *, reset: str = "subtract",
                detach_reset: bool = False, max_spikes: int | None = None, surrogate: str = "atan",
                surrogate_param: float = 2.0, noise: str | None = None, noise_scale: float = 0.3,
-               seed: int = 0, sample: bool = True,
+               seed: int = 0, sample: bool = True, mask_p: float = 0.0, mask_seed: int = 0,
                keep_membrane: bool = True) -> tuple[torch.Tensor, torch.Tensor]:
     """Fused Triton multi-step LIF over ``x [T, B, ...]``; returns ``(spikes, pre-reset membrane)``.
 
@@ -358,4 +384,5 @@ def lif_triton(x: torch.Tensor, beta: torch.Tensor, threshold: torch.Tensor, *, 
     if noise is not None:
         surrogate, surrogate_param = noise, noise_scale
     return LIFTritonFunction.apply(x, beta, threshold, reset, detach_reset, max_spikes, surrogate,
-                                   float(surrogate_param), noise, float(noise_scale), int(seed), bool(sample))
+                                   float(surrogate_param), noise, float(noise_scale), int(seed), bool(sample),
+                                   check_mask_p(mask_p), int(mask_seed))

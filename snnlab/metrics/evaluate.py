@@ -7,9 +7,10 @@
 
 Accounting (the same for every neuron type -- deterministic, ``max_spikes=1``, noisy, masked):
 
-* spikes: emitted spikes of every :class:`~snnlab.LIF` layer (recorded by a :class:`~snnlab.Monitor`);
+* spikes: emitted spikes of every :class:`~snnlab.LIF` layer (recorded by a :class:`~snnlab.Monitor`;
+  for a layer with fused masking, ``LIF(mask_p=...)``, the spikes it transmits);
 * SynOps / MACs: inputs received by ``nn.Linear`` / ``DelayedLinear`` layers
-  (:mod:`snnlab.metrics.synops`; after a ``SpikeMask`` the masked spikes are counted);
+  (:mod:`snnlab.metrics.synops`; after masking, the masked spikes are counted);
 * energy: :func:`snnlab.metrics.energy.energy_j` (0.9 pJ per AC, 4.6 pJ per MAC, 45 nm);
 * latency: :func:`snnlab.metrics.latency.decision_latency` (undecided samples count as ``T``).
 """

@@ -8,7 +8,7 @@ For each call of a synaptic layer with input ``x`` ``[T, B, ..., in]``:
   (``T * in * out`` per sample).
 
 The inputs are read by a forward-pre hook, so what is counted is what the layer actually receives:
-after a :class:`snnlab.SpikeMask` these are the masked (transmitted) spikes. Biases are not counted.
+after a :class:`snnlab.SpikeMask` or a masking LIF (``mask_p``) these are the masked (transmitted) spikes. Biases are not counted.
 For a ``DelayedLinear`` each event counts ``out_features`` SynOps whatever its delays (events delayed
 past the last step are still counted: an upper bound).
 """

@@ -166,7 +166,8 @@ class ExperimentConfig(param.Parameterized):
     learn_threshold = param.Boolean(default=False, doc="Learn one threshold per hidden layer.")
     learn_tau = param.Boolean(default=False, doc="Learn one membrane time constant per layer.")
     mask_p = param.Number(default=0.0, bounds=(0.0, 1.0), inclusive_bounds=(True, False), doc=(
-        "Drop each hidden spike with this probability during training (SpikeMask); 0 = off."))
+        "Drop each hidden spike with this probability during training (LIF mask_p, fused into the neuron "
+        "kernels); 0 = off."))
     delays = param.Boolean(default=False, doc=(
         "Use learnable synaptic delays (DelayedLinear, DCLS-style) instead of plain dense synapses."))
     max_delay = param.Integer(default=25, bounds=(0, 100_000), doc=(

@@ -10,7 +10,6 @@ from torch.utils.data import DataLoader, Subset
 
 from snnlab.core import surrogates as sg
 from snnlab.core.delays import DelayedLinear
-from snnlab.core.masking import SpikeMask
 from snnlab.core.network import Sequential
 from snnlab.core.neurons import LI, LIF
 
@@ -46,19 +45,21 @@ def _synapse(cfg: ExperimentConfig, n_in: int, n_out: int, gain: float) -> nn.Mo
 
 
 def build_model(cfg: ExperimentConfig, n_inputs: int, n_classes: int) -> Sequential:
-    """The network of ``cfg``: per hidden layer ``synapse -> LIF [-> SpikeMask]``, then ``synapse -> readout``.
+    """The network of ``cfg``: per hidden layer ``synapse -> LIF``, then ``synapse -> readout``.
 
     The synapse is :class:`~snnlab.DelayedLinear` when ``cfg.delays`` else a bias-free ``nn.Linear``;
     initial weights are scaled by ``cfg.weight_gain`` (hidden, and a spiking output layer) and
     ``cfg.readout_gain`` (the synapses of an LI readout).
     The readout layer is an :class:`~snnlab.LI` for membrane readouts, and a spiking
     :class:`~snnlab.LIF` for ``spike_count`` (same neuron options as the hidden layers) and
-    ``first_spike`` (``max_spikes=1``). Initialisation uses torch's global RNG (seed it first).
+    ``first_spike`` (``max_spikes=1``). With ``cfg.mask_p > 0`` the hidden LIF layers mask their output
+    spikes (``LIF(mask_p=...)``, fused into the neuron kernels: the function of a
+    :class:`~snnlab.SpikeMask` after each of them). Initialisation uses torch's global RNG (seed it first).
 
     Example:
         >>> net = build_model(ExperimentConfig(hidden=[16], mask_p=0.1), 64, 10)
-        >>> [type(m).__name__ for m in net]
-        ['Linear', 'LIF', 'SpikeMask', 'Linear', 'LI']
+        >>> [type(m).__name__ for m in net], net[1].mask_p
+        (['Linear', 'LIF', 'Linear', 'LI'], 0.1)
     """
     for name, v in (("n_inputs", n_inputs), ("n_classes", n_classes)):
         if isinstance(v, bool) or not isinstance(v, int) or v < 1:
@@ -68,9 +69,7 @@ def build_model(cfg: ExperimentConfig, n_inputs: int, n_classes: int) -> Sequent
     prev = n_inputs
     for h in cfg.hidden:
         layers.append(_synapse(cfg, prev, int(h), cfg.weight_gain))
-        layers.append(LIF(**kw))
-        if cfg.mask_p > 0:
-            layers.append(SpikeMask(float(cfg.mask_p)))
+        layers.append(LIF(**kw, mask_p=float(cfg.mask_p)))
         prev = int(h)
     spiking_out = cfg.readout in SPIKING_READOUTS  # a spiking output layer must reach threshold: hidden gain
     layers.append(_synapse(cfg, prev, n_classes, cfg.weight_gain if spiking_out else cfg.readout_gain))
