@@ -9,6 +9,8 @@ Cases (the Open Neuromorphic SNN library benchmark's sizes where it has them):
 * Linear+LIF, ``T=500, B=16, N=4096 / 8192 / 16384``;
 * DelayedLinear in the SHD configuration, ``140 -> 256, max_delay=25, T=100, B=256``, against the
   dcls package's ``Dcls1d`` (which builds a dense ``[out, in, max_delay]`` kernel and runs a conv1d).
+* spike masking (``p = 0.3``) fused into snnlab's Triton LIF against the LIF followed by a
+  ``SpikeMask`` layer, at the LIF sizes (run last).
 
 Every step is a forward, ``out.sum().backward()`` (LIF: gradient to the input; Linear+LIF and delays:
 to the weights), timed with CUDA events; the tables give the median over ``--reps`` steps after
@@ -67,7 +69,11 @@ VARIANTS: dict[str, tuple[str, dict[str, str]]] = {
     "norse compiled step": ("neuron", {}),
     "snnlab DelayedLinear": ("delay", {}),
     "dcls Dcls1d": ("delay", {}),
+    # spike masking (p = MASK_P) fused into the Triton LIF against the LIF followed by a SpikeMask layer
+    "snnlab masked: fused": ("mask", {}),
+    "snnlab masked: LIF + SpikeMask": ("mask", {}),
 }
+MASK_P = 0.3
 
 
 # ----------------------------------------------------------------------------- timing
@@ -119,6 +125,14 @@ def neuron_step_fn(variant: str, n: int, linear: bool, device: torch.device):
     def pre(x):
         return fc(x) if fc is not None else x
 
+    if variant.startswith("snnlab masked"):
+        import snnlab as sl
+
+        fused = variant.endswith("fused")
+        lif = sl.LIF(beta=BETA, threshold=THRESHOLD, surrogate="atan", backend="triton", seed=0,
+                     mask_p=MASK_P if fused else 0.0).to(device)
+        model = lif if fused else torch.nn.Sequential(lif, sl.SpikeMask(MASK_P, seed=0))
+        return (lambda x: model(pre(x))), params, f"mask_p={MASK_P:g}"
     if variant.startswith("snnlab"):
         import snnlab as sl
 
@@ -289,9 +303,10 @@ def emit(row: dict) -> None:
 def worker(args) -> None:
     device = torch.device(args.device)
     kind, _ = VARIANTS[args.worker]
-    if kind == "neuron":
+    if kind in ("neuron", "mask"):  # masking: the LIF cases only
         run_neuron_variant(args.worker, QUICK_LIF if args.quick else LIF_CASES,
-                           QUICK_LINEAR if args.quick else LINEAR_CASES, device, args.warmup, args.reps)
+                           [] if kind == "mask" else QUICK_LINEAR if args.quick else LINEAR_CASES, device,
+                           args.warmup, args.reps)
     else:
         run_delay_variant(args.worker, QUICK_DELAY if args.quick else DELAY_CASE, device, args.warmup, args.reps)
 
