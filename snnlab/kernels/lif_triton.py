@@ -137,7 +137,7 @@ def _lif_fwd_kernel(x_ptr, beta_ptr, thr_ptr, s_ptr, own_ptr, h_ptr, cnt_ptr, ra
     for t in range(T):
         nmask = mask & (tl.full([BLOCK], 0, tl.int32) + t + 1 < T)
         x_next = tl.load(x_ptr + off + M, mask=nmask, other=0.0).to(tl.float32)
-        h = xt + v * beta
+        h = tl.fma(v, beta, xt)  # one rounding, as torch.addcmul (whatever Triton's fp-fusion default)
         u = h - thr
         if SAMPLING:
             rnd = _uniform(ctr, key_u)

@@ -1,0 +1,158 @@
+"""Compile snnlab's Triton kernels for an NVIDIA GPU (sm_90, the H100/H200) on a machine without one.
+
+Run as a script (``python tests/triton_cuda_compile.py``, TRITON_INTERPRET unset): the LIF and
+DelayedLinear wrappers are called on small CPU tensors for every option the kernel tests cover, with
+each kernel replaced by a recorder of its launches (nothing runs); every distinct launch (argument
+types, compile-time constants, warps) is then compiled by Triton's CUDA backend down to a cubin with the
+ptxas in Triton's wheel. The CPU interpreter that runs the kernel tests in CI checks what the kernels
+compute; this checks that they compile for the GPU (types, casts, constexpr branches), which the
+interpreter does not. Prints one JSON line: ``{"compiled": n, "failed": {launch: error}}``.
+"""
+from __future__ import annotations
+
+import json
+import multiprocessing
+import os
+import sys
+import tempfile
+from concurrent.futures import ProcessPoolExecutor
+from pathlib import Path
+
+if os.environ.get("TRITON_INTERPRET"):
+    sys.exit("unset TRITON_INTERPRET: the kernels must be decorated for the GPU backend")
+os.environ.setdefault("TRITON_DEFAULT_FP_FUSION", "1")  # Triton's default on the GPU today, said explicitly
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # lif_cases
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # snnlab from this checkout
+
+import torch  # noqa: E402
+import triton  # noqa: E402
+from triton.backends.compiler import GPUTarget  # noqa: E402
+from triton.compiler import ASTSource  # noqa: E402
+
+from snnlab.kernels import delays_triton, lif_triton  # noqa: E402
+
+TARGET = GPUTarget("cuda", 90, 32)
+_TYPES = {torch.float32: "fp32", torch.bfloat16: "bf16", torch.float16: "fp16", torch.int64: "i64",
+          torch.int32: "i32", torch.uint8: "u8", torch.bool: "i1"}
+MODULES = (lif_triton, delays_triton)
+
+
+class LaunchRecorder:
+    """Stands in for a ``@triton.jit`` kernel: ``kernel[grid](*args, **kwargs)`` records the launch."""
+
+    def __init__(self, module: str, name: str, kernel, launches: dict) -> None:
+        self.module, self.name, self.kernel, self.launches = module, name, kernel, launches
+
+    def __getitem__(self, grid):
+        return self.record
+
+    def record(self, *args, num_warps: int = 4, **kwargs) -> None:
+        names = self.kernel.arg_names
+        values = dict(zip(names, args), **kwargs)
+        const_names = {names[i] for i in self.kernel.constexprs}
+        signature, constexprs = {}, {}
+        for n in names:
+            v = values[n]
+            if n in const_names:
+                signature[n], constexprs[n] = "constexpr", v
+            elif isinstance(v, torch.Tensor):
+                signature[n] = "*" + _TYPES[v.dtype]
+            elif isinstance(v, bool):
+                signature[n] = "i1"
+            elif isinstance(v, int):
+                signature[n] = "i32" if -2 ** 31 <= v < 2 ** 31 else "i64"
+            elif isinstance(v, float):
+                signature[n] = "fp32"
+            else:
+                raise TypeError(f"{self.name}: argument {n} of type {type(v).__name__}")
+        key = json.dumps([self.module, self.name, signature, constexprs, num_warps], sort_keys=True)
+        self.launches[key] = None
+
+
+def record_launches() -> list[str]:
+    """Every distinct kernel launch of the wrappers over the options the kernel tests cover."""
+    launches: dict[str, None] = {}
+    saved = [(mod, name, obj) for mod in MODULES for name, obj in list(vars(mod).items())
+             if name == "_check_device" or isinstance(obj, triton.runtime.jit.JITFunction)]
+    try:
+        for mod, name, obj in saved:
+            # CPU tensors stand in for CUDA ones (no device check), and nothing is launched
+            stand_in = (lambda *a, **k: None) if name == "_check_device" else LaunchRecorder(
+                mod.__name__.rsplit(".", 1)[1], name, obj, launches)
+            setattr(mod, name, stand_in)
+        run_wrappers()
+    finally:  # the kernels back in place: compiling one resolves the helpers it calls by name
+        for mod, name, obj in saved:
+            setattr(mod, name, obj)
+    return list(launches)
+
+
+def run_wrappers() -> None:
+    """Forward and backward of the wrappers over every option of the kernel tests."""
+    from lif_cases import CASES, MASK_CASES, make_inputs, mask_kwargs
+
+    def lif(x, beta, thr, grad, params=True, sum_loss=False, **kw):
+        x = x.clone().requires_grad_()
+        beta, thr = beta.clone().requires_grad_(params), thr.clone().requires_grad_(params)
+        s, _ = lif_triton.lif_triton(x, beta, thr, **kw)
+        (s.sum() if sum_loss else (s * grad.to(s.dtype)).sum()).backward()
+
+    for reset, detach, max_spikes, surrogate, param, per_neuron, shape in CASES:
+        args = make_inputs(shape, per_neuron)
+        kw = dict(reset=reset, detach_reset=detach, max_spikes=max_spikes, surrogate=surrogate, surrogate_param=param)
+        lif(*args, **kw)
+        lif(*args, params=False, sum_loss=True, **kw)
+    for reset, max_spikes, noise, shape in MASK_CASES:
+        lif(*make_inputs(shape, True), **mask_kwargs(reset, max_spikes, noise))
+        lif(*make_inputs(shape, True, dtype=torch.bfloat16), **mask_kwargs(reset, max_spikes, noise))
+    for noise, reset, max_spikes in (("gaussian", "subtract", None), ("logistic", "zero", 2)):
+        lif(*make_inputs((2, 65), True), noise=noise, noise_scale=0.4, reset=reset, max_spikes=max_spikes)
+    lif(*make_inputs((2, 65), True, dtype=torch.bfloat16), max_spikes=2)
+    lif(*make_inputs((2, 65), True, dtype=torch.float16), reset="zero")
+
+    for dtype in (torch.float32, torch.bfloat16):
+        x = torch.rand(6, 3, 14).round().to(dtype).requires_grad_()
+        w = torch.randn(16, 14, requires_grad=True)
+        p = (torch.rand(16, 14) * 4).requires_grad_()
+        delays_triton.delayed_linear_triton(x, w, p, 1.5, 5, False).sum().backward()
+        delays_triton.delayed_linear_triton(x, w, p.detach().round().long(), 1.0, 5, True).sum().backward()
+
+
+def compile_kernel(kernel, signature: dict, constexprs: dict, num_warps: int) -> str | None:
+    """Compile ``kernel`` (a ``@triton.jit`` function) for :data:`TARGET`; None, or the error."""
+    names = kernel.arg_names
+    try:
+        src = ASTSource(fn=kernel, signature=signature,
+                        constexprs={(names.index(n),): v for n, v in constexprs.items()})
+        compiled = triton.compile(src, target=TARGET, options={"num_warps": num_warps})
+        if not compiled.asm.get("cubin"):
+            return "no cubin"
+    except Exception as exc:  # reported, not raised: one failing launch does not hide the others
+        return f"{type(exc).__name__}: {str(exc)[-2000:]}"
+    return None
+
+
+def compile_launch(key: str) -> str | None:
+    """Compile one launch recorded by :func:`record_launches`; None, or the error."""
+    module, name, signature, constexprs, num_warps = json.loads(key)
+    kernel = getattr({m.__name__.rsplit(".", 1)[1]: m for m in MODULES}[module], name)
+    return compile_kernel(kernel, signature, constexprs, num_warps)
+
+
+def main() -> int:
+    launches = record_launches()
+    with tempfile.TemporaryDirectory() as cache:
+        # a fresh cache, so that every launch is compiled (not found compiled by an earlier run);
+        # the workers are spawned (not forked from a process that has run torch's thread pools)
+        os.environ["TRITON_CACHE_DIR"] = cache
+        with ProcessPoolExecutor(max_workers=max(1, min(4, os.cpu_count() or 1)),
+                                 mp_context=multiprocessing.get_context("spawn")) as pool:
+            errors = dict(zip(launches, pool.map(compile_launch, launches)))
+    failed = {k: e for k, e in errors.items() if e}
+    print(json.dumps({"compiled": len(launches) - len(failed), "failed": failed, "target": str(TARGET)}))
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
