@@ -31,6 +31,12 @@ def test_every_kernel_launch_compiles_for_sm90():
     assert report["failed"] == {} and proc.returncode == 0
     # every option of the LIF kernels and both delay paths: dozens of distinct specialisations
     assert report["compiled"] >= 60 and "arch=90" in report["target"]
+    # in layers of full blocks (M a multiple of 16) the LIF kernels move 128 bits per load: what their
+    # bandwidth on the GPU rests on
+    vector = report["vector_loads_when_M_divisible_by_16"]
+    assert set(vector) == {"_lif_fwd_kernel", "_lif_bwd_kernel"}
+    for launches, with_vector_loads in vector.values():
+        assert launches >= 4 and with_vector_loads == launches
 
 
 def test_a_kernel_the_interpreter_runs_but_the_gpu_compiler_rejects_is_reported(tmp_path):
@@ -53,7 +59,7 @@ def test_a_kernel_the_interpreter_runs_but_the_gpu_compiler_rejects_is_reported(
         from broken_kernel import broken
         from triton_cuda_compile import compile_kernel
         sig = {{"x_ptr": "*fp32", "T": "i32", "BLOCK": "constexpr"}}
-        print(json.dumps(compile_kernel(broken, sig, {{"BLOCK": 16}}, 4)))
+        print(json.dumps(compile_kernel(broken, sig, {{"BLOCK": 16}}, 4)[0]))
     """)
     proc = _run(["-c", code], cwd=tmp_path)
     error = json.loads(proc.stdout.strip().splitlines()[-1])

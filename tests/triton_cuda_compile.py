@@ -6,7 +6,8 @@ each kernel replaced by a recorder of its launches (nothing runs); every distinc
 types, compile-time constants, warps) is then compiled by Triton's CUDA backend down to a cubin with the
 ptxas in Triton's wheel. The CPU interpreter that runs the kernel tests in CI checks what the kernels
 compute; this checks that they compile for the GPU (types, casts, constexpr branches), which the
-interpreter does not. Prints one JSON line: ``{"compiled": n, "failed": {launch: error}}``.
+interpreter does not. Prints one JSON line: ``{"compiled": n, "failed": {launch: error}, ...,
+"vector_loads_when_M_divisible_by_16": {kernel: [launches, of which with 128-bit loads]}}``.
 """
 from __future__ import annotations
 
@@ -51,22 +52,29 @@ class LaunchRecorder:
         names = self.kernel.arg_names
         values = dict(zip(names, args), **kwargs)
         const_names = {names[i] for i in self.kernel.constexprs}
-        signature, constexprs = {}, {}
+        fixed = set(self.kernel.do_not_specialize)
+        signature, constexprs, aligned = {}, {}, []
         for n in names:
             v = values[n]
             if n in const_names:
                 signature[n], constexprs[n] = "constexpr", v
             elif isinstance(v, torch.Tensor):
                 signature[n] = "*" + _TYPES[v.dtype]
+                if v.data_ptr() % 16 == 0:
+                    aligned.append(n)
             elif isinstance(v, bool):
                 signature[n] = "i1"
             elif isinstance(v, int):
                 signature[n] = "i32" if -2 ** 31 <= v < 2 ** 31 else "i64"
+                if v % 16 == 0 and v != 0 and n not in fixed:
+                    aligned.append(n)
             elif isinstance(v, float):
                 signature[n] = "fp32"
             else:
                 raise TypeError(f"{self.name}: argument {n} of type {type(v).__name__}")
-        key = json.dumps([self.module, self.name, signature, constexprs, num_warps], sort_keys=True)
+        # as Triton specialises a launch on the GPU: pointers and integers divisible by 16 are marked so
+        # (that is what lets it use 128-bit loads and stores)
+        key = json.dumps([self.module, self.name, signature, constexprs, num_warps, aligned], sort_keys=True)
         self.launches[key] = None
 
 
@@ -109,6 +117,10 @@ def run_wrappers() -> None:
     for noise, reset, max_spikes in (("gaussian", "subtract", None), ("logistic", "zero", 2)):
         lif(*make_inputs((2, 65), True), noise=noise, noise_scale=0.4, reset=reset, max_spikes=max_spikes)
     lif(*make_inputs((2, 65), True, dtype=torch.bfloat16), max_spikes=2)
+    # M = 2048, a multiple of 16 (as in real layers), full 1024-neuron blocks: loads should be 128 bits wide
+    for kw in (dict(), dict(max_spikes=1, reset="zero"), dict(noise="gaussian"), dict(mask_p=0.3)):
+        lif(*make_inputs((2, 1024), True), **kw)
+        lif(*make_inputs((2, 1024), True), params=False, sum_loss=True, **kw)
     lif(*make_inputs((2, 65), True, dtype=torch.float16), reset="zero")
 
     for dtype in (torch.float32, torch.bfloat16):
@@ -119,25 +131,28 @@ def run_wrappers() -> None:
         delays_triton.delayed_linear_triton(x, w, p.detach().round().long(), 1.0, 5, True).sum().backward()
 
 
-def compile_kernel(kernel, signature: dict, constexprs: dict, num_warps: int) -> str | None:
-    """Compile ``kernel`` (a ``@triton.jit`` function) for :data:`TARGET`; None, or the error."""
+def compile_kernel(kernel, signature: dict, constexprs: dict, num_warps: int,
+                   aligned: tuple[str, ...] = ()) -> tuple[str | None, bool]:
+    """Compile ``kernel`` (a ``@triton.jit`` function) for :data:`TARGET`, the arguments in ``aligned``
+    marked divisible by 16; ``(None or the error, whether the PTX has 128-bit global loads)``."""
     names = kernel.arg_names
     try:
         src = ASTSource(fn=kernel, signature=signature,
-                        constexprs={(names.index(n),): v for n, v in constexprs.items()})
+                        constexprs={(names.index(n),): v for n, v in constexprs.items()},
+                        attrs={(names.index(n),): [["tt.divisibility", 16]] for n in aligned})
         compiled = triton.compile(src, target=TARGET, options={"num_warps": num_warps})
         if not compiled.asm.get("cubin"):
-            return "no cubin"
+            return "no cubin", False
     except Exception as exc:  # reported, not raised: one failing launch does not hide the others
-        return f"{type(exc).__name__}: {str(exc)[-2000:]}"
-    return None
+        return f"{type(exc).__name__}: {str(exc)[-2000:]}", False
+    return None, "ld.global.v4" in compiled.asm["ptx"]
 
 
-def compile_launch(key: str) -> str | None:
-    """Compile one launch recorded by :func:`record_launches`; None, or the error."""
-    module, name, signature, constexprs, num_warps = json.loads(key)
+def compile_launch(key: str) -> tuple[str | None, bool]:
+    """Compile one launch recorded by :func:`record_launches` (see :func:`compile_kernel`)."""
+    module, name, signature, constexprs, num_warps, aligned = json.loads(key)
     kernel = getattr({m.__name__.rsplit(".", 1)[1]: m for m in MODULES}[module], name)
-    return compile_kernel(kernel, signature, constexprs, num_warps)
+    return compile_kernel(kernel, signature, constexprs, num_warps, tuple(aligned))
 
 
 def main() -> int:
@@ -148,9 +163,17 @@ def main() -> int:
         os.environ["TRITON_CACHE_DIR"] = cache
         with ProcessPoolExecutor(max_workers=max(1, min(4, os.cpu_count() or 1)),
                                  mp_context=multiprocessing.get_context("spawn")) as pool:
-            errors = dict(zip(launches, pool.map(compile_launch, launches)))
-    failed = {k: e for k, e in errors.items() if e}
-    print(json.dumps({"compiled": len(launches) - len(failed), "failed": failed, "target": str(TARGET)}))
+            results = dict(zip(launches, pool.map(compile_launch, launches)))
+    failed = {k: e for k, (e, _) in results.items() if e}
+    # per kernel: how many of its launches with M divisible by 16 (all pointers aligned) load 128 bits at a time
+    vector = {}
+    for key, (err, v4) in results.items():
+        _, name, _, _, _, aligned = json.loads(key)
+        if not err and "M" in aligned:
+            n, k = vector.get(name, (0, 0))
+            vector[name] = (n + 1, k + int(v4))
+    print(json.dumps({"compiled": len(launches) - len(failed), "failed": failed, "target": str(TARGET),
+                      "vector_loads_when_M_divisible_by_16": vector}))
     return 1 if failed else 0
 
 
