@@ -127,6 +127,29 @@ def test_fused_spike_masking_matches_torch(reset, max_spikes, noise, shape):
     torch.testing.assert_close(xs[1].grad, xs[0].grad, atol=1e-5, rtol=1e-4)
 
 
+@needs_kernels
+def test_fused_spike_masking_over_many_programs(monkeypatch):
+    # 32 neurons per program over M = 130 (five programs, the last partial), 37 steps
+    monkeypatch.setattr(sys.modules["snnlab.kernels.lif_triton"], "_MAX_BLOCK", 32)
+    x, beta, thr, grad = _inputs((2, 65), per_neuron=True, seed=31, steps=37)
+    for noise in (None, "logistic"):
+        kw = mask_kwargs("zero", 3, noise, mask_p=0.25, mask_seed=11)
+        _assert_matches(_run(lif_torch, x, beta, thr, grad, **kw), _run(lif_triton, x, beta, thr, grad, **kw))
+
+
+@needs_kernels
+def test_fused_spike_masking_cutoff_on_a_drawn_value():
+    # p exactly on a drawn uniform keeps that element (uniform >= p in float32), as the PyTorch path
+    from snnlab.kernels.counter_rng import mask_key, uniform_from_counter
+
+    u = uniform_from_counter(torch.arange(4 * 50), mask_key(3))
+    p = float(u[int(torch.argmin((u - 0.3).abs()))])
+    x = torch.full((4, 1, 50), 2.0, device=DEVICE)  # every neuron fires at every step
+    beta, thr = torch.tensor(0.0, device=DEVICE), torch.tensor(1.0, device=DEVICE)
+    out = lif_triton(x, beta, thr, mask_p=p, mask_seed=3)[0]
+    assert torch.equal(out.reshape(-1).cpu(), (u >= torch.tensor(p)).float())
+
+
 @pytest.mark.parametrize("noise", [None, "gaussian"])
 @needs_kernels
 def test_fused_spike_masking_bfloat16(noise):

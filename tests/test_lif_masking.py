@@ -95,3 +95,23 @@ def test_module_backends_agree_with_mask_and_noise():
     assert torch.equal(results[0][0], results[1][0])
     for a, b in zip(results[0][1:], results[1][1:]):
         torch.testing.assert_close(a, b, atol=1e-5, rtol=1e-4)
+
+
+def test_keep_cutoff_is_uniform_at_least_p_in_float32_on_every_backend():
+    # p exactly on a drawn uniform keeps that element; the next float32 above drops it
+    from snnlab.kernels.lif_cpu import cpu_kernel_available, lif_cpu
+
+    key = mask_key(3)
+    u = uniform_from_counter(torch.arange(4 * 50), key)
+    k = int(torch.argmin((u - 0.3).abs()))
+    on = float(u[k])
+    above = float(torch.nextafter(u[k], torch.tensor(1.0)))
+    for p, kept in ((on, 1.0), (above, 0.0)):
+        assert keep_mask(0, torch.Size([4 * 50]), key, p)[k].item() == kept
+        assert torch.equal(keep_mask(0, torch.Size([4 * 50]), key, p), (u >= torch.tensor(p)).float())
+        # every neuron fires at every step (threshold below the input): the output is the keep mask itself
+        x, beta, thr = torch.full((4, 1, 50), 2.0), torch.tensor(0.0), torch.tensor(1.0)
+        backends = [lif_torch] + ([lif_cpu] if cpu_kernel_available() else [])
+        for fn in backends:
+            out = fn(x, beta, thr, mask_p=p, mask_seed=3)[0]
+            assert torch.equal(out.reshape(-1), (u >= torch.tensor(p)).float()), fn.__name__

@@ -268,3 +268,33 @@ def test_load_checkpoint_refuses_pickled_code(tmp_path):
     with pytest.raises(CheckpointError, match="unreadable"):
         load_checkpoint(path)
     assert not marker.exists()  # nothing in the file was executed
+
+
+def _as_separate_mask_layout(state, n_hidden):
+    """A state dict renumbered as build_model laid models out when SpikeMask followed each hidden LIF."""
+    def old(i):
+        return 3 * (i // 2) + i % 2 if i < 2 * n_hidden else i + n_hidden
+    return {f"{old(int(k.split('.', 1)[0]))}.{k.split('.', 1)[1]}": v for k, v in state.items()}
+
+
+def test_checkpoints_from_before_fused_masking_still_load(tmp_path):
+    from snnlab.dashboard.runs import load_model_from_checkpoint
+    from snnlab.training import CheckpointError, save_checkpoint
+
+    cfg = tiny(epochs=1, max_batches_per_epoch=2, mask_p=0.2, hidden=[12, 10], learn_threshold=True)
+    Trainer(cfg, run_dir=tmp_path, progress=False).run()
+    ckpt = load_checkpoint(tmp_path / "checkpoint.pt")
+    new_state = ckpt["model"]
+    ckpt["model"] = _as_separate_mask_layout(new_state, 2)
+    assert set(ckpt["model"]) != set(new_state) and "7.beta_const" in ckpt["model"]  # the old numbering
+    save_checkpoint(tmp_path / "checkpoint.pt", ckpt)
+    resumed = Trainer.resume_from(tmp_path / "checkpoint.pt", progress=False)
+    model, _, _ = load_model_from_checkpoint(str(tmp_path / "checkpoint.pt"))
+    for net in (resumed.model, model):
+        for k, v in net.state_dict().items():
+            assert torch.equal(v.cpu(), new_state[k].cpu()), k
+    # a state that fits neither layout is still refused
+    ckpt["model"] = {k: v for k, v in ckpt["model"].items() if not k.startswith("3.")}
+    save_checkpoint(tmp_path / "checkpoint.pt", ckpt)
+    with pytest.raises(CheckpointError, match="does not match"):
+        Trainer.resume_from(tmp_path / "checkpoint.pt", progress=False)

@@ -91,9 +91,10 @@ class LIF(_Leaky):
       ``noisy_eval=True``. ``seed`` makes the noise reproducible (otherwise torch's global RNG seeds it).
     - Spike masking (masked spike training): ``mask_p=p`` drops each output spike with probability ``p``
       in training (at inference too with ``mask_at_inference=True``), fused into the LIF kernels. The
-      neuron still fires and resets; only what it transmits is masked, and gradients pass through kept
-      spikes - the same function as a :class:`~snnlab.SpikeMask` after the layer, one pass fewer over
-      the spikes. ``seed`` makes the masks reproducible too.
+      neuron still fires and resets; only what it transmits is masked (so a recorded membrane may reset
+      where the output shows no spike), and gradients pass through kept spikes - the same function as a
+      :class:`~snnlab.SpikeMask` after the layer, without its extra passes over the spikes in the
+      compiled CPU and Triton kernels. ``seed`` makes the masks reproducible too.
     - ``surrogate``: a name from :mod:`snnlab.core.surrogates` or a ``Surrogate`` object (ignored for noisy neurons).
     - ``backend``: ``"auto"`` (Triton on CUDA tensors; on the CPU the compiled loop for float32 when a C
       compiler built it, else PyTorch), ``"torch"`` (pure PyTorch, the reference), ``"cpu"`` (compiled

@@ -34,6 +34,7 @@ def load_model_from_checkpoint(path: str):
     """``(model, test_loader, cfg)`` from a training checkpoint (loaded with ``weights_only=True``)."""
     from snnlab.core.delays import DelayedLinear
     from snnlab.training import ExperimentConfig, build_data, build_model, load_checkpoint
+    from snnlab.training.model import load_model_state
 
     ckpt = load_checkpoint(path)
     cfg = ExperimentConfig.from_json(ckpt["config_json"])
@@ -43,7 +44,7 @@ def load_model_from_checkpoint(path: str):
         for m in model.modules():
             if isinstance(m, DelayedLinear):
                 m.round_delays()
-    model.load_state_dict(ckpt["model"])
+    load_model_state(model, ckpt["model"], cfg)
     model.eval()
     return model, test_loader, cfg
 

@@ -1,8 +1,10 @@
 """Spike counts from recorded spike trains (e.g. ``Monitor.spikes``), per sample, per layer and per neuron.
 
 Every neuron type is counted the same way: a spike is a non-zero entry of a LIF layer's output
-``[T, B, ...]`` (deterministic, ``max_spikes=1``, noisy, ...). These are the *emitted* spikes;
-what a masked network *transmits* is counted by :mod:`snnlab.metrics.synops`.
+``[T, B, ...]`` (deterministic, ``max_spikes=1``, noisy, ...). These are the spikes a layer emits:
+for a layer with fused masking (``LIF(mask_p=...)``, training or ``mask_at_inference``) the ones it
+transmits, for an LIF followed by a separate ``SpikeMask`` those before the mask. What the next
+layers receive is counted by :mod:`snnlab.metrics.synops` either way.
 """
 from __future__ import annotations
 

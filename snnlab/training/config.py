@@ -167,7 +167,7 @@ class ExperimentConfig(param.Parameterized):
     learn_tau = param.Boolean(default=False, doc="Learn one membrane time constant per layer.")
     mask_p = param.Number(default=0.0, bounds=(0.0, 1.0), inclusive_bounds=(True, False), doc=(
         "Drop each hidden spike with this probability during training (LIF mask_p, fused into the neuron "
-        "kernels); 0 = off."))
+        "kernels; the spike counts logged are the transmitted spikes); 0 = off."))
     delays = param.Boolean(default=False, doc=(
         "Use learnable synaptic delays (DelayedLinear, DCLS-style) instead of plain dense synapses."))
     max_delay = param.Integer(default=25, bounds=(0, 100_000), doc=(

@@ -15,7 +15,7 @@ from snnlab.core.neurons import LI, LIF
 
 from .config import ExperimentConfig
 
-__all__ = ["build_model", "build_data", "neuron_kwargs", "FlattenCollate"]
+__all__ = ["build_model", "build_data", "load_model_state", "neuron_kwargs", "FlattenCollate"]
 
 SPIKING_READOUTS = ("spike_count", "first_spike")
 
@@ -81,6 +81,41 @@ def build_model(cfg: ExperimentConfig, n_inputs: int, n_classes: int) -> Sequent
     else:
         layers.append(LI(tau_mem=float(cfg.tau_mem), learn_tau=bool(cfg.learn_tau)))
     return Sequential(*layers)
+
+
+def _renumber_separate_mask_layers(state: dict[str, Any], n_hidden: int) -> dict[str, Any] | None:
+    """The state of a model built when ``mask_p`` added a ``SpikeMask`` after each hidden LIF
+    (``synapse, LIF, SpikeMask`` per hidden layer) renumbered for today's ``synapse, LIF``; None when
+    ``state`` is not of that layout. SpikeMask held no parameters or buffers, so only indices move."""
+    old_len = 3 * n_hidden + 2
+    index = {k: int(k.split(".", 1)[0]) for k in state if k.split(".", 1)[0].isdigit()}
+    if len(index) != len(state) or not index or max(index.values()) != old_len - 1:
+        return None
+    if any(i < 3 * n_hidden and i % 3 == 2 for i in index.values()):
+        return None  # a SpikeMask slot with state: not that layout
+    renumber = {i: (2 * (i // 3) + i % 3 if i < 3 * n_hidden else i - n_hidden) for i in set(index.values())}
+    return {f"{renumber[index[k]]}.{k.split('.', 1)[1]}": v for k, v in state.items()}
+
+
+def load_model_state(model: nn.Module, state: dict[str, Any], cfg: ExperimentConfig) -> None:
+    """``model.load_state_dict(state)``, also for checkpoints saved before masking was fused into the LIF.
+
+    Before masking was fused (November 2026), :func:`build_model` with ``mask_p > 0`` put a ``SpikeMask`` after
+    each hidden LIF, which shifted the layer numbers of the state dict; such a checkpoint is renumbered.
+    Raises ``RuntimeError`` (as ``load_state_dict``) when ``state`` fits neither layout.
+
+    Example:
+        >>> cfg = ExperimentConfig(hidden=[8], mask_p=0.2)
+        >>> net = build_model(cfg, 4, 2)
+        >>> load_model_state(net, build_model(cfg, 4, 2).state_dict(), cfg)
+    """
+    try:
+        model.load_state_dict(state)
+    except RuntimeError:
+        old = _renumber_separate_mask_layers(state, len(cfg.hidden)) if cfg.mask_p > 0 else None
+        if old is None:
+            raise
+        model.load_state_dict(old)
 
 
 # ------------------------------------------------------------------------------------------- data

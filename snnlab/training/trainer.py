@@ -544,8 +544,10 @@ class Trainer:
         return path
 
     def _restore(self, ckpt: dict[str, Any], source) -> None:
+        from .model import load_model_state
+
         try:
-            self.model.load_state_dict(ckpt["model"])
+            load_model_state(self.model, ckpt["model"], self.cfg)
         except (RuntimeError, KeyError) as e:
             raise CheckpointError(f"checkpoint {source} does not match the configured model: {e}") from e
         if not ckpt.get("delays_rounded"):
