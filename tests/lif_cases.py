@@ -31,6 +31,15 @@ def run_lif(fn, x, beta, thr, grad, grad_params=True, **kw):
     return s.detach(), h.detach(), x.grad, beta.grad, thr.grad
 
 
+def assert_sum_loss_grads_match(ref_fn, fn, x, beta, thr, **kw):
+    """``spikes.sum()`` as the loss (its gradient is one value expanded, which the fused kernels read once):
+    the input gradients of ``fn`` and ``ref_fn`` agree within float32 tolerance."""
+    xs = [x.clone().requires_grad_() for _ in range(2)]
+    for f, xi in zip((ref_fn, fn), xs):
+        f(xi, beta, thr, **kw)[0].sum().backward()
+    torch.testing.assert_close(xs[1].grad, xs[0].grad, atol=1e-5, rtol=1e-4)
+
+
 def assert_lif_matches(ref, out, atol=1e-5, rtol=1e-4):
     """Spikes identical; membrane and gradients within float32 tolerance (parameter sums 10x looser)."""
     s_r, h_r, gx_r, gb_r, gt_r = ref

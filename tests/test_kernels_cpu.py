@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 import torch
 
-from lif_cases import CASES, MASK_CASES, assert_lif_matches, make_inputs, mask_kwargs, run_lif
+from lif_cases import (CASES, MASK_CASES, assert_lif_matches, assert_sum_loss_grads_match, make_inputs, mask_kwargs,
+                        run_lif)
 from snnlab.kernels import c_build, dispatch, lif_cpu as lif_cpu_mod
 from snnlab.kernels.dispatch import lif, resolve_backend
 from snnlab.kernels.lif_cpu import cpu_kernel_available, cpu_kernel_error, lif_cpu
@@ -98,11 +99,7 @@ def test_fused_spike_masking_matches_torch(reset, max_spikes, noise, shape):
     unmasked = lif_torch(x, beta, thr, **dict(kw, mask_p=0.0))[0]
     assert 0 < ref[0].sum() < unmasked.sum() and torch.equal(ref[0] * unmasked, ref[0])  # some spikes dropped
     assert_lif_matches(ref, out)
-    # sum() loss: an expanded gradient of one value, masked per element in the kernel
-    xs = [x.clone().requires_grad_() for _ in range(2)]
-    for fn, xi in zip((lif_torch, lif_cpu), xs):
-        fn(xi, beta, thr, **kw)[0].sum().backward()
-    torch.testing.assert_close(xs[1].grad, xs[0].grad, atol=1e-5, rtol=1e-4)
+    assert_sum_loss_grads_match(lif_torch, lif_cpu, x, beta, thr, **kw)  # masked per element in the kernel
 
 
 @needs_kernel

@@ -21,7 +21,7 @@ from snnlab.kernels.dispatch import lif, resolve_backend  # noqa: E402
 from snnlab.kernels.lif_torch import lif_torch  # noqa: E402
 from snnlab.kernels.lif_triton import lif_triton  # noqa: E402
 
-from lif_cases import CASES, MASK_CASES, mask_kwargs  # noqa: E402
+from lif_cases import CASES, MASK_CASES, assert_sum_loss_grads_match, mask_kwargs  # noqa: E402
 from lif_cases import assert_lif_matches as _assert_matches  # noqa: E402
 from lif_cases import make_inputs  # noqa: E402
 from lif_cases import run_lif as _run  # noqa: E402
@@ -120,11 +120,7 @@ def test_fused_spike_masking_matches_torch(reset, max_spikes, noise, shape):
     unmasked = lif_torch(x, beta, thr, **dict(kw, mask_p=0.0))[0]
     assert 0 < ref[0].sum() < unmasked.sum()
     _assert_matches(ref, out)
-    # sum() loss: the gradient of one value, masked per element in the kernel
-    xs = [x.clone().requires_grad_() for _ in range(2)]
-    for fn, xi in zip((lif_torch, lif_triton), xs):
-        fn(xi, beta, thr, **kw)[0].sum().backward()
-    torch.testing.assert_close(xs[1].grad, xs[0].grad, atol=1e-5, rtol=1e-4)
+    assert_sum_loss_grads_match(lif_torch, lif_triton, x, beta, thr, **kw)  # masked per element in the kernel
 
 
 @needs_kernels
