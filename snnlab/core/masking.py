@@ -4,6 +4,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from snnlab.kernels.lif_common import check_mask_p
+
 
 class SpikeMask(nn.Module):
     """Drop each spike independently with probability ``p`` (unscaled: kept spikes stay 1).
@@ -24,9 +26,10 @@ class SpikeMask(nn.Module):
 
     def __init__(self, p: float = 0.1, mask_at_inference: bool = False, seed: int | None = None) -> None:
         super().__init__()
-        if not isinstance(p, (int, float)) or isinstance(p, bool) or not 0.0 <= float(p) < 1.0:
-            raise ValueError(f"SpikeMask: p is the drop probability and must lie in [0, 1), got {p!r}")
-        self.p = float(p)
+        try:
+            self.p = check_mask_p(p)
+        except ValueError as exc:
+            raise ValueError(f"SpikeMask: p: {exc}") from None
         self.mask_at_inference = bool(mask_at_inference)
         self._generator = torch.Generator().manual_seed(int(seed)) if seed is not None else None
 

@@ -62,8 +62,7 @@ typedef struct {
     int64_t T, M;
     int zero_reset, detach_reset, max_spikes, surrogate;
     double param; /* the Python float, so constants derived from it round as in PyTorch */
-    int masked;   /* spike masking: the output gradient reaches the neuron through kept spikes only */
-    float mask_p;
+    float mask_p; /* > 0: spike masking, the output gradient reaches the neuron through kept spikes only */
     uint32_t mask_key;
 } bwd_args;
 
@@ -274,7 +273,7 @@ INLINE void bwd_block(const bwd_args *a, float *restrict hs, int64_t b0, int64_t
         const float *restrict h = hs + (t - t0) * BWD_BLOCK;
         const float *restrict s = a->s + t * a->M + b0;
         const float *restrict gs = a->gs ? a->gs + t * a->M + b0 : gs_row;
-        if (a->masked) {
+        if (a->mask_p > 0.0f) {
             apply_keep(gs_kept, gs, n, (uint32_t)(t * a->M + b0), a->mask_key, a->mask_p);
             gs = gs_kept;
         }
@@ -383,12 +382,12 @@ int snnlab_lif_forward(const float *x, const float *beta, const float *thr, floa
 int snnlab_lif_backward(const float *x, const float *s, const float *ck, const float *gs, double gs_const,
                         const float *beta, const float *thr, const float *total, float *gx, float *g_beta,
                         float *g_thr, int64_t T, int64_t M, int zero_reset, int detach_reset, int max_spikes,
-                        int surrogate_kind, double param, int masked, float mask_p, uint32_t mask_key, int threads) {
+                        int surrogate_kind, double param, float mask_p, uint32_t mask_key, int threads) {
     bwd_args a[MAX_THREADS];
     int n = clamp_threads(threads);
     for (int i = 0; i < n; ++i)
         a[i] = (bwd_args){{0, 0}, x, s, ck, gs, beta, thr, total, (float)gs_const, gx, g_beta, g_thr, T, M,
-                          zero_reset, detach_reset, max_spikes, surrogate_kind, param, masked, mask_p, mask_key};
+                          zero_reset, detach_reset, max_spikes, surrogate_kind, param, mask_p, mask_key};
     return run_split(bwd_range, a, sizeof(bwd_args), M, n);
 }
 

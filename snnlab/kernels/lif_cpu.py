@@ -61,7 +61,7 @@ def _library() -> ctypes.CDLL | CBuildError:
     lib.snnlab_lif_forward.argtypes = [_P, _P, _P, _P, _P, _P, _P, _P, _I64, _I64, _INT, _INT, _INT, _INT, _DBL,
                                        _U32, _FLT, _U32, _INT]
     lib.snnlab_lif_backward.argtypes = [_P, _P, _P, _P, _DBL, _P, _P, _P, _P, _P, _P, _I64, _I64, _INT, _INT,
-                                        _INT, _INT, _DBL, _INT, _FLT, _U32, _INT]
+                                        _INT, _INT, _DBL, _FLT, _U32, _INT]
     for fn in (lib.snnlab_lif_forward, lib.snnlab_lif_backward):
         fn.restype = _INT
     for fn in (lib.snnlab_exp_approx, lib.snnlab_erf_approx):
@@ -169,7 +169,7 @@ class LIFCpuFunction(torch.autograd.Function):
                 _ptr(x), _ptr(spikes), _ptr(checkpoints), _ptr(gs), gs_const or 0.0, _ptr(beta_f), _ptr(thr_f),
                 _ptr(counts), _ptr(grad_x), _ptr(g_beta), _ptr(g_thr),
                 T, M, int(reset == "zero"), int(detach_reset), int(max_spikes or 0), SURROGATE_CODES[surrogate],
-                surrogate_param, int(mask_p > 0.0), mask_p, m_key, _threads(T, M))
+                surrogate_param, mask_p, m_key, _threads(T, M))
         gb, gt = param_grads(g_beta, g_thr, beta, threshold, x.shape[1:])
         return grad_x, gb, gt, None, None, None, None, None, None, None, None, None, None, None, None
 
