@@ -8,7 +8,10 @@ Cases (the Open Neuromorphic SNN library benchmark's sizes where it has them):
 * LIF alone, ``T=500, B=16, N=16384`` and ``T=32, B=64, N=65536``;
 * Linear+LIF, ``T=500, B=16, N=4096 / 8192 / 16384``;
 * DelayedLinear in the SHD configuration, ``140 -> 256, max_delay=25, T=100, B=256``, against the
-  dcls package's ``Dcls1d`` (which builds a dense ``[out, in, max_delay]`` kernel and runs a conv1d).
+  dcls package's ``Dcls1d`` (which builds a dense ``[out, in, max_delay]`` kernel and runs a conv1d),
+  with PyTorch's defaults (cuDNN may compute float32 convolutions in TF32) and with TF32 off; snnlab's
+  Triton "mma" path (TF32 x3, float32 accuracy), its "gather" path, the "mma" path in single TF32, and
+  the torch path. Each row gives the function's error against float64: compare at equal accuracy.
 * spike masking (``p = 0.3``) fused into snnlab's Triton LIF against the LIF followed by a
   ``SpikeMask`` layer, at the LIF sizes (run last).
 
@@ -67,8 +70,14 @@ VARIANTS: dict[str, tuple[str, dict[str, str]]] = {
     "snntorch compiled step": ("neuron", {}),
     "norse": ("neuron", {}),
     "norse compiled step": ("neuron", {}),
+    # DelayedLinear: snnlab's Triton "mma" path (TF32 x3: float32 accuracy) and its torch path; the
+    # Triton "gather" path and the "mma" path with single TF32 products to choose the defaults; Dcls1d
+    # with PyTorch's defaults (cuDNN may use TF32) and in float32 (TF32 off), for equal accuracy
     "snnlab DelayedLinear": ("delay", {}),
+    "snnlab DelayedLinear gather": ("delay", {"SNNLAB_TRITON_DELAY_ALGO": "gather"}),
+    "snnlab DelayedLinear tf32": ("delay", {"SNNLAB_TRITON_DELAY_PRECISION": "tf32"}),
     "dcls Dcls1d": ("delay", {}),
+    "dcls Dcls1d fp32": ("delay", {}),
     # spike masking (p = MASK_P) fused into the Triton LIF against the LIF followed by a SpikeMask layer
     "snnlab masked: fused": ("mask", {}),
     "snnlab masked: LIF + SpikeMask": ("mask", {}),
@@ -255,10 +264,14 @@ def run_delay_variant(variant: str, case: dict, device, warmup, reps) -> None:
     settings = [(f"sigma={K / 2:g}", K / 2.0), ("sigma=0.5", 0.5)]
     if variant.startswith("snnlab"):
         settings.append(("rounded", None))
-    backends = ["triton", "torch"] if variant.startswith("snnlab") else [None]
+    backends = ["triton", "torch"] if variant == "snnlab DelayedLinear" else [
+        "triton"] if variant.startswith("snnlab") else [None]
+    if variant == "dcls Dcls1d fp32":
+        torch.backends.cudnn.allow_tf32 = False
+    name = variant.replace("snnlab DelayedLinear", "snnlab DelayedLinear {}") if backends[0] else variant
     for backend in backends:
         for label, sigma in settings:
-            row = dict(variant=f"{variant} {backend}" if backend else variant, kind="DelayedLinear",
+            row = dict(variant=name.format(backend), kind="DelayedLinear",
                        setting=label, T=T, B=B, N=f"{inp}->{out}, K={K}")
             try:
                 layer = sl.DelayedLinear(inp, out, K, seed=1, backend=backend or "torch").to(device)

@@ -16,7 +16,8 @@ ROOT = Path(__file__).resolve().parents[1]
 def test_quick_run_writes_tables(tmp_path):
     env = dict(os.environ, TRITON_INTERPRET="1", PYTHONPATH=str(ROOT))
     cmd = [sys.executable, str(ROOT / "benchmarks" / "gpu_bench.py"), "--device", "cpu", "--quick", "--reps", "1",
-           "--warmup", "0", "--only", "snnlab triton", "snnlab torch", "snnlab DelayedLinear", "snnlab masked: fused",
+           "--warmup", "0", "--only", "snnlab triton", "snnlab torch", "snnlab DelayedLinear",
+           "snnlab DelayedLinear gather", "snnlab masked: fused",
            "--out", str(tmp_path)]
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=600, env=env, cwd=ROOT)
     assert proc.returncode == 0, proc.stderr[-2000:]
@@ -29,7 +30,8 @@ def test_quick_run_writes_tables(tmp_path):
     assert all(r["median_s"] > 0 for r in rows)
     delay = [r for r in rows if r["kind"] == "DelayedLinear"]
     assert {(r["variant"], r["setting"]) for r in delay} == {
-        (f"snnlab DelayedLinear {b}", s) for b in ("triton", "torch") for s in ("sigma=2.5", "sigma=0.5", "rounded")}
+        (f"snnlab DelayedLinear {b}", s) for b in ("triton", "torch", "triton gather")
+        for s in ("sigma=2.5", "sigma=0.5", "rounded")}
     assert all(r["rel_error"] < 1e-5 for r in delay if r["setting"] != "rounded")
     table = (tmp_path / "results.md").read_text()
     assert "| snnlab triton |  |" in table and "| 1.00 |" in table and "of copy" in table

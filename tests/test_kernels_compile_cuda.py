@@ -37,6 +37,12 @@ def test_every_kernel_launch_compiles_for_sm90():
     assert set(vector) == {"_lif_fwd_kernel", "_lif_bwd_kernel"}
     for launches, with_vector_loads in vector.values():
         assert launches >= 4 and with_vector_loads == launches
+    # the DelayedLinear "mma" kernels run their TF32 products on the tensor cores, the full-size tiles of
+    # real layers (recorded at the SHD layer's size) with Hopper's wgmma
+    tensor_cores = report["tensor_cores"]
+    assert set(tensor_cores) == {"_delay_mma_apply_kernel", "_delay_mma_grad_kernel"}
+    for launches, on_tensor_cores, full_tiles, with_wgmma in tensor_cores.values():
+        assert launches >= 8 and on_tensor_cores == launches and with_wgmma == full_tiles >= 4
 
 
 def test_a_kernel_the_interpreter_runs_but_the_gpu_compiler_rejects_is_reported(tmp_path):

@@ -14,9 +14,18 @@ pytestmark = skip_unless_ready(tl, "snnlab.kernels.delays_triton")
 
 from snnlab.core import delays as delays_mod  # noqa: E402
 from snnlab.core.delays import DelayedLinear, delayed_linear_reference, delayed_linear_rounded  # noqa: E402
-from snnlab.kernels.delays_triton import delayed_linear_triton, gaussian_window  # noqa: E402
+from snnlab.kernels import delays_triton  # noqa: E402
+from snnlab.kernels.delays_triton import delayed_linear_triton, gaussian_window, kernel_options  # noqa: E402
 
 D64 = torch.float64
+
+
+@pytest.fixture(autouse=True, params=delays_triton.ALGORITHMS)
+def algorithm(request, monkeypatch):
+    """Every test runs with each algorithm of the kernels (the tensor-core "mma" and the "gather" path),
+    chosen as users do, through the environment."""
+    monkeypatch.setenv("SNNLAB_TRITON_DELAY_ALGO", request.param)
+    return request.param
 
 
 def _gen(seed):
@@ -114,6 +123,75 @@ def test_gaussian_multiblock_extra_dims():
     assert out[0].shape == (T, 2, 3, 40)
     for a, b in zip(out, ref):
         _close(a, b, tol=5e-5)
+
+
+def test_mma_tiles_over_every_dimension(algorithm):
+    # rows, inputs and outputs each span several of the tensor-core path's tiles (64 rows, 32 and 64 features)
+    if algorithm != "mma":
+        pytest.skip("the gather path's tiles are covered by test_gaussian_multiblock_extra_dims")
+    T, B, I, O, K, sigma = 20, 4, 70, 70, 9, 0.8
+    g = _gen(12)
+    x, W, gy = torch.randn(T, B, I, generator=g), torch.randn(O, I, generator=g), torch.randn(T, B, O, generator=g)
+    P = torch.rand(O, I, generator=g) * (K - 1)
+    D = torch.randint(0, K, (O, I), generator=g)
+    x, W, P, D, gy = _on_device(x, W, P, D, gy)
+    out = _grads(lambda a, b, c: delayed_linear_triton(a, b, c, sigma, K, False), (x, W, P), gy)
+    ref = _grads(lambda a, b, c: delayed_linear_reference(a, b, c, sigma, K),
+                 (x.to(D64), W.to(D64), P.to(D64)), gy.to(D64))
+    for a, b in zip(out, ref):
+        _close(a, b, tol=5e-5)
+    out = _grads(lambda a, b: delayed_linear_triton(a, b, D, 1.0, K, True), (x, W), gy)
+    ref = _grads(lambda a, b: delayed_linear_rounded(a, b, D), (x.to(D64), W.to(D64)), gy.to(D64))
+    for a, b in zip(out, ref):
+        _close(a, b)
+
+
+@pytest.mark.parametrize("rounded", [False, True])
+def test_parameter_gradients_summed_over_row_splits(rounded, monkeypatch):
+    # on a GPU the rows are split over programs (partial sums added afterwards); forced here, with splits
+    # whose row ranges start before and after the taps' reach (r >= k * M)
+    monkeypatch.setattr(delays_triton, "_grad_splits", lambda R, n_tiles, BR: 3)
+    T, B, I, O, K, sigma = 40, 5, 20, 24, 9, 0.7
+    g = _gen(13)
+    x, W, gy = torch.randn(T, B, I, generator=g), torch.randn(O, I, generator=g), torch.randn(T, B, O, generator=g)
+    P = torch.randint(0, K, (O, I), generator=g) if rounded else torch.rand(O, I, generator=g) * (K - 1)
+    x, W, P, gy = _on_device(x, W, P, gy)
+    if rounded:
+        out = _grads(lambda a: delayed_linear_triton(x, a, P, 1.0, K, True), (W,), gy)
+        ref = _grads(lambda a: delayed_linear_rounded(x.to(D64), a, P), (W.to(D64),), gy.to(D64))
+    else:
+        out = _grads(lambda a, b: delayed_linear_triton(x, a, b, sigma, K, False), (W, P), gy)
+        ref = _grads(lambda a, b: delayed_linear_reference(x.to(D64), a, b, sigma, K), (W.to(D64), P.to(D64)),
+                     gy.to(D64))
+    for a, b in zip(out, ref):
+        _close(a, b, tol=5e-5)
+
+
+def test_rounded_delays_past_the_sequence_contribute_nothing():
+    g = _gen(14)
+    x, W = _on_device(torch.randn(6, 2, 5, generator=g), torch.randn(4, 5, generator=g))
+    D = torch.randint(0, 3, (4, 5), generator=g)
+    D[:, 0] = 10 ** 12  # far past T (and past int32): as if the synapse were absent
+    (D,) = _on_device(D)
+    W0 = W.clone()
+    W0[:, 0] = 0
+    torch.testing.assert_close(delayed_linear_triton(x, W, D, 1.0, 3, True),
+                               delayed_linear_triton(x, W0, D.clamp(max=2), 1.0, 3, True))
+
+
+def test_kernel_options_from_arguments_and_environment(algorithm, monkeypatch):
+    assert kernel_options() == (algorithm, "tf32x3")
+    assert kernel_options("gather", "ieee") == ("gather", "ieee")
+    monkeypatch.setenv("SNNLAB_TRITON_DELAY_PRECISION", "tf32")
+    assert kernel_options("mma") == ("mma", "tf32")
+    monkeypatch.setenv("SNNLAB_TRITON_DELAY_ALGO", "fast")
+    with pytest.raises(ValueError, match="SNNLAB_TRITON_DELAY_ALGO.*'mma', 'gather'.*'fast'"):
+        kernel_options()
+    with pytest.raises(ValueError, match="delayed_linear_triton.*'fp64'"):
+        kernel_options("mma", "fp64")
+    x, W, P = _on_device(torch.randn(4, 2, 3), torch.randn(5, 3), torch.rand(5, 3))
+    with pytest.raises(ValueError, match="SNNLAB_TRITON_DELAY_ALGO"):
+        delayed_linear_triton(x, W, P, 1.0, 3, False)
 
 
 def test_gaussian_window():

@@ -7,7 +7,9 @@ types, compile-time constants, warps) is then compiled by Triton's CUDA backend 
 ptxas in Triton's wheel. The CPU interpreter that runs the kernel tests in CI checks what the kernels
 compute; this checks that they compile for the GPU (types, casts, constexpr branches), which the
 interpreter does not. Prints one JSON line: ``{"compiled": n, "failed": {launch: error}, ...,
-"vector_loads_when_M_divisible_by_16": {kernel: [launches, of which with 128-bit loads]}}``.
+"vector_loads_when_M_divisible_by_16": {kernel: [launches, of which with 128-bit loads]},
+"tensor_cores": {kernel: [TF32 launches, of which on the tensor cores, of 64-row tiles, of which with
+wgmma]}}``.
 """
 from __future__ import annotations
 
@@ -123,18 +125,26 @@ def run_wrappers() -> None:
         lif(*make_inputs((2, 1024), True), params=False, sum_loss=True, **kw)
     lif(*make_inputs((2, 65), True, dtype=torch.float16), reset="zero")
 
-    for dtype in (torch.float32, torch.bfloat16):
-        x = torch.rand(6, 3, 14).round().to(dtype).requires_grad_()
-        w = torch.randn(16, 14, requires_grad=True)
-        p = (torch.rand(16, 14) * 4).requires_grad_()
-        delays_triton.delayed_linear_triton(x, w, p, 1.5, 5, False).sum().backward()
-        delays_triton.delayed_linear_triton(x, w, p.detach().round().long(), 1.0, 5, True).sum().backward()
+    def delays(shape, out, dtype, **options):
+        x = torch.rand(*shape).round().to(dtype).requires_grad_()
+        w = torch.randn(out, shape[-1], requires_grad=True)
+        p = (torch.rand(out, shape[-1]) * 4).requires_grad_()
+        delays_triton.delayed_linear_triton(x, w, p, 1.5, 5, False, **options).sum().backward()
+        delays_triton.delayed_linear_triton(x, w, p.detach().round().long(), 1.0, 5, True, **options).sum().backward()
+
+    for algorithm in delays_triton.ALGORITHMS:
+        for dtype in (torch.float32, torch.bfloat16):
+            delays((6, 3, 14), 16, dtype, algorithm=algorithm)
+            delays((4, 64, 140), 256, dtype, algorithm=algorithm)  # the SHD layer: the full-size tiles
+    for precision in delays_triton.PRECISIONS:
+        delays((4, 64, 140), 256, torch.float32, algorithm="mma", precision=precision)
 
 
 def compile_kernel(kernel, signature: dict, constexprs: dict, num_warps: int,
-                   aligned: tuple[str, ...] = ()) -> tuple[str | None, bool]:
+                   aligned: tuple[str, ...] = ()) -> tuple[str | None, dict]:
     """Compile ``kernel`` (a ``@triton.jit`` function) for :data:`TARGET`, the arguments in ``aligned``
-    marked divisible by 16; ``(None or the error, whether the PTX has 128-bit global loads)``."""
+    marked divisible by 16; ``(None or the error, what the PTX uses)``: ``{"v4": 128-bit global loads,
+    "wgmma": Hopper's warpgroup matrix products, "mma": the older warp-level ones}``."""
     names = kernel.arg_names
     try:
         src = ASTSource(fn=kernel, signature=signature,
@@ -142,13 +152,14 @@ def compile_kernel(kernel, signature: dict, constexprs: dict, num_warps: int,
                         attrs={(names.index(n),): [["tt.divisibility", 16]] for n in aligned})
         compiled = triton.compile(src, target=TARGET, options={"num_warps": num_warps})
         if not compiled.asm.get("cubin"):
-            return "no cubin", False
+            return "no cubin", {}
     except Exception as exc:  # reported, not raised: one failing launch does not hide the others
-        return f"{type(exc).__name__}: {str(exc)[-2000:]}", False
-    return None, "ld.global.v4" in compiled.asm["ptx"]
+        return f"{type(exc).__name__}: {str(exc)[-2000:]}", {}
+    ptx = compiled.asm["ptx"]
+    return None, {"v4": "ld.global.v4" in ptx, "wgmma": "wgmma.mma_async" in ptx, "mma": "mma.sync" in ptx}
 
 
-def compile_launch(key: str) -> tuple[str | None, bool]:
+def compile_launch(key: str) -> tuple[str | None, dict]:
     """Compile one launch recorded by :func:`record_launches` (see :func:`compile_kernel`)."""
     module, name, signature, constexprs, num_warps, aligned = json.loads(key)
     kernel = getattr({m.__name__.rsplit(".", 1)[1]: m for m in MODULES}[module], name)
@@ -166,14 +177,19 @@ def main() -> int:
             results = dict(zip(launches, pool.map(compile_launch, launches)))
     failed = {k: e for k, (e, _) in results.items() if e}
     # per kernel: how many of its launches with M divisible by 16 (all pointers aligned) load 128 bits at a time
-    vector = {}
-    for key, (err, v4) in results.items():
-        _, name, _, _, _, aligned = json.loads(key)
+    vector, tensor_cores = {}, {}
+    for key, (err, uses) in results.items():
+        _, name, _, constexprs, _, aligned = json.loads(key)
         if not err and "M" in aligned:
             n, k = vector.get(name, (0, 0))
-            vector[name] = (n + 1, k + int(v4))
+            vector[name] = (n + 1, k + int(uses["v4"]))
+        if not err and str(constexprs.get("PRECISION", "")).startswith("tf32"):
+            full = constexprs["BR"] >= 64
+            n, k, f, w = tensor_cores.get(name, (0, 0, 0, 0))
+            tensor_cores[name] = (n + 1, k + int(uses["wgmma"] or uses["mma"]), f + int(full),
+                                  w + int(full and uses["wgmma"]))
     print(json.dumps({"compiled": len(launches) - len(failed), "failed": failed, "target": str(TARGET),
-                      "vector_loads_when_M_divisible_by_16": vector}))
+                      "vector_loads_when_M_divisible_by_16": vector, "tensor_cores": tensor_cores}))
     return 1 if failed else 0
 
 

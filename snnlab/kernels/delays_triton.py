@@ -1,13 +1,14 @@
 """Fused Triton kernels for :class:`snnlab.core.delays.DelayedLinear` (learnable synaptic delays).
 
-Same functions and gradients as the PyTorch paths in :mod:`snnlab.core.delays`, without
-building the dense ``[out, in, max_delay]`` kernel and without one GEMM per tap:
+Same functions and gradients as the PyTorch paths in :mod:`snnlab.core.delays`, in one kernel launch
+per pass (forward, ``grad_x``, parameter gradients), never writing the dense ``[out, in, max_delay]``
+kernel to memory (its tiles live in registers):
 
 * rounded path (integer delays ``d``, a LongTensor ``[out, in]``)::
 
       y[t, b, j] = sum_i W_ij * x[t - d_ij, b, i]                  (x[t < 0] = 0)
 
-  computed as a delayed gather fused with the reduction over ``i``;
+  (``W_ij [d_ij == k]`` as tap ``k``'s kernel);
 * training path (real positions ``p``, Gaussian interpolation of width ``sigma``)::
 
       G_ij[k] = exp(-(k - p_ij)^2 / (2 sigma^2)) / sum_k' exp(-(k' - p_ij)^2 / (2 sigma^2))
@@ -24,7 +25,22 @@ building the dense ``[out, in, max_delay]`` kernel and without one GEMM per tap:
 
 Layout: ``x [T, B, ..., in]`` is viewed as ``[R = T * M, in]`` rows (``M`` = everything
 between time and features); time step ``t - k`` of row ``r`` is row ``r - k * M``, valid iff
-it is ``>= 0``. Kernels:
+it is ``>= 0``. Two algorithms (:func:`kernel_options`), the same functions:
+
+``"mma"`` (the default): a time shift by ``k`` steps is a shift by ``k * M`` rows, so tap ``k`` of
+all synapses is one matrix product of contiguous row blocks with the tap's kernel slice
+``C[:, :, k]`` (``W G[k]``, or ``W [d == k]``), which is built tile by tile in registers and fed
+to ``tl.dot`` (the tensor cores: wgmma on Hopper). Each tile runs only the taps some synapse of
+the tile uses that reach inside the sequence. Products in TF32 three times (``"tf32x3"``: float32
+accuracy, the default), once (``"tf32"``) or in float32 FMA (``"ieee"``); accumulation in float32.
+
+* ``_delay_mma_apply_kernel``: ``out[r, a] = sum_k src[r + SIGN k M, :] @ C_k[:, a]``, one program
+  per (block of rows, block of ``a``); forward and ``grad_x`` as below.
+* ``_delay_mma_grad_kernel``: per ``[in, out]`` tile and split of rows, ``A[k] = x[r - k M]^T @ gy[r]``
+  for the tile's taps, folded into ``grad_W`` and ``grad_p`` as below as each tap ends.
+
+``"gather"``: each synapse's window taps gathered on the CUDA cores (only the window's taps, no
+tensor cores), float32:
 
 * ``_delay_apply_kernel``: ``out[r, a] = sum_b sum_k C_ab[k] * src[r + SIGN * k * M, b]``;
   one program per (block of rows, block of ``a``), looping over ``b`` in blocks with 3-D
@@ -46,7 +62,9 @@ Importing this module without Triton installed raises :class:`ImportError`.
 """
 from __future__ import annotations
 
+import functools
 import math
+import os
 
 import torch
 
@@ -58,6 +76,10 @@ __all__ = ["delayed_linear_triton", "DelayedLinearTritonFunction", "DelayedLinea
 _SUPPORTED_DTYPES = (torch.float32, torch.float16, torch.bfloat16)
 #: half-width of the tap window in units of sigma (taps further than this from ``p`` are dropped)
 WINDOW_SIGMAS = 6.0
+#: the fused kernels' algorithms and the precisions of the tensor-core one (first: the default), see
+#: :func:`kernel_options`
+ALGORITHMS = ("mma", "gather")
+PRECISIONS = ("tf32x3", "tf32", "ieee")
 
 
 # ----------------------------------------------------------------------------- kernels
@@ -189,6 +211,148 @@ def _delay_grad_kernel(x_ptr, gy_ptr, w_ptr, p_ptr, gw_ptr, gp_ptr, R, M, I, J, 
         tl.store(gw_ptr + out_off, a, mask=pmask)
 
 
+# --- tensor-core path ("mma"): the taps as shifted matrix products --------------------------------
+#
+# A time shift by k steps is a shift by k * M rows of the [R, features] view, so for one tap k the
+# contribution of all synapses is a plain matrix product of contiguous row blocks with the tap's kernel
+# slice H[:, :, k] = W * G[k] (W * [d == k] when rounded), which is built tile by tile in registers
+# (never in memory) and fed to tl.dot. Each tile runs only the taps that some synapse of the tile uses
+# (its window, or its delay) and that reach inside the sequence.
+
+
+@triton.jit
+def _tap_tile(w, p, k0, dr2, scale, k, NW, inv_2s2, GAUSS: tl.constexpr):
+    """Tap ``k`` of a tile of synapses: ``W G[k]`` inside each synapse's window (``scale = W / z``), or
+    ``W [d == k]`` for integer delays ``p``."""
+    if GAUSS:
+        kf = k + 0.0  # k: the loop's int (a Python int under the interpreter)
+        inside = (kf >= k0) & (kf < k0 + NW)
+        return tl.where(inside, tl.exp(-((kf - p) * (kf - p) - dr2) * inv_2s2) * scale, 0.0)
+    else:
+        return tl.where(p == k, w, 0.0)
+
+
+@triton.jit
+def _tap_range(p, k0, pmask, KMAX0, NW, GAUSS: tl.constexpr):
+    """``[k_lo, k_hi)``: the taps some synapse of the tile uses (masked entries left out)."""
+    if GAUSS:
+        k_lo = tl.min(tl.where(pmask, k0, KMAX0)).to(tl.int32)
+        k_hi = tl.max(tl.where(pmask, k0, 0.0)).to(tl.int32) + NW
+    else:
+        k_lo = tl.min(tl.where(pmask, p, 2147483647))
+        k_hi = tl.max(tl.where(pmask, p, -1)) + 1
+    return k_lo, k_hi
+
+
+@triton.jit
+def _synapse_tile(w_ptr, p_ptr, poff, pmask, RAD, KMAX0, NW, inv_2s2, GAUSS: tl.constexpr):
+    """Weights and positions (or int32 delays) of a tile of synapses, with the window ``(k0, dr2, 1 / z)``."""
+    w = tl.load(w_ptr + poff, mask=pmask, other=0.0).to(tl.float32)
+    if GAUSS:
+        p = tl.load(p_ptr + poff, mask=pmask, other=0.0).to(tl.float32)
+        k0, dr2, z = _gauss_window(p, RAD, KMAX0, NW, inv_2s2)
+        inv_z = 1.0 / z  # z >= 1 (the nearest tap contributes exp(0))
+    else:
+        p = tl.load(p_ptr + poff, mask=pmask, other=0).to(tl.int32)
+        k0 = tl.zeros_like(w)
+        dr2 = k0
+        inv_z = k0 + 1.0
+    return w, p, k0, dr2, inv_z
+
+
+@triton.jit(do_not_specialize=["R", "M", "NB", "NA", "NW"])
+def _delay_mma_apply_kernel(src_ptr, w_ptr, p_ptr, out_ptr, R, M, NB, NA, stride_wb, stride_wa,
+                            RAD, KMAX0, NW, inv_2s2,
+                            SIGN: tl.constexpr, GAUSS: tl.constexpr, PRECISION: tl.constexpr,
+                            BR: tl.constexpr, BB: tl.constexpr, BA: tl.constexpr):
+    """``out[r, a] = sum_k src[r + SIGN k M, :] @ C_k[:, a]`` (``C_k[b, a]`` the tap-k kernel), one program
+    per (block of rows, block of ``a``), one tl.dot per (block of ``b``, tap)."""
+    pid_r = tl.program_id(0)
+    pid_a = tl.program_id(1)
+    rows = pid_r * BR + tl.arange(0, BR)
+    offs_a = pid_a * BA + tl.arange(0, BA)
+    rmask = rows < R
+    amask = offs_a < NA
+    rows64 = rows.to(tl.int64)
+    Mi = M.to(tl.int64)
+    # the taps whose source rows lie inside the sequence for some row of this block
+    row_first = pid_r * BR
+    row_last = tl.minimum(row_first + BR, R) - 1
+    if SIGN < 0:
+        k_reach = row_last // M + 1  # looking back: r - k M >= 0
+    else:
+        k_reach = (R - 1 - row_first) // M + 1  # looking ahead: r + k M < R
+    acc = tl.zeros([BR, BA], dtype=tl.float32)
+    for b0 in range(0, NB, BB):
+        offs_b = b0 + tl.arange(0, BB)
+        bmask = offs_b < NB
+        pmask = bmask[:, None] & amask[None, :]
+        poff = offs_b[:, None] * stride_wb + offs_a[None, :] * stride_wa
+        w, p, k0, dr2, inv_z = _synapse_tile(w_ptr, p_ptr, poff, pmask, RAD, KMAX0, NW, inv_2s2, GAUSS)
+        scale = w * inv_z
+        k_lo, k_hi = _tap_range(p, k0, pmask, KMAX0, NW, GAUSS)
+        for k in range(k_lo, tl.minimum(k_hi, k_reach)):
+            c = _tap_tile(w, p, k0, dr2, scale, k, NW, inv_2s2, GAUSS)
+            src = rows64 + SIGN * (k * Mi)
+            valid = rmask & (src >= 0) & (src < R)
+            a = tl.load(src_ptr + src[:, None] * NB + offs_b[None, :], mask=valid[:, None] & bmask[None, :],
+                        other=0.0).to(tl.float32)
+            acc = tl.dot(a, c, acc, input_precision=PRECISION)
+    out_off = rows64[:, None] * NA + offs_a[None, :]
+    tl.store(out_ptr + out_off, acc.to(out_ptr.dtype.element_ty), mask=rmask[:, None] & amask[None, :])
+
+
+@triton.jit(do_not_specialize=["R", "M", "I", "J", "rows_per_split", "NW"])
+def _delay_mma_grad_kernel(x_ptr, gy_ptr, w_ptr, p_ptr, gw_ptr, gp_ptr, R, M, I, J, rows_per_split,
+                           RAD, KMAX0, NW, inv_2s2, inv_s2,
+                           GAUSS: tl.constexpr, NEED_W: tl.constexpr, NEED_P: tl.constexpr,
+                           PRECISION: tl.constexpr, BR: tl.constexpr, BI: tl.constexpr, BJ: tl.constexpr):
+    """Per ``[in, out]`` tile and split of rows: ``A[k] = x[r - k M, :]^T @ gy[r, :]`` for the tile's taps
+    (one tl.dot per block of rows), folded into ``grad_W`` and ``grad_p`` as tap ``k`` ends."""
+    pid_i = tl.program_id(0)
+    pid_j = tl.program_id(1)
+    pid_s = tl.program_id(2)
+    offs_i = pid_i * BI + tl.arange(0, BI)
+    offs_j = pid_j * BJ + tl.arange(0, BJ)
+    imask = offs_i < I
+    jmask = offs_j < J
+    pmask = imask[:, None] & jmask[None, :]
+    poff = offs_j[None, :] * I + offs_i[:, None]  # W / p are [out = J, in = I]
+    Mi = M.to(tl.int64)
+    row_lo = pid_s * rows_per_split
+    row_hi = tl.minimum(row_lo + rows_per_split, R)
+    w, p, k0, dr2, inv_z = _synapse_tile(w_ptr, p_ptr, poff, pmask, RAD, KMAX0, NW, inv_2s2, GAUSS)
+    k_lo, k_hi = _tap_range(p, k0, pmask, KMAX0, NW, GAUSS)
+    gw = tl.zeros([BI, BJ], dtype=tl.float32)
+    su = tl.zeros([BI, BJ], dtype=tl.float32)
+    for k in range(k_lo, tl.minimum(k_hi, (row_hi - 1) // M + 1)):  # rows r >= k M see x[r - k M]
+        a = tl.zeros([BI, BJ], dtype=tl.float32)
+        for r0 in range(tl.maximum(row_lo, k * M), row_hi, BR):
+            rows = (r0 + tl.arange(0, BR)).to(tl.int64)
+            rmask = rows < row_hi
+            gy = tl.load(gy_ptr + rows[:, None] * J + offs_j[None, :], mask=rmask[:, None] & jmask[None, :],
+                         other=0.0).to(tl.float32)
+            xv = tl.load(x_ptr + (rows - k * Mi)[:, None] * I + offs_i[None, :],
+                         mask=rmask[:, None] & imask[None, :], other=0.0).to(tl.float32)
+            a = tl.dot(tl.trans(xv), gy, a, input_precision=PRECISION)
+        g = _tap_tile(inv_z, p, k0, dr2, inv_z, k, NW, inv_2s2, GAUSS)  # G[k] (rounded: [d == k])
+        gw += g * a
+        if NEED_P:
+            su += g * ((k + 0.0) - p) * inv_s2 * a
+    if GAUSS:
+        if NEED_W:
+            tl.store(gw_ptr + pid_s.to(tl.int64) * I * J + poff, gw, mask=pmask)
+        if NEED_P:
+            # d/dp of the normalised Gaussian: G[k] (u_k - ubar), u_k = (k - p) / sigma^2, over the whole window
+            ubar = tl.zeros([BI, BJ], dtype=tl.float32)
+            for wi in range(NW):
+                kw = k0 + wi
+                ubar += tl.exp(-((kw - p) * (kw - p) - dr2) * inv_2s2) * inv_z * (kw - p) * inv_s2
+            tl.store(gp_ptr + pid_s.to(tl.int64) * I * J + poff, w * (su - ubar * gw), mask=pmask)
+    else:
+        tl.store(gw_ptr + pid_s.to(tl.int64) * I * J + poff, gw, mask=pmask)
+
+
 # kernels decorated while TRITON_INTERPRET=1 run on CPU tensors through Triton's interpreter
 _INTERPRETED = type(_delay_apply_kernel).__name__ == "InterpretedFunction"
 
@@ -228,8 +392,53 @@ def _gauss_args(sigma: float, max_delay: int) -> dict:
 _ROUNDED_ARGS = dict(RAD=0.0, KMAX0=0.0, NW=1, inv_2s2=0.0)
 
 
+def kernel_options(algorithm: str | None = None, precision: str | None = None) -> tuple[str, str]:
+    """``(algorithm, precision)`` of the fused kernels: the arguments, else the environment, else the defaults.
+
+    * ``algorithm``: ``"mma"`` (default; each tap a matrix product on the tensor cores, kernel tiles built in
+      registers) or ``"gather"`` (per-synapse windows gathered on the CUDA cores, only the window's taps);
+      ``SNNLAB_TRITON_DELAY_ALGO`` sets it.
+    * ``precision`` of the ``"mma"`` products: ``"tf32x3"`` (default: float32 accuracy from three TF32
+      products), ``"tf32"`` (one product, ~1e-3 relative, as cuDNN's default for float32 convolutions) or
+      ``"ieee"`` (float32 FMA, no tensor cores); ``SNNLAB_TRITON_DELAY_PRECISION`` sets it. The ``"gather"``
+      path always computes in float32, and so does ``"mma"`` on GPUs without TF32 (before compute
+      capability 8.0), whatever the precision asked.
+
+    Example:
+        >>> kernel_options("gather")[0]
+        'gather'
+    """
+    chosen = []
+    for value, env, choices in ((algorithm, "SNNLAB_TRITON_DELAY_ALGO", ALGORITHMS),
+                                (precision, "SNNLAB_TRITON_DELAY_PRECISION", PRECISIONS)):
+        if value is None:
+            value = os.environ.get(env, "").strip().lower() or choices[0]
+            where = f"the environment variable {env}"
+        else:
+            where = "delayed_linear_triton"
+        if value not in choices:
+            raise ValueError(f"{where}: expected one of {list(choices)}, got {value!r}")
+        chosen.append(value)
+    return chosen[0], chosen[1]
+
+
+@functools.lru_cache(maxsize=None)
+def _has_tf32(device_index: int) -> bool:
+    return torch.cuda.get_device_capability(device_index) >= (8, 0)
+
+
+def _options_for(device: torch.device, options: tuple[str, str]) -> tuple[str, str]:
+    """``options`` as the device can run them: TF32 products need compute capability 8.0 or later."""
+    algorithm, precision = options
+    if precision != "ieee" and device.type == "cuda":
+        if not _has_tf32(device.index if device.index is not None else torch.cuda.current_device()):
+            precision = "ieee"
+    return algorithm, precision
+
+
 def _apply(src: torch.Tensor, weight: torch.Tensor, param: torch.Tensor, M: int, out_features: int,
-           transpose: bool, gauss_args: dict, gauss: bool, out_dtype: torch.dtype) -> torch.Tensor:
+           transpose: bool, gauss_args: dict, gauss: bool, out_dtype: torch.dtype,
+           options: tuple[str, str]) -> torch.Tensor:
     """``out[R, NA]``; forward (``transpose=False``): a = out index j, b = in index i, looking back in time;
     grad_x (``transpose=True``): a = i, b = j, looking ahead."""
     R, NB = src.shape
@@ -241,33 +450,56 @@ def _apply(src: torch.Tensor, weight: torch.Tensor, param: torch.Tensor, M: int,
     if NB == 0:
         return out.zero_()
     stride_wb, stride_wa = (I, 1) if transpose else (1, I)
-    BR, BB, BA = _pow2(R, 16, 32), _pow2(NB, 8, 8), _pow2(NA, 16, 32)
-    grid = (triton.cdiv(R, BR), triton.cdiv(NA, BA))
-    _delay_apply_kernel[grid](src, weight, param, out, R, M, NB, NA, stride_wb, stride_wa, **gauss_args,
-                              SIGN=1 if transpose else -1, GAUSS=gauss, BR=BR, BB=BB, BA=BA, num_warps=8)
+    common = dict(SIGN=1 if transpose else -1, GAUSS=gauss)
+    algorithm, precision = options
+    if algorithm == "mma":
+        BR, BB = _pow2(R, 16, 64), _pow2(NB, 16, 32)
+        BA = 128 if NA % 128 == 0 else _pow2(NA, 16, 64)
+        grid = (triton.cdiv(R, BR), triton.cdiv(NA, BA))
+        _delay_mma_apply_kernel[grid](src, weight, param, out, R, M, NB, NA, stride_wb, stride_wa, **gauss_args,
+                                      **common, PRECISION=precision, BR=BR, BB=BB, BA=BA, num_warps=4)
+    else:
+        BR, BB, BA = _pow2(R, 16, 32), _pow2(NB, 8, 8), _pow2(NA, 16, 32)
+        grid = (triton.cdiv(R, BR), triton.cdiv(NA, BA))
+        _delay_apply_kernel[grid](src, weight, param, out, R, M, NB, NA, stride_wb, stride_wa, **gauss_args,
+                                  **common, BR=BR, BB=BB, BA=BA, num_warps=8)
     return out
 
 
+def _grad_splits(R: int, n_tiles: int, BR: int) -> int:
+    """Splits of the rows for the parameter gradients: enough programs to fill the GPU (partial sums are
+    reduced afterwards, deterministically); one under the interpreter."""
+    if _INTERPRETED:
+        return 1
+    return max(1, min(-(-256 // n_tiles), triton.cdiv(R, 4 * BR)))
+
+
 def _param_grads(x2: torch.Tensor, gy2: torch.Tensor, weight: torch.Tensor, param: torch.Tensor, M: int,
-                 gauss_args: dict, inv_s2: float, gauss: bool, need_w: bool, need_p: bool):
+                 gauss_args: dict, inv_s2: float, gauss: bool, need_w: bool, need_p: bool,
+                 options: tuple[str, str]):
     """float32 ``(grad_W, grad_p)`` ``[out, in]`` (``grad_p`` is None unless ``gauss and need_p``)."""
     R, I = x2.shape
     J = gy2.shape[1]
     need_p = need_p and gauss
-    BR, BI, BJ = _pow2(R, 16, 16), _pow2(I, 16, 16), _pow2(J, 16, 32)
-    n_tiles = triton.cdiv(I, BI) * triton.cdiv(J, BJ)
-    splits = 1
-    if not _INTERPRETED:  # enough programs to fill the GPU; partial sums reduced below (deterministic)
-        splits = max(1, min(-(-256 // n_tiles), triton.cdiv(R, 4 * BR)))
+    algorithm, precision = options
+    if algorithm == "mma":
+        BR, BI, BJ = _pow2(R, 16, 64), _pow2(I, 16, 64), _pow2(J, 16, 64)
+    else:
+        BR, BI, BJ = _pow2(R, 16, 16), _pow2(I, 16, 16), _pow2(J, 16, 32)
+    splits = _grad_splits(R, triton.cdiv(I, BI) * triton.cdiv(J, BJ), BR)
     rows_per_split = triton.cdiv(triton.cdiv(max(R, 1), splits), BR) * BR
     splits = max(1, triton.cdiv(R, rows_per_split))
     gw = torch.zeros(splits, J, I, device=x2.device, dtype=torch.float32)
     gp = torch.zeros(splits, J, I, device=x2.device, dtype=torch.float32) if need_p else gw
     if R > 0 and I > 0 and J > 0:
         grid = (triton.cdiv(I, BI), triton.cdiv(J, BJ), splits)
-        _delay_grad_kernel[grid](x2, gy2, weight, param, gw, gp, R, M, I, J, rows_per_split, **gauss_args,
-                                 inv_s2=inv_s2, GAUSS=gauss, NEED_W=need_w or need_p, NEED_P=need_p,
-                                 BR=BR, BI=BI, BJ=BJ, num_warps=8)
+        args = (x2, gy2, weight, param, gw, gp, R, M, I, J, rows_per_split)
+        flags = dict(**gauss_args, inv_s2=inv_s2, GAUSS=gauss, NEED_W=need_w or need_p, NEED_P=need_p,
+                     BR=BR, BI=BI, BJ=BJ)
+        if algorithm == "mma":
+            _delay_mma_grad_kernel[grid](*args, **flags, PRECISION=precision, num_warps=4)
+        else:
+            _delay_grad_kernel[grid](*args, **flags, num_warps=8)
     gw = gw.sum(0) if splits > 1 else gw[0]
     gp = (gp.sum(0) if splits > 1 else gp[0]) if need_p else None
     return gw, gp
@@ -281,30 +513,30 @@ class DelayedLinearTritonFunction(torch.autograd.Function):
     max_delay) -> y [T, M, out]``; gradients for ``x``, ``W`` and ``p``."""
 
     @staticmethod
-    def forward(ctx, x, weight, positions, sigma, max_delay):
+    def forward(ctx, x, weight, positions, sigma, max_delay, options):
         T, M, I = x.shape
         x2 = x.reshape(T * M, I)
         weight_c, pos_c = weight.contiguous(), positions.contiguous()
         gargs, inv_s2 = _gauss_args(sigma, max_delay)
-        y = _apply(x2, weight_c, pos_c, M, weight.shape[0], False, gargs, True, x.dtype)
+        y = _apply(x2, weight_c, pos_c, M, weight.shape[0], False, gargs, True, x.dtype, options)
         ctx.save_for_backward(x2, weight_c, pos_c)
-        ctx.cfg = (T, M, gargs, inv_s2)
+        ctx.cfg = (T, M, gargs, inv_s2, options)
         return y.view(T, M, weight.shape[0])
 
     @staticmethod
     def backward(ctx, gy):
         x2, weight, pos = ctx.saved_tensors
-        T, M, gargs, inv_s2 = ctx.cfg
+        T, M, gargs, inv_s2, options = ctx.cfg
         gy2 = gy.contiguous().view(T * M, weight.shape[0])
         gx = gw = gp = None
         if ctx.needs_input_grad[0]:
-            gx = _apply(gy2, weight, pos, M, weight.shape[1], True, gargs, True, x2.dtype).view(T, M, -1)
+            gx = _apply(gy2, weight, pos, M, weight.shape[1], True, gargs, True, x2.dtype, options).view(T, M, -1)
         if ctx.needs_input_grad[1] or ctx.needs_input_grad[2]:
             gw32, gp32 = _param_grads(x2, gy2, weight, pos, M, gargs, inv_s2, True,
-                                      ctx.needs_input_grad[1], ctx.needs_input_grad[2])
+                                      ctx.needs_input_grad[1], ctx.needs_input_grad[2], options)
             gw = gw32.to(weight.dtype) if ctx.needs_input_grad[1] else None
             gp = gp32.to(pos.dtype) if ctx.needs_input_grad[2] else None
-        return gx, gw, gp, None, None
+        return gx, gw, gp, None, None, None
 
 
 class DelayedLinearRoundedTritonFunction(torch.autograd.Function):
@@ -312,34 +544,36 @@ class DelayedLinearRoundedTritonFunction(torch.autograd.Function):
     gradients for ``x`` and ``W``."""
 
     @staticmethod
-    def forward(ctx, x, weight, delays):
+    def forward(ctx, x, weight, delays, options):
         T, M, I = x.shape
         x2 = x.reshape(T * M, I)
         weight_c, d = weight.contiguous(), delays.contiguous()
-        y = _apply(x2, weight_c, d, M, weight.shape[0], False, _ROUNDED_ARGS, False, x.dtype)
+        y = _apply(x2, weight_c, d, M, weight.shape[0], False, _ROUNDED_ARGS, False, x.dtype, options)
         ctx.save_for_backward(x2, weight_c, d)
-        ctx.cfg = (T, M)
+        ctx.cfg = (T, M, options)
         return y.view(T, M, weight.shape[0])
 
     @staticmethod
     def backward(ctx, gy):
         x2, weight, d = ctx.saved_tensors
-        T, M = ctx.cfg
+        T, M, options = ctx.cfg
         gy2 = gy.contiguous().view(T * M, weight.shape[0])
         gx = gw = None
         if ctx.needs_input_grad[0]:
-            gx = _apply(gy2, weight, d, M, weight.shape[1], True, _ROUNDED_ARGS, False, x2.dtype).view(T, M, -1)
+            gx = _apply(gy2, weight, d, M, weight.shape[1], True, _ROUNDED_ARGS, False, x2.dtype,
+                        options).view(T, M, -1)
         if ctx.needs_input_grad[1]:
-            gw32, _ = _param_grads(x2, gy2, weight, d, M, _ROUNDED_ARGS, 0.0, False, True, False)
+            gw32, _ = _param_grads(x2, gy2, weight, d, M, _ROUNDED_ARGS, 0.0, False, True, False, options)
             gw = gw32.to(weight.dtype)
-        return gx, gw, None
+        return gx, gw, None, None
 
 
 # ----------------------------------------------------------------------------- entry point
 
 
 def delayed_linear_triton(x: torch.Tensor, weight: torch.Tensor, positions_or_delays: torch.Tensor,
-                          sigma: float, max_delay: int, rounded: bool) -> torch.Tensor:
+                          sigma: float, max_delay: int, rounded: bool, algorithm: str | None = None,
+                          precision: str | None = None) -> torch.Tensor:
     """Fused Triton :class:`~snnlab.core.delays.DelayedLinear` forward (no bias), differentiable.
 
     ``x`` is ``[T, B, ..., in]`` (middle dimensions are flattened), ``weight`` ``[out, in]``.
@@ -347,7 +581,8 @@ def delayed_linear_triton(x: torch.Tensor, weight: torch.Tensor, positions_or_de
     ``[0, max_delay - 1]``, zero gradient outside), Gaussian width ``sigma``; gradients flow
     to ``x``, ``weight`` and the positions. ``rounded=True``: integer delays ``[out, in]``
     (``>= 0``; delays ``>= T`` contribute nothing), ``sigma`` is ignored; gradients flow to
-    ``x`` and ``weight``. Returns ``[T, B, ..., out]`` in ``x``'s dtype.
+    ``x`` and ``weight``. Returns ``[T, B, ..., out]`` in ``x``'s dtype. ``algorithm`` and ``precision``:
+    see :func:`kernel_options` (default: ``"mma"`` at ``"tf32x3"``, or what the environment sets).
     """
     name = "delayed_linear_triton"
     if x.dim() < 2:
@@ -365,6 +600,7 @@ def delayed_linear_triton(x: torch.Tensor, weight: torch.Tensor, positions_or_de
         if t.dtype not in _SUPPORTED_DTYPES:
             raise TypeError(f"{name}: {label} must be one of {list(_SUPPORTED_DTYPES)}, got {t.dtype}")
     _check_device(x, weight, positions_or_delays)
+    options = _options_for(x.device, kernel_options(algorithm, precision))
     shape = x.shape
     x3 = x.reshape(shape[0], -1, shape[-1]).contiguous()
     if rounded:
@@ -372,10 +608,11 @@ def delayed_linear_triton(x: torch.Tensor, weight: torch.Tensor, positions_or_de
         if d.dtype.is_floating_point or d.dtype == torch.bool or d.is_complex():
             raise TypeError(f"{name}: rounded=True needs integer delays (e.g. layer.delays, a LongTensor), "
                             f"got {d.dtype}")
-        d = d.to(torch.int64)
         if d.numel() and bool((d < 0).any()):
             raise ValueError(f"{name}: delays must be >= 0")
-        y = DelayedLinearRoundedTritonFunction.apply(x3, weight, d)
+        # delays >= T reach before the sequence (nothing) either way; capped, they fit the kernels' int32
+        d = d.clamp(max=max(shape[0], 1)).to(torch.int64)
+        y = DelayedLinearRoundedTritonFunction.apply(x3, weight, d, options)
     else:
         p = positions_or_delays
         if p.dtype not in _SUPPORTED_DTYPES:
@@ -384,5 +621,5 @@ def delayed_linear_triton(x: torch.Tensor, weight: torch.Tensor, positions_or_de
         if not (math.isfinite(sigma) and sigma > 0):
             raise ValueError(f"{name}: sigma must be a finite float > 0, got {sigma!r}")
         p = p.clamp(0.0, float(max_delay - 1))
-        y = DelayedLinearTritonFunction.apply(x3, weight, p, sigma, max_delay)
+        y = DelayedLinearTritonFunction.apply(x3, weight, p, sigma, max_delay, options)
     return y.reshape(*shape[:-1], weight.shape[0])
