@@ -125,11 +125,11 @@ def test_gaussian_multiblock_extra_dims():
         _close(a, b, tol=5e-5)
 
 
+@pytest.mark.parametrize("algorithm", ["mma"], indirect=True)  # the gather path: test_gaussian_multiblock_extra_dims
 def test_mma_tiles_over_every_dimension(algorithm):
-    # rows, inputs and outputs each span several of the tensor-core path's tiles (64 rows, 32 and 64 features)
-    if algorithm != "mma":
-        pytest.skip("the gather path's tiles are covered by test_gaussian_multiblock_extra_dims")
-    T, B, I, O, K, sigma = 20, 4, 70, 70, 9, 0.8
+    # rows, inputs and outputs each span several of the tensor-core path's tiles (64 rows, 32 and 64 features;
+    # 128 outputs when out_features is a multiple of 128, as in the SHD layer's forward)
+    T, B, I, O, K, sigma = 20, 4, 70, 256, 9, 0.8
     g = _gen(12)
     x, W, gy = torch.randn(T, B, I, generator=g), torch.randn(O, I, generator=g), torch.randn(T, B, O, generator=g)
     P = torch.rand(O, I, generator=g) * (K - 1)
@@ -146,15 +146,30 @@ def test_mma_tiles_over_every_dimension(algorithm):
         _close(a, b)
 
 
+class _GridSpy:
+    """Stands in for a kernel: records each launch's grid, then launches the kernel."""
+
+    def __init__(self, kernel):
+        self.kernel, self.grids = kernel, []
+
+    def __getitem__(self, grid):
+        self.grids.append(grid)
+        return self.kernel[grid]
+
+
 @pytest.mark.parametrize("rounded", [False, True])
-def test_parameter_gradients_summed_over_row_splits(rounded, monkeypatch):
-    # on a GPU the rows are split over programs (partial sums added afterwards); forced here, with splits
-    # whose row ranges start before and after the taps' reach (r >= k * M)
-    monkeypatch.setattr(delays_triton, "_grad_splits", lambda R, n_tiles, BR: 3)
-    T, B, I, O, K, sigma = 40, 5, 20, 24, 9, 0.7
+def test_parameter_gradients_summed_over_row_splits(rounded, algorithm, monkeypatch):
+    # on a GPU the rows are split over programs (partial sums added afterwards); forced here: 4 splits of
+    # 128 rows, the first ending before the longest delays reach (k * M = 19 * 8 > 128)
+    monkeypatch.setattr(delays_triton, "_grad_splits", lambda R, n_tiles, BR: 4)
+    name = "_delay_mma_grad_kernel" if algorithm == "mma" else "_delay_grad_kernel"
+    spy = _GridSpy(getattr(delays_triton, name))
+    monkeypatch.setattr(delays_triton, name, spy)
+    T, B, I, O, K, sigma = 60, 8, 20, 24, 20, 0.7
     g = _gen(13)
     x, W, gy = torch.randn(T, B, I, generator=g), torch.randn(O, I, generator=g), torch.randn(T, B, O, generator=g)
     P = torch.randint(0, K, (O, I), generator=g) if rounded else torch.rand(O, I, generator=g) * (K - 1)
+    P[0, 0] = K - 1  # a delay past the first split's rows
     x, W, P, gy = _on_device(x, W, P, gy)
     if rounded:
         out = _grads(lambda a: delayed_linear_triton(x, a, P, 1.0, K, True), (W,), gy)
@@ -163,23 +178,40 @@ def test_parameter_gradients_summed_over_row_splits(rounded, monkeypatch):
         out = _grads(lambda a, b: delayed_linear_triton(x, a, b, sigma, K, False), (W, P), gy)
         ref = _grads(lambda a, b: delayed_linear_reference(x.to(D64), a, b, sigma, K), (W.to(D64), P.to(D64)),
                      gy.to(D64))
+    assert [grid[2] for grid in spy.grids] == [4]
     for a, b in zip(out, ref):
         _close(a, b, tol=5e-5)
 
 
-def test_rounded_delays_past_the_sequence_contribute_nothing():
+@pytest.mark.parametrize("dtype", [torch.int64, torch.int32, torch.uint8])
+def test_rounded_delays_past_the_sequence_contribute_nothing(dtype):
+    # T = 300 > 255: the wrapper's cap at T must not overflow narrow integer types
     g = _gen(14)
-    x, W = _on_device(torch.randn(6, 2, 5, generator=g), torch.randn(4, 5, generator=g))
+    x, W = torch.randn(300, 2, 5, generator=g), torch.randn(4, 5, generator=g)
     D = torch.randint(0, 3, (4, 5), generator=g)
-    D[:, 0] = 10 ** 12  # far past T (and past int32): as if the synapse were absent
-    (D,) = _on_device(D)
-    W0 = W.clone()
-    W0[:, 0] = 0
-    torch.testing.assert_close(delayed_linear_triton(x, W, D, 1.0, 3, True),
-                               delayed_linear_triton(x, W0, D.clamp(max=2), 1.0, 3, True))
+    D[:, 0] = 10 ** 12 if dtype == torch.int64 else 255  # past T (and int32): as if the synapse were absent
+    D[1, 1] = 299
+    x, W, D = _on_device(x, W, D.to(dtype))
+    torch.testing.assert_close(delayed_linear_triton(x, W, D, 1.0, 3, True).double(),
+                               delayed_linear_rounded(x.double(), W.double(), D.long()), rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("rounded", [False, True])
+def test_empty_sequence(rounded):
+    x, W = _on_device(torch.randn(0, 2, 3), torch.randn(4, 3))
+    P = torch.rand(4, 3, device=DEVICE) * 3
+    x.requires_grad_(True)
+    W.requires_grad_(True)
+    y = delayed_linear_triton(x, W, P.round().long() if rounded else P, 1.0, 4, rounded)
+    assert y.shape == (0, 2, 4)
+    y.sum().backward()
+    assert x.grad.shape == (0, 2, 3) and torch.equal(W.grad, torch.zeros_like(W))
 
 
 def test_kernel_options_from_arguments_and_environment(algorithm, monkeypatch):
+    # (under the interpreter tl.dot computes in float32 whatever the precision: the precisions' accuracy is
+    # checked on a GPU, SNNLAB_TEST_DEVICE=cuda)
+    monkeypatch.delenv("SNNLAB_TRITON_DELAY_PRECISION", raising=False)
     assert kernel_options() == (algorithm, "tf32x3")
     assert kernel_options("gather", "ieee") == ("gather", "ieee")
     monkeypatch.setenv("SNNLAB_TRITON_DELAY_PRECISION", "tf32")

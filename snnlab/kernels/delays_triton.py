@@ -530,7 +530,8 @@ class DelayedLinearTritonFunction(torch.autograd.Function):
         gy2 = gy.contiguous().view(T * M, weight.shape[0])
         gx = gw = gp = None
         if ctx.needs_input_grad[0]:
-            gx = _apply(gy2, weight, pos, M, weight.shape[1], True, gargs, True, x2.dtype, options).view(T, M, -1)
+            gx = _apply(gy2, weight, pos, M, weight.shape[1], True, gargs, True, x2.dtype, options)
+            gx = gx.view(T, M, weight.shape[1])
         if ctx.needs_input_grad[1] or ctx.needs_input_grad[2]:
             gw32, gp32 = _param_grads(x2, gy2, weight, pos, M, gargs, inv_s2, True,
                                       ctx.needs_input_grad[1], ctx.needs_input_grad[2], options)
@@ -561,7 +562,7 @@ class DelayedLinearRoundedTritonFunction(torch.autograd.Function):
         gx = gw = None
         if ctx.needs_input_grad[0]:
             gx = _apply(gy2, weight, d, M, weight.shape[1], True, _ROUNDED_ARGS, False, x2.dtype,
-                        options).view(T, M, -1)
+                        options).view(T, M, weight.shape[1])
         if ctx.needs_input_grad[1]:
             gw32, _ = _param_grads(x2, gy2, weight, d, M, _ROUNDED_ARGS, 0.0, False, True, False, options)
             gw = gw32.to(weight.dtype)
@@ -602,7 +603,7 @@ def delayed_linear_triton(x: torch.Tensor, weight: torch.Tensor, positions_or_de
     _check_device(x, weight, positions_or_delays)
     options = _options_for(x.device, kernel_options(algorithm, precision))
     shape = x.shape
-    x3 = x.reshape(shape[0], -1, shape[-1]).contiguous()
+    x3 = x.reshape(shape[0], math.prod(shape[1:-1]), shape[-1]).contiguous()  # -1 fails on empty tensors
     if rounded:
         d = positions_or_delays
         if d.dtype.is_floating_point or d.dtype == torch.bool or d.is_complex():
@@ -611,7 +612,7 @@ def delayed_linear_triton(x: torch.Tensor, weight: torch.Tensor, positions_or_de
         if d.numel() and bool((d < 0).any()):
             raise ValueError(f"{name}: delays must be >= 0")
         # delays >= T reach before the sequence (nothing) either way; capped, they fit the kernels' int32
-        d = d.clamp(max=max(shape[0], 1)).to(torch.int64)
+        d = d.to(torch.int64).clamp(max=max(shape[0], 1))
         y = DelayedLinearRoundedTritonFunction.apply(x3, weight, d, options)
     else:
         p = positions_or_delays
