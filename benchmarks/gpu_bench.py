@@ -256,7 +256,7 @@ def dcls_forward(layer, x: torch.Tensor, K: int) -> torch.Tensor:
 
 def run_delay_variant(variant: str, case: dict, device, warmup, reps) -> None:
     import snnlab as sl
-    from snnlab.core.delays import delayed_linear_reference
+    from snnlab.core.delays import delayed_linear_reference, delayed_linear_rounded
 
     T, B, inp, out, K = (case[k] for k in ("T", "B", "inp", "out", "K"))
     g = torch.Generator().manual_seed(0)
@@ -286,12 +286,15 @@ def run_delay_variant(variant: str, case: dict, device, warmup, reps) -> None:
                 else:
                     ref_layer = layer
                     fwd = lambda: layer(x)  # noqa: E731
-                if sigma is not None:  # accuracy of the function: max error / max |y| vs float64
+                # accuracy of the function: max error / max |y| vs float64
+                if sigma is not None:
                     ref = delayed_linear_reference(x.double(), ref_layer.weight.detach().double(),
                                                    ref_layer.positions.detach().double(), sigma, K)
-                    with torch.no_grad():
-                        err = (fwd().double() - ref).abs().max() / ref.abs().max()
-                    row["rel_error"] = float(err)
+                else:
+                    ref = delayed_linear_rounded(x.double(), ref_layer.weight.detach().double(), ref_layer.delays)
+                with torch.no_grad():
+                    err = (fwd().double() - ref).abs().max() / ref.abs().max()
+                row["rel_error"] = float(err)
 
                 trained = list(layer.parameters())
 

@@ -9,13 +9,15 @@ compute; this checks that they compile for the GPU (types, casts, constexpr bran
 interpreter does not. Prints one JSON line: ``{"compiled": n, "failed": {launch: error}, ...,
 "vector_loads_when_M_divisible_by_16": {kernel: [launches, of which with 128-bit loads]},
 "tensor_cores": {kernel: [TF32 launches, of which on the tensor cores, of 64-row tiles, of which with
-wgmma]}}``.
+wgmma]}, "spill_bytes": {launch: bytes of registers spilled, where any}}``.
 """
 from __future__ import annotations
 
 import json
 import multiprocessing
 import os
+import re
+import subprocess
 import sys
 import tempfile
 from concurrent.futures import ProcessPoolExecutor
@@ -144,7 +146,8 @@ def compile_kernel(kernel, signature: dict, constexprs: dict, num_warps: int,
                    aligned: tuple[str, ...] = ()) -> tuple[str | None, dict]:
     """Compile ``kernel`` (a ``@triton.jit`` function) for :data:`TARGET`, the arguments in ``aligned``
     marked divisible by 16; ``(None or the error, what the PTX uses)``: ``{"v4": 128-bit global loads,
-    "wgmma": Hopper's warpgroup matrix products, "mma": the older warp-level ones}``."""
+    "wgmma": Hopper's warpgroup matrix products, "mma": the older warp-level ones, "spill_bytes": registers
+    spilled}``."""
     names = kernel.arg_names
     try:
         src = ASTSource(fn=kernel, signature=signature,
@@ -156,7 +159,23 @@ def compile_kernel(kernel, signature: dict, constexprs: dict, num_warps: int,
     except Exception as exc:  # reported, not raised: one failing launch does not hide the others
         return f"{type(exc).__name__}: {str(exc)[-2000:]}", {}
     ptx = compiled.asm["ptx"]
-    return None, {"v4": "ld.global.v4" in ptx, "wgmma": "wgmma.mma_async" in ptx, "mma": "mma.sync" in ptx}
+    return None, {"v4": "ld.global.v4" in ptx, "wgmma": "wgmma.mma_async" in ptx, "mma": "mma.sync" in ptx,
+                  "spill_bytes": spill_bytes(ptx)}
+
+
+def spill_bytes(ptx: str) -> int:
+    """Bytes of registers spilled to local memory (stores) when the ptxas Triton uses assembles ``ptx``."""
+    from triton.backends.nvidia.compiler import get_ptxas
+
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "kernel.ptx"
+        path.write_text(ptx)
+        log = subprocess.run([get_ptxas(TARGET.arch).path, f"-arch=sm_{TARGET.arch}a", "-v", str(path),
+                              "-o", str(path.with_suffix(".cubin"))], capture_output=True, text=True).stderr
+    found = re.findall(r"(\d+) bytes spill stores", log)
+    if not found:
+        raise RuntimeError(f"ptxas -v printed no spill count: {log[-500:]}")
+    return sum(int(n) for n in found)
 
 
 def compile_launch(key: str) -> tuple[str | None, dict]:
@@ -177,9 +196,11 @@ def main() -> int:
             results = dict(zip(launches, pool.map(compile_launch, launches)))
     failed = {k: e for k, (e, _) in results.items() if e}
     # per kernel: how many of its launches with M divisible by 16 (all pointers aligned) load 128 bits at a time
-    vector, tensor_cores = {}, {}
+    vector, tensor_cores, spills = {}, {}, {}
     for key, (err, uses) in results.items():
         _, name, _, constexprs, _, aligned = json.loads(key)
+        if not err and uses["spill_bytes"]:
+            spills[key] = uses["spill_bytes"]
         if not err and "M" in aligned:
             n, k = vector.get(name, (0, 0))
             vector[name] = (n + 1, k + int(uses["v4"]))
@@ -189,7 +210,8 @@ def main() -> int:
             tensor_cores[name] = (n + 1, k + int(uses["wgmma"] or uses["mma"]), f + int(full),
                                   w + int(full and uses["wgmma"]))
     print(json.dumps({"compiled": len(launches) - len(failed), "failed": failed, "target": str(TARGET),
-                      "vector_loads_when_M_divisible_by_16": vector, "tensor_cores": tensor_cores}))
+                      "vector_loads_when_M_divisible_by_16": vector, "tensor_cores": tensor_cores,
+                      "spill_bytes": spills}))
     return 1 if failed else 0
 
 

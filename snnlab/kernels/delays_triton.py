@@ -1,8 +1,8 @@
 """Fused Triton kernels for :class:`snnlab.core.delays.DelayedLinear` (learnable synaptic delays).
 
 Same functions and gradients as the PyTorch paths in :mod:`snnlab.core.delays`, in one kernel launch
-per pass (forward, ``grad_x``, parameter gradients), never writing the dense ``[out, in, max_delay]``
-kernel to memory (its tiles live in registers):
+per pass (forward, ``grad_x``, parameter gradients; the row splits of the last are summed after it),
+never writing the dense ``[out, in, max_delay]`` kernel to global memory (its tiles are built on chip):
 
 * rounded path (integer delays ``d``, a LongTensor ``[out, in]``)::
 
@@ -54,8 +54,9 @@ tensor cores), float32:
   and ``ubar = sum_k G_ij[k] u_k`` (derivative of the normalised Gaussian).
 
 Inputs may be float32, float16 or bfloat16 (all of ``x``, ``W``, ``p`` the same floating
-dtype family; computation is float32, outputs in ``x``'s dtype, gradients in each input's
-dtype). Needs CUDA tensors, or ``TRITON_INTERPRET=1`` set before Triton is imported to run
+dtype family; computation is float32 -- products in TF32 with ``precision="tf32"``, see
+:func:`kernel_options` -- outputs in ``x``'s dtype, gradients in each input's dtype). With 16-bit
+inputs the "mma" kernels' loads are not software-pipelined (Triton pipelines the float32 ones). Needs CUDA tensors, or ``TRITON_INTERPRET=1`` set before Triton is imported to run
 on CPU tensors through Triton's (slow) interpreter, for testing.
 
 Importing this module without Triton installed raises :class:`ImportError`.
@@ -221,43 +222,45 @@ def _delay_grad_kernel(x_ptr, gy_ptr, w_ptr, p_ptr, gw_ptr, gp_ptr, R, M, I, J, 
 
 
 @triton.jit
-def _tap_tile(w, p, k0, dr2, scale, k, NW, inv_2s2, GAUSS: tl.constexpr):
-    """Tap ``k`` of a tile of synapses: ``W G[k]`` inside each synapse's window (``scale = W / z``), or
-    ``W [d == k]`` for integer delays ``p``."""
-    if GAUSS:
-        kf = k + 0.0  # k: the loop's int (a Python int under the interpreter)
-        inside = (kf >= k0) & (kf < k0 + NW)
-        return tl.where(inside, tl.exp(-((kf - p) * (kf - p) - dr2) * inv_2s2) * scale, 0.0)
-    else:
-        return tl.where(p == k, w, 0.0)
+def _window_start(kr, RAD, KMAX0):
+    """First tap of the window around nearest taps ``kr`` (as :func:`_gauss_window`)."""
+    return tl.minimum(tl.maximum(kr - RAD, 0.0), KMAX0)
 
 
 @triton.jit
-def _tap_range(p, k0, pmask, KMAX0, NW, GAUSS: tl.constexpr):
-    """``[k_lo, k_hi)``: the taps some synapse of the tile uses (masked entries left out)."""
+def _tap_weight(kr, p, k, RAD, KMAX0, NW, inv_2s2):
+    """Unnormalised Gaussian weight of tap ``k`` at positions ``p`` (0 outside each synapse's window), the
+    nearest tap ``kr = round(p)`` weighing exp(0): ``(k - p)^2 - (kr - p)^2 = (k - kr)(k + kr - 2 p)``."""
+    kf = k + 0.0  # k: a loop's int (a Python int under the interpreter)
+    k0 = _window_start(kr, RAD, KMAX0)
+    inside = (kf >= k0) & (kf < k0 + NW)
+    return tl.where(inside, tl.exp(-(kf - kr) * ((kf + kr) - 2.0 * p) * inv_2s2), 0.0)
+
+
+@triton.jit
+def _window_tile(p, RAD, KMAX0, NW, inv_2s2):
+    """What the tap loops keep of a tile of positions ``p`` besides ``p``: ``(kr, 1 / z)`` (see
+    :func:`_tap_weight`; ``z`` sums the window's weights, ``z >= 1`` since the nearest tap weighs exp(0))."""
+    kr = tl.floor(p + 0.5)
+    k0 = _window_start(kr, RAD, KMAX0)
+    z = tl.zeros_like(p)
+    for wi in range(NW):
+        z += _tap_weight(kr, p, k0 + wi, RAD, KMAX0, NW, inv_2s2)
+    return kr, 1.0 / z
+
+
+@triton.jit
+def _tap_range(p, pmask, RAD, KMAX0, NW, GAUSS: tl.constexpr):
+    """``[k_lo, k_hi)``: the taps some synapse of the tile uses (``p``: nearest taps ``kr`` when ``GAUSS``,
+    else the integer delays; masked entries left out)."""
     if GAUSS:
+        k0 = _window_start(p, RAD, KMAX0)
         k_lo = tl.min(tl.where(pmask, k0, KMAX0)).to(tl.int32)
         k_hi = tl.max(tl.where(pmask, k0, 0.0)).to(tl.int32) + NW
     else:
         k_lo = tl.min(tl.where(pmask, p, 2147483647))
         k_hi = tl.max(tl.where(pmask, p, -1)) + 1
     return k_lo, k_hi
-
-
-@triton.jit
-def _synapse_tile(w_ptr, p_ptr, poff, pmask, RAD, KMAX0, NW, inv_2s2, GAUSS: tl.constexpr):
-    """Weights and positions (or int32 delays) of a tile of synapses, with the window ``(k0, dr2, 1 / z)``."""
-    w = tl.load(w_ptr + poff, mask=pmask, other=0.0).to(tl.float32)
-    if GAUSS:
-        p = tl.load(p_ptr + poff, mask=pmask, other=0.0).to(tl.float32)
-        k0, dr2, z = _gauss_window(p, RAD, KMAX0, NW, inv_2s2)
-        inv_z = 1.0 / z  # z >= 1 (the nearest tap contributes exp(0))
-    else:
-        p = tl.load(p_ptr + poff, mask=pmask, other=0).to(tl.int32)
-        k0 = tl.zeros_like(w)
-        dr2 = k0
-        inv_z = k0 + 1.0
-    return w, p, k0, dr2, inv_z
 
 
 @triton.jit(do_not_specialize=["R", "M", "NB", "NA", "NW"])
@@ -288,11 +291,21 @@ def _delay_mma_apply_kernel(src_ptr, w_ptr, p_ptr, out_ptr, R, M, NB, NA, stride
         bmask = offs_b < NB
         pmask = bmask[:, None] & amask[None, :]
         poff = offs_b[:, None] * stride_wb + offs_a[None, :] * stride_wa
-        w, p, k0, dr2, inv_z = _synapse_tile(w_ptr, p_ptr, poff, pmask, RAD, KMAX0, NW, inv_2s2, GAUSS)
-        scale = w * inv_z
-        k_lo, k_hi = _tap_range(p, k0, pmask, KMAX0, NW, GAUSS)
+        w = tl.load(w_ptr + poff, mask=pmask, other=0.0).to(tl.float32)
+        # per synapse, kept over the tap loop: (kr, p, W / z) when GAUSS, else (delay, W)
+        if GAUSS:
+            p = tl.load(p_ptr + poff, mask=pmask, other=0.0).to(tl.float32)
+            kr, inv_z = _window_tile(p, RAD, KMAX0, NW, inv_2s2)
+            w = w * inv_z
+        else:
+            kr = tl.load(p_ptr + poff, mask=pmask, other=0).to(tl.int32)
+            p = kr
+        k_lo, k_hi = _tap_range(kr, pmask, RAD, KMAX0, NW, GAUSS)
         for k in range(k_lo, tl.minimum(k_hi, k_reach)):
-            c = _tap_tile(w, p, k0, dr2, scale, k, NW, inv_2s2, GAUSS)
+            if GAUSS:
+                c = _tap_weight(kr, p, k, RAD, KMAX0, NW, inv_2s2) * w
+            else:
+                c = tl.where(kr == k, w, 0.0)
             src = rows64 + SIGN * (k * Mi)
             valid = rmask & (src >= 0) & (src < R)
             a = tl.load(src_ptr + src[:, None] * NB + offs_b[None, :], mask=valid[:, None] & bmask[None, :],
@@ -321,10 +334,16 @@ def _delay_mma_grad_kernel(x_ptr, gy_ptr, w_ptr, p_ptr, gw_ptr, gp_ptr, R, M, I,
     Mi = M.to(tl.int64)
     row_lo = pid_s * rows_per_split
     row_hi = tl.minimum(row_lo + rows_per_split, R)
-    w, p, k0, dr2, inv_z = _synapse_tile(w_ptr, p_ptr, poff, pmask, RAD, KMAX0, NW, inv_2s2, GAUSS)
-    k_lo, k_hi = _tap_range(p, k0, pmask, KMAX0, NW, GAUSS)
+    # per synapse, kept over the tap loop: the positions alone (nearest taps recomputed, 1 / z at the end:
+    # fewer live registers) or the integer delays
+    if GAUSS:
+        p = tl.load(p_ptr + poff, mask=pmask, other=0.0).to(tl.float32)
+        k_lo, k_hi = _tap_range(tl.floor(p + 0.5), pmask, RAD, KMAX0, NW, GAUSS)
+    else:
+        p = tl.load(p_ptr + poff, mask=pmask, other=0).to(tl.int32)
+        k_lo, k_hi = _tap_range(p, pmask, RAD, KMAX0, NW, GAUSS)
     gw = tl.zeros([BI, BJ], dtype=tl.float32)
-    su = tl.zeros([BI, BJ], dtype=tl.float32)
+    su = tl.zeros([BI, BJ], dtype=tl.float32)  # sum_k G[k] (k - p) A[k]
     for k in range(k_lo, tl.minimum(k_hi, (row_hi - 1) // M + 1)):  # rows r >= k M see x[r - k M]
         a = tl.zeros([BI, BJ], dtype=tl.float32)
         for r0 in range(tl.maximum(row_lo, k * M), row_hi, BR):
@@ -335,23 +354,29 @@ def _delay_mma_grad_kernel(x_ptr, gy_ptr, w_ptr, p_ptr, gw_ptr, gp_ptr, R, M, I,
             xv = tl.load(x_ptr + (rows - k * Mi)[:, None] * I + offs_i[None, :],
                          mask=rmask[:, None] & imask[None, :], other=0.0).to(tl.float32)
             a = tl.dot(tl.trans(xv), gy, a, input_precision=PRECISION)
-        g = _tap_tile(inv_z, p, k0, dr2, inv_z, k, NW, inv_2s2, GAUSS)  # G[k] (rounded: [d == k])
-        gw += g * a
-        if NEED_P:
-            su += g * ((k + 0.0) - p) * inv_s2 * a
+        if GAUSS:
+            g = _tap_weight(tl.floor(p + 0.5), p, k, RAD, KMAX0, NW, inv_2s2)  # G[k] z
+            gw += g * a
+            if NEED_P:
+                su += g * ((k + 0.0) - p) * a
+        else:
+            gw += tl.where(p == k, a, 0.0)
+    out_off = pid_s.to(tl.int64) * I * J + poff
     if GAUSS:
+        kr, inv_z = _window_tile(p, RAD, KMAX0, NW, inv_2s2)
+        gw = gw * inv_z
         if NEED_W:
-            tl.store(gw_ptr + pid_s.to(tl.int64) * I * J + poff, gw, mask=pmask)
+            tl.store(gw_ptr + out_off, gw, mask=pmask)
         if NEED_P:
             # d/dp of the normalised Gaussian: G[k] (u_k - ubar), u_k = (k - p) / sigma^2, over the whole window
-            ubar = tl.zeros([BI, BJ], dtype=tl.float32)
+            k0 = _window_start(kr, RAD, KMAX0)
+            mean = tl.zeros([BI, BJ], dtype=tl.float32)  # sum_k G[k] (k - p) z over the window
             for wi in range(NW):
-                kw = k0 + wi
-                ubar += tl.exp(-((kw - p) * (kw - p) - dr2) * inv_2s2) * inv_z * (kw - p) * inv_s2
-            tl.store(gp_ptr + pid_s.to(tl.int64) * I * J + poff, w * (su - ubar * gw), mask=pmask)
+                mean += _tap_weight(kr, p, k0 + wi, RAD, KMAX0, NW, inv_2s2) * ((k0 + wi) - p)
+            w = tl.load(w_ptr + poff, mask=pmask, other=0.0).to(tl.float32)
+            tl.store(gp_ptr + out_off, w * inv_s2 * (su * inv_z - mean * inv_z * gw), mask=pmask)
     else:
-        tl.store(gw_ptr + pid_s.to(tl.int64) * I * J + poff, gw, mask=pmask)
-
+        tl.store(gw_ptr + out_off, gw, mask=pmask)
 
 # kernels decorated while TRITON_INTERPRET=1 run on CPU tensors through Triton's interpreter
 _INTERPRETED = type(_delay_apply_kernel).__name__ == "InterpretedFunction"
@@ -457,7 +482,7 @@ def _apply(src: torch.Tensor, weight: torch.Tensor, param: torch.Tensor, M: int,
         BA = 128 if NA % 128 == 0 else _pow2(NA, 16, 64)
         grid = (triton.cdiv(R, BR), triton.cdiv(NA, BA))
         _delay_mma_apply_kernel[grid](src, weight, param, out, R, M, NB, NA, stride_wb, stride_wa, **gauss_args,
-                                      **common, PRECISION=precision, BR=BR, BB=BB, BA=BA, num_warps=4)
+                                      **common, PRECISION=precision, BR=BR, BB=BB, BA=BA, num_warps=8)
     else:
         BR, BB, BA = _pow2(R, 16, 32), _pow2(NB, 8, 8), _pow2(NA, 16, 32)
         grid = (triton.cdiv(R, BR), triton.cdiv(NA, BA))
@@ -483,7 +508,7 @@ def _param_grads(x2: torch.Tensor, gy2: torch.Tensor, weight: torch.Tensor, para
     need_p = need_p and gauss
     algorithm, precision = options
     if algorithm == "mma":
-        BR, BI, BJ = _pow2(R, 16, 64), _pow2(I, 16, 64), _pow2(J, 16, 64)
+        BR, BI, BJ = _pow2(R, 16, 64), _pow2(I, 16, 64), _pow2(J, 16, 32)
     else:
         BR, BI, BJ = _pow2(R, 16, 16), _pow2(I, 16, 16), _pow2(J, 16, 32)
     splits = _grad_splits(R, triton.cdiv(I, BI) * triton.cdiv(J, BJ), BR)
@@ -497,7 +522,7 @@ def _param_grads(x2: torch.Tensor, gy2: torch.Tensor, weight: torch.Tensor, para
         flags = dict(**gauss_args, inv_s2=inv_s2, GAUSS=gauss, NEED_W=need_w or need_p, NEED_P=need_p,
                      BR=BR, BI=BI, BJ=BJ)
         if algorithm == "mma":
-            _delay_mma_grad_kernel[grid](*args, **flags, PRECISION=precision, num_warps=4)
+            _delay_mma_grad_kernel[grid](*args, **flags, PRECISION=precision, num_warps=8)
         else:
             _delay_grad_kernel[grid](*args, **flags, num_warps=8)
     gw = gw.sum(0) if splits > 1 else gw[0]
