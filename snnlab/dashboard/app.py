@@ -24,6 +24,24 @@ from snnlab.experiments.store import RunStore, default_store_path
 
 __all__ = ["DashboardApp", "build_app", "DEFAULTS_ENV"]
 
+
+def _serve_stylesheets_locally() -> None:
+    """Make Panel link its components' stylesheets from this server, never from its CDN.
+
+    Panel points a new model's stylesheets at the address its document's page was rendered with, and at
+    its CDN when the model has no such document yet (a model built on a callback thread, say): seen
+    intermittently in the browser tests as ``cdn.holoviz.org`` stylesheets that an offline browser cannot
+    load (missing styles, console errors). The dashboard is served and loads nothing from the internet, so
+    that fallback is this server's own copy.
+    """
+    from panel import reactive
+    from panel.io.resources import LOCAL_DIST
+
+    reactive.CDN_DIST = LOCAL_DIST  # reactive.py uses its CDN_DIST only as that fallback
+
+
+_serve_stylesheets_locally()
+
 #: environment variable with a JSON object of starting form values (set by ``serve_dashboard(defaults=...)``)
 DEFAULTS_ENV = "SNNLAB_DASHBOARD_DEFAULTS"
 

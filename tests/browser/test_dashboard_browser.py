@@ -84,7 +84,7 @@ def test_page_loads_offline_without_console_errors(server, browser, artifacts):
         assert rows["sources"] >= 3  # the three live-curve plots are there, empty
         assert live(page)["state"] == "idle"
         page.screenshot(path=str(artifacts / "dashboard-loaded.png"))
-        assert page.errors == []
+        assert page.errors == [], (page.errors, page.external)
         assert page.external == [], f"the page requested external resources: {page.external}"
 
 
@@ -113,7 +113,7 @@ def test_training_updates_curves_and_raster_and_pause_resume_stop_work(server, b
         run_id = live(page)["run-id"]
         assert RunStore(server["store"]).get_run(run_id)["status"] == "stopped"
         page.screenshot(path=str(artifacts / "dashboard-stopped.png"))
-        assert page.errors == []
+        assert page.errors == [], (page.errors, page.external)
 
 
 def test_invalid_setting_shows_a_message_and_starts_nothing(server, browser, artifacts):
@@ -126,7 +126,7 @@ def test_invalid_setting_shows_a_message_and_starts_nothing(server, browser, art
         page.get_by_text("every hidden-layer width must be an int").wait_for(timeout=60_000)
         page.screenshot(path=str(artifacts / "dashboard-invalid.png"))
         assert live(page)["state"] == "idle"
-        assert page.errors == []
+        assert page.errors == [], (page.errors, page.external)
 
 
 def test_runs_table_lists_a_run_started_from_the_cli(server, browser, artifacts):
@@ -141,7 +141,7 @@ def test_runs_table_lists_a_run_started_from_the_cli(server, browser, artifacts)
         page.get_by_text("Trade-offs", exact=True).first.click()
         page.wait_for_function(f"() => ({PLOT_ROWS_JS})().tradeoff >= 1", timeout=60_000)
         page.screenshot(path=str(artifacts / "dashboard-tradeoffs.png"))
-        assert page.errors == []
+        assert page.errors == [], (page.errors, page.external)
 
 
 def test_two_sessions_train_at_once_and_closing_a_tab_stops_its_run(server, browser, artifacts):
