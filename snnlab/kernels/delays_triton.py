@@ -29,8 +29,8 @@ it is ``>= 0``. Two algorithms (:func:`kernel_options`), the same functions:
 
 ``"mma"`` (the default): a time shift by ``k`` steps is a shift by ``k * M`` rows, so tap ``k`` of
 all synapses is one matrix product of contiguous row blocks with the tap's kernel slice
-``C[:, :, k]`` (``W G[k]``, or ``W [d == k]``), which is built tile by tile in registers and fed
-to ``tl.dot`` (the tensor cores: wgmma on Hopper). Each tile runs only the taps some synapse of
+``C[:, :, k]`` (``W G[k]``, or ``W [d == k]``), which is built tile by tile on chip and fed to
+``tl.dot`` (the tensor cores: wgmma on Hopper). Each tile runs only the taps some synapse of
 the tile uses that reach inside the sequence. Products in TF32 three times (``"tf32x3"``: float32
 accuracy, the default), once (``"tf32"``) or in float32 FMA (``"ieee"``); accumulation in float32.
 
@@ -56,8 +56,9 @@ tensor cores), float32:
 Inputs may be float32, float16 or bfloat16 (all of ``x``, ``W``, ``p`` the same floating
 dtype family; computation is float32 -- products in TF32 with ``precision="tf32"``, see
 :func:`kernel_options` -- outputs in ``x``'s dtype, gradients in each input's dtype). With 16-bit
-inputs the "mma" kernels' loads are not software-pipelined (Triton pipelines the float32 ones). Needs CUDA tensors, or ``TRITON_INTERPRET=1`` set before Triton is imported to run
-on CPU tensors through Triton's (slow) interpreter, for testing.
+inputs the "mma" kernels' loads are not software-pipelined (Triton pipelines the float32 ones).
+Needs CUDA tensors, or ``TRITON_INTERPRET=1`` set before Triton is imported to run on CPU tensors
+through Triton's (slow) interpreter, for testing.
 
 Importing this module without Triton installed raises :class:`ImportError`.
 """
@@ -87,6 +88,12 @@ PRECISIONS = ("tf32x3", "tf32", "ieee")
 
 
 @triton.jit
+def _window_start(kr, RAD, KMAX0):
+    """First tap of the window around nearest taps ``kr``: ``clamp(kr - RAD, 0, max_delay - NW)``."""
+    return tl.minimum(tl.maximum(kr - RAD, 0.0), KMAX0)
+
+
+@triton.jit
 def _gauss_window(p, RAD, KMAX0, NW, inv_2s2):
     """The Gaussian tap window around positions ``p``: ``(k0, dr2, z)``.
 
@@ -95,7 +102,7 @@ def _gauss_window(p, RAD, KMAX0, NW, inv_2s2):
     ``z`` the sum of the ``NW`` unnormalised tap weights (``z >= 1``).
     """
     kr = tl.floor(p + 0.5)
-    k0 = tl.minimum(tl.maximum(kr - RAD, 0.0), KMAX0)
+    k0 = _window_start(kr, RAD, KMAX0)
     dr2 = (kr - p) * (kr - p)
     z = tl.zeros_like(p)
     for wi in range(NW):
@@ -216,15 +223,9 @@ def _delay_grad_kernel(x_ptr, gy_ptr, w_ptr, p_ptr, gw_ptr, gp_ptr, R, M, I, J, 
 #
 # A time shift by k steps is a shift by k * M rows of the [R, features] view, so for one tap k the
 # contribution of all synapses is a plain matrix product of contiguous row blocks with the tap's kernel
-# slice H[:, :, k] = W * G[k] (W * [d == k] when rounded), which is built tile by tile in registers
-# (never in memory) and fed to tl.dot. Each tile runs only the taps that some synapse of the tile uses
+# slice H[:, :, k] = W * G[k] (W * [d == k] when rounded), which is built tile by tile on chip (never
+# in global memory) and fed to tl.dot. Each tile runs only the taps that some synapse of the tile uses
 # (its window, or its delay) and that reach inside the sequence.
-
-
-@triton.jit
-def _window_start(kr, RAD, KMAX0):
-    """First tap of the window around nearest taps ``kr`` (as :func:`_gauss_window`)."""
-    return tl.minimum(tl.maximum(kr - RAD, 0.0), KMAX0)
 
 
 @triton.jit
@@ -338,10 +339,11 @@ def _delay_mma_grad_kernel(x_ptr, gy_ptr, w_ptr, p_ptr, gw_ptr, gp_ptr, R, M, I,
     # fewer live registers) or the integer delays
     if GAUSS:
         p = tl.load(p_ptr + poff, mask=pmask, other=0.0).to(tl.float32)
-        k_lo, k_hi = _tap_range(tl.floor(p + 0.5), pmask, RAD, KMAX0, NW, GAUSS)
+        nearest = tl.floor(p + 0.5)
     else:
         p = tl.load(p_ptr + poff, mask=pmask, other=0).to(tl.int32)
-        k_lo, k_hi = _tap_range(p, pmask, RAD, KMAX0, NW, GAUSS)
+        nearest = p
+    k_lo, k_hi = _tap_range(nearest, pmask, RAD, KMAX0, NW, GAUSS)
     gw = tl.zeros([BI, BJ], dtype=tl.float32)
     su = tl.zeros([BI, BJ], dtype=tl.float32)  # sum_k G[k] (k - p) A[k]
     for k in range(k_lo, tl.minimum(k_hi, (row_hi - 1) // M + 1)):  # rows r >= k M see x[r - k M]
@@ -420,8 +422,8 @@ _ROUNDED_ARGS = dict(RAD=0.0, KMAX0=0.0, NW=1, inv_2s2=0.0)
 def kernel_options(algorithm: str | None = None, precision: str | None = None) -> tuple[str, str]:
     """``(algorithm, precision)`` of the fused kernels: the arguments, else the environment, else the defaults.
 
-    * ``algorithm``: ``"mma"`` (default; each tap a matrix product on the tensor cores, kernel tiles built in
-      registers) or ``"gather"`` (per-synapse windows gathered on the CUDA cores, only the window's taps);
+    * ``algorithm``: ``"mma"`` (default; each tap a matrix product on the tensor cores, kernel tiles built on
+      chip) or ``"gather"`` (per-synapse windows gathered on the CUDA cores, only the window's taps);
       ``SNNLAB_TRITON_DELAY_ALGO`` sets it.
     * ``precision`` of the ``"mma"`` products: ``"tf32x3"`` (default: float32 accuracy from three TF32
       products), ``"tf32"`` (one product, ~1e-3 relative, as cuDNN's default for float32 convolutions) or
