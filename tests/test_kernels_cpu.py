@@ -8,7 +8,7 @@ import torch
 
 from lif_cases import (CASES, MASK_CASES, assert_lif_matches, assert_sum_loss_grads_match, make_inputs, mask_kwargs,
                         run_lif)
-from snnlab.kernels import c_build, dispatch, lif_cpu as lif_cpu_mod
+from snnlab.kernels import c_build, lif_cpu as lif_cpu_mod
 from snnlab.kernels.dispatch import lif, resolve_backend
 from snnlab.kernels.lif_cpu import cpu_kernel_available, cpu_kernel_error, lif_cpu
 from snnlab.kernels.lif_torch import lif_torch

@@ -1,6 +1,5 @@
 """Trainer: learning, events, thread control, checkpoints/resume, NaN handling, seeding, run store."""
 import math
-import threading
 import time
 
 import pytest

@@ -1,7 +1,6 @@
 """Pareto fronts of two metrics (a pure function on DataFrames, no plotting)."""
 from __future__ import annotations
 
-import numpy as np
 import pandas as pd
 
 from snnlab.metrics.pareto import pareto_mask

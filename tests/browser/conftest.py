@@ -1,5 +1,4 @@
 """Browser-test fixtures: a served dashboard (``panel serve dashboards/lab.py``) and headless Debian chromium."""
-import json
 import os
 import shutil
 import socket
