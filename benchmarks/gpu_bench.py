@@ -60,8 +60,6 @@ LIF_TENSORS_MOVED = 6  # see the module docstring
 # variant name -> (kind of cases, environment for its subprocess)
 VARIANTS: dict[str, tuple[str, dict[str, str]]] = {
     "snnlab triton": ("neuron", {}),
-    "snnlab triton block=256": ("neuron", {"SNNLAB_TRITON_LIF_BLOCK": "256"}),
-    "snnlab triton block=512": ("neuron", {"SNNLAB_TRITON_LIF_BLOCK": "512"}),
     "snnlab torch": ("neuron", {}),
     # SpikingJelly picks its CUDA implementation itself (the PyPI wheel has no native one: triton);
     # each row records which one ran
@@ -78,6 +76,11 @@ VARIANTS: dict[str, tuple[str, dict[str, str]]] = {
     "snnlab DelayedLinear tf32": ("delay", {"SNNLAB_TRITON_DELAY_PRECISION": "tf32"}),
     "dcls Dcls1d": ("delay", {}),
     "dcls Dcls1d fp32": ("delay", {}),
+    # the LIF kernels' settings, to choose their defaults: loads in flight (default 4 steps), and a fixed
+    # block of 1024 neurons (the default shrinks it while programs < multiprocessors)
+    "snnlab triton prefetch=1": ("neuron", {"SNNLAB_TRITON_LIF_PREFETCH": "1"}),
+    "snnlab triton prefetch=2": ("neuron", {"SNNLAB_TRITON_LIF_PREFETCH": "2"}),
+    "snnlab triton block=1024": ("neuron", {"SNNLAB_TRITON_LIF_BLOCK": "1024"}),
     # spike masking (p = MASK_P) fused into the Triton LIF against the LIF followed by a SpikeMask layer
     "snnlab masked: fused": ("mask", {}),
     "snnlab masked: LIF + SpikeMask": ("mask", {}),

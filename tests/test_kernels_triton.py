@@ -160,18 +160,66 @@ def test_fused_spike_masking_bfloat16(noise):
 
 
 @needs_kernels
-def test_block_size_setting(monkeypatch):
+def test_block_and_prefetch_settings(monkeypatch):
     mod = sys.modules["snnlab.kernels.lif_triton"]
     monkeypatch.setenv("SNNLAB_TRITON_LIF_BLOCK", "256")
-    assert mod._max_block() == 256
+    assert mod._block_setting() == 256
+    monkeypatch.delenv("SNNLAB_TRITON_LIF_BLOCK")
+    assert mod._block_setting() is None
     for bad in ("300", "8", "8192", "big"):
         monkeypatch.setenv("SNNLAB_TRITON_LIF_BLOCK", bad)
-        with pytest.raises(ValueError, match="power of two"):
-            mod._max_block()
+        with pytest.raises(ValueError, match="SNNLAB_TRITON_LIF_BLOCK must be a power of two"):
+            mod._block_setting()
+    monkeypatch.setenv("SNNLAB_TRITON_LIF_PREFETCH", "2")
+    assert mod._prefetch_setting() == 2
+    monkeypatch.delenv("SNNLAB_TRITON_LIF_PREFETCH")
+    assert mod._prefetch_setting() == 4
+    for bad in ("0", "5", "-1", "two"):
+        monkeypatch.setenv("SNNLAB_TRITON_LIF_PREFETCH", bad)
+        with pytest.raises(ValueError, match="SNNLAB_TRITON_LIF_PREFETCH must be an integer from 1 to 4"):
+            mod._prefetch_setting()
     # small blocks: many programs over M = 130, same results
     monkeypatch.setattr(mod, "_MAX_BLOCK", 32)
     x, beta, thr, grad = _inputs((2, 65), per_neuron=True, seed=17)
     _assert_matches(_run(lif_torch, x, beta, thr, grad, max_spikes=2), _run(lif_triton, x, beta, thr, grad, max_spikes=2))
+
+
+@needs_kernels
+def test_launch_config_fills_the_multiprocessors(monkeypatch):
+    mod = sys.modules["snnlab.kernels.lif_triton"]
+    cfg = mod.launch_config
+    # the benchmark's layers on a 132-SM H200: 1024-neuron blocks where they give 132 programs or more
+    assert cfg(16 * 16384, 132) == (1024, 8) and cfg(64 * 65536, 132) == (1024, 8)
+    assert cfg(16 * 8192, 132) == (512, 4) and cfg(16 * 4096, 132) == (256, 2)
+    # never below 128 neurons (4 per thread of one warp); small layers are one small block
+    assert cfg(2048, 132) == (128, 1) and cfg(37, 132) == (64, 1) and cfg(1, 132) == (16, 1)
+    # no GPU (the interpreter): the largest block
+    assert cfg(16 * 4096, None) == (1024, 8) and cfg(1100, None) == (1024, 8)
+    for m, sms in ((16 * 4096, 132), (5000, 108), (3 * 2 ** 20 + 7, 132)):
+        block, warps = cfg(m, sms)
+        assert block * warps and (block == 128 or -(-m // block) >= sms or block >= m)
+    # a block set by SNNLAB_TRITON_LIF_BLOCK is taken as it is
+    monkeypatch.setattr(mod, "_FIXED_BLOCK", 512)
+    monkeypatch.setattr(mod, "_MAX_BLOCK", 512)
+    assert cfg(16 * 4096, 132) == (512, 4) and cfg(100, 132) == (128, 1)
+
+
+@pytest.mark.parametrize("prefetch", [1, 2, 3, 4])
+@needs_kernels
+def test_every_prefetch_depth_matches_torch(monkeypatch, prefetch):
+    # steps loaded 1 to 4 ahead in the forward and behind in the backward, over sequences shorter and
+    # longer than the queue (T = 1 .. 9); recomputed spikes (float32) and read ones (noise), beta's
+    # gradient (which reads the previous step), max_spikes, masking
+    mod = sys.modules["snnlab.kernels.lif_triton"]
+    monkeypatch.setattr(mod, "_PREFETCH", prefetch)
+    monkeypatch.setattr(mod, "_MAX_BLOCK", 32)  # three programs over M = 74
+    for steps in (1, 2, prefetch, prefetch + 1, 9):
+        x, beta, thr, grad = _inputs((2, 37), per_neuron=True, seed=40 + steps, steps=steps)
+        for kw in (dict(max_spikes=2), dict(reset="zero", noise="logistic", noise_scale=0.4, seed=3),
+                   dict(mask_p=0.3, mask_seed=5)):
+            ref = _run(lif_torch, x, beta, thr, grad, **kw)
+            _assert_matches(ref, _run(lif_triton, x, beta, thr, grad, **kw))
+            assert_sum_loss_grads_match(lif_torch, lif_triton, x, beta, thr, **kw)
 
 
 @needs_kernels

@@ -9,7 +9,8 @@ compute; this checks that they compile for the GPU (types, casts, constexpr bran
 interpreter does not. Prints one JSON line: ``{"compiled": n, "failed": {launch: error}, ...,
 "vector_loads_when_M_divisible_by_16": {kernel: [launches, of which with 128-bit loads]},
 "tensor_cores": {kernel: [TF32 launches, of which on the tensor cores, of 64-row tiles, of which with
-wgmma]}, "spill_bytes": {launch: bytes of registers spilled, where any}}``.
+wgmma]}, "spill_bytes": {launch: bytes of registers spilled, where any}, "registers": {kernel: most registers
+a thread of any of its launches uses}}``.
 """
 from __future__ import annotations
 
@@ -41,6 +42,9 @@ TARGET = GPUTarget("cuda", 90, 32)
 _TYPES = {torch.float32: "fp32", torch.bfloat16: "bf16", torch.float16: "fp16", torch.int64: "i64",
           torch.int32: "i32", torch.uint8: "u8", torch.bool: "i1"}
 MODULES = (lif_triton, delays_triton)
+H200_SMS = 132
+# module functions replaced while the launches are recorded on CPU tensors
+STAND_INS = {"_check_device": lambda *tensors: None, "_gpu_sms": lambda x: H200_SMS}
 
 
 class LaunchRecorder:
@@ -86,11 +90,12 @@ def record_launches() -> list[str]:
     """Every distinct kernel launch of the wrappers over the options the kernel tests cover."""
     launches: dict[str, None] = {}
     saved = [(mod, name, obj) for mod in MODULES for name, obj in list(vars(mod).items())
-             if name == "_check_device" or isinstance(obj, triton.runtime.jit.JITFunction)]
+             if name in STAND_INS or isinstance(obj, triton.runtime.jit.JITFunction)]
     try:
         for mod, name, obj in saved:
-            # CPU tensors stand in for CUDA ones (no device check), and nothing is launched
-            stand_in = (lambda *a, **k: None) if name == "_check_device" else LaunchRecorder(
+            # CPU tensors stand in for CUDA ones (no device check, an H200's multiprocessors), and nothing
+            # is launched
+            stand_in = STAND_INS[name] if name in STAND_INS else LaunchRecorder(
                 mod.__name__.rsplit(".", 1)[1], name, obj, launches)
             setattr(mod, name, stand_in)
         run_wrappers()
@@ -126,6 +131,19 @@ def run_wrappers() -> None:
         lif(*make_inputs((2, 1024), True), **kw)
         lif(*make_inputs((2, 1024), True), params=False, sum_loss=True, **kw)
     lif(*make_inputs((2, 65), True, dtype=torch.float16), reset="zero")
+    # the GPU benchmark's layers (M = 16 * 4096 and 16 * 16384: blocks of 256 and 1024 on an H200)
+    for n in (4096, 16384):
+        lif(*make_inputs((16, n), False), params=False, sum_loss=True)
+        lif(*make_inputs((16, n), True), mask_p=0.3)
+    # each depth of the loads in flight (the default is compiled above)
+    default = lif_triton._PREFETCH
+    try:
+        for depth in range(1, 5):
+            lif_triton._PREFETCH = depth
+            lif(*make_inputs((2, 1024), True), max_spikes=1)
+            lif(*make_inputs((2, 1024), True, dtype=torch.bfloat16), noise="gaussian")
+    finally:
+        lif_triton._PREFETCH = default
 
     def delays(shape, out, dtype, **options):
         x = torch.rand(*shape).round().to(dtype).requires_grad_()
@@ -147,7 +165,7 @@ def compile_kernel(kernel, signature: dict, constexprs: dict, num_warps: int,
     """Compile ``kernel`` (a ``@triton.jit`` function) for :data:`TARGET`, the arguments in ``aligned``
     marked divisible by 16; ``(None or the error, what the PTX uses)``: ``{"v4": 128-bit global loads,
     "wgmma": Hopper's warpgroup matrix products, "mma": the older warp-level ones, "spill_bytes": registers
-    spilled}``."""
+    spilled, "registers": registers a thread uses}``."""
     names = kernel.arg_names
     try:
         src = ASTSource(fn=kernel, signature=signature,
@@ -160,11 +178,12 @@ def compile_kernel(kernel, signature: dict, constexprs: dict, num_warps: int,
         return f"{type(exc).__name__}: {str(exc)[-2000:]}", {}
     ptx = compiled.asm["ptx"]
     return None, {"v4": "ld.global.v4" in ptx, "wgmma": "wgmma.mma_async" in ptx, "mma": "mma.sync" in ptx,
-                  "spill_bytes": spill_bytes(ptx)}
+                  **ptxas_usage(ptx)}
 
 
-def spill_bytes(ptx: str) -> int:
-    """Bytes of registers spilled to local memory (stores) when the ptxas Triton uses assembles ``ptx``."""
+def ptxas_usage(ptx: str) -> dict:
+    """``{"spill_bytes": registers spilled to local memory (stores), "registers": registers a thread uses}``
+    when the ptxas Triton uses assembles ``ptx``."""
     from triton.backends.nvidia.compiler import get_ptxas
 
     with tempfile.TemporaryDirectory() as tmp:
@@ -172,10 +191,11 @@ def spill_bytes(ptx: str) -> int:
         path.write_text(ptx)
         log = subprocess.run([get_ptxas(TARGET.arch).path, f"-arch=sm_{TARGET.arch}a", "-v", str(path),
                               "-o", str(path.with_suffix(".cubin"))], capture_output=True, text=True).stderr
-    found = re.findall(r"(\d+) bytes spill stores", log)
-    if not found:
-        raise RuntimeError(f"ptxas -v printed no spill count: {log[-500:]}")
-    return sum(int(n) for n in found)
+    spills = re.findall(r"(\d+) bytes spill stores", log)
+    registers = re.findall(r"Used (\d+) registers", log)
+    if not spills or not registers:
+        raise RuntimeError(f"ptxas -v printed no spill or register count: {log[-500:]}")
+    return {"spill_bytes": sum(int(n) for n in spills), "registers": max(int(n) for n in registers)}
 
 
 def compile_launch(key: str) -> tuple[str | None, dict]:
@@ -196,11 +216,13 @@ def main() -> int:
             results = dict(zip(launches, pool.map(compile_launch, launches)))
     failed = {k: e for k, (e, _) in results.items() if e}
     # per kernel: how many of its launches with M divisible by 16 (all pointers aligned) load 128 bits at a time
-    vector, tensor_cores, spills = {}, {}, {}
+    vector, tensor_cores, spills, registers = {}, {}, {}, {}
     for key, (err, uses) in results.items():
         _, name, _, constexprs, _, aligned = json.loads(key)
         if not err and uses["spill_bytes"]:
             spills[key] = uses["spill_bytes"]
+        if not err:
+            registers[name] = max(registers.get(name, 0), uses["registers"])
         if not err and "M" in aligned:
             n, k = vector.get(name, (0, 0))
             vector[name] = (n + 1, k + int(uses["v4"]))
@@ -211,7 +233,7 @@ def main() -> int:
                                   w + int(full and uses["wgmma"]))
     print(json.dumps({"compiled": len(launches) - len(failed), "failed": failed, "target": str(TARGET),
                       "vector_loads_when_M_divisible_by_16": vector, "tensor_cores": tensor_cores,
-                      "spill_bytes": spills}))
+                      "spill_bytes": spills, "registers": registers}))
     return 1 if failed else 0
 
 

@@ -18,6 +18,12 @@ Memory traffic per element and step (float32, no noise): forward reads ``x`` and
 ``h``; backward reads ``h`` and the output gradient and writes ``grad_x`` (6 tensors; 5 with a
 ``sum()`` loss, whose gradient is one number).
 
+The time loop is sequential, so a program that loaded each step just before using it would wait on
+DRAM latency at every step: both kernels keep the loads of the next ``SNNLAB_TRITON_LIF_PREFETCH``
+steps (default 4, 1 to 4) in flight while they compute one. Programs get up to 1024 neurons, fewer
+where that would leave multiprocessors idle (:func:`launch_config`; ``SNNLAB_TRITON_LIF_BLOCK`` fixes
+the block). Both settings are read when this module is imported.
+
 Noisy neurons draw their uniforms from the same counter hash as
 :mod:`snnlab.kernels.counter_rng` (element index ``t * M + m`` XOR the seed key), so the
 same seed gives the same spikes as the PyTorch path. Spike masking (``mask_p > 0``) is fused the
@@ -33,7 +39,7 @@ Importing this module without Triton installed raises :class:`ImportError`.
 """
 from __future__ import annotations
 
-import math
+import functools
 import os
 
 import torch
@@ -49,18 +55,33 @@ _ATAN, _FAST_SIGMOID, _TRIANGLE, _SIGMOID, _GAUSSIAN, _LOGISTIC = (
 _SUPPORTED_DTYPES = (torch.float32, torch.float16, torch.bfloat16)
 
 
-def _max_block() -> int:
-    """Neurons per program at most: 1024, or ``SNNLAB_TRITON_LIF_BLOCK`` (a power of two, 16 to 4096) to tune."""
-    value = os.environ.get("SNNLAB_TRITON_LIF_BLOCK", "").strip()
+def _env_setting(name: str, low: int, high: int, power_of_two: bool) -> int | None:
+    """An integer tuning setting from the environment (``None`` when unset); ``ValueError`` when out of range."""
+    value = os.environ.get(name, "").strip()
     if not value:
-        return 1024
-    block = int(value) if value.isdigit() else 0
-    if block < 16 or block > 4096 or block & (block - 1):
-        raise ValueError(f"SNNLAB_TRITON_LIF_BLOCK must be a power of two from 16 to 4096, got {value!r}")
-    return block
+        return None
+    n = int(value) if value.isdigit() else 0
+    if n < low or n > high or (power_of_two and n & (n - 1)):
+        kind = "a power of two" if power_of_two else "an integer"
+        raise ValueError(f"{name} must be {kind} from {low} to {high}, got {value!r}")
+    return n
 
 
-_MAX_BLOCK = _max_block()
+def _block_setting() -> int | None:
+    """Neurons per program set by ``SNNLAB_TRITON_LIF_BLOCK`` (a power of two, 16 to 4096), or ``None``."""
+    return _env_setting("SNNLAB_TRITON_LIF_BLOCK", 16, 4096, power_of_two=True)
+
+
+def _prefetch_setting() -> int:
+    """Time steps each program loads ahead: 4, or ``SNNLAB_TRITON_LIF_PREFETCH`` (1 to 4)."""
+    n = _env_setting("SNNLAB_TRITON_LIF_PREFETCH", 1, 4, power_of_two=False)
+    return 4 if n is None else n
+
+
+# None: up to 1024 neurons per program, fewer where that leaves SMs idle (see launch_config)
+_FIXED_BLOCK = _block_setting()
+_MAX_BLOCK = _FIXED_BLOCK or 1024
+_PREFETCH = _prefetch_setting()
 
 
 @triton.jit
@@ -113,11 +134,43 @@ def _noise_cdf(u, div, NOISE: tl.constexpr):
     return pr
 
 
+@triton.jit
+def _queue_push(q1, q2, q3, q4, new, DEPTH: tl.constexpr):
+    """One step of a queue of loads ``DEPTH`` (1 to 4) deep, ``q1`` the oldest: ``(q1, queue after pushing new)``.
+
+    Loads issued ``DEPTH`` steps before they are used keep that many steps of memory latency in flight
+    per program (the time loop is sequential: one load ahead leaves it waiting on DRAM every step).
+    """
+    out = q1
+    if DEPTH == 1:
+        q1 = new
+    elif DEPTH == 2:
+        q1 = q2
+        q2 = new
+    elif DEPTH == 3:
+        q1 = q2
+        q2 = q3
+        q3 = new
+    else:
+        q1 = q2
+        q2 = q3
+        q3 = q4
+        q4 = new
+    return out, q1, q2, q3, q4
+
+
+@triton.jit
+def _load_step(ptr, off, valid):
+    """One step's values at ``ptr + off`` as float32, 0 where not ``valid``."""
+    return tl.load(ptr + off, mask=valid, other=0.0).to(tl.float32)
+
+
 @triton.jit(do_not_specialize=["T", "key", "mask_key", "mask_p"])  # M specialised: divisibility lets loads vectorise
 def _lif_fwd_kernel(x_ptr, beta_ptr, thr_ptr, s_ptr, own_ptr, h_ptr, cnt_ptr, raw_ptr, T, M, max_spikes, key,
                     noise_div, mask_key, mask_p,
                     RESET_ZERO: tl.constexpr, HAS_MAX: tl.constexpr, SAMPLING: tl.constexpr,
-                    NOISE: tl.constexpr, MASKING: tl.constexpr, STORE_OWN: tl.constexpr, BLOCK: tl.constexpr):
+                    NOISE: tl.constexpr, MASKING: tl.constexpr, STORE_OWN: tl.constexpr, BLOCK: tl.constexpr,
+                    PREFETCH: tl.constexpr):
     pid = tl.program_id(0)
     offs = pid * BLOCK + tl.arange(0, BLOCK)
     mask = offs < M
@@ -132,11 +185,22 @@ def _lif_fwd_kernel(x_ptr, beta_ptr, thr_ptr, s_ptr, own_ptr, h_ptr, cnt_ptr, ra
     m_u = tl.full([BLOCK], M, tl.int64).to(tl.uint32)
     key_u = tl.full([BLOCK], key, tl.int32).to(tl.uint32, bitcast=True)
     mkey_u = tl.full([BLOCK], mask_key, tl.int32).to(tl.uint32, bitcast=True)
-    # the next step's input is loaded one step ahead, so its memory latency overlaps this step's work
-    xt = tl.load(x_ptr + off, mask=mask, other=0.0).to(tl.float32)  # launched only when T > 0
+    # the inputs of the next PREFETCH steps are in flight while a step is computed (q1 = this step's)
+    stride = tl.full([BLOCK], M, tl.int64)
+    step0 = tl.full([BLOCK], 0, tl.int32)
+    q1 = _load_step(x_ptr, off, mask)  # launched only when T > 0
+    q2 = tl.zeros([BLOCK], dtype=tl.float32)
+    q3 = tl.zeros([BLOCK], dtype=tl.float32)
+    q4 = tl.zeros([BLOCK], dtype=tl.float32)
+    if PREFETCH >= 2:
+        q2 = _load_step(x_ptr, off + stride, mask & (step0 + 1 < T))
+    if PREFETCH >= 3:
+        q3 = _load_step(x_ptr, off + 2 * stride, mask & (step0 + 2 < T))
+    if PREFETCH >= 4:
+        q4 = _load_step(x_ptr, off + 3 * stride, mask & (step0 + 3 < T))
     for t in range(T):
-        nmask = mask & (tl.full([BLOCK], 0, tl.int32) + t + 1 < T)
-        x_next = tl.load(x_ptr + off + M, mask=nmask, other=0.0).to(tl.float32)
+        ahead = _load_step(x_ptr, off + PREFETCH * stride, mask & (step0 + t + PREFETCH < T))
+        xt, q1, q2, q3, q4 = _queue_push(q1, q2, q3, q4, ahead, PREFETCH)
         h = tl.fma(v, beta, xt)  # one rounding, as torch.addcmul (whatever Triton's fp-fusion default)
         u = h - thr
         if SAMPLING:
@@ -161,34 +225,47 @@ def _lif_fwd_kernel(x_ptr, beta_ptr, thr_ptr, s_ptr, own_ptr, h_ptr, cnt_ptr, ra
             v = h * (1.0 - s)
         else:
             v = h - thr * s
-        off = off + M
-        xt = x_next
+        off = off + stride
     if HAS_MAX:  # the backward's max_spikes mask starts from these totals
         tl.store(cnt_ptr + offs, count, mask=mask)
         tl.store(raw_ptr + offs, raw, mask=mask)
 
 
 @triton.jit
-def _step_spikes(h_ptr, s_ptr, off, lmask, thr, before, max_spikes, RECOMPUTE_S: tl.constexpr,
-                 HAS_MAX: tl.constexpr):
-    """Membrane, spikes, count before this step and max_spikes mask of one step, read going back in time.
+def _step_spikes(h, s_read, valid, thr, before, max_spikes, RECOMPUTE_S: tl.constexpr, HAS_MAX: tl.constexpr):
+    """Spikes, count before this step and max_spikes mask of one step, going back in time.
 
-    ``before`` is the count up to and including this step (crossings when recomputing, spikes when
-    reading them); returns it without this step. Recomputed spikes: ``h >= threshold``, capped by the
-    crossings before the step (a crossing is a spike exactly while fewer than max_spikes came before).
+    ``h`` is the step's membrane and ``s_read`` its saved spikes (used unless recomputed), both 0 where
+    not ``valid``. ``before`` is the count up to and including this step (crossings when recomputing,
+    spikes when reading them); returns it without this step. Recomputed spikes: ``h >= threshold``,
+    capped by the crossings before the step (a crossing is a spike exactly while fewer than max_spikes
+    came before).
     """
-    h = tl.load(h_ptr + off, mask=lmask, other=0.0).to(tl.float32)
     if RECOMPUTE_S:
-        s = tl.where(lmask & (h - thr >= 0.0), 1.0, 0.0)
+        s = tl.where(valid & (h - thr >= 0.0), 1.0, 0.0)
     else:
-        s = tl.load(s_ptr + off, mask=lmask, other=0.0).to(tl.float32)
+        s = s_read
     allowed = tl.full(h.shape, 1.0, tl.float32)
     if HAS_MAX:
         before = before - s
         allowed = tl.where(before < max_spikes, 1.0, 0.0)
         if RECOMPUTE_S:
             s = s * allowed
-    return h, s, before, allowed
+    return s, before, allowed
+
+
+@triton.jit
+def _load_back(h_ptr, s_ptr, gs_ptr, off, valid, RECOMPUTE_S: tl.constexpr, GS_MODE: tl.constexpr):
+    """What the backward reads of one step: membrane, saved spikes (unless recomputed), output gradient
+    (a tensor: GS_MODE 2); zeros for what it does not read."""
+    h = _load_step(h_ptr, off, valid)
+    s = tl.zeros(h.shape, tl.float32)
+    g = tl.zeros(h.shape, tl.float32)
+    if not RECOMPUTE_S:
+        s = _load_step(s_ptr, off, valid)
+    if GS_MODE == 2:
+        g = _load_step(gs_ptr, off, valid)
+    return h, s, g
 
 
 @triton.jit(do_not_specialize=["T", "mask_key", "mask_p"])
@@ -196,7 +273,8 @@ def _lif_bwd_kernel(gs_ptr, h_ptr, s_ptr, beta_ptr, thr_ptr, cnt_ptr, gx_ptr, gb
                     T, M, max_spikes, sparam, mask_key, mask_p,
                     RESET_ZERO: tl.constexpr, DETACH: tl.constexpr, HAS_MAX: tl.constexpr,
                     SURR: tl.constexpr, GS_MODE: tl.constexpr, RECOMPUTE_S: tl.constexpr,
-                    NEED_BETA: tl.constexpr, NEED_THR: tl.constexpr, MASKING: tl.constexpr, BLOCK: tl.constexpr):
+                    NEED_BETA: tl.constexpr, NEED_THR: tl.constexpr, MASKING: tl.constexpr, BLOCK: tl.constexpr,
+                    PREFETCH: tl.constexpr):
     pid = tl.program_id(0)
     offs = pid * BLOCK + tl.arange(0, BLOCK)
     mask = offs < M
@@ -208,24 +286,44 @@ def _lif_bwd_kernel(gs_ptr, h_ptr, s_ptr, beta_ptr, thr_ptr, cnt_ptr, gx_ptr, gb
     gv = tl.zeros([BLOCK], dtype=tl.float32)
     g_beta = tl.zeros([BLOCK], dtype=tl.float32)
     g_thr = tl.zeros([BLOCK], dtype=tl.float32)
+    mkey_u = tl.full([BLOCK], mask_key, tl.int32).to(tl.uint32, bitcast=True)
+    stride = tl.full([BLOCK], M, tl.int64)
+    step0 = tl.full([BLOCK], 0, tl.int32)
+    off = offs.to(tl.int64) + (T - 1).to(tl.int64) * M
     # output gradient: none (GS_MODE 0), one number for every element (1: from sum()), or a tensor (2)
-    gs = tl.zeros([BLOCK], dtype=tl.float32)
+    h, s, gs = _load_back(h_ptr, s_ptr, gs_ptr, off, mask, RECOMPUTE_S, GS_MODE)
     if GS_MODE == 1:
         gs = gs + tl.load(gs_ptr).to(tl.float32)
-    mkey_u = tl.full([BLOCK], mask_key, tl.int32).to(tl.uint32, bitcast=True)
-    off = offs.to(tl.int64) + (T - 1).to(tl.int64) * M
-    h, s, before, allowed = _step_spikes(h_ptr, s_ptr, off, mask, thr, before, max_spikes, RECOMPUTE_S, HAS_MAX)
-    if GS_MODE == 2:  # loaded one step ahead, like the membrane, to overlap memory latency with the work
-        gs = tl.load(gs_ptr + off, mask=mask, other=0.0).to(tl.float32)
+    s, before, allowed = _step_spikes(h, s, mask, thr, before, max_spikes, RECOMPUTE_S, HAS_MAX)
+    # the loads of the PREFETCH steps before step t are in flight while step t is computed
+    # (queues of membrane, saved spikes and output gradient; slot 1 holds step t-1)
+    qh1, qs1, qg1 = _load_back(h_ptr, s_ptr, gs_ptr, off - stride, mask & (step0 + 1 < T), RECOMPUTE_S, GS_MODE)
+    qh2, qs2, qg2 = qh1 * 0.0, qs1 * 0.0, qg1 * 0.0
+    qh3, qs3, qg3 = qh2, qs2, qg2
+    qh4, qs4, qg4 = qh2, qs2, qg2
+    if PREFETCH >= 2:
+        qh2, qs2, qg2 = _load_back(h_ptr, s_ptr, gs_ptr, off - 2 * stride, mask & (step0 + 2 < T), RECOMPUTE_S,
+                                   GS_MODE)
+    if PREFETCH >= 3:
+        qh3, qs3, qg3 = _load_back(h_ptr, s_ptr, gs_ptr, off - 3 * stride, mask & (step0 + 3 < T), RECOMPUTE_S,
+                                   GS_MODE)
+    if PREFETCH >= 4:
+        qh4, qs4, qg4 = _load_back(h_ptr, s_ptr, gs_ptr, off - 4 * stride, mask & (step0 + 4 < T), RECOMPUTE_S,
+                                   GS_MODE)
     for i in range(T):
         t = T - 1 - i
-        # step t-1 (v_prev for the beta gradient, and the next iteration's current values)
-        pmask = mask & (tl.full([BLOCK], 0, tl.int32) + t > 0)
-        h_prev, s_prev, before, allowed_prev = _step_spikes(h_ptr, s_ptr, off - M, pmask, thr, before,
-                                                            max_spikes, RECOMPUTE_S, HAS_MAX)
-        gs_prev = gs
-        if GS_MODE == 2:
-            gs_prev = tl.load(gs_ptr + (off - M), mask=pmask, other=0.0).to(tl.float32)
+        # step t-1 (v_prev for the beta gradient, and the next iteration's current values) from the queues;
+        # step t-1-PREFETCH joins them
+        nh, ns, ng = _load_back(h_ptr, s_ptr, gs_ptr, off - (PREFETCH + 1) * stride,
+                                mask & (step0 + t - 1 - PREFETCH >= 0), RECOMPUTE_S, GS_MODE)
+        h_prev, qh1, qh2, qh3, qh4 = _queue_push(qh1, qh2, qh3, qh4, nh, PREFETCH)
+        s_prev, qs1, qs2, qs3, qs4 = _queue_push(qs1, qs2, qs3, qs4, ns, PREFETCH)
+        gs_prev, qg1, qg2, qg3, qg4 = _queue_push(qg1, qg2, qg3, qg4, ng, PREFETCH)
+        if GS_MODE != 2:
+            gs_prev = gs
+        pmask = mask & (step0 + t > 0)
+        s_prev, before, allowed_prev = _step_spikes(h_prev, s_prev, pmask, thr, before, max_spikes, RECOMPUTE_S,
+                                                    HAS_MAX)
         sg = _surrogate(h - thr, sparam, SURR) * allowed
         g_out = gs
         if MASKING:  # the output gradient reaches the neuron through kept spikes only (counter t*M + m)
@@ -258,7 +356,7 @@ def _lif_bwd_kernel(gs_ptr, h_ptr, s_ptr, beta_ptr, thr_ptr, cnt_ptr, gx_ptr, gb
         s = s_prev
         gs = gs_prev
         allowed = allowed_prev
-        off = off - M
+        off = off - stride
     if NEED_BETA:
         tl.store(gbeta_ptr + offs, g_beta, mask=mask)
     if NEED_THR:
@@ -277,12 +375,34 @@ def _check_device(x: torch.Tensor) -> None:
             "(CPU testing only).")
 
 
-def _block_size(m: int) -> int:
-    return max(16, min(_MAX_BLOCK, triton.next_power_of_2(max(m, 1))))
+@functools.lru_cache(maxsize=None)
+def _sm_count(device_index: int) -> int:
+    return torch.cuda.get_device_properties(device_index).multi_processor_count
 
 
-def _num_warps(block: int) -> int:
-    return 8 if block >= 1024 else 4
+def _gpu_sms(x: torch.Tensor) -> int | None:
+    """The streaming multiprocessors of ``x``'s GPU; ``None`` for a CPU tensor (the interpreter)."""
+    return _sm_count(x.device.index if x.device.index is not None else torch.cuda.current_device()) \
+        if x.is_cuda else None
+
+
+def launch_config(m: int, sms: int | None) -> tuple[int, int]:
+    """``(neurons per program, warps)`` for ``m`` neurons per step on a GPU with ``sms`` multiprocessors.
+
+    Up to 1024 neurons per program (``SNNLAB_TRITON_LIF_BLOCK`` sets the most), halved down to 128 while
+    there would be fewer programs than multiprocessors (unless the block is set): each program streams
+    its neurons' steps one after the other, so an idle multiprocessor is bandwidth lost. Four neurons
+    per thread (128-bit loads and stores), at most 8 warps.
+
+    Example:
+        >>> launch_config(16 * 16384, sms=132), launch_config(16 * 4096, sms=132)
+        ((1024, 8), (256, 2))
+    """
+    block = max(16, min(_MAX_BLOCK, triton.next_power_of_2(max(m, 1))))
+    if sms and _FIXED_BLOCK is None:
+        while block > 128 and triton.cdiv(m, block) < sms:
+            block //= 2
+    return block, max(1, min(8, block // 128))
 
 
 def _signed32(k: int) -> int:
@@ -317,7 +437,7 @@ class LIFTritonFunction(torch.autograd.Function):
         counts = torch.empty((2, M), dtype=torch.float32, device=x.device) if max_spikes is not None else None
         beta_f, thr_f = flat_param(beta, x), flat_param(threshold, x)  # [M] float32, kept for the backward
         if T > 0 and M > 0:
-            block = _block_size(M)
+            block, warps = launch_config(M, _gpu_sms(x))
             noise_div = noise_divisor(noise, noise_scale) if sampling else 1.0
             cnt, raw = (counts[0], counts[1]) if counts is not None else (spikes, spikes)  # unused when absent
             _lif_fwd_kernel[(triton.cdiv(M, block),)](
@@ -326,7 +446,7 @@ class LIFTritonFunction(torch.autograd.Function):
                 _signed32(seed_key(seed)) if sampling else 0, noise_div, _signed32(m_key), mask_p,
                 RESET_ZERO=reset == "zero", HAS_MAX=max_spikes is not None, SAMPLING=sampling,
                 NOISE=SURROGATE_CODES[noise] if sampling else 0, MASKING=masking,
-                STORE_OWN=own is not spikes, BLOCK=block, num_warps=_num_warps(block))
+                STORE_OWN=own is not spikes, BLOCK=block, PREFETCH=_PREFETCH, num_warps=warps)
         ctx.save_for_backward(membrane, None if recompute else own, counts, beta, threshold, beta_f, thr_f)
         ctx.cfg = (reset, bool(detach_reset), max_spikes, surrogate, float(surrogate_param), recompute, mask_p, m_key)
         ctx.mark_non_differentiable(membrane)
@@ -353,7 +473,7 @@ class LIFTritonFunction(torch.autograd.Function):
             else:
                 gs_mode, gs = 2, grad_spikes.contiguous()
             cnt = grad_x if counts is None else counts[1] if recompute else counts[0]
-            block = _block_size(M)
+            block, warps = launch_config(M, _gpu_sms(membrane))
             _lif_bwd_kernel[(triton.cdiv(M, block),)](
                 gs, membrane, membrane if spikes is None else spikes, beta_f, thr_f, cnt,
                 grad_x, grad_x if g_beta is None else g_beta, grad_x if g_thr is None else g_thr, T, M,
@@ -361,7 +481,7 @@ class LIFTritonFunction(torch.autograd.Function):
                 RESET_ZERO=reset == "zero", DETACH=detach_reset, HAS_MAX=max_spikes is not None,
                 SURR=SURROGATE_CODES[surrogate], GS_MODE=gs_mode, RECOMPUTE_S=recompute,
                 NEED_BETA=need_beta, NEED_THR=need_thr, MASKING=mask_p > 0.0, BLOCK=block,
-                num_warps=_num_warps(block))
+                PREFETCH=_PREFETCH, num_warps=warps)
         else:
             grad_x.zero_()
             g_beta, g_thr = (g.zero_() if g is not None else None for g in (g_beta, g_thr))
