@@ -188,16 +188,11 @@ def _lif_fwd_kernel(x_ptr, beta_ptr, thr_ptr, s_ptr, own_ptr, h_ptr, cnt_ptr, ra
     # the inputs of the next PREFETCH steps are in flight while a step is computed (q1 = this step's)
     stride = tl.full([BLOCK], M, tl.int64)
     step0 = tl.full([BLOCK], 0, tl.int32)
-    q1 = _load_step(x_ptr, off, mask)  # launched only when T > 0
-    q2 = tl.zeros([BLOCK], dtype=tl.float32)
-    q3 = tl.zeros([BLOCK], dtype=tl.float32)
-    q4 = tl.zeros([BLOCK], dtype=tl.float32)
-    if PREFETCH >= 2:
-        q2 = _load_step(x_ptr, off + stride, mask & (step0 + 1 < T))
-    if PREFETCH >= 3:
-        q3 = _load_step(x_ptr, off + 2 * stride, mask & (step0 + 2 < T))
-    if PREFETCH >= 4:
-        q4 = _load_step(x_ptr, off + 3 * stride, mask & (step0 + 3 < T))
+    zero = tl.zeros([BLOCK], dtype=tl.float32)
+    q1, q2, q3, q4 = zero, zero, zero, zero
+    for k in tl.static_range(PREFETCH):  # steps 0 .. PREFETCH-1 (launched only when T > 0)
+        _, q1, q2, q3, q4 = _queue_push(q1, q2, q3, q4, _load_step(x_ptr, off + k * stride, mask & (step0 + k < T)),
+                                        PREFETCH)
     for t in range(T):
         ahead = _load_step(x_ptr, off + PREFETCH * stride, mask & (step0 + t + PREFETCH < T))
         xt, q1, q2, q3, q4 = _queue_push(q1, q2, q3, q4, ahead, PREFETCH)
@@ -297,19 +292,15 @@ def _lif_bwd_kernel(gs_ptr, h_ptr, s_ptr, beta_ptr, thr_ptr, cnt_ptr, gx_ptr, gb
     s, before, allowed = _step_spikes(h, s, mask, thr, before, max_spikes, RECOMPUTE_S, HAS_MAX)
     # the loads of the PREFETCH steps before step t are in flight while step t is computed
     # (queues of membrane, saved spikes and output gradient; slot 1 holds step t-1)
-    qh1, qs1, qg1 = _load_back(h_ptr, s_ptr, gs_ptr, off - stride, mask & (step0 + 1 < T), RECOMPUTE_S, GS_MODE)
-    qh2, qs2, qg2 = qh1 * 0.0, qs1 * 0.0, qg1 * 0.0
-    qh3, qs3, qg3 = qh2, qs2, qg2
-    qh4, qs4, qg4 = qh2, qs2, qg2
-    if PREFETCH >= 2:
-        qh2, qs2, qg2 = _load_back(h_ptr, s_ptr, gs_ptr, off - 2 * stride, mask & (step0 + 2 < T), RECOMPUTE_S,
-                                   GS_MODE)
-    if PREFETCH >= 3:
-        qh3, qs3, qg3 = _load_back(h_ptr, s_ptr, gs_ptr, off - 3 * stride, mask & (step0 + 3 < T), RECOMPUTE_S,
-                                   GS_MODE)
-    if PREFETCH >= 4:
-        qh4, qs4, qg4 = _load_back(h_ptr, s_ptr, gs_ptr, off - 4 * stride, mask & (step0 + 4 < T), RECOMPUTE_S,
-                                   GS_MODE)
+    zero = tl.zeros([BLOCK], dtype=tl.float32)
+    qh1, qh2, qh3, qh4 = zero, zero, zero, zero
+    qs1, qs2, qs3, qs4 = zero, zero, zero, zero
+    qg1, qg2, qg3, qg4 = zero, zero, zero, zero
+    for k in tl.static_range(1, PREFETCH + 1):  # steps T-2 .. T-1-PREFETCH
+        nh, ns, ng = _load_back(h_ptr, s_ptr, gs_ptr, off - k * stride, mask & (step0 + k < T), RECOMPUTE_S, GS_MODE)
+        _, qh1, qh2, qh3, qh4 = _queue_push(qh1, qh2, qh3, qh4, nh, PREFETCH)
+        _, qs1, qs2, qs3, qs4 = _queue_push(qs1, qs2, qs3, qs4, ns, PREFETCH)
+        _, qg1, qg2, qg3, qg4 = _queue_push(qg1, qg2, qg3, qg4, ng, PREFETCH)
     for i in range(T):
         t = T - 1 - i
         # step t-1 (v_prev for the beta gradient, and the next iteration's current values) from the queues;
