@@ -87,6 +87,16 @@ def test_rounded_input_checks():
         delayed_linear_triton(x, W, torch.zeros(3, 5, dtype=torch.long, device=DEVICE), 1.0, 3, True)
 
 
+def test_more_rows_than_int32_indices_raises(monkeypatch):
+    monkeypatch.setattr(delays_triton, "_MAX_ROWS", 23)  # the real limit, 2**31 - 1, needs 8 GB per input
+    x, W = _on_device(torch.randn(4, 2, 3, 3), torch.randn(5, 3))
+    D = torch.zeros(5, 3, dtype=torch.long, device=DEVICE)
+    assert delayed_linear_triton(x[:, :, :2], W, D, 1.0, 3, True).shape == (4, 2, 2, 5)  # 16 rows: fine
+    for rounded, p in ((True, D), (False, D.float())):
+        with pytest.raises(ValueError, match="24 rows.*backend='torch'"):
+            delayed_linear_triton(x, W, p, 1.0, 3, rounded)
+
+
 # ----------------------------------------------------------------------------- Gaussian (training) path
 
 

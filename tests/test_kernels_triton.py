@@ -286,6 +286,16 @@ def test_invalid_options():
         lif_triton(x.double(), beta, thr)
 
 
+@needs_kernels
+def test_more_neurons_than_int32_indices_raises(monkeypatch):
+    mod = sys.modules["snnlab.kernels.lif_triton"]
+    monkeypatch.setattr(mod, "_MAX_NEURONS", 9)  # the real limit, 2**31 - 1, needs an 8 GB step
+    x, beta, thr, _ = _inputs((2, 5), per_neuron=False)
+    assert lif_triton(x[:, :1], beta, thr)[0].shape == (x.shape[0], 1, 5)  # 5 neurons a step: within the limit
+    with pytest.raises(ValueError, match="10 neurons per time step.*torch backend"):
+        lif_triton(x, beta, thr)
+
+
 def test_cpu_tensor_without_interpreter_raises(monkeypatch):
     mod = sys.modules["snnlab.kernels.lif_triton"]
     monkeypatch.setattr(mod, "_INTERPRETED", False)

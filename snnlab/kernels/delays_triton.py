@@ -82,6 +82,8 @@ WINDOW_SIGMAS = 6.0
 #: :func:`kernel_options`
 ALGORITHMS = ("mma", "gather")
 PRECISIONS = ("tf32x3", "tf32", "ieee")
+# the kernels index rows of the [T * M, features] view in int32 (the element offsets are int64)
+_MAX_ROWS = 2**31 - 1
 
 
 # ----------------------------------------------------------------------------- kernels
@@ -630,6 +632,10 @@ def delayed_linear_triton(x: torch.Tensor, weight: torch.Tensor, positions_or_de
     _check_device(x, weight, positions_or_delays)
     options = _options_for(x.device, kernel_options(algorithm, precision))
     shape = x.shape
+    rows = math.prod(shape[:-1])
+    if rows > _MAX_ROWS:
+        raise ValueError(f"{name}: {rows} rows (T * B * ...) are more than the kernels' int32 row indices reach "
+                         f"({_MAX_ROWS}); split the batch or use backend='torch'")
     x3 = x.reshape(shape[0], math.prod(shape[1:-1]), shape[-1]).contiguous()  # -1 fails on empty tensors
     if rounded:
         d = positions_or_delays

@@ -82,6 +82,8 @@ def _prefetch_setting() -> int:
 _FIXED_BLOCK = _block_setting()
 _MAX_BLOCK = _FIXED_BLOCK or 1024
 _PREFETCH = _prefetch_setting()
+# the kernels index the neurons of a step in int32 (the time offsets are int64)
+_MAX_NEURONS = 2**31 - 1
 
 
 @triton.jit
@@ -413,6 +415,9 @@ class LIFTritonFunction(torch.autograd.Function):
         _check_device(x)
         x = x.contiguous()
         T, M = steps_and_width(x)
+        if M > _MAX_NEURONS:
+            raise ValueError(f"lif_triton: {M} neurons per time step (B * N) is more than the kernels' int32 "
+                             f"indices reach ({_MAX_NEURONS}); split the batch or use the torch backend")
         spikes = torch.empty_like(x)
         membrane = torch.empty_like(x)
         sampling = noise is not None and bool(sample)
