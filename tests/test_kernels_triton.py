@@ -197,7 +197,9 @@ def test_launch_config_fills_the_multiprocessors(monkeypatch):
     assert cfg(16 * 4096, None) == (1024, 8) and cfg(1100, None) == (1024, 8)
     for m, sms in ((16 * 4096, 132), (5000, 108), (3 * 2 ** 20 + 7, 132)):
         block, warps = cfg(m, sms)
-        assert block * warps and (block == 128 or -(-m // block) >= sms or block >= m)
+        assert warps == max(1, min(8, block // 128))  # 4 neurons a thread, 1 to 8 warps
+        assert block == 128 or -(-m // block) >= sms  # at least one program per multiprocessor
+        assert block == 1024 or -(-m // (2 * block)) < sms  # the largest block that does so
     # a block set by SNNLAB_TRITON_LIF_BLOCK is taken as it is
     monkeypatch.setattr(mod, "_FIXED_BLOCK", 512)
     monkeypatch.setattr(mod, "_MAX_BLOCK", 512)
