@@ -632,11 +632,11 @@ def delayed_linear_triton(x: torch.Tensor, weight: torch.Tensor, positions_or_de
     _check_device(x, weight, positions_or_delays)
     options = _options_for(x.device, kernel_options(algorithm, precision))
     shape = x.shape
-    rows = math.prod(shape[:-1])
-    if rows > _MAX_ROWS:
-        raise ValueError(f"{name}: {rows} rows (T * B * ...) are more than the kernels' int32 row indices reach "
-                         f"({_MAX_ROWS}); split the batch or use backend='torch'")
-    x3 = x.reshape(shape[0], math.prod(shape[1:-1]), shape[-1]).contiguous()  # -1 fails on empty tensors
+    width = math.prod(shape[1:-1])  # M: the rows of one step
+    if shape[0] * width > _MAX_ROWS:
+        raise ValueError(f"{name}: {shape[0] * width} rows (T * B * ...) are more than the kernels' int32 row "
+                         f"indices reach ({_MAX_ROWS}); split the batch or use backend='torch'")
+    x3 = x.reshape(shape[0], width, shape[-1]).contiguous()  # -1 fails on empty tensors
     if rounded:
         d = positions_or_delays
         if d.dtype.is_floating_point or d.dtype == torch.bool or d.is_complex():

@@ -375,8 +375,9 @@ def _sm_count(device_index: int) -> int:
 
 def _gpu_sms(x: torch.Tensor) -> int | None:
     """The streaming multiprocessors of ``x``'s GPU; ``None`` for a CPU tensor (the interpreter)."""
-    return _sm_count(x.device.index if x.device.index is not None else torch.cuda.current_device()) \
-        if x.is_cuda else None
+    if not x.is_cuda:
+        return None
+    return _sm_count(x.device.index if x.device.index is not None else torch.cuda.current_device())
 
 
 def launch_config(m: int, sms: int | None) -> tuple[int, int]:
