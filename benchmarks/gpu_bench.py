@@ -19,7 +19,8 @@ Every step is a forward, ``out.sum().backward()`` (LIF: gradient to the input; L
 to the weights), timed with CUDA events; the tables give the median over ``--reps`` steps after
 ``--warmup`` steps. Each library variant runs in its own subprocess (a crash, an out-of-memory or a
 ``torch.compile`` that takes too long costs only its own rows; ``--timeout`` seconds each), all in one
-run of this script, so the ratios compare numbers taken minutes apart on the same device.
+run of this script, so the ratios compare numbers taken minutes apart on the same device. They run in
+the order of ``VARIANTS``: the rows the comparison needs first, the settings that tune snnlab last.
 
 Bandwidth: the device's copy bandwidth is measured first (bytes read + written by a device-to-device
 copy of a 1 GiB tensor). A LIF step with snnlab's kernels moves 6 tensors of ``T*B*N`` float32 (forward:
@@ -28,7 +29,8 @@ grad_x; the gradient of ``sum()`` is one number); the table gives the achieved b
 of the copy bandwidth. Gradients are reset before every step (none accumulate).
 
 Rows are appended to ``rows.jsonl`` in ``--out`` as each variant finishes and the tables rewritten, so a
-run cut short keeps what it measured; ``--deadline`` skips the variants that would start too late.
+run cut short keeps what it measured; ``--deadline`` bounds the whole run (a variant gets what is left
+when that is under ``--timeout``, and none starts with under ``--min-start`` seconds left).
 
 Peers missing from the environment are reported as such, not silently dropped.
 """
@@ -57,25 +59,28 @@ QUICK_DELAY = dict(T=20, B=8, inp=14, out=16, K=5)
 BETA, THRESHOLD = 0.9, 1.0
 LIF_TENSORS_MOVED = 6  # see the module docstring
 
-# variant name -> (kind of cases, environment for its subprocess)
+# variant name -> (kind of cases, environment for its subprocess), in the order they run: what the issue's
+# table needs first (snnlab's defaults, each peer, DelayedLinear against Dcls1d), then the torch paths
+# and torch.compile'd peers (slower to start), then the settings that choose snnlab's defaults, so that
+# a run cut short by --deadline loses the least needed rows
 VARIANTS: dict[str, tuple[str, dict[str, str]]] = {
     "snnlab triton": ("neuron", {}),
-    "snnlab torch": ("neuron", {}),
     # SpikingJelly picks its CUDA implementation itself (the PyPI wheel has no native one: triton);
     # each row records which one ran
     "spikingjelly": ("neuron", {}),
     "snntorch": ("neuron", {}),
-    "snntorch compiled step": ("neuron", {}),
     "norse": ("neuron", {}),
-    "norse compiled step": ("neuron", {}),
-    # DelayedLinear: snnlab's Triton "mma" path (TF32 x3: float32 accuracy) and its torch path; the
-    # Triton "gather" path and the "mma" path with single TF32 products to choose the defaults; Dcls1d
+    # DelayedLinear: snnlab's Triton "mma" path (TF32 x3: float32 accuracy) and its torch path; Dcls1d
     # with PyTorch's defaults (cuDNN may use TF32) and in float32 (TF32 off), for equal accuracy
     "snnlab DelayedLinear": ("delay", {}),
-    "snnlab DelayedLinear gather": ("delay", {"SNNLAB_TRITON_DELAY_ALGO": "gather"}),
-    "snnlab DelayedLinear tf32": ("delay", {"SNNLAB_TRITON_DELAY_PRECISION": "tf32"}),
     "dcls Dcls1d": ("delay", {}),
     "dcls Dcls1d fp32": ("delay", {}),
+    "snnlab torch": ("neuron", {}),
+    "snntorch compiled step": ("neuron", {}),
+    "norse compiled step": ("neuron", {}),
+    # the Triton "gather" path and the "mma" path with single TF32 products, to choose the defaults
+    "snnlab DelayedLinear gather": ("delay", {"SNNLAB_TRITON_DELAY_ALGO": "gather"}),
+    "snnlab DelayedLinear tf32": ("delay", {"SNNLAB_TRITON_DELAY_PRECISION": "tf32"}),
     # the LIF kernels' settings, to choose their defaults: loads in flight (default 4 steps), and a fixed
     # block of 1024 neurons (the default shrinks it while programs < multiprocessors)
     "snnlab triton prefetch=1": ("neuron", {"SNNLAB_TRITON_LIF_PREFETCH": "1"}),
@@ -86,6 +91,7 @@ VARIANTS: dict[str, tuple[str, dict[str, str]]] = {
     "snnlab masked: LIF + SpikeMask": ("mask", {}),
 }
 MASK_P = 0.3
+clock = time.perf_counter  # the driver's clock for --deadline (a test replaces it)
 
 
 # ----------------------------------------------------------------------------- timing
@@ -330,19 +336,20 @@ def worker(args) -> None:
         run_delay_variant(args.worker, QUICK_DELAY if args.quick else DELAY_CASE, device, args.warmup, args.reps)
 
 
-def run_worker(variant: str, args) -> tuple[list[dict], str]:
-    """Run one variant in a subprocess; its rows, and a note when it failed or timed out."""
+def run_worker(variant: str, args, timeout: float) -> tuple[list[dict], str]:
+    """Run one variant in a subprocess (killed after ``timeout`` seconds); its rows, and a note when it
+    failed or timed out (the rows it printed before are kept)."""
     cmd = [sys.executable, __file__, "--worker", variant, "--device", args.device,
            "--warmup", str(args.warmup), "--reps", str(args.reps)] + (["--quick"] if args.quick else [])
     env = dict(os.environ, **VARIANTS[variant][1])
     rows, note = [], ""
     try:
-        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=args.timeout, env=env)
+        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, env=env)
         out, err, rc = proc.stdout, proc.stderr, proc.returncode
     except subprocess.TimeoutExpired as exc:
         out = exc.stdout.decode() if isinstance(exc.stdout, bytes) else (exc.stdout or "")
         err, rc = "", None
-        note = f"timed out after {args.timeout} s"
+        note = f"timed out after {timeout:.0f} s"
     for line in out.splitlines():
         if line.startswith("ROW "):
             rows.append(json.loads(line[4:]))
@@ -393,7 +400,9 @@ def main(argv=None) -> int:
     ap.add_argument("--reps", type=int, default=10)
     ap.add_argument("--timeout", type=int, default=120, help="seconds per library variant")
     ap.add_argument("--deadline", type=float, default=540,
-                    help="seconds for the whole run: a variant is not started when less than --timeout is left")
+                    help="seconds for the whole run: each variant gets --timeout or what is left, whichever is "
+                         "less, and is not started with under --min-start left")
+    ap.add_argument("--min-start", type=float, default=30, help="seconds a variant needs left to be started")
     ap.add_argument("--only", nargs="*", default=None, help="variants to run (default: all)")
     ap.add_argument("--out", type=Path, default=None, help="folder for results.json and results.md")
     ap.add_argument("--worker", default=None, help=argparse.SUPPRESS)
@@ -406,7 +415,7 @@ def main(argv=None) -> int:
         ap.error(f"unknown variants {sorted(unknown)}; choose from {list(VARIANTS)}")
     device = torch.device(args.device)
     device_name = torch.cuda.get_device_name(device) if device.type == "cuda" else platform.processor() or "CPU"
-    started = time.perf_counter()
+    started = clock()
     bandwidth = copy_bandwidth(device, 2 ** 30 if not args.quick else 2 ** 26)
     if device.type == "cuda":
         torch.cuda.empty_cache()  # the copy's buffers go back before the workers need the memory
@@ -418,15 +427,16 @@ def main(argv=None) -> int:
         (args.out / "rows.jsonl").write_text("")
     rows, notes = [], {}
     for variant in args.only or VARIANTS:
-        if time.perf_counter() - started > args.deadline - args.timeout:
-            notes[variant] = f"not started: under {args.timeout} s left of --deadline {args.deadline:g} s"
+        left = args.deadline - (clock() - started)
+        if left < args.min_start:
+            notes[variant] = f"not started: under {args.min_start:g} s left of --deadline {args.deadline:g} s"
             continue
-        t0 = time.perf_counter()
-        got, note = run_worker(variant, args)
+        t0 = clock()
+        got, note = run_worker(variant, args, timeout=min(args.timeout, left))
         rows += got
         if note:
             notes[variant] = note
-        print(f"{variant}: {len(got)} rows in {time.perf_counter() - t0:.0f} s {note}", flush=True)
+        print(f"{variant}: {len(got)} rows in {clock() - t0:.0f} s {note}", flush=True)
         if args.out:  # after each variant, so that a run cut short keeps what it measured
             with open(args.out / "rows.jsonl", "a") as f:
                 f.writelines(json.dumps(r) + "\n" for r in got)

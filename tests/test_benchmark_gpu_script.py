@@ -36,3 +36,40 @@ def test_quick_run_writes_tables(tmp_path):
     table = (tmp_path / "results.md").read_text()
     assert "| snnlab triton |  |" in table and "| 1.00 |" in table and "of copy" in table
     assert "Copy bandwidth:" in table
+
+
+def _load_bench():
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("gpu_bench", ROOT / "benchmarks" / "gpu_bench.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_deadline_shortens_the_last_variants_and_skips_the_rest(monkeypatch, tmp_path):
+    bench = _load_bench()
+    now = [0.0]
+    started = []
+
+    def fake_worker(variant, args, timeout):  # each variant takes 60 s of the fake clock
+        started.append((variant, timeout))
+        now[0] += 60
+        return [], ""
+    monkeypatch.setattr(bench, "clock", lambda: now[0])
+    monkeypatch.setattr(bench, "run_worker", fake_worker)
+    monkeypatch.setattr(bench, "copy_bandwidth", lambda device, nbytes: 1e9)
+    monkeypatch.setattr(bench, "write_results", lambda *a: None)
+    assert bench.main(["--device", "cpu", "--deadline", "200", "--timeout", "120", "--min-start", "30"]) == 0
+    names = list(bench.VARIANTS)
+    # 200 s left: 120; 140 left: 120; 80 left: 80 (what is left); 20 left: under --min-start, none more
+    assert started == [(names[0], 120), (names[1], 120), (names[2], 80)]
+
+
+def test_variants_run_the_compared_rows_before_the_tuning_ones():
+    names = list(_load_bench().VARIANTS)
+    compared = ["snnlab triton", "spikingjelly", "snntorch", "norse", "snnlab DelayedLinear", "dcls Dcls1d",
+                "dcls Dcls1d fp32"]
+    tuning = [n for n in names if "prefetch" in n or "block=" in n or n.endswith(("gather", "tf32"))]
+    assert names[:len(compared)] == compared and len(tuning) == 5
+    assert min(names.index(n) for n in tuning) > names.index("norse compiled step")
