@@ -97,6 +97,14 @@ def test_more_rows_than_int32_indices_raises(monkeypatch):
             delayed_linear_triton(x, W, p, 1.0, 3, rounded)
 
 
+
+def test_interpreter_problem_raised_before_launching(monkeypatch):
+    monkeypatch.setattr(delays_triton, "_INTERPRETED", True)
+    monkeypatch.setattr(delays_triton, "interpreter_problem", lambda: "Triton 3.6.0's CPU interpreter cannot run")
+    x, W = torch.randn(4, 2, 3), torch.randn(5, 3)  # CPU tensors: the interpreter's case
+    with pytest.raises(RuntimeError, match="delayed_linear_triton: Triton 3.6.0's CPU interpreter"):
+        delayed_linear_triton(x, W, torch.zeros(5, 3, dtype=torch.long), 1.0, 3, True)
+
 # ----------------------------------------------------------------------------- Gaussian (training) path
 
 

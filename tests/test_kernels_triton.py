@@ -306,6 +306,35 @@ def test_cpu_tensor_without_interpreter_raises(monkeypatch):
         mod.lif_triton(x, beta, thr)
 
 
+@pytest.mark.parametrize("version,numpy_refuses,refused", [
+    ("3.6.0", True, True), ("3.6.0", False, False), ("3.7.0", True, False), ("3.10.1", True, False)])
+def test_interpreter_problem_names_old_triton_with_strict_numpy(monkeypatch, version, numpy_refuses, refused):
+    import numpy
+
+    from snnlab.kernels import triton_import
+
+    monkeypatch.setattr(triton_import.triton, "__version__", version)
+    if numpy_refuses:  # what NumPy 2.x says to int() of a one-element 1-D array
+        def strict_int(arr):
+            raise TypeError("only 0-dimensional arrays can be converted to Python scalars")
+        monkeypatch.setattr(numpy, "zeros", lambda shape: type("Arr", (), {"__int__": strict_int})())
+    else:
+        monkeypatch.setattr(numpy, "zeros", lambda shape: 0)
+    problem = triton_import.interpreter_problem.__wrapped__()
+    assert (problem is not None) == refused
+    if refused:
+        assert f"Triton {version}" in problem and "triton>=3.7" in problem
+
+
+def test_kernels_raise_the_interpreter_problem_before_launching(monkeypatch):
+    mod = sys.modules["snnlab.kernels.lif_triton"]
+    monkeypatch.setattr(mod, "_INTERPRETED", True)
+    monkeypatch.setattr(mod, "interpreter_problem", lambda: "Triton 3.6.0's CPU interpreter cannot run")
+    x, beta, thr, _ = make_inputs((2, 5), per_neuron=False, device="cpu")
+    with pytest.raises(RuntimeError, match="lif_triton: Triton 3.6.0's CPU interpreter"):
+        mod.lif_triton(x, beta, thr)
+
+
 # ---------------------------------------------------------------- dispatch
 
 AUTO_ON_CPU = "cpu" if dispatch.cpu_kernel_usable() else "torch"  # the compiled loop where it builds

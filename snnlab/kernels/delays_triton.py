@@ -70,7 +70,7 @@ import os
 
 import torch
 
-from .triton_import import tl, triton
+from .triton_import import interpreter_problem, tl, triton
 
 __all__ = ["delayed_linear_triton", "DelayedLinearTritonFunction", "DelayedLinearRoundedTritonFunction",
            "gaussian_window"]
@@ -399,6 +399,8 @@ def _check_device(*tensors: torch.Tensor) -> None:
             f"delayed_linear_triton got a tensor on '{dev}'; the Triton kernels need a CUDA device. Use "
             "backend='torch', move the tensors to CUDA, or set TRITON_INTERPRET=1 before importing triton "
             "(CPU testing only).")
+    if _INTERPRETED and interpreter_problem():
+        raise RuntimeError(f"delayed_linear_triton: {interpreter_problem()}")
 
 
 def _pow2(n: int, lo: int, hi: int) -> int:

@@ -47,7 +47,7 @@ import torch
 from .counter_rng import mask_key, seed_key
 from .lif_common import (SURROGATE_CODES, check_fused_args, check_mask_p, expanded_from_one, flat_param, noise_divisor,
                          param_grads, steps_and_width)
-from .triton_import import tl, triton
+from .triton_import import interpreter_problem, tl, triton
 
 _ATAN, _FAST_SIGMOID, _TRIANGLE, _SIGMOID, _GAUSSIAN, _LOGISTIC = (
     SURROGATE_CODES[n] for n in ("atan", "fast_sigmoid", "triangle", "sigmoid", "gaussian", "logistic"))
@@ -366,6 +366,8 @@ def _check_device(x: torch.Tensor) -> None:
             f"lif_triton got a tensor on '{x.device}'; the Triton kernels need a CUDA device. Use the "
             "torch backend, move the tensors to CUDA, or set TRITON_INTERPRET=1 before importing triton "
             "(CPU testing only).")
+    if _INTERPRETED and interpreter_problem():
+        raise RuntimeError(f"lif_triton: {interpreter_problem()}")
 
 
 @functools.lru_cache(maxsize=None)
