@@ -10,8 +10,9 @@ Cases (the Open Neuromorphic SNN library benchmark's sizes where it has them):
 * DelayedLinear in the SHD configuration, ``140 -> 256, max_delay=25, T=100, B=256``, against the
   dcls package's ``Dcls1d`` (which builds a dense ``[out, in, max_delay]`` kernel and runs a conv1d),
   with PyTorch's defaults (cuDNN may compute float32 convolutions in TF32) and with TF32 off; snnlab's
-  Triton "mma" path (TF32 x3, float32 accuracy), its "gather" path, the "mma" path in single TF32, and
-  the torch path. Each row gives the function's error against float64: compare at equal accuracy.
+  Triton "mma" path (float32 accuracy: on the spike input, three bfloat16 products), the same with
+  three TF32 products, its "gather" path, the "mma" path in single TF32, and the torch path. Each row
+  gives the function's error against float64: compare at equal accuracy.
 * spike masking (``p = 0.3``) fused into snnlab's Triton LIF against the LIF followed by a
   ``SpikeMask`` layer, at the LIF sizes (run last).
 
@@ -70,16 +71,18 @@ VARIANTS: dict[str, tuple[str, dict[str, str]]] = {
     "spikingjelly": ("neuron", {}),
     "snntorch": ("neuron", {}),
     "norse": ("neuron", {}),
-    # DelayedLinear: snnlab's Triton "mma" path (TF32 x3: float32 accuracy) and its torch path; Dcls1d
-    # with PyTorch's defaults (cuDNN may use TF32) and in float32 (TF32 off), for equal accuracy
+    # DelayedLinear: snnlab's Triton "mma" path (float32 accuracy; bfloat16 x3 on spikes) and its torch
+    # path; Dcls1d with PyTorch's defaults (cuDNN may use TF32) and in float32 (TF32 off), for equal accuracy
     "snnlab DelayedLinear": ("delay", {}),
     "dcls Dcls1d": ("delay", {}),
     "dcls Dcls1d fp32": ("delay", {}),
     "snnlab torch": ("neuron", {}),
     "snntorch compiled step": ("neuron", {}),
     "norse compiled step": ("neuron", {}),
-    # the Triton "gather" path and the "mma" path with single TF32 products, to choose the defaults
+    # the Triton "gather" path, the "mma" path with three TF32 products where the default ("auto") takes
+    # three bfloat16 ones on spikes, and with single TF32 products, to choose the defaults
     "snnlab DelayedLinear gather": ("delay", {"SNNLAB_TRITON_DELAY_ALGO": "gather"}),
+    "snnlab DelayedLinear tf32x3": ("delay", {"SNNLAB_TRITON_DELAY_PRECISION": "tf32x3"}),
     "snnlab DelayedLinear tf32": ("delay", {"SNNLAB_TRITON_DELAY_PRECISION": "tf32"}),
     # the LIF kernels' settings, to choose their defaults: loads in flight (default 4 steps), and a fixed
     # block of 1024 neurons (the default shrinks it while programs < multiprocessors)

@@ -70,6 +70,6 @@ def test_variants_run_the_compared_rows_before_the_tuning_ones():
     names = list(_load_bench().VARIANTS)
     compared = ["snnlab triton", "spikingjelly", "snntorch", "norse", "snnlab DelayedLinear", "dcls Dcls1d",
                 "dcls Dcls1d fp32"]
-    tuning = [n for n in names if "prefetch" in n or "block=" in n or n.endswith(("gather", "tf32"))]
-    assert names[:len(compared)] == compared and len(tuning) == 5
+    tuning = [n for n in names if "prefetch" in n or "block=" in n or n.endswith(("gather", "tf32", "tf32x3"))]
+    assert names[:len(compared)] == compared and len(tuning) == 6
     assert min(names.index(n) for n in tuning) > names.index("norse compiled step")

@@ -105,6 +105,49 @@ def test_interpreter_problem_raised_before_launching(monkeypatch):
     with pytest.raises(RuntimeError, match="delayed_linear_triton: Triton 3.6.0's CPU interpreter"):
         delayed_linear_triton(x, W, torch.zeros(5, 3, dtype=torch.long), 1.0, 3, True)
 
+# ----------------------------------------------------------------------------- "auto" precision (bfloat16 split)
+
+
+def test_auto_precision_splits_in_bfloat16_only_for_inputs_exact_in_it(algorithm):
+    resolve = delays_triton._resolve_precision
+    spikes = (torch.rand(5, 2, 7, generator=_gen(3)) < 0.3).float()
+    counts = torch.randint(-200, 200, (5, 2, 7), generator=_gen(4)).float()  # integers up to 256 are exact
+    analog = torch.randn(5, 2, 7, generator=_gen(5))
+    nan = spikes.clone()
+    nan[0, 0, 0] = float("nan")
+    exact = "bf16x3" if algorithm == "mma" else "tf32x3"  # (the gather path has no products to split)
+    assert resolve((algorithm, "auto"), spikes) == (algorithm, exact)
+    assert resolve((algorithm, "auto"), counts) == (algorithm, exact)
+    assert resolve((algorithm, "auto"), analog.bfloat16()) == (algorithm, exact)
+    assert resolve((algorithm, "auto"), analog) == (algorithm, "tf32x3")
+    assert resolve((algorithm, "auto"), analog.half()) == (algorithm, "tf32x3")  # fp16 has 3 bits more
+    assert resolve((algorithm, "auto"), nan) == (algorithm, "tf32x3")
+    assert resolve((algorithm, "tf32"), spikes) == (algorithm, "tf32")  # asked for by name: kept
+
+
+@pytest.mark.parametrize("rounded", [False, True])
+def test_auto_precision_on_spikes_keeps_float32_accuracy(rounded):
+    # the bfloat16 split (three products) against float64: ~3e-7 of the largest value on the interpreter;
+    # without its smallest part ~1e-5, with one product alone ~3e-3
+    T, B, I, O, K, sigma = 12, 6, 40, 72, 9, 1.7  # several tiles of rows, inputs and outputs
+    g = _gen(21 + rounded)
+    x = (torch.rand(T, B, I, generator=g) < 0.2).float()
+    W = torch.randn(O, I, generator=g)
+    P = torch.rand(O, I, generator=g) * (K - 1)
+    gy = torch.randn(T, B, O, generator=g)
+    x, W, P, gy = _on_device(x, W, P, gy)
+    assert delays_triton._resolve_precision(("mma", "auto"), x)[1] == "bf16x3"
+    D = P.round().long()
+    if rounded:
+        out = _grads(lambda a, b: delayed_linear_triton(a, b, D, sigma, K, True), (x, W), gy)
+        ref = _grads(lambda a, b: delayed_linear_rounded(a, b, D), (x.to(D64), W.to(D64)), gy.to(D64))
+    else:
+        out = _grads(lambda a, b, c: delayed_linear_triton(a, b, c, sigma, K, False), (x, W, P), gy)
+        ref = _grads(lambda a, b, c: delayed_linear_reference(a, b, c, sigma, K),
+                     (x.to(D64), W.to(D64), P.to(D64)), gy.to(D64))
+    for a, b in zip(out, ref):
+        _close(a, b, tol=2e-6)
+
 # ----------------------------------------------------------------------------- Gaussian (training) path
 
 
@@ -230,7 +273,7 @@ def test_kernel_options_from_arguments_and_environment(algorithm, monkeypatch):
     # (under the interpreter tl.dot computes in float32 whatever the precision: the precisions' accuracy is
     # checked on a GPU, SNNLAB_TEST_DEVICE=cuda)
     monkeypatch.delenv("SNNLAB_TRITON_DELAY_PRECISION", raising=False)
-    assert kernel_options() == (algorithm, "tf32x3")
+    assert kernel_options() == (algorithm, "auto")
     assert kernel_options("gather", "ieee") == ("gather", "ieee")
     monkeypatch.setenv("SNNLAB_TRITON_DELAY_PRECISION", "tf32")
     assert kernel_options("mma") == ("mma", "tf32")

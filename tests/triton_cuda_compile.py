@@ -8,7 +8,7 @@ ptxas in Triton's wheel. The CPU interpreter that runs the kernel tests in CI ch
 compute; this checks that they compile for the GPU (types, casts, constexpr branches), which the
 interpreter does not. Prints one JSON line: ``{"compiled": n, "failed": {launch: error}, ...,
 "vector_loads_when_M_divisible_by_16": {kernel: [launches, of which with 128-bit loads]},
-"tensor_cores": {kernel: [TF32 launches, of which on the tensor cores, of 64-row tiles, of which with
+"tensor_cores": {kernel: [TF32 or bfloat16 launches, of which on the tensor cores, of 64-row tiles, of which with
 wgmma]}, "spill_bytes": {launch: bytes of registers spilled, where any}, "registers": {kernel: most registers
 a thread of any of its launches uses}}``.
 """
@@ -226,7 +226,7 @@ def main() -> int:
         if not err and "M" in aligned:
             n, k = vector.get(name, (0, 0))
             vector[name] = (n + 1, k + int(uses["v4"]))
-        if not err and str(constexprs.get("PRECISION", "")).startswith("tf32"):
+        if not err and str(constexprs.get("PRECISION", "")) in ("tf32", "tf32x3", "bf16x3"):
             full = constexprs["BR"] >= 64
             n, k, f, w = tensor_cores.get(name, (0, 0, 0, 0))
             tensor_cores[name] = (n + 1, k + int(uses["wgmma"] or uses["mma"]), f + int(full),

@@ -260,7 +260,8 @@ class DelayedLinear(nn.Module):
     ``backend``: ``"torch"`` always uses the path above; ``"triton"`` requires
     ``snnlab.kernels.delays_triton.delayed_linear_triton`` (``RuntimeError`` otherwise);
     ``"auto"`` uses it for CUDA inputs when it can be imported, else PyTorch. The Triton kernels run
-    each tap as a matrix product on the tensor cores at float32 accuracy by default; the environment
+    each tap as a matrix product on the tensor cores at float32 accuracy by default (three bfloat16
+    products where the input is exact in bfloat16, as spikes are; three TF32 ones otherwise); the environment
     variables ``SNNLAB_TRITON_DELAY_ALGO`` and ``SNNLAB_TRITON_DELAY_PRECISION`` choose others
     (:func:`snnlab.kernels.delays_triton.kernel_options`).
 

@@ -31,8 +31,12 @@ it is ``>= 0``. Two algorithms (:func:`kernel_options`), the same functions:
 all synapses is one matrix product of contiguous row blocks with the tap's kernel slice
 ``C[:, :, k]`` (``W G[k]``, or ``W [d == k]``), which is built tile by tile on chip and fed to
 ``tl.dot`` (the tensor cores: wgmma on Hopper). Each tile runs only the taps some synapse of
-the tile uses that reach inside the sequence. Products in TF32 three times (``"tf32x3"``: float32
-accuracy, the default), once (``"tf32"``) or in float32 FMA (``"ieee"``); accumulation in float32.
+the tile uses that reach inside the sequence. Products at float32 accuracy by default (``"auto"``):
+where ``x`` is exact in bfloat16 (spikes, small integers, bfloat16 inputs) the forward and parameter
+gradient products split their other operand (the kernel tile, ``grad_y``) into three bfloat16 parts
+(``hi + mid + lo``, 24 bits) and run three bfloat16 products (tensor cores at twice the TF32 rate), else
+three TF32 products (``"tf32x3"``, also asked for by name); or once in TF32 (``"tf32"``) or in float32
+FMA (``"ieee"``); accumulation in float32.
 
 * ``_delay_mma_apply_kernel``: ``out[r, a] = sum_k src[r + SIGN k M, :] @ C_k[:, a]``, one program
   per (block of rows, block of ``a``); forward and ``grad_x`` as below.
@@ -81,7 +85,7 @@ WINDOW_SIGMAS = 6.0
 #: the fused kernels' algorithms and the precisions of the tensor-core one (first: the default), see
 #: :func:`kernel_options`
 ALGORITHMS = ("mma", "gather")
-PRECISIONS = ("tf32x3", "tf32", "ieee")
+PRECISIONS = ("auto", "tf32x3", "tf32", "ieee")
 # the kernels index rows of the [T * M, features] view in int32 (the element offsets are int64)
 _MAX_ROWS = 2**31 - 1
 
@@ -266,11 +270,38 @@ def _tap_range(p, pmask, RAD, KMAX0, NW, GAUSS: tl.constexpr):
     return k_lo, k_hi
 
 
+@triton.jit
+def _dot(a, b, acc, PRECISION: tl.constexpr, BF16_DOT: tl.constexpr):
+    """``acc + a @ b`` (float32 operands). ``PRECISION="bf16x3"``: ``a`` holds values exact in bfloat16
+    (spikes, small integers) and ``b`` is split into three bfloat16 parts, ``b = hi + mid + lo`` to
+    about 2^-24 relative, so three bfloat16 products accumulated in float32 give float32 accuracy
+    (``BF16_DOT=False``, for the interpreter whose bfloat16 ``tl.dot`` is broken: the same parts
+    multiplied in float32). Otherwise ``tl.dot`` at that input precision."""
+    if PRECISION == "bf16x3":
+        a16 = a.to(tl.bfloat16)
+        hi = b.to(tl.bfloat16)
+        rest = b - hi.to(tl.float32)
+        mid = rest.to(tl.bfloat16)
+        lo = (rest - mid.to(tl.float32)).to(tl.bfloat16)
+        if BF16_DOT:
+            acc = tl.dot(a16, lo, acc)
+            acc = tl.dot(a16, mid, acc)
+            acc = tl.dot(a16, hi, acc)
+        else:
+            a32 = a16.to(tl.float32)
+            acc = tl.dot(a32, lo.to(tl.float32), acc, input_precision="ieee")
+            acc = tl.dot(a32, mid.to(tl.float32), acc, input_precision="ieee")
+            acc = tl.dot(a32, hi.to(tl.float32), acc, input_precision="ieee")
+    else:
+        acc = tl.dot(a, b, acc, input_precision=PRECISION)
+    return acc
+
+
 @triton.jit(do_not_specialize=["R", "M", "NB", "NA", "NW"])
 def _delay_mma_apply_kernel(src_ptr, w_ptr, p_ptr, out_ptr, R, M, NB, NA, stride_wb, stride_wa,
                             RAD, KMAX0, NW, inv_2s2,
                             SIGN: tl.constexpr, GAUSS: tl.constexpr, PRECISION: tl.constexpr,
-                            BR: tl.constexpr, BB: tl.constexpr, BA: tl.constexpr):
+                            BF16_DOT: tl.constexpr, BR: tl.constexpr, BB: tl.constexpr, BA: tl.constexpr):
     """``out[r, a] = sum_k src[r + SIGN k M, :] @ C_k[:, a]`` (``C_k[b, a]`` the tap-k kernel), one program
     per (block of rows, block of ``a``), one tl.dot per (block of ``b``, tap)."""
     pid_r = tl.program_id(0)
@@ -313,7 +344,7 @@ def _delay_mma_apply_kernel(src_ptr, w_ptr, p_ptr, out_ptr, R, M, NB, NA, stride
             valid = rmask & (src >= 0) & (src < R)
             a = tl.load(src_ptr + src[:, None] * NB + offs_b[None, :], mask=valid[:, None] & bmask[None, :],
                         other=0.0).to(tl.float32)
-            acc = tl.dot(a, c, acc, input_precision=PRECISION)
+            acc = _dot(a, c, acc, PRECISION, BF16_DOT)
     out_off = rows64[:, None] * NA + offs_a[None, :]
     tl.store(out_ptr + out_off, acc.to(out_ptr.dtype.element_ty), mask=rmask[:, None] & amask[None, :])
 
@@ -322,7 +353,8 @@ def _delay_mma_apply_kernel(src_ptr, w_ptr, p_ptr, out_ptr, R, M, NB, NA, stride
 def _delay_mma_grad_kernel(x_ptr, gy_ptr, w_ptr, p_ptr, gw_ptr, gp_ptr, R, M, I, J, rows_per_split,
                            RAD, KMAX0, NW, inv_2s2, inv_s2,
                            GAUSS: tl.constexpr, NEED_W: tl.constexpr, NEED_P: tl.constexpr,
-                           PRECISION: tl.constexpr, BR: tl.constexpr, BI: tl.constexpr, BJ: tl.constexpr):
+                           PRECISION: tl.constexpr, BF16_DOT: tl.constexpr,
+                           BR: tl.constexpr, BI: tl.constexpr, BJ: tl.constexpr):
     """Per ``[in, out]`` tile and split of rows: ``A[k] = x[r - k M, :]^T @ gy[r, :]`` for the tile's taps
     (one tl.dot per block of rows), folded into ``grad_W`` and ``grad_p`` as tap ``k`` ends."""
     pid_i = tl.program_id(0)
@@ -357,7 +389,7 @@ def _delay_mma_grad_kernel(x_ptr, gy_ptr, w_ptr, p_ptr, gw_ptr, gp_ptr, R, M, I,
                          other=0.0).to(tl.float32)
             xv = tl.load(x_ptr + (rows - k * Mi)[:, None] * I + offs_i[None, :],
                          mask=rmask[:, None] & imask[None, :], other=0.0).to(tl.float32)
-            a = tl.dot(tl.trans(xv), gy, a, input_precision=PRECISION)
+            a = _dot(tl.trans(xv), gy, a, PRECISION, BF16_DOT)
         if GAUSS:
             g = _tap_weight(tl.floor(p + 0.5), p, k, RAD, KMAX0, NW, inv_2s2)  # G[k] z
             gw += g * a
@@ -429,11 +461,14 @@ def kernel_options(algorithm: str | None = None, precision: str | None = None) -
     * ``algorithm``: ``"mma"`` (default; each tap a matrix product on the tensor cores, kernel tiles built on
       chip) or ``"gather"`` (per-synapse windows gathered on the CUDA cores, only the window's taps);
       ``SNNLAB_TRITON_DELAY_ALGO`` sets it.
-    * ``precision`` of the ``"mma"`` products: ``"tf32x3"`` (default: float32 accuracy from three TF32
-      products), ``"tf32"`` (one product, ~1e-3 relative, as cuDNN's default for float32 convolutions) or
-      ``"ieee"`` (float32 FMA, no tensor cores); ``SNNLAB_TRITON_DELAY_PRECISION`` sets it. The ``"gather"``
-      path always computes in float32, and so does ``"mma"`` on GPUs without TF32 (before compute
-      capability 8.0), whatever the precision asked.
+    * ``precision`` of the ``"mma"`` products: ``"auto"`` (default: float32 accuracy, from three bfloat16
+      products where ``x`` is exact in bfloat16 -- spikes, small integers, bfloat16 inputs; checked once
+      per call, one device synchronisation -- else from three TF32 products), ``"tf32x3"`` (always three
+      TF32 products), ``"tf32"`` (one product, ~1e-3 relative, as cuDNN's default for float32
+      convolutions) or ``"ieee"`` (float32 FMA, no tensor cores); ``SNNLAB_TRITON_DELAY_PRECISION`` sets
+      it. The gradient for ``x`` (``grad_y`` times the kernel, neither exact) takes TF32 x3 under
+      ``"auto"``. The ``"gather"`` path always computes in float32, and so does ``"mma"`` on GPUs without
+      TF32 (before compute capability 8.0), whatever the precision asked.
 
     Example:
         >>> kernel_options("gather")[0]
@@ -459,11 +494,27 @@ def _has_tf32(device_index: int) -> bool:
 
 
 def _options_for(device: torch.device, options: tuple[str, str]) -> tuple[str, str]:
-    """``options`` as the device can run them: TF32 products need compute capability 8.0 or later."""
+    """``options`` as the device can run them: TF32 and bfloat16 products need compute capability 8.0 or later."""
     algorithm, precision = options
     if precision != "ieee" and device.type == "cuda":
         if not _has_tf32(device.index if device.index is not None else torch.cuda.current_device()):
             precision = "ieee"
+    return algorithm, precision
+
+
+def _exact_in_bf16(x: torch.Tensor) -> bool:
+    """Whether every value of ``x`` is a bfloat16 number (NaN is not; one device synchronisation)."""
+    if x.dtype == torch.bfloat16:
+        return True
+    return torch.equal(x, x.to(torch.bfloat16).to(x.dtype))
+
+
+def _resolve_precision(options: tuple[str, str], x: torch.Tensor) -> tuple[str, str]:
+    """``options`` with ``"auto"`` replaced: ``"bf16x3"`` (the kernels' bfloat16 split, exact operand ``x``)
+    for the "mma" algorithm when ``x`` is exact in bfloat16, else ``"tf32x3"``."""
+    algorithm, precision = options
+    if precision == "auto":
+        precision = "bf16x3" if algorithm == "mma" and _exact_in_bf16(x) else "tf32x3"
     return algorithm, precision
 
 
@@ -483,12 +534,15 @@ def _apply(src: torch.Tensor, weight: torch.Tensor, param: torch.Tensor, M: int,
     stride_wb, stride_wa = (I, 1) if transpose else (1, I)
     common = dict(SIGN=1 if transpose else -1, GAUSS=gauss)
     algorithm, precision = options
+    if transpose and precision == "bf16x3":  # grad_y is not exact in bfloat16
+        precision = "tf32x3"
     if algorithm == "mma":
         BR, BB = _pow2(R, 16, 64), _pow2(NB, 16, 32)
         BA = 128 if NA % 128 == 0 else _pow2(NA, 16, 64)
         grid = (triton.cdiv(R, BR), triton.cdiv(NA, BA))
         _delay_mma_apply_kernel[grid](src, weight, param, out, R, M, NB, NA, stride_wb, stride_wa, **gauss_args,
-                                      **common, PRECISION=precision, BR=BR, BB=BB, BA=BA, num_warps=8)
+                                      **common, PRECISION=precision, BF16_DOT=not _INTERPRETED, BR=BR, BB=BB,
+                                      BA=BA, num_warps=8)
     else:
         BR, BB, BA = _pow2(R, 16, 32), _pow2(NB, 8, 8), _pow2(NA, 16, 32)
         grid = (triton.cdiv(R, BR), triton.cdiv(NA, BA))
@@ -528,7 +582,8 @@ def _param_grads(x2: torch.Tensor, gy2: torch.Tensor, weight: torch.Tensor, para
         flags = dict(**gauss_args, inv_s2=inv_s2, GAUSS=gauss, NEED_W=need_w or need_p, NEED_P=need_p,
                      BR=BR, BI=BI, BJ=BJ)
         if algorithm == "mma":
-            _delay_mma_grad_kernel[grid](*args, **flags, PRECISION=precision, num_warps=8)
+            _delay_mma_grad_kernel[grid](*args, **flags, PRECISION=precision, BF16_DOT=not _INTERPRETED,
+                                         num_warps=8)
         else:
             _delay_grad_kernel[grid](*args, **flags, num_warps=8)
     gw = gw.sum(0) if splits > 1 else gw[0]
@@ -633,6 +688,7 @@ def delayed_linear_triton(x: torch.Tensor, weight: torch.Tensor, positions_or_de
             raise TypeError(f"{name}: {label} must be one of {list(_SUPPORTED_DTYPES)}, got {t.dtype}")
     _check_device(x, weight, positions_or_delays)
     options = _options_for(x.device, kernel_options(algorithm, precision))
+    options = _resolve_precision(options, x)
     shape = x.shape
     width = math.prod(shape[1:-1])  # M: the rows of one step
     if shape[0] * width > _MAX_ROWS:
