@@ -105,7 +105,7 @@ class DashboardApp:
         """One tick: drain the training session, follow the sweep, re-read the run store every few ticks."""
         if self.closed:
             return
-        with pn.io.hold():  # one message for for all the changes of this tick
+        with pn.io.hold():  # one message for all the changes of this tick
             self.live.poll()
             self.sweeps.poll()
             self._ticks += 1
