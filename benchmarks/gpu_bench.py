@@ -76,6 +76,9 @@ VARIANTS: dict[str, tuple[str, dict[str, str]]] = {
     "snnlab DelayedLinear": ("delay", {}),
     "dcls Dcls1d": ("delay", {}),
     "dcls Dcls1d fp32": ("delay", {}),
+    # the "taps" algorithm: the dense tap tensor written once per call, then pipelined tensor-core products
+    # (no kernel tiles built in registers): a candidate for the default, so before the slower peers
+    "snnlab DelayedLinear taps": ("delay", {"SNNLAB_TRITON_DELAY_ALGO": "taps"}),
     "snnlab torch": ("neuron", {}),
     "snntorch compiled step": ("neuron", {}),
     "norse compiled step": ("neuron", {}),

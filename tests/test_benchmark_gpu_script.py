@@ -17,7 +17,7 @@ def test_quick_run_writes_tables(tmp_path):
     env = dict(os.environ, TRITON_INTERPRET="1", PYTHONPATH=str(ROOT))
     cmd = [sys.executable, str(ROOT / "benchmarks" / "gpu_bench.py"), "--device", "cpu", "--quick", "--reps", "1",
            "--warmup", "0", "--only", "snnlab triton", "snnlab torch", "snnlab DelayedLinear",
-           "snnlab DelayedLinear gather", "snnlab masked: fused",
+           "snnlab DelayedLinear gather", "snnlab DelayedLinear taps", "snnlab masked: fused",
            "--out", str(tmp_path)]
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=600, env=env, cwd=ROOT)
     assert proc.returncode == 0, proc.stderr[-2000:]
@@ -30,7 +30,7 @@ def test_quick_run_writes_tables(tmp_path):
     assert all(r["median_s"] > 0 for r in rows)
     delay = [r for r in rows if r["kind"] == "DelayedLinear"]
     assert {(r["variant"], r["setting"]) for r in delay} == {
-        (f"snnlab DelayedLinear {b}", s) for b in ("triton", "torch", "triton gather")
+        (f"snnlab DelayedLinear {b}", s) for b in ("triton", "torch", "triton gather", "triton taps")
         for s in ("sigma=2.5", "sigma=0.5", "rounded")}
     assert all(r["rel_error"] < 1e-5 for r in delay)
     table = (tmp_path / "results.md").read_text()
@@ -72,4 +72,5 @@ def test_variants_run_the_compared_rows_before_the_tuning_ones():
                 "dcls Dcls1d fp32"]
     tuning = [n for n in names if "prefetch" in n or "block=" in n or n.endswith(("gather", "tf32", "tf32x3"))]
     assert names[:len(compared)] == compared and len(tuning) == 6
+    assert names[len(compared)] == "snnlab DelayedLinear taps"  # a candidate for the default, before the rest
     assert min(names.index(n) for n in tuning) > names.index("norse compiled step")

@@ -37,12 +37,18 @@ def test_every_kernel_launch_compiles_for_sm90():
     assert set(vector) == {"_lif_fwd_kernel", "_lif_bwd_kernel"}
     for launches, with_vector_loads in vector.values():
         assert launches >= 4 and with_vector_loads == launches
-    # the DelayedLinear "mma" kernels run their TF32 products on the tensor cores, the full-size tiles of
-    # real layers (recorded at the SHD layer's size) with Hopper's wgmma
+    # the DelayedLinear "mma" and "taps" kernels run their TF32 and bfloat16 products on the tensor cores, the
+    # full-size tiles of real layers (recorded at the SHD layer's size) with Hopper's wgmma; the "taps" ones,
+    # every operand loaded from memory, keep a wgmma in flight while the loop goes on (the "mma" forward
+    # builds its kernel tiles in registers and waits for each product)
     tensor_cores = report["tensor_cores"]
-    assert set(tensor_cores) == {"_delay_mma_apply_kernel", "_delay_mma_grad_kernel"}
-    for launches, on_tensor_cores, full_tiles, with_wgmma in tensor_cores.values():
-        assert launches >= 8 and on_tensor_cores == launches and with_wgmma == full_tiles >= 4
+    assert set(tensor_cores) == {"_delay_mma_apply_kernel", "_delay_mma_grad_kernel", "_shifted_taps_kernel",
+                                 "_tap_correlation_kernel"}
+    for launches, on_tensor_cores, full_tiles, with_wgmma, _ in tensor_cores.values():
+        assert launches >= 4 and on_tensor_cores == launches and with_wgmma == full_tiles >= 3
+    for name in ("_shifted_taps_kernel", "_tap_correlation_kernel"):
+        _, _, full_tiles, _, overlapped = tensor_cores[name]
+        assert overlapped == full_tiles, tensor_cores
     # registers spilled to local memory: none in the LIF kernels, at most a few words elsewhere (the SHD-size
     # DelayedLinear tiles spilled up to 1.1 KB before the kernels kept less per-synapse state and ran 8 warps)
     spills = [(json.loads(k)[1], b) for k, b in report["spill_bytes"].items()]

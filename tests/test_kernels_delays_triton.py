@@ -14,7 +14,7 @@ pytestmark = skip_unless_ready(tl, "snnlab.kernels.delays_triton")
 
 from snnlab.core import delays as delays_mod  # noqa: E402
 from snnlab.core.delays import DelayedLinear, delayed_linear_reference, delayed_linear_rounded  # noqa: E402
-from snnlab.kernels import delays_triton  # noqa: E402
+from snnlab.kernels import delay_taps_triton, delays_triton  # noqa: E402
 from snnlab.kernels.delays_triton import delayed_linear_triton, gaussian_window, kernel_options  # noqa: E402
 
 D64 = torch.float64
@@ -22,8 +22,8 @@ D64 = torch.float64
 
 @pytest.fixture(autouse=True, params=delays_triton.ALGORITHMS)
 def algorithm(request, monkeypatch):
-    """Every test runs with each algorithm of the kernels (the tensor-core "mma" and the "gather" path),
-    chosen as users do, through the environment."""
+    """Every test runs with each algorithm of the kernels (the tensor-core "mma", the "gather" path and the
+    dense-tap "taps" one), chosen as users do, through the environment."""
     monkeypatch.setenv("SNNLAB_TRITON_DELAY_ALGO", request.param)
     return request.param
 
@@ -115,7 +115,7 @@ def test_auto_precision_splits_in_bfloat16_only_for_inputs_exact_in_it(algorithm
     analog = torch.randn(5, 2, 7, generator=_gen(5))
     nan = spikes.clone()
     nan[0, 0, 0] = float("nan")
-    exact = "bf16x3" if algorithm == "mma" else "tf32x3"  # (the gather path has no products to split)
+    exact = "tf32x3" if algorithm == "gather" else "bf16x3"  # (the gather path has no products to split)
     assert resolve((algorithm, "auto"), spikes) == (algorithm, exact)
     assert resolve((algorithm, "auto"), counts) == (algorithm, exact)
     assert resolve((algorithm, "auto"), analog.bfloat16()) == (algorithm, exact)
@@ -186,10 +186,11 @@ def test_gaussian_multiblock_extra_dims():
         _close(a, b, tol=5e-5)
 
 
-@pytest.mark.parametrize("algorithm", ["mma"], indirect=True)  # the gather path: test_gaussian_multiblock_extra_dims
+@pytest.mark.parametrize("algorithm", ["mma", "taps"], indirect=True)  # gather: test_gaussian_multiblock_extra_dims
 def test_mma_tiles_over_every_dimension(algorithm):
-    # rows, inputs and outputs each span several of the tensor-core path's tiles (64 rows, 32 and 64 features;
-    # 128 outputs when out_features is a multiple of 128, as in the SHD layer's forward)
+    # rows, inputs and outputs each span several of the tensor-core paths' tiles ("mma": 64 rows, 32 and 64
+    # features, 128 outputs when out_features is a multiple of 128, as in the SHD layer's forward; "taps":
+    # 128 rows, features padded to whole tiles)
     T, B, I, O, K, sigma = 20, 4, 70, 256, 9, 0.8
     g = _gen(12)
     x, W, gy = torch.randn(T, B, I, generator=g), torch.randn(O, I, generator=g), torch.randn(T, B, O, generator=g)
@@ -223,9 +224,11 @@ def test_parameter_gradients_summed_over_row_splits(rounded, algorithm, monkeypa
     # on a GPU the rows are split over programs (partial sums added afterwards); forced here: 4 splits of
     # 128 rows, the first ending before the longest delays reach (k * M = 19 * 8 > 128)
     monkeypatch.setattr(delays_triton, "_grad_splits", lambda R, n_tiles, BR: 4)
-    name = "_delay_mma_grad_kernel" if algorithm == "mma" else "_delay_grad_kernel"
-    spy = _GridSpy(getattr(delays_triton, name))
-    monkeypatch.setattr(delays_triton, name, spy)
+    monkeypatch.setattr(delay_taps_triton, "_correlation_splits", lambda R, n_programs, BR: 4)
+    module = delay_taps_triton if algorithm == "taps" else delays_triton
+    name = {"mma": "_delay_mma_grad_kernel", "gather": "_delay_grad_kernel", "taps": "_tap_correlation_kernel"}[algorithm]
+    spy = _GridSpy(getattr(module, name))
+    monkeypatch.setattr(module, name, spy)
     T, B, I, O, K, sigma = 60, 8, 20, 24, 20, 0.7
     g = _gen(13)
     x, W, gy = torch.randn(T, B, I, generator=g), torch.randn(O, I, generator=g), torch.randn(T, B, O, generator=g)
@@ -239,14 +242,17 @@ def test_parameter_gradients_summed_over_row_splits(rounded, algorithm, monkeypa
         out = _grads(lambda a, b: delayed_linear_triton(x, a, b, sigma, K, False), (W, P), gy)
         ref = _grads(lambda a, b: delayed_linear_reference(x.to(D64), a, b, sigma, K), (W.to(D64), P.to(D64)),
                      gy.to(D64))
-    assert [grid[2] for grid in spy.grids] == [4]
+    # the "taps" correlation: one program per tap and split (20 taps: the last delay is K - 1 = 19)
+    assert [grid[2] for grid in spy.grids] == [4 * K if algorithm == "taps" else 4]
     for a, b in zip(out, ref):
         _close(a, b, tol=5e-5)
 
 
 @pytest.mark.parametrize("dtype", [torch.int64, torch.int32, torch.uint8])
-def test_rounded_delays_past_the_sequence_contribute_nothing(dtype):
+def test_rounded_delays_past_the_sequence_contribute_nothing(dtype, algorithm):
     # T = 300 > 255: the wrapper's cap at T must not overflow narrow integer types
+    if algorithm == "taps" and dtype != torch.int64 and DEVICE.type == "cpu":
+        pytest.skip("the cap is the wrapper's, shared by the algorithms; 'taps' runs 300 taps: slow on the interpreter")
     g = _gen(14)
     x, W = torch.randn(300, 2, 5, generator=g), torch.randn(4, 5, generator=g)
     D = torch.randint(0, 3, (4, 5), generator=g)
@@ -343,3 +349,55 @@ def test_layer_triton_matches_torch(rounded):
         torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-5)
     if not rounded:
         assert torch.all(layers[0].positions.grad[0, :2] == 0)
+
+
+# ----------------------------------------------------------------------------- "taps" algorithm: its parts
+
+
+@pytest.mark.parametrize("algorithm", ["taps"], indirect=True)  # once
+def test_dense_taps_is_the_torch_paths_kernel(algorithm):
+    g = _gen(31)
+    W, P = torch.randn(6, 4, generator=g), torch.rand(6, 4, generator=g) * 7
+    c = delay_taps_triton.dense_taps(W, P, 1.3, 8, False, 8)
+    ref = W[..., None] * delays_mod.gaussian_delay_kernel(P, 1.3, 8)  # [out, in, K]
+    torch.testing.assert_close(c, ref.permute(2, 1, 0))
+    assert delay_taps_triton.dense_taps(W, P, 1.3, 8, False, 5).shape == (5, 4, 6)  # taps past T left out
+    D = P.round().long()
+    c = delay_taps_triton.dense_taps(W, D, 1.0, 8, True, 8)
+    assert torch.equal(c.permute(2, 1, 0), W[..., None] * torch.nn.functional.one_hot(D, 8))
+
+
+@pytest.mark.parametrize("split,parts,tol", [("bf16", 3, 2 ** -23), ("tf32", 2, 2 ** -21)])
+@pytest.mark.parametrize("algorithm", ["taps"], indirect=True)  # once
+def test_operand_splits_sum_to_the_float32_values(split, parts, tol, algorithm):
+    t = torch.randn(4096, generator=_gen(32)) * torch.logspace(-20, 20, 4096)
+    t[:3] = torch.tensor([0.0, -1.0 / 3.0, 3.0e38])  # zero, a negative, near float32's largest
+    out = getattr(delay_taps_triton, f"{split}_split")(t)
+    assert out.shape == (parts, 4096)
+    err = (out.double().sum(0) - t.double()).abs() / t.double().abs().clamp_min(1e-30)
+    assert float(err.max()) <= tol
+    if split == "tf32":  # every part has at most 10 mantissa bits: a TF32 product of two parts is exact
+        assert torch.all(out.view(torch.int32) & 0x1FFF == 0)
+        assert not torch.equal(out[0], t)  # (and the split is not the identity)
+
+
+@pytest.mark.parametrize("algorithm", ["taps"], indirect=True)  # once
+def test_taps_pads_features_to_whole_tiles_and_masks_only_rows(algorithm):
+    # 140 inputs (the SHD layer) are padded to 160, 100 outputs to 128 (forward) and 140 to 192 (grad_x); the
+    # padding must add nothing, in every precision's split
+    g = _gen(33)
+    T, B, I, O, K = 5, 3, 140, 100, 4
+    x = (torch.rand(T, B, I, generator=g) < 0.3).float()
+    c = torch.randn(K, I, O, generator=g)
+    gy = torch.randn(T * B, O, generator=g)
+    x, c, gy = _on_device(x, c, gy)
+    ref_y = sum(torch.nn.functional.pad(x, (0, 0, 0, 0, k, 0))[:T].reshape(T * B, I).double() @ c[k].double()
+                for k in range(K))
+    ref_gx = sum(torch.nn.functional.pad(gy.view(T, B, O), (0, 0, 0, 0, 0, k))[k:].reshape(T * B, O).double()
+                 @ c[k].double().t() for k in range(K))
+    for precision in ("bf16x3", "tf32x3", "tf32", "ieee"):
+        y = delay_taps_triton._shifted_taps(x.view(T * B, I), c, B, False, precision, torch.float32)
+        gx = delay_taps_triton._shifted_taps(gy, c, B, True, "tf32x3" if precision == "bf16x3" else precision,
+                                             torch.float32)
+        _close(y, ref_y, tol=2e-6)
+        _close(gx, ref_gx, tol=2e-6)

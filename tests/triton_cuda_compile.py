@@ -9,7 +9,7 @@ compute; this checks that they compile for the GPU (types, casts, constexpr bran
 interpreter does not. Prints one JSON line: ``{"compiled": n, "failed": {launch: error}, ...,
 "vector_loads_when_M_divisible_by_16": {kernel: [launches, of which with 128-bit loads]},
 "tensor_cores": {kernel: [TF32 or bfloat16 launches, of which on the tensor cores, of 64-row tiles, of which with
-wgmma]}, "spill_bytes": {launch: bytes of registers spilled, where any}, "registers": {kernel: most registers
+wgmma, of which with a wgmma in flight across loop iterations]}, "spill_bytes": {launch: bytes of registers spilled, where any}, "registers": {kernel: most registers
 a thread of any of its launches uses}}``.
 """
 from __future__ import annotations
@@ -36,12 +36,12 @@ import triton  # noqa: E402
 from triton.backends.compiler import GPUTarget  # noqa: E402
 from triton.compiler import ASTSource  # noqa: E402
 
-from snnlab.kernels import delays_triton, lif_triton  # noqa: E402
+from snnlab.kernels import delay_taps_triton, delays_triton, lif_triton  # noqa: E402
 
 TARGET = GPUTarget("cuda", 90, 32)
 _TYPES = {torch.float32: "fp32", torch.bfloat16: "bf16", torch.float16: "fp16", torch.int64: "i64",
           torch.int32: "i32", torch.uint8: "u8", torch.bool: "i1"}
-MODULES = (lif_triton, delays_triton)
+MODULES = (lif_triton, delays_triton, delay_taps_triton)
 H200_SMS = 132
 # module functions replaced while the launches are recorded on CPU tensors
 STAND_INS = {"_check_device": lambda *tensors: None, "_gpu_sms": lambda x: H200_SMS}
@@ -72,6 +72,8 @@ class LaunchRecorder:
                     aligned.append(n)
             elif isinstance(v, bool):
                 signature[n] = "i1"
+            elif isinstance(v, int) and v == 1 and n not in fixed:
+                signature[n], constexprs[n] = "constexpr", 1  # as Triton's launcher specialises a 1
             elif isinstance(v, int):
                 signature[n] = "i32" if -2 ** 31 <= v < 2 ** 31 else "i64"
                 if v % 16 == 0 and v != 0 and n not in fixed:
@@ -145,8 +147,8 @@ def run_wrappers() -> None:
     finally:
         lif_triton._PREFETCH = default
 
-    def delays(shape, out, dtype, **options):
-        x = torch.rand(*shape).round().to(dtype).requires_grad_()
+    def delays(shape, out, dtype, analog=False, **options):
+        x = (torch.randn(*shape) if analog else torch.rand(*shape).round()).to(dtype).requires_grad_()
         w = torch.randn(out, shape[-1], requires_grad=True)
         p = (torch.rand(out, shape[-1]) * 4).requires_grad_()
         delays_triton.delayed_linear_triton(x, w, p, 1.5, 5, False, **options).sum().backward()
@@ -156,16 +158,19 @@ def run_wrappers() -> None:
         for dtype in (torch.float32, torch.bfloat16):
             delays((6, 3, 14), 16, dtype, algorithm=algorithm)
             delays((4, 64, 140), 256, dtype, algorithm=algorithm)  # the SHD layer: the full-size tiles
-    for precision in delays_triton.PRECISIONS:
-        delays((4, 64, 140), 256, torch.float32, algorithm="mma", precision=precision)
+    for algorithm in ("mma", "taps"):  # the tensor-core paths: every precision, spikes and analog inputs
+        for precision in delays_triton.PRECISIONS:
+            delays((4, 64, 140), 256, torch.float32, algorithm=algorithm, precision=precision)
+        delays((4, 64, 140), 256, torch.float32, analog=True, algorithm=algorithm)
 
 
 def compile_kernel(kernel, signature: dict, constexprs: dict, num_warps: int,
                    aligned: tuple[str, ...] = ()) -> tuple[str | None, dict]:
     """Compile ``kernel`` (a ``@triton.jit`` function) for :data:`TARGET`, the arguments in ``aligned``
     marked divisible by 16; ``(None or the error, what the PTX uses)``: ``{"v4": 128-bit global loads,
-    "wgmma": Hopper's warpgroup matrix products, "mma": the older warp-level ones, "spill_bytes": registers
-    spilled, "registers": registers a thread uses}``."""
+    "wgmma": Hopper's warpgroup matrix products, "mma": the older warp-level ones, "overlapped": a wgmma kept
+    in flight across loop iterations, "spill_bytes": registers spilled, "registers": registers a thread
+    uses}``."""
     names = kernel.arg_names
     try:
         src = ASTSource(fn=kernel, signature=signature,
@@ -177,8 +182,11 @@ def compile_kernel(kernel, signature: dict, constexprs: dict, num_warps: int,
     except Exception as exc:  # reported, not raised: one failing launch does not hide the others
         return f"{type(exc).__name__}: {str(exc)[-2000:]}", {}
     ptx = compiled.asm["ptx"]
+    # a wgmma left in flight while the loop goes on (Triton waits with pendings >= 1): products overlapped
+    # with the next iteration's loads and address arithmetic, not waited for at once
+    overlapped = re.search(r"warp_group_dot_wait[^\n]*pendings = [1-9]", compiled.asm.get("ttgir", "")) is not None
     return None, {"v4": "ld.global.v4" in ptx, "wgmma": "wgmma.mma_async" in ptx, "mma": "mma.sync" in ptx,
-                  **ptxas_usage(ptx)}
+                  "overlapped": overlapped, **ptxas_usage(ptx)}
 
 
 def ptxas_usage(ptx: str) -> dict:
@@ -226,11 +234,11 @@ def main() -> int:
         if not err and "M" in aligned:
             n, k = vector.get(name, (0, 0))
             vector[name] = (n + 1, k + int(uses["v4"]))
-        if not err and str(constexprs.get("PRECISION", "")) in ("tf32", "tf32x3", "bf16x3"):
-            full = constexprs["BR"] >= 64
-            n, k, f, w = tensor_cores.get(name, (0, 0, 0, 0))
+        if not err and str(constexprs.get("PRECISION", constexprs.get("MODE", ""))) in ("tf32", "tf32x3", "bf16x3"):
+            full = constexprs.get("BI", constexprs.get("BR")) >= 64  # the rows of the products' tiles
+            n, k, f, w, o = tensor_cores.get(name, (0, 0, 0, 0, 0))
             tensor_cores[name] = (n + 1, k + int(uses["wgmma"] or uses["mma"]), f + int(full),
-                                  w + int(full and uses["wgmma"]))
+                                  w + int(full and uses["wgmma"]), o + int(full and uses["overlapped"]))
     print(json.dumps({"compiled": len(launches) - len(failed), "failed": failed, "target": str(TARGET),
                       "vector_loads_when_M_divisible_by_16": vector, "tensor_cores": tensor_cores,
                       "spill_bytes": spills, "registers": registers}))

@@ -1,8 +1,9 @@
 """Fused Triton kernels for :class:`snnlab.core.delays.DelayedLinear` (learnable synaptic delays).
 
 Same functions and gradients as the PyTorch paths in :mod:`snnlab.core.delays`, in one kernel launch
-per pass (forward, ``grad_x``, parameter gradients; the row splits of the last are summed after it),
-never writing the dense ``[out, in, max_delay]`` kernel to global memory (its tiles are built on chip):
+per pass (forward, ``grad_x``, parameter gradients; the row splits of the last are summed after it);
+the default algorithms never write the dense ``[out, in, max_delay]`` kernel to global memory (its tiles
+are built on chip):
 
 * rounded path (integer delays ``d``, a LongTensor ``[out, in]``)::
 
@@ -25,7 +26,7 @@ never writing the dense ``[out, in, max_delay]`` kernel to global memory (its ti
 
 Layout: ``x [T, B, ..., in]`` is viewed as ``[R = T * M, in]`` rows (``M`` = everything
 between time and features); time step ``t - k`` of row ``r`` is row ``r - k * M``, valid iff
-it is ``>= 0``. Two algorithms (:func:`kernel_options`), the same functions:
+it is ``>= 0``. Three algorithms (:func:`kernel_options`), the same functions:
 
 ``"mma"`` (the default): a time shift by ``k`` steps is a shift by ``k * M`` rows, so tap ``k`` of
 all synapses is one matrix product of contiguous row blocks with the tap's kernel slice
@@ -57,6 +58,11 @@ tensor cores), float32:
   ``grad_p_ij = W_ij * sum_k G_ij[k] (u_k - ubar) A_ij[k]`` with ``u_k = (k - p) / sigma^2``
   and ``ubar = sum_k G_ij[k] u_k`` (derivative of the normalised Gaussian).
 
+``"taps"``: the dense tap tensor written once per call (PyTorch; its gradient reaches ``W`` and ``p``
+through autograd), then pipelined time-shifted products on the tensor cores, see
+:mod:`snnlab.kernels.delay_taps_triton`. Faster where building tiles on chip bounds the "mma" kernels,
+at the memory of ``max_delay * in * out`` floats (and its gradient).
+
 Inputs may be float32, float16 or bfloat16 (all of ``x``, ``W``, ``p`` the same floating
 dtype family; computation is float32 -- products in TF32 with ``precision="tf32"``, see
 :func:`kernel_options` -- outputs in ``x``'s dtype, gradients in each input's dtype). With 16-bit
@@ -74,6 +80,7 @@ import os
 
 import torch
 
+from .delay_taps_triton import ShiftedTapsFunction, dense_taps
 from .triton_import import interpreter_problem, tl, triton
 
 __all__ = ["delayed_linear_triton", "DelayedLinearTritonFunction", "DelayedLinearRoundedTritonFunction",
@@ -84,7 +91,7 @@ _SUPPORTED_DTYPES = (torch.float32, torch.float16, torch.bfloat16)
 WINDOW_SIGMAS = 6.0
 #: the fused kernels' algorithms and the precisions of the tensor-core one (first: the default), see
 #: :func:`kernel_options`
-ALGORITHMS = ("mma", "gather")
+ALGORITHMS = ("mma", "gather", "taps")
 PRECISIONS = ("auto", "tf32x3", "tf32", "ieee")
 # the kernels index rows of the [T * M, features] view in int32 (the element offsets are int64)
 _MAX_ROWS = 2**31 - 1
@@ -459,9 +466,11 @@ def kernel_options(algorithm: str | None = None, precision: str | None = None) -
     """``(algorithm, precision)`` of the fused kernels: the arguments, else the environment, else the defaults.
 
     * ``algorithm``: ``"mma"`` (default; each tap a matrix product on the tensor cores, kernel tiles built on
-      chip) or ``"gather"`` (per-synapse windows gathered on the CUDA cores, only the window's taps);
+      chip), ``"gather"`` (per-synapse windows gathered on the CUDA cores, only the window's taps) or
+      ``"taps"`` (the dense ``[max_delay, in, out]`` tap tensor built in PyTorch, then time-shifted matrix
+      products on the tensor cores, every operand from memory: :mod:`snnlab.kernels.delay_taps_triton`);
       ``SNNLAB_TRITON_DELAY_ALGO`` sets it.
-    * ``precision`` of the ``"mma"`` products: ``"auto"`` (default: float32 accuracy, from three bfloat16
+    * ``precision`` of the ``"mma"`` and ``"taps"`` products: ``"auto"`` (default: float32 accuracy, from three bfloat16
       products where ``x`` is exact in bfloat16 -- spikes, small integers, bfloat16 inputs; checked once
       per call, one device synchronisation -- else from three TF32 products), ``"tf32x3"`` (always three
       TF32 products), ``"tf32"`` (one product, ~1e-3 relative, as cuDNN's default for float32
@@ -514,7 +523,7 @@ def _resolve_precision(options: tuple[str, str], x: torch.Tensor) -> tuple[str, 
     for the "mma" algorithm when ``x`` is exact in bfloat16, else ``"tf32x3"``."""
     algorithm, precision = options
     if precision == "auto":
-        precision = "bf16x3" if algorithm == "mma" and _exact_in_bf16(x) else "tf32x3"
+        precision = "bf16x3" if algorithm in ("mma", "taps") and _exact_in_bf16(x) else "tf32x3"
     return algorithm, precision
 
 
@@ -669,7 +678,7 @@ def delayed_linear_triton(x: torch.Tensor, weight: torch.Tensor, positions_or_de
     to ``x``, ``weight`` and the positions. ``rounded=True``: integer delays ``[out, in]``
     (``>= 0``; delays ``>= T`` contribute nothing), ``sigma`` is ignored; gradients flow to
     ``x`` and ``weight``. Returns ``[T, B, ..., out]`` in ``x``'s dtype. ``algorithm`` and ``precision``:
-    see :func:`kernel_options` (default: ``"mma"`` at ``"tf32x3"``, or what the environment sets).
+    see :func:`kernel_options` (default: ``"mma"`` at ``"auto"``, or what the environment sets).
     """
     name = "delayed_linear_triton"
     if x.dim() < 2:
@@ -704,7 +713,12 @@ def delayed_linear_triton(x: torch.Tensor, weight: torch.Tensor, positions_or_de
             raise ValueError(f"{name}: delays must be >= 0")
         # delays >= T reach before the sequence (nothing) either way; capped, they fit the kernels' int32
         d = d.to(torch.int64).clamp(max=max(shape[0], 1))
-        y = DelayedLinearRoundedTritonFunction.apply(x3, weight, d, options)
+        if options[0] == "taps":
+            n_taps = min(shape[0], int(d.max()) + 1 if d.numel() else 0)
+            c = dense_taps(weight, d, 1.0, max_delay, True, n_taps)
+            y = ShiftedTapsFunction.apply(x3, c, options[1])
+        else:
+            y = DelayedLinearRoundedTritonFunction.apply(x3, weight, d, options)
     else:
         p = positions_or_delays
         if p.dtype not in _SUPPORTED_DTYPES:
@@ -713,5 +727,9 @@ def delayed_linear_triton(x: torch.Tensor, weight: torch.Tensor, positions_or_de
         if not (math.isfinite(sigma) and sigma > 0):
             raise ValueError(f"{name}: sigma must be a finite float > 0, got {sigma!r}")
         p = p.clamp(0.0, float(max_delay - 1))
-        y = DelayedLinearTritonFunction.apply(x3, weight, p, sigma, max_delay, options)
+        if options[0] == "taps":
+            c = dense_taps(weight, p, sigma, max_delay, False, min(shape[0], max_delay))
+            y = ShiftedTapsFunction.apply(x3, c, options[1])
+        else:
+            y = DelayedLinearTritonFunction.apply(x3, weight, p, sigma, max_delay, options)
     return y.reshape(*shape[:-1], weight.shape[0])
