@@ -30,10 +30,31 @@ import torch
 
 from .triton_import import tl, triton
 
-__all__ = ["dense_taps", "ShiftedTapsFunction", "bf16_split", "tf32_split"]
+__all__ = ["dense_taps", "ShiftedTapsFunction", "bf16_split", "tf32_split", "taps_reaching_rows", "output_block", "row_splits"]
 
 
 # ----------------------------------------------------------------------------- kernels
+
+
+@triton.jit
+def taps_reaching_rows(pid_r, R, M, SIGN: tl.constexpr, BR: tl.constexpr):
+    """How many taps ``k = 0, 1, ...`` reach a source row ``r + SIGN k M`` inside the sequence (``0 <= . < R``)
+    for some row ``r`` of block ``pid_r`` (``BR`` rows): looking back (``SIGN < 0``) or ahead."""
+    row_first = pid_r * BR
+    if SIGN < 0:
+        return (tl.minimum(row_first + BR, R) - 1) // M + 1  # r - k M >= 0
+    else:
+        return (R - 1 - row_first) // M + 1  # r + k M < R
+
+
+@triton.jit
+def output_block(R, NA, M, SIGN: tl.constexpr, BR: tl.constexpr, BA: tl.constexpr):
+    """This program's block of an ``[R, NA]`` output (axis 0: blocks of rows, axis 1: of columns): ``(rows
+    as int64, columns, row mask, column mask, taps reaching inside the sequence)``."""
+    pid_r = tl.program_id(0)
+    rows = pid_r * BR + tl.arange(0, BR)
+    offs_a = tl.program_id(1) * BA + tl.arange(0, BA)
+    return rows.to(tl.int64), offs_a, rows < R, offs_a < NA, taps_reaching_rows(pid_r, R, M, SIGN, BR)
 
 
 @triton.jit
@@ -76,20 +97,8 @@ def _shifted_taps_kernel(src_ptr, c_ptr, out_ptr, R, M, K, NA, n_b, stride_sp, s
     that only rows are masked and the loads stay vectorised. One program per (block of rows, block of
     ``a``); one loop over (tap, block of ``b``, product of the split), one ``tl.dot`` each, that stops at the
     last tap reaching inside the sequence for some row of the block."""
-    pid_r = tl.program_id(0)
-    pid_a = tl.program_id(1)
-    rows = pid_r * BR + tl.arange(0, BR)
-    offs_a = pid_a * BA + tl.arange(0, BA)
-    rmask = rows < R
-    amask = offs_a < NA
-    rows64 = rows.to(tl.int64)
+    rows64, offs_a, rmask, amask, k_reach = output_block(R, NA, M, SIGN, BR, BA)
     Mi = M.to(tl.int64)
-    row_first = pid_r * BR
-    row_last = tl.minimum(row_first + BR, R) - 1
-    if SIGN < 0:
-        k_reach = row_last // M + 1  # looking back: r - k M >= 0
-    else:
-        k_reach = (R - 1 - row_first) // M + 1  # looking ahead: r + k M < R
     acc = tl.zeros([BR, BA], dtype=tl.float32)
     for step in range(0, tl.minimum(K, k_reach) * n_b * TERMS):
         term = step % TERMS
@@ -264,12 +273,18 @@ def _shifted_taps(src: torch.Tensor, c: torch.Tensor, M: int, transpose: bool, p
     return out
 
 
-def _correlation_splits(R: int, n_programs: int, BR: int) -> int:
-    """Splits of the rows for the tap correlation: enough programs to fill a large GPU (the partial sums are
-    added afterwards, deterministically); one under the interpreter."""
+def row_splits(R: int, n_tiles: int, BR: int, programs: int, blocks_per_split: int) -> int:
+    """Splits of ``R`` rows over which a reduction's ``n_tiles`` output tiles are computed in parallel (partial
+    sums added afterwards, deterministically): about ``programs`` programs in all, each with at least
+    ``blocks_per_split`` blocks of ``BR`` rows; one under the interpreter."""
     if _INTERPRETED:
         return 1
-    return max(1, min(-(-264 // n_programs), triton.cdiv(R, 8 * BR)))
+    return max(1, min(-(-programs // n_tiles), triton.cdiv(R, blocks_per_split * BR)))
+
+
+def _correlation_splits(R: int, n_programs: int, BR: int) -> int:
+    """Splits of the rows for the tap correlation: two programs a multiprocessor of an H100/H200."""
+    return row_splits(R, n_programs, BR, programs=264, blocks_per_split=8)
 
 
 def _tap_correlation(x2: torch.Tensor, gy2: torch.Tensor, K: int, M: int, precision: str) -> torch.Tensor:

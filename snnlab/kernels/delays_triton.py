@@ -80,7 +80,7 @@ import os
 
 import torch
 
-from .delay_taps_triton import ShiftedTapsFunction, dense_taps
+from .delay_taps_triton import ShiftedTapsFunction, _pow2, dense_taps, output_block, row_splits
 from .triton_import import interpreter_problem, tl, triton
 
 __all__ = ["delayed_linear_triton", "DelayedLinearTritonFunction", "DelayedLinearRoundedTritonFunction",
@@ -311,21 +311,8 @@ def _delay_mma_apply_kernel(src_ptr, w_ptr, p_ptr, out_ptr, R, M, NB, NA, stride
                             BF16_DOT: tl.constexpr, BR: tl.constexpr, BB: tl.constexpr, BA: tl.constexpr):
     """``out[r, a] = sum_k src[r + SIGN k M, :] @ C_k[:, a]`` (``C_k[b, a]`` the tap-k kernel), one program
     per (block of rows, block of ``a``), one tl.dot per (block of ``b``, tap)."""
-    pid_r = tl.program_id(0)
-    pid_a = tl.program_id(1)
-    rows = pid_r * BR + tl.arange(0, BR)
-    offs_a = pid_a * BA + tl.arange(0, BA)
-    rmask = rows < R
-    amask = offs_a < NA
-    rows64 = rows.to(tl.int64)
+    rows64, offs_a, rmask, amask, k_reach = output_block(R, NA, M, SIGN, BR, BA)
     Mi = M.to(tl.int64)
-    # the taps whose source rows lie inside the sequence for some row of this block
-    row_first = pid_r * BR
-    row_last = tl.minimum(row_first + BR, R) - 1
-    if SIGN < 0:
-        k_reach = row_last // M + 1  # looking back: r - k M >= 0
-    else:
-        k_reach = (R - 1 - row_first) // M + 1  # looking ahead: r + k M < R
     acc = tl.zeros([BR, BA], dtype=tl.float32)
     for b0 in range(0, NB, BB):
         offs_b = b0 + tl.arange(0, BB)
@@ -440,10 +427,6 @@ def _check_device(*tensors: torch.Tensor) -> None:
             "(CPU testing only).")
     if _INTERPRETED and interpreter_problem():
         raise RuntimeError(f"delayed_linear_triton: {interpreter_problem()}")
-
-
-def _pow2(n: int, lo: int, hi: int) -> int:
-    return max(lo, min(hi, triton.next_power_of_2(max(int(n), 1))))
 
 
 def gaussian_window(sigma: float, max_delay: int) -> tuple[int, int]:
@@ -561,11 +544,8 @@ def _apply(src: torch.Tensor, weight: torch.Tensor, param: torch.Tensor, M: int,
 
 
 def _grad_splits(R: int, n_tiles: int, BR: int) -> int:
-    """Splits of the rows for the parameter gradients: enough programs to fill the GPU (partial sums are
-    reduced afterwards, deterministically); one under the interpreter."""
-    if _INTERPRETED:
-        return 1
-    return max(1, min(-(-256 // n_tiles), triton.cdiv(R, 4 * BR)))
+    """Splits of the rows for the parameter gradients (see :func:`row_splits`)."""
+    return row_splits(R, n_tiles, BR, programs=256, blocks_per_split=4)
 
 
 def _param_grads(x2: torch.Tensor, gy2: torch.Tensor, weight: torch.Tensor, param: torch.Tensor, M: int,
