@@ -132,8 +132,9 @@ def test_a_crash_in_training_shows_the_error_and_keeps_the_run(tmp_path):
         raise RuntimeError("simulated crash in the model")
 
     s.trainer.model.forward = broken
-    assert poll_until(app, lambda: s.state == "failed")
-    assert app.live.alert.visible and "simulated crash" in app.live.alert.object
+    # the training thread flips the state; the page shows the error at its next poll: wait for both
+    assert poll_until(app, lambda: s.state == "failed" and app.live.alert.visible)
+    assert "simulated crash" in app.live.alert.object
     assert app.live.curve_rows() > 0  # the curves stay
     run = app.store.get_run(s.trainer.run_id)
     assert run["status"] == "failed" and "simulated crash" in run["message"]
