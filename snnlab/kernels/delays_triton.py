@@ -453,8 +453,8 @@ def kernel_options(algorithm: str | None = None, precision: str | None = None) -
       ``"taps"`` (the dense ``[max_delay, in, out]`` tap tensor built in PyTorch, then time-shifted matrix
       products on the tensor cores, every operand from memory: :mod:`snnlab.kernels.delay_taps_triton`);
       ``SNNLAB_TRITON_DELAY_ALGO`` sets it.
-    * ``precision`` of the ``"mma"`` and ``"taps"`` products: ``"auto"`` (default: float32 accuracy, from three bfloat16
-      products where ``x`` is exact in bfloat16 -- spikes, small integers, bfloat16 inputs; checked once
+    * ``precision`` of the ``"mma"`` and ``"taps"`` products: ``"auto"`` (default: float32 accuracy, from
+      three bfloat16 products where ``x`` is exact in bfloat16 -- spikes, small integers, bfloat16 inputs; checked once
       per call, one device synchronisation -- else from three TF32 products), ``"tf32x3"`` (always three
       TF32 products), ``"tf32"`` (one product, ~1e-3 relative, as cuDNN's default for float32
       convolutions) or ``"ieee"`` (float32 FMA, no tensor cores); ``SNNLAB_TRITON_DELAY_PRECISION`` sets
@@ -503,7 +503,7 @@ def _exact_in_bf16(x: torch.Tensor) -> bool:
 
 def _resolve_precision(options: tuple[str, str], x: torch.Tensor) -> tuple[str, str]:
     """``options`` with ``"auto"`` replaced: ``"bf16x3"`` (the kernels' bfloat16 split, exact operand ``x``)
-    for the "mma" algorithm when ``x`` is exact in bfloat16, else ``"tf32x3"``."""
+    for the tensor-core algorithms ("mma", "taps") when ``x`` is exact in bfloat16, else ``"tf32x3"``."""
     algorithm, precision = options
     if precision == "auto":
         precision = "bf16x3" if algorithm in ("mma", "taps") and _exact_in_bf16(x) else "tf32x3"
