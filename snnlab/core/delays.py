@@ -22,6 +22,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from snnlab.core.validation import check_choice, check_positive, check_time_major
+from snnlab.kernels.delay_math import gaussian_delay_kernel  # re-exported: the formula lives in the kernels layer
 
 __all__ = [
     "DelayedLinear",
@@ -38,19 +39,6 @@ _METHODS = ("auto", "fft", "taps")
 
 
 # ----------------------------------------------------------------------------- functional
-
-
-def gaussian_delay_kernel(positions: torch.Tensor, sigma: float, max_delay: int) -> torch.Tensor:
-    """Normalised Gaussian delay kernel ``G[..., k]`` for taps ``k = 0..max_delay-1``.
-
-    ``G[..., k] = exp(-(k - p)^2 / (2 sigma^2)) / sum_k' exp(-(k' - p)^2 / (2 sigma^2))`` with
-    ``p`` clamped to ``[0, max_delay - 1]``. Computed as a softmax, so it stays finite (a
-    one-hot) when ``sigma`` is tiny.
-    """
-    p = positions.clamp(0.0, float(max_delay - 1))
-    taps = torch.arange(max_delay, device=p.device, dtype=p.dtype)
-    logits = -((taps - p.unsqueeze(-1)) ** 2) / (2.0 * float(sigma) ** 2)
-    return torch.softmax(logits, dim=-1)
 
 
 def _fast_fft_size(n: int) -> int:

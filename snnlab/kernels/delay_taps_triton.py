@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import torch
 
+from .delay_math import gaussian_delay_kernel
 from .triton_import import tl, triton
 
 __all__ = ["dense_taps", "ShiftedTapsFunction", "bf16_split", "tf32_split", "taps_reaching_rows", "output_block", "row_splits"]
@@ -175,10 +176,8 @@ def dense_taps(weight: torch.Tensor, positions_or_delays: torch.Tensor, sigma: f
     taps = torch.arange(n_taps, device=weight.device)
     if rounded:
         return torch.where(positions_or_delays.t().unsqueeze(0) == taps[:, None, None], w, 0.0)
-    p = positions_or_delays.to(torch.float32).t()
-    all_taps = torch.arange(max_delay, device=weight.device, dtype=torch.float32)
-    g = torch.softmax(-((all_taps[:, None, None] - p) ** 2) / (2.0 * float(sigma) ** 2), dim=0)
-    return g[:n_taps] * w
+    g = gaussian_delay_kernel(positions_or_delays.to(torch.float32).t(), sigma, max_delay)  # [in, out, K]
+    return (g[..., :n_taps].permute(2, 0, 1) * w).contiguous()
 
 
 def bf16_split(t: torch.Tensor) -> torch.Tensor:

@@ -16,7 +16,7 @@ are built on chip):
       y[t, b, j] = sum_i W_ij * sum_k G_ij[k] * x[t - k, b, i]
 
   with ``p`` clamped to ``[0, max_delay - 1]`` (zero gradient outside, like
-  :func:`~snnlab.core.delays.gaussian_delay_kernel`). The kernel weights are computed on the
+  :func:`~snnlab.kernels.delay_math.gaussian_delay_kernel`). The kernel weights are computed on the
   fly in registers, per synapse, over a window of ``min(max_delay, 2 * ceil(6 sigma) + 1)``
   taps centred on the nearest tap ``round(p)`` (shifted to stay inside ``0..max_delay-1``);
   the taps left out have relative weight ``< exp(-18) ~ 1.5e-8``, below float32 resolution,
@@ -689,12 +689,14 @@ def delayed_linear_triton(x: torch.Tensor, weight: torch.Tensor, positions_or_de
         if d.dtype.is_floating_point or d.dtype == torch.bool or d.is_complex():
             raise TypeError(f"{name}: rounded=True needs integer delays (e.g. layer.delays, a LongTensor), "
                             f"got {d.dtype}")
-        if d.numel() and bool((d < 0).any()):
+        # one device sync for both: the check and the number of taps "taps" needs
+        d_min, d_max = torch.stack(torch.aminmax(d)).tolist() if d.numel() else (0, -1)
+        if d_min < 0:
             raise ValueError(f"{name}: delays must be >= 0")
         # delays >= T reach before the sequence (nothing) either way; capped, they fit the kernels' int32
         d = d.to(torch.int64).clamp(max=max(shape[0], 1))
         if options[0] == "taps":
-            n_taps = min(shape[0], int(d.max()) + 1 if d.numel() else 0)
+            n_taps = min(shape[0], d_max + 1)
             c = dense_taps(weight, d, 1.0, max_delay, True, n_taps)
             y = ShiftedTapsFunction.apply(x3, c, options[1])
         else:

@@ -1,0 +1,30 @@
+"""The Gaussian delay kernel of learnable delays (DCLS) as a plain tensor function.
+
+The single source of truth for that formula: :mod:`snnlab.core.delays` re-exports it (its torch path
+convolves with it), the "taps" Triton algorithm builds its tap tensor from it, and the "mma" Triton
+kernels compute the same formula in registers, over the taps that matter in float32 (tested
+against this one).
+"""
+from __future__ import annotations
+
+import torch
+
+__all__ = ["gaussian_delay_kernel"]
+
+
+def gaussian_delay_kernel(positions: torch.Tensor, sigma: float, max_delay: int) -> torch.Tensor:
+    """Normalised Gaussian delay kernel ``G[..., k]`` for taps ``k = 0..max_delay-1``.
+
+    ``G[..., k] = exp(-(k - p)^2 / (2 sigma^2)) / sum_k' exp(-(k' - p)^2 / (2 sigma^2))`` with
+    ``p`` clamped to ``[0, max_delay - 1]``. Computed as a softmax, so it stays finite (a
+    one-hot) when ``sigma`` is tiny.
+
+    Example:
+        >>> g = gaussian_delay_kernel(torch.tensor([1.0, 2.5]), sigma=0.5, max_delay=4)
+        >>> tuple(g.shape), [round(float(s), 4) for s in g.sum(-1)], int(g[0].argmax())
+        ((2, 4), [1.0, 1.0], 1)
+    """
+    p = positions.clamp(0.0, float(max_delay - 1))
+    taps = torch.arange(max_delay, device=p.device, dtype=p.dtype)
+    logits = -((taps - p.unsqueeze(-1)) ** 2) / (2.0 * float(sigma) ** 2)
+    return torch.softmax(logits, dim=-1)
