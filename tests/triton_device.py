@@ -28,7 +28,8 @@ def kernel_module_ready(tl, module_name: str) -> tuple[bool, str]:
 
     On the CPU, Triton must be bound to its interpreter (it is not when something imported Triton
     before ``TRITON_INTERPRET=1`` was set); a kernel module decorated before the flag is dropped from
-    ``sys.modules`` so that importing it again decorates its kernels for the interpreter.
+    ``sys.modules``, with the other kernel modules decorated then, so that importing it again decorates
+    its kernels for the interpreter.
     """
     if ON_GPU:
         if not torch.cuda.is_available():
@@ -38,8 +39,21 @@ def kernel_module_ready(tl, module_name: str) -> tuple[bool, str]:
         return False, "triton was imported before TRITON_INTERPRET=1 was set; set it in the environment"
     already = sys.modules.get(module_name)
     if already is not None and not already._INTERPRETED:
-        del sys.modules[module_name]
+        _drop_compiled_kernel_modules()
     return True, ""
+
+
+def _drop_compiled_kernel_modules() -> None:
+    """Forget every ``snnlab.kernels`` module whose kernels were decorated for the GPU (the module and the
+    modules it imports kernels from, e.g. the shared blocks of the delay kernels), also as attributes
+    of the package, so that importing them again decorates them for the interpreter."""
+    package = sys.modules.get("snnlab.kernels")
+    for name, module in list(sys.modules.items()):
+        if name.startswith("snnlab.kernels.") and getattr(module, "_INTERPRETED", True) is False:
+            del sys.modules[name]
+            short = name.rpartition(".")[2]
+            if package is not None and getattr(package, short, None) is module:
+                delattr(package, short)
 
 
 def skip_unless_ready(tl, module_name: str) -> pytest.MarkDecorator:

@@ -28,34 +28,14 @@ from __future__ import annotations
 
 import torch
 
+from .delay_blocks_triton import output_block, pow2_block, row_splits
 from .delay_math import gaussian_delay_kernel
 from .triton_import import tl, triton
 
-__all__ = ["dense_taps", "ShiftedTapsFunction", "bf16_split", "tf32_split", "taps_reaching_rows", "output_block", "row_splits"]
+__all__ = ["dense_taps", "ShiftedTapsFunction", "bf16_split", "tf32_split"]
 
 
 # ----------------------------------------------------------------------------- kernels
-
-
-@triton.jit
-def taps_reaching_rows(pid_r, R, M, SIGN: tl.constexpr, BR: tl.constexpr):
-    """How many taps ``k = 0, 1, ...`` reach a source row ``r + SIGN k M`` inside the sequence (``0 <= . < R``)
-    for some row ``r`` of block ``pid_r`` (``BR`` rows): looking back (``SIGN < 0``) or ahead."""
-    row_first = pid_r * BR
-    if SIGN < 0:
-        return (tl.minimum(row_first + BR, R) - 1) // M + 1  # r - k M >= 0
-    else:
-        return (R - 1 - row_first) // M + 1  # r + k M < R
-
-
-@triton.jit
-def output_block(R, NA, M, SIGN: tl.constexpr, BR: tl.constexpr, BA: tl.constexpr):
-    """This program's block of an ``[R, NA]`` output (axis 0: blocks of rows, axis 1: of columns): ``(rows
-    as int64, columns, row mask, column mask, taps reaching inside the sequence)``."""
-    pid_r = tl.program_id(0)
-    rows = pid_r * BR + tl.arange(0, BR)
-    offs_a = tl.program_id(1) * BA + tl.arange(0, BA)
-    return rows.to(tl.int64), offs_a, rows < R, offs_a < NA, taps_reaching_rows(pid_r, R, M, SIGN, BR)
 
 
 @triton.jit
@@ -231,14 +211,10 @@ def _pad(t: torch.Tensor, multiples: tuple[int, ...]) -> torch.Tensor:
     return torch.nn.functional.pad(t, pad).contiguous() if any(pad) else t.contiguous()
 
 
-def _pow2(n: int, lo: int, hi: int) -> int:
-    return max(lo, min(hi, triton.next_power_of_2(max(int(n), 1))))
-
-
 def _reduction_block(n: int, largest: int) -> int:
     """The block of the reduction over ``n`` features: ``largest`` (64 bytes or more of a row per load)
     unless 32 pads ``n`` less (140 inputs: 160 with 32, 192 with 64), at least 16."""
-    block = _pow2(n, 16, largest)
+    block = pow2_block(n, 16, largest)
     return 32 if block > 32 and -n % 32 < -n % block else block
 
 
@@ -255,8 +231,8 @@ def _shifted_taps(src: torch.Tensor, c: torch.Tensor, M: int, transpose: bool, p
     if NB == 0 or K == 0:
         return out.zero_()
     split_src, split_c, terms = _SPLITS[precision]
-    BR, BB = _pow2(R, 16, 128), _reduction_block(NB, 64 if precision == "bf16x3" else 32)
-    BA = 128 if NA % 128 == 0 else _pow2(NA, 16, 64)
+    BR, BB = pow2_block(R, 16, 128), _reduction_block(NB, 64 if precision == "bf16x3" else 32)
+    BA = 128 if NA % 128 == 0 else pow2_block(NA, 16, 64)
     src_parts = _pad(split_src(src), (BB,))
     if transpose:  # C_k[b = j, a = i]
         c_parts = _pad(split_c(c), (BA, BB))
@@ -272,15 +248,6 @@ def _shifted_taps(src: torch.Tensor, c: torch.Tensor, M: int, transpose: bool, p
     return out
 
 
-def row_splits(R: int, n_tiles: int, BR: int, programs: int, blocks_per_split: int) -> int:
-    """Splits of ``R`` rows over which a reduction's ``n_tiles`` output tiles are computed in parallel (partial
-    sums added afterwards, deterministically): about ``programs`` programs in all, each with at least
-    ``blocks_per_split`` blocks of ``BR`` rows; one under the interpreter."""
-    if _INTERPRETED:
-        return 1
-    return max(1, min(-(-programs // n_tiles), triton.cdiv(R, blocks_per_split * BR)))
-
-
 def _correlation_splits(R: int, n_programs: int, BR: int) -> int:
     """Splits of the rows for the tap correlation: two programs a multiprocessor of an H100/H200."""
     return row_splits(R, n_programs, BR, programs=264, blocks_per_split=8)
@@ -294,7 +261,7 @@ def _tap_correlation(x2: torch.Tensor, gy2: torch.Tensor, K: int, M: int, precis
     if R == 0 or I == 0 or J == 0 or K == 0:
         return torch.zeros(K, I, J, device=x2.device, dtype=torch.float32)
     split_x, split_gy, terms = _SPLITS[precision]
-    BR, BI, BJ = _pow2(R, 16, 32), _pow2(I, 16, 64), _pow2(J, 16, 128)
+    BR, BI, BJ = pow2_block(R, 16, 32), pow2_block(I, 16, 64), pow2_block(J, 16, 128)
     x_parts, gy_parts = _pad(split_x(x2), (BI,)), _pad(split_gy(gy2), (BJ,))
     tiles = triton.cdiv(I, BI) * triton.cdiv(J, BJ) * K
     splits = _correlation_splits(R, tiles, BR)

@@ -80,7 +80,8 @@ import os
 
 import torch
 
-from .delay_taps_triton import ShiftedTapsFunction, _pow2, dense_taps, output_block, row_splits
+from .delay_blocks_triton import output_block, pow2_block, row_splits
+from .delay_taps_triton import ShiftedTapsFunction, dense_taps
 from .triton_import import interpreter_problem, tl, triton
 
 __all__ = ["delayed_linear_triton", "DelayedLinearTritonFunction", "DelayedLinearRoundedTritonFunction",
@@ -529,14 +530,14 @@ def _apply(src: torch.Tensor, weight: torch.Tensor, param: torch.Tensor, M: int,
     if transpose and precision == "bf16x3":  # grad_y is not exact in bfloat16
         precision = "tf32x3"
     if algorithm == "mma":
-        BR, BB = _pow2(R, 16, 64), _pow2(NB, 16, 32)
-        BA = 128 if NA % 128 == 0 else _pow2(NA, 16, 64)
+        BR, BB = pow2_block(R, 16, 64), pow2_block(NB, 16, 32)
+        BA = 128 if NA % 128 == 0 else pow2_block(NA, 16, 64)
         grid = (triton.cdiv(R, BR), triton.cdiv(NA, BA))
         _delay_mma_apply_kernel[grid](src, weight, param, out, R, M, NB, NA, stride_wb, stride_wa, **gauss_args,
                                       **common, PRECISION=precision, BF16_DOT=not _INTERPRETED, BR=BR, BB=BB,
                                       BA=BA, num_warps=8)
     else:
-        BR, BB, BA = _pow2(R, 16, 32), _pow2(NB, 8, 8), _pow2(NA, 16, 32)
+        BR, BB, BA = pow2_block(R, 16, 32), pow2_block(NB, 8, 8), pow2_block(NA, 16, 32)
         grid = (triton.cdiv(R, BR), triton.cdiv(NA, BA))
         _delay_apply_kernel[grid](src, weight, param, out, R, M, NB, NA, stride_wb, stride_wa, **gauss_args,
                                   **common, BR=BR, BB=BB, BA=BA, num_warps=8)
@@ -557,9 +558,9 @@ def _param_grads(x2: torch.Tensor, gy2: torch.Tensor, weight: torch.Tensor, para
     need_p = need_p and gauss
     algorithm, precision = options
     if algorithm == "mma":
-        BR, BI, BJ = _pow2(R, 16, 64), _pow2(I, 16, 64), _pow2(J, 16, 32)
+        BR, BI, BJ = pow2_block(R, 16, 64), pow2_block(I, 16, 64), pow2_block(J, 16, 32)
     else:
-        BR, BI, BJ = _pow2(R, 16, 16), _pow2(I, 16, 16), _pow2(J, 16, 32)
+        BR, BI, BJ = pow2_block(R, 16, 16), pow2_block(I, 16, 16), pow2_block(J, 16, 32)
     splits = _grad_splits(R, triton.cdiv(I, BI) * triton.cdiv(J, BJ), BR)
     rows_per_split = triton.cdiv(triton.cdiv(max(R, 1), splits), BR) * BR
     splits = max(1, triton.cdiv(R, rows_per_split))
