@@ -62,7 +62,8 @@ def test_no_import_of_a_higher_layer(path):
 
 def test_the_check_sees_relative_lazy_and_dashboard_imports():
     source = ("from .validation import check\nfrom . import surrogates\n"
-              "def f():\n    from ..viz import raster\n    import dashboards.app\n    import snnlab.kernels.lif_torch\n")
+              "def f():\n    from ..viz import raster\n    import dashboards.app\n"
+              "    import snnlab.kernels.lif_torch\n")
     names = imported_modules(source, "snnlab.core.fake")
     assert sorted(names) == sorted(["snnlab.core.validation", "snnlab.core", "snnlab.viz", "dashboards.app",
                                     "snnlab.kernels.lif_torch"])

@@ -9,8 +9,8 @@ compute; this checks that they compile for the GPU (types, casts, constexpr bran
 interpreter does not. Prints one JSON line: ``{"compiled": n, "failed": {launch: error}, ...,
 "vector_loads_when_M_divisible_by_16": {kernel: [launches, of which with 128-bit loads]},
 "tensor_cores": {kernel: [TF32 or bfloat16 launches, of which on the tensor cores, of 64-row tiles, of which with
-wgmma, of which with a wgmma in flight across loop iterations]}, "spill_bytes": {launch: bytes of registers spilled, where any}, "registers": {kernel: most registers
-a thread of any of its launches uses}}``.
+wgmma, of which with a wgmma in flight across loop iterations]}, "spill_bytes": {launch: bytes of registers
+spilled, where any}, "registers": {kernel: most registers a thread of any of its launches uses}}``.
 """
 from __future__ import annotations
 
@@ -234,7 +234,7 @@ def main() -> int:
         if not err and "M" in aligned:
             n, k = vector.get(name, (0, 0))
             vector[name] = (n + 1, k + int(uses["v4"]))
-        if not err and str(constexprs.get("PRECISION", constexprs.get("MODE", ""))) in ("tf32", "tf32x3", "bf16x3"):
+        if not err and str(constexprs.get("PRECISION", "")) in ("tf32", "tf32x3", "bf16x3"):
             full = constexprs.get("BI", constexprs.get("BR")) >= 64  # the rows of the products' tiles
             n, k, f, w, o = tensor_cores.get(name, (0, 0, 0, 0, 0))
             tensor_cores[name] = (n + 1, k + int(uses["wgmma"] or uses["mma"]), f + int(full),

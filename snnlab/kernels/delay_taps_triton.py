@@ -39,28 +39,28 @@ __all__ = ["dense_taps", "ShiftedTapsFunction", "bf16_split", "tf32_split"]
 
 
 @triton.jit
-def _term_parts(term, MODE: tl.constexpr):
-    """``(part of A, part of B)`` multiplied in product ``term`` of a split ``MODE``: ``"bf16x3"``: A exact,
-    B's ``lo``, ``mid``, ``hi``; ``"tf32x3"``: ``A_lo B_hi``, ``A_hi B_lo``, ``A_hi B_hi``; else one product."""
-    if MODE == "bf16x3":
+def _term_parts(term, PRECISION: tl.constexpr):
+    """``(part of A, part of B)`` multiplied in product ``term`` of ``PRECISION``: ``"bf16x3"``: A exact, B's
+    ``lo``, ``mid``, ``hi``; ``"tf32x3"``: ``A_lo B_hi``, ``A_hi B_lo``, ``A_hi B_hi``; else one product."""
+    if PRECISION == "bf16x3":
         return 0, 2 - term
-    elif MODE == "tf32x3":
+    elif PRECISION == "tf32x3":
         return 1 - tl.minimum(term, 1), term % 2
     else:
         return 0, 0
 
 
 @triton.jit
-def _term_dot(a, b, acc, MODE: tl.constexpr, BF16_DOT: tl.constexpr):
-    """``acc + a @ b`` for one product of ``MODE`` (bfloat16 operands when ``"bf16x3"``, else float32 ones
+def _term_dot(a, b, acc, PRECISION: tl.constexpr, BF16_DOT: tl.constexpr):
+    """``acc + a @ b`` for one product of ``PRECISION`` (bfloat16 operands when ``"bf16x3"``, else float32 ones
     whose TF32 products are exact for the split's parts; ``BF16_DOT=False`` for the interpreter, whose
     bfloat16 ``tl.dot`` is broken: the same bfloat16 values multiplied in float32)."""
-    if MODE == "bf16x3":
+    if PRECISION == "bf16x3":
         if BF16_DOT:
             acc = tl.dot(a, b, acc)
         else:
             acc = tl.dot(a.to(tl.float32), b.to(tl.float32), acc, input_precision="ieee")
-    elif MODE == "ieee":
+    elif PRECISION == "ieee":
         acc = tl.dot(a, b, acc, input_precision="ieee")
     else:
         acc = tl.dot(a, b, acc, input_precision="tf32")
@@ -70,7 +70,7 @@ def _term_dot(a, b, acc, MODE: tl.constexpr, BF16_DOT: tl.constexpr):
 @triton.jit(do_not_specialize=["R", "M", "K", "NA", "n_b"])
 def _shifted_taps_kernel(src_ptr, c_ptr, out_ptr, R, M, K, NA, n_b, stride_sp, stride_sr,
                          stride_cp, stride_ck, stride_cb, stride_ca,
-                         SIGN: tl.constexpr, MODE: tl.constexpr, TERMS: tl.constexpr, BF16_DOT: tl.constexpr,
+                         SIGN: tl.constexpr, PRECISION: tl.constexpr, TERMS: tl.constexpr, BF16_DOT: tl.constexpr,
                          BR: tl.constexpr, BB: tl.constexpr, BA: tl.constexpr):
     """``out[r, a] = sum_k src[r + SIGN k M, :] @ C_k[:, a]`` (``a < NA``): part ``q`` of ``src`` at ``q *
     stride_sp + r * stride_sr + b``, of ``C_k[b, a]`` at ``q * stride_cp + k * stride_ck + b * stride_cb + a *
@@ -86,14 +86,14 @@ def _shifted_taps_kernel(src_ptr, c_ptr, out_ptr, R, M, K, NA, n_b, stride_sp, s
         kb = step // TERMS
         k = kb // n_b
         offs_b = (kb - k * n_b) * BB + tl.arange(0, BB)
-        a_part, b_part = _term_parts(term, MODE)
+        a_part, b_part = _term_parts(term, PRECISION)
         src = rows64 + SIGN * (k * Mi)
         valid = rmask & (src >= 0) & (src < R)
         a = tl.load(src_ptr + a_part * stride_sp + src[:, None] * stride_sr + offs_b[None, :], mask=valid[:, None],
                     other=0.0)
         b = tl.load(c_ptr + b_part * stride_cp + k * stride_ck + offs_b[:, None] * stride_cb
                     + offs_a[None, :] * stride_ca)
-        acc = _term_dot(a, b, acc, MODE, BF16_DOT)
+        acc = _term_dot(a, b, acc, PRECISION, BF16_DOT)
     out_off = rows64[:, None] * NA + offs_a[None, :]
     tl.store(out_ptr + out_off, acc.to(out_ptr.dtype.element_ty), mask=rmask[:, None] & amask[None, :])
 
@@ -101,7 +101,7 @@ def _shifted_taps_kernel(src_ptr, c_ptr, out_ptr, R, M, K, NA, n_b, stride_sp, s
 @triton.jit(do_not_specialize=["R", "M", "K", "I", "J", "rows_per_split"])
 def _tap_correlation_kernel(x_ptr, g_ptr, out_ptr, R, M, K, I, J, rows_per_split, stride_xp, stride_xr,
                             stride_gp, stride_gr,
-                            SPLITS: tl.constexpr, MODE: tl.constexpr, TERMS: tl.constexpr,
+                            SPLITS: tl.constexpr, PRECISION: tl.constexpr, TERMS: tl.constexpr,
                             BF16_DOT: tl.constexpr, BR: tl.constexpr, BI: tl.constexpr, BJ: tl.constexpr):
     """``out[s, k, i, j] = sum_r x[r - k M, i] gy[r, j]`` (``i < I``, ``j < J``) over split ``s`` of the rows
     (``r >= k M``); part ``q`` of ``x`` at ``q * stride_xp + r * stride_xr + i``, of ``gy`` likewise, both
@@ -123,12 +123,12 @@ def _tap_correlation_kernel(x_ptr, g_ptr, out_ptr, R, M, K, I, J, rows_per_split
         term = step % TERMS
         rows = (row_lo + (step // TERMS) * BR + tl.arange(0, BR)).to(tl.int64)
         rmask = rows < row_hi
-        a_part, b_part = _term_parts(term, MODE)
+        a_part, b_part = _term_parts(term, PRECISION)
         xt = tl.load(x_ptr + a_part * stride_xp + offs_i[:, None] + (rows - shift)[None, :] * stride_xr,
                      mask=rmask[None, :], other=0.0)
         g = tl.load(g_ptr + b_part * stride_gp + rows[:, None] * stride_gr + offs_j[None, :], mask=rmask[:, None],
                     other=0.0)
-        acc = _term_dot(xt, g, acc, MODE, BF16_DOT)
+        acc = _term_dot(xt, g, acc, PRECISION, BF16_DOT)
     out_off = ((s * K + k).to(tl.int64) * I + offs_i[:, None]) * J + offs_j[None, :]
     tl.store(out_ptr + out_off, acc, mask=imask[:, None] & jmask[None, :])
 
@@ -243,7 +243,7 @@ def _shifted_taps(src: torch.Tensor, c: torch.Tensor, M: int, transpose: bool, p
     grid = (triton.cdiv(R, BR), triton.cdiv(NA, BA))
     _shifted_taps_kernel[grid](src_parts, c_parts, out, R, M, K, NA, src_parts.shape[2] // BB,
                                src_parts.stride(0), src_parts.stride(1), *strides, SIGN=1 if transpose else -1,
-                               MODE=precision, TERMS=terms, BF16_DOT=not _INTERPRETED, BR=BR, BB=BB, BA=BA,
+                               PRECISION=precision, TERMS=terms, BF16_DOT=not _INTERPRETED, BR=BR, BB=BB, BA=BA,
                                num_warps=8 if BR * BA >= 128 * 128 else 4)
     return out
 
@@ -271,7 +271,7 @@ def _tap_correlation(x2: torch.Tensor, gy2: torch.Tensor, K: int, M: int, precis
     grid = (triton.cdiv(I, BI), triton.cdiv(J, BJ), K * splits)
     _tap_correlation_kernel[grid](x_parts, gy_parts, out, R, M, K, I, J, rows_per_split, x_parts.stride(0),
                                   x_parts.stride(1), gy_parts.stride(0), gy_parts.stride(1), SPLITS=splits,
-                                  MODE=precision, TERMS=terms, BF16_DOT=not _INTERPRETED, BR=BR, BI=BI, BJ=BJ,
+                                  PRECISION=precision, TERMS=terms, BF16_DOT=not _INTERPRETED, BR=BR, BI=BI, BJ=BJ,
                                   num_warps=4)
     return out.sum(0) if splits > 1 else out[0]
 
