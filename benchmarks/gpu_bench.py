@@ -14,7 +14,10 @@ Cases (the Open Neuromorphic SNN library benchmark's sizes where it has them):
   three TF32 products, its "gather" path, the "mma" path in single TF32, and the torch path. Each row
   gives the function's error against float64: compare at equal accuracy.
 * spike masking (``p = 0.3``) fused into snnlab's Triton LIF against the LIF followed by a
-  ``SpikeMask`` layer, at the LIF sizes (run last).
+  ``SpikeMask`` layer, at the LIF sizes (run last);
+* a profile of snnlab's Triton steps (``torch.profiler``): per case, the kernels' device time per step,
+  their share of it, and the step's time beside the device's busy time (the rest is launch overhead and
+  host syncs), to show where a gap to a target comes from.
 
 Every step is a forward, ``out.sum().backward()`` (LIF: gradient to the input; Linear+LIF and delays:
 to the weights), timed with CUDA events; the tables give the median over ``--reps`` steps after
@@ -82,6 +85,8 @@ VARIANTS: dict[str, tuple[str, dict[str, str]]] = {
     "snnlab torch": ("neuron", {}),
     "snntorch compiled step": ("neuron", {}),
     "norse compiled step": ("neuron", {}),
+    # where snnlab's Triton steps spend their time, kernel by kernel (explains a target missed)
+    "snnlab triton profile": ("profile", {}),
     # the Triton "gather" path, the "mma" path with three TF32 products where the default ("auto") takes
     # three bfloat16 ones on spikes, and with single TF32 products, to choose the defaults
     "snnlab DelayedLinear gather": ("delay", {"SNNLAB_TRITON_DELAY_ALGO": "gather"}),
@@ -213,6 +218,24 @@ def neuron_step_fn(variant: str, n: int, linear: bool, device: torch.device):
     raise ValueError(f"unknown variant {variant!r}")
 
 
+def neuron_input(kind: str, T: int, B: int, N: int, device, params: list) -> tuple[torch.Tensor, list]:
+    """The input of a neuron case, and the tensors whose gradients a step produces (LIF: the input too)."""
+    x = torch.rand(T, B, N, device=device) * (0.6 if kind == "LIF" else 1.0)
+    if kind == "LIF":
+        x.requires_grad_(True)
+        params = params + [x]
+    return x, params
+
+
+def grad_step(forward, params: list):
+    """One training step: fresh gradients (none accumulate into ``.grad``), ``forward().sum().backward()``."""
+    def step():
+        for p in params:
+            p.grad = None
+        forward().sum().backward()
+    return step
+
+
 def run_neuron_variant(variant: str, lif_cases, linear_cases, device, warmup, reps) -> None:
     for kind, cases in (("LIF", lif_cases), ("Linear+LIF", linear_cases)):
         for T, B, N in cases:
@@ -221,15 +244,8 @@ def run_neuron_variant(variant: str, lif_cases, linear_cases, device, warmup, re
                 run, params, info = neuron_step_fn(variant, N, kind == "Linear+LIF", device)
                 if info:
                     row["info"] = info
-                x = torch.rand(T, B, N, device=device) * (0.6 if kind == "LIF" else 1.0)
-                if kind == "LIF":
-                    x.requires_grad_(True)
-                    params = params + [x]
-
-                def step():
-                    for p in params:  # fresh gradients each step: no accumulation into .grad
-                        p.grad = None
-                    run(x).sum().backward()
+                x, params = neuron_input(kind, T, B, N, device, params)
+                step = grad_step(lambda: run(x), params)
                 if device.type == "cuda":
                     torch.cuda.reset_peak_memory_stats(device)
                 times = time_steps(step, device, warmup, reps)
@@ -237,7 +253,7 @@ def run_neuron_variant(variant: str, lif_cases, linear_cases, device, warmup, re
                 if device.type == "cuda":
                     row["peak_gib"] = torch.cuda.max_memory_allocated(device) / 2 ** 30
             except Exception as exc:  # one case failing (e.g. out of memory) keeps the others
-                row["error"] = f"{type(exc).__name__}: {str(exc).splitlines()[0][:200] if str(exc) else ''}"
+                row["error"] = error_text(exc)
             emit(row)
             if device.type == "cuda":
                 torch.cuda.empty_cache()
@@ -269,13 +285,18 @@ def dcls_forward(layer, x: torch.Tensor, K: int) -> torch.Tensor:
     return layer(xb).permute(2, 0, 1)
 
 
+def spike_input(case: dict, device) -> torch.Tensor:
+    """Seeded spikes ``[T, B, in]`` at 10 % density, as SHD's input layer sees."""
+    g = torch.Generator().manual_seed(0)
+    return (torch.rand(case["T"], case["B"], case["inp"], generator=g) < 0.1).float().to(device)
+
+
 def run_delay_variant(variant: str, case: dict, device, warmup, reps) -> None:
     import snnlab as sl
     from snnlab.core.delays import delayed_linear_reference, delayed_linear_rounded
 
     T, B, inp, out, K = (case[k] for k in ("T", "B", "inp", "out", "K"))
-    g = torch.Generator().manual_seed(0)
-    x = (torch.rand(T, B, inp, generator=g) < 0.1).float().to(device)  # spikes, as SHD's input layer sees
+    x = spike_input(case, device)
     settings = [(f"sigma={K / 2:g}", K / 2.0), ("sigma=0.5", 0.5)]
     if variant.startswith("snnlab"):
         settings.append(("rounded", None))
@@ -311,20 +332,114 @@ def run_delay_variant(variant: str, case: dict, device, warmup, reps) -> None:
                     err = (fwd().double() - ref).abs().max() / ref.abs().max()
                 row["rel_error"] = float(err)
 
-                trained = list(layer.parameters())
-
-                def step():
-                    for p in trained:
-                        p.grad = None
-                    fwd().sum().backward()
-                times = time_steps(step, device, warmup, reps)
+                times = time_steps(grad_step(fwd, list(layer.parameters())), device, warmup, reps)
                 row.update(median_s=statistics.median(times), times=times)
             except Exception as exc:
-                row["error"] = f"{type(exc).__name__}: {str(exc).splitlines()[0][:200] if str(exc) else ''}"
+                row["error"] = error_text(exc)
             emit(row)
 
 
+# ----------------------------------------------------------------------------- profile
+
+PROFILE_STEPS = 3
+PROFILE_TOP = 8
+
+
+def kernel_times(step, device: torch.device, steps: int = PROFILE_STEPS) -> list[tuple[str, float, float]]:
+    """``(name, calls per step, seconds per step)`` of what ran in ``steps`` profiled calls of ``step()``,
+    most time first: on a GPU the device's kernels, copies and memsets; on a CPU the operators' self time."""
+    from torch.autograd import DeviceType
+    from torch.profiler import ProfilerActivity, profile
+
+    cuda = device.type == "cuda"
+    activities = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if cuda else [])
+    sync(device)
+    with profile(activities=activities) as prof:
+        for _ in range(steps):
+            step()
+        sync(device)
+    events = prof.key_averages()
+    if cuda:
+        picked = [(e.key, e.count, e.self_device_time_total) for e in events if e.device_type == DeviceType.CUDA]
+        if not picked:  # a profiler that attributes device time to operators only
+            picked = [(e.key, e.count, e.self_device_time_total) for e in events if e.self_device_time_total > 0]
+    else:
+        picked = [(e.key, e.count, e.self_cpu_time_total) for e in events if e.self_cpu_time_total > 0]
+    return sorted(((k, c / steps, us * 1e-6 / steps) for k, c, us in picked), key=lambda r: -r[2])
+
+
+def profile_cases(quick: bool) -> list[tuple[str, str, dict]]:
+    """``(kind, label, case)`` of the profiled steps: the LIF and largest Linear+LIF cases, DelayedLinear
+    with ``sigma = max_delay / 2`` and rounded."""
+    lif, linear, delay = (QUICK_LIF, QUICK_LINEAR, QUICK_DELAY) if quick else (LIF_CASES, LINEAR_CASES, DELAY_CASE)
+    cases = [("LIF", f"T={T}, B={B}, N={N}", dict(T=T, B=B, N=N)) for T, B, N in lif]
+    T, B, N = linear[-1]
+    cases.append(("Linear+LIF", f"T={T}, B={B}, N={N}", dict(T=T, B=B, N=N)))
+    size = f"T={delay['T']}, B={delay['B']}, {delay['inp']}->{delay['out']}, K={delay['K']}"
+    cases += [("DelayedLinear", f"{size}, sigma={delay['K'] / 2:g}", dict(delay, sigma=delay["K"] / 2.0)),
+              ("DelayedLinear", f"{size}, rounded", dict(delay, sigma=None))]
+    return cases
+
+
+def run_profile_variant(variant: str, quick: bool, device, warmup: int, reps: int) -> None:
+    import snnlab as sl
+
+    for kind, label, case in profile_cases(quick):
+        row = dict(variant=variant, kind="profile", case=f"{kind}, {label}")
+        try:
+            if kind == "DelayedLinear":
+                layer = sl.DelayedLinear(case["inp"], case["out"], case["K"], seed=1, backend="triton").to(device)
+                if case["sigma"] is None:
+                    layer.round_delays()
+                else:
+                    layer.sigma = case["sigma"]
+                x = spike_input(case, device)
+                step = grad_step(lambda: layer(x), list(layer.parameters()))
+            else:
+                run, params, _ = neuron_step_fn("snnlab triton", case["N"], kind == "Linear+LIF", device)
+                x, params = neuron_input(kind, case["T"], case["B"], case["N"], device, params)
+                step = grad_step(lambda: run(x), params)
+            row["median_s"] = statistics.median(time_steps(step, device, warmup, reps))
+            kernels = kernel_times(step, device, steps=1 if quick else PROFILE_STEPS)
+            row["timed"] = "device" if device.type == "cuda" else "cpu"
+            row["busy_s"] = sum(s for _, _, s in kernels)
+            row["kernels"] = [dict(name=k[:90], calls=c, seconds=s) for k, c, s in kernels[:PROFILE_TOP]]
+        except Exception as exc:
+            row["error"] = error_text(exc)
+        emit(row)
+        if device.type == "cuda":
+            torch.cuda.empty_cache()
+
+
+def profile_markdown(rows: list[dict]) -> list[str]:
+    """One table per profiled case: the kernels' time per step and their share of the device's busy time."""
+    lines = []
+    for r in rows:
+        lines += ["", f"### Profile: snnlab triton, {r['case']}", ""]
+        if "error" in r:
+            lines.append(f"Failed: {r['error']}")
+            continue
+        busy, step = r["busy_s"], r["median_s"]
+        if r.get("timed") == "device":
+            busy_line = (f"the device is busy {busy * 1e3:.3f} ms of it ({busy / step:.0%}; the rest is launch "
+                         "overhead and host syncs)")
+        else:
+            busy_line = f"the operators' self time on the CPU is {busy * 1e3:.3f} ms ({busy / step:.0%} of it)"
+        lines += [f"Step {step * 1e3:.3f} ms (median, unprofiled); {busy_line}.", "",
+                  "| kernel | calls / step | ms / step | share of busy |", "| --- | ---: | ---: | ---: |"]
+        for k in r["kernels"]:
+            name = k["name"].replace("|", "\\|")
+            share = f"{k['seconds'] / busy:.0%}" if busy else "-"
+            lines.append(f"| `{name}` | {k['calls']:g} | {k['seconds'] * 1e3:.3f} | {share} |")
+    return lines
+
+
 # ----------------------------------------------------------------------------- worker / driver
+
+
+def error_text(exc: BaseException) -> str:
+    """An exception as one short line for the table: its type and the first line of its message."""
+    return f"{type(exc).__name__}: {str(exc).splitlines()[0][:200] if str(exc) else ''}"
 
 
 def emit(row: dict) -> None:
@@ -338,6 +453,8 @@ def worker(args) -> None:
         run_neuron_variant(args.worker, QUICK_LIF if args.quick else LIF_CASES,
                            [] if kind == "mask" else QUICK_LINEAR if args.quick else LINEAR_CASES, device,
                            args.warmup, args.reps)
+    elif kind == "profile":
+        run_profile_variant(args.worker, args.quick, device, args.warmup, args.reps)
     else:
         run_delay_variant(args.worker, QUICK_DELAY if args.quick else DELAY_CASE, device, args.warmup, args.reps)
 
@@ -371,6 +488,8 @@ def markdown(rows: list[dict], bandwidth: float | None, device_name: str, notes:
              + (f"{bandwidth / 1e9:.0f} GB/s (read + write)." if bandwidth else "not measured.")]
     groups: dict[tuple, list[dict]] = {}
     for r in rows:
+        if r["kind"] == "profile":
+            continue
         groups.setdefault((r["kind"], r["T"], r["B"], str(r["N"])), []).append(r)
     for (kind, T, B, N), rs in groups.items():
         lines += ["", f"### {kind}, T={T}, B={B}, N={N}", "",
@@ -393,6 +512,7 @@ def markdown(rows: list[dict], bandwidth: float | None, device_name: str, notes:
             ratio = f"{r['median_s'] / b:.2f}" if "median_s" in r and b else "-"
             peak = f"{r['peak_gib']:.2f}" if "peak_gib" in r else "-"
             lines.append(f"| {r['variant']} | {r.get('setting', '')} | {ms} | {ratio} | {peak} | {note} |")
+    lines += profile_markdown([r for r in rows if r["kind"] == "profile"])
     if notes:
         lines += ["", "Variants that did not finish:"] + [f"- {v}: {n}" for v, n in notes.items()]
     return "\n".join(lines) + "\n"

@@ -18,7 +18,7 @@ def test_quick_run_writes_tables(tmp_path):
     cmd = [sys.executable, str(ROOT / "benchmarks" / "gpu_bench.py"), "--device", "cpu", "--quick", "--reps", "1",
            "--warmup", "0", "--only", "snnlab triton", "snnlab torch", "snnlab DelayedLinear",
            "snnlab DelayedLinear gather", "snnlab DelayedLinear taps", "snnlab masked: fused",
-           "--out", str(tmp_path)]
+           "snnlab triton profile", "--out", str(tmp_path)]
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=600, env=env, cwd=ROOT)
     assert proc.returncode == 0, proc.stderr[-2000:]
     result = json.loads((tmp_path / "results.json").read_text())
@@ -33,9 +33,20 @@ def test_quick_run_writes_tables(tmp_path):
         (f"snnlab DelayedLinear {b}", s) for b in ("triton", "torch", "triton gather", "triton taps")
         for s in ("sigma=2.5", "sigma=0.5", "rounded")}
     assert all(r["rel_error"] < 1e-5 for r in delay)
+    # the profile: one row per case, its steps' work split by what ran (on a CPU: the autograd
+    # functions that call the interpreted kernels), most time first
+    profiled = [r for r in rows if r["kind"] == "profile"]
+    assert [r["case"].split(",")[0] for r in profiled] == ["LIF", "LIF", "Linear+LIF", "DelayedLinear", "DelayedLinear"]
+    assert profiled[-1]["case"].endswith("rounded") and all(r["timed"] == "cpu" for r in profiled)
+    for r, top in zip(profiled, ["LIFTriton"] * 3 + ["DelayedLinearTriton", "DelayedLinearRoundedTriton"]):
+        seconds = [k["seconds"] for k in r["kernels"]]
+        assert r["kernels"][0]["name"].startswith(top) and seconds == sorted(seconds, reverse=True)
+        assert 0 < sum(seconds) <= r["busy_s"] * (1 + 1e-9) and r["kernels"][0]["calls"] == 1
     table = (tmp_path / "results.md").read_text()
     assert "| snnlab triton |  |" in table and "| 1.00 |" in table and "of copy" in table
     assert "Copy bandwidth:" in table
+    assert table.count("### Profile: snnlab triton, ") == 5 and "| share of busy |" in table
+    assert "### Profile: snnlab triton, DelayedLinear, T=20, B=8, 14->16, K=5, rounded" in table
 
 
 def _load_bench():
@@ -74,3 +85,32 @@ def test_variants_run_the_compared_rows_before_the_tuning_ones():
     assert names[:len(compared)] == compared and len(tuning) == 6
     assert names[len(compared)] == "snnlab DelayedLinear taps"  # a candidate for the default, before the rest
     assert min(names.index(n) for n in tuning) > names.index("norse compiled step")
+
+
+def test_kernel_times_counts_calls_per_step_most_time_first():
+    import torch
+
+    bench = _load_bench()
+    w = torch.randn(64, 64, requires_grad=True)
+    step = bench.grad_step(lambda: torch.tanh(w @ w), [w])
+    times = bench.kernel_times(step, torch.device("cpu"), steps=2)
+    calls = {name: c for name, c, _ in times}
+    # forward: one mm; backward: one mm for each operand of w @ w, one tanh_backward
+    assert calls["aten::mm"] == 3 and calls["aten::tanh"] == 1 and calls["aten::tanh_backward"] == 1
+    seconds = [s for _, _, s in times]
+    assert seconds == sorted(seconds, reverse=True) and all(s > 0 for s in seconds)
+
+
+def test_profile_tables_give_device_busy_time_and_shares():
+    bench = _load_bench()
+    rows = [dict(kind="profile", case="LIF, T=500, B=16, N=16384", timed="device", median_s=2e-3, busy_s=1.5e-3,
+                 kernels=[dict(name="_lif_bwd_kernel", calls=1, seconds=1e-3),
+                          dict(name="a|b", calls=2, seconds=0.5e-3)]),
+            dict(kind="profile", case="DelayedLinear, rounded", error="OutOfMemoryError: CUDA out of memory")]
+    text = "\n".join(bench.profile_markdown(rows))
+    assert "Step 2.000 ms (median, unprofiled); the device is busy 1.500 ms of it (75%;" in text
+    assert "| `_lif_bwd_kernel` | 1 | 1.000 | 67% |" in text and "| `a\\|b` | 2 | 0.500 | 33% |" in text
+    assert "### Profile: snnlab triton, DelayedLinear, rounded\n\nFailed: OutOfMemoryError" in text
+    # the timing tables leave the profile rows to their own section
+    table = bench.markdown(rows, None, "GPU", {})
+    assert table.count("### Profile") == 2 and "| library |" not in table
