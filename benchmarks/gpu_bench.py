@@ -291,8 +291,18 @@ def spike_input(case: dict, device) -> torch.Tensor:
     return (torch.rand(case["T"], case["B"], case["inp"], generator=g) < 0.1).float().to(device)
 
 
-def run_delay_variant(variant: str, case: dict, device, warmup, reps) -> None:
+def snnlab_delay_layer(case: dict, sigma: float | None, backend: str, device):
+    """snnlab's DelayedLinear of ``case`` (seeded) at ``sigma``, or rounded when ``sigma`` is None."""
     import snnlab as sl
+
+    layer = sl.DelayedLinear(case["inp"], case["out"], case["K"], seed=1, backend=backend).to(device)
+    layer.sigma = sigma if sigma is not None else 0.5
+    if sigma is None:
+        layer.round_delays()
+    return layer
+
+
+def run_delay_variant(variant: str, case: dict, device, warmup, reps) -> None:
     from snnlab.core.delays import delayed_linear_reference, delayed_linear_rounded
 
     T, B, inp, out, K = (case[k] for k in ("T", "B", "inp", "out", "K"))
@@ -310,10 +320,7 @@ def run_delay_variant(variant: str, case: dict, device, warmup, reps) -> None:
             row = dict(variant=name.format(backend), kind="DelayedLinear",
                        setting=label, T=T, B=B, N=f"{inp}->{out}, K={K}")
             try:
-                layer = sl.DelayedLinear(inp, out, K, seed=1, backend=backend or "torch").to(device)
-                layer.sigma = sigma if sigma is not None else 0.5
-                if sigma is None:
-                    layer.round_delays()
+                layer = snnlab_delay_layer(case, sigma, backend or "torch", device)
                 if backend is None:  # the dcls layer, holding the same function as the snnlab one
                     ref_layer = layer
                     layer = dcls_layer(inp, out, K, ref_layer.weight.detach(), ref_layer.positions.detach(),
@@ -382,17 +389,11 @@ def profile_cases(quick: bool) -> list[tuple[str, str, dict]]:
 
 
 def run_profile_variant(variant: str, quick: bool, device, warmup: int, reps: int) -> None:
-    import snnlab as sl
-
     for kind, label, case in profile_cases(quick):
         row = dict(variant=variant, kind="profile", case=f"{kind}, {label}")
         try:
             if kind == "DelayedLinear":
-                layer = sl.DelayedLinear(case["inp"], case["out"], case["K"], seed=1, backend="triton").to(device)
-                if case["sigma"] is None:
-                    layer.round_delays()
-                else:
-                    layer.sigma = case["sigma"]
+                layer = snnlab_delay_layer(case, case["sigma"], "triton", device)
                 x = spike_input(case, device)
                 step = grad_step(lambda: layer(x), list(layer.parameters()))
             else:
