@@ -94,6 +94,22 @@ def test_single_synapse_tiny_sigma_is_pure_shift():
     torch.testing.assert_close(y, expected, rtol=0, atol=1e-12)
 
 
+@pytest.mark.parametrize("tap_dim", [0, 1, 2, -1, -2, -3])
+def test_gaussian_kernel_tap_axis_anywhere_is_the_same_kernel_contiguous(tap_dim):
+    p = torch.rand(3, 4, generator=torch.Generator().manual_seed(5), dtype=D64) * 8 - 0.5  # some clamped
+    last = delays_mod.gaussian_delay_kernel(p, 1.3, 7)  # [3, 4, K]
+    g = delays_mod.gaussian_delay_kernel(p, 1.3, 7, tap_dim=tap_dim)
+    assert g.is_contiguous() and g.shape[tap_dim] == 7
+    torch.testing.assert_close(g, last.movedim(-1, tap_dim), rtol=1e-14, atol=1e-15)  # a softmax over another axis
+    torch.testing.assert_close(last.sum(-1), torch.ones(3, 4, dtype=D64))
+
+
+@pytest.mark.parametrize("tap_dim", [3, -4])
+def test_gaussian_kernel_bad_tap_dim(tap_dim):
+    with pytest.raises(ValueError, match=r"tap_dim must be in \[-3, 2\].*\(3, 4\).*got"):
+        delays_mod.gaussian_delay_kernel(torch.zeros(3, 4), 1.0, 5, tap_dim=tap_dim)
+
+
 def test_causal_no_lookahead():
     layer = _layer(K=5)
     layer.sigma = 2.0

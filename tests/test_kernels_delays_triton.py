@@ -361,6 +361,7 @@ def test_dense_taps_is_the_torch_paths_kernel(algorithm):
     c = delay_taps_triton.dense_taps(W, P, 1.3, 8, False, 8)
     ref = W[..., None] * delays_mod.gaussian_delay_kernel(P, 1.3, 8)  # [out, in, K]
     torch.testing.assert_close(c, ref.permute(2, 1, 0))
+    assert c.is_contiguous()  # the kernels read it as [K, in, out] rows
     assert delay_taps_triton.dense_taps(W, P, 1.3, 8, False, 5).shape == (5, 4, 6)  # taps past T left out
     D = P.round().long()
     c = delay_taps_triton.dense_taps(W, D, 1.0, 8, True, 8)

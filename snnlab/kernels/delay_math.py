@@ -12,19 +12,29 @@ import torch
 __all__ = ["gaussian_delay_kernel"]
 
 
-def gaussian_delay_kernel(positions: torch.Tensor, sigma: float, max_delay: int) -> torch.Tensor:
+def gaussian_delay_kernel(positions: torch.Tensor, sigma: float, max_delay: int, tap_dim: int = -1) -> torch.Tensor:
     """Normalised Gaussian delay kernel ``G[..., k]`` for taps ``k = 0..max_delay-1``.
 
     ``G[..., k] = exp(-(k - p)^2 / (2 sigma^2)) / sum_k' exp(-(k' - p)^2 / (2 sigma^2))`` with
     ``p`` clamped to ``[0, max_delay - 1]``. Computed as a softmax, so it stays finite (a
-    one-hot) when ``sigma`` is tiny.
+    one-hot) when ``sigma`` is tiny. ``tap_dim`` is where the new tap axis goes in the (contiguous)
+    result: last by default, ``0`` gives ``[max_delay, *positions.shape]`` without a permuted copy.
 
     Example:
         >>> g = gaussian_delay_kernel(torch.tensor([1.0, 2.5]), sigma=0.5, max_delay=4)
         >>> tuple(g.shape), [round(float(s), 4) for s in g.sum(-1)], int(g[0].argmax())
         ((2, 4), [1.0, 1.0], 1)
+        >>> tuple(gaussian_delay_kernel(torch.tensor([1.0, 2.5]), 0.5, 4, tap_dim=0).shape)
+        (4, 2)
     """
-    p = positions.clamp(0.0, float(max_delay - 1))
-    taps = torch.arange(max_delay, device=p.device, dtype=p.dtype)
-    logits = -((taps - p.unsqueeze(-1)) ** 2) / (2.0 * float(sigma) ** 2)
-    return torch.softmax(logits, dim=-1)
+    ndim = positions.dim() + 1
+    if not -ndim <= tap_dim < ndim:
+        raise ValueError(f"tap_dim must be in [{-ndim}, {ndim - 1}] for positions of shape "
+                         f"{tuple(positions.shape)}, got {tap_dim}")
+    dim = tap_dim % ndim
+    p = positions.clamp(0.0, float(max_delay - 1)).unsqueeze(dim)
+    tap_shape = [1] * ndim
+    tap_shape[dim] = max_delay
+    taps = torch.arange(max_delay, device=p.device, dtype=p.dtype).view(tap_shape)
+    logits = -((taps - p) ** 2) / (2.0 * float(sigma) ** 2)
+    return torch.softmax(logits, dim=dim)

@@ -156,8 +156,8 @@ def dense_taps(weight: torch.Tensor, positions_or_delays: torch.Tensor, sigma: f
     taps = torch.arange(n_taps, device=weight.device)
     if rounded:
         return torch.where(positions_or_delays.t().unsqueeze(0) == taps[:, None, None], w, 0.0)
-    g = gaussian_delay_kernel(positions_or_delays.to(torch.float32).t(), sigma, max_delay)  # [in, out, K]
-    return (g[..., :n_taps].permute(2, 0, 1) * w).contiguous()
+    g = gaussian_delay_kernel(positions_or_delays.to(torch.float32).t(), sigma, max_delay, tap_dim=0)  # [K, in, out]
+    return (g[:n_taps] * w).contiguous()  # already contiguous: no copy
 
 
 def bf16_split(t: torch.Tensor) -> torch.Tensor:
