@@ -144,7 +144,8 @@ def dense_taps(weight: torch.Tensor, positions_or_delays: torch.Tensor, sigma: f
                rounded: bool, n_taps: int) -> torch.Tensor:
     """The tap tensor ``C [n_taps, in, out]`` (float32, differentiable in ``weight`` and the positions) of
     the first ``n_taps`` of ``max_delay`` taps: ``C[k, i, j] = W_ji G_ji[k]`` with the normalised Gaussian
-    ``G_ji[k]`` of width ``sigma`` around the (already clamped) position ``p_ji``, or ``W_ji [d_ji == k]``.
+    ``G_ji[k]`` of width ``sigma`` around the position ``p_ji`` clamped to ``[0, max_delay - 1]``, or
+    ``W_ji [d_ji == k]``.
 
     Example:
         >>> w, p = torch.ones(2, 3), torch.full((2, 3), 1.0)
@@ -157,7 +158,7 @@ def dense_taps(weight: torch.Tensor, positions_or_delays: torch.Tensor, sigma: f
     if rounded:
         return torch.where(positions_or_delays.t().unsqueeze(0) == taps[:, None, None], w, 0.0)
     g = gaussian_delay_kernel(positions_or_delays.to(torch.float32).t(), sigma, max_delay, tap_dim=0)  # [K, in, out]
-    return (g[:n_taps] * w).contiguous()  # already contiguous: no copy
+    return g[:n_taps] * w  # contiguous, as g
 
 
 def bf16_split(t: torch.Tensor) -> torch.Tensor:

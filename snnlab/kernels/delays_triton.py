@@ -709,10 +709,10 @@ def delayed_linear_triton(x: torch.Tensor, weight: torch.Tensor, positions_or_de
         sigma = float(sigma)
         if not (math.isfinite(sigma) and sigma > 0):
             raise ValueError(f"{name}: sigma must be a finite float > 0, got {sigma!r}")
-        p = p.clamp(0.0, float(max_delay - 1))
-        if options[0] == "taps":
+        if options[0] == "taps":  # the Gaussian clamps the positions itself
             c = dense_taps(weight, p, sigma, max_delay, False, min(shape[0], max_delay))
             y = ShiftedTapsFunction.apply(x3, c, options[1])
         else:
+            p = p.clamp(0.0, float(max_delay - 1))
             y = DelayedLinearTritonFunction.apply(x3, weight, p, sigma, max_delay, options)
     return y.reshape(*shape[:-1], weight.shape[0])
