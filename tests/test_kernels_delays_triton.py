@@ -366,6 +366,7 @@ def test_dense_taps_is_the_torch_paths_kernel(algorithm):
     D = P.round().long()
     c = delay_taps_triton.dense_taps(W, D, 1.0, 8, True, 8)
     assert torch.equal(c.permute(2, 1, 0), W[..., None] * torch.nn.functional.one_hot(D, 8))
+    assert c.is_contiguous()
 
 
 @pytest.mark.parametrize("split,parts,tol", [("bf16", 3, 2 ** -23), ("tf32", 2, 2 ** -21)])

@@ -145,7 +145,7 @@ def dense_taps(weight: torch.Tensor, positions_or_delays: torch.Tensor, sigma: f
     """The tap tensor ``C [n_taps, in, out]`` (float32, differentiable in ``weight`` and the positions) of
     the first ``n_taps`` of ``max_delay`` taps: ``C[k, i, j] = W_ji G_ji[k]`` with the normalised Gaussian
     ``G_ji[k]`` of width ``sigma`` around the position ``p_ji`` clamped to ``[0, max_delay - 1]``, or
-    ``W_ji [d_ji == k]``.
+    ``W_ji [d_ji == k]``. Contiguous, the layout the kernels read.
 
     Example:
         >>> w, p = torch.ones(2, 3), torch.full((2, 3), 1.0)
@@ -155,8 +155,9 @@ def dense_taps(weight: torch.Tensor, positions_or_delays: torch.Tensor, sigma: f
     """
     w = weight.to(torch.float32).t()  # [in, out]
     taps = torch.arange(n_taps, device=weight.device)
-    if rounded:
-        return torch.where(positions_or_delays.t().unsqueeze(0) == taps[:, None, None], w, 0.0)
+    if rounded:  # [in, out] operands made contiguous, so the [K, in, out] result is (no copy of it later)
+        d = positions_or_delays.t().contiguous()
+        return torch.where(d.unsqueeze(0) == taps[:, None, None], w.contiguous(), 0.0)
     g = gaussian_delay_kernel(positions_or_delays.to(torch.float32).t(), sigma, max_delay, tap_dim=0)  # [K, in, out]
     return g[:n_taps] * w  # contiguous, as g
 
