@@ -183,10 +183,33 @@ def test_float32_and_bfloat16_inputs_run():
     (dict(noise="gaussian", noise_scale=0), "noise_scale"),
     (dict(backend="cuda"), "backend"),
     (dict(n_neurons=0), "n_neurons"),
+    (dict(beta=0.5, tau_mem=3.0), "not both"),
+    (dict(beta=float("nan")), "beta"),
 ])
 def test_bad_settings_raise_clear_errors(kwargs, match):
     with pytest.raises(ValueError, match=match):
         sl.LIF(**kwargs)
+
+
+@pytest.mark.parametrize("kwargs,match", [
+    (dict(tau_mem="10"), "tau_mem must be a number"),
+    (dict(threshold=None), "threshold must be a number"),
+    (dict(beta=[0.5]), "beta must be a number"),
+    (dict(threshold=torch.ones(4)), "n_neurons"),
+    (dict(tau_mem=torch.full((3,), 5.0), learn_tau=True), "n_neurons"),
+])
+def test_settings_of_the_wrong_type_raise_type_errors(kwargs, match):
+    with pytest.raises(TypeError, match=match):
+        sl.LIF(**kwargs)
+
+
+def test_tau_mem_defaults_to_ten_steps_unless_beta_is_given():
+    assert sl.LIF().beta().item() == pytest.approx(0.9)
+    assert sl.LI().beta().item() == pytest.approx(0.9)
+    assert sl.LIF(beta=0.25).beta().item() == 0.25
+    assert sl.LIF(tau_mem=torch.tensor(4.0)).beta().item() == pytest.approx(0.75)
+    with pytest.raises(ValueError, match="not both"):
+        sl.LI(tau_mem=5.0, beta=0.8)
 
 
 def test_bad_inputs_raise_clear_errors():

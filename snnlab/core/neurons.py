@@ -10,20 +10,27 @@ from snnlab.kernels.lif_torch import li_torch
 from snnlab.kernels.surrogate_math import NOISE_SURROGATES
 
 from . import surrogates as sg
-from .validation import check_choice, check_positive, check_time_major, raise_non_finite
+from .validation import as_number, check_choice, check_positive, check_time_major, raise_non_finite
 
 RESETS = ("subtract", "zero")
+DEFAULT_TAU_MEM = 10.0  # time steps, when neither tau_mem nor beta is given
 
 
 def _beta_from(tau_mem: float | None, beta: float | None, layer: str) -> float:
-    """Resolve ``beta`` from ``tau_mem`` (``beta = 1 - 1/tau_mem``) or take it directly."""
+    """Resolve ``beta`` from ``tau_mem`` (``beta = 1 - 1/tau_mem``) or take it directly.
+
+    Neither given: ``tau_mem = DEFAULT_TAU_MEM``; both given: a ``ValueError`` (they would disagree).
+    """
     if beta is not None:
-        b = float(beta)
+        if tau_mem is not None:
+            raise ValueError(f"{layer}: give tau_mem or beta, not both (beta = 1 - 1/tau_mem); got tau_mem={tau_mem!r}, "
+                             f"beta={beta!r}")
+        b = as_number(beta, "beta", layer)
         if not 0.0 <= b <= 1.0:
             raise ValueError(f"{layer}: beta must lie in [0, 1] (beta = 1 - 1/tau_mem), got {beta!r}")
         return b
     if tau_mem is None:
-        raise ValueError(f"{layer}: give tau_mem (in time steps, >= 1) or beta")
+        tau_mem = DEFAULT_TAU_MEM
     check_positive(tau_mem, "tau_mem", layer)
     if float(tau_mem) < 1.0:
         raise ValueError(f"{layer}: tau_mem must be >= 1 time step so that beta = 1 - 1/tau_mem >= 0, got {tau_mem!r}")
@@ -72,7 +79,8 @@ class _Leaky(nn.Module):
 class LIF(_Leaky):
     r"""Leaky integrate-and-fire neurons over a time-major input ``[T, B, ...]``.
 
-    Discrete-time dynamics, with ``beta = 1 - 1/tau_mem`` (or ``beta`` given directly) and ``v[-1] = 0``::
+    Discrete-time dynamics, with ``beta = 1 - 1/tau_mem`` (``tau_mem`` in time steps, default 10; or
+    ``beta`` given directly instead, not both) and ``v[-1] = 0``::
 
         h[t] = beta * v[t-1] + x[t]                 (pre-reset membrane)
         s[t] = H(h[t] - threshold)                  (H(u) = 1 if u >= 0 else 0)
@@ -111,7 +119,7 @@ class LIF(_Leaky):
         torch.Size([50, 4, 3])
     """
 
-    def __init__(self, tau_mem: float | None = 10.0, threshold: float = 1.0, reset: str = "subtract", *,
+    def __init__(self, tau_mem: float | None = None, threshold: float = 1.0, reset: str = "subtract", *,
                  beta: float | None = None, detach_reset: bool = False, max_spikes: int | None = None,
                  surrogate: str | sg.Surrogate = "atan", learn_threshold: bool = False, learn_tau: bool = False,
                  n_neurons: int | None = None, noise: str | None = None, noise_scale: float = 0.3,
@@ -184,6 +192,8 @@ class LIF(_Leaky):
 class LI(_Leaky):
     """Non-spiking leaky integrator readout: ``h[t] = beta * h[t-1] + x[t]``, ``h[-1] = 0``.
 
+    ``beta = 1 - 1/tau_mem`` (``tau_mem`` in time steps, default 10), or ``beta`` given instead.
+
     Returns the membrane ``[T, B, ...]``; classify with e.g. ``out.sum(0)`` or ``out.max(0).values``.
 
     Example:
@@ -192,7 +202,7 @@ class LI(_Leaky):
         [1.0, 1.5, 1.75]
     """
 
-    def __init__(self, tau_mem: float | None = 10.0, *, beta: float | None = None, learn_tau: bool = False,
+    def __init__(self, tau_mem: float | None = None, *, beta: float | None = None, learn_tau: bool = False,
                  n_neurons: int | None = None) -> None:
         super().__init__()
         self._init_tau(tau_mem, beta, learn_tau, n_neurons)

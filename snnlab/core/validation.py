@@ -51,9 +51,25 @@ def all_finite(x: torch.Tensor) -> bool:
     return bool(torch.isfinite(x).all())
 
 
+def as_number(value: float, name: str, layer: str = "layer") -> float:
+    """``value`` as a float; ``TypeError`` naming the argument unless it is one number."""
+    if isinstance(value, torch.Tensor) and value.numel() != 1:
+        raise TypeError(
+            f"{layer}: {name} must be one number, got a tensor of shape {tuple(value.shape)}. For one "
+            f"(learnable) value per neuron pass a number and n_neurons=N, then set the values through "
+            f"the layer's parameter or buffer."
+        )
+    if isinstance(value, (str, bytes, bool)) or value is None:
+        raise TypeError(f"{layer}: {name} must be a number, got {type(value).__name__} {value!r}")
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        raise TypeError(f"{layer}: {name} must be a number, got {type(value).__name__} {value!r}") from None
+
+
 def check_positive(value: float, name: str, layer: str = "layer") -> None:
-    """Raise ``ValueError`` unless ``value`` is a finite number > 0."""
-    v = float(value)
+    """Raise ``ValueError`` unless ``value`` is a finite number > 0 (``TypeError`` unless it is one number)."""
+    v = as_number(value, name, layer)
     if not (v > 0) or v != v or v == float("inf"):
         raise ValueError(f"{layer}: {name} must be a finite number > 0, got {value!r}")
 
