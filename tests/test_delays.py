@@ -228,6 +228,37 @@ def test_round_then_state_dict_roundtrip():
     torch.testing.assert_close(a(x), b(x), rtol=0, atol=0)
 
 
+def test_state_dict_keeps_sigma_so_a_reloaded_layer_computes_the_same_function():
+    a = _layer(seed=7)
+    a.sigma = 0.7
+    b = _layer(seed=8)
+    b.load_state_dict(a.state_dict())
+    assert b.sigma == 0.7
+    x = _x()
+    torch.testing.assert_close(a(x), b(x), rtol=0, atol=0)
+    assert a.half().state_dict()["_extra_state"].dtype == D64  # not cast with the module
+
+
+def test_state_dict_saved_before_sigma_was_kept_still_loads():
+    old = {k: v for k, v in _layer(seed=7).state_dict().items() if k != "_extra_state"}
+    b = _layer(seed=8)
+    b.sigma = 2.0
+    b.load_state_dict(old)  # strict: no missing key
+    assert b.sigma == 2.0 and torch.equal(b.weight, old["weight"])
+
+
+def test_loading_takes_the_saved_form_rounded_or_learnable():
+    rounded, learnable = _layer(seed=7).round_delays(), _layer(seed=9)
+    b = _layer(seed=8)
+    b.load_state_dict(rounded.state_dict())
+    assert b.rounded and "positions" not in dict(b.named_parameters()) and "positions" in dict(b.named_buffers())
+    b.load_state_dict(learnable.state_dict())  # e.g. back to an earlier checkpoint to train on
+    assert not b.rounded and isinstance(b.positions, nn.Parameter)
+    torch.testing.assert_close(b.positions, learnable.positions, rtol=0, atol=0)
+    (b(_x()) ** 2).sum().backward()
+    assert b.positions.grad is not None and bool(b.positions.grad.abs().sum() > 0)
+
+
 # ----------------------------------------------------------------------------- fixed delays
 
 

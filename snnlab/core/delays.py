@@ -227,6 +227,9 @@ class DelayedLinear(nn.Module):
     With ``learn_delays=False`` the layer starts in that rounded state with fixed random
     integer delays (a buffer, not a Parameter).
 
+    The state dict holds ``sigma`` too, and loading it takes the saved form (rounded or learnable
+    positions), so a reloaded layer computes the same function as the saved one.
+
     Algorithm (pure PyTorch path). The per-synapse kernels are folded into
     ``H = W[..., None] * G`` (``[out, in, max_delay]``, cheap to build) and the causal
     convolution over time is done without running ``max_delay`` dense GEMMs:
@@ -359,13 +362,43 @@ class DelayedLinear(nn.Module):
     def round_delays(self) -> "DelayedLinear":
         """Freeze the delays to ``round(clamp(positions))``; positions become a non-learnable buffer."""
         d = self.delays.to(self.positions.dtype)
-        if isinstance(self.positions, nn.Parameter):
-            del self.positions
-            self.register_buffer("positions", d)
-        else:
-            self.positions.copy_(d)
+        self._set_positions_learnable(False)
+        self.positions.copy_(d)
         self._is_rounded.fill_(True)
         return self
+
+    def _set_positions_learnable(self, learnable: bool) -> None:
+        """Make ``positions`` a Parameter (training form) or a buffer (rounded form), keeping its values."""
+        if learnable == isinstance(self.positions, nn.Parameter):
+            return
+        data = self.positions.detach()
+        del self.positions
+        if learnable:
+            self.positions = nn.Parameter(data.clone())
+        else:
+            self.register_buffer("positions", data)
+
+    # -- saving and loading ----------------------------------------------------------------
+
+    def get_extra_state(self) -> torch.Tensor:
+        """``sigma`` travels with the state dict (as ``<prefix>_extra_state``, a float64 scalar tensor)."""
+        return torch.tensor(self._sigma, dtype=torch.float64)
+
+    def set_extra_state(self, state: torch.Tensor | float) -> None:
+        self.sigma = float(state)
+
+    def _load_from_state_dict(self, state_dict, prefix, local_metadata, strict, missing_keys, unexpected_keys,
+                              error_msgs) -> None:
+        # The saved layer may be in the other form: take its form first, so that the loaded positions are
+        # learnable exactly when the loaded delays are not frozen (rounded or learn_delays=False).
+        flag = state_dict.get(prefix + "_is_rounded")
+        if isinstance(flag, torch.Tensor) and flag.numel() == 1:
+            self._set_positions_learnable(not bool(flag))
+        super()._load_from_state_dict(state_dict, prefix, local_metadata, strict, missing_keys, unexpected_keys,
+                                      error_msgs)
+        extra = prefix + "_extra_state"
+        if extra not in state_dict and extra in missing_keys:
+            missing_keys.remove(extra)  # saved before sigma was kept: the layer keeps its current sigma
 
     # -- forward -------------------------------------------------------------------------
 
