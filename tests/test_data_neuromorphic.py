@@ -75,6 +75,81 @@ def test_disk_cache_skips_rebinning(tmp_path):
     assert len({p.parent for p in (tmp_path / "cache").rglob("*.pt")}) == 2
 
 
+def _toy_events(times_us, units):
+    ev = np.empty(len(times_us), dtype=nm.AUDIO_DTYPE)
+    ev["t"], ev["x"], ev["p"] = times_us, units, 0
+    return ev
+
+
+@pytest.mark.parametrize("times,window,frames", [
+    ([0, 10_000, 20_000], 10_000, 3),           # last event exactly one window after the previous
+    ([100_000, 200_000, 300_000], 10_000, 21),  # frames start at the first event
+    ([5, 6, 29_999], 10_000, 3),
+    ([0, 1_000, 2_000, 2_999], 1000.5, 3),      # a window that is not a whole microsecond
+    ([7], 10_000, 1),
+])
+def test_time_window_without_duration_counts_every_event(times, window, frames):
+    ev = _toy_events(times, np.arange(len(times)) % 4)
+    ds = nm.EventFrameDataset("toy", [0], [1], lambda _: ev, (4, 1, 1), n_time_bins=None, time_window=window)
+    x, _ = ds[0]
+    assert x.shape == (frames, 4) and int(x.sum()) == len(times)
+    first = int((times[-1] - times[0]) // window)
+    assert x[first, (len(times) - 1) % 4] >= 1  # the last event lands in its own window
+
+
+def test_duration_gives_the_same_frames_to_every_sample_and_window_edges_are_exact():
+    evs = [_toy_events([0, 999, 1000, 2500, 2999, 3000], [0, 0, 1, 2, 2, 3]), _toy_events([], [])]
+    ds = nm.EventFrameDataset("toy", [0, 1], [0, 0], lambda i: evs[i], (4, 1, 1), n_time_bins=None,
+                              time_window=1000, duration=3000)
+    x, _ = ds[0]
+    assert x.shape == (3, 4) and ds[1][0].shape == (3, 4)
+    assert x.tolist() == [[2, 0, 0, 0], [0, 1, 0, 0], [0, 0, 2, 0]]  # t = 3000 is past the duration
+
+
+@pytest.mark.parametrize("kwargs,match", [
+    (dict(n_time_bins=2.7), "n_time_bins"),
+    (dict(n_time_bins=None, time_window=float("inf")), "time_window"),
+    (dict(n_time_bins=None, time_window=-3), "time_window"),
+    (dict(n_time_bins=10, duration=float("nan")), "duration"),
+    (dict(n_time_bins=10, duration=0), "duration"),
+    (dict(n_time_bins=None, time_window=10_000, duration=5_000), "shorter than one time_window"),
+])
+def test_impossible_binning_settings_are_refused(kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        nm.EventFrameDataset("toy", [0], [0], lambda _: _toy_events([0], [0]), (4, 1, 1), **kwargs)
+
+
+def test_index_out_of_range_raises():
+    ds = nm.EventFrameDataset("toy", [0, 1], [0, 1], lambda _: _toy_events([0], [0]), (4, 1, 1), n_time_bins=2)
+    assert int(ds[-2][1]) == 0
+    for bad in (2, -3):
+        with pytest.raises(IndexError, match="out of range"):
+            ds[bad]
+
+
+def _write_gesture(base: Path, user_dir: str, label: int, x_column: int) -> None:
+    d = base / "ibmGestureTrain" / user_dir
+    d.mkdir(parents=True, exist_ok=True)
+    ev = np.array([[x_column, 3, 1, 1.0], [x_column, 3, 1, 2.0]])  # x, y, p, t[ms]
+    np.save(d / f"{label}.npy", ev)
+
+
+def test_event_file_cache_follows_the_files_not_only_their_number(tmp_path):
+    import shutil
+
+    def frames_and_labels():
+        ds = nm.load_dvs_gesture(tmp_path, n_time_bins=1, cache_dir=tmp_path / "cache")
+        return [(int(ds[i][1]), int(ds[i][0][0, 1, 3].nonzero().flatten()[0])) for i in range(len(ds))]
+
+    _write_gesture(tmp_path, "user01_led", 0, x_column=1)
+    _write_gesture(tmp_path, "user01_led", 5, x_column=2)
+    assert frames_and_labels() == [(0, 1), (5, 2)]
+    shutil.rmtree(tmp_path / "ibmGestureTrain" / "user01_led")  # same number of files, other recordings
+    _write_gesture(tmp_path, "user01_led", 3, x_column=7)
+    _write_gesture(tmp_path, "user02_led", 9, x_column=9)
+    assert frames_and_labels() == [(3, 7), (9, 9)]
+
+
 def test_nmnist_bin_format_roundtrip(tmp_path):
     rng = np.random.default_rng(0)
     expected = {}
@@ -149,8 +224,9 @@ def test_missing_folder_helpful_error(tmp_path, name):
 def test_incomplete_files_error(tmp_path):
     with h5py.File(tmp_path / "shd_train.h5", "w") as f:
         f.create_dataset("labels", data=np.zeros(3, np.uint16))
-    with pytest.raises(FileNotFoundError, match="incomplete"):
+    with pytest.raises(FileNotFoundError, match="incomplete") as e:
         nm.load_shd(tmp_path)
+    assert "not a readable HDF5" not in str(e.value)  # readable, only incomplete: no gunzip advice
     (tmp_path / "shd_test.h5").write_bytes(b"\x1f\x8b gzip not hdf5")
     with pytest.raises(FileNotFoundError, match="gunzip"):
         nm.load_shd(tmp_path, "test")

@@ -23,6 +23,7 @@ Expected layouts (``root`` is the folder you pass; the tonic sub-folder name is 
 """
 from __future__ import annotations
 
+import math
 import os
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -51,6 +52,20 @@ __all__ = [
 
 AUDIO_DTYPE = np.dtype([("t", np.int64), ("x", np.int64), ("p", np.int64)])
 XYTP_DTYPE = np.dtype([("x", np.int64), ("y", np.int64), ("t", np.int64), ("p", np.int64)])
+
+
+BINNING_VERSION = 2  # part of every cache key: raise it when the binning of a sample changes
+
+
+def _files_cache_params(files: list[str], cache_dir: str | os.PathLike | None, **extra: object) -> dict | None:
+    """Cache-key parameters that change when a file is added, removed, replaced or rewritten (path, size, mtime)."""
+    if cache_dir is None:
+        return None
+    stats = []
+    for f in files:
+        st = os.stat(f)
+        stats.append((f, st.st_size, st.st_mtime_ns))
+    return {"files": params_key({"f": stats}), **extra}
 
 
 @dataclass(frozen=True)
@@ -141,8 +156,10 @@ class EventFrameDataset(Dataset):
         sensor_size: ``(W, H, P)``.
         n_time_bins: fixed number of frames per sample: ``n`` equal windows covering the first to
             the last event (every event is counted), or
-        time_window: frame length in microseconds; with ``duration`` (microseconds) the window
-            starts at 0 and every sample has ``duration // time_window`` frames.
+        time_window: frame length in microseconds. With ``duration`` (microseconds, at least one
+            window) the frames start at 0 and every sample has ``duration // time_window`` frames
+            (events past the last whole frame are dropped); without it they start at the sample's
+            first event and run until its last event is counted, so the number of frames varies.
         cache_dir: folder for the binned-sample cache (``None`` = no cache).
         cache_params: extra parameters that identify the files (part of the cache key).
 
@@ -171,26 +188,24 @@ class EventFrameDataset(Dataset):
     ) -> None:
         if (n_time_bins is None) == (time_window is None):
             raise ValueError(f"{name}: give exactly one of n_time_bins or time_window (microseconds)")
-        if n_time_bins is not None and (isinstance(n_time_bins, bool) or int(n_time_bins) < 1):
+        if n_time_bins is not None and (isinstance(n_time_bins, bool) or not isinstance(n_time_bins, (int, np.integer))
+                                        or n_time_bins < 1):
             raise ValueError(f"{name}: n_time_bins must be an int >= 1, got {n_time_bins!r}")
-        if time_window is not None and not float(time_window) > 0:
-            raise ValueError(f"{name}: time_window must be > 0 microseconds, got {time_window!r}")
-        from tonic.transforms import ToFrame
-
+        for arg, value in (("time_window", time_window), ("duration", duration)):
+            if value is not None and not (isinstance(value, (int, float, np.number)) and 0 < float(value) < math.inf):
+                raise ValueError(f"{name}: {arg} must be a finite number of microseconds > 0, got {value!r}")
+        if time_window is not None and duration is not None and float(duration) < float(time_window):
+            raise ValueError(f"{name}: duration ({duration!r} us) is shorter than one time_window ({time_window!r} us): "
+                             f"no whole frame fits; lengthen duration or shorten time_window")
         self.name = name
         self.items = list(items)
         self.labels = torch.as_tensor(np.asarray(labels), dtype=torch.long)
         self.reader = reader
         self.sensor_size = tuple(int(s) for s in sensor_size)
         self.n_time_bins, self.time_window, self.duration = n_time_bins, time_window, duration
-        if n_time_bins is not None:
-            self.to_frame = ToFrame(sensor_size=self.sensor_size, n_time_bins=int(n_time_bins))
-        else:
-            kw = {} if duration is None else {"start_time": 0.0, "end_time": float(duration)}
-            self.to_frame = ToFrame(sensor_size=self.sensor_size, time_window=float(time_window), **kw)
         self.cache = None
         if cache_dir is not None:
-            params = {"name": name, "n": len(self.items), "sensor_size": self.sensor_size,
+            params = {"name": name, "n": len(self.items), "sensor_size": self.sensor_size, "binning": BINNING_VERSION,
                       "n_time_bins": n_time_bins, "time_window": time_window, "duration": duration,
                       **(cache_params or {})}
             self.cache = DiskCache(cache_dir, name, params)
@@ -202,32 +217,41 @@ class EventFrameDataset(Dataset):
         w, h, p = self.sensor_size
         return (w,) if (h == 1 and p == 1) else (p, h, w)
 
+    def _frames_of(self, events: np.ndarray) -> tuple[float, float, int]:
+        """``(start, frame length, number of frames)`` in microseconds for a sample's sorted events."""
+        if self.duration is not None and self.time_window is not None:
+            return 0.0, float(self.time_window), int(float(self.duration) // float(self.time_window))
+        if len(events) == 0:
+            return 0.0, 1.0, int(self.n_time_bins) if self.n_time_bins is not None else 1
+        t0, t1 = int(events["t"][0]), int(events["t"][-1])
+        if self.n_time_bins is not None:
+            # tonic's own n_time_bins slicing floors the bin width and drops the last event(s); use
+            # n equal whole-microsecond windows that cover [t_first, t_last] completely instead.
+            n = int(self.n_time_bins)
+            return float(t0), float(max(1, -(-(t1 - t0 + 1) // n))), n
+        tw = float(self.time_window)
+        return float(t0), tw, max(1, math.ceil((t1 - t0 + 1) / tw))
+
     def _bin(self, index: int) -> torch.Tensor:
         events = self.reader(self.items[index])
         if self.duration is not None and len(events):
             events = events[events["t"] < self.duration]
+        start, width, n = self._frames_of(events)
+        if len(events) == 0:
+            return torch.zeros((n,) + self._frame_shape())
         from tonic.transforms import ToFrame
 
-        if len(events) == 0:
-            if self.n_time_bins is not None:
-                t = int(self.n_time_bins)
-            else:
-                t = int(self.duration // self.time_window) if self.duration is not None else 1
-            return torch.zeros((t,) + self._frame_shape())
-        if self.n_time_bins is not None:
-            # tonic's own n_time_bins slicing floors the bin width and drops the last event(s); use
-            # n equal time windows that cover [t_first, t_last] completely instead.
-            n = int(self.n_time_bins)
-            t0 = int(events["t"][0])
-            width = max(1, -(-(int(events["t"][-1]) - t0 + 1) // n))
-            to_frame = ToFrame(sensor_size=self.sensor_size, time_window=float(width),
-                               start_time=float(t0), end_time=float(t0 + n * width))
-        else:
-            to_frame = self.to_frame
+        # With include_incomplete, tonic's slicer makes ceil((end - start - width) / width) + 1 windows
+        # [start + i width, start + (i + 1) width): an end half a window short of start + n width gives
+        # exactly n of them, however the division rounds.
+        to_frame = ToFrame(sensor_size=self.sensor_size, time_window=width, start_time=start,
+                           end_time=start + (n - 0.5) * width, include_incomplete=True)
         frames = np.asarray(to_frame(events), dtype=np.float32)
         return torch.from_numpy(frames.reshape((frames.shape[0],) + self._frame_shape()))
 
     def __getitem__(self, index: int) -> tuple[torch.Tensor, torch.Tensor]:
+        if not -len(self) <= index < len(self):
+            raise IndexError(f"{self.name}: index {index} is out of range for {len(self)} samples")
         if index < 0:
             index += len(self)
         x = self.cache.get_or_compute(index, lambda: self._bin(index)) if self.cache else self._bin(index)
@@ -288,21 +312,22 @@ def _load_h5(name: str, root, split: str, splits: tuple[str, ...], n_time_bins, 
     import h5py
 
     try:
-        with h5py.File(path, "r") as f:
-            missing = [k for k in ("spikes/times", "spikes/units", "labels") if k not in f]
-            if missing:
-                raise FileNotFoundError(
-                    f"{name}: {path} is incomplete: datasets {missing} are missing (expected spikes/times, "
-                    f"spikes/units, labels). Re-download it from {NEUROMORPHIC_DATASETS[name].source}."
-                )
-            labels = np.asarray(f["labels"][:], dtype=np.int64)
-            if len(f["spikes/times"]) != len(labels) or len(f["spikes/units"]) != len(labels):
-                raise FileNotFoundError(f"{name}: {path} is incomplete: spikes and labels have different lengths.")
+        f = h5py.File(path, "r")
     except OSError as e:
         raise FileNotFoundError(
             f"{name}: {path} is not a readable HDF5 file ({e}); if it ends in .gz, gunzip it first. "
             f"Source: {NEUROMORPHIC_DATASETS[name].source}."
         ) from e
+    with f:
+        missing = [k for k in ("spikes/times", "spikes/units", "labels") if k not in f]
+        if missing:
+            raise FileNotFoundError(
+                f"{name}: {path} is incomplete: datasets {missing} are missing (expected spikes/times, "
+                f"spikes/units, labels). Re-download it from {NEUROMORPHIC_DATASETS[name].source}."
+            )
+        labels = np.asarray(f["labels"][:], dtype=np.int64)
+        if len(f["spikes/times"]) != len(labels) or len(f["spikes/units"]) != len(labels):
+            raise FileNotFoundError(f"{name}: {path} is incomplete: spikes and labels have different lengths.")
     st = path.stat()
     return EventFrameDataset(
         name, list(range(len(labels))), labels, _H5Reader(path), NEUROMORPHIC_DATASETS[name].sensor_size,
@@ -426,7 +451,7 @@ def load_nmnist(
     return EventFrameDataset(
         "nmnist", files, labels, _NMNISTReader(first_saccade_only), NEUROMORPHIC_DATASETS["nmnist"].sensor_size,
         n_time_bins=n_time_bins, time_window=time_window, duration=duration, cache_dir=cache_dir,
-        cache_params={"folder": str(base), "first_saccade_only": first_saccade_only, "files": params_key({"f": files})},
+        cache_params=_files_cache_params(files, cache_dir, first_saccade_only=first_saccade_only),
     )
 
 
@@ -482,7 +507,7 @@ def load_dvs_gesture(
     return EventFrameDataset(
         "dvsgesture", files, labels, _NpyReader(("x", "y", "p", "t"), 1000.0),
         NEUROMORPHIC_DATASETS["dvsgesture"].sensor_size, n_time_bins=n_time_bins, time_window=time_window,
-        duration=duration, cache_dir=cache_dir, cache_params={"folder": str(base), "n_files": len(files)},
+        duration=duration, cache_dir=cache_dir, cache_params=_files_cache_params(files, cache_dir),
     )
 
 
@@ -518,7 +543,7 @@ def load_pokerdvs(
     return EventFrameDataset(
         "pokerdvs", files, labels, _NpyReader(("t", "x", "y", "p"), 1.0),
         NEUROMORPHIC_DATASETS["pokerdvs"].sensor_size, n_time_bins=n_time_bins, time_window=time_window,
-        duration=duration, cache_dir=cache_dir, cache_params={"folder": str(base), "n_files": len(files)},
+        duration=duration, cache_dir=cache_dir, cache_params=_files_cache_params(files, cache_dir),
     )
 
 

@@ -208,7 +208,10 @@ def build_data(cfg: ExperimentConfig) -> tuple[DataLoader, DataLoader, int, int]
         from snnlab.data.neuromorphic import NEUROMORPHIC_DATASETS, load_neuromorphic
 
         key = _NEURO_KEYS[name]
-        kw.setdefault("n_time_bins", T)
+        if kw.get("time_window") is None:  # frames of a fixed length instead of num_steps bins
+            kw.setdefault("n_time_bins", T)
+        else:
+            kw.setdefault("n_time_bins", None)
         root = _root(cfg)
         tr = load_neuromorphic(key, root, "train", **kw)
         te = load_neuromorphic(key, root, "test", **kw)
