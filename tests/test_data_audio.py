@@ -48,6 +48,44 @@ def test_shapes_encoders_and_silence():
     assert s[40:].sum() == 0 and s[:30].sum() > 0
 
 
+@pytest.mark.parametrize("num_steps,duration", [(100, 1.0), (40, 0.25)])
+def test_envelope_frames_are_torch_stfts_centred_frames_where_the_steps_divide_the_recording(num_steps, duration):
+    c = Cochlea(n_channels=32, num_steps=num_steps, duration=duration, compression="power")
+    w = torch.randn(2, c.n_samples, generator=torch.Generator().manual_seed(0))
+    spec = torch.stft(w, c.n_fft, hop_length=c.n_samples // num_steps, win_length=c.win, window=c.window,
+                      center=True, return_complex=True)
+    bands = torch.einsum("cf,bft->tbc", c.weights, spec.abs().square())[:num_steps]
+    expected = (bands / bands.amax(dim=(0, 2), keepdim=True)).pow(0.3)
+    torch.testing.assert_close(c.envelope(w), expected, rtol=1e-4, atol=1e-5)
+
+
+@pytest.mark.parametrize("num_steps", [300, 700, 3000])
+def test_steps_cover_the_whole_recording_when_they_do_not_divide_it(num_steps):
+    w = torch.zeros(SR)
+    w[int(0.9 * SR):] = _tone(1000, 0.1)  # sound only in the last 100 ms
+    s = Cochlea(n_channels=16, num_steps=num_steps, duration=1.0)(w[None])[:, 0]
+    active = s.sum(1).nonzero().flatten() / num_steps  # step -> fraction of the recording
+    assert len(active) > 0 and float(active.min()) > 0.85 and float(active.max()) > 0.98
+
+
+def _write_wav(path, x):
+    with wave.open(str(path), "wb") as w:
+        w.setnchannels(1), w.setsampwidth(2), w.setframerate(SR), w.writeframes((x * 32767).astype("<i2").tobytes())
+
+
+def test_fsdd_limit_takes_every_digit_in_turn(tmp_path):
+    (tmp_path / "recordings").mkdir()
+    for digit in range(10):
+        for index in range(5, 9):
+            _write_wav(tmp_path / "recordings" / f"{digit}_spk_{index}.wav", _tone(300 + 100 * digit, 0.05).numpy())
+    ds = load_fsdd(tmp_path, "train", n_channels=8, num_steps=5, duration=0.05, limit=15)
+    assert ds.labels.tolist() == list(range(10)) + list(range(5))
+    assert ds.files[10].endswith("0_spk_6.wav")
+    assert len(load_fsdd(tmp_path, "train", n_channels=8, num_steps=5, duration=0.05, limit=100)) == 40
+    with pytest.raises(ValueError, match="limit"):
+        load_fsdd(tmp_path, "train", limit=0)
+
+
 def test_errors():
     with pytest.raises(ValueError, match="encoding"):
         Cochlea(encoding="phase")
@@ -90,3 +128,8 @@ def test_real_fsdd():
     # speech energy sits in the lower channels more than in the top ones
     counts = ds.spikes.float().sum(dim=(0, 1))
     assert counts[:32].sum() > counts[32:].sum() * 0.5
+
+
+def test_delta_threshold_given_by_the_user_is_kept():
+    assert Cochlea(encoding="delta").threshold == 0.1 and Cochlea().threshold == 1.0
+    assert Cochlea(encoding="delta", threshold=1.0).threshold == 1.0

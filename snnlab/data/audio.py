@@ -128,7 +128,8 @@ class Cochlea:
         compression: ``"log"`` or ``"power"``.
         dynamic_range_db: range kept below the peak by the log compression.
         encoding: ``"integrate"`` or ``"delta"``.
-        threshold: delta threshold (``"delta"``) or firing threshold of the integrator.
+        threshold: delta threshold (``"delta"``, default 0.1) or firing threshold of the integrator
+            (``"integrate"``, default 1.0).
         gain: envelope scaling per step for ``"integrate"`` (``1`` = at most one spike per step).
         binary: clamp spike counts to 0/1 per step.
 
@@ -151,7 +152,7 @@ class Cochlea:
         compression: str = "log",
         dynamic_range_db: float = 60.0,
         encoding: str = "integrate",
-        threshold: float = 1.0,
+        threshold: float | None = None,
         gain: float = 0.5,
         binary: bool = True,
     ) -> None:
@@ -159,18 +160,20 @@ class Cochlea:
             raise ValueError(f"Cochlea: compression must be 'log' or 'power', got {compression!r}")
         if encoding not in ("integrate", "delta"):
             raise ValueError(f"Cochlea: encoding must be 'integrate' or 'delta', got {encoding!r}")
+        if threshold is None:
+            threshold = 0.1 if encoding == "delta" else 1.0  # envelopes lie in [0, 1]
         if num_steps < 1 or n_channels < 1 or duration <= 0 or threshold <= 0:
             raise ValueError("Cochlea: num_steps, n_channels, duration and threshold must be > 0")
         self.n_channels, self.sample_rate, self.num_steps, self.duration = n_channels, sample_rate, num_steps, duration
         self.compression, self.dynamic_range_db = compression, float(dynamic_range_db)
         self.encoding, self.threshold, self.gain, self.binary = encoding, float(threshold), float(gain), binary
-        if encoding == "delta" and threshold == 1.0:
-            self.threshold = 0.1  # sensible default for envelopes in [0, 1]
         self.n_samples = int(round(duration * sample_rate))
-        self.hop = max(1, self.n_samples // num_steps)
+        self.hop = self.n_samples / num_steps  # samples between frame centres (frame i at floor(i * hop))
         self.win = max(8, int(round(win_ms * 1e-3 * sample_rate)))
         self.n_fft = 1 << max(8, math.ceil(math.log2(self.win)))
         self.window = torch.hann_window(self.win)
+        left = (self.n_fft - self.win) // 2  # the window centred in n_fft samples, as torch.stft pads it
+        self._fft_window = torch.nn.functional.pad(self.window, (left, self.n_fft - self.win - left))
         self.weights = gammatone_filterbank(n_channels, sample_rate, self.n_fft, f_min, f_max)
         self.center_frequencies = erb_space(f_min, 0.95 * sample_rate / 2 if f_max is None else f_max, n_channels)
 
@@ -195,12 +198,16 @@ class Cochlea:
         if not all_finite(waves):
             raise ValueError("Cochlea: waves contain NaN or inf")
         x = self._fit(waves)
-        spec = torch.stft(x, self.n_fft, hop_length=self.hop, win_length=self.win, window=self.window,
-                          center=True, return_complex=True)  # [B, F, frames]
+        # A short-time spectrum centred at sample floor(i * n_samples / T) for every step i, so that the T
+        # steps cover the whole recording whether or not T divides its length (torch.stft's whole-sample
+        # hop would leave the end out); where T divides it, these are exactly torch.stft's centred frames.
+        pad = self.n_fft // 2
+        padded = torch.nn.functional.pad(x[:, None], (pad, pad), mode="reflect")[:, 0]  # [B, N + n_fft]
+        starts = torch.arange(self.num_steps) * self.n_samples // self.num_steps
+        frames = padded[:, starts[:, None] + torch.arange(self.n_fft)]  # [B, T, n_fft]
+        spec = torch.fft.rfft(frames * self._fft_window, dim=-1)  # [B, T, F]
         power = spec.real.square() + spec.imag.square()
-        bands = torch.einsum("cf,bft->tbc", self.weights, power)[: self.num_steps]  # [T, B, C]
-        if bands.shape[0] < self.num_steps:
-            bands = torch.nn.functional.pad(bands, (0, 0, 0, 0, 0, self.num_steps - bands.shape[0]))
+        bands = torch.einsum("cf,btf->tbc", self.weights, power)  # [T, B, C]
         bands = bands.clamp_min(0.0)  # half-wave rectification of the band energy
         peak = bands.amax(dim=(0, 2), keepdim=True)  # per recording
         if self.compression == "log":
@@ -311,6 +318,15 @@ class FSDDDataset(Dataset):
         return spikes_to_events(self.spikes[i], self.cochlea.duration / self.cochlea.num_steps)
 
 
+def _round_robin_by_digit(entries: list[tuple[Path, int, str]]) -> list[tuple[Path, int, str]]:
+    """The entries reordered as digit 0, 1, ..., 9, 0, 1, ... (each digit's files in their sorted order)."""
+    by_digit: dict[int, list] = {}
+    for e in entries:
+        by_digit.setdefault(e[1], []).append(e)
+    queues = [by_digit[d] for d in sorted(by_digit)]
+    return [q[i] for i in range(max(map(len, queues), default=0)) for q in queues if i < len(q)]
+
+
 def load_fsdd(
     root: str | os.PathLike | None = None,
     split: str = "train",
@@ -326,8 +342,8 @@ def load_fsdd(
 
     Official split: ``index`` 0-4 is the test set, 5-49 the training set (``split="all"`` for both).
     Recordings are converted in batches of ``batch_size`` with :class:`Cochlea`; with
-    ``cache_dir`` the converted tensors are stored once and reused. ``limit`` keeps the first
-    ``limit`` files (sorted) -- handy for quick experiments.
+    ``cache_dir`` the converted tensors are stored once and reused. ``limit`` keeps ``limit`` files
+    taken in turn from each digit (so a subset has every class) -- handy for quick experiments.
 
     Example:
         >>> ds = load_fsdd(split="test", n_channels=700, num_steps=100)  # doctest: +SKIP
@@ -353,7 +369,9 @@ def load_fsdd(
         if split == "all" or (split == "test") == (idx < 5):
             entries.append((f, int(m.group(1)), m.group(2)))
     if limit is not None:
-        entries = entries[: int(limit)]
+        if isinstance(limit, bool) or not isinstance(limit, int) or limit < 1:
+            raise ValueError(f"load_fsdd: limit must be an int >= 1 (or None for every file), got {limit!r}")
+        entries = _round_robin_by_digit(entries)[:limit]
     if not entries:
         raise FileNotFoundError(f"FSDD: no {{digit}}_{{speaker}}_{{index}}.wav files for split {split!r} in {rec}")
     cochlea = Cochlea(n_channels=n_channels, num_steps=num_steps, duration=duration, **cochlea_kwargs)  # type: ignore[arg-type]
@@ -378,7 +396,7 @@ def load_fsdd(
     if cache_dir is not None:
         from .cache import DiskCache
 
-        params = {"files": files, "n_channels": n_channels, "num_steps": num_steps, "duration": duration,
+        params = {"files": files, "n_channels": n_channels, "num_steps": num_steps, "duration": duration, "frames": 2,
                   **{k: str(v) for k, v in cochlea_kwargs.items()}}
         spikes = DiskCache(cache_dir, "fsdd", params).get_or_compute(0, convert)
     else:
