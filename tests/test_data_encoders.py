@@ -93,3 +93,21 @@ def test_spike_times_to_dense():
     d = spike_times_to_dense(torch.tensor([[0, 4, -1, 9]]), 5)
     assert d.shape == (5, 1, 4)
     assert d.sum(0).tolist() == [[1, 1, 0, 0]]
+
+
+def test_rate_encoder_in_loader_workers_draws_new_spikes_per_worker_and_epoch_reproducibly():
+    from torch.utils.data import DataLoader, TensorDataset
+
+    from snnlab.data.collate import EncodeCollate
+
+    data = TensorDataset(torch.full((8, 50), 0.5), torch.zeros(8, dtype=torch.long))
+
+    def epochs(n=2):
+        dl = DataLoader(data, batch_size=2, num_workers=2, generator=torch.Generator().manual_seed(0),
+                        collate_fn=EncodeCollate(RateEncoder(5, seed=0)))
+        return [[x for x, _ in dl] for _ in range(n)]
+
+    first, second = epochs()
+    flat = first + second
+    assert all(not torch.equal(a, b) for i, a in enumerate(flat) for b in flat[i + 1:])
+    assert all(torch.equal(a, b) for a, b in zip(first + second, sum(epochs(), [])))

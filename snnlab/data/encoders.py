@@ -193,6 +193,11 @@ class LatencyEncoder:
 class RateEncoder:
     """Callable transform wrapping :func:`rate_encode`; owns a seeded generator for reproducibility.
 
+    In a DataLoader worker process the generator is re-seeded from ``seed`` and the worker's own seed
+    (``torch.utils.data.get_worker_info().seed``, new for every worker and epoch, reproducible when the
+    loader has a seeded ``generator``), so workers and epochs draw different spikes instead of each
+    repeating the copy of the generator it was given.
+
     Example:
         >>> enc = RateEncoder(num_steps=20, seed=0)
         >>> enc(torch.rand(4, 64)).shape
@@ -202,11 +207,21 @@ class RateEncoder:
     def __init__(self, num_steps: int, gain: float = 1.0, seed: int | None = None) -> None:
         self.num_steps, self.gain, self.seed = num_steps, gain, seed
         self.generator = torch.Generator().manual_seed(seed) if seed is not None else None
+        self._worker_seed: int | None = None
+
+    def _reseed_in_worker(self) -> None:
+        info = torch.utils.data.get_worker_info()
+        if self.generator is None or info is None or self._worker_seed == info.seed:
+            return
+        self._worker_seed = info.seed
+        self.generator = torch.Generator(self.generator.device).manual_seed(
+            (int(self.seed) * 1_000_003 + int(info.seed)) % (2**63))
 
     def __call__(self, x: torch.Tensor) -> torch.Tensor:
+        self._reseed_in_worker()
         gen = self.generator
-        if gen is not None and gen.device != x.device:
-            gen = None
+        if gen is not None and gen.device != x.device:  # inputs moved to a GPU: a seeded generator there
+            self.generator = gen = torch.Generator(x.device).manual_seed(int(self.seed))
         return rate_encode(x, self.num_steps, gain=self.gain, generator=gen)
 
     def __repr__(self) -> str:
