@@ -172,6 +172,39 @@ def test_raster_explorer_accepts_a_loader_and_static_output_mode(net_and_batch):
     assert ex.raster_plot.view.object is ex.raster
 
 
+def test_live_plot_gets_a_new_dynamic_map_when_the_element_type_changes():
+    from snnlab.widgets._hv import LivePlot
+
+    live = LivePlot(hv.Points([(0, 1)]), mode="bokeh")
+    live.view._pane.get_root()  # a rendered plot, as in a notebook
+    first, seen = live.dmap, []
+    live.on_new_dmap.append(seen.append)
+    live.update(hv.Points([(1, 2)]))  # same type: the same DynamicMap, fed through its pipe
+    assert live.dmap is first and seen == [] and live.pipe.data.data.shape[0] == 1
+    image = hv.Image(np.eye(3))
+    live.update(image)  # a DynamicMap holds one element type: Points -> Image needs a new one
+    assert live.dmap is not first and seen == [live.dmap] and live.view.object is live.dmap
+    assert live.pipe.data is image and isinstance(live.dmap[()], hv.Image)
+
+
+def test_raster_explorer_switches_between_points_and_image_and_keeps_its_tap():
+    lin = torch.nn.Linear(4, 300)
+    with torch.no_grad():
+        lin.weight.fill_(1.0)
+        lin.bias.zero_()
+    x = torch.ones(400, 2, 4) * 5
+    x[:, 0] = 0.0  # sample 0 silent, sample 1 fires 120 000 spikes (image above theme.MAX_POINTS)
+    ex = RasterExplorer(sl.Sequential(lin, sl.LIF()), x, plot_mode="bokeh")
+    assert isinstance(ex.raster, hv.Points) and len(ex.raster) == 0
+    ex.sample.value = 1
+    assert isinstance(ex.raster, hv.Image) and float(ex.raster.dimension_values(2).sum()) == 120_000
+    assert isinstance(ex.raster_plot.dmap[()], hv.Image) and ex.tap.source is ex.raster_plot.dmap
+    ex.tap.event(x=3.0, y=7.2)
+    assert ex.neuron.value == 7
+    ex.sample.value = 0
+    assert isinstance(ex.raster_plot.dmap[()], hv.Points) and ex.tap.source is ex.raster_plot.dmap
+
+
 # ---------------------------------------------------------------------------------------------- delay viewer
 def test_delay_viewer_matrix_histogram_kernels_and_history():
     torch.manual_seed(0)

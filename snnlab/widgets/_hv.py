@@ -97,24 +97,36 @@ class LivePlot:
 
     ``update(element)`` stores the element in ``.element`` and sends it through the pipe, so the Bokeh
     plot keeps its identity (and e.g. a ``Tap`` stream attached with ``source=live.dmap`` keeps working).
-    The element's structure (type, dimensions) should stay the same between updates; ``framewise`` is on
-    so axis ranges follow the data. In ``"output"`` mode the element is simply re-displayed.
+    A ``DynamicMap`` holds one element type, so an element of another type (an ``hv.Image`` after
+    ``hv.Points``) gets a new pipe and ``DynamicMap`` in the same slot; ``on_new_dmap`` callbacks are then
+    called with the new ``dmap`` (to attach streams such as a ``Tap`` again). ``framewise`` is on so axis
+    ranges follow the data. In ``"output"`` mode the element is simply re-displayed.
     """
 
     def __init__(self, element: Any, mode: str = "auto") -> None:
         ensure_bokeh()
         self.element = element
-        self.pipe = hv.streams.Pipe(data=element)
-        self.dmap = hv.DynamicMap(lambda data: data.opts(framewise=True, backend="bokeh"), streams=[self.pipe])
+        self.on_new_dmap: list[Any] = []
+        self._new_dmap(element)
         self.view = HoloViewsWidget(self.dmap, mode=mode)
         if self.view.mode == "output":  # a static output cannot follow the pipe: show the element itself
             self.view.object = element
         self.widget = self.view.widget
 
+    def _new_dmap(self, element: Any) -> None:
+        self.pipe = hv.streams.Pipe(data=element)
+        self.dmap = hv.DynamicMap(lambda data: data.opts(framewise=True, backend="bokeh"), streams=[self.pipe])
+
     def update(self, element: Any) -> None:
         """Show ``element`` (kept in ``.element``)."""
+        same_type = type(element) is type(self.element)
         self.element = element
         if self.view.mode == "output":
             self.view.object = element
-        else:
+        elif same_type:
             self.pipe.send(element)
+        else:
+            self._new_dmap(element)
+            self.view.object = self.dmap
+            for callback in self.on_new_dmap:
+                callback(self.dmap)

@@ -101,8 +101,8 @@ class RasterExplorer(W.VBox):
         self.info = W.HTML()
         self._busy = False
         self.raster_plot = LivePlot(self._raster_element(), mode=plot_mode)
-        self.tap = hv.streams.Tap(source=self.raster_plot.dmap, x=None, y=None)
-        self.tap.add_subscriber(self._on_tap)
+        self._attach_tap(self.raster_plot.dmap)
+        self.raster_plot.on_new_dmap.append(self._attach_tap)  # points <-> image: a new DynamicMap
         self.trace_plot = HoloViewsWidget(self._trace_element(), mode=plot_mode)
         self._update_info()
         self.sample.observe(self._on_sample, names="value")
@@ -156,6 +156,10 @@ class RasterExplorer(W.VBox):
             title=f"membrane of neuron {j} in layer {layer}", width=theme.WIDTH, backend="bokeh")
 
     # ------------------------------------------------------------------ callbacks
+    def _attach_tap(self, dmap: hv.DynamicMap) -> None:
+        self.tap = hv.streams.Tap(source=dmap, x=None, y=None)
+        self.tap.add_subscriber(self._on_tap)
+
     def _on_sample(self, _: Any = None) -> None:
         self.raster_plot.update(self._raster_element())
         self.trace_plot.object = self._trace_element()
