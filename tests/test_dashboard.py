@@ -194,3 +194,21 @@ def test_serve_command_binds_localhost_and_serves_the_packaged_app():
     assert "--show" not in cmd and "--num-threads" in cmd
     with pytest.raises(ValueError):
         build_serve_command(port=0)
+
+
+def test_membrane_plot_draws_each_layers_own_threshold(tmp_path):
+    view, app = make_app(tmp_path, epochs=1, learn_threshold=True, lr=0.5)
+    click(app.live.start_button)
+    s = app.live.session
+    assert s.wait(120) and poll_until(app, lambda: s.snapshot is not None)
+    model = s.trainer.model
+    thresholds = {}
+    for layer in app.live.layer.options:
+        app.live.layer.value = layer
+        app.live.render_snapshot(force=True)
+        thresholds[layer] = [e.data for e in app.live.membrane_pane.object if isinstance(e, hv.HLine)]
+    learnt = float(model[1].threshold.detach())
+    assert learnt != pytest.approx(1.0, abs=1e-3)  # it did learn: the configured 1.0 would be wrong
+    readout = [name for name, m in model.named_modules() if type(m).__name__ == "LI"]
+    assert thresholds["1"] == [pytest.approx(learnt)] and readout and thresholds[readout[0]] == []  # LI: none
+    app.close()

@@ -253,7 +253,7 @@ class LivePanel:
                 n = int(mem.shape[-1])
                 neurons = [i for i in neurons if -n <= i < n] or [0]
                 plot = membrane_traces(mem, snap["spikes"].get(layer), neurons=neurons,
-                                       threshold=float(s.cfg.threshold), sample=sample)
+                                       threshold=snap["thresholds"].get(layer), sample=sample)
                 self.membrane_pane.object = plot.opts(title=f"membrane of layer {layer}, step {snap['step']}",
                                                       width=820, height=300, backend="bokeh")
             except ValueError as e:

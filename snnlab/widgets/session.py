@@ -23,6 +23,7 @@ import torch
 
 from snnlab.core.delays import DelayedLinear
 from snnlab.core.network import Monitor
+from snnlab.core.neurons import LIF
 from snnlab.training import Event, ExperimentConfig, Trainer
 from snnlab.viz import LiveCurves, delay_snapshot
 
@@ -147,8 +148,10 @@ class TrainingSession:
         finally:
             model.train(was_training)
         delays = {name: m for name, m in model.named_modules() if isinstance(m, DelayedLinear)}
+        thresholds = {name: (m.threshold.detach().cpu().clone() if isinstance(m, LIF) else None)
+                      for name, m in mon.layers.items()}  # learnt ones change during training
         snap = {"step": int(step), "spikes": dict(mon.spikes), "membrane": dict(mon.membrane),
-                "labels": self._probe[1].clone(), "delay_layers": delays}
+                "thresholds": thresholds, "labels": self._probe[1].clone(), "delay_layers": delays}
         rows = [delay_snapshot(m, step, name=name) for name, m in delays.items()]
         with self._lock:
             self.snapshot = snap
