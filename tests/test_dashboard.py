@@ -212,3 +212,16 @@ def test_membrane_plot_draws_each_layers_own_threshold(tmp_path):
     readout = [name for name, m in model.named_modules() if type(m).__name__ == "LI"]
     assert thresholds["1"] == [pytest.approx(learnt)] and readout and thresholds[readout[0]] == []  # LI: none
     app.close()
+
+
+def test_config_form_set_values_replaces_the_settings_of_the_json_box():
+    from snnlab.dashboard.forms import ConfigForm
+
+    first = ExperimentConfig(tau_mem=12.5, optimizer="sgd", learn_threshold=True, data_kwargs={"n_units": 50},
+                             surrogate_alpha=2.5)
+    form = ConfigForm(first.to_dict())
+    assert form.config().to_dict() == first.to_dict()
+    form.set_values(ExperimentConfig(hidden=[8]).to_dict())
+    assert form.config().to_dict() == ExperimentConfig(hidden=[8]).to_dict() and form.extra.value == ""
+    form.set_values({"tau_mem": 20.0})  # a partial dict changes only what it names
+    assert form.config().to_dict() == ExperimentConfig(hidden=[8], tau_mem=20.0).to_dict()

@@ -85,8 +85,11 @@ class ConfigForm:
         return pn.widgets.TextInput(placeholder=placeholder, **common)
 
     def set_values(self, values: dict[str, Any]) -> None:
-        """Fill the widgets from a ``{field: value}`` dict (fields without a widget go to the JSON box)."""
-        extra = {}
+        """Fill the widgets from a ``{field: value}`` dict; fields without a widget go to the JSON box.
+
+        Fields missing from ``values`` keep what the form shows; a field without a widget that ``values``
+        sets to its default leaves the JSON box (so a full ``to_dict()`` replaces the form's settings).
+        """
         for k, v in values.items():
             w = self.widgets.get(k)
             if w is None:
@@ -95,12 +98,20 @@ class ConfigForm:
                 w.value = _text_of(self.kinds[k], v)
             else:
                 w.value = v
+        try:
+            extra = json.loads(self.extra.value or "{}")
+        except ValueError:
+            extra = {}
+        extra = extra if isinstance(extra, dict) else {}
         defaults = {k: s["default"] for k, s in self.schema.items()}
         for k, v in values.items():
-            if k not in self.widgets and k in defaults and v != defaults[k]:
+            if k in self.widgets or k not in defaults:
+                continue
+            if v == defaults[k]:
+                extra.pop(k, None)
+            else:
                 extra[k] = v
-        if extra:
-            self.extra.value = json.dumps(extra)
+        self.extra.value = json.dumps(extra) if extra else ""
 
     # ------------------------------------------------------------------ parsing
     def _parse(self, field: str, widget: pn.widgets.Widget) -> Any:
