@@ -158,6 +158,11 @@ def test_runs_table_compare_tradeoff_and_robustness(tmp_path):
     assert isinstance(app.runs.compare_pane.object, hv.Layout)
     assert isinstance(app.runs.tradeoff_pane.object, hv.Overlay)
     assert app.runs.x_select.value == "spikes_per_sample" and app.runs.y_select.value == "accuracy"
+    assert "n_samples" not in app.runs.x_select.options  # a count, no objective
+    for cost in ("macs_per_sample", "synops_per_sample"):  # every offered column can be drawn
+        assert cost in app.runs.x_select.options
+        app.runs.x_select.value = cost
+        assert isinstance(app.runs.tradeoff_pane.object, hv.Overlay), cost
     app.runs.levels.value = "0, 0.5"
     click(app.runs.robust_button)
     df = app.runs.robust_pane.object

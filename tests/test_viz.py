@@ -310,6 +310,25 @@ def test_pareto_front_hand_case():
         pareto_front(df.rename(columns={"spikes": "foo"}), "foo", "accuracy")
 
 
+@pytest.mark.parametrize("column,larger_is_better", [
+    ("accuracy", True), ("rounded/accuracy", True), ("robustness.gaussian", True), ("macs_per_sample", False),
+    ("spikes_per_layer/1", False), ("config.x/synops_per_sample", False), ("latency_steps", False),
+])
+def test_better_direction_reads_the_innermost_known_part_of_a_name(column, larger_is_better):
+    from snnlab.viz import better_direction
+
+    assert better_direction(column) is larger_is_better
+
+
+def test_metric_columns_offer_only_metrics_with_a_known_direction():
+    from snnlab.viz.pareto import metric_columns
+
+    df = pd.DataFrame({"run_id": ["a"], "n_samples": [10], "accuracy": [0.9], "macs_per_sample": [3.0],
+                       "spikes_per_layer/1": [2.0], "config.seed": [0], "robustness/gaussian": [0.5],
+                       "latency_steps": [np.nan]})
+    assert metric_columns(df) == ["accuracy", "robustness/gaussian", "macs_per_sample", "spikes_per_layer/1"]
+
+
 @pytest.mark.parametrize("mx,my", [(False, True), (True, True), (False, False), (True, False)])
 def test_pareto_front_matches_brute_force(mx, my):
     rng = np.random.default_rng(int(mx) * 2 + int(my))

@@ -14,6 +14,7 @@ import pandas as pd
 import panel as pn
 
 from snnlab.viz import learning_curves, robustness_plot, tradeoff_scatter
+from snnlab.viz.pareto import metric_columns
 
 __all__ = ["RunsPanel", "load_model_from_checkpoint", "TABLE_COLUMNS"]
 
@@ -148,8 +149,7 @@ class RunsPanel:
                 self.tradeoff_pane.object = _empty(f"cannot read summaries: {e}")
                 return
             df = self._summaries
-            metrics = [c for c in df.columns if not str(c).startswith("config.") and c not in ("run_id", "name", "status")
-                       and pd.api.types.is_numeric_dtype(df[c])]
+            metrics = metric_columns(df)  # the numeric columns whose better direction is known
             configs = [c[len("config."):] for c in df.columns if str(c).startswith("config.")]
             for w, default in ((self.x_select, TRADEOFF_DEFAULTS[0]), (self.y_select, TRADEOFF_DEFAULTS[1])):
                 if metrics and list(w.options) != metrics:

@@ -5,28 +5,61 @@ import pandas as pd
 
 from snnlab.metrics.pareto import pareto_mask
 
-__all__ = ["MAXIMIZE", "MINIMIZE", "better_direction", "pareto_front"]
+__all__ = ["MAXIMIZE", "METRICS", "MINIMIZE", "better_direction", "known_direction", "metric_columns", "pareto_front"]
 
 #: Metrics where larger is better (matched by prefix, so ``accuracy_test`` counts too).
 MAXIMIZE = ("accuracy", "acc", "robustness", "auc", "f1", "precision", "recall")
 #: Metrics where smaller is better.
 MINIMIZE = ("spikes_per_sample", "synops_per_sample", "energy_per_sample_j", "latency_steps", "loss", "spikes",
-            "synops", "energy", "latency", "params", "time")
+            "synops", "macs", "energy", "latency", "params", "time")
 
 
 def better_direction(column: str) -> bool:
     """``True`` if larger values of ``column`` are better (accuracy, robustness, ...), ``False`` for costs.
 
+    The parts of a nested name (``rounded/accuracy``, ``spikes_per_layer/1``) are tried from the last one
+    back, so the innermost known metric decides.
+
     Example:
-        >>> better_direction("accuracy"), better_direction("synops_per_sample")
-        (True, False)
+        >>> better_direction("accuracy"), better_direction("synops_per_sample"), better_direction("spikes_per_layer/1")
+        (True, False, False)
     """
-    name = column.split(".")[-1].split("/")[-1].lower()
-    if any(name.startswith(m) for m in MINIMIZE):
-        return False
-    if any(name.startswith(m) for m in MAXIMIZE):
-        return True
+    for name in reversed(column.replace(".", "/").lower().split("/")):
+        if any(name.startswith(m) for m in MINIMIZE):
+            return False
+        if any(name.startswith(m) for m in MAXIMIZE):
+            return True
     raise ValueError(f"better_direction: don't know whether larger {column!r} is better; pass maximize_x/maximize_y")
+
+
+def known_direction(column: str) -> bool | None:
+    """:func:`better_direction`, or ``None`` where the column name does not tell."""
+    try:
+        return better_direction(column)
+    except ValueError:
+        return None
+
+
+#: Metric columns offered first (in this order) as trade-off axes when present.
+METRICS = ("accuracy", "spikes_per_sample", "synops_per_sample", "energy_per_sample_j", "latency_steps")
+
+
+def metric_columns(df: pd.DataFrame) -> list[str]:
+    """Numeric, non-config columns of ``df`` usable as trade-off axes: :data:`METRICS`, then robustness
+    columns, then any other numeric column whose better direction is known (e.g. ``rounded/accuracy``).
+
+    Example:
+        >>> import pandas as pd
+        >>> df = pd.DataFrame({"accuracy": [0.9], "macs_per_sample": [1e3], "n_samples": [10], "config.seed": [0]})
+        >>> metric_columns(df)
+        ['accuracy', 'macs_per_sample']
+    """
+    numeric = [c for c in df.columns if not str(c).startswith("config.") and pd.api.types.is_numeric_dtype(df[c])
+               and df[c].notna().any()]
+    first = [m for m in METRICS if m in numeric]
+    robust = [c for c in numeric if "robust" in str(c).lower() and c not in first]
+    rest = [c for c in numeric if c not in first and c not in robust and known_direction(str(c)) is not None]
+    return first + robust + rest
 
 
 def pareto_front(df: pd.DataFrame, x: str, y: str, maximize_x: bool | None = None,

@@ -22,33 +22,13 @@ import ipywidgets as W
 import pandas as pd
 
 from snnlab.viz import pareto_front, tradeoff_scatter
-from snnlab.viz.pareto import better_direction
+from snnlab.viz.pareto import METRICS, known_direction as _direction, metric_columns
 
 from ._hv import HoloViewsWidget
 
 __all__ = ["TradeoffExplorer", "METRICS", "metric_columns"]
 
-#: Metric columns offered first (in this order) when present.
-METRICS = ("accuracy", "spikes_per_sample", "synops_per_sample", "energy_per_sample_j", "latency_steps")
 NO_COLOR = "(none)"
-
-
-def _direction(col: str) -> bool | None:
-    try:
-        return better_direction(col)
-    except ValueError:
-        return None
-
-
-def metric_columns(df: pd.DataFrame) -> list[str]:
-    """Numeric, non-config columns of ``df`` usable as axes: :data:`METRICS`, then robustness columns,
-    then any other numeric column whose better direction is known (e.g. ``rounded/accuracy``)."""
-    numeric = [c for c in df.columns if not str(c).startswith("config.") and pd.api.types.is_numeric_dtype(df[c])
-               and df[c].notna().any()]
-    first = [m for m in METRICS if m in numeric]
-    robust = [c for c in numeric if "robust" in str(c).lower() and c not in first]
-    rest = [c for c in numeric if c not in first and c not in robust and _direction(str(c)) is not None]
-    return first + robust + rest
 
 
 class TradeoffExplorer(W.VBox):
