@@ -208,6 +208,23 @@ def test_gaussian_kernels_match_the_layer(layer):
     render(ov)
 
 
+@pytest.mark.parametrize("make", [lambda: sl.DelayedLinear(6, 3, max_delay=10, learn_delays=False, seed=0),
+                                  lambda: sl.DelayedLinear(6, 3, max_delay=10, seed=0).round_delays()])
+def test_gaussian_kernels_of_a_rounded_layer_are_its_integer_delays(make):
+    layer = make()
+    syn = [(0, 1), (2, 5)]
+    ov = gaussian_kernels(layer, synapses=syn, weighted=True)
+    for j, i in syn:  # the weighted kernel is the synapse's impulse response: W_ji at tap d_ji
+        impulse = torch.zeros(10, 1, 6)
+        impulse[0, 0, i] = 1.0
+        np.testing.assert_allclose(ov[f"{j}-{i}"].dimension_values("kernel"),
+                                   layer(impulse)[:, 0, j].detach().numpy(), rtol=1e-6)
+    assert "rounded" in ov.opts.get().kwargs["title"]
+    preview = gaussian_kernels(layer, synapses=syn, sigma=2.0)  # an explicit sigma still shows a Gaussian
+    assert (preview["0-1"].dimension_values("kernel") > 0).all()
+    render(ov)
+
+
 def test_delay_snapshot_and_evolution(layer):
     rows = []
     for step in range(4):

@@ -115,7 +115,8 @@ def gaussian_kernels(layer: Any, synapses: Sequence[tuple[int, int]] | None = No
     the layer's value (e.g. to preview a later point of the schedule). ``weighted=True`` multiplies
     each kernel by its weight ``W_ij`` (what the layer actually applies). Returns an
     ``hv.NdOverlay`` of ``hv.Curve`` (kdim ``tap``, vdim ``kernel``) keyed by ``synapse``
-    (``"<out>-<in>"``); the kernels (unweighted) sum to 1.
+    (``"<out>-<in>"``); the kernels (unweighted) sum to 1. A rounded layer (``layer.rounded``) applies
+    integer delays: its kernels are one-hot at ``layer.delays`` unless ``sigma`` is given.
 
     Example:
         >>> import snnlab as sl
@@ -135,7 +136,14 @@ def gaussian_kernels(layer: Any, synapses: Sequence[tuple[int, int]] | None = No
     s = float(layer.sigma if sigma is None else sigma)
     idx_j = torch.tensor([j for j, _ in syn], dtype=torch.long)
     idx_i = torch.tensor([i for _, i in syn], dtype=torch.long)
-    kern = gaussian_delay_kernel(pos[idx_j, idx_i], s, layer.max_delay).numpy()
+    one_hot = sigma is None and bool(getattr(layer, "rounded", False))
+    if one_hot:
+        delays = layer.delays.cpu()[idx_j, idx_i]
+        kern = torch.nn.functional.one_hot(delays, layer.max_delay).float().numpy()
+        title = "integer delay kernels (rounded)"
+    else:
+        kern = gaussian_delay_kernel(pos[idx_j, idx_i], s, layer.max_delay).numpy()
+        title = f"Gaussian delay kernels (sigma = {s:.3g})"
     if weighted:
         kern = kern * layer.weight.detach().cpu().float()[idx_j, idx_i].numpy()[:, None]
     taps = np.arange(layer.max_delay)
@@ -143,7 +151,7 @@ def gaussian_kernels(layer: Any, synapses: Sequence[tuple[int, int]] | None = No
                                    vdims=["kernel"]).opts(interpolation="steps-mid", backend="bokeh")
               for k, (j, i) in enumerate(syn)}
     return hv.NdOverlay(curves, kdims=["synapse"]).opts(
-        width=theme.WIDTH, height=theme.HEIGHT, title=f"Gaussian delay kernels (sigma = {s:.3g})",
+        width=theme.WIDTH, height=theme.HEIGHT, title=title,
         legend_position="right", backend="bokeh")
 
 
