@@ -320,3 +320,14 @@ def test_notebook_setup_embeds_javascript_when_offline(monkeypatch):
         port = srv.getsockname()[1]
         assert cdn_reachable(("127.0.0.1", port), timeout=2.0)
     assert not cdn_reachable(("127.0.0.1", port), timeout=2.0)
+
+
+def test_config_form_keeps_integers_past_two_to_the_53():
+    form = ConfigForm()
+    form.set_config(ExperimentConfig(seed=2**60 + 1))
+    assert form.config().seed == 2**60 + 1
+    form.widgets["seed"].value = "12"
+    assert form.config().seed == 12
+    form.widgets["seed"].value = "twelve"
+    assert form.config() is None and "seed: expected an integer" in form.error
+    assert form.widgets["seed"].placeholder == f"an integer in [0, {2**63 - 1}]"

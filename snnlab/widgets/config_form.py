@@ -81,7 +81,9 @@ class ConfigForm(W.VBox):
             return W.Dropdown(options=list(spec["objects"]), value=default, **common)
         if kind == "Boolean":
             return W.Checkbox(value=bool(default), indent=True, **common)
-        if kind in ("Integer", "Number") and not allow_none:
+        # integers allowed past 2**53 (a seed) would be rounded by a number box: they get a text box
+        exact_in_js = (lo is None or lo >= -_JS_INT) and (hi is None or hi <= _JS_INT)
+        if kind in ("Integer", "Number") and not allow_none and (kind == "Number" or exact_in_js):
             if kind == "Integer":
                 return W.BoundedIntText(value=default, min=max(-_JS_INT, lo if lo is not None else -_JS_INT),
                                         max=min(_JS_INT, hi if hi is not None else _JS_INT), **common)
@@ -95,7 +97,7 @@ class ConfigForm(W.VBox):
         placeholder = "blank = None" if allow_none else ""
         if kind in ("Integer", "Number"):
             rng = f"[{'' if lo is None else lo}, {'' if hi is None else hi}]"
-            placeholder = f"blank = None; {rng}"
+            placeholder = f"blank = None; {rng}" if allow_none else f"an integer in {rng}"
         return W.Text(value=self._fmt_scalar(default), placeholder=placeholder, **common)
 
     @staticmethod
