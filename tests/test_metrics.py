@@ -283,3 +283,18 @@ def test_robustness_curve_shape_and_clean_accuracy():
     pd.testing.assert_frame_equal(both, again)  # seeded
     with pytest.raises(ValueError):
         robustness_curve(model, loader, "nope", [0.1])
+
+
+def test_evaluation_passes_over_a_rate_encoded_loader_see_the_same_spikes():
+    from snnlab.data.embedded import make_loaders
+    from snnlab.metrics import evaluate, robustness_curve
+
+    _, test = make_loaders("digits", encoding="rate", num_steps=6, batch_size=32)
+    torch.manual_seed(0)
+    net = sl.Sequential(nn.Linear(64, 16), sl.LIF(tau_mem=4.0, threshold=0.5), nn.Linear(16, 10), sl.LI())
+    runs = [evaluate(net, test, max_batches=3) for _ in range(3)]
+    assert all(r == runs[0] for r in runs[1:])
+    curve = robustness_curve(net, test, "deletion", [0.0, 0.0], max_batches=3)
+    assert curve["accuracy"].iloc[0] == curve["accuracy"].iloc[1] == runs[0]["accuracy"]
+    first = next(iter(test))[0]  # a pass of the user's own still draws new spikes
+    assert not torch.equal(first, next(iter(test))[0])

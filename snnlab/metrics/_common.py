@@ -7,6 +7,8 @@ from typing import Iterable, Iterator
 import torch
 from torch import nn
 
+from snnlab.data.loader_rng import same_randomness
+
 
 @contextlib.contextmanager
 def eval_mode(model: nn.Module) -> Iterator[None]:
@@ -31,9 +33,18 @@ def resolve_device(model: nn.Module, device) -> torch.device:
 
 
 def batches(loader: Iterable, max_batches: int | None) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
-    """``(x [T, B, ...], y [B])`` pairs from ``loader``, at most ``max_batches`` of them."""
+    """``(x [T, B, ...], y [B])`` pairs from ``loader``, at most ``max_batches`` of them.
+
+    The loader's random generators are restored afterwards (:func:`~snnlab.data.loader_rng.same_randomness`):
+    every evaluation pass over a loader sees the same inputs (rate-encoded spikes included).
+    """
     if max_batches is not None and (isinstance(max_batches, bool) or not isinstance(max_batches, int) or max_batches < 1):
         raise ValueError(f"max_batches must be a positive int or None, got {max_batches!r}")
+    with same_randomness(loader):
+        yield from _checked_batches(loader, max_batches)
+
+
+def _checked_batches(loader: Iterable, max_batches: int | None) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
     for i, batch in enumerate(loader):
         if max_batches is not None and i >= max_batches:
             return

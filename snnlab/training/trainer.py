@@ -34,6 +34,7 @@ from torch import nn
 from snnlab.core.delays import DelayedLinear, DelaySchedule
 from snnlab.core.neurons import LIF
 from snnlab.core.readout import logits
+from snnlab.data.loader_rng import loader_generators
 
 from .checkpoint import CheckpointError, load_checkpoint, save_checkpoint, to_plain
 from .config import ExperimentConfig
@@ -127,42 +128,6 @@ def _scalars(prefix: str, d: dict[str, Any]) -> dict[str, float]:
         elif isinstance(v, torch.Tensor) and v.numel() == 1:
             out[prefix + k] = float(v)
     return out
-
-
-def _loader_generators(loader, depth: int = 3) -> dict[str, torch.Generator]:
-    """Every ``torch.Generator`` reachable from a loader (its shuffle generator, its collate's encoder, ...).
-
-    Keys are attribute paths (``"generator"``, ``"collate_fn.encoder.generator"``), so the states can be
-    saved in a checkpoint and restored for a bit-exact resume.
-    """
-    found: dict[str, torch.Generator] = {}
-    seen: set[int] = set()
-
-    def walk(obj, path: str, level: int) -> None:
-        if id(obj) in seen or level > depth:
-            return
-        seen.add(id(obj))
-        if isinstance(obj, torch.Generator):
-            found[path] = obj
-            return
-        if isinstance(obj, (torch.Tensor, nn.Module, str, bytes, int, float, bool)) or obj is None:
-            return
-        try:
-            attrs = vars(obj)
-        except TypeError:
-            return
-        for k in sorted(attrs):
-            if k.startswith("__") or k in ("dataset", "sampler", "batch_sampler") and level == 0:
-                continue
-            walk(attrs[k], f"{path}.{k}" if path else k, level + 1)
-
-    walk(loader, "", 0)
-    sampler = getattr(loader, "sampler", None)
-    if sampler is not None:
-        gen = getattr(sampler, "generator", None)
-        if isinstance(gen, torch.Generator) and all(gen is not g for g in found.values()):
-            found["sampler.generator"] = gen
-    return found
 
 
 def _basic_evaluate(model: nn.Module, loader, readout: str = "membrane_sum", device=None,
@@ -530,7 +495,7 @@ class Trainer:
             "last_eval": to_plain(self.last_eval),
             "result": to_plain(self.result),
             "rng": rng,
-            "loader_generators": {k: g.get_state() for k, g in _loader_generators(self.train_loader).items()},
+            "loader_generators": {k: g.get_state() for k, g in loader_generators(self.train_loader).items()},
             "time": time.time(),
         }
 
@@ -574,7 +539,7 @@ class Trainer:
         if "cuda" in rng and self.device.type == "cuda":
             torch.cuda.set_rng_state_all(rng["cuda"])
         saved = ckpt.get("loader_generators") or {}
-        for key, gen in _loader_generators(self.train_loader).items():
+        for key, gen in loader_generators(self.train_loader).items():
             if isinstance(saved.get(key), torch.Tensor):
                 gen.set_state(saved[key])
 
