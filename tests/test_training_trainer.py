@@ -147,6 +147,47 @@ def test_resume_continues_from_the_saved_epoch_and_matches_uninterrupted(tmp_pat
     assert more.epoch == 4 and len(more.history.steps()) == 12
 
 
+@pytest.mark.parametrize("extra", [dict(neuron="noisy", mask_p=0.1, encoding="rate"),
+                                   dict(delays=True, max_delay=4, lr_delays=0.5)])
+def test_a_run_stopped_inside_an_epoch_resumes_with_the_next_batch(tmp_path, extra):
+    cfg = tiny(epochs=2, max_batches_per_epoch=4, **extra)
+    full = Trainer(cfg, progress=False)
+    full.run()
+
+    first = Trainer(cfg, run_dir=tmp_path, progress=False)
+    first.events.subscribe(lambda e: first.stop() if e.step == 6 else None, kinds=["step"])
+    first.run()
+    assert first.state == "stopped" and first.epoch == 1 and first.step == 6
+    ck = load_checkpoint(tmp_path)
+    assert ck["partial_epoch"] and ck["epoch_progress"]["batches_done"] == 2
+
+    resumed = Trainer.resume_from(tmp_path, progress=False)
+    steps = []
+    resumed.events.subscribe(steps.append, kinds=["step"])
+    resumed.run()
+    assert [(e.step, e.data["batch"]) for e in steps] == [(7, 2), (8, 3)]  # no batch is trained twice
+    assert [r["loss"] for r in resumed.history.steps()] == [r["loss"] for r in full.history.steps()]
+    for a, b in zip(full.model.state_dict().values(), resumed.model.state_dict().values()):
+        assert torch.equal(a, b)
+    epochs = lambda t: [(r["epoch"], r["train_loss"], r["train_samples"]) for r in t.history if r["kind"] == "epoch"]
+    assert epochs(resumed) == epochs(full)
+    assert resumed.result["final"] == full.result["final"]
+
+
+def test_resuming_a_finished_delays_run_keeps_its_rounded_result(tmp_path):
+    store = FakeStore()
+    store.set_summary = lambda run_id, summary: store.calls.append(("set_summary", dict(summary)))
+    cfg = tiny(epochs=2, max_batches_per_epoch=2, delays=True, max_delay=4)
+    result = Trainer(cfg, run_dir=tmp_path, store=store, progress=False).run()
+    again = Trainer.resume_from(tmp_path, store=store, progress=False)
+    assert again.run() == result and result["rounded"] is not None
+    summaries = [c[1] for c in store.calls if c[0] == "set_summary"]
+    assert summaries == [result["rounded"]]  # the stored summary is not overwritten
+    assert again.evaluate() == result["rounded"]  # the model is the rounded one
+    longer = Trainer.resume_from(tmp_path, cfg=cfg.copy(epochs=3), progress=False).run()
+    assert longer["rounded"] == longer["final"]  # trained on with integer delays: final is the rounded model
+
+
 def test_nan_loss_fails_clearly_and_keeps_last_good_checkpoint(tmp_path):
     tr = Trainer(tiny(epochs=3, max_batches_per_epoch=2), run_dir=tmp_path, progress=False)
     real = tr.loss_fn

@@ -216,6 +216,9 @@ class Trainer:
         self.events = EventBus()
         self.history = History()
         self.result: dict[str, Any] | None = None
+        self._resume_progress: dict[str, Any] | None = None  # a partial epoch to finish (from a checkpoint)
+        self._epoch_progress: dict[str, Any] | None = None  # the running epoch, for a checkpoint inside it
+        self._start_step = 0  # self.step when this run() began
         self.last_eval: dict[str, Any] | None = None
         self.error: str | None = None
         self.epoch = 0  # completed epochs
@@ -467,8 +470,8 @@ class Trainer:
         return to_plain(dict(res))
 
     # ------------------------------------------------------------------------------ checkpoints
-    def checkpoint_state(self, finished: bool = False, partial_epoch: bool = False) -> dict[str, Any]:
-        """Everything needed to continue the run, as plain types and tensors."""
+    def _global_rng_state(self) -> dict[str, Any]:
+        """torch's, NumPy's, Python's (and CUDA's) global random states, as checkpointable types."""
         np_state = np.random.get_state()
         rng: dict[str, Any] = {
             "torch": torch.get_rng_state(),
@@ -478,6 +481,28 @@ class Trainer:
         }
         if torch.cuda.is_available() and self.device.type == "cuda":
             rng["cuda"] = torch.cuda.get_rng_state_all()
+        return rng
+
+    def _set_global_rng_state(self, rng: dict[str, Any]) -> None:
+        if "torch" in rng:
+            torch.set_rng_state(rng["torch"])
+        if "numpy" in rng:
+            n = rng["numpy"]
+            np.random.set_state((n[0], n[1].numpy().astype(np.uint32), int(n[2]), int(n[3]), float(n[4])))
+        if "python" in rng:
+            v, st, g = rng["python"]
+            random.setstate((v, tuple(st), g))
+        if "cuda" in rng and self.device.type == "cuda":
+            torch.cuda.set_rng_state_all(rng["cuda"])
+
+    def checkpoint_state(self, finished: bool = False, partial_epoch: bool = False) -> dict[str, Any]:
+        """Everything needed to continue the run, as plain types and tensors.
+
+        A checkpoint taken inside an epoch (``partial_epoch``) also holds the epoch's progress: the
+        batches done, their running sums and the loader's generator states at the epoch's start, so that
+        a resume replays the same batch order and continues with the next batch.
+        """
+        rng = self._global_rng_state()
         return {
             "format": CHECKPOINT_FORMAT,
             "config_json": self.cfg.to_json(),
@@ -496,6 +521,7 @@ class Trainer:
             "result": to_plain(self.result),
             "rng": rng,
             "loader_generators": {k: g.get_state() for k, g in loader_generators(self.train_loader).items()},
+            "epoch_progress": to_plain(self._epoch_progress) if partial_epoch else None,
             "time": time.time(),
         }
 
@@ -527,17 +553,10 @@ class Trainer:
             self.schedule._apply()
         self.history = History(ckpt.get("history") or [])
         self.last_eval = ckpt.get("last_eval")
-        rng = ckpt.get("rng") or {}
-        if "torch" in rng:
-            torch.set_rng_state(rng["torch"])
-        if "numpy" in rng:
-            n = rng["numpy"]
-            np.random.set_state((n[0], n[1].numpy().astype(np.uint32), int(n[2]), int(n[3]), float(n[4])))
-        if "python" in rng:
-            v, st, g = rng["python"]
-            random.setstate((v, tuple(st), g))
-        if "cuda" in rng and self.device.type == "cuda":
-            torch.cuda.set_rng_state_all(rng["cuda"])
+        self.result = ckpt.get("result")
+        progress = ckpt.get("epoch_progress") if ckpt.get("partial_epoch") else None
+        self._resume_progress = progress if progress and progress.get("batches_done") else None
+        self._set_global_rng_state(ckpt.get("rng") or {})
         saved = ckpt.get("loader_generators") or {}
         for key, gen in loader_generators(self.train_loader).items():
             if isinstance(saved.get(key), torch.Tensor):
@@ -580,6 +599,7 @@ class Trainer:
         self._emit("started", config=cfg.to_dict(), label=cfg.label(), name=self.name, device=str(self.device),
                    n_parameters=int(n_params), start_epoch=int(self.epoch), epochs=int(cfg.epochs))
         self._store("set_status", self.run_id, "running", None)
+        self._start_step = self.step
         for epoch in range(self.epoch, cfg.epochs):
             t0 = time.time()
             summary = self._train_epoch(epoch)
@@ -621,12 +641,20 @@ class Trainer:
             n_batches = None
         if cfg.max_batches_per_epoch is not None:
             n_batches = cfg.max_batches_per_epoch if n_batches is None else min(n_batches, cfg.max_batches_per_epoch)
+        resume, self._resume_progress = self._resume_progress, None
         sums = {"loss": 0.0, "accuracy": 0.0, "spikes_per_sample": 0.0}
         n_seen = 0
-        bar = tqdm(total=n_batches, desc=f"epoch {epoch + 1}/{cfg.epochs}", disable=not self.progress, leave=False)
+        done = int(resume["batches_done"]) if resume else 0
+        if resume:
+            sums.update({k: float(v) for k, v in resume["sums"].items()})
+            n_seen = int(resume["n_seen"])
+        bar = tqdm(total=n_batches, initial=done, desc=f"epoch {epoch + 1}/{cfg.epochs}", disable=not self.progress,
+                   leave=False)
+        self._epoch_progress = {"batches_done": done, "sums": dict(sums), "n_seen": n_seen,
+                                "loader_generators": resume["loader_generators"] if resume else None}
         try:
             it = None
-            i = -1
+            i = done - 1
             while True:
                 i += 1
                 if cfg.max_batches_per_epoch is not None and i >= cfg.max_batches_per_epoch:
@@ -636,7 +664,7 @@ class Trainer:
                 if self._control():
                     return None
                 if it is None:
-                    it = iter(self.train_loader)
+                    it = self._epoch_iterator(resume)
                 try:
                     x, y = next(it)
                 except StopIteration:
@@ -680,6 +708,7 @@ class Trainer:
                 for k in sums:
                     sums[k] += rec[k] * bs
                 n_seen += bs
+                self._epoch_progress.update(batches_done=i + 1, sums=dict(sums), n_seen=n_seen)
                 bar.update(1)
                 bar.set_postfix(loss=f"{loss_v:.3f}", acc=f"{acc:.2f}")
         finally:
@@ -687,10 +716,34 @@ class Trainer:
         n = max(n_seen, 1)
         return {f"train_{k}": v / n for k, v in sums.items()} | {"train_samples": n_seen}
 
+    def _epoch_iterator(self, resume: dict[str, Any] | None):
+        """``iter(train_loader)``, recording the loader's generator states at the epoch's start.
+
+        Resuming inside an epoch: the loader's generators are set back to the epoch's start, the batches
+        already trained are drawn again and dropped (the same order, the same encoder draws), and the
+        global random states are left as the checkpoint had them.
+        """
+        gens = loader_generators(self.train_loader)
+        if resume is None:
+            self._epoch_progress["loader_generators"] = {k: g.get_state() for k, g in gens.items()}
+            return iter(self.train_loader)
+        start = resume.get("loader_generators") or {}
+        for key, gen in gens.items():
+            if isinstance(start.get(key), torch.Tensor):
+                gen.set_state(start[key])
+        rng = self._global_rng_state()
+        it = iter(self.train_loader)
+        for _ in range(int(resume["batches_done"])):
+            next(it, None)
+        self._set_global_rng_state(rng)
+        return it
+
     def _finish(self) -> dict[str, Any]:
+        if self._delays_rounded and self.result is not None and self.step == self._start_step:
+            return self._finish_again()
         final = self.last_eval if self.last_eval is not None else self.evaluate()
         self.last_eval = final
-        rounded = None
+        rounded = final if self._delays_rounded else None  # trained on after rounding: final is the rounded model
         layers = self._delay_layers()
         if layers:
             for layer in layers:
@@ -707,6 +760,13 @@ class Trainer:
             # the numbers of the model as deployed: with integer delays when the run learned delays
             self._store("set_summary", self.run_id, dict(rounded if rounded is not None else final))
         self.save_checkpoint(finished=True)
+        self._set_state("finished")
+        self._emit("finished", result=self.result)
+        self._store("set_status", self.run_id, "finished", None)
+        return self.result
+
+    def _finish_again(self) -> dict[str, Any]:
+        """A finished run resumed with nothing left to train: its result stands (the delays are rounded)."""
         self._set_state("finished")
         self._emit("finished", result=self.result)
         self._store("set_status", self.run_id, "finished", None)
