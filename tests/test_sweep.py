@@ -65,3 +65,27 @@ def test_failed_runs_are_reported_not_raised(tmp_path):
 
     row = run_one({**TINY, "dataset": "nmnist", "data_root": str(tmp_path / "missing")})
     assert row["status"] == "failed" and "FileNotFoundError" in row["error"] and "NMNIST" in row["error"]
+
+
+@pytest.mark.parametrize("robustness,match", [(("bogus", 1.0), "unknown perturbation"),
+                                              ([("deletion", 2.0)], "probability"),
+                                              ([("jitter",)], "pairs")])
+def test_bad_robustness_settings_are_refused_before_anything_trains(tmp_path, robustness, match):
+    from concurrent.futures import ThreadPoolExecutor
+
+    store = tmp_path / "runs.sqlite"
+    with ThreadPoolExecutor(1) as pool, pytest.raises(ValueError, match=match):
+        sweep(ExperimentConfig(**TINY), {"seed": [0, 1]}, executor=pool, store_path=store, robustness=robustness,
+              progress=False)
+    assert not store.exists() or RunStore(store).list_runs().empty
+
+
+def test_a_robustness_measurement_that_fails_keeps_the_trained_run(monkeypatch):
+    from snnlab.experiments import sweeps
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("out of memory")
+
+    monkeypatch.setattr(sweeps, "robustness_curve", broken)
+    row = sweeps.run_one(TINY, robustness=[("gaussian", 0.5)])
+    assert row["status"] == "finished" and row["accuracy"] is not None and "out of memory" in row["error"]

@@ -21,8 +21,10 @@ from pathlib import Path
 from typing import Any
 
 import pandas as pd
+import torch
 
 from snnlab.metrics.pareto import pareto_front
+from snnlab.metrics.robustness import perturb, robustness_curve
 from snnlab.training.config import ConfigError, ExperimentConfig
 
 DEFAULT_OBJECTIVES = {"accuracy": "max", "spikes_per_sample": "min"}
@@ -46,12 +48,22 @@ def expand_grid(base: ExperimentConfig, grid: dict[str, list]) -> list[Experimen
 
 
 def _robustness_list(robustness) -> list[tuple[str, float]]:
-    """``None``, one ``(kind, level)`` or a list of them -> a list."""
+    """``None``, one ``(kind, level)`` or a list of them -> a checked list (``ValueError`` for a bad one)."""
     if robustness is None:
         return []
     if isinstance(robustness, tuple) and len(robustness) == 2 and isinstance(robustness[0], str):
-        return [robustness]
-    return [tuple(r) for r in robustness]
+        robustness = [robustness]
+    out = []
+    for r in robustness:
+        if not isinstance(r, (tuple, list)) or len(r) != 2:
+            raise ValueError(f"sweep: robustness entries are (perturbation, level) pairs, got {r!r}")
+        kind, level = str(r[0]), float(r[1])
+        try:
+            perturb(torch.zeros(2, 1, 1), kind, level)  # the perturbation's own checks of kind and level
+        except ValueError as exc:
+            raise ValueError(f"sweep: robustness {kind}:{level:g}: {exc}") from None
+        out.append((kind, level))
+    return out
 
 
 def run_one(config: dict, store_path: str | None = None, run_dir: str | None = None,
@@ -60,8 +72,6 @@ def run_one(config: dict, store_path: str | None = None, run_dir: str | None = N
 
     Never raises for a failed run: the row then has ``status="failed"`` and the ``error`` message.
     """
-    import torch
-
     from snnlab.experiments.store import RunStore
     from snnlab.training.trainer import Trainer
 
@@ -80,11 +90,13 @@ def run_one(config: dict, store_path: str | None = None, run_dir: str | None = N
     if result is not None:
         deployed = result["rounded"] or result["final"]
         row.update({k: deployed.get(k) for k in METRIC_COLUMNS})
-        from snnlab.metrics.robustness import robustness_curve
-
         for kind, level in _robustness_list(robustness):
-            curve = robustness_curve(trainer.model, trainer.test_loader, kind, [float(level)], readout=cfg.readout,
-                                     max_batches=cfg.eval_max_batches, device=trainer.device)
+            try:
+                curve = robustness_curve(trainer.model, trainer.test_loader, kind, [level], readout=cfg.readout,
+                                         max_batches=cfg.eval_max_batches, device=trainer.device)
+            except Exception as exc:  # noqa: BLE001 - the trained run stays in the table
+                row["error"] = f"robustness {kind}:{level:g}: {type(exc).__name__}: {exc}"
+                continue
             row[f"robust_accuracy_{kind}_{level:g}"] = float(curve["accuracy"].iloc[0])
     return row
 
@@ -123,6 +135,7 @@ def sweep(config: ExperimentConfig, grid: dict[str, list], executor: Any = None,
             (perturbations of :mod:`snnlab.metrics.robustness`: jitter, deletion, insertion, gaussian).
     """
     configs = expand_grid(config, grid)
+    robustness = _robustness_list(robustness)  # checked before anything trains
     objectives = dict(objectives or DEFAULT_OBJECTIVES)
     jobs = []
     for i, cfg in enumerate(configs):
