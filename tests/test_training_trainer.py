@@ -338,3 +338,18 @@ def test_checkpoints_from_before_fused_masking_still_load(tmp_path):
     save_checkpoint(tmp_path / "checkpoint.pt", ckpt)
     with pytest.raises(CheckpointError, match="does not match"):
         Trainer.resume_from(tmp_path / "checkpoint.pt", progress=False)
+
+
+def test_resuming_into_a_store_that_never_saw_the_run_registers_it(tmp_path):
+    from snnlab.experiments import RunStore
+
+    cfg = tiny(epochs=2, max_batches_per_epoch=2)
+    first = Trainer(cfg, run_dir=tmp_path / "run", store=RunStore(tmp_path / "a.sqlite"), progress=False)
+    first.events.subscribe(lambda e: first.stop(), kinds=["epoch"])
+    first.run()
+    other = RunStore(tmp_path / "b.sqlite")
+    resumed = Trainer.resume_from(tmp_path / "run", store=other, progress=False)
+    resumed.run()
+    runs = other.list_runs()
+    assert runs["run_id"].tolist() == [first.run_id] and runs["status"].tolist() == ["finished"]
+    assert other.get_run(first.run_id)["config"] == cfg.to_dict() and len(other.metrics(first.run_id)) > 0

@@ -87,9 +87,10 @@ class RunStore:
         return _Tx(self._raw())
 
     # ---------------------------------------------------------------- writing
-    def create_run(self, config: dict, name: str | None = None) -> str:
-        """Register a run with its full config; returns its id."""
-        run_id = uuid.uuid4().hex[:12]
+    def create_run(self, config: dict, name: str | None = None, run_id: str | None = None) -> str:
+        """Register a run with its full config; returns its id (``run_id``: register under that id, e.g. a
+        run resumed from its checkpoint into another store)."""
+        run_id = uuid.uuid4().hex[:12] if run_id is None else str(run_id)
         now = time.time()
         with self._conn() as con:
             con.execute("INSERT INTO runs VALUES (?,?,?,?,?,?,?,?,?)",

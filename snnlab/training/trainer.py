@@ -269,6 +269,11 @@ class Trainer:
             self._restore(ckpt, resume)
         if run_id is None and ckpt is not None:
             run_id = ckpt.get("run_id")
+            if run_id is not None and store is not None and hasattr(store, "get_run"):
+                try:
+                    store.get_run(run_id)
+                except KeyError:  # resumed into a store that never saw the run: register it under its id
+                    store.create_run(cfg.to_dict(), name or ckpt.get("label") or cfg.label(), run_id=run_id)
         if run_id is None and store is not None:
             run_id = str(store.create_run(cfg.to_dict(), name or cfg.label()))
         self.run_id = str(run_id) if run_id is not None else uuid.uuid4().hex[:12]
