@@ -44,18 +44,41 @@ def _print_result(title: str, result: dict) -> None:
         print(f"  spikes/sample layer {layer:<3} {_fmt(n)}")
 
 
+def _checkpoint_in(run_dir: str | None) -> Path | None:
+    from snnlab.training.trainer import CHECKPOINT_NAME
+
+    path = Path(run_dir) / CHECKPOINT_NAME if run_dir else None
+    return path if path is not None and path.exists() else None
+
+
 def cmd_train(args: argparse.Namespace) -> int:
     import torch
 
     from snnlab.config_args import config_from_args
-    from snnlab.training import Trainer
+    from snnlab.training import ExperimentConfig, Trainer, load_checkpoint
 
-    cfg = config_from_args(args)
+    existing = _checkpoint_in(args.run_dir)
+    base = None
+    if getattr(args, "resume", False):
+        if existing is None:
+            raise FileNotFoundError(f"--resume: no checkpoint in --run-dir {args.run_dir!r}")
+        base = ExperimentConfig.from_json(load_checkpoint(existing)["config_json"]).to_dict()
+    elif existing is not None and not getattr(args, "overwrite", False):
+        ck = load_checkpoint(existing)
+        state = "finished" if ck.get("finished") else f"stopped after {ck.get('step')} steps"
+        raise ValueError(f"--run-dir {args.run_dir} already holds the checkpoint of run {ck.get('run_id')} ({state}): "
+                         f"--resume continues it (flags given override its configuration, e.g. --epochs), "
+                         f"--overwrite starts a new run there")
+    cfg = config_from_args(args, base)  # the checkpoint's configuration, then --config, then the flags given
+    if args.save_config:
+        Path(args.save_config).write_text(cfg.to_json())
     if args.threads:
         torch.set_num_threads(args.threads)
     store = None if args.no_store else _store(args.store)
-    trainer = Trainer(cfg, run_dir=args.run_dir, store=store, progress=not args.quiet, name=args.name)
-    print(f"run {trainer.run_id}: {cfg.label()}" + (f" (store: {store.path})" if store else ""))
+    trainer = Trainer(cfg, run_dir=args.run_dir, store=store, progress=not args.quiet, name=args.name,
+                      resume=existing if base is not None else None)
+    print(f"run {trainer.run_id}: {cfg.label()}" + (f" (store: {store.path})" if store else "")
+          + (f", resumed at epoch {trainer.epoch}, step {trainer.step}" if base is not None else ""))
     result = trainer.run(raise_errors=False)
     if result is None:
         print(f"run {trainer.run_id} {trainer.state}: {trainer.error or ''}", file=sys.stderr)
@@ -63,8 +86,6 @@ def cmd_train(args: argparse.Namespace) -> int:
     _print_result("test results", result["final"])
     if result["rounded"] is not None:
         _print_result("test results with integer (rounded) delays", result["rounded"])
-    if args.save_config:
-        Path(args.save_config).write_text(cfg.to_json())
     return 0
 
 
@@ -139,8 +160,12 @@ def cmd_runs(args: argparse.Namespace) -> int:
             print(json.dumps(store.get_run(run_id), indent=2, default=str))
     elif args.action == "compare":
         table = store.summaries()
-        if args.run_ids:
+        if not table.empty and args.run_ids:
             table = table[table["run_id"].isin(args.run_ids)]
+        if table.empty:
+            print(f"no finished runs with results{' among ' + ', '.join(args.run_ids) if args.run_ids else ''} "
+                  f"in {store.path}")
+            return 0
         keep = [c for c in table.columns if not c.startswith("config.") or table[c].astype(str).nunique() > 1]
         print(table[keep].to_string(index=False))
     return 0
@@ -174,7 +199,11 @@ def build_parser() -> argparse.ArgumentParser:
                            description="Train one configuration; results go to the run store so the dashboard sees them.")
     add_config_arguments(train)
     store_flags(train)
-    train.add_argument("--run-dir", help="folder for the checkpoint (resumable)")
+    train.add_argument("--run-dir", help="folder for the checkpoint (resumable with --resume)")
+    again = train.add_mutually_exclusive_group()
+    again.add_argument("--resume", action="store_true",
+                       help="continue the run whose checkpoint is in --run-dir (flags given override its configuration)")
+    again.add_argument("--overwrite", action="store_true", help="start a new run in a --run-dir that holds a checkpoint")
     train.add_argument("--name", help="run name in the store [the config's label]")
     train.add_argument("--threads", type=int, help="torch CPU threads")
     train.add_argument("--quiet", action="store_true", help="no progress bars")
@@ -231,6 +260,9 @@ def main(argv: list[str] | None = None) -> int:
     except (ConfigError, FileNotFoundError, KeyError, ValueError) as exc:
         print(f"snnlab {args.command}: error: {exc}", file=sys.stderr)
         return 2
+    except (RuntimeError, TypeError, OSError) as exc:  # e.g. --device cuda without a GPU, a bad data_kwargs key
+        print(f"snnlab {args.command}: error: {type(exc).__name__}: {exc}", file=sys.stderr)
+        return 1
     except KeyboardInterrupt:
         return 130
 

@@ -107,13 +107,14 @@ def parse_grid(items: list[str]) -> dict[str, list]:
     return grid
 
 
-def config_from_args(args: argparse.Namespace) -> ExperimentConfig:
-    """Build and validate the config: the ``--config`` file (if any), then the flags given."""
-    base: dict[str, Any] = {}
+def config_from_args(args: argparse.Namespace, base: dict[str, Any] | None = None) -> ExperimentConfig:
+    """Build and validate the config: ``base`` (e.g. a checkpoint's), the ``--config`` file (if any), then
+    the flags given."""
+    base = dict(base or {})
     if getattr(args, "config", None):
         try:
             with open(args.config) as fh:
-                base = json.load(fh)
+                base.update(json.load(fh))
         except FileNotFoundError:
             raise ConfigError(f"--config: no such file {args.config!r}") from None
         except json.JSONDecodeError as exc:

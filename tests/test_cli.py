@@ -52,10 +52,39 @@ def test_sweep_prints_table_and_front(tmp_path, capsys):
     (["sweep", "--grid", "max_spikes=one"], "max_spikes"),
     (["sweep", "--grid", "neuron=ttfs", "--robustness", "jitter"], "KIND:LEVEL"),
     (["train", "--dataset", "shd", "--data-root", "/nonexistent", "--no-store"], "SHD"),
+    (["sweep", "--grid", "seed=0,1", "--robustness", "bogus:1", "--no-store"], "unknown perturbation"),
+    (["train", "--resume", "--run-dir", "/nonexistent/run"], "no checkpoint"),
 ])
 def test_bad_input_gives_a_clear_error_and_exit_code(argv, message, capsys):
     assert main(argv) == 2
     assert message in capsys.readouterr().err
+
+
+def test_errors_raised_while_running_are_one_line_not_a_traceback(capsys):
+    code = main(["train", *TINY, "--dataset", "randman", "--data-kwargs", '{"n_unit": 5}', "--no-store"])
+    err = capsys.readouterr().err
+    assert code == 1 and "snnlab train: error: TypeError" in err and "n_unit" in err and "Traceback" not in err
+
+
+def test_run_dir_with_a_checkpoint_needs_resume_or_overwrite(tmp_path, capsys):
+    run_dir, store = str(tmp_path / "run"), str(tmp_path / "runs.sqlite")
+    flags = [*TINY, "--run-dir", run_dir, "--store", store]
+    assert main(["train", *flags]) == 0
+    first = RunStore(store).list_runs()["run_id"].tolist()
+    capsys.readouterr()
+    assert main(["train", *flags]) == 2  # would silently replace the run
+    assert "--resume continues it" in capsys.readouterr().err
+    assert main(["train", "--resume", "--epochs", "2", "--run-dir", run_dir, "--store", store, "--quiet"]) == 0
+    assert "resumed at epoch 1, step 2" in capsys.readouterr().out
+    runs = RunStore(store).list_runs()
+    assert runs["run_id"].tolist() == first and RunStore(store).get_run(first[0])["status"] == "finished"
+    assert main(["train", *flags, "--overwrite"]) == 0
+    assert len(RunStore(store).list_runs()) == 2
+
+
+def test_runs_compare_on_a_store_without_results(tmp_path, capsys):
+    assert main(["runs", "compare", "someid", "--store", str(tmp_path / "empty.sqlite")]) == 0
+    assert "no finished runs with results among someid" in capsys.readouterr().out
 
 
 def test_help_teaches(capsys):
