@@ -15,6 +15,7 @@ EPILOG = """examples:
   snnlab demo                                    train a small SNN on the embedded digits (about a minute)
   snnlab train --neuron ttfs --hidden 128 --epochs 5
   snnlab train --dataset delay_task --delays --max-delay 30 --num-steps 60
+  snnlab train --run-dir runs/a --resume --epochs 10   continue the run in runs/a for 10 epochs in all
   snnlab sweep --grid neuron=ttfs,multi_spike --grid mask_p=0,0.3 --epochs 3
   snnlab sweep --grid noise_scale=0.1,0.3 --neuron noisy --dask local
   snnlab runs                                    list the runs in the store
@@ -215,7 +216,7 @@ def build_parser() -> argparse.ArgumentParser:
                                     "given by the other flags, then print the trade-off table and its Pareto front.")
     sw.add_argument("--grid", action="append", required=True, metavar="FIELD=V1,V2",
                     help="a field and its values, e.g. neuron=ttfs,multi_spike (repeat for more fields; "
-                         "hidden=64;128,128 for list values)")
+                         "';' separates list and dict values: hidden=64;128,128)")
     sw.add_argument("--workers", type=int, help="parallel worker processes [CPU count]")
     sw.add_argument("--dask", metavar="ADDRESS", help="run on a dask.distributed scheduler ('local' = a LocalCluster)")
     sw.add_argument("--robustness", metavar="KIND:LEVEL", action="append",

@@ -86,8 +86,9 @@ def add_config_arguments(parser: argparse.ArgumentParser) -> None:
 def parse_grid(items: list[str]) -> dict[str, list]:
     """``["max_spikes=1,None", "noise_scale=0.1,0.3"]`` -> ``{"max_spikes": [1, None], ...}``.
 
-    Values are separated by ``,``; list-valued fields (``hidden``) separate their values by ``;``
-    (``hidden=64;128,128``). Each value is parsed by the field's own type.
+    Values are separated by ``,``; list- and dict-valued fields (``hidden``, ``data_kwargs``) separate their
+    values by ``;`` (``hidden=64;128,128``, ``data_kwargs={"n_units": 50, "n_classes": 5};{"n_units": 80}``).
+    Each value is parsed by the field's own type.
     """
     grid: dict[str, list] = {}
     for item in items:
@@ -99,7 +100,7 @@ def parse_grid(items: list[str]) -> dict[str, list]:
             raise ConfigError(f"--grid: unknown field {key!r}; valid fields are {ExperimentConfig.fields()}")
         conv = field_converter(key)
         kind = ExperimentConfig.schema()[key]["type"]
-        parts = values.split(";") if kind in ("List", "LayerSizes") else values.split(",")
+        parts = values.split(";") if kind in ("List", "LayerSizes", "Dict") else values.split(",")
         try:
             grid[key] = [conv(v) for v in parts if v.strip()]
         except (ValueError, argparse.ArgumentTypeError) as exc:

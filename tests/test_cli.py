@@ -107,3 +107,12 @@ def test_dashboard_command_prints_the_url_and_serves_localhost_with_the_store(tm
     assert main(["dashboard", "--port", "5077", "--store", store]) == 0
     assert "http://localhost:5077/app" in capsys.readouterr().out
     assert calls["address"] == "127.0.0.1" and calls["port"] == 5077 and calls["store_path"] == store
+
+
+def test_grid_sweeps_dict_values_separated_by_semicolons():
+    from snnlab.config_args import parse_grid
+
+    grid = parse_grid(['data_kwargs={"n_units": 50, "n_classes": 5};{"n_units": 80}', "hidden=64;128,128",
+                       "seed=0,1"])
+    assert grid == {"data_kwargs": [{"n_units": 50, "n_classes": 5}, {"n_units": 80}], "hidden": [[64], [128, 128]],
+                    "seed": [0, 1]}

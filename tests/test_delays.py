@@ -309,6 +309,12 @@ def test_schedule_values_and_monotone(kind):
     assert values[10:] == pytest.approx([0.5] * 4)
 
 
+@pytest.mark.parametrize("epochs,expected", [(1, [0.5]), (2, [4.5, 0.5]), (3, [4.5, 2.5, 0.5])])
+def test_the_last_epoch_always_trains_at_sigma_end(epochs, expected):
+    sched = DelaySchedule(DelayedLinear(2, 2, max_delay=9), total_epochs=epochs)
+    assert [sched.sigma_at(e) for e in range(epochs)] == pytest.approx(expected)
+
+
 def test_schedule_finds_layers_in_sequential_and_state_dict():
     l1, l2 = DelayedLinear(4, 6, 10), DelayedLinear(6, 2, 30)
     model = nn.Sequential(l1, nn.ReLU(), nn.Sequential(l2))

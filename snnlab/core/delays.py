@@ -500,8 +500,11 @@ class DelaySchedule:
         layer = self.layers[0] if layer is None else layer
         s0 = self.sigma_start if self.sigma_start is not None else layer.max_delay / 2.0
         s1 = self.sigma_end
-        end_epoch = max(1, round(self.anneal_fraction * (self.total_epochs - 1)))
-        r = min(max(float(epoch), 0.0) / end_epoch, 1.0)
+        if self.total_epochs == 1:  # the only epoch is the last: it trains at sigma_end
+            r = 1.0
+        else:
+            end_epoch = max(1, round(self.anneal_fraction * (self.total_epochs - 1)))
+            r = min(max(float(epoch), 0.0) / end_epoch, 1.0)
         if self.kind == "linear":
             return s0 + (s1 - s0) * r
         if self.kind == "cosine":
