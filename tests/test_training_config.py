@@ -153,3 +153,14 @@ def test_build_data_takes_a_time_window_instead_of_num_steps_bins(tmp_path):
     assert (n_in, n_cls) == (700, 20) and x.shape == (10, 2, 700) and int(x.sum()) == 4
     x, _ = next(iter(build_data(ExperimentConfig(dataset="shd", data_root=str(tmp_path), num_steps=7))[0]))
     assert x.shape[0] == 7
+
+
+@pytest.mark.parametrize("kwargs,message", [
+    (dict(tau_mem=float("inf")), "tau_mem must be a finite number"),
+    (dict(noise_scale=float("inf")), "noise_scale must be a finite number"),
+    (dict(dataset="delay_task", num_steps=40, data_kwargs={"delays": 5}), "'delays' of delay_task must be a list"),
+    (dict(dataset="delay_task", num_steps=40, data_kwargs={"jitter": "2"}), "'jitter' of delay_task must be an int"),
+])
+def test_validate_lists_impossible_values_instead_of_failing_later(kwargs, message):
+    with pytest.raises(ConfigError, match=message):
+        ExperimentConfig.from_dict(kwargs).validate()

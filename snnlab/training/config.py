@@ -296,6 +296,10 @@ class ExperimentConfig(param.Parameterized):
         for k in int_fields:
             if isinstance(getattr(self, k), bool):
                 problems.append(f"{k} must be an int, not a bool ({getattr(self, k)!r})")
+        for k in self.fields():
+            v = getattr(self, k)
+            if isinstance(self.param[k], param.Number) and isinstance(v, float) and not math.isfinite(v):
+                problems.append(f"{k} must be a finite number, got {v!r}")
         if self.neuron == "ttfs" and self.max_spikes not in (None, 1):
             problems.append(f"neuron='ttfs' (time-to-first-spike) fires at most once, so max_spikes must be 1 or None, "
                             f"got {self.max_spikes}")
@@ -304,9 +308,16 @@ class ExperimentConfig(param.Parameterized):
         if self.delays and self.max_delay > self.num_steps:
             problems.append(f"max_delay={self.max_delay} exceeds num_steps={self.num_steps}: delays longer than the "
                             "sample can never deliver a spike; lower max_delay")
-        if self.dataset == "delay_task":
-            dl = tuple((self.data_kwargs or {}).get("delays", (10, 25)))
-            jit = int((self.data_kwargs or {}).get("jitter", 0))
+        if self.dataset == "delay_task" and isinstance(self.data_kwargs, dict):
+            dl = (self.data_kwargs or {}).get("delays", (10, 25))
+            jit = (self.data_kwargs or {}).get("jitter", 0)
+            if not (isinstance(dl, (list, tuple)) and all(isinstance(v, int) and not isinstance(v, bool) for v in dl)):
+                problems.append(f"data_kwargs 'delays' of delay_task must be a list of ints (one interval per class), "
+                                f"e.g. [10, 25], got {dl!r}")
+                dl = ()
+            if isinstance(jit, bool) or not isinstance(jit, int):
+                problems.append(f"data_kwargs 'jitter' of delay_task must be an int, got {jit!r}")
+                jit = 0
             if dl and self.num_steps <= max(int(v) for v in dl) + 2 * jit:
                 problems.append(f"dataset='delay_task' with intervals {list(dl)} needs num_steps > "
                                 f"{max(int(v) for v in dl) + 2 * jit}, got {self.num_steps}")
