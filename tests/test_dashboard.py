@@ -230,3 +230,26 @@ def test_config_form_set_values_replaces_the_settings_of_the_json_box():
     assert form.config().to_dict() == ExperimentConfig(hidden=[8]).to_dict() and form.extra.value == ""
     form.set_values({"tau_mem": 20.0})  # a partial dict changes only what it names
     assert form.config().to_dict() == ExperimentConfig(hidden=[8], tau_mem=20.0).to_dict()
+
+
+def test_live_curves_forward_only_new_rows_also_once_the_session_buffer_is_full():
+    import types
+
+    from snnlab.dashboard.live import LivePanel
+    from snnlab.viz import LiveCurves
+
+    panel = LivePanel(lambda: ExperimentConfig(**TINY))
+    source = LiveCurves(buffer_length=6)
+    panel.session = types.SimpleNamespace(curves=source)
+    sent = []
+    forward = panel.curves.send_table
+    panel.curves.send_table = lambda df: (sent.append(len(df)), forward(df))
+    for step in range(4):  # 8 rows: the session keeps the last 6
+        source.send(step, {"loss": 1.0 / (step + 1), "accuracy": 0.1 * step})
+    panel._forward_curves()
+    panel._forward_curves()  # nothing new: nothing sent (it re-sent the whole full buffer at every poll)
+    source.send(4, {"loss": 0.2, "accuracy": 0.4})
+    panel._forward_curves()
+    assert sent == [6, 0, 2]
+    shown = panel.curves.buffer.data.reset_index(drop=True)
+    assert shown["step"].tolist() == [1.0, 1.0, 2.0, 2.0, 3.0, 3.0, 4.0, 4.0]

@@ -205,14 +205,10 @@ class LivePanel:
 
     def _forward_curves(self) -> None:
         """Send the rows the session's LiveCurves received since the last poll to the page's LiveCurves."""
-        data = self.session.curves.buffer.data
-        n = len(data)
-        if n < self._rows_seen or n >= self.session.curves.buffer.length:  # the session's buffer rolled over
+        rows, self._rows_seen, gap = self.session.curves.rows_since(self._rows_seen)
+        if gap:  # rows rolled out of the session's buffer before they were shown: show what it holds
             self.curves.clear()
-            self._rows_seen = 0
-        if n > self._rows_seen:
-            self.curves.send_table(data.iloc[self._rows_seen:])
-            self._rows_seen = n
+        self.curves.send_table(rows)
 
     def _set_buttons(self, state: str) -> None:
         active = state in ("running", "paused")

@@ -123,6 +123,7 @@ class LiveCurves:
         self.x = x
         self.panels = bool(panels and self.metrics)
         self._lock = threading.Lock()
+        self.total_rows = 0  # rows sent so far (the buffer keeps the last buffer_length)
         example = pd.DataFrame({x: pd.Series(dtype="float64"), "name": pd.Series(dtype="object"),
                                 "value": pd.Series(dtype="float64")})
         self.buffer = hv.streams.Buffer(example, length=int(buffer_length), index=False)
@@ -158,6 +159,7 @@ class LiveCurves:
         rows = pd.DataFrame({self.x: [float(step)] * len(flat), "name": list(flat), "value": list(flat.values())})
         with self._lock:
             self.buffer.send(rows)
+            self.total_rows += len(rows)
 
     def send_table(self, df: pd.DataFrame) -> None:
         """Append rows of a tidy metrics table (e.g. ``RunStore.metrics(run, since_step=last)``)."""
@@ -169,6 +171,28 @@ class LiveCurves:
         if len(rows):
             with self._lock:
                 self.buffer.send(rows.reset_index(drop=True))
+                self.total_rows += len(rows)
+
+    def rows_since(self, seen: int) -> tuple[pd.DataFrame, int, bool]:
+        """``(rows, total, gap)``: the buffered rows sent after the first ``seen`` rows, the number of rows
+        sent so far, and whether rows after ``seen`` already left the buffer (then ``rows`` is all it holds).
+
+        Example:
+            >>> live = LiveCurves(buffer_length=4)
+            >>> for step in range(3):
+            ...     live.send(step, {"loss": 1.0 / (step + 1)})
+            >>> rows, total, gap = live.rows_since(1)
+            >>> rows["step"].tolist(), total, gap
+            ([1.0, 2.0], 3, False)
+        """
+        with self._lock:
+            data, total = self.buffer.data, self.total_rows
+        new = total - int(seen)
+        if new <= 0:
+            return data.iloc[:0], total, False
+        if new > len(data):
+            return data, total, True
+        return data.iloc[len(data) - new:], total, False
 
     def clear(self) -> None:
         """Drop all rows (e.g. when a new run starts)."""
