@@ -224,6 +224,7 @@ def test_delay_viewer_matrix_histogram_kernels_and_history():
     assert isinstance(evo, hv.Layout) and any("0-1" in str(e.label) for e in evo[0])
     v.synapses.value = "9-9"
     assert "outside" in v.message.value
+    assert all(isinstance(p.object, hv.Div) and "outside" in p.object.data for p in (v.kernel_plot, v.evolution_plot))
     v.synapses.value = ""
     v.tap.event(x=3.0, y=1.0)  # click on input 3, output 1
     assert v.synapses.value == "1-3" and sorted(v.kernel_plot.object.keys()) == ["1-3"]
@@ -231,6 +232,9 @@ def test_delay_viewer_matrix_histogram_kernels_and_history():
         layers["2"].positions.fill_(2.0)
     v.refresh_button.click()
     assert (v.matrix.dimension_values("delay", flat=False) == 2).all()
+    only_first = DelayViewer(net, history=hist[hist["layer"] == "0"], plot_mode="output")
+    only_first.layer.value = "2"  # no rows for this layer: not the other layer's evolution
+    assert "no delay history" in str(only_first.evolution_plot.object.data)
     single = DelayViewer(layers["0"])  # live Bokeh plots render too
     assert single.matrix_plot.view.mode == "bokeh"
     assert list(single.layer.options) == ["delays"] and "no delay history" in str(single.evolution_plot.object.data)

@@ -17,6 +17,8 @@ Example:
 """
 from __future__ import annotations
 
+import html
+
 from typing import Any, Callable
 
 import holoviews as hv
@@ -138,13 +140,18 @@ class DelayViewer(W.VBox):
         if h.empty or "layer" not in h.columns:
             return h
         mine = h[h["layer"].astype(str) == str(self.layer.value)]
-        return mine if len(mine) else h  # e.g. a history of a single layer recorded under another name
+        if len(mine) or len(self.layers) > 1 or h["layer"].nunique() > 1:
+            return mine
+        return h  # one layer, one history recorded under another name
 
     def _draw_synapses(self) -> None:
         try:
             syn = self.parse_synapses()
         except ValueError as e:
             self.message.value = f"<span style='color:#b00020'>{e}</span>"
+            blank = hv.Div(f"<i>no kernels: {html.escape(str(e))}</i>")  # not the last layer's plots
+            self.kernel_plot.object = blank
+            self.evolution_plot.object = blank
             return
         self.message.value = ""
         self.kernel_plot.object = gaussian_kernels(self.current_layer, synapses=syn, weighted=self.weighted.value)
