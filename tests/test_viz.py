@@ -442,3 +442,11 @@ def test_theme_is_the_single_source():
     assert viz.theme.CATEGORICAL and viz.theme.MAX_POINTS > 0
     pts = spike_raster(torch.eye(4))
     assert pts.opts.get().kwargs["color"] == viz.theme.SPIKE_COLOR
+
+
+def test_plots_of_a_recording_without_time_steps():
+    empty = torch.zeros(0, 2, 5)
+    assert len(spike_raster(empty, sample=1)) == 0
+    with pytest.raises(ValueError, match="no time steps"):
+        sl.viz.rate_histogram(empty)
+    assert sl.viz.spike_count_histogram(empty).dimension_values("neurons").sum() == 10  # 2 samples x 5 silent neurons

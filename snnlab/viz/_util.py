@@ -54,7 +54,7 @@ def as_time_neuron(x: Any, sample: int | None, name: str) -> np.ndarray:
         raise ValueError(f"{name}: got a [T, B, ...] array of shape {a.shape}; pass sample=<index>")
     if not -a.shape[1] <= sample < a.shape[1]:
         raise IndexError(f"{name}: sample={sample} out of range for batch size {a.shape[1]}")
-    return a[:, sample].reshape(a.shape[0], -1)
+    return a[:, sample].reshape(a.shape[0], int(np.prod(a.shape[2:])))
 
 
 def grid_image(z: np.ndarray, x0: float, x1: float, y0: float, y1: float, element: Any = None, **params: Any):

@@ -102,7 +102,7 @@ def _per_neuron_counts(spikes: Any) -> np.ndarray:
         a = a[:, None]
     if a.ndim == 2:
         return a.sum(0)[None, :]
-    return a.reshape(a.shape[0], a.shape[1], -1).sum(0)
+    return a.reshape(a.shape[0], a.shape[1], int(np.prod(a.shape[2:]))).sum(0)
 
 
 def _int_bins(values: np.ndarray, bins: int | None) -> Any:
@@ -128,6 +128,8 @@ def rate_histogram(spikes: Any, dt: float | None = None, bins: int = 20) -> hv.H
     ensure_bokeh()
     a = to_numpy(spikes)
     T = a.shape[0]
+    if T == 0:
+        raise ValueError(f"rate_histogram: spikes of shape {a.shape} have no time steps; rates need T >= 1")
     rates = _per_neuron_counts(a).mean(0) / T
     if dt is not None:
         rates = rates / float(dt)
