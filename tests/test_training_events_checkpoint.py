@@ -30,6 +30,12 @@ def test_subscribe_unsubscribe_and_kinds():
         bus.emit("exploded")
     with pytest.raises(ValueError):
         bus.subscribe(print, kinds=["nope"])
+    with pytest.raises(ValueError, match="'stpe'"):  # a typo in a queue's kinds would never deliver anything
+        bus.queue(kinds=["stpe"])
+    one = []
+    bus.subscribe(lambda e: one.append(e.kind), kinds="step")  # one kind as a plain string
+    bus.emit("step", run_id="r", step=2)
+    assert one == ["step"]
 
 
 def test_failing_subscriber_is_logged_not_raised(caplog):

@@ -135,6 +135,19 @@ class EventQueue:
         self.close()
 
 
+def _checked_kinds(kinds: Iterable[str] | None) -> frozenset[str] | None:
+    """``kinds`` as a frozenset; ``ValueError`` naming any that is not an event kind (a typo would never fire)."""
+    if kinds is None:
+        return None
+    if isinstance(kinds, str):
+        kinds = [kinds]
+    kinds = frozenset(kinds)
+    bad = sorted(kinds - set(EVENT_KINDS))
+    if bad:
+        raise ValueError(f"unknown event kind(s) {bad}; kinds are {list(EVENT_KINDS)}")
+    return kinds
+
+
 class EventBus:
     """Publish/subscribe of :class:`Event` objects, safe to use from several threads.
 
@@ -153,11 +166,7 @@ class EventBus:
         """Call ``callback(event)`` for every event (or only ``kinds``); returns a function that unsubscribes."""
         if not callable(callback):
             raise TypeError(f"subscribe expects a callable, got {type(callback).__name__}")
-        if kinds is not None:
-            kinds = frozenset(kinds)
-            bad = sorted(kinds - set(EVENT_KINDS))
-            if bad:
-                raise ValueError(f"unknown event kind(s) {bad}; kinds are {list(EVENT_KINDS)}")
+        kinds = _checked_kinds(kinds)
         with self._lock:
             key = next(self._ids)
             self._callbacks[key] = (callback, kinds)
@@ -171,7 +180,7 @@ class EventBus:
     def queue(self, kinds: Iterable[str] | None = None, maxsize: int | None = 10_000,
               stop_at_terminal: bool = True, replay: bool = False) -> EventQueue:
         """A queue subscription for a consumer in another thread (``replay`` first adds the recent events)."""
-        q = EventQueue(self, kinds, maxsize, stop_at_terminal)
+        q = EventQueue(self, _checked_kinds(kinds), maxsize, stop_at_terminal)
         with self._lock:
             if replay:
                 for ev in self._recent:
