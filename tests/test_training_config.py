@@ -164,3 +164,11 @@ def test_build_data_takes_a_time_window_instead_of_num_steps_bins(tmp_path):
 def test_validate_lists_impossible_values_instead_of_failing_later(kwargs, message):
     with pytest.raises(ConfigError, match=message):
         ExperimentConfig.from_dict(kwargs).validate()
+
+
+def test_build_data_passes_num_workers_to_the_embedded_loaders():
+    cfg = ExperimentConfig(num_steps=4, batch_size=8, encoding="rate", data_kwargs={"num_workers": 1})
+    train, test, _, _ = build_data(cfg)
+    assert train.num_workers == 1 and test.num_workers == 1
+    x, y = next(iter(train))
+    assert x.shape == (4, 8, 64) and set(x.unique().tolist()) <= {0.0, 1.0}

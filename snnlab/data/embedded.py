@@ -105,11 +105,13 @@ def make_loaders(
     test_fraction: float = 0.2,
     seed: int = 0,
     shuffle: bool = True,
+    num_workers: int = 0,
     **encoder_kwargs: object,
 ) -> tuple[DataLoader, DataLoader]:
     """DataLoaders over an embedded dataset yielding time-major batches ``(x [T, B, F], y [B])``.
 
     Shuffling uses a generator seeded with ``seed``; rate spikes use their own seeded generator.
+    ``num_workers`` encodes batches in that many worker processes (``0``: in the main process).
     Extra keyword arguments go to the encoder (e.g. ``gain=0.5`` for rate, ``linear=False`` for latency).
 
     Example:
@@ -126,6 +128,8 @@ def make_loaders(
     enc_train = make_encoder(encoding, num_steps, seed=seed, **encoder_kwargs)
     enc_test = make_encoder(encoding, num_steps, seed=seed + 1, **encoder_kwargs)
     g = torch.Generator().manual_seed(seed)
-    train_dl = DataLoader(train, batch_size=batch_size, shuffle=shuffle, generator=g, collate_fn=EncodeCollate(enc_train))
-    test_dl = DataLoader(test, batch_size=batch_size, shuffle=False, collate_fn=EncodeCollate(enc_test))
+    train_dl = DataLoader(train, batch_size=batch_size, shuffle=shuffle, generator=g, collate_fn=EncodeCollate(enc_train),
+                          num_workers=num_workers)
+    test_dl = DataLoader(test, batch_size=batch_size, shuffle=False, collate_fn=EncodeCollate(enc_test),
+                         num_workers=num_workers)
     return train_dl, test_dl

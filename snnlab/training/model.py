@@ -182,7 +182,7 @@ def build_data(cfg: ExperimentConfig) -> tuple[DataLoader, DataLoader, int, int]
 
     if name in ("digits", "mnist5k"):
         train, test = sd.make_loaders(name, encoding=cfg.encoding, num_steps=T, batch_size=cfg.batch_size,
-                                      test_fraction=test_fraction, seed=seed, **kw)
+                                      test_fraction=test_fraction, seed=seed, num_workers=num_workers, **kw)
         info = sd.EMBEDDED_DATASETS[name]
         return train, test, int(info["n_features"]), int(info["n_classes"])
 
