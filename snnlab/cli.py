@@ -148,7 +148,15 @@ def cmd_sweep(args: argparse.Namespace) -> int:
 def cmd_runs(args: argparse.Namespace) -> int:
     import pandas as pd
 
-    store = _store(args.store)
+    from snnlab.experiments import default_store_path
+
+    path = Path(args.store) if args.store else default_store_path()
+    if not path.exists():  # reading only: never create a store (an --store typo would look like an empty one)
+        if args.store:
+            raise FileNotFoundError(f"--store: no run store at {path}")
+        print(f"no runs yet: {path} does not exist (snnlab train or the dashboard create it)")
+        return 0
+    store = _store(str(path))
     if args.action == "list":
         runs = store.list_runs()
         if runs.empty:

@@ -83,8 +83,17 @@ def test_run_dir_with_a_checkpoint_needs_resume_or_overwrite(tmp_path, capsys):
 
 
 def test_runs_compare_on_a_store_without_results(tmp_path, capsys):
+    RunStore(tmp_path / "empty.sqlite")
     assert main(["runs", "compare", "someid", "--store", str(tmp_path / "empty.sqlite")]) == 0
     assert "no finished runs with results among someid" in capsys.readouterr().out
+
+
+def test_runs_never_creates_a_store(tmp_path, capsys, monkeypatch):
+    assert main(["runs", "--store", str(tmp_path / "typo.sqlite")]) == 2
+    assert "no run store at" in capsys.readouterr().err and not (tmp_path / "typo.sqlite").exists()
+    monkeypatch.setenv("SNNLAB_STORE", str(tmp_path / "default.sqlite"))
+    assert main(["runs"]) == 0
+    assert "no runs yet" in capsys.readouterr().out and not (tmp_path / "default.sqlite").exists()
 
 
 def test_help_teaches(capsys):
