@@ -129,3 +129,45 @@ def test_in_place_surrogate_matches_out_of_place(name):
     out = surrogate_grad_(name, buf, 1.7)
     assert out.data_ptr() == buf.data_ptr()
     torch.testing.assert_close(out, expected)
+
+
+def test_nested_monitors_each_record_the_current_forward():
+    from snnlab.metrics import evaluate
+
+    net = sl.Sequential(torch.nn.Linear(4, 8), sl.LIF(), torch.nn.Linear(8, 2), sl.LI())
+    loader = [(torch.rand(10, 3, 4), torch.tensor([0, 1, 0]))]
+    with sl.Monitor(net) as outer:
+        net(torch.rand(10, 3, 4))
+        evaluate(net, loader)  # opens and closes a Monitor of its own
+        with sl.Monitor(net, layers=["1"]) as inner:
+            out = net(torch.rand(10, 3, 4) * 3)
+        assert torch.equal(inner.membrane["1"], outer.membrane["1"])
+        out2 = net(torch.rand(10, 3, 4))
+    assert torch.equal(outer.membrane["3"], out2.detach()) and not torch.equal(out, out2)
+    assert not net[1].record and net[1].last_membrane is None  # all closed: nothing kept
+
+
+@pytest.mark.parametrize("dtype", [torch.long, torch.uint8, torch.bool])
+def test_integer_and_bool_spike_inputs_give_the_float_result(dtype):
+    x = torch.zeros(6, 1, 1)
+    x[::2] = 1
+    lif = sl.LIF(beta=0.9, threshold=1.5)
+    assert torch.equal(lif(x.to(dtype)), lif(x))
+    assert torch.allclose(sl.LI(beta=0.5)(x.to(dtype)), sl.LI(beta=0.5)(x))
+
+
+def test_li_on_an_empty_sequence():
+    x = torch.rand(0, 2, 3, requires_grad=True)
+    li = sl.LI(learn_tau=True)
+    y = li(x)
+    y.sum().backward()
+    assert y.shape == (0, 2, 3) and x.grad.shape == (0, 2, 3) and float(li.tau_mem.grad) == 0.0
+
+
+def test_first_spike_time_is_exact_for_half_precision_spikes_past_256_steps():
+    from snnlab.core.readout import first_spike_time
+
+    s = torch.zeros(300, 1, 2)
+    s[257, 0, 0] = 1
+    for dtype in (torch.bfloat16, torch.float16):
+        assert first_spike_time(s.to(dtype)).tolist() == [[257.0, 300.0]]

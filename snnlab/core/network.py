@@ -30,6 +30,7 @@ class Monitor:
     Use as a context manager; ``mon.spikes[name]`` and ``mon.membrane[name]`` hold detached
     ``[T, B, N]`` tensors of the last forward (LIF: pre-reset membrane; LI: its output membrane).
     Names are module names as in ``net.named_modules()`` (``"1"`` for the second layer of a Sequential).
+    Monitors may nest (e.g. :func:`snnlab.metrics.evaluate` inside one): each records every forward it sees.
 
     Example:
         >>> import torch, snnlab as sl
@@ -65,6 +66,7 @@ class Monitor:
     def __enter__(self) -> "Monitor":
         for name, module in self.layers.items():
             module.record = True
+            module._monitors = getattr(module, "_monitors", 0) + 1  # monitors may nest (evaluate() inside one)
             self._handles.append(module.register_forward_hook(self._hook(name)))
         return self
 
@@ -73,5 +75,7 @@ class Monitor:
             h.remove()
         self._handles.clear()
         for module in self.layers.values():
-            module.record = False
-            module.last_membrane = None
+            module._monitors = max(getattr(module, "_monitors", 1) - 1, 0)
+            if module._monitors == 0:  # the last monitor of this layer: stop keeping its membrane
+                module.record = False
+                module.last_membrane = None

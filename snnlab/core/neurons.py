@@ -62,8 +62,11 @@ class _Leaky(nn.Module):
             return 1.0 - 1.0 / self.tau_mem.clamp(min=1.0)
         return self.beta_const
 
-    def _check_input(self, x: torch.Tensor, finite: bool = True) -> None:
+    def _check_input(self, x: torch.Tensor, finite: bool = True) -> torch.Tensor:
+        """``x`` checked, as a floating-point tensor (integer or bool spikes become the default float dtype:
+        beta and the threshold cast to an integer type would be 0 and 1)."""
         check_time_major(x, "input", self.n_neurons, type(self).__name__, finite=finite)
+        return x if x.is_floating_point() else x.to(torch.get_default_dtype())
 
     def _check_final_membrane(self, x: torch.Tensor, membrane: torch.Tensor) -> None:
         """NaN/inf check on the last step's membrane instead of the whole input.
@@ -96,7 +99,10 @@ class LIF(_Leaky):
     - Noisy neurons (NSNN): ``noise="gaussian" | "logistic"`` with ``noise_scale=sigma``. In training
       ``s[t] ~ Bernoulli(F((h[t] - threshold) / sigma))`` (F the noise CDF) and the backward uses the
       noise density as the surrogate gradient. In eval mode spikes are deterministic unless
-      ``noisy_eval=True``. ``seed`` makes the noise reproducible (otherwise torch's global RNG seeds it).
+      ``noisy_eval=True``. ``seed`` makes the noise reproducible (otherwise torch's global RNG seeds it);
+      each call draws its noise seed from the layer's own generator, which activation checkpointing
+      (``torch.utils.checkpoint``) does not replay: there, leave ``seed`` unset so the recomputed
+      forward draws the same noise as the first.
     - Spike masking (masked spike training): ``mask_p=p`` drops each output spike with probability ``p``
       in training (at inference too with ``mask_at_inference=True``), fused into the LIF kernels. The
       neuron still fires and resets; only what it transmits is masked (so a recorded membrane may reset
@@ -153,13 +159,14 @@ class LIF(_Leaky):
             self.register_buffer("threshold", thr)
         self._generator = torch.Generator().manual_seed(int(seed)) if seed is not None else None
         self.record = False
+        self._monitors = 0  # open Monitors of this layer (see snnlab.core.network.Monitor)
         self.last_membrane: torch.Tensor | None = None
 
     def _next_seed(self) -> int:
         return int(torch.randint(0, 2**31 - 1, (1,), generator=self._generator).item())
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        self._check_input(x, finite=False)  # checked on the final membrane below (cheaper)
+        x = self._check_input(x, finite=False)  # checked on the final membrane below (cheaper)
         sampling = self.noise is not None and (self.training or self.noisy_eval)
         masking = self.mask_p > 0.0 and (self.training or self.mask_at_inference)
         noise_seed = self._next_seed() if sampling else 0
@@ -207,10 +214,11 @@ class LI(_Leaky):
         super().__init__()
         self._init_tau(tau_mem, beta, learn_tau, n_neurons)
         self.record = False
+        self._monitors = 0  # open Monitors of this layer (see snnlab.core.network.Monitor)
         self.last_membrane: torch.Tensor | None = None
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        self._check_input(x, finite=False)
+        x = self._check_input(x, finite=False)
         out = li_torch(x, self.beta().to(device=x.device, dtype=x.dtype))
         self._check_final_membrane(x, out)
         self.last_membrane = out.detach() if self.record else None

@@ -19,7 +19,8 @@ READOUTS = ("membrane_sum", "membrane_max", "spike_count", "first_spike")
 def first_spike_time(spikes: torch.Tensor) -> torch.Tensor:
     """Time of each neuron's first spike ``[B, C]`` (``T`` when it never fires); differentiable.
 
-    Spikes after the first are ignored, so the result is exact for any neuron.
+    Spikes after the first are ignored, so the result is exact for any neuron (float32 for half-precision
+    spikes, whose formats cannot hold every step past 256 in bfloat16 or 2048 in float16).
 
     Example:
         >>> s = torch.zeros(5, 1, 2); s[2, 0, 0] = 1; s[4, 0, 0] = 1
@@ -27,6 +28,8 @@ def first_spike_time(spikes: torch.Tensor) -> torch.Tensor:
         [[2.0, 5.0]]
     """
     T = spikes.shape[0]
+    if spikes.dtype in (torch.float16, torch.bfloat16):
+        spikes = spikes.float()
     fired_before = torch.cumsum(spikes.detach(), 0) - spikes.detach()
     first = spikes * (fired_before == 0).to(spikes.dtype)          # keeps only the first spike
     t = torch.arange(T, dtype=spikes.dtype, device=spikes.device).view(T, *([1] * (spikes.dim() - 1)))

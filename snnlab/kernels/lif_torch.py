@@ -223,7 +223,7 @@ class LIFunction(torch.autograd.Function):
     @staticmethod
     def forward(ctx, x, beta):
         out = torch.empty_like(x)
-        h = torch.zeros_like(x[0])
+        h = x.new_zeros(x.shape[1:])
         for t in range(x.shape[0]):
             h = torch.addcmul(x[t], h, beta, out=out[t])
         ctx.save_for_backward(out, beta)
@@ -233,8 +233,8 @@ class LIFunction(torch.autograd.Function):
     def backward(ctx, grad_out):
         out, beta = ctx.saved_tensors
         grad_x = torch.empty_like(out)
-        g = torch.zeros_like(out[0])
-        g_beta = torch.zeros_like(out[0]) if ctx.needs_input_grad[1] else None
+        g = out.new_zeros(out.shape[1:])
+        g_beta = out.new_zeros(out.shape[1:]) if ctx.needs_input_grad[1] else None
         for t in range(out.shape[0] - 1, -1, -1):
             g = torch.addcmul(grad_out[t], g, beta, out=grad_x[t])
             if g_beta is not None and t > 0:
