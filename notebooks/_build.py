@@ -208,7 +208,8 @@ NOTEBOOKS["01_first_snn.ipynb"] = [
     """),
     md("""
     Finally, look inside the trained network on a few test digits: the hidden raster and the membranes of the
-    ten output neurons. The output neuron of the correct class should end up with the highest membrane.
+    ten output neurons. The readout sums each output membrane over time (`readout="membrane_sum"`): the correct
+    class should have the largest area under its curve — not necessarily the highest value at the last step.
     """),
     code("""
     x, y = next(iter(trainer.test_loader))
@@ -390,15 +391,16 @@ NOTEBOOKS["02_neurons_and_surrogates.ipynb"] = [
         print(f"{name:10s} shape {tuple(p.shape)}  initial value {float(p.detach()[0]):.1f}")
     """),
     md("""
-    In a configuration the same switches give one learnable threshold and one time constant per hidden layer.
+    In a configuration the same switches give one learnable threshold per hidden layer and one time constant per
+    layer, the LI readout's included.
     After a few epochs they have moved away from their initial values:
     """),
     code("""
     learn_cfg = base.copy(learn_threshold=True, learn_tau=True, epochs=3)
     tr = Trainer(learn_cfg, progress=False)
-    before = {n: float(p) for n, p in tr.model.named_parameters() if n.endswith(("threshold", "tau_mem"))}
+    before = {n: float(p.detach()) for n, p in tr.model.named_parameters() if n.endswith(("threshold", "tau_mem"))}
     res = tr.run()["final"]
-    after = {n: float(p) for n, p in tr.model.named_parameters() if n.endswith(("threshold", "tau_mem"))}
+    after = {n: float(p.detach()) for n, p in tr.model.named_parameters() if n.endswith(("threshold", "tau_mem"))}
     print(f"accuracy {res['accuracy']:.3f}")
     pd.DataFrame({"before": before, "after": after}).round(3)
     """),
@@ -422,8 +424,9 @@ NOTEBOOKS["03_ttfs_vs_multispike.ipynb"] = [
 
     A **time-to-first-spike (TTFS)** neuron fires at most once per sample: everything it communicates is *when*
     it fires. TTFS networks (e.g. Göltz et al., "Fast and energy-efficient neuromorphic deep learning with
-    first-spike times", 2021) promise very sparse activity — hence low energy — and fast decisions.
-    A **multi-spike** LIF neuron may fire as often as its input drives it.
+    first-spike times", 2021) promise sparse activity — hence low energy — and fast decisions.
+    A **multi-spike** LIF neuron may fire as often as its input drives it. Whether the cap of one spike *per
+    neuron* makes the whole network fire less is a question for the measurements below.
 
     We train both on the embedded digits with the same architecture and budget and compare
 
@@ -462,8 +465,8 @@ NOTEBOOKS["03_ttfs_vs_multispike.ipynb"] = [
     ## Spikes per neuron
 
     The key fact of a TTFS network, checked on the whole test set: no hidden neuron ever fires twice in a
-    sample. `per_neuron_spike_counts` gives the mean count of each neuron; `sl.Monitor` on one batch gives the
-    per-sample maximum.
+    sample. `sl.Monitor` gives the per-sample maximum; `per_neuron_spike_counts` the mean count of each
+    neuron over the test set.
     """),
     code("""
     # NBVAL_CHECK_OUTPUT
@@ -481,6 +484,14 @@ NOTEBOOKS["03_ttfs_vs_multispike.ipynb"] = [
     assert worst["multi-spike"] > 1
     print("TTFS neurons fire at most once per sample:", worst["TTFS"] <= 1 and worst["TTFS, first-spike readout"] <= 1)
     print("multi-spike neurons fire more than once:  ", worst["multi-spike"] > 1)
+    """),
+    code("""
+    counts = {name: per_neuron_spike_counts(t.model, t.test_loader, readout=t.cfg.readout).query("layer == '1'")
+              for name, t in trainers.items()}
+    pd.DataFrame({name: {"mean spikes per hidden neuron": c["spikes_per_sample"].mean(),
+                         "most active hidden neuron": c["spikes_per_sample"].max(),
+                         "silent hidden neurons": int((c["spikes_per_sample"] == 0).sum())}
+                  for name, c in counts.items()}).round(3)
     """),
     code("""
     hists = []
@@ -502,8 +513,9 @@ NOTEBOOKS["03_ttfs_vs_multispike.ipynb"] = [
     code("""
     results = {name: evaluate(t.model, t.test_loader, readout=t.cfg.readout) for name, t in trainers.items()}
     table = metrics_table(results)
-    table[["model", "accuracy", "spikes_per_sample", "synops_per_sample", "energy_per_sample_j",
-           "latency_steps"]].round(4)
+    table["energy_per_sample_nj"] = table["energy_per_sample_j"] * 1e9   # nanojoules: joules round to 0.0
+    table[["model", "accuracy", "spikes_per_sample", "synops_per_sample", "energy_per_sample_nj",
+           "latency_steps"]].round(3)
     """),
     code("""
     assert table.set_index("model").loc["TTFS", "accuracy"] > 0.6
@@ -523,8 +535,9 @@ NOTEBOOKS["03_ttfs_vs_multispike.ipynb"] = [
     * `deletion` — every spike is dropped with probability *level*.
 
     The random numbers are seeded and shared between models (common random numbers), so the curves are
-    directly comparable. A code that relies on precise timing should suffer more from jitter; a code that relies
-    on a single spike per neuron should suffer more from deletions.
+    directly comparable. One might expect a code that relies on precise timing to suffer more from jitter, and
+    a code that relies on a single spike per neuron to suffer more from deletions. Does it? Read the table
+    below: how much accuracy does each model lose between level 0 and the largest level?
     """),
     code("""
     levels = {"jitter": [0.0, 0.5, 1.0, 2.0, 3.0], "deletion": [0.0, 0.1, 0.2, 0.4, 0.6]}
@@ -542,10 +555,15 @@ NOTEBOOKS["03_ttfs_vs_multispike.ipynb"] = [
     md("""
     ## Take-aways
 
-    * `neuron="ttfs"` gives networks whose hidden neurons fire at most once — a hard cap on activity.
-    * Compare the spike counts and SynOps above: this is where the energy savings of TTFS come from.
-    * A first-spike readout decides as soon as one output neuron fires; a membrane readout waits for its
-      running sum to settle.
+    * `neuron="ttfs"` gives networks whose hidden neurons fire at most once — a hard cap per neuron.
+    * The cap is not a cap on the total: compare the spike counts and SynOps above. When most hidden neurons
+      fire once anyway, and the input spikes (latency coding: one per non-black pixel) account for most
+      SynOps, TTFS and multi-spike networks cost about the same; savings appear where multi-spike neurons
+      would fire many times (stronger inputs, `encoding="rate"`, longer `num_steps`).
+    * The robustness table answers the question above for these small networks; the intuition about
+      timing codes need not hold.
+    * A first-spike readout decides as soon as one output neuron fires (see the latency column), here at a
+      clear cost in accuracy after 4 epochs; a membrane readout waits for its running sum to settle.
     * Try more epochs, `encoding="rate"` (many input spikes per pixel) or a wider hidden layer and see which
       differences persist.
     """),
@@ -666,8 +684,8 @@ NOTEBOOKS["05_noisy_neurons_robustness.ipynb"] = [
     ## 4. Stochastic inference
 
     A noisy network can also be run *noisily* at test time (`noisy_eval=True` on its LIF layers): each
-    evaluation then gives a slightly different answer. The spread tells how confident the network is — and
-    averaging a few runs (an ensemble for free) can even help.
+    evaluation then gives a slightly different answer. The spread of the accuracies shows how much the noise
+    still matters at test time.
     """),
     code("""
     model = trainers["noisy gaussian 0.3"].model
@@ -687,8 +705,9 @@ NOTEBOOKS["05_noisy_neurons_robustness.ipynb"] = [
 
     * A noisy neuron's expected spike is a smooth function of its membrane; the noise density is its exact
       gradient, used as the surrogate.
-    * Training with noise is a regulariser; compare the curves above — results depend on the perturbation, the
-      noise scale and the training budget. Try `noise_scale` 0.1 and 0.6, and more epochs.
+    * Is training with noise a regulariser? Compare the curves above: the answer depends on the perturbation, the
+      noise scale and the training budget (here the deterministic network may well be the most robust to some
+      perturbations). Try `noise_scale` 0.1 and 0.6, and more epochs.
     """),
 ]
 
@@ -884,8 +903,8 @@ NOTEBOOKS["04_learnable_delays.ipynb"] = [
     for 10 or 25 steps in the membrane. The only difference is `delays=True` (with `max_delay=30`).
 
     The trainer creates a default schedule; we replace it by one that starts at $\\sigma = 5$ and reaches
-    $\\sigma = 0.5$ four epochs before the end, so that the last epochs train the (almost) integer delays that
-    rounding will keep. A callback records the delay positions during training with `viz.delay_snapshot`.
+    $\\sigma = 0.5$ halfway (epoch 8 of 16, `anneal_fraction=0.5`), so that the second half trains the (almost)
+    integer delays that rounding will keep. A callback records the delay positions during training with `viz.delay_snapshot`.
     """),
     code("""
     from snnlab.training import ExperimentConfig, Trainer
@@ -906,7 +925,8 @@ NOTEBOOKS["04_learnable_delays.ipynb"] = [
                     snapshots.append(viz.delay_snapshot(m, step=event.step, epoch=event.epoch, name=f"layer {name}"))
 
     with_delays = Trainer(base.copy(delays=True), progress=False, callbacks=[record_delays])
-    with_delays.schedule = sl.DelaySchedule(with_delays.model, total_epochs=EPOCHS - 4, sigma_start=5.0)
+    with_delays.schedule = sl.DelaySchedule(with_delays.model, total_epochs=EPOCHS, sigma_start=5.0,
+                                            anneal_fraction=0.5)
     result = with_delays.run()
     history = pd.concat(snapshots, ignore_index=True)
 
@@ -954,8 +974,9 @@ NOTEBOOKS["04_learnable_delays.ipynb"] = [
     md("""
     A hidden neuron $j$ receives A and B at the same moment when
     $t_1 + d_{jA} = t_1 + \\Delta + d_{jB}$, i.e. when $d_{jA} - d_{jB} = \\Delta$. Neurons that became
-    coincidence detectors for one class should therefore show a delay *difference* near 10 or 25 steps
-    (among those with excitatory weights from both inputs):
+    coincidence detectors for one class show a delay *difference* near 10 or 25 steps. Not every neuron with
+    excitatory weights from both inputs becomes one — the network may solve the task with a few detectors
+    and other neurons — so look for the values near the intervals in the list below:
     """),
     code("""
     d = first.delays
@@ -1176,7 +1197,8 @@ NOTEBOOKS["07_event_camera_nmnist.ipynb"] = [
       `data_kwargs={"cache_dir": "..."}` to bin every recording only once.
     * Other event datasets have loaders with the same interface: `load_dvs_gesture`, `load_pokerdvs`,
       `load_shd` / `load_ssc` (audio, 700 channels).
-    * Combine with notebook 04 (`delays=True`) or 06 (`mask_p`) to trade accuracy against energy on event data.
+    * Combine with notebook 04 (`delays=True, max_delay=5`: delays must fit in the `num_steps` frames) or 06
+      (`mask_p`) to trade accuracy against energy on event data.
     """),
 ]
 
