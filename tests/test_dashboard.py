@@ -253,3 +253,19 @@ def test_live_curves_forward_only_new_rows_also_once_the_session_buffer_is_full(
     assert sent == [6, 0, 2]
     shown = panel.curves.buffer.data.reset_index(drop=True)
     assert shown["step"].tolist() == [1.0, 1.0, 2.0, 2.0, 3.0, 3.0, 4.0, 4.0]
+
+
+def test_an_ended_run_is_drawn_once_not_at_every_poll(tmp_path):
+    view, app = make_app(tmp_path, epochs=1)
+    click(app.live.start_button)
+    s = app.live.session
+    assert s.wait(120) and poll_until(app, lambda: s.state == "finished" and app.live._shown_step is not None)
+    redraws = []
+    for pane in (app.live.raster_pane, app.live.membrane_pane):
+        pane.param.watch(lambda event: redraws.append(event.obj), "object")
+    for _ in range(5):
+        app.poll()
+    assert redraws == []  # every poll re-drew the plots of a finished run, and the page grew until it froze
+    app.live.sample.value = 1  # a control the user changes still redraws
+    assert len(redraws) == 2
+    app.close()

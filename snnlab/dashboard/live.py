@@ -70,6 +70,7 @@ class LivePanel:
         self.render_interval_s = render_interval_s
         self.session: TrainingSession | None = None
         self._shown_step: int | None = None
+        self._ended_drawn: TrainingSession | None = None  # the ended session whose last snapshot is drawn
         self._last_render = 0.0
         self._raster_spikes = 0
 
@@ -200,7 +201,12 @@ class LivePanel:
         if error and not self.alert.visible:
             self.show_error(_message("Training failed", error or "unknown error") +
                             "\n\nThe run's metrics stay in the run store (and its last checkpoint, if any).")
-        self.render_snapshot(force=state in ("finished", "stopped", "failed"))
+        ended = state in ("finished", "stopped", "failed")
+        # an ended run's last snapshot is drawn once, at once; re-drawing it at every poll piled up plots
+        # in the browser until the page froze
+        self.render_snapshot(force=ended and self._ended_drawn is not s)
+        if ended and self._shown_step is not None:
+            self._ended_drawn = s
         self.debug.object = self._debug_html(state)
 
     def _forward_curves(self) -> None:
