@@ -125,3 +125,37 @@ def test_grid_sweeps_dict_values_separated_by_semicolons():
                        "seed=0,1"])
     assert grid == {"data_kwargs": [{"n_units": 50, "n_classes": 5}, {"n_units": 80}], "hidden": [[64], [128, 128]],
                     "seed": [0, 1]}
+
+
+def test_sigterm_to_the_dashboard_command_stops_its_server_too(tmp_path):
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    flag = tmp_path / "server.pid"
+    runner = f"""
+import sys
+import snnlab.dashboard.serve as serve
+serve.build_serve_command = lambda **kw: [sys.executable, "-c",
+    "import os, time; open({str(flag)!r}, 'w').write(str(os.getpid())); time.sleep(600)"]
+sys.exit(serve.serve_dashboard())
+"""
+    proc = subprocess.Popen([sys.executable, "-c", runner])
+    deadline = time.time() + 60
+    while not (flag.exists() and flag.read_text()) and time.time() < deadline:
+        time.sleep(0.1)
+    server = int(flag.read_text())
+    proc.send_signal(signal.SIGTERM)
+    proc.wait(timeout=30)
+    deadline = time.time() + 15
+    while time.time() < deadline:
+        try:
+            os.kill(server, 0)  # still there? (the runner's exit reparents and reaps it once it ends)
+        except ProcessLookupError:
+            break
+        time.sleep(0.1)
+    else:
+        os.kill(server, signal.SIGKILL)
+        raise AssertionError("the panel server outlived the dashboard command")

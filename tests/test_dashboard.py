@@ -269,3 +269,16 @@ def test_an_ended_run_is_drawn_once_not_at_every_poll(tmp_path):
     app.live.sample.value = 1  # a control the user changes still redraws
     assert len(redraws) == 2
     app.close()
+
+
+def test_delay_tab_holds_one_plot_per_pane(tmp_path):
+    view, app = make_app(tmp_path, epochs=2, delays=True, max_delay=5)  # max_delay's default fits num_steps too
+    click(app.live.start_button)
+    s = app.live.session
+    assert s.wait(120) and poll_until(app, lambda: s.state == "finished" and app.live._shown_step is not None)
+    app.live.render_snapshot(force=True)
+    panes = app.live.delay_pane.objects
+    # a Bokeh grid (hv.Layout) drawn in a hidden tab kept a zero size and showed as axis stubs
+    assert len(panes) == 3 and not any(isinstance(p.object, hv.Layout) for p in panes)
+    assert "integer delays (rounded)" in panes[0].object.opts.get().kwargs["title"]
+    app.close()

@@ -450,3 +450,9 @@ def test_plots_of_a_recording_without_time_steps():
     with pytest.raises(ValueError, match="no time steps"):
         sl.viz.rate_histogram(empty)
     assert sl.viz.spike_count_histogram(empty).dimension_values("neurons").sum() == 10  # 2 samples x 5 silent neurons
+
+
+def test_tradeoff_scatter_refuses_one_metric_on_both_axes():
+    df = pd.DataFrame({"accuracy": [0.8, 0.9], "spikes_per_sample": [1.0, 2.0]})
+    with pytest.raises(ValueError, match="two different metrics"):
+        tradeoff_scatter(df, "accuracy", "accuracy")

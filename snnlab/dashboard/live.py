@@ -17,14 +17,14 @@ import holoviews as hv
 import panel as pn
 
 from snnlab.training.config import ConfigError
-from snnlab.viz import LiveCurves, delay_evolution, gaussian_kernels, membrane_traces, monitor_raster
+from snnlab.viz import LiveCurves, delay_evolution, gaussian_kernels, membrane_traces, monitor_raster, theme
 from snnlab.widgets import TrainingSession
 
 __all__ = ["LivePanel", "CURVE_GROUPS"]
 
 #: one live panel per group of metrics (they have different scales)
 CURVE_GROUPS: dict[str, list[str]] = {
-    "loss": ["loss"],
+    "loss": ["loss", "test_loss", "rounded_test_loss"],
     "accuracy": ["accuracy", "test_accuracy", "rounded_test_accuracy"],
     "spikes per sample": ["spikes_per_sample", "test_spikes_per_sample", "rounded_test_spikes_per_sample"],
 }
@@ -39,9 +39,10 @@ def _metric_plot(buffer: hv.streams.Buffer, names: list[str], title: str) -> hv.
             g = data[data["name"] == n]
             curves[n] = hv.Curve((g["step"].to_numpy(), g["value"].to_numpy()), kdims=["step"],
                                  vdims=[hv.Dimension("value", label=title)])
+        # legends below, every panel with its own: the plot areas line up at 260 px whatever the entries
         return hv.NdOverlay(curves, kdims=["metric"]).opts(
-            title=title, framewise=True, width=330, height=260, legend_position="bottom_right",
-            tools=["hover"], show_legend=len(curves) > 1, backend="bokeh")
+            title=title, framewise=True, width=330, tools=["hover"], show_legend=True, backend="bokeh",
+            **theme.legend_below(len(curves), height=260))
 
     return hv.DynamicMap(draw, streams=[buffer])
 
@@ -264,14 +265,15 @@ class LivePanel:
         if delays:
             name, layer = next(iter(delays.items()))
             try:
-                items: list[Any] = [pn.pane.HoloViews(
-                    gaussian_kernels(layer).opts(title=f"delay kernels of layer {name}, step {snap['step']}",
-                                                 width=820, height=260, backend="bokeh"),
-                    sizing_mode="stretch_width")]
+                kind = "integer delays (rounded)" if layer.rounded else f"Gaussian delay kernels (sigma {layer.sigma:.3g})"
+                kernels = gaussian_kernels(layer).opts(title=f"{kind} of layer {name}, step {snap['step']}",
+                                                       backend="bokeh")
                 hist = s.delay_history_frame()
-                if len(hist) and hist["step"].nunique() > 1:
-                    items.append(pn.pane.HoloViews(delay_evolution(hist), sizing_mode="stretch_width"))
-                self.delay_pane.objects = items
+                plots = [kernels, *delay_evolution(hist)] if len(hist) and hist["step"].nunique() > 1 else [kernels]
+                # one pane per plot: a Bokeh grid (an hv.Layout) drawn while its tab is hidden keeps a zero size
+                # and shows as axis stubs when the tab is opened
+                self.delay_pane.objects = [pn.pane.HoloViews(p, backend="bokeh", sizing_mode="stretch_width",
+                                                             min_height=320) for p in plots]
             except Exception as e:  # noqa: BLE001
                 self.delay_pane.objects = [pn.pane.Markdown(f"delay plots unavailable: {e}")]
 

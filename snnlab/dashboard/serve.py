@@ -8,10 +8,12 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
+import threading
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 __all__ = ["serve_dashboard", "build_serve_command", "APP_FILE"]
 
@@ -72,12 +74,31 @@ def serve_dashboard(port: int = 5006, address: str = "127.0.0.1", show: bool = F
     proc = subprocess.Popen(cmd, env=child_env, **popen_kwargs)
     if not wait:
         return proc
+    restore = _stop_on_sigterm()
     try:
         return proc.wait()
-    except KeyboardInterrupt:
+    except (KeyboardInterrupt, _Terminated):  # Ctrl-C, or a SIGTERM (a service manager, kill): stop the server too
         proc.terminate()
         try:
             return proc.wait(timeout=10)
         except subprocess.TimeoutExpired:
             proc.kill()
             return proc.wait()
+    finally:
+        restore()
+
+
+class _Terminated(Exception):
+    """Raised in the waiting process by SIGTERM."""
+
+
+def _stop_on_sigterm() -> Callable[[], None]:
+    """Turn SIGTERM into :class:`_Terminated` while the server runs (main thread only); returns the undo."""
+    if threading.current_thread() is not threading.main_thread():
+        return lambda: None
+
+    def handler(signum, frame):
+        raise _Terminated()
+
+    previous = signal.signal(signal.SIGTERM, handler)
+    return lambda: signal.signal(signal.SIGTERM, previous)

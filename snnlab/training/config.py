@@ -170,8 +170,8 @@ class ExperimentConfig(param.Parameterized):
         "kernels; the spike counts logged are the transmitted spikes); 0 = off."))
     delays = param.Boolean(default=False, doc=(
         "Use learnable synaptic delays (DelayedLinear, DCLS-style) instead of plain dense synapses."))
-    max_delay = param.Integer(default=25, bounds=(0, 100_000), doc=(
-        "Largest synaptic delay in time steps (taps 0..max_delay-1) when delays is on."))
+    max_delay = param.Integer(default=10, bounds=(0, 100_000), doc=(
+        "Largest synaptic delay in time steps (taps 0..max_delay-1) when delays is on; at most num_steps."))
     weight_gain = param.Number(default=3.0, bounds=(0, 1000.0), inclusive_bounds=(False, True), doc=(
         "Multiplier on the default (PyTorch Linear-style, +-1/sqrt(fan_in)) initial weights of the hidden "
         "layers' input synapses; > 1 makes the sparse spike inputs reach threshold from the start."))

@@ -220,7 +220,7 @@ def delay_evolution(history: pd.DataFrame, x: str = "step", synapses: Sequence[s
         color = theme.CATEGORICAL[k % len(theme.CATEGORICAL)]
         stats = g.groupby(x)["position"].agg(mean="mean", lo=lambda s: s.quantile(lo), hi=lambda s: s.quantile(hi))
         stats = stats.reset_index().sort_values(x)
-        pos_items.append(hv.Area((stats[x], stats["lo"], stats["hi"]), kdims=[xdim], vdims=["lo", "hi"],
+        pos_items.append(hv.Area((stats[x], stats["lo"], stats["hi"]), kdims=[xdim], vdims=[pdim, "position_hi"],
                                  label=f"{layer} q{lo:g}-q{hi:g}").opts(color=color, alpha=0.2, line_alpha=0,
                                                                        backend="bokeh"))
         pos_items.append(hv.Curve((stats[x], stats["mean"]), kdims=[xdim], vdims=[pdim], label=f"{layer} mean")

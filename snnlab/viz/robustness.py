@@ -57,9 +57,10 @@ def robustness_plot(df: pd.DataFrame, x: str = "level", y: str = "accuracy", by:
             g = g.groupby(x, as_index=False)[y].mean().sort_values(x)  # repeated levels (seeds): mean
             items[key if len(key) > 1 else key[0]] = hv.Curve((g[x].to_numpy(), g[y].to_numpy()),
                                                               kdims=[xdim], vdims=[ydim])
+        legend = theme.legend_below(len(items)) if keys else {"height": theme.HEIGHT}
         return hv.NdOverlay(items, kdims=keys or ["curve"]).opts(
-            width=theme.WIDTH // 2 + 100, height=theme.HEIGHT, title=title, tools=["hover"],
-            show_legend=bool(keys), legend_position="bottom_left", backend="bokeh")
+            width=theme.WIDTH // 2 + 100, title=title, tools=["hover"], show_legend=bool(keys), backend="bokeh",
+            **legend)
 
     if not split:
         return panel(df, groups + ["perturbation"], "robustness", x)

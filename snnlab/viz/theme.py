@@ -33,5 +33,22 @@ MAX_POINTS = 100_000
 #: Resolution of binned rasters (time bins, neuron bins) at most.
 RASTER_BINS = (800, 400)
 
+#: Height of one legend row in pixels (legends below a plot add one per entry).
+LEGEND_ROW = 22
+
 __all__ = ["CATEGORICAL", "SPIKE_COLOR", "THRESHOLD_COLOR", "FRONT_COLOR", "ON_RGB", "OFF_RGB", "CMAP_COUNTS",
-           "CMAP_DELAYS", "CMAP_SIGNED", "WIDTH", "HEIGHT", "MAX_POINTS", "RASTER_BINS"]
+           "CMAP_DELAYS", "CMAP_SIGNED", "WIDTH", "HEIGHT", "MAX_POINTS", "RASTER_BINS", "LEGEND_ROW",
+           "legend_below"]
+
+
+def legend_below(entries: int, height: int = HEIGHT) -> dict:
+    """Bokeh options for a legend listed below the plot, one entry per row, the plot made taller to hold it.
+
+    Long labels (run names with ids) beside a small plot squeeze its data area to nothing; below it they
+    take height instead.
+
+    Example:
+        >>> legend_below(3)["height"] - HEIGHT   # three entries, the legend's title and its padding
+        110
+    """
+    return dict(legend_position="bottom", legend_cols=1, height=int(height) + LEGEND_ROW * (int(entries) + 2))

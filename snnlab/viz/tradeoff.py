@@ -47,6 +47,8 @@ def tradeoff_scatter(df: pd.DataFrame, x: str, y: str, color: str | None = None,
     """
     ensure_bokeh()
     x, y = _resolve(df, x), _resolve(df, y)
+    if x == y:
+        raise ValueError(f"tradeoff_scatter: x and y are both {x!r}; a trade-off needs two different metrics")
     color_col = _resolve(df, color) if color is not None else None
     if hover is None:
         hover_cols = [c for c in ("name", "run_id", "model") if c in df.columns]
@@ -77,4 +79,5 @@ def tradeoff_scatter(df: pd.DataFrame, x: str, y: str, color: str | None = None,
                                  vdims=[hv.Dimension(y)], label="Pareto front").opts(
             interpolation="steps-pre" if mx else "steps-post", color=theme.FRONT_COLOR, line_width=2,
             line_dash="dashed", backend="bokeh"))
-    return hv.Overlay(items).opts(legend_position="bottom_right", backend="bokeh")
+    # padding: the best runs sit on the edges of the ranges, and would be drawn half outside the plot
+    return hv.Overlay(items).opts(legend_position="bottom_right", padding=0.08, backend="bokeh")

@@ -127,7 +127,7 @@ class TrainingSession:
             elif ev.kind == "evaluation":
                 self.last_eval = {k: v for k, v in d.items() if k != "phase"}
                 prefix = "rounded_test_" if d.get("phase") == "rounded" else "test_"
-                self.curves.send(ev.step, {prefix + k: d[k] for k in ("accuracy", "spikes_per_sample") if k in d})
+                self.curves.send(ev.step, {prefix + k: d[k] for k in STEP_METRICS if k in d})
             elif ev.kind == "finished":
                 self.progress = 1.0
                 self.take_snapshot(step=ev.step)
