@@ -46,6 +46,7 @@ def test_sweep_on_a_process_pool_logs_every_run_in_the_store(tmp_path):
     store = RunStore(store_path)
     runs = store.list_runs()
     assert set(runs["run_id"]) == set(table["run_id"]) and (runs["status"] == "finished").all()
+    assert sorted(n.rsplit("[", 1)[1] for n in runs["name"]) == ["neuron=multi_spike]", "neuron=ttfs]"]
     summaries = store.summaries()
     assert set(summaries["config.neuron"]) == {"ttfs", "multi_spike"}
     assert (tmp_path / "runs" / "000" / "checkpoint.pt").exists()

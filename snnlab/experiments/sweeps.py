@@ -67,7 +67,7 @@ def _robustness_list(robustness) -> list[tuple[str, float]]:
 
 
 def run_one(config: dict, store_path: str | None = None, run_dir: str | None = None,
-            robustness: Any = None, threads: int = 1) -> dict[str, Any]:
+            robustness: Any = None, threads: int = 1, name: str | None = None) -> dict[str, Any]:
     """Train one configuration and return its row of the trade-off table (runs in a worker process).
 
     Never raises for a failed run: the row then has ``status="failed"`` and the ``error`` message.
@@ -79,10 +79,10 @@ def run_one(config: dict, store_path: str | None = None, run_dir: str | None = N
     cfg = ExperimentConfig.from_dict(config)
     store = RunStore(store_path) if store_path else None
     try:
-        trainer = Trainer(cfg, run_dir=run_dir, store=store, progress=False)
+        trainer = Trainer(cfg, run_dir=run_dir, store=store, progress=False, name=name)
     except Exception as exc:  # bad data folder, impossible model...: a failed row, not a crashed sweep
         if store is not None:
-            store.set_status(store.create_run(cfg.to_dict(), cfg.label()), "failed", f"{type(exc).__name__}: {exc}")
+            store.set_status(store.create_run(cfg.to_dict(), name or cfg.label()), "failed", f"{type(exc).__name__}: {exc}")
         return {"run_id": None, "label": cfg.label(), "status": "failed", "error": f"{type(exc).__name__}: {exc}"}
     result = trainer.run(raise_errors=False)
     row: dict[str, Any] = {"run_id": trainer.run_id, "label": cfg.label(), "status": trainer.state,
@@ -140,7 +140,9 @@ def sweep(config: ExperimentConfig, grid: dict[str, list], executor: Any = None,
     jobs = []
     for i, cfg in enumerate(configs):
         run_dir = str(Path(run_root) / f"{i:03d}") if run_root is not None else None
-        jobs.append((cfg.to_dict(), str(store_path) if store_path else None, run_dir, robustness))
+        values = ", ".join(f"{k}={cfg.to_dict()[k]}" for k in grid)  # runs of a sweep told apart by name too
+        jobs.append((cfg.to_dict(), str(store_path) if store_path else None, run_dir, robustness, 1,
+                     f"{cfg.label()} [{values}]"))
     owned = executor is None
     pool = _as_executor(executor)
     if owned:
