@@ -155,7 +155,10 @@ def test_runs_table_compare_tradeoff_and_robustness(tmp_path):
     assert "late-run" in set(app.runs.table.value["name"])
     names = app.runs.table.value["name"].tolist()
     app.runs.table.selection = [names.index("cli-run-0"), names.index("cli-run-1")]
-    assert isinstance(app.runs.compare_pane.object, hv.Layout)
+    # one pane per metric, one plot each (a Bokeh grid in this page drew its plots at zero size)
+    compared = [pane.object for pane in app.runs.compare_pane.objects]
+    assert len(compared) >= 3 and all(isinstance(p, hv.NdOverlay) for p in compared)
+    assert {p.opts.get().kwargs["title"] for p in compared} >= {"loss", "accuracy", "spikes_per_sample"}
     assert isinstance(app.runs.tradeoff_pane.object, hv.Overlay)
     assert app.runs.x_select.value == "spikes_per_sample" and app.runs.y_select.value == "accuracy"
     assert "n_samples" not in app.runs.x_select.options  # a count, no objective
@@ -165,8 +168,8 @@ def test_runs_table_compare_tradeoff_and_robustness(tmp_path):
         assert isinstance(app.runs.tradeoff_pane.object, hv.Overlay), cost
     app.runs.levels.value = "0, 0.5"
     click(app.runs.robust_button)
-    df = app.runs.robust_pane.object
-    assert isinstance(df, (hv.Layout, hv.NdOverlay))
+    robust = [pane.object for pane in app.runs.robust_pane.objects]
+    assert len(robust) == 1 and isinstance(robust[0], hv.NdOverlay) and len(robust[0]) == 2  # a curve per run
     app.close()
 
 

@@ -50,6 +50,16 @@ def load_model_from_checkpoint(path: str):
     return model, test_loader, cfg
 
 
+def _panes(obj: Any) -> list[pn.pane.HoloViews]:
+    """One pane per plot of ``obj`` (the panels of an ``hv.Layout``), for a wrapping ``pn.FlexBox``.
+
+    A Bokeh grid (what an ``hv.Layout`` becomes) in a stretching pane of this page drew its plots at
+    zero size: axis stubs and legends only.
+    """
+    items = list(obj) if isinstance(obj, hv.Layout) else [obj]
+    return [pn.pane.HoloViews(item, backend="bokeh", sizing_mode="stretch_width", min_height=300) for item in items]
+
+
 def _empty(text: str) -> hv.Div:
     return hv.Div(f"<p style='color:#666'>{text}</p>")
 
@@ -67,8 +77,8 @@ class RunsPanel:
         self.refresh_button.on_click(lambda event: self.refresh(force=True))
         self.info = pn.pane.Markdown("", sizing_mode="stretch_width")
         self.alert = pn.pane.Alert("", alert_type="danger", visible=False, sizing_mode="stretch_width")
-        self.compare_pane = pn.pane.HoloViews(_empty("Select runs in the table to compare their curves."),
-                                              sizing_mode="stretch_width")
+        self.compare_pane = pn.GridBox(*_panes(_empty("Select runs in the table to compare their curves.")),
+                                       ncols=2, sizing_mode="stretch_width")
         self.table.param.watch(lambda event: self.compare(), "selection")
 
         self.x_select = pn.widgets.Select(label="x", options=[TRADEOFF_DEFAULTS[0]], value=TRADEOFF_DEFAULTS[0],
@@ -86,8 +96,8 @@ class RunsPanel:
         self.levels = pn.widgets.TextInput(label="levels (comma separated)", value="0, 0.1, 0.2, 0.3", width=220)
         self.robust_button = pn.widgets.Button(label="Robustness of selected runs", color="primary")
         self.robust_button.on_click(lambda event: self.robustness())
-        self.robust_pane = pn.pane.HoloViews(
-            _empty("Select finished runs with a checkpoint and press the button."), sizing_mode="stretch_width")
+        self.robust_pane = pn.GridBox(*_panes(_empty("Select finished runs with a checkpoint and press the button.")),
+                                      ncols=2, sizing_mode="stretch_width")
         self._runs = pd.DataFrame(columns=TABLE_COLUMNS)
         self._n_summaries = -1
         self._summaries = pd.DataFrame()
@@ -130,15 +140,15 @@ class RunsPanel:
     def compare(self) -> None:
         ids = self.selected_ids()
         if not ids:
-            self.compare_pane.object = _empty("Select runs in the table to compare their curves.")
+            self.compare_pane.objects = _panes(_empty("Select runs in the table to compare their curves."))
             return
         df = self.store.metrics(ids)
         names = [n for n in COMPARE_METRICS if n in set(df["name"])]
         if not names:
-            self.compare_pane.object = _empty("The selected runs have no metrics yet.")
+            self.compare_pane.objects = _panes(_empty("The selected runs have no metrics yet."))
             return
         labels = dict(zip(self._runs["run_id"], self._runs["name"] + " (" + self._runs["run_id"] + ")"))
-        self.compare_pane.object = learning_curves(df, names=names, labels=labels, cols=3)
+        self.compare_pane.objects = _panes(learning_curves(df, names=names, labels=labels))
 
     # ------------------------------------------------------------------ trade-offs
     def update_tradeoff(self, reload: bool = False) -> None:
@@ -179,13 +189,13 @@ class RunsPanel:
         try:
             levels = [float(t) for t in self.levels.value.replace(";", ",").split(",") if t.strip()]
         except ValueError as e:
-            self.robust_pane.object = _empty(f"levels: {e}")
+            self.robust_pane.objects = _panes(_empty(f"levels: {e}"))
             return
         ids = self.selected_ids()
         rows = self._runs.set_index("run_id").loc[ids] if ids else self._runs.iloc[:0]
         with_ckpt = [(r, row) for r, row in rows.iterrows() if row["checkpoint"]]
         if not with_ckpt or not levels:
-            self.robust_pane.object = _empty("Select runs that have a checkpoint, and give at least one level.")
+            self.robust_pane.objects = _panes(_empty("Select runs that have a checkpoint, and give at least one level."))
             return
         tables = []
         for run_id, row in with_ckpt:
@@ -194,7 +204,7 @@ class RunsPanel:
                 curve = robustness_curve(model, loader, self.perturbation.value, levels, readout=cfg.readout,
                                          max_batches=cfg.eval_max_batches or 10, device="cpu")
             except Exception as e:  # noqa: BLE001
-                self.robust_pane.object = _empty(f"run {run_id}: {type(e).__name__}: {e}")
+                self.robust_pane.objects = _panes(_empty(f"run {run_id}: {type(e).__name__}: {e}"))
                 return
             tables.append(curve.assign(name=f"{row['name']} ({run_id})"))
-        self.robust_pane.object = robustness_plot(pd.concat(tables, ignore_index=True), by="name")
+        self.robust_pane.objects = _panes(robustness_plot(pd.concat(tables, ignore_index=True), by="name"))
