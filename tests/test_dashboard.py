@@ -61,7 +61,7 @@ def test_start_streams_curves_raster_and_progress_then_stop(tmp_path):
     assert set(app.live.curves.buffer.data["name"]) >= {"loss", "accuracy", "spikes_per_sample"}
     assert app.live.progress.value >= 0 and "running" in app.live.status.object
     assert app.live.start_button.disabled and not app.live.stop_button.disabled
-    assert isinstance(app.live.membrane_pane.object, hv.Overlay)
+    assert isinstance(app.live.shown(app.live.membrane_pane), hv.Overlay)
     rows = app.live.curve_rows()
     assert poll_until(app, lambda: app.live.curve_rows() > rows)  # keeps growing
     click(app.live.pause_button)
@@ -214,7 +214,7 @@ def test_membrane_plot_draws_each_layers_own_threshold(tmp_path):
     for layer in app.live.layer.options:
         app.live.layer.value = layer
         app.live.render_snapshot(force=True)
-        thresholds[layer] = [e.data for e in app.live.membrane_pane.object if isinstance(e, hv.HLine)]
+        thresholds[layer] = [e.data for e in app.live.shown(app.live.membrane_pane) if isinstance(e, hv.HLine)]
     learnt = float(model[1].threshold.detach())
     assert learnt != pytest.approx(1.0, abs=1e-3)  # it did learn: the configured 1.0 would be wrong
     readout = [name for name, m in model.named_modules() if type(m).__name__ == "LI"]
@@ -264,13 +264,31 @@ def test_an_ended_run_is_drawn_once_not_at_every_poll(tmp_path):
     s = app.live.session
     assert s.wait(120) and poll_until(app, lambda: s.state == "finished" and app.live._shown_step is not None)
     redraws = []
-    for pane in (app.live.raster_pane, app.live.membrane_pane):
-        pane.param.watch(lambda event: redraws.append(event.obj), "object")
+    show = app.live._show
+    app.live._show = lambda pane, element: (redraws.append(pane), show(pane, element))
     for _ in range(5):
         app.poll()
     assert redraws == []  # every poll re-drew the plots of a finished run, and the page grew until it froze
     app.live.sample.value = 1  # a control the user changes still redraws
-    assert len(redraws) == 2
+    assert redraws == [app.live.raster_pane, app.live.membrane_pane]
+    app.close()
+
+
+def test_snapshots_update_the_shown_plots_in_place(tmp_path):
+    view, app = make_app(tmp_path, epochs=1)
+    click(app.live.start_button)
+    s = app.live.session
+    assert s.wait(120) and poll_until(app, lambda: s.state == "finished" and app.live._shown_step is not None)
+    assert app.live.layer.value == app.live.layer.options[0]  # the layer drawn is the one the dropdown shows
+    panes = (app.live.raster_pane, app.live.membrane_pane)
+    before = [pane.object for pane in panes]
+    assert all(isinstance(obj, hv.DynamicMap) for obj in before)
+    s.take_snapshot(step=10_000)  # a later snapshot of the same network
+    app.live.render_snapshot(force=True)
+    # the same DynamicMaps, fed the new plots: a new object for every snapshot piled up figures in the browser
+    assert [pane.object for pane in panes] == before
+    assert "step 10000" in app.live.shown(app.live.raster_pane).opts.get().kwargs["title"]
+    assert "step 10000" in before[1][()].opts.get().kwargs["title"]
     app.close()
 
 
@@ -282,6 +300,6 @@ def test_delay_tab_holds_one_plot_per_pane(tmp_path):
     app.live.render_snapshot(force=True)
     panes = app.live.delay_pane.objects
     # a Bokeh grid (hv.Layout) drawn in a hidden tab kept a zero size and showed as axis stubs
-    assert len(panes) == 3 and not any(isinstance(p.object, hv.Layout) for p in panes)
-    assert "integer delays (rounded)" in panes[0].object.opts.get().kwargs["title"]
+    assert len(panes) == 3 and not any(isinstance(app.live.shown(p), hv.Layout) for p in panes)
+    assert "integer delays (rounded)" in app.live.shown(panes[0]).opts.get().kwargs["title"]
     app.close()

@@ -17,7 +17,8 @@ import holoviews as hv
 import panel as pn
 
 from snnlab.training.config import ConfigError
-from snnlab.viz import LiveCurves, delay_evolution, gaussian_kernels, membrane_traces, monitor_raster, theme
+from snnlab.viz import (LiveCurves, PipedPlot, delay_evolution, gaussian_kernels, membrane_traces, monitor_raster,
+                        theme)
 from snnlab.widgets import TrainingSession
 
 __all__ = ["LivePanel", "CURVE_GROUPS"]
@@ -72,6 +73,8 @@ class LivePanel:
         self.session: TrainingSession | None = None
         self._shown_step: int | None = None
         self._ended_drawn: TrainingSession | None = None  # the ended session whose last snapshot is drawn
+        self._piped: dict[int, PipedPlot] = {}  # id(pane) -> the plot it shows, updated in place
+        self._delay_panes: list[pn.pane.HoloViews] = []
         self._last_render = 0.0
         self._raster_spikes = 0
 
@@ -240,14 +243,15 @@ class LivePanel:
         try:
             raster = monitor_raster(snap["spikes"], sample=sample)
             self._raster_spikes = int(sum(float(v[:, sample].sum()) for v in snap["spikes"].values()))
-            self.raster_pane.object = raster.opts(
+            self._show(self.raster_pane, raster.opts(
                 title=f"spikes of probe sample {sample} (class {label}) at step {snap['step']}", width=820,
-                height=300, backend="bokeh")
+                height=300, backend="bokeh"))
         except Exception as e:  # noqa: BLE001
             self.raster_pane.object = hv.Div(f"<pre>raster unavailable: {html.escape(str(e))}</pre>")
         layers = list(snap["membrane"])
         if layers and list(self.layer.options) != layers:
-            self.layer.options = layers
+            value = self.layer.value if self.layer.value in layers else layers[0]  # shown, not a blank choice
+            self.layer.param.update(options=layers, value=value)
         if layers:
             layer = self.layer.value if self.layer.value in layers else layers[0]
             try:
@@ -257,8 +261,8 @@ class LivePanel:
                 neurons = [i for i in neurons if -n <= i < n] or [0]
                 plot = membrane_traces(mem, snap["spikes"].get(layer), neurons=neurons,
                                        threshold=snap["thresholds"].get(layer), sample=sample)
-                self.membrane_pane.object = plot.opts(title=f"membrane of layer {layer}, step {snap['step']}",
-                                                      width=820, height=300, backend="bokeh")
+                self._show(self.membrane_pane, plot.opts(title=f"membrane of layer {layer}, step {snap['step']}",
+                                                         width=820, height=300, backend="bokeh"))
             except ValueError as e:
                 self.membrane_pane.object = hv.Div(f"<pre>{html.escape(str(e))}</pre>")
         delays = snap.get("delay_layers") or {}
@@ -272,12 +276,37 @@ class LivePanel:
                 plots = [kernels, *delay_evolution(hist)] if len(hist) and hist["step"].nunique() > 1 else [kernels]
                 # one pane per plot: a Bokeh grid (an hv.Layout) drawn while its tab is hidden keeps a zero size
                 # and shows as axis stubs when the tab is opened
-                self.delay_pane.objects = [pn.pane.HoloViews(p, backend="bokeh", sizing_mode="stretch_width",
-                                                             min_height=320) for p in plots]
+                if len(self._delay_panes) != len(plots) or list(self.delay_pane.objects) != self._delay_panes:
+                    for pane in self._delay_panes:
+                        self._piped.pop(id(pane), None)
+                    self._delay_panes = [pn.pane.HoloViews(None, backend="bokeh", sizing_mode="stretch_width",
+                                                           min_height=320) for _ in plots]
+                    self.delay_pane.objects = list(self._delay_panes)
+                for pane, plot in zip(self._delay_panes, plots):
+                    self._show(pane, plot)
             except Exception as e:  # noqa: BLE001
                 self.delay_pane.objects = [pn.pane.Markdown(f"delay plots unavailable: {e}")]
 
+    def _show(self, pane: pn.pane.HoloViews, element: Any) -> None:
+        """Show ``element`` in ``pane``, updating its plot in place while the structure stays the same.
+
+        Replacing the pane's object at every snapshot built a new figure each time, and the browser keeps
+        every old one: about 20 MB a minute while a run trained (see :class:`~snnlab.viz.PipedPlot`).
+        """
+        piped = self._piped.get(id(pane))
+        if piped is None:
+            piped = self._piped[id(pane)] = PipedPlot(element)
+        else:
+            piped.update(element)
+        if pane.object is not piped.dmap:
+            pane.object = piped.dmap
+
     # ------------------------------------------------------------------ introspection
+    def shown(self, pane: pn.pane.HoloViews) -> Any:
+        """The HoloViews element ``pane`` shows now (its ``.object`` is a ``DynamicMap`` fed in place)."""
+        piped = self._piped.get(id(pane))
+        return piped.element if piped is not None and pane.object is piped.dmap else pane.object
+
     def curve_rows(self) -> int:
         """Rows in the page's live-curve buffer (what the plots show)."""
         return len(self.curves.buffer.data)

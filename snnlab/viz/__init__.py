@@ -13,6 +13,7 @@ membranes              :func:`membrane_traces`, :func:`monitor_traces`
 delays                 :func:`delay_histogram`, :func:`delay_matrix`, :func:`gaussian_kernels`,
                        :func:`delay_snapshot`, :func:`delay_evolution`
 training               :func:`learning_curves`, :class:`LiveCurves`, :func:`live_learning_curves`
+refreshing a plot      :class:`PipedPlot` (new data into the same figure)
 comparing runs         :func:`tradeoff_scatter`, :func:`pareto_front`, :func:`robustness_plot`
 event data             :func:`event_frame`, :func:`event_animation`
 =====================  ==========================================================================
@@ -29,6 +30,7 @@ from .delays import (HISTORY_COLUMNS, delay_evolution, delay_histogram, delay_ma
                      gaussian_kernels)
 from .events import event_animation, event_frame
 from .pareto import better_direction, pareto_front
+from .piped import PipedPlot
 from .raster import monitor_raster, spike_coordinates, spike_raster
 from .robustness import robustness_plot
 from .tradeoff import tradeoff_scatter
@@ -39,7 +41,7 @@ __all__ = [
     "spike_raster", "monitor_raster", "spike_coordinates",
     "membrane_traces", "monitor_traces", "rate_histogram", "spike_count_histogram",
     "delay_histogram", "delay_matrix", "gaussian_kernels", "delay_snapshot", "delay_evolution", "HISTORY_COLUMNS",
-    "learning_curves", "LiveCurves", "live_learning_curves", "flatten_metrics",
+    "learning_curves", "LiveCurves", "live_learning_curves", "flatten_metrics", "PipedPlot",
     "tradeoff_scatter", "pareto_front", "better_direction",
     "robustness_plot",
     "event_frame", "event_animation",

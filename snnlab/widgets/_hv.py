@@ -27,6 +27,7 @@ from typing import Any
 import holoviews as hv
 import ipywidgets as W
 
+from snnlab.viz import PipedPlot
 from snnlab.viz._util import ensure_bokeh
 
 __all__ = ["HoloViewsWidget", "LivePlot", "default_mode"]
@@ -93,40 +94,42 @@ class HoloViewsWidget:
 
 
 class LivePlot:
-    """A plot that is redrawn in place: a ``DynamicMap`` fed by a ``Pipe``, shown in a :class:`HoloViewsWidget`.
+    """A plot that is redrawn in place: a :class:`~snnlab.viz.PipedPlot` shown in a :class:`HoloViewsWidget`.
 
     ``update(element)`` stores the element in ``.element`` and sends it through the pipe, so the Bokeh
     plot keeps its identity (and e.g. a ``Tap`` stream attached with ``source=live.dmap`` keeps working).
-    A ``DynamicMap`` holds one element type, so an element of another type (an ``hv.Image`` after
-    ``hv.Points``) gets a new pipe and ``DynamicMap`` in the same slot; ``on_new_dmap`` callbacks are then
-    called with the new ``dmap`` (to attach streams such as a ``Tap`` again). ``framewise`` is on so axis
-    ranges follow the data. In ``"output"`` mode the element is simply re-displayed.
+    An element of another structure (an ``hv.Image`` after ``hv.Points``) gets a new ``DynamicMap`` in the
+    same slot; ``on_new_dmap`` callbacks are then called with it (to attach streams such as a ``Tap``
+    again). In ``"output"`` mode the element is simply re-displayed.
     """
 
     def __init__(self, element: Any, mode: str = "auto") -> None:
-        ensure_bokeh()
-        self.element = element
         self.on_new_dmap: list[Any] = []
-        self._new_dmap(element)
+        self._piped = PipedPlot(element)
         self.view = HoloViewsWidget(self.dmap, mode=mode)
         if self.view.mode == "output":  # a static output cannot follow the pipe: show the element itself
             self.view.object = element
         self.widget = self.view.widget
 
-    def _new_dmap(self, element: Any) -> None:
-        self.pipe = hv.streams.Pipe(data=element)
-        self.dmap = hv.DynamicMap(lambda data: data.opts(framewise=True, backend="bokeh"), streams=[self.pipe])
+    @property
+    def element(self) -> Any:
+        """The element shown now."""
+        return self._piped.element
+
+    @property
+    def dmap(self) -> hv.DynamicMap:
+        return self._piped.dmap
+
+    @property
+    def pipe(self) -> hv.streams.Pipe:
+        return self._piped.pipe
 
     def update(self, element: Any) -> None:
         """Show ``element`` (kept in ``.element``)."""
-        same_type = type(element) is type(self.element)
-        self.element = element
+        replaced = self._piped.update(element)
         if self.view.mode == "output":
             self.view.object = element
-        elif same_type:
-            self.pipe.send(element)
-        else:
-            self._new_dmap(element)
+        elif replaced:
             self.view.object = self.dmap
             for callback in self.on_new_dmap:
                 callback(self.dmap)

@@ -1,0 +1,69 @@
+"""A plot that is redrawn in place: new elements go through a ``Pipe`` into one ``DynamicMap``.
+
+Replacing a shown HoloViews object builds a new Bokeh figure each time, and the browser keeps every
+old one (BokehJS registers a window listener per figure that is never removed): a plot refreshed every
+few seconds grows the page without bound. Sending the new element through a ``Pipe`` updates the
+figure's data sources, ranges and title instead. A ``DynamicMap`` holds one structure, so an element
+of another structure (other element types, overlay keys or dimensions) starts a new ``DynamicMap``.
+"""
+from __future__ import annotations
+
+from typing import Any
+
+import holoviews as hv
+
+from ._util import ensure_bokeh
+
+__all__ = ["PipedPlot", "structure"]
+
+
+def structure(obj: Any) -> tuple:
+    """What a ``DynamicMap`` must keep the same between frames: element types, keys and dimensions.
+
+    Example:
+        >>> structure(hv.Curve([1, 2])) == structure(hv.Curve([3, 4, 5]))
+        True
+        >>> structure(hv.Curve([1, 2])) == structure(hv.Scatter([1, 2]))
+        False
+    """
+    if isinstance(obj, (hv.Overlay, hv.NdOverlay, hv.Layout, hv.NdLayout, hv.GridSpace, hv.HoloMap)):
+        return (type(obj).__name__, tuple(obj.keys()), tuple(structure(v) for v in obj.values()))
+    dims = tuple(d.name for d in getattr(obj, "kdims", [])), tuple(d.name for d in getattr(obj, "vdims", []))
+    return (type(obj).__name__, *dims, getattr(obj, "group", None), getattr(obj, "label", None))
+
+
+class PipedPlot:
+    """Show a stream of HoloViews elements as one plot updated in place (see the module docstring).
+
+    ``dmap`` is the ``DynamicMap`` to display; :meth:`update` sends an element and returns True when it
+    needed a new ``dmap`` (display that one instead). ``framewise`` is on, so axes follow the data.
+
+    Example:
+        >>> live = PipedPlot(hv.Curve([1, 2, 3]))
+        >>> first = live.dmap
+        >>> live.update(hv.Curve([3, 2, 1])), live.dmap is first      # same structure: in place
+        (False, True)
+        >>> live.update(hv.Scatter([3, 2, 1])), live.dmap is first    # another element type: a new dmap
+        (True, False)
+    """
+
+    def __init__(self, element: Any) -> None:
+        ensure_bokeh()
+        self.element = element
+        self._structure = structure(element)
+        self._new_dmap(element)
+
+    def _new_dmap(self, element: Any) -> None:
+        self.pipe = hv.streams.Pipe(data=element)
+        self.dmap = hv.DynamicMap(lambda data: data.opts(framewise=True, backend="bokeh"), streams=[self.pipe])
+
+    def update(self, element: Any) -> bool:
+        """Show ``element`` (kept in ``.element``); True when ``dmap`` was replaced by a new one."""
+        self.element = element
+        shape = structure(element)
+        if shape == self._structure:
+            self.pipe.send(element)
+            return False
+        self._structure = shape
+        self._new_dmap(element)
+        return True
