@@ -456,3 +456,20 @@ def test_tradeoff_scatter_refuses_one_metric_on_both_axes():
     df = pd.DataFrame({"accuracy": [0.8, 0.9], "spikes_per_sample": [1.0, 2.0]})
     with pytest.raises(ValueError, match="two different metrics"):
         tradeoff_scatter(df, "accuracy", "accuracy")
+
+
+def test_piped_plot_updates_one_figure_whose_axes_follow_the_data():
+    from snnlab.viz import PipedPlot
+
+    def frame(k):
+        return (hv.Curve(np.arange(10) * k) * hv.HLine(1.0)).opts(title=f"x{k}", backend="bokeh")
+
+    import holoviews.plotting.bokeh  # noqa: F401 - the backend (options need a loaded plotting extension)
+
+    live = PipedPlot(frame(1))
+    plot = hv.renderer("bokeh").get_plot(live.dmap)
+    fig = plot.state
+    assert live.update(frame(10)) is False  # same structure: the same DynamicMap, the same figure
+    assert plot.state is fig and fig.title.text == "x10"
+    assert fig.y_range.end > 80  # every layer framewise: an overlay kept the first frame's axes
+    assert live.update(hv.Scatter([1, 2])) is True and live.dmap is not plot.hmap

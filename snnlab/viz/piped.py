@@ -32,6 +32,12 @@ def structure(obj: Any) -> tuple:
     return (type(obj).__name__, *dims, getattr(obj, "group", None), getattr(obj, "label", None))
 
 
+def _framewise(data: Any) -> Any:
+    """``data`` with ``framewise`` on every element: set on an overlay alone, its axes kept the first frame's."""
+    return data.map(lambda e: e.opts(framewise=True, backend="bokeh"), hv.Element).opts(framewise=True,
+                                                                                         backend="bokeh")
+
+
 class PipedPlot:
     """Show a stream of HoloViews elements as one plot updated in place (see the module docstring).
 
@@ -55,7 +61,7 @@ class PipedPlot:
 
     def _new_dmap(self, element: Any) -> None:
         self.pipe = hv.streams.Pipe(data=element)
-        self.dmap = hv.DynamicMap(lambda data: data.opts(framewise=True, backend="bokeh"), streams=[self.pipe])
+        self.dmap = hv.DynamicMap(_framewise, streams=[self.pipe])
 
     def update(self, element: Any) -> bool:
         """Show ``element`` (kept in ``.element``); True when ``dmap`` was replaced by a new one."""
