@@ -74,7 +74,6 @@ class LivePanel:
         self._shown_step: int | None = None
         self._ended_drawn: TrainingSession | None = None  # the ended session whose last snapshot is drawn
         self._piped: dict[int, PipedPlot] = {}  # id(pane) -> the plot it shows, updated in place
-        self._delay_panes: list[pn.pane.HoloViews] = []
         self._last_render = 0.0
         self._raster_spikes = 0
 
@@ -105,8 +104,12 @@ class LivePanel:
             w.param.watch(lambda event: self.render_snapshot(force=True), "value")
         self.raster_pane = pn.pane.HoloViews(None, sizing_mode="stretch_width", min_height=300)
         self.membrane_pane = pn.pane.HoloViews(None, sizing_mode="stretch_width", min_height=300)
-        self.delay_pane = pn.Column(pn.pane.Markdown("Delay kernels appear here when `delays` is on."),
-                                    sizing_mode="stretch_width")
+        # the kernels, positions and sigma plots: panes made with the page and shown when there is data (a plot
+        # pane added later to a hidden tab kept the width it got there; a Bokeh grid there drew at zero size)
+        self.delay_note = pn.pane.Markdown("Delay kernels appear here when `delays` is on.")
+        self._delay_panes = [pn.pane.HoloViews(None, backend="bokeh", sizing_mode="stretch_width", min_height=320,
+                                               visible=False) for _ in range(3)]
+        self.delay_pane = pn.Column(self.delay_note, *self._delay_panes, sizing_mode="stretch_width")
         self.debug = pn.pane.HTML(self._debug_html(), margin=0, sizing_mode="stretch_width")
 
         self.panel = pn.Column(
@@ -154,6 +157,9 @@ class LivePanel:
             self.session.close()
         self.session = session
         self.clear_error()
+        for pane in self._delay_panes:  # the last run's delay plots go until this run has its own
+            pane.visible = False
+        self.delay_note.param.update(object="Delay kernels appear here when `delays` is on.", visible=True)
         self._shown_step = None
         self._last_render = 0.0
         self._rows_seen = 0
@@ -274,18 +280,14 @@ class LivePanel:
                                                        backend="bokeh")
                 hist = s.delay_history_frame()
                 plots = [kernels, *delay_evolution(hist)] if len(hist) and hist["step"].nunique() > 1 else [kernels]
-                # one pane per plot: a Bokeh grid (an hv.Layout) drawn while its tab is hidden keeps a zero size
-                # and shows as axis stubs when the tab is opened
-                if len(self._delay_panes) != len(plots) or list(self.delay_pane.objects) != self._delay_panes:
-                    for pane in self._delay_panes:
-                        self._piped.pop(id(pane), None)
-                    self._delay_panes = [pn.pane.HoloViews(None, backend="bokeh", sizing_mode="stretch_width",
-                                                           min_height=320) for _ in plots]
-                    self.delay_pane.objects = list(self._delay_panes)
+                self.delay_note.visible = False
                 for pane, plot in zip(self._delay_panes, plots):
-                    self._show(pane, plot)
+                    # the raster's and membranes' width: drawn in a hidden tab, a plot keeps the width it asks for
+                    self._show(pane, plot.opts(width=820, height=300, backend="bokeh"))
+                    pane.visible = True
             except Exception as e:  # noqa: BLE001
-                self.delay_pane.objects = [pn.pane.Markdown(f"delay plots unavailable: {e}")]
+                self.delay_note.object = f"delay plots unavailable: {e}"
+                self.delay_note.visible = True
 
     def _show(self, pane: pn.pane.HoloViews, element: Any) -> None:
         """Show ``element`` in ``pane``, updating its plot in place while the structure stays the same.
