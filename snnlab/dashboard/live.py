@@ -42,7 +42,7 @@ def _metric_plot(buffer: hv.streams.Buffer, names: list[str], title: str) -> hv.
                                  vdims=[hv.Dimension("value", label=title)])
         # legends below, every panel with its own: the plot areas line up at 260 px whatever the entries
         return hv.NdOverlay(curves, kdims=["metric"]).opts(
-            title=title, framewise=True, width=330, tools=["hover"], show_legend=True, backend="bokeh",
+            title=title, framewise=True, width=330, tools=["hover"], backend="bokeh",
             **theme.legend_below(len(curves), height=260))
 
     return hv.DynamicMap(draw, streams=[buffer])

@@ -53,10 +53,9 @@ def _curve_panel(df: pd.DataFrame, x: str, metric: str, groups: list[str]) -> hv
         g = df.sort_values(x)
         items[metric] = hv.Curve((g[x].to_numpy(), g["value"].to_numpy()), kdims=[xdim], vdims=[ydim])
         kdims = ["metric"]
-    legend = theme.legend_below(len(items)) if groups else {"height": theme.HEIGHT}
     return hv.NdOverlay(items, kdims=kdims).opts(
-        width=theme.WIDTH // 2 + 100, title=metric, tools=["hover"], show_legend=bool(groups), backend="bokeh",
-        **legend)
+        width=theme.WIDTH // 2 + 100, title=metric, tools=["hover"], backend="bokeh",
+        **theme.legend_below(len(items) if groups else 0))
 
 
 def learning_curves(df: pd.DataFrame, x: str = "step", names: Sequence[str] | None = None,

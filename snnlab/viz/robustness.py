@@ -57,10 +57,9 @@ def robustness_plot(df: pd.DataFrame, x: str = "level", y: str = "accuracy", by:
             g = g.groupby(x, as_index=False)[y].mean().sort_values(x)  # repeated levels (seeds): mean
             items[key if len(key) > 1 else key[0]] = hv.Curve((g[x].to_numpy(), g[y].to_numpy()),
                                                               kdims=[xdim], vdims=[ydim])
-        legend = theme.legend_below(len(items)) if keys else {"height": theme.HEIGHT}
         return hv.NdOverlay(items, kdims=keys or ["curve"]).opts(
-            width=theme.WIDTH // 2 + 100, title=title, tools=["hover"], show_legend=bool(keys), backend="bokeh",
-            **legend)
+            width=theme.WIDTH // 2 + 100, title=title, tools=["hover"], backend="bokeh",
+            **theme.legend_below(len(items) if keys else 0))
 
     if not split:
         return panel(df, groups + ["perturbation"], "robustness", x)

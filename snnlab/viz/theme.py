@@ -42,7 +42,8 @@ __all__ = ["CATEGORICAL", "SPIKE_COLOR", "THRESHOLD_COLOR", "FRONT_COLOR", "ON_R
 
 
 def legend_below(entries: int, height: int = HEIGHT) -> dict:
-    """Bokeh options for a legend listed below the plot, one entry per row, the plot made taller to hold it.
+    """Bokeh options for a legend listed below the plot, one entry per row, the plot made taller to hold it
+    (no legend for a single entry: Bokeh would show none anyway).
 
     Long labels (run names with ids) beside a small plot squeeze its data area to nothing; below it they
     take height instead.
@@ -50,5 +51,10 @@ def legend_below(entries: int, height: int = HEIGHT) -> dict:
     Example:
         >>> legend_below(3)["height"] - HEIGHT   # three entries, the legend's title and its padding
         110
+        >>> legend_below(1) == {"show_legend": False, "height": HEIGHT}
+        True
     """
-    return dict(legend_position="bottom", legend_cols=1, height=int(height) + LEGEND_ROW * (int(entries) + 2))
+    if entries <= 1:
+        return dict(show_legend=False, height=int(height))
+    return dict(show_legend=True, legend_position="bottom", legend_cols=1,
+                height=int(height) + LEGEND_ROW * (int(entries) + 2))
