@@ -7,7 +7,7 @@ from typing import Any, Iterator
 import torch
 from torch import nn
 
-__all__ = ["loader_generators", "same_randomness"]
+__all__ = ["loader_generators", "loader_states", "restore_loader_states", "same_randomness"]
 
 
 def loader_generators(loader: Any, depth: int = 3) -> dict[str, torch.Generator]:
@@ -46,6 +46,19 @@ def loader_generators(loader: Any, depth: int = 3) -> dict[str, torch.Generator]
     return found
 
 
+def loader_states(loader: Any) -> dict[str, torch.Tensor]:
+    """``{path: state}`` of every generator of :func:`loader_generators` (to checkpoint or replay)."""
+    return {path: g.get_state() for path, g in loader_generators(loader).items()}
+
+
+def restore_loader_states(loader: Any, states: dict[str, Any] | None) -> None:
+    """Set the loader's generators back to ``states`` (from :func:`loader_states`); paths it lacks are kept."""
+    states = states or {}
+    for path, g in loader_generators(loader).items():
+        if isinstance(states.get(path), torch.Tensor):
+            g.set_state(states[path])
+
+
 @contextlib.contextmanager
 def same_randomness(loader: Any) -> Iterator[None]:
     """Restore the loader's generators on exit, so that every pass made inside draws the same numbers.
@@ -63,10 +76,8 @@ def same_randomness(loader: Any) -> Iterator[None]:
         >>> first == again
         True
     """
-    saved = {path: g.get_state() for path, g in loader_generators(loader).items()}
+    saved = loader_states(loader)
     try:
         yield
     finally:
-        for path, g in loader_generators(loader).items():
-            if path in saved:
-                g.set_state(saved[path])
+        restore_loader_states(loader, saved)

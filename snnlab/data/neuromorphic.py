@@ -328,11 +328,10 @@ def _load_h5(name: str, root, split: str, splits: tuple[str, ...], n_time_bins, 
         labels = np.asarray(f["labels"][:], dtype=np.int64)
         if len(f["spikes/times"]) != len(labels) or len(f["spikes/units"]) != len(labels):
             raise FileNotFoundError(f"{name}: {path} is incomplete: spikes and labels have different lengths.")
-    st = path.stat()
     return EventFrameDataset(
         name, list(range(len(labels))), labels, _H5Reader(path), NEUROMORPHIC_DATASETS[name].sensor_size,
         n_time_bins=n_time_bins, time_window=time_window, duration=duration, cache_dir=cache_dir,
-        cache_params={"file": str(path), "size": st.st_size, "mtime": int(st.st_mtime)},
+        cache_params=_files_cache_params([str(path)], cache_dir),
     )
 
 

@@ -34,7 +34,7 @@ from torch import nn
 from snnlab.core.delays import DelayedLinear, DelaySchedule
 from snnlab.core.neurons import LIF
 from snnlab.core.readout import logits
-from snnlab.data.loader_rng import loader_generators
+from snnlab.data.loader_rng import loader_states, restore_loader_states
 
 from .checkpoint import CheckpointError, load_checkpoint, save_checkpoint, to_plain
 from .config import ExperimentConfig
@@ -525,7 +525,7 @@ class Trainer:
             "last_eval": to_plain(self.last_eval),
             "result": to_plain(self.result),
             "rng": rng,
-            "loader_generators": {k: g.get_state() for k, g in loader_generators(self.train_loader).items()},
+            "loader_generators": loader_states(self.train_loader),
             "epoch_progress": to_plain(self._epoch_progress) if partial_epoch else None,
             "time": time.time(),
         }
@@ -562,10 +562,7 @@ class Trainer:
         progress = ckpt.get("epoch_progress") if ckpt.get("partial_epoch") else None
         self._resume_progress = progress if progress and progress.get("batches_done") else None
         self._set_global_rng_state(ckpt.get("rng") or {})
-        saved = ckpt.get("loader_generators") or {}
-        for key, gen in loader_generators(self.train_loader).items():
-            if isinstance(saved.get(key), torch.Tensor):
-                gen.set_state(saved[key])
+        restore_loader_states(self.train_loader, ckpt.get("loader_generators"))
 
     # ------------------------------------------------------------------------------ training
     def run(self, raise_errors: bool = True) -> dict[str, Any] | None:
@@ -728,14 +725,10 @@ class Trainer:
         already trained are drawn again and dropped (the same order, the same encoder draws), and the
         global random states are left as the checkpoint had them.
         """
-        gens = loader_generators(self.train_loader)
         if resume is None:
-            self._epoch_progress["loader_generators"] = {k: g.get_state() for k, g in gens.items()}
+            self._epoch_progress["loader_generators"] = loader_states(self.train_loader)
             return iter(self.train_loader)
-        start = resume.get("loader_generators") or {}
-        for key, gen in gens.items():
-            if isinstance(start.get(key), torch.Tensor):
-                gen.set_state(start[key])
+        restore_loader_states(self.train_loader, resume.get("loader_generators"))
         rng = self._global_rng_state()
         it = iter(self.train_loader)
         for _ in range(int(resume["batches_done"])):
@@ -745,7 +738,7 @@ class Trainer:
 
     def _finish(self) -> dict[str, Any]:
         if self._delays_rounded and self.result is not None and self.step == self._start_step:
-            return self._finish_again()
+            return self._mark_finished()  # resumed with nothing to train: the rounded run's result stands
         final = self.last_eval if self.last_eval is not None else self.evaluate()
         self.last_eval = final
         rounded = final if self._delays_rounded else None  # trained on after rounding: final is the rounded model
@@ -765,13 +758,9 @@ class Trainer:
             # the numbers of the model as deployed: with integer delays when the run learned delays
             self._store("set_summary", self.run_id, dict(rounded if rounded is not None else final))
         self.save_checkpoint(finished=True)
-        self._set_state("finished")
-        self._emit("finished", result=self.result)
-        self._store("set_status", self.run_id, "finished", None)
-        return self.result
+        return self._mark_finished()
 
-    def _finish_again(self) -> dict[str, Any]:
-        """A finished run resumed with nothing left to train: its result stands (the delays are rounded)."""
+    def _mark_finished(self) -> dict[str, Any]:
         self._set_state("finished")
         self._emit("finished", result=self.result)
         self._store("set_status", self.run_id, "finished", None)
