@@ -305,3 +305,18 @@ def test_delay_tab_holds_one_plot_per_pane(tmp_path):
     assert not any(isinstance(app.live.shown(p), hv.Layout) for p in panes)
     assert "integer delays (rounded)" in app.live.shown(panes[0]).opts.get().kwargs["title"]
     app.close()
+
+
+def test_live_curves_show_the_first_test_point_as_a_marker(tmp_path):
+    """After one epoch the test accuracy is a single point: drawn as a marker (a line alone shows nothing)."""
+    view, app = make_app(tmp_path, epochs=1)
+    click(app.live.start_button)
+    assert app.live.session.wait(90)
+    app.poll()
+    accuracy = dict(zip(["loss", "accuracy", "spikes per sample"], app.live.curve_panes))["accuracy"].object
+    fig = hv.render(accuracy, backend="bokeh")
+    drawn = sorted((type(r.glyph).__name__, len(r.data_source.data["step"])) for r in fig.renderers
+                   if len(r.data_source.data.get("step", [])))
+    assert ("Scatter", 1) in drawn and ("Line", 1) in drawn  # test_accuracy: its one point, line and marker
+    assert sum(kind == "Scatter" for kind, _ in drawn) == 1  # the training accuracy has no markers
+    app.close()

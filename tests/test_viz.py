@@ -278,6 +278,47 @@ def test_learning_curves_panels_and_runs():
     render(layout)
 
 
+def _glyphs(plot):
+    """(glyph type, points, colour) of each renderer of a rendered plot with data."""
+    fig = render(plot)
+    out = []
+    for r in fig.renderers:
+        n = len(next(iter(r.data_source.data.values()), []))
+        if n:
+            out.append((type(r.glyph).__name__, n, getattr(r.glyph, "line_color", None)))
+    return sorted(out)
+
+
+def test_learning_curves_mark_series_of_one_point():
+    """A one-epoch run and the single test after rounding are points: Bokeh draws no line through one point."""
+    df = pd.DataFrame({"run_id": ["r1", "r1", "r1", "r2", "r1", "r2"], "step": [0, 1, 2, 2, 2, 2],
+                       "name": ["test_accuracy"] * 4 + ["rounded_test_accuracy"] * 2,
+                       "value": [0.1, 0.2, 0.3, 0.5, 0.31, 0.52]})
+    test, rounded = learning_curves(df)
+    glyphs = _glyphs(test)
+    lines = {colour: n for kind, n, colour in glyphs if kind == "Line"}
+    markers = [(n, colour) for kind, n, colour in glyphs if kind == "Scatter"]
+    # r1 a line of 3 points, r2 one point: a line glyph (invisible) and a marker in the same colour
+    assert sorted(lines.values()) == [1, 3] and len(markers) == 1
+    assert markers[0][0] == 1 and lines[markers[0][1]] == 1
+    assert test.get(1)["r2"].dimension_values("value").tolist() == [0.5]
+    assert len([g for g in _glyphs(rounded) if g[0] == "Scatter"]) == 2
+    # both runs many points: plain lines, as before
+    assert isinstance(learning_curves(df[df.name == "test_accuracy"].query("run_id == 'r1'")).NdOverlay.I, hv.NdOverlay)
+
+
+def test_live_curves_mark_test_metrics_and_keep_their_structure():
+    live = LiveCurves(metrics=["loss", "test_loss"])
+    live.send(1, {"loss": 1.0})
+    live.send(2, {"loss": 0.8, "test_loss": 0.9})
+    first = live.plot[()]
+    assert isinstance(first, hv.Overlay) and first.get(1)["test_loss"].dimension_values("value").tolist() == [0.9]
+    assert len(first.get(1)["loss"]) == 0  # an empty stand-in: the same keys on every draw
+    assert sorted(g[:2] for g in _glyphs(live.plot)) == [("Line", 1), ("Line", 2), ("Scatter", 1)]
+    live.send(3, {"loss": 0.7, "test_loss": 0.6})
+    assert live.plot[()].get(1)["test_loss"].dimension_values("value").tolist() == [0.9, 0.6]
+
+
 def test_live_curves_buffer_grows_and_plot_updates():
     live = LiveCurves(buffer_length=5)
     assert len(live.buffer.data) == 0
@@ -287,7 +328,7 @@ def test_live_curves_buffer_grows_and_plot_updates():
     assert len(live.buffer.data) == 5
     live.send(3, {"loss": 0.25})
     assert len(live.buffer.data) == 5  # bounded by buffer_length
-    ov = live.plot[()]
+    ov = live.plot[()].get(0)  # the lines; .get(1) the markers of test metrics (none here)
     assert set(ov.keys()) == {"loss", "acc", "nested/x"}
     np.testing.assert_allclose(ov["loss"].dimension_values("value"), [0.5, 0.25])
     render(live.plot)

@@ -19,6 +19,7 @@ import panel as pn
 from snnlab.training.config import ConfigError
 from snnlab.viz import (LiveCurves, PipedPlot, delay_evolution, gaussian_kernels, membrane_traces, monitor_raster,
                         theme)
+from snnlab.viz.curves import is_evaluation_metric, series_overlay, style_overlay
 from snnlab.widgets import TrainingSession
 
 __all__ = ["LivePanel", "CURVE_GROUPS"]
@@ -34,16 +35,16 @@ CURVE_GROUPS: dict[str, list[str]] = {
 def _metric_plot(buffer: hv.streams.Buffer, names: list[str], title: str) -> hv.DynamicMap:
     """A DynamicMap over a LiveCurves buffer showing only ``names`` (one curve each)."""
 
+    points = [n for n in names if is_evaluation_metric(n)]  # markers: a test's first point, the rounded test
+
     def draw(data):
-        curves = {}
+        series = {}
         for n in names:  # always every key: a DynamicMap overlay cannot gain new items after the first draw
             g = data[data["name"] == n]
-            curves[n] = hv.Curve((g["step"].to_numpy(), g["value"].to_numpy()), kdims=["step"],
-                                 vdims=[hv.Dimension("value", label=title)])
+            series[n] = (g["step"].to_numpy(), g["value"].to_numpy())
+        plot = series_overlay(series, "step", hv.Dimension("value", label=title), points=points)
         # legends below, every panel with its own: the plot areas line up at 260 px whatever the entries
-        return hv.NdOverlay(curves, kdims=["metric"]).opts(
-            title=title, framewise=True, width=330, tools=["hover"], backend="bokeh",
-            **theme.legend_below(len(curves), height=260))
+        return style_overlay(plot, framewise=True, title=title, width=330, **theme.legend_below(len(series), height=260))
 
     return hv.DynamicMap(draw, streams=[buffer])
 

@@ -11,7 +11,8 @@ import pandas as pd
 from . import theme
 from ._util import ensure_bokeh
 
-__all__ = ["learning_curves", "LiveCurves", "live_learning_curves", "flatten_metrics"]
+__all__ = ["learning_curves", "LiveCurves", "live_learning_curves", "flatten_metrics", "series_overlay",
+           "style_overlay", "is_evaluation_metric"]
 
 LIVE_COLUMNS = ["step", "name", "value"]
 
@@ -39,23 +40,84 @@ def flatten_metrics(metrics: Mapping[str, Any], prefix: str = "") -> dict[str, f
     return flat
 
 
-def _curve_panel(df: pd.DataFrame, x: str, metric: str, groups: list[str]) -> hv.NdOverlay:
+def series_overlay(series: Mapping[Any, tuple[Any, Any]], xdim: Any, ydim: Any,
+                   kdims: str | Sequence[str] = "metric", points: Sequence[Any] | None = None) -> hv.NdOverlay | hv.Overlay:
+    """A line for each of ``series`` (``{key: (x, y)}``), with markers on those in ``points``.
+
+    ``points=None`` marks every series of a single point: Bokeh draws no line through one point, so such a
+    series (a one-epoch run, the one test after ``round_delays()``) would show as a legend entry only.
+    Without markers the result is an ``hv.NdOverlay`` of ``hv.Curve``; with them, that overlay times an
+    ``hv.NdOverlay`` of ``hv.Scatter`` in the same colours and with the same keys, so each legend entry
+    shows the line and its marker. Given ``points`` (live plots: the test metrics, a point per epoch), the
+    result is always that product with a (possibly empty) marker for every key, so that a live plot keeps
+    its structure while data arrives.
+
+    Example:
+        >>> from snnlab.viz.curves import series_overlay
+        >>> plot = series_overlay({"test": ([1, 2], [0.5, 0.6]), "rounded": ([2], [0.58])}, "step", "accuracy")
+        >>> type(plot).__name__, list(plot.get(1).keys()), plot.get(1)["rounded"].dimension_values("accuracy").tolist()
+        ('Overlay', ['rounded'], [0.58])
+        >>> type(series_overlay({"test": ([1, 2], [0.5, 0.6])}, "step", "accuracy")).__name__
+        'NdOverlay'
+    """
+    kdims = [kdims] if isinstance(kdims, str) else list(kdims)
+    marked = {k for k, (x, _) in series.items() if len(x) == 1} if points is None else set(points) & set(series)
+    lines = hv.NdOverlay({k: hv.Curve((x, y), kdims=[xdim], vdims=[ydim]) for k, (x, y) in series.items()},
+                         kdims=kdims)
+    if points is None and not marked:
+        return lines
+    colours = list(hv.Cycle().values) or ["black"]
+    dots = {}
+    for i, k in enumerate(lines.keys()):  # the lines' colours follow this (sorted) order
+        if k in marked:
+            dots[k] = hv.Scatter(series[k], kdims=[xdim], vdims=[ydim]).opts(
+                color=colours[i % len(colours)], size=7, backend="bokeh")
+        elif points is not None:  # an empty, invisible stand-in: the same keys on every live draw
+            dots[k] = hv.Scatter(([], []), kdims=[xdim], vdims=[ydim]).opts(size=0, backend="bokeh")
+    return lines * hv.NdOverlay(dots, kdims=kdims)
+
+
+def is_evaluation_metric(name: str) -> bool:
+    """Whether ``name`` is logged once per evaluation (``test_*``, ``rounded_test_*``): few points, drawn with
+    markers in live plots (the first evaluation is a single point, which a line alone does not show).
+
+    Example:
+        >>> is_evaluation_metric("test_accuracy"), is_evaluation_metric("rounded_test_loss"), is_evaluation_metric("loss")
+        (True, True, False)
+    """
+    return name.startswith(("test_", "rounded_test_"))
+
+
+def _curve_panel(df: pd.DataFrame, x: str, metric: str, groups: list[str]) -> hv.NdOverlay | hv.Overlay:
     xdim, ydim = hv.Dimension(x), hv.Dimension("value", label=metric)
-    items: dict[Any, hv.Curve] = {}
+    series: dict[Any, tuple[Any, Any]] = {}
     if groups:
         for key, g in df.groupby(groups, sort=True):
             key = key if isinstance(key, tuple) else (key,)
             g = g.sort_values(x)
-            items[key if len(key) > 1 else key[0]] = hv.Curve((g[x].to_numpy(), g["value"].to_numpy()),
-                                                              kdims=[xdim], vdims=[ydim])
+            series[key if len(key) > 1 else key[0]] = (g[x].to_numpy(), g["value"].to_numpy())
         kdims = groups
     else:
         g = df.sort_values(x)
-        items[metric] = hv.Curve((g[x].to_numpy(), g["value"].to_numpy()), kdims=[xdim], vdims=[ydim])
+        series[metric] = (g[x].to_numpy(), g["value"].to_numpy())
         kdims = ["metric"]
-    return hv.NdOverlay(items, kdims=kdims).opts(
-        width=theme.WIDTH // 2 + 100, title=metric, tools=["hover"], backend="bokeh",
-        **theme.legend_below(len(items) if groups else 0))
+    return style_overlay(series_overlay(series, xdim, ydim, kdims=kdims), width=theme.WIDTH // 2 + 100, title=metric,
+                         **theme.legend_below(len(series) if groups else 0))
+
+
+def style_overlay(plot: hv.NdOverlay | hv.Overlay, framewise: bool = False, **look: Any) -> hv.NdOverlay | hv.Overlay:
+    """Bokeh options ``look`` (size, title, legend...) on a :func:`series_overlay`, hover on its lines and
+    markers alike, and ``framewise`` axes (for live plots) on all of it.
+
+    Example:
+        >>> from snnlab.viz.curves import series_overlay, style_overlay
+        >>> plot = style_overlay(series_overlay({"a": ([1], [2.0])}, "step", "loss"), title="loss", width=300)
+        >>> type(plot).__name__
+        'Overlay'
+    """
+    whole = "NdOverlay" if isinstance(plot, hv.NdOverlay) else "Overlay"
+    element = dict(tools=["hover"], framewise=framewise)
+    return plot.opts({whole: dict(look, framewise=framewise), "Curve": element, "Scatter": element}, backend="bokeh")
 
 
 def learning_curves(df: pd.DataFrame, x: str = "step", names: Sequence[str] | None = None,
@@ -69,7 +131,8 @@ def learning_curves(df: pd.DataFrame, x: str = "step", names: Sequence[str] | No
     whose values get one curve each; ``"auto"`` uses those of ``run_id`` and ``kind`` that take
     more than one value (so two runs, or train vs eval loss, are compared in one panel).
     ``labels`` maps run ids to readable names (e.g. from ``RunStore.list_runs()``). Rows with a
-    missing value are dropped. Returns an ``hv.Layout`` of ``hv.NdOverlay`` of ``hv.Curve``.
+    missing value are dropped. Returns an ``hv.Layout`` of panels as made by :func:`series_overlay`:
+    ``hv.NdOverlay`` of ``hv.Curve``, with a series of one point (a one-epoch run) drawn as a marker.
 
     Example:
         >>> import pandas as pd
@@ -138,14 +201,14 @@ class LiveCurves:
 
         def draw(data: pd.DataFrame) -> hv.NdOverlay:
             keys = names if names is not None else list(dict.fromkeys(data["name"]))
-            curves = {}
+            series = {}
             for n in keys:
                 g = data[data["name"] == n]
-                curves[n] = hv.Curve((g[self.x].to_numpy(), g["value"].to_numpy()), kdims=[xdim], vdims=["value"])
+                series[n] = (g[self.x].to_numpy(), g["value"].to_numpy())
             title = names[0] if names is not None and len(names) == 1 else ""
-            return hv.NdOverlay(curves, kdims=["metric"]).opts(
-                width=theme.WIDTH, height=theme.HEIGHT, title=title, legend_position="right", framewise=True,
-                tools=["hover"], backend="bokeh")
+            plot = series_overlay(series, xdim, "value", points=[n for n in keys if is_evaluation_metric(n)])
+            return style_overlay(plot, framewise=True, width=theme.WIDTH, height=theme.HEIGHT, title=title,
+                                 legend_position="right")
 
         return draw
 
