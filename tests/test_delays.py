@@ -165,6 +165,33 @@ def test_grads_match_reference_autograd(sigma):
     assert layer.positions.grad.abs().sum() > 0
 
 
+@pytest.mark.parametrize("method", ["taps", "fft", "auto"])
+def test_zero_weights_still_get_their_gradient(method):
+    """W = 0 makes every tap of W * G zero; the weight gradient lives on G, not on W * G (a zero-initialised
+    layer on the taps path used to get a zero weight gradient and never learned)."""
+    g = torch.Generator().manual_seed(4)
+    x = torch.rand(20, 2, 3, generator=g, dtype=D64)
+    W = torch.zeros(2, 3, dtype=D64, requires_grad=True)
+    p = torch.tensor([[0.0, 1.0, 2.0], [4.0, 2.0, 0.0]], dtype=D64, requires_grad=True)
+    gy = torch.randn(20, 2, 2, generator=g, dtype=D64)
+    (delayed_linear(x, W, p, 0.1, 5, method=method) * gy).sum().backward()
+    Wr, pr = W.detach().clone().requires_grad_(), p.detach().clone().requires_grad_()
+    (delayed_linear_reference(x, Wr, pr, 0.1, 5) * gy).sum().backward()
+    torch.testing.assert_close(W.grad, Wr.grad, rtol=1e-9, atol=1e-12)
+    torch.testing.assert_close(p.grad, pr.grad, rtol=1e-9, atol=1e-12)
+    assert (W.grad.abs() > 1e-3).all()
+
+
+@pytest.mark.parametrize("learn_delays", [True, False])
+def test_an_empty_sequence_gives_an_empty_output(learn_delays):
+    layer = _layer(I=5, O=4, K=7, learn_delays=learn_delays)
+    x = torch.zeros(0, 2, 5, dtype=D64, requires_grad=True)
+    y = layer(x)
+    assert y.shape == (0, 2, 4)
+    y.sum().backward()  # nothing to learn from no steps, but no error either
+    assert not layer.weight.grad.any()
+
+
 # ----------------------------------------------------------------------------- rounded
 
 

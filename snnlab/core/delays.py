@@ -60,11 +60,17 @@ def _shift_matmul(x: torch.Tensor, w: torch.Tensor, d: int) -> torch.Tensor:
     return F.pad(y, (0, 0, 0, 0, d, 0)) if d else y
 
 
-def _conv_taps(x: torch.Tensor, kernel: torch.Tensor) -> torch.Tensor:
-    """Direct causal convolution: ``y[t] = sum_k x[t-k] @ kernel[:, :, k].T``, skipping all-zero taps."""
+def _conv_taps(x: torch.Tensor, kernel: torch.Tensor, support: torch.Tensor | None = None) -> torch.Tensor:
+    """Direct causal convolution: ``y[t] = sum_k x[t-k] @ kernel[:, :, k].T``, skipping the taps where
+    ``support`` (default: ``kernel``; same shape) is zero for every synapse.
+
+    Pass the Gaussian as ``support`` when ``kernel = W * G``: a tap where every ``W * G`` is zero because
+    ``W`` is (a zero-initialised layer) still carries the weight gradient ``G``.
+    """
     T = x.shape[0]
     K = min(kernel.shape[-1], T)
-    active = (kernel[..., :K] != 0).flatten(0, 1).any(0).nonzero().flatten().tolist()
+    support = kernel if support is None else support
+    active = (support[..., :K] != 0).flatten(0, 1).any(0).nonzero().flatten().tolist()
     if not active:
         return x.new_zeros(T, x.shape[1], kernel.shape[0]) + 0.0 * kernel.sum()
     y = None
@@ -118,11 +124,12 @@ def delayed_linear(
     """
     check_choice(method, "method", _METHODS, "delayed_linear")
     shape = x.shape
-    x3 = x.reshape(shape[0], -1, shape[-1])
-    kernel = weight.unsqueeze(-1) * gaussian_delay_kernel(positions, sigma, max_delay)  # [out, in, K]
+    x3 = x.reshape(shape[0], math.prod(shape[1:-1]), shape[-1])  # (not -1: T may be 0)
+    gaussian = gaussian_delay_kernel(positions, sigma, max_delay)
+    kernel = weight.unsqueeze(-1) * gaussian  # [out, in, K]
     if method == "auto":
         method = _choose_method(shape[0], max_delay)
-    y = _conv_fft(x3, kernel) if method == "fft" else _conv_taps(x3, kernel)
+    y = _conv_fft(x3, kernel) if method == "fft" else _conv_taps(x3, kernel, support=gaussian)
     if bias is not None:
         y = y + bias
     return y.reshape(*shape[:-1], weight.shape[0])
@@ -138,7 +145,7 @@ def delayed_linear_rounded(
     """
     shape = x.shape
     T = shape[0]
-    x3 = x.reshape(T, -1, shape[-1])
+    x3 = x.reshape(T, math.prod(shape[1:-1]), shape[-1])
     delays = delays.to(weight.device)
     y = None
     for d in torch.unique(delays).tolist():
