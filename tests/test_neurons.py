@@ -5,6 +5,7 @@ import pytest
 import torch
 
 import snnlab as sl
+from snnlab.kernels.lif_cpu import cpu_kernel_available
 from snnlab.kernels.lif_torch import li_torch, lif_torch
 
 from reference import li_reference, lif_reference
@@ -258,3 +259,70 @@ def test_a_non_finite_value_anywhere_is_caught_by_the_final_membrane_check(bad, 
         sl.LI(beta=kwargs.get("beta", 0.9))(x)
     x[t, 1, 2] = 1e3  # large finite values are fine
     sl.LIF(**kwargs)(x)
+
+
+def test_a_non_finite_error_names_its_cause():
+    """A finite input whose membrane overflows, or a learned parameter gone NaN, is not blamed on the input;
+    a NaN threshold with reset="zero" (finite membrane, no spike ever) is caught too."""
+    torch.set_default_dtype(torch.float32)  # (the autouse fixture restores float64)
+    huge = torch.full((20, 1, 2), -1e38)
+    with pytest.raises(ValueError, match="membrane overflowed"):
+        sl.LIF()(huge)
+    with pytest.raises(ValueError, match="membrane overflowed"):
+        sl.LI()(-huge)
+    for reset in ("subtract", "zero"):
+        for name in ("threshold", "tau_mem"):
+            lif = sl.LIF(reset=reset, learn_threshold=True, learn_tau=True)
+            with torch.no_grad():
+                getattr(lif, name).fill_(float("nan"))
+            with pytest.raises(ValueError, match="parameter .*(threshold|beta).* is NaN or inf"):
+                lif(torch.rand(20, 1, 2) * 3)
+    li = sl.LI(learn_tau=True)
+    with torch.no_grad():
+        li.tau_mem.fill_(float("inf"))
+    li(torch.rand(5, 1, 2))  # tau = inf is beta = 1: a perfect integrator, finite
+    x = torch.rand(8, 2, 3)
+    x[3, 0, 0] = float("nan")
+    with pytest.raises(ValueError, match="input contains NaN"):
+        sl.LIF(learn_threshold=True)(x)
+
+
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16])
+def test_casting_a_model_to_half_precision_keeps_its_time_constants(dtype):
+    """bfloat16 would round tau_mem=100 to 85.3 and 200 to 256: the time constants and thresholds stay float32."""
+    torch.set_default_dtype(torch.float32)
+    net = sl.Sequential(torch.nn.Linear(3, 4), sl.LIF(tau_mem=100.0, threshold=0.7, learn_tau=True, n_neurons=4),
+                        torch.nn.Linear(4, 2), sl.LI(tau_mem=200.0))
+    ref = {k: v.clone() for k, v in net.state_dict().items() if "weight" not in k and "bias" not in k}
+    net.to(dtype)
+    assert net[0].weight.dtype == dtype
+    for k, v in net.state_dict().items():
+        if k in ref:
+            assert v.dtype == torch.float32 and torch.equal(v, ref[k]), k
+    assert isinstance(net[1].tau_mem, torch.nn.Parameter)
+    out = net(torch.rand(6, 2, 3, dtype=dtype))
+    out.float().sum().backward()
+    assert out.dtype == dtype and net[1].tau_mem.grad.dtype == torch.float32
+    net.float()
+    assert net[3].beta_const.item() == pytest.approx(1 - 1 / 200, abs=1e-7)
+
+
+@pytest.mark.parametrize("backend", ["torch", "cpu"])
+def test_second_order_gradients_are_refused_not_silently_wrong(backend):
+    if backend == "cpu" and not cpu_kernel_available():
+        pytest.skip("no C compiler")
+    x = torch.rand(6, 2, 3, dtype=torch.float32, requires_grad=True)
+    with pytest.raises(RuntimeError, match="second-order gradients"):
+        torch.autograd.grad(sl.LIF(backend=backend)(x * 2).sum(), x, create_graph=True)
+    with pytest.raises(RuntimeError, match="second-order gradients"):
+        torch.autograd.grad(sl.LI()(x).sum(), x, create_graph=True)
+    sl.LIF(backend=backend)(x * 2).sum().backward()  # first order as ever
+    assert x.grad.abs().sum() > 0
+
+
+def test_a_surrogate_keyword_that_does_not_apply_is_refused():
+    with pytest.raises(ValueError, match="takes alpha"):
+        sl.surrogates.get("atan", sigma=5.0)
+    with pytest.raises(ValueError, match="takes sigma"):
+        sl.surrogates.get("gaussian", alpha=1.0)
+    assert sl.surrogates.get("gaussian", sigma=0.5).param == 0.5 and sl.surrogates.get("atan", alpha=3.0).param == 3.0

@@ -10,7 +10,7 @@ from snnlab.kernels.lif_torch import li_torch
 from snnlab.kernels.surrogate_math import NOISE_SURROGATES
 
 from . import surrogates as sg
-from .validation import as_number, check_choice, check_positive, check_time_major, raise_non_finite
+from .validation import all_finite, as_number, check_choice, check_positive, check_time_major, raise_non_finite
 
 RESETS = ("subtract", "zero")
 DEFAULT_TAU_MEM = 10.0  # time steps, when neither tau_mem nor beta is given
@@ -40,6 +40,28 @@ def _beta_from(tau_mem: float | None, beta: float | None, layer: str) -> float:
 class _Leaky(nn.Module):
     """Shared handling of the membrane time constant (fixed or learnable, per layer or per neuron)."""
 
+    #: parameters and buffers that keep their precision when the module is cast to half precision
+    _FULL_PRECISION = ("beta_const", "tau_mem", "threshold")
+
+    def _apply(self, fn, recurse: bool = True):
+        """As ``nn.Module._apply`` (``.to()``, ``.half()``, ``.cuda()``...), but the time constant and threshold
+        keep their float32 (or float64) values when the rest goes to float16 / bfloat16: rounded there, ``tau_mem=100`` would
+        become 85.3 (bfloat16 beta 0.9883 for 0.99) and the dynamics would change with the storage type.
+        Every kernel computes in float32 anyway (the PyTorch path casts them to the input's dtype itself)."""
+        low = (torch.float16, torch.bfloat16)
+        before = {name: t.detach().clone() for name in self._FULL_PRECISION
+                  if isinstance(t := getattr(self, name, None), torch.Tensor) and t.dtype not in low}
+        super()._apply(fn, recurse)
+        for name, kept in before.items():
+            t = getattr(self, name)
+            if t.dtype in low:  # cast down: take the value from before the cast, on the new device
+                kept = kept.to(device=t.device)
+                if isinstance(t, nn.Parameter):
+                    t.data = kept
+                else:
+                    setattr(self, name, kept)
+        return self
+
     def _init_tau(self, tau_mem: float | None, beta: float | None, learn_tau: bool, n_neurons: int | None) -> None:
         layer = type(self).__name__
         b = _beta_from(tau_mem, beta, layer)
@@ -68,15 +90,33 @@ class _Leaky(nn.Module):
         check_time_major(x, "input", self.n_neurons, type(self).__name__, finite=finite)
         return x if x.is_floating_point() else x.to(torch.get_default_dtype())
 
-    def _check_final_membrane(self, x: torch.Tensor, membrane: torch.Tensor) -> None:
-        """NaN/inf check on the last step's membrane instead of the whole input.
+    def _check_final_membrane(self, x: torch.Tensor, membrane: torch.Tensor, *params: torch.Tensor) -> None:
+        """NaN/inf check on the last step's membrane and on the (tiny) parameters, instead of the whole input.
 
         A NaN or inf anywhere in ``x`` makes every later membrane value non-finite (``beta * NaN``,
         ``inf - inf`` and ``0 * inf`` are NaN; the reset keeps them), so ``membrane[-1]`` ([B, ...])
-        tells what a pass over all of ``x`` would, at 1/T of the cost.
+        tells what a pass over all of ``x`` would, at 1/T of the cost. The parameters are checked in the
+        same reduction (one device sync): a NaN threshold with ``reset="zero"`` leaves the membrane finite
+        and silently stops every spike. Only when the check fails is the cause looked for: a parameter
+        (training diverged), the input, or else the membrane itself overflowed.
         """
-        if x.is_floating_point() and x.shape[0] > 0 and not bool(torch.isfinite(membrane[-1]).all()):
-            raise_non_finite(type(self).__name__, "input")
+        if not x.is_floating_point() or x.shape[0] == 0:
+            return
+        ok = torch.isfinite(membrane[-1]).all()
+        for param in params:
+            ok = ok & torch.isfinite(param.detach()).all().to(ok.device)
+        if bool(ok):
+            return
+        name = type(self).__name__
+        bad = [label for label, param in zip(("beta (from tau_mem)", "threshold"), params)
+               if not bool(torch.isfinite(param.detach()).all())]
+        if bad:
+            raise ValueError(f"{name}: the parameter {' and '.join(bad)} is NaN or inf (a learned value diverged: "
+                             "lower the learning rate or clip gradients)")
+        if not all_finite(x):
+            raise_non_finite(name, "input")
+        raise ValueError(f"{name}: the membrane overflowed {x.dtype} (the input is finite, but its values, up to "
+                         f"{x.abs().max().item():.3g}, accumulate past the largest number): scale the input down")
 
 
 class LIF(_Leaky):
@@ -172,14 +212,15 @@ class LIF(_Leaky):
         noise_seed = self._next_seed() if sampling else 0
         mask_seed = self._next_seed() if masking else 0
         impl = lif_impl(self.backend, x.device, x.dtype)
+        beta = self.beta()
         spikes, membrane = impl(
             # parameters keep their dtype: the fused kernels compute in float32 whatever x's dtype (a
             # bfloat16 beta of 0.9 would be 0.8984), the PyTorch path casts them to x's dtype itself
-            x, self.beta().to(device=x.device), self.threshold.to(device=x.device), reset=self.reset, detach_reset=self.detach_reset,
+            x, beta.to(device=x.device), self.threshold.to(device=x.device), reset=self.reset, detach_reset=self.detach_reset,
             max_spikes=self.max_spikes, surrogate=self.surrogate.name, surrogate_param=self.surrogate.param,
             noise=self.noise, noise_scale=self.noise_scale, seed=noise_seed, sample=sampling,
             mask_p=self.mask_p if masking else 0.0, mask_seed=mask_seed, keep_membrane=self.record)
-        self._check_final_membrane(x, membrane)
+        self._check_final_membrane(x, membrane, beta, self.threshold)
         self.last_membrane = membrane.detach() if self.record else None
         return spikes
 
@@ -219,7 +260,8 @@ class LI(_Leaky):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = self._check_input(x, finite=False)
-        out = li_torch(x, self.beta().to(device=x.device, dtype=x.dtype))
-        self._check_final_membrane(x, out)
+        beta = self.beta()
+        out = li_torch(x, beta.to(device=x.device, dtype=x.dtype))
+        self._check_final_membrane(x, out, beta)
         self.last_membrane = out.detach() if self.record else None
         return out

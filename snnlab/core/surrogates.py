@@ -80,7 +80,16 @@ def describe() -> dict[str, str]:
 def get(name: str | Surrogate, alpha: float | None = None, sigma: float | None = None) -> Surrogate:
     """Build a surrogate by name (``alpha`` for sharpness ones, ``sigma`` for noise ones).
 
-    Passing a :class:`Surrogate` returns it unchanged.
+    Passing a :class:`Surrogate` returns it unchanged. The keyword that does not apply to ``name``, given
+    alone, is refused rather than silently ignored (given both, the one that applies is taken).
+
+    Example:
+        >>> get("gaussian", sigma=0.5).param
+        0.5
+        >>> get("atan", sigma=5.0)
+        Traceback (most recent call last):
+        ...
+        ValueError: surrogate 'atan' takes alpha (its sharpness), not sigma
     """
     if isinstance(name, Surrogate):
         return name
@@ -89,7 +98,12 @@ def get(name: str | Surrogate, alpha: float | None = None, sigma: float | None =
     if name not in REGISTRY:
         raise ValueError(f"unknown surrogate {name!r}; choose one of {sorted(REGISTRY)}")
     default, description = REGISTRY[name]
-    param = sigma if name in NOISE_SURROGATES else alpha
+    noise = name in NOISE_SURROGATES
+    wrong, right_value = (("alpha", alpha), sigma) if noise else (("sigma", sigma), alpha)
+    if wrong[1] is not None and right_value is None:
+        right = "sigma (its noise scale)" if noise else "alpha (its sharpness)"
+        raise ValueError(f"surrogate {name!r} takes {right}, not {wrong[0]}")
+    param = sigma if noise else alpha
     return Surrogate(name, float(default if param is None else param), description)
 
 

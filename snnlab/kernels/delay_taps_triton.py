@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import torch
 
+from .first_order import refuse_higher_order
 from .delay_blocks_triton import output_block, pow2_block, row_splits
 from .delay_math import gaussian_delay_kernel
 from .triton_import import tl, triton
@@ -301,6 +302,7 @@ class ShiftedTapsFunction(torch.autograd.Function):
 
     @staticmethod
     def backward(ctx, gy):
+        refuse_higher_order("DelayedLinear (backend='triton')")
         x2, c = ctx.saved_tensors
         T, M, precision = ctx.cfg
         gy2 = gy.contiguous().view(T * M, c.shape[2])

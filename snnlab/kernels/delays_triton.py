@@ -80,6 +80,7 @@ import os
 
 import torch
 
+from .first_order import refuse_higher_order
 from .delay_blocks_triton import output_block, pow2_block, row_splits
 from .delay_taps_triton import ShiftedTapsFunction, dense_taps
 from .triton_import import interpreter_problem, tl, triton
@@ -601,6 +602,7 @@ class DelayedLinearTritonFunction(torch.autograd.Function):
 
     @staticmethod
     def backward(ctx, gy):
+        refuse_higher_order("DelayedLinear (backend='triton')")
         x2, weight, pos = ctx.saved_tensors
         T, M, gargs, inv_s2, options = ctx.cfg
         gy2 = gy.contiguous().view(T * M, weight.shape[0])
@@ -632,6 +634,7 @@ class DelayedLinearRoundedTritonFunction(torch.autograd.Function):
 
     @staticmethod
     def backward(ctx, gy):
+        refuse_higher_order("DelayedLinear (backend='triton')")
         x2, weight, d = ctx.saved_tensors
         T, M, options = ctx.cfg
         gy2 = gy.contiguous().view(T * M, weight.shape[0])

@@ -32,6 +32,7 @@ from pathlib import Path
 
 import torch
 
+from .first_order import refuse_higher_order
 from .c_build import CBuildError, load_c_library
 from .counter_rng import mask_key, seed_key
 from .lif_common import (SURROGATE_CODES, check_fused_args, check_mask_p, constant_value, flat_param, noise_divisor,
@@ -155,6 +156,7 @@ class LIFCpuFunction(torch.autograd.Function):
 
     @staticmethod
     def backward(ctx, grad_spikes, grad_membrane):
+        refuse_higher_order("LIF (backend='cpu')")
         x, spikes, checkpoints, counts, beta, threshold, beta_f, thr_f = ctx.saved_tensors
         reset, detach_reset, max_spikes, surrogate, surrogate_param, mask_p, m_key = ctx.cfg
         T, M = steps_and_width(x)

@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import torch
 
+from .first_order import refuse_higher_order
 from .counter_rng import keep_mask, mask_key, seed_key, uniform_from_counter
 from .lif_common import check_mask_p, reduce_to
 from .surrogate_math import noise_cdf, surrogate_grad_
@@ -108,6 +109,7 @@ class LIFFunction(torch.autograd.Function):
 
     @staticmethod
     def backward(ctx, grad_spikes, grad_membrane):
+        refuse_higher_order("LIF (backend='torch')")
         membrane, spikes, beta, threshold = ctx.saved_tensors
         reset, detach_reset, max_spikes, surrogate, surrogate_param, masking = ctx.cfg
         T = membrane.shape[0]
@@ -231,6 +233,7 @@ class LIFunction(torch.autograd.Function):
 
     @staticmethod
     def backward(ctx, grad_out):
+        refuse_higher_order("LI")
         out, beta = ctx.saved_tensors
         grad_x = torch.empty_like(out)
         g = out.new_zeros(out.shape[1:])

@@ -44,6 +44,7 @@ import os
 
 import torch
 
+from .first_order import refuse_higher_order
 from .counter_rng import mask_key, seed_key
 from .lif_common import (SURROGATE_CODES, check_fused_args, check_mask_p, expanded_from_one, flat_param, noise_divisor,
                          param_grads, steps_and_width)
@@ -453,6 +454,7 @@ class LIFTritonFunction(torch.autograd.Function):
 
     @staticmethod
     def backward(ctx, grad_spikes, grad_membrane):
+        refuse_higher_order("LIF (backend='triton')")
         membrane, spikes, counts, beta, threshold, beta_f, thr_f = ctx.saved_tensors
         reset, detach_reset, max_spikes, surrogate, surrogate_param, recompute, mask_p, m_key = ctx.cfg
         T, M = steps_and_width(membrane)
