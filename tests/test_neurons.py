@@ -326,3 +326,14 @@ def test_a_surrogate_keyword_that_does_not_apply_is_refused():
     with pytest.raises(ValueError, match="takes sigma"):
         sl.surrogates.get("gaussian", alpha=1.0)
     assert sl.surrogates.get("gaussian", sigma=0.5).param == 0.5 and sl.surrogates.get("atan", alpha=3.0).param == 3.0
+
+
+def test_repr_shows_the_settings_that_define_the_dynamics():
+    assert repr(sl.LIF(tau_mem=20.0, threshold=0.5, detach_reset=True, backend="torch")) == (
+        "LIF(tau_mem=20, threshold=0.5, reset='subtract', surrogate=atan(2), detach_reset=True, backend='torch')")
+    assert repr(sl.LIF(beta=1.0, learn_threshold=True, max_spikes=1)) == (
+        "LIF(tau_mem=inf, learn_threshold=True, reset='subtract', surrogate=atan(2), max_spikes=1)")
+    assert repr(sl.LI(learn_tau=True, n_neurons=3)) == "LI(learn_tau=True, n_neurons=3)"
+    lif = sl.LIF(n_neurons=2)
+    lif.threshold.copy_(torch.tensor([0.5, 2.0]))  # e.g. loaded from a trained model
+    assert "threshold=0.5..2" in repr(lif)

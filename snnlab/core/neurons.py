@@ -37,6 +37,15 @@ def _beta_from(tau_mem: float | None, beta: float | None, layer: str) -> float:
     return 1.0 - 1.0 / float(tau_mem)
 
 
+def _value_repr(t: torch.Tensor) -> str:
+    """A parameter's value for ``repr``: the number when all its elements agree, else their range."""
+    t = t.detach().double()
+    if t.numel() == 0:
+        return "[]"
+    lo, hi = t.min().item(), t.max().item()
+    return f"{lo:.4g}" if lo == hi else f"{lo:.4g}..{hi:.4g}"
+
+
 class _Leaky(nn.Module):
     """Shared handling of the membrane time constant (fixed or learnable, per layer or per neuron)."""
 
@@ -61,6 +70,13 @@ class _Leaky(nn.Module):
                 else:
                     setattr(self, name, kept)
         return self
+
+    def _tau_repr(self) -> str:
+        """``tau_mem=...`` for ``repr`` (``learn_tau=True`` when learned: it changes while training)."""
+        if self.learn_tau:
+            return "learn_tau=True"
+        beta = self.beta_const.double()
+        return f"tau_mem={_value_repr(torch.where(beta < 1, 1.0 / (1.0 - beta), torch.inf))}"  # beta = 1: no leak
 
     def _init_tau(self, tau_mem: float | None, beta: float | None, learn_tau: bool, n_neurons: int | None) -> None:
         layer = type(self).__name__
@@ -225,7 +241,10 @@ class LIF(_Leaky):
         return spikes
 
     def extra_repr(self) -> str:
-        parts = [f"reset={self.reset!r}", f"surrogate={self.surrogate.name}({self.surrogate.param:g})"]
+        thr = "learn_threshold=True" if self.learn_threshold else f"threshold={_value_repr(self.threshold)}"
+        parts = [self._tau_repr(), thr, f"reset={self.reset!r}", f"surrogate={self.surrogate.name}({self.surrogate.param:g})"]
+        if self.detach_reset:
+            parts.append("detach_reset=True")
         if self.max_spikes is not None:
             parts.append(f"max_spikes={self.max_spikes}")
         if self.noise is not None:
@@ -234,6 +253,8 @@ class LIF(_Leaky):
             parts.append(f"mask_p={self.mask_p:g}, mask_at_inference={self.mask_at_inference}")
         if self.n_neurons is not None:
             parts.append(f"n_neurons={self.n_neurons}")
+        if self.backend != "auto":
+            parts.append(f"backend={self.backend!r}")
         return ", ".join(parts)
 
 
@@ -265,3 +286,6 @@ class LI(_Leaky):
         self._check_final_membrane(x, out, beta)
         self.last_membrane = out.detach() if self.record else None
         return out
+
+    def extra_repr(self) -> str:
+        return self._tau_repr() + (f", n_neurons={self.n_neurons}" if self.n_neurons is not None else "")
