@@ -133,3 +133,29 @@ def test_real_fsdd():
 def test_delta_threshold_given_by_the_user_is_kept():
     assert Cochlea(encoding="delta").threshold == 0.1 and Cochlea().threshold == 1.0
     assert Cochlea(encoding="delta", threshold=1.0).threshold == 1.0
+
+
+def _fsdd_folder(rec, digits=(0, 1)):
+    rec.mkdir(parents=True)
+    for digit in digits:
+        _write_wav(rec / f"{digit}_spk_0.wav", _tone(400 + 200 * digit, 0.05).numpy())
+
+
+def test_fsdd_cache_follows_changed_recordings(tmp_path):
+    _fsdd_folder(tmp_path / "recordings")
+    kw = dict(split="test", n_channels=8, num_steps=5, duration=0.05, cache_dir=tmp_path / "cache")
+    first = load_fsdd(tmp_path, **kw)
+    assert first[0][0].sum() > 0
+    _write_wav(first.files[0], np.zeros(SR // 10))  # the recording is replaced by silence (same path)
+    again = load_fsdd(tmp_path, **kw)
+    assert float(again[0][0].sum()) == 0.0  # converted again, not the stale cached spikes
+    assert torch.equal(again[1][0], first[1][0])
+
+
+@pytest.mark.parametrize("sub", ["fsdd", "free-spoken-digit-dataset"])
+def test_fsdd_root_may_be_a_data_folder_holding_fsdd(tmp_path, sub):
+    _fsdd_folder(tmp_path / sub / "recordings")
+    ds = load_fsdd(tmp_path, "test", n_channels=8, num_steps=5, duration=0.05)
+    assert ds.labels.tolist() == [0, 1] and f"/{sub}/recordings/" in ds.files[0]
+    with pytest.raises(FileNotFoundError, match=r"also looked in .*fsdd[/\\]recordings"):
+        load_fsdd(tmp_path / "nothing")

@@ -51,3 +51,25 @@ def test_mnist5k():
     tr, te = load_digits_dataset("mnist5k", test_fraction=0.2, seed=0)
     assert len(tr) == 4000 and len(te) == 1000
     assert tr.tensors[0].shape[1] == 784 and float(tr.tensors[0].max()) == 1.0
+
+
+def test_rate_test_batches_repeat_between_passes_with_workers():
+    from snnlab.data.loader_rng import same_randomness
+
+    _, test_dl = make_loaders("digits", encoding="rate", num_steps=4, batch_size=128, num_workers=2, seed=0)
+    assert test_dl.generator is not None and test_dl.generator.initial_seed() == 1
+    passes = []
+    for _ in range(2):
+        torch.manual_seed(len(passes))  # the global RNG moves between passes, as training does
+        with same_randomness(test_dl):
+            passes.append([x for x, _ in test_dl])
+    assert all(torch.equal(a, b) for a, b in zip(*passes))
+
+
+def test_build_data_test_loader_has_a_seeded_generator():
+    from snnlab.training.config import ExperimentConfig
+    from snnlab.training.model import build_data
+
+    _, test_dl, _, _ = build_data(ExperimentConfig(dataset="randman", seed=5, num_steps=5,
+                                                   data_kwargs={"samples_per_class": 4, "n_classes": 2}))
+    assert test_dl.generator is not None and test_dl.generator.initial_seed() == 6

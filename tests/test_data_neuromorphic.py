@@ -277,3 +277,188 @@ def test_event_loaders_refuse_unknown_splits_and_name_the_missing_folder(tmp_pat
         loader(tmp_path, "val")
     with pytest.raises(FileNotFoundError, match=f"folder {folder}/ not found"):
         loader(tmp_path, "test")
+
+
+# ----------------------------------------------------------------------------------------------
+# time_window alone, units, frame counts
+# ----------------------------------------------------------------------------------------------
+def _write_every_layout(root: Path) -> None:
+    """One small, format-faithful sample of every dataset under ``root`` (train split; SSC valid)."""
+    _write_shd_like(root / "shd_train.h5", 2, 20)
+    _write_shd_like(root / "ssc_valid.h5", 2, 35)
+    d = root / "NMNIST" / "Train" / "3"
+    d.mkdir(parents=True)
+    nm.write_nmnist_bin(d / "00001.bin", np.array([1, 2]), np.array([3, 4]), np.array([0, 4_500]), np.array([0, 1]))
+    d = root / "DVSGesture" / "ibmGestureTrain" / "user01_led"
+    d.mkdir(parents=True)
+    np.save(d / "4.npy", np.array([[1, 2, 1, 0.0], [5, 6, 0, 4.5]]))  # x, y, p, t[ms]
+    d = root / "POKERDVS" / "pips_train" / "xcl"
+    d.mkdir(parents=True)
+    np.save(d / "0.npy", np.array([[0, 1, 2, 1], [4_500, 5, 6, 0]]))  # t[us], x, y, p
+
+
+@pytest.mark.parametrize("name,split", [("shd", "train"), ("ssc", "valid"), ("nmnist", "train"),
+                                        ("dvsgesture", "train"), ("pokerdvs", "train")])
+def test_every_loader_takes_time_window_alone(tmp_path, name, split):
+    _write_every_layout(tmp_path)
+    ds = nm.load_neuromorphic(name, tmp_path, split, time_window=1000)
+    assert ds.n_time_bins is None and ds.time_window == 1000
+    x, _ = ds[0]
+    assert x.shape[1:] == (700,) if name in ("shd", "ssc") else x.ndim == 4
+    if name not in ("shd", "ssc"):
+        assert x.shape[0] == 5 and int(x.sum()) == 2  # events at 0 and 4.5 ms
+    default = {"shd": 100, "ssc": 100, "nmnist": 30, "dvsgesture": 50, "pokerdvs": 20}[name]
+    assert nm.load_neuromorphic(name, tmp_path, split)[0][0].shape[0] == default  # n_time_bins still defaults
+
+
+def test_load_ssc_docstring_example(tmp_path):
+    # the (skipped, it needs the SSC files) docstring example of load_ssc, on a small SSC-layout file
+    _write_shd_like(tmp_path / "ssc_valid.h5", 2, 35)
+    ds = nm.load_ssc(tmp_path, "valid", time_window=10_000, duration=1_000_000)
+    assert ds[0][0].shape == torch.Size([100, 700])
+
+
+@pytest.mark.parametrize("kwargs", [dict(time_window=0.01, duration=1.4), dict(time_window=0.001)])  # meant seconds
+def test_times_in_seconds_are_refused_with_a_units_message(tmp_path, kwargs):
+    _write_shd_like(tmp_path / "shd_train.h5", 1, 20)
+    with pytest.raises(ValueError, match="in microseconds"):
+        nm.load_shd(tmp_path, n_time_bins=None, **kwargs)  # refused before any sample is binned
+
+
+def test_absurd_frame_counts_are_refused_before_allocating(tmp_path):
+    _write_shd_like(tmp_path / "shd_train.h5", 1, 20)
+    with pytest.raises(ValueError, match=r"shd: every sample: .* 2000000 frames per sample .*in microseconds"):
+        nm.load_shd(tmp_path, n_time_bins=None, time_window=1, duration=2_000_000)
+    with pytest.raises(ValueError, match=r"40000 frames per sample \(4.88 GiB\)"):  # the memory limit
+        nm.EventFrameDataset("dvs", [0], [0], lambda _: np.zeros(0, nm.XYTP_DTYPE), (128, 128, 2), n_time_bins=40_000)
+    # without a duration the number of frames depends on the sample: refused when it is binned
+    big = _toy_events([0, 1_500_000], [0, 1])
+    ds = nm.EventFrameDataset("toy", ["rec.bin"], [0], lambda _: big, (4, 1, 1), n_time_bins=None, time_window=1)
+    with pytest.raises(ValueError, match=r"toy: rec\.bin: time_window=1 us gives 1500001 frames .*in microseconds"):
+        ds[0]
+
+
+def test_duration_that_drops_every_event_warns(tmp_path):
+    samples = _write_shd_like(tmp_path / "shd_train.h5", 1, 20)
+    ds = nm.load_shd(tmp_path, n_time_bins=None, time_window=1, duration=2)  # meant 1 s and 2 s, given as microseconds
+    with pytest.warns(RuntimeWarning, match=rf"shd_train.h5 \(sample 0\): all {len(samples[0][0])} events .*microseconds"):
+        x, _ = ds[0]
+    assert x.shape == (2, 700) and int(x.sum()) == 0
+
+
+@pytest.mark.parametrize("duration,window,frames", [(1_000_000, 1_000_000 / 300, 300), (300_000, 300_000 / 7, 7),
+                                                    (1_000_000, 1_000_000 / 3, 3), (3_500, 1_000, 3)])
+def test_non_integer_windows_keep_every_whole_frame(duration, window, frames):
+    ev = _toy_events([0, int(duration) - 1], [1, 2])
+    ds = nm.EventFrameDataset("toy", [0], [0], lambda _: ev, (4, 1, 1), n_time_bins=None, time_window=window,
+                              duration=duration)
+    x, _ = ds[0]
+    assert x.shape == (frames, 4)
+    in_frames = int(frames * window) > int(duration) - 1  # the last event lies in the last whole frame
+    assert int(x.sum()) == 1 + in_frames and (x[-1, 2] == 1) == in_frames
+    assert nm.whole_frames(duration, window) == frames
+
+
+# ----------------------------------------------------------------------------------------------
+# bad files
+# ----------------------------------------------------------------------------------------------
+def test_truncated_nmnist_bin_names_the_file(tmp_path):
+    d = tmp_path / "Train" / "3"
+    d.mkdir(parents=True)
+    nm.write_nmnist_bin(d / "a.bin", np.arange(4), np.arange(4), np.arange(4) * 10, np.zeros(4, int))
+    data = (d / "a.bin").read_bytes()
+    (d / "a.bin").write_bytes(data[:-2])  # cut mid-event
+    ds = nm.load_nmnist(tmp_path, n_time_bins=2)
+    with pytest.raises(ValueError, match=r"a\.bin: 18 bytes is not a whole number of 5-byte N-MNIST events"):
+        ds[0]
+
+
+def _write_oob(root: Path, name: str) -> None:
+    if name == "shd":
+        with h5py.File(root / "shd_train.h5", "w") as f:
+            t = f.create_dataset("spikes/times", (1,), dtype=h5py.vlen_dtype(np.dtype("float16")))
+            u = f.create_dataset("spikes/units", (1,), dtype=h5py.vlen_dtype(np.dtype("uint16")))
+            t[0], u[0] = np.array([0.1, 0.2], np.float16), np.array([3, 700], np.uint16)
+            f.create_dataset("labels", data=np.zeros(1, np.uint8))
+    elif name == "nmnist":
+        (root / "Train" / "5").mkdir(parents=True)
+        nm.write_nmnist_bin(root / "Train/5/oob.bin", np.array([1, 40]), np.array([1, 2]), np.array([10, 20]),
+                            np.array([0, 1]))
+    else:
+        d = root / "ibmGestureTrain" / "user01_led"
+        d.mkdir(parents=True)
+        x = {"dvs_x-1": -1, "dvs_x128": 128}[name]
+        np.save(d / "0.npy", np.array([[x, 5, 1, 10], [3, 5, 0, 20]], dtype=np.int64))
+
+
+@pytest.mark.parametrize("name,match", [("shd", r"shd_train\.h5 \(sample 0\): .*unit=700, outside the sensor's 0\.\.699"),
+                                        ("nmnist", r"oob\.bin: .*x=40, outside the sensor's 0\.\.33"),
+                                        ("dvs_x-1", r"0\.npy: .*x=-1, outside the sensor's 0\.\.127"),
+                                        ("dvs_x128", r"0\.npy: .*x=128, outside the sensor's 0\.\.127")])
+def test_events_off_the_sensor_are_refused_naming_the_file(tmp_path, name, match):
+    _write_oob(tmp_path, name)
+    key = "dvsgesture" if name.startswith("dvs") else name
+    ds = nm.load_neuromorphic(key, tmp_path, "train", n_time_bins=1)
+    with pytest.raises(ValueError, match=match):
+        ds[0]
+
+
+def test_reader_errors_name_the_file(tmp_path):
+    d = tmp_path / "ibmGestureTrain" / "user01_led"
+    d.mkdir(parents=True)
+    np.save(d / "0.npy", np.zeros((2, 4)))
+    ds = nm.load_dvs_gesture(tmp_path, n_time_bins=1)
+    (d / "0.npy").write_bytes(b"not numpy")
+    with pytest.raises(ValueError, match=r"dvsgesture: .*0\.npy: cannot read it"):
+        ds[0]
+    (d / "0.npy").unlink()
+    with pytest.raises(FileNotFoundError, match=r"0\.npy"):
+        ds[0]
+
+
+def test_ibm_original_dvs_gesture_layout_is_refused_clearly(tmp_path):
+    d = tmp_path / "DvsGesture"
+    d.mkdir()
+    (d / "user01_fluorescent.aedat").write_bytes(b"#!AER-DAT3.1\r\n#End Of ASCII Header\r\n")
+    (d / "user01_fluorescent_labels.csv").write_text("class,startTime_usec,endTime_usec\n1,80048239,85092709\n")
+    (d / "trials_to_train.txt").write_text("user01_fluorescent.aedat\n")
+    for root in (tmp_path, d):
+        with pytest.raises(FileNotFoundError, match="IBM's original DVS Gesture release") as e:
+            nm.load_dvs_gesture(root)
+        msg = str(e.value)
+        assert str(d) in msg and "ibmGestureTrain.tar.gz" in msg and "userNN_<lighting>/<label>.npy" in msg
+
+
+def test_labels_outside_the_classes_are_refused_naming_the_file(tmp_path):
+    with h5py.File(tmp_path / "shd_train.h5", "w") as f:
+        t = f.create_dataset("spikes/times", (2,), dtype=h5py.vlen_dtype(np.dtype("float16")))
+        u = f.create_dataset("spikes/units", (2,), dtype=h5py.vlen_dtype(np.dtype("uint16")))
+        for i in range(2):
+            t[i], u[i] = np.array([0.1], np.float16), np.array([3], np.uint16)
+        f.create_dataset("labels", data=np.array([3, 25], np.uint8))
+    with pytest.raises(ValueError, match=r"shd_train\.h5 \(sample 1\) has label 25, outside 0\.\.19"):
+        nm.load_shd(tmp_path)
+    d = tmp_path / "ibmGestureTrain" / "user01_led"
+    d.mkdir(parents=True)
+    np.save(d / "11.npy", np.zeros((1, 4)))
+    with pytest.raises(ValueError, match=r"11\.npy has label 11, outside 0\.\.10"):
+        nm.load_dvs_gesture(tmp_path)
+
+
+# ----------------------------------------------------------------------------------------------
+# data roots
+# ----------------------------------------------------------------------------------------------
+def test_the_shared_data_folder_layout_is_a_root_for_nmnist(tmp_path, monkeypatch):
+    d = tmp_path / "nmnist_small" / "NMNIST" / "Test" / "7"  # the layout of <shared data>/README.md
+    d.mkdir(parents=True)
+    nm.write_nmnist_bin(d / "1.bin", np.array([1]), np.array([2]), np.array([0]), np.array([1]))
+    (tmp_path / "nmnist_small" / "NMNIST" / "Train" / "7").mkdir(parents=True)
+    nm.write_nmnist_bin(tmp_path / "nmnist_small/NMNIST/Train/7/2.bin", np.array([1]), np.array([2]), np.array([0]),
+                        np.array([1]))
+    assert nm.load_nmnist(tmp_path, "test").labels.tolist() == [7]
+    from snnlab.training.config import ExperimentConfig
+    from snnlab.training.model import build_data
+
+    monkeypatch.setenv("SNNLAB_SHARED_DATA", str(tmp_path))  # the default data root of a config
+    train, test, n_in, n_cls = build_data(ExperimentConfig(dataset="nmnist", num_steps=4))
+    assert (n_in, n_cls) == (2 * 34 * 34, 10) and next(iter(test))[0].shape == (4, 1, 2 * 34 * 34)

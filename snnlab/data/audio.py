@@ -30,6 +30,8 @@ import torch
 from torch.utils.data import Dataset
 from snnlab.core.validation import all_finite
 
+from .neuromorphic import _files_cache_params
+
 __all__ = [
     "read_wav",
     "erb_space",
@@ -278,6 +280,7 @@ def spikes_to_events(spikes: torch.Tensor, dt: float) -> tuple[np.ndarray, np.nd
 # Free Spoken Digit Dataset
 # ----------------------------------------------------------------------------------------------
 _FSDD_NAME = re.compile(r"^(\d)_([A-Za-z]+)_(\d+)\.wav$")
+_FSDD_SUBFOLDERS = (".", "fsdd", "free-spoken-digit-dataset")  # where recordings/ may lie under root
 
 
 def fsdd_root() -> Path:
@@ -340,10 +343,15 @@ def load_fsdd(
 ) -> FSDDDataset:
     """Load FSDD ``root/recordings/{digit}_{speaker}_{index}.wav`` and convert it to spikes.
 
+    ``root`` may also be a data folder holding ``fsdd/recordings`` (one data root for every dataset, as
+    :func:`~snnlab.data.shared_data_root`) or a clone ``free-spoken-digit-dataset/recordings``; default
+    :func:`fsdd_root`.
+
     Official split: ``index`` 0-4 is the test set, 5-49 the training set (``split="all"`` for both).
     Recordings are converted in batches of ``batch_size`` with :class:`Cochlea`; with
     ``cache_dir`` the converted tensors are stored once and reused. ``limit`` keeps ``limit`` files
-    taken in turn from each digit (so a subset has every class) -- handy for quick experiments.
+    taken in turn from each digit (so a subset has every class) -- handy for quick experiments. The cache
+    key holds every file's path, size and modification time, so a changed recording is converted again.
 
     Example:
         >>> ds = load_fsdd(split="test", n_channels=700, num_steps=100)  # doctest: +SKIP
@@ -351,12 +359,14 @@ def load_fsdd(
         (300, torch.Size([100, 700]))
     """
     root = fsdd_root() if root is None else Path(root).expanduser()
-    rec = root / "recordings"
+    candidates = [root / sub / "recordings" for sub in _FSDD_SUBFOLDERS]
+    rec = next((c for c in candidates if c.is_dir()), candidates[0])
     if split not in ("train", "test", "all"):
         raise ValueError(f"load_fsdd: unknown split {split!r}; choose 'train', 'test' or 'all'")
     if not rec.is_dir():
         raise FileNotFoundError(
-            f"FSDD: folder {rec} not found. Put the Free Spoken Digit Dataset recordings there as "
+            f"FSDD: folder {rec} not found (also looked in {', '.join(str(c) for c in candidates[1:])}). "
+            "Put the Free Spoken Digit Dataset recordings there as "
             "recordings/{digit}_{speaker}_{index}.wav (8 kHz mono WAV), from "
             "https://github.com/Jakobovski/free-spoken-digit-dataset . snnlab never downloads datasets."
         )
@@ -396,7 +406,8 @@ def load_fsdd(
     if cache_dir is not None:
         from .cache import DiskCache
 
-        params = {"files": files, "n_channels": n_channels, "num_steps": num_steps, "duration": duration, "frames": 2,
+        params = {**_files_cache_params(files, cache_dir), "n_channels": n_channels, "num_steps": num_steps,
+                  "duration": duration, "frames": 2,
                   **{k: str(v) for k, v in cochlea_kwargs.items()}}
         spikes = DiskCache(cache_dir, "fsdd", params).get_or_compute(0, convert)
     else:

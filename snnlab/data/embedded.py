@@ -110,7 +110,9 @@ def make_loaders(
 ) -> tuple[DataLoader, DataLoader]:
     """DataLoaders over an embedded dataset yielding time-major batches ``(x [T, B, F], y [B])``.
 
-    Shuffling uses a generator seeded with ``seed``; rate spikes use their own seeded generator.
+    Shuffling uses a generator seeded with ``seed``; rate spikes use their own seeded generator. The test
+    loader has a generator seeded with ``seed + 1`` (its workers' seeds), so with
+    :func:`~snnlab.data.loader_rng.same_randomness` every evaluation pass sees the same spikes, also with workers.
     ``num_workers`` encodes batches in that many worker processes (``0``: in the main process).
     Extra keyword arguments go to the encoder (e.g. ``gain=0.5`` for rate, ``linear=False`` for latency).
 
@@ -130,6 +132,8 @@ def make_loaders(
     g = torch.Generator().manual_seed(seed)
     train_dl = DataLoader(train, batch_size=batch_size, shuffle=shuffle, generator=g, collate_fn=EncodeCollate(enc_train),
                           num_workers=num_workers)
+    # The test loader draws no shuffle order, but with workers it draws their seeds (and so the rate spikes of
+    # each worker) from its generator: a seeded one, which same_randomness() can restore between passes.
     test_dl = DataLoader(test, batch_size=batch_size, shuffle=False, collate_fn=EncodeCollate(enc_test),
-                         num_workers=num_workers)
+                         num_workers=num_workers, generator=torch.Generator().manual_seed(seed + 1))
     return train_dl, test_dl

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import math
 import os
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -48,13 +49,34 @@ __all__ = [
     "make_neuromorphic_loader",
     "shared_data_root",
     "write_nmnist_bin",
+    "whole_frames",
+    "MAX_FRAMES",
+    "MAX_SAMPLE_BYTES",
 ]
 
 AUDIO_DTYPE = np.dtype([("t", np.int64), ("x", np.int64), ("p", np.int64)])
 XYTP_DTYPE = np.dtype([("x", np.int64), ("y", np.int64), ("t", np.int64), ("p", np.int64)])
 
 
-BINNING_VERSION = 2  # part of every cache key: raise it when the binning of a sample changes
+BINNING_VERSION = 3  # part of every cache key: raise it when the binning of a sample changes
+
+MAX_FRAMES = 1_000_000  # frames per sample; more means the times were almost surely not in microseconds
+MAX_SAMPLE_BYTES = 4 * 2**30  # float32 frames of one sample
+_UNITS_HINT = ("time_window and duration are in microseconds (SHD/SSC files store seconds, but the loaders "
+               "convert them: 10 ms frames over 1 s are time_window=10_000, duration=1_000_000)")
+
+
+def whole_frames(duration: float, time_window: float) -> int:
+    """Number of whole ``time_window`` frames in ``duration``: ``floor(duration / time_window)``, but a quotient
+    within a relative 1e-9 of an integer counts as that integer (``1e6 / (1e6 / 300)`` is 300 frames, not 299).
+
+    Example:
+        >>> whole_frames(1_000_000, 1_000_000 / 300), whole_frames(3_500, 1_000), whole_frames(999, 1_000)
+        (300, 3, 0)
+    """
+    q = float(duration) / float(time_window)
+    n = round(q)
+    return int(n) if abs(q - n) <= 1e-9 * max(1.0, q) else int(math.floor(q))
 
 
 def _files_cache_params(files: list[str], cache_dir: str | os.PathLike | None, **extra: object) -> dict | None:
@@ -107,8 +129,9 @@ def shared_data_root() -> Path:
 
 def _missing(name: str, root: Path, what: str) -> FileNotFoundError:
     spec = NEUROMORPHIC_DATASETS[name]
+    also = ", ".join(str(b) for b in _bases(name, root)[1:])
     return FileNotFoundError(
-        f"{name}: {what} under {root} (also looked in {root / spec.subfolder}). "
+        f"{name}: {what} under {root} (also looked in {also}). "
         f"Get the data from {spec.source} and place it as described: {_LAYOUT[name]}. "
         "snnlab never downloads datasets."
     )
@@ -123,9 +146,19 @@ _LAYOUT = {
 }
 
 
-def _resolve(name: str, root: str | os.PathLike, rel: str) -> Path | None:
+# Further folders (relative to root) searched for a dataset: the shared data folder keeps its N-MNIST
+# subset in nmnist_small/NMNIST (see shared_data_root()), so that folder works as a root for every dataset.
+_ALSO_UNDER: dict[str, tuple[str, ...]] = {"nmnist": ("nmnist_small/NMNIST",)}
+
+
+def _bases(name: str, root: str | os.PathLike) -> list[Path]:
+    """The folders searched for dataset ``name`` under ``root``, in order."""
     root = Path(root).expanduser()
-    for base in (root, root / NEUROMORPHIC_DATASETS[name].subfolder):
+    return [root, root / NEUROMORPHIC_DATASETS[name].subfolder] + [root / r for r in _ALSO_UNDER.get(name, ())]
+
+
+def _resolve(name: str, root: str | os.PathLike, rel: str) -> Path | None:
+    for base in _bases(name, root):
         if (base / rel).exists():
             return base / rel
     return None
@@ -142,6 +175,11 @@ def _split_folder(name: str, root: str | os.PathLike, split: str, train: str, te
     return base
 
 
+def _default_bins(n_time_bins: int | None, time_window: float | None, default: int) -> int | None:
+    """``n_time_bins``, or the dataset's ``default`` when neither it nor ``time_window`` is given."""
+    return default if n_time_bins is None and time_window is None else n_time_bins
+
+
 # ----------------------------------------------------------------------------------------------
 # generic dataset
 # ----------------------------------------------------------------------------------------------
@@ -155,13 +193,20 @@ class EventFrameDataset(Dataset):
         reader: ``reader(item) -> structured numpy events`` (tonic dtype; ``t`` in microseconds).
         sensor_size: ``(W, H, P)``.
         n_time_bins: fixed number of frames per sample: ``n`` equal windows covering the first to
-            the last event (every event is counted), or
-        time_window: frame length in microseconds. With ``duration`` (microseconds, at least one
-            window) the frames start at 0 and every sample has ``duration // time_window`` frames
-            (events past the last whole frame are dropped); without it they start at the sample's
-            first event and run until its last event is counted, so the number of frames varies.
+            the last event (every event is counted); the default (``None``) means 100 unless
+            ``time_window`` is given. Or
+        time_window: frame length in microseconds (at least 1: event times are whole microseconds).
+            With ``duration`` (microseconds, at least one window) the frames start at 0 and every
+            sample has ``duration / time_window`` whole frames (rounded down, see :func:`whole_frames`;
+            events past the last whole frame are dropped, with a warning when that drops every event of
+            a sample); without it they start at the sample's first event and run until its last event
+            is counted, so the number of frames varies.
         cache_dir: folder for the binned-sample cache (``None`` = no cache).
         cache_params: extra parameters that identify the files (part of the cache key).
+
+    A sample may have at most :data:`MAX_FRAMES` frames and :data:`MAX_SAMPLE_BYTES` bytes (more means the
+    times were almost surely not given in microseconds). Events outside the sensor raise ``ValueError``, and
+    errors while reading or binning a sample name its file.
 
     Items are ``(frames float32 [T, P, H, W] or [T, W] for 1-D sensors, label int64)``.
 
@@ -171,6 +216,8 @@ class EventFrameDataset(Dataset):
         >>> x, y = ds[0]
         >>> x.shape, x.sum(0).tolist(), int(y)
         (torch.Size([2, 4]), [0.0, 1.0, 1.0, 0.0], 3)
+        >>> EventFrameDataset("toy", [0], [3], lambda i: ev, (4, 1, 1), time_window=250)[0][0].shape
+        torch.Size([3, 4])
     """
 
     def __init__(
@@ -180,21 +227,27 @@ class EventFrameDataset(Dataset):
         labels: list[int] | np.ndarray,
         reader: Callable[[object], np.ndarray],
         sensor_size: tuple[int, int, int],
-        n_time_bins: int | None = 100,
+        n_time_bins: int | None = None,
         time_window: float | None = None,
         duration: float | None = None,
         cache_dir: str | os.PathLike | None = None,
         cache_params: dict[str, object] | None = None,
     ) -> None:
-        if (n_time_bins is None) == (time_window is None):
-            raise ValueError(f"{name}: give exactly one of n_time_bins or time_window (microseconds)")
+        if n_time_bins is None and time_window is None:
+            n_time_bins = 100
+        if n_time_bins is not None and time_window is not None:
+            raise ValueError(f"{name}: give exactly one of n_time_bins or time_window (microseconds), "
+                             f"got n_time_bins={n_time_bins!r} and time_window={time_window!r}")
         if n_time_bins is not None and (isinstance(n_time_bins, bool) or not isinstance(n_time_bins, (int, np.integer))
                                         or n_time_bins < 1):
             raise ValueError(f"{name}: n_time_bins must be an int >= 1, got {n_time_bins!r}")
         for arg, value in (("time_window", time_window), ("duration", duration)):
             if value is not None and not (isinstance(value, (int, float, np.number)) and 0 < float(value) < math.inf):
                 raise ValueError(f"{name}: {arg} must be a finite number of microseconds > 0, got {value!r}")
-        if time_window is not None and duration is not None and float(duration) < float(time_window):
+        if time_window is not None and float(time_window) < 1:
+            raise ValueError(f"{name}: time_window={time_window!r} us is shorter than the 1 us resolution of the event "
+                             f"times; {_UNITS_HINT}")
+        if time_window is not None and duration is not None and whole_frames(duration, time_window) < 1:
             raise ValueError(f"{name}: duration ({duration!r} us) is shorter than one time_window ({time_window!r} us): "
                              f"no whole frame fits; lengthen duration or shorten time_window")
         self.name = name
@@ -203,6 +256,10 @@ class EventFrameDataset(Dataset):
         self.reader = reader
         self.sensor_size = tuple(int(s) for s in sensor_size)
         self.n_time_bins, self.time_window, self.duration = n_time_bins, time_window, duration
+        if n_time_bins is not None:
+            self._check_frames(int(n_time_bins), "n_time_bins")
+        elif duration is not None:
+            self._check_frames(whole_frames(duration, time_window), "every sample")
         self.cache = None
         if cache_dir is not None:
             params = {"name": name, "n": len(self.items), "sensor_size": self.sensor_size, "binning": BINNING_VERSION,
@@ -217,10 +274,63 @@ class EventFrameDataset(Dataset):
         w, h, p = self.sensor_size
         return (w,) if (h == 1 and p == 1) else (p, h, w)
 
+    def _check_frames(self, n: int, where: str) -> None:
+        """Refuse ``n`` frames per sample when that is more than :data:`MAX_FRAMES` or :data:`MAX_SAMPLE_BYTES`."""
+        nbytes = 4 * n * math.prod(self._frame_shape())
+        if n > MAX_FRAMES or nbytes > MAX_SAMPLE_BYTES:
+            setting = (f"n_time_bins={self.n_time_bins!r}" if self.n_time_bins is not None else
+                       f"time_window={self.time_window!r} us" + (f", duration={self.duration!r} us"
+                                                                 if self.duration is not None else ""))
+            raise ValueError(f"{self.name}: {where}: {setting} gives {n} frames per sample ({nbytes / 2**30:.3g} GiB), "
+                             f"more than the {MAX_FRAMES} frames / {MAX_SAMPLE_BYTES / 2**30:g} GiB allowed; "
+                             f"{_UNITS_HINT}")
+
+    def _where(self, index: int) -> str:
+        """The file (and sample) ``index`` comes from, for error messages."""
+        item = self.items[index]
+        path = getattr(self.reader, "path", None)
+        if path is not None:
+            return f"{path} (sample {index})"
+        if isinstance(item, (str, os.PathLike)):
+            return str(item)
+        return f"sample {index} ({item!r})"
+
+    def _error(self, index: int, what: str, e: Exception) -> Exception:
+        """``e`` as a ValueError (OSError for I/O problems) whose message names the sample's file."""
+        where = self._where(index)
+        inner = f"{type(e).__name__}: {e}"
+        if where.split(" (sample")[0] in str(e):  # the message names the file already
+            where = f"sample {index}"
+        msg = f"{self.name}: {where}: {what}: {inner}"
+        if isinstance(e, FileNotFoundError):
+            return FileNotFoundError(msg)
+        return OSError(msg) if isinstance(e, OSError) else ValueError(msg)
+
+    def _check_events(self, events: np.ndarray, index: int) -> None:
+        """Every event must lie on the sensor: ``0 <= x < W``, ``0 <= y < H``, ``0 <= p < P``."""
+        if not len(events):
+            return
+        w, h, p = self.sensor_size
+        one_d = h == 1 and p == 1
+        fields = [("x", w, "unit" if one_d else "x")]
+        if "y" in events.dtype.names:
+            fields.append(("y", h, "y"))
+        fields.append(("p", p, "polarity"))
+        for field, size, label in fields:
+            v = events[field]
+            bad = np.flatnonzero((v < 0) | (v >= size))
+            if bad.size:
+                i = int(bad[0])
+                raise ValueError(
+                    f"{self.name}: {self._where(index)}: event {i} (t={int(events['t'][i])} us) has "
+                    f"{label}={int(v[i])}, "
+                    f"outside the sensor's 0..{size - 1} ({bad.size} such events); the file is corrupt or belongs to "
+                    f"another dataset (sensor size {self.sensor_size})")
+
     def _frames_of(self, events: np.ndarray) -> tuple[float, float, int]:
         """``(start, frame length, number of frames)`` in microseconds for a sample's sorted events."""
         if self.duration is not None and self.time_window is not None:
-            return 0.0, float(self.time_window), int(float(self.duration) // float(self.time_window))
+            return 0.0, float(self.time_window), whole_frames(self.duration, self.time_window)
         if len(events) == 0:
             return 0.0, 1.0, int(self.n_time_bins) if self.n_time_bins is not None else 1
         t0, t1 = int(events["t"][0]), int(events["t"][-1])
@@ -233,10 +343,23 @@ class EventFrameDataset(Dataset):
         return float(t0), tw, max(1, math.ceil((t1 - t0 + 1) / tw))
 
     def _bin(self, index: int) -> torch.Tensor:
-        events = self.reader(self.items[index])
-        if self.duration is not None and len(events):
-            events = events[events["t"] < self.duration]
+        try:
+            events = self.reader(self.items[index])
+        except MemoryError:
+            raise
+        except Exception as e:
+            raise self._error(index, "cannot read it", e) from e
+        self._check_events(events, index)
         start, width, n = self._frames_of(events)
+        if self.duration is not None and len(events):
+            kept = events[events["t"] < min(float(self.duration), start + n * width)]
+            if len(kept) == 0:
+                warnings.warn(
+                    f"{self.name}: {self._where(index)}: all {len(events)} events are at or after duration="
+                    f"{self.duration!r} us (the first at t={int(events['t'][0])} us), so the sample is all zeros; "
+                    f"{_UNITS_HINT}", RuntimeWarning, stacklevel=2)
+            events = kept
+        self._check_frames(n, self._where(index))
         if len(events) == 0:
             return torch.zeros((n,) + self._frame_shape())
         from tonic.transforms import ToFrame
@@ -246,7 +369,12 @@ class EventFrameDataset(Dataset):
         # exactly n of them, however the division rounds.
         to_frame = ToFrame(sensor_size=self.sensor_size, time_window=width, start_time=start,
                            end_time=start + (n - 0.5) * width, include_incomplete=True)
-        frames = np.asarray(to_frame(events), dtype=np.float32)
+        try:
+            frames = np.asarray(to_frame(events), dtype=np.float32)
+        except MemoryError:
+            raise
+        except Exception as e:
+            raise self._error(index, "cannot bin its events", e) from e
         return torch.from_numpy(frames.reshape((frames.shape[0],) + self._frame_shape()))
 
     def __getitem__(self, index: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -295,11 +423,27 @@ class _H5Reader:
             self._f, self._pid = h5py.File(self.path, "r"), os.getpid()
         times = np.asarray(self._f["spikes/times"][index], dtype=np.float64)
         units = np.asarray(self._f["spikes/units"][index], dtype=np.int64)
+        if times.shape != units.shape:
+            raise ValueError(f"{self.path}: sample {index} has {times.shape} spikes/times "
+                             f"but {units.shape} spikes/units")
+        if not np.isfinite(times).all():
+            raise ValueError(f"{self.path}: sample {index} has NaN or infinite spike times")
         ev = np.empty(len(times), dtype=AUDIO_DTYPE)
         ev["t"] = np.round(times * 1e6).astype(np.int64)  # seconds -> microseconds
         ev["x"] = units
         ev["p"] = 0
         return ev[np.argsort(ev["t"], kind="stable")]
+
+
+def _check_labels(name: str, labels: list[int] | np.ndarray, where: list[str]) -> None:
+    """Raise ``ValueError`` naming the first sample (``where[i]``) whose label is not in ``0..n_classes - 1``."""
+    n = NEUROMORPHIC_DATASETS[name].n_classes
+    labels = np.asarray(labels, dtype=np.int64)
+    bad = np.flatnonzero((labels < 0) | (labels >= n))
+    if bad.size:
+        i = int(bad[0])
+        raise ValueError(f"{name}: {where[i]} has label {int(labels[i])}, outside 0..{n - 1} ({name} has {n} classes; "
+                         f"{bad.size} samples have such labels): the file is corrupt or belongs to another dataset")
 
 
 def _load_h5(name: str, root, split: str, splits: tuple[str, ...], n_time_bins, time_window, duration, cache_dir):
@@ -328,6 +472,7 @@ def _load_h5(name: str, root, split: str, splits: tuple[str, ...], n_time_bins, 
         labels = np.asarray(f["labels"][:], dtype=np.int64)
         if len(f["spikes/times"]) != len(labels) or len(f["spikes/units"]) != len(labels):
             raise FileNotFoundError(f"{name}: {path} is incomplete: spikes and labels have different lengths.")
+    _check_labels(name, labels, [f"{path} (sample {i})" for i in range(len(labels))])
     return EventFrameDataset(
         name, list(range(len(labels))), labels, _H5Reader(path), NEUROMORPHIC_DATASETS[name].sensor_size,
         n_time_bins=n_time_bins, time_window=time_window, duration=duration, cache_dir=cache_dir,
@@ -338,39 +483,44 @@ def _load_h5(name: str, root, split: str, splits: tuple[str, ...], n_time_bins, 
 def load_shd(
     root: str | os.PathLike,
     split: str = "train",
-    n_time_bins: int | None = 100,
+    n_time_bins: int | None = None,
     time_window: float | None = None,
     duration: float | None = None,
     cache_dir: str | os.PathLike | None = None,
 ) -> EventFrameDataset:
     """Spiking Heidelberg Digits from ``root/shd_{train,test}.h5``: items ``([T, 700], label 0..19)``.
 
-    ``time_window``/``duration`` are in microseconds (e.g. ``time_window=10_000, duration=1_000_000``
-    gives 100 frames aligned at t=0).
+    Give ``n_time_bins`` (default 100) or ``time_window``. ``time_window``/``duration`` are in microseconds,
+    although the file stores seconds (e.g. ``time_window=10_000, duration=1_000_000`` gives 100 frames
+    aligned at t=0); see :class:`EventFrameDataset`.
 
     Example:
         >>> ds = load_shd("/data/shd", "train", n_time_bins=100)  # doctest: +SKIP
         >>> ds[0][0].shape  # doctest: +SKIP
         torch.Size([100, 700])
     """
+    n_time_bins = _default_bins(n_time_bins, time_window, 100)
     return _load_h5("shd", root, split, ("train", "test"), n_time_bins, time_window, duration, cache_dir)
 
 
 def load_ssc(
     root: str | os.PathLike,
     split: str = "train",
-    n_time_bins: int | None = 100,
+    n_time_bins: int | None = None,
     time_window: float | None = None,
     duration: float | None = None,
     cache_dir: str | os.PathLike | None = None,
 ) -> EventFrameDataset:
     """Spiking Speech Commands from ``root/ssc_{train,valid,test}.h5``: items ``([T, 700], label 0..34)``.
 
+    Give ``n_time_bins`` (default 100) or ``time_window``; times are in microseconds as for :func:`load_shd`.
+
     Example:
         >>> ds = load_ssc("/data/ssc", "valid", time_window=10_000, duration=1_000_000)  # doctest: +SKIP
         >>> ds[0][0].shape  # doctest: +SKIP
         torch.Size([100, 700])
     """
+    n_time_bins = _default_bins(n_time_bins, time_window, 100)
     return _load_h5("ssc", root, split, ("train", "valid", "test"), n_time_bins, time_window, duration, cache_dir)
 
 
@@ -413,6 +563,10 @@ class _NMNISTReader:
     def __call__(self, path: str) -> np.ndarray:
         from tonic.io import read_mnist_file
 
+        size = os.path.getsize(path)
+        if size % 5:
+            raise ValueError(f"{path}: {size} bytes is not a whole number of 5-byte N-MNIST events: the file is "
+                             "truncated or not an N-MNIST .bin")
         ev = read_mnist_file(path, dtype=XYTP_DTYPE)
         if self.first_saccade_only:
             ev = ev[ev["t"] < 100_000]
@@ -422,7 +576,7 @@ class _NMNISTReader:
 def load_nmnist(
     root: str | os.PathLike,
     split: str = "train",
-    n_time_bins: int | None = 30,
+    n_time_bins: int | None = None,
     time_window: float | None = None,
     duration: float | None = None,
     first_saccade_only: bool = False,
@@ -431,12 +585,14 @@ def load_nmnist(
     """N-MNIST from ``root/[NMNIST/]{Train,Test}/<digit>/<id>.bin``: items ``([T, 2, 34, 34], digit)``.
 
     Any subset of the recordings works (e.g. a few hundred files); at least one ``.bin`` is needed.
+    Give ``n_time_bins`` (default 30) or ``time_window`` (microseconds).
 
     Example:
         >>> ds = load_nmnist(shared_data_root() / "nmnist_small", "test", n_time_bins=10)  # doctest: +SKIP
         >>> ds[0][0].shape  # doctest: +SKIP
         torch.Size([10, 2, 34, 34])
     """
+    n_time_bins = _default_bins(n_time_bins, time_window, 30)
     base = _split_folder("nmnist", root, split, "Train", "Test")
     files, labels = [], []
     for d in sorted(base.iterdir()):
@@ -476,10 +632,23 @@ class _NpyReader:
         return ev[np.argsort(ev["t"], kind="stable")]
 
 
+def _refuse_ibm_original_layout(root: str | os.PathLike, cause: FileNotFoundError) -> None:
+    """Raise a clear ``FileNotFoundError`` where ``root`` holds IBM's original release (``*.aedat``, ``*_labels.csv``)."""
+    root = Path(root).expanduser()
+    for base in (root, root / "DvsGesture", root / "DVSGesture"):
+        if base.is_dir() and (next(base.glob("*.aedat"), None) or next(base.glob("*_labels.csv"), None)):
+            raise FileNotFoundError(
+                f"dvsgesture: {base} holds IBM's original DVS Gesture release (userNN_<lighting>.aedat recordings with "
+                f"*_labels.csv), which snnlab does not read. load_dvs_gesture reads tonic's preprocessed layout only: "
+                f"{_LAYOUT['dvsgesture']}. Get {NEUROMORPHIC_DATASETS['dvsgesture'].source} under {root}. "
+                "snnlab never downloads datasets."
+            ) from cause
+
+
 def load_dvs_gesture(
     root: str | os.PathLike,
     split: str = "train",
-    n_time_bins: int | None = 50,
+    n_time_bins: int | None = None,
     time_window: float | None = None,
     duration: float | None = None,
     cache_dir: str | os.PathLike | None = None,
@@ -487,14 +656,21 @@ def load_dvs_gesture(
     """IBM DVS Gesture in tonic's preprocessed layout: items ``([T, 2, 128, 128], label 0..10)``.
 
     Files are ``ibmGestureTrain/userNN_<lighting>/<label>.npy`` arrays ``[N, 4]`` with columns
-    ``x, y, p, t`` and ``t`` in milliseconds (converted to microseconds here, as tonic does).
+    ``x, y, p, t`` and ``t`` in milliseconds (converted to microseconds here, as tonic does). Give
+    ``n_time_bins`` (default 50) or ``time_window`` (microseconds). IBM's original release
+    (``*.aedat`` with ``*_labels.csv``) is not read: a clear error says so.
 
     Example:
         >>> ds = load_dvs_gesture("/data", "test", n_time_bins=20)  # doctest: +SKIP
         >>> ds[0][0].shape  # doctest: +SKIP
         torch.Size([20, 2, 128, 128])
     """
-    base = _split_folder("dvsgesture", root, split, "ibmGestureTrain", "ibmGestureTest")
+    n_time_bins = _default_bins(n_time_bins, time_window, 50)
+    try:
+        base = _split_folder("dvsgesture", root, split, "ibmGestureTrain", "ibmGestureTest")
+    except FileNotFoundError as e:
+        _refuse_ibm_original_layout(root, e)
+        raise
     files, labels = [], []
     for d in sorted(p for p in base.iterdir() if p.is_dir() and p.name.startswith("user")):
         for f in sorted(d.glob("*.npy")):
@@ -502,7 +678,12 @@ def load_dvs_gesture(
                 files.append(str(f))
                 labels.append(int(f.stem))
     if not files:
-        raise _missing("dvsgesture", Path(root), f"no userNN_<lighting>/<label>.npy files in {base}")
+        nested = (" (it holds a folder of the same name: extracted one level too deep?)"
+                  if (base / base.name).is_dir() else "")
+        e = _missing("dvsgesture", Path(root), f"no userNN_<lighting>/<label>.npy files in {base}{nested}")
+        _refuse_ibm_original_layout(root, e)
+        raise e
+    _check_labels("dvsgesture", labels, files)
     return EventFrameDataset(
         "dvsgesture", files, labels, _NpyReader(("x", "y", "p", "t"), 1000.0),
         NEUROMORPHIC_DATASETS["dvsgesture"].sensor_size, n_time_bins=n_time_bins, time_window=time_window,
@@ -516,7 +697,7 @@ POKER_CLASSES = ("cl", "he", "di", "sp")
 def load_pokerdvs(
     root: str | os.PathLike,
     split: str = "train",
-    n_time_bins: int | None = 20,
+    n_time_bins: int | None = None,
     time_window: float | None = None,
     duration: float | None = None,
     cache_dir: str | os.PathLike | None = None,
@@ -524,13 +705,14 @@ def load_pokerdvs(
     """POKER-DVS in tonic's layout: items ``([T, 2, 35, 35], label)`` with labels clubs, hearts, diamonds, spades = 0..3.
 
     Files are ``pips_train/<folder ending in cl|he|di|sp>/<id>.npy`` arrays ``[N, 4]`` with columns
-    ``t, x, y, p`` (``t`` in microseconds).
+    ``t, x, y, p`` (``t`` in microseconds). Give ``n_time_bins`` (default 20) or ``time_window`` (microseconds).
 
     Example:
         >>> ds = load_pokerdvs("/data", "train", n_time_bins=10)  # doctest: +SKIP
         >>> ds[0][0].shape  # doctest: +SKIP
         torch.Size([10, 2, 35, 35])
     """
+    n_time_bins = _default_bins(n_time_bins, time_window, 20)
     base = _split_folder("pokerdvs", root, split, "pips_train", "pips_test")
     files, labels = [], []
     for d in sorted(p for p in base.iterdir() if p.is_dir() and p.name[-2:] in POKER_CLASSES):

@@ -150,7 +150,9 @@ def _loaders(train_ds, test_ds, cfg: ExperimentConfig, collate, num_workers: int
     g = torch.Generator().manual_seed(int(cfg.seed))
     train = DataLoader(train_ds, batch_size=cfg.batch_size, shuffle=True, generator=g, collate_fn=collate,
                        num_workers=num_workers)
-    test = DataLoader(test_ds, batch_size=cfg.batch_size, shuffle=False, collate_fn=collate, num_workers=num_workers)
+    # seeded too: workers draw their seeds from it, and same_randomness() restores only a loader's own generators
+    test = DataLoader(test_ds, batch_size=cfg.batch_size, shuffle=False, collate_fn=collate, num_workers=num_workers,
+                      generator=torch.Generator().manual_seed(int(cfg.seed) + 1))
     return train, test
 
 
