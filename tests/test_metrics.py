@@ -64,13 +64,97 @@ def test_analog_input_counts_dense_macs():
     assert c.macs_per_sample() == 6 * 4 * 5  # T * in * out per sample
 
 
+def delay_layer(rounded=True):
+    """DelayedLinear(2, 3) with weights 1 and delays d[j, i] = [[0, 1], [2, 3], [3, 3]] (max_delay 4)."""
+    layer = sl.DelayedLinear(2, 3, max_delay=4, seed=0, backend="torch")
+    with torch.no_grad():
+        layer.weight.fill_(1.0)
+        layer.positions.copy_(torch.tensor([[0.0, 1.0], [2.0, 3.0], [3.0, 3.0]]))
+    return layer.round_delays() if rounded else layer
+
+
 def test_delayed_linear_synops():
-    layer = sl.DelayedLinear(4, 3, max_delay=3, learn_delays=False, seed=0)
-    x = torch.zeros(5, 2, 4)
-    x[0, 0, 1] = x[3, 0, 2] = x[4, 1, 0] = x[1, 1, 3] = 1.0  # 4 spikes over 2 samples
+    layer = delay_layer()
+    x = torch.zeros(5, 2, 2)
+    x[0, 0, 0] = x[3, 0, 1] = x[4, 1, 0] = x[1, 1, 1] = 1.0  # 4 spikes over 2 samples
     with SynOpsCounter(layer) as c:
         layer(x)
-    assert c.acs_per_sample() == 4 * 3 / 2
+    # delivered (t + d < 5): (t0,i0): d 0,2,3 -> 3; (t3,i1): d 1 -> 1; (t4,i0): d 0 -> 1; (t1,i1): d 1,3,3 -> 3
+    assert c.acs_per_sample() == (3 + 1 + 1 + 3) / 2
+    assert c.table()["input_events_per_sample"].tolist() == [2.0]
+
+
+def test_rounded_delays_count_only_events_delivered_inside_the_window():
+    # the reviewer's p07: events at (t0, i0) and (t4, i1); the second one's delays 1, 3, 3 carry it past T=5
+    x = torch.zeros(5, 1, 2)
+    x[0, 0, 0] = 1; x[4, 0, 1] = 1
+    for rounded in (False, True):  # the learnable form is counted as the rounded layer it becomes
+        layer = delay_layer(rounded)
+        with SynOpsCounter(layer) as c:
+            y = layer(x)
+        assert c.acs_per_sample() == 3.0  # was 2 events * 3 = 6.0
+        assert c.table()["input_events_per_sample"].tolist() == [2.0]
+    assert int((y[:, 0] != 0).sum()) == 3  # the rounded layer's output indeed shows 3 delivered events
+    # brute force on random delays and event counts: sum_{t,b,i,j} x[t,b,i] * [t + d_ji < T]
+    g = torch.Generator().manual_seed(0)
+    layer = sl.DelayedLinear(5, 7, max_delay=9, learn_delays=False, seed=3)
+    x = torch.randint(0, 3, (8, 3, 5), generator=g).float()
+    with SynOpsCounter(layer) as c:
+        layer(x)
+    d = layer.delays
+    brute = sum(float(x[t, b, i]) * int(((t + d[:, i]) < 8).sum()) for t in range(8) for b in range(3) for i in range(5))
+    assert c.acs_per_sample() == pytest.approx(brute / 3)
+    assert brute < float(x.sum()) * 7  # some events are delayed past the window
+
+
+def test_delivered_fanout_hand_case():
+    from snnlab.metrics import delivered_fanout
+
+    # input 0 has delays {0, 2, 3}, input 1 {1, 3, 3}; T = 5: count of d <= 4 - t
+    fan = delivered_fanout(torch.tensor([[0, 1], [2, 3], [3, 3]]), 5)
+    assert fan.T.tolist() == [[3, 3, 2, 1, 1], [3, 3, 1, 1, 0]]
+    assert delivered_fanout(torch.tensor([[7]]), 5).flatten().tolist() == [0, 0, 0, 0, 0]  # d >= T: never
+
+
+def test_event_count_inputs_are_events_whatever_the_batch():
+    from snnlab.metrics import event_samples, is_event_input
+
+    T = 5
+    a = torch.zeros(T, 4); a[0, 1] = a[1, 2] = a[3, 3] = 1.0          # 3 single events
+    b = a.clone(); b[0, 1] = 2.0                                      # the same + a 2nd event in one bin: 4
+    c = torch.full((T, 4), 0.3)                                       # analog
+    net = nn.Sequential(nn.Linear(4, 100, bias=False))
+
+    def ops(*samples):
+        with SynOpsCounter(net) as cnt:
+            net(torch.stack(samples, 1))
+        return cnt.acs_per_sample(), cnt.macs_per_sample()
+
+    assert ops(a) == (300.0, 0.0)
+    assert ops(b) == (400.0, 0.0)                  # was (0, T * 4 * 100 = 2000): dense MACs
+    assert ops(a, b) == (350.0, 0.0)               # was (0, 2000)
+    assert ops(a, c) == (150.0, T * 4 * 100 / 2)   # a keeps its 300 ACs, c alone runs dense
+    with SynOpsCounter(net) as cnt:
+        net(torch.stack([a, b, c], 1))
+    row = cnt.table().iloc[0]
+    assert row["input_events_per_sample"] == pytest.approx(7 / 3) and not bool(row["binary_input"])
+    assert event_samples(torch.stack([a, b, c], 1)).tolist() == [True, True, False]
+    assert is_event_input(b) and not is_event_input(c) and not is_event_input(-a)
+    assert not is_event_input(torch.tensor([float("inf")])) and is_event_input(torch.tensor([True, False]))
+
+
+def test_evaluate_energy_of_event_frames_does_not_depend_on_the_batch():
+    # the reviewer's p13: tonic-style frames with an event count of 2 in one bin
+    torch.manual_seed(0)
+    net = sl.Sequential(nn.Linear(4, 100, bias=False), sl.LIF(backend="torch"), nn.Linear(100, 2, bias=False), sl.LI())
+    x = torch.zeros(5, 2, 4)
+    x[0, :, 1] = 1.0; x[1, :, 2] = 1.0; x[4, :, 3] = 1.0; x[0, 1, 1] = 2.0
+    y = torch.tensor([0, 0])
+    alone = [evaluate(net, [(x[:, i:i + 1], y[i:i + 1])]) for i in range(2)]
+    both = evaluate(net, [(x, y)])
+    assert both["macs_per_sample"] == 0.0 and all(r["macs_per_sample"] == 0.0 for r in alone)
+    assert both["synops_per_sample"] == pytest.approx((alone[0]["synops_per_sample"] + alone[1]["synops_per_sample"]) / 2)
+    assert alone[1]["synops_per_sample"] - alone[0]["synops_per_sample"] >= 100  # one more input event
 
 
 def test_spike_counts_and_neuron_table():
@@ -89,8 +173,8 @@ def test_evaluate_hand_computed():
     res = evaluate(net, [(x, y)])
     assert tuple(res) == EVALUATE_KEYS
     assert net.training and all(m.training for m in net.modules())  # mode restored
-    # logits: sample 0 -> (2, 3) (class 1, correct); sample 1 -> (0, 0) (argmax 0, correct)
-    assert res["accuracy"] == 1.0
+    # logits: sample 0 -> (2, 3) (class 1, correct); sample 1 -> (0, 0) (a tie: no decision, wrong)
+    assert res["accuracy"] == 0.5
     assert res["loss"] == pytest.approx((math.log1p(math.exp(-1.0)) + math.log(2.0)) / 2)
     # hidden spikes: neuron 0 at t0, t2; neuron 1 at t1 -> 3 spikes in 2 samples
     assert res["spikes_per_layer"] == {"1": 1.5}
@@ -98,12 +182,13 @@ def test_evaluate_hand_computed():
     # SynOps: 3 inputs * 5 + 3 hidden spikes * 2 = 21 over 2 samples
     assert res["synops_per_sample"] == 10.5 and res["macs_per_sample"] == 0.0
     assert res["energy_per_sample_j"] == pytest.approx(10.5 * 0.9e-12)
-    # running predictions sample 0: t0 -> 0, t1.. -> 1 (final, correct): latency 1; sample 1: 0
-    assert res["latency_steps"] == pytest.approx(0.5)
+    # running predictions sample 0: t0 -> 0, t1.. -> 1 (final, correct): latency 1; sample 1 silent:
+    # never decides -> T = 4
+    assert res["latency_steps"] == pytest.approx(2.5)
     assert res["n_samples"] == 2
     # a wrong label: the sample never decides correctly -> latency T = 4
     res_wrong = evaluate(net, [(x, torch.tensor([0, 0]))])
-    assert res_wrong["accuracy"] == 0.5 and res_wrong["latency_steps"] == pytest.approx(2.0)
+    assert res_wrong["accuracy"] == 0.0 and res_wrong["latency_steps"] == pytest.approx(4.0)
 
 
 def test_evaluate_max_batches_and_errors():
@@ -124,6 +209,41 @@ def test_max_spikes_and_noisy_neurons_share_the_accounting():
     # noisy neurons are deterministic in eval mode: same counts as the plain LIF
     noisy = evaluate(hand_net(noise="gaussian", noise_scale=0.1, seed=0), [(x, y)])
     assert noisy["spikes_per_layer"] == {"1": 1.5} and noisy["synops_per_sample"] == 10.5
+
+
+def mask_net(fused, p=0.5):
+    """Linear(1, 4) weights 2 -> LIF(beta 0): every hidden neuron fires every step -> mask -> Linear(4, 2) -> LI."""
+    l1, l2 = nn.Linear(1, 4, bias=False), nn.Linear(4, 2, bias=False)
+    with torch.no_grad():
+        l1.weight.fill_(2.0); l2.weight.fill_(1.0)
+    if fused:
+        return sl.Sequential(l1, sl.LIF(beta=0.0, mask_p=p, mask_at_inference=True, seed=0, backend="torch"), l2,
+                             sl.LI(beta=0.5))
+    return sl.Sequential(l1, sl.LIF(beta=0.0, backend="torch"), sl.SpikeMask(p, mask_at_inference=True, seed=0), l2,
+                         sl.LI(beta=0.5))
+
+
+def test_spike_accounting_fused_mask_vs_separate_mask():
+    from snnlab.metrics import spike_accounting_table
+
+    x, y = torch.ones(10, 4, 1), torch.zeros(4, dtype=torch.long)  # 4 neurons * 10 steps = 40 fired per sample
+    # transmitted spikes are what the next layer receives, in both forms; the fired ones only show unfused
+    for fused_form in (True, False):
+        net = mask_net(fused_form)
+        tab = spike_accounting_table(net, [(x, y)]).iloc[0]
+        received = synops_table(net, [(x, y)])["input_events_per_sample"].iloc[1]
+        assert tab["transmitted_spikes_per_sample"] == received and 10 < received < 30
+        if fused_form:
+            assert tab["masking"] == "fused" and math.isnan(tab["fired_spikes_per_sample"])
+            assert tab["output_spikes_per_sample"] == received
+        else:
+            assert tab[["layer", "masking", "output_spikes_per_sample", "fired_spikes_per_sample"]].tolist() == \
+                ["1", "SpikeMask 2", 40.0, 40.0]
+        r = evaluate(net, [(x, y)])
+        assert r["spikes_per_sample"] == (received if fused_form else 40.0)
+        assert r["synops_per_sample"] == 10 * 4 + received * 2
+    plain = spike_accounting_table(hand_net(), [hand_batch()]).iloc[0]
+    assert plain.tolist() == ["1", "none", 1.5, 1.5, 1.5]
 
 
 def test_masked_network_counts_masked_spikes_for_synops():
@@ -181,6 +301,40 @@ def test_latency_membrane_readout_stable_and_correct():
     assert decision_latency(out, "membrane_sum", torch.tensor([0, 1])).tolist() == [4.0, 0.0]
     assert decision_latency(out, "membrane_sum").tolist() == [1.0, 0.0]  # stability only
     assert decision_latency(out, "membrane_max", torch.tensor([1, 1])).tolist() == [1.0, 0.0]
+
+
+def test_ties_and_silent_outputs_are_no_decision():
+    from snnlab.core.readout import decide, predict, prediction_over_time
+
+    assert decide(torch.tensor([[0.0, 0.0], [1.0, 1.0], [2.0, 1.0], [float("nan"), 1.0]])).tolist() == [-1, -1, 0, -1]
+    # the reviewer's p04: zero weights, no output activity at all, for every readout
+    T = 6
+    x = torch.zeros(T, 4, 3); x[0] = 1
+    y = torch.tensor([0, 0, 1, 2])
+    for readout, spiking in (("membrane_sum", False), ("membrane_max", False), ("spike_count", True),
+                             ("first_spike", True)):
+        l1, l2 = nn.Linear(3, 5, bias=False), nn.Linear(5, 3, bias=False)
+        nn.init.zeros_(l1.weight); nn.init.zeros_(l2.weight)
+        net = sl.Sequential(l1, sl.LIF(backend="torch"), l2,
+                            sl.LIF(backend="torch", max_spikes=1) if spiking else sl.LI())
+        r = evaluate(net, [(x, y)], readout=readout)
+        assert r["accuracy"] == 0.0 and r["latency_steps"] == T, readout  # was 0.5 and 3.0 (membrane)
+        assert r["loss"] == pytest.approx(math.log(3))                       # the loss is the plain logits'
+        assert predict(net(x), readout).tolist() == [-1] * 4
+    # neurons firing first together: no first-spike decision ever
+    out = torch.zeros(4, 2, 3); out[1, 0, [0, 2]] = 1; out[2, 1, 1] = 1
+    assert prediction_over_time(out, "first_spike").T.tolist() == [[-1, -1, -1, -1], [-1, -1, 1, 1]]
+    assert decision_latency(out, "first_spike").tolist() == [4.0, 2.0]
+
+
+def test_membrane_latency_does_not_count_a_tied_readout_as_class_0():
+    # the reviewer's p05: both samples silent for t = 0..2, their class leads from t = 3
+    out = torch.zeros(6, 2, 3)
+    out[3:, 0, 0] = 1.0; out[3:, 1, 1] = 1.0
+    y = torch.tensor([0, 1])
+    for readout in ("membrane_sum", "membrane_max"):
+        assert decision_latency(out, readout, y).tolist() == [3.0, 3.0]  # was [0.0, 3.0]
+        assert decision_latency(out, readout).tolist() == [3.0, 3.0]
 
 
 # ----------------------------------------------------------------------------- perturbations
@@ -274,7 +428,7 @@ def test_robustness_curve_shape_and_clean_accuracy():
     assert isinstance(df, pd.DataFrame) and list(df.columns) == ["perturbation", "level", "accuracy", "n_samples"]
     assert len(df) == 3 and (df["n_samples"] == 16).all() and model.training
     assert df["accuracy"].iloc[0] == 1.0
-    assert df["accuracy"].iloc[2] == 0.5  # all spikes gone: ties -> class 0 for everyone
+    assert df["accuracy"].iloc[2] == 0.0  # all spikes gone: ties -> no decision for everyone (was 0.5)
     kinds = ["jitter", "deletion", "insertion", "gaussian"]
     both = robustness_curve(model, loader, kinds, [0.0, 0.2], max_batches=1)
     assert len(both) == 8 and (both["n_samples"] == 8).all()
@@ -298,3 +452,47 @@ def test_evaluation_passes_over_a_rate_encoded_loader_see_the_same_spikes():
     assert curve["accuracy"].iloc[0] == curve["accuracy"].iloc[1] == runs[0]["accuracy"]
     first = next(iter(test))[0]  # a pass of the user's own still draws new spikes
     assert not torch.equal(first, next(iter(test))[0])
+
+
+def noisy_setup(seed):
+    """A noisy LIF sampling at inference (noisy_eval) with its own generator (seed) or torch's global one."""
+    torch.manual_seed(0)
+    l1, l2 = nn.Linear(6, 8, bias=False), nn.Linear(8, 2, bias=False)
+    with torch.no_grad():
+        l1.weight.copy_(torch.randn(8, 6)); l2.weight.copy_(torch.randn(2, 8))
+    net = sl.Sequential(l1, sl.LIF(beta=0.5, noise="gaussian", noise_scale=0.5, noisy_eval=True, seed=seed,
+                                   backend="torch"), l2, sl.LI(beta=0.5))
+    g = torch.Generator().manual_seed(1)
+    x = (torch.rand(8, 256, 6, generator=g) < 0.3).float()
+    return net, [(x, torch.randint(0, 2, (256,), generator=g))]
+
+
+@pytest.mark.parametrize("seed", [123, None])
+def test_robustness_curve_and_evaluate_are_reproducible_with_random_layers(seed):
+    net, loader = noisy_setup(seed)
+    torch.manual_seed(5)
+    gen_state = net[1]._generator.get_state() if seed is not None else None
+    global_state = torch.get_rng_state()
+    c1 = robustness_curve(net, loader, "deletion", [0.0, 0.0, 0.0], seed=0)
+    torch.manual_seed(99)  # another global state: an unseeded layer still gets the same noise from seed=0
+    c2 = robustness_curve(net, loader, "deletion", [0.0, 0.0, 0.0], seed=0)
+    assert c1["accuracy"].nunique() == 1  # common random numbers at every level (they differed)
+    pd.testing.assert_frame_equal(c1, c2)
+    torch.manual_seed(5)
+    runs = [evaluate(net, loader) for _ in range(3)]
+    assert all(r == runs[0] for r in runs[1:])  # they differed from pass to pass
+    assert torch.equal(torch.get_rng_state(), global_state)  # the streams are left where they were
+    if seed is not None:
+        assert torch.equal(net[1]._generator.get_state(), gen_state)
+    if seed is None:  # the network is random at all: another seed gives unseeded layers other noise
+        other = robustness_curve(net, loader, "deletion", [0.0], seed=1)
+        assert other["accuracy"].iloc[0] != c1["accuracy"].iloc[0]
+
+
+def test_masks_at_inference_are_the_same_in_every_evaluation():
+    x, y = torch.ones(10, 4, 1), torch.zeros(4, dtype=torch.long)
+    for fused in (True, False):
+        net = mask_net(fused)
+        assert len({evaluate(net, [(x, y)])["synops_per_sample"] for _ in range(3)}) == 1
+        curve = robustness_curve(net, [(x, y)], "deletion", [0.0, 0.0], seed=0)
+        assert curve["accuracy"].nunique() == 1

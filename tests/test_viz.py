@@ -371,11 +371,33 @@ def test_pareto_front_hand_case():
 @pytest.mark.parametrize("column,larger_is_better", [
     ("accuracy", True), ("rounded/accuracy", True), ("robustness.gaussian", True), ("macs_per_sample", False),
     ("spikes_per_layer/1", False), ("config.x/synops_per_sample", False), ("latency_steps", False),
+    # sweep-table columns (metric_columns offers them): accuracy anywhere / robust -> maximise
+    ("robust_accuracy_deletion_0.3", True), ("robust_accuracy_jitter_2", True), ("test_accuracy", True),
+    ("rounded_test_accuracy", True), ("rounded/test_accuracy", True),
 ])
 def test_better_direction_reads_the_innermost_known_part_of_a_name(column, larger_is_better):
     from snnlab.viz import better_direction
 
     assert better_direction(column) is larger_is_better
+
+
+def test_better_direction_refuses_names_that_do_not_tell():
+    from snnlab.viz import better_direction
+
+    for column in ("n_samples", "seed", "score"):
+        with pytest.raises(ValueError, match="maximize"):
+            better_direction(column)
+
+
+def test_pareto_front_of_robustness_columns_maximises_them():
+    # the reviewer's p10: a sweep table with a robustness column; both accuracies are to be maximised
+    df = pd.DataFrame({"robust_accuracy_deletion_0.3": [0.5, 0.8, 0.6], "test_accuracy": [0.9, 0.9, 0.9],
+                       "spikes_per_sample": [10.0, 20.0, 30.0]})
+    assert pareto_front(df, "robust_accuracy_deletion_0.3", "test_accuracy").index.tolist() == [1]
+    # robustness against spikes: (0.5, 10) and (0.8, 20) trade off, (0.6, 30) is dominated by (0.8, 20)
+    assert pareto_front(df, "spikes_per_sample", "robust_accuracy_deletion_0.3").index.tolist() == [0, 1]
+    from snnlab.viz.pareto import metric_columns
+    assert metric_columns(df) == ["spikes_per_sample", "robust_accuracy_deletion_0.3", "test_accuracy"]
 
 
 def test_metric_columns_offer_only_metrics_with_a_known_direction():

@@ -284,6 +284,29 @@ def test_tradeoff_explorer_from_dataframe_and_empty():
     assert empty.plot.object is None and "no runs" in empty.message.value
 
 
+def test_tradeoff_explorer_maximises_robustness_and_asks_for_unknown_directions():
+    # the reviewer's p10: robustness on x was minimised (front: the 0.5 row)
+    df = pd.DataFrame({"robust_accuracy_deletion_0.3": [0.5, 0.8, 0.6], "spikes_per_sample": [10.0, 20.0, 30.0],
+                       "accuracy": [0.9, 0.9, 0.9], "score": [3.0, 1.0, 2.0]})
+    ex = TradeoffExplorer(df, x="robust_accuracy_deletion_0.3", y="accuracy", plot_mode="output")
+    assert ex.front["robust_accuracy_deletion_0.3"].tolist() == [0.8]
+    assert "higher robust_accuracy_deletion_0.3" in ex.message.value
+    # a column whose name does not tell: offered when asked for, no silent guess, no front until chosen
+    ex = TradeoffExplorer(df, x="score", y="accuracy", plot_mode="output")
+    assert ex.x.value == "score" and ex.direction("x") is None
+    assert ex.front.empty and ex.scatter is not None and len(ex.plot.object) == 1
+    assert "no Pareto front" in ex.message.value and "x better" in ex.message.value
+    ex.x_better.value = "min"   # lower score better, higher accuracy better (all tie): the 1.0 row
+    assert ex.front["score"].tolist() == [1.0] and "lower score" in ex.message.value
+    ex.x_better.value = "max"
+    assert ex.front["score"].tolist() == [3.0]
+    ex.x.value = "spikes_per_sample"   # another column: back to its name's direction (lower spikes)
+    assert ex.x_better.value == "auto" and ex.front["spikes_per_sample"].tolist() == [10.0]
+    # the user's choice overrides the name's direction, also given to the constructor
+    ex = TradeoffExplorer(df, x="spikes_per_sample", y="accuracy", maximize_x=True, plot_mode="output")
+    assert ex.x_better.value == "max" and ex.front["spikes_per_sample"].tolist() == [30.0]
+
+
 def test_holoviews_widget_modes():
     w = HoloViewsWidget(hv.Curve([1, 2]), mode="bokeh")
     assert type(w.widget).__name__ == "BokehModel"

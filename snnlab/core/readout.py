@@ -8,12 +8,19 @@ Readouts, for an output of shape ``[T, B, C]``:
 - ``"first_spike"``: ``-(first spike time) / T`` — time-to-first-spike decoding: the earliest
   output neuron wins. With ``first_spike_time`` written as ``sum_t t*s[t] + T*(1 - sum_t s[t])`` for
   neurons that fire at most once, the surrogate gradient reaches the spike times.
+
+Decisions (:func:`predict`, :func:`prediction_over_time`): the class with the unique largest score;
+a tie for the largest score (e.g. a silent output, all scores equal) is *no decision*, ``-1``, which
+never matches a label. The training loss uses :func:`logits` as they are.
 """
 from __future__ import annotations
 
 import torch
 
 READOUTS = ("membrane_sum", "membrane_max", "spike_count", "first_spike")
+
+#: The prediction of a sample without a decision (a tie for the largest score, e.g. a silent output).
+NO_DECISION = -1
 
 
 def first_spike_time(spikes: torch.Tensor) -> torch.Tensor:
@@ -54,26 +61,56 @@ def logits(out: torch.Tensor, readout: str = "membrane_sum") -> torch.Tensor:
     raise ValueError(f"unknown readout {readout!r}; choose one of {list(READOUTS)}")
 
 
+def decide(scores: torch.Tensor) -> torch.Tensor:
+    """The class with the unique largest score ``[...]`` of scores ``[..., C]``; ``-1`` (no decision) where
+    the largest score is shared by several classes (all-zero scores included) or is NaN.
+
+    Example:
+        >>> decide(torch.tensor([[0.1, 0.7, 0.2], [0.0, 0.0, 0.0], [0.5, 0.5, 0.1]])).tolist()
+        [1, -1, -1]
+    """
+    top = scores.max(-1, keepdim=True).values
+    unique = (scores == top).sum(-1) == 1                       # 0 where the top is NaN
+    return torch.where(unique, scores.argmax(-1), torch.full_like(unique, NO_DECISION, dtype=torch.long))
+
+
+def predict(out: torch.Tensor, readout: str = "membrane_sum") -> torch.Tensor:
+    """Predicted classes ``[B]`` of a time-major output ``[T, B, C]``: :func:`decide` on :func:`logits`
+    (``-1`` for a tie, e.g. a silent output).
+
+    Example:
+        >>> out = torch.zeros(4, 2, 3); out[1, 0, 2] = 1.0           # sample 1 is silent
+        >>> predict(out, "spike_count").tolist()
+        [2, -1]
+    """
+    return decide(logits(out, readout).detach())
+
+
 def prediction_over_time(out: torch.Tensor, readout: str = "membrane_sum") -> torch.Tensor:
     """The prediction ``[T, B]`` the readout would give if the sample stopped after each step.
 
     Used for decision latency: for membrane readouts the running sum (or max) up to ``t``; for
-    spike readouts the running count or the first neuron to have fired (``-1`` before any spike).
+    spike readouts the running count or the first neuron to have fired. Steps where the largest
+    running score is shared (before any spike, a silent membrane, neurons firing first together) give
+    ``-1``, so the last row is :func:`predict`.
+
+    Example:
+        >>> out = torch.zeros(4, 1, 2); out[2, 0, 1] = 1.0
+        >>> prediction_over_time(out, "membrane_sum")[:, 0].tolist()
+        [-1, -1, 1, 1]
     """
     if readout == "membrane_sum" or readout == "spike_count":
         running = out.cumsum(0)
     elif readout == "membrane_max":
         running = out.cummax(0).values
     elif readout == "first_spike":
-        fired = out.cumsum(0) > 0
-        # the earliest-firing neuron: rank by first spike time, ties broken by index
-        t = first_spike_time(out.detach())
-        pred = t.argmin(-1).unsqueeze(0).expand(out.shape[0], -1).clone()
-        pred[~fired.any(-1)] = -1
+        out = out.detach()
+        fired = (out.cumsum(0) > 0).any(-1)                          # [T, B]: some neuron has fired
+        # the earliest-firing neuron (unique), known from its first spike on
+        final = decide(-first_spike_time(out))
+        pred = final.unsqueeze(0).expand(out.shape[0], -1).clone()
+        pred[~fired] = NO_DECISION
         return pred
     else:
         raise ValueError(f"unknown readout {readout!r}; choose one of {list(READOUTS)}")
-    pred = running.argmax(-1)
-    if readout == "spike_count":
-        pred[running.sum(-1) == 0] = -1
-    return pred
+    return decide(running.detach())

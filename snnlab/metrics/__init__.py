@@ -1,9 +1,10 @@
 """Metrics for spiking networks: spike counts, SynOps, energy, decision latency, robustness.
 
-One accounting for every neuron type: *spikes* are the emitted spikes of LIF layers; *SynOps* (ACs)
-are the non-zero binary inputs received by synaptic layers (``nn.Linear``, ``DelayedLinear``) times
-their fan-out, analog inputs count as dense MACs; *energy* is ``ACs * 0.9 pJ + MACs * 4.6 pJ``
-(45 nm, Horowitz ISSCC 2014).
+One accounting for every neuron type: *spikes* are the output spikes of LIF layers; *SynOps* (ACs)
+are the input events received by synaptic layers (``nn.Linear``, ``DelayedLinear``; spikes or event
+counts, decided per sample) times the synapses that deliver them, analog inputs count as dense MACs;
+*energy* is ``ACs * 0.9 pJ + MACs * 4.6 pJ`` (45 nm, Horowitz ISSCC 2014); a tie for the top class
+score (e.g. a silent output) is no decision: wrong, and undecided for latency.
 
 Example:
     >>> import torch, snnlab as sl
@@ -15,18 +16,21 @@ Example:
 """
 from .energy import E_AC_J, E_ADD_FP32_45NM, E_MAC_J, E_MULT_FP32_45NM, energy_j
 from .evaluate import (EVALUATE_KEYS, EvalRecord, collect, evaluate, metrics_table, per_neuron_spike_counts,
-                       synops_table)
+                       spike_accounting_table, synops_table)
 from .latency import decision_latency, mean_latency
 from .robustness import (PERTURBATIONS, delete_spikes, gaussian_noise, insert_spikes, jitter_spikes, perturb,
                          robustness_curve)
 from .spikes import layer_spike_counts, neuron_spike_counts, neuron_spike_table, total_spike_counts
-from .synops import SynOpsCounter, is_binary, layer_ops, synaptic_layers
+from .synops import (SynOpsCounter, delivered_fanout, event_samples, is_binary, is_event_input, layer_ops,
+                     synaptic_layers)
 
 __all__ = [
     "E_AC_J", "E_MAC_J", "E_ADD_FP32_45NM", "E_MULT_FP32_45NM", "energy_j",
-    "EVALUATE_KEYS", "EvalRecord", "collect", "evaluate", "metrics_table", "per_neuron_spike_counts", "synops_table",
+    "EVALUATE_KEYS", "EvalRecord", "collect", "evaluate", "metrics_table", "per_neuron_spike_counts", "spike_accounting_table",
+    "synops_table",
     "decision_latency", "mean_latency",
     "PERTURBATIONS", "jitter_spikes", "delete_spikes", "insert_spikes", "gaussian_noise", "perturb", "robustness_curve",
     "layer_spike_counts", "neuron_spike_counts", "neuron_spike_table", "total_spike_counts",
-    "SynOpsCounter", "is_binary", "layer_ops", "synaptic_layers",
+    "SynOpsCounter", "delivered_fanout", "event_samples", "is_binary", "is_event_input", "layer_ops",
+    "synaptic_layers",
 ]

@@ -23,6 +23,60 @@ def eval_mode(model: nn.Module) -> Iterator[None]:
             m.training = flag
 
 
+def model_generators(model: nn.Module) -> dict[str, torch.Generator]:
+    """``{"<module>._generator": generator}``: the random generators the layers of ``model`` own (a seeded
+    :class:`~snnlab.LIF`'s noise / mask stream, a seeded :class:`~snnlab.SpikeMask`'s, ...).
+
+    Example:
+        >>> import snnlab as sl
+        >>> list(model_generators(sl.Sequential(torch.nn.Linear(2, 3), sl.LIF(seed=0), sl.SpikeMask(0.1))))
+        ['1._generator']
+    """
+    found: dict[str, torch.Generator] = {}
+    for name, module in model.named_modules():
+        for attr, value in vars(module).items():
+            if isinstance(value, torch.Generator):
+                found[f"{name}.{attr}" if name else attr] = value
+    return found
+
+
+@contextlib.contextmanager
+def same_model_randomness(model: nn.Module, device=None, seed: int | None = None) -> Iterator[None]:
+    """Run a block with the model's random streams saved and restored on exit: the layers' own generators
+    (:func:`model_generators`), torch's global CPU generator and, for a CUDA ``device``, its generator.
+
+    Layers that draw random numbers at inference (``noisy_eval``, ``mask_at_inference``) then give the
+    same result in every block and do not move the streams a later pass sees. ``seed`` also seeds the
+    global generators inside the block (for unseeded layers: results depend on ``seed`` only).
+
+    Example:
+        >>> import snnlab as sl
+        >>> net = sl.Sequential(sl.SpikeMask(0.5, mask_at_inference=True))
+        >>> with same_model_randomness(net):
+        ...     a = net(torch.ones(10, 1, 4))
+        >>> with same_model_randomness(net):
+        ...     b = net(torch.ones(10, 1, 4))
+        >>> torch.equal(a, b)
+        True
+    """
+    gens = model_generators(model)
+    saved = {k: g.get_state() for k, g in gens.items()}
+    dev = torch.device(device) if device is not None else None
+    cuda = [dev.index if dev.index is not None else torch.cuda.current_device()] \
+        if dev is not None and dev.type == "cuda" and torch.cuda.is_available() else []
+    with torch.random.fork_rng(devices=cuda):
+        if seed is not None:
+            torch.random.default_generator.manual_seed(int(seed))
+            for d in cuda:
+                with torch.cuda.device(d):
+                    torch.cuda.manual_seed(int(seed))
+        try:
+            yield
+        finally:
+            for k, g in gens.items():
+                g.set_state(saved[k])
+
+
 def resolve_device(model: nn.Module, device) -> torch.device:
     """``device`` if given, else the device of the model's first parameter or buffer, else the CPU."""
     if device is not None:

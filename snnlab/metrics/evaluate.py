@@ -7,15 +7,27 @@
 
 Accounting (the same for every neuron type -- deterministic, ``max_spikes=1``, noisy, masked):
 
-* spikes: emitted spikes of every :class:`~snnlab.LIF` layer (recorded by a :class:`~snnlab.Monitor`;
-  for a layer with fused masking, ``LIF(mask_p=...)``, the spikes it transmits);
+* spikes: the output spikes of every :class:`~snnlab.LIF` layer (recorded by a :class:`~snnlab.Monitor`).
+  With masking active at inference this differs between the two forms of the same function: a layer
+  with fused masking, ``LIF(mask_p=..., mask_at_inference=True)``, outputs (and is counted with) the
+  spikes it *transmits*, while an ``LIF`` followed by a :class:`~snnlab.SpikeMask` is counted with the
+  spikes it *fires* (the mask is a separate layer). :func:`spike_accounting_table` gives both counts
+  side by side (fired spikes are not observable inside a fused layer);
 * SynOps / MACs: inputs received by ``nn.Linear`` / ``DelayedLinear`` layers
-  (:mod:`snnlab.metrics.synops`; after masking, the masked spikes are counted);
+  (:mod:`snnlab.metrics.synops`; after masking, the transmitted spikes are counted, either form);
 * energy: :func:`snnlab.metrics.energy.energy_j` (0.9 pJ per AC, 4.6 pJ per MAC, 45 nm);
+* accuracy: :func:`snnlab.core.readout.predict` (a tie for the top score, e.g. a silent output, is
+  no decision and counts as wrong; the loss uses the logits as they are);
 * latency: :func:`snnlab.metrics.latency.decision_latency` (undecided samples count as ``T``).
+
+Random layers at inference (``noisy_eval``, ``mask_at_inference``): every pass starts from the same
+random state and restores it afterwards (the layers' own generators and torch's global one, see
+:func:`~snnlab.metrics._common.same_model_randomness`), as the loader's are, so evaluating twice gives the
+same numbers and does not move the random streams training sees.
 """
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from typing import Iterable, Mapping, Sequence
 
@@ -24,18 +36,19 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from snnlab.core.masking import SpikeMask
 from snnlab.core.network import Monitor
 from snnlab.core.neurons import LIF
-from snnlab.core.readout import READOUTS, logits
+from snnlab.core.readout import READOUTS, decide, logits
 
-from ._common import batches, eval_mode, model_output, resolve_device
+from ._common import batches, eval_mode, model_output, resolve_device, same_model_randomness
 from .energy import E_AC_J, E_MAC_J, energy_j
 from .latency import decision_latency, mean_latency
 from .spikes import layer_spike_counts, neuron_spike_counts, neuron_spike_table
 from .synops import SynOpsCounter
 
 __all__ = ["EVALUATE_KEYS", "EvalRecord", "collect", "evaluate", "metrics_table", "per_neuron_spike_counts",
-           "synops_table"]
+           "spike_accounting_table", "synops_table"]
 
 EVALUATE_KEYS = ("accuracy", "loss", "spikes_per_sample", "spikes_per_layer", "synops_per_sample",
                  "macs_per_sample", "energy_per_sample_j", "latency_steps", "n_samples")
@@ -49,7 +62,9 @@ class EvalRecord:
     n_samples: int = 0
     correct: int = 0
     loss_sum: float = 0.0
-    layer_spikes: dict[str, float] = field(default_factory=dict)          # total spikes per LIF layer
+    layer_spikes: dict[str, float] = field(default_factory=dict)          # total output spikes per LIF layer
+    transmitted_spikes: dict[str, float] = field(default_factory=dict)    # total spikes passed on per LIF layer
+    masking: dict[str, str] = field(default_factory=dict)                 # per LIF layer: none / fused / SpikeMask name
     neuron_spikes: dict[str, torch.Tensor] = field(default_factory=dict)  # [N] totals per LIF layer
     latencies: list[torch.Tensor] = field(default_factory=list)           # per-sample, per batch
     synops: SynOpsCounter | None = None
@@ -66,28 +81,71 @@ def collect(model: nn.Module, loader: Iterable, readout: str = "membrane_sum", d
         raise ValueError(f"unknown readout {readout!r}; choose one of {list(READOUTS)}")
     dev = resolve_device(model, device)
     rec = EvalRecord(readout=readout)
-    with eval_mode(model), Monitor(model) as mon, SynOpsCounter(model) as counter:
-        lif_names = [n for n, m in mon.layers.items() if isinstance(m, LIF)]
-        rec.layer_spikes = {n: 0.0 for n in lif_names}
-        rec.synops = counter
-        for x, y in batches(loader, max_batches):
-            x, y = x.to(dev), y.to(dev)
-            mon.spikes.clear()
-            out = model_output(model, x)
-            z = logits(out, readout)
-            rec.loss_sum += float(F.cross_entropy(z.float(), y, reduction="sum"))
-            rec.correct += int((z.argmax(-1) == y).sum())
-            rec.n_samples += y.numel()
-            rec.latencies.append(decision_latency(out, readout, y))
-            recorded = {n: mon.spikes[n] for n in lif_names if n in mon.spikes}
-            for n, c in layer_spike_counts(recorded).items():
-                rec.layer_spikes[n] += float(c.sum())
-            for n, c in neuron_spike_counts(recorded).items():
-                total = c.sum(0).cpu()
-                rec.neuron_spikes[n] = total if n not in rec.neuron_spikes else rec.neuron_spikes[n] + total
+    masks = _masks_after_lif(model)
+    mask_counts: dict[str, float] = {}
+
+    def count_mask(name: str):
+        def hook(module: nn.Module, inputs, output) -> None:
+            mask_counts[name] = mask_counts.get(name, 0.0) + float(torch.count_nonzero(output.detach()))
+        return hook
+
+    modules = dict(model.named_modules())
+    handles = [modules[m].register_forward_hook(count_mask(m)) for m in masks.values()]
+    try:
+        with eval_mode(model), same_model_randomness(model, dev), Monitor(model) as mon, \
+                SynOpsCounter(model) as counter:
+            lif_names = [n for n, m in mon.layers.items() if isinstance(m, LIF)]
+            rec.layer_spikes = {n: 0.0 for n in lif_names}
+            rec.synops = counter
+            _collect_batches(model, loader, readout, dev, max_batches, rec, mon, lif_names)
+    finally:
+        for h in handles:
+            h.remove()
+    for n in rec.layer_spikes:
+        m = modules[n]
+        if n in masks and _mask_active(modules[masks[n]]):
+            rec.masking[n] = f"SpikeMask {masks[n]}"
+            rec.transmitted_spikes[n] = mask_counts.get(masks[n], 0.0)
+        else:
+            rec.masking[n] = "fused" if m.mask_p > 0 and m.mask_at_inference else "none"
+            rec.transmitted_spikes[n] = rec.layer_spikes[n]
     if rec.n_samples == 0:
         raise ValueError("evaluate: the loader yielded no samples")
     return rec
+
+
+def _mask_active(mask: SpikeMask) -> bool:
+    return mask.p > 0 and mask.mask_at_inference
+
+
+def _masks_after_lif(model: nn.Module) -> dict[str, str]:
+    """``{LIF name: SpikeMask name}`` for every SpikeMask that directly follows an LIF in its container."""
+    pairs = {}
+    for parent, module in model.named_modules():
+        kids = list(module.named_children())
+        for (a, ma), (b, mb) in zip(kids, kids[1:]):
+            if isinstance(ma, LIF) and isinstance(mb, SpikeMask):
+                pairs[f"{parent}.{a}" if parent else a] = f"{parent}.{b}" if parent else b
+    return pairs
+
+
+def _collect_batches(model: nn.Module, loader: Iterable, readout: str, dev: torch.device, max_batches: int | None,
+                     rec: EvalRecord, mon: Monitor, lif_names: list[str]) -> None:
+    for x, y in batches(loader, max_batches):
+        x, y = x.to(dev), y.to(dev)
+        mon.spikes.clear()
+        out = model_output(model, x)
+        z = logits(out, readout)
+        rec.loss_sum += float(F.cross_entropy(z.float(), y, reduction="sum"))
+        rec.correct += int((decide(z.detach()) == y).sum())
+        rec.n_samples += y.numel()
+        rec.latencies.append(decision_latency(out, readout, y))
+        recorded = {n: mon.spikes[n] for n in lif_names if n in mon.spikes}
+        for n, c in layer_spike_counts(recorded).items():
+            rec.layer_spikes[n] += float(c.sum())
+        for n, c in neuron_spike_counts(recorded).items():
+            total = c.sum(0).cpu()
+            rec.neuron_spikes[n] = total if n not in rec.neuron_spikes else rec.neuron_spikes[n] + total
 
 
 def _summary(rec: EvalRecord, e_ac: float, e_mac: float) -> dict:
@@ -111,12 +169,26 @@ def evaluate(model: nn.Module, loader: Iterable, readout: str = "membrane_sum", 
              max_batches: int | None = None, *, e_ac: float = E_AC_J, e_mac: float = E_MAC_J) -> dict:
     """Accuracy, loss and cost of ``model`` on ``loader`` (yielding ``(x [T, B, F], y [B])``).
 
-    Returns ``{"accuracy", "loss" (mean cross-entropy of logits(out, readout)), "spikes_per_sample"
-    (emitted spikes of all LIF layers), "spikes_per_layer" ({LIF layer name: spikes per sample}),
-    "synops_per_sample" (ACs), "macs_per_sample", "energy_per_sample_j", "latency_steps" (mean
-    decision latency, undecided samples counted as T), "n_samples"}``. Runs under ``torch.no_grad``
-    in eval mode and restores the model's training mode afterwards. ``e_ac`` / ``e_mac``: joules per
-    accumulate / multiply-accumulate (default 0.9 pJ / 4.6 pJ, 45 nm, Horowitz ISSCC 2014).
+    Returns ``{"accuracy" (a tie for the top score, e.g. a silent output, counts as wrong), "loss" (mean
+    cross-entropy of logits(out, readout)), "spikes_per_sample" (output spikes of all LIF layers),
+    "spikes_per_layer" ({LIF layer name: spikes per sample}), "synops_per_sample" (ACs),
+    "macs_per_sample", "energy_per_sample_j", "latency_steps" (mean decision latency, undecided samples
+    counted as T), "n_samples"}``. Runs under ``torch.no_grad`` in eval mode and restores the model's
+    training mode afterwards; random layers start every call from the same state (see the module
+    docstring). ``e_ac`` / ``e_mac``: joules per accumulate / multiply-accumulate (default 0.9 pJ /
+    4.6 pJ, 45 nm, Horowitz ISSCC 2014).
+
+    Spikes with masking at inference: a fused ``LIF(mask_p=p, mask_at_inference=True)`` counts the spikes
+    it *transmits* (its output), an ``LIF`` followed by a ``SpikeMask(p, mask_at_inference=True)`` the
+    spikes it *fires* (about ``1 / (1 - p)`` times more); SynOps count the transmitted spikes for both.
+    :func:`spike_accounting_table` shows output, fired and transmitted spikes per layer.
+
+    Example:
+        >>> import snnlab as sl
+        >>> net = sl.Sequential(torch.nn.Linear(2, 2, bias=False), sl.LI())
+        >>> r = evaluate(net, [(torch.zeros(3, 2, 2), torch.tensor([0, 1]))])   # silent: no decision
+        >>> r["accuracy"], r["latency_steps"]
+        (0.0, 3.0)
     """
     return _summary(collect(model, loader, readout, device, max_batches), e_ac, e_mac)
 
@@ -126,6 +198,29 @@ def per_neuron_spike_counts(model: nn.Module, loader: Iterable, device=None, max
     """Tidy ``layer, neuron, spikes_per_sample`` table of every LIF neuron's mean spike count."""
     rec = collect(model, loader, readout, device, max_batches)
     return neuron_spike_table(rec.neuron_spikes, rec.n_samples)
+
+
+def spike_accounting_table(model: nn.Module, loader: Iterable, device=None, max_batches: int | None = None,
+                           readout: str = "membrane_sum") -> pd.DataFrame:
+    """Per LIF layer: ``layer, masking`` (``"none"``, ``"fused"`` for ``LIF(mask_p, mask_at_inference=True)``,
+    ``"SpikeMask <name>"`` for a mask right after the layer), ``output_spikes_per_sample`` (what
+    :func:`evaluate` counts), ``fired_spikes_per_sample`` (NaN for a fused mask: the fired spikes are not
+    observable inside the kernel) and ``transmitted_spikes_per_sample`` (what the next layer receives).
+
+    Example:
+        >>> import snnlab as sl
+        >>> lin = torch.nn.Linear(1, 2, bias=False); _ = torch.nn.init.constant_(lin.weight, 2.0)
+        >>> net = sl.Sequential(lin, sl.LIF(beta=0.0), sl.SpikeMask(0.5, mask_at_inference=True, seed=0))
+        >>> df = spike_accounting_table(net, [(torch.ones(5, 1, 1), torch.tensor([0]))])
+        >>> df.iloc[:, :4].values.tolist(), bool(df["transmitted_spikes_per_sample"].lt(10).all())  # 2 neurons x 5 steps
+        ([['1', 'SpikeMask 2', 10.0, 10.0]], True)
+    """
+    rec = collect(model, loader, readout, device, max_batches)
+    n = rec.n_samples
+    rows = [(name, rec.masking[name], out / n, math.nan if rec.masking[name] == "fused" else out / n,
+             rec.transmitted_spikes[name] / n) for name, out in rec.layer_spikes.items()]
+    return pd.DataFrame(rows, columns=["layer", "masking", "output_spikes_per_sample", "fired_spikes_per_sample",
+                                       "transmitted_spikes_per_sample"])
 
 
 def synops_table(model: nn.Module, loader: Iterable, device=None, max_batches: int | None = None,

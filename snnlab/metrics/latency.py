@@ -3,13 +3,17 @@
 Latencies are 0-based step indices ``t`` (the decision is known once step ``t`` has been processed,
 i.e. after ``t + 1`` input steps), consistent with :func:`snnlab.core.readout.first_spike_time`.
 
-* Spike-time readouts (``"first_spike"``, ``"spike_count"``): the time of the first spike of any
-  output neuron. The target is not used (the decision is taken at that spike, right or wrong).
+* Spike-time readouts (``"first_spike"``, ``"spike_count"``): the first step at which one output
+  neuron leads alone (:func:`~snnlab.core.readout.prediction_over_time` is not ``-1``): the time of
+  the first output spike, unless several neurons fire first together. The target is not used (the
+  decision is taken then, right or wrong).
 * Membrane readouts (``"membrane_sum"``, ``"membrane_max"``): the earliest step ``t`` such that
   :func:`~snnlab.core.readout.prediction_over_time` equals the final prediction at every step
   ``t..T-1`` *and* the final prediction is correct (with ``target=None``, only the stability).
+  Steps with a tied readout (e.g. all zero) are no prediction, not class 0.
 
-Samples without a decision (no output spike; a wrong final prediction) get ``never``, which by
+Samples without a decision (no output spike; a final tie, e.g. a silent output; a wrong final
+prediction) get ``never``, which by
 default is ``T`` -- one step past the window, as ``first_spike_time`` does for silent neurons. This
 keeps means finite and penalises undecided samples; pass ``never=float("nan")`` to leave them out
 (then :func:`mean_latency` averages the decided samples only).
@@ -20,7 +24,7 @@ import math
 
 import torch
 
-from snnlab.core.readout import READOUTS, prediction_over_time
+from snnlab.core.readout import NO_DECISION, READOUTS, prediction_over_time
 
 __all__ = ["SPIKE_READOUTS", "MEMBRANE_READOUTS", "decision_latency", "mean_latency"]
 
@@ -45,20 +49,20 @@ def decision_latency(out: torch.Tensor, readout: str = "membrane_sum", target: t
     T, B = out.shape[:2]
     fill = float(T) if never is None else float(never)
     steps = torch.arange(T, device=out.device).view(T, 1)
+    pred = prediction_over_time(out, readout)                       # [T, B], -1 where tied
     if readout in SPIKE_READOUTS:
-        fired = (out != 0).any(-1)                                  # [T, B]
-        first = torch.where(fired, steps, T).min(0).values          # T if silent
+        leads = pred != NO_DECISION                                 # [T, B]
+        first = torch.where(leads, steps, T).min(0).values          # T if no neuron ever leads
         decided = first < T
         lat = first.to(torch.float64)
     else:
-        pred = prediction_over_time(out, readout)                   # [T, B]
         final = pred[-1]
         differs = pred != final                                     # False at t = T-1
         last_diff = torch.where(differs, steps, -1).max(0).values   # -1 if always equal
         lat = (last_diff + 1).to(torch.float64)
-        decided = torch.ones(B, dtype=torch.bool, device=out.device)
+        decided = final != NO_DECISION
         if target is not None:
-            decided = final == target.to(final.device).view(-1)
+            decided = decided & (final == target.to(final.device).view(-1))
     return torch.where(decided, lat, torch.full_like(lat, fill)).cpu()
 
 

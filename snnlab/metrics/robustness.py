@@ -12,9 +12,9 @@ import pandas as pd
 import torch
 from torch import nn
 
-from snnlab.core.readout import logits
+from snnlab.core.readout import predict
 
-from ._common import batches, eval_mode, model_output, resolve_device
+from ._common import batches, eval_mode, model_output, resolve_device, same_model_randomness
 
 __all__ = ["PERTURBATIONS", "jitter_spikes", "delete_spikes", "insert_spikes", "gaussian_noise", "perturb",
            "robustness_curve"]
@@ -120,8 +120,13 @@ def robustness_curve(model: nn.Module, loader: Iterable, kind: str | Sequence[st
 
     ``kind`` is one of ``"jitter"`` (level = std in steps), ``"deletion"`` / ``"insertion"``
     (level = probability) and ``"gaussian"`` (level = std), or a list of them (rows are stacked).
-    Every (kind, level) starts a fresh generator seeded with ``seed`` (common random numbers: the
-    curves are reproducible and e.g. deletions at a higher level drop a superset of the spikes).
+    Every (kind, level) starts from the same random state (common random numbers: the curves are
+    reproducible and e.g. deletions at a higher level drop a superset of the spikes): a fresh
+    perturbation generator seeded with ``seed``, torch's global generator seeded with ``seed`` (it
+    drives unseeded noisy / masking layers), and the layers' own generators (seeded ``LIF`` /
+    ``SpikeMask``) at their state when the call began; all of them are restored afterwards, so a call
+    repeated gives the same table and moves no random stream.
+    The prediction is :func:`snnlab.core.readout.predict` (a tie, e.g. a silent output, is wrong).
     The model runs in eval mode under ``torch.no_grad``; its training mode is restored afterwards.
     """
     kinds = [kind] if isinstance(kind, str) else list(kind)
@@ -138,11 +143,12 @@ def robustness_curve(model: nn.Module, loader: Iterable, kind: str | Sequence[st
             for level in levels:
                 gen = torch.Generator().manual_seed(int(seed))
                 correct = n = 0
-                for x, y in batches(loader, max_batches):
-                    xp = perturb(x, k, level, gen).to(dev)
-                    pred = logits(model_output(model, xp), readout).argmax(-1).cpu()
-                    correct += int((pred == y).sum())
-                    n += y.numel()
+                with same_model_randomness(model, dev, seed=int(seed)):
+                    for x, y in batches(loader, max_batches):
+                        xp = perturb(x, k, level, gen).to(dev)
+                        pred = predict(model_output(model, xp), readout).cpu()
+                        correct += int((pred == y).sum())
+                        n += y.numel()
                 if n == 0:
                     raise ValueError("robustness_curve: the loader yielded no samples")
                 rows.append((k, level, correct / n, n))

@@ -1,10 +1,17 @@
 """Spike counts from recorded spike trains (e.g. ``Monitor.spikes``), per sample, per layer and per neuron.
 
 Every neuron type is counted the same way: a spike is a non-zero entry of a LIF layer's output
-``[T, B, ...]`` (deterministic, ``max_spikes=1``, noisy, ...). These are the spikes a layer emits:
-for a layer with fused masking (``LIF(mask_p=...)``, training or ``mask_at_inference``) the ones it
-transmits, for an LIF followed by a separate ``SpikeMask`` those before the mask. What the next
-layers receive is counted by :mod:`snnlab.metrics.synops` either way.
+``[T, B, ...]`` (deterministic, ``max_spikes=1``, noisy, ...). What that output holds depends on where
+spike masking (active in training, or at inference with ``mask_at_inference=True``) happens:
+
+* fused masking, ``LIF(mask_p=p)``: the output is what the layer *transmits*; the spikes it fired (it
+  still fires and resets) are not observable, so they are not counted;
+* an ``LIF`` followed by a separate :class:`~snnlab.SpikeMask`: the output is what the layer *fires*,
+  the mask drops about a fraction ``p`` of it afterwards.
+
+So the same function gives ``spikes_per_sample`` about ``1 - p`` times smaller in its fused form.
+:func:`snnlab.metrics.spike_accounting_table` reports output, fired and transmitted spikes side by side,
+and what the next layers receive (transmitted, either form) is what :mod:`snnlab.metrics.synops` counts.
 """
 from __future__ import annotations
 

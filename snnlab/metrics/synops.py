@@ -1,16 +1,24 @@
 """Synaptic operations of synaptic layers (``nn.Linear``, :class:`snnlab.DelayedLinear`).
 
-For each call of a synaptic layer with input ``x`` ``[T, B, ..., in]``:
+For each call of a synaptic layer with input ``x`` ``[T, B, ..., in]``, sample by sample (so a sample's
+count never depends on the other samples of its batch):
 
-* binary input (every entry 0 or 1, i.e. a spike train): every non-zero input event is delivered to
-  ``out_features`` synapses, so ``ACs = nnz(x) * out_features`` accumulates (SynOps);
-* any other (analog) input: the layer runs dense, ``MACs = x.numel() * out_features``
-  (``T * in * out`` per sample).
+* event input (every entry of the sample a non-negative integer: a spike train, or event counts from
+  binning events into frames, where an entry of 2 is two events): every event is delivered to
+  ``out_features`` synapses, so ``ACs = sum(x) * out_features`` accumulates (SynOps);
+* any other (analog) input: the layer runs dense for that sample, ``MACs = T * in * out`` (times any
+  extra middle dimensions).
+
+For a :class:`~snnlab.DelayedLinear` an event only counts the synapses whose delay delivers it inside
+the window: ``ACs = sum_{t,i} x[t, i] * #{j : t + d_ij < T}`` (an event delayed past the last step
+never arrives). The delays are ``layer.delays``: the frozen integer delays after
+:meth:`~snnlab.DelayedLinear.round_delays`, and ``round(clamp(positions))`` for the learnable
+(Gaussian) form, which is thus counted as the rounded layer it becomes -- an estimate of the deployed
+network; the Gaussian training form itself spreads each event over all ``max_delay`` taps, dense work
+that is not counted.
 
 The inputs are read by a forward-pre hook, so what is counted is what the layer actually receives:
 after a :class:`snnlab.SpikeMask` or a masking LIF (``mask_p``) these are the masked (transmitted) spikes. Biases are not counted.
-For a ``DelayedLinear`` each event counts ``out_features`` SynOps whatever its delays (events delayed
-past the last step are still counted: an upper bound).
 """
 from __future__ import annotations
 
@@ -22,7 +30,8 @@ from torch import nn
 
 from snnlab.core.delays import DelayedLinear
 
-__all__ = ["SYNAPTIC_TYPES", "LayerOps", "SynOpsCounter", "is_binary", "layer_ops", "synaptic_layers"]
+__all__ = ["SYNAPTIC_TYPES", "LayerOps", "SynOpsCounter", "delivered_fanout", "event_samples", "is_binary",
+           "is_event_input", "layer_ops", "synaptic_layers"]
 
 SYNAPTIC_TYPES: tuple[type, ...] = (nn.Linear, DelayedLinear)
 
@@ -34,11 +43,92 @@ def is_binary(x: torch.Tensor) -> bool:
     return bool(((x == 0) | (x == 1)).all())
 
 
-def layer_ops(x: torch.Tensor, out_features: int) -> tuple[float, float, bool]:
-    """``(ACs, MACs, binary)`` of one synaptic layer call on input ``x`` ``[T, B, ..., in]`` (whole batch)."""
-    if is_binary(x):
-        return float(torch.count_nonzero(x).item()) * out_features, 0.0, True
-    return 0.0, float(x.numel()) * out_features, False
+def _event_entries(x: torch.Tensor) -> torch.Tensor:
+    """Elementwise: the entry is a finite non-negative integer (a number of events)."""
+    if x.dtype == torch.bool:
+        return torch.ones_like(x, dtype=torch.bool)
+    if x.is_complex():
+        return torch.zeros_like(x, dtype=torch.bool)
+    if not x.is_floating_point():
+        return x >= 0
+    return torch.isfinite(x) & (x >= 0) & (x == torch.round(x))
+
+
+def is_event_input(x: torch.Tensor) -> bool:
+    """True when every entry of ``x`` is a non-negative integer: spikes or event counts.
+
+    Example:
+        >>> is_event_input(torch.tensor([0., 1., 2.])), is_event_input(torch.tensor([0., 0.5])), is_event_input(torch.tensor([-1.]))
+        (True, False, False)
+    """
+    return bool(_event_entries(x).all())
+
+
+def event_samples(x: torch.Tensor) -> torch.Tensor:
+    """``[B]`` bool: which samples of a time-major input ``[T, B, ...]`` are event input (non-negative
+    integers); an input ``[T, F]`` without a batch dimension is one sample.
+
+    Example:
+        >>> x = torch.zeros(3, 2, 4); x[0, 0, 1] = 2.0; x[1, 1, 0] = 0.3
+        >>> event_samples(x).tolist()
+        [True, False]
+    """
+    ok = _event_entries(x)
+    if ok.dim() < 3:
+        ok = ok.reshape(ok.shape[0], 1, -1)
+    return ok.transpose(0, 1).reshape(ok.shape[1], -1).all(1)
+
+
+def delivered_fanout(delays: torch.Tensor, T: int) -> torch.Tensor:
+    """``[T, in]``: how many of an input's synapses deliver an event at step ``t`` inside the window,
+    ``#{j : t + d_ij < T}``, from integer delays ``[out, in]`` (a per-input delay histogram, summed
+    cumulatively).
+
+    Example:
+        >>> delivered_fanout(torch.tensor([[0, 1], [2, 3], [3, 3]]), 5).T.tolist()
+        [[3, 3, 2, 1, 1], [3, 3, 1, 1, 0]]
+    """
+    d = delays.long().clamp_min(0)
+    n_in = d.shape[1]
+    hist = torch.zeros(n_in, T + 1, dtype=torch.long, device=d.device)
+    hist.scatter_add_(1, d.t().clamp_max(T), torch.ones_like(d.t()))       # delays >= T fall in bin T
+    within = hist[:, :T].cumsum(1)                                          # [in, k]: #{j : d_ij <= k}
+    return within.flip(1).t()                                               # row t: #{j : d_ij <= T-1-t}
+
+
+def layer_ops(x: torch.Tensor, out_features: int, delays: torch.Tensor | None = None) -> tuple[float, float, bool, float]:
+    """``(ACs, MACs, all_events, input_events)`` of one synaptic layer call on ``x`` ``[T, B, ..., in]``
+    (summed over the batch; each sample counted as event or analog input by :func:`event_samples`).
+
+    ``delays`` (integer ``[out, in]``, a ``DelayedLinear``'s) limits each event to the synapses that
+    deliver it before the last step (:func:`delivered_fanout`).
+
+    Example:
+        >>> x = torch.zeros(2, 2, 3); x[0, 0, 1] = 2.0; x[1, 0, 2] = 1.0; x[:, 1] = 0.5
+        >>> layer_ops(x, 4)   # sample 0: 3 events * 4; sample 1 analog: 2 * 3 * 4 MACs
+        (12.0, 24.0, False, 3.0)
+    """
+    events = event_samples(x)                                               # [B]
+    xs = x if x.dim() >= 3 else x.unsqueeze(1)
+    T, B = xs.shape[0], xs.shape[1]
+    per_sample_numel = xs.numel() // B if B else 0
+    n_analog = int((~events).sum())
+    macs = float(n_analog * per_sample_numel) * out_features
+    if n_analog == B:
+        return 0.0, macs, False, 0.0
+    # exact integer sums: float32 rows (exact below 2**24), float64 totals; no copy of float inputs
+    work = xs if xs.dtype in (torch.float32, torch.float64) else xs.float()
+    zero = torch.zeros((), dtype=torch.float64, device=xs.device)
+    per_events = work.sum(dim=[d for d in range(work.dim()) if d != 1], dtype=torch.float64)   # [B]
+    n_events = float(torch.where(events, per_events, zero).sum())
+    if delays is None:
+        return n_events * out_features, macs, n_analog == 0, n_events
+    fan = delivered_fanout(delays.to(xs.device), T).to(work.dtype)        # [T, in]
+    n_in = fan.shape[-1]                                                    # (no matmul: TF32 would round)
+    weighted = work.reshape(T, B, -1, n_in) * fan.view(T, 1, 1, n_in)
+    per_sample = weighted.sum((0, 2, 3), dtype=torch.float64)               # [B]
+    acs = float(torch.where(events, per_sample, zero).sum())
+    return acs, macs, n_analog == 0, n_events
 
 
 def synaptic_layers(model: nn.Module) -> dict[str, nn.Module]:
@@ -54,9 +144,9 @@ class LayerOps:
     out_features: int
     acs: float = 0.0
     macs: float = 0.0
-    input_events: float = 0.0   # non-zero binary input entries (spikes received)
+    input_events: float = 0.0   # events received by the event-input samples (spikes, counts)
     n_samples: int = 0          # samples seen (batch size summed over calls)
-    binary: bool = True         # every input so far was a spike train
+    binary: bool = True         # every sample so far was event input (spikes or event counts)
 
 
 class SynOpsCounter:
@@ -84,12 +174,12 @@ class SynOpsCounter:
             if not isinstance(x, torch.Tensor):
                 return
             rec = self.ops[name]
-            acs, macs, binary = layer_ops(x.detach(), rec.out_features)
+            delays = module.delays if isinstance(module, DelayedLinear) else None
+            acs, macs, binary, events = layer_ops(x.detach(), rec.out_features, delays)
             rec.acs += acs
             rec.macs += macs
             rec.binary = rec.binary and binary
-            if binary:
-                rec.input_events += acs / rec.out_features
+            rec.input_events += events
             rec.n_samples += int(x.shape[1]) if x.dim() >= 3 else 1
         return count
 
@@ -122,8 +212,8 @@ class SynOpsCounter:
         return float(sum(self._per(r.macs, r) for r in self.ops.values()))
 
     def table(self) -> pd.DataFrame:
-        """Tidy per-layer table: ``layer, in_features, out_features, binary_input, input_events_per_sample,
-        acs_per_sample, macs_per_sample``."""
+        """Tidy per-layer table: ``layer, in_features, out_features, binary_input`` (every sample was event
+        input), ``input_events_per_sample, acs_per_sample, macs_per_sample``."""
         rows = [(n, r.in_features, r.out_features, r.binary, self._per(r.input_events, r),
                  self._per(r.acs, r), self._per(r.macs, r)) for n, r in self.ops.items()]
         return pd.DataFrame(rows, columns=["layer", "in_features", "out_features", "binary_input",

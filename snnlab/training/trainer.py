@@ -33,7 +33,7 @@ from torch import nn
 
 from snnlab.core.delays import DelayedLinear, DelaySchedule
 from snnlab.core.neurons import LIF
-from snnlab.core.readout import logits
+from snnlab.core.readout import decide, logits
 from snnlab.data.loader_rng import loader_states, restore_loader_states
 
 from .checkpoint import CheckpointError, load_checkpoint, save_checkpoint, to_plain
@@ -149,7 +149,7 @@ def _basic_evaluate(model: nn.Module, loader, readout: str = "membrane_sum", dev
                 x, y = x.to(device), y.to(device)
                 lg = logits(model(x), readout)
                 loss_sum += float(F.cross_entropy(lg, y, reduction="sum"))
-                correct += int((lg.argmax(-1) == y).sum())
+                correct += int((decide(lg) == y).sum())  # a tie (a silent output) is no decision: wrong
                 total += int(y.numel())
     finally:
         for h in hooks:
@@ -695,7 +695,7 @@ class Trainer:
                     raise self._diverged("the weights", None, epoch)
                 self.step += 1
                 bs = int(y.shape[0])
-                acc = float((lg.detach().argmax(-1) == y).float().mean())
+                acc = float((decide(lg.detach()) == y).float().mean())
                 spikes = float(torch.stack(self._spike_counts).sum()) / bs if self._spike_counts else 0.0
                 self._spike_counts = []
                 rec = {"kind": "step", "epoch": epoch, "step": self.step, "batch": i, "loss": loss_v,

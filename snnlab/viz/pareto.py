@@ -5,7 +5,7 @@ import pandas as pd
 
 from snnlab.metrics.pareto import pareto_mask
 
-__all__ = ["MAXIMIZE", "METRICS", "MINIMIZE", "better_direction", "known_direction", "metric_columns", "pareto_front"]
+__all__ = ["MAXIMIZE", "MAXIMIZE_ANYWHERE", "METRICS", "MINIMIZE", "better_direction", "known_direction", "metric_columns", "pareto_front"]
 
 #: Metrics where larger is better (matched by prefix, so ``accuracy_test`` counts too).
 MAXIMIZE = ("accuracy", "acc", "robustness", "auc", "f1", "precision", "recall")
@@ -14,20 +14,29 @@ MINIMIZE = ("spikes_per_sample", "synops_per_sample", "energy_per_sample_j", "la
             "synops", "macs", "energy", "latency", "params", "time")
 
 
+#: Name parts that mean "larger is better" wherever they occur (``test_accuracy``, ``robust_accuracy_jitter_2``).
+MAXIMIZE_ANYWHERE = ("accuracy", "robust")
+
+
 def better_direction(column: str) -> bool:
     """``True`` if larger values of ``column`` are better (accuracy, robustness, ...), ``False`` for costs.
 
     The parts of a nested name (``rounded/accuracy``, ``spikes_per_layer/1``) are tried from the last one
-    back, so the innermost known metric decides.
+    back, so the innermost known metric decides: a part starting with a cost (:data:`MINIMIZE`) is
+    minimised, one starting with a gain (:data:`MAXIMIZE`) or containing ``accuracy`` / ``robust``
+    anywhere (``test_accuracy``, ``rounded_test_accuracy``, ``robust_accuracy_deletion_0.3``) maximised.
+    Raises ``ValueError`` for a name that tells neither (``n_samples``).
 
     Example:
         >>> better_direction("accuracy"), better_direction("synops_per_sample"), better_direction("spikes_per_layer/1")
         (True, False, False)
+        >>> better_direction("robust_accuracy_deletion_0.3"), better_direction("rounded_test_accuracy")
+        (True, True)
     """
     for name in reversed(column.replace(".", "/").lower().split("/")):
         if any(name.startswith(m) for m in MINIMIZE):
             return False
-        if any(name.startswith(m) for m in MAXIMIZE):
+        if any(name.startswith(m) for m in MAXIMIZE) or any(m in name for m in MAXIMIZE_ANYWHERE):
             return True
     raise ValueError(f"better_direction: don't know whether larger {column!r} is better; pass maximize_x/maximize_y")
 

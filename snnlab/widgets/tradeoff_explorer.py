@@ -2,8 +2,12 @@
 
 Rows come from a :class:`~snnlab.experiments.RunStore` (``summaries()``: one row per finished run,
 ``config.<field>`` columns next to the metrics; **Refresh** re-reads it) or from a DataFrame of the
-same shape. ``x`` / ``y`` offer the metric columns present; ``color`` any ``config.<field>`` column
-(or none). The plot is :func:`snnlab.viz.tradeoff_scatter`; the front rows are in ``.front``.
+same shape. ``x`` / ``y`` offer the metric columns present (and any numeric column passed as ``x=`` /
+``y=``); ``color`` any ``config.<field>`` column (or none). Whether higher or lower is better on each
+axis is read from the column name (:func:`snnlab.viz.pareto.better_direction`: accuracy and
+robustness columns up, costs down) unless chosen in ``x better`` / ``y better``; for a column whose
+name does not tell, no front is drawn and the message asks for the direction (never a silent guess).
+The plot is :func:`snnlab.viz.tradeoff_scatter`; the front rows are in ``.front``.
 
 Example:
     >>> import pandas as pd
@@ -29,6 +33,8 @@ from ._hv import HoloViewsWidget
 __all__ = ["TradeoffExplorer", "METRICS", "metric_columns"]
 
 NO_COLOR = "(none)"
+#: Choices of the ``x better`` / ``y better`` controls: from the column name, or set by the user.
+DIRECTIONS = (("auto (from the name)", "auto"), ("higher is better", "max"), ("lower is better", "min"))
 
 
 class TradeoffExplorer(W.VBox):
@@ -37,31 +43,40 @@ class TradeoffExplorer(W.VBox):
     Args:
         source: a ``RunStore`` (anything with ``summaries()``) or a DataFrame.
         x, y, color: initial choices (default: the first cost metric on x, accuracy on y, no colour).
+        maximize_x, maximize_y: whether larger is better on each axis (default: from the column name).
 
     Attributes:
-        x, y, color, show_front, refresh_button: the controls; ``message``: problems as text.
+        x, y, color, show_front, refresh_button: the controls; ``x_better`` / ``y_better``: the
+        direction of each axis (``"auto"``, ``"max"``, ``"min"``); ``message``: problems as text.
         df: the rows shown; ``plot``: the plot slot (``plot.object`` is the ``hv.Overlay``);
         front: the Pareto-front rows of the current axes.
     """
 
     def __init__(self, source: Any, x: str | None = None, y: str | None = None, color: str | None = None,
-                 plot_mode: str = "auto", **kwargs: Any) -> None:
+                 plot_mode: str = "auto", maximize_x: bool | None = None, maximize_y: bool | None = None,
+                 **kwargs: Any) -> None:
         self.source = source
         self.df = pd.DataFrame()
         self.front = pd.DataFrame()
         self.x = W.Dropdown(description="x")
         self.y = W.Dropdown(description="y")
         self.color = W.Dropdown(description="colour", options=[NO_COLOR])
+        self.x_better = W.Dropdown(description="x better", options=DIRECTIONS, value=_choice(maximize_x))
+        self.y_better = W.Dropdown(description="y better", options=DIRECTIONS, value=_choice(maximize_y))
         self.show_front = W.Checkbox(value=True, description="Pareto front")
         self.refresh_button = W.Button(description="Refresh", icon="refresh", tooltip="re-read the run store")
         self.message = W.HTML()
         self.plot = HoloViewsWidget(None, mode=plot_mode)
         self._busy = False
         self.refresh(x=x, y=y, color=color)
-        for w in (self.x, self.y, self.color, self.show_front):
+        for column, better in ((self.x, self.x_better), (self.y, self.y_better)):
+            # a direction chosen for one column is not carried over to the next one
+            column.observe(lambda _, better=better: self._reset_direction(better), names="value")
+        for w in (self.x, self.y, self.x_better, self.y_better, self.color, self.show_front):
             w.observe(lambda _: self._draw(), names="value")
         self.refresh_button.on_click(lambda _: self.refresh())
-        controls = W.HBox([W.VBox([self.x, self.y]), W.VBox([self.color, self.show_front]), self.refresh_button])
+        controls = W.HBox([W.VBox([self.x, self.y]), W.VBox([self.x_better, self.y_better]),
+                           W.VBox([self.color, self.show_front]), self.refresh_button])
         super().__init__(children=[controls, self.message, self.plot.widget], **kwargs)
 
     # ------------------------------------------------------------------ data
@@ -83,7 +98,12 @@ class TradeoffExplorer(W.VBox):
             self._set_message(f"could not read the runs: {type(e).__name__}: {e}")
             return
         self.df = df.reset_index(drop=True)
+        numeric = [c for c in self.df.columns if not str(c).startswith("config.")
+                   and pd.api.types.is_numeric_dtype(self.df[c]) and self.df[c].notna().any()]
+        # columns asked for by name stay choosable even where their direction is unknown
+        asked = [c for c in dict.fromkeys((x, y, self.x.value, self.y.value)) if c in numeric]
         metrics = metric_columns(self.df)
+        metrics = metrics + [c for c in asked if c not in metrics]
         configs = [c for c in self.df.columns if str(c).startswith("config.")]
         varying = [c for c in configs if self.df[c].astype(str).nunique() > 1]
         colors = [NO_COLOR] + varying + [c for c in configs if c not in varying]
@@ -116,22 +136,43 @@ class TradeoffExplorer(W.VBox):
             self._set_message("no runs with results yet" if self.df.empty else "need two numeric metric columns")
             self.plot.object = None
             return
-        mx, my = _direction(x), _direction(y)
-        if mx is None:
-            mx = False
-        if my is None:
-            my = True
+        mx, my = self.direction("x"), self.direction("y")
+        unknown = [f"{c!r} (choose it in '{axis} better')" for axis, c, m in (("x", x, mx), ("y", y, my)) if m is None]
         try:
-            self.front = pareto_front(self.df, x, y, mx, my)
-            self.plot.object = tradeoff_scatter(self.df, x, y, color=color, front=self.show_front.value,
-                                                maximize_x=mx, maximize_y=my)
+            if unknown:  # no silent guess: plot the runs without a front until the user says
+                self.front = pd.DataFrame()
+                self.plot.object = tradeoff_scatter(self.df, x, y, color=color, front=False)
+            else:
+                self.front = pareto_front(self.df, x, y, mx, my)
+                self.plot.object = tradeoff_scatter(self.df, x, y, color=color, front=self.show_front.value,
+                                                    maximize_x=mx, maximize_y=my)
         except Exception as e:
             self._set_message(f"cannot plot {y} over {x}: {type(e).__name__}: {e}")
             return
         n_ok = int((self.df[x].notna() & self.df[y].notna()).sum())
+        if unknown:
+            self._set_message(f"{n_ok} runs; no Pareto front: don't know whether higher or lower is better for "
+                              + " and ".join(unknown))
+            return
         self._set_message(f"{n_ok} runs, {len(self.front)} on the Pareto front "
                           f"({'higher' if mx else 'lower'} {x} and {'higher' if my else 'lower'} {y} are better)",
                           error=False)
+
+    def _reset_direction(self, better: W.Dropdown) -> None:
+        busy, self._busy = self._busy, True
+        try:
+            better.value = "auto"
+        finally:
+            self._busy = busy
+
+    def direction(self, axis: str) -> bool | None:
+        """Whether larger is better on ``axis`` (``"x"`` or ``"y"``): the user's choice, else the column
+        name's (:func:`snnlab.viz.pareto.known_direction`); ``None`` when neither tells."""
+        choice = (self.x_better if axis == "x" else self.y_better).value
+        if choice != "auto":
+            return choice == "max"
+        column = (self.x if axis == "x" else self.y).value
+        return None if column is None else _direction(str(column))
 
     def _set_message(self, text: str, error: bool = True) -> None:
         style = "color:#b00020" if error else "color:#555"
@@ -144,3 +185,7 @@ class TradeoffExplorer(W.VBox):
         if obj is None:
             return None
         return next((e for e in obj if type(e).__name__ == "Scatter"), None)
+
+
+def _choice(maximize: bool | None) -> str:
+    return "auto" if maximize is None else ("max" if maximize else "min")
