@@ -11,6 +11,12 @@ __all__ = ["time_major_collate", "EncodeCollate"]
 def time_major_collate(batch: Sequence[tuple[torch.Tensor, int | torch.Tensor]]) -> tuple[torch.Tensor, torch.Tensor]:
     """Stack per-sample ``[T, ...]`` tensors into ``[T, B, ...]``; shorter samples are zero-padded at the end.
 
+    A padded sample runs on through the padding as through silent input: its neurons keep decaying (and a
+    membrane left above threshold by a subtract reset may still fire), the readout keeps integrating, and
+    the metrics of :mod:`snnlab.metrics` count those steps too, so they depend on the longest sample of the
+    batch. For metrics comparable sample by sample, give the event loaders a ``duration`` (every sample
+    the same number of frames) or ``n_time_bins``.
+
     Example:
         >>> x, y = time_major_collate([(torch.ones(3, 2), 0), (torch.ones(2, 2), 1)])
         >>> x.shape, y.tolist(), x[2, 1].tolist()
