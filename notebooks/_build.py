@@ -719,8 +719,12 @@ NOTEBOOKS["06_spike_masking_energy.ipynb"] = [
     The energy of an SNN on neuromorphic hardware is dominated by **synaptic operations**: every spike that
     arrives at a synapse triggers an accumulate (AC) of its weight. snnlab counts, for every synaptic layer,
 
-    * `ACs (SynOps)` $= \\text{(input spikes)} \\times \\text{fan-out}$ for binary (spike) inputs,
+    * `ACs (SynOps)` $= \\text{(input events)} \\times \\text{fan-out}$ for event inputs (spikes, or event counts
+      of binned frames: a 2 is two events); a `DelayedLinear` counts only the synapses whose delay delivers the
+      event before the last step,
     * `MACs` $= \\text{(inputs)} \\times \\text{fan-out}$ for analog inputs (which need multiply-accumulates),
+
+    each sample on its own (its count never depends on the rest of the batch),
 
     and converts them to energy with the 45 nm figures of Horowitz (ISSCC 2014):
     $E = 0.9\\,\\text{pJ} \\cdot \\text{ACs} + 4.6\\,\\text{pJ} \\cdot \\text{MACs}$.
