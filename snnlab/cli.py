@@ -6,9 +6,13 @@ Every experiment flag comes from :class:`~snnlab.training.ExperimentConfig` (one
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
+import shlex
+import signal
 import sys
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 EPILOG = """examples:
@@ -22,6 +26,60 @@ EPILOG = """examples:
   snnlab runs show RUN_ID                        one run's config and results
   snnlab dashboard                               the live-training dashboard on http://127.0.0.1:5006
 """
+
+
+class _Signalled(KeyboardInterrupt):
+    """SIGINT or SIGTERM turned into an interrupt; ``signum`` says which (the exit status is 128 + signum)."""
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(signal.Signals(signum).name)
+        self.signum = signum
+
+
+def _exit_status(exc: BaseException) -> int:
+    """128 + the signal number of an interrupt (130 for Ctrl-C, 143 for SIGTERM).
+
+    Example:
+        >>> _exit_status(KeyboardInterrupt()), _exit_status(_Signalled(signal.SIGTERM))
+        (130, 143)
+    """
+    return 128 + int(getattr(exc, "signum", None) or signal.SIGINT)
+
+
+@contextlib.contextmanager
+def _graceful_signals(first: Callable[[int], bool] = lambda signum: False) -> Iterator[list[int]]:
+    """Within the block, SIGINT and SIGTERM call ``first(signum)`` the first time; when it returns True the
+    work winds down by itself, otherwise (and on any later signal) :class:`_Signalled` is raised.
+    Yields the list of signals received. Outside the main thread signals are left alone."""
+    received: list[int] = []
+
+    def handler(signum, frame):
+        received.append(signum)
+        if len(received) == 1 and first(signum):
+            return
+        raise _Signalled(signum)
+
+    old = {}
+    try:
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            old[sig] = signal.signal(sig, handler)
+    except ValueError:  # not the main thread
+        pass
+    try:
+        yield received
+    finally:
+        for sig, h in old.items():
+            signal.signal(sig, h)
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
 
 
 def _store(path: str | None):
@@ -58,6 +116,8 @@ def cmd_train(args: argparse.Namespace) -> int:
     from snnlab.config_args import config_from_args
     from snnlab.training import ExperimentConfig, Trainer, load_checkpoint
 
+    if getattr(args, "resume", False) and not args.run_dir:
+        raise ValueError("--resume needs --run-dir, the folder of the checkpoint to continue")
     existing = _checkpoint_in(args.run_dir)
     base = None
     if getattr(args, "resume", False):
@@ -76,18 +136,47 @@ def cmd_train(args: argparse.Namespace) -> int:
     if args.threads:
         torch.set_num_threads(args.threads)
     store = None if args.no_store else _store(args.store)
-    trainer = Trainer(cfg, run_dir=args.run_dir, store=store, progress=not args.quiet, name=args.name,
-                      resume=existing if base is not None else None)
-    print(f"run {trainer.run_id}: {cfg.label()}" + (f" (store: {store.path})" if store else "")
-          + (f", resumed at epoch {trainer.epoch}, step {trainer.step}" if base is not None else ""))
-    result = trainer.run(raise_errors=False)
+    current: list = []
+
+    def stop_gracefully(signum: int) -> bool:  # the first Ctrl-C / SIGTERM: stop at the next step, checkpoint
+        if not current:
+            return False
+        current[0].stop(reason=f"interrupted ({signal.Signals(signum).name})")
+        return True
+
+    with _graceful_signals(stop_gracefully) as received:
+        trainer = Trainer(cfg, run_dir=args.run_dir, store=store, progress=not args.quiet, name=args.name,
+                          resume=existing if base is not None else None, overwrite=getattr(args, "overwrite", False))
+        current.append(trainer)
+        print(f"run {trainer.run_id}: {cfg.label()}" + (f" (store: {store.path})" if store else "")
+              + (f", resumed at epoch {trainer.epoch}, step {trainer.step}" if base is not None else ""), flush=True)
+        try:
+            result = trainer.run(raise_errors=False)
+        except KeyboardInterrupt as exc:  # a second signal: the trainer saved a checkpoint where it was
+            return _report_stopped(trainer, args, _exit_status(exc))
     if result is None:
+        if trainer.state == "stopped":
+            return _report_stopped(trainer, args, 128 + (received[0] if received else signal.SIGINT))
         print(f"run {trainer.run_id} {trainer.state}: {trainer.error or ''}", file=sys.stderr)
-        return 1 if trainer.state == "failed" else 0
+        return 1
     _print_result("test results", result["final"])
     if result["rounded"] is not None:
         _print_result("test results with integer (rounded) delays", result["rounded"])
     return 0
+
+
+def _report_stopped(trainer, args: argparse.Namespace, status: int) -> int:
+    """Tell where an interrupted run stands and how to resume it; returns ``status`` (128 + the signal)."""
+    where = f"run {trainer.run_id} stopped at epoch {trainer.epoch}, step {trainer.step}"
+    ckpt = trainer.checkpoint_path
+    if ckpt is not None and ckpt.exists():
+        again = ["snnlab", "train", "--resume", "--run-dir", str(args.run_dir)]
+        if getattr(args, "store", None):
+            again += ["--store", str(args.store)]
+        print(f"{where}; checkpoint saved: {ckpt}\nresume with: {shlex.join(again)}", file=sys.stderr)
+    else:
+        print(f"{where}; no checkpoint saved (give --run-dir to make a run resumable)", file=sys.stderr)
+    return status
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
@@ -101,17 +190,21 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 def cmd_sweep(args: argparse.Namespace) -> int:
     from snnlab.config_args import config_from_args, parse_grid
-    from snnlab.experiments import sweep
+    from snnlab.experiments import SweepInterrupted, sweep
 
     cfg = config_from_args(args)
     grid = parse_grid(args.grid)
+    n_runs = 1
+    for values in grid.values():
+        n_runs *= len(values)
     executor = None
     cluster = client = None
     if args.dask:
         from dask.distributed import Client, LocalCluster
 
-        if args.dask == "local":
-            cluster = LocalCluster(n_workers=args.workers or 2, threads_per_worker=1, dashboard_address=None)
+        if args.dask == "local":  # like the process pool: --workers, default the CPU count (at most one per run)
+            workers = args.workers or max(1, min(n_runs, os.cpu_count() or 1))
+            cluster = LocalCluster(n_workers=workers, threads_per_worker=1, dashboard_address=None)
             client = Client(cluster)
         else:
             client = Client(args.dask)
@@ -123,10 +216,14 @@ def cmd_sweep(args: argparse.Namespace) -> int:
             robustness.append((kind, float(level)))
         except ValueError:
             raise ValueError(f"--robustness expects KIND:LEVEL like gaussian:0.5, got {item!r}") from None
+    interrupted: SweepInterrupted | None = None
     try:
-        result = sweep(cfg, grid, executor=executor, store_path=None if args.no_store else _store(args.store).path,
-                       run_root=args.run_root, max_workers=args.workers, robustness=robustness,
-                       progress=not args.quiet)
+        with _graceful_signals():  # SIGTERM behaves like Ctrl-C: stop the runs (checkpoints), keep the rows
+            result = sweep(cfg, grid, executor=executor,
+                           store_path=None if args.no_store else _store(args.store).path, run_root=args.run_root,
+                           max_workers=args.workers, robustness=robustness, progress=not args.quiet, out=args.out)
+    except SweepInterrupted as exc:
+        interrupted, result = exc, exc.result
     finally:
         if client is not None:
             client.close()
@@ -137,11 +234,21 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     print("\nPareto front (" + ", ".join(f"{k} {v}" for k, v in result.objectives.items()) + "):")
     print(result.front[[c for c in cols if c in result.front]].to_string(index=False))
     if args.out:
-        result.table.to_csv(args.out, index=False)
         print(f"\ntable written to {args.out}")
+    if result.reused or result.resumed:
+        print(f"from {args.run_root}: {len(result.reused)} finished run(s) reused, {len(result.resumed)} resumed "
+              "from their checkpoints", file=sys.stderr)
     failed = result.table[result.table["status"] != "finished"]
     for _, row in failed.iterrows():
-        print(f"run {row.get('label')}: {row['status']}: {row.get('error')}", file=sys.stderr)
+        error, values = row.get("error"), ", ".join(f"{k}={row[k]}" for k in grid)
+        print(f"run {row.get('label')} [{values}]: {row['status']}" + (f": {error}" if isinstance(error, str) else ""),
+              file=sys.stderr)
+    if interrupted is not None:
+        hint = (f"rerun the same command to resume: finished runs are reused, stopped ones resume from "
+                f"{args.run_root}" if args.run_root else
+                "without --run-root nothing was checkpointed: give --run-root to make a sweep resumable")
+        print(f"sweep interrupted; {hint}", file=sys.stderr)
+        return _exit_status(interrupted)
     return 0 if failed.empty else 1
 
 
@@ -165,9 +272,15 @@ def cmd_runs(args: argparse.Namespace) -> int:
         runs["created"] = pd.to_datetime(runs["created"], unit="s").dt.strftime("%Y-%m-%d %H:%M")
         print(runs[["run_id", "name", "status", "created", "message"]].fillna("").to_string(index=False))
     elif args.action == "show":
-        for run_id in args.run_ids:
-            print(json.dumps(store.get_run(run_id), indent=2, default=str))
+        if not args.run_ids:
+            raise ValueError("runs show needs one or more run ids (`snnlab runs` lists them)")
+        runs = [store.get_run(run_id) for run_id in args.run_ids]  # every id checked before printing
+        for run in runs:
+            print(json.dumps(run, indent=2, default=str))
     elif args.action == "compare":
+        unknown = sorted(set(args.run_ids) - set(store.list_runs()["run_id"]))
+        if unknown:
+            raise ValueError(f"no run(s) {', '.join(unknown)} in {store.path} (`snnlab runs` lists them)")
         table = store.summaries()
         if not table.empty and args.run_ids:
             table = table[table["run_id"].isin(args.run_ids)]
@@ -214,7 +327,7 @@ def build_parser() -> argparse.ArgumentParser:
                        help="continue the run whose checkpoint is in --run-dir (flags given override its configuration)")
     again.add_argument("--overwrite", action="store_true", help="start a new run in a --run-dir that holds a checkpoint")
     train.add_argument("--name", help="run name in the store [the config's label]")
-    train.add_argument("--threads", type=int, help="torch CPU threads")
+    train.add_argument("--threads", type=_positive_int, help="torch CPU threads")
     train.add_argument("--quiet", action="store_true", help="no progress bars")
     train.add_argument("--save-config", metavar="FILE", help="write the configuration as JSON")
     train.set_defaults(func=cmd_train)
@@ -225,13 +338,16 @@ def build_parser() -> argparse.ArgumentParser:
     sw.add_argument("--grid", action="append", required=True, metavar="FIELD=V1,V2",
                     help="a field and its values, e.g. neuron=ttfs,multi_spike (repeat for more fields; "
                          "';' separates list and dict values: hidden=64;128,128)")
-    sw.add_argument("--workers", type=int, help="parallel worker processes [CPU count]")
+    sw.add_argument("--workers", type=_positive_int,
+                    help="parallel worker processes, also of --dask local [CPU count, at most one per run]")
     sw.add_argument("--dask", metavar="ADDRESS", help="run on a dask.distributed scheduler ('local' = a LocalCluster)")
     sw.add_argument("--robustness", metavar="KIND:LEVEL", action="append",
                     help="also measure accuracy under a perturbation (jitter, deletion, insertion, gaussian), "
                          "e.g. jitter:2 (repeatable)")
-    sw.add_argument("--run-root", help="folder for each run's checkpoint")
-    sw.add_argument("--out", metavar="CSV", help="write the trade-off table as CSV")
+    sw.add_argument("--run-root", help="folder for each run's checkpoint (a subfolder per configuration); "
+                                       "rerunning a sweep with the same --run-root reuses finished runs and "
+                                       "resumes interrupted ones")
+    sw.add_argument("--out", metavar="CSV", help="write the trade-off table as CSV (updated as runs end)")
     sw.add_argument("--quiet", action="store_true", help="no progress bar")
     add_config_arguments(sw)
     store_flags(sw)
@@ -254,6 +370,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``snnlab`` command."""
+    import sqlite3
+
     from snnlab.training.config import ConfigError
 
     parser = build_parser()
@@ -267,13 +385,17 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return int(args.func(args) or 0)
     except (ConfigError, FileNotFoundError, KeyError, ValueError) as exc:
-        print(f"snnlab {args.command}: error: {exc}", file=sys.stderr)
+        text = exc.args[0] if isinstance(exc, KeyError) and exc.args else exc  # str(KeyError) adds quotes
+        print(f"snnlab {args.command}: error: {text}", file=sys.stderr)
         return 2
     except (RuntimeError, TypeError, OSError) as exc:  # e.g. --device cuda without a GPU, a bad data_kwargs key
         print(f"snnlab {args.command}: error: {type(exc).__name__}: {exc}", file=sys.stderr)
         return 1
-    except KeyboardInterrupt:
-        return 130
+    except sqlite3.Error as exc:  # a locked or damaged run store
+        print(f"snnlab {args.command}: error: run store: {type(exc).__name__}: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt as exc:
+        return _exit_status(exc)
 
 
 if __name__ == "__main__":

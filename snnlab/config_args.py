@@ -88,7 +88,11 @@ def parse_grid(items: list[str]) -> dict[str, list]:
 
     Values are separated by ``,``; list- and dict-valued fields (``hidden``, ``data_kwargs``) separate their
     values by ``;`` (``hidden=64;128,128``, ``data_kwargs={"n_units": 50, "n_classes": 5};{"n_units": 80}``).
-    Each value is parsed by the field's own type.
+    Each value is parsed by the field's own type. A field given twice has its values joined.
+
+    Example:
+        >>> parse_grid(["seed=0", "mask_p=0,0.3", "seed=1"])
+        {'seed': [0, 1], 'mask_p': [0.0, 0.3]}
     """
     grid: dict[str, list] = {}
     for item in items:
@@ -102,7 +106,7 @@ def parse_grid(items: list[str]) -> dict[str, list]:
         kind = ExperimentConfig.schema()[key]["type"]
         parts = values.split(";") if kind in ("List", "LayerSizes", "Dict") else values.split(",")
         try:
-            grid[key] = [conv(v) for v in parts if v.strip()]
+            grid.setdefault(key, []).extend(conv(v) for v in parts if v.strip())
         except (ValueError, argparse.ArgumentTypeError) as exc:
             raise ConfigError(f"--grid {key}: {exc}") from None
     return grid
@@ -115,11 +119,15 @@ def config_from_args(args: argparse.Namespace, base: dict[str, Any] | None = Non
     if getattr(args, "config", None):
         try:
             with open(args.config) as fh:
-                base.update(json.load(fh))
+                saved = json.load(fh)
         except FileNotFoundError:
             raise ConfigError(f"--config: no such file {args.config!r}") from None
         except json.JSONDecodeError as exc:
             raise ConfigError(f"--config: {args.config!r} is not valid JSON ({exc})") from None
+        if not isinstance(saved, dict):
+            raise ConfigError(f"--config: {args.config!r} holds a JSON {type(saved).__name__}, not an object "
+                              '{"field": value, ...} (--save-config writes one)')
+        base.update(saved)
     for name in ExperimentConfig.fields():
         if hasattr(args, name):
             base[name] = getattr(args, name)

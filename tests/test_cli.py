@@ -54,6 +54,9 @@ def test_sweep_prints_table_and_front(tmp_path, capsys):
     (["train", "--dataset", "shd", "--data-root", "/nonexistent", "--no-store"], "SHD"),
     (["sweep", "--grid", "seed=0,1", "--robustness", "bogus:1", "--no-store"], "unknown perturbation"),
     (["train", "--resume", "--run-dir", "/nonexistent/run"], "no checkpoint"),
+    (["train", "--resume", "--epochs", "3"], "--resume needs --run-dir"),
+    (["train", "--threads", "0"], "must be at least 1"),
+    (["sweep", "--grid", "seed=0,1", "--workers", "0"], "must be at least 1"),
 ])
 def test_bad_input_gives_a_clear_error_and_exit_code(argv, message, capsys):
     assert main(argv) == 2
@@ -83,9 +86,23 @@ def test_run_dir_with_a_checkpoint_needs_resume_or_overwrite(tmp_path, capsys):
 
 
 def test_runs_compare_on_a_store_without_results(tmp_path, capsys):
-    RunStore(tmp_path / "empty.sqlite")
-    assert main(["runs", "compare", "someid", "--store", str(tmp_path / "empty.sqlite")]) == 0
-    assert "no finished runs with results among someid" in capsys.readouterr().out
+    store = RunStore(tmp_path / "empty.sqlite")
+    run = store.create_run({}, name="unfinished")
+    assert main(["runs", "compare", run, "--store", str(tmp_path / "empty.sqlite")]) == 0
+    assert f"no finished runs with results among {run}" in capsys.readouterr().out
+
+
+def test_runs_show_and_compare_refuse_unknown_or_missing_ids(tmp_path, capsys):
+    store = RunStore(tmp_path / "s.sqlite")
+    run = store.create_run({}, name="known")
+    flags = ["--store", str(tmp_path / "s.sqlite")]
+    assert main(["runs", "compare", run, "typo123", *flags]) == 2
+    assert "no run(s) typo123" in capsys.readouterr().err
+    assert main(["runs", "show", *flags]) == 2
+    assert "needs one or more run ids" in capsys.readouterr().err
+    assert main(["runs", "show", run, "nope", *flags]) == 2
+    captured = capsys.readouterr()
+    assert captured.out == "" and "no run 'nope'" in captured.err  # nothing printed before the error
 
 
 def test_runs_never_creates_a_store(tmp_path, capsys, monkeypatch):
@@ -159,3 +176,125 @@ sys.exit(serve.serve_dashboard())
     else:
         os.kill(server, signal.SIGKILL)
         raise AssertionError("the panel server outlived the dashboard command")
+
+
+def test_a_config_file_holding_a_list_is_a_clear_error(tmp_path, capsys):
+    (tmp_path / "list.json").write_text("[1, 2]")
+    assert main(["train", "--config", str(tmp_path / "list.json"), *TINY, "--no-store"]) == 2
+    assert "holds a JSON list, not an object" in capsys.readouterr().err
+
+
+def test_a_grid_field_given_twice_keeps_all_its_values():
+    from snnlab.config_args import parse_grid
+
+    assert parse_grid(["seed=0", "neuron=ttfs", "seed=1,2"]) == {"seed": [0, 1, 2], "neuron": ["ttfs"]}
+
+
+def test_dask_local_defaults_to_one_worker_per_cpu_at_most_one_per_run(monkeypatch, capsys):
+    distributed = pytest.importorskip("dask.distributed")
+    seen = {}
+
+    class Stop(Exception):
+        pass
+
+    def fake_cluster(n_workers=None, **kwargs):
+        seen["n_workers"] = n_workers
+        raise Stop
+
+    monkeypatch.setattr(distributed, "LocalCluster", fake_cluster)
+    monkeypatch.setattr("os.cpu_count", lambda: 8)
+    with pytest.raises(Stop):
+        main(["sweep", "--grid", "seed=0,1,2", "--dask", "local", *TINY, "--no-store"])
+    assert seen["n_workers"] == 3  # the help: [CPU count, at most one per run]
+
+
+def test_store_problems_are_one_line_errors(tmp_path, capsys, monkeypatch):
+    import sqlite3
+
+    old = tmp_path / "old.sqlite"
+    con = sqlite3.connect(old)
+    con.execute("CREATE TABLE runs (run_id TEXT PRIMARY KEY, name TEXT, status TEXT NOT NULL)")
+    con.commit()
+    con.close()
+    notdb = tmp_path / "notdb.sqlite"
+    notdb.write_text("x\n")
+    for argv in (["runs", "--store", str(old)], ["runs", "show", "a", "--store", str(old)],
+                 ["train", *TINY, "--store", str(old)], ["runs", "--store", str(notdb)]):
+        assert main(argv) == 2
+        err = capsys.readouterr().err
+        assert "not" in err and "run store" in err and "Traceback" not in err and len(err.splitlines()) == 1
+    good = tmp_path / "good.sqlite"
+    RunStore(good)
+
+    def locked(self):
+        raise sqlite3.OperationalError("database is locked")
+
+    monkeypatch.setattr(RunStore, "list_runs", locked)
+    assert main(["runs", "--store", str(good)]) == 1
+    assert capsys.readouterr().err.strip() == "snnlab runs: error: run store: OperationalError: database is locked"
+
+
+@pytest.mark.parametrize("signame,code", [("SIGINT", 130), ("SIGTERM", 143)])
+def test_ctrl_c_or_sigterm_stops_train_with_a_checkpoint_and_a_resume_hint(tmp_path, capsys, monkeypatch, signame,
+                                                                            code):
+    import signal
+
+    import snnlab.training
+    from snnlab.training import load_checkpoint
+
+    real = snnlab.training.Trainer
+    sig = getattr(signal, signame)
+
+    class Signalled(real):
+        def __init__(self, *args, **kwargs):
+            super().__init__(*args, **kwargs)
+            self.events.subscribe(lambda e: signal.raise_signal(sig) if e.step == 3 else None, kinds=["step"])
+
+    monkeypatch.setattr(snnlab.training, "Trainer", Signalled)
+    run_dir, store = str(tmp_path / "run"), str(tmp_path / "s.sqlite")
+    before = signal.getsignal(signal.SIGTERM)
+    assert main(["train", *TINY, "--epochs", "5", "--run-dir", run_dir, "--store", store]) == code
+    err = capsys.readouterr().err
+    assert f"resume with: snnlab train --resume --run-dir {run_dir} --store {store}" in err
+    assert load_checkpoint(run_dir)["step"] == 3  # stopped at the step boundary, not mid-step
+    run = RunStore(store).list_runs().iloc[0]
+    assert (run["status"], run["message"]) == ("stopped", f"interrupted ({signame})")
+    assert signal.getsignal(signal.SIGTERM) is before  # handlers restored
+    monkeypatch.setattr(snnlab.training, "Trainer", real)
+    assert main(["train", "--resume", "--run-dir", run_dir, "--store", store, "--quiet"]) == 0
+    assert RunStore(store).list_runs()["status"].tolist() == ["finished"]
+
+
+def test_sigterm_to_a_sweep_keeps_its_rows_and_stops_its_runs(tmp_path):
+    """SIGTERM (SLURM, docker stop) to the sweep process only: the queued run is cancelled, the running one
+    stops with a checkpoint, the finished row is printed and in the CSV, the exit status is 143."""
+    import signal
+    import sqlite3
+    import subprocess
+    import sys
+    import time
+
+    store, out = tmp_path / "s.sqlite", tmp_path / "t.csv"
+    proc = subprocess.Popen([sys.executable, "-m", "snnlab.cli", "sweep", "--grid", "epochs=1,1000,1000", *TINY,
+                             "--workers", "1", "--store", str(store), "--run-root", str(tmp_path / "runs"),
+                             "--out", str(out)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.time() + 240
+
+    def count(status):
+        try:
+            with sqlite3.connect(store) as con:
+                return con.execute("SELECT count(*) FROM runs WHERE status=?", (status,)).fetchone()[0]
+        except sqlite3.Error:
+            return 0
+
+    while not (count("finished") >= 1 and count("running") >= 1) and time.time() < deadline:
+        time.sleep(0.2)
+    proc.send_signal(signal.SIGTERM)
+    stdout, stderr = proc.communicate(timeout=120)
+    assert proc.returncode == 143, stderr
+    assert "Pareto front" in stdout and "sweep interrupted" in stderr
+    import pandas as pd
+
+    assert pd.read_csv(out)["status"].tolist() == ["finished", "stopped", "cancelled"]
+    runs = RunStore(store).list_runs()
+    assert runs["status"].tolist() == ["finished", "stopped"]

@@ -320,3 +320,13 @@ def test_live_curves_show_the_first_test_point_as_a_marker(tmp_path):
     assert ("Scatter", 1) in drawn and ("Line", 1) in drawn  # test_accuracy: its one point, line and marker
     assert sum(kind == "Scatter" for kind, _ in drawn) == 1  # the training accuracy has no markers
     app.close()
+
+
+def test_sweeps_in_threads_run_one_at_a_time(tmp_path):
+    _, app = make_app(tmp_path, epochs=1)
+    app.sweeps.grid.value = '{"seed": [0, 1]}'
+    app.sweeps.executor.value = "threads"
+    app.sweeps.workers.value = 2  # parallel threads would share the global random state
+    click(app.sweeps.launch_button)
+    assert app.sweeps.alert.visible and "set workers to 1" in app.sweeps.alert.object and not app.sweeps.running
+    app.close()

@@ -80,3 +80,46 @@ def test_one_writer_process_and_concurrent_reader_threads(tmp_path):
         assert counts == sorted(counts) and counts[-1] == 300
     final = RunStore(path)
     assert len(final.metrics()) == 300 and final.list_runs()["status"].tolist() == ["finished"]
+
+
+def test_the_store_has_a_schema_version_and_refuses_foreign_files(tmp_path):
+    import sqlite3
+
+    from snnlab.experiments import StoreError
+    from snnlab.experiments.store import SCHEMA_VERSION
+
+    store = RunStore(tmp_path / "new.sqlite")
+    assert store._raw().execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
+    unversioned = tmp_path / "unversioned.sqlite"  # a store written before versioning: same layout, adopted
+    RunStore(unversioned)._raw().execute("PRAGMA user_version=0")
+    assert RunStore(unversioned).list_runs().empty
+    cases = {"old": "CREATE TABLE runs (run_id TEXT PRIMARY KEY, name TEXT, status TEXT NOT NULL)",
+             "foreign": "CREATE TABLE users (id INTEGER)", "newer": f"PRAGMA user_version={SCHEMA_VERSION + 1}"}
+    messages = {"old": "lacks column", "foreign": "another program", "newer": "newer than this snnlab"}
+    for name, sql in cases.items():
+        con = sqlite3.connect(tmp_path / f"{name}.sqlite")
+        con.execute(sql)
+        con.commit()
+        con.close()
+        with pytest.raises(StoreError, match=messages[name]):
+            RunStore(tmp_path / f"{name}.sqlite")
+    (tmp_path / "text.sqlite").write_text("not a database\n")
+    with pytest.raises(StoreError, match="not a usable SQLite"):
+        RunStore(tmp_path / "text.sqlite")
+    con = sqlite3.connect(tmp_path / "foreign.sqlite")  # nothing was added to the other program's file
+    assert [r[0] for r in con.execute("SELECT name FROM sqlite_master WHERE type='table'")] == ["users"]
+
+
+def test_resume_helpers_and_absolute_checkpoint_paths(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    store = RunStore(tmp_path / "s.sqlite")
+    run = store.create_run({"epochs": 1})
+    for step in (1, 2, 3, 4):
+        store.log_metrics(run, step=step, metrics={"loss": 1.0})
+    assert store.delete_metrics_after(run, 2) == 2 and store.metrics(run)["step"].tolist() == [1, 2]
+    store.set_config(run, {"epochs": 3})
+    assert store.get_config(run) == {"epochs": 3}
+    with pytest.raises(KeyError):
+        store.set_config("nope", {})
+    store.set_checkpoint(run, "run/checkpoint.pt")
+    assert store.get_run(run)["checkpoint"] == str(tmp_path / "run" / "checkpoint.pt")

@@ -1,8 +1,11 @@
 """Sweeps on a process pool and on a dask LocalCluster, the grid expansion and the Pareto front."""
+from pathlib import Path
+
 import pandas as pd
 import pytest
 
 from snnlab.experiments import RunStore, expand_grid, sweep
+from snnlab.experiments.sweeps import run_folder_names
 from snnlab.metrics.pareto import pareto_front, pareto_mask
 from snnlab.training import ConfigError, ExperimentConfig
 
@@ -49,7 +52,9 @@ def test_sweep_on_a_process_pool_logs_every_run_in_the_store(tmp_path):
     assert sorted(n.rsplit("[", 1)[1] for n in runs["name"]) == ["neuron=multi_spike]", "neuron=ttfs]"]
     summaries = store.summaries()
     assert set(summaries["config.neuron"]) == {"ttfs", "multi_spike"}
-    assert (tmp_path / "runs" / "000" / "checkpoint.pt").exists()
+    folders = run_folder_names(expand_grid(ExperimentConfig(**TINY), {"neuron": ["ttfs", "multi_spike"]}))
+    assert all((tmp_path / "runs" / f / "checkpoint.pt").exists() for f in folders)
+    assert all(Path(p).is_absolute() and Path(p).exists() for p in runs["checkpoint"])
 
 
 def test_sweep_on_a_dask_local_cluster(tmp_path):
@@ -90,3 +95,111 @@ def test_a_robustness_measurement_that_fails_keeps_the_trained_run(monkeypatch):
     monkeypatch.setattr(sweeps, "robustness_curve", broken)
     row = sweeps.run_one(TINY, robustness=[("gaussian", 0.5)])
     assert row["status"] == "finished" and row["accuracy"] is not None and "out of memory" in row["error"]
+
+
+def _interrupting_trainer(monkeypatch, seed, step):
+    """Make the in-process run of ``seed`` press Ctrl-C (SIGINT to the main thread) at ``step``, then wait for
+    the sweep to ask it to stop."""
+    import signal
+    import threading
+    import time
+
+    from snnlab.training import trainer as trainer_mod
+
+    class Interrupting(trainer_mod.Trainer):
+        def __init__(self, cfg, *args, **kwargs):
+            super().__init__(cfg, *args, **kwargs)
+            if self.cfg.seed == seed and kwargs.get("resume") is None:
+                self.events.subscribe(self._ctrl_c, kinds=["step"])
+
+        def _ctrl_c(self, event):
+            if event.step == step:
+                signal.pthread_kill(threading.main_thread().ident, signal.SIGINT)
+                deadline = time.time() + 30
+                while not self._stop_req and time.time() < deadline:
+                    time.sleep(0.01)
+
+    monkeypatch.setattr(trainer_mod, "Trainer", Interrupting)
+
+
+def test_ctrl_c_keeps_the_finished_rows_and_a_rerun_resumes_the_rest(tmp_path, monkeypatch):
+    from concurrent.futures import ThreadPoolExecutor
+
+    from snnlab.experiments import SweepInterrupted
+
+    store_path, root, out = tmp_path / "runs.sqlite", tmp_path / "runs", tmp_path / "table.csv"
+    base, grid = ExperimentConfig(**{**TINY, "epochs": 2}), {"seed": [0, 1, 2]}
+    _interrupting_trainer(monkeypatch, seed=1, step=3)
+    with ThreadPoolExecutor(1) as pool, pytest.raises(SweepInterrupted) as info:
+        sweep(base, grid, executor=pool, store_path=store_path, run_root=root, progress=False, out=out)
+    table = info.value.result.table
+    assert table["status"].tolist() == ["finished", "stopped", "cancelled"]  # seed 2 never started
+    assert pd.read_csv(out)["status"].tolist() == ["finished", "stopped", "cancelled"]  # nothing lost
+    store = RunStore(store_path)
+    assert store.list_runs()["status"].tolist() == ["finished", "stopped"]
+    first_ids = table["run_id"].tolist()[:2]
+
+    monkeypatch.undo()
+    with ThreadPoolExecutor(1) as pool:
+        again = sweep(base, grid, executor=pool, store_path=store_path, run_root=root, progress=False)
+    assert again.reused == (0,) and again.resumed == (1,)
+    assert (again.table["status"] == "finished").all() and again.table["run_id"].tolist()[:2] == first_ids
+    runs = store.list_runs()
+    assert len(runs) == 3 and (runs["status"] == "finished").all()  # no duplicate runs
+    loss = store.metrics(first_ids[1]).query("name == 'loss'")["step"].tolist()
+    assert loss == [1, 2, 3, 4]  # the stopped run continued from its checkpoint (step 3)
+
+    # another sweep in the same run_root: its own folders, nobody's checkpoint overwritten
+    with ThreadPoolExecutor(1) as pool:
+        other = sweep(base.copy(hidden=[8]), {"seed": [0]}, executor=pool, store_path=store_path, run_root=root,
+                      progress=False)
+    assert other.reused == () and len(list(root.iterdir())) == 4
+    from snnlab.training import load_checkpoint
+
+    runs = store.list_runs()
+    assert [load_checkpoint(p)["run_id"] for p in runs["checkpoint"]] == runs["run_id"].tolist()
+
+
+def test_a_dead_worker_fails_its_runs_not_the_sweep(tmp_path):
+    """A worker killed (OOM killer, kill -9) breaks the pool: its run and the queued ones become failed rows."""
+    from concurrent.futures import Future, ThreadPoolExecutor
+    from concurrent.futures.process import BrokenProcessPool
+
+    from snnlab.experiments.sweeps import run_one
+
+    store_path = tmp_path / "runs.sqlite"
+
+    class DyingPool(ThreadPoolExecutor):
+        """Runs seed 0; the worker of seed 1 dies mid-run (its run stays "running"); seed 2 never starts."""
+
+        def submit(self, fn, *args, **kwargs):
+            seed = args[0]["seed"]
+            if seed == 0:
+                return super().submit(fn, *args, **kwargs)
+            if seed == 1:
+                store = RunStore(store_path)
+                store.set_status(store.create_run(args[0], args[5], run_id=args[6]), "running")
+            fut = Future()
+            fut.set_exception(BrokenProcessPool("A process in the process pool was terminated abruptly"))
+            return fut
+
+    assert run_one  # the worker function the pool is given
+    with DyingPool(1) as pool:
+        result = sweep(ExperimentConfig(**TINY), {"seed": [0, 1, 2]}, executor=pool, store_path=store_path,
+                       progress=False, out=tmp_path / "t.csv")
+    table = result.table
+    assert table["status"].tolist() == ["finished", "failed", "failed"]
+    assert "worker process died" in table["error"][1] and table["error"][2].startswith("not started")
+    assert len(pd.read_csv(tmp_path / "t.csv")) == 3
+    runs = RunStore(store_path).list_runs()
+    assert sorted(runs["status"]) == ["failed", "finished"]  # not left "running" forever
+    assert len(result.front) == 1
+
+
+def test_thread_pools_run_one_run_at_a_time(tmp_path):
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(2) as pool, pytest.raises(ValueError, match="not reproducible"):
+        sweep(ExperimentConfig(**TINY), {"seed": [0, 1]}, executor=pool, store_path=tmp_path / "s.sqlite",
+              progress=False)
+    assert not (tmp_path / "s.sqlite").exists()  # refused before anything ran

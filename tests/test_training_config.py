@@ -160,6 +160,9 @@ def test_build_data_takes_a_time_window_instead_of_num_steps_bins(tmp_path):
     (dict(noise_scale=float("inf")), "noise_scale must be a finite number"),
     (dict(dataset="delay_task", num_steps=40, data_kwargs={"delays": 5}), "'delays' of delay_task must be a list"),
     (dict(dataset="delay_task", num_steps=40, data_kwargs={"jitter": "2"}), "'jitter' of delay_task must be an int"),
+    (dict(lr=True), "lr must be a number, not a bool"),  # True would train with lr=1.0
+    (dict(weight_decay=True), "weight_decay must be a number, not a bool"),
+    (dict(epochs=True), "epochs must be an int, not a bool"),
 ])
 def test_validate_lists_impossible_values_instead_of_failing_later(kwargs, message):
     with pytest.raises(ConfigError, match=message):

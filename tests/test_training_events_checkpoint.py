@@ -144,3 +144,15 @@ def test_killed_process_mid_write_keeps_previous_checkpoint(tmp_path):
     assert leftovers and all(n.endswith(".tmp") for n in leftovers)
     save_checkpoint(p, {"epoch": 3})  # the next save cleans the stale temp file
     assert [f.name for f in tmp_path.iterdir()] == ["checkpoint.pt"] and load_checkpoint(p)["epoch"] == 3
+
+
+def test_checkpoint_files_get_the_umask_mode_not_0600(tmp_path):
+    old = os.umask(0o022)
+    try:
+        path = save_checkpoint(tmp_path / "checkpoint.pt", {"epoch": 1})
+        os.umask(0o077)
+        private = save_checkpoint(tmp_path / "private.pt", {"epoch": 1})
+    finally:
+        os.umask(old)
+    assert (path.stat().st_mode & 0o777) == 0o644  # readable by the group, like any file the user writes
+    assert (private.stat().st_mode & 0o777) == 0o600

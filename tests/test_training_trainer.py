@@ -353,3 +353,77 @@ def test_resuming_into_a_store_that_never_saw_the_run_registers_it(tmp_path):
     runs = other.list_runs()
     assert runs["run_id"].tolist() == [first.run_id] and runs["status"].tolist() == ["finished"]
     assert other.get_run(first.run_id)["config"] == cfg.to_dict() and len(other.metrics(first.run_id)) > 0
+
+
+def test_a_run_dir_holding_another_runs_checkpoint_is_refused(tmp_path, monkeypatch):
+    from snnlab.experiments import RunStore
+
+    monkeypatch.chdir(tmp_path)
+    store = RunStore(tmp_path / "s.sqlite")
+    cfg = tiny(max_batches_per_epoch=2)
+    first = Trainer(cfg, run_dir="run", store=store, progress=False)
+    first.run()
+    with pytest.raises(FileExistsError, match="already holds the checkpoint"):
+        Trainer(cfg.copy(hidden=[8]), run_dir="run", store=store, progress=False)
+    assert load_checkpoint(tmp_path / "run")["run_id"] == first.run_id  # untouched
+    Trainer.resume_from("run", progress=False)  # continuing that checkpoint is fine
+    second = Trainer(cfg, run_dir="run", store=store, progress=False, overwrite=True)
+    second.run()
+    assert load_checkpoint(tmp_path / "run")["run_id"] == second.run_id
+    paths = store.list_runs()["checkpoint"].tolist()  # absolute: valid from any working directory
+    assert paths == [str(tmp_path / "run" / "checkpoint.pt")] * 2
+
+
+def test_resume_after_a_crash_does_not_log_the_redone_steps_twice(tmp_path):
+    import shutil
+
+    from snnlab.experiments import RunStore
+
+    store = RunStore(tmp_path / "s.sqlite")
+    cfg = tiny(epochs=2, max_batches_per_epoch=3)
+    first = Trainer(cfg, run_dir=tmp_path / "run", store=store, progress=False)
+    first.events.subscribe(lambda e: first.stop(), kinds=["epoch"])
+    first.run()
+    shutil.copy(tmp_path / "run" / "checkpoint.pt", tmp_path / "at_step_3.pt")
+    Trainer.resume_from(tmp_path / "run", store=store, progress=False).run()  # logs steps 4..6
+    # as if that attempt had died (kill -9) before saving: its checkpoint is the one at step 3 again
+    shutil.copy(tmp_path / "at_step_3.pt", tmp_path / "run" / "checkpoint.pt")
+    again = Trainer.resume_from(tmp_path / "run", store=store, progress=False)
+    again.run()
+    loss = store.metrics(first.run_id).query("name == 'loss'")
+    assert loss["step"].tolist() == [1, 2, 3, 4, 5, 6]
+
+
+def test_resume_with_changed_settings_updates_the_stored_config(tmp_path):
+    from snnlab.experiments import RunStore
+
+    store = RunStore(tmp_path / "s.sqlite")
+    cfg = tiny(epochs=1, max_batches_per_epoch=2)
+    first = Trainer(cfg, run_dir=tmp_path, store=store, progress=False)
+    first.run()
+    Trainer.resume_from(tmp_path, cfg=cfg.copy(epochs=2, lr=0.01), store=store, progress=False).run()
+    stored = store.get_config(first.run_id)
+    assert (stored["epochs"], stored["lr"]) == (2, 0.01)
+    assert ExperimentConfig.from_json(load_checkpoint(tmp_path)["config_json"]).to_dict() == stored
+
+
+def test_ctrl_c_saves_a_checkpoint_and_is_re_raised(tmp_path):
+    tr = Trainer(tiny(epochs=3, max_batches_per_epoch=3), run_dir=tmp_path, progress=False)
+
+    def interrupt(event):
+        if event.step == 4:
+            raise KeyboardInterrupt  # what Ctrl-C does in the training thread
+
+    tr.events.subscribe(interrupt, kinds=["step"])
+    with pytest.raises(KeyboardInterrupt):
+        tr.run(raise_errors=False)  # not swallowed: a loop over runs ends too
+    ck = load_checkpoint(tmp_path)
+    assert tr.state == "stopped" and ck["step"] == 4 and ck["partial_epoch"]
+
+
+def test_stop_with_a_reason_reports_it(tmp_path):
+    events = []
+    tr = Trainer(tiny(epochs=2, max_batches_per_epoch=2), progress=False)
+    tr.events.subscribe(lambda e: tr.stop(reason="interrupted (SIGTERM)"), kinds=["step"])
+    tr.events.subscribe(events.append, kinds=["stopped"])
+    assert tr.run() is None and tr.state == "stopped" and events[0].data["reason"] == "interrupted (SIGTERM)"

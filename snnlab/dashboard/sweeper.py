@@ -2,21 +2,23 @@
 
 Every run logs into the dashboard's run store, so results show up in the runs table and the
 trade-off explorer while the sweep goes on. The grid is JSON (``json.loads``), never evaluated.
+"processes" runs ``workers`` runs side by side in worker processes; "threads" runs them one at a time in
+the server's process (runs in parallel threads would share the global random state, so ``workers`` must
+be 1 there; a live training in the Train tab still shares it: use processes for reproducible sweeps).
 """
 from __future__ import annotations
 
 import json
-import multiprocessing
 import threading
 import time
-from concurrent.futures import Executor, ProcessPoolExecutor, ThreadPoolExecutor
+from concurrent.futures import Executor, ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, Callable
 
 import pandas as pd
 import panel as pn
 
-from snnlab.experiments.sweeps import expand_grid, sweep
+from snnlab.experiments.sweeps import expand_grid, process_pool, sweep
 from snnlab.training.config import ConfigError
 
 __all__ = ["SweepPanel", "MAX_SWEEP_RUNS"]
@@ -81,9 +83,13 @@ class SweepPanel:
             return False
         workers = max(1, min(int(self.workers.value or 1), len(configs)))
         if self.executor.value == "threads":
-            self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="snnlab-sweep")
+            if workers > 1:
+                self._refuse("Threads run one run at a time (parallel threads would share the random state, so "
+                             "results would not be reproducible): set workers to 1, or run in processes.")
+                return False
+            self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="snnlab-sweep")
         else:
-            self._pool = ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("spawn"))
+            self._pool = process_pool(workers)
         run_root = self.run_root / time.strftime("%Y%m%d-%H%M%S") if self.run_root is not None else None
         self._n_runs, self._started, self._result, self._error, self._shown = len(configs), time.time(), None, None, False
         self._thread = threading.Thread(target=self._work, args=(cfg, grid, self._pool, run_root),

@@ -1,5 +1,6 @@
 """Experiments: the run store (SQLite), sweeps over configurations and their trade-off tables."""
-from .store import RunStore, default_store_path
-from .sweeps import SweepResult, expand_grid, run_one, sweep
+from .store import RunStore, StoreError, default_store_path
+from .sweeps import SweepInterrupted, SweepResult, expand_grid, process_pool, run_one, sweep
 
-__all__ = ["RunStore", "default_store_path", "sweep", "expand_grid", "run_one", "SweepResult"]
+__all__ = ["RunStore", "StoreError", "default_store_path", "sweep", "expand_grid", "run_one", "SweepResult",
+           "SweepInterrupted", "process_pool"]

@@ -4,6 +4,10 @@ SQLite in WAL mode: one writer (a training run) and several readers (the dashboa
 work at once. Each thread gets its own connection, so a store object can be shared between the
 training thread and the UI thread.
 
+The file carries its layout version in ``PRAGMA user_version`` (:data:`SCHEMA_VERSION`): a file of
+another program, a store of a newer snnlab, or a file that is not SQLite is refused with a
+:class:`StoreError` instead of failing later with a raw ``sqlite3`` error.
+
 Example:
     >>> import tempfile, os
     >>> store = RunStore(os.path.join(tempfile.mkdtemp(), "runs.sqlite"))
@@ -27,6 +31,13 @@ from pathlib import Path
 import pandas as pd
 
 STATUSES = ("created", "idle", "running", "paused", "finished", "failed", "stopped")
+SCHEMA_VERSION = 1  # PRAGMA user_version of a store; 0 = a store written before versioning (same layout)
+_COLUMNS = {"runs": {"run_id", "name", "status", "message", "config", "created", "updated", "checkpoint", "summary"},
+            "metrics": {"run_id", "step", "epoch", "kind", "name", "value", "time"}}
+
+
+class StoreError(ValueError):
+    """The file is not a run store this snnlab can use (not SQLite, another layout, a newer version)."""
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS runs (
@@ -70,15 +81,47 @@ class RunStore:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self.timeout = timeout
         self._local = threading.local()
-        self._raw().executescript(_SCHEMA)
+        try:
+            self._check_schema()
+        except sqlite3.DatabaseError as exc:  # "file is not a database", a corrupt file
+            self.close()
+            raise StoreError(f"RunStore: {self.path} is not a usable SQLite run store ({exc})") from None
+        except StoreError:
+            self.close()
+            raise
+
+    def _check_schema(self) -> None:
+        """Create the tables in a new file; refuse a foreign layout or a newer version (:class:`StoreError`)."""
+        con = self._raw()
+        version = con.execute("PRAGMA user_version").fetchone()[0]
+        if version > SCHEMA_VERSION:
+            raise StoreError(f"RunStore: {self.path} has store version {version}, newer than this snnlab's "
+                             f"({SCHEMA_VERSION}); upgrade snnlab to open it")
+        tables = {r[0] for r in con.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+        for table, needed in _COLUMNS.items():
+            if table not in tables:
+                if tables - set(_COLUMNS):
+                    raise StoreError(f"RunStore: {self.path} is an SQLite file of another program (tables "
+                                     f"{sorted(tables)}), not an snnlab run store")
+                continue
+            have = {r[1] for r in con.execute(f"PRAGMA table_info({table})")}
+            if needed - have:
+                raise StoreError(f"RunStore: {self.path} is not an snnlab run store of this version: table {table!r} "
+                                 f"lacks column(s) {sorted(needed - have)}")
+        if version < SCHEMA_VERSION:
+            con.executescript(_SCHEMA + f"PRAGMA user_version={SCHEMA_VERSION};")
 
     def _raw(self) -> sqlite3.Connection:
         """This thread's connection (autocommit mode)."""
         con = getattr(self._local, "con", None)
         if con is None:
             con = sqlite3.connect(self.path, timeout=self.timeout, isolation_level=None, check_same_thread=True)
-            con.execute("PRAGMA journal_mode=WAL")
-            con.execute("PRAGMA synchronous=NORMAL")
+            try:
+                con.execute("PRAGMA journal_mode=WAL")
+                con.execute("PRAGMA synchronous=NORMAL")
+            except sqlite3.Error:
+                con.close()
+                raise
             self._local.con = con
         return con
 
@@ -118,9 +161,37 @@ class RunStore:
                 raise KeyError(f"RunStore: no run {run_id!r}")
 
     def set_checkpoint(self, run_id: str, path: str | os.PathLike) -> None:
-        """Record the path of a run's latest checkpoint."""
+        """Record the path of a run's latest checkpoint (made absolute: readers may run elsewhere)."""
         with self._conn() as con:
-            con.execute("UPDATE runs SET checkpoint=?, updated=? WHERE run_id=?", (str(path), time.time(), run_id))
+            con.execute("UPDATE runs SET checkpoint=?, updated=? WHERE run_id=?",
+                        (str(Path(path).resolve()), time.time(), run_id))
+
+    def set_config(self, run_id: str, config: dict) -> None:
+        """Replace a run's config (a run resumed with changed settings, e.g. more epochs)."""
+        with self._conn() as con:
+            cur = con.execute("UPDATE runs SET config=?, updated=? WHERE run_id=?",
+                              (json.dumps(config, default=str), time.time(), run_id))
+            if cur.rowcount == 0:
+                raise KeyError(f"RunStore: no run {run_id!r}")
+
+    def delete_metrics_after(self, run_id: str, step: int) -> int:
+        """Delete a run's metrics logged after ``step``; returns how many rows went.
+
+        A run resumed from its checkpoint at ``step`` trains the later steps again: the rows a crashed
+        attempt logged for them would otherwise appear twice.
+
+        Example:
+            >>> import tempfile, os
+            >>> store = RunStore(os.path.join(tempfile.mkdtemp(), "runs.sqlite"))
+            >>> run = store.create_run({})
+            >>> for step in (1, 2, 3):
+            ...     store.log_metrics(run, step=step, metrics={"loss": 1.0})
+            >>> store.delete_metrics_after(run, 1), store.metrics(run)["step"].tolist()
+            (2, [1])
+        """
+        with self._conn() as con:
+            cur = con.execute("DELETE FROM metrics WHERE run_id=? AND step>?", (run_id, int(step)))
+        return cur.rowcount
 
     def set_summary(self, run_id: str, summary: dict) -> None:
         """Store a run's final results (e.g. the evaluate() dict) as JSON."""

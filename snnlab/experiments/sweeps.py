@@ -1,21 +1,43 @@
-"""Grid sweeps over experiment configurations, on any ``concurrent.futures.Executor``.
+"""Grid sweeps over experiment configurations, on a process pool, a dask cluster or one thread.
 
 Each grid point trains one run (logged in the run store when one is given) in a worker; the
-result is the trade-off table (one row per run: the varied settings and the metrics of the model
-as deployed) and its Pareto front.
+result is the trade-off table (one row per run: the varied settings, ``run_id``, ``label``,
+``status`` and the metrics of the model as deployed) and its Pareto front.
+
+Resuming: with ``run_root``, a grid point keeps its checkpoint in ``run_root/<hash of its config>``
+(``<hash>.1``, ``<hash>.2``... for repeats of one config in a grid). A rerun with the same ``run_root``
+reuses every grid point whose checkpoint is finished (no training; its run keeps its id), resumes every
+other checkpoint of the same config (a stopped, failed or killed run continues from its last
+checkpoint, under its run id) and trains the rest. Another sweep (other configs) in the same
+``run_root`` gets other folders, so it never overwrites a run. Without ``run_root`` nothing is saved
+and a rerun trains everything again.
+
+Interrupting: Ctrl-C (``KeyboardInterrupt``) cancels the queued runs, asks the running ones to stop at
+their next step (their checkpoints are saved, their status becomes "stopped"), waits for them (a second
+Ctrl-C kills them) and raises :class:`SweepInterrupted`, whose ``result`` holds the table so far: the
+finished rows, "stopped" ones, and "cancelled" for runs never started. A worker that dies (the OOM
+killer) fails only its own run: the rest are reported as "failed" rows, never lost.
 
 Example:
     >>> from snnlab.training import ExperimentConfig
     >>> base = ExperimentConfig(hidden=[32], epochs=1, max_batches_per_epoch=3)
     >>> [c.neuron for c in expand_grid(base, {"neuron": ["ttfs", "multi_spike"]})]
     ['ttfs', 'multi_spike']
+    >>> run_folder_names([base, base.copy(seed=1), base])[0] == run_folder_names([base])[0]
+    True
 """
 from __future__ import annotations
 
+import hashlib
 import itertools
+import json
 import multiprocessing
 import os
-from concurrent.futures import Executor, ProcessPoolExecutor, as_completed
+import signal
+import uuid
+from collections.abc import Iterator
+from concurrent.futures import (FIRST_COMPLETED, BrokenExecutor, CancelledError, Executor, ProcessPoolExecutor,
+                                ThreadPoolExecutor, wait)
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -30,6 +52,8 @@ from snnlab.training.config import ConfigError, ExperimentConfig
 DEFAULT_OBJECTIVES = {"accuracy": "max", "spikes_per_sample": "min"}
 METRIC_COLUMNS = ("accuracy", "loss", "spikes_per_sample", "synops_per_sample", "energy_per_sample_j",
                   "latency_steps")
+_UNFINISHED = ("created", "idle", "running", "paused")  # store statuses of a run that has not ended
+_NOT_STARTED = "the sweep was interrupted before this run started"
 
 
 def expand_grid(base: ExperimentConfig, grid: dict[str, list]) -> list[ExperimentConfig]:
@@ -45,6 +69,24 @@ def expand_grid(base: ExperimentConfig, grid: dict[str, list]) -> list[Experimen
     keys = list(grid)
     return [ExperimentConfig.from_dict({**base.to_dict(), **dict(zip(keys, combo))})
             for combo in itertools.product(*(grid[k] for k in keys))]
+
+
+def run_folder_names(configs: list[ExperimentConfig]) -> list[str]:
+    """The folder of each grid point under ``run_root``: a hash of its config (``.1``, ``.2``... for repeats).
+
+    Example:
+        >>> from snnlab.training import ExperimentConfig
+        >>> a, b = ExperimentConfig(seed=0), ExperimentConfig(seed=1)
+        >>> names = run_folder_names([a, b, a])
+        >>> names[2] == names[0] + ".1" and names[0] != names[1] and len(names[0]) == 12
+        True
+    """
+    names, seen = [], {}
+    for cfg in configs:
+        digest = hashlib.sha1(json.dumps(cfg.to_dict(), sort_keys=True, default=str).encode()).hexdigest()[:12]
+        k = seen[digest] = seen.get(digest, -1) + 1
+        names.append(digest if k == 0 else f"{digest}.{k}")
+    return names
 
 
 def _robustness_list(robustness) -> list[tuple[str, float]]:
@@ -66,27 +108,92 @@ def _robustness_list(robustness) -> list[tuple[str, float]]:
     return out
 
 
+# ------------------------------------------------------------------ worker side
+_worker_interrupted = False  # a worker got SIGINT: runs it has yet to start are cancelled
+_worker_trainer = None  # the Trainer a worker (process, or the one thread of a thread pool) is running
+
+
+def _worker_signal(signum, frame) -> None:
+    """SIGINT in a sweep worker: stop its run at the next step (checkpoint saved), start no other."""
+    global _worker_interrupted
+    _worker_interrupted = True
+    trainer = _worker_trainer
+    if trainer is not None:
+        trainer.stop(reason="sweep interrupted")
+
+
+def _reset_interrupt() -> None:
+    global _worker_interrupted
+    _worker_interrupted = False
+
+
+def _worker_init() -> None:
+    """Initializer of :func:`process_pool` workers: SIGINT winds the worker's run down instead of killing it."""
+    signal.signal(signal.SIGINT, _worker_signal)
+
+
+def process_pool(max_workers: int) -> ProcessPoolExecutor:
+    """A "spawn" process pool for :func:`sweep` whose workers handle Ctrl-C gracefully (see the module doc)."""
+    return ProcessPoolExecutor(max_workers=max_workers, mp_context=multiprocessing.get_context("spawn"),
+                               initializer=_worker_init)
+
+
+def _register_failed(store, run_id: str | None, cfg: ExperimentConfig, name: str | None, message: str) -> str:
+    """Mark ``run_id`` failed in ``store``, registering it first if the store never saw it."""
+    try:
+        if run_id is None:
+            raise KeyError(run_id)
+        store.get_run(run_id)
+    except KeyError:
+        run_id = store.create_run(cfg.to_dict(), name or cfg.label(), run_id=run_id)
+    store.set_status(run_id, "failed", message)
+    return run_id
+
+
 def run_one(config: dict, store_path: str | None = None, run_dir: str | None = None,
-            robustness: Any = None, threads: int = 1, name: str | None = None) -> dict[str, Any]:
+            robustness: Any = None, threads: int = 1, name: str | None = None, run_id: str | None = None,
+            resume: bool = False) -> dict[str, Any]:
     """Train one configuration and return its row of the trade-off table (runs in a worker process).
 
+    ``run_id`` registers the run under that id; ``resume`` continues the checkpoint in ``run_dir``.
     Never raises for a failed run: the row then has ``status="failed"`` and the ``error`` message.
+    A run stopped by Ctrl-C in a worker gives a "stopped" row; a worker already interrupted starts
+    no run ("cancelled").
     """
+    global _worker_trainer
     from snnlab.experiments.store import RunStore
     from snnlab.training.trainer import Trainer
 
-    torch.set_num_threads(max(1, int(threads)))
     cfg = ExperimentConfig.from_dict(config)
+    if _worker_interrupted:
+        return {"run_id": None, "label": cfg.label(), "status": "cancelled", "error": _NOT_STARTED}
+    torch.set_num_threads(max(1, int(threads)))
     store = RunStore(store_path) if store_path else None
     try:
-        trainer = Trainer(cfg, run_dir=run_dir, store=store, progress=False, name=name)
+        trainer = Trainer(cfg, run_dir=run_dir, store=store, progress=False, name=name, run_id=run_id,
+                          resume=run_dir if resume else None)
     except Exception as exc:  # bad data folder, impossible model...: a failed row, not a crashed sweep
+        message = f"{type(exc).__name__}: {exc}"
         if store is not None:
-            store.set_status(store.create_run(cfg.to_dict(), name or cfg.label()), "failed", f"{type(exc).__name__}: {exc}")
-        return {"run_id": None, "label": cfg.label(), "status": "failed", "error": f"{type(exc).__name__}: {exc}"}
-    result = trainer.run(raise_errors=False)
+            run_id = _register_failed(store, run_id, cfg, name, message)
+        return {"run_id": run_id, "label": cfg.label(), "status": "failed", "error": message}
+    _worker_trainer = trainer
+    try:
+        if _worker_interrupted:  # the signal came while the trainer was being built
+            trainer.stop(reason="sweep interrupted")
+        try:
+            result = trainer.run(raise_errors=False)
+        except KeyboardInterrupt:  # checkpoint saved, run marked stopped; a worker reports it as a row
+            if multiprocessing.parent_process() is None:
+                raise  # in the main process: the interrupt is the caller's
+            result = None
+    finally:
+        _worker_trainer = None
     row: dict[str, Any] = {"run_id": trainer.run_id, "label": cfg.label(), "status": trainer.state,
                            "error": trainer.error}
+    if trainer.state == "stopped":
+        saved = trainer.checkpoint_path is not None and trainer.checkpoint_path.exists()
+        row["error"] = "interrupted; " + ("its checkpoint is saved" if saved else "no checkpoint (no run_root)")
     if result is not None:
         deployed = result["rounded"] or result["final"]
         row.update({k: deployed.get(k) for k in METRIC_COLUMNS})
@@ -101,17 +208,42 @@ def run_one(config: dict, store_path: str | None = None, run_dir: str | None = N
     return row
 
 
+# ------------------------------------------------------------------ the sweep
 @dataclass
 class SweepResult:
-    """A sweep's trade-off ``table`` (one row per run) and its Pareto ``front``."""
+    """A sweep's trade-off ``table`` (one row per run) and its Pareto ``front``.
+
+    ``reused``/``resumed``: the table rows taken from finished checkpoints in ``run_root`` / continued
+    from their checkpoints.
+    """
 
     table: pd.DataFrame
     front: pd.DataFrame
     objectives: dict[str, str]
+    reused: tuple[int, ...] = ()
+    resumed: tuple[int, ...] = ()
+
+
+class SweepInterrupted(KeyboardInterrupt):
+    """Ctrl-C during :func:`sweep`; ``result`` is the :class:`SweepResult` so far, ``signum`` the signal
+    (when the interrupt came from a handler that turned a signal into ``KeyboardInterrupt``)."""
+
+    def __init__(self, result: SweepResult, signum: int | None = None) -> None:
+        super().__init__("sweep interrupted")
+        self.result = result
+        self.signum = signum
 
 
 def _as_executor(executor: Any) -> Executor:
-    """Accept a ``concurrent.futures.Executor`` or a ``dask.distributed.Client``."""
+    """Accept a ``concurrent.futures.Executor`` or a ``dask.distributed.Client``.
+
+    A ``ThreadPoolExecutor`` must have one thread: runs in threads of one process share torch's, NumPy's
+    and Python's global random state, so runs in parallel threads are not reproducible.
+    """
+    if isinstance(executor, ThreadPoolExecutor) and getattr(executor, "_max_workers", 1) > 1:
+        raise ValueError(f"sweep: a ThreadPoolExecutor with {executor._max_workers} threads would train runs side "
+                         "by side in one process, sharing its global random state (results not reproducible); use "
+                         "executor=None (a process pool), a dask Client, or ThreadPoolExecutor(max_workers=1)")
     if executor is None or isinstance(executor, Executor):
         return executor
     if hasattr(executor, "get_executor"):  # a dask.distributed Client
@@ -119,47 +251,196 @@ def _as_executor(executor: Any) -> Executor:
     raise TypeError(f"sweep: executor must be a concurrent.futures.Executor or a dask Client, got {type(executor).__name__}")
 
 
+def _plan(cfg: ExperimentConfig, run_dir: Path | None, robustness: list) -> tuple[str, str | None, dict | None]:
+    """What to do with one grid point: ("new", run_id, None), ("resume", run_id, None), ("reuse", run_id, row)
+    or ("failed", run_id, row) for a folder whose checkpoint cannot be continued."""
+    from snnlab.training.checkpoint import CheckpointError, load_checkpoint
+    from snnlab.training.trainer import CHECKPOINT_NAME
+
+    new_id = uuid.uuid4().hex[:12]
+    if run_dir is None or not (run_dir / CHECKPOINT_NAME).exists():
+        return "new", new_id, None
+    try:
+        ck = load_checkpoint(run_dir / CHECKPOINT_NAME)
+        same = ExperimentConfig.from_json(ck["config_json"], validate=False).to_dict() == cfg.to_dict()
+    except (CheckpointError, ConfigError, OSError, KeyError) as exc:
+        return "failed", None, {"run_id": None, "label": cfg.label(), "status": "failed",
+                                "error": f"{run_dir}: {exc}; delete that folder to train this grid point anew"}
+    run_id = ck.get("run_id")
+    if not same:
+        return "failed", run_id, {"run_id": run_id, "label": cfg.label(), "status": "failed",
+                                  "error": f"{run_dir} holds the checkpoint of another configuration"}
+    if ck.get("finished") and ck.get("result") and not robustness:
+        deployed = ck["result"].get("rounded") or ck["result"]["final"]
+        return "reuse", run_id, {"run_id": run_id, "label": cfg.label(), "status": "finished", "error": None,
+                                 **{k: deployed.get(k) for k in METRIC_COLUMNS}}
+    return "resume", run_id, None
+
+
+def _table(configs: list[ExperimentConfig], grid: dict, rows: list[dict]) -> pd.DataFrame:
+    varied = {k: [cfg.to_dict()[k] for cfg in configs] for k in grid}
+    return pd.concat([pd.DataFrame(varied), pd.DataFrame(rows)], axis=1)
+
+
+def _write_csv(out: Path, table: pd.DataFrame) -> None:
+    tmp = out.with_name(f".{out.name}.{os.getpid()}.tmp")
+    table.to_csv(tmp, index=False)
+    os.replace(tmp, out)
+
+
 def sweep(config: ExperimentConfig, grid: dict[str, list], executor: Any = None, store_path: str | os.PathLike | None = None,
           run_root: str | os.PathLike | None = None, max_workers: int | None = None,
           objectives: dict[str, str] | None = None, robustness: Any = None,
-          progress: bool = True) -> SweepResult:
+          progress: bool = True, out: str | os.PathLike | None = None) -> SweepResult:
     """Train every grid point of ``grid`` over ``config`` and return the trade-off table and Pareto front.
 
     Args:
         executor: where runs execute: ``None`` = a local process pool (``max_workers`` processes,
-            default: the CPU count), any ``concurrent.futures.Executor``, or a ``dask.distributed.Client``.
+            default: the CPU count, at most one per run), any ``concurrent.futures.Executor`` (a
+            ``ThreadPoolExecutor`` only with one thread: one run at a time, in this process), or a
+            ``dask.distributed.Client``.
         store_path: the run store every run logs into (so the dashboard can watch them arrive).
-        run_root: a folder for each run's checkpoint (``run_root/<index>``); None = no checkpoints.
+        run_root: a folder for each run's checkpoint (``run_root/<config hash>``), which makes the sweep
+            resumable (see the module doc); None = no checkpoints.
         objectives: ``{metric: "max"|"min"}`` for the front (default accuracy up, spikes per sample down).
         robustness: optional ``(perturbation, level)`` or a list of them: also measure accuracy under each
             (perturbations of :mod:`snnlab.metrics.robustness`: jitter, deletion, insertion, gaussian).
+        out: a CSV file rewritten with the table whenever a run ends (runs not done yet: "pending").
+
+    Raises :class:`SweepInterrupted` (a ``KeyboardInterrupt``) on Ctrl-C, with the table so far.
     """
     configs = expand_grid(config, grid)
     robustness = _robustness_list(robustness)  # checked before anything trains
     objectives = dict(objectives or DEFAULT_OBJECTIVES)
-    jobs = []
-    for i, cfg in enumerate(configs):
-        run_dir = str(Path(run_root) / f"{i:03d}") if run_root is not None else None
-        values = ", ".join(f"{k}={cfg.to_dict()[k]}" for k in grid)  # runs of a sweep told apart by name too
-        jobs.append((cfg.to_dict(), str(store_path) if store_path else None, run_dir, robustness, 1,
-                     f"{cfg.label()} [{values}]"))
-    owned = executor is None
     pool = _as_executor(executor)
+    out = Path(out) if out is not None else None
+    root = Path(run_root).resolve() if run_root is not None else None
+    dirs = [root / name for name in run_folder_names(configs)] if root is not None else [None] * len(configs)
+    rows: list[dict] = []
+    jobs: dict[int, tuple] = {}
+    reused, resumed = [], []
+    for i, (cfg, run_dir) in enumerate(zip(configs, dirs)):
+        action, run_id, row = _plan(cfg, run_dir, robustness)
+        rows.append(row or {"run_id": run_id, "label": cfg.label(), "status": "pending"})
+        if action in ("new", "resume"):
+            values = ", ".join(f"{k}={cfg.to_dict()[k]}" for k in grid)  # runs of a sweep told apart by name too
+            jobs[i] = (cfg.to_dict(), str(store_path) if store_path else None, str(run_dir) if run_dir else None,
+                       robustness, 1, f"{cfg.label()} [{values}]", run_id, action == "resume")
+            if action == "resume":
+                resumed.append(i)
+        elif action == "reuse":
+            reused.append(i)
+    if out is not None:
+        _write_csv(out, _table(configs, grid, rows))  # a bad --out path fails before anything trains
+    owned = pool is None and bool(jobs)
     if owned:
-        workers = max_workers or min(len(jobs), os.cpu_count() or 1)
-        pool = ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("spawn"))
+        pool = process_pool(max_workers or min(len(jobs), os.cpu_count() or 1))
     from tqdm.auto import tqdm
 
-    rows: list[dict] = [{} for _ in jobs]
+    futures: dict = {}
+    interrupt: KeyboardInterrupt | None = None
     try:
-        futures = {pool.submit(run_one, *job): i for i, job in enumerate(jobs)}
-        for fut in tqdm(as_completed(futures), total=len(futures), desc="sweep", disable=not progress):
-            rows[futures[fut]] = fut.result()
+        for i, job in jobs.items():
+            futures[pool.submit(run_one, *job)] = i
+        for fut in tqdm(_completed(futures), total=len(futures), desc="sweep", disable=not progress):
+            i = futures[fut]
+            rows[i] = _row_of(fut, rows[i], configs[i])
+            if out is not None:
+                _write_csv(out, _table(configs, grid, rows))
+    except KeyboardInterrupt as exc:
+        interrupt = exc
+        _wind_down(pool, owned, futures)
     finally:
         if owned:
-            pool.shutdown()
-    varied = {k: [cfg.to_dict()[k] for cfg in configs] for k in grid}
-    table = pd.concat([pd.DataFrame(varied), pd.DataFrame(rows)], axis=1)
-    ok = table[table["status"] == "finished"] if "status" in table else table
+            pool.shutdown(wait=interrupt is None, cancel_futures=True)
+        if isinstance(pool, ThreadPoolExecutor):
+            _reset_interrupt()  # set by _wind_down for this process's thread; later sweeps start anew
+    for fut, i in futures.items():
+        if rows[i].get("status") == "pending":
+            rows[i] = _row_of(fut, rows[i], configs[i])
+    _settle_store(store_path, rows)
+    table = _table(configs, grid, rows)
+    if out is not None:
+        _write_csv(out, table)
+    ok = table[table["status"] == "finished"]
     front = pareto_front(ok.dropna(subset=list(objectives)), objectives) if len(ok) else ok.copy()
-    return SweepResult(table=table, front=front, objectives=objectives)
+    result = SweepResult(table=table, front=front, objectives=objectives, reused=tuple(reused), resumed=tuple(resumed))
+    if interrupt is not None:
+        raise SweepInterrupted(result, getattr(interrupt, "signum", None)) from interrupt
+    return result
+
+
+def _completed(futures) -> Iterator:
+    """``as_completed`` that also yields futures cancelled from outside (``shutdown(cancel_futures=True)``, e.g. the
+    dashboard closing): those never count as done for ``as_completed``/``wait``, which would wait forever."""
+    pending = set(futures)
+    while pending:
+        done, _ = wait(pending, timeout=0.5, return_when=FIRST_COMPLETED)
+        done |= {f for f in pending if f.cancelled()}
+        pending -= done
+        yield from done
+
+
+def _row_of(fut, pending: dict, cfg: ExperimentConfig) -> dict:
+    """The row of a grid point from its future (done, cancelled, failed, or still running elsewhere)."""
+    base = {"run_id": pending.get("run_id"), "label": cfg.label()}
+    if fut.cancelled():
+        return {**base, "run_id": None, "status": "cancelled", "error": _NOT_STARTED}
+    if not fut.done():  # an executor not ours, interrupted: the run may still be going on there
+        return {**base, "status": "running", "error": "still running in the executor when the sweep was interrupted"}
+    try:
+        return fut.result()
+    except CancelledError:
+        return {**base, "run_id": None, "status": "cancelled", "error": _NOT_STARTED}
+    except KeyboardInterrupt:  # a worker without our signal handling: its trainer saved a checkpoint
+        return {**base, "status": "stopped", "error": "interrupted"}
+    except BrokenExecutor as exc:  # a worker died (the OOM killer, kill -9): this run, or the pool it waited for
+        return {**base, "status": "failed", "error": f"a sweep worker process died ({type(exc).__name__}: {exc}); "
+                                                     "rerun the sweep to train it (with the same run_root it resumes)"}
+    except BaseException as exc:  # noqa: BLE001 - any other failure is this run's row, not the sweep's end
+        return {**base, "status": "failed", "error": f"{type(exc).__name__}: {exc}"}
+
+
+def _wind_down(pool: Executor, owned: bool, futures: dict) -> None:
+    """After Ctrl-C: cancel queued runs, ask running ones to stop (checkpoint), wait; a second Ctrl-C kills them."""
+    for fut in futures:
+        fut.cancel()
+    procs = list((getattr(pool, "_processes", None) or {}).values()) if owned else []
+    if owned:
+        pool.shutdown(wait=False, cancel_futures=True)
+        for p in procs:  # Ctrl-C in a terminal reached them already; a kill -INT of this process only did not
+            try:
+                os.kill(p.pid, signal.SIGINT)
+            except (OSError, TypeError):
+                pass
+    elif isinstance(pool, ThreadPoolExecutor):  # its one thread, in this process: as a worker's signal would
+        _worker_signal(signal.SIGINT, None)
+    else:
+        return  # dask or another executor: runs already there go on; their rows say "running"
+    # not the cancelled futures: a pool shut down with cancel_futures never marks them done for wait()
+    try:
+        wait([f for f in futures if not f.cancelled()])
+    except KeyboardInterrupt:
+        for p in procs:
+            p.kill()
+        wait([f for f in futures if not f.cancelled()], timeout=30)
+
+
+def _settle_store(store_path, rows: list[dict]) -> None:
+    """Runs whose row says failed or stopped but which the store still shows unfinished (a dead worker)."""
+    if not store_path:
+        return
+    from snnlab.experiments.store import RunStore
+
+    ids = {r["run_id"]: r for r in rows if r.get("run_id") and r.get("status") in ("failed", "stopped")}
+    if not ids:
+        return
+    store = RunStore(store_path)
+    for run_id, row in ids.items():
+        try:
+            if store.get_run(run_id)["status"] in _UNFINISHED:
+                store.set_status(run_id, row["status"], row.get("error"))
+        except KeyError:  # never registered: the worker died before the run began
+            row["run_id"] = None
+            if row["status"] == "failed":
+                row["error"] = "not started: " + str(row.get("error"))

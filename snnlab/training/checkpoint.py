@@ -3,6 +3,7 @@
 :func:`save_checkpoint` writes to a temporary file in the destination folder, flushes and
 fsyncs it, then ``os.replace``-s it over the old file: a crash or kill mid-write leaves the
 previous checkpoint intact (at worst a stray ``.<name>.*.tmp`` file, removed by the next save).
+The file gets the usual mode of a new file (``0o666`` less the umask), like any file the user writes.
 Only plain types and tensors go in (the config is stored as a JSON string), so loading never
 needs to unpickle arbitrary objects.
 
@@ -16,7 +17,7 @@ Example:
 from __future__ import annotations
 
 import os
-import tempfile
+import uuid
 from pathlib import Path
 from typing import Any
 
@@ -68,7 +69,9 @@ def save_checkpoint(path: str | os.PathLike, state: dict[str, Any]) -> Path:
     path = Path(path)
     folder = path.parent if str(path.parent) else Path(".")
     folder.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=folder, prefix=f".{path.name}.", suffix=".tmp")
+    tmp = folder / f".{path.name}.{uuid.uuid4().hex[:12]}.tmp"
+    # not mkstemp (always 0600): O_EXCL keeps the name ours, and the kernel applies the umask to 0o666
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0), 0o666)
     try:
         with os.fdopen(fd, "wb") as f:
             torch.save(to_plain(state), f)

@@ -293,9 +293,11 @@ class ExperimentConfig(param.Parameterized):
         """Check cross-field combinations; raise :class:`ConfigError` listing every problem. Returns ``self``."""
         problems: list[str] = []
         int_fields = [k for k in self.fields() if isinstance(self.param[k], param.Integer)]
-        for k in int_fields:
+        num_fields = [k for k in self.fields() if isinstance(self.param[k], param.Number)]  # Integer too
+        for k in num_fields:
             if isinstance(getattr(self, k), bool):
-                problems.append(f"{k} must be an int, not a bool ({getattr(self, k)!r})")
+                kind = "an int" if k in int_fields else "a number"
+                problems.append(f"{k} must be {kind}, not a bool ({getattr(self, k)!r})")
         for k in self.fields():
             v = getattr(self, k)
             if isinstance(self.param[k], param.Number) and isinstance(v, float) and not math.isfinite(v):

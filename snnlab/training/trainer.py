@@ -162,6 +162,19 @@ def _basic_evaluate(model: nn.Module, loader, readout: str = "membrane_sum", dev
     return out
 
 
+def _refuse_foreign_checkpoint(run_dir: Path, resume: str | os.PathLike | None) -> None:
+    """Raise ``FileExistsError`` when ``run_dir`` holds a checkpoint that ``resume`` does not continue."""
+    existing = run_dir / CHECKPOINT_NAME
+    if not existing.exists():
+        return
+    if resume is not None:
+        rp = Path(resume)
+        if (rp / CHECKPOINT_NAME if rp.is_dir() else rp).resolve() == existing.resolve():
+            return
+    raise FileExistsError(f"run_dir {run_dir} already holds the checkpoint of another run; resume it "
+                          f"(resume={str(run_dir)!r}), choose another folder, or pass overwrite=True to replace it")
+
+
 class Trainer:
     """Train the network an :class:`ExperimentConfig` describes, in this thread or in the background.
 
@@ -169,7 +182,8 @@ class Trainer:
         cfg: the configuration (an ``ExperimentConfig`` or a dict for :meth:`ExperimentConfig.from_dict`);
             may be None when ``resume`` is given (the checkpoint's config is used).
         run_dir: folder for ``checkpoint.pt`` (written atomically after every epoch) and ``config.json``;
-            None = no files (when resuming: the checkpoint's folder).
+            None = no files (when resuming: the checkpoint's folder). A folder that already holds another
+            run's checkpoint is refused (``FileExistsError``) unless resuming that checkpoint or ``overwrite``.
         store: optional object following :class:`RunStoreProtocol`; its errors are logged, never fatal.
         callbacks: callables subscribed to :attr:`events` (they receive every :class:`Event`).
         model, train_loader, test_loader: inject your own instead of building them from ``cfg``.
@@ -178,19 +192,26 @@ class Trainer:
         name: run name passed to ``store.create_run``.
         run_id: force a run id (default: the checkpoint's when resuming, else the store's, else random).
         log_every: send step metrics to the store every this many steps (events go out every step).
+        overwrite: start a new run in a ``run_dir`` whose checkpoint (of another run) gets replaced.
+
+    Resuming into a store that knows the run updates its stored config (e.g. more epochs) and deletes the
+    metrics it holds for steps after the checkpoint (a crashed attempt logged them; they are trained again).
 
     Control: :meth:`run` (blocking), :meth:`start` (background thread), :meth:`pause`,
     :meth:`resume`, :meth:`stop` (at the next step boundary), :meth:`wait`; :attr:`state` is one of
-    ``STATES``. Results: :attr:`history` (records; ``history.frame()``), :attr:`result`
-    (``{"final": eval dict, "rounded": eval dict after rounding delays, or None}``).
+    ``STATES``. Ctrl-C (``KeyboardInterrupt``) in :meth:`run` saves a checkpoint, marks the run "stopped"
+    and is re-raised, so a loop over runs ends too. Results: :attr:`history` (records; ``history.frame()``),
+    :attr:`result` (``{"final": eval dict, "rounded": eval dict after rounding delays, or None}``).
     """
 
     def __init__(self, cfg: ExperimentConfig | dict | None = None, run_dir: str | os.PathLike | None = None,
                  store: RunStoreProtocol | None = None, callbacks: Iterable[Callable[[Event], Any]] = (), *,
                  model: nn.Module | None = None, train_loader=None, test_loader=None,
                  resume: str | os.PathLike | None = None, progress: bool = True, name: str | None = None,
-                 run_id: str | None = None, log_every: int = 1) -> None:
+                 run_id: str | None = None, log_every: int = 1, overwrite: bool = False) -> None:
         ckpt = None
+        if run_dir is not None and not overwrite:
+            _refuse_foreign_checkpoint(Path(run_dir), resume)
         if resume is not None:
             ckpt = load_checkpoint(resume)
             if ckpt.get("format") != CHECKPOINT_FORMAT:
@@ -262,6 +283,7 @@ class Trainer:
         self._state = "idle"
         self._pause_req = False
         self._stop_req = False
+        self._stop_reason: str | None = None
         self._thread: threading.Thread | None = None
         self._delays_rounded = bool(ckpt.get("delays_rounded")) if ckpt is not None else False
 
@@ -269,11 +291,17 @@ class Trainer:
             self._restore(ckpt, resume)
         if run_id is None and ckpt is not None:
             run_id = ckpt.get("run_id")
-            if run_id is not None and store is not None and hasattr(store, "get_run"):
-                try:
-                    store.get_run(run_id)
-                except KeyError:  # resumed into a store that never saw the run: register it under its id
-                    store.create_run(cfg.to_dict(), name or ckpt.get("label") or cfg.label(), run_id=run_id)
+        if run_id is not None and store is not None and hasattr(store, "get_run"):
+            try:
+                store.get_run(run_id)
+            except KeyError:  # resumed into a store that never saw the run (or a chosen id): register it
+                store.create_run(cfg.to_dict(), name or (ckpt or {}).get("label") or cfg.label(), run_id=run_id)
+            else:
+                if ckpt is not None:  # the store follows the resumed run: its config, no metrics of undone steps
+                    if hasattr(store, "set_config"):
+                        store.set_config(run_id, cfg.to_dict())
+                    if hasattr(store, "delete_metrics_after"):
+                        store.delete_metrics_after(run_id, int(ckpt["step"]))
         if run_id is None and store is not None:
             run_id = str(store.create_run(cfg.to_dict(), name or cfg.label()))
         self.run_id = str(run_id) if run_id is not None else uuid.uuid4().hex[:12]
@@ -372,13 +400,16 @@ class Trainer:
                 self._state = "running"
             self._cond.notify_all()
 
-    def stop(self, wait: bool = False, timeout: float | None = None) -> bool:
+    def stop(self, wait: bool = False, timeout: float | None = None, reason: str | None = None) -> bool:
         """Ask the run to stop gracefully at the next step boundary (a checkpoint is saved).
 
-        Returns True when the run has ended (with ``wait``) or the request was made.
+        ``reason`` goes with the "stopped" event and the store's status message (default "stop requested").
+        Safe to call from a signal handler in the training thread. Returns True when the run has ended
+        (with ``wait``) or the request was made.
         """
         with self._cond:
             self._stop_req = True
+            self._stop_reason = reason if reason is not None else self._stop_reason
             self._pause_req = False
             self._cond.notify_all()
         return self.wait(timeout) if wait else True
@@ -536,7 +567,7 @@ class Trainer:
         if path is None:
             return None
         save_checkpoint(path, self.checkpoint_state(**flags))
-        self._store("set_checkpoint", self.run_id, str(path))
+        self._store("set_checkpoint", self.run_id, str(path.resolve()))  # absolute: readers run elsewhere
         return path
 
     def _restore(self, ckpt: dict[str, Any], source) -> None:
@@ -570,7 +601,8 @@ class Trainer:
 
         On failure the state becomes "failed", a "failed" event carries the message, and the
         error is re-raised when ``raise_errors`` (the background thread of :meth:`start` does not raise).
-        Ctrl-C stops the run gracefully (state "stopped").
+        Ctrl-C saves a checkpoint, sets the state "stopped" and re-raises the ``KeyboardInterrupt``
+        (whatever ``raise_errors``); :meth:`stop` stops it gracefully, and then this returns None.
         """
         with self._cond:
             self._check_can_run()
@@ -580,7 +612,7 @@ class Trainer:
             return self._train()
         except KeyboardInterrupt:
             self._on_stopped(partial=True, reason="interrupted")
-            return None
+            raise
         except BaseException as e:  # noqa: BLE001 - report every failure
             msg = str(e) if isinstance(e, TrainingDiverged) else f"{type(e).__name__}: {e}"
             self.error = msg
@@ -606,7 +638,7 @@ class Trainer:
             t0 = time.time()
             summary = self._train_epoch(epoch)
             if summary is None:
-                self._on_stopped(partial=True, reason="stop requested")
+                self._on_stopped(partial=True, reason=self._stop_reason or "stop requested")
                 return None
             self.epoch = epoch + 1
             if self.schedule is not None:
@@ -775,6 +807,7 @@ class Trainer:
         with self._cond:
             self._state = "stopped"
             self._stop_req = False
+            self._stop_reason = None
             self._cond.notify_all()
         self._emit("stopped", reason=reason, checkpoint=str(path) if path else None)
         self._store("set_status", self.run_id, "stopped", reason)
