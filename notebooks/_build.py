@@ -337,8 +337,11 @@ NOTEBOOKS["02_neurons_and_surrogates.ipynb"] = [
     sharpness = hv.NdOverlay({a: hv.Curve((u.numpy(), sl.surrogates.get("fast_sigmoid", alpha=a).grad(u).numpy()),
                                           "u = h - threshold", "pseudo-derivative")
                               for a in (2.0, 5.0, 10.0, 25.0)}, kdims="alpha")
-    (shapes.opts(title="every registered surrogate (default parameters)", width=520, height=320)
-     + sharpness.opts(title="fast_sigmoid: alpha sets the sharpness", width=420, height=320)).cols(2)
+    # legends below the plots (viz.theme.legend_below): inside them they would cover the peaks
+    (shapes.opts(title="every registered surrogate (default parameters)", width=520,
+                 **viz.theme.legend_below(len(shapes), height=320))
+     + sharpness.opts(title="fast_sigmoid: alpha sets the sharpness", width=420,
+                      **viz.theme.legend_below(len(sharpness), height=320))).cols(2)
     """),
     md("""
     We can verify that the backward pass of `sl.LIF` really uses the surrogate. With a single time step the
@@ -611,9 +614,10 @@ NOTEBOOKS["05_noisy_neurons_robustness.ipynb"] = [
         densities[noise] = hv.Curve((u.numpy(), sl.surrogates.get(noise, sigma=sigma).grad(u).numpy()),
                                     "h - threshold", "surrogate")
     curves["deterministic"] = hv.Curve((u.numpy(), (u >= 0).float().numpy()), "h - threshold", "P(spike)")
-    (hv.NdOverlay(curves, kdims="neuron").opts(title="measured firing probability", width=450, height=300)
+    (hv.NdOverlay(curves, kdims="neuron").opts(title="measured firing probability", width=450,
+                                               **viz.theme.legend_below(len(curves)))
      + hv.NdOverlay(densities, kdims="noise").opts(title="noise density = surrogate gradient", width=450,
-                                                    height=300)).cols(2)
+                                                    **viz.theme.legend_below(len(densities)))).cols(2)
     """),
     md("""
     In eval mode the same neuron is deterministic (a plain threshold), unless asked to stay noisy:

@@ -349,6 +349,54 @@ def test_live_curves_panels_and_tables():
     assert isinstance(dmap, hv.DynamicMap) and len(buf.data) == 2
 
 
+def test_live_curves_groups_one_panel_per_scale_with_markers_and_padded_x():
+    """Reviewer: spikes_per_sample (30-60) on the y axis of accuracy flattened it; the one test point was clipped."""
+    groups = {"loss": ["loss", "test_loss"], "accuracy": ["accuracy", "test_accuracy", "rounded_test_accuracy"],
+              "spikes per sample": ["spikes_per_sample", "test_spikes_per_sample"]}
+    live = LiveCurves(groups=groups)
+    assert list(live.plots) == list(groups) and isinstance(live.plot, hv.Layout) and len(live.plot) == 3
+    assert live.metrics == [n for names in groups.values() for n in names]
+    figs = {title: render(plot) for title, plot in live.plots.items()}
+    legend = figs["accuracy"].legend[0]
+    assert not any(item.visible for item in legend.items)  # an empty frame lists no metrics
+    # canvas: in the reviewer's browser only one of several live WebGL plots showed its lines
+    assert {f.output_backend for f in figs.values()} == {"canvas"}
+    live.send_many([(step, {"loss": 1.0 / step, "accuracy": step / 200, "spikes_per_sample": 40.0 + step % 20})
+                    for step in range(1, 181)])
+    live.send(180, {"test_accuracy": 0.8, "test_loss": 0.4, "test_spikes_per_sample": 45.0, "other": 1.0})
+    acc = live.plots["accuracy"][()]
+    assert set(acc.get(0).keys()) == set(groups["accuracy"])  # nothing of another scale in this panel
+    assert acc.get(1)["test_accuracy"].dimension_values("value").tolist() == [0.8]  # a marker
+    fig = figs["accuracy"]
+    assert fig.y_range.end < 2  # accuracy's own axis, not squashed by spike counts
+    assert fig.x_range.start < 1 and fig.x_range.end > 180 + 5  # the test point at the last step is inside
+    visible = {item.label.value for item in legend.items if item.visible}
+    assert visible == {"accuracy", "test_accuracy"}  # no entry for a series without data (rounded_test_*)
+    spikes = figs["spikes per sample"]
+    assert spikes.y_range.start > 30 and spikes.y_range.end < 70
+    assert "other" not in set(live.buffer.data["name"])
+
+
+def test_live_curves_send_many_and_replace_table_redraw_once_and_count_rows_when_drawing_fails():
+    live = LiveCurves(groups={"loss": ["loss", "test_loss"]})
+    redraws = []
+    live.buffer.add_subscriber(lambda **kw: redraws.append(len(kw["data"])))
+    assert live.send_many([(s, {"loss": 1.0 / s}) for s in range(1, 51)]) == 50 and redraws == [50]
+    assert live.send_many([]) == 0 and redraws == [50]
+    new = pd.DataFrame({"step": [1, 2], "name": ["loss", "test_loss"], "value": [0.9, 0.8]})
+    live.replace_table(new)  # a new run: old rows out, new rows in, one redraw (no empty frame in between)
+    assert redraws == [50, 2] and live.buffer.data["value"].tolist() == [0.9, 0.8]
+    assert live.total_rows == 52 and live.rows_since(50)[0]["value"].tolist() == [0.9, 0.8]
+
+    def broken(**kw):
+        raise RuntimeError("Set changed size during iteration")
+
+    live.buffer.add_subscriber(broken)
+    with pytest.raises(RuntimeError):
+        live.send(3, {"loss": 0.7})
+    assert live.total_rows == 53 and live.buffer.data["value"].tolist() == [0.9, 0.8, 0.7]  # kept and counted
+
+
 # ------------------------------------------------------------------------------------------ trade-offs
 def test_pareto_front_hand_case():
     df = pd.DataFrame({
@@ -536,3 +584,53 @@ def test_piped_plot_updates_one_figure_whose_axes_follow_the_data():
     assert plot.state is fig and fig.title.text == "x10"
     assert fig.y_range.end > 80  # every layer framewise: an overlay kept the first frame's axes
     assert live.update(hv.Scatter([1, 2])) is True and live.dmap is not plot.hmap
+
+
+# ------------------------------------------------------------------------------------------ legends and ranges
+def _legends(fig):
+    """(where, number of items) of each visible legend of a rendered Bokeh figure."""
+    placed = {id(r): side for side in ("below", "right", "left", "above") for r in getattr(fig, side)}
+    return [(placed.get(id(lg), "inside"), len(lg.items)) for lg in fig.legend if lg.visible and lg.items]
+
+
+def test_rasters_have_no_legend_over_the_spikes(recorded):
+    # one colour: no legend box (it showed the label "1" over the spikes)
+    plot = spike_raster(spikes()[:, 0], label="layer 1")
+    assert hv.Store.lookup_options("bokeh", plot, "plot").kwargs.get("show_legend") is False
+    assert _legends(render(plot)) == []
+    one_layer = monitor_raster(recorded, layers=["1"])
+    assert _legends(render(one_layer)) == []
+    # several layers: the legend lists them below the plot, not inside it
+    both = monitor_raster(recorded)
+    assert {where for where, _ in _legends(render(both))} == {"below"}
+
+
+def test_tradeoff_scatter_legend_is_below_the_runs():
+    df = pd.DataFrame({"model": ["a", "b", "c"], "accuracy": [0.8, 0.9, 0.7],
+                       "spikes_per_sample": [100.0, 300.0, 200.0]})
+    for plot in (tradeoff_scatter(df, "spikes_per_sample", "accuracy"),
+                 tradeoff_scatter(df, "spikes_per_sample", "accuracy", color="model")):
+        legends = _legends(render(plot))
+        assert legends and all(where == "below" for where, _ in legends)  # was inside, bottom right
+
+
+def test_membrane_traces_keep_the_threshold_in_view_and_the_legend_below():
+    v = torch.linspace(-1.0, 0.2, 30)[:, None].repeat(1, 3)  # stays well below the threshold
+    plot = membrane_traces(v, (v >= 1.0).float(), neurons=[0], threshold=1.0)
+    fig = render(plot)
+    assert fig.y_range.start <= -1.0 and fig.y_range.end > 1.0  # the threshold line is drawn
+    assert {where for where, _ in _legends(fig)} == {"below"}
+    per_neuron = membrane_traces(v, neurons=[0, 1], threshold=torch.tensor([1.5, 2.0, 9.0]))
+    assert render(per_neuron).y_range.end > 2.0
+
+
+def test_delay_evolution_tells_the_synapses_of_one_layer_apart(layer):
+    hist = pd.concat([delay_snapshot(layer, step=s) for s in range(3)])
+    ids = ["0-0", "0-1", "1-0", "1-1"]
+    left = delay_evolution(hist, synapses=ids)[0]
+    curves = [c for c in left if isinstance(c, hv.Curve) and str(c.label).endswith(tuple(ids))]
+    assert len(curves) == 4
+    colors = {hv.Store.lookup_options("bokeh", c, "style").kwargs["color"] for c in curves}
+    assert len(colors) == 4  # they were all the layer's colour
+    mean = next(c for c in left if str(c.label).endswith("mean"))
+    assert hv.Store.lookup_options("bokeh", mean, "style").kwargs["color"] not in colors

@@ -33,9 +33,12 @@ def test_config_form_is_generated_from_the_schema_and_round_trips():
     assert list(form.widgets) == list(schema)  # every field, in order: nothing hand-written
     kinds = {k: type(w).__name__ for k, w in form.widgets.items()}
     assert kinds["dataset"] == "Dropdown" and list(form.widgets["dataset"].options) == schema["dataset"]["objects"]
-    assert kinds["delays"] == "Checkbox" and kinds["epochs"] == "BoundedIntText" and kinds["lr"] == "BoundedFloatText"
-    assert kinds["hidden"] == "Text" and kinds["data_kwargs"] == "Textarea" and kinds["max_spikes"] == "Text"
-    assert form.widgets["epochs"].min == 1 and form.widgets["mask_p"].max == 1.0
+    # numbers are typed as text (number boxes clamp/truncate in the browser), the range in the placeholder
+    assert kinds["delays"] == "Checkbox" and kinds["epochs"] == "NumberText" and kinds["lr"] == "NumberText"
+    assert kinds["hidden"] == "Text" and kinds["data_kwargs"] == "Textarea" and kinds["max_spikes"] == "NumberText"
+    assert form.widgets["epochs"].placeholder == "an integer in [1, 100000]"
+    assert form.widgets["mask_p"].placeholder == "a number in [0.0, 1.0)"  # 1.0 excluded
+    assert form.widgets["lr"].placeholder == "a number in (0, 100.0]"  # 0 excluded
 
     cfg = ExperimentConfig(hidden=[32, 16], epochs=3, neuron="noisy", max_spikes=2, surrogate_alpha=2.5, lr=0.01,
                            data_kwargs={"n_units": 50}, data_root="/somewhere", delays=True, max_delay=5,
@@ -79,7 +82,14 @@ def test_trainer_widget_trains_and_shows_curves_progress_and_raster(tmp_path):
     assert tw.state == "finished" and tw.progress.value == tw.progress.max
     data = tw.session.curves.buffer.data
     assert (data["name"] == "loss").sum() == 3 and "test_accuracy" in set(data["name"])
-    assert tw.curves.object is tw.session.curves.plot
+    # the widget's curves: one panel per scale, fed with the session's rows; the one test point is a marker
+    assert list(tw.curves.plots) == ["loss", "accuracy", "spikes per sample"]
+    assert [v.object for v in tw.curve_views] == list(tw.curves.plots.values())
+    shown = tw.curves.buffer.data
+    assert shown.reset_index(drop=True).equals(data.reset_index(drop=True).astype({"step": "float64"}))
+    accuracy = tw.curves.plots["accuracy"][()]
+    assert set(accuracy.get(0).keys()) == {"accuracy", "test_accuracy", "rounded_test_accuracy"}
+    assert len(accuracy.get(1)["test_accuracy"]) == 1 and len(accuracy.get(0)["accuracy"]) == 3
     snap = tw.session.snapshot
     pts = tw.raster.object
     assert isinstance(pts, hv.Points)
@@ -110,6 +120,170 @@ def test_trainer_widget_pause_resume_stop_buttons_and_poll_thread():
     assert _wait(lambda: tw.state == "stopped")
     assert _wait(lambda: not tw.start_button.disabled, 10)  # the poll thread's final refresh
     assert tw.stop_button.disabled and tw.pause_button.disabled
+    assert tw.stop_button.button_style == "" and tw.start_button.button_style == "success"  # no red when disabled
+    tw.close()
+
+
+class _FakeQueue:
+    def __init__(self, events):
+        self.events = list(events)
+
+    def drain(self):
+        out, self.events = self.events, []
+        return out
+
+    def close(self):
+        pass
+
+
+def _step_events(n, start=1):
+    from snnlab.training import Event
+
+    return [Event("step", step=i, epoch=0, data={"batch": i - 1, "n_batches": 100, "loss": 1.0 / i,
+                                                  "accuracy": 0.5, "spikes_per_sample": 40.0})
+            for i in range(start, start + n)]
+
+
+def test_session_poll_sends_all_queued_events_in_one_batch():
+    """Reviewer: 74 events were sent (and redrawn) one by one: a 3 s replay of a finished run."""
+    from snnlab.training import Event
+
+    s = TrainingSession(ExperimentConfig(**TINY))
+    redraws = []
+    s.curves.buffer.add_subscriber(lambda **kw: redraws.append(len(kw["data"])))
+    s._queue = _FakeQueue(_step_events(74) + [Event("evaluation", step=74, data={"phase": "epoch", "accuracy": 0.8,
+                                                                                   "loss": 0.3})])
+    events = s.poll()
+    assert len(events) == 75 and redraws == [74 * 3 + 2]  # one send, one redraw
+    assert s.step == 74 and s.progress == pytest.approx(0.74) and s.last_eval["accuracy"] == 0.8
+    assert s.poll() == [] and len(redraws) == 1
+
+
+def test_session_poll_loses_no_event_when_processing_or_drawing_fails(monkeypatch):
+    from snnlab.training import Event
+
+    s = TrainingSession(ExperimentConfig(**TINY))
+    calls = []
+
+    def draw_fails_once(**kw):
+        calls.append(1)
+        if len(calls) == 1:
+            raise RuntimeError("Set changed size during iteration")
+
+    s.curves.buffer.add_subscriber(draw_fails_once)
+    s._queue = _FakeQueue(_step_events(10))
+    with pytest.raises(RuntimeError, match="Set changed"):
+        s.poll()
+    assert (s.curves.buffer.data["name"] == "loss").sum() == 10 and s.step == 10  # all kept, nothing re-queued
+    assert s.curves.total_rows == 30
+    # an event that cannot be processed stays queued (with those after it) for the next poll
+    fails = [1]
+
+    def snapshot(step):
+        if fails:
+            fails.pop()
+            raise RuntimeError("snapshot failed")
+
+    monkeypatch.setattr(s, "take_snapshot", snapshot)
+    s._queue = _FakeQueue(_step_events(2, start=11) + [Event("finished", step=12),
+                                                       Event("evaluation", step=12, data={"phase": "rounded",
+                                                                                           "accuracy": 0.7})])
+    with pytest.raises(RuntimeError, match="snapshot failed"):
+        s.poll()
+    assert s.step == 12 and s.progress < 1.0 and (s.curves.buffer.data["name"] == "loss").sum() == 12
+    assert [e.kind for e in s.poll()] == ["finished", "evaluation"]
+    assert s.progress == 1.0 and "rounded_test_accuracy" in set(s.curves.buffer.data["name"])
+    # an event that always fails is skipped after a few tries: it cannot stall the view
+    monkeypatch.setattr(s, "take_snapshot", lambda step: 1 / 0)
+    s._queue = _FakeQueue([Event("finished", step=13)] + _step_events(1, start=13))
+    for _ in range(2):
+        with pytest.raises(ZeroDivisionError):
+            s.poll()
+    with pytest.raises(RuntimeError, match="skipped a 'finished' event"):
+        s.poll()
+    assert s.step == 13 and s.poll() == []
+
+
+def test_trainer_widget_handles_browser_messages_to_its_plots_under_the_redraw_lock():
+    """Reviewer: "Set changed size during iteration": jupyter_bokeh applied the browser's plot messages (in a
+    kernel subshell thread) while the poll thread redrew the same data source."""
+    import threading
+
+    tw = TrainerWidget(ExperimentConfig(**TINY), poll_interval=None, plot_mode="bokeh")
+    views = [*tw.curve_views, tw.raster]
+    handled = []
+    for view in views:  # besides jupyter_bokeh's own handler (which ignores this message)
+        view.widget.on_msg(lambda widget, content, buffers, view=view: handled.append(view))
+    msg = {"content": {"data": {"method": "custom", "content": {"event": "test"}}}, "buffers": []}
+    threads = []
+    with tw._render_lock:  # a redraw in progress
+        for view in views:
+            t = threading.Thread(target=view.widget.comm.handle_msg, args=(msg,))
+            t.start()
+            threads.append(t)
+        time.sleep(0.3)
+        assert handled == []  # the browser's messages wait for the redraw
+    for t in threads:
+        t.join(10)
+    assert sorted(map(id, handled)) == sorted(map(id, views))
+    tw.close()
+
+
+def test_trainer_widget_restores_its_buttons_after_stop_even_when_refresh_fails(monkeypatch):
+    """Reviewer: after Stop every button stayed disabled (the poll thread's last refresh raised, unguarded)."""
+    tw = TrainerWidget(ExperimentConfig(**{**TINY, "epochs": 200}), poll_interval=0.05, probe_every=1000)
+    tw.start()
+    assert _wait(lambda: tw.session.step >= 1)
+
+    def broken():
+        raise RuntimeError("Set changed size during iteration")
+
+    monkeypatch.setattr(tw.session, "poll", broken)
+    tw.stop_button.click()
+    assert tw.start_button.disabled and tw.stop_button.disabled  # stopping ...
+    assert _wait(lambda: tw.state == "stopped" and not tw.start_button.disabled, 30)
+    assert tw.stop_button.disabled and tw.pause_button.disabled and not tw.form.disabled
+    assert "display error" in tw.status.value and "Set changed size" in tw.display_error
+    assert _wait(lambda: not tw._poll_thread or not tw._poll_thread.is_alive(), 10)
+    tw.close()
+
+
+def test_a_new_trainer_widget_stops_the_run_of_the_earlier_one():
+    """Reviewer: running the widget's cell again left the old run training invisibly, with no way to stop it."""
+    first = TrainerWidget(ExperimentConfig(**{**TINY, "epochs": 200}), poll_interval=None, probe_every=1000)
+    first.start()
+    assert first.state == "running"
+    second = TrainerWidget(ExperimentConfig(**TINY), poll_interval=None)
+    assert first.session.wait(30) and first.state == "stopped"
+    assert "stopped the run of an earlier TrainerWidget" in second.status.value
+    keep = TrainerWidget(ExperimentConfig(**{**TINY, "epochs": 200}), poll_interval=None, probe_every=1000)
+    keep.start()
+    other = TrainerWidget(ExperimentConfig(**TINY), poll_interval=None, stop_others=False)
+    assert keep.state == "running"
+    keep.close()  # close() stops its run
+    assert keep.state == "stopped"
+    for w in (first, second, other):
+        w.close()
+
+
+def test_trainer_widget_shows_the_new_run_only_and_keeps_the_old_curves_until_it_has_rows():
+    tw = TrainerWidget(ExperimentConfig(**TINY), poll_interval=None, probe_every=1000)
+    assert tw.stop_button.disabled and tw.stop_button.button_style == "" and tw.start_button.button_style == "success"
+    tw.start()
+    assert tw.stop_button.button_style == "danger" and tw.start_button.button_style == ""
+    assert tw.session.wait(120)
+    tw.refresh()
+    first = tw.session
+    assert len(tw.curves.buffer.data) == len(first.curves.buffer.data) > 0
+    tw.form.widgets["epochs"].value = 2
+    tw.start()
+    second = tw.session
+    if not len(second.curves.buffer.data):  # no rows yet: still the first run's curves (no empty frame)
+        assert len(tw.curves.buffer.data) == len(first.curves.buffer.data)
+    assert second.wait(120)
+    tw.refresh()
+    shown = tw.curves.buffer.data
+    assert len(shown) == len(second.curves.buffer.data) and (shown["name"] == "loss").sum() == 6
     tw.close()
 
 
@@ -358,3 +532,107 @@ def test_config_form_keeps_integers_past_two_to_the_53():
     form.widgets["seed"].value = "twelve"
     assert form.config() is None and "seed: expected an integer" in form.error
     assert form.widgets["seed"].placeholder == f"an integer in [0, {2**63 - 1}]"
+
+
+# ------------------------------------------------------------- plots before display, taps, history names, form
+def _bundle(hvw) -> str:
+    """The state a jupyter_bokeh widget's first view is drawn from (later changes travel as patches)."""
+    import json
+
+    return json.dumps(hvw.widget.render_bundle)
+
+
+def test_plots_set_before_display_are_in_the_widgets_initial_state():
+    # HoloViewsWidget(None) then .object = plot, all before display: the view showed "nothing to show yet"
+    df = pd.DataFrame({"name": list("abc"), "accuracy": [0.8, 0.9, 0.7], "spikes_per_sample": [100.0, 300.0, 200.0]})
+    ex = TradeoffExplorer(df, plot_mode="bokeh")
+    state = _bundle(ex.plot)
+    assert "nothing to show yet" not in state and '"Scatter"' in state and "Pareto front" in state
+    net = sl.Sequential(sl.DelayedLinear(5, 4, max_delay=6, seed=0), sl.LIF())
+    v = DelayViewer(net, plot_mode="bokeh")
+    assert "click: add synapse" in _bundle(v.matrix_plot.view)  # a LivePlot update sent through its pipe
+    assert "delay histogram of 0" in _bundle(v.histogram_plot)
+    assert "no delay history" in _bundle(v.evolution_plot)
+    # a stream sending from elsewhere (e.g. a training thread) reaches the initial state soon after
+    v.matrix_plot.pipe.send(v.matrix.opts(title="sent from outside", backend="bokeh"))
+    assert _wait(lambda: "sent from outside" in _bundle(v.matrix_plot.view), timeout=10)
+    # once a view shows it, changes go as patches: the initial state is left alone (no full re-render)
+    ex.plot.widget._view_count = 1
+    ex.y.value = "spikes_per_sample"
+    ex.x.value = "accuracy"
+    assert _bundle(ex.plot) == state
+
+
+def _subscribes_tap(hvw) -> bool:
+    from bokeh.models import Plot
+
+    return any("tap" in p.subscribed_events for p in hvw.widget._model.select({"type": Plot}))
+
+
+def test_tap_streams_are_wired_into_the_rendered_plots(net_and_batch):
+    # a Tap attached after the first render never fired in the browser (the plot did not send taps)
+    net, batch = net_and_batch
+    ex = RasterExplorer(net, batch, plot_mode="bokeh")
+    assert _subscribes_tap(ex.raster_plot.view)
+    v = DelayViewer(sl.DelayedLinear(6, 3, max_delay=5, seed=0), plot_mode="bokeh")
+    assert _subscribes_tap(v.matrix_plot.view)
+    # a new DynamicMap (points -> image) gets its Tap before it is rendered too
+    from snnlab.widgets._hv import LivePlot
+
+    taps = []
+    live = LivePlot(hv.Points([(0, 1)]), mode="bokeh",
+                    on_new_dmap=[lambda dm: taps.append(hv.streams.Tap(source=dm, x=None, y=None))])
+    live.update(hv.Image(np.eye(3)))
+    assert len(taps) == 2 and taps[-1].source is live.dmap and _subscribes_tap(live.view)
+
+
+def test_delay_viewer_finds_history_recorded_under_layer_labels():
+    # notebook 04 records "layer 0" / "layer 2"; the viewer's layers are the module names "0" / "2"
+    net = sl.Sequential(sl.DelayedLinear(5, 4, max_delay=6, seed=0), sl.LIF(), sl.DelayedLinear(4, 3, max_delay=6, seed=1),
+                        sl.LIF())
+    layers = {n: m for n, m in net.named_modules() if isinstance(m, sl.DelayedLinear)}
+    hist = pd.concat([sl.viz.delay_snapshot(m, step=s, name=f"layer {n}") for s in range(3) for n, m in layers.items()])
+    v = DelayViewer(net, history=hist, plot_mode="output")
+    assert isinstance(v.evolution_plot.object, hv.Layout)
+    assert {str(c.label) for c in v.evolution_plot.object[0]} >= {"layer 0 mean"}
+    v.layer.value = "2"
+    assert {str(c.label) for c in v.evolution_plot.object[0]} >= {"layer 2 mean"}
+
+
+@pytest.mark.parametrize("field, text, words", [("epochs", "0", "at least 1"), ("epochs", "-3", "at least 1"),
+                                                ("epochs", "2.5", "expected an integer"),
+                                                ("lr", "-1", "greater than 0"), ("lr", "fast", "expected a number"),
+                                                ("mask_p", "1.5", "less than 1.0")])
+def test_config_form_refuses_out_of_range_numbers_instead_of_changing_them(field, text, words):
+    form = config_form(cfg=ExperimentConfig(**TINY))
+    form.widgets[field].value = text
+    assert form.config() is None and field in form.error and words in form.error
+    assert "Invalid settings" in form.message.value
+    assert form.widgets[field].value == text  # nothing clamped or rounded behind the user's back
+    form.widgets[field].value = "3" if field == "epochs" else "0.5"
+    assert form.config() is not None and form.error is None
+
+
+def test_config_form_labels_and_placeholders_are_readable():
+    form = config_form()
+    longest = max(form.widgets, key=len)
+    assert longest == "max_batches_per_epoch"
+    # ipywidgets cuts a label at its description width: ~8 px per character of the default font
+    assert int(form.widgets[longest].style.description_width.rstrip("px")) >= 8 * len(longest)
+    assert form.widgets["max_batches_per_epoch"].placeholder == "an integer >= 1, or blank for none"
+    assert "None" not in form.widgets["data_root"].placeholder
+    form.widgets["max_delay"].value = 5  # a number assigned from Python is kept as its text
+    assert form.widgets["max_delay"].value == "5" and form.config().max_delay == 5
+
+
+def test_tradeoff_explorer_colours_by_any_column_asked_for_by_name():
+    df = pd.DataFrame({"model": ["p=0", "p=0.2"], "mask_p": [0.0, 0.2], "config.lr": [1e-3, 1e-2],
+                       "accuracy": [0.8, 0.9], "energy_per_sample_j": [1e-6, 2e-6]})
+    ex = TradeoffExplorer(df, color="mask_p", plot_mode="output")
+    assert ex.color.value == "mask_p" and "mask_p" in ex.color.options
+    assert ex.scatter is not None and "mask_p" in [d.name for d in ex.scatter.vdims]
+    ex.refresh()
+    assert ex.color.value == "mask_p"  # kept on refresh
+    assert TradeoffExplorer(df, color="lr", plot_mode="output").color.value == "config.lr"
+    missing = TradeoffExplorer(df, color="nope", plot_mode="output")
+    assert missing.color.value == "(none)" and "no column &#x27;nope&#x27;" in missing.message.value

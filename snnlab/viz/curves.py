@@ -3,10 +3,11 @@ from __future__ import annotations
 
 import math
 import threading
-from typing import Any, Mapping, Sequence
+from typing import Any, Iterable, Mapping, Sequence
 
 import holoviews as hv
 import pandas as pd
+import param
 
 from . import theme
 from ._util import ensure_bokeh
@@ -160,81 +161,161 @@ def learning_curves(df: pd.DataFrame, x: str = "step", names: Sequence[str] | No
     return hv.Layout(panels).cols(cols)
 
 
+def _legend_lists_drawn_series(plot: Any, element: Any) -> None:
+    """Bokeh hook of live plots: a legend entry only for a series with data (a live overlay keeps every key,
+    e.g. ``rounded_test_loss`` of a run that never rounds, or the previous run's metrics on a new run)."""
+    for legend in getattr(plot.state, "legend", []):
+        for item in legend.items:
+            drawn = any(len(next(iter(r.data_source.data.values()), [])) for r in item.renderers
+                        if hasattr(r, "data_source"))
+            if item.visible != drawn:
+                item.visible = drawn
+
+
 class LiveCurves:
     """Learning curves that grow while a model trains.
 
     ``.send(step, {"loss": ..., "acc": ...})`` appends one tidy row per numeric metric
     (``step, name, value``) to an ``hv.streams.Buffer`` (``.buffer``; the last ``buffer_length``
     rows are kept); ``.plot`` is an ``hv.DynamicMap`` that redraws on every send: one curve per
-    metric, overlaid, or with ``metrics`` given and ``panels=True`` an ``hv.Layout`` of one
-    DynamicMap per metric (different scales, e.g. loss and accuracy). ``.send`` may be called
-    from a training thread (Panel hands the update to the server's event loop).
+    metric, overlaid. With ``metrics`` given and ``panels=True``, or with ``groups``
+    (``{title: [metric, ...]}``, metrics of one scale each, e.g. ``loss`` with ``test_loss``),
+    there is one DynamicMap per panel in ``.plots`` (``{title: DynamicMap}``) and ``.plot`` is
+    their ``hv.Layout``: metrics of different scales (loss, accuracy, spike counts) each get
+    their own y axis. Evaluation metrics (:func:`is_evaluation_metric`: one point per test) are
+    drawn with markers and the x range is padded, so the first test point, at the last step,
+    shows whole.
+
+    Every send redraws every plot of the buffer: many rows at a time go in one
+    :meth:`send_many` / :meth:`send_table` (one redraw), not row by row. ``.send`` may be called
+    from a training thread in Panel (the update is handed to the server's event loop). In a Jupyter
+    kernel a plot shown with ``jupyter_bokeh`` must not be redrawn while it applies a message from
+    the browser (another thread): the trainer widget (a higher layer) holds one lock for both.
+    A drawing error raised by a send loses no row (the rows are in the buffer; the next send draws them).
 
     Example:
         >>> from snnlab.viz import LiveCurves
         >>> live = LiveCurves(buffer_length=1000)
         >>> live.send(1, {"loss": 0.9, "acc": 0.3})
-        >>> live.send(2, {"loss": 0.7, "acc": 0.5})
+        >>> live.send_many([(2, {"loss": 0.7, "acc": 0.5}), (3, {"loss": 0.6})])   # one redraw
+        3
         >>> len(live.buffer.data)
-        4
+        5
+        >>> grouped = LiveCurves(groups={"loss": ["loss", "test_loss"], "accuracy": ["acc"]})
+        >>> list(grouped.plots), len(grouped.plot)
+        (['loss', 'accuracy'], 2)
     """
 
+    #: x padding (a fraction of the x range) of live plots: a test point at the last step stays inside
+    X_PADDING = 0.04
+
     def __init__(self, metrics: Sequence[str] | None = None, buffer_length: int = 10_000, x: str = "step",
-                 panels: bool = False) -> None:
+                 panels: bool = False, groups: Mapping[str, Sequence[str]] | None = None,
+                 width: int | None = None, height: int | None = None) -> None:
         ensure_bokeh()
+        if groups is not None:
+            groups = {str(title): list(names) for title, names in groups.items()}
+            if not groups or not all(groups.values()):
+                raise ValueError("LiveCurves: groups must map each panel title to a non-empty list of metrics")
+            metrics = list(dict.fromkeys(n for names in groups.values() for n in names))
+        elif panels and metrics:
+            groups = {m: [m] for m in metrics}
         self.metrics = None if metrics is None else list(metrics)
+        self.groups = groups
         self.x = x
-        self.panels = bool(panels and self.metrics)
+        self.panels = groups is not None
         self._lock = threading.Lock()
         self.total_rows = 0  # rows sent so far (the buffer keeps the last buffer_length)
         example = pd.DataFrame({x: pd.Series(dtype="float64"), "name": pd.Series(dtype="object"),
                                 "value": pd.Series(dtype="float64")})
         self.buffer = hv.streams.Buffer(example, length=int(buffer_length), index=False)
-        if self.panels:
-            self.plot: hv.DynamicMap | hv.Layout = hv.Layout(
-                [hv.DynamicMap(self._callback(names=[m]), streams=[self.buffer]) for m in self.metrics]).cols(2)
+        if groups is not None:
+            size = dict(width=width or theme.WIDTH // 2 + 30, height=height or theme.HEIGHT - 40)
+            self.plots: dict[str, hv.DynamicMap] = {
+                title: hv.DynamicMap(self._callback(names, title, legend_below=True, **size), streams=[self.buffer])
+                for title, names in groups.items()}
+            self.plot: hv.DynamicMap | hv.Layout = hv.Layout(list(self.plots.values())).cols(2)
         else:
-            self.plot = hv.DynamicMap(self._callback(self.metrics), streams=[self.buffer])
+            size = dict(width=width or theme.WIDTH, height=height or theme.HEIGHT)
+            self.plot = hv.DynamicMap(self._callback(self.metrics, "", **size), streams=[self.buffer])
+            self.plots = {}
 
-    def _callback(self, names: list[str] | None):
+    def _callback(self, names: list[str] | None, title: str, width: int, height: int, legend_below: bool = False):
         xdim = hv.Dimension(self.x)
+        ydim = hv.Dimension("value", label=title) if title else "value"
 
-        def draw(data: pd.DataFrame) -> hv.NdOverlay:
+        def draw(data: pd.DataFrame) -> hv.NdOverlay | hv.Overlay:
+            # with names given, every key on every draw: a live overlay cannot gain items after its first draw
             keys = names if names is not None else list(dict.fromkeys(data["name"]))
             series = {}
             for n in keys:
                 g = data[data["name"] == n]
                 series[n] = (g[self.x].to_numpy(), g["value"].to_numpy())
-            title = names[0] if names is not None and len(names) == 1 else ""
-            plot = series_overlay(series, xdim, "value", points=[n for n in keys if is_evaluation_metric(n)])
-            return style_overlay(plot, framewise=True, width=theme.WIDTH, height=theme.HEIGHT, title=title,
-                                 legend_position="right")
+            plot = series_overlay(series, xdim, ydim, points=[n for n in keys if is_evaluation_metric(n)])
+            look = (theme.legend_below(len(series), height=height) if legend_below
+                    else dict(legend_position="right", height=height))
+            plot = style_overlay(plot, framewise=True, width=width, title=title, **look)
+            pad = dict(padding=(self.X_PADDING, 0.1))
+            whole = "NdOverlay" if isinstance(plot, hv.NdOverlay) else "Overlay"
+            # canvas, not WebGL: of several live WebGL plots on one page the browser drew the lines of only one
+            overall = dict(hooks=[_legend_lists_drawn_series], backend_opts={"plot.output_backend": "canvas"})
+            return plot.opts({"Curve": pad, "Scatter": pad, whole: overall}, backend="bokeh")
 
         return draw
 
-    def send(self, step: float, metrics: Mapping[str, Any]) -> None:
-        """Append the numeric metrics of one step (nested dicts flattened with ``/``; non-finite dropped)."""
+    def _rows(self, step: float, metrics: Mapping[str, Any]) -> dict[str, float]:
         flat = {k: v for k, v in flatten_metrics(metrics).items() if math.isfinite(v)}
         if self.metrics is not None:
             flat = {k: v for k, v in flat.items() if k in self.metrics}
-        if not flat:
-            return
-        rows = pd.DataFrame({self.x: [float(step)] * len(flat), "name": list(flat), "value": list(flat.values())})
+        return flat
+
+    def _push(self, rows: pd.DataFrame) -> None:
+        # the Buffer appends the rows first, then redraws: a drawing error (raised to the caller) loses no row
         with self._lock:
-            self.buffer.send(rows)
             self.total_rows += len(rows)
+            self.buffer.send(rows.reset_index(drop=True))
+
+    def send(self, step: float, metrics: Mapping[str, Any]) -> None:
+        """Append the numeric metrics of one step (nested dicts flattened with ``/``; non-finite dropped)."""
+        self.send_many([(step, metrics)])
+
+    def send_many(self, items: Iterable[tuple[float, Mapping[str, Any]]]) -> int:
+        """Append the metrics of many steps (``[(step, metrics), ...]``, as :meth:`send`) in one send: one
+        redraw. Returns the number of rows appended."""
+        xs: list[float] = []
+        names: list[str] = []
+        values: list[float] = []
+        for step, metrics in items:
+            flat = self._rows(step, metrics)
+            xs.extend([float(step)] * len(flat))
+            names.extend(flat)
+            values.extend(flat.values())
+        if not names:
+            return 0
+        self._push(pd.DataFrame({self.x: xs, "name": names, "value": values}))
+        return len(names)
 
     def send_table(self, df: pd.DataFrame) -> None:
-        """Append rows of a tidy metrics table (e.g. ``RunStore.metrics(run, since_step=last)``)."""
+        """Append rows of a tidy metrics table (e.g. ``RunStore.metrics(run, since_step=last)``) in one send."""
         if df.empty:
             return
         rows = df[[self.x, "name", "value"]].dropna(subset=["value"]).astype({self.x: "float64", "value": "float64"})
         if self.metrics is not None:
             rows = rows[rows["name"].isin(self.metrics)]
         if len(rows):
-            with self._lock:
-                self.buffer.send(rows.reset_index(drop=True))
-                self.total_rows += len(rows)
+            self._push(rows)
+
+    def replace_table(self, df: pd.DataFrame) -> None:
+        """Show only the rows of ``df`` (a new run): the old rows go and the new ones come in one redraw, so
+        the plots never show an empty frame in between."""
+        rows = df[[self.x, "name", "value"]].dropna(subset=["value"]).astype({self.x: "float64", "value": "float64"})
+        if self.metrics is not None:
+            rows = rows[rows["name"].isin(self.metrics)]
+        with self._lock:
+            with param.edit_constant(self.buffer):
+                self.buffer.data = self.buffer.data.iloc[:0]
+            self.total_rows += len(rows)
+            self.buffer.send(rows.reset_index(drop=True))
 
     def rows_since(self, seen: int) -> tuple[pd.DataFrame, int, bool]:
         """``(rows, total, gap)``: the buffered rows sent after the first ``seen`` rows, the number of rows

@@ -192,12 +192,17 @@ def delay_snapshot(layer: Any, step: int, epoch: int | None = None, name: str = 
     }, columns=HISTORY_COLUMNS)
 
 
+#: Line dashes of the chosen synapses' curves in :func:`delay_evolution`, one per layer.
+_SYNAPSE_DASHES = ("dashed", "dotted", "dotdash", "dashdot")
+
+
 def delay_evolution(history: pd.DataFrame, x: str = "step", synapses: Sequence[str] | None = None,
                     quantiles: tuple[float, float] = (0.1, 0.9)) -> hv.Layout:
     """How delay positions and sigma moved over training, from a history DataFrame (module docstring).
 
     Left panel: per layer, the mean position over ``x`` (``"step"`` or ``"epoch"``) with a band between
-    the ``quantiles`` of the positions, plus dashed curves for chosen ``synapses`` (ids like ``"0-3"``).
+    the ``quantiles`` of the positions, plus curves for chosen ``synapses`` (ids like ``"0-3"``; one colour
+    per synapse after the layers' colours, one dash pattern per layer).
     Right panel: sigma per layer. Returns ``hv.Layout`` of two overlays.
 
     Example:
@@ -216,8 +221,11 @@ def delay_evolution(history: pd.DataFrame, x: str = "step", synapses: Sequence[s
     pdim = hv.Dimension("position", label="delay position [steps]")
     pos_items: list[Any] = []
     sig_items: list[Any] = []
-    for k, (layer, g) in enumerate(history.groupby("layer", sort=False)):
-        color = theme.CATEGORICAL[k % len(theme.CATEGORICAL)]
+    groups = list(history.groupby("layer", sort=False))
+    pal = theme.CATEGORICAL
+    for k, (layer, g) in enumerate(groups):
+        color = pal[k % len(pal)]
+        dash = _SYNAPSE_DASHES[k % len(_SYNAPSE_DASHES)]
         stats = g.groupby(x)["position"].agg(mean="mean", lo=lambda s: s.quantile(lo), hi=lambda s: s.quantile(hi))
         stats = stats.reset_index().sort_values(x)
         pos_items.append(hv.Area((stats[x], stats["lo"], stats["hi"]), kdims=[xdim], vdims=[pdim, "position_hi"],
@@ -225,12 +233,12 @@ def delay_evolution(history: pd.DataFrame, x: str = "step", synapses: Sequence[s
                                                                        backend="bokeh"))
         pos_items.append(hv.Curve((stats[x], stats["mean"]), kdims=[xdim], vdims=[pdim], label=f"{layer} mean")
                          .opts(color=color, line_width=2, backend="bokeh"))
-        for sid in synapses or []:
+        for m, sid in enumerate(synapses or []):
             one = g[g["synapse"] == sid].sort_values(x)
-            if len(one):
+            if len(one):  # one colour per synapse (after the layers' colours), one dash pattern per layer
                 pos_items.append(hv.Curve((one[x], one["position"]), kdims=[xdim], vdims=[pdim],
-                                          label=f"{layer} {sid}").opts(color=color, line_dash="dashed",
-                                                                       backend="bokeh"))
+                                          label=f"{layer} {sid}").opts(
+                    color=pal[(len(groups) + m) % len(pal)], line_dash=dash, line_width=1.5, backend="bokeh"))
         sig = g.groupby(x)["sigma"].first().reset_index().sort_values(x)
         sig_items.append(hv.Curve((sig[x], sig["sigma"]), kdims=[xdim], vdims=["sigma"], label=str(layer))
                          .opts(color=color, line_width=2, backend="bokeh"))

@@ -46,7 +46,8 @@ def spike_raster(
     * ``method="points"`` (or ``"auto"`` with at most ``max_points`` spikes): one ``hv.Points`` with
       kdims ``time, neuron`` and a vertical dash marker -- exact, hoverable, WebGL-friendly.
       ``color_by`` (one label per neuron, e.g. its class or layer name) adds a ``group`` column that
-      colours the dashes with :data:`theme.CATEGORICAL`.
+      colours the dashes with :data:`theme.CATEGORICAL` (legend below the plot when there are several
+      groups; a raster in one colour has no legend).
     * ``method="image"`` (or ``"auto"`` above ``max_points``): an ``hv.Image`` of spike counts per
       (time bin, neuron bin) from ``np.histogram2d``, at most ``bins = (time_bins, neuron_bins)``
       (bins never finer than one step / one neuron); the image sums to the number of spikes.
@@ -99,10 +100,11 @@ def spike_raster(
         return rasterize(pts).opts(cmap=theme.CMAP_COUNTS, width=theme.WIDTH, height=theme.HEIGHT, backend="bokeh")
     opts: dict[str, Any] = dict(marker="dash", angle=90, size=size, width=theme.WIDTH, height=theme.HEIGHT,
                                 tools=["hover"], xlim=(-0.5 * scale, (T - 0.5) * scale), ylim=(-0.5, N - 0.5))
-    if color_by is not None:
-        opts.update(color="group", cmap=theme.CATEGORICAL, show_legend=True)
-    else:
-        opts.update(color=theme.SPIKE_COLOR)
+    if color_by is not None:  # one legend entry per group, listed below the plot (none for one group)
+        opts.update(color="group", cmap=theme.CATEGORICAL,
+                    **theme.legend_below(len(pd.unique(data["group"])) if len(t) else 0))
+    else:  # one colour: a legend would only repeat the label over the spikes
+        opts.update(color=theme.SPIKE_COLOR, show_legend=False)
     return pts.opts(backend="bokeh", **opts)
 
 

@@ -29,7 +29,8 @@ def membrane_traces(
     ``hv.NdOverlay`` of ``hv.Curve`` (kdim ``neuron``; curve kdims ``time``, vdims ``v``), one
     ``hv.HLine`` per distinct threshold value (``threshold=None``: none; a sequence gives one value
     per shown neuron, e.g. learnt per-neuron thresholds) and, with ``spikes``, an ``hv.Scatter`` of
-    the spikes at the membrane value of their step (columns ``time, v, neuron``).
+    the spikes at the membrane value of their step (columns ``time, v, neuron``). The y range always
+    includes the thresholds; the legend is listed below the plot.
 
     Example:
         >>> import torch
@@ -49,16 +50,25 @@ def membrane_traces(
     scale = 1.0 if dt is None else float(dt)
     time = np.arange(T) * scale
     tdim = hv.Dimension("time", label="time [step]" if dt is None else "time", unit=None if dt is None else "s")
-    vdim = hv.Dimension("v", label="membrane")
+    thresholds = np.zeros(0)
+    if threshold is not None:
+        thresholds = np.atleast_1d(to_numpy(threshold).astype(float))
+        if thresholds.size > 1:
+            thresholds = thresholds[idx] if thresholds.size == N else thresholds
+        thresholds = np.unique(thresholds)
+    # the y range always takes in the thresholds: a neuron that stays below would lose its line otherwise
+    soft: tuple = (None, None)
+    if thresholds.size:
+        shown = np.concatenate([v[:, idx].ravel(), thresholds])
+        shown = shown[np.isfinite(shown)]
+        pad = 0.05 * (float(shown.max() - shown.min()) or 1.0) if shown.size else 0.0
+        soft = (float(thresholds.min()) - pad, float(thresholds.max()) + pad)
+    vdim = hv.Dimension("v", label="membrane", soft_range=soft)
     curves = {i: hv.Curve((time, v[:, i]), kdims=[tdim], vdims=[vdim]) for i in idx}
-    plot = hv.NdOverlay(curves, kdims=["neuron"]).opts(width=theme.WIDTH, height=theme.HEIGHT,
-                                                       legend_position="right", backend="bokeh")
+    plot = hv.NdOverlay(curves, kdims=["neuron"])
     layers: list[Any] = [plot]
     if threshold is not None:
-        values = np.atleast_1d(to_numpy(threshold).astype(float))
-        if values.size > 1:
-            values = values[idx] if values.size == N else values
-        for thr in np.unique(values):
+        for thr in thresholds:
             layers.append(hv.HLine(float(thr)).opts(color=theme.THRESHOLD_COLOR, line_dash="dashed",
                                                     line_width=1.5, backend="bokeh"))
     if spikes is not None:
@@ -70,7 +80,9 @@ def membrane_traces(
         marks = pd.DataFrame({"time": t * scale, "v": v[t, cols], "neuron": cols})
         layers.append(hv.Scatter(marks, kdims=[tdim], vdims=[vdim, "neuron"], label="spikes").opts(
             marker="triangle", size=8, color=theme.SPIKE_COLOR, tools=["hover"], backend="bokeh"))
-    return hv.Overlay(layers)
+    # legend (one entry per neuron, and the spikes) below the plot, not over the traces
+    entries = len(idx) + (1 if spikes is not None else 0)
+    return hv.Overlay(layers).opts(width=theme.WIDTH, backend="bokeh", **theme.legend_below(entries))
 
 
 def monitor_traces(mon: Any, layer: str, sample: int = 0, neurons: Sequence[int] | None = None,

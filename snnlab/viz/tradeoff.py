@@ -34,7 +34,8 @@ def tradeoff_scatter(df: pd.DataFrame, x: str, y: str, color: str | None = None,
     run's ``name``/``run_id``/``model`` and every ``config.*`` column). Whether larger is better is
     guessed from the names (:func:`snnlab.viz.pareto.better_direction`) unless ``maximize_*`` is
     given. Returns ``hv.Overlay`` of the ``hv.Scatter`` (label ``runs``) and, with ``front=True``,
-    the front as ``hv.Curve`` (label ``Pareto front``, rows of :func:`pareto_front`).
+    the front as ``hv.Curve`` (label ``Pareto front``, rows of :func:`pareto_front`). The legend is
+    listed below the plot (:func:`snnlab.viz.theme.legend_below`), never over the runs.
 
     Example:
         >>> import pandas as pd
@@ -63,11 +64,13 @@ def tradeoff_scatter(df: pd.DataFrame, x: str, y: str, color: str | None = None,
     scatter = hv.Scatter(data, kdims=[hv.Dimension(x)], vdims=[hv.Dimension(c) for c in [y] + extra],
                          label=label or "runs")
     opts: dict[str, Any] = dict(size=9, tools=["hover"], hover_tooltips=[c for c in [x, y] + hover_cols],
-                                width=theme.WIDTH, height=theme.HEIGHT + 100, line_color="black", line_width=0.5)
+                                line_color="black", line_width=0.5)
+    entries = 1  # legend entries: "runs", or one per colour category; plus the front
     if color_col is not None:
         numeric = pd.api.types.is_numeric_dtype(df[color_col])
         opts.update(color=color_col, cmap=theme.CMAP_COUNTS if numeric else theme.CATEGORICAL, colorbar=numeric,
                     show_legend=not numeric)
+        entries = 0 if numeric else int(data[color_col].nunique())
     else:
         opts.update(color=theme.CATEGORICAL[0])
     items: list[Any] = [scatter.opts(backend="bokeh", **opts)]
@@ -79,5 +82,8 @@ def tradeoff_scatter(df: pd.DataFrame, x: str, y: str, color: str | None = None,
                                  vdims=[hv.Dimension(y)], label="Pareto front").opts(
             interpolation="steps-pre" if mx else "steps-post", color=theme.FRONT_COLOR, line_width=2,
             line_dash="dashed", backend="bokeh"))
-    # padding: the best runs sit on the edges of the ranges, and would be drawn half outside the plot
-    return hv.Overlay(items).opts(legend_position="bottom_right", padding=0.08, backend="bokeh")
+        entries += 1
+    # padding: the best runs sit on the edges of the ranges, and would be drawn half outside the plot;
+    # the legend goes below the plot: inside it, it hid the runs in its corner (often the best ones)
+    return hv.Overlay(items).opts(padding=0.08, width=theme.WIDTH, backend="bokeh",
+                                  **theme.legend_below(entries, height=theme.HEIGHT + 100))

@@ -7,7 +7,9 @@ and shows it in ``.widget``, an ipywidget, in one of two ways:
   :func:`panel.ipywidget` (a ``jupyter_bokeh.BokehModel``). The Bokeh plot is a live widget: stream
   updates (a :class:`~snnlab.viz.LiveCurves` buffer, a ``Pipe``) patch its data in place, and
   HoloViews streams that come *from* the browser (``Tap``, ``Selection1D``) reach Python. Setting
-  ``.object`` swaps the plot in place.
+  ``.object`` swaps the plot in place. Changes made *before* the widget is displayed (no view in the
+  browser yet: ``jupyter_bokeh`` sends them as patches that nobody receives) are written into the
+  widget's initial state instead, so a plot set or updated before display shows on display.
 * ``"output"`` (fallback): an ``ipywidgets.Output`` that is cleared and re-displayed on every change
   (``append_display_data``, thread-safe per ipywidgets). Static snapshots only -- no browser-to-Python
   streams -- and the notebook must have loaded ``hv.extension("bokeh")``.
@@ -20,9 +22,10 @@ Example:
 """
 from __future__ import annotations
 
+import contextlib
 import importlib.util
 import threading
-from typing import Any
+from typing import Any, Iterator
 
 import holoviews as hv
 import ipywidgets as W
@@ -60,6 +63,12 @@ class HoloViewsWidget:
 
             self._pane = pn.pane.HoloViews(self._placeholder(obj), backend="bokeh")
             self.widget: W.Widget = pn.ipywidget(self._pane)
+            self._batch = 0
+            self._stale = False
+            self._timer: threading.Timer | None = None
+            # jupyter_bokeh sends every later change as a patch to the views in the browser; before the
+            # first view exists those patches are lost and the view would show the state of this moment
+            self.widget._document.on_change(self._on_document_change)
         else:
             self._pane = None
             self.widget = W.Output()
@@ -69,13 +78,75 @@ class HoloViewsWidget:
     def _placeholder(obj: Any) -> Any:
         return obj if obj is not None else hv.Div("<i>nothing to show yet</i>")
 
+    # ------------------------------------------------------------------ changes before display
+    def _hidden(self) -> bool:
+        """True while no browser view shows the widget (Panel counts them in ``_view_count``)."""
+        return not getattr(self.widget, "_view_count", None)
+
+    def _on_document_change(self, event: Any) -> None:
+        if self._pane is None or not self._hidden():
+            return
+        self._stale = True
+        if self._batch == 0:  # a change from outside (a stream sending from a thread): write it out soon
+            self._schedule_sync()
+
+    def _schedule_sync(self, delay: float = 0.2) -> None:
+        with self._lock:
+            if self._timer is None:
+                self._timer = threading.Timer(delay, self._sync_from_timer)
+                self._timer.daemon = True
+                self._timer.start()
+
+    def _sync_from_timer(self) -> None:
+        with self._lock:
+            self._timer = None
+        try:
+            self.sync()
+        except Exception:  # the document changed while it was serialised: try again
+            self._stale = True
+            self._schedule_sync()
+
+    def sync(self) -> None:
+        """Write the current plot into the widget's initial state if it changed while no view showed it.
+
+        Called after every change made through this class; changes from elsewhere (a stream sending data)
+        are written within 0.2 s. Nothing to do once the widget is displayed (changes then reach the
+        browser as patches) or in ``"output"`` mode.
+        """
+        if self._pane is None:
+            return
+        with self._lock:
+            if not self._stale:
+                return
+            self._stale = False
+            model = self.widget._model
+            if not self._hidden() or model.ref["id"] not in self._pane._models:
+                return  # displayed (patches reach it), or Panel has dropped the model and renders anew
+            self.widget.update_from_model(model)
+
+    @contextlib.contextmanager
+    def batch(self) -> Iterator[None]:
+        """Make several changes, then :meth:`sync` once (instead of re-serialising after each event)."""
+        with self._lock:
+            if self._pane is None:
+                yield
+                return
+            self._batch += 1
+            try:
+                yield
+            finally:
+                self._batch -= 1
+            if self._batch == 0:
+                self.sync()
+
     def _show(self, obj: Any) -> None:
         if self._pane is not None:
             new = self._placeholder(obj)
-            if self._pane.object is new:  # the same object again: re-render it (e.g. a DynamicMap with new keys)
-                self._pane.param.trigger("object")
-            else:
-                self._pane.object = new
+            with self.batch():
+                if self._pane.object is new:  # the same object again: re-render it (e.g. a DynamicMap with new keys)
+                    self._pane.param.trigger("object")
+                else:
+                    self._pane.object = new
         else:
             self.widget.clear_output(wait=True)
             if obj is not None:
@@ -99,13 +170,24 @@ class LivePlot:
     ``update(element)`` stores the element in ``.element`` and sends it through the pipe, so the Bokeh
     plot keeps its identity (and e.g. a ``Tap`` stream attached with ``source=live.dmap`` keeps working).
     An element of another structure (an ``hv.Image`` after ``hv.Points``) gets a new ``DynamicMap`` in the
-    same slot; ``on_new_dmap`` callbacks are then called with it (to attach streams such as a ``Tap``
-    again). In ``"output"`` mode the element is simply re-displayed.
+    same slot. The ``on_new_dmap`` callbacks are called with every ``DynamicMap`` *before* it is rendered
+    (the first one included), to attach streams such as a ``Tap``: HoloViews subscribes the Bokeh plot
+    to the browser events a stream needs only when it builds the plot, so a stream attached after
+    rendering never fires. In
+    ``"output"`` mode the element is simply re-displayed.
+
+    Example:
+        >>> taps = []
+        >>> live = LivePlot(hv.Points([(0, 1)]), on_new_dmap=[lambda dm: taps.append(hv.streams.Tap(source=dm))])
+        >>> taps[0].source is live.dmap
+        True
     """
 
-    def __init__(self, element: Any, mode: str = "auto") -> None:
-        self.on_new_dmap: list[Any] = []
+    def __init__(self, element: Any, mode: str = "auto", on_new_dmap: list[Any] | tuple = ()) -> None:
+        self.on_new_dmap: list[Any] = list(on_new_dmap)
         self._piped = PipedPlot(element)
+        for callback in self.on_new_dmap:  # streams first: the plot is rendered just below
+            callback(self.dmap)
         self.view = HoloViewsWidget(self.dmap, mode=mode)
         if self.view.mode == "output":  # a static output cannot follow the pipe: show the element itself
             self.view.object = element
@@ -126,10 +208,11 @@ class LivePlot:
 
     def update(self, element: Any) -> None:
         """Show ``element`` (kept in ``.element``)."""
-        replaced = self._piped.update(element)
-        if self.view.mode == "output":
-            self.view.object = element
-        elif replaced:
-            self.view.object = self.dmap
-            for callback in self.on_new_dmap:
-                callback(self.dmap)
+        with self.view.batch():
+            replaced = self._piped.update(element)
+            if self.view.mode == "output":
+                self.view.object = element
+            elif replaced:
+                for callback in self.on_new_dmap:  # before the new DynamicMap is rendered
+                    callback(self.dmap)
+                self.view.object = self.dmap

@@ -4,18 +4,20 @@ Widget per field type (``schema()[field]["type"]``):
 
 =====================  ==================================================================
 ``Selector``           ``Dropdown`` of the allowed values
-``Integer``            ``BoundedIntText`` with the field's bounds (``Text`` if None is allowed)
-``Number``             ``BoundedFloatText`` with the field's bounds (``Text`` if None is allowed)
+``Integer``/``Number`` ``NumberText``: a ``Text`` holding the number (its placeholder gives the range)
 ``Boolean``            ``Checkbox``
 ``LayerSizes``/List    ``Text`` of comma-separated ints, e.g. ``"128,64"``
 ``Dict``               ``Textarea`` holding JSON
 ``String`` and others  ``Text`` (blank = None where None is allowed; other types as JSON)
 =====================  ==================================================================
 
-Fields that allow ``None`` use a ``Text`` whose blank value means None. Each widget's tooltip is
-the field's doc string. :meth:`ConfigForm.config` parses and validates everything and returns an
-``ExperimentConfig``, or ``None`` with the error message shown in the form (and kept in ``.error``);
-``config(raise_errors=True)`` raises :class:`~snnlab.training.config.ConfigError` instead.
+Numbers are typed as text on purpose: number boxes clamp or truncate in the browser (``0`` epochs
+became 1, ``2.5`` became 2) before Python sees the value. Here what is typed is parsed and validated as
+it is, and a value out of range or not an integer is reported like any other invalid field. Fields that
+allow ``None`` take a blank value as None. Each widget's tooltip is the field's doc string.
+:meth:`ConfigForm.config` parses and validates everything and returns an ``ExperimentConfig``, or
+``None`` with the error message shown in the form (and kept in ``.error``); ``config(raise_errors=True)``
+raises :class:`~snnlab.training.config.ConfigError` instead.
 
 Example:
     >>> from snnlab.training import ExperimentConfig
@@ -31,19 +33,66 @@ import json
 from typing import Any
 
 import ipywidgets as W
+from traitlets import Unicode
 
 from snnlab.training.config import ConfigError, ExperimentConfig
 
-__all__ = ["ConfigForm", "config_form"]
+__all__ = ["ConfigForm", "NumberText", "config_form"]
 
-# ipywidgets' numbers travel as JS doubles: keep bounds within the exactly representable ints
-_JS_INT = 2**53 - 1
-_STYLE = {"description_width": "150px"}
-_LAYOUT = {"width": "340px"}
+# labels up to 22 characters ("max_batches_per_epoch") fit without being cut
+_STYLE = {"description_width": "170px"}
+_LAYOUT = {"width": "360px"}
+_COLUMN = "370px"
 
 
 def _fmt_list(v: Any) -> str:
     return "" if v is None else ",".join(str(x) for x in v)
+
+
+def _fmt_number(v: Any) -> str:
+    return v if isinstance(v, str) else ("" if v is None else json.dumps(v))
+
+
+class _NumberOrText(Unicode):
+    """A ``Unicode`` trait that also takes an int or float (stored as its text, e.g. ``50`` -> ``"50"``)."""
+
+    def validate(self, obj: Any, value: Any) -> Any:
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            value = json.dumps(value)
+        return super().validate(obj, value)
+
+
+class NumberText(W.Text):
+    """A ``Text`` for a number field: ``.value`` is the text as typed (parsed and checked by the form).
+
+    Assigning a number stores its text, so ``w.value = 50`` works as on a number box.
+
+    Example:
+        >>> w = NumberText(value=3); w.value
+        '3'
+    """
+
+    value = _NumberOrText(help="String value").tag(sync=True)
+
+
+def _range_text(kind: str, lo: Any, hi: Any, inclusive: tuple = (True, True)) -> str:
+    """E.g. ``"an integer in [1, 100]"``, ``"a number in (0, 100.0]"`` (0 excluded), ``"a number > 0"``."""
+    what = "an integer" if kind == "Integer" else "a number"
+    if lo is not None and hi is not None:
+        return f"{what} in {'[' if inclusive[0] else '('}{lo}, {hi}{']' if inclusive[1] else ')'}"
+    if lo is not None:
+        return f"{what} {'>=' if inclusive[0] else '>'} {lo}"
+    if hi is not None:
+        return f"{what} {'<=' if inclusive[1] else '<'} {hi}"
+    return what
+
+
+def _inclusive(cfg_class: type, name: str) -> tuple:
+    """Whether each bound of a field is allowed (``param``'s ``inclusive_bounds``; both when unknown)."""
+    try:
+        return tuple(cfg_class.param[name].inclusive_bounds)
+    except Exception:
+        return (True, True)
 
 
 class ConfigForm(W.VBox):
@@ -64,7 +113,7 @@ class ConfigForm(W.VBox):
         self.error: str | None = None
         self._setting = False
         grid = W.GridBox(list(self.widgets.values()),
-                         layout=W.Layout(grid_template_columns=f"repeat({max(1, int(columns))}, 360px)"))
+                         layout=W.Layout(grid_template_columns=f"repeat({max(1, int(columns))}, {_COLUMN})"))
         super().__init__(children=[grid, self.message], **kwargs)
         if cfg is not None:
             self.set_config(cfg)
@@ -81,23 +130,17 @@ class ConfigForm(W.VBox):
             return W.Dropdown(options=list(spec["objects"]), value=default, **common)
         if kind == "Boolean":
             return W.Checkbox(value=bool(default), indent=True, **common)
-        # integers allowed past 2**53 (a seed) would be rounded by a number box: they get a text box
-        exact_in_js = (lo is None or lo >= -_JS_INT) and (hi is None or hi <= _JS_INT)
-        if kind in ("Integer", "Number") and not allow_none and (kind == "Number" or exact_in_js):
-            if kind == "Integer":
-                return W.BoundedIntText(value=default, min=max(-_JS_INT, lo if lo is not None else -_JS_INT),
-                                        max=min(_JS_INT, hi if hi is not None else _JS_INT), **common)
-            return W.BoundedFloatText(value=default, min=lo if lo is not None else -1e300,
-                                      max=hi if hi is not None else 1e300, **common)
+        if kind in ("Integer", "Number"):
+            # a text box, not a number box: those clamp/truncate in the browser (and round ints past 2**53)
+            placeholder = (_range_text(kind, lo, hi, _inclusive(self.cfg_class, name))
+                           + (", or blank for none" if allow_none else ""))
+            return NumberText(value=_fmt_number(default), placeholder=placeholder, **common)
         if kind == "Dict":
             return W.Textarea(value=json.dumps(default or {}), placeholder="JSON, e.g. {\"n_units\": 50}",
                               **common)
         if kind in ("List", "LayerSizes") or isinstance(default, list):
             return W.Text(value=_fmt_list(default), placeholder="comma-separated ints, e.g. 128,64", **common)
-        placeholder = "blank = None" if allow_none else ""
-        if kind in ("Integer", "Number"):
-            rng = f"[{'' if lo is None else lo}, {'' if hi is None else hi}]"
-            placeholder = f"blank = None; {rng}" if allow_none else f"an integer in {rng}"
+        placeholder = "blank for none" if allow_none else ""
         return W.Text(value=self._fmt_scalar(default), placeholder=placeholder, **common)
 
     @staticmethod
@@ -111,7 +154,7 @@ class ConfigForm(W.VBox):
         spec, w = self.schema[name], self.widgets[name]
         kind, allow_none = spec["type"], spec.get("allow_None", False)
         v = w.value
-        if isinstance(w, (W.Dropdown, W.Checkbox, W.BoundedIntText, W.BoundedFloatText)):
+        if isinstance(w, (W.Dropdown, W.Checkbox)):
             return v
         text = v.strip()
         if kind == "Dict":
@@ -132,23 +175,31 @@ class ConfigForm(W.VBox):
                 raise ConfigError(f"{name}: expected comma-separated integers like 128,64, got {text!r}") from None
         if not text and allow_none:
             return None
-        if kind == "Integer":
-            try:
-                return int(text)
-            except ValueError:
-                raise ConfigError(f"{name}: expected an integer{' or blank' if allow_none else ''}, "
-                                  f"got {text!r}") from None
-        if kind == "Number":
-            try:
-                return float(text)
-            except ValueError:
-                raise ConfigError(f"{name}: expected a number{' or blank' if allow_none else ''}, got {text!r}") from None
+        if kind in ("Integer", "Number"):
+            return self._parse_number(name, text, kind, allow_none, spec.get("bounds") or (None, None),
+                                      _inclusive(self.cfg_class, name))
         if kind == "String":
             return text
         try:
             return json.loads(text)
         except json.JSONDecodeError:
             return text
+
+    @staticmethod
+    def _parse_number(name: str, text: str, kind: str, allow_none: bool, bounds: tuple,
+                      inclusive: tuple = (True, True)) -> Any:
+        """``text`` as an int (``kind="Integer"``) or float, refused (never rounded or clamped) when it is
+        not one; out-of-range values are left to the config's own validation (its message names the bound)."""
+        expected = _range_text(kind, *bounds, inclusive) + (" or blank" if allow_none else "")
+        try:
+            if kind == "Integer":
+                return int(text)
+            value = float(text)
+        except ValueError:
+            raise ConfigError(f"{name}: expected {expected}, got {text!r}") from None
+        if value != value or value in (float("inf"), float("-inf")):
+            raise ConfigError(f"{name}: expected {expected}, got {text!r}")
+        return value
 
     def values(self) -> dict[str, Any]:
         """The parsed (not yet validated) ``{field: value}``; raises ``ConfigError`` on unparsable text."""
@@ -181,8 +232,10 @@ class ConfigForm(W.VBox):
                 if w is None:
                     continue
                 spec = self.schema[k]
-                if isinstance(w, (W.Dropdown, W.Checkbox, W.BoundedIntText, W.BoundedFloatText)):
+                if isinstance(w, (W.Dropdown, W.Checkbox)):
                     w.value = v
+                elif isinstance(w, NumberText):
+                    w.value = _fmt_number(v)
                 elif spec["type"] == "Dict":
                     w.value = json.dumps(v or {})
                 elif spec["type"] in ("List", "LayerSizes") or isinstance(spec["default"], list):

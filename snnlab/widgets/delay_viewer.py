@@ -3,7 +3,8 @@
 Works on a model (every :class:`~snnlab.core.delays.DelayedLinear` in it can be picked) or on one
 layer. ``history`` is a delay-history DataFrame (:data:`snnlab.viz.HISTORY_COLUMNS`, e.g.
 ``TrainingSession.delay_history_frame()``) or a callable returning one (re-read by **Refresh**, so
-``DelayViewer(session.trainer.model, history=session.delay_history_frame)`` follows a live run).
+``DelayViewer(session.trainer.model, history=session.delay_history_frame)`` follows a live run). Its
+``layer`` column names the module (``"0"``) or labels it ``"layer 0"`` (:func:`history_names`).
 
 Synapses for the kernel (and evolution) plots are typed as ``"out-in"`` ids, e.g. ``"0-3, 2-5"``
 (blank: four synapses spread over the matrix). With live Bokeh plots (``jupyter_bokeh`` installed)
@@ -31,7 +32,7 @@ from snnlab.viz import delay_evolution, delay_histogram, delay_matrix, gaussian_
 
 from ._hv import HoloViewsWidget, LivePlot
 
-__all__ = ["DelayViewer", "delay_layers"]
+__all__ = ["DelayViewer", "delay_layers", "history_names"]
 
 
 def delay_layers(model_or_layer: Any) -> dict[str, Any]:
@@ -43,6 +44,18 @@ def delay_layers(model_or_layer: Any) -> dict[str, Any]:
     if isinstance(model_or_layer, torch.nn.Module):
         return {n: m for n, m in model_or_layer.named_modules() if isinstance(m, DelayedLinear)}
     raise TypeError(f"DelayViewer: expected a model, a DelayedLinear or a dict of them, got {type(model_or_layer).__name__}")
+
+
+def history_names(name: str) -> set[str]:
+    """The ``layer`` values of a delay history that belong to the module ``name``: the module name itself
+    (``TrainingSession`` records those) or ``"layer <name>"`` (a label for plots, as in notebook 04).
+
+    Example:
+        >>> sorted(history_names("0"))
+        ['0', 'layer 0']
+    """
+    name = str(name)
+    return {name, f"layer {name}"}
 
 
 class DelayViewer(W.VBox):
@@ -68,9 +81,9 @@ class DelayViewer(W.VBox):
         self.refresh_button = W.Button(description="Refresh", icon="refresh",
                                        tooltip="re-read the layer and the history (e.g. while training)")
         self.message = W.HTML()
-        self.matrix_plot = LivePlot(delay_matrix(self.current_layer, rounded=True), mode=plot_mode)
-        self.tap = hv.streams.Tap(source=self.matrix_plot.dmap, x=None, y=None)
-        self.tap.add_subscriber(self._on_tap)
+        # the Tap goes on before the first render (HoloViews adds the Bokeh TapTool only then)
+        self.matrix_plot = LivePlot(delay_matrix(self.current_layer, rounded=True), mode=plot_mode,
+                                    on_new_dmap=[self._attach_tap])
         self.histogram_plot = HoloViewsWidget(None, mode=plot_mode)
         self.kernel_plot = HoloViewsWidget(None, mode=plot_mode)
         self.evolution_plot = HoloViewsWidget(None, mode=plot_mode)
@@ -139,7 +152,7 @@ class DelayViewer(W.VBox):
         h = self.history
         if h.empty or "layer" not in h.columns:
             return h
-        mine = h[h["layer"].astype(str) == str(self.layer.value)]
+        mine = h[h["layer"].astype(str).isin(history_names(self.layer.value))]
         if len(mine) or len(self.layers) > 1 or h["layer"].nunique() > 1:
             return mine
         return h  # one layer, one history recorded under another name
@@ -162,6 +175,10 @@ class DelayViewer(W.VBox):
         else:
             ids = [f"{j}-{i}" for j, i in syn] if syn else None
             self.evolution_plot.object = delay_evolution(h, synapses=ids)
+
+    def _attach_tap(self, dmap: hv.DynamicMap) -> None:
+        self.tap = hv.streams.Tap(source=dmap, x=None, y=None)
+        self.tap.add_subscriber(self._on_tap)
 
     def _on_tap(self, x: Any = None, y: Any = None, **_: Any) -> None:
         if x is None or y is None:

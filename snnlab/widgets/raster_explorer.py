@@ -100,9 +100,9 @@ class RasterExplorer(W.VBox):
         self.neuron = W.IntText(value=0, description="neuron", tooltip="neuron whose membrane is shown (or click the raster)")
         self.info = W.HTML()
         self._busy = False
-        self.raster_plot = LivePlot(self._raster_element(), mode=plot_mode)
-        self._attach_tap(self.raster_plot.dmap)
-        self.raster_plot.on_new_dmap.append(self._attach_tap)  # points <-> image: a new DynamicMap
+        # the Tap is attached to every DynamicMap (points <-> image makes a new one) before it is rendered:
+        # HoloViews adds the Bokeh TapTool only when it builds the plot
+        self.raster_plot = LivePlot(self._raster_element(), mode=plot_mode, on_new_dmap=[self._attach_tap])
         self.trace_plot = HoloViewsWidget(self._trace_element(), mode=plot_mode)
         self._update_info()
         self.sample.observe(self._on_sample, names="value")

@@ -6,6 +6,11 @@ fraction, the latest evaluation, and every ``probe_every`` steps a *snapshot* of
 fixed batch (spikes and membranes of each layer, delay positions) for rasters and delay plots.
 The UI thread calls :meth:`poll` periodically; nothing here knows about a particular toolkit.
 
+:meth:`poll` takes every event queued since the last call and appends their metrics to ``curves`` in
+*one* send (one redraw, however many steps the run made meanwhile); status and progress follow the
+latest event. An event whose processing fails stays queued for the next :meth:`poll` (no event is lost
+because a plot could not be drawn).
+
 Example:
     >>> from snnlab.training import ExperimentConfig
     >>> session = TrainingSession(ExperimentConfig(hidden=[16], epochs=1, max_batches_per_epoch=3))
@@ -28,6 +33,10 @@ from snnlab.training import Event, ExperimentConfig, Trainer
 from snnlab.viz import LiveCurves, delay_snapshot
 
 STEP_METRICS = ("loss", "accuracy", "spikes_per_sample")
+#: one live panel per metric scale: a training metric with its test and rounded-test variants
+CURVE_GROUPS: dict[str, list[str]] = {m.replace("_", " "): [m, f"test_{m}", f"rounded_test_{m}"] for m in STEP_METRICS}
+#: an event whose processing fails this many times in a row is dropped (one bad event cannot stall the view)
+MAX_POLL_ATTEMPTS = 3
 
 
 class TrainingSession:
@@ -56,6 +65,9 @@ class TrainingSession:
         self.snapshot: dict[str, Any] | None = None
         self.delay_history: list[pd.DataFrame] = []
         self._lock = threading.Lock()
+        self._poll_lock = threading.RLock()
+        self._pending: list[Event] = []  # drained from the queue, not yet processed
+        self._attempts = 0  # failed attempts at processing self._pending[0]
         self._queue = None
         self._unsubscribe = None
         self._probe: tuple[torch.Tensor, torch.Tensor] | None = None
@@ -111,29 +123,64 @@ class TrainingSession:
 
     # ------------------------------------------------------------------ state for the UI
     def poll(self) -> list[Event]:
-        """Drain new events into the curves and progress; returns them (call from the UI thread)."""
-        if self._queue is None:
-            return []
-        events = self._queue.drain()
+        """Process the events queued since the last call; returns them (call from the UI thread).
+
+        Their metrics go to ``curves`` in one send (one redraw). If processing an event raises, the
+        events before it are kept (progress, curves), the exception propagates and that event and the
+        ones after it stay queued for the next call (after ``MAX_POLL_ATTEMPTS`` failures the event is
+        skipped). A drawing error raised by the curves' send loses nothing: the rows are already in
+        the buffer and the next send draws them.
+        """
+        with self._poll_lock:
+            if self._queue is not None:
+                self._pending.extend(self._queue.drain())
+            if not self._pending:
+                return []
+            done: list[Event] = []
+            rows: list[tuple[int, dict[str, float]]] = []
+            error: BaseException | None = None
+            for ev in self._pending:
+                try:
+                    rows.extend(self._apply(ev))
+                except Exception as e:  # noqa: BLE001 -- kept queued, re-raised below
+                    self._attempts += 1
+                    if self._attempts < MAX_POLL_ATTEMPTS:
+                        error = e
+                        break
+                    error = RuntimeError(f"skipped a {ev.kind!r} event after {self._attempts} failed attempts: "
+                                         f"{type(e).__name__}: {e}")
+                self._attempts = 0
+                done.append(ev)
+            del self._pending[:len(done)]
+            try:
+                self.curves.send_many(rows)  # one DataFrame, one redraw
+            finally:
+                if error is not None:
+                    raise error
+            return done
+
+    def _apply(self, ev: Event) -> list[tuple[int, dict[str, float]]]:
+        """Update the state from one event; returns its curve rows ``[(step, metrics)]``."""
+        d = ev.data
         epochs = max(1, int(self.cfg.epochs))
-        for ev in events:
-            d = ev.data
-            if ev.kind == "step":
-                self.step = ev.step
-                self.curves.send(ev.step, {k: d[k] for k in STEP_METRICS if d.get(k) is not None})
-                n = d.get("n_batches") or 0
-                if n:
-                    self.progress = min(1.0, (ev.epoch + (d.get("batch", 0) + 1) / n) / epochs)
-            elif ev.kind == "evaluation":
-                self.last_eval = {k: v for k, v in d.items() if k != "phase"}
-                prefix = "rounded_test_" if d.get("phase") == "rounded" else "test_"
-                self.curves.send(ev.step, {prefix + k: d[k] for k in STEP_METRICS if k in d})
-            elif ev.kind == "finished":
-                self.progress = 1.0
-                self.take_snapshot(step=ev.step)
-            elif ev.kind == "failed":
-                self.error = d.get("message", "training failed")
-        return events
+        if ev.kind == "step":
+            rows = [(ev.step, {k: d[k] for k in STEP_METRICS if d.get(k) is not None})]
+            n = d.get("n_batches") or 0
+            if n:
+                self.progress = min(1.0, (ev.epoch + (d.get("batch", 0) + 1) / n) / epochs)
+            self.step = ev.step
+            return rows
+        if ev.kind == "evaluation":
+            prefix = "rounded_test_" if d.get("phase") == "rounded" else "test_"
+            rows = [(ev.step, {prefix + k: d[k] for k in STEP_METRICS if k in d})]
+            self.last_eval = {k: v for k, v in d.items() if k != "phase"}
+            return rows
+        if ev.kind == "finished":
+            self.take_snapshot(step=ev.step)
+            self.progress = 1.0
+        elif ev.kind == "failed":
+            self.error = d.get("message", "training failed")
+        return []
 
     def take_snapshot(self, step: int) -> dict[str, Any]:
         """Run the model on the probe batch under a :class:`Monitor` and store the result."""

@@ -3,7 +3,9 @@
 Rows come from a :class:`~snnlab.experiments.RunStore` (``summaries()``: one row per finished run,
 ``config.<field>`` columns next to the metrics; **Refresh** re-reads it) or from a DataFrame of the
 same shape. ``x`` / ``y`` offer the metric columns present (and any numeric column passed as ``x=`` /
-``y=``); ``color`` any ``config.<field>`` column (or none). Whether higher or lower is better on each
+``y=``); ``color`` any ``config.<field>`` column (or none) and any other column passed by name as
+``color=`` (e.g. ``"model"``, or ``"mask_p"`` in a :func:`~snnlab.metrics.metrics_table`); a name that
+matches no column is reported in the message. Whether higher or lower is better on each
 axis is read from the column name (:func:`snnlab.viz.pareto.better_direction`: accuracy and
 robustness columns up, costs down) unless chosen in ``x better`` / ``y better``; for a column whose
 name does not tell, no front is drawn and the message asks for the direction (never a silent guess).
@@ -66,6 +68,7 @@ class TradeoffExplorer(W.VBox):
         self.show_front = W.Checkbox(value=True, description="Pareto front")
         self.refresh_button = W.Button(description="Refresh", icon="refresh", tooltip="re-read the run store")
         self.message = W.HTML()
+        self._note = ""  # a problem with the arguments, shown with every message
         self.plot = HoloViewsWidget(None, mode=plot_mode)
         self._busy = False
         self.refresh(x=x, y=y, color=color)
@@ -109,9 +112,16 @@ class TradeoffExplorer(W.VBox):
         colors = [NO_COLOR] + varying + [c for c in configs if c not in varying]
         x = x or (self.x.value if self.x.value in metrics else None)
         y = y or (self.y.value if self.y.value in metrics else None)
+        asked_color = color
         color = color if color is not None else self.color.value
-        if color not in colors and f"config.{color}" in colors:
+        if color not in colors and color not in self.df.columns and f"config.{color}" in colors:
             color = f"config.{color}"
+        if color not in colors and color in self.df.columns:  # any column asked for by name (kept on refresh)
+            colors.append(color)
+        self._note = ""
+        if asked_color is not None and asked_color not in colors and asked_color != NO_COLOR and color not in colors:
+            self._note = (f"no column {asked_color!r} to colour by (neither {asked_color!r} nor "
+                          f"'config.{asked_color}' is in the runs)")
         costs = [m for m in metrics if _direction(m) is False]
         gains = [m for m in metrics if _direction(m) is True]
         x = x if x in metrics else (costs[0] if costs else (metrics[0] if metrics else None))
@@ -175,6 +185,8 @@ class TradeoffExplorer(W.VBox):
         return None if column is None else _direction(str(column))
 
     def _set_message(self, text: str, error: bool = True) -> None:
+        if self._note:
+            text, error = f"{text}; {self._note}", True
         style = "color:#b00020" if error else "color:#555"
         self.message.value = f"<span style='{style}'>{html.escape(text)}</span>"
 

@@ -3,14 +3,20 @@
 All training logic lives in :class:`~snnlab.widgets.TrainingSession` (the run happens in its
 background thread). This widget only turns its state into widget values:
 
-* :meth:`TrainerWidget.refresh` does one ``session.poll()`` and redraws (progress, status, buttons,
-  and the raster when a new snapshot arrived). The live curves need no redraw: the session's
-  :class:`~snnlab.viz.LiveCurves` buffer is streamed into its plot by ``poll()`` itself (the plot is
-  re-attached only when a new metric appears, e.g. the first test accuracy).
+* :meth:`TrainerWidget.refresh` does one ``session.poll()`` (all the events since the last one, in one
+  batch) and updates progress, status and buttons, then redraws the plots: the rows the session's
+  curves received since the last draw go to the widget's own :class:`~snnlab.viz.LiveCurves` in one
+  send (``curves``: one panel per metric scale -- loss, accuracy, spikes per sample -- each with its
+  test metrics as markers), and the raster when a new snapshot arrived.
 * While a run is active, a daemon *poll thread* calls :meth:`refresh` every ``poll_interval`` seconds
-  (``None``: no thread; call :meth:`refresh` yourself). Setting ipywidget values and sending on
-  HoloViews streams from a thread is safe with ``ipykernel>=7.0.1``, so the kernel stays free for
-  other cells while the run trains.
+  (``None``: no thread; call :meth:`refresh` yourself), so the kernel stays free for other cells.
+  Setting ipywidget values from a thread is safe (``ipykernel>=7.0.1``); a Bokeh document is not: the
+  kernel handles the browser's messages to the plots in other threads (JupyterLab's kernel subshells),
+  and ``jupyter_bokeh`` applying them while a redraw changes the same data source fails ("Set changed
+  size during iteration"). So every redraw, and every message from the browser to these plots, holds
+  one lock. After the run ends the thread does a last refresh and always restores the buttons.
+* Only one run trains at a time: a new ``TrainerWidget`` (e.g. the cell run again) stops the runs of the
+  earlier ones (``stop_others=False`` keeps them), and :meth:`close` stops its own.
 
 Example:
     >>> from snnlab.training import ExperimentConfig
@@ -21,22 +27,39 @@ Example:
 """
 from __future__ import annotations
 
+import contextlib
 import html
 import threading
-from typing import Any
+import weakref
+from typing import Any, ClassVar
 
 import ipywidgets as W
 
 from snnlab.training.config import ExperimentConfig
-from snnlab.viz import monitor_raster
+from snnlab.viz import LiveCurves, monitor_raster
 
 from ._hv import HoloViewsWidget
 from .config_form import ConfigForm
-from .session import TrainingSession
+from .session import CURVE_GROUPS, TrainingSession
 
 __all__ = ["TrainerWidget"]
 
 ACTIVE = ("running", "paused")
+
+
+def _serialise_browser_messages(view: HoloViewsWidget, lock: Any) -> None:
+    """Handle the browser's messages to ``view``'s widget (``jupyter_bokeh`` applying plot changes, view
+    counts) while holding ``lock``, the lock every redraw of the plot holds."""
+    widget, comm = view.widget, getattr(view.widget, "comm", None)
+    handle = getattr(widget, "_handle_msg", None)
+    if comm is None or handle is None or not hasattr(comm, "on_msg"):
+        return
+
+    def locked(msg: Any) -> None:
+        with lock:
+            handle(msg)
+
+    comm.on_msg(locked)
 
 
 class TrainerWidget(W.VBox):
@@ -50,36 +73,49 @@ class TrainerWidget(W.VBox):
         probe_every, probe_samples: passed to :class:`TrainingSession` (snapshot cadence and size).
         plot_mode: how plots are shown (:class:`~snnlab.widgets._hv.HoloViewsWidget`: ``"auto"``,
             ``"bokeh"`` or ``"output"``).
+        stop_others: stop the runs of earlier ``TrainerWidget`` instances (a notebook cell run again
+            leaves its old widget training invisibly otherwise).
 
     Attributes:
         session: the current :class:`TrainingSession` (``None`` before the first Start).
         form: the :class:`~snnlab.widgets.config_form.ConfigForm`.
         start_button, pause_button, resume_button, stop_button, progress, status: the controls.
-        curves: the curves slot (``curves.object`` is the session's ``LiveCurves.plot``).
+        curves: the widget's :class:`~snnlab.viz.LiveCurves` (one panel per entry of
+            :data:`~snnlab.widgets.session.CURVE_GROUPS` in ``curves.plots``), fed from the session's.
+        curve_views: the slots showing ``curves.plots`` (one :class:`HoloViewsWidget` per panel).
         raster: the raster slot (``raster.object`` is the latest snapshot's raster).
+        display_error: the last drawing error (``None`` if none).
     """
+
+    _instances: ClassVar[weakref.WeakSet] = weakref.WeakSet()
 
     def __init__(self, cfg: ExperimentConfig | dict | None = None, store: Any = None, run_dir: str | None = None,
                  poll_interval: float | None = 0.5, probe_every: int = 5, probe_samples: int = 4,
-                 plot_mode: str = "auto", **kwargs: Any) -> None:
+                 plot_mode: str = "auto", stop_others: bool = True, **kwargs: Any) -> None:
         self.store, self.run_dir = store, run_dir
         self.poll_interval = poll_interval
         self.probe_every, self.probe_samples = probe_every, probe_samples
         self.session: TrainingSession | None = None
+        self.display_error: str | None = None
         self.form = ConfigForm(cfg=cfg)
-        self.start_button = W.Button(description="Start", button_style="success", icon="play")
+        self.start_button = W.Button(description="Start", icon="play")
         self.pause_button = W.Button(description="Pause", icon="pause")
         self.resume_button = W.Button(description="Resume", icon="play")
-        self.stop_button = W.Button(description="Stop", button_style="danger", icon="stop")
+        self.stop_button = W.Button(description="Stop", icon="stop")
         self.progress = W.FloatProgress(value=0.0, min=0.0, max=1.0, description="progress")
         self.status = W.HTML(value="idle")
         self.sample = W.IntSlider(value=0, min=0, max=max(0, probe_samples - 1), description="raster sample",
                                   style={"description_width": "100px"})
-        self.curves = HoloViewsWidget(None, mode=plot_mode)
+        self.curves = LiveCurves(groups=CURVE_GROUPS, buffer_length=20_000)
+        self.curve_views = [HoloViewsWidget(plot, mode=plot_mode) for plot in self.curves.plots.values()]
         self.raster = HoloViewsWidget(None, mode=plot_mode)
         self._snapshot_step: int | None = None
-        self._curve_names: tuple = ()
-        self._lock = threading.RLock()
+        self._curves_source: TrainingSession | None = None  # the session whose rows self.curves shows
+        self._rows_seen = 0
+        self._lock = threading.RLock()  # one refresh at a time
+        self._render_lock = threading.RLock()  # the plots' Bokeh documents: redraws and browser messages
+        for view in (*self.curve_views, self.raster):
+            _serialise_browser_messages(view, self._render_lock)
         self._poll_thread: threading.Thread | None = None
         self._poll_stop = threading.Event()
         self.start_button.on_click(lambda _: self.start())
@@ -88,13 +124,28 @@ class TrainerWidget(W.VBox):
         self.stop_button.on_click(lambda _: self.stop())
         self.sample.observe(lambda _: self._redraw_raster(), names="value")
         controls = W.HBox([self.start_button, self.pause_button, self.resume_button, self.stop_button, self.progress])
-        plots = W.Tab(children=[self.curves.widget, W.VBox([self.sample, self.raster.widget])])
+        curves = W.HBox([v.widget for v in self.curve_views], layout=W.Layout(flex_flow="row wrap"))
+        plots = W.Tab(children=[curves, W.VBox([self.sample, self.raster.widget])])
         plots.set_title(0, "learning curves")
         plots.set_title(1, "spike raster")
         settings = W.Accordion(children=[self.form], selected_index=0)
         settings.set_title(0, "settings")
         super().__init__(children=[settings, controls, self.status, plots], **kwargs)
+        stopped = self._stop_other_runs() if stop_others else []
+        TrainerWidget._instances.add(self)
         self._update_controls()
+        if stopped:
+            self._set_status(f"stopped the run of an earlier TrainerWidget at step {', '.join(map(str, stopped))}")
+
+    def _stop_other_runs(self) -> list[int]:
+        """Stop the active runs of the other instances; returns the steps they were at."""
+        steps = []
+        for other in list(TrainerWidget._instances):
+            if other is not self and other.state in ACTIVE:
+                other.stop()
+                other._set_status("stopped: a newer TrainerWidget was created")
+                steps.append(other.session.step)
+        return steps
 
     # ------------------------------------------------------------------ control
     @property
@@ -123,10 +174,9 @@ class TrainerWidget(W.VBox):
             self._set_status(f"not started: {type(e).__name__}: {e}", error=True)
             self._update_controls()
             return False
-        self.session = session
+        self.session = session  # the plots keep the last run's curves until this one has rows (no empty frame)
+        self.display_error = None
         self.progress.value = 0.0
-        self._curve_names = ()
-        self.curves.object = None
         self.sample.max = max(0, int(session.snapshot["labels"].shape[0]) - 1) if session.snapshot else 0
         self.refresh()
         if self.poll_interval is not None:
@@ -149,50 +199,95 @@ class TrainerWidget(W.VBox):
                 self._start_polling()
 
     def stop(self, wait: bool = False) -> None:
-        """Stop the run at the next step boundary (``wait=True``: until it has stopped)."""
-        if self.session is not None:
-            self.session.stop(wait=wait)
-            self._set_status("stopping ...")
-            self._disable_all_but_start(keep_start=False)
-            if wait:
-                self.refresh()
+        """Stop the run at the next step boundary (``wait=True``: until it has stopped).
+
+        The buttons come back when the run has stopped: the poll thread's last refresh (or, without one,
+        the next :meth:`refresh`).
+        """
+        if self.session is None or self.session.state not in ACTIVE:
+            self._update_controls()
+            return
+        self.session.stop(wait=wait)
+        if wait:
+            self.refresh()
+            return
+        self._set_status("stopping ...")
+        for b in (self.start_button, self.pause_button, self.resume_button, self.stop_button):
+            self._enable(b, False)
+        if self.poll_interval is not None:
+            self._start_polling()  # (again, if it ended) so that a last refresh restores the buttons
 
     def close(self) -> None:
         """Stop the run and the poll thread, then close the widgets."""
         self._stop_polling()
         if self.session is not None:
             self.session.close()
+        TrainerWidget._instances.discard(self)
         super().close()
 
     # ------------------------------------------------------------------ display
     def refresh(self) -> list:
-        """One poll of the session and a redraw of everything that changed; returns the polled events."""
+        """One poll of the session (all events since the last, in one batch), then progress, status, buttons
+        and a redraw of the plots that changed; returns the polled events."""
         with self._lock:
             s = self.session
             if s is None:
                 self._update_controls()
                 return []
             state = s.state  # before draining: a paused/ended run has queued all its step events by now
-            events = s.poll()
-            self.progress.value = float(s.progress)
-            self._draw_curves()
-            self._draw_raster()
-            self._update_status(state)
-            self._update_controls()
-            return events
+            try:
+                return s.poll()
+            finally:  # even if processing an event failed: what was processed shows, the buttons follow
+                self.progress.value = float(s.progress)
+                self._update_status(state)
+                self._update_controls()
+                self._render()
+
+    def _render(self) -> None:
+        """Redraw the curves (the new rows, one send) and the raster; a drawing error is shown, never raised."""
+        with self._render_lock:
+            try:
+                self._draw_curves()
+                self._draw_raster()
+            except Exception as e:  # noqa: BLE001 -- the rows are kept: the next redraw shows them
+                self.display_error = f"{type(e).__name__}: {e}"
+                self._set_status(f"display error: {self.display_error}", error=True)
 
     def _redraw_raster(self) -> None:
-        with self._lock:  # the poll thread may be drawing too
+        with self._render_lock:
             self._draw_raster(force=True)
 
     def _draw_curves(self) -> None:
-        # The LiveCurves plot streams new rows by itself; it is (re)attached only when the set of metrics
-        # changes (an empty overlay cannot be drawn, and a live overlay keeps the curves it started with).
-        data = self.session.curves.buffer.data
-        names = tuple(dict.fromkeys(data["name"])) if len(data) else ()
-        if names and names != self._curve_names:
-            self._curve_names = names
-            self.curves.object = self.session.curves.plot
+        s = self.session
+        if s is None:
+            return
+        if s is not self._curves_source:  # a new run: replace the last run's curves once this one has rows
+            rows, total, _ = s.curves.rows_since(0)
+            if not len(rows) and s.state in ACTIVE:
+                return
+            self._curves_source, self._rows_seen = s, total
+            with self._batch():
+                self.curves.replace_table(rows)
+        else:
+            rows, self._rows_seen, gap = s.curves.rows_since(self._rows_seen)
+            if not len(rows):
+                return
+            with self._batch():
+                if gap:  # rows left the session's buffer before they were drawn: draw all it holds
+                    self.curves.replace_table(rows)
+                else:
+                    self.curves.send_table(rows)
+        for view in self.curve_views:
+            if view.mode == "output":  # a static output does not follow the stream: show it again
+                view.object = view.object
+
+    @contextlib.contextmanager
+    def _batch(self):
+        with contextlib.ExitStack() as stack:
+            for view in self.curve_views:
+                if hasattr(view, "batch"):
+                    stack.enter_context(view.batch())
+            yield
 
     def _draw_raster(self, force: bool = False) -> None:
         s = self.session
@@ -227,16 +322,19 @@ class TrainerWidget(W.VBox):
         else:
             self.status.value = html.escape(text)
 
-    def _disable_all_but_start(self, keep_start: bool) -> None:
-        self.pause_button.disabled = self.resume_button.disabled = self.stop_button.disabled = True
-        self.start_button.disabled = not keep_start
+    _STYLES = {"Start": "success", "Stop": "danger"}
+
+    def _enable(self, button: W.Button, enabled: bool) -> None:
+        # a disabled button loses its colour too: a red "Stop" looks clickable even when greyed
+        button.disabled = not enabled
+        button.button_style = self._STYLES.get(button.description, "") if enabled else ""
 
     def _update_controls(self) -> None:
         state = self.state
-        self.start_button.disabled = state in ACTIVE
-        self.pause_button.disabled = state != "running"
-        self.resume_button.disabled = state != "paused"
-        self.stop_button.disabled = state not in ACTIVE
+        self._enable(self.start_button, state not in ACTIVE)
+        self._enable(self.pause_button, state == "running")
+        self._enable(self.resume_button, state == "paused")
+        self._enable(self.stop_button, state in ACTIVE)
         self.form.disabled = state in ACTIVE
 
     # ------------------------------------------------------------------ poll thread
@@ -254,13 +352,21 @@ class TrainerWidget(W.VBox):
             t.join(timeout=5.0)
         self._poll_thread = None
 
+    def _safe_refresh(self) -> None:
+        try:
+            self.refresh()
+        except Exception as e:  # noqa: BLE001 -- never let a problem kill the thread silently
+            self.display_error = f"{type(e).__name__}: {e}"
+            self._set_status(f"display error: {self.display_error}", error=True)
+
     def _poll_loop(self) -> None:
         interval = max(0.05, float(self.poll_interval or 0.5))
-        while not self._poll_stop.wait(interval):
-            try:
-                self.refresh()
-            except Exception as e:  # never let a drawing problem kill the thread silently
-                self._set_status(f"display error: {type(e).__name__}: {e}", error=True)
-            if self.state not in ACTIVE:
-                self.refresh()  # the final events (evaluation, finished snapshot)
-                break
+        try:
+            while not self._poll_stop.wait(interval):
+                self._safe_refresh()
+                if self.state not in ACTIVE:
+                    self._safe_refresh()  # the final events (evaluation, finished snapshot)
+                    break
+        finally:  # whatever happened above: the buttons follow the run's state
+            with contextlib.suppress(Exception):
+                self._update_controls()
