@@ -614,12 +614,12 @@ def test_tradeoff_scatter_legend_is_below_the_runs():
         assert legends and all(where == "below" for where, _ in legends)  # was inside, bottom right
 
 
-def test_membrane_traces_keep_the_threshold_in_view_and_the_legend_below():
+def test_membrane_traces_keep_the_threshold_in_view_and_the_legend_outside():
     v = torch.linspace(-1.0, 0.2, 30)[:, None].repeat(1, 3)  # stays well below the threshold
     plot = membrane_traces(v, (v >= 1.0).float(), neurons=[0], threshold=1.0)
     fig = render(plot)
     assert fig.y_range.start <= -1.0 and fig.y_range.end > 1.0  # the threshold line is drawn
-    assert {where for where, _ in _legends(fig)} == {"below"}
+    assert {where for where, _ in _legends(fig)} == {"right"}  # beside the plot area, not over the traces
     per_neuron = membrane_traces(v, neurons=[0, 1], threshold=torch.tensor([1.5, 2.0, 9.0]))
     assert render(per_neuron).y_range.end > 2.0
 

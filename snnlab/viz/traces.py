@@ -30,7 +30,7 @@ def membrane_traces(
     ``hv.HLine`` per distinct threshold value (``threshold=None``: none; a sequence gives one value
     per shown neuron, e.g. learnt per-neuron thresholds) and, with ``spikes``, an ``hv.Scatter`` of
     the spikes at the membrane value of their step (columns ``time, v, neuron``). The y range always
-    includes the thresholds; the legend is listed below the plot.
+    includes the thresholds; the legend is beside the plot, outside the traces.
 
     Example:
         >>> import torch
@@ -80,9 +80,9 @@ def membrane_traces(
         marks = pd.DataFrame({"time": t * scale, "v": v[t, cols], "neuron": cols})
         layers.append(hv.Scatter(marks, kdims=[tdim], vdims=[vdim, "neuron"], label="spikes").opts(
             marker="triangle", size=8, color=theme.SPIKE_COLOR, tools=["hover"], backend="bokeh"))
-    # legend (one entry per neuron, and the spikes) below the plot, not over the traces
-    entries = len(idx) + (1 if spikes is not None else 0)
-    return hv.Overlay(layers).opts(width=theme.WIDTH, backend="bokeh", **theme.legend_below(entries))
+    # the legend (one entry per neuron, and the spikes) beside the plot, outside the traces: below it, it
+    # would take the height of the plot area in the fixed-height panes that show membranes
+    return hv.Overlay(layers).opts(width=theme.WIDTH, height=theme.HEIGHT, legend_position="right", backend="bokeh")
 
 
 def monitor_traces(mon: Any, layer: str, sample: int = 0, neurons: Sequence[int] | None = None,
