@@ -1,4 +1,5 @@
 """Browser-test fixtures: a served dashboard (``panel serve dashboards/lab.py``) and headless Debian chromium."""
+import contextlib
 import os
 import shutil
 import socket
@@ -8,6 +9,7 @@ import time
 import urllib.request
 from urllib.parse import urlparse
 from pathlib import Path
+from typing import Iterator
 
 import pytest
 
@@ -72,6 +74,33 @@ def wait_for_http(url: str, proc: subprocess.Popen, log: Path, what: str, timeou
             proc.kill()
             pytest.fail(f"{what} did not answer: {log.read_text()[-3000:]}")
         time.sleep(0.5)
+
+
+@contextlib.contextmanager
+def jupyter_lab(root: Path, notebook: str, cells: list[str], **env: str) -> Iterator[dict]:
+    """A JupyterLab server (offline: ``SNNLAB_OFFLINE=1``, no token) serving ``root/notebook`` made of ``cells``;
+    yields ``{"url", "log"}`` and stops the server afterwards."""
+    import nbformat
+
+    nb = nbformat.v4.new_notebook()
+    nb.cells = [nbformat.v4.new_code_cell(c) for c in cells]
+    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3 (ipykernel)", "language": "python"}
+    nbformat.write(nb, root / notebook)
+    port = free_port()
+    env = {**os.environ, "SNNLAB_OFFLINE": "1", "JUPYTER_CONFIG_DIR": str(root / ".config"),
+           "JUPYTERLAB_WORKSPACES_DIR": str(root / ".workspaces"), **env}
+    with open(root / "lab.log", "wb") as log:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "jupyter", "lab", "--no-browser", "--allow-root", f"--port={port}",
+             "--ServerApp.ip=127.0.0.1", "--ServerApp.token=", "--ServerApp.password=", f"--ServerApp.root_dir={root}",
+             "--LabApp.news_url=", "--LabApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate"],
+            env=env, stdout=log, stderr=subprocess.STDOUT)
+        try:
+            url = f"http://127.0.0.1:{port}"
+            wait_for_http(f"{url}/lab", proc, root / "lab.log", "jupyter lab")
+            yield {"url": url, "log": root / "lab.log"}
+        finally:
+            stop_server(proc)
 
 
 def stop_server(proc: subprocess.Popen) -> None:

@@ -6,15 +6,11 @@ a :class:`~snnlab.widgets.HoloViewsWidget` (a live Bokeh ipywidget) must both dr
 script may be fetched from outside. (Panel's theme stylesheets are still requested from its CDN; blocked,
 they change nothing visible.)
 """
-import os
-import subprocess
-import sys
 import time
 
-import nbformat
 import pytest
 
-from .conftest import free_port, is_local_url, stop_server, wait_for_http
+from .conftest import is_local_url, jupyter_lab
 
 pytestmark = pytest.mark.slow
 
@@ -28,25 +24,8 @@ CELLS = [
 
 @pytest.fixture(scope="module")
 def jupyterlab(tmp_path_factory):
-    root = tmp_path_factory.mktemp("lab")
-    nb = nbformat.v4.new_notebook()
-    nb.cells = [nbformat.v4.new_code_cell(c) for c in CELLS]
-    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3 (ipykernel)", "language": "python"}
-    nbformat.write(nb, root / "offline.ipynb")
-    port = free_port()
-    env = {**os.environ, "SNNLAB_OFFLINE": "1", "JUPYTER_CONFIG_DIR": str(root / ".config"),
-           "JUPYTERLAB_WORKSPACES_DIR": str(root / ".workspaces")}
-    log = open(root / "lab.log", "wb")
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "jupyter", "lab", "--no-browser", "--allow-root", f"--port={port}",
-         "--ServerApp.ip=127.0.0.1", "--ServerApp.token=", "--ServerApp.password=", f"--ServerApp.root_dir={root}",
-         "--LabApp.news_url=", "--LabApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate"],
-        env=env, stdout=log, stderr=subprocess.STDOUT)
-    url = f"http://127.0.0.1:{port}"
-    wait_for_http(f"{url}/lab", proc, root / "lab.log", "jupyter lab")
-    yield {"url": url, "log": root / "lab.log"}
-    stop_server(proc)
-    log.close()
+    with jupyter_lab(tmp_path_factory.mktemp("lab"), "offline.ipynb", CELLS) as lab:
+        yield lab
 
 
 def test_plots_and_widgets_render_with_external_requests_blocked(jupyterlab, browser, artifacts):
