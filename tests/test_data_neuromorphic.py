@@ -462,3 +462,13 @@ def test_the_shared_data_folder_layout_is_a_root_for_nmnist(tmp_path, monkeypatc
     monkeypatch.setenv("SNNLAB_SHARED_DATA", str(tmp_path))  # the default data root of a config
     train, test, n_in, n_cls = build_data(ExperimentConfig(dataset="nmnist", num_steps=4))
     assert (n_in, n_cls) == (2 * 34 * 34, 10) and next(iter(test))[0].shape == (4, 1, 2 * 34 * 34)
+
+
+def test_n_time_bins_with_duration_bins_only_the_events_kept():
+    """duration cuts the recording first; the n bins then span the kept events (not the whole recording)."""
+    ev = np.zeros(4, dtype=nm.AUDIO_DTYPE)
+    ev["t"] = [0, 250, 500, 900]
+    ev["x"] = [0, 1, 2, 3]
+    ds = nm.EventFrameDataset("toy", [0], [0], lambda i: ev, (4, 1, 1), n_time_bins=3, duration=600)
+    frames = ds[0][0]
+    assert frames.sum(1).tolist() == [1.0, 1.0, 1.0] and frames[:, 3].sum() == 0

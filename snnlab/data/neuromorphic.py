@@ -58,7 +58,7 @@ AUDIO_DTYPE = np.dtype([("t", np.int64), ("x", np.int64), ("p", np.int64)])
 XYTP_DTYPE = np.dtype([("x", np.int64), ("y", np.int64), ("t", np.int64), ("p", np.int64)])
 
 
-BINNING_VERSION = 3  # part of every cache key: raise it when the binning of a sample changes
+BINNING_VERSION = 4  # part of every cache key: raise it when the binning of a sample changes
 
 MAX_FRAMES = 1_000_000  # frames per sample; more means the times were almost surely not in microseconds
 MAX_SAMPLE_BYTES = 4 * 2**30  # float32 frames of one sample
@@ -350,15 +350,18 @@ class EventFrameDataset(Dataset):
         except Exception as e:
             raise self._error(index, "cannot read it", e) from e
         self._check_events(events, index)
-        start, width, n = self._frames_of(events)
-        if self.duration is not None and len(events):
-            kept = events[events["t"] < min(float(self.duration), start + n * width)]
+        if self.duration is not None and len(events):  # cut first: n_time_bins bins then cover the kept events
+            limit = float(self.duration)
+            if self.time_window is not None:  # frames from 0: events past the last whole frame are dropped
+                limit = min(limit, whole_frames(self.duration, self.time_window) * float(self.time_window))
+            kept = events[events["t"] < limit]
             if len(kept) == 0:
                 warnings.warn(
                     f"{self.name}: {self._where(index)}: all {len(events)} events are at or after duration="
                     f"{self.duration!r} us (the first at t={int(events['t'][0])} us), so the sample is all zeros; "
                     f"{_UNITS_HINT}", RuntimeWarning, stacklevel=2)
             events = kept
+        start, width, n = self._frames_of(events)
         self._check_frames(n, self._where(index))
         if len(events) == 0:
             return torch.zeros((n,) + self._frame_shape())
