@@ -287,8 +287,9 @@ def test_metrics_table():
 def test_latency_spike_readouts_first_output_spike():
     out = torch.zeros(5, 3, 2)
     out[2, 0, 1] = 1; out[4, 0, 0] = 1; out[0, 1, 0] = 1  # sample 2 silent
-    for readout in ("first_spike", "spike_count"):
-        assert decision_latency(out, readout).tolist() == [2.0, 0.0, 5.0]
+    assert decision_latency(out, "first_spike").tolist() == [2.0, 0.0, 5.0]
+    # by count, sample 0 ends 1:1 (neuron 0 catches up at step 4): no final decision, so undecided
+    assert decision_latency(out, "spike_count").tolist() == [5.0, 0.0, 5.0]
     lat = decision_latency(out, "first_spike", never=float("nan"))
     assert math.isnan(lat[2]) and mean_latency(lat) == 1.0
 
@@ -496,3 +497,12 @@ def test_masks_at_inference_are_the_same_in_every_evaluation():
         assert len({evaluate(net, [(x, y)])["synops_per_sample"] for _ in range(3)}) == 1
         curve = robustness_curve(net, [(x, y)], "deletion", [0.0, 0.0], seed=0)
         assert curve["accuracy"].nunique() == 1
+
+
+def test_a_spike_count_that_ends_in_a_tie_is_undecided_for_latency():
+    """Neuron 0 leads from step 1, neuron 1 ties it at step 3: no final decision, so latency is T (never)."""
+    out = torch.zeros(5, 2, 2)
+    out[1, :, 0] = 1.0
+    out[3, 0, 1] = 1.0  # sample 0 ties; sample 1 stays led by neuron 0
+    assert decision_latency(out, "spike_count").tolist() == [5.0, 1.0]
+    assert decision_latency(out, "spike_count", torch.tensor([0, 0])).tolist() == [5.0, 1.0]

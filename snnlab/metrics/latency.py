@@ -6,7 +6,8 @@ i.e. after ``t + 1`` input steps), consistent with :func:`snnlab.core.readout.fi
 * Spike-time readouts (``"first_spike"``, ``"spike_count"``): the first step at which one output
   neuron leads alone (:func:`~snnlab.core.readout.prediction_over_time` is not ``-1``): the time of
   the first output spike, unless several neurons fire first together. The target is not used (the
-  decision is taken then, right or wrong).
+  decision is taken then, right or wrong), but a sample whose readout ends in a tie (no final
+  decision) is undecided.
 * Membrane readouts (``"membrane_sum"``, ``"membrane_max"``): the earliest step ``t`` such that
   :func:`~snnlab.core.readout.prediction_over_time` equals the final prediction at every step
   ``t..T-1`` *and* the final prediction is correct (with ``target=None``, only the stability).
@@ -53,7 +54,7 @@ def decision_latency(out: torch.Tensor, readout: str = "membrane_sum", target: t
     if readout in SPIKE_READOUTS:
         leads = pred != NO_DECISION                                 # [T, B]
         first = torch.where(leads, steps, T).min(0).values          # T if no neuron ever leads
-        decided = first < T
+        decided = (first < T) & (pred[-1] != NO_DECISION)           # a final tie is no decision either
         lat = first.to(torch.float64)
     else:
         final = pred[-1]
