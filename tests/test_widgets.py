@@ -636,3 +636,34 @@ def test_tradeoff_explorer_colours_by_any_column_asked_for_by_name():
     assert TradeoffExplorer(df, color="lr", plot_mode="output").color.value == "config.lr"
     missing = TradeoffExplorer(df, color="nope", plot_mode="output")
     assert missing.color.value == "(none)" and "no column &#x27;nope&#x27;" in missing.message.value
+
+
+def test_trainer_widget_with_a_run_dir_starts_twice_each_run_in_its_own_folder(tmp_path):
+    """Trainer refuses a run_dir holding another run's checkpoint: every Start gets run_dir/<id>."""
+    tw = TrainerWidget(ExperimentConfig(**TINY), run_dir=tmp_path / "runs", poll_interval=None)
+    folders = []
+    for _ in range(2):
+        tw.start_button.click()
+        assert tw.session is not None and tw.session.wait(120), tw.status.value
+        tw.refresh()
+        assert tw.state == "finished", tw.status.value
+        folders.append(tw.session.trainer.checkpoint_path.parent)
+    assert folders[0] != folders[1] and all(f.parent == tmp_path / "runs" for f in folders)
+    assert all((f / "checkpoint.pt").exists() for f in folders)
+    tw.close()
+
+
+def test_a_pre_display_sync_that_keeps_failing_gives_up_and_keeps_the_error(monkeypatch):
+    from snnlab.widgets._hv import HoloViewsWidget
+
+    w = HoloViewsWidget(hv.Curve([1, 2, 3]), mode="bokeh")
+    calls = []
+
+    def fail():
+        calls.append(1)
+        raise RuntimeError("boom")
+
+    monkeypatch.setattr(w, "sync", fail)
+    monkeypatch.setattr(w, "_schedule_sync", lambda delay=0.2: w._sync_from_timer())  # retry at once
+    w._sync_from_timer()
+    assert len(calls) == HoloViewsWidget.MAX_SYNC_RETRIES and w.sync_error == "RuntimeError: boom"

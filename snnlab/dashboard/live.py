@@ -21,15 +21,9 @@ from snnlab.viz import (LiveCurves, PipedPlot, delay_evolution, gaussian_kernels
                         theme)
 from snnlab.viz.curves import is_evaluation_metric, series_overlay, style_overlay
 from snnlab.widgets import TrainingSession
+from snnlab.widgets.session import CURVE_GROUPS  # one live panel per group of metrics (their scales differ)
 
 __all__ = ["LivePanel", "CURVE_GROUPS"]
-
-#: one live panel per group of metrics (they have different scales)
-CURVE_GROUPS: dict[str, list[str]] = {
-    "loss": ["loss", "test_loss", "rounded_test_loss"],
-    "accuracy": ["accuracy", "test_accuracy", "rounded_test_accuracy"],
-    "spikes per sample": ["spikes_per_sample", "test_spikes_per_sample", "rounded_test_spikes_per_sample"],
-}
 
 
 def _metric_plot(buffer: hv.streams.Buffer, names: list[str], title: str) -> hv.DynamicMap:

@@ -79,6 +79,10 @@ class HoloViewsWidget:
         return obj if obj is not None else hv.Div("<i>nothing to show yet</i>")
 
     # ------------------------------------------------------------------ changes before display
+    #: attempts to write a change made before display before giving up (the error stays in ``sync_error``)
+    MAX_SYNC_RETRIES = 5
+    sync_error: str | None = None
+
     def _hidden(self) -> bool:
         """True while no browser view shows the widget (Panel counts them in ``_view_count``)."""
         return not getattr(self.widget, "_view_count", None)
@@ -102,9 +106,13 @@ class HoloViewsWidget:
             self._timer = None
         try:
             self.sync()
-        except Exception:  # the document changed while it was serialised: try again
-            self._stale = True
-            self._schedule_sync()
+            self._sync_failures = 0
+        except Exception as e:  # typically the document changed while it was serialised: try again, a few times
+            self._sync_failures = getattr(self, "_sync_failures", 0) + 1
+            self.sync_error = f"{type(e).__name__}: {e}"
+            if self._sync_failures < self.MAX_SYNC_RETRIES:
+                self._stale = True
+                self._schedule_sync()
 
     def sync(self) -> None:
         """Write the current plot into the widget's initial state if it changed while no view showed it.

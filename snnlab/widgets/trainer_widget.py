@@ -30,7 +30,9 @@ from __future__ import annotations
 import contextlib
 import html
 import threading
+import uuid
 import weakref
+from pathlib import Path
 from typing import Any, ClassVar
 
 import ipywidgets as W
@@ -68,7 +70,8 @@ class TrainerWidget(W.VBox):
     Args:
         cfg: initial settings for the form (``ExperimentConfig`` or dict; default: the defaults).
         store: a :class:`~snnlab.experiments.RunStore` each run logs into (optional).
-        run_dir: checkpoint folder passed to the session (optional).
+        run_dir: a folder for checkpoints (optional): each Start trains in a new ``run_dir/<id>`` (as the
+            dashboard's runs do), so a second run never meets the first one's checkpoint.
         poll_interval: seconds between background refreshes; ``None`` disables the poll thread.
         probe_every, probe_samples: passed to :class:`TrainingSession` (snapshot cadence and size).
         plot_mode: how plots are shown (:class:`~snnlab.widgets._hv.HoloViewsWidget`: ``"auto"``,
@@ -167,7 +170,8 @@ class TrainerWidget(W.VBox):
             self.session.close()
         self.session, self._snapshot_step = None, None
         try:
-            session = TrainingSession(cfg, store=self.store, run_dir=self.run_dir, probe_every=self.probe_every,
+            run_dir = str(Path(self.run_dir) / uuid.uuid4().hex[:12]) if self.run_dir is not None else None
+            session = TrainingSession(cfg, store=self.store, run_dir=run_dir, probe_every=self.probe_every,
                                       probe_samples=self.probe_samples)
             session.start()
         except Exception as e:  # bad data folder, config problem: show it, start nothing
