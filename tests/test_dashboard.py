@@ -319,6 +319,8 @@ def test_live_curves_show_the_first_test_point_as_a_marker(tmp_path):
                    if len(r.data_source.data.get("step", [])))
     assert ("Scatter", 1) in drawn and ("Line", 1) in drawn  # test_accuracy: its one point, line and marker
     assert sum(kind == "Scatter" for kind, _ in drawn) == 1  # the training accuracy has no markers
+    listed = {item.label.value for legend in fig.legend for item in legend.items if item.visible}
+    assert listed == {"accuracy", "test_accuracy"}  # no entry for rounded_test_accuracy: no delays, no rounding
     app.close()
 
 

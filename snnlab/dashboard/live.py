@@ -19,7 +19,7 @@ import panel as pn
 from snnlab.training.config import ConfigError
 from snnlab.viz import (LiveCurves, PipedPlot, delay_evolution, gaussian_kernels, membrane_traces, monitor_raster,
                         theme)
-from snnlab.viz.curves import is_evaluation_metric, series_overlay, style_overlay
+from snnlab.viz.curves import is_evaluation_metric, legend_lists_drawn_series, series_overlay, style_overlay
 from snnlab.widgets import TrainingSession
 from snnlab.widgets.session import CURVE_GROUPS  # one live panel per group of metrics (their scales differ)
 
@@ -38,7 +38,9 @@ def _metric_plot(buffer: hv.streams.Buffer, names: list[str], title: str) -> hv.
             series[n] = (g["step"].to_numpy(), g["value"].to_numpy())
         plot = series_overlay(series, "step", hv.Dimension("value", label=title), points=points)
         # legends below, every panel with its own: the plot areas line up at 260 px whatever the entries
-        return style_overlay(plot, framewise=True, title=title, width=330, **theme.legend_below(len(series), height=260))
+        # a legend entry only for a series with data (no rounded_test_* for a run without delays)
+        return style_overlay(plot, framewise=True, title=title, width=330, hooks=[legend_lists_drawn_series],
+                             **theme.legend_below(len(series), height=260))
 
     return hv.DynamicMap(draw, streams=[buffer])
 

@@ -13,7 +13,8 @@ from . import theme
 from ._util import ensure_bokeh
 
 __all__ = ["learning_curves", "LiveCurves", "live_learning_curves", "flatten_metrics", "series_overlay",
-           "style_overlay", "is_evaluation_metric"]
+           "style_overlay", "is_evaluation_metric",
+           "legend_lists_drawn_series"]
 
 LIVE_COLUMNS = ["step", "name", "value"]
 
@@ -161,9 +162,12 @@ def learning_curves(df: pd.DataFrame, x: str = "step", names: Sequence[str] | No
     return hv.Layout(panels).cols(cols)
 
 
-def _legend_lists_drawn_series(plot: Any, element: Any) -> None:
+def legend_lists_drawn_series(plot: Any, element: Any) -> None:
     """Bokeh hook of live plots: a legend entry only for a series with data (a live overlay keeps every key,
-    e.g. ``rounded_test_loss`` of a run that never rounds, or the previous run's metrics on a new run)."""
+    e.g. ``rounded_test_loss`` of a run that never rounds, or the previous run's metrics on a new run).
+
+    Pass it as ``hooks=[legend_lists_drawn_series]`` in the options of a live overlay's plot.
+    """
     for legend in getattr(plot.state, "legend", []):
         for item in legend.items:
             drawn = any(len(next(iter(r.data_source.data.values()), [])) for r in item.renderers
@@ -258,7 +262,7 @@ class LiveCurves:
             pad = dict(padding=(self.X_PADDING, 0.1))
             whole = "NdOverlay" if isinstance(plot, hv.NdOverlay) else "Overlay"
             # canvas, not WebGL: of several live WebGL plots on one page the browser drew the lines of only one
-            overall = dict(hooks=[_legend_lists_drawn_series], backend_opts={"plot.output_backend": "canvas"})
+            overall = dict(hooks=[legend_lists_drawn_series], backend_opts={"plot.output_backend": "canvas"})
             return plot.opts({"Curve": pad, "Scatter": pad, whole: overall}, backend="bokeh")
 
         return draw
