@@ -106,26 +106,32 @@ class _Leaky(nn.Module):
         check_time_major(x, "input", self.n_neurons, type(self).__name__, finite=finite)
         return x if x.is_floating_point() else x.to(torch.get_default_dtype())
 
-    def _check_final_membrane(self, x: torch.Tensor, membrane: torch.Tensor, *params: torch.Tensor) -> None:
+    def _learned(self, beta: torch.Tensor) -> tuple[tuple[str, torch.Tensor], ...]:
+        """The learned parameters (name, value) that training can turn NaN; fixed ones were checked when set."""
+        learned = (("beta (from tau_mem)", beta),) if self.learn_tau else ()
+        if getattr(self, "learn_threshold", False):
+            learned += (("threshold", self.threshold),)
+        return learned
+
+    def _check_final_membrane(self, x: torch.Tensor, membrane: torch.Tensor, *params: tuple[str, torch.Tensor]) -> None:
         """NaN/inf check on the last step's membrane and on the (tiny) parameters, instead of the whole input.
 
         A NaN or inf anywhere in ``x`` makes every later membrane value non-finite (``beta * NaN``,
         ``inf - inf`` and ``0 * inf`` are NaN; the reset keeps them), so ``membrane[-1]`` ([B, ...])
-        tells what a pass over all of ``x`` would, at 1/T of the cost. The parameters are checked in the
-        same reduction (one device sync): a NaN threshold with ``reset="zero"`` leaves the membrane finite
+        tells what a pass over all of ``x`` would, at 1/T of the cost. The learned parameters ``params``
+        (``(name, value)`` pairs) are checked in the same reduction (one device sync): a NaN threshold with ``reset="zero"`` leaves the membrane finite
         and silently stops every spike. Only when the check fails is the cause looked for: a parameter
         (training diverged), the input, or else the membrane itself overflowed.
         """
         if not x.is_floating_point() or x.shape[0] == 0:
             return
         ok = torch.isfinite(membrane[-1]).all()
-        for param in params:
+        for _, param in params:
             ok = ok & torch.isfinite(param.detach()).all().to(ok.device)
         if bool(ok):
             return
         name = type(self).__name__
-        bad = [label for label, param in zip(("beta (from tau_mem)", "threshold"), params)
-               if not bool(torch.isfinite(param.detach()).all())]
+        bad = [label for label, param in params if not bool(torch.isfinite(param.detach()).all())]
         if bad:
             raise ValueError(f"{name}: the parameter {' and '.join(bad)} is NaN or inf (a learned value diverged: "
                              "lower the learning rate or clip gradients)")
@@ -236,7 +242,7 @@ class LIF(_Leaky):
             max_spikes=self.max_spikes, surrogate=self.surrogate.name, surrogate_param=self.surrogate.param,
             noise=self.noise, noise_scale=self.noise_scale, seed=noise_seed, sample=sampling,
             mask_p=self.mask_p if masking else 0.0, mask_seed=mask_seed, keep_membrane=self.record)
-        self._check_final_membrane(x, membrane, beta, self.threshold)
+        self._check_final_membrane(x, membrane, *self._learned(beta))
         self.last_membrane = membrane.detach() if self.record else None
         return spikes
 
@@ -283,7 +289,7 @@ class LI(_Leaky):
         x = self._check_input(x, finite=False)
         beta = self.beta()
         out = li_torch(x, beta.to(device=x.device, dtype=x.dtype))
-        self._check_final_membrane(x, out, beta)
+        self._check_final_membrane(x, out, *self._learned(beta))
         self.last_membrane = out.detach() if self.record else None
         return out
 

@@ -99,11 +99,10 @@ def get(name: str | Surrogate, alpha: float | None = None, sigma: float | None =
         raise ValueError(f"unknown surrogate {name!r}; choose one of {sorted(REGISTRY)}")
     default, description = REGISTRY[name]
     noise = name in NOISE_SURROGATES
-    wrong, right_value = (("alpha", alpha), sigma) if noise else (("sigma", sigma), alpha)
-    if wrong[1] is not None and right_value is None:
-        right = "sigma (its noise scale)" if noise else "alpha (its sharpness)"
-        raise ValueError(f"surrogate {name!r} takes {right}, not {wrong[0]}")
-    param = sigma if noise else alpha
+    param, other = (sigma, alpha) if noise else (alpha, sigma)
+    if other is not None and param is None:
+        right, wrong = ("sigma (its noise scale)", "alpha") if noise else ("alpha (its sharpness)", "sigma")
+        raise ValueError(f"surrogate {name!r} takes {right}, not {wrong}")
     return Surrogate(name, float(default if param is None else param), description)
 
 

@@ -17,32 +17,11 @@ import holoviews as hv
 import panel as pn
 
 from snnlab.training.config import ConfigError
-from snnlab.viz import (LiveCurves, PipedPlot, delay_evolution, gaussian_kernels, membrane_traces, monitor_raster,
-                        theme)
-from snnlab.viz.curves import is_evaluation_metric, legend_lists_drawn_series, series_overlay, style_overlay
+from snnlab.viz import LiveCurves, PipedPlot, delay_evolution, gaussian_kernels, membrane_traces, monitor_raster
 from snnlab.widgets import TrainingSession
 from snnlab.widgets.session import CURVE_GROUPS  # one live panel per group of metrics (their scales differ)
 
 __all__ = ["LivePanel", "CURVE_GROUPS"]
-
-
-def _metric_plot(buffer: hv.streams.Buffer, names: list[str], title: str) -> hv.DynamicMap:
-    """A DynamicMap over a LiveCurves buffer showing only ``names`` (one curve each)."""
-
-    points = [n for n in names if is_evaluation_metric(n)]  # markers: a test's first point, the rounded test
-
-    def draw(data):
-        series = {}
-        for n in names:  # always every key: a DynamicMap overlay cannot gain new items after the first draw
-            g = data[data["name"] == n]
-            series[n] = (g["step"].to_numpy(), g["value"].to_numpy())
-        plot = series_overlay(series, "step", hv.Dimension("value", label=title), points=points)
-        # legends below, every panel with its own: the plot areas line up at 260 px whatever the entries
-        # a legend entry only for a series with data (no rounded_test_* for a run without delays)
-        return style_overlay(plot, framewise=True, title=title, width=330, hooks=[legend_lists_drawn_series],
-                             **theme.legend_below(len(series), height=260))
-
-    return hv.DynamicMap(draw, streams=[buffer])
 
 
 def _message(kind: str, text: str) -> str:
@@ -88,11 +67,11 @@ class LivePanel:
         self.progress = pn.indicators.Progress(value=0, max=100, width=320, bar_color="primary")
 
         # the page's curves: fed once per poll with the session's new rows (one redraw per poll, not per step)
-        self.curves = LiveCurves(buffer_length=20_000)
+        # (one panel per group of metrics, legends below: the plot areas line up at 260 px whatever the entries)
+        self.curves = LiveCurves(groups=CURVE_GROUPS, buffer_length=20_000, width=330, height=260)
         self._rows_seen = 0
         # one pane per metric group: a Bokeh grid of three live plots in one pane clips its axes
-        self.curve_panes = [pn.pane.HoloViews(_metric_plot(self.curves.buffer, names, title), linked_axes=False)
-                            for title, names in CURVE_GROUPS.items()]
+        self.curve_panes = [pn.pane.HoloViews(plot, linked_axes=False) for plot in self.curves.plots.values()]
         self.curves_pane = pn.Row(*self.curve_panes)
         self.sample = pn.widgets.IntInput(label="probe sample", value=0, start=0, width=120)
         self.layer = pn.widgets.Select(label="membrane of layer", options=[], width=160)

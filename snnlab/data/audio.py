@@ -30,7 +30,7 @@ import torch
 from torch.utils.data import Dataset
 from snnlab.core.validation import all_finite
 
-from .neuromorphic import _files_cache_params
+from .cache import files_cache_params
 
 __all__ = [
     "read_wav",
@@ -406,7 +406,7 @@ def load_fsdd(
     if cache_dir is not None:
         from .cache import DiskCache
 
-        params = {**_files_cache_params(files, cache_dir), "n_channels": n_channels, "num_steps": num_steps,
+        params = {**files_cache_params(files, cache_dir), "n_channels": n_channels, "num_steps": num_steps,
                   "duration": duration, "frames": 2,
                   **{k: str(v) for k, v in cochlea_kwargs.items()}}
         spikes = DiskCache(cache_dir, "fsdd", params).get_or_compute(0, convert)

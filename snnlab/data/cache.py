@@ -13,7 +13,7 @@ from pathlib import Path
 
 import torch
 
-__all__ = ["DiskCache", "params_key"]
+__all__ = ["DiskCache", "params_key", "files_cache_params"]
 
 
 def params_key(params: dict[str, object]) -> str:
@@ -25,6 +25,23 @@ def params_key(params: dict[str, object]) -> str:
     """
     blob = json.dumps(params, sort_keys=True, default=str).encode()
     return hashlib.sha1(blob).hexdigest()[:16]
+
+
+def files_cache_params(files: list[str], cache_dir: str | os.PathLike | None, **extra: object) -> dict | None:
+    """Cache-key parameters that change when a file is added, removed, replaced or rewritten (path, size, mtime);
+    ``None`` without a ``cache_dir``.
+
+    Example:
+        >>> files_cache_params([__file__], None) is None, sorted(files_cache_params([__file__], "c", n=1))
+        (True, ['files', 'n'])
+    """
+    if cache_dir is None:
+        return None
+    stats = []
+    for f in files:
+        st = os.stat(f)
+        stats.append((f, st.st_size, st.st_mtime_ns))
+    return {"files": params_key({"f": stats}), **extra}
 
 
 class DiskCache:

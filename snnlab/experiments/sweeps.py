@@ -28,9 +28,7 @@ Example:
 """
 from __future__ import annotations
 
-import hashlib
 import itertools
-import json
 import multiprocessing
 import os
 import signal
@@ -45,6 +43,7 @@ from typing import Any
 import pandas as pd
 import torch
 
+from snnlab.data.cache import params_key
 from snnlab.metrics.pareto import pareto_front
 from snnlab.metrics.robustness import perturb, robustness_curve
 from snnlab.training.config import ConfigError, ExperimentConfig
@@ -83,7 +82,7 @@ def run_folder_names(configs: list[ExperimentConfig]) -> list[str]:
     """
     names, seen = [], {}
     for cfg in configs:
-        digest = hashlib.sha1(json.dumps(cfg.to_dict(), sort_keys=True, default=str).encode()).hexdigest()[:12]
+        digest = params_key(cfg.to_dict())[:12]
         k = seen[digest] = seen.get(digest, -1) + 1
         names.append(digest if k == 0 else f"{digest}.{k}")
     return names

@@ -567,7 +567,7 @@ class Trainer:
         if path is None:
             return None
         save_checkpoint(path, self.checkpoint_state(**flags))
-        self._store("set_checkpoint", self.run_id, str(path.resolve()))  # absolute: readers run elsewhere
+        self._store("set_checkpoint", self.run_id, str(path))  # the store keeps it absolute
         return path
 
     def _restore(self, ckpt: dict[str, Any], source) -> None:
