@@ -76,7 +76,7 @@ def event_samples(x: torch.Tensor) -> torch.Tensor:
     ok = _event_entries(x)
     if ok.dim() < 3:
         ok = ok.reshape(ok.shape[0], 1, -1)
-    return ok.transpose(0, 1).reshape(ok.shape[1], -1).all(1)
+    return ok.reshape(ok.shape[0], ok.shape[1], -1).all(-1).all(0)  # (a view: no copy of the mask)
 
 
 def delivered_fanout(delays: torch.Tensor, T: int) -> torch.Tensor:
@@ -112,23 +112,23 @@ def layer_ops(x: torch.Tensor, out_features: int, delays: torch.Tensor | None = 
     xs = x if x.dim() >= 3 else x.unsqueeze(1)
     T, B = xs.shape[0], xs.shape[1]
     per_sample_numel = xs.numel() // B if B else 0
-    n_analog = int((~events).sum())
-    macs = float(n_analog * per_sample_numel) * out_features
-    if n_analog == B:
-        return 0.0, macs, False, 0.0
     # exact integer sums: float32 rows (exact below 2**24), float64 totals; no copy of float inputs
     work = xs if xs.dtype in (torch.float32, torch.float64) else xs.float()
     zero = torch.zeros((), dtype=torch.float64, device=xs.device)
-    per_events = work.sum(dim=[d for d in range(work.dim()) if d != 1], dtype=torch.float64)   # [B]
-    n_events = float(torch.where(events, per_events, zero).sum())
     if delays is None:
-        return n_events * out_features, macs, n_analog == 0, n_events
-    fan = delivered_fanout(delays.to(xs.device), T).to(work.dtype)        # [T, in]
-    n_in = fan.shape[-1]                                                    # (no matmul: TF32 would round)
-    weighted = work.reshape(T, B, -1, n_in) * fan.view(T, 1, 1, n_in)
-    per_sample = weighted.sum((0, 2, 3), dtype=torch.float64)               # [B]
-    acs = float(torch.where(events, per_sample, zero).sum())
-    return acs, macs, n_analog == 0, n_events
+        per_events = work.sum(dim=[d for d in range(work.dim()) if d != 1], dtype=torch.float64)   # [B]
+        per_acs = per_events * out_features
+    else:  # one pass over x: per step, sample and input, then weighted by the delivered fan-out
+        fan = delivered_fanout(delays.to(xs.device), T).to(torch.float64)   # [T, in] (no matmul: TF32 rounds)
+        per_input = work.reshape(T, B, -1, fan.shape[-1]).sum(2, dtype=torch.float64)   # [T, B, in]
+        per_events = per_input.sum((0, 2))
+        per_acs = (per_input * fan.unsqueeze(1)).sum((0, 2))
+    # one device sync for the three numbers
+    n_analog, n_events, acs = torch.stack([(~events).sum().to(torch.float64),
+                                           torch.where(events, per_events, zero).sum(),
+                                           torch.where(events, per_acs, zero).sum()]).tolist()
+    macs = float(int(n_analog) * per_sample_numel) * out_features
+    return float(acs), macs, int(n_analog) == 0, float(n_events)
 
 
 def synaptic_layers(model: nn.Module) -> dict[str, nn.Module]:
