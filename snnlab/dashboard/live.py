@@ -197,10 +197,7 @@ class LivePanel:
 
     def _forward_curves(self) -> None:
         """Send the rows the session's LiveCurves received since the last poll to the page's LiveCurves."""
-        rows, self._rows_seen, gap = self.session.curves.rows_since(self._rows_seen)
-        if gap:  # rows rolled out of the session's buffer before they were shown: show what it holds
-            self.curves.clear()
-        self.curves.send_table(rows)
+        self._rows_seen, _ = self.curves.forward_from(self.session.curves, self._rows_seen)
 
     def _set_buttons(self, state: str) -> None:
         active = state in ("running", "paused")

@@ -299,27 +299,47 @@ class LiveCurves:
         self._push(pd.DataFrame({self.x: xs, "name": names, "value": values}))
         return len(names)
 
+    def _clean(self, df: pd.DataFrame) -> pd.DataFrame:
+        """The ``x, name, value`` rows of a tidy table that this plot shows (numeric values, known metrics)."""
+        rows = df[[self.x, "name", "value"]].dropna(subset=["value"]).astype({self.x: "float64", "value": "float64"})
+        return rows[rows["name"].isin(self.metrics)] if self.metrics is not None else rows
+
     def send_table(self, df: pd.DataFrame) -> None:
         """Append rows of a tidy metrics table (e.g. ``RunStore.metrics(run, since_step=last)``) in one send."""
         if df.empty:
             return
-        rows = df[[self.x, "name", "value"]].dropna(subset=["value"]).astype({self.x: "float64", "value": "float64"})
-        if self.metrics is not None:
-            rows = rows[rows["name"].isin(self.metrics)]
+        rows = self._clean(df)
         if len(rows):
             self._push(rows)
 
     def replace_table(self, df: pd.DataFrame) -> None:
         """Show only the rows of ``df`` (a new run): the old rows go and the new ones come in one redraw, so
         the plots never show an empty frame in between."""
-        rows = df[[self.x, "name", "value"]].dropna(subset=["value"]).astype({self.x: "float64", "value": "float64"})
-        if self.metrics is not None:
-            rows = rows[rows["name"].isin(self.metrics)]
+        if not len(self._clean(df)):
+            self.clear()
+            return
         with self._lock:
             with param.edit_constant(self.buffer):
-                self.buffer.data = self.buffer.data.iloc[:0]
-            self.total_rows += len(rows)
-            self.buffer.send(rows.reset_index(drop=True))
+                self.buffer.data = self.buffer.data.iloc[:0]  # (no redraw: the send below draws)
+        self.send_table(df)
+
+    def forward_from(self, source: "LiveCurves", seen: int) -> tuple[int, int]:
+        """Show the rows ``source`` received after its first ``seen`` (see :meth:`rows_since`): appended in
+        one redraw, or, where some already left ``source``'s buffer, all it holds instead of what is shown.
+        Returns ``(rows sent to source so far, rows forwarded)``: pass the first as ``seen`` next time.
+
+        Example:
+            >>> src, page = LiveCurves(), LiveCurves()
+            >>> src.send(1, {"loss": 0.5}); src.send(2, {"loss": 0.4})
+            >>> page.forward_from(src, 0), page.forward_from(src, 2), len(page.buffer.data)
+            ((2, 2), (2, 0), 2)
+        """
+        rows, total, gap = source.rows_since(seen)
+        if gap:
+            self.replace_table(rows)
+        else:
+            self.send_table(rows)
+        return total, len(rows)
 
     def rows_since(self, seen: int) -> tuple[pd.DataFrame, int, bool]:
         """``(rows, total, gap)``: the buffered rows sent after the first ``seen`` rows, the number of rows

@@ -273,14 +273,10 @@ class TrainerWidget(W.VBox):
             with self._batch():
                 self.curves.replace_table(rows)
         else:
-            rows, self._rows_seen, gap = s.curves.rows_since(self._rows_seen)
-            if not len(rows):
-                return
             with self._batch():
-                if gap:  # rows left the session's buffer before they were drawn: draw all it holds
-                    self.curves.replace_table(rows)
-                else:
-                    self.curves.send_table(rows)
+                self._rows_seen, forwarded = self.curves.forward_from(s.curves, self._rows_seen)
+            if not forwarded:
+                return
         for view in self.curve_views:
             if view.mode == "output":  # a static output does not follow the stream: show it again
                 view.object = view.object
