@@ -7,7 +7,7 @@ from typing import Any, Iterator
 import torch
 from torch import nn
 
-__all__ = ["loader_generators", "loader_states", "restore_loader_states", "same_randomness"]
+__all__ = ["loader_generators", "loader_states", "restore_loader_states", "same_generator_states", "same_randomness"]
 
 
 def loader_generators(loader: Any, depth: int = 3) -> dict[str, torch.Generator]:
@@ -76,8 +76,24 @@ def same_randomness(loader: Any) -> Iterator[None]:
         >>> first == again
         True
     """
-    saved = loader_states(loader)
+    with same_generator_states(loader_generators(loader)):
+        yield
+
+
+@contextlib.contextmanager
+def same_generator_states(generators: dict[str, torch.Generator]) -> Iterator[None]:
+    """Set every generator of ``generators`` back to its state of entry on exit (a loader's, a model's...).
+
+    Example:
+        >>> g = torch.Generator().manual_seed(0)
+        >>> with same_generator_states({"g": g}):
+        ...     a = torch.rand(2, generator=g)
+        >>> torch.equal(a, torch.rand(2, generator=g))
+        True
+    """
+    saved = {k: g.get_state() for k, g in generators.items()}
     try:
         yield
     finally:
-        restore_loader_states(loader, saved)
+        for k, g in generators.items():
+            g.set_state(saved[k])

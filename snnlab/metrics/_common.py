@@ -7,7 +7,7 @@ from typing import Iterable, Iterator
 import torch
 from torch import nn
 
-from snnlab.data.loader_rng import same_randomness
+from snnlab.data.loader_rng import same_generator_states, same_randomness
 
 
 @contextlib.contextmanager
@@ -60,21 +60,16 @@ def same_model_randomness(model: nn.Module, device=None, seed: int | None = None
         True
     """
     gens = model_generators(model)
-    saved = {k: g.get_state() for k, g in gens.items()}
     dev = torch.device(device) if device is not None else None
     cuda = [dev.index if dev.index is not None else torch.cuda.current_device()] \
         if dev is not None and dev.type == "cuda" and torch.cuda.is_available() else []
-    with torch.random.fork_rng(devices=cuda):
+    with torch.random.fork_rng(devices=cuda), same_generator_states(gens):
         if seed is not None:
             torch.random.default_generator.manual_seed(int(seed))
             for d in cuda:
                 with torch.cuda.device(d):
                     torch.cuda.manual_seed(int(seed))
-        try:
-            yield
-        finally:
-            for k, g in gens.items():
-                g.set_state(saved[k])
+        yield
 
 
 def resolve_device(model: nn.Module, device) -> torch.device:
