@@ -6,8 +6,9 @@ N-MNIST, ``numpy.load`` for tonic's preprocessed DVS Gesture / POKER-DVS arrays)
 or checksum step can ever run. A missing or incomplete folder raises ``FileNotFoundError`` that
 says which files to put where and where to get them.
 
-Samples are time-major frames ``[T, C...]`` (``[T, 700]`` for SHD/SSC, ``[T, 2, H, W]`` for the
-cameras); :func:`make_neuromorphic_loader` yields batches ``[T, B, C...]``. With ``cache_dir``
+Samples are time-major frames ``[T, C...]`` (``[T, 700]`` for SHD/SSC, ``[T, ceil(700 / channel_bin)]``
+with ``channel_bin`` adjacent channels summed, ``[T, 2, H, W]`` for the cameras);
+:func:`make_neuromorphic_loader` yields batches ``[T, B, C...]``. With ``cache_dir``
 each binned sample is stored once on disk (keyed by every binning parameter), so later epochs
 skip re-binning.
 
@@ -164,6 +165,28 @@ def _split_folder(name: str, root: str | os.PathLike, split: str, train: str, te
     return base
 
 
+def _check_channel_bin(name: str, channel_bin: object, sensor_size: tuple[int, int, int]) -> int:
+    """``channel_bin`` as an int in ``1..W`` (``1`` for any sensor, more only for a 1-D ``(W, 1, 1)`` one); a
+    ``TypeError`` / ``ValueError`` naming it and the fix otherwise.
+
+    Example:
+        >>> _check_channel_bin("shd", 5, (700, 1, 1))
+        5
+    """
+    w, h, p = (int(v) for v in sensor_size)
+    how = (f"channel_bin=k sums each group of k adjacent channels into one (e.g. channel_bin=5: {w} -> "
+           f"{-(-w // 5)} channels); 1 = no binning")
+    if isinstance(channel_bin, bool) or not isinstance(channel_bin, (int, np.integer)):
+        raise TypeError(f"{name}: channel_bin must be an int in 1..{w}, got {channel_bin!r}; {how}")
+    if channel_bin != 1 and not (h == 1 and p == 1):
+        raise ValueError(f"{name}: channel_bin={channel_bin!r} applies to 1-D sensors (SHD/SSC) only, not sensor size "
+                         f"{tuple(sensor_size)}; leave channel_bin=1")
+    if not 1 <= channel_bin <= w:
+        raise ValueError(f"{name}: channel_bin must be in 1..{w} (the sensor has {w} channels), got {channel_bin!r}; "
+                         f"{how}")
+    return int(channel_bin)
+
+
 def _default_bins(n_time_bins: int | None, time_window: float | None, default: int) -> int | None:
     """``n_time_bins``, or the dataset's ``default`` when neither it nor ``time_window`` is given."""
     return default if n_time_bins is None and time_window is None else n_time_bins
@@ -192,12 +215,17 @@ class EventFrameDataset(Dataset):
             is counted, so the number of frames varies.
         cache_dir: folder for the binned-sample cache (``None`` = no cache).
         cache_params: extra parameters that identify the files (part of the cache key).
+        channel_bin: for a 1-D sensor ``(W, 1, 1)``, sum each group of ``channel_bin`` adjacent channels: unit ``c``
+            counts in channel ``c // channel_bin`` of ``ceil(W / channel_bin)`` (the last group may be smaller).
+            ``sensor_size`` is then the binned ``(ceil(W / channel_bin), 1, 1)``; events are checked against the
+            unbinned ``event_sensor_size`` first. Default 1 (no binning).
 
     A sample may have at most :data:`MAX_FRAMES` frames and :data:`MAX_SAMPLE_BYTES` bytes (more means the
     times were almost surely not given in microseconds). Events outside the sensor raise ``ValueError``, and
     errors while reading or binning a sample name its file.
 
-    Items are ``(frames float32 [T, P, H, W] or [T, W] for 1-D sensors, label int64)``.
+    Items are ``(frames float32 [T, P, H, W] or [T, W] for 1-D sensors, label int64)``; with ``channel_bin``,
+    ``[T, ceil(W / channel_bin)]``.
 
     Example:
         >>> ev = np.array([(0, 1, 0), (500, 2, 0)], dtype=AUDIO_DTYPE)
@@ -207,6 +235,9 @@ class EventFrameDataset(Dataset):
         (torch.Size([2, 4]), [0.0, 1.0, 1.0, 0.0], 3)
         >>> EventFrameDataset("toy", [0], [3], lambda i: ev, (4, 1, 1), time_window=250)[0][0].shape
         torch.Size([3, 4])
+        >>> xb = EventFrameDataset("toy", [0], [3], lambda i: ev, (4, 1, 1), n_time_bins=2, channel_bin=3)[0][0]
+        >>> xb.shape, xb.sum(0).tolist()  # units 0-2 -> channel 0, unit 3 -> channel 1
+        (torch.Size([2, 2]), [2.0, 0.0])
     """
 
     def __init__(
@@ -221,7 +252,9 @@ class EventFrameDataset(Dataset):
         duration: float | None = None,
         cache_dir: str | os.PathLike | None = None,
         cache_params: dict[str, object] | None = None,
+        channel_bin: int = 1,
     ) -> None:
+        channel_bin = _check_channel_bin(name, channel_bin, sensor_size)
         if n_time_bins is None and time_window is None:
             n_time_bins = 100
         if n_time_bins is not None and time_window is not None:
@@ -243,7 +276,10 @@ class EventFrameDataset(Dataset):
         self.items = list(items)
         self.labels = torch.as_tensor(np.asarray(labels), dtype=torch.long)
         self.reader = reader
-        self.sensor_size = tuple(int(s) for s in sensor_size)
+        self.event_sensor_size = tuple(int(s) for s in sensor_size)  # events are checked against this
+        self.channel_bin = channel_bin
+        w, h, p = self.event_sensor_size
+        self.sensor_size = (-(-w // channel_bin), h, p)  # the frames' (binned) size
         self.n_time_bins, self.time_window, self.duration = n_time_bins, time_window, duration
         if n_time_bins is not None:
             self._check_frames(int(n_time_bins), "n_time_bins")
@@ -254,6 +290,8 @@ class EventFrameDataset(Dataset):
             params = {"name": name, "n": len(self.items), "sensor_size": self.sensor_size, "binning": BINNING_VERSION,
                       "n_time_bins": n_time_bins, "time_window": time_window, "duration": duration,
                       **(cache_params or {})}
+            if channel_bin != 1:  # absent at 1, so caches written before channel_bin existed stay valid
+                params["channel_bin"] = channel_bin
             self.cache = DiskCache(cache_dir, name, params)
 
     def __len__(self) -> int:
@@ -299,7 +337,7 @@ class EventFrameDataset(Dataset):
         """Every event must lie on the sensor: ``0 <= x < W``, ``0 <= y < H``, ``0 <= p < P``."""
         if not len(events):
             return
-        w, h, p = self.sensor_size
+        w, h, p = self.event_sensor_size
         one_d = h == 1 and p == 1
         fields = [("x", w, "unit" if one_d else "x")]
         if "y" in events.dtype.names:
@@ -314,7 +352,7 @@ class EventFrameDataset(Dataset):
                     f"{self.name}: {self._where(index)}: event {i} (t={int(events['t'][i])} us) has "
                     f"{label}={int(v[i])}, "
                     f"outside the sensor's 0..{size - 1} ({bad.size} such events); the file is corrupt or belongs to "
-                    f"another dataset (sensor size {self.sensor_size})")
+                    f"another dataset (sensor size {self.event_sensor_size})")
 
     def _frames_of(self, events: np.ndarray) -> tuple[float, float, int]:
         """``(start, frame length, number of frames)`` in microseconds for a sample's sorted events."""
@@ -339,6 +377,9 @@ class EventFrameDataset(Dataset):
         except Exception as e:
             raise self._error(index, "cannot read it", e) from e
         self._check_events(events, index)
+        if self.channel_bin != 1:
+            events = events.copy()  # the reader's array is not ours to change
+            events["x"] //= self.channel_bin
         if self.duration is not None and len(events):  # cut first: n_time_bins bins then cover the kept events
             limit = float(self.duration)
             if self.time_window is not None:  # frames from 0: events past the last whole frame are dropped
@@ -439,7 +480,9 @@ def _check_labels(name: str, labels: list[int] | np.ndarray, where: list[str]) -
                          f"{bad.size} samples have such labels): the file is corrupt or belongs to another dataset")
 
 
-def _load_h5(name: str, root, split: str, splits: tuple[str, ...], n_time_bins, time_window, duration, cache_dir):
+def _load_h5(name: str, root, split: str, splits: tuple[str, ...], n_time_bins, time_window, duration, cache_dir,
+             channel_bin: int = 1):
+    _check_channel_bin(name, channel_bin, NEUROMORPHIC_DATASETS[name].sensor_size)  # before touching the files
     if split not in splits:
         raise ValueError(f"{name}: unknown split {split!r}; choose one of {list(splits)}")
     fname = f"{name}_{split}.h5"
@@ -469,7 +512,7 @@ def _load_h5(name: str, root, split: str, splits: tuple[str, ...], n_time_bins, 
     return EventFrameDataset(
         name, list(range(len(labels))), labels, _H5Reader(path), NEUROMORPHIC_DATASETS[name].sensor_size,
         n_time_bins=n_time_bins, time_window=time_window, duration=duration, cache_dir=cache_dir,
-        cache_params=files_cache_params([str(path)], cache_dir),
+        cache_params=files_cache_params([str(path)], cache_dir), channel_bin=channel_bin,
     )
 
 
@@ -480,20 +523,25 @@ def load_shd(
     time_window: float | None = None,
     duration: float | None = None,
     cache_dir: str | os.PathLike | None = None,
+    channel_bin: int = 1,
 ) -> EventFrameDataset:
     """Spiking Heidelberg Digits from ``root/shd_{train,test}.h5``: items ``([T, 700], label 0..19)``.
 
     Give ``n_time_bins`` (default 100) or ``time_window``. ``time_window``/``duration`` are in microseconds,
     although the file stores seconds (e.g. ``time_window=10_000, duration=1_000_000`` gives 100 frames
-    aligned at t=0); see :class:`EventFrameDataset`.
+    aligned at t=0); see :class:`EventFrameDataset`. ``channel_bin`` (1..700, default 1) sums each group of
+    that many adjacent channels (unit ``c`` counts in channel ``c // channel_bin``), so items are
+    ``[T, ceil(700 / channel_bin)]``: ``channel_bin=5`` gives the 140 inputs of Hammouamri et al. (2023, DCLS delays).
 
     Example:
         >>> ds = load_shd("/data/shd", "train", n_time_bins=100)  # doctest: +SKIP
         >>> ds[0][0].shape  # doctest: +SKIP
         torch.Size([100, 700])
+        >>> load_shd("/data/shd", "train", n_time_bins=100, channel_bin=5)[0][0].shape  # doctest: +SKIP
+        torch.Size([100, 140])
     """
     n_time_bins = _default_bins(n_time_bins, time_window, 100)
-    return _load_h5("shd", root, split, ("train", "test"), n_time_bins, time_window, duration, cache_dir)
+    return _load_h5("shd", root, split, ("train", "test"), n_time_bins, time_window, duration, cache_dir, channel_bin)
 
 
 def load_ssc(
@@ -503,18 +551,23 @@ def load_ssc(
     time_window: float | None = None,
     duration: float | None = None,
     cache_dir: str | os.PathLike | None = None,
+    channel_bin: int = 1,
 ) -> EventFrameDataset:
     """Spiking Speech Commands from ``root/ssc_{train,valid,test}.h5``: items ``([T, 700], label 0..34)``.
 
-    Give ``n_time_bins`` (default 100) or ``time_window``; times are in microseconds as for :func:`load_shd`.
+    Give ``n_time_bins`` (default 100) or ``time_window``; times are in microseconds and ``channel_bin`` sums
+    adjacent channels (items ``[T, ceil(700 / channel_bin)]``) as for :func:`load_shd`.
 
     Example:
         >>> ds = load_ssc("/data/ssc", "valid", time_window=10_000, duration=1_000_000)  # doctest: +SKIP
         >>> ds[0][0].shape  # doctest: +SKIP
         torch.Size([100, 700])
+        >>> load_ssc("/data/ssc", "valid", channel_bin=5)[0][0].shape  # doctest: +SKIP
+        torch.Size([100, 140])
     """
     n_time_bins = _default_bins(n_time_bins, time_window, 100)
-    return _load_h5("ssc", root, split, ("train", "valid", "test"), n_time_bins, time_window, duration, cache_dir)
+    return _load_h5("ssc", root, split, ("train", "valid", "test"), n_time_bins, time_window, duration, cache_dir,
+                    channel_bin)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -729,6 +782,8 @@ _LOADERS: dict[str, Callable[..., EventFrameDataset]] = {
 def load_neuromorphic(name: str, root: str | os.PathLike, split: str = "train", **kwargs: object) -> EventFrameDataset:
     """Dispatch to the loader for ``name`` in ``{"shd", "ssc", "nmnist", "dvsgesture", "pokerdvs"}``.
 
+    ``kwargs`` go to that loader; ``channel_bin`` is for ``"shd"`` / ``"ssc"`` only (``TypeError`` elsewhere).
+
     Example:
         >>> load_neuromorphic("shd", "/nonexistent")  # doctest: +IGNORE_EXCEPTION_DETAIL
         Traceback (most recent call last):
@@ -737,4 +792,7 @@ def load_neuromorphic(name: str, root: str | os.PathLike, split: str = "train", 
     key = name.lower().replace("-", "").replace("_", "")
     if key not in _LOADERS:
         raise ValueError(f"unknown neuromorphic dataset {name!r}; choose one of {sorted(_LOADERS)}")
+    if "channel_bin" in kwargs and key not in ("shd", "ssc"):  # as for any keyword its loader does not take
+        raise TypeError(f"{key}: channel_bin sums adjacent audio channels and applies to 'shd' and 'ssc' only; "
+                        f"drop it for {key}")
     return _LOADERS[key](root, split, **kwargs)
