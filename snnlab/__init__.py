@@ -19,9 +19,10 @@ from snnlab.core import surrogates  # noqa: E402
 from snnlab.core.delays import DelayedLinear, DelaySchedule  # noqa: E402
 from snnlab.core.masking import SpikeMask  # noqa: E402
 from snnlab.core.network import Monitor, Sequential  # noqa: E402
+from snnlab.core.normalization import TimeBatchNorm  # noqa: E402
 from snnlab.core.neurons import LI, LIF  # noqa: E402
 
 __version__ = "0.1.0"
 
-__all__ = ["LIF", "LI", "DelayedLinear", "DelaySchedule", "SpikeMask", "Sequential", "Monitor", "surrogates",
+__all__ = ["LIF", "LI", "DelayedLinear", "DelaySchedule", "SpikeMask", "TimeBatchNorm", "Sequential", "Monitor", "surrogates",
            "__version__"]

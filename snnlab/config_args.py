@@ -62,6 +62,10 @@ def field_converter(name: str):
 
 def add_config_arguments(parser: argparse.ArgumentParser) -> None:
     """Add ``--config FILE`` and one ``--<field>`` flag per config field to ``parser``."""
+    from snnlab.training.presets import PRESETS
+
+    parser.add_argument("--preset", choices=sorted(PRESETS),
+                        help="start from a published setup (snnlab.training.presets); --config and flags override it")
     parser.add_argument("--config", metavar="FILE", help="JSON file with a saved configuration; flags override it")
     group = parser.add_argument_group("experiment configuration (defaults in brackets)")
     for name, spec in ExperimentConfig.schema().items():
@@ -113,9 +117,13 @@ def parse_grid(items: list[str]) -> dict[str, list]:
 
 
 def config_from_args(args: argparse.Namespace, base: dict[str, Any] | None = None) -> ExperimentConfig:
-    """Build and validate the config: ``base`` (e.g. a checkpoint's), the ``--config`` file (if any), then
-    the flags given."""
+    """Build and validate the config: ``base`` (e.g. a checkpoint's), the ``--preset`` (if any), the ``--config``
+    file (if any), then the flags given."""
     base = dict(base or {})
+    if getattr(args, "preset", None):
+        from snnlab.training.presets import PRESETS
+
+        base.update(PRESETS[args.preset])
     if getattr(args, "config", None):
         try:
             with open(args.config) as fh:

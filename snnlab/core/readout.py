@@ -4,6 +4,8 @@ Readouts, for an output of shape ``[T, B, C]``:
 
 - ``"membrane_sum"``: ``sum_t out[t]`` — for a non-spiking ``LI`` readout layer (the default).
 - ``"membrane_max"``: ``max_t out[t]``.
+- ``"softmax_sum"``: ``sum_t softmax(out[t])`` — each step's membranes turned into class probabilities and
+  summed over time (the DCLS delay papers' readout; the loss then takes the log-softmax of these sums).
 - ``"spike_count"``: ``sum_t s[t]`` — for a spiking output layer.
 - ``"first_spike"``: ``-(first spike time) / T`` — time-to-first-spike decoding: the earliest
   output neuron wins. With ``first_spike_time`` written as ``sum_t t*s[t] + T*(1 - sum_t s[t])`` for
@@ -17,7 +19,7 @@ from __future__ import annotations
 
 import torch
 
-READOUTS = ("membrane_sum", "membrane_max", "spike_count", "first_spike")
+READOUTS = ("membrane_sum", "membrane_max", "softmax_sum", "spike_count", "first_spike")
 
 #: The prediction of a sample without a decision (a tie for the largest score, e.g. a silent output).
 NO_DECISION = -1
@@ -56,6 +58,8 @@ def logits(out: torch.Tensor, readout: str = "membrane_sum") -> torch.Tensor:
         return out.sum(0)
     if readout == "membrane_max":
         return out.max(0).values
+    if readout == "softmax_sum":
+        return torch.softmax(out, dim=-1).sum(0)
     if readout == "first_spike":
         return -first_spike_time(out) / out.shape[0]
     raise ValueError(f"unknown readout {readout!r}; choose one of {list(READOUTS)}")
@@ -103,6 +107,8 @@ def prediction_over_time(out: torch.Tensor, readout: str = "membrane_sum") -> to
         running = out.cumsum(0)
     elif readout == "membrane_max":
         running = out.cummax(0).values
+    elif readout == "softmax_sum":
+        running = torch.softmax(out.detach(), dim=-1).cumsum(0)
     elif readout == "first_spike":
         out = out.detach()
         fired = (out.cumsum(0) > 0).any(-1)                          # [T, B]: some neuron has fired

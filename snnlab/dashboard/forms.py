@@ -20,9 +20,9 @@ __all__ = ["ConfigForm", "FORM_GROUPS", "DASHBOARD_DEFAULTS"]
 FORM_GROUPS: dict[str, list[str]] = {
     "Data": ["dataset", "encoding", "num_steps", "data_root"],
     "Network": ["hidden", "neuron", "max_spikes", "surrogate", "noise_scale", "delays", "max_delay", "mask_p",
-                "readout"],
-    "Training": ["epochs", "batch_size", "lr", "lr_delays", "max_batches_per_epoch", "eval_max_batches", "seed",
-                 "device"],
+                "dropout", "batch_norm", "readout"],
+    "Training": ["epochs", "batch_size", "lr", "lr_schedule", "lr_delays", "max_batches_per_epoch",
+                 "eval_max_batches", "seed", "device"],
 }
 
 #: the dashboard's starting values (small enough to train in seconds on a laptop CPU)

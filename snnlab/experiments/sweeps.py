@@ -82,7 +82,7 @@ def run_folder_names(configs: list[ExperimentConfig]) -> list[str]:
     """
     names, seen = [], {}
     for cfg in configs:
-        digest = params_key(cfg.to_dict())[:12]
+        digest = params_key(cfg.identity_dict())[:12]
         k = seen[digest] = seen.get(digest, -1) + 1
         names.append(digest if k == 0 else f"{digest}.{k}")
     return names

@@ -8,7 +8,7 @@ i.e. after ``t + 1`` input steps), consistent with :func:`snnlab.core.readout.fi
   the first output spike, unless several neurons fire first together. The target is not used (the
   decision is taken then, right or wrong), but a sample whose readout ends in a tie (no final
   decision) is undecided.
-* Membrane readouts (``"membrane_sum"``, ``"membrane_max"``): the earliest step ``t`` such that
+* Membrane readouts (``"membrane_sum"``, ``"membrane_max"``, ``"softmax_sum"``): the earliest step ``t`` such that
   :func:`~snnlab.core.readout.prediction_over_time` equals the final prediction at every step
   ``t..T-1`` *and* the final prediction is correct (with ``target=None``, only the stability).
   Steps with a tied readout (e.g. all zero) are no prediction, not class 0.
@@ -30,7 +30,7 @@ from snnlab.core.readout import NO_DECISION, READOUTS, prediction_over_time
 __all__ = ["SPIKE_READOUTS", "MEMBRANE_READOUTS", "decision_latency", "mean_latency"]
 
 SPIKE_READOUTS = ("first_spike", "spike_count")
-MEMBRANE_READOUTS = ("membrane_sum", "membrane_max")
+MEMBRANE_READOUTS = ("membrane_sum", "membrane_max", "softmax_sum")
 
 
 def decision_latency(out: torch.Tensor, readout: str = "membrane_sum", target: torch.Tensor | None = None,

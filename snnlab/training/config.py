@@ -23,8 +23,11 @@ from typing import Any
 import param
 
 from snnlab.core import surrogates as _surrogates
+from snnlab.core.delays import DelaySchedule
 from snnlab.core.neurons import RESETS
 from snnlab.core.readout import READOUTS
+
+from .lr_schedule import LR_SCHEDULES
 
 __all__ = ["ExperimentConfig", "ConfigError", "DATASETS", "NEURONS", "ENCODINGS", "estimate_memory_bytes",
            "dataset_shape"]
@@ -40,6 +43,14 @@ DEVICES = ("auto", "cpu", "cuda")
 # Refuse configurations whose estimated training memory exceeds this (override per call of validate()).
 DEFAULT_MEMORY_LIMIT_BYTES = 32 * 2**30
 MAX_LAYER_WIDTH = 1_000_000
+
+
+# Fields added after configurations were first hashed into run folder names, with the value that keeps the older
+# behaviour; identity_dict() leaves them out at that value, so existing run folders keep their names.
+FIELDS_ADDED_LATER: dict[str, Any] = {
+    "detach_reset": False, "dropout": 0.0, "batch_norm": False, "sigma_schedule": "linear", "sigma_end": 0.5,
+    "sigma_anneal_fraction": 0.75, "lr_schedule": "constant", "lr_delays_schedule": "constant",
+}
 
 
 class ConfigError(ValueError):
@@ -75,8 +86,8 @@ def dataset_shape(cfg: "ExperimentConfig") -> tuple[int, int]:
         return 2 * int(kw.get("n_per_channel", 1)) + int(kw.get("n_distractors", 0)), len(kw.get("delays", (10, 25)))
     if name == "nmnist":
         return 2 * 34 * 34, 10
-    if name in ("shd", "ssc"):
-        return 700, 20 if name == "shd" else 35
+    if name in ("shd", "ssc"):  # channel_bin adjacent channels summed into one (DCLS: 5, 700 -> 140)
+        return -(-700 // int(kw.get("channel_bin", 1))), 20 if name == "shd" else 35
     if name == "dvs_gesture":
         return 2 * 128 * 128, 11
     if name == "fsdd":
@@ -163,15 +174,31 @@ class ExperimentConfig(param.Parameterized):
     threshold = param.Number(default=1.0, bounds=(0, None), inclusive_bounds=(False, True), doc="Firing threshold.")
     reset = param.Selector(default="subtract", objects=list(RESETS), doc=(
         "Reset after a spike: 'subtract' the threshold or set the membrane to 'zero'."))
+    detach_reset = param.Boolean(default=False, doc=(
+        "Stop the gradient through the reset term (the reset still happens), as SpikingJelly's detach_reset."))
     learn_threshold = param.Boolean(default=False, doc="Learn one threshold per hidden layer.")
     learn_tau = param.Boolean(default=False, doc="Learn one membrane time constant per layer.")
     mask_p = param.Number(default=0.0, bounds=(0.0, 1.0), inclusive_bounds=(True, False), doc=(
         "Drop each hidden spike with this probability during training (LIF mask_p, fused into the neuron "
         "kernels; the spike counts logged are the transmitted spikes); 0 = off."))
+    dropout = param.Number(default=0.0, bounds=(0.0, 1.0), inclusive_bounds=(True, False), doc=(
+        "Dropout on the hidden spikes in training (torch.nn.Dropout: each spike dropped with this probability "
+        "and the kept ones scaled by 1/(1-p), independently per time step; off in evaluation, so it never "
+        "changes the spike and SynOp counts). Unlike mask_p it regularises, it does not cut spikes. 0 = off."))
+    batch_norm = param.Boolean(default=False, doc=(
+        "Batch-normalise the synaptic currents of each hidden layer before its neurons (TimeBatchNorm: "
+        "statistics per neuron over time and batch), as in the DCLS delay experiments."))
     delays = param.Boolean(default=False, doc=(
         "Use learnable synaptic delays (DelayedLinear, DCLS-style) instead of plain dense synapses."))
     max_delay = param.Integer(default=10, bounds=(0, 100_000), doc=(
         "Largest synaptic delay in time steps (taps 0..max_delay-1) when delays is on; at most num_steps."))
+    sigma_schedule = param.Selector(default="linear", objects=list(DelaySchedule.KINDS), doc=(
+        "How the delay kernels' Gaussian width sigma shrinks from max_delay/2 to sigma_end (DelaySchedule kind): "
+        "'linear', 'cosine' or 'exponential'."))
+    sigma_end = param.Number(default=0.5, bounds=(0, None), inclusive_bounds=(False, True), doc=(
+        "Final sigma of the delay kernels (in time steps), reached after sigma_anneal_fraction of the epochs."))
+    sigma_anneal_fraction = param.Number(default=0.75, bounds=(0, 1), inclusive_bounds=(False, True), doc=(
+        "Fraction of the epochs over which sigma shrinks to sigma_end; the rest train at sigma_end."))
     weight_gain = param.Number(default=3.0, bounds=(0, 1000.0), inclusive_bounds=(False, True), doc=(
         "Multiplier on the default (PyTorch Linear-style, +-1/sqrt(fan_in)) initial weights of the hidden "
         "layers' input synapses; > 1 makes the sparse spike inputs reach threshold from the start."))
@@ -179,8 +206,9 @@ class ExperimentConfig(param.Parameterized):
         "Multiplier on the initial weights of the synapses into an LI (membrane) readout, whose summed "
         "membranes over T steps get large; spiking readouts use weight_gain."))
     readout = param.Selector(default="membrane_sum", objects=list(READOUTS), doc=(
-        "How class scores are read from the output layer: 'membrane_sum' / 'membrane_max' of a non-spiking "
-        "LI layer, or 'spike_count' / 'first_spike' of a spiking output layer."))
+        "How class scores are read from the output layer: 'membrane_sum' / 'membrane_max' / 'softmax_sum' "
+        "(per-step softmax summed over time, as DCLS) of a non-spiking LI layer, or 'spike_count' / "
+        "'first_spike' of a spiking output layer."))
 
     # -- optimisation -------------------------------------------------------------------------
     loss = param.Selector(default="cross_entropy", objects=list(LOSSES), doc="Training loss on the readout logits.")
@@ -190,6 +218,12 @@ class ExperimentConfig(param.Parameterized):
         "Learning rate of the weights (and thresholds / time constants)."))
     lr_delays = param.Number(default=0.1, bounds=(0, 1000.0), doc=(
         "Learning rate of the delay positions (in time steps); usually much larger than lr."))
+    lr_schedule = param.Selector(default="constant", objects=list(LR_SCHEDULES), doc=(
+        "Learning-rate schedule of the weights (and thresholds, time constants, batch norm), per step: "
+        "'constant'; 'cosine' (from lr down to 0); 'one_cycle' (lr is the peak: up from lr/25 over the first "
+        "30 % of the steps, then down to lr/250000, as torch's OneCycleLR)."))
+    lr_delays_schedule = param.Selector(default="constant", objects=list(LR_SCHEDULES), doc=(
+        "Learning-rate schedule of the delay positions (same choices as lr_schedule, from lr_delays)."))
     optimizer = param.Selector(default="adam", objects=list(OPTIMIZERS), doc="Optimiser: 'adam' or 'sgd' (momentum 0.9).")
     weight_decay = param.Number(default=0.0, bounds=(0.0, 10.0), doc="L2 weight decay of the weights (not of the delays).")
     seed = param.Integer(default=0, bounds=(0, 2**63 - 1), doc="Seed for torch, numpy, random and the data split/shuffle.")
@@ -221,6 +255,12 @@ class ExperimentConfig(param.Parameterized):
                 d["bounds"] = tuple(p.bounds)
             out[k] = d
         return out
+
+    def identity_dict(self) -> dict[str, Any]:
+        """:meth:`to_dict` without the fields added later (:data:`FIELDS_ADDED_LATER`) that hold the value which
+        keeps the older behaviour: the identity of a run (sweep folders hash it), unchanged by new options."""
+        return {k: v for k, v in self.to_dict().items()
+                if not (k in FIELDS_ADDED_LATER and v == FIELDS_ADDED_LATER[k])}
 
     def to_dict(self) -> dict[str, Any]:
         """Plain ``{field: value}`` (JSON-serialisable; lists and dicts are copies)."""
@@ -365,6 +405,10 @@ class ExperimentConfig(param.Parameterized):
             parts.append(f"delays{self.max_delay}")
         if self.mask_p > 0:
             parts.append(f"mask{self.mask_p:g}")
+        if self.batch_norm:
+            parts.append("bn")
+        if self.dropout > 0:
+            parts.append(f"drop{self.dropout:g}")
         if self.readout != "membrane_sum":
             parts.append(self.readout)
         return " ".join(parts)

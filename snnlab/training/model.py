@@ -12,6 +12,7 @@ from snnlab.core import surrogates as sg
 from snnlab.core.delays import DelayedLinear
 from snnlab.core.network import Sequential
 from snnlab.core.neurons import LI, LIF
+from snnlab.core.normalization import TimeBatchNorm
 
 from .config import ExperimentConfig
 
@@ -24,7 +25,7 @@ def neuron_kwargs(cfg: ExperimentConfig) -> dict[str, Any]:
     """Keyword arguments for the hidden :class:`~snnlab.LIF` layers."""
     kw: dict[str, Any] = dict(tau_mem=float(cfg.tau_mem), threshold=float(cfg.threshold), reset=cfg.reset,
                               max_spikes=cfg.effective_max_spikes(), learn_threshold=bool(cfg.learn_threshold),
-                              learn_tau=bool(cfg.learn_tau))
+                              learn_tau=bool(cfg.learn_tau), detach_reset=bool(cfg.detach_reset))
     a = cfg.surrogate_alpha
     kw["surrogate"] = sg.get(cfg.surrogate, alpha=a, sigma=a)
     if cfg.neuron == "noisy":
@@ -45,7 +46,8 @@ def _synapse(cfg: ExperimentConfig, n_in: int, n_out: int, gain: float) -> nn.Mo
 
 
 def build_model(cfg: ExperimentConfig, n_inputs: int, n_classes: int) -> Sequential:
-    """The network of ``cfg``: per hidden layer ``synapse -> LIF``, then ``synapse -> readout``.
+    """The network of ``cfg``: per hidden layer ``synapse [-> TimeBatchNorm] -> LIF [-> Dropout]``, then
+    ``synapse -> readout`` (batch norm with ``cfg.batch_norm``, dropout with ``cfg.dropout > 0``).
 
     The synapse is :class:`~snnlab.DelayedLinear` when ``cfg.delays`` else a bias-free ``nn.Linear``;
     initial weights are scaled by ``cfg.weight_gain`` (hidden, and a spiking output layer) and
@@ -69,7 +71,11 @@ def build_model(cfg: ExperimentConfig, n_inputs: int, n_classes: int) -> Sequent
     prev = n_inputs
     for h in cfg.hidden:
         layers.append(_synapse(cfg, prev, int(h), cfg.weight_gain))
+        if cfg.batch_norm:
+            layers.append(TimeBatchNorm(int(h)))
         layers.append(LIF(**kw, mask_p=float(cfg.mask_p)))
+        if cfg.dropout > 0:
+            layers.append(nn.Dropout(float(cfg.dropout)))
         prev = int(h)
     spiking_out = cfg.readout in SPIKING_READOUTS  # a spiking output layer must reach threshold: hidden gain
     layers.append(_synapse(cfg, prev, n_classes, cfg.weight_gain if spiking_out else cfg.readout_gain))

@@ -39,6 +39,7 @@ from snnlab.data.loader_rng import loader_states, restore_loader_states
 from .checkpoint import CheckpointError, load_checkpoint, save_checkpoint, to_plain
 from .config import ExperimentConfig
 from .events import Event, EventBus
+from .lr_schedule import lr_factor
 
 __all__ = ["Trainer", "TrainingDiverged", "RunStoreProtocol", "History", "STATES", "seed_everything",
            "resolve_device", "EVAL_KEYS"]
@@ -270,7 +271,8 @@ class Trainer:
                 layer.round_delays()
         self.optimizer = self._build_optimizer()
         learnable = self._delay_layers()
-        self.schedule = DelaySchedule(learnable, total_epochs=cfg.epochs) if learnable else None
+        self.schedule = (DelaySchedule(learnable, total_epochs=cfg.epochs, sigma_end=cfg.sigma_end, kind=cfg.sigma_schedule,
+                                       anneal_fraction=cfg.sigma_anneal_fraction) if learnable else None)
 
         # spikes per sample during training steps
         self._spike_counts: list[torch.Tensor] = []
@@ -348,6 +350,21 @@ class Trainer:
         if cfg.optimizer == "adam":
             return torch.optim.Adam(groups, lr=cfg.lr)
         return torch.optim.SGD(groups, lr=cfg.lr, momentum=0.9)
+
+    def _schedule_learning_rates(self, batches_per_epoch: int | None) -> None:
+        """Set each parameter group's rate for this step from ``cfg.lr_schedule`` / ``cfg.lr_delays_schedule``."""
+        cfg = self.cfg
+        if cfg.lr_schedule == "constant" and cfg.lr_delays_schedule == "constant":
+            return  # the optimiser's rates are left as they are
+        if not batches_per_epoch:
+            raise ValueError(f"lr_schedule={cfg.lr_schedule!r} / lr_delays_schedule={cfg.lr_delays_schedule!r} need "
+                             "the number of steps of the run: give a training loader with a length, or set "
+                             "max_batches_per_epoch")
+        total = int(cfg.epochs) * int(batches_per_epoch)
+        for group in self.optimizer.param_groups:
+            delays = group.get("name") == "delays"
+            base, kind = (cfg.lr_delays, cfg.lr_delays_schedule) if delays else (cfg.lr, cfg.lr_schedule)
+            group["lr"] = float(base) * lr_factor(kind, self.step, total)
 
     def _count_hook(self, module, inputs, output) -> None:
         if self._counting:
@@ -720,6 +737,7 @@ class Trainer:
                     raise self._diverged("loss", loss_v, epoch)
                 opt.zero_grad(set_to_none=True)
                 loss.backward()
+                self._schedule_learning_rates(n_batches)
                 opt.step()
                 for layer in delay_layers:
                     layer.clamp_positions_()

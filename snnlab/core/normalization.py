@@ -1,0 +1,35 @@
+"""Batch normalisation of time-major tensors ``[T, B, F]``."""
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+__all__ = ["TimeBatchNorm"]
+
+
+class TimeBatchNorm(nn.BatchNorm1d):
+    """``torch.nn.BatchNorm1d`` over the features of a time-major ``[T, B, F]`` tensor.
+
+    Each feature (neuron) is normalised with its mean and variance over all ``T * B`` time steps and
+    samples (running averages of them in evaluation), as the DCLS delay networks normalise the synaptic
+    currents before the neurons. ``nn.BatchNorm1d`` itself would read ``[T, B, F]`` as ``[N, C, L]`` and
+    normalise over the wrong axis. Parameters and state dict are those of ``nn.BatchNorm1d(num_features)``.
+
+    Example:
+        >>> bn = TimeBatchNorm(3)
+        >>> y = bn(torch.randn(20, 4, 3) * 5 + 2)
+        >>> y.shape, bool(y.mean(dim=(0, 1)).abs().max() < 1e-5)
+        (torch.Size([20, 4, 3]), True)
+    """
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if not isinstance(x, torch.Tensor) or x.dim() != 3:
+            shape = tuple(x.shape) if isinstance(x, torch.Tensor) else type(x).__name__
+            raise ValueError(f"TimeBatchNorm expects time-major input [T, B, F], got {shape}")
+        t, b, f = x.shape
+        if f != self.num_features:
+            raise ValueError(f"TimeBatchNorm({self.num_features}) got {f} features (input [T, B, F] = {tuple(x.shape)}); "
+                             f"build it with num_features={f}")
+        if t * b == 0:
+            return x.clone()
+        return super().forward(x.reshape(t * b, f)).reshape(t, b, f)
