@@ -1027,6 +1027,9 @@ NOTEBOOKS["04_learnable_delays.ipynb"] = [
       learning rate of the positions (in steps).
     * On the interval task a network without delays stays at chance while delays solve it: the hidden neurons
       become coincidence detectors tuned to the class intervals.
+    * The paper's own setup on the Spiking Heidelberg Digits is a preset: `preset("dcls_shd", data_root=...)` in
+      Python or `snnlab train --preset dcls_shd --data-root ...` (batch norm, dropout, the softmax-sum readout and
+      the schedules included; see the README's "Published setups"). It needs the SHD files and, at 150 epochs, a GPU.
     """),
 ]
 
