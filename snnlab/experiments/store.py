@@ -32,8 +32,6 @@ import pandas as pd
 
 STATUSES = ("created", "idle", "running", "paused", "finished", "failed", "stopped")
 SCHEMA_VERSION = 1  # PRAGMA user_version of a store; 0 = a store written before versioning (same layout)
-_COLUMNS = {"runs": {"run_id", "name", "status", "message", "config", "created", "updated", "checkpoint", "summary"},
-            "metrics": {"run_id", "step", "epoch", "kind", "name", "value", "time"}}
 
 
 class StoreError(ValueError):
@@ -50,6 +48,20 @@ CREATE TABLE IF NOT EXISTS metrics (
 );
 CREATE INDEX IF NOT EXISTS metrics_run ON metrics(run_id, step);
 """
+
+
+def _schema_columns() -> dict[str, set[str]]:
+    """``{table: column names}`` of :data:`_SCHEMA`, read from an in-memory database built with it."""
+    con = sqlite3.connect(":memory:")
+    try:
+        con.executescript(_SCHEMA)
+        tables = [r[0] for r in con.execute("SELECT name FROM sqlite_master WHERE type='table'")]
+        return {t: {r[1] for r in con.execute(f"PRAGMA table_info({t})")} for t in tables}
+    finally:
+        con.close()
+
+
+_COLUMNS = _schema_columns()  # what a store must have; the schema above is the one source of truth
 
 
 def default_store_path() -> Path:
