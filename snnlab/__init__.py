@@ -17,6 +17,7 @@ _os.environ.setdefault("THP_MEM_ALLOC_ENABLE", "1")
 
 from snnlab.core import surrogates  # noqa: E402
 from snnlab.core.delays import DelayedLinear, DelaySchedule  # noqa: E402
+from snnlab.core.dropout import TimeDropout  # noqa: E402
 from snnlab.core.masking import SpikeMask  # noqa: E402
 from snnlab.core.network import Monitor, Sequential  # noqa: E402
 from snnlab.core.normalization import TimeBatchNorm  # noqa: E402
@@ -24,5 +25,5 @@ from snnlab.core.neurons import LI, LIF  # noqa: E402
 
 __version__ = "0.1.0"
 
-__all__ = ["LIF", "LI", "DelayedLinear", "DelaySchedule", "SpikeMask", "TimeBatchNorm", "Sequential", "Monitor", "surrogates",
+__all__ = ["LIF", "LI", "DelayedLinear", "DelaySchedule", "SpikeMask", "TimeBatchNorm", "TimeDropout", "Sequential", "Monitor", "surrogates",
            "__version__"]

@@ -121,9 +121,9 @@ def config_from_args(args: argparse.Namespace, base: dict[str, Any] | None = Non
     file (if any), then the flags given."""
     base = dict(base or {})
     if getattr(args, "preset", None):
-        from snnlab.training.presets import PRESETS
+        from snnlab.training.presets import preset_fields
 
-        base.update(PRESETS[args.preset])
+        base.update(preset_fields(args.preset))
     if getattr(args, "config", None):
         try:
             with open(args.config) as fh:

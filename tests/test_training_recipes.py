@@ -1,6 +1,7 @@
 """Options for published setups: batch norm over time, dropout, detached reset, learning-rate and sigma schedules,
 the softmax-sum readout, and the DCLS presets run end to end on small files in the real SHD layout."""
 import math
+import warnings
 
 import pytest
 import torch
@@ -60,7 +61,10 @@ def test_trainer_follows_the_schedules_per_step_for_weights_and_delays():
 
     def record_step(*a, **k):
         seen.append({g["name"]: g["lr"] for g in t.optimizer.param_groups})
+        betas.append({g["name"]: g["betas"][0] for g in t.optimizer.param_groups})
         return orig_step(*a, **k)
+
+    betas = []
 
     t.optimizer.step = record_step
     t.run()
@@ -69,6 +73,14 @@ def test_trainer_follows_the_schedules_per_step_for_weights_and_delays():
         assert rates["weights"] == pytest.approx(4e-3 * lr_factor("one_cycle", k, 6))
         assert rates["delays"] == pytest.approx(0.2 * (1 + math.cos(math.pi * k / 6)) / 2)
     assert [h["lr"] for h in _steps(t)] == pytest.approx([r["weights"] for r in seen])
+    # the momentum cycles with the one-cycle rate only (torch's OneCycleLR), the cosine one leaves it at 0.9
+    ref = torch.optim.Adam([nn.Parameter(torch.zeros(1))])
+    one_cycle = torch.optim.lr_scheduler.OneCycleLR(ref, max_lr=1.0, total_steps=6)
+    for k in range(6):
+        assert betas[k]["weights"] == pytest.approx(ref.param_groups[0]["betas"][0]) and betas[k]["delays"] == 0.9
+        ref.step()
+        if k < 5:
+            one_cycle.step()
 
 
 def test_constant_schedules_leave_the_optimisers_rates_alone():
@@ -105,6 +117,52 @@ def test_a_schedule_without_a_loader_length_is_refused():
         t.run()
 
 
+def test_an_epoch_shorter_than_the_schedule_assumes_is_reported():
+    class Stream(torch.utils.data.IterableDataset):
+        def __iter__(self):
+            for _ in range(3):
+                yield torch.rand(5, 4, 64), torch.randint(0, 10, (4,))
+
+    loader = torch.utils.data.DataLoader(Stream(), batch_size=None)
+    cfg = ExperimentConfig(hidden=[8], epochs=2, lr_schedule="one_cycle", max_batches_per_epoch=10)
+    t = Trainer(cfg, train_loader=loader, test_loader=loader, progress=False)
+    with pytest.warns(RuntimeWarning, match="ended after 3 of the 10 batches the learning-rate schedule assumes"):
+        t.run()
+    exact = Trainer(cfg.copy(max_batches_per_epoch=3), train_loader=loader, test_loader=loader, progress=False)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", RuntimeWarning)
+        exact.run()
+    assert _steps(exact)[-1]["lr"] == pytest.approx(cfg.lr * lr_factor("one_cycle", 5, 6))
+
+
+def test_batch_norm_gets_no_weight_decay_and_the_weights_schedule():
+    cfg = ExperimentConfig(hidden=[8], batch_norm=True, weight_decay=1e-5, lr_schedule="cosine", epochs=1,
+                           max_batches_per_epoch=2, num_steps=5)
+    t = Trainer(cfg, progress=False)
+    groups = {g["name"]: g for g in t.optimizer.param_groups}
+    bn = t.model[1]
+    assert {id(p) for p in groups["norm"]["params"]} == {id(bn.weight), id(bn.bias)}
+    assert groups["norm"]["weight_decay"] == 0.0 and groups["weights"]["weight_decay"] == 1e-5
+    t.run()
+    assert groups["norm"]["lr"] == groups["weights"]["lr"] == pytest.approx(cfg.lr * lr_factor("cosine", 1, 2))
+
+
+def test_a_run_with_batch_norm_dropout_and_delays_resumes_exactly(tmp_path):
+    cfg = ExperimentConfig(hidden=[10], epochs=2, max_batches_per_epoch=3, num_steps=8, batch_size=16, delays=True,
+                           max_delay=4, batch_norm=True, dropout=0.3, lr_schedule="one_cycle",
+                           lr_delays_schedule="cosine")
+    whole = Trainer(cfg, progress=False)
+    whole.run()
+    first = Trainer(cfg, run_dir=tmp_path, progress=False,
+                    callbacks=[lambda ev: first.stop() if ev.kind == "step" and ev.step == 4 else None])
+    first.run()
+    rest = Trainer.resume_from(tmp_path, progress=False)
+    rest.run()
+    assert [h["loss"] for h in _steps(rest)] == [h["loss"] for h in _steps(whole)]
+    for (k, a), b in zip(whole.model.state_dict().items(), rest.model.state_dict().values()):
+        assert torch.equal(a, b), k
+
+
 # ----------------------------------------------------------------------------- batch norm, dropout, reset
 def test_time_batch_norm_is_batchnorm1d_over_the_flattened_time_and_batch():
     torch.manual_seed(0)
@@ -136,7 +194,7 @@ def test_build_model_places_batch_norm_dropout_and_detached_reset():
     cfg = ExperimentConfig(hidden=[16, 8], batch_norm=True, dropout=0.4, detach_reset=True, mask_p=0.1)
     net = build_model(cfg, 64, 10)
     kinds = [type(m).__name__ for m in net]
-    assert kinds == ["Linear", "TimeBatchNorm", "LIF", "Dropout", "Linear", "TimeBatchNorm", "LIF", "Dropout",
+    assert kinds == ["Linear", "TimeBatchNorm", "LIF", "TimeDropout", "Linear", "TimeBatchNorm", "LIF", "TimeDropout",
                      "Linear", "LI"]
     assert net[3].p == 0.4 and net[1].num_features == 16 and net[5].num_features == 8
     assert all(m.detach_reset for m in net if isinstance(m, sl.LIF)) and net[2].mask_p == 0.1
@@ -151,7 +209,7 @@ def test_dropout_is_off_in_evaluation_and_leaves_the_counts_alone():
 
     torch.manual_seed(1)
     with_drop = build_model(ExperimentConfig(hidden=[16], dropout=0.5, weight_gain=6.0), 64, 10)
-    without = nn.Sequential(*[m for m in with_drop if not isinstance(m, nn.Dropout)])
+    without = nn.Sequential(*[m for m in with_drop if not isinstance(m, sl.TimeDropout)])
     x = (torch.rand(12, 6, 64) < 0.3).float()
     y = torch.randint(0, 10, (6,))
     with_drop.eval()
@@ -164,6 +222,41 @@ def test_dropout_is_off_in_evaluation_and_leaves_the_counts_alone():
         assert a[k] == b[k]
     with_drop.train()  # in training, kept spikes are scaled by 1 / (1 - p) = 2
     assert set(torch.unique(with_drop[:3](x)).tolist()) <= {0.0, 2.0}
+
+
+def test_time_dropout_keeps_one_mask_per_sequence():
+    torch.manual_seed(3)
+    drop = sl.TimeDropout(0.25)
+    y = drop(torch.ones(50, 64, 40))
+    assert torch.equal(y, y[:1].expand_as(y))  # the same neurons dropped at every step
+    assert torch.unique(y).tolist() == pytest.approx([0.0, 4.0 / 3.0])
+    assert abs(float((y[0] == 0).float().mean()) - 0.25) < 0.03
+    drop.eval()
+    x = torch.rand(5, 2, 3)
+    assert drop(x) is x
+    for p in (1.0, -0.1, True, "0.3"):
+        with pytest.raises(ValueError, match="TimeDropout: p must be a number in"):
+            sl.TimeDropout(p)
+    with pytest.raises(ValueError, match=r"time-major input \[T, B, ...\]"):
+        sl.TimeDropout(0.1).train()(torch.ones(3))
+
+
+@pytest.mark.parametrize("mask_p", [0.0, 0.1])
+def test_weights_load_across_dropout_settings(mask_p):
+    """TimeDropout holds no state but takes a layer number: a model trained with it loads into one without (to
+    fine-tune without dropout, as DCLS does), and the reverse."""
+    from snnlab.training.model import load_model_state
+
+    for a, b in ((0.3, 0.0), (0.0, 0.3)):
+        src = build_model(ExperimentConfig(hidden=[8, 6], dropout=a, mask_p=mask_p, learn_threshold=True), 4, 2)
+        dst = build_model(ExperimentConfig(hidden=[8, 6], dropout=b, mask_p=mask_p, learn_threshold=True), 4, 2)
+        load_model_state(dst, src.state_dict())
+        src_params = [p for m in src for p in m.state_dict().values()]
+        dst_params = [p for m in dst for p in m.state_dict().values()]
+        assert len(src_params) == len(dst_params) and all(torch.equal(p, q) for p, q in zip(src_params, dst_params))
+    other = build_model(ExperimentConfig(hidden=[8, 6], dropout=0.3, batch_norm=True), 4, 2)
+    with pytest.raises(RuntimeError):  # batch norm holds state: a different network, refused
+        load_model_state(other, build_model(ExperimentConfig(hidden=[8, 6]), 4, 2).state_dict())
 
 
 # ----------------------------------------------------------------------------- sigma schedule from the config
@@ -193,12 +286,18 @@ def test_softmax_sum_readout_sums_the_per_step_softmax():
     assert decision_latency(silent, "softmax_sum").tolist() == [5.0, 5.0]
 
 
-def test_softmax_sum_trains_and_scores_like_its_logits():
-    cfg = ExperimentConfig(hidden=[16], epochs=1, max_batches_per_epoch=2, num_steps=6, readout="softmax_sum")
+def test_softmax_sum_trains_on_the_cross_entropy_of_its_scores():
+    cfg = ExperimentConfig(hidden=[16], epochs=1, max_batches_per_epoch=1, num_steps=6, readout="softmax_sum")
     t = Trainer(cfg, progress=False)
-    result = t.run()
-    assert type(t.model[-1]).__name__ == "LI" and 0.0 <= result["final"]["accuracy"] <= 1.0
-    assert math.isfinite(_steps(t)[-1]["loss"])
+    outputs, scored = [], []
+    t.model.register_forward_hook(lambda module, inputs, out: outputs.append(out.detach()))
+    loss_fn = t.loss_fn
+    t.loss_fn = lambda scores, y: scored.append((scores.detach(), y)) or loss_fn(scores, y)
+    t.run()
+    assert type(t.model[-1]).__name__ == "LI"
+    scores, y = scored[0]
+    assert torch.allclose(scores, torch.softmax(outputs[0], dim=-1).sum(0), atol=1e-6)
+    assert _steps(t)[0]["loss"] == pytest.approx(float(nn.functional.cross_entropy(scores, y)), rel=1e-6)
 
 
 # ----------------------------------------------------------------------------- config identity
@@ -220,6 +319,15 @@ def test_the_label_names_batch_norm_and_dropout():
 def test_bad_values_of_the_new_fields_are_refused(field, value):
     with pytest.raises(ConfigError, match=field):
         ExperimentConfig.from_dict({field: value})
+
+
+@pytest.mark.parametrize("value", [0, -5, 2.5, "5", 701, True])
+def test_a_bad_channel_bin_is_refused_by_the_config(value):
+    with pytest.raises(ConfigError, match=f"'channel_bin' must be an int in 1..700 .*got {value!r}"):
+        ExperimentConfig.from_dict({"dataset": "shd", "data_kwargs": {"channel_bin": value}})
+    with pytest.raises(ConfigError, match="'shd' / 'ssc' only, not of dataset='digits'"):
+        ExperimentConfig.from_dict({"data_kwargs": {"channel_bin": 5}})
+    assert ExperimentConfig(dataset="ssc", data_kwargs={"channel_bin": 3}).validate().label().split()[1] == "234-128-35"
 
 
 # ----------------------------------------------------------------------------- presets
@@ -252,6 +360,9 @@ def test_cli_preset_then_flags(tmp_path):
     assert (cfg.hidden, cfg.batch_size, cfg.epochs, cfg.readout) == ([256, 256], 32, 2, "softmax_sum")
     with pytest.raises(SystemExit):
         build_parser().parse_args(["train", "--preset", "nope"])
+    cfg.data_kwargs["channel_bin"] = 7  # the config's dicts are its own, not the preset's
+    cfg.hidden.append(1)
+    assert PRESETS["dcls_shd"]["data_kwargs"]["channel_bin"] == 5 and PRESETS["dcls_shd"]["hidden"] == [256, 256]
 
 
 def test_the_dcls_shd_preset_trains_on_files_in_the_shd_layout(tmp_path):
@@ -267,7 +378,7 @@ def test_the_dcls_shd_preset_trains_on_files_in_the_shd_layout(tmp_path):
     x, _ = next(iter(t.train_loader))
     assert x.shape[1:] == (4, 140) and 90 <= x.shape[0] <= 96  # 10 ms frames of samples up to 0.95 s
     kinds = [type(m).__name__ for m in t.model]
-    assert kinds == ["DelayedLinear", "TimeBatchNorm", "LIF", "Dropout"] * 2 + ["DelayedLinear", "LI"]
+    assert kinds == ["DelayedLinear", "TimeBatchNorm", "LIF", "TimeDropout"] * 2 + ["DelayedLinear", "LI"]
     result = t.run()
     assert all(m.rounded for m in t.model if isinstance(m, sl.DelayedLinear))
     assert result["rounded"] is not None and 0.0 <= result["rounded"]["accuracy"] <= 1.0

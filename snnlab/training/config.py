@@ -182,8 +182,8 @@ class ExperimentConfig(param.Parameterized):
         "Drop each hidden spike with this probability during training (LIF mask_p, fused into the neuron "
         "kernels; the spike counts logged are the transmitted spikes); 0 = off."))
     dropout = param.Number(default=0.0, bounds=(0.0, 1.0), inclusive_bounds=(True, False), doc=(
-        "Dropout on the hidden spikes in training (torch.nn.Dropout: each spike dropped with this probability "
-        "and the kept ones scaled by 1/(1-p), independently per time step; off in evaluation, so it never "
+        "Dropout of hidden neurons in training (TimeDropout: each neuron of each sample silenced with this "
+        "probability for the whole sequence, the kept spikes scaled by 1/(1-p); off in evaluation, so it never "
         "changes the spike and SynOp counts). Unlike mask_p it regularises, it does not cut spikes. 0 = off."))
     batch_norm = param.Boolean(default=False, doc=(
         "Batch-normalise the synaptic currents of each hidden layer before its neurons (TimeBatchNorm: "
@@ -221,11 +221,13 @@ class ExperimentConfig(param.Parameterized):
     lr_schedule = param.Selector(default="constant", objects=list(LR_SCHEDULES), doc=(
         "Learning-rate schedule of the weights (and thresholds, time constants, batch norm), per step: "
         "'constant'; 'cosine' (from lr down to 0); 'one_cycle' (lr is the peak: up from lr/25 over the first "
-        "30 % of the steps, then down to lr/250000, as torch's OneCycleLR)."))
+        "30 % of the steps, then down to lr/250000, with the momentum cycling 0.95 -> 0.85 -> 0.95, as torch's "
+        "OneCycleLR). The rate is a function of the step and of epochs x batches per epoch: a run resumed with "
+        "more epochs stretches the schedule over the new total (the rate jumps up again)."))
     lr_delays_schedule = param.Selector(default="constant", objects=list(LR_SCHEDULES), doc=(
         "Learning-rate schedule of the delay positions (same choices as lr_schedule, from lr_delays)."))
     optimizer = param.Selector(default="adam", objects=list(OPTIMIZERS), doc="Optimiser: 'adam' or 'sgd' (momentum 0.9).")
-    weight_decay = param.Number(default=0.0, bounds=(0.0, 10.0), doc="L2 weight decay of the weights (not of the delays).")
+    weight_decay = param.Number(default=0.0, bounds=(0.0, 10.0), doc="L2 weight decay of the weights (not of the delays, nor of batch norm's scale and shift).")
     seed = param.Integer(default=0, bounds=(0, 2**63 - 1), doc="Seed for torch, numpy, random and the data split/shuffle.")
     device = param.Selector(default="auto", objects=list(DEVICES), doc="'cpu', 'cuda', or 'auto' (cuda when available).")
     max_batches_per_epoch = param.Integer(default=None, allow_None=True, bounds=(1, None), doc=(
@@ -363,6 +365,14 @@ class ExperimentConfig(param.Parameterized):
             if dl and self.num_steps <= max(int(v) for v in dl) + 2 * jit:
                 problems.append(f"dataset='delay_task' with intervals {list(dl)} needs num_steps > "
                                 f"{max(int(v) for v in dl) + 2 * jit}, got {self.num_steps}")
+        if isinstance(self.data_kwargs, dict) and "channel_bin" in self.data_kwargs:
+            cb = self.data_kwargs["channel_bin"]
+            if self.dataset not in ("shd", "ssc"):
+                problems.append(f"data_kwargs 'channel_bin' sums adjacent audio channels of 'shd' / 'ssc' only, not of "
+                                f"dataset={self.dataset!r}; remove it")
+            elif isinstance(cb, bool) or not isinstance(cb, int) or not 1 <= cb <= 700:
+                problems.append(f"data_kwargs 'channel_bin' must be an int in 1..700 (channel_bin=5: 700 -> 140 "
+                                f"channels), got {cb!r}")
         if not isinstance(self.data_kwargs, dict):
             problems.append("data_kwargs must be a dict")
         else:

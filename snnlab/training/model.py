@@ -10,6 +10,7 @@ from torch.utils.data import DataLoader, Subset
 
 from snnlab.core import surrogates as sg
 from snnlab.core.delays import DelayedLinear
+from snnlab.core.dropout import TimeDropout
 from snnlab.core.network import Sequential
 from snnlab.core.neurons import LI, LIF
 from snnlab.core.normalization import TimeBatchNorm
@@ -46,7 +47,7 @@ def _synapse(cfg: ExperimentConfig, n_in: int, n_out: int, gain: float) -> nn.Mo
 
 
 def build_model(cfg: ExperimentConfig, n_inputs: int, n_classes: int) -> Sequential:
-    """The network of ``cfg``: per hidden layer ``synapse [-> TimeBatchNorm] -> LIF [-> Dropout]``, then
+    """The network of ``cfg``: per hidden layer ``synapse [-> TimeBatchNorm] -> LIF [-> TimeDropout]``, then
     ``synapse -> readout`` (batch norm with ``cfg.batch_norm``, dropout with ``cfg.dropout > 0``).
 
     The synapse is :class:`~snnlab.DelayedLinear` when ``cfg.delays`` else a bias-free ``nn.Linear``;
@@ -75,7 +76,7 @@ def build_model(cfg: ExperimentConfig, n_inputs: int, n_classes: int) -> Sequent
             layers.append(TimeBatchNorm(int(h)))
         layers.append(LIF(**kw, mask_p=float(cfg.mask_p)))
         if cfg.dropout > 0:
-            layers.append(nn.Dropout(float(cfg.dropout)))
+            layers.append(TimeDropout(float(cfg.dropout)))
         prev = int(h)
     spiking_out = cfg.readout in SPIKING_READOUTS  # a spiking output layer must reach threshold: hidden gain
     layers.append(_synapse(cfg, prev, n_classes, cfg.weight_gain if spiking_out else cfg.readout_gain))
@@ -89,39 +90,51 @@ def build_model(cfg: ExperimentConfig, n_inputs: int, n_classes: int) -> Sequent
     return Sequential(*layers)
 
 
-def _renumber_separate_mask_layers(state: dict[str, Any], n_hidden: int) -> dict[str, Any] | None:
-    """The state of a model built when ``mask_p`` added a ``SpikeMask`` after each hidden LIF
-    (``synapse, LIF, SpikeMask`` per hidden layer) renumbered for today's ``synapse, LIF``; None when
-    ``state`` is not of that layout. SpikeMask held no parameters or buffers, so only indices move."""
-    old_len = 3 * n_hidden + 2
-    index = {k: int(k.split(".", 1)[0]) for k in state if k.split(".", 1)[0].isdigit()}
-    if len(index) != len(state) or not index or max(index.values()) != old_len - 1:
+def _renumber_stateless_layers(model: nn.Module, state: dict[str, Any]) -> dict[str, Any] | None:
+    """``state`` with its layer numbers moved onto ``model``'s layers that hold state, or None if they do not match.
+
+    Layers without parameters or buffers (``TimeDropout``, the ``SpikeMask`` that ``mask_p`` used to add) take a
+    number in a ``Sequential`` but no entry in its state dict, so adding or removing one shifts every later key.
+    The saved layers and the model's stateful layers are paired in order, and every pair must hold the same keys.
+    """
+    if not isinstance(model, nn.Sequential):
         return None
-    if any(i < 3 * n_hidden and i % 3 == 2 for i in index.values()):
-        return None  # a SpikeMask slot with state: not that layout
-    renumber = {i: (2 * (i // 3) + i % 3 if i < 3 * n_hidden else i - n_hidden) for i in set(index.values())}
-    return {f"{renumber[index[k]]}.{k.split('.', 1)[1]}": v for k, v in state.items()}
+    saved: dict[int, dict[str, Any]] = {}
+    for key, value in state.items():
+        head, _, rest = key.partition(".")
+        if not head.isdigit() or not rest:
+            return None
+        saved.setdefault(int(head), {})[rest] = value
+    own = [(i, set(m.state_dict())) for i, m in enumerate(model) if m.state_dict()]
+    if len(own) != len(saved):
+        return None
+    out: dict[str, Any] = {}
+    for (i, keys), j in zip(own, sorted(saved)):
+        if keys != set(saved[j]):
+            return None
+        out.update({f"{i}.{k}": v for k, v in saved[j].items()})
+    return out
 
 
-def load_model_state(model: nn.Module, state: dict[str, Any], cfg: ExperimentConfig) -> None:
-    """``model.load_state_dict(state)``, also for checkpoints saved before masking was fused into the LIF.
+def load_model_state(model: nn.Module, state: dict[str, Any], cfg: ExperimentConfig | None = None) -> None:
+    """``model.load_state_dict(state)``, also across layers without state added or removed.
 
-    Before masking was fused (November 2026), :func:`build_model` with ``mask_p > 0`` put a ``SpikeMask`` after
-    each hidden LIF, which shifted the layer numbers of the state dict; such a checkpoint is renumbered.
-    Raises ``RuntimeError`` (as ``load_state_dict``) when ``state`` fits neither layout.
+    A checkpoint trained with ``dropout`` loads into the same network without it (and the reverse), and a
+    checkpoint saved before masking was fused into the LIF (November 2026: ``mask_p > 0`` put a stateless
+    ``SpikeMask`` after each hidden LIF) loads into today's layout: the layers that hold state are paired in order.
+    Raises ``RuntimeError`` (as ``load_state_dict``) when ``state`` does not fit either way. ``cfg`` is not needed.
 
     Example:
-        >>> cfg = ExperimentConfig(hidden=[8], mask_p=0.2)
-        >>> net = build_model(cfg, 4, 2)
-        >>> load_model_state(net, build_model(cfg, 4, 2).state_dict(), cfg)
+        >>> trained = build_model(ExperimentConfig(hidden=[8], dropout=0.3), 4, 2)
+        >>> load_model_state(build_model(ExperimentConfig(hidden=[8]), 4, 2), trained.state_dict())
     """
     try:
         model.load_state_dict(state)
     except RuntimeError:
-        old = _renumber_separate_mask_layers(state, len(cfg.hidden)) if cfg.mask_p > 0 else None
-        if old is None:
+        moved = _renumber_stateless_layers(model, state)
+        if moved is None:
             raise
-        model.load_state_dict(old)
+        model.load_state_dict(moved)
 
 
 # ------------------------------------------------------------------------------------------- data

@@ -21,6 +21,7 @@ import random
 import threading
 import time
 import traceback
+import warnings
 import uuid
 from collections.abc import Callable, Iterable
 from pathlib import Path
@@ -39,7 +40,7 @@ from snnlab.data.loader_rng import loader_states, restore_loader_states
 from .checkpoint import CheckpointError, load_checkpoint, save_checkpoint, to_plain
 from .config import ExperimentConfig
 from .events import Event, EventBus
-from .lr_schedule import lr_factor
+from .lr_schedule import lr_factor, one_cycle_momentum
 
 __all__ = ["Trainer", "TrainingDiverged", "RunStoreProtocol", "History", "STATES", "seed_everything",
            "resolve_device", "EVAL_KEYS"]
@@ -277,6 +278,7 @@ class Trainer:
         # spikes per sample during training steps
         self._spike_counts: list[torch.Tensor] = []
         self._counting = False
+        self._warned_short = False
         for m in self.model.modules():
             if isinstance(m, LIF):
                 m.register_forward_hook(self._count_hook)
@@ -340,9 +342,15 @@ class Trainer:
         delay_ids = {id(m.positions) for m in self._delay_layers() if isinstance(m.positions, nn.Parameter)}
         weights = [p for p in self.model.parameters() if p.requires_grad and id(p) not in delay_ids]
         delays = [p for p in self.model.parameters() if p.requires_grad and id(p) in delay_ids]
+        norm_ids = {id(p) for m in self.model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)
+                    for p in m.parameters()}
+        norms = [p for p in weights if id(p) in norm_ids]  # batch norm's scale and shift: no weight decay
+        weights = [p for p in weights if id(p) not in norm_ids]
         groups = []
         if weights:
             groups.append({"params": weights, "lr": cfg.lr, "weight_decay": cfg.weight_decay, "name": "weights"})
+        if norms:
+            groups.append({"params": norms, "lr": cfg.lr, "weight_decay": 0.0, "name": "norm"})
         if delays:
             groups.append({"params": delays, "lr": cfg.lr_delays, "weight_decay": 0.0, "name": "delays"})
         if not groups:
@@ -359,12 +367,18 @@ class Trainer:
         if not batches_per_epoch:
             raise ValueError(f"lr_schedule={cfg.lr_schedule!r} / lr_delays_schedule={cfg.lr_delays_schedule!r} need "
                              "the number of steps of the run: give a training loader with a length, or set "
-                             "max_batches_per_epoch")
+                             "max_batches_per_epoch to the number of batches the loader yields per epoch")
         total = int(cfg.epochs) * int(batches_per_epoch)
         for group in self.optimizer.param_groups:
             delays = group.get("name") == "delays"
             base, kind = (cfg.lr_delays, cfg.lr_delays_schedule) if delays else (cfg.lr, cfg.lr_schedule)
             group["lr"] = float(base) * lr_factor(kind, self.step, total)
+            if kind == "one_cycle":  # the momentum cycles against the rate, as torch's OneCycleLR
+                m = one_cycle_momentum(self.step, total)
+                if "betas" in group:
+                    group["betas"] = (m, group["betas"][1])
+                elif "momentum" in group:
+                    group["momentum"] = m
 
     def _count_hook(self, module, inputs, output) -> None:
         if self._counting:
@@ -765,6 +779,13 @@ class Trainer:
                 bar.set_postfix(loss=f"{loss_v:.3f}", acc=f"{acc:.2f}")
         finally:
             bar.close()
+        scheduled = cfg.lr_schedule != "constant" or cfg.lr_delays_schedule != "constant"
+        if scheduled and n_batches and self._epoch_progress["batches_done"] < n_batches and not self._warned_short:
+            self._warned_short = True
+            warnings.warn(f"epoch {epoch + 1} ended after {self._epoch_progress['batches_done']} of the {n_batches} "
+                          f"batches the learning-rate schedule assumes (lr_schedule={cfg.lr_schedule!r}), so it will "
+                          "not reach its end; set max_batches_per_epoch to the batches the loader yields per epoch",
+                          RuntimeWarning, stacklevel=2)
         n = max(n_seen, 1)
         return {f"train_{k}": v / n for k, v in sums.items()} | {"train_samples": n_seen}
 

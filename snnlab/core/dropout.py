@@ -1,0 +1,41 @@
+"""Dropout for time-major tensors with one mask per sample, shared by every time step."""
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+__all__ = ["TimeDropout"]
+
+
+class TimeDropout(nn.Module):
+    """Dropout of ``[T, B, ...]`` tensors whose mask is drawn once per sample and neuron and used at every step.
+
+    In training each neuron of each sample is dropped with probability ``p`` for the whole sequence and the kept
+    ones are scaled by ``1 / (1 - p)``; in evaluation it is the identity. Dropping a neuron at random steps
+    instead (``torch.nn.Dropout`` on ``[T, B, N]``) mostly averages out over time; one mask per sequence is what
+    SpikingJelly's multi-step ``Dropout`` does, and what the DCLS delay networks were trained with.
+    It has no state, and draws from torch's global generator (seed it for reproducible masks).
+
+    Example:
+        >>> drop = TimeDropout(0.5)
+        >>> y = drop(torch.ones(4, 2, 3))
+        >>> bool((y == y[0]).all()), sorted(set(y.flatten().tolist())) in ([0.0, 2.0], [0.0], [2.0])
+        (True, True)
+    """
+
+    def __init__(self, p: float = 0.5) -> None:
+        super().__init__()
+        if isinstance(p, bool) or not isinstance(p, (int, float)) or not 0.0 <= float(p) < 1.0:
+            raise ValueError(f"TimeDropout: p must be a number in [0, 1), got {p!r}")
+        self.p = float(p)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if not isinstance(x, torch.Tensor) or x.dim() < 2:
+            raise ValueError(f"TimeDropout expects time-major input [T, B, ...], got {getattr(x, 'shape', type(x))}")
+        if not self.training or self.p == 0.0:
+            return x
+        keep = torch.empty((1,) + tuple(x.shape[1:]), dtype=x.dtype, device=x.device).bernoulli_(1.0 - self.p)
+        return x * keep / (1.0 - self.p)
+
+    def extra_repr(self) -> str:
+        return f"p={self.p:g}"
