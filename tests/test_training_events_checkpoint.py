@@ -100,11 +100,14 @@ def test_missing_and_corrupt_checkpoints(tmp_path):
     bad.write_bytes(b"\x00garbage" * 10)
     with pytest.raises(CheckpointError, match="unreadable"):
         load_checkpoint(bad)
-    good = save_checkpoint(tmp_path / "good.pt", {"x": torch.ones(4)})
+    good = save_checkpoint(tmp_path / "good.pt", {"x": torch.arange(4.0), "meta": {"finished": True}})
+    mapped = load_checkpoint(good, mmap=True)  # tensors mapped from the file, not read: the same content
+    assert torch.equal(mapped["x"], torch.arange(4.0)) and mapped["meta"] == {"finished": True}
     data = good.read_bytes()
     good.write_bytes(data[: len(data) // 2])  # truncated
-    with pytest.raises(CheckpointError):
-        load_checkpoint(good)
+    for mmap in (False, True):
+        with pytest.raises(CheckpointError):
+            load_checkpoint(good, mmap=mmap)
 
 
 def test_crash_mid_write_keeps_previous_checkpoint(tmp_path, monkeypatch):

@@ -260,7 +260,7 @@ def _plan(cfg: ExperimentConfig, run_dir: Path | None, robustness: list) -> tupl
     if run_dir is None or not (run_dir / CHECKPOINT_NAME).exists():
         return "new", new_id, None
     try:
-        ck = load_checkpoint(run_dir / CHECKPOINT_NAME)
+        ck = load_checkpoint(run_dir / CHECKPOINT_NAME, mmap=True)  # the metadata is all it needs
         same = ExperimentConfig.from_json(ck["config_json"], validate=False).to_dict() == cfg.to_dict()
     except (CheckpointError, ConfigError, OSError, KeyError) as exc:
         return "failed", None, {"run_id": None, "label": cfg.label(), "status": "failed",

@@ -93,8 +93,11 @@ def save_checkpoint(path: str | os.PathLike, state: dict[str, Any]) -> Path:
     return path
 
 
-def load_checkpoint(path: str | os.PathLike, map_location: Any = "cpu") -> dict[str, Any]:
+def load_checkpoint(path: str | os.PathLike, map_location: Any = "cpu", mmap: bool = False) -> dict[str, Any]:
     """Load a checkpoint written by :func:`save_checkpoint` (``weights_only=True``: no arbitrary code).
+
+    ``mmap=True`` maps the tensors from the file instead of reading them: cheap when only the metadata
+    (configuration, flags, results) is needed.
 
     Raises ``FileNotFoundError`` when the file is missing and :class:`CheckpointError` when it is
     truncated, corrupt or holds something other than a checkpoint dict.
@@ -108,7 +111,7 @@ def load_checkpoint(path: str | os.PathLike, map_location: Any = "cpu") -> dict[
     if not path.exists():
         raise FileNotFoundError(f"no checkpoint at {path}")
     try:
-        state = torch.load(path, map_location=map_location, weights_only=True)
+        state = torch.load(path, map_location=map_location, weights_only=True, mmap=mmap)
     except Exception as e:
         raise CheckpointError(
             f"checkpoint {path} is unreadable (truncated, corrupt, or not written by snnlab): {type(e).__name__}: {e}"
