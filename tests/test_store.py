@@ -123,3 +123,29 @@ def test_resume_helpers_and_absolute_checkpoint_paths(tmp_path, monkeypatch):
         store.set_config("nope", {})
     store.set_checkpoint(run, "run/checkpoint.pt")
     assert store.get_run(run)["checkpoint"] == str(tmp_path / "run" / "checkpoint.pt")
+
+
+def test_workers_opening_a_new_store_at_once_all_get_it(tmp_path):
+    """SQLite refuses a switch to write-ahead logging at once ("database is locked") while another connection
+    switches the same new file: a sweep's workers opening one store used to fail their runs now and then."""
+    import threading
+
+    failures = []
+    for trial in range(60):
+        path = tmp_path / f"s{trial}.sqlite"
+        start = threading.Barrier(6)
+
+        def open_store():
+            start.wait()
+            try:
+                RunStore(path).create_run({"seed": trial}, "r")
+            except Exception as exc:  # noqa: BLE001 - collected and asserted below
+                failures.append(repr(exc))
+
+        threads = [threading.Thread(target=open_store) for _ in range(6)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+    assert failures == []
+    assert len(RunStore(tmp_path / "s59.sqlite").list_runs()) == 6

@@ -188,7 +188,7 @@ def test_a_dead_worker_fails_its_runs_not_the_sweep(tmp_path):
         result = sweep(ExperimentConfig(**TINY), {"seed": [0, 1, 2]}, executor=pool, store_path=store_path,
                        progress=False, out=tmp_path / "t.csv")
     table = result.table
-    assert table["status"].tolist() == ["finished", "failed", "failed"]
+    assert table["status"].tolist() == ["finished", "failed", "failed"], table["error"].tolist()
     assert "worker process died" in table["error"][1] and table["error"][2].startswith("not started")
     assert len(pd.read_csv(tmp_path / "t.csv")) == 3
     runs = RunStore(store_path).list_runs()

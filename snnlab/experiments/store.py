@@ -97,7 +97,7 @@ class RunStore:
             self._check_schema()
         except sqlite3.DatabaseError as exc:  # "file is not a database", a corrupt file
             self.close()
-            raise StoreError(f"RunStore: {self.path} is not a usable SQLite run store ({exc})") from None
+            raise StoreError(f"RunStore: {self.path} is not a usable SQLite run store ({exc})") from exc
         except StoreError:
             self.close()
             raise
@@ -129,13 +129,29 @@ class RunStore:
         if con is None:
             con = sqlite3.connect(self.path, timeout=self.timeout, isolation_level=None, check_same_thread=True)
             try:
-                con.execute("PRAGMA journal_mode=WAL")
+                self._wal_mode(con)
                 con.execute("PRAGMA synchronous=NORMAL")
             except sqlite3.Error:
                 con.close()
                 raise
             self._local.con = con
         return con
+
+    def _wal_mode(self, con: sqlite3.Connection) -> None:
+        """Switch to write-ahead logging. SQLite answers "database is locked" at once, without waiting, when
+        another connection switches a new file at the same moment (a sweep's workers opening one store), so retry
+        for up to ``timeout`` seconds."""
+        deadline = time.monotonic() + self.timeout
+        delay = 0.005
+        while True:
+            try:
+                con.execute("PRAGMA journal_mode=WAL")
+                return
+            except sqlite3.OperationalError as exc:
+                if "locked" not in str(exc) or time.monotonic() > deadline:
+                    raise
+            time.sleep(delay)
+            delay = min(delay * 2, 0.2)
 
     def _conn(self) -> "_Tx":
         """A transaction on this thread's connection."""
