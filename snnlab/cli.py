@@ -376,7 +376,11 @@ def main(argv: list[str] | None = None) -> int:
 
     parser = build_parser()
     try:
-        args = parser.parse_args(argv)
+        args, extra = parser.parse_known_args(argv)
+        if extra and getattr(args, "command", None) == "runs" and not any(e.startswith("-") for e in extra):
+            args.run_ids = list(args.run_ids) + extra  # ids after --store (argparse ends a '*' positional early)
+        elif extra:
+            parser.error(f"unrecognized arguments: {' '.join(extra)}")
     except SystemExit as exc:  # --help (0) or a usage error (2, message already printed)
         return int(exc.code or 0)
     if not getattr(args, "func", None):

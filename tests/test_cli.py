@@ -298,3 +298,20 @@ def test_sigterm_to_a_sweep_keeps_its_rows_and_stops_its_runs(tmp_path):
     assert pd.read_csv(out)["status"].tolist() == ["finished", "stopped", "cancelled"]
     runs = RunStore(store).list_runs()
     assert runs["status"].tolist() == ["finished", "stopped"]
+
+
+def test_runs_compare_takes_ids_after_the_store_option(tmp_path, capsys):
+    from snnlab.cli import main
+    from snnlab.experiments import RunStore
+    from snnlab.training import ExperimentConfig
+
+    store = RunStore(tmp_path / "s.sqlite")
+    ids = [store.create_run(ExperimentConfig(seed=s).to_dict(), f"run{s}") for s in (0, 1)]
+    for i in ids:
+        store.set_summary(i, {"accuracy": 0.5, "spikes_per_sample": 3.0})
+        store.set_status(i, "finished")
+    assert main(["runs", "compare", "--store", str(tmp_path / "s.sqlite"), *ids]) == 0
+    out = capsys.readouterr().out
+    assert "seed" in out and "run0" in out and "run1" in out
+    assert main(["runs", "list", "--store", str(tmp_path / "s.sqlite"), "--bogus"]) == 2
+    assert "unrecognized arguments: --bogus" in capsys.readouterr().err
