@@ -383,3 +383,95 @@ def test_the_dcls_shd_preset_trains_on_files_in_the_shd_layout(tmp_path):
     assert all(m.rounded for m in t.model if isinstance(m, sl.DelayedLinear))
     assert result["rounded"] is not None and 0.0 <= result["rounded"]["accuracy"] <= 1.0
     assert [h["sigma"] for h in t.history if h["kind"] == "epoch"] == pytest.approx([12.5, 0.23])
+
+
+# ----------------------------------------------------------------------------- interrupted runs resume exactly
+def _interrupt_cfg():
+    return ExperimentConfig(hidden=[10], epochs=3, max_batches_per_epoch=3, num_steps=8, batch_size=16,
+                            batch_norm=True, dropout=0.3, lr_schedule="one_cycle")
+
+
+def _assert_same_run(a, b):
+    assert [(h["epoch"], h["batch"], h["loss"]) for h in _steps(a)] == [(h["epoch"], h["batch"], h["loss"])
+                                                                        for h in _steps(b)]
+    for (k, x), y in zip(a.model.state_dict().items(), b.model.state_dict().values()):
+        assert torch.equal(x, y), k
+
+
+@pytest.mark.parametrize("at_step", [2, 3])  # inside an epoch, and at the first batch of the next one
+def test_a_keyboard_interrupt_inside_a_step_rolls_back_to_its_start(tmp_path, at_step):
+    whole = Trainer(_interrupt_cfg(), progress=False)
+    whole.run()
+    first = Trainer(_interrupt_cfg(), run_dir=tmp_path, progress=False)
+    calls = []
+
+    def interrupt(module, inputs, output):  # in the batch norm's forward: its statistics are already updated
+        calls.append(1)
+        if first.step == at_step and module.training:
+            raise KeyboardInterrupt
+
+    first.model[1].register_forward_hook(interrupt)
+    with pytest.raises(KeyboardInterrupt):
+        first.run()
+    assert first.state == "stopped"
+    rest = Trainer.resume_from(tmp_path, progress=False)
+    rest.run()
+    _assert_same_run(whole, rest)
+
+
+def test_a_keyboard_interrupt_in_the_epochs_evaluation_resumes_with_the_next_epoch(tmp_path, monkeypatch):
+    whole = Trainer(_interrupt_cfg(), progress=False)
+    whole.run()
+    first = Trainer(_interrupt_cfg(), run_dir=tmp_path, progress=False)
+
+    def interrupted_evaluation(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(first, "evaluate", interrupted_evaluation)
+    with pytest.raises(KeyboardInterrupt):
+        first.run()
+    rest = Trainer.resume_from(tmp_path, progress=False)
+    assert (rest.epoch, rest.step) == (1, 3)
+    rest.run()
+    _assert_same_run(whole, rest)  # no epoch skipped, none trained twice
+    epochs = [h for h in rest.history if h["kind"] == "epoch"]
+    assert [h["epoch"] for h in epochs] == [0, 1, 2] and "test_accuracy" not in epochs[0]
+
+
+def test_ctrl_c_stops_at_the_next_step_and_the_second_interrupts_at_once(tmp_path):
+    import os
+    import signal
+
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+    whole = Trainer(_interrupt_cfg(), progress=False)
+    whole.run()
+    first = Trainer(_interrupt_cfg(), run_dir=tmp_path, progress=False,
+                    callbacks=[lambda ev: os.kill(os.getpid(), signal.SIGINT) if ev.kind == "step" and ev.step == 4
+                               else None])
+    with pytest.raises(KeyboardInterrupt):  # raised after a graceful stop: a loop over runs ends too
+        first.run()
+    assert first.state == "stopped" and first.step == 4
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # put back
+    rest = Trainer.resume_from(tmp_path, progress=False)
+    rest.run()
+    _assert_same_run(whole, rest)
+
+    twice = Trainer(_interrupt_cfg(), progress=False, callbacks=[
+        lambda ev: (os.kill(os.getpid(), signal.SIGINT), os.kill(os.getpid(), signal.SIGINT))
+        if ev.kind == "step" and ev.step == 2 else None])
+    with pytest.raises(KeyboardInterrupt):
+        twice.run()
+    assert twice.state == "stopped" and twice.step == 2
+
+
+def test_a_resume_takes_the_configured_rate_and_schedule(tmp_path):
+    cfg = ExperimentConfig(hidden=[8], epochs=1, max_batches_per_epoch=2, num_steps=5, lr=5e-3,
+                           lr_schedule="one_cycle")
+    Trainer(cfg, run_dir=tmp_path, progress=False).run()
+    longer = Trainer.resume_from(tmp_path, cfg.copy(epochs=2, lr=1e-4, lr_schedule="constant"), progress=False)
+    longer.run()
+    rates = [h["lr"] for h in _steps(longer)]
+    assert rates[:2] == pytest.approx([5e-3 * lr_factor("one_cycle", k, 2) for k in range(2)])
+    assert rates[2:] == [1e-4, 1e-4]  # not the 2e-8 where the one-cycle schedule ended
+    assert longer.optimizer.param_groups[0]["betas"] == (0.9, 0.999)
+

@@ -14,16 +14,19 @@ A checkpoint's ``"epoch"`` is the number of *completed* epochs, i.e. where a res
 """
 from __future__ import annotations
 
+import contextlib
 import logging
 import math
 import os
 import random
+import signal
+import sys
 import threading
 import time
 import traceback
 import warnings
 import uuid
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
@@ -177,6 +180,10 @@ def _refuse_foreign_checkpoint(run_dir: Path, resume: str | os.PathLike | None) 
                           f"(resume={str(run_dir)!r}), choose another folder, or pass overwrite=True to replace it")
 
 
+ADAM_BETAS = (0.9, 0.999)  # torch's defaults, restated: a resume puts back the first one after a one-cycle run
+SGD_MOMENTUM = 0.9
+
+
 class Trainer:
     """Train the network an :class:`ExperimentConfig` describes, in this thread or in the background.
 
@@ -279,6 +286,7 @@ class Trainer:
         self._spike_counts: list[torch.Tensor] = []
         self._counting = False
         self._warned_short = False
+        self._boundary: dict[str, Any] | None = None  # the state at the start of the step in progress
         for m in self.model.modules():
             if isinstance(m, LIF):
                 m.register_forward_hook(self._count_hook)
@@ -356,8 +364,17 @@ class Trainer:
         if not groups:
             raise ValueError("the model has no trainable parameters")
         if cfg.optimizer == "adam":
-            return torch.optim.Adam(groups, lr=cfg.lr)
-        return torch.optim.SGD(groups, lr=cfg.lr, momentum=0.9)
+            return torch.optim.Adam(groups, lr=cfg.lr, betas=ADAM_BETAS)
+        return torch.optim.SGD(groups, lr=cfg.lr, momentum=SGD_MOMENTUM)
+
+    def _reset_rates_to_config(self) -> None:
+        """Each parameter group's rate (and momentum) as :meth:`_build_optimizer` sets them from the config."""
+        for group in self.optimizer.param_groups:
+            group["lr"] = float(self.cfg.lr_delays if group.get("name") == "delays" else self.cfg.lr)
+            if "betas" in group:
+                group["betas"] = (ADAM_BETAS[0], group["betas"][1])
+            elif "momentum" in group:
+                group["momentum"] = SGD_MOMENTUM
 
     def _schedule_learning_rates(self, batches_per_epoch: int | None) -> None:
         """Set each parameter group's rate for this step from ``cfg.lr_schedule`` / ``cfg.lr_delays_schedule``."""
@@ -588,7 +605,7 @@ class Trainer:
             "result": to_plain(self.result),
             "rng": rng,
             "loader_generators": loader_states(self.train_loader),
-            "epoch_progress": to_plain(self._epoch_progress) if partial_epoch else None,
+            "epoch_progress": to_plain(self._epoch_progress) if partial_epoch and self._epoch_progress else None,
             "time": time.time(),
         }
 
@@ -613,6 +630,7 @@ class Trainer:
                 self.optimizer.load_state_dict(ckpt["optimizer"])
             except (ValueError, KeyError) as e:
                 raise CheckpointError(f"checkpoint {source}: optimizer state does not match: {e}") from e
+            self._reset_rates_to_config()  # the rates saved are the old run's: a resume takes the configured ones
         self.epoch = int(ckpt["epoch"])
         self.step = int(ckpt["step"])
         if self.schedule is not None and ckpt.get("delay_schedule"):
@@ -622,7 +640,9 @@ class Trainer:
         self.last_eval = ckpt.get("last_eval")
         self.result = ckpt.get("result")
         progress = ckpt.get("epoch_progress") if ckpt.get("partial_epoch") else None
-        self._resume_progress = progress if progress and progress.get("batches_done") else None
+        # an epoch stopped before its first batch resumes from its start too: its shuffle was drawn already
+        self._resume_progress = (progress if progress and (progress.get("batches_done")
+                                                           or progress.get("loader_generators") is not None) else None)
         self._set_global_rng_state(ckpt.get("rng") or {})
         restore_loader_states(self.train_loader, ckpt.get("loader_generators"))
 
@@ -632,13 +652,47 @@ class Trainer:
 
         On failure the state becomes "failed", a "failed" event carries the message, and the
         error is re-raised when ``raise_errors`` (the background thread of :meth:`start` does not raise).
-        Ctrl-C saves a checkpoint, sets the state "stopped" and re-raises the ``KeyboardInterrupt``
-        (whatever ``raise_errors``); :meth:`stop` stops it gracefully, and then this returns None.
+        Ctrl-C (in the main thread) stops at the next step boundary, saves a checkpoint that resumes exactly, sets
+        the state "stopped" and raises ``KeyboardInterrupt`` (whatever ``raise_errors``); a second Ctrl-C interrupts
+        at once (the checkpoint then holds the state before the step in progress). :meth:`stop` stops gracefully,
+        and then this returns None.
         """
         with self._cond:
             self._check_can_run()
             self._state = "running"
             self._cond.notify_all()
+        with self._first_ctrl_c_stops() as asked:
+            result = self._run_guarded(raise_errors)
+        if asked:  # stopped (or finished) at a step boundary: end a loop over runs as Ctrl-C would
+            raise KeyboardInterrupt
+        return result
+
+    @contextlib.contextmanager
+    def _first_ctrl_c_stops(self) -> Iterator[list[int]]:
+        """In the main thread, where Ctrl-C would raise ``KeyboardInterrupt``: the first Ctrl-C asks for a stop at
+        the next step boundary (the checkpoint then resumes bit-exactly); a second one interrupts at once.
+        Yields the list of Ctrl-Cs received. Elsewhere (a thread, a program with its own handler) nothing changes."""
+        asked: list[int] = []
+        if (threading.current_thread() is not threading.main_thread()
+                or signal.getsignal(signal.SIGINT) is not signal.default_int_handler):
+            yield asked
+            return
+
+        def handler(signum, frame):
+            if asked:
+                raise KeyboardInterrupt
+            asked.append(signum)
+            print(f"\nrun {self.run_id}: stopping at the next training step (Ctrl-C again to interrupt at once)",
+                  file=sys.stderr, flush=True)
+            self.stop(reason="interrupted (Ctrl-C)")
+
+        previous = signal.signal(signal.SIGINT, handler)
+        try:
+            yield asked
+        finally:
+            signal.signal(signal.SIGINT, previous)
+
+    def _run_guarded(self, raise_errors: bool) -> dict[str, Any] | None:
         try:
             return self._train()
         except KeyboardInterrupt:
@@ -676,11 +730,17 @@ class Trainer:
                 summary["sigma"] = self.schedule.sigma_at(epoch)
                 self.schedule.step()
             summary["epoch_time_s"] = time.time() - t0
+            self._epoch_progress = None  # the epoch is trained: a stop from here on resumes with the next one
+            rec = {"kind": "epoch", "epoch": epoch, "step": self.step, **summary}
             ev = None
             if (epoch + 1) % cfg.eval_every == 0 or epoch + 1 == cfg.epochs:
-                ev = self.evaluate()
+                try:
+                    ev = self.evaluate()
+                except KeyboardInterrupt:  # keep the trained epoch's record; its evaluation is lost
+                    self.history.append(rec)
+                    self._store("log_metrics", self.run_id, self.step, epoch, _scalars("", summary))
+                    raise
                 self.last_eval = ev
-            rec = {"kind": "epoch", "epoch": epoch, "step": self.step, **summary}
             if ev is not None:
                 rec.update({f"test_{k}": v for k, v in ev.items()})
             self.history.append(rec)
@@ -728,6 +788,7 @@ class Trainer:
                 # exactly those at the step boundary (bit-exact resume)
                 if self._control():
                     return None
+                self._boundary = self._boundary_state()  # what a Ctrl-C inside this step rolls back to
                 if it is None:
                     it = self._epoch_iterator(resume)
                 try:
@@ -749,36 +810,38 @@ class Trainer:
                 loss_v = float(loss.detach())
                 if not math.isfinite(loss_v):
                     raise self._diverged("loss", loss_v, epoch)
+                bs = int(y.shape[0])
+                acc = float((decide(lg.detach()) == y).float().mean())
+                spikes = float(torch.stack(self._spike_counts).sum()) / bs if self._spike_counts else 0.0
+                self._spike_counts = []
                 opt.zero_grad(set_to_none=True)
                 loss.backward()
                 self._schedule_learning_rates(n_batches)
                 opt.step()
                 for layer in delay_layers:
                     layer.clamp_positions_()
-                if not self._params_finite():
-                    raise self._diverged("the weights", None, epoch)
-                self.step += 1
-                bs = int(y.shape[0])
-                acc = float((decide(lg.detach()) == y).float().mean())
-                spikes = float(torch.stack(self._spike_counts).sum()) / bs if self._spike_counts else 0.0
-                self._spike_counts = []
+                self.step += 1  # the step is done: from here a checkpoint counts it
                 rec = {"kind": "step", "epoch": epoch, "step": self.step, "batch": i, "loss": loss_v,
                        "accuracy": acc, "spikes_per_sample": spikes, "lr": float(opt.param_groups[0]["lr"]),
                        "time": time.time()}
+                for k in sums:
+                    sums[k] += rec[k] * bs
+                n_seen += bs
+                self._epoch_progress.update(batches_done=i + 1, sums=dict(sums), n_seen=n_seen)
+                self._boundary = None
+                if not self._params_finite():
+                    raise self._diverged("the weights", None, epoch)
                 self.history.append(rec)
                 self._emit("step", epoch=epoch, batch=i, n_batches=n_batches, loss=loss_v, accuracy=acc,
                            spikes_per_sample=spikes, lr=rec["lr"])
                 if self.step % self.log_every == 0:
                     self._store("log_metrics", self.run_id, self.step, epoch,
                                 {"loss": loss_v, "accuracy": acc, "spikes_per_sample": spikes})
-                for k in sums:
-                    sums[k] += rec[k] * bs
-                n_seen += bs
-                self._epoch_progress.update(batches_done=i + 1, sums=dict(sums), n_seen=n_seen)
                 bar.update(1)
                 bar.set_postfix(loss=f"{loss_v:.3f}", acc=f"{acc:.2f}")
         finally:
             bar.close()
+        self._boundary = None
         scheduled = cfg.lr_schedule != "constant" or cfg.lr_delays_schedule != "constant"
         if scheduled and n_batches and self._epoch_progress["batches_done"] < n_batches and not self._warned_short:
             self._warned_short = True
@@ -837,7 +900,25 @@ class Trainer:
         self._store("set_status", self.run_id, "finished", None)
         return self.result
 
+    def _boundary_state(self) -> dict[str, Any]:
+        """The global random states and the batch-norm statistics: what a step changes before its optimiser step."""
+        buffers = {name: b.detach().clone() for name, m in self.model.named_modules()
+                   if isinstance(m, nn.modules.batchnorm._BatchNorm) for name, b in m.named_buffers(prefix=name)}
+        return {"rng": self._global_rng_state(), "buffers": buffers}
+
+    def _roll_back_to_boundary(self) -> None:
+        """Undo a step interrupted before its optimiser step (a second Ctrl-C), so the checkpoint resumes exactly."""
+        boundary, self._boundary = self._boundary, None
+        if boundary is None:
+            return
+        own = dict(self.model.named_buffers())
+        with torch.no_grad():
+            for name, value in boundary["buffers"].items():
+                own[name].copy_(value)
+        self._set_global_rng_state(boundary["rng"])
+
     def _on_stopped(self, partial: bool, reason: str) -> None:
+        self._roll_back_to_boundary()
         try:
             path = self.save_checkpoint(partial_epoch=partial)
         except Exception:
