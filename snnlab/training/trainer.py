@@ -208,8 +208,8 @@ class Trainer:
 
     Control: :meth:`run` (blocking), :meth:`start` (background thread), :meth:`pause`,
     :meth:`resume`, :meth:`stop` (at the next step boundary), :meth:`wait`; :attr:`state` is one of
-    ``STATES``. Ctrl-C (``KeyboardInterrupt``) in :meth:`run` saves a checkpoint, marks the run "stopped"
-    and is re-raised, so a loop over runs ends too. Results: :attr:`history` (records; ``history.frame()``),
+    ``STATES``. Ctrl-C in :meth:`run` stops at the next step (a second one at once), saves a checkpoint that
+    resumes exactly, marks the run "stopped" and raises ``KeyboardInterrupt``, so a loop over runs ends too. Results: :attr:`history` (records; ``history.frame()``),
     :attr:`result` (``{"final": eval dict, "rounded": eval dict after rounding delays, or None}``).
     """
 
