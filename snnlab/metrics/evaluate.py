@@ -183,6 +183,11 @@ def evaluate(model: nn.Module, loader: Iterable, readout: str = "membrane_sum", 
     spikes it *fires* (about ``1 / (1 - p)`` times more); SynOps count the transmitted spikes for both.
     :func:`spike_accounting_table` shows output, fired and transmitted spikes per layer.
 
+    Samples of different lengths (event loaders with ``time_window`` and no ``duration``) are zero-padded to the
+    longest of their batch and the network runs on through the padding (spiking there too when batch norm turns
+    the zeros into a constant current), so their numbers depend on how they are batched: give a ``duration``,
+    or evaluate with ``batch_size=1``, for numbers per sample.
+
     Example:
         >>> import snnlab as sl
         >>> net = sl.Sequential(torch.nn.Linear(2, 2, bias=False), sl.LI())
