@@ -46,10 +46,16 @@ def _exit_status(exc: BaseException) -> int:
     return 128 + int(getattr(exc, "signum", None) or signal.SIGINT)
 
 
+def _raise(exc: BaseException) -> None:
+    raise exc
+
+
 @contextlib.contextmanager
-def _graceful_signals(first: Callable[[int], bool] = lambda signum: False) -> Iterator[list[int]]:
+def _graceful_signals(first: Callable[[int], bool] = lambda signum: False,
+                      later: Callable[[BaseException], None] = _raise) -> Iterator[list[int]]:
     """Within the block, SIGINT and SIGTERM call ``first(signum)`` the first time; when it returns True the
-    work winds down by itself, otherwise (and on any later signal) :class:`_Signalled` is raised.
+    work winds down by itself, otherwise (and on any later signal) ``later`` gets a :class:`_Signalled` to raise
+    (now, by default; a trainer's ``interrupt`` waits for the end of an optimiser step).
     Yields the list of signals received. Outside the main thread signals are left alone."""
     received: list[int] = []
 
@@ -57,7 +63,7 @@ def _graceful_signals(first: Callable[[int], bool] = lambda signum: False) -> It
         received.append(signum)
         if len(received) == 1 and first(signum):
             return
-        raise _Signalled(signum)
+        later(_Signalled(signum))
 
     old = {}
     try:
@@ -144,7 +150,12 @@ def cmd_train(args: argparse.Namespace) -> int:
         current[0].stop(reason=f"interrupted ({signal.Signals(signum).name})")
         return True
 
-    with _graceful_signals(stop_gracefully) as received:
+    def interrupt(exc: BaseException) -> None:  # a later signal: at once, but never inside an optimiser step
+        if not current:
+            raise exc
+        current[0].interrupt(exc)
+
+    with _graceful_signals(stop_gracefully, interrupt) as received:
         trainer = Trainer(cfg, run_dir=args.run_dir, store=store, progress=not args.quiet, name=args.name,
                           resume=existing if base is not None else None, overwrite=getattr(args, "overwrite", False))
         current.append(trainer)

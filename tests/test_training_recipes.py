@@ -438,30 +438,105 @@ def test_a_keyboard_interrupt_in_the_epochs_evaluation_resumes_with_the_next_epo
     assert [h["epoch"] for h in epochs] == [0, 1, 2] and "test_accuracy" not in epochs[0]
 
 
-def test_ctrl_c_stops_at_the_next_step_and_the_second_interrupts_at_once(tmp_path):
+def _sigint(times: int) -> None:
     import os
     import signal
 
-    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
-    whole = Trainer(_interrupt_cfg(), progress=False)
-    whole.run()
-    first = Trainer(_interrupt_cfg(), run_dir=tmp_path, progress=False,
-                    callbacks=[lambda ev: os.kill(os.getpid(), signal.SIGINT) if ev.kind == "step" and ev.step == 4
-                               else None])
-    with pytest.raises(KeyboardInterrupt):  # raised after a graceful stop: a loop over runs ends too
+    for _ in range(times):
+        os.kill(os.getpid(), signal.SIGINT)
+
+
+def _interrupted_then_resumed(tmp_path, where: str, times: int, at_step: int):
+    """Send ``times`` SIGINTs from inside step ``at_step + 1`` (its forward pass, or its optimiser step), then
+    resume from the checkpoint. Returns (the interrupted trainer, the resumed one)."""
+    first = Trainer(_interrupt_cfg(), run_dir=tmp_path, progress=False)
+    sent = []
+
+    def fire(*args):
+        if first.step == at_step and not sent and torch.is_grad_enabled():
+            sent.append(1)
+            _sigint(times)
+
+    if where == "forward":
+        first.model[1].register_forward_hook(fire)
+    else:
+        first.optimizer.register_step_post_hook(fire)
+    with pytest.raises(KeyboardInterrupt):
         first.run()
-    assert first.state == "stopped" and first.step == 4
-    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # put back
+    assert sent and first.state == "stopped"
     rest = Trainer.resume_from(tmp_path, progress=False)
     rest.run()
+    return first, rest
+
+
+@pytest.mark.parametrize("where,times,steps_done", [
+    ("forward", 1, 5),    # the first Ctrl-C: the step in progress finishes, the run stops before the next
+    ("forward", 2, 4),    # a second one: at once, the step in progress rolled back
+    ("optimizer", 2, 5),  # a second one inside the optimiser step: raised once the step is recorded
+])
+def test_ctrl_c_stops_the_run_and_the_checkpoint_resumes_exactly(tmp_path, where, times, steps_done):
+    import signal
+
+    whole = Trainer(_interrupt_cfg(), progress=False)
+    whole.run()
+    first, rest = _interrupted_then_resumed(tmp_path, where, times, at_step=4)
+    assert first.step == steps_done
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # put back
     _assert_same_run(whole, rest)
 
-    twice = Trainer(_interrupt_cfg(), progress=False, callbacks=[
-        lambda ev: (os.kill(os.getpid(), signal.SIGINT), os.kill(os.getpid(), signal.SIGINT))
-        if ev.kind == "step" and ev.step == 2 else None])
+
+def test_ctrl_c_in_the_last_evaluation_leaves_the_final_result_to_the_resume(tmp_path, monkeypatch):
+    whole = Trainer(_interrupt_cfg(), progress=False)
+    expected = whole.run()
+    first = Trainer(_interrupt_cfg(), run_dir=tmp_path, progress=False)
+    real_evaluate = first.evaluate
+
+    def evaluate(*args, **kwargs):
+        if first.epoch == 3:  # the last epoch's evaluation
+            raise KeyboardInterrupt
+        return real_evaluate(*args, **kwargs)
+
+    monkeypatch.setattr(first, "evaluate", evaluate)
     with pytest.raises(KeyboardInterrupt):
-        twice.run()
-    assert twice.state == "stopped" and twice.step == 2
+        first.run()
+    result = Trainer.resume_from(tmp_path, progress=False).run()
+    assert result["final"] == expected["final"]  # not epoch 2's evaluation
+
+
+def test_run_again_after_a_stop_continues_exactly():
+    whole = Trainer(_interrupt_cfg(), progress=False)
+    whole.run()
+    t = Trainer(_interrupt_cfg(), progress=False,
+                callbacks=[lambda ev: t.stop() if ev.kind == "step" and ev.step in (2, 4) else None])
+    assert t.run() is None and t.step == 2
+    assert t.run() is None and t.step == 4  # the same trainer, as a notebook would run it again
+    t.run()
+    _assert_same_run(whole, t)
+
+
+def test_ctrl_c_is_left_alone_with_loader_worker_processes():
+    import signal
+
+    t = Trainer(_interrupt_cfg().copy(data_kwargs={"num_workers": 1}, epochs=1, max_batches_per_epoch=1),
+                progress=False)
+    assert t.train_loader.num_workers == 1
+    seen = []
+    t.events.subscribe(lambda ev: seen.append(signal.getsignal(signal.SIGINT)), kinds=["step"])
+    t.run()
+    assert seen == [signal.default_int_handler]  # Ctrl-C reaches the workers too: plain KeyboardInterrupt
+
+
+def test_a_finished_run_is_returned_even_when_ctrl_c_came_during_its_last_evaluation(monkeypatch):
+    t = Trainer(_interrupt_cfg().copy(epochs=1), progress=False)
+    real_evaluate = t.evaluate
+
+    def evaluate(*args, **kwargs):
+        _sigint(1)  # the first Ctrl-C asks for a stop, but no training step is left
+        return real_evaluate(*args, **kwargs)
+
+    monkeypatch.setattr(t, "evaluate", evaluate)
+    result = t.run()
+    assert t.state == "finished" and result is t.result and not t._stop_req
 
 
 def test_a_resume_takes_the_configured_rate_and_schedule(tmp_path):

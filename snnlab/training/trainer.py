@@ -287,6 +287,8 @@ class Trainer:
         self._counting = False
         self._warned_short = False
         self._boundary: dict[str, Any] | None = None  # the state at the start of the step in progress
+        self._in_optimizer_step = False  # interrupt() waits until the step is recorded
+        self._pending_interrupt: BaseException | None = None
         for m in self.model.modules():
             if isinstance(m, LIF):
                 m.register_forward_hook(self._count_hook)
@@ -368,9 +370,10 @@ class Trainer:
         return torch.optim.SGD(groups, lr=cfg.lr, momentum=SGD_MOMENTUM)
 
     def _reset_rates_to_config(self) -> None:
-        """Each parameter group's rate (and momentum) as :meth:`_build_optimizer` sets them from the config."""
+        """Each parameter group's rate, momentum and weight decay as :meth:`_build_optimizer` sets them."""
         for group in self.optimizer.param_groups:
             group["lr"] = float(self.cfg.lr_delays if group.get("name") == "delays" else self.cfg.lr)
+            group["weight_decay"] = float(self.cfg.weight_decay) if group.get("name") == "weights" else 0.0
             if "betas" in group:
                 group["betas"] = (ADAM_BETAS[0], group["betas"][1])
             elif "momentum" in group:
@@ -640,9 +643,7 @@ class Trainer:
         self.last_eval = ckpt.get("last_eval")
         self.result = ckpt.get("result")
         progress = ckpt.get("epoch_progress") if ckpt.get("partial_epoch") else None
-        # an epoch stopped before its first batch resumes from its start too: its shuffle was drawn already
-        self._resume_progress = (progress if progress and (progress.get("batches_done")
-                                                           or progress.get("loader_generators") is not None) else None)
+        self._resume_progress = self._resumable(progress)
         self._set_global_rng_state(ckpt.get("rng") or {})
         restore_loader_states(self.train_loader, ckpt.get("loader_generators"))
 
@@ -663,34 +664,56 @@ class Trainer:
             self._cond.notify_all()
         with self._first_ctrl_c_stops() as asked:
             result = self._run_guarded(raise_errors)
-        if asked:  # stopped (or finished) at a step boundary: end a loop over runs as Ctrl-C would
-            raise KeyboardInterrupt
+        if asked:
+            if self.state == "stopped":  # stopped at a step boundary: end a loop over runs as Ctrl-C would
+                raise KeyboardInterrupt
+            with self._cond:  # the run finished before the stop came: nothing is left to stop
+                self._stop_req, self._stop_reason = False, None
         return result
+
+    def interrupt(self, exc: BaseException | None = None) -> None:
+        """Raise ``exc`` (default ``KeyboardInterrupt``) now, from a signal handler of the thread that runs
+        :meth:`run`, or, when that thread is inside an optimiser step, just after the step is recorded (an
+        optimiser step cut in half could not be resumed). :meth:`run` then saves a checkpoint and re-raises it."""
+        exc = exc if exc is not None else KeyboardInterrupt()
+        if self._in_optimizer_step:
+            self._pending_interrupt = exc
+            return
+        raise exc
 
     @contextlib.contextmanager
     def _first_ctrl_c_stops(self) -> Iterator[list[int]]:
         """In the main thread, where Ctrl-C would raise ``KeyboardInterrupt``: the first Ctrl-C asks for a stop at
         the next step boundary (the checkpoint then resumes bit-exactly); a second one interrupts at once.
-        Yields the list of Ctrl-Cs received. Elsewhere (a thread, a program with its own handler) nothing changes."""
+        Yields the list of Ctrl-Cs received. Elsewhere (a thread, a program with its own handler) nothing changes,
+        nor with loaders that use worker processes (Ctrl-C reaches them too, and a spawned worker dies of it)."""
         asked: list[int] = []
         if (threading.current_thread() is not threading.main_thread()
-                or signal.getsignal(signal.SIGINT) is not signal.default_int_handler):
+                or signal.getsignal(signal.SIGINT) is not signal.default_int_handler
+                or self._loaders_use_worker_processes()):
             yield asked
             return
 
         def handler(signum, frame):
             if asked:
-                raise KeyboardInterrupt
+                self.interrupt()
+                return
             asked.append(signum)
-            print(f"\nrun {self.run_id}: stopping at the next training step (Ctrl-C again to interrupt at once)",
-                  file=sys.stderr, flush=True)
             self.stop(reason="interrupted (Ctrl-C)")
+            try:
+                print(f"\nrun {self.run_id}: stopping at the next training step (Ctrl-C again to interrupt at once)",
+                      file=sys.stderr, flush=True)
+            except (OSError, RuntimeError):  # stderr busy (a reentrant write): the stop is asked all the same
+                pass
 
         previous = signal.signal(signal.SIGINT, handler)
         try:
             yield asked
         finally:
             signal.signal(signal.SIGINT, previous)
+
+    def _loaders_use_worker_processes(self) -> bool:
+        return any(int(getattr(loader, "num_workers", 0) or 0) > 0 for loader in (self.train_loader, self.test_loader))
 
     def _run_guarded(self, raise_errors: bool) -> dict[str, Any] | None:
         try:
@@ -737,6 +760,7 @@ class Trainer:
                 try:
                     ev = self.evaluate()
                 except KeyboardInterrupt:  # keep the trained epoch's record; its evaluation is lost
+                    self.last_eval = None  # not the previous epoch's: the run's final result must be evaluated anew
                     self.history.append(rec)
                     self._store("log_metrics", self.run_id, self.step, epoch, _scalars("", summary))
                     raise
@@ -817,21 +841,28 @@ class Trainer:
                 opt.zero_grad(set_to_none=True)
                 loss.backward()
                 self._schedule_learning_rates(n_batches)
-                opt.step()
-                for layer in delay_layers:
-                    layer.clamp_positions_()
-                self.step += 1  # the step is done: from here a checkpoint counts it
-                rec = {"kind": "step", "epoch": epoch, "step": self.step, "batch": i, "loss": loss_v,
-                       "accuracy": acc, "spikes_per_sample": spikes, "lr": float(opt.param_groups[0]["lr"]),
-                       "time": time.time()}
-                for k in sums:
-                    sums[k] += rec[k] * bs
-                n_seen += bs
-                self._epoch_progress.update(batches_done=i + 1, sums=dict(sums), n_seen=n_seen)
-                self._boundary = None
-                if not self._params_finite():
-                    raise self._diverged("the weights", None, epoch)
-                self.history.append(rec)
+                self._in_optimizer_step = True  # from the update to its record, interrupt() waits
+                try:
+                    opt.step()
+                    for layer in delay_layers:
+                        layer.clamp_positions_()
+                    if not self._params_finite():
+                        raise self._diverged("the weights", None, epoch)
+                    self.step += 1  # the step is done: from here a checkpoint counts it
+                    rec = {"kind": "step", "epoch": epoch, "step": self.step, "batch": i, "loss": loss_v,
+                           "accuracy": acc, "spikes_per_sample": spikes, "lr": float(opt.param_groups[0]["lr"]),
+                           "time": time.time()}
+                    for k in sums:
+                        sums[k] += rec[k] * bs
+                    n_seen += bs
+                    self._epoch_progress.update(batches_done=i + 1, sums=dict(sums), n_seen=n_seen)
+                    self.history.append(rec)
+                    self._boundary = None
+                finally:
+                    self._in_optimizer_step = False
+                if self._pending_interrupt is not None:
+                    pending, self._pending_interrupt = self._pending_interrupt, None
+                    raise pending
                 self._emit("step", epoch=epoch, batch=i, n_batches=n_batches, loss=loss_v, accuracy=acc,
                            spikes_per_sample=spikes, lr=rec["lr"])
                 if self.step % self.log_every == 0:
@@ -919,18 +950,29 @@ class Trainer:
 
     def _on_stopped(self, partial: bool, reason: str) -> None:
         self._roll_back_to_boundary()
+        self._pending_interrupt = None
+        # run() again on this trainer continues exactly where the checkpoint would
+        self._resume_progress = self._resumable(self._epoch_progress) if partial else None
+        path = None
         try:
             path = self.save_checkpoint(partial_epoch=partial)
         except Exception:
             log.exception("could not save the checkpoint of stopped run %s", self.run_id)
-            path = None
-        with self._cond:
-            self._state = "stopped"
-            self._stop_req = False
-            self._stop_reason = None
-            self._cond.notify_all()
+        finally:  # stopped even if another Ctrl-C cuts the saving short (the previous checkpoint stays whole)
+            with self._cond:
+                self._state = "stopped"
+                self._stop_req = False
+                self._stop_reason = None
+                self._cond.notify_all()
         self._emit("stopped", reason=reason, checkpoint=str(path) if path else None)
         self._store("set_status", self.run_id, "stopped", reason)
+
+    @staticmethod
+    def _resumable(progress: dict[str, Any] | None) -> dict[str, Any] | None:
+        """An epoch's progress to resume from: batches done, or none yet but its shuffle drawn already."""
+        if progress and (progress.get("batches_done") or progress.get("loader_generators") is not None):
+            return progress
+        return None
 
     def history_frame(self, kind: str | None = None):
         """:attr:`history` as a pandas DataFrame (optionally only records of ``kind``)."""
