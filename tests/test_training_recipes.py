@@ -104,13 +104,18 @@ def test_a_resumed_run_continues_the_schedule_where_it_stopped(tmp_path):
     assert rates == pytest.approx([cfg.lr * lr_factor("one_cycle", k, 6) for k in range(6)])
 
 
-def test_a_schedule_without_a_loader_length_is_refused():
+def _three_batch_stream() -> torch.utils.data.DataLoader:
+    """A loader without a length (an iterable dataset) that yields 3 batches of digits-shaped input."""
     class Stream(torch.utils.data.IterableDataset):
         def __iter__(self):
             for _ in range(3):
                 yield torch.rand(5, 4, 64), torch.randint(0, 10, (4,))
 
-    loader = torch.utils.data.DataLoader(Stream(), batch_size=None)
+    return torch.utils.data.DataLoader(Stream(), batch_size=None)
+
+
+def test_a_schedule_without_a_loader_length_is_refused():
+    loader = _three_batch_stream()
     t = Trainer(ExperimentConfig(hidden=[8], epochs=1, lr_schedule="cosine"), train_loader=loader, test_loader=loader,
                 progress=False)
     with pytest.raises(ValueError, match="need the number of steps of the run"):
@@ -118,12 +123,7 @@ def test_a_schedule_without_a_loader_length_is_refused():
 
 
 def test_an_epoch_shorter_than_the_schedule_assumes_is_reported():
-    class Stream(torch.utils.data.IterableDataset):
-        def __iter__(self):
-            for _ in range(3):
-                yield torch.rand(5, 4, 64), torch.randint(0, 10, (4,))
-
-    loader = torch.utils.data.DataLoader(Stream(), batch_size=None)
+    loader = _three_batch_stream()
     cfg = ExperimentConfig(hidden=[8], epochs=2, lr_schedule="one_cycle", max_batches_per_epoch=10)
     t = Trainer(cfg, train_loader=loader, test_loader=loader, progress=False)
     with pytest.warns(RuntimeWarning, match="ended after 3 of the 10 batches the learning-rate schedule assumes"):
