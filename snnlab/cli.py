@@ -388,7 +388,8 @@ def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     try:
         args, extra = parser.parse_known_args(argv)
-        if extra and getattr(args, "command", None) == "runs" and not any(e.startswith("-") for e in extra):
+        if (extra and getattr(args, "command", None) == "runs" and args.action in ("show", "compare")
+                and not any(e.startswith("-") for e in extra)):
             args.run_ids = list(args.run_ids) + extra  # ids after --store (argparse ends a '*' positional early)
         elif extra:
             parser.error(f"unrecognized arguments: {' '.join(extra)}")

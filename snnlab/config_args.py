@@ -117,13 +117,10 @@ def parse_grid(items: list[str]) -> dict[str, list]:
 
 
 def config_from_args(args: argparse.Namespace, base: dict[str, Any] | None = None) -> ExperimentConfig:
-    """Build and validate the config: ``base`` (e.g. a checkpoint's), the ``--preset`` (if any), the ``--config``
-    file (if any), then the flags given."""
+    """Build and validate the config: ``base`` (e.g. a checkpoint's) or the ``--preset`` (not both), updated by the
+    ``--config`` file (if any), then by the flags given (over a preset, ``data_kwargs`` merge key by key)."""
     base = dict(base or {})
-    if getattr(args, "preset", None):
-        from snnlab.training.presets import preset_fields
-
-        base.update(preset_fields(args.preset))
+    changes: dict[str, Any] = {}
     if getattr(args, "config", None):
         try:
             with open(args.config) as fh:
@@ -135,8 +132,15 @@ def config_from_args(args: argparse.Namespace, base: dict[str, Any] | None = Non
         if not isinstance(saved, dict):
             raise ConfigError(f"--config: {args.config!r} holds a JSON {type(saved).__name__}, not an object "
                               '{"field": value, ...} (--save-config writes one)')
-        base.update(saved)
+        changes.update(saved)
     for name in ExperimentConfig.fields():
         if hasattr(args, name):
-            base[name] = getattr(args, name)
-    return ExperimentConfig.from_dict(base)
+            changes[name] = getattr(args, name)
+    if getattr(args, "preset", None):
+        from snnlab.training.presets import preset_fields, with_changes
+
+        if base:
+            raise ConfigError("--preset starts a new configuration; a resumed run keeps its checkpoint's "
+                              "(give the fields to change as flags)")
+        return ExperimentConfig.from_dict(with_changes(preset_fields(args.preset), changes))
+    return ExperimentConfig.from_dict({**base, **changes})

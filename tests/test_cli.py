@@ -306,12 +306,14 @@ def test_runs_compare_takes_ids_after_the_store_option(tmp_path, capsys):
     from snnlab.training import ExperimentConfig
 
     store = RunStore(tmp_path / "s.sqlite")
-    ids = [store.create_run(ExperimentConfig(seed=s).to_dict(), f"run{s}") for s in (0, 1)]
+    ids = [store.create_run(ExperimentConfig(seed=s).to_dict(), f"run{s}") for s in (0, 1, 2)]
     for i in ids:
         store.set_summary(i, {"accuracy": 0.5, "spikes_per_sample": 3.0})
         store.set_status(i, "finished")
-    assert main(["runs", "compare", "--store", str(tmp_path / "s.sqlite"), *ids]) == 0
+    assert main(["runs", "compare", "--store", str(tmp_path / "s.sqlite"), *ids[:2]]) == 0
     out = capsys.readouterr().out
-    assert "seed" in out and "run0" in out and "run1" in out
+    assert "seed" in out and "run0" in out and "run1" in out and "run2" not in out  # the ids given, not all runs
+    assert main(["runs", "list", "--store", str(tmp_path / "s.sqlite"), "typo"]) == 2  # list takes no ids
+    assert "unrecognized arguments: typo" in capsys.readouterr().err
     assert main(["runs", "list", "--store", str(tmp_path / "s.sqlite"), "--bogus"]) == 2
     assert "unrecognized arguments: --bogus" in capsys.readouterr().err

@@ -93,7 +93,7 @@ def test_save_load_round_trip(tmp_path):
     assert [f.name for f in p.parent.iterdir()] == ["ckpt.pt"]  # no temp files left
 
 
-def test_missing_and_corrupt_checkpoints(tmp_path):
+def test_missing_and_corrupt_checkpoints(tmp_path, monkeypatch):
     with pytest.raises(FileNotFoundError, match="no checkpoint"):
         load_checkpoint(tmp_path / "nope.pt")
     bad = tmp_path / "bad.pt"
@@ -101,7 +101,11 @@ def test_missing_and_corrupt_checkpoints(tmp_path):
     with pytest.raises(CheckpointError, match="unreadable"):
         load_checkpoint(bad)
     good = save_checkpoint(tmp_path / "good.pt", {"x": torch.arange(4.0), "meta": {"finished": True}})
+    calls = []
+    real_load = torch.load
+    monkeypatch.setattr(torch, "load", lambda *a, **k: calls.append(k.get("mmap")) or real_load(*a, **k))
     mapped = load_checkpoint(good, mmap=True)  # tensors mapped from the file, not read: the same content
+    assert calls == [True] and load_checkpoint(good)["meta"] == {"finished": True} and calls == [True, False]
     assert torch.equal(mapped["x"], torch.arange(4.0)) and mapped["meta"] == {"finished": True}
     data = good.read_bytes()
     good.write_bytes(data[: len(data) // 2])  # truncated

@@ -1,6 +1,7 @@
 """Options for published setups: batch norm over time, dropout, detached reset, learning-rate and sigma schedules,
 the softmax-sum readout, and the DCLS presets run end to end on small files in the real SHD layout."""
 import math
+import re
 import warnings
 
 import pytest
@@ -126,7 +127,7 @@ def test_an_epoch_shorter_than_the_schedule_assumes_is_reported():
     loader = _three_batch_stream()
     cfg = ExperimentConfig(hidden=[8], epochs=2, lr_schedule="one_cycle", max_batches_per_epoch=10)
     t = Trainer(cfg, train_loader=loader, test_loader=loader, progress=False)
-    with pytest.warns(RuntimeWarning, match="ended after 3 of the 10 batches the learning-rate schedule assumes"):
+    with pytest.warns(RuntimeWarning, match="ended after 3 of the 10 batches the learning-rate schedules assume"):
         t.run()
     exact = Trainer(cfg.copy(max_batches_per_epoch=3), train_loader=loader, test_loader=loader, progress=False)
     with warnings.catch_warnings():
@@ -323,7 +324,8 @@ def test_bad_values_of_the_new_fields_are_refused(field, value):
 
 @pytest.mark.parametrize("value", [0, -5, 2.5, "5", 701, True])
 def test_a_bad_channel_bin_is_refused_by_the_config(value):
-    with pytest.raises(ConfigError, match=f"'channel_bin' must be an int in 1..700 .*got {value!r}"):
+    with pytest.raises(ConfigError, match=r"'channel_bin': shd: channel_bin must be (an int )?in 1\.\.700.*got "
+                       + re.escape(repr(value))):
         ExperimentConfig.from_dict({"dataset": "shd", "data_kwargs": {"channel_bin": value}})
     with pytest.raises(ConfigError, match="'shd' / 'ssc' only, not of dataset='digits'"):
         ExperimentConfig.from_dict({"data_kwargs": {"channel_bin": 5}})
@@ -342,6 +344,10 @@ def test_presets_are_valid_configs_that_match_the_papers_setup():
         assert (cfg.lr_schedule, cfg.lr_delays_schedule, cfg.sigma_schedule) == ("one_cycle", "cosine", "exponential")
         assert cfg.weight_gain == pytest.approx(math.sqrt(6))
     assert preset("dcls_shd", epochs=3, data_root="/x").epochs == 3
+    assert shd.label() == "shd 140-256-256-20 multi_spike atan5 dt10ms delays25 bn drop0.4 softmax_sum"
+    more = preset("dcls_shd", data_kwargs={"num_workers": 2, "channel_bin": 7})  # merged key by key
+    assert more.data_kwargs == {"time_window": 10_000, "channel_bin": 7, "num_workers": 2}
+    assert preset("dcls_shd", data_kwargs={"channel_bin": None}).data_kwargs == {"time_window": 10_000}
     preset("dcls_shd").data_kwargs["channel_bin"] = 7  # the preset's dicts are not shared with the configs
     assert PRESETS["dcls_shd"]["data_kwargs"]["channel_bin"] == 5
     assert preset("dcls_shd").data_kwargs["channel_bin"] == 5
@@ -360,6 +366,11 @@ def test_cli_preset_then_flags(tmp_path):
     assert (cfg.hidden, cfg.batch_size, cfg.epochs, cfg.readout) == ([256, 256], 32, 2, "softmax_sum")
     with pytest.raises(SystemExit):
         build_parser().parse_args(["train", "--preset", "nope"])
+    merged = config_from_args(build_parser().parse_args(["train", "--preset", "dcls_ssc", "--data-kwargs",
+                                                         '{"num_workers": 2}']))
+    assert merged.data_kwargs == {"time_window": 10_000, "channel_bin": 5, "num_workers": 2}
+    with pytest.raises(ConfigError, match="--preset starts a new configuration"):
+        config_from_args(build_parser().parse_args(["train", "--preset", "dcls_shd"]), base=cfg.to_dict())
     cfg.data_kwargs["channel_bin"] = 7  # the config's dicts are its own, not the preset's
     cfg.hidden.append(1)
     assert PRESETS["dcls_shd"]["data_kwargs"]["channel_bin"] == 5 and PRESETS["dcls_shd"]["hidden"] == [256, 256]
@@ -550,3 +561,47 @@ def test_a_resume_takes_the_configured_rate_and_schedule(tmp_path):
     assert rates[2:] == [1e-4, 1e-4]  # not the 2e-8 where the one-cycle schedule ended
     assert longer.optimizer.param_groups[0]["betas"] == (0.9, 0.999)
 
+
+
+def test_a_step_finished_under_a_deferred_ctrl_c_reaches_the_events_and_the_store(tmp_path):
+    from snnlab.experiments import RunStore
+
+    store = RunStore(tmp_path / "s.sqlite")
+    events = []
+    t = Trainer(_interrupt_cfg(), progress=False, store=store, log_every=1,
+                callbacks=[lambda ev: events.append(ev.step) if ev.kind == "step" else None])
+    t.optimizer.register_step_post_hook(lambda *a: _sigint(2) if t.step == 3 else None)
+    with pytest.raises(KeyboardInterrupt):
+        t.run()
+    assert t.step == 4 and events == [1, 2, 3, 4]
+    assert [h["step"] for h in _steps(t)] == [1, 2, 3, 4]
+    logged = store.metrics(t.run_id)
+    assert sorted(set(logged.loc[logged["name"] == "loss", "step"])) == [1, 2, 3, 4]
+
+
+def test_ctrl_c_in_the_rounded_evaluation_leaves_it_to_the_resume(tmp_path, monkeypatch):
+    cfg = _interrupt_cfg().copy(epochs=2, delays=True, max_delay=4)
+    expected = Trainer(cfg, progress=False).run()
+    first = Trainer(cfg, run_dir=tmp_path, progress=False)
+    real_evaluate = first.evaluate
+
+    def evaluate(*args, **kwargs):
+        if all(m.rounded for m in first.model if isinstance(m, sl.DelayedLinear)):
+            raise KeyboardInterrupt
+        return real_evaluate(*args, **kwargs)
+
+    monkeypatch.setattr(first, "evaluate", evaluate)
+    with pytest.raises(KeyboardInterrupt):
+        first.run()
+    result = Trainer.resume_from(tmp_path, progress=False).run()
+    assert result["final"] == expected["final"] and result["rounded"] == expected["rounded"]
+    assert result["rounded"] != result["final"]  # the rounded model was evaluated, not the final numbers copied
+
+
+def test_the_memory_estimate_counts_batch_norm_and_dropout():
+    from snnlab.training import estimate_memory_bytes
+
+    plain = estimate_memory_bytes(ExperimentConfig(hidden=[100], num_steps=10, batch_size=8))
+    both = estimate_memory_bytes(ExperimentConfig(hidden=[100], num_steps=10, batch_size=8, batch_norm=True,
+                                                  dropout=0.2))
+    assert both["activation_bytes"] - plain["activation_bytes"] == 4 * 4 * 10 * 8 * 100

@@ -19,7 +19,10 @@ from __future__ import annotations
 
 import torch
 
-READOUTS = ("membrane_sum", "membrane_max", "softmax_sum", "spike_count", "first_spike")
+#: Readouts of a non-spiking (``LI``) output layer's membrane, and of a spiking (``LIF``) output layer's spikes.
+MEMBRANE_READOUTS = ("membrane_sum", "membrane_max", "softmax_sum")
+SPIKE_READOUTS = ("spike_count", "first_spike")
+READOUTS = MEMBRANE_READOUTS + SPIKE_READOUTS
 
 #: The prediction of a sample without a decision (a tie for the largest score, e.g. a silent output).
 NO_DECISION = -1

@@ -45,7 +45,7 @@ def load_model_from_checkpoint(path: str):
         for m in model.modules():
             if isinstance(m, DelayedLinear):
                 m.round_delays()
-    load_model_state(model, ckpt["model"], cfg)
+    load_model_state(model, ckpt["model"])
     model.eval()
     return model, test_loader, cfg
 

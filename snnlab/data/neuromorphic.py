@@ -165,12 +165,12 @@ def _split_folder(name: str, root: str | os.PathLike, split: str, train: str, te
     return base
 
 
-def _check_channel_bin(name: str, channel_bin: object, sensor_size: tuple[int, int, int]) -> int:
+def check_channel_bin(name: str, channel_bin: object, sensor_size: tuple[int, int, int]) -> int:
     """``channel_bin`` as an int in ``1..W`` (``1`` for any sensor, more only for a 1-D ``(W, 1, 1)`` one); a
     ``TypeError`` / ``ValueError`` naming it and the fix otherwise.
 
     Example:
-        >>> _check_channel_bin("shd", 5, (700, 1, 1))
+        >>> check_channel_bin("shd", 5, (700, 1, 1))
         5
     """
     w, h, p = (int(v) for v in sensor_size)
@@ -254,7 +254,7 @@ class EventFrameDataset(Dataset):
         cache_params: dict[str, object] | None = None,
         channel_bin: int = 1,
     ) -> None:
-        channel_bin = _check_channel_bin(name, channel_bin, sensor_size)
+        channel_bin = check_channel_bin(name, channel_bin, sensor_size)
         if n_time_bins is None and time_window is None:
             n_time_bins = 100
         if n_time_bins is not None and time_window is not None:
@@ -482,7 +482,7 @@ def _check_labels(name: str, labels: list[int] | np.ndarray, where: list[str]) -
 
 def _load_h5(name: str, root, split: str, splits: tuple[str, ...], n_time_bins, time_window, duration, cache_dir,
              channel_bin: int = 1):
-    _check_channel_bin(name, channel_bin, NEUROMORPHIC_DATASETS[name].sensor_size)  # before touching the files
+    check_channel_bin(name, channel_bin, NEUROMORPHIC_DATASETS[name].sensor_size)  # before touching the files
     if split not in splits:
         raise ValueError(f"{name}: unknown split {split!r}; choose one of {list(splits)}")
     fname = f"{name}_{split}.h5"

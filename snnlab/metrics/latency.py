@@ -25,12 +25,9 @@ import math
 
 import torch
 
-from snnlab.core.readout import NO_DECISION, READOUTS, prediction_over_time
+from snnlab.core.readout import MEMBRANE_READOUTS, NO_DECISION, READOUTS, SPIKE_READOUTS, prediction_over_time
 
 __all__ = ["SPIKE_READOUTS", "MEMBRANE_READOUTS", "decision_latency", "mean_latency"]
-
-SPIKE_READOUTS = ("first_spike", "spike_count")
-MEMBRANE_READOUTS = ("membrane_sum", "membrane_max", "softmax_sum")
 
 
 def decision_latency(out: torch.Tensor, readout: str = "membrane_sum", target: torch.Tensor | None = None,

@@ -45,12 +45,10 @@ DEFAULT_MEMORY_LIMIT_BYTES = 32 * 2**30
 MAX_LAYER_WIDTH = 1_000_000
 
 
-# Fields added after configurations were first hashed into run folder names, with the value that keeps the older
-# behaviour; identity_dict() leaves them out at that value, so existing run folders keep their names.
-FIELDS_ADDED_LATER: dict[str, Any] = {
-    "detach_reset": False, "dropout": 0.0, "batch_norm": False, "sigma_schedule": "linear", "sigma_end": 0.5,
-    "sigma_anneal_fraction": 0.75, "lr_schedule": "constant", "lr_delays_schedule": "constant",
-}
+# Fields added after configurations were first hashed into run folder names, whose default keeps the older
+# behaviour; identity_dict() leaves them out at their default, so existing run folders keep their names.
+FIELDS_ADDED_LATER = ("detach_reset", "dropout", "batch_norm", "sigma_schedule", "sigma_end", "sigma_anneal_fraction",
+                      "lr_schedule", "lr_delays_schedule")
 
 
 class ConfigError(ValueError):
@@ -101,7 +99,7 @@ def estimate_memory_bytes(cfg: "ExperimentConfig", n_inputs: int | None = None, 
     Parameters count 4x (weights, gradients, two Adam moments); delay layers add their
     ``[out, in, max_delay]`` interpolation kernel (about 3 copies: kernel, FFT, gradient);
     activations count ``T * B * width`` floats about 4 times per layer (input current, membrane,
-    spikes, gradient). Returns ``{"parameters", "parameter_bytes", "activation_bytes", "total_bytes"}``.
+    spikes, gradient), and twice more per hidden layer for batch norm and for dropout. Returns ``{"parameters", "parameter_bytes", "activation_bytes", "total_bytes"}``.
     """
     if n_inputs is None or n_classes is None:
         ni, nc = dataset_shape(cfg)
@@ -114,6 +112,8 @@ def estimate_memory_bytes(cfg: "ExperimentConfig", n_inputs: int | None = None, 
     if cfg.delays:
         param_bytes += 3 * 4 * weights * int(cfg.max_delay)
     act_bytes = 4 * 4 * int(cfg.num_steps) * int(cfg.batch_size) * sum(sizes)
+    per_hidden = 2 * bool(cfg.batch_norm) + 2 * (cfg.dropout > 0)  # their outputs and saved statistics / masks
+    act_bytes += 4 * per_hidden * int(cfg.num_steps) * int(cfg.batch_size) * sum(int(h) for h in cfg.hidden)
     return {"parameters": n_params, "parameter_bytes": param_bytes, "activation_bytes": act_bytes,
             "total_bytes": param_bytes + act_bytes}
 
@@ -259,10 +259,15 @@ class ExperimentConfig(param.Parameterized):
         return out
 
     def identity_dict(self) -> dict[str, Any]:
-        """:meth:`to_dict` without the fields added later (:data:`FIELDS_ADDED_LATER`) that hold the value which
-        keeps the older behaviour: the identity of a run (sweep folders hash it), unchanged by new options."""
+        """:meth:`to_dict` without the fields added later (:data:`FIELDS_ADDED_LATER`) that hold their default, which
+        keeps the older behaviour: the identity of a run (sweep folders hash it), unchanged by new options.
+
+        Example:
+            >>> [("dropout" in ExperimentConfig(dropout=p).identity_dict()) for p in (0.0, 0.1)]
+            [False, True]
+        """
         return {k: v for k, v in self.to_dict().items()
-                if not (k in FIELDS_ADDED_LATER and v == FIELDS_ADDED_LATER[k])}
+                if not (k in FIELDS_ADDED_LATER and v == self.param[k].default)}
 
     def to_dict(self) -> dict[str, Any]:
         """Plain ``{field: value}`` (JSON-serialisable; lists and dicts are copies)."""
@@ -366,13 +371,17 @@ class ExperimentConfig(param.Parameterized):
                 problems.append(f"dataset='delay_task' with intervals {list(dl)} needs num_steps > "
                                 f"{max(int(v) for v in dl) + 2 * jit}, got {self.num_steps}")
         if isinstance(self.data_kwargs, dict) and "channel_bin" in self.data_kwargs:
-            cb = self.data_kwargs["channel_bin"]
             if self.dataset not in ("shd", "ssc"):
                 problems.append(f"data_kwargs 'channel_bin' sums adjacent audio channels of 'shd' / 'ssc' only, not of "
                                 f"dataset={self.dataset!r}; remove it")
-            elif isinstance(cb, bool) or not isinstance(cb, int) or not 1 <= cb <= 700:
-                problems.append(f"data_kwargs 'channel_bin' must be an int in 1..700 (channel_bin=5: 700 -> 140 "
-                                f"channels), got {cb!r}")
+            else:  # the loader's own check, before any file is read
+                from snnlab.data.neuromorphic import NEUROMORPHIC_DATASETS, check_channel_bin
+
+                try:
+                    check_channel_bin(self.dataset, self.data_kwargs["channel_bin"],
+                                      NEUROMORPHIC_DATASETS[self.dataset].sensor_size)
+                except (TypeError, ValueError) as e:
+                    problems.append(f"data_kwargs 'channel_bin': {e}")
         if not isinstance(self.data_kwargs, dict):
             problems.append("data_kwargs must be a dict")
         else:
@@ -410,7 +419,9 @@ class ExperimentConfig(param.Parameterized):
             parts.append(self.surrogate + (f"{self.surrogate_alpha:g}" if self.surrogate_alpha is not None else ""))
         if self.neuron == "multi_spike" and self.max_spikes is not None:
             parts.append(f"k{self.max_spikes}")
-        parts.append(f"T{self.num_steps}")
+        tw = self.data_kwargs.get("time_window") if isinstance(self.data_kwargs, dict) else None
+        parts.append(f"dt{float(tw) / 1000:g}ms" if isinstance(tw, (int, float)) and tw > 0  # frames, not T steps
+                     else f"T{self.num_steps}")
         if self.delays:
             parts.append(f"delays{self.max_delay}")
         if self.mask_p > 0:

@@ -14,12 +14,11 @@ from snnlab.core.dropout import TimeDropout
 from snnlab.core.network import Sequential
 from snnlab.core.neurons import LI, LIF
 from snnlab.core.normalization import TimeBatchNorm
+from snnlab.core.readout import SPIKE_READOUTS
 
 from .config import ExperimentConfig
 
 __all__ = ["build_model", "build_data", "load_model_state", "neuron_kwargs", "FlattenCollate"]
-
-SPIKING_READOUTS = ("spike_count", "first_spike")
 
 
 def neuron_kwargs(cfg: ExperimentConfig) -> dict[str, Any]:
@@ -78,7 +77,7 @@ def build_model(cfg: ExperimentConfig, n_inputs: int, n_classes: int) -> Sequent
         if cfg.dropout > 0:
             layers.append(TimeDropout(float(cfg.dropout)))
         prev = int(h)
-    spiking_out = cfg.readout in SPIKING_READOUTS  # a spiking output layer must reach threshold: hidden gain
+    spiking_out = cfg.readout in SPIKE_READOUTS  # a spiking output layer must reach threshold: hidden gain
     layers.append(_synapse(cfg, prev, n_classes, cfg.weight_gain if spiking_out else cfg.readout_gain))
     if spiking_out:
         out_kw = dict(kw)
@@ -116,13 +115,13 @@ def _renumber_stateless_layers(model: nn.Module, state: dict[str, Any]) -> dict[
     return out
 
 
-def load_model_state(model: nn.Module, state: dict[str, Any], cfg: ExperimentConfig | None = None) -> None:
+def load_model_state(model: nn.Module, state: dict[str, Any]) -> None:
     """``model.load_state_dict(state)``, also across layers without state added or removed.
 
     A checkpoint trained with ``dropout`` loads into the same network without it (and the reverse), and a
     checkpoint saved before masking was fused into the LIF (November 2026: ``mask_p > 0`` put a stateless
     ``SpikeMask`` after each hidden LIF) loads into today's layout: the layers that hold state are paired in order.
-    Raises ``RuntimeError`` (as ``load_state_dict``) when ``state`` does not fit either way. ``cfg`` is not needed.
+    Raises ``RuntimeError`` (as ``load_state_dict``) when ``state`` does not fit either way.
 
     Example:
         >>> trained = build_model(ExperimentConfig(hidden=[8], dropout=0.3), 4, 2)

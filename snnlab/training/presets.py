@@ -1,7 +1,7 @@
 """Named configurations that reproduce published setups: ``preset("dcls_shd")``, ``snnlab train --preset dcls_shd``.
 
 Each preset is a set of :class:`~snnlab.training.config.ExperimentConfig` fields; anything not named keeps its
-default, and keywords (or CLI flags) override the preset.
+default, and keywords (or CLI flags) override the preset, ``data_kwargs`` key by key.
 
 * ``dcls_shd`` / ``dcls_ssc``: learnable delays on the Spiking Heidelberg Digits / Spiking Speech Commands as in
   Hammouamri, Khalfaoui-Hassani & Masquelier, "Learning Delays in Spiking Neural Networks using Dilated
@@ -36,7 +36,7 @@ from typing import Any
 
 from .config import ConfigError, ExperimentConfig
 
-__all__ = ["PRESETS", "preset", "preset_fields"]
+__all__ = ["PRESETS", "preset", "preset_fields", "with_changes"]
 
 _KAIMING_UNIFORM_GAIN = math.sqrt(6.0)  # kaiming_uniform(relu) bound sqrt(6 / fan_in) over the 1/sqrt(fan_in) default
 
@@ -61,12 +61,33 @@ PRESETS: dict[str, dict[str, Any]] = {
 
 
 def preset_fields(name: str) -> dict[str, Any]:
-    """A deep copy of preset ``name``'s fields (``ConfigError`` for an unknown name)."""
+    """A deep copy of preset ``name``'s fields (``ConfigError`` for an unknown name).
+
+    Example:
+        >>> preset_fields("dcls_shd")["hidden"]
+        [256, 256]
+    """
     if name not in PRESETS:
         raise ConfigError(f"unknown preset {name!r}; choose one of {sorted(PRESETS)}")
     return copy.deepcopy(PRESETS[name])
 
 
+def with_changes(fields: dict[str, Any], changes: dict[str, Any]) -> dict[str, Any]:
+    """``fields`` updated with ``changes``; ``data_kwargs`` are merged key by key (so adding ``num_workers`` keeps a
+    preset's ``time_window`` and ``channel_bin``; a key set to None removes it).
+
+    Example:
+        >>> with_changes({"epochs": 2, "data_kwargs": {"a": 1, "b": 2}}, {"data_kwargs": {"b": None, "c": 3}})
+        {'epochs': 2, 'data_kwargs': {'a': 1, 'c': 3}}
+    """
+    out = {**fields, **changes}
+    if isinstance(fields.get("data_kwargs"), dict) and isinstance(changes.get("data_kwargs"), dict):
+        merged = {**fields["data_kwargs"], **changes["data_kwargs"]}
+        out["data_kwargs"] = {k: v for k, v in merged.items() if v is not None}
+    return out
+
+
 def preset(name: str, **changes: Any) -> ExperimentConfig:
-    """The validated configuration of preset ``name`` with ``changes`` applied (e.g. ``data_root=...``)."""
-    return ExperimentConfig.from_dict({**preset_fields(name), **changes})
+    """The validated configuration of preset ``name`` with ``changes`` applied (e.g. ``data_root=...``; see
+    :func:`with_changes` for ``data_kwargs``)."""
+    return ExperimentConfig.from_dict(with_changes(preset_fields(name), changes))

@@ -208,8 +208,9 @@ class Trainer:
 
     Control: :meth:`run` (blocking), :meth:`start` (background thread), :meth:`pause`,
     :meth:`resume`, :meth:`stop` (at the next step boundary), :meth:`wait`; :attr:`state` is one of
-    ``STATES``. Ctrl-C in :meth:`run` stops at the next step (a second one at once), saves a checkpoint that
-    resumes exactly, marks the run "stopped" and raises ``KeyboardInterrupt``, so a loop over runs ends too. Results: :attr:`history` (records; ``history.frame()``),
+    ``STATES``. Ctrl-C in :meth:`run` stops at the next step (a second one at once), saves a checkpoint
+    that resumes exactly, marks the run "stopped" and raises ``KeyboardInterrupt``, so a loop over runs ends
+    too (details in :meth:`run`). Results: :attr:`history` (records; ``history.frame()``),
     :attr:`result` (``{"final": eval dict, "rounded": eval dict after rounding delays, or None}``).
     """
 
@@ -357,42 +358,62 @@ class Trainer:
         norms = [p for p in weights if id(p) in norm_ids]  # batch norm's scale and shift: no weight decay
         weights = [p for p in weights if id(p) not in norm_ids]
         groups = []
-        if weights:
-            groups.append({"params": weights, "lr": cfg.lr, "weight_decay": cfg.weight_decay, "name": "weights"})
-        if norms:
-            groups.append({"params": norms, "lr": cfg.lr, "weight_decay": 0.0, "name": "norm"})
-        if delays:
-            groups.append({"params": delays, "lr": cfg.lr_delays, "weight_decay": 0.0, "name": "delays"})
+        for name, params in (("weights", weights), ("norm", norms), ("delays", delays)):
+            if params:
+                lr, _, decay = self._group_settings(name)
+                groups.append({"params": params, "lr": lr, "weight_decay": decay, "name": name})
         if not groups:
             raise ValueError("the model has no trainable parameters")
         if cfg.optimizer == "adam":
             return torch.optim.Adam(groups, lr=cfg.lr, betas=ADAM_BETAS)
         return torch.optim.SGD(groups, lr=cfg.lr, momentum=SGD_MOMENTUM)
 
+    def _group_settings(self, name: str | None) -> tuple[float, str, float]:
+        """``(base rate, schedule, weight decay)`` of the parameter group ``name``: "weights", "norm" (batch
+        norm's scale and shift: no weight decay) or "delays" (the positions)."""
+        cfg = self.cfg
+        if name == "delays":
+            return float(cfg.lr_delays), cfg.lr_delays_schedule, 0.0
+        return float(cfg.lr), cfg.lr_schedule, float(cfg.weight_decay) if name == "weights" else 0.0
+
     def _reset_rates_to_config(self) -> None:
         """Each parameter group's rate, momentum and weight decay as :meth:`_build_optimizer` sets them."""
         for group in self.optimizer.param_groups:
-            group["lr"] = float(self.cfg.lr_delays if group.get("name") == "delays" else self.cfg.lr)
-            group["weight_decay"] = float(self.cfg.weight_decay) if group.get("name") == "weights" else 0.0
+            group["lr"], _, group["weight_decay"] = self._group_settings(group.get("name"))
             if "betas" in group:
                 group["betas"] = (ADAM_BETAS[0], group["betas"][1])
             elif "momentum" in group:
                 group["momentum"] = SGD_MOMENTUM
 
-    def _schedule_learning_rates(self, batches_per_epoch: int | None) -> None:
+    def _scheduled(self) -> bool:
+        return self.cfg.lr_schedule != "constant" or self.cfg.lr_delays_schedule != "constant"
+
+    def _schedules_text(self) -> str:
+        return f"lr_schedule={self.cfg.lr_schedule!r}, lr_delays_schedule={self.cfg.lr_delays_schedule!r}"
+
+    def _batches_per_epoch(self) -> int | None:
+        """Batches an epoch trains: the loader's length capped by ``max_batches_per_epoch`` (None: unknown)."""
+        try:
+            n = len(self.train_loader)
+        except TypeError:
+            n = None
+        cap = self.cfg.max_batches_per_epoch
+        return n if cap is None else (cap if n is None else min(n, cap))
+
+    def _check_schedules_can_run(self) -> None:
+        if self._scheduled() and not self._batches_per_epoch():
+            raise ValueError(f"{self._schedules_text()} need the number of steps of the run: give a training loader "
+                             "with a length, or set max_batches_per_epoch to the number of batches the loader yields "
+                             "per epoch")
+
+    def _schedule_learning_rates(self, batches_per_epoch: int) -> None:
         """Set each parameter group's rate for this step from ``cfg.lr_schedule`` / ``cfg.lr_delays_schedule``."""
-        cfg = self.cfg
-        if cfg.lr_schedule == "constant" and cfg.lr_delays_schedule == "constant":
+        if not self._scheduled():
             return  # the optimiser's rates are left as they are
-        if not batches_per_epoch:
-            raise ValueError(f"lr_schedule={cfg.lr_schedule!r} / lr_delays_schedule={cfg.lr_delays_schedule!r} need "
-                             "the number of steps of the run: give a training loader with a length, or set "
-                             "max_batches_per_epoch to the number of batches the loader yields per epoch")
-        total = int(cfg.epochs) * int(batches_per_epoch)
+        total = int(self.cfg.epochs) * int(batches_per_epoch)
         for group in self.optimizer.param_groups:
-            delays = group.get("name") == "delays"
-            base, kind = (cfg.lr_delays, cfg.lr_delays_schedule) if delays else (cfg.lr, cfg.lr_schedule)
-            group["lr"] = float(base) * lr_factor(kind, self.step, total)
+            base, kind, _ = self._group_settings(group.get("name"))
+            group["lr"] = base * lr_factor(kind, self.step, total)
             if kind == "one_cycle":  # the momentum cycles against the rate, as torch's OneCycleLR
                 m = one_cycle_momentum(self.step, total)
                 if "betas" in group:
@@ -625,7 +646,7 @@ class Trainer:
         from .model import load_model_state
 
         try:
-            load_model_state(self.model, ckpt["model"], self.cfg)
+            load_model_state(self.model, ckpt["model"])
         except (RuntimeError, KeyError) as e:
             raise CheckpointError(f"checkpoint {source} does not match the configured model: {e}") from e
         if not ckpt.get("delays_rounded"):
@@ -653,10 +674,16 @@ class Trainer:
 
         On failure the state becomes "failed", a "failed" event carries the message, and the
         error is re-raised when ``raise_errors`` (the background thread of :meth:`start` does not raise).
-        Ctrl-C (in the main thread) stops at the next step boundary, saves a checkpoint that resumes exactly, sets
-        the state "stopped" and raises ``KeyboardInterrupt`` (whatever ``raise_errors``); a second Ctrl-C interrupts
-        at once (the checkpoint then holds the state before the step in progress). :meth:`stop` stops gracefully,
-        and then this returns None.
+        :meth:`stop` stops gracefully, and then this returns None.
+
+        Ctrl-C, in the main thread with Python's own handler and loaders without worker processes: the first one
+        stops at the next step boundary, saves a checkpoint that resumes exactly, sets the state "stopped" and
+        raises ``KeyboardInterrupt`` (whatever ``raise_errors``; if the run finished meanwhile, e.g. a Ctrl-C
+        during its last evaluation, its result is returned). A second Ctrl-C interrupts at once: during an
+        optimiser step, once the step is recorded, otherwise rolling the step in progress back (random states,
+        batch-norm statistics), so the checkpoint still resumes exactly. Elsewhere (loaders with worker processes,
+        a program with its own handler) a ``KeyboardInterrupt`` rolls the step back in the same way, except inside
+        the optimiser step: a handler that calls :meth:`interrupt` (as the CLI's does) waits for its end instead.
         """
         with self._cond:
             self._check_can_run()
@@ -737,6 +764,7 @@ class Trainer:
 
     def _train(self) -> dict[str, Any] | None:
         cfg = self.cfg
+        self._check_schedules_can_run()
         n_params = sum(p.numel() for p in self.model.parameters())
         self._emit("started", config=cfg.to_dict(), label=cfg.label(), name=self.name, device=str(self.device),
                    n_parameters=int(n_params), start_epoch=int(self.epoch), epochs=int(cfg.epochs))
@@ -754,28 +782,31 @@ class Trainer:
                 self.schedule.step()
             summary["epoch_time_s"] = time.time() - t0
             self._epoch_progress = None  # the epoch is trained: a stop from here on resumes with the next one
-            rec = {"kind": "epoch", "epoch": epoch, "step": self.step, **summary}
             ev = None
             if (epoch + 1) % cfg.eval_every == 0 or epoch + 1 == cfg.epochs:
                 try:
                     ev = self.evaluate()
                 except KeyboardInterrupt:  # keep the trained epoch's record; its evaluation is lost
                     self.last_eval = None  # not the previous epoch's: the run's final result must be evaluated anew
-                    self.history.append(rec)
-                    self._store("log_metrics", self.run_id, self.step, epoch, _scalars("", summary))
+                    self._record_epoch(epoch, summary, None)
                     raise
                 self.last_eval = ev
-            if ev is not None:
-                rec.update({f"test_{k}": v for k, v in ev.items()})
-            self.history.append(rec)
-            self._emit("epoch", epoch=epoch, **{k: v for k, v in rec.items() if k not in ("kind", "epoch", "step")})
-            self._store("log_metrics", self.run_id, self.step, epoch, _scalars("", summary))
-            if ev is not None:
-                self.history.append({"kind": "evaluation", "epoch": epoch, "step": self.step, "phase": "epoch", **ev})
-                self._emit("evaluation", epoch=epoch, phase="epoch", **ev)
-                self._store("log_metrics", self.run_id, self.step, epoch, _scalars("test_", ev))
+            self._record_epoch(epoch, summary, ev)
             self.save_checkpoint()
         return self._finish()
+
+    def _record_epoch(self, epoch: int, summary: dict[str, Any], ev: dict[str, Any] | None) -> None:
+        """The epoch's record (and its evaluation's, if any) into the history, the events and the store."""
+        rec = {"kind": "epoch", "epoch": epoch, "step": self.step, **summary}
+        if ev is not None:
+            rec.update({f"test_{k}": v for k, v in ev.items()})
+        self.history.append(rec)
+        self._emit("epoch", epoch=epoch, **{k: v for k, v in rec.items() if k not in ("kind", "epoch", "step")})
+        self._store("log_metrics", self.run_id, self.step, epoch, _scalars("", summary))
+        if ev is not None:
+            self.history.append({"kind": "evaluation", "epoch": epoch, "step": self.step, "phase": "epoch", **ev})
+            self._emit("evaluation", epoch=epoch, phase="epoch", **ev)
+            self._store("log_metrics", self.run_id, self.step, epoch, _scalars("test_", ev))
 
     def _train_epoch(self, epoch: int) -> dict[str, float] | None:
         """One epoch; returns its summary, or None when a stop was requested."""
@@ -784,12 +815,7 @@ class Trainer:
         cfg, model, opt = self.cfg, self.model, self.optimizer
         model.train()
         delay_layers = self._delay_layers()
-        try:
-            n_batches = len(self.train_loader)
-        except TypeError:
-            n_batches = None
-        if cfg.max_batches_per_epoch is not None:
-            n_batches = cfg.max_batches_per_epoch if n_batches is None else min(n_batches, cfg.max_batches_per_epoch)
+        n_batches = self._batches_per_epoch()
         resume, self._resume_progress = self._resume_progress, None
         sums = {"loss": 0.0, "accuracy": 0.0, "spikes_per_sample": 0.0}
         n_seen = 0
@@ -860,9 +886,6 @@ class Trainer:
                     self._boundary = None
                 finally:
                     self._in_optimizer_step = False
-                if self._pending_interrupt is not None:
-                    pending, self._pending_interrupt = self._pending_interrupt, None
-                    raise pending
                 self._emit("step", epoch=epoch, batch=i, n_batches=n_batches, loss=loss_v, accuracy=acc,
                            spikes_per_sample=spikes, lr=rec["lr"])
                 if self.step % self.log_every == 0:
@@ -870,15 +893,18 @@ class Trainer:
                                 {"loss": loss_v, "accuracy": acc, "spikes_per_sample": spikes})
                 bar.update(1)
                 bar.set_postfix(loss=f"{loss_v:.3f}", acc=f"{acc:.2f}")
+                if self._pending_interrupt is not None:  # a Ctrl-C that came during the optimiser step
+                    pending, self._pending_interrupt = self._pending_interrupt, None
+                    raise pending
         finally:
             bar.close()
         self._boundary = None
-        scheduled = cfg.lr_schedule != "constant" or cfg.lr_delays_schedule != "constant"
-        if scheduled and n_batches and self._epoch_progress["batches_done"] < n_batches and not self._warned_short:
+        if (self._scheduled() and n_batches and self._epoch_progress["batches_done"] < n_batches
+                and not self._warned_short):
             self._warned_short = True
             warnings.warn(f"epoch {epoch + 1} ended after {self._epoch_progress['batches_done']} of the {n_batches} "
-                          f"batches the learning-rate schedule assumes (lr_schedule={cfg.lr_schedule!r}), so it will "
-                          "not reach its end; set max_batches_per_epoch to the batches the loader yields per epoch",
+                          f"batches the learning-rate schedules assume ({self._schedules_text()}), so they will not "
+                          "reach their end; set max_batches_per_epoch to the batches the loader yields per epoch",
                           RuntimeWarning, stacklevel=2)
         n = max(n_seen, 1)
         return {f"train_{k}": v / n for k, v in sums.items()} | {"train_samples": n_seen}
@@ -902,28 +928,40 @@ class Trainer:
         return it
 
     def _finish(self) -> dict[str, Any]:
-        if self._delays_rounded and self.result is not None and self.step == self._start_step:
-            return self._mark_finished()  # resumed with nothing to train: the rounded run's result stands
-        final = self.last_eval if self.last_eval is not None else self.evaluate()
-        self.last_eval = final
-        rounded = final if self._delays_rounded else None  # trained on after rounding: final is the rounded model
-        layers = self._delay_layers()
-        if layers:
-            for layer in layers:
-                layer.round_delays()
-            self._delays_rounded = True
-            rounded = self.evaluate()
-            last_epoch = max(self.epoch - 1, 0)
-            self.history.append({"kind": "evaluation", "epoch": last_epoch, "step": self.step, "phase": "rounded",
-                                 **rounded})
-            self._emit("evaluation", epoch=last_epoch, phase="rounded", **rounded)
-            self._store("log_metrics", self.run_id, self.step, last_epoch, _scalars("rounded_test_", rounded))
+        done = self.result or {}
+        untrained = self.step == self._start_step  # resumed with nothing left to train
+        if self._delays_rounded and untrained and done.get("rounded") is not None:
+            return self._mark_finished()  # the rounded run's result stands
+        if self._delays_rounded and untrained and done.get("final") is not None:
+            final = done["final"]  # rounded, but its evaluation was cut short: only that is left
+            rounded = self._evaluate_rounded()
+        else:
+            final = self.last_eval if self.last_eval is not None else self.evaluate()
+            self.last_eval = final
+            rounded = final if self._delays_rounded else None  # trained on after rounding: final is the rounded model
+            layers = self._delay_layers()
+            if layers:
+                for layer in layers:
+                    layer.round_delays()
+                self._delays_rounded = True
+                self.result = {"final": final, "rounded": None}  # what a stop in the next evaluation resumes from
+                rounded = self._evaluate_rounded()
         self.result = {"final": final, "rounded": rounded}
         if self.store is not None and hasattr(self.store, "set_summary"):
             # the numbers of the model as deployed: with integer delays when the run learned delays
             self._store("set_summary", self.run_id, dict(rounded if rounded is not None else final))
         self.save_checkpoint(finished=True)
         return self._mark_finished()
+
+    def _evaluate_rounded(self) -> dict[str, Any]:
+        """Evaluate the model with its rounded (integer) delays and record it as the "rounded" evaluation."""
+        rounded = self.evaluate()
+        last_epoch = max(self.epoch - 1, 0)
+        self.history.append({"kind": "evaluation", "epoch": last_epoch, "step": self.step, "phase": "rounded",
+                             **rounded})
+        self._emit("evaluation", epoch=last_epoch, phase="rounded", **rounded)
+        self._store("log_metrics", self.run_id, self.step, last_epoch, _scalars("rounded_test_", rounded))
+        return rounded
 
     def _mark_finished(self) -> dict[str, Any]:
         self._set_state("finished")
