@@ -19,14 +19,12 @@ import logging
 import math
 import os
 import random
-import signal
-import sys
 import threading
 import time
 import traceback
 import warnings
 import uuid
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
@@ -43,6 +41,7 @@ from snnlab.data.loader_rng import loader_states, restore_loader_states
 from .checkpoint import CheckpointError, load_checkpoint, save_checkpoint, to_plain
 from .config import ExperimentConfig
 from .events import Event, EventBus
+from .interrupts import first_ctrl_c_stops, global_rng_state, roll_back, set_global_rng_state, step_boundary
 from .lr_schedule import lr_factor, one_cycle_momentum
 
 __all__ = ["Trainer", "TrainingDiverged", "RunStoreProtocol", "History", "STATES", "seed_everything",
@@ -579,29 +578,10 @@ class Trainer:
 
     # ------------------------------------------------------------------------------ checkpoints
     def _global_rng_state(self) -> dict[str, Any]:
-        """torch's, NumPy's, Python's (and CUDA's) global random states, as checkpointable types."""
-        np_state = np.random.get_state()
-        rng: dict[str, Any] = {
-            "torch": torch.get_rng_state(),
-            "numpy": [np_state[0], torch.from_numpy(np_state[1].astype(np.int64)), int(np_state[2]),
-                      int(np_state[3]), float(np_state[4])],
-            "python": random.getstate(),
-        }
-        if torch.cuda.is_available() and self.device.type == "cuda":
-            rng["cuda"] = torch.cuda.get_rng_state_all()
-        return rng
+        return global_rng_state(cuda=self.device.type == "cuda")
 
     def _set_global_rng_state(self, rng: dict[str, Any]) -> None:
-        if "torch" in rng:
-            torch.set_rng_state(rng["torch"])
-        if "numpy" in rng:
-            n = rng["numpy"]
-            np.random.set_state((n[0], n[1].numpy().astype(np.uint32), int(n[2]), int(n[3]), float(n[4])))
-        if "python" in rng:
-            v, st, g = rng["python"]
-            random.setstate((v, tuple(st), g))
-        if "cuda" in rng and self.device.type == "cuda":
-            torch.cuda.set_rng_state_all(rng["cuda"])
+        set_global_rng_state(rng, cuda=self.device.type == "cuda")
 
     def checkpoint_state(self, finished: bool = False, partial_epoch: bool = False) -> dict[str, Any]:
         """Everything needed to continue the run, as plain types and tensors.
@@ -708,36 +688,13 @@ class Trainer:
             return
         raise exc
 
-    @contextlib.contextmanager
-    def _first_ctrl_c_stops(self) -> Iterator[list[int]]:
-        """In the main thread, where Ctrl-C would raise ``KeyboardInterrupt``: the first Ctrl-C asks for a stop at
-        the next step boundary (the checkpoint then resumes bit-exactly); a second one interrupts at once.
-        Yields the list of Ctrl-Cs received. Elsewhere (a thread, a program with its own handler) nothing changes,
-        nor with loaders that use worker processes (Ctrl-C reaches them too, and a spawned worker dies of it)."""
-        asked: list[int] = []
-        if (threading.current_thread() is not threading.main_thread()
-                or signal.getsignal(signal.SIGINT) is not signal.default_int_handler
-                or self._loaders_use_worker_processes()):
-            yield asked
-            return
-
-        def handler(signum, frame):
-            if asked:
-                self.interrupt()
-                return
-            asked.append(signum)
-            self.stop(reason="interrupted (Ctrl-C)")
-            try:
-                print(f"\nrun {self.run_id}: stopping at the next training step (Ctrl-C again to interrupt at once)",
-                      file=sys.stderr, flush=True)
-            except (OSError, RuntimeError):  # stderr busy (a reentrant write): the stop is asked all the same
-                pass
-
-        previous = signal.signal(signal.SIGINT, handler)
-        try:
-            yield asked
-        finally:
-            signal.signal(signal.SIGINT, previous)
+    def _first_ctrl_c_stops(self) -> contextlib.AbstractContextManager[list[int]]:
+        """The first Ctrl-C asks for a stop at the next step boundary, a later one calls :meth:`interrupt`; not with
+        loaders that use worker processes (Ctrl-C reaches them too, and a spawned worker dies of it)."""
+        return first_ctrl_c_stops(
+            lambda: self.stop(reason="interrupted (Ctrl-C)"), self.interrupt,
+            f"\nrun {self.run_id}: stopping at the next training step (Ctrl-C again to interrupt at once)",
+            enabled=not self._loaders_use_worker_processes())
 
     def _loaders_use_worker_processes(self) -> bool:
         return any(int(getattr(loader, "num_workers", 0) or 0) > 0 for loader in (self.train_loader, self.test_loader))
@@ -838,7 +795,7 @@ class Trainer:
                 # exactly those at the step boundary (bit-exact resume)
                 if self._control():
                     return None
-                self._boundary = self._boundary_state()  # what a Ctrl-C inside this step rolls back to
+                self._boundary = step_boundary(self.model, cuda=self.device.type == "cuda")  # a cut step's undo
                 if it is None:
                     it = self._epoch_iterator(resume)
                 try:
@@ -969,22 +926,11 @@ class Trainer:
         self._store("set_status", self.run_id, "finished", None)
         return self.result
 
-    def _boundary_state(self) -> dict[str, Any]:
-        """The global random states and the batch-norm statistics: what a step changes before its optimiser step."""
-        buffers = {name: b.detach().clone() for name, m in self.model.named_modules()
-                   if isinstance(m, nn.modules.batchnorm._BatchNorm) for name, b in m.named_buffers(prefix=name)}
-        return {"rng": self._global_rng_state(), "buffers": buffers}
-
     def _roll_back_to_boundary(self) -> None:
         """Undo a step interrupted before its optimiser step (a second Ctrl-C), so the checkpoint resumes exactly."""
         boundary, self._boundary = self._boundary, None
-        if boundary is None:
-            return
-        own = dict(self.model.named_buffers())
-        with torch.no_grad():
-            for name, value in boundary["buffers"].items():
-                own[name].copy_(value)
-        self._set_global_rng_state(boundary["rng"])
+        if boundary is not None:
+            roll_back(self.model, boundary, cuda=self.device.type == "cuda")
 
     def _on_stopped(self, partial: bool, reason: str) -> None:
         self._roll_back_to_boundary()
