@@ -496,21 +496,27 @@ def test_ctrl_c_stops_the_run_and_the_checkpoint_resumes_exactly(tmp_path, where
     _assert_same_run(whole, rest)
 
 
-def test_ctrl_c_in_the_last_evaluation_leaves_the_final_result_to_the_resume(tmp_path, monkeypatch):
-    whole = Trainer(_interrupt_cfg(), progress=False)
-    expected = whole.run()
-    first = Trainer(_interrupt_cfg(), run_dir=tmp_path, progress=False)
+def _resumed_after_an_interrupted_evaluation(tmp_path, monkeypatch, cfg, when) -> dict:
+    """Train ``cfg`` with a KeyboardInterrupt in the first evaluation for which ``when(trainer)`` holds, then
+    resume from the checkpoint and return the resumed run's result."""
+    first = Trainer(cfg, run_dir=tmp_path, progress=False)
     real_evaluate = first.evaluate
 
     def evaluate(*args, **kwargs):
-        if first.epoch == 3:  # the last epoch's evaluation
+        if when(first):
             raise KeyboardInterrupt
         return real_evaluate(*args, **kwargs)
 
     monkeypatch.setattr(first, "evaluate", evaluate)
     with pytest.raises(KeyboardInterrupt):
         first.run()
-    result = Trainer.resume_from(tmp_path, progress=False).run()
+    return Trainer.resume_from(tmp_path, progress=False).run()
+
+
+def test_ctrl_c_in_the_last_evaluation_leaves_the_final_result_to_the_resume(tmp_path, monkeypatch):
+    expected = Trainer(_interrupt_cfg(), progress=False).run()
+    result = _resumed_after_an_interrupted_evaluation(tmp_path, monkeypatch, _interrupt_cfg(),
+                                                      lambda t: t.epoch == 3)  # the last epoch's evaluation
     assert result["final"] == expected["final"]  # not epoch 2's evaluation
 
 
@@ -582,18 +588,8 @@ def test_a_step_finished_under_a_deferred_ctrl_c_reaches_the_events_and_the_stor
 def test_ctrl_c_in_the_rounded_evaluation_leaves_it_to_the_resume(tmp_path, monkeypatch):
     cfg = _interrupt_cfg().copy(epochs=2, delays=True, max_delay=4)
     expected = Trainer(cfg, progress=False).run()
-    first = Trainer(cfg, run_dir=tmp_path, progress=False)
-    real_evaluate = first.evaluate
-
-    def evaluate(*args, **kwargs):
-        if all(m.rounded for m in first.model if isinstance(m, sl.DelayedLinear)):
-            raise KeyboardInterrupt
-        return real_evaluate(*args, **kwargs)
-
-    monkeypatch.setattr(first, "evaluate", evaluate)
-    with pytest.raises(KeyboardInterrupt):
-        first.run()
-    result = Trainer.resume_from(tmp_path, progress=False).run()
+    result = _resumed_after_an_interrupted_evaluation(
+        tmp_path, monkeypatch, cfg, lambda t: all(m.rounded for m in t.model if isinstance(m, sl.DelayedLinear)))
     assert result["final"] == expected["final"] and result["rounded"] == expected["rounded"]
     assert result["rounded"] != result["final"]  # the rounded model was evaluated, not the final numbers copied
 
