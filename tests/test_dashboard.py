@@ -332,3 +332,18 @@ def test_sweeps_in_threads_run_one_at_a_time(tmp_path):
     click(app.sweeps.launch_button)
     assert app.sweeps.alert.visible and "set workers to 1" in app.sweeps.alert.object and not app.sweeps.running
     app.close()
+
+
+def test_the_preset_selector_fills_the_form_and_keeps_this_machines_settings():
+    from snnlab.dashboard.forms import NO_PRESET, ConfigForm
+    from snnlab.training import PRESETS, preset
+
+    form = ConfigForm()
+    assert form.preset.value == NO_PRESET and list(form.preset.options) == [NO_PRESET, *PRESETS]
+    form.widgets["data_root"].value = "/my/data"
+    form.widgets["hidden"].value = "[7]"
+    for name in ("delays_delay_task", "dcls_shd"):
+        form.preset.value = name
+        assert form.config().to_dict() == preset(name, data_root="/my/data").to_dict()
+    form.preset.value = NO_PRESET  # changes nothing
+    assert form.config().to_dict() == preset("dcls_shd", data_root="/my/data").to_dict()

@@ -601,3 +601,25 @@ def test_the_memory_estimate_counts_batch_norm_and_dropout():
     both = estimate_memory_bytes(ExperimentConfig(hidden=[100], num_steps=10, batch_size=8, batch_norm=True,
                                                   dropout=0.2))
     assert both["activation_bytes"] - plain["activation_bytes"] == 4 * 4 * 10 * 8 * 100
+
+
+@pytest.mark.parametrize("name", ["ttfs_mnist5k", "delays_delay_task"])
+def test_the_results_presets_are_the_commands_docs_results_spells_out(name):
+    """docs/results.md gives each experiment as flags and names its preset: both must be one configuration."""
+    import shlex
+    from pathlib import Path
+
+    from snnlab.cli import build_parser
+    from snnlab.config_args import config_from_args
+
+    text = (Path(__file__).resolve().parents[1] / "docs" / "results.md").read_text()
+    section = text[:text.index(f"preset `{name}`")]  # the command is the last bash block before the name
+    command = section[section.rindex("```bash") + len("```bash"):section.rindex("```")].replace("\\\n", " ")
+    argv = shlex.split(command)[1:]  # without "snnlab"
+    grid = [argv[i + 1].split("=")[0] for i, a in enumerate(argv[:-1]) if a == "--grid"]
+    documented = config_from_args(build_parser().parse_args(argv)).to_dict()
+    ours = preset(name).to_dict()
+    assert grid and {k: v for k, v in documented.items() if k not in grid} == {
+        k: v for k, v in ours.items() if k not in grid}
+    script = (Path(__file__).resolve().parents[1] / "docs" / "results" / "make_results.sh").read_text()
+    assert f"--preset {name}" in script

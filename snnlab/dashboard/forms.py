@@ -13,6 +13,7 @@ from typing import Any
 import panel as pn
 
 from snnlab.training.config import ConfigError, ExperimentConfig
+from snnlab.training.presets import PRESETS, preset_fields
 
 __all__ = ["ConfigForm", "FORM_GROUPS", "DASHBOARD_DEFAULTS"]
 
@@ -24,6 +25,9 @@ FORM_GROUPS: dict[str, list[str]] = {
     "Training": ["epochs", "batch_size", "lr", "lr_schedule", "lr_delays", "max_batches_per_epoch",
                  "eval_max_batches", "seed", "device"],
 }
+
+#: the preset selector's "no preset" entry
+NO_PRESET = "(your settings)"
 
 #: the dashboard's starting values (small enough to train in seconds on a laptop CPU)
 DASHBOARD_DEFAULTS: dict[str, Any] = {"hidden": [64], "epochs": 5, "num_steps": 20}
@@ -43,8 +47,8 @@ class ConfigForm:
     """Widgets for the fields of :data:`FORM_GROUPS` plus a JSON box for the rest.
 
     ``form.config()`` -> validated :class:`ExperimentConfig` (raises ``ConfigError``);
-    ``form.set_values(dict)`` fills the widgets; ``form.widgets[field]`` is the widget of a field;
-    ``form.panel`` is the layout.
+    ``form.set_values(dict)`` fills the widgets, ``form.apply_preset(name)`` (or the ``form.preset`` selector) a
+    preset's configuration; ``form.widgets[field]`` is the widget of a field; ``form.panel`` is the layout.
     """
 
     def __init__(self, defaults: dict[str, Any] | None = None) -> None:
@@ -58,6 +62,11 @@ class ConfigForm:
             label="more settings (JSON)", value="", placeholder='{"tau_mem": 20, "optimizer": "sgd"}', height=70,
             description="Any other ExperimentConfig field as a JSON object; overrides the fields above.",
             sizing_mode="stretch_width")
+        self.preset = pn.widgets.Select(
+            label="start from a preset", options=[NO_PRESET, *PRESETS], value=NO_PRESET, sizing_mode="stretch_width",
+            description="Fill the form with a documented setup (snnlab/training/presets.py); data_root and device "
+                        "stay as they are.")
+        self.preset.param.watch(lambda event: self.apply_preset(event.new), "value")
         base = ExperimentConfig().to_dict()
         base.update(DASHBOARD_DEFAULTS)
         if defaults:
@@ -65,7 +74,17 @@ class ConfigForm:
         self.set_values(base)
         cards = [pn.Card(*[self.widgets[f] for f in fields], title=group, collapsed=False,
                          sizing_mode="stretch_width") for group, fields in FORM_GROUPS.items()]
-        self.panel = pn.Column(*cards, self.extra, sizing_mode="stretch_width")
+        self.panel = pn.Column(self.preset, *cards, self.extra, sizing_mode="stretch_width")
+
+    def apply_preset(self, name: str) -> None:
+        """Show preset ``name``'s configuration (every other field at its default); ``data_root`` and ``device``,
+        this machine's settings, are kept. :data:`NO_PRESET` changes nothing."""
+        if name == NO_PRESET:
+            return
+        values = {**ExperimentConfig().to_dict(), **preset_fields(name)}
+        for machine_setting in ("data_root", "device"):
+            values.pop(machine_setting)
+        self.set_values(values)
 
     # ------------------------------------------------------------------ widgets
     def _make_widget(self, field: str) -> pn.widgets.Widget:

@@ -3,6 +3,9 @@
 Each preset is a set of :class:`~snnlab.training.config.ExperimentConfig` fields; anything not named keeps its
 default, and keywords (or CLI flags) override the preset, ``data_kwargs`` key by key.
 
+* ``ttfs_mnist5k`` / ``delays_delay_task``: the two experiments of ``docs/results.md`` (time-to-first-spike on
+  5000 MNIST digits, swept against multi-spike neurons; learnable delays on the interval task, swept against
+  none), on data that ships with snnlab's dependencies or is generated: they run anywhere, in minutes on a CPU.
 * ``dcls_shd`` / ``dcls_ssc``: learnable delays on the Spiking Heidelberg Digits / Spiking Speech Commands as in
   Hammouamri, Khalfaoui-Hassani & Masquelier, "Learning Delays in Spiking Neural Networks using Dilated
   Convolutions with Learnable Spacings" (ICLR 2024; SHD 95.07 %, SSC 80.69 %), with the values of their
@@ -51,6 +54,10 @@ _DCLS_COMMON: dict[str, Any] = {
 
 #: ``{name: config fields}``; see the module docstring for where each comes from.
 PRESETS: dict[str, dict[str, Any]] = {
+    "ttfs_mnist5k": {"dataset": "mnist5k", "encoding": "latency", "num_steps": 20, "hidden": [128],
+                     "neuron": "ttfs", "epochs": 6},
+    "delays_delay_task": {"dataset": "delay_task", "num_steps": 60, "hidden": [32], "tau_mem": 2.0,
+                          "delays": True, "max_delay": 30, "epochs": 20, "lr": 5e-3, "lr_delays": 0.5},
     "dcls_shd": {**_DCLS_COMMON, "dataset": "shd", "data_kwargs": {"time_window": 10_000, "channel_bin": 5},
                  "hidden": [256, 256], "tau_mem": 1.005, "dropout": 0.4, "max_delay": 25,
                  "epochs": 150, "batch_size": 256},
