@@ -623,3 +623,14 @@ def test_the_results_presets_are_the_commands_docs_results_spells_out(name):
         k: v for k, v in ours.items() if k not in grid}
     script = (Path(__file__).resolve().parents[1] / "docs" / "results" / "make_results.sh").read_text()
     assert f"--preset {name}" in script
+
+
+def test_wait_after_a_wait_cut_short_by_ctrl_c_still_waits_for_the_run():
+    """Ctrl-C in Thread.join marks a still-running thread as ended (CPython 3.11): wait() goes by the state."""
+    t = Trainer(_interrupt_cfg().copy(epochs=30), progress=False,  # Ctrl-C reaches the main thread, in wait()
+                callbacks=[lambda ev: _sigint(1) if ev.kind == "step" and ev.step == 5 else None])
+    t.start()
+    with pytest.raises(KeyboardInterrupt):
+        t.wait(60)
+    assert t.state == "running"  # the background run goes on
+    assert t.wait(120) and t.state == "finished" and t.step == 90

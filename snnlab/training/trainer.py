@@ -486,13 +486,19 @@ class Trainer:
         return self.wait(timeout) if wait else True
 
     def wait(self, timeout: float | None = None) -> bool:
-        """Block until the run ends (or ``timeout`` seconds); returns True when it is no longer running."""
+        """Block until the run ends (or ``timeout`` seconds); returns True when it is no longer running.
+
+        It waits for the run's state, then for its background thread to deliver its last events. (A
+        ``Thread.join`` cut short by Ctrl-C marks the thread as ended although it runs on, so the state decides.)
+        """
+        deadline = None if timeout is None else time.monotonic() + timeout
+        with self._cond:
+            if not self._cond.wait_for(lambda: self._state not in ("running", "paused"), timeout):
+                return False
         t = self._thread
         if t is not None and t is not threading.current_thread():
-            t.join(timeout)
-            return not t.is_alive()
-        with self._cond:
-            return self._cond.wait_for(lambda: self._state not in ("running", "paused"), timeout)
+            t.join(None if deadline is None else max(0.0, deadline - time.monotonic()))
+        return True
 
     @property
     def running(self) -> bool:
