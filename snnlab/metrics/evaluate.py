@@ -81,15 +81,16 @@ def collect(model: nn.Module, loader: Iterable, readout: str = "membrane_sum", d
         raise ValueError(f"unknown readout {readout!r}; choose one of {list(READOUTS)}")
     dev = resolve_device(model, device)
     rec = EvalRecord(readout=readout)
-    masks = _masks_after_lif(model)
-    mask_counts: dict[str, float] = {}
+    modules = dict(model.named_modules())
+    # only masks that drop spikes at inference transmit other counts than their LIF fires
+    masks = {lif: m for lif, m in _masks_after_lif(model).items() if _mask_active(modules[m])}
+    mask_counts: dict[str, torch.Tensor] = {}
 
     def count_mask(name: str):
-        def hook(module: nn.Module, inputs, output) -> None:
-            mask_counts[name] = mask_counts.get(name, 0.0) + float(torch.count_nonzero(output.detach()))
+        def hook(module: nn.Module, inputs, output) -> None:  # summed on the device: no sync per batch
+            mask_counts[name] = mask_counts.get(name, 0) + torch.count_nonzero(output.detach())
         return hook
 
-    modules = dict(model.named_modules())
     handles = [modules[m].register_forward_hook(count_mask(m)) for m in masks.values()]
     try:
         with eval_mode(model), same_model_randomness(model, dev), Monitor(model) as mon, \
@@ -103,9 +104,9 @@ def collect(model: nn.Module, loader: Iterable, readout: str = "membrane_sum", d
             h.remove()
     for n in rec.layer_spikes:
         m = modules[n]
-        if n in masks and _mask_active(modules[masks[n]]):
+        if n in masks:
             rec.masking[n] = f"SpikeMask {masks[n]}"
-            rec.transmitted_spikes[n] = mask_counts.get(masks[n], 0.0)
+            rec.transmitted_spikes[n] = float(mask_counts.get(masks[n], 0))
         else:
             rec.masking[n] = "fused" if m.mask_p > 0 and m.mask_at_inference else "none"
             rec.transmitted_spikes[n] = rec.layer_spikes[n]

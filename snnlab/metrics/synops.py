@@ -53,7 +53,7 @@ def _event_entries(x: torch.Tensor) -> torch.Tensor:
         return torch.zeros_like(x, dtype=torch.bool)
     if not x.is_floating_point():
         return x >= 0
-    return torch.isfinite(x) & (x >= 0) & (x == torch.round(x))
+    return (torch.frac(x) == 0) & (x >= 0)  # frac is NaN for NaN and +-inf: they fail too
 
 
 def is_event_input(x: torch.Tensor) -> bool:
@@ -124,7 +124,7 @@ def layer_ops(x: torch.Tensor, out_features: int, delays: torch.Tensor | None = 
         fan = delivered_fanout(delays.to(xs.device), T).to(torch.float64)   # [T, in] (no matmul: TF32 rounds)
         per_input = work.reshape(T, B, -1, fan.shape[-1]).sum(2, dtype=torch.float64)   # [T, B, in]
         per_events = per_input.sum((0, 2))
-        per_acs = (per_input * fan.unsqueeze(1)).sum((0, 2))
+        per_acs = torch.einsum("tbi,ti->b", per_input, fan)  # float64: exact for event counts
     # one device sync for the three numbers
     n_analog, n_events, acs = torch.stack([(~events).sum().to(torch.float64),
                                            torch.where(events, per_events, zero).sum(),
