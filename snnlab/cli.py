@@ -6,13 +6,12 @@ Every experiment flag comes from :class:`~snnlab.training.ExperimentConfig` (one
 from __future__ import annotations
 
 import argparse
-import contextlib
 import json
 import os
 import shlex
 import signal
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 EPILOG = """examples:
@@ -46,36 +45,19 @@ def _exit_status(exc: BaseException) -> int:
     return 128 + int(getattr(exc, "signum", None) or signal.SIGINT)
 
 
-def _raise(exc: BaseException) -> None:
-    raise exc
+def _raise_signalled(signum: int) -> None:
+    raise _Signalled(signum)
 
 
-@contextlib.contextmanager
 def _graceful_signals(first: Callable[[int], bool] = lambda signum: False,
-                      later: Callable[[BaseException], None] = _raise) -> Iterator[list[int]]:
+                      later: Callable[[int], None] = _raise_signalled):
     """Within the block, SIGINT and SIGTERM call ``first(signum)`` the first time; when it returns True the
-    work winds down by itself, otherwise (and on any later signal) ``later`` gets a :class:`_Signalled` to raise
-    (now, by default; a trainer's ``interrupt`` waits for the end of an optimiser step).
+    work winds down by itself, otherwise (and on any later signal) ``later(signum)`` runs (by default it raises
+    :class:`_Signalled`; a trainer's ``interrupt`` waits for the end of an optimiser step).
     Yields the list of signals received. Outside the main thread signals are left alone."""
-    received: list[int] = []
+    from snnlab.training.interrupts import handle_signals
 
-    def handler(signum, frame):
-        received.append(signum)
-        if len(received) == 1 and first(signum):
-            return
-        later(_Signalled(signum))
-
-    old = {}
-    try:
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            old[sig] = signal.signal(sig, handler)
-    except ValueError:  # not the main thread
-        pass
-    try:
-        yield received
-    finally:
-        for sig, h in old.items():
-            signal.signal(sig, h)
+    return handle_signals(first, later, signals=(signal.SIGINT, signal.SIGTERM), only_over_default=False)
 
 
 def _positive_int(text: str) -> int:
@@ -150,10 +132,10 @@ def cmd_train(args: argparse.Namespace) -> int:
         current[0].stop(reason=f"interrupted ({signal.Signals(signum).name})")
         return True
 
-    def interrupt(exc: BaseException) -> None:  # a later signal: at once, but never inside an optimiser step
+    def interrupt(signum: int) -> None:  # a later signal: at once, but never inside an optimiser step
         if not current:
-            raise exc
-        current[0].interrupt(exc)
+            raise _Signalled(signum)
+        current[0].interrupt(_Signalled(signum))
 
     with _graceful_signals(stop_gracefully, interrupt) as received:
         trainer = Trainer(cfg, run_dir=args.run_dir, store=store, progress=not args.quiet, name=args.name,

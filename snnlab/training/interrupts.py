@@ -4,8 +4,8 @@
   as checkpointable types.
 * :func:`step_boundary` / :func:`roll_back`: what a training step changes before its optimiser step (the random
   states, batch-norm statistics), saved at the step's start and put back when the step is cut short.
-* :func:`first_ctrl_c_stops`: in the main thread, the first Ctrl-C asks for a graceful stop, a later one
-  interrupts.
+* :func:`handle_signals`: in the main thread, the first signal can ask for a graceful stop, later ones
+  interrupt (the trainer's Ctrl-C and the CLI's SIGINT / SIGTERM).
 
 Example:
     >>> state = global_rng_state(cuda=False)
@@ -26,7 +26,8 @@ import numpy as np
 import torch
 from torch import nn
 
-__all__ = ["global_rng_state", "set_global_rng_state", "step_boundary", "roll_back", "first_ctrl_c_stops"]
+__all__ = ["global_rng_state", "set_global_rng_state", "batch_norm_buffers", "step_boundary", "roll_back",
+           "handle_signals", "tell"]
 
 
 def global_rng_state(cuda: bool) -> dict[str, Any]:
@@ -57,11 +58,16 @@ def set_global_rng_state(rng: dict[str, Any], cuda: bool = True) -> None:
         torch.cuda.set_rng_state_all(rng["cuda"])
 
 
-def step_boundary(model: nn.Module, cuda: bool) -> dict[str, Any]:
-    """The random states and the batch-norm statistics of ``model``: what a step changes before its optimiser step."""
-    buffers = {name: b.detach().clone() for name, m in model.named_modules()
-               if isinstance(m, nn.modules.batchnorm._BatchNorm) for name, b in m.named_buffers(prefix=name)}
-    return {"rng": global_rng_state(cuda), "buffers": buffers}
+def batch_norm_buffers(model: nn.Module) -> dict[str, torch.Tensor]:
+    """``{name: buffer}`` of ``model``'s batch-norm statistics: the buffers a training forward changes."""
+    return {name: b for prefix, m in model.named_modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)
+            for name, b in m.named_buffers(prefix=prefix)}
+
+
+def step_boundary(buffers: dict[str, torch.Tensor], cuda: bool) -> dict[str, Any]:
+    """The random states and a copy of ``buffers`` (:func:`batch_norm_buffers`): what a step changes before its
+    optimiser step."""
+    return {"rng": global_rng_state(cuda), "buffers": {name: b.detach().clone() for name, b in buffers.items()}}
 
 
 def roll_back(model: nn.Module, boundary: dict[str, Any], cuda: bool) -> None:
@@ -74,30 +80,37 @@ def roll_back(model: nn.Module, boundary: dict[str, Any], cuda: bool) -> None:
 
 
 @contextlib.contextmanager
-def first_ctrl_c_stops(stop: Callable[[], None], later: Callable[[], None], message: str,
-                       enabled: bool = True) -> Iterator[list[int]]:
-    """Within the block, in the main thread where Ctrl-C would raise ``KeyboardInterrupt``: the first Ctrl-C calls
-    ``stop()`` (and prints ``message``), every later one ``later()``. Yields the list of Ctrl-Cs received.
-    Elsewhere (not ``enabled``, a thread, a program with its own handler) nothing changes."""
-    asked: list[int] = []
-    if (not enabled or threading.current_thread() is not threading.main_thread()
-            or signal.getsignal(signal.SIGINT) is not signal.default_int_handler):
-        yield asked
+def handle_signals(first: Callable[[int], bool], later: Callable[[int], None],
+                   signals: tuple[int, ...] = (signal.SIGINT,), only_over_default: bool = True) -> Iterator[list[int]]:
+    """Within the block, the first of ``signals`` calls ``first(signum)``; when that returns False, and for every
+    later signal, ``later(signum)`` is called (it may raise). Yields the list of signals received.
+
+    Only in the main thread (where signals arrive); with ``only_over_default``, only where SIGINT still has
+    Python's own handler (a program or kernel with its own handler keeps it).
+    """
+    received: list[int] = []
+    if threading.current_thread() is not threading.main_thread() or (
+            only_over_default and signal.getsignal(signal.SIGINT) is not signal.default_int_handler):
+        yield received
         return
 
     def handler(signum, frame):
-        if asked:
-            later()
+        received.append(signum)
+        if len(received) == 1 and first(signum):
             return
-        asked.append(signum)
-        stop()
-        try:
-            print(message, file=sys.stderr, flush=True)
-        except (OSError, RuntimeError):  # stderr busy (a reentrant write): the stop is asked all the same
-            pass
+        later(signum)
 
-    previous = signal.signal(signal.SIGINT, handler)
+    previous = {sig: signal.signal(sig, handler) for sig in signals}
     try:
-        yield asked
+        yield received
     finally:
-        signal.signal(signal.SIGINT, previous)
+        for sig, h in previous.items():
+            signal.signal(sig, h)
+
+
+def tell(message: str) -> None:
+    """Print ``message`` on stderr from a signal handler (a write it interrupts must not fail the handler)."""
+    try:
+        print(message, file=sys.stderr, flush=True)
+    except (OSError, RuntimeError):  # stderr busy (a reentrant write)
+        pass

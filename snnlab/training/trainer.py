@@ -41,7 +41,8 @@ from snnlab.data.loader_rng import loader_states, restore_loader_states
 from .checkpoint import CheckpointError, load_checkpoint, save_checkpoint, to_plain
 from .config import ExperimentConfig
 from .events import Event, EventBus
-from .interrupts import first_ctrl_c_stops, global_rng_state, roll_back, set_global_rng_state, step_boundary
+from .interrupts import (batch_norm_buffers, global_rng_state, handle_signals, roll_back, set_global_rng_state,
+                         step_boundary, tell)
 from .lr_schedule import lr_factor, one_cycle_momentum
 
 __all__ = ["Trainer", "TrainingDiverged", "RunStoreProtocol", "History", "STATES", "seed_everything",
@@ -697,10 +698,15 @@ class Trainer:
     def _first_ctrl_c_stops(self) -> contextlib.AbstractContextManager[list[int]]:
         """The first Ctrl-C asks for a stop at the next step boundary, a later one calls :meth:`interrupt`; not with
         loaders that use worker processes (Ctrl-C reaches them too, and a spawned worker dies of it)."""
-        return first_ctrl_c_stops(
-            lambda: self.stop(reason="interrupted (Ctrl-C)"), self.interrupt,
-            f"\nrun {self.run_id}: stopping at the next training step (Ctrl-C again to interrupt at once)",
-            enabled=not self._loaders_use_worker_processes())
+        if self._loaders_use_worker_processes():
+            return contextlib.nullcontext([])
+
+        def first(signum: int) -> bool:
+            self.stop(reason="interrupted (Ctrl-C)")
+            tell(f"\nrun {self.run_id}: stopping at the next training step (Ctrl-C again to interrupt at once)")
+            return True
+
+        return handle_signals(first, lambda signum: self.interrupt())
 
     def _loaders_use_worker_processes(self) -> bool:
         return any(int(getattr(loader, "num_workers", 0) or 0) > 0 for loader in (self.train_loader, self.test_loader))
@@ -779,6 +785,9 @@ class Trainer:
         model.train()
         delay_layers = self._delay_layers()
         n_batches = self._batches_per_epoch()
+        # Ctrl-C reaches only the main thread: a background run (start()) never needs the step snapshots
+        interruptible = threading.current_thread() is threading.main_thread()
+        norm_buffers = batch_norm_buffers(model)
         resume, self._resume_progress = self._resume_progress, None
         sums = {"loss": 0.0, "accuracy": 0.0, "spikes_per_sample": 0.0}
         n_seen = 0
@@ -801,7 +810,8 @@ class Trainer:
                 # exactly those at the step boundary (bit-exact resume)
                 if self._control():
                     return None
-                self._boundary = step_boundary(self.model, cuda=self.device.type == "cuda")  # a cut step's undo
+                if interruptible:  # what a step cut short by Ctrl-C is rolled back to
+                    self._boundary = step_boundary(norm_buffers, cuda=self.device.type == "cuda")
                 if it is None:
                     it = self._epoch_iterator(resume)
                 try:
