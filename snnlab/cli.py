@@ -6,6 +6,7 @@ Every experiment flag comes from :class:`~snnlab.training.ExperimentConfig` (one
 from __future__ import annotations
 
 import argparse
+import math
 import json
 import os
 import shlex
@@ -184,19 +185,18 @@ def cmd_demo(args: argparse.Namespace) -> int:
 def cmd_sweep(args: argparse.Namespace) -> int:
     from snnlab.config_args import config_from_args, parse_grid
     from snnlab.experiments import SweepInterrupted, sweep
+    from snnlab.experiments.sweeps import default_workers
 
     cfg = config_from_args(args)
     grid = parse_grid(args.grid)
-    n_runs = 1
-    for values in grid.values():
-        n_runs *= len(values)
+    n_runs = math.prod(len(values) for values in grid.values())
     executor = None
     cluster = client = None
     if args.dask:
         from dask.distributed import Client, LocalCluster
 
         if args.dask == "local":  # like the process pool: --workers, default the CPU count (at most one per run)
-            workers = args.workers or max(1, min(n_runs, os.cpu_count() or 1))
+            workers = args.workers or default_workers(n_runs)
             cluster = LocalCluster(n_workers=workers, threads_per_worker=1, dashboard_address=None)
             client = Client(cluster)
         else:

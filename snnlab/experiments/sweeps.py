@@ -31,10 +31,11 @@ from __future__ import annotations
 import itertools
 import multiprocessing
 import os
+import queue
 import signal
 import uuid
 from collections.abc import Iterator
-from concurrent.futures import (FIRST_COMPLETED, BrokenExecutor, CancelledError, Executor, ProcessPoolExecutor,
+from concurrent.futures import (BrokenExecutor, CancelledError, Executor, ProcessPoolExecutor,
                                 ThreadPoolExecutor, wait)
 from dataclasses import dataclass
 from pathlib import Path
@@ -131,6 +132,11 @@ def _worker_init() -> None:
     signal.signal(signal.SIGINT, _worker_signal)
 
 
+def default_workers(n_runs: int) -> int:
+    """Worker processes for ``n_runs`` runs: one per CPU, at most one per run."""
+    return max(1, min(n_runs, os.cpu_count() or 1))
+
+
 def process_pool(max_workers: int) -> ProcessPoolExecutor:
     """A "spawn" process pool for :func:`sweep` whose workers handle Ctrl-C gracefully (see the module doc)."""
     return ProcessPoolExecutor(max_workers=max_workers, mp_context=multiprocessing.get_context("spawn"),
@@ -194,8 +200,7 @@ def run_one(config: dict, store_path: str | None = None, run_dir: str | None = N
         saved = trainer.checkpoint_path is not None and trainer.checkpoint_path.exists()
         row["error"] = "interrupted; " + ("its checkpoint is saved" if saved else "no checkpoint (no run_root)")
     if result is not None:
-        deployed = result["rounded"] or result["final"]
-        row.update({k: deployed.get(k) for k in METRIC_COLUMNS})
+        row.update(_deployed_metrics(result))
         for kind, level in _robustness_list(robustness):
             try:
                 curve = robustness_curve(trainer.model, trainer.test_loader, kind, [level], readout=cfg.readout,
@@ -270,14 +275,19 @@ def _plan(cfg: ExperimentConfig, run_dir: Path | None, robustness: list) -> tupl
         return "failed", run_id, {"run_id": run_id, "label": cfg.label(), "status": "failed",
                                   "error": f"{run_dir} holds the checkpoint of another configuration"}
     if ck.get("finished") and ck.get("result") and not robustness:
-        deployed = ck["result"].get("rounded") or ck["result"]["final"]
         return "reuse", run_id, {"run_id": run_id, "label": cfg.label(), "status": "finished", "error": None,
-                                 **{k: deployed.get(k) for k in METRIC_COLUMNS}}
+                                 **_deployed_metrics(ck["result"])}
     return "resume", run_id, None
 
 
+def _deployed_metrics(result: dict) -> dict:
+    """The table's metrics of a run's result: of the model as deployed (rounded delays when it learned delays)."""
+    deployed = result.get("rounded") or result["final"]
+    return {k: deployed.get(k) for k in METRIC_COLUMNS}
+
+
 def _table(configs: list[ExperimentConfig], grid: dict, rows: list[dict]) -> pd.DataFrame:
-    varied = {k: [cfg.to_dict()[k] for cfg in configs] for k in grid}
+    varied = {k: [getattr(cfg, k) for cfg in configs] for k in grid}
     return pd.concat([pd.DataFrame(varied), pd.DataFrame(rows)], axis=1)
 
 
@@ -322,7 +332,7 @@ def sweep(config: ExperimentConfig, grid: dict[str, list], executor: Any = None,
         action, run_id, row = _plan(cfg, run_dir, robustness)
         rows.append(row or {"run_id": run_id, "label": cfg.label(), "status": "pending"})
         if action in ("new", "resume"):
-            values = ", ".join(f"{k}={cfg.to_dict()[k]}" for k in grid)  # runs of a sweep told apart by name too
+            values = ", ".join(f"{k}={getattr(cfg, k)}" for k in grid)  # runs of a sweep told apart by name too
             jobs[i] = (cfg.to_dict(), str(store_path) if store_path else None, str(run_dir) if run_dir else None,
                        robustness, 1, f"{cfg.label()} [{values}]", run_id, action == "resume")
             if action == "resume":
@@ -333,7 +343,7 @@ def sweep(config: ExperimentConfig, grid: dict[str, list], executor: Any = None,
         _write_csv(out, _table(configs, grid, rows))  # a bad --out path fails before anything trains
     owned = pool is None and bool(jobs)
     if owned:
-        pool = process_pool(max_workers or min(len(jobs), os.cpu_count() or 1))
+        pool = process_pool(max_workers or default_workers(len(jobs)))
     from tqdm.auto import tqdm
 
     futures: dict = {}
@@ -371,13 +381,12 @@ def sweep(config: ExperimentConfig, grid: dict[str, list], executor: Any = None,
 
 def _completed(futures) -> Iterator:
     """``as_completed`` that also yields futures cancelled from outside (``shutdown(cancel_futures=True)``, e.g. the
-    dashboard closing): those never count as done for ``as_completed``/``wait``, which would wait forever."""
-    pending = set(futures)
-    while pending:
-        done, _ = wait(pending, timeout=0.5, return_when=FIRST_COMPLETED)
-        done |= {f for f in pending if f.cancelled()}
-        pending -= done
-        yield from done
+    dashboard closing): ``as_completed``/``wait`` never count those as done, but their done-callbacks run."""
+    finished: queue.SimpleQueue = queue.SimpleQueue()
+    for fut in futures:
+        fut.add_done_callback(finished.put)
+    for _ in range(len(futures)):
+        yield finished.get()
 
 
 def _row_of(fut, pending: dict, cfg: ExperimentConfig) -> dict:
