@@ -245,7 +245,8 @@ class ExperimentConfig(param.Parameterized):
 
     @classmethod
     def schema(cls) -> dict[str, dict[str, Any]]:
-        """``{field: {"type", "default", "doc", "bounds"?, "objects"?, "allow_None"}}`` for CLIs and widgets."""
+        """``{field: {"type", "default", "doc", "bounds"? (with "inclusive_bounds"), "objects"?, "allow_None"}}``
+        for CLIs and widgets."""
         out: dict[str, dict[str, Any]] = {}
         for k in cls.fields():
             p = cls.param[k]
@@ -255,6 +256,7 @@ class ExperimentConfig(param.Parameterized):
                 d["objects"] = list(p.objects)
             if getattr(p, "bounds", None) is not None:
                 d["bounds"] = tuple(p.bounds)
+                d["inclusive_bounds"] = tuple(getattr(p, "inclusive_bounds", (True, True)))
             out[k] = d
         return out
 

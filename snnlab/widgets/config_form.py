@@ -49,10 +49,6 @@ def _fmt_list(v: Any) -> str:
     return "" if v is None else ",".join(str(x) for x in v)
 
 
-def _fmt_number(v: Any) -> str:
-    return v if isinstance(v, str) else ("" if v is None else json.dumps(v))
-
-
 class _NumberOrText(Unicode):
     """A ``Unicode`` trait that also takes an int or float (stored as its text, e.g. ``50`` -> ``"50"``)."""
 
@@ -85,14 +81,6 @@ def _range_text(kind: str, lo: Any, hi: Any, inclusive: tuple = (True, True)) ->
     if hi is not None:
         return f"{what} {'<=' if inclusive[1] else '<'} {hi}"
     return what
-
-
-def _inclusive(cfg_class: type, name: str) -> tuple:
-    """Whether each bound of a field is allowed (``param``'s ``inclusive_bounds``; both when unknown)."""
-    try:
-        return tuple(cfg_class.param[name].inclusive_bounds)
-    except Exception:
-        return (True, True)
 
 
 class ConfigForm(W.VBox):
@@ -132,9 +120,9 @@ class ConfigForm(W.VBox):
             return W.Checkbox(value=bool(default), indent=True, **common)
         if kind in ("Integer", "Number"):
             # a text box, not a number box: those clamp/truncate in the browser (and round ints past 2**53)
-            placeholder = (_range_text(kind, lo, hi, _inclusive(self.cfg_class, name))
+            placeholder = (_range_text(kind, lo, hi, spec.get("inclusive_bounds", (True, True)))
                            + (", or blank for none" if allow_none else ""))
-            return NumberText(value=_fmt_number(default), placeholder=placeholder, **common)
+            return NumberText(value=self._fmt_scalar(default), placeholder=placeholder, **common)
         if kind == "Dict":
             return W.Textarea(value=json.dumps(default or {}), placeholder="JSON, e.g. {\"n_units\": 50}",
                               **common)
@@ -177,7 +165,7 @@ class ConfigForm(W.VBox):
             return None
         if kind in ("Integer", "Number"):
             return self._parse_number(name, text, kind, allow_none, spec.get("bounds") or (None, None),
-                                      _inclusive(self.cfg_class, name))
+                                      spec.get("inclusive_bounds", (True, True)))
         if kind == "String":
             return text
         try:
@@ -234,8 +222,6 @@ class ConfigForm(W.VBox):
                 spec = self.schema[k]
                 if isinstance(w, (W.Dropdown, W.Checkbox)):
                     w.value = v
-                elif isinstance(w, NumberText):
-                    w.value = _fmt_number(v)
                 elif spec["type"] == "Dict":
                     w.value = json.dumps(v or {})
                 elif spec["type"] in ("List", "LayerSizes") or isinstance(spec["default"], list):
