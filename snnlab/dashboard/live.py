@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import html
 import time
-import uuid
 from pathlib import Path
 from typing import Any, Callable
 
@@ -118,9 +117,8 @@ class LivePanel:
         except (ConfigError, ValueError, TypeError) as e:
             self.show_error(_message("Invalid settings", str(e)))
             return False
-        run_dir = str(self.run_root / uuid.uuid4().hex[:12]) if self.run_root is not None else None
         try:
-            session = TrainingSession(cfg, store=self.store, run_dir=run_dir, probe_every=self.probe_every)
+            session = TrainingSession(cfg, store=self.store, run_root=self.run_root, probe_every=self.probe_every)
             session.start()
         except (ConfigError, FileNotFoundError, ValueError, TypeError) as e:
             self.show_error(_message("Cannot start", f"{type(e).__name__}: {e}" if not isinstance(e, ConfigError)
@@ -138,7 +136,6 @@ class LivePanel:
         self.delay_note.param.update(object="Delay kernels appear here when `delays` is on.", visible=True)
         self._shown_step = None
         self._last_render = 0.0
-        self._rows_seen = 0
         self.curves.clear()
         self.poll()
         return True
@@ -197,7 +194,7 @@ class LivePanel:
 
     def _forward_curves(self) -> None:
         """Send the rows the session's LiveCurves received since the last poll to the page's LiveCurves."""
-        self._rows_seen, _ = self.curves.forward_from(self.session.curves, self._rows_seen)
+        self.curves.follow(self.session.curves)
 
     def _set_buttons(self, state: str) -> None:
         active = state in ("running", "paused")

@@ -229,6 +229,8 @@ class LiveCurves:
         self.x = x
         self.panels = groups is not None
         self._lock = threading.Lock()
+        self._followed: LiveCurves | None = None  # the source :meth:`follow` shows, and its rows sent so far
+        self._followed_seen = 0
         self.total_rows = 0  # rows sent so far (the buffer keeps the last buffer_length)
         example = pd.DataFrame({x: pd.Series(dtype="float64"), "name": pd.Series(dtype="object"),
                                 "value": pd.Series(dtype="float64")})
@@ -340,6 +342,28 @@ class LiveCurves:
         else:
             self.send_table(rows)
         return total, len(rows)
+
+    def follow(self, source: "LiveCurves", keep_until_rows: bool = False) -> bool:
+        """Show what ``source`` (a training session's curves) holds and, on later calls, what it receives: a new
+        ``source`` replaces the rows shown (with ``keep_until_rows``, only once it has rows), the same one has its
+        new rows forwarded (:meth:`forward_from`). Returns whether the rows shown changed.
+
+        Example:
+            >>> run1, run2, page = LiveCurves(), LiveCurves(), LiveCurves()
+            >>> run1.send(1, {"loss": 0.5}); page.follow(run1), page.follow(run1), len(page.buffer.data)
+            (True, False, 1)
+            >>> page.follow(run2, keep_until_rows=True), len(page.buffer.data)  # run2 has no rows yet
+            (False, 1)
+        """
+        if source is not self._followed:
+            rows, total, _ = source.rows_since(0)
+            if not len(rows) and keep_until_rows:
+                return False
+            self._followed, self._followed_seen = source, total
+            self.replace_table(rows)
+            return True
+        self._followed_seen, forwarded = self.forward_from(source, self._followed_seen)
+        return forwarded > 0
 
     def rows_since(self, seen: int) -> tuple[pd.DataFrame, int, bool]:
         """``(rows, total, gap)``: the buffered rows sent after the first ``seen`` rows, the number of rows

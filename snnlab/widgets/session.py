@@ -20,7 +20,10 @@ Example:
 """
 from __future__ import annotations
 
+import os
 import threading
+import uuid
+from pathlib import Path
 from typing import Any
 
 import pandas as pd
@@ -46,14 +49,20 @@ class TrainingSession:
         cfg: the experiment (an ``ExperimentConfig`` or a dict).
         store: a :class:`~snnlab.experiments.RunStore` the run logs into (optional).
         run_dir: folder for the run's checkpoint (optional).
+        run_root: instead of ``run_dir``, a folder in which this session gets a new subfolder of its own.
         probe_every: take a network snapshot every this many training steps.
         probe_samples: samples of the fixed probe batch kept in each snapshot.
     """
 
     def __init__(self, cfg: ExperimentConfig | dict, store: Any = None, run_dir: str | None = None,
-                 probe_every: int = 5, probe_samples: int = 4, buffer_length: int = 20_000) -> None:
+                 probe_every: int = 5, probe_samples: int = 4, buffer_length: int = 20_000,
+                 run_root: str | os.PathLike | None = None) -> None:
         self.cfg = ExperimentConfig.from_dict(cfg) if isinstance(cfg, dict) else cfg
         self.cfg.validate()
+        if run_root is not None:  # every session its own folder: a run_dir holding another run's checkpoint is refused
+            if run_dir is not None:
+                raise ValueError("TrainingSession: give run_dir or run_root, not both")
+            run_dir = str(Path(run_root) / uuid.uuid4().hex[:12])
         self.store, self.run_dir = store, run_dir
         self.probe_every, self.probe_samples = max(1, int(probe_every)), max(1, int(probe_samples))
         self.curves = LiveCurves(buffer_length=buffer_length)

@@ -30,9 +30,7 @@ from __future__ import annotations
 import contextlib
 import html
 import threading
-import uuid
 import weakref
-from pathlib import Path
 from typing import Any, ClassVar
 
 import ipywidgets as W
@@ -113,8 +111,6 @@ class TrainerWidget(W.VBox):
         self.curve_views = [HoloViewsWidget(plot, mode=plot_mode) for plot in self.curves.plots.values()]
         self.raster = HoloViewsWidget(None, mode=plot_mode)
         self._snapshot_step: int | None = None
-        self._curves_source: TrainingSession | None = None  # the session whose rows self.curves shows
-        self._rows_seen = 0
         self._lock = threading.RLock()  # one refresh at a time
         self._render_lock = threading.RLock()  # the plots' Bokeh documents: redraws and browser messages
         for view in (*self.curve_views, self.raster):
@@ -170,8 +166,7 @@ class TrainerWidget(W.VBox):
             self.session.close()
         self.session, self._snapshot_step = None, None
         try:
-            run_dir = str(Path(self.run_dir) / uuid.uuid4().hex[:12]) if self.run_dir is not None else None
-            session = TrainingSession(cfg, store=self.store, run_dir=run_dir, probe_every=self.probe_every,
+            session = TrainingSession(cfg, store=self.store, run_root=self.run_dir, probe_every=self.probe_every,
                                       probe_samples=self.probe_samples)
             session.start()
         except Exception as e:  # bad data folder, config problem: show it, start nothing
@@ -265,18 +260,10 @@ class TrainerWidget(W.VBox):
         s = self.session
         if s is None:
             return
-        if s is not self._curves_source:  # a new run: replace the last run's curves once this one has rows
-            rows, total, _ = s.curves.rows_since(0)
-            if not len(rows) and s.state in ACTIVE:
-                return
-            self._curves_source, self._rows_seen = s, total
-            with self._batch():
-                self.curves.replace_table(rows)
-        else:
-            with self._batch():
-                self._rows_seen, forwarded = self.curves.forward_from(s.curves, self._rows_seen)
-            if not forwarded:
-                return
+        with self._batch():  # a new run replaces the last run's curves once it has rows
+            changed = self.curves.follow(s.curves, keep_until_rows=s.state in ACTIVE)
+        if not changed:
+            return
         for view in self.curve_views:
             if view.mode == "output":  # a static output does not follow the stream: show it again
                 view.object = view.object
