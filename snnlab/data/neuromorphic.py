@@ -469,14 +469,14 @@ class _H5Reader:
         return ev[np.argsort(ev["t"], kind="stable")]
 
 
-def _check_labels(name: str, labels: list[int] | np.ndarray, where: list[str]) -> None:
-    """Raise ``ValueError`` naming the first sample (``where[i]``) whose label is not in ``0..n_classes - 1``."""
+def _check_labels(name: str, labels: list[int] | np.ndarray, where: Callable[[int], str]) -> None:
+    """Raise ``ValueError`` naming the first sample (``where(i)``) whose label is not in ``0..n_classes - 1``."""
     n = NEUROMORPHIC_DATASETS[name].n_classes
     labels = np.asarray(labels, dtype=np.int64)
     bad = np.flatnonzero((labels < 0) | (labels >= n))
     if bad.size:
         i = int(bad[0])
-        raise ValueError(f"{name}: {where[i]} has label {int(labels[i])}, outside 0..{n - 1} ({name} has {n} classes; "
+        raise ValueError(f"{name}: {where(i)} has label {int(labels[i])}, outside 0..{n - 1} ({name} has {n} classes; "
                          f"{bad.size} samples have such labels): the file is corrupt or belongs to another dataset")
 
 
@@ -508,7 +508,7 @@ def _load_h5(name: str, root, split: str, splits: tuple[str, ...], n_time_bins, 
         labels = np.asarray(f["labels"][:], dtype=np.int64)
         if len(f["spikes/times"]) != len(labels) or len(f["spikes/units"]) != len(labels):
             raise FileNotFoundError(f"{name}: {path} is incomplete: spikes and labels have different lengths.")
-    _check_labels(name, labels, [f"{path} (sample {i})" for i in range(len(labels))])
+    _check_labels(name, labels, lambda i: f"{path} (sample {i})")
     return EventFrameDataset(
         name, list(range(len(labels))), labels, _H5Reader(path), NEUROMORPHIC_DATASETS[name].sensor_size,
         n_time_bins=n_time_bins, time_window=time_window, duration=duration, cache_dir=cache_dir,
@@ -729,7 +729,7 @@ def load_dvs_gesture(
         e = _missing("dvsgesture", Path(root), f"no userNN_<lighting>/<label>.npy files in {base}{nested}")
         _refuse_ibm_original_layout(root, e)
         raise e
-    _check_labels("dvsgesture", labels, files)
+    _check_labels("dvsgesture", labels, files.__getitem__)
     return EventFrameDataset(
         "dvsgesture", files, labels, _NpyReader(("x", "y", "p", "t"), 1000.0),
         NEUROMORPHIC_DATASETS["dvsgesture"].sensor_size, n_time_bins=n_time_bins, time_window=time_window,
