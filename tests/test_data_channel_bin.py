@@ -2,7 +2,6 @@
 DCLS learnable-delays paper, Hammouamri et al. 2023)."""
 import math
 import pickle
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -12,6 +11,7 @@ h5py = pytest.importorskip("h5py")
 pytest.importorskip("tonic")
 
 from shd_files import write_shd_layout as _write_shd_layout  # noqa: E402
+from shd_files import write_unit_700_file  # noqa: E402
 
 from snnlab.data import neuromorphic as nm  # noqa: E402
 
@@ -135,11 +135,7 @@ def test_channel_bin_on_a_2d_sensor_is_refused():
 
 def test_units_past_699_are_refused_before_binning(tmp_path):
     # with channel_bin=3, unit 700 would fall in the last channel (700 // 3 == 233) if binned before the check
-    with h5py.File(tmp_path / "shd_train.h5", "w") as f:
-        t = f.create_dataset("spikes/times", (1,), dtype=h5py.vlen_dtype(np.dtype("float16")))
-        u = f.create_dataset("spikes/units", (1,), dtype=h5py.vlen_dtype(np.dtype("uint16")))
-        t[0], u[0] = np.array([0.1, 0.2], np.float16), np.array([3, 700], np.uint16)
-        f.create_dataset("labels", data=np.zeros(1, np.uint8))
+    write_unit_700_file(tmp_path)
     ds = nm.load_shd(tmp_path, n_time_bins=1, channel_bin=3)
     with pytest.raises(ValueError, match=r"shd_train\.h5 \(sample 0\): .*unit=700, outside the sensor's 0\.\.699"):
         ds[0]

@@ -7,6 +7,8 @@ import torch
 h5py = pytest.importorskip("h5py")
 tonic = pytest.importorskip("tonic")
 
+from shd_files import write_shd_events, write_unit_700_file  # noqa: E402
+
 from snnlab.data import neuromorphic as nm  # noqa: E402
 
 
@@ -14,18 +16,12 @@ def _write_shd_like(path: Path, n: int, n_classes: int, seed: int = 0) -> list[t
     """Write an SHD/SSC-layout HDF5 file: ragged float times (s), ragged uint16 units, labels."""
     rng = np.random.default_rng(seed)
     samples = []
-    with h5py.File(path, "w") as f:
-        times = f.create_dataset("spikes/times", (n,), dtype=h5py.vlen_dtype(np.dtype("float16")))
-        units = f.create_dataset("spikes/units", (n,), dtype=h5py.vlen_dtype(np.dtype("uint16")))
-        labels = f.create_dataset("labels", (n,), dtype=np.uint16)
-        f.create_dataset("extra/speaker", data=np.arange(n, dtype=np.uint16))
-        for i in range(n):
-            k = int(rng.integers(20, 60))
-            t = np.sort(rng.uniform(0.0, 0.9, k)).astype(np.float16)
-            u = rng.integers(0, 700, k).astype(np.uint16)
-            times[i], units[i] = t, u
-            labels[i] = i % n_classes
-            samples.append((t, u, i % n_classes))
+    for i in range(n):
+        k = int(rng.integers(20, 60))
+        t = np.sort(rng.uniform(0.0, 0.9, k)).astype(np.float16)
+        u = rng.integers(0, 700, k).astype(np.uint16)
+        samples.append((t, u, i % n_classes))
+    write_shd_events(path, [(t, u) for t, u, _ in samples], np.array([c for _, _, c in samples], np.uint16))
     return samples
 
 
@@ -375,11 +371,7 @@ def test_truncated_nmnist_bin_names_the_file(tmp_path):
 
 def _write_oob(root: Path, name: str) -> None:
     if name == "shd":
-        with h5py.File(root / "shd_train.h5", "w") as f:
-            t = f.create_dataset("spikes/times", (1,), dtype=h5py.vlen_dtype(np.dtype("float16")))
-            u = f.create_dataset("spikes/units", (1,), dtype=h5py.vlen_dtype(np.dtype("uint16")))
-            t[0], u[0] = np.array([0.1, 0.2], np.float16), np.array([3, 700], np.uint16)
-            f.create_dataset("labels", data=np.zeros(1, np.uint8))
+        write_unit_700_file(root)
     elif name == "nmnist":
         (root / "Train" / "5").mkdir(parents=True)
         nm.write_nmnist_bin(root / "Train/5/oob.bin", np.array([1, 40]), np.array([1, 2]), np.array([10, 20]),
@@ -430,12 +422,7 @@ def test_ibm_original_dvs_gesture_layout_is_refused_clearly(tmp_path):
 
 
 def test_labels_outside_the_classes_are_refused_naming_the_file(tmp_path):
-    with h5py.File(tmp_path / "shd_train.h5", "w") as f:
-        t = f.create_dataset("spikes/times", (2,), dtype=h5py.vlen_dtype(np.dtype("float16")))
-        u = f.create_dataset("spikes/units", (2,), dtype=h5py.vlen_dtype(np.dtype("uint16")))
-        for i in range(2):
-            t[i], u[i] = np.array([0.1], np.float16), np.array([3], np.uint16)
-        f.create_dataset("labels", data=np.array([3, 25], np.uint8))
+    write_shd_events(tmp_path / "shd_train.h5", [([0.1], [3])] * 2, np.array([3, 25], np.uint8))
     with pytest.raises(ValueError, match=r"shd_train\.h5 \(sample 1\) has label 25, outside 0\.\.19"):
         nm.load_shd(tmp_path)
     d = tmp_path / "ibmGestureTrain" / "user01_led"

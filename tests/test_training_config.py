@@ -135,17 +135,14 @@ def test_build_data_missing_real_dataset_is_a_clear_error(tmp_path):
 
 
 def test_build_data_takes_a_time_window_instead_of_num_steps_bins(tmp_path):
-    h5py = pytest.importorskip("h5py")
+    pytest.importorskip("h5py")
     import numpy as np
 
+    from shd_files import write_shd_events
+
     for split in ("train", "test"):
-        with h5py.File(tmp_path / f"shd_{split}.h5", "w") as f:
-            times = f.create_dataset("spikes/times", (2,), dtype=h5py.vlen_dtype(np.dtype("float32")))
-            units = f.create_dataset("spikes/units", (2,), dtype=h5py.vlen_dtype(np.dtype("uint16")))
-            for i in range(2):
-                times[i] = np.array([0.001, 0.0995], dtype=np.float32)
-                units[i] = np.array([3, 5], dtype=np.uint16)
-            f.create_dataset("labels", data=np.array([0, 1], dtype=np.uint16))
+        write_shd_events(tmp_path / f"shd_{split}.h5", [([0.001, 0.0995], [3, 5])] * 2,
+                         np.array([0, 1], dtype=np.uint16), time_dtype=np.float32)
     cfg = ExperimentConfig(dataset="shd", data_root=str(tmp_path), num_steps=7, batch_size=2,
                            data_kwargs={"time_window": 10_000, "duration": 100_000})
     train, _, n_in, n_cls = build_data(cfg)
