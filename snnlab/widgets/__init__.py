@@ -38,6 +38,10 @@ def __getattr__(name: str):
     if name in _LAZY:
         import importlib
 
+        from snnlab.extras import require
+
+        for dependency in ("ipywidgets", "holoviews", "panel"):
+            require(dependency, extra="lab", feature=f"snnlab.widgets.{name}")
         module = importlib.import_module(f".{_LAZY[name]}", __name__)
         return getattr(module, name)
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
