@@ -172,3 +172,25 @@ def test_build_data_passes_num_workers_to_the_embedded_loaders():
     assert train.num_workers == 1 and test.num_workers == 1
     x, y = next(iter(train))
     assert x.shape == (4, 8, 64) and set(x.unique().tolist()) <= {0.0, 1.0}
+
+
+@pytest.mark.parametrize("dataset, data_kwargs", [
+    ("digits", {}), ("randman", {"n_units": 30, "n_classes": 3}), ("delay_task", {"n_distractors": 3}),
+    ("shd", {}), ("shd", {"channel_bin": 5}), ("ssc", {"channel_bin": 3}),
+])
+def test_dataset_shape_is_what_build_data_finds(tmp_path, dataset, data_kwargs):
+    """The size estimate's shapes (no data loaded) equal the loaded dataset's, for every dataset built here."""
+    from shd_files import write_shd_layout
+
+    from snnlab.training.config import dataset_shape
+
+    if dataset in ("shd", "ssc"):
+        n_classes = 20 if dataset == "shd" else 35
+        for split in ("train", "valid", "test") if dataset == "ssc" else ("train", "test"):
+            write_shd_layout(tmp_path / f"{dataset}_{split}.h5", 4, n_classes)
+        data_kwargs = {**data_kwargs, "n_time_bins": 5}
+    cfg = ExperimentConfig(dataset=dataset, data_root=str(tmp_path), data_kwargs=data_kwargs,
+                           num_steps=40 if dataset == "delay_task" else 5)
+    train, _, n_inputs, n_classes = build_data(cfg)
+    x, _ = next(iter(train))
+    assert dataset_shape(cfg) == (n_inputs, n_classes) == (x.shape[-1], n_classes)

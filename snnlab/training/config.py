@@ -26,6 +26,7 @@ from snnlab.core import surrogates as _surrogates
 from snnlab.core.delays import DelaySchedule
 from snnlab.core.neurons import RESETS
 from snnlab.core.readout import READOUTS
+from snnlab.data.neuromorphic import NEUROMORPHIC_DATASETS
 
 from .lr_schedule import LR_SCHEDULES
 
@@ -82,12 +83,10 @@ def dataset_shape(cfg: "ExperimentConfig") -> tuple[int, int]:
         return int(kw.get("n_units", 100)), int(kw.get("n_classes", 10))
     if name == "delay_task":
         return 2 * int(kw.get("n_per_channel", 1)) + int(kw.get("n_distractors", 0)), len(kw.get("delays", (10, 25)))
-    if name == "nmnist":
-        return 2 * 34 * 34, 10
-    if name in ("shd", "ssc"):  # channel_bin adjacent channels summed into one (DCLS: 5, 700 -> 140)
-        return -(-700 // int(kw.get("channel_bin", 1))), 20 if name == "shd" else 35
-    if name == "dvs_gesture":
-        return 2 * 128 * 128, 11
+    if name in ("nmnist", "shd", "ssc", "dvs_gesture"):
+        spec = NEUROMORPHIC_DATASETS[name.replace("_", "")]
+        w, h, p = spec.sensor_size  # SHD/SSC: channel_bin adjacent channels summed into one (DCLS: 5, 700 -> 140)
+        return -(-w // int(kw.get("channel_bin", 1))) * h * p, spec.n_classes
     if name == "fsdd":
         return int(kw.get("n_channels", 64)), 10
     raise ConfigError(f"unknown dataset {name!r}")
