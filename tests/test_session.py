@@ -9,6 +9,7 @@ from snnlab.widgets import TrainingSession
 
 TINY = dict(dataset="digits", hidden=[16], epochs=2, num_steps=8, batch_size=32, max_batches_per_epoch=4,
             eval_max_batches=1)
+ONE_EPOCH = {**TINY, "epochs": 1}
 
 
 def test_session_streams_curves_progress_and_snapshots(tmp_path):
@@ -57,3 +58,84 @@ def test_session_reports_bad_settings_before_starting(tmp_path):
         s.start()
     with pytest.raises(RuntimeError):
         s.take_snapshot(0)
+
+
+# ------------------------------------------------------------------- poll(), fed with queued events
+class _FakeQueue:
+    def __init__(self, events):
+        self.events = list(events)
+
+    def drain(self):
+        out, self.events = self.events, []
+        return out
+
+    def close(self):
+        pass
+
+
+def _step_events(n, start=1):
+    from snnlab.training import Event
+
+    return [Event("step", step=i, epoch=0, data={"batch": i - 1, "n_batches": 100, "loss": 1.0 / i,
+                                                  "accuracy": 0.5, "spikes_per_sample": 40.0})
+            for i in range(start, start + n)]
+
+
+def test_session_poll_sends_all_queued_events_in_one_batch():
+    """Reviewer: 74 events were sent (and redrawn) one by one: a 3 s replay of a finished run."""
+    from snnlab.training import Event
+
+    s = TrainingSession(ExperimentConfig(**ONE_EPOCH))
+    redraws = []
+    s.curves.buffer.add_subscriber(lambda **kw: redraws.append(len(kw["data"])))
+    s._queue = _FakeQueue(_step_events(74) + [Event("evaluation", step=74, data={"phase": "epoch", "accuracy": 0.8,
+                                                                                   "loss": 0.3})])
+    events = s.poll()
+    assert len(events) == 75 and redraws == [74 * 3 + 2]  # one send, one redraw
+    assert s.step == 74 and s.progress == pytest.approx(0.74) and s.last_eval["accuracy"] == 0.8
+    assert s.poll() == [] and len(redraws) == 1
+
+
+def test_session_poll_loses_no_event_when_processing_or_drawing_fails(monkeypatch):
+    from snnlab.training import Event
+
+    s = TrainingSession(ExperimentConfig(**ONE_EPOCH))
+    calls = []
+
+    def draw_fails_once(**kw):
+        calls.append(1)
+        if len(calls) == 1:
+            raise RuntimeError("Set changed size during iteration")
+
+    s.curves.buffer.add_subscriber(draw_fails_once)
+    s._queue = _FakeQueue(_step_events(10))
+    with pytest.raises(RuntimeError, match="Set changed"):
+        s.poll()
+    assert (s.curves.buffer.data["name"] == "loss").sum() == 10 and s.step == 10  # all kept, nothing re-queued
+    assert s.curves.total_rows == 30
+    # an event that cannot be processed stays queued (with those after it) for the next poll
+    fails = [1]
+
+    def snapshot(step):
+        if fails:
+            fails.pop()
+            raise RuntimeError("snapshot failed")
+
+    monkeypatch.setattr(s, "take_snapshot", snapshot)
+    s._queue = _FakeQueue(_step_events(2, start=11) + [Event("finished", step=12),
+                                                       Event("evaluation", step=12, data={"phase": "rounded",
+                                                                                           "accuracy": 0.7})])
+    with pytest.raises(RuntimeError, match="snapshot failed"):
+        s.poll()
+    assert s.step == 12 and s.progress < 1.0 and (s.curves.buffer.data["name"] == "loss").sum() == 12
+    assert [e.kind for e in s.poll()] == ["finished", "evaluation"]
+    assert s.progress == 1.0 and "rounded_test_accuracy" in set(s.curves.buffer.data["name"])
+    # an event that always fails is skipped after a few tries: it cannot stall the view
+    monkeypatch.setattr(s, "take_snapshot", lambda step: 1 / 0)
+    s._queue = _FakeQueue([Event("finished", step=13)] + _step_events(1, start=13))
+    for _ in range(2):
+        with pytest.raises(ZeroDivisionError):
+            s.poll()
+    with pytest.raises(RuntimeError, match="skipped a 'finished' event"):
+        s.poll()
+    assert s.step == 13 and s.poll() == []
