@@ -114,3 +114,21 @@ def test_profile_tables_give_device_busy_time_and_shares():
     # the timing tables leave the profile rows to their own section
     table = bench.markdown(rows, None, "GPU", {})
     assert table.count("### Profile") == 2 and "| library |" not in table
+
+
+def test_cpu_delay_benchmark_quick_run_gives_every_row_and_its_error():
+    cmd = [sys.executable, str(ROOT / "benchmarks" / "cpu_delays.py"), "--quick", "--rounds", "1", "--threads", "1"]
+    r = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr
+    rows = [line.split("|")[1:-1] for line in r.stdout.splitlines() if line.startswith("| sigma") or
+            line.startswith("| rounded")]
+    names = {(row[0].strip(), row[1].strip()) for row in rows}
+    for setting in ("sigma=2.5", "sigma=0.5"):
+        assert {(setting, f"snnlab torch ({m})") for m in ("auto", "fft", "taps")} <= names
+    assert ("rounded", "snnlab torch (auto)") in names
+    assert all(float(row[4]) < 1e-5 for row in rows)  # every variant computes the same function
+    try:
+        import DCLS  # noqa: F401
+        assert ("sigma=0.5", "dcls Dcls1d") in names
+    except ImportError:
+        assert "dcls is not installed" in r.stderr
