@@ -5,6 +5,7 @@ import time
 import pytest
 import torch
 
+import snnlab as sl
 from snnlab.training import (ExperimentConfig, RunStoreProtocol, Trainer, TrainingDiverged, load_checkpoint)
 
 
@@ -405,6 +406,26 @@ def test_resume_with_changed_settings_updates_the_stored_config(tmp_path):
     stored = store.get_config(first.run_id)
     assert (stored["epochs"], stored["lr"]) == (2, 0.01)
     assert ExperimentConfig.from_json(load_checkpoint(tmp_path)["config_json"]).to_dict() == stored
+
+
+def test_resume_with_another_threshold_or_tau_uses_the_configured_values(tmp_path):
+    """Probe: fixed thresholds and taus are buffers, so the checkpoint's overwrote the configured ones on resume
+    (config, store and label said threshold=2 while the network kept 1)."""
+    cfg = tiny(epochs=1, max_batches_per_epoch=2, hidden=[8, 8])
+    Trainer(cfg, run_dir=tmp_path, progress=False).run()
+    changed = cfg.copy(epochs=2, threshold=2.0, tau_mem=50.0)
+    resumed = Trainer.resume_from(tmp_path, cfg=changed, progress=False)
+    lifs = [m for m in resumed.model if isinstance(m, sl.LIF)]
+    assert len(lifs) == 2 and all(float(m.threshold) == 2.0 for m in lifs)
+    assert all(float(m.beta()) == pytest.approx(1 - 1 / 50) for m in resumed.model if isinstance(m, (sl.LIF, sl.LI)))
+    # the weights are still the checkpoint's, and the learned values of a learned threshold too
+    saved = load_checkpoint(tmp_path)["model"]
+    assert torch.equal(resumed.model[0].weight, saved["0.weight"])
+    learned = tiny(epochs=1, max_batches_per_epoch=2, hidden=[8], learn_threshold=True)
+    Trainer(learned, run_dir=tmp_path / "learned", progress=False).run()
+    ck = load_checkpoint(tmp_path / "learned")["model"]["1.threshold"]
+    again = Trainer.resume_from(tmp_path / "learned", cfg=learned.copy(epochs=2, threshold=3.0), progress=False)
+    assert torch.equal(again.model[1].threshold.detach(), ck) and float(ck) != 3.0
 
 
 def test_ctrl_c_saves_a_checkpoint_and_is_re_raised(tmp_path):

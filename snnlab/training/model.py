@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from typing import Any
 
 import torch
@@ -18,7 +19,7 @@ from snnlab.core.readout import SPIKE_READOUTS
 
 from .config import ExperimentConfig
 
-__all__ = ["build_model", "build_data", "load_model_state", "neuron_kwargs", "FlattenCollate"]
+__all__ = ["build_model", "build_data", "load_model_state", "keep_neuron_constants", "neuron_kwargs", "FlattenCollate"]
 
 
 def neuron_kwargs(cfg: ExperimentConfig) -> dict[str, Any]:
@@ -134,6 +135,33 @@ def load_model_state(model: nn.Module, state: dict[str, Any]) -> None:
         if moved is None:
             raise
         model.load_state_dict(moved)
+
+
+def keep_neuron_constants(model: nn.Module, load: Callable[[], Any]) -> list[str]:
+    """Run ``load()`` (a state-dict load into ``model``) keeping the neurons' fixed decay factors and thresholds.
+
+    Where tau or the threshold is not learned it is a buffer, so a checkpoint's state dict carries it; but it is
+    configuration, not training state: a run resumed with another ``threshold`` or ``tau_mem`` must use the new
+    value, as it does for every other setting. Returns the changed ones as ``"<layer>.<buffer>"``.
+
+    Example:
+        >>> model = build_model(ExperimentConfig(hidden=[8], threshold=2.0), 4, 2)
+        >>> old = build_model(ExperimentConfig(hidden=[8]), 4, 2).state_dict()
+        >>> keep_neuron_constants(model, lambda: model.load_state_dict(old)), float(model[1].threshold)
+        (['1.threshold'], 2.0)
+    """
+    kept = [(f"{prefix}.{name}" if prefix else name, module, name, buf.detach().clone())
+            for prefix, module in model.named_modules() if isinstance(module, (LIF, LI))
+            for name, buf in module.named_buffers(recurse=False) if name in ("beta_const", "threshold")]
+    load()
+    changed = []
+    with torch.no_grad():
+        for key, module, name, value in kept:
+            current = getattr(module, name)
+            if current.shape != value.shape or not torch.equal(current, value.to(current.device)):
+                changed.append(key)
+                setattr(module, name, value.to(current.device))
+    return changed
 
 
 # ------------------------------------------------------------------------------------------- data

@@ -630,12 +630,14 @@ class Trainer:
         return path
 
     def _restore(self, ckpt: dict[str, Any], source) -> None:
-        from .model import load_model_state
+        from .model import keep_neuron_constants, load_model_state
 
         try:
-            load_model_state(self.model, ckpt["model"])
+            changed = keep_neuron_constants(self.model, lambda: load_model_state(self.model, ckpt["model"]))
         except (RuntimeError, KeyError) as e:
             raise CheckpointError(f"checkpoint {source} does not match the configured model: {e}") from e
+        if changed:  # fixed taus and thresholds are configuration: the resumed run uses the configured ones
+            log.info("resume: %s taken from the configuration, not from checkpoint %s", ", ".join(changed), source)
         if not ckpt.get("delays_rounded"):
             try:
                 self.optimizer.load_state_dict(ckpt["optimizer"])
