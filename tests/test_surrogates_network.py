@@ -171,3 +171,19 @@ def test_first_spike_time_is_exact_for_half_precision_spikes_past_256_steps():
     s[257, 0, 0] = 1
     for dtype in (torch.bfloat16, torch.float16):
         assert first_spike_time(s.to(dtype)).tolist() == [[257.0, 300.0]]
+
+
+def test_time_batch_norm_refuses_non_finite_input_before_updating_its_statistics():
+    """Probe: one NaN batch made the running statistics NaN for good; every later evaluation then failed in the LIF."""
+    bn = sl.TimeBatchNorm(3)
+    bn(torch.randn(5, 4, 3))
+    before = {k: v.clone() for k, v in bn.state_dict().items()}
+    bad = torch.randn(5, 4, 3)
+    bad[2, 1, 0] = float("nan")
+    with pytest.raises(ValueError, match="TimeBatchNorm: input contains NaN or inf"):
+        bn(bad)
+    assert all(torch.equal(before[k], v) for k, v in bn.state_dict().items())
+    bn.eval()
+    assert torch.isfinite(bn(torch.randn(5, 4, 3))).all()
+    with pytest.raises(ValueError, match="num_features must be a positive int"):
+        sl.TimeBatchNorm(-1)

@@ -4,6 +4,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from .validation import all_finite, raise_non_finite
+
 __all__ = ["TimeBatchNorm"]
 
 
@@ -22,6 +24,12 @@ class TimeBatchNorm(nn.BatchNorm1d):
         (torch.Size([20, 4, 3]), True)
     """
 
+    def __init__(self, num_features: int, *args, **kwargs) -> None:
+        if isinstance(num_features, bool) or not isinstance(num_features, int) or num_features < 1:
+            raise ValueError(f"TimeBatchNorm: num_features must be a positive int (the F of [T, B, F]), "
+                             f"got {num_features!r}")
+        super().__init__(num_features, *args, **kwargs)
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if not isinstance(x, torch.Tensor) or x.dim() != 3:
             shape = tuple(x.shape) if isinstance(x, torch.Tensor) else type(x).__name__
@@ -32,4 +40,6 @@ class TimeBatchNorm(nn.BatchNorm1d):
                              f"build it with num_features={f}")
         if t * b == 0:
             return x.clone()
+        if self.training and self.track_running_stats and x.is_floating_point() and not all_finite(x):
+            raise_non_finite("TimeBatchNorm", "input")  # before its running statistics take the NaN in for good
         return super().forward(x.reshape(t * b, f)).reshape(t, b, f)
