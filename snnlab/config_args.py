@@ -9,7 +9,7 @@ import argparse
 import json
 from typing import Any
 
-from snnlab.training.config import ConfigError, ExperimentConfig
+from snnlab.training.config import ConfigError, ExperimentConfig, with_changes
 
 
 def _none_or(conv):
@@ -118,7 +118,8 @@ def parse_grid(items: list[str]) -> dict[str, list]:
 
 def config_from_args(args: argparse.Namespace, base: dict[str, Any] | None = None) -> ExperimentConfig:
     """Build and validate the config: ``base`` (e.g. a checkpoint's) or the ``--preset`` (not both), updated by the
-    ``--config`` file (if any), then by the flags given (over a preset, ``data_kwargs`` merge key by key)."""
+    ``--config`` file (if any), then by the flags given (``data_kwargs`` merge key by key: see
+    :func:`snnlab.training.config.with_changes`)."""
     base = dict(base or {})
     changes: dict[str, Any] = {}
     if getattr(args, "config", None):
@@ -137,10 +138,10 @@ def config_from_args(args: argparse.Namespace, base: dict[str, Any] | None = Non
         if hasattr(args, name):
             changes[name] = getattr(args, name)
     if getattr(args, "preset", None):
-        from snnlab.training.presets import preset_fields, with_changes
+        from snnlab.training.presets import preset_fields
 
         if base:
             raise ConfigError("--preset starts a new configuration; a resumed run keeps its checkpoint's "
                               "(give the fields to change as flags)")
         return ExperimentConfig.from_dict(with_changes(preset_fields(args.preset), changes))
-    return ExperimentConfig.from_dict({**base, **changes})
+    return ExperimentConfig.from_dict(with_changes(base, changes))

@@ -317,3 +317,18 @@ def test_runs_compare_takes_ids_after_the_store_option(tmp_path, capsys):
     assert "unrecognized arguments: typo" in capsys.readouterr().err
     assert main(["runs", "list", "--store", str(tmp_path / "s.sqlite"), "--bogus"]) == 2
     assert "unrecognized arguments: --bogus" in capsys.readouterr().err
+
+
+def test_flags_on_a_resume_merge_data_kwargs_into_the_checkpoints():
+    """Probe: --resume --data-kwargs '{"num_workers": 0}' dropped the run's channel_bin and time_window (a crash on
+    the weights' shape, or a run silently continued on other frames)."""
+    from snnlab.cli import build_parser
+    from snnlab.config_args import config_from_args
+    from snnlab.training.presets import preset_fields
+
+    saved = preset_fields("dcls_shd")
+    args = build_parser().parse_args(["train", "--resume", "--run-dir", "r", "--epochs", "2",
+                                      "--data-kwargs", '{"num_workers": 0, "channel_bin": null}'])
+    cfg = config_from_args(args, base=saved)
+    assert cfg.data_kwargs == {"time_window": 10000, "num_workers": 0} and cfg.epochs == 2
+    assert {k: cfg.to_dict()[k] for k in saved} == {**saved, "epochs": 2, "data_kwargs": cfg.data_kwargs}

@@ -203,3 +203,13 @@ def test_thread_pools_run_one_run_at_a_time(tmp_path):
         sweep(ExperimentConfig(**TINY), {"seed": [0, 1]}, executor=pool, store_path=tmp_path / "s.sqlite",
               progress=False)
     assert not (tmp_path / "s.sqlite").exists()  # refused before anything ran
+
+
+def test_a_grid_over_data_kwargs_keeps_the_bases_other_keys():
+    """Probe: a grid over channel_bin on the dcls_shd preset dropped its 10 ms frames (every run on 100 bins)."""
+    from snnlab.training import preset
+
+    points = expand_grid(preset("dcls_shd"), {"data_kwargs": [{"channel_bin": 5}, {"channel_bin": 10}], "seed": [0]})
+    assert [p.data_kwargs for p in points] == [{"time_window": 10000, "channel_bin": 5},
+                                               {"time_window": 10000, "channel_bin": 10}]
+    assert all("dt10ms" in p.label() for p in points)

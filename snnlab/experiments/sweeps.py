@@ -47,7 +47,7 @@ import torch
 from snnlab.data.cache import params_key
 from snnlab.metrics.pareto import pareto_front
 from snnlab.metrics.robustness import perturb, robustness_curve
-from snnlab.training.config import ConfigError, ExperimentConfig
+from snnlab.training.config import ConfigError, ExperimentConfig, with_changes
 
 DEFAULT_OBJECTIVES = {"accuracy": "max", "spikes_per_sample": "min"}
 METRIC_COLUMNS = ("accuracy", "loss", "spikes_per_sample", "synops_per_sample", "energy_per_sample_j",
@@ -57,7 +57,17 @@ _NOT_STARTED = "the sweep was interrupted before this run started"
 
 
 def expand_grid(base: ExperimentConfig, grid: dict[str, list]) -> list[ExperimentConfig]:
-    """Every combination of ``grid`` applied to ``base`` (validated; bad keys or values raise ``ConfigError``)."""
+    """Every combination of ``grid`` applied to ``base`` (validated; bad keys or values raise ``ConfigError``).
+
+    A ``data_kwargs`` value is merged into the base's key by key (:func:`snnlab.training.config.with_changes`), so a
+    grid over ``channel_bin`` keeps a preset's ``time_window``.
+
+    Example:
+        >>> from snnlab.training import preset
+        >>> points = expand_grid(preset("dcls_shd"), {"data_kwargs": [{"channel_bin": 10}]})
+        >>> points[0].data_kwargs["channel_bin"], "time_window" in points[0].data_kwargs
+        (10, True)
+    """
     if not isinstance(grid, dict) or not grid:
         raise ConfigError("sweep grid must be a non-empty dict {field: [values, ...]}")
     unknown = [k for k in grid if k not in ExperimentConfig.fields()]
@@ -67,7 +77,7 @@ def expand_grid(base: ExperimentConfig, grid: dict[str, list]) -> list[Experimen
         if not isinstance(v, (list, tuple)) or len(v) == 0:
             raise ConfigError(f"sweep grid: {k!r} needs a non-empty list of values, got {v!r}")
     keys = list(grid)
-    return [ExperimentConfig.from_dict({**base.to_dict(), **dict(zip(keys, combo))})
+    return [ExperimentConfig.from_dict(with_changes(base.to_dict(), dict(zip(keys, combo))))
             for combo in itertools.product(*(grid[k] for k in keys))]
 
 

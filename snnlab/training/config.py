@@ -31,7 +31,7 @@ from snnlab.data.neuromorphic import NEUROMORPHIC_DATASETS
 from .lr_schedule import LR_SCHEDULES
 
 __all__ = ["ExperimentConfig", "ConfigError", "DATASETS", "NEURONS", "ENCODINGS", "estimate_memory_bytes",
-           "dataset_shape"]
+           "dataset_shape", "with_changes"]
 
 DATASETS = ("digits", "mnist5k", "randman", "delay_task", "nmnist", "shd", "ssc", "dvs_gesture", "fsdd")
 NEURONS = ("multi_spike", "ttfs", "noisy")
@@ -69,6 +69,22 @@ class LayerSizes(param.List):
                     f"{type(self).__name__} parameter {self.name!r}: every hidden-layer width must be an int in "
                     f"[1, {MAX_LAYER_WIDTH}], got {v!r} in {list(val)!r}"
                 )
+
+
+def with_changes(fields: dict[str, Any], changes: dict[str, Any]) -> dict[str, Any]:
+    """``fields`` updated with ``changes``; ``data_kwargs`` are merged key by key (so adding ``num_workers`` keeps a
+    preset's, a resumed run's or a sweep base's ``time_window`` and ``channel_bin``; a key set to None removes it).
+    Presets, the command line's flags and sweep grids change configurations this way.
+
+    Example:
+        >>> with_changes({"epochs": 2, "data_kwargs": {"a": 1, "b": 2}}, {"data_kwargs": {"b": None, "c": 3}})
+        {'epochs': 2, 'data_kwargs': {'a': 1, 'c': 3}}
+    """
+    out = {**fields, **changes}
+    if isinstance(fields.get("data_kwargs"), dict) and isinstance(changes.get("data_kwargs"), dict):
+        merged = {**fields["data_kwargs"], **changes["data_kwargs"]}
+        out["data_kwargs"] = {k: v for k, v in merged.items() if v is not None}
+    return out
 
 
 def dataset_shape(cfg: "ExperimentConfig") -> tuple[int, int]:

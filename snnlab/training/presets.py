@@ -37,7 +37,7 @@ import copy
 import math
 from typing import Any
 
-from .config import ConfigError, ExperimentConfig
+from .config import ConfigError, ExperimentConfig, with_changes
 
 __all__ = ["PRESETS", "preset", "preset_fields", "with_changes"]
 
@@ -77,21 +77,6 @@ def preset_fields(name: str) -> dict[str, Any]:
     if name not in PRESETS:
         raise ConfigError(f"unknown preset {name!r}; choose one of {sorted(PRESETS)}")
     return copy.deepcopy(PRESETS[name])
-
-
-def with_changes(fields: dict[str, Any], changes: dict[str, Any]) -> dict[str, Any]:
-    """``fields`` updated with ``changes``; ``data_kwargs`` are merged key by key (so adding ``num_workers`` keeps a
-    preset's ``time_window`` and ``channel_bin``; a key set to None removes it).
-
-    Example:
-        >>> with_changes({"epochs": 2, "data_kwargs": {"a": 1, "b": 2}}, {"data_kwargs": {"b": None, "c": 3}})
-        {'epochs': 2, 'data_kwargs': {'a': 1, 'c': 3}}
-    """
-    out = {**fields, **changes}
-    if isinstance(fields.get("data_kwargs"), dict) and isinstance(changes.get("data_kwargs"), dict):
-        merged = {**fields["data_kwargs"], **changes["data_kwargs"]}
-        out["data_kwargs"] = {k: v for k, v in merged.items() if v is not None}
-    return out
 
 
 def preset(name: str, **changes: Any) -> ExperimentConfig:
