@@ -175,6 +175,28 @@ def test_a_run_stopped_inside_an_epoch_resumes_with_the_next_batch(tmp_path, ext
     assert resumed.result["final"] == full.result["final"]
 
 
+def test_another_batch_size_resumes_only_at_an_epoch_boundary_and_without_a_rate_schedule(tmp_path):
+    """Probe: a resume inside an epoch with batch_size 8 instead of 2 skipped 6 batches of 8 (12 of 16 samples
+    trained), and the one-cycle schedule, its length now counted in the new batches, jumped to its end."""
+    from snnlab.training import CheckpointError
+
+    cfg = tiny(epochs=2, max_batches_per_epoch=4, batch_size=4)
+    first = Trainer(cfg, run_dir=tmp_path / "a", progress=False)
+    first.events.subscribe(lambda e: first.stop() if e.step == 6 else None, kinds=["step"])
+    first.run()
+    with pytest.raises(CheckpointError, match=r"inside epoch 2 after 2 batches of 4: resume it with batch_size=4"):
+        Trainer.resume_from(tmp_path / "a", cfg=cfg.copy(batch_size=8), progress=False)
+    # at an epoch boundary it may change, unless a schedule counts the steps
+    Trainer(cfg.copy(epochs=1), run_dir=tmp_path / "b", progress=False).run()
+    resumed = Trainer.resume_from(tmp_path / "b", cfg=cfg.copy(batch_size=8), progress=False)
+    resumed.run()
+    assert resumed.epoch == 2 and resumed.history.steps()[-1]["step"] == 8
+    cycled = cfg.copy(epochs=1, lr_schedule="one_cycle")
+    Trainer(cycled, run_dir=tmp_path / "c", progress=False).run()
+    with pytest.raises(CheckpointError, match="learning-rate schedule"):
+        Trainer.resume_from(tmp_path / "c", cfg=cycled.copy(epochs=2, batch_size=8), progress=False)
+
+
 def test_resuming_a_finished_delays_run_keeps_its_rounded_result(tmp_path):
     store = FakeStore()
     store.set_summary = lambda run_id, summary: store.calls.append(("set_summary", dict(summary)))

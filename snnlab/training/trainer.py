@@ -632,6 +632,7 @@ class Trainer:
     def _restore(self, ckpt: dict[str, Any], source) -> None:
         from .model import keep_neuron_constants, load_model_state
 
+        self._check_same_batches(ckpt, source)
         try:
             changed = keep_neuron_constants(self.model, lambda: load_model_state(self.model, ckpt["model"]))
         except (RuntimeError, KeyError) as e:
@@ -656,6 +657,28 @@ class Trainer:
         self._resume_progress = self._resumable(progress)
         self._set_global_rng_state(ckpt.get("rng") or {})
         restore_loader_states(self.train_loader, ckpt.get("loader_generators"))
+
+    def _check_same_batches(self, ckpt: dict[str, Any], source) -> None:
+        """Refuse a resume with another batch size where it would train other samples or rates than it says: inside
+        an epoch (the batches done are counted in the old size) or under a learning-rate schedule (a function of
+        the step, its length counted in the old size's batches)."""
+        try:
+            saved = int(ExperimentConfig.from_json(ckpt["config_json"]).batch_size)
+        except Exception:  # an old or foreign checkpoint without a readable config: nothing to compare
+            return
+        if saved == int(self.cfg.batch_size):
+            return
+        progress = ckpt.get("epoch_progress") if ckpt.get("partial_epoch") else None
+        if progress and progress.get("batches_done"):
+            raise CheckpointError(
+                f"checkpoint {source} stopped inside epoch {int(ckpt.get('epoch', 0)) + 1} after "
+                f"{progress['batches_done']} batches of {saved}: resume it with batch_size={saved} (another batch "
+                f"size would skip or repeat samples); the batch size can change only at an epoch boundary")
+        if self._scheduled():
+            raise CheckpointError(
+                f"checkpoint {source} was trained with batch_size={saved} under a learning-rate schedule "
+                f"({self._schedules_text()}) whose length is counted in those batches: resume it with "
+                f"batch_size={saved}, or use constant rates")
 
     # ------------------------------------------------------------------------------ training
     def run(self, raise_errors: bool = True) -> dict[str, Any] | None:
