@@ -459,3 +459,54 @@ def test_n_time_bins_with_duration_bins_only_the_events_kept():
     ds = nm.EventFrameDataset("toy", [0], [0], lambda i: ev, (4, 1, 1), n_time_bins=3, duration=600)
     frames = ds[0][0]
     assert frames.sum(1).tolist() == [1.0, 1.0, 1.0] and frames[:, 3].sum() == 0
+
+
+@pytest.mark.parametrize("case,match", [
+    ("empty", r"shd_train\.h5 holds no samples"),
+    ("float labels", r"labels holds float64, not integers"),
+    ("string labels", r"labels holds \|S1, not integers"),
+    ("2-D labels", r"labels is a dataset of shape \(1, 1\), not the SHD/SSC layout's 1-D dataset"),
+    ("scalar units", r"spikes/units is a dataset of shape \(\), not the SHD/SSC layout's 1-D dataset"),
+    ("times group", r"spikes/times is a group, not the SHD/SSC layout's 1-D dataset"),
+    ("float units", r"spikes/units holds float32 entries, not integer units of variable length per sample"),
+])
+def test_shd_files_out_of_layout_are_refused_at_load_naming_the_file(tmp_path, case, match):
+    """Probes: an empty file failed at the first item (training) or after a whole epoch (test split); float labels
+    and units were truncated; strings, scalars and groups gave raw h5py or int() errors."""
+    import h5py
+
+    good = [([0.1, 0.2], [3, 4])]
+    if case == "empty":
+        write_shd_events(tmp_path / "shd_train.h5", [], np.zeros(0, np.uint8))
+    elif case == "float units":
+        write_shd_events(tmp_path / "shd_train.h5", good, [1])
+        with h5py.File(tmp_path / "shd_train.h5", "a") as f:
+            del f["spikes/units"]
+            d = f.create_dataset("spikes/units", (1,), dtype=h5py.vlen_dtype(np.dtype("float32")))
+            d[0] = np.array([3.0, 4.0], np.float32)
+    else:
+        write_shd_events(tmp_path / "shd_train.h5", good, [1])
+        with h5py.File(tmp_path / "shd_train.h5", "a") as f:
+            replace = {"float labels": ("labels", np.array([1.7])), "string labels": ("labels", np.array([b"a"])),
+                       "2-D labels": ("labels", np.array([[1]])), "scalar units": ("spikes/units", np.uint16(3)),
+                       "times group": ("spikes/times", None)}[case]
+            key, value = replace
+            del f[key]
+            if value is None:
+                f.create_group(key).create_dataset("x", data=[1])
+            else:
+                f.create_dataset(key, data=value)
+    with pytest.raises(ValueError, match=match):
+        nm.load_shd(tmp_path, "train", n_time_bins=4)
+
+
+def test_negative_shd_times_and_non_finite_npy_times_are_refused(tmp_path):
+    write_shd_events(tmp_path / "shd_train.h5", [([-0.1, 0.2], [3, 4])], [1])
+    with pytest.raises(ValueError, match=r"sample 0 has negative spike times \(min -0\.09"):
+        nm.load_shd(tmp_path, "train", n_time_bins=4)[0]
+    d = tmp_path / "ibmGestureTrain" / "user01_led"
+    d.mkdir(parents=True)
+    np.save(d / "0.npy", np.array([[1, 2, 1, 0.0], [5, 6, 0, np.nan], [5, 6, 0, 2.0]]))  # x, y, p, t[ms]
+    ds = nm.load_dvs_gesture(tmp_path, n_time_bins=4)
+    with pytest.raises(ValueError, match=r"0\.npy: 1 events have NaN or infinite values \(in t\)"):
+        ds[0]

@@ -463,6 +463,8 @@ class _H5Reader:
                              f"but {units.shape} spikes/units")
         if not np.isfinite(times).all():
             raise ValueError(f"{self.path}: sample {index} has NaN or infinite spike times")
+        if len(times) and times.min() < 0:
+            raise ValueError(f"{self.path}: sample {index} has negative spike times (min {times.min():g} s)")
         ev = np.empty(len(times), dtype=AUDIO_DTYPE)
         ev["t"] = np.round(times * 1e6).astype(np.int64)  # seconds -> microseconds
         ev["x"] = units
@@ -479,6 +481,26 @@ def _check_labels(name: str, labels: list[int] | np.ndarray, where: Callable[[in
         i = int(bad[0])
         raise ValueError(f"{name}: {where(i)} has label {int(labels[i])}, outside 0..{n - 1} ({name} has {n} classes; "
                          f"{bad.size} samples have such labels): the file is corrupt or belongs to another dataset")
+
+
+def _check_h5_layout(name: str, path: Path, f, h5py) -> None:
+    """The three datasets of the SHD/SSC layout, one entry per sample: integer labels, variable-length float
+    spike times and integer units (a file in another layout would be misread: floats truncated, scalars...)."""
+    expected = {"labels": "integers", "spikes/times": "float times", "spikes/units": "integer units"}
+    for key, what in expected.items():
+        item = f[key]
+        if not isinstance(item, h5py.Dataset) or item.ndim != 1:
+            got = "a group" if not isinstance(item, h5py.Dataset) else f"a dataset of shape {item.shape}"
+            raise ValueError(f"{name}: {path}: {key} is {got}, not the SHD/SSC layout's 1-D dataset of {what} "
+                             f"(one per sample); the file is corrupt or in another format")
+        base = item.dtype if key == "labels" else h5py.check_vlen_dtype(item.dtype)
+        kind = "f" if key == "spikes/times" else "iu"
+        if base is None or base.kind not in kind:
+            spikes = key != "labels"
+            shown = f"{base} entries" if spikes and base is not None else item.dtype
+            raise ValueError(f"{name}: {path}: {key} holds {shown}, not {what}"
+                             + (" of variable length per sample" if spikes else "")
+                             + "; the file is corrupt or in another format")
 
 
 def _load_h5(name: str, root, split: str, splits: tuple[str, ...], n_time_bins, time_window, duration, cache_dir,
@@ -506,9 +528,13 @@ def _load_h5(name: str, root, split: str, splits: tuple[str, ...], n_time_bins, 
                 f"{name}: {path} is incomplete: datasets {missing} are missing (expected spikes/times, "
                 f"spikes/units, labels). Re-download it from {NEUROMORPHIC_DATASETS[name].source}."
             )
+        _check_h5_layout(name, path, f, h5py)
         labels = np.asarray(f["labels"][:], dtype=np.int64)
         if len(f["spikes/times"]) != len(labels) or len(f["spikes/units"]) != len(labels):
             raise FileNotFoundError(f"{name}: {path} is incomplete: spikes and labels have different lengths.")
+        if not len(labels):
+            raise ValueError(f"{name}: {path} holds no samples (its datasets are empty); re-download it from "
+                             f"{NEUROMORPHIC_DATASETS[name].source}.")
     _check_labels(name, labels, lambda i: f"{path} (sample {i})")
     return EventFrameDataset(
         name, list(range(len(labels))), labels, _H5Reader(path), NEUROMORPHIC_DATASETS[name].sensor_size,
@@ -670,6 +696,10 @@ class _NpyReader:
         arr = np.load(path)
         if arr.ndim != 2 or arr.shape[1] != 4:
             raise ValueError(f"{path}: expected an [N, 4] event array ({', '.join(self.columns)}), got {arr.shape}")
+        if arr.dtype.kind in "fc" and not np.isfinite(arr).all():  # before the cast to integers garbles them
+            bad = ~np.isfinite(arr)
+            raise ValueError(f"{path}: {int(bad.any(axis=1).sum())} events have NaN or infinite values (in "
+                             f"{', '.join(c for i, c in enumerate(self.columns) if bad[:, i].any())})")
         ev = np.empty(len(arr), dtype=XYTP_DTYPE)
         for i, c in enumerate(self.columns):
             ev[c] = arr[:, i]
