@@ -194,3 +194,28 @@ def test_dataset_shape_is_what_build_data_finds(tmp_path, dataset, data_kwargs):
     train, _, n_inputs, n_classes = build_data(cfg)
     x, _ = next(iter(train))
     assert dataset_shape(cfg) == (n_inputs, n_classes) == (x.shape[-1], n_classes)
+
+
+def test_event_data_frames_not_num_steps_decide_the_delay_check_the_estimate_and_the_label():
+    """Probe: under dcls_shd (10 ms frames) --num-steps 20 was refused as shorter than max_delay=25, though samples
+    have ~95 frames; time_window=10 (us, for 10 ms) passed with a 0.5 GiB estimate for 140 000 frames; a time_window
+    of 1 s with max_delay=25 passed; n_time_bins=50 was labelled T100."""
+    from snnlab.training import preset
+    from snnlab.training.config import frames_per_sample
+
+    assert preset("dcls_shd", num_steps=20).label().split()[4] == "dt10ms"
+    with pytest.raises(ConfigError, match=r"needs about .* GiB to train"):
+        preset("dcls_shd", data_kwargs={"time_window": 10})
+    with pytest.raises(ConfigError, match=r"max_delay=25 exceeds the about 2 frames of the longest shd recording"):
+        preset("dcls_shd", data_kwargs={"time_window": 1_000_000})
+    with pytest.raises(ConfigError, match=r"max_delay=25 exceeds the 10 frames of a sample"):
+        preset("dcls_shd", data_kwargs={"time_window": None, "n_time_bins": 10})
+    binned = preset("dcls_shd", data_kwargs={"time_window": None, "n_time_bins": 50})
+    assert frames_per_sample(binned) == (50, True) and " T50 " in binned.label()
+    fixed = preset("dcls_shd", data_kwargs={"duration": 1_000_000})
+    assert frames_per_sample(fixed) == (100, True) and " T100 " in fixed.label()
+    assert frames_per_sample(ExperimentConfig(dataset="digits", num_steps=7)) == (7, True)
+    with pytest.raises(ConfigError, match="max_delay=30 exceeds num_steps=20"):
+        ExperimentConfig(dataset="digits", delays=True, max_delay=30, num_steps=20).validate()
+    small = estimate_memory_bytes(preset("dcls_shd"))["activation_bytes"]
+    assert estimate_memory_bytes(preset("dcls_shd", data_kwargs={"time_window": 5000}))["activation_bytes"] == 2 * small

@@ -87,18 +87,20 @@ class _Spec:
     n_classes: int
     subfolder: str
     source: str
+    longest_us: float | None = None  # about the longest recording (a generous bound, for size estimates only)
 
 
 NEUROMORPHIC_DATASETS: dict[str, _Spec] = {
     "shd": _Spec((700, 1, 1), 20, "SHD",
-                 "https://zenkelab.org/datasets/ (shd_train.h5.gz, shd_test.h5.gz; gunzip them)"),
+                 "https://zenkelab.org/datasets/ (shd_train.h5.gz, shd_test.h5.gz; gunzip them)", 1.4e6),
     "ssc": _Spec((700, 1, 1), 35, "SSC",
-                 "https://zenkelab.org/datasets/ (ssc_train.h5.gz, ssc_valid.h5.gz, ssc_test.h5.gz; gunzip them)"),
+                 "https://zenkelab.org/datasets/ (ssc_train.h5.gz, ssc_valid.h5.gz, ssc_test.h5.gz; gunzip them)",
+                 1.0e6),
     "nmnist": _Spec((34, 34, 2), 10, "NMNIST",
-                    "https://www.garrickorchard.com/datasets/n-mnist (Train.zip and Test.zip, unzip them)"),
+                    "https://www.garrickorchard.com/datasets/n-mnist (Train.zip and Test.zip, unzip them)", 0.35e6),
     "dvsgesture": _Spec((128, 128, 2), 11, "DVSGesture",
                         "tonic's preprocessed archives ibmGestureTrain.tar.gz / ibmGestureTest.tar.gz "
-                        "(https://figshare.com/ndownloader/files/38022171 and .../38020584), extract them"),
+                        "(https://figshare.com/ndownloader/files/38022171 and .../38020584), extract them", 7e6),
     "pokerdvs": _Spec((35, 35, 2), 4, "POKERDVS",
                       "tonic's pips_train.tar.gz / pips_test.tar.gz (POKER-DVS, "
                       "http://www2.imse-cnm.csic.es/caviar/POKERDVS.html), extract them"),

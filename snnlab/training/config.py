@@ -26,12 +26,12 @@ from snnlab.core import surrogates as _surrogates
 from snnlab.core.delays import DelaySchedule
 from snnlab.core.neurons import RESETS
 from snnlab.core.readout import READOUTS
-from snnlab.data.neuromorphic import NEUROMORPHIC_DATASETS
+from snnlab.data.neuromorphic import NEUROMORPHIC_DATASETS, whole_frames
 
 from .lr_schedule import LR_SCHEDULES
 
 __all__ = ["ExperimentConfig", "ConfigError", "DATASETS", "NEURONS", "ENCODINGS", "estimate_memory_bytes",
-           "dataset_shape", "with_changes"]
+           "dataset_shape", "frames_per_sample", "with_changes"]
 
 DATASETS = ("digits", "mnist5k", "randman", "delay_task", "nmnist", "shd", "ssc", "dvs_gesture", "fsdd")
 NEURONS = ("multi_spike", "ttfs", "noisy")
@@ -108,12 +108,42 @@ def dataset_shape(cfg: "ExperimentConfig") -> tuple[int, int]:
     raise ConfigError(f"unknown dataset {name!r}")
 
 
+_EVENT_DATASETS = {"nmnist": "nmnist", "shd": "shd", "ssc": "ssc", "dvs_gesture": "dvsgesture"}
+
+
+def frames_per_sample(cfg: "ExperimentConfig") -> tuple[int, bool]:
+    """``(T, exact)``: the time steps a sample of ``cfg``'s data will have, without loading it.
+
+    ``num_steps``, except for event datasets whose ``data_kwargs`` choose their frames: ``n_time_bins``, or
+    ``duration / time_window``; with ``time_window`` alone a sample has as many frames as its recording lasts, and
+    the count is an upper estimate from about the dataset's longest recording (``exact`` is then False).
+
+    Example:
+        >>> frames_per_sample(ExperimentConfig(dataset="shd", data_kwargs={"time_window": 10_000}))
+        (140, False)
+        >>> frames_per_sample(ExperimentConfig(dataset="shd", num_steps=50))
+        (50, True)
+    """
+    kw = cfg.data_kwargs if isinstance(cfg.data_kwargs, dict) else {}
+    if cfg.dataset not in _EVENT_DATASETS:
+        return int(cfg.num_steps), True
+    bins, window, duration = kw.get("n_time_bins"), kw.get("time_window"), kw.get("duration")
+    if bins is not None:
+        return int(bins), True
+    if window is None:
+        return int(cfg.num_steps), True  # build_data asks for num_steps bins
+    if duration is not None:
+        return whole_frames(float(duration), float(window)), True
+    longest = NEUROMORPHIC_DATASETS[_EVENT_DATASETS[cfg.dataset]].longest_us
+    return max(1, math.ceil(float(longest) / float(window))), False
+
+
 def estimate_memory_bytes(cfg: "ExperimentConfig", n_inputs: int | None = None, n_classes: int | None = None) -> dict:
     """Rough training-memory estimate in bytes (float32).
 
     Parameters count 4x (weights, gradients, two Adam moments); delay layers add their
     ``[out, in, max_delay]`` interpolation kernel (about 3 copies: kernel, FFT, gradient);
-    activations count ``T * B * width`` floats about 4 times per layer (input current, membrane,
+    activations count ``T * B * width`` floats (``T`` from :func:`frames_per_sample`) about 4 times per layer (input current, membrane,
     spikes, gradient), and twice more per hidden layer for batch norm and for dropout. Returns ``{"parameters", "parameter_bytes", "activation_bytes", "total_bytes"}``.
     """
     if n_inputs is None or n_classes is None:
@@ -126,9 +156,10 @@ def estimate_memory_bytes(cfg: "ExperimentConfig", n_inputs: int | None = None, 
     param_bytes = 4 * n_params * 4
     if cfg.delays:
         param_bytes += 3 * 4 * weights * int(cfg.max_delay)
-    act_bytes = 4 * 4 * int(cfg.num_steps) * int(cfg.batch_size) * sum(sizes)
+    steps = frames_per_sample(cfg)[0]
+    act_bytes = 4 * 4 * steps * int(cfg.batch_size) * sum(sizes)
     per_hidden = 2 * bool(cfg.batch_norm) + 2 * (cfg.dropout > 0)  # their outputs and saved statistics / masks
-    act_bytes += 4 * per_hidden * int(cfg.num_steps) * int(cfg.batch_size) * sum(int(h) for h in cfg.hidden)
+    act_bytes += 4 * per_hidden * steps * int(cfg.batch_size) * sum(int(h) for h in cfg.hidden)
     return {"parameters": n_params, "parameter_bytes": param_bytes, "activation_bytes": act_bytes,
             "total_bytes": param_bytes + act_bytes}
 
@@ -164,7 +195,9 @@ class ExperimentConfig(param.Parameterized):
         "How static images (digits, mnist5k) become spikes: 'latency' (one spike, brighter = earlier), "
         "'rate' (Bernoulli spikes with probability = intensity) or 'direct' (the analog value at every step). "
         "Ignored for datasets that are already spikes."))
-    num_steps = param.Integer(default=20, bounds=(1, 100_000), doc="Number of simulation time steps T per sample.")
+    num_steps = param.Integer(default=20, bounds=(1, 100_000), doc=(
+        "Number of simulation time steps T per sample (event datasets: their frames, unless data_kwargs choose "
+        "n_time_bins or time_window)."))
 
     # -- model --------------------------------------------------------------------------------
     hidden = LayerSizes(default=[128], item_type=int, bounds=(1, 64), doc=(
@@ -371,9 +404,17 @@ class ExperimentConfig(param.Parameterized):
                             f"got {self.max_spikes}")
         if self.delays and self.max_delay < 1:
             problems.append(f"delays=True needs max_delay >= 1 (taps 0..max_delay-1), got {self.max_delay}")
-        if self.delays and self.max_delay > self.num_steps:
-            problems.append(f"max_delay={self.max_delay} exceeds num_steps={self.num_steps}: delays longer than the "
-                            "sample can never deliver a spike; lower max_delay")
+        try:
+            steps, exact = frames_per_sample(self)
+        except (TypeError, ValueError) as e:
+            problems.append(f"data_kwargs: n_time_bins, time_window and duration must be numbers: {e}")
+            steps, exact = int(self.num_steps), True
+        if self.delays and self.max_delay > steps:
+            where = (f"num_steps={self.num_steps}" if (steps, exact) == (self.num_steps, True)
+                     else f"the {steps} frames of a sample" if exact
+                     else f"the about {steps} frames of the longest {self.dataset} recording at this time_window")
+            problems.append(f"max_delay={self.max_delay} exceeds {where}: delays longer than the sample can never "
+                            "deliver a spike; lower max_delay")
         if self.dataset == "delay_task" and isinstance(self.data_kwargs, dict):
             dl = (self.data_kwargs or {}).get("delays", (10, 25))
             jit = (self.data_kwargs or {}).get("jitter", 0)
@@ -437,8 +478,11 @@ class ExperimentConfig(param.Parameterized):
         if self.neuron == "multi_spike" and self.max_spikes is not None:
             parts.append(f"k{self.max_spikes}")
         tw = self.data_kwargs.get("time_window") if isinstance(self.data_kwargs, dict) else None
-        parts.append(f"dt{float(tw) / 1000:g}ms" if isinstance(tw, (int, float)) and tw > 0  # frames, not T steps
-                     else f"T{self.num_steps}")
+        try:
+            steps, exact = frames_per_sample(self)
+        except (TypeError, ValueError):  # pragma: no cover - label must never fail
+            steps, exact = self.num_steps, True
+        parts.append(f"T{steps}" if exact else f"dt{float(tw) / 1000:g}ms")  # frames of a length, not T steps
         if self.delays:
             parts.append(f"delays{self.max_delay}")
         if self.mask_p > 0:
