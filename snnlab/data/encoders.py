@@ -12,6 +12,7 @@ transform (for example inside a ``collate_fn``):
 from __future__ import annotations
 
 import math
+import numbers
 
 import torch
 
@@ -28,7 +29,32 @@ __all__ = [
 ]
 
 
-def _check_input(x: torch.Tensor, num_steps: int, fn: str, unit_range: bool) -> torch.Tensor:
+def _is_int(value) -> bool:
+    """An integer (Python or NumPy, any ``numbers.Integral``), not a bool."""
+    return isinstance(value, numbers.Integral) and not isinstance(value, bool)
+
+
+def _check_steps(num_steps: int, fn: str) -> int:
+    """``num_steps`` as an ``int``; ``ValueError`` naming ``fn`` unless it is an integer >= 1."""
+    if not _is_int(num_steps) or num_steps < 1:
+        raise ValueError(f"{fn}: num_steps must be an int >= 1, got {num_steps!r}")
+    return int(num_steps)
+
+
+def _check_seed(seed: int | None, fn: str) -> int | None:
+    """``seed`` as an ``int`` (or ``None``); ``TypeError`` unless it is an integer, ``ValueError`` outside the
+    range a ``torch.Generator`` takes."""
+    if seed is None:
+        return None
+    if not _is_int(seed):
+        raise TypeError(f"{fn}: seed must be an int or None, got {type(seed).__name__} {seed!r}")
+    if not -(2**63) <= int(seed) < 2**64:
+        raise ValueError(f"{fn}: seed must lie in [-2**63, 2**64), got {seed!r}")
+    return int(seed)
+
+
+def _check_input(x: torch.Tensor, num_steps: int, fn: str, unit_range: bool) -> tuple[torch.Tensor, int]:
+    """``(x as a float tensor, num_steps as an int)`` after the checks shared by the encoders."""
     if not isinstance(x, torch.Tensor):
         raise TypeError(f"{fn}: x must be a torch.Tensor of shape [B, F], got {type(x).__name__}")
     if x.dim() < 2:
@@ -36,8 +62,7 @@ def _check_input(x: torch.Tensor, num_steps: int, fn: str, unit_range: bool) -> 
             f"{fn}: x must have a batch dimension, shape [B, F] (or [B, C, H, W]); got shape "
             f"{tuple(x.shape)}. For a single sample use x.unsqueeze(0)."
         )
-    if isinstance(num_steps, bool) or not isinstance(num_steps, int) or num_steps < 1:
-        raise ValueError(f"{fn}: num_steps must be an int >= 1, got {num_steps!r}")
+    num_steps = _check_steps(num_steps, fn)
     if not x.is_floating_point():
         x = x.float()
     if bool(torch.isnan(x).any()):
@@ -49,13 +74,13 @@ def _check_input(x: torch.Tensor, num_steps: int, fn: str, unit_range: bool) -> 
                 f"{fn}: x must lie in [0, 1] (got min {lo:.4g}, max {hi:.4g}); normalise it first, "
                 "e.g. x = (x - x.min()) / (x.max() - x.min())."
             )
-    return x
+    return x, num_steps
 
 
 def spike_times_to_dense(times: torch.Tensor, num_steps: int, dtype: torch.dtype = torch.float32) -> torch.Tensor:
     """Turn integer spike times ``[B, ...]`` (``-1`` = no spike) into a time-major raster ``[T, B, ...]``.
 
-    Times outside ``[0, num_steps)`` are treated as "no spike".
+    Times outside ``[0, num_steps)`` are treated as "no spike"; ``num_steps`` must be >= 1.
 
     Example:
         >>> spike_times_to_dense(torch.tensor([[0, 2, -1]]), 3)[:, 0]
@@ -63,6 +88,9 @@ def spike_times_to_dense(times: torch.Tensor, num_steps: int, dtype: torch.dtype
                 [0., 0., 0.],
                 [0., 1., 0.]])
     """
+    if not isinstance(times, torch.Tensor):
+        raise TypeError(f"spike_times_to_dense: times must be a torch.Tensor of spike times, got {type(times).__name__}")
+    num_steps = _check_steps(num_steps, "spike_times_to_dense")
     times = times.long()
     valid = (times >= 0) & (times < num_steps)
     out = torch.zeros((num_steps,) + tuple(times.shape), dtype=dtype, device=times.device)
@@ -88,7 +116,8 @@ def latency_encode(
     * ``linear=False``: the charging time of an RC membrane driven by a constant current ``x``
       towards a firing ``threshold``: ``t = tau * ln(x / (x - threshold))`` (in steps), which
       spreads bright values over few early steps and dim values over many late ones.
-      Spikes later than the window are dropped. ``tau`` defaults to ``(num_steps - 1) / 5``.
+      Spikes later than the window are dropped. ``tau`` defaults to ``(num_steps - 1) / 5`` (for
+      ``num_steps=1`` that is 0: every feature above ``threshold`` spikes at the only step).
 
     Args:
         x: inputs ``[B, ...]`` in ``[0, 1]``.
@@ -105,7 +134,7 @@ def latency_encode(
         >>> s[:, 0].argmax(0).tolist(), s.sum(0).tolist()
         ([0, 2, 0], [[1.0, 1.0, 0.0]])
     """
-    x = _check_input(x, num_steps, "latency_encode", unit_range=True)
+    x, num_steps = _check_input(x, num_steps, "latency_encode", unit_range=True)
     if not (0.0 <= float(threshold) < 1.0):
         raise ValueError(f"latency_encode: threshold must be in [0, 1), got {threshold!r}")
     if linear:
@@ -115,11 +144,12 @@ def latency_encode(
             fire = x > 0.0
     else:
         tau_v = (num_steps - 1) / 5.0 if tau is None else float(tau)
-        if not (tau_v > 0) or math.isinf(tau_v):
+        if tau is not None and (not (tau_v > 0) or math.isinf(tau_v)):
             raise ValueError(f"latency_encode: tau must be a finite number > 0, got {tau!r}")
         fire = x > threshold
         safe = torch.where(fire, x, torch.ones_like(x))
-        t = tau_v * torch.log(safe / (safe - threshold)) if threshold > 0 else torch.zeros_like(x)
+        # the default tau is 0 only for num_steps=1: the limit tau -> 0, every firing feature at step 0
+        t = tau_v * torch.log(safe / (safe - threshold)) if threshold > 0 and tau_v > 0 else torch.zeros_like(x)
         t = torch.round(t)
         fire = fire & (t <= num_steps - 1)
     times = torch.where(fire, t, torch.full_like(t, -1.0)).long()
@@ -149,7 +179,7 @@ def rate_encode(
         >>> s.shape, 0.35 < float(s.mean()) < 0.65
         (torch.Size([100, 2, 3]), True)
     """
-    x = _check_input(x, num_steps, "rate_encode", unit_range=True)
+    x, num_steps = _check_input(x, num_steps, "rate_encode", unit_range=True)
     g = float(gain)
     if not (g >= 0) or math.isinf(g):
         raise ValueError(f"rate_encode: gain must be a finite number >= 0, got {gain!r}")
@@ -165,7 +195,7 @@ def direct_encode(x: torch.Tensor, num_steps: int) -> torch.Tensor:
         >>> direct_encode(torch.tensor([[0.2, 0.7]]), 3)[:, 0, 1].tolist()
         [0.699999988079071, 0.699999988079071, 0.699999988079071]
     """
-    x = _check_input(x, num_steps, "direct_encode", unit_range=False)
+    x, num_steps = _check_input(x, num_steps, "direct_encode", unit_range=False)
     if not all_finite(x):
         raise ValueError("direct_encode: x contains inf values.")
     return x.unsqueeze(0).repeat((num_steps,) + (1,) * x.dim())
@@ -181,6 +211,7 @@ class LatencyEncoder:
     """
 
     def __init__(self, num_steps: int, tau: float | None = None, threshold: float = 0.01, linear: bool = True) -> None:
+        num_steps = _check_steps(num_steps, "LatencyEncoder")
         self.num_steps, self.tau, self.threshold, self.linear = num_steps, tau, threshold, linear
 
     def __call__(self, x: torch.Tensor) -> torch.Tensor:
@@ -205,6 +236,7 @@ class RateEncoder:
     """
 
     def __init__(self, num_steps: int, gain: float = 1.0, seed: int | None = None) -> None:
+        num_steps, seed = _check_steps(num_steps, "RateEncoder"), _check_seed(seed, "RateEncoder")
         self.num_steps, self.gain, self.seed = num_steps, gain, seed
         self.generator = torch.Generator().manual_seed(seed) if seed is not None else None
         self._worker_seed: int | None = None
@@ -237,7 +269,7 @@ class DirectEncoder:
     """
 
     def __init__(self, num_steps: int) -> None:
-        self.num_steps = num_steps
+        self.num_steps = _check_steps(num_steps, "DirectEncoder")
 
     def __call__(self, x: torch.Tensor) -> torch.Tensor:
         return direct_encode(x, self.num_steps)

@@ -17,8 +17,12 @@ def gaussian_delay_kernel(positions: torch.Tensor, sigma: float, max_delay: int,
 
     ``G[..., k] = exp(-(k - p)^2 / (2 sigma^2)) / sum_k' exp(-(k' - p)^2 / (2 sigma^2))`` with
     ``p`` clamped to ``[0, max_delay - 1]``. Computed as a softmax, so it stays finite (a
-    one-hot) when ``sigma`` is tiny. ``tap_dim`` is where the new tap axis goes in the (contiguous)
-    result: last by default, ``0`` gives ``[max_delay, *positions.shape]`` without a permuted copy.
+    one-hot) when ``sigma`` is tiny: ``2 sigma^2`` is taken no smaller than the dtype's smallest normal
+    number (``torch.finfo(dtype).tiny``), so the nearest tap's exponent (``(k - p)^2 <= 1/4``) never
+    overflows; the kernel is already one-hot at that width (the nearest tap; two taps tie only at an
+    exact midpoint, where they share the weight). Larger ``sigma`` is used as it is. ``tap_dim`` is
+    where the new tap axis goes in the (contiguous) result: last by default, ``0`` gives
+    ``[max_delay, *positions.shape]`` without a permuted copy.
 
     Example:
         >>> g = gaussian_delay_kernel(torch.tensor([1.0, 2.5]), sigma=0.5, max_delay=4)
@@ -36,5 +40,12 @@ def gaussian_delay_kernel(positions: torch.Tensor, sigma: float, max_delay: int,
     tap_shape = [1] * ndim
     tap_shape[dim] = max_delay
     taps = torch.arange(max_delay, device=p.device, dtype=p.dtype).view(tap_shape)
-    logits = -((taps - p) ** 2) / (2.0 * float(sigma) ** 2)
+    logits = -((taps - p) ** 2) / _two_sigma_sq(sigma, p.dtype)
     return torch.softmax(logits, dim=dim)
+
+
+def _two_sigma_sq(sigma: float, dtype: torch.dtype) -> float:
+    """``2 sigma^2``, at least the smallest normal number of ``dtype`` (the result's floating dtype): below it the
+    division underflows, every exponent overflows to ``-inf`` and the softmax gives NaN instead of a one-hot."""
+    floor = torch.finfo(dtype if dtype.is_floating_point else torch.get_default_dtype()).tiny
+    return max(2.0 * float(sigma) ** 2, floor)

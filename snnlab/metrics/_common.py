@@ -1,12 +1,14 @@
-"""Helpers shared by the metrics loops: eval mode, device, batch iteration."""
+"""Helpers shared by the metrics loops: eval mode, device, batch iteration, argument checks."""
 from __future__ import annotations
 
 import contextlib
+import math
 from typing import Iterable, Iterator
 
 import torch
 from torch import nn
 
+from snnlab.core.validation import as_number
 from snnlab.data.loader_rng import same_generator_states, same_randomness
 
 
@@ -81,8 +83,14 @@ def resolve_device(model: nn.Module, device) -> torch.device:
     return torch.device("cpu")
 
 
-def batches(loader: Iterable, max_batches: int | None) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
-    """``(x [T, B, ...], y [B])`` pairs from ``loader``, at most ``max_batches`` of them.
+def batches(loader: Iterable, max_batches: int | None,
+            fn: str = "evaluate") -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+    """``(x [T, B, ...], y [B])`` pairs from ``loader``, at most ``max_batches`` of them (``fn``, the caller,
+    names it in the errors).
+
+    The labels ``y`` come back as int64 class indices (:func:`check_labels`: float labels are refused, not
+    truncated). An empty batch (``B = 0``) is skipped (it still counts towards ``max_batches``); a batch of
+    samples without time steps (``T = 0``) is an error.
 
     The loader's random generators are restored afterwards (:func:`~snnlab.data.loader_rng.same_randomness`):
     every evaluation pass over a loader sees the same inputs (rate-encoded spikes included).
@@ -90,22 +98,66 @@ def batches(loader: Iterable, max_batches: int | None) -> Iterator[tuple[torch.T
     if max_batches is not None and (isinstance(max_batches, bool) or not isinstance(max_batches, int) or max_batches < 1):
         raise ValueError(f"max_batches must be a positive int or None, got {max_batches!r}")
     with same_randomness(loader):
-        yield from _checked_batches(loader, max_batches)
+        yield from _checked_batches(loader, max_batches, fn)
 
 
-def _checked_batches(loader: Iterable, max_batches: int | None) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+def _checked_batches(loader: Iterable, max_batches: int | None,
+                     fn: str = "evaluate") -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
     for i, batch in enumerate(loader):
         if max_batches is not None and i >= max_batches:
             return
         if not isinstance(batch, (tuple, list)) or len(batch) < 2:
-            raise ValueError("the loader must yield (x [T, B, ...], y [B]) pairs")
+            raise ValueError(f"{fn}: the loader must yield (x [T, B, ...], y [B]) pairs")
         x, y = batch[0], batch[1]
         if not isinstance(x, torch.Tensor) or x.dim() < 2:
-            raise ValueError(f"x must be a time-major tensor [T, B, ...], got {getattr(x, 'shape', type(x))}")
-        y = torch.as_tensor(y).long().view(-1)
+            raise ValueError(f"{fn}: x must be a time-major tensor [T, B, ...], got {getattr(x, 'shape', type(x))}")
+        y = torch.as_tensor(y)
         if y.numel() != x.shape[1]:
-            raise ValueError(f"y has {y.numel()} labels but x has batch size {x.shape[1]} (x must be time-major [T, B, ...])")
-        yield x, y
+            raise ValueError(f"{fn}: y has {y.numel()} labels but x has batch size {x.shape[1]} "
+                             f"(x must be time-major [T, B, ...])")
+        if x.shape[1] == 0:
+            continue  # no samples: nothing to run or count
+        if x.shape[0] == 0:
+            raise ValueError(f"{fn}: batch {i} has no time steps (x of shape {tuple(x.shape)}, time-major "
+                             f"[T, B, ...] with T = 0); give every sample at least one step")
+        yield x, check_labels(y, fn, "y")
+
+
+def check_labels(y, fn: str, name: str = "labels", n_samples: int | None = None,
+                 n_classes: int | None = None) -> torch.Tensor:
+    """``y`` as a flat int64 tensor of class indices.
+
+    ``TypeError`` for labels that are not integers (float or complex dtype: they would be truncated);
+    ``ValueError`` unless there are ``n_samples`` of them (if given) and each lies in ``[0, n_classes)``
+    (if given). ``fn`` (the caller) and ``name`` (the argument) name them in the errors.
+
+    Example:
+        >>> check_labels([0, 2], "evaluate", n_classes=3).tolist()
+        [0, 2]
+    """
+    y = torch.as_tensor(y)
+    if y.is_floating_point() or y.is_complex():
+        raise TypeError(f"{fn}: {name} must be integer class indices, got dtype {y.dtype}; convert them "
+                        f"with .long() (after rounding, if they are whole numbers stored as floats)")
+    y = y.long().reshape(-1)
+    if n_samples is not None and y.numel() != n_samples:
+        raise ValueError(f"{fn}: {name} has {y.numel()} label(s) for {n_samples} sample(s); give one label per sample")
+    if n_classes is not None and y.numel():
+        lo, hi = torch.stack(torch.aminmax(y)).tolist()
+        if lo < 0 or hi >= n_classes:
+            raise ValueError(f"{fn}: {name} must be class indices in [0, {n_classes}) for an output with "
+                             f"{n_classes} classes, got labels from {lo} to {hi}; check that the dataset's classes "
+                             f"match the model's output size")
+    return y
+
+
+def check_non_negative(value: float, name: str, fn: str) -> float:
+    """``value`` as a float; ``TypeError`` unless it is one number (not a string or bool), ``ValueError``
+    unless it is finite and ``>= 0``."""
+    v = as_number(value, name, fn)
+    if not (math.isfinite(v) and v >= 0):
+        raise ValueError(f"{fn}: {name} must be a finite number >= 0, got {value!r}")
+    return v
 
 
 def model_output(model: nn.Module, x: torch.Tensor) -> torch.Tensor:

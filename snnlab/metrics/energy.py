@@ -9,6 +9,8 @@ access, no neuron state updates), so the result is a relative estimate, not a ha
 """
 from __future__ import annotations
 
+from ._common import check_non_negative
+
 __all__ = ["E_ADD_FP32_45NM", "E_MULT_FP32_45NM", "E_AC_J", "E_MAC_J", "energy_j"]
 
 #: 32-bit float add, 45 nm (Horowitz, ISSCC 2014), joules
@@ -24,12 +26,13 @@ E_MAC_J = E_MULT_FP32_45NM + E_ADD_FP32_45NM
 def energy_j(acs: float, macs: float, e_ac: float = E_AC_J, e_mac: float = E_MAC_J) -> float:
     """Energy in joules of ``acs`` accumulates and ``macs`` multiply-accumulates.
 
-    Defaults: ``e_ac = 0.9 pJ``, ``e_mac = 4.6 pJ`` (45 nm, Horowitz ISSCC 2014).
+    Defaults: ``e_ac = 0.9 pJ``, ``e_mac = 4.6 pJ`` (45 nm, Horowitz ISSCC 2014). Every argument must be a
+    finite number ``>= 0`` (a string or a negative count is an error).
 
     Example:
         >>> round(energy_j(15, 0) * 1e12, 6)   # 15 SynOps
         13.5
     """
-    if e_ac < 0 or e_mac < 0:
-        raise ValueError(f"energy_j: energies per operation must be >= 0, got e_ac={e_ac}, e_mac={e_mac}")
-    return float(acs) * float(e_ac) + float(macs) * float(e_mac)
+    acs, macs, e_ac, e_mac = (check_non_negative(v, name, "energy_j") for v, name in
+                              ((acs, "acs"), (macs, "macs"), (e_ac, "e_ac"), (e_mac, "e_mac")))
+    return acs * e_ac + macs * e_mac

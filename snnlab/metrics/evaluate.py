@@ -41,7 +41,7 @@ from snnlab.core.network import Monitor
 from snnlab.core.neurons import LIF
 from snnlab.core.readout import READOUTS, decide, logits
 
-from ._common import batches, eval_mode, model_output, resolve_device, same_model_randomness
+from ._common import batches, check_labels, eval_mode, model_output, resolve_device, same_model_randomness
 from .energy import E_AC_J, E_MAC_J, energy_j
 from .latency import decision_latency, mean_latency
 from .spikes import layer_spike_counts, neuron_spike_counts, neuron_spike_table
@@ -132,11 +132,12 @@ def _masks_after_lif(model: nn.Module) -> dict[str, str]:
 
 def _collect_batches(model: nn.Module, loader: Iterable, readout: str, dev: torch.device, max_batches: int | None,
                      rec: EvalRecord, mon: Monitor, lif_names: list[str]) -> None:
-    for x, y in batches(loader, max_batches):
-        x, y = x.to(dev), y.to(dev)
+    for x, y in batches(loader, max_batches, "evaluate"):
+        x = x.to(dev)
         mon.spikes.clear()
         out = model_output(model, x)
         z = logits(out, readout)
+        y = check_labels(y, "evaluate", "y", n_classes=z.shape[-1]).to(dev)   # before the loss indexes with it
         rec.loss_sum += float(F.cross_entropy(z.float(), y, reduction="sum"))
         rec.correct += int((decide(z.detach()) == y).sum())
         rec.n_samples += y.numel()
@@ -170,6 +171,9 @@ def evaluate(model: nn.Module, loader: Iterable, readout: str = "membrane_sum", 
              max_batches: int | None = None, *, e_ac: float = E_AC_J, e_mac: float = E_MAC_J) -> dict:
     """Accuracy, loss and cost of ``model`` on ``loader`` (yielding ``(x [T, B, F], y [B])``).
 
+    ``y`` holds integer class indices in ``[0, C)`` for a model with ``C`` outputs (float labels are refused, not
+    truncated). An empty batch (``B = 0``) is skipped; a batch with ``T = 0`` steps is an error.
+
     Returns ``{"accuracy" (a tie for the top score, e.g. a silent output, counts as wrong), "loss" (mean
     cross-entropy of logits(out, readout)), "spikes_per_sample" (output spikes of all LIF layers),
     "spikes_per_layer" ({LIF layer name: spikes per sample}), "synops_per_sample" (ACs),
@@ -196,6 +200,7 @@ def evaluate(model: nn.Module, loader: Iterable, readout: str = "membrane_sum", 
         >>> r["accuracy"], r["latency_steps"]
         (0.0, 3.0)
     """
+    energy_j(0, 0, e_ac, e_mac)  # checks the energies per operation before the pass
     return _summary(collect(model, loader, readout, device, max_batches), e_ac, e_mac)
 
 
@@ -233,6 +238,7 @@ def synops_table(model: nn.Module, loader: Iterable, device=None, max_batches: i
                  readout: str = "membrane_sum", e_ac: float = E_AC_J, e_mac: float = E_MAC_J) -> pd.DataFrame:
     """Per synaptic layer: ``layer, in_features, out_features, binary_input, input_events_per_sample,
     acs_per_sample, macs_per_sample, energy_per_sample_j``."""
+    energy_j(0, 0, e_ac, e_mac)  # checks the energies per operation before the pass
     rec = collect(model, loader, readout, device, max_batches)
     df = rec.synops.table()
     df["energy_per_sample_j"] = [energy_j(a, m, e_ac, e_mac) for a, m in zip(df["acs_per_sample"], df["macs_per_sample"])]

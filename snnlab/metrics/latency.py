@@ -27,12 +27,17 @@ import torch
 
 from snnlab.core.readout import MEMBRANE_READOUTS, NO_DECISION, READOUTS, SPIKE_READOUTS, prediction_over_time
 
+from ._common import check_labels
+
 __all__ = ["SPIKE_READOUTS", "MEMBRANE_READOUTS", "decision_latency", "mean_latency"]
 
 
 def decision_latency(out: torch.Tensor, readout: str = "membrane_sum", target: torch.Tensor | None = None,
                      never: float | None = None) -> torch.Tensor:
     """Per-sample decision latency ``[B]`` (float, in steps) of a time-major output ``[T, B, C]``.
+
+    ``target`` (membrane readouts): integer class indices ``[B]``, one per sample, in ``[0, C)``. ``out``
+    needs at least one step and one class.
 
     Example:
         >>> out = torch.zeros(5, 2, 3); out[2, 0, 1] = 1          # sample 1 never spikes
@@ -43,8 +48,13 @@ def decision_latency(out: torch.Tensor, readout: str = "membrane_sum", target: t
         raise ValueError(f"unknown readout {readout!r}; choose one of {list(READOUTS)}")
     if not isinstance(out, torch.Tensor) or out.dim() != 3:
         raise ValueError(f"decision_latency expects a time-major output [T, B, C], got {getattr(out, 'shape', type(out))}")
+    T, B, C = out.shape
+    if T == 0 or C == 0:
+        raise ValueError(f"decision_latency: out of shape {tuple(out.shape)} has no "
+                         f"{'time steps (T = 0)' if T == 0 else 'classes (C = 0)'}: nothing to decide from")
+    if target is not None:
+        target = check_labels(target, "decision_latency", "target", n_samples=B, n_classes=C)
     out = out.detach()
-    T, B = out.shape[:2]
     fill = float(T) if never is None else float(never)
     steps = torch.arange(T, device=out.device).view(T, 1)
     pred = prediction_over_time(out, readout)                       # [T, B], -1 where tied
@@ -60,7 +70,7 @@ def decision_latency(out: torch.Tensor, readout: str = "membrane_sum", target: t
         lat = (last_diff + 1).to(torch.float64)
         decided = final != NO_DECISION
         if target is not None:
-            decided = decided & (final == target.to(final.device).view(-1))
+            decided = decided & (final == target.to(final.device))
     return torch.where(decided, lat, torch.full_like(lat, fill)).cpu()
 
 

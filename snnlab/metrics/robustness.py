@@ -14,7 +14,8 @@ from torch import nn
 
 from snnlab.core.readout import predict
 
-from ._common import batches, eval_mode, model_output, resolve_device, same_model_randomness
+from ._common import (batches, check_labels, check_non_negative, eval_mode, model_output, resolve_device,
+                      same_model_randomness)
 
 __all__ = ["PERTURBATIONS", "jitter_spikes", "delete_spikes", "insert_spikes", "gaussian_noise", "perturb",
            "robustness_curve"]
@@ -47,18 +48,20 @@ def jitter_spikes(x: torch.Tensor, std: float, generator: torch.Generator | None
     the same bin: with ``merge=True`` (default) the train stays binary and they merge into one (the
     larger value is kept), so the count is preserved exactly unless spikes collide; with
     ``merge=False`` their values add up and the total ``x.sum()`` is preserved exactly.
-    ``std=0`` returns an unchanged copy.
+    ``std=0`` returns an unchanged copy; ``std`` must be finite (a huge one moves every spike to an edge bin).
     """
     _check_x(x, "jitter_spikes")
-    if float(std) < 0:
-        raise ValueError(f"jitter_spikes: std must be >= 0, got {std!r}")
-    if float(std) == 0.0:
+    std = check_non_negative(std, "std", "jitter_spikes")
+    if std == 0.0:
         return x.clone()
     T = x.shape[0]
     flat = x.reshape(T, -1)
     t, j = flat.nonzero(as_tuple=True)
     vals = flat[t, j]
-    shift = torch.round(_randn(t.shape, generator, x) * float(std)).long()
+    noise = _randn(t.shape, generator, x)
+    # the shift is clamped in float before it becomes an integer: a shift of 2T or more clips to the same edge
+    # bin, and one beyond int64 would wrap (the scale is capped so that a zero draw never gives 0 * inf = NaN)
+    shift = torch.round(noise * min(std, torch.finfo(noise.dtype).max)).clamp(-2.0 * T, 2.0 * T).long()
     t_new = (t + shift).clamp(0, T - 1)
     out = torch.zeros_like(flat).view(-1)
     idx = t_new * flat.shape[1] + j
@@ -91,11 +94,10 @@ def insert_spikes(x: torch.Tensor, p: float, generator: torch.Generator | None =
 def gaussian_noise(x: torch.Tensor, std: float, generator: torch.Generator | None = None) -> torch.Tensor:
     """Add ``N(0, std^2)`` current noise to every entry of ``x`` (the input is no longer binary)."""
     _check_x(x, "gaussian_noise")
-    if float(std) < 0:
-        raise ValueError(f"gaussian_noise: std must be >= 0, got {std!r}")
+    std = check_non_negative(std, "std", "gaussian_noise")
     if not x.is_floating_point():
         x = x.float()
-    return x + float(std) * _randn(x.shape, generator, x).to(x.dtype)
+    return x + std * _randn(x.shape, generator, x).to(x.dtype)
 
 
 PERTURBATIONS: dict[str, Callable[..., torch.Tensor]] = {
@@ -144,9 +146,11 @@ def robustness_curve(model: nn.Module, loader: Iterable, kind: str | Sequence[st
                 gen = torch.Generator().manual_seed(int(seed))
                 correct = n = 0
                 with same_model_randomness(model, dev, seed=int(seed)):
-                    for x, y in batches(loader, max_batches):
+                    for x, y in batches(loader, max_batches, "robustness_curve"):
                         xp = perturb(x, k, level, gen).to(dev)
-                        pred = predict(model_output(model, xp), readout).cpu()
+                        out = model_output(model, xp)
+                        check_labels(y, "robustness_curve", "y", n_classes=out.shape[-1])
+                        pred = predict(out, readout).cpu()
                         correct += int((pred == y).sum())
                         n += y.numel()
                 if n == 0:

@@ -15,6 +15,7 @@ and what the next layers receive (transmitted, either form) is what :mod:`snnlab
 """
 from __future__ import annotations
 
+import math
 from typing import Mapping
 
 import pandas as pd
@@ -30,7 +31,8 @@ def _check(name: str, s: torch.Tensor) -> None:
 
 
 def layer_spike_counts(spikes: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-    """``{layer: [B]}`` number of spikes each sample emitted in each layer (``[T, B, ...]`` inputs).
+    """``{layer: [B]}`` number of spikes each sample emitted in each layer (``[T, B, ...]`` inputs; empty ones,
+    ``T = 0`` or ``B = 0``, give zero counts).
 
     Example:
         >>> s = torch.zeros(4, 2, 3); s[0, 0, 1] = 1; s[3, 0, 2] = 1; s[1, 1, 0] = 1
@@ -41,7 +43,8 @@ def layer_spike_counts(spikes: Mapping[str, torch.Tensor]) -> dict[str, torch.Te
     for name, s in spikes.items():
         _check(name, s)
         nz = (s != 0).to(torch.float64)
-        out[name] = nz.transpose(0, 1).reshape(s.shape[1], -1).sum(1)
+        per_sample = s.shape[0] * math.prod(s.shape[2:])  # explicit: -1 is ambiguous for an empty batch
+        out[name] = nz.transpose(0, 1).reshape(s.shape[1], per_sample).sum(1)
     return out
 
 
@@ -58,7 +61,7 @@ def neuron_spike_counts(spikes: Mapping[str, torch.Tensor]) -> dict[str, torch.T
     out = {}
     for name, s in spikes.items():
         _check(name, s)
-        out[name] = (s != 0).to(torch.float64).sum(0).reshape(s.shape[1], -1)
+        out[name] = (s != 0).to(torch.float64).sum(0).reshape(s.shape[1], math.prod(s.shape[2:]))
     return out
 
 

@@ -24,6 +24,7 @@ after a :class:`snnlab.SpikeMask` or a masking LIF (``mask_p``) these are the ma
 """
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import pandas as pd
@@ -77,8 +78,9 @@ def event_samples(x: torch.Tensor) -> torch.Tensor:
     """
     ok = _event_entries(x)
     if ok.dim() < 3:
-        ok = ok.reshape(ok.shape[0], 1, -1)
-    return ok.reshape(ok.shape[0], ok.shape[1], -1).all(-1).all(0)  # (a view: no copy of the mask)
+        ok = ok.unsqueeze(1)
+    # explicit sizes (-1 is ambiguous for an empty input, T = 0 or B = 0); a view: no copy of the mask
+    return ok.reshape(ok.shape[0], ok.shape[1], math.prod(ok.shape[2:])).all(-1).all(0)
 
 
 def delivered_fanout(delays: torch.Tensor, T: int) -> torch.Tensor:
@@ -122,7 +124,8 @@ def layer_ops(x: torch.Tensor, out_features: int, delays: torch.Tensor | None = 
         per_acs = per_events * out_features
     else:  # one pass over x: per step, sample and input, then weighted by the delivered fan-out
         fan = delivered_fanout(delays.to(xs.device), T).to(torch.float64)   # [T, in] (no matmul: TF32 rounds)
-        per_input = work.reshape(T, B, -1, fan.shape[-1]).sum(2, dtype=torch.float64)   # [T, B, in]
+        mid = math.prod(xs.shape[2:-1])                                     # explicit: B or T may be 0
+        per_input = work.reshape(T, B, mid, fan.shape[-1]).sum(2, dtype=torch.float64)   # [T, B, in]
         per_events = per_input.sum((0, 2))
         per_acs = torch.einsum("tbi,ti->b", per_input, fan)  # float64: exact for event counts
     # one device sync for the three numbers
