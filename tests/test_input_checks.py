@@ -240,7 +240,7 @@ def test_encoders_still_refuse_non_integer_steps(steps):
 
 @pytest.mark.parametrize("seed", ["a", 1.5, True, [1]])
 def test_rate_encoder_refuses_a_seed_that_is_not_an_int(seed):
-    with pytest.raises(TypeError, match="RateEncoder: seed must be an int or None"):
+    with pytest.raises(TypeError, match="RateEncoder: seed must be an int"):
         RateEncoder(3, seed=seed)
 
 

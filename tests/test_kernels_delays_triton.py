@@ -170,6 +170,25 @@ def test_gaussian_matches_reference(K, sigma):
     assert outside.any() and torch.all(out[3][outside] == 0)
 
 
+def test_tiny_sigma_is_the_nearest_tap_as_in_the_reference():
+    """sigma = 1e-20: 1 / sigma^2 overflowed float32 (exp(-0 * inf) = NaN); the kernels floor sigma^2 where the
+    kernel is one-hot already, the float32 reference at the smallest normal float32."""
+    T, B, I, O, K = 7, 3, 13, 9, 6
+    g = _gen(99)
+    x, W = torch.randn(T, B, I, generator=g), torch.randn(O, I, generator=g)
+    P = torch.randint(0, K, (O, I), generator=g).float() + (torch.rand(O, I, generator=g) - 0.5) * 0.8  # no ties
+    gy = torch.randn(T, B, O, generator=g)
+    x, W, P, gy = _on_device(x, W, P, gy)
+    out = _grads(lambda a, b, c: delayed_linear_triton(a, b, c, 1e-20, K, False), (x, W, P), gy)
+    for dtype in (torch.float32, D64):
+        ref = _grads(lambda a, b, c: delayed_linear_reference(a, b, c, 1e-20, K),
+                     (x.to(dtype), W.to(dtype), P.to(dtype)), gy.to(dtype))
+        for a, b in zip(out, ref):  # the positions' gradient too: 0 off the ties
+            _close(a, b, tol=5e-5)
+    nearest = delayed_linear_rounded(x.to(D64), W.to(D64), P.round().long())
+    _close(out[0], nearest, tol=5e-5)
+
+
 def test_gaussian_multiblock_extra_dims():
     T, K, sigma = 9, 8, 0.9
     g = _gen(11)

@@ -21,8 +21,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from snnlab.core.validation import check_choice, check_positive, check_time_major
-from snnlab.kernels.delay_math import gaussian_delay_kernel  # re-exported: the formula lives in the kernels layer
+from snnlab.core.validation import as_number, as_seed, check_choice, check_positive, check_time_major, is_integer
+from snnlab.kernels.delay_math import gaussian_delay_kernel, two_sigma_squared  # the formula lives in the kernels layer
 
 __all__ = [
     "DelayedLinear",
@@ -166,13 +166,13 @@ def delayed_linear_reference(
     """Slow dense reference (no bias) used by the tests: explicit kernel and loops over taps.
 
     ``G_ij[k] = exp(-(k - p_ij)^2 / (2 sigma^2)) / sum_k' exp(...)`` (``p`` clamped to
-    ``[0, max_delay-1]``; the largest exponent is subtracted before ``exp`` so tiny sigmas
-    stay finite), then ``y[t, j] = sum_i W_ij sum_k G_ij[k] x[t - k, i]`` with ``x[t < 0] = 0``.
+    ``[0, max_delay-1]``; the largest exponent is subtracted before ``exp`` and ``2 sigma^2`` is at least the
+    dtype's smallest normal number, so tiny sigmas stay finite), then ``y[t, j] = sum_i W_ij sum_k G_ij[k] x[t - k, i]`` with ``x[t < 0] = 0``.
     """
     T = x.shape[0]
     p = positions.clamp(0.0, float(max_delay - 1))
     taps = torch.arange(max_delay, dtype=x.dtype, device=x.device)
-    expo = -((taps.view(1, 1, -1) - p.unsqueeze(-1)) ** 2) / (2.0 * float(sigma) ** 2)
+    expo = -((taps.view(1, 1, -1) - p.unsqueeze(-1)) ** 2) / two_sigma_squared(sigma, x.dtype)
     g = torch.exp(expo - expo.max(dim=-1, keepdim=True).values)
     g = g / g.sum(dim=-1, keepdim=True)
     kernel = weight.unsqueeze(-1) * g  # [out, in, K]
@@ -289,7 +289,7 @@ class DelayedLinear(nn.Module):
     ) -> None:
         super().__init__()
         for name, value, lo in (("in_features", in_features, 1), ("out_features", out_features, 1), ("max_delay", max_delay, 1)):
-            if isinstance(value, bool) or not isinstance(value, int):
+            if not is_integer(value):
                 raise TypeError(f"{_LAYER}: {name} must be an int, got {type(value).__name__} {value!r}")
             if value < lo:
                 hint = " (use max_delay=1 for no delays)" if name == "max_delay" else ""
@@ -301,8 +301,10 @@ class DelayedLinear(nn.Module):
                 f"{_LAYER}: backend='triton' needs snnlab.kernels.delays_triton.delayed_linear_triton, which "
                 f"could not be imported ({_TRITON_ERROR}). Install triton with a CUDA GPU, or use backend='torch'/'auto'."
             )
+        seed = None if seed is None else as_seed(seed, _LAYER)
         if generator is None and seed is not None:
-            generator = torch.Generator().manual_seed(int(seed))
+            generator = torch.Generator().manual_seed(seed)
+        in_features, out_features, max_delay = int(in_features), int(out_features), int(max_delay)
 
         self.in_features = in_features
         self.out_features = out_features
@@ -396,16 +398,45 @@ class DelayedLinear(nn.Module):
 
     def _load_from_state_dict(self, state_dict, prefix, local_metadata, strict, missing_keys, unexpected_keys,
                               error_msgs) -> None:
-        # The saved layer may be in the other form: take its form first, so that the loaded positions are
-        # learnable exactly when the loaded delays are not frozen (rounded or learn_delays=False).
-        flag = state_dict.get(prefix + "_is_rounded")
-        if isinstance(flag, torch.Tensor) and flag.numel() == 1:
-            self._set_positions_learnable(not bool(flag))
-        super()._load_from_state_dict(state_dict, prefix, local_metadata, strict, missing_keys, unexpected_keys,
-                                      error_msgs)
+        # All or nothing: a load that reports an error for this layer (a tensor of another shape or not a tensor:
+        # load_state_dict raises after every module ran) or raises (a bad sigma) leaves it exactly as it was -- the
+        # same Parameter objects (an optimiser holds them), form, values and sigma. (Missing and unexpected keys are
+        # errors only for a strict load, which PyTorch does not tell a module: those load what there is, as always.)
+        errors = len(error_msgs)
+        saved = self._snapshot()
+        try:
+            # The saved layer may be in the other form: take its form first, so that the loaded positions are
+            # learnable exactly when the loaded delays are not frozen (rounded or learn_delays=False).
+            flag = state_dict.get(prefix + "_is_rounded")
+            if isinstance(flag, torch.Tensor) and flag.numel() == 1:
+                self._set_positions_learnable(not bool(flag))
+            super()._load_from_state_dict(state_dict, prefix, local_metadata, strict, missing_keys, unexpected_keys,
+                                          error_msgs)
+        except BaseException:
+            self._restore(saved)
+            raise
         extra = prefix + "_extra_state"
         if extra not in state_dict and extra in missing_keys:
             missing_keys.remove(extra)  # saved before sigma was kept: the layer keeps its current sigma
+        if len(error_msgs) > errors:
+            self._restore(saved)
+
+    def _snapshot(self) -> tuple:
+        """What :meth:`_restore` puts back: the parameter and buffer objects (in order), copies of their values
+        and sigma."""
+        tensors = [t for t in (*self._parameters.values(), *self._buffers.values()) if t is not None]
+        return (dict(self._parameters), dict(self._buffers), [(t, t.detach().clone()) for t in tensors], self._sigma)
+
+    @torch.no_grad()
+    def _restore(self, saved: tuple) -> None:
+        parameters, buffers, values, sigma = saved
+        self._parameters.clear()
+        self._parameters.update(parameters)
+        self._buffers.clear()
+        self._buffers.update(buffers)
+        for tensor, value in values:  # (a buffer may share its storage with a parameter it was made from)
+            tensor.copy_(value)
+        self._sigma = sigma
 
     # -- forward -------------------------------------------------------------------------
 
@@ -475,14 +506,7 @@ class DelaySchedule:
         anneal_fraction: float = 0.75,
     ) -> None:
         name = "DelaySchedule"
-        if not 0.0 < float(anneal_fraction) <= 1.0:
-            raise ValueError(f"{name}: anneal_fraction must lie in (0, 1], got {anneal_fraction!r}")
-        if isinstance(total_epochs, bool) or not isinstance(total_epochs, int) or total_epochs < 1:
-            raise ValueError(f"{name}: total_epochs must be an int >= 1, got {total_epochs!r}")
-        if sigma_start is not None:
-            check_positive(sigma_start, "sigma_start", name)
-        check_positive(sigma_end, "sigma_end", name)
-        check_choice(kind, "kind", self.KINDS, name)
+        settings = self._checked(name, total_epochs, sigma_start, sigma_end, kind, anneal_fraction)
         mods = [layers_or_module] if isinstance(layers_or_module, nn.Module) else list(layers_or_module)
         layers: list[DelayedLinear] = []
         for m in mods:
@@ -494,13 +518,28 @@ class DelaySchedule:
         if not layers:
             raise ValueError(f"{name}: no DelayedLinear layer found in {type(layers_or_module).__name__}; pass the model or the layers.")
         self.layers = layers
-        self.total_epochs = total_epochs
-        self.sigma_start = None if sigma_start is None else float(sigma_start)
-        self.sigma_end = float(sigma_end)
-        self.kind = kind
-        self.anneal_fraction = float(anneal_fraction)
+        self.total_epochs, self.sigma_start, self.sigma_end, self.kind, self.anneal_fraction = settings
         self.epoch = 0
         self._apply()
+
+    @classmethod
+    def _checked(cls, who: str, total_epochs: int, sigma_start: float | None, sigma_end: float, kind: str,
+                 anneal_fraction: float) -> tuple[int, float | None, float, str, float]:
+        """The settings checked (``ValueError`` / ``TypeError`` naming ``who`` and the argument) and normalised, in
+        the order ``total_epochs, sigma_start, sigma_end, kind, anneal_fraction``: the one check of the constructor
+        and :meth:`load_state_dict`."""
+        if not is_integer(total_epochs) or total_epochs < 1:
+            raise ValueError(f"{who}: total_epochs must be an int >= 1, got "
+                             f"{type(total_epochs).__name__} {total_epochs!r}")
+        fraction = as_number(anneal_fraction, "anneal_fraction", who)
+        if not 0.0 < fraction <= 1.0:
+            raise ValueError(f"{who}: anneal_fraction must lie in (0, 1], got {anneal_fraction!r}")
+        if sigma_start is not None:
+            check_positive(sigma_start, "sigma_start", who)
+        check_positive(sigma_end, "sigma_end", who)
+        check_choice(kind, "kind", cls.KINDS, who)
+        return (int(total_epochs), None if sigma_start is None else float(sigma_start), float(sigma_end), kind,
+                fraction)
 
     def sigma_at(self, epoch: int, layer: DelayedLinear | None = None) -> float:
         """Sigma at ``epoch`` for ``layer`` (default: the first layer found)."""
@@ -539,10 +578,19 @@ class DelaySchedule:
         }
 
     def load_state_dict(self, state: dict) -> None:
-        self.total_epochs = int(state["total_epochs"])
-        self.sigma_start = state["sigma_start"]
-        self.sigma_end = float(state["sigma_end"])
-        self.kind = state["kind"]
-        self.anneal_fraction = float(state.get("anneal_fraction", 1.0))
-        self.epoch = int(state["epoch"])
+        """Take the settings and epoch of :meth:`state_dict` (checked as the constructor checks them; a bad state
+        changes nothing). A state without ``anneal_fraction`` (saved before it existed) anneals over all epochs."""
+        who = "DelaySchedule.load_state_dict"
+        if not isinstance(state, dict):
+            raise TypeError(f"{who}: expected the dict of DelaySchedule.state_dict(), got {type(state).__name__}")
+        missing = [k for k in ("epoch", "total_epochs", "sigma_start", "sigma_end", "kind") if k not in state]
+        if missing:
+            raise ValueError(f"{who}: the state lacks {missing}; pass the dict of DelaySchedule.state_dict()")
+        settings = self._checked(who, state["total_epochs"], state["sigma_start"], state["sigma_end"], state["kind"],
+                                 state.get("anneal_fraction", 1.0))
+        epoch = state["epoch"]
+        if not is_integer(epoch) or epoch < 0:
+            raise ValueError(f"{who}: epoch must be an int >= 0, got {type(epoch).__name__} {epoch!r}")
+        self.total_epochs, self.sigma_start, self.sigma_end, self.kind, self.anneal_fraction = settings
+        self.epoch = int(epoch)
         self._apply()

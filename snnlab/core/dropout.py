@@ -1,6 +1,8 @@
 """Dropout for time-major tensors with one mask per sample, shared by every time step."""
 from __future__ import annotations
 
+import numbers
+
 import torch
 from torch import nn
 
@@ -25,7 +27,7 @@ class TimeDropout(nn.Module):
 
     def __init__(self, p: float = 0.5) -> None:
         super().__init__()
-        if isinstance(p, bool) or not isinstance(p, (int, float)) or not 0.0 <= float(p) < 1.0:
+        if isinstance(p, bool) or not isinstance(p, numbers.Real) or not 0.0 <= float(p) < 1.0:
             raise ValueError(f"TimeDropout: p must be a number in [0, 1), got {p!r}")
         self.p = float(p)
 

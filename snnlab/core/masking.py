@@ -4,7 +4,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from snnlab.kernels.lif_common import check_mask_p
+from .validation import as_drop_probability, as_seed
 
 
 class SpikeMask(nn.Module):
@@ -26,12 +26,9 @@ class SpikeMask(nn.Module):
 
     def __init__(self, p: float = 0.1, mask_at_inference: bool = False, seed: int | None = None) -> None:
         super().__init__()
-        try:
-            self.p = check_mask_p(p)
-        except ValueError as exc:
-            raise ValueError(f"SpikeMask: p: {exc}") from None
+        self.p = as_drop_probability(p, "p", "SpikeMask")
         self.mask_at_inference = bool(mask_at_inference)
-        self._generator = torch.Generator().manual_seed(int(seed)) if seed is not None else None
+        self._generator = torch.Generator().manual_seed(as_seed(seed, "SpikeMask")) if seed is not None else None
 
     def forward(self, spikes: torch.Tensor) -> torch.Tensor:
         if not isinstance(spikes, torch.Tensor):

@@ -5,12 +5,12 @@ import torch
 from torch import nn
 
 from snnlab.kernels.dispatch import BACKENDS, lif_impl
-from snnlab.kernels.lif_common import check_mask_p
 from snnlab.kernels.lif_torch import li_torch
 from snnlab.kernels.surrogate_math import NOISE_SURROGATES
 
 from . import surrogates as sg
-from .validation import all_finite, as_number, check_choice, check_positive, check_time_major, raise_non_finite
+from .validation import (all_finite, as_drop_probability, as_number, as_seed, check_choice, check_positive,
+                         check_time_major, is_integer, raise_non_finite)
 
 RESETS = ("subtract", "zero")
 DEFAULT_TAU_MEM = 10.0  # time steps, when neither tau_mem nor beta is given
@@ -81,8 +81,10 @@ class _Leaky(nn.Module):
     def _init_tau(self, tau_mem: float | None, beta: float | None, learn_tau: bool, n_neurons: int | None) -> None:
         layer = type(self).__name__
         b = _beta_from(tau_mem, beta, layer)
-        if n_neurons is not None and (not isinstance(n_neurons, int) or n_neurons < 1):
-            raise ValueError(f"{layer}: n_neurons must be a positive int (or None for one value per layer), got {n_neurons!r}")
+        if n_neurons is not None and (not is_integer(n_neurons) or n_neurons < 1):
+            raise ValueError(f"{layer}: n_neurons must be a positive int (or None for one value per layer), got "
+                             f"{type(n_neurons).__name__} {n_neurons!r}")
+        n_neurons = None if n_neurons is None else int(n_neurons)
         shape = (n_neurons,) if n_neurons is not None else ()
         self.n_neurons = n_neurons
         self.learn_tau = bool(learn_tau)
@@ -198,28 +200,28 @@ class LIF(_Leaky):
         check_choice(reset, "reset", RESETS, "LIF")
         check_choice(backend, "backend", BACKENDS, "LIF")
         check_positive(threshold, "threshold", "LIF")
-        if max_spikes is not None and (isinstance(max_spikes, bool) or not isinstance(max_spikes, int) or max_spikes < 1):
-            raise ValueError(f"LIF: max_spikes must be a positive int (1 = time-to-first-spike) or None, got {max_spikes!r}")
+        if max_spikes is not None and (not is_integer(max_spikes) or max_spikes < 1):
+            raise ValueError(f"LIF: max_spikes must be a positive int (1 = time-to-first-spike) or None, got "
+                             f"{type(max_spikes).__name__} {max_spikes!r}")
+        max_spikes = None if max_spikes is None else int(max_spikes)
         if noise is not None:
             check_choice(noise, "noise", NOISE_SURROGATES, "LIF")
             check_positive(noise_scale, "noise_scale", "LIF")
-        try:
-            self.mask_p = check_mask_p(mask_p)
-        except ValueError as exc:
-            raise ValueError(f"LIF: {exc}") from None
+        self.mask_p = as_drop_probability(mask_p, "mask_p", "LIF")
+        seed = None if seed is None else as_seed(seed, "LIF")
         self.mask_at_inference = bool(mask_at_inference)
         self.surrogate = sg.get(surrogate)
         self.reset, self.detach_reset, self.max_spikes = reset, bool(detach_reset), max_spikes
         self.noise, self.noise_scale, self.noisy_eval = noise, float(noise_scale), bool(noisy_eval)
         self.backend = backend
         self.learn_threshold = bool(learn_threshold)
-        shape = (n_neurons,) if n_neurons is not None else ()
+        shape = (self.n_neurons,) if self.n_neurons is not None else ()
         thr = torch.full(shape, float(threshold))
         if self.learn_threshold:
             self.threshold = nn.Parameter(thr)
         else:
             self.register_buffer("threshold", thr)
-        self._generator = torch.Generator().manual_seed(int(seed)) if seed is not None else None
+        self._generator = torch.Generator().manual_seed(seed) if seed is not None else None
         self.record = False
         self._monitors = 0  # open Monitors of this layer (see snnlab.core.network.Monitor)
         self.last_membrane: torch.Tensor | None = None

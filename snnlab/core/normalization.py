@@ -4,7 +4,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from .validation import all_finite, raise_non_finite
+from .validation import all_finite, is_integer, raise_non_finite
 
 __all__ = ["TimeBatchNorm"]
 
@@ -25,10 +25,10 @@ class TimeBatchNorm(nn.BatchNorm1d):
     """
 
     def __init__(self, num_features: int, *args, **kwargs) -> None:
-        if isinstance(num_features, bool) or not isinstance(num_features, int) or num_features < 1:
+        if not is_integer(num_features) or num_features < 1:
             raise ValueError(f"TimeBatchNorm: num_features must be a positive int (the F of [T, B, F]), "
                              f"got {num_features!r}")
-        super().__init__(num_features, *args, **kwargs)
+        super().__init__(int(num_features), *args, **kwargs)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if not isinstance(x, torch.Tensor) or x.dim() != 3:

@@ -1,19 +1,30 @@
 """Input checks shared by the core modules: clear errors that name the argument and the fix."""
 from __future__ import annotations
 
+import numbers
+
 import torch
+
+from snnlab.kernels.lif_common import check_mask_p
+
+#: seeds are ints in ``[SEED_MIN, SEED_LIMIT)``, what ``torch.Generator.manual_seed`` takes (a negative ``s`` as
+#: ``2**64 + s``: -1 is 2**64 - 1)
+SEED_MIN, SEED_LIMIT = -(2**63), 2**64
 
 
 def check_time_major(x: torch.Tensor, name: str, features: int | None = None, layer: str = "layer",
                      finite: bool = True) -> None:
-    """Check that ``x`` is a time-major ``[T, B, ...]`` tensor with finite values.
+    """Check that ``x`` is a time-major ``[T, B, ...]`` tensor of real numbers with finite values.
 
-    Raises ``TypeError`` for non-tensors and ``ValueError`` for wrong rank, a wrong feature
+    Raises ``TypeError`` for non-tensors and complex tensors, and ``ValueError`` for wrong rank, a wrong feature
     size (with a hint when the tensor looks batch-first) or NaN/inf values (``finite=False``
     skips that check for callers that detect non-finite values more cheaply themselves).
     """
     if not isinstance(x, torch.Tensor):
         raise TypeError(f"{layer}: {name} must be a torch.Tensor of shape [T, B, ...], got {type(x).__name__}")
+    if x.is_complex():
+        raise TypeError(f"{layer}: {name} has the complex dtype {x.dtype}, but the layer takes real values (its "
+                        f"imaginary part would be dropped); pass x.real, x.abs() or both parts as separate features.")
     if x.dim() < 3:
         raise ValueError(
             f"{layer}: {name} must be time-major with at least 3 dimensions [T, B, features], got shape "
@@ -61,10 +72,51 @@ def as_number(value: float, name: str, layer: str = "layer") -> float:
         )
     if isinstance(value, (str, bytes, bool)) or value is None:
         raise TypeError(f"{layer}: {name} must be a number, got {type(value).__name__} {value!r}")
+    if (isinstance(value, numbers.Complex) and not isinstance(value, numbers.Real)) or (
+            isinstance(value, torch.Tensor) and value.is_complex()):
+        raise TypeError(f"{layer}: {name} must be a real number, got the complex {type(value).__name__} {value!r}")
     try:
         return float(value)
     except (TypeError, ValueError):
         raise TypeError(f"{layer}: {name} must be a number, got {type(value).__name__} {value!r}") from None
+
+
+def is_integer(value: object) -> bool:
+    """True for an integer of any kind (``int``, NumPy integers: ``numbers.Integral``) except ``bool``.
+
+    Example:
+        >>> import numpy as np
+        >>> is_integer(3), is_integer(np.int64(3)), is_integer(True), is_integer(3.0)
+        (True, True, False, False)
+    """
+    return isinstance(value, numbers.Integral) and not isinstance(value, bool)
+
+
+def as_seed(value: int, layer: str = "layer", name: str = "seed") -> int:
+    """``value`` as a Python int seed in ``[-2**63, 2**64)`` (what a ``torch.Generator`` takes): ``TypeError`` unless
+    it is an int (not a bool), ``ValueError`` outside that range.
+
+    Example:
+        >>> import numpy as np
+        >>> as_seed(np.int64(7), "LIF")
+        7
+    """
+    if not is_integer(value):
+        raise TypeError(f"{layer}: {name} must be an int (or None for an unseeded stream), got "
+                        f"{type(value).__name__} {value!r}")
+    if not SEED_MIN <= value < SEED_LIMIT:
+        raise ValueError(f"{layer}: {name} must lie in [-2**63, 2**64) (a torch.Generator's seeds), got {value!r}")
+    return int(value)
+
+
+def as_drop_probability(value: float, name: str, layer: str = "layer") -> float:
+    """``value``, the probability of dropping a spike, as a float in ``[0, 1)`` (any real number: Python or NumPy);
+    ``ValueError`` naming the layer and the argument otherwise (the fused kernels' own check, with the layer's name).
+    """
+    try:
+        return check_mask_p(value, name)
+    except ValueError as exc:
+        raise ValueError(f"{layer}: {exc}") from None
 
 
 def check_positive(value: float, name: str, layer: str = "layer") -> None:

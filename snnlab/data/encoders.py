@@ -12,11 +12,10 @@ transform (for example inside a ``collate_fn``):
 from __future__ import annotations
 
 import math
-import numbers
 
 import torch
 
-from snnlab.core.validation import all_finite
+from snnlab.core.validation import all_finite, as_seed, is_integer
 
 __all__ = [
     "latency_encode",
@@ -29,28 +28,11 @@ __all__ = [
 ]
 
 
-def _is_int(value) -> bool:
-    """An integer (Python or NumPy, any ``numbers.Integral``), not a bool."""
-    return isinstance(value, numbers.Integral) and not isinstance(value, bool)
-
-
 def _check_steps(num_steps: int, fn: str) -> int:
     """``num_steps`` as an ``int``; ``ValueError`` naming ``fn`` unless it is an integer >= 1."""
-    if not _is_int(num_steps) or num_steps < 1:
+    if not is_integer(num_steps) or num_steps < 1:
         raise ValueError(f"{fn}: num_steps must be an int >= 1, got {num_steps!r}")
     return int(num_steps)
-
-
-def _check_seed(seed: int | None, fn: str) -> int | None:
-    """``seed`` as an ``int`` (or ``None``); ``TypeError`` unless it is an integer, ``ValueError`` outside the
-    range a ``torch.Generator`` takes."""
-    if seed is None:
-        return None
-    if not _is_int(seed):
-        raise TypeError(f"{fn}: seed must be an int or None, got {type(seed).__name__} {seed!r}")
-    if not -(2**63) <= int(seed) < 2**64:
-        raise ValueError(f"{fn}: seed must lie in [-2**63, 2**64), got {seed!r}")
-    return int(seed)
 
 
 def _check_input(x: torch.Tensor, num_steps: int, fn: str, unit_range: bool) -> tuple[torch.Tensor, int]:
@@ -236,7 +218,7 @@ class RateEncoder:
     """
 
     def __init__(self, num_steps: int, gain: float = 1.0, seed: int | None = None) -> None:
-        num_steps, seed = _check_steps(num_steps, "RateEncoder"), _check_seed(seed, "RateEncoder")
+        num_steps, seed = _check_steps(num_steps, "RateEncoder"), None if seed is None else as_seed(seed, "RateEncoder")
         self.num_steps, self.gain, self.seed = num_steps, gain, seed
         self.generator = torch.Generator().manual_seed(seed) if seed is not None else None
         self._worker_seed: int | None = None

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import torch
 
-__all__ = ["gaussian_delay_kernel"]
+__all__ = ["gaussian_delay_kernel", "two_sigma_squared"]
 
 
 def gaussian_delay_kernel(positions: torch.Tensor, sigma: float, max_delay: int, tap_dim: int = -1) -> torch.Tensor:
@@ -40,11 +40,11 @@ def gaussian_delay_kernel(positions: torch.Tensor, sigma: float, max_delay: int,
     tap_shape = [1] * ndim
     tap_shape[dim] = max_delay
     taps = torch.arange(max_delay, device=p.device, dtype=p.dtype).view(tap_shape)
-    logits = -((taps - p) ** 2) / _two_sigma_sq(sigma, p.dtype)
+    logits = -((taps - p) ** 2) / two_sigma_squared(sigma, p.dtype)
     return torch.softmax(logits, dim=dim)
 
 
-def _two_sigma_sq(sigma: float, dtype: torch.dtype) -> float:
+def two_sigma_squared(sigma: float, dtype: torch.dtype) -> float:
     """``2 sigma^2``, at least the smallest normal number of ``dtype`` (the result's floating dtype): below it the
     division underflows, every exponent overflows to ``-inf`` and the softmax gives NaN instead of a one-hot."""
     floor = torch.finfo(dtype if dtype.is_floating_point else torch.get_default_dtype()).tiny

@@ -438,9 +438,14 @@ def gaussian_window(sigma: float, max_delay: int) -> tuple[int, int]:
     return rad, min(int(max_delay), 2 * rad + 1)
 
 
+_SIGMA_SQ_FLOOR = 1e-30
+
+
 def _gauss_args(sigma: float, max_delay: int) -> dict:
     rad, nw = gaussian_window(sigma, max_delay)
-    s2 = float(sigma) ** 2
+    # Below sigma = 1e-15 every tap but the nearest already weighs exactly 0 in float32 (and the positions' gradient
+    # is 0 off the ties), so the floor changes nothing but keeps 1 / sigma^2 and its products with (k - p) finite.
+    s2 = max(float(sigma) ** 2, _SIGMA_SQ_FLOOR)
     return dict(RAD=float(rad), KMAX0=float(max_delay - nw), NW=nw, inv_2s2=0.5 / s2), 1.0 / s2
 
 

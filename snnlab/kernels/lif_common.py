@@ -7,6 +7,7 @@ back to the parameters' shapes with :func:`reduce_to`.
 from __future__ import annotations
 
 import math
+import numbers
 
 import torch
 
@@ -48,15 +49,22 @@ def check_fused_args(who: str, x: torch.Tensor, reset: str, surrogate: str, nois
         raise ValueError("x must be time-major [T, B, ...]")
 
 
-def check_mask_p(mask_p: float) -> float:
+def check_mask_p(mask_p: float, name: str = "mask_p") -> float:
     """``mask_p`` as a float in ``[0, 1)`` (the probability of dropping a spike), else ``ValueError``.
 
+    Any real number is taken (``numbers.Real``: Python and NumPy floats and ints), not a bool; ``name`` is the
+    argument's name in the message.
+
     Example:
-        >>> check_mask_p(0.25)
-        0.25
+        >>> import numpy as np
+        >>> check_mask_p(0.25), check_mask_p(np.float32(0.5))
+        (0.25, 0.5)
     """
-    if isinstance(mask_p, bool) or not isinstance(mask_p, (int, float)) or not 0.0 <= float(mask_p) < 1.0:
-        raise ValueError(f"mask_p is the probability of dropping a spike and must lie in [0, 1), got {mask_p!r}")
+    if isinstance(mask_p, bool) or not isinstance(mask_p, numbers.Real):
+        raise ValueError(f"{name} is the probability of dropping a spike and must be a number in [0, 1), got "
+                         f"{type(mask_p).__name__} {mask_p!r}")
+    if not 0 <= mask_p < 1:  # (compared as given: float() of a huge int would overflow)
+        raise ValueError(f"{name} is the probability of dropping a spike and must lie in [0, 1), got {mask_p!r}")
     return float(mask_p)
 
 

@@ -144,6 +144,10 @@ def learning_curves(df: pd.DataFrame, x: str = "step", names: Sequence[str] | No
         >>> len(learning_curves(df))
         2
     """
+    if not isinstance(df, pd.DataFrame):
+        raise TypeError(f"learning_curves: df must be a pandas DataFrame (a tidy metrics table with columns {x!r}, "
+                        f"'name' and 'value', e.g. RunStore.metrics()), got {type(df).__name__}; for a list of "
+                        f"such rows (dicts) pass pd.DataFrame(rows)")
     missing = [c for c in (x, "name", "value") if c not in df.columns]
     if missing:
         raise ValueError(f"learning_curves: the table lacks columns {missing} (have {list(df.columns)})")

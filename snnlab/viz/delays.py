@@ -35,6 +35,13 @@ def _is_layer(obj: Any) -> bool:
     return hasattr(obj, "positions") and hasattr(obj, "max_delay")
 
 
+def _check_layer(obj: Any, who: str) -> None:
+    """``TypeError`` naming ``who`` unless ``obj`` is a delay layer (a :class:`snnlab.DelayedLinear`)."""
+    if not _is_layer(obj):
+        raise TypeError(f"{who}: expected a snnlab.DelayedLinear layer (with positions and max_delay), got "
+                        f"{type(obj).__name__}; pick the layer out of the model, e.g. model[0]")
+
+
 def _positions(layer: Any) -> np.ndarray:
     return np.clip(to_numpy(layer.positions).astype(float), 0.0, float(layer.max_delay - 1))
 
@@ -66,6 +73,10 @@ def delay_histogram(layer_or_delays: Any, rounded: bool = True, bins: int | None
             edges = bins or np.linspace(0.0, float(top) if top > 0 else 1.0, 31)
     else:
         values = to_numpy(layer_or_delays).ravel()
+        if values.dtype.kind not in "biuf":  # (a module, strings, objects: nothing to count)
+            of = f" of {values.dtype}" if values.dtype.kind != "O" else ""
+            raise TypeError(f"delay_histogram: expected a snnlab.DelayedLinear layer or an array / tensor of delays, "
+                            f"got {type(layer_or_delays).__name__}{of}")
         if np.issubdtype(values.dtype, np.integer) and bins is None:
             lo, hi = (int(values.min()), int(values.max())) if values.size else (0, 0)
             edges = np.arange(lo - 0.5, hi + 1.5)
@@ -93,6 +104,7 @@ def delay_matrix(layer: Any, rounded: bool = True) -> hv.Image:
         >>> int(img[2, 1]) == int(layer.delays[1, 2])
         True
     """
+    _check_layer(layer, "delay_matrix")
     ensure_bokeh()
     d = to_numpy(layer.delays).astype(float) if rounded else _positions(layer)
     out, inp = d.shape
@@ -130,6 +142,7 @@ def gaussian_kernels(layer: Any, synapses: Sequence[tuple[int, int]] | None = No
 
     from snnlab.core.delays import gaussian_delay_kernel
 
+    _check_layer(layer, "gaussian_kernels")
     ensure_bokeh()
     pos = layer.positions.detach().cpu().float()
     syn = _default_synapses(tuple(pos.shape), 4) if synapses is None else [(int(j), int(i)) for j, i in synapses]
@@ -171,6 +184,7 @@ def delay_snapshot(layer: Any, step: int, epoch: int | None = None, name: str = 
         >>> len(hist), list(hist.columns[:4])
         (36, ['step', 'epoch', 'layer', 'synapse'])
     """
+    _check_layer(layer, "delay_snapshot")
     pos = _positions(layer)
     out, inp = pos.shape
     if isinstance(synapses, str):
