@@ -687,8 +687,9 @@ NOTEBOOKS["05_noisy_neurons_robustness.ipynb"] = [
     md("""
     ## 4. Stochastic inference
 
-    A noisy network can also be run *noisily* at test time (`noisy_eval=True` on its LIF layers): each
-    evaluation then gives a slightly different answer. The spread of the accuracies shows how much the noise
+    A noisy network can also be run *noisily* at test time (`noisy_eval=True` on its LIF layers): each draw of
+    the noise then gives a slightly different answer. `evaluate` repeats its numbers exactly unless it is given
+    another `seed`, so each repeat below uses its own. The spread of the accuracies shows how much the noise
     still matters at test time.
     """),
     code("""
@@ -697,7 +698,7 @@ NOTEBOOKS["05_noisy_neurons_robustness.ipynb"] = [
     for m in model.modules():
         if isinstance(m, sl.LIF):
             m.noisy_eval = True
-    accs = [evaluate(model, test_loader)["accuracy"] for _ in range(5)]
+    accs = [evaluate(model, test_loader, seed=seed)["accuracy"] for seed in range(5)]
     for m in model.modules():
         if isinstance(m, sl.LIF):
             m.noisy_eval = False

@@ -506,3 +506,20 @@ def test_a_spike_count_that_ends_in_a_tie_is_undecided_for_latency():
     out[3, 0, 1] = 1.0  # sample 0 ties; sample 1 stays led by neuron 0
     assert decision_latency(out, "spike_count").tolist() == [5.0, 1.0]
     assert decision_latency(out, "spike_count", torch.tensor([0, 0])).tolist() == [5.0, 1.0]
+
+
+def test_evaluate_draws_other_inference_noise_only_for_another_seed():
+    """Docs probe: notebook 05 showed the spread of five noisy evaluations, always zero (each restarts from the same
+    random state); a seed gives each its own draw, and the same seed the same numbers."""
+    import snnlab as sl
+
+    torch.manual_seed(0)
+    net = sl.Sequential(torch.nn.Linear(6, 16), sl.LIF(noise="gaussian", noise_scale=0.5, noisy_eval=True),
+                        torch.nn.Linear(16, 3), sl.LI())
+    g = torch.Generator().manual_seed(1)
+    loader = [(torch.rand(12, 40, 6, generator=g) * 2, torch.randint(0, 3, (40,), generator=g))]
+    assert evaluate(net, loader) == evaluate(net, loader)
+    runs = [evaluate(net, loader, seed=s) for s in (0, 1, 0)]
+    assert runs[0] == runs[2] and runs[0]["spikes_per_sample"] != runs[1]["spikes_per_sample"]
+    with pytest.raises(TypeError, match="seed must be an int"):
+        evaluate(net, loader, seed="a")

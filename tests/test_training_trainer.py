@@ -470,3 +470,11 @@ def test_stop_with_a_reason_reports_it(tmp_path):
     tr.events.subscribe(lambda e: tr.stop(reason="interrupted (SIGTERM)"), kinds=["step"])
     tr.events.subscribe(events.append, kinds=["stopped"])
     assert tr.run() is None and tr.state == "stopped" and events[0].data["reason"] == "interrupted (SIGTERM)"
+
+
+def test_evaluate_caps_only_the_test_loader_at_eval_max_batches():
+    """Probe: Trainer.evaluate(my_loader) on an 8-sample split reported n_samples=4 (the test set's cap)."""
+    tr = Trainer(tiny(eval_max_batches=1, batch_size=4), progress=False)
+    assert tr.evaluate()["n_samples"] == 4
+    mine = [(x, y) for x, y in tr.train_loader][:3]
+    assert tr.evaluate(mine)["n_samples"] == 12 and tr.evaluate(mine, max_batches=2)["n_samples"] == 8

@@ -28,6 +28,7 @@ same numbers and does not move the random streams training sees.
 from __future__ import annotations
 
 import math
+import numbers
 from dataclasses import dataclass, field
 from typing import Iterable, Mapping, Sequence
 
@@ -75,8 +76,9 @@ class EvalRecord:
 
 
 def collect(model: nn.Module, loader: Iterable, readout: str = "membrane_sum", device=None,
-            max_batches: int | None = None) -> EvalRecord:
-    """Run ``model`` over ``loader`` (eval mode, no grad; training mode restored) and gather totals."""
+            max_batches: int | None = None, seed: int | None = None) -> EvalRecord:
+    """Run ``model`` over ``loader`` (eval mode, no grad; training mode restored) and gather totals
+    (``seed``: see :func:`evaluate`)."""
     if readout not in READOUTS:
         raise ValueError(f"unknown readout {readout!r}; choose one of {list(READOUTS)}")
     dev = resolve_device(model, device)
@@ -93,7 +95,7 @@ def collect(model: nn.Module, loader: Iterable, readout: str = "membrane_sum", d
 
     handles = [modules[m].register_forward_hook(count_mask(m)) for m in masks.values()]
     try:
-        with eval_mode(model), same_model_randomness(model, dev), Monitor(model) as mon, \
+        with eval_mode(model), same_model_randomness(model, dev, seed=seed), Monitor(model) as mon, \
                 SynOpsCounter(model) as counter:
             lif_names = [n for n, m in mon.layers.items() if isinstance(m, LIF)]
             rec.layer_spikes = {n: 0.0 for n in lif_names}
@@ -168,7 +170,8 @@ def _summary(rec: EvalRecord, e_ac: float, e_mac: float) -> dict:
 
 
 def evaluate(model: nn.Module, loader: Iterable, readout: str = "membrane_sum", device=None,
-             max_batches: int | None = None, *, e_ac: float = E_AC_J, e_mac: float = E_MAC_J) -> dict:
+             max_batches: int | None = None, *, e_ac: float = E_AC_J, e_mac: float = E_MAC_J,
+             seed: int | None = None) -> dict:
     """Accuracy, loss and cost of ``model`` on ``loader`` (yielding ``(x [T, B, F], y [B])``).
 
     ``y`` holds integer class indices in ``[0, C)`` for a model with ``C`` outputs (float labels are refused, not
@@ -180,7 +183,9 @@ def evaluate(model: nn.Module, loader: Iterable, readout: str = "membrane_sum", 
     "macs_per_sample", "energy_per_sample_j", "latency_steps" (mean decision latency, undecided samples
     counted as T), "n_samples"}``. Runs under ``torch.no_grad`` in eval mode and restores the model's
     training mode afterwards; random layers start every call from the same state (see the module
-    docstring). ``e_ac`` / ``e_mac``: joules per accumulate / multiply-accumulate (default 0.9 pJ /
+    docstring), so a noisy network evaluated twice gives the same numbers: pass another ``seed`` for another
+    draw of the noise (it seeds torch's generators inside the call; layers with a generator of their own keep
+    theirs). ``e_ac`` / ``e_mac``: joules per accumulate / multiply-accumulate (default 0.9 pJ /
     4.6 pJ, 45 nm, Horowitz ISSCC 2014).
 
     Spikes with masking at inference: a fused ``LIF(mask_p=p, mask_at_inference=True)`` counts the spikes
@@ -201,7 +206,9 @@ def evaluate(model: nn.Module, loader: Iterable, readout: str = "membrane_sum", 
         (0.0, 3.0)
     """
     energy_j(0, 0, e_ac, e_mac)  # checks the energies per operation before the pass
-    return _summary(collect(model, loader, readout, device, max_batches), e_ac, e_mac)
+    if seed is not None and (isinstance(seed, bool) or not isinstance(seed, numbers.Integral)):
+        raise TypeError(f"evaluate: seed must be an int or None, got {seed!r}")
+    return _summary(collect(model, loader, readout, device, max_batches, seed), e_ac, e_mac)
 
 
 def per_neuron_spike_counts(model: nn.Module, loader: Iterable, device=None, max_batches: int | None = None,

@@ -563,7 +563,8 @@ class Trainer:
             f"threshold/tau_mem.{keep}")
 
     def evaluate(self, loader=None, max_batches: int | None = None) -> dict[str, Any]:
-        """Evaluate on ``loader`` (default the test loader) with ``snnlab.metrics.evaluate``."""
+        """Evaluate on ``loader`` (default the test loader) with ``snnlab.metrics.evaluate``: at most ``max_batches``
+        batches, by default ``cfg.eval_max_batches`` of the test loader and all of a loader you pass."""
         try:
             from snnlab.metrics import evaluate as metrics_evaluate
         except ImportError as e:  # metrics package not available: fall back to a minimal evaluation
@@ -572,8 +573,8 @@ class Trainer:
                 raise
             log.warning("snnlab.metrics.evaluate is unavailable (%s); using a minimal evaluation", e)
             metrics_evaluate = _basic_evaluate
+        mb = max_batches if max_batches is not None else self.cfg.eval_max_batches if loader is None else None
         loader = self.test_loader if loader is None else loader
-        mb = self.cfg.eval_max_batches if max_batches is None else max_batches
         was_training = self.model.training
         self.model.eval()
         try:
