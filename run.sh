@@ -17,8 +17,9 @@ setup() {
   want=$(cat pyproject.toml run.sh | sha256sum | cut -d' ' -f1)
   if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
     "$VENV/bin/python" -m pip install -q --upgrade pip
-    # The CPU build of torch first (a bare 'torch' requirement would pull a multi-GB CUDA build);
-    # GPU users: install the torch build for your CUDA first, this line then keeps it.
+    # torch pinned first, so that pip does not resolve a bare 'torch' requirement on its own: pip takes a local
+    # CPU wheel where its configuration provides one (find-links, as on the project's machines), else PyPI's
+    # build (CUDA on Linux). CPU-only or GPU users: install the torch build you want first; this line keeps it.
     "$VENV/bin/python" -c "import torch" 2>/dev/null || "$VENV/bin/python" -m pip install -q "torch==2.13.0"
     "$VENV/bin/python" -m pip install -q -e ".[dev]"
     echo "$want" > "$stamp"

@@ -1062,15 +1062,15 @@ NOTEBOOKS["07_event_camera_nmnist.ipynb"] = [
     from pathlib import Path
     from snnlab.data import EventFrameDataset, load_nmnist, shared_data_root
 
-    DATA_ROOT = os.environ.get("NMNIST_ROOT")     # e.g. "/data/N-MNIST" (the folder holding Train/ and Test/)
-    if DATA_ROOT is None:
-        DATA_ROOT = shared_data_root() / "nmnist_small"
-
     def has_nmnist(root):
         root = Path(root)
         return any((base / "Train").is_dir() and (base / "Test").is_dir() for base in (root, root / "NMNIST"))
 
-    REAL = has_nmnist(DATA_ROOT)
+    # the first folder that holds recordings: $NMNIST_ROOT (e.g. "/data/N-MNIST", holding Train/ and Test/), then the
+    # small copy in the shared data folder
+    candidates = [p for p in (os.environ.get("NMNIST_ROOT"), shared_data_root() / "nmnist_small") if p]
+    DATA_ROOT = next((p for p in candidates if has_nmnist(p)), None)
+    REAL = DATA_ROOT is not None
     print("using real N-MNIST recordings from", DATA_ROOT if REAL else "nowhere: none found, generating synthetic events")
     """),
     md("""

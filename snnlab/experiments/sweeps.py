@@ -16,7 +16,8 @@ Interrupting: Ctrl-C (``KeyboardInterrupt``) cancels the queued runs, asks the r
 their next step (their checkpoints are saved, their status becomes "stopped"), waits for them (a second
 Ctrl-C kills them) and raises :class:`SweepInterrupted`, whose ``result`` holds the table so far: the
 finished rows, "stopped" ones, and "cancelled" for runs never started. A worker that dies (the OOM
-killer) fails only its own run: the rest are reported as "failed" rows, never lost.
+killer) breaks the process pool: every run not finished by then is reported as a "failed" row, none is lost,
+and a rerun with the same ``run_root`` reuses the finished ones.
 
 Example:
     >>> from snnlab.training import ExperimentConfig

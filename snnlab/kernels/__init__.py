@@ -1,4 +1,4 @@
-"""Low-level time loops: the pure-PyTorch reference and the fused Triton kernels.
+"""Low-level time loops: the pure-PyTorch reference, the compiled CPU loop (C) and the fused Triton kernels.
 
 This layer imports nothing else from snnlab.
 """
