@@ -219,3 +219,18 @@ def test_event_data_frames_not_num_steps_decide_the_delay_check_the_estimate_and
         ExperimentConfig(dataset="digits", delays=True, max_delay=30, num_steps=20).validate()
     small = estimate_memory_bytes(preset("dcls_shd"))["activation_bytes"]
     assert estimate_memory_bytes(preset("dcls_shd", data_kwargs={"time_window": 5000}))["activation_bytes"] == 2 * small
+
+
+def test_numpy_numbers_make_plain_configs_that_save_as_json(tmp_path):
+    """Probe: expand_grid(base, {"seed": list(np.arange(2))}) validated, then the Trainer failed writing config.json
+    (int64 is not JSON serialisable); hidden=[np.int64(8)] was refused."""
+    import numpy as np
+
+    from snnlab.experiments import expand_grid
+
+    cfgs = expand_grid(ExperimentConfig(), {"seed": list(np.arange(2)), "lr": [np.float32(0.01)]})
+    assert [type(c.seed) for c in cfgs] == [int, int] and type(cfgs[0].lr) is float
+    cfg = ExperimentConfig(hidden=[np.int64(8)], epochs=np.int64(2), data_kwargs={"n": np.int64(3)})
+    assert cfg.hidden == [8] and json.loads(cfg.to_json())["data_kwargs"] == {"n": 3}
+    cfg.seed = np.int64(5)  # an assignment after construction still saves
+    assert ExperimentConfig.from_json(cfg.to_json()).seed == 5

@@ -20,6 +20,7 @@ import json
 import math
 from typing import Any
 
+import numpy as np
 import param
 
 from snnlab.core import surrogates as _surrogates
@@ -172,6 +173,24 @@ def _fmt_bytes(n: float) -> str:
     return f"{n:.1f} TiB"  # pragma: no cover
 
 
+def plain_value(value: Any) -> Any:
+    """``value`` with NumPy scalars (``np.int64(3)``, ``np.float32(0.1)``), also inside lists and dicts, made Python
+    numbers: a sweep over ``np.arange(3)`` gives configs that save as JSON.
+
+    Example:
+        >>> import numpy as np
+        >>> plain_value({"a": [np.int64(2), np.float32(0.5)], "b": np.bool_(True)})
+        {'a': [2, 0.5], 'b': True}
+    """
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, (list, tuple)):
+        return type(value)(plain_value(v) for v in value)
+    if isinstance(value, dict):
+        return {k: plain_value(v) for k, v in value.items()}
+    return value
+
+
 class ExperimentConfig(param.Parameterized):
     """Everything that defines a training run (dataset, model, optimisation, hardware).
 
@@ -179,6 +198,9 @@ class ExperimentConfig(param.Parameterized):
     (:meth:`from_dict`) or JSON (:meth:`from_json`). Assignments are checked by ``param``
     (types, bounds, allowed values); :meth:`validate` checks cross-field combinations.
     """
+
+    def __init__(self, **params: Any) -> None:
+        super().__init__(**{k: plain_value(v) for k, v in params.items()})
 
     # -- data ---------------------------------------------------------------------------------
     dataset = param.Selector(default="digits", objects=list(DATASETS), doc=(
@@ -323,7 +345,7 @@ class ExperimentConfig(param.Parameterized):
         """Plain ``{field: value}`` (JSON-serialisable; lists and dicts are copies)."""
         out: dict[str, Any] = {}
         for k in self.fields():
-            v = getattr(self, k)
+            v = plain_value(getattr(self, k))
             if isinstance(v, (list, tuple)):
                 v = list(v)
             elif isinstance(v, dict):
@@ -351,6 +373,7 @@ class ExperimentConfig(param.Parameterized):
             raise ConfigError(f"unknown configuration key(s): {', '.join(hints)}; valid keys are {known}")
         cfg = cls()
         for k, v in d.items():
+            v = plain_value(v)
             if k == "hidden" and isinstance(v, tuple):
                 v = list(v)
             if k == "data_kwargs" and v is None:
