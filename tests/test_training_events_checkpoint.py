@@ -163,3 +163,27 @@ def test_checkpoint_files_get_the_umask_mode_not_0600(tmp_path):
         os.umask(old)
     assert (path.stat().st_mode & 0o777) == 0o644  # readable by the group, like any file the user writes
     assert (private.stat().st_mode & 0o777) == 0o600
+
+
+@pytest.mark.parametrize("damage, words", [
+    (lambda c: c.pop("epoch"), "the field 'epoch' is missing"),
+    (lambda c: c.update(epoch="x"), "ValueError: invalid literal"),
+    (lambda c: c.update(rng={"torch": torch.zeros(3, dtype=torch.uint8)}), "RuntimeError"),
+    (lambda c: c.update(history=5), "TypeError"),
+])
+def test_a_damaged_checkpoint_is_a_checkpoint_error(tmp_path, damage, words):
+    """Probe: a checkpoint missing a field or holding one of the wrong type gave a bare KeyError / TypeError."""
+    from snnlab.training import ExperimentConfig, Trainer
+
+    cfg = ExperimentConfig(hidden=[8], num_steps=5, batch_size=32, epochs=1, max_batches_per_epoch=2,
+                           eval_max_batches=1)
+    Trainer(cfg, run_dir=tmp_path / "run", progress=False).run()
+    ck = load_checkpoint(tmp_path / "run")
+    damage(ck)
+    torch.save(ck, tmp_path / "bad.pt")
+    with pytest.raises(CheckpointError, match=f"bad.pt is damaged or was not written by this version.*{words}"):
+        Trainer(cfg.copy(epochs=2), resume=tmp_path / "bad.pt", run_dir=tmp_path / "again", progress=False)
+    ck.pop("config_json")
+    torch.save(ck, tmp_path / "bad.pt")
+    with pytest.raises(CheckpointError, match="holds no configuration"):
+        Trainer(resume=tmp_path / "bad.pt", run_dir=tmp_path / "again", progress=False)

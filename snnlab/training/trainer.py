@@ -227,6 +227,8 @@ class Trainer:
             if ckpt.get("format") != CHECKPOINT_FORMAT:
                 raise CheckpointError(f"{resume} is not an snnlab training checkpoint (format={ckpt.get('format')!r})")
             if cfg is None:
+                if not isinstance(ckpt.get("config_json"), str):
+                    raise CheckpointError(f"{resume} holds no configuration (config_json); pass cfg= to resume it")
                 cfg = ExperimentConfig.from_json(ckpt["config_json"])
             if run_dir is None:
                 rp = Path(resume)
@@ -303,7 +305,15 @@ class Trainer:
         self._delays_rounded = bool(ckpt.get("delays_rounded")) if ckpt is not None else False
 
         if ckpt is not None:
-            self._restore(ckpt, resume)
+            try:
+                self._restore(ckpt, resume)
+            except CheckpointError:
+                raise
+            except (KeyError, TypeError, ValueError, RuntimeError, IndexError, AttributeError) as e:
+                field = f"the field {e.args[0]!r} is missing" if isinstance(e, KeyError) and e.args else \
+                    f"{type(e).__name__}: {e}"
+                raise CheckpointError(f"checkpoint {resume} is damaged or was not written by this version of snnlab "
+                                      f"({field}); start the run anew, or resume from another checkpoint") from e
         if run_id is None and ckpt is not None:
             run_id = ckpt.get("run_id")
         if run_id is not None and store is not None and hasattr(store, "get_run"):
