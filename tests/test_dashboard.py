@@ -225,7 +225,7 @@ def test_membrane_plot_draws_each_layers_own_threshold(tmp_path):
 def test_config_form_set_values_replaces_the_settings_of_the_json_box():
     from snnlab.dashboard.forms import ConfigForm
 
-    first = ExperimentConfig(tau_mem=12.5, optimizer="sgd", learn_threshold=True, data_kwargs={"n_units": 50},
+    first = ExperimentConfig(tau_mem=12.5, optimizer="sgd", learn_threshold=True, data_kwargs={"tau": 3.0},
                              surrogate_alpha=2.5)
     form = ConfigForm(first.to_dict())
     assert form.config().to_dict() == first.to_dict()

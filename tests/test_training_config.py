@@ -230,7 +230,37 @@ def test_numpy_numbers_make_plain_configs_that_save_as_json(tmp_path):
 
     cfgs = expand_grid(ExperimentConfig(), {"seed": list(np.arange(2)), "lr": [np.float32(0.01)]})
     assert [type(c.seed) for c in cfgs] == [int, int] and type(cfgs[0].lr) is float
-    cfg = ExperimentConfig(hidden=[np.int64(8)], epochs=np.int64(2), data_kwargs={"n": np.int64(3)})
-    assert cfg.hidden == [8] and json.loads(cfg.to_json())["data_kwargs"] == {"n": 3}
+    cfg = ExperimentConfig(hidden=[np.int64(8)], epochs=np.int64(2), data_kwargs={"num_workers": np.int64(1)})
+    assert cfg.hidden == [8] and json.loads(cfg.to_json())["data_kwargs"] == {"num_workers": 1}
     cfg.seed = np.int64(5)  # an assignment after construction still saves
     assert ExperimentConfig.from_json(cfg.to_json()).seed == 5
+
+
+@pytest.mark.parametrize("fields, words", [
+    (dict(dataset="digits", data_kwargs={"n_units": 5}),
+     r"data_kwargs \['n_units'\] are not options of dataset='digits' with encoding='latency'; it takes \['linear', "),
+    (dict(dataset="digits", encoding="direct", data_kwargs={"tau": 2.0}), r"\['tau'\] are not options"),
+    (dict(dataset="shd", data_kwargs={"test_fraction": 0.1}), r"\['test_fraction'\] are not options of dataset='shd'"),
+    (dict(dataset="randman", data_kwargs={"n_steps": 5}), r"\['n_steps'\] are not options"),  # num_steps sets it
+    (dict(dataset="digits", data_kwargs={"test_fraction": "a"}), "'test_fraction' must be a number in \\(0, 1\\)"),
+    (dict(dataset="digits", data_kwargs={"test_fraction": 1.0}), "'test_fraction' must be a number in \\(0, 1\\)"),
+    (dict(dataset="digits", data_kwargs={"num_workers": -1}), "'num_workers' must be an int >= 0"),
+])
+def test_data_kwargs_are_checked_against_what_the_dataset_takes(fields, words):
+    """Probe: an unknown key passed validation and failed at the start of training inside an encoder, or was dropped
+    silently (direct encoding, test_fraction of an event dataset); a test_fraction of 'a' failed inside float()."""
+    with pytest.raises(ConfigError, match=words):
+        ExperimentConfig(**fields).validate()
+
+
+def test_every_dataset_takes_the_options_its_builder_takes():
+    from snnlab.training.config import data_options
+
+    assert data_options(ExperimentConfig(dataset="digits", encoding="rate")) == {"gain", "num_workers", "test_fraction"}
+    assert data_options(ExperimentConfig(dataset="nmnist")) >= {"first_saccade_only", "time_window", "cache_dir"}
+    assert "n_samples" in data_options(ExperimentConfig(dataset="delay_task"))
+    import inspect
+
+    from snnlab.data.audio import Cochlea
+    cochlea = set(inspect.signature(Cochlea).parameters) - {"num_steps", "duration"}
+    assert {"n_channels", "limit"} | cochlea <= data_options(ExperimentConfig(dataset="fsdd"))

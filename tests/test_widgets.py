@@ -41,7 +41,7 @@ def test_config_form_is_generated_from_the_schema_and_round_trips():
     assert form.widgets["lr"].placeholder == "a number in (0, 100.0]"  # 0 excluded
 
     cfg = ExperimentConfig(hidden=[32, 16], epochs=3, neuron="noisy", max_spikes=2, surrogate_alpha=2.5, lr=0.01,
-                           data_kwargs={"n_units": 50}, data_root="/somewhere", delays=True, max_delay=5,
+                           data_kwargs={"threshold": 0.05}, data_root="/somewhere", delays=True, max_delay=5,
                            max_batches_per_epoch=7)
     form.set_config(cfg)
     assert form.widgets["hidden"].value == "32,16"

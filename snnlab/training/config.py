@@ -32,7 +32,7 @@ from snnlab.data.neuromorphic import NEUROMORPHIC_DATASETS, whole_frames
 from .lr_schedule import LR_SCHEDULES
 
 __all__ = ["ExperimentConfig", "ConfigError", "DATASETS", "NEURONS", "ENCODINGS", "estimate_memory_bytes",
-           "dataset_shape", "frames_per_sample", "with_changes"]
+           "dataset_shape", "data_options", "frames_per_sample", "with_changes"]
 
 DATASETS = ("digits", "mnist5k", "randman", "delay_task", "nmnist", "shd", "ssc", "dvs_gesture", "fsdd")
 NEURONS = ("multi_spike", "ttfs", "noisy")
@@ -137,6 +137,38 @@ def frames_per_sample(cfg: "ExperimentConfig") -> tuple[int, bool]:
         return whole_frames(float(duration), float(window)), True
     longest = NEUROMORPHIC_DATASETS[_EVENT_DATASETS[cfg.dataset]].longest_us
     return max(1, math.ceil(float(longest) / float(window))), False
+
+
+def data_options(cfg: "ExperimentConfig") -> set[str]:
+    """The ``data_kwargs`` keys ``cfg.dataset`` takes: the keyword arguments of the function that builds it (for the
+    embedded digits, of the ``cfg.encoding`` encoder; for FSDD, also of its ``Cochlea``), less those
+    :func:`~snnlab.training.build_data` sets itself,
+    plus ``num_workers`` (and ``test_fraction`` where the data is split here).
+
+    Example:
+        >>> sorted(data_options(ExperimentConfig(dataset="shd")))
+        ['cache_dir', 'channel_bin', 'duration', 'n_time_bins', 'num_workers', 'time_window']
+    """
+    import inspect
+
+    import snnlab.data as sd
+    from snnlab.data import audio, neuromorphic
+
+    name = cfg.dataset
+    if name in ("digits", "mnist5k"):
+        fn = {"latency": sd.LatencyEncoder, "rate": sd.RateEncoder, "direct": sd.DirectEncoder}[cfg.encoding]
+    else:
+        fn = {"randman": sd.make_randman, "delay_task": sd.make_delay_task, "shd": neuromorphic.load_shd,
+              "ssc": neuromorphic.load_ssc, "nmnist": neuromorphic.load_nmnist,
+              "dvs_gesture": neuromorphic.load_dvs_gesture, "fsdd": audio.load_fsdd}[name]
+    own = {"num_steps", "n_steps", "seed", "root", "split"}  # build_data passes these itself
+    keys = {p.name for p in inspect.signature(fn).parameters.values()
+            if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)} - own
+    if name == "fsdd":  # load_fsdd passes the rest on to the Cochlea front end
+        keys |= {p.name for p in inspect.signature(audio.Cochlea).parameters.values()
+                 if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)} - {"n_channels", "num_steps", "duration"}
+    split_here = name in ("digits", "mnist5k", "randman", "delay_task")
+    return keys | {"num_workers"} | ({"test_fraction"} if split_here else set())
 
 
 def estimate_memory_bytes(cfg: "ExperimentConfig", n_inputs: int | None = None, n_classes: int | None = None) -> dict:
@@ -466,6 +498,18 @@ class ExperimentConfig(param.Parameterized):
         if not isinstance(self.data_kwargs, dict):
             problems.append("data_kwargs must be a dict")
         else:
+            allowed = data_options(self)
+            unknown = sorted(k for k in self.data_kwargs if k not in allowed)
+            if unknown:
+                how = f" with encoding={self.encoding!r}" if self.dataset in ("digits", "mnist5k") else ""
+                problems.append(f"data_kwargs {unknown} are not options of dataset={self.dataset!r}{how}; it takes "
+                                f"{sorted(allowed)}")
+            fraction = self.data_kwargs.get("test_fraction", 0.2)
+            if isinstance(fraction, bool) or not isinstance(fraction, (int, float)) or not 0 < fraction < 1:
+                problems.append(f"data_kwargs 'test_fraction' must be a number in (0, 1), got {fraction!r}")
+            workers = self.data_kwargs.get("num_workers", 0)
+            if isinstance(workers, bool) or not isinstance(workers, int) or workers < 0:
+                problems.append(f"data_kwargs 'num_workers' must be an int >= 0, got {workers!r}")
             try:
                 json.dumps(self.data_kwargs)
             except TypeError as e:
