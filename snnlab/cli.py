@@ -165,7 +165,9 @@ def _report_stopped(trainer, args: argparse.Namespace, status: int) -> int:
     ckpt = trainer.checkpoint_path
     if ckpt is not None and ckpt.exists():
         again = ["snnlab", "train", "--resume", "--run-dir", str(args.run_dir)]
-        if getattr(args, "store", None):
+        if getattr(args, "no_store", False):
+            again.append("--no-store")
+        elif getattr(args, "store", None):
             again += ["--store", str(args.store)]
         print(f"{where}; checkpoint saved: {ckpt}\nresume with: {shlex.join(again)}", file=sys.stderr)
     else:

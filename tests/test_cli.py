@@ -263,6 +263,11 @@ def test_ctrl_c_or_sigterm_stops_train_with_a_checkpoint_and_a_resume_hint(tmp_p
     monkeypatch.setattr(snnlab.training, "Trainer", real)
     assert main(["train", "--resume", "--run-dir", run_dir, "--store", store, "--quiet"]) == 0
     assert RunStore(store).list_runs()["status"].tolist() == ["finished"]
+    if signame == "SIGINT":  # a run without a store is resumed without one (probe: the hint left --no-store out)
+        monkeypatch.setattr(snnlab.training, "Trainer", Signalled)
+        other = str(tmp_path / "other")
+        assert main(["train", *TINY, "--epochs", "5", "--run-dir", other, "--no-store"]) == code
+        assert f"resume with: snnlab train --resume --run-dir {other} --no-store\n" in capsys.readouterr().err
 
 
 def test_sigterm_to_a_sweep_keeps_its_rows_and_stops_its_runs(tmp_path):
