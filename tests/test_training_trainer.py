@@ -450,6 +450,22 @@ def test_resume_with_another_threshold_or_tau_uses_the_configured_values(tmp_pat
     assert torch.equal(again.model[1].threshold.detach(), ck) and float(ck) != 3.0
 
 
+def test_test_set_metrics_go_to_the_store_as_eval(tmp_path):
+    """Probe: test_* and rounded_test_* metrics were filed with kind "train", so store.metrics(kind="eval") was empty;
+    a store whose log_metrics takes no kind (the protocol's) still gets them."""
+    from snnlab.experiments import RunStore
+
+    store = RunStore(tmp_path / "s.sqlite")
+    tr = Trainer(tiny(delays=True, max_delay=4, max_batches_per_epoch=2), store=store, progress=False)
+    tr.run()
+    kinds = store.metrics(tr.run_id).groupby("kind")["name"].agg(set)
+    assert kinds["eval"] and all(n.startswith(("test_", "rounded_test_")) for n in kinds["eval"])
+    assert "rounded_test_accuracy" in kinds["eval"] and not any("test_" in n for n in kinds["train"])
+    plain = FakeStore()
+    Trainer(tiny(max_batches_per_epoch=2), store=plain, progress=False).run()
+    assert any("test_accuracy" in str(c) for c in plain.calls)
+
+
 def test_ctrl_c_saves_a_checkpoint_and_is_re_raised(tmp_path):
     tr = Trainer(tiny(epochs=3, max_batches_per_epoch=3), run_dir=tmp_path, progress=False)
 

@@ -15,6 +15,7 @@ A checkpoint's ``"epoch"`` is the number of *completed* epochs, i.e. where a res
 from __future__ import annotations
 
 import contextlib
+import inspect
 import logging
 import math
 import os
@@ -69,7 +70,8 @@ class RunStoreProtocol(Protocol):
         """Register a run with its configuration dict; return its id."""
 
     def log_metrics(self, run_id: str, step: int, epoch: int, metrics: dict) -> None:
-        """Record scalar metrics (``{name: float}``) at a global step / epoch."""
+        """Record scalar metrics (``{name: float}``) at a global step / epoch (a store whose ``log_metrics`` also takes
+        ``kind`` gets ``kind="eval"`` for the test-set metrics, ``"train"`` for the others)."""
 
     def set_status(self, run_id: str, status: str, message: str | None = None) -> None:
         """Record the run's state (one of ``STATES``) with an optional message."""
@@ -548,13 +550,23 @@ class Trainer:
         return self.events.publish(Event(kind=kind, run_id=self.run_id, step=int(self.step),
                                          epoch=int(self.epoch if epoch is None else epoch), data=data))
 
-    def _store(self, method: str, *args: Any) -> None:
+    def _store(self, method: str, *args: Any, **kwargs: Any) -> None:
         if self.store is None:
             return
         try:
-            getattr(self.store, method)(*args)
+            getattr(self.store, method)(*args, **kwargs)
         except Exception:
             log.exception("run store %s(...) failed for run %s; training continues", method, self.run_id)
+
+    def _log_eval(self, epoch: int, metrics: dict[str, float]) -> None:
+        """Test-set metrics to the store, as ``kind="eval"`` where its ``log_metrics`` takes a kind."""
+        if self.store is None:
+            return
+        try:
+            takes_kind = "kind" in inspect.signature(self.store.log_metrics).parameters
+        except (TypeError, ValueError):  # no signature to read
+            takes_kind = False
+        self._store("log_metrics", self.run_id, self.step, epoch, metrics, **({"kind": "eval"} if takes_kind else {}))
 
     def _params_finite(self) -> bool:
         ps = [p.detach() for p in self.model.parameters()]
@@ -811,7 +823,7 @@ class Trainer:
         if ev is not None:
             self.history.append({"kind": "evaluation", "epoch": epoch, "step": self.step, "phase": "epoch", **ev})
             self._emit("evaluation", epoch=epoch, phase="epoch", **ev)
-            self._store("log_metrics", self.run_id, self.step, epoch, _scalars("test_", ev))
+            self._log_eval(epoch, _scalars("test_", ev))
 
     def _train_epoch(self, epoch: int) -> dict[str, float] | None:
         """One epoch; returns its summary, or None when a stop was requested."""
@@ -969,7 +981,7 @@ class Trainer:
         self.history.append({"kind": "evaluation", "epoch": last_epoch, "step": self.step, "phase": "rounded",
                              **rounded})
         self._emit("evaluation", epoch=last_epoch, phase="rounded", **rounded)
-        self._store("log_metrics", self.run_id, self.step, last_epoch, _scalars("rounded_test_", rounded))
+        self._log_eval(last_epoch, _scalars("rounded_test_", rounded))
         return rounded
 
     def _mark_finished(self) -> dict[str, Any]:
