@@ -9,13 +9,15 @@ at the start of training (``sigma = max_delay / 2``), at its end (``sigma = 0.5`
 its own choice of algorithm ("auto") and with each of "fft" and "taps"; Dcls1d holds the same weights,
 positions and sigma (:func:`gpu_bench.dcls_layer`). One step: fresh gradients, forward,
 ``out.sum().backward()`` to the weights and positions. All variants run in one process, alternating
-over ``--rounds`` rounds (one warm-up step each), so the ratios compare numbers taken seconds apart;
+over ``--rounds`` rounds in a new (seeded) order each round (one warm-up step each; a step runs slower right
+after another library's large allocations), so the ratios compare numbers taken seconds apart;
 each row also gives the function's error against float64, to compare at equal accuracy.
 """
 from __future__ import annotations
 
 import argparse
 import platform
+import random
 import statistics
 import sys
 import time
@@ -84,8 +86,12 @@ def main(argv=None) -> int:
         times: dict[str, list[float]] = {name: [] for name in runs}
         for name, (step, _) in runs.items():
             step()  # warm-up
-        for _ in range(args.rounds):
-            for name, (step, _) in runs.items():
+        order = random.Random(0)
+        for _ in range(args.rounds):  # a new order each round: no variant always follows the same one
+            names = list(runs)
+            order.shuffle(names)
+            for name in names:
+                step = runs[name][0]
                 t0 = time.perf_counter()
                 step()
                 times[name].append(time.perf_counter() - t0)
