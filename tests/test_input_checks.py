@@ -314,3 +314,33 @@ def test_delayed_linear_with_a_tiny_sigma_computes_the_rounded_layer():
     assert torch.isfinite(y).all()
     layer.round_delays()
     torch.testing.assert_close(y, layer(x))
+
+
+def test_spike_times_to_dense_refuses_fractional_times_and_reads_non_finite_ones_as_no_spike():
+    from snnlab.data.encoders import spike_times_to_dense
+
+    out = spike_times_to_dense(torch.tensor([[0.0, 2.0, float("nan"), float("inf")]]), 3)[:, 0]
+    assert out.sum(0).tolist() == [1.0, 1.0, 0.0, 0.0] and out[2, 1] == 1
+    with pytest.raises(ValueError, match="whole time steps"):
+        spike_times_to_dense(torch.tensor([1.7]), 3)
+    with pytest.raises(TypeError, match="integer time steps"):
+        spike_times_to_dense(torch.tensor([True]), 3)
+
+
+def test_smaller_metric_and_encoder_arguments_are_checked():
+    """Review leftovers: raw float() errors, an integer latency tensor, layers of different passes, a 0-d table."""
+    from snnlab.data.encoders import latency_encode
+    from snnlab.metrics import decision_latency, gaussian_noise, mean_latency, neuron_spike_table, total_spike_counts
+
+    with pytest.raises(TypeError, match="latency_encode: threshold must be a number"):
+        latency_encode(torch.rand(2, 3), 4, threshold="a")
+    with pytest.raises(TypeError, match="decision_latency: never must be a number"):
+        decision_latency(torch.rand(3, 2, 2), target=torch.tensor([0, 1]), never="x")
+    assert mean_latency(torch.tensor([1, 2, 4])) == pytest.approx(7 / 3)
+    with pytest.raises(ValueError, match=r"different time steps or samples .*'a': \(3, 2\), 'b': \(4, 2\)"):
+        total_spike_counts({"a": torch.ones(3, 2, 5), "b": torch.ones(4, 2, 5)})
+    assert total_spike_counts({"a": torch.ones(3, 2, 5), "b": torch.ones(3, 2, 1)}).tolist() == [18.0, 18.0]
+    with pytest.raises(TypeError, match="must be per-neuron counts"):
+        neuron_spike_table({"a": torch.tensor(3.0)}, n_samples=1)
+    with pytest.raises(ValueError, match="overflows torch.float32"):
+        gaussian_noise(torch.zeros(2, 2, 2), 1e39)

@@ -15,7 +15,7 @@ import math
 
 import torch
 
-from snnlab.core.validation import all_finite, as_seed, is_integer
+from snnlab.core.validation import all_finite, as_number, as_seed, is_integer
 
 __all__ = [
     "latency_encode",
@@ -62,7 +62,8 @@ def _check_input(x: torch.Tensor, num_steps: int, fn: str, unit_range: bool) -> 
 def spike_times_to_dense(times: torch.Tensor, num_steps: int, dtype: torch.dtype = torch.float32) -> torch.Tensor:
     """Turn integer spike times ``[B, ...]`` (``-1`` = no spike) into a time-major raster ``[T, B, ...]``.
 
-    Times outside ``[0, num_steps)`` are treated as "no spike"; ``num_steps`` must be >= 1.
+    Times outside ``[0, num_steps)`` are treated as "no spike"; ``num_steps`` must be >= 1. Float times must be
+    whole steps (NaN and infinities also mean "no spike"): a fractional time is an error, not truncated.
 
     Example:
         >>> spike_times_to_dense(torch.tensor([[0, 2, -1]]), 3)[:, 0]
@@ -73,6 +74,14 @@ def spike_times_to_dense(times: torch.Tensor, num_steps: int, dtype: torch.dtype
     if not isinstance(times, torch.Tensor):
         raise TypeError(f"spike_times_to_dense: times must be a torch.Tensor of spike times, got {type(times).__name__}")
     num_steps = _check_steps(num_steps, "spike_times_to_dense")
+    if times.is_floating_point():
+        finite = torch.isfinite(times)
+        if not bool((times[finite] == times[finite].round()).all()):
+            raise ValueError("spike_times_to_dense: times must be whole time steps, got fractional values; round them "
+                             "(times.round()) or bin them first")
+        times = torch.where(finite, times, torch.full_like(times, -1.0))
+    elif times.is_complex() or times.dtype == torch.bool:
+        raise TypeError(f"spike_times_to_dense: times must be integer time steps, got dtype {times.dtype}")
     times = times.long()
     valid = (times >= 0) & (times < num_steps)
     out = torch.zeros((num_steps,) + tuple(times.shape), dtype=dtype, device=times.device)
@@ -117,7 +126,8 @@ def latency_encode(
         ([0, 2, 0], [[1.0, 1.0, 0.0]])
     """
     x, num_steps = _check_input(x, num_steps, "latency_encode", unit_range=True)
-    if not (0.0 <= float(threshold) < 1.0):
+    threshold = as_number(threshold, "threshold", "latency_encode")
+    if not (0.0 <= threshold < 1.0):
         raise ValueError(f"latency_encode: threshold must be in [0, 1), got {threshold!r}")
     if linear:
         t = torch.round((1.0 - x) * (num_steps - 1))

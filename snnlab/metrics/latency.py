@@ -27,6 +27,8 @@ import torch
 
 from snnlab.core.readout import MEMBRANE_READOUTS, NO_DECISION, READOUTS, SPIKE_READOUTS, prediction_over_time
 
+from snnlab.core.validation import as_number
+
 from ._common import check_labels
 
 __all__ = ["SPIKE_READOUTS", "MEMBRANE_READOUTS", "decision_latency", "mean_latency"]
@@ -55,7 +57,7 @@ def decision_latency(out: torch.Tensor, readout: str = "membrane_sum", target: t
     if target is not None:
         target = check_labels(target, "decision_latency", "target", n_samples=B, n_classes=C)
     out = out.detach()
-    fill = float(T) if never is None else float(never)
+    fill = float(T) if never is None else as_number(never, "never", "decision_latency")
     steps = torch.arange(T, device=out.device).view(T, 1)
     pred = prediction_over_time(out, readout)                       # [T, B], -1 where tied
     if readout in SPIKE_READOUTS:
@@ -76,5 +78,6 @@ def decision_latency(out: torch.Tensor, readout: str = "membrane_sum", target: t
 
 def mean_latency(latencies: torch.Tensor) -> float:
     """Mean of per-sample latencies, ignoring NaN (undecided samples with ``never=nan``); NaN if none."""
+    latencies = torch.as_tensor(latencies).to(torch.float64)  # integer latencies too (NaN is a float's)
     lat = latencies[~torch.isnan(latencies)]
     return float(lat.mean()) if lat.numel() else math.nan

@@ -97,6 +97,8 @@ def gaussian_noise(x: torch.Tensor, std: float, generator: torch.Generator | Non
     std = check_non_negative(std, "std", "gaussian_noise")
     if not x.is_floating_point():
         x = x.float()
+    if std > torch.finfo(x.dtype).max:
+        raise ValueError(f"gaussian_noise: std={std:g} overflows {x.dtype} (largest {torch.finfo(x.dtype).max:g})")
     return x + std * _randn(x.shape, generator, x).to(x.dtype)
 
 

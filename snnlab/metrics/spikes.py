@@ -50,10 +50,14 @@ def layer_spike_counts(spikes: Mapping[str, torch.Tensor]) -> dict[str, torch.Te
 
 def total_spike_counts(spikes: Mapping[str, torch.Tensor]) -> torch.Tensor:
     """``[B]`` spikes per sample summed over all the given layers."""
-    counts = list(layer_spike_counts(spikes).values())
+    counts = layer_spike_counts(spikes)
     if not counts:
         raise ValueError("total_spike_counts: no layers given")
-    return torch.stack(counts).sum(0)
+    sizes = {name: tuple(spikes[name].shape[:2]) for name in counts}
+    if len(set(sizes.values())) > 1:
+        raise ValueError(f"total_spike_counts: the layers were recorded over different time steps or samples "
+                         f"([T, B] per layer: {sizes}); give spikes of one pass")
+    return torch.stack(list(counts.values())).sum(0)
 
 
 def neuron_spike_counts(spikes: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
@@ -74,6 +78,9 @@ def neuron_spike_table(totals: Mapping[str, torch.Tensor], n_samples: int | None
     """
     rows = []
     for name, t in totals.items():
+        if not isinstance(t, torch.Tensor) or t.dim() == 0:
+            raise TypeError(f"neuron_spike_table: {name!r} must be per-neuron counts [N] or recorded spikes [T, B, ...] "
+                            f"(a tensor), got {type(t).__name__}{' of 0 dimensions' if isinstance(t, torch.Tensor) else ''}")
         if t.dim() >= 2:
             per = neuron_spike_counts({name: t})[name]
             n, summed = (per.shape[0] if n_samples is None else n_samples), per.sum(0)
