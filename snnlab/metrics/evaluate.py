@@ -76,9 +76,9 @@ class EvalRecord:
 
 
 def collect(model: nn.Module, loader: Iterable, readout: str = "membrane_sum", device=None,
-            max_batches: int | None = None, seed: int | None = None) -> EvalRecord:
+            max_batches: int | None = None, seed: int | None = None, fn: str = "evaluate") -> EvalRecord:
     """Run ``model`` over ``loader`` (eval mode, no grad; training mode restored) and gather totals
-    (``seed``: see :func:`evaluate`)."""
+    (``seed``: see :func:`evaluate`; ``fn``, the caller, names it in errors)."""
     if readout not in READOUTS:
         raise ValueError(f"unknown readout {readout!r}; choose one of {list(READOUTS)}")
     dev = resolve_device(model, device)
@@ -100,7 +100,7 @@ def collect(model: nn.Module, loader: Iterable, readout: str = "membrane_sum", d
             lif_names = [n for n, m in mon.layers.items() if isinstance(m, LIF)]
             rec.layer_spikes = {n: 0.0 for n in lif_names}
             rec.synops = counter
-            _collect_batches(model, loader, readout, dev, max_batches, rec, mon, lif_names)
+            _collect_batches(model, loader, readout, dev, max_batches, rec, mon, lif_names, fn)
     finally:
         for h in handles:
             h.remove()
@@ -113,7 +113,7 @@ def collect(model: nn.Module, loader: Iterable, readout: str = "membrane_sum", d
             rec.masking[n] = "fused" if m.mask_p > 0 and m.mask_at_inference else "none"
             rec.transmitted_spikes[n] = rec.layer_spikes[n]
     if rec.n_samples == 0:
-        raise ValueError("evaluate: the loader yielded no samples")
+        raise ValueError(f"{fn}: the loader yielded no samples")
     return rec
 
 
@@ -133,13 +133,13 @@ def _masks_after_lif(model: nn.Module) -> dict[str, str]:
 
 
 def _collect_batches(model: nn.Module, loader: Iterable, readout: str, dev: torch.device, max_batches: int | None,
-                     rec: EvalRecord, mon: Monitor, lif_names: list[str]) -> None:
-    for x, y in batches(loader, max_batches, "evaluate"):
+                     rec: EvalRecord, mon: Monitor, lif_names: list[str], fn: str) -> None:
+    for x, y in batches(loader, max_batches, fn):
         x = x.to(dev)
         mon.spikes.clear()
         out = model_output(model, x)
         z = logits(out, readout)
-        y = check_labels(y, "evaluate", "y", n_classes=z.shape[-1]).to(dev)   # before the loss indexes with it
+        y = check_labels(y, fn, "y", n_classes=z.shape[-1]).to(dev)   # before the loss indexes with it
         rec.loss_sum += float(F.cross_entropy(z.float(), y, reduction="sum"))
         rec.correct += int((decide(z.detach()) == y).sum())
         rec.n_samples += y.numel()
@@ -214,7 +214,7 @@ def evaluate(model: nn.Module, loader: Iterable, readout: str = "membrane_sum", 
 def per_neuron_spike_counts(model: nn.Module, loader: Iterable, device=None, max_batches: int | None = None,
                             readout: str = "membrane_sum") -> pd.DataFrame:
     """Tidy ``layer, neuron, spikes_per_sample`` table of every LIF neuron's mean spike count."""
-    rec = collect(model, loader, readout, device, max_batches)
+    rec = collect(model, loader, readout, device, max_batches, fn="per_neuron_spike_counts")
     return neuron_spike_table(rec.neuron_spikes, rec.n_samples)
 
 
@@ -233,7 +233,7 @@ def spike_accounting_table(model: nn.Module, loader: Iterable, device=None, max_
         >>> df.iloc[:, :4].values.tolist(), bool(df["transmitted_spikes_per_sample"].lt(10).all())  # 2 neurons x 5 steps
         ([['1', 'SpikeMask 2', 10.0, 10.0]], True)
     """
-    rec = collect(model, loader, readout, device, max_batches)
+    rec = collect(model, loader, readout, device, max_batches, fn="spike_accounting_table")
     n = rec.n_samples
     rows = [(name, rec.masking[name], out / n, math.nan if rec.masking[name] == "fused" else out / n,
              rec.transmitted_spikes[name] / n) for name, out in rec.layer_spikes.items()]
@@ -246,7 +246,7 @@ def synops_table(model: nn.Module, loader: Iterable, device=None, max_batches: i
     """Per synaptic layer: ``layer, in_features, out_features, binary_input, input_events_per_sample,
     acs_per_sample, macs_per_sample, energy_per_sample_j``."""
     energy_j(0, 0, e_ac, e_mac)  # checks the energies per operation before the pass
-    rec = collect(model, loader, readout, device, max_batches)
+    rec = collect(model, loader, readout, device, max_batches, fn="synops_table")
     df = rec.synops.table()
     df["energy_per_sample_j"] = [energy_j(a, m, e_ac, e_mac) for a, m in zip(df["acs_per_sample"], df["macs_per_sample"])]
     return df
