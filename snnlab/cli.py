@@ -112,7 +112,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     if getattr(args, "resume", False):
         if existing is None:
             raise FileNotFoundError(f"--resume: no checkpoint in --run-dir {args.run_dir!r}")
-        base = ExperimentConfig.from_json(load_checkpoint(existing, mmap=True)["config_json"]).to_dict()
+        base = ExperimentConfig.from_saved(load_checkpoint(existing, mmap=True)["config_json"]).to_dict()
     elif existing is not None and not getattr(args, "overwrite", False):
         ck = load_checkpoint(existing, mmap=True)  # its metadata only
         state = "finished" if ck.get("finished") else f"stopped after {ck.get('step')} steps"

@@ -120,8 +120,14 @@ def config_from_args(args: argparse.Namespace, base: dict[str, Any] | None = Non
     """Build and validate the config: ``base`` (e.g. a checkpoint's) or the ``--preset`` (not both), updated by the
     ``--config`` file (if any), then by the flags given (``data_kwargs`` merge key by key: see
     :func:`snnlab.training.config.with_changes`)."""
-    base = dict(base or {})
-    changes: dict[str, Any] = {}
+    fields = dict(base or {})
+    if getattr(args, "preset", None):
+        from snnlab.training.presets import preset_fields
+
+        if fields:
+            raise ConfigError("--preset starts a new configuration; a resumed run keeps its checkpoint's "
+                              "(give the fields to change as flags)")
+        fields = preset_fields(args.preset)
     if getattr(args, "config", None):
         try:
             with open(args.config) as fh:
@@ -133,15 +139,6 @@ def config_from_args(args: argparse.Namespace, base: dict[str, Any] | None = Non
         if not isinstance(saved, dict):
             raise ConfigError(f"--config: {args.config!r} holds a JSON {type(saved).__name__}, not an object "
                               '{"field": value, ...} (--save-config writes one)')
-        changes.update(saved)
-    for name in ExperimentConfig.fields():
-        if hasattr(args, name):
-            changes[name] = getattr(args, name)
-    if getattr(args, "preset", None):
-        from snnlab.training.presets import preset_fields
-
-        if base:
-            raise ConfigError("--preset starts a new configuration; a resumed run keeps its checkpoint's "
-                              "(give the fields to change as flags)")
-        return ExperimentConfig.from_dict(with_changes(preset_fields(args.preset), changes))
-    return ExperimentConfig.from_dict(with_changes(base, changes))
+        fields = with_changes(fields, saved)
+    flags = {name: getattr(args, name) for name in ExperimentConfig.fields() if hasattr(args, name)}
+    return ExperimentConfig.from_dict(with_changes(fields, flags))

@@ -256,7 +256,8 @@ def test_data_kwargs_are_checked_against_what_the_dataset_takes(fields, words):
 def test_every_dataset_takes_the_options_its_builder_takes():
     from snnlab.training.config import data_options
 
-    assert data_options(ExperimentConfig(dataset="digits", encoding="rate")) == {"gain", "num_workers", "test_fraction"}
+    assert data_options(ExperimentConfig(dataset="digits", encoding="rate")) == {"gain", "num_workers", "test_fraction",
+                                                                                 "shuffle"}
     assert data_options(ExperimentConfig(dataset="nmnist")) >= {"first_saccade_only", "time_window", "cache_dir"}
     assert "n_samples" in data_options(ExperimentConfig(dataset="delay_task"))
     import inspect
@@ -264,3 +265,37 @@ def test_every_dataset_takes_the_options_its_builder_takes():
     from snnlab.data.audio import Cochlea
     cochlea = set(inspect.signature(Cochlea).parameters) - {"num_steps", "duration"}
     assert {"n_channels", "limit"} | cochlea <= data_options(ExperimentConfig(dataset="fsdd"))
+
+
+def test_saved_configs_with_options_their_dataset_ignored_still_load(tmp_path):
+    """Review: a checkpoint saved before data_kwargs were checked (encoder options with the direct encoding, which
+    training ignored) could no longer be resumed or opened, and no flag could mend it."""
+    from snnlab.cli import main
+    from snnlab.training import Trainer
+
+    cfg = ExperimentConfig(hidden=[8], num_steps=5, batch_size=32, epochs=1, max_batches_per_epoch=2,
+                           eval_max_batches=1, encoding="direct")
+    Trainer(cfg, run_dir=tmp_path, progress=False).run()
+    ck = torch.load(tmp_path / "checkpoint.pt", weights_only=False)
+    old = json.loads(ck["config_json"])
+    ck["config_json"] = json.dumps({**old, "data_kwargs": {"gain": 0.5}})  # as the old code let it be saved
+    torch.save(ck, tmp_path / "checkpoint.pt")
+    with pytest.warns(UserWarning, match=r"data_kwargs \['gain'\] are not options of dataset='digits'"):
+        resumed = Trainer(resume=tmp_path, progress=False)
+    assert resumed.cfg.data_kwargs == {}
+    with pytest.warns(UserWarning, match="dropped"):
+        assert main(["train", "--resume", "--run-dir", str(tmp_path), "--epochs", "2", "--no-store", "--quiet"]) == 0
+
+
+def test_frames_are_chosen_in_one_place_and_non_positive_ones_refused():
+    """Review: time_window=0 raised ZeroDivisionError from validate() and label(); an explicit n_time_bins=None
+    gave the loader's 100 bins while the label, the checks and the estimate counted num_steps."""
+    from snnlab.training.config import event_frame_kwargs
+
+    cfg = ExperimentConfig(dataset="shd", num_steps=10, data_kwargs={"n_time_bins": None})
+    assert event_frame_kwargs(cfg)["n_time_bins"] == 10 and cfg.label().endswith(" T10")
+    for bad in ({"time_window": 0}, {"time_window": -5.0}, {"time_window": 0, "duration": 1e6}, {"n_time_bins": 0}):
+        bad_cfg = ExperimentConfig(dataset="shd", data_kwargs=bad)
+        assert bad_cfg.label().startswith("shd ")
+        with pytest.raises(ConfigError, match="must be a number > 0"):
+            bad_cfg.validate()

@@ -38,7 +38,7 @@ def load_model_from_checkpoint(path: str):
     from snnlab.training.model import load_model_state
 
     ckpt = load_checkpoint(path)
-    cfg = ExperimentConfig.from_json(ckpt["config_json"])
+    cfg = ExperimentConfig.from_saved(ckpt["config_json"])
     _, test_loader, n_in, n_cls = build_data(cfg)
     model = build_model(cfg, n_in, n_cls)
     if ckpt.get("delays_rounded"):

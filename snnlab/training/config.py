@@ -18,6 +18,7 @@ from __future__ import annotations
 import difflib
 import json
 import math
+import warnings
 from typing import Any
 
 import numpy as np
@@ -32,7 +33,7 @@ from snnlab.data.neuromorphic import NEUROMORPHIC_DATASETS, whole_frames
 from .lr_schedule import LR_SCHEDULES
 
 __all__ = ["ExperimentConfig", "ConfigError", "DATASETS", "NEURONS", "ENCODINGS", "estimate_memory_bytes",
-           "dataset_shape", "data_options", "frames_per_sample", "with_changes"]
+           "dataset_shape", "data_options", "event_frame_kwargs", "frames_per_sample", "with_changes", "EVENT_DATASETS"]
 
 DATASETS = ("digits", "mnist5k", "randman", "delay_task", "nmnist", "shd", "ssc", "dvs_gesture", "fsdd")
 NEURONS = ("multi_spike", "ttfs", "noisy")
@@ -101,7 +102,7 @@ def dataset_shape(cfg: "ExperimentConfig") -> tuple[int, int]:
     if name == "delay_task":
         return 2 * int(kw.get("n_per_channel", 1)) + int(kw.get("n_distractors", 0)), len(kw.get("delays", (10, 25)))
     if name in ("nmnist", "shd", "ssc", "dvs_gesture"):
-        spec = NEUROMORPHIC_DATASETS[name.replace("_", "")]
+        spec = NEUROMORPHIC_DATASETS[EVENT_DATASETS[name]]
         w, h, p = spec.sensor_size  # SHD/SSC: channel_bin adjacent channels summed into one (DCLS: 5, 700 -> 140)
         return -(-w // int(kw.get("channel_bin", 1))) * h * p, spec.n_classes
     if name == "fsdd":
@@ -109,7 +110,27 @@ def dataset_shape(cfg: "ExperimentConfig") -> tuple[int, int]:
     raise ConfigError(f"unknown dataset {name!r}")
 
 
-_EVENT_DATASETS = {"nmnist": "nmnist", "shd": "shd", "ssc": "ssc", "dvs_gesture": "dvsgesture"}
+#: config dataset name -> key of :data:`snnlab.data.neuromorphic.NEUROMORPHIC_DATASETS`
+EVENT_DATASETS = {"nmnist": "nmnist", "shd": "shd", "ssc": "ssc", "dvs_gesture": "dvsgesture"}
+
+
+def event_frame_kwargs(cfg: "ExperimentConfig") -> dict[str, Any]:
+    """How an event dataset of ``cfg`` is cut into frames, as :func:`~snnlab.training.build_data` passes it to the
+    loader: ``data_kwargs``' ``n_time_bins`` / ``time_window`` / ``duration``, and ``n_time_bins=num_steps`` unless a
+    ``time_window`` is given. ``ValueError`` for a count or length that is not > 0.
+
+    Example:
+        >>> event_frame_kwargs(ExperimentConfig(dataset="shd", num_steps=50))
+        {'n_time_bins': 50, 'time_window': None, 'duration': None}
+    """
+    kw = cfg.data_kwargs if isinstance(cfg.data_kwargs, dict) else {}
+    out = {k: kw.get(k) for k in ("n_time_bins", "time_window", "duration")}
+    if out["n_time_bins"] is None and out["time_window"] is None:  # frames of a fixed count: num_steps of them
+        out["n_time_bins"] = int(cfg.num_steps)
+    for k, v in out.items():
+        if v is not None and (isinstance(v, bool) or not isinstance(v, (int, float)) or not v > 0):
+            raise ValueError(f"data_kwargs {k!r} must be a number > 0 (or left out), got {v!r}")
+    return out
 
 
 def frames_per_sample(cfg: "ExperimentConfig") -> tuple[int, bool]:
@@ -125,23 +146,21 @@ def frames_per_sample(cfg: "ExperimentConfig") -> tuple[int, bool]:
         >>> frames_per_sample(ExperimentConfig(dataset="shd", num_steps=50))
         (50, True)
     """
-    kw = cfg.data_kwargs if isinstance(cfg.data_kwargs, dict) else {}
-    if cfg.dataset not in _EVENT_DATASETS:
+    if cfg.dataset not in EVENT_DATASETS:
         return int(cfg.num_steps), True
-    bins, window, duration = kw.get("n_time_bins"), kw.get("time_window"), kw.get("duration")
+    frames = event_frame_kwargs(cfg)
+    bins, window, duration = frames["n_time_bins"], frames["time_window"], frames["duration"]
     if bins is not None:
         return int(bins), True
-    if window is None:
-        return int(cfg.num_steps), True  # build_data asks for num_steps bins
     if duration is not None:
         return whole_frames(float(duration), float(window)), True
-    longest = NEUROMORPHIC_DATASETS[_EVENT_DATASETS[cfg.dataset]].longest_us
+    longest = NEUROMORPHIC_DATASETS[EVENT_DATASETS[cfg.dataset]].longest_us
     return max(1, math.ceil(float(longest) / float(window))), False
 
 
 def data_options(cfg: "ExperimentConfig") -> set[str]:
     """The ``data_kwargs`` keys ``cfg.dataset`` takes: the keyword arguments of the function that builds it (for the
-    embedded digits, of the ``cfg.encoding`` encoder; for FSDD, also of its ``Cochlea``), less those
+    embedded digits, of the ``cfg.encoding`` encoder and ``shuffle``; for FSDD, also of its ``Cochlea``), less those
     :func:`~snnlab.training.build_data` sets itself,
     plus ``num_workers`` (and ``test_fraction`` where the data is split here).
 
@@ -155,15 +174,17 @@ def data_options(cfg: "ExperimentConfig") -> set[str]:
     from snnlab.data import audio, neuromorphic
 
     name = cfg.dataset
+    keys: set[str] = set()
     if name in ("digits", "mnist5k"):
         fn = {"latency": sd.LatencyEncoder, "rate": sd.RateEncoder, "direct": sd.DirectEncoder}[cfg.encoding]
+        keys = {"shuffle"}  # make_loaders' own option that build_data leaves to data_kwargs
     else:
         fn = {"randman": sd.make_randman, "delay_task": sd.make_delay_task, "shd": neuromorphic.load_shd,
               "ssc": neuromorphic.load_ssc, "nmnist": neuromorphic.load_nmnist,
               "dvs_gesture": neuromorphic.load_dvs_gesture, "fsdd": audio.load_fsdd}[name]
     own = {"num_steps", "n_steps", "seed", "root", "split"}  # build_data passes these itself
-    keys = {p.name for p in inspect.signature(fn).parameters.values()
-            if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)} - own
+    keys |= {p.name for p in inspect.signature(fn).parameters.values()
+             if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)} - own
     if name == "fsdd":  # load_fsdd passes the rest on to the Cochlea front end
         keys |= {p.name for p in inspect.signature(audio.Cochlea).parameters.values()
                  if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)} - {"n_channels", "num_steps", "duration"}
@@ -431,6 +452,28 @@ class ExperimentConfig(param.Parameterized):
             raise ConfigError(f"configuration is not valid JSON: {e}") from e
         return cls.from_dict(d, validate=validate)
 
+    @classmethod
+    def from_saved(cls, text: str) -> "ExperimentConfig":
+        """A configuration a run saved (a checkpoint's ``config_json``, a run store's), not validated: validate it
+        after applying changes. ``data_kwargs`` keys its dataset does not take are dropped with a warning: versions
+        before 2026-12-06 accepted them and the data builders ignored them (encoder options with the direct encoding,
+        ``test_fraction`` of a dataset with its own test split), so the run trained without them.
+
+        Example:
+            >>> import warnings
+            >>> with warnings.catch_warnings(record=True):
+            ...     ExperimentConfig.from_saved('{"encoding": "direct", "data_kwargs": {"gain": 0.5}}').data_kwargs
+            {}
+        """
+        cfg = cls.from_json(text, validate=False)
+        if isinstance(cfg.data_kwargs, dict) and cfg.dataset in DATASETS:
+            unused = sorted(k for k in cfg.data_kwargs if k not in data_options(cfg))
+            if unused:
+                warnings.warn(f"saved configuration: data_kwargs {unused} are not options of dataset={cfg.dataset!r} "
+                              "and were ignored when it trained; they are dropped", UserWarning, stacklevel=2)
+                cfg.data_kwargs = {k: v for k, v in cfg.data_kwargs.items() if k not in unused}
+        return cfg
+
     def copy(self, **changes: Any) -> "ExperimentConfig":
         """A validated copy with some fields changed."""
         d = self.to_dict()
@@ -462,7 +505,7 @@ class ExperimentConfig(param.Parameterized):
         try:
             steps, exact = frames_per_sample(self)
         except (TypeError, ValueError) as e:
-            problems.append(f"data_kwargs: n_time_bins, time_window and duration must be numbers: {e}")
+            problems.append(str(e))
             steps, exact = int(self.num_steps), True
         if self.delays and self.max_delay > steps:
             where = (f"num_steps={self.num_steps}" if (steps, exact) == (self.num_steps, True)
@@ -547,7 +590,7 @@ class ExperimentConfig(param.Parameterized):
         tw = self.data_kwargs.get("time_window") if isinstance(self.data_kwargs, dict) else None
         try:
             steps, exact = frames_per_sample(self)
-        except (TypeError, ValueError):  # pragma: no cover - label must never fail
+        except (TypeError, ValueError, ArithmeticError):  # the label never fails (validate() reports the problem)
             steps, exact = self.num_steps, True
         parts.append(f"T{steps}" if exact else f"dt{float(tw) / 1000:g}ms")  # frames of a length, not T steps
         if self.delays:

@@ -17,7 +17,7 @@ from snnlab.core.neurons import LI, LIF
 from snnlab.core.normalization import TimeBatchNorm
 from snnlab.core.readout import SPIKE_READOUTS
 
-from .config import ExperimentConfig
+from .config import EVENT_DATASETS, ExperimentConfig, event_frame_kwargs
 
 __all__ = ["build_model", "build_data", "load_model_state", "keep_neuron_constants", "neuron_kwargs", "FlattenCollate"]
 
@@ -210,9 +210,6 @@ def _root(cfg: ExperimentConfig):
     return shared_data_root()
 
 
-_NEURO_KEYS = {"nmnist": "nmnist", "shd": "shd", "ssc": "ssc", "dvs_gesture": "dvsgesture"}
-
-
 def build_data(cfg: ExperimentConfig) -> tuple[DataLoader, DataLoader, int, int]:
     """``(train_loader, test_loader, n_inputs, n_classes)`` for ``cfg.dataset``; batches are ``(x [T, B, F], y [B])``.
 
@@ -252,14 +249,11 @@ def build_data(cfg: ExperimentConfig) -> tuple[DataLoader, DataLoader, int, int]
         n_in = 2 * int(kw.get("n_per_channel", 1)) + int(kw.get("n_distractors", 0))
         return train, test, n_in, len(kw["delays"])
 
-    if name in _NEURO_KEYS:
+    if name in EVENT_DATASETS:
         from snnlab.data.neuromorphic import NEUROMORPHIC_DATASETS, load_neuromorphic
 
-        key = _NEURO_KEYS[name]
-        if kw.get("time_window") is None:  # frames of a fixed length instead of num_steps bins
-            kw.setdefault("n_time_bins", T)
-        else:
-            kw.setdefault("n_time_bins", None)
+        key = EVENT_DATASETS[name]
+        kw.update(event_frame_kwargs(cfg))  # num_steps bins unless a time_window gives frames of a fixed length
         root = _root(cfg)
         tr = load_neuromorphic(key, root, "train", **kw)
         te = load_neuromorphic(key, root, "test", **kw)

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import contextlib
 import inspect
+import json
 import logging
 import math
 import os
@@ -231,7 +232,7 @@ class Trainer:
             if cfg is None:
                 if not isinstance(ckpt.get("config_json"), str):
                     raise CheckpointError(f"{resume} holds no configuration (config_json); pass cfg= to resume it")
-                cfg = ExperimentConfig.from_json(ckpt["config_json"])
+                cfg = ExperimentConfig.from_saved(ckpt["config_json"])
             if run_dir is None:
                 rp = Path(resume)
                 run_dir = rp if rp.is_dir() else rp.parent
@@ -686,8 +687,8 @@ class Trainer:
         an epoch (the batches done are counted in the old size) or under a learning-rate schedule (a function of
         the step, its length counted in the old size's batches)."""
         try:
-            saved = int(ExperimentConfig.from_json(ckpt["config_json"]).batch_size)
-        except Exception:  # an old or foreign checkpoint without a readable config: nothing to compare
+            saved = int(json.loads(ckpt["config_json"])["batch_size"])
+        except (KeyError, TypeError, ValueError):  # a checkpoint without a readable config: nothing to compare
             return
         if saved == int(self.cfg.batch_size):
             return
