@@ -480,3 +480,46 @@ def test_single_synapse_learns_target_delay():
     assert end < 0.25 * start, (start, end)
     layer.round_delays()
     assert int(layer.delays) == target
+
+
+def test_conv1d_and_per_delay_products_compute_the_same_function_and_gradients(monkeypatch):
+    """The CPU's conv1d path (rounded delays, and the taps method) against the shifted products it replaces."""
+    from snnlab.core import delays as dm
+
+    g = torch.Generator().manual_seed(3)
+    T, B, I, O, K = 40, 128, 6, 5, 9  # 5120 rows: conv1d is taken
+    x = (torch.rand(T, B, I, generator=g) < 0.3).double()  # float64: both sums are exact to ~1e-12
+    W, P = torch.randn(O, I, generator=g).double(), torch.rand(O, I, generator=g).double() * (K - 1)
+    D = torch.randint(0, K, (O, I), generator=g)
+    D[0, 0] = T + 5  # past the end of the sequence: delivers nothing
+    bias = torch.randn(O, generator=g).double()
+
+    def run(fn):
+        ins = [t.clone().requires_grad_(True) for t in (x, W, P, bias)]
+        y = fn(*ins)
+        return (y, *torch.autograd.grad(y.square().sum(), ins, allow_unused=True))
+
+    rounded = lambda a, b, c, d: dm.delayed_linear_rounded(a, b, D, d)  # noqa: E731
+    gauss = lambda a, b, c, d: dm.delayed_linear(a, b, c, 0.7, K, d, method="taps")  # noqa: E731
+    assert dm._conv1d_wins(x, K, K, O * I * K)
+    fast = [run(rounded), run(gauss)]
+    monkeypatch.setattr(dm, "_CONV1D_MIN_ROWS", 10**9)  # the per-delay products
+    assert not dm._conv1d_wins(x, K, K, O * I * K)
+    slow = [run(rounded), run(gauss)]
+    for a_all, b_all in zip(fast, slow):
+        for a, b in zip(a_all, b_all):
+            if a is None:
+                assert b is None
+            else:
+                torch.testing.assert_close(a, b, rtol=1e-10, atol=1e-9)
+
+
+def test_conv1d_is_taken_only_where_it_was_measured_to_win():
+    from snnlab.core.delays import _conv1d_wins
+
+    shd = torch.zeros(100, 256, 140)
+    assert _conv1d_wins(shd, 25, 25, 256 * 140 * 25)
+    assert not _conv1d_wins(shd, 5, 25, 256 * 140 * 25)  # few of the taps used
+    assert not _conv1d_wins(torch.zeros(100, 2, 140), 25, 25, 256 * 140 * 25)  # 200 rows
+    assert not _conv1d_wins(torch.zeros(250, 32, 700), 250, 250, 1024 * 700 * 250)  # a 179M kernel
+    assert not _conv1d_wins(shd.half(), 25, 25, 256 * 140 * 25)

@@ -344,3 +344,17 @@ def test_smaller_metric_and_encoder_arguments_are_checked():
         neuron_spike_table({"a": torch.tensor(3.0)}, n_samples=1)
     with pytest.raises(ValueError, match="overflows torch.float32"):
         gaussian_noise(torch.zeros(2, 2, 2), 1e39)
+
+
+def test_metric_seeds_are_checked_as_the_core_checks_them():
+    """Review: robustness_curve(seed=1.7) silently seeded 1; evaluate(seed=2**64) failed inside torch."""
+    import snnlab as sl
+    from snnlab.metrics import evaluate, robustness_curve
+
+    net = sl.Sequential(torch.nn.Linear(2, 2), sl.LI())
+    loader = [(torch.rand(3, 4, 2), torch.tensor([0, 1, 0, 1]))]
+    with pytest.raises(TypeError, match="robustness_curve: seed must be an int"):
+        robustness_curve(net, loader, "deletion", [0.1], seed=1.7)
+    with pytest.raises(ValueError, match=r"evaluate: seed must lie in \[-2\*\*63, 2\*\*64\)"):
+        evaluate(net, loader, seed=2**64)
+    assert evaluate(net, loader, seed=2**64 - 1)["n_samples"] == 4

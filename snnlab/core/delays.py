@@ -62,7 +62,8 @@ def _shift_matmul(x: torch.Tensor, w: torch.Tensor, d: int) -> torch.Tensor:
 
 def _conv_taps(x: torch.Tensor, kernel: torch.Tensor, support: torch.Tensor | None = None) -> torch.Tensor:
     """Direct causal convolution: ``y[t] = sum_k x[t-k] @ kernel[:, :, k].T``, skipping the taps where
-    ``support`` (default: ``kernel``; same shape) is zero for every synapse.
+    ``support`` (default: ``kernel``; same shape) is zero for every synapse (or, where :func:`_conv1d_wins`, as
+    one ``conv1d`` over the taps up to the last active one).
 
     Pass the Gaussian as ``support`` when ``kernel = W * G``: a tap where every ``W * G`` is zero because
     ``W`` is (a zero-initialised layer) still carries the weight gradient ``G``.
@@ -73,7 +74,7 @@ def _conv_taps(x: torch.Tensor, kernel: torch.Tensor, support: torch.Tensor | No
     active = (support[..., :K] != 0).flatten(0, 1).any(0).nonzero().flatten().tolist()
     if not active:
         return x.new_zeros(T, x.shape[1], kernel.shape[0]) + 0.0 * kernel.sum()
-    if _conv1d_wins(x, len(active), max(active) + 1):
+    if _conv1d_wins(x, len(active), max(active) + 1, kernel[..., 0].numel() * (max(active) + 1)):
         return _causal_conv1d(x, kernel[..., : max(active) + 1])
     y = None
     for k in active:
@@ -122,7 +123,8 @@ def delayed_linear(
     ``y[t, j] = sum_i W_ij * sum_k G_ij[k] * x[t - k, i] (+ bias_j)`` with ``G`` from
     :func:`gaussian_delay_kernel`; ``x`` is ``[T, ..., in]``. ``method``: ``"fft"`` (cost
     independent of ``sigma`` and ``max_delay``), ``"taps"`` (one shifted GEMM per non-zero
-    tap) or ``"auto"`` (the cheaper by a simple cost model). Both are exact, not truncated.
+    tap; on the CPU with many rows, one ``conv1d``) or ``"auto"`` (the cheaper by a simple cost model, which
+    counts the GEMMs). Both are exact, not truncated.
     """
     check_choice(method, "method", _METHODS, "delayed_linear")
     shape = x.shape
@@ -154,7 +156,7 @@ def delayed_linear_rounded(
     used = [d for d in torch.unique(delays).tolist() if d < T]
     taps = max(used) + 1 if used else 0
     y = None
-    if _conv1d_wins(x3, len(used), taps):  # each synapse's weight at its delay's tap, zeros elsewhere
+    if _conv1d_wins(x3, len(used), taps, weight.numel() * taps):  # each synapse's weight at its delay's tap
         one_hot = delays.unsqueeze(-1) == torch.arange(taps, device=delays.device)
         y = _causal_conv1d(x3, weight.unsqueeze(-1) * one_hot.to(weight.dtype))
     else:
@@ -168,11 +170,19 @@ def delayed_linear_rounded(
     return y.reshape(*shape[:-1], weight.shape[0])
 
 
-def _conv1d_wins(x3: torch.Tensor, products: int, taps: int) -> bool:
-    """Whether one ``conv1d`` over ``taps`` taps beats ``products`` shifted matrix products: on the CPU (float32 /
-    float64; about 2.5x the throughput per tap there) when the products cover more than 2 / 5 of the taps. On a GPU
-    cuDNN may compute float32 convolutions in TF32, so the exact products stay."""
-    return x3.device.type == "cpu" and x3.dtype in (torch.float32, torch.float64) and 5 * products > 2 * taps
+_CONV1D_MIN_ROWS = 4096  # T * batch: below it the products' small matrices win
+_CONV1D_MAX_KERNEL = 2**23  # out * in * taps: above it conv1d's weight gradient falls far behind (100x at 179M)
+
+
+def _conv1d_wins(x3: torch.Tensor, products: int, taps: int, kernel_size: int) -> bool:
+    """Whether one ``conv1d`` over ``taps`` taps beats ``products`` shifted matrix products (``kernel_size`` =
+    out * in * taps). Measured on a 2-core CPU (float32, forward and weight gradient): conv1d does about 2.5x the
+    work per second in the SHD configuration (T * batch = 25 600 rows, a 0.9M kernel), loses with few rows (200
+    rows: 28 vs 6 ms) and with huge kernels; so only on the CPU (float32 / float64), with the products covering
+    more than 2 / 5 of the taps, at least 4096 rows and at most 2**23 kernel entries. On a GPU cuDNN may compute
+    float32 convolutions in TF32, so the exact products stay."""
+    return (x3.device.type == "cpu" and x3.dtype in (torch.float32, torch.float64) and 5 * products > 2 * taps
+            and x3.shape[0] * x3.shape[1] >= _CONV1D_MIN_ROWS and kernel_size <= _CONV1D_MAX_KERNEL)
 
 
 def _causal_conv1d(x3: torch.Tensor, kernel: torch.Tensor) -> torch.Tensor:
@@ -275,8 +285,9 @@ class DelayedLinear(nn.Module):
 
     The rounded form groups synapses by integer delay and uses only the values that occur:
     ``y = sum_d shift_d(x) @ (W * [D == d]).T`` -- exact arithmetic (spike inputs give exact
-    zeros), cost proportional to the number of distinct delays. Time shifts are done by
-    slicing and padding the time-major tensor; there is no Python loop over ``t``.
+    zeros), cost proportional to the number of distinct delays (on the CPU with many rows, one ``conv1d`` over
+    the one-hot delay kernel instead). Time shifts are done by slicing and padding the time-major tensor; there
+    is no Python loop over ``t``.
 
     ``backend``: ``"torch"`` always uses the path above; ``"triton"`` requires
     ``snnlab.kernels.delays_triton.delayed_linear_triton`` (``RuntimeError`` otherwise);
@@ -421,45 +432,43 @@ class DelayedLinear(nn.Module):
 
     def _load_from_state_dict(self, state_dict, prefix, local_metadata, strict, missing_keys, unexpected_keys,
                               error_msgs) -> None:
-        # All or nothing: a load that reports an error for this layer (a tensor of another shape or not a tensor:
-        # load_state_dict raises after every module ran) or raises (a bad sigma) leaves it exactly as it was -- the
-        # same Parameter objects (an optimiser holds them), form, values and sigma. (Missing and unexpected keys are
-        # errors only for a strict load, which PyTorch does not tell a module: those load what there is, as always.)
-        errors = len(error_msgs)
-        saved = self._snapshot()
-        try:
-            # The saved layer may be in the other form: take its form first, so that the loaded positions are
-            # learnable exactly when the loaded delays are not frozen (rounded or learn_delays=False).
-            flag = state_dict.get(prefix + "_is_rounded")
-            if isinstance(flag, torch.Tensor) and flag.numel() == 1:
-                self._set_positions_learnable(not bool(flag))
-            super()._load_from_state_dict(state_dict, prefix, local_metadata, strict, missing_keys, unexpected_keys,
-                                          error_msgs)
-        except BaseException:
-            self._restore(saved)
-            raise
+        # Check first, then load: a state this layer cannot take (a tensor of another shape, not a tensor, a bad
+        # sigma) is reported as PyTorch reports it and changes nothing, not even the layer's form, so the optimiser
+        # keeps the same Parameters. (Missing keys stay PyTorch's business: it tells no module whether the load is
+        # strict, so a partial load takes what is there, as for any module.)
+        problems = self._incompatible(state_dict, prefix)
+        if problems:
+            error_msgs.extend(problems)
+            return
+        # The saved layer may be in the other form: take its form first, so that the loaded positions are
+        # learnable exactly when the loaded delays are not frozen (rounded or learn_delays=False).
+        flag = state_dict.get(prefix + "_is_rounded")
+        if isinstance(flag, torch.Tensor) and flag.numel() == 1:
+            self._set_positions_learnable(not bool(flag))
+        super()._load_from_state_dict(state_dict, prefix, local_metadata, strict, missing_keys, unexpected_keys,
+                                      error_msgs)
         extra = prefix + "_extra_state"
         if extra not in state_dict and extra in missing_keys:
             missing_keys.remove(extra)  # saved before sigma was kept: the layer keeps its current sigma
-        if len(error_msgs) > errors:
-            self._restore(saved)
 
-    def _snapshot(self) -> tuple:
-        """What :meth:`_restore` puts back: the parameter and buffer objects (in order), copies of their values
-        and sigma."""
-        tensors = [t for t in (*self._parameters.values(), *self._buffers.values()) if t is not None]
-        return (dict(self._parameters), dict(self._buffers), [(t, t.detach().clone()) for t in tensors], self._sigma)
-
-    @torch.no_grad()
-    def _restore(self, saved: tuple) -> None:
-        parameters, buffers, values, sigma = saved
-        self._parameters.clear()
-        self._parameters.update(parameters)
-        self._buffers.clear()
-        self._buffers.update(buffers)
-        for tensor, value in values:  # (a buffer may share its storage with a parameter it was made from)
-            tensor.copy_(value)
-        self._sigma = sigma
+    def _incompatible(self, state_dict, prefix: str) -> list[str]:
+        """PyTorch's messages for the saved tensors this layer cannot take (raises ``ValueError`` for a bad sigma)."""
+        problems = []
+        for name, own in (*self._parameters.items(), *self._buffers.items()):
+            key = prefix + name
+            if own is None or key not in state_dict:
+                continue
+            value = state_dict[key]
+            if not isinstance(value, torch.Tensor):
+                problems.append(f'While copying the parameter named "{key}", expected torch.Tensor or Tensor-like '
+                                f"object from checkpoint but received {type(value)}")
+            elif value.shape != own.shape and not (own.dim() == 0 and value.shape == (1,)):  # (PyTorch's [1] -> [])
+                problems.append(f"size mismatch for {key}: copying a param with shape {value.shape} from checkpoint, "
+                                f"the shape in current model is {own.shape}.")
+        extra = prefix + "_extra_state"
+        if extra in state_dict and not problems:
+            check_positive(state_dict[extra], "sigma", _LAYER)  # what set_extra_state will check, before any change
+        return problems
 
     # -- forward -------------------------------------------------------------------------
 

@@ -443,8 +443,10 @@ _SIGMA_SQ_FLOOR = 1e-30
 
 def _gauss_args(sigma: float, max_delay: int) -> dict:
     rad, nw = gaussian_window(sigma, max_delay)
-    # Below sigma = 1e-15 every tap but the nearest already weighs exactly 0 in float32 (and the positions' gradient
-    # is 0 off the ties), so the floor changes nothing but keeps 1 / sigma^2 and its products with (k - p) finite.
+    # Below sigma = 1e-15 every tap but the nearest already weighs exactly 0 in float32 and the positions' gradient
+    # is 0, so the floor changes nothing but keeps 1 / sigma^2 and its products with (k - p) finite. Not at an exact
+    # tie (a position at k + 0.5): there the positions' gradient grows like 1 / sigma^2 in every implementation,
+    # and its value depends on the floor (the PyTorch reference floors 2 sigma^2 at float32's smallest normal).
     s2 = max(float(sigma) ** 2, _SIGMA_SQ_FLOOR)
     return dict(RAD=float(rad), KMAX0=float(max_delay - nw), NW=nw, inv_2s2=0.5 / s2), 1.0 / s2
 

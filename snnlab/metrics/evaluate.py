@@ -28,7 +28,6 @@ same numbers and does not move the random streams training sees.
 from __future__ import annotations
 
 import math
-import numbers
 from dataclasses import dataclass, field
 from typing import Iterable, Mapping, Sequence
 
@@ -39,6 +38,7 @@ from torch import nn
 
 from snnlab.core.masking import SpikeMask
 from snnlab.core.network import Monitor
+from snnlab.core.validation import as_seed
 from snnlab.core.neurons import LIF
 from snnlab.core.readout import READOUTS, decide, logits
 
@@ -139,11 +139,12 @@ def _collect_batches(model: nn.Module, loader: Iterable, readout: str, dev: torc
         mon.spikes.clear()
         out = model_output(model, x)
         z = logits(out, readout)
-        y = check_labels(y, fn, "y", n_classes=z.shape[-1]).to(dev)   # before the loss indexes with it
+        labels = check_labels(y, fn, "y", n_classes=z.shape[-1])  # before the loss indexes with them (on the host)
+        y = labels.to(dev)
         rec.loss_sum += float(F.cross_entropy(z.float(), y, reduction="sum"))
         rec.correct += int((decide(z.detach()) == y).sum())
         rec.n_samples += y.numel()
-        rec.latencies.append(decision_latency(out, readout, y))
+        rec.latencies.append(decision_latency(out, readout, labels))  # (host labels: their check needs no sync)
         recorded = {n: mon.spikes[n] for n in lif_names if n in mon.spikes}
         for n, c in layer_spike_counts(recorded).items():
             rec.layer_spikes[n] += float(c.sum())
@@ -206,8 +207,7 @@ def evaluate(model: nn.Module, loader: Iterable, readout: str = "membrane_sum", 
         (0.0, 3.0)
     """
     energy_j(0, 0, e_ac, e_mac)  # checks the energies per operation before the pass
-    if seed is not None and (isinstance(seed, bool) or not isinstance(seed, numbers.Integral)):
-        raise TypeError(f"evaluate: seed must be an int or None, got {seed!r}")
+    seed = None if seed is None else as_seed(seed, "evaluate")
     return _summary(collect(model, loader, readout, device, max_batches, seed), e_ac, e_mac)
 
 

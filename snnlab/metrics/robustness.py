@@ -13,6 +13,7 @@ import torch
 from torch import nn
 
 from snnlab.core.readout import predict
+from snnlab.core.validation import as_seed
 
 from ._common import (batches, check_labels, check_non_negative, eval_mode, model_output, resolve_device,
                       same_model_randomness)
@@ -137,6 +138,7 @@ def robustness_curve(model: nn.Module, loader: Iterable, kind: str | Sequence[st
     for k in kinds:
         if k not in PERTURBATIONS:
             raise ValueError(f"unknown perturbation {k!r}; choose one of {list(PERTURBATIONS)}")
+    seed = as_seed(seed, "robustness_curve")
     levels = [float(v) for v in levels]
     if not levels:
         raise ValueError("robustness_curve: give at least one level")
@@ -145,9 +147,9 @@ def robustness_curve(model: nn.Module, loader: Iterable, kind: str | Sequence[st
     with eval_mode(model):
         for k in kinds:
             for level in levels:
-                gen = torch.Generator().manual_seed(int(seed))
+                gen = torch.Generator().manual_seed(seed)
                 correct = n = 0
-                with same_model_randomness(model, dev, seed=int(seed)):
+                with same_model_randomness(model, dev, seed=seed):
                     for x, y in batches(loader, max_batches, "robustness_curve"):
                         xp = perturb(x, k, level, gen).to(dev)
                         out = model_output(model, xp)
