@@ -523,3 +523,16 @@ def test_conv1d_is_taken_only_where_it_was_measured_to_win():
     assert not _conv1d_wins(torch.zeros(100, 2, 140), 25, 25, 256 * 140 * 25)  # 200 rows
     assert not _conv1d_wins(torch.zeros(250, 32, 700), 250, 250, 1024 * 700 * 250)  # a 179M kernel
     assert not _conv1d_wins(shd.half(), 25, 25, 256 * 140 * 25)
+
+
+def test_auto_counts_the_cpu_conv1d_when_choosing_taps_or_fft():
+    """Review: on the CPU taps run as one conv1d, 2-2.5x faster than auto's FFT at batch 64 (23 vs 52 ms at
+    max_delay 8, 61 vs 81 ms at 25), while the FFT still wins at batch 256 (the SHD preset)."""
+    from snnlab.core.delays import _choose_method
+
+    kernel = 256 * 140 * 25
+    assert _choose_method(100, 25, torch.zeros(100, 64, 140), kernel) == "taps"
+    assert _choose_method(100, 8, torch.zeros(100, 64, 140), 256 * 140 * 8) == "taps"
+    assert _choose_method(100, 25, torch.zeros(100, 256, 140), kernel) == "fft"
+    assert _choose_method(100, 25) == "fft"  # without the sizes (and on a GPU): the GEMM count
+    assert _choose_method(100, 25, torch.zeros(100, 64, 140).half(), kernel) == "fft"
