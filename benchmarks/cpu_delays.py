@@ -1,6 +1,6 @@
 """CPU benchmark: a DelayedLinear training step against the dcls package's ``Dcls1d``, same function.
 
-    python benchmarks/cpu_delays.py [--quick] [--rounds 5] [--threads 2]   # needs dcls (pip install dcls)
+    python benchmarks/cpu_delays.py [--quick] [--rounds 5] [--threads 2] [--batch B]   # needs dcls (pip install dcls)
 
 The SHD configuration of the GPU benchmark (``140 -> 256, max_delay=25, T=100, B=256``, spikes at 10 %),
 at the start of training (``sigma = max_delay / 2``), at its end (``sigma = 0.5``) and after
@@ -66,9 +66,12 @@ def main(argv=None) -> int:
     ap.add_argument("--quick", action="store_true", help="small sizes (a check of the script)")
     ap.add_argument("--rounds", type=int, default=5)
     ap.add_argument("--threads", type=int, default=torch.get_num_threads())
+    ap.add_argument("--batch", type=int, default=None, help="another batch size than the case's")
     args = ap.parse_args(argv)
     torch.set_num_threads(args.threads)
-    case = QUICK_DELAY if args.quick else DELAY_CASE
+    case = dict(QUICK_DELAY if args.quick else DELAY_CASE)
+    if args.batch is not None:
+        case["B"] = args.batch
     x = spike_input(case, torch.device("cpu"))
     print(f"# CPU: DelayedLinear vs Dcls1d, {case['inp']}->{case['out']}, max_delay={case['K']}, T={case['T']}, "
           f"B={case['B']}; {platform.processor() or platform.machine()}, {args.threads} threads, torch "
