@@ -296,3 +296,14 @@ def test_dropout_and_batch_norm_take_numpy_numbers():
     assert sl.TimeBatchNorm(np.int64(3)).num_features == 3 and type(sl.TimeBatchNorm(np.int64(3)).num_features) is int
     with pytest.raises(ValueError, match="TimeDropout: p must be a number in"):
         sl.TimeDropout("0.2")
+
+
+def test_a_0d_integer_tensor_is_still_a_seed():
+    """Review: LIF(seed=torch.tensor(3)) worked through int() before the seed check."""
+    x = torch.rand(4, 2, 3)
+    lif = lambda seed: sl.LIF(seed=seed, noise="gaussian")(x)  # noqa: E731
+    assert torch.equal(lif(torch.tensor(3)), lif(3))
+    with pytest.raises(TypeError, match="seed must be an int"):
+        sl.LIF(seed=torch.tensor(3.0))
+    with pytest.raises(TypeError, match="seed must be an int"):
+        sl.LIF(seed=torch.tensor([3]))

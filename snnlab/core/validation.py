@@ -101,6 +101,9 @@ def as_seed(value: int, layer: str = "layer", name: str = "seed") -> int:
         >>> as_seed(np.int64(7), "LIF")
         7
     """
+    if isinstance(value, torch.Tensor) and value.dim() == 0 and not value.is_floating_point() \
+            and not value.is_complex() and value.dtype != torch.bool:
+        value = int(value)  # a 0-d integer tensor, as int() took it before
     if not is_integer(value):
         raise TypeError(f"{layer}: {name} must be an int (or None for an unseeded stream), got "
                         f"{type(value).__name__} {value!r}")
