@@ -1050,8 +1050,8 @@ NOTEBOOKS["07_event_camera_nmnist.ipynb"] = [
 
     * **real data** — if the shared data folder (`snnlab.data.shared_data_root()`, or `$SNNLAB_SHARED_DATA`)
       holds `nmnist_small/` (1000 + 100 real N-MNIST recordings) it is used. To use the full data set, unzip
-      `Train.zip`/`Test.zip` from the N-MNIST site into a folder and set `DATA_ROOT` below (or the environment
-      variable `NMNIST_ROOT`) to it: `load_nmnist(root, "train")` reads `root/[NMNIST/]Train/<digit>/<id>.bin`.
+      `Train.zip`/`Test.zip` from the N-MNIST site into a folder and set the environment variable `NMNIST_ROOT`
+      to it (it is tried first): `load_nmnist(root, "train")` reads `root/[NMNIST/]Train/<digit>/<id>.bin`.
     * **otherwise** — the notebook *generates* a small synthetic event stream: 8×8 digits from scikit-learn,
       moved along three saccades in front of a simulated DVS. It is not N-MNIST, but it has the same format
       and the same kind of structure, so every cell below runs.
@@ -1071,7 +1071,8 @@ NOTEBOOKS["07_event_camera_nmnist.ipynb"] = [
     candidates = [p for p in (os.environ.get("NMNIST_ROOT"), shared_data_root() / "nmnist_small") if p]
     DATA_ROOT = next((p for p in candidates if has_nmnist(p)), None)
     REAL = DATA_ROOT is not None
-    print("using real N-MNIST recordings from", DATA_ROOT if REAL else "nowhere: none found, generating synthetic events")
+    print(f"using real N-MNIST recordings from {DATA_ROOT}" if REAL else
+          "no N-MNIST recordings found: generating synthetic events")
     """),
     md("""
     ## 1. A synthetic event camera (used only without real data)
@@ -1205,7 +1206,7 @@ NOTEBOOKS["07_event_camera_nmnist.ipynb"] = [
     md("""
     ## Going further
 
-    * More data and epochs: point `DATA_ROOT` at the full N-MNIST folder and raise `epochs`; add
+    * More data and epochs: set `NMNIST_ROOT` to the full N-MNIST folder and raise `epochs`; add
       `data_kwargs={"cache_dir": "..."}` to bin every recording only once.
     * Other event datasets have loaders with the same interface: `load_dvs_gesture`, `load_pokerdvs`,
       `load_shd` / `load_ssc` (audio, 700 channels).

@@ -132,8 +132,8 @@ def delayed_linear(
     ``y[t, j] = sum_i W_ij * sum_k G_ij[k] * x[t - k, i] (+ bias_j)`` with ``G`` from
     :func:`gaussian_delay_kernel`; ``x`` is ``[T, ..., in]``. ``method``: ``"fft"`` (cost
     independent of ``sigma`` and ``max_delay``), ``"taps"`` (one shifted GEMM per non-zero
-    tap; on the CPU with many rows, one ``conv1d``) or ``"auto"`` (the cheaper by a simple cost model, which
-    counts the GEMMs). Both are exact, not truncated.
+    tap; on the CPU with many rows, one ``conv1d``) or ``"auto"`` (the cheaper by a cost model: GEMM counts, or,
+    where taps run as one ``conv1d``, times fitted on a CPU). Both are exact, not truncated.
     """
     check_choice(method, "method", _METHODS, "delayed_linear")
     shape = x.shape
@@ -156,7 +156,7 @@ def delayed_linear_rounded(
     Synapses are grouped by delay value and only values that occur (and are ``< T``) are
     used: ``y = sum_d shift_d(x) @ (W * [D == d]).T``. On the CPU, where many delay values occur, the same
     sum is one ``conv1d`` over a kernel holding each synapse's weight at its delay tap (``W_ij`` at ``d_ij``,
-    zeros elsewhere): the same products, without an FFT, about 2.5x faster than one matrix product per delay.
+    zeros elsewhere): the same products, without an FFT, about 2x faster than one matrix product per delay.
     """
     shape = x.shape
     T = shape[0]
@@ -185,12 +185,12 @@ _CONV1D_MAX_KERNEL = 2**23  # out * in * taps: above it conv1d's weight gradient
 
 def _conv1d_wins(x3: torch.Tensor, products: int, taps: int, kernel_size: int) -> bool:
     """Whether one ``conv1d`` over ``taps`` taps beats ``products`` shifted matrix products (``kernel_size`` =
-    out * in * taps). Measured on a 2-core CPU (float32, forward and weight gradient): conv1d does about 2.5x the
+    out * in * taps). Measured on a 2-core CPU (float32, forward and weight gradient): conv1d does about 2x the
     work per second in the SHD configuration (T * batch = 25 600 rows, a 0.9M kernel), loses with few rows (200
     rows: 28 vs 6 ms) and with huge kernels; so only on the CPU (float32 / float64), with the products covering
-    more than 2 / 5 of the taps, at least 4096 rows and at most 2**23 kernel entries. On a GPU cuDNN may compute
+    more than half of the taps, at least 4096 rows and at most 2**23 kernel entries. On a GPU cuDNN may compute
     float32 convolutions in TF32, so the exact products stay."""
-    return (x3.device.type == "cpu" and x3.dtype in (torch.float32, torch.float64) and 5 * products > 2 * taps
+    return (x3.device.type == "cpu" and x3.dtype in (torch.float32, torch.float64) and 2 * products > taps
             and x3.shape[0] * x3.shape[1] >= _CONV1D_MIN_ROWS and kernel_size <= _CONV1D_MAX_KERNEL)
 
 

@@ -87,7 +87,8 @@ class _Spec:
     n_classes: int
     subfolder: str
     source: str
-    longest_us: float | None = None  # about the longest recording (a generous bound, for size estimates only)
+    longest_us: float | None = None  # about the longest recording (a generous bound): estimates the frames of a
+    # time_window alone, for the memory estimate, the label and validate()'s max_delay check
 
 
 NEUROMORPHIC_DATASETS: dict[str, _Spec] = {
