@@ -634,3 +634,27 @@ def test_delay_evolution_tells_the_synapses_of_one_layer_apart(layer):
     assert len(colors) == 4  # they were all the layer's colour
     mean = next(c for c in left if str(c.label).endswith("mean"))
     assert hv.Store.lookup_options("bokeh", mean, "style").kwargs["color"] not in colors
+
+
+def test_overlapping_follows_forward_each_row_once():
+    """Dashboard probe: with two trainings on 2 cores, the page's polls (Panel's thread pool) overlapped and forwarded
+    the same rows twice: 423 rows for 372 steps, lines jumping back."""
+    import threading
+    import time
+
+    from snnlab.viz import LiveCurves
+
+    source, page = LiveCurves(), LiveCurves()
+    page.follow(source)
+    slow_send = page.send_table
+    page.send_table = lambda df: (time.sleep(0.05), slow_send(df))  # a busy machine
+    for step in range(1, 41):
+        source.send(step, {"loss": 1.0 / step})
+        if step % 10 == 0:
+            threads = [threading.Thread(target=page.follow, args=(source,)) for _ in range(3)]
+            for t in threads:
+                t.start()
+            for t in threads:
+                t.join()
+    steps = page.buffer.data["step"]
+    assert len(steps) == 40 and steps.is_unique

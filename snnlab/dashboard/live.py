@@ -8,6 +8,7 @@ progress bar, a spike raster and membrane traces of the probe batch, and the del
 from __future__ import annotations
 
 import html
+import threading
 import time
 from pathlib import Path
 from typing import Any, Callable
@@ -51,6 +52,7 @@ class LivePanel:
         self._piped: dict[int, PipedPlot] = {}  # id(pane) -> the plot it shows, updated in place
         self._last_render = 0.0
         self._raster_spikes = 0
+        self._polling = threading.Lock()  # polls run on Panel's thread pool: a slow one is not overlapped
 
         self.start_button = pn.widgets.Button(label="Start", color="primary", width=90)
         self.pause_button = pn.widgets.Button(label="Pause", color="warning", width=90, disabled=True)
@@ -162,7 +164,16 @@ class LivePanel:
 
     # ------------------------------------------------------------------ polling
     def poll(self) -> None:
-        """Drain the session's events into the curves and refresh status, progress and snapshot plots."""
+        """Drain the session's events into the curves and refresh status, progress and snapshot plots (a poll
+        that comes while the previous one still runs returns at once: the next one catches up)."""
+        if not self._polling.acquire(blocking=False):
+            return
+        try:
+            self._poll()
+        finally:
+            self._polling.release()
+
+    def _poll(self) -> None:
         s = self.session
         if s is None:
             self._set_buttons("idle")

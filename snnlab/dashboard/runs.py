@@ -7,6 +7,7 @@ from the CLI, a notebook or a sweep appear while they train. Checkpoints are rea
 from __future__ import annotations
 
 import datetime as _dt
+import warnings
 from typing import Any
 
 import holoviews as hv
@@ -197,14 +198,19 @@ class RunsPanel:
         if not with_ckpt or not levels:
             self.robust_pane.objects = _panes(_empty("Select runs that have a checkpoint, and give at least one level."))
             return
-        tables = []
+        tables, notes = [], []
         for run_id, row in with_ckpt:
             try:
-                model, loader, cfg = load_model_from_checkpoint(row["checkpoint"])
+                with warnings.catch_warnings(record=True) as caught:  # shown on the page, not only in the server log
+                    warnings.simplefilter("always")
+                    model, loader, cfg = load_model_from_checkpoint(row["checkpoint"])
+                notes += [f"run {run_id}: {w.message}" for w in caught]
                 curve = robustness_curve(model, loader, self.perturbation.value, levels, readout=cfg.readout,
                                          max_batches=cfg.eval_max_batches or 10, device="cpu")
             except Exception as e:  # noqa: BLE001
                 self.robust_pane.objects = _panes(_empty(f"run {run_id}: {type(e).__name__}: {e}"))
                 return
             tables.append(curve.assign(name=f"{row['name']} ({run_id})"))
-        self.robust_pane.objects = _panes(robustness_plot(pd.concat(tables, ignore_index=True), by="name"))
+        plot = _panes(robustness_plot(pd.concat(tables, ignore_index=True), by="name"))
+        warning = [pn.pane.Alert("\n\n".join(notes), alert_type="warning", sizing_mode="stretch_width")]
+        self.robust_pane.objects = (warning if notes else []) + list(plot)

@@ -233,6 +233,7 @@ class LiveCurves:
         self.x = x
         self.panels = groups is not None
         self._lock = threading.Lock()
+        self._follow_lock = threading.Lock()  # one follow() at a time: two would forward the same rows twice
         self._followed: LiveCurves | None = None  # the source :meth:`follow` shows, and its rows sent so far
         self._followed_seen = 0
         self.total_rows = 0  # rows sent so far (the buffer keeps the last buffer_length)
@@ -359,15 +360,16 @@ class LiveCurves:
             >>> page.follow(run2, keep_until_rows=True), len(page.buffer.data)  # run2 has no rows yet
             (False, 1)
         """
-        if source is not self._followed:
-            rows, total, _ = source.rows_since(0)
-            if not len(rows) and keep_until_rows:
-                return False
-            self._followed, self._followed_seen = source, total
-            self.replace_table(rows)
-            return True
-        self._followed_seen, forwarded = self.forward_from(source, self._followed_seen)
-        return forwarded > 0
+        with self._follow_lock:  # (a dashboard's polls run on a thread pool and may overlap on a busy machine)
+            if source is not self._followed:
+                rows, total, _ = source.rows_since(0)
+                if not len(rows) and keep_until_rows:
+                    return False
+                self._followed, self._followed_seen = source, total
+                self.replace_table(rows)
+                return True
+            self._followed_seen, forwarded = self.forward_from(source, self._followed_seen)
+            return forwarded > 0
 
     def rows_since(self, seen: int) -> tuple[pd.DataFrame, int, bool]:
         """``(rows, total, gap)``: the buffered rows sent after the first ``seen`` rows, the number of rows
