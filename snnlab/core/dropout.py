@@ -1,10 +1,10 @@
 """Dropout for time-major tensors with one mask per sample, shared by every time step."""
 from __future__ import annotations
 
-import numbers
-
 import torch
 from torch import nn
+
+from snnlab.kernels.lif_common import check_mask_p
 
 __all__ = ["TimeDropout"]
 
@@ -27,9 +27,10 @@ class TimeDropout(nn.Module):
 
     def __init__(self, p: float = 0.5) -> None:
         super().__init__()
-        if isinstance(p, bool) or not isinstance(p, numbers.Real) or not 0.0 <= float(p) < 1.0:
-            raise ValueError(f"TimeDropout: p must be a number in [0, 1), got {p!r}")
-        self.p = float(p)
+        try:
+            self.p = check_mask_p(p, "p")
+        except ValueError:
+            raise ValueError(f"TimeDropout: p must be a number in [0, 1), got {p!r}") from None
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if not isinstance(x, torch.Tensor) or x.dim() < 2:

@@ -1,6 +1,7 @@
 """Input checks shared by the core modules: clear errors that name the argument and the fix."""
 from __future__ import annotations
 
+import math
 import numbers
 
 import torch
@@ -127,6 +128,15 @@ def check_positive(value: float, name: str, layer: str = "layer") -> None:
     v = as_number(value, name, layer)
     if not (v > 0) or v != v or v == float("inf"):
         raise ValueError(f"{layer}: {name} must be a finite number > 0, got {value!r}")
+
+
+def check_non_negative(value: float, name: str, layer: str = "layer") -> float:
+    """``value`` as a float; ``TypeError`` unless it is one number (not a string or bool), ``ValueError``
+    unless it is finite and ``>= 0``."""
+    v = as_number(value, name, layer)
+    if not (math.isfinite(v) and v >= 0):
+        raise ValueError(f"{layer}: {name} must be a finite number >= 0, got {value!r}")
+    return v
 
 
 def check_choice(value: str, name: str, choices: tuple[str, ...] | list[str], layer: str = "layer") -> None:

@@ -11,11 +11,10 @@ transform (for example inside a ``collate_fn``):
 """
 from __future__ import annotations
 
-import math
 
 import torch
 
-from snnlab.core.validation import all_finite, as_number, as_seed, is_integer
+from snnlab.core.validation import all_finite, as_number, as_seed, check_non_negative, check_positive, is_integer
 
 __all__ = [
     "latency_encode",
@@ -135,9 +134,9 @@ def latency_encode(
         if threshold == 0.0:
             fire = x > 0.0
     else:
+        if tau is not None:
+            check_positive(tau, "tau", "latency_encode")
         tau_v = (num_steps - 1) / 5.0 if tau is None else float(tau)
-        if tau is not None and (not (tau_v > 0) or math.isinf(tau_v)):
-            raise ValueError(f"latency_encode: tau must be a finite number > 0, got {tau!r}")
         fire = x > threshold
         safe = torch.where(fire, x, torch.ones_like(x))
         # the default tau is 0 only for num_steps=1: the limit tau -> 0, every firing feature at step 0
@@ -172,9 +171,7 @@ def rate_encode(
         (torch.Size([100, 2, 3]), True)
     """
     x, num_steps = _check_input(x, num_steps, "rate_encode", unit_range=True)
-    g = float(gain)
-    if not (g >= 0) or math.isinf(g):
-        raise ValueError(f"rate_encode: gain must be a finite number >= 0, got {gain!r}")
+    g = check_non_negative(gain, "gain", "rate_encode")
     p = (x * g).clamp(0.0, 1.0)
     p = p.unsqueeze(0).expand((num_steps,) + tuple(x.shape))
     return torch.bernoulli(p, generator=generator)

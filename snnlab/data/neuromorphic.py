@@ -36,6 +36,7 @@ import torch
 from torch.utils.data import DataLoader, Dataset
 
 from .cache import DiskCache, files_cache_params
+from ..core.validation import is_integer
 from ..extras import require
 from .collate import time_major_collate
 
@@ -180,7 +181,7 @@ def check_channel_bin(name: str, channel_bin: object, sensor_size: tuple[int, in
     w, h, p = (int(v) for v in sensor_size)
     how = (f"channel_bin=k sums each group of k adjacent channels into one (e.g. channel_bin=5: {w} -> "
            f"{-(-w // 5)} channels); 1 = no binning")
-    if isinstance(channel_bin, bool) or not isinstance(channel_bin, (int, np.integer)):
+    if not is_integer(channel_bin):
         raise TypeError(f"{name}: channel_bin must be an int in 1..{w}, got {channel_bin!r}; {how}")
     if channel_bin != 1 and not (h == 1 and p == 1):
         raise ValueError(f"{name}: channel_bin={channel_bin!r} applies to 1-D sensors (SHD/SSC) only, not sensor size "
@@ -455,7 +456,7 @@ class _H5Reader:
         return {"path": self.path, "_f": None, "_pid": None}
 
     def __call__(self, index: int) -> np.ndarray:
-        h5py = require("h5py", extra="data", feature="reading SHD/SSC files")
+        import h5py  # (_load_h5 checked that it is installed)
 
         if self._f is None or self._pid != os.getpid():
             self._f, self._pid = h5py.File(self.path, "r"), os.getpid()

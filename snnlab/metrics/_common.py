@@ -2,13 +2,11 @@
 from __future__ import annotations
 
 import contextlib
-import math
 from typing import Iterable, Iterator
 
 import torch
 from torch import nn
 
-from snnlab.core.validation import as_number
 from snnlab.data.loader_rng import same_generator_states, same_randomness
 
 
@@ -149,15 +147,6 @@ def check_labels(y, fn: str, name: str = "labels", n_samples: int | None = None,
                              f"{n_classes} classes, got labels from {lo} to {hi}; check that the dataset's classes "
                              f"match the model's output size")
     return y
-
-
-def check_non_negative(value: float, name: str, fn: str) -> float:
-    """``value`` as a float; ``TypeError`` unless it is one number (not a string or bool), ``ValueError``
-    unless it is finite and ``>= 0``."""
-    v = as_number(value, name, fn)
-    if not (math.isfinite(v) and v >= 0):
-        raise ValueError(f"{fn}: {name} must be a finite number >= 0, got {value!r}")
-    return v
 
 
 def model_output(model: nn.Module, x: torch.Tensor) -> torch.Tensor:

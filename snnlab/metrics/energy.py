@@ -9,7 +9,7 @@ access, no neuron state updates), so the result is a relative estimate, not a ha
 """
 from __future__ import annotations
 
-from ._common import check_non_negative
+from snnlab.core.validation import check_non_negative
 
 __all__ = ["E_ADD_FP32_45NM", "E_MULT_FP32_45NM", "E_AC_J", "E_MAC_J", "energy_j"]
 

@@ -13,10 +13,9 @@ import torch
 from torch import nn
 
 from snnlab.core.readout import predict
-from snnlab.core.validation import as_seed
+from snnlab.core.validation import as_seed, check_non_negative
 
-from ._common import (batches, check_labels, check_non_negative, eval_mode, model_output, resolve_device,
-                      same_model_randomness)
+from ._common import batches, check_labels, eval_mode, model_output, resolve_device, same_model_randomness
 
 __all__ = ["PERTURBATIONS", "jitter_spikes", "delete_spikes", "insert_spikes", "gaussian_noise", "perturb",
            "robustness_curve"]

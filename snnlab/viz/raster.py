@@ -7,6 +7,8 @@ import holoviews as hv
 import numpy as np
 import pandas as pd
 
+from snnlab.extras import require
+
 from . import theme
 from ._util import as_time_neuron, ensure_bokeh, grid_image, to_numpy
 
@@ -93,10 +95,8 @@ def spike_raster(
     pts = hv.Points(pd.DataFrame(data), kdims=[tdim, ndim], vdims=vdims, label=label)
     size = 8 if N <= 200 else 5
     if method == "datashader":
-        try:
-            from holoviews.operation.datashader import rasterize
-        except ImportError as exc:  # pragma: no cover - depends on the environment
-            raise ImportError("spike_raster: method='datashader' needs `pip install datashader`") from exc
+        require("datashader", extra="bigdata", feature="spike_raster(method='datashader')")
+        from holoviews.operation.datashader import rasterize
         return rasterize(pts).opts(cmap=theme.CMAP_COUNTS, width=theme.WIDTH, height=theme.HEIGHT, backend="bokeh")
     opts: dict[str, Any] = dict(marker="dash", angle=90, size=size, width=theme.WIDTH, height=theme.HEIGHT,
                                 tools=["hover"], xlim=(-0.5 * scale, (T - 0.5) * scale), ylim=(-0.5, N - 0.5))
