@@ -16,6 +16,7 @@ Example:
 from __future__ import annotations
 
 import difflib
+import functools
 import json
 import math
 import warnings
@@ -28,7 +29,7 @@ from snnlab.core import surrogates as _surrogates
 from snnlab.core.delays import DelaySchedule
 from snnlab.core.neurons import RESETS
 from snnlab.core.readout import READOUTS
-from snnlab.data.neuromorphic import NEUROMORPHIC_DATASETS, whole_frames
+from snnlab.data.neuromorphic import NEUROMORPHIC_DATASETS, check_channel_bin, whole_frames
 
 from .lr_schedule import LR_SCHEDULES
 
@@ -168,15 +169,20 @@ def data_options(cfg: "ExperimentConfig") -> set[str]:
         >>> sorted(data_options(ExperimentConfig(dataset="shd")))
         ['cache_dir', 'channel_bin', 'duration', 'n_time_bins', 'num_workers', 'time_window']
     """
+    return set(_data_options(cfg.dataset, cfg.encoding))
+
+
+@functools.lru_cache(maxsize=None)
+def _data_options(name: str, encoding: str) -> frozenset[str]:
+    """:func:`data_options` of a dataset and encoding (read from signatures once: validate() runs per keystroke)."""
     import inspect
 
     import snnlab.data as sd
     from snnlab.data import audio, neuromorphic
 
-    name = cfg.dataset
     keys: set[str] = set()
     if name in ("digits", "mnist5k"):
-        fn = {"latency": sd.LatencyEncoder, "rate": sd.RateEncoder, "direct": sd.DirectEncoder}[cfg.encoding]
+        fn = {"latency": sd.LatencyEncoder, "rate": sd.RateEncoder, "direct": sd.DirectEncoder}[encoding]
         keys = {"shuffle"}  # make_loaders' own option that build_data leaves to data_kwargs
     else:
         fn = {"randman": sd.make_randman, "delay_task": sd.make_delay_task, "shd": neuromorphic.load_shd,
@@ -189,7 +195,7 @@ def data_options(cfg: "ExperimentConfig") -> set[str]:
         keys |= {p.name for p in inspect.signature(audio.Cochlea).parameters.values()
                  if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)} - {"n_channels", "num_steps", "duration"}
     split_here = name in ("digits", "mnist5k", "randman", "delay_task")
-    return keys | {"num_workers"} | ({"test_fraction"} if split_here else set())
+    return frozenset(keys | {"num_workers"} | ({"test_fraction"} if split_here else set()))
 
 
 def estimate_memory_bytes(cfg: "ExperimentConfig", n_inputs: int | None = None, n_classes: int | None = None) -> dict:
@@ -467,7 +473,8 @@ class ExperimentConfig(param.Parameterized):
         """
         cfg = cls.from_json(text, validate=False)
         if isinstance(cfg.data_kwargs, dict) and cfg.dataset in DATASETS:
-            unused = sorted(k for k in cfg.data_kwargs if k not in data_options(cfg))
+            allowed = data_options(cfg)
+            unused = sorted(k for k in cfg.data_kwargs if k not in allowed)
             if unused:
                 warnings.warn(f"saved configuration: data_kwargs {unused} are not options of dataset={cfg.dataset!r} "
                               "and were ignored when it trained; they are dropped", UserWarning, stacklevel=2)
@@ -531,8 +538,6 @@ class ExperimentConfig(param.Parameterized):
                 problems.append(f"data_kwargs 'channel_bin' sums adjacent audio channels of 'shd' / 'ssc' only, not of "
                                 f"dataset={self.dataset!r}; remove it")
             else:  # the loader's own check, before any file is read
-                from snnlab.data.neuromorphic import NEUROMORPHIC_DATASETS, check_channel_bin
-
                 try:
                     check_channel_bin(self.dataset, self.data_kwargs["channel_bin"],
                                       NEUROMORPHIC_DATASETS[self.dataset].sensor_size)
@@ -542,7 +547,8 @@ class ExperimentConfig(param.Parameterized):
             problems.append("data_kwargs must be a dict")
         else:
             allowed = data_options(self)
-            unknown = sorted(k for k in self.data_kwargs if k not in allowed)
+            unknown = sorted(k for k in self.data_kwargs if k not in allowed
+                             and k != "channel_bin")  # (reported above with its own message)
             if unknown:
                 how = f" with encoding={self.encoding!r}" if self.dataset in ("digits", "mnist5k") else ""
                 problems.append(f"data_kwargs {unknown} are not options of dataset={self.dataset!r}{how}; it takes "

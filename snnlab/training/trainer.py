@@ -304,6 +304,7 @@ class Trainer:
         self._pause_req = False
         self._stop_req = False
         self._stop_reason: str | None = None
+        self._store_takes_kind: bool | None = None  # whether store.log_metrics takes kind= (see _log_eval)
         self._thread: threading.Thread | None = None
         self._delays_rounded = bool(ckpt.get("delays_rounded")) if ckpt is not None else False
 
@@ -563,11 +564,13 @@ class Trainer:
         """Test-set metrics to the store, as ``kind="eval"`` where its ``log_metrics`` takes a kind."""
         if self.store is None:
             return
-        try:
-            takes_kind = "kind" in inspect.signature(self.store.log_metrics).parameters
-        except (TypeError, ValueError):  # no signature to read
-            takes_kind = False
-        self._store("log_metrics", self.run_id, self.step, epoch, metrics, **({"kind": "eval"} if takes_kind else {}))
+        if self._store_takes_kind is None:  # decided once: the store is the trainer's for its life
+            try:
+                self._store_takes_kind = "kind" in inspect.signature(self.store.log_metrics).parameters
+            except (TypeError, ValueError):  # no signature to read
+                self._store_takes_kind = False
+        kind = {"kind": "eval"} if self._store_takes_kind else {}
+        self._store("log_metrics", self.run_id, self.step, epoch, metrics, **kind)
 
     def _params_finite(self) -> bool:
         ps = [p.detach() for p in self.model.parameters()]
