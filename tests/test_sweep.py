@@ -213,3 +213,26 @@ def test_a_grid_over_data_kwargs_keeps_the_bases_other_keys():
     assert [p.data_kwargs for p in points] == [{"time_window": 10000, "channel_bin": 5},
                                                {"time_window": 10000, "channel_bin": 10}]
     assert all("dt10ms" in p.label() for p in points)
+
+
+def test_a_rerun_reuses_a_run_saved_with_data_kwargs_its_dataset_ignored(tmp_path):
+    """Versions before 2026-12-06 kept data_kwargs the dataset ignored (here the rate encoder's gain under the
+    latency encoding) in the checkpoint; the grid point without them is the same run, reused with a warning."""
+    import json
+    from concurrent.futures import ThreadPoolExecutor
+
+    from snnlab.training import load_checkpoint, save_checkpoint
+
+    root, base, grid = tmp_path / "runs", ExperimentConfig(**TINY), {"seed": [0]}
+    with ThreadPoolExecutor(1) as pool:
+        first = sweep(base, grid, executor=pool, run_root=root, progress=False, store_path=tmp_path / "s.sqlite")
+    (folder,) = root.iterdir()
+    ckpt_path = next(folder.glob("*.pt"))
+    ck = load_checkpoint(ckpt_path)
+    old = json.loads(ck["config_json"])
+    ck["config_json"] = json.dumps({**old, "data_kwargs": {**old["data_kwargs"], "gain": 0.5}})
+    save_checkpoint(ckpt_path, ck)
+    with ThreadPoolExecutor(1) as pool, pytest.warns(UserWarning, match=r"\['gain'\] are not options"):
+        again = sweep(base, grid, executor=pool, run_root=root, progress=False, store_path=tmp_path / "s.sqlite")
+    assert again.reused == (0,) and again.table["status"].tolist() == ["finished"]
+    assert again.table["run_id"].tolist() == first.table["run_id"].tolist()

@@ -277,7 +277,8 @@ def _plan(cfg: ExperimentConfig, run_dir: Path | None, robustness: list) -> tupl
         return "new", new_id, None
     try:
         ck = load_checkpoint(run_dir / CHECKPOINT_NAME, mmap=True)  # the metadata is all it needs
-        same = ExperimentConfig.from_json(ck["config_json"], validate=False).to_dict() == cfg.to_dict()
+        # from_saved: a run saved with data_kwargs its dataset ignored is the same run as one without them
+        same = ExperimentConfig.from_saved(ck["config_json"]).to_dict() == cfg.to_dict()
     except (CheckpointError, ConfigError, OSError, KeyError) as exc:
         return "failed", None, {"run_id": None, "label": cfg.label(), "status": "failed",
                                 "error": f"{run_dir}: {exc}; delete that folder to train this grid point anew"}
