@@ -482,7 +482,13 @@ class ExperimentConfig(param.Parameterized):
         return cfg
 
     def copy(self, **changes: Any) -> "ExperimentConfig":
-        """A validated copy with some fields changed."""
+        """A validated copy with some fields replaced; a ``data_kwargs`` given here replaces the whole dict (to merge
+        it key by key, as presets, the command line and sweeps do, use ``from_dict(with_changes(cfg.to_dict(), ...))``).
+
+        Example:
+            >>> ExperimentConfig(data_kwargs={"tau": 5.0}).copy(data_kwargs={"linear": True}).data_kwargs
+            {'linear': True}
+        """
         d = self.to_dict()
         d.update(changes)
         return type(self).from_dict(d)
