@@ -508,10 +508,11 @@ NOTEBOOKS["03_ttfs_vs_multispike.ipynb"] = [
     md("""
     ## Accuracy, cost and decision latency
 
-    `snnlab.metrics.evaluate` measures everything in one pass over the test set. **Decision latency** is defined
-    per readout: for a membrane readout, the first step after which the running prediction no longer changes
-    (and is correct); for a first-spike readout, the time of the first output spike. Undecided samples count as
-    `T` (here 20).
+    `snnlab.metrics.evaluate` measures everything in one pass over the test set. **Decision latency** has one
+    definition for every readout, so the models compare: the first step after which the running prediction no
+    longer changes and is correct. For a first-spike readout that is the time of the first output spike; for a
+    membrane readout, the step from which its running sum keeps the right class ahead. Undecided and wrong
+    samples count as `T` (here 20).
     """),
     code("""
     results = {name: evaluate(t.model, t.test_loader, readout=t.cfg.readout) for name, t in trainers.items()}
@@ -565,8 +566,9 @@ NOTEBOOKS["03_ttfs_vs_multispike.ipynb"] = [
       would fire many times (stronger inputs, `encoding="rate"`, longer `num_steps`).
     * The robustness table answers the question above for these small networks; the intuition about
       timing codes need not hold.
-    * A first-spike readout decides as soon as one output neuron fires (see the latency column), here at a
-      clear cost in accuracy after 4 epochs; a membrane readout waits for its running sum to settle.
+    * A first-spike readout decides as soon as one output neuron fires, here at a clear cost in accuracy after
+      4 epochs (its wrong answers count as `T` in the latency column); a membrane readout waits for its running
+      sum to settle.
     * Try more epochs, `encoding="rate"` (many input spikes per pixel) or a wider hidden layer and see which
       differences persist.
     """),

@@ -294,6 +294,20 @@ def test_latency_spike_readouts_first_output_spike():
     assert math.isnan(lat[2]) and mean_latency(lat) == 1.0
 
 
+def test_latency_has_one_definition_for_spike_and_membrane_readouts():
+    """Science audit: a wrong first spike counted as decided at its step (1, where membrane_sum gives T), and
+    spike_count took the first step any neuron led (1) although the scored winner only leads from step 5."""
+    out = torch.zeros(10, 1, 2)
+    out[1, 0, 0] = 1.0                      # class 0 fires first ...
+    out[[5, 6, 7], 0, 1] = 1.0              # ... class 1 fires more, leading for good from step 6
+    y = torch.tensor([1])
+    assert decision_latency(out, "first_spike", y).tolist() == [10.0]  # wrong final decision: never (was 1)
+    assert decision_latency(out, "first_spike", torch.tensor([0])).tolist() == [1.0]
+    assert decision_latency(out, "spike_count", y).tolist() == [6.0]   # was 1; tie 1:1 at step 5
+    assert decision_latency(out.cumsum(0), "membrane_max", y).tolist() == [6.0]  # same counts as membranes
+    assert decision_latency(out, "spike_count", torch.tensor([0])).tolist() == [10.0]
+
+
 def test_latency_membrane_readout_stable_and_correct():
     out = torch.zeros(4, 2, 2)
     out[0, 0] = torch.tensor([1.0, 0.0]); out[1, 0] = torch.tensor([0.0, 3.0])   # pred 0,1,1,1

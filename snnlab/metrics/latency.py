@@ -3,15 +3,12 @@
 Latencies are 0-based step indices ``t`` (the decision is known once step ``t`` has been processed,
 i.e. after ``t + 1`` input steps), consistent with :func:`snnlab.core.readout.first_spike_time`.
 
-* Spike-time readouts (``"first_spike"``, ``"spike_count"``): the first step at which one output
-  neuron leads alone (:func:`~snnlab.core.readout.prediction_over_time` is not ``-1``): the time of
-  the first output spike, unless several neurons fire first together. The target is not used (the
-  decision is taken then, right or wrong), but a sample whose readout ends in a tie (no final
-  decision) is undecided.
-* Membrane readouts (``"membrane_sum"``, ``"membrane_max"``, ``"softmax_sum"``): the earliest step ``t`` such that
-  :func:`~snnlab.core.readout.prediction_over_time` equals the final prediction at every step
-  ``t..T-1`` *and* the final prediction is correct (with ``target=None``, only the stability).
-  Steps with a tied readout (e.g. all zero) are no prediction, not class 0.
+One definition for every readout, so that latencies compare across them: the earliest step ``t`` such that
+:func:`~snnlab.core.readout.prediction_over_time` equals the final prediction (the one accuracy scores) at every
+step ``t..T-1``, *and* the final prediction is correct (with ``target=None``, only the stability). Steps with a
+tied readout (e.g. all zero, or no output spike yet) are no prediction, not class 0. For ``"first_spike"`` this is
+the time of the first output spike (unless several neurons fire first together); for ``"spike_count"`` the step
+from which the final winner leads alone for good, not the first step at which any neuron leads.
 
 Samples without a decision (no output spike; a final tie, e.g. a silent output; a wrong final
 prediction) get ``never``, which by
@@ -38,7 +35,7 @@ def decision_latency(out: torch.Tensor, readout: str = "membrane_sum", target: t
                      never: float | None = None) -> torch.Tensor:
     """Per-sample decision latency ``[B]`` (float, in steps) of a time-major output ``[T, B, C]``.
 
-    ``target`` (membrane readouts): integer class indices ``[B]``, one per sample, in ``[0, C)``. ``out``
+    ``target``: integer class indices ``[B]``, one per sample, in ``[0, C)``. ``out``
     needs at least one step and one class.
 
     Example:
@@ -60,19 +57,13 @@ def decision_latency(out: torch.Tensor, readout: str = "membrane_sum", target: t
     fill = float(T) if never is None else as_number(never, "never", "decision_latency")
     steps = torch.arange(T, device=out.device).view(T, 1)
     pred = prediction_over_time(out, readout)                       # [T, B], -1 where tied
-    if readout in SPIKE_READOUTS:
-        leads = pred != NO_DECISION                                 # [T, B]
-        first = torch.where(leads, steps, T).min(0).values          # T if no neuron ever leads
-        decided = (first < T) & (pred[-1] != NO_DECISION)           # a final tie is no decision either
-        lat = first.to(torch.float64)
-    else:
-        final = pred[-1]
-        differs = pred != final                                     # False at t = T-1
-        last_diff = torch.where(differs, steps, -1).max(0).values   # -1 if always equal
-        lat = (last_diff + 1).to(torch.float64)
-        decided = final != NO_DECISION
-        if target is not None:
-            decided = decided & (final == target.to(final.device))
+    final = pred[-1]
+    differs = pred != final                                         # False at t = T-1
+    last_diff = torch.where(differs, steps, -1).max(0).values       # -1 if always equal
+    lat = (last_diff + 1).to(torch.float64)
+    decided = final != NO_DECISION                                  # a final tie is no decision
+    if target is not None:
+        decided = decided & (final == target.to(final.device))
     return torch.where(decided, lat, torch.full_like(lat, fill)).cpu()
 
 
