@@ -115,3 +115,23 @@ def test_keep_cutoff_is_uniform_at_least_p_in_float32_on_every_backend():
         for fn in backends:
             out = fn(x, beta, thr, mask_p=p, mask_seed=3)[0]
             assert torch.equal(out.reshape(-1), (u >= torch.tensor(p)).float()), fn.__name__
+
+
+def test_draws_repeat_after_the_counter_period_and_the_lif_warns_before(monkeypatch):
+    """Science audit: the 32-bit counter repeats one call's draws after 2**32 elements (documented limit)."""
+    import warnings
+
+    import snnlab.core.neurons as neurons
+    from snnlab.kernels.counter_rng import COUNTER_PERIOD
+
+    idx = torch.arange(5)
+    assert torch.equal(uniform_from_counter(idx, seed_key(3)), uniform_from_counter(idx + COUNTER_PERIOD, seed_key(3)))
+    monkeypatch.setattr(neurons, "COUNTER_PERIOD", 100)  # a call over more elements than the period
+    x = torch.rand(10, 2, 6)                             # 120 > 100
+    for kw in ({"noise": "gaussian"}, {"mask_p": 0.2}):
+        with pytest.warns(RuntimeWarning, match="repeat every 100 elements"):
+            sl.LIF(**kw).train()(x)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        sl.LIF(noise="gaussian", mask_p=0.2).eval()(x)  # no draws in eval mode: nothing to warn about
+        sl.LIF(noise="gaussian").train()(x[:8])         # 96 elements

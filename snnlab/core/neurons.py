@@ -1,9 +1,12 @@
 """Spiking and non-spiking neuron modules (``torch.nn`` style), time-major ``[T, B, ...]``."""
 from __future__ import annotations
 
+import warnings
+
 import torch
 from torch import nn
 
+from snnlab.kernels.counter_rng import COUNTER_PERIOD
 from snnlab.kernels.dispatch import BACKENDS, lif_impl
 from snnlab.kernels.lif_torch import li_torch
 from snnlab.kernels.surrogate_math import NOISE_SURROGATES
@@ -158,11 +161,14 @@ class LIF(_Leaky):
       of it (``k=1`` is time-to-first-spike, the "Fast & Deep" constraint; ``None`` is unconstrained).
       Gradients still flow to the spikes that happened (the surrogate is masked only where the
       neuron was already silenced).
-    - ``detach_reset``: the reset term carries no gradient.
+    - ``detach_reset``: the spike in the reset is detached, ``v = h - threshold * sg(s)`` or ``h * (1 - sg(s))``
+      (``sg`` stops gradients), as in snnTorch and SpikingJelly: no gradient flows back through the spike,
+      while a learnable threshold still gets the subtract reset's ``-sg(s)``.
     - ``learn_threshold`` / ``learn_tau``: learnable per layer, or per neuron with ``n_neurons``.
     - Noisy neurons (NSNN): ``noise="gaussian" | "logistic"`` with ``noise_scale=sigma``. In training
       ``s[t] ~ Bernoulli(F((h[t] - threshold) / sigma))`` (F the noise CDF) and the backward uses the
-      noise density as the surrogate gradient. In eval mode spikes are deterministic unless
+      noise density as the surrogate gradient. ``sigma`` is the Gaussian's standard deviation and the
+      logistic's scale (whose standard deviation is ``sigma * pi / sqrt(3)``, 1.81 sigma). In eval mode spikes are deterministic unless
       ``noisy_eval=True``. ``seed`` makes the noise reproducible (otherwise torch's global RNG seeds it);
       each call draws its noise seed from the layer's own generator, which activation checkpointing
       (``torch.utils.checkpoint``) does not replay: there, leave ``seed`` unset so the recomputed
@@ -235,6 +241,10 @@ class LIF(_Leaky):
         masking = self.mask_p > 0.0 and (self.training or self.mask_at_inference)
         noise_seed = self._next_seed() if sampling else 0
         mask_seed = self._next_seed() if masking else 0
+        if (sampling or masking) and x.numel() > COUNTER_PERIOD:
+            warnings.warn(f"LIF: {x.numel()} neuron-steps in one call; the noise and mask draws come from a 32-bit "
+                          f"counter and repeat every {COUNTER_PERIOD} elements (split the batch to avoid it)",
+                          RuntimeWarning, stacklevel=2)
         impl = lif_impl(self.backend, x.device, x.dtype)
         beta = self.beta()
         spikes, membrane = impl(

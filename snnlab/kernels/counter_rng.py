@@ -3,6 +3,10 @@
 Both the PyTorch path and the Triton kernel draw the noise of noisy neurons from this hash,
 so the same seed gives the same spikes on every backend and device; spike masking draws its keep
 mask from the same hash under another key (:func:`mask_key`).
+
+The counter is 32-bit (as in the kernels): within one call, element ``i`` and ``i + COUNTER_PERIOD`` get the
+same number. Each call draws a fresh key, so only calls over more than ``2**32`` elements repeat draws
+(:class:`snnlab.LIF` warns then).
 """
 from __future__ import annotations
 
@@ -11,6 +15,8 @@ import math
 import torch
 
 _MASK32 = 0xFFFFFFFF
+#: elements after which one call's draws repeat (the counter is 32-bit)
+COUNTER_PERIOD = 2**32
 
 
 def _mix32(x: torch.Tensor) -> torch.Tensor:

@@ -17,7 +17,7 @@ Semantics (``x`` time-major ``[T, B, ...]``, ``v[-1] = 0``)::
 Noisy neurons (``noise`` set and ``sample=True``): ``s[t] ~ Bernoulli(F((h - threshold) / sigma)) * m[t]``
 with the uniform numbers drawn from :mod:`snnlab.kernels.counter_rng`. The backward replaces
 ``dH/du`` by the surrogate (for noise, its density), masked by ``m[t]``; with ``detach_reset``
-the reset term carries no gradient.
+the spike in the reset term carries no gradient (the threshold of the subtract reset still does).
 
 Spike masking (``mask_p > 0``, masked spike training): the layer outputs ``o[t] = s[t] * k[t]`` with
 ``k[t] = 1`` where the counter hash under :func:`~snnlab.kernels.counter_rng.mask_key` of ``mask_seed``
