@@ -584,7 +584,9 @@ NOTEBOOKS["05_noisy_neurons_robustness.ipynb"] = [
 
     $$s[t] \\sim \\mathrm{Bernoulli}\\Big(F\\big((h[t] - \\vartheta)/\\sigma\\big)\\Big)$$
 
-    where $F$ is the cumulative distribution function of the noise (Gaussian or logistic) of scale $\\sigma$.
+    where $F$ is the cumulative distribution function of the noise (Gaussian or logistic) of scale $\\sigma$
+    (for the Gaussian its standard deviation; logistic noise of scale $\\sigma$ has standard deviation
+    $\\sigma\\pi/\\sqrt{3} \\approx 1.81\\sigma$).
     The *expected* spike $F((h - \\vartheta)/\\sigma)$ is smooth, and its derivative is the noise **density**
     $f$. So a noisy neuron has a natural surrogate gradient: the density of its own noise — no ad-hoc choice.
 
@@ -638,7 +640,8 @@ NOTEBOOKS["05_noisy_neurons_robustness.ipynb"] = [
     ## 2. Training noisy vs deterministic networks
 
     Three networks with the same architecture on the digits (rate-coded inputs, 20 steps): a deterministic LIF
-    network with the `atan` surrogate, and noisy networks with Gaussian and logistic noise of scale 0.3.
+    network with the `atan` surrogate, and noisy networks with Gaussian and logistic noise of scale 0.3 (the
+    logistic's is the wider: standard deviation 0.54 against 0.3).
     """),
     code("""
     from snnlab.training import ExperimentConfig, Trainer

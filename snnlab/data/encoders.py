@@ -104,9 +104,10 @@ def latency_encode(
     * ``linear=True``: spike step ``t = round((1 - x) * (num_steps - 1))`` so ``x = 1`` spikes at
       step 0 and ``x = threshold`` close to the last step.
     * ``linear=False``: the charging time of an RC membrane driven by a constant current ``x``
-      towards a firing ``threshold``: ``t = tau * ln(x / (x - threshold))`` (in steps), which
-      spreads bright values over few early steps and dim values over many late ones.
-      Spikes later than the window are dropped. ``tau`` defaults to ``(num_steps - 1) / 5`` (for
+      towards a firing ``threshold``: ``t = tau * ln(x / (x - threshold))`` (in steps). The map is
+      steep near ``threshold``: with the defaults every ``x >= 0.05`` spikes within the first 5 % of
+      the window and only ``x`` below about ``1.007 * threshold`` reaches its last step; raise
+      ``tau`` or ``threshold`` to spread values over the window. Spikes later than the window are dropped. ``tau`` defaults to ``(num_steps - 1) / 5`` (for
       ``num_steps=1`` that is 0: every feature above ``threshold`` spikes at the only step).
 
     Args:

@@ -193,7 +193,7 @@ def make_delay_task(
     channel fires -- carry no class information. The only information is the interval
     ``t_B - t_A``. A feed-forward network without delays can only relate two spikes that are
     ``d`` steps apart through its membrane/synaptic leak, whose trace after ``d >> tau`` steps is
-    negligible (``exp(-d / tau)``), so with the default intervals (10 and 25 steps) and typical
+    negligible (``(1 - 1/tau)**d``, below ``exp(-d / tau)``), so with the default intervals (10 and 25 steps) and typical
     time constants of a few steps it cannot tell the classes apart. A neuron with a delay of
     ``delays[c]`` on its A synapse receives A and B *coincidently* only for class ``c`` -- a
     classic coincidence detector (Jeffress model) -- so a delay-learning network solves it.

@@ -297,7 +297,8 @@ class ExperimentConfig(param.Parameterized):
     noise = param.Selector(default="gaussian", objects=list(NOISES), doc=(
         "Noise distribution of 'noisy' neurons."))
     noise_scale = param.Number(default=0.3, bounds=(0, None), inclusive_bounds=(False, True), doc=(
-        "Scale sigma of the membrane noise of 'noisy' neurons."))
+        "Scale sigma of the membrane noise of 'noisy' neurons: the standard deviation of Gaussian noise; logistic "
+        "noise of scale sigma has standard deviation sigma * pi / sqrt(3), about 1.81 sigma."))
     tau_mem = param.Number(default=10.0, bounds=(1.0, None), doc=(
         "Membrane time constant in time steps (beta = 1 - 1/tau_mem); also used by the readout layer."))
     threshold = param.Number(default=1.0, bounds=(0, None), inclusive_bounds=(False, True), doc="Firing threshold.")
