@@ -536,3 +536,18 @@ def test_auto_counts_the_cpu_conv1d_when_choosing_taps_or_fft():
     assert _choose_method(100, 25, torch.zeros(100, 256, 140), kernel) == "fft"
     assert _choose_method(100, 25) == "fft"  # without the sizes (and on a GPU): the GEMM count
     assert _choose_method(100, 25, torch.zeros(100, 64, 140).half(), kernel) == "fft"
+
+
+@pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16])
+def test_fft_path_runs_under_autocast(dtype):
+    """nn-conventions probe: under torch.autocast the stacked complex matmul came back in bfloat16 (RuntimeError in
+    torch.complex) or float16 (MKL FFT refused Half), so the layer failed whenever auto chose the FFT."""
+    layer = DelayedLinear(4, 3, max_delay=5)
+    x = torch.rand(30, 2, 4)
+    args = (layer.weight, layer.positions, layer.sigma, layer.max_delay)
+    with torch.autocast("cpu", dtype=dtype):
+        y = delayed_linear(x, *args, method="fft")
+        y.sum().backward()
+    assert y.dtype == torch.float32  # computed in full precision
+    torch.testing.assert_close(y, delayed_linear(x, *args, method="taps").detach(), rtol=1e-5, atol=1e-6)
+    assert layer.positions.grad is not None and torch.isfinite(layer.positions.grad).all()

@@ -85,6 +85,12 @@ def _conv_taps(x: torch.Tensor, kernel: torch.Tensor, support: torch.Tensor | No
 
 def _conv_fft(x: torch.Tensor, kernel: torch.Tensor) -> torch.Tensor:
     """Causal convolution through the FFT: one complex ``[B, in] @ [in, out]`` matmul per frequency."""
+    # the FFTs and the complex matmul need float32 or float64: autocast would cast the stacked matmul down
+    with torch.autocast(x.device.type, enabled=False):
+        return _conv_fft_full_precision(x, kernel)
+
+
+def _conv_fft_full_precision(x: torch.Tensor, kernel: torch.Tensor) -> torch.Tensor:
     T, K = x.shape[0], kernel.shape[-1]
     n = _fast_fft_size(T + K - 1)  # no circular wrap-around into the first T outputs
     work = torch.float32 if x.dtype in (torch.float16, torch.bfloat16) else x.dtype
