@@ -387,3 +387,22 @@ def test_import_without_triton_gives_clear_error(monkeypatch):
     monkeypatch.delitem(sys.modules, "snnlab.kernels.triton_import", raising=False)  # where the import lives
     with pytest.raises(ImportError, match="triton"):
         importlib.import_module("snnlab.kernels.lif_triton")
+
+
+def test_auto_sends_float64_on_cuda_to_pytorch(monkeypatch):
+    """nn-conventions probe: auto chose Triton for float64 CUDA tensors, whose kernels refuse float64 (a TypeError
+    from a default LIF or DelayedLinear, e.g. under gradcheck on a GPU); auto means the fastest path that runs."""
+    import types
+
+    import snnlab as sl
+    from snnlab.core import delays as delays_mod
+
+    monkeypatch.setattr(dispatch, "triton_available", lambda: True)
+    for dtype in (torch.float32, torch.float16, torch.bfloat16):
+        assert dispatch.resolve_backend("auto", "cuda", dtype) == "triton"
+    assert dispatch.resolve_backend("auto", "cuda", torch.float64) == "torch"
+    monkeypatch.setattr(delays_mod, "_triton_impl", lambda: object())
+    layer = sl.DelayedLinear(3, 2, max_delay=4)
+    on_cuda = types.SimpleNamespace(is_cuda=True, dtype=torch.float32)
+    assert layer._use_triton(on_cuda)
+    assert not layer._use_triton(types.SimpleNamespace(is_cuda=True, dtype=torch.float64))

@@ -23,6 +23,7 @@ from torch import nn
 
 from snnlab.core.validation import as_number, as_seed, check_choice, check_positive, check_time_major, is_integer
 from snnlab.kernels.delay_math import gaussian_delay_kernel, two_sigma_squared  # the formula lives in the kernels layer
+from snnlab.kernels.dispatch import TRITON_DTYPES
 
 __all__ = [
     "DelayedLinear",
@@ -494,7 +495,7 @@ class DelayedLinear(nn.Module):
             if _triton_impl() is None:
                 raise RuntimeError(f"{_LAYER}: backend='triton' is unavailable ({_TRITON_ERROR}); use backend='torch'.")
             return True
-        return x.is_cuda and _triton_impl() is not None
+        return x.is_cuda and x.dtype in TRITON_DTYPES and _triton_impl() is not None
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         check_time_major(x, "x", self.in_features, _LAYER)

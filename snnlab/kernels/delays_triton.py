@@ -80,6 +80,7 @@ import os
 
 import torch
 
+from .dispatch import TRITON_DTYPES
 from .first_order import refuse_higher_order
 from .delay_blocks_triton import output_block, pow2_block, row_splits
 from .delay_taps_triton import ShiftedTapsFunction, dense_taps
@@ -88,7 +89,7 @@ from .triton_import import interpreter_problem, tl, triton
 __all__ = ["delayed_linear_triton", "DelayedLinearTritonFunction", "DelayedLinearRoundedTritonFunction",
            "gaussian_window"]
 
-_SUPPORTED_DTYPES = (torch.float32, torch.float16, torch.bfloat16)
+_SUPPORTED_DTYPES = TRITON_DTYPES
 #: half-width of the tap window in units of sigma (taps further than this from ``p`` are dropped)
 WINDOW_SIGMAS = 6.0
 #: the fused kernels' algorithms and the precisions of the tensor-core one (first: the default), see

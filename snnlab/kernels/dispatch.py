@@ -21,6 +21,8 @@ from collections.abc import Callable
 import torch
 
 BACKENDS = ("auto", "torch", "cpu", "triton")
+#: the dtypes the Triton kernels take (they compute in float32); ``auto`` sends others (float64) to PyTorch
+TRITON_DTYPES = (torch.float32, torch.float16, torch.bfloat16)
 
 
 @functools.lru_cache(maxsize=1)
@@ -53,6 +55,9 @@ def resolve_backend(backend: str, device: torch.device | str, dtype: torch.dtype
         'torch'
         >>> resolve_backend("auto", torch.device("cpu"), torch.float64)
         'torch'
+
+    ``auto`` takes Triton for CUDA tensors of :data:`TRITON_DTYPES`, the compiled CPU loop for float32 CPU tensors,
+    else PyTorch (float64 anywhere, e.g. for ``gradcheck``).
     """
     if backend not in BACKENDS:
         raise ValueError(f"unknown backend {backend!r}; choose one of {list(BACKENDS)}")
@@ -62,7 +67,7 @@ def resolve_backend(backend: str, device: torch.device | str, dtype: torch.dtype
     is_cuda = device.type == "cuda"
     if backend == "auto":
         if is_cuda:
-            return "triton" if triton_available() else "torch"
+            return "triton" if dtype in TRITON_DTYPES and triton_available() else "torch"
         return "cpu" if device.type == "cpu" and dtype == torch.float32 and cpu_kernel_usable() else "torch"
     if backend == "cpu":
         from .lif_cpu import cpu_kernel_error

@@ -44,6 +44,7 @@ import os
 
 import torch
 
+from .dispatch import TRITON_DTYPES
 from .first_order import refuse_higher_order
 from .counter_rng import mask_key, seed_key
 from .lif_common import (SURROGATE_CODES, check_fused_args, check_mask_p, expanded_from_one, flat_param, noise_divisor,
@@ -53,7 +54,7 @@ from .triton_import import interpreter_problem, tl, triton
 _ATAN, _FAST_SIGMOID, _TRIANGLE, _SIGMOID, _GAUSSIAN, _LOGISTIC = (
     SURROGATE_CODES[n] for n in ("atan", "fast_sigmoid", "triangle", "sigmoid", "gaussian", "logistic"))
 
-_SUPPORTED_DTYPES = (torch.float32, torch.float16, torch.bfloat16)
+_SUPPORTED_DTYPES = TRITON_DTYPES
 
 
 def _env_setting(name: str, low: int, high: int, power_of_two: bool) -> int | None:
