@@ -337,3 +337,35 @@ def test_repr_shows_the_settings_that_define_the_dynamics():
     lif = sl.LIF(n_neurons=2)
     lif.threshold.copy_(torch.tensor([0.5, 2.0]))  # e.g. loaded from a trained model
     assert "threshold=0.5..2" in repr(lif)
+
+
+@pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16])
+def test_half_precision_input_computes_in_float32_on_the_pytorch_path(dtype):
+    """nn-conventions probe: the PyTorch path kept a bfloat16 membrane (tau 100, T 200: 69 of 32 768 spikes moved),
+    while the fused kernels accumulate in float32; now both give the spikes of the float32 computation."""
+    torch.set_default_dtype(torch.float32)  # float32 parameters, as in use (the autouse fixture restores float64)
+    x = torch.rand(200, 4, 64, generator=torch.Generator().manual_seed(0)) * 0.05
+    x_low = x.to(dtype)
+    lif = sl.LIF(tau_mem=100.0, backend="torch", learn_threshold=True)
+    out = lif(x_low.requires_grad_())
+    assert out.dtype == dtype and torch.equal(out.float(), lif(x_low.detach().float()))
+    out.float().sum().backward()
+    assert x_low.grad.dtype == dtype and lif.threshold.grad.dtype == torch.float32
+    li = sl.LI(tau_mem=100.0)
+    y = li(x_low.detach())
+    assert y.dtype == dtype and torch.equal(y, li(x_low.detach().float()).to(dtype))
+
+
+def test_casting_to_half_keeps_parameters_and_their_gradients_in_one_dtype():
+    """nn-conventions probe: .half() after a backward kept tau and threshold in float32 but cast their .grad to
+    float16, and Adam's step then failed (expected dtype float for 'end' but got Half)."""
+    torch.set_default_dtype(torch.float32)
+    lif = sl.LIF(learn_tau=True, learn_threshold=True, backend="torch")
+    lif(torch.rand(10, 2, 3) * 2).sum().backward()
+    grads = {n: p.grad.clone() for n, p in lif.named_parameters()}
+    lif.half()
+    for name, p in lif.named_parameters():
+        assert p.dtype == p.grad.dtype == torch.float32 and torch.equal(p.grad, grads[name]), name
+    torch.optim.Adam(lif.parameters(), lr=0.1).step()
+    lif(torch.rand(10, 2, 3, dtype=torch.float16)).float().sum().backward()  # accumulates into float32 grads
+    assert all(p.grad.dtype == torch.float32 for p in lif.parameters())

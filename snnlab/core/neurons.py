@@ -61,15 +61,18 @@ class _Leaky(nn.Module):
         become 85.3 (bfloat16 beta 0.9883 for 0.99) and the dynamics would change with the storage type.
         Every kernel computes in float32 anyway (the PyTorch path casts them to the input's dtype itself)."""
         low = (torch.float16, torch.bfloat16)
-        before = {name: t.detach().clone() for name in self._FULL_PRECISION
+        before = {name: (t.detach().clone(), None if t.grad is None else t.grad.detach().clone())
+                  for name in self._FULL_PRECISION
                   if isinstance(t := getattr(self, name, None), torch.Tensor) and t.dtype not in low}
         super()._apply(fn, recurse)
-        for name, kept in before.items():
+        for name, (kept, grad) in before.items():
             t = getattr(self, name)
             if t.dtype in low:  # cast down: take the value from before the cast, on the new device
                 kept = kept.to(device=t.device)
                 if isinstance(t, nn.Parameter):
                     t.data = kept
+                    if grad is not None:  # and its gradient (optimisers need both in one dtype)
+                        t.grad = grad.to(device=t.device)
                 else:
                     setattr(self, name, kept)
         return self
@@ -300,7 +303,7 @@ class LI(_Leaky):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = self._check_input(x, finite=False)
         beta = self.beta()
-        out = li_torch(x, beta.to(device=x.device, dtype=x.dtype))
+        out = li_torch(x, beta.to(device=x.device))  # cast to its compute dtype there
         self._check_final_membrane(x, out, *self._learned(beta))
         self.last_membrane = out.detach() if self.record else None
         return out

@@ -198,7 +198,8 @@ def lif_torch(x: torch.Tensor, beta: torch.Tensor, threshold: torch.Tensor, *, r
     """Run the multi-step LIF over ``x [T, B, ...]``; returns ``(spikes, pre-reset membrane)``.
 
     ``beta`` and ``threshold`` are tensors broadcastable to ``x.shape[1:]`` (scalars or per neuron);
-    this path computes in ``x``'s dtype, so they are cast to it (the fused kernels keep them in float32).
+    this path computes in ``x``'s dtype (float32 for float16 / bfloat16 input, as the fused kernels) and casts
+    them to it; spikes and membrane come back in ``x``'s dtype.
     With ``noise`` set, the surrogate is the noise density of scale ``noise_scale``.
     ``mask_p > 0`` drops each output spike with that probability (keep mask from ``mask_seed``; see
     the module docstring): the returned spikes are the masked ones.
@@ -213,10 +214,18 @@ def lif_torch(x: torch.Tensor, beta: torch.Tensor, threshold: torch.Tensor, *, r
     """
     if noise is not None:
         surrogate, surrogate_param = noise, noise_scale
-    beta, threshold = beta.to(x.dtype), threshold.to(x.dtype)  # no-ops when they match
-    return LIFFunction.apply(x, beta, threshold, reset, detach_reset, max_spikes, surrogate,
-                             float(surrogate_param), noise, float(noise_scale), int(seed), bool(sample),
-                             check_mask_p(mask_p), int(mask_seed))
+    work = _compute_dtype(x)
+    beta, threshold = beta.to(work), threshold.to(work)  # no-ops when they match
+    spikes, membrane = LIFFunction.apply(x.to(work), beta, threshold, reset, detach_reset, max_spikes, surrogate,
+                                         float(surrogate_param), noise, float(noise_scale), int(seed), bool(sample),
+                                         check_mask_p(mask_p), int(mask_seed))
+    return spikes.to(x.dtype), membrane.to(x.dtype)  # no-ops unless x is float16 / bfloat16
+
+
+def _compute_dtype(x: torch.Tensor) -> torch.dtype:
+    """float32 for float16 / bfloat16 input (as the fused kernels: a bfloat16 membrane would round the leak and
+    the sums, and spikes would differ from theirs), else ``x``'s own dtype."""
+    return torch.float32 if x.dtype in (torch.float16, torch.bfloat16) else x.dtype
 
 
 class LIFunction(torch.autograd.Function):
@@ -252,4 +261,5 @@ def li_torch(x: torch.Tensor, beta: torch.Tensor) -> torch.Tensor:
         >>> li_torch(torch.ones(3, 1, 1), torch.tensor(0.5))[:, 0, 0].tolist()
         [1.0, 1.5, 1.75]
     """
-    return LIFunction.apply(x, beta)
+    work = _compute_dtype(x)  # float32 for half-precision input, as the LIF
+    return LIFunction.apply(x.to(work), beta.to(work)).to(x.dtype)
