@@ -1,5 +1,6 @@
 """DelayedLinear (DCLS-style learnable delays) and DelaySchedule against plain references."""
 import math
+import warnings
 
 import pytest
 import torch
@@ -279,11 +280,19 @@ def test_loading_takes_the_saved_form_rounded_or_learnable():
     b = _layer(seed=8)
     b.load_state_dict(rounded.state_dict())
     assert b.rounded and "positions" not in dict(b.named_parameters()) and "positions" in dict(b.named_buffers())
-    b.load_state_dict(learnable.state_dict())  # e.g. back to an earlier checkpoint to train on
+    with pytest.warns(UserWarning, match="build the optimiser after loading"):  # nn-conventions probe: silently
+        b.load_state_dict(learnable.state_dict())  # e.g. back to an earlier checkpoint   # untrained before
     assert not b.rounded and isinstance(b.positions, nn.Parameter)
     torch.testing.assert_close(b.positions, learnable.positions, rtol=0, atol=0)
     (b(_x()) ** 2).sum().backward()
     assert b.positions.grad is not None and bool(b.positions.grad.abs().sum() > 0)
+    fixed = DelayedLinear(5, 4, 7, learn_delays=False, dtype=D64)
+    with pytest.warns(UserWarning, match="positions become a new Parameter"):
+        fixed.load_state_dict(learnable.state_dict())
+    assert fixed.learn_delays and "learn_delays=True, rounded=False" in repr(fixed)
+    with warnings.catch_warnings():  # taking the rounded form leaves no Parameter untrained: nothing to say
+        warnings.simplefilter("error")
+        fixed.load_state_dict(rounded.state_dict())
 
 
 # ----------------------------------------------------------------------------- fixed delays

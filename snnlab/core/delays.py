@@ -15,6 +15,7 @@ All tensors are time-major: ``x`` is ``[T, B, in_features]``.
 from __future__ import annotations
 
 import math
+import warnings
 from typing import Iterable
 
 import torch
@@ -460,6 +461,11 @@ class DelayedLinear(nn.Module):
         # learnable exactly when the loaded delays are not frozen (rounded or learn_delays=False).
         flag = state_dict.get(prefix + "_is_rounded")
         if isinstance(flag, torch.Tensor) and flag.numel() == 1:
+            if not bool(flag) and not isinstance(self.positions, nn.Parameter):
+                warnings.warn(f"{_LAYER} {prefix.rstrip('.') or '(root)'}: the loaded state has learnable delays, so "
+                              "positions become a new Parameter; an optimiser built before this load does not hold "
+                              "it (build the optimiser after loading)", UserWarning, stacklevel=4)
+                self.learn_delays = True
             self._set_positions_learnable(not bool(flag))
         super()._load_from_state_dict(state_dict, prefix, local_metadata, strict, missing_keys, unexpected_keys,
                                       error_msgs)

@@ -59,7 +59,7 @@ class _Leaky(nn.Module):
         """As ``nn.Module._apply`` (``.to()``, ``.half()``, ``.cuda()``...), but the time constant and threshold
         keep their float32 (or float64) values when the rest goes to float16 / bfloat16: rounded there, ``tau_mem=100`` would
         become 85.3 (bfloat16 beta 0.9883 for 0.99) and the dynamics would change with the storage type.
-        Every kernel computes in float32 anyway (the PyTorch path casts them to the input's dtype itself)."""
+        Every path computes half-precision input in float32 anyway."""
         low = (torch.float16, torch.bfloat16)
         before = {name: (t.detach().clone(), None if t.grad is None else t.grad.detach().clone())
                   for name in self._FULL_PRECISION
@@ -252,7 +252,7 @@ class LIF(_Leaky):
         beta = self.beta()
         spikes, membrane = impl(
             # parameters keep their dtype: the fused kernels compute in float32 whatever x's dtype (a
-            # bfloat16 beta of 0.9 would be 0.8984), the PyTorch path casts them to x's dtype itself
+            # bfloat16 beta of 0.9 would be 0.8984), the PyTorch path too (float32 for half-precision x)
             x, beta.to(device=x.device), self.threshold.to(device=x.device), reset=self.reset, detach_reset=self.detach_reset,
             max_spikes=self.max_spikes, surrogate=self.surrogate.name, surrogate_param=self.surrogate.param,
             noise=self.noise, noise_scale=self.noise_scale, seed=noise_seed, sample=sampling,
