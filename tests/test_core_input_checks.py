@@ -307,3 +307,17 @@ def test_a_0d_integer_tensor_is_still_a_seed():
         sl.LIF(seed=torch.tensor(3.0))
     with pytest.raises(TypeError, match="seed must be an int"):
         sl.LIF(seed=torch.tensor([3]))
+
+
+def test_modules_infer_shapes_on_meta_tensors():
+    """nn-conventions probe: every module but the dropouts failed on meta tensors (Tensor.item() in the finiteness
+    checks, the rounded flag, the active taps), which nn.Linear takes for shape inference."""
+    import snnlab as sl
+
+    net = sl.Sequential(sl.DelayedLinear(4, 6, max_delay=5), sl.TimeBatchNorm(6), sl.LIF(noise="gaussian", mask_p=0.2),
+                        sl.TimeDropout(0.1), sl.DelayedLinear(6, 3, max_delay=5).round_delays(), sl.LI())
+    fixed = sl.DelayedLinear(4, 3, max_delay=5, learn_delays=False)
+    for T in (10, 200):  # taps and FFT
+        x = torch.empty(T, 2, 4, device="meta")
+        assert net.to("meta")(x).shape == (T, 2, 3) and fixed.to("meta")(x).shape == (T, 2, 3)
+    assert net[0].rounded is False and net[4].rounded and fixed.rounded

@@ -73,7 +73,10 @@ def _conv_taps(x: torch.Tensor, kernel: torch.Tensor, support: torch.Tensor | No
     T = x.shape[0]
     K = min(kernel.shape[-1], T)
     support = kernel if support is None else support
-    active = (support[..., :K] != 0).flatten(0, 1).any(0).nonzero().flatten().tolist()
+    if support.is_meta:  # shapes only: every tap
+        active = list(range(K))
+    else:
+        active = (support[..., :K] != 0).flatten(0, 1).any(0).nonzero().flatten().tolist()
     if not active:
         return x.new_zeros(T, x.shape[1], kernel.shape[0]) + 0.0 * kernel.sum()
     if _conv1d_wins(x, len(active), max(active) + 1, kernel[..., 0].numel() * (max(active) + 1)):
@@ -85,9 +88,14 @@ def _conv_taps(x: torch.Tensor, kernel: torch.Tensor, support: torch.Tensor | No
     return y
 
 
+_AUTOCAST_DEVICES = ("cpu", "cuda", "xpu", "mps")  # device types torch.autocast takes (not meta)
+
+
 def _conv_fft(x: torch.Tensor, kernel: torch.Tensor) -> torch.Tensor:
     """Causal convolution through the FFT: one complex ``[B, in] @ [in, out]`` matmul per frequency."""
     # the FFTs and the complex matmul need float32 or float64: autocast would cast the stacked matmul down
+    if x.device.type not in _AUTOCAST_DEVICES:
+        return _conv_fft_full_precision(x, kernel)
     with torch.autocast(x.device.type, enabled=False):
         return _conv_fft_full_precision(x, kernel)
 
@@ -170,7 +178,7 @@ def delayed_linear_rounded(
     T = shape[0]
     x3 = x.reshape(T, math.prod(shape[1:-1]), shape[-1])
     delays = delays.to(weight.device)
-    used = [d for d in torch.unique(delays).tolist() if d < T]
+    used = [0] if delays.is_meta else [d for d in torch.unique(delays).tolist() if d < T]  # meta: shapes only
     taps = max(used) + 1 if used else 0
     y = None
     if _conv1d_wins(x3, len(used), taps, weight.numel() * taps):  # each synapse's weight at its delay's tap
@@ -405,7 +413,9 @@ class DelayedLinear(nn.Module):
     @property
     def rounded(self) -> bool:
         """True once the delays are frozen integers (after :meth:`round_delays`, or ``learn_delays=False``)."""
-        return bool(self._is_rounded)
+        # the form is the positions' kind (kept in step with the saved _is_rounded flag by round_delays and the
+        # loads): no read of the flag's value, so no device sync per forward, and meta tensors work
+        return not isinstance(self.positions, nn.Parameter)
 
     @property
     def delays(self) -> torch.Tensor:

@@ -131,7 +131,7 @@ class _Leaky(nn.Module):
         and silently stops every spike. Only when the check fails is the cause looked for: a parameter
         (training diverged), the input, or else the membrane itself overflowed.
         """
-        if not x.is_floating_point() or x.shape[0] == 0:
+        if not x.is_floating_point() or x.shape[0] == 0 or x.is_meta:
             return
         ok = torch.isfinite(membrane[-1]).all()
         for _, param in params:

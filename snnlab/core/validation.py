@@ -55,7 +55,7 @@ def all_finite(x: torch.Tensor) -> bool:
     values), so the exact element-wise check runs only when the sum is not finite: a full
     ``isfinite`` pass writes a bool tensor the size of ``x`` and costs ~15x a sum on the CPU.
     """
-    if x.numel() == 0:
+    if x.numel() == 0 or x.is_meta:  # meta tensors have no values to check
         return True
     acc = torch.float64 if x.dtype == torch.float64 else torch.float32
     if bool(torch.isfinite(torch.sum(x, dtype=acc))):
