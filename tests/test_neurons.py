@@ -334,6 +334,9 @@ def test_repr_shows_the_settings_that_define_the_dynamics():
     assert repr(sl.LIF(beta=1.0, learn_threshold=True, max_spikes=1)) == (
         "LIF(tau_mem=inf, learn_threshold=True, reset='subtract', surrogate=atan(2), max_spikes=1)")
     assert repr(sl.LI(learn_tau=True, n_neurons=3)) == "LI(learn_tau=True, n_neurons=3)"
+    # a noisy neuron's surrogate is its noise density: the unused atan(2) is not shown (nn-conventions probe)
+    assert repr(sl.LIF(noise="logistic", noise_scale=0.5)) == (
+        "LIF(tau_mem=10, threshold=1, reset='subtract', noise='logistic', noise_scale=0.5)")
     lif = sl.LIF(n_neurons=2)
     lif.threshold.copy_(torch.tensor([0.5, 2.0]))  # e.g. loaded from a trained model
     assert "threshold=0.5..2" in repr(lif)

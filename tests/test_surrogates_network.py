@@ -187,3 +187,32 @@ def test_time_batch_norm_refuses_non_finite_input_before_updating_its_statistics
     assert torch.isfinite(bn(torch.randn(5, 4, 3))).all()
     with pytest.raises(ValueError, match="num_features must be a positive int"):
         sl.TimeBatchNorm(-1)
+
+
+def test_a_monitor_reused_or_copied_leaves_nothing_stale():
+    """nn-conventions probe: a reused Monitor kept the tensors of its previous block for layers a later forward did
+    not reach; entering the same Monitor twice removed the outer block's hooks; a deepcopy taken inside a Monitor kept
+    recording into it (and holding a [T, B, N] membrane) for good."""
+    import copy
+    import io
+
+    net = sl.Sequential(torch.nn.Linear(4, 8), sl.LIF(), torch.nn.Linear(8, 2), sl.LI())
+    x = torch.rand(10, 3, 4)
+    mon = sl.Monitor(net)
+    with mon:
+        net(x)
+        with pytest.raises(RuntimeError, match="already recording"):
+            with mon:
+                pass
+        assert net[1].record and len(net[1]._forward_hooks) == 1  # the outer block still records
+        twin = copy.deepcopy(net)
+        torch.save(net, io.BytesIO())  # the monitor's hook is a local function: pickling failed before
+    assert not twin[1].record and twin[1].last_membrane is None and not twin[1]._forward_hooks
+    mon.spikes.clear()
+    twin(x)
+    assert mon.spikes == {}  # the copy records into nobody
+    with mon:
+        assert mon.spikes == {} and mon.membrane == {}  # a new block starts empty
+        net[:2](x)
+    assert list(mon.spikes) == ["1"] and list(mon.membrane) == ["1"]  # not the LI's membrane of the first block
+    torch.testing.assert_close(twin(x), net(x))

@@ -61,9 +61,15 @@ class Monitor:
                 self.spikes[name] = move(output.detach())
             if module.last_membrane is not None:
                 self.membrane[name] = move(module.last_membrane)
+        record.snnlab_monitor = True  # copies of a layer leave it behind (see _Leaky.__getstate__)
         return record
 
     def __enter__(self) -> "Monitor":
+        if self._handles:
+            raise RuntimeError("Monitor: this monitor is already recording (a `with` block of the same Monitor is "
+                               "open); open another Monitor(net) to nest")
+        self.spikes.clear()  # a reused monitor starts empty: no tensors of an earlier block
+        self.membrane.clear()
         for name, module in self.layers.items():
             module.record = True
             module._monitors = getattr(module, "_monitors", 0) + 1  # monitors may nest (evaluate() inside one)

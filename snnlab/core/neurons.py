@@ -77,6 +77,19 @@ class _Leaky(nn.Module):
                     setattr(self, name, kept)
         return self
 
+    def __getstate__(self) -> dict:
+        """Copies and pickles (``copy.deepcopy``, ``torch.save``) leave an open :class:`~snnlab.core.network.Monitor`
+        behind: the copy does not record, keeps no membrane and has none of the monitor's hooks."""
+        state = super().__getstate__()
+        hooks = state.get("_forward_hooks", {})
+        drop = {key for key, hook in hooks.items() if getattr(hook, "snnlab_monitor", False)}
+        if drop or state.get("record"):
+            state = dict(state, record=False, _monitors=0, last_membrane=None)
+            for attr in ("_forward_hooks", "_forward_hooks_with_kwargs", "_forward_hooks_always_called"):
+                if attr in state:
+                    state[attr] = type(state[attr])((k, v) for k, v in state[attr].items() if k not in drop)
+        return state
+
     def _tau_repr(self) -> str:
         """``tau_mem=...`` for ``repr`` (``learn_tau=True`` when learned: it changes while training)."""
         if self.learn_tau:
@@ -263,7 +276,9 @@ class LIF(_Leaky):
 
     def extra_repr(self) -> str:
         thr = "learn_threshold=True" if self.learn_threshold else f"threshold={_value_repr(self.threshold)}"
-        parts = [self._tau_repr(), thr, f"reset={self.reset!r}", f"surrogate={self.surrogate.name}({self.surrogate.param:g})"]
+        parts = [self._tau_repr(), thr, f"reset={self.reset!r}"]
+        if self.noise is None:  # a noisy neuron's surrogate is its noise density (shown with the noise below)
+            parts.append(f"surrogate={self.surrogate.name}({self.surrogate.param:g})")
         if self.detach_reset:
             parts.append("detach_reset=True")
         if self.max_spikes is not None:
