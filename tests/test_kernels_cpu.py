@@ -257,3 +257,52 @@ def test_empty_sequence_forward_and_backward(name, mask_p):
     (s.sum() + 0 * beta).backward()
     assert s.shape == (0, 2, 3) and x.grad.shape == (0, 2, 3)
     assert beta.grad == 0 and torch.equal(thr.grad, torch.zeros(3))
+
+
+def _unwritable(tmp_path, name):
+    """A folder path no one can create, root included: its parent is a regular file."""
+    blocker = tmp_path / f"{name}-file"
+    blocker.write_text("not a folder")
+    return blocker / "snnlab"
+
+
+@pytest.mark.skipif(c_build.find_compiler() is None, reason="no C compiler")
+def test_unwritable_cache_folder_falls_back_to_a_private_temp_folder(monkeypatch, tmp_path):
+    import tempfile
+
+    monkeypatch.setenv("SNNLAB_CACHE_DIR", str(_unwritable(tmp_path, "cache")))
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path / "tmp"))
+    src = tmp_path / "adder.c"
+    src.write_text("int add(int a, int b) { return a + b; }\n")
+    assert c_build.load_c_library(src).add(2, 3) == 5
+    fallback = c_build.fallback_cache_dir()
+    assert fallback.parent == tmp_path / "tmp" and len(list(fallback.glob("adder-*.so"))) == 1
+    if hasattr(os, "getuid"):
+        assert fallback.name == f"snnlab-{os.getuid()}" and fallback.stat().st_mode & 0o077 == 0
+    c_build.load_c_library(src)  # found there again: not compiled twice
+    assert len(list(fallback.glob("adder-*.so"))) == 1
+    monkeypatch.delenv("SNNLAB_CACHE_DIR")
+    monkeypatch.delenv("XDG_CACHE_HOME", raising=False)
+    monkeypatch.setenv("HOME", str(_unwritable(tmp_path, "home")))  # a home that cannot hold ~/.cache
+    assert c_build.build_dir() == fallback
+
+
+def test_no_writable_cache_folder_is_a_build_error_and_auto_keeps_pytorch(monkeypatch, tmp_path):
+    import tempfile
+
+    monkeypatch.setenv("SNNLAB_CACHE_DIR", str(_unwritable(tmp_path, "cache")))
+    monkeypatch.setattr(tempfile, "tempdir", str(_unwritable(tmp_path, "tmp")))
+    monkeypatch.setattr(c_build, "find_compiler", lambda: "cc")  # a compiler is there: the folder is the problem
+    monkeypatch.setattr(c_build, "_compiler_id", lambda cc: "cc")
+    monkeypatch.setattr(lif_cpu_mod, "_library", lif_cpu_mod._library.__wrapped__)  # no cached build
+    with pytest.raises(c_build.CBuildError, match="SNNLAB_CACHE_DIR"):
+        c_build.load_c_library(lif_cpu_mod.SOURCE)
+    assert "no writable folder" in cpu_kernel_error()
+    assert resolve_backend("auto", "cpu") == "torch"
+    x, beta, thr, _ = make_inputs((2, 5), per_neuron=False)
+    s, _ = lif(x, beta, thr, backend="auto")
+    assert torch.equal(s, lif_torch(x, beta, thr)[0])
+    with pytest.raises(RuntimeError, match="no writable folder"):
+        resolve_backend("cpu", "cpu")
+    with pytest.raises(c_build.CBuildError, match="no writable folder"):
+        lif_cpu(x, beta, thr)

@@ -3,7 +3,9 @@
 The library is built with the system C compiler (``$CC``, else ``cc``, ``gcc`` or ``clang``) on first
 use and cached under ``$SNNLAB_CACHE_DIR`` (default ``~/.cache/snnlab``) in a file named by a hash of
 the source, the flags, the compiler and the CPU, so an edited source or another machine sharing the
-home folder gets its own build. Builds are written to a temporary file and renamed, so processes
+home folder gets its own build. When that folder cannot be created or written (a read-only or missing
+home), builds go to a private per-user folder in the temporary directory (:func:`fallback_cache_dir`);
+when neither is writable, :class:`CBuildError` says so (``backend="auto"`` then keeps the PyTorch path). Builds are written to a temporary file and renamed, so processes
 compiling at the same time do not see half-written libraries.
 
 ``-march=native`` is tried first (the library only ever runs on the machine that built it), then a
@@ -42,6 +44,60 @@ def cache_dir() -> Path:
     return (Path(xdg) if xdg else Path.home() / ".cache") / "snnlab"
 
 
+def fallback_cache_dir() -> Path:
+    """Per-user build folder used when :func:`cache_dir` is not writable: ``<tempdir>/snnlab-<uid>``."""
+    owner = str(os.getuid()) if hasattr(os, "getuid") else _user_name()
+    return Path(tempfile.gettempdir()) / f"snnlab-{owner}"
+
+
+def _user_name() -> str:
+    try:
+        import getpass
+
+        return "".join(c for c in getpass.getuser() if c.isalnum() or c in "-_") or "user"
+    except Exception:  # no user name in the environment or the password database
+        return "user"
+
+
+def _unusable(path: Path, private: bool) -> str | None:
+    """None when builds can be written to ``path`` (created if missing), else why not.
+
+    A ``private`` folder (the shared temporary directory's) must belong to this user and be writable by
+    no one else, so that no other user can plant a library that this process would load.
+    """
+    try:
+        path.mkdir(mode=0o700 if private else 0o777, parents=True, exist_ok=True)
+        if private and hasattr(os, "getuid"):
+            st = path.stat()
+            if st.st_uid != os.getuid() or st.st_mode & 0o022:
+                return f"{path} belongs to another user or others may write to it"
+        if not path.is_dir() or not os.access(path, os.W_OK | os.X_OK):
+            return f"{path} is not a writable folder"
+    except OSError as exc:
+        return f"{path}: {exc.strerror or exc}"
+    return None
+
+
+def build_dir() -> Path:
+    """The folder new builds are written to: :func:`cache_dir` when it can be created and written, else
+    :func:`fallback_cache_dir`; raises :class:`CBuildError` when neither can."""
+    reasons = []
+    for path, private in ((cache_dir(), False), (fallback_cache_dir(), True)):
+        why = _unusable(path, private)
+        if why is None:
+            return path
+        reasons.append(why)
+    raise CBuildError("no writable folder for snnlab's compiled kernels (" + "; ".join(reasons) + "); set "
+                      "SNNLAB_CACHE_DIR to a writable folder")
+
+
+def _exists(path: Path) -> bool:
+    try:
+        return path.is_file()
+    except OSError:  # a parent we may not read
+        return False
+
+
 def find_compiler() -> str | None:
     """Path of the C compiler to use (``$CC`` first), or None when there is none."""
     for name in (os.environ.get("CC"), "cc", "gcc", "clang"):
@@ -72,10 +128,10 @@ def _compiler_id(cc: str) -> str:
 
 def _compile(cc: str, source: Path, target: Path, flags: tuple[str, ...]) -> str | None:
     """Compile ``source`` to ``target`` atomically; return None on success, else the compiler's message."""
-    target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(suffix=".so", dir=target.parent)
-    os.close(fd)
+    tmp = None
     try:
+        fd, tmp = tempfile.mkstemp(suffix=".so", dir=target.parent)
+        os.close(fd)
         out = subprocess.run([cc, *flags, str(source), "-o", tmp, "-lm"], capture_output=True, text=True,
                              timeout=300)
         if out.returncode != 0:
@@ -85,8 +141,11 @@ def _compile(cc: str, source: Path, target: Path, flags: tuple[str, ...]) -> str
     except (OSError, subprocess.SubprocessError) as exc:
         return str(exc)
     finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
+        if tmp is not None and os.path.exists(tmp):
+            try:
+                os.remove(tmp)
+            except OSError:
+                pass
 
 
 STALE_AFTER_S = 30 * 24 * 3600  # builds of other sources (older snnlab versions) untouched this long go
@@ -126,10 +185,15 @@ def load_c_library(source: Path) -> ctypes.CDLL:
     stem = source.stem
     errors = []
     machine = (_compiler_id(cc) + "\0" + _cpu_id()).encode()  # asked once: a subprocess and /proc/cpuinfo
+    folder = None
     for flags in (BASE_FLAGS + NATIVE_FLAGS, BASE_FLAGS):
         key = hashlib.sha256(b"\0".join([text, " ".join(flags).encode(), machine])).hexdigest()[:16]
-        target = cache_dir() / f"{stem}-{key}.so"
-        if not target.exists():
+        name = f"{stem}-{key}.so"
+        target = cache_dir() / name  # a build there is used even when the folder is read-only
+        if not _exists(target):
+            folder = folder or build_dir()  # raises CBuildError when no folder is writable
+            target = folder / name
+        if not _exists(target):
             err = _compile(cc, source, target, flags)
             if err is not None:
                 errors.append(f"{cc} {' '.join(flags)}: {err}")
