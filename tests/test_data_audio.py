@@ -159,3 +159,8 @@ def test_fsdd_root_may_be_a_data_folder_holding_fsdd(tmp_path, sub):
     assert ds.labels.tolist() == [0, 1] and f"/{sub}/recordings/" in ds.files[0]
     with pytest.raises(FileNotFoundError, match=r"also looked in .*fsdd[/\\]recordings"):
         load_fsdd(tmp_path / "nothing")
+
+
+def test_missing_fsdd_says_how_to_choose_the_data_folder(tmp_path):
+    with pytest.raises(FileNotFoundError, match=r"--data-root.*SNNLAB_SHARED_DATA"):
+        load_fsdd(tmp_path / "nothing")

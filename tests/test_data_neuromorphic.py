@@ -510,3 +510,26 @@ def test_negative_shd_times_and_non_finite_npy_times_are_refused(tmp_path):
     ds = nm.load_dvs_gesture(tmp_path, n_time_bins=4)
     with pytest.raises(ValueError, match=r"0\.npy: 1 events have NaN or infinite values \(in t\)"):
         ds[0]
+
+
+def test_default_data_root_outside_a_checkout_is_a_user_folder_and_errors_say_how_to_choose(tmp_path, monkeypatch):
+    monkeypatch.delenv("SNNLAB_SHARED_DATA", raising=False)
+    checkout = Path(nm.__file__).resolve().parents[2]
+    if (checkout.parent / "shared" / "data").is_dir():  # a source checkout with its data folder beside it
+        assert nm.shared_data_root() == checkout.parent / "shared" / "data"
+    # an installed package: .../site-packages/snnlab/data/neuromorphic.py (with a shared/data beside lib/)
+    installed = tmp_path / "venv" / "lib" / "python3.11" / "site-packages" / "snnlab" / "data" / "neuromorphic.py"
+    (tmp_path / "venv" / "lib" / "python3.11" / "shared" / "data").mkdir(parents=True)
+    monkeypatch.setattr(nm, "__file__", str(installed))
+    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "xdg"))
+    assert nm.shared_data_root() == tmp_path / "xdg" / "snnlab"
+    monkeypatch.delenv("XDG_DATA_HOME")
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    assert nm.shared_data_root() == tmp_path / "home" / ".local" / "share" / "snnlab"
+    assert "site-packages" not in str(nm.shared_data_root())
+    monkeypatch.setenv("SNNLAB_SHARED_DATA", str(tmp_path / "mine"))
+    assert nm.shared_data_root() == tmp_path / "mine"
+    with pytest.raises(FileNotFoundError, match=r"data_root=.*--data-root.*SNNLAB_SHARED_DATA"):
+        nm.load_shd(tmp_path / "empty", "train")
+    with pytest.raises(FileNotFoundError, match=r"--data-root.*SNNLAB_SHARED_DATA"):
+        nm.load_nmnist(tmp_path / "empty", "test")

@@ -284,7 +284,7 @@ _FSDD_SUBFOLDERS = (".", "fsdd", "free-spoken-digit-dataset")  # where recording
 
 
 def fsdd_root() -> Path:
-    """Default FSDD folder: ``$SNNLAB_SHARED_DATA/fsdd`` or ``<repo>/../shared/data/fsdd``.
+    """Default FSDD folder: ``fsdd`` in :func:`~snnlab.data.shared_data_root` (``$SNNLAB_SHARED_DATA/fsdd``).
 
     Example:
         >>> fsdd_root().name
@@ -368,7 +368,9 @@ def load_fsdd(
             f"FSDD: folder {rec} not found (also looked in {', '.join(str(c) for c in candidates[1:])}). "
             "Put the Free Spoken Digit Dataset recordings there as "
             "recordings/{digit}_{speaker}_{index}.wav (8 kHz mono WAV), from "
-            "https://github.com/Jakobovski/free-spoken-digit-dataset . snnlab never downloads datasets."
+            "https://github.com/Jakobovski/free-spoken-digit-dataset , or pass the folder holding them as "
+            "root= / data_root= (snnlab train --data-root PATH) or set SNNLAB_SHARED_DATA to a folder holding "
+            "fsdd/recordings. snnlab never downloads datasets."
         )
     entries = []
     for f in sorted(rec.iterdir()):

@@ -110,7 +110,10 @@ NEUROMORPHIC_DATASETS: dict[str, _Spec] = {
 
 
 def shared_data_root() -> Path:
-    """Folder of shared datasets: ``$SNNLAB_SHARED_DATA`` or ``<repo>/../shared/data``.
+    """Default folder of datasets: ``$SNNLAB_SHARED_DATA``, else ``shared/data`` next to a source checkout
+    (``<checkout>/../shared/data``) when that folder exists, else ``$XDG_DATA_HOME/snnlab`` (default
+    ``~/.local/share/snnlab``). Loaders and configurations take their own folder too (``data_root=``,
+    ``snnlab train --data-root``).
 
     Example:
         >>> isinstance(shared_data_root(), Path)
@@ -119,7 +122,16 @@ def shared_data_root() -> Path:
     env = os.environ.get("SNNLAB_SHARED_DATA")
     if env:
         return Path(env).expanduser()
-    return Path(__file__).resolve().parents[3] / "shared" / "data"
+    checkout = Path(__file__).resolve().parents[2]  # the repository when snnlab runs from a source tree
+    repo_data = checkout.parent / "shared" / "data"
+    if (checkout / "pyproject.toml").is_file() and repo_data.is_dir():
+        return repo_data
+    xdg = os.environ.get("XDG_DATA_HOME")
+    return (Path(xdg) if xdg else Path.home() / ".local" / "share") / "snnlab"
+
+
+_WHERE_DATA_GOES = ("Pass the folder holding it as data_root= (snnlab train --data-root PATH, the dashboard's "
+                   "data_root field) or set SNNLAB_SHARED_DATA to it.")
 
 
 def _missing(name: str, root: Path, what: str) -> FileNotFoundError:
@@ -127,7 +139,7 @@ def _missing(name: str, root: Path, what: str) -> FileNotFoundError:
     also = ", ".join(str(b) for b in _bases(name, root)[1:])
     return FileNotFoundError(
         f"{name}: {what} under {root} (also looked in {also}). "
-        f"Get the data from {spec.source} and place it as described: {_LAYOUT[name]}. "
+        f"Get the data from {spec.source} and place it as described: {_LAYOUT[name]}. {_WHERE_DATA_GOES} "
         "snnlab never downloads datasets."
     )
 
