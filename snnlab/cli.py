@@ -71,10 +71,27 @@ def _positive_int(text: str) -> int:
     return value
 
 
-def _store(path: str | None):
-    from snnlab.experiments import RunStore, default_store_path
+def _store(path: str | None, writing: bool = True):
+    """The run store at ``path`` (else ``$SNNLAB_STORE`` or ``runs/snnlab.sqlite``). When it cannot be created
+    or opened (``writing``: for ``train`` / ``sweep``, e.g. in a read-only folder) the error names the fix."""
+    import sqlite3
 
-    return RunStore(path or default_store_path())
+    from snnlab.experiments import RunStore, default_store_path
+    from snnlab.experiments.store import StoreError
+
+    where = Path(path) if path else default_store_path()
+    try:
+        return RunStore(where)
+    except (OSError, sqlite3.Error, StoreError) as exc:
+        if not writing:
+            raise
+        hint = ("pass --store PATH (a writable SQLite file; or set SNNLAB_STORE) or --no-store to run without "
+                "recording in the store")
+        if isinstance(exc, StoreError):
+            raise StoreError(f"{exc}; {hint}") from exc
+        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+        raise OSError(f"cannot create or open the run store {where} ({type(exc).__name__}: {reason}); "
+                      f"{hint}") from exc
 
 
 def _fmt(v) -> str:
@@ -180,7 +197,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
                             batch_size=64, lr=5e-3, run_dir=None, store=None, no_store=True, quiet=False,
                             name="demo", threads=None, save_config=None)
     print("snnlab demo: a 64-64-10 spiking network learns the 8x8 digits shipped with scikit-learn\n"
-          "(latency-coded spikes, LIF neurons, surrogate gradients). Next: `bash run.sh lab` or `snnlab dashboard`.")
+          "(latency-coded spikes, LIF neurons, surrogate gradients). Next: `snnlab dashboard`.")
     return cmd_train(ns)
 
 
@@ -261,7 +278,7 @@ def cmd_runs(args: argparse.Namespace) -> int:
             raise FileNotFoundError(f"--store: no run store at {path}")
         print(f"no runs yet: {path} does not exist (snnlab train or the dashboard create it)")
         return 0
-    store = _store(str(path))
+    store = _store(str(path), writing=False)
     if args.action == "list":
         runs = store.list_runs()
         if runs.empty:
@@ -360,7 +377,7 @@ def build_parser() -> argparse.ArgumentParser:
     runs.set_defaults(func=cmd_runs)
 
     dash = sub.add_parser("dashboard", help="serve the live-training dashboard (Panel) on localhost")
-    dash.add_argument("--port", type=int, default=5006)
+    dash.add_argument("--port", type=int, default=5006, help="port to serve on [5006]")
     dash.add_argument("--address", default="127.0.0.1", help="bind address [127.0.0.1: this machine only]")
     dash.add_argument("--show", action="store_true", help="open a browser tab")
     dash.add_argument("--store", help="run store (SQLite file) [$SNNLAB_STORE or runs/snnlab.sqlite]")

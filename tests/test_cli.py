@@ -358,3 +358,48 @@ def test_a_config_file_and_data_kwargs_flags_merge_key_by_key(tmp_path):
     args = build_parser().parse_args(["train", "--preset", "dcls_shd", "--config", str(saved), "--epochs", "3"])
     cfg = config_from_args(args)
     assert cfg.epochs == 3 and cfg.data_kwargs == {"time_window": 10000, "channel_bin": 5}
+
+
+def test_python_m_snnlab_is_the_command_line(tmp_path):
+    import subprocess
+    import sys
+
+    r = subprocess.run([sys.executable, "-m", "snnlab", "--help"], capture_output=True, text=True, timeout=120,
+                       cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    assert "usage: snnlab" in r.stdout and "examples:" in r.stdout
+    r = subprocess.run([sys.executable, "-m", "snnlab", "runs", "--store", str(tmp_path / "none.sqlite")],
+                       capture_output=True, text=True, timeout=120, cwd=tmp_path)
+    assert r.returncode == 2 and "no run store at" in r.stderr  # main's exit status is the process's
+
+
+def test_demo_points_at_commands_an_installed_package_has(monkeypatch, capsys):
+    import snnlab.cli as cli
+
+    monkeypatch.setattr(cli, "cmd_train", lambda ns: 0)
+    assert main(["demo", "--epochs", "1"]) == 0
+    out = capsys.readouterr().out
+    assert "`snnlab dashboard`" in out and "run.sh" not in out
+
+
+def test_dashboard_help_documents_every_option(capsys):
+    assert main(["dashboard", "--help"]) == 0
+    text = capsys.readouterr().out
+    assert "--port PORT port to serve on [5006]" in " ".join(text.split())
+
+
+@pytest.mark.parametrize("where", ["cwd", "env"])
+def test_train_where_the_run_store_cannot_be_created_says_store_or_no_store(tmp_path, capsys, monkeypatch, where):
+    monkeypatch.delenv("SNNLAB_STORE", raising=False)
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "runs").write_text("a file where the default store folder would go")  # as a read-only folder
+    if where == "env":
+        monkeypatch.setenv("SNNLAB_STORE", str(tmp_path / "runs" / "store.sqlite"))
+    assert main(["train", *TINY]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("snnlab train: error: ") and len(err.splitlines()) == 1 and "Traceback" not in err
+    assert "--store PATH" in err and "--no-store" in err and "runs" in err
+    assert main(["sweep", "--grid", "neuron=ttfs", *TINY]) == 1
+    err = capsys.readouterr().err
+    assert "--store PATH" in err and "--no-store" in err
+    assert main(["train", *TINY, "--no-store"]) == 0  # the way out the message gives

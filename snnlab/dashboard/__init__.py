@@ -5,7 +5,8 @@ Example:
     >>> page = build_app(store_path="runs/snnlab.sqlite")       # doctest: +SKIP
     >>> page.dashboard.live.start()                              # doctest: +SKIP
 
-Serve it with ``snnlab dashboard``, :func:`serve_dashboard` or ``panel serve dashboards/lab.py``.
+Serve it with ``snnlab dashboard`` (or ``python -m snnlab dashboard``; works from an installed package) or
+:func:`serve_dashboard`; from a source checkout also ``panel serve dashboards/lab.py --address 127.0.0.1``.
 """
 from .serve import build_serve_command, require_panel, serve_dashboard
 

@@ -2,8 +2,9 @@
 
 :func:`build_app` returns the page for one browser session (its own :class:`TrainingSession`,
 its own sweep); served with ``panel serve`` it also polls the session every ``poll_ms`` and stops
-the training when the tab closes. Serve it with ``snnlab dashboard``, :func:`snnlab.dashboard.serve_dashboard`
-or ``panel serve dashboards/lab.py --address 127.0.0.1`` (this file is also servable itself; without ``--address``
+the training when the tab closes. Serve it with ``snnlab dashboard`` (works from an installed package) or
+:func:`snnlab.dashboard.serve_dashboard`; from a source checkout also with
+``panel serve dashboards/lab.py --address 127.0.0.1`` (this file is also servable itself; without ``--address``
 Panel listens on every interface). No template and no external
 resource: the page works offline.
 """
