@@ -23,7 +23,7 @@ from snnlab.core.network import Monitor, Sequential  # noqa: E402
 from snnlab.core.normalization import TimeBatchNorm  # noqa: E402
 from snnlab.core.neurons import LI, LIF  # noqa: E402
 
-__version__ = "0.1.0"
+__version__ = "0.1.0"  # the one place of the version: pyproject.toml reads this literal
 
 __all__ = ["LIF", "LI", "DelayedLinear", "DelaySchedule", "SpikeMask", "TimeBatchNorm", "TimeDropout", "Sequential", "Monitor", "surrogates",
            "__version__"]
