@@ -216,3 +216,20 @@ def test_a_monitor_reused_or_copied_leaves_nothing_stale():
         net[:2](x)
     assert list(mon.spikes) == ["1"] and list(mon.membrane) == ["1"]  # not the LI's membrane of the first block
     torch.testing.assert_close(twin(x), net(x))
+
+
+def test_a_spikes_only_monitor_keeps_no_membrane_and_nests_with_a_full_one():
+    """Speed profile: evaluate()'s monitor made every LIF keep its [T, B, N] membrane (forwards up to 2x slower) and
+    never read it; membrane=False records the same spikes without it."""
+    net = sl.Sequential(torch.nn.Linear(4, 8), sl.LIF(), torch.nn.Linear(8, 2), sl.LI())
+    x = torch.rand(10, 3, 4)
+    with sl.Monitor(net, membrane=False) as light:
+        net(x)
+        assert not net[1].record and net[1].last_membrane is None and light.membrane == {}
+        with sl.Monitor(net) as full:  # a full monitor inside still gets membranes, and the light one spikes
+            net(x)
+        assert not net[1].record  # back to the light monitor alone
+    assert torch.equal(light.spikes["1"], full.spikes["1"]) and full.membrane["1"].shape == (10, 3, 8)
+    with sl.Monitor(net) as full, sl.Monitor(net, membrane=False):
+        pass
+    assert not net[1].record and net[1]._monitors == 0

@@ -95,7 +95,7 @@ def collect(model: nn.Module, loader: Iterable, readout: str = "membrane_sum", d
 
     handles = [modules[m].register_forward_hook(count_mask(m)) for m in masks.values()]
     try:
-        with eval_mode(model), same_model_randomness(model, dev, seed=seed), Monitor(model) as mon, \
+        with eval_mode(model), same_model_randomness(model, dev, seed=seed), Monitor(model, membrane=False) as mon, \
                 SynOpsCounter(model) as counter:
             lif_names = [n for n, m in mon.layers.items() if isinstance(m, LIF)]
             rec.layer_spikes = {n: 0.0 for n in lif_names}
