@@ -22,6 +22,8 @@ setup() {
     # build (CUDA on Linux). CPU-only or GPU users: install the torch build you want first; this line keeps it.
     "$VENV/bin/python" -c "import torch" 2>/dev/null || "$VENV/bin/python" -m pip install -q "torch==2.13.0"
     "$VENV/bin/python" -m pip install -q -e ".[dev]"
+    # the compiled CPU time loop, built now rather than at the first training step (skipped without a C compiler)
+    "$VENV/bin/python" -c "from snnlab.kernels.lif_cpu import cpu_kernel_available; cpu_kernel_available()" || true
     echo "$want" > "$stamp"
   fi
 }

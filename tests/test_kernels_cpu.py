@@ -173,17 +173,20 @@ def test_missing_compiler_is_a_clear_error_and_auto_keeps_pytorch(monkeypatch, t
 
 
 @pytest.mark.skipif(c_build.find_compiler() is None, reason="no C compiler")
-def test_build_is_cached_per_source_and_reports_compiler_errors(monkeypatch, tmp_path):
+def test_build_is_cached_per_source_and_reports_compiler_errors(monkeypatch, tmp_path, capfd):
     monkeypatch.setenv("SNNLAB_CACHE_DIR", str(tmp_path))
     src = tmp_path / "adder.c"
     src.write_text("int add(int a, int b) { return a + b; }\n")
     lib = c_build.load_c_library(src)
     assert lib.add(2, 3) == 5
+    # the first build says why the first step waits (speed profile: 8 s of silence and a wrong ETA)
+    assert capfd.readouterr().err.count("snnlab: compiling adder.c for this machine (once") == 1
     built = sorted(tmp_path.glob("adder-*.so"))
     assert len(built) == 1
     stamp = os.stat(built[0]).st_mtime_ns
-    c_build.load_c_library(src)  # cached: not compiled again
+    c_build.load_c_library(src)  # cached: not compiled again, nothing said
     assert os.stat(built[0]).st_mtime_ns == stamp and sorted(tmp_path.glob("adder-*.so")) == built
+    assert capfd.readouterr().err == ""
     src.write_text("int add(int a, int b) { return a - b; }\n")  # an edited source gets its own build
     assert c_build.load_c_library(src).add(2, 3) == -1
     assert len(list(tmp_path.glob("adder-*.so"))) == 2

@@ -20,6 +20,7 @@ import os
 import platform
 import shutil
 import subprocess
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -194,6 +195,9 @@ def load_c_library(source: Path) -> ctypes.CDLL:
             folder = folder or build_dir()  # raises CBuildError when no folder is writable
             target = folder / name
         if not _exists(target):
+            if not errors:  # the first build on this machine: say why the first step waits
+                print(f"snnlab: compiling {source.name} for this machine (once, up to ~10 s; cached in {target.parent})",
+                      file=sys.stderr, flush=True)
             err = _compile(cc, source, target, flags)
             if err is not None:
                 errors.append(f"{cc} {' '.join(flags)}: {err}")
