@@ -233,3 +233,49 @@ def test_a_spikes_only_monitor_keeps_no_membrane_and_nests_with_a_full_one():
     with sl.Monitor(net) as full, sl.Monitor(net, membrane=False):
         pass
     assert not net[1].record and net[1]._monitors == 0
+
+
+def test_a_registered_surrogate_trains_on_the_pytorch_path_and_the_fused_kernels_refuse_it():
+    """Extensibility probe: a Surrogate subclass's own grad() was silently replaced by the built-in of its name, and a
+    name added to REGISTRY by hand passed LIF() and evaluate, then failed at the first backward."""
+    from dataclasses import dataclass
+
+    from snnlab.kernels.surrogate_math import CUSTOM_SURROGATES
+
+    def rect(u, a):
+        return (u.abs() < 0.5 / a).to(u.dtype) * a
+
+    sl.surrogates.register("rect_probe", rect, 2.0)
+    try:
+        x = torch.rand(12, 3, 5, generator=torch.Generator().manual_seed(0)) * 1.5
+        lif = sl.LIF(surrogate="rect_probe", backend="auto")
+        assert lif.surrogate.is_custom and lif.surrogate.param == 2.0
+        xa = x.clone().requires_grad_()
+        lif(xa).sum().backward()
+        xr = x.clone().requires_grad_()  # the reference: autograd through the rectangle at each spike's u
+        from reference import lif_reference
+
+        s_ref, _ = lif_reference(xr, torch.tensor(0.9), torch.tensor(1.0), surrogate="rect_probe", param=2.0)
+        s_ref.sum().backward()
+        torch.testing.assert_close(xa.grad, xr.grad)
+        for backend in ("cpu", "triton"):
+            with pytest.raises(ValueError, match="registered with snnlab.surrogates.register.*backend='torch'"):
+                sl.LIF(surrogate="rect_probe", backend=backend)
+        sl.LIF(surrogate="rect_probe", noise="gaussian", backend="cpu")  # noisy: its noise density, built in
+
+        @dataclass(frozen=True)
+        class MySurrogate(sl.surrogates.Surrogate):
+            def grad(self, u):
+                return torch.ones_like(u)
+
+        with pytest.raises(TypeError, match="would not be used; add it with snnlab.surrogates.register"):
+            sl.LIF(surrogate=MySurrogate("atan", 2.0))
+        with pytest.raises(ValueError, match="built-in"):
+            sl.surrogates.register("atan", rect, 1.0)
+        with pytest.raises(ValueError, match="tensor of u's shape"):
+            sl.surrogates.register("bad_probe", lambda u, a: 1.0, 1.0)
+    finally:
+        sl.surrogates.unregister("rect_probe")
+    assert "rect_probe" not in sl.surrogates.available() and "rect_probe" not in CUSTOM_SURROGATES
+    with pytest.raises(ValueError, match="not a registered custom surrogate"):
+        sl.surrogates.unregister("atan")

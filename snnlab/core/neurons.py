@@ -9,7 +9,7 @@ from torch import nn
 from snnlab.kernels.counter_rng import COUNTER_PERIOD
 from snnlab.kernels.dispatch import BACKENDS, lif_impl
 from snnlab.kernels.lif_torch import li_torch
-from snnlab.kernels.surrogate_math import NOISE_SURROGATES
+from snnlab.kernels.surrogate_math import NOISE_SURROGATES, check_builtin_surrogate
 
 from . import surrogates as sg
 from .validation import (all_finite, as_drop_probability, as_number, as_seed, check_choice, check_positive,
@@ -232,7 +232,13 @@ class LIF(_Leaky):
         self.mask_p = as_drop_probability(mask_p, "mask_p", "LIF")
         seed = None if seed is None else as_seed(seed, "LIF")
         self.mask_at_inference = bool(mask_at_inference)
+        if isinstance(surrogate, sg.Surrogate) and type(surrogate).grad is not sg.Surrogate.grad:
+            raise TypeError(f"LIF: the kernels compute a surrogate by its name, so the grad() of "
+                            f"{type(surrogate).__name__} would not be used; add it with "
+                            "snnlab.surrogates.register(name, grad, default) and pass the name")
         self.surrogate = sg.get(surrogate)
+        if self.surrogate.is_custom and noise is None and backend in ("cpu", "triton"):
+            check_builtin_surrogate(f"LIF(backend={backend!r})", self.surrogate.name)  # raises: fused kernels
         self.reset, self.detach_reset, self.max_spikes = reset, bool(detach_reset), max_spikes
         self.noise, self.noise_scale, self.noisy_eval = noise, float(noise_scale), bool(noisy_eval)
         self.backend = backend
@@ -261,7 +267,8 @@ class LIF(_Leaky):
             warnings.warn(f"LIF: {x.numel()} neuron-steps in one call; the noise and mask draws come from a 32-bit "
                           f"counter and repeat every {COUNTER_PERIOD} elements (split the batch to avoid it)",
                           RuntimeWarning, stacklevel=2)
-        impl = lif_impl(self.backend, x.device, x.dtype)
+        custom = self.surrogate.is_custom and self.noise is None  # computed by the PyTorch path only
+        impl = lif_impl("torch" if custom and self.backend == "auto" else self.backend, x.device, x.dtype)
         beta = self.beta()
         spikes, membrane = impl(
             # parameters keep their dtype: the fused kernels compute in float32 whatever x's dtype (a

@@ -15,6 +15,9 @@ name               pseudo-derivative                                           p
 ``logistic``       Logistic density of scale sigma (noisy neurons, NSNN)        sigma = 0.3
 =================  ==========================================================  ===============
 
+Your own: :func:`register` a name with its pseudo-derivative ``grad(u, param)``. The PyTorch path computes it
+(``backend="auto"`` takes that path for it); the fused kernels compute the built-in ones only and refuse it.
+
 Example:
     >>> import torch, snnlab as sl
     >>> sg = sl.surrogates.get("fast_sigmoid", alpha=25.0)
@@ -25,11 +28,12 @@ Example:
 """
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
 
-from snnlab.kernels.surrogate_math import NOISE_SURROGATES, surrogate_grad
+from snnlab.kernels.surrogate_math import CUSTOM_SURROGATES, NOISE_SURROGATES, SURROGATE_NAMES, surrogate_grad
 
 
 @dataclass(frozen=True)
@@ -45,6 +49,11 @@ class Surrogate:
             raise ValueError(f"unknown surrogate {self.name!r}; choose one of {sorted(REGISTRY)}")
         if not float(self.param) > 0:
             raise ValueError(f"surrogate {self.name!r}: its parameter must be > 0, got {self.param!r}")
+
+    @property
+    def is_custom(self) -> bool:
+        """True for a surrogate added with :func:`register` (computed by the PyTorch path only)."""
+        return self.name in CUSTOM_SURROGATES
 
     @property
     def is_noise(self) -> bool:
@@ -65,6 +74,49 @@ REGISTRY: dict[str, tuple[float, str]] = {
     "gaussian": (0.3, "Gaussian noise density of scale sigma (noisy neurons)"),
     "logistic": (0.3, "logistic noise density of scale sigma (noisy neurons)"),
 }
+
+
+def register(name: str, grad: Callable[[torch.Tensor, float], torch.Tensor], default: float,
+             description: str = "") -> None:
+    """Add your own surrogate: ``grad(u, param)`` returns the pseudo-derivative at ``u = h - threshold`` (a tensor
+    like ``u``), ``default`` its parameter when none is given. Registering a name again replaces it; the built-in
+    names cannot be replaced. :class:`snnlab.LIF` layers use it on the PyTorch path (``backend="auto"`` takes that
+    path for them, ``"cpu"`` and ``"triton"`` refuse it); configurations (``ExperimentConfig``, the command line and
+    the dashboard) take the built-in names.
+
+    Example:
+        >>> import torch, snnlab as sl
+        >>> sl.surrogates.register("rectangle", lambda u, a: (u.abs() < 0.5 / a).to(u.dtype) * a, 1.0)
+        >>> lif = sl.LIF(surrogate="rectangle", backend="auto")
+        >>> x = torch.full((3, 1, 1), 0.9, requires_grad=True)
+        >>> lif(x).sum().backward(); x.grad.flatten().tolist()   # u = 0.9 - 1 at step 0 is inside the rectangle
+        [1.0, 0.0, 0.0]
+        >>> sl.surrogates.unregister("rectangle")
+    """
+    if not isinstance(name, str) or not name:
+        raise TypeError(f"register: name must be a non-empty string, got {name!r}")
+    if name in SURROGATE_NAMES:
+        raise ValueError(f"register: {name!r} is a built-in surrogate; choose another name")
+    if not callable(grad):
+        raise TypeError(f"register: grad must be a function grad(u, param), got {type(grad).__name__}")
+    if not float(default) > 0:
+        raise ValueError(f"register: the default parameter must be > 0, got {default!r}")
+    probe = torch.linspace(-1.0, 1.0, 5)
+    out = grad(probe, float(default))
+    if not isinstance(out, torch.Tensor) or out.shape != probe.shape:
+        raise ValueError(f"register: grad(u, param) must return a tensor of u's shape, got "
+                         f"{getattr(out, 'shape', type(out).__name__)} for u of shape {tuple(probe.shape)}")
+    CUSTOM_SURROGATES[name] = grad
+    REGISTRY[name] = (float(default), description or f"custom surrogate {name!r}")
+
+
+def unregister(name: str) -> None:
+    """Remove a surrogate added with :func:`register` (``ValueError`` for a built-in or unknown name)."""
+    if name not in CUSTOM_SURROGATES:
+        raise ValueError(f"unregister: {name!r} is not a registered custom surrogate "
+                         f"(custom ones: {sorted(CUSTOM_SURROGATES)})")
+    del CUSTOM_SURROGATES[name]
+    del REGISTRY[name]
 
 
 def available() -> list[str]:

@@ -11,7 +11,7 @@ import numbers
 
 import torch
 
-from .surrogate_math import NOISE_SURROGATES, SURROGATE_NAMES
+from .surrogate_math import NOISE_SURROGATES, SURROGATE_NAMES, check_builtin_surrogate
 
 # integer codes of the surrogates, as the kernels know them
 SURROGATE_CODES = {name: i for i, name in enumerate(SURROGATE_NAMES)}
@@ -39,8 +39,7 @@ def check_fused_args(who: str, x: torch.Tensor, reset: str, surrogate: str, nois
     """Raise ``ValueError`` / ``TypeError`` for options or inputs a fused kernel cannot take."""
     if reset not in ("subtract", "zero"):
         raise ValueError(f"unknown reset {reset!r}; choose 'subtract' or 'zero'")
-    if surrogate not in SURROGATE_CODES:
-        raise ValueError(f"unknown surrogate {surrogate!r}; choose one of {list(SURROGATE_NAMES)}")
+    check_builtin_surrogate(who, surrogate)  # (a noisy neuron's is its noise density: built in)
     if noise is not None and noise not in NOISE_SURROGATES:
         raise ValueError(f"unknown noise {noise!r}; choose one of {list(NOISE_SURROGATES)}")
     if x.dtype not in dtypes:

@@ -9,6 +9,7 @@ densities ("gaussian", "logistic") the parameter is the noise scale ``sigma``.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 
 import torch
 
@@ -17,6 +18,10 @@ NOISE_SURROGATES = ("gaussian", "logistic")
 SURROGATE_NAMES = SHARPNESS_SURROGATES + NOISE_SURROGATES
 
 _INV_SQRT_2PI = 1.0 / math.sqrt(2.0 * math.pi)
+
+#: surrogates registered by users (``snnlab.surrogates.register``): ``{name: grad(u, param)}``. Only the
+#: PyTorch path computes them; the fused kernels refuse them (:func:`check_builtin_surrogate`).
+CUSTOM_SURROGATES: dict[str, Callable[[torch.Tensor, float], torch.Tensor]] = {}
 
 
 def surrogate_grad(name: str, u: torch.Tensor, param: float) -> torch.Tensor:
@@ -36,7 +41,19 @@ def surrogate_grad(name: str, u: torch.Tensor, param: float) -> torch.Tensor:
     if name == "logistic":
         sg = torch.sigmoid(u / param)
         return sg * (1.0 - sg) / param
-    raise ValueError(f"unknown surrogate {name!r}; choose one of {list(SURROGATE_NAMES)}")
+    if name in CUSTOM_SURROGATES:
+        return CUSTOM_SURROGATES[name](u, param)
+    raise ValueError(f"unknown surrogate {name!r}; choose one of {list(SURROGATE_NAMES) + list(CUSTOM_SURROGATES)}")
+
+
+def check_builtin_surrogate(who: str, name: str) -> None:
+    """``ValueError`` unless ``name`` is a built-in surrogate, the only ones the fused kernels compute."""
+    if name in CUSTOM_SURROGATES:
+        raise ValueError(f"{who}: surrogate {name!r} was registered with snnlab.surrogates.register; the fused "
+                         "kernels compute the built-in surrogates only: use backend='torch' (or 'auto', which takes "
+                         "it for custom surrogates)")
+    if name not in SURROGATE_NAMES:
+        raise ValueError(f"unknown surrogate {name!r}; choose one of {list(SURROGATE_NAMES)}")
 
 
 def surrogate_grad_(name: str, u: torch.Tensor, param: float) -> torch.Tensor:
