@@ -494,3 +494,33 @@ def test_evaluate_caps_only_the_test_loader_at_eval_max_batches():
     assert tr.evaluate()["n_samples"] == 4
     mine = [(x, y) for x, y in tr.train_loader][:3]
     assert tr.evaluate(mine)["n_samples"] == 12 and tr.evaluate(mine, max_batches=2)["n_samples"] == 8
+
+
+def test_own_model_and_data_get_their_own_label_and_clear_errors(tmp_path):
+    """Extensibility probe: a run of a custom model was stored as 'digits 64-128-10 multi_spike atan T20'; a
+    batch-first loader failed with torch's 'Expected input batch_size (12) to match target batch_size (4)'; a model
+    returning (out, extras), which evaluate() takes, was refused by the Trainer."""
+    from snnlab.experiments import RunStore
+
+    class Pair(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.net = sl.Sequential(torch.nn.Linear(3, 6), sl.LIF(), torch.nn.Linear(6, 2), sl.LI())
+
+        def forward(self, x):
+            return self.net(x), {"extra": 1}
+
+    x, y = torch.rand(12, 4, 3), torch.randint(0, 2, (4,))
+    store = RunStore(tmp_path / "runs.sqlite")
+    tr = Trainer(tiny(epochs=1), model=Pair(), train_loader=[(x, y)], test_loader=[(x, y)], store=store,
+                 progress=False)
+    assert tr.label == "Pair (custom model) on custom data" and tr.name == tr.label
+    tr.run()
+    assert tr.state == "finished" and store.list_runs()["name"].tolist() == [tr.label]
+    own_data = Trainer(tiny(epochs=1), train_loader=[(x, y)], test_loader=[(x, y)], progress=False)
+    assert own_data.label == tiny().label() + " (custom data)"
+    batch_first = Trainer(tiny(epochs=1), model=Pair(), train_loader=[(x.transpose(0, 1), y)],
+                          test_loader=[(x, y)], progress=False)
+    with pytest.raises(ValueError, match=r"4 labels but x of shape \(4, 12, 3\) has batch size 12: x must be "
+                                         r"time-major .*x.transpose\(0, 1\)"):
+        batch_first.run()

@@ -270,6 +270,15 @@ class Trainer:
         else:
             n_in = n_cls = None
         self.train_loader, self.test_loader = train_loader, test_loader
+        own_data = n_in is None
+        own_model = model is not None
+        #: the run's label (run store, checkpoints, events): the configuration's, unless the model or the data were
+        #: passed in, which the configuration then does not describe
+        self.label = cfg.label()
+        if own_model:
+            self.label = f"{type(model).__name__} (custom model) on {'custom data' if own_data else cfg.dataset}"
+        elif own_data:
+            self.label += " (custom data)"
         if model is None:
             if n_in is None:
                 from .config import dataset_shape
@@ -324,7 +333,7 @@ class Trainer:
             try:
                 store.get_run(run_id)
             except KeyError:  # resumed into a store that never saw the run (or a chosen id): register it
-                store.create_run(cfg.to_dict(), name or (ckpt or {}).get("label") or cfg.label(), run_id=run_id)
+                store.create_run(cfg.to_dict(), name or (ckpt or {}).get("label") or self.label, run_id=run_id)
             else:
                 if ckpt is not None:  # the store follows the resumed run: its config, no metrics of undone steps
                     if hasattr(store, "set_config"):
@@ -332,9 +341,9 @@ class Trainer:
                     if hasattr(store, "delete_metrics_after"):
                         store.delete_metrics_after(run_id, int(ckpt["step"]))
         if run_id is None and store is not None:
-            run_id = str(store.create_run(cfg.to_dict(), name or cfg.label()))
+            run_id = str(store.create_run(cfg.to_dict(), name or self.label))
         self.run_id = str(run_id) if run_id is not None else uuid.uuid4().hex[:12]
-        self.name = name or cfg.label()
+        self.name = name or self.label
         for cb in callbacks:
             self.events.subscribe(cb)
         if self.run_dir is not None:
@@ -629,7 +638,7 @@ class Trainer:
             "format": CHECKPOINT_FORMAT,
             "config_json": self.cfg.to_json(),
             "run_id": self.run_id,
-            "label": self.cfg.label(),
+            "label": self.label,
             "epoch": int(self.epoch),
             "step": int(self.step),
             "model": self.model.state_dict(),
@@ -787,7 +796,7 @@ class Trainer:
         cfg = self.cfg
         self._check_schedules_can_run()
         n_params = sum(p.numel() for p in self.model.parameters())
-        self._emit("started", config=cfg.to_dict(), label=cfg.label(), name=self.name, device=str(self.device),
+        self._emit("started", config=cfg.to_dict(), label=self.label, name=self.name, device=str(self.device),
                    n_parameters=int(n_params), start_epoch=int(self.epoch), epochs=int(cfg.epochs))
         self._store("set_status", self.run_id, "running", None)
         self._start_step = self.step
@@ -870,6 +879,11 @@ class Trainer:
                     x, y = next(it)
                 except StopIteration:
                     break
+                if not isinstance(x, torch.Tensor) or x.dim() < 2 or x.shape[1] != len(y):
+                    raise ValueError(f"Trainer: a training batch has {len(y)} labels but x of shape "
+                                     f"{tuple(getattr(x, 'shape', ()))} has batch size "
+                                     f"{x.shape[1] if isinstance(x, torch.Tensor) and x.dim() >= 2 else 'none'}: x must "
+                                     "be time-major [T, B, ...] (for a batch-first loader, yield x.transpose(0, 1))")
                 x = x.to(self.device, non_blocking=True)
                 y = y.to(self.device, non_blocking=True)
                 if not torch.is_floating_point(x):
@@ -880,6 +894,8 @@ class Trainer:
                     out = model(x)
                 finally:
                     self._counting = False
+                if isinstance(out, (tuple, list)):  # (output, extras), as evaluate() takes it
+                    out = out[0]
                 lg = logits(out, cfg.readout)
                 loss = self.loss_fn(lg, y)
                 loss_v = float(loss.detach())
@@ -1032,4 +1048,4 @@ class Trainer:
 
     def __repr__(self) -> str:
         return (f"Trainer(run_id={self.run_id!r}, state={self.state!r}, epoch={self.epoch}/{self.cfg.epochs}, "
-                f"step={self.step}, label={self.cfg.label()!r})")
+                f"step={self.step}, label={self.label!r})")
