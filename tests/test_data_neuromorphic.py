@@ -533,3 +533,209 @@ def test_default_data_root_outside_a_checkout_is_a_user_folder_and_errors_say_ho
         nm.load_shd(tmp_path / "empty", "train")
     with pytest.raises(FileNotFoundError, match=r"--data-root.*SNNLAB_SHARED_DATA"):
         nm.load_nmnist(tmp_path / "empty", "test")
+
+
+# ----------------------------------------------------------------------------------------------
+# the np.bincount binning gives tonic's ToFrame frames, bit for bit
+# ----------------------------------------------------------------------------------------------
+# (W, H, P) of N-MNIST, POKER-DVS, DVS Gesture, SHD/SSC, SHD/SSC with channel_bin 5 / 7, and a small odd camera
+_SENSORS = [(34, 34, 2), (35, 35, 2), (128, 128, 2), (700, 1, 1), (140, 1, 1), (100, 1, 1), (5, 3, 1)]
+_TIMES = ["sorted", "edges", "same", "negative", "unsorted", "one"]
+
+
+def _random_events(rng: np.random.Generator, sensor: tuple[int, int, int], times: str) -> np.ndarray:
+    w, h, p = sensor
+    n = 1 if times == "one" else int(rng.integers(1, 400))
+    ev = np.zeros(n, nm.AUDIO_DTYPE if h == 1 and p == 1 else nm.XYTP_DTYPE)
+    ev["x"] = rng.integers(0, w, n)
+    if "y" in ev.dtype.names:
+        ev["y"] = rng.integers(0, h, n)
+    ev["p"] = rng.integers(0, p, n)
+    span = int(rng.choice([1, 10, 1000, 300_000]))
+    t = rng.integers(0, span, n)
+    if times == "edges":  # most events exactly on the edges of windows of 1, 7 or 1000 us
+        t = rng.integers(0, 8, n) * int(rng.choice([1, 7, 1000]))
+    elif times == "same":
+        t[:] = int(rng.integers(0, 10**6))
+    elif times == "negative":
+        t = t - span // 2 - int(rng.integers(0, 3))
+    ev["t"] = t if times == "unsorted" else np.sort(t)
+    return ev
+
+
+def _tonic_frames(ev: np.ndarray, sensor, **kw) -> np.ndarray:
+    return tonic.transforms.ToFrame(sensor_size=sensor, **kw)(ev.copy())  # (tonic zeroes p in place for P = 1)
+
+
+def test_time_window_frames_are_tonics_toframe_bit_for_bit():
+    """Property test over seeded random recordings: every sensor layout, times on window edges, all at one time,
+    negative, unsorted, a single event; whole, non-integer and tiny windows; start/end as snnlab passes them (and
+    none, and arbitrary ones); include_incomplete both ways; overlaps."""
+    rng = np.random.default_rng(1234)
+    checked = 0
+    for case in range(900):
+        sensor = _SENSORS[case % len(_SENSORS)]
+        ev = _random_events(rng, sensor, _TIMES[(case // len(_SENSORS)) % len(_TIMES)])
+        t = ev["t"]
+        extent = max(int(t.max()) - int(t.min()), 1)
+        window = float(rng.choice([extent / rng.integers(1, 40), extent / 3, 1000.5, 7, 1000, 1e6 / 300]))
+        if extent / window > 300:  # keep tonic's frames small
+            window = extent / 300
+        kw = dict(time_window=window, include_incomplete=bool(rng.integers(0, 2)))
+        how = case % 4
+        if how == 1:  # snnlab's own call: n windows from a start, end half a window short of start + n windows
+            start = float(t.min()) if rng.integers(0, 2) else 0.0
+            n = int(rng.integers(1, 60))
+            kw.update(start_time=start, end_time=start + (n - 0.5) * window, include_incomplete=True)
+        elif how == 2:  # any start and end, the last window partial
+            kw.update(start_time=float(t.min() - rng.integers(0, 50)), end_time=float(t.max() + rng.uniform(0, window)))
+        elif how == 3:
+            kw["overlap"] = float(rng.choice([0.0, window / 3, window / 2]))
+        ours = nm._time_window_frames(ev, sensor, **kw)
+        ref = _tonic_frames(ev, sensor, **kw)
+        assert ours.dtype == ref.dtype == np.int16 and ours.shape == ref.shape, (case, kw)
+        assert np.array_equal(ours, ref), (case, kw, ev)
+        checked += int(ref.sum())
+    assert checked > 10_000  # the cases do bin events
+    empty = np.zeros(0, nm.XYTP_DTYPE)
+    for sensor in ((34, 34, 2), (700, 1, 1)):
+        ours, ref = nm._time_window_frames(empty, sensor, 1000), _tonic_frames(empty, sensor, time_window=1000)
+        assert ours.dtype == ref.dtype and ours.shape == ref.shape and np.array_equal(ours, ref)
+
+
+def test_time_window_frames_wrap_past_32767_events_in_a_cell_as_tonic_does():
+    ev = np.zeros(40_000, nm.AUDIO_DTYPE)
+    ev["x"] = 3
+    for kw in (dict(time_window=10), dict(time_window=10, start_time=0.0, end_time=15.0, include_incomplete=True)):
+        ours, ref = nm._time_window_frames(ev, (700, 1, 1), **kw), _tonic_frames(ev, (700, 1, 1), **kw)
+        assert ours.dtype == ref.dtype and np.array_equal(ours, ref) and ref[0, 0, 3] == 40_000 - 2**16
+
+
+def _reference_bin(ds: nm.EventFrameDataset, events: np.ndarray) -> torch.Tensor:
+    """EventFrameDataset._bin as it was with tonic's ToFrame (before the np.bincount binning), after the reader."""
+    events = events.copy()
+    if ds.channel_bin != 1:
+        events["x"] //= ds.channel_bin
+    if ds.duration is not None and len(events):
+        limit = float(ds.duration)
+        if ds.time_window is not None:
+            limit = min(limit, nm.whole_frames(ds.duration, ds.time_window) * float(ds.time_window))
+        events = events[events["t"] < limit]
+    start, width, n = ds._frames_of(events)
+    if len(events) == 0:
+        return torch.zeros((n,) + ds._frame_shape())
+    to_frame = tonic.transforms.ToFrame(sensor_size=ds.sensor_size, time_window=width, start_time=start,
+                                        end_time=start + (n - 0.5) * width, include_incomplete=True)
+    frames = np.asarray(to_frame(events), dtype=np.float32)
+    return torch.from_numpy(frames.reshape((frames.shape[0],) + ds._frame_shape()))
+
+
+def _assert_same_frames(ds: nm.EventFrameDataset, events_of) -> int:
+    import warnings
+
+    total = 0
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # samples whose events all lie past duration
+        for i in range(len(ds)):
+            ours, ref = ds[i][0], _reference_bin(ds, events_of(i))
+            assert ours.dtype == ref.dtype == torch.float32 and ours.shape == ref.shape, (i, ours.shape, ref.shape)
+            assert torch.equal(ours, ref), i
+            total += int(ref.sum())
+    return total
+
+
+_BINNINGS = [dict(n_time_bins=1), dict(n_time_bins=3), dict(n_time_bins=30), dict(n_time_bins=100),
+             dict(n_time_bins=None, time_window=1000), dict(n_time_bins=None, time_window=1000.5),
+             dict(n_time_bins=None, time_window=10_000), dict(n_time_bins=None, time_window=1e6 / 300),
+             dict(n_time_bins=None, time_window=10_000, duration=1_000_000),
+             dict(n_time_bins=None, time_window=1e6 / 300, duration=300_000),
+             dict(n_time_bins=None, time_window=3_000, duration=3_500), dict(n_time_bins=20, duration=300_000)]
+
+
+@pytest.mark.parametrize("sensor,channel_bin", [((700, 1, 1), 1), ((700, 1, 1), 5), ((700, 1, 1), 7),
+                                                ((700, 1, 1), 700), ((34, 34, 2), 1), ((35, 35, 2), 1),
+                                                ((128, 128, 2), 1)])
+@pytest.mark.parametrize("binning", range(len(_BINNINGS)))
+def test_event_frame_dataset_gives_the_frames_tonic_gave(sensor, channel_bin, binning):
+    kwargs = _BINNINGS[binning]
+    if sensor == (128, 128, 2) and kwargs.get("time_window") is not None and kwargs["time_window"] < 10_000:
+        pytest.skip("thousands of 128x128 frames: slow, and covered by the other sensors")
+    rng = np.random.default_rng(binning * 100 + channel_bin + sensor[0])
+    samples = []
+    for times in _TIMES + ["sorted"] * 6:
+        ev = _random_events(rng, sensor, times)
+        if times in ("sorted", "edges") and rng.integers(0, 2):  # long recordings: 4k-12k events over up to 1.4 s
+            k = int(rng.integers(4000, 12_000))
+            ev = np.resize(ev, k)
+            ev["x"] = rng.integers(0, sensor[0], k)
+            ev["t"] = np.sort(rng.integers(0, int(rng.choice([300_000, 1_400_000])), k))
+        if times == "negative":
+            ev = ev[np.argsort(ev["t"], kind="stable")]  # as the .npy readers give them (SHD refuses t < 0)
+        samples.append(ev)
+    samples.append(np.zeros(0, samples[0].dtype))  # an empty recording
+    ds = nm.EventFrameDataset("toy", list(range(len(samples))), [0] * len(samples), lambda i: samples[i], sensor,
+                              channel_bin=channel_bin, **kwargs)
+    assert _assert_same_frames(ds, samples.__getitem__) > 0
+
+
+def test_event_frame_dataset_counts_past_tonics_int16_and_leaves_the_readers_array_alone():
+    """tonic's ToFrame keeps int16 frames, whose cells wrap past 32767 events (40000 became -25536); the dataset
+    counts them: the same frames as tonic's below that, the true count above."""
+    ev = np.zeros(40_000, nm.AUDIO_DTYPE)
+    ev["x"] = np.arange(40_000) % 2 + 10  # units 10 and 11: 20000 events each, 40000 in one channel_bin=5 channel
+    before = ev.copy()
+    ds = nm.EventFrameDataset("toy", [0], [0], lambda _: ev, (700, 1, 1), n_time_bins=1)
+    assert _assert_same_frames(ds, lambda _: ev) != 0  # 20000 per cell: tonic's frames
+    ds = nm.EventFrameDataset("toy", [0], [0], lambda _: ev, (700, 1, 1), n_time_bins=1, channel_bin=5)
+    assert ds[0][0][0, 2] == 40_000 and ds[0][0].sum() == 40_000
+    assert _time_window_frames_of_tonic(ev, 5)[0, 0, 2] == 40_000 - 2**16  # what tonic's int16 frame holds
+    assert np.array_equal(ev, before)
+
+
+def _time_window_frames_of_tonic(ev: np.ndarray, channel_bin: int) -> np.ndarray:
+    from tonic.transforms import ToFrame
+
+    binned = ev.copy()
+    binned["x"] //= channel_bin
+    return ToFrame(sensor_size=(700 // channel_bin, 1, 1), time_window=1000, include_incomplete=True)(binned)
+
+
+@pytest.mark.skipif(not (_shared_nmnist() / "NMNIST").exists(), reason="shared N-MNIST subset not available")
+@pytest.mark.parametrize("kwargs", [dict(n_time_bins=30), dict(n_time_bins=None, time_window=10_000),
+                                    dict(n_time_bins=None, time_window=5_000, duration=300_000),
+                                    dict(n_time_bins=10, duration=100_000), dict(n_time_bins=7, first_saccade_only=True)])
+def test_real_nmnist_frames_are_the_frames_tonic_gave(kwargs):
+    ds = nm.load_nmnist(_shared_nmnist(), "test", **kwargs)
+    assert _assert_same_frames(ds, lambda i: ds.reader(ds.items[i])) > 100 * 1000
+
+
+@pytest.mark.skipif(not (_shared_nmnist() / "NMNIST").exists(), reason="shared N-MNIST subset not available")
+def test_real_nmnist_cached_frames_are_the_uncached_frames(tmp_path):
+    plain = nm.load_nmnist(_shared_nmnist(), "test", n_time_bins=30)
+    cached = nm.load_nmnist(_shared_nmnist(), "test", n_time_bins=30, cache_dir=tmp_path)
+    for _ in range(2):  # computed (and stored), then read back from the files
+        for i in range(len(plain)):
+            a, b = plain[i][0], cached[i][0]
+            assert a.dtype == b.dtype == torch.float32 and a.shape == b.shape and torch.equal(a, b)
+    files = list(tmp_path.rglob("*.pt"))
+    assert len(files) == 100 and sum(f.stat().st_size for f in files) < 100 * 30 * 2 * 34 * 34 * 4 / 3.5  # uint8
+
+
+def test_cached_frames_with_counts_past_255_and_32767_are_the_uncached_frames(tmp_path):
+    """uint8 (N-MNIST-like), uint16 (a pixel with 300, or 40000, events in a frame)."""
+    rng = np.random.default_rng(0)
+    cam = np.zeros(900, nm.XYTP_DTYPE)
+    cam["x"], cam["y"], cam["p"] = rng.integers(0, 34, 900), rng.integers(0, 34, 900), rng.integers(0, 2, 900)
+    cam["t"] = np.sort(rng.integers(0, 300_000, 900))
+    hot = cam.copy()
+    hot["x"][:300], hot["y"][:300], hot["p"][:300], hot["t"][:300] = 5, 6, 1, 0  # 300 events, one pixel and time
+    wrapped = np.zeros(40_000, nm.XYTP_DTYPE)
+    for events, top in ((cam, 255), (hot, 300), (wrapped, 40_000)):
+        ds = [nm.EventFrameDataset("toy", [0], [0], lambda _: events, (34, 34, 2), n_time_bins=5, cache_dir=c)
+              for c in (None, tmp_path / f"c{top}")][::-1]
+        assert ds[0].cache is not None and ds[1].cache is None
+        for _ in range(2):
+            a, b = ds[0][0][0], ds[1][0][0]
+            assert a.dtype == b.dtype == torch.float32 and torch.equal(a, b)
+        if top != 255:
+            assert b.max() == top
