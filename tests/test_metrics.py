@@ -537,3 +537,39 @@ def test_evaluate_draws_other_inference_noise_only_for_another_seed():
     assert runs[0] == runs[2] and runs[0]["spikes_per_sample"] != runs[1]["spikes_per_sample"]
     with pytest.raises(TypeError, match="seed must be an int"):
         evaluate(net, loader, seed="a")
+
+
+def test_per_sample_figures_divide_by_the_samples_evaluate_fed():
+    """Batches of different sizes through a convolution fed [T*B, C, L] frames and a Linear called once per step:
+    every per-sample figure is the total over the loader divided by its 5 samples (a convolution sees T*B frames per
+    batch, the per-step Linear T calls of B), and the standard hand network keeps its numbers."""
+    from snnlab.metrics.synops import conv_fanout
+
+    class Net(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.conv, self.lif = nn.Conv1d(1, 2, 3, padding=1, bias=False), sl.LIF(threshold=0.5)
+            self.out, self.li = nn.Linear(2 * 4, 2, bias=False), sl.LI()
+
+        def forward(self, x):  # x [T, B, 1, 4]
+            T, B = x.shape[:2]
+            s = self.lif(self.conv(x.flatten(0, 1)).unflatten(0, (T, B)))
+            return self.li(torch.cat([self.out(s[t:t + 1].flatten(2)) for t in range(T)]))
+
+    torch.manual_seed(0)
+    net = Net()
+    g = torch.Generator().manual_seed(1)
+    xs = [torch.randint(0, 2, (3, B, 1, 4), generator=g).float() for B in (2, 3)]
+    loader = [(x, torch.zeros(x.shape[1], dtype=torch.long)) for x in xs]
+    fan, _ = conv_fanout(net.conv, (4,))  # [2, 3, 3, 2] taps * 2 output channels
+    assert fan.tolist() == [4.0, 6.0, 6.0, 4.0]
+    conv_acs = sum(float((x[..., 0, :] * fan).sum()) for x in xs)
+    with torch.no_grad():
+        hidden = sum(float((net.lif(net.conv(x.flatten(0, 1)).unflatten(0, x.shape[:2])) != 0).sum()) for x in xs)
+    r = evaluate(net, loader)
+    assert r["n_samples"] == 5 and r["spikes_per_sample"] == pytest.approx(hidden / 5)
+    assert r["synops_per_sample"] == pytest.approx((conv_acs + hidden * 2) / 5)
+    # the standard network: per layer, the samples it saw are the samples fed
+    x, y = hand_batch()
+    r = evaluate(hand_net(), [(x, y)])
+    assert r["synops_per_sample"] == (3 * 5 + 3 * 2) / 2 and r["spikes_per_sample"] == 1.5  # 3 in, 3 hidden spikes

@@ -1,6 +1,8 @@
 """Network containers and the :class:`Monitor` that records spikes and membranes."""
 from __future__ import annotations
 
+import warnings
+
 import torch
 from torch import nn
 
@@ -34,6 +36,18 @@ class Monitor:
     ``membrane=False`` records spikes only: the layers then keep no membrane for it (LIF forwards run up to 2x
     faster on the CPU without keeping the whole ``[T, B, N]`` membrane), and ``mon.membrane`` stays empty.
 
+    Only :class:`~snnlab.LIF` / :class:`~snnlab.LI` layers (and their subclasses) are neuron layers: a neuron
+    written as another ``nn.Module`` is not recorded.
+
+    A layer called several times in one forward of ``net`` (a loop over time steps, a layer shared by several
+    places) is recorded as all its calls concatenated along time, in call order: a per-step loop calling an
+    LIF on ``[1, B, N]`` ``T`` times gives ``[T, B, N]``. A forward of ``net`` is one call of ``net`` itself
+    (seen by a global forward hook of this monitor); each one starts the records of the layers it calls anew
+    (layers it does not reach keep their earlier record). A neuron layer called on its own, outside a forward
+    of ``net``, replaces its record at every call. Calls of one layer whose shapes differ beyond time cannot be
+    concatenated: the last one is kept, with a warning. :meth:`reset` forgets everything recorded
+    (:func:`snnlab.metrics.evaluate` resets before each batch).
+
     Example:
         >>> import torch, snnlab as sl
         >>> net = sl.Sequential(torch.nn.Linear(4, 8), sl.LIF(), torch.nn.Linear(8, 2), sl.LI())
@@ -51,20 +65,65 @@ class Monitor:
             if missing:
                 raise ValueError(f"Monitor: no neuron layer named {missing}; neuron layers are {list(found)}")
             found = {n: found[n] for n in layers}
+        self.net = net
         self.layers = found
         self.to_cpu = to_cpu
         self.keep_membrane = bool(membrane)
         self.spikes: dict[str, torch.Tensor] = {}
         self.membrane: dict[str, torch.Tensor] = {}
         self._handles: list = []
+        self._depth = 0  # forwards of `net` in progress (nested calls of net inside itself count once)
+        self._parts: dict[tuple[str, str], list[torch.Tensor]] = {}  # (kind, layer): calls of the forward in progress
+
+    def reset(self) -> None:
+        """Forget every record: ``spikes`` and ``membrane`` empty, the next call of each layer starts anew."""
+        self.spikes.clear()
+        self.membrane.clear()
+        self._parts.clear()
+
+    def _store(self, kind: str, name: str, t: torch.Tensor) -> None:
+        target = self.spikes if kind == "spikes" else self.membrane
+        if self._depth == 0:  # outside a forward of net: every call replaces
+            target[name] = t
+            return
+        parts = self._parts.setdefault((kind, name), [])
+        parts.append(t)
+        if len(parts) == 1:  # the first call in this forward replaces; later ones are joined when it ends
+            target[name] = t
+
+    def _merge(self) -> None:
+        for (kind, name), parts in self._parts.items():
+            if len(parts) < 2:
+                continue
+            target = self.spikes if kind == "spikes" else self.membrane
+            if len({(tuple(p.shape[1:]), p.dtype, p.device) for p in parts}) == 1:
+                target[name] = torch.cat(parts)
+            else:
+                warnings.warn(f"Monitor: layer {name!r} was called {len(parts)} times in one forward with inputs of "
+                              f"different shapes {sorted({tuple(p.shape) for p in parts})}; they cannot be joined "
+                              f"along time, only the last call's {kind} are kept", RuntimeWarning, stacklevel=2)
+                target[name] = parts[-1]
+        self._parts.clear()
+
+    def _net_pre(self, module: nn.Module, inputs) -> None:
+        if module is self.net:
+            if self._depth == 0:
+                self._parts.clear()
+            self._depth += 1
+
+    def _net_post(self, module: nn.Module, inputs, output) -> None:
+        if module is self.net and self._depth > 0:
+            self._depth -= 1
+            if self._depth == 0:
+                self._merge()
 
     def _hook(self, name: str):
         def record(module: nn.Module, inputs, output: torch.Tensor) -> None:
             move = (lambda t: t.cpu()) if self.to_cpu else (lambda t: t)
             if isinstance(module, LIF):
-                self.spikes[name] = move(output.detach())
+                self._store("spikes", name, move(output.detach()))
             if self.keep_membrane and module.last_membrane is not None:
-                self.membrane[name] = move(module.last_membrane)
+                self._store("membrane", name, move(module.last_membrane))
         record.snnlab_monitor = True  # copies of a layer leave it behind (see _Leaky.__getstate__)
         return record
 
@@ -72,19 +131,25 @@ class Monitor:
         if self._handles:
             raise RuntimeError("Monitor: this monitor is already recording (a `with` block of the same Monitor is "
                                "open); open another Monitor(net) to nest")
-        self.spikes.clear()  # a reused monitor starts empty: no tensors of an earlier block
-        self.membrane.clear()
+        self.reset()  # a reused monitor starts empty: no tensors of an earlier block
+        self._depth = 0
         for name, module in self.layers.items():
             if self.keep_membrane:  # the layer keeps its membrane while any monitor wants it (they may nest)
                 module.record = True
                 module._monitors = getattr(module, "_monitors", 0) + 1
             self._handles.append(module.register_forward_hook(self._hook(name)))
+        # the forward boundaries of net: global hooks (filtered on net), so that copies or pickles of net carry none
+        self._handles.append(nn.modules.module.register_module_forward_pre_hook(self._net_pre))
+        self._handles.append(nn.modules.module.register_module_forward_hook(self._net_post, always_call=True))
         return self
 
     def __exit__(self, *exc) -> None:
         for h in self._handles:
             h.remove()
         self._handles.clear()
+        if self._depth:  # closed inside a forward of net: join what that forward recorded so far
+            self._depth = 0
+            self._merge()
         for module in self.layers.values() if self.keep_membrane else ():
             module._monitors = max(getattr(module, "_monitors", 1) - 1, 0)
             if module._monitors == 0:  # the last monitor of this layer: stop keeping its membrane

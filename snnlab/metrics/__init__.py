@@ -1,8 +1,8 @@
 """Metrics for spiking networks: spike counts, SynOps, energy, decision latency, robustness.
 
 One accounting for every neuron type: *spikes* are the output spikes of LIF layers; *SynOps* (ACs)
-are the input events received by synaptic layers (``nn.Linear``, ``DelayedLinear``; spikes or event
-counts, decided per sample) times the synapses that deliver them, analog inputs count as dense MACs;
+are the input events received by synaptic layers (``nn.Linear``, ``DelayedLinear``, ``nn.Conv1d/2d/3d``; spikes or
+event counts, decided per sample, per frame for convolutions) times the synapses that deliver them, analog inputs count as dense MACs;
 *energy* is ``ACs * 0.9 pJ + MACs * 4.6 pJ`` (45 nm, Horowitz ISSCC 2014); a tie for the top class
 score (e.g. a silent output) is no decision: wrong, and undecided for latency.
 
@@ -21,8 +21,8 @@ from .latency import decision_latency, mean_latency
 from .robustness import (PERTURBATIONS, delete_spikes, gaussian_noise, insert_spikes, jitter_spikes, perturb,
                          robustness_curve)
 from .spikes import layer_spike_counts, neuron_spike_counts, neuron_spike_table, total_spike_counts
-from .synops import (SynOpsCounter, delivered_fanout, event_samples, is_binary, is_event_input, layer_ops,
-                     synaptic_layers)
+from .synops import (SynOpsCounter, conv_fanout, conv_ops, delivered_fanout, event_samples, is_binary, is_event_input,
+                     layer_ops, synaptic_layers)
 
 __all__ = [
     "E_AC_J", "E_MAC_J", "E_ADD_FP32_45NM", "E_MULT_FP32_45NM", "energy_j",
@@ -31,6 +31,6 @@ __all__ = [
     "decision_latency", "mean_latency",
     "PERTURBATIONS", "jitter_spikes", "delete_spikes", "insert_spikes", "gaussian_noise", "perturb", "robustness_curve",
     "layer_spike_counts", "neuron_spike_counts", "neuron_spike_table", "total_spike_counts",
-    "SynOpsCounter", "delivered_fanout", "event_samples", "is_binary", "is_event_input", "layer_ops",
+    "SynOpsCounter", "conv_fanout", "conv_ops", "delivered_fanout", "event_samples", "is_binary", "is_event_input", "layer_ops",
     "synaptic_layers",
 ]

@@ -81,6 +81,24 @@ def resolve_device(model: nn.Module, device) -> torch.device:
     return torch.device("cpu")
 
 
+def input_dtype(model: nn.Module) -> torch.dtype | None:
+    """The floating dtype of the model's first floating-point parameter (else buffer), or None if it has none."""
+    for t in list(model.parameters()) + list(model.buffers()):
+        if t.is_floating_point():
+            return t.dtype
+    return None
+
+
+def model_input(x: torch.Tensor, device: torch.device, dtype: torch.dtype | None) -> torch.Tensor:
+    """``x`` on ``device``, cast to the model's floating ``dtype`` (:func:`input_dtype`): integer and bool event
+    frames and float data of another precision than the model's (float32 data, a float64 or bfloat16 model) would
+    fail in its first layer. A model without floating parameters gets float data as it is and integer or bool
+    data as the default float dtype. A no-op (no copy) when ``x`` already fits."""
+    if dtype is None:
+        dtype = x.dtype if x.is_floating_point() else torch.get_default_dtype()
+    return x.to(device=device, dtype=dtype)
+
+
 def batches(loader: Iterable, max_batches: int | None,
             fn: str = "evaluate") -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
     """``(x [T, B, ...], y [B])`` pairs from ``loader``, at most ``max_batches`` of them (``fn``, the caller,

@@ -7,14 +7,23 @@
 
 Accounting (the same for every neuron type -- deterministic, ``max_spikes=1``, noisy, masked):
 
-* spikes: the output spikes of every :class:`~snnlab.LIF` layer (recorded by a :class:`~snnlab.Monitor`).
+* spikes: the output spikes of every :class:`~snnlab.LIF` layer (recorded by a :class:`~snnlab.Monitor`;
+  a layer called several times in one forward, e.g. per time step in a loop, counts all its calls). Only
+  ``LIF`` layers and their subclasses are counted: a neuron written as another ``nn.Module`` is invisible, and
+  a model without any ``LIF`` layer gets a warning (its spike counts are 0).
   With masking active at inference this differs between the two forms of the same function: a layer
   with fused masking, ``LIF(mask_p=..., mask_at_inference=True)``, outputs (and is counted with) the
   spikes it *transmits*, while an ``LIF`` followed by a :class:`~snnlab.SpikeMask` is counted with the
   spikes it *fires* (the mask is a separate layer). :func:`spike_accounting_table` gives both counts
   side by side (fired spikes are not observable inside a fused layer);
-* SynOps / MACs: inputs received by ``nn.Linear`` / ``DelayedLinear`` layers
-  (:mod:`snnlab.metrics.synops`; after masking, the transmitted spikes are counted, either form);
+* SynOps / MACs: inputs received by ``nn.Linear`` / ``DelayedLinear`` / ``nn.Conv1d/2d/3d`` layers
+  (:mod:`snnlab.metrics.synops`; after masking, the transmitted spikes are counted, either form), summed over
+  all calls of a layer;
+* per sample: every total (spikes, SynOps, MACs, energy) is divided by the samples :func:`evaluate` fed (the
+  batch sizes of the loader's ``[T, B, ...]`` batches), whatever layout the layers see inside the model
+  (time flattened into the batch, one call per step);
+* inputs: each batch is cast to the floating dtype of the model's first floating parameter (integer or bool
+  event frames, float32 data for a float64 / bfloat16 model);
 * energy: :func:`snnlab.metrics.energy.energy_j` (0.9 pJ per AC, 4.6 pJ per MAC, 45 nm);
 * accuracy: :func:`snnlab.core.readout.predict` (a tie for the top score, e.g. a silent output, is
   no decision and counts as wrong; the loss uses the logits as they are);
@@ -28,6 +37,7 @@ same numbers and does not move the random streams training sees.
 from __future__ import annotations
 
 import math
+import warnings
 from dataclasses import dataclass, field
 from typing import Iterable, Mapping, Sequence
 
@@ -42,7 +52,8 @@ from snnlab.core.validation import as_seed
 from snnlab.core.neurons import LIF
 from snnlab.core.readout import READOUTS, decide, logits
 
-from ._common import batches, check_labels, eval_mode, model_output, resolve_device, same_model_randomness
+from ._common import (batches, check_labels, eval_mode, input_dtype, model_input, model_output, resolve_device,
+                      same_model_randomness)
 from .energy import E_AC_J, E_MAC_J, energy_j
 from .latency import decision_latency, mean_latency
 from .spikes import layer_spike_counts, neuron_spike_counts, neuron_spike_table
@@ -94,6 +105,10 @@ def collect(model: nn.Module, loader: Iterable, readout: str = "membrane_sum", d
         return hook
 
     handles = [modules[m].register_forward_hook(count_mask(m)) for m in masks.values()]
+    if not any(isinstance(m, LIF) for m in modules.values()):
+        warnings.warn(f"{fn}: the model has no snnlab.LIF layer, so no spikes are counted (spikes_per_sample = 0): "
+                      f"neuron layers must subclass snnlab.LIF (or snnlab.LI, which does not spike) to be counted",
+                      UserWarning, stacklevel=3)
     try:
         with eval_mode(model), same_model_randomness(model, dev, seed=seed), Monitor(model, membrane=False) as mon, \
                 SynOpsCounter(model) as counter:
@@ -134,9 +149,10 @@ def _masks_after_lif(model: nn.Module) -> dict[str, str]:
 
 def _collect_batches(model: nn.Module, loader: Iterable, readout: str, dev: torch.device, max_batches: int | None,
                      rec: EvalRecord, mon: Monitor, lif_names: list[str], fn: str) -> None:
+    dtype = input_dtype(model)
     for x, y in batches(loader, max_batches, fn):
-        x = x.to(dev)
-        mon.spikes.clear()
+        x = model_input(x, dev, dtype)
+        mon.reset()  # the records of this batch only (a layer called per step joins its calls, see Monitor)
         out = model_output(model, x)
         z = logits(out, readout)
         labels = check_labels(y, fn, "y", n_classes=z.shape[-1])  # before the loss indexes with them (on the host)
@@ -156,7 +172,7 @@ def _collect_batches(model: nn.Module, loader: Iterable, readout: str, dev: torc
 def _summary(rec: EvalRecord, e_ac: float, e_mac: float) -> dict:
     n = rec.n_samples
     per_layer = {name: total / n for name, total in rec.layer_spikes.items()}
-    acs, macs = rec.synops.acs_per_sample(), rec.synops.macs_per_sample()
+    acs, macs = rec.synops.acs_per_sample(n), rec.synops.macs_per_sample(n)  # per sample fed, not per layer call
     return {
         "accuracy": rec.correct / n,
         "loss": rec.loss_sum / n,
@@ -179,14 +195,15 @@ def evaluate(model: nn.Module, loader: Iterable, readout: str = "membrane_sum", 
     truncated). An empty batch (``B = 0``) is skipped; a batch with ``T = 0`` steps is an error.
 
     Returns ``{"accuracy" (a tie for the top score, e.g. a silent output, counts as wrong), "loss" (mean
-    cross-entropy of logits(out, readout)), "spikes_per_sample" (output spikes of all LIF layers),
-    "spikes_per_layer" ({LIF layer name: spikes per sample}), "synops_per_sample" (ACs),
-    "macs_per_sample", "energy_per_sample_j", "latency_steps" (mean decision latency, undecided samples
-    counted as T), "n_samples"}``. Runs under ``torch.no_grad`` in eval mode and restores the model's
-    training mode afterwards; random layers start every call from the same state (see the module
-    docstring), so a noisy network evaluated twice gives the same numbers: pass another ``seed`` for another
-    draw of the noise (it seeds torch's generators inside the call; layers with a generator of their own keep
-    theirs). ``e_ac`` / ``e_mac``: joules per accumulate / multiply-accumulate (default 0.9 pJ /
+    cross-entropy of logits(out, readout)), "spikes_per_sample" (output spikes of all LIF layers, every call
+    counted; a model without an LIF layer warns), "spikes_per_layer" ({LIF layer name: spikes per sample}),
+    "synops_per_sample" (ACs), "macs_per_sample", "energy_per_sample_j", "latency_steps" (mean decision latency,
+    undecided samples counted as T), "n_samples"}`` (every per-sample figure: a total divided by the samples
+    fed). Runs under ``torch.no_grad`` in eval mode and restores the model's training mode afterwards; random
+    layers start every call from the same state (see the module docstring), so a noisy network evaluated twice
+    gives the same numbers: pass another ``seed`` for another draw of the noise (it seeds torch's generators inside the call; layers with a generator of their own keep
+    theirs). Each batch is cast to the floating dtype of the model's first floating parameter (integer or bool
+    event frames included). ``e_ac`` / ``e_mac``: joules per accumulate / multiply-accumulate (default 0.9 pJ /
     4.6 pJ, 45 nm, Horowitz ISSCC 2014).
 
     Spikes with masking at inference: a fused ``LIF(mask_p=p, mask_at_inference=True)`` counts the spikes
@@ -201,7 +218,7 @@ def evaluate(model: nn.Module, loader: Iterable, readout: str = "membrane_sum", 
 
     Example:
         >>> import snnlab as sl
-        >>> net = sl.Sequential(torch.nn.Linear(2, 2, bias=False), sl.LI())
+        >>> net = sl.Sequential(torch.nn.Linear(2, 2, bias=False), sl.LIF(), torch.nn.Linear(2, 2, bias=False), sl.LI())
         >>> r = evaluate(net, [(torch.zeros(3, 2, 2), torch.tensor([0, 1]))])   # silent: no decision
         >>> r["accuracy"], r["latency_steps"]
         (0.0, 3.0)
@@ -243,11 +260,11 @@ def spike_accounting_table(model: nn.Module, loader: Iterable, device=None, max_
 
 def synops_table(model: nn.Module, loader: Iterable, device=None, max_batches: int | None = None,
                  readout: str = "membrane_sum", e_ac: float = E_AC_J, e_mac: float = E_MAC_J) -> pd.DataFrame:
-    """Per synaptic layer: ``layer, in_features, out_features, binary_input, input_events_per_sample,
-    acs_per_sample, macs_per_sample, energy_per_sample_j``."""
+    """Per synaptic layer: ``layer, in_features, out_features`` (channels for a convolution), ``binary_input,
+    input_events_per_sample, acs_per_sample, macs_per_sample, energy_per_sample_j`` (per sample fed)."""
     energy_j(0, 0, e_ac, e_mac)  # checks the energies per operation before the pass
     rec = collect(model, loader, readout, device, max_batches, fn="synops_table")
-    df = rec.synops.table()
+    df = rec.synops.table(rec.n_samples)
     df["energy_per_sample_j"] = [energy_j(a, m, e_ac, e_mac) for a, m in zip(df["acs_per_sample"], df["macs_per_sample"])]
     return df
 

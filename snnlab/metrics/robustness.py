@@ -15,7 +15,8 @@ from torch import nn
 from snnlab.core.readout import predict
 from snnlab.core.validation import as_seed, check_non_negative
 
-from ._common import batches, check_labels, eval_mode, model_output, resolve_device, same_model_randomness
+from ._common import (batches, check_labels, eval_mode, input_dtype, model_input, model_output, resolve_device,
+                      same_model_randomness)
 
 __all__ = ["PERTURBATIONS", "jitter_spikes", "delete_spikes", "insert_spikes", "gaussian_noise", "perturb",
            "robustness_curve"]
@@ -131,7 +132,8 @@ def robustness_curve(model: nn.Module, loader: Iterable, kind: str | Sequence[st
     ``SpikeMask``) at their state when the call began; all of them are restored afterwards, so a call
     repeated gives the same table and moves no random stream.
     The prediction is :func:`snnlab.core.readout.predict` (a tie, e.g. a silent output, is wrong).
-    The model runs in eval mode under ``torch.no_grad``; its training mode is restored afterwards.
+    The model runs in eval mode under ``torch.no_grad``; its training mode is restored afterwards. The perturbed
+    inputs are cast to the model's floating dtype (integer event frames included), as in :func:`snnlab.metrics.evaluate`.
     """
     kinds = [kind] if isinstance(kind, str) else list(kind)
     for k in kinds:
@@ -142,6 +144,7 @@ def robustness_curve(model: nn.Module, loader: Iterable, kind: str | Sequence[st
     if not levels:
         raise ValueError("robustness_curve: give at least one level")
     dev = resolve_device(model, device)
+    dtype = input_dtype(model)
     rows = []
     with eval_mode(model):
         for k in kinds:
@@ -150,7 +153,7 @@ def robustness_curve(model: nn.Module, loader: Iterable, kind: str | Sequence[st
                 correct = n = 0
                 with same_model_randomness(model, dev, seed=seed):
                     for x, y in batches(loader, max_batches, "robustness_curve"):
-                        xp = perturb(x, k, level, gen).to(dev)
+                        xp = model_input(perturb(x, k, level, gen), dev, dtype)
                         out = model_output(model, xp)
                         check_labels(y, "robustness_curve", "y", n_classes=out.shape[-1])
                         pred = predict(out, readout).cpu()

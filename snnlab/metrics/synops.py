@@ -1,6 +1,7 @@
-"""Synaptic operations of synaptic layers (``nn.Linear``, :class:`snnlab.DelayedLinear`).
+"""Synaptic operations of synaptic layers (``nn.Linear``, :class:`snnlab.DelayedLinear`, ``nn.Conv1d`` /
+``nn.Conv2d`` / ``nn.Conv3d``).
 
-For each call of a synaptic layer with input ``x`` ``[T, B, ..., in]``, sample by sample (so a sample's
+For each call of a dense synaptic layer with input ``x`` ``[T, B, ..., in]``, sample by sample (so a sample's
 count never depends on the other samples of its batch, as long as they have the same length: samples of
 different lengths zero-padded into one batch, see :func:`snnlab.data.time_major_collate`, are simulated
 through the padding too):
@@ -11,6 +12,9 @@ through the padding too):
 * any other (analog) input: the layer runs dense for that sample, ``MACs = T * in * out`` (times any
   extra middle dimensions).
 
+A 2-D input ``[T, F]`` is read as one sample (so a layer fed ``[T*B, F]``, time flattened into the batch,
+is one "sample" for the event test; its totals stay exact).
+
 For a :class:`~snnlab.DelayedLinear` an event only counts the synapses whose delay delivers it inside
 the window: ``ACs = sum_{t,i} x[t, i] * #{j : t + d_ij < T}`` (an event delayed past the last step
 never arrives). The delays are ``layer.delays``: the frozen integer delays after
@@ -19,8 +23,28 @@ never arrives). The delays are ``layer.delays``: the frozen integer delays after
 network; the Gaussian training form itself spreads each event over all ``max_delay`` taps, dense work
 that is not counted.
 
-The inputs are read by a forward-pre hook, so what is counted is what the layer actually receives:
-after a :class:`snnlab.SpikeMask` or a masking LIF (``mask_p``) these are the masked (transmitted) spikes. Biases are not counted.
+Convolutions (``nn.Conv1d/2d/3d``) get frames ``[N, C, *spatial]`` (or one unbatched frame ``[C, *spatial]``)
+in whatever layout the model feeds them -- ``N = T*B`` when time is flattened into the batch, ``N = B`` per
+step -- so the event test is made frame by frame (a row of ``N``: one step of one sample):
+
+* event frame: an event at input position ``p`` reaches ``(out_channels / groups) * k(p)`` synapses, ``k(p)``
+  the kernel taps that carry it to a valid output position given stride, padding (and padding mode: an event
+  copied into a reflect / replicate / circular border is delivered again), dilation and groups
+  (:func:`conv_fanout`), so ``ACs = sum_p x[p] * fan-out(p)`` exactly -- border events reach fewer outputs;
+* analog frame: dense, ``MACs = output elements * (in_channels / groups) * prod(kernel_size)``.
+
+Other layers (transposed convolutions, recurrent cells, a user's own weighted module) are not counted.
+
+Per-sample figures divide the totals by a number of samples (:meth:`SynOpsCounter.acs_per_sample`):
+:func:`snnlab.metrics.evaluate` passes the samples it fed; standalone, the counter takes the batch sizes of
+the forwards of the model it was given (dimension 1 of a time-major ``[T, B, ...]`` input), so a layer called
+several times per forward (a loop over time, shared weights) is summed over its calls and a layer fed
+``[T*B, ...]`` is divided by ``B`` (see :class:`SynOpsCounter`).
+
+The inputs are read by a forward-pre hook (a forward hook for convolutions, so that an input the
+convolution refuses raises its own error), so what is counted is what the layer actually receives:
+after a :class:`snnlab.SpikeMask` or a masking LIF (``mask_p``) these are the masked (transmitted) spikes.
+Biases are not counted.
 """
 from __future__ import annotations
 
@@ -29,14 +53,17 @@ from dataclasses import dataclass
 
 import pandas as pd
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from snnlab.core.delays import DelayedLinear
 
-__all__ = ["SYNAPTIC_TYPES", "LayerOps", "SynOpsCounter", "delivered_fanout", "event_samples", "is_binary",
-           "is_event_input", "layer_ops", "synaptic_layers"]
+__all__ = ["CONV_TYPES", "SYNAPTIC_TYPES", "LayerOps", "SynOpsCounter", "conv_fanout", "conv_ops", "delivered_fanout",
+           "event_samples", "is_binary", "is_event_input", "layer_ops", "synaptic_layers"]
 
-SYNAPTIC_TYPES: tuple[type, ...] = (nn.Linear, DelayedLinear)
+CONV_TYPES: tuple[type, ...] = (nn.Conv1d, nn.Conv2d, nn.Conv3d)
+SYNAPTIC_TYPES: tuple[type, ...] = (nn.Linear, DelayedLinear) + CONV_TYPES
+_CONV_FN = {1: F.conv1d, 2: F.conv2d, 3: F.conv3d}
 
 
 def is_binary(x: torch.Tensor) -> bool:
@@ -136,26 +163,103 @@ def layer_ops(x: torch.Tensor, out_features: int, delays: torch.Tensor | None = 
     return float(acs), macs, int(n_analog) == 0, float(n_events)
 
 
+def conv_fanout(conv: nn.Module, spatial, device=None) -> tuple[torch.Tensor, tuple[int, ...]]:
+    """``(fan_out [*spatial], out_spatial)`` of a convolution on frames of spatial size ``spatial``: the number of
+    synapses an input event at each position reaches -- ``out_channels / groups`` times the kernel taps that carry
+    it to a valid output position (stride, padding and padding mode, dilation) -- as float64 integers, and the
+    spatial size of the output.
+
+    It is the gradient of ``sum(conv(x))`` with respect to ``x`` for a one-channel all-ones kernel (each input
+    position's exact fan-out, borders and padding copies included).
+
+    Example:
+        >>> fan, out = conv_fanout(nn.Conv2d(1, 2, 3, padding=1), (4, 4))
+        >>> fan[1, 1].item(), fan[0, 0].item(), out   # interior: 2 * 9 taps, corner: 2 * 4
+        (18.0, 8.0, (4, 4))
+    """
+    nd = len(conv.kernel_size)
+    spatial = tuple(int(s) for s in spatial)
+    with torch.inference_mode(False), torch.enable_grad():
+        ones = torch.ones((1, 1, *spatial), dtype=torch.float64, device=device, requires_grad=True)
+        kernel = torch.ones((1, 1, *conv.kernel_size), dtype=torch.float64, device=device)
+        # pad explicitly (nn.ConvNd's own left/right amounts, 'same' and 'valid' included), then convolve unpadded:
+        # a zero border delivers nothing, a reflect / replicate / circular copy passes its gradient back to its source
+        mode = "constant" if conv.padding_mode == "zeros" else conv.padding_mode
+        inp = F.pad(ones, conv._reversed_padding_repeated_twice, mode=mode)
+        out = _CONV_FN[nd](inp, kernel, None, conv.stride, 0, conv.dilation)
+        (grad,) = torch.autograd.grad(out.sum(), ones)
+    return grad[0, 0] * (conv.out_channels // conv.groups), tuple(out.shape[2:])
+
+
+def conv_ops(x: torch.Tensor, conv: nn.Module,
+             fanout: tuple[torch.Tensor, tuple[int, ...]] | None = None) -> tuple[float, float, bool, float]:
+    """``(ACs, MACs, all_events, input_events)`` of one call of a convolution on frames ``x`` ``[N, C, *spatial]``
+    (or one frame ``[C, *spatial]``), summed over the frames; each frame is event input (ACs: every event times
+    its fan-out, :func:`conv_fanout`) or analog (dense MACs: output elements times ``in_channels / groups *
+    prod(kernel_size)``). ``fanout``: a precomputed ``conv_fanout(conv, spatial)``.
+
+    Example:
+        >>> x = torch.zeros(2, 1, 4, 4); x[0, 0, 1, 1] = x[0, 0, 0, 0] = 1.0; x[1] = 0.5
+        >>> conv_ops(x, nn.Conv2d(1, 2, 3, padding=1))   # frame 0: 18 + 8 ACs; frame 1: 2 * 16 * 9 MACs
+        (26.0, 288.0, False, 2.0)
+    """
+    nd = len(conv.kernel_size)
+    xs = x if x.dim() == nd + 2 else x.unsqueeze(0)
+    N, C = xs.shape[0], xs.shape[1]
+    spatial = tuple(xs.shape[2:])
+    S = math.prod(spatial)
+    fan, out_spatial = fanout if fanout is not None else conv_fanout(conv, spatial, xs.device)
+    events = _event_entries(xs).reshape(N, C * S).all(1)                   # [N]: frame by frame
+    work = xs if xs.dtype in (torch.float32, torch.float64) else xs.float()
+    per_pos = work.reshape(N, C, S).sum(1, dtype=torch.float64)            # [N, S] events per position
+    per_events = per_pos.sum(1)
+    per_acs = per_pos @ fan.reshape(S).to(device=xs.device, dtype=torch.float64)   # float64: exact counts
+    zero = torch.zeros((), dtype=torch.float64, device=xs.device)
+    n_analog, n_events, acs = torch.stack([(~events).sum().to(torch.float64),
+                                           torch.where(events, per_events, zero).sum(),
+                                           torch.where(events, per_acs, zero).sum()]).tolist()
+    dense = conv.out_channels * math.prod(out_spatial) * (conv.in_channels // conv.groups) * math.prod(conv.kernel_size)
+    return float(acs), float(int(n_analog) * dense), int(n_analog) == 0, float(n_events)
+
+
 def synaptic_layers(model: nn.Module) -> dict[str, nn.Module]:
-    """``{name: module}`` of the synaptic layers (``nn.Linear``, ``DelayedLinear``) of ``model``."""
+    """``{name: module}`` of the synaptic layers (``nn.Linear``, ``DelayedLinear``, ``nn.Conv1d/2d/3d``) of
+    ``model``."""
     return {n: m for n, m in model.named_modules() if isinstance(m, SYNAPTIC_TYPES)}
+
+
+def _samples_in(x: torch.Tensor) -> int:
+    """Samples of a time-major input ``[T, B, ...]``: ``B`` (a 2-D ``[T, F]`` is one sample)."""
+    return int(x.shape[1]) if x.dim() >= 3 else 1
 
 
 @dataclass
 class LayerOps:
-    """Running totals of one synaptic layer (over all calls and samples seen)."""
+    """Running totals of one synaptic layer (over all calls and samples seen).
+
+    For a convolution ``in_features`` / ``out_features`` hold its input / output channels."""
 
     in_features: int
     out_features: int
     acs: float = 0.0
     macs: float = 0.0
     input_events: float = 0.0   # events received by the event-input samples (spikes, counts)
-    n_samples: int = 0          # samples seen (batch size summed over calls)
+    n_samples: int = 0          # summed over calls: the batch dim of [T, B, ...] (1 for 2-D); a conv's frames N
     binary: bool = True         # every sample so far was event input (spikes or event counts)
 
 
 class SynOpsCounter:
     """Context manager that counts ACs (SynOps) and MACs of every synaptic layer during forwards.
+
+    Per-sample figures (:meth:`acs_per_sample`, :meth:`macs_per_sample`, :meth:`table`) divide each layer's totals
+    by ``n_samples`` when given (what :func:`snnlab.metrics.evaluate` does, with the samples it fed), else by
+    :attr:`n_samples`: the samples of the forwards of ``model`` seen while counting (the batch size ``B`` of its
+    time-major input ``[T, B, ...]``; a 2-D input ``[T, F]`` is one sample). So a layer called several times in one
+    forward (a loop over time, shared weights) is summed over its calls, and a layer fed ``[T*B, F]`` or frames
+    ``[T*B, C, H, W]`` (time flattened into the batch) is divided by ``B``. Only when no forward of ``model`` itself
+    was seen (layers called directly, or ``model`` a convolution) does each layer divide by its own
+    :attr:`LayerOps.n_samples` (the batch dimension of its ``[T, B, ...]`` inputs summed over calls; a
+    convolution's frames) -- give ``n_samples`` then for a layer called per step or fed flattened time.
 
     Example:
         >>> import torch
@@ -163,15 +267,18 @@ class SynOpsCounter:
         >>> x = torch.zeros(2, 1, 4); x[0, 0, 1] = x[1, 0, 1] = x[1, 0, 3] = 1   # 3 spikes
         >>> with SynOpsCounter(net) as c:
         ...     _ = net(x)
-        >>> c.acs_per_sample(), c.macs_per_sample()
-        (15.0, 0.0)
+        >>> c.acs_per_sample(), c.macs_per_sample(), c.n_samples
+        (15.0, 0.0, 1)
     """
 
     def __init__(self, model: nn.Module) -> None:
+        self.model = model
         self.layers = synaptic_layers(model)
         self.ops: dict[str, LayerOps] = {
             n: LayerOps(int(_in_features(m)), int(_out_features(m))) for n, m in self.layers.items()}
+        self.n_samples = 0  # samples of the forwards of `model` seen (see the class docstring)
         self._handles: list = []
+        self._fanouts: dict[tuple, tuple[torch.Tensor, tuple[int, ...]]] = {}
 
     def _hook(self, name: str):
         def count(module: nn.Module, inputs) -> None:
@@ -181,16 +288,43 @@ class SynOpsCounter:
             rec = self.ops[name]
             delays = module.delays if isinstance(module, DelayedLinear) else None
             acs, macs, binary, events = layer_ops(x.detach(), rec.out_features, delays)
-            rec.acs += acs
-            rec.macs += macs
-            rec.binary = rec.binary and binary
-            rec.input_events += events
-            rec.n_samples += int(x.shape[1]) if x.dim() >= 3 else 1
+            self._add(rec, acs, macs, binary, events, _samples_in(x))
         return count
 
+    def _conv_hook(self, name: str):
+        def count(module: nn.Module, inputs, output) -> None:
+            x = inputs[0]
+            if not isinstance(x, torch.Tensor):
+                return
+            nd = len(module.kernel_size)
+            frames = int(x.shape[0]) if x.dim() == nd + 2 else 1
+            key = (name, tuple(x.shape[-nd:]), x.device)
+            if key not in self._fanouts:
+                self._fanouts[key] = conv_fanout(module, key[1], x.device)
+            acs, macs, binary, events = conv_ops(x.detach(), module, self._fanouts[key])
+            self._add(self.ops[name], acs, macs, binary, events, frames)
+        return count
+
+    @staticmethod
+    def _add(rec: LayerOps, acs: float, macs: float, binary: bool, events: float, samples: int) -> None:
+        rec.acs += acs
+        rec.macs += macs
+        rec.binary = rec.binary and binary
+        rec.input_events += events
+        rec.n_samples += samples
+
+    def _count_forward(self, module: nn.Module, inputs) -> None:
+        if inputs and isinstance(inputs[0], torch.Tensor):
+            self.n_samples += _samples_in(inputs[0])
+
     def __enter__(self) -> "SynOpsCounter":
+        if not isinstance(self.model, CONV_TYPES):  # a convolution's own input is frames, not [T, B, ...]
+            self._handles.append(self.model.register_forward_pre_hook(self._count_forward))
         for name, module in self.layers.items():
-            self._handles.append(module.register_forward_pre_hook(self._hook(name)))
+            if isinstance(module, CONV_TYPES):
+                self._handles.append(module.register_forward_hook(self._conv_hook(name)))
+            else:
+                self._handles.append(module.register_forward_pre_hook(self._hook(name)))
         return self
 
     def __exit__(self, *exc) -> None:
@@ -199,35 +333,48 @@ class SynOpsCounter:
         self._handles.clear()
 
     def reset(self) -> None:
+        self.n_samples = 0
         for rec in self.ops.values():
             rec.acs = rec.macs = rec.input_events = 0.0
             rec.n_samples = 0
             rec.binary = True
 
+    def _per(self, value: float, rec: LayerOps, n_samples: int | None) -> float:
+        n = n_samples if n_samples is not None else (self.n_samples or rec.n_samples)
+        return value / n if n else 0.0
+
     @staticmethod
-    def _per(value: float, rec: LayerOps) -> float:
-        return value / rec.n_samples if rec.n_samples else 0.0
+    def _check_n(n_samples) -> int | None:
+        if n_samples is None:
+            return None
+        if isinstance(n_samples, bool) or not isinstance(n_samples, int) or n_samples < 0:
+            raise ValueError(f"SynOpsCounter: n_samples must be a non-negative int or None, got {n_samples!r}")
+        return n_samples
 
-    def acs_per_sample(self) -> float:
-        """Accumulates (SynOps) per sample, summed over layers."""
-        return float(sum(self._per(r.acs, r) for r in self.ops.values()))
+    def acs_per_sample(self, n_samples: int | None = None) -> float:
+        """Accumulates (SynOps) per sample, summed over layers (``n_samples``: see the class docstring)."""
+        n = self._check_n(n_samples)
+        return float(sum(self._per(r.acs, r, n) for r in self.ops.values()))
 
-    def macs_per_sample(self) -> float:
-        """Multiply-accumulates per sample, summed over layers."""
-        return float(sum(self._per(r.macs, r) for r in self.ops.values()))
+    def macs_per_sample(self, n_samples: int | None = None) -> float:
+        """Multiply-accumulates per sample, summed over layers (``n_samples``: see the class docstring)."""
+        n = self._check_n(n_samples)
+        return float(sum(self._per(r.macs, r, n) for r in self.ops.values()))
 
-    def table(self) -> pd.DataFrame:
-        """Tidy per-layer table: ``layer, in_features, out_features, binary_input`` (every sample was event
-        input), ``input_events_per_sample, acs_per_sample, macs_per_sample``."""
-        rows = [(n, r.in_features, r.out_features, r.binary, self._per(r.input_events, r),
-                 self._per(r.acs, r), self._per(r.macs, r)) for n, r in self.ops.items()]
+    def table(self, n_samples: int | None = None) -> pd.DataFrame:
+        """Tidy per-layer table: ``layer, in_features, out_features`` (a convolution's channels), ``binary_input``
+        (every sample was event input), ``input_events_per_sample, acs_per_sample, macs_per_sample``
+        (``n_samples``: see the class docstring)."""
+        n = self._check_n(n_samples)
+        rows = [(name, r.in_features, r.out_features, r.binary, self._per(r.input_events, r, n),
+                 self._per(r.acs, r, n), self._per(r.macs, r, n)) for name, r in self.ops.items()]
         return pd.DataFrame(rows, columns=["layer", "in_features", "out_features", "binary_input",
                                            "input_events_per_sample", "acs_per_sample", "macs_per_sample"])
 
 
 def _in_features(m: nn.Module) -> int:
-    return getattr(m, "in_features")
+    return getattr(m, "in_channels") if isinstance(m, CONV_TYPES) else getattr(m, "in_features")
 
 
 def _out_features(m: nn.Module) -> int:
-    return getattr(m, "out_features")
+    return getattr(m, "out_channels") if isinstance(m, CONV_TYPES) else getattr(m, "out_features")

@@ -138,7 +138,9 @@ def monitor_raster(
     if missing:
         raise KeyError(f"monitor_raster: no spikes recorded for {missing}; recorded layers are {list(recorded)}")
     if not names:
-        raise ValueError("monitor_raster: the monitor recorded no spiking layer (run a forward pass inside it)")
+        raise ValueError("monitor_raster: the monitor recorded no spiking layer: no forward pass ran inside it, "
+                         "or the model has no neuron layer it records (neuron layers are snnlab.LIF / LI subclasses; "
+                         "only LIF layers spike)")
     mats = [as_time_neuron(recorded[n], sample, "monitor_raster") for n in names]
     if not overlay:
         return hv.Layout([spike_raster(m, max_points=max_points, method=method, dt=dt, label=f"layer {n}")

@@ -50,8 +50,11 @@ def record_batch(model: torch.nn.Module, x: torch.Tensor) -> Monitor:
     model.eval()
     try:
         device = next((p.device for p in model.parameters()), torch.device("cpu"))
+        dtype = next((p.dtype for p in model.parameters() if p.is_floating_point()), None)
+        if dtype is None:  # integer / bool event frames become floats, float data stays as it is
+            dtype = x.dtype if x.is_floating_point() else torch.get_default_dtype()
         with torch.no_grad(), Monitor(model, to_cpu=True) as mon:
-            model(x.to(device))
+            model(x.to(device=device, dtype=dtype))  # the model's float dtype: uint8 frames, a float64 model
     finally:
         model.train(was_training)
     return mon
