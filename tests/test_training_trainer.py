@@ -524,3 +524,14 @@ def test_own_model_and_data_get_their_own_label_and_clear_errors(tmp_path):
     with pytest.raises(ValueError, match=r"4 labels but x of shape \(4, 12, 3\) has batch size 12: x must be "
                                          r"time-major .*x.transpose\(0, 1\)"):
         batch_first.run()
+
+
+def test_a_float64_model_trains_on_float32_and_integer_data():
+    """The Trainer cast only integer batches (to float32): a float64 model on float32 data failed in its first layer
+    ('mat1 and mat2 must have the same dtype'), as evaluate() did before it cast to the model's dtype."""
+    net = sl.Sequential(torch.nn.Linear(3, 6), sl.LIF(backend="torch"), torch.nn.Linear(6, 2), sl.LI()).double()
+    x, y = (torch.rand(8, 4, 3) * 3).floor(), torch.randint(0, 2, (4,))
+    for data in (x, x.to(torch.uint8)):
+        tr = Trainer(tiny(epochs=1), model=net, train_loader=[(data, y)], test_loader=[(data, y)], progress=False)
+        tr.run()
+        assert tr.state == "finished" and math.isfinite(tr.history.steps()[-1]["loss"])

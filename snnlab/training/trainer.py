@@ -39,6 +39,8 @@ from snnlab.core.delays import DelayedLinear, DelaySchedule
 from snnlab.core.neurons import LIF
 from snnlab.core.readout import decide, logits
 from snnlab.data.loader_rng import loader_states, restore_loader_states
+from snnlab.metrics import evaluate as metrics_evaluate
+from snnlab.metrics._common import input_dtype, model_input
 
 from .checkpoint import CheckpointError, load_checkpoint, save_checkpoint, to_plain
 from .config import ExperimentConfig
@@ -135,38 +137,6 @@ def _scalars(prefix: str, d: dict[str, Any]) -> dict[str, float]:
             out[prefix + k] = float(v)
         elif isinstance(v, torch.Tensor) and v.numel() == 1:
             out[prefix + k] = float(v)
-    return out
-
-
-def _basic_evaluate(model: nn.Module, loader, readout: str = "membrane_sum", device=None,
-                    max_batches: int | None = None) -> dict[str, Any]:
-    """Minimal stand-in for ``snnlab.metrics.evaluate`` (accuracy, loss, spikes) used only if that is missing."""
-    device = torch.device(device) if device is not None else next(model.parameters()).device
-    counts: list[torch.Tensor] = []
-    hooks = [m.register_forward_hook(lambda m, i, o: counts.append(o.detach().sum()))
-             for m in model.modules() if isinstance(m, LIF)]
-    correct = total = 0
-    loss_sum = 0.0
-    was_training = model.training
-    model.eval()
-    try:
-        with torch.no_grad():
-            for i, (x, y) in enumerate(loader):
-                if max_batches is not None and i >= max_batches:
-                    break
-                x, y = x.to(device), y.to(device)
-                lg = logits(model(x), readout)
-                loss_sum += float(F.cross_entropy(lg, y, reduction="sum"))
-                correct += int((decide(lg) == y).sum())  # a tie (a silent output) is no decision: wrong
-                total += int(y.numel())
-    finally:
-        for h in hooks:
-            h.remove()
-        model.train(was_training)
-    spikes = float(torch.stack(counts).sum()) if counts else 0.0
-    n = max(total, 1)
-    out: dict[str, Any] = {k: None for k in EVAL_KEYS}
-    out.update(accuracy=correct / n, loss=loss_sum / n, spikes_per_sample=spikes / n, n_samples=total)
     return out
 
 
@@ -600,14 +570,6 @@ class Trainer:
     def evaluate(self, loader=None, max_batches: int | None = None) -> dict[str, Any]:
         """Evaluate on ``loader`` (default the test loader) with ``snnlab.metrics.evaluate``: at most ``max_batches``
         batches, by default ``cfg.eval_max_batches`` of the test loader and all of a loader you pass."""
-        try:
-            from snnlab.metrics import evaluate as metrics_evaluate
-        except ImportError as e:  # metrics package not available: fall back to a minimal evaluation
-            if not (isinstance(e, ModuleNotFoundError) and (e.name or "").startswith("snnlab.metrics")) and \
-                    "evaluate" not in str(e):
-                raise
-            log.warning("snnlab.metrics.evaluate is unavailable (%s); using a minimal evaluation", e)
-            metrics_evaluate = _basic_evaluate
         mb = max_batches if max_batches is not None else self.cfg.eval_max_batches if loader is None else None
         loader = self.test_loader if loader is None else loader
         was_training = self.model.training
@@ -845,6 +807,7 @@ class Trainer:
         cfg, model, opt = self.cfg, self.model, self.optimizer
         model.train()
         delay_layers = self._delay_layers()
+        in_dtype = input_dtype(model)
         n_batches = self._batches_per_epoch()
         # Ctrl-C reaches only the main thread: a background run (start()) never needs the step snapshots
         interruptible = threading.current_thread() is threading.main_thread()
@@ -884,10 +847,9 @@ class Trainer:
                                      f"{tuple(getattr(x, 'shape', ()))} has batch size "
                                      f"{x.shape[1] if isinstance(x, torch.Tensor) and x.dim() >= 2 else 'none'}: x must "
                                      "be time-major [T, B, ...] (for a batch-first loader, yield x.transpose(0, 1))")
-                x = x.to(self.device, non_blocking=True)
+                # the model's floating dtype (integer event frames, float32 data for a float64 model), as evaluate
+                x = model_input(x.to(self.device, non_blocking=True), self.device, in_dtype)
                 y = y.to(self.device, non_blocking=True)
-                if not torch.is_floating_point(x):
-                    x = x.float()
                 self._spike_counts = []
                 self._counting = True
                 try:
