@@ -560,3 +560,25 @@ def test_fft_path_runs_under_autocast(dtype):
     assert y.dtype == torch.float32  # computed in full precision
     torch.testing.assert_close(y, delayed_linear(x, *args, method="taps").detach(), rtol=1e-5, atol=1e-6)
     assert layer.positions.grad is not None and torch.isfinite(layer.positions.grad).all()
+
+
+def test_functional_call_keeps_the_training_form():
+    """Reviewer: with the form read from the positions' kind, torch.func.functional_call (which passes plain tensors
+    for parameters) made a training-form layer run the integer-delay path: other outputs, zero position gradient."""
+    layer = DelayedLinear(3, 2, max_delay=6, seed=0, dtype=D64)
+    x = torch.rand(12, 2, 3, dtype=D64)
+    params = {k: v.detach().clone().requires_grad_() for k, v in layer.named_parameters()}
+    out = torch.func.functional_call(layer, params, (x,))
+    torch.testing.assert_close(out, layer(x), rtol=0, atol=0)
+    out.square().sum().backward()
+    assert params["positions"].grad.abs().sum() > 0 and not layer.rounded
+    import copy
+    import pickle
+
+    rounded = copy.deepcopy(layer).round_delays()
+    assert rounded.rounded and pickle.loads(pickle.dumps(rounded)).rounded and not copy.deepcopy(layer).rounded
+    state = rounded.__dict__.copy()
+    del state["_rounded_form"]  # a layer pickled before the flag was kept
+    old = DelayedLinear.__new__(DelayedLinear)
+    old.__setstate__(state)
+    assert old.rounded

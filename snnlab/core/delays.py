@@ -391,6 +391,7 @@ class DelayedLinear(nn.Module):
             pos = torch.full((out_features, in_features), top / 2.0)
         pos = pos.to(device=device, dtype=self.weight.dtype)
         self.register_buffer("_is_rounded", torch.tensor(not self.learn_delays, device=device))
+        self._rounded_form = not self.learn_delays  # the form, in Python (see `rounded`)
         if self.learn_delays:
             self.positions = nn.Parameter(pos)
         else:
@@ -413,9 +414,15 @@ class DelayedLinear(nn.Module):
     @property
     def rounded(self) -> bool:
         """True once the delays are frozen integers (after :meth:`round_delays`, or ``learn_delays=False``)."""
-        # the form is the positions' kind (kept in step with the saved _is_rounded flag by round_delays and the
-        # loads): no read of the flag's value, so no device sync per forward, and meta tensors work
-        return not isinstance(self.positions, nn.Parameter)
+        # a Python bool kept in step with the saved _is_rounded flag by round_delays and the loads: no read of the
+        # flag's value (no device sync per forward; meta tensors work), and not the positions' kind, which
+        # torch.func.functional_call swaps for a plain tensor
+        return self._rounded_form
+
+    def __setstate__(self, state: dict) -> None:
+        super().__setstate__(state)
+        if "_rounded_form" not in self.__dict__:  # pickled before the flag was kept
+            self._rounded_form = "positions" in self._buffers
 
     @property
     def delays(self) -> torch.Tensor:
@@ -439,6 +446,7 @@ class DelayedLinear(nn.Module):
 
     def _set_positions_learnable(self, learnable: bool) -> None:
         """Make ``positions`` a Parameter (training form) or a buffer (rounded form), keeping its values."""
+        self._rounded_form = not learnable
         if learnable == isinstance(self.positions, nn.Parameter):
             return
         data = self.positions.detach()
