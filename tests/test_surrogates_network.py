@@ -279,3 +279,42 @@ def test_a_registered_surrogate_trains_on_the_pytorch_path_and_the_fused_kernels
     assert "rect_probe" not in sl.surrogates.available() and "rect_probe" not in CUSTOM_SURROGATES
     with pytest.raises(ValueError, match="not a registered custom surrogate"):
         sl.surrogates.unregister("atan")
+
+
+def test_monitor_forwards_are_per_thread_and_its_global_hooks_do_not_outlive_it():
+    """Reviewer: another thread's forward of the same net during a monitored one was joined onto its record
+    ([20, 3, 8] for T = 10); a Monitor entered and dropped without exit kept process-wide hooks for good."""
+    import gc
+    import threading
+
+    hooks = torch.nn.modules.module
+    n_global = (len(hooks._global_forward_pre_hooks), len(hooks._global_forward_hooks))
+    net = sl.Sequential(torch.nn.Linear(4, 8), sl.LIF(), torch.nn.Linear(8, 2), sl.LI())
+    x = torch.rand(10, 3, 4)
+    started, other_done = threading.Event(), threading.Event()
+
+    class Slow(torch.nn.Module):  # holds the main thread's forward open while another thread runs the same net
+        def forward(self, h):
+            if threading.current_thread() is threading.main_thread():
+                started.set()
+                other_done.wait(10)
+            return h
+
+    net = sl.Sequential(torch.nn.Linear(4, 8), Slow(), sl.LIF(), torch.nn.Linear(8, 2), sl.LI())
+    with sl.Monitor(net) as mon:
+        worker = threading.Thread(target=lambda: (started.wait(10), net(x), other_done.set()))
+        worker.start()
+        net(x)
+        worker.join()
+    assert mon.spikes["2"].shape == (10, 3, 8)  # one forward's steps (each thread's joined on its own), not 20
+    with pytest.raises(ZeroDivisionError):
+        with sl.Monitor(net):
+            net(x)
+            1 / 0
+    assert (len(hooks._global_forward_pre_hooks), len(hooks._global_forward_hooks)) == n_global
+    leaked = sl.Sequential(torch.nn.Linear(4, 8), sl.LIF())
+    sl.Monitor(leaked).__enter__()  # entered, never exited
+    leaked = None
+    gc.collect()
+    torch.nn.Linear(2, 2)(torch.rand(1, 2))  # the next module call sees the monitor gone: its hooks leave
+    assert (len(hooks._global_forward_pre_hooks), len(hooks._global_forward_hooks)) == n_global

@@ -1,7 +1,9 @@
 """Network containers and the :class:`Monitor` that records spikes and membranes."""
 from __future__ import annotations
 
+import threading
 import warnings
+import weakref
 
 import torch
 from torch import nn
@@ -42,7 +44,8 @@ class Monitor:
     A layer called several times in one forward of ``net`` (a loop over time steps, a layer shared by several
     places) is recorded as all its calls concatenated along time, in call order: a per-step loop calling an
     LIF on ``[1, B, N]`` ``T`` times gives ``[T, B, N]``. A forward of ``net`` is one call of ``net`` itself
-    (seen by a global forward hook of this monitor); each one starts the records of the layers it calls anew
+    (seen by a global forward hook of this monitor, thread by thread: a forward of the same ``net`` in another
+    thread is another forward); each one starts the records of the layers it calls anew
     (layers it does not reach keep their earlier record). A neuron layer called on its own, outside a forward
     of ``net``, replaces its record at every call. Calls of one layer whose shapes differ beyond time cannot be
     concatenated: the last one is kept, with a warning. :meth:`reset` forgets everything recorded
@@ -72,27 +75,30 @@ class Monitor:
         self.spikes: dict[str, torch.Tensor] = {}
         self.membrane: dict[str, torch.Tensor] = {}
         self._handles: list = []
-        self._depth = 0  # forwards of `net` in progress (nested calls of net inside itself count once)
-        self._parts: dict[tuple[str, str], list[torch.Tensor]] = {}  # (kind, layer): calls of the forward in progress
+        # per thread (a model may run in several at once: a background Trainer, DataParallel's workers), the forward
+        # of `net` in progress: [depth (nested calls of net count once), {(kind, layer): its calls so far}]
+        self._forwards: dict[int, list] = {}
 
     def reset(self) -> None:
         """Forget every record: ``spikes`` and ``membrane`` empty, the next call of each layer starts anew."""
         self.spikes.clear()
         self.membrane.clear()
-        self._parts.clear()
+        for forward in list(self._forwards.values()):
+            forward[1].clear()
 
     def _store(self, kind: str, name: str, t: torch.Tensor) -> None:
         target = self.spikes if kind == "spikes" else self.membrane
-        if self._depth == 0:  # outside a forward of net: every call replaces
+        forward = self._forwards.get(threading.get_ident())
+        if forward is None:  # outside a forward of net (in this thread): every call replaces
             target[name] = t
             return
-        parts = self._parts.setdefault((kind, name), [])
+        parts = forward[1].setdefault((kind, name), [])
         parts.append(t)
         if len(parts) == 1:  # the first call in this forward replaces; later ones are joined when it ends
             target[name] = t
 
-    def _merge(self) -> None:
-        for (kind, name), parts in self._parts.items():
+    def _merge(self, calls: dict[tuple[str, str], list[torch.Tensor]]) -> None:
+        for (kind, name), parts in calls.items():
             if len(parts) < 2:
                 continue
             target = self.spikes if kind == "spikes" else self.membrane
@@ -103,19 +109,47 @@ class Monitor:
                               f"different shapes {sorted({tuple(p.shape) for p in parts})}; they cannot be joined "
                               f"along time, only the last call's {kind} are kept", RuntimeWarning, stacklevel=2)
                 target[name] = parts[-1]
-        self._parts.clear()
+        calls.clear()
 
     def _net_pre(self, module: nn.Module, inputs) -> None:
         if module is self.net:
-            if self._depth == 0:
-                self._parts.clear()
-            self._depth += 1
+            forward = self._forwards.setdefault(threading.get_ident(), [0, {}])
+            forward[0] += 1
 
     def _net_post(self, module: nn.Module, inputs, output) -> None:
-        if module is self.net and self._depth > 0:
-            self._depth -= 1
-            if self._depth == 0:
-                self._merge()
+        if module is self.net:
+            forward = self._forwards.get(threading.get_ident())
+            if forward is not None:
+                forward[0] -= 1
+                if forward[0] <= 0:
+                    del self._forwards[threading.get_ident()]
+                    self._merge(forward[1])
+
+    def _global_hooks(self) -> list:
+        """The process-wide hooks that see the forwards of ``net`` (filtered on it; global, so that copies and
+        pickles of ``net`` carry none). They hold the monitor weakly and remove themselves once it is gone (a
+        Monitor entered and never exited slows nobody's modules for good)."""
+        ref, handles = weakref.ref(self), []
+
+        def pre(module: nn.Module, inputs) -> None:
+            mon = ref()
+            if mon is None:
+                for h in handles:
+                    h.remove()
+            else:
+                mon._net_pre(module, inputs)
+
+        def post(module: nn.Module, inputs, output) -> None:
+            mon = ref()
+            if mon is None:
+                for h in handles:
+                    h.remove()
+            else:
+                mon._net_post(module, inputs, output)
+
+        handles += [nn.modules.module.register_module_forward_pre_hook(pre),
+                    nn.modules.module.register_module_forward_hook(post, always_call=True)]
+        return handles
 
     def _hook(self, name: str):
         def record(module: nn.Module, inputs, output: torch.Tensor) -> None:
@@ -132,24 +166,22 @@ class Monitor:
             raise RuntimeError("Monitor: this monitor is already recording (a `with` block of the same Monitor is "
                                "open); open another Monitor(net) to nest")
         self.reset()  # a reused monitor starts empty: no tensors of an earlier block
-        self._depth = 0
+        self._forwards.clear()
         for name, module in self.layers.items():
             if self.keep_membrane:  # the layer keeps its membrane while any monitor wants it (they may nest)
                 module.record = True
                 module._monitors = getattr(module, "_monitors", 0) + 1
             self._handles.append(module.register_forward_hook(self._hook(name)))
-        # the forward boundaries of net: global hooks (filtered on net), so that copies or pickles of net carry none
-        self._handles.append(nn.modules.module.register_module_forward_pre_hook(self._net_pre))
-        self._handles.append(nn.modules.module.register_module_forward_hook(self._net_post, always_call=True))
+        self._handles += self._global_hooks()  # the forward boundaries of net
         return self
 
     def __exit__(self, *exc) -> None:
         for h in self._handles:
             h.remove()
         self._handles.clear()
-        if self._depth:  # closed inside a forward of net: join what that forward recorded so far
-            self._depth = 0
-            self._merge()
+        for forward in list(self._forwards.values()):  # closed inside a forward of net: join what it recorded
+            self._merge(forward[1])
+        self._forwards.clear()
         for module in self.layers.values() if self.keep_membrane else ():
             module._monitors = max(getattr(module, "_monitors", 1) - 1, 0)
             if module._monitors == 0:  # the last monitor of this layer: stop keeping its membrane
