@@ -261,7 +261,13 @@ def test_a_registered_surrogate_trains_on_the_pytorch_path_and_the_fused_kernels
         for backend in ("cpu", "triton"):
             with pytest.raises(ValueError, match="registered with snnlab.surrogates.register.*backend='torch'"):
                 sl.LIF(surrogate="rect_probe", backend=backend)
-        sl.LIF(surrogate="rect_probe", noise="gaussian", backend="cpu")  # noisy: its noise density, built in
+        from snnlab.kernels.lif_cpu import cpu_kernel_available
+
+        noisy = sl.LIF(surrogate="rect_probe", noise="gaussian", backend="cpu" if cpu_kernel_available() else "torch",
+                       seed=0)  # a noisy neuron's surrogate is its noise density, built in: the fused loop runs it
+        xn = x.clone().requires_grad_()
+        noisy(xn).sum().backward()
+        assert xn.grad.abs().sum() > 0
 
         @dataclass(frozen=True)
         class MySurrogate(sl.surrogates.Surrogate):

@@ -43,7 +43,9 @@ def surrogate_grad(name: str, u: torch.Tensor, param: float) -> torch.Tensor:
         return sg * (1.0 - sg) / param
     if name in CUSTOM_SURROGATES:
         return CUSTOM_SURROGATES[name](u, param)
-    raise ValueError(f"unknown surrogate {name!r}; choose one of {list(SURROGATE_NAMES) + list(CUSTOM_SURROGATES)}")
+    raise ValueError(f"unknown surrogate {name!r}; choose one of {list(SURROGATE_NAMES) + list(CUSTOM_SURROGATES)} "
+                     "(a surrogate of your own is known to a process once snnlab.surrogates.register adds it there: "
+                     "register it again in a new process or worker, before using a model saved with it)")
 
 
 def check_builtin_surrogate(who: str, name: str) -> None:

@@ -40,7 +40,7 @@ from snnlab.core.neurons import LIF
 from snnlab.core.readout import decide, logits
 from snnlab.data.loader_rng import loader_states, restore_loader_states
 from snnlab.metrics import evaluate as metrics_evaluate
-from snnlab.metrics._common import input_dtype, model_input
+from snnlab.metrics import input_dtype, model_input
 
 from .checkpoint import CheckpointError, load_checkpoint, save_checkpoint, to_plain
 from .config import ExperimentConfig

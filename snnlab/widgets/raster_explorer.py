@@ -27,6 +27,7 @@ import numpy as np
 import torch
 
 from snnlab.core.network import Monitor
+from snnlab.metrics import input_dtype, model_input
 from snnlab.viz import membrane_traces, spike_raster, theme
 from snnlab.viz._util import to_numpy
 
@@ -50,11 +51,8 @@ def record_batch(model: torch.nn.Module, x: torch.Tensor) -> Monitor:
     model.eval()
     try:
         device = next((p.device for p in model.parameters()), torch.device("cpu"))
-        dtype = next((p.dtype for p in model.parameters() if p.is_floating_point()), None)
-        if dtype is None:  # integer / bool event frames become floats, float data stays as it is
-            dtype = x.dtype if x.is_floating_point() else torch.get_default_dtype()
         with torch.no_grad(), Monitor(model, to_cpu=True) as mon:
-            model(x.to(device=device, dtype=dtype))  # the model's float dtype: uint8 frames, a float64 model
+            model(model_input(x, device, input_dtype(model)))  # the model's float dtype: uint8 frames, float64 models
     finally:
         model.train(was_training)
     return mon
