@@ -233,6 +233,7 @@ class Trainer:
         self.checkpoint_path: Path | None = self.run_dir / CHECKPOINT_NAME if self.run_dir is not None else None
 
         seed_everything(cfg.seed)
+        own_data = train_loader is not None or test_loader is not None  # (before the missing one is built)
         if train_loader is None or test_loader is None:
             tr, te, n_in, n_cls = self._build_data()
             train_loader = tr if train_loader is None else train_loader
@@ -240,7 +241,6 @@ class Trainer:
         else:
             n_in = n_cls = None
         self.train_loader, self.test_loader = train_loader, test_loader
-        own_data = n_in is None
         own_model = model is not None
         #: the run's label (run store, checkpoints, events): the configuration's, unless the model or the data were
         #: passed in, which the configuration then does not describe
@@ -842,10 +842,12 @@ class Trainer:
                     x, y = next(it)
                 except StopIteration:
                     break
-                if not isinstance(x, torch.Tensor) or x.dim() < 2 or x.shape[1] != len(y):
+                if not isinstance(x, torch.Tensor):
+                    raise TypeError(f"Trainer: a training batch's x must be a tensor [T, B, ...], got "
+                                    f"{type(x).__name__} (the loader yields (x, y) pairs)")
+                if x.dim() < 2 or x.shape[1] != len(y):
                     raise ValueError(f"Trainer: a training batch has {len(y)} labels but x of shape "
-                                     f"{tuple(getattr(x, 'shape', ()))} has batch size "
-                                     f"{x.shape[1] if isinstance(x, torch.Tensor) and x.dim() >= 2 else 'none'}: x must "
+                                     f"{tuple(x.shape)} has batch size {x.shape[1] if x.dim() >= 2 else 'none'}: x must "
                                      "be time-major [T, B, ...] (for a batch-first loader, yield x.transpose(0, 1))")
                 # the model's floating dtype (integer event frames, float32 data for a float64 model), as evaluate
                 x = model_input(x.to(self.device, non_blocking=True), self.device, in_dtype)
