@@ -309,3 +309,19 @@ def test_no_writable_cache_folder_is_a_build_error_and_auto_keeps_pytorch(monkey
         resolve_backend("cpu", "cpu")
     with pytest.raises(c_build.CBuildError, match="no writable folder"):
         lif_cpu(x, beta, thr)
+
+
+@pytest.mark.skipif(not hasattr(os, "getuid"), reason="ownership checks need POSIX users")
+def test_the_private_fallback_folder_refuses_links_and_folders_others_may_write(tmp_path):
+    """Reviewer: a symbolic link planted at <tmp>/snnlab-<uid> was followed to any folder of the user's."""
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir(mode=0o700)
+    link = tmp_path / "snnlab-link"
+    link.symlink_to(elsewhere)
+    assert "is a link" in c_build._unusable(link, private=True)
+    shared = tmp_path / "snnlab-shared"
+    shared.mkdir()
+    shared.chmod(0o777)
+    assert "others may write" in c_build._unusable(shared, private=True)
+    own = tmp_path / "snnlab-own"
+    assert c_build._unusable(own, private=True) is None and own.stat().st_mode & 0o077 == 0

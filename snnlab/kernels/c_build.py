@@ -19,6 +19,7 @@ import hashlib
 import os
 import platform
 import shutil
+import stat
 import subprocess
 import sys
 import tempfile
@@ -69,9 +70,9 @@ def _unusable(path: Path, private: bool) -> str | None:
     try:
         path.mkdir(mode=0o700 if private else 0o777, parents=True, exist_ok=True)
         if private and hasattr(os, "getuid"):
-            st = path.stat()
-            if st.st_uid != os.getuid() or st.st_mode & 0o022:
-                return f"{path} belongs to another user or others may write to it"
+            st = os.lstat(path)  # the folder itself: a symbolic link planted there is refused, not followed
+            if stat.S_ISLNK(st.st_mode) or st.st_uid != os.getuid() or st.st_mode & 0o022:
+                return f"{path} is a link, belongs to another user or others may write to it"
         if not path.is_dir() or not os.access(path, os.W_OK | os.X_OK):
             return f"{path} is not a writable folder"
     except OSError as exc:
