@@ -2,8 +2,8 @@
 
 The files are read directly (``h5py`` for SHD/SSC, :func:`tonic.io.read_mnist_file` for
 N-MNIST, ``numpy.load`` for tonic's preprocessed DVS Gesture / POKER-DVS arrays) and binned into
-exactly the frames of :class:`tonic.transforms.ToFrame` (by a vectorised ``np.bincount`` of tonic's
-own slices, :func:`_time_window_frames`). tonic's dataset classes are never constructed, so no download
+the frames of :class:`tonic.transforms.ToFrame` (a vectorised ``np.bincount`` over tonic's own slices,
+:func:`_frame_counts`; float32 counts, which do not wrap past 32767 events per cell as tonic's int16 frames do). tonic's dataset classes are never constructed, so no download
 or checksum step can ever run. A missing or incomplete folder raises ``FileNotFoundError`` that
 says which files to put where and where to get them.
 
@@ -62,7 +62,7 @@ AUDIO_DTYPE = np.dtype([("t", np.int64), ("x", np.int64), ("p", np.int64)])
 XYTP_DTYPE = np.dtype([("x", np.int64), ("y", np.int64), ("t", np.int64), ("p", np.int64)])
 
 
-BINNING_VERSION = 4  # part of every cache key: raise it when the binning of a sample changes
+BINNING_VERSION = 5  # part of every cache key: raise it when the binning of a sample changes (5: counts past 32767)
 
 MAX_FRAMES = 1_000_000  # frames per sample; more means the times were almost surely not in microseconds
 MAX_SAMPLE_BYTES = 4 * 2**30  # float32 frames of one sample
