@@ -2,7 +2,16 @@
 
 SQLite in WAL mode: one writer (a training run) and several readers (the dashboard, a notebook)
 work at once. Each thread gets its own connection, so a store object can be shared between the
-training thread and the UI thread.
+training thread and the UI thread. Writes are ``BEGIN IMMEDIATE`` transactions (one writer at a
+time, each write atomic); reads are deferred transactions, which in WAL mode neither wait for a
+writer nor make one wait: a reader sees the last commit before its read began (:meth:`RunStore.snapshot`
+keeps one such view over several reads). Reads wait at most ``read_timeout`` seconds for a store
+that another process holds locked (possible only outside WAL's rules, e.g. ``locking_mode=EXCLUSIVE``),
+then raise :class:`StoreLocked`.
+
+A store whose file or folder cannot be written (a read-only mount, a shared results folder) is
+opened for reading (``read_only=None``, the default, decides by itself; ``True`` never writes,
+``False`` insists on writing); a write to it raises :class:`StoreReadOnly`.
 
 The file carries its layout version in ``PRAGMA user_version`` (:data:`SCHEMA_VERSION`): a file of
 another program, a store of a newer snnlab, or a file that is not SQLite is refused with a
@@ -25,7 +34,9 @@ import os
 import sqlite3
 import threading
 import time
+import urllib.parse
 import uuid
+from contextlib import contextmanager
 from pathlib import Path
 
 import pandas as pd
@@ -36,6 +47,14 @@ SCHEMA_VERSION = 1  # PRAGMA user_version of a store; 0 = a store written before
 
 class StoreError(ValueError):
     """The file is not a run store this snnlab can use (not SQLite, another layout, a newer version)."""
+
+
+class StoreReadOnly(StoreError, sqlite3.OperationalError):
+    """A write to a store opened read-only, or one whose file or folder cannot be written."""
+
+
+class StoreLocked(sqlite3.OperationalError):
+    """Another process held the store locked for longer than the timeout of the read or write."""
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS runs (
@@ -84,27 +103,67 @@ def _flatten(metrics: dict, prefix: str = "") -> dict[str, float]:
 
 
 class RunStore:
-    """A SQLite-backed store of training runs (see the module docstring)."""
+    """A SQLite-backed store of training runs (see the module docstring).
 
-    def __init__(self, path: str | os.PathLike | None = None, timeout: float = 30.0) -> None:
+    Args:
+        path: the SQLite file (default :func:`default_store_path`); created with its folder when missing
+            (unless read-only).
+        timeout: seconds a write (and opening the file) waits for another writer before :class:`StoreLocked`.
+        read_timeout: seconds a read waits for a store locked by another process [``timeout``]; a UI gives a
+            short one so that a locked store shows as an error instead of a frozen page.
+        read_only: ``None``: read-write, or read-only when the existing file or its folder cannot be written;
+            ``True``: open for reading only (never creates or changes anything; the file must exist);
+            ``False``: raise :class:`StoreReadOnly` unless the store can be written.
+    """
+
+    def __init__(self, path: str | os.PathLike | None = None, timeout: float = 30.0,
+                 read_timeout: float | None = None, read_only: bool | None = None) -> None:
         self.path = Path(path) if path is not None else default_store_path()
         if self.path.exists() and self.path.is_dir():
             raise ValueError(f"RunStore: {self.path} is a folder; give the path of a .sqlite file")
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        self.timeout = timeout
+        self.timeout = float(timeout)
+        self.read_timeout = self.timeout if read_timeout is None else float(read_timeout)
         self._local = threading.local()
+        self._immutable = False  # read-only and the WAL index (-shm) cannot be created: read the file as it is
+        self.read_only = bool(read_only)
+        if read_only is True:
+            if not self.path.exists():
+                raise FileNotFoundError(f"RunStore: no run store at {self.path}")
+        elif self.path.exists() and not self._writable():
+            if read_only is False:
+                raise StoreReadOnly(f"RunStore: {self.path} is read-only (the file or its folder is not writable): "
+                                    "runs cannot be recorded in it")
+            self.read_only = True
+        else:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
         try:
             self._check_schema()
-        except sqlite3.DatabaseError as exc:  # "file is not a database", a corrupt file
-            self.close()
-            raise StoreError(f"RunStore: {self.path} is not a usable SQLite run store ({exc})") from exc
         except StoreError:
             self.close()
             raise
+        except sqlite3.DatabaseError as exc:  # "file is not a database", a corrupt file, a locked or unwritable one
+            self.close()
+            error = self._translate(exc, write=not self.read_only)
+            if error is not exc:
+                raise error from exc
+            if not self.read_only and not self.path.exists() and not os.access(self.path.parent, os.W_OK):
+                raise StoreReadOnly(f"RunStore: cannot create the run store {self.path}: its folder is read-only "
+                                    f"(not writable)") from exc
+            raise StoreError(f"RunStore: {self.path} is not a usable SQLite run store ({exc})") from exc
+
+    def _writable(self) -> bool:
+        """Whether the existing file can be written, and its folder too (WAL creates ``-wal`` and ``-shm`` files
+        next to it) unless those exist and can be written."""
+        if not os.access(self.path, os.W_OK):
+            return False
+        if os.access(self.path.parent, os.W_OK | os.X_OK):
+            return True
+        sides = [Path(f"{self.path}{suffix}") for suffix in ("-wal", "-shm")]
+        return all(side.exists() and os.access(side, os.W_OK) for side in sides)
 
     def _check_schema(self) -> None:
         """Create the tables in a new file; refuse a foreign layout or a newer version (:class:`StoreError`)."""
-        con = self._raw()
+        con = self._raw(self.read_timeout if self.read_only else self.timeout)
         version = con.execute("PRAGMA user_version").fetchone()[0]
         if version > SCHEMA_VERSION:
             raise StoreError(f"RunStore: {self.path} has store version {version}, newer than this snnlab's "
@@ -115,33 +174,60 @@ class RunStore:
                 if tables - set(_COLUMNS):
                     raise StoreError(f"RunStore: {self.path} is an SQLite file of another program (tables "
                                      f"{sorted(tables)}), not an snnlab run store")
+                if self.read_only:
+                    raise StoreError(f"RunStore: {self.path} is not an snnlab run store (no table {table!r}) and "
+                                     "is opened read-only")
                 continue
             have = {r[1] for r in con.execute(f"PRAGMA table_info({table})")}
             if needed - have:
                 raise StoreError(f"RunStore: {self.path} is not an snnlab run store of this version: table {table!r} "
                                  f"lacks column(s) {sorted(needed - have)}")
-        if version < SCHEMA_VERSION:
+        if version < SCHEMA_VERSION and not self.read_only:  # a read-only store of the same layout is read as it is
             con.executescript(_SCHEMA + f"PRAGMA user_version={SCHEMA_VERSION};")
 
-    def _raw(self) -> sqlite3.Connection:
-        """This thread's connection (autocommit mode)."""
+    def _raw(self, wait: float | None = None) -> sqlite3.Connection:
+        """This thread's connection (autocommit mode); opening it waits at most ``wait`` seconds [``timeout``]
+        for a lock."""
         con = getattr(self._local, "con", None)
         if con is None:
-            con = sqlite3.connect(self.path, timeout=self.timeout, isolation_level=None, check_same_thread=True)
-            try:
-                self._wal_mode(con)
-                con.execute("PRAGMA synchronous=NORMAL")
-            except sqlite3.Error:
-                con.close()
-                raise
-            self._local.con = con
+            wait = self.timeout if wait is None else wait
+            if self.read_only:
+                con = self._connect_read_only(wait)
+            else:
+                con = sqlite3.connect(self.path, timeout=wait, isolation_level=None, check_same_thread=True)
+                try:
+                    self._wal_mode(con, wait)
+                    con.execute("PRAGMA synchronous=NORMAL")
+                except sqlite3.Error:
+                    con.close()
+                    raise
+            self._local.con, self._local.busy = con, wait
         return con
 
-    def _wal_mode(self, con: sqlite3.Connection) -> None:
+    def _connect_read_only(self, wait: float) -> sqlite3.Connection:
+        """A ``mode=ro`` connection; ``immutable=1`` where the WAL index (-shm) cannot be created (the folder is
+        not writable), which reads the file as it is."""
+        uri = "file:" + urllib.parse.quote(self.path.absolute().as_posix()) + "?mode=ro"
+        con = sqlite3.connect(uri + ("&immutable=1" if self._immutable else ""), uri=True, timeout=wait,
+                              isolation_level=None, check_same_thread=True)
+        try:
+            con.execute("SELECT count(*) FROM sqlite_master").fetchone()  # opens the file and its WAL index
+        except sqlite3.OperationalError as exc:
+            con.close()
+            if "unable to open" in str(exc) and not self._immutable and self.path.exists():
+                self._immutable = True
+                return self._connect_read_only(wait)
+            raise
+        except sqlite3.Error:
+            con.close()
+            raise
+        return con
+
+    def _wal_mode(self, con: sqlite3.Connection, wait: float | None = None) -> None:
         """Switch to write-ahead logging. SQLite answers "database is locked" at once, without waiting, when
         another connection switches a new file at the same moment (a sweep's workers opening one store), so retry
-        for up to ``timeout`` seconds."""
-        deadline = time.monotonic() + self.timeout
+        for up to ``wait`` seconds [``timeout``]."""
+        deadline = time.monotonic() + (self.timeout if wait is None else wait)
         delay = 0.005
         while True:
             try:
@@ -153,9 +239,45 @@ class RunStore:
             time.sleep(delay)
             delay = min(delay * 2, 0.2)
 
+    def _translate(self, exc: BaseException, write: bool) -> BaseException:
+        """:class:`StoreLocked` for a lock held too long, :class:`StoreReadOnly` for a refused write, else ``exc``."""
+        if isinstance(exc, (StoreLocked, StoreReadOnly)) or not isinstance(exc, sqlite3.OperationalError):
+            return exc
+        text = str(exc).lower()
+        if "locked" in text or "busy" in text:
+            waited = self.timeout if write else self.read_timeout
+            return StoreLocked(f"RunStore: the run store {self.path} is locked by another process (waited "
+                               f"{waited:g} s); try again when it is released")
+        if "readonly" in text or "read-only" in text:
+            return StoreReadOnly(self._read_only_message())
+        return exc
+
+    def _read_only_message(self) -> str:
+        why = ("opened read-only" if self._writable() or not self.path.exists()
+               else "the file or its folder is not writable")
+        return f"RunStore: {self.path} is read-only ({why}); runs cannot be recorded in it: give a writable store"
+
     def _conn(self) -> "_Tx":
-        """A transaction on this thread's connection."""
-        return _Tx(self._raw())
+        """A write transaction (``BEGIN IMMEDIATE``) on this thread's connection."""
+        return _Tx(self, write=True)
+
+    def _read(self) -> "_Tx":
+        """A read transaction (deferred: takes no write lock) on this thread's connection."""
+        return _Tx(self, write=False)
+
+    @contextmanager
+    def snapshot(self):
+        """Within the block, every read of this thread sees the same state of the store (one read transaction):
+        for several reads that must agree. Writes are refused inside it.
+
+        Example:
+            >>> import tempfile, os
+            >>> store = RunStore(os.path.join(tempfile.mkdtemp(), "runs.sqlite"))
+            >>> with store.snapshot():
+            ...     runs, results = store.list_runs(), store.summaries()
+        """
+        with self._read():
+            yield self
 
     # ---------------------------------------------------------------- writing
     def create_run(self, config: dict, name: str | None = None, run_id: str | None = None) -> str:
@@ -230,14 +352,14 @@ class RunStore:
     # ---------------------------------------------------------------- reading
     def list_runs(self) -> pd.DataFrame:
         """One row per run: id, name, status, message, created, updated, checkpoint."""
-        with self._conn() as con:
+        with self._read() as con:
             rows = con.execute("SELECT run_id, name, status, message, created, updated, checkpoint "
                                "FROM runs ORDER BY created").fetchall()
         return pd.DataFrame(rows, columns=["run_id", "name", "status", "message", "created", "updated", "checkpoint"])
 
     def get_run(self, run_id: str) -> dict:
         """A run's row with its config and summary decoded."""
-        with self._conn() as con:
+        with self._read() as con:
             row = con.execute("SELECT run_id, name, status, message, config, created, updated, checkpoint, summary "
                               "FROM runs WHERE run_id=?", (run_id,)).fetchone()
         if row is None:
@@ -266,13 +388,13 @@ class RunStore:
         if since_step is not None:
             query += " AND step>?"
             args.append(int(since_step))
-        with self._conn() as con:
+        with self._read() as con:
             rows = con.execute(query + " ORDER BY run_id, step", args).fetchall()
         return pd.DataFrame(rows, columns=["run_id", "step", "epoch", "kind", "name", "value", "time"])
 
     def summaries(self) -> pd.DataFrame:
         """One row per run that has a summary: config fields and summary metrics side by side."""
-        with self._conn() as con:
+        with self._read() as con:
             rows = con.execute("SELECT run_id, name, status, config, summary FROM runs "
                                "WHERE summary IS NOT NULL ORDER BY created").fetchall()
         records = []
@@ -293,14 +415,53 @@ class RunStore:
 
 
 class _Tx:
-    """Context manager: one IMMEDIATE transaction on a connection (autocommit outside it)."""
+    """Context manager: one transaction on the store's connection of this thread (autocommit outside it).
 
-    def __init__(self, con: sqlite3.Connection) -> None:
-        self.con = con
+    ``write``: ``BEGIN IMMEDIATE``, waiting up to the store's ``timeout`` for another writer; else a deferred
+    ``BEGIN`` (a WAL snapshot at the first read) that waits up to ``read_timeout``. A read inside an open read
+    transaction (:meth:`RunStore.snapshot`) joins it. Lock and read-only errors become :class:`StoreLocked` and
+    :class:`StoreReadOnly`.
+    """
+
+    def __init__(self, store: RunStore, write: bool) -> None:
+        self.store, self.write, self.joined = store, write, False
 
     def __enter__(self) -> sqlite3.Connection:
-        self.con.execute("BEGIN IMMEDIATE")
-        return self.con
+        store = self.store
+        if self.write and store.read_only:
+            raise StoreReadOnly(store._read_only_message())
+        wait = store.timeout if self.write else store.read_timeout
+        try:
+            con = self.con = store._raw(wait)
+            depth = getattr(store._local, "depth", 0)
+            if depth:
+                if self.write:
+                    raise RuntimeError("RunStore: a write inside snapshot(); write before or after the block")
+                self.joined = True
+            else:
+                if store._local.busy != wait:
+                    con.execute(f"PRAGMA busy_timeout={int(wait * 1000)}")
+                    store._local.busy = wait
+                con.execute("BEGIN IMMEDIATE" if self.write else "BEGIN")
+        except sqlite3.Error as exc:
+            error = store._translate(exc, self.write)
+            if error is exc:
+                raise
+            raise error from exc
+        store._local.depth = depth + 1
+        return con
 
-    def __exit__(self, exc_type, *exc) -> None:
-        self.con.execute("ROLLBACK" if exc_type else "COMMIT")
+    def __exit__(self, exc_type, exc, tb) -> None:
+        store = self.store
+        store._local.depth -= 1
+        if self.joined:
+            return None
+        if exc_type is not None:
+            if self.con.in_transaction:
+                self.con.execute("ROLLBACK")
+            error = store._translate(exc, self.write)
+            if error is not exc:
+                raise error from exc
+            return None
+        self.con.execute("COMMIT")
+        return None
