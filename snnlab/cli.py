@@ -22,7 +22,8 @@ EPILOG = """examples:
   snnlab train --run-dir runs/a --resume --epochs 10   continue the run in runs/a for 10 epochs in all
   snnlab sweep --grid neuron=ttfs,multi_spike --grid mask_p=0,0.3 --epochs 3
   snnlab sweep --grid noise_scale=0.1,0.3 --neuron noisy --dask local
-  snnlab runs                                    list the runs in the store
+  snnlab runs                                    list the newest runs in the store
+  snnlab runs --status failed --limit 0          every failed run
   snnlab runs show RUN_ID                        one run's config and results
   snnlab dashboard                               the live-training dashboard on http://127.0.0.1:5006
 """
@@ -71,9 +72,31 @@ def _positive_int(text: str) -> int:
     return value
 
 
-def _store(path: str | None, writing: bool = True):
+def _count(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be 0 or more, got {value}")
+    return value
+
+
+def _seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected seconds, got {text!r}") from None
+    if not value >= 0 or math.isinf(value):
+        raise argparse.ArgumentTypeError(f"must be 0 or more seconds, got {text}")
+    return value
+
+
+def _store(path: str | None, writing: bool = True, wait: float | None = None):
     """The run store at ``path`` (else ``$SNNLAB_STORE`` or ``runs/snnlab.sqlite``). When it cannot be created
-    or opened (``writing``: for ``train`` / ``sweep``, e.g. in a read-only folder) the error names the fix."""
+    or opened (``writing``: for ``train`` / ``sweep``, e.g. in a read-only folder) the error names the fix.
+    Reading (``writing=False``) opens a store that cannot be written read-only and waits at most ``wait``
+    seconds for one that another process holds locked."""
     import sqlite3
 
     from snnlab.experiments import RunStore, default_store_path
@@ -81,7 +104,9 @@ def _store(path: str | None, writing: bool = True):
 
     where = Path(path) if path else default_store_path()
     try:
-        return RunStore(where)
+        if not writing:
+            return RunStore(where) if wait is None else RunStore(where, timeout=wait, read_timeout=wait)
+        return RunStore(where, read_only=False)
     except (OSError, sqlite3.Error, StoreError) as exc:
         if not writing:
             raise
@@ -267,25 +292,173 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     return 0 if failed.empty else 1
 
 
-def cmd_runs(args: argparse.Namespace) -> int:
-    import pandas as pd
+RUNS_LIMIT = 50  # `snnlab runs` / `runs compare` show the newest 50 runs unless --limit says otherwise (0: all)
+RUNS_WAIT = 5.0  # seconds `snnlab runs` waits for a store another process holds locked (--timeout)
+NAME_WIDTH, MESSAGE_WIDTH, CELL_WIDTH = 40, 60, 24  # the widest name, message (its last line) and other cell
 
+
+def _char_width(ch: str) -> int:
+    import unicodedata
+
+    if unicodedata.combining(ch) or unicodedata.category(ch) in ("Mn", "Me", "Cf"):
+        return 0
+    return 2 if unicodedata.east_asian_width(ch) in ("W", "F") else 1
+
+
+def _text_width(text: str) -> int:
+    """Terminal columns of ``text`` (wide East Asian characters and emoji take two, combining marks none)."""
+    return len(text) if text.isascii() else sum(_char_width(ch) for ch in text)
+
+
+def _ellipsis() -> str:
+    try:
+        "\u2026".encode(getattr(sys.stdout, "encoding", None) or "utf-8")
+        return "\u2026"
+    except (UnicodeEncodeError, LookupError):
+        return "..."
+
+
+def _clip(text: str, width: int) -> str:
+    """``text`` cut to ``width`` terminal columns, an ellipsis marking the cut.
+
+    Example:
+        >>> _clip("a-rather-long-run-name", 10), _clip("short", 10)
+        ('a-rather-\u2026', 'short')
+    """
+    if _text_width(text) <= width:
+        return text
+    mark = _ellipsis()
+    if text.isascii():
+        return text[:max(0, width - len(mark))] + mark
+    room, out = max(0, width - len(mark)), []
+    for ch in text:
+        room -= _char_width(ch)
+        if room < 0:
+            break
+        out.append(ch)
+    return "".join(out) + mark
+
+
+def _cell(value, last_line: bool = False) -> str:
+    """One table cell: numbers to 4 significant digits, missing values empty, control characters (tabs, newlines)
+    as spaces; ``last_line``: only the last non-empty line (an error's traceback ends with the error)."""
+    import unicodedata
+
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return ""
+    if isinstance(value, float):
+        return f"{value:.4g}"
+    text = str(value)
+    if last_line:
+        lines = [line.strip() for line in text.splitlines() if line.strip()]
+        text = lines[-1] if lines else ""
+    return "".join(" " if unicodedata.category(ch) == "Cc" else ch for ch in text)
+
+
+def _table(frame, widths: dict[str, int], width: int | None, shrink: list[tuple[str, int]],
+           keep: int) -> tuple[list[str], list[str]]:
+    """The lines of ``frame`` as a plain-text table: each column at most ``widths[col]`` (else CELL_WIDTH)
+    columns wide; with ``width`` (the terminal's) and too wide, each ``(column, least)`` of ``shrink`` in turn
+    narrows that column down to ``least``, then columns beyond the first ``keep`` are left out from the right.
+    Returns the lines and the columns left out."""
+    import numbers
+
+    cols = list(frame.columns)
+    cells = {c: [_cell(v, last_line=(c == "message")) for v in frame[c].tolist()] for c in cols}
+    numeric = {c for c in cols if frame[c].map(lambda v: v is None or isinstance(v, numbers.Number)
+                                               and not isinstance(v, bool)).all() and c != "run_id"}
+    size = {c: min(widths.get(c, CELL_WIDTH), max([_text_width(c)] + [_text_width(t) for t in cells[c]])) for c in cols}
+    left_out: list[str] = []
+    if width is not None:
+        excess = sum(size.values()) + 2 * (len(cols) - 1) - width
+        for c, least in shrink:
+            if excess > 0 and c in size and size[c] > least:
+                cut = min(excess, size[c] - least)
+                size[c] -= cut
+                excess -= cut
+        while excess > 0 and len(cols) > keep:
+            c = cols.pop()
+            excess -= size.pop(c) + 2
+            left_out.insert(0, c)
+
+    def row(texts: list[str]) -> str:
+        parts = []
+        for c, t in zip(cols, texts):
+            t = _clip(t, size[c])
+            pad = " " * (size[c] - _text_width(t))
+            parts.append(pad + t if c in numeric else t + pad)
+        return "  ".join(parts).rstrip()
+
+    return [row(cols)] + [row([cells[c][i] for c in cols]) for i in range(len(frame))], left_out
+
+
+def _statuses(values: list[str] | None) -> list[str]:
+    from snnlab.experiments.store import STATUSES
+
+    wanted = [v.strip() for item in values or [] for v in item.split(",") if v.strip()]
+    unknown = [v for v in wanted if v not in STATUSES]
+    if unknown:
+        raise ValueError(f"--status: unknown status {', '.join(map(repr, unknown))}; choose from {', '.join(STATUSES)}")
+    return wanted
+
+
+def _newest(frame, statuses: list[str], limit: int):
+    """Rows with one of ``statuses`` (all when empty), newest first (``frame`` is oldest first), at most ``limit``
+    (0: all); returns them and how many matched."""
+    if statuses:
+        frame = frame[frame["status"].isin(statuses)]
+    frame = frame.iloc[::-1]
+    return (frame.head(limit) if limit else frame), len(frame)
+
+
+def _shown_note(shown: int, matched: int, what: str, statuses: list[str], left_out: list[str], width) -> None:
+    """What the table leaves out, on stderr (stdout stays the table, for pipes)."""
+    notes = []
+    if shown < matched:
+        notes.append(f"the newest {shown} of {matched} {what}" + (f" with status {', '.join(statuses)}" if statuses
+                                                                  else "") + "; --limit 0 shows all")
+    if left_out:
+        notes.append(f"{len(left_out)} column(s) left out at width {width}: {', '.join(left_out)}; --wide shows all")
+    for note in notes:
+        print(f"({note})", file=sys.stderr)
+
+
+def _runs_output(args: argparse.Namespace) -> int:
     from snnlab.experiments import default_store_path
 
     path = Path(args.store) if args.store else default_store_path()
+    statuses = _statuses(getattr(args, "status", None))
+    limit = getattr(args, "limit", RUNS_LIMIT)
     if not path.exists():  # reading only: never create a store (an --store typo would look like an empty one)
         if args.store:
             raise FileNotFoundError(f"--store: no run store at {path}")
         print(f"no runs yet: {path} does not exist (snnlab train or the dashboard create it)")
         return 0
-    store = _store(str(path), writing=False)
+    store = _store(str(path), writing=False, wait=getattr(args, "timeout", RUNS_WAIT))
+    try:
+        return _print_runs(args, store, statuses, limit)
+    finally:
+        store.close()
+
+
+def _print_runs(args: argparse.Namespace, store, statuses: list[str], limit: int) -> int:
+    import shutil
+
+    import pandas as pd
+
+    width = None if getattr(args, "wide", False) else shutil.get_terminal_size((100, 24)).columns
     if args.action == "list":
-        runs = store.list_runs()
+        runs, matched = _newest(store.list_runs(), statuses, limit)
         if runs.empty:
-            print(f"no runs in {store.path}")
+            print(f"no runs{' with status ' + ', '.join(statuses) if statuses else ''} in {store.path}")
             return 0
-        runs["created"] = pd.to_datetime(runs["created"], unit="s").dt.strftime("%Y-%m-%d %H:%M")
-        print(runs[["run_id", "name", "status", "created", "message"]].fillna("").to_string(index=False))
+        runs = runs.assign(created=pd.to_datetime(runs["created"], unit="s").dt.strftime("%Y-%m-%d %H:%M"))
+        lines, left_out = _table(runs[["run_id", "name", "status", "created", "message"]],
+                                 {"name": NAME_WIDTH, "message": MESSAGE_WIDTH, "created": 16, "run_id": 32},
+                                 width, shrink=[("message", 30), ("name", 24), ("message", 12), ("name", 12)], keep=3)
+        sys.stdout.write("\n".join(lines) + "\n")
+        sys.stdout.flush()
+        _shown_note(len(runs), matched, "runs", statuses, left_out, width)
     elif args.action == "show":
         if not args.run_ids:
             raise ValueError("runs show needs one or more run ids (`snnlab runs` lists them)")
@@ -293,19 +466,54 @@ def cmd_runs(args: argparse.Namespace) -> int:
         for run in runs:
             print(json.dumps(run, indent=2, default=str))
     elif args.action == "compare":
-        unknown = sorted(set(args.run_ids) - set(store.list_runs()["run_id"]))
+        with store.snapshot():  # the ids checked and the results read from one state of the store
+            known = set(store.list_runs()["run_id"])
+            table = store.summaries()
+        unknown = sorted(set(args.run_ids) - known)
         if unknown:
             raise ValueError(f"no run(s) {', '.join(unknown)} in {store.path} (`snnlab runs` lists them)")
-        table = store.summaries()
+        matched = len(table)
         if not table.empty and args.run_ids:
             table = table[table["run_id"].isin(args.run_ids)]
+            matched = len(table)
+        elif not table.empty:
+            table, matched = _newest(table, statuses, limit)
         if table.empty:
-            print(f"no finished runs with results{' among ' + ', '.join(args.run_ids) if args.run_ids else ''} "
-                  f"in {store.path}")
+            print(f"no finished runs with results{' among ' + ', '.join(args.run_ids) if args.run_ids else ''}"
+                  f"{' with status ' + ', '.join(statuses) if statuses and not args.run_ids else ''} in {store.path}")
             return 0
-        keep = [c for c in table.columns if not c.startswith("config.") or table[c].astype(str).nunique() > 1]
-        print(table[keep].to_string(index=False))
+        # the trade-off's two axes, then the settings that differ between the runs, then the other results: the
+        # columns left out at the terminal's width are the last ones
+        configs = [c for c in table.columns if c.startswith("config.") and table[c].astype(str).nunique() > 1]
+        results = [c for c in table.columns if not c.startswith("config.") and c not in ("run_id", "name", "status")]
+        axes = [c for c in ("accuracy", "spikes_per_sample") if c in results]
+        order = ["run_id", "name", "status", *axes, *configs, *[c for c in results if c not in axes]]
+        lines, left_out = _table(table[order],
+                                 {"name": NAME_WIDTH, "run_id": 32}, width, shrink=[("name", 24)], keep=3)
+        sys.stdout.write("\n".join(lines) + "\n")
+        sys.stdout.flush()
+        _shown_note(len(table), matched, "runs with results", statuses if not args.run_ids else [], left_out, width)
+    sys.stdout.flush()
     return 0
+
+
+def cmd_runs(args: argparse.Namespace) -> int:
+    """``snnlab runs [list|show|compare]``: read-only; a reader of the output that stops early (``| head``) ends
+    it quietly (exit status 0); a store locked by another process is an error after ``--timeout`` seconds."""
+    from snnlab.experiments.store import StoreLocked
+
+    try:
+        return _runs_output(args)
+    except BrokenPipeError:
+        try:  # the reader has gone: nothing more to say, and no error when Python flushes stdout at exit
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, sys.stdout.fileno())
+        except (OSError, ValueError, AttributeError):
+            pass
+        return 0
+    except StoreLocked as exc:
+        print(f"snnlab {args.command}: error: {exc}", file=sys.stderr)
+        return 1
 
 
 def cmd_dashboard(args: argparse.Namespace) -> int:
@@ -370,10 +578,23 @@ def build_parser() -> argparse.ArgumentParser:
     store_flags(sw)
     sw.set_defaults(func=cmd_sweep)
 
-    runs = sub.add_parser("runs", help="list, show or compare runs in the store")
+    runs = sub.add_parser("runs", help="list, show or compare runs in the store",
+                          description="List (the default), show or compare the runs in the store, newest first. "
+                                      f"Names are cut to {NAME_WIDTH} characters, messages to the last line of "
+                                      f"their text ({MESSAGE_WIDTH} characters), and the table to the terminal's "
+                                      "width; what is left out is said on stderr. A store that cannot be written "
+                                      "(a read-only folder) is opened read-only.")
     runs.add_argument("action", nargs="?", default="list", choices=["list", "show", "compare"])
     runs.add_argument("run_ids", nargs="*", help="run ids (for show / compare)")
     runs.add_argument("--store", help="run store (SQLite file) [$SNNLAB_STORE or runs/snnlab.sqlite]")
+    runs.add_argument("--status", action="append", metavar="STATUS",
+                      help="only runs with this status (finished, failed, running, stopped, ...; repeat or "
+                           "comma-separate for several)")
+    runs.add_argument("--limit", type=_count, default=RUNS_LIMIT, metavar="N",
+                      help=f"the newest N runs (list, and compare without ids) [{RUNS_LIMIT}]; 0: all")
+    runs.add_argument("--wide", action="store_true", help="all columns, not cut to the terminal's width")
+    runs.add_argument("--timeout", type=_seconds, default=RUNS_WAIT, metavar="SECONDS",
+                      help=f"how long to wait for a store another process holds locked [{RUNS_WAIT:g}]")
     runs.set_defaults(func=cmd_runs)
 
     dash = sub.add_parser("dashboard", help="serve the live-training dashboard (Panel) on localhost")

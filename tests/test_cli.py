@@ -403,3 +403,147 @@ def test_train_where_the_run_store_cannot_be_created_says_store_or_no_store(tmp_
     err = capsys.readouterr().err
     assert "--store PATH" in err and "--no-store" in err
     assert main(["train", *TINY, "--no-store"]) == 0  # the way out the message gives
+
+
+def _many_runs(path, n, name=lambda i: f"run {i}", message=lambda i: None, status=lambda i: "finished"):
+    """A store of ``n`` runs written in one transaction (the store's API commits one run at a time)."""
+    import sqlite3
+
+    RunStore(path).close()
+    con = sqlite3.connect(path)
+    with con:
+        con.executemany("INSERT INTO runs VALUES (?,?,?,?,?,?,?,?,?)",
+                        [(f"id{i:08d}", name(i), status(i), message(i), json.dumps({"seed": i % 3}), 1e9 + i,
+                          1e9 + i, None, json.dumps({"accuracy": 0.5 + i / (4 * n), "loss": 1.0 / (i + 1)}))
+                         for i in range(n)])
+    con.close()
+    return str(path)
+
+
+def test_runs_list_is_newest_first_cut_to_the_terminal_and_filtered(tmp_path, capsys, monkeypatch):
+    """Scale probe: at 2,000 runs the list was 2,004 lines ~1,690 characters wide (a 400-character name and
+    one-line tracebacks padded every column), oldest first, with no way to filter or limit it."""
+    from snnlab.cli import NAME_WIDTH, RUNS_LIMIT
+
+    traceback = "Traceback (most recent call last):\n" + '  File "x.py", line 1, in f\n' * 40 + "RuntimeError: diverged"
+    store = _many_runs(tmp_path / "s.sqlite", 120, name=lambda i: "x" * 400 if i == 119 else f"run\t{i}",
+                       message=lambda i: traceback if i % 10 == 0 else None,
+                       status=lambda i: "failed" if i % 10 == 0 else "finished")
+    monkeypatch.setenv("COLUMNS", "100")
+    assert main(["runs", "--store", store]) == 0
+    out, err = capsys.readouterr()
+    lines = out.splitlines()
+    assert len(lines) == 1 + RUNS_LIMIT and max(map(len, lines)) <= 100
+    assert lines[1].startswith("id00000119  " + "x" * 10) and "\u2026" in lines[1] and "x" * NAME_WIDTH not in out
+    assert lines[2].startswith("id00000118  run 118")  # newest first; a tab is shown as a space
+    assert f"the newest {RUNS_LIMIT} of 120 runs" in err and "--limit 0" in err
+    assert main(["runs", "list", "--store", store, "--status", "failed", "--limit", "3"]) == 0
+    out, err = capsys.readouterr()
+    rows = out.splitlines()[1:]
+    assert [r.split()[0] for r in rows] == ["id00000110", "id00000100", "id00000090"]
+    assert all(r.rstrip().endswith("RuntimeError: diverged") and "Traceback" not in r for r in rows)
+    assert "the newest 3 of 12 runs with status failed" in err
+    assert main(["runs", "--store", store, "--status", "failed,finished", "--limit", "0"]) == 0
+    out, err = capsys.readouterr()
+    assert len(out.splitlines()) == 121 and err == ""
+    assert main(["runs", "--store", store, "--status", "stopped"]) == 0
+    assert "no runs with status stopped" in capsys.readouterr().out
+    assert main(["runs", "--store", store, "--status", "exploded"]) == 2
+    assert "unknown status 'exploded'" in capsys.readouterr().err
+    monkeypatch.setenv("COLUMNS", "60")
+    assert main(["runs", "--store", store, "--limit", "5"]) == 0
+    assert max(map(len, capsys.readouterr().out.splitlines())) <= 60
+
+
+def test_runs_compare_without_ids_fits_the_terminal_and_says_what_it_left_out(tmp_path, capsys, monkeypatch):
+    from snnlab.experiments import RunStore
+
+    path = tmp_path / "s.sqlite"
+    store = RunStore(path)
+    for i in range(4):
+        run = store.create_run({f"knob_{k}": i * k for k in range(12)} | {"seed": i}, name="n" * 300 + str(i))
+        store.set_summary(run, {"accuracy": 0.5 + i / 10, "loss": 1.0 / (i + 1), "spikes_per_sample": 10.0 * i})
+        store.set_status(run, "finished")
+    monkeypatch.setenv("COLUMNS", "80")
+    assert main(["runs", "compare", "--store", str(path), "--limit", "3"]) == 0
+    out, err = capsys.readouterr()
+    lines = out.splitlines()
+    assert len(lines) == 4 and max(map(len, lines)) <= 80 and "accuracy" in lines[0]
+    assert lines[1].split()[1].endswith("\u2026") and "column(s) left out at width 80" in err and "--wide" in err
+    assert "the newest 3 of 4 runs with results" in err
+    assert main(["runs", "compare", "--store", str(path), "--wide"]) == 0
+    out, err = capsys.readouterr()
+    assert "config.knob_11" in out.splitlines()[0] and "left out" not in err and len(out.splitlines()) == 5
+
+
+def test_runs_into_a_reader_that_stops_early_exits_quietly(tmp_path):
+    """Scale probe: `snnlab runs | head` ended with "snnlab runs: error: BrokenPipeError" and exit status 1."""
+    import subprocess
+    import sys
+
+    store = _many_runs(tmp_path / "s.sqlite", 3000)  # far more output than a pipe holds
+    proc = subprocess.Popen([sys.executable, "-m", "snnlab", "runs", "--store", store, "--limit", "0", "--wide"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    assert proc.stdout.readline().startswith("run_id")
+    proc.stdout.close()  # what `head -1` does after its line
+    err = proc.stderr.read()
+    assert proc.wait(timeout=120) == 0 and "Error" not in err and "Traceback" not in err
+
+
+def test_runs_on_a_locked_store_is_a_named_error_within_the_timeout(tmp_path, capsys):
+    import sqlite3
+    import time
+
+    store = _many_runs(tmp_path / "s.sqlite", 3)
+    holder = sqlite3.connect(store, isolation_level=None)
+    holder.execute("BEGIN EXCLUSIVE")  # a writer mid-transaction: in WAL mode `runs` reads past it
+    assert main(["runs", "--store", store, "--timeout", "0.5"]) == 0
+    assert "run 2" in capsys.readouterr().out
+    holder.execute("ROLLBACK")
+    holder.execute("PRAGMA locking_mode=EXCLUSIVE")  # a lock that does stop readers
+    holder.execute("BEGIN EXCLUSIVE")
+    holder.execute("SELECT count(*) FROM runs").fetchone()
+    try:
+        start = time.monotonic()
+        assert main(["runs", "--store", store, "--timeout", "0.5"]) == 1
+        assert time.monotonic() - start < 10
+        err = capsys.readouterr().err
+        assert err.startswith("snnlab runs: error: ") and "is locked by another process" in err
+        assert len(err.splitlines()) == 1
+    finally:
+        holder.execute("ROLLBACK")
+        holder.close()
+
+
+def test_runs_lists_a_read_only_store_and_train_says_read_only(tmp_path, capsys):
+    import os
+    import shutil
+    import subprocess
+
+    folder = tmp_path / "shared"
+    folder.mkdir()
+    store = _many_runs(folder / "s.sqlite", 3)
+    if os.geteuid() == 0:
+        if shutil.which("chattr") is None or subprocess.run(["chattr", "+i", str(folder)],
+                                                            capture_output=True).returncode != 0:
+            pytest.skip("cannot make a folder read-only as root here (chattr +i)")
+        thaw = ["chattr", "-i", str(folder)]
+    else:
+        os.chmod(store, 0o444)
+        folder.chmod(0o555)
+        thaw = None
+    try:
+        assert main(["runs", "--store", store]) == 0
+        out, err = capsys.readouterr()
+        assert "run 2" in out and err == ""
+        assert main(["runs", "compare", "--store", store]) == 0
+        assert "accuracy" in capsys.readouterr().out
+        assert main(["train", *TINY, "--store", store]) == 2
+        err = capsys.readouterr().err
+        assert "read-only" in err and "--no-store" in err and "not a usable" not in err
+        assert sorted(p.name for p in folder.iterdir()) == ["s.sqlite"]
+    finally:
+        if thaw:
+            subprocess.run(thaw, check=False)
+        else:
+            folder.chmod(0o755)
