@@ -78,7 +78,8 @@ class DashboardApp:
                  sweep_executor: str = "processes") -> None:
         pn.extension("tabulator")
         hv.extension("bokeh")
-        self.store = RunStore(store_path if store_path is not None else default_store_path())
+        # reads give up after 2 s on a store another process holds locked: an error on the page, not a frozen one
+        self.store = RunStore(store_path if store_path is not None else default_store_path(), read_timeout=2.0)
         root = self.store.path.parent
         self.poll_ms = int(poll_ms)
         self.runs_every = max(1, int(runs_every))
