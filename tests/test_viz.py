@@ -658,3 +658,105 @@ def test_overlapping_follows_forward_each_row_once():
                 t.join()
     steps = page.buffer.data["step"]
     assert len(steps) == 40 and steps.is_unique
+
+
+# ------------------------------------------------------------------------------------------ long runs (scale)
+def _long_run(n=200_000, spike_at=123_457, dip_at=7_001):
+    """A tidy table of one run's loss of ``n`` steps with one spike and one dip, and a short eval series."""
+    rng = np.random.default_rng(0)
+    loss = 2.0 * np.exp(-np.arange(n) / 40_000) + 0.01 * rng.standard_normal(n)
+    loss[spike_at], loss[dip_at] = 9.0, -5.0
+    train = pd.DataFrame({"run_id": "long", "step": np.arange(n), "kind": "train", "name": "loss", "value": loss})
+    ev = pd.DataFrame({"run_id": "long", "step": [n // 2, n - 1], "kind": "eval", "name": "loss", "value": [0.5, 0.4]})
+    return pd.concat([train, ev], ignore_index=True)
+
+
+def test_downsample_minmax_bounds_points_keeps_ends_and_extremes_and_leaves_short_series_alone():
+    from snnlab.viz.curves import MAX_CURVE_POINTS, downsample_minmax
+
+    x = np.arange(200_000)
+    y = np.sin(x / 5000.0)
+    y[150_001], y[3] = 50.0, -50.0
+    y[10:20] = np.nan  # never chosen over the numbers of its bucket
+    xs, ys = downsample_minmax(x, y)
+    assert 2 < len(xs) <= MAX_CURVE_POINTS and np.all(np.diff(xs) > 0)  # a subset, in order
+    assert (xs[0], xs[-1]) == (0, 199_999) and ys.max() == 50.0 and ys.min() == -50.0
+    assert xs[np.argmax(ys)] == 150_001 and not np.isnan(ys).any()
+    np.testing.assert_array_equal(ys, y[xs])  # real points, not averages
+    # each bucket's extremes: the sine's range is kept as well as the spikes
+    assert np.nanmax(ys[ys < 50]) == pytest.approx(np.nanmax(y[y < 50]))
+    short_x, short_y = np.arange(MAX_CURVE_POINTS), np.cos(np.arange(MAX_CURVE_POINTS))
+    same_x, same_y = downsample_minmax(short_x, short_y)
+    assert same_x is short_x and same_y is short_y  # at the bound: unchanged
+    assert len(downsample_minmax(x, y, max_points=None)[0]) == len(x)
+    assert len(downsample_minmax(np.arange(7), np.arange(7.0), max_points=5)[0]) <= 5
+    with pytest.raises(ValueError):
+        downsample_minmax(x, y, max_points=3)
+
+
+def test_learning_curves_of_a_200k_step_run_send_bounded_points_with_spikes_and_no_string_columns():
+    from bokeh.models import HoverTool
+
+    from snnlab.viz.curves import MAX_CURVE_POINTS
+
+    df = _long_run()
+    (loss,) = learning_curves(df)
+    train = loss["train"]
+    assert len(train) <= MAX_CURVE_POINTS and len(loss["eval"]) == 2
+    steps, values = train.dimension_values("step"), train.dimension_values("value")
+    assert steps[0] == 0 and steps[-1] == 199_999
+    assert values.max() == 9.0 and values.min() == -5.0  # the spike and the dip stay visible
+    assert steps[values.argmax()] == 123_457 and steps[values.argmin()] == 7_001
+    full = learning_curves(df, max_points=None)
+    assert len(full.NdOverlay.I["train"]) == 200_000
+    # two runs in one panel: no per-point copy of the run id / kind in the data sent to the browser
+    two = pd.concat([df, df.assign(run_id="other")], ignore_index=True)
+    fig = render(learning_curves(two, labels={"long": "my run"}).NdOverlay.I)
+    columns = {k for r in fig.renderers for k in r.data_source.data}
+    assert columns == {"step", "value"}
+    rows = [len(r.data_source.data["step"]) for r in fig.renderers]
+    assert len(rows) == 4 and max(rows) <= MAX_CURVE_POINTS
+    assert {r.name for r in fig.renderers} == {"my run, train", "my run, eval", "other, train", "other, eval"}
+    legend = {item.label.value for item in fig.legend[0].items}
+    assert legend == {r.name for r in fig.renderers}  # the series are told apart by the legend...
+    (hover,) = fig.select(type=HoverTool)
+    assert hover.tooltips[0] == ("run_id, kind", "$name")  # ...and by hover, from the renderer's name
+
+
+def test_learning_curves_below_the_bound_are_unchanged_and_split_by_metric_in_one_pass(monkeypatch):
+    df = _metrics_table()
+    layout, full = learning_curves(df), learning_curves(df, max_points=None)
+    for a, b in zip(layout, full):
+        for key in b.keys():
+            np.testing.assert_array_equal(a[key].dimension_values("value"), b[key].dimension_values("value"))
+            np.testing.assert_array_equal(a[key].dimension_values("step"), b[key].dimension_values("step"))
+    # many metrics: no comparison of the whole name column per metric (quadratic in rows x metrics)
+    many = pd.DataFrame({"step": np.tile(np.arange(50), 40), "name": np.repeat([f"m{i}" for i in range(40)], 50),
+                         "value": np.arange(2000.0)})
+    compared = []
+    eq = pd.Series.__eq__
+    monkeypatch.setattr(pd.Series, "__eq__", lambda s, o: (compared.append(len(s)), eq(s, o))[1])
+    layout = learning_curves(many)
+    assert len(layout) == 40 and [k for k in compared if k == len(many)] == []
+    assert list(layout)[7].dimension_values("value").tolist() == list(np.arange(350.0, 400.0))
+
+
+def test_live_curves_draw_bounded_points_and_keep_every_row_in_the_buffer():
+    from snnlab.viz.curves import MAX_CURVE_POINTS
+
+    live = LiveCurves(groups={"loss": ["loss", "test_loss"]}, buffer_length=100_000)
+    steps = np.arange(1, 30_001)
+    loss = 1.0 / steps
+    loss[20_000] = 7.0
+    live.send_table(pd.DataFrame({"step": steps, "name": "loss", "value": loss}))
+    live.send(30_000, {"test_loss": 0.3})
+    assert len(live.buffer.data) == 30_001  # the rows are all kept; only the drawing is thinned
+    drawn = live.plots["loss"][()].get(0)["loss"]
+    assert len(drawn) <= MAX_CURVE_POINTS and drawn.dimension_values("value").max() == 7.0
+    assert drawn.dimension_values("step")[[0, -1]].tolist() == [1.0, 30_000.0]
+    fig = render(live.plots["loss"])
+    assert {k for r in fig.renderers for k in r.data_source.data} == {"step", "value"}
+    assert max(len(r.data_source.data["step"]) for r in fig.renderers) <= MAX_CURVE_POINTS
+    unbounded = LiveCurves(metrics=["loss"], buffer_length=100_000, max_points=None)
+    unbounded.send_table(pd.DataFrame({"step": steps, "name": "loss", "value": loss}))
+    assert len(unbounded.plot[()].get(0)["loss"]) == 30_000

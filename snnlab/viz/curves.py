@@ -6,17 +6,59 @@ import threading
 from typing import Any, Iterable, Mapping, Sequence
 
 import holoviews as hv
+import numpy as np
 import pandas as pd
 import param
+from holoviews.core.util import dimension_sanitizer
 
 from . import theme
 from ._util import ensure_bokeh
 
 __all__ = ["learning_curves", "LiveCurves", "live_learning_curves", "flatten_metrics", "series_overlay",
-           "style_overlay", "is_evaluation_metric",
+           "style_overlay", "is_evaluation_metric", "downsample_minmax", "MAX_CURVE_POINTS", "name_series_once",
            "legend_lists_drawn_series"]
 
 LIVE_COLUMNS = ["step", "name", "value"]
+
+#: the most points drawn per series (curve): a longer series is thinned by :func:`downsample_minmax`
+#: (a plot is ~500 px wide; 200k points of one run sent 2.4 MB to the browser and blocked it for seconds)
+MAX_CURVE_POINTS = 2000
+
+
+def downsample_minmax(x: Any, y: Any, max_points: int | None = MAX_CURVE_POINTS) -> tuple[np.ndarray, np.ndarray]:
+    """``(x, y)`` thinned to at most ``max_points`` points: the first and the last point, and the minimum and
+    the maximum of ``y`` in each of ``(max_points - 2) // 2`` buckets of consecutive points (so a spike in a
+    loss curve stays visible and the axes' ranges do not change). A series of at most ``max_points`` points
+    (or ``max_points=None``) comes back unchanged. Deterministic and vectorised (NumPy, no Python loop);
+    NaN values are never picked over numbers of their bucket.
+
+    Example:
+        >>> import numpy as np
+        >>> from snnlab.viz.curves import downsample_minmax
+        >>> y = np.zeros(10_000); y[5_000] = 9.0; y[7_000] = -3.0
+        >>> xs, ys = downsample_minmax(np.arange(10_000), y, max_points=100)
+        >>> len(xs) <= 100, [int(xs[0]), int(xs[-1])], [float(ys.max()), float(ys.min())], int(xs[ys.argmax()])
+        (True, [0, 9999], [9.0, -3.0], 5000)
+    """
+    x, y = np.asarray(x), np.asarray(y)
+    n = len(y)
+    if max_points is None or n <= max_points:
+        return x, y
+    if max_points < 4:
+        raise ValueError(f"downsample_minmax: max_points must be at least 4 (first, last, a min and a max), "
+                         f"got {max_points}")
+    inner = n - 2  # the points between the first and the last, in equal buckets of `size` (the last one shorter)
+    size = -(-inner // ((max_points - 2) // 2))
+    buckets = -(-inner // size)
+    pad = buckets * size - inner
+    values = y[1:-1].astype("float64")
+    nan = np.isnan(values)
+    # padding and NaN lose both contests; a bucket's first element is always a real point
+    low = np.concatenate([np.where(nan, np.inf, values), np.full(pad, np.inf)]).reshape(buckets, size)
+    high = np.concatenate([np.where(nan, -np.inf, values), np.full(pad, -np.inf)]).reshape(buckets, size)
+    start = 1 + size * np.arange(buckets)
+    keep = np.unique(np.concatenate([[0, n - 1], start + low.argmin(axis=1), start + high.argmax(axis=1)]))
+    return x[keep], y[keep]
 
 
 def flatten_metrics(metrics: Mapping[str, Any], prefix: str = "") -> dict[str, float]:
@@ -90,26 +132,53 @@ def is_evaluation_metric(name: str) -> bool:
     return name.startswith(("test_", "rounded_test_"))
 
 
-def _curve_panel(df: pd.DataFrame, x: str, metric: str, groups: list[str]) -> hv.NdOverlay | hv.Overlay:
+def _curve_panel(df: pd.DataFrame, x: str, metric: str, groups: list[str],
+                 max_points: int | None = MAX_CURVE_POINTS) -> hv.NdOverlay | hv.Overlay:
     xdim, ydim = hv.Dimension(x), hv.Dimension("value", label=metric)
     series: dict[Any, tuple[Any, Any]] = {}
     if groups:
         for key, g in df.groupby(groups, sort=True):
             key = key if isinstance(key, tuple) else (key,)
             g = g.sort_values(x)
-            series[key if len(key) > 1 else key[0]] = (g[x].to_numpy(), g["value"].to_numpy())
+            series[key if len(key) > 1 else key[0]] = downsample_minmax(g[x].to_numpy(), g["value"].to_numpy(),
+                                                                        max_points)
         kdims = groups
     else:
         g = df.sort_values(x)
-        series[metric] = (g[x].to_numpy(), g["value"].to_numpy())
+        series[metric] = downsample_minmax(g[x].to_numpy(), g["value"].to_numpy(), max_points)
         kdims = ["metric"]
     return style_overlay(series_overlay(series, xdim, ydim, kdims=kdims), width=theme.WIDTH // 2 + 100, title=metric,
                          **theme.legend_below(len(series) if groups else 0))
 
 
+def name_series_once(plot: Any, element: Any) -> None:
+    """Bokeh hook of the lines and markers of an overlay: its series' key (run, kind, metric) as the name of the
+    glyph renderer, shown by the hover tool as ``$name``, instead of a string column with a copy of the key for
+    every point of the series in the data sent to the browser (HoloViews adds one per key dimension of an
+    ``hv.NdOverlay``: 72 bytes per point of a run id and a kind). Applied on the first draw; later draws (live
+    plots) then send only the x and y columns.
+    """
+    dims = getattr(plot, "overlay_dims", None)
+    source, renderer = plot.handles.get("source"), plot.handles.get("glyph_renderer")
+    if not dims or source is None or renderer is None:
+        return
+    columns = {dimension_sanitizer(d.name) for d in dims}
+    renderer.name = ", ".join(d.pprint_value(v) for d, v in dims.items())  # what the legend shows
+    source.data = {k: v for k, v in source.data.items() if k not in columns}
+    hover = plot.handles.get("hover")
+    if hover is not None and isinstance(hover.tooltips, list):
+        fields = {f"@{{{c}}}" for c in columns} | {f"@{c}" for c in columns}
+        keyed = [t for t in hover.tooltips if isinstance(t, tuple) and t[1] in fields]
+        if keyed:
+            rest = [t for t in hover.tooltips if t not in keyed]
+            hover.tooltips = [(", ".join(t[0] for t in keyed), "$name")] + rest
+    plot.overlay_dims = {}  # (HoloViews re-adds the columns on every later draw while this is set)
+
+
 def style_overlay(plot: hv.NdOverlay | hv.Overlay, framewise: bool = False, **look: Any) -> hv.NdOverlay | hv.Overlay:
     """Bokeh options ``look`` (size, title, legend...) on a :func:`series_overlay`, hover on its lines and
-    markers alike, and ``framewise`` axes (for live plots) on all of it.
+    markers alike (the series' key shown from the glyph's name, :func:`name_series_once`), and ``framewise``
+    axes (for live plots) on all of it.
 
     Example:
         >>> from snnlab.viz.curves import series_overlay, style_overlay
@@ -118,13 +187,13 @@ def style_overlay(plot: hv.NdOverlay | hv.Overlay, framewise: bool = False, **lo
         'Overlay'
     """
     whole = "NdOverlay" if isinstance(plot, hv.NdOverlay) else "Overlay"
-    element = dict(tools=["hover"], framewise=framewise)
+    element = dict(tools=["hover"], framewise=framewise, hooks=[name_series_once])
     return plot.opts({whole: dict(look, framewise=framewise), "Curve": element, "Scatter": element}, backend="bokeh")
 
 
 def learning_curves(df: pd.DataFrame, x: str = "step", names: Sequence[str] | None = None,
                     by: Sequence[str] | str | None = "auto", labels: Mapping[str, str] | None = None,
-                    cols: int = 2) -> hv.Layout:
+                    cols: int = 2, max_points: int | None = MAX_CURVE_POINTS) -> hv.Layout:
     """One panel per metric (``name``), ``value`` over ``x``, one curve per run / kind.
 
     ``df``: a tidy metrics table with at least ``name``, ``value`` and ``x`` columns, e.g.
@@ -135,6 +204,8 @@ def learning_curves(df: pd.DataFrame, x: str = "step", names: Sequence[str] | No
     ``labels`` maps run ids to readable names (e.g. from ``RunStore.list_runs()``). Rows with a
     missing value are dropped. Returns an ``hv.Layout`` of panels as made by :func:`series_overlay`:
     ``hv.NdOverlay`` of ``hv.Curve``, with a series of one point (a one-epoch run) drawn as a marker.
+    A curve of more than ``max_points`` points is thinned to its first and last points and the minimum and
+    maximum of each of ``max_points // 2`` buckets (:func:`downsample_minmax`; ``None``: every point).
 
     Example:
         >>> import pandas as pd
@@ -154,15 +225,17 @@ def learning_curves(df: pd.DataFrame, x: str = "step", names: Sequence[str] | No
     ensure_bokeh()
     df = df.dropna(subset=["value"])
     if labels and "run_id" in df.columns:
-        df = df.assign(run_id=df["run_id"].map(lambda r: labels.get(r, r)))
+        ids = df["run_id"].unique()  # one look-up per run, not per row
+        df = df.assign(run_id=df["run_id"].map(dict(zip(ids, (labels.get(r, r) for r in ids)))))
     if by == "auto":
         groups = [c for c in ("run_id", "kind") if c in df.columns and df[c].nunique() > 1]
     elif by is None:
         groups = []
     else:
         groups = [by] if isinstance(by, str) else list(by)
-    order = list(dict.fromkeys(df["name"])) if names is None else list(names)
-    panels = [_curve_panel(df[df["name"] == n], x, n, groups) for n in order]
+    by_name = dict(tuple(df.groupby("name", sort=False)))  # one pass over the rows, not one per metric
+    order = list(by_name) if names is None else list(names)  # (sort=False: in order of appearance)
+    panels = [_curve_panel(by_name.get(n, df.iloc[:0]), x, n, groups, max_points) for n in order]
     return hv.Layout(panels).cols(cols)
 
 
@@ -194,7 +267,9 @@ class LiveCurves:
     drawn with markers and the x range is padded, so the first test point, at the last step,
     shows whole.
 
-    Every send redraws every plot of the buffer: many rows at a time go in one
+    A redraw sends every point of a plot to the browser: a series of more than ``max_points`` buffered
+    points is drawn thinned (:func:`downsample_minmax`: first, last, each bucket's min and max); the buffer
+    keeps every row. Every send redraws every plot of the buffer: many rows at a time go in one
     :meth:`send_many` / :meth:`send_table` (one redraw), not row by row. ``.send`` may be called
     from a training thread in Panel (the update is handed to the server's event loop). In a Jupyter
     kernel a plot shown with ``jupyter_bokeh`` must not be redrawn while it applies a message from
@@ -219,8 +294,10 @@ class LiveCurves:
 
     def __init__(self, metrics: Sequence[str] | None = None, buffer_length: int = 10_000, x: str = "step",
                  panels: bool = False, groups: Mapping[str, Sequence[str]] | None = None,
-                 width: int | None = None, height: int | None = None) -> None:
+                 width: int | None = None, height: int | None = None,
+                 max_points: int | None = MAX_CURVE_POINTS) -> None:
         ensure_bokeh()
+        self.max_points = max_points
         if groups is not None:
             groups = {str(title): list(names) for title, names in groups.items()}
             if not groups or not all(groups.values()):
@@ -257,11 +334,12 @@ class LiveCurves:
 
         def draw(data: pd.DataFrame) -> hv.NdOverlay | hv.Overlay:
             # with names given, every key on every draw: a live overlay cannot gain items after its first draw
-            keys = names if names is not None else list(dict.fromkeys(data["name"]))
+            keys = names if names is not None else list(pd.unique(data["name"]))
+            by_name = dict(tuple(data.groupby("name", sort=False)))
             series = {}
             for n in keys:
-                g = data[data["name"] == n]
-                series[n] = (g[self.x].to_numpy(), g["value"].to_numpy())
+                g = by_name.get(n, data.iloc[:0])
+                series[n] = downsample_minmax(g[self.x].to_numpy(), g["value"].to_numpy(), self.max_points)
             plot = series_overlay(series, xdim, ydim, points=[n for n in keys if is_evaluation_metric(n)])
             look = (theme.legend_below(len(series), height=height) if legend_below
                     else dict(legend_position="right", height=height))
