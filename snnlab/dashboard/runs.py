@@ -7,6 +7,7 @@ from the CLI, a notebook or a sweep appear while they train. Checkpoints are rea
 from __future__ import annotations
 
 import datetime as _dt
+import threading
 import warnings
 from typing import Any
 
@@ -23,6 +24,16 @@ TABLE_COLUMNS = ["name", "status", "run_id", "created", "updated", "message", "c
 COMPARE_METRICS = ["loss", "accuracy", "spikes_per_sample", "test_accuracy", "test_spikes_per_sample",
                    "rounded_test_accuracy"]
 TRADEOFF_DEFAULTS = ("spikes_per_sample", "accuracy")
+#: points drawn per compared curve at most (:func:`snnlab.viz.curves.downsample_minmax`: the min and max of a
+#: bucket per pixel column of a ~600 px plot); 20 runs of 20k-200k steps sent 41.7 MB to the browser
+COMPARE_POINTS = 1000
+#: a served page compares the selected runs once their selection has not changed for this long (ms): the
+#: browser's table clears its checkboxes on every patch of its cells and restores them a moment later
+#: (Panel 1.9's tabulator.ts), which would redraw (and re-send) the comparison at every poll while a run trains
+SELECTION_SETTLE_MS = 300
+#: header filters of the runs table: find a run among thousands by (part of) its name or by status
+HEADER_FILTERS = {"name": {"type": "input", "func": "like", "placeholder": "filter by name"},
+                  "status": {"type": "input", "func": "like", "placeholder": "status"}}
 
 
 def _fmt_time(t: Any) -> str:
@@ -61,26 +72,41 @@ def _panes(obj: Any) -> list[pn.pane.HoloViews]:
     return [pn.pane.HoloViews(item, backend="bokeh", sizing_mode="stretch_width", min_height=300) for item in items]
 
 
+def _served() -> bool:
+    """Whether this runs in a ``panel serve`` session (not a notebook or a test)."""
+    doc = pn.state.curdoc
+    return doc is not None and doc.session_context is not None
+
+
 def _empty(text: str) -> hv.Div:
     return hv.Div(f"<p style='color:#666'>{text}</p>")
 
 
 class RunsPanel:
-    """The run store's runs: ``refresh()`` re-reads the store (cheap; called periodically)."""
+    """The run store's runs: ``refresh()`` re-reads the store (cheap; called periodically).
+
+    The selection is kept by run id: a refresh that adds runs (newest first, so the rows move) selects the same
+    runs again and does not re-draw the comparison; only cells that changed (``updated``, ``status``, ...) of
+    rows already shown are sent to the browser (``Tabulator.patch``), the whole table only when runs come or go.
+    """
 
     def __init__(self, store: Any) -> None:
         self.store = store
         self.table = pn.widgets.Tabulator(
             pd.DataFrame(columns=TABLE_COLUMNS), selectable="checkbox", disabled=True, show_index=False,
             hidden_columns=["checkpoint"], height=320, sizing_mode="stretch_width", pagination=None,
-            layout="fit_data_stretch")
+            layout="fit_data_stretch", header_filters=HEADER_FILTERS)
         self.refresh_button = pn.widgets.Button(label="Refresh", width=100)
         self.refresh_button.on_click(lambda event: self.refresh(force=True))
         self.info = pn.pane.Markdown("", sizing_mode="stretch_width")
         self.alert = pn.pane.Alert("", alert_type="danger", visible=False, sizing_mode="stretch_width")
         self.compare_pane = pn.GridBox(*_panes(_empty("Select runs in the table to compare their curves.")),
                                        ncols=2, sizing_mode="stretch_width")
-        self.table.param.watch(lambda event: self.compare(), "selection")
+        self._compared: list[str] = []  # the run ids the comparison shows (in table order)
+        self._remapping = False  # refresh() re-selects the same runs at their new rows: no comparison
+        self._settle_lock = threading.Lock()  # (a served page handles its events on a thread pool)
+        self._settling = False
+        self.table.param.watch(self._on_selection, "selection")
 
         self.x_select = pn.widgets.Select(label="x", options=[TRADEOFF_DEFAULTS[0]], value=TRADEOFF_DEFAULTS[0],
                                           width=200)
@@ -116,6 +142,36 @@ class RunsPanel:
         sel = [i for i in (self.table.selection or []) if 0 <= i < len(self._runs)]
         return self._runs.iloc[sel]["run_id"].tolist()
 
+    def _on_selection(self, event: Any) -> None:
+        if self._remapping:
+            return
+        if not _served():  # a notebook, a test: at once
+            self._compare_if_changed()
+            return
+        with self._settle_lock:  # served: once the selection settles (see SELECTION_SETTLE_MS)
+            if self._settling:
+                return
+            self._settling = True
+        pn.state.add_periodic_callback(self._settled, period=SELECTION_SETTLE_MS, count=1)
+
+    def _settled(self) -> None:
+        with self._settle_lock:
+            self._settling = False
+        self._compare_if_changed()
+
+    def _compare_if_changed(self) -> None:
+        if set(self.selected_ids()) != set(self._compared):
+            self.compare()
+
+    def _changed_cells(self, runs: pd.DataFrame) -> dict[str, list[tuple[int, Any]]] | None:
+        """``{column: [(row, new value), ...]}`` of the cells that differ from the table shown, or ``None`` when
+        the rows themselves differ (runs added or removed): then the whole table is sent again."""
+        old = self._runs
+        if len(old) != len(runs) or list(old.columns) != list(runs.columns) or not old["run_id"].equals(runs["run_id"]):
+            return None
+        differ = ~((old == runs) | (old.isna() & runs.isna()))
+        return {c: [(int(i), runs[c].iat[i]) for i in differ.index[differ[c]]] for c in runs.columns if differ[c].any()}
+
     def refresh(self, force: bool = False) -> None:
         """Re-read the run list (and the summaries when their number changed)."""
         try:
@@ -126,11 +182,22 @@ class RunsPanel:
         runs = runs.assign(created=runs["created"].map(_fmt_time), updated=runs["updated"].map(_fmt_time),
                            message=runs["message"].fillna("").astype(str).str.slice(0, 200))[TABLE_COLUMNS]
         runs = runs.iloc[::-1].reset_index(drop=True)  # newest first
-        if force or not runs.equals(self._runs):
-            keep = set(self.selected_ids())
+        patch = None if force else self._changed_cells(runs)
+        if patch:  # the same runs: only the cells that changed (the `updated` time of a training run...)
             self._runs = runs
-            self.table.value = runs
-            self.table.selection = [i for i, r in enumerate(runs["run_id"]) if r in keep]
+            self.table.patch(patch)
+        elif patch is None:  # runs came or went: the whole table, the same runs selected at their new rows
+            keep = self.selected_ids()
+            self._runs = runs
+            self._remapping = True
+            try:
+                self.table.value = runs
+                position = {r: i for i, r in enumerate(runs["run_id"])}
+                self.table.selection = sorted(position[r] for r in keep if r in position)
+            finally:
+                self._remapping = False
+            if (force and keep) or set(self.selected_ids()) != set(self._compared):  # Refresh, or a selected run gone
+                self.compare()
         self.info.object = f"{len(runs)} runs in `{self.store.path}`"
         n_sum = int((runs["status"] == "finished").sum())
         if force or n_sum != self._n_summaries:
@@ -140,16 +207,18 @@ class RunsPanel:
     # ------------------------------------------------------------------ comparison
     def compare(self) -> None:
         ids = self.selected_ids()
+        self._compared = ids
         if not ids:
             self.compare_pane.objects = _panes(_empty("Select runs in the table to compare their curves."))
             return
         df = self.store.metrics(ids)
-        names = [n for n in COMPARE_METRICS if n in set(df["name"])]
+        present = set(df["name"].unique())  # once, not a set of every row per metric
+        names = [n for n in COMPARE_METRICS if n in present]
         if not names:
             self.compare_pane.objects = _panes(_empty("The selected runs have no metrics yet."))
             return
         labels = dict(zip(self._runs["run_id"], self._runs["name"] + " (" + self._runs["run_id"] + ")"))
-        self.compare_pane.objects = _panes(learning_curves(df, names=names, labels=labels))
+        self.compare_pane.objects = _panes(learning_curves(df, names=names, labels=labels, max_points=COMPARE_POINTS))
 
     # ------------------------------------------------------------------ trade-offs
     def update_tradeoff(self, reload: bool = False) -> None:
