@@ -652,8 +652,8 @@ _BINNINGS = [dict(n_time_bins=1), dict(n_time_bins=3), dict(n_time_bins=30), dic
              dict(n_time_bins=None, time_window=3_000, duration=3_500), dict(n_time_bins=20, duration=300_000)]
 
 
-_SENSORS = [((700, 1, 1), 1), ((700, 1, 1), 5), ((700, 1, 1), 7), ((700, 1, 1), 700), ((34, 34, 2), 1),
-            ((35, 35, 2), 1), ((128, 128, 2), 1)]
+_DATASET_SENSORS = [((700, 1, 1), 1), ((700, 1, 1), 5), ((700, 1, 1), 7), ((700, 1, 1), 700), ((34, 34, 2), 1),
+                    ((35, 35, 2), 1), ((128, 128, 2), 1)]  # (sensor, channel_bin)
 
 
 def _fast(sensor, binning: int) -> bool:
@@ -662,7 +662,7 @@ def _fast(sensor, binning: int) -> bool:
     return not (sensor == (128, 128, 2) and window is not None and window < 10_000)
 
 
-@pytest.mark.parametrize("sensor,channel_bin,binning", [(s, c, b) for s, c in _SENSORS for b in range(len(_BINNINGS))
+@pytest.mark.parametrize("sensor,channel_bin,binning", [(s, c, b) for s, c in _DATASET_SENSORS for b in range(len(_BINNINGS))
                                                         if _fast(s, b)])
 def test_event_frame_dataset_gives_the_frames_tonic_gave(sensor, channel_bin, binning):
     kwargs = _BINNINGS[binning]
