@@ -391,7 +391,6 @@ class DelayedLinear(nn.Module):
             pos = torch.full((out_features, in_features), top / 2.0)
         pos = pos.to(device=device, dtype=self.weight.dtype)
         self.register_buffer("_is_rounded", torch.tensor(not self.learn_delays, device=device))
-        self._rounded_form = not self.learn_delays  # the form, in Python (see `rounded`)
         if self.learn_delays:
             self.positions = nn.Parameter(pos)
         else:
@@ -414,15 +413,10 @@ class DelayedLinear(nn.Module):
     @property
     def rounded(self) -> bool:
         """True once the delays are frozen integers (after :meth:`round_delays`, or ``learn_delays=False``)."""
-        # a Python bool kept in step with the saved _is_rounded flag by round_delays and the loads: no read of the
-        # flag's value (no device sync per forward; meta tensors work), and not the positions' kind, which
-        # torch.func.functional_call swaps for a plain tensor
-        return self._rounded_form
-
-    def __setstate__(self, state: dict) -> None:
-        super().__setstate__(state)
-        if "_rounded_form" not in self.__dict__:  # pickled before the flag was kept
-            self._rounded_form = "positions" in self._buffers
+        # the form is where positions live (kept in step with the saved _is_rounded flag by round_delays and the
+        # loads): no read of the flag's value (no device sync per forward; meta tensors work), and not the
+        # positions' type, which torch.func.functional_call swaps for a plain tensor in the same dict
+        return "positions" in self._buffers
 
     @property
     def delays(self) -> torch.Tensor:
@@ -446,7 +440,6 @@ class DelayedLinear(nn.Module):
 
     def _set_positions_learnable(self, learnable: bool) -> None:
         """Make ``positions`` a Parameter (training form) or a buffer (rounded form), keeping its values."""
-        self._rounded_form = not learnable
         if learnable == isinstance(self.positions, nn.Parameter):
             return
         data = self.positions.detach()
