@@ -39,8 +39,6 @@ from snnlab.core.delays import DelayedLinear, DelaySchedule
 from snnlab.core.neurons import LIF
 from snnlab.core.readout import decide, logits
 from snnlab.data.loader_rng import loader_states, restore_loader_states
-from snnlab.metrics import evaluate as metrics_evaluate
-from snnlab.metrics import input_dtype, model_input
 
 from .checkpoint import CheckpointError, load_checkpoint, save_checkpoint, to_plain
 from .config import ExperimentConfig
@@ -570,6 +568,8 @@ class Trainer:
     def evaluate(self, loader=None, max_batches: int | None = None) -> dict[str, Any]:
         """Evaluate on ``loader`` (default the test loader) with ``snnlab.metrics.evaluate``: at most ``max_batches``
         batches, by default ``cfg.eval_max_batches`` of the test loader and all of a loader you pass."""
+        from snnlab.metrics import evaluate as metrics_evaluate
+
         mb = max_batches if max_batches is not None else self.cfg.eval_max_batches if loader is None else None
         loader = self.test_loader if loader is None else loader
         was_training = self.model.training
@@ -807,6 +807,8 @@ class Trainer:
         cfg, model, opt = self.cfg, self.model, self.optimizer
         model.train()
         delay_layers = self._delay_layers()
+        from snnlab.metrics import input_dtype, model_input  # (pandas: imported when training starts, not with the trainer)
+
         in_dtype = input_dtype(model)
         n_batches = self._batches_per_epoch()
         # Ctrl-C reaches only the main thread: a background run (start()) never needs the step snapshots
