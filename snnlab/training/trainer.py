@@ -807,7 +807,7 @@ class Trainer:
         cfg, model, opt = self.cfg, self.model, self.optimizer
         model.train()
         delay_layers = self._delay_layers()
-        from snnlab.metrics import input_dtype, model_input  # (pandas: imported when training starts, not with the trainer)
+        from snnlab.metrics import input_dtype, model_input  # (pandas: at training, not at import)
 
         in_dtype = input_dtype(model)
         n_batches = self._batches_per_epoch()
