@@ -325,3 +325,9 @@ def test_the_private_fallback_folder_refuses_links_and_folders_others_may_write(
     assert "others may write" in c_build._unusable(shared, private=True)
     own = tmp_path / "snnlab-own"
     assert c_build._unusable(own, private=True) is None and own.stat().st_mode & 0o077 == 0
+
+
+@pytest.mark.skipif(c_build.find_compiler() is None, reason="no C compiler")
+def test_a_missing_source_is_a_build_error(tmp_path):
+    with pytest.raises(c_build.CBuildError, match="could not build gone.c: cannot read it"):
+        c_build.load_c_library(tmp_path / "gone.c")

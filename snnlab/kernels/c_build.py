@@ -183,7 +183,10 @@ def load_c_library(source: Path) -> ctypes.CDLL:
     if cc is None:
         raise CBuildError("no C compiler found (looked for $CC, cc, gcc, clang); install one (e.g. "
                           "'apt install gcc' or Xcode's command line tools) or set CC")
-    text = source.read_bytes()
+    try:
+        text = source.read_bytes()
+    except OSError as exc:  # e.g. the kernel's source missing from a broken install
+        raise CBuildError(f"could not build {source.name}: cannot read it ({exc})") from exc
     stem = source.stem
     errors = []
     machine = (_compiler_id(cc) + "\0" + _cpu_id()).encode()  # asked once: a subprocess and /proc/cpuinfo

@@ -59,8 +59,6 @@ def _library() -> ctypes.CDLL | CBuildError:
         lib = load_c_library(SOURCE)
     except CBuildError as exc:
         return exc
-    except OSError as exc:  # e.g. the kernel's source missing from a broken install: auto keeps PyTorch
-        return CBuildError(f"could not build {SOURCE.name}: {type(exc).__name__}: {exc}")
     lib.snnlab_lif_forward.argtypes = [_P, _P, _P, _P, _P, _P, _P, _P, _I64, _I64, _INT, _INT, _INT, _INT, _DBL,
                                        _U32, _FLT, _U32, _INT]
     lib.snnlab_lif_backward.argtypes = [_P, _P, _P, _P, _DBL, _P, _P, _P, _P, _P, _P, _I64, _I64, _INT, _INT,
