@@ -258,6 +258,13 @@ def test_a_registered_surrogate_trains_on_the_pytorch_path_and_the_fused_kernels
         s_ref, _ = lif_reference(xr, torch.tensor(0.9), torch.tensor(1.0), surrogate="rect_probe", param=2.0)
         s_ref.sum().backward()
         torch.testing.assert_close(xa.grad, xr.grad)
+        from snnlab.kernels.dispatch import lif as lif_fn  # the functional form routes it the same way (re-read)
+
+        xf = x.clone().requires_grad_()
+        s_fn, _ = lif_fn(xf, torch.tensor(0.9), torch.tensor(1.0), backend="auto", surrogate="rect_probe",
+                         surrogate_param=2.0)
+        s_fn.sum().backward()
+        torch.testing.assert_close(xf.grad, xr.grad)
         for backend in ("cpu", "triton"):
             with pytest.raises(ValueError, match="registered with snnlab.surrogates.register.*backend='torch'"):
                 sl.LIF(surrogate="rect_probe", backend=backend)

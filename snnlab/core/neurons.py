@@ -237,8 +237,8 @@ class LIF(_Leaky):
                             f"{type(surrogate).__name__} would not be used; add it with "
                             "snnlab.surrogates.register(name, grad, default) and pass the name")
         self.surrogate = sg.get(surrogate)
-        if self.surrogate.is_custom and noise is None and backend in ("cpu", "triton"):
-            check_builtin_surrogate(f"LIF(backend={backend!r})", self.surrogate.name)  # raises: fused kernels
+        if noise is None and backend in ("cpu", "triton"):  # the fused kernels compute the built-in ones only
+            check_builtin_surrogate(f"LIF(backend={backend!r})", self.surrogate.name)
         self.reset, self.detach_reset, self.max_spikes = reset, bool(detach_reset), max_spikes
         self.noise, self.noise_scale, self.noisy_eval = noise, float(noise_scale), bool(noisy_eval)
         self.backend = backend
@@ -267,8 +267,7 @@ class LIF(_Leaky):
             warnings.warn(f"LIF: {x.numel()} neuron-steps in one call; the noise and mask draws come from a 32-bit "
                           f"counter and repeat every {COUNTER_PERIOD} elements (split the batch to avoid it)",
                           RuntimeWarning, stacklevel=2)
-        custom = self.surrogate.is_custom and self.noise is None  # computed by the PyTorch path only
-        impl = lif_impl("torch" if custom and self.backend == "auto" else self.backend, x.device, x.dtype)
+        impl = lif_impl(self.backend, x.device, x.dtype, None if self.noise else self.surrogate.name)
         beta = self.beta()
         spikes, membrane = impl(
             # parameters keep their dtype: the fused kernels compute in float32 whatever x's dtype (a

@@ -20,6 +20,8 @@ from collections.abc import Callable
 
 import torch
 
+from .surrogate_math import CUSTOM_SURROGATES
+
 BACKENDS = ("auto", "torch", "cpu", "triton")
 #: the dtypes the Triton kernels take (they compute in float32); ``auto`` sends others (float64) to PyTorch
 TRITON_DTYPES = (torch.float32, torch.float16, torch.bfloat16)
@@ -47,7 +49,8 @@ def cpu_kernel_usable() -> bool:
     return not cpu_kernel_disabled() and cpu_kernel_available()
 
 
-def resolve_backend(backend: str, device: torch.device | str, dtype: torch.dtype = torch.float32) -> str:
+def resolve_backend(backend: str, device: torch.device | str, dtype: torch.dtype = torch.float32,
+                    surrogate: str | None = None) -> str:
     """Return ``"torch"``, ``"cpu"`` or ``"triton"`` for ``backend`` in :data:`BACKENDS`.
 
     Example:
@@ -57,7 +60,8 @@ def resolve_backend(backend: str, device: torch.device | str, dtype: torch.dtype
         'torch'
 
     ``auto`` takes Triton for CUDA tensors of :data:`TRITON_DTYPES`, the compiled CPU loop for float32 CPU tensors,
-    else PyTorch (float64 anywhere, e.g. for ``gradcheck``).
+    else PyTorch (float64 anywhere, e.g. for ``gradcheck``, and a ``surrogate`` registered by the user, which only
+    the PyTorch path computes).
     """
     if backend not in BACKENDS:
         raise ValueError(f"unknown backend {backend!r}; choose one of {list(BACKENDS)}")
@@ -66,6 +70,8 @@ def resolve_backend(backend: str, device: torch.device | str, dtype: torch.dtype
         return "torch"
     is_cuda = device.type == "cuda"
     if backend == "auto":
+        if surrogate is not None and surrogate in CUSTOM_SURROGATES:
+            return "torch"
         if is_cuda:
             return "triton" if dtype in TRITON_DTYPES and triton_available() else "torch"
         return "cpu" if device.type == "cpu" and dtype == torch.float32 and cpu_kernel_usable() else "torch"
@@ -96,14 +102,15 @@ def resolve_backend(backend: str, device: torch.device | str, dtype: torch.dtype
     return "triton"
 
 
-def lif_impl(backend: str, device: torch.device | str, dtype: torch.dtype = torch.float32) -> Callable:
+def lif_impl(backend: str, device: torch.device | str, dtype: torch.dtype = torch.float32,
+             surrogate: str | None = None) -> Callable:
     """The LIF function (the signature of :func:`~snnlab.kernels.lif_torch.lif_torch`) for ``backend``.
 
     Example:
         >>> lif_impl("torch", "cpu").__name__
         'lif_torch'
     """
-    chosen = resolve_backend(backend, device, dtype)
+    chosen = resolve_backend(backend, device, dtype, surrogate)
     if chosen == "triton":
         from .lif_triton import lif_triton
         return lif_triton
@@ -124,4 +131,5 @@ def lif(x: torch.Tensor, beta: torch.Tensor, threshold: torch.Tensor, backend: s
         >>> s[:, 0, 0].tolist()
         [0.0, 1.0, 0.0, 1.0, 0.0]
     """
-    return lif_impl(backend, x.device, x.dtype)(x, beta, threshold, **kw)
+    surrogate = kw.get("surrogate", "atan") if kw.get("noise") is None else None  # (noise: its density, built in)
+    return lif_impl(backend, x.device, x.dtype, surrogate)(x, beta, threshold, **kw)
