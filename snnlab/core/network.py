@@ -28,6 +28,30 @@ class Sequential(nn.Sequential):
         return {n: m for n, m in self.named_modules() if isinstance(m, (LIF, LI))}
 
 
+class _NoHook:
+    """What copies and pickles of a monitored network get in place of a :class:`_NetHook`: nothing to call."""
+
+    def __call__(self, *args) -> None:
+        return None
+
+
+class _NetHook:
+    """A forward (pre-)hook of a monitored network calling one method of its :class:`Monitor`, held weakly. Copies
+    and pickles of the network (``copy.deepcopy``, ``torch.save``) get a :class:`_NoHook`: the monitor stays
+    behind, as it does for the neuron layers (see ``_Leaky.__getstate__``)."""
+
+    def __init__(self, monitor: "Monitor", method: str) -> None:
+        self._monitor, self._method = weakref.ref(monitor), method
+
+    def __call__(self, *args) -> None:
+        monitor = self._monitor()
+        if monitor is not None:
+            getattr(monitor, self._method)(*args)
+
+    def __reduce__(self):
+        return _NoHook, ()
+
+
 class Monitor:
     """Record spikes and membrane potentials of a network's neuron layers during forward passes.
 
@@ -44,8 +68,8 @@ class Monitor:
     A layer called several times in one forward of ``net`` (a loop over time steps, a layer shared by several
     places) is recorded as all its calls concatenated along time, in call order: a per-step loop calling an
     LIF on ``[1, B, N]`` ``T`` times gives ``[T, B, N]``. A forward of ``net`` is one call of ``net`` itself
-    (seen by a global forward hook of this monitor, thread by thread: a forward of the same ``net`` in another
-    thread is another forward); each one starts the records of the layers it calls anew
+    (seen by forward hooks on ``net``, thread by thread: a forward of the same ``net`` in another thread is
+    another forward); each one starts the records of the layers it calls anew
     (layers it does not reach keep their earlier record). A neuron layer called on its own, outside a forward
     of ``net``, replaces its record at every call. Calls of one layer whose shapes differ beyond time cannot be
     concatenated: the last one is kept, with a warning. :meth:`reset` forgets everything recorded
@@ -125,32 +149,6 @@ class Monitor:
                     del self._forwards[threading.get_ident()]
                     self._merge(forward[1])
 
-    def _global_hooks(self) -> list:
-        """The process-wide hooks that see the forwards of ``net`` (filtered on it; global, so that copies and
-        pickles of ``net`` carry none). They hold the monitor weakly and remove themselves once it is gone (a
-        Monitor entered and never exited slows nobody's modules for good)."""
-        ref, handles = weakref.ref(self), []
-
-        def pre(module: nn.Module, inputs) -> None:
-            mon = ref()
-            if mon is None:
-                for h in handles:
-                    h.remove()
-            else:
-                mon._net_pre(module, inputs)
-
-        def post(module: nn.Module, inputs, output) -> None:
-            mon = ref()
-            if mon is None:
-                for h in handles:
-                    h.remove()
-            else:
-                mon._net_post(module, inputs, output)
-
-        handles += [nn.modules.module.register_module_forward_pre_hook(pre),
-                    nn.modules.module.register_module_forward_hook(post, always_call=True)]
-        return handles
-
     def _hook(self, name: str):
         def record(module: nn.Module, inputs, output: torch.Tensor) -> None:
             move = (lambda t: t.cpu()) if self.to_cpu else (lambda t: t)
@@ -172,7 +170,9 @@ class Monitor:
                 module.record = True
                 module._monitors = getattr(module, "_monitors", 0) + 1
             self._handles.append(module.register_forward_hook(self._hook(name)))
-        self._handles += self._global_hooks()  # the forward boundaries of net
+        # the forward boundaries of net: hooks on net itself (only its own calls pay for them)
+        self._handles.append(self.net.register_forward_pre_hook(_NetHook(self, "_net_pre")))
+        self._handles.append(self.net.register_forward_hook(_NetHook(self, "_net_post"), always_call=True))
         return self
 
     def __exit__(self, *exc) -> None:
