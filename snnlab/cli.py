@@ -89,11 +89,9 @@ def _seconds(text: str) -> float:
     return value
 
 
-def _store(path: str | None, writing: bool = True, wait: float | None = None):
-    """The run store at ``path`` (else ``$SNNLAB_STORE`` or ``runs/snnlab.sqlite``). When it cannot be created
-    or opened (``writing``: for ``train`` / ``sweep``, e.g. in a read-only folder) the error names the fix.
-    Reading (``writing=False``) opens a store that cannot be written read-only and waits at most ``wait``
-    seconds for one that another process holds locked."""
+def _store(path: str | None):
+    """The run store ``train`` / ``sweep`` record in: ``path``, else ``$SNNLAB_STORE`` or ``runs/snnlab.sqlite``.
+    When it cannot be created or opened for writing (e.g. in a read-only folder) the error names the fix."""
     import sqlite3
 
     from snnlab.experiments import RunStore, default_store_path
@@ -101,12 +99,8 @@ def _store(path: str | None, writing: bool = True, wait: float | None = None):
 
     where = Path(path) if path else default_store_path()
     try:
-        if not writing:
-            return RunStore(where) if wait is None else RunStore(where, timeout=wait, read_timeout=wait)
         return RunStore(where, read_only=False)
     except (OSError, sqlite3.Error, StoreError) as exc:
-        if not writing:
-            raise
         hint = ("pass --store PATH (a writable SQLite file; or set SNNLAB_STORE) or --no-store to run without "
                 "recording in the store")
         if isinstance(exc, StoreError):
@@ -421,7 +415,7 @@ def _shown_note(shown: int, matched: int, what: str, statuses: list[str], left_o
 
 
 def _runs_output(args: argparse.Namespace) -> int:
-    from snnlab.experiments import default_store_path
+    from snnlab.experiments import RunStore, default_store_path
 
     path = Path(args.store) if args.store else default_store_path()
     statuses = _statuses(getattr(args, "status", None))
@@ -431,7 +425,8 @@ def _runs_output(args: argparse.Namespace) -> int:
             raise FileNotFoundError(f"--store: no run store at {path}")
         print(f"no runs yet: {path} does not exist (snnlab train or the dashboard create it)")
         return 0
-    store = _store(str(path), writing=False, wait=getattr(args, "timeout", RUNS_WAIT))
+    # (a store that cannot be written opens read-only; a locked one is an error after --timeout seconds)
+    store = RunStore(path, timeout=getattr(args, "timeout", RUNS_WAIT))
     try:
         return _print_runs(args, store, statuses, limit)
     finally:
@@ -496,9 +491,8 @@ def _print_runs(args: argparse.Namespace, store, statuses: list[str], limit: int
 
 def cmd_runs(args: argparse.Namespace) -> int:
     """``snnlab runs [list|show|compare]``: read-only; a reader of the output that stops early (``| head``) ends
-    it quietly (exit status 0); a store locked by another process is an error after ``--timeout`` seconds."""
-    from snnlab.experiments.store import StoreLocked
-
+    it quietly (exit status 0); a store locked by another process is an error after ``--timeout`` seconds (main's
+    one line for store errors)."""
     try:
         return _runs_output(args)
     except BrokenPipeError:
@@ -508,9 +502,6 @@ def cmd_runs(args: argparse.Namespace) -> int:
         except (OSError, ValueError, AttributeError):
             pass
         return 0
-    except StoreLocked as exc:
-        print(f"snnlab {args.command}: error: {exc}", file=sys.stderr)
-        return 1
 
 
 def cmd_dashboard(args: argparse.Namespace) -> int:
