@@ -57,6 +57,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from snnlab.core.delays import DelayedLinear
+from snnlab.core.validation import is_integer
 
 __all__ = ["CONV_TYPES", "SYNAPTIC_TYPES", "LayerOps", "SynOpsCounter", "conv_fanout", "conv_ops", "delivered_fanout",
            "event_samples", "is_binary", "is_event_input", "layer_ops", "synaptic_layers"]
@@ -347,9 +348,9 @@ class SynOpsCounter:
     def _check_n(n_samples) -> int | None:
         if n_samples is None:
             return None
-        if isinstance(n_samples, bool) or not isinstance(n_samples, int) or n_samples < 0:
+        if not is_integer(n_samples) or n_samples < 0:
             raise ValueError(f"SynOpsCounter: n_samples must be a non-negative int or None, got {n_samples!r}")
-        return n_samples
+        return int(n_samples)
 
     def acs_per_sample(self, n_samples: int | None = None) -> float:
         """Accumulates (SynOps) per sample, summed over layers (``n_samples``: see the class docstring)."""
