@@ -29,6 +29,7 @@ from snnlab.core import surrogates as _surrogates
 from snnlab.core.delays import DelaySchedule
 from snnlab.core.neurons import RESETS
 from snnlab.core.readout import READOUTS
+from snnlab.core.validation import is_integer
 from snnlab.data.neuromorphic import NEUROMORPHIC_DATASETS, check_channel_bin, whole_frames
 
 from .lr_schedule import LR_SCHEDULES
@@ -564,7 +565,7 @@ class ExperimentConfig(param.Parameterized):
             if isinstance(fraction, bool) or not isinstance(fraction, (int, float)) or not 0 < fraction < 1:
                 problems.append(f"data_kwargs 'test_fraction' must be a number in (0, 1), got {fraction!r}")
             workers = self.data_kwargs.get("num_workers", 0)
-            if isinstance(workers, bool) or not isinstance(workers, int) or workers < 0:
+            if not is_integer(workers) or workers < 0:
                 problems.append(f"data_kwargs 'num_workers' must be an int >= 0, got {workers!r}")
             try:
                 json.dumps(self.data_kwargs)
