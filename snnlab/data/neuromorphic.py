@@ -265,26 +265,6 @@ def _frame_counts(t: np.ndarray, x: np.ndarray, y: np.ndarray | None, p: np.ndar
     return counts.reshape((n, n_pol, w) if y is None else (n, n_pol, h, w))
 
 
-def _time_window_frames(events: np.ndarray, sensor_size: tuple[int, int, int], time_window: float, start_time=None,
-                        end_time=None, overlap: float = 0.0, include_incomplete: bool = False) -> np.ndarray:
-    """The frames of ``tonic.transforms.ToFrame(sensor_size, time_window=..., overlap=..., include_incomplete=...,
-    start_time=..., end_time=...)(events)``, bit for bit (int16, which wraps past 32767 events in one cell as tonic's
-    ``np.add.at`` does; float64 zeros ``[1, P, W, H]`` for no events), without changing ``events``.
-
-    Example:
-        >>> ev = np.array([(0, 1, 0), (999, 2, 0), (1000, 2, 0)], dtype=AUDIO_DTYPE)
-        >>> _time_window_frames(ev, (4, 1, 1), 1000, include_incomplete=True)[:, 0].tolist()  # as tonic: t=1000 is out
-        [[0, 1, 1, 0]]
-        >>> _time_window_frames(ev, (4, 1, 1), 1000, 0, 1500, include_incomplete=True)[:, 0].tolist()
-        [[0, 1, 1, 0], [0, 0, 1, 0]]
-    """
-    if len(events) == 0:
-        return np.zeros((1, sensor_size[2], sensor_size[0], sensor_size[1]))
-    y = events["y"] if "y" in events.dtype.names else None
-    return _frame_counts(events["t"], events["x"], y, events["p"], sensor_size, time_window, start_time, end_time,
-                         overlap, include_incomplete).astype(np.int16)
-
-
 # ----------------------------------------------------------------------------------------------
 # generic dataset
 # ----------------------------------------------------------------------------------------------
