@@ -24,7 +24,7 @@ from torch import nn
 
 from snnlab.core.validation import as_number, as_seed, check_choice, check_positive, check_time_major, is_integer
 from snnlab.kernels.delay_math import gaussian_delay_kernel, two_sigma_squared  # the formula lives in the kernels layer
-from snnlab.kernels.dispatch import TRITON_DTYPES
+from snnlab.kernels.dispatch import TRITON_DTYPES, compute_dtype
 
 __all__ = [
     "DelayedLinear",
@@ -103,7 +103,7 @@ def _conv_fft(x: torch.Tensor, kernel: torch.Tensor) -> torch.Tensor:
 def _conv_fft_full_precision(x: torch.Tensor, kernel: torch.Tensor) -> torch.Tensor:
     T, K = x.shape[0], kernel.shape[-1]
     n = _fast_fft_size(T + K - 1)  # no circular wrap-around into the first T outputs
-    work = torch.float32 if x.dtype in (torch.float16, torch.bfloat16) else x.dtype
+    work = compute_dtype(x)
     xf = torch.fft.rfft(x.to(work), n=n, dim=0)  # [Fq, M, in]
     kf = torch.fft.rfft(kernel.to(work), n=n, dim=-1)  # [out, in, Fq]
     # Complex GEMM per frequency written as one real GEMM on stacked parts (complex matmul is

@@ -7,7 +7,7 @@ import torch
 from torch import nn
 
 from snnlab.kernels.counter_rng import COUNTER_PERIOD
-from snnlab.kernels.dispatch import BACKENDS, lif_impl
+from snnlab.kernels.dispatch import BACKENDS, HALF_DTYPES, lif_impl
 from snnlab.kernels.lif_torch import li_torch
 from snnlab.kernels.surrogate_math import NOISE_SURROGATES, check_builtin_surrogate
 
@@ -60,7 +60,7 @@ class _Leaky(nn.Module):
         keep their float32 (or float64) values when the rest goes to float16 / bfloat16: rounded there, ``tau_mem=100`` would
         become 85.3 (bfloat16 beta 0.9883 for 0.99) and the dynamics would change with the storage type.
         Every path computes half-precision input in float32 anyway."""
-        low = (torch.float16, torch.bfloat16)
+        low = HALF_DTYPES
         before = {name: (t.detach().clone(), None if t.grad is None else t.grad.detach().clone())
                   for name in self._FULL_PRECISION
                   if isinstance(t := getattr(self, name, None), torch.Tensor) and t.dtype not in low}

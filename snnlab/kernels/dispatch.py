@@ -25,6 +25,14 @@ from .surrogate_math import CUSTOM_SURROGATES
 BACKENDS = ("auto", "torch", "cpu", "triton")
 #: the dtypes the Triton kernels take (they compute in float32); ``auto`` sends others (float64) to PyTorch
 TRITON_DTYPES = (torch.float32, torch.float16, torch.bfloat16)
+#: half-precision dtypes: every path computes them in float32 (:func:`compute_dtype`)
+HALF_DTYPES = (torch.float16, torch.bfloat16)
+
+
+def compute_dtype(x: torch.Tensor) -> torch.dtype:
+    """The dtype a time loop or a delay convolution computes ``x`` in: float32 for float16 / bfloat16 (a
+    half-precision membrane would round the leak and the sums), else ``x``'s own."""
+    return torch.float32 if x.dtype in HALF_DTYPES else x.dtype
 
 
 @functools.lru_cache(maxsize=1)

@@ -33,6 +33,7 @@ import torch
 from .first_order import refuse_higher_order
 from .counter_rng import keep_mask, mask_key, seed_key, uniform_from_counter
 from .lif_common import check_mask_p, reduce_to
+from .dispatch import compute_dtype
 from .surrogate_math import noise_cdf, surrogate_grad_
 
 
@@ -214,18 +215,12 @@ def lif_torch(x: torch.Tensor, beta: torch.Tensor, threshold: torch.Tensor, *, r
     """
     if noise is not None:
         surrogate, surrogate_param = noise, noise_scale
-    work = _compute_dtype(x)
+    work = compute_dtype(x)
     beta, threshold = beta.to(work), threshold.to(work)  # no-ops when they match
     spikes, membrane = LIFFunction.apply(x.to(work), beta, threshold, reset, detach_reset, max_spikes, surrogate,
                                          float(surrogate_param), noise, float(noise_scale), int(seed), bool(sample),
                                          check_mask_p(mask_p), int(mask_seed))
     return spikes.to(x.dtype), membrane.to(x.dtype)  # no-ops unless x is float16 / bfloat16
-
-
-def _compute_dtype(x: torch.Tensor) -> torch.dtype:
-    """float32 for float16 / bfloat16 input (as the fused kernels: a bfloat16 membrane would round the leak and
-    the sums, and spikes would differ from theirs), else ``x``'s own dtype."""
-    return torch.float32 if x.dtype in (torch.float16, torch.bfloat16) else x.dtype
 
 
 class LIFunction(torch.autograd.Function):
@@ -261,5 +256,5 @@ def li_torch(x: torch.Tensor, beta: torch.Tensor) -> torch.Tensor:
         >>> li_torch(torch.ones(3, 1, 1), torch.tensor(0.5))[:, 0, 0].tolist()
         [1.0, 1.5, 1.75]
     """
-    work = _compute_dtype(x)  # float32 for half-precision input, as the LIF
+    work = compute_dtype(x)  # float32 for half-precision input, as the LIF
     return LIFunction.apply(x.to(work), beta.to(work)).to(x.dtype)
