@@ -359,3 +359,20 @@ def test_the_preset_selector_fills_the_form_and_keeps_this_machines_settings():
         assert form.config().to_dict() == preset(name, data_root="/my/data").to_dict()
     form.preset.value = NO_PRESET  # changes nothing
     assert form.config().to_dict() == preset("dcls_shd", data_root="/my/data").to_dict()
+
+
+def test_a_tick_that_comes_while_the_last_runs_returns_at_once(tmp_path):
+    """Re-read: the overlap guard sat in LivePanel.poll only, while the sweep poll and the store refresh of a tick
+    could overlap the next tick's."""
+    from snnlab.dashboard.app import DashboardApp
+
+    app = DashboardApp(store_path=tmp_path / "runs.sqlite", runs_every=1)
+    calls = []
+    app.runs.refresh = lambda *a, **k: calls.append(1)
+    assert app._polling.acquire()  # a tick in progress
+    app.poll()
+    assert calls == [] and app._ticks == 0
+    app._polling.release()
+    app.poll()
+    assert calls == [1] and app._ticks == 1
+    app.close()

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import os
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -84,6 +85,7 @@ class DashboardApp:
         self.poll_ms = int(poll_ms)
         self.runs_every = max(1, int(runs_every))
         self._ticks = 0
+        self._polling = threading.Lock()  # one tick at a time (see poll)
         self._callback = None
         self.closed = False
         self.form = ConfigForm({**_env_defaults(), **(defaults or {})})
@@ -105,15 +107,19 @@ class DashboardApp:
         self.runs.refresh(force=True)
 
     def poll(self) -> None:
-        """One tick: drain the training session, follow the sweep, re-read the run store every few ticks."""
-        if self.closed:
+        """One tick: drain the training session, follow the sweep, re-read the run store every few ticks. A tick
+        that comes while the previous one still runs (Panel's thread pool, a busy machine) returns at once."""
+        if self.closed or not self._polling.acquire(blocking=False):
             return
-        with pn.io.hold():  # one message for all the changes of this tick
-            self.live.poll()
-            self.sweeps.poll()
-            self._ticks += 1
-            if self._ticks % self.runs_every == 0:
-                self.runs.refresh()
+        try:
+            with pn.io.hold():  # one message for all the changes of this tick
+                self.live.poll()
+                self.sweeps.poll()
+                self._ticks += 1
+                if self._ticks % self.runs_every == 0:
+                    self.runs.refresh()
+        finally:
+            self._polling.release()
 
     def start_polling(self) -> None:
         """Poll every ``poll_ms`` on this session's event loop (served sessions only)."""
