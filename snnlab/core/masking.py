@@ -2,17 +2,19 @@
 from __future__ import annotations
 
 import torch
-from torch import nn
 
+from .random_stream import RandomStream
 from .validation import as_drop_probability, as_seed
 
 
-class SpikeMask(nn.Module):
+class SpikeMask(RandomStream):
     """Drop each spike independently with probability ``p`` (unscaled: kept spikes stay 1).
 
     Active in training; at inference only when ``mask_at_inference=True``, so the energy /
     accuracy trade-off of masking can be measured both ways. Gradients pass through kept spikes.
-    ``seed`` makes the masks reproducible (otherwise torch's global RNG drives them).
+    ``seed`` makes the masks reproducible (otherwise torch's global RNG drives them); a seeded layer's
+    state dict holds its random stream (``_rng_state``), so a resumed run continues the masks where the
+    saved one stopped (see :class:`~snnlab.core.random_stream.RandomStream` for loads between seeded and unseeded layers).
     Directly after an :class:`~snnlab.LIF`, prefer ``LIF(..., mask_p=p)``: the same function fused
     into the neuron kernels (its masks come from a counter hash, so they differ from this layer's draws).
 

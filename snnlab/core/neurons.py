@@ -12,6 +12,7 @@ from snnlab.kernels.lif_torch import li_torch
 from snnlab.kernels.surrogate_math import NOISE_SURROGATES, check_builtin_surrogate
 
 from . import surrogates as sg
+from .random_stream import RandomStream
 from .validation import (all_finite, as_drop_probability, as_number, as_seed, check_choice, check_positive,
                          check_time_major, is_integer, raise_non_finite)
 
@@ -162,7 +163,7 @@ class _Leaky(nn.Module):
                          f"{x.abs().max().item():.3g}, accumulate past the largest number): scale the input down")
 
 
-class LIF(_Leaky):
+class LIF(RandomStream, _Leaky):
     r"""Leaky integrate-and-fire neurons over a time-major input ``[T, B, ...]``.
 
     Discrete-time dynamics, with ``beta = 1 - 1/tau_mem`` (``tau_mem`` in time steps, default 10; or
@@ -195,6 +196,11 @@ class LIF(_Leaky):
       where the output shows no spike), and gradients pass through kept spikes - the same function as a
       :class:`~snnlab.SpikeMask` after the layer, without its extra passes over the spikes in the
       compiled CPU and Triton kernels. ``seed`` makes the masks reproducible too.
+    - A seeded layer's state dict also holds its noise / mask stream (``_rng_state``, not a parameter or
+      buffer), so a run resumed from it draws the noise and masks the uninterrupted run would have drawn
+      next; an unseeded layer's state dict has no such entry. A state without it (saved unseeded, or
+      before the stream was kept) loads with ``strict=True`` and leaves the stream where it is; a saved
+      stream loaded into an unseeded layer is ignored with a warning (see :class:`~snnlab.core.random_stream.RandomStream`).
     - ``surrogate``: a name from :mod:`snnlab.core.surrogates` or a ``Surrogate`` object (ignored for noisy neurons).
     - ``backend``: ``"auto"`` (Triton on CUDA tensors; on the CPU the compiled loop for float32 when a C
       compiler built it, else PyTorch), ``"torch"`` (pure PyTorch, the reference), ``"cpu"`` (compiled
