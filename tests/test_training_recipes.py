@@ -260,6 +260,27 @@ def test_weights_load_across_dropout_settings(mask_p):
         load_model_state(other, build_model(ExperimentConfig(hidden=[8, 6]), 4, 2).state_dict())
 
 
+def test_weights_load_across_dropout_settings_with_seeded_layers():
+    """A seeded layer's random stream is no weight: an old state (no stream) of a network with dropout loads into
+    one without it whose LIF and SpikeMask are seeded, and the stream entries of a seeded source do not block it."""
+    from snnlab.training.model import load_model_state
+
+    def net(dropout, seed):
+        layers = [torch.nn.Linear(4, 8), sl.LIF(seed=seed, noise="gaussian"), sl.SpikeMask(0.2, seed=seed)]
+        layers += [sl.TimeDropout(0.3)] if dropout else []
+        return sl.Sequential(*layers, torch.nn.Linear(8, 2), sl.LI())
+
+    torch.manual_seed(0)
+    old = {k: v for k, v in net(True, None).state_dict().items()}  # unseeded: as saved before streams were kept
+    dst = net(False, 1)
+    load_model_state(dst, old)
+    assert torch.equal(dst[3].weight, old["4.weight"]) and torch.equal(dst[0].weight, old["0.weight"])
+    src = net(False, 2)
+    dst = net(True, 3)
+    load_model_state(dst, src.state_dict())
+    assert torch.equal(dst[4].weight, src[3].weight)
+
+
 # ----------------------------------------------------------------------------- sigma schedule from the config
 def test_the_config_sets_the_sigma_schedule():
     cfg = ExperimentConfig(hidden=[8], epochs=5, max_batches_per_epoch=1, num_steps=10, delays=True, max_delay=9,

@@ -15,6 +15,7 @@ from snnlab.core.dropout import TimeDropout
 from snnlab.core.network import Sequential
 from snnlab.core.neurons import LI, LIF
 from snnlab.core.normalization import TimeBatchNorm
+from snnlab.core.random_stream import RNG_STATE_KEY
 from snnlab.core.readout import SPIKE_READOUTS
 
 from .config import EVENT_DATASETS, ExperimentConfig, event_frame_kwargs
@@ -93,8 +94,9 @@ def build_model(cfg: ExperimentConfig, n_inputs: int, n_classes: int) -> Sequent
 def _renumber_stateless_layers(model: nn.Module, state: dict[str, Any]) -> dict[str, Any] | None:
     """``state`` with its layer numbers moved onto ``model``'s layers that hold state, or None if they do not match.
 
-    Layers without parameters or buffers (``TimeDropout``, the ``SpikeMask`` that ``mask_p`` used to add) take a
-    number in a ``Sequential`` but no entry in its state dict, so adding or removing one shifts every later key.
+    Layers without parameters or buffers (``TimeDropout``, the ``SpikeMask`` that ``mask_p`` used to add; a seeded
+    one holds only its random stream, which counts as no state here) take a number in a ``Sequential`` but no
+    weights in its state dict, so adding or removing one shifts every later key.
     The saved layers and the model's stateful layers are paired in order, and every pair must hold the same keys.
     """
     if not isinstance(model, nn.Sequential):
@@ -105,12 +107,14 @@ def _renumber_stateless_layers(model: nn.Module, state: dict[str, Any]) -> dict[
         if not head.isdigit() or not rest:
             return None
         saved.setdefault(int(head), {})[rest] = value
-    own = [(i, set(m.state_dict())) for i, m in enumerate(model) if m.state_dict()]
+    # a seeded layer's random stream alone does not make it a layer that holds state: it is left where it is
+    saved = {j: keys for j, keys in saved.items() if set(keys) != {RNG_STATE_KEY}}
+    own = [(i, keys) for i, m in enumerate(model) if (keys := set(m.state_dict())) - {RNG_STATE_KEY}]
     if len(own) != len(saved):
         return None
     out: dict[str, Any] = {}
     for (i, keys), j in zip(own, sorted(saved)):
-        if keys != set(saved[j]):
+        if keys - {RNG_STATE_KEY} != set(saved[j]) - {RNG_STATE_KEY}:
             return None
         out.update({f"{i}.{k}": v for k, v in saved[j].items()})
     return out
