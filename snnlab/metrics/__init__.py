@@ -1,7 +1,7 @@
 """Metrics for spiking networks: spike counts, SynOps, energy, decision latency, robustness.
 
 One accounting for every neuron type: *spikes* are the output spikes of LIF layers; *SynOps* (ACs)
-are the input events received by synaptic layers (``nn.Linear``, ``DelayedLinear``, ``nn.Conv1d/2d/3d``; spikes or
+are the input events received by synaptic layers (``nn.Linear``, ``DelayedLinear``, ``nn.Conv1d/2d/3d``, ``nn.ConvTranspose1d/2d/3d``; spikes or
 event counts, decided per sample, per frame for convolutions) times the synapses that deliver them, analog inputs count as dense MACs;
 *energy* is ``ACs * 0.9 pJ + MACs * 4.6 pJ`` (45 nm, Horowitz ISSCC 2014); a tie for the top class
 score (e.g. a silent output) is no decision: wrong, and undecided for latency.

@@ -1,5 +1,5 @@
 """Synaptic operations of synaptic layers (``nn.Linear``, :class:`snnlab.DelayedLinear`, ``nn.Conv1d`` /
-``nn.Conv2d`` / ``nn.Conv3d``).
+``nn.Conv2d`` / ``nn.Conv3d`` and ``nn.ConvTranspose1d`` / ``2d`` / ``3d``).
 
 For each call of a dense synaptic layer with input ``x`` ``[T, B, ..., in]``, sample by sample (so a sample's
 count never depends on the other samples of its batch, as long as they have the same length: samples of
@@ -33,7 +33,17 @@ step -- so the event test is made frame by frame (a row of ``N``: one step of on
   (:func:`conv_fanout`), so ``ACs = sum_p x[p] * fan-out(p)`` exactly -- border events reach fewer outputs;
 * analog frame: dense, ``MACs = output elements * (in_channels / groups) * prod(kernel_size)``.
 
-Other layers (transposed convolutions, recurrent cells, a user's own weighted module) are not counted.
+Transposed convolutions (``nn.ConvTranspose1d/2d/3d``) get frames the same way and scatter each input position
+through the kernel (input position ``i``, tap ``k`` -> output position ``i * stride + k * dilation - padding``):
+
+* event frame: an event reaches ``(out_channels / groups) * k(p)`` synapses, ``k(p)`` the taps that land inside
+  the output -- those cropped by ``padding`` at either edge, or past the end of an output that ``output_padding``
+  (or the ``output_size`` given to the forward, read from the output's shape) did not extend, deliver nothing;
+* analog frame: dense, ``MACs = input elements * (out_channels / groups) * prod(kernel_size)`` -- every input
+  times every weight it meets, cropped taps included, as the dense convolution's count includes the taps that read
+  its zero padding.
+
+Other layers (recurrent cells, a user's own weighted module) are not counted.
 
 Per-sample figures divide the totals by a number of samples (:meth:`SynOpsCounter.acs_per_sample`):
 :func:`snnlab.metrics.evaluate` passes the samples it fed; standalone, the counter takes the batch sizes of
@@ -42,8 +52,9 @@ several times per forward (a loop over time, shared weights) is summed over its 
 ``[T*B, ...]`` is divided by ``B`` (see :class:`SynOpsCounter`).
 
 The inputs are read by a forward-pre hook (a forward hook for convolutions, so that an input the
-convolution refuses raises its own error), so what is counted is what the layer actually receives:
-after a :class:`snnlab.SpikeMask` or a masking LIF (``mask_p``) these are the masked (transmitted) spikes.
+convolution refuses raises its own error, and a transposed convolution's output size is known), so what is
+counted is what the layer actually receives: after a :class:`snnlab.SpikeMask` or a masking LIF (``mask_p``)
+these are the masked (transmitted) spikes.
 Biases are not counted.
 """
 from __future__ import annotations
@@ -59,12 +70,15 @@ from torch import nn
 from snnlab.core.delays import DelayedLinear
 from snnlab.core.validation import is_integer
 
-__all__ = ["CONV_TYPES", "SYNAPTIC_TYPES", "LayerOps", "SynOpsCounter", "conv_fanout", "conv_ops", "delivered_fanout",
-           "event_samples", "is_binary", "is_event_input", "layer_ops", "synaptic_layers"]
+__all__ = ["CONV_TYPES", "SYNAPTIC_TYPES", "TRANSPOSED_CONV_TYPES", "LayerOps", "SynOpsCounter", "conv_fanout",
+           "conv_ops", "delivered_fanout", "event_samples", "is_binary", "is_event_input", "layer_ops", "synaptic_layers"]
 
 CONV_TYPES: tuple[type, ...] = (nn.Conv1d, nn.Conv2d, nn.Conv3d)
-SYNAPTIC_TYPES: tuple[type, ...] = (nn.Linear, DelayedLinear) + CONV_TYPES
+TRANSPOSED_CONV_TYPES: tuple[type, ...] = (nn.ConvTranspose1d, nn.ConvTranspose2d, nn.ConvTranspose3d)
+_FRAME_TYPES: tuple[type, ...] = CONV_TYPES + TRANSPOSED_CONV_TYPES   # layers fed frames [N, C, *spatial]
+SYNAPTIC_TYPES: tuple[type, ...] = (nn.Linear, DelayedLinear) + _FRAME_TYPES
 _CONV_FN = {1: F.conv1d, 2: F.conv2d, 3: F.conv3d}
+_CONV_T_FN = {1: F.conv_transpose1d, 2: F.conv_transpose2d, 3: F.conv_transpose3d}
 
 
 def is_binary(x: torch.Tensor) -> bool:
@@ -164,11 +178,16 @@ def layer_ops(x: torch.Tensor, out_features: int, delays: torch.Tensor | None = 
     return float(acs), macs, int(n_analog) == 0, float(n_events)
 
 
-def conv_fanout(conv: nn.Module, spatial, device=None) -> tuple[torch.Tensor, tuple[int, ...]]:
-    """``(fan_out [*spatial], out_spatial)`` of a convolution on frames of spatial size ``spatial``: the number of
-    synapses an input event at each position reaches -- ``out_channels / groups`` times the kernel taps that carry
-    it to a valid output position (stride, padding and padding mode, dilation) -- as float64 integers, and the
+def conv_fanout(conv: nn.Module, spatial, device=None,
+                output_size=None) -> tuple[torch.Tensor, tuple[int, ...]]:
+    """``(fan_out [*spatial], out_spatial)`` of a convolution or transposed convolution on frames of spatial size
+    ``spatial``: the number of synapses an input event at each position reaches -- ``out_channels / groups`` times
+    the kernel taps that carry it to a valid output position (stride, padding and padding mode, dilation; for a
+    transposed convolution the taps not cropped by ``padding`` / ``output_padding``) -- as float64 integers, and the
     spatial size of the output.
+
+    ``output_size`` (transposed convolutions only): the output size given to its forward (its last
+    ``len(kernel_size)`` entries are the spatial size), which replaces ``output_padding``.
 
     It is the gradient of ``sum(conv(x))`` with respect to ``x`` for a one-channel all-ones kernel (each input
     position's exact fan-out, borders and padding copies included).
@@ -177,31 +196,68 @@ def conv_fanout(conv: nn.Module, spatial, device=None) -> tuple[torch.Tensor, tu
         >>> fan, out = conv_fanout(nn.Conv2d(1, 2, 3, padding=1), (4, 4))
         >>> fan[1, 1].item(), fan[0, 0].item(), out   # interior: 2 * 9 taps, corner: 2 * 4
         (18.0, 8.0, (4, 4))
+        >>> up = nn.ConvTranspose1d(1, 1, 3, stride=2, padding=1)   # taps of input i land on 2i-1, 2i, 2i+1
+        >>> conv_fanout(up, (3,))[0].tolist(), conv_fanout(up, (3,), output_size=(6,))[0].tolist()
+        ([2.0, 3.0, 2.0], [2.0, 3.0, 3.0])
     """
-    nd = len(conv.kernel_size)
     spatial = tuple(int(s) for s in spatial)
+    output_padding = _output_padding(conv, spatial, output_size)
     with torch.inference_mode(False), torch.enable_grad():
         ones = torch.ones((1, 1, *spatial), dtype=torch.float64, device=device, requires_grad=True)
-        kernel = torch.ones((1, 1, *conv.kernel_size), dtype=torch.float64, device=device)
-        # pad explicitly (nn.ConvNd's own left/right amounts, 'same' and 'valid' included), then convolve unpadded:
-        # a zero border delivers nothing, a reflect / replicate / circular copy passes its gradient back to its source
-        mode = "constant" if conv.padding_mode == "zeros" else conv.padding_mode
-        inp = F.pad(ones, conv._reversed_padding_repeated_twice, mode=mode)
-        out = _CONV_FN[nd](inp, kernel, None, conv.stride, 0, conv.dilation)
+        out = _unit_conv(conv, ones, output_padding)
         (grad,) = torch.autograd.grad(out.sum(), ones)
     return grad[0, 0] * (conv.out_channels // conv.groups), tuple(out.shape[2:])
 
 
-def conv_ops(x: torch.Tensor, conv: nn.Module,
-             fanout: tuple[torch.Tensor, tuple[int, ...]] | None = None) -> tuple[float, float, bool, float]:
-    """``(ACs, MACs, all_events, input_events)`` of one call of a convolution on frames ``x`` ``[N, C, *spatial]``
-    (or one frame ``[C, *spatial]``), summed over the frames; each frame is event input (ACs: every event times
-    its fan-out, :func:`conv_fanout`) or analog (dense MACs: output elements times ``in_channels / groups *
-    prod(kernel_size)``). ``fanout``: a precomputed ``conv_fanout(conv, spatial)``.
+def _output_padding(conv: nn.Module, spatial: tuple[int, ...], output_size) -> tuple[int, ...] | None:
+    """The ``output_padding`` that gives a transposed convolution's output ``output_size`` (its own when None);
+    None for a convolution."""
+    if not isinstance(conv, TRANSPOSED_CONV_TYPES):
+        if output_size is not None:
+            raise ValueError(f"conv_fanout: output_size is for transposed convolutions, not {type(conv).__name__} "
+                             f"(got output_size={output_size!r})")
+        return None
+    if output_size is None:
+        return tuple(conv.output_padding)
+    nd = len(conv.kernel_size)
+    size = tuple(int(o) for o in output_size)[-nd:]
+    smallest = [(n - 1) * s - 2 * p + d * (k - 1) + 1
+                for n, s, p, d, k in zip(spatial, conv.stride, conv.padding, conv.dilation, conv.kernel_size)]
+    pad = tuple(o - m for o, m in zip(size, smallest))
+    if len(size) != nd or any(not 0 <= q < max(s, d) for q, s, d in zip(pad, conv.stride, conv.dilation)):
+        raise ValueError(f"conv_fanout: output_size {tuple(output_size)!r} is not an output size of "
+                         f"{type(conv).__name__} on input size {spatial}: each spatial size must lie in "
+                         f"[smallest, smallest + max(stride, dilation) - 1], smallest = {tuple(smallest)}")
+    return pad
+
+
+def _unit_conv(conv: nn.Module, x: torch.Tensor, output_padding: tuple[int, ...] | None) -> torch.Tensor:
+    """``conv``'s geometry applied to one-channel ``x`` with an all-ones kernel (no bias)."""
+    nd = len(conv.kernel_size)
+    kernel = torch.ones((1, 1, *conv.kernel_size), dtype=x.dtype, device=x.device)
+    if output_padding is not None:  # transposed: scatter, then crop padding (zeros only) and extend by output_padding
+        return _CONV_T_FN[nd](x, kernel, None, conv.stride, conv.padding, output_padding, 1, conv.dilation)
+    # pad explicitly (nn.ConvNd's own left/right amounts, 'same' and 'valid' included), then convolve unpadded:
+    # a zero border delivers nothing, a reflect / replicate / circular copy passes its gradient back to its source
+    mode = "constant" if conv.padding_mode == "zeros" else conv.padding_mode
+    return _CONV_FN[nd](F.pad(x, conv._reversed_padding_repeated_twice, mode=mode), kernel, None, conv.stride, 0,
+                        conv.dilation)
+
+
+def conv_ops(x: torch.Tensor, conv: nn.Module, fanout: tuple[torch.Tensor, tuple[int, ...]] | None = None,
+             output_size=None) -> tuple[float, float, bool, float]:
+    """``(ACs, MACs, all_events, input_events)`` of one call of a convolution or transposed convolution on frames
+    ``x`` ``[N, C, *spatial]`` (or one frame ``[C, *spatial]``), summed over the frames; each frame is event input
+    (ACs: every event times its fan-out, :func:`conv_fanout`) or analog (dense MACs: output elements times
+    ``in_channels / groups * prod(kernel_size)`` for a convolution, input elements times ``out_channels / groups *
+    prod(kernel_size)`` for a transposed one). ``fanout``: a precomputed ``conv_fanout(conv, spatial)``;
+    ``output_size``: the one given to a transposed convolution's forward (see :func:`conv_fanout`).
 
     Example:
         >>> x = torch.zeros(2, 1, 4, 4); x[0, 0, 1, 1] = x[0, 0, 0, 0] = 1.0; x[1] = 0.5
         >>> conv_ops(x, nn.Conv2d(1, 2, 3, padding=1))   # frame 0: 18 + 8 ACs; frame 1: 2 * 16 * 9 MACs
+        (26.0, 288.0, False, 2.0)
+        >>> conv_ops(x, nn.ConvTranspose2d(1, 2, 3, padding=1))  # the same fan-outs; frame 1: 16 * 2 * 9 MACs
         (26.0, 288.0, False, 2.0)
     """
     nd = len(conv.kernel_size)
@@ -209,7 +265,7 @@ def conv_ops(x: torch.Tensor, conv: nn.Module,
     N, C = xs.shape[0], xs.shape[1]
     spatial = tuple(xs.shape[2:])
     S = math.prod(spatial)
-    fan, out_spatial = fanout if fanout is not None else conv_fanout(conv, spatial, xs.device)
+    fan, out_spatial = fanout if fanout is not None else conv_fanout(conv, spatial, xs.device, output_size)
     events = _event_entries(xs).reshape(N, C * S).all(1)                   # [N]: frame by frame
     work = xs if xs.dtype in (torch.float32, torch.float64) else xs.float()
     per_pos = work.reshape(N, C, S).sum(1, dtype=torch.float64)            # [N, S] events per position
@@ -219,13 +275,14 @@ def conv_ops(x: torch.Tensor, conv: nn.Module,
     n_analog, n_events, acs = torch.stack([(~events).sum().to(torch.float64),
                                            torch.where(events, per_events, zero).sum(),
                                            torch.where(events, per_acs, zero).sum()]).tolist()
-    dense = conv.out_channels * math.prod(out_spatial) * (conv.in_channels // conv.groups) * math.prod(conv.kernel_size)
+    taps = (conv.in_channels // conv.groups) * conv.out_channels * math.prod(conv.kernel_size)  # weights
+    dense = taps * (S if isinstance(conv, TRANSPOSED_CONV_TYPES) else math.prod(out_spatial))  # per input / output
     return float(acs), float(int(n_analog) * dense), int(n_analog) == 0, float(n_events)
 
 
 def synaptic_layers(model: nn.Module) -> dict[str, nn.Module]:
-    """``{name: module}`` of the synaptic layers (``nn.Linear``, ``DelayedLinear``, ``nn.Conv1d/2d/3d``) of
-    ``model``."""
+    """``{name: module}`` of the synaptic layers (``nn.Linear``, ``DelayedLinear``, ``nn.Conv1d/2d/3d``,
+    ``nn.ConvTranspose1d/2d/3d``) of ``model``."""
     return {n: m for n, m in model.named_modules() if isinstance(m, SYNAPTIC_TYPES)}
 
 
@@ -238,7 +295,7 @@ def _samples_in(x: torch.Tensor) -> int:
 class LayerOps:
     """Running totals of one synaptic layer (over all calls and samples seen).
 
-    For a convolution ``in_features`` / ``out_features`` hold its input / output channels."""
+    For a (transposed) convolution ``in_features`` / ``out_features`` hold its input / output channels."""
 
     in_features: int
     out_features: int
@@ -258,7 +315,7 @@ class SynOpsCounter:
     time-major input ``[T, B, ...]``; a 2-D input ``[T, F]`` is one sample). So a layer called several times in one
     forward (a loop over time, shared weights) is summed over its calls, and a layer fed ``[T*B, F]`` or frames
     ``[T*B, C, H, W]`` (time flattened into the batch) is divided by ``B``. Only when no forward of ``model`` itself
-    was seen (layers called directly, or ``model`` a convolution) does each layer divide by its own
+    was seen (layers called directly, or ``model`` a (transposed) convolution) does each layer divide by its own
     :attr:`LayerOps.n_samples` (the batch dimension of its ``[T, B, ...]`` inputs summed over calls; a
     convolution's frames) -- give ``n_samples`` then for a layer called per step or fed flattened time.
 
@@ -295,13 +352,15 @@ class SynOpsCounter:
     def _conv_hook(self, name: str):
         def count(module: nn.Module, inputs, output) -> None:
             x = inputs[0]
-            if not isinstance(x, torch.Tensor):
+            if not isinstance(x, torch.Tensor) or not isinstance(output, torch.Tensor):
                 return
             nd = len(module.kernel_size)
             frames = int(x.shape[0]) if x.dim() == nd + 2 else 1
-            key = (name, tuple(x.shape[-nd:]), x.device)
+            # a transposed convolution's output size: its output_padding, or the output_size given to its forward
+            out_size = tuple(output.shape[-nd:]) if isinstance(module, TRANSPOSED_CONV_TYPES) else None
+            key = (name, tuple(x.shape[-nd:]), x.device, out_size)
             if key not in self._fanouts:
-                self._fanouts[key] = conv_fanout(module, key[1], x.device)
+                self._fanouts[key] = conv_fanout(module, key[1], x.device, out_size)
             acs, macs, binary, events = conv_ops(x.detach(), module, self._fanouts[key])
             self._add(self.ops[name], acs, macs, binary, events, frames)
         return count
@@ -319,10 +378,10 @@ class SynOpsCounter:
             self.n_samples += _samples_in(inputs[0])
 
     def __enter__(self) -> "SynOpsCounter":
-        if not isinstance(self.model, CONV_TYPES):  # a convolution's own input is frames, not [T, B, ...]
+        if not isinstance(self.model, _FRAME_TYPES):  # a convolution's own input is frames, not [T, B, ...]
             self._handles.append(self.model.register_forward_pre_hook(self._count_forward))
         for name, module in self.layers.items():
-            if isinstance(module, CONV_TYPES):
+            if isinstance(module, _FRAME_TYPES):
                 self._handles.append(module.register_forward_hook(self._conv_hook(name)))
             else:
                 self._handles.append(module.register_forward_pre_hook(self._hook(name)))
@@ -374,8 +433,8 @@ class SynOpsCounter:
 
 
 def _in_features(m: nn.Module) -> int:
-    return getattr(m, "in_channels") if isinstance(m, CONV_TYPES) else getattr(m, "in_features")
+    return getattr(m, "in_channels") if isinstance(m, _FRAME_TYPES) else getattr(m, "in_features")
 
 
 def _out_features(m: nn.Module) -> int:
-    return getattr(m, "out_channels") if isinstance(m, CONV_TYPES) else getattr(m, "out_features")
+    return getattr(m, "out_channels") if isinstance(m, _FRAME_TYPES) else getattr(m, "out_features")
