@@ -16,9 +16,9 @@ Accounting (the same for every neuron type -- deterministic, ``max_spikes=1``, n
   spikes it *transmits*, while an ``LIF`` followed by a :class:`~snnlab.SpikeMask` is counted with the
   spikes it *fires* (the mask is a separate layer). :func:`spike_accounting_table` gives both counts
   side by side (fired spikes are not observable inside a fused layer);
-* SynOps / MACs: inputs received by ``nn.Linear`` / ``DelayedLinear`` / ``nn.Conv1d/2d/3d`` layers
-  (:mod:`snnlab.metrics.synops`; after masking, the transmitted spikes are counted, either form), summed over
-  all calls of a layer;
+* SynOps / MACs: inputs received by ``nn.Linear`` / ``DelayedLinear`` / ``nn.Conv1d/2d/3d`` /
+  ``nn.ConvTranspose1d/2d/3d`` layers (:mod:`snnlab.metrics.synops`; after masking, the transmitted spikes are
+  counted, either form), summed over all calls of a layer;
 * per sample: every total (spikes, SynOps, MACs, energy) is divided by the samples :func:`evaluate` fed (the
   batch sizes of the loader's ``[T, B, ...]`` batches), whatever layout the layers see inside the model
   (time flattened into the batch, one call per step);
@@ -155,12 +155,13 @@ def _collect_batches(model: nn.Module, loader: Iterable, readout: str, dev: torc
         mon.reset()  # the records of this batch only (a layer called per step joins its calls, see Monitor)
         out = model_output(model, x)
         z = logits(out, readout)
-        labels = check_labels(y, fn, "y", n_classes=z.shape[-1])  # before the loss indexes with them (on the host)
-        y = labels.to(dev)
+        y = check_labels(y, fn, "y", n_classes=z.shape[-1]).to(dev)  # on the host, before the loss indexes with them
         rec.loss_sum += float(F.cross_entropy(z.float(), y, reduction="sum"))
-        rec.correct += int((decide(z.detach()) == y).sum())
+        hit = (decide(z.detach()) == y).cpu()  # the final decision accuracy scores is correct
+        rec.correct += int(hit.sum())
         rec.n_samples += y.numel()
-        rec.latencies.append(decision_latency(out, readout, labels))  # (host labels: their check needs no sync)
+        # the labels are checked: latency of the stable decision, T where it is not the correct one
+        rec.latencies.append(torch.where(hit, decision_latency(out, readout), float(out.shape[0])))
         recorded = {n: mon.spikes[n] for n in lif_names if n in mon.spikes}
         for n, c in layer_spike_counts(recorded).items():
             rec.layer_spikes[n] += float(c.sum())
