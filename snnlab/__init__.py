@@ -21,9 +21,11 @@ from snnlab.core.dropout import TimeDropout  # noqa: E402
 from snnlab.core.masking import SpikeMask  # noqa: E402
 from snnlab.core.network import Monitor, Sequential  # noqa: E402
 from snnlab.core.normalization import TimeBatchNorm  # noqa: E402
+from snnlab.core.recurrent import RecurrentLIF  # noqa: E402
+from snnlab.core.time_distributed import TimeDistributed  # noqa: E402
 from snnlab.core.neurons import LI, LIF  # noqa: E402
 
 __version__ = "0.1.0"  # the one place of the version: pyproject.toml reads this literal
 
-__all__ = ["LIF", "LI", "DelayedLinear", "DelaySchedule", "SpikeMask", "TimeBatchNorm", "TimeDropout", "Sequential", "Monitor", "surrogates",
+__all__ = ["LIF", "LI", "RecurrentLIF", "DelayedLinear", "DelaySchedule", "SpikeMask", "TimeBatchNorm", "TimeDropout", "TimeDistributed", "Sequential", "Monitor", "surrogates",
            "__version__"]

@@ -43,7 +43,9 @@ through the kernel (input position ``i``, tap ``k`` -> output position ``i * str
   times every weight it meets, cropped taps included, as the dense convolution's count includes the taps that read
   its zero padding.
 
-Other layers (recurrent cells, a user's own weighted module) are not counted.
+A :class:`snnlab.RecurrentLIF`'s recurrent weight is a child ``nn.Linear`` fed the transmitted spikes once per
+step, so it is counted as one (``"<layer>.recurrent"``). Other layers (other recurrent cells, a user's own
+weighted module) are not counted.
 
 Per-sample figures divide the totals by a number of samples (:meth:`SynOpsCounter.acs_per_sample`):
 :func:`snnlab.metrics.evaluate` passes the samples it fed; standalone, the counter takes the batch sizes of

@@ -1,0 +1,235 @@
+r"""A recurrent layer of LIF neurons: :class:`RecurrentLIF`, the recurrent SNN (RSNN) baseline of SHD / SSC.
+
+Semantics (``x`` time-major ``[T, B, N]``, ``v[-1] = 0``, ``o[-1] = 0``)::
+
+    h[t] = beta * v[t-1] + x[t] + W_rec @ o[t-1]    (pre-reset membrane; W_rec [N, N], no bias)
+    s[t] = H(h[t] - threshold) * m[t]             H(u) = 1 if u >= 0 else 0
+    m[t] = 1 if (spikes fired before t) < max_spikes else 0   (m = 1 when max_spikes is None)
+    v[t] = h[t] - threshold * s[t]                reset="subtract"
+    v[t] = h[t] * (1 - s[t])                      reset="zero"
+    o[t] = s[t] * k[t]                            the transmitted spikes: the output, and what W_rec feeds back
+
+that is, exactly the :class:`~snnlab.LIF` of :mod:`snnlab.kernels.lif_torch` with the recurrent current added
+to its input, step by step. Noisy neurons (``noise``) draw ``s[t] ~ Bernoulli(F((h[t] - threshold) / sigma)) * m[t]``
+from the counter hash of :mod:`snnlab.kernels.counter_rng` at the element indices ``t * numel + i`` (``numel``
+the elements of one step), and spike masking (``mask_p``) keeps a spike where the mask stream's hash at the same
+index is ``>= mask_p`` (``k[t]``): the same indices, keys and seed draws as the fused LIF, so with ``W_rec = 0``
+the layer fires exactly the spikes of an ``LIF`` with the same options and seed. The backward replaces
+``dH/du`` by the layer's surrogate (a noisy neuron's: its noise density), masked by ``m[t]``; ``detach_reset``
+detaches the spike in the reset term. Masked spikes are not fed back (the recurrence sees ``o``, as the next
+layer does), and the gradient reaches the neuron through kept spikes only.
+
+The recurrence couples the steps, so the time loop cannot be fused into one kernel: the layer runs a per-step
+loop in plain PyTorch autograd (``backend="auto"`` or ``"torch"``; ``"cpu"`` and ``"triton"`` are refused).
+"""
+from __future__ import annotations
+
+import math
+import warnings
+
+import torch
+from torch import nn
+
+from snnlab.kernels.counter_rng import COUNTER_PERIOD, keep_mask, mask_key, seed_key, uniform_from_counter
+from snnlab.kernels.dispatch import compute_dtype
+from snnlab.kernels.surrogate_math import noise_cdf, surrogate_grad
+
+from . import surrogates as sg
+from .neurons import LIF
+from .validation import check_choice, is_integer
+
+__all__ = ["RECURRENT_INITS", "RecurrentLIF"]
+
+#: the initialisations of the recurrent weight (see :class:`RecurrentLIF`)
+RECURRENT_INITS = ("uniform", "orthogonal", "zeros")
+_BACKENDS = ("auto", "torch")
+
+
+class _Spike(torch.autograd.Function):
+    """Heaviside spike with a surrogate backward: ``forward(u, fired, allowed, name, param)`` returns the 0/1
+    spikes ``fired * allowed`` (``fired`` decided by the caller: deterministic or sampled); the backward is
+    ``grad * surrogate(u) * allowed`` (``allowed`` the max_spikes mask ``m[t]``, or None)."""
+
+    @staticmethod
+    def forward(u, fired, allowed, name, param):
+        spikes = fired.to(u.dtype)
+        return spikes if allowed is None else spikes * allowed
+
+    @staticmethod
+    def setup_context(ctx, inputs, output) -> None:  # (separate from forward: torch.func.grad / vjp can run it)
+        u, _, allowed, name, param = inputs
+        ctx.save_for_backward(u, allowed)
+        ctx.cfg = (name, param)
+
+    @staticmethod
+    def backward(ctx, grad):
+        u, allowed = ctx.saved_tensors
+        g = grad * surrogate_grad(ctx.cfg[0], u, ctx.cfg[1])
+        return (g if allowed is None else g * allowed), None, None, None, None
+
+
+def _renamed(exc: Exception) -> Exception:
+    """``exc`` (from :class:`~snnlab.LIF`'s checks) with its message naming this layer instead of ``LIF``."""
+    msg = str(exc)
+    return type(exc)("RecurrentLIF:" + msg[4:]) if msg.startswith("LIF:") else exc
+
+
+class RecurrentLIF(LIF):
+    r"""LIF neurons with all-to-all recurrent synapses: ``h[t] = beta * v[t-1] + x[t] + W_rec @ o[t-1]``.
+
+    The standard recurrent SNN of the SHD / SSC benchmarks (Cramer et al. 2020): a layer of ``n_neurons`` LIF
+    neurons whose transmitted spikes ``o[t-1]`` come back through the recurrent weight ``W_rec``
+    (``self.recurrent.weight``, ``[n_neurons, n_neurons]``, no bias). Spiking, ``max_spikes``, the reset, the
+    noise and the spike masking follow :class:`~snnlab.LIF` exactly (see :mod:`snnlab.core.recurrent`); with
+    ``W_rec = 0`` it fires the spikes of an ``LIF`` with the same options and seed. It is an ``LIF``
+    (subclass), so a :class:`~snnlab.Monitor`, :func:`snnlab.metrics.evaluate` and the trainer treat it as one;
+    ``last_membrane`` holds the pre-reset membrane ``h`` while a Monitor watches it.
+
+    Options are those of :class:`~snnlab.LIF` (keyword-only here), with:
+
+    - ``n_neurons`` (required): the layer width; the input is ``[T, B, n_neurons]`` (extra dimensions between
+      batch and neurons act as more batch). ``tau_mem`` and ``threshold`` are per neuron (``[n_neurons]``),
+      learnable with ``learn_tau`` / ``learn_threshold``.
+    - ``recurrent_init``: ``"uniform"`` (default) draws ``W_rec ~ U(-1/sqrt(N), 1/sqrt(N))`` (``nn.Linear``'s
+      own scale): zero mean, so the feedback neither drives runaway excitation nor silences the layer; its
+      spectral radius is about ``1/sqrt(3) = 0.58`` (contracting), and ``k`` spikes move a neuron by about
+      ``sqrt(k/(3N))``, a fraction of a threshold of 1 at typical rates. ``"orthogonal"``: a random orthogonal
+      matrix (``||W_rec o|| = ||o||``, all eigenvalues on the unit circle: stronger, norm-preserving feedback).
+      ``"zeros"``: start as a feed-forward ``LIF``. The draws use torch's global RNG, as ``nn.Linear``'s do
+      (``seed`` seeds the noise and masks only).
+    - ``backend``: ``"auto"`` or ``"torch"``, both the PyTorch loop (the recurrence cannot be fused over time);
+      ``"cpu"`` and ``"triton"`` raise a ``ValueError``.
+
+    Float16 / bfloat16 input is computed in float32, as by ``LIF`` (the recurrent current of a half-precision
+    layer is computed in its weight's dtype, as any ``nn.Linear`` of the model, then added in float32). The
+    recurrent weight is a child ``nn.Linear`` called once per step (from step 1) on the transmitted spikes
+    ``[1, B, N]``, so the SynOps counter of :mod:`snnlab.metrics` counts its accumulates like any other synapse.
+
+    Returns the transmitted spikes ``o`` ``[T, B, n_neurons]`` (0/1, in the input's floating dtype).
+
+    Example:
+        >>> import torch, snnlab as sl
+        >>> rnn = sl.RecurrentLIF(8, tau_mem=20.0, threshold=0.5)
+        >>> net = sl.Sequential(torch.nn.Linear(4, 8), rnn, torch.nn.Linear(8, 2), sl.LI())
+        >>> net(torch.rand(30, 3, 4)).shape
+        torch.Size([30, 3, 2])
+        >>> rnn.recurrent.weight.shape
+        torch.Size([8, 8])
+        >>> with torch.no_grad():    # W_rec = 0: a plain LIF
+        ...     _ = rnn.recurrent.weight.zero_()
+        >>> x = torch.rand(30, 3, 8)
+        >>> torch.equal(rnn(x), sl.LIF(tau_mem=20.0, threshold=0.5, n_neurons=8, backend="torch")(x))
+        True
+    """
+
+    def __init__(self, n_neurons: int, *, tau_mem: float | None = None, threshold: float = 1.0,
+                 reset: str = "subtract", beta: float | None = None, detach_reset: bool = False,
+                 max_spikes: int | None = None, surrogate: str | sg.Surrogate = "atan", learn_threshold: bool = False,
+                 learn_tau: bool = False, noise: str | None = None, noise_scale: float = 0.3, noisy_eval: bool = False,
+                 mask_p: float = 0.0, mask_at_inference: bool = False, seed: int | None = None,
+                 recurrent_init: str = "uniform", backend: str = "auto") -> None:
+        if not is_integer(n_neurons) or n_neurons < 1:
+            raise ValueError(f"RecurrentLIF: n_neurons must be a positive int (the layer width), got "
+                             f"{type(n_neurons).__name__} {n_neurons!r}")
+        if backend in ("cpu", "triton"):
+            raise ValueError(f"RecurrentLIF: backend={backend!r} is a fused LIF kernel, which cannot hold the "
+                             "recurrence (each step needs the previous step's spikes); the recurrent layer runs "
+                             "only the PyTorch loop: use backend='auto' or 'torch'")
+        check_choice(backend, "backend", _BACKENDS, "RecurrentLIF")
+        check_choice(recurrent_init, "recurrent_init", RECURRENT_INITS, "RecurrentLIF")
+        try:
+            super().__init__(tau_mem, threshold, reset, beta=beta, detach_reset=detach_reset, max_spikes=max_spikes,
+                             surrogate=surrogate, learn_threshold=learn_threshold, learn_tau=learn_tau,
+                             n_neurons=int(n_neurons), noise=noise, noise_scale=noise_scale, noisy_eval=noisy_eval,
+                             mask_p=mask_p, mask_at_inference=mask_at_inference, seed=seed, backend="torch")
+        except (ValueError, TypeError) as exc:
+            raise _renamed(exc) from None
+        self.backend = backend
+        self.recurrent = nn.Linear(self.n_neurons, self.n_neurons, bias=False)
+        self.reset_recurrent(recurrent_init)
+
+    def reset_recurrent(self, init: str = "uniform") -> None:
+        """(Re)initialise the recurrent weight: ``"uniform"``, ``"orthogonal"`` or ``"zeros"`` (see the class)."""
+        check_choice(init, "recurrent_init", RECURRENT_INITS, "RecurrentLIF")
+        w = self.recurrent.weight
+        with torch.no_grad():
+            if init == "uniform":
+                bound = 1.0 / math.sqrt(self.n_neurons)
+                nn.init.uniform_(w, -bound, bound)
+            elif init == "orthogonal":
+                nn.init.orthogonal_(w)
+            else:
+                nn.init.zeros_(w)
+
+    def _feedback(self, o: torch.Tensor, work: torch.dtype) -> torch.Tensor:
+        """``W_rec @ o`` for the transmitted spikes ``o`` of one step, as ``[1, B, ..., N]`` (a time-major call of
+        ``self.recurrent``, which the SynOps counter reads), in the compute dtype ``work``."""
+        w_dtype = self.recurrent.weight.dtype
+        return self.recurrent(o.unsqueeze(0).to(w_dtype))[0].to(work)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = self._check_input(x, finite=False)  # checked on the final membrane below (cheaper), as LIF does
+        if self.backend not in _BACKENDS:  # (set after construction)
+            raise ValueError(f"RecurrentLIF: backend={self.backend!r} cannot run the recurrence; the recurrent "
+                             "layer runs only the PyTorch loop: use backend='auto' or 'torch'")
+        sampling = self.noise is not None and (self.training or self.noisy_eval)
+        masking = self.mask_p > 0.0 and (self.training or self.mask_at_inference)
+        noise_seed = self._next_seed() if sampling else 0  # drawn in LIF's order: the same seeds as an LIF
+        mask_seed = self._next_seed() if masking else 0
+        if (sampling or masking) and x.numel() > COUNTER_PERIOD:
+            warnings.warn(f"RecurrentLIF: {x.numel()} neuron-steps in one call; the noise and mask draws come from a "
+                          f"32-bit counter and repeat every {COUNTER_PERIOD} elements (split the batch to avoid it)",
+                          RuntimeWarning, stacklevel=2)
+        work = compute_dtype(x)
+        beta = self.beta()
+        params = (beta.to(device=x.device, dtype=work), self.threshold.to(device=x.device, dtype=work))
+        out, membrane, last = self._run(x.to(work), *params, noise_seed if sampling else None,
+                                        mask_seed if masking else None)
+        self._check_final_membrane(x, last, *self._learned(beta), ("recurrent weight", self.recurrent.weight))
+        self.last_membrane = membrane.to(x.dtype) if membrane is not None else None
+        return out.to(x.dtype)
+
+    def _run(self, x: torch.Tensor, beta: torch.Tensor, thr: torch.Tensor, noise_seed: int | None,
+             mask_seed: int | None) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor]:
+        """The time loop over ``x`` (in its compute dtype): ``(o [T, ...], membrane h [T, ...] or None unless
+        recording, h[-1:] for the final check)``."""
+        T, step_shape = x.shape[0], x.shape[1:]
+        if T == 0:  # an empty sequence: zero gradients for the input and the parameters, as LIF gives
+            tie = (beta.sum() + thr.sum() + self.recurrent.weight.sum().to(x.dtype)) * 0.0
+            return x * 0.0 + tie, (x.detach().clone() if self.record else None), x
+        name, param = (self.noise, self.noise_scale) if self.noise is not None else (self.surrogate.name,
+                                                                                  self.surrogate.param)
+        numel = math.prod(step_shape)
+        base = torch.arange(numel, device=x.device, dtype=torch.int64).view(step_shape) if noise_seed is not None else None
+        n_key = seed_key(noise_seed) if noise_seed is not None else 0
+        m_key = mask_key(mask_seed) if mask_seed is not None else 0
+        v = torch.zeros(step_shape, dtype=x.dtype, device=x.device)
+        count = torch.zeros_like(v) if self.max_spikes is not None else None
+        outs, hs = [], []
+        o = None
+        for t, x_t in enumerate(x.unbind(0)):  # (one backward for all steps: x[t] would add a [T, ...] zeros per step)
+            cur = x_t if o is None else x_t + self._feedback(o, x.dtype)
+            h = torch.addcmul(cur, v, beta)
+            u = h - thr
+            if base is not None:
+                rnd = uniform_from_counter(base + t * numel, n_key).to(x.dtype)
+                fired = rnd < noise_cdf(self.noise, u.detach(), self.noise_scale)
+            else:
+                fired = h.detach() >= thr.detach()
+            allowed = (count < self.max_spikes).to(x.dtype) if count is not None else None
+            s = _Spike.apply(u, fired, allowed, name, float(param))
+            if count is not None:
+                count = count + s.detach()
+            r = s.detach() if self.detach_reset else s
+            v = torch.addcmul(h, r, thr, value=-1.0) if self.reset == "subtract" else torch.addcmul(h, h, r, value=-1.0)
+            if mask_seed is not None:
+                s = s * keep_mask(t * numel, step_shape, m_key, self.mask_p, x.device, x.dtype)
+            o = s
+            outs.append(o)
+            if self.record:
+                hs.append(h.detach())
+        return torch.stack(outs), (torch.stack(hs) if self.record else None), h.detach().unsqueeze(0)
+
+    def extra_repr(self) -> str:
+        parts = [p for p in super().extra_repr().split(", ") if not p.startswith("n_neurons=")]
+        return ", ".join([f"n_neurons={self.n_neurons}"] + parts)
