@@ -52,7 +52,7 @@ MAX_LAYER_WIDTH = 1_000_000
 
 # Fields added after configurations were first hashed into run folder names, whose default keeps the older
 # behaviour; identity_dict() leaves them out at their default, so existing run folders keep their names.
-FIELDS_ADDED_LATER = ("detach_reset", "dropout", "batch_norm", "sigma_schedule", "sigma_end", "sigma_anneal_fraction",
+FIELDS_ADDED_LATER = ("detach_reset", "dropout", "batch_norm", "recurrent", "sigma_schedule", "sigma_end", "sigma_anneal_fraction",
                       "lr_schedule", "lr_delays_schedule")
 
 
@@ -213,13 +213,14 @@ def estimate_memory_bytes(cfg: "ExperimentConfig", n_inputs: int | None = None, 
         n_classes = nc if n_classes is None else n_classes
     sizes = [int(n_inputs)] + [int(h) for h in cfg.hidden] + [int(n_classes)]
     weights = sum(a * b for a, b in zip(sizes[:-1], sizes[1:]))
-    n_params = weights * (2 if cfg.delays else 1)
+    n_params = weights * (2 if cfg.delays else 1) + (sum(int(h) ** 2 for h in cfg.hidden) if cfg.recurrent else 0)
     param_bytes = 4 * n_params * 4
     if cfg.delays:
         param_bytes += 3 * 4 * weights * int(cfg.max_delay)
     steps = frames_per_sample(cfg)[0]
     act_bytes = 4 * 4 * steps * int(cfg.batch_size) * sum(sizes)
     per_hidden = 2 * bool(cfg.batch_norm) + 2 * (cfg.dropout > 0)  # their outputs and saved statistics / masks
+    per_hidden += 4 * bool(cfg.recurrent)  # the recurrent loop's autograd graph: current, feedback, threshold gap, reset
     act_bytes += 4 * per_hidden * steps * int(cfg.batch_size) * sum(int(h) for h in cfg.hidden)
     return {"parameters": n_params, "parameter_bytes": param_bytes, "activation_bytes": act_bytes,
             "total_bytes": param_bytes + act_bytes}
@@ -319,6 +320,10 @@ class ExperimentConfig(param.Parameterized):
     batch_norm = param.Boolean(default=False, doc=(
         "Batch-normalise the synaptic currents of each hidden layer before its neurons (TimeBatchNorm: "
         "statistics per neuron over time and batch), as in the DCLS delay experiments."))
+    recurrent = param.Boolean(default=False, doc=(
+        "Give each hidden layer all-to-all recurrent synapses (RecurrentLIF, the recurrent SNN baseline of SHD/SSC): "
+        "its spikes feed back to the layer at the next step. It runs the PyTorch time loop (no fused kernel), "
+        "and learned thresholds and time constants are per neuron."))
     delays = param.Boolean(default=False, doc=(
         "Use learnable synaptic delays (DelayedLinear, DCLS-style) instead of plain dense synapses."))
     max_delay = param.Integer(default=10, bounds=(0, 100_000), doc=(
@@ -611,6 +616,8 @@ class ExperimentConfig(param.Parameterized):
             parts.append(f"delays{self.max_delay}")
         if self.mask_p > 0:
             parts.append(f"mask{self.mask_p:g}")
+        if self.recurrent:
+            parts.append("rec")
         if self.batch_norm:
             parts.append("bn")
         if self.dropout > 0:

@@ -17,6 +17,7 @@ from snnlab.core.neurons import LI, LIF
 from snnlab.core.normalization import TimeBatchNorm
 from snnlab.core.random_stream import RNG_STATE_KEY
 from snnlab.core.readout import SPIKE_READOUTS
+from snnlab.core.recurrent import RecurrentLIF
 
 from .config import EVENT_DATASETS, ExperimentConfig, event_frame_kwargs
 
@@ -51,7 +52,8 @@ def build_model(cfg: ExperimentConfig, n_inputs: int, n_classes: int) -> Sequent
     """The network of ``cfg``: per hidden layer ``synapse [-> TimeBatchNorm] -> LIF [-> TimeDropout]``, then
     ``synapse -> readout`` (batch norm with ``cfg.batch_norm``, dropout with ``cfg.dropout > 0``).
 
-    The synapse is :class:`~snnlab.DelayedLinear` when ``cfg.delays`` else a bias-free ``nn.Linear``;
+    The synapse is :class:`~snnlab.DelayedLinear` when ``cfg.delays`` else a bias-free ``nn.Linear``; the hidden
+    neurons are :class:`~snnlab.RecurrentLIF` layers (recurrent synapses within each layer) with ``cfg.recurrent``;
     initial weights are scaled by ``cfg.weight_gain`` (hidden, and a spiking output layer) and
     ``cfg.readout_gain`` (the synapses of an LI readout).
     The readout layer is an :class:`~snnlab.LI` for membrane readouts, and a spiking
@@ -75,7 +77,8 @@ def build_model(cfg: ExperimentConfig, n_inputs: int, n_classes: int) -> Sequent
         layers.append(_synapse(cfg, prev, int(h), cfg.weight_gain))
         if cfg.batch_norm:
             layers.append(TimeBatchNorm(int(h)))
-        layers.append(LIF(**kw, mask_p=float(cfg.mask_p)))
+        neurons = RecurrentLIF(int(h), **kw, mask_p=float(cfg.mask_p)) if cfg.recurrent else LIF(**kw, mask_p=float(cfg.mask_p))
+        layers.append(neurons)
         if cfg.dropout > 0:
             layers.append(TimeDropout(float(cfg.dropout)))
         prev = int(h)
