@@ -295,3 +295,75 @@ def test_read_only_mode_never_writes_or_creates(tmp_path):
     with pytest.raises(StoreReadOnly, match="read-only"):
         store.set_status(store.list_runs()["run_id"][0], "failed")
     assert store.list_runs()["status"].tolist() == ["created"]
+
+
+def test_metric_series_gives_each_series_as_arrays_in_step_then_logging_order(tmp_path):
+    import numpy as np
+
+    store = RunStore(tmp_path / "s.sqlite")
+    a, b = store.create_run({}, name="a"), store.create_run({}, name="b")
+    for step, loss in [(3, 0.3), (1, 0.1), (2, float("nan")), (3, 0.33)]:  # out of order; step 3 twice (epoch end)
+        store.log_metrics(a, step=step, metrics={"loss": loss, "lr": 0.01})
+    store.log_metrics(a, step=3, metrics={"loss": 0.9}, kind="eval")
+    store.log_metrics(b, step=5, metrics={"loss": 0.5})
+    series = store.metric_series([a, b, "no-such-run"], names=["loss"])
+    assert set(series) == {(a, "train", "loss"), (a, "eval", "loss"), (b, "train", "loss")}  # no lr
+    steps, values = series[(a, "train", "loss")]
+    assert steps.dtype == np.int64 and values.dtype == np.float64
+    assert steps.tolist() == [1, 2, 3, 3] and np.isnan(values[1])  # a missing value is NaN
+    assert values[[0, 2, 3]].tolist() == [0.1, 0.3, 0.33]  # the rows of one step in the order they were logged
+    table = store.metrics([a, b], names=["loss"])  # the same rows, as a table
+    assert set(table["name"]) == {"loss"} and table[(table.run_id == a) & (table.kind == "train")]["value"].tolist()[2:] \
+        == [0.3, 0.33]
+    assert list(store.metric_series(a, kind="eval")) == [(a, "eval", "loss")]
+    assert store.metric_series([]) == {}
+    with pytest.raises(TypeError, match="names must be a list"):
+        store.metric_series(a, names="loss")
+
+
+def _sqlite_error(message, code):
+    import sqlite3
+
+    exc = sqlite3.OperationalError(message)
+    exc.sqlite_errorcode = code
+    return exc
+
+
+def test_store_errors_are_told_apart_by_sqlite_error_codes_not_by_their_wording(tmp_path):
+    import sqlite3
+
+    from snnlab.experiments.store import StoreLocked, StoreReadOnly
+
+    store = RunStore(tmp_path / "s.sqlite")
+    with pytest.raises(sqlite3.OperationalError) as info:
+        store._raw().execute("SELECT * FROM locked_readonly_table")  # "no such table: locked...": not a lock
+    assert store._translate(info.value, write=False) is info.value
+    assert isinstance(store._translate(_sqlite_error("busy in other words", sqlite3.SQLITE_BUSY), False), StoreLocked)
+    extended = sqlite3.SQLITE_READONLY | (4 << 8)  # SQLITE_READONLY_DBMOVED: an extended code of the same kind
+    assert isinstance(store._translate(_sqlite_error("cannot write", extended), True), StoreReadOnly)
+
+
+def test_a_read_only_store_without_a_wal_index_falls_back_to_immutable_by_error_code(tmp_path, monkeypatch):
+    """The fallback matched the text "unable to open": a differently worded message (another SQLite) failed."""
+    import sqlite3
+
+    writer = RunStore(tmp_path / "s.sqlite")
+    writer.create_run({}, name="kept")
+    writer.close()  # (the last connection writes the WAL into the file: an immutable reader sees it)
+    real_connect = sqlite3.connect
+
+    class NoWalIndex:  # what a mode=ro connection gives where the -shm file cannot be created
+        def execute(self, *args):
+            raise _sqlite_error("cannot open the shared-memory index (reworded)", sqlite3.SQLITE_CANTOPEN)
+
+        def close(self):
+            pass
+
+    def connect(database, *args, **kwargs):
+        if "mode=ro" in str(database) and "immutable=1" not in str(database):
+            return NoWalIndex()
+        return real_connect(database, *args, **kwargs)
+
+    monkeypatch.setattr(sqlite3, "connect", connect)
+    store = RunStore(tmp_path / "s.sqlite", read_only=True)
+    assert store._immutable and store.list_runs()["name"].tolist() == ["kept"]
