@@ -107,6 +107,14 @@ def test_the_runs_table_has_header_filters_on_name_and_status(tmp_path):
     assert panel.table.current_view["run_id"].tolist() == [ids[1]]
 
 
+def _log_rows(store, run, steps, values, name, kind="train"):
+    """Rows of one metric series written in one transaction (what a long run logs step by step)."""
+    values = [None if np.isnan(v) else float(v) for v in values]
+    with store._conn() as con:
+        con.executemany("INSERT INTO metrics VALUES (?,?,?,?,?,?,?)",
+                        [(run, int(s), 0, kind, name, v, 0.0) for s, v in zip(steps, values)])
+
+
 def test_compare_of_a_200k_step_run_among_many_reads_the_names_once_and_sends_bounded_points(tmp_path, monkeypatch):
     import holoviews as hv
 
@@ -114,15 +122,15 @@ def test_compare_of_a_200k_step_run_among_many_reads_the_names_once_and_sends_bo
     panel = RunsPanel(store)
     panel.refresh(force=True)
     n = 200_000
-    steps = np.arange(n)
-    big = pd.concat([pd.DataFrame({"run_id": ids[0], "step": steps, "epoch": 0, "kind": "train", "name": name,
-                                   "value": np.linspace(2, 0, n), "time": 0.0})
-                     for name in ("loss", "accuracy", "spikes_per_sample")], ignore_index=True)
-    big.loc[50_000, "value"] = 40.0  # a loss spike
-    real_metrics = store.metrics
-    monkeypatch.setattr(store, "metrics",
-                        lambda run_ids: pd.concat([big, real_metrics([r for r in run_ids if r != ids[0]])],
-                                                    ignore_index=True))
+    store.delete_metrics_after(ids[0], -1)
+    for name in ("loss", "accuracy", "spikes_per_sample"):
+        values = np.linspace(2, 0, n)
+        values[50_000] = 40.0 if name == "loss" else values[50_000]  # a loss spike
+        _log_rows(store, ids[0], np.arange(n), values, name)
+    _log_rows(store, ids[0], np.arange(n), np.ones(n), "lr")  # not compared: not read
+    read = []
+    real_series = store.metric_series
+    monkeypatch.setattr(store, "metric_series", lambda *a, **k: read.append(real_series(*a, **k)) or read[-1])
     iterated = []
     it = pd.Series.__iter__
     monkeypatch.setattr(pd.Series, "__iter__", lambda s: (iterated.append(len(s)), it(s))[1])
@@ -131,6 +139,7 @@ def test_compare_of_a_200k_step_run_among_many_reads_the_names_once_and_sends_bo
     # no Python iteration over every row (it built a set of all names once per metric: 2.5 s of 5.2 s)
     assert [k for k in iterated if k >= n] == []
     monkeypatch.setattr(pd.Series, "__iter__", it)
+    assert len(read) == 1 and {name for _, _, name in read[0]} == {"loss", "accuracy", "spikes_per_sample"}
     plots = [pane.object for pane in panel.compare_pane.objects]
     titles = [p.opts.get().kwargs["title"] for p in plots]
     assert titles == ["loss", "accuracy", "spikes_per_sample"]
@@ -141,6 +150,103 @@ def test_compare_of_a_200k_step_run_among_many_reads_the_names_once_and_sends_bo
     assert max(el.dimension_values("value").max() for el in loss) == 40.0
     fig = hv.render(loss, backend="bokeh")
     assert {k for r in fig.renderers for k in r.data_source.data} == {"step", "value"}  # no per-point run id
+
+
+def _curves(layout):
+    """``{(panel title, curve key): (steps, values)}`` of a comparison's layout."""
+    import holoviews as hv
+
+    out = {}
+    for plot in layout:
+        title = plot.opts.get().kwargs["title"]
+        overlay = plot if isinstance(plot, hv.NdOverlay) else plot.get(0)
+        for key, curve in overlay.items():
+            out[(title, key)] = (curve.dimension_values(0), curve.dimension_values(1))
+    return out
+
+
+def _random_runs(store, rng, n_runs, max_points):
+    """Runs of random curves: lengths around ``max_points`` (below, at and far above it), non-uniform steps with
+    repeats (an epoch's summary logged at its last step), NaN values (stored as missing), ties, eval series."""
+    ids = []
+    for i in range(n_runs):
+        run = store.create_run({"seed": i}, name=f"r{i}")
+        length = int(rng.choice([1, 3, max_points - 1, max_points, max_points + 1, 3 * max_points + 7, 20_000]))
+        steps = np.sort(rng.integers(0, 4 * length + 1, length))  # non-uniform, with repeated steps
+        for name in ("loss", "accuracy"):
+            values = rng.choice([0.0, 1.0, 2.0], length) if name == "accuracy" else rng.standard_normal(length)
+            values[rng.random(length) < 0.05] = np.nan
+            _log_rows(store, run, steps, values, name)
+        _log_rows(store, run, steps[:: max(1, length // 7)], rng.random(len(steps[:: max(1, length // 7)])),
+                  "test_accuracy", kind="eval")
+        ids.append(run)
+    return ids
+
+
+def test_the_comparison_read_as_arrays_draws_exactly_the_points_of_the_table_path(tmp_path):
+    """The comparison reads only the compared metrics as arrays (RunStore.metric_series) and builds no table of
+    every row: its curves are the very points that learning_curves of RunStore.metrics draws (min-max thinned)."""
+    from snnlab.dashboard.runs import COMPARE_METRICS
+    from snnlab.viz import learning_curves
+    from snnlab.viz.curves import series_curves
+
+    rng = np.random.default_rng(7)
+    store = RunStore(tmp_path / "runs.sqlite")
+    max_points = 100
+    ids = _random_runs(store, rng, 12, max_points)
+    labels = {r: f"r{i} ({r})" for i, r in enumerate(ids)}
+    for chosen in (ids, ids[:1], ids[3:5]):
+        new = _curves(series_curves(store.metric_series(chosen, names=COMPARE_METRICS), names=["loss", "accuracy",
+                                    "test_accuracy"], labels=labels, max_points=max_points))
+        old = _curves(learning_curves(store.metrics(chosen), names=["loss", "accuracy", "test_accuracy"],
+                                      labels=labels, max_points=max_points))
+        assert new.keys() == old.keys() and len(new) >= len(chosen)
+        for key in old:
+            np.testing.assert_array_equal(new[key][0], old[key][0])
+            np.testing.assert_array_equal(new[key][1], old[key][1])
+            assert len(new[key][0]) <= max_points
+
+
+def test_the_comparison_of_a_run_still_being_written_is_a_consistent_prefix(tmp_path):
+    import threading
+
+    from snnlab.viz import learning_curves
+    from snnlab.viz.curves import series_curves
+
+    store = RunStore(tmp_path / "runs.sqlite")
+    run = store.create_run({}, name="live")
+    stop = threading.Event()
+
+    def train():
+        writer, step = RunStore(tmp_path / "runs.sqlite"), 0
+        while not stop.is_set() and step < 20_000:
+            writer.log_metrics(run, step=step, metrics={"loss": float(np.sin(step / 50.0)),
+                                                        "accuracy": float(step % 7)})
+            step += 1
+
+    thread = threading.Thread(target=train)
+    thread.start()
+    try:
+        seen = []
+        while len(seen) < 5 and thread.is_alive():
+            series = store.metric_series([run], names=["loss", "accuracy"])
+            if series:
+                seen.append(series)
+    finally:
+        stop.set()
+        thread.join()
+    assert seen
+    table = store.metrics(run)
+    for series in seen:
+        (loss_steps, _), (acc_steps, _) = series[(run, "train", "loss")], series[(run, "train", "accuracy")]
+        assert loss_steps.tolist() == acc_steps.tolist() == list(range(len(loss_steps)))  # whole steps, in order
+        last = int(loss_steps[-1])
+        new = _curves(series_curves(series, max_points=50))
+        old = _curves(learning_curves(table[table["step"] <= last], max_points=50))
+        assert new.keys() == old.keys()
+        for key in old:
+            np.testing.assert_array_equal(new[key][0], old[key][0])
+            np.testing.assert_array_equal(new[key][1], old[key][1])
 
 
 def test_a_served_page_compares_once_the_selection_settles_not_at_each_echo_of_a_patch(tmp_path, monkeypatch):

@@ -30,7 +30,7 @@ require("holoviews", extra="lab", feature="snnlab.viz (plots)")
 require("bokeh", extra="lab", feature="snnlab.viz (plots)")
 
 from . import theme  # noqa: E402
-from .curves import LiveCurves, flatten_metrics, learning_curves, live_learning_curves
+from .curves import LiveCurves, flatten_metrics, learning_curves, live_learning_curves, series_curves
 from .delays import (HISTORY_COLUMNS, delay_evolution, delay_histogram, delay_matrix, delay_snapshot,
                      gaussian_kernels)
 from .events import event_animation, event_frame
@@ -46,7 +46,7 @@ __all__ = [
     "spike_raster", "monitor_raster", "spike_coordinates",
     "membrane_traces", "monitor_traces", "rate_histogram", "spike_count_histogram",
     "delay_histogram", "delay_matrix", "gaussian_kernels", "delay_snapshot", "delay_evolution", "HISTORY_COLUMNS",
-    "learning_curves", "LiveCurves", "live_learning_curves", "flatten_metrics", "PipedPlot",
+    "learning_curves", "series_curves", "LiveCurves", "live_learning_curves", "flatten_metrics", "PipedPlot",
     "tradeoff_scatter", "pareto_front", "better_direction",
     "robustness_plot",
     "event_frame", "event_animation",

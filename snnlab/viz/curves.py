@@ -14,7 +14,7 @@ from holoviews.core.util import dimension_sanitizer
 from . import theme
 from ._util import ensure_bokeh
 
-__all__ = ["learning_curves", "LiveCurves", "live_learning_curves", "flatten_metrics", "series_overlay",
+__all__ = ["learning_curves", "series_curves", "LiveCurves", "live_learning_curves", "flatten_metrics", "series_overlay",
            "style_overlay", "is_evaluation_metric", "downsample_minmax", "MAX_CURVE_POINTS", "name_series_once",
            "legend_lists_drawn_series"]
 
@@ -85,8 +85,12 @@ def flatten_metrics(metrics: Mapping[str, Any], prefix: str = "") -> dict[str, f
 
 
 def series_overlay(series: Mapping[Any, tuple[Any, Any]], xdim: Any, ydim: Any,
-                   kdims: str | Sequence[str] = "metric", points: Sequence[Any] | None = None) -> hv.NdOverlay | hv.Overlay:
+                   kdims: str | Sequence[str] = "metric", points: Sequence[Any] | None = None,
+                   max_points: int | None = None) -> hv.NdOverlay | hv.Overlay:
     """A line for each of ``series`` (``{key: (x, y)}``), with markers on those in ``points``.
+
+    A series of more than ``max_points`` points is drawn thinned by :func:`downsample_minmax` (``None``: every
+    point); every curve builder of this module thins here, once.
 
     ``points=None`` marks every series of a single point: Bokeh draws no line through one point, so such a
     series (a one-epoch run, the one test after ``round_delays()``) would show as a legend entry only.
@@ -105,6 +109,7 @@ def series_overlay(series: Mapping[Any, tuple[Any, Any]], xdim: Any, ydim: Any,
         'NdOverlay'
     """
     kdims = [kdims] if isinstance(kdims, str) else list(kdims)
+    series = {k: downsample_minmax(x, y, max_points) for k, (x, y) in series.items()}
     marked = {k for k, (x, _) in series.items() if len(x) == 1} if points is None else set(points) & set(series)
     lines = hv.NdOverlay({k: hv.Curve((x, y), kdims=[xdim], vdims=[ydim]) for k, (x, y) in series.items()},
                          kdims=kdims)
@@ -132,23 +137,28 @@ def is_evaluation_metric(name: str) -> bool:
     return name.startswith(("test_", "rounded_test_"))
 
 
-def _curve_panel(df: pd.DataFrame, x: str, metric: str, groups: list[str],
+def _curve_panel(series: Mapping[Any, tuple[Any, Any]], x: str, metric: str, groups: list[str],
                  max_points: int | None = MAX_CURVE_POINTS) -> hv.NdOverlay | hv.Overlay:
+    """One metric's panel: ``series`` (``{key: (x, y)}``, keys of the ``groups``, or the metric's name where there
+    are none) overlaid, thinned to ``max_points``."""
     xdim, ydim = hv.Dimension(x), hv.Dimension("value", label=metric)
-    series: dict[Any, tuple[Any, Any]] = {}
-    if groups:
-        for key, g in df.groupby(groups, sort=True):
-            key = key if isinstance(key, tuple) else (key,)
-            g = g.sort_values(x)
-            series[key if len(key) > 1 else key[0]] = downsample_minmax(g[x].to_numpy(), g["value"].to_numpy(),
-                                                                        max_points)
-        kdims = groups
-    else:
-        g = df.sort_values(x)
-        series[metric] = downsample_minmax(g[x].to_numpy(), g["value"].to_numpy(), max_points)
-        kdims = ["metric"]
-    return style_overlay(series_overlay(series, xdim, ydim, kdims=kdims), width=theme.WIDTH // 2 + 100, title=metric,
+    return style_overlay(series_overlay(series, xdim, ydim, kdims=groups or ["metric"], max_points=max_points),
+                         width=theme.WIDTH // 2 + 100, title=metric,
                          **theme.legend_below(len(series) if groups else 0))
+
+
+def _table_series(df: pd.DataFrame, x: str, metric: str, groups: list[str]) -> dict[Any, tuple[Any, Any]]:
+    """``{key: (x, value)}`` of one metric's rows, one series per value of ``groups`` (sorted by ``x``, stably: rows
+    of one ``x`` keep their order)."""
+    if not groups:
+        g = df.sort_values(x, kind="stable")
+        return {metric: (g[x].to_numpy(), g["value"].to_numpy())}
+    series: dict[Any, tuple[Any, Any]] = {}
+    for key, g in df.groupby(groups, sort=True):
+        key = key if isinstance(key, tuple) else (key,)
+        g = g.sort_values(x, kind="stable")
+        series[key if len(key) > 1 else key[0]] = (g[x].to_numpy(), g["value"].to_numpy())
+    return series
 
 
 def name_series_once(plot: Any, element: Any) -> None:
@@ -235,8 +245,59 @@ def learning_curves(df: pd.DataFrame, x: str = "step", names: Sequence[str] | No
         groups = [by] if isinstance(by, str) else list(by)
     by_name = dict(tuple(df.groupby("name", sort=False)))  # one pass over the rows, not one per metric
     order = list(by_name) if names is None else list(names)  # (sort=False: in order of appearance)
-    panels = [_curve_panel(by_name.get(n, df.iloc[:0]), x, n, groups, max_points) for n in order]
+    panels = [_curve_panel(_table_series(by_name.get(n, df.iloc[:0]), x, n, groups), x, n, groups, max_points)
+              for n in order]
     return hv.Layout(panels).cols(cols)
+
+
+def series_curves(series: Mapping[tuple[str, str, str], tuple[Any, Any]], names: Sequence[str] | None = None,
+                  labels: Mapping[str, str] | None = None, x: str = "step", cols: int = 2,
+                  max_points: int | None = MAX_CURVE_POINTS) -> hv.Layout:
+    """:func:`learning_curves` of metric series given as arrays, ``{(run_id, kind, name): (x, value)}`` (e.g.
+    :meth:`snnlab.experiments.store.RunStore.metric_series`), each in ``x`` order: the same panels as
+    ``learning_curves(table, names=names, labels=labels, max_points=max_points)`` of the tidy table of those rows,
+    built without one (a table of every row of 20 long runs took longer than drawing them). Curves are keyed by
+    those of run and kind that take more than one value; NaN values are dropped.
+
+    Example:
+        >>> from snnlab.viz.curves import series_curves
+        >>> layout = series_curves({("r1", "train", "loss"): ([1, 2], [0.9, 0.5]),
+        ...                         ("r2", "train", "loss"): ([1, 2, 3], [1.0, 0.7, float("nan")])})
+        >>> len(layout), sorted(layout.NdOverlay.I.keys()), len(layout.NdOverlay.I["r2"])
+        (1, ['r1', 'r2'], 2)
+    """
+    if not isinstance(series, Mapping) or not all(isinstance(k, tuple) and len(k) == 3 for k in series):
+        raise TypeError("series_curves: series must map (run_id, kind, name) tuples to (x, value) arrays, e.g. "
+                        f"RunStore.metric_series(), got {type(series).__name__}"
+                        + (f" with key {next(iter(series))!r}" if isinstance(series, Mapping) and series else ""))
+    ensure_bokeh()
+    labels = labels or {}
+    kept: list[tuple[tuple[Any, str, str], tuple[np.ndarray, np.ndarray]]] = []
+    for (run, kind, name), (xs, ys) in sorted(series.items(), key=lambda item: item[0]):
+        xs, ys = np.asarray(xs), np.asarray(ys, dtype="float64")
+        real = ~np.isnan(ys)
+        if real.any():
+            kept.append(((labels.get(run, run), kind, name), (xs, ys) if real.all() else (xs[real], ys[real])))
+    varying = [i for i in (0, 1) if len({key[i] for key, _ in kept}) > 1]  # "auto": run and kind, where they vary
+    groups = [("run_id", "kind")[i] for i in varying]
+    by_name: dict[str, dict[Any, list[tuple[np.ndarray, np.ndarray]]]] = {}
+    for key, xy in kept:
+        curve = tuple(key[i] for i in varying)
+        by_name.setdefault(key[2], {}).setdefault(key[2] if not curve else curve if len(curve) > 1 else curve[0],
+                                                  []).append(xy)
+    order = list(by_name) if names is None else list(names)
+    panels = [_curve_panel({k: _merged(parts) for k, parts in sorted(by_name.get(n, {}).items())}, x, n, groups,
+                           max_points) for n in order]
+    return hv.Layout(panels).cols(cols)
+
+
+def _merged(parts: list[tuple[np.ndarray, np.ndarray]]) -> tuple[np.ndarray, np.ndarray]:
+    """One series of several (runs given the same label): their points in ``x`` order, stably."""
+    if len(parts) == 1:
+        return parts[0]
+    xs, ys = np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts])
+    order = np.argsort(xs, kind="stable")
+    return xs[order], ys[order]
 
 
 def legend_lists_drawn_series(plot: Any, element: Any) -> None:
@@ -339,8 +400,9 @@ class LiveCurves:
             series = {}
             for n in keys:
                 g = by_name.get(n, data.iloc[:0])
-                series[n] = downsample_minmax(g[self.x].to_numpy(), g["value"].to_numpy(), self.max_points)
-            plot = series_overlay(series, xdim, ydim, points=[n for n in keys if is_evaluation_metric(n)])
+                series[n] = (g[self.x].to_numpy(), g["value"].to_numpy())
+            plot = series_overlay(series, xdim, ydim, points=[n for n in keys if is_evaluation_metric(n)],
+                                  max_points=self.max_points)
             look = (theme.legend_below(len(series), height=height) if legend_below
                     else dict(legend_position="right", height=height))
             plot = style_overlay(plot, framewise=True, width=width, title=title, **look)
