@@ -225,3 +225,51 @@ def test_wait_after_a_wait_cut_short_by_ctrl_c_still_waits_for_the_run():
         t.wait(60)
     assert t.state == "running"  # the background run goes on
     assert t.wait(120) and t.state == "finished" and t.step == 90
+
+
+class _AugmentedDigits(torch.utils.data.Dataset):
+    """Digits with augmentation noise drawn from the dataset's own generator (a common pattern in user code)."""
+
+    def __init__(self, base):
+        self.base, self.g = base, torch.Generator().manual_seed(1234)
+
+    def __len__(self):
+        return len(self.base)
+
+    def __getitem__(self, i):
+        x, y = self.base[i]
+        return (x + 0.2 * torch.randn(x.shape, generator=self.g)).clamp(0, 1).expand(8, -1).clone(), y
+
+
+def _augmented_loaders():
+    from torch.utils.data import DataLoader
+
+    from snnlab.data.collate import time_major_collate
+    from snnlab.data.embedded import load_digits_dataset
+
+    train, test = load_digits_dataset("digits", seed=0)
+    direct = lambda b: (torch.stack([x for x, _ in b]).expand(8, -1, -1).clone(), torch.tensor([int(y) for _, y in b]))
+    return (DataLoader(_AugmentedDigits(train), batch_size=32, shuffle=True, generator=torch.Generator().manual_seed(0),
+                       collate_fn=time_major_collate), DataLoader(test, batch_size=64, collate_fn=direct))
+
+
+def test_a_resume_continues_the_random_stream_of_the_users_own_dataset(tmp_path):
+    """Probe (reproducibility): the dataset's generator was not checkpointed, so a run stopped in its second epoch
+    resumed with the augmentation noise of an earlier point and drifted (weights 1e-2 apart)."""
+    from snnlab.data.loader_rng import loader_generators
+
+    cfg = ExperimentConfig(dataset="digits", hidden=[16], num_steps=8, epochs=3, batch_size=32, max_batches_per_epoch=4,
+                           eval_max_batches=2, device="cpu", seed=3)
+    assert "dataset.g" in loader_generators(_augmented_loaders()[0])
+    ref = Trainer(cfg, *(), train_loader=_augmented_loaders()[0], test_loader=_augmented_loaders()[1], progress=False)
+    ref.run()
+    first = Trainer(cfg, run_dir=tmp_path, train_loader=_augmented_loaders()[0], test_loader=_augmented_loaders()[1],
+                    progress=False)
+    first.events.subscribe(lambda e: e.step == 6 and first.stop(), kinds=["step"])
+    first.run()
+    assert first.state == "stopped" and first.step == 6
+    train, test = _augmented_loaders()
+    resumed = Trainer(cfg, resume=tmp_path, train_loader=train, test_loader=test, progress=False)
+    resumed.run()
+    assert [r["loss"] for r in resumed.history.steps()] == [r["loss"] for r in ref.history.steps()]
+    assert all(torch.equal(a, b) for a, b in zip(ref.model.state_dict().values(), resumed.model.state_dict().values()))

@@ -11,7 +11,8 @@ __all__ = ["loader_generators", "loader_states", "restore_loader_states", "same_
 
 
 def loader_generators(loader: Any, depth: int = 3) -> dict[str, torch.Generator]:
-    """Every ``torch.Generator`` reachable from a loader (its shuffle generator, its collate's encoder, ...).
+    """Every ``torch.Generator`` reachable from a loader (its shuffle generator, its collate's encoder, its
+    dataset's augmentation generator, ...).
 
     Keys are attribute paths (``"generator"``, ``"collate_fn.encoder.generator"``), so the states can be
     saved in a checkpoint and restored for a bit-exact resume.
@@ -33,7 +34,7 @@ def loader_generators(loader: Any, depth: int = 3) -> dict[str, torch.Generator]
         except TypeError:
             return
         for k in sorted(attrs):
-            if k.startswith("__") or k in ("dataset", "sampler", "batch_sampler") and level == 0:
+            if k.startswith("__") or k in ("sampler", "batch_sampler") and level == 0:  # (the sampler's: below)
                 continue
             walk(attrs[k], f"{path}.{k}" if path else k, level + 1)
 
