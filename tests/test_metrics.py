@@ -573,3 +573,29 @@ def test_per_sample_figures_divide_by_the_samples_evaluate_fed():
     x, y = hand_batch()
     r = evaluate(hand_net(), [(x, y)])
     assert r["synops_per_sample"] == (3 * 5 + 3 * 2) / 2 and r["spikes_per_sample"] == 1.5  # 3 in, 3 hidden spikes
+
+
+def test_evaluate_seed_warns_when_seeded_layers_draw_at_inference():
+    """Probe (reproducibility): seed= was silently ignored by layers with their own generator (5 and 6 gave the same
+    numbers); it now says so, and only where such a layer draws at inference."""
+    import warnings
+
+    x, y = torch.rand(6, 4, 3), torch.tensor([0, 1, 0, 1])
+
+    def net(**lif):
+        return sl.Sequential(torch.nn.Linear(3, 5), sl.LIF(**lif), torch.nn.Linear(5, 2), sl.LI())
+
+    seeded = net(noise="gaussian", noisy_eval=True, seed=1)
+    with pytest.warns(UserWarning, match=r"evaluate: seed= does not change the draws of the seeded layer\(s\) \[.1.\]"):
+        a = evaluate(seeded, [(x, y)], seed=5)
+    with pytest.warns(UserWarning):
+        b = evaluate(seeded, [(x, y)], seed=6)
+    assert a["spikes_per_sample"] == b["spikes_per_sample"]  # (what the warning is about)
+    masked = sl.Sequential(torch.nn.Linear(3, 5), sl.SpikeMask(0.5, mask_at_inference=True, seed=0))
+    with pytest.warns(UserWarning, match=r"\['1'\]"):
+        evaluate(sl.Sequential(*masked, torch.nn.Linear(5, 2), sl.LI()), [(x, y)], seed=1)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        evaluate(net(noise="gaussian", noisy_eval=True), [(x, y)], seed=5)  # unseeded: seed= chooses its draws
+        evaluate(net(noise="gaussian", seed=1), [(x, y)], seed=5)  # seeded, but no noise at inference
+        evaluate(seeded, [(x, y)])  # no seed= given

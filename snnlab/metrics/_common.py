@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import contextlib
+import warnings
 from typing import Iterable, Iterator
 
 import torch
@@ -38,6 +39,24 @@ def model_generators(model: nn.Module) -> dict[str, torch.Generator]:
             if isinstance(value, torch.Generator):
                 found[f"{name}.{attr}" if name else attr] = value
     return found
+
+
+def _draws_at_inference(module: nn.Module) -> bool:
+    """Whether ``module`` draws random numbers in evaluation mode (noise with ``noisy_eval``, masks with
+    ``mask_at_inference``)."""
+    noisy = getattr(module, "noisy_eval", False) and getattr(module, "noise", None) is not None
+    return bool(noisy or getattr(module, "mask_at_inference", False))
+
+
+def warn_seed_unused(model: nn.Module, fn: str) -> None:
+    """Warn that ``fn``'s ``seed`` does not reach the layers with a generator of their own that draw at inference."""
+    owners = {name.rpartition(".")[0] for name in model_generators(model)}
+    seeded = [name or type(model).__name__ for name, m in model.named_modules()
+              if name in owners and _draws_at_inference(m)]
+    if seeded:
+        warnings.warn(f"{fn}: seed= does not change the draws of the seeded layer(s) {seeded}: they use their own "
+                      "generator, restored after every call, so every seed gives them the same noise or masks "
+                      "(build them without a seed to let seed= choose their draws)", UserWarning, stacklevel=3)
 
 
 @contextlib.contextmanager

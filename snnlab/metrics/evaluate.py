@@ -53,7 +53,7 @@ from snnlab.core.neurons import LIF
 from snnlab.core.readout import READOUTS, decide, logits
 
 from ._common import (batches, check_labels, eval_mode, input_dtype, model_input, model_output, resolve_device,
-                      same_model_randomness)
+                      same_model_randomness, warn_seed_unused)
 from .energy import E_AC_J, E_MAC_J, energy_j
 from .latency import decision_latency, mean_latency
 from .spikes import layer_spike_counts, neuron_spike_counts, neuron_spike_table
@@ -203,7 +203,7 @@ def evaluate(model: nn.Module, loader: Iterable, readout: str = "membrane_sum", 
     fed). Runs under ``torch.no_grad`` in eval mode and restores the model's training mode afterwards; random
     layers start every call from the same state (see the module docstring), so a noisy network evaluated twice
     gives the same numbers: pass another ``seed`` for another draw of the noise (it seeds torch's generators inside the call; layers with a generator of their own keep
-    theirs). Each batch is cast to the floating dtype of the model's first floating parameter (integer or bool
+    theirs, with a warning where they draw at inference). Each batch is cast to the floating dtype of the model's first floating parameter (integer or bool
     event frames included). ``e_ac`` / ``e_mac``: joules per accumulate / multiply-accumulate (default 0.9 pJ /
     4.6 pJ, 45 nm, Horowitz ISSCC 2014).
 
@@ -226,6 +226,8 @@ def evaluate(model: nn.Module, loader: Iterable, readout: str = "membrane_sum", 
     """
     energy_j(0, 0, e_ac, e_mac)  # checks the energies per operation before the pass
     seed = None if seed is None else as_seed(seed, "evaluate")
+    if seed is not None:
+        warn_seed_unused(model, "evaluate")
     return _summary(collect(model, loader, readout, device, max_batches, seed), e_ac, e_mac)
 
 
