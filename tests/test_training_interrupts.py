@@ -273,3 +273,25 @@ def test_a_resume_continues_the_random_stream_of_the_users_own_dataset(tmp_path)
     resumed.run()
     assert [r["loss"] for r in resumed.history.steps()] == [r["loss"] for r in ref.history.steps()]
     assert all(torch.equal(a, b) for a, b in zip(ref.model.state_dict().values(), resumed.model.state_dict().values()))
+
+
+def test_a_resume_with_other_epochs_warns_where_a_schedule_stretches(tmp_path):
+    """Probe (reproducibility): a finished run extended by resuming with more epochs silently followed another rate
+    (or sigma) curve than a run of that length from the start."""
+    import warnings
+
+    base = ExperimentConfig(hidden=[8], epochs=1, max_batches_per_epoch=2, num_steps=5, device="cpu")
+    for name, cfg, words in (("cycle", base.copy(lr_schedule="one_cycle"), r"lr_schedule='one_cycle'"),
+                             ("delays", base.copy(delays=True, max_delay=3), r"the delays' sigma schedule")):
+        first = Trainer(cfg, run_dir=tmp_path / name, progress=False)
+        first.events.subscribe(lambda e, t=first: t.stop(), kinds=["step"])  # stop before the delays are rounded
+        first.run()
+        with pytest.warns(UserWarning, match=rf"epochs=1 and resumes with epochs=3: {words}.*stretch"):
+            Trainer.resume_from(tmp_path / name, cfg.copy(epochs=3), progress=False)
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")
+            Trainer.resume_from(tmp_path / name, cfg, progress=False)  # same length: no warning
+    Trainer(base, run_dir=tmp_path / "constant", progress=False).run()
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        Trainer.resume_from(tmp_path / "constant", base.copy(epochs=3), progress=False)  # constant rates, no delays

@@ -631,6 +631,7 @@ class Trainer:
         from .model import keep_neuron_constants, load_model_state
 
         self._check_same_batches(ckpt, source)
+        self._warn_other_length(ckpt, source)
         try:
             changed = keep_neuron_constants(self.model, lambda: load_model_state(self.model, ckpt["model"]))
         except (RuntimeError, KeyError) as e:
@@ -677,6 +678,25 @@ class Trainer:
                 f"checkpoint {source} was trained with batch_size={saved} under a learning-rate schedule "
                 f"({self._schedules_text()}) whose length is counted in those batches: resume it with "
                 f"batch_size={saved}, or use constant rates")
+
+    def _warn_other_length(self, ckpt: dict[str, Any], source) -> None:
+        """Warn when a resume changes ``epochs`` under a schedule whose length it sets: the rate schedules and the
+        delays' sigma schedule follow the new length from the step they resume at, so the resumed run follows
+        neither the curve the first part trained on nor the one a run of the new length would have from its start."""
+        try:
+            saved = int(json.loads(ckpt["config_json"])["epochs"])
+        except (KeyError, TypeError, ValueError):
+            return
+        if saved == int(self.cfg.epochs):
+            return
+        what = [self._schedules_text()] if self._scheduled() else []
+        if self.schedule is not None and not ckpt.get("delays_rounded"):
+            what.append(f"the delays' sigma schedule ({self.cfg.sigma_schedule!r})")
+        if what:
+            warnings.warn(f"checkpoint {source} was trained with epochs={saved} and resumes with epochs="
+                          f"{int(self.cfg.epochs)}: {' and '.join(what)} stretch to the new length from here on, so "
+                          f"the result differs from a run trained with epochs={int(self.cfg.epochs)} from the start",
+                          UserWarning, stacklevel=4)
 
     # ------------------------------------------------------------------------------ training
     def run(self, raise_errors: bool = True) -> dict[str, Any] | None:
