@@ -273,7 +273,9 @@ class ExperimentConfig(param.Parameterized):
         "($SNNLAB_SHARED_DATA). Nothing is ever downloaded."))
     data_kwargs = param.Dict(default={}, doc=(
         "Extra keyword arguments for the dataset loader, e.g. {'n_units': 50, 'samples_per_class': 50} for "
-        "randman, {'delays': [5, 15]} for delay_task, {'limit': 500} for fsdd, {'test_fraction': 0.2}."))
+        "randman, {'delays': [5, 15]} for delay_task, {'limit': 500} for fsdd, {'test_fraction': 0.2}; "
+        "{'num_workers': 4} loads in worker processes (with encoding='rate' the spikes drawn depend on the number "
+        "of workers: a run repeats exactly with the same num_workers)."))
     encoding = param.Selector(default="latency", objects=list(ENCODINGS), doc=(
         "How static images (digits, mnist5k) become spikes: 'latency' (one spike, brighter = earlier), "
         "'rate' (Bernoulli spikes with probability = intensity) or 'direct' (the analog value at every step). "
