@@ -12,29 +12,10 @@ from torch import nn
 import snnlab as sl
 from snnlab.metrics import SynOpsCounter, evaluate, robustness_curve, synops_table
 from snnlab.metrics.synops import conv_fanout, conv_ops
+from time_wrappers import PerStep
 
 
-class TD(nn.Module):
-    """A per-frame module on ``[T, B, ...]``: time flattened into the batch, ``[T*B, ...]``."""
-
-    def __init__(self, m):
-        super().__init__()
-        self.m = m
-
-    def forward(self, x):
-        T, B = x.shape[:2]
-        return self.m(x.flatten(0, 1)).unflatten(0, (T, B))
-
-
-class PerStep(nn.Module):
-    """The same per-frame module called once per time step on ``[B, ...]`` (a loop over time)."""
-
-    def __init__(self, m):
-        super().__init__()
-        self.m = m
-
-    def forward(self, x):
-        return torch.stack([self.m(x[t]) for t in range(x.shape[0])])
+TD = sl.TimeDistributed  # time flattened into the batch, [T*B, ...]
 
 
 # ------------------------------------------------------------------------------------ brute-force conv count

@@ -10,6 +10,7 @@ from torch import nn
 
 import snnlab as sl
 from snnlab.metrics import SynOpsCounter, conv_fanout, conv_ops, evaluate, synops_table
+from time_wrappers import PerStep
 
 
 class TD(nn.Module):
@@ -25,17 +26,6 @@ class TD(nn.Module):
         frames = x.flatten(0, 1)
         y = self.m(frames) if self.output_size is None else self.m(frames, output_size=self.output_size)
         return y.unflatten(0, (T, B))
-
-
-class PerStep(nn.Module):
-    """The same per-frame module called once per time step on ``[B, ...]`` (a loop over time)."""
-
-    def __init__(self, m):
-        super().__init__()
-        self.m = m
-
-    def forward(self, x):
-        return torch.stack([self.m(x[t]) for t in range(x.shape[0])])
 
 
 # --------------------------------------------------------------------------- brute force: the scatter definition
