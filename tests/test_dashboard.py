@@ -376,3 +376,63 @@ def test_a_tick_that_comes_while_the_last_runs_returns_at_once(tmp_path):
     app.poll()
     assert calls == [1] and app._ticks == 1
     app.close()
+
+
+def test_pages_share_one_store_per_file(tmp_path):
+    """Leak probe: a store per page kept ~3 SQLite connections per page, those of closed pages open until the cycle
+    collector ran; pages of one server now share the store of a file (connections bounded by threads)."""
+    _, a = make_app(tmp_path)
+    _, b = make_app(tmp_path)
+    other = build_app(store_path=tmp_path / "other.sqlite", defaults=TINY, sweep_executor="threads").dashboard
+    assert a.store is b.store and other.store is not a.store
+    assert a.store.read_timeout == 2.0  # a locked store is an error on the page after 2 s, not a frozen page
+    for app in (a, b, other):
+        app.close()
+
+
+def test_closing_a_tab_stops_its_run_off_the_event_loop(tmp_path, monkeypatch):
+    """Leak probe: closing a tab stopped its run on the server's event loop, which waited for the step and the
+    checkpoint (seconds for a big model) while every other page froze."""
+    import threading
+
+    _, app = make_app(tmp_path, epochs=200)
+    click(app.live.start_button)
+    session = app.live.session
+    assert poll_until(app, lambda: app.live.curve_rows() > 0)
+    release, entered = threading.Event(), threading.Event()
+    real_close = app.live.close
+
+    def slow_close():  # a run whose step takes long to end
+        entered.set()
+        release.wait(30)
+        real_close()
+
+    monkeypatch.setattr(app.live, "close", slow_close)
+    closer = app.close_in_background()  # what on_session_destroyed calls: returns while the run still stops
+    assert closer is not None and entered.wait(30) and closer.is_alive() and app.closed
+    assert app.close_in_background() is None  # once
+    release.set()
+    closer.join(30)
+    assert not closer.is_alive() and session.state == "stopped"
+    assert app.store.list_runs()["status"].tolist() == ["stopped"]
+
+
+def test_a_tab_closed_while_start_builds_the_run_stops_it(tmp_path, monkeypatch):
+    """Leak probe: a page closed while Start was still building the trainer left the run training for nobody."""
+    import threading
+
+    from snnlab.widgets.session import TrainingSession
+
+    _, app = make_app(tmp_path, epochs=200)
+    real_start = TrainingSession.start
+
+    def start_then_page_closes(self, *args, **kwargs):
+        out = real_start(self, *args, **kwargs)
+        app.close()  # the session is destroyed before start() has handed the run to the panel
+        return out
+
+    monkeypatch.setattr(TrainingSession, "start", start_then_page_closes)
+    assert app.live.start() is False and app.live.session is None
+    assert not any(t.name.startswith("snnlab-trainer") and t.is_alive() for t in threading.enumerate())
+    assert app.store.list_runs()["status"].tolist() == ["stopped"]
+    assert app.live.start() is False and "closed" in app.live.alert.object

@@ -60,6 +60,26 @@ def _env_defaults() -> dict[str, Any]:
     return d if isinstance(d, dict) else {}
 
 
+_STORES: dict[str, RunStore] = {}
+_STORES_LOCK = threading.Lock()
+
+
+def shared_store(path: str | os.PathLike) -> RunStore:
+    """The one :class:`RunStore` of ``path`` in this process, shared by every dashboard page.
+
+    A store keeps a connection per thread that uses it; a store per page kept ~3 connections per page, and those of
+    closed pages stayed open until Python's cycle collector ran. Shared, the connections are bounded by the
+    server's threads. Reads give up after 2 s on a store another process holds locked: an error on the page, not a
+    frozen one.
+    """
+    key = os.path.abspath(os.fspath(path))
+    with _STORES_LOCK:
+        store = _STORES.get(key)
+        if store is None or not store.path.exists():  # (a store file removed since: open the new one)
+            store = _STORES[key] = RunStore(key, read_timeout=2.0)
+        return store
+
+
 def _in_server_session() -> bool:
     doc = pn.state.curdoc
     return doc is not None and getattr(doc, "session_context", None) is not None
@@ -80,7 +100,7 @@ class DashboardApp:
         pn.extension("tabulator")
         hv.extension("bokeh")
         # reads give up after 2 s on a store another process holds locked: an error on the page, not a frozen one
-        self.store = RunStore(store_path if store_path is not None else default_store_path(), read_timeout=2.0)
+        self.store = shared_store(store_path if store_path is not None else default_store_path())
         root = self.store.path.parent
         self.poll_ms = int(poll_ms)
         self.runs_every = max(1, int(runs_every))
@@ -127,24 +147,45 @@ class DashboardApp:
             self._callback = pn.state.add_periodic_callback(self.poll, period=self.poll_ms)
 
     def close(self, *_: Any) -> None:
-        """Stop this page's training (a checkpoint is kept), cancel pending sweep runs, stop polling."""
+        """Stop this page's training (a checkpoint is kept), cancel pending sweep runs, stop polling; returns when
+        the run has stopped."""
+        if self._detach():
+            self._stop_work()
+
+    def close_in_background(self, *_: Any) -> threading.Thread | None:
+        """:meth:`close` with the run stopped on a thread of its own (returned; None if already closed): what a
+        served page does when its tab closes. Stopping a run waits for its step to end and its checkpoint (seconds
+        for a big model), which must not hold up the server's event loop that every other page shares."""
+        if not self._detach():
+            return None
+        closer = threading.Thread(target=self._stop_work, name="snnlab-dashboard-close", daemon=True)
+        closer.start()
+        return closer
+
+    def _detach(self) -> bool:
+        """Mark the page closed and stop its polling; False if it was closed already."""
         if self.closed:
-            return
+            return False
         self.closed = True
         if self._callback is not None:
             try:
                 self._callback.stop()
             except Exception:  # noqa: BLE001 - the session may already be gone
                 pass
-        self.live.close()
-        self.sweeps.close()
+        return True
+
+    def _stop_work(self) -> None:
+        try:
+            self.live.close()
+        finally:
+            self.sweeps.close()
 
 
 def build_app(store_path: str | os.PathLike | None = None, defaults: dict[str, Any] | None = None,
               **kwargs: Any) -> pn.viewable.Viewable:
     """The dashboard page for one browser session (see :class:`DashboardApp` for the arguments).
 
-    In a ``panel serve`` session it starts polling and registers :meth:`DashboardApp.close` with
+    In a ``panel serve`` session it starts polling and registers :meth:`DashboardApp.close_in_background` with
     ``pn.state.on_session_destroyed``; the returned layout's ``.dashboard`` is the :class:`DashboardApp`.
     """
     app = DashboardApp(store_path=store_path, defaults=defaults, **kwargs)
@@ -153,7 +194,7 @@ def build_app(store_path: str | os.PathLike | None = None, defaults: dict[str, A
 
         torch.set_num_threads(max(1, int(os.environ.get("SNNLAB_TORCH_THREADS", "1"))))
         app.start_polling()
-        pn.state.on_session_destroyed(app.close)
+        pn.state.on_session_destroyed(app.close_in_background)
     return app.view
 
 

@@ -53,6 +53,8 @@ class LivePanel:
         self._last_render = 0.0
         self._raster_spikes = 0
         self._polling = threading.Lock()  # polls run on Panel's thread pool: a slow one is not overlapped
+        self._closing = threading.Lock()  # close() and the end of start() decide in turn whether a run is stopped
+        self.closed = False
 
         self.start_button = pn.widgets.Button(label="Start", color="primary", width=90)
         self.pause_button = pn.widgets.Button(label="Pause", color="warning", width=90, disabled=True)
@@ -111,6 +113,9 @@ class LivePanel:
     # ------------------------------------------------------------------ control
     def start(self) -> bool:
         """Validate the form and start a new session; on a bad setting show it and return False."""
+        if self.closed:
+            self.show_error("This panel is closed (its page went away): open a new one to train.", "warning")
+            return False
         if self.session is not None and self.session.state in ("running", "paused"):
             self.show_error("A run is in progress: stop it before starting another.", "warning")
             return False
@@ -129,9 +134,15 @@ class LivePanel:
         except Exception as e:  # noqa: BLE001 - anything else becomes a message, never a traceback page
             self.show_error(_message("Cannot start", f"{type(e).__name__}: {e}"))
             return False
-        if self.session is not None:
-            self.session.close()
-        self.session = session
+        with self._closing:
+            closed = self.closed
+            if not closed:
+                previous, self.session = self.session, session
+        if closed:  # the page went away while the run was being built: nobody would ever stop it
+            session.close()
+            return False
+        if previous is not None:
+            previous.close()
         self.clear_error()
         for pane in self._delay_panes:  # the last run's delay plots go until this run has its own
             pane.visible = False
@@ -158,9 +169,13 @@ class LivePanel:
         self._control("stop")
 
     def close(self) -> None:
-        """Stop the run (a checkpoint is kept) and detach from it."""
-        if self.session is not None:
-            self.session.close()
+        """Stop the run (a checkpoint is kept) and detach from it; a :meth:`start` still building its run when
+        this is called stops that run as soon as it exists."""
+        with self._closing:
+            self.closed = True
+            session = self.session
+        if session is not None:
+            session.close()
 
     # ------------------------------------------------------------------ polling
     def poll(self) -> None:
