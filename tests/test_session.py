@@ -139,3 +139,23 @@ def test_session_poll_loses_no_event_when_processing_or_drawing_fails(monkeypatc
     with pytest.raises(RuntimeError, match="skipped a 'finished' event"):
         s.poll()
     assert s.step == 13 and s.poll() == []
+
+
+def test_delay_history_stays_bounded_over_a_long_run(monkeypatch):
+    """Leak probe: the delay history grew by one snapshot per probe for the whole run (dcls_shd: ~1,000 snapshots
+    of ~3,000 synapses in one session); it is thinned past MAX_DELAY_SNAPSHOTS, keeping the newest."""
+    import snnlab.widgets.session as session_module
+
+    monkeypatch.setattr(session_module, "MAX_DELAY_SNAPSHOTS", 6)
+    s = TrainingSession(ExperimentConfig(**{**TINY, "delays": True, "max_delay": 4, "epochs": 50}), probe_every=1)
+    s.start()
+    try:
+        s.trainer.pause(wait=True)  # (its own snapshots stop: only these below)
+        s.delay_history.clear()
+        for step in range(1, 21):
+            s.take_snapshot(step)
+        steps = [int(h["step"].iloc[0]) for h in s.delay_history]
+        assert len(steps) <= 6 and steps[-1] == 20 and steps == sorted(steps)
+        assert s.delay_history_frame()["step"].nunique() == len(steps)
+    finally:
+        s.close()

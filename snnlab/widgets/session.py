@@ -40,6 +40,9 @@ STEP_METRICS = ("loss", "accuracy", "spikes_per_sample")
 CURVE_GROUPS: dict[str, list[str]] = {m.replace("_", " "): [m, f"test_{m}", f"rounded_test_{m}"] for m in STEP_METRICS}
 #: an event whose processing fails this many times in a row is dropped (one bad event cannot stall the view)
 MAX_POLL_ATTEMPTS = 3
+#: delay snapshots a session keeps: past it every other one is dropped (the newest kept), so a long run (dcls_shd:
+#: ~1,000 snapshots of ~3,000 synapses) keeps its whole span in bounded memory
+MAX_DELAY_SNAPSHOTS = 400
 
 
 class TrainingSession:
@@ -213,6 +216,8 @@ class TrainingSession:
             self.snapshot = snap
             if rows:
                 self.delay_history.append(pd.concat(rows, ignore_index=True))
+                if len(self.delay_history) > MAX_DELAY_SNAPSHOTS:  # thin out: every other one, the newest kept
+                    self.delay_history = self.delay_history[-1::-2][::-1]
         return snap
 
     def delay_history_frame(self) -> pd.DataFrame:
