@@ -50,6 +50,17 @@ def _value_repr(t: torch.Tensor) -> str:
     return f"{lo:.4g}" if lo == hi else f"{lo:.4g}..{hi:.4g}"
 
 
+def _under_vmap() -> bool:
+    """Whether this runs inside ``torch.func.vmap``, whose batched tensors cannot be read back as a Python value
+    (so the layers skip their NaN check there). PyTorch offers no public test: its private one is used when present."""
+    try:
+        from torch._C._functorch import TransformType
+        from torch._functorch.pyfunctorch import retrieve_all_functorch_interpreters
+    except ImportError:  # pragma: no cover - another PyTorch layout: no vmap check (the read-back then raises)
+        return False
+    return any(i.key() == TransformType.Vmap for i in retrieve_all_functorch_interpreters())
+
+
 class _Leaky(nn.Module):
     """Shared handling of the membrane time constant (fixed or learnable, per layer or per neuron)."""
 
@@ -145,7 +156,7 @@ class _Leaky(nn.Module):
         and silently stops every spike. Only when the check fails is the cause looked for: a parameter
         (training diverged), the input, or else the membrane itself overflowed.
         """
-        if not x.is_floating_point() or x.shape[0] == 0 or x.is_meta:
+        if not x.is_floating_point() or x.shape[0] == 0 or x.is_meta or _under_vmap():
             return
         ok = torch.isfinite(membrane[-1]).all()
         for _, param in params:

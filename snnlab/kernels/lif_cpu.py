@@ -28,15 +28,17 @@ from __future__ import annotations
 import ctypes
 import functools
 import os
+from collections.abc import Callable
 from pathlib import Path
 
 import torch
 
-from .first_order import refuse_higher_order
 from .c_build import CBuildError, load_c_library
-from .counter_rng import mask_key, seed_key
+from .counter_rng import seed_key
 from .lif_common import (SURROGATE_CODES, check_fused_args, check_mask_p, constant_value, flat_param, noise_divisor,
                          param_grads, steps_and_width)
+from .lif_torch import (PARAM, STEP, TIME, LIFOptions, backward_cfg, backward_runner, cached_mask_key,
+                        check_vmap_randomness, fixed_signature, refuse_double_backward, vmap_by_slices, vmap_folded)
 
 SOURCE = Path(__file__).with_name("lif_cpu.c")
 _NOISE_CODES = {None: 0, "gaussian": 1, "logistic": 2}
@@ -116,28 +118,41 @@ def _check_cpu(x: torch.Tensor) -> None:
                            "backend='auto' (Triton on CUDA) or move the tensors to the CPU.")
 
 
-class LIFCpuFunction(torch.autograd.Function):
-    """Autograd function for the compiled CPU LIF; returns ``(spikes, membrane_pre_reset)``.
+def _calls_c(forward: Callable) -> Callable:
+    """A Function's forward that calls C: run outside ``torch.compile`` (Dynamo would split it at the C call and free
+    the tensors not used after the call before it runs, leaving C the addresses of freed memory), its signature
+    looked up once (:func:`~snnlab.kernels.lif_torch.fixed_signature`)."""
+    return fixed_signature(torch.compiler.disable(forward))
 
-    Same argument list as :class:`snnlab.kernels.lif_torch.LIFFunction`.
+
+class LIFCpuFunction(torch.autograd.Function):
+    """Autograd function for the compiled CPU LIF; returns ``(spikes, membrane_pre_reset)`` and what the backward
+    reads (non-differentiable): the neuron's own spikes when masking, the contiguous copy of ``x`` when one was
+    made, the membrane checkpoints, the ``max_spikes`` counts (None where absent) and beta and the threshold
+    expanded to a step.
+
+    Same arguments as :class:`snnlab.kernels.lif_torch.LIFFunction`; the backward is :class:`LIFCpuBackward` (see
+    :mod:`snnlab.kernels.lif_torch` for ``torch.func``).
     """
 
     @staticmethod
-    def forward(ctx, x, beta, threshold, reset, detach_reset, max_spikes, surrogate, surrogate_param,
-                noise, noise_scale, seed, sample, mask_p, mask_seed, keep_membrane):
-        check_fused_args("lif_cpu", x, reset, surrogate, noise, (torch.float32,))
+    @_calls_c
+    def forward(x, beta, threshold, opts):
+        reset, max_spikes, noise, noise_scale, mask_p, keep_membrane = (
+            opts.reset, opts.max_spikes, opts.noise, opts.noise_scale, opts.mask_p, opts.keep_membrane)
+        check_fused_args("lif_cpu", x, reset, opts.surrogate, noise, (torch.float32,))
         _check_cpu(x)
         lib = _lib()
-        x = x.contiguous()
+        x_in, x = x, x.contiguous()
         T, M = steps_and_width(x)
         spikes = torch.empty_like(x)
         membrane = torch.empty_like(x) if keep_membrane or T == 0 else x.new_empty((1,) + x.shape[1:])
-        checkpoints = x.new_empty((-(-T // CHECKPOINT_EVERY), M))
-        counts = x.new_zeros(M) if max_spikes is not None else None  # the max_spikes mask of the backward
-        sampling = noise is not None and bool(sample)
+        checkpoints = x.new_empty((-(-T // CHECKPOINT_EVERY),) + x.shape[1:])  # [T / 32, M] for the kernel
+        counts = x.new_zeros(x.shape[1:]) if max_spikes is not None else None  # the max_spikes mask of the backward
+        sampling = opts.sampling()
         masking = mask_p > 0.0
         out = torch.empty_like(x) if masking else spikes  # transmitted spikes; `spikes` stay the neuron's own
-        m_key = mask_key(mask_seed) if masking else 0
+        m_key = cached_mask_key(opts.mask_seed) if masking else 0
         # every tensor whose address goes to C is held in a local until the call returns
         beta_f, thr_f = flat_param(beta, x), flat_param(threshold, x)  # [M] float32, kept for the backward
         if T > 0 and M > 0:
@@ -145,22 +160,53 @@ class LIFCpuFunction(torch.autograd.Function):
                 _ptr(x), _ptr(beta_f), _ptr(thr_f), _ptr(membrane), _ptr(spikes), _ptr(checkpoints), _ptr(counts),
                 _ptr(out) if masking else None, T, M, int(bool(keep_membrane)), int(reset == "zero"),
                 int(max_spikes or 0), _NOISE_CODES[noise] if sampling else 0,
-                noise_divisor(noise, noise_scale) if sampling else 1.0, seed_key(seed) if sampling else 0,
+                noise_divisor(noise, noise_scale) if sampling else 1.0, seed_key(opts.seed) if sampling else 0,
                 mask_p, m_key, _threads(T, M))
         # the backward re-runs the forward from x, the spikes and the checkpoints (cheaper than storing
         # the membrane: one fresh [T, B, ...] tensor fewer)
-        ctx.save_for_backward(x, spikes, checkpoints, counts, beta, threshold, beta_f, thr_f)
-        ctx.cfg = (reset, bool(detach_reset), max_spikes, surrogate, float(surrogate_param), mask_p, m_key)
-        ctx.mark_non_differentiable(membrane)
-        return out, membrane
+        step = x.shape[1:]
+        return (out, membrane, spikes if masking else None, None if x is x_in else x, checkpoints, counts,
+                beta_f.view(step), thr_f.view(step))
 
     @staticmethod
-    def backward(ctx, grad_spikes, grad_membrane):
-        refuse_higher_order("LIF (backend='cpu')")
-        x, spikes, checkpoints, counts, beta, threshold, beta_f, thr_f = ctx.saved_tensors
-        reset, detach_reset, max_spikes, surrogate, surrogate_param, mask_p, m_key = ctx.cfg
+    def setup_context(ctx, inputs, output):
+        out, membrane, own, x_copy, checkpoints, counts, beta_f, thr_f = output
+        ctx.save_for_backward(inputs[0] if x_copy is None else x_copy, out if own is None else own, checkpoints,
+                              counts, beta_f, thr_f, out, inputs[1], inputs[2])
+        ctx.opts = inputs[3]
+        ctx.mark_non_differentiable(*(t for t in output[1:] if t is not None))
+        ctx.set_materialize_grads(False)  # no zeros for the outputs without a gradient (all but the spikes)
+
+    @staticmethod
+    def backward(ctx, grad_spikes, *_):
+        saved = ctx.saved_tensors
+        run = backward_runner(LIFCpuBackward, "LIF (backend='cpu')", saved)
+        grad_x, g_beta, g_thr = run(backward_cfg(ctx), grad_spikes, *saved[:7])
+        x, beta, threshold = saved[0], saved[7], saved[8]
+        gb, gt = param_grads(g_beta, g_thr, beta, threshold, x.shape[1:])
+        return grad_x, gb, gt, None
+
+    @staticmethod
+    def vmap(info, in_dims, *args):
+        check_vmap_randomness(info, "LIF (backend='cpu')", args[3])
+        return vmap_folded(LIFCpuFunction, info, in_dims, args, (TIME, PARAM, PARAM, None),
+                           (TIME,) * 5 + (STEP,) * 3)
+
+
+class LIFCpuBackward(torch.autograd.Function):
+    """The backward of :class:`LIFCpuFunction` as a Function (``torch.func`` runs it; differentiating it raises):
+    ``(cfg, grad_spikes, x, spikes, checkpoints, counts, beta_f, thr_f, out) -> (grad_x, grad_beta,
+    grad_threshold)`` (``beta_f`` / ``thr_f``: the parameters expanded to a step), the parameter gradients per element of a step (None where not needed); ``out`` is not read,
+    it ties the backward to the graph (see :class:`snnlab.kernels.lif_torch.LIFBackward`)."""
+
+    @staticmethod
+    @_calls_c
+    def forward(cfg, grad_spikes, x, spikes, checkpoints, counts, beta_f, thr_f, out):
+        reset, detach_reset, max_spikes, surrogate, surrogate_param, mask_p, m_key, need_beta, need_thr = cfg
+        x, spikes, checkpoints = x.contiguous(), spikes.contiguous(), checkpoints.contiguous()
+        counts = counts.contiguous() if counts is not None else None
+        beta_f, thr_f = beta_f.contiguous().view(-1), thr_f.contiguous().view(-1)  # [M] float32
         T, M = steps_and_width(x)
-        need_beta, need_thr = ctx.needs_input_grad[1], ctx.needs_input_grad[2]
         grad_x = torch.empty_like(x)
         g_beta = torch.zeros(M, dtype=torch.float32) if need_beta else None
         g_thr = torch.zeros(M, dtype=torch.float32) if need_thr else None
@@ -172,8 +218,23 @@ class LIFCpuFunction(torch.autograd.Function):
                 _ptr(counts), _ptr(grad_x), _ptr(g_beta), _ptr(g_thr),
                 T, M, int(reset == "zero"), int(detach_reset), int(max_spikes or 0), SURROGATE_CODES[surrogate],
                 surrogate_param, mask_p, m_key, _threads(T, M))
-        gb, gt = param_grads(g_beta, g_thr, beta, threshold, x.shape[1:])
-        return grad_x, gb, gt, None, None, None, None, None, None, None, None, None, None, None, None
+        step = x.shape[1:]
+        return grad_x, (g_beta.view(step) if need_beta else None), (g_thr.view(step) if need_thr else None)
+
+    @staticmethod
+    def setup_context(ctx, inputs, output):
+        pass
+
+    @staticmethod
+    def backward(ctx, *grads):
+        refuse_double_backward("LIF (backend='cpu')")
+
+    @staticmethod
+    def vmap(info, in_dims, *args):
+        if args[0][5] > 0.0 and in_dims[3] is None:  # masks, forward not vmapped here: drawn per slice
+            return vmap_by_slices(LIFCpuBackward, info, in_dims, args)
+        return vmap_folded(LIFCpuBackward, info, in_dims, args, (None,) + (TIME,) * 4 + (STEP,) * 3 + (TIME,),
+                           (TIME, STEP, STEP))
 
 
 def lif_cpu(x: torch.Tensor, beta: torch.Tensor, threshold: torch.Tensor, *, reset: str = "subtract",
@@ -198,6 +259,8 @@ def lif_cpu(x: torch.Tensor, beta: torch.Tensor, threshold: torch.Tensor, *, res
     """
     if noise is not None:
         surrogate, surrogate_param = noise, noise_scale
-    return LIFCpuFunction.apply(x, beta, threshold, reset, detach_reset, max_spikes, surrogate,
-                                float(surrogate_param), noise, float(noise_scale), int(seed), bool(sample),
-                                check_mask_p(mask_p), int(mask_seed), bool(keep_membrane))
+    opts = LIFOptions(reset, bool(detach_reset), max_spikes, surrogate, float(surrogate_param), noise,
+                      float(noise_scale), int(seed), bool(sample), check_mask_p(mask_p), int(mask_seed),
+                      bool(keep_membrane))
+    spikes, membrane, *_ = LIFCpuFunction.apply(x, beta, threshold, opts)
+    return spikes, membrane

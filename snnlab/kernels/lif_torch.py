@@ -25,8 +25,21 @@ is ``>= mask_p`` (each spike dropped with probability ``mask_p``, kept spikes st
 itself still fires and resets with ``s``: masking acts on what is transmitted, exactly as a
 :class:`~snnlab.SpikeMask` after the layer, and the output gradient reaches the neuron through kept
 spikes only (``grad_s = k * grad_o``).
+
+``torch.func``: every LIF Function (this one, the compiled CPU and the Triton one) and the leaky integrator
+work under ``torch.func.grad`` / ``vjp`` / ``vmap`` and their compositions (per-sample gradients with
+``vmap(grad(...))``). Their backward is itself a Function (:class:`LIFBackward`...), so that the transforms can
+run it, and differentiating it again raises the error of :func:`~snnlab.kernels.first_order.refuse_higher_order`.
+Under ``vmap`` the vmapped dimension is folded into the step shape (``[T, V, B, ...]``, one call; a batched
+``beta`` / ``threshold`` of per-sample shape ``P`` broadcasts as ``[V, 1.., *P]``); see :func:`vmap_folded`
+for what that does to the counter-based noise and masks.
 """
 from __future__ import annotations
+
+import functools
+import inspect
+from collections.abc import Callable, Sequence
+from typing import Any, NamedTuple, NoReturn
 
 import torch
 
@@ -47,6 +60,181 @@ def _time_chunk(step_numel: int) -> int:
     return max(1, (1 << 18) // max(1, step_numel))
 
 
+class LIFOptions(NamedTuple):
+    """The options of one LIF call (the keyword arguments of :func:`lif_torch`), passed to the LIF Functions of every
+    backend as one argument: ``autograd.Function.apply`` binds the arguments of its forward at every call, and a
+    dozen of them would cost ~10 us more.
+
+    Example:
+        >>> LIFOptions("zero", False, None, "atan", 2.0, None, 0.3, 0, True, 0.0, 0).keep_membrane
+        True
+    """
+
+    reset: str
+    detach_reset: bool
+    max_spikes: int | None
+    surrogate: str
+    surrogate_param: float
+    noise: str | None
+    noise_scale: float
+    seed: int
+    sample: bool
+    mask_p: float
+    mask_seed: int
+    keep_membrane: bool = True
+
+    def sampling(self) -> bool:
+        """Whether the spikes are drawn (noisy neurons while sampling)."""
+        return self.noise is not None and self.sample
+
+
+#: :func:`~snnlab.kernels.counter_rng.mask_key` of recent seeds: each LIF call with masks needs its key in the
+#: forward and again in the backward (~25 us to derive)
+cached_mask_key = functools.lru_cache(maxsize=64)(mask_key)
+
+
+# ---- torch.func support, shared by the LIF Functions of every backend ----------------------------------------
+# Layouts of a Function's tensor arguments and outputs, for its vmap rule (None: not a tensor, passed as is):
+PARAM = "param"  # beta / threshold: broadcastable to the step shape x.shape[1:]
+TIME = "time"    # [L, *step]: time-major tensors, membrane checkpoints, the two count rows [2, *step]
+STEP = "step"    # [*step]: one value per element of a step
+_OUT_DIM = {TIME: 1, STEP: 0}
+
+
+def fixed_signature(forward: Callable) -> Callable:
+    """Give a Function's ``forward`` its signature once (``__signature__``): ``autograd.Function.apply`` binds the
+    arguments to it at every call, and working it out each time (``inspect.signature``, tens of microseconds for
+    a forward wrapped by ``torch.compiler.disable``) would cost as much as a small LIF call.
+
+    Example:
+        >>> inspect.signature(fixed_signature(lambda x, beta: x))
+        <Signature (x, beta)>
+    """
+    forward.__signature__ = inspect.signature(forward)
+    return forward
+
+
+def backward_cfg(ctx: Any) -> tuple:
+    """What a LIF backward Function takes of the options (``ctx.opts``) and of ``ctx.needs_input_grad``: ``(reset,
+    detach_reset, max_spikes, surrogate, surrogate_param, mask_p, mask key, need_beta, need_thr)``.
+
+    The mask key is derived here rather than in ``setup_context``, which ``torch.compile`` traces with the forward
+    (the key's ``.item()`` would split its graph once more).
+    """
+    o = ctx.opts
+    m_key = cached_mask_key(o.mask_seed) if o.mask_p > 0.0 else 0
+    return (o.reset, bool(o.detach_reset), o.max_spikes, o.surrogate, float(o.surrogate_param), o.mask_p, m_key,
+            bool(ctx.needs_input_grad[1]), bool(ctx.needs_input_grad[2]))
+
+
+def backward_runner(fn: type[torch.autograd.Function], name: str,
+                    saved: Sequence[torch.Tensor | None]) -> Callable:
+    """How a LIF Function's backward runs its backward Function ``fn`` (``saved``: its saved tensors).
+
+    ``fn.apply`` where the backward may be differentiated later: under ``torch.func``, whose ``grad`` and ``vjp``
+    always record the backward (its transforms are active, or ``saved`` are its wrappers); differentiating
+    ``fn`` then raises. Elsewhere ``fn.forward`` itself (nothing records it: no Function overhead), after
+    refusing ``create_graph=True`` right away (:func:`~snnlab.kernels.first_order.refuse_higher_order`).
+
+    Example:
+        >>> with torch.no_grad():   # a plain backward
+        ...     backward_runner(LIBackward, "LI", [torch.ones(2)]) is LIBackward.forward
+        True
+    """
+    if torch._C._are_functorch_transforms_active():
+        return fn.apply
+    if not torch.compiler.is_compiling() and any(
+            t is not None and torch._C._functorch.is_functorch_wrapped_tensor(t) for t in saved):
+        return fn.apply  # the function torch.func.vjp returns, called after the transform
+    refuse_higher_order(name)
+    return fn.forward
+
+
+def refuse_double_backward(name: str) -> NoReturn:
+    """The backward of a backward Function: always the error of
+    :func:`~snnlab.kernels.first_order.refuse_higher_order` (a second-order gradient was asked for).
+
+    Example:
+        >>> refuse_double_backward("LI")
+        Traceback (most recent call last):
+        ...
+        RuntimeError: LI: second-order gradients (create_graph=True: gradient penalties, MAML, Hessians) are not supported; its backward pass is hand-written and not differentiable
+    """
+    with torch.enable_grad():  # refuse_higher_order raises where autograd records, as here
+        refuse_higher_order(name)
+    raise AssertionError("unreachable")  # pragma: no cover
+
+
+def _step_rank(args: Sequence[Any], in_dims: Sequence[Any], layouts: Sequence[str | None]) -> int:
+    """Dimensions of one time step (per vmapped sample) of the first time-major tensor among ``args``."""
+    for a, d, kind in zip(args, in_dims, layouts):
+        if kind == TIME and isinstance(a, torch.Tensor):
+            return a.dim() - (d is not None) - 1
+    raise AssertionError("a LIF Function without a time-major tensor")  # pragma: no cover
+
+
+def _fold(t: torch.Tensor, dim: int | None, kind: str, n: int, step_rank: int) -> torch.Tensor:
+    """One argument with its vmapped dimension ``dim`` (size ``n``; None: not vmapped) moved to the first
+    dimension of the step shape (expanded there when not vmapped; a parameter not vmapped broadcasts)."""
+    if kind == PARAM:
+        if dim is None:
+            return t
+        t = t.movedim(dim, 0)
+        pad = step_rank - (t.dim() - 1)
+        if pad < 0:
+            raise ValueError(f"LIF under vmap: beta / threshold of shape {tuple(t.shape[1:])} per sample do not "
+                             f"broadcast to a time step of {step_rank} dimensions")
+        return t.reshape(t.shape[:1] + (1,) * pad + t.shape[1:])
+    lead = 1 if kind == TIME else 0
+    if dim is None:
+        return t.unsqueeze(lead).expand(t.shape[:lead] + (n,) + t.shape[lead:])
+    return t.movedim(dim, lead)
+
+
+def _out_dims(out: Any, layouts: Sequence[str]) -> Any:
+    if isinstance(out, torch.Tensor):
+        return _OUT_DIM[layouts[0]]
+    return tuple(None if o is None else _OUT_DIM[k] for o, k in zip(out, layouts))
+
+
+def vmap_folded(fn: type[torch.autograd.Function], info: Any, in_dims: Sequence[Any], args: Sequence[Any],
+                in_layouts: Sequence[str | None], out_layouts: Sequence[str]) -> tuple[Any, Any]:
+    """The vmap rule of a LIF Function: one call of ``fn`` with the vmapped dimension (size ``V``) folded in
+    front of the step shape, ``[T, B, ...] -> [T, V, B, ...]`` (LIF is elementwise across batch and neurons).
+
+    The counter-based noise and spike masks are indexed by an element's position in that folded call, so
+    sample ``v`` draws other numbers than a separate call on its slice would (as a batch of ``V * B``
+    samples would); the same seed still gives the same result for the same vmapped call.
+    ``in_layouts`` / ``out_layouts`` give each argument's and output's layout (:data:`TIME`, :data:`STEP`,
+    :data:`PARAM`, None for a non-tensor).
+    """
+    n = info.batch_size
+    rank = _step_rank(args, in_dims, in_layouts)
+    folded = [a if kind is None or a is None else _fold(a, d, kind, n, rank)
+              for a, d, kind in zip(args, in_dims, in_layouts)]
+    out = fn.apply(*folded)
+    return out, _out_dims(out, out_layouts)
+
+
+def vmap_by_slices(fn: type[torch.autograd.Function], info: Any, in_dims: Sequence[Any],
+                   args: Sequence[Any]) -> tuple[Any, Any]:
+    """A vmap rule that calls ``fn`` on each vmapped slice and stacks the results (for a backward whose
+    forward was not vmapped at this level, e.g. ``jacrev``: its counter-based masks were drawn per slice)."""
+    def sliced(i: int) -> list[Any]:
+        return [a.select(d, i) if isinstance(a, torch.Tensor) and d is not None else a for a, d in zip(args, in_dims)]
+    outs = [fn.apply(*sliced(i)) for i in range(info.batch_size)]
+    stacked = tuple(None if o[0] is None else torch.stack(o) for o in zip(*outs))
+    return stacked, tuple(None if o is None else 0 for o in stacked)
+
+
+def check_vmap_randomness(info: Any, who: str, opts: LIFOptions) -> None:
+    """``ValueError`` for ``vmap(..., randomness="same")`` over noisy or masked neurons: the folded call
+    (:func:`vmap_folded`) gives each sample its own draws."""
+    if info.randomness == "same" and (opts.sampling() or opts.mask_p > 0.0):
+        raise ValueError(f"{who}: vmap(randomness='same') is not supported with noise or spike masking (the "
+                         "vmapped samples are one call and draw different numbers); use randomness='different'")
+
+
 class LIFFunction(torch.autograd.Function):
     """Autograd function for the multi-step LIF; returns ``(spikes, membrane_pre_reset)``.
 
@@ -58,11 +246,17 @@ class LIFFunction(torch.autograd.Function):
 
     so ``a`` and ``c`` are computed vectorised over cache-sized chunks of time, and the loop does one
     fused multiply-add per step.
+
+    Arguments ``(x, beta, threshold, opts)`` (``opts`` a :class:`LIFOptions`); besides the spikes and the membrane
+    it returns the neuron's own spikes when masking makes them differ from the output (else None), for the
+    backward (:class:`LIFBackward`).
     """
 
     @staticmethod
-    def forward(ctx, x, beta, threshold, reset, detach_reset, max_spikes, surrogate, surrogate_param,
-                noise, noise_scale, seed, sample, mask_p=0.0, mask_seed=0):
+    @fixed_signature
+    def forward(x, beta, threshold, opts):
+        reset, max_spikes, noise, noise_scale, seed, sample, mask_p = (
+            opts.reset, opts.max_spikes, opts.noise, opts.noise_scale, opts.seed, opts.sample, opts.mask_p)
         T = x.shape[0]
         step_shape = x.shape[1:]
         membrane = torch.empty_like(x)
@@ -80,7 +274,7 @@ class LIFFunction(torch.autograd.Function):
         subtract = reset == "subtract"
         masking = mask_p > 0.0
         out = torch.empty_like(x) if masking else spikes  # the transmitted (masked) spikes
-        m_key = mask_key(mask_seed) if masking else 0
+        m_key = cached_mask_key(opts.mask_seed) if masking else 0
         for t in range(T):
             h = torch.addcmul(x[t], v, beta, out=membrane[t])
             s = spikes[t]
@@ -103,24 +297,55 @@ class LIFFunction(torch.autograd.Function):
                 s = spikes[start:start + chunk]
                 torch.mul(s, keep_mask(start * s[0].numel(), s.shape, m_key, mask_p, x.device, x.dtype),
                           out=out[start:start + chunk])
-        ctx.save_for_backward(membrane, spikes, beta, threshold)
-        ctx.cfg = (reset, detach_reset, max_spikes, surrogate, surrogate_param, (mask_p, m_key) if masking else None)
-        ctx.mark_non_differentiable(membrane)
-        return out, membrane
+        # the neuron's own spikes are an output of their own only when masking makes them differ from `out`
+        return out, membrane, spikes if masking else None
 
     @staticmethod
-    def backward(ctx, grad_spikes, grad_membrane):
-        refuse_higher_order("LIF (backend='torch')")
-        membrane, spikes, beta, threshold = ctx.saved_tensors
-        reset, detach_reset, max_spikes, surrogate, surrogate_param, masking = ctx.cfg
-        T = membrane.shape[0]
-        if T == 0:  # an empty sequence: nothing flows back
-            return (torch.zeros_like(membrane), torch.zeros_like(beta) if ctx.needs_input_grad[1] else None,
-                    torch.zeros_like(threshold) if ctx.needs_input_grad[2] else None) + (None,) * 11
+    def setup_context(ctx, inputs, output):
+        opts = inputs[3]
+        out, membrane, own = output
+        ctx.save_for_backward(membrane, out if own is None else own, inputs[1], inputs[2], out)
+        ctx.opts = opts
+        ctx.mark_non_differentiable(*(t for t in (membrane, own) if t is not None))
+        ctx.set_materialize_grads(False)  # no zeros for the outputs without a gradient (all but the spikes)
+
+    @staticmethod
+    def backward(ctx, grad_spikes, grad_membrane, grad_own):
+        membrane, spikes, beta, threshold, out = saved = ctx.saved_tensors
+        run = backward_runner(LIFBackward, "LIF (backend='torch')", saved)
         if grad_spikes is None:
             grad_spikes = torch.zeros_like(spikes)
+        cfg = backward_cfg(ctx)
+        masking = (cfg[5], cfg[6]) if cfg[5] > 0.0 else None
+        cfg = cfg[:5] + (masking,) + cfg[7:]
+        grad_x, g_beta, g_thr = run(cfg, grad_spikes, membrane, spikes, beta, threshold, out)
+        gb = reduce_to(g_beta, beta.shape) if g_beta is not None else None
+        gt = reduce_to(g_thr, threshold.shape) if g_thr is not None else None
+        return grad_x, gb, gt, None
+
+    @staticmethod
+    def vmap(info, in_dims, *args):
+        check_vmap_randomness(info, "LIF (backend='torch')", args[3])
+        return vmap_folded(LIFFunction, info, in_dims, args, (TIME, PARAM, PARAM, None), (TIME,) * 3)
+
+
+class LIFBackward(torch.autograd.Function):
+    """The backward of :class:`LIFFunction` as a Function of its own (``torch.func`` runs it; differentiating
+    it raises): ``(cfg, grad_spikes, membrane, spikes, beta, threshold, out) -> (grad_x, grad_beta,
+    grad_threshold)``, the parameter gradients per element of a step (None where not needed). The output ``out``
+    is not read: it ties the backward to the graph of ``x``, so that differentiating it raises instead of giving
+    zeros (the membrane and the neuron's own spikes are not differentiable).
+    """
+
+    @staticmethod
+    @fixed_signature
+    def forward(cfg, grad_spikes, membrane, spikes, beta, threshold, out):
+        reset, detach_reset, max_spikes, surrogate, surrogate_param, masking, need_beta, need_thr = cfg
+        T = membrane.shape[0]
+        if T == 0:  # an empty sequence: nothing flows back
+            zeros = membrane.new_zeros(membrane.shape[1:])
+            return torch.zeros_like(membrane), zeros if need_beta else None, zeros.clone() if need_thr else None
         subtract = reset == "subtract"
-        need_beta, need_thr = ctx.needs_input_grad[1], ctx.needs_input_grad[2]
         grad_x = torch.empty_like(membrane)
         g_beta = torch.zeros_like(membrane[0]) if need_beta else None
         g_thr = torch.zeros_like(membrane[0]) if need_thr else None
@@ -186,9 +411,22 @@ class LIFFunction(torch.autograd.Function):
                     nxt[:-1] = gx[1:]
                     nxt[-1] = grad_x[end] if end < T else 0.0
                     g_beta += (nxt * v).sum(0)
-        gb = reduce_to(g_beta, beta.shape) if g_beta is not None else None
-        gt = reduce_to(g_thr, threshold.shape) if g_thr is not None else None
-        return grad_x, gb, gt, None, None, None, None, None, None, None, None, None, None, None
+        return grad_x, g_beta, g_thr
+
+    @staticmethod
+    def setup_context(ctx, inputs, output):
+        pass
+
+    @staticmethod
+    def backward(ctx, *grads):
+        refuse_double_backward("LIF (backend='torch')")
+
+    @staticmethod
+    def vmap(info, in_dims, *args):
+        layouts = (None, TIME, TIME, TIME, PARAM, PARAM, TIME)
+        if args[0][5] is not None and in_dims[2] is None:  # masks, forward not vmapped here: drawn per slice
+            return vmap_by_slices(LIFBackward, info, in_dims, args)
+        return vmap_folded(LIFBackward, info, in_dims, args, layouts, (TIME, STEP, STEP))
 
 
 def lif_torch(x: torch.Tensor, beta: torch.Tensor, threshold: torch.Tensor, *, reset: str = "subtract",
@@ -217,36 +455,66 @@ def lif_torch(x: torch.Tensor, beta: torch.Tensor, threshold: torch.Tensor, *, r
         surrogate, surrogate_param = noise, noise_scale
     work = compute_dtype(x)
     beta, threshold = beta.to(work), threshold.to(work)  # no-ops when they match
-    spikes, membrane = LIFFunction.apply(x.to(work), beta, threshold, reset, detach_reset, max_spikes, surrogate,
-                                         float(surrogate_param), noise, float(noise_scale), int(seed), bool(sample),
-                                         check_mask_p(mask_p), int(mask_seed))
+    opts = LIFOptions(reset, bool(detach_reset), max_spikes, surrogate, float(surrogate_param), noise,
+                      float(noise_scale), int(seed), bool(sample), check_mask_p(mask_p), int(mask_seed))
+    spikes, membrane, _ = LIFFunction.apply(x.to(work), beta, threshold, opts)
     return spikes.to(x.dtype), membrane.to(x.dtype)  # no-ops unless x is float16 / bfloat16
 
 
 class LIFunction(torch.autograd.Function):
-    """Leaky integrator ``h[t] = beta * h[t-1] + x[t]`` with a reverse-time backward."""
+    """Leaky integrator ``h[t] = beta * h[t-1] + x[t]`` with a reverse-time backward (:class:`LIBackward`)."""
 
     @staticmethod
-    def forward(ctx, x, beta):
+    @fixed_signature
+    def forward(x, beta):
         out = torch.empty_like(x)
         h = x.new_zeros(x.shape[1:])
         for t in range(x.shape[0]):
             h = torch.addcmul(x[t], h, beta, out=out[t])
-        ctx.save_for_backward(out, beta)
         return out
 
     @staticmethod
+    def setup_context(ctx, inputs, output):
+        ctx.save_for_backward(output, inputs[1])
+
+    @staticmethod
     def backward(ctx, grad_out):
-        refuse_higher_order("LI")
-        out, beta = ctx.saved_tensors
+        out, beta = saved = ctx.saved_tensors
+        grad_x, g_beta = backward_runner(LIBackward, "LI", saved)(ctx.needs_input_grad[1], grad_out, out, beta)
+        return grad_x, (reduce_to(g_beta, beta.shape) if g_beta is not None else None)
+
+    @staticmethod
+    def vmap(info, in_dims, x, beta):
+        return vmap_folded(LIFunction, info, in_dims, (x, beta), (TIME, PARAM), (TIME,))
+
+
+class LIBackward(torch.autograd.Function):
+    """The backward of :class:`LIFunction` as a Function (``torch.func`` runs it; differentiating it raises):
+    ``(need_beta, grad_out, out, beta) -> (grad_x, grad_beta per element of a step or None)``."""
+
+    @staticmethod
+    @fixed_signature
+    def forward(need_beta, grad_out, out, beta):
         grad_x = torch.empty_like(out)
         g = out.new_zeros(out.shape[1:])
-        g_beta = out.new_zeros(out.shape[1:]) if ctx.needs_input_grad[1] else None
+        g_beta = out.new_zeros(out.shape[1:]) if need_beta else None
         for t in range(out.shape[0] - 1, -1, -1):
             g = torch.addcmul(grad_out[t], g, beta, out=grad_x[t])
             if g_beta is not None and t > 0:
                 g_beta += g * out[t - 1]
-        return grad_x, (reduce_to(g_beta, beta.shape) if g_beta is not None else None)
+        return grad_x, g_beta
+
+    @staticmethod
+    def setup_context(ctx, inputs, output):
+        pass
+
+    @staticmethod
+    def backward(ctx, *grads):
+        refuse_double_backward("LI")
+
+    @staticmethod
+    def vmap(info, in_dims, *args):
+        return vmap_folded(LIBackward, info, in_dims, args, (None, TIME, TIME, PARAM), (TIME, STEP))
 
 
 def li_torch(x: torch.Tensor, beta: torch.Tensor) -> torch.Tensor:

@@ -45,10 +45,11 @@ import os
 import torch
 
 from .dispatch import TRITON_DTYPES
-from .first_order import refuse_higher_order
-from .counter_rng import mask_key, seed_key
+from .counter_rng import seed_key
 from .lif_common import (SURROGATE_CODES, check_fused_args, check_mask_p, expanded_from_one, flat_param, noise_divisor,
                          param_grads, steps_and_width)
+from .lif_torch import (PARAM, STEP, TIME, LIFOptions, backward_cfg, backward_runner, cached_mask_key,
+                        check_vmap_randomness, fixed_signature, refuse_double_backward, vmap_by_slices, vmap_folded)
 from .triton_import import interpreter_problem, tl, triton
 
 _ATAN, _FAST_SIGMOID, _TRIANGLE, _SIGMOID, _GAUSSIAN, _LOGISTIC = (
@@ -407,16 +408,27 @@ def _signed32(k: int) -> int:
     return k - (1 << 32) if k >= (1 << 31) else k
 
 
-class LIFTritonFunction(torch.autograd.Function):
-    """Autograd function for the fused Triton LIF; returns ``(spikes, membrane_pre_reset)``.
+def _recomputes_spikes(dtype: torch.dtype, sampling: bool) -> bool:
+    """Whether the backward recomputes the spikes from the membrane (float32 without noise: ``h >= threshold``,
+    capped by the crossings count) instead of reading them back."""
+    return dtype == torch.float32 and not sampling
 
-    Same argument list as :class:`snnlab.kernels.lif_torch.LIFFunction`.
+
+class LIFTritonFunction(torch.autograd.Function):
+    """Autograd function for the fused Triton LIF; returns ``(spikes, membrane_pre_reset)`` and what the backward
+    reads (non-differentiable): the neuron's own spikes where written apart, the ``max_spikes`` counts ``[2, ...]``
+    (None where absent), beta and the threshold expanded to a step.
+
+    Same arguments as :class:`snnlab.kernels.lif_torch.LIFFunction`; the backward is :class:`LIFTritonBackward`
+    (see :mod:`snnlab.kernels.lif_torch` for ``torch.func``).
     """
 
     @staticmethod
-    def forward(ctx, x, beta, threshold, reset, detach_reset, max_spikes, surrogate, surrogate_param,
-                noise, noise_scale, seed, sample, mask_p=0.0, mask_seed=0):
-        check_fused_args("lif_triton", x, reset, surrogate, noise, _SUPPORTED_DTYPES)
+    @fixed_signature
+    def forward(x, beta, threshold, opts):
+        reset, max_spikes, noise, noise_scale, mask_p = (
+            opts.reset, opts.max_spikes, opts.noise, opts.noise_scale, opts.mask_p)
+        check_fused_args("lif_triton", x, reset, opts.surrogate, noise, _SUPPORTED_DTYPES)
         _check_device(x)
         x = x.contiguous()
         T, M = steps_and_width(x)
@@ -425,17 +437,18 @@ class LIFTritonFunction(torch.autograd.Function):
                              f"indices reach ({_MAX_NEURONS}); split the batch or use the torch backend")
         spikes = torch.empty_like(x)
         membrane = torch.empty_like(x)
-        sampling = noise is not None and bool(sample)
+        sampling = opts.sampling()
         masking = mask_p > 0.0
         # float32 deterministic spikes are h >= threshold (capped by the crossings count): the backward
         # recomputes them from the saved membrane instead of reading them back
-        recompute = x.dtype == torch.float32 and not sampling
+        recompute = _recomputes_spikes(x.dtype, sampling)
         # with masking the output is s * keep: the neuron's own spikes are written apart when the
         # backward reads them (noise, half precision)
         own = torch.empty_like(x) if masking and not recompute else spikes
-        m_key = mask_key(mask_seed) if masking else 0
+        m_key = cached_mask_key(opts.mask_seed) if masking else 0
         # per neuron: spikes and threshold crossings over the sample (max_spikes only; the kernel writes all)
-        counts = torch.empty((2, M), dtype=torch.float32, device=x.device) if max_spikes is not None else None
+        counts = (torch.empty((2,) + x.shape[1:], dtype=torch.float32, device=x.device) if max_spikes is not None
+                  else None)
         beta_f, thr_f = flat_param(beta, x), flat_param(threshold, x)  # [M] float32, kept for the backward
         if T > 0 and M > 0:
             block, warps = launch_config(M, _gpu_sms(x))
@@ -444,24 +457,55 @@ class LIFTritonFunction(torch.autograd.Function):
             _lif_fwd_kernel[(triton.cdiv(M, block),)](
                 x, beta_f, thr_f, spikes, own, membrane, cnt, raw, T, M,
                 float(max_spikes) if max_spikes is not None else 0.0,
-                _signed32(seed_key(seed)) if sampling else 0, noise_div, _signed32(m_key), mask_p,
+                _signed32(seed_key(opts.seed)) if sampling else 0, noise_div, _signed32(m_key), mask_p,
                 RESET_ZERO=reset == "zero", HAS_MAX=max_spikes is not None, SAMPLING=sampling,
                 NOISE=SURROGATE_CODES[noise] if sampling else 0, MASKING=masking,
                 STORE_OWN=own is not spikes, BLOCK=block, PREFETCH=_PREFETCH, num_warps=warps)
-        ctx.save_for_backward(membrane, None if recompute else own, counts, beta, threshold, beta_f, thr_f)
-        ctx.cfg = (reset, bool(detach_reset), max_spikes, surrogate, float(surrogate_param), recompute, mask_p, m_key)
-        ctx.mark_non_differentiable(membrane)
-        return spikes, membrane
+        step = x.shape[1:]
+        return spikes, membrane, None if own is spikes else own, counts, beta_f.view(step), thr_f.view(step)
 
     @staticmethod
-    def backward(ctx, grad_spikes, grad_membrane):
-        refuse_higher_order("LIF (backend='triton')")
-        membrane, spikes, counts, beta, threshold, beta_f, thr_f = ctx.saved_tensors
-        reset, detach_reset, max_spikes, surrogate, surrogate_param, recompute, mask_p, m_key = ctx.cfg
+    def setup_context(ctx, inputs, output):
+        spikes, membrane, own, counts, beta_f, thr_f = output
+        ctx.recompute = _recomputes_spikes(inputs[0].dtype, inputs[3].sampling())
+        ctx.save_for_backward(membrane, None if ctx.recompute else spikes if own is None else own, counts, beta_f,
+                              thr_f, spikes, inputs[1], inputs[2])
+        ctx.opts = inputs[3]
+        ctx.mark_non_differentiable(*(t for t in output[1:] if t is not None))
+        ctx.set_materialize_grads(False)  # no zeros for the outputs without a gradient (all but the spikes)
+
+    @staticmethod
+    def backward(ctx, grad_spikes, *_):
+        saved = ctx.saved_tensors
+        run = backward_runner(LIFTritonBackward, "LIF (backend='triton')", saved)
+        cfg = backward_cfg(ctx)
+        cfg = cfg[:5] + (ctx.recompute,) + cfg[5:]
+        grad_x, g_beta, g_thr = run(cfg, grad_spikes, *saved[:6])
+        gb, gt = param_grads(g_beta, g_thr, saved[6], saved[7], saved[0].shape[1:])
+        return grad_x, gb, gt, None
+
+    @staticmethod
+    def vmap(info, in_dims, *args):
+        check_vmap_randomness(info, "LIF (backend='triton')", args[3])
+        return vmap_folded(LIFTritonFunction, info, in_dims, args, (TIME, PARAM, PARAM, None),
+                           (TIME,) * 4 + (STEP,) * 2)
+
+
+class LIFTritonBackward(torch.autograd.Function):
+    """The backward of :class:`LIFTritonFunction` as a Function (``torch.func`` runs it; differentiating it raises):
+    ``(cfg, grad_spikes, membrane, spikes, counts, beta_f, thr_f, out) -> (grad_x, grad_beta, grad_threshold)``
+    (``beta_f`` / ``thr_f``: the parameters expanded to a step), the parameter gradients per element of a step (None where not needed); ``out`` is not read, it ties the backward
+    to the graph (see :class:`snnlab.kernels.lif_torch.LIFBackward`)."""
+
+    @staticmethod
+    @fixed_signature
+    def forward(cfg, grad_spikes, membrane, spikes, counts, beta_f, thr_f, out):
+        reset, detach_reset, max_spikes, surrogate, surrogate_param, recompute, mask_p, m_key, need_beta, need_thr = cfg
+        membrane = membrane.contiguous()
+        spikes, counts = (t.contiguous() if t is not None else None for t in (spikes, counts))
+        beta_f, thr_f = beta_f.contiguous().view(-1), thr_f.contiguous().view(-1)  # [M] float32
         T, M = steps_and_width(membrane)
         step_shape = membrane.shape[1:]
-        need_beta = ctx.needs_input_grad[1]
-        need_thr = ctx.needs_input_grad[2]
         grad_x = torch.empty_like(membrane)
         # per-element parameter gradients, written in full by the kernel when needed
         g_beta = torch.empty(M, dtype=torch.float32, device=membrane.device) if need_beta else None
@@ -487,8 +531,22 @@ class LIFTritonFunction(torch.autograd.Function):
         else:
             grad_x.zero_()
             g_beta, g_thr = (g.zero_() if g is not None else None for g in (g_beta, g_thr))
-        gb, gt = param_grads(g_beta, g_thr, beta, threshold, step_shape)
-        return grad_x, gb, gt, None, None, None, None, None, None, None, None, None, None, None
+        return grad_x, *(g.view(step_shape) if g is not None else None for g in (g_beta, g_thr))
+
+    @staticmethod
+    def setup_context(ctx, inputs, output):
+        pass
+
+    @staticmethod
+    def backward(ctx, *grads):
+        refuse_double_backward("LIF (backend='triton')")
+
+    @staticmethod
+    def vmap(info, in_dims, *args):
+        if args[0][6] > 0.0 and in_dims[2] is None:  # masks, forward not vmapped here: drawn per slice
+            return vmap_by_slices(LIFTritonBackward, info, in_dims, args)
+        return vmap_folded(LIFTritonBackward, info, in_dims, args, (None,) + (TIME,) * 4 + (STEP, STEP, TIME),
+                           (TIME, STEP, STEP))
 
 
 def lif_triton(x: torch.Tensor, beta: torch.Tensor, threshold: torch.Tensor, *, reset: str = "subtract",
@@ -505,6 +563,7 @@ def lif_triton(x: torch.Tensor, beta: torch.Tensor, threshold: torch.Tensor, *, 
     """
     if noise is not None:
         surrogate, surrogate_param = noise, noise_scale
-    return LIFTritonFunction.apply(x, beta, threshold, reset, detach_reset, max_spikes, surrogate,
-                                   float(surrogate_param), noise, float(noise_scale), int(seed), bool(sample),
-                                   check_mask_p(mask_p), int(mask_seed))
+    opts = LIFOptions(reset, bool(detach_reset), max_spikes, surrogate, float(surrogate_param), noise,
+                      float(noise_scale), int(seed), bool(sample), check_mask_p(mask_p), int(mask_seed))
+    spikes, membrane, *_ = LIFTritonFunction.apply(x, beta, threshold, opts)
+    return spikes, membrane
