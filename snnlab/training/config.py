@@ -52,7 +52,7 @@ MAX_LAYER_WIDTH = 1_000_000
 
 # Fields added after configurations were first hashed into run folder names, whose default keeps the older
 # behaviour; identity_dict() leaves them out at their default, so existing run folders keep their names.
-FIELDS_ADDED_LATER = ("detach_reset", "dropout", "batch_norm", "recurrent", "sigma_schedule", "sigma_end", "sigma_anneal_fraction",
+FIELDS_ADDED_LATER = ("detach_reset", "dropout", "batch_norm", "recurrent", "spike_reg", "sigma_schedule", "sigma_end", "sigma_anneal_fraction",
                       "lr_schedule", "lr_delays_schedule")
 
 
@@ -315,6 +315,10 @@ class ExperimentConfig(param.Parameterized):
     mask_p = param.Number(default=0.0, bounds=(0.0, 1.0), inclusive_bounds=(True, False), doc=(
         "Drop each hidden spike with this probability during training (LIF mask_p, fused into the neuron "
         "kernels; the spike counts logged are the transmitted spikes); 0 = off."))
+    spike_reg = param.Number(default=0.0, bounds=(0.0, 1000.0), doc=(
+        "Weight of an activity penalty added to the training loss: the mean spike count per neuron and sample of "
+        "the LIF layers (an L1 penalty on firing). Higher values train sparser networks at some cost in accuracy; "
+        "the logged loss stays the task loss. 0 = off."))
     dropout = param.Number(default=0.0, bounds=(0.0, 1.0), inclusive_bounds=(True, False), doc=(
         "Dropout of hidden neurons in training (TimeDropout: each neuron of each sample silenced with this "
         "probability for the whole sequence, the kept spikes scaled by 1/(1-p); off in evaluation, so it never "
@@ -624,6 +628,8 @@ class ExperimentConfig(param.Parameterized):
             parts.append("bn")
         if self.dropout > 0:
             parts.append(f"drop{self.dropout:g}")
+        if self.spike_reg > 0:
+            parts.append(f"reg{self.spike_reg:g}")
         if self.readout != "membrane_sum":
             parts.append(self.readout)
         return " ".join(parts)

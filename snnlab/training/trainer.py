@@ -46,6 +46,7 @@ from .events import Event, EventBus
 from .interrupts import (batch_norm_buffers, global_rng_state, handle_signals, roll_back, set_global_rng_state,
                          step_boundary, tell)
 from .lr_schedule import lr_factor, one_cycle_momentum
+from .regularization import spike_rate_penalty
 
 __all__ = ["Trainer", "TrainingDiverged", "RunStoreProtocol", "History", "STATES", "seed_everything",
            "resolve_device", "EVAL_KEYS"]
@@ -267,6 +268,7 @@ class Trainer:
 
         # spikes per sample during training steps
         self._spike_counts: list[torch.Tensor] = []
+        self._spike_outputs: list[torch.Tensor] = []  # the LIF layers' spikes of this step (with spike_reg)
         self._counting = False
         self._warned_short = False
         self._boundary: dict[str, Any] | None = None  # the state at the start of the step in progress
@@ -415,6 +417,8 @@ class Trainer:
     def _count_hook(self, module, inputs, output) -> None:
         if self._counting:
             self._spike_counts.append(output.detach().sum())
+            if self.cfg.spike_reg > 0:  # kept with their graph for the activity penalty
+                self._spike_outputs.append(output)
 
     # ------------------------------------------------------------------------------ state & control
     @property
@@ -874,7 +878,7 @@ class Trainer:
                 # the model's floating dtype (integer event frames, float32 data for a float64 model), as evaluate
                 x = model_input(x.to(self.device, non_blocking=True), self.device, in_dtype)
                 y = y.to(self.device, non_blocking=True)
-                self._spike_counts = []
+                self._spike_counts, self._spike_outputs = [], []
                 self._counting = True
                 try:
                     out = model(x)
@@ -891,8 +895,12 @@ class Trainer:
                 acc = float((decide(lg.detach()) == y).float().mean())
                 spikes = float(torch.stack(self._spike_counts).sum()) / bs if self._spike_counts else 0.0
                 self._spike_counts = []
+                objective = loss
+                if self._spike_outputs:  # spike_reg: the task loss plus the weighted activity penalty
+                    objective = loss + float(cfg.spike_reg) * spike_rate_penalty(self._spike_outputs)
+                    self._spike_outputs = []
                 opt.zero_grad(set_to_none=True)
-                loss.backward()
+                objective.backward()
                 self._schedule_learning_rates(n_batches)
                 self._in_optimizer_step = True  # from the update to its record, interrupt() waits
                 try:
