@@ -1,5 +1,6 @@
 """RecurrentLIF: with W_rec = 0 exactly the LIF (spikes and gradients), with W_rec != 0 a float64 reference loop,
-a hand-computed dL/dW_rec, and its use in networks (Monitor, evaluate, SynOps, state dicts, training)."""
+a hand-computed dL/dW_rec, the fused Function (backend "torch") against the layer's autograd loop (backend
+"reference") for every option, and its use in networks (Monitor, evaluate, SynOps, state dicts, training)."""
 import io
 import math
 
@@ -10,7 +11,8 @@ from torch import nn
 import snnlab as sl
 from snnlab.kernels.counter_rng import keep_mask, mask_key, seed_key, uniform_from_counter
 from snnlab.kernels.surrogate_math import noise_cdf
-from snnlab.metrics import evaluate, synops_table
+from snnlab.metrics import SynOpsCounter, evaluate, synops_table
+from snnlab.metrics.synops import layer_ops
 
 from lif_cases import CASES, MASK_CASES, make_inputs
 from reference import _Spike
@@ -221,6 +223,204 @@ def test_masked_spikes_are_not_fed_back():
     torch.testing.assert_close(mon.membrane[""], ref.membrane[""])
 
 
+# ------------------------------------------------------------------ the fused Function against the autograd loop
+
+
+def _twin_runs(n, x, tau, thr, w, grad, dtype, frozen_w=False, **kw):
+    """The fused path (backend "torch") and the autograd reference loop (backend "reference") on the same
+    parameters, options and seed: ``[(spikes, membrane, grad x, grad tau, grad threshold, grad W)]`` for each."""
+    runs = []
+    for backend in ("torch", "reference"):
+        layer = sl.RecurrentLIF(n, learn_tau=True, learn_threshold=True, backend=backend, **kw).to(dtype)
+        with torch.no_grad():
+            layer.tau_mem.copy_(tau), layer.threshold.copy_(thr), layer.recurrent.weight.copy_(w)
+        layer.recurrent.weight.requires_grad_(not frozen_w)
+        xs = x.to(dtype).clone().requires_grad_()
+        with sl.Monitor(layer) as mon:
+            out = layer(xs)
+        (out * grad.to(dtype)).sum().backward()
+        runs.append((out.detach(), mon.membrane[""], xs.grad, layer.tau_mem.grad, layer.threshold.grad,
+                     layer.recurrent.weight.grad))
+    return runs
+
+
+def _scale(t):
+    """The largest magnitude in ``t``, at least 1 (the absolute tolerance's scale)."""
+    return max(1.0, float(t.abs().max())) if t.numel() else 1.0
+
+
+def _assert_twins_agree(runs, dtype, need_spikes=True):
+    """Spikes identical; membrane and gradients to 1e-10 (float64) or 1e-5 relative to the largest (float32)."""
+    (s_f, h_f, *grads_f), (s_r, h_r, *grads_r) = runs
+    assert torch.equal(s_f, s_r)
+    assert not need_spikes or s_r.sum() > 0
+    tol = 1e-10 if dtype == torch.float64 else 1e-5
+    torch.testing.assert_close(h_f, h_r, rtol=tol, atol=tol * _scale(h_r))
+    for got, want in zip(grads_f, grads_r):
+        if want is None:  # (the loop never calls the recurrent weight at T = 1: no gradient; the fused path: zeros)
+            assert got is None or not got.any()
+            continue
+        assert got.shape == want.shape and got.dtype == want.dtype
+        torch.testing.assert_close(got, want, rtol=tol, atol=tol * _scale(want))
+
+
+def _weights(n, seed, scale=1.5):
+    g = torch.Generator().manual_seed(seed)
+    return torch.randn(n, n, generator=g, dtype=torch.float64) * scale / math.sqrt(n)
+
+
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float32], ids=["float64", "float32"])
+@pytest.mark.parametrize("reset,detach,max_spikes,surrogate,param,mask_p", REC_CASES)
+def test_fused_matches_the_reference_loop(reset, detach, max_spikes, surrogate, param, mask_p, dtype):
+    x, tau, thr, w, grad = _recurrent_setup()
+    kw = _options(reset, detach, max_spikes, surrogate, param, mask_p=mask_p, seed=21)
+    runs = _twin_runs(9, x, tau, thr, w, grad, dtype, **kw)
+    _assert_twins_agree(runs, dtype)
+    assert runs[0][5].abs().sum() > 0 and runs[0][3].abs().sum() > 0
+
+
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float32], ids=["float64", "float32"])
+@pytest.mark.parametrize("reset,detach,max_spikes,surrogate,param,per_neuron,shape", CASES)
+def test_fused_matches_the_reference_loop_for_every_lif_case(reset, detach, max_spikes, surrogate, param, per_neuron,
+                                                             shape, dtype):
+    shape = shape if len(shape) > 1 else (1,) + shape
+    x, beta, thr, grad = make_inputs(shape, per_neuron, seed=3, steps=12, dtype=torch.float64)
+    n = shape[-1]
+    kw = _options(reset, detach, max_spikes, surrogate, param, seed=11)
+    tau = (1.0 / (1.0 - beta)).double().expand(n)
+    _assert_twins_agree(_twin_runs(n, x, tau, thr.double().expand(n), _weights(n, 1), grad, dtype, **kw), dtype)
+
+
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float32], ids=["float64", "float32"])
+@pytest.mark.parametrize("reset,max_spikes,noise,shape", MASK_CASES)
+def test_fused_matches_the_reference_loop_with_masks(reset, max_spikes, noise, shape, dtype):
+    shape = shape if len(shape) > 1 else (1,) + shape
+    x, beta, thr, grad = make_inputs(shape, True, seed=4, steps=12, dtype=torch.float64)
+    kw = dict(reset=reset, max_spikes=max_spikes, mask_p=0.4, seed=5)
+    if noise is not None:
+        kw.update(noise=noise, noise_scale=0.4)
+    n = shape[-1]
+    runs = _twin_runs(n, x, 1.0 / (1.0 - beta.double()), thr.double(), _weights(n, 2), grad, dtype, **kw)
+    _assert_twins_agree(runs, dtype)
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_fused_matches_the_reference_on_random_shapes(seed):
+    """Random T (0 and 1 included), batch, extra middle dimensions and width; options drawn at random; the
+    recurrent weight frozen in some draws (no gradient for it)."""
+    g = torch.Generator().manual_seed(100 + seed)
+    pick = lambda seq: seq[int(torch.randint(len(seq), (1,), generator=g))]  # noqa: E731
+    T = (0, 1, 2, 17, 40)[seed % 5]
+    shape = (T, 1 + seed % 3) + ((2, 3), (), (4,))[seed % 3] + (int(torch.randint(1, 20, (1,), generator=g)),)
+    n = shape[-1]
+    x = torch.randn(shape, generator=g, dtype=torch.float64) * 0.8 + 0.4
+    grad = torch.randn(shape, generator=g, dtype=torch.float64)
+    tau = torch.rand(n, generator=g, dtype=torch.float64) * 8 + 2
+    thr = torch.rand(n, generator=g, dtype=torch.float64) * 0.5 + 0.6
+    kw = dict(reset=pick(("subtract", "zero")), detach_reset=bool(seed % 2), max_spikes=pick((None, 1, 3)),
+              mask_p=pick((0.0, 0.3)), seed=seed)
+    if seed % 3 == 1:
+        kw.update(noise=pick(NOISES), noise_scale=0.3)
+    else:
+        kw.update(surrogate=pick(("atan", "fast_sigmoid", "triangle", "sigmoid")))
+    for dtype in (torch.float64, torch.float32):
+        runs = _twin_runs(n, x, tau, thr, _weights(n, seed, 2.0), grad, dtype, frozen_w=seed == 3, **kw)
+        _assert_twins_agree(runs, dtype, need_spikes=T > 1)
+        assert runs[0][0].shape == shape and runs[0][2].shape == shape
+        assert (runs[0][5] is None) == (seed == 3)
+
+
+def test_custom_surrogates_work_in_both_paths():
+    """A surrogate registered with sl.surrogates.register: the fused backward computes it as the reference does,
+    and it is the one used (the gradients differ from the built-in atan's)."""
+    sl.surrogates.register("test_rectangle", lambda u, a: (u.abs() < 0.5 / a).to(u.dtype) * a, 1.0)
+    try:
+        x, tau, thr, w, grad = _recurrent_setup()
+        for detach, max_spikes in ((False, None), (True, 2)):
+            kw = dict(surrogate="test_rectangle", detach_reset=detach, max_spikes=max_spikes)
+            runs = _twin_runs(9, x, tau, thr, w, grad, torch.float64, **kw)
+            _assert_twins_agree(runs, torch.float64)
+            atan = _twin_runs(9, x, tau, thr, w, grad, torch.float64, surrogate="atan", detach_reset=detach,
+                              max_spikes=max_spikes)
+            assert torch.equal(runs[0][0], atan[0][0]) and not torch.allclose(runs[0][2], atan[0][2])
+    finally:
+        sl.surrogates.unregister("test_rectangle")
+
+
+def test_the_backward_refuses_second_order_gradients():
+    layer = sl.RecurrentLIF(4)
+    x = (torch.rand(6, 2, 4) * 2).requires_grad_()
+    (g,) = torch.autograd.grad(layer(x).sum(), x)  # first order: fine
+    assert g.abs().sum() > 0
+    with pytest.raises(RuntimeError, match="RecurrentLIF: second-order gradients"):
+        torch.autograd.grad(layer(x).sum(), x, create_graph=True)
+    assert torch.func.grad(lambda x: layer(x).sum())(x.detach()).abs().sum() > 0  # torch.func runs the backward,
+    with pytest.raises(RuntimeError, match="RecurrentLIF: second-order gradients"):  # ... not its derivative
+        torch.func.grad(lambda x: torch.func.grad(lambda y: layer(y).sum())(x).sum())(x.detach())
+
+
+def test_the_fused_path_saves_only_time_major_tensors():
+    """For the backward the fused layer keeps the membrane, the spikes and the output (the spikes themselves
+    without masking): [T, B, N] tensors, besides the parameters; the autograd loop keeps several per step."""
+    x = torch.rand(30, 4, 8) * 1.5
+
+    def saved(layer):
+        shapes = []
+        with torch.autograd.graph.saved_tensors_hooks(lambda t: shapes.append(tuple(t.shape)) or t, lambda t: t):
+            layer(x.clone().requires_grad_())
+        return shapes
+
+    for mask_p in (0.0, 0.3):
+        fused = saved(sl.RecurrentLIF(8, learn_tau=True, learn_threshold=True, mask_p=mask_p, seed=0))
+        big = [s for s in fused if math.prod(s) > 64]
+        assert big and all(s == (30, 4, 8) for s in big) and len(big) <= 3
+        assert sum(map(math.prod, fused)) <= 3 * 30 * 4 * 8 + 4 * 64
+    assert len(saved(sl.RecurrentLIF(8, backend="reference"))) > 30 * 3
+
+
+def _count_per_step(layer, totals):
+    """Hook the child Linear of ``layer`` (a reference-loop RecurrentLIF, which calls it at steps 1..T-1) as the
+    SynOps counter did before the fused path: ``layer_ops`` of each call, ``[calls, input events, ACs]`` summed into
+    ``totals``."""
+    def hook(module, inputs):
+        acs, _, binary, events = layer_ops(inputs[0].detach(), module.out_features)
+        assert binary
+        totals[0] += 1
+        totals[1] += events
+        totals[2] += acs
+    return layer.recurrent.register_forward_pre_hook(hook)
+
+
+@pytest.mark.parametrize("mask_p,shape", [(0.0, (25, 6, 4)), (0.3, (25, 3, 2, 4)), (0.0, (1, 2, 4))])
+def test_synops_count_the_recurrent_synapses_without_per_step_hooks(mask_p, shape):
+    """The counter hooks the layer, not the child Linear per step: the fused layer never calls the child, and the
+    row counts what the per-step calls of the autograd loop received (spikes of steps 0..T-2, masked ones
+    excluded), on random inputs; both backends give the same table."""
+    torch.manual_seed(0)
+    x = torch.rand(shape, generator=torch.Generator().manual_seed(3)) * 2
+    tables = {}
+    for backend in ("torch", "reference"):
+        torch.manual_seed(0)
+        net = sl.Sequential(nn.Linear(4, 12), sl.RecurrentLIF(12, tau_mem=10.0, mask_p=mask_p, mask_at_inference=True,
+                                                              seed=1, backend=backend), nn.Linear(12, 3))
+        totals = [0, 0.0, 0.0]
+        _count_per_step(net[1], totals)
+        with torch.no_grad(), SynOpsCounter(net) as counter:
+            net(x)
+        tables[backend] = counter.table().set_index("layer")
+        if backend == "torch":
+            assert totals[0] == 0  # no call of the recurrent Linear: no per-step hook to run
+        else:
+            assert totals[0] == shape[0] - 1
+            events, acs = totals[1:]
+    row = tables["torch"].loc["1.recurrent"]
+    B = shape[1]
+    assert row["input_events_per_sample"] == pytest.approx(events / B)
+    assert row["acs_per_sample"] == pytest.approx(acs / B) and row["macs_per_sample"] == 0
+    assert bool(row["binary_input"]) and (shape[0] == 1 or acs > 0)
+    assert tables["torch"].equals(tables["reference"])
+
+
 # ------------------------------------------------------------------------------------------- options, inputs
 
 
@@ -247,7 +447,8 @@ def test_backends_and_bad_options_raise_clear_errors():
         sl.RecurrentLIF(4, tau_mem=5.0, beta=0.8)
     with pytest.raises(TypeError, match="positional"):
         sl.RecurrentLIF(4, 10.0)  # the options are keyword-only
-    assert sl.RecurrentLIF(3, backend="torch")(torch.rand(5, 2, 3)).shape == (5, 2, 3)
+    for backend in ("torch", "reference"):
+        assert sl.RecurrentLIF(3, backend=backend)(torch.rand(5, 2, 3)).shape == (5, 2, 3)
 
 
 def test_bad_inputs_raise_clear_errors():

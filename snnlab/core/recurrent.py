@@ -19,8 +19,11 @@ the layer fires exactly the spikes of an ``LIF`` with the same options and seed.
 detaches the spike in the reset term. Masked spikes are not fed back (the recurrence sees ``o``, as the next
 layer does), and the gradient reaches the neuron through kept spikes only.
 
-The recurrence couples the steps, so the time loop cannot be fused into one kernel: the layer runs a per-step
-loop in plain PyTorch autograd (``backend="auto"`` or ``"torch"``; ``"cpu"`` and ``"triton"`` are refused).
+The recurrence couples the steps, so the time loop cannot be fused into one GPU / C kernel; ``backend="auto"`` and
+``"torch"`` run :class:`~snnlab.kernels.recurrent_lif.RecurrentLIFFunction` (a loop without an autograd graph, a
+hand-written reverse-time backward, one matmul per step each way). ``backend="reference"`` runs the plain per-step
+autograd loop (:meth:`RecurrentLIF._reference_run`, the recurrent weight called as the child ``nn.Linear`` at every
+step): slow, kept as the reference the fused path is tested against. ``"cpu"`` and ``"triton"`` are refused.
 """
 from __future__ import annotations
 
@@ -32,6 +35,7 @@ from torch import nn
 
 from snnlab.kernels.counter_rng import COUNTER_PERIOD, keep_mask, mask_key, seed_key, uniform_from_counter
 from snnlab.kernels.dispatch import compute_dtype
+from snnlab.kernels.recurrent_lif import recurrent_lif
 from snnlab.kernels.surrogate_math import noise_cdf, surrogate_grad
 
 from . import surrogates as sg
@@ -42,7 +46,7 @@ __all__ = ["RECURRENT_INITS", "RecurrentLIF"]
 
 #: the initialisations of the recurrent weight (see :class:`RecurrentLIF`)
 RECURRENT_INITS = ("uniform", "orthogonal", "zeros")
-_BACKENDS = ("auto", "torch")
+_BACKENDS = ("auto", "torch", "reference")
 
 
 class _Spike(torch.autograd.Function):
@@ -97,13 +101,15 @@ class RecurrentLIF(LIF):
       matrix (``||W_rec o|| = ||o||``, all eigenvalues on the unit circle: stronger, norm-preserving feedback).
       ``"zeros"``: start as a feed-forward ``LIF``. The draws use torch's global RNG, as ``nn.Linear``'s do
       (``seed`` seeds the noise and masks only).
-    - ``backend``: ``"auto"`` or ``"torch"``, both the PyTorch loop (the recurrence cannot be fused over time);
-      ``"cpu"`` and ``"triton"`` raise a ``ValueError``.
+    - ``backend``: ``"auto"`` or ``"torch"``: the fused PyTorch Function with a hand-written backward
+      (:mod:`snnlab.kernels.recurrent_lif`); ``"reference"``: the per-step autograd loop it is tested against
+      (slow: several autograd nodes and a call of ``self.recurrent`` per step). ``"cpu"`` and ``"triton"`` (the
+      feed-forward LIF's fused kernels, which cannot hold the recurrence) raise a ``ValueError``.
 
-    Float16 / bfloat16 input is computed in float32, as by ``LIF`` (the recurrent current of a half-precision
-    layer is computed in its weight's dtype, as any ``nn.Linear`` of the model, then added in float32). The
-    recurrent weight is a child ``nn.Linear`` called once per step (from step 1) on the transmitted spikes
-    ``[1, B, N]``, so the SynOps counter of :mod:`snnlab.metrics` counts its accumulates like any other synapse.
+    Float16 / bfloat16 input is computed in float32, as by ``LIF`` (the fused path casts the recurrent weight to
+    float32 too; the reference loop computes the recurrent current in the weight's dtype, as ``nn.Linear``). The
+    SynOps counter of :mod:`snnlab.metrics` counts the recurrent synapses from the layer's output (the spikes of
+    steps ``0..T-2`` each reach ``n_neurons`` synapses) as the row ``"<layer>.recurrent"``.
 
     Returns the transmitted spikes ``o`` ``[T, B, n_neurons]`` (0/1, in the input's floating dtype).
 
@@ -134,7 +140,7 @@ class RecurrentLIF(LIF):
         if backend in ("cpu", "triton"):
             raise ValueError(f"RecurrentLIF: backend={backend!r} is a fused LIF kernel, which cannot hold the "
                              "recurrence (each step needs the previous step's spikes); the recurrent layer runs "
-                             "only the PyTorch loop: use backend='auto' or 'torch'")
+                             "only the PyTorch loop: use backend='auto' or 'torch' (or 'reference', the autograd loop)")
         check_choice(backend, "backend", _BACKENDS, "RecurrentLIF")
         check_choice(recurrent_init, "recurrent_init", RECURRENT_INITS, "RecurrentLIF")
         try:
@@ -171,7 +177,7 @@ class RecurrentLIF(LIF):
         x = self._check_input(x, finite=False)  # checked on the final membrane below (cheaper), as LIF does
         if self.backend not in _BACKENDS:  # (set after construction)
             raise ValueError(f"RecurrentLIF: backend={self.backend!r} cannot run the recurrence; the recurrent "
-                             "layer runs only the PyTorch loop: use backend='auto' or 'torch'")
+                             "layer runs only the PyTorch loop: use backend='auto' or 'torch' (or 'reference')")
         sampling = self.noise is not None and (self.training or self.noisy_eval)
         masking = self.mask_p > 0.0 and (self.training or self.mask_at_inference)
         noise_seed = self._next_seed() if sampling else 0  # drawn in LIF's order: the same seeds as an LIF
@@ -183,15 +189,33 @@ class RecurrentLIF(LIF):
         work = compute_dtype(x)
         beta = self.beta()
         params = (beta.to(device=x.device, dtype=work), self.threshold.to(device=x.device, dtype=work))
-        out, membrane, last = self._run(x.to(work), *params, noise_seed if sampling else None,
-                                        mask_seed if masking else None)
+        if self.backend == "reference":
+            out, membrane, last = self._reference_run(x.to(work), *params, noise_seed if sampling else None,
+                                                      mask_seed if masking else None)
+        else:
+            out, membrane = self._fused_run(x, *params, noise_seed if sampling else None,
+                                            mask_seed if masking else None)
+            last = membrane[-1:]
         self._check_final_membrane(x, last, *self._learned(beta), ("recurrent weight", self.recurrent.weight))
-        self.last_membrane = membrane.to(x.dtype) if membrane is not None else None
+        self.last_membrane = membrane.detach().to(x.dtype) if self.record and membrane is not None else None
         return out.to(x.dtype)
 
-    def _run(self, x: torch.Tensor, beta: torch.Tensor, thr: torch.Tensor, noise_seed: int | None,
-             mask_seed: int | None) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor]:
-        """The time loop over ``x`` (in its compute dtype): ``(o [T, ...], membrane h [T, ...] or None unless
+    def _fused_run(self, x: torch.Tensor, beta: torch.Tensor, thr: torch.Tensor, noise_seed: int | None,
+                   mask_seed: int | None) -> tuple[torch.Tensor, torch.Tensor]:
+        """:func:`~snnlab.kernels.recurrent_lif.recurrent_lif` over ``x``: ``(o, membrane h)`` in ``x``'s dtype (``h``
+        of the last step only when not recording and no gradient is recorded)."""
+        surrogate = self.noise if self.noise is not None else self.surrogate.name
+        param = self.noise_scale if self.noise is not None else self.surrogate.param
+        return recurrent_lif(x, self.recurrent.weight, beta, thr, reset=self.reset, detach_reset=self.detach_reset,
+                             max_spikes=self.max_spikes, surrogate=surrogate, surrogate_param=param,
+                             noise=self.noise if noise_seed is not None else None, noise_scale=self.noise_scale,
+                             seed=noise_seed or 0, mask_p=self.mask_p if mask_seed is not None else 0.0,
+                             mask_seed=mask_seed or 0, keep_membrane=self.record)
+
+    def _reference_run(self, x: torch.Tensor, beta: torch.Tensor, thr: torch.Tensor, noise_seed: int | None,
+                       mask_seed: int | None) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor]:
+        """The reference: the time loop over ``x`` (in its compute dtype) in plain autograd, ``W_rec @ o`` by a call
+        of ``self.recurrent`` per step (``backend="reference"``): ``(o [T, ...], membrane h [T, ...] or None unless
         recording, h[-1:] for the final check)``."""
         T, step_shape = x.shape[0], x.shape[1:]
         if T == 0:  # an empty sequence: zero gradients for the input and the parameters, as LIF gives

@@ -43,9 +43,11 @@ through the kernel (input position ``i``, tap ``k`` -> output position ``i * str
   times every weight it meets, cropped taps included, as the dense convolution's count includes the taps that read
   its zero padding.
 
-A :class:`snnlab.RecurrentLIF`'s recurrent weight is a child ``nn.Linear`` fed the transmitted spikes once per
-step, so it is counted as one (``"<layer>.recurrent"``). Other layers (other recurrent cells, a user's own
-weighted module) are not counted.
+A :class:`snnlab.RecurrentLIF`'s recurrent synapses (its child ``nn.Linear``, row ``"<layer>.recurrent"``) are
+counted from the layer's output, by a forward hook on the layer: the transmitted spikes of steps ``0..T-2`` each
+reach ``n_neurons`` synapses at the next step (the last step's spikes would arrive after the window: not
+counted). The child ``nn.Linear`` is not hooked itself (the fused layer does not call it). Other layers (other
+recurrent cells, a user's own weighted module) are not counted.
 
 Per-sample figures divide the totals by a number of samples (:meth:`SynOpsCounter.acs_per_sample`):
 :func:`snnlab.metrics.evaluate` passes the samples it fed; standalone, the counter takes the batch sizes of
@@ -70,6 +72,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from snnlab.core.delays import DelayedLinear
+from snnlab.core.recurrent import RecurrentLIF
 from snnlab.core.validation import is_integer
 
 __all__ = ["CONV_TYPES", "SYNAPTIC_TYPES", "TRANSPOSED_CONV_TYPES", "LayerOps", "SynOpsCounter", "conv_fanout",
@@ -164,7 +167,7 @@ def layer_ops(x: torch.Tensor, out_features: int, delays: torch.Tensor | None = 
     work = xs if xs.dtype in (torch.float32, torch.float64) else xs.float()
     zero = torch.zeros((), dtype=torch.float64, device=xs.device)
     if delays is None:
-        per_events = work.sum(dim=[d for d in range(work.dim()) if d != 1], dtype=torch.float64)   # [B]
+        per_events = _per_sample_sums(work, T, B, math.prod(xs.shape[2:]))   # [B]
         per_acs = per_events * out_features
     else:  # one pass over x: per step, sample and input, then weighted by the delivered fan-out
         fan = delivered_fanout(delays.to(xs.device), T).to(torch.float64)   # [T, in] (no matmul: TF32 rounds)
@@ -178,6 +181,16 @@ def layer_ops(x: torch.Tensor, out_features: int, delays: torch.Tensor | None = 
                                            torch.where(events, per_acs, zero).sum()]).tolist()
     macs = float(int(n_analog) * per_sample_numel) * out_features
     return float(acs), macs, int(n_analog) == 0, float(n_events)
+
+
+def _per_sample_sums(work: torch.Tensor, T: int, B: int, per_row: int) -> torch.Tensor:
+    """``[B]`` float64 sums of a time-major ``work`` ``[T, B, ...]``: summed per step and sample in its own dtype
+    first (no float64 copy of the whole input), exact for event counts as long as a row sums below 2**24 (float32);
+    a row at or past that is summed again in float64."""
+    rows = work.reshape(T, B, per_row).sum(-1)                              # [T, B]
+    if work.dtype == torch.float32 and rows.numel() and float(rows.max()) >= 2.0 ** 24:
+        rows = work.reshape(T, B, per_row).sum(-1, dtype=torch.float64)
+    return rows.sum(0, dtype=torch.float64)
 
 
 def conv_fanout(conv: nn.Module, spatial, device=None,
@@ -336,6 +349,8 @@ class SynOpsCounter:
         self.layers = synaptic_layers(model)
         self.ops: dict[str, LayerOps] = {
             n: LayerOps(int(_in_features(m)), int(_out_features(m))) for n, m in self.layers.items()}
+        # RecurrentLIF layers: {layer name: row of its recurrent synapses}, counted from the layer's output
+        self._recurrent = {n: _recurrent_row(n) for n, m in model.named_modules() if isinstance(m, RecurrentLIF)}
         self.n_samples = 0  # samples of the forwards of `model` seen (see the class docstring)
         self._handles: list = []
         self._fanouts: dict[tuple, tuple[torch.Tensor, tuple[int, ...]]] = {}
@@ -349,6 +364,15 @@ class SynOpsCounter:
             delays = module.delays if isinstance(module, DelayedLinear) else None
             acs, macs, binary, events = layer_ops(x.detach(), rec.out_features, delays)
             self._add(rec, acs, macs, binary, events, _samples_in(x))
+        return count
+
+    def _recurrent_hook(self, row: str):
+        def count(module: nn.Module, inputs, output) -> None:  # output o [T, B, ..., N]: o[:-1] is delivered
+            if not isinstance(output, torch.Tensor) or output.dim() < 1:
+                return
+            rec = self.ops[row]
+            acs, macs, binary, events = layer_ops(output.detach()[:-1], rec.out_features)
+            self._add(rec, acs, macs, binary, events, _samples_in(output))
         return count
 
     def _conv_hook(self, name: str):
@@ -382,7 +406,13 @@ class SynOpsCounter:
     def __enter__(self) -> "SynOpsCounter":
         if not isinstance(self.model, _FRAME_TYPES):  # a convolution's own input is frames, not [T, B, ...]
             self._handles.append(self.model.register_forward_pre_hook(self._count_forward))
+        recurrent_rows = set(self._recurrent.values())
+        for name, layer in self.model.named_modules():
+            if name in self._recurrent and self._recurrent[name] in self.ops:
+                self._handles.append(layer.register_forward_hook(self._recurrent_hook(self._recurrent[name])))
         for name, module in self.layers.items():
+            if name in recurrent_rows:
+                continue  # counted by its RecurrentLIF's hook
             if isinstance(module, _FRAME_TYPES):
                 self._handles.append(module.register_forward_hook(self._conv_hook(name)))
             else:
@@ -432,6 +462,11 @@ class SynOpsCounter:
                  self._per(r.acs, r, n), self._per(r.macs, r, n)) for name, r in self.ops.items()]
         return pd.DataFrame(rows, columns=["layer", "in_features", "out_features", "binary_input",
                                            "input_events_per_sample", "acs_per_sample", "macs_per_sample"])
+
+
+def _recurrent_row(name: str) -> str:
+    """The row of a RecurrentLIF layer's recurrent synapses: its child ``recurrent``'s module name."""
+    return f"{name}.recurrent" if name else "recurrent"
 
 
 def _in_features(m: nn.Module) -> int:

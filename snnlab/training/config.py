@@ -220,7 +220,7 @@ def estimate_memory_bytes(cfg: "ExperimentConfig", n_inputs: int | None = None, 
     steps = frames_per_sample(cfg)[0]
     act_bytes = 4 * 4 * steps * int(cfg.batch_size) * sum(sizes)
     per_hidden = 2 * bool(cfg.batch_norm) + 2 * (cfg.dropout > 0)  # their outputs and saved statistics / masks
-    per_hidden += 4 * bool(cfg.recurrent)  # the recurrent loop's autograd graph: current, feedback, threshold gap, reset
+    per_hidden += bool(cfg.recurrent and cfg.mask_p > 0)  # a masked recurrent layer also keeps its own spikes
     act_bytes += 4 * per_hidden * steps * int(cfg.batch_size) * sum(int(h) for h in cfg.hidden)
     return {"parameters": n_params, "parameter_bytes": param_bytes, "activation_bytes": act_bytes,
             "total_bytes": param_bytes + act_bytes}
