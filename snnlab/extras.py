@@ -26,6 +26,7 @@ EXTRAS = {
     "gpu": "the Triton kernels",
     "cluster": "sweeps on a dask cluster",
     "bigdata": "datashader rasters",
+    "interop": "NIR export and import (snnlab.interop.nir)",
 }
 
 
