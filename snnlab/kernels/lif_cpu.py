@@ -35,10 +35,11 @@ import torch
 
 from .c_build import CBuildError, load_c_library
 from .counter_rng import seed_key
+from .first_order import first_order_backward
 from .lif_common import (SURROGATE_CODES, check_fused_args, check_mask_p, constant_value, flat_param, noise_divisor,
                          param_grads, steps_and_width)
 from .lif_torch import (PARAM, STEP, TIME, LIFOptions, backward_cfg, backward_runner, cached_mask_key,
-                        check_vmap_randomness, fixed_signature, refuse_double_backward, vmap_by_slices, vmap_folded)
+                        check_vmap_randomness, fixed_signature, vmap_by_slices, vmap_folded)
 
 SOURCE = Path(__file__).with_name("lif_cpu.c")
 _NOISE_CODES = {None: 0, "gaussian": 1, "logistic": 2}
@@ -221,13 +222,7 @@ class LIFCpuBackward(torch.autograd.Function):
         step = x.shape[1:]
         return grad_x, (g_beta.view(step) if need_beta else None), (g_thr.view(step) if need_thr else None)
 
-    @staticmethod
-    def setup_context(ctx, inputs, output):
-        pass
-
-    @staticmethod
-    def backward(ctx, *grads):
-        refuse_double_backward("LIF (backend='cpu')")
+    setup_context, backward = first_order_backward("LIF (backend='cpu')")
 
     @staticmethod
     def vmap(info, in_dims, *args):

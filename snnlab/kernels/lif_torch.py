@@ -39,11 +39,11 @@ from __future__ import annotations
 import functools
 import inspect
 from collections.abc import Callable, Sequence
-from typing import Any, NamedTuple, NoReturn
+from typing import Any, NamedTuple
 
 import torch
 
-from .first_order import refuse_higher_order
+from .first_order import first_order_backward, refuse_higher_order
 from .counter_rng import keep_mask, mask_key, seed_key, uniform_from_counter
 from .lif_common import check_mask_p, reduce_to
 from .dispatch import compute_dtype
@@ -148,21 +148,6 @@ def backward_runner(fn: type[torch.autograd.Function], name: str,
         return fn.apply  # the function torch.func.vjp returns, called after the transform
     refuse_higher_order(name)
     return fn.forward
-
-
-def refuse_double_backward(name: str) -> NoReturn:
-    """The backward of a backward Function: always the error of
-    :func:`~snnlab.kernels.first_order.refuse_higher_order` (a second-order gradient was asked for).
-
-    Example:
-        >>> refuse_double_backward("LI")
-        Traceback (most recent call last):
-        ...
-        RuntimeError: LI: second-order gradients (create_graph=True: gradient penalties, MAML, Hessians) are not supported; its backward pass is hand-written and not differentiable
-    """
-    with torch.enable_grad():  # refuse_higher_order raises where autograd records, as here
-        refuse_higher_order(name)
-    raise AssertionError("unreachable")  # pragma: no cover
 
 
 def _step_rank(args: Sequence[Any], in_dims: Sequence[Any], layouts: Sequence[str | None]) -> int:
@@ -413,13 +398,7 @@ class LIFBackward(torch.autograd.Function):
                     g_beta += (nxt * v).sum(0)
         return grad_x, g_beta, g_thr
 
-    @staticmethod
-    def setup_context(ctx, inputs, output):
-        pass
-
-    @staticmethod
-    def backward(ctx, *grads):
-        refuse_double_backward("LIF (backend='torch')")
+    setup_context, backward = first_order_backward("LIF (backend='torch')")
 
     @staticmethod
     def vmap(info, in_dims, *args):
@@ -504,13 +483,7 @@ class LIBackward(torch.autograd.Function):
                 g_beta += g * out[t - 1]
         return grad_x, g_beta
 
-    @staticmethod
-    def setup_context(ctx, inputs, output):
-        pass
-
-    @staticmethod
-    def backward(ctx, *grads):
-        refuse_double_backward("LI")
+    setup_context, backward = first_order_backward("LI")
 
     @staticmethod
     def vmap(info, in_dims, *args):

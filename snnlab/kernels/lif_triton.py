@@ -44,12 +44,13 @@ import os
 
 import torch
 
-from .dispatch import TRITON_DTYPES
 from .counter_rng import seed_key
+from .dispatch import TRITON_DTYPES
+from .first_order import first_order_backward
 from .lif_common import (SURROGATE_CODES, check_fused_args, check_mask_p, expanded_from_one, flat_param, noise_divisor,
                          param_grads, steps_and_width)
 from .lif_torch import (PARAM, STEP, TIME, LIFOptions, backward_cfg, backward_runner, cached_mask_key,
-                        check_vmap_randomness, fixed_signature, refuse_double_backward, vmap_by_slices, vmap_folded)
+                        check_vmap_randomness, fixed_signature, vmap_by_slices, vmap_folded)
 from .triton_import import interpreter_problem, tl, triton
 
 _ATAN, _FAST_SIGMOID, _TRIANGLE, _SIGMOID, _GAUSSIAN, _LOGISTIC = (
@@ -533,13 +534,7 @@ class LIFTritonBackward(torch.autograd.Function):
             g_beta, g_thr = (g.zero_() if g is not None else None for g in (g_beta, g_thr))
         return grad_x, *(g.view(step_shape) if g is not None else None for g in (g_beta, g_thr))
 
-    @staticmethod
-    def setup_context(ctx, inputs, output):
-        pass
-
-    @staticmethod
-    def backward(ctx, *grads):
-        refuse_double_backward("LIF (backend='triton')")
+    setup_context, backward = first_order_backward("LIF (backend='triton')")
 
     @staticmethod
     def vmap(info, in_dims, *args):

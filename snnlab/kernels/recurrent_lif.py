@@ -39,7 +39,7 @@ import torch
 
 from .counter_rng import keep_mask, mask_key, seed_key, uniform_from_counter
 from .dispatch import compute_dtype
-from .first_order import refuse_higher_order
+from .first_order import first_order_backward, refuse_higher_order
 from .lif_common import check_mask_p, reduce_to
 from .surrogate_math import noise_cdf, surrogate_grad_
 
@@ -188,15 +188,7 @@ class RecurrentLIFBackward(torch.autograd.Function):
             g_w = (grad_x[1:].reshape(-1, N).t() @ out[:-1].reshape(-1, N)) if T > 1 else w.new_zeros(w.shape)
         return grad_x, g_w, g_beta, g_thr
 
-    @staticmethod
-    def setup_context(ctx, inputs, output):
-        pass
-
-    @staticmethod
-    def backward(ctx, *grads):
-        with torch.enable_grad():  # refuse_higher_order raises where autograd records, as here
-            refuse_higher_order(_NAME)
-        raise AssertionError("unreachable")  # pragma: no cover
+    setup_context, backward = first_order_backward(_NAME)
 
 
 def _reverse_time(cfg, grad_out, membrane, spikes, beta, threshold, w, grad_x) -> None:
