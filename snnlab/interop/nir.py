@@ -421,19 +421,24 @@ def _set_neurons(layer: LIF | LI, beta: np.ndarray, thr: np.ndarray | None = Non
     return layer
 
 
+def _decay_and_gain(key: str, node: Any, dt: float, leak_free: bool) -> tuple[np.ndarray, np.ndarray]:
+    """``(beta, input gain)`` of a neuron node stepped with forward Euler at ``dt``: ``(1, r * dt)`` for a node
+    without leak (``IF`` / ``I``), else ``(1 - dt / tau, r * dt / tau)`` (``v_leak`` must be 0, ``tau >= dt``)."""
+    r = np.asarray(node.r, dtype=np.float64)
+    if leak_free:
+        return np.ones_like(r), r * dt
+    _zero(key, node, "v_leak")
+    tau = np.asarray(node.tau, dtype=np.float64)
+    if np.any(tau < dt):
+        raise _fail(key, node, f"has tau < dt = {dt:g} s (min tau {tau.min():g}); forward Euler needs tau >= dt")
+    return 1.0 - dt / tau, r * dt / tau
+
+
 def _lif_params(key: str, node: Any, dt: float) -> tuple[np.ndarray, np.ndarray]:
     """``(beta, threshold)`` of an NIR ``LIF`` / ``IF`` node at step ``dt``."""
     _zero(key, node, "v_reset")
     thr = np.asarray(node.v_threshold, dtype=np.float64)
-    r = np.asarray(node.r, dtype=np.float64)
-    if isinstance(node, _nir().IF):
-        beta, gain = np.ones_like(thr), r * dt
-    else:
-        _zero(key, node, "v_leak")
-        tau = np.asarray(node.tau, dtype=np.float64)
-        if np.any(tau < dt):
-            raise _fail(key, node, f"has tau < dt = {dt:g} s (min tau {tau.min():g}); forward Euler needs tau >= dt")
-        beta, gain = 1.0 - dt / tau, r * dt / tau
+    beta, gain = _decay_and_gain(key, node, dt, leak_free=isinstance(node, _nir().IF))
     if np.any(gain <= 0) or not np.all(np.isfinite(gain)):
         raise _fail(key, node, "has an input gain r * dt / tau that is not positive and finite")
     gain = np.where(np.abs(gain - 1.0) <= _GAIN_RTOL, 1.0, gain)
@@ -450,15 +455,7 @@ def _lif_layer(key: str, node: Any, dt: float) -> LIF:
 
 
 def _li_layer(key: str, node: Any, dt: float) -> LI:
-    r = np.asarray(node.r, dtype=np.float64)
-    if isinstance(node, _nir().I):
-        beta, gain = np.ones_like(r), r * dt
-    else:
-        _zero(key, node, "v_leak")
-        tau = np.asarray(node.tau, dtype=np.float64)
-        if np.any(tau < dt):
-            raise _fail(key, node, f"has tau < dt = {dt:g} s (min tau {tau.min():g}); forward Euler needs tau >= dt")
-        beta, gain = 1.0 - dt / tau, r * dt / tau
+    beta, gain = _decay_and_gain(key, node, dt, leak_free=isinstance(node, _nir().I))
     if np.any(np.abs(gain - 1.0) > _GAIN_RTOL):
         raise _fail(key, node, "has an input gain r * dt / tau != 1 (r != tau / dt), which would scale snnlab's LI "
                                "output; scale the weights before it instead")
