@@ -220,6 +220,27 @@ def check_vmap_randomness(info: Any, who: str, opts: LIFOptions) -> None:
                          "vmapped samples are one call and draw different numbers); use randomness='different'")
 
 
+def fire_and_reset_(h: torch.Tensor, s: torch.Tensor, v: torch.Tensor, threshold: torch.Tensor,
+                    neg_thr: torch.Tensor, subtract: bool, rnd: torch.Tensor | None, noise: str | None,
+                    noise_scale: float, count: torch.Tensor | None, allowed: torch.Tensor | None,
+                    max_spikes: int | None) -> None:
+    """One LIF step after its pre-reset membrane ``h``, in place: the spikes ``s`` (``h >= threshold``, or drawn
+    with the uniform numbers ``rnd`` for noise), capped by ``max_spikes`` (``count`` / ``allowed``: the spikes so
+    far and the step's allowance), and the reset membrane ``v`` (``neg_thr = -threshold``)."""
+    if rnd is not None:
+        torch.lt(rnd, noise_cdf(noise, h - threshold, noise_scale), out=s)
+    else:
+        torch.ge(h, threshold, out=s)
+    if count is not None:
+        torch.lt(count, max_spikes, out=allowed)
+        s.mul_(allowed)
+        count.add_(s)
+    if subtract:
+        torch.addcmul(h, s, neg_thr, out=v)          # v = h - threshold * s
+    else:
+        torch.addcmul(h, h, s, value=-1.0, out=v)    # v = h * (1 - s)
+
+
 class LIFFunction(torch.autograd.Function):
     """Autograd function for the multi-step LIF; returns ``(spikes, membrane_pre_reset)``.
 
@@ -263,19 +284,8 @@ class LIFFunction(torch.autograd.Function):
         for t in range(T):
             h = torch.addcmul(x[t], v, beta, out=membrane[t])
             s = spikes[t]
-            if sampling:
-                rnd = uniform_from_counter(base + t * numel, key).to(x.dtype)
-                torch.lt(rnd, noise_cdf(noise, h - threshold, noise_scale), out=s)
-            else:
-                torch.ge(h, threshold, out=s)
-            if count is not None:
-                torch.lt(count, max_spikes, out=allowed)
-                s.mul_(allowed)
-                count.add_(s)
-            if subtract:
-                torch.addcmul(h, s, neg_thr, out=v)          # v = h - threshold * s
-            else:
-                torch.addcmul(h, h, s, value=-1.0, out=v)    # v = h * (1 - s)
+            rnd = uniform_from_counter(base + t * numel, key).to(x.dtype) if sampling else None
+            fire_and_reset_(h, s, v, threshold, neg_thr, subtract, rnd, noise, noise_scale, count, allowed, max_spikes)
         if masking:  # the transmitted spikes, in cache-sized chunks of time
             chunk = _time_chunk(spikes[0].numel()) if T else 1
             for start in range(0, T, chunk):

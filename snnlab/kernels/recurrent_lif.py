@@ -41,7 +41,8 @@ from .counter_rng import keep_mask, mask_key, seed_key, uniform_from_counter
 from .dispatch import compute_dtype
 from .first_order import first_order_backward, refuse_higher_order
 from .lif_common import check_mask_p, reduce_to
-from .surrogate_math import noise_cdf, surrogate_grad_
+from .lif_torch import fire_and_reset_
+from .surrogate_math import surrogate_grad_
 
 __all__ = ["RecurrentLIFBackward", "RecurrentLIFFunction", "recurrent_lif"]
 
@@ -149,18 +150,8 @@ def _forward_loop(x: torch.Tensor, w: torch.Tensor, beta: torch.Tensor, threshol
             else:
                 torch.addmm(x[t], out[t - 1], wt, out=h)   # x[t] + o[t-1] @ W^T
                 h.addcmul_(v, beta)
-            if rnd is not None:
-                torch.lt(rnd[i], noise_cdf(noise, h - threshold, noise_scale), out=s)
-            else:
-                torch.ge(h, threshold, out=s)
-            if count is not None:
-                torch.lt(count, max_spikes, out=allowed)
-                s.mul_(allowed)
-                count.add_(s)
-            if reset == "subtract":
-                torch.addcmul(h, s, neg_thr, out=v)          # v = h - threshold * s
-            else:
-                torch.addcmul(h, h, s, value=-1.0, out=v)    # v = h * (1 - s)
+            fire_and_reset_(h, s, v, threshold, neg_thr, reset == "subtract", None if rnd is None else rnd[i], noise,
+                            noise_scale, count, allowed, max_spikes)
             if keep is not None:
                 torch.mul(s, keep[i], out=out[t])
     return out, membrane, spikes if masking and keep_membrane else None
