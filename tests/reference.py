@@ -21,8 +21,11 @@ class _Spike(torch.autograd.Function):
 
 
 def lif_reference(x, beta, thr, reset="subtract", detach_reset=False, max_spikes=None, surrogate="atan",
-                  param=2.0, noise=None, noise_scale=0.3, seed=0, sample=True):
-    """Straightforward LIF loop: returns (spikes, pre-reset membrane), differentiable by autograd."""
+                  param=2.0, noise=None, noise_scale=0.3, seed=0, sample=True, w_rec=None, keep=None):
+    """Straightforward LIF loop: returns (spikes, pre-reset membrane), differentiable by autograd.
+
+    ``w_rec`` ``[N, N]``: recurrent synapses, ``h[t] += o[t-1] @ w_rec.T``; ``keep`` ``[T, ...]``: spike masks, the
+    output (and what ``w_rec`` feeds back) being ``o = s * keep``."""
     if noise is not None:
         surrogate, param = noise, noise_scale
     T = x.shape[0]
@@ -31,8 +34,9 @@ def lif_reference(x, beta, thr, reset="subtract", detach_reset=False, max_spikes
     M = x[0].numel()
     idx = torch.arange(M, dtype=torch.int64).view(x.shape[1:])
     spikes, membranes = [], []
+    o = torch.zeros_like(x[0])
     for t in range(T):
-        h = beta * v + x[t]
+        h = beta * v + x[t] + (o @ w_rec.T if w_rec is not None else 0.0)
         u = h - thr
         if noise is not None and sample:
             rnd = uniform_from_counter(idx + t * M, seed_key(seed))
@@ -45,7 +49,8 @@ def lif_reference(x, beta, thr, reset="subtract", detach_reset=False, max_spikes
             count = count + s.detach()
         r = s.detach() if detach_reset else s
         v = h - thr * r if reset == "subtract" else h * (1 - r)
-        spikes.append(s)
+        o = s * keep[t] if keep is not None else s
+        spikes.append(o)
         membranes.append(h)
     return torch.stack(spikes), torch.stack(membranes)
 

@@ -9,13 +9,12 @@ import torch
 from torch import nn
 
 import snnlab as sl
-from snnlab.kernels.counter_rng import keep_mask, mask_key, seed_key, uniform_from_counter
-from snnlab.kernels.surrogate_math import noise_cdf
+from snnlab.kernels.counter_rng import keep_mask, mask_key
 from snnlab.metrics import SynOpsCounter, evaluate, synops_table
 from snnlab.metrics.synops import layer_ops
 
 from lif_cases import CASES, MASK_CASES, make_inputs
-from reference import _Spike
+from reference import lif_reference
 
 NOISES = ("gaussian", "logistic")
 
@@ -105,33 +104,10 @@ def _layer_seeds(seed, sampling, masking):
 def rlif_reference(x, beta, thr, w, reset="subtract", detach_reset=False, max_spikes=None, surrogate="atan",
                    param=2.0, noise=None, noise_scale=0.3, noise_seed=None, mask_p=0.0, mask_seed=None):
     """Straightforward recurrent LIF loop (autograd does the backward): ``(o, h)`` for ``x [T, B, N]``."""
-    if noise is not None:
-        surrogate, param = noise, noise_scale
-    T, B, N = x.shape
-    v = torch.zeros(B, N, dtype=x.dtype)
-    o_prev = torch.zeros(B, N, dtype=x.dtype)
-    count = torch.zeros(B, N, dtype=x.dtype)
-    index = torch.arange(T * B * N).view(T, B, N)
     keep = keep_mask(0, x.shape, mask_key(mask_seed), mask_p, dtype=x.dtype) if mask_seed is not None else None
-    outs, hs = [], []
-    for t in range(T):
-        h = beta * v + x[t] + o_prev @ w.T
-        u = h - thr
-        if noise_seed is not None:
-            fired = uniform_from_counter(index[t], seed_key(noise_seed)).double() < noise_cdf(noise, u.detach(),
-                                                                                              noise_scale)
-        else:
-            fired = u.detach() >= 0
-        s = _Spike.apply(u, fired, surrogate, param)
-        if max_spikes is not None:
-            s = s * (count < max_spikes).to(x.dtype)
-            count = count + s.detach()
-        r = s.detach() if detach_reset else s
-        v = h - thr * r if reset == "subtract" else h * (1 - r)
-        o_prev = s * keep[t] if keep is not None else s
-        outs.append(o_prev)
-        hs.append(h)
-    return torch.stack(outs), torch.stack(hs)
+    return lif_reference(x, beta, thr, reset, detach_reset, max_spikes, surrogate, param, noise, noise_scale,
+                         seed=noise_seed if noise_seed is not None else 0, sample=noise_seed is not None, w_rec=w,
+                         keep=keep)
 
 
 REC_CASES = [  # reset, detach_reset, max_spikes, surrogate, param, mask_p
