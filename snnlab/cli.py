@@ -25,6 +25,7 @@ EPILOG = """examples:
   snnlab runs                                    list the newest runs in the store
   snnlab runs --status failed --limit 0          every failed run
   snnlab runs show RUN_ID                        one run's config and results
+  snnlab export runs/a --nir a.nir               the trained network as a NIR graph (a --reset zero run)
   snnlab dashboard                               the live-training dashboard on http://127.0.0.1:5006
 """
 
@@ -504,6 +505,23 @@ def cmd_runs(args: argparse.Namespace) -> int:
         return 0
 
 
+def cmd_export(args: argparse.Namespace) -> int:
+    """``snnlab export RUN --nir FILE``: a trained run's network as a NIR graph (see :mod:`snnlab.interop.nir`)."""
+    from snnlab.extras import require
+    from snnlab.interop.nir import to_nir
+    from snnlab.training.model import model_from_checkpoint
+
+    nir = require("nir", extra="interop", feature="snnlab export")
+    model, cfg = model_from_checkpoint(args.run)
+    graph = to_nir(model, dt=args.dt)
+    out = Path(args.nir)
+    nir.write(str(out), graph)
+    kinds = [type(graph.nodes[k]).__name__ for k in graph.nodes if k not in ("input", "output")]
+    print(f"snnlab export: wrote {out} ({cfg.label()}; {len(kinds)} nodes: {', '.join(kinds)}; dt = {args.dt:g} s, "
+          f"tau_mem = {cfg.tau_mem:g} steps = {cfg.tau_mem * args.dt:g} s)")
+    return 0
+
+
 def cmd_dashboard(args: argparse.Namespace) -> int:
     from snnlab.dashboard.serve import APP_FILE, require_panel, serve_dashboard
 
@@ -584,6 +602,17 @@ def build_parser() -> argparse.ArgumentParser:
     runs.add_argument("--timeout", type=_seconds, default=RUNS_WAIT, metavar="SECONDS",
                       help=f"how long to wait for a store another process holds locked [{RUNS_WAIT:g}]")
     runs.set_defaults(func=cmd_runs)
+
+    export = sub.add_parser("export", help="write a trained run's network as a NIR graph (other simulators, hardware)",
+                            description="Write the network of a training checkpoint as a NIR graph (Neuromorphic "
+                                        "Intermediate Representation), which snnTorch, Norse, Lava, Sinabs and "
+                                        "neuromorphic toolchains read. Needs pip install \"snnlab[interop]\". NIR's "
+                                        "LIF resets to zero: train with --reset zero to export.")
+    export.add_argument("run", help="the run folder (holding checkpoint.pt) or the checkpoint file")
+    export.add_argument("--nir", required=True, help="the NIR file to write (HDF5, e.g. model.nir)")
+    export.add_argument("--dt", type=float, default=1e-3,
+                        help="seconds per time step: NIR time constants are tau_mem * dt [1e-3; snnTorch reads 1e-4]")
+    export.set_defaults(func=cmd_export)
 
     dash = sub.add_parser("dashboard", help="serve the live-training dashboard (Panel) on localhost")
     dash.add_argument("--port", type=int, default=5006, help="port to serve on [5006]")

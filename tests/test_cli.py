@@ -547,3 +547,28 @@ def test_runs_lists_a_read_only_store_and_train_says_read_only(tmp_path, capsys)
             subprocess.run(thaw, check=False)
         else:
             folder.chmod(0o755)
+
+
+def test_export_writes_a_runs_network_as_nir_that_reads_back_as_the_same_network(tmp_path, capsys):
+    nir = pytest.importorskip("nir")
+    import torch
+
+    from snnlab.interop.nir import from_nir
+    from snnlab.training import ExperimentConfig
+    from snnlab.training import Trainer
+    from snnlab.training.model import model_from_checkpoint
+
+    cfg = ExperimentConfig(hidden=[8], epochs=1, max_batches_per_epoch=2, eval_max_batches=1, reset="zero",
+                           recurrent=True, device="cpu")
+    Trainer(cfg, run_dir=tmp_path / "run", progress=False).run()
+    assert main(["export", str(tmp_path / "run"), "--nir", str(tmp_path / "a.nir"), "--dt", "1e-4"]) == 0
+    assert "wrote" in capsys.readouterr().out
+    graph = nir.read(str(tmp_path / "a.nir"))
+    model, _ = model_from_checkpoint(tmp_path / "run")
+    x = torch.rand(20, 3, 64)
+    assert torch.equal(from_nir(graph)(x), model(x))
+    # the default subtract reset has no NIR node: a clear error, nothing written
+    Trainer(cfg.copy(reset="subtract"), run_dir=tmp_path / "sub", progress=False).run()
+    assert main(["export", str(tmp_path / "sub"), "--nir", str(tmp_path / "b.nir")]) == 2
+    assert "subtract" in capsys.readouterr().err and not (tmp_path / "b.nir").exists()
+    assert main(["export", str(tmp_path / "nowhere"), "--nir", str(tmp_path / "c.nir")]) == 2

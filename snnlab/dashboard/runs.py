@@ -45,20 +45,10 @@ def _fmt_time(t: Any) -> str:
 
 def load_model_from_checkpoint(path: str):
     """``(model, test_loader, cfg)`` from a training checkpoint (loaded with ``weights_only=True``)."""
-    from snnlab.core.delays import DelayedLinear
-    from snnlab.training import ExperimentConfig, build_data, build_model, load_checkpoint
-    from snnlab.training.model import load_model_state
+    from snnlab.training import build_data, model_from_checkpoint
 
-    ckpt = load_checkpoint(path)
-    cfg = ExperimentConfig.from_saved(ckpt["config_json"])
-    _, test_loader, n_in, n_cls = build_data(cfg)
-    model = build_model(cfg, n_in, n_cls)
-    if ckpt.get("delays_rounded"):
-        for m in model.modules():
-            if isinstance(m, DelayedLinear):
-                m.round_delays()
-    load_model_state(model, ckpt["model"])
-    model.eval()
+    model, cfg = model_from_checkpoint(path)
+    _, test_loader, _, _ = build_data(cfg)
     return model, test_loader, cfg
 
 

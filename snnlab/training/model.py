@@ -21,7 +21,8 @@ from snnlab.core.recurrent import RecurrentLIF
 
 from .config import EVENT_DATASETS, ExperimentConfig, event_frame_kwargs
 
-__all__ = ["build_model", "build_data", "load_model_state", "keep_neuron_constants", "neuron_kwargs", "FlattenCollate"]
+__all__ = ["build_model", "build_data", "load_model_state", "keep_neuron_constants", "neuron_kwargs", "FlattenCollate",
+           "model_from_checkpoint"]
 
 
 def neuron_kwargs(cfg: ExperimentConfig) -> dict[str, Any]:
@@ -279,3 +280,42 @@ def build_data(cfg: ExperimentConfig) -> tuple[DataLoader, DataLoader, int, int]
         return train, test, int(kw["n_channels"]), 10
 
     raise ValueError(f"unknown dataset {name!r}")
+
+
+def model_from_checkpoint(path: str | Any) -> tuple[Sequential, ExperimentConfig]:
+    """``(model, cfg)`` of a training checkpoint (a ``checkpoint.pt`` or the run folder holding it), in eval mode,
+    rounded delays rounded, without loading the data: the input and class counts are read from the saved weights
+    (the first synapse's inputs, the last one's outputs). Only networks built from a configuration
+    (:func:`build_model`) can be rebuilt; a checkpoint of your own model raises a ``ValueError``.
+
+    Example:
+        >>> import tempfile
+        >>> from snnlab.training import Trainer
+        >>> run = tempfile.mkdtemp()
+        >>> _ = Trainer(ExperimentConfig(hidden=[8], epochs=1, max_batches_per_epoch=1, eval_max_batches=1),
+        ...             run_dir=run, progress=False).run()
+        >>> model, cfg = model_from_checkpoint(run)
+        >>> [type(m).__name__ for m in model], cfg.hidden
+        (['Linear', 'LIF', 'Linear', 'LI'], [8])
+    """
+    from .checkpoint import load_checkpoint
+
+    ckpt = load_checkpoint(path)
+    cfg = ExperimentConfig.from_saved(ckpt["config_json"])
+    state = ckpt["model"]
+    weights = sorted((int(k.split(".")[0]), v) for k, v in state.items()
+                     if k.split(".")[0].isdigit() and k.count(".") == 1 and k.endswith(".weight") and v.dim() == 2)
+    if not weights or weights[0][0] != 0:
+        raise ValueError(f"model_from_checkpoint: {path} does not hold a network built from its configuration "
+                         "(no synapse weights at layer 0): rebuild your own model and load_state_dict its 'model'")
+    model = build_model(cfg, int(weights[0][1].shape[1]), int(weights[-1][1].shape[0]))
+    if ckpt.get("delays_rounded"):
+        for m in model.modules():
+            if isinstance(m, DelayedLinear):
+                m.round_delays()
+    try:
+        load_model_state(model, state)
+    except RuntimeError as exc:
+        raise ValueError(f"model_from_checkpoint: {path} does not match the network of its configuration: {exc}") \
+            from exc
+    return model.eval(), cfg
