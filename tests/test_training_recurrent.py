@@ -58,3 +58,25 @@ def test_a_recurrent_network_trains_resumes_and_counts_its_recurrent_synops(tmp_
     x, y = next(iter(resumed.test_loader))
     table = synops_table(resumed.model.eval(), [(x, y)]).set_index("layer")
     assert "1.recurrent" in table.index and table.loc["1.recurrent", "acs_per_sample"] > 0
+
+
+def test_tau_syn_puts_a_synaptic_current_before_each_hidden_lif():
+    """Current-based (CuBa) LIF neurons: I[t] = (1 - 1/tau_syn) I[t-1] + W x[t], then the LIF on I."""
+    cfg = ExperimentConfig(hidden=[6, 5], tau_syn=4.0, batch_norm=True)
+    net = build_model(cfg, 3, 2)
+    assert [type(m).__name__ for m in net] == ["Linear", "TimeBatchNorm", "LI", "LIF", "Linear", "TimeBatchNorm", "LI",
+                                               "LIF", "Linear", "LI"]
+    assert torch.allclose(net[2].beta(), torch.tensor(0.75)) and torch.allclose(net[9].beta(), torch.tensor(0.9))
+    net.eval()
+    x = torch.rand(12, 2, 3)
+    current = net[2](net[1](net[0](x)))
+    manual = torch.zeros_like(current)
+    for t in range(12):
+        manual[t] = net[1](net[0](x))[t] + (0.75 * manual[t - 1] if t else 0)
+    torch.testing.assert_close(current, manual)
+    assert "syn4" in cfg.label().split() and "tau_syn" not in ExperimentConfig().identity_dict()
+    trainer = Trainer(tiny(recurrent=False, tau_syn=3.0, epochs=1, max_batches_per_epoch=2), progress=False)
+    result = trainer.run()["final"]
+    assert result["spikes_per_sample"] > 0 and 0 <= result["accuracy"] <= 1
+    with pytest.raises(ValueError, match="tau_syn"):
+        ExperimentConfig(tau_syn=0.5)

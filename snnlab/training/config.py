@@ -52,7 +52,7 @@ MAX_LAYER_WIDTH = 1_000_000
 
 # Fields added after configurations were first hashed into run folder names, whose default keeps the older
 # behaviour; identity_dict() leaves them out at their default, so existing run folders keep their names.
-FIELDS_ADDED_LATER = ("detach_reset", "dropout", "batch_norm", "recurrent", "spike_reg", "sigma_schedule", "sigma_end", "sigma_anneal_fraction",
+FIELDS_ADDED_LATER = ("detach_reset", "dropout", "batch_norm", "recurrent", "spike_reg", "tau_syn", "sigma_schedule", "sigma_end", "sigma_anneal_fraction",
                       "lr_schedule", "lr_delays_schedule")
 
 
@@ -221,6 +221,7 @@ def estimate_memory_bytes(cfg: "ExperimentConfig", n_inputs: int | None = None, 
     act_bytes = 4 * 4 * steps * int(cfg.batch_size) * sum(sizes)
     per_hidden = 2 * bool(cfg.batch_norm) + 2 * (cfg.dropout > 0)  # their outputs and saved statistics / masks
     per_hidden += bool(cfg.recurrent and cfg.mask_p > 0)  # a masked recurrent layer also keeps its own spikes
+    per_hidden += 2 * (cfg.tau_syn is not None)  # the synaptic current and its gradient
     act_bytes += 4 * per_hidden * steps * int(cfg.batch_size) * sum(int(h) for h in cfg.hidden)
     return {"parameters": n_params, "parameter_bytes": param_bytes, "activation_bytes": act_bytes,
             "total_bytes": param_bytes + act_bytes}
@@ -305,6 +306,10 @@ class ExperimentConfig(param.Parameterized):
         "noise of scale sigma has standard deviation sigma * pi / sqrt(3), about 1.81 sigma."))
     tau_mem = param.Number(default=10.0, bounds=(1.0, None), doc=(
         "Membrane time constant in time steps (beta = 1 - 1/tau_mem); also used by the readout layer."))
+    tau_syn = param.Number(default=None, allow_None=True, bounds=(1.0, None), doc=(
+        "Synaptic time constant in time steps, or None (off): a leaky synaptic current (LI, beta = 1 - 1/tau_syn) "
+        "between each hidden layer's synapses and its LIF neurons: current-based (CuBa) LIF neurons, as in the "
+        "SHD/SSC baselines of Cramer et al. (2020)."))
     threshold = param.Number(default=1.0, bounds=(0, None), inclusive_bounds=(False, True), doc="Firing threshold.")
     reset = param.Selector(default="subtract", objects=list(RESETS), doc=(
         "Reset after a spike: 'subtract' the threshold or set the membrane to 'zero'."))
@@ -622,6 +627,8 @@ class ExperimentConfig(param.Parameterized):
             parts.append(f"delays{self.max_delay}")
         if self.mask_p > 0:
             parts.append(f"mask{self.mask_p:g}")
+        if self.tau_syn is not None:
+            parts.append(f"syn{self.tau_syn:g}")
         if self.recurrent:
             parts.append("rec")
         if self.batch_norm:

@@ -50,8 +50,9 @@ def _synapse(cfg: ExperimentConfig, n_in: int, n_out: int, gain: float) -> nn.Mo
 
 
 def build_model(cfg: ExperimentConfig, n_inputs: int, n_classes: int) -> Sequential:
-    """The network of ``cfg``: per hidden layer ``synapse [-> TimeBatchNorm] -> LIF [-> TimeDropout]``, then
-    ``synapse -> readout`` (batch norm with ``cfg.batch_norm``, dropout with ``cfg.dropout > 0``).
+    """The network of ``cfg``: per hidden layer ``synapse [-> TimeBatchNorm] [-> LI] -> LIF [-> TimeDropout]``, then
+    ``synapse -> readout`` (batch norm with ``cfg.batch_norm``, a synaptic current ``LI(tau_syn)`` with
+    ``cfg.tau_syn``, dropout with ``cfg.dropout > 0``).
 
     The synapse is :class:`~snnlab.DelayedLinear` when ``cfg.delays`` else a bias-free ``nn.Linear``; the hidden
     neurons are :class:`~snnlab.RecurrentLIF` layers (recurrent synapses within each layer) with ``cfg.recurrent``;
@@ -78,6 +79,8 @@ def build_model(cfg: ExperimentConfig, n_inputs: int, n_classes: int) -> Sequent
         layers.append(_synapse(cfg, prev, int(h), cfg.weight_gain))
         if cfg.batch_norm:
             layers.append(TimeBatchNorm(int(h)))
+        if cfg.tau_syn is not None:  # current-based synapses: a leaky synaptic current before the neurons
+            layers.append(LI(tau_mem=float(cfg.tau_syn)))
         neurons = RecurrentLIF(int(h), **kw, mask_p=float(cfg.mask_p)) if cfg.recurrent else LIF(**kw, mask_p=float(cfg.mask_p))
         layers.append(neurons)
         if cfg.dropout > 0:
