@@ -599,3 +599,19 @@ def test_evaluate_seed_warns_when_seeded_layers_draw_at_inference():
         evaluate(net(noise="gaussian", noisy_eval=True), [(x, y)], seed=5)  # unseeded: seed= chooses its draws
         evaluate(net(noise="gaussian", seed=1), [(x, y)], seed=5)  # seeded, but no noise at inference
         evaluate(seeded, [(x, y)])  # no seed= given
+
+
+def test_activation_sparsity_is_the_fraction_of_silent_neuron_steps():
+    """NeuroBench's activation sparsity: 1 - spikes / (LIF neuron-steps), over every LIF layer and sample."""
+    lin = nn.Linear(2, 4, bias=False)
+    with torch.no_grad():
+        lin.weight.copy_(torch.tensor([[2.0, 0.0], [0.0, 2.0], [0.0, 0.0], [2.0, 2.0]]))
+    net = sl.Sequential(lin, sl.LIF(beta=0.0), nn.Linear(4, 2), sl.LI())
+    x = torch.zeros(5, 3, 2)
+    x[0, 0, 0] = x[1, 0, 1] = x[2, 1, 0] = 1.0  # sample 0: neurons 0, 3 then 1, 3 fire; sample 1: neurons 0, 3
+    r = evaluate(net, [(x, torch.tensor([0, 1, 0]))])
+    assert r["spikes_per_sample"] == pytest.approx(6 / 3)
+    assert r["activation_sparsity"] == pytest.approx(1 - 6 / (5 * 3 * 4))
+    with pytest.warns(UserWarning, match="no snnlab.LIF layer"):
+        assert math.isnan(evaluate(sl.Sequential(nn.Linear(2, 2), sl.LI()), [(x, torch.tensor([0, 1, 0]))])[
+            "activation_sparsity"])

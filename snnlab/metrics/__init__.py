@@ -12,7 +12,7 @@ Example:
     >>> net = sl.Sequential(torch.nn.Linear(4, 8), sl.LIF(), torch.nn.Linear(8, 2), sl.LI())
     >>> loader = [(torch.randint(0, 2, (10, 3, 4)).float(), torch.tensor([0, 1, 0]))]
     >>> sorted(evaluate(net, loader))[:3]
-    ['accuracy', 'energy_per_sample_j', 'latency_steps']
+    ['accuracy', 'activation_sparsity', 'energy_per_sample_j']
 """
 from ._common import input_dtype, model_input
 from .energy import E_AC_J, E_ADD_FP32_45NM, E_MAC_J, E_MULT_FP32_45NM, energy_j

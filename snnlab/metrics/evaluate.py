@@ -62,8 +62,8 @@ from .synops import SynOpsCounter
 __all__ = ["EVALUATE_KEYS", "EvalRecord", "collect", "evaluate", "metrics_table", "per_neuron_spike_counts",
            "spike_accounting_table", "synops_table"]
 
-EVALUATE_KEYS = ("accuracy", "loss", "spikes_per_sample", "spikes_per_layer", "synops_per_sample",
-                 "macs_per_sample", "energy_per_sample_j", "latency_steps", "n_samples")
+EVALUATE_KEYS = ("accuracy", "loss", "spikes_per_sample", "spikes_per_layer", "activation_sparsity",
+                 "synops_per_sample", "macs_per_sample", "energy_per_sample_j", "latency_steps", "n_samples")
 
 
 @dataclass
@@ -75,6 +75,7 @@ class EvalRecord:
     correct: int = 0
     loss_sum: float = 0.0
     layer_spikes: dict[str, float] = field(default_factory=dict)          # total output spikes per LIF layer
+    neuron_steps: float = 0.0                                             # total LIF neuron-steps (T * neurons)
     transmitted_spikes: dict[str, float] = field(default_factory=dict)    # total spikes passed on per LIF layer
     masking: dict[str, str] = field(default_factory=dict)                 # per LIF layer: none / fused / SpikeMask name
     neuron_spikes: dict[str, torch.Tensor] = field(default_factory=dict)  # [N] totals per LIF layer
@@ -163,6 +164,7 @@ def _collect_batches(model: nn.Module, loader: Iterable, readout: str, dev: torc
         # the labels are checked: latency of the stable decision, T where it is not the correct one
         rec.latencies.append(torch.where(hit, decision_latency(out, readout), float(out.shape[0])))
         recorded = {n: mon.spikes[n] for n in lif_names if n in mon.spikes}
+        rec.neuron_steps += float(sum(s.numel() for s in recorded.values()))
         for n, c in layer_spike_counts(recorded).items():
             rec.layer_spikes[n] += float(c.sum())
         for n, c in neuron_spike_counts(recorded).items():
@@ -179,6 +181,7 @@ def _summary(rec: EvalRecord, e_ac: float, e_mac: float) -> dict:
         "loss": rec.loss_sum / n,
         "spikes_per_sample": float(sum(per_layer.values())),
         "spikes_per_layer": per_layer,
+        "activation_sparsity": 1.0 - sum(rec.layer_spikes.values()) / rec.neuron_steps if rec.neuron_steps else math.nan,
         "synops_per_sample": acs,
         "macs_per_sample": macs,
         "energy_per_sample_j": energy_j(acs, macs, e_ac, e_mac),
@@ -198,6 +201,8 @@ def evaluate(model: nn.Module, loader: Iterable, readout: str = "membrane_sum", 
     Returns ``{"accuracy" (a tie for the top score, e.g. a silent output, counts as wrong), "loss" (mean
     cross-entropy of logits(out, readout)), "spikes_per_sample" (output spikes of all LIF layers, every call
     counted; a model without an LIF layer warns), "spikes_per_layer" ({LIF layer name: spikes per sample}),
+    "activation_sparsity" (the fraction of LIF neuron-steps without a spike, NeuroBench's activation sparsity; NaN
+    without LIF layers),
     "synops_per_sample" (ACs), "macs_per_sample", "energy_per_sample_j", "latency_steps" (mean decision latency,
     undecided samples counted as T), "n_samples"}`` (every per-sample figure: a total divided by the samples
     fed). Runs under ``torch.no_grad`` in eval mode and restores the model's training mode afterwards; random
