@@ -367,3 +367,25 @@ def test_a_read_only_store_without_a_wal_index_falls_back_to_immutable_by_error_
     monkeypatch.setattr(sqlite3, "connect", connect)
     store = RunStore(tmp_path / "s.sqlite", read_only=True)
     assert store._immutable and store.list_runs()["name"].tolist() == ["kept"]
+
+
+def test_a_long_lived_store_follows_its_file_when_it_is_replaced(tmp_path):
+    """Review: the dashboard's shared store kept reading (and writing into) the old file after `rm runs.sqlite*` and a
+    new run recreated it; its connections now reopen on the file at the path."""
+    import glob
+    import os
+
+    path = tmp_path / "runs.sqlite"
+    old = RunStore(path)
+    old.create_run({}, name="old-run")
+    assert old.list_runs()["name"].tolist() == ["old-run"]
+    for f in glob.glob(str(path) + "*"):
+        os.remove(f)
+    RunStore(path).create_run({}, name="cli-run")
+    assert old.list_runs()["name"].tolist() == ["cli-run"]
+    old.create_run({}, name="from-page")
+    assert sorted(RunStore(path).list_runs()["name"]) == ["cli-run", "from-page"]
+    for f in glob.glob(str(path) + "*"):
+        os.remove(f)
+    assert old.list_runs().empty  # removed and not recreated: a new, empty store (its tables made again)
+    assert path.exists()

@@ -235,10 +235,26 @@ class RunStore:
         if version < SCHEMA_VERSION and not self.read_only:  # a read-only store of the same layout is read as it is
             con.executescript(_SCHEMA + f"PRAGMA user_version={SCHEMA_VERSION};")
 
+    def _file_id(self) -> tuple[int, int] | None:
+        """The identity of the file at :attr:`path` (device, inode), None when there is none."""
+        try:
+            st = os.stat(self.path)
+        except OSError:
+            return None
+        return st.st_dev, st.st_ino
+
     def _raw(self, wait: float | None = None) -> sqlite3.Connection:
         """This thread's connection (autocommit mode); opening it waits at most ``wait`` seconds [``timeout``]
-        for a lock."""
+        for a lock. Outside a transaction, a connection to a file that was since replaced or removed at
+        :attr:`path` (``rm runs.sqlite*`` and a new run, a restored copy) is reopened on the file there now
+        (its tables created if it is new): a long-lived store, such as the one dashboard pages share, would
+        otherwise keep reading, and writing into, a file nobody else sees."""
         con = getattr(self._local, "con", None)
+        reopened = False
+        if con is not None and not getattr(self._local, "depth", 0) and self._local.file != self._file_id():
+            con.close()
+            con = self._local.con = None
+            reopened = True
         if con is None:
             wait = self.timeout if wait is None else wait
             if self.read_only:
@@ -251,7 +267,9 @@ class RunStore:
                 except sqlite3.Error:
                     con.close()
                     raise
-            self._local.con, self._local.busy = con, wait
+            self._local.con, self._local.busy, self._local.file = con, wait, self._file_id()
+            if reopened:
+                self._check_schema()
         return con
 
     def _connect_read_only(self, wait: float) -> sqlite3.Connection:
