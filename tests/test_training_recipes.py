@@ -281,6 +281,31 @@ def test_weights_load_across_dropout_settings_with_seeded_layers():
     assert torch.equal(dst[4].weight, src[3].weight)
 
 
+def test_renumbered_loads_give_no_layer_another_layers_random_stream():
+    """Review: a failed direct load had already copied the keys matching by number, so a seeded SpikeMask took the
+    random stream of the seeded LIF that had its number in the saved network."""
+    from snnlab.training.model import load_model_state
+
+    def net(drop):
+        layers = [torch.nn.Linear(4, 8), sl.LIF(n_neurons=8, learn_threshold=True, seed=1)]
+        layers += [sl.TimeDropout(0.3)] if drop else []
+        layers += [sl.SpikeMask(0.2, seed=2), torch.nn.Linear(8, 8),
+                   sl.LIF(n_neurons=8, learn_threshold=True, noise="logistic", seed=3), sl.SpikeMask(0.2, seed=4),
+                   torch.nn.Linear(8, 2), sl.LI()]
+        return sl.Sequential(*layers)
+
+    torch.manual_seed(0)
+    saved = net(True)
+    for _ in range(3):
+        saved(torch.rand(10, 3, 4))
+    new = net(False)
+    load_model_state(new, saved.state_dict())
+    state = lambda m: m._generator.get_state()  # noqa: E731
+    assert torch.equal(state(new[5]), state(sl.SpikeMask(0.2, seed=4)))  # left where it is, not the LIF's stream
+    assert torch.equal(state(new[4]), state(saved[5])) and torch.equal(state(new[1]), state(saved[1]))
+    assert torch.equal(new[4].threshold, saved[5].threshold)
+
+
 # ----------------------------------------------------------------------------- sigma schedule from the config
 def test_the_config_sets_the_sigma_schedule():
     cfg = ExperimentConfig(hidden=[8], epochs=5, max_batches_per_epoch=1, num_steps=10, delays=True, max_delay=9,

@@ -139,13 +139,14 @@ def load_model_state(model: nn.Module, state: dict[str, Any]) -> None:
         >>> trained = build_model(ExperimentConfig(hidden=[8], dropout=0.3), 4, 2)
         >>> load_model_state(build_model(ExperimentConfig(hidden=[8]), 4, 2), trained.state_dict())
     """
-    try:
-        model.load_state_dict(state)
-    except RuntimeError:
+    own = {k for k in model.state_dict() if not k.endswith(RNG_STATE_KEY)}
+    if own != {k for k in state if not k.endswith(RNG_STATE_KEY)}:  # layers added or removed: pair them first
+        # (a failed direct load would already have copied the keys that match by number, e.g. one seeded layer's
+        # random stream onto another layer that now has that number)
         moved = _renumber_stateless_layers(model, state)
-        if moved is None:
-            raise
-        model.load_state_dict(moved)
+        if moved is not None:
+            state = moved
+    model.load_state_dict(state)
 
 
 def keep_neuron_constants(model: nn.Module, load: Callable[[], Any]) -> list[str]:
