@@ -286,11 +286,16 @@ def test_a_resume_with_other_epochs_warns_where_a_schedule_stretches(tmp_path):
         first = Trainer(cfg, run_dir=tmp_path / name, progress=False)
         first.events.subscribe(lambda e, t=first: t.stop(), kinds=["step"])  # stop before the delays are rounded
         first.run()
-        with pytest.warns(UserWarning, match=rf"epochs=1 and resumes with epochs=3: {words}.*stretch"):
+        with pytest.warns(UserWarning, match=rf"epochs=1 and resumes with epochs=3: {words}.*stretch") as rec:
             Trainer.resume_from(tmp_path / name, cfg.copy(epochs=3), progress=False)
+        assert rec[0].filename == __file__  # the warning points at the caller's line, not into snnlab
         with warnings.catch_warnings():
             warnings.simplefilter("error")
             Trainer.resume_from(tmp_path / name, cfg, progress=False)  # same length: no warning
+    with pytest.warns(UserWarning, match=r"max_batches_per_epoch=2 and resumes with max_batches_per_epoch=5: "
+                                         r"lr_schedule='cosine'"):  # (a schedule's steps: epochs x batches)
+        Trainer.resume_from(tmp_path / "cycle", base.copy(lr_schedule="cosine", max_batches_per_epoch=5),
+                            progress=False)
     Trainer(base, run_dir=tmp_path / "constant", progress=False).run()
     with warnings.catch_warnings():
         warnings.simplefilter("error")

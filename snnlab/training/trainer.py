@@ -21,6 +21,7 @@ import logging
 import math
 import os
 import random
+import sys
 import threading
 import time
 import traceback
@@ -52,6 +53,16 @@ __all__ = ["Trainer", "TrainingDiverged", "RunStoreProtocol", "History", "STATES
            "resolve_device", "EVAL_KEYS"]
 
 log = logging.getLogger(__name__)
+_PACKAGE_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))  # snnlab/
+
+
+def _user_stacklevel() -> int:
+    """The ``stacklevel`` of the first caller outside snnlab, for a warning raised in the caller of this function (so
+    that it points at the user's line whichever snnlab entry point led there)."""
+    level, frame = 1, sys._getframe(1)
+    while frame is not None and os.path.abspath(frame.f_code.co_filename).startswith(_PACKAGE_DIR):
+        frame, level = frame.f_back, level + 1
+    return level
 
 STATES = ("idle", "running", "paused", "stopped", "finished", "failed")
 CHECKPOINT_FORMAT = "snnlab-checkpoint-v1"
@@ -684,23 +695,25 @@ class Trainer:
                 f"batch_size={saved}, or use constant rates")
 
     def _warn_other_length(self, ckpt: dict[str, Any], source) -> None:
-        """Warn when a resume changes ``epochs`` under a schedule whose length it sets: the rate schedules and the
-        delays' sigma schedule follow the new length from the step they resume at, so the resumed run follows
-        neither the curve the first part trained on nor the one a run of the new length would have from its start."""
+        """Warn when a resume changes the length of a schedule: the rate schedules (``epochs`` and
+        ``max_batches_per_epoch`` set their number of steps) and the delays' sigma schedule (``epochs``) follow the
+        new length from the step they resume at, so the resumed run follows neither the curve its first part
+        trained on nor the one a run of the new length would have from its start."""
         try:
-            saved = int(json.loads(ckpt["config_json"])["epochs"])
+            saved = json.loads(ckpt["config_json"])
         except (KeyError, TypeError, ValueError):
             return
-        if saved == int(self.cfg.epochs):
-            return
-        what = [self._schedules_text()] if self._scheduled() else []
-        if self.schedule is not None and not ckpt.get("delays_rounded"):
+        changed = {k: (saved.get(k), getattr(self.cfg, k)) for k in ("epochs", "max_batches_per_epoch")
+                   if k in saved and saved.get(k) != getattr(self.cfg, k)}
+        what = [self._schedules_text()] if self._scheduled() and changed else []
+        if "epochs" in changed and self.schedule is not None and not ckpt.get("delays_rounded"):
             what.append(f"the delays' sigma schedule ({self.cfg.sigma_schedule!r})")
         if what:
-            warnings.warn(f"checkpoint {source} was trained with epochs={saved} and resumes with epochs="
-                          f"{int(self.cfg.epochs)}: {' and '.join(what)} stretch to the new length from here on, so "
-                          f"the result differs from a run trained with epochs={int(self.cfg.epochs)} from the start",
-                          UserWarning, stacklevel=4)
+            was = ", ".join(f"{k}={a}" for k, (a, _) in changed.items())
+            now = ", ".join(f"{k}={b}" for k, (_, b) in changed.items())
+            warnings.warn(f"checkpoint {source} was trained with {was} and resumes with {now}: {' and '.join(what)} "
+                          f"stretch to the new length from here on, so the result differs from a run trained with "
+                          f"{now} from the start", UserWarning, stacklevel=_user_stacklevel())
 
     # ------------------------------------------------------------------------------ training
     def run(self, raise_errors: bool = True) -> dict[str, Any] | None:
