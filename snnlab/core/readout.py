@@ -122,4 +122,7 @@ def prediction_over_time(out: torch.Tensor, readout: str = "membrane_sum") -> to
         return pred
     else:
         raise ValueError(f"unknown readout {readout!r}; choose one of {list(READOUTS)}")
-    return decide(running.detach())
+    running = running.detach()
+    if readout != "membrane_max" and out.shape[0]:  # the last row is the score itself: a running sum's last value can
+        running[-1] = logits(out.detach(), readout)  # differ from the sum in its last bits, and so decide otherwise
+    return decide(running)
