@@ -598,6 +598,7 @@ def test_evaluate_seed_warns_when_seeded_layers_draw_at_inference():
         warnings.simplefilter("error")
         evaluate(net(noise="gaussian", noisy_eval=True), [(x, y)], seed=5)  # unseeded: seed= chooses its draws
         evaluate(net(noise="gaussian", seed=1), [(x, y)], seed=5)  # seeded, but no noise at inference
+        evaluate(net(mask_at_inference=True, seed=1), [(x, y)], seed=5)  # mask_p = 0: nothing drawn
         evaluate(seeded, [(x, y)])  # no seed= given
 
 

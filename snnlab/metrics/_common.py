@@ -45,7 +45,8 @@ def _draws_at_inference(module: nn.Module) -> bool:
     """Whether ``module`` draws random numbers in evaluation mode (noise with ``noisy_eval``, masks with
     ``mask_at_inference``)."""
     noisy = getattr(module, "noisy_eval", False) and getattr(module, "noise", None) is not None
-    return bool(noisy or getattr(module, "mask_at_inference", False))
+    masks = getattr(module, "mask_at_inference", False) and getattr(module, "mask_p", getattr(module, "p", 0.0)) > 0
+    return bool(noisy or masks)
 
 
 def warn_seed_unused(model: nn.Module, fn: str) -> None:
