@@ -39,7 +39,7 @@ from .first_order import first_order_backward
 from .lif_common import (SURROGATE_CODES, check_fused_args, check_mask_p, constant_value, flat_param, noise_divisor,
                          param_grads, steps_and_width)
 from .lif_torch import (PARAM, STEP, TIME, LIFOptions, backward_cfg, backward_runner, cached_mask_key,
-                        check_vmap_randomness, fixed_signature, vmap_by_slices, vmap_folded)
+                        check_vmap_randomness, fixed_signature, graph_tie, vmap_by_slices, vmap_folded)
 
 SOURCE = Path(__file__).with_name("lif_cpu.c")
 _NOISE_CODES = {None: 0, "gaussian": 1, "logistic": 2}
@@ -173,7 +173,7 @@ class LIFCpuFunction(torch.autograd.Function):
     def setup_context(ctx, inputs, output):
         out, membrane, own, x_copy, checkpoints, counts, beta_f, thr_f = output
         ctx.save_for_backward(inputs[0] if x_copy is None else x_copy, out if own is None else own, checkpoints,
-                              counts, beta_f, thr_f, out, inputs[1], inputs[2])
+                              counts, beta_f, thr_f, graph_tie(out), inputs[1], inputs[2])
         ctx.opts = inputs[3]
         ctx.mark_non_differentiable(*(t for t in output[1:] if t is not None))
         ctx.set_materialize_grads(False)  # no zeros for the outputs without a gradient (all but the spikes)
@@ -197,8 +197,9 @@ class LIFCpuFunction(torch.autograd.Function):
 class LIFCpuBackward(torch.autograd.Function):
     """The backward of :class:`LIFCpuFunction` as a Function (``torch.func`` runs it; differentiating it raises):
     ``(cfg, grad_spikes, x, spikes, checkpoints, counts, beta_f, thr_f, out) -> (grad_x, grad_beta,
-    grad_threshold)`` (``beta_f`` / ``thr_f``: the parameters expanded to a step), the parameter gradients per element of a step (None where not needed); ``out`` is not read,
-    it ties the backward to the graph (see :class:`snnlab.kernels.lif_torch.LIFBackward`)."""
+    grad_threshold)`` (``beta_f`` / ``thr_f``: the parameters expanded to a step), the parameter gradients per
+    element of a step (None where not needed); ``out`` is not read, it ties the backward to the graph under
+    ``torch.func``, None elsewhere (see :class:`snnlab.kernels.lif_torch.LIFBackward`)."""
 
     @staticmethod
     @_calls_c

@@ -127,6 +127,20 @@ def backward_cfg(ctx: Any) -> tuple:
             bool(ctx.needs_input_grad[1]), bool(ctx.needs_input_grad[2]))
 
 
+def graph_tie(out: torch.Tensor) -> torch.Tensor | None:
+    """What a LIF Function saves of its output ``out`` for its backward Function: ``out`` itself under ``torch.func``
+    (its transforms are active), where it ties the backward Function to the graph so that differentiating it
+    raises instead of giving zeros; None elsewhere (no backward reads it: saving it would keep one more
+    ``[T, B, ...]`` tensor). ``out`` where this torch lacks the private check.
+
+    Example:
+        >>> graph_tie(torch.ones(2)) is None   # no transform active
+        True
+    """
+    active = getattr(torch._C, "_are_functorch_transforms_active", None)
+    return out if active is None or active() else None
+
+
 def backward_runner(fn: type[torch.autograd.Function], name: str,
                     saved: Sequence[torch.Tensor | None]) -> Callable:
     """How a LIF Function's backward runs its backward Function ``fn`` (``saved``: its saved tensors).
@@ -299,7 +313,7 @@ class LIFFunction(torch.autograd.Function):
     def setup_context(ctx, inputs, output):
         opts = inputs[3]
         out, membrane, own = output
-        ctx.save_for_backward(membrane, out if own is None else own, inputs[1], inputs[2], out)
+        ctx.save_for_backward(membrane, out if own is None else own, inputs[1], inputs[2], graph_tie(out))
         ctx.opts = opts
         ctx.mark_non_differentiable(*(t for t in (membrane, own) if t is not None))
         ctx.set_materialize_grads(False)  # no zeros for the outputs without a gradient (all but the spikes)
@@ -328,8 +342,9 @@ class LIFBackward(torch.autograd.Function):
     """The backward of :class:`LIFFunction` as a Function of its own (``torch.func`` runs it; differentiating
     it raises): ``(cfg, grad_spikes, membrane, spikes, beta, threshold, out) -> (grad_x, grad_beta,
     grad_threshold)``, the parameter gradients per element of a step (None where not needed). The output ``out``
-    is not read: it ties the backward to the graph of ``x``, so that differentiating it raises instead of giving
-    zeros (the membrane and the neuron's own spikes are not differentiable).
+    is not read: under ``torch.func`` it ties the backward to the graph of ``x``, so that differentiating it raises
+    instead of giving zeros (the membrane and the neuron's own spikes are not differentiable); None elsewhere
+    (:func:`graph_tie`).
     """
 
     @staticmethod

@@ -50,7 +50,7 @@ from .first_order import first_order_backward
 from .lif_common import (SURROGATE_CODES, check_fused_args, check_mask_p, expanded_from_one, flat_param, noise_divisor,
                          param_grads, steps_and_width)
 from .lif_torch import (PARAM, STEP, TIME, LIFOptions, backward_cfg, backward_runner, cached_mask_key,
-                        check_vmap_randomness, fixed_signature, vmap_by_slices, vmap_folded)
+                        check_vmap_randomness, fixed_signature, graph_tie, vmap_by_slices, vmap_folded)
 from .triton_import import interpreter_problem, tl, triton
 
 _ATAN, _FAST_SIGMOID, _TRIANGLE, _SIGMOID, _GAUSSIAN, _LOGISTIC = (
@@ -470,7 +470,7 @@ class LIFTritonFunction(torch.autograd.Function):
         spikes, membrane, own, counts, beta_f, thr_f = output
         ctx.recompute = _recomputes_spikes(inputs[0].dtype, inputs[3].sampling())
         ctx.save_for_backward(membrane, None if ctx.recompute else spikes if own is None else own, counts, beta_f,
-                              thr_f, spikes, inputs[1], inputs[2])
+                              thr_f, graph_tie(spikes), inputs[1], inputs[2])
         ctx.opts = inputs[3]
         ctx.mark_non_differentiable(*(t for t in output[1:] if t is not None))
         ctx.set_materialize_grads(False)  # no zeros for the outputs without a gradient (all but the spikes)
@@ -495,8 +495,9 @@ class LIFTritonFunction(torch.autograd.Function):
 class LIFTritonBackward(torch.autograd.Function):
     """The backward of :class:`LIFTritonFunction` as a Function (``torch.func`` runs it; differentiating it raises):
     ``(cfg, grad_spikes, membrane, spikes, counts, beta_f, thr_f, out) -> (grad_x, grad_beta, grad_threshold)``
-    (``beta_f`` / ``thr_f``: the parameters expanded to a step), the parameter gradients per element of a step (None where not needed); ``out`` is not read, it ties the backward
-    to the graph (see :class:`snnlab.kernels.lif_torch.LIFBackward`)."""
+    (``beta_f`` / ``thr_f``: the parameters expanded to a step), the parameter gradients per element of a step
+    (None where not needed); ``out`` is not read, it ties the backward to the graph under ``torch.func``, None
+    elsewhere (see :class:`snnlab.kernels.lif_torch.LIFBackward`)."""
 
     @staticmethod
     @fixed_signature

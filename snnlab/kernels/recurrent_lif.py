@@ -28,7 +28,17 @@ over all steps after the loop, and the ``beta`` / ``threshold`` gradients are ch
 Where no gradient is recorded (``evaluate``, ``torch.no_grad``) and the membrane is not asked for, the loop keeps
 one step of it instead of ``[T, P, N]``. The backward is itself a Function (:class:`RecurrentLIFBackward`), so
 ``torch.func.grad`` / ``vjp`` work; differentiating it again raises the error of
-:func:`~snnlab.kernels.first_order.refuse_higher_order` (first-order gradients only). There is no ``vmap`` rule.
+:func:`~snnlab.kernels.first_order.refuse_higher_order` (first-order gradients only).
+
+``vmap`` (and per-sample gradients, ``vmap(grad(...))``): the recurrence mixes neurons within a sample only, so the
+vmapped dimension (size ``V``) is folded into the batch, ``[T, P, N] -> [T, V * P, N]``, one call (a vmapped
+``beta`` / ``threshold`` is expanded to one row per folded sample). As for the LIF
+(:func:`~snnlab.kernels.lif_torch.vmap_folded`), noise draws and keep masks are then those of that folded call
+(``randomness="same"`` is refused with them). A vmapped recurrent weight (an ensemble of weights) runs one call per
+slice, for deterministic neurons only.
+
+No step feeds back at ``T = 1``: the recurrent weight then gets no gradient (None, as the per-step reference loop,
+which never calls the weight); an empty sequence gives zeros, as for every parameter.
 """
 from __future__ import annotations
 
@@ -41,7 +51,7 @@ from .counter_rng import keep_mask, mask_key, seed_key, uniform_from_counter
 from .dispatch import compute_dtype
 from .first_order import first_order_backward, refuse_higher_order
 from .lif_common import check_mask_p, reduce_to
-from .lif_torch import fire_and_reset_
+from .lif_torch import fire_and_reset_, vmap_by_slices
 from .surrogate_math import surrogate_grad_
 
 __all__ = ["RecurrentLIFBackward", "RecurrentLIFFunction", "recurrent_lif"]
@@ -102,6 +112,7 @@ class RecurrentLIFFunction(torch.autograd.Function):
         masking = (mask_p, mask_seed) if mask_p > 0.0 else None
         ctx.cfg = (reset, detach_reset, max_spikes, surrogate, surrogate_param, masking)
         ctx.mark_non_differentiable(*(t for t in (membrane, own) if t is not None))
+        ctx.set_materialize_grads(False)  # no [T, P, N] zeros for the outputs without a gradient
 
     @staticmethod
     def backward(ctx, grad_out, grad_membrane, grad_own):
@@ -115,6 +126,48 @@ class RecurrentLIFFunction(torch.autograd.Function):
         gb = reduce_to(gb, beta.shape) if gb is not None else None
         gt = reduce_to(gt, threshold.shape) if gt is not None else None
         return (gx, gw, gb, gt) + (None,) * 10
+
+    @staticmethod
+    def vmap(info, in_dims, x, w, beta, threshold, *options):
+        noisy_or_masked = options[5] is not None or options[8] > 0.0
+        if in_dims[1] is not None:
+            if noisy_or_masked:
+                raise ValueError(f"{_NAME} under vmap: a vmapped recurrent weight runs one call per slice, which "
+                                 "would give every slice the same noise draws and keep masks; it is supported for "
+                                 "deterministic neurons without spike masking only")
+            return vmap_by_slices(RecurrentLIFFunction, info, in_dims, (x, w, beta, threshold) + options)
+        if info.randomness == "same" and noisy_or_masked:
+            raise ValueError(f"{_NAME}: vmap(randomness='same') is not supported with noise or spike masking (the "
+                             "vmapped samples are one call and draw different numbers); use randomness='different'")
+        n, (T, P, N) = info.batch_size, _logical_shape(x, in_dims[0])
+        out = RecurrentLIFFunction.apply(_fold_time(x, in_dims[0], n), w, _fold_param(beta, in_dims[2], n, P, N),
+                                         _fold_param(threshold, in_dims[3], n, P, N), *options)
+        return tuple(None if o is None else o.view(T, n, P, N) for o in out), tuple(None if o is None else 1
+                                                                                    for o in out)
+
+
+def _logical_shape(t: torch.Tensor, dim: int | None) -> torch.Size:
+    """The shape of ``t`` without its vmapped dimension ``dim`` (None: not vmapped)."""
+    return t.shape if dim is None else t.shape[:dim] + t.shape[dim + 1:]
+
+
+def _fold_time(t: torch.Tensor, dim: int | None, n: int) -> torch.Tensor:
+    """A ``[T, P, N]`` tensor vmapped at ``dim`` (size ``n``; None: not vmapped, expanded) as ``[T, n * P, N]``."""
+    t = t.unsqueeze(1).expand(t.shape[0], n, *t.shape[1:]) if dim is None else t.movedim(dim, 1)
+    return t.reshape(t.shape[0], -1, t.shape[-1])
+
+
+def _fold_param(p: torch.Tensor, dim: int | None, n: int, rows: int, width: int) -> torch.Tensor:
+    """``beta`` / ``threshold`` vmapped at ``dim`` as one row per folded sample, ``[n * rows, width]`` (as is when
+    not vmapped: it broadcasts to every row)."""
+    if dim is None:
+        return p
+    p = p.movedim(dim, 0)
+    if p.dim() > 3:
+        raise ValueError(f"{_NAME} under vmap: beta / threshold of shape {tuple(p.shape[1:])} per sample do not "
+                         f"broadcast to a step of [{rows}, {width}]")
+    p = p.reshape((n,) + (1,) * (3 - p.dim()) + p.shape[1:])
+    return torch.broadcast_to(p, (n, rows, width)).reshape(n * rows, width)
 
 
 def _forward_loop(x: torch.Tensor, w: torch.Tensor, beta: torch.Tensor, threshold: torch.Tensor, reset: str,
@@ -175,11 +228,34 @@ class RecurrentLIFBackward(torch.autograd.Function):
             zeros = membrane.new_zeros(membrane.shape[1:])
             g_beta, g_thr = (zeros if need_beta else None), (zeros.clone() if need_thr else None)
         g_w = None
-        if need_w:  # dL/dW[i, j] = sum_t gh[t+1, i] * o[t, j]: one matmul over all steps
-            g_w = (grad_x[1:].reshape(-1, N).t() @ out[:-1].reshape(-1, N)) if T > 1 else w.new_zeros(w.shape)
+        # dL/dW[i, j] = sum_t gh[t+1, i] * o[t, j]: one matmul over all steps (T = 1: nothing fed back, no gradient;
+        # T = 0: zeros, as for every parameter)
+        if need_w and T != 1:
+            g_w = grad_x[1:].reshape(-1, N).t() @ out[:-1].reshape(-1, N)
         return grad_x, g_w, g_beta, g_thr
 
     setup_context, backward = first_order_backward(_NAME)
+
+    @staticmethod
+    def vmap(info, in_dims, cfg, *args):
+        """Folded as the forward (:meth:`RecurrentLIFFunction.vmap`); the recurrent weight's gradient is summed per
+        vmapped sample. One call per slice for a vmapped weight, or for masks whose forward was not vmapped here
+        (``jacrev``: the masks were drawn per slice)."""
+        grad_out, membrane, spikes, beta, threshold, w, out = args
+        if in_dims[6] is not None or (cfg[5] and in_dims[2] is None):
+            return vmap_by_slices(RecurrentLIFBackward, info, in_dims, (cfg,) + args)
+        n, (T, P, N) = info.batch_size, _logical_shape(membrane, in_dims[2])
+        times = [None if t is None else _fold_time(t, d, n) for t, d in zip((grad_out, membrane, spikes, out),
+                                                                              in_dims[1:4] + in_dims[7:])]
+        params = [_fold_param(p, d, n, P, N) for p, d in zip((beta, threshold), in_dims[4:6])]
+        gx, _, gb, gt = RecurrentLIFBackward.apply(cfg[:6] + (False,) + cfg[7:], *times[:3], *params, w, times[3])
+        gx = gx.view(T, n, P, N)
+        g_w = None
+        if cfg[6] and T != 1:  # per sample: sum_t gh[t+1]^T o[t]
+            g_w = torch.einsum("tvpi,tvpj->vij", gx[1:], times[3].view(T, n, P, N)[:-1])
+        steps = [None if g is None else g.view(n, P, N) for g in (gb, gt)]
+        outs = (gx, g_w, *steps)
+        return outs, (1,) + tuple(None if o is None else 0 for o in outs[1:])
 
 
 def _reverse_time(cfg, grad_out, membrane, spikes, beta, threshold, w, grad_x) -> None:
