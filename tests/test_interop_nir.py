@@ -295,6 +295,29 @@ def test_export_refusals_of_delays_batchnorm_mixed_leak_and_bad_arguments():
         to_nir(sl.LIF(), dt=DT)
 
 
+@pytest.mark.parametrize("conv, shape", [(torch.nn.Conv2d(4, 6, 3, groups=2), (4, 9, 9)),
+                                         (torch.nn.Conv1d(4, 6, 3, groups=2, bias=False), (4, 9))])
+def test_export_refuses_grouped_convolutions_up_front_naming_nirs_limitation(conv, shape):
+    net = sl.Sequential(sl.TimeDistributed(conv), sl.LIF(reset="zero"))
+    name = type(conv).__name__
+    with pytest.raises(ValueError, match=rf"layer '0' \({name}\) has groups=2; the nir package's {name} takes its "
+                                         rf"input channels from weight.shape\[1\] = in_channels / groups = 2, not 4"):
+        to_nir(net, dt=DT, input_shape=shape)
+
+
+def test_non_square_conv2d_kernel_is_refused_as_a_nir_limitation_unless_the_shapes_agree():
+    conv = torch.nn.Conv2d(2, 4, (3, 5), stride=(1, 2), padding=(1, 2))  # width: (12 + 4 - 5) // 2 + 1 = 6, NIR: 7
+    with pytest.raises(ValueError, match=r"gives the frame shape \(4, 8, 6\), but NIR computes \(4, 8, 7\) for "
+                                         r"it: a limitation of the nir package's Conv2d, which takes weight.shape"
+                                         r"\[2\] = 3 as the kernel size of both spatial dimensions \(non-square "
+                                         r"kernel \(3, 5\)\)"):
+        to_nir(sl.Sequential(sl.TimeDistributed(conv), sl.LIF(reset="zero")), dt=DT, input_shape=(2, 8, 12))
+    same = sl.Sequential(sl.TimeDistributed(torch.nn.Conv2d(2, 4, (3, 5), padding="same")),
+                         sl.LIF(threshold=0.2, reset="zero")).eval()  # same shape for any kernel: exported
+    x = _spiking_input((2, 9, 9), seed=5)
+    torch.testing.assert_close(from_nir(to_nir(same, dt=DT, input_shape=(2, 9, 9)))(x), same(x), rtol=0, atol=0)
+
+
 def test_import_refuses_what_snnlab_cannot_express():
     def lif(**kw):
         args = dict(tau=np.full(2, 0.01), r=np.full(2, 10.0), v_leak=np.zeros(2), v_threshold=np.ones(2))

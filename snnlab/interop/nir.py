@@ -42,7 +42,11 @@ network's inference function whatever mode it is in):
 - :class:`~snnlab.RecurrentLIF` (``reset="zero"``) -> a sub-graph ``Input -> LIF -> Output`` with the cycle
   ``LIF -> Linear(W_rec) -> LIF`` (snnTorch's form for its ``RLeaky``): the recurrent edge carries the previous
   step's spikes, as in snnlab's ``W_rec @ o[t-1]``.
-- ``TimeDistributed(nn.Conv1d / nn.Conv2d)`` -> ``Conv1d`` / ``Conv2d`` (zero padding only);
+- ``TimeDistributed(nn.Conv1d / nn.Conv2d)`` -> ``Conv1d`` / ``Conv2d`` (zero padding only). Two limitations of
+  the ``nir`` package (1.0.8) refuse some: ``groups > 1`` (its nodes take the input channels from
+  ``weight.shape[1] = in_channels / groups``, and the graph's type check fails), and a non-square ``Conv2d`` kernel
+  whenever its output shape differs from a square one's (NIR computes the shape with ``weight.shape[2]`` as the
+  kernel size of both dimensions; ``padding="same"`` at stride 1, for example, exports);
   ``TimeDistributed(nn.AvgPool2d)`` -> ``AvgPool2d`` (no padding); ``nn.Flatten`` on ``[T, B, ...]`` (``start_dim
   >= 2``) or ``TimeDistributed(nn.Flatten())`` -> ``Flatten`` (NIR's dims count from the first feature dimension).
   The input shape must then be given (``input_shape=(C, H, W)``).
@@ -284,6 +288,11 @@ def _frame_node(nir: Any, name: str, m: nn.Module, shape: tuple[int, ...]) -> An
     if isinstance(m, nn.Conv1d | nn.Conv2d):
         if m.padding_mode != "zeros":
             raise _refuse(name, m, f"has padding_mode={m.padding_mode!r}; NIR convolutions pad with zeros")
+        if m.groups > 1:
+            raise _refuse(name, m, f"has groups={m.groups}; the nir package's {type(m).__name__} takes its input "
+                                   f"channels from weight.shape[1] = in_channels / groups = "
+                                   f"{m.in_channels // m.groups}, not {m.in_channels}, so NIR's type check rejects "
+                                   f"grouped convolutions")
         bias = _np(m.bias) if m.bias is not None else np.zeros(m.out_channels, dtype=_np(m.weight).dtype)
         cls, spatial = (nir.Conv1d, shape[1]) if isinstance(m, nn.Conv1d) else (nir.Conv2d, tuple(shape[1:]))
         if len(shape) != (2 if isinstance(m, nn.Conv1d) else 3):
@@ -300,6 +309,15 @@ def _frame_node(nir: Any, name: str, m: nn.Module, shape: tuple[int, ...]) -> An
     if isinstance(m, nn.Flatten):
         return _flatten_node(nir, name, m, shape, lead=1)
     raise _refuse(name, m, "has no NIR node (TimeDistributed exports Conv1d, Conv2d, AvgPool2d and Flatten)")
+
+
+def _shape_limitation(m: nn.Module) -> str:
+    """Why NIR gets a frame shape wrong, when it is a known limitation of the ``nir`` package."""
+    if isinstance(m, nn.Conv2d) and len(set(m.kernel_size)) > 1:
+        return (f": a limitation of the nir package's Conv2d, which takes weight.shape[2] = {m.kernel_size[0]} as "
+                f"the kernel size of both spatial dimensions (non-square kernel {tuple(m.kernel_size)}); use a "
+                f"square kernel, or padding / stride for which both give the same shape")
+    return ""
 
 
 def _frame_shape(m: nn.Module, shape: tuple[int, ...]) -> tuple[int, ...]:
@@ -328,7 +346,8 @@ def _convert(nir: Any, name: str, m: nn.Module, shape: tuple[int, ...],
         out = _frame_shape(m.module, shape)
         nir_out = node.output_type.get("output")
         if nir_out is not None and tuple(int(v) for v in nir_out) != out:
-            raise _refuse(name, m, f"gives the frame shape {out}, but NIR computes {tuple(nir_out)} for it")
+            raise _refuse(name, m, f"gives the frame shape {out}, but NIR computes {tuple(int(v) for v in nir_out)} "
+                                   f"for it{_shape_limitation(m.module)}")
         return [(name, node)], out
     raise _refuse(name, m, "has no NIR equivalent (see snnlab.interop.nir for the layers that export)")
 
