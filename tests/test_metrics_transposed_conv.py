@@ -204,3 +204,18 @@ def test_evaluate_counts_a_transposed_conv_given_an_output_size():
     x[0, 0, 0, 2] = x[1, 1, 0, 0] = x[2, 1, 0, 1] = 1.0  # last input (3 taps land in 6), first (2), middle (3)
     table = synops_table(net, [(x, torch.tensor([0, 1]))]).set_index("layer")
     assert table.loc["0.m", "acs_per_sample"] == 2 * (3 + 2 + 3) / B
+
+
+def test_a_transposed_conv_with_an_empty_output_delivers_nothing():
+    """padding=(0, 2) crops the 4 columns of a 1-wide kernel to an output of width 4 - 4 = 0: torch returns an empty
+    tensor, the events reach no synapse (the unit convolution of the counter must not be run on it)."""
+    torch.manual_seed(3)
+    up = nn.ConvTranspose2d(2, 3, kernel_size=(2, 1), stride=1, dilation=(2, 1), padding=(0, 2))
+    x = (torch.rand(3, 2, 5, 4) < 0.5).float()
+    assert up(x).shape == (3, 3, 7, 0) and brute_conv_transpose(up, x[0], (7, 0))[1] == 0.0
+    fan, out = conv_fanout(up, (5, 4))
+    assert out == (7, 0) and fan.shape == (5, 4) and not fan.any()
+    with SynOpsCounter(up) as c:
+        up(x)
+    assert c.ops[""].acs == 0.0 and c.ops[""].input_events == float(x.sum()) and c.ops[""].binary
+    assert conv_fanout(nn.ConvTranspose1d(1, 2, 1, padding=2), (4,))[1] == (0,)  # 1-D: the same shape rule

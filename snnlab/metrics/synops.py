@@ -205,7 +205,8 @@ def conv_fanout(conv: nn.Module, spatial, device=None,
     ``len(kernel_size)`` entries are the spatial size), which replaces ``output_padding``.
 
     It is the gradient of ``sum(conv(x))`` with respect to ``x`` for a one-channel all-ones kernel (each input
-    position's exact fan-out, borders and padding copies included).
+    position's exact fan-out, borders and padding copies included). A transposed convolution whose output has a
+    spatial size of 0 (``padding`` cropping every position) delivers nothing: fan-outs of 0.
 
     Example:
         >>> fan, out = conv_fanout(nn.Conv2d(1, 2, 3, padding=1), (4, 4))
@@ -217,11 +218,22 @@ def conv_fanout(conv: nn.Module, spatial, device=None,
     """
     spatial = tuple(int(s) for s in spatial)
     output_padding = _output_padding(conv, spatial, output_size)
+    if output_padding is not None:  # an empty output (a transposed size of 0) receives nothing; torch's op refuses it
+        out_spatial = _transposed_size(conv, spatial, output_padding)
+        if min(out_spatial) == 0:
+            return torch.zeros(spatial, dtype=torch.float64, device=device), out_spatial
     with torch.inference_mode(False), torch.enable_grad():
         ones = torch.ones((1, 1, *spatial), dtype=torch.float64, device=device, requires_grad=True)
         out = _unit_conv(conv, ones, output_padding)
         (grad,) = torch.autograd.grad(out.sum(), ones)
     return grad[0, 0] * (conv.out_channels // conv.groups), tuple(out.shape[2:])
+
+
+def _transposed_size(conv: nn.Module, spatial: tuple[int, ...], output_padding: tuple[int, ...]) -> tuple[int, ...]:
+    """A transposed convolution's output spatial size (``(n - 1) * stride - 2 * padding + dilation * (k - 1) + 1 +
+    output_padding`` per dimension)."""
+    return tuple((n - 1) * s - 2 * p + d * (k - 1) + 1 + q for n, s, p, d, k, q in
+                 zip(spatial, conv.stride, conv.padding, conv.dilation, conv.kernel_size, output_padding))
 
 
 def _output_padding(conv: nn.Module, spatial: tuple[int, ...], output_size) -> tuple[int, ...] | None:
