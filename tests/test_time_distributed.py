@@ -101,3 +101,31 @@ def test_bad_input_names_the_module_and_the_shape():
         td([1, 2])
     with pytest.raises(ValueError, match=r"\[6, \.\.\.\] to one output per frame, got \(24,\)"):
         TimeDistributed(nn.Flatten(0))(torch.rand(2, 3, 4))
+
+
+@pytest.mark.parametrize("module, listed", [
+    (sl.TimeDropout(0.5), r"\['TimeDropout'\]"),
+    (sl.DelayedLinear(4, 3, max_delay=3, seed=0), r"\['DelayedLinear'\]"),
+    (sl.TimeBatchNorm(4), r"\['TimeBatchNorm'\]"),
+    (TimeDistributed(nn.Conv2d(1, 1, 3)), r"\['TimeDistributed'\]"),
+    (sl.Sequential(nn.Conv2d(1, 2, 3), nn.Flatten(), sl.TimeDropout(0.2)), r"\['2 \(TimeDropout\)'\]"),
+    (nn.Sequential(nn.Linear(4, 4), nn.Sequential(sl.TimeBatchNorm(4), sl.DelayedLinear(4, 2, max_delay=2))),
+     r"\['1.0 \(TimeBatchNorm\)', '1.1 \(DelayedLinear\)'\]"),
+])
+def test_time_major_snnlab_layers_inside_are_refused(module, listed):
+    """They take [T, B, ...] themselves: folded, TimeDropout would draw one mask for all T * B frames instead of
+    one per sample, DelayedLinear would delay along the batch, TimeBatchNorm and TimeDistributed refuse 2-D input."""
+    with pytest.raises(ValueError, match=rf"TimeDistributed: {type(module).__name__} holds the time-major "
+                                         rf"layer\(s\) {listed}, which take \[T, B, \.\.\.\] themselves.*use them "
+                                         rf"outside the wrapper"):
+        TimeDistributed(module)
+
+
+def test_spike_mask_inside_draws_the_same_masks_as_on_the_time_major_tensor():
+    """SpikeMask drops each element independently: folding time into the batch changes nothing, the same seed
+    gives the same masks (one per element, different across samples and steps)."""
+    x = torch.ones(6, 4, 8)
+    folded = TimeDistributed(sl.SpikeMask(0.5, seed=3)).train()(x)
+    direct = sl.SpikeMask(0.5, seed=3).train()(x)
+    assert torch.equal(folded, direct)
+    assert not torch.equal(folded[0, 0], folded[0, 1]) and not torch.equal(folded[0, 0], folded[1, 0])

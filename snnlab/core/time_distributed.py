@@ -4,7 +4,10 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from .delays import DelayedLinear
+from .dropout import TimeDropout
 from .neurons import LI, LIF
+from .normalization import TimeBatchNorm
 
 __all__ = ["TimeDistributed"]
 
@@ -17,8 +20,13 @@ class TimeDistributed(nn.Module):
     time-major ``[T, B, C, H, W]`` tensor is ``T * B`` independent frames for it. Any module without memory
     across time fits (convolutions, pooling, ``nn.Flatten``, ``nn.BatchNorm2d``, whose statistics are then
     taken over time and batch together). Neuron layers have memory and take ``[T, B, ...]`` themselves, so a
-    ``module`` holding an :class:`~snnlab.LIF` or :class:`~snnlab.LI` is refused. ``nn.Linear`` and
-    ``nn.Flatten(start_dim=2)`` work on time-major tensors as they are and need no wrapper.
+    ``module`` holding an :class:`~snnlab.LIF` or :class:`~snnlab.LI` is refused, and so is one holding another
+    snnlab layer that works on the time axis: :class:`~snnlab.TimeDropout` (one mask per sample for all its steps;
+    folded, one mask would serve every frame of the batch), :class:`~snnlab.DelayedLinear` (delays along time),
+    :class:`~snnlab.TimeBatchNorm` (``[T, B, F]`` only) and a nested ``TimeDistributed``. Use them outside the
+    wrapper. :class:`~snnlab.SpikeMask` is allowed: it drops each element independently, without time structure,
+    so folded it draws the same masks (the same random numbers, in the same order) as on ``[T, B, ...]``.
+    ``nn.Linear`` and ``nn.Flatten(start_dim=2)`` work on time-major tensors as they are and need no wrapper.
 
     The SynOps counter of :mod:`snnlab.metrics` sees the wrapped layer's calls on the folded batch and counts
     them per sample, as for any other layout.
@@ -40,6 +48,13 @@ class TimeDistributed(nn.Module):
             raise ValueError(f"TimeDistributed: {type(module).__name__} holds the neuron layer(s) {neurons}, which "
                              f"keep a membrane across time and take [T, B, ...] themselves; wrap only the layers "
                              f"without memory (convolutions, pooling...) and put the neurons between them.")
+        timed = [f"{name} ({type(m).__name__})" if name else type(m).__name__
+                 for name, m in module.named_modules() if isinstance(m, _TIME_MAJOR)]
+        if timed:
+            raise ValueError(f"TimeDistributed: {type(module).__name__} holds the time-major layer(s) {timed}, which "
+                             f"take [T, B, ...] themselves (TimeDropout: one mask per sample for all its steps; "
+                             f"DelayedLinear: delays along time; TimeBatchNorm: [T, B, F] only; TimeDistributed: "
+                             f"folds time itself); use them outside the wrapper, on the time-major tensor.")
         self.module = module
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -56,3 +71,7 @@ class TimeDistributed(nn.Module):
             raise ValueError(f"TimeDistributed({type(self.module).__name__}): the module must map [T*B, ...] = "
                              f"[{T * B}, ...] to one output per frame, got {got}")
         return y.unflatten(0, (T, B))
+
+
+#: snnlab layers that work on the time axis of ``[T, B, ...]`` (neurons aside): refused inside the wrapper
+_TIME_MAJOR = (TimeDropout, DelayedLinear, TimeBatchNorm, TimeDistributed)
