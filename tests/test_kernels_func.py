@@ -3,7 +3,7 @@ and the leaky integrator, against ``.backward()`` and Python loops over the vmap
 
 triton_device must be imported before triton (it sets TRITON_INTERPRET=1 for the CPU run).
 """
-from triton_device import DEVICE, kernel_module_ready  # noqa: I001  (before triton)
+from triton_device import DEVICE, triton_kernels_ready  # noqa: I001  (before triton)
 
 import importlib  # noqa: E402
 import re  # noqa: E402
@@ -18,15 +18,7 @@ from snnlab.kernels.lif_cpu import cpu_kernel_available, cpu_kernel_error  # noq
 from snnlab.kernels.lif_torch import li_torch  # noqa: E402
 
 
-def _triton_ready() -> tuple[bool, str]:
-    try:
-        tl = importlib.import_module("triton.language")
-    except ImportError:
-        return False, "triton is not installed"
-    return kernel_module_ready(tl, "snnlab.kernels.lif_triton")
-
-
-_TRITON_OK, _TRITON_WHY = _triton_ready()
+_TRITON_OK, _TRITON_WHY = triton_kernels_ready("snnlab.kernels.lif_triton")
 BACKENDS = [
     "torch",
     pytest.param("cpu", marks=pytest.mark.skipif(not cpu_kernel_available(),

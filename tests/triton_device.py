@@ -60,3 +60,12 @@ def skip_unless_ready(tl, module_name: str) -> pytest.MarkDecorator:
     """A ``skipif`` mark for tests that launch the kernels of ``module_name`` on ``DEVICE``."""
     ready, reason = kernel_module_ready(tl, module_name)
     return pytest.mark.skipif(not ready, reason=reason)
+
+
+def triton_kernels_ready(module_name: str) -> tuple[bool, str]:
+    """:func:`kernel_module_ready` for tests that may run without Triton installed (its reason then says so)."""
+    try:
+        import triton.language as tl
+    except ImportError:
+        return False, "triton is not installed"
+    return kernel_module_ready(tl, module_name)
