@@ -276,3 +276,45 @@ def test_torch_compile_gives_the_eager_results(backend):
     got = _backward_grads(compiled, x, beta, thr, w, {})
     want = _backward_grads(fn, x, beta, thr, w, kw)
     _assert_same((got[0],) + got[1], (want[0],) + want[1])
+
+
+@pytest.mark.parametrize("layer", ["lif_noise_seeded", "lif_noise", "lif_mask", "rlif_noise", "rlif_mask"])
+def test_per_sample_gradients_with_noise_or_masks_under_randomness_different(layer):
+    """Probe: vmap(grad, randomness="different") through noisy or masked layers failed with functorch's raw .item()
+    error (the layer's seed draw); the draw now happens outside the transform."""
+    torch.manual_seed(0)
+    kind, _, opt = layer.partition("_")
+    kw = {"noise": dict(noise="gaussian"), "noise_seeded": dict(noise="gaussian", seed=1),
+          "mask": dict(mask_p=0.2)}[opt]
+    neurons = sl.RecurrentLIF(6, **kw) if kind == "rlif" else sl.LIF(n_neurons=6, **kw)
+    net = sl.Sequential(torch.nn.Linear(4, 6), neurons, torch.nn.Linear(6, 3), sl.LI()).train()
+    params = {k: v.detach() for k, v in net.named_parameters()}
+    buffers = {k: v.detach() for k, v in net.named_buffers()}
+    x, y = torch.rand(12, 5, 4) * 2, torch.randint(0, 3, (5,))
+
+    def loss(p, b, xi, yi):
+        out = functional_call(net, (p, b), (xi.unsqueeze(1),))
+        return torch.nn.functional.cross_entropy(out.sum(0), yi.unsqueeze(0))
+
+    got = vmap(grad(loss), in_dims=(None, None, 1, 0), randomness="different")(params, buffers, x, y)
+    assert all(got[k].shape == (5,) + params[k].shape and torch.isfinite(got[k]).all() for k in params)
+    assert got["0.weight"].abs().sum() > 0
+
+
+def test_per_sample_gradients_through_delays():
+    """Probe: DelayedLinear's finiteness check read a batched tensor back under vmap (functorch's raw error)."""
+    torch.manual_seed(0)
+    net = sl.Sequential(torch.nn.Linear(4, 6), sl.LIF(n_neurons=6, backend="torch"), sl.DelayedLinear(6, 3, max_delay=4),
+                        sl.LI())
+    params = {k: v.detach() for k, v in net.named_parameters()}
+    buffers = {k: v.detach() for k, v in net.named_buffers()}
+    x = torch.rand(10, 3, 4) * 2
+
+    def loss(p, b, xi):
+        return functional_call(net, (p, b), (xi.unsqueeze(1),)).pow(2).sum()
+
+    got = vmap(grad(loss), in_dims=(None, None, 1))(params, buffers, x)
+    for i in range(3):
+        want = grad(loss)(params, buffers, x[:, i])
+        for k in params:
+            torch.testing.assert_close(got[k][i], want[k], rtol=1e-5, atol=1e-6)

@@ -4,7 +4,7 @@ from __future__ import annotations
 import torch
 
 from .random_stream import RandomStream
-from .validation import as_drop_probability, as_seed
+from .validation import as_drop_probability, as_seed, outside_transforms
 
 
 class SpikeMask(RandomStream):
@@ -48,7 +48,8 @@ class SpikeMask(RandomStream):
             generator = None  # the device's default generator (seeded by torch.manual_seed)
         else:  # seeded: a generator on the device, seeded from the module's stream (same seed, same masks)
             generator = torch.Generator(device=device)
-            generator.manual_seed(int(torch.randint(0, 2 ** 62, (1,), generator=self._generator)))
+            with outside_transforms():  # a plain number also under vmap
+                generator.manual_seed(int(torch.randint(0, 2 ** 62, (1,), generator=self._generator)))
         return torch.rand(spikes.shape, generator=generator, device=device, dtype=torch.float32) >= self.p
 
     def extra_repr(self) -> str:

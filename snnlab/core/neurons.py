@@ -14,7 +14,7 @@ from snnlab.kernels.surrogate_math import NOISE_SURROGATES, check_builtin_surrog
 from . import surrogates as sg
 from .random_stream import RandomStream
 from .validation import (all_finite, as_drop_probability, as_number, as_seed, check_choice, check_positive,
-                         check_time_major, is_integer, raise_non_finite)
+                         check_time_major, is_integer, outside_transforms, raise_non_finite, under_vmap)
 
 RESETS = ("subtract", "zero")
 DEFAULT_TAU_MEM = 10.0  # time steps, when neither tau_mem nor beta is given
@@ -48,17 +48,6 @@ def _value_repr(t: torch.Tensor) -> str:
         return "[]"
     lo, hi = t.min().item(), t.max().item()
     return f"{lo:.4g}" if lo == hi else f"{lo:.4g}..{hi:.4g}"
-
-
-def _under_vmap() -> bool:
-    """Whether this runs inside ``torch.func.vmap``, whose batched tensors cannot be read back as a Python value
-    (so the layers skip their NaN check there). PyTorch offers no public test: its private one is used when present."""
-    try:
-        from torch._C._functorch import TransformType
-        from torch._functorch.pyfunctorch import retrieve_all_functorch_interpreters
-    except ImportError:  # pragma: no cover - another PyTorch layout: no vmap check (the read-back then raises)
-        return False
-    return any(i.key() == TransformType.Vmap for i in retrieve_all_functorch_interpreters())
 
 
 class _Leaky(nn.Module):
@@ -156,7 +145,7 @@ class _Leaky(nn.Module):
         and silently stops every spike. Only when the check fails is the cause looked for: a parameter
         (training diverged), the input, or else the membrane itself overflowed.
         """
-        if not x.is_floating_point() or x.shape[0] == 0 or x.is_meta or _under_vmap():
+        if not x.is_floating_point() or x.shape[0] == 0 or x.is_meta or under_vmap():
             return
         ok = torch.isfinite(membrane[-1]).all()
         for _, param in params:
@@ -272,7 +261,8 @@ class LIF(RandomStream, _Leaky):
         self.last_membrane: torch.Tensor | None = None
 
     def _next_seed(self) -> int:
-        return int(torch.randint(0, 2**31 - 1, (1,), generator=self._generator).item())
+        with outside_transforms():  # a plain number also under vmap (randomness="different" included)
+            return int(torch.randint(0, 2**31 - 1, (1,), generator=self._generator).item())
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = self._check_input(x, finite=False)  # checked on the final membrane below (cheaper)

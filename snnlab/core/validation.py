@@ -1,6 +1,7 @@
 """Input checks shared by the core modules: clear errors that name the argument and the fix."""
 from __future__ import annotations
 
+import contextlib
 import math
 import numbers
 
@@ -48,14 +49,39 @@ def raise_non_finite(layer: str, name: str) -> None:
     raise ValueError(f"{layer}: {name} contains NaN or inf values; check the encoder or the previous layer.")
 
 
+def under_vmap() -> bool:
+    """Whether this runs inside ``torch.func.vmap``, whose batched tensors cannot be read back as a Python value
+    (so the layers skip their value checks there). PyTorch offers no public test: its private one is used when
+    present.
+
+    Example:
+        >>> under_vmap(), bool(torch.func.vmap(lambda x: torch.tensor(under_vmap()))(torch.ones(2)).all())
+        (False, True)
+    """
+    try:
+        from torch._C._functorch import TransformType
+        from torch._functorch.pyfunctorch import retrieve_all_functorch_interpreters
+    except ImportError:  # pragma: no cover - another PyTorch layout: no vmap check (the read-back then raises)
+        return False
+    return any(i.key() == TransformType.Vmap for i in retrieve_all_functorch_interpreters())
+
+
+def outside_transforms():
+    """A context in which ``torch.func`` transforms do not apply (the private switch when present, else nothing):
+    a layer's own random seeds are drawn there as plain numbers, also inside ``vmap(..., randomness="different")``."""
+    switch = getattr(torch._C, "_DisableFuncTorch", None)
+    return switch() if switch is not None else contextlib.nullcontext()
+
+
 def all_finite(x: torch.Tensor) -> bool:
-    """True when ``x`` has no NaN/inf, checked with one fast reduction.
+    """True when ``x`` has no NaN/inf, checked with one fast reduction (True under ``vmap``, where the values
+    cannot be read back).
 
     The sum of a tensor is finite whenever all its values are (except for an overflow of huge
     values), so the exact element-wise check runs only when the sum is not finite: a full
     ``isfinite`` pass writes a bool tensor the size of ``x`` and costs ~15x a sum on the CPU.
     """
-    if x.numel() == 0 or x.is_meta:  # meta tensors have no values to check
+    if x.numel() == 0 or x.is_meta or under_vmap():  # meta tensors have no values to check
         return True
     acc = torch.float64 if x.dtype == torch.float64 else torch.float32
     if bool(torch.isfinite(torch.sum(x, dtype=acc))):
