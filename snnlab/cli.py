@@ -119,7 +119,8 @@ def _fmt(v) -> str:
 
 def _print_result(title: str, result: dict) -> None:
     print(f"\n{title}")
-    for key in ("accuracy", "loss", "spikes_per_sample", "synops_per_sample", "energy_per_sample_j", "latency_steps"):
+    for key in ("accuracy", "loss", "spikes_per_sample", "activation_sparsity", "synops_per_sample",
+                "energy_per_sample_j", "latency_steps"):
         if result.get(key) is not None:
             print(f"  {key:<22} {_fmt(result[key])}")
     for layer, n in (result.get("spikes_per_layer") or {}).items():
@@ -477,7 +478,7 @@ def _print_runs(args: argparse.Namespace, store, statuses: list[str], limit: int
             return 0
         # the trade-off's two axes, then the settings that differ between the runs, then the other results: the
         # columns left out at the terminal's width are the last ones
-        configs = [c for c in table.columns if c.startswith("config.") and table[c].astype(str).nunique() > 1]
+        configs = [c for c in table.columns if c.startswith("config.") and table[c].map(repr).nunique() > 1]
         results = [c for c in table.columns if not c.startswith("config.") and c not in ("run_id", "name", "status")]
         axes = [c for c in ("accuracy", "spikes_per_sample") if c in results]
         order = ["run_id", "name", "status", *axes, *configs, *[c for c in results if c not in axes]]

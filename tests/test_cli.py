@@ -572,3 +572,26 @@ def test_export_writes_a_runs_network_as_nir_that_reads_back_as_the_same_network
     assert main(["export", str(tmp_path / "sub"), "--nir", str(tmp_path / "b.nir")]) == 2
     assert "subtract" in capsys.readouterr().err and not (tmp_path / "b.nir").exists()
     assert main(["export", str(tmp_path / "nowhere"), "--nir", str(tmp_path / "c.nir")]) == 2
+
+
+def test_runs_compare_shows_a_setting_unset_in_one_run_and_set_in_another(tmp_path, capsys):
+    """Probe: an optional field (tau_syn, max_spikes...) None in one run and set in another was hidden (pandas counts
+    NaN as no value), so the runs looked alike."""
+    store = RunStore(tmp_path / "s.sqlite")
+    for tau_syn in (None, 5.0):
+        run = store.create_run({"hidden": [8], "tau_syn": tau_syn}, name=f"syn {tau_syn}")
+        store.set_summary(run, {"accuracy": 0.5, "spikes_per_sample": 3.0})
+        store.set_status(run, "finished")
+    assert main(["runs", "compare", "--store", str(tmp_path / "s.sqlite"), "--wide"]) == 0
+    out = capsys.readouterr().out
+    assert "config.tau_syn" in out and "config.hidden" not in out
+
+
+def test_sweep_refuses_an_unknown_objective_before_training(tmp_path):
+    from snnlab.experiments.sweeps import sweep
+    from snnlab.training import ExperimentConfig
+
+    with pytest.raises(ValueError, match=r"objective 'sparsity' is not a column of the sweep table.*activation_sparsity"):
+        sweep(ExperimentConfig(hidden=[8]), {"seed": [0, 1]}, objectives={"sparsity": "max"}, progress=False)
+    with pytest.raises(ValueError, match=r"must be 'max' or 'min'"):
+        sweep(ExperimentConfig(hidden=[8]), {"seed": [0, 1]}, objectives={"accuracy": "up"}, progress=False)

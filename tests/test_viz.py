@@ -760,3 +760,13 @@ def test_live_curves_draw_bounded_points_and_keep_every_row_in_the_buffer():
     unbounded = LiveCurves(metrics=["loss"], buffer_length=100_000, max_points=None)
     unbounded.send_table(pd.DataFrame({"step": steps, "name": "loss", "value": loss}))
     assert len(unbounded.plot[()].get(0)["loss"]) == 30_000
+
+
+def test_activation_sparsity_is_a_gain_and_a_trade_off_axis():
+    import pandas as pd
+
+    from snnlab.viz.pareto import better_direction, metric_columns
+
+    assert better_direction("activation_sparsity") is True and better_direction("spikes_per_sample") is False
+    df = pd.DataFrame({"accuracy": [0.5, 0.6], "activation_sparsity": [0.9, 0.8], "n_samples": [10, 10]})
+    assert metric_columns(df) == ["accuracy", "activation_sparsity"]

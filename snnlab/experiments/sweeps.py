@@ -51,8 +51,8 @@ from snnlab.metrics.robustness import perturb, robustness_curve
 from snnlab.training.config import ConfigError, ExperimentConfig, with_changes
 
 DEFAULT_OBJECTIVES = {"accuracy": "max", "spikes_per_sample": "min"}
-METRIC_COLUMNS = ("accuracy", "loss", "spikes_per_sample", "synops_per_sample", "energy_per_sample_j",
-                  "latency_steps")
+METRIC_COLUMNS = ("accuracy", "loss", "spikes_per_sample", "activation_sparsity", "synops_per_sample",
+                  "energy_per_sample_j", "latency_steps")
 _UNFINISHED = ("created", "idle", "running", "paused")  # store statuses of a run that has not ended
 _NOT_STARTED = "the sweep was interrupted before this run started"
 
@@ -332,7 +332,7 @@ def sweep(config: ExperimentConfig, grid: dict[str, list], executor: Any = None,
     """
     configs = expand_grid(config, grid)
     robustness = _robustness_list(robustness)  # checked before anything trains
-    objectives = dict(objectives or DEFAULT_OBJECTIVES)
+    objectives = _check_objectives(objectives, robustness)  # before anything trains
     pool = _as_executor(executor)
     out = Path(out) if out is not None else None
     root = Path(run_root).resolve() if run_root is not None else None
@@ -389,6 +389,19 @@ def sweep(config: ExperimentConfig, grid: dict[str, list], executor: Any = None,
     if interrupt is not None:
         raise SweepInterrupted(result, getattr(interrupt, "signum", None)) from interrupt
     return result
+
+
+def _check_objectives(objectives: dict | None, robustness: list) -> dict[str, str]:
+    """``objectives`` (default :data:`DEFAULT_OBJECTIVES`) checked against the table's metric columns: a typo would
+    otherwise fail only after every run has trained."""
+    objectives = dict(objectives or DEFAULT_OBJECTIVES)
+    known = list(METRIC_COLUMNS) + [f"robust_accuracy_{kind}_{level:g}" for kind, level in robustness]
+    for metric, goal in objectives.items():
+        if metric not in known:
+            raise ValueError(f"sweep: objective {metric!r} is not a column of the sweep table; choose from {known}")
+        if goal not in ("max", "min"):
+            raise ValueError(f"sweep: objective {metric!r} must be 'max' or 'min', got {goal!r}")
+    return objectives
 
 
 def _completed(futures) -> Iterator:

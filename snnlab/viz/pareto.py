@@ -8,7 +8,7 @@ from snnlab.metrics.pareto import pareto_mask
 __all__ = ["MAXIMIZE", "MAXIMIZE_ANYWHERE", "METRICS", "MINIMIZE", "better_direction", "known_direction", "metric_columns", "pareto_front"]
 
 #: Metrics where larger is better (matched by prefix, so ``accuracy_test`` counts too).
-MAXIMIZE = ("accuracy", "acc", "robustness", "auc", "f1", "precision", "recall")
+MAXIMIZE = ("accuracy", "acc", "robustness", "auc", "f1", "precision", "recall", "activation_sparsity", "sparsity")
 #: Metrics where smaller is better.
 MINIMIZE = ("spikes_per_sample", "synops_per_sample", "energy_per_sample_j", "latency_steps", "loss", "spikes",
             "synops", "macs", "energy", "latency", "params", "time")
@@ -50,7 +50,8 @@ def known_direction(column: str) -> bool | None:
 
 
 #: Metric columns offered first (in this order) as trade-off axes when present.
-METRICS = ("accuracy", "spikes_per_sample", "synops_per_sample", "energy_per_sample_j", "latency_steps")
+METRICS = ("accuracy", "spikes_per_sample", "activation_sparsity", "synops_per_sample", "energy_per_sample_j",
+           "latency_steps")
 
 
 def metric_columns(df: pd.DataFrame) -> list[str]:

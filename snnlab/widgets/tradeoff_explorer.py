@@ -108,7 +108,7 @@ class TradeoffExplorer(W.VBox):
         metrics = metric_columns(self.df)
         metrics = metrics + [c for c in asked if c not in metrics]
         configs = [c for c in self.df.columns if str(c).startswith("config.")]
-        varying = [c for c in configs if self.df[c].astype(str).nunique() > 1]
+        varying = [c for c in configs if self.df[c].map(repr).nunique() > 1]
         colors = [NO_COLOR] + varying + [c for c in configs if c not in varying]
         x = x or (self.x.value if self.x.value in metrics else None)
         y = y or (self.y.value if self.y.value in metrics else None)
