@@ -440,7 +440,9 @@ def _print_runs(args: argparse.Namespace, store, statuses: list[str], limit: int
 
     import pandas as pd
 
-    width = None if getattr(args, "wide", False) else shutil.get_terminal_size((100, 24)).columns
+    wide = getattr(args, "wide", False)
+    width = None if wide else shutil.get_terminal_size((100, 24)).columns
+    name_width = 10**6 if wide else NAME_WIDTH  # --wide: whole names (their label's last words tell runs apart)
     if args.action == "list":
         runs, matched = _newest(store.list_runs(), statuses, limit)
         if runs.empty:
@@ -448,7 +450,7 @@ def _print_runs(args: argparse.Namespace, store, statuses: list[str], limit: int
             return 0
         runs = runs.assign(created=pd.to_datetime(runs["created"], unit="s").dt.strftime("%Y-%m-%d %H:%M"))
         lines, left_out = _table(runs[["run_id", "name", "status", "created", "message"]],
-                                 {"name": NAME_WIDTH, "message": MESSAGE_WIDTH, "created": 16, "run_id": 32},
+                                 {"name": name_width, "message": MESSAGE_WIDTH, "created": 16, "run_id": 32},
                                  width, shrink=[("message", 30), ("name", 24), ("message", 12), ("name", 12)], keep=3)
         sys.stdout.write("\n".join(lines) + "\n")
         sys.stdout.flush()
@@ -483,7 +485,7 @@ def _print_runs(args: argparse.Namespace, store, statuses: list[str], limit: int
         axes = [c for c in ("accuracy", "spikes_per_sample") if c in results]
         order = ["run_id", "name", "status", *axes, *configs, *[c for c in results if c not in axes]]
         lines, left_out = _table(table[order],
-                                 {"name": NAME_WIDTH, "run_id": 32}, width, shrink=[("name", 24)], keep=3)
+                                 {"name": name_width, "run_id": 32}, width, shrink=[("name", 24)], keep=3)
         sys.stdout.write("\n".join(lines) + "\n")
         sys.stdout.flush()
         _shown_note(len(table), matched, "runs with results", statuses if not args.run_ids else [], left_out, width)
@@ -513,13 +515,19 @@ def cmd_export(args: argparse.Namespace) -> int:
     from snnlab.training.model import model_from_checkpoint
 
     nir = require("nir", extra="interop", feature="snnlab export")
+    out = Path(args.nir)
+    if not out.parent.is_dir():
+        raise FileNotFoundError(f"--nir: the folder {out.parent} does not exist")
     model, cfg = model_from_checkpoint(args.run)
     graph = to_nir(model, dt=args.dt)
-    out = Path(args.nir)
     nir.write(str(out), graph)
     kinds = [type(graph.nodes[k]).__name__ for k in graph.nodes if k not in ("input", "output")]
+    taus = "learned" if cfg.learn_tau else f"{cfg.tau_mem:g} steps = {cfg.tau_mem * args.dt:g} s"
     print(f"snnlab export: wrote {out} ({cfg.label()}; {len(kinds)} nodes: {', '.join(kinds)}; dt = {args.dt:g} s, "
-          f"tau_mem = {cfg.tau_mem:g} steps = {cfg.tau_mem * args.dt:g} s)")
+          f"tau_mem {taus}{'' if cfg.tau_syn is None else f', tau_syn {cfg.tau_syn:g} steps'})")
+    if cfg.neuron == "noisy" or cfg.mask_p > 0:
+        print("snnlab export: the graph holds the deterministic network the run evaluates with (noise and spike masks "
+              "act in training only and have no NIR node)")
     return 0
 
 
@@ -587,8 +595,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     runs = sub.add_parser("runs", help="list, show or compare runs in the store",
                           description="List (the default), show or compare the runs in the store, newest first. "
-                                      f"Names are cut to {NAME_WIDTH} characters, messages to the last line of "
-                                      f"their text ({MESSAGE_WIDTH} characters), and the table to the terminal's "
+                                      f"Names are cut to {NAME_WIDTH} characters (--wide: whole), messages to the last "
+                                      f"line of their text ({MESSAGE_WIDTH} characters), and the table to the terminal's "
                                       "width; what is left out is said on stderr. A store that cannot be written "
                                       "(a read-only folder) is opened read-only.")
     runs.add_argument("action", nargs="?", default="list", choices=["list", "show", "compare"])
@@ -599,7 +607,8 @@ def build_parser() -> argparse.ArgumentParser:
                            "comma-separate for several)")
     runs.add_argument("--limit", type=_count, default=RUNS_LIMIT, metavar="N",
                       help=f"the newest N runs (list, and compare without ids) [{RUNS_LIMIT}]; 0: all")
-    runs.add_argument("--wide", action="store_true", help="all columns, not cut to the terminal's width")
+    runs.add_argument("--wide", action="store_true",
+                      help="all columns and whole names, not cut to the terminal's width")
     runs.add_argument("--timeout", type=_seconds, default=RUNS_WAIT, metavar="SECONDS",
                       help=f"how long to wait for a store another process holds locked [{RUNS_WAIT:g}]")
     runs.set_defaults(func=cmd_runs)

@@ -572,6 +572,12 @@ def test_export_writes_a_runs_network_as_nir_that_reads_back_as_the_same_network
     assert main(["export", str(tmp_path / "sub"), "--nir", str(tmp_path / "b.nir")]) == 2
     assert "subtract" in capsys.readouterr().err and not (tmp_path / "b.nir").exists()
     assert main(["export", str(tmp_path / "nowhere"), "--nir", str(tmp_path / "c.nir")]) == 2
+    assert main(["export", str(tmp_path / "run"), "--nir", str(tmp_path / "no" / "d.nir")]) == 2
+    assert "the folder" in capsys.readouterr().err
+    (tmp_path / "junk.pt").write_bytes(b"not a checkpoint")
+    assert main(["export", str(tmp_path / "junk.pt"), "--nir", str(tmp_path / "e.nir")]) == 1
+    err = capsys.readouterr().err
+    assert "unreadable" in err and "weights_only" not in err and len(err.strip().splitlines()) == 1
 
 
 def test_runs_compare_shows_a_setting_unset_in_one_run_and_set_in_another(tmp_path, capsys):
@@ -595,3 +601,14 @@ def test_sweep_refuses_an_unknown_objective_before_training(tmp_path):
         sweep(ExperimentConfig(hidden=[8]), {"seed": [0, 1]}, objectives={"sparsity": "max"}, progress=False)
     with pytest.raises(ValueError, match=r"must be 'max' or 'min'"):
         sweep(ExperimentConfig(hidden=[8]), {"seed": [0, 1]}, objectives={"accuracy": "up"}, progress=False)
+
+
+def test_runs_wide_shows_whole_names(tmp_path, capsys):
+    """Probe: --wide still cut names at 40 characters, hiding the label's last words (rec, syn5, reg0.1)."""
+    store = RunStore(tmp_path / "s.sqlite")
+    name = "randman 100-32-10 multi_spike atan T20 syn5 rec reg0.1"
+    store.create_run({}, name=name)
+    assert main(["runs", "--store", str(tmp_path / "s.sqlite"), "--wide"]) == 0
+    assert name in capsys.readouterr().out
+    assert main(["runs", "--store", str(tmp_path / "s.sqlite")]) == 0
+    assert name not in capsys.readouterr().out  # cut at 40 without --wide

@@ -79,9 +79,10 @@ def test_with_monitor_the_neurons_after_it_are_recorded():
     assert mon.spikes["1"].shape == (5, 3, 2, 4, 4)
 
 
-@pytest.mark.parametrize("module", [sl.LIF(), nn.Sequential(nn.Conv2d(1, 1, 3), sl.LI())])
-def test_neuron_layers_inside_are_refused(module):
-    with pytest.raises(ValueError, match=r"keep a membrane across time.*put the neurons between"):
+@pytest.mark.parametrize("module", [sl.LIF(), nn.Sequential(nn.Conv2d(1, 1, 3), sl.LI()), nn.LSTM(4, 4),
+                                    nn.GRUCell(4, 4)])
+def test_neuron_and_recurrent_layers_inside_are_refused(module):
+    with pytest.raises(ValueError, match=r"keep a state across time.*put the neurons between"):
         TimeDistributed(module)
 
 

@@ -29,7 +29,9 @@ class TimeDistributed(nn.Module):
     ``nn.Linear`` and ``nn.Flatten(start_dim=2)`` work on time-major tensors as they are and need no wrapper.
 
     The SynOps counter of :mod:`snnlab.metrics` sees the wrapped layer's calls on the folded batch and counts
-    them per sample, as for any other layout.
+    them per sample, as for any other layout. Average pooling of spikes gives fractions (0.25, 0.5...), which
+    the counter takes as analog input: the next layer then counts dense MACs, not events (sum pooling, e.g.
+    ``nn.LPPool2d(1, k)``, keeps integer event counts).
 
     Example:
         >>> import torch, snnlab as sl
@@ -43,10 +45,11 @@ class TimeDistributed(nn.Module):
         super().__init__()
         if not isinstance(module, nn.Module):
             raise TypeError(f"TimeDistributed wraps an nn.Module, got {type(module).__name__}")
-        neurons = [name or type(module).__name__ for name, m in module.named_modules() if isinstance(m, (LIF, LI))]
+        neurons = [name or type(module).__name__ for name, m in module.named_modules()
+                   if isinstance(m, (LIF, LI, nn.RNNBase, nn.RNNCellBase))]
         if neurons:
-            raise ValueError(f"TimeDistributed: {type(module).__name__} holds the neuron layer(s) {neurons}, which "
-                             f"keep a membrane across time and take [T, B, ...] themselves; wrap only the layers "
+            raise ValueError(f"TimeDistributed: {type(module).__name__} holds the neuron or recurrent layer(s) "
+                             f"{neurons}, which keep a state across time and take [T, B, ...] themselves; wrap only the layers "
                              f"without memory (convolutions, pooling...) and put the neurons between them.")
         timed = [f"{name} ({type(m).__name__})" if name else type(m).__name__
                  for name, m in module.named_modules() if isinstance(m, _TIME_MAJOR)]

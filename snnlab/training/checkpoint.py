@@ -93,6 +93,17 @@ def save_checkpoint(path: str | os.PathLike, state: dict[str, Any]) -> Path:
     return path
 
 
+def _load_error_detail(exc: Exception) -> str:
+    """The cause in ``torch.load``'s error, without its advice to retry with ``weights_only=False`` (which would run
+    whatever code the file holds): the unpickler's own reason where it gives one, else the first line."""
+    text = str(exc).strip()
+    marker = "WeightsUnpickler error:"
+    if marker in text:
+        reason = [line.strip() for line in text.split(marker, 1)[1].splitlines() if line.strip()]
+        return f"not a weights-only file ({reason[0] if reason else 'refused by the weights-only unpickler'})"
+    return (text.splitlines() or [""])[0]
+
+
 def load_checkpoint(path: str | os.PathLike, map_location: Any = "cpu", mmap: bool = False) -> dict[str, Any]:
     """Load a checkpoint written by :func:`save_checkpoint` (``weights_only=True``: no arbitrary code).
 
@@ -113,9 +124,8 @@ def load_checkpoint(path: str | os.PathLike, map_location: Any = "cpu", mmap: bo
     try:
         state = torch.load(path, map_location=map_location, weights_only=True, mmap=mmap)
     except Exception as e:
-        raise CheckpointError(
-            f"checkpoint {path} is unreadable (truncated, corrupt, or not written by snnlab): {type(e).__name__}: {e}"
-        ) from e
+        raise CheckpointError(f"checkpoint {path} is unreadable (truncated, corrupt, or not written by snnlab): "
+                              f"{type(e).__name__}: {_load_error_detail(e)}") from e
     if not isinstance(state, dict):
         raise CheckpointError(f"checkpoint {path} holds a {type(state).__name__}, expected a dict")
     return state

@@ -309,7 +309,8 @@ class ExperimentConfig(param.Parameterized):
     tau_syn = param.Number(default=None, allow_None=True, bounds=(1.0, None), doc=(
         "Synaptic time constant in time steps, or None (off): a leaky synaptic current (LI, beta = 1 - 1/tau_syn) "
         "between each hidden layer's synapses and its LIF neurons: current-based (CuBa) LIF neurons, as in the "
-        "SHD/SSC baselines of Cramer et al. (2020)."))
+        "SHD/SSC baselines of Cramer et al. (2020). The current sums about tau_syn steps of input, so the neurons "
+        "are driven about tau_syn times harder: lower weight_gain accordingly."))
     threshold = param.Number(default=1.0, bounds=(0, None), inclusive_bounds=(False, True), doc="Firing threshold.")
     reset = param.Selector(default="subtract", objects=list(RESETS), doc=(
         "Reset after a spike: 'subtract' the threshold or set the membrane to 'zero'."))
