@@ -178,7 +178,10 @@ class Trainer:
             run's checkpoint is refused (``FileExistsError``) unless resuming that checkpoint or ``overwrite``.
         store: optional object following :class:`RunStoreProtocol`; its errors are logged, never fatal.
         callbacks: callables subscribed to :attr:`events` (they receive every :class:`Event`).
-        model, train_loader, test_loader: inject your own instead of building them from ``cfg``.
+        model, train_loader, test_loader: inject your own instead of building them from ``cfg``. With your own
+            ``model`` the fields that build a network (``hidden``, ``neuron``, ``recurrent``, ``tau_syn``, ...) are
+            not used (the training fields are: ``lr``, ``epochs``, ``readout``, ``spike_reg``...), and the run store
+            records ``cfg`` as given, under a "(custom model)" label.
         resume: path of a checkpoint (or a run folder) to continue from.
         progress: show tqdm progress bars.
         name: run name passed to ``store.create_run``.
