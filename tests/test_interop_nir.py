@@ -10,6 +10,9 @@ import torch
 
 import snnlab as sl
 
+from snnlab.training.config import ExperimentConfig
+from snnlab.training.model import build_model
+
 nir = pytest.importorskip("nir")
 from snnlab.interop.nir import from_nir, to_nir  # noqa: E402
 
@@ -58,9 +61,33 @@ def _nested_no_leak() -> sl.Sequential:  # beta = 1: IF and I nodes; nested Sequ
     return sl.Sequential(inner, sl.TimeDropout(0.2), sl.SpikeMask(0.3), torch.nn.Linear(10, 3), sl.LI(beta=1.0))
 
 
+def _cuba(**kw) -> sl.Sequential:  # current-based LIF: synapse -> LI(tau_syn) -> LIF, as build_model makes it
+    cfg = ExperimentConfig(hidden=[10, 8], tau_syn=4.0, reset="zero", **kw)
+    return build_model(cfg, 6, 3)
+
+
+def _cuba_learned() -> sl.Sequential:  # learned (one per layer) membrane taus, moved away from their start
+    net = _cuba(learn_tau=True)
+    with torch.no_grad():
+        net[2].tau_mem.fill_(7.3)
+        net[5].tau_mem.fill_(13.0)
+    return net
+
+
+def _cuba_per_neuron() -> sl.Sequential:  # per-neuron synaptic and membrane taus, per-neuron thresholds
+    li = sl.LI(tau_mem=4.0, n_neurons=10, learn_tau=True)
+    lif = sl.LIF(tau_mem=8.0, reset="zero", n_neurons=10, learn_tau=True, learn_threshold=True)
+    with torch.no_grad():
+        li.tau_mem.copy_(torch.linspace(1.5, 12.0, 10))
+        lif.tau_mem.copy_(torch.linspace(2.0, 30.0, 10))
+        lif.threshold.copy_(torch.linspace(0.5, 2.0, 10))
+    return sl.Sequential(torch.nn.Linear(6, 10, bias=False), li, lif, torch.nn.Linear(10, 3), sl.LI(tau_mem=20.0))
+
+
 ARCHS = {"mlp": (_mlp, (6,)), "per_neuron": (_per_neuron, (6,)), "conv2d": (_conv, (2, 16, 16)),
          "conv1d": (_conv1d, (3, 12)), "recurrent": (_recurrent, (6,)), "delayed": (_delayed, (6,)),
-         "no_leak": (_nested_no_leak, (6,))}
+         "no_leak": (_nested_no_leak, (6,)), "cuba": (_cuba, (6,)), "cuba_learned": (_cuba_learned, (6,)),
+         "cuba_per_neuron": (_cuba_per_neuron, (6,)), "cuba_recurrent": (lambda: _cuba(recurrent=True), (6,))}
 
 
 def _run(net: torch.nn.Module, x: torch.Tensor) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
@@ -101,6 +128,12 @@ def test_round_trip_keeps_the_layers():
     back = from_nir(to_nir(_per_neuron(), dt=DT))
     assert back[1].n_neurons == 10 and not back[1].learn_tau  # learned values exported as fixed ones
     assert torch.equal(back[1].threshold, torch.linspace(0.2, 0.9, 10))
+    net = _cuba_per_neuron()
+    back = from_nir(to_nir(net, dt=DT))  # one CubaLIF node back as LI -> LIF, per-neuron values kept exactly
+    assert [type(m).__name__ for m in back] == ["Linear", "LI", "LIF", "Linear", "LI"]
+    assert back[1].n_neurons == 10 and back[2].n_neurons == 10 and back[4].n_neurons is None
+    assert torch.equal(back[1].beta(), net[1].beta().detach()) and torch.equal(back[2].beta(), net[2].beta().detach())
+    assert torch.equal(back[2].threshold, torch.linspace(0.5, 2.0, 10))
 
 
 def test_batchnorm_is_folded_into_the_linear_before_it():
@@ -176,10 +209,12 @@ def test_graph_written_to_a_file_reads_back_as_the_same_network(tmp_path):
 # --------------------------------------------------------------------- an independent simulation of NIR's equations
 
 
-def _euler(graph, x: np.ndarray, dt: float) -> tuple[np.ndarray, list[np.ndarray]]:
+def _euler(graph, x: np.ndarray, dt: float, current_first: bool = True) -> tuple[np.ndarray, list[np.ndarray]]:
     """Forward Euler of a chain NIR graph, from NIR's definitions only: LIF ``tau dv/dt = (v_leak - v) + r I``,
     spike when ``v > v_threshold``, then ``v = v_reset``; LI the same without spikes; a sub-graph LIF <-> Linear
-    feeds the previous step's spikes back. ``x`` [T, B, N] -> (output, spikes of every spiking node)."""
+    feeds the previous step's spikes back; CubaLIF ``tau_syn dI/dt = -I + w_in x`` driving a LIF with ``I``, the
+    membrane stepped with the new current (``current_first``) or the previous step's (strictly explicit Euler).
+    ``x`` [T, B, N] -> (output, spikes of every spiking node)."""
     order, key = [], "input"
     while key != "output":
         key = next(b for a, b in graph.edges if a == key)
@@ -203,6 +238,9 @@ def _euler(graph, x: np.ndarray, dt: float) -> tuple[np.ndarray, list[np.ndarray
             elif isinstance(node, nir.LIF):
                 h = _lif_step(node, h, state, key, dt)
                 spikes.setdefault(key, []).append(h)
+            elif isinstance(node, nir.CubaLIF):
+                h = _cuba_step(node, h, state, key, dt, current_first)
+                spikes.setdefault(key, []).append(h)
             elif isinstance(node, nir.LI):
                 v = state.get(key, np.zeros_like(h))
                 state[key] = h = v + dt / node.tau * (node.v_leak - v + node.r * h)
@@ -220,7 +258,15 @@ def _lif_step(node, current: np.ndarray, state: dict, key: str, dt: float) -> np
     return z
 
 
-@pytest.mark.parametrize("arch", ["mlp", "per_neuron", "recurrent"])
+def _cuba_step(node, x: np.ndarray, state: dict, key: str, dt: float, current_first: bool) -> np.ndarray:
+    i_prev = state.get(key + "I", np.zeros_like(x))
+    i_new = i_prev + dt / node.tau_syn * (-i_prev + node.w_in * x)
+    state[key + "I"] = i_new
+    lif = nir.LIF(tau=node.tau_mem, r=node.r, v_leak=node.v_leak, v_threshold=node.v_threshold, v_reset=node.v_reset)
+    return _lif_step(lif, i_new if current_first else i_prev, state, key, dt)
+
+
+@pytest.mark.parametrize("arch", ["mlp", "per_neuron", "recurrent", "cuba", "cuba_per_neuron", "cuba_recurrent"])
 @pytest.mark.parametrize("dt", [1e-3, 1e-4])
 def test_snnlab_network_matches_an_euler_simulation_of_the_exported_graph(arch, dt):
     torch.manual_seed(4)
@@ -234,6 +280,94 @@ def test_snnlab_network_matches_an_euler_simulation_of_the_exported_graph(arch, 
     for mine, ref in zip(spikes.values(), ref_spikes):
         np.testing.assert_array_equal(mine.numpy(), ref)
     np.testing.assert_allclose(out.numpy(), ref_out, rtol=1e-6, atol=1e-9)  # tau printed as its shortest decimal
+
+
+def _foreign_cuba(rng: np.random.Generator, w_in: np.ndarray | float, r: np.ndarray | float) -> "nir.NIRGraph":
+    """Per-neuron taus; thresholds set so that every neuron fires at dt = 1 ms (the gains span 1e-3 to 12)."""
+    tau_syn, tau_mem = np.array([1e-3, 3e-3, 5e-3, 2e-2]), np.array([2e-3, 1e-2, 4e-3, 5e-2])
+    gain = w_in * 1e-3 / tau_syn * r * 1e-3 / tau_mem
+    return nir.NIRGraph.from_list(
+        nir.Affine(weight=rng.normal(size=(4, 3)) * 2 + 1, bias=np.zeros(4)),
+        nir.CubaLIF(tau_syn=tau_syn, tau_mem=tau_mem, r=np.ones(4) * r, v_leak=np.zeros(4),
+                    v_threshold=np.array([1.0, 2.0, 3.0, 4.0]) * gain, w_in=w_in),
+        nir.Linear(weight=rng.normal(size=(2, 4))),
+        nir.LI(tau=np.full(2, 1e-2), r=np.full(2, 10.0), v_leak=np.zeros(2)))
+
+
+@pytest.mark.parametrize("w_in, r", [(1.0, 1.0), (np.array([2.0, 0.5, 3.0, 1.0]), np.array([4.0, 1.0, 0.5, 2.0]))])
+def test_import_of_a_foreign_cubalif_matches_the_euler_simulation_current_first(w_in, r):
+    """Gains w_in*dt/tau_syn and r*dt/tau_mem other than 1 (per neuron) go into the LIF's threshold; the membrane
+    integrates the current of the same step (snnTorch's Synaptic order)."""
+    graph = _foreign_cuba(np.random.default_rng(0), w_in, r)
+    net = from_nir(graph, dt=1e-3, dtype=torch.float64)
+    assert [type(m).__name__ for m in net] == ["Linear", "LI", "LIF", "Linear", "LI"]
+    x = _spiking_input((3,), 1).double()
+    out, spikes = _run(net, x)
+    ref_out, ref_spikes = _euler(graph, x.numpy(), 1e-3)
+    assert ref_spikes[0].sum() > 20 and (ref_spikes[0].sum(axis=(0, 1)) > 0).all()  # every neuron fires
+    np.testing.assert_array_equal(spikes["2"].numpy(), ref_spikes[0])
+    np.testing.assert_allclose(out.numpy(), ref_out, rtol=1e-12, atol=1e-12)
+    gain = np.ones(4) * w_in * 1e-3 / graph.nodes["cubalif"].tau_syn * r * 1e-3 / graph.nodes["cubalif"].tau_mem
+    np.testing.assert_allclose(net[2].threshold.numpy(), graph.nodes["cubalif"].v_threshold / gain, rtol=1e-12)
+    np.testing.assert_allclose(net[1].beta().numpy(), 1 - 1e-3 / graph.nodes["cubalif"].tau_syn, rtol=1e-12)
+
+
+def test_strictly_explicit_euler_cubalif_fires_one_step_after_the_current_first_order():
+    """The other reading of NIR's CubaLIF (v[t] from I[t-1], NIR's numpy reference, Norse): the same spikes, one
+    step later; this is why the import documents its order."""
+    graph = _foreign_cuba(np.random.default_rng(2), 1.0, 1.0)
+    x = _spiking_input((3,), 3).numpy()
+    _, (first,) = _euler(graph, x, 1e-3, current_first=True)
+    _, (explicit,) = _euler(graph, x, 1e-3, current_first=False)
+    assert first.sum() > 20 and not np.array_equal(first, explicit)
+    np.testing.assert_array_equal(explicit[1:], first[:-1])
+    assert not explicit[0].any()
+
+
+def test_cubalif_export_parameters_and_what_stays_two_nodes():
+    net = _cuba()
+    g = to_nir(net, dt=2e-4)
+    assert list(g.nodes) == ["input", "0", "2", "3", "5", "6", "7", "output"]  # CubaLIF named after the LIF
+    cuba = g.nodes["2"]
+    assert isinstance(cuba, nir.CubaLIF) and isinstance(g.nodes["7"], nir.LI)
+    np.testing.assert_allclose(cuba.tau_syn, [8e-4] * 10, rtol=1e-12)  # tau_syn = 4 steps * dt
+    np.testing.assert_array_equal(cuba.w_in, [4.0] * 10)  # w_in = tau_syn / dt: the input enters I unscaled
+    np.testing.assert_allclose(cuba.tau_mem, [2e-3] * 10, rtol=1e-12)
+    np.testing.assert_array_equal(cuba.r, [10.0] * 10)  # r = tau_mem / dt: I enters v unscaled
+    np.testing.assert_array_equal(cuba.v_threshold, [1.0] * 10)
+    assert not cuba.v_leak.any() and not cuba.v_reset.any()
+    # RecurrentLIF after the LI: LI + the recurrent LIF sub-graph (a CubaLIF loop would filter the recurrence)
+    g = to_nir(_cuba(recurrent=True), dt=DT)
+    assert [type(g.nodes[k]).__name__ for k in ("1", "2")] == ["LI", "NIRGraph"]
+    assert isinstance(g.nodes["2"].nodes["lif"], nir.LIF)
+    # a leak-free current or membrane (tau = inf) has no CubaLIF with unit gains: two nodes, still exact
+    for li, lif, kinds in [(sl.LI(beta=1.0), sl.LIF(tau_mem=5.0, threshold=3.0, reset="zero"), ["I", "LIF"]),
+                           (sl.LI(tau_mem=3.0), sl.LIF(beta=1.0, threshold=3.0, reset="zero"), ["LI", "IF"])]:
+        net = sl.Sequential(torch.nn.Linear(6, 5), li, lif, torch.nn.Linear(5, 2), sl.LI()).eval()
+        g = to_nir(net, dt=DT)
+        assert [type(g.nodes[k]).__name__ for k in ("1", "2")] == kinds
+        x = _spiking_input((6,), 4)
+        (out, spikes), (out2, spikes2) = _run(net, x), _run(from_nir(g), x)
+        assert spikes["2"].sum() > 0 and torch.equal(spikes["2"], spikes2["2"]) and torch.equal(out, out2)
+    # an LI before a subtract-reset LIF: refused as the LIF alone is
+    with pytest.raises(ValueError, match=r"layer '2' \(LIF\) has reset='subtract'"):
+        to_nir(sl.Sequential(torch.nn.Linear(3, 4), sl.LI(), sl.LIF()), dt=DT)
+    # an LI not followed by a LIF, or with a TimeBatchNorm between them, is no CubaLIF
+    g = to_nir(sl.Sequential(torch.nn.Linear(3, 4), sl.LI(), torch.nn.Linear(4, 4), sl.LIF(reset="zero")), dt=DT)
+    assert [type(g.nodes[k]).__name__ for k in ("1", "3")] == ["LI", "LIF"]
+    with pytest.raises(ValueError, match=r"\(TimeBatchNorm\) does not follow a Linear"):
+        to_nir(sl.Sequential(torch.nn.Linear(3, 4), sl.LI(), sl.TimeBatchNorm(4), sl.LIF(reset="zero")).eval(), dt=DT)
+
+
+def test_cubalif_graph_written_to_a_file_reads_back_as_the_same_network(tmp_path):
+    torch.manual_seed(6)
+    net = _cuba_per_neuron().eval()
+    nir.write(tmp_path / "cuba.nir", to_nir(net, dt=DT))
+    graph = nir.read(tmp_path / "cuba.nir")
+    assert isinstance(graph.nodes["2"], nir.CubaLIF)
+    x = _spiking_input((6,), 8)
+    (out, spikes), (out2, spikes2) = _run(net, x), _run(from_nir(graph), x)
+    assert spikes["2"].sum() > 0 and torch.equal(spikes["2"], spikes2["2"]) and torch.equal(out, out2)
 
 
 def test_import_of_a_foreign_lif_with_an_input_gain_matches_the_euler_simulation():
@@ -330,11 +464,14 @@ def test_import_refuses_what_snnlab_cannot_express():
         (nir.NIRGraph.from_list(affine, lif(tau=np.full(2, 1e-4))), r"has tau < dt"),
         (nir.NIRGraph.from_list(affine, nir.LI(tau=np.full(2, 0.01), r=np.ones(2), v_leak=np.zeros(2))),
          r"node 'li' \(LI\) has an input gain"),
-        (nir.NIRGraph.from_list(affine, nir.CubaLIF(tau_syn=np.ones(2), tau_mem=np.ones(2), r=np.ones(2),
-                                                    v_leak=np.zeros(2), v_threshold=np.ones(2))),
-         r"node 'cubalif' \(CubaLIF\) has no snnlab layer"),
+        (nir.NIRGraph.from_list(affine, nir.CubaLI(tau_syn=np.ones(2), tau_mem=np.ones(2), r=np.ones(2),
+                                                   v_leak=np.zeros(2))),
+         r"node 'cubali' \(CubaLI\) has no snnlab layer \(imported: .*CubaLIF"),
     ]
     for graph, message in cases:
+        with pytest.raises(ValueError, match=message):
+            from_nir(graph, dt=1e-3)
+    for graph, message in _cuba_refusals(affine):
         with pytest.raises(ValueError, match=message):
             from_nir(graph, dt=1e-3)
     fan = nir.NIRGraph(nodes={"input": nir.Input(input_type=np.array([2])), "a": affine, "b": lif(), "c": lif(),
@@ -344,6 +481,36 @@ def test_import_refuses_what_snnlab_cannot_express():
         from_nir(fan, dt=1e-3)
     with pytest.raises(ValueError, match=r"has no metadata\['dt'\]; give dt="):
         from_nir(nir.NIRGraph.from_list(affine))
+
+
+def _cuba_refusals(affine) -> list[tuple["nir.NIRGraph", str]]:
+    def cuba(**kw):
+        args = dict(tau_syn=np.full(2, 0.004), tau_mem=np.full(2, 0.01), r=np.full(2, 10.0), v_leak=np.zeros(2),
+                    v_threshold=np.ones(2), w_in=4.0)
+        return nir.CubaLIF(**{**args, **kw})
+
+    def loop(node):
+        nodes = {"input": nir.Input(input_type=np.array([2])), "lif": node, "w_rec": nir.Linear(weight=np.eye(2)),
+                 "output": nir.Output(output_type=np.array([2]))}
+        edges = [("input", "lif"), ("lif", "w_rec"), ("w_rec", "lif"), ("lif", "output")]
+        return nir.NIRGraph(nodes=nodes, edges=edges, type_check=False)
+
+    flat = loop(cuba())
+    flat.nodes["affine"] = affine
+    flat.edges = [("input", "affine"), ("affine", "lif")] + flat.edges[1:]
+    chain = lambda node: nir.NIRGraph.from_list(affine, node)  # noqa: E731
+    loop_message = r"node '{}' \(CubaLIF\) is in a recurrent loop: the recurrent spikes would pass through its synaptic"
+    return [
+        (chain(cuba(v_leak=np.full(2, 0.1))), r"node 'cubalif' \(CubaLIF\) has v_leak != 0"),
+        (chain(cuba(v_reset=np.full(2, -1.0))), r"node 'cubalif' \(CubaLIF\) has v_reset != 0"),
+        (chain(cuba(tau_syn=np.full(2, 5e-4))), r"has tau_syn < dt = 0.001 s \(min tau_syn 0.0005\)"),
+        (chain(cuba(tau_mem=np.full(2, 5e-4))), r"has tau_mem < dt = 0.001 s"),
+        (chain(cuba(w_in=-1.0)), r"has an input gain w_in \* dt / tau_syn \* r \* dt / tau_mem that is not positive"),
+        (chain(cuba(tau_syn=np.full(2, np.inf))), r"input gain .* not positive and finite"),  # no synaptic leak
+        (chain(cuba(v_threshold=np.array([1.0, -1.0]))), r"\(CubaLIF\) has a threshold <= 0"),
+        (nir.NIRGraph.from_list(affine, loop(cuba())), loop_message.format("nirgraph.lif")),
+        (flat, loop_message.format("lif")),
+    ]
 
 
 def test_flat_recurrent_loop_imports_as_recurrent_lif():

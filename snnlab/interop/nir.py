@@ -39,6 +39,11 @@ network's inference function whatever mode it is in):
   masks that are off at inference. snnlab fires at ``h >= threshold``, NIR at ``v > v_threshold``: the two differ
   only for a membrane exactly on the threshold.
 - :class:`~snnlab.LI` -> ``LI`` (``I`` without leak).
+- :class:`~snnlab.LI` directly followed by :class:`~snnlab.LIF` (the current-based neuron of ``tau_syn``; skipped
+  layers between them do not count) -> one ``CubaLIF`` named after the LIF (see below), when both leak (else the two
+  nodes ``LI`` / ``I`` and ``LIF`` / ``IF``). An LI before a :class:`~snnlab.RecurrentLIF` stays ``LI`` + the
+  recurrent sub-graph: in a ``CubaLIF <-> Linear`` loop (snnTorch's ``RSynaptic``) the recurrent spikes pass
+  through the synaptic current, whereas snnlab adds ``W_rec @ o[t-1]`` to the membrane.
 - :class:`~snnlab.RecurrentLIF` (``reset="zero"``) -> a sub-graph ``Input -> LIF -> Output`` with the cycle
   ``LIF -> Linear(W_rec) -> LIF`` (snnTorch's form for its ``RLeaky``): the recurrent edge carries the previous
   step's spikes, as in snnlab's ``W_rec @ o[t-1]``.
@@ -62,12 +67,30 @@ network's inference function whatever mode it is in):
 - :class:`~snnlab.TimeDropout`, :class:`~snnlab.SpikeMask` (unless ``mask_at_inference``), ``nn.Dropout`` and
   ``nn.Identity`` are the identity at inference and are left out.
 
-:func:`from_nir` takes chains of those nodes back (``Affine``, ``Linear``, ``LIF``, ``IF``, ``LI``, ``I``, ``Conv1d``,
-``Conv2d``, ``AvgPool2d``, ``Flatten``, ``Delay`` before a dense node, the recurrent sub-graph above, and the same
-``LIF <-> Linear`` cycle written in the top-level graph). A LIF / IF whose input gain ``g = r*dt/tau`` (``r*dt``
-for IF) is not 1 is imported with ``threshold = v_threshold / g`` (with ``v_leak = v_reset = 0`` the membrane is
-then ``v / g`` at every step: the same spikes). ``v_leak != 0``, ``v_reset != 0``, ``tau < dt``, an ``LI`` with a
-gain other than 1, fan-in / fan-out and other nodes (``CubaLIF``, ``Threshold``, ``Scale``...) are refused.
+**CubaLIF.** NIR's current-based LIF is ``tau_syn * dI/dt = -I + w_in * x``, ``tau_mem * dv/dt = (v_leak - v) +
+r * I``, spikes and reset as LIF. NIR gives the ODEs only, not the order of the two updates within a step. snnlab
+steps the current first, and the membrane integrates the *new* current::
+
+    I[t] = (1 - dt/tau_syn) * I[t-1] + (w_in * dt/tau_syn) * x[t]
+    v[t] = (1 - dt/tau_mem) * v[t-1] + (r * dt/tau_mem) * I[t]     then the threshold test and the reset
+
+which is snnTorch's ``Synaptic`` (``syn = alpha*syn + x; mem = beta*mem + syn``, exported as ``CubaLIF`` with
+``tau = dt/(1 - alpha or beta)``, ``w_in = tau_syn/dt``, ``r = tau_mem/dt``) and exactly ``LI(tau_syn) -> LIF``.
+So ``to_nir`` writes ``tau_syn = tau_syn_steps * dt``, ``w_in = tau_syn_steps``, ``tau_mem = tau_mem_steps * dt``,
+``r = tau_mem_steps`` (both gains 1). The strictly explicit Euler step (``v[t]`` from ``I[t-1]``, as the numpy
+reference simulation of NIR's paper code and Norse's CuBa LIF step, which adds ``x`` to ``I`` unscaled) is the
+same neuron one step later: its spikes are snnlab's shifted by one step.
+
+:func:`from_nir` takes chains of those nodes back (``Affine``, ``Linear``, ``LIF``, ``IF``, ``LI``, ``I``,
+``CubaLIF``, ``Conv1d``, ``Conv2d``, ``AvgPool2d``, ``Flatten``, ``Delay`` before a dense node, the recurrent
+sub-graph above, and the same ``LIF <-> Linear`` cycle written in the top-level graph). A LIF / IF whose input gain
+``g = r*dt/tau`` (``r*dt`` for IF) is not 1 is imported with ``threshold = v_threshold / g`` (with ``v_leak =
+v_reset = 0`` the membrane is then ``v / g`` at every step: the same spikes). A ``CubaLIF`` is imported as
+``LI(beta = 1 - dt/tau_syn) -> LIF(beta = 1 - dt/tau_mem)`` with ``threshold = v_threshold / (g_syn * g_mem)``,
+``g_syn = w_in*dt/tau_syn``, ``g_mem = r*dt/tau_mem`` (the LI's output only feeds the LIF, so its gain folds into
+the threshold too). ``v_leak != 0``, ``v_reset != 0``, ``tau < dt`` (``tau_syn`` / ``tau_mem`` too), gains that
+are not positive and finite, an ``LI`` with a gain other than 1, a ``CubaLIF`` in a recurrent loop, fan-in /
+fan-out and other nodes (``CubaLI``, ``Threshold``, ``Scale``...) are refused.
 
 Example:
     >>> import torch, snnlab as sl
@@ -83,6 +106,12 @@ Example:
     >>> x = torch.rand(20, 2, 3)
     >>> torch.equal(from_nir(graph)(x), net(x))
     True
+    >>> cuba = sl.Sequential(torch.nn.Linear(3, 4), sl.LI(tau_mem=4.0), sl.LIF(tau_mem=10.0, reset="zero"))
+    >>> g = to_nir(cuba, dt=1e-3)   # the LI -> LIF pair (tau_syn = 4 steps) is one CubaLIF
+    >>> type(g.nodes["2"]).__name__, float(g.nodes["2"].tau_syn[0]), float(g.nodes["2"].w_in[0])
+    ('CubaLIF', 0.004, 4.0)
+    >>> [type(m).__name__ for m in from_nir(g)]
+    ['Linear', 'LI', 'LIF']
 """
 from __future__ import annotations
 
@@ -214,6 +243,25 @@ def _li_node(nir: Any, name: str, m: LI, shape: tuple[int, ...], dt: float) -> A
     if no_leak:
         return nir.I(r=np.full(shape, 1.0 / dt))
     return nir.LI(tau=steps * dt, r=steps, v_leak=np.zeros(shape))
+
+
+def _cuba_node(nir: Any, pair: list[tuple[str, nn.Module]], shape: tuple[int, ...], dt: float) -> Any | None:
+    """``LI -> LIF`` (``pair``) as one ``CubaLIF`` with unit gains, or None when ``pair`` is not such a pair or
+    one of them has no leak (``tau = inf``: no finite ``w_in`` / ``r`` gives a gain of 1)."""
+    if len(pair) < 2 or not isinstance(pair[0][1], LI) or not isinstance(pair[1][1], LIF):
+        return None
+    if isinstance(pair[1][1], RecurrentLIF):  # recurrence into the membrane: LI + the recurrent sub-graph
+        return None
+    (li_name, li), (name, lif) = pair
+    _check_lif(name, lif)
+    syn, syn_free = _leak(li_name, li, shape, dt)
+    mem, mem_free = _leak(name, lif, shape, dt)
+    if syn_free or mem_free:
+        return None
+    thr = np.broadcast_to(_np(lif.threshold), shape).copy()
+    zeros = np.zeros(shape)
+    return nir.CubaLIF(tau_syn=syn * dt, tau_mem=mem * dt, r=mem, v_leak=zeros, v_threshold=thr, v_reset=zeros,
+                       w_in=syn)
 
 
 def _recurrent_node(nir: Any, name: str, m: RecurrentLIF, shape: tuple[int, ...], dt: float) -> Any:
@@ -385,13 +433,21 @@ def to_nir(model: nn.Module, *, dt: float, input_shape: tuple[int, ...] | None =
         raise ValueError("to_nir: the model has no layer to export")
     shape = tuple(int(v) for v in input_shape) if input_shape is not None else _first_shape(*layers[0])
     nodes: list[tuple[str, Any]] = []
-    for name, m in layers:
+    i = 0
+    while i < len(layers):
+        name, m = layers[i]
+        cuba = _cuba_node(nir, layers[i:i + 2], shape, dt)
+        if cuba is not None:  # LI -> LIF: one CubaLIF, named after the LIF
+            nodes.append((layers[i + 1][0], cuba))
+            i += 2
+            continue
         if isinstance(m, TimeBatchNorm):
             prev = nodes[-1][1] if nodes else None
             nodes[-1:] = [(nodes[-1][0] if nodes else name, _fold_batchnorm(nir, name, m, prev))]
-            continue
-        new, shape = _convert(nir, name, m, shape, dt)
-        nodes += new
+        else:
+            new, shape = _convert(nir, name, m, shape, dt)
+            nodes += new
+        i += 1
     in_shape = tuple(int(v) for v in input_shape) if input_shape is not None else _first_shape(*layers[0])
     all_nodes = {"input": nir.Input(input_type=np.array(in_shape)), **dict(nodes),
                  "output": nir.Output(output_type=np.array(shape))}
@@ -440,6 +496,16 @@ def _set_neurons(layer: LIF | LI, beta: np.ndarray, thr: np.ndarray | None = Non
     return layer
 
 
+def _euler(key: str, node: Any, field: str, scale: Any, dt: float) -> tuple[np.ndarray, np.ndarray]:
+    """``(1 - dt / tau, scale * dt / tau)`` of ``tau * dv/dt = -v + scale * input`` (``tau = node.<field>``) at step
+    ``dt``: the decay and the input gain of one forward-Euler step; ``tau < dt`` is refused."""
+    tau = np.asarray(getattr(node, field), dtype=np.float64)
+    if np.any(tau < dt):
+        raise _fail(key, node, f"has {field} < dt = {dt:g} s (min {field} {tau.min():g}); forward Euler needs "
+                               f"{field} >= dt")
+    return 1.0 - dt / tau, np.asarray(scale, dtype=np.float64) * dt / tau
+
+
 def _decay_and_gain(key: str, node: Any, dt: float, leak_free: bool) -> tuple[np.ndarray, np.ndarray]:
     """``(beta, input gain)`` of a neuron node stepped with forward Euler at ``dt``: ``(1, r * dt)`` for a node
     without leak (``IF`` / ``I``), else ``(1 - dt / tau, r * dt / tau)`` (``v_leak`` must be 0, ``tau >= dt``)."""
@@ -447,21 +513,25 @@ def _decay_and_gain(key: str, node: Any, dt: float, leak_free: bool) -> tuple[np
     if leak_free:
         return np.ones_like(r), r * dt
     _zero(key, node, "v_leak")
-    tau = np.asarray(node.tau, dtype=np.float64)
-    if np.any(tau < dt):
-        raise _fail(key, node, f"has tau < dt = {dt:g} s (min tau {tau.min():g}); forward Euler needs tau >= dt")
-    return 1.0 - dt / tau, r * dt / tau
+    return _euler(key, node, "tau", r, dt)
+
+
+def _threshold(key: str, node: Any, gain: np.ndarray) -> np.ndarray:
+    """``v_threshold / gain``: the threshold on the membrane divided by the input gain (a gain within
+    ``_GAIN_RTOL`` of 1 is 1, leaving the threshold as written)."""
+    if np.any(gain <= 0) or not np.all(np.isfinite(gain)):
+        what = "w_in * dt / tau_syn * r * dt / tau_mem" if isinstance(node, _nir().CubaLIF) else "r * dt / tau"
+        raise _fail(key, node, f"has an input gain {what} that is not positive and finite")
+    thr = np.asarray(node.v_threshold, dtype=np.float64)
+    gain = np.where(np.abs(gain - 1.0) <= _GAIN_RTOL, 1.0, gain)
+    return np.where(gain == 1.0, thr, thr / gain)
 
 
 def _lif_params(key: str, node: Any, dt: float) -> tuple[np.ndarray, np.ndarray]:
     """``(beta, threshold)`` of an NIR ``LIF`` / ``IF`` node at step ``dt``."""
     _zero(key, node, "v_reset")
-    thr = np.asarray(node.v_threshold, dtype=np.float64)
     beta, gain = _decay_and_gain(key, node, dt, leak_free=isinstance(node, _nir().IF))
-    if np.any(gain <= 0) or not np.all(np.isfinite(gain)):
-        raise _fail(key, node, "has an input gain r * dt / tau that is not positive and finite")
-    gain = np.where(np.abs(gain - 1.0) <= _GAIN_RTOL, 1.0, gain)
-    return beta, np.where(gain == 1.0, thr, thr / gain)
+    return beta, _threshold(key, node, gain)
 
 
 def _lif_layer(key: str, node: Any, dt: float) -> LIF:
@@ -480,6 +550,30 @@ def _li_layer(key: str, node: Any, dt: float) -> LI:
                                "output; scale the weights before it instead")
     params, n = _per_neuron(key, node, {"beta": beta})
     return _set_neurons(LI(beta=0.5, n_neurons=n), params["beta"])
+
+
+def _cuba_layers(key: str, node: Any, dt: float) -> list[nn.Module]:
+    """An NIR ``CubaLIF`` as ``LI(synaptic current) -> LIF``: the current stepped first, the membrane integrating the
+    new current (see :mod:`snnlab.interop.nir`); both input gains go into the LIF's threshold."""
+    _zero(key, node, "v_leak")
+    _zero(key, node, "v_reset")
+    beta_syn, gain_syn = _euler(key, node, "tau_syn", node.w_in, dt)
+    beta_mem, gain_mem = _euler(key, node, "tau_mem", node.r, dt)
+    thr = _threshold(key, node, gain_syn * gain_mem)
+    syn, n_syn = _per_neuron(key, node, {"beta": beta_syn})
+    mem, n_mem = _per_neuron(key, node, {"beta": beta_mem, "thr": thr})
+    if np.any(mem["thr"] <= 0):
+        raise _fail(key, node, "has a threshold <= 0; snnlab thresholds are positive")
+    li = _set_neurons(LI(beta=0.5, n_neurons=n_syn), syn["beta"])
+    lif = _set_neurons(LIF(beta=0.5, threshold=1.0, reset="zero", n_neurons=n_mem), mem["beta"], mem["thr"])
+    return [li, lif]
+
+
+def _refuse_cuba_loop(key: str, node: Any) -> None:
+    if isinstance(node, _nir().CubaLIF):
+        raise _fail(key, node, "is in a recurrent loop: the recurrent spikes would pass through its synaptic current "
+                               "(as snnTorch's RSynaptic), but snnlab's RecurrentLIF adds them to the membrane; "
+                               "snnlab imports a loop LIF <-> Linear only")
 
 
 def _dense_layer(node: Any) -> nn.Linear:
@@ -562,6 +656,7 @@ def _delay_layer(keys: list[str], fanout: Any, delay: Any, dense: Any, dt: float
 
 
 def _recurrent_layer(key: str, lif: Any, w_rec: Any, dt: float) -> RecurrentLIF:
+    _refuse_cuba_loop(key, lif)
     if not isinstance(lif, _nir().LIF | _nir().IF):
         raise _fail(key, lif, "is in a recurrent loop; snnlab imports a loop LIF <-> Linear only")
     if hasattr(w_rec, "bias") and np.any(np.asarray(w_rec.bias) != 0):
@@ -582,6 +677,9 @@ def _recurrent_layer(key: str, lif: Any, w_rec: Any, dt: float) -> RecurrentLIF:
 def _subgraph_layer(key: str, graph: Any, dt: float) -> RecurrentLIF:
     nir = _nir()
     inner = {k: v for k, v in graph.nodes.items() if not isinstance(v, nir.Input | nir.Output)}
+    if len(inner) == 2:
+        for k, v in inner.items():
+            _refuse_cuba_loop(f"{key}.{k}", v)
     lifs = [k for k, v in inner.items() if isinstance(v, nir.LIF | nir.IF)]
     dense = [k for k, v in inner.items() if isinstance(v, nir.Linear | nir.Affine)]
     if len(inner) != 2 or len(lifs) != 1 or len(dense) != 1:
@@ -685,6 +783,10 @@ def from_nir(graph: "nir.NIRGraph", *, dt: float | None = None, dtype: torch.dty
             layers.append(_delay_layer([item, item, items[i + 1]], None, node, ahead[0], dt))
             i += 2
             continue
+        if isinstance(node, nir.CubaLIF):
+            layers += _cuba_layers(item, node, dt)
+            i += 1
+            continue
         layer = _layer(item, node, dt)
         if layer is not None:
             layers.append(layer)
@@ -713,5 +815,5 @@ def _layer(key: str, node: Any, dt: float) -> nn.Module | None:
         return _pool_layer(key, node)
     if isinstance(node, nir.NIRGraph):
         return _subgraph_layer(key, node, dt)
-    raise _fail(key, node, "has no snnlab layer (imported: Affine, Linear, LIF, IF, LI, I, Conv1d, Conv2d, "
+    raise _fail(key, node, "has no snnlab layer (imported: Affine, Linear, LIF, IF, LI, I, CubaLIF, Conv1d, Conv2d, "
                            "AvgPool2d, Flatten, Delay before a dense node, the recurrent LIF sub-graph)")
