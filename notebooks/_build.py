@@ -227,7 +227,8 @@ NOTEBOOKS["01_first_snn.ipynb"] = [
 
     * Change `encoding="rate"`, `num_steps`, `hidden=[128]` or `epochs` in the configuration and train again.
     * Notebook **02** explains the neuron model and the surrogate gradients that make training possible.
-    * Notebooks **03–06** compare neuron types, delays, noise and spike masking; **07** uses event-camera data.
+    * Notebooks **03–06** compare neuron types, delays, noise and spike masking; **07** uses event-camera data;
+      **08** exports a trained network to NIR, for other simulators and neuromorphic hardware.
     """),
     md("""
     For interactive exploration, `snnlab.widgets.RasterExplorer` browses the spikes and membranes of every layer
@@ -415,9 +416,9 @@ NOTEBOOKS["02_neurons_and_surrogates.ipynb"] = [
 
     `sl.RecurrentLIF(N)` adds all-to-all recurrent synapses inside a layer: the spikes a layer transmits at step
     $t-1$ reach every neuron of the same layer at step $t$,
-    $h[t] = \beta\, v[t-1] + x[t] + W_\text{rec}\, o[t-1]$ — the recurrent SNN that is the usual baseline on
+    $h[t] = \\beta\\, v[t-1] + x[t] + W_\\text{rec}\\, o[t-1]$ — the recurrent SNN that is the usual baseline on
     spoken-digit data (SHD, SSC). Everything else follows `sl.LIF` (resets, `max_spikes`, noise, masking); with
-    $W_\text{rec} = 0$ it fires exactly the spikes of an `LIF`. Here one input pulse at step 5 reaches a layer
+    $W_\\text{rec} = 0$ it fires exactly the spikes of an `LIF`. Here one input pulse at step 5 reaches a layer
     through the same weights twice: without recurrence the activity ends with the pulse, with strong excitatory
     recurrence it keeps itself going.
     """),
@@ -868,7 +869,7 @@ NOTEBOOKS["06_spike_masking_energy.ipynb"] = [
     ## 4. Another way to fewer spikes: activity regularisation
 
     Masking drops spikes at random after the neurons fired them. Activity regularisation instead asks the
-    network to *fire* less: `spike_reg=λ` adds $\lambda \times$ (mean spike count per neuron and sample) to the
+    network to *fire* less: `spike_reg=λ` adds $\\lambda \\times$ (mean spike count per neuron and sample) to the
     training loss, so every spike costs the same, and the surrogate gradient pushes the weights towards sparser
     activity. The logged `loss` stays the task loss. Same network, same data, two weights, against the masked
     models of section 2 with their masks on at inference:
@@ -1316,6 +1317,126 @@ NOTEBOOKS["07_event_camera_nmnist.ipynb"] = [
       `load_shd` / `load_ssc` (audio, 700 channels).
     * Combine with notebook 04 (`delays=True, max_delay=5`: delays must fit in the `num_steps` frames) or 06
       (`mask_p`) to trade accuracy against energy on event data.
+    """),
+]
+
+
+# ============================================================================================ 08
+NOTEBOOKS["08_export_to_nir.ipynb"] = [
+    md("""
+    # 08 · Taking a trained network elsewhere: NIR
+
+    A network trained in snnlab is only useful beyond it if other tools can read it. **NIR**, the
+    Neuromorphic Intermediate Representation (Pedersen et al., *Nature Communications* 2024), is the common
+    format: snnTorch, Norse, SpikingJelly, Lava, Sinabs, Rockpool and neuromorphic hardware toolchains read and
+    write it. A NIR graph describes every layer by its continuous-time equations, for example the LIF neuron
+
+    $$\\tau \\frac{dv}{dt} = (v_\\text{leak} - v) + r\\, I, \\qquad \\text{spike and } v \\leftarrow v_\\text{reset}
+      \\text{ when } v > v_\\text{threshold}.$$
+
+    snnlab's neurons are discrete: $h[t] = \\beta\\, v[t-1] + x[t]$ with $\\beta = 1 - 1/\\tau_\\text{mem}$
+    ($\\tau_\\text{mem}$ in steps). Stepping NIR's equation with forward Euler at a step of `dt` seconds gives
+    exactly that map when $\\tau = \\tau_\\text{mem} \\cdot dt$, $r = \\tau_\\text{mem}$ and
+    $v_\\text{leak} = v_\\text{reset} = 0$. `snnlab.interop.nir.to_nir` writes that mapping, `from_nir` reads it
+    back (see its module docstring for every layer).
+
+    One constraint comes from NIR itself: its neurons reset *to a value*. snnlab's default reset subtracts the
+    threshold instead, so a network meant for export is trained with `reset="zero"`.
+    """),
+    code(SETUP),
+    md("""
+    ## 1. Train a network worth exporting
+
+    A recurrent network of current-based neurons (`recurrent=True`, `tau_syn=3`: each hidden layer's synaptic
+    current is a leaky integrator before its LIF neurons) on the generated Randman task, with the zero reset.
+    """),
+    code("""
+    from snnlab.training import ExperimentConfig, Trainer
+
+    cfg = ExperimentConfig(dataset="randman", hidden=[32], recurrent=True, tau_syn=3.0, reset="zero",
+                           weight_gain=1.0, num_steps=30, epochs=5, seed=0, device="cpu")
+    trainer = Trainer(cfg, progress=False)
+    final = trainer.run()["final"]
+    model = trainer.model.eval()
+    print(cfg.label())
+    print(f"test accuracy {final['accuracy']:.3f}, {final['spikes_per_sample']:.1f} spikes per sample")
+    """),
+    code("""
+    assert final["accuracy"] > 0.5, "Randman with 10 classes: well above chance (10 %)"
+    """),
+    md("""
+    ## 2. Export
+
+    `dt` gives the time steps a length in seconds (NIR's time constants are in seconds). The synaptic current
+    and the neurons after it become one `CubaLIF` node; the recurrent synapses become a cycle inside a
+    sub-graph, as snnTorch writes its recurrent layers.
+    """),
+    code("""
+    # NBVAL_CHECK_OUTPUT
+    from snnlab.interop.nir import from_nir, to_nir
+
+    graph = to_nir(model, dt=1e-3)
+    for name, node in graph.nodes.items():
+        inner = f" (inside: {sorted(type(n).__name__ for n in node.nodes.values())})" if hasattr(node, "nodes") else ""
+        print(f"{name:>6}: {type(node).__name__}{inner}")
+    """),
+    code("""
+    # NBVAL_CHECK_OUTPUT
+    first = lambda value: float(np.asarray(value).flat[0])
+    current = graph.nodes["1"]                                  # the synaptic current (tau_syn = 3 steps)
+    lif = graph.nodes["2"].nodes["lif"]                         # the recurrent layer's neurons (tau_mem = 10)
+    print(f"LI : tau = {first(current.tau):g} s, r = {first(current.r):g}")
+    print(f"LIF: tau = {first(lif.tau):g} s, r = {first(lif.r):g}, v_threshold = {first(lif.v_threshold):g}, "
+          f"v_leak = {first(lif.v_leak):g}, v_reset = {first(lif.v_reset):g}")
+    print("recurrent weight:", tuple(graph.nodes["2"].nodes["w_rec"].weight.shape))
+    """),
+    md("""
+    $\\tau = 3$ steps $\\times$ 1 ms for the current and $10$ steps $\\times$ 1 ms for the membrane; each gain
+    `r` equals its time constant in steps, so that every Euler step adds its input unscaled, as snnlab does.
+
+    ## 3. Write, read back, compare
+
+    `nir.write` stores the graph in one HDF5 file. Reading it and building an snnlab network from it gives the
+    same function: the same spikes and the same outputs, bit for bit.
+    """),
+    code("""
+    # NBVAL_CHECK_OUTPUT
+    import tempfile
+    from pathlib import Path
+    import nir
+
+    path = Path(tempfile.mkdtemp()) / "randman_rsnn.nir"
+    nir.write(str(path), graph)
+    again = from_nir(nir.read(str(path))).eval()
+    x, y = next(iter(trainer.test_loader))
+    with torch.no_grad():
+        same = torch.equal(again(x), model(x))
+    print("read back from the file, the network gives the same outputs:", same)
+    """),
+    md("""
+    ## 4. What NIR cannot hold
+
+    The export refuses, with a message naming the layer, what has no NIR node: the subtracting reset, a spike
+    budget (`max_spikes`, time-to-first-spike neurons), and noise or masks still active at inference. Noise and
+    masks used in training only are fine: the graph is the deterministic network the run evaluates with.
+    """),
+    code("""
+    # NBVAL_CHECK_OUTPUT
+    try:
+        to_nir(sl.Sequential(torch.nn.Linear(4, 8), sl.LIF(), torch.nn.Linear(8, 2), sl.LI()), dt=1e-3)
+    except ValueError as error:
+        print(str(error)[:150], "...")
+    """),
+    md("""
+    ## Going further
+
+    * From the command line, a finished run exports in one step:
+      `snnlab export runs/my-run --nir my-run.nir --dt 1e-3` (its folder holds the checkpoint).
+    * snnTorch reads these graphs with `snntorch.import_nirtorch.import_from_nir(graph)`; it uses `dt = 1e-4`,
+      so export with `dt=1e-4` for it. Norse ignores NIR's `r` (it warns), so it reads the input scaled by
+      `1 / tau_mem`.
+    * Within one step, snnlab updates the synaptic current before the membrane (as snnTorch's `Synaptic`);
+      a simulator that uses the previous step's current computes the same neuron one step later.
     """),
 ]
 
