@@ -318,3 +318,17 @@ def test_per_sample_gradients_through_delays():
         want = grad(loss)(params, buffers, x[:, i])
         for k in params:
             torch.testing.assert_close(got[k][i], want[k], rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("make", [lambda: sl.LIF(noise="gaussian"), lambda: sl.LIF(mask_p=0.3, seed=1),
+                                  lambda: sl.RecurrentLIF(4, noise="logistic", seed=2)],
+                         ids=["noisy LIF", "masked LIF", "noisy RecurrentLIF"])
+def test_vmap_default_randomness_refuses_layers_that_draw(make):
+    """Review: drawing the seeds outside the transform let vmap's default (randomness='error') run noisy and masked
+    layers silently; it refuses them again, as it refuses torch's own random draws."""
+    layer = make().train()
+    x = torch.rand(3, 5, 2, 4)
+    with pytest.raises(RuntimeError, match=r"randomness='error'.*use vmap\(\.\.\., randomness='different'\)"):
+        vmap(layer)(x)
+    assert vmap(layer, randomness="different")(x).shape == x.shape
+    assert vmap(layer.eval())(x).shape == x.shape  # no draws at inference: the default mode runs

@@ -14,7 +14,8 @@ from snnlab.kernels.surrogate_math import NOISE_SURROGATES, check_builtin_surrog
 from . import surrogates as sg
 from .random_stream import RandomStream
 from .validation import (all_finite, as_drop_probability, as_number, as_seed, check_choice, check_positive,
-                         check_time_major, is_integer, outside_transforms, raise_non_finite, under_vmap)
+                         check_time_major, is_integer, outside_transforms, raise_non_finite, under_vmap,
+                         vmap_randomness)
 
 RESETS = ("subtract", "zero")
 DEFAULT_TAU_MEM = 10.0  # time steps, when neither tau_mem nor beta is given
@@ -261,7 +262,11 @@ class LIF(RandomStream, _Leaky):
         self.last_membrane: torch.Tensor | None = None
 
     def _next_seed(self) -> int:
-        with outside_transforms():  # a plain number also under vmap (randomness="different" included)
+        if vmap_randomness() == "error":  # vmap's default refuses random draws, as it does torch's own
+            raise RuntimeError(f"{type(self).__name__}: vmap(randomness='error', its default) refuses random draws, "
+                               "and this layer draws its noise / spike-mask seed at every call: use "
+                               "vmap(..., randomness='different')")
+        with outside_transforms():  # a plain number also under vmap(randomness="different")
             return int(torch.randint(0, 2**31 - 1, (1,), generator=self._generator).item())
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:

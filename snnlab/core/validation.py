@@ -49,21 +49,32 @@ def raise_non_finite(layer: str, name: str) -> None:
     raise ValueError(f"{layer}: {name} contains NaN or inf values; check the encoder or the previous layer.")
 
 
-def under_vmap() -> bool:
-    """Whether this runs inside ``torch.func.vmap``, whose batched tensors cannot be read back as a Python value
-    (so the layers skip their value checks there). PyTorch offers no public test: its private one is used when
-    present.
+try:  # PyTorch offers no public test of "inside vmap": its private one, where present
+    from torch._C._functorch import TransformType as _TransformType
+    from torch._functorch.pyfunctorch import retrieve_all_functorch_interpreters as _interpreters
+except ImportError:  # pragma: no cover - another PyTorch layout: no vmap checks (a read-back then raises)
+    _TransformType = _interpreters = None
+_transforms_active = getattr(torch._C, "_are_functorch_transforms_active", lambda: True)
+
+
+def vmap_randomness() -> str | None:
+    """The ``randomness`` of the innermost ``torch.func.vmap`` this runs in (``"error"``, ``"different"`` or
+    ``"same"``), None outside vmap. Its batched tensors cannot be read back as a Python value, so the layers skip
+    their value checks there.
 
     Example:
-        >>> under_vmap(), bool(torch.func.vmap(lambda x: torch.tensor(under_vmap()))(torch.ones(2)).all())
-        (False, True)
+        >>> vmap_randomness(), torch.func.vmap(lambda x: x + (vmap_randomness() == "error"))(torch.ones(2)).tolist()
+        (None, [2.0, 2.0])
     """
-    try:
-        from torch._C._functorch import TransformType
-        from torch._functorch.pyfunctorch import retrieve_all_functorch_interpreters
-    except ImportError:  # pragma: no cover - another PyTorch layout: no vmap check (the read-back then raises)
-        return False
-    return any(i.key() == TransformType.Vmap for i in retrieve_all_functorch_interpreters())
+    if _interpreters is None or not _transforms_active():  # (the cheap test first: no transform at all)
+        return None
+    modes = [i.randomness() for i in _interpreters() if i.key() == _TransformType.Vmap]
+    return modes[-1] if modes else None
+
+
+def under_vmap() -> bool:
+    """Whether this runs inside ``torch.func.vmap`` (see :func:`vmap_randomness`)."""
+    return vmap_randomness() is not None
 
 
 def outside_transforms():
