@@ -440,6 +440,8 @@ def _print_runs(args: argparse.Namespace, store, statuses: list[str], limit: int
 
     import pandas as pd
 
+    from snnlab.experiments.store import varying_columns
+
     wide = getattr(args, "wide", False)
     width = None if wide else shutil.get_terminal_size((100, 24)).columns
     name_width = 10**6 if wide else NAME_WIDTH  # --wide: whole names (their label's last words tell runs apart)
@@ -480,7 +482,7 @@ def _print_runs(args: argparse.Namespace, store, statuses: list[str], limit: int
             return 0
         # the trade-off's two axes, then the settings that differ between the runs, then the other results: the
         # columns left out at the terminal's width are the last ones
-        configs = [c for c in table.columns if c.startswith("config.") and table[c].map(repr).nunique() > 1]
+        configs = varying_columns(table, [c for c in table.columns if c.startswith("config.")])
         results = [c for c in table.columns if not c.startswith("config.") and c not in ("run_id", "name", "status")]
         axes = [c for c in ("accuracy", "spikes_per_sample") if c in results]
         order = ["run_id", "name", "status", *axes, *configs, *[c for c in results if c not in axes]]

@@ -389,3 +389,15 @@ def test_a_long_lived_store_follows_its_file_when_it_is_replaced(tmp_path):
         os.remove(f)
     assert old.list_runs().empty  # removed and not recreated: a new, empty store (its tables made again)
     assert path.exists()
+
+
+def test_a_store_opened_with_a_relative_path_keeps_its_file_after_chdir(tmp_path, monkeypatch):
+    """Review: following a replaced file, a relative path named another file after os.chdir (a new, empty store)."""
+    (tmp_path / "a").mkdir()
+    (tmp_path / "b").mkdir()
+    monkeypatch.chdir(tmp_path / "a")
+    store = RunStore("runs.sqlite")
+    store.create_run({}, name="in-a")
+    monkeypatch.chdir(tmp_path / "b")
+    assert store.list_runs()["name"].tolist() == ["in-a"] and not list((tmp_path / "b").iterdir())
+    assert store.path == tmp_path / "a" / "runs.sqlite"

@@ -152,6 +152,26 @@ def _split_series(run: str, rows: list[tuple]) -> dict[tuple[str, str, str], tup
             for c, a, b in zip(codes.tolist(), starts.tolist(), ends.tolist())}
 
 
+def varying_columns(frame: pd.DataFrame, columns: list[str]) -> list[str]:
+    """Those of ``columns`` whose values differ between the rows of ``frame``: numbers compared as numbers
+    (``3`` and ``3.0`` are one value), missing values (None, NaN) as one value of their own (a setting unset in one
+    run and set in another differs), anything else (lists, strings) by its ``repr``.
+
+    Example:
+        >>> df = pd.DataFrame({"a": [3, 3.0], "b": [None, 5.0], "c": [[16], [16]]})
+        >>> varying_columns(df, ["a", "b", "c"])
+        ['b']
+    """
+    def key(v):
+        if v is None or (isinstance(v, float) and math.isnan(v)):
+            return "missing"
+        if isinstance(v, (int, float)) and not isinstance(v, bool):
+            return float(v)
+        return repr(v)
+
+    return [c for c in columns if frame[c].map(key).nunique() > 1]
+
+
 class RunStore:
     """A SQLite-backed store of training runs (see the module docstring).
 
@@ -168,7 +188,8 @@ class RunStore:
 
     def __init__(self, path: str | os.PathLike | None = None, timeout: float = 30.0,
                  read_timeout: float | None = None, read_only: bool | None = None) -> None:
-        self.path = Path(path) if path is not None else default_store_path()
+        # absolute: a relative path would name another file after os.chdir (and the store follows its file)
+        self.path = (Path(path) if path is not None else default_store_path()).absolute()
         if self.path.exists() and self.path.is_dir():
             raise ValueError(f"RunStore: {self.path} is a folder; give the path of a .sqlite file")
         self.timeout = float(timeout)

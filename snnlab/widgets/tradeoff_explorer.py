@@ -27,6 +27,7 @@ from typing import Any
 import ipywidgets as W
 import pandas as pd
 
+from snnlab.experiments.store import varying_columns
 from snnlab.viz import pareto_front, tradeoff_scatter
 from snnlab.viz.pareto import METRICS, known_direction as _direction, metric_columns
 
@@ -108,7 +109,7 @@ class TradeoffExplorer(W.VBox):
         metrics = metric_columns(self.df)
         metrics = metrics + [c for c in asked if c not in metrics]
         configs = [c for c in self.df.columns if str(c).startswith("config.")]
-        varying = [c for c in configs if self.df[c].map(repr).nunique() > 1]
+        varying = varying_columns(self.df, configs)
         colors = [NO_COLOR] + varying + [c for c in configs if c not in varying]
         x = x or (self.x.value if self.x.value in metrics else None)
         y = y or (self.y.value if self.y.value in metrics else None)
