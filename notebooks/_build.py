@@ -880,7 +880,7 @@ NOTEBOOKS["06_spike_masking_energy.ipynb"] = [
         t = Trainer(base.copy(spike_reg=lam), progress=False)
         t.run()
         reg_rows.append({"model": f"spike_reg={lam:g}", "spike_reg": lam, **evaluate(t.model, t.test_loader)})
-    masking = table[table["mask at inference"] | (table.mask_p == 0)].assign(spike_reg=0.0)  # masks on at inference
+    masking = table[table["mask at inference"] != (table.mask_p == 0)].assign(spike_reg=0.0)  # masks on at inference
     both = pd.concat([masking, metrics_table(reg_rows, per_layer=False)], ignore_index=True)
     both[["model", "accuracy", "spikes_per_sample", "synops_per_sample", "energy_per_sample_j"]].round(10)
     """),
@@ -1367,9 +1367,11 @@ NOTEBOOKS["08_export_to_nir.ipynb"] = [
     md("""
     ## 2. Export
 
-    `dt` gives the time steps a length in seconds (NIR's time constants are in seconds). The synaptic current
-    and the neurons after it become one `CubaLIF` node; the recurrent synapses become a cycle inside a
-    sub-graph, as snnTorch writes its recurrent layers.
+    `dt` gives the time steps a length in seconds (NIR's time constants are in seconds). The recurrent layer
+    becomes a sub-graph holding the cycle `LIF -> Linear -> LIF`, as snnTorch writes its recurrent layers, and the
+    synaptic current before it an `LI` node. (Without recurrence the current and the neurons form one `CubaLIF`
+    node; with it they stay apart, because NIR's `CubaLIF` would pass the recurrent spikes through the synaptic
+    current, where snnlab adds them to the membrane.)
     """),
     code("""
     # NBVAL_CHECK_OUTPUT
@@ -1432,9 +1434,11 @@ NOTEBOOKS["08_export_to_nir.ipynb"] = [
 
     * From the command line, a finished run exports in one step:
       `snnlab export runs/my-run --nir my-run.nir --dt 1e-3` (its folder holds the checkpoint).
-    * snnTorch reads these graphs with `snntorch.import_nirtorch.import_from_nir(graph)`; it uses `dt = 1e-4`,
-      so export with `dt=1e-4` for it. Norse ignores NIR's `r` (it warns), so it reads the input scaled by
-      `1 / tau_mem`.
+    * Other simulators read NIR with their own conventions: snnTorch 1.0 read snnlab's exported LIF networks
+      (also recurrent ones) as the same network when exported with `dt=1e-4`, its step, but it has no `LI` node
+      and reads a `CubaLIF`'s threshold otherwise; Norse ignores NIR's `r` (it warns), so it reads the input
+      scaled by `1 / tau_mem`. Check a graph in the simulator you target before relying on it.
+    * The export needs the `nir` package: `pip install "snnlab[interop]"` (`bash run.sh` installs it).
     * Within one step, snnlab updates the synaptic current before the membrane (as snnTorch's `Synaptic`);
       a simulator that uses the previous step's current computes the same neuron one step later.
     """),

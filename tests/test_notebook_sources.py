@@ -19,3 +19,13 @@ def test_markdown_has_no_control_characters(path):
         text = "".join(cell["source"])
         bad = sorted({repr(c) for c in text if ord(c) < 32 and c != "\n"})
         assert not bad, f"{path.name}: {bad} in {text[:80]!r}"
+
+
+def test_build_script_escapes_every_latex_backslash():
+    """A single backslash before a letter in _build.py's strings is a Python escape (\\n, \\t, \\b...) or an error in
+    the making: LaTeX there must be written with two (the only single ones are the helpers' .strip("\\n"))."""
+    import re
+
+    source = (Path(__file__).resolve().parent.parent / "notebooks" / "_build.py").read_text()
+    single = [line.strip() for line in source.splitlines() if re.search(r"(?<!\\)\\[a-zA-Z]", line)]
+    assert all('.strip("\\n")' in line for line in single), single
