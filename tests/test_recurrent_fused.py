@@ -1,6 +1,8 @@
 """The fused RecurrentLIF and the SynOps counter's event sums, checked without timing: the event sums of ``layer_ops``
 (per step and sample in the input's dtype first) stay exact, and the no-grad forward of the fused layer (which
 keeps one step of the membrane) gives what the recording one does."""
+import copy
+
 import pytest
 import torch
 
@@ -221,3 +223,21 @@ def test_the_layers_per_sample_gradients():
         for k in params:
             torch.testing.assert_close(got[k][i], want[k])
     assert got["recurrent.weight"].shape == (3, 4, 4) and got["recurrent.weight"].abs().sum() > 0
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA (benchmarks/run_gpu.sh runs it on a GPU)")
+def test_the_fused_layer_on_cuda_matches_the_cpu():
+    """The fused RecurrentLIF is plain PyTorch: on a GPU (float64, so that no rounding moves a spike) it gives the
+    CPU's spikes, with noise and masks from the same counter hash, and its gradients."""
+    torch.manual_seed(0)
+    layer = sl.RecurrentLIF(16, noise="gaussian", mask_p=0.2, seed=3, learn_tau=True, learn_threshold=True).double()
+    gpu = copy.deepcopy(layer).cuda()
+    x = (torch.rand(40, 8, 16, dtype=torch.float64) * 1.5).requires_grad_()
+    xg = x.detach().cuda().requires_grad_()
+    out, out_g = layer(x), gpu(xg)
+    assert torch.equal(out, out_g.cpu()) and out.sum() > 0
+    out.sum().backward()
+    out_g.sum().backward()
+    torch.testing.assert_close(xg.grad.cpu(), x.grad)
+    for (name, p), q in zip(layer.named_parameters(), gpu.parameters()):
+        torch.testing.assert_close(q.grad.cpu(), p.grad, msg=name)
