@@ -13,7 +13,8 @@ import pytest  # noqa: E402
 import torch  # noqa: E402
 
 from snnlab.kernels.lif_cpu import cpu_kernel_available, cpu_kernel_error  # noqa: E402
-from snnlab.kernels.lif_torch import LIFOptions, graph_tie  # noqa: E402
+from snnlab.kernels.func_transforms import graph_tie  # noqa: E402
+from snnlab.kernels.lif_common import LIFOptions  # noqa: E402
 
 
 _TRITON_OK, _TRITON_WHY = triton_kernels_ready("snnlab.kernels.lif_triton")

@@ -10,6 +10,7 @@ same number. Each call draws a fresh key, so only calls over more than ``2**32``
 """
 from __future__ import annotations
 
+import functools
 import math
 
 import torch
@@ -62,3 +63,8 @@ def uniform_from_counter(index: torch.Tensor, key: int) -> torch.Tensor:
     """Uniform floats in [0, 1) from int64 element indices and a key from :func:`seed_key`."""
     x = _mix32((index & _MASK32).bitwise_xor_(key))
     return x.bitwise_right_shift_(8).to(torch.float32).mul_(1.0 / 16777216.0)
+
+
+#: :func:`mask_key` of recent seeds: each LIF call with masks needs its key in the
+#: forward and again in the backward (~25 us to derive)
+cached_mask_key = functools.lru_cache(maxsize=64)(mask_key)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import math
 import numbers
+from typing import NamedTuple
 
 import torch
 
@@ -110,3 +111,31 @@ def param_grads(g_beta: torch.Tensor | None, g_thr: torch.Tensor | None, beta: t
     gb = reduce_to(g_beta.view(step_shape), beta.shape).to(beta.dtype) if g_beta is not None else None
     gt = reduce_to(g_thr.view(step_shape), threshold.shape).to(threshold.dtype) if g_thr is not None else None
     return gb, gt
+
+
+class LIFOptions(NamedTuple):
+    """The options of one LIF call (the keyword arguments of :func:`lif_torch`), passed to the LIF Functions of every
+    backend as one argument: ``autograd.Function.apply`` binds the arguments of its forward at every call, and a
+    dozen of them would cost ~10 us more.
+
+    Example:
+        >>> LIFOptions("zero", False, None, "atan", 2.0, None, 0.3, 0, True, 0.0, 0).keep_membrane
+        True
+    """
+
+    reset: str
+    detach_reset: bool
+    max_spikes: int | None
+    surrogate: str
+    surrogate_param: float
+    noise: str | None
+    noise_scale: float
+    seed: int
+    sample: bool
+    mask_p: float
+    mask_seed: int
+    keep_membrane: bool = True
+
+    def sampling(self) -> bool:
+        """Whether the spikes are drawn (noisy neurons while sampling)."""
+        return self.noise is not None and self.sample

@@ -34,12 +34,12 @@ from pathlib import Path
 import torch
 
 from .c_build import CBuildError, load_c_library
-from .counter_rng import seed_key
+from .counter_rng import cached_mask_key, seed_key
 from .first_order import first_order_backward
-from .lif_common import (SURROGATE_CODES, check_fused_args, check_mask_p, constant_value, flat_param, noise_divisor,
-                         param_grads, steps_and_width)
-from .lif_torch import (PARAM, STEP, TIME, LIFOptions, backward_cfg, backward_runner, cached_mask_key,
-                        check_vmap_randomness, fixed_signature, graph_tie, vmap_by_slices, vmap_folded)
+from .func_transforms import (PARAM, STEP, TIME, backward_cfg, backward_runner, check_vmap_randomness,
+                              fixed_signature, graph_tie, vmap_by_slices, vmap_folded)
+from .lif_common import (LIFOptions, SURROGATE_CODES, check_fused_args, check_mask_p, constant_value, flat_param,
+                         noise_divisor, param_grads, steps_and_width)
 
 SOURCE = Path(__file__).with_name("lif_cpu.c")
 _NOISE_CODES = {None: 0, "gaussian": 1, "logistic": 2}
@@ -122,7 +122,7 @@ def _check_cpu(x: torch.Tensor) -> None:
 def _calls_c(forward: Callable) -> Callable:
     """A Function's forward that calls C: run outside ``torch.compile`` (Dynamo would split it at the C call and free
     the tensors not used after the call before it runs, leaving C the addresses of freed memory), its signature
-    looked up once (:func:`~snnlab.kernels.lif_torch.fixed_signature`)."""
+    looked up once (:func:`~snnlab.kernels.func_transforms.fixed_signature`)."""
     return fixed_signature(torch.compiler.disable(forward))
 
 

@@ -44,13 +44,13 @@ import os
 
 import torch
 
-from .counter_rng import seed_key
+from .counter_rng import cached_mask_key, seed_key
 from .dispatch import TRITON_DTYPES
 from .first_order import first_order_backward
-from .lif_common import (SURROGATE_CODES, check_fused_args, check_mask_p, expanded_from_one, flat_param, noise_divisor,
-                         param_grads, steps_and_width)
-from .lif_torch import (PARAM, STEP, TIME, LIFOptions, backward_cfg, backward_runner, cached_mask_key,
-                        check_vmap_randomness, fixed_signature, graph_tie, vmap_by_slices, vmap_folded)
+from .func_transforms import (PARAM, STEP, TIME, backward_cfg, backward_runner, check_vmap_randomness,
+                              fixed_signature, graph_tie, vmap_by_slices, vmap_folded)
+from .lif_common import (LIFOptions, SURROGATE_CODES, check_fused_args, check_mask_p, expanded_from_one, flat_param,
+                         noise_divisor, param_grads, steps_and_width)
 from .triton_import import interpreter_problem, tl, triton
 
 _ATAN, _FAST_SIGMOID, _TRIANGLE, _SIGMOID, _GAUSSIAN, _LOGISTIC = (

@@ -33,7 +33,7 @@ one step of it instead of ``[T, P, N]``. The backward is itself a Function (:cla
 ``vmap`` (and per-sample gradients, ``vmap(grad(...))``): the recurrence mixes neurons within a sample only, so the
 vmapped dimension (size ``V``) is folded into the batch, ``[T, P, N] -> [T, V * P, N]``, one call (a vmapped
 ``beta`` / ``threshold`` is expanded to one row per folded sample). As for the LIF
-(:func:`~snnlab.kernels.lif_torch.vmap_folded`), noise draws and keep masks are then those of that folded call
+(:func:`~snnlab.kernels.func_transforms.vmap_folded`), noise draws and keep masks are then those of that folded call
 (``randomness="same"`` is refused with them). A vmapped recurrent weight (an ensemble of weights) runs one call per
 slice, for deterministic neurons only.
 
@@ -51,7 +51,8 @@ from .counter_rng import keep_mask, mask_key, seed_key, uniform_from_counter
 from .dispatch import compute_dtype
 from .first_order import first_order_backward, refuse_higher_order
 from .lif_common import check_mask_p, reduce_to
-from .lif_torch import fire_and_reset_, vmap_by_slices
+from .func_transforms import vmap_by_slices
+from .lif_torch import fire_and_reset_
 from .surrogate_math import surrogate_grad_
 
 __all__ = ["RecurrentLIFBackward", "RecurrentLIFFunction", "recurrent_lif"]
