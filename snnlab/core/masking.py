@@ -3,8 +3,10 @@ from __future__ import annotations
 
 import torch
 
+from snnlab.kernels.func_transforms import outside_transforms
+
 from .random_stream import RandomStream
-from .validation import as_drop_probability, as_seed, outside_transforms
+from .validation import as_drop_probability, as_seed
 
 
 class SpikeMask(RandomStream):

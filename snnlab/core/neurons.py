@@ -8,14 +8,14 @@ from torch import nn
 
 from snnlab.kernels.counter_rng import COUNTER_PERIOD
 from snnlab.kernels.dispatch import BACKENDS, HALF_DTYPES, lif_impl
+from snnlab.kernels.func_transforms import outside_transforms, under_vmap, vmap_randomness
 from snnlab.kernels.lif_torch import li_torch
 from snnlab.kernels.surrogate_math import NOISE_SURROGATES, check_builtin_surrogate
 
 from . import surrogates as sg
 from .random_stream import RandomStream
 from .validation import (all_finite, as_drop_probability, as_number, as_seed, check_choice, check_positive,
-                         check_time_major, is_integer, outside_transforms, raise_non_finite, under_vmap,
-                         vmap_randomness)
+                         check_time_major, is_integer, raise_non_finite)
 
 RESETS = ("subtract", "zero")
 DEFAULT_TAU_MEM = 10.0  # time steps, when neither tau_mem nor beta is given

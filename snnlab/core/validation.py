@@ -1,12 +1,12 @@
 """Input checks shared by the core modules: clear errors that name the argument and the fix."""
 from __future__ import annotations
 
-import contextlib
 import math
 import numbers
 
 import torch
 
+from snnlab.kernels.func_transforms import under_vmap
 from snnlab.kernels.lif_common import check_mask_p
 
 #: seeds are ints in ``[SEED_MIN, SEED_LIMIT)``, what ``torch.Generator.manual_seed`` takes (a negative ``s`` as
@@ -47,41 +47,6 @@ def check_time_major(x: torch.Tensor, name: str, features: int | None = None, la
 def raise_non_finite(layer: str, name: str) -> None:
     """The error for a NaN/inf input."""
     raise ValueError(f"{layer}: {name} contains NaN or inf values; check the encoder or the previous layer.")
-
-
-try:  # PyTorch offers no public test of "inside vmap": its private one, where present
-    from torch._C._functorch import TransformType as _TransformType
-    from torch._functorch.pyfunctorch import retrieve_all_functorch_interpreters as _interpreters
-except ImportError:  # pragma: no cover - another PyTorch layout: no vmap checks (a read-back then raises)
-    _TransformType = _interpreters = None
-_transforms_active = getattr(torch._C, "_are_functorch_transforms_active", lambda: True)
-
-
-def vmap_randomness() -> str | None:
-    """The ``randomness`` of the innermost ``torch.func.vmap`` this runs in (``"error"``, ``"different"`` or
-    ``"same"``), None outside vmap. Its batched tensors cannot be read back as a Python value, so the layers skip
-    their value checks there.
-
-    Example:
-        >>> vmap_randomness(), torch.func.vmap(lambda x: x + (vmap_randomness() == "error"))(torch.ones(2)).tolist()
-        (None, [2.0, 2.0])
-    """
-    if _interpreters is None or not _transforms_active():  # (the cheap test first: no transform at all)
-        return None
-    modes = [i.randomness() for i in _interpreters() if i.key() == _TransformType.Vmap]
-    return modes[-1] if modes else None
-
-
-def under_vmap() -> bool:
-    """Whether this runs inside ``torch.func.vmap`` (see :func:`vmap_randomness`)."""
-    return vmap_randomness() is not None
-
-
-def outside_transforms():
-    """A context in which ``torch.func`` transforms do not apply (the private switch when present, else nothing):
-    a layer's own random seeds are drawn there as plain numbers, also inside ``vmap(..., randomness="different")``."""
-    switch = getattr(torch._C, "_DisableFuncTorch", None)
-    return switch() if switch is not None else contextlib.nullcontext()
 
 
 def all_finite(x: torch.Tensor) -> bool:

@@ -8,6 +8,7 @@ raises (:mod:`snnlab.kernels.first_order`).
 """
 from __future__ import annotations
 
+import contextlib
 import inspect
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -19,13 +20,61 @@ from .first_order import refuse_higher_order
 from .lif_common import LIFOptions
 
 __all__ = ["PARAM", "STEP", "TIME", "backward_cfg", "backward_runner", "check_vmap_randomness", "fixed_signature",
-           "graph_tie", "vmap_by_slices", "vmap_folded"]
+           "graph_tie", "outside_transforms", "transforms_active", "under_vmap", "vmap_by_slices", "vmap_folded",
+           "vmap_randomness"]
 
 # Layouts of a Function's tensor arguments and outputs, for its vmap rule (None: not a tensor, passed as is):
 PARAM = "param"  # beta / threshold: broadcastable to the step shape x.shape[1:]
 TIME = "time"    # [L, *step]: time-major tensors, membrane checkpoints, the two count rows [2, *step]
 STEP = "step"    # [*step]: one value per element of a step
 _OUT_DIM = {TIME: 1, STEP: 0}
+
+
+def transforms_active() -> bool:
+    """Whether a ``torch.func`` transform (``grad``, ``vjp``, ``vmap``...) is active here (PyTorch's private test,
+    cheap; True where this torch lacks it, the safe answer for what depends on it).
+
+    Example:
+        >>> transforms_active(), bool(torch.func.grad(lambda x: x * transforms_active())(torch.tensor(1.0)))
+        (False, True)
+    """
+    return _ACTIVE()
+
+
+_ACTIVE = getattr(torch._C, "_are_functorch_transforms_active", lambda: True)
+
+try:  # PyTorch offers no public test of "inside vmap": its private one, where present
+    from torch._C._functorch import TransformType as _TransformType
+    from torch._functorch.pyfunctorch import retrieve_all_functorch_interpreters as _interpreters
+except ImportError:  # pragma: no cover - another PyTorch layout: no vmap checks (a read-back then raises)
+    _TransformType = _interpreters = None
+
+
+def vmap_randomness() -> str | None:
+    """The ``randomness`` of the innermost ``torch.func.vmap`` this runs in (``"error"``, ``"different"`` or
+    ``"same"``), None outside vmap. Its batched tensors cannot be read back as a Python value, so the layers skip
+    their value checks there.
+
+    Example:
+        >>> vmap_randomness(), torch.func.vmap(lambda x: x + (vmap_randomness() == "error"))(torch.ones(2)).tolist()
+        (None, [2.0, 2.0])
+    """
+    if _interpreters is None or not transforms_active():  # (the cheap test first: no transform at all)
+        return None
+    modes = [i.randomness() for i in _interpreters() if i.key() == _TransformType.Vmap]
+    return modes[-1] if modes else None
+
+
+def under_vmap() -> bool:
+    """Whether this runs inside ``torch.func.vmap`` (see :func:`vmap_randomness`)."""
+    return vmap_randomness() is not None
+
+
+def outside_transforms():
+    """A context in which ``torch.func`` transforms do not apply (the private switch when present, else nothing):
+    a layer's own random seeds are drawn there as plain numbers, also inside ``vmap(..., randomness="different")``."""
+    switch = getattr(torch._C, "_DisableFuncTorch", None)
+    return switch() if switch is not None else contextlib.nullcontext()
 
 
 def fixed_signature(forward: Callable) -> Callable:
@@ -64,8 +113,7 @@ def graph_tie(out: torch.Tensor) -> torch.Tensor | None:
         >>> graph_tie(torch.ones(2)) is None   # no transform active
         True
     """
-    active = getattr(torch._C, "_are_functorch_transforms_active", None)
-    return out if active is None or active() else None
+    return out if transforms_active() else None
 
 
 def backward_runner(fn: type[torch.autograd.Function], name: str,
@@ -83,7 +131,7 @@ def backward_runner(fn: type[torch.autograd.Function], name: str,
         ...     backward_runner(LIBackward, "LI", [torch.ones(2)]) is LIBackward.forward
         True
     """
-    if torch._C._are_functorch_transforms_active():
+    if transforms_active():
         return fn.apply
     if not torch.compiler.is_compiling() and any(
             t is not None and torch._C._functorch.is_functorch_wrapped_tensor(t) for t in saved):

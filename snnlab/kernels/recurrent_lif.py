@@ -47,33 +47,17 @@ from collections.abc import Sequence
 
 import torch
 
-from .counter_rng import keep_mask, mask_key, seed_key, uniform_from_counter
+from .counter_rng import cached_mask_key, keep_mask, mask_key, seed_key, uniform_from_counter
 from .dispatch import compute_dtype
-from .first_order import first_order_backward, refuse_higher_order
+from .first_order import first_order_backward
 from .lif_common import check_mask_p, reduce_to
-from .func_transforms import vmap_by_slices
-from .lif_torch import fire_and_reset_
+from .func_transforms import backward_runner, transforms_active, vmap_by_slices
+from .lif_torch import _time_chunk, fire_and_reset_
 from .surrogate_math import surrogate_grad_
 
 __all__ = ["RecurrentLIFBackward", "RecurrentLIFFunction", "recurrent_lif"]
 
 _NAME = "RecurrentLIF"
-
-
-def _time_chunk(step_numel: int) -> int:
-    """Steps per chunk of the vectorised parts (~256K elements, 1 MB of float32: cache-sized)."""
-    return max(1, (1 << 18) // max(1, step_numel))
-
-
-def _first_order_only(saved: Sequence[torch.Tensor | None]) -> None:
-    """Refuse ``create_graph=True`` in the backward (:func:`~snnlab.kernels.first_order.refuse_higher_order`),
-    except under ``torch.func`` (its ``grad`` / ``vjp`` record every backward; there the backward Function
-    refuses when it is differentiated)."""
-    if not torch.is_grad_enabled() or torch._C._are_functorch_transforms_active():
-        return
-    if any(t is not None and torch._C._functorch.is_functorch_wrapped_tensor(t) for t in saved):
-        return  # the function returned by torch.func.vjp, called after the transform
-    refuse_higher_order(_NAME)
 
 
 def _noise_chunk(start: int, end: int, step: torch.Size, key: int, like: torch.Tensor) -> torch.Tensor:
@@ -118,12 +102,12 @@ class RecurrentLIFFunction(torch.autograd.Function):
     @staticmethod
     def backward(ctx, grad_out, grad_membrane, grad_own):
         membrane, spikes, beta, threshold, w, out = saved = ctx.saved_tensors
-        _first_order_only(saved)
+        run = backward_runner(RecurrentLIFBackward, _NAME, saved)
         if grad_out is None:
             grad_out = torch.zeros_like(out)
-        masking = ctx.cfg[5] and (ctx.cfg[5][0], mask_key(ctx.cfg[5][1]))
+        masking = ctx.cfg[5] and (ctx.cfg[5][0], cached_mask_key(ctx.cfg[5][1]))
         cfg = ctx.cfg[:5] + (masking,) + tuple(ctx.needs_input_grad[1:4])
-        gx, gw, gb, gt = RecurrentLIFBackward.apply(cfg, grad_out, membrane, spikes, beta, threshold, w, out)
+        gx, gw, gb, gt = run(cfg, grad_out, membrane, spikes, beta, threshold, w, out)
         gb = reduce_to(gb, beta.shape) if gb is not None else None
         gt = reduce_to(gt, threshold.shape) if gt is not None else None
         return (gx, gw, gb, gt) + (None,) * 10
@@ -386,5 +370,5 @@ def recurrent_lif(x: torch.Tensor, w: torch.Tensor, beta: torch.Tensor, threshol
 
 def _records_gradient(tensors: Sequence[torch.Tensor]) -> bool:
     """Whether autograd (or a ``torch.func`` transform) would differentiate a function of ``tensors``."""
-    return torch._C._are_functorch_transforms_active() or (
+    return transforms_active() or (
         torch.is_grad_enabled() and any(t.requires_grad for t in tensors))
