@@ -269,16 +269,22 @@ class LIF(RandomStream, _Leaky):
         with outside_transforms():  # a plain number also under vmap(randomness="different")
             return int(torch.randint(0, 2**31 - 1, (1,), generator=self._generator).item())
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = self._check_input(x, finite=False)  # checked on the final membrane below (cheaper)
+    def _draw_seeds(self, x: torch.Tensor) -> tuple[int | None, int | None]:
+        """This call's noise and spike-mask seeds, None where it does not sample or mask (the noise seed drawn
+        first); warns when ``x`` outgrows the 32-bit counter the draws come from."""
         sampling = self.noise is not None and (self.training or self.noisy_eval)
         masking = self.mask_p > 0.0 and (self.training or self.mask_at_inference)
-        noise_seed = self._next_seed() if sampling else 0
-        mask_seed = self._next_seed() if masking else 0
+        noise_seed = self._next_seed() if sampling else None
+        mask_seed = self._next_seed() if masking else None
         if (sampling or masking) and x.numel() > COUNTER_PERIOD:
-            warnings.warn(f"LIF: {x.numel()} neuron-steps in one call; the noise and mask draws come from a 32-bit "
-                          f"counter and repeat every {COUNTER_PERIOD} elements (split the batch to avoid it)",
-                          RuntimeWarning, stacklevel=2)
+            warnings.warn(f"{type(self).__name__}: {x.numel()} neuron-steps in one call; the noise and mask draws "
+                          f"come from a 32-bit counter and repeat every {COUNTER_PERIOD} elements (split the batch "
+                          "to avoid it)", RuntimeWarning, stacklevel=3)
+        return noise_seed, mask_seed
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = self._check_input(x, finite=False)  # checked on the final membrane below (cheaper)
+        noise_seed, mask_seed = self._draw_seeds(x)
         impl = lif_impl(self.backend, x.device, x.dtype, None if self.noise else self.surrogate.name)
         beta = self.beta()
         spikes, membrane = impl(
@@ -286,8 +292,8 @@ class LIF(RandomStream, _Leaky):
             # bfloat16 beta of 0.9 would be 0.8984), the PyTorch path too (float32 for half-precision x)
             x, beta.to(device=x.device), self.threshold.to(device=x.device), reset=self.reset, detach_reset=self.detach_reset,
             max_spikes=self.max_spikes, surrogate=self.surrogate.name, surrogate_param=self.surrogate.param,
-            noise=self.noise, noise_scale=self.noise_scale, seed=noise_seed, sample=sampling,
-            mask_p=self.mask_p if masking else 0.0, mask_seed=mask_seed, keep_membrane=self.record)
+            noise=self.noise, noise_scale=self.noise_scale, seed=noise_seed or 0, sample=noise_seed is not None,
+            mask_p=self.mask_p if mask_seed is not None else 0.0, mask_seed=mask_seed or 0, keep_membrane=self.record)
         self._check_final_membrane(x, membrane, *self._learned(beta))
         self.last_membrane = membrane.detach() if self.record else None
         return spikes

@@ -28,12 +28,11 @@ step): slow, kept as the reference the fused path is tested against. ``"cpu"`` a
 from __future__ import annotations
 
 import math
-import warnings
 
 import torch
 from torch import nn
 
-from snnlab.kernels.counter_rng import COUNTER_PERIOD, keep_mask, mask_key, seed_key, uniform_from_counter
+from snnlab.kernels.counter_rng import cached_mask_key, keep_mask, seed_key, uniform_from_counter
 from snnlab.kernels.dispatch import compute_dtype
 from snnlab.kernels.recurrent_lif import recurrent_lif
 from snnlab.kernels.surrogate_math import noise_cdf, surrogate_grad
@@ -178,23 +177,14 @@ class RecurrentLIF(LIF):
         if self.backend not in _BACKENDS:  # (set after construction)
             raise ValueError(f"RecurrentLIF: backend={self.backend!r} cannot run the recurrence; the recurrent "
                              "layer runs only the PyTorch loop: use backend='auto' or 'torch' (or 'reference')")
-        sampling = self.noise is not None and (self.training or self.noisy_eval)
-        masking = self.mask_p > 0.0 and (self.training or self.mask_at_inference)
-        noise_seed = self._next_seed() if sampling else 0  # drawn in LIF's order: the same seeds as an LIF
-        mask_seed = self._next_seed() if masking else 0
-        if (sampling or masking) and x.numel() > COUNTER_PERIOD:
-            warnings.warn(f"RecurrentLIF: {x.numel()} neuron-steps in one call; the noise and mask draws come from a "
-                          f"32-bit counter and repeat every {COUNTER_PERIOD} elements (split the batch to avoid it)",
-                          RuntimeWarning, stacklevel=2)
+        noise_seed, mask_seed = self._draw_seeds(x)  # LIF's draws: the same seeds as an LIF
         work = compute_dtype(x)
         beta = self.beta()
         params = (beta.to(device=x.device, dtype=work), self.threshold.to(device=x.device, dtype=work))
         if self.backend == "reference":
-            out, membrane, last = self._reference_run(x.to(work), *params, noise_seed if sampling else None,
-                                                      mask_seed if masking else None)
+            out, membrane, last = self._reference_run(x.to(work), *params, noise_seed, mask_seed)
         else:
-            out, membrane = self._fused_run(x, *params, noise_seed if sampling else None,
-                                            mask_seed if masking else None)
+            out, membrane = self._fused_run(x, *params, noise_seed, mask_seed)
             last = membrane[-1:]
         self._check_final_membrane(x, last, *self._learned(beta), ("recurrent weight", self.recurrent.weight))
         self.last_membrane = membrane.detach().to(x.dtype) if self.record and membrane is not None else None
@@ -204,12 +194,11 @@ class RecurrentLIF(LIF):
                    mask_seed: int | None) -> tuple[torch.Tensor, torch.Tensor]:
         """:func:`~snnlab.kernels.recurrent_lif.recurrent_lif` over ``x``: ``(o, membrane h)`` in ``x``'s dtype (``h``
         of the last step only when not recording and no gradient is recorded)."""
-        surrogate = self.noise if self.noise is not None else self.surrogate.name
-        param = self.noise_scale if self.noise is not None else self.surrogate.param
         return recurrent_lif(x, self.recurrent.weight, beta, thr, reset=self.reset, detach_reset=self.detach_reset,
-                             max_spikes=self.max_spikes, surrogate=surrogate, surrogate_param=param,
-                             noise=self.noise if noise_seed is not None else None, noise_scale=self.noise_scale,
-                             seed=noise_seed or 0, mask_p=self.mask_p if mask_seed is not None else 0.0,
+                             max_spikes=self.max_spikes, surrogate=self.surrogate.name,
+                             surrogate_param=self.surrogate.param, noise=self.noise, noise_scale=self.noise_scale,
+                             seed=noise_seed or 0, sample=noise_seed is not None,
+                             mask_p=self.mask_p if mask_seed is not None else 0.0,
                              mask_seed=mask_seed or 0, keep_membrane=self.record)
 
     def _reference_run(self, x: torch.Tensor, beta: torch.Tensor, thr: torch.Tensor, noise_seed: int | None,
@@ -226,7 +215,7 @@ class RecurrentLIF(LIF):
         numel = math.prod(step_shape)
         base = torch.arange(numel, device=x.device, dtype=torch.int64).view(step_shape) if noise_seed is not None else None
         n_key = seed_key(noise_seed) if noise_seed is not None else 0
-        m_key = mask_key(mask_seed) if mask_seed is not None else 0
+        m_key = cached_mask_key(mask_seed) if mask_seed is not None else 0
         v = torch.zeros(step_shape, dtype=x.dtype, device=x.device)
         count = torch.zeros_like(v) if self.max_spikes is not None else None
         outs, hs = [], []

@@ -47,7 +47,7 @@ from collections.abc import Sequence
 
 import torch
 
-from .counter_rng import cached_mask_key, keep_mask, mask_key, seed_key, uniform_from_counter
+from .counter_rng import cached_mask_key, keep_mask, seed_key, uniform_from_counter
 from .dispatch import compute_dtype
 from .first_order import first_order_backward
 from .lif_common import check_mask_p, reduce_to
@@ -173,7 +173,7 @@ def _forward_loop(x: torch.Tensor, w: torch.Tensor, beta: torch.Tensor, threshol
     count = torch.zeros_like(v) if max_spikes is not None else None
     allowed = torch.empty_like(v) if max_spikes is not None else None
     n_key = seed_key(seed) if noise is not None else 0
-    m_key = mask_key(mask_seed) if masking else 0
+    m_key = cached_mask_key(mask_seed) if masking else 0
     wt = w.t()
     chunk = _time_chunk(v.numel())
     for start in range(0, T, chunk):
