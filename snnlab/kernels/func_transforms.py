@@ -17,7 +17,6 @@ import torch
 
 from .counter_rng import cached_mask_key
 from .first_order import refuse_higher_order
-from .lif_common import LIFOptions
 
 __all__ = ["PARAM", "STEP", "TIME", "backward_cfg", "backward_runner", "check_vmap_randomness", "fixed_signature",
            "graph_tie", "outside_transforms", "transforms_active", "under_vmap", "vmap_by_slices", "vmap_folded",
@@ -202,9 +201,9 @@ def vmap_by_slices(fn: type[torch.autograd.Function], info: Any, in_dims: Sequen
     return stacked, tuple(None if o is None else 0 for o in stacked)
 
 
-def check_vmap_randomness(info: Any, who: str, opts: LIFOptions) -> None:
-    """``ValueError`` for ``vmap(..., randomness="same")`` over noisy or masked neurons: the folded call
-    (:func:`vmap_folded`) gives each sample its own draws."""
-    if info.randomness == "same" and (opts.sampling() or opts.mask_p > 0.0):
+def check_vmap_randomness(info: Any, who: str, draws: bool) -> None:
+    """``ValueError`` for ``vmap(..., randomness="same")`` over neurons that draw (noise or spike masks:
+    ``draws``): the folded call (:func:`vmap_folded`) gives each sample its own draws."""
+    if info.randomness == "same" and draws:
         raise ValueError(f"{who}: vmap(randomness='same') is not supported with noise or spike masking (the "
                          "vmapped samples are one call and draw different numbers); use randomness='different'")

@@ -139,3 +139,7 @@ class LIFOptions(NamedTuple):
     def sampling(self) -> bool:
         """Whether the spikes are drawn (noisy neurons while sampling)."""
         return self.noise is not None and self.sample
+
+    def draws(self) -> bool:
+        """Whether the call draws random numbers (noise while sampling, or spike masks)."""
+        return self.sampling() or self.mask_p > 0.0

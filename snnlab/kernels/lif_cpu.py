@@ -189,7 +189,7 @@ class LIFCpuFunction(torch.autograd.Function):
 
     @staticmethod
     def vmap(info, in_dims, *args):
-        check_vmap_randomness(info, "LIF (backend='cpu')", args[3])
+        check_vmap_randomness(info, "LIF (backend='cpu')", args[3].draws())
         return vmap_folded(LIFCpuFunction, info, in_dims, args, (TIME, PARAM, PARAM, None),
                            (TIME,) * 5 + (STEP,) * 3)
 

@@ -43,7 +43,7 @@ from .dispatch import compute_dtype
 from .first_order import first_order_backward
 from .func_transforms import (PARAM, STEP, TIME, backward_cfg, backward_runner, check_vmap_randomness,
                               fixed_signature, graph_tie, vmap_by_slices, vmap_folded)
-from .lif_common import LIFOptions, check_mask_p, reduce_to
+from .lif_common import LIFOptions, check_mask_p, param_grads, reduce_to
 from .surrogate_math import noise_cdf, surrogate_grad_
 
 
@@ -151,13 +151,12 @@ class LIFFunction(torch.autograd.Function):
         masking = (cfg[5], cfg[6]) if cfg[5] > 0.0 else None
         cfg = cfg[:5] + (masking,) + cfg[7:]
         grad_x, g_beta, g_thr = run(cfg, grad_spikes, membrane, spikes, beta, threshold, out)
-        gb = reduce_to(g_beta, beta.shape) if g_beta is not None else None
-        gt = reduce_to(g_thr, threshold.shape) if g_thr is not None else None
+        gb, gt = param_grads(g_beta, g_thr, beta, threshold, membrane.shape[1:])
         return grad_x, gb, gt, None
 
     @staticmethod
     def vmap(info, in_dims, *args):
-        check_vmap_randomness(info, "LIF (backend='torch')", args[3])
+        check_vmap_randomness(info, "LIF (backend='torch')", args[3].draws())
         return vmap_folded(LIFFunction, info, in_dims, args, (TIME, PARAM, PARAM, None), (TIME,) * 3)
 
 

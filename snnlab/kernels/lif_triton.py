@@ -487,7 +487,7 @@ class LIFTritonFunction(torch.autograd.Function):
 
     @staticmethod
     def vmap(info, in_dims, *args):
-        check_vmap_randomness(info, "LIF (backend='triton')", args[3])
+        check_vmap_randomness(info, "LIF (backend='triton')", args[3].draws())
         return vmap_folded(LIFTritonFunction, info, in_dims, args, (TIME, PARAM, PARAM, None),
                            (TIME,) * 4 + (STEP,) * 2)
 

@@ -50,8 +50,8 @@ import torch
 from .counter_rng import cached_mask_key, keep_mask, seed_key, uniform_from_counter
 from .dispatch import compute_dtype
 from .first_order import first_order_backward
-from .lif_common import check_mask_p, reduce_to
-from .func_transforms import backward_runner, transforms_active, vmap_by_slices
+from .lif_common import check_mask_p, param_grads
+from .func_transforms import backward_runner, check_vmap_randomness, transforms_active, vmap_by_slices
 from .lif_torch import _time_chunk, fire_and_reset_
 from .surrogate_math import surrogate_grad_
 
@@ -108,8 +108,7 @@ class RecurrentLIFFunction(torch.autograd.Function):
         masking = ctx.cfg[5] and (ctx.cfg[5][0], cached_mask_key(ctx.cfg[5][1]))
         cfg = ctx.cfg[:5] + (masking,) + tuple(ctx.needs_input_grad[1:4])
         gx, gw, gb, gt = run(cfg, grad_out, membrane, spikes, beta, threshold, w, out)
-        gb = reduce_to(gb, beta.shape) if gb is not None else None
-        gt = reduce_to(gt, threshold.shape) if gt is not None else None
+        gb, gt = param_grads(gb, gt, beta, threshold, membrane.shape[1:])
         return (gx, gw, gb, gt) + (None,) * 10
 
     @staticmethod
@@ -121,9 +120,7 @@ class RecurrentLIFFunction(torch.autograd.Function):
                                  "would give every slice the same noise draws and keep masks; it is supported for "
                                  "deterministic neurons without spike masking only")
             return vmap_by_slices(RecurrentLIFFunction, info, in_dims, (x, w, beta, threshold) + options)
-        if info.randomness == "same" and noisy_or_masked:
-            raise ValueError(f"{_NAME}: vmap(randomness='same') is not supported with noise or spike masking (the "
-                             "vmapped samples are one call and draw different numbers); use randomness='different'")
+        check_vmap_randomness(info, _NAME, noisy_or_masked)
         n, (T, P, N) = info.batch_size, _logical_shape(x, in_dims[0])
         out = RecurrentLIFFunction.apply(_fold_time(x, in_dims[0], n), w, _fold_param(beta, in_dims[2], n, P, N),
                                          _fold_param(threshold, in_dims[3], n, P, N), *options)
