@@ -257,7 +257,7 @@ def test_a_served_page_compares_once_the_selection_settles_not_at_each_echo_of_a
     panel.refresh(force=True)
     calls = _counting_compare(panel)
     pending = []
-    monkeypatch.setattr(runs_module, "_served", lambda: True)
+    monkeypatch.setattr(runs_module, "in_server_session", lambda: True)
     monkeypatch.setattr(pn.state, "add_periodic_callback", lambda callback, period, count: pending.append(callback))
     panel.table.selection = [0, 1]
     assert calls == [] and len(pending) == 1

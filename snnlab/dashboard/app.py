@@ -21,7 +21,7 @@ import panel as pn
 
 from snnlab.dashboard.forms import ConfigForm
 from snnlab.dashboard.live import LivePanel
-from snnlab.dashboard.runs import RunsPanel
+from snnlab.dashboard.runs import RunsPanel, in_server_session
 from snnlab.dashboard.sweeper import SweepPanel
 from snnlab.experiments.store import RunStore, default_store_path
 
@@ -78,11 +78,6 @@ def shared_store(path: str | os.PathLike) -> RunStore:
         if store is None:  # (a file replaced or removed since is reopened by the store itself)
             store = _STORES[key] = RunStore(key, read_timeout=2.0)
         return store
-
-
-def _in_server_session() -> bool:
-    doc = pn.state.curdoc
-    return doc is not None and getattr(doc, "session_context", None) is not None
 
 
 class DashboardApp:
@@ -189,7 +184,7 @@ def build_app(store_path: str | os.PathLike | None = None, defaults: dict[str, A
     ``pn.state.on_session_destroyed``; the returned layout's ``.dashboard`` is the :class:`DashboardApp`.
     """
     app = DashboardApp(store_path=store_path, defaults=defaults, **kwargs)
-    if _in_server_session():
+    if in_server_session():
         import torch
 
         torch.set_num_threads(max(1, int(os.environ.get("SNNLAB_TORCH_THREADS", "1"))))

@@ -62,10 +62,10 @@ def _panes(obj: Any) -> list[pn.pane.HoloViews]:
     return [pn.pane.HoloViews(item, backend="bokeh", sizing_mode="stretch_width", min_height=300) for item in items]
 
 
-def _served() -> bool:
+def in_server_session() -> bool:
     """Whether this runs in a ``panel serve`` session (not a notebook or a test)."""
     doc = pn.state.curdoc
-    return doc is not None and doc.session_context is not None
+    return doc is not None and getattr(doc, "session_context", None) is not None
 
 
 def _empty(text: str) -> hv.Div:
@@ -135,7 +135,7 @@ class RunsPanel:
     def _on_selection(self, event: Any) -> None:
         if self._remapping:
             return
-        if not _served():  # a notebook, a test: at once
+        if not in_server_session():  # a notebook, a test: at once
             self._compare_if_changed()
             return
         with self._settle_lock:  # served: once the selection settles (see SELECTION_SETTLE_MS)

@@ -847,7 +847,7 @@ class Trainer:
         cfg, model, opt = self.cfg, self.model, self.optimizer
         model.train()
         delay_layers = self._delay_layers()
-        from snnlab.metrics import input_dtype, model_input  # (pandas: at training, not at import)
+        from snnlab.metrics import input_dtype, model_input, model_output  # (pandas: at training, not at import)
 
         in_dtype = input_dtype(model)
         n_batches = self._batches_per_epoch()
@@ -897,11 +897,9 @@ class Trainer:
                 self._spike_counts, self._spike_outputs = [], []
                 self._counting = True
                 try:
-                    out = model(x)
+                    out = model_output(model, x)  # ((output, extras) gives output, as evaluate() takes it)
                 finally:
                     self._counting = False
-                if isinstance(out, (tuple, list)):  # (output, extras), as evaluate() takes it
-                    out = out[0]
                 lg = logits(out, cfg.readout)
                 loss = self.loss_fn(lg, y)
                 loss_v = float(loss.detach())
