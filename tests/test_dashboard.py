@@ -386,6 +386,7 @@ def test_pages_share_one_store_per_file(tmp_path):
     other = build_app(store_path=tmp_path / "other.sqlite", defaults=TINY, sweep_executor="threads").dashboard
     assert a.store is b.store and other.store is not a.store
     assert a.store.read_timeout == 2.0  # a locked store is an error on the page after 2 s, not a frozen page
+    assert a.store.follow_file  # a store file replaced under a running server is followed
     for app in (a, b, other):
         app.close()
 

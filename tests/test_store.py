@@ -376,7 +376,7 @@ def test_a_long_lived_store_follows_its_file_when_it_is_replaced(tmp_path):
     import os
 
     path = tmp_path / "runs.sqlite"
-    old = RunStore(path)
+    old = RunStore(path, follow_file=True)
     old.create_run({}, name="old-run")
     assert old.list_runs()["name"].tolist() == ["old-run"]
     for f in glob.glob(str(path) + "*"):

@@ -75,8 +75,8 @@ def shared_store(path: str | os.PathLike) -> RunStore:
     key = os.path.abspath(os.fspath(path))
     with _STORES_LOCK:
         store = _STORES.get(key)
-        if store is None:  # (a file replaced or removed since is reopened by the store itself)
-            store = _STORES[key] = RunStore(key, read_timeout=2.0)
+        if store is None:  # (a file replaced or removed since is reopened by the store itself: follow_file)
+            store = _STORES[key] = RunStore(key, read_timeout=2.0, follow_file=True)
         return store
 
 

@@ -184,11 +184,15 @@ class RunStore:
         read_only: ``None``: read-write, or read-only when the existing file or its folder cannot be written;
             ``True``: open for reading only (never creates or changes anything; the file must exist);
             ``False``: raise :class:`StoreReadOnly` unless the store can be written.
+        follow_file: for a long-lived store (the one dashboard pages share): outside a transaction, a connection to
+            a file since replaced or removed at :attr:`path` (``rm runs.sqlite*`` and a new run, a restored copy)
+            is reopened on the file there now, its tables created if it is new (one ``os.stat`` per transaction).
     """
 
     def __init__(self, path: str | os.PathLike | None = None, timeout: float = 30.0,
-                 read_timeout: float | None = None, read_only: bool | None = None) -> None:
-        # absolute: a relative path would name another file after os.chdir (and the store follows its file)
+                 read_timeout: float | None = None, read_only: bool | None = None, follow_file: bool = False) -> None:
+        self.follow_file = bool(follow_file)
+        # absolute: a relative path would name another file after os.chdir (and a store may follow its file)
         self.path = (Path(path) if path is not None else default_store_path()).absolute()
         if self.path.exists() and self.path.is_dir():
             raise ValueError(f"RunStore: {self.path} is a folder; give the path of a .sqlite file")
@@ -266,13 +270,13 @@ class RunStore:
 
     def _raw(self, wait: float | None = None) -> sqlite3.Connection:
         """This thread's connection (autocommit mode); opening it waits at most ``wait`` seconds [``timeout``]
-        for a lock. Outside a transaction, a connection to a file that was since replaced or removed at
-        :attr:`path` (``rm runs.sqlite*`` and a new run, a restored copy) is reopened on the file there now
-        (its tables created if it is new): a long-lived store, such as the one dashboard pages share, would
-        otherwise keep reading, and writing into, a file nobody else sees."""
+        for a lock. With ``follow_file``, outside a transaction, a connection to a file since replaced or removed
+        is reopened on the file at :attr:`path` now: a long-lived store would otherwise keep reading, and writing
+        into, a file nobody else sees."""
         con = getattr(self._local, "con", None)
         reopened = False
-        if con is not None and not getattr(self._local, "depth", 0) and self._local.file != self._file_id():
+        if (con is not None and self.follow_file and not getattr(self._local, "depth", 0)
+                and self._local.file != self._file_id()):
             con.close()
             con = self._local.con = None
             reopened = True
@@ -288,7 +292,8 @@ class RunStore:
                 except sqlite3.Error:
                     con.close()
                     raise
-            self._local.con, self._local.busy, self._local.file = con, wait, self._file_id()
+            self._local.con, self._local.busy = con, wait
+            self._local.file = self._file_id() if self.follow_file else None
             if reopened:
                 self._check_schema()
         return con
