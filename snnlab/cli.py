@@ -12,6 +12,7 @@ import os
 import shlex
 import signal
 import sys
+import unicodedata
 from collections.abc import Callable
 from pathlib import Path
 
@@ -291,7 +292,6 @@ NAME_WIDTH, MESSAGE_WIDTH, CELL_WIDTH = 40, 60, 24  # the widest name, message (
 
 
 def _char_width(ch: str) -> int:
-    import unicodedata
 
     if unicodedata.combining(ch) or unicodedata.category(ch) in ("Mn", "Me", "Cf"):
         return 0
@@ -335,7 +335,6 @@ def _clip(text: str, width: int) -> str:
 def _cell(value, last_line: bool = False) -> str:
     """One table cell: numbers to 4 significant digits, missing values empty, control characters (tabs, newlines)
     as spaces; ``last_line``: only the last non-empty line (an error's traceback ends with the error)."""
-    import unicodedata
 
     if value is None or (isinstance(value, float) and math.isnan(value)):
         return ""

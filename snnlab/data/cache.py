@@ -61,9 +61,7 @@ def _compact(a: np.ndarray) -> np.ndarray:
     (non-integer, NaN, infinite or ``-0.0`` values, counts beyond ``int32``, non-float arrays)."""
     if a.dtype.kind != "f" or a.size == 0:
         return a
-    lo, hi = float(a.min()), float(a.max())  # (python floats compare exactly with the integer bounds)
-    if not (lo >= np.iinfo(np.int32).min and hi <= np.iinfo(np.int32).max):  # (False for NaN)
-        return a
+    lo, hi = float(a.min()), float(a.max())  # (python floats compare exactly with the integer bounds; NaN: none fits)
     for dt in _COMPACT:
         info = np.iinfo(dt)
         if info.min <= lo and hi <= info.max:

@@ -53,6 +53,16 @@ from snnlab.training.config import ConfigError, ExperimentConfig, with_changes
 DEFAULT_OBJECTIVES = {"accuracy": "max", "spikes_per_sample": "min"}
 METRIC_COLUMNS = ("accuracy", "loss", "spikes_per_sample", "activation_sparsity", "synops_per_sample",
                   "energy_per_sample_j", "latency_steps")
+def robust_column(kind: str, level: float) -> str:
+    """The sweep table's column of the accuracy under perturbation ``kind`` at ``level``.
+
+    Example:
+        >>> robust_column("deletion", 0.30)
+        'robust_accuracy_deletion_0.3'
+    """
+    return f"robust_accuracy_{kind}_{level:g}"
+
+
 _UNFINISHED = ("created", "idle", "running", "paused")  # store statuses of a run that has not ended
 _NOT_STARTED = "the sweep was interrupted before this run started"
 
@@ -219,7 +229,7 @@ def run_one(config: dict, store_path: str | None = None, run_dir: str | None = N
             except Exception as exc:  # noqa: BLE001 - the trained run stays in the table
                 row["error"] = f"robustness {kind}:{level:g}: {type(exc).__name__}: {exc}"
                 continue
-            row[f"robust_accuracy_{kind}_{level:g}"] = float(curve["accuracy"].iloc[0])
+            row[robust_column(kind, level)] = float(curve["accuracy"].iloc[0])
     return row
 
 
@@ -395,7 +405,7 @@ def _check_objectives(objectives: dict | None, robustness: list) -> dict[str, st
     """``objectives`` (default :data:`DEFAULT_OBJECTIVES`) checked against the table's metric columns: a typo would
     otherwise fail only after every run has trained."""
     objectives = dict(objectives or DEFAULT_OBJECTIVES)
-    known = list(METRIC_COLUMNS) + [f"robust_accuracy_{kind}_{level:g}" for kind, level in robustness]
+    known = list(METRIC_COLUMNS) + [robust_column(kind, level) for kind, level in robustness]
     for metric, goal in objectives.items():
         if metric not in known:
             raise ValueError(f"sweep: objective {metric!r} is not a column of the sweep table; choose from {known}")
