@@ -431,7 +431,8 @@ def to_nir(model: nn.Module, *, dt: float, input_shape: tuple[int, ...] | None =
     layers = [(n, m) for n, m in _layers(model) if not _skipped(n, m)]
     if not layers:
         raise ValueError("to_nir: the model has no layer to export")
-    shape = tuple(int(v) for v in input_shape) if input_shape is not None else _first_shape(*layers[0])
+    in_shape = tuple(int(v) for v in input_shape) if input_shape is not None else _first_shape(*layers[0])
+    shape = in_shape  # (each layer's output shape from here on)
     nodes: list[tuple[str, Any]] = []
     i = 0
     while i < len(layers):
@@ -448,7 +449,6 @@ def to_nir(model: nn.Module, *, dt: float, input_shape: tuple[int, ...] | None =
             new, shape = _convert(nir, name, m, shape, dt)
             nodes += new
         i += 1
-    in_shape = tuple(int(v) for v in input_shape) if input_shape is not None else _first_shape(*layers[0])
     all_nodes = {"input": nir.Input(input_type=np.array(in_shape)), **dict(nodes),
                  "output": nir.Output(output_type=np.array(shape))}
     names = list(all_nodes)

@@ -248,8 +248,7 @@ def _output_padding(conv: nn.Module, spatial: tuple[int, ...], output_size) -> t
         return tuple(conv.output_padding)
     nd = len(conv.kernel_size)
     size = tuple(int(o) for o in output_size)[-nd:]
-    smallest = [(n - 1) * s - 2 * p + d * (k - 1) + 1
-                for n, s, p, d, k in zip(spatial, conv.stride, conv.padding, conv.dilation, conv.kernel_size)]
+    smallest = _transposed_size(conv, spatial, (0,) * nd)
     pad = tuple(o - m for o, m in zip(size, smallest))
     if len(size) != nd or any(not 0 <= q < max(s, d) for q, s, d in zip(pad, conv.stride, conv.dilation)):
         raise ValueError(f"conv_fanout: output_size {tuple(output_size)!r} is not an output size of "
