@@ -166,8 +166,12 @@ def layer_ops(x: torch.Tensor, out_features: int, delays: torch.Tensor | None = 
     # exact integer sums: float32 rows (exact below 2**24), float64 totals; no copy of float inputs
     work = xs if xs.dtype in (torch.float32, torch.float64) else xs.float()
     zero = torch.zeros((), dtype=torch.float64, device=xs.device)
+    peak = zero  # the largest float32 row sum (exact below 2**24)
     if delays is None:
-        per_events = _per_sample_sums(work, T, B, math.prod(xs.shape[2:]))   # [B]
+        rows = work.reshape(T, B, math.prod(xs.shape[2:])).sum(-1)         # [T, B], in the input's own dtype
+        if work.dtype == torch.float32 and rows.numel():
+            peak = rows.max().to(torch.float64)
+        per_events = rows.sum(0, dtype=torch.float64)                       # [B]
         per_acs = per_events * out_features
     else:  # one pass over x: per step, sample and input, then weighted by the delivered fan-out
         fan = delivered_fanout(delays.to(xs.device), T).to(torch.float64)   # [T, in] (no matmul: TF32 rounds)
@@ -175,22 +179,18 @@ def layer_ops(x: torch.Tensor, out_features: int, delays: torch.Tensor | None = 
         per_input = work.reshape(T, B, mid, fan.shape[-1]).sum(2, dtype=torch.float64)   # [T, B, in]
         per_events = per_input.sum((0, 2))
         per_acs = torch.einsum("tbi,ti->b", per_input, fan)  # float64: exact for event counts
-    # one device sync for the three numbers
-    n_analog, n_events, acs = torch.stack([(~events).sum().to(torch.float64),
-                                           torch.where(events, per_events, zero).sum(),
-                                           torch.where(events, per_acs, zero).sum()]).tolist()
+
+    def totals() -> list[float]:  # one device sync for the numbers
+        return torch.stack([(~events).sum().to(torch.float64), torch.where(events, per_events, zero).sum(),
+                            torch.where(events, per_acs, zero).sum(), peak]).tolist()
+
+    n_analog, n_events, acs, top = totals()
+    if top >= 2.0 ** 24:  # a float32 row past exact integers (rare): the rows again in float64
+        per_events = work.reshape(T, B, -1).sum(-1, dtype=torch.float64).sum(0)
+        per_acs = per_events * out_features
+        n_analog, n_events, acs, _ = totals()
     macs = float(int(n_analog) * per_sample_numel) * out_features
     return float(acs), macs, int(n_analog) == 0, float(n_events)
-
-
-def _per_sample_sums(work: torch.Tensor, T: int, B: int, per_row: int) -> torch.Tensor:
-    """``[B]`` float64 sums of a time-major ``work`` ``[T, B, ...]``: summed per step and sample in its own dtype
-    first (no float64 copy of the whole input), exact for event counts as long as a row sums below 2**24 (float32);
-    a row at or past that is summed again in float64."""
-    rows = work.reshape(T, B, per_row).sum(-1)                              # [T, B]
-    if work.dtype == torch.float32 and rows.numel() and float(rows.max()) >= 2.0 ** 24:
-        rows = work.reshape(T, B, per_row).sum(-1, dtype=torch.float64)
-    return rows.sum(0, dtype=torch.float64)
 
 
 def conv_fanout(conv: nn.Module, spatial, device=None,
