@@ -443,6 +443,37 @@ NOTEBOOKS["02_neurons_and_surrogates.ipynb"] = [
     dashboard's form); the SynOps counter counts the recurrent synapses too (the row `"<layer>.recurrent"`).
     """),
     md("""
+    ## 6. Adaptive thresholds
+
+    `sl.ALIF` neurons raise their threshold by `adaptation` with every spike, and the rise decays with its own
+    time constant `tau_adapt` (in steps, usually much longer than `tau_mem`):
+    $\\theta[t] = \\vartheta + b\\, a[t-1]$, $a[t] = \\rho\\, a[t-1] + s[t]$ with $\\rho = 1 - 1/\\tau_\\text{adapt}$.
+    Under a constant input a neuron first fires quickly, then slower and slower (spike-frequency adaptation),
+    and its threshold remembers its recent activity for about `tau_adapt` steps: a memory much longer than the
+    membrane's. With `recurrent=True` it is the LSNN of Bellec et al. (2018), the adaptive recurrent networks of
+    the SHD/SSC papers; with `adaptation=0` it is exactly an `LIF`.
+    """),
+    code("""
+    # NBVAL_CHECK_OUTPUT
+    drive = torch.full((150, 1, 1), 0.25)                          # a constant input to one neuron
+    alif = sl.ALIF(tau_mem=20.0, adaptation=0.3, tau_adapt=100.0)
+    with sl.Monitor(alif) as mon_alif:
+        s_alif = alif(drive)
+    s_lif = sl.LIF(tau_mem=20.0)(drive)
+    gaps = torch.nonzero(s_alif[:, 0, 0]).flatten().diff().tolist()
+    print("LIF spikes:", int(s_lif.sum()), "  ALIF spikes:", int(s_alif.sum()))
+    print("ALIF intervals between spikes:", gaps)
+    """),
+    code("""
+    viz.monitor_traces(mon_alif, "").opts(title="ALIF: the threshold (dashed) rises with each spike")
+    """),
+    md("""
+    In a configuration `adaptation > 0` (with `tau_adapt`) makes the hidden neurons adaptive, recurrent ones
+    with `recurrent=True` (`snnlab train --adaptation 0.3 --recurrent`, or the dashboard's form). A `Monitor`
+    records the moving threshold as `mon.thresholds[layer]`, which `viz.monitor_traces` draws. `ALIF` runs the
+    PyTorch time loop (no fused kernel yet), and NIR has no adaptive neuron, so it does not export.
+    """),
+    md("""
     ## Summary
 
     * `sl.LIF(tau_mem, threshold, reset)` is a discrete-time leaky integrate-and-fire neuron; `max_spikes` caps
@@ -450,6 +481,7 @@ NOTEBOOKS["02_neurons_and_surrogates.ipynb"] = [
     * Training uses a surrogate pseudo-derivative in the backward pass only; `sl.surrogates` lists them.
     * Thresholds and time constants can be learnt (`learn_threshold`, `learn_tau`, per neuron with `n_neurons`).
     * `sl.RecurrentLIF` feeds a layer's spikes back to itself (`recurrent=True` in a configuration).
+    * `sl.ALIF` adds an adaptive threshold: spike-frequency adaptation and a longer memory (`adaptation > 0`).
     """),
 ]
 

@@ -147,6 +147,24 @@ def test_monitor_traces_uses_layer_threshold(recorded):
     render(plot)
 
 
+def test_a_moving_threshold_is_drawn_per_neuron_from_the_monitor():
+    net = sl.Sequential(torch.nn.Linear(4, 6), sl.ALIF(adaptation=0.4, tau_adapt=20.0))
+    torch.manual_seed(0)
+    with sl.Monitor(net) as mon:
+        net(torch.rand(30, 2, 4) * 3)
+    busiest = int(mon.spikes["1"][:, 1].sum(0).argmax())
+    shown = sorted({0, busiest})
+    plot = monitor_traces(mon, "1", sample=1, neurons=shown)
+    curves, thresholds, _ = plot
+    assert list(thresholds.keys()) == shown and not plot.traverse(lambda e: e, [hv.HLine])
+    want = mon.thresholds["1"][:, 1, busiest].numpy()
+    np.testing.assert_allclose(thresholds[busiest].dimension_values("v"), want, rtol=1e-6)
+    assert want.max() > 1.0  # it moved
+    with pytest.raises(ValueError, match="moving threshold must have the membrane's shape"):
+        membrane_traces(mon.membrane["1"], threshold=mon.thresholds["1"][:10])
+    render(plot)
+
+
 def test_rate_and_count_histograms():
     s = torch.zeros(10, 2, 4)
     s[:, :, 0] = 1            # neuron 0 fires every step: rate 1

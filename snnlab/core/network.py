@@ -56,7 +56,8 @@ class Monitor:
     """Record spikes and membrane potentials of a network's neuron layers during forward passes.
 
     Use as a context manager; ``mon.spikes[name]`` and ``mon.membrane[name]`` hold detached
-    ``[T, B, N]`` tensors of the last forward (LIF: pre-reset membrane; LI: its output membrane).
+    ``[T, B, N]`` tensors of the last forward (LIF: pre-reset membrane; LI: its output membrane);
+    ``mon.thresholds[name]`` the effective threshold of layers whose threshold moves (:class:`~snnlab.ALIF`).
     Names are module names as in ``net.named_modules()`` (``"1"`` for the second layer of a Sequential).
     Monitors may nest (e.g. :func:`snnlab.metrics.evaluate` inside one): each records every forward it sees.
     ``membrane=False`` records spikes only: the layers then keep no membrane for it (LIF forwards run up to 2x
@@ -98,20 +99,26 @@ class Monitor:
         self.keep_membrane = bool(membrane)
         self.spikes: dict[str, torch.Tensor] = {}
         self.membrane: dict[str, torch.Tensor] = {}
+        self.thresholds: dict[str, torch.Tensor] = {}
         self._handles: list = []
         # per thread (a model may run in several at once: a background Trainer, DataParallel's workers), the forward
         # of `net` in progress: [depth (nested calls of net count once), {(kind, layer): its calls so far}]
         self._forwards: dict[int, list] = {}
 
     def reset(self) -> None:
-        """Forget every record: ``spikes`` and ``membrane`` empty, the next call of each layer starts anew."""
+        """Forget every record: ``spikes``, ``membrane`` and ``thresholds`` empty, the next call of each layer starts
+        anew."""
         self.spikes.clear()
         self.membrane.clear()
+        self.thresholds.clear()
         for forward in list(self._forwards.values()):
             forward[1].clear()
 
+    def _records(self, kind: str) -> dict[str, torch.Tensor]:
+        return {"spikes": self.spikes, "membrane": self.membrane, "threshold": self.thresholds}[kind]
+
     def _store(self, kind: str, name: str, t: torch.Tensor) -> None:
-        target = self.spikes if kind == "spikes" else self.membrane
+        target = self._records(kind)
         forward = self._forwards.get(threading.get_ident())
         if forward is None:  # outside a forward of net (in this thread): every call replaces
             target[name] = t
@@ -125,7 +132,7 @@ class Monitor:
         for (kind, name), parts in calls.items():
             if len(parts) < 2:
                 continue
-            target = self.spikes if kind == "spikes" else self.membrane
+            target = self._records(kind)
             if len({(tuple(p.shape[1:]), p.dtype, p.device) for p in parts}) == 1:
                 target[name] = torch.cat(parts)
             else:
@@ -156,6 +163,8 @@ class Monitor:
                 self._store("spikes", name, move(output.detach()))
             if self.keep_membrane and module.last_membrane is not None:
                 self._store("membrane", name, move(module.last_membrane))
+            if self.keep_membrane and getattr(module, "last_threshold", None) is not None:
+                self._store("threshold", name, move(module.last_threshold))
         record.snnlab_monitor = True  # copies of a layer leave it behind (see _Leaky.__getstate__)
         return record
 
@@ -187,3 +196,5 @@ class Monitor:
             if module._monitors == 0:  # the last monitor of this layer: stop keeping its membrane
                 module.record = False
                 module.last_membrane = None
+                if hasattr(module, "last_threshold"):
+                    module.last_threshold = None

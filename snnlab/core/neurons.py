@@ -87,6 +87,8 @@ class _Leaky(nn.Module):
         drop = {key for key, hook in hooks.items() if getattr(hook, "snnlab_monitor", False)}
         if drop or state.get("record"):
             state = dict(state, record=False, _monitors=0, last_membrane=None)
+            if "last_threshold" in state:
+                state["last_threshold"] = None
             for attr in ("_forward_hooks", "_forward_hooks_with_kwargs", "_forward_hooks_always_called"):
                 if attr in state:
                     state[attr] = type(state[attr])((k, v) for k, v in state[attr].items() if k not in drop)

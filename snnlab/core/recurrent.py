@@ -32,13 +32,12 @@ import math
 import torch
 from torch import nn
 
-from snnlab.kernels.counter_rng import cached_mask_key, keep_mask, seed_key, uniform_from_counter
 from snnlab.kernels.dispatch import compute_dtype
 from snnlab.kernels.recurrent_lif import recurrent_lif
-from snnlab.kernels.surrogate_math import noise_cdf, surrogate_grad
 
 from . import surrogates as sg
 from .neurons import LIF
+from .step_loop import lif_step_loop
 from .validation import check_choice, is_integer
 
 __all__ = ["RECURRENT_INITS", "RecurrentLIF"]
@@ -48,33 +47,31 @@ RECURRENT_INITS = ("uniform", "orthogonal", "zeros")
 _BACKENDS = ("auto", "torch", "reference")
 
 
-class _Spike(torch.autograd.Function):
-    """Heaviside spike with a surrogate backward: ``forward(u, fired, allowed, name, param)`` returns the 0/1
-    spikes ``fired * allowed`` (``fired`` decided by the caller: deterministic or sampled); the backward is
-    ``grad * surrogate(u) * allowed`` (``allowed`` the max_spikes mask ``m[t]``, or None)."""
-
-    @staticmethod
-    def forward(u, fired, allowed, name, param):
-        spikes = fired.to(u.dtype)
-        return spikes if allowed is None else spikes * allowed
-
-    @staticmethod
-    def setup_context(ctx, inputs, output) -> None:  # (separate from forward: torch.func.grad / vjp can run it)
-        u, _, allowed, name, param = inputs
-        ctx.save_for_backward(u, allowed)
-        ctx.cfg = (name, param)
-
-    @staticmethod
-    def backward(ctx, grad):
-        u, allowed = ctx.saved_tensors
-        g = grad * surrogate_grad(ctx.cfg[0], u, ctx.cfg[1])
-        return (g if allowed is None else g * allowed), None, None, None, None
-
-
-def _renamed(exc: Exception) -> Exception:
-    """``exc`` (from :class:`~snnlab.LIF`'s checks) with its message naming this layer instead of ``LIF``."""
+def _renamed(exc: Exception, layer: str = "RecurrentLIF") -> Exception:
+    """``exc`` (from :class:`~snnlab.LIF`'s checks) with its message naming ``layer`` instead of ``LIF``."""
     msg = str(exc)
-    return type(exc)("RecurrentLIF:" + msg[4:]) if msg.startswith("LIF:") else exc
+    return type(exc)(layer + ":" + msg[4:]) if msg.startswith("LIF:") else exc
+
+
+def init_recurrent_weight(weight: torch.Tensor, init: str, layer: str = "RecurrentLIF") -> None:
+    """Fill a recurrent weight ``[N, N]`` in place: ``"uniform"`` (``U(-1/sqrt(N), 1/sqrt(N))``), ``"orthogonal"``
+    or ``"zeros"`` (see :class:`RecurrentLIF`), from torch's global RNG."""
+    check_choice(init, "recurrent_init", RECURRENT_INITS, layer)
+    with torch.no_grad():
+        if init == "uniform":
+            bound = 1.0 / math.sqrt(weight.shape[0])
+            nn.init.uniform_(weight, -bound, bound)
+        elif init == "orthogonal":
+            nn.init.orthogonal_(weight)
+        else:
+            nn.init.zeros_(weight)
+
+
+def recurrent_current(synapses: nn.Linear, o: torch.Tensor, work: torch.dtype) -> torch.Tensor:
+    """``W_rec @ o`` for the transmitted spikes ``o`` of one step, as ``[B, ..., N]`` in the compute dtype ``work``:
+    a time-major call of ``synapses`` (``[1, B, ..., N]``, in the weight's dtype, as ``nn.Linear`` computes), which the
+    SynOps counter reads."""
+    return synapses(o.unsqueeze(0).to(synapses.weight.dtype))[0].to(work)
 
 
 class RecurrentLIF(LIF):
@@ -155,22 +152,7 @@ class RecurrentLIF(LIF):
 
     def reset_recurrent(self, init: str = "uniform") -> None:
         """(Re)initialise the recurrent weight: ``"uniform"``, ``"orthogonal"`` or ``"zeros"`` (see the class)."""
-        check_choice(init, "recurrent_init", RECURRENT_INITS, "RecurrentLIF")
-        w = self.recurrent.weight
-        with torch.no_grad():
-            if init == "uniform":
-                bound = 1.0 / math.sqrt(self.n_neurons)
-                nn.init.uniform_(w, -bound, bound)
-            elif init == "orthogonal":
-                nn.init.orthogonal_(w)
-            else:
-                nn.init.zeros_(w)
-
-    def _feedback(self, o: torch.Tensor, work: torch.dtype) -> torch.Tensor:
-        """``W_rec @ o`` for the transmitted spikes ``o`` of one step, as ``[1, B, ..., N]`` (a time-major call of
-        ``self.recurrent``, which the SynOps counter reads), in the compute dtype ``work``."""
-        w_dtype = self.recurrent.weight.dtype
-        return self.recurrent(o.unsqueeze(0).to(w_dtype))[0].to(work)
+        init_recurrent_weight(self.recurrent.weight, init)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = self._check_input(x, finite=False)  # checked on the final membrane below (cheaper), as LIF does
@@ -206,42 +188,11 @@ class RecurrentLIF(LIF):
         """The reference: the time loop over ``x`` (in its compute dtype) in plain autograd, ``W_rec @ o`` by a call
         of ``self.recurrent`` per step (``backend="reference"``): ``(o [T, ...], membrane h [T, ...] or None unless
         recording, h[-1:] for the final check)``."""
-        T, step_shape = x.shape[0], x.shape[1:]
-        if T == 0:  # an empty sequence: zero gradients for the input and the parameters, as LIF gives
-            tie = (beta.sum() + thr.sum() + self.recurrent.weight.sum().to(x.dtype)) * 0.0
-            return x * 0.0 + tie, (x.detach().clone() if self.record else None), x
-        name, param = (self.noise, self.noise_scale) if self.noise is not None else (self.surrogate.name,
-                                                                                  self.surrogate.param)
-        numel = math.prod(step_shape)
-        base = torch.arange(numel, device=x.device, dtype=torch.int64).view(step_shape) if noise_seed is not None else None
-        n_key = seed_key(noise_seed) if noise_seed is not None else 0
-        m_key = cached_mask_key(mask_seed) if mask_seed is not None else 0
-        v = torch.zeros(step_shape, dtype=x.dtype, device=x.device)
-        count = torch.zeros_like(v) if self.max_spikes is not None else None
-        outs, hs = [], []
-        o = None
-        for t, x_t in enumerate(x.unbind(0)):  # (one backward for all steps: x[t] would add a [T, ...] zeros per step)
-            cur = x_t if o is None else x_t + self._feedback(o, x.dtype)
-            h = torch.addcmul(cur, v, beta)
-            u = h - thr
-            if base is not None:
-                rnd = uniform_from_counter(base + t * numel, n_key).to(x.dtype)
-                fired = rnd < noise_cdf(self.noise, u.detach(), self.noise_scale)
-            else:
-                fired = h.detach() >= thr.detach()
-            allowed = (count < self.max_spikes).to(x.dtype) if count is not None else None
-            s = _Spike.apply(u, fired, allowed, name, float(param))
-            if count is not None:
-                count = count + s.detach()
-            r = s.detach() if self.detach_reset else s
-            v = torch.addcmul(h, r, thr, value=-1.0) if self.reset == "subtract" else torch.addcmul(h, h, r, value=-1.0)
-            if mask_seed is not None:
-                s = s * keep_mask(t * numel, step_shape, m_key, self.mask_p, x.device, x.dtype)
-            o = s
-            outs.append(o)
-            if self.record:
-                hs.append(h.detach())
-        return torch.stack(outs), (torch.stack(hs) if self.record else None), h.detach().unsqueeze(0)
+        if x.shape[0] == 0:  # an empty sequence: the recurrent weight gets a zero gradient too, as LIF's parameters
+            tie = self.recurrent.weight.sum().to(x.dtype) * 0.0
+            beta = beta + tie
+        run = lif_step_loop(self, x, beta, thr, noise_seed, mask_seed, feedback=lambda o: recurrent_current(self.recurrent, o, x.dtype))
+        return run.out, run.membrane, run.last
 
     def extra_repr(self) -> str:
         parts = [p for p in super().extra_repr().split(", ") if not p.startswith("n_neurons=")]

@@ -34,7 +34,8 @@ network's inference function whatever mode it is in):
 - :class:`~snnlab.LIF` -> ``LIF`` (``IF`` without leak), parameters broadcast to the layer's neuron shape (per-neuron
   and learned ``tau_mem`` / ``threshold`` export their current values). Refused with a ``ValueError``: ``reset=
   "subtract"`` (NIR's LIF sets ``v = v_reset``; it cannot subtract the threshold), ``max_spikes``, noise with
-  ``noisy_eval=True`` and ``mask_p`` with ``mask_at_inference=True`` (random or budgeted spiking has no NIR node).
+  ``noisy_eval=True`` and ``mask_p`` with ``mask_at_inference=True`` (random or budgeted spiking has no NIR node),
+  and :class:`~snnlab.ALIF` (an adaptive threshold has no NIR node).
   Training-only options are exported as the deterministic neuron: ``surrogate``, ``detach_reset``, noise and
   masks that are off at inference. snnlab fires at ``h >= threshold``, NIR at ``v > v_threshold``: the two differ
   only for a membrane exactly on the threshold.
@@ -122,6 +123,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from snnlab.core.adaptive import ALIF
 from snnlab.core.delays import DelayedLinear
 from snnlab.core.dropout import TimeDropout
 from snnlab.core.masking import SpikeMask
@@ -183,6 +185,9 @@ def _refuse(name: str, layer: nn.Module, why: str) -> ValueError:
 
 
 def _check_lif(name: str, m: LIF) -> None:
+    if isinstance(m, ALIF):  # (checked first: its threshold moves whatever the other options)
+        raise _refuse(name, m, "has an adaptive threshold (it rises with each spike); NIR's neuron nodes have a fixed "
+                               "threshold, so an ALIF has no NIR equivalent")
     if m.reset != "zero":
         raise _refuse(name, m, f"has reset={m.reset!r}; NIR's LIF sets v = v_reset after a spike and cannot subtract "
                                "the threshold: only reset='zero' can be exported (train with it)")
@@ -376,6 +381,8 @@ def _frame_shape(m: nn.Module, shape: tuple[int, ...]) -> tuple[int, ...]:
 def _convert(nir: Any, name: str, m: nn.Module, shape: tuple[int, ...],
              dt: float) -> tuple[list[tuple[str, Any]], tuple[int, ...]]:
     """The NIR nodes of one layer and the feature shape after it."""
+    if isinstance(m, ALIF):
+        _check_lif(name, m)  # refuses it
     if isinstance(m, RecurrentLIF):
         return [(name, _recurrent_node(nir, name, m, shape, dt))], shape
     if isinstance(m, LIF):

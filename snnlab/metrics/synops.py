@@ -43,10 +43,11 @@ through the kernel (input position ``i``, tap ``k`` -> output position ``i * str
   times every weight it meets, cropped taps included, as the dense convolution's count includes the taps that read
   its zero padding.
 
-A :class:`snnlab.RecurrentLIF`'s recurrent synapses (its child ``nn.Linear``, row ``"<layer>.recurrent"``) are
-counted from the layer's output, by a forward hook on the layer: the transmitted spikes of steps ``0..T-2`` each
-reach ``n_neurons`` synapses at the next step (the last step's spikes would arrive after the window: not
-counted). The child ``nn.Linear`` is not hooked itself (the fused layer does not call it). Other layers (other
+The recurrent synapses of a :class:`snnlab.RecurrentLIF` or a recurrent :class:`snnlab.ALIF` (its child
+``nn.Linear``, row ``"<layer>.recurrent"``) are counted from the layer's output, by a forward hook on the layer: the
+transmitted spikes of steps ``0..T-2`` each reach ``n_neurons`` synapses at the next step (the last step's spikes
+would arrive after the window: not counted). The child ``nn.Linear`` is not hooked itself (the fused layer does not
+call it, and the step loops call it once per step). Other layers (other
 recurrent cells, a user's own weighted module) are not counted.
 
 Per-sample figures divide the totals by a number of samples (:meth:`SynOpsCounter.acs_per_sample`):
@@ -72,7 +73,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from snnlab.core.delays import DelayedLinear
-from snnlab.core.recurrent import RecurrentLIF
+from snnlab.core.neurons import LIF
 from snnlab.core.validation import is_integer
 
 __all__ = ["CONV_TYPES", "SYNAPTIC_TYPES", "TRANSPOSED_CONV_TYPES", "LayerOps", "SynOpsCounter", "conv_fanout",
@@ -360,8 +361,8 @@ class SynOpsCounter:
         self.layers = synaptic_layers(model)
         self.ops: dict[str, LayerOps] = {
             n: LayerOps(int(_in_features(m)), int(_out_features(m))) for n, m in self.layers.items()}
-        # RecurrentLIF layers: {layer name: row of its recurrent synapses}, counted from the layer's output
-        self._recurrent = {n: _recurrent_row(n) for n, m in model.named_modules() if isinstance(m, RecurrentLIF)}
+        # recurrent LIF layers: {layer name: row of its recurrent synapses}, counted from the layer's output
+        self._recurrent = {n: _recurrent_row(n) for n, m in model.named_modules() if _is_recurrent(m)}
         self.n_samples = 0  # samples of the forwards of `model` seen (see the class docstring)
         self._handles: list = []
         self._fanouts: dict[tuple, tuple[torch.Tensor, tuple[int, ...]]] = {}
@@ -473,6 +474,12 @@ class SynOpsCounter:
                  self._per(r.acs, r, n), self._per(r.macs, r, n)) for name, r in self.ops.items()]
         return pd.DataFrame(rows, columns=["layer", "in_features", "out_features", "binary_input",
                                            "input_events_per_sample", "acs_per_sample", "macs_per_sample"])
+
+
+def _is_recurrent(m: nn.Module) -> bool:
+    """Whether ``m`` is a neuron layer with recurrent synapses (a ``RecurrentLIF``, a recurrent ``ALIF``): an LIF
+    whose child ``recurrent`` is an ``nn.Linear`` fed with the layer's output."""
+    return isinstance(m, LIF) and isinstance(getattr(m, "recurrent", None), nn.Linear)
 
 
 def _recurrent_row(name: str) -> str:

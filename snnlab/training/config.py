@@ -52,7 +52,8 @@ MAX_LAYER_WIDTH = 1_000_000
 
 # Fields added after configurations were first hashed into run folder names, whose default keeps the older
 # behaviour; identity_dict() leaves them out at their default, so existing run folders keep their names.
-FIELDS_ADDED_LATER = ("detach_reset", "dropout", "batch_norm", "recurrent", "spike_reg", "tau_syn", "sigma_schedule", "sigma_end", "sigma_anneal_fraction",
+FIELDS_ADDED_LATER = ("detach_reset", "dropout", "batch_norm", "recurrent", "spike_reg", "tau_syn", "adaptation",
+                      "tau_adapt", "sigma_schedule", "sigma_end", "sigma_anneal_fraction",
                       "lr_schedule", "lr_delays_schedule")
 
 
@@ -221,6 +222,7 @@ def estimate_memory_bytes(cfg: "ExperimentConfig", n_inputs: int | None = None, 
     act_bytes = 4 * 4 * steps * int(cfg.batch_size) * sum(sizes)
     per_hidden = 2 * bool(cfg.batch_norm) + 2 * (cfg.dropout > 0)  # their outputs and saved statistics / masks
     per_hidden += bool(cfg.recurrent and cfg.mask_p > 0)  # a masked recurrent layer also keeps its own spikes
+    per_hidden += 6 * (cfg.adaptation > 0)  # the step loop's autograd graph: threshold, trace and their gradients
     per_hidden += 2 * (cfg.tau_syn is not None)  # the synaptic current and its gradient
     act_bytes += 4 * per_hidden * steps * int(cfg.batch_size) * sum(int(h) for h in cfg.hidden)
     return {"parameters": n_params, "parameter_bytes": param_bytes, "activation_bytes": act_bytes,
@@ -336,6 +338,12 @@ class ExperimentConfig(param.Parameterized):
         "Give each hidden layer all-to-all recurrent synapses (RecurrentLIF, the recurrent SNN baseline of SHD/SSC): "
         "its spikes feed back to the layer at the next step. It runs the PyTorch time loop (no fused kernel), "
         "and learned thresholds and time constants are per neuron."))
+    adaptation = param.Number(default=0.0, bounds=(0.0, None), doc=(
+        "Threshold adaptation of the hidden neurons (ALIF): each spike raises a neuron's threshold by this much, and "
+        "the rise decays with tau_adapt; with recurrent it makes the LSNN (Bellec et al. 2018), the adaptive "
+        "recurrent networks of SHD/SSC. It runs the PyTorch time loop (no fused kernel). 0 = off (plain LIF)."))
+    tau_adapt = param.Number(default=100.0, bounds=(1.0, None), doc=(
+        "Time constant of the threshold adaptation in time steps (used when adaptation > 0)."))
     delays = param.Boolean(default=False, doc=(
         "Use learnable synaptic delays (DelayedLinear, DCLS-style) instead of plain dense synapses."))
     max_delay = param.Integer(default=10, bounds=(0, 100_000), doc=(
@@ -632,6 +640,8 @@ class ExperimentConfig(param.Parameterized):
             parts.append(f"syn{self.tau_syn:g}")
         if self.recurrent:
             parts.append("rec")
+        if self.adaptation > 0:
+            parts.append(f"adapt{self.adaptation:g}/{self.tau_adapt:g}")
         if self.batch_norm:
             parts.append("bn")
         if self.dropout > 0:

@@ -10,6 +10,7 @@ from torch import nn
 from torch.utils.data import DataLoader, Subset
 
 from snnlab.core import surrogates as sg
+from snnlab.core.adaptive import ALIF
 from snnlab.core.delays import DelayedLinear
 from snnlab.core.dropout import TimeDropout
 from snnlab.core.network import Sequential
@@ -38,6 +39,16 @@ def neuron_kwargs(cfg: ExperimentConfig) -> dict[str, Any]:
     return kw
 
 
+def _hidden_neurons(cfg: ExperimentConfig, width: int, kw: dict[str, Any]) -> LIF:
+    """One hidden layer's neurons: :class:`~snnlab.ALIF` with ``cfg.adaptation > 0`` (recurrent with
+    ``cfg.recurrent``), else :class:`~snnlab.RecurrentLIF` with ``cfg.recurrent``, else :class:`~snnlab.LIF`."""
+    mask_p = float(cfg.mask_p)
+    if cfg.adaptation > 0:
+        return ALIF(**kw, mask_p=mask_p, adaptation=float(cfg.adaptation), tau_adapt=float(cfg.tau_adapt),
+                    recurrent=bool(cfg.recurrent), n_neurons=width if cfg.recurrent else None)
+    return RecurrentLIF(width, **kw, mask_p=mask_p) if cfg.recurrent else LIF(**kw, mask_p=mask_p)
+
+
 def _synapse(cfg: ExperimentConfig, n_in: int, n_out: int, gain: float) -> nn.Module:
     if cfg.delays:
         layer: nn.Module = DelayedLinear(n_in, n_out, max_delay=int(cfg.max_delay))
@@ -55,7 +66,8 @@ def build_model(cfg: ExperimentConfig, n_inputs: int, n_classes: int) -> Sequent
     ``cfg.tau_syn``, dropout with ``cfg.dropout > 0``).
 
     The synapse is :class:`~snnlab.DelayedLinear` when ``cfg.delays`` else a bias-free ``nn.Linear``; the hidden
-    neurons are :class:`~snnlab.RecurrentLIF` layers (recurrent synapses within each layer) with ``cfg.recurrent``;
+    neurons are :class:`~snnlab.RecurrentLIF` layers (recurrent synapses within each layer) with ``cfg.recurrent``,
+    adaptive :class:`~snnlab.ALIF` layers (recurrent or not) with ``cfg.adaptation > 0``;
     initial weights are scaled by ``cfg.weight_gain`` (hidden, and a spiking output layer) and
     ``cfg.readout_gain`` (the synapses of an LI readout).
     The readout layer is an :class:`~snnlab.LI` for membrane readouts, and a spiking
@@ -81,7 +93,7 @@ def build_model(cfg: ExperimentConfig, n_inputs: int, n_classes: int) -> Sequent
             layers.append(TimeBatchNorm(int(h)))
         if cfg.tau_syn is not None:  # current-based synapses: a leaky synaptic current before the neurons
             layers.append(LI(tau_mem=float(cfg.tau_syn)))
-        neurons = RecurrentLIF(int(h), **kw, mask_p=float(cfg.mask_p)) if cfg.recurrent else LIF(**kw, mask_p=float(cfg.mask_p))
+        neurons = _hidden_neurons(cfg, int(h), kw)
         layers.append(neurons)
         if cfg.dropout > 0:
             layers.append(TimeDropout(float(cfg.dropout)))

@@ -17,7 +17,7 @@ def membrane_traces(
     membrane: Any,
     spikes: Any | None = None,
     neurons: Sequence[int] | None = None,
-    threshold: float | Sequence[float] | None = 1.0,
+    threshold: Any = 1.0,
     sample: int | None = 0,
     max_neurons: int = 5,
     dt: float | None = None,
@@ -28,7 +28,9 @@ def membrane_traces(
     ``neurons``: indices to show (default: the first ``max_neurons``). Returns an overlay of an
     ``hv.NdOverlay`` of ``hv.Curve`` (kdim ``neuron``; curve kdims ``time``, vdims ``v``), one
     ``hv.HLine`` per distinct threshold value (``threshold=None``: none; a sequence gives one value
-    per shown neuron, e.g. learnt per-neuron thresholds) and, with ``spikes``, an ``hv.Scatter`` of
+    per shown neuron, e.g. learnt per-neuron thresholds; an array of the membrane's shape is a threshold that
+    moves, e.g. an :class:`~snnlab.ALIF`'s, drawn as one dashed ``hv.Curve`` per shown neuron, in an
+    ``hv.NdOverlay`` with the kdim ``threshold of``) and, with ``spikes``, an ``hv.Scatter`` of
     the spikes at the membrane value of their step (columns ``time, v, neuron``). The y range always
     includes the thresholds; the legend is beside the plot, outside the traces.
 
@@ -51,7 +53,14 @@ def membrane_traces(
     time = np.arange(T) * scale
     tdim = hv.Dimension("time", label="time [step]" if dt is None else "time", unit=None if dt is None else "s")
     thresholds = np.zeros(0)
-    if threshold is not None:
+    moving = None
+    if threshold is not None and np.ndim(to_numpy(threshold)) >= 2:  # a threshold per step: [T, N] or [T, B, N]
+        moving = as_time_neuron(threshold, sample, "membrane_traces").astype(float)
+        if moving.shape != v.shape:
+            raise ValueError(f"membrane_traces: a moving threshold must have the membrane's shape {v.shape}, got "
+                             f"{moving.shape}")
+        thresholds = np.array([moving[:, idx].min(), moving[:, idx].max()]) if T and idx else np.zeros(0)
+    elif threshold is not None:
         thresholds = np.atleast_1d(to_numpy(threshold).astype(float))
         if thresholds.size > 1:
             thresholds = thresholds[idx] if thresholds.size == N else thresholds
@@ -67,7 +76,11 @@ def membrane_traces(
     curves = {i: hv.Curve((time, v[:, i]), kdims=[tdim], vdims=[vdim]) for i in idx}
     plot = hv.NdOverlay(curves, kdims=["neuron"])
     layers: list[Any] = [plot]
-    if threshold is not None:
+    if moving is not None:
+        layers.append(hv.NdOverlay({i: hv.Curve((time, moving[:, i]), kdims=[tdim], vdims=[vdim]).opts(
+            color=theme.THRESHOLD_COLOR, line_dash="dashed", line_width=1.5, backend="bokeh") for i in idx},
+            kdims=["threshold of"]))
+    elif threshold is not None:
         for thr in thresholds:
             layers.append(hv.HLine(float(thr)).opts(color=theme.THRESHOLD_COLOR, line_dash="dashed",
                                                     line_width=1.5, backend="bokeh"))
@@ -89,7 +102,8 @@ def monitor_traces(mon: Any, layer: str, sample: int = 0, neurons: Sequence[int]
                    max_neurons: int = 5, dt: float | None = None) -> hv.Overlay:
     """:func:`membrane_traces` of one layer recorded by a :class:`snnlab.Monitor`.
 
-    The threshold is taken from the layer module (``mon.layers[layer].threshold``) when it has one.
+    The threshold is the one the monitor recorded when it moves (``mon.thresholds[layer]``, an
+    :class:`~snnlab.ALIF`'s), else the layer module's (``mon.layers[layer].threshold``) when it has one.
 
     Example:
         >>> import torch, snnlab as sl
@@ -102,7 +116,9 @@ def monitor_traces(mon: Any, layer: str, sample: int = 0, neurons: Sequence[int]
     if layer not in mon.membrane:
         raise KeyError(f"monitor_traces: no membrane recorded for {layer!r}; recorded: {list(mon.membrane)}")
     module = getattr(mon, "layers", {}).get(layer)
-    thr = getattr(module, "threshold", None)
+    thr = getattr(mon, "thresholds", {}).get(layer)
+    if thr is None:
+        thr = getattr(module, "threshold", None)
     return membrane_traces(mon.membrane[layer], mon.spikes.get(layer), neurons=neurons, threshold=thr,
                            sample=sample, max_neurons=max_neurons, dt=dt)
 

@@ -1,0 +1,182 @@
+r"""Adaptive LIF neurons: :class:`ALIF`, a threshold that rises with each spike and relaxes back (spike-frequency
+adaptation), feed-forward or recurrent (the LSNN of Bellec et al. 2018, the adaptive SRNN of Yin et al. 2021).
+
+Semantics (``x`` time-major ``[T, B, ...]``, ``v[-1] = 0``, ``a[-1] = 0``, ``rho = 1 - 1/tau_adapt``)::
+
+    h[t]     = beta * v[t-1] + x[t] (+ W_rec @ o[t-1] with recurrent=True)
+    theta[t] = threshold + adaptation * a[t-1]      the effective threshold
+    s[t]     = H(h[t] - theta[t])                   (with max_spikes, noise and masking as in LIF)
+    v[t]     = h[t] - theta[t] * s[t]               reset="subtract"   (h[t] * (1 - s[t]) for "zero")
+    a[t]     = rho * a[t-1] + s[t]                  the adaptation trace: the neuron's own recent spikes
+
+so each spike raises the threshold by ``adaptation`` and the rise decays with time constant ``tau_adapt`` (in
+steps). With ``adaptation=0`` it is exactly an :class:`~snnlab.LIF` (or :class:`~snnlab.RecurrentLIF`).
+The gradient flows through the trace too (``theta`` depends on past spikes), as in the LSNN / e-prop papers'
+BPTT baselines. The time loop is the per-step autograd loop of :mod:`snnlab.core.step_loop` (there is no fused
+kernel for it yet, so ``backend`` is ``"auto"`` or ``"torch"``, both that loop).
+"""
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import nn
+
+from snnlab.kernels.dispatch import compute_dtype
+from snnlab.kernels.func_transforms import under_vmap
+
+from . import surrogates as sg
+from .neurons import LIF, _value_repr
+from .recurrent import RECURRENT_INITS, _renamed, init_recurrent_weight, recurrent_current
+from .step_loop import Adaptation, lif_step_loop
+from .validation import as_number, check_choice, check_non_negative, is_integer
+
+__all__ = ["ALIF", "DEFAULT_TAU_ADAPT"]
+
+DEFAULT_TAU_ADAPT = 100.0  # time steps
+_BACKENDS = ("auto", "torch")
+
+
+class ALIF(LIF):
+    r"""Adaptive LIF neurons: each spike raises the neuron's threshold by ``adaptation``, and the rise decays back
+    with time constant ``tau_adapt`` (steps). ``theta[t] = threshold + adaptation * a[t-1]``,
+    ``a[t] = (1 - 1/tau_adapt) * a[t-1] + s[t]``; see :mod:`snnlab.core.adaptive`.
+
+    Adaptation gives neurons a memory longer than ``tau_mem`` (the recurrent adaptive networks of SHD / SSC and of
+    e-prop), and spike-frequency adaptation: under a constant input the intervals between spikes grow. Options are
+    those of :class:`~snnlab.LIF` (resets, ``detach_reset``, ``max_spikes``, surrogates, learnable ``tau_mem`` /
+    ``threshold``, noise, spike masking, ``seed``), with:
+
+    - ``adaptation`` (>= 0, default 0.5): the threshold increase per spike, in the threshold's units. 0 gives an LIF.
+    - ``tau_adapt`` (>= 1 step, default 100): the adaptation's time constant.
+    - ``learn_adaptation``: learn ``adaptation`` (kept >= 0) and ``tau_adapt`` (kept >= 1), per neuron with
+      ``n_neurons``.
+    - ``recurrent``: all-to-all recurrent synapses ``W_rec`` (``self.recurrent``, an ``nn.Linear`` without bias,
+      initialised as ``recurrent_init``; see :class:`~snnlab.RecurrentLIF`), fed with the transmitted spikes; needs
+      ``n_neurons``. A recurrent ALIF is the LSNN.
+    - ``backend``: ``"auto"`` or ``"torch"``, both the per-step autograd loop (no fused kernel: ``"cpu"`` and
+      ``"triton"`` raise a ``ValueError``).
+
+    The subtract reset subtracts the effective threshold ``theta[t]``, so the membrane stays below the threshold
+    it crossed. A noisy neuron fires with probability ``F((h - theta) / sigma)``. Spike masking hides spikes from
+    the next layer (and the recurrence) but not from the neuron's own adaptation. While a
+    :class:`~snnlab.Monitor` watches the layer, ``last_membrane`` holds the pre-reset membrane and
+    ``last_threshold`` the effective threshold ``theta`` of the last call (``[T, B, ...]``).
+
+    Returns the transmitted spikes ``[T, B, ...]`` (0/1, in the input's floating dtype; half precision is computed
+    in float32).
+
+    Example:
+        >>> import torch, snnlab as sl
+        >>> alif = sl.ALIF(tau_mem=20.0, adaptation=0.5, tau_adapt=50.0)
+        >>> lif = sl.LIF(tau_mem=20.0)
+        >>> x = torch.full((100, 1, 1), 0.3)                 # a constant drive
+        >>> int(alif(x).sum()), int(lif(x).sum())            # adaptation slows the firing down
+        (10, 27)
+        >>> net = sl.Sequential(torch.nn.Linear(4, 8), sl.ALIF(n_neurons=8, recurrent=True),  # an LSNN layer
+        ...                     torch.nn.Linear(8, 2), sl.LI())
+        >>> net(torch.rand(30, 3, 4)).shape
+        torch.Size([30, 3, 2])
+    """
+
+    def __init__(self, tau_mem: float | None = None, threshold: float = 1.0, reset: str = "subtract", *,
+                 adaptation: float = 0.5, tau_adapt: float = DEFAULT_TAU_ADAPT, learn_adaptation: bool = False,
+                 recurrent: bool = False, recurrent_init: str = "uniform", beta: float | None = None,
+                 detach_reset: bool = False, max_spikes: int | None = None, surrogate: str | sg.Surrogate = "atan",
+                 learn_threshold: bool = False, learn_tau: bool = False, n_neurons: int | None = None,
+                 noise: str | None = None, noise_scale: float = 0.3, noisy_eval: bool = False, mask_p: float = 0.0,
+                 mask_at_inference: bool = False, seed: int | None = None, backend: str = "auto") -> None:
+        if backend in ("cpu", "triton"):
+            raise ValueError(f"ALIF: backend={backend!r} has no adaptive-threshold kernel; ALIF runs the PyTorch "
+                             "step loop: use backend='auto' or 'torch'")
+        check_choice(backend, "backend", _BACKENDS, "ALIF")
+        check_choice(recurrent_init, "recurrent_init", RECURRENT_INITS, "ALIF")
+        if recurrent and (n_neurons is None or not is_integer(n_neurons) or n_neurons < 1):
+            raise ValueError(f"ALIF: recurrent=True needs n_neurons, the layer width (the recurrent weight is "
+                             f"[n_neurons, n_neurons]), got n_neurons={n_neurons!r}")
+        try:
+            super().__init__(tau_mem, threshold, reset, beta=beta, detach_reset=detach_reset, max_spikes=max_spikes,
+                             surrogate=surrogate, learn_threshold=learn_threshold, learn_tau=learn_tau,
+                             n_neurons=n_neurons, noise=noise, noise_scale=noise_scale, noisy_eval=noisy_eval,
+                             mask_p=mask_p, mask_at_inference=mask_at_inference, seed=seed, backend="torch")
+        except (ValueError, TypeError) as exc:
+            raise _renamed(exc, "ALIF") from None
+        self.backend = backend
+        strength = check_non_negative(adaptation, "adaptation", "ALIF")
+        tau_a = as_number(tau_adapt, "tau_adapt", "ALIF")
+        if not tau_a >= 1.0:  # (NaN fails too; inf is allowed: rho = 1, the threshold never relaxes)
+            raise ValueError(f"ALIF: tau_adapt must be >= 1 time step so that rho = 1 - 1/tau_adapt >= 0 (inf: no "
+                             f"decay), got {tau_adapt!r}")
+        if learn_adaptation and math.isinf(tau_a):
+            raise ValueError("ALIF: learn_adaptation needs a finite tau_adapt")
+        shape = (self.n_neurons,) if self.n_neurons is not None else ()
+        self.learn_adaptation = bool(learn_adaptation)
+        for name, value in (("adaptation", strength), ("tau_adapt", tau_a)):
+            tensor = torch.full(shape, float(value))
+            if self.learn_adaptation:
+                setattr(self, name, nn.Parameter(tensor))
+            else:
+                self.register_buffer(name, tensor)
+        self.last_threshold: torch.Tensor | None = None
+        self.recurrent: nn.Linear | None = None
+        if recurrent:
+            self.recurrent = nn.Linear(self.n_neurons, self.n_neurons, bias=False)
+            self.reset_recurrent(recurrent_init)
+
+    _FULL_PRECISION = LIF._FULL_PRECISION + ("adaptation", "tau_adapt")
+
+    def reset_recurrent(self, init: str = "uniform") -> None:
+        """(Re)initialise the recurrent weight as :meth:`snnlab.RecurrentLIF.reset_recurrent` (recurrent layers only)."""
+        if self.recurrent is None:
+            raise ValueError("ALIF: this layer has no recurrent weight (recurrent=False)")
+        init_recurrent_weight(self.recurrent.weight, init, "ALIF")
+
+    def rho(self) -> torch.Tensor:
+        """The trace's decay ``rho = 1 - 1/tau_adapt`` (differentiable when learned)."""
+        return 1.0 - 1.0 / self.tau_adapt.clamp(min=1.0)
+
+    def _learned(self, beta: torch.Tensor) -> tuple[tuple[str, torch.Tensor], ...]:
+        learned = super()._learned(beta)
+        if self.learn_adaptation:
+            learned += (("adaptation", self.adaptation), ("tau_adapt", self.tau_adapt))
+        if self.recurrent is not None:
+            learned += (("recurrent weight", self.recurrent.weight),)
+        return learned
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = self._check_input(x, finite=False)  # checked on the final membrane below (cheaper), as LIF does
+        if self.backend not in _BACKENDS:  # (set after construction)
+            raise ValueError(f"ALIF: backend={self.backend!r} has no adaptive-threshold kernel; use backend='auto' "
+                             "or 'torch'")
+        noise_seed, mask_seed = self._draw_seeds(x)  # LIF's draws: the same seeds as an LIF
+        if (noise_seed is not None or mask_seed is not None) and under_vmap():
+            # the step loop draws from the counter at the indices of one sample: every vmapped sample would get
+            # the same noise and masks, which is not what randomness="different" promises
+            raise RuntimeError("ALIF: vmap of a noisy or spike-masking ALIF is not supported (its step loop would "
+                               "give every vmapped sample the same draws); use it in eval mode, without noise and "
+                               "masks, or loop over the samples")
+        work = compute_dtype(x)
+        beta = self.beta()
+        on = {"device": x.device, "dtype": work}
+        adapt = Adaptation(rho=self.rho().to(**on), strength=self.adaptation.clamp(min=0.0).to(**on))
+        feedback = None if self.recurrent is None else (lambda o: recurrent_current(self.recurrent, o, work))
+        xw = x.to(work)
+        if x.shape[0] == 0 and self.recurrent is not None:  # an empty sequence: a zero gradient for the weight too
+            xw = xw + self.recurrent.weight.sum().to(work) * 0.0
+        run = lif_step_loop(self, xw, beta.to(**on), self.threshold.to(**on), noise_seed, mask_seed,
+                            feedback=feedback, adaptation=adapt)
+        self._check_final_membrane(x, run.last, *self._learned(beta))
+        self.last_membrane = run.membrane.to(x.dtype) if self.record and run.membrane is not None else None
+        self.last_threshold = run.theta.to(x.dtype) if self.record and run.theta is not None else None
+        return run.out.to(x.dtype)
+
+    def extra_repr(self) -> str:
+        parts = [p for p in super().extra_repr().split(", ") if not p.startswith("n_neurons=")]
+        if self.learn_adaptation:
+            parts.append("learn_adaptation=True")
+        else:
+            parts.append(f"adaptation={_value_repr(self.adaptation)}, tau_adapt={_value_repr(self.tau_adapt)}")
+        if self.recurrent is not None:
+            parts.append("recurrent=True")
+        lead = [f"n_neurons={self.n_neurons}"] if self.n_neurons is not None else []
+        return ", ".join(lead + parts)
