@@ -246,6 +246,29 @@ def test_spike_accounting_fused_mask_vs_separate_mask():
     assert plain.tolist() == ["1", "none", 1.5, 1.5, 1.5]
 
 
+def test_spike_accounting_finds_a_spike_mask_in_another_container_than_its_lif():
+    """Probe: Sequential(Sequential(lin, LIF), SpikeMask, ...) reported no masking and the fired spikes as transmitted
+    (20.0 per sample, the flat layout: 7.0)."""
+    from snnlab.metrics import spike_accounting_table
+
+    x, y = torch.ones(5, 2, 4), torch.tensor([0, 1])
+    tables = []
+    for nested in (False, True):
+        torch.manual_seed(0)
+        lin, lif = nn.Linear(4, 4), sl.LIF(beta=0.0)
+        nn.init.constant_(lin.weight, 0.5), nn.init.zeros_(lin.bias)
+        mask = sl.SpikeMask(0.5, mask_at_inference=True, seed=0)
+        head = (nn.Linear(4, 2), sl.LI())
+        net = sl.Sequential(sl.Sequential(lin, lif), mask, *head) if nested else sl.Sequential(lin, lif, mask, *head)
+        tables.append(spike_accounting_table(net, [(x, y)]).iloc[0])
+    flat, nested = tables
+    assert nested["masking"] == "SpikeMask 1" and flat["masking"] == "SpikeMask 2"
+    assert nested["transmitted_spikes_per_sample"] == flat["transmitted_spikes_per_sample"] < 20.0
+    rec = sl.Sequential(nn.Linear(4, 4), sl.ALIF(n_neurons=4, recurrent=True), sl.SpikeMask(0.5, mask_at_inference=True,
+                                                                                           seed=0), nn.Linear(4, 2))
+    assert spike_accounting_table(rec, [(x, y)]).iloc[0]["masking"] == "SpikeMask 2"  # its own synapses skipped
+
+
 def test_masked_network_counts_masked_spikes_for_synops():
     torch.manual_seed(0)
     l1 = nn.Linear(3, 8, bias=False)
@@ -628,4 +651,41 @@ def test_the_last_prediction_over_time_is_the_prediction_even_at_rounding_ties(r
     torch.manual_seed(0)
     out = torch.randn(300, 2000, 2)
     out[..., 1] = out.flip(0)[..., 0]  # the same values in reverse order: equal sums up to rounding
+    if readout == "spike_count":  # spike readouts read spikes
+        out = (out > 0.5).float()
     assert torch.equal(prediction_over_time(out, readout)[-1], predict(out, readout))
+
+
+def test_softmax_sum_ties_are_no_decision_despite_the_softmax_rounding():
+    """Probe: softmax([0, 1, 0])[1] and softmax([0, 0, 1])[2] differ in their last bit, so two classes that each got
+    one spike had a winner (36 of 130 such symmetric outputs), and decision_latency counted a decision."""
+    from snnlab.core.readout import predict, prediction_over_time
+    from snnlab.metrics import decision_latency
+
+    out = torch.tensor([[[0.0, 1.0, 0.0]], [[0.0, 0.0, 0.0]], [[0.0, 0.0, 1.0]], [[0.0, 0.0, 0.0]]])
+    assert predict(out, "softmax_sum").tolist() == [-1]
+    assert prediction_over_time(out, "softmax_sum")[:, 0].tolist() == [1, 1, -1, -1]
+    assert decision_latency(out, "softmax_sum").tolist() == [4.0]  # never decided
+    decided = 0
+    for C in range(2, 11):
+        for i in range(C):
+            for j in range(i + 1, C):
+                sym = torch.zeros(2, 1, C)
+                sym[0, 0, i] = sym[1, 0, j] = 1.0
+                decided += int(predict(sym, "softmax_sum")[0] != -1)
+    assert decided == 0
+    assert predict(torch.tensor([[[0.0, 1.0, 0.0]], [[0.0, 0.1, 1.0]]]), "softmax_sum").tolist() == [1]
+
+
+@pytest.mark.parametrize("readout", ["spike_count", "first_spike"])
+def test_spike_readouts_refuse_a_membrane_output(readout):
+    """Probe: first_spike on an LI model's membranes scored 0.467 (membrane_sum: 0.889) without a word."""
+    from snnlab.core.readout import predict
+
+    membrane = torch.tensor([[[0.2, 0.5]], [[0.9, 0.6]], [[1.5, 0.7]]])
+    with pytest.raises(ValueError, match=f"readout '{readout}' reads spikes .*e.g. 0.2"):
+        predict(membrane, readout)
+    net = sl.Sequential(nn.Linear(2, 2), sl.LI())
+    with pytest.raises(ValueError, match="use a membrane readout"):
+        evaluate(net, [(torch.rand(5, 3, 2), torch.tensor([0, 1, 0]))], readout=readout)
+    assert predict(torch.tensor([[[0.0, 1.0]], [[2.0, 0.0]]]), readout).shape == (1,)  # counts are spikes

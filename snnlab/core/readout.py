@@ -13,7 +13,10 @@ Readouts, for an output of shape ``[T, B, C]``:
 
 Decisions (:func:`predict`, :func:`prediction_over_time`): the class with the unique largest score;
 a tie for the largest score (e.g. a silent output, all scores equal) is *no decision*, ``-1``, which
-never matches a label. The training loss uses :func:`logits` as they are.
+never matches a label. ``softmax_sum`` scores that differ by no more than the rounding of the softmax
+(:func:`tie_tolerance`) count as tied: ``softmax([0, 1, 0])[1]`` and ``softmax([0, 0, 1])[2]`` differ in their
+last bit. The spike readouts read spike counts: an output with other values (an ``LI`` membrane) is refused by
+:func:`predict` and :func:`prediction_over_time`. The training loss uses :func:`logits` as they are.
 """
 from __future__ import annotations
 
@@ -68,16 +71,35 @@ def logits(out: torch.Tensor, readout: str = "membrane_sum") -> torch.Tensor:
     raise ValueError(f"unknown readout {readout!r}; choose one of {list(READOUTS)}")
 
 
-def decide(scores: torch.Tensor) -> torch.Tensor:
+def tie_tolerance(readout: str, steps: int, dtype: torch.dtype) -> float:
+    """How far below the largest score another class's score still ties with it: the rounding of ``steps``
+    softmax sums for ``"softmax_sum"`` (``4 * steps * eps`` of the scores' float type, the probabilities being
+    at most 1), 0 (exact ties only) for the other readouts, whose tied scores are computed alike.
+
+    Example:
+        >>> tie_tolerance("softmax_sum", 100, torch.float32) > 0, tie_tolerance("membrane_sum", 100, torch.float32)
+        (True, 0.0)
+    """
+    if readout != "softmax_sum":
+        return 0.0
+    eps = torch.finfo(dtype).eps if dtype.is_floating_point else 0.0
+    return 4.0 * max(int(steps), 1) * eps
+
+
+def decide(scores: torch.Tensor, tol: float = 0.0) -> torch.Tensor:
     """The class with the unique largest score ``[...]`` of scores ``[..., C]``; ``-1`` (no decision) where
-    the largest score is shared by several classes (all-zero scores included) or is NaN.
+    the largest score is shared by several classes (all-zero scores included) or is NaN. ``tol``: scores at most
+    this far below the largest one share it (see :func:`tie_tolerance`).
 
     Example:
         >>> decide(torch.tensor([[0.1, 0.7, 0.2], [0.0, 0.0, 0.0], [0.5, 0.5, 0.1]])).tolist()
         [1, -1, -1]
+        >>> decide(torch.tensor([[0.5, 0.5 + 1e-7]]), tol=1e-6).tolist()
+        [-1]
     """
     top = scores.max(-1, keepdim=True).values
-    unique = (scores == top).sum(-1) == 1                       # 0 where the top is NaN
+    shared = scores == top if tol == 0.0 else scores >= top - tol
+    unique = shared.sum(-1) == 1                       # 0 where the top is NaN
     return torch.where(unique, scores.argmax(-1), torch.full_like(unique, NO_DECISION, dtype=torch.long))
 
 
@@ -90,7 +112,30 @@ def predict(out: torch.Tensor, readout: str = "membrane_sum") -> torch.Tensor:
         >>> predict(out, "spike_count").tolist()
         [2, -1]
     """
-    return decide(logits(out, readout).detach())
+    scores = logits(out, readout).detach()
+    check_spike_output(out, readout)
+    return decide(scores, tie_tolerance(readout, out.shape[0], scores.dtype))
+
+
+def check_spike_output(out: torch.Tensor, readout: str) -> None:
+    """Refuse (``ValueError``) a spike readout of an output that holds other values than spike counts (non-negative
+    integers); membrane readouts take any output.
+
+    Example:
+        >>> check_spike_output(torch.tensor([[[0.0, 1.0]]]), "spike_count")     # spikes: fine
+        >>> check_spike_output(torch.tensor([[[0.3, 1.2]]]), "first_spike")
+        Traceback (most recent call last):
+        ...
+        ValueError: readout 'first_spike' reads spikes from a spiking output layer (an LIF), but the output holds other values than spike counts (e.g. 0.3: an LI membrane?): use a membrane readout (membrane_sum, membrane_max, softmax_sum) or end the network with spiking neurons
+    """
+    if readout not in SPIKE_READOUTS or out.numel() == 0:
+        return
+    o = out.detach()
+    if not bool(((o >= 0) & (o == o.round())).all()):
+        bad = o[~((o >= 0) & (o == o.round()))][0].item()
+        raise ValueError(f"readout {readout!r} reads spikes from a spiking output layer (an LIF), but the output holds "
+                         f"other values than spike counts (e.g. {bad:.4g}: an LI membrane?): use a membrane readout "
+                         f"({', '.join(MEMBRANE_READOUTS)}) or end the network with spiking neurons")
 
 
 def prediction_over_time(out: torch.Tensor, readout: str = "membrane_sum") -> torch.Tensor:
@@ -106,6 +151,7 @@ def prediction_over_time(out: torch.Tensor, readout: str = "membrane_sum") -> to
         >>> prediction_over_time(out, "membrane_sum")[:, 0].tolist()
         [-1, -1, 1, 1]
     """
+    check_spike_output(out, readout)
     if readout == "membrane_sum" or readout == "spike_count":
         running = out.cumsum(0)
     elif readout == "membrane_max":
@@ -125,4 +171,4 @@ def prediction_over_time(out: torch.Tensor, readout: str = "membrane_sum") -> to
     running = running.detach()
     if readout != "membrane_max" and out.shape[0]:  # the last row is the score itself: a running sum's last value can
         running[-1] = logits(out.detach(), readout)  # differ from the sum in its last bits, and so decide otherwise
-    return decide(running)
+    return decide(running, tie_tolerance(readout, out.shape[0], running.dtype))

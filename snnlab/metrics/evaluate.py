@@ -50,7 +50,7 @@ from snnlab.core.masking import SpikeMask
 from snnlab.core.network import Monitor
 from snnlab.core.validation import as_seed
 from snnlab.core.neurons import LIF
-from snnlab.core.readout import READOUTS, decide, logits
+from snnlab.core.readout import READOUTS, decide, logits, tie_tolerance
 
 from ._common import (batches, check_labels, eval_mode, input_dtype, model_input, model_output, resolve_device,
                       same_model_randomness, warn_seed_unused)
@@ -138,14 +138,20 @@ def _mask_active(mask: SpikeMask) -> bool:
 
 
 def _masks_after_lif(model: nn.Module) -> dict[str, str]:
-    """``{LIF name: SpikeMask name}`` for every SpikeMask that directly follows an LIF in its container."""
-    pairs = {}
-    for parent, module in model.named_modules():
-        kids = list(module.named_children())
-        for (a, ma), (b, mb) in zip(kids, kids[1:]):
-            if isinstance(ma, LIF) and isinstance(mb, SpikeMask):
-                pairs[f"{parent}.{a}" if parent else a] = f"{parent}.{b}" if parent else b
-    return pairs
+    """``{LIF name: SpikeMask name}`` for every SpikeMask that directly follows an LIF among the model's layers in
+    definition order (leaf modules and neuron layers, nested containers flattened: ``Sequential(Sequential(lin,
+    lif), mask)`` pairs ``0.1`` with ``1``)."""
+    layers: list[tuple[str, nn.Module]] = []
+    inside = None  # the prefix of a neuron layer's own children (an ALIF's recurrent synapses), skipped
+    for name, module in model.named_modules():
+        if inside is not None and name.startswith(inside):
+            continue
+        if isinstance(module, LIF):
+            layers.append((name, module))
+            inside = f"{name}." if name else None
+        elif not any(True for _ in module.children()):
+            layers.append((name, module))
+    return {a: b for (a, ma), (b, mb) in zip(layers, layers[1:]) if isinstance(ma, LIF) and isinstance(mb, SpikeMask)}
 
 
 def _collect_batches(model: nn.Module, loader: Iterable, readout: str, dev: torch.device, max_batches: int | None,
@@ -158,7 +164,7 @@ def _collect_batches(model: nn.Module, loader: Iterable, readout: str, dev: torc
         z = logits(out, readout)
         y = check_labels(y, fn, "y", n_classes=z.shape[-1]).to(dev)  # on the host, before the loss indexes with them
         rec.loss_sum += float(F.cross_entropy(z.float(), y, reduction="sum"))
-        hit = (decide(z.detach()) == y).cpu()  # the final decision accuracy scores is correct
+        hit = (decide(z.detach(), tie_tolerance(readout, out.shape[0], z.dtype)) == y).cpu()  # the final decision
         rec.correct += int(hit.sum())
         rec.n_samples += y.numel()
         # the labels are checked: latency of the stable decision, T where it is not the correct one

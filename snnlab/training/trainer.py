@@ -38,7 +38,7 @@ from torch import nn
 
 from snnlab.core.delays import DelayedLinear, DelaySchedule
 from snnlab.core.neurons import LIF
-from snnlab.core.readout import decide, logits
+from snnlab.core.readout import check_spike_output, decide, logits, tie_tolerance
 from snnlab.data.loader_rng import loader_states, restore_loader_states
 
 from .checkpoint import CheckpointError, load_checkpoint, save_checkpoint, to_plain
@@ -282,7 +282,8 @@ class Trainer:
 
         # spikes per sample during training steps
         self._spike_counts: list[torch.Tensor] = []
-        self._spike_outputs: list[torch.Tensor] = []  # the LIF layers' spikes of this step (with spike_reg)
+        self._spike_outputs: list[torch.Tensor] = []
+        self._output_checked = False  # the first training step checks the output against the readout  # the LIF layers' spikes of this step (with spike_reg)
         self._counting = False
         self._warned_short = False
         self._boundary: dict[str, Any] | None = None  # the state at the start of the step in progress
@@ -906,7 +907,10 @@ class Trainer:
                 if not math.isfinite(loss_v):
                     raise self._diverged("loss", loss_v, epoch)
                 bs = int(y.shape[0])
-                acc = float((decide(lg.detach()) == y).float().mean())
+                if not self._output_checked:  # a spike readout of a custom model's membrane output: refused at once
+                    check_spike_output(out, cfg.readout)
+                    self._output_checked = True
+                acc = float((decide(lg.detach(), tie_tolerance(cfg.readout, out.shape[0], lg.dtype)) == y).float().mean())
                 spikes = float(torch.stack(self._spike_counts).sum()) / bs if self._spike_counts else 0.0
                 self._spike_counts = []
                 objective = loss
