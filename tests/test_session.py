@@ -159,3 +159,14 @@ def test_delay_history_stays_bounded_over_a_long_run(monkeypatch):
         assert s.delay_history_frame()["step"].nunique() == len(steps)
     finally:
         s.close()
+
+
+def test_snapshots_keep_an_adaptive_layers_moving_threshold():
+    s = TrainingSession(ExperimentConfig(**{**TINY, "adaptation": 0.3}), store=None)
+    s.start()
+    try:
+        snap = s.take_snapshot(0)
+    finally:
+        s.close()
+    thr, mem = snap["thresholds"]["1"], snap["membrane"]["1"]
+    assert thr.shape == mem.shape and thr.min() >= 1.0  # [T, B, N], from the threshold up

@@ -587,3 +587,17 @@ def test_a_pre_display_sync_that_keeps_failing_gives_up_and_keeps_the_error(monk
     monkeypatch.setattr(w, "_schedule_sync", lambda delay=0.2: w._sync_from_timer())  # retry at once
     w._sync_from_timer()
     assert len(calls) == HoloViewsWidget.MAX_SYNC_RETRIES and w.sync_error == "RuntimeError: boom"
+
+
+def test_raster_explorer_draws_an_adaptive_threshold_for_the_chosen_sample():
+    torch.manual_seed(0)
+    net = sl.Sequential(torch.nn.Linear(3, 5), sl.ALIF(adaptation=0.4, tau_adapt=20.0), torch.nn.Linear(5, 2), sl.LI())
+    x = torch.rand(25, 4, 3) * 3
+    ex = RasterExplorer(net, x)
+    ex.sample.value = 2
+    busiest = int(ex.spikes["1"][:, 2].sum(0).argmax())
+    ex.neuron.value = busiest
+    thresholds = ex.trace_plot.object.get(1)  # traces, moving threshold, spikes
+    want = ex.thresholds["1"][:, 2, busiest].numpy()
+    assert isinstance(thresholds, hv.NdOverlay) and want.max() > 1.0
+    np.testing.assert_allclose(thresholds[busiest].dimension_values("v"), want, rtol=1e-6)

@@ -88,7 +88,8 @@ class RasterExplorer(W.VBox):
         self.spikes: dict[str, torch.Tensor] = {n: mon.spikes.get(n, torch.zeros_like(v)) for n, v in self.membrane.items()}
         for n, s in mon.spikes.items():  # layers that record spikes but no membrane
             self.spikes.setdefault(n, s)
-        self.thresholds = {n: getattr(m, "threshold", None) for n, m in mon.layers.items()}
+        # a moving threshold (an ALIF's, [T, B, ...]) as the monitor recorded it, else the layer's own
+        self.thresholds = {n: mon.thresholds.get(n, getattr(m, "threshold", None)) for n, m in mon.layers.items()}
         if not self.spikes:
             raise ValueError("RasterExplorer: the model has no LIF/LI layer to record")
         names = list(self.spikes)
@@ -150,7 +151,9 @@ class RasterExplorer(W.VBox):
         v = self._matrix(self.membrane, layer) if layer in self.membrane else np.zeros_like(self._matrix(self.spikes, layer))
         s = self._matrix(self.spikes, layer)
         thr = self.thresholds.get(layer)
-        if thr is not None:
+        if thr is not None and layer in self.membrane and tuple(thr.shape) == tuple(self.membrane[layer].shape):
+            thr = self._matrix(self.thresholds, layer)   # moving: this sample's [T, N]
+        elif thr is not None:
             thr = to_numpy(thr).astype(float).ravel()
             thr = float(thr[0]) if thr.size == 1 else thr
         return membrane_traces(v, s, neurons=[j], threshold=thr, sample=None).opts(

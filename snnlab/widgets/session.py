@@ -207,8 +207,9 @@ class TrainingSession:
         finally:
             model.train(was_training)
         delays = {name: m for name, m in model.named_modules() if isinstance(m, DelayedLinear)}
-        thresholds = {name: (m.threshold.detach().cpu().clone() if isinstance(m, LIF) else None)
-                      for name, m in mon.layers.items()}  # learnt ones change during training
+        # learnt ones change during training; an ALIF's moves within a sample (the monitor's record, [T, B, ...])
+        thresholds = {name: mon.thresholds.get(name, m.threshold.detach().cpu().clone() if isinstance(m, LIF) else None)
+                      for name, m in mon.layers.items()}
         snap = {"step": int(step), "spikes": dict(mon.spikes), "membrane": dict(mon.membrane),
                 "thresholds": thresholds, "labels": self._probe[1].clone(), "delay_layers": delays}
         rows = [delay_snapshot(m, step, name=name) for name, m in delays.items()]
