@@ -107,6 +107,8 @@ def _store(path: str | None):
                 "recording in the store")
         if isinstance(exc, StoreError):
             raise StoreError(f"{exc}; {hint}") from exc
+        if str(exc).startswith("RunStore: "):  # the store's own message names the store and the reason
+            raise OSError(f"{str(exc)[len('RunStore: '):]}; {hint}") from exc
         reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
         raise OSError(f"cannot create or open the run store {where} ({type(exc).__name__}: {reason}); "
                       f"{hint}") from exc

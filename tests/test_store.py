@@ -401,3 +401,12 @@ def test_a_store_opened_with_a_relative_path_keeps_its_file_after_chdir(tmp_path
     monkeypatch.chdir(tmp_path / "b")
     assert store.list_runs()["name"].tolist() == ["in-a"] and not list((tmp_path / "b").iterdir())
     assert store.path == tmp_path / "a" / "runs.sqlite"
+
+
+def test_a_folder_that_cannot_be_created_is_a_store_error_naming_it(tmp_path):
+    """Leftover: RunStore raised the raw OSError of mkdir (only the CLI explained it)."""
+    blocker = tmp_path / "a_file"
+    blocker.write_text("")
+    with pytest.raises(NotADirectoryError, match=r"cannot create the folder .*a_file/sub for the run store runs.sqlite \(Not a "
+                                         r"directory\)"):
+        RunStore(blocker / "sub" / "runs.sqlite")

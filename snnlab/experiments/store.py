@@ -210,7 +210,7 @@ class RunStore:
                                     "runs cannot be recorded in it")
             self.read_only = True
         else:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self._make_folder()
         try:
             self._check_schema()
         except StoreError:
@@ -225,6 +225,16 @@ class RunStore:
                 raise StoreReadOnly(f"RunStore: cannot create the run store {self.path}: its folder is read-only "
                                     f"(not writable)") from exc
             raise StoreError(f"RunStore: {self.path} is not a usable SQLite run store ({exc})") from exc
+
+    def _make_folder(self) -> None:
+        """Create the store's folder; mkdir's ``OSError`` comes out as the same type with a message naming the
+        folder, the store and the reason (``[Errno 20] Not a directory: 'runs'`` alone does not say what for)."""
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            reason = exc.strerror or str(exc)
+            raise type(exc)(f"RunStore: cannot create the folder {self.path.parent} for the run store "
+                            f"{self.path.name} ({reason})") from exc
 
     def _writable(self) -> bool:
         """Whether the existing file can be written, and its folder too (WAL creates ``-wal`` and ``-shm`` files
