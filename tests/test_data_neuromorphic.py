@@ -748,7 +748,8 @@ def test_cached_frames_with_counts_past_255_and_32767_are_the_uncached_frames(tm
     hot["x"][:300], hot["y"][:300], hot["p"][:300], hot["t"][:300] = 5, 6, 1, 0  # 300 events, one pixel and time
     wrapped = np.zeros(40_000, nm.XYTP_DTYPE)
     for events, top in ((cam, 255), (hot, 300), (wrapped, 40_000)):
-        ds = [nm.EventFrameDataset("toy", [0], [0], lambda _: events, (34, 34, 2), n_time_bins=5, cache_dir=c)
+        ds = [nm.EventFrameDataset("toy", [0], [0], lambda _: events, (34, 34, 2), n_time_bins=5, cache_dir=c,
+                                   cache_params={"events": top})
               for c in (None, tmp_path / f"c{top}")][::-1]
         assert ds[0].cache is not None and ds[1].cache is None
         for _ in range(2):

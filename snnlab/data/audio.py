@@ -22,13 +22,14 @@ from __future__ import annotations
 import math
 import os
 import re
+import struct
 import wave
 from pathlib import Path
 
 import numpy as np
 import torch
 from torch.utils.data import Dataset
-from snnlab.core.validation import all_finite
+from snnlab.core.validation import all_finite, check_non_negative, is_integer
 
 from .cache import files_cache_params
 
@@ -48,16 +49,38 @@ __all__ = [
 def read_wav(path: str | os.PathLike) -> tuple[np.ndarray, int]:
     """Read a PCM ``.wav`` file (8/16/32-bit) with the stdlib ``wave`` module; returns ``(mono float32 in [-1, 1], rate)``.
 
-    Multi-channel files are averaged to mono.
+    Multi-channel files are averaged to mono. A file that is not such a WAV (another format such as 24-bit or
+    float WAV, a truncated or corrupt file) raises ``ValueError`` naming it; a missing file ``FileNotFoundError``.
 
     Example:
         >>> x, sr = read_wav(fsdd_root() / "recordings" / "0_george_0.wav")  # doctest: +SKIP
         >>> sr, x.dtype  # doctest: +SKIP
         (8000, dtype('float32'))
     """
+    try:
+        return _decode_wav(path)
+    except (wave.Error, EOFError, ValueError, struct.error) as e:
+        raise ValueError(f"read_wav: {path}: cannot read it as a WAV file ({_reason(e)}); supported are "
+                         "uncompressed PCM WAV files with 8, 16 or 32-bit samples, any number of channels") from e
+
+
+def _reason(e: Exception) -> str:
+    """Why a WAV file could not be read, from the error of the ``wave`` module, ``struct`` or :func:`_decode_wav`."""
+    if isinstance(e, EOFError):
+        return "the file ends early" + (f": {e}" if str(e) else "")
+    if isinstance(e, ValueError):
+        return str(e)
+    return f"{'wave' if isinstance(e, wave.Error) else 'struct'}.error: {e}"
+
+
+def _decode_wav(path: str | os.PathLike) -> tuple[np.ndarray, int]:
+    """The samples of :func:`read_wav`, with the ``wave`` module's and NumPy's own errors."""
     with wave.open(str(path), "rb") as w:
         sr, width, ch, n = w.getframerate(), w.getsampwidth(), w.getnchannels(), w.getnframes()
         raw = w.readframes(n)
+    if len(raw) % (width * ch):
+        raise ValueError(f"its data is {len(raw)} bytes, not a whole number of {ch}-channel {8 * width}-bit frames: "
+                         "the file is truncated")
     if width == 1:
         x = (np.frombuffer(raw, dtype=np.uint8).astype(np.float32) - 128.0) / 128.0
     elif width == 2:
@@ -65,7 +88,7 @@ def read_wav(path: str | os.PathLike) -> tuple[np.ndarray, int]:
     elif width == 4:
         x = np.frombuffer(raw, dtype="<i4").astype(np.float32) / 2147483648.0
     else:
-        raise ValueError(f"{path}: unsupported sample width {width} bytes (use 8, 16 or 32-bit PCM)")
+        raise ValueError(f"unsupported sample width {width} bytes")
     if ch > 1:
         x = x.reshape(-1, ch).mean(1)
     return x, sr
@@ -124,7 +147,9 @@ class Cochlea:
         n_channels: number of frequency channels (SHD uses 700).
         sample_rate: input sample rate in Hz.
         num_steps: output time steps ``T`` for ``duration`` seconds.
-        duration: seconds per recording; longer inputs are cut, shorter ones zero-padded.
+        duration: seconds per recording; longer inputs are cut, shorter ones zero-padded. It must hold more
+            than half an FFT window (``n_fft // 2`` samples: 128 at 8 kHz with the default ``win_ms``), else
+            ``ValueError``.
         f_min, f_max: frequency range of the centre frequencies (``f_max`` default 0.95 * Nyquist).
         win_ms: STFT window length in milliseconds.
         compression: ``"log"`` or ``"power"``.
@@ -132,7 +157,7 @@ class Cochlea:
         encoding: ``"integrate"`` or ``"delta"``.
         threshold: delta threshold (``"delta"``, default 0.1) or firing threshold of the integrator
             (``"integrate"``, default 1.0).
-        gain: envelope scaling per step for ``"integrate"`` (``1`` = at most one spike per step).
+        gain: envelope scaling per step for ``"integrate"`` (``1`` = at most one spike per step); finite, >= 0.
         binary: clamp spike counts to 0/1 per step.
 
     Example:
@@ -164,8 +189,14 @@ class Cochlea:
             raise ValueError(f"Cochlea: encoding must be 'integrate' or 'delta', got {encoding!r}")
         if threshold is None:
             threshold = 0.1 if encoding == "delta" else 1.0  # envelopes lie in [0, 1]
-        if num_steps < 1 or n_channels < 1 or duration <= 0 or threshold <= 0:
-            raise ValueError("Cochlea: num_steps, n_channels, duration and threshold must be > 0")
+        for name, v in (("num_steps", num_steps), ("n_channels", n_channels)):
+            if not is_integer(v) or v < 1:
+                raise ValueError(f"Cochlea: {name} must be an int >= 1, got {v!r}")
+        num_steps, n_channels = int(num_steps), int(n_channels)
+        if duration <= 0 or threshold <= 0:
+            raise ValueError(f"Cochlea: duration and threshold must be > 0, got duration={duration!r}, "
+                             f"threshold={threshold!r}")
+        check_non_negative(gain, "gain", "Cochlea")  # a negative gain would drive the integrator to -1 "spikes"
         self.n_channels, self.sample_rate, self.num_steps, self.duration = n_channels, sample_rate, num_steps, duration
         self.compression, self.dynamic_range_db = compression, float(dynamic_range_db)
         self.encoding, self.threshold, self.gain, self.binary = encoding, float(threshold), float(gain), binary
@@ -173,6 +204,12 @@ class Cochlea:
         self.hop = self.n_samples / num_steps  # samples between frame centres (frame i at floor(i * hop))
         self.win = max(8, int(round(win_ms * 1e-3 * sample_rate)))
         self.n_fft = 1 << max(8, math.ceil(math.log2(self.win)))
+        if self.n_samples <= self.n_fft // 2:  # the reflect padding of the STFT needs more samples than it adds
+            raise ValueError(
+                f"Cochlea: duration={duration!r} s is {self.n_samples} samples at {sample_rate} Hz, but the "
+                f"{win_ms!r} ms analysis window (FFT size {self.n_fft}) needs more than {self.n_fft // 2}; lengthen "
+                f"duration (shorter recordings are zero-padded to it: audio_to_spikes(..., duration=...)) or "
+                f"shorten win_ms")
         self.window = torch.hann_window(self.win)
         left = (self.n_fft - self.win) // 2  # the window centred in n_fft samples, as torch.stft pads it
         self._fft_window = torch.nn.functional.pad(self.window, (left, self.n_fft - self.win - left))

@@ -89,6 +89,17 @@ def spike_times_to_dense(times: torch.Tensor, num_steps: int, dtype: torch.dtype
     return out
 
 
+def _check_latency_settings(tau: float | None, threshold: float, linear: bool, fn: str) -> float:
+    """``threshold`` as a float in ``[0, 1)``; ``tau`` (read by the non-linear code only), when given, a finite number
+    > 0. Errors name ``fn``."""
+    threshold = as_number(threshold, "threshold", fn)
+    if not (0.0 <= threshold < 1.0):
+        raise ValueError(f"{fn}: threshold must be in [0, 1), got {threshold!r}")
+    if not linear and tau is not None:
+        check_positive(tau, "tau", fn)
+    return threshold
+
+
 def latency_encode(
     x: torch.Tensor,
     num_steps: int,
@@ -126,17 +137,13 @@ def latency_encode(
         ([0, 2, 0], [[1.0, 1.0, 0.0]])
     """
     x, num_steps = _check_input(x, num_steps, "latency_encode", unit_range=True)
-    threshold = as_number(threshold, "threshold", "latency_encode")
-    if not (0.0 <= threshold < 1.0):
-        raise ValueError(f"latency_encode: threshold must be in [0, 1), got {threshold!r}")
+    threshold = _check_latency_settings(tau, threshold, linear, "latency_encode")
     if linear:
         t = torch.round((1.0 - x) * (num_steps - 1))
         fire = x >= threshold
         if threshold == 0.0:
             fire = x > 0.0
     else:
-        if tau is not None:
-            check_positive(tau, "tau", "latency_encode")
         tau_v = (num_steps - 1) / 5.0 if tau is None else float(tau)
         fire = x > threshold
         safe = torch.where(fire, x, torch.ones_like(x))
@@ -202,6 +209,7 @@ class LatencyEncoder:
 
     def __init__(self, num_steps: int, tau: float | None = None, threshold: float = 0.01, linear: bool = True) -> None:
         num_steps = _check_steps(num_steps, "LatencyEncoder")
+        _check_latency_settings(tau, threshold, linear, "LatencyEncoder")  # at construction, not at the first call
         self.num_steps, self.tau, self.threshold, self.linear = num_steps, tau, threshold, linear
 
     def __call__(self, x: torch.Tensor) -> torch.Tensor:
@@ -227,6 +235,7 @@ class RateEncoder:
 
     def __init__(self, num_steps: int, gain: float = 1.0, seed: int | None = None) -> None:
         num_steps, seed = _check_steps(num_steps, "RateEncoder"), None if seed is None else as_seed(seed, "RateEncoder")
+        check_non_negative(gain, "gain", "RateEncoder")  # at construction, not at the first call
         self.num_steps, self.gain, self.seed = num_steps, gain, seed
         self.generator = torch.Generator().manual_seed(seed) if seed is not None else None
         self._worker_seed: int | None = None

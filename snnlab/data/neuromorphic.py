@@ -70,6 +70,17 @@ _UNITS_HINT = ("time_window and duration are in microseconds (SHD/SSC files stor
                "convert them: 10 ms frames over 1 s are time_window=10_000, duration=1_000_000)")
 
 
+def _qualified_name(obj: object) -> str:
+    """``module.qualname`` of a function, or of an object's class (a reader instance).
+
+    Example:
+        >>> _qualified_name(whole_frames)
+        'snnlab.data.neuromorphic.whole_frames'
+    """
+    target = obj if hasattr(obj, "__qualname__") else type(obj)
+    return f"{getattr(target, '__module__', '?')}.{getattr(target, '__qualname__', type(obj).__name__)}"
+
+
 def whole_frames(duration: float, time_window: float) -> int:
     """Number of whole ``time_window`` frames in ``duration``: ``floor(duration / time_window)``, but a quotient
     within a relative 1e-9 of an integer counts as that integer (``1e6 / (1e6 / 300)`` is 300 frames, not 299).
@@ -274,8 +285,10 @@ class EventFrameDataset(Dataset):
     Args:
         name: dataset name (cache namespace).
         items: one descriptor per sample, passed to ``reader``.
-        labels: int label per sample.
-        reader: ``reader(item) -> structured numpy events`` (tonic dtype; ``t`` in microseconds).
+        labels: int label per sample (one per item).
+        reader: ``reader(item) -> structured numpy events`` sorted by ``t``: fields ``t`` (microseconds), ``x``, ``p``
+            and, for a 2-D sensor (``H > 1``), ``y`` -- as :data:`AUDIO_DTYPE` / :data:`XYTP_DTYPE`; anything else
+            raises ``TypeError``.
         sensor_size: ``(W, H, P)``.
         n_time_bins: fixed number of frames per sample: ``n`` equal windows covering the first to
             the last event (every event is counted); the default (``None``) means 100 unless
@@ -287,7 +300,11 @@ class EventFrameDataset(Dataset):
             a sample); without it they start at the sample's first event and run until its last event
             is counted, so the number of frames varies.
         cache_dir: folder for the binned-sample cache (``None`` = no cache).
-        cache_params: extra parameters that identify the files (part of the cache key).
+        cache_params: extra parameters that identify the files (part of the cache key). Give them with
+            ``cache_dir``: without them the key holds only ``name``, the number of items, the binning settings and
+            the reader's qualified name (``module.function``; every ``lambda`` of one function has the same), so
+            another reader or changed files under the same ``name`` would get the stale cached frames (a
+            ``UserWarning`` says so). :func:`~snnlab.data.cache.files_cache_params` identifies a list of files.
         channel_bin: for a 1-D sensor ``(W, 1, 1)``, sum each group of ``channel_bin`` adjacent channels: unit ``c``
             counts in channel ``c // channel_bin`` of ``ceil(W / channel_bin)`` (the last group may be smaller).
             ``sensor_size`` is then the binned ``(ceil(W / channel_bin), 1, 1)``; events are checked against the
@@ -348,6 +365,9 @@ class EventFrameDataset(Dataset):
         self.name = name
         self.items = list(items)
         self.labels = torch.as_tensor(np.asarray(labels), dtype=torch.long)
+        if self.labels.dim() != 1 or len(self.labels) != len(self.items):
+            raise ValueError(f"{name}: {len(self.items)} items but labels of shape {tuple(self.labels.shape)}; give "
+                             "one label per item")
         self.reader = reader
         self.event_sensor_size = tuple(int(s) for s in sensor_size)  # events are checked against this
         self.channel_bin = channel_bin
@@ -363,6 +383,14 @@ class EventFrameDataset(Dataset):
             params = {"name": name, "n": len(self.items), "sensor_size": self.sensor_size, "binning": BINNING_VERSION,
                       "n_time_bins": n_time_bins, "time_window": time_window, "duration": duration,
                       **(cache_params or {})}
+            if cache_params is None:
+                params["reader"] = _qualified_name(reader)
+                warnings.warn(
+                    f"{name}: cache_dir without cache_params: the cache key cannot tell this reader's data from other "
+                    f"data under the name {name!r} with {len(self.items)} items (only the reader's name "
+                    f"{params['reader']!r} is in it), so changed files or another reader would get stale frames; pass "
+                    "cache_params identifying the data (e.g. files_cache_params(files, cache_dir)) or a distinct name",
+                    UserWarning, stacklevel=2)
             if channel_bin != 1:  # absent at 1, so caches written before channel_bin existed stay valid
                 params["channel_bin"] = channel_bin
             self.cache = DiskCache(cache_dir, name, params)
@@ -405,6 +433,22 @@ class EventFrameDataset(Dataset):
         if isinstance(e, FileNotFoundError):
             return FileNotFoundError(msg)
         return OSError(msg) if isinstance(e, OSError) else ValueError(msg)
+
+    def _check_fields(self, events: object, index: int) -> None:
+        """``TypeError`` naming the sample unless the reader gave a structured array with the fields binning reads."""
+        need = ("t", "x", "y", "p") if self.event_sensor_size[1] > 1 else ("t", "x", "p")
+        names = events.dtype.names if isinstance(events, np.ndarray) else None
+        if names is not None and all(f in names for f in need):
+            return
+        if not isinstance(events, np.ndarray):
+            got = f"a {type(events).__name__}"
+        elif names is None:
+            got = f"a plain array of dtype {events.dtype} and shape {events.shape}"
+        else:
+            got = f"a structured array with fields {list(names)}"
+        raise TypeError(f"{self.name}: {self._where(index)}: the reader returned {got}, not a structured numpy array "
+                        f"with fields {', '.join(need)} (t in microseconds), e.g. of dtype "
+                        "snnlab.data.neuromorphic.XYTP_DTYPE or AUDIO_DTYPE")
 
     def _check_events(self, events: np.ndarray, index: int) -> None:
         """Every event must lie on the sensor: ``0 <= x < W``, ``0 <= y < H``, ``0 <= p < P``."""
@@ -451,6 +495,7 @@ class EventFrameDataset(Dataset):
             raise
         except Exception as e:
             raise self._error(index, "cannot read it", e) from e
+        self._check_fields(events, index)
         self._check_events(events, index)
         if self.duration is not None and len(events):  # cut first: n_time_bins bins then cover the kept events
             limit = float(self.duration)
@@ -544,8 +589,13 @@ class _H5Reader:
             raise ValueError(f"{self.path}: sample {index} has NaN or infinite spike times")
         if len(times) and times.min() < 0:
             raise ValueError(f"{self.path}: sample {index} has negative spike times (min {times.min():g} s)")
+        us = np.round(times * 1e6)  # seconds -> microseconds
+        if len(us) and us.max() >= 2.0**63:  # past int64: the cast would wrap to garbage
+            raise ValueError(f"{self.path}: sample {index} has spike times up to {times.max():g} s, past the int64 "
+                             f"microseconds that event times are stored in (about {2.0**63 / 1e6:.3g} s); the file is "
+                             "corrupt or its times are not in seconds")
         ev = np.empty(len(times), dtype=AUDIO_DTYPE)
-        ev["t"] = np.round(times * 1e6).astype(np.int64)  # seconds -> microseconds
+        ev["t"] = us.astype(np.int64)
         ev["x"] = units
         ev["p"] = 0
         return ev[np.argsort(ev["t"], kind="stable")]
@@ -679,12 +729,26 @@ def load_ssc(
 # ----------------------------------------------------------------------------------------------
 # N-MNIST (.bin, 5 bytes per event)
 # ----------------------------------------------------------------------------------------------
+def _whole_numbers(a: object, name: str) -> np.ndarray:
+    """``a`` as a 1-D int64 array; ``ValueError`` for fractional or non-finite values (a cast would truncate them)."""
+    arr = np.asarray(a)
+    if arr.ndim != 1:
+        raise ValueError(f"write_nmnist_bin: {name} must be a 1-D array (one value per event), got shape {arr.shape}")
+    if arr.dtype.kind == "f" and not (np.isfinite(arr).all() and (arr == np.round(arr)).all()):
+        raise ValueError(f"write_nmnist_bin: {name} must hold whole numbers, got {arr[arr != np.round(arr)][:4]}")
+    if arr.dtype.kind not in "biuf" and len(arr):
+        raise ValueError(f"write_nmnist_bin: {name} must hold integers, got dtype {arr.dtype}")
+    return arr.astype(np.int64)
+
+
 def write_nmnist_bin(path: str | os.PathLike, x: np.ndarray, y: np.ndarray, t: np.ndarray, p: np.ndarray) -> None:
     """Write events in the N-MNIST binary format (for tests and tools).
 
     Each event is 5 bytes: ``x`` (8 bit), ``y`` (8 bit), then 24 bits with polarity in the top bit
     and a 23-bit timestamp in microseconds (big-endian). Timestamps beyond ``2**23 - 1`` are not
-    representable (N-MNIST recordings last ~300 ms).
+    representable (N-MNIST recordings last ~300 ms). Values the format cannot hold are refused with a ``ValueError``
+    (not wrapped or truncated): ``x`` outside 0..255, ``y`` outside 0..239 (240 marks the reader's overflow events),
+    ``t`` outside ``0..2**23 - 1``, ``p`` other than 0 / 1, fractional values, arrays of different lengths.
 
     Example:
         >>> import tempfile, tonic
@@ -694,11 +758,16 @@ def write_nmnist_bin(path: str | os.PathLike, x: np.ndarray, y: np.ndarray, t: n
         >>> [int(ev[k][0]) for k in "xytp"]
         [3, 4, 1000, 1]
     """
-    x, y, t, p = (np.asarray(a, dtype=np.int64) for a in (x, y, t, p))
+    x, y, t, p = (_whole_numbers(a, name) for a, name in ((x, "x"), (y, "y"), (t, "t"), (p, "p")))
+    if not len(x) == len(y) == len(t) == len(p):
+        raise ValueError(f"write_nmnist_bin: x, y, t and p must have one value per event, got lengths {len(x)}, "
+                         f"{len(y)}, {len(t)} and {len(p)}")
     if len(t) and (t.min() < 0 or t.max() >= 2**23):
         raise ValueError("write_nmnist_bin: timestamps must be in [0, 2**23) microseconds")
     if len(x) and (x.min() < 0 or x.max() > 255 or y.min() < 0 or y.max() > 239):
         raise ValueError("write_nmnist_bin: x must be in [0, 255] and y in [0, 239] (240 marks overflow events)")
+    if len(p) and not np.isin(p, (0, 1)).all():
+        raise ValueError(f"write_nmnist_bin: polarities must be 0 or 1 (one bit), got {np.unique(p).tolist()[:8]}")
     raw = np.empty((len(t), 5), dtype=np.uint8)
     raw[:, 0] = x
     raw[:, 1] = y
@@ -708,7 +777,23 @@ def write_nmnist_bin(path: str | os.PathLike, x: np.ndarray, y: np.ndarray, t: n
     Path(path).write_bytes(raw.tobytes())
 
 
+def _sorted_by_time(ev: np.ndarray) -> np.ndarray:
+    """``ev`` stably sorted by ``t``; ``ev`` itself (no copy) when it is sorted already, as recordings usually are.
+
+    Example:
+        >>> ev = np.array([(0, 0, 5, 1), (1, 0, 2, 0), (2, 0, 2, 1)], dtype=XYTP_DTYPE)
+        >>> _sorted_by_time(ev)["x"].tolist()
+        [1, 2, 0]
+    """
+    if len(ev) > 1 and (np.diff(ev["t"]) < 0).any():
+        return ev[np.argsort(ev["t"], kind="stable")]
+    return ev
+
+
 class _NMNISTReader:
+    """Read an N-MNIST ``.bin`` file; its events come back sorted by time (as the SHD and ``.npy`` readers' do): the
+    frames start at the first event and end at the last, so out-of-order timestamps would misplace them."""
+
     def __init__(self, first_saccade_only: bool) -> None:
         self.first_saccade_only = first_saccade_only
 
@@ -722,7 +807,7 @@ class _NMNISTReader:
         ev = read_mnist_file(path, dtype=XYTP_DTYPE)
         if self.first_saccade_only:
             ev = ev[ev["t"] < 100_000]
-        return ev
+        return _sorted_by_time(ev)
 
 
 def load_nmnist(
@@ -758,7 +843,8 @@ def load_nmnist(
     return EventFrameDataset(
         "nmnist", files, labels, _NMNISTReader(first_saccade_only), NEUROMORPHIC_DATASETS["nmnist"].sensor_size,
         n_time_bins=n_time_bins, time_window=time_window, duration=duration, cache_dir=cache_dir,
-        cache_params=files_cache_params(files, cache_dir, first_saccade_only=first_saccade_only),
+        # events_sorted: frames cached before the reader sorted events by time are not reused
+        cache_params=files_cache_params(files, cache_dir, first_saccade_only=first_saccade_only, events_sorted=True),
     )
 
 
@@ -766,7 +852,12 @@ def load_nmnist(
 # DVS Gesture / POKER-DVS (tonic's preprocessed .npy arrays)
 # ----------------------------------------------------------------------------------------------
 class _NpyReader:
-    """Read an ``[N, 4]`` event array; ``columns`` names its columns; ``t_scale`` converts t to us."""
+    """Read an ``[N, 4]`` event array; ``columns`` names its columns; ``t_scale`` converts t to us.
+
+    ``x`` and ``y`` must be whole numbers, ``t`` must be >= 0 and ``p`` in {0, 1} or {-1, 1} (read as 0 / 1);
+    anything else is refused with a ``ValueError`` naming the file, as the sensor check refuses events off the
+    sensor (truncating 5.7 to 5 or reading p=2 as 1 would bin a corrupt file silently).
+    """
 
     def __init__(self, columns: tuple[str, str, str, str], t_scale: float) -> None:
         self.columns, self.t_scale = columns, t_scale
@@ -779,6 +870,7 @@ class _NpyReader:
             bad = ~np.isfinite(arr)
             raise ValueError(f"{path}: {int(bad.any(axis=1).sum())} events have NaN or infinite values (in "
                              f"{', '.join(c for i, c in enumerate(self.columns) if bad[:, i].any())})")
+        self._check_columns(path, arr)
         ev = np.empty(len(arr), dtype=XYTP_DTYPE)
         for i, c in enumerate(self.columns):
             ev[c] = arr[:, i]
@@ -786,6 +878,28 @@ class _NpyReader:
             ev["t"] = np.round(arr[:, self.columns.index("t")].astype(np.float64) * self.t_scale).astype(np.int64)
         ev["p"] = (ev["p"] > 0).astype(np.int64)
         return ev[np.argsort(ev["t"], kind="stable")]
+
+    def _check_columns(self, path: str, arr: np.ndarray) -> None:
+        """``ValueError`` naming ``path`` for fractional x / y, negative t or a polarity outside {0, 1} / {-1, 1}."""
+        if not len(arr):
+            return
+        col = {c: arr[:, i] for i, c in enumerate(self.columns)}
+        for c in ("x", "y"):
+            v = col[c]
+            if v.dtype.kind == "f" and (v != np.round(v)).any():
+                k = int(np.flatnonzero(v != np.round(v))[0])
+                raise ValueError(f"{path}: event {k} has {c}={v[k]!r}, not a whole pixel coordinate; the file is "
+                                 "corrupt or not an event array of this dataset")
+        if col["t"].min() < 0:
+            k = int(np.argmin(col["t"]))
+            raise ValueError(f"{path}: event {k} has a negative time t={col['t'][k]!r}; the file is corrupt or not "
+                             "an event array of this dataset")
+        p = col["p"]
+        lo, hi = p.min(), p.max()  # (min/max passes, not np.unique's sort, on recordings of millions of events)
+        if lo < -1 or hi > 1 or (p.dtype.kind == "f" and (p != np.round(p)).any()) or (lo == -1 and (p == 0).any()):
+            bad = np.unique(p)
+            raise ValueError(f"{path}: polarities {bad.tolist()[:8]} are neither all in {{0, 1}} nor all in {{-1, 1}}; "
+                             "the file is corrupt or not an event array of this dataset")
 
 
 def _refuse_ibm_original_layout(root: str | os.PathLike, cause: FileNotFoundError) -> None:

@@ -12,6 +12,7 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset
 
+from ..core.validation import check_non_negative, is_integer
 from .collate import time_major_collate
 from .encoders import spike_times_to_dense
 
@@ -134,7 +135,8 @@ def make_randman(
         alpha: smoothness exponent of the sinusoid spectrum.
         samples_per_class: samples drawn per class.
         n_components: sinusoid frequencies per intrinsic dimension.
-        jitter: std of Gaussian spike-time noise in steps (0 = none).
+        jitter: std of Gaussian spike-time noise in steps (0 = none): a finite number >= 0 (values above
+            1 are fine, the noisy times are clipped to the window).
         seed: RNG seed; the same seed gives the same dataset.
 
     Returns:
@@ -153,6 +155,7 @@ def make_randman(
             raise ValueError(f"make_randman: {name} must be an int >= 1, got {v!r}")
     if not (float(alpha) >= 0):
         raise ValueError(f"make_randman: alpha must be >= 0, got {alpha!r}")
+    jitter = check_non_negative(jitter, "jitter", "make_randman")
     rng = np.random.default_rng(seed)
     times, labels = [], []
     for c in range(n_classes):
@@ -167,6 +170,21 @@ def make_randman(
     times_a, labels_a = np.concatenate(times), np.concatenate(labels)
     perm = rng.permutation(len(labels_a))
     return SpikeTimesDataset(torch.from_numpy(times_a[perm]), torch.from_numpy(labels_a[perm]), n_steps)
+
+
+def _whole(value: object, name: str, fn: str) -> int:
+    """``value`` as an int: an int, a NumPy int or a float with a whole value (``5.0``); ``ValueError`` naming ``fn``
+    for anything else (``int(5.7)`` would silently be 5).
+
+    Example:
+        >>> _whole(5.0, "n_steps", "make_delay_task")
+        5
+    """
+    if is_integer(value):
+        return int(value)
+    if isinstance(value, (float, np.floating)) and math.isfinite(value) and float(value).is_integer():
+        return int(value)
+    raise ValueError(f"{fn}: {name} must be an int, got {value!r}")
 
 
 def make_delay_task(
@@ -188,15 +206,22 @@ def make_delay_task(
     window, independently per sample.
 
     Why it needs delays: every class has exactly the same number of spikes on every neuron
-    (one), and the random onset makes the absolute time of A or B alone uninformative for a
-    given class up to edge effects, so rate/count features -- and any readout of *when* a single
-    channel fires -- carry no class information. The only information is the interval
-    ``t_B - t_A``. A feed-forward network without delays can only relate two spikes that are
-    ``d`` steps apart through its membrane/synaptic leak, whose trace after ``d >> tau`` steps is
-    negligible (``(1 - 1/tau)**d``, below ``exp(-d / tau)``), so with the default intervals (10 and 25 steps) and typical
-    time constants of a few steps it cannot tell the classes apart. A neuron with a delay of
-    ``delays[c]`` on its A synapse receives A and B *coincidently* only for class ``c`` -- a
-    classic coincidence detector (Jeffress model) -- so a delay-learning network solves it.
+    (one), so rate/count features carry no class information, and A's spike time carries none
+    either (its onset range is the same for every class). B's spike time alone does carry some, at
+    the edges: with ``L = n_steps - max(delays)`` onsets (``jitter=0``), class ``c``'s B spike falls
+    in ``[delays[c], delays[c] + L)``, so a B time in only one class's range gives the class away.
+    For two classes that happens for a fraction ``(max(delays) - min(delays)) / (n_steps - max(delays))``
+    of the samples (with the defaults 15 / 75 = 20 %; with ``n_steps=60``, as in the ``delays_delay_task``
+    preset, 15 / 35 = 43 %), and a network without delays can reach ``(1 + that fraction) / 2`` accuracy
+    from *when* B fires alone (60 % with the defaults, 71 % with ``n_steps=60``; in general
+    ``|union of the ranges| / (len(delays) * L)``), not chance; ``jitter`` blurs the edges. The rest
+    of the information is the interval ``t_B - t_A``. A feed-forward network without delays can only
+    relate two spikes that are ``d`` steps apart through its membrane/synaptic leak, whose trace
+    after ``d >> tau`` steps is negligible (``(1 - 1/tau)**d``, below ``exp(-d / tau)``), so with the
+    default intervals (10 and 25 steps) and typical time constants of a few steps it cannot do better
+    than that edge cue. A neuron with a delay of ``delays[c]`` on its A synapse receives A and B
+    *coincidently* only for class ``c`` -- a classic coincidence detector (Jeffress model) -- so a
+    delay-learning network solves every sample.
 
     Args:
         n_samples: number of samples (classes are balanced, ``label = i % len(delays)``, shuffled).
@@ -216,7 +241,11 @@ def make_delay_task(
         >>> int(x[:, 1].argmax() - x[:, 0].argmax()) == (5, 15)[int(y)]
         True
     """
-    delays = tuple(int(d) for d in delays)
+    n_samples, n_steps, n_per_channel, n_distractors, jitter = (
+        _whole(v, name, "make_delay_task") for v, name in ((n_samples, "n_samples"), (n_steps, "n_steps"),
+                                                          (n_per_channel, "n_per_channel"),
+                                                          (n_distractors, "n_distractors"), (jitter, "jitter")))
+    delays = tuple(_whole(d, "each of delays", "make_delay_task") for d in delays)
     if len(delays) < 2 or len(set(delays)) != len(delays) or min(delays) < 0:
         raise ValueError(f"make_delay_task: delays must be >= 2 distinct non-negative ints, got {delays!r}")
     if n_steps <= max(delays) + 2 * jitter:
