@@ -1,6 +1,6 @@
 """docs/results.md states the numbers of the committed sweep tables (docs/results/*.csv), as rounded there.
 
-The page is written by hand from ``docs/results/summary.md``; this test reads every cell ``mean ± std`` of its two
+The page is written by hand from ``docs/results/summary.md``; this test reads every cell ``mean ± std`` of its
 tables and compares it with the mean and (population) standard deviation over seeds of the CSV it cites.
 """
 from __future__ import annotations
@@ -19,6 +19,7 @@ PAGE = RESULTS.parent / "results.md"
 TABLES = {
     "## 1.": ("ttfs_vs_multispike.csv", "neuron", {"TTFS": "ttfs", "multi-spike": "multi_spike"}),
     "## 2.": ("delays_vs_none.csv", "delays", {"learnable delays": True, "no delays": False}),
+    "## 3.": ("adaptation_vs_none.csv", "tau_adapt", {"tau_adapt=30": 30.0, "tau_adapt=1": 1.0}),
 }
 
 

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Reproduce docs/results.md: two sweeps on the CPU (a few minutes on 2 cores), then the summary tables.
+# Reproduce docs/results.md: three sweeps on the CPU (a few minutes on 2 cores), then the summary tables.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 bash run.sh setup
@@ -12,4 +12,8 @@ $SNN sweep --preset ttfs_mnist5k --grid neuron=ttfs,multi_spike --grid seed=0,1,
 # 2. Learnable delays versus none on the delay task (class = interval between two spikes), 3 seeds.
 $SNN sweep --preset delays_delay_task --grid delays=true,false --grid seed=0,1,2 \
   --workers 2 --no-store --quiet --out docs/results/delays_vs_none.csv
+# 3. Threshold adaptation (ALIF) instead of delays, on the same task: adaptive neurons without delays, with a
+# 30-step adaptation memory and with none (tau_adapt=1: the threshold relaxes within a step), 3 seeds.
+$SNN sweep --preset delays_delay_task --no-delays --adaptation 0.5 --grid tau_adapt=30,1 --grid seed=0,1,2 \
+  --workers 2 --no-store --quiet --out docs/results/adaptation_vs_none.csv
 .venv/bin/python docs/results/summarize.py
