@@ -55,13 +55,14 @@ def _setup(N=7, B=3, T=30, seed=0):
     return x, tau, thr, strength, tau_a, w, grad
 
 
+@pytest.mark.parametrize("backend", ["auto", "reference"])
 @pytest.mark.parametrize("reset,detach,max_spikes,surrogate,param,mask_p,recurrent", ADAPT_CASES)
 def test_spikes_thresholds_and_every_gradient_match_the_reference(reset, detach, max_spikes, surrogate, param,
-                                                                  mask_p, recurrent):
+                                                                  mask_p, recurrent, backend):
     x, tau, thr, strength, tau_a, w, grad = _setup()
     kw = _options(reset, detach, max_spikes, surrogate, param, mask_p=mask_p, seed=5)
     layer = sl.ALIF(n_neurons=7, learn_tau=True, learn_threshold=True, learn_adaptation=True, recurrent=recurrent,
-                    **kw).double()
+                    backend=backend, **kw).double()
     with torch.no_grad():
         for name, value in (("tau_mem", tau), ("threshold", thr), ("adaptation", strength), ("tau_adapt", tau_a)):
             getattr(layer, name).copy_(value)
@@ -97,13 +98,14 @@ def test_spikes_thresholds_and_every_gradient_match_the_reference(reset, detach,
         torch.testing.assert_close(g, r, rtol=1e-10, atol=1e-12)
 
 
+@pytest.mark.parametrize("backend", ["auto", "reference"])
 @pytest.mark.parametrize("reset,detach,max_spikes,surrogate,param,mask_p,recurrent", ADAPT_CASES)
 def test_without_adaptation_it_is_exactly_the_lif_or_the_recurrent_lif(reset, detach, max_spikes, surrogate, param,
-                                                                       mask_p, recurrent):
+                                                                       mask_p, recurrent, backend):
     x, tau, thr, _, _, w, grad = _setup(seed=1)
     kw = _options(reset, detach, max_spikes, surrogate, param, mask_p=mask_p, seed=9, learn_tau=True,
                   learn_threshold=True)
-    alif = sl.ALIF(n_neurons=7, adaptation=0.0, recurrent=recurrent, **kw).double()
+    alif = sl.ALIF(n_neurons=7, adaptation=0.0, recurrent=recurrent, backend=backend, **kw).double()
     other = (sl.RecurrentLIF(7, backend="reference", **kw) if recurrent else sl.LIF(n_neurons=7, backend="torch",
                                                                                    **kw)).double()
     runs = []
@@ -161,6 +163,7 @@ def test_synops_count_the_recurrent_synapses_once_per_spike():
 
 
 def test_bad_options_raise_clear_errors():
+    assert sl.ALIF(backend="reference").backend == "reference"
     with pytest.raises(ValueError, match="ALIF: backend='triton' has no adaptive-threshold kernel"):
         sl.ALIF(backend="triton")
     with pytest.raises(ValueError, match="ALIF: backend='cpu'"):

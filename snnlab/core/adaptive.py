@@ -12,8 +12,11 @@ Semantics (``x`` time-major ``[T, B, ...]``, ``v[-1] = 0``, ``a[-1] = 0``, ``rho
 so each spike raises the threshold by ``adaptation`` and the rise decays with time constant ``tau_adapt`` (in
 steps). With ``adaptation=0`` it is exactly an :class:`~snnlab.LIF` (or :class:`~snnlab.RecurrentLIF`).
 The gradient flows through the trace too (``theta`` depends on past spikes), as in the LSNN / e-prop papers'
-BPTT baselines. The time loop is the per-step autograd loop of :mod:`snnlab.core.step_loop` (there is no fused
-kernel for it yet, so ``backend`` is ``"auto"`` or ``"torch"``, both that loop).
+BPTT baselines. ``backend="auto"`` / ``"torch"`` run :func:`snnlab.kernels.adaptive_lif.adaptive_lif` (a PyTorch loop
+without an autograd graph and a hand-written reverse-time backward, 1.5x to 3x faster forward + backward on
+the CPU, ``benchmarks/RESULTS.md``); ``"reference"`` runs the per-step autograd loop of :mod:`snnlab.core.step_loop`,
+which it is tested against, and which ``torch.func`` transforms use. There is no Triton kernel (``"cpu"`` and
+``"triton"`` are refused).
 """
 from __future__ import annotations
 
@@ -23,7 +26,8 @@ import torch
 from torch import nn
 
 from snnlab.kernels.dispatch import compute_dtype
-from snnlab.kernels.func_transforms import under_vmap
+from snnlab.kernels.adaptive_lif import adaptive_lif
+from snnlab.kernels.func_transforms import transforms_active, under_vmap
 
 from . import surrogates as sg
 from .neurons import LIF, _value_repr
@@ -34,7 +38,7 @@ from .validation import as_number, check_choice, check_non_negative, is_integer
 __all__ = ["ALIF", "DEFAULT_TAU_ADAPT"]
 
 DEFAULT_TAU_ADAPT = 100.0  # time steps
-_BACKENDS = ("auto", "torch")
+_BACKENDS = ("auto", "torch", "reference")
 
 
 class ALIF(LIF):
@@ -54,8 +58,9 @@ class ALIF(LIF):
     - ``recurrent``: all-to-all recurrent synapses ``W_rec`` (``self.recurrent``, an ``nn.Linear`` without bias,
       initialised as ``recurrent_init``; see :class:`~snnlab.RecurrentLIF`), fed with the transmitted spikes; needs
       ``n_neurons``. A recurrent ALIF is the LSNN.
-    - ``backend``: ``"auto"`` or ``"torch"``, both the per-step autograd loop (no fused kernel: ``"cpu"`` and
-      ``"triton"`` raise a ``ValueError``).
+    - ``backend``: ``"auto"`` or ``"torch"`` (the fused PyTorch Function with a hand-written backward), or
+      ``"reference"`` (the per-step autograd loop it is tested against). ``"cpu"`` and ``"triton"`` (the feed-forward
+      LIF's kernels) raise a ``ValueError``.
 
     The subtract reset subtracts the effective threshold ``theta[t]``, so the membrane stays below the threshold
     it crossed. A noisy neuron fires with probability ``F((h - theta) / sigma)``. Spike masking hides spikes from
@@ -87,8 +92,8 @@ class ALIF(LIF):
                  noise: str | None = None, noise_scale: float = 0.3, noisy_eval: bool = False, mask_p: float = 0.0,
                  mask_at_inference: bool = False, seed: int | None = None, backend: str = "auto") -> None:
         if backend in ("cpu", "triton"):
-            raise ValueError(f"ALIF: backend={backend!r} has no adaptive-threshold kernel; ALIF runs the PyTorch "
-                             "step loop: use backend='auto' or 'torch'")
+            raise ValueError(f"ALIF: backend={backend!r} has no adaptive-threshold kernel; ALIF runs PyTorch loops: "
+                             "use backend='auto' or 'torch' (or 'reference', the autograd loop)")
         check_choice(backend, "backend", _BACKENDS, "ALIF")
         check_choice(recurrent_init, "recurrent_init", RECURRENT_INITS, "ALIF")
         if recurrent and (n_neurons is None or not is_integer(n_neurons) or n_neurons < 1):
@@ -147,7 +152,7 @@ class ALIF(LIF):
         x = self._check_input(x, finite=False)  # checked on the final membrane below (cheaper), as LIF does
         if self.backend not in _BACKENDS:  # (set after construction)
             raise ValueError(f"ALIF: backend={self.backend!r} has no adaptive-threshold kernel; use backend='auto' "
-                             "or 'torch'")
+                             "or 'torch' (or 'reference')")
         noise_seed, mask_seed = self._draw_seeds(x)  # LIF's draws: the same seeds as an LIF
         if (noise_seed is not None or mask_seed is not None) and under_vmap():
             # the step loop draws from the counter at the indices of one sample: every vmapped sample would get
@@ -158,17 +163,37 @@ class ALIF(LIF):
         work = compute_dtype(x)
         beta = self.beta()
         on = {"device": x.device, "dtype": work}
-        adapt = Adaptation(rho=self.rho().to(**on), strength=self.adaptation.clamp(min=0.0).to(**on))
+        rho, strength = self.rho().to(**on), self.adaptation.clamp(min=0.0).to(**on)
+        if self.backend == "reference" or transforms_active():  # (the fused Function has no torch.func rules)
+            out, membrane, theta, last = self._step_loop_run(x, work, beta.to(**on), rho, strength, noise_seed,
+                                                             mask_seed)
+        else:
+            out, membrane, theta = adaptive_lif(
+                x, None if self.recurrent is None else self.recurrent.weight, beta.to(**on), self.threshold.to(**on),
+                rho, strength, reset=self.reset, detach_reset=self.detach_reset, max_spikes=self.max_spikes,
+                surrogate=self.surrogate.name, surrogate_param=self.surrogate.param, noise=self.noise,
+                noise_scale=self.noise_scale, seed=noise_seed or 0, sample=noise_seed is not None,
+                mask_p=self.mask_p if mask_seed is not None else 0.0, mask_seed=mask_seed or 0,
+                keep_membrane=self.record)
+            last = membrane[-1:]
+        self._check_final_membrane(x, last, *self._learned(beta))
+        self.last_membrane = membrane.detach().to(x.dtype) if self.record and membrane is not None else None
+        self.last_threshold = theta.detach().to(x.dtype) if self.record and theta is not None else None
+        return out.to(x.dtype)
+
+    def _step_loop_run(self, x: torch.Tensor, work: torch.dtype, beta: torch.Tensor, rho: torch.Tensor,
+                       strength: torch.Tensor, noise_seed: int | None,
+                       mask_seed: int | None) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor | None,
+                                                       torch.Tensor]:
+        """The per-step autograd loop (``backend="reference"``, and under ``torch.func``): ``(o, h or None, theta or
+        None, h[-1:])``, the membrane and threshold only while recording."""
         feedback = None if self.recurrent is None else (lambda o: recurrent_current(self.recurrent, o, work))
         xw = x.to(work)
         if x.shape[0] == 0 and self.recurrent is not None:  # an empty sequence: a zero gradient for the weight too
             xw = xw + self.recurrent.weight.sum().to(work) * 0.0
-        run = lif_step_loop(self, xw, beta.to(**on), self.threshold.to(**on), noise_seed, mask_seed,
-                            feedback=feedback, adaptation=adapt)
-        self._check_final_membrane(x, run.last, *self._learned(beta))
-        self.last_membrane = run.membrane.to(x.dtype) if self.record and run.membrane is not None else None
-        self.last_threshold = run.theta.to(x.dtype) if self.record and run.theta is not None else None
-        return run.out.to(x.dtype)
+        run = lif_step_loop(self, xw, beta, self.threshold.to(device=x.device, dtype=work), noise_seed, mask_seed,
+                            feedback=feedback, adaptation=Adaptation(rho=rho, strength=strength))
+        return run.out, run.membrane, run.theta, run.last
 
     def extra_repr(self) -> str:
         parts = [p for p in super().extra_repr().split(", ") if not p.startswith("n_neurons=")]

@@ -341,7 +341,7 @@ class ExperimentConfig(param.Parameterized):
     adaptation = param.Number(default=0.0, bounds=(0.0, None), doc=(
         "Threshold adaptation of the hidden neurons (ALIF): each spike raises a neuron's threshold by this much, and "
         "the rise decays with tau_adapt; with recurrent it makes the LSNN (Bellec et al. 2018), the adaptive "
-        "recurrent networks of SHD/SSC. It runs the PyTorch time loop (no fused kernel). 0 = off (plain LIF)."))
+        "recurrent networks of SHD/SSC. It runs a PyTorch time loop (no Triton kernel). 0 = off (plain LIF)."))
     tau_adapt = param.Number(default=100.0, bounds=(1.0, None), doc=(
         "Time constant of the threshold adaptation in time steps (used when adaptation > 0)."))
     delays = param.Boolean(default=False, doc=(
