@@ -221,6 +221,24 @@ def test_event_data_frames_not_num_steps_decide_the_delay_check_the_estimate_and
     assert estimate_memory_bytes(preset("dcls_shd", data_kwargs={"time_window": 5000}))["activation_bytes"] == 2 * small
 
 
+def test_validate_refuses_frame_settings_the_loader_would_refuse_and_names_what_sets_the_steps():
+    """Probe: time_window=0.01 (seconds meant) was refused by the memory estimate, "reduce hidden, num_steps, batch_size
+    or max_delay" (num_steps plays no part with a time_window); n_time_bins=2.5 and a duration shorter than one
+    window passed validate() and failed only in the loader."""
+    with pytest.raises(ConfigError, match=r"time_window=0.01 us is shorter than the 1 us resolution.*microseconds"):
+        ExperimentConfig(dataset="shd", data_kwargs={"time_window": 0.01}).validate()
+    with pytest.raises(ConfigError, match="n_time_bins must be an int >= 1, got 2.5"):
+        ExperimentConfig(dataset="shd", data_kwargs={"n_time_bins": 2.5}).validate()
+    with pytest.raises(ConfigError, match="no whole frame fits"):
+        ExperimentConfig(dataset="shd", data_kwargs={"time_window": 10_000, "duration": 5_000}).validate()
+    with pytest.raises(ConfigError, match=r"time steps per sample \(up to about 140000 frames of data_kwargs "
+                                          r"time_window=10 us; time_window and duration are in microseconds\)"):
+        ExperimentConfig(dataset="shd", data_kwargs={"time_window": 10}).validate()
+    with pytest.raises(ConfigError, match=r"time steps per sample \(20: num_steps\)"):
+        ExperimentConfig(dataset="digits", hidden=[100_000, 100_000]).validate()
+    ExperimentConfig(dataset="shd", data_kwargs={"time_window": 10_000, "duration": 1_000_000}).validate()
+
+
 def test_numpy_numbers_make_plain_configs_that_save_as_json(tmp_path):
     """Probe: expand_grid(base, {"seed": list(np.arange(2))}) validated, then the Trainer failed writing config.json
     (int64 is not JSON serialisable); hidden=[np.int64(8)] was refused."""

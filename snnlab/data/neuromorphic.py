@@ -55,6 +55,7 @@ __all__ = [
     "write_nmnist_bin",
     "whole_frames",
     "MAX_FRAMES",
+    "check_frame_settings",
     "MAX_SAMPLE_BYTES",
 ]
 
@@ -92,6 +93,40 @@ def whole_frames(duration: float, time_window: float) -> int:
     q = float(duration) / float(time_window)
     n = round(q)
     return int(n) if abs(q - n) <= 1e-9 * max(1.0, q) else int(math.floor(q))
+
+
+def check_frame_settings(name: str, n_time_bins: int | None, time_window: float | None,
+                         duration: float | None) -> None:
+    """``ValueError`` (its message starting with ``name``) unless the frame settings of an event dataset can cut a
+    recording into frames: exactly one of ``n_time_bins`` (an int >= 1) and ``time_window`` (microseconds, >= 1),
+    ``duration`` a finite number of microseconds > 0 holding at least one whole ``time_window``. Used by
+    :class:`EventFrameDataset` and by the experiment config's ``validate()`` before anything is loaded.
+
+    Example:
+        >>> check_frame_settings("shd", None, 10_000, 1_000_000)        # 100 frames of 10 ms
+        >>> check_frame_settings("shd", None, 0.01, None)
+        Traceback (most recent call last):
+        ...
+        ValueError: shd: time_window=0.01 us is shorter than the 1 us resolution of the event times; time_window and duration are in microseconds (SHD/SSC files store seconds, but the loaders convert them: 10 ms frames over 1 s are time_window=10_000, duration=1_000_000)
+    """
+    if n_time_bins is not None and time_window is not None:
+        raise ValueError(f"{name}: give exactly one of n_time_bins or time_window (microseconds), "
+                         f"got n_time_bins={n_time_bins!r} and time_window={time_window!r}")
+    if n_time_bins is None and time_window is None:
+        raise ValueError(f"{name}: give n_time_bins or time_window (microseconds)")
+    if n_time_bins is not None and (isinstance(n_time_bins, bool) or not isinstance(n_time_bins, (int, np.integer))
+                                    or n_time_bins < 1):
+        raise ValueError(f"{name}: n_time_bins must be an int >= 1, got {n_time_bins!r}")
+    for arg, value in (("time_window", time_window), ("duration", duration)):
+        if value is not None and not (isinstance(value, (int, float, np.number)) and not isinstance(value, bool)
+                                      and 0 < float(value) < math.inf):
+            raise ValueError(f"{name}: {arg} must be a finite number of microseconds > 0, got {value!r}")
+    if time_window is not None and float(time_window) < 1:
+        raise ValueError(f"{name}: time_window={time_window!r} us is shorter than the 1 us resolution of the event "
+                         f"times; {_UNITS_HINT}")
+    if time_window is not None and duration is not None and whole_frames(duration, time_window) < 1:
+        raise ValueError(f"{name}: duration ({duration!r} us) is shorter than one time_window ({time_window!r} us): "
+                         f"no whole frame fits; lengthen duration or shorten time_window")
 
 
 @dataclass(frozen=True)
@@ -347,21 +382,7 @@ class EventFrameDataset(Dataset):
         channel_bin = check_channel_bin(name, channel_bin, sensor_size)
         if n_time_bins is None and time_window is None:
             n_time_bins = 100
-        if n_time_bins is not None and time_window is not None:
-            raise ValueError(f"{name}: give exactly one of n_time_bins or time_window (microseconds), "
-                             f"got n_time_bins={n_time_bins!r} and time_window={time_window!r}")
-        if n_time_bins is not None and (isinstance(n_time_bins, bool) or not isinstance(n_time_bins, (int, np.integer))
-                                        or n_time_bins < 1):
-            raise ValueError(f"{name}: n_time_bins must be an int >= 1, got {n_time_bins!r}")
-        for arg, value in (("time_window", time_window), ("duration", duration)):
-            if value is not None and not (isinstance(value, (int, float, np.number)) and 0 < float(value) < math.inf):
-                raise ValueError(f"{name}: {arg} must be a finite number of microseconds > 0, got {value!r}")
-        if time_window is not None and float(time_window) < 1:
-            raise ValueError(f"{name}: time_window={time_window!r} us is shorter than the 1 us resolution of the event "
-                             f"times; {_UNITS_HINT}")
-        if time_window is not None and duration is not None and whole_frames(duration, time_window) < 1:
-            raise ValueError(f"{name}: duration ({duration!r} us) is shorter than one time_window ({time_window!r} us): "
-                             f"no whole frame fits; lengthen duration or shorten time_window")
+        check_frame_settings(name, n_time_bins, time_window, duration)
         self.name = name
         self.items = list(items)
         self.labels = torch.as_tensor(np.asarray(labels), dtype=torch.long)

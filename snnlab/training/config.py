@@ -30,7 +30,7 @@ from snnlab.core.delays import DelaySchedule
 from snnlab.core.neurons import RESETS
 from snnlab.core.readout import READOUTS
 from snnlab.core.validation import is_integer
-from snnlab.data.neuromorphic import NEUROMORPHIC_DATASETS, check_channel_bin, whole_frames
+from snnlab.data.neuromorphic import NEUROMORPHIC_DATASETS, check_channel_bin, check_frame_settings, whole_frames
 
 from .lr_schedule import LR_SCHEDULES
 
@@ -120,7 +120,8 @@ EVENT_DATASETS = {"nmnist": "nmnist", "shd": "shd", "ssc": "ssc", "dvs_gesture":
 def event_frame_kwargs(cfg: "ExperimentConfig") -> dict[str, Any]:
     """How an event dataset of ``cfg`` is cut into frames, as :func:`~snnlab.training.build_data` passes it to the
     loader: ``data_kwargs``' ``n_time_bins`` / ``time_window`` / ``duration``, and ``n_time_bins=num_steps`` unless a
-    ``time_window`` is given. ``ValueError`` for a count or length that is not > 0.
+    ``time_window`` is given. ``ValueError`` for settings the loader would refuse (the loader's own checks,
+    :func:`~snnlab.data.neuromorphic.check_frame_settings`: a fractional count, a window under 1 us, no whole frame).
 
     Example:
         >>> event_frame_kwargs(ExperimentConfig(dataset="shd", num_steps=50))
@@ -133,6 +134,7 @@ def event_frame_kwargs(cfg: "ExperimentConfig") -> dict[str, Any]:
     for k, v in out.items():
         if v is not None and (isinstance(v, bool) or not isinstance(v, (int, float)) or not v > 0):
             raise ValueError(f"data_kwargs {k!r} must be a number > 0 (or left out), got {v!r}")
+    check_frame_settings(f"data_kwargs of dataset {cfg.dataset!r}", **out)
     return out
 
 
@@ -607,10 +609,22 @@ class ExperimentConfig(param.Parameterized):
                         f"this configuration needs about {_fmt_bytes(est['total_bytes'])} to train "
                         f"({est['parameters']:,} parameters: {_fmt_bytes(est['parameter_bytes'])} with gradients and "
                         f"optimizer state; activations {_fmt_bytes(est['activation_bytes'])}), above the limit of "
-                        f"{_fmt_bytes(memory_limit_bytes)}; reduce hidden, num_steps, batch_size or max_delay")
+                        f"{_fmt_bytes(memory_limit_bytes)}; reduce hidden, batch_size, max_delay or the time steps "
+                        f"per sample ({self._steps_hint()})")
         if problems:
             raise ConfigError("invalid experiment configuration:\n  - " + "\n  - ".join(problems))
         return self
+
+    def _steps_hint(self) -> str:
+        """What sets the time steps per sample, for the memory message: ``num_steps``, or the frames data_kwargs cut."""
+        steps, exact = frames_per_sample(self)
+        frames = event_frame_kwargs(self) if self.dataset in EVENT_DATASETS else {}
+        if frames.get("time_window") is not None:
+            return (f"{'' if exact else 'up to about '}{steps} frames of data_kwargs time_window="
+                    f"{frames['time_window']:g} us; time_window and duration are in microseconds")
+        if self.dataset in EVENT_DATASETS and (self.data_kwargs or {}).get("n_time_bins") is not None:
+            return f"{steps} frames: data_kwargs n_time_bins"
+        return f"{steps}: num_steps"
 
     def label(self) -> str:
         """Short human-readable label for plots and run lists, e.g. ``'digits 64-128-10 multi_spike atan T20'``."""
