@@ -689,3 +689,22 @@ def test_spike_readouts_refuse_a_membrane_output(readout):
     with pytest.raises(ValueError, match="use a membrane readout"):
         evaluate(net, [(torch.rand(5, 3, 2), torch.tensor([0, 1, 0]))], readout=readout)
     assert predict(torch.tensor([[[0.0, 1.0]], [[2.0, 0.0]]]), readout).shape == (1,)  # counts are spikes
+
+
+def test_integer_intensities_counted_as_events_warn_at_the_users_line():
+    """Probe: raw 0..255 pixels (integers) were billed as pixel-value events: 2,576,640 ACs, 24.6x the energy of
+    the same layer run dense, without a word. The accounting rule stays (event counts are integers); it now warns."""
+    import warnings
+
+    torch.manual_seed(0)
+    img = torch.randint(0, 256, (1, 1, 64)).float().expand(10, 1, 64).contiguous()
+    net = sl.Sequential(nn.Linear(64, 32), sl.LIF(), nn.Linear(32, 10), sl.LI())
+    with pytest.warns(RuntimeWarning, match=r"layer '0' receives integer-valued input averaging 1\d\d per element") as rec:
+        synops_table(net, [(img, torch.tensor([0]))])
+    assert len(rec) == 1 and rec[0].filename == __file__  # once, at the caller's line
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        synops_table(net, [(img / 255, torch.tensor([0]))])       # intensities in [0, 1]: dense, no warning
+        counts = torch.zeros(10, 1, 64)
+        counts[::2, 0, :8] = 3.0                                  # sparse event counts: no warning
+        synops_table(net, [(counts, torch.tensor([0]))])

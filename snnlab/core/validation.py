@@ -3,11 +3,31 @@ from __future__ import annotations
 
 import math
 import numbers
+import os
+import sys
 
 import torch
 
 from snnlab.kernels.func_transforms import under_vmap
 from snnlab.kernels.lif_common import check_mask_p
+
+_LIBRARY_DIRS = tuple(os.path.dirname(os.path.abspath(m.__file__)) + os.sep
+                      for m in (sys.modules["snnlab"], torch))  # .../snnlab/ and .../torch/
+
+
+def user_stacklevel() -> int:
+    """The ``stacklevel`` of the first caller outside snnlab and torch, for a warning raised in the caller of this
+    function: it then points at the user's line, whichever snnlab entry point (or module hook) led there.
+
+    Example:
+        >>> user_stacklevel() >= 1
+        True
+    """
+    level, frame = 1, sys._getframe(1)
+    while frame is not None and os.path.abspath(frame.f_code.co_filename).startswith(_LIBRARY_DIRS):
+        frame, level = frame.f_back, level + 1
+    return level
+
 
 #: seeds are ints in ``[SEED_MIN, SEED_LIMIT)``, what ``torch.Generator.manual_seed`` takes (a negative ``s`` as
 #: ``2**64 + s``: -1 is 2**64 - 1)

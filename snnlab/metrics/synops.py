@@ -61,10 +61,15 @@ convolution refuses raises its own error, and a transposed convolution's output 
 counted is what the layer actually receives: after a :class:`snnlab.SpikeMask` or a masking LIF (``mask_p``)
 these are the masked (transmitted) spikes.
 Biases are not counted.
+
+An input is event input when its entries are non-negative integers, so integer intensities (0..255 pixels) are billed
+as that many events each; where that charges more energy than the layer run dense (more than ``E_MAC_J / E_AC_J``,
+about 5, events per input element) the counter warns once per layer: scale such inputs to [0, 1].
 """
 from __future__ import annotations
 
 import math
+import warnings
 from dataclasses import dataclass
 
 import pandas as pd
@@ -74,7 +79,9 @@ from torch import nn
 
 from snnlab.core.delays import DelayedLinear
 from snnlab.core.neurons import LIF
-from snnlab.core.validation import is_integer
+from snnlab.core.validation import is_integer, user_stacklevel
+
+from .energy import E_AC_J, E_MAC_J
 
 __all__ = ["CONV_TYPES", "SYNAPTIC_TYPES", "TRANSPOSED_CONV_TYPES", "LayerOps", "SynOpsCounter", "conv_fanout",
            "conv_ops", "delivered_fanout", "event_samples", "is_binary", "is_event_input", "layer_ops", "synaptic_layers"]
@@ -366,6 +373,7 @@ class SynOpsCounter:
         self.n_samples = 0  # samples of the forwards of `model` seen (see the class docstring)
         self._handles: list = []
         self._fanouts: dict[tuple, tuple[torch.Tensor, tuple[int, ...]]] = {}
+        self._warned: set[str] = set()  # layers warned about costly event input
 
     def _hook(self, name: str):
         def count(module: nn.Module, inputs) -> None:
@@ -375,6 +383,7 @@ class SynOpsCounter:
             rec = self.ops[name]
             delays = module.delays if isinstance(module, DelayedLinear) else None
             acs, macs, binary, events = layer_ops(x.detach(), rec.out_features, delays)
+            self._warn_costly_events(name, events, x.numel())
             self._add(rec, acs, macs, binary, events, _samples_in(x))
         return count
 
@@ -400,8 +409,22 @@ class SynOpsCounter:
             if key not in self._fanouts:
                 self._fanouts[key] = conv_fanout(module, key[1], x.device, out_size)
             acs, macs, binary, events = conv_ops(x.detach(), module, self._fanouts[key])
+            self._warn_costly_events(name, events, x.numel())
             self._add(self.ops[name], acs, macs, binary, events, frames)
         return count
+
+    def _warn_costly_events(self, name: str, events: float, elements: int) -> None:
+        """Warn (once per layer) when a layer's integer-valued input holds so many events per element that counting
+        them as events (ACs) charges more energy than the layer run dense (MACs): intensities such as 0..255 pixels
+        are integers too, and are then billed as that many events each."""
+        ratio = E_MAC_J / E_AC_J
+        if name in self._warned or not elements or events <= ratio * elements:
+            return
+        self._warned.add(name)
+        warnings.warn(f"SynOpsCounter: layer {name!r} receives integer-valued input averaging {events / elements:.3g} "
+                      f"per element, each counted as that many events (ACs): more energy than the same layer run "
+                      f"dense ({ratio:.2g} events per element cost one MAC). If these are intensities (e.g. 0..255 "
+                      "pixels), not event counts, scale them to [0, 1]", RuntimeWarning, stacklevel=user_stacklevel())
 
     @staticmethod
     def _add(rec: LayerOps, acs: float, macs: float, binary: bool, events: float, samples: int) -> None:

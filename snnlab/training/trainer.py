@@ -21,7 +21,6 @@ import logging
 import math
 import os
 import random
-import sys
 import threading
 import time
 import traceback
@@ -39,6 +38,7 @@ from torch import nn
 from snnlab.core.delays import DelayedLinear, DelaySchedule
 from snnlab.core.neurons import LIF
 from snnlab.core.readout import check_spike_output, decide, logits, tie_tolerance
+from snnlab.core.validation import user_stacklevel
 from snnlab.data.loader_rng import loader_states, restore_loader_states
 
 from .checkpoint import CheckpointError, load_checkpoint, save_checkpoint, to_plain
@@ -53,16 +53,6 @@ __all__ = ["Trainer", "TrainingDiverged", "RunStoreProtocol", "History", "STATES
            "resolve_device", "EVAL_KEYS"]
 
 log = logging.getLogger(__name__)
-_PACKAGE_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))  # snnlab/
-
-
-def _user_stacklevel() -> int:
-    """The ``stacklevel`` of the first caller outside snnlab, for a warning raised in the caller of this function (so
-    that it points at the user's line whichever snnlab entry point led there)."""
-    level, frame = 1, sys._getframe(1)
-    while frame is not None and os.path.abspath(frame.f_code.co_filename).startswith(_PACKAGE_DIR):
-        frame, level = frame.f_back, level + 1
-    return level
 
 STATES = ("idle", "running", "paused", "stopped", "finished", "failed")
 CHECKPOINT_FORMAT = "snnlab-checkpoint-v1"
@@ -717,7 +707,7 @@ class Trainer:
             now = ", ".join(f"{k}={b}" for k, (_, b) in changed.items())
             warnings.warn(f"checkpoint {source} was trained with {was} and resumes with {now}: {' and '.join(what)} "
                           f"stretch to the new length from here on, so the result differs from a run trained with "
-                          f"{now} from the start", UserWarning, stacklevel=_user_stacklevel())
+                          f"{now} from the start", UserWarning, stacklevel=user_stacklevel())
 
     # ------------------------------------------------------------------------------ training
     def run(self, raise_errors: bool = True) -> dict[str, Any] | None:
