@@ -19,7 +19,8 @@ PAGE = RESULTS.parent / "results.md"
 TABLES = {
     "## 1.": ("ttfs_vs_multispike.csv", "neuron", {"TTFS": "ttfs", "multi-spike": "multi_spike"}),
     "## 2.": ("delays_vs_none.csv", "delays", {"learnable delays": True, "no delays": False}),
-    "## 3.": ("adaptation_vs_none.csv", "tau_adapt", {"tau_adapt=30": 30.0, "tau_adapt=1": 1.0}),
+    "## 3.": ("adaptation_vs_none.csv", "tau_adapt", {"tau_adapt=20": 20.0, "tau_adapt=30": 30.0,
+                                                      "tau_adapt=50": 50.0, "tau_adapt=1": 1.0}),
 }
 
 

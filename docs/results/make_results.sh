@@ -13,7 +13,7 @@ $SNN sweep --preset ttfs_mnist5k --grid neuron=ttfs,multi_spike --grid seed=0,1,
 $SNN sweep --preset delays_delay_task --grid delays=true,false --grid seed=0,1,2 \
   --workers 2 --no-store --quiet --out docs/results/delays_vs_none.csv
 # 3. Threshold adaptation (ALIF) instead of delays, on the same task: adaptive neurons without delays, with a
-# 30-step adaptation memory and with none (tau_adapt=1: the threshold relaxes within a step), 3 seeds.
-$SNN sweep --preset delays_delay_task --no-delays --adaptation 0.5 --grid tau_adapt=30,1 --grid seed=0,1,2 \
+# 20- to 50-step adaptation memory and with none (tau_adapt=1: the threshold relaxes within a step), 3 seeds.
+$SNN sweep --preset delays_delay_task --no-delays --adaptation 0.5 --grid tau_adapt=20,30,50,1 --grid seed=0,1,2 \
   --workers 2 --no-store --quiet --out docs/results/adaptation_vs_none.csv
 .venv/bin/python docs/results/summarize.py
