@@ -112,6 +112,10 @@ class ALIF(LIF):
         if not tau_a >= 1.0:  # (NaN fails too; inf is allowed: rho = 1, the threshold never relaxes)
             raise ValueError(f"ALIF: tau_adapt must be >= 1 time step so that rho = 1 - 1/tau_adapt >= 0 (inf: no "
                              f"decay), got {tau_adapt!r}")
+        big = torch.finfo(torch.float32).max  # the buffers are float32
+        for name, value in (("adaptation", strength), ("tau_adapt", tau_a)):
+            if big < value < math.inf:
+                raise ValueError(f"ALIF: {name}={value!r} does not fit in float32 (at most {big:.3g})")
         if learn_adaptation and math.isinf(tau_a):
             raise ValueError("ALIF: learn_adaptation needs a finite tau_adapt")
         shape = (self.n_neurons,) if self.n_neurons is not None else ()

@@ -15,12 +15,15 @@ Decisions (:func:`predict`, :func:`prediction_over_time`): the class with the un
 a tie for the largest score (e.g. a silent output, all scores equal) is *no decision*, ``-1``, which
 never matches a label. ``softmax_sum`` scores that differ by no more than the rounding of the softmax
 (:func:`tie_tolerance`) count as tied: ``softmax([0, 1, 0])[1]`` and ``softmax([0, 0, 1])[2]`` differ in their
-last bit. The spike readouts read spike counts: an output with other values (an ``LI`` membrane) is refused by
-:func:`predict` and :func:`prediction_over_time`. The training loss uses :func:`logits` as they are.
+last bit. A spike readout of a model that ends in an ``LI`` is refused by :func:`check_readout_layer` (which
+``evaluate`` and the trainer call). The training loss uses :func:`logits` as they are.
 """
 from __future__ import annotations
 
+import math
+
 import torch
+from torch import nn
 
 #: Readouts of a non-spiking (``LI``) output layer's membrane, and of a spiking (``LIF``) output layer's spikes.
 MEMBRANE_READOUTS = ("membrane_sum", "membrane_max", "softmax_sum")
@@ -64,32 +67,40 @@ def logits(out: torch.Tensor, readout: str = "membrane_sum") -> torch.Tensor:
         return out.sum(0)
     if readout == "membrane_max":
         return out.max(0).values
-    if readout == "softmax_sum":
-        return torch.softmax(out, dim=-1).sum(0)
+    if readout == "softmax_sum":  # (half precision in float32: a bfloat16 sum of 100 probabilities keeps 3 digits)
+        return torch.softmax(_at_least_float32(out), dim=-1).sum(0)
     if readout == "first_spike":
         return -first_spike_time(out) / out.shape[0]
     raise ValueError(f"unknown readout {readout!r}; choose one of {list(READOUTS)}")
 
 
+def _at_least_float32(t: torch.Tensor) -> torch.Tensor:
+    return t.float() if t.dtype in (torch.float16, torch.bfloat16) else t
+
+
 def tie_tolerance(readout: str, steps: int, dtype: torch.dtype) -> float:
-    """How far below the largest score another class's score still ties with it: the rounding of ``steps``
-    softmax sums for ``"softmax_sum"`` (``4 * steps * eps`` of the scores' float type, the probabilities being
-    at most 1), 0 (exact ties only) for the other readouts, whose tied scores are computed alike.
+    """The relative tolerance of a tie for the largest score: for ``"softmax_sum"`` the rounding of a sum of
+    ``steps`` softmax probabilities, each a few units of the last place (``eps``) off, summed with about ``log2(steps)``
+    roundings: ``(8 + 2 log2(steps)) * eps`` of the scores' float type (float32 for half precision, which
+    :func:`logits` computes in float32); 0 (exact ties only) for the other readouts, whose tied scores are computed
+    alike. :func:`decide` scales it by the largest score.
 
     Example:
-        >>> tie_tolerance("softmax_sum", 100, torch.float32) > 0, tie_tolerance("membrane_sum", 100, torch.float32)
-        (True, 0.0)
+        >>> round(tie_tolerance("softmax_sum", 100, torch.float32) / torch.finfo(torch.float32).eps, 2)
+        21.29
+        >>> tie_tolerance("membrane_sum", 100, torch.float32)
+        0.0
     """
-    if readout != "softmax_sum":
+    if readout != "softmax_sum" or not dtype.is_floating_point:
         return 0.0
-    eps = torch.finfo(dtype).eps if dtype.is_floating_point else 0.0
-    return 4.0 * max(int(steps), 1) * eps
+    eps = torch.finfo(torch.float32 if dtype in (torch.float16, torch.bfloat16) else dtype).eps
+    return (8.0 + 2.0 * math.log2(max(int(steps), 1))) * eps
 
 
 def decide(scores: torch.Tensor, tol: float = 0.0) -> torch.Tensor:
     """The class with the unique largest score ``[...]`` of scores ``[..., C]``; ``-1`` (no decision) where
-    the largest score is shared by several classes (all-zero scores included) or is NaN. ``tol``: scores at most
-    this far below the largest one share it (see :func:`tie_tolerance`).
+    the largest score is shared by several classes (all-zero scores included) or is NaN. ``tol``: a relative
+    tolerance, scores at most ``tol * |largest|`` below the largest one share it (see :func:`tie_tolerance`).
 
     Example:
         >>> decide(torch.tensor([[0.1, 0.7, 0.2], [0.0, 0.0, 0.0], [0.5, 0.5, 0.1]])).tolist()
@@ -98,7 +109,7 @@ def decide(scores: torch.Tensor, tol: float = 0.0) -> torch.Tensor:
         [-1]
     """
     top = scores.max(-1, keepdim=True).values
-    shared = scores == top if tol == 0.0 else scores >= top - tol
+    shared = scores == top if tol == 0.0 else scores >= top - tol * top.abs()
     unique = shared.sum(-1) == 1                       # 0 where the top is NaN
     return torch.where(unique, scores.argmax(-1), torch.full_like(unique, NO_DECISION, dtype=torch.long))
 
@@ -113,29 +124,34 @@ def predict(out: torch.Tensor, readout: str = "membrane_sum") -> torch.Tensor:
         [2, -1]
     """
     scores = logits(out, readout).detach()
-    check_spike_output(out, readout)
     return decide(scores, tie_tolerance(readout, out.shape[0], scores.dtype))
 
 
-def check_spike_output(out: torch.Tensor, readout: str) -> None:
-    """Refuse (``ValueError``) a spike readout of an output that holds other values than spike counts (non-negative
-    integers); membrane readouts take any output.
+def check_readout_layer(model: nn.Module, readout: str) -> None:
+    """Refuse (``ValueError``) a spike readout of a model whose last neuron layer (in definition order) is an ``LI``:
+    its output is a membrane, not spikes. Models without neuron layers, and spiking outputs that are pooled or
+    scaled after the last ``LIF`` (population votes, dropout), pass.
 
     Example:
-        >>> check_spike_output(torch.tensor([[[0.0, 1.0]]]), "spike_count")     # spikes: fine
-        >>> check_spike_output(torch.tensor([[[0.3, 1.2]]]), "first_spike")
+        >>> from snnlab.core.neurons import LI, LIF
+        >>> check_readout_layer(torch.nn.Sequential(torch.nn.Linear(2, 2), LIF()), "first_spike")   # spikes: fine
+        >>> check_readout_layer(torch.nn.Sequential(torch.nn.Linear(2, 2), LI()), "spike_count")
         Traceback (most recent call last):
         ...
-        ValueError: readout 'first_spike' reads spikes from a spiking output layer (an LIF), but the output holds other values than spike counts (e.g. 0.3: an LI membrane?): use a membrane readout (membrane_sum, membrane_max, softmax_sum) or end the network with spiking neurons
+        ValueError: readout 'spike_count' reads spikes, but the model's last neuron layer '1' is an LI (its output is a membrane): use a membrane readout (membrane_sum, membrane_max, softmax_sum) or end the network with spiking neurons (LIF)
     """
-    if readout not in SPIKE_READOUTS or out.numel() == 0:
+    from .neurons import LI, LIF  # (neurons -> kernels; readout stays importable on its own)
+
+    if readout not in SPIKE_READOUTS:
         return
-    o = out.detach()
-    if not bool(((o >= 0) & (o == o.round())).all()):
-        bad = o[~((o >= 0) & (o == o.round()))][0].item()
-        raise ValueError(f"readout {readout!r} reads spikes from a spiking output layer (an LIF), but the output holds "
-                         f"other values than spike counts (e.g. {bad:.4g}: an LI membrane?): use a membrane readout "
-                         f"({', '.join(MEMBRANE_READOUTS)}) or end the network with spiking neurons")
+    last = None
+    for name, module in model.named_modules():
+        if isinstance(module, (LIF, LI)):
+            last = (name, module)
+    if last is not None and isinstance(last[1], LI):
+        raise ValueError(f"readout {readout!r} reads spikes, but the model's last neuron layer {last[0]!r} is an LI (its "
+                         f"output is a membrane): use a membrane readout ({', '.join(MEMBRANE_READOUTS)}) or end the "
+                         "network with spiking neurons (LIF)")
 
 
 def prediction_over_time(out: torch.Tensor, readout: str = "membrane_sum") -> torch.Tensor:
@@ -151,13 +167,12 @@ def prediction_over_time(out: torch.Tensor, readout: str = "membrane_sum") -> to
         >>> prediction_over_time(out, "membrane_sum")[:, 0].tolist()
         [-1, -1, 1, 1]
     """
-    check_spike_output(out, readout)
     if readout == "membrane_sum" or readout == "spike_count":
         running = out.cumsum(0)
     elif readout == "membrane_max":
         running = out.cummax(0).values
     elif readout == "softmax_sum":
-        running = torch.softmax(out.detach(), dim=-1).cumsum(0)
+        running = torch.softmax(_at_least_float32(out.detach()), dim=-1).cumsum(0)
     elif readout == "first_spike":
         out = out.detach()
         fired = (out.cumsum(0) > 0).any(-1)                          # [T, B]: some neuron has fired

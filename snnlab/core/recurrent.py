@@ -30,6 +30,7 @@ from __future__ import annotations
 import math
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from snnlab.kernels.dispatch import compute_dtype
@@ -68,10 +69,13 @@ def init_recurrent_weight(weight: torch.Tensor, init: str, layer: str = "Recurre
 
 
 def recurrent_current(synapses: nn.Linear, o: torch.Tensor, work: torch.dtype) -> torch.Tensor:
-    """``W_rec @ o`` for the transmitted spikes ``o`` of one step, as ``[B, ..., N]`` in the compute dtype ``work``:
-    a time-major call of ``synapses`` (``[1, B, ..., N]``, in the weight's dtype, as ``nn.Linear`` computes), which the
-    SynOps counter reads."""
-    return synapses(o.unsqueeze(0).to(synapses.weight.dtype))[0].to(work)
+    """``W_rec @ o`` for the transmitted spikes ``o`` of one step, as ``[B, ..., N]``, computed in the compute dtype
+    ``work``: a time-major call of ``synapses`` (``[1, B, ..., N]``; its hooks see every step), or, for a
+    half-precision weight, the product with the weight cast to ``work`` (float32, as the fused paths compute it). The
+    SynOps counter counts these synapses from the layer's output, not from these calls."""
+    if synapses.weight.dtype != work:
+        return F.linear(o.to(work), synapses.weight.to(work))
+    return synapses(o.unsqueeze(0).to(work))[0]
 
 
 class RecurrentLIF(LIF):
@@ -102,8 +106,8 @@ class RecurrentLIF(LIF):
       (slow: several autograd nodes and a call of ``self.recurrent`` per step). ``"cpu"`` and ``"triton"`` (the
       feed-forward LIF's fused kernels, which cannot hold the recurrence) raise a ``ValueError``.
 
-    Float16 / bfloat16 input is computed in float32, as by ``LIF`` (the fused path casts the recurrent weight to
-    float32 too; the reference loop computes the recurrent current in the weight's dtype, as ``nn.Linear``). The
+    Float16 / bfloat16 input is computed in float32, as by ``LIF``, and so is the recurrent current (both paths cast
+    a half-precision recurrent weight to float32). The
     SynOps counter of :mod:`snnlab.metrics` counts the recurrent synapses from the layer's output (the spikes of
     steps ``0..T-2`` each reach ``n_neurons`` synapses) as the row ``"<layer>.recurrent"``.
 
@@ -185,8 +189,8 @@ class RecurrentLIF(LIF):
 
     def _reference_run(self, x: torch.Tensor, beta: torch.Tensor, thr: torch.Tensor, noise_seed: int | None,
                        mask_seed: int | None) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor]:
-        """The reference: the time loop over ``x`` (in its compute dtype) in plain autograd, ``W_rec @ o`` by a call
-        of ``self.recurrent`` per step (``backend="reference"``): ``(o [T, ...], membrane h [T, ...] or None unless
+        """The reference: the time loop over ``x`` (in its compute dtype) in plain autograd, ``W_rec @ o`` by
+        :func:`recurrent_current` per step (``backend="reference"``): ``(o [T, ...], membrane h [T, ...] or None unless
         recording, h[-1:] for the final check)``."""
         if x.shape[0] == 0:  # an empty sequence: the recurrent weight gets a zero gradient too, as LIF's parameters
             tie = self.recurrent.weight.sum().to(x.dtype) * 0.0

@@ -13,8 +13,9 @@ weight ``[N, N]`` or none, ``k`` the adaptation strength)::
     o[t]     = s[t] * keep[t]                           the transmitted spikes (keep: the spike-masking values)
 
 exactly :func:`snnlab.core.step_loop.lif_step_loop` with ``feedback = o @ W^T`` and ``Adaptation(rho, k)``: the
-same operations in the same order (so the same spikes, bit for bit), the noise draws and keep masks at the same
-counter indices ``t * numel + i`` (:mod:`snnlab.kernels.counter_rng`).
+same operations in the same order (so the same spikes, bit for bit, as tested on the CPU; a GPU's matrix products
+may round the recurrent current differently), the noise draws and keep masks at the same counter indices
+``t * numel + i`` (:mod:`snnlab.kernels.counter_rng`).
 
 The forward runs the loop without an autograd graph and saves ``[T, ...]`` tensors only: the pre-reset membrane,
 the own spikes, the trace before each step ``a[t-1]`` and (recurrent) the transmitted spikes. The backward is a

@@ -50,7 +50,7 @@ from snnlab.core.masking import SpikeMask
 from snnlab.core.network import Monitor
 from snnlab.core.validation import as_seed
 from snnlab.core.neurons import LIF
-from snnlab.core.readout import READOUTS, decide, logits, tie_tolerance
+from snnlab.core.readout import READOUTS, check_readout_layer, decide, logits, tie_tolerance
 
 from ._common import (batches, check_labels, eval_mode, input_dtype, model_input, model_output, resolve_device,
                       same_model_randomness, warn_seed_unused)
@@ -93,6 +93,7 @@ def collect(model: nn.Module, loader: Iterable, readout: str = "membrane_sum", d
     (``seed``: see :func:`evaluate`; ``fn``, the caller, names it in errors)."""
     if readout not in READOUTS:
         raise ValueError(f"unknown readout {readout!r}; choose one of {list(READOUTS)}")
+    check_readout_layer(model, readout)
     dev = resolve_device(model, device)
     rec = EvalRecord(readout=readout)
     modules = dict(model.named_modules())

@@ -224,7 +224,7 @@ def estimate_memory_bytes(cfg: "ExperimentConfig", n_inputs: int | None = None, 
     act_bytes = 4 * 4 * steps * int(cfg.batch_size) * sum(sizes)
     per_hidden = 2 * bool(cfg.batch_norm) + 2 * (cfg.dropout > 0)  # their outputs and saved statistics / masks
     per_hidden += bool(cfg.recurrent and cfg.mask_p > 0)  # a masked recurrent layer also keeps its own spikes
-    per_hidden += 6 * (cfg.adaptation > 0)  # the step loop's autograd graph: threshold, trace and their gradients
+    per_hidden += 2 * (cfg.adaptation > 0)  # the fused ALIF also keeps the trace before each step, and its threshold
     per_hidden += 2 * (cfg.tau_syn is not None)  # the synaptic current and its gradient
     act_bytes += 4 * per_hidden * steps * int(cfg.batch_size) * sum(int(h) for h in cfg.hidden)
     return {"parameters": n_params, "parameter_bytes": param_bytes, "activation_bytes": act_bytes,

@@ -162,11 +162,13 @@ def load_model_state(model: nn.Module, state: dict[str, Any]) -> None:
 
 
 def keep_neuron_constants(model: nn.Module, load: Callable[[], Any]) -> list[str]:
-    """Run ``load()`` (a state-dict load into ``model``) keeping the neurons' fixed decay factors and thresholds.
+    """Run ``load()`` (a state-dict load into ``model``) keeping the neurons' fixed decay factors, thresholds and
+    (:class:`~snnlab.ALIF`) adaptation strengths and time constants.
 
-    Where tau or the threshold is not learned it is a buffer, so a checkpoint's state dict carries it; but it is
-    configuration, not training state: a run resumed with another ``threshold`` or ``tau_mem`` must use the new
-    value, as it does for every other setting. Returns the changed ones as ``"<layer>.<buffer>"``.
+    Where one of them is not learned it is a buffer, so a checkpoint's state dict carries it; but it is
+    configuration, not training state: a run resumed with another ``threshold``, ``tau_mem``, ``adaptation`` or
+    ``tau_adapt`` must use the new value, as it does for every other setting. Returns the changed ones as
+    ``"<layer>.<buffer>"``.
 
     Example:
         >>> model = build_model(ExperimentConfig(hidden=[8], threshold=2.0), 4, 2)
@@ -176,7 +178,8 @@ def keep_neuron_constants(model: nn.Module, load: Callable[[], Any]) -> list[str
     """
     kept = [(f"{prefix}.{name}" if prefix else name, module, name, buf.detach().clone())
             for prefix, module in model.named_modules() if isinstance(module, (LIF, LI))
-            for name, buf in module.named_buffers(recurse=False) if name in ("beta_const", "threshold")]
+            # the neuron's constants: the buffers among those it keeps in full precision (see _Leaky._apply)
+            for name, buf in module.named_buffers(recurse=False) if name in module._FULL_PRECISION]
     load()
     changed = []
     with torch.no_grad():

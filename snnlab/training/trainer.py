@@ -37,7 +37,7 @@ from torch import nn
 
 from snnlab.core.delays import DelayedLinear, DelaySchedule
 from snnlab.core.neurons import LIF
-from snnlab.core.readout import check_spike_output, decide, logits, tie_tolerance
+from snnlab.core.readout import check_readout_layer, decide, logits, tie_tolerance
 from snnlab.core.validation import user_stacklevel
 from snnlab.data.loader_rng import loader_states, restore_loader_states
 
@@ -261,6 +261,7 @@ class Trainer:
             from .model import build_model
 
             model = build_model(cfg, n_in, n_cls)
+        check_readout_layer(model, cfg.readout)  # a spike readout of a model that ends in an LI: refused up front
         self.model = model.to(self.device)
         if ckpt is not None and ckpt.get("delays_rounded"):
             for layer in self._delay_layers(all_layers=True):
@@ -272,8 +273,7 @@ class Trainer:
 
         # spikes per sample during training steps
         self._spike_counts: list[torch.Tensor] = []
-        self._spike_outputs: list[torch.Tensor] = []
-        self._output_checked = False  # the first training step checks the output against the readout  # the LIF layers' spikes of this step (with spike_reg)
+        self._spike_outputs: list[torch.Tensor] = []  # the LIF layers' spikes of this step (with spike_reg)
         self._counting = False
         self._warned_short = False
         self._boundary: dict[str, Any] | None = None  # the state at the start of the step in progress
@@ -897,9 +897,6 @@ class Trainer:
                 if not math.isfinite(loss_v):
                     raise self._diverged("loss", loss_v, epoch)
                 bs = int(y.shape[0])
-                if not self._output_checked:  # a spike readout of a custom model's membrane output: refused at once
-                    check_spike_output(out, cfg.readout)
-                    self._output_checked = True
                 acc = float((decide(lg.detach(), tie_tolerance(cfg.readout, out.shape[0], lg.dtype)) == y).float().mean())
                 spikes = float(torch.stack(self._spike_counts).sum()) / bs if self._spike_counts else 0.0
                 self._spike_counts = []
