@@ -257,7 +257,8 @@ def cmd_sweep(args: argparse.Namespace) -> int:
         with _graceful_signals():  # SIGTERM behaves like Ctrl-C: stop the runs (checkpoints), keep the rows
             result = sweep(cfg, grid, executor=executor,
                            store_path=None if args.no_store else _store(args.store).path, run_root=args.run_root,
-                           max_workers=args.workers, robustness=robustness, progress=not args.quiet, out=args.out)
+                           max_workers=args.workers, robustness=robustness, progress=not args.quiet, out=args.out,
+                           threads=args.threads)
     except SweepInterrupted as exc:
         interrupted, result = exc, exc.result
     finally:
@@ -591,6 +592,8 @@ def build_parser() -> argparse.ArgumentParser:
                                        "rerunning a sweep with the same --run-root reuses finished runs and "
                                        "resumes interrupted ones")
     sw.add_argument("--out", metavar="CSV", help="write the trade-off table as CSV (updated as runs end)")
+    sw.add_argument("--threads", type=_positive_int, default=1,
+                    help="torch CPU threads of each run (runs train side by side in --workers processes) [1]")
     sw.add_argument("--quiet", action="store_true", help="no progress bar")
     add_config_arguments(sw)
     store_flags(sw)

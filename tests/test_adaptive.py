@@ -257,6 +257,11 @@ def test_configs_build_adaptive_layers():
     assert "adapt0.4/30" in cfg.label().split()
     assert "adaptation" not in ExperimentConfig().identity_dict()  # run folders of older configs keep their names
     assert cfg.identity_dict()["adaptation"] == 0.4
+    from snnlab.training import ConfigError
+    for one_spike in ({"neuron": "ttfs"}, {"max_spikes": 1}):  # probe: a pointless, slower configuration passed
+        with pytest.raises(ConfigError, match="adaptation=0.5 has no effect when a neuron fires at most once"):
+            ExperimentConfig(adaptation=0.5, **one_spike).validate()
+    ExperimentConfig(adaptation=0.5, max_spikes=2).validate()
 
 
 def test_nir_export_refuses_the_adaptive_threshold():

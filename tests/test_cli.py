@@ -612,3 +612,35 @@ def test_runs_wide_shows_whole_names(tmp_path, capsys):
     assert name in capsys.readouterr().out
     assert main(["runs", "--store", str(tmp_path / "s.sqlite")]) == 0
     assert name not in capsys.readouterr().out  # cut at 40 without --wide
+
+
+def test_sweep_takes_threads_per_run(tmp_path, monkeypatch):
+    """Probe: `snnlab sweep --threads 1` was an unrecognized argument though `train` takes it."""
+    import concurrent.futures
+
+    import torch
+
+    import snnlab.cli as cli
+    from snnlab.experiments import sweep as run_sweep
+    from snnlab.training import ExperimentConfig
+
+    seen = {}
+
+    def fake(cfg, grid, **kw):
+        seen.update(kw)
+        raise SystemExit(0)
+
+    monkeypatch.setattr("snnlab.experiments.sweep", fake)
+    with pytest.raises(SystemExit):
+        cli.main(["sweep", "--grid", "seed=0,1", *TINY, "--threads", "3", "--no-store"])
+    assert seen["threads"] == 3
+    before = torch.get_num_threads()
+    try:
+        with concurrent.futures.ThreadPoolExecutor(1) as pool:
+            run_sweep(ExperimentConfig(hidden=[4], epochs=1, max_batches_per_epoch=1, num_steps=4, device="cpu"),
+                      {"seed": [0]}, executor=pool, progress=False, threads=2)
+        assert torch.get_num_threads() == 2  # the run (in this process) set its threads
+    finally:
+        torch.set_num_threads(before)
+    with pytest.raises(ValueError, match="threads must be a positive int"):
+        run_sweep(ExperimentConfig(), {"seed": [0]}, threads=0)

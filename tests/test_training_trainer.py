@@ -539,3 +539,24 @@ def test_a_float64_model_trains_on_float32_and_integer_data():
         tr = Trainer(tiny(epochs=1), model=net, train_loader=[(data, y)], test_loader=[(data, y)], progress=False)
         tr.run()
         assert tr.state == "finished" and math.isfinite(tr.history.steps()[-1]["loss"])
+
+
+def test_a_trainers_model_can_be_copied_pickled_and_saved():
+    """Probe: the trainer's spike-count hook (a bound method) on every LIF dragged the Trainer and its lock into
+    copies of the model: deepcopy, pickle and torch.save raised "cannot pickle '_thread.RLock' object"."""
+    import copy
+    import io
+    import pickle
+
+    tr = Trainer(ExperimentConfig(hidden=[8], epochs=1, max_batches_per_epoch=1, num_steps=5, device="cpu"),
+                 progress=False, store=None)
+    x = torch.rand(5, 2, 64)
+    want = tr.model(x)
+    for clone in (copy.deepcopy(tr.model), pickle.loads(pickle.dumps(tr.model))):
+        assert torch.equal(clone(x), want)
+        assert not any(clone[1]._forward_hooks.values())  # the trainer stays behind
+    buf = io.BytesIO()
+    torch.save(tr.model, buf)
+    assert torch.equal(torch.load(io.BytesIO(buf.getvalue()), weights_only=False)(x), want)
+    tr.run()                                              # the trainer itself still counts spikes
+    assert tr.history.frame("step")["spikes_per_sample"].notna().all()

@@ -53,8 +53,9 @@ class ALIF(LIF):
 
     - ``adaptation`` (>= 0, default 0.5): the threshold increase per spike, in the threshold's units. 0 gives an LIF.
     - ``tau_adapt`` (>= 1 step, default 100): the adaptation's time constant.
-    - ``learn_adaptation``: learn ``adaptation`` (kept >= 0) and ``tau_adapt`` (kept >= 1), per neuron with
-      ``n_neurons``.
+    - ``learn_adaptation``: learn ``adaptation`` and ``tau_adapt``, per neuron with ``n_neurons``. The forward clamps
+      them at 0 and 1 (as ``learn_tau`` clamps ``tau_mem``): a step that pushes one past its bound leaves it there,
+      where it gets no more gradient (a smaller learning rate for them avoids it).
     - ``recurrent``: all-to-all recurrent synapses ``W_rec`` (``self.recurrent``, an ``nn.Linear`` without bias,
       initialised as ``recurrent_init``; see :class:`~snnlab.RecurrentLIF`), fed with the transmitted spikes; needs
       ``n_neurons``. A recurrent ALIF is the LSNN.

@@ -29,24 +29,41 @@ class Sequential(nn.Sequential):
 
 
 class _NoHook:
-    """What copies and pickles of a monitored network get in place of a :class:`_NetHook`: nothing to call."""
+    """What copies and pickles get in place of a :class:`WeakMethodHook`: nothing to call."""
 
     def __call__(self, *args) -> None:
         return None
 
 
-class _NetHook:
-    """A forward (pre-)hook of a monitored network calling one method of its :class:`Monitor`, held weakly. Copies
-    and pickles of the network (``copy.deepcopy``, ``torch.save``) get a :class:`_NoHook`: the monitor stays
-    behind, as it does for the neuron layers (see ``_Leaky.__getstate__``)."""
+class WeakMethodHook:
+    """A module hook calling one method of an object held weakly (a :class:`Monitor`, a trainer): the hook neither
+    keeps the object alive nor drags it into copies of the model. Copies and pickles (``copy.deepcopy``,
+    ``torch.save``) of a neuron layer leave it behind (``snnlab_transient``, see ``_Leaky.__getstate__``); on other
+    modules it becomes a :class:`_NoHook`.
 
-    def __init__(self, monitor: "Monitor", method: str) -> None:
-        self._monitor, self._method = weakref.ref(monitor), method
+    Example:
+        >>> import copy, torch, snnlab as sl
+        >>> class Counter:
+        ...     calls = 0
+        ...     def count(self, module, inputs, output):
+        ...         self.calls += 1
+        >>> counter, lif = Counter(), sl.LIF()
+        >>> _ = lif.register_forward_hook(WeakMethodHook(counter, "count"))
+        >>> _ = lif(torch.rand(3, 1, 2)); _ = copy.deepcopy(lif)(torch.rand(3, 1, 2))
+        >>> counter.calls                          # the copy does not call it
+        1
+    """
+
+    snnlab_transient = True
+
+    def __init__(self, owner: object, method: str) -> None:
+        self._owner, self._method = weakref.ref(owner), method
 
     def __call__(self, *args) -> None:
-        monitor = self._monitor()
-        if monitor is not None:
-            getattr(monitor, self._method)(*args)
+        owner = self._owner()
+        if owner is not None:
+            return getattr(owner, self._method)(*args)
+        return None
 
     def __reduce__(self):
         return _NoHook, ()
@@ -165,7 +182,7 @@ class Monitor:
                 self._store("membrane", name, move(module.last_membrane))
             if self.keep_membrane and getattr(module, "last_threshold", None) is not None:
                 self._store("threshold", name, move(module.last_threshold))
-        record.snnlab_monitor = True  # copies of a layer leave it behind (see _Leaky.__getstate__)
+        record.snnlab_transient = True  # copies of a layer leave it behind (see _Leaky.__getstate__)
         return record
 
     def __enter__(self) -> "Monitor":
@@ -180,8 +197,8 @@ class Monitor:
                 module._monitors = getattr(module, "_monitors", 0) + 1
             self._handles.append(module.register_forward_hook(self._hook(name)))
         # the forward boundaries of net: hooks on net itself (only its own calls pay for them)
-        self._handles.append(self.net.register_forward_pre_hook(_NetHook(self, "_net_pre")))
-        self._handles.append(self.net.register_forward_hook(_NetHook(self, "_net_post"), always_call=True))
+        self._handles.append(self.net.register_forward_pre_hook(WeakMethodHook(self, "_net_pre")))
+        self._handles.append(self.net.register_forward_hook(WeakMethodHook(self, "_net_post"), always_call=True))
         return self
 
     def __exit__(self, *exc) -> None:

@@ -81,10 +81,11 @@ class _Leaky(nn.Module):
 
     def __getstate__(self) -> dict:
         """Copies and pickles (``copy.deepcopy``, ``torch.save``) leave an open :class:`~snnlab.core.network.Monitor`
-        behind: the copy does not record, keeps no membrane and has none of the monitor's hooks."""
+        (and a trainer's spike-count hook) behind: the copy does not record, keeps no membrane and has none of their
+        hooks (those marked ``snnlab_transient``)."""
         state = super().__getstate__()
         hooks = state.get("_forward_hooks", {})
-        drop = {key for key, hook in hooks.items() if getattr(hook, "snnlab_monitor", False)}
+        drop = {key for key, hook in hooks.items() if getattr(hook, "snnlab_transient", False)}
         if drop or state.get("record"):
             state = dict(state, record=False, _monitors=0, last_membrane=None)
             if "last_threshold" in state:

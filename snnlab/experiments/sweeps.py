@@ -45,6 +45,7 @@ from typing import Any
 import pandas as pd
 import torch
 
+from snnlab.core.validation import is_integer
 from snnlab.data.cache import params_key
 from snnlab.metrics.pareto import pareto_front
 from snnlab.metrics.robustness import perturb, robustness_curve
@@ -322,7 +323,7 @@ def _write_csv(out: Path, table: pd.DataFrame) -> None:
 def sweep(config: ExperimentConfig, grid: dict[str, list], executor: Any = None, store_path: str | os.PathLike | None = None,
           run_root: str | os.PathLike | None = None, max_workers: int | None = None,
           objectives: dict[str, str] | None = None, robustness: Any = None,
-          progress: bool = True, out: str | os.PathLike | None = None) -> SweepResult:
+          progress: bool = True, out: str | os.PathLike | None = None, threads: int = 1) -> SweepResult:
     """Train every grid point of ``grid`` over ``config`` and return the trade-off table and Pareto front.
 
     Args:
@@ -337,9 +338,13 @@ def sweep(config: ExperimentConfig, grid: dict[str, list], executor: Any = None,
         robustness: optional ``(perturbation, level)`` or a list of them: also measure accuracy under each
             (perturbations of :mod:`snnlab.metrics.robustness`: jitter, deletion, insertion, gaussian).
         out: a CSV file rewritten with the table whenever a run ends (runs not done yet: "pending").
+        threads: torch CPU threads of each run (runs train side by side: one each by default).
 
     Raises :class:`SweepInterrupted` (a ``KeyboardInterrupt``) on Ctrl-C, with the table so far.
     """
+    if not is_integer(threads) or threads < 1:
+        raise ValueError(f"sweep: threads must be a positive int (torch CPU threads per run), got {threads!r}")
+    threads = int(threads)
     configs = expand_grid(config, grid)
     robustness = _robustness_list(robustness)  # checked before anything trains
     objectives = _check_objectives(objectives, robustness)  # before anything trains
@@ -356,7 +361,7 @@ def sweep(config: ExperimentConfig, grid: dict[str, list], executor: Any = None,
         if action in ("new", "resume"):
             values = ", ".join(f"{k}={getattr(cfg, k)}" for k in grid)  # runs of a sweep told apart by name too
             jobs[i] = (cfg.to_dict(), str(store_path) if store_path else None, str(run_dir) if run_dir else None,
-                       robustness, 1, f"{cfg.label()} [{values}]", run_id, action == "resume")
+                       robustness, threads, f"{cfg.label()} [{values}]", run_id, action == "resume")
             if action == "resume":
                 resumed.append(i)
         elif action == "reuse":

@@ -542,6 +542,10 @@ class ExperimentConfig(param.Parameterized):
         if self.neuron == "ttfs" and self.max_spikes not in (None, 1):
             problems.append(f"neuron='ttfs' (time-to-first-spike) fires at most once, so max_spikes must be 1 or None, "
                             f"got {self.max_spikes}")
+        if self.adaptation > 0 and self.effective_max_spikes() == 1:
+            problems.append(f"adaptation={self.adaptation:g} has no effect when a neuron fires at most once (neuron="
+                            f"{self.neuron!r}, max_spikes={self.max_spikes}): the threshold rises only after that spike; "
+                            "set adaptation=0 or allow more spikes")
         if self.delays and self.max_delay < 1:
             problems.append(f"delays=True needs max_delay >= 1 (taps 0..max_delay-1), got {self.max_delay}")
         try:

@@ -36,6 +36,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from snnlab.core.delays import DelayedLinear, DelaySchedule
+from snnlab.core.network import WeakMethodHook
 from snnlab.core.neurons import LIF
 from snnlab.core.readout import check_readout_layer, decide, logits, tie_tolerance
 from snnlab.core.validation import user_stacklevel
@@ -280,8 +281,8 @@ class Trainer:
         self._in_optimizer_step = False  # interrupt() waits until the step is recorded
         self._pending_interrupt: BaseException | None = None
         for m in self.model.modules():
-            if isinstance(m, LIF):
-                m.register_forward_hook(self._count_hook)
+            if isinstance(m, LIF):  # held weakly: copies and pickles of the model leave the trainer behind
+                m.register_forward_hook(WeakMethodHook(self, "_count_hook"))
 
         self._cond = threading.Condition(threading.RLock())
         self._state = "idle"
