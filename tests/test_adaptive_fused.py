@@ -275,3 +275,26 @@ def test_empty_batch_or_layer(shape):
     assert o.shape == h.shape == theta.shape == x.shape
     o.sum().backward()
     assert x.grad.shape == x.shape and w.grad.shape == w.shape and not w.grad.any()
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA (benchmarks/run_gpu.sh runs it on a GPU)")
+def test_the_fused_alif_on_cuda_matches_the_cpu():
+    """The fused ALIF is plain PyTorch: on a GPU (float64, so that no rounding moves a spike) it gives the CPU's
+    spikes, thresholds and gradients, with noise and masks from the same counter hash."""
+    import copy
+
+    torch.manual_seed(0)
+    layer = sl.ALIF(n_neurons=16, recurrent=True, noise="gaussian", mask_p=0.2, seed=3, learn_tau=True,
+                    learn_threshold=True, learn_adaptation=True, adaptation=0.4, tau_adapt=15.0).double()
+    gpu = copy.deepcopy(layer).cuda()
+    x = (torch.rand(40, 8, 16, dtype=torch.float64) * 1.5).requires_grad_()
+    xg = x.detach().cuda().requires_grad_()
+    with sl.Monitor(layer) as mon, sl.Monitor(gpu) as mon_g:
+        out, out_g = layer(x), gpu(xg)
+    assert torch.equal(out, out_g.cpu()) and out.sum() > 0
+    torch.testing.assert_close(mon_g.thresholds[""].cpu(), mon.thresholds[""])
+    out.sum().backward()
+    out_g.sum().backward()
+    torch.testing.assert_close(xg.grad.cpu(), x.grad)
+    for (name, p), q in zip(layer.named_parameters(), gpu.parameters()):
+        torch.testing.assert_close(q.grad.cpu(), p.grad, msg=name)
