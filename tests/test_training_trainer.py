@@ -525,7 +525,7 @@ def test_own_model_and_data_get_their_own_label_and_clear_errors(tmp_path):
         Trainer(tiny(epochs=1), model=Pair(), train_loader=[((x, None), y)], test_loader=[(x, y)], progress=False).run()
     batch_first = Trainer(tiny(epochs=1), model=Pair(), train_loader=[(x.transpose(0, 1), y)],
                           test_loader=[(x, y)], progress=False)
-    with pytest.raises(ValueError, match=r"4 labels but x of shape \(4, 12, 3\) has batch size 12: x must be "
+    with pytest.raises(ValueError, match=r"Trainer: batch 0 has 4 labels but x of shape \(4, 12, 3\) has batch size 12: x must be "
                                          r"time-major .*x.transpose\(0, 1\)"):
         batch_first.run()
 
@@ -560,3 +560,19 @@ def test_a_trainers_model_can_be_copied_pickled_and_saved():
     assert torch.equal(torch.load(io.BytesIO(buf.getvalue()), weights_only=False)(x), want)
     tr.run()                                              # the trainer itself still counts spikes
     assert tr.history.frame("step")["spikes_per_sample"].notna().all()
+
+
+def test_training_batches_get_evaluates_checks():
+    """Leftover: the trainer restated two of evaluate's batch checks; float labels reached the loss (and a batch
+    without time steps the model). Both now share metrics.check_batch."""
+    x, y = torch.rand(6, 4, 64), torch.tensor([0, 1, 2, 3])
+    with pytest.raises(TypeError, match="Trainer: y must be integer class indices"):
+        Trainer(tiny(epochs=1), train_loader=[(x, y.float())], test_loader=[(x, y)], progress=False).run()
+    with pytest.raises(ValueError, match="Trainer: batch 1 has no time steps"):
+        Trainer(tiny(epochs=1), train_loader=[(x, y), (x[:0], y)], test_loader=[(x, y)], progress=False).run()
+    with pytest.raises(ValueError, match="Trainer: the loader must yield"):
+        Trainer(tiny(epochs=1), train_loader=[x], test_loader=[(x, y)], progress=False).run()
+    empty_too = Trainer(tiny(epochs=1), train_loader=[(x[:, :0], y[:0]), (x, y)], test_loader=[(x, y)],
+                        progress=False)
+    empty_too.run()                                        # an empty batch is skipped, as evaluate skips it
+    assert empty_too.state == "finished" and empty_too.step == 1

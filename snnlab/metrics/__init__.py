@@ -14,7 +14,7 @@ Example:
     >>> sorted(evaluate(net, loader))[:3]
     ['accuracy', 'activation_sparsity', 'energy_per_sample_j']
 """
-from ._common import input_dtype, model_input, model_output
+from ._common import check_batch, input_dtype, model_input, model_output
 from .energy import E_AC_J, E_ADD_FP32_45NM, E_MAC_J, E_MULT_FP32_45NM, energy_j
 from .evaluate import (EVALUATE_KEYS, EvalRecord, collect, evaluate, metrics_table, per_neuron_spike_counts,
                        spike_accounting_table, synops_table)
@@ -26,7 +26,7 @@ from .synops import (SynOpsCounter, conv_fanout, conv_ops, delivered_fanout, eve
                      layer_ops, synaptic_layers)
 
 __all__ = [
-    "input_dtype", "model_input", "model_output",
+    "check_batch", "input_dtype", "model_input", "model_output",
     "E_AC_J", "E_MAC_J", "E_ADD_FP32_45NM", "E_MULT_FP32_45NM", "energy_j",
     "EVALUATE_KEYS", "EvalRecord", "collect", "evaluate", "metrics_table", "per_neuron_spike_counts", "spike_accounting_table",
     "synops_table",

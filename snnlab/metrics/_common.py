@@ -142,21 +142,40 @@ def _checked_batches(loader: Iterable, max_batches: int | None,
     for i, batch in enumerate(loader):
         if max_batches is not None and i >= max_batches:
             return
-        if not isinstance(batch, (tuple, list)) or len(batch) < 2:
-            raise ValueError(f"{fn}: the loader must yield (x [T, B, ...], y [B]) pairs")
-        x, y = batch[0], batch[1]
-        if not isinstance(x, torch.Tensor) or x.dim() < 2:
-            raise ValueError(f"{fn}: x must be a time-major tensor [T, B, ...], got {getattr(x, 'shape', type(x))}")
-        y = torch.as_tensor(y)
-        if y.numel() != x.shape[1]:
-            raise ValueError(f"{fn}: y has {y.numel()} labels but x has batch size {x.shape[1]} "
-                             f"(x must be time-major [T, B, ...])")
-        if x.shape[1] == 0:
-            continue  # no samples: nothing to run or count
-        if x.shape[0] == 0:
-            raise ValueError(f"{fn}: batch {i} has no time steps (x of shape {tuple(x.shape)}, time-major "
-                             f"[T, B, ...] with T = 0); give every sample at least one step")
-        yield x, check_labels(y, fn, "y")
+        checked = check_batch(batch, fn, i)
+        if checked is not None:
+            yield checked
+
+
+def check_batch(batch: object, fn: str, index: int) -> tuple[torch.Tensor, torch.Tensor] | None:
+    """One loader item as ``(x [T, B, ...], y [B] int64)``, or None for an empty batch (``B = 0``: nothing to run or
+    count). ``TypeError`` / ``ValueError`` naming ``fn`` (the caller) and the batch ``index`` for an item that is not an
+    ``(x, y)`` pair, an ``x`` that is not a time-major tensor (the label count tells a batch-first one), samples
+    without time steps, or labels that are not class indices (:func:`check_labels`).
+
+    Example:
+        >>> x, y = check_batch((torch.zeros(5, 2, 3), [1, 0]), "evaluate", 0)
+        >>> tuple(x.shape), y.tolist()
+        ((5, 2, 3), [1, 0])
+    """
+    if not isinstance(batch, (tuple, list)) or len(batch) < 2:
+        raise ValueError(f"{fn}: the loader must yield (x [T, B, ...], y [B]) pairs, got {type(batch).__name__}")
+    x, y = batch[0], batch[1]
+    if not isinstance(x, torch.Tensor):
+        raise TypeError(f"{fn}: x must be a tensor [T, B, ...], got {type(x).__name__} (the loader yields (x, y) pairs)")
+    if x.dim() < 2:
+        raise ValueError(f"{fn}: x must be a time-major tensor [T, B, ...], got shape {tuple(x.shape)}")
+    y = torch.as_tensor(y)
+    if y.numel() != x.shape[1]:
+        raise ValueError(f"{fn}: batch {index} has {y.numel()} labels but x of shape {tuple(x.shape)} has batch size "
+                         f"{x.shape[1]}: x must be time-major [T, B, ...] (for a batch-first loader, yield "
+                         "x.transpose(0, 1))")
+    if x.shape[1] == 0:
+        return None
+    if x.shape[0] == 0:
+        raise ValueError(f"{fn}: batch {index} has no time steps (x of shape {tuple(x.shape)}, time-major "
+                         f"[T, B, ...] with T = 0); give every sample at least one step")
+    return x, check_labels(y, fn, "y")
 
 
 def check_labels(y, fn: str, name: str = "labels", n_samples: int | None = None,

@@ -257,8 +257,13 @@ class Trainer:
             if n_in is None:
                 from .config import dataset_shape
 
-                x0, _ = next(iter(train_loader))
-                n_in, n_cls = int(x0.shape[-1]), dataset_shape(cfg)[1]
+                from snnlab.metrics import check_batch
+
+                first = next(iter(train_loader), None)
+                if first is None:
+                    raise ValueError("Trainer: the training loader yields no batches")
+                check_batch(first, "Trainer", 0)  # a malformed one raises (an empty one has the feature size too)
+                n_in, n_cls = int(first[0].shape[-1]), dataset_shape(cfg)[1]
             from .model import build_model
 
             model = build_model(cfg, n_in, n_cls)
@@ -839,7 +844,7 @@ class Trainer:
         cfg, model, opt = self.cfg, self.model, self.optimizer
         model.train()
         delay_layers = self._delay_layers()
-        from snnlab.metrics import input_dtype, model_input, model_output  # (pandas: at training, not at import)
+        from snnlab.metrics import check_batch, input_dtype, model_input, model_output  # (pandas: at training, not at import)
 
         in_dtype = input_dtype(model)
         n_batches = self._batches_per_epoch()
@@ -873,16 +878,13 @@ class Trainer:
                 if it is None:
                     it = self._epoch_iterator(resume)
                 try:
-                    x, y = next(it)
+                    batch = next(it)
                 except StopIteration:
                     break
-                if not isinstance(x, torch.Tensor):
-                    raise TypeError(f"Trainer: a training batch's x must be a tensor [T, B, ...], got "
-                                    f"{type(x).__name__} (the loader yields (x, y) pairs)")
-                if x.dim() < 2 or x.shape[1] != len(y):
-                    raise ValueError(f"Trainer: a training batch has {len(y)} labels but x of shape "
-                                     f"{tuple(x.shape)} has batch size {x.shape[1] if x.dim() >= 2 else 'none'}: x must "
-                                     "be time-major [T, B, ...] (for a batch-first loader, yield x.transpose(0, 1))")
+                checked = check_batch(batch, "Trainer", i)  # the checks evaluate() makes
+                if checked is None:  # an empty batch: nothing to train on
+                    continue
+                x, y = checked
                 # the model's floating dtype (integer event frames, float32 data for a float64 model), as evaluate
                 x = model_input(x.to(self.device, non_blocking=True), self.device, in_dtype)
                 y = y.to(self.device, non_blocking=True)
