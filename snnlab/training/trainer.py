@@ -882,7 +882,10 @@ class Trainer:
                 except StopIteration:
                     break
                 checked = check_batch(batch, "Trainer", i)  # the checks evaluate() makes
-                if checked is None:  # an empty batch: nothing to train on
+                if checked is None:  # an empty batch: nothing to train on; it counts as done (as evaluate counts it)
+                    self._epoch_progress.update(batches_done=i + 1)
+                    bar.update(1)
+                    self._boundary = None
                     continue
                 x, y = checked
                 # the model's floating dtype (integer event frames, float32 data for a float64 model), as evaluate
