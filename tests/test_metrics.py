@@ -689,23 +689,42 @@ def test_softmax_sum_ties_are_no_decision_despite_the_softmax_rounding():
 
 
 @pytest.mark.parametrize("readout", ["spike_count", "first_spike"])
-def test_spike_readouts_refuse_a_model_ending_in_an_li(readout):
-    """Probe: first_spike on an LI model's membranes scored 0.467 (membrane_sum: 0.889) without a word. Review: a
+def test_spike_readouts_refuse_an_lis_membrane_as_the_output(readout):
+    """Probe: first_spike on an LI model's membranes scored 0.467 (membrane_sum: 0.889) without a word. Reviews: a
     refusal by the output's values also refused legitimate spiking outputs (a population vote pooled after the LIF,
-    TimeDropout's scaled spikes): the check is by structure, the model's last neuron layer."""
-    from snnlab.core.readout import check_readout_layer, predict
+    TimeDropout's scaled spikes), and one by the last LI registered refused two-head models and LI input filters:
+    the check is whether the output is the tensor an LI returned."""
+    from snnlab.core.readout import predict
 
     x, y = torch.rand(5, 3, 2), torch.tensor([0, 1, 0])
-    with pytest.raises(ValueError, match=f"readout '{readout}' reads spikes, but the model's last neuron layer '1' "
-                                         "is an LI"):
+    with pytest.raises(ValueError, match=f"readout '{readout}' reads spikes, but the model's output is the membrane "
+                                         "of its LI layer '1'"):
         evaluate(sl.Sequential(nn.Linear(2, 2), sl.LI()), [(x, y)], readout=readout)
     vote = sl.Sequential(nn.Linear(2, 30), sl.LIF(), sl.TimeDistributed(nn.AvgPool1d(10)))   # 3 groups of 10 neurons
-    check_readout_layer(vote, readout)
     assert evaluate(vote, [(x * 3, y)], readout=readout)["n_samples"] == 3
     dropped = sl.Sequential(nn.Linear(2, 4), sl.LIF(), sl.TimeDropout(0.3)).train()
-    check_readout_layer(dropped, readout)
     assert predict(dropped(x * 3), readout).shape == (3,)   # spikes scaled by 1 / 0.7: still a decision
-    check_readout_layer(nn.Sequential(nn.Linear(2, 2)), readout)  # no neuron layer: nothing to check
+
+    class TwoHeads(nn.Module):  # a spiking head returned first, an auxiliary LI head registered after it
+        def __init__(self):
+            super().__init__()
+            self.body, self.spikes, self.aux = nn.Linear(2, 3), sl.LIF(), sl.LI()
+
+        def forward(self, x):
+            h = self.body(x)
+            return self.spikes(h), self.aux(h)
+
+    class Smoothed(nn.Module):  # an LI input filter registered after the output LIF
+        def __init__(self):
+            super().__init__()
+            self.lin, self.out, self.smooth = nn.Linear(2, 3), sl.LIF(), sl.LI()
+
+        def forward(self, x):
+            return self.out(self.lin(self.smooth(x)))
+
+    for model in (TwoHeads(), Smoothed()):
+        assert evaluate(model, [(x * 3, y)], readout=readout)["n_samples"] == 3
+    assert evaluate(sl.Sequential(nn.Linear(2, 2), sl.LI()), [(x, y)])["n_samples"] == 3  # membrane readout: fine
 
 
 def test_integer_intensities_counted_as_events_warn_at_the_users_line():
@@ -716,7 +735,10 @@ def test_integer_intensities_counted_as_events_warn_at_the_users_line():
     torch.manual_seed(0)
     img = torch.randint(0, 256, (1, 1, 64)).float().expand(10, 1, 64).contiguous()
     net = sl.Sequential(nn.Linear(64, 32), sl.LIF(), nn.Linear(32, 10), sl.LI())
-    with pytest.warns(RuntimeWarning, match=r"layer '0' receives integer-valued input averaging 1\d\d per element") as rec:
+    from snnlab.metrics import CostlyEventInputWarning
+
+    with pytest.warns(CostlyEventInputWarning, match=r"layer '0' receives integer-valued input, counted as events: "
+                                                     r"2\.\d+e\+06 ACs, more energy than the 2\.048e\+04 MACs") as rec:
         synops_table(net, [(img, torch.tensor([0]))])
     assert len(rec) == 1 and rec[0].filename == __file__  # once, at the caller's line
     with warnings.catch_warnings():
@@ -725,3 +747,32 @@ def test_integer_intensities_counted_as_events_warn_at_the_users_line():
         counts = torch.zeros(10, 1, 64)
         counts[::2, 0, :8] = 3.0                                  # sparse event counts: no warning
         synops_table(net, [(counts, torch.tensor([0]))])
+
+
+def test_decide_refuses_bad_tolerances_and_keeps_infinite_tops_unique():
+    from snnlab.core.readout import decide
+
+    for tol in (-1.0, float("nan"), float("inf")):
+        with pytest.raises(ValueError, match="tol must be a finite number >= 0"):
+            decide(torch.tensor([[1.0, 0.5]]), tol=tol)
+    assert decide(torch.tensor([[float("inf"), 1.0], [3.0, 3.0]]), tol=1e-6).tolist() == [0, -1]
+    assert decide(torch.tensor([[3, 3, 1], [5, 2, 1]]), tol=0.1).tolist() == [-1, 0]   # integer scores: exact
+
+
+def test_the_costly_event_warning_compares_with_a_convolutions_dense_cost():
+    """Review: events per element misjudged a convolution whose border inputs reach fewer synapses (counts of 12 on
+    the border of an 8x8 frame: warned, though the ACs cost 6.6e-9 J against 1.5e-8 J dense)."""
+    import warnings
+
+    from snnlab.metrics import CostlyEventInputWarning
+
+    conv = sl.Sequential(sl.TimeDistributed(nn.Conv2d(2, 4, 5)), nn.Flatten(2), sl.LIF(), nn.Linear(64, 2))
+    border = torch.zeros(1, 1, 2, 8, 8)
+    border[..., 0, :] = border[..., -1, :] = border[..., :, 0] = border[..., :, -1] = 12.0
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", CostlyEventInputWarning)
+        synops_table(conv, [(border, torch.tensor([0]))])
+    full = torch.full((1, 1, 2, 8, 8), 30.0)   # every input element: 30 events, more than the dense convolution
+    with pytest.warns(CostlyEventInputWarning, match="layer '0.module'"):
+        synops_table(conv, [(full, torch.tensor([0]))])
+

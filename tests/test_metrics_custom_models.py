@@ -346,14 +346,15 @@ def test_a_model_without_lif_layers_warns_that_no_spikes_are_counted():
 
 def test_trainer_refuses_a_spike_readout_of_a_membrane_output_before_training():
     """Probe: a spike readout of an LI model's membranes trained and scored without a word (evaluate refuses it,
-    and the trainer when it is built, before any step)."""
+    and the trainer at its first step, before any update)."""
     from snnlab.training import ExperimentConfig, Trainer
 
     torch.manual_seed(0)
     net = sl.Sequential(nn.Linear(4, 3), sl.LI())
     before = net[0].weight.detach().clone()
     x, y = torch.rand(6, 2, 4), torch.tensor([0, 1])
-    with pytest.raises(ValueError, match="readout 'first_spike' reads spikes"):
-        Trainer(ExperimentConfig(epochs=1, max_batches_per_epoch=1, device="cpu", readout="first_spike"), model=net,
-                train_loader=[(x, y)], test_loader=[(x, y)], store=None, progress=False)
-    assert torch.equal(net[0].weight, before)  # no step was taken
+    tr = Trainer(ExperimentConfig(epochs=1, max_batches_per_epoch=1, device="cpu", readout="first_spike"), model=net,
+                 train_loader=[(x, y)], test_loader=[(x, y)], store=None, progress=False)
+    with pytest.raises(ValueError, match="readout 'first_spike' reads spikes, but the model's output is the membrane"):
+        tr.run()
+    assert torch.equal(net[0].weight, before) and tr.step == 0  # no step was taken

@@ -576,3 +576,22 @@ def test_training_batches_get_evaluates_checks():
                         progress=False)
     empty_too.run()                                        # an empty batch is skipped, as evaluate skips it
     assert empty_too.state == "finished" and empty_too.step == 1
+
+
+def test_empty_training_batches_warn_once_and_an_epoch_of_them_is_refused():
+    """Review: a loader of empty batches 'finished' with train_loss 0.0, and empty batches shortened the schedules
+    without a word; dead hooks of dropped trainers piled up on a reused model."""
+    import gc
+
+    x, y = torch.rand(6, 4, 64), torch.tensor([0, 1, 2, 3])
+    empty = (x[:, :0], y[:0])
+    with pytest.raises(ValueError, match="every batch of epoch 1 was empty"):
+        Trainer(tiny(epochs=1), train_loader=[empty, empty], test_loader=[(x, y)], progress=False).run()
+    with pytest.warns(RuntimeWarning, match="batch 0 of epoch 1 is empty .* skipped") as rec:
+        Trainer(tiny(epochs=2), train_loader=[empty, (x, y)], test_loader=[(x, y)], progress=False).run()
+    assert sum("is empty" in str(w.message) for w in rec) == 1  # once per run
+    model = Trainer(tiny(epochs=1), progress=False).model
+    for _ in range(5):
+        Trainer(tiny(epochs=1), model=model, progress=False)
+    gc.collect()
+    assert len(model[1]._forward_hooks) == 0  # the dropped trainers took their hooks along

@@ -15,8 +15,8 @@ Decisions (:func:`predict`, :func:`prediction_over_time`): the class with the un
 a tie for the largest score (e.g. a silent output, all scores equal) is *no decision*, ``-1``, which
 never matches a label. ``softmax_sum`` scores that differ by no more than the rounding of the softmax
 (:func:`tie_tolerance`) count as tied: ``softmax([0, 1, 0])[1]`` and ``softmax([0, 0, 1])[2]`` differ in their
-last bit. A spike readout of a model that ends in an ``LI`` is refused by :func:`check_readout_layer` (which
-``evaluate`` and the trainer call). The training loss uses :func:`logits` as they are.
+last bit. A spike readout of an output that an ``LI`` layer produced is refused by :class:`MembraneReadoutCheck`
+(``evaluate`` and the trainer check their first batch). The training loss uses :func:`logits` as they are.
 """
 from __future__ import annotations
 
@@ -108,8 +108,13 @@ def decide(scores: torch.Tensor, tol: float = 0.0) -> torch.Tensor:
         >>> decide(torch.tensor([[0.5, 0.5 + 1e-7]]), tol=1e-6).tolist()
         [-1]
     """
+    if not (isinstance(tol, (int, float)) and 0.0 <= tol < math.inf):
+        raise ValueError(f"decide: tol must be a finite number >= 0 (a relative tolerance), got {tol!r}")
     top = scores.max(-1, keepdim=True).values
-    shared = scores == top if tol == 0.0 else scores >= top - tol * top.abs()
+    if tol == 0.0 or not scores.is_floating_point():
+        shared = scores == top
+    else:  # (an infinite top ties with itself only: inf * tol would make every score share it)
+        shared = scores >= torch.where(torch.isinf(top), top, top - tol * top.abs())
     unique = shared.sum(-1) == 1                       # 0 where the top is NaN
     return torch.where(unique, scores.argmax(-1), torch.full_like(unique, NO_DECISION, dtype=torch.long))
 
@@ -127,31 +132,52 @@ def predict(out: torch.Tensor, readout: str = "membrane_sum") -> torch.Tensor:
     return decide(scores, tie_tolerance(readout, out.shape[0], scores.dtype))
 
 
-def check_readout_layer(model: nn.Module, readout: str) -> None:
-    """Refuse (``ValueError``) a spike readout of a model whose last neuron layer (in definition order) is an ``LI``:
-    its output is a membrane, not spikes. Models without neuron layers, and spiking outputs that are pooled or
-    scaled after the last ``LIF`` (population votes, dropout), pass.
+class MembraneReadoutCheck:
+    """Refuses (``ValueError``) a spike readout of an output that an ``LI`` layer produced (a membrane, not spikes):
+    within the ``with`` block the model's ``LI`` layers record what their forwards return, and :meth:`check` tests
+    whether the model's output is one of those tensors. Spiking outputs pooled or scaled after the last ``LIF``
+    (population votes, dropout), models with several heads, and ``LI`` layers that do not produce the output pass;
+    membrane readouts take anything. Used for one forward (the first batch) by ``evaluate`` and the trainer.
 
     Example:
-        >>> from snnlab.core.neurons import LI, LIF
-        >>> check_readout_layer(torch.nn.Sequential(torch.nn.Linear(2, 2), LIF()), "first_spike")   # spikes: fine
-        >>> check_readout_layer(torch.nn.Sequential(torch.nn.Linear(2, 2), LI()), "spike_count")
+        >>> from snnlab.core.neurons import LI
+        >>> net = torch.nn.Sequential(torch.nn.Linear(2, 2), LI())
+        >>> with MembraneReadoutCheck(net, "spike_count") as guard:
+        ...     guard.check(net(torch.rand(4, 1, 2)))
         Traceback (most recent call last):
         ...
-        ValueError: readout 'spike_count' reads spikes, but the model's last neuron layer '1' is an LI (its output is a membrane): use a membrane readout (membrane_sum, membrane_max, softmax_sum) or end the network with spiking neurons (LIF)
+        ValueError: readout 'spike_count' reads spikes, but the model's output is the membrane of its LI layer '1': use a membrane readout (membrane_sum, membrane_max, softmax_sum) or end the network with spiking neurons (LIF)
     """
-    from .neurons import LI, LIF  # (neurons -> kernels; readout stays importable on its own)
 
-    if readout not in SPIKE_READOUTS:
-        return
-    last = None
-    for name, module in model.named_modules():
-        if isinstance(module, (LIF, LI)):
-            last = (name, module)
-    if last is not None and isinstance(last[1], LI):
-        raise ValueError(f"readout {readout!r} reads spikes, but the model's last neuron layer {last[0]!r} is an LI (its "
-                         f"output is a membrane): use a membrane readout ({', '.join(MEMBRANE_READOUTS)}) or end the "
-                         "network with spiking neurons (LIF)")
+    def __init__(self, model: nn.Module, readout: str) -> None:
+        from .neurons import LI  # (neurons -> kernels; readout stays importable on its own)
+
+        self.readout = readout
+        self._layers = ({name: m for name, m in model.named_modules() if isinstance(m, LI)}
+                        if readout in SPIKE_READOUTS else {})
+        self._outputs: dict[str, object] = {}
+        self._handles: list = []
+
+    def __enter__(self) -> "MembraneReadoutCheck":
+        for name, layer in self._layers.items():
+            self._handles.append(layer.register_forward_hook(
+                lambda module, inputs, output, name=name: self._outputs.__setitem__(name, output)))
+        return self
+
+    def check(self, out: torch.Tensor) -> None:
+        """``ValueError`` if ``out`` (the model's output) is what one of its ``LI`` layers returned."""
+        found = [name for name, o in self._outputs.items() if o is out]
+        self._outputs.clear()
+        if found:
+            raise ValueError(f"readout {self.readout!r} reads spikes, but the model's output is the membrane of its LI "
+                             f"layer {found[0]!r}: use a membrane readout ({', '.join(MEMBRANE_READOUTS)}) or end the "
+                             "network with spiking neurons (LIF)")
+
+    def __exit__(self, *exc) -> None:
+        for handle in self._handles:
+            handle.remove()
+        self._handles.clear()
+        self._outputs.clear()
 
 
 def prediction_over_time(out: torch.Tensor, readout: str = "membrane_sum") -> torch.Tensor:

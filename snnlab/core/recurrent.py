@@ -23,7 +23,8 @@ The recurrence couples the steps, so the time loop cannot be fused into one GPU 
 ``"torch"`` run :class:`~snnlab.kernels.recurrent_lif.RecurrentLIFFunction` (a loop without an autograd graph, a
 hand-written reverse-time backward, one matmul per step each way). ``backend="reference"`` runs the plain per-step
 autograd loop (:meth:`RecurrentLIF._reference_run`, the recurrent weight called as the child ``nn.Linear`` at every
-step): slow, kept as the reference the fused path is tested against. ``"cpu"`` and ``"triton"`` are refused.
+step; a half-precision weight is cast to float32 instead, bypassing the module's hooks): slow, kept as the reference
+the fused path is tested against. ``"cpu"`` and ``"triton"`` are refused.
 """
 from __future__ import annotations
 

@@ -22,7 +22,7 @@ from .latency import decision_latency, mean_latency
 from .robustness import (PERTURBATIONS, delete_spikes, gaussian_noise, insert_spikes, jitter_spikes, perturb,
                          robustness_curve)
 from .spikes import layer_spike_counts, neuron_spike_counts, neuron_spike_table, total_spike_counts
-from .synops import (SynOpsCounter, conv_fanout, conv_ops, delivered_fanout, event_samples, is_binary, is_event_input,
+from .synops import (CostlyEventInputWarning, SynOpsCounter, conv_fanout, conv_ops, delivered_fanout, event_samples, is_binary, is_event_input,
                      layer_ops, synaptic_layers)
 
 __all__ = [
@@ -33,6 +33,6 @@ __all__ = [
     "decision_latency", "mean_latency",
     "PERTURBATIONS", "jitter_spikes", "delete_spikes", "insert_spikes", "gaussian_noise", "perturb", "robustness_curve",
     "layer_spike_counts", "neuron_spike_counts", "neuron_spike_table", "total_spike_counts",
-    "SynOpsCounter", "conv_fanout", "conv_ops", "delivered_fanout", "event_samples", "is_binary", "is_event_input", "layer_ops",
+    "CostlyEventInputWarning", "SynOpsCounter", "conv_fanout", "conv_ops", "delivered_fanout", "event_samples", "is_binary", "is_event_input", "layer_ops",
     "synaptic_layers",
 ]

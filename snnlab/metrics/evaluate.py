@@ -50,7 +50,7 @@ from snnlab.core.masking import SpikeMask
 from snnlab.core.network import Monitor
 from snnlab.core.validation import as_seed
 from snnlab.core.neurons import LIF
-from snnlab.core.readout import READOUTS, check_readout_layer, decide, logits, tie_tolerance
+from snnlab.core.readout import READOUTS, MembraneReadoutCheck, decide, logits, tie_tolerance
 
 from ._common import (batches, check_labels, eval_mode, input_dtype, model_input, model_output, resolve_device,
                       same_model_randomness, warn_seed_unused)
@@ -93,7 +93,6 @@ def collect(model: nn.Module, loader: Iterable, readout: str = "membrane_sum", d
     (``seed``: see :func:`evaluate`; ``fn``, the caller, names it in errors)."""
     if readout not in READOUTS:
         raise ValueError(f"unknown readout {readout!r}; choose one of {list(READOUTS)}")
-    check_readout_layer(model, readout)
     dev = resolve_device(model, device)
     rec = EvalRecord(readout=readout)
     modules = dict(model.named_modules())
@@ -158,10 +157,15 @@ def _masks_after_lif(model: nn.Module) -> dict[str, str]:
 def _collect_batches(model: nn.Module, loader: Iterable, readout: str, dev: torch.device, max_batches: int | None,
                      rec: EvalRecord, mon: Monitor, lif_names: list[str], fn: str) -> None:
     dtype = input_dtype(model)
-    for x, y in batches(loader, max_batches, fn):
+    for i, (x, y) in enumerate(batches(loader, max_batches, fn)):
         x = model_input(x, dev, dtype)
         mon.reset()  # the records of this batch only (a layer called per step joins its calls, see Monitor)
-        out = model_output(model, x)
+        if i == 0:  # a spike readout of an LI's membrane is refused
+            with MembraneReadoutCheck(model, readout) as guard:
+                out = model_output(model, x)
+                guard.check(out)
+        else:
+            out = model_output(model, x)
         z = logits(out, readout)
         y = check_labels(y, fn, "y", n_classes=z.shape[-1]).to(dev)  # on the host, before the loss indexes with them
         rec.loss_sum += float(F.cross_entropy(z.float(), y, reduction="sum"))

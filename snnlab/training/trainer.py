@@ -25,6 +25,7 @@ import threading
 import time
 import traceback
 import warnings
+import weakref
 import uuid
 from collections.abc import Callable, Iterable
 from pathlib import Path
@@ -38,7 +39,7 @@ from torch import nn
 from snnlab.core.delays import DelayedLinear, DelaySchedule
 from snnlab.core.network import WeakMethodHook
 from snnlab.core.neurons import LIF
-from snnlab.core.readout import check_readout_layer, decide, logits, tie_tolerance
+from snnlab.core.readout import MembraneReadoutCheck, decide, logits, tie_tolerance
 from snnlab.core.validation import user_stacklevel
 from snnlab.data.loader_rng import loader_states, restore_loader_states
 
@@ -54,6 +55,11 @@ __all__ = ["Trainer", "TrainingDiverged", "RunStoreProtocol", "History", "STATES
            "resolve_device", "EVAL_KEYS"]
 
 log = logging.getLogger(__name__)
+
+def _remove_hooks(handles: list) -> None:
+    for handle in handles:
+        handle.remove()
+
 
 STATES = ("idle", "running", "paused", "stopped", "finished", "failed")
 CHECKPOINT_FORMAT = "snnlab-checkpoint-v1"
@@ -267,7 +273,6 @@ class Trainer:
             from .model import build_model
 
             model = build_model(cfg, n_in, n_cls)
-        check_readout_layer(model, cfg.readout)  # a spike readout of a model that ends in an LI: refused up front
         self.model = model.to(self.device)
         if ckpt is not None and ckpt.get("delays_rounded"):
             for layer in self._delay_layers(all_layers=True):
@@ -282,12 +287,13 @@ class Trainer:
         self._spike_outputs: list[torch.Tensor] = []  # the LIF layers' spikes of this step (with spike_reg)
         self._counting = False
         self._warned_short = False
+        self._warned_empty = False
         self._boundary: dict[str, Any] | None = None  # the state at the start of the step in progress
         self._in_optimizer_step = False  # interrupt() waits until the step is recorded
         self._pending_interrupt: BaseException | None = None
-        for m in self.model.modules():
-            if isinstance(m, LIF):  # held weakly: copies and pickles of the model leave the trainer behind
-                m.register_forward_hook(WeakMethodHook(self, "_count_hook"))
+        hooks = [m.register_forward_hook(WeakMethodHook(self, "_count_hook"))  # held weakly: copies and pickles of
+                 for m in self.model.modules() if isinstance(m, LIF)]          # the model leave the trainer behind
+        weakref.finalize(self, _remove_hooks, hooks)  # and a model outliving its trainer sheds them
 
         self._cond = threading.Condition(threading.RLock())
         self._state = "idle"
@@ -883,6 +889,7 @@ class Trainer:
                     break
                 checked = check_batch(batch, "Trainer", i)  # the checks evaluate() makes
                 if checked is None:  # an empty batch: nothing to train on; it counts as done (as evaluate counts it)
+                    self._warn_empty_batch(i, epoch)
                     self._epoch_progress.update(batches_done=i + 1)
                     bar.update(1)
                     self._boundary = None
@@ -894,7 +901,11 @@ class Trainer:
                 self._spike_counts, self._spike_outputs = [], []
                 self._counting = True
                 try:
-                    out = model_output(model, x)  # ((output, extras) gives output, as evaluate() takes it)
+                    # ((output, extras) gives output, as evaluate() takes it); the first step refuses a spike
+                    # readout of an LI's membrane before any update
+                    with MembraneReadoutCheck(model if self.step == 0 else nn.Module(), cfg.readout) as guard:
+                        out = model_output(model, x)
+                        guard.check(out)
                 finally:
                     self._counting = False
                 lg = logits(out, cfg.readout)
@@ -952,8 +963,19 @@ class Trainer:
                           f"batches the learning-rate schedules assume ({self._schedules_text()}), so they will not "
                           "reach their end; set max_batches_per_epoch to the batches the loader yields per epoch",
                           RuntimeWarning, stacklevel=2)
+        if n_seen == 0 and self._epoch_progress["batches_done"] > 0:
+            raise ValueError(f"Trainer: every batch of epoch {epoch + 1} was empty (batch size 0): nothing to train on")
         n = max(n_seen, 1)
         return {f"train_{k}": v / n for k, v in sums.items()} | {"train_samples": n_seen}
+
+    def _warn_empty_batch(self, index: int, epoch: int) -> None:
+        """Warn once per run that an empty training batch is skipped (schedules count it as a step)."""
+        if self._warned_empty:
+            return
+        self._warned_empty = True
+        warnings.warn(f"Trainer: batch {index} of epoch {epoch + 1} is empty (batch size 0) and is skipped; the "
+                      "learning-rate and sigma schedules count len(loader) batches per epoch, so they end early by "
+                      "the empty ones", RuntimeWarning, stacklevel=user_stacklevel())
 
     def _epoch_iterator(self, resume: dict[str, Any] | None):
         """``iter(train_loader)``, recording the loader's generator states at the epoch's start.

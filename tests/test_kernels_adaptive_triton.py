@@ -1,0 +1,274 @@
+"""The fused Triton feed-forward adaptive LIF (:mod:`snnlab.kernels.adaptive_lif_triton`) against the PyTorch path
+:func:`snnlab.kernels.adaptive_lif.adaptive_lif` (``w=None``) on the CPU: spikes identical, membrane and threshold bit
+for bit (interpreter) and every gradient (x, beta, threshold, rho, strength) within float32 tolerance, for every option
+(resets, detach_reset, max_spikes, surrogates, noise, spike masking), scalar / per-neuron / broadcast parameters, step
+sizes that are multiples of no block, several programs, T = 0 and T = 1, half precision; and the errors.
+
+Runs through Triton's CPU interpreter (CI), or on a CUDA GPU with ``SNNLAB_TEST_DEVICE=cuda`` (tests/triton_device.py:
+the reference then still runs on the CPU). triton_device must be imported before triton.
+"""
+from triton_device import DEVICE, ON_GPU, skip_unless_ready  # noqa: I001  (before triton)
+
+import sys  # noqa: E402
+
+import pytest  # noqa: E402
+import torch  # noqa: E402
+
+tl = pytest.importorskip("triton.language")
+pytestmark = skip_unless_ready(tl, "snnlab.kernels.adaptive_lif_triton")
+
+from snnlab.kernels.adaptive_lif import adaptive_lif  # noqa: E402
+from snnlab.kernels.adaptive_lif_triton import adaptive_lif_triton  # noqa: E402
+from snnlab.kernels.counter_rng import seed_key  # noqa: E402
+
+from lif_cases import CASES  # noqa: E402
+
+NOISES = ("gaussian", "logistic")
+T = 9
+F32 = dict(atol=1e-5, rtol=1e-4)      # the input gradient and the membrane
+F32_SUMS = dict(atol=1e-4, rtol=1e-3)  # the parameter gradients (sums over batch and time)
+
+
+def _inputs(shape, steps, per_neuron, seed=0, dtype=torch.float32):
+    """``(x [steps, *shape], (beta, threshold, rho, strength), output gradient)`` on the CPU; the trace's decay and
+    strength are drawn so that adaptation changes the spikes."""
+    g = torch.Generator().manual_seed(seed)
+    n = shape[-1]
+    x = (torch.randn((steps,) + tuple(shape), generator=g) * 0.8 + 0.5).to(dtype)
+    if per_neuron:
+        params = (torch.rand(n, generator=g) * 0.5 + 0.4, torch.rand(n, generator=g) * 0.5 + 0.7,
+                  torch.rand(n, generator=g) * 0.3 + 0.65, torch.rand(n, generator=g) * 0.6 + 0.1)
+    else:
+        params = tuple(torch.tensor(v) for v in (0.8, 0.9, 0.85, 0.4))
+    grad = torch.randn((steps,) + tuple(shape), generator=g)
+    return x, params, grad
+
+
+def _options(reset, detach, max_spikes, surrogate, param, mask_p=0.0, sample=True):
+    """The keyword arguments of one case (a noise name as the surrogate: a noisy neuron)."""
+    kw = dict(reset=reset, detach_reset=detach, max_spikes=max_spikes, mask_p=mask_p, mask_seed=7, seed=3)
+    if surrogate in NOISES:
+        kw.update(noise=surrogate, noise_scale=param, sample=sample)
+    else:
+        kw.update(surrogate=surrogate, surrogate_param=param)
+    return kw
+
+
+def _run(fused, x, params, grad, grad_params=True, sum_loss=False, **kw):
+    """Forward and backward of ``sum(o * grad)`` (or ``o.sum()``), the fused kernels on ``DEVICE``, the PyTorch path
+    on the CPU: ``(o, h, theta, [gradients of x, beta, threshold, rho, strength])``, on the CPU."""
+    device = DEVICE if fused else torch.device("cpu")
+    leaves = ([x.detach().to(device).clone().requires_grad_()]
+              + [p.detach().to(device).clone().requires_grad_(grad_params) for p in params])
+    if fused:
+        o, h, theta = adaptive_lif_triton(*leaves, **kw)
+    else:
+        o, h, theta = adaptive_lif(leaves[0], None, *leaves[1:], **kw)
+    loss = o.sum() if sum_loss else (o * grad.to(device, o.dtype)).sum()
+    loss.backward()
+    grads = [None if t.grad is None else t.grad.cpu() for t in leaves]
+    return o.detach().cpu(), h.cpu(), theta.cpu(), grads
+
+
+def _assert_match(ref, got, tol=F32, sum_tol=F32_SUMS, exact=True):
+    """Spikes identical (and, in float32 under the interpreter, membrane and threshold bit for bit); the rest within
+    ``tol`` (the parameter gradients ``sum_tol``); the same gradients None, of the same shapes and dtypes."""
+    o_r, h_r, th_r, g_r = ref
+    o, h, th, g = got
+    assert o.dtype == o_r.dtype and h.dtype == h_r.dtype and th.dtype == th_r.dtype
+    assert torch.equal(o, o_r)
+    if exact and not ON_GPU:
+        assert torch.equal(h, h_r) and torch.equal(th, th_r)
+    torch.testing.assert_close(h, h_r, **tol)
+    torch.testing.assert_close(th, th_r, **tol)
+    for name, a, b in zip(("x", "beta", "threshold", "rho", "strength"), g, g_r):
+        assert (a is None) == (b is None), name
+        if b is not None:
+            assert a.shape == b.shape and a.dtype == b.dtype, name
+            torch.testing.assert_close(a.float(), b.float(), **(tol if name == "x" else sum_tol), msg=name)
+
+
+# CASES: every reset / detach_reset / max_spikes / surrogate (and noise) value, scalar and per-neuron parameters, step
+# sizes of 37, 74 and 130 neurons; each with and without spike masking
+@pytest.mark.parametrize("mask_p", [0.0, 0.3])
+@pytest.mark.parametrize("reset,detach,max_spikes,surrogate,param,per_neuron,shape", CASES)
+def test_every_option_matches_pytorch(reset, detach, max_spikes, surrogate, param, per_neuron, shape, mask_p):
+    x, params, grad = _inputs(shape, T, per_neuron, seed=len(shape) + shape[-1] + int(detach))
+    kw = _options(reset, detach, max_spikes, surrogate, param, mask_p)
+    ref = _run(False, x, params, grad, **kw)
+    got = _run(True, x, params, grad, **kw)
+    _assert_match(ref, got)
+    assert ref[0].sum() > 0 and got[3][0].abs().sum() > 0
+    if max_spikes != 1:  # (one spike allowed: silent once the threshold has moved, so no trace gradient)
+        assert all(g.abs().sum() > 0 for g in got[3])
+        # the adaptation changes the spikes: the same neurons without it fire differently
+        assert not torch.equal(got[0], _run(True, x, params[:3] + (params[3] * 0,), grad, **kw)[0])
+
+
+@pytest.mark.parametrize("noise", NOISES)
+def test_noise_without_sampling_is_deterministic_with_density_surrogate(noise):
+    x, params, grad = _inputs((2, 37), T, per_neuron=True, seed=4)
+    kw = dict(noise=noise, noise_scale=0.4, sample=False, seed=5)
+    ref, got = _run(False, x, params, grad, **kw), _run(True, x, params, grad, **kw)
+    _assert_match(ref, got)
+    det = _run(True, x, params, grad)   # the same spikes as a neuron without noise; another surrogate
+    assert torch.equal(got[0], det[0]) and not torch.allclose(got[3][0], det[3][0])
+
+
+@pytest.mark.parametrize("noise,reset,max_spikes", [("gaussian", "subtract", None), ("logistic", "zero", 2)])
+def test_noisy_spikes_identical_for_each_seed(noise, reset, max_spikes):
+    x, params, grad = _inputs((2, 65), T, per_neuron=True, seed=11)
+    seeds = [0, 1, 12345]
+    assert any(seed_key(s) >= 2 ** 31 for s in seeds) and any(seed_key(s) < 2 ** 31 for s in seeds)
+    spikes = {}
+    for seed in seeds:
+        kw = dict(noise=noise, noise_scale=0.4, reset=reset, max_spikes=max_spikes, seed=seed)
+        got = _run(True, x, params, grad, **kw)
+        _assert_match(_run(False, x, params, grad, **kw), got)
+        spikes[seed] = got[0]
+    assert not torch.equal(spikes[0], spikes[1]) and not torch.equal(spikes[0], spikes[12345])
+    assert not torch.equal(spikes[0], _run(True, x, params, grad, reset=reset, max_spikes=max_spikes)[0])
+
+
+@pytest.mark.parametrize("shape,steps,block", [((3, 43), 5, 32), ((130,), 4, 64), ((1,), 3, 16)])
+def test_many_programs_and_odd_shapes(monkeypatch, shape, steps, block):
+    # blocks of 16 to 64 neurons over M = 129, 130 and 1: several programs, the last partial; masks and noise
+    # draws at their counters t * M + m from every program
+    monkeypatch.setattr(sys.modules["snnlab.kernels.lif_triton"], "_MAX_BLOCK", block)
+    x, params, grad = _inputs(shape, steps, per_neuron=True, seed=sum(shape))
+    for kw in (dict(reset="zero", max_spikes=2, mask_p=0.25, mask_seed=3),
+               dict(noise="logistic", noise_scale=0.3, seed=8, mask_p=0.4, mask_seed=1)):
+        _assert_match(_run(False, x, params, grad, **kw), _run(True, x, params, grad, **kw))
+
+
+@pytest.mark.parametrize("prefetch", [1, 2, 3])
+def test_every_prefetch_depth(monkeypatch, prefetch):
+    # the loads of the next steps in flight (the default depth, 4, runs everywhere else): sequences shorter and
+    # longer than the depth, forward and backward, recomputed and read-back spikes
+    monkeypatch.setattr(sys.modules["snnlab.kernels.lif_triton"], "_PREFETCH", prefetch)
+    for steps in (2, 7):
+        x, params, grad = _inputs((2, 37), steps, per_neuron=True, seed=steps)
+        for kw in (dict(max_spikes=2, mask_p=0.3), dict(noise="gaussian", seed=1, reset="zero")):
+            _assert_match(_run(False, x, params, grad, **kw), _run(True, x, params, grad, **kw))
+
+
+def test_random_shapes_and_parameter_layouts():
+    g = torch.Generator().manual_seed(99)
+    for i in range(3):
+        shape = tuple(int(n) for n in torch.randint(1, 9, (int(torch.randint(1, 4, (1,), generator=g)),),
+                                                    generator=g))
+        steps = int(torch.randint(1, 6, (1,), generator=g))
+        x, params, grad = _inputs(shape, steps, per_neuron=i % 2 == 0, seed=i)
+        if len(shape) > 1:   # broadcast shapes [1, ..., N] are summed back to their own shape
+            params = (params[0].expand(shape[-1]).reshape((1,) * (len(shape) - 1) + (shape[-1],)),) + params[1:]
+        kw = dict(reset=("subtract", "zero")[i % 2], max_spikes=(None, 1, 2)[i], mask_p=0.2 * i)
+        ref, got = _run(False, x, params, grad, **kw), _run(True, x, params, grad, **kw)
+        _assert_match(ref, got)
+        assert got[3][1].shape == params[0].shape
+
+
+def test_python_float_parameters_and_no_parameter_gradients():
+    x, params, grad = _inputs((2, 37), T, per_neuron=False, seed=2)
+    floats = [float(p) for p in params]
+    o, h, theta = adaptive_lif_triton(x.to(DEVICE), *floats, max_spikes=2)
+    o_r, h_r, th_r = adaptive_lif(x, None, *params, max_spikes=2)
+    assert torch.equal(o.cpu(), o_r) and torch.allclose(theta.cpu(), th_r)
+    # parameters that do not require gradients get none (the kernel skips their sums); the input's still match
+    _assert_match(_run(False, x, params, grad, grad_params=False, mask_p=0.3),
+                  _run(True, x, params, grad, grad_params=False, mask_p=0.3))
+
+
+@pytest.mark.parametrize("max_spikes,mask_p", [(None, 0.0), (2, 0.3)])
+def test_sum_loss_gradient_of_one_value(max_spikes, mask_p):
+    # o.sum() hands the backward a gradient expanded from one number (stride 0): read as that number
+    x, params, grad = _inputs((2, 37), T, per_neuron=True, seed=21)
+    kw = dict(reset="zero", max_spikes=max_spikes, mask_p=mask_p)
+    _assert_match(_run(False, x, params, grad, sum_loss=True, **kw), _run(True, x, params, grad, sum_loss=True, **kw))
+
+
+def test_one_step_and_empty_sequence():
+    x, params, grad = _inputs((2, 37), 1, per_neuron=True, seed=5)
+    ref, got = _run(False, x, params, grad, max_spikes=1), _run(True, x, params, grad, max_spikes=1)
+    _assert_match(ref, got)
+    assert got[3][3] is None   # one step: the trace is never read, no rho gradient (as the PyTorch path)
+    x, params, grad = _inputs((2, 37), 0, per_neuron=True, seed=5)
+    ref, got = _run(False, x, params, grad), _run(True, x, params, grad)
+    _assert_match(ref, got)
+    assert got[0].shape == (0, 2, 37) and all(not g.any() for g in got[3])
+
+
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16])
+@pytest.mark.parametrize("noise,mask_p", [(None, 0.0), (None, 0.3), ("gaussian", 0.3)])
+def test_half_precision(dtype, noise, mask_p):
+    # computed in float32 from the same half input: the same spikes, membrane and threshold rounded alike; the
+    # backward reads the half-precision membrane and trace, so the gradients agree to half precision
+    x, params, grad = _inputs((2, 37), T, per_neuron=True, seed=13, dtype=dtype)
+    kw = dict(max_spikes=3, mask_p=mask_p, noise=noise, seed=2)
+    ref, got = _run(False, x, params, grad, **kw), _run(True, x, params, grad, **kw)
+    assert got[0].dtype == dtype and got[3][0].dtype == dtype and got[3][1].dtype == torch.float32
+    _assert_match(ref, got, tol=dict(atol=5e-2, rtol=5e-2), sum_tol=dict(atol=0.5, rtol=5e-2), exact=False)
+
+
+def test_without_gradient_keep_membrane_false_gives_the_same_outputs():
+    x, params, _ = _inputs((2, 37), T, per_neuron=True, seed=6)
+    x = x.to(DEVICE)
+    params = [p.to(DEVICE) for p in params]
+    kw = dict(noise="logistic", seed=4, mask_p=0.3, max_spikes=2)
+    with torch.no_grad():
+        fast = adaptive_lif_triton(x, *params, keep_membrane=False, **kw)
+    full = adaptive_lif_triton(x, *params, **kw)
+    for a, b in zip(fast, full):
+        assert torch.equal(a, b)
+
+
+def test_errors():
+    x, params, _ = _inputs((2, 5), 3, per_neuron=True)
+    x = x.to(DEVICE)
+    params = [p.to(DEVICE) for p in params]
+    with pytest.raises(TypeError, match="adaptive_lif_triton.*float64"):
+        adaptive_lif_triton(x.double(), *params)
+    with pytest.raises(ValueError, match="reset"):
+        adaptive_lif_triton(x, *params, reset="hard")
+    with pytest.raises(ValueError, match="max_spikes"):
+        adaptive_lif_triton(x, *params, max_spikes=-1)
+    with pytest.raises(ValueError, match="rho of shape \\(4,\\)"):
+        adaptive_lif_triton(x, params[0], params[1], torch.ones(4, device=DEVICE), params[3])
+    with pytest.raises(ValueError, match="time-major"):
+        adaptive_lif_triton(x[:, 0, 0], *(p[0] for p in params))
+    with pytest.raises(ValueError, match="mask_p"):
+        adaptive_lif_triton(x, *params, mask_p=1.0)
+
+
+def test_second_order_and_torch_func_refused():
+    x, params, _ = _inputs((2, 5), 3, per_neuron=True)
+    x = x.to(DEVICE).requires_grad_()
+    o, _, _ = adaptive_lif_triton(x, *(p.to(DEVICE) for p in params))
+    with pytest.raises(RuntimeError, match="second-order"):
+        torch.autograd.grad((o * 2).sum(), x, create_graph=True)
+    with pytest.raises(RuntimeError, match="torch.func"):
+        torch.func.grad(lambda xi: adaptive_lif_triton(xi, *params)[0].sum())(x.detach())
+
+
+def test_cpu_tensor_without_interpreter_raises(monkeypatch):
+    mod = sys.modules["snnlab.kernels.adaptive_lif_triton"]
+    monkeypatch.setattr(mod, "_INTERPRETED", False)
+    x, params, _ = _inputs((2, 5), 3, per_neuron=False)
+    with pytest.raises(RuntimeError, match="adaptive_lif_triton.*CUDA"):
+        mod.adaptive_lif_triton(x, *params)
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+def test_cuda_matches_the_cpu_pytorch_path(dtype):
+    # the compiled kernels on a GPU (SNNLAB_TEST_DEVICE=cuda; under the interpreter the CUDA tensors are copied to the
+    # CPU) against the PyTorch path on the CPU, over many programs and steps
+    x, params, grad = _inputs((16, 300), 40, per_neuron=True, seed=17, dtype=dtype)
+    tol = (dict(tol=F32, sum_tol=dict(atol=1e-3, rtol=1e-3)) if dtype == torch.float32
+           else dict(tol=dict(atol=5e-2, rtol=5e-2), sum_tol=dict(atol=2.0, rtol=5e-2)))
+    for kw in (dict(), dict(reset="zero", detach_reset=True, max_spikes=4, surrogate="triangle", surrogate_param=1.0),
+               dict(noise="gaussian", noise_scale=0.3, seed=9, mask_p=0.2, mask_seed=3)):
+        leaves = [x.cuda().requires_grad_()] + [p.cuda().requires_grad_() for p in params]
+        o, h, theta = adaptive_lif_triton(*leaves, **kw)
+        (o * grad.cuda().to(o.dtype)).sum().backward()
+        got = (o.detach().cpu(), h.cpu(), theta.cpu(), [t.grad.cpu() for t in leaves])
+        _assert_match(_run(False, x, params, grad, **kw), got, exact=False, **tol)
