@@ -100,8 +100,12 @@ VARIANTS: dict[str, tuple[str, dict[str, str]]] = {
     # spike masking (p = MASK_P) fused into the Triton LIF against the LIF followed by a SpikeMask layer
     "snnlab masked: fused": ("mask", {}),
     "snnlab masked: LIF + SpikeMask": ("mask", {}),
+    # adaptive LIF (sl.ALIF, feed-forward): its Triton kernels against its fused PyTorch Function
+    "snnlab ALIF triton": ("neuron", {}),
+    "snnlab ALIF torch": ("neuron", {}),
 }
 MASK_P = 0.3
+ALIF_ADAPTATION, ALIF_TAU_ADAPT = 0.2, 50.0
 clock = time.perf_counter  # the driver's clock for --deadline (a test replaces it)
 
 
@@ -162,6 +166,12 @@ def neuron_step_fn(variant: str, n: int, linear: bool, device: torch.device):
                      mask_p=MASK_P if fused else 0.0).to(device)
         model = lif if fused else torch.nn.Sequential(lif, sl.SpikeMask(MASK_P, seed=0))
         return (lambda x: model(pre(x))), params, f"mask_p={MASK_P:g}"
+    if variant.startswith("snnlab ALIF"):
+        import snnlab as sl
+
+        alif = sl.ALIF(beta=BETA, threshold=THRESHOLD, surrogate="atan", adaptation=ALIF_ADAPTATION,
+                       tau_adapt=ALIF_TAU_ADAPT, backend=variant.split()[2]).to(device)
+        return (lambda x: alif(pre(x))), params, f"adaptation={ALIF_ADAPTATION:g}, tau_adapt={ALIF_TAU_ADAPT:g}"
     if variant.startswith("snnlab"):
         import snnlab as sl
 

@@ -164,8 +164,8 @@ def test_synops_count_the_recurrent_synapses_once_per_spike():
 
 def test_bad_options_raise_clear_errors():
     assert sl.ALIF(backend="reference").backend == "reference"
-    with pytest.raises(ValueError, match="ALIF: backend='triton' has no adaptive-threshold kernel"):
-        sl.ALIF(backend="triton")
+    with pytest.raises(ValueError, match="ALIF: backend='triton' fuses the time loop of feed-forward neurons only"):
+        sl.ALIF(n_neurons=4, recurrent=True, backend="triton")
     with pytest.raises(ValueError, match="ALIF: backend='cpu'"):
         sl.ALIF(backend="cpu")
     with pytest.raises(ValueError, match="ALIF: unknown backend 'cuda'"):

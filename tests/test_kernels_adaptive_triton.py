@@ -272,3 +272,36 @@ def test_cuda_matches_the_cpu_pytorch_path(dtype):
         (o * grad.cuda().to(o.dtype)).sum().backward()
         got = (o.detach().cpu(), h.cpu(), theta.cpu(), [t.grad.cpu() for t in leaves])
         _assert_match(_run(False, x, params, grad, **kw), got, exact=False, **tol)
+
+
+def test_the_layer_on_triton_matches_its_pytorch_path():
+    """sl.ALIF(backend="triton") (what "auto" takes for feed-forward neurons on CUDA) against backend="torch": the
+    same spikes and thresholds, and gradients within float32 tolerance, for the layer's learnable parameters."""
+    import snnlab as sl
+
+    torch.manual_seed(0)
+    kw = dict(n_neurons=37, learn_tau=True, learn_threshold=True, learn_adaptation=True, adaptation=0.3,
+              tau_adapt=12.0, noise="gaussian", mask_p=0.2, seed=4)
+    ref = sl.ALIF(backend="torch", **kw).to(DEVICE)
+    fused = sl.ALIF(backend="triton", **kw).to(DEVICE)
+    fused.load_state_dict(ref.state_dict())
+    x = (torch.rand(9, 3, 37) * 1.5).to(DEVICE)
+    runs = []
+    for layer in (ref, fused):
+        xs = x.clone().requires_grad_()
+        with sl.Monitor(layer) as mon:
+            out = layer(xs)
+        (out * torch.arange(out.numel(), device=DEVICE).view_as(out).remainder(5)).sum().backward()
+        runs.append((out.detach(), mon.thresholds[""], xs.grad, [p.grad for p in layer.parameters()]))
+    assert torch.equal(runs[0][0], runs[1][0]) and runs[0][0].sum() > 0
+    assert torch.equal(runs[0][1], runs[1][1])
+    torch.testing.assert_close(runs[1][2], runs[0][2], atol=1e-5, rtol=1e-4)
+    for a, b in zip(runs[1][3], runs[0][3]):
+        torch.testing.assert_close(a, b, atol=1e-4, rtol=1e-3)
+    sl.surrogates.register("adaptive_test_box", lambda u, a: (u.abs() < a).float() / (2 * a), 0.5)
+    try:  # the kernels compute the built-in surrogates only: refused when the layer is built
+        with pytest.raises(ValueError, match="ALIF\\(backend='triton'\\)"):
+            sl.ALIF(backend="triton", surrogate="adaptive_test_box")
+        assert sl.ALIF(surrogate="adaptive_test_box")._path(x) == "torch"  # "auto" keeps it on PyTorch
+    finally:
+        sl.surrogates.unregister("adaptive_test_box")

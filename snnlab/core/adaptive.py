@@ -15,8 +15,9 @@ The gradient flows through the trace too (``theta`` depends on past spikes), as 
 BPTT baselines. ``backend="auto"`` / ``"torch"`` run :func:`snnlab.kernels.adaptive_lif.adaptive_lif` (a PyTorch loop
 without an autograd graph and a hand-written reverse-time backward, 1.5x to 3x faster forward + backward on
 the CPU, ``benchmarks/RESULTS.md``); ``"reference"`` runs the per-step autograd loop of :mod:`snnlab.core.step_loop`,
-which it is tested against, and which ``torch.func`` transforms use. There is no Triton kernel (``"cpu"`` and
-``"triton"`` are refused).
+which it is tested against, and which ``torch.func`` transforms use. Feed-forward neurons on CUDA tensors take the
+fused Triton kernels of :mod:`snnlab.kernels.adaptive_lif_triton` (``"auto"``, or ``"triton"``; tested under the
+Triton interpreter, not yet timed on a GPU); ``"cpu"`` is refused (the LIF's C loop has no adaptation).
 """
 from __future__ import annotations
 
@@ -25,9 +26,10 @@ import math
 import torch
 from torch import nn
 
-from snnlab.kernels.dispatch import compute_dtype
 from snnlab.kernels.adaptive_lif import adaptive_lif
+from snnlab.kernels.dispatch import compute_dtype, resolve_backend
 from snnlab.kernels.func_transforms import transforms_active, under_vmap
+from snnlab.kernels.surrogate_math import check_builtin_surrogate
 
 from . import surrogates as sg
 from .neurons import LIF, _value_repr
@@ -38,7 +40,7 @@ from .validation import as_number, check_choice, check_non_negative, is_integer
 __all__ = ["ALIF", "DEFAULT_TAU_ADAPT"]
 
 DEFAULT_TAU_ADAPT = 100.0  # time steps
-_BACKENDS = ("auto", "torch", "reference")
+_BACKENDS = ("auto", "torch", "triton", "reference")
 
 
 class ALIF(LIF):
@@ -59,9 +61,10 @@ class ALIF(LIF):
     - ``recurrent``: all-to-all recurrent synapses ``W_rec`` (``self.recurrent``, an ``nn.Linear`` without bias,
       initialised as ``recurrent_init``; see :class:`~snnlab.RecurrentLIF`), fed with the transmitted spikes; needs
       ``n_neurons``. A recurrent ALIF is the LSNN.
-    - ``backend``: ``"auto"`` or ``"torch"`` (the fused PyTorch Function with a hand-written backward), or
-      ``"reference"`` (the per-step autograd loop it is tested against). ``"cpu"`` and ``"triton"`` (the feed-forward
-      LIF's kernels) raise a ``ValueError``.
+    - ``backend``: ``"auto"`` (Triton for feed-forward neurons on CUDA tensors, else the fused PyTorch Function),
+      ``"torch"`` (the fused PyTorch Function with a hand-written backward), ``"triton"`` (feed-forward only; CUDA, or
+      ``TRITON_INTERPRET=1`` for testing) or ``"reference"`` (the per-step autograd loop they are tested against).
+      ``"cpu"`` raises a ``ValueError``.
 
     The subtract reset subtracts the effective threshold ``theta[t]``, so the membrane stays below the threshold
     it crossed. A noisy neuron fires with probability ``F((h - theta) / sigma)``. Spike masking hides spikes from
@@ -92,9 +95,12 @@ class ALIF(LIF):
                  learn_threshold: bool = False, learn_tau: bool = False, n_neurons: int | None = None,
                  noise: str | None = None, noise_scale: float = 0.3, noisy_eval: bool = False, mask_p: float = 0.0,
                  mask_at_inference: bool = False, seed: int | None = None, backend: str = "auto") -> None:
-        if backend in ("cpu", "triton"):
-            raise ValueError(f"ALIF: backend={backend!r} has no adaptive-threshold kernel; ALIF runs PyTorch loops: "
-                             "use backend='auto' or 'torch' (or 'reference', the autograd loop)")
+        if backend == "cpu":
+            raise ValueError("ALIF: backend='cpu' (the LIF's compiled C loop) has no adaptive threshold; ALIF runs "
+                             "PyTorch loops on the CPU: use backend='auto' or 'torch' (or 'reference', the autograd loop)")
+        if backend == "triton" and recurrent:
+            raise ValueError("ALIF: backend='triton' fuses the time loop of feed-forward neurons only; a recurrent "
+                             "ALIF needs each step's spikes before the next step: use backend='auto' or 'torch'")
         check_choice(backend, "backend", _BACKENDS, "ALIF")
         check_choice(recurrent_init, "recurrent_init", RECURRENT_INITS, "ALIF")
         if recurrent and (n_neurons is None or not is_integer(n_neurons) or n_neurons < 1):
@@ -108,6 +114,8 @@ class ALIF(LIF):
         except (ValueError, TypeError) as exc:
             raise _renamed(exc, "ALIF") from None
         self.backend = backend
+        if backend == "triton" and noise is None:  # the fused kernels compute the built-in surrogates only
+            check_builtin_surrogate("ALIF(backend='triton')", self.surrogate.name)
         strength = check_non_negative(adaptation, "adaptation", "ALIF")
         tau_a = as_number(tau_adapt, "tau_adapt", "ALIF")
         if not tau_a >= 1.0:  # (NaN fails too; inf is allowed: rho = 1, the threshold never relaxes)
@@ -156,8 +164,7 @@ class ALIF(LIF):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = self._check_input(x, finite=False)  # checked on the final membrane below (cheaper), as LIF does
         if self.backend not in _BACKENDS:  # (set after construction)
-            raise ValueError(f"ALIF: backend={self.backend!r} has no adaptive-threshold kernel; use backend='auto' "
-                             "or 'torch' (or 'reference')")
+            raise ValueError(f"ALIF: unknown backend {self.backend!r}; choose one of {list(_BACKENDS)}")
         noise_seed, mask_seed = self._draw_seeds(x)  # LIF's draws: the same seeds as an LIF
         if (noise_seed is not None or mask_seed is not None) and under_vmap():
             # the step loop draws from the counter at the indices of one sample: every vmapped sample would get
@@ -169,22 +176,42 @@ class ALIF(LIF):
         beta = self.beta()
         on = {"device": x.device, "dtype": work}
         rho, strength = self.rho().to(**on), self.adaptation.clamp(min=0.0).to(**on)
-        if self.backend == "reference" or transforms_active():  # (the fused Function has no torch.func rules)
+        path = self._path(x)
+        if path == "reference":
             out, membrane, theta, last = self._step_loop_run(x, work, beta.to(**on), rho, strength, noise_seed,
                                                              mask_seed)
         else:
-            out, membrane, theta = adaptive_lif(
-                x, None if self.recurrent is None else self.recurrent.weight, beta.to(**on), self.threshold.to(**on),
-                rho, strength, reset=self.reset, detach_reset=self.detach_reset, max_spikes=self.max_spikes,
-                surrogate=self.surrogate.name, surrogate_param=self.surrogate.param, noise=self.noise,
-                noise_scale=self.noise_scale, seed=noise_seed or 0, sample=noise_seed is not None,
-                mask_p=self.mask_p if mask_seed is not None else 0.0, mask_seed=mask_seed or 0,
-                keep_membrane=self.record)
+            options = dict(reset=self.reset, detach_reset=self.detach_reset, max_spikes=self.max_spikes,
+                           surrogate=self.surrogate.name, surrogate_param=self.surrogate.param, noise=self.noise,
+                           noise_scale=self.noise_scale, seed=noise_seed or 0, sample=noise_seed is not None,
+                           mask_p=self.mask_p if mask_seed is not None else 0.0, mask_seed=mask_seed or 0,
+                           keep_membrane=self.record)
+            if path == "triton":
+                from snnlab.kernels.adaptive_lif_triton import adaptive_lif_triton
+                out, membrane, theta = adaptive_lif_triton(x, beta.to(**on), self.threshold.to(**on), rho, strength,
+                                                           **options)
+            else:
+                weight = None if self.recurrent is None else self.recurrent.weight
+                out, membrane, theta = adaptive_lif(x, weight, beta.to(**on), self.threshold.to(**on), rho, strength,
+                                                    **options)
             last = membrane[-1:]
         self._check_final_membrane(x, last, *self._learned(beta))
         self.last_membrane = membrane.detach().to(x.dtype) if self.record and membrane is not None else None
         self.last_threshold = theta.detach().to(x.dtype) if self.record and theta is not None else None
         return out.to(x.dtype)
+
+    def _path(self, x: torch.Tensor) -> str:
+        """Which loop runs ``x``: ``"reference"`` (the step loop: asked for, or under ``torch.func`` with ``"auto"`` /
+        ``"torch"``), ``"triton"`` (asked for, or ``"auto"`` for feed-forward neurons on CUDA tensors of the kernels'
+        dtypes with Triton installed and a built-in surrogate; a request that cannot run raises) or ``"torch"``."""
+        if self.backend == "reference" or (self.backend != "triton" and transforms_active()):
+            return "reference"
+        if self.backend == "triton":
+            return resolve_backend("triton", x.device, x.dtype)  # raises what is missing
+        if self.backend == "auto" and self.recurrent is None and x.is_cuda:
+            surrogate = None if self.noise else self.surrogate.name
+            return "triton" if resolve_backend("auto", x.device, x.dtype, surrogate) == "triton" else "torch"
+        return "torch"
 
     def _step_loop_run(self, x: torch.Tensor, work: torch.dtype, beta: torch.Tensor, rho: torch.Tensor,
                        strength: torch.Tensor, noise_seed: int | None,
