@@ -164,10 +164,11 @@ def test_synops_count_the_recurrent_synapses_once_per_spike():
 
 def test_bad_options_raise_clear_errors():
     assert sl.ALIF(backend="reference").backend == "reference"
-    with pytest.raises(ValueError, match="ALIF: backend='triton' fuses the time loop of feed-forward neurons only"):
-        sl.ALIF(n_neurons=4, recurrent=True, backend="triton")
-    with pytest.raises(ValueError, match="ALIF: backend='cpu'"):
-        sl.ALIF(backend="cpu")
+    for backend in ("triton", "cpu"):
+        with pytest.raises(ValueError, match=f"ALIF: backend='{backend}' fuses the time loop of feed-forward neurons"):
+            sl.ALIF(n_neurons=4, recurrent=True, backend=backend)
+    with pytest.raises(TypeError, match="backend='cpu' runs float32 tensors"):
+        sl.ALIF(backend="cpu")(torch.rand(5, 2, 3, dtype=torch.float64))
     with pytest.raises(ValueError, match="ALIF: unknown backend 'cuda'"):
         sl.ALIF(backend="cuda")
     with pytest.raises(ValueError, match="recurrent=True needs n_neurons"):

@@ -15,9 +15,10 @@ The gradient flows through the trace too (``theta`` depends on past spikes), as 
 BPTT baselines. ``backend="auto"`` / ``"torch"`` run :func:`snnlab.kernels.adaptive_lif.adaptive_lif` (a PyTorch loop
 without an autograd graph and a hand-written reverse-time backward, 1.5x to 3x faster forward + backward on
 the CPU, ``benchmarks/RESULTS.md``); ``"reference"`` runs the per-step autograd loop of :mod:`snnlab.core.step_loop`,
-which it is tested against, and which ``torch.func`` transforms use. Feed-forward neurons on CUDA tensors take the
-fused Triton kernels of :mod:`snnlab.kernels.adaptive_lif_triton` (``"auto"``, or ``"triton"``; tested under the
-Triton interpreter, not yet timed on a GPU); ``"cpu"`` is refused (the LIF's C loop has no adaptation).
+which it is tested against, and which ``torch.func`` transforms use. Feed-forward neurons take the fused kernels as
+the LIF does (``"auto"``, or by name): the Triton kernels of :mod:`snnlab.kernels.adaptive_lif_triton` on CUDA tensors
+(tested under the Triton interpreter, not yet timed on a GPU) and the compiled C loop of
+:mod:`snnlab.kernels.adaptive_lif_cpu` for float32 CPU tensors.
 """
 from __future__ import annotations
 
@@ -40,7 +41,7 @@ from .validation import as_number, check_choice, check_non_negative, is_integer
 __all__ = ["ALIF", "DEFAULT_TAU_ADAPT"]
 
 DEFAULT_TAU_ADAPT = 100.0  # time steps
-_BACKENDS = ("auto", "torch", "triton", "reference")
+_BACKENDS = ("auto", "torch", "cpu", "triton", "reference")
 
 
 class ALIF(LIF):
@@ -61,10 +62,10 @@ class ALIF(LIF):
     - ``recurrent``: all-to-all recurrent synapses ``W_rec`` (``self.recurrent``, an ``nn.Linear`` without bias,
       initialised as ``recurrent_init``; see :class:`~snnlab.RecurrentLIF`), fed with the transmitted spikes; needs
       ``n_neurons``. A recurrent ALIF is the LSNN.
-    - ``backend``: ``"auto"`` (Triton for feed-forward neurons on CUDA tensors, else the fused PyTorch Function),
-      ``"torch"`` (the fused PyTorch Function with a hand-written backward), ``"triton"`` (feed-forward only; CUDA, or
-      ``TRITON_INTERPRET=1`` for testing) or ``"reference"`` (the per-step autograd loop they are tested against).
-      ``"cpu"`` raises a ``ValueError``.
+    - ``backend``: ``"auto"`` (for feed-forward neurons Triton on CUDA tensors and the C loop for float32 CPU tensors,
+      as the LIF; else the fused PyTorch Function), ``"torch"`` (the fused PyTorch Function with a hand-written
+      backward), ``"cpu"`` / ``"triton"`` (feed-forward only: the compiled C loop; the Triton kernels, on CUDA or
+      under ``TRITON_INTERPRET=1``) or ``"reference"`` (the per-step autograd loop they are tested against).
 
     The subtract reset subtracts the effective threshold ``theta[t]``, so the membrane stays below the threshold
     it crossed. A noisy neuron fires with probability ``F((h - theta) / sigma)``. Spike masking hides spikes from
@@ -95,11 +96,8 @@ class ALIF(LIF):
                  learn_threshold: bool = False, learn_tau: bool = False, n_neurons: int | None = None,
                  noise: str | None = None, noise_scale: float = 0.3, noisy_eval: bool = False, mask_p: float = 0.0,
                  mask_at_inference: bool = False, seed: int | None = None, backend: str = "auto") -> None:
-        if backend == "cpu":
-            raise ValueError("ALIF: backend='cpu' (the LIF's compiled C loop) has no adaptive threshold; ALIF runs "
-                             "PyTorch loops on the CPU: use backend='auto' or 'torch' (or 'reference', the autograd loop)")
-        if backend == "triton" and recurrent:
-            raise ValueError("ALIF: backend='triton' fuses the time loop of feed-forward neurons only; a recurrent "
+        if backend in ("cpu", "triton") and recurrent:
+            raise ValueError(f"ALIF: backend={backend!r} fuses the time loop of feed-forward neurons only; a recurrent "
                              "ALIF needs each step's spikes before the next step: use backend='auto' or 'torch'")
         check_choice(backend, "backend", _BACKENDS, "ALIF")
         check_choice(recurrent_init, "recurrent_init", RECURRENT_INITS, "ALIF")
@@ -114,8 +112,8 @@ class ALIF(LIF):
         except (ValueError, TypeError) as exc:
             raise _renamed(exc, "ALIF") from None
         self.backend = backend
-        if backend == "triton" and noise is None:  # the fused kernels compute the built-in surrogates only
-            check_builtin_surrogate("ALIF(backend='triton')", self.surrogate.name)
+        if backend in ("cpu", "triton") and noise is None:  # the fused kernels compute the built-in surrogates only
+            check_builtin_surrogate(f"ALIF(backend={backend!r})", self.surrogate.name)
         strength = check_non_negative(adaptation, "adaptation", "ALIF")
         tau_a = as_number(tau_adapt, "tau_adapt", "ALIF")
         if not tau_a >= 1.0:  # (NaN fails too; inf is allowed: rho = 1, the threshold never relaxes)
@@ -190,6 +188,10 @@ class ALIF(LIF):
                 from snnlab.kernels.adaptive_lif_triton import adaptive_lif_triton
                 out, membrane, theta = adaptive_lif_triton(x, beta.to(**on), self.threshold.to(**on), rho, strength,
                                                            **options)
+            elif path == "cpu":
+                from snnlab.kernels.adaptive_lif_cpu import adaptive_lif_cpu
+                out, membrane, theta = adaptive_lif_cpu(x, beta.to(**on), self.threshold.to(**on), rho, strength,
+                                                        **options)
             else:
                 weight = None if self.recurrent is None else self.recurrent.weight
                 out, membrane, theta = adaptive_lif(x, weight, beta.to(**on), self.threshold.to(**on), rho, strength,
@@ -202,15 +204,16 @@ class ALIF(LIF):
 
     def _path(self, x: torch.Tensor) -> str:
         """Which loop runs ``x``: ``"reference"`` (the step loop: asked for, or under ``torch.func`` with ``"auto"`` /
-        ``"torch"``), ``"triton"`` (asked for, or ``"auto"`` for feed-forward neurons on CUDA tensors of the kernels'
-        dtypes with Triton installed and a built-in surrogate; a request that cannot run raises) or ``"torch"``."""
-        if self.backend == "reference" or (self.backend != "triton" and transforms_active()):
+        ``"torch"``), ``"triton"`` / ``"cpu"`` (asked for, or what ``"auto"`` picks for feed-forward neurons as for the
+        LIF: Triton on CUDA tensors, the C loop for float32 CPU tensors, with a built-in surrogate; a request that
+        cannot run raises) or ``"torch"`` (the fused PyTorch Function)."""
+        if self.backend == "reference" or (self.backend in ("auto", "torch") and transforms_active()):
             return "reference"
-        if self.backend == "triton":
-            return resolve_backend("triton", x.device, x.dtype)  # raises what is missing
-        if self.backend == "auto" and self.recurrent is None and x.is_cuda:
-            surrogate = None if self.noise else self.surrogate.name
-            return "triton" if resolve_backend("auto", x.device, x.dtype, surrogate) == "triton" else "torch"
+        if self.backend in ("cpu", "triton"):
+            return resolve_backend(self.backend, x.device, x.dtype)  # raises what is missing
+        if self.backend == "auto" and self.recurrent is None:
+            chosen = resolve_backend("auto", x.device, x.dtype, None if self.noise else self.surrogate.name)
+            return chosen if chosen in ("cpu", "triton") else "torch"
         return "torch"
 
     def _step_loop_run(self, x: torch.Tensor, work: torch.dtype, beta: torch.Tensor, rho: torch.Tensor,

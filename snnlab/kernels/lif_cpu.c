@@ -399,3 +399,253 @@ void snnlab_exp_approx(const float *x, float *y, int64_t n) {
 void snnlab_erf_approx(const float *x, float *y, int64_t n) {
     for (int64_t i = 0; i < n; ++i) y[i] = erf_approx(x[i]);
 }
+
+/* ================================================================== adaptive LIF (feed-forward)
+ *
+ * The loops of snnlab/kernels/adaptive_lif.py with w=None (its docstring gives the semantics and the backward's
+ * two-state recurrence gh / ga), in the same operations and order as its PyTorch loop: h = fma(v, beta, x),
+ * theta = strength * a + threshold (two roundings), a = fma(a, rho, s); so the deterministic spikes, membrane and
+ * threshold are the PyTorch path's bit for bit. Same layout, threading and blocks as the LIF above; the forward
+ * keeps (v, a) every CHUNK steps and the backward re-runs each chunk from them, x and the saved own spikes into a
+ * cache-sized scratch (membrane and trace a[t-1]), then runs the chunk backwards. Spike masking as the LIF:
+ * the forward writes s * keep apart from the own spikes, the backward masks each step's output gradient. */
+#define ABWD_BLOCK 512 /* backward: neurons per block; the scratch is 2 x CHUNK x ABWD_BLOCK floats (128 KB) */
+
+typedef struct {
+    range_t r;
+    const float *x, *beta, *thr, *rho, *k;
+    float *h, *theta;   /* [T, M] when full_membrane, else [M] (the last step only) */
+    float *s;           /* [T, M]: the neuron's own spikes */
+    float *out;         /* [T, M]: the transmitted spikes s * keep, NULL without masking */
+    float *ck_v, *ck_a; /* [ceil(T / CHUNK), M]: v[t - 1] and a[t - 1] at every multiple of CHUNK; NULL: not kept */
+    float *counts;      /* [M]: spikes per neuron (written with max_spikes only) */
+    int64_t T, M;
+    int full_membrane, zero_reset, max_spikes, noise; /* max_spikes < 0: unlimited */
+    double noise_div;
+    uint32_t key;
+    float mask_p;
+    uint32_t mask_key;
+} afwd_args;
+
+typedef struct {
+    range_t r;
+    const float *x, *s, *ck_v, *ck_a, *gs, *beta, *thr, *rho, *k, *total; /* gs NULL: every output grad is gs_const */
+    float gs_const;
+    float *gx, *g_beta, *g_thr, *g_rho, *g_k; /* the parameter gradients per element, NULL where not needed */
+    int64_t T, M;
+    int zero_reset, detach_reset, max_spikes, surrogate; /* max_spikes < 0: unlimited */
+    double param;
+    float mask_p;
+    uint32_t mask_key;
+} abwd_args;
+
+INLINE void afwd_block(const afwd_args *a, int64_t b0, int64_t n, const int zero_reset, const int limited,
+                       const int noise) {
+    float v[BLOCK], tr[BLOCK], cnt[BLOCK]; /* membrane after reset, trace a[t-1], spikes so far */
+    const float *restrict beta = a->beta + b0, *restrict thr = a->thr + b0;
+    const float *restrict rho = a->rho + b0, *restrict kk = a->k + b0;
+    const float cap = (float)a->max_spikes;
+    const float scale = (float)a->noise_div;
+    memset(v, 0, sizeof(float) * n);
+    memset(tr, 0, sizeof(float) * n);
+    memset(cnt, 0, sizeof(float) * n);
+    for (int64_t t = 0; t < a->T; ++t) {
+        const float *restrict x = a->x + t * a->M + b0;
+        const int write = a->full_membrane || t == a->T - 1;
+        float *restrict h = write ? a->h + (a->full_membrane ? t * a->M : 0) + b0 : NULL;
+        float *restrict th = write ? a->theta + (a->full_membrane ? t * a->M : 0) + b0 : NULL;
+        float *restrict s = a->s + t * a->M + b0;
+        if (a->ck_v && t % CHUNK == 0) {
+            memcpy(a->ck_v + (t / CHUNK) * a->M + b0, v, sizeof(float) * n);
+            memcpy(a->ck_a + (t / CHUNK) * a->M + b0, tr, sizeof(float) * n);
+        }
+        for (int64_t i = 0; i < n; ++i) {
+            float hi = fmaf(v[i], beta[i], x[i]); /* torch.addcmul(x, v, beta) */
+            float ti = kk[i] * tr[i] + thr[i];     /* torch.mul(strength, a).add_(threshold): two roundings */
+            float si;
+            if (noise) {
+                float rnd = uniform_from_counter((uint32_t)(t * a->M + b0 + i), a->key);
+                si = rnd < noise_cdf(noise, hi - ti, scale) ? 1.0f : 0.0f;
+            } else {
+                si = hi >= ti ? 1.0f : 0.0f;
+            }
+            if (limited) {
+                si = si * (cnt[i] < cap ? 1.0f : 0.0f);
+                cnt[i] = cnt[i] + si;
+            }
+            if (h) {
+                h[i] = hi;
+                th[i] = ti;
+            }
+            s[i] = si;
+            v[i] = zero_reset ? hi + (-hi) * si : hi + si * (-ti);
+            tr[i] = fmaf(tr[i], rho[i], si); /* torch.addcmul(s, a, rho) */
+        }
+        if (a->out) apply_keep(a->out + t * a->M + b0, s, n, (uint32_t)(t * a->M + b0), a->mask_key, a->mask_p);
+    }
+    if (limited) memcpy(a->counts + b0, cnt, sizeof(float) * n);
+}
+
+static void *afwd_range(void *p) {
+    const afwd_args *a = (const afwd_args *)p;
+    const int limited = a->max_spikes >= 0;
+    for (int64_t b0 = a->r.m0; b0 < a->r.m1; b0 += BLOCK) {
+        int64_t n = a->r.m1 - b0 < BLOCK ? a->r.m1 - b0 : BLOCK;
+        switch (a->zero_reset | (limited << 1) | (a->noise << 2)) {
+        case 0: afwd_block(a, b0, n, 0, 0, NOISE_NONE); break;
+        case 1: afwd_block(a, b0, n, 1, 0, NOISE_NONE); break;
+        case 2: afwd_block(a, b0, n, 0, 1, NOISE_NONE); break;
+        case 3: afwd_block(a, b0, n, 1, 1, NOISE_NONE); break;
+        case 4: afwd_block(a, b0, n, 0, 0, NOISE_GAUSSIAN); break;
+        case 5: afwd_block(a, b0, n, 1, 0, NOISE_GAUSSIAN); break;
+        case 6: afwd_block(a, b0, n, 0, 1, NOISE_GAUSSIAN); break;
+        case 7: afwd_block(a, b0, n, 1, 1, NOISE_GAUSSIAN); break;
+        case 8: afwd_block(a, b0, n, 0, 0, NOISE_LOGISTIC); break;
+        case 9: afwd_block(a, b0, n, 1, 0, NOISE_LOGISTIC); break;
+        case 10: afwd_block(a, b0, n, 0, 1, NOISE_LOGISTIC); break;
+        default: afwd_block(a, b0, n, 1, 1, NOISE_LOGISTIC); break;
+        }
+    }
+    return NULL;
+}
+
+/* reverse time in the two states gh = dL/dh[t] and ga = dL/da[t], in the PyTorch backward's operations:
+ *   gh[t]   = fma(gh[t+1], bc, fma(sg, ga[t], sgk * go))
+ *   ga[t-1] = fma((1 - s) * (k * beta), gh[t+1], fma(gh[t], -k, ga[t] * rho))
+ * (gh[T] = ga[T-1] = 0); the parameter gradients summed over time per element (in another order than PyTorch's
+ * chunked sums: equal to float32 rounding) */
+INLINE void abwd_block(const abwd_args *a, float *restrict hs, float *restrict as, int64_t b0, int64_t n,
+                       const int zero_reset, const int kind, const int params) {
+    float gh[ABWD_BLOCK], ga[ABWD_BLOCK], after[ABWD_BLOCK], gs_row[ABWD_BLOCK], gs_kept[ABWD_BLOCK];
+    float v[ABWD_BLOCK], tr[ABWD_BLOCK], gb[ABWD_BLOCK], gt[ABWD_BLOCK], gr[ABWD_BLOCK], gk[ABWD_BLOCK];
+    const float *restrict beta = a->beta + b0, *restrict thr = a->thr + b0;
+    const float *restrict rho = a->rho + b0, *restrict kk = a->k + b0;
+    /* max_spikes and detach_reset as arithmetic, as the LIF's backward */
+    const float cap = a->max_spikes >= 0 ? (float)a->max_spikes : INFINITY;
+    const float keep = a->detach_reset ? 0.0f : 1.0f;
+    const float p = (float)a->param, pp = (float)(-a->param * a->param);
+    const float c0 = (float)(2.0 / a->param);
+    const double kd = 1.5707963267948966 * a->param;
+    const float c1 = (float)(kd * kd * 2.0 / a->param);
+    memset(gh, 0, sizeof(float) * n);
+    memset(ga, 0, sizeof(float) * n);
+    for (int64_t i = 0; i < n; ++i) gs_row[i] = a->gs_const;
+    if (a->max_spikes >= 0) memcpy(after, a->total + b0, sizeof(float) * n);
+    else memset(after, 0, sizeof(float) * n);
+    if (params) {
+        memset(gb, 0, sizeof(float) * n);
+        memset(gt, 0, sizeof(float) * n);
+        memset(gr, 0, sizeof(float) * n);
+        memset(gk, 0, sizeof(float) * n);
+    }
+    for (int64_t t0 = (a->T - 1) / CHUNK * CHUNK; t0 >= 0; t0 -= CHUNK) {
+        /* the forward again over [t0, t1) from the checkpoint and the saved spikes: the same h and a[t-1] */
+        const int64_t t1 = t0 + CHUNK < a->T ? t0 + CHUNK : a->T;
+        memcpy(v, a->ck_v + (t0 / CHUNK) * a->M + b0, sizeof(float) * n);
+        memcpy(tr, a->ck_a + (t0 / CHUNK) * a->M + b0, sizeof(float) * n);
+        for (int64_t t = t0; t < t1; ++t) {
+            const float *restrict x = a->x + t * a->M + b0;
+            const float *restrict s = a->s + t * a->M + b0;
+            float *restrict hrow = hs + (t - t0) * ABWD_BLOCK, *restrict arow = as + (t - t0) * ABWD_BLOCK;
+            for (int64_t i = 0; i < n; ++i) {
+                float hi = fmaf(v[i], beta[i], x[i]);
+                float ti = kk[i] * tr[i] + thr[i];
+                hrow[i] = hi;
+                arow[i] = tr[i];
+                v[i] = zero_reset ? hi + (-hi) * s[i] : hi + s[i] * (-ti);
+                tr[i] = fmaf(tr[i], rho[i], s[i]);
+            }
+        }
+        for (int64_t t = t1 - 1; t >= t0; --t) {
+            const float *restrict h = hs + (t - t0) * ABWD_BLOCK, *restrict ap = as + (t - t0) * ABWD_BLOCK;
+            const float *restrict s = a->s + t * a->M + b0;
+            const float *restrict gs = a->gs ? a->gs + t * a->M + b0 : gs_row;
+            if (a->mask_p > 0.0f) { /* keep is 0 or 1: sg * (go * keep) is PyTorch's (sg * keep) * go */
+                apply_keep(gs_kept, gs, n, (uint32_t)(t * a->M + b0), a->mask_key, a->mask_p);
+                gs = gs_kept;
+            }
+            float *restrict gx = a->gx + t * a->M + b0;
+            for (int64_t i = 0; i < n; ++i) {
+                const float hi = h[i], ai = ap[i], si = s[i], bi = beta[i], ki = kk[i];
+                const float ti = ki * ai + thr[i]; /* as the forward */
+                float sg = surrogate(kind, hi - ti, p, c0, c1, pp);
+                after[i] = after[i] - si; /* spikes fired before t */
+                sg = sg * (after[i] < cap ? 1.0f : 0.0f);
+                float bc;
+                if (zero_reset) bc = ((-(hi * sg * keep + si)) + 1.0f) * bi; /* beta ((1 - s) - h sg) */
+                else bc = sg * ((-bi) * ti) * keep + bi;                     /* beta - beta theta sg */
+                const float g_next = gh[i], ga_t = ga[i];
+                const float g = fmaf(g_next, bc, fmaf(sg, ga_t, sg * gs[i]));
+                if (params) {
+                    const float gth = fmaf((1.0f - si) * bi, g_next, -g); /* dL/dtheta[t] */
+                    const float vt = zero_reset ? hi * (1.0f - si) : hi - ti * si;
+                    gb[i] += g_next * vt;
+                    gt[i] += gth;
+                    gk[i] += gth * ai;
+                    gr[i] += ga_t * ai;
+                }
+                ga[i] = fmaf((1.0f - si) * (ki * bi), g_next, fmaf(g, -ki, ga_t * rho[i]));
+                gh[i] = g;
+                gx[i] = g;
+            }
+        }
+    }
+    if (params) {
+        if (a->g_beta) memcpy(a->g_beta + b0, gb, sizeof(float) * n);
+        if (a->g_thr) memcpy(a->g_thr + b0, gt, sizeof(float) * n);
+        if (a->g_rho) memcpy(a->g_rho + b0, gr, sizeof(float) * n);
+        if (a->g_k) memcpy(a->g_k + b0, gk, sizeof(float) * n);
+    }
+}
+
+#define ABWD_KIND(ZR, PAR)                                                                                           \
+    switch (a->surrogate) {                                                                                          \
+    case SG_ATAN: abwd_block(a, hs, as, b0, n, ZR, SG_ATAN, PAR); break;                                             \
+    case SG_FAST_SIGMOID: abwd_block(a, hs, as, b0, n, ZR, SG_FAST_SIGMOID, PAR); break;                             \
+    case SG_TRIANGLE: abwd_block(a, hs, as, b0, n, ZR, SG_TRIANGLE, PAR); break;                                     \
+    case SG_SIGMOID: abwd_block(a, hs, as, b0, n, ZR, SG_SIGMOID, PAR); break;                                       \
+    case SG_GAUSSIAN: abwd_block(a, hs, as, b0, n, ZR, SG_GAUSSIAN, PAR); break;                                      \
+    default: abwd_block(a, hs, as, b0, n, ZR, SG_LOGISTIC, PAR); break;                                              \
+    }
+
+static void *abwd_range(void *p) {
+    const abwd_args *a = (const abwd_args *)p;
+    float hs[CHUNK * ABWD_BLOCK], as[CHUNK * ABWD_BLOCK]; /* membrane and trace of one chunk, recomputed */
+    const int params = a->g_beta || a->g_thr || a->g_rho || a->g_k;
+    for (int64_t b0 = a->r.m0; b0 < a->r.m1; b0 += ABWD_BLOCK) {
+        int64_t n = a->r.m1 - b0 < ABWD_BLOCK ? a->r.m1 - b0 : ABWD_BLOCK;
+        switch (a->zero_reset | (params << 1)) {
+        case 0: ABWD_KIND(0, 0) break;
+        case 1: ABWD_KIND(1, 0) break;
+        case 2: ABWD_KIND(0, 1) break;
+        default: ABWD_KIND(1, 1) break;
+        }
+    }
+    return NULL;
+}
+
+int snnlab_alif_forward(const float *x, const float *beta, const float *thr, const float *rho, const float *k,
+                        float *h, float *theta, float *s, float *out, float *ck_v, float *ck_a, float *counts,
+                        int64_t T, int64_t M, int full_membrane, int zero_reset, int max_spikes, int noise,
+                        double noise_div, uint32_t key, float mask_p, uint32_t mask_key, int threads) {
+    afwd_args a[MAX_THREADS];
+    int n = clamp_threads(threads);
+    for (int i = 0; i < n; ++i)
+        a[i] = (afwd_args){{0, 0}, x, beta, thr, rho, k, h, theta, s, out, ck_v, ck_a, counts, T, M, full_membrane,
+                           zero_reset, max_spikes, noise, noise_div, key, mask_p, mask_key};
+    return run_split(afwd_range, a, sizeof(afwd_args), M, n);
+}
+
+int snnlab_alif_backward(const float *x, const float *s, const float *ck_v, const float *ck_a, const float *gs,
+                         double gs_const, const float *beta, const float *thr, const float *rho, const float *k,
+                         const float *total, float *gx, float *g_beta, float *g_thr, float *g_rho, float *g_k,
+                         int64_t T, int64_t M, int zero_reset, int detach_reset, int max_spikes, int surrogate_kind,
+                         double param, float mask_p, uint32_t mask_key, int threads) {
+    abwd_args a[MAX_THREADS];
+    int n = clamp_threads(threads);
+    for (int i = 0; i < n; ++i)
+        a[i] = (abwd_args){{0, 0}, x, s, ck_v, ck_a, gs, beta, thr, rho, k, total, (float)gs_const, gx, g_beta,
+                           g_thr, g_rho, g_k, T, M, zero_reset, detach_reset, max_spikes, surrogate_kind, param,
+                           mask_p, mask_key};
+    return run_split(abwd_range, a, sizeof(abwd_args), M, n);
+}
