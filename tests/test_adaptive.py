@@ -334,3 +334,21 @@ def test_values_past_float32_are_refused_by_name():
         sl.ALIF(adaptation=1e308)
     with pytest.raises(ValueError, match="ALIF: tau_adapt=1e.308 does not fit in float32"):
         sl.ALIF(tau_adapt=1e308)
+
+
+def test_backends_set_after_construction_and_torch_func_with_named_backends():
+    """Review: a recurrent ALIF whose backend was set to 'cpu' afterwards silently dropped its recurrent weight;
+    torch.func refused backend='cpu' (the LIF's works): it runs the step loop, the same function."""
+    from torch.func import grad
+
+    x = torch.rand(8, 2, 5) * 2
+    rec = sl.ALIF(n_neurons=5, recurrent=True)
+    rec.backend = "cpu"
+    with pytest.raises(ValueError, match="fuses the time loop of feed-forward neurons only"):
+        rec(x)
+    for backend in ("cpu", "triton"):
+        layer = sl.ALIF(adaptation=0.3, backend=backend)
+        g = grad(lambda x_: layer(x_).sum())(x)
+        x_ = x.clone().requires_grad_()
+        sl.ALIF(adaptation=0.3, backend="reference")(x_).sum().backward()
+        torch.testing.assert_close(g, x_.grad)

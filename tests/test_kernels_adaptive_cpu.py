@@ -321,3 +321,14 @@ def test_the_layer_takes_the_c_loop_and_matches_its_pytorch_path():
             sl.ALIF(backend="cpu", surrogate="adaptive_test_box")
     finally:
         sl.surrogates.unregister("adaptive_test_box")
+
+
+def test_a_spike_cap_past_32_bits_is_no_cap():
+    """Review: max_spikes = 2**32 was cut to the C loops' 32-bit int (0: no spikes at all; 2**32 + 1: one)."""
+    import snnlab as sl
+
+    x = torch.full((6, 1, 3), 2.0)
+    for cap in (2**32, 2**32 + 1, 2**40):
+        assert torch.equal(sl.ALIF(max_spikes=cap)(x), sl.ALIF(max_spikes=cap, backend="torch")(x))
+        assert torch.equal(sl.LIF(max_spikes=cap, backend="cpu")(x), sl.LIF(max_spikes=cap, backend="torch")(x))
+    assert sl.ALIF(max_spikes=2**32)(x).sum() > 6

@@ -201,12 +201,30 @@ def test_one_step_and_empty_sequence():
 @pytest.mark.parametrize("noise,mask_p", [(None, 0.0), (None, 0.3), ("gaussian", 0.3)])
 def test_half_precision(dtype, noise, mask_p):
     # computed in float32 from the same half input: the same spikes, membrane and threshold rounded alike; the
-    # backward reads the half-precision membrane and trace, so the gradients agree to half precision
+    # backward reads the membrane and trace saved in float32, so the gradients are the PyTorch path's up to the
+    # order of float32 sums (review: read back in bfloat16 they were 37-88 % off where adaptation lifts the membrane)
     x, params, grad = _inputs((2, 37), T, per_neuron=True, seed=13, dtype=dtype)
     kw = dict(max_spikes=3, mask_p=mask_p, noise=noise, seed=2)
     ref, got = _run(False, x, params, grad, **kw), _run(True, x, params, grad, **kw)
     assert got[0].dtype == dtype and got[3][0].dtype == dtype and got[3][1].dtype == torch.float32
-    _assert_match(ref, got, tol=dict(atol=5e-2, rtol=5e-2), sum_tol=dict(atol=0.5, rtol=5e-2), exact=False)
+    _assert_match(ref, got, tol=dict(atol=1e-2, rtol=1e-2), sum_tol=dict(atol=1e-2, rtol=1e-3), exact=False)
+
+
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16])
+def test_half_precision_gradients_with_a_strongly_adapted_membrane(dtype):
+    g = torch.Generator().manual_seed(0)
+    x = (torch.rand(120, 2, 37, generator=g) * 3 + 1).to(dtype).to(DEVICE)
+    params = [torch.tensor(v, device=DEVICE) for v in (0.9, 1.0, 1 - 1 / 200, 0.5)]  # theta climbs to about 14
+    grads = []
+    for fn in (lambda *a: adaptive_lif(a[0], None, *a[1:]), adaptive_lif_triton):
+        xs = x.clone().requires_grad_()
+        ps = [p.clone().requires_grad_() for p in params]
+        o, _, theta = fn(xs, *ps)
+        (o.float() * torch.linspace(-1, 1, o.numel(), device=DEVICE).view_as(o)).sum().backward()
+        grads.append([xs.grad.float()] + [p.grad for p in ps])
+    assert theta.float().max() > 8
+    for got, want in zip(grads[1], grads[0]):
+        assert (got - want).norm() <= 1e-3 * want.norm() + 1e-6
 
 
 def test_without_gradient_keep_membrane_false_gives_the_same_outputs():

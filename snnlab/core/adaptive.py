@@ -12,13 +12,16 @@ Semantics (``x`` time-major ``[T, B, ...]``, ``v[-1] = 0``, ``a[-1] = 0``, ``rho
 so each spike raises the threshold by ``adaptation`` and the rise decays with time constant ``tau_adapt`` (in
 steps). With ``adaptation=0`` it is exactly an :class:`~snnlab.LIF` (or :class:`~snnlab.RecurrentLIF`).
 The gradient flows through the trace too (``theta`` depends on past spikes), as in the LSNN / e-prop papers'
-BPTT baselines. ``backend="auto"`` / ``"torch"`` run :func:`snnlab.kernels.adaptive_lif.adaptive_lif` (a PyTorch loop
-without an autograd graph and a hand-written reverse-time backward, 1.5x to 3x faster forward + backward on
-the CPU, ``benchmarks/RESULTS.md``); ``"reference"`` runs the per-step autograd loop of :mod:`snnlab.core.step_loop`,
-which it is tested against, and which ``torch.func`` transforms use. Feed-forward neurons take the fused kernels as
-the LIF does (``"auto"``, or by name): the Triton kernels of :mod:`snnlab.kernels.adaptive_lif_triton` on CUDA tensors
-(tested under the Triton interpreter, not yet timed on a GPU) and the compiled C loop of
-:mod:`snnlab.kernels.adaptive_lif_cpu` for float32 CPU tensors.
+BPTT baselines. The time loops, all tested against the per-step autograd loop of :mod:`snnlab.core.step_loop`
+(``backend="reference"``, which ``torch.func`` transforms run whatever the backend):
+
+- :func:`snnlab.kernels.adaptive_lif.adaptive_lif`: a PyTorch loop without an autograd graph and a hand-written
+  reverse-time backward (``"torch"``; what ``"auto"`` runs for recurrent layers, float64 and half-precision CPU
+  input; 1.4x to 3x faster forward + backward than the step loop on the CPU, ``benchmarks/RESULTS.md``);
+- for feed-forward neurons, as for the LIF (``"auto"``, or by name): the compiled C loop of
+  :mod:`snnlab.kernels.adaptive_lif_cpu` for float32 CPU tensors (``"cpu"``) and the Triton kernels of
+  :mod:`snnlab.kernels.adaptive_lif_triton` on CUDA (``"triton"``; tested under the Triton interpreter, not yet run on
+  a GPU).
 """
 from __future__ import annotations
 
@@ -203,11 +206,17 @@ class ALIF(LIF):
         return out.to(x.dtype)
 
     def _path(self, x: torch.Tensor) -> str:
-        """Which loop runs ``x``: ``"reference"`` (the step loop: asked for, or under ``torch.func`` with ``"auto"`` /
-        ``"torch"``), ``"triton"`` / ``"cpu"`` (asked for, or what ``"auto"`` picks for feed-forward neurons as for the
+        """Which loop runs ``x``: ``"reference"`` (the step loop: asked for, or under ``torch.func`` whatever the
+        backend: the same function), ``"triton"`` / ``"cpu"`` (asked for, or what ``"auto"`` picks for feed-forward neurons as for the
         LIF: Triton on CUDA tensors, the C loop for float32 CPU tensors, with a built-in surrogate; a request that
         cannot run raises) or ``"torch"`` (the fused PyTorch Function)."""
-        if self.backend == "reference" or (self.backend in ("auto", "torch") and transforms_active()):
+        if self.backend in ("cpu", "triton"):  # (set after construction too: the constructor's checks again)
+            if self.recurrent is not None:
+                raise ValueError(f"ALIF: backend={self.backend!r} fuses the time loop of feed-forward neurons only; "
+                                 "a recurrent ALIF runs backend='auto' or 'torch'")
+            if self.noise is None:
+                check_builtin_surrogate(f"ALIF(backend={self.backend!r})", self.surrogate.name)
+        if self.backend == "reference" or transforms_active():  # (the fused kernels have no torch.func rules)
             return "reference"
         if self.backend in ("cpu", "triton"):
             return resolve_backend(self.backend, x.device, x.dtype)  # raises what is missing

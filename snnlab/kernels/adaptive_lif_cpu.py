@@ -34,7 +34,7 @@ from .first_order import refuse_higher_order
 from .func_transforms import transforms_active
 from .lif_common import (LIFOptions, SURROGATE_CODES, check_fused_args, check_mask_p, constant_value, flat_param,
                          noise_divisor, reduce_to, steps_and_width)
-from .lif_cpu import _DBL, _FLT, _I64, _INT, _P, _U32, _lib, _ptr, _threads
+from .lif_cpu import _DBL, _FLT, _I64, _INT, _P, _U32, _lib, _ptr, _threads, c_spike_cap
 from .surrogate_math import NOISE_SURROGATES
 
 __all__ = ["AdaptiveLIFCpuFunction", "adaptive_lif_cpu"]
@@ -64,6 +64,7 @@ def _refuse_transforms() -> None:
                            "compiled adaptive LIF; use the per-step loop (snnlab.core.step_loop.lif_step_loop) there")
 
 
+@torch.compiler.disable  # (Dynamo must not split it at the C call, also on the no-gradient path: lif_cpu._calls_c)
 def _forward(x: torch.Tensor, flat: tuple[torch.Tensor, ...], opts: LIFOptions,
              for_backward: bool) -> tuple[torch.Tensor | None, ...]:
     """Run the forward loop over contiguous float32 ``x [T, *step]`` (``flat``: the four parameters as ``[M]``):
@@ -85,7 +86,7 @@ def _forward(x: torch.Tensor, flat: tuple[torch.Tensor, ...], opts: LIFOptions,
             _ptr(x), *(_ptr(p) for p in flat), _ptr(h), _ptr(theta), _ptr(spikes), _ptr(out) if masking else None,
             _ptr(ck[0]) if ck is not None else None, _ptr(ck[1]) if ck is not None else None, _ptr(counts), T, M,
             int(opts.keep_membrane), int(opts.reset == "zero"),
-            -1 if opts.max_spikes is None else int(opts.max_spikes), _NOISE_CODES[opts.noise] if sampling else 0,
+            c_spike_cap(opts.max_spikes, T, -1), _NOISE_CODES[opts.noise] if sampling else 0,
             noise_divisor(opts.noise, opts.noise_scale) if sampling else 1.0, seed_key(opts.seed) if sampling else 0,
             opts.mask_p, cached_mask_key(opts.mask_seed) if masking else 0, _threads(T, M))
     return out, h, theta, spikes, ck, counts
@@ -106,7 +107,7 @@ def _backward(opts: LIFOptions, need: tuple[bool, ...], grad_o: torch.Tensor | N
     _alif_lib().snnlab_alif_backward(
         _ptr(x), _ptr(spikes), _ptr(ck[0]), _ptr(ck[1]), _ptr(gs), gs_const or 0.0, *(_ptr(p) for p in flat),
         _ptr(counts), _ptr(grad_x), *(_ptr(g) for g in grads), T, M, int(opts.reset == "zero"),
-        int(opts.detach_reset), -1 if opts.max_spikes is None else int(opts.max_spikes),
+        int(opts.detach_reset), c_spike_cap(opts.max_spikes, T, -1),
         SURROGATE_CODES[opts.surrogate], float(opts.surrogate_param), opts.mask_p,
         cached_mask_key(opts.mask_seed) if opts.mask_p > 0.0 else 0, _threads(T, M))
     return (grad_x,) + grads

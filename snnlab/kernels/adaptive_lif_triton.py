@@ -28,7 +28,8 @@ membrane and the threshold are the CPU PyTorch path's, bit for bit (tested under
 keep masks come from the counter hash at ``t * M + m`` with the same keys as the PyTorch path: the same seed gives the
 same spikes.
 
-Inputs may be float32, float16 or bfloat16: computed in float32, stored in the input's dtype (also the saved trace).
+Inputs may be float32, float16 or bfloat16: computed in float32, returned in the input's dtype; what the backward reads
+(the membrane, the trace) is saved in float32.
 First-order gradients only; no ``torch.func`` support (``RuntimeError`` under its transforms). Needs CUDA tensors, or
 CPU tensors with ``TRITON_INTERPRET=1`` set before Triton is imported (testing). Importing this module without
 Triton raises :class:`ImportError`.
@@ -272,10 +273,13 @@ def _forward(x: torch.Tensor, params: tuple[torch.Tensor, ...], opts: LIFOptions
     if M > _MAX_NEURONS:
         raise ValueError(f"{_NAME}: {M} neurons per time step (B * ... * N) is more than the kernels' int32 indices "
                          f"reach ({_MAX_NEURONS}); split the batch or use adaptive_lif (the PyTorch path)")
-    o, h, theta = torch.empty_like(x), torch.empty_like(x), torch.empty_like(x)
+    # what the backward reads (the membrane, the trace) is kept in float32 for half-precision input: rounded to
+    # bfloat16, a membrane of about 14 (an adapted threshold) moves by 0.06, a large part of a surrogate's width
+    saved = torch.float32 if store_trace else x.dtype
+    o, h, theta = torch.empty_like(x), torch.empty_like(x, dtype=saved), torch.empty_like(x)
     sampling, masking = opts.sampling(), opts.mask_p > 0.0
     own = torch.empty_like(x) if store_trace and masking and not _recomputes_spikes(x.dtype, sampling) else None
-    a_prev = torch.empty_like(x) if store_trace else None
+    a_prev = torch.empty_like(x, dtype=torch.float32) if store_trace else None
     counts = (torch.empty((2, M), dtype=torch.float32, device=x.device) if opts.max_spikes is not None else None)
     if T > 0 and M > 0:
         block, warps = launch_config(M, _gpu_sms(x))
@@ -336,7 +340,8 @@ class AdaptiveLIFTritonFunction(torch.autograd.Function):
         o, h, theta, own, a_prev, counts = _forward(x, flat, opts, store_trace=True)
         spikes = None if _recomputes_spikes(x.dtype, opts.sampling()) else o if own is None else own
         ctx.save_for_backward(h, spikes, a_prev, counts, *flat)
-        ctx.opts, ctx.step = opts, step
+        ctx.opts, ctx.step, ctx.x_dtype = opts, step, x.dtype
+        h = h.to(x.dtype)  # (returned in x's dtype; the float32 one is kept for the backward)
         ctx.param_meta = tuple((p.shape, p.dtype) for p in (beta, threshold, rho, strength))
         ctx.mark_non_differentiable(h, theta)
         ctx.set_materialize_grads(False)  # no [T, ...] zeros for an absent output gradient
@@ -353,7 +358,7 @@ class AdaptiveLIFTritonFunction(torch.autograd.Function):
             grads[2] = None  # the trace of the only step is never read: no rho gradient (as adaptive_lif)
         out = tuple(None if g is None else reduce_to(g.view(ctx.step), shape).to(dtype)
                     for g, (shape, dtype) in zip(grads, ctx.param_meta))
-        return (grad_x,) + out + (None,)
+        return (grad_x.to(ctx.x_dtype),) + out + (None,)
 
 
 def _check_args(x: torch.Tensor, params: tuple[torch.Tensor, ...], opts: LIFOptions, noise: str | None) -> None:

@@ -102,6 +102,17 @@ def math_approx(name: str, x: torch.Tensor) -> torch.Tensor:
     return y
 
 
+def c_spike_cap(max_spikes: int | None, T: int, none: int) -> int:
+    """``max_spikes`` as the C loops' ``int`` argument: ``none`` (their "no cap") where it cannot bind in ``T`` steps,
+    so a cap past ``2**31`` is not cut to a wrong 32-bit value.
+
+    Example:
+        >>> c_spike_cap(None, 50, -1), c_spike_cap(2**40, 50, -1), c_spike_cap(3, 50, -1)
+        (-1, -1, 3)
+    """
+    return none if max_spikes is None or max_spikes >= T else int(max_spikes)
+
+
 def _threads(T: int, M: int) -> int:
     """Threads for a ``[T, M]`` loop: one below ~0.5M elements (starting threads would cost more)."""
     if T * M < _MIN_ELEMENTS_FOR_THREADS:
@@ -160,7 +171,7 @@ class LIFCpuFunction(torch.autograd.Function):
             lib.snnlab_lif_forward(
                 _ptr(x), _ptr(beta_f), _ptr(thr_f), _ptr(membrane), _ptr(spikes), _ptr(checkpoints), _ptr(counts),
                 _ptr(out) if masking else None, T, M, int(bool(keep_membrane)), int(reset == "zero"),
-                int(max_spikes or 0), _NOISE_CODES[noise] if sampling else 0,
+                c_spike_cap(max_spikes, T, 0), _NOISE_CODES[noise] if sampling else 0,
                 noise_divisor(noise, noise_scale) if sampling else 1.0, seed_key(opts.seed) if sampling else 0,
                 mask_p, m_key, _threads(T, M))
         # the backward re-runs the forward from x, the spikes and the checkpoints (cheaper than storing
@@ -218,7 +229,7 @@ class LIFCpuBackward(torch.autograd.Function):
             _lib().snnlab_lif_backward(
                 _ptr(x), _ptr(spikes), _ptr(checkpoints), _ptr(gs), gs_const or 0.0, _ptr(beta_f), _ptr(thr_f),
                 _ptr(counts), _ptr(grad_x), _ptr(g_beta), _ptr(g_thr),
-                T, M, int(reset == "zero"), int(detach_reset), int(max_spikes or 0), SURROGATE_CODES[surrogate],
+                T, M, int(reset == "zero"), int(detach_reset), c_spike_cap(max_spikes, T, 0), SURROGATE_CODES[surrogate],
                 surrogate_param, mask_p, m_key, _threads(T, M))
         step = x.shape[1:]
         return grad_x, (g_beta.view(step) if need_beta else None), (g_thr.view(step) if need_thr else None)
