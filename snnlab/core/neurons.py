@@ -1,6 +1,7 @@
 """Spiking and non-spiking neuron modules (``torch.nn`` style), time-major ``[T, B, ...]``."""
 from __future__ import annotations
 
+import math
 import warnings
 
 import torch
@@ -14,7 +15,8 @@ from snnlab.kernels.surrogate_math import NOISE_SURROGATES, check_builtin_surrog
 
 from . import surrogates as sg
 from .random_stream import RandomStream
-from .validation import (all_finite, as_drop_probability, as_number, as_seed, check_choice, check_positive,
+from .validation import (all_finite, as_drop_probability, as_number, as_seed, check_choice, check_non_negative,
+                         check_positive,
                          check_time_major, is_integer, raise_non_finite)
 
 RESETS = ("subtract", "zero")
@@ -125,6 +127,39 @@ class _Leaky(nn.Module):
         if self.learn_tau:
             return 1.0 - 1.0 / self.tau_mem.clamp(min=1.0)
         return self.beta_const
+
+    def spread_tau_(self, cv: float, generator: torch.Generator | None = None) -> "_Leaky":
+        """Give every neuron its own membrane time constant, drawn around the current one: ``tau_i = tau * z_i``
+        with ``z_i`` log-normal of mean 1 and coefficient of variation ``cv`` (heterogeneous time constants, which
+        help networks learn temporal tasks: Perez-Nieves et al. 2021), kept >= 1 step. Needs one value per neuron
+        (``n_neurons``); learned or fixed alike. Draws from ``generator`` (default: torch's global RNG, as weight
+        initialisations). Returns the layer.
+
+        Example:
+            >>> import torch, snnlab as sl
+            >>> lif = sl.LIF(tau_mem=20.0, n_neurons=10_000).spread_tau_(0.5, torch.Generator().manual_seed(0))
+            >>> tau = 1 / (1 - lif.beta())
+            >>> round(float(tau.mean()), 0), round(float(tau.std() / tau.mean()), 1)
+            (20.0, 0.5)
+        """
+        layer = type(self).__name__
+        cv = check_non_negative(cv, "cv", layer)
+        if self.n_neurons is None:
+            raise ValueError(f"{layer}: spread_tau_ needs one time constant per neuron: build the layer with n_neurons")
+        beta = self.beta().detach().double()
+        if bool((beta >= 1.0).any()):
+            raise ValueError(f"{layer}: spread_tau_ needs finite time constants (beta < 1), got beta up to "
+                             f"{float(beta.max()):g}")
+        tau = 1.0 / (1.0 - beta)
+        sigma = math.sqrt(math.log1p(cv * cv))
+        z = torch.randn(tau.shape, generator=generator, dtype=torch.float64) * sigma - sigma * sigma / 2
+        new = (tau * z.exp()).clamp(min=1.0)
+        with torch.no_grad():
+            if self.learn_tau:
+                self.tau_mem.copy_(new.to(self.tau_mem.dtype))
+            else:
+                self.beta_const.copy_((1.0 - 1.0 / new).to(self.beta_const.dtype))
+        return self
 
     def _check_input(self, x: torch.Tensor, finite: bool = True) -> torch.Tensor:
         """``x`` checked, as a floating-point tensor (integer or bool spikes become the default float dtype:

@@ -53,7 +53,7 @@ MAX_LAYER_WIDTH = 1_000_000
 # Fields added after configurations were first hashed into run folder names, whose default keeps the older
 # behaviour; identity_dict() leaves them out at their default, so existing run folders keep their names.
 FIELDS_ADDED_LATER = ("detach_reset", "dropout", "batch_norm", "recurrent", "spike_reg", "tau_syn", "adaptation",
-                      "tau_adapt", "sigma_schedule", "sigma_end", "sigma_anneal_fraction",
+                      "tau_adapt", "tau_mem_cv", "sigma_schedule", "sigma_end", "sigma_anneal_fraction",
                       "lr_schedule", "lr_delays_schedule")
 
 
@@ -310,6 +310,10 @@ class ExperimentConfig(param.Parameterized):
         "noise of scale sigma has standard deviation sigma * pi / sqrt(3), about 1.81 sigma."))
     tau_mem = param.Number(default=10.0, bounds=(1.0, None), doc=(
         "Membrane time constant in time steps (beta = 1 - 1/tau_mem); also used by the readout layer."))
+    tau_mem_cv = param.Number(default=0.0, bounds=(0.0, 10.0), doc=(
+        "Heterogeneous membrane time constants: each hidden neuron's tau_mem drawn log-normal around tau_mem with "
+        "this coefficient of variation (kept >= 1 step; learned per neuron with learn_tau), as in Perez-Nieves et "
+        "al. (2021), where heterogeneity helped on temporal tasks. 0 = every neuron the same (off)."))
     tau_syn = param.Number(default=None, allow_None=True, bounds=(1.0, None), doc=(
         "Synaptic time constant in time steps, or None (off): a leaky synaptic current (LI, beta = 1 - 1/tau_syn) "
         "between each hidden layer's synapses and its LIF neurons: current-based (CuBa) LIF neurons, as in the "
@@ -321,7 +325,8 @@ class ExperimentConfig(param.Parameterized):
     detach_reset = param.Boolean(default=False, doc=(
         "Stop the gradient through the reset term (the reset still happens), as SpikingJelly's detach_reset."))
     learn_threshold = param.Boolean(default=False, doc="Learn one threshold per hidden layer.")
-    learn_tau = param.Boolean(default=False, doc="Learn one membrane time constant per layer.")
+    learn_tau = param.Boolean(default=False, doc=(
+        "Learn the membrane time constants: one per layer, or one per neuron in recurrent layers and with tau_mem_cv."))
     mask_p = param.Number(default=0.0, bounds=(0.0, 1.0), inclusive_bounds=(True, False), doc=(
         "Drop each hidden spike with this probability during training (LIF mask_p, fused into the neuron "
         "kernels; the spike counts logged are the transmitted spikes); 0 = off."))
@@ -660,6 +665,8 @@ class ExperimentConfig(param.Parameterized):
             parts.append("rec")
         if self.adaptation > 0:
             parts.append(f"adapt{self.adaptation:g}/{self.tau_adapt:g}")
+        if self.tau_mem_cv > 0:
+            parts.append(f"taucv{self.tau_mem_cv:g}")
         if self.batch_norm:
             parts.append("bn")
         if self.dropout > 0:

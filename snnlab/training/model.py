@@ -41,12 +41,20 @@ def neuron_kwargs(cfg: ExperimentConfig) -> dict[str, Any]:
 
 def _hidden_neurons(cfg: ExperimentConfig, width: int, kw: dict[str, Any]) -> LIF:
     """One hidden layer's neurons: :class:`~snnlab.ALIF` with ``cfg.adaptation > 0`` (recurrent with
-    ``cfg.recurrent``), else :class:`~snnlab.RecurrentLIF` with ``cfg.recurrent``, else :class:`~snnlab.LIF`."""
+    ``cfg.recurrent``), else :class:`~snnlab.RecurrentLIF` with ``cfg.recurrent``, else :class:`~snnlab.LIF`; with
+    ``cfg.tau_mem_cv > 0`` one time constant per neuron, spread around ``tau_mem`` (:meth:`~snnlab.LIF.spread_tau_`)."""
     mask_p = float(cfg.mask_p)
+    per_neuron = width if cfg.recurrent or cfg.tau_mem_cv > 0 else None
     if cfg.adaptation > 0:
-        return ALIF(**kw, mask_p=mask_p, adaptation=float(cfg.adaptation), tau_adapt=float(cfg.tau_adapt),
-                    recurrent=bool(cfg.recurrent), n_neurons=width if cfg.recurrent else None)
-    return RecurrentLIF(width, **kw, mask_p=mask_p) if cfg.recurrent else LIF(**kw, mask_p=mask_p)
+        neurons: LIF = ALIF(**kw, mask_p=mask_p, adaptation=float(cfg.adaptation), tau_adapt=float(cfg.tau_adapt),
+                            recurrent=bool(cfg.recurrent), n_neurons=per_neuron)
+    elif cfg.recurrent:
+        neurons = RecurrentLIF(width, **kw, mask_p=mask_p)
+    else:
+        neurons = LIF(**kw, mask_p=mask_p, n_neurons=per_neuron)
+    if cfg.tau_mem_cv > 0:  # heterogeneous time constants, drawn from torch's global RNG (seeded with the run)
+        neurons.spread_tau_(float(cfg.tau_mem_cv))
+    return neurons
 
 
 def _synapse(cfg: ExperimentConfig, n_in: int, n_out: int, gain: float) -> nn.Module:
