@@ -21,6 +21,8 @@ TABLES = {
     "## 2.": ("delays_vs_none.csv", "delays", {"learnable delays": True, "no delays": False}),
     "## 3.": ("adaptation_vs_none.csv", "tau_adapt", {"tau_adapt=20": 20.0, "tau_adapt=30": 30.0,
                                                       "tau_adapt=50": 50.0, "tau_adapt=1": 1.0}),
+    "## 4.": ("heterogeneity_vs_none.csv", "tau_mem_cv", {"tau_mem_cv=0": 0.0, "tau_mem_cv=1": 1.0, "tau_mem_cv=2": 2.0,
+                                                          "tau_mem_cv=3": 3.0}),
 }
 
 

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Reproduce docs/results.md: three sweeps on the CPU (a few minutes on 2 cores), then the summary tables.
+# Reproduce docs/results.md: four sweeps on the CPU (a few minutes on 2 cores), then the summary tables.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 bash run.sh setup
@@ -16,4 +16,8 @@ $SNN sweep --preset delays_delay_task --grid delays=true,false --grid seed=0,1,2
 # 20- to 50-step adaptation memory and with none (tau_adapt=1: the threshold relaxes within a step), 3 seeds.
 $SNN sweep --preset delays_delay_task --no-delays --adaptation 0.5 --grid tau_adapt=20,30,50,1 --grid seed=0,1,2 \
   --workers 2 --no-store --quiet --out docs/results/adaptation_vs_none.csv
+# 4. Heterogeneous membrane time constants instead of delays, on the same task: tau_mem drawn per neuron around 2 steps
+# (log-normal, coefficient of variation tau_mem_cv), 5 seeds.
+$SNN sweep --preset delays_delay_task --no-delays --grid tau_mem_cv=0,1,2,3 --grid seed=0,1,2,3,4 \
+  --workers 2 --no-store --quiet --out docs/results/heterogeneity_vs_none.csv
 .venv/bin/python docs/results/summarize.py

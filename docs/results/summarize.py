@@ -24,6 +24,7 @@ if __name__ == "__main__":
     text = ("## TTFS versus multi-spike (mnist5k)\n\n" + table("ttfs_vs_multispike.csv", "neuron") +
             "\n\n## Learnable delays versus none (delay task)\n\n" + table("delays_vs_none.csv", "delays") +
             "\n\n## Threshold adaptation without delays (delay task)\n\n" + table("adaptation_vs_none.csv", "tau_adapt") +
-            "\n")
+            "\n\n## Heterogeneous time constants without delays (delay task)\n\n" +
+            table("heterogeneity_vs_none.csv", "tau_mem_cv") + "\n")
     (HERE / "summary.md").write_text(text)
     print(text)
