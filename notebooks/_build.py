@@ -470,9 +470,9 @@ NOTEBOOKS["02_neurons_and_surrogates.ipynb"] = [
     md("""
     In a configuration `adaptation > 0` (with `tau_adapt`) makes the hidden neurons adaptive, recurrent ones
     with `recurrent=True` (`snnlab train --adaptation 0.3 --recurrent`, or the dashboard's form). A `Monitor`
-    records the moving threshold as `mon.thresholds[layer]`, which `viz.monitor_traces` draws. `ALIF` runs a
-    PyTorch time loop with a hand-written backward (no Triton kernel yet), and NIR has no adaptive neuron, so it
-    does not export.
+    records the moving threshold as `mon.thresholds[layer]`, which `viz.monitor_traces` draws. Feed-forward
+    `ALIF` layers run fused kernels (a C loop on the CPU, Triton on a GPU), recurrent ones a PyTorch loop with a
+    hand-written backward; NIR has no adaptive neuron, so `ALIF` does not export.
     """),
     md("""
     ## Summary

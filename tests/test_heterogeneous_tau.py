@@ -22,9 +22,18 @@ def test_spread_keeps_the_mean_and_gives_the_coefficient_of_variation(learn):
         assert lif.tau_mem.requires_grad and torch.allclose(lif.tau_mem.detach().double(), tau, rtol=1e-5)
 
 
-def test_spread_clamps_at_one_step_is_seeded_and_zero_changes_nothing():
-    wide = sl.LI(tau_mem=2.0, n_neurons=5000).spread_tau_(3.0, torch.Generator().manual_seed(0))
-    assert float(wide.beta().min()) == 0.0  # tau kept >= 1 step: beta >= 0
+def test_a_short_time_constant_keeps_its_mean_above_one_step():
+    """Probe: clamping the draws at 1 step raised the mean of tau_mem=2 to 2.28 at cv=2 and put 54 % of the neurons at
+    exactly 1 step (no memory). The part above 1 step is spread instead: the mean stays, nothing is clamped."""
+    wide = sl.LI(tau_mem=2.0, n_neurons=200_000).spread_tau_(2.0, torch.Generator().manual_seed(0))
+    tau = (1 / (1 - wide.beta())).double()
+    assert tau.mean().item() == pytest.approx(2.0, rel=0.01) and float(tau.min()) > 1.0
+    assert float((tau == 1.0).float().mean()) == 0.0 and 1.5 < float(tau.std() / tau.mean()) < 2.1
+    stuck = sl.LIF(beta=0.0, n_neurons=4).spread_tau_(1.0)   # 1 step leaves no room: it stays
+    assert torch.equal(stuck.beta(), torch.zeros(4))
+
+
+def test_spread_is_seeded_and_zero_changes_nothing():
     a = sl.LIF(n_neurons=7).spread_tau_(0.5, torch.Generator().manual_seed(3))
     b = sl.LIF(n_neurons=7).spread_tau_(0.5, torch.Generator().manual_seed(3))
     assert torch.equal(a.beta(), b.beta())
@@ -39,6 +48,8 @@ def test_spread_refuses_what_it_cannot_do():
         sl.LIF(n_neurons=3).spread_tau_(-0.1)
     with pytest.raises(ValueError, match="LIF: cv must be a finite number >= 0"):
         sl.LIF(n_neurons=3).spread_tau_(math.inf)
+    with pytest.raises(ValueError, match="LIF: cv must be at most 10"):
+        sl.LIF(n_neurons=3).spread_tau_(1e200)
     with pytest.raises(ValueError, match="needs finite time constants"):
         sl.LIF(beta=1.0, n_neurons=3).spread_tau_(0.3)
 

@@ -775,4 +775,14 @@ def test_the_costly_event_warning_compares_with_a_convolutions_dense_cost():
     full = torch.full((1, 1, 2, 8, 8), 30.0)   # every input element: 30 events, more than the dense convolution
     with pytest.warns(CostlyEventInputWarning, match="layer '0.module'"):
         synops_table(conv, [(full, torch.tensor([0]))])
+    # probe: a strided convolution's dense cost counts its (fewer) output elements: 20 events per pixel cost 3.9x it
+    strided = sl.Sequential(sl.TimeDistributed(nn.Conv2d(1, 8, 3, stride=2)), nn.Flatten(2), sl.LIF(),
+                            nn.Linear(8 * 13 * 13, 2))
+    with pytest.warns(CostlyEventInputWarning, match=r"than the 1\.217e\+04 MACs"):  # 13 * 13 * 8 outputs * 9
+        synops_table(strided, [(torch.full((1, 1, 1, 28, 28), 20.0), torch.tensor([0]))])
+    # probe: a strided convolution's dense cost counts its (fewer) output elements: 20 events per pixel cost 3.9x it
+    strided = sl.Sequential(sl.TimeDistributed(nn.Conv2d(1, 8, 3, stride=2)), nn.Flatten(2), sl.LIF(),
+                            nn.Linear(8 * 13 * 13, 2))
+    with pytest.warns(CostlyEventInputWarning, match=r"than the 1\.217e\+04 MACs"):  # 13 * 13 * 8 outputs * 9
+        synops_table(strided, [(torch.full((1, 1, 1, 28, 28), 20.0), torch.tensor([0]))])
 

@@ -1,6 +1,7 @@
 """Trainer: learning, events, thread control, checkpoints/resume, NaN handling, seeding, run store."""
 import math
 import time
+import warnings
 
 import pytest
 import torch
@@ -585,11 +586,18 @@ def test_empty_training_batches_warn_once_and_an_epoch_of_them_is_refused():
 
     x, y = torch.rand(6, 4, 64), torch.tensor([0, 1, 2, 3])
     empty = (x[:, :0], y[:0])
-    with pytest.raises(ValueError, match="every batch of epoch 1 was empty"):
+    with pytest.raises(ValueError, match="epoch 1 trained on no samples: every batch of it was empty"):
         Trainer(tiny(epochs=1), train_loader=[empty, empty], test_loader=[(x, y)], progress=False).run()
-    with pytest.warns(RuntimeWarning, match="batch 0 of epoch 1 is empty .* skipped") as rec:
-        Trainer(tiny(epochs=2), train_loader=[empty, (x, y)], test_loader=[(x, y)], progress=False).run()
+    with pytest.raises(ValueError, match="epoch 1 trained on no samples: the training loader yielded no batches"):
+        Trainer(tiny(epochs=1), model=Trainer(tiny(), progress=False).model, train_loader=[],
+                test_loader=[(x, y)], progress=False).run()
+    with pytest.warns(RuntimeWarning, match="batch 0 of epoch 1 is empty .* skipped; the learning-rate schedules") as rec:
+        Trainer(tiny(epochs=2, lr_schedule="cosine"), train_loader=[empty, (x, y)], test_loader=[(x, y)],
+                progress=False).run()
     assert sum("is empty" in str(w.message) for w in rec) == 1  # once per run
+    with warnings.catch_warnings():  # no schedule: nothing to warn about
+        warnings.simplefilter("error", RuntimeWarning)
+        Trainer(tiny(epochs=1), train_loader=[empty, (x, y)], test_loader=[(x, y)], progress=False).run()
     model = Trainer(tiny(epochs=1), progress=False).model
     for _ in range(5):
         Trainer(tiny(epochs=1), model=model, progress=False)

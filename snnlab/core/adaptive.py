@@ -26,6 +26,7 @@ BPTT baselines. The time loops, all tested against the per-step autograd loop of
 from __future__ import annotations
 
 import math
+import warnings
 
 import torch
 from torch import nn
@@ -129,6 +130,10 @@ class ALIF(LIF):
         if learn_adaptation and math.isinf(tau_a):
             raise ValueError("ALIF: learn_adaptation needs a finite tau_adapt")
         shape = (self.n_neurons,) if self.n_neurons is not None else ()
+        if self.max_spikes == 1 and (strength > 0 or learn_adaptation):
+            warnings.warn("ALIF: with max_spikes=1 a neuron fires at most once, so its threshold rises only after "
+                          "that spike and the adaptation has no effect (use sl.LIF, or allow more spikes)",
+                          UserWarning, stacklevel=2)
         self.learn_adaptation = bool(learn_adaptation)
         for name, value in (("adaptation", strength), ("tau_adapt", tau_a)):
             tensor = torch.full(shape, float(value))

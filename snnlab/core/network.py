@@ -77,7 +77,7 @@ class Monitor:
     ``mon.thresholds[name]`` the effective threshold of layers whose threshold moves (:class:`~snnlab.ALIF`).
     Names are module names as in ``net.named_modules()`` (``"1"`` for the second layer of a Sequential).
     Monitors may nest (e.g. :func:`snnlab.metrics.evaluate` inside one): each records every forward it sees.
-    ``membrane=False`` records spikes only: the layers then keep no membrane for it (LIF forwards run up to 2x
+    ``membrane=False`` records spikes only (no membrane, no ``thresholds``): the layers then keep no membrane for it (LIF forwards run up to 2x
     faster on the CPU without keeping the whole ``[T, B, N]`` membrane), and ``mon.membrane`` stays empty.
 
     Only :class:`~snnlab.LIF` / :class:`~snnlab.LI` layers (and their subclasses) are neuron layers: a neuron

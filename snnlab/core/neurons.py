@@ -21,6 +21,7 @@ from .validation import (all_finite, as_drop_probability, as_number, as_seed, ch
 
 RESETS = ("subtract", "zero")
 DEFAULT_TAU_MEM = 10.0  # time steps, when neither tau_mem nor beta is given
+MAX_TAU_CV = 10.0  # the widest spread of time constants (LIF.spread_tau_, ExperimentConfig.tau_mem_cv)
 
 
 def _beta_from(tau_mem: float | None, beta: float | None, layer: str) -> float:
@@ -129,11 +130,13 @@ class _Leaky(nn.Module):
         return self.beta_const
 
     def spread_tau_(self, cv: float, generator: torch.Generator | None = None) -> "_Leaky":
-        """Give every neuron its own membrane time constant, drawn around the current one: ``tau_i = tau * z_i``
-        with ``z_i`` log-normal of mean 1 and coefficient of variation ``cv`` (heterogeneous time constants, which
-        help networks learn temporal tasks: Perez-Nieves et al. 2021), kept >= 1 step. Needs one value per neuron
-        (``n_neurons``); learned or fixed alike. Draws from ``generator`` (default: torch's global RNG, as weight
-        initialisations). Returns the layer.
+        """Give every neuron its own membrane time constant around the current one, with coefficient of variation
+        ``cv`` and the same mean (heterogeneous time constants, which help networks learn temporal tasks:
+        Perez-Nieves et al. 2021). The part above the 1-step minimum is drawn log-normal,
+        ``tau_i = 1 + (tau - 1) * z_i`` with ``E[z] = 1``, so no draw is clamped and the mean stays ``tau``; a short
+        ``tau`` needs a wide ``z`` for a given ``cv`` (most neurons then near 1 step, a few much longer), and a neuron
+        at exactly 1 step (``beta = 0``) stays there. Needs one value per neuron (``n_neurons``); learned or fixed
+        alike. Draws from ``generator`` (default: torch's global RNG, as weight initialisations). Returns the layer.
 
         Example:
             >>> import torch, snnlab as sl
@@ -144,6 +147,8 @@ class _Leaky(nn.Module):
         """
         layer = type(self).__name__
         cv = check_non_negative(cv, "cv", layer)
+        if cv > MAX_TAU_CV:
+            raise ValueError(f"{layer}: cv must be at most {MAX_TAU_CV:g} (a coefficient of variation), got {cv!r}")
         if self.n_neurons is None:
             raise ValueError(f"{layer}: spread_tau_ needs one time constant per neuron: build the layer with n_neurons")
         beta = self.beta().detach().double()
@@ -151,9 +156,12 @@ class _Leaky(nn.Module):
             raise ValueError(f"{layer}: spread_tau_ needs finite time constants (beta < 1), got beta up to "
                              f"{float(beta.max()):g}")
         tau = 1.0 / (1.0 - beta)
-        sigma = math.sqrt(math.log1p(cv * cv))
-        z = torch.randn(tau.shape, generator=generator, dtype=torch.float64) * sigma - sigma * sigma / 2
-        new = (tau * z.exp()).clamp(min=1.0)
+        room = (tau - 1.0).clamp(min=0.0)  # above the 1-step minimum
+        cv_z = cv * tau / room.clamp(min=1e-12)  # the spread of z that gives tau the coefficient of variation cv
+        sigma = torch.sqrt(torch.log1p(cv_z * cv_z))
+        device = generator.device if generator is not None else torch.device("cpu")
+        z = torch.randn(tau.shape, generator=generator, dtype=torch.float64, device=device).to(tau.device)
+        new = 1.0 + room * torch.exp(z * sigma - sigma * sigma / 2)
         with torch.no_grad():
             if self.learn_tau:
                 self.tau_mem.copy_(new.to(self.tau_mem.dtype))

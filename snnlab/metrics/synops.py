@@ -416,8 +416,7 @@ class SynOpsCounter:
             if key not in self._fanouts:
                 self._fanouts[key] = conv_fanout(module, key[1], x.device, out_size)
             acs, macs, binary, events = conv_ops(x.detach(), module, self._fanouts[key])
-            dense = x.numel() * (module.out_channels // module.groups) * math.prod(module.kernel_size)
-            self._warn_costly_events(name, acs, dense)
+            self._warn_costly_events(name, acs, _dense_conv_macs(module, x, output))
             self._add(self.ops[name], acs, macs, binary, events, frames)
         return count
 
@@ -505,6 +504,16 @@ class SynOpsCounter:
                  self._per(r.acs, r, n), self._per(r.macs, r, n)) for name, r in self.ops.items()]
         return pd.DataFrame(rows, columns=["layer", "in_features", "out_features", "binary_input",
                                            "input_events_per_sample", "acs_per_sample", "macs_per_sample"])
+
+
+def _dense_conv_macs(module: nn.Module, x: torch.Tensor, output: torch.Tensor) -> int:
+    """The MACs of a (transposed) convolution run dense on ``x``, as the module docstring counts analog frames: a
+    convolution's output elements times ``in_channels / groups * prod(kernel_size)``; a transposed one's input
+    elements times ``out_channels / groups * prod(kernel_size)``."""
+    taps = math.prod(module.kernel_size)
+    if isinstance(module, TRANSPOSED_CONV_TYPES):
+        return x.numel() * (module.out_channels // module.groups) * taps
+    return output.numel() * (module.in_channels // module.groups) * taps
 
 
 def _is_recurrent(m: nn.Module) -> bool:

@@ -311,9 +311,10 @@ class ExperimentConfig(param.Parameterized):
     tau_mem = param.Number(default=10.0, bounds=(1.0, None), doc=(
         "Membrane time constant in time steps (beta = 1 - 1/tau_mem); also used by the readout layer."))
     tau_mem_cv = param.Number(default=0.0, bounds=(0.0, 10.0), doc=(
-        "Heterogeneous membrane time constants: each hidden neuron's tau_mem drawn log-normal around tau_mem with "
-        "this coefficient of variation (kept >= 1 step; learned per neuron with learn_tau), as in Perez-Nieves et "
-        "al. (2021), where heterogeneity helped on temporal tasks. 0 = every neuron the same (off)."))
+        "Heterogeneous membrane time constants: each hidden neuron's tau_mem drawn around tau_mem with this "
+        "coefficient of variation and the same mean (the part above 1 step log-normal; learned per neuron with "
+        "learn_tau), as in Perez-Nieves et al. (2021), where heterogeneity helped on temporal tasks. 0 = every neuron "
+        "the same (off)."))
     tau_syn = param.Number(default=None, allow_None=True, bounds=(1.0, None), doc=(
         "Synaptic time constant in time steps, or None (off): a leaky synaptic current (LI, beta = 1 - 1/tau_syn) "
         "between each hidden layer's synapses and its LIF neurons: current-based (CuBa) LIF neurons, as in the "
@@ -348,7 +349,8 @@ class ExperimentConfig(param.Parameterized):
     adaptation = param.Number(default=0.0, bounds=(0.0, None), doc=(
         "Threshold adaptation of the hidden neurons (ALIF): each spike raises a neuron's threshold by this much, and "
         "the rise decays with tau_adapt; with recurrent it makes the LSNN (Bellec et al. 2018), the adaptive "
-        "recurrent networks of SHD/SSC. It runs a PyTorch time loop (no Triton kernel). 0 = off (plain LIF)."))
+        "recurrent networks of SHD/SSC. Feed-forward layers run fused kernels (a C loop on the CPU, Triton on CUDA), "
+        "recurrent ones a PyTorch loop with a hand-written backward. 0 = off (plain LIF)."))
     tau_adapt = param.Number(default=100.0, bounds=(1.0, None), doc=(
         "Time constant of the threshold adaptation in time steps (used when adaptation > 0)."))
     delays = param.Boolean(default=False, doc=(

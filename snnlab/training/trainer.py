@@ -963,19 +963,22 @@ class Trainer:
                           f"batches the learning-rate schedules assume ({self._schedules_text()}), so they will not "
                           "reach their end; set max_batches_per_epoch to the batches the loader yields per epoch",
                           RuntimeWarning, stacklevel=2)
-        if n_seen == 0 and self._epoch_progress["batches_done"] > 0:
-            raise ValueError(f"Trainer: every batch of epoch {epoch + 1} was empty (batch size 0): nothing to train on")
+        if n_seen == 0:
+            why = ("every batch of it was empty (batch size 0)" if self._epoch_progress["batches_done"] > 0 else
+                   "the training loader yielded no batches")
+            raise ValueError(f"Trainer: epoch {epoch + 1} trained on no samples: {why}")
         n = max(n_seen, 1)
         return {f"train_{k}": v / n for k, v in sums.items()} | {"train_samples": n_seen}
 
     def _warn_empty_batch(self, index: int, epoch: int) -> None:
-        """Warn once per run that an empty training batch is skipped (schedules count it as a step)."""
-        if self._warned_empty:
+        """Warn once per run, under a learning-rate schedule, that an empty training batch is skipped (the schedule
+        counts it as a step)."""
+        if self._warned_empty or not self._scheduled():
             return
         self._warned_empty = True
         warnings.warn(f"Trainer: batch {index} of epoch {epoch + 1} is empty (batch size 0) and is skipped; the "
-                      "learning-rate and sigma schedules count len(loader) batches per epoch, so they end early by "
-                      "the empty ones", RuntimeWarning, stacklevel=user_stacklevel())
+                      f"learning-rate schedules ({self._schedules_text()}) count len(loader) batches per epoch, so "
+                      "they will not reach their end", RuntimeWarning, stacklevel=user_stacklevel())
 
     def _epoch_iterator(self, resume: dict[str, Any] | None):
         """``iter(train_loader)``, recording the loader's generator states at the epoch's start.
