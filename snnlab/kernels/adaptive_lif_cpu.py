@@ -32,8 +32,8 @@ import torch
 from .counter_rng import cached_mask_key, seed_key
 from .first_order import refuse_higher_order
 from .func_transforms import transforms_active
-from .lif_common import (LIFOptions, SURROGATE_CODES, check_fused_args, check_mask_p, constant_value, flat_param,
-                         noise_divisor, reduce_to, steps_and_width)
+from .lif_common import (LIFOptions, SURROGATE_CODES, check_cap_and_params, check_fused_args, check_mask_p,
+                         constant_value, flat_param, noise_divisor, reduce_to, steps_and_width)
 from .lif_cpu import _DBL, _FLT, _I64, _INT, _P, _U32, _lib, _ptr, _threads, c_spike_cap
 from .surrogate_math import NOISE_SURROGATES
 
@@ -160,17 +160,7 @@ def _check_args(x: torch.Tensor, params: tuple[torch.Tensor, ...], opts: LIFOpti
     if x.device.type != "cpu":
         raise RuntimeError(f"{_NAME} got a tensor on '{x.device}'; the compiled loop runs on CPU tensors. Use "
                            "adaptive_lif_triton on CUDA (or adaptive_lif), or move the tensors to the CPU.")
-    m = opts.max_spikes
-    if m is not None and (isinstance(m, bool) or not isinstance(m, int) or m < 0):
-        raise ValueError(f"{_NAME}: max_spikes must be None or an integer >= 0, got {m!r}")
-    for name, p in zip(("beta", "threshold", "rho", "strength"), params):
-        try:
-            ok = torch.broadcast_shapes(p.shape, x.shape[1:]) == x.shape[1:]
-        except RuntimeError:
-            ok = False
-        if not ok:
-            raise ValueError(f"{_NAME}: {name} of shape {tuple(p.shape)} does not broadcast to a step of x, "
-                             f"{tuple(x.shape[1:])}")
+    check_cap_and_params(_NAME, x, opts.max_spikes, dict(zip(("beta", "threshold", "rho", "strength"), params)))
 
 
 def adaptive_lif_cpu(x: torch.Tensor, beta: torch.Tensor, threshold: torch.Tensor, rho: torch.Tensor,

@@ -42,8 +42,8 @@ from . import lif_triton as _lif_triton
 from .counter_rng import cached_mask_key, seed_key
 from .first_order import refuse_higher_order
 from .func_transforms import transforms_active
-from .lif_common import (LIFOptions, SURROGATE_CODES, check_fused_args, check_mask_p, expanded_from_one, flat_param,
-                         noise_divisor, reduce_to, steps_and_width)
+from .lif_common import (LIFOptions, SURROGATE_CODES, check_cap_and_params, check_fused_args, check_mask_p,
+                         expanded_from_one, flat_param, noise_divisor, reduce_to, steps_and_width)
 from .lif_triton import (_MAX_NEURONS, _SUPPORTED_DTYPES, _gpu_sms, _load_step, _noise_cdf, _queue_push,
                          _signed32, _step_spikes, _surrogate, _uniform, launch_config)
 from .triton_import import interpreter_problem, tl, triton
@@ -369,17 +369,7 @@ def _check_args(x: torch.Tensor, params: tuple[torch.Tensor, ...], opts: LIFOpti
     check_fused_args(_NAME, x, opts.reset, opts.surrogate, noise, _SUPPORTED_DTYPES)
     if x.dim() < 2:
         raise ValueError(f"{_NAME}: x must be time-major [T, B, ..., N], got shape {tuple(x.shape)}")
-    m = opts.max_spikes
-    if m is not None and (isinstance(m, bool) or not isinstance(m, int) or m < 0):
-        raise ValueError(f"{_NAME}: max_spikes must be None or an integer >= 0, got {m!r}")
-    for name, p in zip(("beta", "threshold", "rho", "strength"), params):
-        try:
-            ok = torch.broadcast_shapes(p.shape, x.shape[1:]) == x.shape[1:]
-        except RuntimeError:
-            ok = False
-        if not ok:
-            raise ValueError(f"{_NAME}: {name} of shape {tuple(p.shape)} does not broadcast to a step of x, "
-                             f"{tuple(x.shape[1:])}")
+    check_cap_and_params(_NAME, x, opts.max_spikes, dict(zip(("beta", "threshold", "rho", "strength"), params)))
 
 
 def adaptive_lif_triton(x: torch.Tensor, beta: torch.Tensor, threshold: torch.Tensor, rho: torch.Tensor,

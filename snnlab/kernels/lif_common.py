@@ -49,6 +49,29 @@ def check_fused_args(who: str, x: torch.Tensor, reset: str, surrogate: str, nois
         raise ValueError("x must be time-major [T, B, ...]")
 
 
+def check_cap_and_params(who: str, x: torch.Tensor, max_spikes: int | None, params: dict[str, torch.Tensor]) -> None:
+    """``ValueError`` naming ``who`` unless ``max_spikes`` is None or an int >= 0 and every parameter (``{name:
+    tensor}``) broadcasts to one step of ``x``, ``x.shape[1:]``.
+
+    Example:
+        >>> check_cap_and_params("f", torch.zeros(3, 2, 4), 1, {"beta": torch.zeros(4)})
+        >>> check_cap_and_params("f", torch.zeros(3, 2, 4), None, {"beta": torch.zeros(3)})
+        Traceback (most recent call last):
+        ...
+        ValueError: f: beta of shape (3,) does not broadcast to a step of x, (2, 4)
+    """
+    if max_spikes is not None and (isinstance(max_spikes, bool) or not isinstance(max_spikes, int) or max_spikes < 0):
+        raise ValueError(f"{who}: max_spikes must be None or an integer >= 0, got {max_spikes!r}")
+    for name, p in params.items():
+        try:
+            ok = torch.broadcast_shapes(p.shape, x.shape[1:]) == x.shape[1:]
+        except RuntimeError:
+            ok = False
+        if not ok:
+            raise ValueError(f"{who}: {name} of shape {tuple(p.shape)} does not broadcast to a step of x, "
+                             f"{tuple(x.shape[1:])}")
+
+
 def check_mask_p(mask_p: float, name: str = "mask_p") -> float:
     """``mask_p`` as a float in ``[0, 1)`` (the probability of dropping a spike), else ``ValueError``.
 
