@@ -150,7 +150,8 @@ class ALIF(LIF):
     _FULL_PRECISION = LIF._FULL_PRECISION + ("adaptation", "tau_adapt")
 
     def reset_recurrent(self, init: str = "uniform") -> None:
-        """(Re)initialise the recurrent weight as :meth:`snnlab.RecurrentLIF.reset_recurrent` (recurrent layers only)."""
+        """(Re)initialise the recurrent weight as :meth:`snnlab.RecurrentLIF.reset_recurrent` (recurrent layers
+        only)."""
         if self.recurrent is None:
             raise ValueError("ALIF: this layer has no recurrent weight (recurrent=False)")
         init_recurrent_weight(self.recurrent.weight, init, "ALIF")
@@ -212,9 +213,9 @@ class ALIF(LIF):
 
     def _path(self, x: torch.Tensor) -> str:
         """Which loop runs ``x``: ``"reference"`` (the step loop: asked for, or under ``torch.func`` whatever the
-        backend: the same function), ``"triton"`` / ``"cpu"`` (asked for, or what ``"auto"`` picks for feed-forward neurons as for the
-        LIF: Triton on CUDA tensors, the C loop for float32 CPU tensors, with a built-in surrogate; a request that
-        cannot run raises) or ``"torch"`` (the fused PyTorch Function)."""
+        backend: the same function), ``"triton"`` / ``"cpu"`` (asked for, or what ``"auto"`` picks for feed-forward
+        neurons as for the LIF: Triton on CUDA tensors, the C loop for float32 CPU tensors, with a built-in surrogate;
+        a request that cannot run raises) or ``"torch"`` (the fused PyTorch Function)."""
         if self.backend in ("cpu", "triton"):  # (set after construction too: the constructor's checks again)
             if self.recurrent is not None:
                 raise ValueError(f"ALIF: backend={self.backend!r} fuses the time loop of feed-forward neurons only; "
