@@ -13,9 +13,9 @@ import snnlab as sl
 from snnlab.core.step_loop import Adaptation, lif_step_loop
 from snnlab.kernels.adaptive_lif import AdaptiveLIFFunction, adaptive_lif
 
+from adaptive_cases import adaptive_options
 from lif_cases import CASES
 
-NOISES = ("gaussian", "logistic")
 PARAMS = ("beta", "threshold", "rho", "strength")
 
 
@@ -35,16 +35,6 @@ def _inputs(shape, T, per_neuron, seed=0, dtype=torch.float64):
     w = torch.randn(n, n, generator=g, dtype=torch.float64) * 1.2 / math.sqrt(n)
     grad = torch.randn((T,) + tuple(shape), generator=g, dtype=torch.float64)
     return tuple(t.to(dtype) for t in (x, *params, w, grad))
-
-
-def _kernel_kwargs(reset, detach, max_spikes, surrogate, param, mask_p, sample=True):
-    """adaptive_lif's options for one case (a noise name as the surrogate is a noisy neuron)."""
-    kw = dict(reset=reset, detach_reset=detach, max_spikes=max_spikes, mask_p=mask_p, mask_seed=7, seed=3)
-    if surrogate in NOISES:
-        kw.update(noise=surrogate, noise_scale=param, sample=sample)
-    else:
-        kw.update(surrogate=surrogate, surrogate_param=param)
-    return kw
 
 
 def _layer(kw):
@@ -108,7 +98,7 @@ def _assert_match(ref, got, atol=1e-10, rtol=1e-10, empty_w_zeros=False):
 def test_every_option_matches_the_step_loop_in_float64(reset, detach, max_spikes, surrogate, param, per_neuron, shape,
                                                        recurrent, mask_p):
     x, *params, w, grad = _inputs(shape, 23, per_neuron, seed=len(shape) + shape[-1])
-    kw = _kernel_kwargs(reset, detach, max_spikes, surrogate, param, mask_p)
+    kw = adaptive_options(reset, detach, max_spikes, surrogate, param, mask_p)
     ref = _run_reference(x, params, w, grad, recurrent, kw)
     got = _run_fused(x, params, w, grad, recurrent, kw)
     _assert_match(ref, got)
@@ -124,7 +114,7 @@ def test_adaptation_changes_the_spikes_and_the_gradients_still_match(reset, deta
     spikes a plain LIF would fire, and the two-state backward matches the loop."""
     x, beta, thr, _, _, w, grad = _inputs((4, 3, 11), 80, True, seed=4)
     rho, strength = torch.full((11,), 0.97, dtype=torch.float64), torch.full((11,), 0.8, dtype=torch.float64)
-    kw = _kernel_kwargs(reset, detach, None, "atan", 2.0, 0.0)
+    kw = adaptive_options(reset, detach, None, "atan", 2.0, 0.0)
     ref = _run_reference(x, (beta, thr, rho, strength), w, grad, recurrent, kw)
     _assert_match(ref, _run_fused(x, (beta, thr, rho, strength), w, grad, recurrent, kw))
     plain = _run_fused(x, (beta, thr, rho, strength * 0), w, grad, recurrent, kw)
@@ -137,8 +127,8 @@ def test_mixed_parameter_shapes_and_a_noisy_neuron_in_eval_mode(recurrent):
     # with the noise density as the surrogate
     x, beta, _, rho, _, w, grad = _inputs((5, 9), 17, True, seed=8)
     params = (beta, torch.tensor(0.85, dtype=torch.float64), rho.view(1, 9), torch.tensor(0.5, dtype=torch.float64))
-    for kw in (_kernel_kwargs("subtract", False, 2, "gaussian", 0.4, 0.0, sample=False),
-               _kernel_kwargs("zero", True, None, "logistic", 0.3, 0.2, sample=False)):
+    for kw in (adaptive_options("subtract", False, 2, "gaussian", 0.4, 0.0, sample=False),
+               adaptive_options("zero", True, None, "logistic", 0.3, 0.2, sample=False)):
         _assert_match(_run_reference(x, params, w, grad, recurrent, kw), _run_fused(x, params, w, grad, recurrent, kw))
 
 
@@ -148,7 +138,7 @@ def test_short_sequences(T, recurrent):
     """T = 0: zeros for every gradient (the recurrent weight too); T = 1: no feedback and no trace read, so the
     recurrent weight and rho get no gradient (None) as in the step loop."""
     x, *params, w, grad = _inputs((3, 6), T, True, seed=T)
-    kw = _kernel_kwargs("subtract", False, 1, "gaussian", 0.4, 0.25)
+    kw = adaptive_options("subtract", False, 1, "gaussian", 0.4, 0.25)
     ref = _run_reference(x, params, w, grad, recurrent, kw)
     got = _run_fused(x, params, w, grad, recurrent, kw)
     _assert_match(ref, got, empty_w_zeros=T == 0)
@@ -164,7 +154,7 @@ def test_short_sequences(T, recurrent):
 def test_float32_matches_the_step_loop_within_float32_tolerance(case, recurrent):
     reset, detach, max_spikes, surrogate, param, per_neuron, shape = case
     x, *params, w, grad = _inputs(shape, 19, per_neuron, seed=11, dtype=torch.float32)
-    kw = _kernel_kwargs(reset, detach, max_spikes, surrogate, param, 0.3)
+    kw = adaptive_options(reset, detach, max_spikes, surrogate, param, 0.3)
     _assert_match(_run_reference(x, params, w, grad, recurrent, kw), _run_fused(x, params, w, grad, recurrent, kw),
                   atol=1e-5, rtol=1e-4)
 

@@ -7,6 +7,7 @@ checkpoints, several neuron blocks and threads, T = 0 and T = 1; and the errors.
 import pytest
 import torch
 
+from adaptive_cases import NOISES, adaptive_inputs as _inputs, adaptive_options as _options
 from lif_cases import CASES
 from snnlab.kernels import lif_cpu as lif_cpu_mod
 from snnlab.kernels.adaptive_lif import adaptive_lif
@@ -15,36 +16,10 @@ from snnlab.kernels.lif_cpu import cpu_kernel_available, cpu_kernel_error
 
 pytestmark = pytest.mark.skipif(not cpu_kernel_available(), reason=f"CPU kernel not built: {cpu_kernel_error()}")
 
-NOISES = ("gaussian", "logistic")
 EXACT_SURROGATES = ("atan", "fast_sigmoid", "triangle")  # the PyTorch path's operations, no exp / erf
 T = 40  # two checkpoints: the backward re-runs the forward from each
 F32 = dict(atol=1e-5, rtol=1e-4)       # the input gradient
 F32_SUMS = dict(atol=1e-4, rtol=1e-3)  # the parameter gradients (sums over batch and time)
-
-
-def _inputs(shape, steps, per_neuron, seed=0):
-    """``(x [steps, *shape], (beta, threshold, rho, strength), output gradient)``; the trace's decay and strength are
-    drawn so that adaptation changes the spikes."""
-    g = torch.Generator().manual_seed(seed)
-    n = shape[-1]
-    x = torch.randn((steps,) + tuple(shape), generator=g) * 0.8 + 0.5
-    if per_neuron:
-        params = (torch.rand(n, generator=g) * 0.5 + 0.4, torch.rand(n, generator=g) * 0.5 + 0.7,
-                  torch.rand(n, generator=g) * 0.3 + 0.65, torch.rand(n, generator=g) * 0.6 + 0.1)
-    else:
-        params = tuple(torch.tensor(v) for v in (0.8, 0.9, 0.85, 0.4))
-    grad = torch.randn((steps,) + tuple(shape), generator=g)
-    return x, params, grad
-
-
-def _options(reset, detach, max_spikes, surrogate, param, mask_p=0.0, sample=True):
-    """The keyword arguments of one case (a noise name as the surrogate: a noisy neuron)."""
-    kw = dict(reset=reset, detach_reset=detach, max_spikes=max_spikes, mask_p=mask_p, mask_seed=7, seed=3)
-    if surrogate in NOISES:
-        kw.update(noise=surrogate, noise_scale=param, sample=sample)
-    else:
-        kw.update(surrogate=surrogate, surrogate_param=param)
-    return kw
 
 
 def _run(compiled, x, params, grad, grad_params=True, sum_loss=False, **kw):

@@ -21,37 +21,12 @@ from snnlab.kernels.adaptive_lif import adaptive_lif  # noqa: E402
 from snnlab.kernels.adaptive_lif_triton import adaptive_lif_triton  # noqa: E402
 from snnlab.kernels.counter_rng import seed_key  # noqa: E402
 
+from adaptive_cases import NOISES, adaptive_inputs as _inputs, adaptive_options as _options  # noqa: E402
 from lif_cases import CASES  # noqa: E402
 
-NOISES = ("gaussian", "logistic")
 T = 9
 F32 = dict(atol=1e-5, rtol=1e-4)      # the input gradient and the membrane
 F32_SUMS = dict(atol=1e-4, rtol=1e-3)  # the parameter gradients (sums over batch and time)
-
-
-def _inputs(shape, steps, per_neuron, seed=0, dtype=torch.float32):
-    """``(x [steps, *shape], (beta, threshold, rho, strength), output gradient)`` on the CPU; the trace's decay and
-    strength are drawn so that adaptation changes the spikes."""
-    g = torch.Generator().manual_seed(seed)
-    n = shape[-1]
-    x = (torch.randn((steps,) + tuple(shape), generator=g) * 0.8 + 0.5).to(dtype)
-    if per_neuron:
-        params = (torch.rand(n, generator=g) * 0.5 + 0.4, torch.rand(n, generator=g) * 0.5 + 0.7,
-                  torch.rand(n, generator=g) * 0.3 + 0.65, torch.rand(n, generator=g) * 0.6 + 0.1)
-    else:
-        params = tuple(torch.tensor(v) for v in (0.8, 0.9, 0.85, 0.4))
-    grad = torch.randn((steps,) + tuple(shape), generator=g)
-    return x, params, grad
-
-
-def _options(reset, detach, max_spikes, surrogate, param, mask_p=0.0, sample=True):
-    """The keyword arguments of one case (a noise name as the surrogate: a noisy neuron)."""
-    kw = dict(reset=reset, detach_reset=detach, max_spikes=max_spikes, mask_p=mask_p, mask_seed=7, seed=3)
-    if surrogate in NOISES:
-        kw.update(noise=surrogate, noise_scale=param, sample=sample)
-    else:
-        kw.update(surrogate=surrogate, surrogate_param=param)
-    return kw
 
 
 def _run(fused, x, params, grad, grad_params=True, sum_loss=False, **kw):
@@ -269,7 +244,7 @@ def test_second_order_and_torch_func_refused():
 
 def test_cpu_tensor_without_interpreter_raises(monkeypatch):
     mod = sys.modules["snnlab.kernels.adaptive_lif_triton"]
-    monkeypatch.setattr(mod, "_INTERPRETED", False)
+    monkeypatch.setattr(sys.modules["snnlab.kernels.lif_triton"], "_INTERPRETED", False)  # (the shared device check)
     x, params, _ = _inputs((2, 5), 3, per_neuron=False)
     with pytest.raises(RuntimeError, match="adaptive_lif_triton.*CUDA"):
         mod.adaptive_lif_triton(x, *params)

@@ -52,8 +52,8 @@ import torch
 from .counter_rng import cached_mask_key, keep_mask, seed_key
 from .dispatch import compute_dtype
 from .first_order import refuse_higher_order
-from .func_transforms import transforms_active
-from .lif_common import LIFOptions, check_mask_p, param_grads, reduce_to
+from .func_transforms import refuse_transforms
+from .lif_common import LIFOptions, adaptive_param_grads, check_mask_p
 from .lif_torch import _time_chunk
 from .recurrent_lif import _beta_c, _noise_chunk
 from .surrogate_math import NOISE_SURROGATES, noise_cdf, surrogate_grad_
@@ -64,10 +64,7 @@ _NAME = "adaptive_lif"
 
 
 def _refuse_transforms() -> None:
-    """``RuntimeError`` under ``torch.func`` transforms (this Function has no rules for them)."""
-    if transforms_active():
-        raise RuntimeError(f"{_NAME}: torch.func transforms (grad, vjp, vmap, jacrev...) are not supported by the "
-                           "fused adaptive LIF; use the per-step loop (snnlab.core.step_loop.lif_step_loop) there")
+    refuse_transforms(_NAME, "fused adaptive LIF")
 
 
 class AdaptiveLIFFunction(torch.autograd.Function):
@@ -114,11 +111,8 @@ class AdaptiveLIFFunction(torch.autograd.Function):
         need = tuple(bool(n) for n in ctx.needs_input_grad[1:6])
         gx, gw, gb, gt, gr, gk = _backward(o, masking, need, grad_out, membrane, spikes, a_prev, out, w, beta,
                                            threshold, rho, strength)
-        step = membrane.shape[1:]
-        gb, gt = param_grads(gb, gt, beta, threshold, step)
-        gr, gk = (None if g is None else reduce_to(g.view(step), p.shape).to(p.dtype)
-                  for g, p in ((gr, rho), (gk, strength)))
-        return gx, gw, gb, gt, gr, gk, None
+        meta = [(p.shape, p.dtype) for p in (beta, threshold, rho, strength)]
+        return (gx, gw) + adaptive_param_grads((gb, gt, gr, gk), membrane.shape[0], membrane.shape[1:], meta) + (None,)
 
 
 def _fire_(h: torch.Tensor, s: torch.Tensor, v: torch.Tensor, theta: torch.Tensor, subtract: bool,

@@ -31,9 +31,9 @@ import torch
 
 from .counter_rng import cached_mask_key, seed_key
 from .first_order import refuse_higher_order
-from .func_transforms import transforms_active
-from .lif_common import (LIFOptions, SURROGATE_CODES, check_cap_and_params, check_fused_args, check_mask_p,
-                         constant_value, flat_param, noise_divisor, reduce_to, steps_and_width)
+from .func_transforms import refuse_transforms
+from .lif_common import (LIFOptions, SURROGATE_CODES, adaptive_param_grads, check_cap_and_params, check_fused_args,
+                         check_mask_p, constant_value, flat_param, noise_divisor, steps_and_width)
 from .lif_cpu import _DBL, _FLT, _I64, _INT, _P, _U32, _lib, _ptr, _threads, c_spike_cap
 from .surrogate_math import NOISE_SURROGATES
 
@@ -58,10 +58,7 @@ def _alif_lib():
 
 
 def _refuse_transforms() -> None:
-    """``RuntimeError`` under ``torch.func`` transforms (the Function has no rules for them)."""
-    if transforms_active():
-        raise RuntimeError(f"{_NAME}: torch.func transforms (grad, vjp, vmap, jacrev...) are not supported by the "
-                           "compiled adaptive LIF; use the per-step loop (snnlab.core.step_loop.lif_step_loop) there")
+    refuse_transforms(_NAME, "compiled adaptive LIF")
 
 
 @torch.compiler.disable  # (Dynamo must not split it at the C call, also on the no-gradient path: lif_cpu._calls_c)
@@ -139,11 +136,7 @@ class AdaptiveLIFCpuFunction(torch.autograd.Function):
         x, spikes, ck, counts, *flat = ctx.saved_tensors
         need = tuple(bool(n) for n in ctx.needs_input_grad[1:5])
         grad_x, *grads = _backward(ctx.opts, need, grad_o, x, spikes, ck, counts, tuple(flat))
-        if x.shape[0] == 1:
-            grads[2] = None  # the trace of the only step is never read: no rho gradient (as adaptive_lif)
-        out = tuple(None if g is None else reduce_to(g.view(ctx.step), shape).to(dtype)
-                    for g, (shape, dtype) in zip(grads, ctx.param_meta))
-        return (grad_x,) + out + (None,)
+        return (grad_x,) + adaptive_param_grads(grads, x.shape[0], ctx.step, ctx.param_meta) + (None,)
 
 
 def _check_args(x: torch.Tensor, params: tuple[torch.Tensor, ...], opts: LIFOptions, noise: str | None) -> None:

@@ -41,12 +41,12 @@ import torch
 from . import lif_triton as _lif_triton
 from .counter_rng import cached_mask_key, seed_key
 from .first_order import refuse_higher_order
-from .func_transforms import transforms_active
-from .lif_common import (LIFOptions, SURROGATE_CODES, check_cap_and_params, check_fused_args, check_mask_p,
-                         expanded_from_one, flat_param, noise_divisor, reduce_to, steps_and_width)
+from .func_transforms import refuse_transforms
+from .lif_common import (LIFOptions, SURROGATE_CODES, adaptive_param_grads, check_cap_and_params, check_fused_args,
+                         check_mask_p, expanded_from_one, flat_param, noise_divisor, steps_and_width)
 from .lif_triton import (_MAX_NEURONS, _SUPPORTED_DTYPES, _gpu_sms, _load_step, _noise_cdf, _queue_push,
                          _signed32, _step_spikes, _surrogate, _uniform, launch_config)
-from .triton_import import interpreter_problem, tl, triton
+from .triton_import import tl, triton
 
 __all__ = ["AdaptiveLIFTritonFunction", "adaptive_lif_triton"]
 
@@ -229,27 +229,8 @@ def _load_back(h_ptr, a_ptr, s_ptr, gs_ptr, off, valid, RECOMPUTE_S: tl.constexp
     return h, a, s, g
 
 
-# kernels decorated while TRITON_INTERPRET=1 run on CPU tensors through Triton's interpreter
-_INTERPRETED = type(_alif_fwd_kernel).__name__ == "InterpretedFunction"
-
-
-def _check_device(x: torch.Tensor) -> None:
-    """``RuntimeError`` for a tensor the kernels cannot run on (not CUDA, and not under the interpreter)."""
-    if x.device.type != "cuda" and not _INTERPRETED:
-        raise RuntimeError(
-            f"{_NAME} got a tensor on '{x.device}'; the Triton kernels need a CUDA device. Use "
-            "snnlab.kernels.adaptive_lif.adaptive_lif (the PyTorch path), move the tensors to CUDA, or set "
-            "TRITON_INTERPRET=1 before importing triton (CPU testing only).")
-    if _INTERPRETED and interpreter_problem():
-        raise RuntimeError(f"{_NAME}: {interpreter_problem()}")
-
-
 def _refuse_transforms() -> None:
-    """``RuntimeError`` under ``torch.func`` transforms (the Function has no rules for them)."""
-    if transforms_active():
-        raise RuntimeError(f"{_NAME}: torch.func transforms (grad, vjp, vmap, jacrev...) are not supported by the "
-                           "fused Triton adaptive LIF; use the per-step loop (snnlab.core.step_loop.lif_step_loop) "
-                           "there")
+    refuse_transforms(_NAME, "fused Triton adaptive LIF")
 
 
 def _prefetch() -> int:
@@ -354,11 +335,7 @@ class AdaptiveLIFTritonFunction(torch.autograd.Function):
         h, spikes, a_prev, counts, *flat = ctx.saved_tensors
         need = tuple(bool(n) for n in ctx.needs_input_grad[1:5])
         grad_x, *grads = _backward(ctx.opts, need, grad_o, h, spikes, a_prev, counts, tuple(flat))
-        if h.shape[0] == 1:
-            grads[2] = None  # the trace of the only step is never read: no rho gradient (as adaptive_lif)
-        out = tuple(None if g is None else reduce_to(g.view(ctx.step), shape).to(dtype)
-                    for g, (shape, dtype) in zip(grads, ctx.param_meta))
-        return (grad_x.to(ctx.x_dtype),) + out + (None,)
+        return (grad_x.to(ctx.x_dtype),) + adaptive_param_grads(grads, h.shape[0], ctx.step, ctx.param_meta) + (None,)
 
 
 def _check_args(x: torch.Tensor, params: tuple[torch.Tensor, ...], opts: LIFOptions, noise: str | None) -> None:
@@ -403,7 +380,7 @@ def adaptive_lif_triton(x: torch.Tensor, beta: torch.Tensor, threshold: torch.Te
     device = x.device if isinstance(x, torch.Tensor) else None
     params = tuple(torch.as_tensor(p, device=device) for p in (beta, threshold, rho, strength))
     _check_args(x, params, opts, noise)
-    _check_device(x)
+    _lif_triton._check_device(x, _NAME, "snnlab.kernels.adaptive_lif.adaptive_lif (the PyTorch path)")
     x = x.contiguous()
     if keep_membrane or (torch.is_grad_enabled() and any(t.requires_grad for t in (x,) + params)):
         return AdaptiveLIFTritonFunction.apply(x, *params, opts)

@@ -18,7 +18,7 @@ import torch
 from .counter_rng import cached_mask_key
 from .first_order import refuse_higher_order
 
-__all__ = ["PARAM", "STEP", "TIME", "backward_cfg", "backward_runner", "check_vmap_randomness", "fixed_signature",
+__all__ = ["PARAM", "STEP", "TIME", "backward_cfg", "backward_runner", "check_vmap_randomness", "fixed_signature", "refuse_transforms",
            "graph_tie", "outside_transforms", "transforms_active", "under_vmap", "vmap_by_slices", "vmap_folded",
            "vmap_randomness"]
 
@@ -47,6 +47,18 @@ try:  # PyTorch offers no public test of "inside vmap": its private one, where p
     from torch._functorch.pyfunctorch import retrieve_all_functorch_interpreters as _interpreters
 except ImportError:  # pragma: no cover - another PyTorch layout: no vmap checks (a read-back then raises)
     _TransformType = _interpreters = None
+
+
+def refuse_transforms(who: str, what: str) -> None:
+    """``RuntimeError`` naming ``who`` (``what``: the kernel, in words) under ``torch.func`` transforms, for a Function
+    without rules for them; the layers run their per-step autograd loop there instead.
+
+    Example:
+        >>> refuse_transforms("adaptive_lif", "fused adaptive LIF")   # outside transforms: nothing to refuse
+    """
+    if transforms_active():
+        raise RuntimeError(f"{who}: torch.func transforms (grad, vjp, vmap, jacrev...) are not supported by the "
+                           f"{what}; use the per-step loop (snnlab.core.step_loop.lif_step_loop) there")
 
 
 def vmap_randomness() -> str | None:

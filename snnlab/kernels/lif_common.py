@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import math
 import numbers
+from collections.abc import Sequence
 from typing import NamedTuple
 
 import torch
@@ -134,6 +135,24 @@ def param_grads(g_beta: torch.Tensor | None, g_thr: torch.Tensor | None, beta: t
     gb = reduce_to(g_beta.view(step_shape), beta.shape).to(beta.dtype) if g_beta is not None else None
     gt = reduce_to(g_thr.view(step_shape), threshold.shape).to(threshold.dtype) if g_thr is not None else None
     return gb, gt
+
+
+def adaptive_param_grads(grads: Sequence[torch.Tensor | None], steps: int, step_shape: torch.Size,
+                         params: Sequence[tuple[torch.Size, torch.dtype]]) -> tuple[torch.Tensor | None, ...]:
+    """The adaptive LIF's per-element ``[M]`` gradients of ``(beta, threshold, rho, strength)`` summed to the
+    parameters' ``(shape, dtype)``; None for ``rho`` when ``steps == 1`` (the trace of the only step is never read, as
+    the step loop gives) and where a gradient was not computed.
+
+    Example:
+        >>> meta = [(torch.Size([]), torch.float32)] * 4
+        >>> [None if g is None else float(g) for g in adaptive_param_grads([torch.ones(3)] * 4, 1, (3,), meta)]
+        [3.0, 3.0, None, 3.0]
+    """
+    grads = list(grads)
+    if steps == 1:
+        grads[2] = None
+    return tuple(None if g is None else reduce_to(g.view(step_shape), shape).to(dtype)
+                 for g, (shape, dtype) in zip(grads, params))
 
 
 class LIFOptions(NamedTuple):

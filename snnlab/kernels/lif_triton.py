@@ -364,14 +364,15 @@ def _lif_bwd_kernel(gs_ptr, h_ptr, s_ptr, beta_ptr, thr_ptr, cnt_ptr, gx_ptr, gb
 _INTERPRETED = type(_lif_fwd_kernel).__name__ == "InterpretedFunction"
 
 
-def _check_device(x: torch.Tensor) -> None:
+def _check_device(x: torch.Tensor, who: str = "lif_triton", instead: str = "the torch backend") -> None:
+    """``RuntimeError`` naming ``who`` for a tensor the Triton kernels cannot run on (not CUDA, and not under the
+    interpreter), suggesting ``instead``; also the interpreter's known problems."""
     if x.device.type != "cuda" and not _INTERPRETED:
         raise RuntimeError(
-            f"lif_triton got a tensor on '{x.device}'; the Triton kernels need a CUDA device. Use the "
-            "torch backend, move the tensors to CUDA, or set TRITON_INTERPRET=1 before importing triton "
-            "(CPU testing only).")
+            f"{who} got a tensor on '{x.device}'; the Triton kernels need a CUDA device. Use {instead}, move the "
+            "tensors to CUDA, or set TRITON_INTERPRET=1 before importing triton (CPU testing only).")
     if _INTERPRETED and interpreter_problem():
-        raise RuntimeError(f"lif_triton: {interpreter_problem()}")
+        raise RuntimeError(f"{who}: {interpreter_problem()}")
 
 
 @functools.lru_cache(maxsize=None)
