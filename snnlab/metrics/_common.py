@@ -8,6 +8,7 @@ from typing import Iterable, Iterator
 import torch
 from torch import nn
 
+from snnlab.core.readout import MembraneReadoutCheck
 from snnlab.data.loader_rng import same_generator_states, same_randomness
 
 
@@ -206,9 +207,14 @@ def check_labels(y, fn: str, name: str = "labels", n_samples: int | None = None,
     return y
 
 
-def model_output(model: nn.Module, x: torch.Tensor) -> torch.Tensor:
-    """Run the model; a tuple/list output gives its first element (the time-major output)."""
-    out = model(x)
-    if isinstance(out, (tuple, list)):
-        out = out[0]
+def model_output(model: nn.Module, x: torch.Tensor, readout: str | None = None) -> torch.Tensor:
+    """Run the model; a tuple/list output gives its first element (the time-major output). With ``readout``, a spike
+    readout of an output that an ``LI`` layer returned is refused (:class:`~snnlab.core.readout.MembraneReadoutCheck`;
+    evaluate and the trainer pass it for their first batch)."""
+    with MembraneReadoutCheck(model, readout) if readout is not None else contextlib.nullcontext() as guard:
+        out = model(x)
+        if isinstance(out, (tuple, list)):
+            out = out[0]
+        if guard is not None:
+            guard.check(out)
     return out

@@ -50,7 +50,7 @@ from snnlab.core.masking import SpikeMask
 from snnlab.core.network import Monitor
 from snnlab.core.validation import as_seed
 from snnlab.core.neurons import LIF
-from snnlab.core.readout import READOUTS, MembraneReadoutCheck, decide, logits, tie_tolerance
+from snnlab.core.readout import READOUTS, decide, logits, tie_tolerance
 
 from ._common import (batches, check_labels, eval_mode, input_dtype, model_input, model_output, resolve_device,
                       same_model_randomness, warn_seed_unused)
@@ -160,12 +160,7 @@ def _collect_batches(model: nn.Module, loader: Iterable, readout: str, dev: torc
     for i, (x, y) in enumerate(batches(loader, max_batches, fn)):
         x = model_input(x, dev, dtype)
         mon.reset()  # the records of this batch only (a layer called per step joins its calls, see Monitor)
-        if i == 0:  # a spike readout of an LI's membrane is refused
-            with MembraneReadoutCheck(model, readout) as guard:
-                out = model_output(model, x)
-                guard.check(out)
-        else:
-            out = model_output(model, x)
+        out = model_output(model, x, readout if i == 0 else None)  # (the first batch: an LI's membrane refused)
         z = logits(out, readout)
         y = check_labels(y, fn, "y", n_classes=z.shape[-1]).to(dev)  # on the host, before the loss indexes with them
         rec.loss_sum += float(F.cross_entropy(z.float(), y, reduction="sum"))

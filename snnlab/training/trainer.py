@@ -39,7 +39,7 @@ from torch import nn
 from snnlab.core.delays import DelayedLinear, DelaySchedule
 from snnlab.core.network import WeakMethodHook
 from snnlab.core.neurons import LIF
-from snnlab.core.readout import MembraneReadoutCheck, decide, logits, tie_tolerance
+from snnlab.core.readout import decide, logits, tie_tolerance
 from snnlab.core.validation import user_stacklevel
 from snnlab.data.loader_rng import loader_states, restore_loader_states
 
@@ -903,9 +903,7 @@ class Trainer:
                 try:
                     # ((output, extras) gives output, as evaluate() takes it); the first step refuses a spike
                     # readout of an LI's membrane before any update
-                    with MembraneReadoutCheck(model if self.step == 0 else nn.Module(), cfg.readout) as guard:
-                        out = model_output(model, x)
-                        guard.check(out)
+                    out = model_output(model, x, cfg.readout if self.step == 0 else None)
                 finally:
                     self._counting = False
                 lg = logits(out, cfg.readout)
