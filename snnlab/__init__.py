@@ -16,6 +16,7 @@ import os as _os
 _os.environ.setdefault("THP_MEM_ALLOC_ENABLE", "1")
 
 from snnlab.core import surrogates  # noqa: E402
+from snnlab.core.activation_checkpoint import activation_checkpoint, seeded_stream_contexts  # noqa: E402
 from snnlab.core.adaptive import ALIF  # noqa: E402
 from snnlab.core.delays import DelayedLinear, DelaySchedule  # noqa: E402
 from snnlab.core.dropout import TimeDropout  # noqa: E402
@@ -29,4 +30,4 @@ from snnlab.core.neurons import LI, LIF  # noqa: E402
 __version__ = "0.1.0"  # the one place of the version: pyproject.toml reads this literal
 
 __all__ = ["LIF", "LI", "ALIF", "RecurrentLIF", "DelayedLinear", "DelaySchedule", "SpikeMask", "TimeBatchNorm", "TimeDropout", "TimeDistributed", "Sequential", "Monitor", "surrogates",
-           "__version__"]
+           "activation_checkpoint", "seeded_stream_contexts", "__version__"]

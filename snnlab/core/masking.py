@@ -43,15 +43,15 @@ class SpikeMask(RandomStream):
 
     def _keep(self, spikes: torch.Tensor) -> torch.Tensor:
         """The random keep mask, drawn on the spikes' device (no CPU draw and copy for GPU tensors)."""
-        device = spikes.device
+        device, stream = spikes.device, self._stream()
         if device.type == "cpu":
-            generator = self._generator  # the module's stream (torch's global one when unseeded)
-        elif self._generator is None:
+            generator = stream  # the module's stream (torch's global one when unseeded)
+        elif stream is None:
             generator = None  # the device's default generator (seeded by torch.manual_seed)
         else:  # seeded: a generator on the device, seeded from the module's stream (same seed, same masks)
             generator = torch.Generator(device=device)
             with outside_transforms():  # a plain number also under vmap
-                generator.manual_seed(int(torch.randint(0, 2 ** 62, (1,), generator=self._generator)))
+                generator.manual_seed(int(torch.randint(0, 2 ** 62, (1,), generator=stream)))
         return torch.rand(spikes.shape, generator=generator, device=device, dtype=torch.float32) >= self.p
 
     def extra_repr(self) -> str:

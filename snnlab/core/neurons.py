@@ -1,7 +1,6 @@
 """Spiking and non-spiking neuron modules (``torch.nn`` style), time-major ``[T, B, ...]``."""
 from __future__ import annotations
 
-import math
 import warnings
 
 import torch
@@ -234,9 +233,9 @@ class LIF(RandomStream, _Leaky):
       noise density as the surrogate gradient. ``sigma`` is the Gaussian's standard deviation and the
       logistic's scale (whose standard deviation is ``sigma * pi / sqrt(3)``, 1.81 sigma). In eval mode spikes are deterministic unless
       ``noisy_eval=True``. ``seed`` makes the noise reproducible (otherwise torch's global RNG seeds it);
-      each call draws its noise seed from the layer's own generator, which activation checkpointing
-      (``torch.utils.checkpoint``) does not replay: there, leave ``seed`` unset so the recomputed
-      forward draws the same noise as the first.
+      each call draws its noise seed from the layer's own generator. Activation checkpointing replays it
+      with :func:`~snnlab.activation_checkpoint` (plain ``torch.utils.checkpoint`` replays only torch's
+      global generators, and a seeded layer it recomputes raises rather than draw other noise).
     - Spike masking (masked spike training): ``mask_p=p`` drops each output spike with probability ``p``
       in training (at inference too with ``mask_at_inference=True``), fused into the LIF kernels. The
       neuron still fires and resets; only what it transmits is masked (so a recorded membrane may reset
@@ -313,7 +312,7 @@ class LIF(RandomStream, _Leaky):
                                "and this layer draws its noise / spike-mask seed at every call: use "
                                "vmap(..., randomness='different')")
         with outside_transforms():  # a plain number also under vmap(randomness="different")
-            return int(torch.randint(0, 2**31 - 1, (1,), generator=self._generator).item())
+            return int(torch.randint(0, 2**31 - 1, (1,), generator=self._stream()).item())
 
     def _draw_seeds(self, x: torch.Tensor) -> tuple[int | None, int | None]:
         """This call's noise and spike-mask seeds, None where it does not sample or mask (the noise seed drawn

@@ -1,12 +1,14 @@
-"""Layers with a random stream of their own: a seeded layer keeps its generator's state in its state dict."""
+"""Layers with a random stream of their own: a seeded layer keeps its generator's state in its state dict, and
+replays its draws when activation checkpointing recomputes it (:mod:`snnlab.core.activation_checkpoint`)."""
 from __future__ import annotations
 
+import threading
 import warnings
 
 import torch
 from torch import nn
 
-__all__ = ["RandomStream", "RNG_STATE_KEY"]
+__all__ = ["RandomStream", "RNG_STATE_KEY", "StreamRegion", "recording_streams", "replaying_streams"]
 
 #: the state-dict entry (after the layer's prefix) that holds a seeded layer's generator state
 RNG_STATE_KEY = "_rng_state"
@@ -42,6 +44,16 @@ class RandomStream(nn.Module):
     """
 
     _generator: torch.Generator | None
+
+    def _stream(self) -> torch.Generator | None:
+        """The generator to draw this call's randomness from (None: torch's global one). Call it right before
+        drawing: inside :func:`~snnlab.core.activation_checkpoint.activation_checkpoint` it records the stream's
+        state (forward) or rewinds it to the recorded one (recomputation), and a recomputation that cannot
+        replay raises instead of silently drawing other noise."""
+        generator = self._generator
+        if generator is not None:
+            _prepare_draw(self, generator)
+        return generator
 
     def _save_to_state_dict(self, destination, prefix, keep_vars) -> None:
         super()._save_to_state_dict(destination, prefix, keep_vars)
@@ -86,3 +98,105 @@ class RandomStream(nn.Module):
         except RuntimeError as e:
             return f"{type(self).__name__}: {key} is not a valid CPU generator state ({e})"
         return None
+
+
+# ----------------------------------------------------------------------------- activation checkpointing
+class StreamRegion:
+    """The seeded streams' states at their first draw inside one checkpointed call: recorded while the call
+    runs forward, replayed each time activation checkpointing recomputes it (see
+    :func:`~snnlab.core.activation_checkpoint.seeded_stream_contexts`).
+
+    Example:
+        >>> import torch, snnlab as sl
+        >>> mask, region = sl.SpikeMask(0.5, seed=0), StreamRegion()
+        >>> with recording_streams(region):
+        ...     a = mask(torch.ones(5, 1, 4))
+        >>> with replaying_streams(region):
+        ...     b = mask(torch.ones(5, 1, 4))
+        >>> torch.equal(a, b), len(region.states)
+        (True, 1)
+    """
+
+    def __init__(self) -> None:
+        self.states: dict[RandomStream, torch.Tensor] = {}
+
+
+class _Replay:
+    """One recomputation of a region: the streams it rewound, with the states to put back afterwards."""
+
+    def __init__(self, region: StreamRegion) -> None:
+        self.region = region
+        self.resume: dict[RandomStream, torch.Tensor] = {}
+
+
+_local = threading.local()  # .stack: the regions open in this thread, outermost first
+
+
+def _open_regions() -> list[StreamRegion | _Replay]:
+    stack = getattr(_local, "stack", None)
+    if stack is None:
+        stack = _local.stack = []
+    return stack
+
+
+class recording_streams:  # noqa: N801 - used like a function: ``with recording_streams(region):``
+    """Record into ``region`` the state of every seeded stream at its first draw inside the block (reusable)."""
+
+    def __init__(self, region: StreamRegion) -> None:
+        self.region = region
+
+    def __enter__(self) -> StreamRegion:
+        _open_regions().append(self.region)
+        return self.region
+
+    def __exit__(self, *exc: object) -> None:
+        _open_regions().remove(self.region)
+
+
+class replaying_streams:  # noqa: N801 - used like a function: ``with replaying_streams(region):``
+    """Rewind every stream ``region`` recorded to that state at its first draw inside the block, and put each
+    back where it was at the end: the streams go on as if the block had not run (reusable: a second backward
+    pass recomputes again)."""
+
+    def __init__(self, region: StreamRegion) -> None:
+        self.region = region
+        self._replays: list[_Replay] = []
+
+    def __enter__(self) -> StreamRegion:
+        replay = _Replay(self.region)
+        self._replays.append(replay)
+        _open_regions().append(replay)
+        return self.region
+
+    def __exit__(self, *exc: object) -> None:
+        replay = self._replays.pop()
+        _open_regions().remove(replay)
+        for layer, state in replay.resume.items():
+            layer._generator.set_state(state)
+
+
+def _in_backward() -> bool:
+    """Whether this thread is running an autograd backward pass (where a checkpoint recomputes its forward)."""
+    task_id = getattr(torch._C, "_current_graph_task_id", None)
+    return task_id is not None and task_id() != -1
+
+
+def _prepare_draw(layer: RandomStream, generator: torch.Generator) -> None:
+    stack = _open_regions()
+    replayed = False
+    for entry in stack:  # outermost first: an outer replay rewinds before an inner region records
+        if isinstance(entry, _Replay):
+            replayed = True
+            saved = entry.region.states.get(layer)
+            if saved is not None and layer not in entry.resume:
+                entry.resume[layer] = generator.get_state()
+                generator.set_state(saved)
+        elif layer not in entry.states:
+            entry.states[layer] = generator.get_state()
+    if not replayed and _in_backward():
+        raise RuntimeError(
+            f"{type(layer).__name__}: a seeded layer is drawing random numbers during a backward pass, which is "
+            "how activation checkpointing (torch.utils.checkpoint) recomputes its forward; the recomputation would "
+            "draw other noise or masks than the forward did and give wrong gradients. Checkpoint with "
+            "snnlab.activation_checkpoint(fn, *args) (or pass context_fn=snnlab.seeded_stream_contexts to "
+            "torch.utils.checkpoint.checkpoint with use_reentrant=False), or build the layer without a seed")

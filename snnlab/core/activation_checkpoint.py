@@ -1,0 +1,90 @@
+"""Activation checkpointing that replays seeded noise and spike masks.
+
+``torch.utils.checkpoint`` frees a block's activations in the forward pass and recomputes them in the
+backward. It restores torch's global random generators for the recomputation, but not the generators of
+seeded snnlab layers (``sl.LIF(noise=..., seed=...)``, ``sl.LIF(mask_p=..., seed=...)``, ``sl.SpikeMask(seed=...)``):
+the recomputed block would draw other noise and masks than the forward and give wrong gradients. Such a
+recomputation raises a ``RuntimeError``; :func:`activation_checkpoint` (or :func:`seeded_stream_contexts` as
+the ``context_fn`` of ``torch.utils.checkpoint.checkpoint``) replays the draws, so the gradients are those of
+the same block without checkpointing. Unseeded layers draw from torch's global generators, which
+``torch.utils.checkpoint`` already replays.
+"""
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Callable
+from typing import Any, ContextManager
+
+from torch.utils.checkpoint import checkpoint
+
+from .random_stream import StreamRegion, recording_streams, replaying_streams
+
+__all__ = ["activation_checkpoint", "seeded_stream_contexts"]
+
+ContextPair = tuple[ContextManager, ContextManager]
+
+
+def seeded_stream_contexts(context_fn: Callable[[], ContextPair] | None = None) -> ContextPair:
+    """The ``(forward, recomputation)`` context managers that make ``torch.utils.checkpoint`` replay the draws
+    of seeded snnlab layers: pass it as ``context_fn`` (non-reentrant checkpointing only). ``context_fn`` wraps
+    another context function's pair inside these (e.g. ``functools.partial(seeded_stream_contexts, mine)``).
+
+    Example:
+        >>> import torch, snnlab as sl
+        >>> from torch.utils.checkpoint import checkpoint
+        >>> lif = sl.LIF(noise="gaussian", noise_scale=0.5, seed=0)
+        >>> x = torch.randn(10, 2, 4, requires_grad=True)
+        >>> y = checkpoint(lif, x, use_reentrant=False, context_fn=sl.seeded_stream_contexts)
+        >>> y.sum().backward()
+    """
+    region = StreamRegion()
+    forward, recompute = context_fn() if context_fn is not None else (contextlib.nullcontext(),
+                                                                       contextlib.nullcontext())
+    return _Nested(recording_streams(region), forward), _Nested(replaying_streams(region), recompute)
+
+
+class _Nested:
+    """``with outer, inner:`` as one context manager, entered again at each recomputation (a second
+    backward pass with ``retain_graph=True`` recomputes again)."""
+
+    def __init__(self, outer: ContextManager, inner: ContextManager) -> None:
+        self.outer, self.inner = outer, inner
+        self._stacks: list[contextlib.ExitStack] = []
+
+    def __enter__(self) -> None:
+        with contextlib.ExitStack() as stack:
+            stack.enter_context(self.outer)
+            stack.enter_context(self.inner)
+            self._stacks.append(stack.pop_all())
+
+    def __exit__(self, *exc: Any) -> bool:
+        return bool(self._stacks.pop().__exit__(*exc))
+
+
+def activation_checkpoint(function: Callable[..., Any], *args: Any, preserve_rng_state: bool = True,
+                          context_fn: Callable[[], ContextPair] | None = None, **kwargs: Any) -> Any:
+    """``function(*args, **kwargs)`` without keeping its activations for the backward pass: the backward
+    recomputes them (``torch.utils.checkpoint.checkpoint`` with ``use_reentrant=False``), replaying the noise
+    and spike masks of seeded snnlab layers, so the gradients equal those of the plain call. Trades compute
+    (one more forward of ``function``) for memory: for long sequences, checkpoint each layer or block.
+
+    ``preserve_rng_state`` (torch's global generators, for unseeded layers) and ``context_fn`` (wrapped inside
+    snnlab's contexts) are passed on; other keywords go to ``function``.
+
+    Example:
+        >>> import torch, snnlab as sl
+        >>> block = sl.Sequential(torch.nn.Linear(4, 8), sl.LIF(noise="gaussian", noise_scale=0.3, seed=0))
+        >>> x = torch.randn(20, 2, 4)
+        >>> y = sl.activation_checkpoint(block, x)
+        >>> y.sum().backward()
+        >>> block[0].weight.grad.shape
+        torch.Size([8, 4])
+    """
+    if not callable(function):
+        raise TypeError(f"activation_checkpoint: function must be callable, got {type(function).__name__}")
+    if "use_reentrant" in kwargs:
+        raise TypeError("activation_checkpoint: use_reentrant is not an option (reentrant checkpointing has no "
+                        "context_fn, so it cannot replay seeded layers); call torch.utils.checkpoint.checkpoint "
+                        "directly for it")
+    return checkpoint(function, *args, use_reentrant=False, preserve_rng_state=preserve_rng_state,
+                      context_fn=lambda: seeded_stream_contexts(context_fn), **kwargs)
