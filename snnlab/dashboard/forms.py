@@ -23,7 +23,7 @@ FORM_GROUPS: dict[str, list[str]] = {
     "Network": ["hidden", "neuron", "max_spikes", "surrogate", "noise_scale", "delays", "max_delay", "mask_p",
                 "dropout", "spike_reg", "batch_norm", "recurrent", "adaptation", "tau_adapt", "tau_mem_cv", "tau_syn", "readout"],
     "Training": ["epochs", "batch_size", "lr", "lr_schedule", "lr_delays", "max_batches_per_epoch",
-                 "eval_max_batches", "seed", "device"],
+                 "eval_max_batches", "seed", "device", "precision"],
 }
 
 #: the preset selector's "no preset" entry

@@ -44,6 +44,7 @@ NOISES = ("gaussian", "logistic")
 OPTIMIZERS = ("adam", "sgd")
 LOSSES = ("cross_entropy",)
 DEVICES = ("auto", "cpu", "cuda")
+PRECISIONS = ("float32", "bfloat16")
 
 # Refuse configurations whose estimated training memory exceeds this (override per call of validate()).
 DEFAULT_MEMORY_LIMIT_BYTES = 32 * 2**30
@@ -54,7 +55,7 @@ MAX_LAYER_WIDTH = 1_000_000
 # behaviour; identity_dict() leaves them out at their default, so existing run folders keep their names.
 FIELDS_ADDED_LATER = ("detach_reset", "dropout", "batch_norm", "recurrent", "spike_reg", "tau_syn", "adaptation",
                       "tau_adapt", "tau_mem_cv", "sigma_schedule", "sigma_end", "sigma_anneal_fraction",
-                      "lr_schedule", "lr_delays_schedule")
+                      "lr_schedule", "lr_delays_schedule", "precision")
 
 
 class ConfigError(ValueError):
@@ -395,6 +396,12 @@ class ExperimentConfig(param.Parameterized):
     weight_decay = param.Number(default=0.0, bounds=(0.0, 10.0), doc="L2 weight decay of the weights (not of the delays, nor of batch norm's scale and shift).")
     seed = param.Integer(default=0, bounds=(0, 2**63 - 1), doc="Seed for torch, numpy, random and the data split/shuffle.")
     device = param.Selector(default="auto", objects=list(DEVICES), doc="'cpu', 'cuda', or 'auto' (cuda when available).")
+    precision = param.Selector(default="float32", objects=list(PRECISIONS), doc=(
+        "Arithmetic of the forward pass: 'float32', or 'bfloat16' (torch.autocast: matrix products and convolutions "
+        "in bfloat16, spikes passed on in bfloat16; the neuron time loops, delay convolutions, batch norm and the "
+        "loss still compute in float32, and the weights, gradients and optimiser state stay float32). Faster on GPUs "
+        "with bfloat16 tensor cores (NVIDIA Ampere or newer), with half the activation memory; on most CPUs slower "
+        "than float32. Evaluation runs in the same precision."))
     max_batches_per_epoch = param.Integer(default=None, allow_None=True, bounds=(1, None), doc=(
         "Stop each epoch after this many batches (None = the whole training set); small for quick runs."))
     eval_max_batches = param.Integer(default=None, allow_None=True, bounds=(1, None), doc=(

@@ -49,6 +49,7 @@ from .events import Event, EventBus
 from .interrupts import (batch_norm_buffers, global_rng_state, handle_signals, roll_back, set_global_rng_state,
                          step_boundary, tell)
 from .lr_schedule import lr_factor, one_cycle_momentum
+from .precision import check_precision, forward_precision
 from .regularization import spike_rate_penalty
 
 __all__ = ["Trainer", "TrainingDiverged", "RunStoreProtocol", "History", "STATES", "seed_everything",
@@ -227,6 +228,7 @@ class Trainer:
         self.progress = bool(progress)
         self.log_every = max(1, int(log_every))
         self.device = resolve_device(cfg.device)
+        check_precision(cfg.precision, self.device)
         self.run_dir = Path(run_dir) if run_dir is not None else None
         self.store = store
         self.events = EventBus()
@@ -433,7 +435,7 @@ class Trainer:
 
     def _count_hook(self, module, inputs, output) -> None:
         if self._counting:
-            self._spike_counts.append(output.detach().sum())
+            self._spike_counts.append(output.detach().sum(dtype=torch.float64))  # exact also for half spikes
             if self.cfg.spike_reg > 0:  # kept with their graph for the activity penalty
                 self._spike_outputs.append(output)
 
@@ -596,7 +598,7 @@ class Trainer:
         was_training = self.model.training
         self.model.eval()
         try:
-            with torch.no_grad():
+            with torch.no_grad(), forward_precision(self.cfg.precision, self.device):
                 res = metrics_evaluate(self.model, loader, readout=self.cfg.readout, device=self.device, max_batches=mb)
         finally:
             self.model.train(was_training)
@@ -901,13 +903,14 @@ class Trainer:
                 self._spike_counts, self._spike_outputs = [], []
                 self._counting = True
                 try:
-                    # ((output, extras) gives output, as evaluate() takes it); the first step refuses a spike
-                    # readout of an LI's membrane before any update
-                    out = model_output(model, x, cfg.readout if self.step == 0 else None)
+                    with forward_precision(cfg.precision, self.device):
+                        # ((output, extras) gives output, as evaluate() takes it); the first step refuses a spike
+                        # readout of an LI's membrane before any update
+                        out = model_output(model, x, cfg.readout if self.step == 0 else None)
+                        lg = logits(out, cfg.readout)
+                        loss = self.loss_fn(lg, y)
                 finally:
                     self._counting = False
-                lg = logits(out, cfg.readout)
-                loss = self.loss_fn(lg, y)
                 loss_v = float(loss.detach())
                 if not math.isfinite(loss_v):
                     raise self._diverged("loss", loss_v, epoch)

@@ -1,0 +1,42 @@
+"""The arithmetic of a run's forward passes (the config's ``precision``): float32, or bfloat16 under ``torch.autocast``."""
+from __future__ import annotations
+
+import contextlib
+
+import torch
+
+__all__ = ["forward_precision", "check_precision"]
+
+
+def check_precision(precision: str, device: torch.device) -> None:
+    """Raise ``ValueError`` when ``device`` cannot run ``precision``.
+
+    Example:
+        >>> check_precision("bfloat16", torch.device("cpu"))
+        >>> check_precision("float16", torch.device("cpu"))
+        Traceback (most recent call last):
+        ...
+        ValueError: precision must be 'float32' or 'bfloat16', got 'float16'
+    """
+    if precision not in ("float32", "bfloat16"):
+        raise ValueError(f"precision must be 'float32' or 'bfloat16', got {precision!r}")
+    if precision == "bfloat16" and device.type == "cuda" and not torch.cuda.is_bf16_supported():
+        raise ValueError(f"precision='bfloat16': the GPU {torch.cuda.get_device_name(device)} has no bfloat16 "
+                         "support (it needs NVIDIA Ampere or newer); use precision='float32'")
+
+
+def forward_precision(precision: str, device: torch.device) -> contextlib.AbstractContextManager:
+    """The context a forward pass (and its loss) runs in: nothing for ``"float32"``, ``torch.autocast`` to
+    bfloat16 on ``device``'s type for ``"bfloat16"``. Run the backward pass outside it.
+
+    Example:
+        >>> lin = torch.nn.Linear(3, 2)
+        >>> with forward_precision("bfloat16", torch.device("cpu")):
+        ...     y = lin(torch.ones(4, 3))
+        >>> y.dtype, lin.weight.dtype
+        (torch.bfloat16, torch.float32)
+    """
+    check_precision(precision, device)
+    if precision == "float32":
+        return contextlib.nullcontext()
+    return torch.autocast(device.type, dtype=torch.bfloat16)
