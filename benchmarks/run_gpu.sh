@@ -34,6 +34,7 @@ if [ "$what" != bench ]; then
         tests/test_kernels_func.py tests/test_kernels_saved_memory.py tests/test_rng_state.py tests/test_recurrent_fused.py \
         tests/test_kernels_adaptive_triton.py "tests/test_adaptive_fused.py::test_the_fused_alif_on_cuda_matches_the_cpu" \
         "tests/test_surrogates_network.py::test_spike_mask_on_cuda_draws_there_and_follows_the_seed" \
+        "tests/test_training_precision.py::test_bfloat16_training_on_cuda_feeds_the_neurons_bfloat16_and_learns" \
         2>&1 | tee "$OUT/gpu_tests.log"
     tests_rc=${PIPESTATUS[0]}
 fi

@@ -76,3 +76,15 @@ def test_forward_precision_leaves_float32_alone():
         assert lin(torch.ones(1, 3)).dtype == torch.float32
     with pytest.raises(ValueError, match="precision must be"):
         forward_precision("half", torch.device("cpu"))
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA (benchmarks/run_gpu.sh runs it on a lent GPU)")
+def test_bfloat16_training_on_cuda_feeds_the_neurons_bfloat16_and_learns():
+    tr = Trainer(tiny(device="cuda", precision="bfloat16", lr=5e-3, epochs=2), progress=False)
+    lif_inputs = []
+    for m in tr.model.modules():
+        if isinstance(m, sl.LIF):
+            m.register_forward_pre_hook(lambda mod, args: lif_inputs.append(args[0].dtype))
+    result = tr.run()
+    assert set(lif_inputs) == {torch.bfloat16}
+    assert result["final"]["accuracy"] > 0.15
