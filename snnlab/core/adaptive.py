@@ -61,8 +61,9 @@ class ALIF(LIF):
     - ``adaptation`` (>= 0, default 0.5): the threshold increase per spike, in the threshold's units. 0 gives an LIF.
     - ``tau_adapt`` (>= 1 step, default 100): the adaptation's time constant.
     - ``learn_adaptation``: learn ``adaptation`` and ``tau_adapt``, per neuron with ``n_neurons``. The forward clamps
-      them at 0 and 1 (as ``learn_tau`` clamps ``tau_mem``): a step that pushes one past its bound leaves it there,
-      where it gets no more gradient (a smaller learning rate for them avoids it).
+      them at 0 and 1 (as ``learn_tau`` clamps ``tau_mem``); past its bound a value gets no gradient, so call
+      :meth:`clamp_parameters_` after each optimiser step (the Trainer does) to put it back on the bound, where it
+      still gets one.
     - ``recurrent``: all-to-all recurrent synapses ``W_rec`` (``self.recurrent``, an ``nn.Linear`` without bias,
       initialised as ``recurrent_init``; see :class:`~snnlab.RecurrentLIF`), fed with the transmitted spikes; needs
       ``n_neurons``. A recurrent ALIF is the LSNN.
@@ -155,6 +156,16 @@ class ALIF(LIF):
         if self.recurrent is None:
             raise ValueError("ALIF: this layer has no recurrent weight (recurrent=False)")
         init_recurrent_weight(self.recurrent.weight, init, "ALIF")
+
+    def clamp_parameters_(self) -> "ALIF":
+        """As :meth:`snnlab.LIF.clamp_parameters_`, and a learned ``adaptation`` to at least 0 and ``tau_adapt`` to at
+        least 1 step. Returns the layer."""
+        super().clamp_parameters_()
+        if self.learn_adaptation:
+            with torch.no_grad():
+                self.adaptation.clamp_(min=0.0)
+                self.tau_adapt.clamp_(min=1.0)
+        return self
 
     def rho(self) -> torch.Tensor:
         """The trace's decay ``rho = 1 - 1/tau_adapt`` (differentiable when learned)."""

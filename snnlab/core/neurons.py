@@ -128,6 +128,25 @@ class _Leaky(nn.Module):
             return 1.0 - 1.0 / self.tau_mem.clamp(min=1.0)
         return self.beta_const
 
+    def clamp_parameters_(self) -> "_Leaky":
+        """Clamp the stored learned parameters into the range the forward pass uses (a learned ``tau_mem`` to at
+        least 1 step), in place; call it after each optimiser step (the :class:`~snnlab.training.Trainer` does).
+        The forward clamps them anyway, but a value left past its bound gets no gradient there and stays stuck;
+        at the bound it still gets one. Returns the layer.
+
+        Example:
+            >>> import torch, snnlab as sl
+            >>> lif = sl.LIF(tau_mem=2.0, learn_tau=True)
+            >>> with torch.no_grad():
+            ...     _ = lif.tau_mem.fill_(0.3)      # an optimiser step overshot
+            >>> float(lif.clamp_parameters_().tau_mem)
+            1.0
+        """
+        if self.learn_tau:
+            with torch.no_grad():
+                self.tau_mem.clamp_(min=1.0)
+        return self
+
     def spread_tau_(self, cv: float, generator: torch.Generator | None = None) -> "_Leaky":
         """Give every neuron its own membrane time constant around the current one, with coefficient of variation
         ``cv`` and the same mean (heterogeneous time constants, which help networks learn temporal tasks:

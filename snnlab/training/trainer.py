@@ -852,6 +852,7 @@ class Trainer:
         cfg, model, opt = self.cfg, self.model, self.optimizer
         model.train()
         delay_layers = self._delay_layers()
+        bounded_layers = [m for m in model.modules() if callable(getattr(m, "clamp_parameters_", None))]
         from snnlab.metrics import check_batch, input_dtype, model_input, model_output  # (pandas: at training, not at import)
 
         in_dtype = input_dtype(model)
@@ -930,6 +931,8 @@ class Trainer:
                     opt.step()
                     for layer in delay_layers:
                         layer.clamp_positions_()
+                    for layer in bounded_layers:  # learned tau / adaptation back into range (else stuck past it)
+                        layer.clamp_parameters_()
                     if not self._params_finite():
                         raise self._diverged("the weights", None, epoch)
                     self.step += 1  # the step is done: from here a checkpoint counts it
