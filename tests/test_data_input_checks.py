@@ -17,6 +17,7 @@ pytest.importorskip("tonic")
 from shd_files import write_shd_events  # noqa: E402
 
 from snnlab.data import neuromorphic as nm  # noqa: E402
+from snnlab.data.neuromorphic.nmnist import _sorted_by_time  # noqa: E402
 from snnlab.data.audio import Cochlea, audio_to_spikes, load_fsdd, read_wav  # noqa: E402
 from snnlab.data.collate import EncodeCollate, time_major_collate  # noqa: E402
 from snnlab.data.encoders import DirectEncoder, LatencyEncoder, RateEncoder  # noqa: E402
@@ -49,8 +50,8 @@ def test_nmnist_events_out_of_time_order_give_the_frames_of_the_sorted_events(tm
 
 def test_sorted_events_are_returned_without_a_copy():
     ev = np.array([(0, 0, 1, 0), (1, 0, 1, 1), (2, 0, 4, 0)], dtype=nm.XYTP_DTYPE)
-    assert nm._sorted_by_time(ev) is ev
-    assert nm._sorted_by_time(ev[::-1])["x"].tolist() == [1, 0, 2]  # stable: equal times keep their order
+    assert _sorted_by_time(ev) is ev
+    assert _sorted_by_time(ev[::-1])["x"].tolist() == [1, 0, 2]  # stable: equal times keep their order
 
 
 # ---------------------------------------------------------------------------------------------- 2: delay task docs

@@ -10,6 +10,8 @@ tonic = pytest.importorskip("tonic")
 from shd_files import write_shd_events, write_unit_700_file  # noqa: E402
 
 from snnlab.data import neuromorphic as nm  # noqa: E402
+from snnlab.data.neuromorphic import roots  # noqa: E402
+from snnlab.data.neuromorphic.frames import _frame_counts  # noqa: E402
 
 
 def _write_shd_like(path: Path, n: int, n_classes: int, seed: int = 0) -> list[tuple[np.ndarray, np.ndarray, int]]:
@@ -514,13 +516,14 @@ def test_negative_shd_times_and_non_finite_npy_times_are_refused(tmp_path):
 
 def test_default_data_root_outside_a_checkout_is_a_user_folder_and_errors_say_how_to_choose(tmp_path, monkeypatch):
     monkeypatch.delenv("SNNLAB_SHARED_DATA", raising=False)
-    checkout = Path(nm.__file__).resolve().parents[2]
+    checkout = Path(roots.__file__).resolve().parents[3]
     if (checkout.parent / "shared" / "data").is_dir():  # a source checkout with its data folder beside it
         assert nm.shared_data_root() == checkout.parent / "shared" / "data"
-    # an installed package: .../site-packages/snnlab/data/neuromorphic.py (with a shared/data beside lib/)
-    installed = tmp_path / "venv" / "lib" / "python3.11" / "site-packages" / "snnlab" / "data" / "neuromorphic.py"
+    # an installed package: .../site-packages/snnlab/data/neuromorphic/roots.py (with a shared/data beside lib/)
+    installed = (tmp_path / "venv" / "lib" / "python3.11" / "site-packages" / "snnlab" / "data" / "neuromorphic"
+                 / "roots.py")
     (tmp_path / "venv" / "lib" / "python3.11" / "shared" / "data").mkdir(parents=True)
-    monkeypatch.setattr(nm, "__file__", str(installed))
+    monkeypatch.setattr(roots, "__file__", str(installed))
     monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "xdg"))
     assert nm.shared_data_root() == tmp_path / "xdg" / "snnlab"
     monkeypatch.delenv("XDG_DATA_HOME")
@@ -569,12 +572,12 @@ def _tonic_frames(ev: np.ndarray, sensor, **kw) -> np.ndarray:
 
 def _time_window_frames(events: np.ndarray, sensor_size: tuple[int, int, int], time_window: float, start_time=None,
                         end_time=None, overlap: float = 0.0, include_incomplete: bool = False) -> np.ndarray:
-    """The library's counts (nm._frame_counts) in the format of tonic's ToFrame(time_window=...): int16, which wraps
+    """The library's counts (_frame_counts) in the format of tonic's ToFrame(time_window=...): int16, which wraps
     past 32767 events in one cell as tonic's np.add.at does; float64 zeros [1, P, W, H] for no events."""
     if len(events) == 0:
         return np.zeros((1, sensor_size[2], sensor_size[0], sensor_size[1]))
     y = events["y"] if "y" in events.dtype.names else None
-    return nm._frame_counts(events["t"], events["x"], y, events["p"], sensor_size, time_window, start_time, end_time,
+    return _frame_counts(events["t"], events["x"], y, events["p"], sensor_size, time_window, start_time, end_time,
                             overlap, include_incomplete).astype(np.int16)
 
 
