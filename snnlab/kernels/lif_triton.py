@@ -438,7 +438,9 @@ class LIFTritonFunction(torch.autograd.Function):
             raise ValueError(f"lif_triton: {M} neurons per time step (B * N) is more than the kernels' int32 "
                              f"indices reach ({_MAX_NEURONS}); split the batch or use the torch backend")
         spikes = torch.empty_like(x)
-        membrane = torch.empty_like(x)
+        # the backward evaluates the surrogate on the membrane: kept in float32 for half-precision input (rounded
+        # to bfloat16, a membrane near 1 moves by up to 0.004, enough to shift a sharp surrogate's gradient by 20 %)
+        membrane = torch.empty_like(x, dtype=torch.float32)
         sampling = opts.sampling()
         masking = mask_p > 0.0
         # float32 deterministic spikes are h >= threshold (capped by the crossings count): the backward
@@ -473,6 +475,7 @@ class LIFTritonFunction(torch.autograd.Function):
         ctx.save_for_backward(membrane, None if ctx.recompute else spikes if own is None else own, counts, beta_f,
                               thr_f, graph_tie(spikes), inputs[1], inputs[2])
         ctx.opts = inputs[3]
+        ctx.x_dtype = inputs[0].dtype
         ctx.mark_non_differentiable(*(t for t in output[1:] if t is not None))
         ctx.set_materialize_grads(False)  # no zeros for the outputs without a gradient (all but the spikes)
 
@@ -484,7 +487,7 @@ class LIFTritonFunction(torch.autograd.Function):
         cfg = cfg[:5] + (ctx.recompute,) + cfg[5:]
         grad_x, g_beta, g_thr = run(cfg, grad_spikes, *saved[:6])
         gb, gt = param_grads(g_beta, g_thr, saved[6], saved[7], saved[0].shape[1:])
-        return grad_x, gb, gt, None
+        return None if grad_x is None else grad_x.to(ctx.x_dtype), gb, gt, None
 
     @staticmethod
     def vmap(info, in_dims, *args):
@@ -554,7 +557,8 @@ def lif_triton(x: torch.Tensor, beta: torch.Tensor, threshold: torch.Tensor, *, 
     """Fused Triton multi-step LIF over ``x [T, B, ...]``; returns ``(spikes, pre-reset membrane)``.
 
     Drop-in for :func:`snnlab.kernels.lif_torch.lif_torch` (same arguments, results and
-    gradients; the whole membrane is always returned, whatever ``keep_membrane`` says). Needs a
+    gradients; the whole membrane is always returned: in ``x``'s dtype, or with ``keep_membrane=False`` the float32 one
+    the backward reads, for half-precision input). Needs a
     CUDA tensor, or ``TRITON_INTERPRET=1`` set before Triton is imported to run on CPU tensors
     through the (slow) interpreter.
     """
@@ -563,4 +567,4 @@ def lif_triton(x: torch.Tensor, beta: torch.Tensor, threshold: torch.Tensor, *, 
     opts = LIFOptions(reset, bool(detach_reset), max_spikes, surrogate, float(surrogate_param), noise,
                       float(noise_scale), int(seed), bool(sample), check_mask_p(mask_p), int(mask_seed))
     spikes, membrane, *_ = LIFTritonFunction.apply(x, beta, threshold, opts)
-    return spikes, membrane
+    return spikes, membrane.to(x.dtype) if keep_membrane else membrane  # (float32 for half input when not kept)
