@@ -577,3 +577,29 @@ def test_functional_call_keeps_the_training_form():
 
     rounded = copy.deepcopy(layer).round_delays()
     assert rounded.rounded and pickle.loads(pickle.dumps(rounded)).rounded and not copy.deepcopy(layer).rounded
+
+
+@pytest.mark.parametrize("method", ["fft", "taps"])
+def test_an_empty_batch_gives_an_empty_output_and_zero_gradients(method):
+    """Differential-fuzz finding: MKL's FFT raised on a batch of 0 samples (the taps path, the rounded form and every
+    neuron backend accept it)."""
+    layer = DelayedLinear(4, 3, max_delay=8)
+    x = torch.rand(20, 0, 4, requires_grad=True)
+    y = delayed_linear(x, layer.weight, layer.positions, layer.sigma, 8, method=method)
+    assert y.shape == (20, 0, 3)
+    y.sum().backward()
+    assert torch.equal(x.grad, torch.zeros_like(x)) and torch.equal(layer.weight.grad, torch.zeros_like(layer.weight))
+    assert layer(torch.rand(20, 0, 4)).shape == (20, 0, 3)  # method="auto" takes the FFT here
+
+
+@pytest.mark.parametrize("rounded", [True, False])
+def test_no_tap_inside_the_sequence_still_gives_the_input_a_zero_gradient(rounded):
+    """Every delay past the sequence (rounded) or a Gaussian that underflows on the taps < T: the output is zeros,
+    and the input's gradient zeros (it was None, while the Triton path gave zeros)."""
+    layer = (DelayedLinear(3, 2, max_delay=9, learn_delays=False, init_delay="center") if rounded
+             else DelayedLinear(3, 2, max_delay=9, init_delay="center", sigma=0.01))
+    x = torch.rand(3, 2, 3, requires_grad=True)  # T = 3 < every delay (4)
+    y = layer(x)
+    assert torch.equal(y, torch.zeros(3, 2, 2))
+    y.sum().backward()
+    assert x.grad is not None and torch.equal(x.grad, torch.zeros_like(x))

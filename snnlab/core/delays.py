@@ -62,6 +62,12 @@ def _shift_matmul(x: torch.Tensor, w: torch.Tensor, d: int) -> torch.Tensor:
     return F.pad(y, (0, 0, 0, 0, d, 0)) if d else y
 
 
+def _zeros_in_graph(x3: torch.Tensor, out: int, weights: torch.Tensor) -> torch.Tensor:
+    """``[T, M, out]`` zeros (no tap reaches inside the sequence, or no rows) that keep ``x3`` and ``weights`` in the
+    autograd graph: their gradients come back as zeros, not None, as from the other paths."""
+    return x3.new_zeros(x3.shape[0], x3.shape[1], out) + (x3[:0].sum() + 0.0 * weights.sum())
+
+
 def _conv_taps(x: torch.Tensor, kernel: torch.Tensor, support: torch.Tensor | None = None) -> torch.Tensor:
     """Direct causal convolution: ``y[t] = sum_k x[t-k] @ kernel[:, :, k].T``, skipping the taps where
     ``support`` (default: ``kernel``; same shape) is zero for every synapse (or, where :func:`_conv1d_wins`, as
@@ -78,7 +84,7 @@ def _conv_taps(x: torch.Tensor, kernel: torch.Tensor, support: torch.Tensor | No
     else:
         active = (support[..., :K] != 0).flatten(0, 1).any(0).nonzero().flatten().tolist()
     if not active:
-        return x.new_zeros(T, x.shape[1], kernel.shape[0]) + 0.0 * kernel.sum()
+        return _zeros_in_graph(x, kernel.shape[0], kernel)
     if _conv1d_wins(x, len(active), max(active) + 1, kernel[..., 0].numel() * (max(active) + 1)):
         return _causal_conv1d(x, kernel[..., : max(active) + 1])
     y = None
@@ -102,6 +108,8 @@ def _conv_fft(x: torch.Tensor, kernel: torch.Tensor) -> torch.Tensor:
 
 def _conv_fft_full_precision(x: torch.Tensor, kernel: torch.Tensor) -> torch.Tensor:
     T, K = x.shape[0], kernel.shape[-1]
+    if x.numel() == 0:  # (MKL's FFT refuses an empty batch)
+        return _zeros_in_graph(x, kernel.shape[0], kernel).to(x.dtype)
     n = _fast_fft_size(T + K - 1)  # no circular wrap-around into the first T outputs
     work = compute_dtype(x)
     xf = torch.fft.rfft(x.to(work), n=n, dim=0)  # [Fq, M, in]
@@ -189,7 +197,7 @@ def delayed_linear_rounded(
             term = _shift_matmul(x3, weight * (delays == d).to(weight.dtype), int(d))
             y = term if y is None else y + term
     if y is None:
-        y = x3.new_zeros(T, x3.shape[1], weight.shape[0]) + 0.0 * weight.sum()
+        y = _zeros_in_graph(x3, weight.shape[0], weight)
     if bias is not None:
         y = y + bias
     return y.reshape(*shape[:-1], weight.shape[0])
