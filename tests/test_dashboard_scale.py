@@ -271,3 +271,56 @@ def test_a_served_page_compares_once_the_selection_settles_not_at_each_echo_of_a
     panel.table.selection = []  # the user clears the selection
     pending.pop()()
     assert calls[-1] == [] and len(calls) == 2
+
+
+def test_compare_draws_one_labelled_curve_per_run_and_metric_with_the_stored_points(tmp_path):
+    from snnlab.viz.curves import downsample_minmax
+
+    store, ids = _store(tmp_path, n=3, steps=5)
+    store.delete_metrics_after(ids[0], -1)
+    n = 3 * COMPARE_POINTS + 7
+    _log_rows(store, ids[0], np.arange(n), np.cos(np.arange(n) / 40.0), "loss")
+    panel = RunsPanel(store)
+    panel.refresh(force=True)
+    rows = panel.table.value["run_id"].tolist()
+    panel.table.selection = [rows.index(r) for r in ids]
+    curves = _curves([pane.object for pane in panel.compare_pane.objects])
+    labels = {r: f"run-{i} ({r})" for i, r in enumerate(ids)}
+    assert set(curves) == {("loss", labels[r]) for r in ids} | {("accuracy", labels[r]) for r in ids[1:]}
+    for (metric, label), (steps, values) in curves.items():
+        run = next(r for r in ids if labels[r] == label)
+        want = downsample_minmax(*store.metric_series(run, names=[metric])[(run, "train", metric)], COMPARE_POINTS)
+        np.testing.assert_array_equal(steps, want[0])
+        np.testing.assert_array_equal(values, want[1])
+    assert len(curves[("loss", labels[ids[0]])][0]) <= COMPARE_POINTS
+
+
+def test_a_refresh_without_new_points_keeps_the_drawn_comparison_and_new_points_redraw_it(tmp_path, monkeypatch):
+    import gc
+
+    store, ids = _store(tmp_path, n=3)
+    panel = RunsPanel(store)
+    panel.refresh(force=True)
+    drawn = []
+    real = runs_module.series_curves
+    monkeypatch.setattr(runs_module, "series_curves", lambda *a, **k: (drawn.append(gc.isenabled()), real(*a, **k))[1])
+    rows = panel.table.value["run_id"].tolist()
+    panel.table.selection = [rows.index(ids[0]), rows.index(ids[1])]
+    shown = list(panel.compare_pane.objects)
+    assert drawn == [False] and gc.isenabled()  # drawn with the collector paused, which runs again after
+    panel.refresh(force=True)  # the Refresh button: the same points, the same labels
+    assert len(drawn) == 1 and panel.compare_pane.objects == shown
+    store.log_metrics(ids[1], step=99, metrics={"loss": 0.01})  # a new point of a shown run
+    panel.refresh(force=True)
+    assert len(drawn) == 2 and panel.compare_pane.objects != shown
+    loss = _curves([pane.object for pane in panel.compare_pane.objects])[("loss", f"run-1 ({ids[1]})")]
+    assert loss[0][-1] == 99 and loss[1][-1] == 0.01
+    shown = list(panel.compare_pane.objects)
+    with store._conn() as con:  # a renamed run: its label changes
+        con.execute("UPDATE runs SET name='renamed' WHERE run_id=?", (ids[0],))
+    panel.refresh(force=True)
+    assert len(drawn) == 3
+    assert ("loss", f"renamed ({ids[0]})") in _curves([p.object for p in panel.compare_pane.objects])
+    panel.table.selection = []
+    panel.table.selection = [rows.index(ids[0]), rows.index(ids[1])]  # selected again: drawn again
+    assert len(drawn) == 4 and gc.isenabled()

@@ -6,12 +6,16 @@ from the CLI, a notebook or a sweep appear while they train. Checkpoints are rea
 """
 from __future__ import annotations
 
+import contextlib
 import datetime as _dt
+import gc
+import hashlib
 import threading
 import warnings
-from typing import Any
+from typing import Any, Iterator
 
 import holoviews as hv
+import numpy as np
 import pandas as pd
 import panel as pn
 
@@ -68,6 +72,34 @@ def in_server_session() -> bool:
     return doc is not None and getattr(doc, "session_context", None) is not None
 
 
+@contextlib.contextmanager
+def _gc_paused() -> Iterator[None]:
+    """Python's cyclic garbage collector off while the comparison's ~1,600 Bokeh models are built: their
+    allocations set off full collections of the server's heap (torch, every session's models), 0.2-0.3 s in
+    about every other comparison of 20 runs (the CPU profile of ``benchmarks/dashboard_compare.py``)."""
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
+
+
+def _fingerprint(series: dict[tuple[str, str, str], tuple[Any, Any]], names: list[str],
+                 labels: dict[str, str]) -> tuple:
+    """What a comparison shows, in a few bytes: the metrics, each run's label and a digest of every series' points
+    (equal fingerprints: the same plots)."""
+    digest = hashlib.blake2b(digest_size=16)
+    for key in sorted(series):
+        xs, ys = (np.ascontiguousarray(a) for a in series[key])
+        digest.update(repr((key, xs.shape, xs.dtype.str, ys.shape, ys.dtype.str)).encode())
+        digest.update(xs)
+        digest.update(ys)
+    runs = sorted({run for run, _, _ in series})
+    return tuple(names), tuple((r, labels.get(r, r)) for r in runs), digest.hexdigest()
+
+
 def _empty(text: str) -> hv.Div:
     return hv.Div(f"<p style='color:#666'>{text}</p>")
 
@@ -93,6 +125,7 @@ class RunsPanel:
         self.compare_pane = pn.GridBox(*_panes(_empty("Select runs in the table to compare their curves.")),
                                        ncols=2, sizing_mode="stretch_width")
         self._compared: list[str] = []  # the run ids the comparison shows (in table order)
+        self._shown: tuple | None = None  # the _fingerprint of the plots shown (None: no plots)
         self._remapping = False  # refresh() re-selects the same runs at their new rows: no comparison
         self._settle_lock = threading.Lock()  # (a served page handles its events on a thread pool)
         self._settling = False
@@ -196,10 +229,16 @@ class RunsPanel:
 
     # ------------------------------------------------------------------ comparison
     def compare(self) -> None:
+        """Draw the selected runs' curves (:data:`COMPARE_METRICS`, thinned to :data:`COMPARE_POINTS` per curve).
+
+        Plots with the very points and labels of those shown (a Refresh with nothing new) are not drawn and sent
+        again. The drawing's cost is HoloViews' and Bokeh's per curve (a plot and ~16 models for each run and
+        metric: ``benchmarks/dashboard_compare.py``).
+        """
         ids = self.selected_ids()
         self._compared = ids
         if not ids:
-            self.compare_pane.objects = _panes(_empty("Select runs in the table to compare their curves."))
+            self._show(_empty("Select runs in the table to compare their curves."))
             return
         # only the compared metrics, as arrays per series: a table of every row of 20 long runs (1.4 M rows) took
         # longer to build than the plots
@@ -207,11 +246,18 @@ class RunsPanel:
         present = {name for _, _, name in series}
         names = [n for n in COMPARE_METRICS if n in present]
         if not names:
-            self.compare_pane.objects = _panes(_empty("The selected runs have no metrics yet."))
+            self._show(_empty("The selected runs have no metrics yet."))
             return
         labels = dict(zip(self._runs["run_id"], self._runs["name"] + " (" + self._runs["run_id"] + ")"))
-        self.compare_pane.objects = _panes(series_curves(series, names=names, labels=labels,
-                                                         max_points=COMPARE_POINTS))
+        shown = _fingerprint(series, names, labels)
+        if shown == self._shown:
+            return
+        with _gc_paused():  # (setting the panes draws them for every open page of this session)
+            self._show(series_curves(series, names=names, labels=labels, max_points=COMPARE_POINTS), shown)
+
+    def _show(self, obj: Any, fingerprint: tuple | None = None) -> None:
+        self.compare_pane.objects = _panes(obj)
+        self._shown = fingerprint
 
     # ------------------------------------------------------------------ trade-offs
     def update_tradeoff(self, reload: bool = False) -> None:
