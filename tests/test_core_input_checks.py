@@ -321,3 +321,18 @@ def test_modules_infer_shapes_on_meta_tensors():
         x = torch.empty(T, 2, 4, device="meta")
         assert net.to("meta")(x).shape == (T, 2, 3) and fixed.to("meta")(x).shape == (T, 2, 3)
     assert net[0].rounded is False and net[4].rounded and fixed.rounded
+
+
+def test_a_backend_set_after_construction_is_checked_naming_the_layer():
+    lif = sl.LIF()
+    lif.backend = "gpu"
+    with pytest.raises(ValueError, match=r"LIF: unknown backend 'gpu'; choose one of"):
+        lif(torch.rand(3, 1, 2))
+
+
+def test_a_fused_kernel_refusing_a_dtype_says_which_backends_take_it():
+    from snnlab.kernels.lif_common import check_fused_args
+
+    with pytest.raises(TypeError, match=r"lif_triton supports .* got torch.float64: use backend='torch' or 'auto'"):
+        check_fused_args("lif_triton", torch.zeros(2, 1, dtype=torch.float64), "subtract", "atan", None,
+                         (torch.float32,))

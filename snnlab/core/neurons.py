@@ -348,6 +348,8 @@ class LIF(RandomStream, _Leaky):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = self._check_input(x, finite=False)  # checked on the final membrane below (cheaper)
+        if self.backend not in BACKENDS:  # (set after construction)
+            raise ValueError(f"{type(self).__name__}: unknown backend {self.backend!r}; choose one of {list(BACKENDS)}")
         noise_seed, mask_seed = self._draw_seeds(x)
         impl = lif_impl(self.backend, x.device, x.dtype, None if self.noise else self.surrogate.name)
         beta = self.beta()

@@ -45,7 +45,8 @@ def check_fused_args(who: str, x: torch.Tensor, reset: str, surrogate: str, nois
     if noise is not None and noise not in NOISE_SURROGATES:
         raise ValueError(f"unknown noise {noise!r}; choose one of {list(NOISE_SURROGATES)}")
     if x.dtype not in dtypes:
-        raise TypeError(f"{who} supports {[str(d) for d in dtypes]} inputs, got {x.dtype}")
+        raise TypeError(f"{who} supports {[str(d) for d in dtypes]} inputs, got {x.dtype}: use backend='torch' or "
+                        "'auto' (they take every floating dtype), or cast the input")
     if x.dim() < 1:
         raise ValueError("x must be time-major [T, B, ...]")
 

@@ -26,7 +26,8 @@ the block). Both settings are read when this module is imported.
 
 Noisy neurons draw their uniforms from the same counter hash as
 :mod:`snnlab.kernels.counter_rng` (element index ``t * M + m`` XOR the seed key), so the
-same seed gives the same spikes as the PyTorch path. Spike masking (``mask_p > 0``) is fused the
+same seed gives the same spikes as the PyTorch path (up to draws within float32 rounding of the firing
+probability: see that module). Spike masking (``mask_p > 0``) is fused the
 same way: the forward stores ``s * keep`` (keep from the hash under the mask key) as the output and
 the backward multiplies the output gradient by the recomputed keep; the neuron's own spikes are
 recomputed as above, or (noise, half precision) written to a second tensor for the backward.
