@@ -6,19 +6,18 @@ from the CLI, a notebook or a sweep appear while they train. Checkpoints are rea
 """
 from __future__ import annotations
 
-import contextlib
 import datetime as _dt
-import gc
 import hashlib
 import threading
 import warnings
-from typing import Any, Iterator
+from typing import Any
 
 import holoviews as hv
 import numpy as np
 import pandas as pd
 import panel as pn
 
+from snnlab.experiments.store import gc_paused
 from snnlab.viz import robustness_plot, series_curves, tradeoff_scatter
 from snnlab.viz.pareto import metric_columns
 
@@ -70,20 +69,6 @@ def in_server_session() -> bool:
     """Whether this runs in a ``panel serve`` session (not a notebook or a test)."""
     doc = pn.state.curdoc
     return doc is not None and getattr(doc, "session_context", None) is not None
-
-
-@contextlib.contextmanager
-def _gc_paused() -> Iterator[None]:
-    """Python's cyclic garbage collector off while the comparison's ~1,600 Bokeh models are built: their
-    allocations set off full collections of the server's heap (torch, every session's models), 0.2-0.3 s in
-    about every other comparison of 20 runs (the CPU profile of ``benchmarks/dashboard_compare.py``)."""
-    enabled = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if enabled:
-            gc.enable()
 
 
 def _fingerprint(series: dict[tuple[str, str, str], tuple[Any, Any]], names: list[str],
@@ -252,7 +237,9 @@ class RunsPanel:
         shown = _fingerprint(series, names, labels)
         if shown == self._shown:
             return
-        with _gc_paused():  # (setting the panes draws them for every open page of this session)
+        # paused: the ~1,600 Bokeh models set off full collections of the server heap (0.2-0.5 s); setting the panes
+        # draws them for every open page of this session
+        with gc_paused():
             self._show(series_curves(series, names=names, labels=labels, max_points=COMPARE_POINTS), shown)
 
     def _show(self, obj: Any, fingerprint: tuple | None = None) -> None:

@@ -123,10 +123,10 @@ def _names(names: list[str], caller: str) -> list[str]:
 
 
 @contextmanager
-def _gc_paused():
-    """Python's cyclic garbage collector paused (then restored as it was) while a bulk read builds a row tuple per
-    row: each collection it triggers otherwise walks every object of the process (a dashboard's is large), which
-    made reading 1.4 M rows three times slower. Row tuples hold no cycles."""
+def gc_paused():
+    """Python's cyclic garbage collector paused (then restored as it was) while a bulk of acyclic objects is built
+    (here a row tuple per row; the dashboard's Bokeh models): each collection it triggers otherwise walks every
+    object of the process (a dashboard's is large), which made reading 1.4 M rows three times slower."""
     enabled = gc.isenabled()
     gc.disable()
     try:
@@ -529,7 +529,7 @@ class RunStore:
             args.append(kind)
         query += " ORDER BY step, rowid"  # (the index metrics_run gives this order: no sort)
         series: dict[tuple[str, str, str], tuple[np.ndarray, np.ndarray]] = {}
-        with self._read() as con, _gc_paused():
+        with self._read() as con, gc_paused():
             for run in dict.fromkeys(ids):
                 rows = con.execute(query, [run] + args).fetchall()
                 if rows:
