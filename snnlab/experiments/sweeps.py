@@ -281,7 +281,7 @@ def _plan(cfg: ExperimentConfig, run_dir: Path | None, robustness: list) -> tupl
     """What to do with one grid point: ("new", run_id, None), ("resume", run_id, None), ("reuse", run_id, row)
     or ("failed", run_id, row) for a folder whose checkpoint cannot be continued."""
     from snnlab.training.checkpoint import CheckpointError, load_checkpoint
-    from snnlab.training.trainer import CHECKPOINT_NAME
+    from snnlab.training.resume import CHECKPOINT_NAME
 
     new_id = uuid.uuid4().hex[:12]
     if run_dir is None or not (run_dir / CHECKPOINT_NAME).exists():

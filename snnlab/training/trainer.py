@@ -11,16 +11,16 @@ Example:
 Numbering: events and history records carry ``epoch`` = the 0-based index of the epoch they
 belong to and ``step`` = the number of optimiser steps done so far (``1`` after the first).
 A checkpoint's ``"epoch"`` is the number of *completed* epochs, i.e. where a resumed run starts.
+
+The trainer's other jobs live beside this module: ``control.py`` (state, start / pause / stop, Ctrl-C),
+``resume.py`` (checkpoints and resuming), ``records.py`` (history, events, run store) and ``runtime.py``
+(seeds, device).
 """
 from __future__ import annotations
 
-import contextlib
-import inspect
-import json
 import logging
 import math
 import os
-import random
 import threading
 import time
 import traceback
@@ -29,9 +29,8 @@ import weakref
 import uuid
 from collections.abc import Callable, Iterable
 from pathlib import Path
-from typing import Any, Protocol, runtime_checkable
+from typing import Any
 
-import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -43,14 +42,18 @@ from snnlab.core.readout import decide, logits, tie_tolerance
 from snnlab.core.validation import user_stacklevel
 from snnlab.data.loader_rng import loader_states, restore_loader_states
 
-from .checkpoint import CheckpointError, load_checkpoint, save_checkpoint, to_plain
+from .checkpoint import to_plain
 from .config import ExperimentConfig
+from .control import STATES, ControlMixin
 from .events import Event, EventBus
-from .interrupts import (batch_norm_buffers, global_rng_state, handle_signals, roll_back, set_global_rng_state,
-                         step_boundary, tell)
+from .interrupts import batch_norm_buffers, step_boundary
 from .lr_schedule import lr_factor, one_cycle_momentum
 from .precision import check_precision, forward_precision
+from .records import EVAL_KEYS, History, ReportingMixin, RunStoreProtocol, scalar_metrics
 from .regularization import spike_rate_penalty
+from .resume import CHECKPOINT_NAME
+from .resume import ResumeMixin, load_resume, refuse_foreign_checkpoint
+from .runtime import resolve_device, seed_everything
 
 __all__ = ["Trainer", "TrainingDiverged", "RunStoreProtocol", "History", "STATES", "seed_everything",
            "resolve_device", "EVAL_KEYS"]
@@ -62,110 +65,15 @@ def _remove_hooks(handles: list) -> None:
         handle.remove()
 
 
-STATES = ("idle", "running", "paused", "stopped", "finished", "failed")
-CHECKPOINT_FORMAT = "snnlab-checkpoint-v1"
-CHECKPOINT_NAME = "checkpoint.pt"
-EVAL_KEYS = ("accuracy", "loss", "spikes_per_sample", "spikes_per_layer", "synops_per_sample", "macs_per_sample",
-             "energy_per_sample_j", "latency_steps", "n_samples")
-
-
 class TrainingDiverged(RuntimeError):
     """The loss (or the weights) became NaN or infinite."""
-
-
-@runtime_checkable
-class RunStoreProtocol(Protocol):
-    """What the trainer needs from a run store (e.g. an SQLite-backed one)."""
-
-    def create_run(self, config: dict, name: str | None = None) -> str:
-        """Register a run with its configuration dict; return its id."""
-
-    def log_metrics(self, run_id: str, step: int, epoch: int, metrics: dict) -> None:
-        """Record scalar metrics (``{name: float}``) at a global step / epoch (a store whose ``log_metrics`` also takes
-        ``kind`` gets ``kind="eval"`` for the test-set metrics, ``"train"`` for the others)."""
-
-    def set_status(self, run_id: str, status: str, message: str | None = None) -> None:
-        """Record the run's state (one of ``STATES``) with an optional message."""
-
-    def set_checkpoint(self, run_id: str, path: str) -> None:
-        """Record where the run's latest checkpoint is."""
-
-
-class History(list):
-    """Per-step and per-epoch records (dicts with a ``"kind"`` key); :meth:`frame` gives a DataFrame."""
-
-    def frame(self, kind: str | None = None):
-        """A ``pandas.DataFrame`` of the records (only those of ``kind``: "step", "epoch", "evaluation")."""
-        import pandas as pd
-
-        rows = [dict(r) for r in list(self) if kind is None or r.get("kind") == kind]
-        for r in rows:  # nested dicts (spikes per layer) become columns "test_spikes_per_layer.<name>"
-            for k in [k for k, v in r.items() if isinstance(v, dict)]:
-                for sub, v in r.pop(k).items():
-                    r[f"{k}.{sub}"] = v
-        return pd.DataFrame(rows)
-
-    def steps(self) -> list[dict]:
-        return [r for r in list(self) if r.get("kind") == "step"]
-
-    def epochs(self) -> list[dict]:
-        return [r for r in list(self) if r.get("kind") == "epoch"]
-
-
-def seed_everything(seed: int) -> None:
-    """Seed Python's ``random``, NumPy's global RNG and torch (CPU and every CUDA device)."""
-    seed = int(seed)
-    random.seed(seed)
-    np.random.seed(seed % 2**32)
-    torch.manual_seed(seed)
-
-
-def resolve_device(name: str | torch.device | None) -> torch.device:
-    """``"auto"``/None -> cuda when available else cpu; ``"cuda"`` without a GPU raises a clear error."""
-    if isinstance(name, torch.device):
-        return name
-    if name in (None, "auto"):
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    dev = torch.device(name)
-    if dev.type == "cuda" and not torch.cuda.is_available():
-        raise RuntimeError("device='cuda' was requested but CUDA is not available here; use device='cpu' or 'auto'")
-    return dev
-
-
-def _scalars(prefix: str, d: dict[str, Any]) -> dict[str, float]:
-    """Flatten a metrics dict to ``{prefix+name: float}`` (nested dicts as ``name.sub``), skipping non-numbers."""
-    out: dict[str, float] = {}
-    for k, v in d.items():
-        if isinstance(v, dict):
-            for sk, sv in _scalars("", v).items():
-                out[f"{prefix}{k}.{sk}"] = sv
-        elif isinstance(v, bool):
-            out[prefix + k] = float(v)
-        elif isinstance(v, (int, float, np.number)):
-            out[prefix + k] = float(v)
-        elif isinstance(v, torch.Tensor) and v.numel() == 1:
-            out[prefix + k] = float(v)
-    return out
-
-
-def _refuse_foreign_checkpoint(run_dir: Path, resume: str | os.PathLike | None) -> None:
-    """Raise ``FileExistsError`` when ``run_dir`` holds a checkpoint that ``resume`` does not continue."""
-    existing = run_dir / CHECKPOINT_NAME
-    if not existing.exists():
-        return
-    if resume is not None:
-        rp = Path(resume)
-        if (rp / CHECKPOINT_NAME if rp.is_dir() else rp).resolve() == existing.resolve():
-            return
-    raise FileExistsError(f"run_dir {run_dir} already holds the checkpoint of another run; resume it "
-                          f"(resume={str(run_dir)!r}), choose another folder, or pass overwrite=True to replace it")
 
 
 ADAM_BETAS = (0.9, 0.999)  # torch's defaults, restated: a resume puts back the first one after a one-cycle run
 SGD_MOMENTUM = 0.9
 
 
-class Trainer:
+class Trainer(ControlMixin, ResumeMixin, ReportingMixin):
     """Train the network an :class:`ExperimentConfig` describes, in this thread or in the background.
 
     Args:
@@ -196,6 +104,11 @@ class Trainer:
     that resumes exactly, marks the run "stopped" and raises ``KeyboardInterrupt``, so a loop over runs ends
     too (details in :meth:`run`). Results: :attr:`history` (records; ``history.frame()``),
     :attr:`result` (``{"final": eval dict, "rounded": eval dict after rounding delays, or None}``).
+
+    The construction, the optimiser and its schedules, the epoch loop, evaluation and finishing are defined here;
+    the control methods in :class:`~snnlab.training.control.ControlMixin`, the checkpoints and resuming in
+    :class:`~snnlab.training.resume.ResumeMixin`, the events and store calls in
+    :class:`~snnlab.training.records.ReportingMixin`.
     """
 
     def __init__(self, cfg: ExperimentConfig | dict | None = None, run_dir: str | os.PathLike | None = None,
@@ -205,18 +118,9 @@ class Trainer:
                  run_id: str | None = None, log_every: int = 1, overwrite: bool = False) -> None:
         ckpt = None
         if run_dir is not None and not overwrite:
-            _refuse_foreign_checkpoint(Path(run_dir), resume)
+            refuse_foreign_checkpoint(Path(run_dir), resume)
         if resume is not None:
-            ckpt = load_checkpoint(resume)
-            if ckpt.get("format") != CHECKPOINT_FORMAT:
-                raise CheckpointError(f"{resume} is not an snnlab training checkpoint (format={ckpt.get('format')!r})")
-            if cfg is None:
-                if not isinstance(ckpt.get("config_json"), str):
-                    raise CheckpointError(f"{resume} holds no configuration (config_json); pass cfg= to resume it")
-                cfg = ExperimentConfig.from_saved(ckpt["config_json"])
-            if run_dir is None:
-                rp = Path(resume)
-                run_dir = rp if rp.is_dir() else rp.parent
+            ckpt, cfg, run_dir = load_resume(resume, cfg, run_dir)
         if cfg is None:
             raise ValueError("Trainer needs a configuration (cfg) or a checkpoint to resume from")
         if isinstance(cfg, dict):
@@ -291,31 +195,32 @@ class Trainer:
         self._warned_short = False
         self._warned_empty = False
         self._boundary: dict[str, Any] | None = None  # the state at the start of the step in progress
-        self._in_optimizer_step = False  # interrupt() waits until the step is recorded
-        self._pending_interrupt: BaseException | None = None
         hooks = [m.register_forward_hook(WeakMethodHook(self, "_count_hook"))  # held weakly: copies and pickles of
                  for m in self.model.modules() if isinstance(m, LIF)]          # the model leave the trainer behind
         weakref.finalize(self, _remove_hooks, hooks)  # and a model outliving its trainer sheds them
 
-        self._cond = threading.Condition(threading.RLock())
-        self._state = "idle"
-        self._pause_req = False
-        self._stop_req = False
-        self._stop_reason: str | None = None
-        self._store_takes_kind: bool | None = None  # whether store.log_metrics takes kind= (see _log_eval)
-        self._thread: threading.Thread | None = None
+        self._init_control()
+        self._init_reporting()
         self._delays_rounded = bool(ckpt.get("delays_rounded")) if ckpt is not None else False
 
         if ckpt is not None:
-            try:
-                self._restore(ckpt, resume)
-            except CheckpointError:
-                raise
-            except (KeyError, TypeError, ValueError, RuntimeError, IndexError, AttributeError) as e:
-                field = f"the field {e.args[0]!r} is missing" if isinstance(e, KeyError) and e.args else \
-                    f"{type(e).__name__}: {e}"
-                raise CheckpointError(f"checkpoint {resume} is damaged or was not written by this version of snnlab "
-                                      f"({field}); start the run anew, or resume from another checkpoint") from e
+            self._restore_or_explain(ckpt, resume)
+        self.run_id = self._register_run(run_id, ckpt, name)
+        self.name = name or self.label
+        for cb in callbacks:
+            self.events.subscribe(cb)
+        if self.run_dir is not None:
+            self.run_dir.mkdir(parents=True, exist_ok=True)
+            tmp = self.run_dir / ".config.json.tmp"
+            tmp.write_text(cfg.to_json())
+            os.replace(tmp, self.run_dir / "config.json")
+        self._store("set_status", self.run_id, "idle", None)
+
+    # ------------------------------------------------------------------------------ construction
+    def _register_run(self, run_id: str | None, ckpt: dict[str, Any] | None, name: str | None) -> str:
+        """The run's id (``run_id``, else the checkpoint's, else the store's, else random), registered in the store;
+        a store that knows the resumed run follows it (its config, no metrics of the steps not done)."""
+        store, cfg = self.store, self.cfg
         if run_id is None and ckpt is not None:
             run_id = ckpt.get("run_id")
         if run_id is not None and store is not None and hasattr(store, "get_run"):
@@ -331,25 +236,7 @@ class Trainer:
                         store.delete_metrics_after(run_id, int(ckpt["step"]))
         if run_id is None and store is not None:
             run_id = str(store.create_run(cfg.to_dict(), name or self.label))
-        self.run_id = str(run_id) if run_id is not None else uuid.uuid4().hex[:12]
-        self.name = name or self.label
-        for cb in callbacks:
-            self.events.subscribe(cb)
-        if self.run_dir is not None:
-            self.run_dir.mkdir(parents=True, exist_ok=True)
-            tmp = self.run_dir / ".config.json.tmp"
-            tmp.write_text(cfg.to_json())
-            os.replace(tmp, self.run_dir / "config.json")
-        self._store("set_status", self.run_id, "idle", None)
-
-    # ------------------------------------------------------------------------------ construction
-    @classmethod
-    def resume_from(cls, path: str | os.PathLike, cfg: ExperimentConfig | dict | None = None, **kwargs: Any) -> "Trainer":
-        """A trainer that continues the run saved at ``path`` (a checkpoint file or a run folder).
-
-        ``cfg`` defaults to the checkpoint's configuration; pass one with more ``epochs`` to train longer.
-        """
-        return cls(cfg, resume=path, **kwargs)
+        return str(run_id) if run_id is not None else uuid.uuid4().hex[:12]
 
     def _build_data(self):
         from .model import build_data
@@ -439,139 +326,7 @@ class Trainer:
             if self.cfg.spike_reg > 0:  # kept with their graph for the activity penalty
                 self._spike_outputs.append(output)
 
-    # ------------------------------------------------------------------------------ state & control
-    @property
-    def state(self) -> str:
-        """One of ``"idle", "running", "paused", "stopped", "finished", "failed"``."""
-        with self._cond:
-            return self._state
-
-    def _set_state(self, state: str) -> None:
-        with self._cond:
-            self._state = state
-            self._cond.notify_all()
-
-    def start(self) -> "Trainer":
-        """Run :meth:`run` in a background (daemon) thread and return at once."""
-        with self._cond:
-            if self._thread is not None and self._thread.is_alive():
-                raise RuntimeError("this trainer is already running in a background thread")
-            self._check_can_run()
-            self._thread = threading.Thread(target=self.run, kwargs={"raise_errors": False},
-                                            name=f"snnlab-trainer-{self.run_id}", daemon=True)
-            self._state = "running"  # so that pause(wait=True) right after start() waits for the pause
-            self._thread.start()
-        return self
-
-    def pause(self, wait: bool = False, timeout: float | None = None) -> bool:
-        """Ask the run to pause at the next step boundary; with ``wait``, block until it has paused.
-
-        Returns True when the run is (or, without ``wait``, will be) paused.
-        """
-        with self._cond:
-            if self._state in ("finished", "failed", "stopped"):
-                return False
-            self._pause_req = True
-            self._cond.notify_all()
-            if not wait:
-                return True
-            ok = self._cond.wait_for(lambda: self._state != "running" or not self._pause_req, timeout)
-            return ok and self._state == "paused"
-
-    def resume(self) -> None:
-        """Continue a paused run; :attr:`state` reads ``"running"`` as soon as this returns."""
-        with self._cond:
-            self._pause_req = False
-            if self._state == "paused" and not self._stop_req:
-                self._state = "running"
-            self._cond.notify_all()
-
-    def stop(self, wait: bool = False, timeout: float | None = None, reason: str | None = None) -> bool:
-        """Ask the run to stop gracefully at the next step boundary (a checkpoint is saved).
-
-        ``reason`` goes with the "stopped" event and the store's status message (default "stop requested").
-        Safe to call from a signal handler in the training thread. Returns True when the run has ended
-        (with ``wait``) or the request was made.
-        """
-        with self._cond:
-            self._stop_req = True
-            self._stop_reason = reason if reason is not None else self._stop_reason
-            self._pause_req = False
-            self._cond.notify_all()
-        return self.wait(timeout) if wait else True
-
-    def wait(self, timeout: float | None = None) -> bool:
-        """Block until the run ends (or ``timeout`` seconds); returns True when it is no longer running.
-
-        It waits for the run's state, then for its background thread to deliver its last events. (A
-        ``Thread.join`` cut short by Ctrl-C marks the thread as ended although it runs on, so the state decides.)
-        """
-        deadline = None if timeout is None else time.monotonic() + timeout
-        with self._cond:
-            if not self._cond.wait_for(lambda: self._state not in ("running", "paused"), timeout):
-                return False
-        t = self._thread
-        if t is not None and t is not threading.current_thread():
-            t.join(None if deadline is None else max(0.0, deadline - time.monotonic()))
-        return True
-
-    @property
-    def running(self) -> bool:
-        return self.state in ("running", "paused")
-
-    def _check_can_run(self) -> None:
-        if self._state in ("running", "paused") and (self._thread is None or self._thread is not threading.current_thread()):
-            raise RuntimeError("this trainer is already running")
-        if self._state in ("finished", "failed"):
-            raise RuntimeError(f"this run has already {self._state}; create a new Trainer "
-                               "(or Trainer.resume_from(checkpoint) to continue from the last checkpoint)")
-
-    def _control(self) -> bool:
-        """Honour pause/stop requests at a step boundary; returns True when the run must stop."""
-        with self._cond:
-            if self._stop_req:
-                return True
-            if not self._pause_req:
-                return False
-            self._state = "paused"
-            self._cond.notify_all()
-        self._emit("paused")
-        self._store("set_status", self.run_id, "paused", None)
-        with self._cond:
-            self._cond.wait_for(lambda: not self._pause_req or self._stop_req)
-            if self._stop_req:
-                return True
-            self._state = "running"
-            self._cond.notify_all()
-        self._emit("resumed")
-        self._store("set_status", self.run_id, "running", None)
-        return False
-
     # ------------------------------------------------------------------------------ helpers
-    def _emit(self, kind: str, epoch: int | None = None, **data: Any) -> Event:
-        return self.events.publish(Event(kind=kind, run_id=self.run_id, step=int(self.step),
-                                         epoch=int(self.epoch if epoch is None else epoch), data=data))
-
-    def _store(self, method: str, *args: Any, **kwargs: Any) -> None:
-        if self.store is None:
-            return
-        try:
-            getattr(self.store, method)(*args, **kwargs)
-        except Exception:
-            log.exception("run store %s(...) failed for run %s; training continues", method, self.run_id)
-
-    def _log_eval(self, epoch: int, metrics: dict[str, float]) -> None:
-        """Test-set metrics to the store, as ``kind="eval"`` where its ``log_metrics`` takes a kind."""
-        if self.store is None:
-            return
-        if self._store_takes_kind is None:  # decided once: the store is the trainer's for its life
-            try:
-                self._store_takes_kind = "kind" in inspect.signature(self.store.log_metrics).parameters
-            except (TypeError, ValueError):  # no signature to read
-                self._store_takes_kind = False
-        kind = {"kind": "eval"} if self._store_takes_kind else {}
-        self._store("log_metrics", self.run_id, self.step, epoch, metrics, **kind)
-
     def _params_finite(self) -> bool:
         ps = [p.detach() for p in self.model.parameters()]
         if not ps:
@@ -604,125 +359,6 @@ class Trainer:
             self.model.train(was_training)
         return to_plain(dict(res))
 
-    # ------------------------------------------------------------------------------ checkpoints
-    def _global_rng_state(self) -> dict[str, Any]:
-        return global_rng_state(cuda=self.device.type == "cuda")
-
-    def _set_global_rng_state(self, rng: dict[str, Any]) -> None:
-        set_global_rng_state(rng, cuda=self.device.type == "cuda")
-
-    def checkpoint_state(self, finished: bool = False, partial_epoch: bool = False) -> dict[str, Any]:
-        """Everything needed to continue the run, as plain types and tensors.
-
-        A checkpoint taken inside an epoch (``partial_epoch``) also holds the epoch's progress: the
-        batches done, their running sums and the loader's generator states at the epoch's start, so that
-        a resume replays the same batch order and continues with the next batch.
-        """
-        rng = self._global_rng_state()
-        return {
-            "format": CHECKPOINT_FORMAT,
-            "config_json": self.cfg.to_json(),
-            "run_id": self.run_id,
-            "label": self.label,
-            "epoch": int(self.epoch),
-            "step": int(self.step),
-            "model": self.model.state_dict(),
-            "optimizer": self.optimizer.state_dict(),
-            "delay_schedule": self.schedule.state_dict() if self.schedule is not None else None,
-            "delays_rounded": bool(self._delays_rounded),
-            "finished": bool(finished),
-            "partial_epoch": bool(partial_epoch),
-            "history": to_plain(list(self.history)),
-            "last_eval": to_plain(self.last_eval),
-            "result": to_plain(self.result),
-            "rng": rng,
-            "loader_generators": loader_states(self.train_loader),
-            "epoch_progress": to_plain(self._epoch_progress) if partial_epoch and self._epoch_progress else None,
-            "time": time.time(),
-        }
-
-    def save_checkpoint(self, path: str | os.PathLike | None = None, **flags: bool) -> Path | None:
-        """Atomically write the checkpoint (default ``run_dir/checkpoint.pt``); returns its path."""
-        path = Path(path) if path is not None else self.checkpoint_path
-        if path is None:
-            return None
-        save_checkpoint(path, self.checkpoint_state(**flags))
-        self._store("set_checkpoint", self.run_id, str(path))  # the store keeps it absolute
-        return path
-
-    def _restore(self, ckpt: dict[str, Any], source) -> None:
-        from .model import keep_neuron_constants, load_model_state
-
-        self._check_same_batches(ckpt, source)
-        self._warn_other_length(ckpt, source)
-        try:
-            changed = keep_neuron_constants(self.model, lambda: load_model_state(self.model, ckpt["model"]))
-        except (RuntimeError, KeyError) as e:
-            raise CheckpointError(f"checkpoint {source} does not match the configured model: {e}") from e
-        if changed:  # fixed taus and thresholds are configuration: the resumed run uses the configured ones
-            log.info("resume: %s taken from the configuration, not from checkpoint %s", ", ".join(changed), source)
-        if not ckpt.get("delays_rounded"):
-            try:
-                self.optimizer.load_state_dict(ckpt["optimizer"])
-            except (ValueError, KeyError) as e:
-                raise CheckpointError(f"checkpoint {source}: optimizer state does not match: {e}") from e
-            self._reset_rates_to_config()  # the rates saved are the old run's: a resume takes the configured ones
-        self.epoch = int(ckpt["epoch"])
-        self.step = int(ckpt["step"])
-        if self.schedule is not None and ckpt.get("delay_schedule"):
-            self.schedule.epoch = int(ckpt["delay_schedule"]["epoch"])
-            self.schedule._apply()
-        self.history = History(ckpt.get("history") or [])
-        self.last_eval = ckpt.get("last_eval")
-        self.result = ckpt.get("result")
-        progress = ckpt.get("epoch_progress") if ckpt.get("partial_epoch") else None
-        self._resume_progress = self._resumable(progress)
-        self._set_global_rng_state(ckpt.get("rng") or {})
-        restore_loader_states(self.train_loader, ckpt.get("loader_generators"))
-
-    def _check_same_batches(self, ckpt: dict[str, Any], source) -> None:
-        """Refuse a resume with another batch size where it would train other samples or rates than it says: inside
-        an epoch (the batches done are counted in the old size) or under a learning-rate schedule (a function of
-        the step, its length counted in the old size's batches)."""
-        try:
-            saved = int(json.loads(ckpt["config_json"])["batch_size"])
-        except (KeyError, TypeError, ValueError):  # a checkpoint without a readable config: nothing to compare
-            return
-        if saved == int(self.cfg.batch_size):
-            return
-        progress = ckpt.get("epoch_progress") if ckpt.get("partial_epoch") else None
-        if progress and progress.get("batches_done"):
-            raise CheckpointError(
-                f"checkpoint {source} stopped inside epoch {int(ckpt.get('epoch', 0)) + 1} after "
-                f"{progress['batches_done']} batches of {saved}: resume it with batch_size={saved} (another batch "
-                f"size would skip or repeat samples); the batch size can change only at an epoch boundary")
-        if self._scheduled():
-            raise CheckpointError(
-                f"checkpoint {source} was trained with batch_size={saved} under a learning-rate schedule "
-                f"({self._schedules_text()}) whose length is counted in those batches: resume it with "
-                f"batch_size={saved}, or use constant rates")
-
-    def _warn_other_length(self, ckpt: dict[str, Any], source) -> None:
-        """Warn when a resume changes the length of a schedule: the rate schedules (``epochs`` and
-        ``max_batches_per_epoch`` set their number of steps) and the delays' sigma schedule (``epochs``) follow the
-        new length from the step they resume at, so the resumed run follows neither the curve its first part
-        trained on nor the one a run of the new length would have from its start."""
-        try:
-            saved = json.loads(ckpt["config_json"])
-        except (KeyError, TypeError, ValueError):
-            return
-        changed = {k: (saved.get(k), getattr(self.cfg, k)) for k in ("epochs", "max_batches_per_epoch")
-                   if k in saved and saved.get(k) != getattr(self.cfg, k)}
-        what = [self._schedules_text()] if self._scheduled() and changed else []
-        if "epochs" in changed and self.schedule is not None and not ckpt.get("delays_rounded"):
-            what.append(f"the delays' sigma schedule ({self.cfg.sigma_schedule!r})")
-        if what:
-            was = ", ".join(f"{k}={a}" for k, (a, _) in changed.items())
-            now = ", ".join(f"{k}={b}" for k, (_, b) in changed.items())
-            warnings.warn(f"checkpoint {source} was trained with {was} and resumes with {now}: {' and '.join(what)} "
-                          f"stretch to the new length from here on, so the result differs from a run trained with "
-                          f"{now} from the start", UserWarning, stacklevel=user_stacklevel())
-
     # ------------------------------------------------------------------------------ training
     def run(self, raise_errors: bool = True) -> dict[str, Any] | None:
         """Train in the calling thread until finished, stopped or failed; returns :attr:`result`.
@@ -740,44 +376,14 @@ class Trainer:
         a program with its own handler) a ``KeyboardInterrupt`` rolls the step back in the same way, except inside
         the optimiser step: a handler that calls :meth:`interrupt` (as the CLI's does) waits for its end instead.
         """
-        with self._cond:
-            self._check_can_run()
-            self._state = "running"
-            self._cond.notify_all()
+        self._begin_running()
         with self._first_ctrl_c_stops() as asked:
             result = self._run_guarded(raise_errors)
         if asked:
             if self.state == "stopped":  # stopped at a step boundary: end a loop over runs as Ctrl-C would
                 raise KeyboardInterrupt
-            with self._cond:  # the run finished before the stop came: nothing is left to stop
-                self._stop_req, self._stop_reason = False, None
+            self._forget_stop_request()  # the run finished before the stop came: nothing is left to stop
         return result
-
-    def interrupt(self, exc: BaseException | None = None) -> None:
-        """Raise ``exc`` (default ``KeyboardInterrupt``) now, from a signal handler of the thread that runs
-        :meth:`run`, or, when that thread is inside an optimiser step, just after the step is recorded (an
-        optimiser step cut in half could not be resumed). :meth:`run` then saves a checkpoint and re-raises it."""
-        exc = exc if exc is not None else KeyboardInterrupt()
-        if self._in_optimizer_step:
-            self._pending_interrupt = exc
-            return
-        raise exc
-
-    def _first_ctrl_c_stops(self) -> contextlib.AbstractContextManager[list[int]]:
-        """The first Ctrl-C asks for a stop at the next step boundary, a later one calls :meth:`interrupt`; not with
-        loaders that use worker processes (Ctrl-C reaches them too, and a spawned worker dies of it)."""
-        if self._loaders_use_worker_processes():
-            return contextlib.nullcontext([])
-
-        def first(signum: int) -> bool:
-            self.stop(reason="interrupted (Ctrl-C)")
-            tell(f"\nrun {self.run_id}: stopping at the next training step (Ctrl-C again to interrupt at once)")
-            return True
-
-        return handle_signals(first, lambda signum: self.interrupt())
-
-    def _loaders_use_worker_processes(self) -> bool:
-        return any(int(getattr(loader, "num_workers", 0) or 0) > 0 for loader in (self.train_loader, self.test_loader))
 
     def _run_guarded(self, raise_errors: bool) -> dict[str, Any] | None:
         try:
@@ -839,11 +445,11 @@ class Trainer:
             rec.update({f"test_{k}": v for k, v in ev.items()})
         self.history.append(rec)
         self._emit("epoch", epoch=epoch, **{k: v for k, v in rec.items() if k not in ("kind", "epoch", "step")})
-        self._store("log_metrics", self.run_id, self.step, epoch, _scalars("", summary))
+        self._store("log_metrics", self.run_id, self.step, epoch, scalar_metrics("", summary))
         if ev is not None:
             self.history.append({"kind": "evaluation", "epoch": epoch, "step": self.step, "phase": "epoch", **ev})
             self._emit("evaluation", epoch=epoch, phase="epoch", **ev)
-            self._log_eval(epoch, _scalars("test_", ev))
+            self._log_eval(epoch, scalar_metrics("test_", ev))
 
     def _train_epoch(self, epoch: int) -> dict[str, float] | None:
         """One epoch; returns its summary, or None when a stop was requested."""
@@ -1035,7 +641,7 @@ class Trainer:
         self.history.append({"kind": "evaluation", "epoch": last_epoch, "step": self.step, "phase": "rounded",
                              **rounded})
         self._emit("evaluation", epoch=last_epoch, phase="rounded", **rounded)
-        self._log_eval(last_epoch, _scalars("rounded_test_", rounded))
+        self._log_eval(last_epoch, scalar_metrics("rounded_test_", rounded))
         return rounded
 
     def _mark_finished(self) -> dict[str, Any]:
@@ -1043,12 +649,6 @@ class Trainer:
         self._emit("finished", result=self.result)
         self._store("set_status", self.run_id, "finished", None)
         return self.result
-
-    def _roll_back_to_boundary(self) -> None:
-        """Undo a step interrupted before its optimiser step (a second Ctrl-C), so the checkpoint resumes exactly."""
-        boundary, self._boundary = self._boundary, None
-        if boundary is not None:
-            roll_back(self.model, boundary, cuda=self.device.type == "cuda")
 
     def _on_stopped(self, partial: bool, reason: str) -> None:
         self._roll_back_to_boundary()
@@ -1061,20 +661,9 @@ class Trainer:
         except Exception:
             log.exception("could not save the checkpoint of stopped run %s", self.run_id)
         finally:  # stopped even if another Ctrl-C cuts the saving short (the previous checkpoint stays whole)
-            with self._cond:
-                self._state = "stopped"
-                self._stop_req = False
-                self._stop_reason = None
-                self._cond.notify_all()
+            self._mark_stopped()
         self._emit("stopped", reason=reason, checkpoint=str(path) if path else None)
         self._store("set_status", self.run_id, "stopped", reason)
-
-    @staticmethod
-    def _resumable(progress: dict[str, Any] | None) -> dict[str, Any] | None:
-        """An epoch's progress to resume from: batches done, or none yet but its shuffle drawn already."""
-        if progress and (progress.get("batches_done") or progress.get("loader_generators") is not None):
-            return progress
-        return None
 
     def history_frame(self, kind: str | None = None):
         """:attr:`history` as a pandas DataFrame (optionally only records of ``kind``)."""

@@ -1,0 +1,119 @@
+"""Where a run's records go: its :class:`History`, its events, and an optional run store (:class:`RunStoreProtocol`).
+
+:class:`ReportingMixin` gives the :class:`~snnlab.training.Trainer` its ``_emit`` (events), ``_store`` (run-store
+calls whose errors are logged, never fatal) and ``_log_eval`` (test-set metrics to the store).
+
+Example:
+    >>> h = History([{"kind": "step", "step": 1, "loss": 0.5}, {"kind": "epoch", "step": 1, "train_loss": 0.5}])
+    >>> [r["step"] for r in h.steps()], list(h.frame("epoch").columns)
+    ([1], ['kind', 'step', 'train_loss'])
+    >>> scalar_metrics("test_", {"accuracy": 0.5, "spikes_per_layer": {"h1": 3}, "note": "x"})
+    {'test_accuracy': 0.5, 'test_spikes_per_layer.h1': 3.0}
+"""
+from __future__ import annotations
+
+import inspect
+import logging
+from typing import Any, Protocol, runtime_checkable
+
+import numpy as np
+import torch
+
+from .events import Event
+
+__all__ = ["EVAL_KEYS", "RunStoreProtocol", "History", "scalar_metrics", "ReportingMixin"]
+
+log = logging.getLogger("snnlab.training.trainer")  # the Trainer's messages keep the logger they always had
+
+EVAL_KEYS = ("accuracy", "loss", "spikes_per_sample", "spikes_per_layer", "synops_per_sample", "macs_per_sample",
+             "energy_per_sample_j", "latency_steps", "n_samples")
+
+
+@runtime_checkable
+class RunStoreProtocol(Protocol):
+    """What the trainer needs from a run store (e.g. an SQLite-backed one)."""
+
+    def create_run(self, config: dict, name: str | None = None) -> str:
+        """Register a run with its configuration dict; return its id."""
+
+    def log_metrics(self, run_id: str, step: int, epoch: int, metrics: dict) -> None:
+        """Record scalar metrics (``{name: float}``) at a global step / epoch (a store whose ``log_metrics`` also takes
+        ``kind`` gets ``kind="eval"`` for the test-set metrics, ``"train"`` for the others)."""
+
+    def set_status(self, run_id: str, status: str, message: str | None = None) -> None:
+        """Record the run's state (one of ``STATES``) with an optional message."""
+
+    def set_checkpoint(self, run_id: str, path: str) -> None:
+        """Record where the run's latest checkpoint is."""
+
+
+class History(list):
+    """Per-step and per-epoch records (dicts with a ``"kind"`` key); :meth:`frame` gives a DataFrame."""
+
+    def frame(self, kind: str | None = None):
+        """A ``pandas.DataFrame`` of the records (only those of ``kind``: "step", "epoch", "evaluation")."""
+        import pandas as pd
+
+        rows = [dict(r) for r in list(self) if kind is None or r.get("kind") == kind]
+        for r in rows:  # nested dicts (spikes per layer) become columns "test_spikes_per_layer.<name>"
+            for k in [k for k, v in r.items() if isinstance(v, dict)]:
+                for sub, v in r.pop(k).items():
+                    r[f"{k}.{sub}"] = v
+        return pd.DataFrame(rows)
+
+    def steps(self) -> list[dict]:
+        return [r for r in list(self) if r.get("kind") == "step"]
+
+    def epochs(self) -> list[dict]:
+        return [r for r in list(self) if r.get("kind") == "epoch"]
+
+
+def scalar_metrics(prefix: str, d: dict[str, Any]) -> dict[str, float]:
+    """Flatten a metrics dict to ``{prefix+name: float}`` (nested dicts as ``name.sub``), skipping non-numbers."""
+    out: dict[str, float] = {}
+    for k, v in d.items():
+        if isinstance(v, dict):
+            for sk, sv in scalar_metrics("", v).items():
+                out[f"{prefix}{k}.{sk}"] = sv
+        elif isinstance(v, bool):
+            out[prefix + k] = float(v)
+        elif isinstance(v, (int, float, np.number)):
+            out[prefix + k] = float(v)
+        elif isinstance(v, torch.Tensor) and v.numel() == 1:
+            out[prefix + k] = float(v)
+    return out
+
+
+class ReportingMixin:
+    """A run's events and run-store calls, for the :class:`~snnlab.training.Trainer`.
+
+    Expects of the class it is mixed into: ``events`` (an :class:`~snnlab.training.EventBus`), ``run_id``,
+    ``step``, ``epoch`` and ``store`` (a :class:`RunStoreProtocol` or None); :meth:`_init_reporting` sets its own.
+    """
+
+    def _init_reporting(self) -> None:
+        self._store_takes_kind: bool | None = None  # whether store.log_metrics takes kind= (see _log_eval)
+
+    def _emit(self, kind: str, epoch: int | None = None, **data: Any) -> Event:
+        return self.events.publish(Event(kind=kind, run_id=self.run_id, step=int(self.step),
+                                         epoch=int(self.epoch if epoch is None else epoch), data=data))
+
+    def _store(self, method: str, *args: Any, **kwargs: Any) -> None:
+        if self.store is None:
+            return
+        try:
+            getattr(self.store, method)(*args, **kwargs)
+        except Exception:
+            log.exception("run store %s(...) failed for run %s; training continues", method, self.run_id)
+
+    def _log_eval(self, epoch: int, metrics: dict[str, float]) -> None:
+        """Test-set metrics to the store, as ``kind="eval"`` where its ``log_metrics`` takes a kind."""
+        if self.store is None:
+            return
+        if self._store_takes_kind is None:  # decided once: the store is the trainer's for its life
+            try:
+                self._store_takes_kind = "kind" in inspect.signature(self.store.log_metrics).parameters
+            except (TypeError, ValueError):  # no signature to read
+                self._store_takes_kind = False
+        kind = {"kind": "eval"} if self._store_takes_kind else {}
+        self._store("log_metrics", self.run_id, self.step, epoch, metrics, **kind)

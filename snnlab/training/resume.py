@@ -1,0 +1,240 @@
+"""Checkpointing a run and resuming it exactly: what a checkpoint holds, and how a trainer is set back to it.
+
+* :func:`refuse_foreign_checkpoint` / :func:`load_resume`: the check and the loading that come before a
+  :class:`~snnlab.training.Trainer` is built.
+* :class:`ResumeMixin`: the trainer's :meth:`~ResumeMixin.checkpoint_state`, :meth:`~ResumeMixin.save_checkpoint`,
+  :meth:`~ResumeMixin.resume_from`, its restoring from a checkpoint and the rollback of a step cut short.
+
+The file format (atomic writes, plain types and tensors) is :mod:`snnlab.training.checkpoint`'s.
+
+Example:
+    >>> import tempfile
+    >>> from snnlab.training import ExperimentConfig, Trainer
+    >>> cfg = ExperimentConfig(hidden=[16], epochs=1, max_batches_per_epoch=2, eval_max_batches=1)
+    >>> run_dir = tempfile.mkdtemp()
+    >>> _ = Trainer(cfg, run_dir, progress=False).run()
+    >>> longer = Trainer.resume_from(run_dir, cfg.copy(epochs=2), progress=False)   # one more epoch
+    >>> longer.epoch, longer.step, longer.checkpoint_path.name == CHECKPOINT_NAME
+    (1, 2, True)
+"""
+from __future__ import annotations
+
+import json
+import logging
+import os
+import time
+import warnings
+from pathlib import Path
+from typing import Any, TypeVar
+
+from snnlab.core.validation import user_stacklevel
+from snnlab.data.loader_rng import loader_states, restore_loader_states
+
+from .checkpoint import CheckpointError, load_checkpoint, save_checkpoint, to_plain
+from .config import ExperimentConfig
+from .interrupts import global_rng_state, roll_back, set_global_rng_state
+from .records import History
+
+__all__ = ["CHECKPOINT_FORMAT", "CHECKPOINT_NAME", "refuse_foreign_checkpoint", "load_resume", "ResumeMixin"]
+
+log = logging.getLogger("snnlab.training.trainer")  # the Trainer's messages keep the logger they always had
+
+CHECKPOINT_FORMAT = "snnlab-checkpoint-v1"
+CHECKPOINT_NAME = "checkpoint.pt"
+
+_Run = TypeVar("_Run", bound="ResumeMixin")
+
+
+def refuse_foreign_checkpoint(run_dir: Path, resume: str | os.PathLike | None) -> None:
+    """Raise ``FileExistsError`` when ``run_dir`` holds a checkpoint that ``resume`` does not continue."""
+    existing = run_dir / CHECKPOINT_NAME
+    if not existing.exists():
+        return
+    if resume is not None:
+        rp = Path(resume)
+        if (rp / CHECKPOINT_NAME if rp.is_dir() else rp).resolve() == existing.resolve():
+            return
+    raise FileExistsError(f"run_dir {run_dir} already holds the checkpoint of another run; resume it "
+                          f"(resume={str(run_dir)!r}), choose another folder, or pass overwrite=True to replace it")
+
+
+def load_resume(resume: str | os.PathLike, cfg: ExperimentConfig | dict | None,
+                run_dir: str | os.PathLike | None) -> tuple[dict[str, Any], ExperimentConfig | dict, str | os.PathLike]:
+    """The training checkpoint at ``resume`` (a file or a run folder), the configuration to resume it with (``cfg``,
+    else the checkpoint's) and the run folder (``run_dir``, else the checkpoint's); a clear
+    :class:`CheckpointError` for a file that is no training checkpoint or holds no configuration to use."""
+    ckpt = load_checkpoint(resume)
+    if ckpt.get("format") != CHECKPOINT_FORMAT:
+        raise CheckpointError(f"{resume} is not an snnlab training checkpoint (format={ckpt.get('format')!r})")
+    if cfg is None:
+        if not isinstance(ckpt.get("config_json"), str):
+            raise CheckpointError(f"{resume} holds no configuration (config_json); pass cfg= to resume it")
+        cfg = ExperimentConfig.from_saved(ckpt["config_json"])
+    if run_dir is None:
+        rp = Path(resume)
+        run_dir = rp if rp.is_dir() else rp.parent
+    return ckpt, cfg, run_dir
+
+
+class ResumeMixin:
+    """Checkpoints of a run and resuming from them, for the :class:`~snnlab.training.Trainer`.
+
+    Expects of the class it is mixed into: ``cfg``, ``device``, ``model``, ``optimizer``, ``schedule`` (a
+    ``DelaySchedule`` or None), ``train_loader``, ``run_id``, ``label``, ``epoch``, ``step``, ``history``,
+    ``last_eval``, ``result``, ``checkpoint_path``, ``_delays_rounded``, ``_epoch_progress`` (the running epoch's
+    progress), ``_resume_progress`` (set here: a partial epoch to finish), ``_boundary`` (the state at the start of
+    the step in progress, or None), and the methods ``_scheduled``, ``_schedules_text``, ``_reset_rates_to_config``
+    and ``_store``.
+    """
+
+    @classmethod
+    def resume_from(cls: type[_Run], path: str | os.PathLike, cfg: ExperimentConfig | dict | None = None,
+                    **kwargs: Any) -> _Run:
+        """A trainer that continues the run saved at ``path`` (a checkpoint file or a run folder).
+
+        ``cfg`` defaults to the checkpoint's configuration; pass one with more ``epochs`` to train longer.
+        """
+        return cls(cfg, resume=path, **kwargs)
+
+    def _global_rng_state(self) -> dict[str, Any]:
+        return global_rng_state(cuda=self.device.type == "cuda")
+
+    def _set_global_rng_state(self, rng: dict[str, Any]) -> None:
+        set_global_rng_state(rng, cuda=self.device.type == "cuda")
+
+    def checkpoint_state(self, finished: bool = False, partial_epoch: bool = False) -> dict[str, Any]:
+        """Everything needed to continue the run, as plain types and tensors.
+
+        A checkpoint taken inside an epoch (``partial_epoch``) also holds the epoch's progress: the
+        batches done, their running sums and the loader's generator states at the epoch's start, so that
+        a resume replays the same batch order and continues with the next batch.
+        """
+        rng = self._global_rng_state()
+        return {
+            "format": CHECKPOINT_FORMAT,
+            "config_json": self.cfg.to_json(),
+            "run_id": self.run_id,
+            "label": self.label,
+            "epoch": int(self.epoch),
+            "step": int(self.step),
+            "model": self.model.state_dict(),
+            "optimizer": self.optimizer.state_dict(),
+            "delay_schedule": self.schedule.state_dict() if self.schedule is not None else None,
+            "delays_rounded": bool(self._delays_rounded),
+            "finished": bool(finished),
+            "partial_epoch": bool(partial_epoch),
+            "history": to_plain(list(self.history)),
+            "last_eval": to_plain(self.last_eval),
+            "result": to_plain(self.result),
+            "rng": rng,
+            "loader_generators": loader_states(self.train_loader),
+            "epoch_progress": to_plain(self._epoch_progress) if partial_epoch and self._epoch_progress else None,
+            "time": time.time(),
+        }
+
+    def save_checkpoint(self, path: str | os.PathLike | None = None, **flags: bool) -> Path | None:
+        """Atomically write the checkpoint (default ``run_dir/checkpoint.pt``); returns its path."""
+        path = Path(path) if path is not None else self.checkpoint_path
+        if path is None:
+            return None
+        save_checkpoint(path, self.checkpoint_state(**flags))
+        self._store("set_checkpoint", self.run_id, str(path))  # the store keeps it absolute
+        return path
+
+    def _restore_or_explain(self, ckpt: dict[str, Any], source) -> None:
+        """:meth:`_restore`, with a checkpoint that lacks a field or holds a wrong one as a :class:`CheckpointError`."""
+        try:
+            self._restore(ckpt, source)
+        except CheckpointError:
+            raise
+        except (KeyError, TypeError, ValueError, RuntimeError, IndexError, AttributeError) as e:
+            field = f"the field {e.args[0]!r} is missing" if isinstance(e, KeyError) and e.args else \
+                f"{type(e).__name__}: {e}"
+            raise CheckpointError(f"checkpoint {source} is damaged or was not written by this version of snnlab "
+                                  f"({field}); start the run anew, or resume from another checkpoint") from e
+
+    def _restore(self, ckpt: dict[str, Any], source) -> None:
+        from .model import keep_neuron_constants, load_model_state
+
+        self._check_same_batches(ckpt, source)
+        self._warn_other_length(ckpt, source)
+        try:
+            changed = keep_neuron_constants(self.model, lambda: load_model_state(self.model, ckpt["model"]))
+        except (RuntimeError, KeyError) as e:
+            raise CheckpointError(f"checkpoint {source} does not match the configured model: {e}") from e
+        if changed:  # fixed taus and thresholds are configuration: the resumed run uses the configured ones
+            log.info("resume: %s taken from the configuration, not from checkpoint %s", ", ".join(changed), source)
+        if not ckpt.get("delays_rounded"):
+            try:
+                self.optimizer.load_state_dict(ckpt["optimizer"])
+            except (ValueError, KeyError) as e:
+                raise CheckpointError(f"checkpoint {source}: optimizer state does not match: {e}") from e
+            self._reset_rates_to_config()  # the rates saved are the old run's: a resume takes the configured ones
+        self.epoch = int(ckpt["epoch"])
+        self.step = int(ckpt["step"])
+        if self.schedule is not None and ckpt.get("delay_schedule"):
+            self.schedule.epoch = int(ckpt["delay_schedule"]["epoch"])
+            self.schedule._apply()
+        self.history = History(ckpt.get("history") or [])
+        self.last_eval = ckpt.get("last_eval")
+        self.result = ckpt.get("result")
+        progress = ckpt.get("epoch_progress") if ckpt.get("partial_epoch") else None
+        self._resume_progress = self._resumable(progress)
+        self._set_global_rng_state(ckpt.get("rng") or {})
+        restore_loader_states(self.train_loader, ckpt.get("loader_generators"))
+
+    def _check_same_batches(self, ckpt: dict[str, Any], source) -> None:
+        """Refuse a resume with another batch size where it would train other samples or rates than it says: inside
+        an epoch (the batches done are counted in the old size) or under a learning-rate schedule (a function of
+        the step, its length counted in the old size's batches)."""
+        try:
+            saved = int(json.loads(ckpt["config_json"])["batch_size"])
+        except (KeyError, TypeError, ValueError):  # a checkpoint without a readable config: nothing to compare
+            return
+        if saved == int(self.cfg.batch_size):
+            return
+        progress = ckpt.get("epoch_progress") if ckpt.get("partial_epoch") else None
+        if progress and progress.get("batches_done"):
+            raise CheckpointError(
+                f"checkpoint {source} stopped inside epoch {int(ckpt.get('epoch', 0)) + 1} after "
+                f"{progress['batches_done']} batches of {saved}: resume it with batch_size={saved} (another batch "
+                f"size would skip or repeat samples); the batch size can change only at an epoch boundary")
+        if self._scheduled():
+            raise CheckpointError(
+                f"checkpoint {source} was trained with batch_size={saved} under a learning-rate schedule "
+                f"({self._schedules_text()}) whose length is counted in those batches: resume it with "
+                f"batch_size={saved}, or use constant rates")
+
+    def _warn_other_length(self, ckpt: dict[str, Any], source) -> None:
+        """Warn when a resume changes the length of a schedule: the rate schedules (``epochs`` and
+        ``max_batches_per_epoch`` set their number of steps) and the delays' sigma schedule (``epochs``) follow the
+        new length from the step they resume at, so the resumed run follows neither the curve its first part
+        trained on nor the one a run of the new length would have from its start."""
+        try:
+            saved = json.loads(ckpt["config_json"])
+        except (KeyError, TypeError, ValueError):
+            return
+        changed = {k: (saved.get(k), getattr(self.cfg, k)) for k in ("epochs", "max_batches_per_epoch")
+                   if k in saved and saved.get(k) != getattr(self.cfg, k)}
+        what = [self._schedules_text()] if self._scheduled() and changed else []
+        if "epochs" in changed and self.schedule is not None and not ckpt.get("delays_rounded"):
+            what.append(f"the delays' sigma schedule ({self.cfg.sigma_schedule!r})")
+        if what:
+            was = ", ".join(f"{k}={a}" for k, (a, _) in changed.items())
+            now = ", ".join(f"{k}={b}" for k, (_, b) in changed.items())
+            warnings.warn(f"checkpoint {source} was trained with {was} and resumes with {now}: {' and '.join(what)} "
+                          f"stretch to the new length from here on, so the result differs from a run trained with "
+                          f"{now} from the start", UserWarning, stacklevel=user_stacklevel())
+
+    def _roll_back_to_boundary(self) -> None:
+        """Undo a step interrupted before its optimiser step (a second Ctrl-C), so the checkpoint resumes exactly."""
+        boundary, self._boundary = self._boundary, None
+        if boundary is not None:
+            roll_back(self.model, boundary, cuda=self.device.type == "cuda")
+
+    @staticmethod
+    def _resumable(progress: dict[str, Any] | None) -> dict[str, Any] | None:
+        """An epoch's progress to resume from: batches done, or none yet but its shuffle drawn already."""
+        if progress and (progress.get("batches_done") or progress.get("loader_generators") is not None):
+            return progress
+        return None
