@@ -183,3 +183,24 @@ def test_bad_arguments():
         sl.activation_checkpoint(3, _input())
     with pytest.raises(TypeError, match="use_reentrant"):
         sl.activation_checkpoint(_build("lif"), _input(), use_reentrant=True)
+
+
+def test_a_seeded_layer_drawing_in_a_gradient_hook_is_not_taken_for_a_recomputation():
+    """Probe finding: the check raised for any seeded draw during a backward pass; a hook runs with gradients off,
+    a checkpoint's recomputation with them on."""
+    lif = sl.LIF(noise="gaussian", noise_scale=0.4, seed=0)
+    x = torch.randn(5, 2, 3, requires_grad=True)
+    y = x * 2
+    y.register_hook(lambda g: g * lif(torch.ones_like(g)).mean())
+    y.sum().backward()
+    assert x.grad is not None and x.grad.shape == x.shape
+
+
+def test_a_malformed_context_fn_and_debug_mode_are_refused_clearly():
+    model, x = _build("lif"), _input()
+    with pytest.raises(TypeError, match="pair of context managers"):
+        sl.activation_checkpoint(model, x, context_fn=lambda: None)
+    with pytest.raises(TypeError, match="context_fn must be callable"):
+        sl.activation_checkpoint(model, x, context_fn=3)
+    with pytest.raises(TypeError, match="debug=True is not available"):
+        sl.activation_checkpoint(model, x, debug=True)

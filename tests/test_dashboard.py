@@ -185,6 +185,30 @@ def test_runs_table_compare_tradeoff_and_robustness(tmp_path):
     app.close()
 
 
+def test_robustness_of_a_bfloat16_run_is_measured_in_bfloat16(tmp_path, monkeypatch):
+    import torch
+
+    import snnlab.metrics
+
+    store = RunStore(tmp_path / "runs.sqlite")
+    Trainer(ExperimentConfig(**TINY, precision="bfloat16"), run_dir=tmp_path / "run", store=store,
+            progress=False).run()
+    real, seen = snnlab.metrics.robustness_curve, []
+
+    def spy(*args, **kwargs):
+        seen.append((torch.is_autocast_enabled("cpu"), torch.get_autocast_dtype("cpu")))
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(snnlab.metrics, "robustness_curve", spy)
+    _, app = make_app(tmp_path)
+    app.runs.table.selection = [0]
+    app.runs.levels.value = "0"
+    click(app.runs.robust_button)
+    assert seen == [(True, torch.bfloat16)]
+    assert isinstance(app.runs.robust_pane.objects[0].object, hv.NdOverlay)
+    app.close()
+
+
 def test_sweep_launcher_runs_in_the_background_and_logs_to_the_store(tmp_path):
     _, app = make_app(tmp_path, epochs=1)
     app.sweeps.grid.value = "{'seed': [0]}"  # not JSON (Python syntax is never evaluated)
@@ -353,12 +377,13 @@ def test_the_preset_selector_fills_the_form_and_keeps_this_machines_settings():
     form = ConfigForm()
     assert form.preset.value == NO_PRESET and list(form.preset.options) == [NO_PRESET, *PRESETS]
     form.widgets["data_root"].value = "/my/data"
+    form.widgets["precision"].value = "bfloat16"
     form.widgets["hidden"].value = "[7]"
     for name in ("delays_delay_task", "dcls_shd"):
         form.preset.value = name
-        assert form.config().to_dict() == preset(name, data_root="/my/data").to_dict()
+        assert form.config().to_dict() == preset(name, data_root="/my/data", precision="bfloat16").to_dict()
     form.preset.value = NO_PRESET  # changes nothing
-    assert form.config().to_dict() == preset("dcls_shd", data_root="/my/data").to_dict()
+    assert form.config().to_dict() == preset("dcls_shd", data_root="/my/data", precision="bfloat16").to_dict()
 
 
 def test_a_tick_that_comes_while_the_last_runs_returns_at_once(tmp_path):

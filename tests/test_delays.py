@@ -603,3 +603,12 @@ def test_no_tap_inside_the_sequence_still_gives_the_input_a_zero_gradient(rounde
     assert torch.equal(y, torch.zeros(3, 2, 2))
     y.sum().backward()
     assert x.grad is not None and torch.equal(x.grad, torch.zeros_like(x))
+
+
+def test_a_one_tap_layer_takes_a_sequence_of_no_steps():
+    """Probe finding: max_delay=1 on T=0 hung (the FFT size search looped forever on 0)."""
+    for rounded in (False, True):
+        layer = DelayedLinear(3, 4, max_delay=1)
+        if rounded:
+            layer.round_delays()
+        assert layer(torch.rand(0, 2, 3)).shape == (0, 2, 4)

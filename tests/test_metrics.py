@@ -786,3 +786,18 @@ def test_the_costly_event_warning_compares_with_a_convolutions_dense_cost():
     with pytest.warns(CostlyEventInputWarning, match=r"than the 1\.217e\+04 MACs"):  # 13 * 13 * 8 outputs * 9
         synops_table(strided, [(torch.full((1, 1, 1, 28, 28), 20.0), torch.tensor([0]))])
 
+
+
+@pytest.mark.parametrize("readout", ["spike_count", "membrane_sum"])
+def test_half_precision_outputs_are_counted_and_summed_in_float32(readout):
+    """Probe of precision='bfloat16': spike counts past 256 were summed in bfloat16 (301 against 300 read 300 all, a
+    tie: no decision, latency never)."""
+    from snnlab.core.readout import logits, predict, prediction_over_time
+
+    out = torch.zeros(600, 1, 2, dtype=torch.bfloat16)
+    out[:301, 0, 0] = 1.0
+    out[:300, 0, 1] = 1.0
+    assert logits(out, readout).tolist() == [[301.0, 300.0]] and logits(out, readout).dtype == torch.float32
+    assert predict(out, readout).tolist() == [0]
+    assert prediction_over_time(out, readout)[-1].tolist() == [0]
+    assert decision_latency(out, readout).tolist() == [300.0]  # decided at the 301st spike of class 0

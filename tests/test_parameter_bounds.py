@@ -61,3 +61,26 @@ def test_the_trainer_clamps_after_each_step():
     Trainer(cfg, model=model, train_loader=loader, test_loader=loader, progress=False).run()
     assert bool((model[1].tau_mem >= 1.0).all()) and bool((model[1].adaptation >= 0.0).all())
     assert float(model[3].tau_mem) >= 1.0
+
+
+def test_the_trainer_leaves_a_custom_modules_own_clamp_parameters_alone():
+    class Custom(torch.nn.Module):
+        calls = 0
+
+        def __init__(self):
+            super().__init__()
+            self.lin = torch.nn.Linear(3, 2)
+
+        def clamp_parameters_(self, lo, hi):  # the user's own method of that name
+            Custom.calls += 1
+
+        def forward(self, x):
+            return self.lin(x)
+
+    T, B = 4, 4
+    model = sl.Sequential(Custom(), sl.LI())
+    data = TensorDataset(torch.rand(2 * B, T, 3), torch.tensor([0, 1] * B))
+    loader = DataLoader(data, batch_size=B, collate_fn=time_major_collate)
+    cfg = ExperimentConfig(epochs=1, max_batches_per_epoch=2, eval_max_batches=1, device="cpu")
+    Trainer(cfg, model=model, train_loader=loader, test_loader=loader, progress=False).run()
+    assert Custom.calls == 0

@@ -38,9 +38,21 @@ def seeded_stream_contexts(context_fn: Callable[[], ContextPair] | None = None) 
         >>> y.sum().backward()
     """
     region = StreamRegion()
-    forward, recompute = context_fn() if context_fn is not None else (contextlib.nullcontext(),
-                                                                       contextlib.nullcontext())
+    forward, recompute = _checked_pair(context_fn) if context_fn is not None else (contextlib.nullcontext(),
+                                                                                   contextlib.nullcontext())
     return _Nested(recording_streams(region), forward), _Nested(replaying_streams(region), recompute)
+
+
+def _checked_pair(context_fn: Callable[[], ContextPair]) -> ContextPair:
+    """``context_fn()``, checked to be two context managers (``TypeError`` naming what it gave otherwise)."""
+    if not callable(context_fn):
+        raise TypeError(f"seeded_stream_contexts: context_fn must be callable, got {type(context_fn).__name__}")
+    pair = context_fn()
+    if not (isinstance(pair, tuple) and len(pair) == 2
+            and all(hasattr(c, "__enter__") and hasattr(c, "__exit__") for c in pair)):
+        raise TypeError("seeded_stream_contexts: context_fn must return a (forward, recomputation) pair of context "
+                        f"managers, got {pair!r}")
+    return pair
 
 
 class _Nested:
@@ -68,8 +80,10 @@ def activation_checkpoint(function: Callable[..., Any], *args: Any, preserve_rng
     and spike masks of seeded snnlab layers, so the gradients equal those of the plain call. Trades compute
     (one more forward of ``function``) for memory: for long sequences, checkpoint each layer or block.
 
-    ``preserve_rng_state`` (torch's global generators, for unseeded layers) and ``context_fn`` (wrapped inside
-    snnlab's contexts) are passed on; other keywords go to ``function``.
+    ``preserve_rng_state`` (torch's global generators, for unseeded layers), ``context_fn`` (wrapped inside
+    snnlab's contexts) and checkpoint's own keywords (``determinism_check``, ``early_stop``) are passed on to
+    ``torch.utils.checkpoint.checkpoint``; other keywords go to ``function``. ``torch.func`` transforms cannot
+    differentiate through it (checkpointing uses saved-tensor hooks, which they refuse).
 
     Example:
         >>> import torch, snnlab as sl
@@ -82,6 +96,9 @@ def activation_checkpoint(function: Callable[..., Any], *args: Any, preserve_rng
     """
     if not callable(function):
         raise TypeError(f"activation_checkpoint: function must be callable, got {type(function).__name__}")
+    if kwargs.get("debug"):
+        raise TypeError("activation_checkpoint: debug=True is not available (torch's checkpoint debug mode takes no "
+                        "context_fn, and replaying seeded layers needs one)")
     if "use_reentrant" in kwargs:
         raise TypeError("activation_checkpoint: use_reentrant is not an option (reentrant checkpointing has no "
                         "context_fn, so it cannot replay seeded layers); call torch.utils.checkpoint.checkpoint "

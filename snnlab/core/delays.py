@@ -44,7 +44,13 @@ _METHODS = ("auto", "fft", "taps")
 
 
 def _fast_fft_size(n: int) -> int:
-    """Smallest integer >= n whose only prime factors are 2, 3 and 5."""
+    """Smallest integer >= max(n, 1) whose only prime factors are 2, 3 and 5.
+
+    Example:
+        >>> [_fast_fft_size(n) for n in (0, 7, 11, 97)]
+        [1, 8, 12, 100]
+    """
+    n = max(int(n), 1)  # (0 divides by every factor: the loop below would never end)
     while True:
         m = n
         for f in (2, 3, 5):

@@ -175,10 +175,12 @@ class replaying_streams:  # noqa: N801 - used like a function: ``with replaying_
             layer._generator.set_state(state)
 
 
-def _in_backward() -> bool:
-    """Whether this thread is running an autograd backward pass (where a checkpoint recomputes its forward)."""
+def _recomputing() -> bool:
+    """Whether this looks like activation checkpointing recomputing a forward: inside an autograd backward pass (a
+    graph task of this thread) with gradients enabled, which checkpointing turns on for its recomputation while
+    a backward pass otherwise runs without (a gradient hook drawing noise is left alone)."""
     task_id = getattr(torch._C, "_current_graph_task_id", None)
-    return task_id is not None and task_id() != -1
+    return task_id is not None and task_id() != -1 and torch.is_grad_enabled()
 
 
 def _prepare_draw(layer: RandomStream, generator: torch.Generator) -> None:
@@ -193,7 +195,7 @@ def _prepare_draw(layer: RandomStream, generator: torch.Generator) -> None:
                 generator.set_state(saved)
         elif layer not in entry.states:
             entry.states[layer] = generator.get_state()
-    if not replayed and _in_backward():
+    if not replayed and _recomputing():
         raise RuntimeError(
             f"{type(layer).__name__}: a seeded layer is drawing random numbers during a backward pass, which is "
             "how activation checkpointing (torch.utils.checkpoint) recomputes its forward; the recomputation would "

@@ -63,12 +63,13 @@ def logits(out: torch.Tensor, readout: str = "membrane_sum") -> torch.Tensor:
     """
     if not isinstance(out, torch.Tensor) or out.dim() != 3:
         raise ValueError(f"readout expects a time-major output [T, B, C], got {getattr(out, 'shape', type(out))}")
+    out = _at_least_float32(out)  # half precision scored in float32: a bfloat16 count of 301 spikes reads 300
     if readout in ("membrane_sum", "spike_count"):
         return out.sum(0)
     if readout == "membrane_max":
         return out.max(0).values
-    if readout == "softmax_sum":  # (half precision in float32: a bfloat16 sum of 100 probabilities keeps 3 digits)
-        return torch.softmax(_at_least_float32(out), dim=-1).sum(0)
+    if readout == "softmax_sum":  # (a bfloat16 sum of 100 probabilities would keep 3 digits)
+        return torch.softmax(out, dim=-1).sum(0)
     if readout == "first_spike":
         return -first_spike_time(out) / out.shape[0]
     raise ValueError(f"unknown readout {readout!r}; choose one of {list(READOUTS)}")
@@ -193,12 +194,13 @@ def prediction_over_time(out: torch.Tensor, readout: str = "membrane_sum") -> to
         >>> prediction_over_time(out, "membrane_sum")[:, 0].tolist()
         [-1, -1, 1, 1]
     """
+    out = _at_least_float32(out)  # as logits: running counts and sums of half-precision outputs in float32
     if readout == "membrane_sum" or readout == "spike_count":
         running = out.cumsum(0)
     elif readout == "membrane_max":
         running = out.cummax(0).values
     elif readout == "softmax_sum":
-        running = torch.softmax(_at_least_float32(out.detach()), dim=-1).cumsum(0)
+        running = torch.softmax(out.detach(), dim=-1).cumsum(0)
     elif readout == "first_spike":
         out = out.detach()
         fired = (out.cumsum(0) > 0).any(-1)                          # [T, B]: some neuron has fired

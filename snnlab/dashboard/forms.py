@@ -77,12 +77,12 @@ class ConfigForm:
         self.panel = pn.Column(self.preset, *cards, self.extra, sizing_mode="stretch_width")
 
     def apply_preset(self, name: str) -> None:
-        """Show preset ``name``'s configuration (every other field at its default); ``data_root`` and ``device``,
-        this machine's settings, are kept. :data:`NO_PRESET` changes nothing."""
+        """Show preset ``name``'s configuration (every other field at its default); ``data_root``, ``device`` and
+        ``precision``, this machine's settings, are kept. :data:`NO_PRESET` changes nothing."""
         if name == NO_PRESET:
             return
         values = {**ExperimentConfig().to_dict(), **preset_fields(name)}
-        for machine_setting in ("data_root", "device"):
+        for machine_setting in ("data_root", "device", "precision"):
             values.pop(machine_setting)
         self.set_values(values)
 

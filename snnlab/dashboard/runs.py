@@ -16,8 +16,10 @@ import holoviews as hv
 import numpy as np
 import pandas as pd
 import panel as pn
+import torch
 
 from snnlab.experiments.store import gc_paused
+from snnlab.training.precision import forward_precision
 from snnlab.viz import robustness_plot, series_curves, tradeoff_scatter
 from snnlab.viz.pareto import metric_columns
 
@@ -300,8 +302,9 @@ class RunsPanel:
                     warnings.simplefilter("always")
                     model, loader, cfg = load_model_from_checkpoint(row["checkpoint"])
                 notes += [f"run {run_id}: {w.message}" for w in caught]
-                curve = robustness_curve(model, loader, self.perturbation.value, levels, readout=cfg.readout,
-                                         max_batches=cfg.eval_max_batches or 10, device="cpu")
+                with forward_precision(cfg.precision, torch.device("cpu")):  # as the run evaluated
+                    curve = robustness_curve(model, loader, self.perturbation.value, levels, readout=cfg.readout,
+                                             max_batches=cfg.eval_max_batches or 10, device="cpu")
             except Exception as e:  # noqa: BLE001
                 self.robust_pane.objects = _panes(_empty(f"run {run_id}: {type(e).__name__}: {e}"))
                 return

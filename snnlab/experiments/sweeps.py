@@ -50,6 +50,7 @@ from snnlab.data.cache import params_key
 from snnlab.metrics.pareto import pareto_front
 from snnlab.metrics.robustness import perturb, robustness_curve
 from snnlab.training.config import ConfigError, ExperimentConfig, with_changes
+from snnlab.training.precision import forward_precision
 
 DEFAULT_OBJECTIVES = {"accuracy": "max", "spikes_per_sample": "min"}
 METRIC_COLUMNS = ("accuracy", "loss", "spikes_per_sample", "activation_sparsity", "synops_per_sample",
@@ -225,8 +226,9 @@ def run_one(config: dict, store_path: str | None = None, run_dir: str | None = N
         row.update(_deployed_metrics(result))
         for kind, level in _robustness_list(robustness):
             try:
-                curve = robustness_curve(trainer.model, trainer.test_loader, kind, [level], readout=cfg.readout,
-                                         max_batches=cfg.eval_max_batches, device=trainer.device)
+                with forward_precision(cfg.precision, trainer.device):  # as the run evaluates
+                    curve = robustness_curve(trainer.model, trainer.test_loader, kind, [level], readout=cfg.readout,
+                                             max_batches=cfg.eval_max_batches, device=trainer.device)
             except Exception as exc:  # noqa: BLE001 - the trained run stays in the table
                 row["error"] = f"robustness {kind}:{level:g}: {type(exc).__name__}: {exc}"
                 continue

@@ -398,10 +398,14 @@ class ExperimentConfig(param.Parameterized):
     device = param.Selector(default="auto", objects=list(DEVICES), doc="'cpu', 'cuda', or 'auto' (cuda when available).")
     precision = param.Selector(default="float32", objects=list(PRECISIONS), doc=(
         "Arithmetic of the forward pass: 'float32', or 'bfloat16' (torch.autocast: matrix products and convolutions "
-        "in bfloat16, spikes passed on in bfloat16; the neuron time loops, delay convolutions, batch norm and the "
-        "loss still compute in float32, and the weights, gradients and optimiser state stay float32). Faster on GPUs "
-        "with bfloat16 tensor cores (NVIDIA Ampere or newer), with half the activation memory; on most CPUs slower "
-        "than float32. Evaluation runs in the same precision."))
+        "run in bfloat16 and pass bfloat16 activations and spikes on; the neuron time loops accumulate in float32, "
+        "the delay layers' FFT path and Triton kernels and the loss compute in float32; weights, gradients, optimiser "
+        "state and batch norm's running statistics stay float32). For GPUs with bfloat16 tensor cores (NVIDIA Ampere "
+        "or newer) and CPUs with bfloat16 instructions (AVX512-BF16, AMX; others emulate it, slowly): compare with "
+        "benchmarks/cpu_precision.py. The trainer's evaluations, a sweep's robustness columns and the dashboard's "
+        "robustness curves run in the same precision (snnlab.metrics functions called directly run in their "
+        "caller's autocast state); readouts are scored in float32, but a readout membrane rounded to bfloat16 can "
+        "tie close classes."))
     max_batches_per_epoch = param.Integer(default=None, allow_None=True, bounds=(1, None), doc=(
         "Stop each epoch after this many batches (None = the whole training set); small for quick runs."))
     eval_max_batches = param.Integer(default=None, allow_None=True, bounds=(1, None), doc=(

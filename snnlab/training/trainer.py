@@ -37,7 +37,7 @@ from torch import nn
 
 from snnlab.core.delays import DelayedLinear, DelaySchedule
 from snnlab.core.network import WeakMethodHook
-from snnlab.core.neurons import LIF
+from snnlab.core.neurons import LI, LIF
 from snnlab.core.readout import decide, logits, tie_tolerance
 from snnlab.core.validation import user_stacklevel
 from snnlab.data.loader_rng import loader_states, restore_loader_states
@@ -458,7 +458,7 @@ class Trainer(ControlMixin, ResumeMixin, ReportingMixin):
         cfg, model, opt = self.cfg, self.model, self.optimizer
         model.train()
         delay_layers = self._delay_layers()
-        bounded_layers = [m for m in model.modules() if callable(getattr(m, "clamp_parameters_", None))]
+        bounded_layers = [m for m in model.modules() if isinstance(m, (LIF, LI))]  # (clamp_parameters_ after steps)
         from snnlab.metrics import check_batch, input_dtype, model_input, model_output  # (pandas: at training, not at import)
 
         in_dtype = input_dtype(model)
