@@ -634,12 +634,23 @@ def test_sweep_takes_threads_per_run(tmp_path, monkeypatch):
     with pytest.raises(SystemExit):
         cli.main(["sweep", "--grid", "seed=0,1", *TINY, "--threads", "3", "--no-store"])
     assert seen["threads"] == 3
+    from snnlab.training.trainer import Trainer
+
+    during, real_run = [], Trainer.run
+
+    def run(self, *args, **kwargs):
+        during.append(torch.get_num_threads())
+        return real_run(self, *args, **kwargs)
+
+    monkeypatch.setattr(Trainer, "run", run)
     before = torch.get_num_threads()
     try:
+        torch.set_num_threads(3)
         with concurrent.futures.ThreadPoolExecutor(1) as pool:
             run_sweep(ExperimentConfig(hidden=[4], epochs=1, max_batches_per_epoch=1, num_steps=4, device="cpu"),
                       {"seed": [0]}, executor=pool, progress=False, threads=2)
-        assert torch.get_num_threads() == 2  # the run (in this process) set its threads
+        assert during == [2]  # the run (in this process) used its threads
+        assert torch.get_num_threads() == 3  # and left the caller's setting as it was
     finally:
         torch.set_num_threads(before)
     with pytest.raises(ValueError, match="threads must be a positive int"):

@@ -186,16 +186,27 @@ def run_one(config: dict, store_path: str | None = None, run_dir: str | None = N
     ``run_id`` registers the run under that id; ``resume`` continues the checkpoint in ``run_dir``.
     Never raises for a failed run: the row then has ``status="failed"`` and the ``error`` message.
     A run stopped by Ctrl-C in a worker gives a "stopped" row; a worker already interrupted starts
-    no run ("cancelled").
+    no run ("cancelled"). The run uses ``threads`` torch CPU threads; the caller's setting is put back after
+    (a sweep in the caller's own process leaves it as it was).
     """
+    cfg = ExperimentConfig.from_dict(config)
+    if _worker_interrupted:
+        return {"run_id": None, "label": cfg.label(), "status": "cancelled", "error": _NOT_STARTED}
+    before = torch.get_num_threads()
+    torch.set_num_threads(max(1, int(threads)))
+    try:
+        return _train_row(cfg, store_path, run_dir, robustness, name, run_id, resume)
+    finally:
+        torch.set_num_threads(before)
+
+
+def _train_row(cfg: ExperimentConfig, store_path: str | None, run_dir: str | None, robustness: Any,
+               name: str | None, run_id: str | None, resume: bool) -> dict[str, Any]:
+    """:func:`run_one`'s work, in the threads it set."""
     global _worker_trainer
     from snnlab.experiments.store import RunStore
     from snnlab.training.trainer import Trainer
 
-    cfg = ExperimentConfig.from_dict(config)
-    if _worker_interrupted:
-        return {"run_id": None, "label": cfg.label(), "status": "cancelled", "error": _NOT_STARTED}
-    torch.set_num_threads(max(1, int(threads)))
     store = RunStore(store_path) if store_path else None
     try:
         trainer = Trainer(cfg, run_dir=run_dir, store=store, progress=False, name=name, run_id=run_id,
