@@ -204,3 +204,14 @@ def test_a_malformed_context_fn_and_debug_mode_are_refused_clearly():
         sl.activation_checkpoint(model, x, context_fn=3)
     with pytest.raises(TypeError, match="debug=True is not available"):
         sl.activation_checkpoint(model, x, debug=True)
+
+
+def test_a_recomputation_that_draws_where_the_forward_did_not_raises():
+    """Probe: a block run forward in eval mode (no noise drawn) and backward after .train() recomputed with fresh
+    noise: silently other gradients."""
+    model, x = _build("lif"), _input().requires_grad_(True)
+    model.eval()
+    out = sl.activation_checkpoint(model, x)
+    model.train()
+    with pytest.raises(RuntimeError, match="drew none in its forward pass"):
+        out.sum().backward()

@@ -190,7 +190,13 @@ def _prepare_draw(layer: RandomStream, generator: torch.Generator) -> None:
         if isinstance(entry, _Replay):
             replayed = True
             saved = entry.region.states.get(layer)
-            if saved is not None and layer not in entry.resume:
+            if saved is None:
+                raise RuntimeError(
+                    f"{type(layer).__name__}: a seeded layer draws random numbers in the recomputation of a "
+                    "checkpointed block but drew none in its forward pass (was the block's training mode changed, "
+                    "e.g. .train() after a forward in eval mode, or its control flow, between the forward and the "
+                    "backward?); the recomputed forward would differ from the one that ran, and so the gradients")
+            if layer not in entry.resume:
                 entry.resume[layer] = generator.get_state()
                 generator.set_state(saved)
         elif layer not in entry.states:
