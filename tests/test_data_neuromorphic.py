@@ -760,3 +760,15 @@ def test_cached_frames_with_counts_past_255_and_32767_are_the_uncached_frames(tm
             assert a.dtype == b.dtype == torch.float32 and torch.equal(a, b)
         if top != 255:
             assert b.max() == top
+
+
+def test_cache_keys_name_readers_as_before_the_package_split():
+    """A reader's name enters the cache key when cache_params is absent: the modules of the package count as the old
+    single module, so caches written before the split stay valid."""
+    from snnlab.data.neuromorphic.frames import _qualified_name
+    from snnlab.data.neuromorphic.heidelberg import _H5Reader
+    from snnlab.data.neuromorphic.nmnist import _NMNISTReader
+
+    assert _qualified_name(_H5Reader.__new__(_H5Reader)) == "snnlab.data.neuromorphic._H5Reader"
+    assert _qualified_name(_NMNISTReader.__new__(_NMNISTReader)) == "snnlab.data.neuromorphic._NMNISTReader"
+    assert _qualified_name(np.mean) == "numpy.mean"

@@ -40,9 +40,12 @@ def test_alif_clamps_learned_adaptation_and_its_time_constant():
 
 def test_fixed_constants_are_left_alone():
     lif, alif = sl.LIF(tau_mem=0.5 + 1.0), sl.ALIF(adaptation=0.0, tau_adapt=2.0)
-    before = {k: v.clone() for k, v in {**lif.state_dict(), **{"a." + k: v for k, v in alif.state_dict().items()}}.items()}
+    def state():
+        return {**lif.state_dict(), **{"a." + k: v.clone() for k, v in alif.state_dict().items()}}
+
+    before = {k: v.clone() for k, v in state().items()}
     lif.clamp_parameters_(), alif.clamp_parameters_()
-    after = {**lif.state_dict(), **{"a." + k: v for k, v in alif.state_dict().items()}}
+    after = state()
     assert all(torch.equal(before[k], after[k]) for k in before)
 
 

@@ -63,11 +63,16 @@ def test_bfloat16_spike_counts_are_exact():
 
 
 def test_check_precision_refuses_a_gpu_without_bfloat16(monkeypatch):
-    monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda *a, **k: False)
-    monkeypatch.setattr(torch.cuda, "get_device_name", lambda *a, **k: "Tesla V100")
+    """Review: torch.cuda.is_bf16_supported() says yes for a V100 (emulated), and it asked the current device, not
+    the one given: the check reads the given device's compute capability."""
+    capability = {0: (7, 0), 1: (9, 0)}
+    monkeypatch.setattr(torch.cuda, "get_device_capability", lambda d=None: capability[torch.device(d).index or 0])
+    monkeypatch.setattr(torch.cuda, "get_device_name", lambda d=None: "Tesla V100")
+    monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda *a, **k: True)
     with pytest.raises(ValueError, match="Tesla V100 has no bfloat16"):
-        check_precision("bfloat16", torch.device("cuda"))
-    check_precision("float32", torch.device("cuda"))
+        check_precision("bfloat16", torch.device("cuda:0"))
+    check_precision("bfloat16", torch.device("cuda:1"))  # an H100 beside it
+    check_precision("float32", torch.device("cuda:0"))
 
 
 def test_forward_precision_leaves_float32_alone():

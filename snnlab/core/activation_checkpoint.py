@@ -99,8 +99,8 @@ def activation_checkpoint(function: Callable[..., Any], *args: Any, preserve_rng
     if kwargs.get("debug"):
         raise TypeError("activation_checkpoint: debug=True is not available (torch's checkpoint debug mode takes no "
                         "context_fn, and replaying seeded layers needs one)")
-    if "use_reentrant" in kwargs:
-        raise TypeError("activation_checkpoint: use_reentrant is not an option (reentrant checkpointing has no "
+    if kwargs.pop("use_reentrant", False):
+        raise TypeError("activation_checkpoint: use_reentrant=True is not an option (reentrant checkpointing has no "
                         "context_fn, so it cannot replay seeded layers); call torch.utils.checkpoint.checkpoint "
                         "directly for it")
     return checkpoint(function, *args, use_reentrant=False, preserve_rng_state=preserve_rng_state,

@@ -139,7 +139,7 @@ class _Leaky(nn.Module):
             >>> lif = sl.LIF(tau_mem=2.0, learn_tau=True)
             >>> with torch.no_grad():
             ...     _ = lif.tau_mem.fill_(0.3)      # an optimiser step overshot
-            >>> float(lif.clamp_parameters_().tau_mem)
+            >>> float(lif.clamp_parameters_().tau_mem.detach())
             1.0
         """
         if self.learn_tau:

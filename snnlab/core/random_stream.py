@@ -8,7 +8,8 @@ import warnings
 import torch
 from torch import nn
 
-__all__ = ["RandomStream", "RNG_STATE_KEY", "StreamRegion", "recording_streams", "replaying_streams"]
+__all__ = ["RandomStream", "RNG_STATE_KEY", "StreamRegion", "recording_streams", "replaying_streams",
+           "draws_in_backward"]
 
 #: the state-dict entry (after the layer's prefix) that holds a seeded layer's generator state
 RNG_STATE_KEY = "_rng_state"
@@ -175,12 +176,34 @@ class replaying_streams:  # noqa: N801 - used like a function: ``with replaying_
             layer._generator.set_state(state)
 
 
+class draws_in_backward:  # noqa: N801 - used like a function: ``with draws_in_backward():``
+    """Let seeded layers draw inside a backward pass in this block (a gradient hook under
+    ``backward(create_graph=True)``, which looks like a checkpoint's recomputation to the check that refuses those).
+
+    Example:
+        >>> import torch, snnlab as sl
+        >>> lif, x = sl.LIF(noise="gaussian", seed=0), torch.ones(3, 1, 2, requires_grad=True)
+        >>> y = x * 2
+        >>> _ = y.register_hook(lambda g: g * lif(torch.ones_like(g)).mean())
+        >>> with draws_in_backward():
+        ...     (g,) = torch.autograd.grad(y.sum(), x, create_graph=True)
+    """
+
+    def __enter__(self) -> None:
+        _local.allowed = getattr(_local, "allowed", 0) + 1
+
+    def __exit__(self, *exc: object) -> None:
+        _local.allowed -= 1
+
+
 def _recomputing() -> bool:
     """Whether this looks like activation checkpointing recomputing a forward: inside an autograd backward pass (a
     graph task of this thread) with gradients enabled, which checkpointing turns on for its recomputation while
-    a backward pass otherwise runs without (a gradient hook drawing noise is left alone)."""
+    a backward pass otherwise runs without (a gradient hook drawing noise is left alone), unless
+    :class:`draws_in_backward` allows it."""
     task_id = getattr(torch._C, "_current_graph_task_id", None)
-    return task_id is not None and task_id() != -1 and torch.is_grad_enabled()
+    return (task_id is not None and task_id() != -1 and torch.is_grad_enabled()
+            and not getattr(_local, "allowed", 0))
 
 
 def _prepare_draw(layer: RandomStream, generator: torch.Generator) -> None:
@@ -207,4 +230,6 @@ def _prepare_draw(layer: RandomStream, generator: torch.Generator) -> None:
             "how activation checkpointing (torch.utils.checkpoint) recomputes its forward; the recomputation would "
             "draw other noise or masks than the forward did and give wrong gradients. Checkpoint with "
             "snnlab.activation_checkpoint(fn, *args) (or pass context_fn=snnlab.seeded_stream_contexts to "
-            "torch.utils.checkpoint.checkpoint with use_reentrant=False), or build the layer without a seed")
+            "torch.utils.checkpoint.checkpoint with use_reentrant=False), or build the layer without a seed. (Not a "
+            "recomputation but a gradient hook under backward(create_graph=True)? Run that backward inside "
+            "snnlab.core.random_stream.draws_in_backward().)")

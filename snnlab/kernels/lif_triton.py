@@ -7,7 +7,7 @@ membrane kept in registers.
 
 * forward: writes the spikes and the pre-reset membrane ``h`` (saved for backward) and, with
   ``max_spikes``, each neuron's spike and threshold-crossing counts;
-* backward: runs time in reverse, recomputes the surrogate, the spikes (float32 without noise:
+* backward: runs time in reverse, recomputes the surrogate, the spikes (without noise:
   ``h >= threshold``, capped by the crossings before the step; otherwise the saved spikes are
   read), the ``max_spikes`` mask (counts decremented from the forward's totals) and ``v[t-1]``,
   writes ``grad_x`` and per-element partial gradients of ``beta`` and ``threshold`` (summed over
@@ -30,7 +30,7 @@ same seed gives the same spikes as the PyTorch path (up to draws within float32 
 probability: see that module). Spike masking (``mask_p > 0``) is fused the
 same way: the forward stores ``s * keep`` (keep from the hash under the mask key) as the output and
 the backward multiplies the output gradient by the recomputed keep; the neuron's own spikes are
-recomputed as above, or (noise, half precision) written to a second tensor for the backward.
+recomputed as above, or (noise) written to a second tensor for the backward.
 
 Inputs may be float32, float16 or bfloat16: values are loaded, computed in float32 and stored
 in the input dtype. ``beta`` / ``threshold`` may be any tensors broadcastable to ``x.shape[1:]``
@@ -411,10 +411,10 @@ def _signed32(k: int) -> int:
     return k - (1 << 32) if k >= (1 << 31) else k
 
 
-def _recomputes_spikes(dtype: torch.dtype, sampling: bool) -> bool:
-    """Whether the backward recomputes the spikes from the membrane (float32 without noise: ``h >= threshold``,
-    capped by the crossings count) instead of reading them back."""
-    return dtype == torch.float32 and not sampling
+def _recomputes_spikes(sampling: bool) -> bool:
+    """Whether the backward recomputes the spikes from the membrane (without noise: ``h >= threshold`` on the float32
+    membrane the forward compared, capped by the crossings count) instead of reading them back."""
+    return not sampling
 
 
 class LIFTritonFunction(torch.autograd.Function):
@@ -444,11 +444,12 @@ class LIFTritonFunction(torch.autograd.Function):
         membrane = torch.empty_like(x, dtype=torch.float32)
         sampling = opts.sampling()
         masking = mask_p > 0.0
-        # float32 deterministic spikes are h >= threshold (capped by the crossings count): the backward
-        # recomputes them from the saved membrane instead of reading them back
-        recompute = _recomputes_spikes(x.dtype, sampling)
+        # deterministic spikes are h >= threshold (capped by the crossings count): the backward recomputes them
+        # from the saved float32 membrane instead of reading them back (so half input saves 4 bytes per element,
+        # as float32 input does)
+        recompute = _recomputes_spikes(sampling)
         # with masking the output is s * keep: the neuron's own spikes are written apart when the
-        # backward reads them (noise, half precision)
+        # backward reads them (noise)
         own = torch.empty_like(x) if masking and not recompute else spikes
         m_key = cached_mask_key(opts.mask_seed) if masking else 0
         # per neuron: spikes and threshold crossings over the sample (max_spikes only; the kernel writes all)
@@ -472,7 +473,7 @@ class LIFTritonFunction(torch.autograd.Function):
     @staticmethod
     def setup_context(ctx, inputs, output):
         spikes, membrane, own, counts, beta_f, thr_f = output
-        ctx.recompute = _recomputes_spikes(inputs[0].dtype, inputs[3].sampling())
+        ctx.recompute = _recomputes_spikes(inputs[3].sampling())
         ctx.save_for_backward(membrane, None if ctx.recompute else spikes if own is None else own, counts, beta_f,
                               thr_f, graph_tie(spikes), inputs[1], inputs[2])
         ctx.opts = inputs[3]

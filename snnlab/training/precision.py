@@ -1,4 +1,5 @@
-"""The arithmetic of a run's forward passes (the config's ``precision``): float32, or bfloat16 under ``torch.autocast``."""
+"""The arithmetic of a run's forward passes (the config's ``precision``): float32, or bfloat16 under
+``torch.autocast``."""
 from __future__ import annotations
 
 import contextlib
@@ -20,9 +21,11 @@ def check_precision(precision: str, device: torch.device) -> None:
     """
     if precision not in ("float32", "bfloat16"):
         raise ValueError(f"precision must be 'float32' or 'bfloat16', got {precision!r}")
-    if precision == "bfloat16" and device.type == "cuda" and not torch.cuda.is_bf16_supported():
+    if precision == "bfloat16" and device.type == "cuda" and torch.cuda.get_device_capability(device) < (8, 0):
+        # (torch.cuda.is_bf16_supported() also says yes for older GPUs, which emulate it slowly)
         raise ValueError(f"precision='bfloat16': the GPU {torch.cuda.get_device_name(device)} has no bfloat16 "
-                         "support (it needs NVIDIA Ampere or newer); use precision='float32'")
+                         "arithmetic (it needs NVIDIA Ampere or newer, compute capability 8.0); use "
+                         "precision='float32'")
 
 
 def forward_precision(precision: str, device: torch.device) -> contextlib.AbstractContextManager:
