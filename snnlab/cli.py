@@ -28,6 +28,7 @@ EPILOG = """examples:
   snnlab runs show RUN_ID                        one run's config and results
   snnlab export runs/a --nir a.nir               the trained network as a NIR graph (a --reset zero run)
   snnlab dashboard                               the live-training dashboard on http://127.0.0.1:5006
+  snnlab info                                    versions, GPUs, backends, extras and datasets of this machine
 """
 
 
@@ -546,6 +547,16 @@ def cmd_dashboard(args: argparse.Namespace) -> int:
     return serve_dashboard(port=args.port, address=args.address, show=args.show, store_path=args.store)
 
 
+def cmd_info(args: argparse.Namespace) -> int:
+    import json
+
+    from snnlab.system_info import format_system_info, system_info
+
+    info = system_info(data_root=args.data_root)
+    print(json.dumps(info, indent=1) if args.json else format_system_info(info))
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     from snnlab.config_args import add_config_arguments
 
@@ -636,6 +647,12 @@ def build_parser() -> argparse.ArgumentParser:
     dash.add_argument("--show", action="store_true", help="open a browser tab")
     dash.add_argument("--store", help="run store (SQLite file) [$SNNLAB_STORE or runs/snnlab.sqlite]")
     dash.set_defaults(func=cmd_dashboard)
+
+    info = sub.add_parser("info", help="what this machine offers snnlab: versions, GPUs, backends, extras, datasets "
+                                       "(paste it into a bug report)")
+    info.add_argument("--data-root", help="the data folder to look for datasets in [the shared data folder]")
+    info.add_argument("--json", action="store_true", help="print JSON")
+    info.set_defaults(func=cmd_info)
     return parser
 
 

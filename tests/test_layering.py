@@ -15,7 +15,7 @@ import snnlab
 
 PACKAGE = Path(snnlab.__file__).parent
 RANK = {"extras": 0, "kernels": 0, "core": 1, "data": 2, "training": 2, "metrics": 2, "experiments": 2,
-        "interop": 2, "viz": 3, "widgets": 4, "dashboard": 5, "config_args": 5, "cli": 6, "__main__": 6}
+        "interop": 2, "system_info": 2, "viz": 3, "widgets": 4, "dashboard": 5, "config_args": 5, "cli": 6, "__main__": 6}
 SOURCES = sorted(p for p in PACKAGE.rglob("*.py") if p != PACKAGE / "__init__.py")  # the root re-exports all
 
 

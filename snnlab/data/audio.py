@@ -34,6 +34,7 @@ from snnlab.core.validation import all_finite, check_non_negative, is_integer
 from .cache import files_cache_params
 
 __all__ = [
+    "find_fsdd",
     "read_wav",
     "erb_space",
     "gammatone_filterbank",
@@ -320,6 +321,20 @@ _FSDD_NAME = re.compile(r"^(\d)_([A-Za-z]+)_(\d+)\.wav$")
 _FSDD_SUBFOLDERS = (".", "fsdd", "free-spoken-digit-dataset")  # where recordings/ may lie under root
 
 
+def _fsdd_candidates(root: Path) -> list[Path]:
+    return [root / sub / "recordings" for sub in _FSDD_SUBFOLDERS]
+
+
+def find_fsdd(root: str | os.PathLike) -> Path | None:
+    """The ``recordings`` folder :func:`load_fsdd` would read under ``root``, or None where there is none.
+
+    Example:
+        >>> find_fsdd("/nonexistent") is None
+        True
+    """
+    return next((c for c in _fsdd_candidates(Path(root).expanduser()) if c.is_dir()), None)
+
+
 def fsdd_root() -> Path:
     """Default FSDD folder: ``fsdd`` in :func:`~snnlab.data.shared_data_root` (``$SNNLAB_SHARED_DATA/fsdd``).
 
@@ -396,7 +411,7 @@ def load_fsdd(
         (300, torch.Size([100, 700]))
     """
     root = fsdd_root() if root is None else Path(root).expanduser()
-    candidates = [root / sub / "recordings" for sub in _FSDD_SUBFOLDERS]
+    candidates = _fsdd_candidates(root)
     rec = next((c for c in candidates if c.is_dir()), candidates[0])
     if split not in ("train", "test", "all"):
         raise ValueError(f"load_fsdd: unknown split {split!r}; choose 'train', 'test' or 'all'")

@@ -37,7 +37,7 @@ from .frames import (AUDIO_DTYPE, MAX_FRAMES, MAX_SAMPLE_BYTES, XYTP_DTYPE, Even
                      check_frame_settings, make_neuromorphic_loader, whole_frames)
 from .heidelberg import load_shd, load_ssc
 from .nmnist import load_nmnist, write_nmnist_bin
-from .roots import NEUROMORPHIC_DATASETS, shared_data_root
+from .roots import NEUROMORPHIC_DATASETS, find_dataset, shared_data_root
 
 __all__ = [
     "NEUROMORPHIC_DATASETS",
@@ -58,6 +58,7 @@ __all__ = [
     "check_channel_bin",
     "AUDIO_DTYPE",
     "XYTP_DTYPE",
+    "find_dataset",
 ]
 
 

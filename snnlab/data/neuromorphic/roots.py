@@ -99,6 +99,24 @@ def _resolve(name: str, root: str | os.PathLike, rel: str) -> Path | None:
     return None
 
 
+#: what each loader reads first under a root: the training file or folder (found as the loader finds it)
+_TRAIN_SPLIT = {"shd": "shd_train.h5", "ssc": "ssc_train.h5", "nmnist": "Train", "dvsgesture": "ibmGestureTrain",
+                "pokerdvs": "pips_train"}
+
+
+def find_dataset(name: str, root: str | os.PathLike) -> Path | None:
+    """The training file or folder of neuromorphic dataset ``name`` under ``root``, where its loader looks for it
+    (also in the dataset's tonic sub-folder), or None where there is none.
+
+    Example:
+        >>> find_dataset("shd", "/nonexistent") is None
+        True
+    """
+    if name not in _TRAIN_SPLIT:
+        raise ValueError(f"find_dataset: unknown dataset {name!r}; choose one of {sorted(_TRAIN_SPLIT)}")
+    return _resolve(name, root, _TRAIN_SPLIT[name])
+
+
 def _split_folder(name: str, root: str | os.PathLike, split: str, train: str, test: str) -> Path:
     """The existing folder of ``split`` (``train`` / ``test`` folder names) under ``root``; clear errors otherwise."""
     if split not in ("train", "test"):
