@@ -21,6 +21,7 @@ if ls .whl/*.whl >/dev/null 2>&1; then
 fi
 nvidia-smi --query-gpu=name,driver_version,memory.total,clocks.max.sm --format=csv 2>&1 | tee "$OUT/device.txt"
 python3 -c "import torch, triton; print('torch', torch.__version__, 'triton', triton.__version__)" 2>&1 | tee -a "$OUT/device.txt"
+python3 -m snnlab info 2>&1 | tee -a "$OUT/device.txt" || true  # GPUs, bfloat16, backends (for RESULTS.md)
 budget=${SNNLAB_GPU_BUDGET_S:-560}
 tests_rc=0 bench_rc=0
 if [ "$what" != bench ]; then
