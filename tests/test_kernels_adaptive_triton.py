@@ -298,3 +298,29 @@ def test_the_layer_on_triton_matches_its_pytorch_path():
         assert sl.ALIF(surrogate="adaptive_test_box")._path(x) == "torch"  # "auto" keeps it on PyTorch
     finally:
         sl.surrogates.unregister("adaptive_test_box")
+
+
+@pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16])
+def test_half_input_recomputes_its_spikes_from_the_float32_membrane_and_trace(dtype):
+    """The membrane and the trace the backward reads are float32 for half input, so the deterministic spikes are
+    recomputed (h >= theta) rather than kept: nothing of the input's dtype and [T, ...] shape is saved."""
+    x = (torch.randn(9, 2, 33, generator=torch.Generator().manual_seed(4)) * 0.8 + 0.6).to(DEVICE, dtype)
+    x.requires_grad_(True)
+    params = [torch.tensor(v, device=DEVICE, requires_grad=True) for v in (0.8, 1.0, 0.9, 0.3)]
+    saved = []
+
+    def pack(t):
+        saved.append((t.dtype, tuple(t.shape)))
+        return t
+
+    with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
+        o, _, _ = adaptive_lif_triton(x, *params)
+    assert o.sum() > 0
+    assert (torch.float32, tuple(x.shape)) in saved
+    assert not [s for s in saved if s == (dtype, tuple(x.shape))]
+    o.float().sum().backward()
+    ref_x = x.detach().float().requires_grad_(True)
+    ref = adaptive_lif(ref_x, None, *[p.detach().clone().requires_grad_(True) for p in params])[0]
+    ref.sum().backward()
+    assert torch.equal(o.float(), ref) and x.grad.dtype == dtype
+    torch.testing.assert_close(x.grad.float(), ref_x.grad, atol=1e-2, rtol=1e-2)

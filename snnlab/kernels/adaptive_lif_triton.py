@@ -239,10 +239,10 @@ def _prefetch() -> int:
     return _lif_triton._PREFETCH
 
 
-def _recomputes_spikes(dtype: torch.dtype, sampling: bool) -> bool:
-    """Whether the backward recomputes the spikes (float32 without noise: ``h >= theta`` capped by the crossings)
-    instead of reading them back."""
-    return dtype == torch.float32 and not sampling
+def _recomputes_spikes(sampling: bool) -> bool:
+    """Whether the backward recomputes the spikes (without noise: ``h >= theta`` on the float32 membrane and trace
+    the forward compared, capped by the crossings) instead of reading them back."""
+    return not sampling
 
 
 def _forward(x: torch.Tensor, params: tuple[torch.Tensor, ...], opts: LIFOptions,
@@ -259,7 +259,7 @@ def _forward(x: torch.Tensor, params: tuple[torch.Tensor, ...], opts: LIFOptions
     saved = torch.float32 if store_trace else x.dtype
     o, h, theta = torch.empty_like(x), torch.empty_like(x, dtype=saved), torch.empty_like(x)
     sampling, masking = opts.sampling(), opts.mask_p > 0.0
-    own = torch.empty_like(x) if store_trace and masking and not _recomputes_spikes(x.dtype, sampling) else None
+    own = torch.empty_like(x) if store_trace and masking and not _recomputes_spikes(sampling) else None
     a_prev = torch.empty_like(x, dtype=torch.float32) if store_trace else None
     counts = (torch.empty((2, M), dtype=torch.float32, device=x.device) if opts.max_spikes is not None else None)
     if T > 0 and M > 0:
@@ -319,7 +319,7 @@ class AdaptiveLIFTritonFunction(torch.autograd.Function):
         step = x.shape[1:]
         flat = tuple(flat_param(p, x) for p in (beta, threshold, rho, strength))   # [M] float32
         o, h, theta, own, a_prev, counts = _forward(x, flat, opts, store_trace=True)
-        spikes = None if _recomputes_spikes(x.dtype, opts.sampling()) else o if own is None else own
+        spikes = None if _recomputes_spikes(opts.sampling()) else o if own is None else own
         ctx.save_for_backward(h, spikes, a_prev, counts, *flat)
         ctx.opts, ctx.step, ctx.x_dtype = opts, step, x.dtype
         h = h.to(x.dtype)  # (returned in x's dtype; the float32 one is kept for the backward)
