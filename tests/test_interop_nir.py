@@ -558,3 +558,32 @@ def test_snntorch_reads_the_exported_graph_as_the_same_network():
                 outs.append(out)
         mine = _run(net, x)[0]
         assert mine.sum() > 0 and torch.equal(torch.stack(outs), mine)
+
+
+def test_a_file_round_trip_keeps_per_neuron_shapes_and_a_conv_without_bias(tmp_path):
+    """NIR fuzz findings: a per-neuron layer whose values were all equal (a fresh one) came back with one value per
+    layer, and a convolution without bias with a zero bias parameter: the state dicts did not load into each other."""
+    import nir
+
+    net = sl.Sequential(sl.TimeDistributed(torch.nn.Conv2d(1, 2, 3, bias=False)), torch.nn.Flatten(2),
+                        torch.nn.Linear(8, 3), sl.LIF(tau_mem=5.0, reset="zero", n_neurons=3),
+                        torch.nn.Linear(3, 2), sl.LI(tau_mem=4.0, n_neurons=2))
+    nir.write(tmp_path / "g.nir", to_nir(net, dt=1e-3, input_shape=(1, 4, 4)))
+    back = from_nir(nir.read(tmp_path / "g.nir"))
+    want = {k: tuple(v.shape) for k, v in net.state_dict().items()}
+    assert {k: tuple(v.shape) for k, v in back.state_dict().items()} == want
+    back.load_state_dict(net.state_dict())
+    x = (torch.rand(6, 2, 1, 4, 4) < 0.4).float()
+    assert torch.equal(back(x), net(x))
+
+
+def test_dt_and_input_shape_take_what_users_pass():
+    net = sl.Sequential(torch.nn.Linear(4, 3), sl.LIF(reset="zero"))
+    for dt in (np.float32(1e-3), np.float64(1e-3), torch.tensor(1e-3), 1e-3):
+        assert to_nir(net, dt=dt).metadata["dt"] == pytest.approx(1e-3)
+    assert tuple(to_nir(net, dt=1e-3, input_shape=4).nodes["input"].input_type["input"]) == (4,)
+    for bad in ("4", (4.5,), (0,), [None]):
+        with pytest.raises(ValueError, match="input_shape must be the feature shape"):
+            to_nir(net, dt=1e-3, input_shape=bad)
+    with pytest.raises(ValueError, match="dt must be a positive number"):
+        to_nir(net, dt=torch.tensor([1e-3, 2e-3]))

@@ -82,6 +82,9 @@ So ``to_nir`` writes ``tau_syn = tau_syn_steps * dt``, ``w_in = tau_syn_steps``,
 reference simulation of NIR's paper code and Norse's CuBa LIF step, which adds ``x`` to ``I`` unscaled) is the
 same neuron one step later: its spikes are snnlab's shifted by one step.
 
+Graphs that :func:`to_nir` wrote come back with the same layers and state-dict shapes: its node metadata notes a
+layer's ``n_neurons`` (``snnlab_n_neurons``, for per-neuron values that happen to be equal) and a convolution without
+bias (``snnlab_bias``); the imported neurons' time constants and thresholds are fixed (not learnable) values.
 :func:`from_nir` takes chains of those nodes back (``Affine``, ``Linear``, ``LIF``, ``IF``, ``LI``, ``I``,
 ``CubaLIF``, ``Conv1d``, ``Conv2d``, ``AvgPool2d``, ``Flatten``, ``Delay`` before a dense node, the recurrent
 sub-graph above, and the same ``LIF <-> Linear`` cycle written in the top-level graph). A LIF / IF whose input gain
@@ -117,6 +120,7 @@ Example:
 from __future__ import annotations
 
 import math
+import numbers
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -148,7 +152,9 @@ def _nir() -> Any:
 
 
 def _check_dt(dt: Any, who: str) -> float:
-    ok = isinstance(dt, (int, float)) and not isinstance(dt, bool) and math.isfinite(dt) and dt > 0
+    if isinstance(dt, torch.Tensor) and dt.numel() == 1 and not dt.dtype.is_complex:
+        dt = dt.item()  # (a one-value tensor, as NumPy scalars below)
+    ok = isinstance(dt, numbers.Real) and not isinstance(dt, bool) and math.isfinite(dt) and dt > 0
     if not ok:
         raise ValueError(f"{who}: dt must be a positive number of seconds (the length of one time step), got {dt!r}")
     return float(dt)
@@ -239,15 +245,24 @@ def _lif_node(nir: Any, name: str, m: LIF, shape: tuple[int, ...], dt: float) ->
     thr = np.broadcast_to(_np(m.threshold), shape).copy()
     zeros = np.zeros(shape)
     if no_leak:
-        return nir.IF(r=np.full(shape, 1.0 / dt), v_threshold=thr, v_reset=zeros)
-    return nir.LIF(tau=steps * dt, r=steps, v_leak=zeros, v_threshold=thr, v_reset=zeros)
+        node = nir.IF(r=np.full(shape, 1.0 / dt), v_threshold=thr, v_reset=zeros)
+    else:
+        node = nir.LIF(tau=steps * dt, r=steps, v_leak=zeros, v_threshold=thr, v_reset=zeros)
+    return _with_neuron_count(node, m)
+
+
+def _with_neuron_count(node: Any, m: LIF | LI) -> Any:
+    """``node`` noting the layer's ``n_neurons`` (metadata ``snnlab_n_neurons``), so that :func:`from_nir` gives back
+    per-neuron parameters also where their values are all equal (a fresh layer)."""
+    if m.n_neurons is not None:
+        node.metadata = {**(node.metadata or {}), "snnlab_n_neurons": int(m.n_neurons)}
+    return node
 
 
 def _li_node(nir: Any, name: str, m: LI, shape: tuple[int, ...], dt: float) -> Any:
     steps, no_leak = _leak(name, m, shape, dt)
-    if no_leak:
-        return nir.I(r=np.full(shape, 1.0 / dt))
-    return nir.LI(tau=steps * dt, r=steps, v_leak=np.zeros(shape))
+    node = nir.I(r=np.full(shape, 1.0 / dt)) if no_leak else nir.LI(tau=steps * dt, r=steps, v_leak=np.zeros(shape))
+    return _with_neuron_count(node, m)
 
 
 def _cuba_node(nir: Any, pair: list[tuple[str, nn.Module]], shape: tuple[int, ...], dt: float) -> Any | None:
@@ -352,8 +367,11 @@ def _frame_node(nir: Any, name: str, m: nn.Module, shape: tuple[int, ...]) -> An
             raise _refuse(name, m, f"gets the feature shape {shape}, not (channels, *spatial)")
         unpack = (lambda v: v[0]) if isinstance(m, nn.Conv1d) else tuple
         padding = m.padding if isinstance(m.padding, str) else unpack(m.padding)
-        return cls(input_shape=spatial, weight=_np(m.weight), stride=unpack(m.stride), padding=padding,
+        node = cls(input_shape=spatial, weight=_np(m.weight), stride=unpack(m.stride), padding=padding,
                    dilation=unpack(m.dilation), groups=m.groups, bias=bias)
+        if m.bias is None:  # (NIR's convolutions always hold a bias: noted, so that from_nir leaves it out)
+            node.metadata = {**(node.metadata or {}), "snnlab_bias": False}
+        return node
     if isinstance(m, nn.AvgPool2d):
         pair = lambda v: np.array(v if isinstance(v, tuple) else (v, v))  # noqa: E731
         if np.any(pair(m.padding) != 0) or m.ceil_mode or m.divisor_override is not None:
@@ -438,7 +456,7 @@ def to_nir(model: nn.Module, *, dt: float, input_shape: tuple[int, ...] | None =
     layers = [(n, m) for n, m in _layers(model) if not _skipped(n, m)]
     if not layers:
         raise ValueError("to_nir: the model has no layer to export")
-    in_shape = tuple(int(v) for v in input_shape) if input_shape is not None else _first_shape(*layers[0])
+    in_shape = _input_shape(input_shape) if input_shape is not None else _first_shape(*layers[0])
     shape = in_shape  # (each layer's output shape from here on)
     nodes: list[tuple[str, Any]] = []
     i = 0
@@ -461,6 +479,20 @@ def to_nir(model: nn.Module, *, dt: float, input_shape: tuple[int, ...] | None =
     names = list(all_nodes)
     edges = list(zip(names[:-1], names[1:]))
     return nir.NIRGraph(nodes=all_nodes, edges=edges, metadata={"dt": dt, "source": "snnlab"})
+
+
+def _input_shape(input_shape: Any) -> tuple[int, ...]:
+    """``input_shape`` as a tuple of positive ints (an int for a one-dimensional feature shape)."""
+    shape = (input_shape,) if isinstance(input_shape, numbers.Integral) else input_shape
+    try:
+        out = tuple(int(v) for v in shape)
+        ok = all(v > 0 and v == w for v, w in zip(out, shape))
+    except (TypeError, ValueError):
+        ok = False
+    if not ok:
+        raise ValueError(f"to_nir: input_shape must be the feature shape of one step (positive ints, without time "
+                         f"and batch, e.g. (2, 34, 34)), got {input_shape!r}")
+    return out
 
 
 # ----------------------------------------------------------------------------------------------------- import
@@ -488,6 +520,22 @@ def _per_neuron(key: str, node: Any, values: dict[str, np.ndarray]) -> tuple[dic
         raise _fail(key, node, f"has parameters varying over its neuron shape {shape} in more than the last "
                                "dimension; snnlab's per-neuron parameters are one per last-dimension neuron")
     return {k: a[0] for k, a in last.items()}, int(shape[-1])
+
+
+def _metadata(node: Any) -> dict:
+    meta = getattr(node, "metadata", None)
+    return meta if isinstance(meta, dict) else {}
+
+
+def _neuron_count(node: Any, n: int | None) -> int | None:
+    """``n`` (the per-neuron count the values show), else the ``n_neurons`` :func:`to_nir` noted when it matches the
+    node's last dimension (a per-neuron layer whose values are all equal)."""
+    noted = _metadata(node).get("snnlab_n_neurons")
+    shape = np.shape(getattr(node, "v_threshold", None) if getattr(node, "v_threshold", None) is not None
+                     else getattr(node, "r", None))
+    if n is None and isinstance(noted, numbers.Integral) and shape and int(shape[-1]) == int(noted):
+        return int(noted)
+    return n
 
 
 def _zero(key: str, node: Any, field: str) -> None:
@@ -546,7 +594,7 @@ def _lif_layer(key: str, node: Any, dt: float) -> LIF:
     params, n = _per_neuron(key, node, {"beta": beta, "thr": thr})
     if np.any(params["thr"] <= 0):
         raise _fail(key, node, "has a threshold <= 0; snnlab thresholds are positive")
-    layer = LIF(beta=0.5, threshold=1.0, reset="zero", n_neurons=n)
+    layer = LIF(beta=0.5, threshold=1.0, reset="zero", n_neurons=_neuron_count(node, n))
     return _set_neurons(layer, params["beta"], params["thr"])
 
 
@@ -556,7 +604,7 @@ def _li_layer(key: str, node: Any, dt: float) -> LI:
         raise _fail(key, node, "has an input gain r * dt / tau != 1 (r != tau / dt), which would scale snnlab's LI "
                                "output; scale the weights before it instead")
     params, n = _per_neuron(key, node, {"beta": beta})
-    return _set_neurons(LI(beta=0.5, n_neurons=n), params["beta"])
+    return _set_neurons(LI(beta=0.5, n_neurons=_neuron_count(node, n)), params["beta"])
 
 
 def _cuba_layers(key: str, node: Any, dt: float) -> list[nn.Module]:
@@ -607,7 +655,10 @@ def _conv_layer(key: str, node: Any) -> TimeDistributed:
     conv = cls(w.shape[1] * int(node.groups), w.shape[0], w.shape[2:], stride=_ints(node.stride),
                padding=_ints(node.padding), dilation=_ints(node.dilation), groups=int(node.groups))
     conv.weight = nn.Parameter(_tensor(w))
-    conv.bias = nn.Parameter(_tensor(node.bias))
+    if not bool(_metadata(node).get("snnlab_bias", True)) and not np.any(np.asarray(node.bias)):
+        conv.bias = None  # a convolution without bias that to_nir wrote
+    else:
+        conv.bias = nn.Parameter(_tensor(node.bias))
     return TimeDistributed(conv)
 
 
