@@ -788,3 +788,60 @@ def test_activation_sparsity_is_a_gain_and_a_trade_off_axis():
     assert better_direction("activation_sparsity") is True and better_direction("spikes_per_sample") is False
     df = pd.DataFrame({"accuracy": [0.5, 0.6], "activation_sparsity": [0.9, 0.8], "n_samples": [10, 10]})
     assert metric_columns(df) == ["accuracy", "activation_sparsity"]
+
+
+def test_live_curves_without_metrics_can_be_shown_before_any_data():
+    """Widget probe: LiveCurves() shown before its first send could not draw (SkipRendering), and every later
+    send raised inside the stream: the plot stayed broken. It now starts with the trainer's metrics."""
+    import warnings as _warnings
+
+    from snnlab.viz.curves import TRAINING_METRICS
+
+    live = LiveCurves()
+    plot = hv.renderer("bokeh").get_plot(live.plot)  # a persistent plot, as a notebook or a served page keeps
+    live.send(1, {"loss": 0.5, "accuracy": 0.2})
+    live.send(2, {"loss": 0.4, "test_accuracy": 0.3})
+    drawn = {}  # (a test metric is drawn twice: its line and its markers)
+    for r in plot.state.renderers:
+        data = getattr(getattr(r, "data_source", None), "data", {})
+        if "value" in data and len(data["value"]):
+            drawn.setdefault(r.name, set()).update(float(v) for v in data["value"])
+    assert drawn == {"loss": {0.5, 0.4}, "accuracy": {0.2}, "test_accuracy": {0.3}}
+    assert set(TRAINING_METRICS) >= {"loss", "accuracy", "test_accuracy"}
+    with pytest.warns(UserWarning, match=r"\['lr'\] arrived after the plot was first drawn"):
+        live.send(3, {"loss": 0.3, "lr": 1e-3})
+    with _warnings.catch_warnings():
+        _warnings.simplefilter("error")
+        live.send(4, {"lr": 1e-3})  # warned once per metric
+    assert len(live.buffer.data) == 7  # every row is kept
+
+
+def test_live_curves_without_metrics_drawn_after_data_keep_the_first_metrics():
+    live = LiveCurves()
+    live.send(1, {"acc": 0.5})
+    hv.renderer("bokeh").get_plot(live.plot)
+    with pytest.warns(UserWarning, match=r"\['loss'\] arrived after"):
+        live.send(2, {"loss": 0.3})
+
+
+def test_a_colour_column_spanning_decades_is_drawn_on_a_log_scale():
+    """Widget probe: an lr sweep of 1e-4, 1e-3, 1e-1 on a linear colour bar gave its two small rates one colour."""
+    import pandas as pd
+
+    from snnlab import viz
+
+    df = pd.DataFrame({"accuracy": [0.9, 0.8, 0.7], "spikes_per_sample": [100.0, 80.0, 50.0],
+                       "config.lr": [1e-4, 1e-3, 1e-1], "config.hidden_width": [64, 128, 256]})
+    mappers = {}
+    for column in ("lr", "hidden_width"):
+        fig = hv.render(viz.tradeoff_scatter(df, "spikes_per_sample", "accuracy", color=column), backend="bokeh")
+        mappers[column] = type(fig.right[0].color_mapper).__name__
+    assert mappers == {"lr": "LogColorMapper", "hidden_width": "LinearColorMapper"}
+
+
+def test_membrane_traces_refuse_a_threshold_per_neuron_of_another_length():
+    from snnlab.viz import membrane_traces
+
+    with pytest.raises(ValueError, match=r"one value or one per neuron \(4\), got 2 values"):
+        membrane_traces(torch.randn(10, 4), threshold=[1.0, 2.0])
+    membrane_traces(torch.randn(10, 4), threshold=[1.0, 2.0, 1.5, 1.0])  # one per neuron

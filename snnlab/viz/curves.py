@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import math
 import threading
+import warnings
 from typing import Any, Iterable, Mapping, Sequence
 
 import holoviews as hv
@@ -314,13 +315,21 @@ def legend_lists_drawn_series(plot: Any, element: Any) -> None:
                 item.visible = drawn
 
 
+#: the curves a :class:`LiveCurves` without ``metrics`` shows when it is drawn before any data: the trainer's step
+#: metrics with their test and rounded-test values
+TRAINING_METRICS = tuple(f"{prefix}{m}" for m in ("loss", "accuracy", "spikes_per_sample")
+                         for prefix in ("", "test_", "rounded_test_"))
+
+
 class LiveCurves:
     """Learning curves that grow while a model trains.
 
     ``.send(step, {"loss": ..., "acc": ...})`` appends one tidy row per numeric metric
     (``step, name, value``) to an ``hv.streams.Buffer`` (``.buffer``; the last ``buffer_length``
     rows are kept); ``.plot`` is an ``hv.DynamicMap`` that redraws on every send: one curve per
-    metric, overlaid. With ``metrics`` given and ``panels=True``, or with ``groups``
+    metric, overlaid. A live plot cannot add curves once drawn: without ``metrics`` it keeps those of its first
+    draw (the metrics sent so far, or :data:`TRAINING_METRICS` when it is shown before any send) and warns once for
+    each other metric sent later. With ``metrics`` given and ``panels=True``, or with ``groups``
     (``{title: [metric, ...]}``, metrics of one scale each, e.g. ``loss`` with ``test_loss``),
     there is one DynamicMap per panel in ``.plots`` (``{title: DynamicMap}``) and ``.plot`` is
     their ``hv.Layout``: metrics of different scales (loss, accuracy, spike counts) each get
@@ -375,6 +384,8 @@ class LiveCurves:
         self._followed: LiveCurves | None = None  # the source :meth:`follow` shows, and its rows sent so far
         self._followed_seen = 0
         self.total_rows = 0  # rows sent so far (the buffer keeps the last buffer_length)
+        self._drawn_names: set[str] | None = None  # without metrics: the curves the first draw fixed
+        self._warned: set[str] = set()
         example = pd.DataFrame({x: pd.Series(dtype="float64"), "name": pd.Series(dtype="object"),
                                 "value": pd.Series(dtype="float64")})
         self.buffer = hv.streams.Buffer(example, length=int(buffer_length), index=False)
@@ -393,9 +404,18 @@ class LiveCurves:
         xdim = hv.Dimension(self.x)
         ydim = hv.Dimension("value", label=title) if title else "value"
 
+        fixed: list[str] | None = None  # the keys without names given: those of the first draw
+
         def draw(data: pd.DataFrame) -> hv.NdOverlay | hv.Overlay:
-            # with names given, every key on every draw: a live overlay cannot gain items after its first draw
-            keys = names if names is not None else list(pd.unique(data["name"]))
+            # every key on every draw: a live overlay cannot gain items after its first draw. Without names, the
+            # first draw's metrics, or (a plot shown before any data) the trainer's (TRAINING_METRICS)
+            nonlocal fixed
+            keys = names
+            if keys is None:
+                if fixed is None:
+                    fixed = list(pd.unique(data["name"])) if len(data) else list(TRAINING_METRICS)
+                    self._drawn_names = set(fixed)
+                keys = fixed
             by_name = dict(tuple(data.groupby("name", sort=False)))
             series = {}
             for n in keys:
@@ -420,6 +440,17 @@ class LiveCurves:
             flat = {k: v for k, v in flat.items() if k in self.metrics}
         return flat
 
+    def _warn_undrawn(self, names: Iterable[str]) -> None:
+        """Warn once per metric that arrives after a plot without ``metrics`` was drawn with other keys."""
+        if self._drawn_names is None:
+            return
+        new = sorted(set(names) - self._drawn_names - self._warned)
+        if new:
+            self._warned.update(new)
+            warnings.warn(f"LiveCurves: {new} arrived after the plot was first drawn with {sorted(self._drawn_names)}; "
+                          "a live plot cannot add curves once shown (the rows are kept in the buffer): give "
+                          "LiveCurves(metrics=[...]) every name up front", UserWarning, stacklevel=3)
+
     def _push(self, rows: pd.DataFrame) -> None:
         # the Buffer appends the rows first, then redraws: a drawing error (raised to the caller) loses no row
         with self._lock:
@@ -443,6 +474,7 @@ class LiveCurves:
             values.extend(flat.values())
         if not names:
             return 0
+        self._warn_undrawn(names)
         self._push(pd.DataFrame({self.x: xs, "name": names, "value": values}))
         return len(names)
 
@@ -457,6 +489,7 @@ class LiveCurves:
             return
         rows = self._clean(df)
         if len(rows):
+            self._warn_undrawn(pd.unique(rows["name"]))
             self._push(rows)
 
     def replace_table(self, df: pd.DataFrame) -> None:

@@ -62,8 +62,11 @@ def membrane_traces(
         thresholds = np.array([moving[:, idx].min(), moving[:, idx].max()]) if T and idx else np.zeros(0)
     elif threshold is not None:
         thresholds = np.atleast_1d(to_numpy(threshold).astype(float))
+        if thresholds.size not in (1, N):
+            raise ValueError(f"membrane_traces: threshold must be one value or one per neuron ({N}), got "
+                             f"{thresholds.size} values")
         if thresholds.size > 1:
-            thresholds = thresholds[idx] if thresholds.size == N else thresholds
+            thresholds = thresholds[idx]
         thresholds = np.unique(thresholds)
     # the y range always takes in the thresholds: a neuron that stays below would lose its line otherwise
     soft: tuple = (None, None)

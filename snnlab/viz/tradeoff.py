@@ -4,6 +4,7 @@ from __future__ import annotations
 from typing import Any, Sequence
 
 import holoviews as hv
+import numpy as np
 import pandas as pd
 
 from . import theme
@@ -21,6 +22,14 @@ def _resolve(df: pd.DataFrame, col: str) -> str:
     raise KeyError(f"tradeoff_scatter: no column {col!r} (have {list(df.columns)})")
 
 
+def _spans_decades(values: pd.Series, decades: float = 2.0) -> bool:
+    """Whether positive ``values`` span more than ``decades`` powers of ten (an lr or noise sweep): coloured on a
+    log scale, their small settings would otherwise share one colour."""
+    v = pd.to_numeric(values, errors="coerce").to_numpy(dtype=float)
+    v = v[np.isfinite(v)]
+    return bool(v.size) and bool((v > 0).all()) and float(np.log10(v.max() / v.min())) > decades
+
+
 def tradeoff_scatter(df: pd.DataFrame, x: str, y: str, color: str | None = None,
                      hover: Sequence[str] | None = None, front: bool = True, maximize_x: bool | None = None,
                      maximize_y: bool | None = None, label: str | None = None) -> hv.Overlay:
@@ -30,7 +39,8 @@ def tradeoff_scatter(df: pd.DataFrame, x: str, y: str, color: str | None = None,
     columns) or :func:`snnlab.metrics.metrics_table`. ``x``/``y``: any two metric columns
     (accuracy, spikes_per_sample, synops_per_sample, energy_per_sample_j, latency_steps, a
     robustness column, ...). ``color``: a column or config field (``"lr"`` finds ``"config.lr"``),
-    numeric -> colour bar, otherwise categorical. ``hover``: columns shown on hover (default: the
+    numeric -> colour bar (on a log scale for positive values spanning more than two decades, such as an ``lr``
+    sweep), otherwise categorical. ``hover``: columns shown on hover (default: the
     run's ``name``/``run_id``/``model`` and every ``config.*`` column). Whether larger is better is
     guessed from the names (:func:`snnlab.viz.pareto.better_direction`) unless ``maximize_*`` is
     given. Returns ``hv.Overlay`` of the ``hv.Scatter`` (label ``runs``) and, with ``front=True``,
@@ -69,7 +79,7 @@ def tradeoff_scatter(df: pd.DataFrame, x: str, y: str, color: str | None = None,
     if color_col is not None:
         numeric = pd.api.types.is_numeric_dtype(df[color_col])
         opts.update(color=color_col, cmap=theme.CMAP_COUNTS if numeric else theme.CATEGORICAL, colorbar=numeric,
-                    show_legend=not numeric)
+                    show_legend=not numeric, logz=numeric and _spans_decades(df[color_col]))
         entries = 0 if numeric else int(data[color_col].nunique())
     else:
         opts.update(color=theme.CATEGORICAL[0])
