@@ -845,3 +845,23 @@ def test_membrane_traces_refuse_a_threshold_per_neuron_of_another_length():
     with pytest.raises(ValueError, match=r"one value or one per neuron \(4\), got 2 values"):
         membrane_traces(torch.randn(10, 4), threshold=[1.0, 2.0])
     membrane_traces(torch.randn(10, 4), threshold=[1.0, 2.0, 1.5, 1.0])  # one per neuron
+
+
+def test_edge_inputs_of_rasters_events_and_delay_plots_get_clear_answers():
+    """Widget probe: a ZeroDivisionError, a render-time AttributeError and raw IndexErrors."""
+    import snnlab as sl
+    from snnlab.viz import event_animation, gaussian_kernels, spike_raster
+
+    hv.render(spike_raster(torch.zeros(0, 20), method="image"), backend="bokeh")  # no steps: an empty raster
+    with pytest.raises(ValueError, match="no time steps"):
+        event_animation(torch.zeros(0, 2, 4, 4))
+    with pytest.raises(IndexError, match="sample 5 out of range for a batch of 2"):
+        event_animation(torch.zeros(3, 2, 2, 4, 4), sample=5)
+    layer = sl.DelayedLinear(6, 3, max_delay=5, seed=0)
+    with pytest.raises(ValueError, match=r"synapses \[\(5, 0\)\] are outside the layer's 3 outputs x 6 inputs"):
+        gaussian_kernels(layer, synapses=[(5, 0)])
+    with pytest.raises(ValueError, match="synapses is empty"):
+        gaussian_kernels(layer, synapses=[])
+    with pytest.raises(ValueError, match=r"outside the layer's 3 outputs"):
+        delay_snapshot(layer, 0, synapses=[(9, 9)])
+    assert len(delay_snapshot(layer, 0, synapses=[])) == 0

@@ -119,6 +119,16 @@ def _default_synapses(shape: tuple[int, int], k: int) -> list[tuple[int, int]]:
     return [(int(f // shape[1]), int(f % shape[1])) for f in flat]
 
 
+def _check_synapses(pairs: list[tuple[int, int]], shape: tuple[int, int], who: str, allow_empty: bool = False) -> None:
+    """``ValueError`` naming ``who`` for no pair (unless ``allow_empty``) or a pair outside the ``(out, in)`` matrix."""
+    if not pairs and not allow_empty:
+        raise ValueError(f"{who}: synapses is empty; give (out, in) pairs, or None for a default choice")
+    bad = [(j, i) for j, i in pairs if not (0 <= j < shape[0] and 0 <= i < shape[1])]
+    if bad:
+        raise ValueError(f"{who}: synapses {bad[:5]} are outside the layer's {shape[0]} outputs x {shape[1]} inputs "
+                         "(pairs are (out, in), from 0)")
+
+
 def gaussian_kernels(layer: Any, synapses: Sequence[tuple[int, int]] | None = None,
                      sigma: float | None = None, weighted: bool = False) -> hv.NdOverlay:
     """The Gaussian delay kernels ``G_ij[k]`` of chosen synapses at the layer's current ``sigma``.
@@ -146,6 +156,7 @@ def gaussian_kernels(layer: Any, synapses: Sequence[tuple[int, int]] | None = No
     ensure_bokeh()
     pos = layer.positions.detach().cpu().float()
     syn = _default_synapses(tuple(pos.shape), 4) if synapses is None else [(int(j), int(i)) for j, i in synapses]
+    _check_synapses(syn, tuple(pos.shape), "gaussian_kernels")
     s = float(layer.sigma if sigma is None else sigma)
     idx_j = torch.tensor([j for j, _ in syn], dtype=torch.long)
     idx_i = torch.tensor([i for _, i in syn], dtype=torch.long)
@@ -196,7 +207,9 @@ def delay_snapshot(layer: Any, step: int, epoch: int | None = None, name: str = 
         if out * inp > synapses:
             flat = np.sort(np.random.default_rng(seed).choice(out * inp, size=int(synapses), replace=False))
     else:
-        flat = np.array([int(j) * inp + int(i) for j, i in synapses], dtype=int)
+        pairs = [(int(j), int(i)) for j, i in synapses]
+        _check_synapses(pairs, (out, inp), "delay_snapshot", allow_empty=True)
+        flat = np.array([j * inp + i for j, i in pairs], dtype=int)
     j, i = flat // inp, flat % inp
     p = pos[j, i]
     return pd.DataFrame({

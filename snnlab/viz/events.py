@@ -106,9 +106,13 @@ def event_animation(frames: Any, sample: int | None = None, mode: str = "rgb", v
     if a.ndim == 5:
         if sample is None:
             raise ValueError(f"event_animation: got a batch of shape {a.shape}; pass sample=<index>")
-        a = a[:, sample]
+        if not -a.shape[1] <= int(sample) < a.shape[1]:
+            raise IndexError(f"event_animation: sample {sample} out of range for a batch of {a.shape[1]}")
+        a = a[:, int(sample)]
     if a.ndim not in (3, 4) or (a.ndim == 4 and a.shape[1] != 2):
         raise ValueError(f"event_animation: expected [T, 2, H, W], [T, H, W] or [T, B, 2, H, W], got {a.shape}")
+    if a.shape[0] == 0:
+        raise ValueError("event_animation: the frames have no time steps (T = 0): nothing to animate")
     if mode == "signed" and a.ndim == 4:
         scale = _vmax(a[:, 1] - a[:, 0], vmax)
     elif mode == "counts" and a.ndim == 4:

@@ -77,6 +77,8 @@ def spike_raster(
     ndim = hv.Dimension("neuron")
     if method == "auto":
         method = "points" if len(t) <= max_points else "image"
+    if method == "image" and (T == 0 or N == 0):
+        method = "points"  # (an image needs a step and a neuron: an empty raster is drawn as no points)
     if method == "image":
         tb, nb = max(1, min(int(bins[0]), T)), max(1, min(int(bins[1]), N))
         counts, tedges, nedges = np.histogram2d(t, n, bins=[tb, nb], range=[[-0.5, T - 0.5], [-0.5, N - 0.5]])
