@@ -410,3 +410,21 @@ def test_a_folder_that_cannot_be_created_is_a_store_error_naming_it(tmp_path):
     with pytest.raises(NotADirectoryError, match=r"cannot create the folder .*a_file/sub for the run store runs.sqlite \(Not a "
                                          r"directory\)"):
         RunStore(blocker / "sub" / "runs.sqlite")
+
+
+def test_a_column_added_by_the_user_does_not_break_writes(tmp_path):
+    """Store probe: the inserts were positional, so a column a user added (e.g. notes) failed every write."""
+    import sqlite3
+
+    path = tmp_path / "runs.sqlite"
+    RunStore(path).create_run({"a": 1}, name="before")
+    con = sqlite3.connect(path)
+    con.execute("ALTER TABLE runs ADD COLUMN notes TEXT")
+    con.execute("ALTER TABLE metrics ADD COLUMN tag TEXT")
+    con.commit()
+    con.close()
+    store = RunStore(path)
+    run = store.create_run({"a": 2}, name="after")
+    store.log_metrics(run, step=1, metrics={"loss": 0.5})
+    assert store.metrics(run)["value"].tolist() == [0.5]
+    assert set(store.list_runs()["name"]) == {"before", "after"}

@@ -399,7 +399,8 @@ class RunStore:
         run_id = uuid.uuid4().hex[:12] if run_id is None else str(run_id)
         now = time.time()
         with self._conn() as con:
-            con.execute("INSERT INTO runs VALUES (?,?,?,?,?,?,?,?,?)",
+            con.execute("INSERT INTO runs (run_id, name, status, message, config, created, updated, checkpoint, "
+                        "summary) VALUES (?,?,?,?,?,?,?,?,?)",  # (named: a column a user added stays NULL)
                         (run_id, name or run_id, "created", None, json.dumps(config, default=str), now, now, None, None))
         return run_id
 
@@ -410,7 +411,8 @@ class RunStore:
         rows = [(run_id, int(step), epoch, kind, k, v if math.isfinite(v) else None, now)
                 for k, v in _flatten(metrics or {}).items()]
         with self._conn() as con:
-            con.executemany("INSERT INTO metrics VALUES (?,?,?,?,?,?,?)", rows)
+            con.executemany("INSERT INTO metrics (run_id, step, epoch, kind, name, value, time) VALUES (?,?,?,?,?,?,?)",
+                            rows)
             con.execute("UPDATE runs SET updated=? WHERE run_id=?", (now, run_id))
 
     def set_status(self, run_id: str, status: str, message: str | None = None) -> None:
