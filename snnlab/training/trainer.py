@@ -42,7 +42,7 @@ from snnlab.core.readout import decide, logits, tie_tolerance
 from snnlab.core.validation import user_stacklevel
 from snnlab.data.loader_rng import loader_states, restore_loader_states
 
-from .checkpoint import to_plain
+from .checkpoint import load_checkpoint, to_plain
 from .config import ExperimentConfig
 from .control import STATES, ControlMixin
 from .events import Event, EventBus
@@ -53,6 +53,7 @@ from .records import EVAL_KEYS, History, ReportingMixin, RunStoreProtocol, scala
 from .regularization import spike_rate_penalty
 from .resume import CHECKPOINT_NAME
 from .resume import ResumeMixin, load_resume, refuse_foreign_checkpoint
+from .run_folder import run_folder_lock
 from .runtime import resolve_device, seed_everything
 
 __all__ = ["Trainer", "TrainingDiverged", "RunStoreProtocol", "History", "STATES", "seed_everything",
@@ -117,6 +118,7 @@ class Trainer(ControlMixin, ResumeMixin, ReportingMixin):
                  resume: str | os.PathLike | None = None, progress: bool = True, name: str | None = None,
                  run_id: str | None = None, log_every: int = 1, overwrite: bool = False) -> None:
         ckpt = None
+        self._overwrite = bool(overwrite)
         if run_dir is not None and not overwrite:
             refuse_foreign_checkpoint(Path(run_dir), resume)
         if resume is not None:
@@ -406,6 +408,25 @@ class Trainer(ControlMixin, ResumeMixin, ReportingMixin):
             return None
 
     def _train(self) -> dict[str, Any] | None:
+        with run_folder_lock(self.run_dir):  # one training at a time in a run folder
+            self._refuse_checkpoint_saved_since()
+            return self._train_epochs()
+
+    def _refuse_checkpoint_saved_since(self) -> None:
+        """``FileExistsError`` when another run saved a checkpoint into ``run_dir`` since this trainer was built (two
+        trainers given one folder, run one after the other), unless ``overwrite``."""
+        if self.checkpoint_path is None or self._overwrite or not self.checkpoint_path.exists():
+            return
+        try:
+            owner = load_checkpoint(self.checkpoint_path, mmap=True).get("run_id")
+        except Exception:  # noqa: BLE001 - an unreadable file is replaced, as before
+            return
+        if owner is not None and owner != self.run_id:
+            raise FileExistsError(f"run_dir {self.run_dir} now holds the checkpoint of run {owner}, saved there since "
+                                  "this trainer was built; give this run another run_dir, or overwrite=True to "
+                                  "replace it")
+
+    def _train_epochs(self) -> dict[str, Any] | None:
         cfg = self.cfg
         self._check_schedules_can_run()
         n_params = sum(p.numel() for p in self.model.parameters())
