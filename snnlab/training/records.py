@@ -12,8 +12,11 @@ Example:
 """
 from __future__ import annotations
 
+import collections
 import inspect
 import logging
+import time
+import warnings
 from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
@@ -84,6 +87,12 @@ def scalar_metrics(prefix: str, d: dict[str, Any]) -> dict[str, float]:
     return out
 
 
+#: seconds between retries of run-store writes that failed (each attempt may wait for a lock)
+STORE_RETRY_S = 10.0
+#: writes kept for a retry at most (beyond, the oldest are dropped and counted)
+MAX_STORE_BACKLOG = 100_000
+
+
 class ReportingMixin:
     """A run's events and run-store calls, for the :class:`~snnlab.training.Trainer`.
 
@@ -93,18 +102,61 @@ class ReportingMixin:
 
     def _init_reporting(self) -> None:
         self._store_takes_kind: bool | None = None  # whether store.log_metrics takes kind= (see _log_eval)
+        self._store_backlog: collections.deque = collections.deque()  # writes not in the store yet, in order
+        self._store_failed_at: float | None = None  # when a write last failed (retried STORE_RETRY_S later)
+        self._store_dropped = 0  # writes dropped from a full backlog
+        self.store_error: str | None = None  # the last store write's error, if any
+
+    @property
+    def store_writes_pending(self) -> int:
+        """Writes to the run store that failed and are not in it (retried at later writes and at the end of
+        :meth:`run`; past :data:`MAX_STORE_BACKLOG` the oldest are dropped, and counted here)."""
+        return len(self._store_backlog) + self._store_dropped
 
     def _emit(self, kind: str, epoch: int | None = None, **data: Any) -> Event:
         return self.events.publish(Event(kind=kind, run_id=self.run_id, step=int(self.step),
                                          epoch=int(self.epoch if epoch is None else epoch), data=data))
 
     def _store(self, method: str, *args: Any, **kwargs: Any) -> None:
+        """Call ``store.<method>``; a write that fails (a locked or full store) is kept and retried, in order, at
+        later writes (at most every :data:`STORE_RETRY_S`) and at the end of the run: training goes on meanwhile."""
         if self.store is None:
             return
-        try:
-            getattr(self.store, method)(*args, **kwargs)
-        except Exception:
-            log.exception("run store %s(...) failed for run %s; training continues", method, self.run_id)
+        if len(self._store_backlog) >= MAX_STORE_BACKLOG:
+            self._store_backlog.popleft()
+            self._store_dropped += 1
+        self._store_backlog.append((method, args, kwargs))
+        if self._store_failed_at is None or time.monotonic() - self._store_failed_at >= STORE_RETRY_S:
+            self._flush_store()
+
+    def _flush_store(self) -> None:
+        while self._store_backlog:
+            method, args, kwargs = self._store_backlog[0]
+            try:
+                getattr(self.store, method)(*args, **kwargs)
+            except Exception as exc:  # noqa: BLE001 - a store problem must not stop training
+                if self._store_failed_at is None:
+                    log.exception("run store %s(...) failed for run %s; training continues, and the writes are "
+                                  "retried", method, self.run_id)
+                self._store_failed_at = time.monotonic()
+                self.store_error = f"{type(exc).__name__}: {exc}"
+                return
+            self._store_backlog.popleft()
+        if self._store_failed_at is not None:
+            log.warning("run store writes for run %s work again; the ones that had failed are saved", self.run_id)
+        self._store_failed_at = None
+
+    def _settle_store(self) -> None:
+        """At the end of a run: the pending writes once more, and a ``RuntimeWarning`` saying what the store lacks."""
+        if self.store is None:
+            return
+        if self._store_backlog:
+            self._flush_store()
+        if self.store_writes_pending:
+            warnings.warn(f"Trainer: {self.store_writes_pending} writes to the run store failed and are not in it "
+                          f"(last error: {self.store_error}): run {self.run_id}'s status, metrics or results there are "
+                          "incomplete; its checkpoint holds the result, and resuming the run writes its status and "
+                          "results again", RuntimeWarning, stacklevel=3)
 
     def _log_eval(self, epoch: int, metrics: dict[str, float]) -> None:
         """Test-set metrics to the store, as ``kind="eval"`` where its ``log_metrics`` takes a kind."""

@@ -379,8 +379,11 @@ class Trainer(ControlMixin, ResumeMixin, ReportingMixin):
         the optimiser step: a handler that calls :meth:`interrupt` (as the CLI's does) waits for its end instead.
         """
         self._begin_running()
-        with self._first_ctrl_c_stops() as asked:
-            result = self._run_guarded(raise_errors)
+        try:
+            with self._first_ctrl_c_stops() as asked:
+                result = self._run_guarded(raise_errors)
+        finally:
+            self._settle_store()  # the run-store writes that failed: once more, and a warning for what is missing
         if asked:
             if self.state == "stopped":  # stopped at a step boundary: end a loop over runs as Ctrl-C would
                 raise KeyboardInterrupt
