@@ -33,11 +33,20 @@ import ipywidgets as W
 from snnlab.viz import PipedPlot
 from snnlab.viz._util import ensure_bokeh
 
+from ._lifecycle import close_descendants, close_one
+
 __all__ = ["HoloViewsWidget", "LivePlot", "default_mode"]
 
 
 def default_mode() -> str:
-    """``"bokeh"`` when ``jupyter_bokeh`` (needed by :func:`panel.ipywidget`) is importable, else ``"output"``."""
+    """``"bokeh"`` when ``jupyter_bokeh`` (needed by :func:`panel.ipywidget`) is importable, else ``"output"``.
+
+    Example:
+        >>> default_mode() in ("bokeh", "output")
+        True
+        >>> HoloViewsWidget(mode="auto").mode == default_mode()
+        True
+    """
     return "bokeh" if importlib.util.find_spec("jupyter_bokeh") is not None else "output"
 
 
@@ -47,6 +56,13 @@ class HoloViewsWidget:
     Args:
         obj: the initial object (``None``: an empty placeholder).
         mode: ``"bokeh"``, ``"output"`` or ``"auto"`` (:func:`default_mode`).
+
+    Example:
+        >>> import ipywidgets as W
+        >>> slot = HoloViewsWidget(hv.Curve([1, 2, 3]))
+        >>> box = W.VBox([W.HTML("a plot:"), slot.widget])    # the slot's ipywidget goes in any layout
+        >>> slot.object = hv.Scatter([(0, 1)]); type(slot.object).__name__
+        'Scatter'
     """
 
     def __init__(self, obj: Any = None, mode: str = "auto") -> None:
@@ -171,6 +187,36 @@ class HoloViewsWidget:
             self._object = obj
             self._show(obj)
 
+    def close(self) -> None:
+        """Release the slot: cancel a pending :meth:`sync`, drop the Panel pane's Bokeh models and close the
+        ipywidget (with its layout and children). The slot shows nothing afterwards.
+
+        Example:
+            >>> from snnlab.widgets._lifecycle import registered_widgets
+            >>> before = registered_widgets()
+            >>> w = HoloViewsWidget(hv.Curve([1, 2, 3])); w.close()
+            >>> registered_widgets() == before
+            True
+        """
+        with self._lock:
+            if self._pane is not None:
+                if self._timer is not None:
+                    self._timer.cancel()
+                    self._timer = None
+                with contextlib.suppress(Exception):
+                    self.widget._document.remove_on_change(self._on_document_change)
+                model = getattr(self.widget, "_model", None)
+                with contextlib.suppress(Exception):  # Panel forgets the plot (and its HoloViews streams)
+                    self._pane._cleanup(model)
+                self._pane.object = None
+            document = getattr(self.widget, "_document", None)
+            close_descendants(self.widget)
+            close_one(self.widget)
+            if document is not None:  # detach the plot's models (shared stylesheets would keep them alive)
+                with contextlib.suppress(Exception):
+                    document.clear()
+            self._object = None
+
 
 class LivePlot:
     """A plot that is redrawn in place: a :class:`~snnlab.viz.PipedPlot` shown in a :class:`HoloViewsWidget`.
@@ -213,6 +259,17 @@ class LivePlot:
     @property
     def pipe(self) -> hv.streams.Pipe:
         return self._piped.pipe
+
+    def close(self) -> None:
+        """Close the slot (:meth:`HoloViewsWidget.close`) and forget the ``on_new_dmap`` callbacks.
+
+        Example:
+            >>> live = LivePlot(hv.Points([(0, 1)])); live.close()
+            >>> live.widget.comm is None, live.on_new_dmap
+            (True, [])
+        """
+        self.on_new_dmap = []
+        self.view.close()
 
     def update(self, element: Any) -> None:
         """Show ``element`` (kept in ``.element``)."""

@@ -37,6 +37,8 @@ from traitlets import Unicode
 
 from snnlab.training.config import ConfigError, ExperimentConfig
 
+from ._lifecycle import close_descendants
+
 __all__ = ["ConfigForm", "NumberText", "config_form"]
 
 # labels up to 22 characters ("max_batches_per_epoch") fit without being cut
@@ -90,6 +92,14 @@ class ConfigForm(W.VBox):
         widgets: ``{field: widget}`` in declaration order.
         message: the ``HTML`` widget showing the last validation error (empty when valid).
         error: the last error message, or ``None``.
+
+    Example:
+        >>> form = ConfigForm(cfg={"hidden": [16], "epochs": 2})
+        >>> form.widgets["epochs"].value = "0"           # out of range: reported, not raised
+        >>> form.config() is None, "epochs" in form.error
+        (True, True)
+        >>> form.widgets["epochs"].value = "4"; form.config().epochs, form.error
+        (4, None)
     """
 
     def __init__(self, cfg_class: type = ExperimentConfig, cfg: Any = None, columns: int = 2,
@@ -232,6 +242,19 @@ class ConfigForm(W.VBox):
             self._setting = False
         self.config()
 
+    def close(self) -> None:
+        """Close the form and every widget in it (their layouts and styles too).
+
+        Example:
+            >>> from snnlab.widgets._lifecycle import registered_widgets
+            >>> before = registered_widgets()
+            >>> form = ConfigForm(); form.close()
+            >>> registered_widgets() == before
+            True
+        """
+        close_descendants(self)
+        super().close()
+
     @property
     def disabled(self) -> bool:
         """Whether the inputs are locked (e.g. while a run trains)."""
@@ -257,5 +280,11 @@ class ConfigForm(W.VBox):
 
 
 def config_form(cfg_class: type = ExperimentConfig, cfg: Any = None, **kwargs: Any) -> ConfigForm:
-    """A :class:`ConfigForm` for ``cfg_class`` (default :class:`ExperimentConfig`), optionally filled from ``cfg``."""
+    """A :class:`ConfigForm` for ``cfg_class`` (default :class:`ExperimentConfig`), optionally filled from ``cfg``.
+
+    Example:
+        >>> form = config_form(cfg={"hidden": [32, 16]}, columns=1)
+        >>> form.widgets["hidden"].value, form.config().hidden
+        ('32,16', [32, 16])
+    """
     return ConfigForm(cfg_class, cfg=cfg, **kwargs)

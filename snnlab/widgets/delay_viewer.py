@@ -31,12 +31,20 @@ from snnlab.core.delays import DelayedLinear
 from snnlab.viz import delay_evolution, delay_histogram, delay_matrix, gaussian_kernels
 
 from ._hv import HoloViewsWidget, LivePlot
+from ._lifecycle import close_descendants
 
 __all__ = ["DelayViewer", "delay_layers", "history_names"]
 
 
 def delay_layers(model_or_layer: Any) -> dict[str, Any]:
-    """``{name: DelayedLinear}`` of a model (module names), or ``{"delays": layer}`` for a single layer."""
+    """``{name: DelayedLinear}`` of a model (module names), or ``{"delays": layer}`` for a single layer.
+
+    Example:
+        >>> import snnlab as sl
+        >>> net = sl.Sequential(sl.DelayedLinear(4, 6, max_delay=3), sl.LIF(), sl.DelayedLinear(6, 2, max_delay=3))
+        >>> list(delay_layers(net)), list(delay_layers(net[0]))
+        (['0', '2'], ['delays'])
+    """
     if isinstance(model_or_layer, dict):
         return dict(model_or_layer)
     if hasattr(model_or_layer, "positions") and hasattr(model_or_layer, "max_delay"):
@@ -60,6 +68,16 @@ def history_names(name: str) -> set[str]:
 
 class DelayViewer(W.VBox):
     """Delay matrix / histogram / kernels / evolution browser (see the module docstring).
+
+    Example:
+        >>> import snnlab as sl
+        >>> from snnlab.viz import delay_snapshot
+        >>> layer = sl.DelayedLinear(6, 3, max_delay=5, seed=0)
+        >>> v = DelayViewer(layer, history=delay_snapshot(layer, step=0, name="delays"))
+        >>> v.synapses.value = "0-3, 2-5"; sorted(v.kernel_plot.object.keys())
+        ['0-3', '2-5']
+        >>> v.synapses.value = "9-9"; v.message.value
+        "<span style='color:#b00020'>synapse '9-9' is outside the 3 x 6 layer (out x in)</span>"
 
     Attributes:
         layer, rounded, synapses, weighted, refresh_button: the controls; ``message``: errors.
@@ -88,6 +106,7 @@ class DelayViewer(W.VBox):
         self.kernel_plot = HoloViewsWidget(None, mode=plot_mode)
         self.evolution_plot = HoloViewsWidget(None, mode=plot_mode)
         self.history: pd.DataFrame = pd.DataFrame()
+        self._history_error = ""
         self.refresh()
         self.layer.observe(lambda _: self.refresh(reload_history=False), names="value")
         self.rounded.observe(lambda _: self._draw_layer(), names="value")
@@ -111,7 +130,18 @@ class DelayViewer(W.VBox):
         return self.matrix_plot.element
 
     def parse_synapses(self) -> list[tuple[int, int]] | None:
-        """The ``(out, in)`` pairs typed in ``synapses`` (None when blank); raises ``ValueError`` on bad text."""
+        """The ``(out, in)`` pairs typed in ``synapses`` (None when blank); raises ``ValueError`` on bad text.
+
+        Example:
+            >>> import snnlab as sl
+            >>> v = DelayViewer(sl.DelayedLinear(6, 3, max_delay=5, seed=0))
+            >>> v.synapses.value = "0-3; 2-5"; v.parse_synapses()
+            [(0, 3), (2, 5)]
+            >>> v.synapses.value = "3"; v.parse_synapses()
+            Traceback (most recent call last):
+            ...
+            ValueError: synapse '3': write it as out-in, e.g. 0-3
+        """
         text = self.synapses.value.strip()
         if not text:
             return None
@@ -132,11 +162,27 @@ class DelayViewer(W.VBox):
 
     # ------------------------------------------------------------------ drawing
     def refresh(self, reload_history: bool = True) -> None:
-        """Redraw everything from the layer's current state (and re-read the history)."""
+        """Redraw everything from the layer's current state (and re-read the history).
+
+        A history source that fails is reported in ``message`` (``"could not read the delay history: ..."``);
+        the last history read stays shown.
+
+        Example:
+            >>> import snnlab as sl
+            >>> def locked(): raise RuntimeError("store locked")
+            >>> v = DelayViewer(sl.DelayedLinear(6, 3, max_delay=5, seed=0), history=locked)
+            >>> v.message.value
+            "<span style='color:#b00020'>could not read the delay history: RuntimeError: store locked</span>"
+        """
         if reload_history:
+            self._history_error = ""
             src = self.history_source
-            h = src() if callable(src) else src
-            self.history = h if isinstance(h, pd.DataFrame) else pd.DataFrame()
+            try:
+                h = src() if callable(src) else src
+            except Exception as e:  # a locked store, a finished session: say so, keep the last history
+                self._history_error = f"could not read the delay history: {type(e).__name__}: {e}"
+            else:
+                self.history = h if isinstance(h, pd.DataFrame) else pd.DataFrame()
         self._draw_layer()
         self._draw_synapses()
 
@@ -157,16 +203,21 @@ class DelayViewer(W.VBox):
             return mine
         return h  # one layer, one history recorded under another name
 
+    def _set_message(self, error: str = "") -> None:
+        """Show ``error`` and a failed history read (if any) in ``message``."""
+        text = "; ".join(html.escape(t, quote=False) for t in (error, self._history_error) if t)
+        self.message.value = f"<span style='color:#b00020'>{text}</span>" if text else ""
+
     def _draw_synapses(self) -> None:
         try:
             syn = self.parse_synapses()
         except ValueError as e:
-            self.message.value = f"<span style='color:#b00020'>{e}</span>"
+            self._set_message(str(e))
             blank = hv.Div(f"<i>no kernels: {html.escape(str(e))}</i>")  # not the last layer's plots
             self.kernel_plot.object = blank
             self.evolution_plot.object = blank
             return
-        self.message.value = ""
+        self._set_message()
         self.kernel_plot.object = gaussian_kernels(self.current_layer, synapses=syn, weighted=self.weighted.value)
         h = self._layer_history()
         if h.empty:
@@ -175,6 +226,30 @@ class DelayViewer(W.VBox):
         else:
             ids = [f"{j}-{i}" for j, i in syn] if syn else None
             self.evolution_plot.object = delay_evolution(h, synapses=ids)
+
+    def close(self) -> None:
+        """Close the controls and plots (every child ipywidget, the Panel panes) and drop the Tap's callback
+        and the history source, so that the viewer can be freed.
+
+        Example:
+            >>> import snnlab as sl
+            >>> from snnlab.widgets._lifecycle import registered_widgets
+            >>> before = registered_widgets()
+            >>> v = DelayViewer(sl.DelayedLinear(6, 3, max_delay=5, seed=0)); v.close()
+            >>> registered_widgets() == before
+            True
+        """
+        tap = getattr(self, "tap", None)
+        if tap is not None:
+            tap.clear()  # the Tap's subscriber is a bound method of this viewer
+            tap.source = None
+        self.history_source = None  # e.g. a bound method of a live TrainingSession
+        for name in ("matrix_plot", "histogram_plot", "kernel_plot", "evolution_plot"):  # (after a failed __init__ too)
+            plot = getattr(self, name, None)
+            if plot is not None:
+                plot.close()
+        close_descendants(self)
+        super().close()
 
     def _attach_tap(self, dmap: hv.DynamicMap) -> None:
         self.tap = hv.streams.Tap(source=dmap, x=None, y=None)

@@ -32,6 +32,7 @@ from snnlab.viz import membrane_traces, spike_raster, theme
 from snnlab.viz._util import to_numpy
 
 from ._hv import HoloViewsWidget, LivePlot
+from ._lifecycle import close_descendants
 
 __all__ = ["RasterExplorer", "record_batch"]
 
@@ -45,8 +46,41 @@ def _first_batch(data: Any) -> tuple[torch.Tensor, Any]:
     return (batch[0], batch[1]) if isinstance(batch, (tuple, list)) else (batch, None)
 
 
+def _check_batch(x: Any, labels: Any) -> np.ndarray | None:
+    """``labels`` as an array after checking that ``x`` is a non-empty time-major ``[T, B, ...]`` tensor with one
+    label per sample; ``ValueError`` naming RasterExplorer otherwise (a batch-first ``x`` shows as a count mismatch)."""
+    if not isinstance(x, torch.Tensor):
+        raise TypeError(f"RasterExplorer: expected a tensor [T, B, ...] (or (x, labels), or a loader), "
+                        f"got {type(x).__name__}")
+    shape = tuple(x.shape)
+    if x.dim() < 2:
+        raise ValueError(f"RasterExplorer: expected time-major input [T, B, ...], got shape {shape}")
+    if shape[0] == 0:
+        raise ValueError(f"RasterExplorer: the input has no time steps (shape {shape}, time-major [T, B, ...] with "
+                         "T = 0); give it at least one step")
+    if shape[1] == 0:
+        raise ValueError(f"RasterExplorer: the batch has no samples (shape {shape}, time-major [T, B, ...] with B = 0)")
+    if labels is None:
+        return None
+    labels = to_numpy(labels)
+    n = len(labels) if labels.ndim else 1
+    if n != shape[1]:
+        raise ValueError(f"RasterExplorer: the labels have length {n} but the batch has {shape[1]} samples "
+                         f"(input of shape {shape}): inputs are time-major [T, B, ...] (for a batch-first loader, "
+                         "pass x.transpose(0, 1))")
+    return labels.reshape(1) if not labels.ndim else labels
+
+
 def record_batch(model: torch.nn.Module, x: torch.Tensor) -> Monitor:
-    """Run ``model`` on ``x`` (time-major) in eval mode under a CPU :class:`Monitor`; returns the monitor."""
+    """Run ``model`` on ``x`` (time-major) in eval mode under a CPU :class:`Monitor`; returns the monitor.
+
+    Example:
+        >>> import snnlab as sl
+        >>> net = sl.Sequential(torch.nn.Linear(4, 8), sl.LIF())
+        >>> mon = record_batch(net, torch.rand(10, 2, 4))
+        >>> tuple(mon.spikes["1"].shape), mon.spikes["1"].device.type, net.training
+        ((10, 2, 8), 'cpu', True)
+    """
     was_training = model.training
     model.eval()
     try:
@@ -60,6 +94,15 @@ def record_batch(model: torch.nn.Module, x: torch.Tensor) -> Monitor:
 
 class RasterExplorer(W.VBox):
     """Spike raster and membrane trace browser (see the module docstring).
+
+    Example:
+        >>> import snnlab as sl
+        >>> net = sl.Sequential(torch.nn.Linear(4, 8), sl.LIF())
+        >>> ex = RasterExplorer(net, (torch.rand(10, 3, 4) * 3, torch.tensor([0, 1, 2])))
+        >>> ex.sample.max, ex.neurons.value
+        (2, (0, 7))
+        >>> ex.neurons.value = (2, 5); ex.raster.opts.get("plot", backend="bokeh").kwargs["ylim"]
+        (1.5, 5.5)
 
     Args:
         model: a spiking network (any ``nn.Module`` with ``LIF`` / ``LI`` layers).
@@ -78,11 +121,10 @@ class RasterExplorer(W.VBox):
     def __init__(self, model: torch.nn.Module, data: Any, max_samples: int = 64, plot_mode: str = "auto",
                  **kwargs: Any) -> None:
         x, labels = _first_batch(data)
-        if x.dim() < 2:
-            raise ValueError(f"RasterExplorer: expected time-major input [T, B, ...], got shape {tuple(x.shape)}")
+        labels = _check_batch(x, labels)
         x = x[:, :max_samples]
         self.model = model
-        self.labels = None if labels is None else to_numpy(labels)[:max_samples]
+        self.labels = None if labels is None else labels[:max_samples]
         mon = record_batch(model, x)
         self.membrane: dict[str, torch.Tensor] = dict(mon.membrane)
         self.spikes: dict[str, torch.Tensor] = {n: mon.spikes.get(n, torch.zeros_like(v)) for n, v in self.membrane.items()}
@@ -195,7 +237,7 @@ class RasterExplorer(W.VBox):
             self.trace_plot.object = self._trace_element()
 
     def _on_tap(self, x: Any = None, y: Any = None, **_: Any) -> None:
-        if y is None:
+        if y is None or not np.isfinite(float(y)):  # a click outside the data (NaN / inf) picks nothing
             return
         self.neuron.value = int(round(float(y)))
 
@@ -209,3 +251,26 @@ class RasterExplorer(W.VBox):
     def raster(self) -> Any:
         """The raster element shown now."""
         return self.raster_plot.element
+
+    def close(self) -> None:
+        """Close the controls and plots (every child ipywidget, the Panel panes) and drop the Tap's callback,
+        so that the explorer and its recorded tensors can be freed.
+
+        Example:
+            >>> import snnlab as sl
+            >>> from snnlab.widgets._lifecycle import registered_widgets
+            >>> before = registered_widgets()
+            >>> ex = RasterExplorer(sl.Sequential(torch.nn.Linear(4, 8), sl.LIF()), torch.rand(10, 2, 4))
+            >>> ex.close(); registered_widgets() == before
+            True
+        """
+        tap = getattr(self, "tap", None)
+        if tap is not None:
+            tap.clear()  # the Tap's subscriber is a bound method of this explorer
+            tap.source = None
+        for name in ("raster_plot", "trace_plot"):  # (also from Widget.__del__ after a failed __init__)
+            plot = getattr(self, name, None)
+            if plot is not None:
+                plot.close()
+        close_descendants(self)
+        super().close()

@@ -32,6 +32,7 @@ from snnlab.viz import pareto_front, tradeoff_scatter
 from snnlab.viz.pareto import METRICS, known_direction as _direction, metric_columns
 
 from ._hv import HoloViewsWidget
+from ._lifecycle import close_descendants
 
 __all__ = ["TradeoffExplorer", "METRICS", "metric_columns"]
 
@@ -42,6 +43,14 @@ DIRECTIONS = (("auto (from the name)", "auto"), ("higher is better", "max"), ("l
 
 class TradeoffExplorer(W.VBox):
     """Interactive trade-off scatter of runs (see the module docstring).
+
+    Example:
+        >>> df = pd.DataFrame({"accuracy": [0.9, 0.8, 0.7], "energy_per_sample_j": [3e-6, 1e-6, 2e-6]})
+        >>> ex = TradeoffExplorer(df)
+        >>> ex.x.value, ex.front.index.tolist()        # run 2 is worse than run 1 on both axes
+        ('energy_per_sample_j', [1, 0])
+        >>> ex.x_better.value = "max"; ex.front.index.tolist()   # now more energy counts as better
+        [0]
 
     Args:
         source: a ``RunStore`` (anything with ``summaries()``) or a DataFrame.
@@ -95,7 +104,15 @@ class TradeoffExplorer(W.VBox):
         raise TypeError(f"TradeoffExplorer: expected a RunStore or a DataFrame, got {type(src).__name__}")
 
     def refresh(self, x: str | None = None, y: str | None = None, color: str | None = None) -> None:
-        """Re-read the rows, update the choices (keeping the current ones where possible) and redraw."""
+        """Re-read the rows, update the choices (keeping the current ones where possible) and redraw.
+
+        Example:
+            >>> rows = {"df": pd.DataFrame({"accuracy": [0.9], "spikes_per_sample": [120.0]})}
+            >>> ex = TradeoffExplorer(lambda: rows["df"])
+            >>> rows["df"] = pd.DataFrame({"accuracy": [0.9, 0.95], "spikes_per_sample": [120.0, 80.0]})
+            >>> ex.refresh(); len(ex.df), ex.front.index.tolist()
+            (2, [1])
+        """
         try:
             df = self._read()
         except Exception as e:  # a locked or missing store: say so, keep the old rows
@@ -126,7 +143,8 @@ class TradeoffExplorer(W.VBox):
         costs = [m for m in metrics if _direction(m) is False]
         gains = [m for m in metrics if _direction(m) is True]
         x = x if x in metrics else (costs[0] if costs else (metrics[0] if metrics else None))
-        y = y if y in metrics else (gains[0] if gains else next((m for m in metrics if m != x), None))
+        others = [m for m in gains if m != x] + [m for m in metrics if m != x and m not in gains]
+        y = y if y in metrics else (others[0] if others else None)  # never x again: one metric plots nothing
         self._busy = True
         try:
             self.x.options, self.y.options, self.color.options = metrics, metrics, colors
@@ -143,9 +161,10 @@ class TradeoffExplorer(W.VBox):
         x, y = self.x.value, self.y.value
         color = None if self.color.value in (None, NO_COLOR) else self.color.value
         if self.df.empty or x is None or y is None:
-            self.front = pd.DataFrame()
-            self._set_message("no runs with results yet" if self.df.empty else "need two numeric metric columns")
-            self.plot.object = None
+            self._clear("no runs with results yet" if self.df.empty else "need two numeric metric columns")
+            return
+        if x == y:
+            self._clear(f"x and y are both {x!r}: choose two different columns")
             return
         mx, my = self.direction("x"), self.direction("y")
         unknown = [f"{c!r} (choose it in '{axis} better')" for axis, c, m in (("x", x, mx), ("y", y, my)) if m is None]
@@ -157,8 +176,8 @@ class TradeoffExplorer(W.VBox):
                 self.front = pareto_front(self.df, x, y, mx, my)
                 self.plot.object = tradeoff_scatter(self.df, x, y, color=color, front=self.show_front.value,
                                                     maximize_x=mx, maximize_y=my)
-        except Exception as e:
-            self._set_message(f"cannot plot {y} over {x}: {type(e).__name__}: {e}")
+        except Exception as e:  # not the last axes' plot and front
+            self._clear(f"cannot plot {y} over {x}: {type(e).__name__}: {e}")
             return
         n_ok = int((self.df[x].notna() & self.df[y].notna()).sum())
         if unknown:
@@ -169,6 +188,12 @@ class TradeoffExplorer(W.VBox):
                           f"({'higher' if mx else 'lower'} {x} and {'higher' if my else 'lower'} {y} are better)",
                           error=False)
 
+    def _clear(self, message: str) -> None:
+        """No plot and no front, with ``message`` saying why."""
+        self.front = pd.DataFrame()
+        self.plot.object = None
+        self._set_message(message)
+
     def _reset_direction(self, better: W.Dropdown) -> None:
         busy, self._busy = self._busy, True
         try:
@@ -178,7 +203,18 @@ class TradeoffExplorer(W.VBox):
 
     def direction(self, axis: str) -> bool | None:
         """Whether larger is better on ``axis`` (``"x"`` or ``"y"``): the user's choice, else the column
-        name's (:func:`snnlab.viz.pareto.known_direction`); ``None`` when neither tells."""
+        name's (:func:`snnlab.viz.pareto.known_direction`); ``None`` when neither tells.
+
+        Example:
+            >>> df = pd.DataFrame({"accuracy": [0.9, 0.8], "spikes_per_sample": [1.0, 2.0], "score": [3.0, 4.0]})
+            >>> ex = TradeoffExplorer(df)
+            >>> ex.direction("x"), ex.direction("y")
+            (False, True)
+            >>> ex = TradeoffExplorer(df, x="score"); ex.direction("x") is None     # the name does not tell
+            True
+            >>> ex.x_better.value = "max"; ex.direction("x")
+            True
+        """
         choice = (self.x_better if axis == "x" else self.y_better).value
         if choice != "auto":
             return choice == "max"
@@ -190,6 +226,23 @@ class TradeoffExplorer(W.VBox):
             text, error = f"{text}; {self._note}", True
         style = "color:#b00020" if error else "color:#555"
         self.message.value = f"<span style='{style}'>{html.escape(text)}</span>"
+
+    def close(self) -> None:
+        """Close the controls and the plot (every child ipywidget, the Panel pane) and drop the source.
+
+        Example:
+            >>> from snnlab.widgets._lifecycle import registered_widgets
+            >>> before = registered_widgets()
+            >>> ex = TradeoffExplorer(pd.DataFrame({"accuracy": [0.9], "spikes_per_sample": [1.0]})); ex.close()
+            >>> registered_widgets() == before
+            True
+        """
+        self.source = None  # e.g. a RunStore
+        plot = getattr(self, "plot", None)  # (none when Widget.__del__ closes after a failed __init__)
+        if plot is not None:
+            plot.close()
+        close_descendants(self)
+        super().close()
 
     @property
     def scatter(self) -> Any:

@@ -39,6 +39,7 @@ from snnlab.training.config import ExperimentConfig
 from snnlab.viz import LiveCurves, monitor_raster
 
 from ._hv import HoloViewsWidget
+from ._lifecycle import close_descendants
 from .config_form import ConfigForm
 from .session import CURVE_GROUPS, TrainingSession
 
@@ -98,6 +99,7 @@ class TrainerWidget(W.VBox):
         self.probe_every, self.probe_samples = probe_every, probe_samples
         self.session: TrainingSession | None = None
         self.display_error: str | None = None
+        self._closed = False
         self.form = ConfigForm(cfg=cfg)
         self.start_button = W.Button(description="Start", icon="play")
         self.pause_button = W.Button(description="Pause", icon="pause")
@@ -153,7 +155,11 @@ class TrainerWidget(W.VBox):
         return self.session.state if self.session is not None else "idle"
 
     def start(self) -> bool:
-        """Start a new run from the form's settings; False (and a message) when the settings are invalid."""
+        """Start a new run from the form's settings; False (and a message) when the settings are invalid, a run
+        is active or the widget is closed."""
+        if self._closed:
+            self._set_status("closed: create a new TrainerWidget to train", error=True)
+            return False
         if self.state in ACTIVE:
             self._set_status("a run is active: stop it before starting another", error=True)
             return False
@@ -183,7 +189,10 @@ class TrainerWidget(W.VBox):
         return True
 
     def pause(self) -> None:
-        """Pause the run at the next step boundary."""
+        """Pause the run at the next step boundary (nothing to do, and the status stays, unless a run is running)."""
+        if self.state != "running":
+            self._update_controls()
+            return
         if self.session is not None:
             self.session.pause()
             self._set_status("pausing ...")
@@ -191,7 +200,7 @@ class TrainerWidget(W.VBox):
 
     def resume(self) -> None:
         """Resume a paused run."""
-        if self.session is not None:
+        if self.session is not None and not self._closed:
             self.session.resume()
             self.refresh()
             if self.poll_interval is not None:
@@ -217,11 +226,28 @@ class TrainerWidget(W.VBox):
             self._start_polling()  # (again, if it ended) so that a last refresh restores the buttons
 
     def close(self) -> None:
-        """Stop the run and the poll thread, then close the widgets."""
+        """Stop the run and the poll thread, then close the widgets: every child ipywidget (the form, the
+        controls, the plots' Panel panes), so that the widget can be freed. :meth:`start` refuses afterwards;
+        ``session`` (closed) stays readable.
+
+        Example:
+            >>> tw = TrainerWidget(poll_interval=None); tw.close()
+            >>> tw.start(), tw.status.value
+            (False, "<span style='color:#b00020'>closed: create a new TrainerWidget to train</span>")
+        """
+        self._closed = True
+        if not hasattr(self, "_render_lock"):  # Widget.__del__ after a failed __init__: nothing started
+            close_descendants(self)
+            super().close()
+            return
         self._stop_polling()
         if self.session is not None:
             self.session.close()
         TrainerWidget._instances.discard(self)
+        with self._render_lock:
+            for view in (*self.curve_views, self.raster):
+                view.close()
+        close_descendants(self)
         super().close()
 
     # ------------------------------------------------------------------ display
