@@ -248,3 +248,42 @@ def test_a_rerun_reuses_a_run_saved_with_data_kwargs_its_dataset_ignored(tmp_pat
         again = sweep(base, grid, executor=pool, run_root=root, progress=False, store_path=tmp_path / "s.sqlite")
     assert again.reused == (0,) and again.table["status"].tolist() == ["finished"]
     assert again.table["run_id"].tolist() == first.table["run_id"].tolist()
+
+
+def test_workers_exit_when_the_sweep_process_is_killed(tmp_path):
+    """Store probe: after a SIGKILL of `snnlab sweep` its workers lived on forever (re-parented), training queued
+    runs for nobody."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import textwrap
+    import time
+
+    script = textwrap.dedent("""
+        import os, sys
+        from snnlab.experiments.sweeps import process_pool
+        pool = process_pool(1)
+        print(pool.submit(os.getpid).result(), flush=True)
+        os.kill(os.getpid(), 9)   # as a SIGKILL from outside: no clean-up at all
+    """)
+    proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == -signal.SIGKILL, proc.stderr[-2000:]
+    worker = int(proc.stdout.split()[0])
+
+    def alive(pid):
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return False
+        with open(f"/proc/{pid}/stat") as f:  # a zombie is gone too
+            return f.read().split(")")[-1].split()[0] != "Z"
+
+    deadline = time.monotonic() + 30
+    while alive(worker) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    try:
+        assert not alive(worker)
+    finally:
+        if alive(worker):
+            os.kill(worker, signal.SIGKILL)

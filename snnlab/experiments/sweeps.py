@@ -34,6 +34,8 @@ import multiprocessing
 import os
 import queue
 import signal
+import threading
+import time
 import uuid
 from collections.abc import Iterator
 from concurrent.futures import (BrokenExecutor, CancelledError, Executor, ProcessPoolExecutor,
@@ -151,8 +153,23 @@ def _reset_interrupt() -> None:
 
 
 def _worker_init() -> None:
-    """Initializer of :func:`process_pool` workers: SIGINT winds the worker's run down instead of killing it."""
+    """Initializer of :func:`process_pool` workers: SIGINT winds the worker's run down instead of killing it, and a
+    worker whose sweep process dies (SIGKILL) stops its run and exits rather than train on for nobody."""
     signal.signal(signal.SIGINT, _worker_signal)
+    threading.Thread(target=_exit_with_parent, args=(os.getppid(),), name="snnlab-sweep-parent-watch",
+                     daemon=True).start()
+
+
+def _exit_with_parent(parent: int, poll_s: float = 1.0, grace_s: float = 120.0) -> None:
+    """A sweep worker's watch: once its parent is gone (the worker was re-parented), stop the run at its next step
+    (its checkpoint is saved, so a rerun of the sweep resumes it) and exit, after at most ``grace_s`` seconds."""
+    while os.getppid() == parent:
+        time.sleep(poll_s)
+    _worker_signal(signal.SIGTERM, None)
+    deadline = time.monotonic() + grace_s
+    while _worker_trainer is not None and time.monotonic() < deadline:
+        time.sleep(0.2)
+    os._exit(1)
 
 
 def default_workers(n_runs: int) -> int:
