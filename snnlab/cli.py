@@ -696,7 +696,11 @@ def main(argv: list[str] | None = None) -> int:
         print(f"snnlab {args.command}: error: {type(exc).__name__}: {exc}", file=sys.stderr)
         return 1
     except sqlite3.Error as exc:  # a locked or damaged run store
-        print(f"snnlab {args.command}: error: run store: {type(exc).__name__}: {exc}", file=sys.stderr)
+        from snnlab.experiments.store import sqlite_advice
+
+        where = getattr(args, "store", None) or os.environ.get("SNNLAB_STORE") or "runs/snnlab.sqlite"
+        print(f"snnlab {args.command}: error: run store {where}: {type(exc).__name__}: {exc}{sqlite_advice(exc)}",
+              file=sys.stderr)
         return 1
     except KeyboardInterrupt as exc:
         return _exit_status(exc)

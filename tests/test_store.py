@@ -428,3 +428,30 @@ def test_a_column_added_by_the_user_does_not_break_writes(tmp_path):
     store.log_metrics(run, step=1, metrics={"loss": 0.5})
     assert store.metrics(run)["value"].tolist() == [0.5]
     assert set(store.list_runs()["name"]) == {"before", "after"}
+
+
+def test_a_damaged_store_says_how_to_recover_it(tmp_path):
+    """Store probe: 'database disk image is malformed' came without the file or any advice."""
+    import sqlite3
+
+    from snnlab.cli import main
+
+    path = tmp_path / "runs.sqlite"
+    store = RunStore(path)
+    for i in range(40):
+        store.log_metrics(store.create_run({"i": i}), step=1, metrics={"loss": 0.5})
+    con = sqlite3.connect(path)
+    con.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    con.close()
+    data = bytearray(path.read_bytes())
+    page = 4096
+    data[page:4 * page] = b"\xff" * (3 * page)  # the pages after the header overwritten
+    path.write_bytes(bytes(data))
+    import contextlib
+    import io
+
+    err = io.StringIO()
+    with contextlib.redirect_stderr(err):
+        status = main(["runs", "--store", str(path)])
+    assert status != 0
+    assert str(path) in err.getvalue() and ".recover" in err.getvalue(), err.getvalue()

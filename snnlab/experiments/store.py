@@ -122,6 +122,27 @@ def _names(names: list[str], caller: str) -> list[str]:
     return list(names)
 
 
+def sqlite_advice(exc: BaseException) -> str:
+    """What to do about a SQLite error of a run store, as ``"; ..."`` to append to its message (empty when there is
+    nothing to add).
+
+    Example:
+        >>> import sqlite3
+        >>> sqlite_advice(sqlite3.OperationalError("database or disk is full"))[:38]
+        '; free disk space where the store is ('
+    """
+    text = str(exc).lower()
+    if "disk is full" in text or "disk i/o error" in text:
+        return ("; free disk space where the store is (its -wal and -shm files beside it need room too) and check that "
+                "they can be written, then try again")
+    if "malformed" in text or "not a database" in text:
+        return ("; the file is damaged: keep a copy, recover its runs with `sqlite3 FILE .recover | sqlite3 NEW.sqlite`, "
+                "or give another --store")
+    if "locked" in text:
+        return "; another process holds the store: try again when it is done"
+    return ""
+
+
 @contextmanager
 def gc_paused():
     """Python's cyclic garbage collector paused (then restored as it was) while many objects are built at once (here a
@@ -233,7 +254,7 @@ class RunStore:
             if not self.read_only and not self.path.exists() and not os.access(self.path.parent, os.W_OK):
                 raise StoreReadOnly(f"RunStore: cannot create the run store {self.path}: its folder is read-only "
                                     f"(not writable)") from exc
-            raise StoreError(f"RunStore: {self.path} is not a usable SQLite run store ({exc})") from exc
+            raise StoreError(f"RunStore: {self.path} is not a usable SQLite run store ({exc}){sqlite_advice(exc)}") from exc
 
     def _make_folder(self) -> None:
         """Create the store's folder; mkdir's ``OSError`` comes out as the same type with a message naming the
