@@ -406,6 +406,16 @@ def _statuses(values: list[str] | None) -> list[str]:
     return wanted
 
 
+def _local_minute(t: float) -> str:
+    """A store time (seconds since the epoch) as this machine's local ``YYYY-MM-DD HH:MM``."""
+    import datetime
+
+    try:
+        return datetime.datetime.fromtimestamp(float(t)).strftime("%Y-%m-%d %H:%M")
+    except (TypeError, ValueError, OverflowError, OSError):
+        return ""
+
+
 def _newest(frame, statuses: list[str], limit: int):
     """Rows with one of ``statuses`` (all when empty), newest first (``frame`` is oldest first), at most ``limit``
     (0: all); returns them and how many matched."""
@@ -449,8 +459,6 @@ def _runs_output(args: argparse.Namespace) -> int:
 def _print_runs(args: argparse.Namespace, store, statuses: list[str], limit: int) -> int:
     import shutil
 
-    import pandas as pd
-
     from snnlab.experiments.store import varying_columns
 
     wide = getattr(args, "wide", False)
@@ -461,7 +469,7 @@ def _print_runs(args: argparse.Namespace, store, statuses: list[str], limit: int
         if runs.empty:
             print(f"no runs{' with status ' + ', '.join(statuses) if statuses else ''} in {store.path}")
             return 0
-        runs = runs.assign(created=pd.to_datetime(runs["created"], unit="s").dt.strftime("%Y-%m-%d %H:%M"))
+        runs = runs.assign(created=runs["created"].map(_local_minute))  # this machine's time, as the dashboard
         lines, left_out = _table(runs[["run_id", "name", "status", "created", "message"]],
                                  {"name": name_width, "message": MESSAGE_WIDTH, "created": 16, "run_id": 32},
                                  width, shrink=[("message", 30), ("name", 24), ("message", 12), ("name", 12)], keep=3)

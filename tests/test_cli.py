@@ -655,3 +655,24 @@ def test_sweep_takes_threads_per_run(tmp_path, monkeypatch):
         torch.set_num_threads(before)
     with pytest.raises(ValueError, match="threads must be a positive int"):
         run_sweep(ExperimentConfig(), {"seed": [0]}, threads=0)
+
+
+def test_runs_lists_creation_times_in_local_time(tmp_path, capsys, monkeypatch):
+    """Store probe: `snnlab runs` printed UTC times with no zone, where the dashboard shows local time."""
+    import time
+
+    from snnlab.cli import main
+    from snnlab.experiments import RunStore
+
+    store = RunStore(tmp_path / "s.sqlite")
+    run = store.create_run({"a": 1}, name="tz")
+    created = store.get_run(run)["created"]
+    monkeypatch.setenv("TZ", "Asia/Tokyo")
+    time.tzset()
+    try:
+        assert main(["runs", "--store", str(tmp_path / "s.sqlite")]) == 0
+        out = capsys.readouterr().out
+        assert time.strftime("%Y-%m-%d %H:%M", time.localtime(created)) in out
+    finally:
+        monkeypatch.delenv("TZ")
+        time.tzset()
