@@ -237,7 +237,8 @@ def test_store_problems_are_one_line_errors(tmp_path, capsys, monkeypatch):
 
     monkeypatch.setattr(RunStore, "list_runs", locked)
     assert main(["runs", "--store", str(good)]) == 1
-    assert capsys.readouterr().err.strip() == "snnlab runs: error: run store: OperationalError: database is locked"
+    assert capsys.readouterr().err.strip() == (f"snnlab runs: error: run store {good}: OperationalError: database is "
+                                               "locked; another process holds the store: try again when it is done")
 
 
 @pytest.mark.parametrize("signame,code", [("SIGINT", 130), ("SIGTERM", 143)])
