@@ -26,15 +26,43 @@ def test_a_second_trainer_is_refused_while_the_first_trains(tmp_path):
 
     first.events.subscribe(on_step)
     first.run()
-    assert seen == ["failed"] and first.state == "finished"
+    assert seen == ["idle"] and first.state == "finished"  # refused before anything changed: it can run later
     assert load_checkpoint(tmp_path / "checkpoint.pt")["run_id"] == first.run_id
+
+
+def test_a_trainer_built_into_a_folder_in_training_is_refused_before_it_writes_there(tmp_path):
+    first = Trainer(ExperimentConfig(**TINY), run_dir=tmp_path, progress=False)
+    refused = []
+
+    def on_step(event):
+        if event.kind == "step" and not refused:
+            with pytest.raises(RunFolderBusy):
+                Trainer(ExperimentConfig(**TINY, seed=5), run_dir=tmp_path, progress=False)
+            refused.append(True)
+
+    first.events.subscribe(on_step)
+    first.run()
+    assert refused and ExperimentConfig.from_json((tmp_path / "config.json").read_text()).seed == 0
+
+
+def test_an_older_trainer_of_the_run_does_not_train_over_a_later_save(tmp_path):
+    """Review: a trainer stopped after epoch 1 (kept by a dashboard or a notebook) ran again over the checkpoint a
+    resumed trainer had finished, and the finished result was lost."""
+    old = Trainer(ExperimentConfig(**{**TINY, "epochs": 2}), run_dir=tmp_path, progress=False)
+    old.events.subscribe(lambda e: old.stop() if e.kind == "epoch" else None)
+    old.run()
+    Trainer.resume_from(tmp_path, progress=False).run()
+    assert load_checkpoint(tmp_path / "checkpoint.pt")["finished"]
+    with pytest.raises(FileExistsError, match="a later save of this run's checkpoint"):
+        old.run()
+    assert old.state == "stopped" and load_checkpoint(tmp_path / "checkpoint.pt")["finished"]
 
 
 def test_a_trainer_built_before_another_run_saved_there_is_refused(tmp_path):
     first = Trainer(ExperimentConfig(**TINY), run_dir=tmp_path, progress=False)
     second = Trainer(ExperimentConfig(**TINY, seed=5), run_dir=tmp_path, progress=False)  # (no checkpoint yet)
     first.run()
-    with pytest.raises(FileExistsError, match=f"now holds the checkpoint of run {first.run_id}"):
+    with pytest.raises(FileExistsError, match=f"now holds another run's checkpoint \\(run {first.run_id}"):
         second.run()
     assert load_checkpoint(tmp_path / "checkpoint.pt")["run_id"] == first.run_id
     third = Trainer(ExperimentConfig(**TINY, seed=6), run_dir=tmp_path, progress=False, overwrite=True)

@@ -66,3 +66,17 @@ def test_a_run_that_ends_with_writes_missing_warns_and_the_cli_fails(tmp_path, m
             "--eval-max-batches", "1", "--device", "cpu", "--quiet", "--store", str(tmp_path / "c.sqlite")]
     with pytest.warns(RuntimeWarning):
         assert cli.main(args) == 1
+
+
+def test_a_write_that_can_never_succeed_is_dropped_and_does_not_hold_up_the_others(tmp_path):
+    """Review: a store without a working set_checkpoint (a duck-typed one) kept every later write waiting: the store
+    said "running" forever."""
+    class NoCheckpoints(RunStore):
+        def set_checkpoint(self, *args, **kwargs):
+            raise NotImplementedError("this store keeps no checkpoint paths")
+
+    store = NoCheckpoints(tmp_path / "s.sqlite")
+    tr = Trainer(ExperimentConfig(**TINY), run_dir=tmp_path / "run", store=store, progress=False)
+    tr.run()
+    assert store.get_run(tr.run_id)["status"] == "finished" and tr.store_writes_pending == 0
+    assert len(store.metrics(tr.run_id)) > 30

@@ -65,10 +65,16 @@ class ControlMixin:
             if self._thread is not None and self._thread.is_alive():
                 raise RuntimeError("this trainer is already running in a background thread")
             self._check_can_run()
-            self._thread = threading.Thread(target=self.run, kwargs={"raise_errors": False},
-                                            name=f"snnlab-trainer-{self.run_id}", daemon=True)
-            self._state = "running"  # so that pause(wait=True) right after start() waits for the pause
-            self._thread.start()
+            self._claim_run_folder()  # refused here, in the caller's thread, before any state changes
+            try:
+                self._thread = threading.Thread(target=self.run, kwargs={"raise_errors": False},
+                                                name=f"snnlab-trainer-{self.run_id}", daemon=True)
+                self._state = "running"  # so that pause(wait=True) right after start() waits for the pause
+                self._thread.start()
+            except BaseException:
+                self._state = "idle"
+                self._release_run_folder()
+                raise
         return self
 
     def pause(self, wait: bool = False, timeout: float | None = None) -> bool:

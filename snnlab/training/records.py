@@ -15,6 +15,7 @@ from __future__ import annotations
 import collections
 import inspect
 import logging
+import sqlite3
 import time
 import warnings
 from typing import Any, Protocol, runtime_checkable
@@ -87,6 +88,14 @@ def scalar_metrics(prefix: str, d: dict[str, Any]) -> dict[str, float]:
     return out
 
 
+def _transient(exc: BaseException) -> bool:
+    """Whether a failed store write may succeed later (a locked, busy or full database, an I/O error), as opposed
+    to one that never will (a store without that method, a bug): only the former are kept for a retry."""
+    text = str(exc).lower()
+    return isinstance(exc, (sqlite3.OperationalError, OSError)) and (
+        isinstance(exc, OSError) or any(w in text for w in ("locked", "busy", "full", "disk i/o", "unable to open")))
+
+
 #: seconds between retries of run-store writes that failed (each attempt may wait for a lock)
 STORE_RETRY_S = 10.0
 #: writes kept for a retry at most (beyond, the oldest are dropped and counted)
@@ -118,8 +127,9 @@ class ReportingMixin:
                                          epoch=int(self.epoch if epoch is None else epoch), data=data))
 
     def _store(self, method: str, *args: Any, **kwargs: Any) -> None:
-        """Call ``store.<method>``; a write that fails (a locked or full store) is kept and retried, in order, at
-        later writes (at most every :data:`STORE_RETRY_S`) and at the end of the run: training goes on meanwhile."""
+        """Call ``store.<method>``; a write that fails for a while (a locked, busy or full store) is kept and retried, in
+        order, at later writes (at most every :data:`STORE_RETRY_S`; each try may wait for the store's lock timeout)
+        and at the end of the run; one that cannot succeed (another error) is logged and dropped."""
         if self.store is None:
             return
         if len(self._store_backlog) >= MAX_STORE_BACKLOG:
@@ -131,17 +141,20 @@ class ReportingMixin:
 
     def _flush_store(self) -> None:
         while self._store_backlog:
-            method, args, kwargs = self._store_backlog[0]
+            method, args, kwargs = item = self._store_backlog.popleft()  # (popped first: an interrupt cannot repeat it)
             try:
                 getattr(self.store, method)(*args, **kwargs)
             except Exception as exc:  # noqa: BLE001 - a store problem must not stop training
+                if not _transient(exc):  # a write that can never succeed: logged and dropped, as ever
+                    log.exception("run store %s(...) failed for run %s; training continues", method, self.run_id)
+                    continue
+                self._store_backlog.appendleft(item)
                 if self._store_failed_at is None:
                     log.exception("run store %s(...) failed for run %s; training continues, and the writes are "
                                   "retried", method, self.run_id)
                 self._store_failed_at = time.monotonic()
                 self.store_error = f"{type(exc).__name__}: {exc}"
                 return
-            self._store_backlog.popleft()
         if self._store_failed_at is not None:
             log.warning("run store writes for run %s work again; the ones that had failed are saved", self.run_id)
         self._store_failed_at = None

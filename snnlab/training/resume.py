@@ -22,6 +22,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import uuid
 import time
 import warnings
 from pathlib import Path
@@ -137,7 +138,11 @@ class ResumeMixin:
         path = Path(path) if path is not None else self.checkpoint_path
         if path is None:
             return None
-        save_checkpoint(path, self.checkpoint_state(**flags))
+        state = self.checkpoint_state(**flags)
+        state["save_id"] = uuid.uuid4().hex  # which save this is: a trainer refuses to train over a later one
+        save_checkpoint(path, state)
+        if path == self.checkpoint_path:
+            self._save_id = state["save_id"]
         self._store("set_checkpoint", self.run_id, str(path))  # the store keeps it absolute
         return path
 
@@ -156,6 +161,7 @@ class ResumeMixin:
     def _restore(self, ckpt: dict[str, Any], source) -> None:
         from .model import keep_neuron_constants, load_model_state
 
+        self._save_id = ckpt.get("save_id")  # the save this trainer continues (None: written before save ids)
         self._check_same_batches(ckpt, source)
         self._warn_other_length(ckpt, source)
         try:

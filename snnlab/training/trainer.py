@@ -119,6 +119,8 @@ class Trainer(ControlMixin, ResumeMixin, ReportingMixin):
                  run_id: str | None = None, log_every: int = 1, overwrite: bool = False) -> None:
         ckpt = None
         self._overwrite = bool(overwrite)
+        self._save_id: str | None = None  # the checkpoint save this trainer last made or loaded
+        self._folder_claim = None  # the run folder's lock while a run holds it
         if run_dir is not None and not overwrite:
             refuse_foreign_checkpoint(Path(run_dir), resume)
         if resume is not None:
@@ -207,15 +209,16 @@ class Trainer(ControlMixin, ResumeMixin, ReportingMixin):
 
         if ckpt is not None:
             self._restore_or_explain(ckpt, resume)
+        if self.run_dir is not None:
+            self.run_dir.mkdir(parents=True, exist_ok=True)
+            with run_folder_lock(self.run_dir):  # (refused while another training holds the folder)
+                tmp = self.run_dir / ".config.json.tmp"
+                tmp.write_text(cfg.to_json())
+                os.replace(tmp, self.run_dir / "config.json")
         self.run_id = self._register_run(run_id, ckpt, name)
         self.name = name or self.label
         for cb in callbacks:
             self.events.subscribe(cb)
-        if self.run_dir is not None:
-            self.run_dir.mkdir(parents=True, exist_ok=True)
-            tmp = self.run_dir / ".config.json.tmp"
-            tmp.write_text(cfg.to_json())
-            os.replace(tmp, self.run_dir / "config.json")
         self._store("set_status", self.run_id, "idle", None)
 
     # ------------------------------------------------------------------------------ construction
@@ -378,11 +381,13 @@ class Trainer(ControlMixin, ResumeMixin, ReportingMixin):
         a program with its own handler) a ``KeyboardInterrupt`` rolls the step back in the same way, except inside
         the optimiser step: a handler that calls :meth:`interrupt` (as the CLI's does) waits for its end instead.
         """
-        self._begin_running()
+        self._claim_run_folder()  # one training at a time in a run folder (refused before any state changes)
         try:
+            self._begin_running()
             with self._first_ctrl_c_stops() as asked:
                 result = self._run_guarded(raise_errors)
         finally:
+            self._release_run_folder()  # (after the checkpoint a stop or an interrupt saves)
             self._settle_store()  # the run-store writes that failed: once more, and a warning for what is missing
         if asked:
             if self.state == "stopped":  # stopped at a step boundary: end a loop over runs as Ctrl-C would
@@ -410,26 +415,45 @@ class Trainer(ControlMixin, ResumeMixin, ReportingMixin):
                 raise
             return None
 
-    def _train(self) -> dict[str, Any] | None:
-        with run_folder_lock(self.run_dir):  # one training at a time in a run folder
+    def _claim_run_folder(self) -> None:
+        """Take ``run_dir`` for a run, once (:meth:`start` takes it before its thread starts, :meth:`run` when called
+        directly): its lock (:class:`~snnlab.training.run_folder.RunFolderBusy` while another training holds it),
+        and a check that its checkpoint is the one this trainer last saved or loaded (``FileExistsError`` when
+        another trainer, or an older one of this run, saved there since, unless ``overwrite``). Nothing changes
+        when it refuses."""
+        if self._folder_claim is not None:
+            return
+        claim = run_folder_lock(self.run_dir)
+        claim.__enter__()
+        try:
             self._refuse_checkpoint_saved_since()
-            return self._train_epochs()
+        except BaseException:
+            claim.__exit__(None, None, None)
+            raise
+        self._folder_claim = claim
+
+    def _release_run_folder(self) -> None:
+        claim, self._folder_claim = self._folder_claim, None
+        if claim is not None:
+            claim.__exit__(None, None, None)
 
     def _refuse_checkpoint_saved_since(self) -> None:
-        """``FileExistsError`` when another run saved a checkpoint into ``run_dir`` since this trainer was built (two
-        trainers given one folder, run one after the other), unless ``overwrite``."""
-        if self.checkpoint_path is None or self._overwrite or not self.checkpoint_path.exists():
+        if self.checkpoint_path is None or not self.checkpoint_path.exists():
+            return
+        if self._overwrite and self._save_id is None:  # asked to replace another run's checkpoint
             return
         try:
-            owner = load_checkpoint(self.checkpoint_path, mmap=True).get("run_id")
+            ck = load_checkpoint(self.checkpoint_path, mmap=True)
         except Exception:  # noqa: BLE001 - an unreadable file is replaced, as before
             return
-        if owner is not None and owner != self.run_id:
-            raise FileExistsError(f"run_dir {self.run_dir} now holds the checkpoint of run {owner}, saved there since "
-                                  "this trainer was built; give this run another run_dir, or overwrite=True to "
-                                  "replace it")
+        if ck.get("save_id") != self._save_id:
+            whose = "another run's" if ck.get("run_id") != self.run_id else "a later save of this run's"
+            raise FileExistsError(
+                f"run_dir {self.run_dir} now holds {whose} checkpoint (run {ck.get('run_id')}, step {ck.get('step')}), "
+                "saved there since this trainer last saved or loaded it; training on would replace it: resume from "
+                "it (Trainer.resume_from), give this run another run_dir, or build the trainer with overwrite=True")
 
-    def _train_epochs(self) -> dict[str, Any] | None:
+    def _train(self) -> dict[str, Any] | None:
         cfg = self.cfg
         self._check_schedules_can_run()
         n_params = sum(p.numel() for p in self.model.parameters())
