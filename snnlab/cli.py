@@ -196,12 +196,11 @@ def cmd_train(args: argparse.Namespace) -> int:
     if result["rounded"] is not None:
         _print_result("test results with integer (rounded) delays", result["rounded"])
     if trainer.store_writes_pending:
+        again = (f"; snnlab train --resume --run-dir {args.run_dir} writes its status and final results again (not "
+                 "the missing metric rows)") if args.run_dir else ""
         print(f"error: the run trained, but {trainer.store_writes_pending} writes to the run store {store.path} failed "
               f"({trainer.store_error}): its record of run {trainer.run_id} is incomplete; the checkpoint holds the "
-              f"result (snnlab train --resume --run-dir {args.run_dir} writes its status and results again)"
-              if args.run_dir else
-              f"error: the run trained, but {trainer.store_writes_pending} writes to the run store {store.path} failed "
-              f"({trainer.store_error}): its record of run {trainer.run_id} is incomplete", file=sys.stderr)
+              f"result{again}", file=sys.stderr)
         return 1
     return 0
 

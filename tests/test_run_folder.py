@@ -98,3 +98,17 @@ def test_the_lock_holds_across_processes_and_goes_with_its_process(tmp_path):
         proc.wait()
     with run_folder_lock(tmp_path):  # a killed holder leaves no stale lock
         assert (tmp_path / LOCK_NAME).exists()
+
+
+def test_a_file_system_without_locks_trains_unlocked_with_a_warning(tmp_path, monkeypatch):
+    import errno
+
+    from snnlab.training import run_folder
+
+    def refuse(*args):
+        raise OSError(errno.ENOLCK, "No locks available")
+
+    monkeypatch.setattr(run_folder.fcntl, "flock", refuse)
+    with pytest.warns(RuntimeWarning, match="refuses locks"):
+        with run_folder_lock(tmp_path):
+            pass

@@ -156,8 +156,9 @@ def _worker_init() -> None:
     """Initializer of :func:`process_pool` workers: SIGINT winds the worker's run down instead of killing it, and a
     worker whose sweep process dies (SIGKILL) stops its run and exits rather than train on for nobody."""
     signal.signal(signal.SIGINT, _worker_signal)
-    threading.Thread(target=_exit_with_parent, args=(os.getppid(),), name="snnlab-sweep-parent-watch",
-                     daemon=True).start()
+    parent = multiprocessing.parent_process()  # (its pid, not getppid(): the parent may already be gone)
+    threading.Thread(target=_exit_with_parent, args=(parent.pid if parent is not None else os.getppid(),),
+                     name="snnlab-sweep-parent-watch", daemon=True).start()
 
 
 def _exit_with_parent(parent: int, poll_s: float = 1.0, grace_s: float = 120.0) -> None:

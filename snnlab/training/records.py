@@ -169,7 +169,7 @@ class ReportingMixin:
             warnings.warn(f"Trainer: {self.store_writes_pending} writes to the run store failed and are not in it "
                           f"(last error: {self.store_error}): run {self.run_id}'s status, metrics or results there are "
                           "incomplete; its checkpoint holds the result, and resuming the run writes its status and "
-                          "results again", RuntimeWarning, stacklevel=3)
+                          "final results again (not the missing metric rows)", RuntimeWarning, stacklevel=3)
 
     def _log_eval(self, epoch: int, metrics: dict[str, float]) -> None:
         """Test-set metrics to the store, as ``kind="eval"`` where its ``log_metrics`` takes a kind."""

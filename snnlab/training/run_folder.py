@@ -3,12 +3,15 @@
 Two trainers (processes, or two in one process) given the same ``run_dir`` would overwrite each other's checkpoint
 and ``config.json``: the second is refused while the first trains. The lock is ``fcntl.flock`` on
 ``<run_dir>/.snnlab-lock`` (released by the system when its process dies, so a killed run leaves no stale lock);
-where ``fcntl`` does not exist (Windows) folders are not locked.
+where ``fcntl`` does not exist (Windows) folders are not locked, and a file system that refuses locks gets a
+warning. On NFS, ``flock`` is emulated with per-process locks: two trainers of one process are not told apart there.
+Worker processes forked while the lock is held (DataLoader workers) hold it too until they exit.
 """
 from __future__ import annotations
 
 import contextlib
 import os
+import warnings
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -55,6 +58,11 @@ def run_folder_lock(run_dir: str | os.PathLike | None) -> Iterator[None]:
             holder = f.read().strip() or "unknown"
             raise RunFolderBusy(f"run_dir {run_dir} is in use by another training (process {holder}); wait for it "
                                 "to end or stop it, or give this run another run_dir") from None
+        except OSError as exc:  # a file system without locks (some NFS, CIFS or FUSE mounts): train unlocked
+            warnings.warn(f"run_dir {run_dir}: its file system refuses locks ({exc}), so a second training into it "
+                          "would not be refused", RuntimeWarning, stacklevel=3)
+            yield
+            return
         try:
             f.seek(0)
             f.truncate()

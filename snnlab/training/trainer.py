@@ -660,6 +660,7 @@ class Trainer(ControlMixin, ResumeMixin, ReportingMixin):
         done = self.result or {}
         untrained = self.step == self._start_step  # resumed with nothing left to train
         if self._delays_rounded and untrained and done.get("rounded") is not None:
+            self._write_summary(done["rounded"])  # (again: a store that missed it gets it)
             return self._mark_finished()  # the rounded run's result stands
         if self._delays_rounded and untrained and done.get("final") is not None:
             final = done["final"]  # rounded, but its evaluation was cut short: only that is left
@@ -676,11 +677,15 @@ class Trainer(ControlMixin, ResumeMixin, ReportingMixin):
                 self.result = {"final": final, "rounded": None}  # what a stop in the next evaluation resumes from
                 rounded = self._evaluate_rounded()
         self.result = {"final": final, "rounded": rounded}
-        if self.store is not None and hasattr(self.store, "set_summary"):
-            # the numbers of the model as deployed: with integer delays when the run learned delays
-            self._store("set_summary", self.run_id, dict(rounded if rounded is not None else final))
+        self._write_summary(rounded if rounded is not None else final)
         self.save_checkpoint(finished=True)
         return self._mark_finished()
+
+    def _write_summary(self, result: dict[str, Any]) -> None:
+        """The run's summary in the store: the numbers of the model as deployed (with integer delays when the run
+        learned delays)."""
+        if self.store is not None and hasattr(self.store, "set_summary"):
+            self._store("set_summary", self.run_id, dict(result))
 
     def _evaluate_rounded(self) -> dict[str, Any]:
         """Evaluate the model with its rounded (integer) delays and record it as the "rounded" evaluation."""
