@@ -347,7 +347,10 @@ def test_live_curves_buffer_grows_and_plot_updates():
     live.send(3, {"loss": 0.25})
     assert len(live.buffer.data) == 5  # bounded by buffer_length
     ov = live.plot[()].get(0)  # the lines; .get(1) the markers of test metrics (none here)
-    assert set(ov.keys()) == {"loss", "acc", "nested/x"}
+    from snnlab.viz.curves import TRAINING_METRICS
+
+    assert set(ov.keys()) == {"acc", "nested/x"} | set(TRAINING_METRICS)  # (the trainer's, empty until sent)
+    assert len(ov["accuracy"].dimension_values("value")) == 0
     np.testing.assert_allclose(ov["loss"].dimension_values("value"), [0.5, 0.25])
     render(live.plot)
     live.clear()
@@ -820,8 +823,9 @@ def test_live_curves_without_metrics_drawn_after_data_keep_the_first_metrics():
     live = LiveCurves()
     live.send(1, {"acc": 0.5})
     hv.renderer("bokeh").get_plot(live.plot)
-    with pytest.warns(UserWarning, match=r"\['loss'\] arrived after"):
-        live.send(2, {"loss": 0.3})
+    live.send(2, {"loss": 0.3, "test_accuracy": 0.4})  # the trainer's metrics have their curves from the start
+    with pytest.warns(UserWarning, match=r"\['lr'\] arrived after"):
+        live.send(3, {"lr": 0.3})
 
 
 def test_a_colour_column_spanning_decades_is_drawn_on_a_log_scale():

@@ -328,8 +328,7 @@ class LiveCurves:
     (``step, name, value``) to an ``hv.streams.Buffer`` (``.buffer``; the last ``buffer_length``
     rows are kept); ``.plot`` is an ``hv.DynamicMap`` that redraws on every send: one curve per
     metric, overlaid. A live plot cannot add curves once drawn: without ``metrics`` it keeps those of its first
-    draw (the metrics sent so far, or :data:`TRAINING_METRICS` when it is shown before any send) and warns once for
-    each other metric sent later. With ``metrics`` given and ``panels=True``, or with ``groups``
+    draw (the metrics sent so far, and :data:`TRAINING_METRICS`) and warns once for each other metric sent later. With ``metrics`` given and ``panels=True``, or with ``groups``
     (``{title: [metric, ...]}``, metrics of one scale each, e.g. ``loss`` with ``test_loss``),
     there is one DynamicMap per panel in ``.plots`` (``{title: DynamicMap}``) and ``.plot`` is
     their ``hv.Layout``: metrics of different scales (loss, accuracy, spike counts) each get
@@ -408,12 +407,12 @@ class LiveCurves:
 
         def draw(data: pd.DataFrame) -> hv.NdOverlay | hv.Overlay:
             # every key on every draw: a live overlay cannot gain items after its first draw. Without names, the
-            # first draw's metrics, or (a plot shown before any data) the trainer's (TRAINING_METRICS)
+            # first draw's metrics and the trainer's (TRAINING_METRICS; legend entries only for drawn ones)
             nonlocal fixed
             keys = names
             if keys is None:
                 if fixed is None:
-                    fixed = list(pd.unique(data["name"])) if len(data) else list(TRAINING_METRICS)
+                    fixed = list(dict.fromkeys([*pd.unique(data["name"]), *TRAINING_METRICS]))
                     self._drawn_names = set(fixed)
                 keys = fixed
             by_name = dict(tuple(data.groupby("name", sort=False)))
