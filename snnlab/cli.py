@@ -703,9 +703,9 @@ def main(argv: list[str] | None = None) -> int:
         print(f"snnlab {args.command}: error: {type(exc).__name__}: {exc}", file=sys.stderr)
         return 1
     except sqlite3.Error as exc:  # a locked or damaged run store
-        from snnlab.experiments.store import sqlite_advice
+        from snnlab.experiments.store import default_store_path, sqlite_advice
 
-        where = getattr(args, "store", None) or os.environ.get("SNNLAB_STORE") or "runs/snnlab.sqlite"
+        where = getattr(args, "store", None) or default_store_path()
         print(f"snnlab {args.command}: error: run store {where}: {type(exc).__name__}: {exc}{sqlite_advice(exc)}",
               file=sys.stderr)
         return 1

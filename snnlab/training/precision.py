@@ -6,7 +6,14 @@ import contextlib
 
 import torch
 
+from .config import PRECISIONS
+
 __all__ = ["forward_precision", "check_precision"]
+
+
+def _check_name(precision: str) -> None:
+    if precision not in PRECISIONS:
+        raise ValueError(f"precision must be {' or '.join(repr(p) for p in PRECISIONS)}, got {precision!r}")
 
 
 def check_precision(precision: str, device: torch.device) -> None:
@@ -19,8 +26,7 @@ def check_precision(precision: str, device: torch.device) -> None:
         ...
         ValueError: precision must be 'float32' or 'bfloat16', got 'float16'
     """
-    if precision not in ("float32", "bfloat16"):
-        raise ValueError(f"precision must be 'float32' or 'bfloat16', got {precision!r}")
+    _check_name(precision)
     if precision == "bfloat16" and device.type == "cuda" and torch.cuda.get_device_capability(device) < (8, 0):
         # (torch.cuda.is_bf16_supported() also says yes for older GPUs, which emulate it slowly)
         raise ValueError(f"precision='bfloat16': the GPU {torch.cuda.get_device_name(device)} has no bfloat16 "
@@ -30,7 +36,8 @@ def check_precision(precision: str, device: torch.device) -> None:
 
 def forward_precision(precision: str, device: torch.device) -> contextlib.AbstractContextManager:
     """The context a forward pass (and its loss) runs in: nothing for ``"float32"``, ``torch.autocast`` to
-    bfloat16 on ``device``'s type for ``"bfloat16"``. Run the backward pass outside it.
+    bfloat16 on ``device``'s type for ``"bfloat16"`` (whether the device can: :func:`check_precision`, once). Run
+    the backward pass outside it.
 
     Example:
         >>> lin = torch.nn.Linear(3, 2)
@@ -39,7 +46,7 @@ def forward_precision(precision: str, device: torch.device) -> contextlib.Abstra
         >>> y.dtype, lin.weight.dtype
         (torch.bfloat16, torch.float32)
     """
-    check_precision(precision, device)
+    _check_name(precision)  # (the device was checked once, by check_precision: not at every step)
     if precision == "float32":
         return contextlib.nullcontext()
     return torch.autocast(device.type, dtype=torch.bfloat16)

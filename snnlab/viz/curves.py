@@ -315,10 +315,11 @@ def legend_lists_drawn_series(plot: Any, element: Any) -> None:
                 item.visible = drawn
 
 
-#: the curves a :class:`LiveCurves` without ``metrics`` shows when it is drawn before any data: the trainer's step
-#: metrics with their test and rounded-test values
-TRAINING_METRICS = tuple(f"{prefix}{m}" for m in ("loss", "accuracy", "spikes_per_sample")
-                         for prefix in ("", "test_", "rounded_test_"))
+#: the trainer's per-step metrics
+TRAINER_STEP_METRICS = ("loss", "accuracy", "spikes_per_sample")
+#: the curves a :class:`LiveCurves` without ``metrics`` always has: the trainer's step metrics with their test and
+#: rounded-test values
+TRAINING_METRICS = tuple(f"{prefix}{m}" for m in TRAINER_STEP_METRICS for prefix in ("", "test_", "rounded_test_"))
 
 
 class LiveCurves:

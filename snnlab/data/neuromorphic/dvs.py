@@ -98,7 +98,7 @@ def load_dvs_gesture(
     """
     n_time_bins = _default_bins(n_time_bins, time_window, 50)
     try:
-        base = _split_folder("dvsgesture", root, split, "ibmGestureTrain", "ibmGestureTest")
+        base = _split_folder("dvsgesture", root, split)
     except FileNotFoundError as e:
         _refuse_ibm_original_layout(root, e)
         raise
@@ -144,7 +144,7 @@ def load_pokerdvs(
         torch.Size([10, 2, 35, 35])
     """
     n_time_bins = _default_bins(n_time_bins, time_window, 20)
-    base = _split_folder("pokerdvs", root, split, "pips_train", "pips_test")
+    base = _split_folder("pokerdvs", root, split)
     files, labels = [], []
     for d in sorted(p for p in base.iterdir() if p.is_dir() and p.name[-2:] in POKER_CLASSES):
         for f in sorted(d.glob("*.npy")):

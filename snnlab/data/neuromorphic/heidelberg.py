@@ -10,7 +10,7 @@ import numpy as np
 from ...extras import require
 from ..cache import files_cache_params
 from .frames import AUDIO_DTYPE, EventFrameDataset, _default_bins, check_channel_bin
-from .roots import NEUROMORPHIC_DATASETS, _check_labels, _missing, _resolve
+from .roots import NEUROMORPHIC_DATASETS, _check_labels, _h5_file, _missing, _resolve
 
 
 class _H5Reader:
@@ -75,7 +75,7 @@ def _load_h5(name: str, root, split: str, splits: tuple[str, ...], n_time_bins, 
     check_channel_bin(name, channel_bin, NEUROMORPHIC_DATASETS[name].sensor_size)  # before touching the files
     if split not in splits:
         raise ValueError(f"{name}: unknown split {split!r}; choose one of {list(splits)}")
-    fname = f"{name}_{split}.h5"
+    fname = _h5_file(name, split)
     path = _resolve(name, root, fname)
     if path is None:
         raise _missing(name, Path(root), f"{fname} not found")

@@ -113,7 +113,7 @@ def load_nmnist(
         torch.Size([10, 2, 34, 34])
     """
     n_time_bins = _default_bins(n_time_bins, time_window, 30)
-    base = _split_folder("nmnist", root, split, "Train", "Test")
+    base = _split_folder("nmnist", root, split)
     files, labels = [], []
     for d in sorted(base.iterdir()):
         # strip(): some copies carry stray whitespace/CR in the digit folder names (e.g. "0\r")

@@ -99,9 +99,14 @@ def _resolve(name: str, root: str | os.PathLike, rel: str) -> Path | None:
     return None
 
 
-#: what each loader reads first under a root: the training file or folder (found as the loader finds it)
-_TRAIN_SPLIT = {"shd": "shd_train.h5", "ssc": "ssc_train.h5", "nmnist": "Train", "dvsgesture": "ibmGestureTrain",
-                "pokerdvs": "pips_train"}
+#: the (train, test) folders of the datasets stored as a folder per split (SHD / SSC: a file per split, _h5_file)
+_SPLIT_FOLDERS = {"nmnist": ("Train", "Test"), "dvsgesture": ("ibmGestureTrain", "ibmGestureTest"),
+                  "pokerdvs": ("pips_train", "pips_test")}
+
+
+def _h5_file(name: str, split: str) -> str:
+    """The file of an SHD / SSC split."""
+    return f"{name}_{split}.h5"
 
 
 def find_dataset(name: str, root: str | os.PathLike) -> Path | None:
@@ -112,16 +117,17 @@ def find_dataset(name: str, root: str | os.PathLike) -> Path | None:
         >>> find_dataset("shd", "/nonexistent") is None
         True
     """
-    if name not in _TRAIN_SPLIT:
-        raise ValueError(f"find_dataset: unknown dataset {name!r}; choose one of {sorted(_TRAIN_SPLIT)}")
-    return _resolve(name, root, _TRAIN_SPLIT[name])
+    if name not in NEUROMORPHIC_DATASETS:
+        raise ValueError(f"find_dataset: unknown dataset {name!r}; choose one of {sorted(NEUROMORPHIC_DATASETS)}")
+    return _resolve(name, root, _SPLIT_FOLDERS[name][0] if name in _SPLIT_FOLDERS else _h5_file(name, "train"))
 
 
-def _split_folder(name: str, root: str | os.PathLike, split: str, train: str, test: str) -> Path:
-    """The existing folder of ``split`` (``train`` / ``test`` folder names) under ``root``; clear errors otherwise."""
+def _split_folder(name: str, root: str | os.PathLike, split: str) -> Path:
+    """The existing folder of ``split`` (``"train"`` / ``"test"``, named as :data:`_SPLIT_FOLDERS` says) under
+    ``root``; clear errors otherwise."""
     if split not in ("train", "test"):
         raise ValueError(f"{name}: unknown split {split!r}; choose 'train' or 'test'")
-    folder = train if split == "train" else test
+    folder = _SPLIT_FOLDERS[name][0 if split == "train" else 1]
     base = _resolve(name, root, folder)
     if base is None:
         raise _missing(name, Path(root), f"folder {folder}/ not found")
