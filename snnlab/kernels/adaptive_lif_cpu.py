@@ -32,8 +32,9 @@ import torch
 from .counter_rng import cached_mask_key, seed_key
 from .first_order import refuse_higher_order
 from .func_transforms import refuse_transforms
-from .lif_common import (LIFOptions, SURROGATE_CODES, adaptive_param_grads, check_cap_and_params, check_fused_args,
-                         check_mask_p, constant_value, flat_param, noise_divisor, steps_and_width)
+from .lif_common import (LIFOptions, SURROGATE_CODES, adaptive_gradients, check_cap_and_params, check_fused_args,
+                         check_mask_p, constant_value, flat_param, keep_for_adaptive_backward, noise_divisor,
+                         steps_and_width)
 from .lif_cpu import _DBL, _FLT, _I64, _INT, _P, _U32, _lib, _ptr, _threads, c_spike_cap
 from .surrogate_math import NOISE_SURROGATES
 
@@ -122,11 +123,8 @@ class AdaptiveLIFCpuFunction(torch.autograd.Function):
         _refuse_transforms()
         flat = tuple(flat_param(p, x) for p in (beta, threshold, rho, strength))   # [M] float32
         o, h, theta, spikes, ck, counts = _forward(x, flat, opts, for_backward=True)
-        ctx.save_for_backward(x, spikes, ck, counts, *flat)
-        ctx.opts, ctx.step = opts, x.shape[1:]
-        ctx.param_meta = tuple((p.shape, p.dtype) for p in (beta, threshold, rho, strength))
-        ctx.mark_non_differentiable(h, theta)
-        ctx.set_materialize_grads(False)  # no [T, ...] zeros for an absent output gradient
+        keep_for_adaptive_backward(ctx, (x, spikes, ck, counts, *flat), opts, x, (beta, threshold, rho, strength), h,
+                                   theta)
         return o, h, theta
 
     @staticmethod
@@ -136,7 +134,7 @@ class AdaptiveLIFCpuFunction(torch.autograd.Function):
         x, spikes, ck, counts, *flat = ctx.saved_tensors
         need = tuple(bool(n) for n in ctx.needs_input_grad[1:5])
         grad_x, *grads = _backward(ctx.opts, need, grad_o, x, spikes, ck, counts, tuple(flat))
-        return (grad_x,) + adaptive_param_grads(grads, x.shape[0], ctx.step, ctx.param_meta) + (None,)
+        return adaptive_gradients(ctx, grad_x, grads, x.shape[0])
 
 
 def _check_args(x: torch.Tensor, params: tuple[torch.Tensor, ...], opts: LIFOptions, noise: str | None) -> None:

@@ -42,8 +42,9 @@ from . import lif_triton as _lif_triton
 from .counter_rng import cached_mask_key, seed_key
 from .first_order import refuse_higher_order
 from .func_transforms import refuse_transforms
-from .lif_common import (LIFOptions, SURROGATE_CODES, adaptive_param_grads, check_cap_and_params, check_fused_args,
-                         check_mask_p, expanded_from_one, flat_param, noise_divisor, steps_and_width)
+from .lif_common import (LIFOptions, SURROGATE_CODES, adaptive_gradients, check_cap_and_params, check_fused_args,
+                         check_mask_p, expanded_from_one, flat_param, keep_for_adaptive_backward, noise_divisor,
+                         steps_and_width)
 from .lif_triton import (_MAX_NEURONS, _SUPPORTED_DTYPES, _gpu_sms, _load_step, _noise_cdf, _queue_push,
                          _signed32, _step_spikes, _surrogate, _uniform, launch_config)
 from .triton_import import tl, triton
@@ -316,16 +317,12 @@ class AdaptiveLIFTritonFunction(torch.autograd.Function):
     @staticmethod
     def forward(ctx, x, beta, threshold, rho, strength, opts):
         _refuse_transforms()
-        step = x.shape[1:]
         flat = tuple(flat_param(p, x) for p in (beta, threshold, rho, strength))   # [M] float32
-        o, h, theta, own, a_prev, counts = _forward(x, flat, opts, store_trace=True)
+        o, h32, theta, own, a_prev, counts = _forward(x, flat, opts, store_trace=True)
         spikes = None if _recomputes_spikes(opts.sampling()) else o if own is None else own
-        ctx.save_for_backward(h, spikes, a_prev, counts, *flat)
-        ctx.opts, ctx.step, ctx.x_dtype = opts, step, x.dtype
-        h = h.to(x.dtype)  # (returned in x's dtype; the float32 one is kept for the backward)
-        ctx.param_meta = tuple((p.shape, p.dtype) for p in (beta, threshold, rho, strength))
-        ctx.mark_non_differentiable(h, theta)
-        ctx.set_materialize_grads(False)  # no [T, ...] zeros for an absent output gradient
+        h = h32.to(x.dtype)  # (returned in x's dtype; the float32 one is kept for the backward)
+        keep_for_adaptive_backward(ctx, (h32, spikes, a_prev, counts, *flat), opts, x, (beta, threshold, rho, strength),
+                                   h, theta)
         return o, h, theta
 
     @staticmethod
@@ -335,7 +332,7 @@ class AdaptiveLIFTritonFunction(torch.autograd.Function):
         h, spikes, a_prev, counts, *flat = ctx.saved_tensors
         need = tuple(bool(n) for n in ctx.needs_input_grad[1:5])
         grad_x, *grads = _backward(ctx.opts, need, grad_o, h, spikes, a_prev, counts, tuple(flat))
-        return (grad_x.to(ctx.x_dtype),) + adaptive_param_grads(grads, h.shape[0], ctx.step, ctx.param_meta) + (None,)
+        return adaptive_gradients(ctx, grad_x, grads, h.shape[0])
 
 
 def _check_args(x: torch.Tensor, params: tuple[torch.Tensor, ...], opts: LIFOptions, noise: str | None) -> None:

@@ -9,7 +9,7 @@ from __future__ import annotations
 import math
 import numbers
 from collections.abc import Sequence
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import torch
 
@@ -154,6 +154,26 @@ def adaptive_param_grads(grads: Sequence[torch.Tensor | None], steps: int, step_
         grads[2] = None
     return tuple(None if g is None else reduce_to(g.view(step_shape), shape).to(dtype)
                  for g, (shape, dtype) in zip(grads, params))
+
+
+def keep_for_adaptive_backward(ctx: Any, saved: Sequence[torch.Tensor | None], opts: Any, x: torch.Tensor,
+                               params: Sequence[torch.Tensor], h: torch.Tensor, theta: torch.Tensor) -> None:
+    """What a fused adaptive-LIF Function (C or Triton) keeps for its backward: its ``saved`` tensors, ``opts``, the
+    step shape and input dtype of ``x``, the ``(shape, dtype)`` of ``params`` (for :func:`adaptive_gradients`); the
+    returned membrane ``h`` and threshold ``theta`` are not differentiable, and an absent output gradient stays None
+    (no ``[T, ...]`` zeros)."""
+    ctx.save_for_backward(*saved)
+    ctx.opts, ctx.step, ctx.x_dtype = opts, x.shape[1:], x.dtype
+    ctx.param_meta = tuple((p.shape, p.dtype) for p in params)
+    ctx.mark_non_differentiable(h, theta)
+    ctx.set_materialize_grads(False)
+
+
+def adaptive_gradients(ctx: Any, grad_x: torch.Tensor, grads: Sequence[torch.Tensor | None],
+                       steps: int) -> tuple[torch.Tensor | None, ...]:
+    """A fused adaptive-LIF Function's backward result: ``grad_x`` in the input's dtype, the parameter gradients
+    reduced to their shapes (:func:`adaptive_param_grads`), None for the options."""
+    return (grad_x.to(ctx.x_dtype),) + adaptive_param_grads(grads, steps, ctx.step, ctx.param_meta) + (None,)
 
 
 class LIFOptions(NamedTuple):
