@@ -126,7 +126,7 @@ def test_round_trip_keeps_the_layers():
     nonzero = original.weight != 0
     assert torch.equal(layer.weight, original.weight) and torch.equal(layer.delays[nonzero], original.delays[nonzero])
     back = from_nir(to_nir(_per_neuron(), dt=DT))
-    assert back[1].n_neurons == 10 and not back[1].learn_tau  # learned values exported as fixed ones
+    assert back[1].n_neurons == 10 and back[1].learn_tau and back[1].learn_threshold  # learnability noted, restored
     assert torch.equal(back[1].threshold, torch.linspace(0.2, 0.9, 10))
     net = _cuba_per_neuron()
     back = from_nir(to_nir(net, dt=DT))  # one CubaLIF node back as LI -> LIF, per-neuron values kept exactly
@@ -393,7 +393,8 @@ def test_import_of_a_foreign_lif_with_an_input_gain_matches_the_euler_simulation
 
 
 @pytest.mark.parametrize("layer, message", [
-    (sl.LIF(), r"layer '1' \(LIF\) has reset='subtract'; NIR's LIF sets v = v_reset"),
+    (sl.LIF(), r"layer '1' \(LIF\) has reset='subtract', which NIR cannot represent: its neuron nodes \(LIF, IF, "
+               r"CubaLIF\) set v = v_reset .* A layer with reset='zero' exports exactly"),
     (sl.LIF(reset="zero", max_spikes=1), r"max_spikes=1; NIR has no spike budget"),
     (sl.LIF(reset="zero", noise="gaussian", noisy_eval=True), r"noise='gaussian' with noisy_eval=True"),
     (sl.LIF(reset="zero", mask_p=0.2, mask_at_inference=True), r"mask_p=0.2 with mask_at_inference=True"),
@@ -459,11 +460,12 @@ def test_import_refuses_what_snnlab_cannot_express():
 
     affine = nir.Affine(weight=np.ones((2, 2)), bias=np.zeros(2))
     cases = [
-        (nir.NIRGraph.from_list(affine, lif(v_leak=np.ones(2))), r"node 'lif' \(LIF\) has v_leak != 0"),
-        (nir.NIRGraph.from_list(affine, lif(v_reset=np.full(2, -1.0))), r"has v_reset != 0"),
+        (nir.NIRGraph.from_list(affine, lif(v_leak=np.ones(2))),
+         r"node 'lif' \(LIF\) has v_leak != v_reset \(v_leak 1, v_reset 0\); snnlab's membrane starts at rest"),
+        (nir.NIRGraph.from_list(affine, lif(v_reset=np.full(2, -1.0))), r"has v_leak != v_reset"),
         (nir.NIRGraph.from_list(affine, lif(tau=np.full(2, 1e-4))), r"has tau < dt"),
-        (nir.NIRGraph.from_list(affine, nir.LI(tau=np.full(2, 0.01), r=np.ones(2), v_leak=np.zeros(2))),
-         r"node 'li' \(LI\) has an input gain"),
+        (nir.NIRGraph.from_list(affine, lif(), nir.LI(tau=np.full(2, 0.01), r=np.ones(2), v_leak=np.zeros(2))),
+         r"node 'li' \(LI\) has an input gain r \* dt / tau = 0.1 != 1 \(r != tau / dt\) and no Linear / Affine"),
         (nir.NIRGraph.from_list(affine, nir.CubaLI(tau_syn=np.ones(2), tau_mem=np.ones(2), r=np.ones(2),
                                                    v_leak=np.zeros(2))),
          r"node 'cubali' \(CubaLI\) has no snnlab layer \(imported: .*CubaLIF"),
@@ -501,8 +503,8 @@ def _cuba_refusals(affine) -> list[tuple["nir.NIRGraph", str]]:
     chain = lambda node: nir.NIRGraph.from_list(affine, node)  # noqa: E731
     loop_message = r"node '{}' \(CubaLIF\) is in a recurrent loop: the recurrent spikes would pass through its synaptic"
     return [
-        (chain(cuba(v_leak=np.full(2, 0.1))), r"node 'cubalif' \(CubaLIF\) has v_leak != 0"),
-        (chain(cuba(v_reset=np.full(2, -1.0))), r"node 'cubalif' \(CubaLIF\) has v_reset != 0"),
+        (chain(cuba(v_leak=np.full(2, 0.1))), r"node 'cubalif' \(CubaLIF\) has v_leak != v_reset"),
+        (chain(cuba(v_reset=np.full(2, -1.0))), r"node 'cubalif' \(CubaLIF\) has v_leak != v_reset"),
         (chain(cuba(tau_syn=np.full(2, 5e-4))), r"has tau_syn < dt = 0.001 s \(min tau_syn 0.0005\)"),
         (chain(cuba(tau_mem=np.full(2, 5e-4))), r"has tau_mem < dt = 0.001 s"),
         (chain(cuba(w_in=-1.0)), r"has an input gain w_in \* dt / tau_syn \* r \* dt / tau_mem that is not positive"),

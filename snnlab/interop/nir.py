@@ -32,8 +32,9 @@ network's inference function whatever mode it is in):
 
 - ``nn.Linear`` -> ``Affine`` (with bias) or ``Linear``, on a one-dimensional feature shape.
 - :class:`~snnlab.LIF` -> ``LIF`` (``IF`` without leak), parameters broadcast to the layer's neuron shape (per-neuron
-  and learned ``tau_mem`` / ``threshold`` export their current values). Refused with a ``ValueError``: ``reset=
-  "subtract"`` (NIR's LIF sets ``v = v_reset``; it cannot subtract the threshold), ``max_spikes``, noise with
+  and learned ``tau_mem`` / ``threshold`` export their current values, their learnability noted in metadata).
+  Refused with a ``ValueError``: ``reset="subtract"`` (no NIR neuron node subtracts the threshold: LIF, IF and
+  CubaLIF set ``v = v_reset``; a zero reset in its place would change the spikes), ``max_spikes``, noise with
   ``noisy_eval=True`` and ``mask_p`` with ``mask_at_inference=True`` (random or budgeted spiking has no NIR node),
   and :class:`~snnlab.ALIF` (an adaptive threshold has no NIR node).
   Training-only options are exported as the deterministic neuron: ``surrogate``, ``detach_reset``, noise and
@@ -82,19 +83,38 @@ So ``to_nir`` writes ``tau_syn = tau_syn_steps * dt``, ``w_in = tau_syn_steps``,
 reference simulation of NIR's paper code and Norse's CuBa LIF step, which adds ``x`` to ``I`` unscaled) is the
 same neuron one step later: its spikes are snnlab's shifted by one step.
 
-Graphs that :func:`to_nir` wrote come back with the same layers and state-dict shapes: its node metadata notes a
-layer's ``n_neurons`` (``snnlab_n_neurons``, for per-neuron values that happen to be equal) and a convolution without
-bias (``snnlab_bias``); the imported neurons' time constants and thresholds are fixed (not learnable) values.
+Graphs that :func:`to_nir` wrote come back with the same layers, state-dict shapes and values: its node metadata notes
+a layer's ``n_neurons`` (``snnlab_n_neurons``, for per-neuron values that happen to be equal), a convolution without
+bias (``snnlab_bias``), whether ``tau_mem`` / the threshold are learnable (``snnlab_learn_tau``,
+``snnlab_learn_threshold``; ``snnlab_syn_...`` for the synaptic LI of a ``CubaLIF``) and the layer's own ``tau_mem``
+(``snnlab_tau_mem`` when learned) or ``beta`` (``snnlab_beta``) in float64, because ``tau`` in seconds may give it
+back only to a few ulps. :func:`from_nir` uses those exact values when it reads the graph at the ``dt`` it was
+written at (and they agree with the node's ``tau`` to 1e-6 in ``beta``), so float64 parameters round-trip
+bit-equal; its ``learnable`` option chooses the learnable parameters (``None``: as noted, so fixed for graphs from
+other tools; ``True`` / ``False``: all / none).
+
 :func:`from_nir` takes chains of those nodes back (``Affine``, ``Linear``, ``LIF``, ``IF``, ``LI``, ``I``,
 ``CubaLIF``, ``Conv1d``, ``Conv2d``, ``AvgPool2d``, ``Flatten``, ``Delay`` before a dense node, the recurrent
-sub-graph above, and the same ``LIF <-> Linear`` cycle written in the top-level graph). A LIF / IF whose input gain
-``g = r*dt/tau`` (``r*dt`` for IF) is not 1 is imported with ``threshold = v_threshold / g`` (with ``v_leak =
-v_reset = 0`` the membrane is then ``v / g`` at every step: the same spikes). A ``CubaLIF`` is imported as
-``LI(beta = 1 - dt/tau_syn) -> LIF(beta = 1 - dt/tau_mem)`` with ``threshold = v_threshold / (g_syn * g_mem)``,
-``g_syn = w_in*dt/tau_syn``, ``g_mem = r*dt/tau_mem`` (the LI's output only feeds the LIF, so its gain folds into
-the threshold too). ``v_leak != 0``, ``v_reset != 0``, ``tau < dt`` (``tau_syn`` / ``tau_mem`` too), gains that
-are not positive and finite, an ``LI`` with a gain other than 1, a ``CubaLIF`` in a recurrent loop, fan-in /
-fan-out and other nodes (``CubaLI``, ``Threshold``, ``Scale``...) are refused.
+sub-graph above, and the same ``LIF <-> Linear`` cycle written in the top-level graph), accepting every
+parameterisation snnlab's neurons represent exactly (in forward Euler at ``dt``, with ``g`` the input gain
+``r*dt/tau``, ``r*dt`` for IF / I):
+
+- LIF / IF with ``g != 1``: ``threshold = v_threshold / g`` (the membrane is then ``v / g`` at every step: the same
+  spikes). With ``v_leak = v_reset = c`` (any ``c``, for example -65 mV), ``v - c`` follows ``(v - c)[t] = beta *
+  (v - c)[t-1] + g * I[t]`` and resets to 0: imported with ``threshold = (v_threshold - c) / g``, the membrane
+  starting at rest (``v = c``, as Norse starts it; a simulator starting at ``v = 0`` differs while it settles).
+- LI / I with ``g != 1`` (Norse writes ``r = 1``, so ``g = dt/tau``): its output is ``g`` times that of snnlab's
+  LI, so ``g`` is folded into the ``Linear`` / ``Affine`` right before it (``W' = g W``, ``b' = g b``, per neuron;
+  one ``g`` for the whole layer also into a convolution): the same output up to rounding.
+- ``CubaLIF``: ``LI(beta = 1 - dt/tau_syn) -> LIF(beta = 1 - dt/tau_mem)`` with ``threshold = (v_threshold - c) /
+  (g_syn * g_mem)``, ``g_syn = w_in*dt/tau_syn``, ``g_mem = r*dt/tau_mem`` (the LI's output only feeds the LIF, so
+  its gain folds into the threshold too).
+
+Refused, each with the value and the reason: ``v_leak != v_reset`` (snnlab's membrane resets to where it rests),
+``v_reset != 0`` for IF (no resting potential: it starts at 0), ``v_leak != 0`` for LI (an output offset),
+``tau < dt`` (``tau_syn`` / ``tau_mem`` too: ``beta < 0``), LIF gains that are not positive and finite and
+thresholds at or below ``v_reset``, an LI with a gain and no dense layer before it, a ``CubaLIF`` in a recurrent
+loop, fan-in / fan-out and other nodes (``CubaLI``, ``Threshold``, ``Scale``...).
 
 Example:
     >>> import torch, snnlab as sl
@@ -116,10 +136,13 @@ Example:
     ('CubaLIF', 0.004, 4.0)
     >>> [type(m).__name__ for m in from_nir(g)]
     ['Linear', 'LI', 'LIF']
+    >>> learned = sl.Sequential(torch.nn.Linear(3, 4), sl.LIF(tau_mem=5.0, reset="zero", learn_tau=True))
+    >>> back = from_nir(to_nir(learned, dt=1e-3))     # learnability noted in the node's metadata, restored
+    >>> back[1].learn_tau, back[1].learn_threshold, from_nir(to_nir(learned, dt=1e-3), learnable=False)[1].learn_tau
+    (True, False, False)
 """
 from __future__ import annotations
 
-import math
 import numbers
 from typing import TYPE_CHECKING, Any
 
@@ -131,34 +154,16 @@ from snnlab.core.adaptive import ALIF
 from snnlab.core.delays import DelayedLinear
 from snnlab.core.dropout import TimeDropout
 from snnlab.core.masking import SpikeMask
-from snnlab.core.network import Sequential
 from snnlab.core.neurons import LI, LIF
 from snnlab.core.normalization import TimeBatchNorm
 from snnlab.core.recurrent import RecurrentLIF
 from snnlab.core.time_distributed import TimeDistributed
-from snnlab.extras import require
+from snnlab.interop.nir_import import _check_dt, _nir, from_nir
 
 if TYPE_CHECKING:  # pragma: no cover
     import nir
 
 __all__ = ["to_nir", "from_nir"]
-
-_GAIN_RTOL = 1e-9  # an input gain r*dt/tau this close to 1 is 1 (the float64 round trip of tau and r)
-
-
-def _nir() -> Any:
-    """The ``nir`` package, or an ImportError naming the extra to install."""
-    return require("nir", extra="interop", feature="snnlab.interop.nir")
-
-
-def _check_dt(dt: Any, who: str) -> float:
-    if isinstance(dt, torch.Tensor) and dt.numel() == 1 and not dt.dtype.is_complex:
-        dt = dt.item()  # (a one-value tensor, as NumPy scalars below)
-    ok = isinstance(dt, numbers.Real) and not isinstance(dt, bool) and math.isfinite(dt) and dt > 0
-    if not ok:
-        raise ValueError(f"{who}: dt must be a positive number of seconds (the length of one time step), got {dt!r}")
-    return float(dt)
-
 
 def _np(t: torch.Tensor) -> np.ndarray:
     return t.detach().cpu().numpy().copy()
@@ -195,8 +200,10 @@ def _check_lif(name: str, m: LIF) -> None:
         raise _refuse(name, m, "has an adaptive threshold (it rises with each spike); NIR's neuron nodes have a fixed "
                                "threshold, so an ALIF has no NIR equivalent")
     if m.reset != "zero":
-        raise _refuse(name, m, f"has reset={m.reset!r}; NIR's LIF sets v = v_reset after a spike and cannot subtract "
-                               "the threshold: only reset='zero' can be exported (train with it)")
+        raise _refuse(name, m, f"has reset={m.reset!r}, which NIR cannot represent: its neuron nodes (LIF, IF, "
+                               "CubaLIF) set v = v_reset after a spike and none subtracts the threshold, so a zero "
+                               "reset in its place would change the spikes. A layer with reset='zero' exports exactly: "
+                               "train with it (LIF(reset='zero'), ExperimentConfig(reset='zero'))")
     if m.max_spikes is not None:
         raise _refuse(name, m, f"has max_spikes={m.max_spikes}; NIR has no spike budget per neuron")
     if m.noise is not None and m.noisy_eval:
@@ -248,21 +255,30 @@ def _lif_node(nir: Any, name: str, m: LIF, shape: tuple[int, ...], dt: float) ->
         node = nir.IF(r=np.full(shape, 1.0 / dt), v_threshold=thr, v_reset=zeros)
     else:
         node = nir.LIF(tau=steps * dt, r=steps, v_leak=zeros, v_threshold=thr, v_reset=zeros)
-    return _with_neuron_count(node, m)
+    return _with_meta(node, m)
 
 
-def _with_neuron_count(node: Any, m: LIF | LI) -> Any:
-    """``node`` noting the layer's ``n_neurons`` (metadata ``snnlab_n_neurons``), so that :func:`from_nir` gives back
-    per-neuron parameters also where their values are all equal (a fresh layer)."""
+def _with_meta(node: Any, m: LIF | LI, prefix: str = "") -> Any:
+    """``node`` noting in its metadata what NIR's fields do not hold: the layer's ``n_neurons`` (``snnlab_n_neurons``,
+    so that per-neuron parameters come back per neuron also where their values are all equal), ``learn_tau`` /
+    ``learn_threshold`` (``snnlab_learn_tau``...) and its own time constant (``snnlab_tau_mem`` of a learned tau,
+    ``snnlab_beta`` of a fixed one, float64), which ``tau`` in seconds gives back only to a few ulps. ``prefix``
+    ``"syn_"``: the synaptic LI of a ``CubaLIF``."""
+    meta = {f"snnlab_{prefix}learn_tau": bool(m.learn_tau)}
     if m.n_neurons is not None:
-        node.metadata = {**(node.metadata or {}), "snnlab_n_neurons": int(m.n_neurons)}
+        meta[f"snnlab_{prefix}n_neurons"] = int(m.n_neurons)
+    value = (m.tau_mem if m.learn_tau else m.beta_const).detach().cpu().double().numpy().copy()
+    meta[f"snnlab_{prefix}{'tau_mem' if m.learn_tau else 'beta'}"] = value if value.ndim else float(value)
+    if isinstance(m, LIF):
+        meta["snnlab_learn_threshold"] = bool(m.learn_threshold)
+    node.metadata = {**(node.metadata or {}), **meta}
     return node
 
 
 def _li_node(nir: Any, name: str, m: LI, shape: tuple[int, ...], dt: float) -> Any:
     steps, no_leak = _leak(name, m, shape, dt)
     node = nir.I(r=np.full(shape, 1.0 / dt)) if no_leak else nir.LI(tau=steps * dt, r=steps, v_leak=np.zeros(shape))
-    return _with_neuron_count(node, m)
+    return _with_meta(node, m)
 
 
 def _cuba_node(nir: Any, pair: list[tuple[str, nn.Module]], shape: tuple[int, ...], dt: float) -> Any | None:
@@ -280,8 +296,9 @@ def _cuba_node(nir: Any, pair: list[tuple[str, nn.Module]], shape: tuple[int, ..
         return None
     thr = np.broadcast_to(_np(lif.threshold), shape).copy()
     zeros = np.zeros(shape)
-    return nir.CubaLIF(tau_syn=syn * dt, tau_mem=mem * dt, r=mem, v_leak=zeros, v_threshold=thr, v_reset=zeros,
+    node = nir.CubaLIF(tau_syn=syn * dt, tau_mem=mem * dt, r=mem, v_leak=zeros, v_threshold=thr, v_reset=zeros,
                        w_in=syn)
+    return _with_meta(_with_meta(node, lif), li, prefix="syn_")
 
 
 def _recurrent_node(nir: Any, name: str, m: RecurrentLIF, shape: tuple[int, ...], dt: float) -> Any:
@@ -493,385 +510,3 @@ def _input_shape(input_shape: Any) -> tuple[int, ...]:
         raise ValueError(f"to_nir: input_shape must be the feature shape of one step (positive ints, without time "
                          f"and batch, e.g. (2, 34, 34)), got {input_shape!r}")
     return out
-
-
-# ----------------------------------------------------------------------------------------------------- import
-
-
-def _fail(key: str, node: Any, why: str) -> ValueError:
-    return ValueError(f"from_nir: node {key!r} ({type(node).__name__}) {why}")
-
-
-def _tensor(a: Any) -> torch.Tensor:
-    """``a`` as a float64 tensor (:func:`from_nir` casts the finished network to its ``dtype``)."""
-    return torch.from_numpy(np.array(a, dtype=np.float64))
-
-
-def _per_neuron(key: str, node: Any, values: dict[str, np.ndarray]) -> tuple[dict[str, np.ndarray], int | None]:
-    """The parameters reduced to one value per layer (``n_neurons=None``) or per last-dimension neuron."""
-    arrays = {k: np.asarray(v, dtype=np.float64) for k, v in values.items()}
-    if all(np.all(a == a.flat[0]) for a in arrays.values() if a.size):
-        return {k: a.flat[0:1].reshape(()) if a.size else a for k, a in arrays.items()}, None
-    shape = next(iter(arrays.values())).shape
-    if not shape:
-        return arrays, None
-    last = {k: a.reshape(-1, shape[-1]) for k, a in arrays.items()}
-    if not all(np.all(a == a[:1]) for a in last.values()):
-        raise _fail(key, node, f"has parameters varying over its neuron shape {shape} in more than the last "
-                               "dimension; snnlab's per-neuron parameters are one per last-dimension neuron")
-    return {k: a[0] for k, a in last.items()}, int(shape[-1])
-
-
-def _metadata(node: Any) -> dict:
-    meta = getattr(node, "metadata", None)
-    return meta if isinstance(meta, dict) else {}
-
-
-def _neuron_count(node: Any, n: int | None) -> int | None:
-    """``n`` (the per-neuron count the values show), else the ``n_neurons`` :func:`to_nir` noted when it matches the
-    node's last dimension (a per-neuron layer whose values are all equal)."""
-    noted = _metadata(node).get("snnlab_n_neurons")
-    shape = np.shape(getattr(node, "v_threshold", None) if getattr(node, "v_threshold", None) is not None
-                     else getattr(node, "r", None))
-    if n is None and isinstance(noted, numbers.Integral) and shape and int(shape[-1]) == int(noted):
-        return int(noted)
-    return n
-
-
-def _zero(key: str, node: Any, field: str) -> None:
-    value = getattr(node, field, None)
-    if value is not None and np.any(np.asarray(value) != 0):
-        raise _fail(key, node, f"has {field} != 0; snnlab neurons rest and reset at 0")
-
-
-def _set_neurons(layer: LIF | LI, beta: np.ndarray, thr: np.ndarray | None = None) -> LIF | LI:
-    layer.beta_const = _tensor(np.broadcast_to(beta, layer.beta_const.shape))
-    if thr is not None:
-        layer.threshold = _tensor(np.broadcast_to(thr, layer.threshold.shape))
-    return layer
-
-
-def _euler(key: str, node: Any, field: str, scale: Any, dt: float) -> tuple[np.ndarray, np.ndarray]:
-    """``(1 - dt / tau, scale * dt / tau)`` of ``tau * dv/dt = -v + scale * input`` (``tau = node.<field>``) at step
-    ``dt``: the decay and the input gain of one forward-Euler step; ``tau < dt`` is refused."""
-    tau = np.asarray(getattr(node, field), dtype=np.float64)
-    if np.any(tau < dt):
-        raise _fail(key, node, f"has {field} < dt = {dt:g} s (min {field} {tau.min():g}); forward Euler needs "
-                               f"{field} >= dt")
-    return 1.0 - dt / tau, np.asarray(scale, dtype=np.float64) * dt / tau
-
-
-def _decay_and_gain(key: str, node: Any, dt: float, leak_free: bool) -> tuple[np.ndarray, np.ndarray]:
-    """``(beta, input gain)`` of a neuron node stepped with forward Euler at ``dt``: ``(1, r * dt)`` for a node
-    without leak (``IF`` / ``I``), else ``(1 - dt / tau, r * dt / tau)`` (``v_leak`` must be 0, ``tau >= dt``)."""
-    r = np.asarray(node.r, dtype=np.float64)
-    if leak_free:
-        return np.ones_like(r), r * dt
-    _zero(key, node, "v_leak")
-    return _euler(key, node, "tau", r, dt)
-
-
-def _threshold(key: str, node: Any, gain: np.ndarray) -> np.ndarray:
-    """``v_threshold / gain``: the threshold on the membrane divided by the input gain (a gain within
-    ``_GAIN_RTOL`` of 1 is 1, leaving the threshold as written)."""
-    if np.any(gain <= 0) or not np.all(np.isfinite(gain)):
-        what = "w_in * dt / tau_syn * r * dt / tau_mem" if isinstance(node, _nir().CubaLIF) else "r * dt / tau"
-        raise _fail(key, node, f"has an input gain {what} that is not positive and finite")
-    thr = np.asarray(node.v_threshold, dtype=np.float64)
-    gain = np.where(np.abs(gain - 1.0) <= _GAIN_RTOL, 1.0, gain)
-    return np.where(gain == 1.0, thr, thr / gain)
-
-
-def _lif_params(key: str, node: Any, dt: float) -> tuple[np.ndarray, np.ndarray]:
-    """``(beta, threshold)`` of an NIR ``LIF`` / ``IF`` node at step ``dt``."""
-    _zero(key, node, "v_reset")
-    beta, gain = _decay_and_gain(key, node, dt, leak_free=isinstance(node, _nir().IF))
-    return beta, _threshold(key, node, gain)
-
-
-def _lif_layer(key: str, node: Any, dt: float) -> LIF:
-    beta, thr = _lif_params(key, node, dt)
-    params, n = _per_neuron(key, node, {"beta": beta, "thr": thr})
-    if np.any(params["thr"] <= 0):
-        raise _fail(key, node, "has a threshold <= 0; snnlab thresholds are positive")
-    layer = LIF(beta=0.5, threshold=1.0, reset="zero", n_neurons=_neuron_count(node, n))
-    return _set_neurons(layer, params["beta"], params["thr"])
-
-
-def _li_layer(key: str, node: Any, dt: float) -> LI:
-    beta, gain = _decay_and_gain(key, node, dt, leak_free=isinstance(node, _nir().I))
-    if np.any(np.abs(gain - 1.0) > _GAIN_RTOL):
-        raise _fail(key, node, "has an input gain r * dt / tau != 1 (r != tau / dt), which would scale snnlab's LI "
-                               "output; scale the weights before it instead")
-    params, n = _per_neuron(key, node, {"beta": beta})
-    return _set_neurons(LI(beta=0.5, n_neurons=_neuron_count(node, n)), params["beta"])
-
-
-def _cuba_layers(key: str, node: Any, dt: float) -> list[nn.Module]:
-    """An NIR ``CubaLIF`` as ``LI(synaptic current) -> LIF``: the current stepped first, the membrane integrating the
-    new current (see :mod:`snnlab.interop.nir`); both input gains go into the LIF's threshold."""
-    _zero(key, node, "v_leak")
-    _zero(key, node, "v_reset")
-    beta_syn, gain_syn = _euler(key, node, "tau_syn", node.w_in, dt)
-    beta_mem, gain_mem = _euler(key, node, "tau_mem", node.r, dt)
-    thr = _threshold(key, node, gain_syn * gain_mem)
-    syn, n_syn = _per_neuron(key, node, {"beta": beta_syn})
-    mem, n_mem = _per_neuron(key, node, {"beta": beta_mem, "thr": thr})
-    if np.any(mem["thr"] <= 0):
-        raise _fail(key, node, "has a threshold <= 0; snnlab thresholds are positive")
-    li = _set_neurons(LI(beta=0.5, n_neurons=n_syn), syn["beta"])
-    lif = _set_neurons(LIF(beta=0.5, threshold=1.0, reset="zero", n_neurons=n_mem), mem["beta"], mem["thr"])
-    return [li, lif]
-
-
-def _refuse_cuba_loop(key: str, node: Any) -> None:
-    if isinstance(node, _nir().CubaLIF):
-        raise _fail(key, node, "is in a recurrent loop: the recurrent spikes would pass through its synaptic current "
-                               "(as snnTorch's RSynaptic), but snnlab's RecurrentLIF adds them to the membrane; "
-                               "snnlab imports a loop LIF <-> Linear only")
-
-
-def _dense_layer(node: Any) -> nn.Linear:
-    w = np.asarray(node.weight)
-    has_bias = hasattr(node, "bias")
-    layer = nn.Linear(w.shape[1], w.shape[0], bias=has_bias)
-    with torch.no_grad():
-        layer.weight = nn.Parameter(_tensor(w))
-        if has_bias:
-            layer.bias = nn.Parameter(_tensor(node.bias))
-    return layer
-
-
-def _ints(v: Any) -> Any:
-    if isinstance(v, str | bytes):
-        return v.decode() if isinstance(v, bytes) else v
-    a = np.asarray(v).astype(int)
-    return int(a) if a.ndim == 0 else tuple(int(x) for x in a)
-
-
-def _conv_layer(key: str, node: Any) -> TimeDistributed:
-    w = np.asarray(node.weight)
-    cls = nn.Conv1d if w.ndim == 3 else nn.Conv2d
-    conv = cls(w.shape[1] * int(node.groups), w.shape[0], w.shape[2:], stride=_ints(node.stride),
-               padding=_ints(node.padding), dilation=_ints(node.dilation), groups=int(node.groups))
-    conv.weight = nn.Parameter(_tensor(w))
-    if not bool(_metadata(node).get("snnlab_bias", True)) and not np.any(np.asarray(node.bias)):
-        conv.bias = None  # a convolution without bias that to_nir wrote
-    else:
-        conv.bias = nn.Parameter(_tensor(node.bias))
-    return TimeDistributed(conv)
-
-
-def _flatten_layer(node: Any) -> nn.Flatten:
-    n = len(node.input_type["input"]) if node.input_type.get("input") is not None else None
-    start, end = int(node.start_dim), int(node.end_dim)
-    if n is not None:
-        start, end = start % n, end % n
-    return nn.Flatten(start + 2 if start >= 0 else start, end + 2 if end >= 0 else end)
-
-
-def _pool_layer(key: str, node: Any) -> TimeDistributed:
-    if np.any(np.asarray(node.padding) != 0):
-        raise _fail(key, node, "has padding; snnlab imports AvgPool2d without padding only")
-    return TimeDistributed(nn.AvgPool2d(_ints(node.kernel_size), stride=_ints(node.stride)))
-
-
-def _delay_layer(keys: list[str], fanout: Any, delay: Any, dense: Any, dt: float) -> DelayedLinear:
-    """``[Linear fanout ->] Delay -> Linear / Affine`` as one rounded DelayedLinear (``fanout`` None: identity)."""
-    steps = np.asarray(delay.delay, dtype=np.float64) / dt
-    d = np.round(steps)
-    if np.any(np.abs(steps - d) > 1e-6 * np.maximum(1.0, d)) or np.any(d < 0):
-        raise _fail(keys[1], delay, f"has delays that are not whole non-negative multiples of dt = {dt:g} s")
-    d = d.astype(np.int64).reshape(-1)
-    w_wide = np.asarray(dense.weight)
-    if fanout is None:
-        src, n_in = np.arange(d.size), d.size
-    else:
-        r = np.asarray(fanout.weight)
-        if not (np.isin(r, (0, 1)).all() and (r.sum(axis=1) == 1).all()):
-            raise _fail(keys[0], fanout, "before a Delay is not a copy of its inputs (one 1 per row); snnlab folds "
-                                         "only Linear(copy) -> Delay -> Linear into a DelayedLinear")
-        src, n_in = r.argmax(axis=1), r.shape[1]
-    out = w_wide.shape[0]
-    weight, delays = np.zeros((out, n_in), dtype=w_wide.dtype), np.zeros((out, n_in), dtype=np.int64)
-    for i in range(n_in):
-        cols = np.flatnonzero(src == i)
-        nonzero = w_wide[:, cols] != 0
-        if (nonzero.sum(axis=1) > 1).any():
-            raise _fail(keys[-1], dense, f"connects input {i} to an output through several delays; a DelayedLinear "
-                                         "has one delay per synapse")
-        pick = cols[nonzero.argmax(axis=1)]
-        weight[:, i] = w_wide[np.arange(out), pick]
-        delays[:, i] = np.where(nonzero.any(axis=1), d[pick], 0)
-    max_delay = max(int(delays.max()) + 1, int(dense.metadata.get("snnlab_max_delay", 0)) if dense.metadata else 0)
-    layer = DelayedLinear(n_in, out, max_delay, learn_delays=False, bias=hasattr(dense, "bias"), init_delay="zero")
-    with torch.no_grad():
-        layer.weight = nn.Parameter(_tensor(weight))
-        layer.positions = _tensor(delays).to(layer.weight.dtype)
-        if hasattr(dense, "bias"):
-            layer.bias = nn.Parameter(_tensor(dense.bias))
-    return layer
-
-
-def _recurrent_layer(key: str, lif: Any, w_rec: Any, dt: float) -> RecurrentLIF:
-    _refuse_cuba_loop(key, lif)
-    if not isinstance(lif, _nir().LIF | _nir().IF):
-        raise _fail(key, lif, "is in a recurrent loop; snnlab imports a loop LIF <-> Linear only")
-    if hasattr(w_rec, "bias") and np.any(np.asarray(w_rec.bias) != 0):
-        raise _fail(key, w_rec, "is a recurrent Affine with a bias; RecurrentLIF's recurrent weight has none")
-    w = np.asarray(w_rec.weight)
-    n = w.shape[0]
-    if w.shape != (n, n) or np.asarray(lif.v_threshold).shape != (n,):
-        raise _fail(key, w_rec, f"has the shape {w.shape}; a recurrent weight is [n, n] for n LIF neurons")
-    beta, thr = _lif_params(key, lif, dt)
-    if np.any(thr <= 0):
-        raise _fail(key, lif, "has a threshold <= 0; snnlab thresholds are positive")
-    layer = RecurrentLIF(n, beta=0.5, reset="zero", recurrent_init="zeros")
-    _set_neurons(layer, beta, thr)
-    layer.recurrent.weight = nn.Parameter(_tensor(w))
-    return layer
-
-
-def _subgraph_layer(key: str, graph: Any, dt: float) -> RecurrentLIF:
-    nir = _nir()
-    inner = {k: v for k, v in graph.nodes.items() if not isinstance(v, nir.Input | nir.Output)}
-    if len(inner) == 2:
-        for k, v in inner.items():
-            _refuse_cuba_loop(f"{key}.{k}", v)
-    lifs = [k for k, v in inner.items() if isinstance(v, nir.LIF | nir.IF)]
-    dense = [k for k, v in inner.items() if isinstance(v, nir.Linear | nir.Affine)]
-    if len(inner) != 2 or len(lifs) != 1 or len(dense) != 1:
-        raise _fail(key, graph, "is a sub-graph other than the recurrent LIF <-> Linear loop snnlab imports")
-    lif, w = lifs[0], dense[0]
-    edges = {tuple(e) for e in graph.edges}
-    ins = [a for a, b in edges if b == lif and a != w]
-    if not {(lif, w), (w, lif)} <= edges or [b for a, b in edges if a == w] != [lif] or len(ins) != 1:
-        raise _fail(key, graph, "is not the loop Input -> LIF -> Output with LIF -> Linear -> LIF")
-    return _recurrent_layer(key, inner[lif], inner[w], dt)
-
-
-def _chain(graph: Any) -> list[str | tuple[str, str]]:
-    """The node keys from the Input to the Output; a flat ``LIF <-> Linear`` loop is ``(lif, linear)``."""
-    nir = _nir()
-    succ: dict[str, list[str]] = {k: [] for k in graph.nodes}
-    pred: dict[str, list[str]] = {k: [] for k in graph.nodes}
-    for a, b in graph.edges:
-        succ[a].append(b)
-        pred[b].append(a)
-    inputs = [k for k, v in graph.nodes.items() if isinstance(v, nir.Input)]
-    if len(inputs) != 1:
-        raise ValueError(f"from_nir: the graph must have one Input node, got {inputs}")
-    order: list[str | tuple[str, str]] = []
-    key, seen = inputs[0], set()
-    while True:
-        seen.add(key)
-        nxt = succ[key]
-        loops = _loops(succ, pred, key)
-        if loops:
-            order.append((key, loops[0]))
-            seen.add(loops[0])
-            nxt = [k for k in nxt if k != loops[0]]
-        else:
-            order.append(key)
-        if isinstance(graph.nodes[key], nir.Output) and not nxt:
-            return order
-        if len(nxt) != 1:
-            raise _fail(key, graph.nodes[key], f"has {len(nxt)} successors {nxt}; from_nir imports chains only")
-        key = nxt[0]
-        if key in seen or len([p for p in pred[key] if p not in _loops(succ, pred, key)]) != 1:
-            raise _fail(key, graph.nodes[key], f"has the predecessors {pred[key]}; from_nir imports chains only")
-
-
-def _loops(succ: dict[str, list[str]], pred: dict[str, list[str]], key: str) -> list[str]:
-    """The nodes in a two-node loop with ``key`` (``key -> w -> key``, ``w`` connected to nothing else)."""
-    return [w for w in succ[key] if succ[w] == [key] and pred[w] == [key]]
-
-
-def _graph_dt(graph: Any, dt: float | None) -> float:
-    if dt is None:
-        meta = graph.metadata if isinstance(getattr(graph, "metadata", None), dict) else {}
-        if "dt" not in meta:
-            raise ValueError("from_nir: the graph has no metadata['dt']; give dt= (the step length in seconds)")
-        dt = float(np.asarray(meta["dt"]))
-    return _check_dt(dt, "from_nir")
-
-
-def from_nir(graph: "nir.NIRGraph", *, dt: float | None = None, dtype: torch.dtype | None = None) -> Sequential:
-    """The :class:`~snnlab.Sequential` of a chain-shaped NIR graph (see :mod:`snnlab.interop.nir`).
-
-    ``dt``: the step length in seconds at which to discretise the graph (forward Euler); default
-    ``graph.metadata["dt"]``, which :func:`to_nir` writes. ``dtype``: of the parameters (default: torch's default
-    dtype, float32 unless changed), each rounded once from the graph's values.
-
-    Example:
-        >>> import numpy as np, nir
-        >>> g = nir.NIRGraph.from_list(nir.Linear(weight=np.ones((2, 3))),
-        ...                            nir.LIF(tau=np.full(2, 0.01), r=np.full(2, 10.0), v_leak=np.zeros(2),
-        ...                                    v_threshold=np.ones(2)))
-        >>> from_nir(g, dt=0.001)
-        Sequential(
-          (0): Linear(in_features=3, out_features=2, bias=False)
-          (1): LIF(tau_mem=10, threshold=1, reset='zero', surrogate=atan(2))
-        )
-    """
-    nir = _nir()
-    dt = _graph_dt(graph, dt)
-    if not isinstance(graph, nir.NIRGraph):
-        raise TypeError(f"from_nir: expected a nir.NIRGraph, got {type(graph).__name__}")
-    items = _chain(graph)
-    layers: list[nn.Module] = []
-    i = 0
-    while i < len(items):
-        item = items[i]
-        if isinstance(item, tuple):
-            layers.append(_recurrent_layer(item[0], graph.nodes[item[0]], graph.nodes[item[1]], dt))
-            i += 1
-            continue
-        node = graph.nodes[item]
-        ahead = [graph.nodes[k] if isinstance(k, str) else None for k in items[i + 1:i + 3]]
-        if isinstance(node, nir.Linear) and ahead[:1] and isinstance(ahead[0], nir.Delay):
-            if len(ahead) < 2 or not isinstance(ahead[1], nir.Linear | nir.Affine):
-                raise _fail(items[i + 1], ahead[0], "is not followed by a Linear / Affine node")
-            layers.append(_delay_layer(items[i:i + 3], node, ahead[0], ahead[1], dt))
-            i += 3
-            continue
-        if isinstance(node, nir.Delay):
-            if not ahead or not isinstance(ahead[0], nir.Linear | nir.Affine):
-                raise _fail(item, node, "is not followed by a Linear / Affine node (snnlab delays synapses)")
-            layers.append(_delay_layer([item, item, items[i + 1]], None, node, ahead[0], dt))
-            i += 2
-            continue
-        if isinstance(node, nir.CubaLIF):
-            layers += _cuba_layers(item, node, dt)
-            i += 1
-            continue
-        layer = _layer(item, node, dt)
-        if layer is not None:
-            layers.append(layer)
-        i += 1
-    return Sequential(*layers).to(dtype or torch.get_default_dtype())
-
-
-def _layer(key: str, node: Any, dt: float) -> nn.Module | None:
-    """The snnlab layer of one NIR node (None for Input / Output)."""
-    nir = _nir()
-    if isinstance(node, nir.Input | nir.Output):
-        return None
-    if isinstance(node, nir.Affine | nir.Linear):
-        if np.asarray(node.weight).ndim != 2:
-            raise _fail(key, node, f"has a weight of shape {np.asarray(node.weight).shape}; snnlab imports 2-D ones")
-        return _dense_layer(node)
-    if isinstance(node, nir.LIF | nir.IF):
-        return _lif_layer(key, node, dt)
-    if isinstance(node, nir.LI | nir.I):
-        return _li_layer(key, node, dt)
-    if isinstance(node, nir.Conv1d | nir.Conv2d):
-        return _conv_layer(key, node)
-    if isinstance(node, nir.Flatten):
-        return _flatten_layer(node)
-    if isinstance(node, nir.AvgPool2d):
-        return _pool_layer(key, node)
-    if isinstance(node, nir.NIRGraph):
-        return _subgraph_layer(key, node, dt)
-    raise _fail(key, node, "has no snnlab layer (imported: Affine, Linear, LIF, IF, LI, I, CubaLIF, Conv1d, Conv2d, "
-                           "AvgPool2d, Flatten, Delay before a dense node, the recurrent LIF sub-graph)")
