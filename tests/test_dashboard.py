@@ -250,7 +250,9 @@ def test_membrane_plot_draws_each_layers_own_threshold(tmp_path):
     for layer in app.live.layer.options:
         app.live.layer.value = layer
         app.live.render_snapshot(force=True)
-        thresholds[layer] = [e.data for e in app.live.shown(app.live.membrane_pane) if isinstance(e, hv.HLine)]
+        shown = app.live.shown(app.live.membrane_pane)  # a threshold: a flat curve labelled "threshold"
+        thresholds[layer] = sorted({float(v) for e in shown if isinstance(e, hv.Curve) and e.label == "threshold"
+                                    for v in e.dimension_values("v")})
     learnt = float(model[1].threshold.detach())
     assert learnt != pytest.approx(1.0, abs=1e-3)  # it did learn: the configured 1.0 would be wrong
     readout = [name for name, m in model.named_modules() if type(m).__name__ == "LI"]

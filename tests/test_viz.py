@@ -128,10 +128,11 @@ def test_membrane_traces_data():
     v = torch.linspace(0, 2, 10)[:, None].repeat(1, 4) + torch.arange(4) * 0.1
     s = (v >= 1.0).float()
     plot = membrane_traces(v, s, neurons=[0, 2], threshold=1.0)
-    curves, hline, marks = plot
+    curves, line, marks = plot
     assert list(curves.keys()) == [0, 2]
     np.testing.assert_allclose(curves[2].dimension_values("v"), v[:, 2].numpy(), rtol=1e-6)
-    assert hline.data == 1.0
+    assert line.label == "threshold" and line.dimension_values("v").tolist() == [1.0, 1.0]
+    assert line.dimension_values("time").tolist() == [0.0, 9.0]  # over the recorded steps
     t, j = np.nonzero(s[:, [0, 2]].numpy())
     assert len(marks) == len(t)
     np.testing.assert_allclose(marks.dimension_values("v"), v.numpy()[t, np.array([0, 2])[j]], rtol=1e-6)
@@ -142,7 +143,7 @@ def test_membrane_traces_data():
 
 def test_monitor_traces_uses_layer_threshold(recorded):
     plot = monitor_traces(recorded, "1", neurons=[0, 1, 2])
-    assert plot.HLine.I.data == pytest.approx(0.8)
+    assert plot.Curve.Threshold.dimension_values("v") == pytest.approx([0.8, 0.8])
     assert len(plot.NdOverlay.I) == 3
     render(plot)
 
@@ -155,10 +156,11 @@ def test_a_moving_threshold_is_drawn_per_neuron_from_the_monitor():
     busiest = int(mon.spikes["1"][:, 1].sum(0).argmax())
     shown = sorted({0, busiest})
     plot = monitor_traces(mon, "1", sample=1, neurons=shown)
-    curves, thresholds, _ = plot
-    assert list(thresholds.keys()) == shown and not plot.traverse(lambda e: e, [hv.HLine])
+    curves, *thresholds, _ = plot
+    assert [int(c.dimension_values("threshold of")[0]) for c in thresholds] == shown
+    assert {c.label for c in thresholds} == {"threshold"} and not plot.traverse(lambda e: e, [hv.HLine])
     want = mon.thresholds["1"][:, 1, busiest].numpy()
-    np.testing.assert_allclose(thresholds[busiest].dimension_values("v"), want, rtol=1e-6)
+    np.testing.assert_allclose(thresholds[shown.index(busiest)].dimension_values("v"), want, rtol=1e-6)
     assert want.max() > 1.0  # it moved
     with pytest.raises(ValueError, match="moving threshold must have the membrane's shape"):
         membrane_traces(mon.membrane["1"], threshold=mon.thresholds["1"][:10])

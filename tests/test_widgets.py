@@ -597,7 +597,8 @@ def test_raster_explorer_draws_an_adaptive_threshold_for_the_chosen_sample():
     ex.sample.value = 2
     busiest = int(ex.spikes["1"][:, 2].sum(0).argmax())
     ex.neuron.value = busiest
-    thresholds = ex.trace_plot.object.get(1)  # traces, moving threshold, spikes
+    threshold = ex.trace_plot.object.get(1)  # traces, the moving threshold of the one neuron shown, spikes
     want = ex.thresholds["1"][:, 2, busiest].numpy()
-    assert isinstance(thresholds, hv.NdOverlay) and want.max() > 1.0
-    np.testing.assert_allclose(thresholds[busiest].dimension_values("v"), want, rtol=1e-6)
+    assert threshold.label == "threshold" and set(threshold.dimension_values("threshold of")) == {busiest}
+    assert want.max() > 1.0
+    np.testing.assert_allclose(threshold.dimension_values("v"), want, rtol=1e-6)

@@ -274,7 +274,8 @@ class RunsPanel:
             return
         color = None if self.color_select.value in (None, "(none)") else self.color_select.value
         try:
-            plot = tradeoff_scatter(df.dropna(subset=[x, y]), x, y, color=color)
+            both = df.dropna(subset=[x, y])  # (none: the whole table, which the plot says has no run with both)
+            plot = tradeoff_scatter(both if len(both) else df, x, y, color=color)
             self.tradeoff_pane.object = plot.opts(width=820, height=380, title=f"{y} vs {x}", backend="bokeh")
         except Exception as e:  # noqa: BLE001
             self.tradeoff_pane.object = _empty(f"cannot draw the trade-off: {e}")

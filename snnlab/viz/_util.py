@@ -64,3 +64,49 @@ def grid_image(z: np.ndarray, x0: float, x1: float, y0: float, y1: float, elemen
 
     cls = element or (hv.RGB if z.ndim == 3 else hv.Image)
     return cls(np.ascontiguousarray(z[::-1]), bounds=(x0, y0, x1, y1), **params)
+
+
+#: What a plot without data says, unless its function says more (e.g. which columns it waits for).
+NO_DATA = "no data yet"
+
+
+def no_data(message: str = NO_DATA, x: Any = "x", y: Any = "y", title: str | None = None, **opts: Any):
+    """A plot without data that still draws (HoloViews skips an empty overlay or layout: a blank placeholder, or
+    ``SkipRendering`` raised): the axes ``x`` and ``y`` (names or ``hv.Dimension``) without tick labels,
+    ``message`` in the middle, and ``title`` (default: ``message``). ``opts``: more Bokeh options of the overlay
+    (size, ...).
+
+    Example:
+        >>> import holoviews as hv
+        >>> plot = no_data("no runs yet", "spikes_per_sample", "accuracy")
+        >>> hv.render(plot, backend="bokeh").title.text
+        'no runs yet'
+    """
+    import holoviews as hv
+
+    from . import theme
+
+    ensure_bokeh()
+    text = hv.Text(0.5, 0.5, message, kdims=[x, y]).opts(text_color=theme.NO_DATA_COLOR,
+                                                         text_font_size=theme.NO_DATA_FONT, backend="bokeh")
+    return hv.Overlay([text]).opts(title=message if title is None else title, xlim=(0.0, 1.0), ylim=(0.0, 1.0),
+                                   xformatter=" ", yformatter=" ", show_legend=False, backend="bokeh", **opts)
+
+
+def has_data(*columns: Any) -> bool:
+    """Whether some row has a finite number in every one of ``columns`` (equal-length arrays / Series; what is not a
+    number counts as missing).
+
+    Example:
+        >>> has_data([1.0, float("nan")], [float("nan"), 2.0]), has_data([1.0, 3.0], [float("nan"), 2.0])
+        (False, True)
+    """
+    if not columns:
+        return False
+    ok = np.ones(len(columns[0]), dtype=bool)
+    for c in columns:
+        import pandas as pd
+
+        values = pd.to_numeric(pd.Series(np.asarray(c, dtype=object)), errors="coerce").to_numpy(dtype=float)
+        ok &= np.isfinite(values)
+    return bool(ok.any())

@@ -13,7 +13,7 @@ import param
 from holoviews.core.util import dimension_sanitizer
 
 from . import theme
-from ._util import ensure_bokeh
+from ._util import NO_DATA, ensure_bokeh, no_data
 
 __all__ = ["learning_curves", "series_curves", "LiveCurves", "live_learning_curves", "flatten_metrics", "series_overlay",
            "style_overlay", "is_evaluation_metric", "downsample_minmax", "MAX_CURVE_POINTS", "name_series_once",
@@ -141,8 +141,11 @@ def is_evaluation_metric(name: str) -> bool:
 def _curve_panel(series: Mapping[Any, tuple[Any, Any]], x: str, metric: str, groups: list[str],
                  max_points: int | None = MAX_CURVE_POINTS) -> hv.NdOverlay | hv.Overlay:
     """One metric's panel: ``series`` (``{key: (x, y)}``, keys of the ``groups``, or the metric's name where there
-    are none) overlaid, thinned to ``max_points``."""
+    are none) overlaid, thinned to ``max_points``; a panel titled ``metric`` that says "no data yet" where no series
+    has a point."""
     xdim, ydim = hv.Dimension(x), hv.Dimension("value", label=metric)
+    if not any(len(xy[0]) for xy in series.values()):
+        return no_data(NO_DATA, xdim, ydim, title=metric, width=theme.WIDTH // 2 + 100)
     return style_overlay(series_overlay(series, xdim, ydim, kdims=groups or ["metric"], max_points=max_points),
                          width=theme.WIDTH // 2 + 100, title=metric,
                          **theme.legend_below(len(series) if groups else 0))
@@ -218,6 +221,10 @@ def learning_curves(df: pd.DataFrame, x: str = "step", names: Sequence[str] | No
     A curve of more than ``max_points`` points is thinned to its first and last points and the minimum and
     maximum of each of ``max_points // 2`` buckets (:func:`downsample_minmax`; ``None``: every point).
 
+    A table without rows (a run that logged nothing yet) draws: a metric of ``names`` without rows gets a panel
+    titled with its name that says "no data yet", and with no metric at all the layout holds one panel
+    titled "no metrics yet" (:func:`snnlab.viz._util.no_data`), never an empty layout (which HoloViews skips).
+
     Example:
         >>> import pandas as pd
         >>> from snnlab.viz import learning_curves
@@ -248,7 +255,12 @@ def learning_curves(df: pd.DataFrame, x: str = "step", names: Sequence[str] | No
     order = list(by_name) if names is None else list(names)  # (sort=False: in order of appearance)
     panels = [_curve_panel(_table_series(by_name.get(n, df.iloc[:0]), x, n, groups), x, n, groups, max_points)
               for n in order]
-    return hv.Layout(panels).cols(cols)
+    return hv.Layout(panels or [_no_metrics(x)]).cols(cols)
+
+
+def _no_metrics(x: str) -> hv.Overlay:
+    """The one panel of a layout of learning curves without any metric."""
+    return no_data(NO_DATA, x, "value", title="no metrics yet", width=theme.WIDTH // 2 + 100)
 
 
 def series_curves(series: Mapping[tuple[str, str, str], tuple[Any, Any]], names: Sequence[str] | None = None,
@@ -258,7 +270,8 @@ def series_curves(series: Mapping[tuple[str, str, str], tuple[Any, Any]], names:
     :meth:`snnlab.experiments.store.RunStore.metric_series`), each in ``x`` order: the same panels as
     ``learning_curves(table, names=names, labels=labels, max_points=max_points)`` of the tidy table of those rows,
     built without one (a table of every row of 20 long runs took longer than drawing them). Curves are keyed by
-    those of run and kind that take more than one value; NaN values are dropped.
+    those of run and kind that take more than one value; NaN values are dropped. No series (or none with a value)
+    draws as in :func:`learning_curves`: panels that say "no data yet".
 
     Example:
         >>> from snnlab.viz.curves import series_curves
@@ -289,7 +302,7 @@ def series_curves(series: Mapping[tuple[str, str, str], tuple[Any, Any]], names:
     order = list(by_name) if names is None else list(names)
     panels = [_curve_panel({k: _merged(parts) for k, parts in sorted(by_name.get(n, {}).items())}, x, n, groups,
                            max_points) for n in order]
-    return hv.Layout(panels).cols(cols)
+    return hv.Layout(panels or [_no_metrics(x)]).cols(cols)
 
 
 def _merged(parts: list[tuple[np.ndarray, np.ndarray]]) -> tuple[np.ndarray, np.ndarray]:
@@ -322,6 +335,14 @@ TRAINER_STEP_METRICS = ("loss", "accuracy", "spikes_per_sample")
 TRAINING_METRICS = tuple(f"{prefix}{m}" for m in TRAINER_STEP_METRICS for prefix in ("", "test_", "rounded_test_"))
 
 
+def _live_title(title: str, series: Mapping[Any, tuple[Any, Any]]) -> str:
+    """The title of a live panel: ``title``, with "(no data yet)" while none of its ``series`` has a point (a live
+    plot keeps its structure, so it says so in its title, not with a text element)."""
+    if any(len(xy[0]) for xy in series.values()):
+        return title
+    return f"{title} ({NO_DATA})" if title else NO_DATA
+
+
 class LiveCurves:
     """Learning curves that grow while a model trains.
 
@@ -345,6 +366,8 @@ class LiveCurves:
     kernel a plot shown with ``jupyter_bokeh`` must not be redrawn while it applies a message from
     the browser (another thread): the trainer widget (a higher layer) holds one lock for both.
     A drawing error raised by a send loses no row (the rows are in the buffer; the next send draws them).
+    Empty (before the first row, after :meth:`clear`, or while none of a panel's metrics has a row) a plot draws
+    its axes and says "no data yet" in its title.
 
     Example:
         >>> from snnlab.viz import LiveCurves
@@ -368,6 +391,8 @@ class LiveCurves:
                  max_points: int | None = MAX_CURVE_POINTS) -> None:
         ensure_bokeh()
         self.max_points = max_points
+        if metrics is not None and not len(metrics):  # (an overlay without curves would not draw)
+            raise ValueError("LiveCurves: metrics is empty; give the metrics to draw, or None for every metric sent")
         if groups is not None:
             groups = {str(title): list(names) for title, names in groups.items()}
             if not groups or not all(groups.values()):
@@ -425,7 +450,7 @@ class LiveCurves:
                                   max_points=self.max_points)
             look = (theme.legend_below(len(series), height=height) if legend_below
                     else dict(legend_position="right", height=height))
-            plot = style_overlay(plot, framewise=True, width=width, title=title, **look)
+            plot = style_overlay(plot, framewise=True, width=width, title=_live_title(title, series), **look)
             pad = dict(padding=(self.X_PADDING, 0.1))
             whole = "NdOverlay" if isinstance(plot, hv.NdOverlay) else "Overlay"
             # canvas, not WebGL: of several live WebGL plots on one page the browser drew the lines of only one

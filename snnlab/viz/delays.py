@@ -23,7 +23,7 @@ import numpy as np
 import pandas as pd
 
 from . import theme
-from ._util import ensure_bokeh, grid_image, to_numpy
+from ._util import ensure_bokeh, grid_image, has_data, no_data, to_numpy
 
 __all__ = ["HISTORY_COLUMNS", "delay_histogram", "delay_matrix", "gaussian_kernels", "delay_snapshot",
            "delay_evolution"]
@@ -232,6 +232,10 @@ def delay_evolution(history: pd.DataFrame, x: str = "step", synapses: Sequence[s
     per synapse after the layers' colours, one dash pattern per layer).
     Right panel: sigma per layer. Returns ``hv.Layout`` of two overlays.
 
+    The history grows while a model trains, so an empty one draws: with no rows (or no finite position / sigma)
+    a panel keeps its title and says ``no delay snapshots yet`` (``no finite delay positions`` / ``no finite sigma``
+    where every value is NaN, e.g. a diverged run) in its middle (:func:`snnlab.viz._util.no_data`).
+
     Example:
         >>> import pandas as pd, snnlab as sl
         >>> from snnlab.viz import delay_snapshot, delay_evolution
@@ -269,8 +273,14 @@ def delay_evolution(history: pd.DataFrame, x: str = "step", synapses: Sequence[s
         sig = g.groupby(x)["sigma"].first().reset_index().sort_values(x)
         sig_items.append(hv.Curve((sig[x], sig["sigma"]), kdims=[xdim], vdims=["sigma"], label=str(layer))
                          .opts(color=color, line_width=2, backend="bokeh"))
-    left = hv.Overlay(pos_items).opts(width=theme.WIDTH, height=theme.HEIGHT, legend_position="right",
-                                      title="delay positions", backend="bokeh")
-    right = hv.Overlay(sig_items).opts(width=theme.WIDTH // 2, height=theme.HEIGHT, title="sigma",
-                                       backend="bokeh")
+    left_size = dict(width=theme.WIDTH, height=theme.HEIGHT, title="delay positions")
+    right_size = dict(width=theme.WIDTH // 2, height=theme.HEIGHT, title="sigma")
+    if not len(history):
+        return hv.Layout([no_data("no delay snapshots yet", xdim, pdim, **left_size),
+                          no_data("no delay snapshots yet", xdim, "sigma", **right_size)])
+    left = (hv.Overlay(pos_items).opts(legend_position="right", backend="bokeh", **left_size)
+            if has_data(history[x], history["position"]) else no_data("no finite delay positions", xdim, pdim,
+                                                                      **left_size))
+    right = (hv.Overlay(sig_items).opts(backend="bokeh", **right_size) if has_data(history[x], history["sigma"])
+             else no_data("no finite sigma", xdim, "sigma", **right_size))
     return hv.Layout([left, right])

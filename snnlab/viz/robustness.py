@@ -7,7 +7,7 @@ import holoviews as hv
 import pandas as pd
 
 from . import theme
-from ._util import ensure_bokeh
+from ._util import ensure_bokeh, has_data, no_data
 
 __all__ = ["robustness_plot"]
 
@@ -25,6 +25,10 @@ def robustness_plot(df: pd.DataFrame, x: str = "level", y: str = "accuracy", by:
     panel per perturbation (their levels have different units); ``split=False`` one ``hv.NdOverlay``
     with a curve per (run, perturbation). Curves are ``hv.Curve`` with kdim ``level``.
 
+    A one-shot plot of measured curves: a table without rows is a mistake (nothing was measured) and raises
+    ``ValueError``. Rows with NaN ``x`` or ``y`` are left out; a panel (or, unsplit, the plot) left with none
+    draws empty with the message ``no finite <y> values`` (:func:`snnlab.viz._util.no_data`).
+
     Example:
         >>> import pandas as pd
         >>> from snnlab.viz import robustness_plot
@@ -37,6 +41,9 @@ def robustness_plot(df: pd.DataFrame, x: str = "level", y: str = "accuracy", by:
     missing = [c for c in (x, y) if c not in df.columns]
     if missing:
         raise ValueError(f"robustness_plot: the table lacks columns {missing} (have {list(df.columns)})")
+    if not len(df):
+        raise ValueError("robustness_plot: the table has no rows; measure curves first, e.g. with "
+                         "snnlab.metrics.robustness_curve(model, loader, 'jitter', [0, 1, 2])")
     ensure_bokeh()
     if "perturbation" not in df.columns:
         df = df.assign(perturbation="perturbation")
@@ -47,9 +54,14 @@ def robustness_plot(df: pd.DataFrame, x: str = "level", y: str = "accuracy", by:
     else:
         groups = [by] if isinstance(by, str) else list(by)
 
-    def panel(part: pd.DataFrame, keys: list[str], title: str, xlabel: str) -> hv.NdOverlay:
+    size = dict(width=theme.WIDTH // 2 + 100)
+
+    def panel(part: pd.DataFrame, keys: list[str], title: str, xlabel: str) -> hv.NdOverlay | hv.Overlay:
         xdim = hv.Dimension(x, label=xlabel)
         ydim = hv.Dimension(y, range=(0, 1) if y == "accuracy" else (None, None))
+        if not has_data(part[x], part[y]):
+            return no_data(f"no finite {y} values", xdim, ydim, title=title, **size)
+        part = part[part[x].notna() & part[y].notna()]
         items: dict[Any, Any] = {}
         grouped = part.groupby(keys, sort=False) if keys else [(("all",), part)]
         for key, g in grouped:
@@ -58,13 +70,13 @@ def robustness_plot(df: pd.DataFrame, x: str = "level", y: str = "accuracy", by:
             items[key if len(key) > 1 else key[0]] = hv.Curve((g[x].to_numpy(), g[y].to_numpy()),
                                                               kdims=[xdim], vdims=[ydim])
         return hv.NdOverlay(items, kdims=keys or ["curve"]).opts(
-            width=theme.WIDTH // 2 + 100, title=title, tools=["hover"], backend="bokeh",
+            **size, title=title, tools=["hover"], backend="bokeh",
             **theme.legend_below(len(items) if keys else 0))
 
     if not split:
         return panel(df, groups + ["perturbation"], "robustness", x)
     panels = []
     for kind, part in df.groupby("perturbation", sort=False):
-        panels.append(panel(part, groups, str(kind), _LEVEL_LABELS.get(str(kind), x)).relabel(group="NdOverlay",
-                                                                                             label=str(kind)))
+        drawn = panel(part, groups, str(kind), _LEVEL_LABELS.get(str(kind), x))
+        panels.append(drawn.relabel(group=type(drawn).__name__, label=str(kind)))
     return hv.Layout(panels).cols(2)

@@ -26,21 +26,23 @@ def membrane_traces(
 
     ``membrane`` / ``spikes``: ``[T, N]`` or time-major ``[T, B, N]`` (``sample`` picks the sample).
     ``neurons``: indices to show (default: the first ``max_neurons``). Returns an overlay of an
-    ``hv.NdOverlay`` of ``hv.Curve`` (kdim ``neuron``; curve kdims ``time``, vdims ``v``), one
-    ``hv.HLine`` per distinct threshold value (``threshold=None``: none; a sequence gives one value
-    per shown neuron, e.g. learnt per-neuron thresholds; an array of the membrane's shape is a threshold that
-    moves, e.g. an :class:`~snnlab.ALIF`'s, drawn as one dashed ``hv.Curve`` per shown neuron, in an
-    ``hv.NdOverlay`` with the kdim ``threshold of``) and, with ``spikes``, an ``hv.Scatter`` of
-    the spikes at the membrane value of their step (columns ``time, v, neuron``). The y range always
-    includes the thresholds; the legend is beside the plot, outside the traces.
+    ``hv.NdOverlay`` of ``hv.Curve`` (kdim ``neuron``; curve kdims ``time``, vdims ``v``), the thresholds
+    (``threshold=None``: none) as dashed ``hv.Curve`` elements labelled ``threshold`` and, with ``spikes``, an
+    ``hv.Scatter`` of the spikes at the membrane value of their step (columns ``time, v, neuron``).
+
+    A fixed threshold is one flat curve over the recorded steps per distinct value (a sequence gives one value
+    per shown neuron, e.g. learnt per-neuron thresholds); an array of the membrane's shape is a threshold that
+    moves, e.g. an :class:`~snnlab.ALIF`'s, drawn as one curve per shown neuron (vdims ``v, threshold of``: the
+    neuron shows on hover). However many, the thresholds share one legend entry, ``threshold`` (clicking it mutes
+    them all). The y range always includes the thresholds; the legend is beside the plot, outside the traces.
 
     Example:
         >>> import torch
         >>> from snnlab.viz import membrane_traces
         >>> v = torch.randn(50, 8).cumsum(0) / 5
         >>> plot = membrane_traces(v, (v >= 1).float(), neurons=[0, 3], threshold=1.0)
-        >>> [type(e).__name__ for e in plot]
-        ['NdOverlay', 'HLine', 'Scatter']
+        >>> [(type(e).__name__, e.label) for e in plot]
+        [('NdOverlay', ''), ('Curve', 'threshold'), ('Scatter', 'spikes')]
     """
     ensure_bokeh()
     v = as_time_neuron(membrane, sample, "membrane_traces").astype(float)
@@ -80,13 +82,10 @@ def membrane_traces(
     plot = hv.NdOverlay(curves, kdims=["neuron"])
     layers: list[Any] = [plot]
     if moving is not None:
-        layers.append(hv.NdOverlay({i: hv.Curve((time, moving[:, i]), kdims=[tdim], vdims=[vdim]).opts(
-            color=theme.THRESHOLD_COLOR, line_dash="dashed", line_width=1.5, backend="bokeh") for i in idx},
-            kdims=["threshold of"]))
+        layers += [_threshold_curve(time, moving[:, i], tdim, vdim, neuron=i) for i in idx]
     elif threshold is not None:
-        for thr in thresholds:
-            layers.append(hv.HLine(float(thr)).opts(color=theme.THRESHOLD_COLOR, line_dash="dashed",
-                                                    line_width=1.5, backend="bokeh"))
+        span = (time[0], time[-1]) if T > 1 else (0.0, scale)  # (a line needs two points)
+        layers += [_threshold_curve(np.array(span), np.full(2, float(thr)), tdim, vdim) for thr in thresholds]
     if spikes is not None:
         s = as_time_neuron(spikes, sample, "membrane_traces")
         if s.shape != v.shape:
@@ -99,6 +98,16 @@ def membrane_traces(
     # the legend (one entry per neuron, and the spikes) beside the plot, outside the traces: below it, it
     # would take the height of the plot area in the fixed-height panes that show membranes
     return hv.Overlay(layers).opts(width=theme.WIDTH, height=theme.HEIGHT, legend_position="right", backend="bokeh")
+
+
+def _threshold_curve(time: np.ndarray, values: np.ndarray, tdim: hv.Dimension, vdim: hv.Dimension,
+                     neuron: int | None = None) -> hv.Curve:
+    """A dashed threshold line labelled ``threshold`` (one legend entry for all of them: HoloViews merges the
+    entries of one label); ``neuron``: whose moving threshold it is (a ``threshold of`` column, for hover)."""
+    data: tuple = (time, values) if neuron is None else (time, values, np.full(len(time), int(neuron)))
+    vdims = [vdim] if neuron is None else [vdim, hv.Dimension("threshold of")]
+    return hv.Curve(data, kdims=[tdim], vdims=vdims, label="threshold").opts(
+        color=theme.THRESHOLD_COLOR, line_dash="dashed", line_width=1.5, tools=["hover"], backend="bokeh")
 
 
 def monitor_traces(mon: Any, layer: str, sample: int = 0, neurons: Sequence[int] | None = None,

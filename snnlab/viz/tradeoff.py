@@ -8,17 +8,20 @@ import numpy as np
 import pandas as pd
 
 from . import theme
-from ._util import ensure_bokeh
+from ._util import ensure_bokeh, has_data, no_data
 from .pareto import better_direction, pareto_front
 
 __all__ = ["tradeoff_scatter"]
 
 
-def _resolve(df: pd.DataFrame, col: str) -> str:
+def _resolve(df: pd.DataFrame, col: str, strict: bool = True) -> str:
+    """``col``, or ``config.<col>`` where only that exists; ``KeyError`` for neither (``strict=False``: ``col``)."""
     if col in df.columns:
         return col
     if f"config.{col}" in df.columns:
         return f"config.{col}"
+    if not strict:
+        return col
     raise KeyError(f"tradeoff_scatter: no column {col!r} (have {list(df.columns)})")
 
 
@@ -47,6 +50,12 @@ def tradeoff_scatter(df: pd.DataFrame, x: str, y: str, color: str | None = None,
     the front as ``hv.Curve`` (label ``Pareto front``, rows of :func:`pareto_front`). The legend is
     listed below the plot (:func:`snnlab.viz.theme.legend_below`), never over the runs.
 
+    Live plots (the dashboard's, the trade-off explorer) draw the table as it grows, so a table without runs draws:
+    a table of no rows (whatever its columns) or one where no row has both ``x`` and ``y`` (all NaN) gives an
+    overlay with the message ``no runs yet`` / ``no run has both <x> and <y> yet`` as its title and in its middle
+    (:func:`snnlab.viz._util.no_data`). Unknown columns of a table with rows raise ``KeyError``, ``x == y``
+    ``ValueError``.
+
     Example:
         >>> import pandas as pd
         >>> from snnlab.viz import tradeoff_scatter
@@ -57,15 +66,20 @@ def tradeoff_scatter(df: pd.DataFrame, x: str, y: str, color: str | None = None,
         [0.8, 0.9]
     """
     ensure_bokeh()
-    x, y = _resolve(df, x), _resolve(df, y)
+    x, y = _resolve(df, x, strict=len(df) > 0), _resolve(df, y, strict=len(df) > 0)
     if x == y:
         raise ValueError(f"tradeoff_scatter: x and y are both {x!r}; a trade-off needs two different metrics")
+    size = dict(width=theme.WIDTH, height=theme.HEIGHT + 100)
+    if not len(df):
+        return no_data("no runs yet", x, y, **size)
     color_col = _resolve(df, color) if color is not None else None
     if hover is None:
         hover_cols = [c for c in ("name", "run_id", "model") if c in df.columns]
         hover_cols += [c for c in df.columns if str(c).startswith("config.")]
     else:
         hover_cols = [_resolve(df, h) for h in hover]
+    if not has_data(df[x], df[y]):
+        return no_data(f"no run has both {x} and {y} yet", x, y, **size)
     extra = [c for c in dict.fromkeys(hover_cols + ([color_col] if color_col else [])) if c not in (x, y)]
     data = df[[x, y] + extra].copy()
     for c in extra:  # lists/dicts/None in configs would break the data source
@@ -95,5 +109,5 @@ def tradeoff_scatter(df: pd.DataFrame, x: str, y: str, color: str | None = None,
         entries += 1
     # padding: the best runs sit on the edges of the ranges, and would be drawn half outside the plot;
     # the legend goes below the plot: inside it, it hid the runs in its corner (often the best ones)
-    return hv.Overlay(items).opts(padding=0.08, width=theme.WIDTH, backend="bokeh",
-                                  **theme.legend_below(entries, height=theme.HEIGHT + 100))
+    return hv.Overlay(items).opts(padding=0.08, width=size["width"], backend="bokeh",
+                                  **theme.legend_below(entries, height=size["height"]))
