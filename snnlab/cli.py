@@ -396,12 +396,13 @@ def _table(frame, widths: dict[str, int], width: int | None, shrink: list[tuple[
 
 
 def _statuses(values: list[str] | None) -> list[str]:
-    from snnlab.experiments.store import STATUSES
+    from snnlab.experiments.store import SHOWN_STATUSES
 
     wanted = [v.strip() for item in values or [] for v in item.split(",") if v.strip()]
-    unknown = [v for v in wanted if v not in STATUSES]
+    unknown = [v for v in wanted if v not in SHOWN_STATUSES]
     if unknown:
-        raise ValueError(f"--status: unknown status {', '.join(map(repr, unknown))}; choose from {', '.join(STATUSES)}")
+        raise ValueError(f"--status: unknown status {', '.join(map(repr, unknown))}; choose from "
+                         f"{', '.join(SHOWN_STATUSES)}")
     return wanted
 
 
@@ -447,8 +448,9 @@ def _runs_output(args: argparse.Namespace) -> int:
             raise FileNotFoundError(f"--store: no run store at {path}")
         print(f"no runs yet: {path} does not exist (snnlab train or the dashboard create it)")
         return 0
-    # (a store that cannot be written opens read-only; a locked one is an error after --timeout seconds)
-    store = RunStore(path, timeout=getattr(args, "timeout", RUNS_WAIT))
+    # read-only: a listing never changes the store (not even an old store's journal mode); a locked one is an
+    # error after --timeout seconds
+    store = RunStore(path, timeout=getattr(args, "timeout", RUNS_WAIT), read_only=True)
     try:
         return _print_runs(args, store, statuses, limit)
     finally:
@@ -483,21 +485,23 @@ def _print_runs(args: argparse.Namespace, store, statuses: list[str], limit: int
             print(json.dumps(run, indent=2, default=str))
     elif args.action == "compare":
         with store.snapshot():  # the ids checked and the results read from one state of the store
-            known = set(store.list_runs()["run_id"])
+            listed = store.list_runs()
             table = store.summaries()
-        unknown = sorted(set(args.run_ids) - known)
+        unknown = sorted(set(args.run_ids) - set(listed["run_id"]))
         if unknown:
             raise ValueError(f"no run(s) {', '.join(unknown)} in {store.path} (`snnlab runs` lists them)")
+        with_results = set(table["run_id"]) if "run_id" in table else set()
         matched = len(table)
         if not table.empty and args.run_ids:
             table = table[table["run_id"].isin(args.run_ids)]
             matched = len(table)
         elif not table.empty:
             table, matched = _newest(table, statuses, limit)
+        _without_results_note(listed, with_results, args.run_ids, statuses)
         if table.empty:
             print(f"no finished runs with results{' among ' + ', '.join(args.run_ids) if args.run_ids else ''}"
                   f"{' with status ' + ', '.join(statuses) if statuses and not args.run_ids else ''} in {store.path}")
-            return 0
+            return 1 if args.run_ids else 0  # the runs asked for cannot be compared
         # the trade-off's two axes, then the settings that differ between the runs, then the other results: the
         # columns left out at the terminal's width are the last ones
         configs = varying_columns(table, [c for c in table.columns if c.startswith("config.")])
@@ -511,6 +515,23 @@ def _print_runs(args: argparse.Namespace, store, statuses: list[str], limit: int
         _shown_note(len(table), matched, "runs with results", statuses if not args.run_ids else [], left_out, width)
     sys.stdout.flush()
     return 0
+
+
+def _without_results_note(listed, with_results: set[str], run_ids: list[str], statuses: list[str]) -> None:
+    """Say on stderr which runs ``runs compare`` leaves out for having no results (failed, running, died...): each
+    id asked for, with its status; without ids, how many of the store's runs (of ``statuses``), by status."""
+    has = listed["run_id"].isin(with_results)
+    if run_ids:
+        missing = listed[listed["run_id"].isin(run_ids) & ~has]
+        if not missing.empty:
+            which = ", ".join(f"{r} ({s})" for r, s in zip(missing["run_id"], missing["status"]))
+            print(f"(left out {len(missing)} run(s) without results: {which})", file=sys.stderr)
+        return
+    missing = listed[~has & (listed["status"].isin(statuses) if statuses else True)]
+    if not missing.empty:
+        counts = missing["status"].value_counts()
+        by = ", ".join(f"{n} {status}" for status, n in counts.items())
+        print(f"({len(missing)} run(s) without results left out: {by}; `snnlab runs` lists them)", file=sys.stderr)
 
 
 def cmd_runs(args: argparse.Namespace) -> int:
@@ -629,14 +650,15 @@ def build_parser() -> argparse.ArgumentParser:
                           description="List (the default), show or compare the runs in the store, newest first. "
                                       f"Names are cut to {NAME_WIDTH} characters (--wide: whole), messages to the last "
                                       f"line of their text ({MESSAGE_WIDTH} characters), and the table to the terminal's "
-                                      "width; what is left out is said on stderr. A store that cannot be written "
-                                      "(a read-only folder) is opened read-only.")
+                                      "width; what is left out is said on stderr (compare: the runs without results "
+                                      "too; exit status 1 when none of the runs asked for has results). The store is "
+                                      "opened read-only: listing never changes it.")
     runs.add_argument("action", nargs="?", default="list", choices=["list", "show", "compare"])
     runs.add_argument("run_ids", nargs="*", help="run ids (for show / compare)")
     runs.add_argument("--store", help="run store (SQLite file) [$SNNLAB_STORE or runs/snnlab.sqlite]")
     runs.add_argument("--status", action="append", metavar="STATUS",
-                      help="only runs with this status (finished, failed, running, stopped, ...; repeat or "
-                           "comma-separate for several)")
+                      help="only runs with this status (finished, failed, running, stopped, died: a running run "
+                           "whose process on this host is gone, ...; repeat or comma-separate for several)")
     runs.add_argument("--limit", type=_count, default=RUNS_LIMIT, metavar="N",
                       help=f"the newest N runs (list, and compare without ids) [{RUNS_LIMIT}]; 0: all")
     runs.add_argument("--wide", action="store_true",

@@ -94,8 +94,10 @@ def test_run_dir_with_a_checkpoint_needs_resume_or_overwrite(tmp_path, capsys):
 def test_runs_compare_on_a_store_without_results(tmp_path, capsys):
     store = RunStore(tmp_path / "empty.sqlite")
     run = store.create_run({}, name="unfinished")
-    assert main(["runs", "compare", run, "--store", str(tmp_path / "empty.sqlite")]) == 0
-    assert f"no finished runs with results among {run}" in capsys.readouterr().out
+    assert main(["runs", "compare", run, "--store", str(tmp_path / "empty.sqlite")]) == 1  # nothing to compare
+    out, err = capsys.readouterr()
+    assert f"no finished runs with results among {run}" in out and f"without results: {run} (created)" in err
+    assert main(["runs", "compare", "--store", str(tmp_path / "empty.sqlite")]) == 0  # no runs asked for: no error
 
 
 def test_runs_show_and_compare_refuse_unknown_or_missing_ids(tmp_path, capsys):

@@ -13,6 +13,12 @@ A store whose file or folder cannot be written (a read-only mount, a shared resu
 opened for reading (``read_only=None``, the default, decides by itself; ``True`` never writes,
 ``False`` insists on writing); a write to it raises :class:`StoreReadOnly`.
 
+A run set "running" or "paused" records the process that runs it (host, process id, start time; table
+``run_owners``). Where runs are read for users (:meth:`RunStore.list_runs`, :meth:`RunStore.get_run`,
+:meth:`RunStore.summaries`), such a run whose process is gone (killed, crashed) shows the status ``"died"``
+(:data:`DIED`), decided at each read and never written into the row; a run of another host (a shared store) or of
+another process namespace (another container) is never declared dead from here.
+
 The file carries its layout version in ``PRAGMA user_version`` (:data:`SCHEMA_VERSION`): a file of
 another program, a store of a newer snnlab, or a file that is not SQLite is refused with a
 :class:`StoreError` instead of failing later with a raw ``sqlite3`` error.
@@ -32,6 +38,7 @@ import gc
 import json
 import math
 import os
+import socket
 import sqlite3
 import threading
 import time
@@ -45,6 +52,11 @@ import pandas as pd
 
 STATUSES = ("created", "idle", "running", "paused", "finished", "failed", "stopped")
 SCHEMA_VERSION = 1  # PRAGMA user_version of a store; 0 = a store written before versioning (same layout)
+#: the status shown (never stored) for a "running" or "paused" run whose process on this host is gone
+DIED = "died"
+#: every status a listing can show: the stored ones and :data:`DIED`
+SHOWN_STATUSES = STATUSES + (DIED,)
+_LIVE = ("running", "paused")  # stored statuses of a run whose process must be alive
 
 
 class StoreError(ValueError):
@@ -79,6 +91,7 @@ CREATE TABLE IF NOT EXISTS metrics (
     kind TEXT NOT NULL, name TEXT NOT NULL, value REAL, time REAL NOT NULL
 );
 CREATE INDEX IF NOT EXISTS metrics_run ON metrics(run_id, step);
+CREATE TABLE IF NOT EXISTS run_owners (run_id TEXT PRIMARY KEY REFERENCES runs(run_id), owner TEXT NOT NULL);
 """
 
 
@@ -94,6 +107,88 @@ def _schema_columns() -> dict[str, set[str]]:
 
 
 _COLUMNS = _schema_columns()  # what a store must have; the schema above is the one source of truth
+#: tables added to the layout since version 1 without a new version (older snnlab ignores them; the ``runs`` table
+#: stays as it was): a store opened for writing gets them, one opened read-only is read without them
+_ADDED_TABLES = ("run_owners",)
+
+
+def _proc_stat(pid: int) -> tuple[str, int] | None:
+    """``(state, start time in clock ticks since boot)`` of process ``pid`` from ``/proc`` (Linux), else None."""
+    try:
+        with open(f"/proc/{int(pid)}/stat", "rb") as f:
+            fields = f.read().rsplit(b")", 1)[1].split()
+        return fields[0].decode(), int(fields[19])
+    except (OSError, IndexError, ValueError):
+        return None
+
+
+def _pid_namespace() -> str | None:
+    """This process's pid namespace (Linux: ``pid:[inode]``; containers have their own), else None."""
+    try:
+        return os.readlink("/proc/self/ns/pid")
+    except OSError:
+        return None
+
+
+def this_process() -> dict:
+    """Who runs a run: this host, process id, its start time (Linux) and pid namespace (a run's ``owner``).
+
+    Example:
+        >>> me = this_process()
+        >>> me["pid"] == os.getpid(), process_gone(me)
+        (True, False)
+    """
+    stat = _proc_stat(os.getpid())
+    return {"host": socket.gethostname(), "pid": os.getpid(), "start": stat[1] if stat else None,
+            "pidns": _pid_namespace()}
+
+
+def process_gone(owner: dict | None) -> bool:
+    """Whether the process ``owner`` (:func:`this_process` of the process that ran a run) has surely ended: it ran on
+    this host, in this pid namespace, and no process has its id now (or one that started at another time, or a
+    zombie). False whenever that cannot be told (another host, no owner recorded, Windows).
+
+    Example:
+        >>> process_gone({"host": "elsewhere", "pid": 1}), process_gone(None)
+        (False, False)
+    """
+    if not isinstance(owner, dict) or os.name == "nt" or owner.get("host") != socket.gethostname():
+        return False
+    ours = _pid_namespace()
+    if owner.get("pidns") and ours and owner["pidns"] != ours:
+        return False
+    try:
+        pid = int(owner["pid"])
+        os.kill(pid, 0)  # (signal 0: only asks whether the process exists)
+    except ProcessLookupError:
+        return True
+    except (KeyError, TypeError, ValueError, OSError):  # no pid, or another user's process (PermissionError)
+        return False
+    stat = _proc_stat(pid)
+    if stat is None:
+        return False
+    state, start = stat
+    return state in ("Z", "X") or (owner.get("start") is not None and start != owner["start"])
+
+
+def _shown(status: str, message: str | None, owner: str | None, gone: dict,
+           checkpoint: str | None = None) -> tuple[str, str | None]:
+    """A run's status and message as shown: :data:`DIED` for a live status whose process is gone (``gone``: a cache
+    of :func:`process_gone` by owner)."""
+    if status not in _LIVE or not owner:
+        return status, message
+    if owner not in gone:
+        try:
+            who = json.loads(owner)
+        except ValueError:
+            who = None
+        gone[owner] = process_gone(who) and who
+    who = gone[owner]
+    if not who:
+        return status, message
+    why = (f"its process (pid {who['pid']} on {who['host']}) ended while the run was {status} (killed, crashed or closed)"
+           + ("; resume it from its checkpoint" if checkpoint else ""))
+    return DIED, message or why
 
 
 def default_store_path() -> Path:
@@ -286,6 +381,8 @@ class RunStore:
         tables = {r[0] for r in con.execute("SELECT name FROM sqlite_master WHERE type='table'")}
         for table, needed in _COLUMNS.items():
             if table not in tables:
+                if table in _ADDED_TABLES:  # (an older store: added below, or read without it)
+                    continue
                 if tables - set(_COLUMNS):
                     raise StoreError(f"RunStore: {self.path} is an SQLite file of another program (tables "
                                      f"{sorted(tables)}), not an snnlab run store")
@@ -297,8 +394,10 @@ class RunStore:
             if needed - have:
                 raise StoreError(f"RunStore: {self.path} is not an snnlab run store of this version: table {table!r} "
                                  f"lacks column(s) {sorted(needed - have)}")
-        if version < SCHEMA_VERSION and not self.read_only:  # a read-only store of the same layout is read as it is
-            con.executescript(_SCHEMA + f"PRAGMA user_version={SCHEMA_VERSION};")
+        if not self.read_only and (version < SCHEMA_VERSION or not set(_ADDED_TABLES) <= tables):
+            con.executescript(_SCHEMA + f"PRAGMA user_version={SCHEMA_VERSION};")  # (IF NOT EXISTS: race-safe)
+        # whether runs' owners can be read (a read-only store of the same layout is read as it is, without them)
+        self._owners = not self.read_only or "run_owners" in tables
 
     def _file_id(self) -> tuple[int, int] | None:
         """The identity of the file at :attr:`path` (device, inode), None when there is none."""
@@ -379,7 +478,7 @@ class RunStore:
             return exc
         code = _primary_code(exc)
         if code in _LOCK_CODES:
-            waited = self.timeout if write else self.read_timeout
+            waited = self._write_wait() if write else self.read_timeout
             return StoreLocked(f"RunStore: the run store {self.path} is locked by another process (waited "
                                f"{waited:g} s); try again when it is released")
         if code == sqlite3.SQLITE_READONLY:
@@ -390,6 +489,34 @@ class RunStore:
         why = ("opened read-only" if self._writable() or not self.path.exists()
                else "the file or its folder is not writable")
         return f"RunStore: {self.path} is read-only ({why}); runs cannot be recorded in it: give a writable store"
+
+    def _write_wait(self) -> float:
+        """Seconds a write of this thread waits for a lock: :meth:`write_timeout`'s, else ``timeout``."""
+        wait = getattr(self._local, "write_wait", None)
+        return self.timeout if wait is None else wait
+
+    @contextmanager
+    def write_timeout(self, seconds: float):
+        """Within the block, this thread's writes wait at most ``seconds`` for another writer (instead of
+        ``timeout``; other threads keep theirs): a training thread retrying writes to a locked store gives up soon.
+
+        Example:
+            >>> import tempfile, os
+            >>> store = RunStore(os.path.join(tempfile.mkdtemp(), "runs.sqlite"))
+            >>> with store.write_timeout(0.5):
+            ...     run = store.create_run({})
+            >>> store._write_wait()
+            30.0
+        """
+        seconds = float(seconds)
+        if not seconds >= 0:
+            raise ValueError(f"RunStore.write_timeout: seconds must be >= 0, got {seconds!r}")
+        before = getattr(self._local, "write_wait", None)
+        self._local.write_wait = seconds
+        try:
+            yield self
+        finally:
+            self._local.write_wait = before
 
     def _conn(self) -> "_Tx":
         """A write transaction (``BEGIN IMMEDIATE``) on this thread's connection."""
@@ -437,7 +564,8 @@ class RunStore:
             con.execute("UPDATE runs SET updated=? WHERE run_id=?", (now, run_id))
 
     def set_status(self, run_id: str, status: str, message: str | None = None) -> None:
-        """Set a run's status (one of ``STATUSES``) and an optional message (e.g. the error)."""
+        """Set a run's status (one of ``STATUSES``) and an optional message (e.g. the error); "running" and "paused"
+        also record this process as the run's (see :data:`DIED`)."""
         if status not in STATUSES:
             raise ValueError(f"RunStore: unknown status {status!r}; choose one of {list(STATUSES)}")
         with self._conn() as con:
@@ -445,6 +573,9 @@ class RunStore:
                               (status, message, time.time(), run_id))
             if cur.rowcount == 0:
                 raise KeyError(f"RunStore: no run {run_id!r}")
+            if status in _LIVE:  # the process that says it runs the run is the one to watch
+                con.execute("INSERT OR REPLACE INTO run_owners (run_id, owner) VALUES (?,?)",
+                            (run_id, json.dumps(this_process())))
 
     def set_checkpoint(self, run_id: str, path: str | os.PathLike) -> None:
         """Record the path of a run's latest checkpoint (made absolute: readers may run elsewhere)."""
@@ -486,24 +617,42 @@ class RunStore:
                         (json.dumps(summary, default=float), time.time(), run_id))
 
     # ---------------------------------------------------------------- reading
+    def _owner_sql(self) -> tuple[str, str]:
+        """The select expression of a run's owner and the join that gives it (none in an older read-only store)."""
+        if not self._owners:
+            return "NULL", ""
+        return "o.owner", " LEFT JOIN run_owners o ON o.run_id = runs.run_id"
+
     def list_runs(self) -> pd.DataFrame:
-        """One row per run: id, name, status, message, created, updated, checkpoint."""
+        """One row per run: id, name, status, message, created, updated, checkpoint (status :data:`DIED`, with a
+        message saying so, for a run whose process on this host is gone)."""
         with self._read() as con:
-            rows = con.execute("SELECT run_id, name, status, message, created, updated, checkpoint "
-                               "FROM runs ORDER BY created").fetchall()
+            owner, join = self._owner_sql()
+            rows = con.execute("SELECT runs.run_id, name, status, message, created, updated, checkpoint, "
+                               f"{owner} FROM runs{join} ORDER BY created").fetchall()
+        gone: dict = {}
+        rows = [(r[0], r[1], *_shown(r[2], r[3], r[7], gone, r[6]), *r[4:7]) for r in rows]
         return pd.DataFrame(rows, columns=["run_id", "name", "status", "message", "created", "updated", "checkpoint"])
 
     def get_run(self, run_id: str) -> dict:
-        """A run's row with its config and summary decoded."""
+        """A run's row with its config, summary and owner (the process that last ran it) decoded; the status as
+        :meth:`list_runs` shows it."""
         with self._read() as con:
-            row = con.execute("SELECT run_id, name, status, message, config, created, updated, checkpoint, summary "
-                              "FROM runs WHERE run_id=?", (run_id,)).fetchone()
+            owner, join = self._owner_sql()
+            row = con.execute("SELECT runs.run_id, name, status, message, config, created, updated, checkpoint, "
+                              f"summary, {owner} FROM runs{join} WHERE runs.run_id=?", (run_id,)).fetchone()
         if row is None:
             raise KeyError(f"RunStore: no run {run_id!r}")
-        keys = ["run_id", "name", "status", "message", "config", "created", "updated", "checkpoint", "summary"]
+        keys = ["run_id", "name", "status", "message", "config", "created", "updated", "checkpoint", "summary",
+                "owner"]
         run = dict(zip(keys, row))
+        run["status"], run["message"] = _shown(run["status"], run["message"], run["owner"], {}, run["checkpoint"])
         run["config"] = json.loads(run["config"])
         run["summary"] = json.loads(run["summary"]) if run["summary"] else None
+        try:
+            run["owner"] = json.loads(run["owner"]) if run["owner"] else None
+        except ValueError:
+            run["owner"] = None
         return run
 
     def get_config(self, run_id: str) -> dict:
@@ -572,11 +721,12 @@ class RunStore:
     def summaries(self) -> pd.DataFrame:
         """One row per run that has a summary: config fields and summary metrics side by side."""
         with self._read() as con:
-            rows = con.execute("SELECT run_id, name, status, config, summary FROM runs "
+            owner, join = self._owner_sql()
+            rows = con.execute(f"SELECT runs.run_id, name, status, config, summary, {owner} FROM runs{join} "
                                "WHERE summary IS NOT NULL ORDER BY created").fetchall()
-        records = []
-        for run_id, name, status, config, summary in rows:
-            rec = {"run_id": run_id, "name": name, "status": status}
+        records, gone = [], {}
+        for run_id, name, status, config, summary, owner in rows:
+            rec = {"run_id": run_id, "name": name, "status": _shown(status, None, owner, gone)[0]}
             rec.update({f"config.{k}": (json.dumps(v) if isinstance(v, (list, dict)) else v)
                         for k, v in json.loads(config).items()})
             rec.update(_flatten(json.loads(summary)))
@@ -607,7 +757,7 @@ class _Tx:
         store = self.store
         if self.write and store.read_only:
             raise StoreReadOnly(store._read_only_message())
-        wait = store.timeout if self.write else store.read_timeout
+        wait = store._write_wait() if self.write else store.read_timeout
         try:
             con = self.con = store._raw(wait)
             depth = getattr(store._local, "depth", 0)

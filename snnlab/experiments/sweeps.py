@@ -6,7 +6,8 @@ result is the trade-off table (one row per run: the varied settings, ``run_id``,
 
 Resuming: with ``run_root``, a grid point keeps its checkpoint in ``run_root/<hash of its config>``
 (``<hash>.1``, ``<hash>.2``... for repeats of one config in a grid). A rerun with the same ``run_root``
-reuses every grid point whose checkpoint is finished (no training; its run keeps its id), resumes every
+reuses every grid point whose checkpoint is finished (no training; its run keeps its id, and a store that
+lacks it, e.g. another ``store_path``, gets it with its results), resumes every
 other checkpoint of the same config (a stopped, failed or killed run continues from its last
 checkpoint, under its run id) and trains the rest. Another sweep (other configs) in the same
 ``run_root`` gets other folders, so it never overwrites a run. Without ``run_root`` nothing is saved
@@ -67,7 +68,8 @@ def robust_column(kind: str, level: float) -> str:
     return f"robust_accuracy_{kind}_{level:g}"
 
 
-_UNFINISHED = ("created", "idle", "running", "paused")  # store statuses of a run that has not ended
+# store statuses of a run that has not ended ("died": running, as stored, but its process is gone)
+_UNFINISHED = ("created", "idle", "running", "paused", "died")
 _NOT_STARTED = "the sweep was interrupted before this run started"
 
 
@@ -334,6 +336,40 @@ def _plan(cfg: ExperimentConfig, run_dir: Path | None, robustness: list) -> tupl
     return "resume", run_id, None
 
 
+def _register_reused(store_path, cfg: ExperimentConfig, run_dir: Path, name: str) -> None:
+    """Put a reused run (a finished checkpoint in ``run_dir``) into the store at ``store_path`` when it lacks it (a
+    rerun with another store) or has not recorded its end: its config, name, checkpoint, results and status "finished"
+    (not its metric rows: those are in the store it trained in). A store error is a warning: the run's row in the
+    table stands."""
+    import sqlite3
+    import warnings
+
+    from snnlab.experiments.store import RunStore, StoreError
+    from snnlab.training.checkpoint import load_checkpoint
+    from snnlab.training.resume import CHECKPOINT_NAME
+
+    path = run_dir / CHECKPOINT_NAME
+    try:
+        ck = load_checkpoint(path, mmap=True)
+        store = RunStore(store_path)
+        try:
+            try:
+                known = store.get_run(ck["run_id"])
+            except KeyError:
+                store.create_run(cfg.to_dict(), ck.get("name") or name, run_id=ck["run_id"])
+                known = None
+            if known is None or known["status"] != "finished" or known["summary"] is None:
+                result = ck["result"]
+                store.set_checkpoint(ck["run_id"], path)
+                store.set_summary(ck["run_id"], dict(result.get("rounded") or result["final"]))
+                store.set_status(ck["run_id"], "finished")
+        finally:
+            store.close()
+    except (sqlite3.Error, StoreError, OSError, KeyError, TypeError) as exc:
+        warnings.warn(f"sweep: the finished run in {run_dir} is reused, but the run store {store_path} could not "
+                      f"record it ({type(exc).__name__}: {exc})", RuntimeWarning, stacklevel=3)
+
+
 def _deployed_metrics(result: dict) -> dict:
     """The table's metrics of a run's result: of the model as deployed (rounded delays when it learned delays)."""
     deployed = result.get("rounded") or result["final"]
@@ -389,14 +425,16 @@ def sweep(config: ExperimentConfig, grid: dict[str, list], executor: Any = None,
     for i, (cfg, run_dir) in enumerate(zip(configs, dirs)):
         action, run_id, row = _plan(cfg, run_dir, robustness)
         rows.append(row or {"run_id": run_id, "label": cfg.label(), "status": "pending"})
+        values = ", ".join(f"{k}={getattr(cfg, k)}" for k in grid)  # runs of a sweep told apart by name too
         if action in ("new", "resume"):
-            values = ", ".join(f"{k}={getattr(cfg, k)}" for k in grid)  # runs of a sweep told apart by name too
             jobs[i] = (cfg.to_dict(), str(store_path) if store_path else None, str(run_dir) if run_dir else None,
                        robustness, threads, f"{cfg.label()} [{values}]", run_id, action == "resume")
             if action == "resume":
                 resumed.append(i)
         elif action == "reuse":
             reused.append(i)
+            if store_path:
+                _register_reused(store_path, cfg, run_dir, f"{cfg.label()} [{values}]")
     if out is not None:
         _write_csv(out, _table(configs, grid, rows))  # a bad --out path fails before anything trains
     owned = pool is None and bool(jobs)

@@ -13,6 +13,7 @@ Example:
 from __future__ import annotations
 
 import collections
+import contextlib
 import inspect
 import logging
 import sqlite3
@@ -98,6 +99,10 @@ def _transient(exc: BaseException) -> bool:
 
 #: seconds between retries of run-store writes that failed (each attempt may wait for a lock)
 STORE_RETRY_S = 10.0
+#: seconds a retry of failed writes waits for the store's lock (a store with ``write_timeout``, as
+#: :class:`~snnlab.experiments.RunStore`): a locked store holds the training up this long at most, not the store's
+#: whole timeout (the first try of a write and the last retry at the end of the run wait that long)
+STORE_RETRY_WAIT_S = 1.0
 #: writes kept for a retry at most (beyond, the oldest are dropped and counted)
 MAX_STORE_BACKLOG = 100_000
 
@@ -128,16 +133,25 @@ class ReportingMixin:
 
     def _store(self, method: str, *args: Any, **kwargs: Any) -> None:
         """Call ``store.<method>``; a write that fails for a while (a locked, busy or full store) is kept and retried, in
-        order, at later writes (at most every :data:`STORE_RETRY_S`; each try may wait for the store's lock timeout)
-        and at the end of the run; one that cannot succeed (another error) is logged and dropped."""
+        order, at later writes (at most every :data:`STORE_RETRY_S`, each retry waiting at most
+        :data:`STORE_RETRY_WAIT_S` for the store's lock) and at the end of the run (waiting the store's own lock
+        timeout); one that cannot succeed (another error) is logged and dropped."""
         if self.store is None:
             return
         if len(self._store_backlog) >= MAX_STORE_BACKLOG:
             self._store_backlog.popleft()
             self._store_dropped += 1
         self._store_backlog.append((method, args, kwargs))
-        if self._store_failed_at is None or time.monotonic() - self._store_failed_at >= STORE_RETRY_S:
+        if self._store_failed_at is None:
             self._flush_store()
+        elif time.monotonic() - self._store_failed_at >= STORE_RETRY_S:
+            with self._short_store_waits():  # a retry: the store failed a while ago, it must not stall training
+                self._flush_store()
+
+    def _short_store_waits(self):
+        """This thread's store writes waiting at most :data:`STORE_RETRY_WAIT_S` for a lock, where the store can."""
+        limit = getattr(self.store, "write_timeout", None)
+        return limit(STORE_RETRY_WAIT_S) if callable(limit) else contextlib.nullcontext()
 
     def _flush_store(self) -> None:
         while self._store_backlog:

@@ -81,7 +81,7 @@ class ResumeMixin:
     """Checkpoints of a run and resuming from them, for the :class:`~snnlab.training.Trainer`.
 
     Expects of the class it is mixed into: ``cfg``, ``device``, ``model``, ``optimizer``, ``schedule`` (a
-    ``DelaySchedule`` or None), ``train_loader``, ``run_id``, ``label``, ``epoch``, ``step``, ``history``,
+    ``DelaySchedule`` or None), ``train_loader``, ``run_id``, ``label``, ``name``, ``epoch``, ``step``, ``history``,
     ``last_eval``, ``result``, ``checkpoint_path``, ``_delays_rounded``, ``_epoch_progress`` (the running epoch's
     progress), ``_resume_progress`` (set here: a partial epoch to finish), ``_boundary`` (the state at the start of
     the step in progress, or None), and the methods ``_scheduled``, ``_schedules_text``, ``_reset_rates_to_config``
@@ -116,6 +116,7 @@ class ResumeMixin:
             "config_json": self.cfg.to_json(),
             "run_id": self.run_id,
             "label": self.label,
+            "name": self.name,  # (a resume into another store registers the run under it)
             "epoch": int(self.epoch),
             "step": int(self.step),
             "model": self.model.state_dict(),

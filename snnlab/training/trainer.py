@@ -97,7 +97,9 @@ class Trainer(ControlMixin, ResumeMixin, ReportingMixin):
         overwrite: start a new run in a ``run_dir`` whose checkpoint (of another run) gets replaced.
 
     Resuming into a store that knows the run updates its stored config (e.g. more epochs) and deletes the
-    metrics it holds for steps after the checkpoint (a crashed attempt logged them; they are trained again).
+    metrics it holds for steps after the checkpoint (a crashed attempt logged them; they are trained again), once the
+    resumed run starts training: a resume refused, or never run, leaves the store's row as it was. Resuming into a
+    store that never saw the run registers it under its id and name (the checkpoint's).
 
     Control: :meth:`run` (blocking), :meth:`start` (background thread), :meth:`pause`,
     :meth:`resume`, :meth:`stop` (at the next step boundary), :meth:`wait`; :attr:`state` is one of
@@ -215,16 +217,19 @@ class Trainer(ControlMixin, ResumeMixin, ReportingMixin):
                 tmp = self.run_dir / ".config.json.tmp"
                 tmp.write_text(cfg.to_json())
                 os.replace(tmp, self.run_dir / "config.json")
+        self._follow: tuple[dict, int] | None = None  # (config, step) a store that knows the resumed run takes at run()
         self.run_id = self._register_run(run_id, ckpt, name)
-        self.name = name or self.label
+        self.name = name or (ckpt or {}).get("name") or self.label
         for cb in callbacks:
             self.events.subscribe(cb)
-        self._store("set_status", self.run_id, "idle", None)
+        if self._follow is None:  # (a known run's stored status stays until it trains)
+            self._store("set_status", self.run_id, "idle", None)
 
     # ------------------------------------------------------------------------------ construction
     def _register_run(self, run_id: str | None, ckpt: dict[str, Any] | None, name: str | None) -> str:
-        """The run's id (``run_id``, else the checkpoint's, else the store's, else random), registered in the store;
-        a store that knows the resumed run follows it (its config, no metrics of the steps not done)."""
+        """The run's id (``run_id``, else the checkpoint's, else the store's, else random), registered in the store
+        (a resumed run under the checkpoint's name); a store that knows the resumed run follows it (its config, no
+        metrics of the steps not done) when it starts training (:meth:`_follow_resumed_run`)."""
         store, cfg = self.store, self.cfg
         if run_id is None and ckpt is not None:
             run_id = ckpt.get("run_id")
@@ -232,16 +237,27 @@ class Trainer(ControlMixin, ResumeMixin, ReportingMixin):
             try:
                 store.get_run(run_id)
             except KeyError:  # resumed into a store that never saw the run (or a chosen id): register it
-                store.create_run(cfg.to_dict(), name or (ckpt or {}).get("label") or self.label, run_id=run_id)
+                saved = ckpt or {}
+                store.create_run(cfg.to_dict(), name or saved.get("name") or saved.get("label") or self.label,
+                                 run_id=run_id)
             else:
-                if ckpt is not None:  # the store follows the resumed run: its config, no metrics of undone steps
-                    if hasattr(store, "set_config"):
-                        store.set_config(run_id, cfg.to_dict())
-                    if hasattr(store, "delete_metrics_after"):
-                        store.delete_metrics_after(run_id, int(ckpt["step"]))
+                if ckpt is not None:  # the store follows the resumed run once it trains (not if it is refused)
+                    self._follow = (cfg.to_dict(), int(ckpt["step"]))
         if run_id is None and store is not None:
             run_id = str(store.create_run(cfg.to_dict(), name or self.label))
         return str(run_id) if run_id is not None else uuid.uuid4().hex[:12]
+
+    def _follow_resumed_run(self) -> None:
+        """A store that knows the resumed run takes its config and drops the metrics of the steps trained again, once
+        (the run has claimed its folder and starts training)."""
+        follow, self._follow = self._follow, None
+        if follow is None or self.store is None:
+            return
+        config, step = follow
+        if hasattr(self.store, "set_config"):
+            self._store("set_config", self.run_id, config)
+        if hasattr(self.store, "delete_metrics_after"):
+            self._store("delete_metrics_after", self.run_id, step)
 
     def _build_data(self):
         from .model import build_data
@@ -456,6 +472,7 @@ class Trainer(ControlMixin, ResumeMixin, ReportingMixin):
     def _train(self) -> dict[str, Any] | None:
         cfg = self.cfg
         self._check_schedules_can_run()
+        self._follow_resumed_run()  # (the resume is not refused: the store follows it now)
         n_params = sum(p.numel() for p in self.model.parameters())
         self._emit("started", config=cfg.to_dict(), label=self.label, name=self.name, device=str(self.device),
                    n_parameters=int(n_params), start_epoch=int(self.epoch), epochs=int(cfg.epochs))
