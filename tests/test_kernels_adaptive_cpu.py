@@ -7,7 +7,10 @@ checkpoints, several neuron blocks and threads, T = 0 and T = 1; and the errors.
 import pytest
 import torch
 
-from adaptive_cases import NOISES, adaptive_inputs as _inputs, adaptive_options as _options
+from adaptive_cases import (NOISES, Backend, adaptive_inputs as _inputs, check_every_option,
+                            check_noise_without_sampling, check_noisy_spikes_for_each_seed,
+                            check_one_step_and_empty_sequence, check_random_shapes_and_parameter_layouts,
+                            check_sum_loss_gradient_of_one_value)
 from lif_cases import CASES
 from snnlab.kernels import lif_cpu as lif_cpu_mod
 from snnlab.kernels.adaptive_lif import adaptive_lif
@@ -49,22 +52,17 @@ def _assert_match(ref, got, exact_grad_x=False):
         assert torch.equal(g[0], g_r[0])
 
 
+BACKEND = Backend(_run, _assert_match, T)
+
+
 # CASES: every reset / detach_reset / max_spikes / surrogate (and noise) value, scalar and per-neuron parameters, step
 # sizes of 37, 74 and 130 neurons; each with and without spike masking
 @pytest.mark.parametrize("mask_p", [0.0, 0.3])
 @pytest.mark.parametrize("reset,detach,max_spikes,surrogate,param,per_neuron,shape", CASES)
 def test_every_option_matches_pytorch(reset, detach, max_spikes, surrogate, param, per_neuron, shape, mask_p):
-    x, params, grad = _inputs(shape, T, per_neuron, seed=len(shape) + shape[-1] + int(detach))
-    kw = _options(reset, detach, max_spikes, surrogate, param, mask_p)
-    ref, got = _run(False, x, params, grad, **kw), _run(True, x, params, grad, **kw)
-    _assert_match(ref, got, exact_grad_x=surrogate in EXACT_SURROGATES)
-    assert ref[0].sum() > 0 and got[3][0].abs().sum() > 0
-    if max_spikes is not None:
-        assert got[0].sum(0).max() <= max_spikes
-    if max_spikes != 1:  # (one spike allowed: silent once the threshold has moved, so no trace gradient)
-        assert all(g.abs().sum() > 0 for g in got[3])
-        # the adaptation changes the spikes: the same neurons without it fire differently
-        assert not torch.equal(got[0], _run(True, x, params[:3] + (params[3] * 0,), grad, **kw)[0])
+    ref, got = check_every_option(BACKEND, reset, detach, max_spikes, surrogate, param, per_neuron, shape, mask_p)
+    if surrogate in EXACT_SURROGATES:  # the input gradient bit for bit
+        assert torch.equal(got[3][0], ref[3][0])
 
 
 def test_masking_drops_transmitted_spikes_only():
@@ -79,25 +77,12 @@ def test_masking_drops_transmitted_spikes_only():
 
 @pytest.mark.parametrize("noise", NOISES)
 def test_noise_without_sampling_is_deterministic_with_density_surrogate(noise):
-    x, params, grad = _inputs((2, 37), T, per_neuron=True, seed=4)
-    kw = dict(noise=noise, noise_scale=0.4, sample=False, seed=5)
-    ref, got = _run(False, x, params, grad, **kw), _run(True, x, params, grad, **kw)
-    _assert_match(ref, got)
-    det = _run(True, x, params, grad)   # the same spikes as a neuron without noise; another surrogate
-    assert torch.equal(got[0], det[0]) and not torch.allclose(got[3][0], det[3][0])
+    check_noise_without_sampling(BACKEND, noise)
 
 
 @pytest.mark.parametrize("noise,reset,max_spikes", [("gaussian", "subtract", None), ("logistic", "zero", 2)])
 def test_noisy_spikes_identical_for_each_seed(noise, reset, max_spikes):
-    x, params, grad = _inputs((2, 65), T, per_neuron=True, seed=11)
-    spikes = {}
-    for seed in (0, 1, 12345):
-        kw = dict(noise=noise, noise_scale=0.4, reset=reset, max_spikes=max_spikes, seed=seed)
-        got = _run(True, x, params, grad, **kw)
-        _assert_match(_run(False, x, params, grad, **kw), got)
-        spikes[seed] = got[0]
-    assert not torch.equal(spikes[0], spikes[1]) and not torch.equal(spikes[0], spikes[12345])
-    assert not torch.equal(spikes[0], _run(True, x, params, grad, reset=reset, max_spikes=max_spikes)[0])
+    check_noisy_spikes_for_each_seed(BACKEND, noise, reset, max_spikes)
 
 
 @pytest.mark.parametrize("threads", [1, 2])
@@ -121,18 +106,8 @@ def test_blocks_threads_and_long_sequences(threads):
 
 
 def test_random_shapes_and_parameter_layouts():
-    g = torch.Generator().manual_seed(99)
-    for i in range(4):
-        shape = tuple(int(n) for n in torch.randint(1, 9, (int(torch.randint(1, 4, (1,), generator=g)),),
-                                                    generator=g))
-        steps = int(torch.randint(1, 40, (1,), generator=g))
-        x, params, grad = _inputs(shape, steps, per_neuron=i % 2 == 0, seed=i)
-        if len(shape) > 1:   # broadcast shapes [1, ..., N] are summed back to their own shape
-            params = (params[0].expand(shape[-1]).reshape((1,) * (len(shape) - 1) + (shape[-1],)),) + params[1:]
-        kw = dict(reset=("subtract", "zero")[i % 2], max_spikes=(None, 1, 2, 0)[i], mask_p=0.2 * (i % 3))
-        ref, got = _run(False, x, params, grad, **kw), _run(True, x, params, grad, **kw)
-        _assert_match(ref, got, exact_grad_x=True)
-        assert got[3][1].shape == params[0].shape
+    for ref, got in check_random_shapes_and_parameter_layouts(BACKEND, caps=(None, 1, 2, 0), max_steps=40):
+        assert torch.equal(got[3][0], ref[3][0])  # the input gradient bit for bit
 
 
 def test_max_spikes_zero_is_silent():
@@ -166,10 +141,7 @@ def test_python_float_and_double_parameters_and_partial_gradients():
 
 @pytest.mark.parametrize("max_spikes,mask_p", [(None, 0.0), (2, 0.3)])
 def test_sum_loss_gradient_of_one_value(max_spikes, mask_p):
-    # o.sum() hands the backward a gradient expanded from one number (stride 0): read as that number
-    x, params, grad = _inputs((2, 37), T, per_neuron=True, seed=21)
-    kw = dict(reset="zero", max_spikes=max_spikes, mask_p=mask_p)
-    _assert_match(_run(False, x, params, grad, sum_loss=True, **kw), _run(True, x, params, grad, sum_loss=True, **kw))
+    check_sum_loss_gradient_of_one_value(BACKEND, max_spikes, mask_p)
 
 
 def test_gradient_of_the_membrane_only_is_zero():
@@ -183,15 +155,8 @@ def test_gradient_of_the_membrane_only_is_zero():
 
 
 def test_one_step_and_empty_sequence():
-    x, params, grad = _inputs((2, 37), 1, per_neuron=True, seed=5)
-    ref, got = _run(False, x, params, grad, max_spikes=1), _run(True, x, params, grad, max_spikes=1)
-    _assert_match(ref, got, exact_grad_x=True)
-    assert got[3][3] is None   # one step: the trace is never read, no rho gradient (as the PyTorch path)
-    x, params, grad = _inputs((2, 37), 0, per_neuron=True, seed=5)
-    for kw in (dict(), dict(max_spikes=1, mask_p=0.3)):
-        ref, got = _run(False, x, params, grad, **kw), _run(True, x, params, grad, **kw)
-        _assert_match(ref, got)
-        assert got[0].shape == (0, 2, 37) and all(g is not None and not g.any() for g in got[3])
+    ref, got = check_one_step_and_empty_sequence(BACKEND)
+    assert torch.equal(got[3][0], ref[3][0])  # one step: the input gradient bit for bit
 
 
 def test_keep_membrane_false_returns_the_last_step():

@@ -4,7 +4,9 @@ recurrences in the two states ``gh`` and ``ga``).
 
 Without a recurrent weight every neuron's time loop is independent of the others, so, as for the LIF
 (:mod:`snnlab.kernels.lif_triton`), ``x [T, B, ..., N]`` is viewed as ``[T, M]`` and one Triton program owns
-``BLOCK`` neurons and runs the whole time loop with its state in registers:
+``BLOCK`` neurons and runs the whole time loop with its state in registers. The kernels' set-up (neurons, decay and
+threshold, offsets, counters, loads in flight) and their spike cap, masks and stores are the LIF kernels'
+``@triton.jit`` helpers, so the two cannot drift:
 
 * forward: ``v`` (the membrane after reset), ``a`` (the spike trace) and, with ``max_spikes``, the spike and
   threshold-crossing counts in registers; writes the transmitted spikes ``o``, the pre-reset membrane ``h``, the
@@ -45,8 +47,10 @@ from .func_transforms import refuse_transforms
 from .lif_common import (LIFOptions, SURROGATE_CODES, adaptive_gradients, check_cap_and_params, check_fused_args,
                          check_mask_p, expanded_from_one, flat_param, keep_for_adaptive_backward, noise_divisor,
                          steps_and_width)
-from .lif_triton import (_MAX_NEURONS, _SUPPORTED_DTYPES, _gpu_sms, _load_step, _noise_cdf, _queue_push,
-                         _signed32, _step_spikes, _surrogate, _uniform, launch_config)
+from .lif_triton import (_MAX_NEURONS, _SUPPORTED_DTYPES, _backward_offsets, _cap_spikes, _forward_counters,
+                         _gpu_sms, _keep, _load_step, _neuron_params, _next_input, _noise_cdf, _prefetch_inputs,
+                         _queue_push, _signed32, _spike_totals, _step_spikes, _store_counts, _store_spikes, _surrogate,
+                         _uniform, launch_config)
 from .triton_import import tl, triton
 
 __all__ = ["AdaptiveLIFTritonFunction", "adaptive_lif_triton"]
@@ -60,50 +64,27 @@ def _alif_fwd_kernel(x_ptr, beta_ptr, thr_ptr, rho_ptr, k_ptr, o_ptr, own_ptr, h
                      RESET_ZERO: tl.constexpr, HAS_MAX: tl.constexpr, SAMPLING: tl.constexpr, NOISE: tl.constexpr,
                      MASKING: tl.constexpr, STORE_OWN: tl.constexpr, STORE_A: tl.constexpr, BLOCK: tl.constexpr,
                      PREFETCH: tl.constexpr):
-    pid = tl.program_id(0)
-    offs = pid * BLOCK + tl.arange(0, BLOCK)
-    mask = offs < M
-    beta = _load_step(beta_ptr, offs, mask)
-    thr = _load_step(thr_ptr, offs, mask)
+    offs, mask, beta, thr = _neuron_params(beta_ptr, thr_ptr, M, BLOCK)  # (the LIF kernels' set-up)
     rho = _load_step(rho_ptr, offs, mask)
     k = _load_step(k_ptr, offs, mask)
     v = tl.zeros([BLOCK], dtype=tl.float32)
     a = tl.zeros([BLOCK], dtype=tl.float32)      # the trace a[t-1]
     count = tl.zeros([BLOCK], dtype=tl.float32)  # spikes so far (max_spikes)
     raw = tl.zeros([BLOCK], dtype=tl.float32)    # threshold crossings / draws so far, before the cap
-    off = offs.to(tl.int64)
-    stride = tl.full([BLOCK], M, tl.int64)
-    # counters t*M + m in uint32 (wrapping mod 2**32 as the torch path's mask)
-    ctr = offs.to(tl.uint32)
-    m_u = tl.full([BLOCK], M, tl.int64).to(tl.uint32)
-    key_u = tl.full([BLOCK], key, tl.int32).to(tl.uint32, bitcast=True)
-    mkey_u = tl.full([BLOCK], mask_key, tl.int32).to(tl.uint32, bitcast=True)
+    off, stride, ctr, m_u, key_u, mkey_u = _forward_counters(offs, M, key, mask_key, BLOCK)
     # the inputs of the next PREFETCH steps are in flight while a step is computed (q1 = this step's)
-    step0 = tl.full([BLOCK], 0, tl.int32)
-    q1, q2, q3, q4 = a, a, a, a
-    for j in tl.static_range(PREFETCH):
-        _, q1, q2, q3, q4 = _queue_push(q1, q2, q3, q4, _load_step(x_ptr, off + j * stride, mask & (step0 + j < T)),
-                                        PREFETCH)
+    step0, q1, q2, q3, q4 = _prefetch_inputs(x_ptr, off, stride, mask, T, BLOCK, PREFETCH)
     for t in range(T):
-        ahead = _load_step(x_ptr, off + PREFETCH * stride, mask & (step0 + t + PREFETCH < T))
-        xt, q1, q2, q3, q4 = _queue_push(q1, q2, q3, q4, ahead, PREFETCH)
+        xt, q1, q2, q3, q4 = _next_input(x_ptr, off, stride, mask, step0 + t, T, q1, q2, q3, q4, PREFETCH)
         h = tl.fma(v, beta, xt)                  # torch.addcmul(x, v, beta): one rounding
         theta = k * a + thr                      # two roundings (compiled without fp contraction)
         if SAMPLING:
             s = tl.where(_uniform(ctr, key_u) < _noise_cdf(h - theta, noise_div, NOISE), 1.0, 0.0)
         else:
             s = tl.where(h >= theta, 1.0, 0.0)
-        if HAS_MAX:
-            raw = raw + s
-            s = s * tl.where(count < max_spikes, 1.0, 0.0)
-            count = count + s
-        if MASKING:  # transmitted s * keep; the neuron's own s drive its reset, its trace (and the backward)
-            kept = s * tl.where(_uniform(ctr, mkey_u) >= mask_p, 1.0, 0.0)
-            tl.store(o_ptr + off, kept.to(o_ptr.dtype.element_ty), mask=mask)
-            if STORE_OWN:
-                tl.store(own_ptr + off, s.to(own_ptr.dtype.element_ty), mask=mask)
-        else:
-            tl.store(o_ptr + off, s.to(o_ptr.dtype.element_ty), mask=mask)
+        s, count, raw = _cap_spikes(s, count, raw, max_spikes, HAS_MAX)
+        # transmitted s * keep with masking; the neuron's own s drive its reset, its trace (and the backward)
+        _store_spikes(o_ptr, own_ptr, off, s, mask, ctr, mkey_u, mask_p, MASKING, STORE_OWN)
         tl.store(h_ptr + off, h.to(h_ptr.dtype.element_ty), mask=mask)
         tl.store(th_ptr + off, theta.to(th_ptr.dtype.element_ty), mask=mask)
         if STORE_A:
@@ -115,9 +96,7 @@ def _alif_fwd_kernel(x_ptr, beta_ptr, thr_ptr, rho_ptr, k_ptr, o_ptr, own_ptr, h
         a = tl.fma(a, rho, s)                    # torch.addcmul(s, a, rho)
         ctr = ctr + m_u
         off = off + stride
-    if HAS_MAX:  # the backward's max_spikes mask starts from these totals
-        tl.store(cnt_ptr + offs, count, mask=mask)
-        tl.store(raw_ptr + offs, raw, mask=mask)
+    _store_counts(cnt_ptr, raw_ptr, offs, count, raw, mask, HAS_MAX)
 
 
 @triton.jit(do_not_specialize=["T", "mask_key", "mask_p"])
@@ -127,16 +106,10 @@ def _alif_bwd_kernel(gs_ptr, h_ptr, s_ptr, a_ptr, beta_ptr, thr_ptr, rho_ptr, k_
                      GS_MODE: tl.constexpr, RECOMPUTE_S: tl.constexpr, NEED_BETA: tl.constexpr,
                      NEED_THR: tl.constexpr, NEED_RHO: tl.constexpr, NEED_K: tl.constexpr, MASKING: tl.constexpr,
                      BLOCK: tl.constexpr, PREFETCH: tl.constexpr):
-    pid = tl.program_id(0)
-    offs = pid * BLOCK + tl.arange(0, BLOCK)
-    mask = offs < M
-    beta = _load_step(beta_ptr, offs, mask)
-    thr = _load_step(thr_ptr, offs, mask)
+    offs, mask, beta, thr = _neuron_params(beta_ptr, thr_ptr, M, BLOCK)  # (the LIF kernels' set-up)
     rho = _load_step(rho_ptr, offs, mask)
     k = _load_step(k_ptr, offs, mask)
-    before = tl.zeros([BLOCK], dtype=tl.float32)
-    if HAS_MAX:  # totals over the sample, from the forward; decremented going back in time
-        before = tl.load(cnt_ptr + offs, mask=mask, other=0.0)
+    before = _spike_totals(cnt_ptr, offs, mask, HAS_MAX, BLOCK)
     gs_one = 0.0
     if GS_MODE == 1:  # the output gradient is one number for every element (from sum())
         gs_one = tl.load(gs_ptr).to(tl.float32)
@@ -146,9 +119,7 @@ def _alif_bwd_kernel(gs_ptr, h_ptr, s_ptr, a_ptr, beta_ptr, thr_ptr, rho_ptr, k_
     g_thr = tl.zeros([BLOCK], dtype=tl.float32)
     g_rho = tl.zeros([BLOCK], dtype=tl.float32)
     g_k = tl.zeros([BLOCK], dtype=tl.float32)
-    mkey_u = tl.full([BLOCK], mask_key, tl.int32).to(tl.uint32, bitcast=True)
-    stride = tl.full([BLOCK], M, tl.int64)
-    off = offs.to(tl.int64) + (T - 1).to(tl.int64) * M
+    mkey_u, stride, off = _backward_offsets(offs, T, M, mask_key, BLOCK)
     # the loads of the PREFETCH steps before step t are in flight while step t is computed (queues of the
     # membrane, trace, saved spikes and output gradient; slot 1 holds step t)
     step0 = tl.full([BLOCK], 0, tl.int32)
@@ -176,7 +147,7 @@ def _alif_bwd_kernel(gs_ptr, h_ptr, s_ptr, a_ptr, beta_ptr, thr_ptr, rho_ptr, k_
         if GS_MODE == 1:
             go = go + gs_one
         if MASKING:  # the output gradient reaches the neuron through kept spikes only (counter t*M + m)
-            go = go * tl.where(_uniform(off.to(tl.uint32), mkey_u) >= mask_p, 1.0, 0.0)
+            go = go * _keep(off.to(tl.uint32), mkey_u, mask_p)
         if RESET_ZERO:
             if DETACH:
                 bc = beta * (1.0 - s)

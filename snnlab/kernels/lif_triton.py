@@ -36,6 +36,9 @@ Inputs may be float32, float16 or bfloat16: values are loaded, computed in float
 in the input dtype. ``beta`` / ``threshold`` may be any tensors broadcastable to ``x.shape[1:]``
 (scalars or per neuron); they are expanded to ``[M]`` for the kernel.
 
+The kernels' set-up (neurons, parameters, offsets, counters, loads in flight) and spike bookkeeping (cap, masks,
+stores) are small ``@triton.jit`` helpers, inlined when compiled, that :mod:`snnlab.kernels.adaptive_lif_triton` shares.
+
 Importing this module without Triton installed raises :class:`ImportError`.
 """
 from __future__ import annotations
@@ -172,37 +175,129 @@ def _load_step(ptr, off, valid):
     return tl.load(ptr + off, mask=valid, other=0.0).to(tl.float32)
 
 
+@triton.jit
+def _neuron_params(beta_ptr, thr_ptr, M, BLOCK: tl.constexpr):
+    """This program's neurons of a step: ``(offs, mask, beta, thr)``, ``mask`` the offsets below ``M``, the decay and
+    threshold as float32 (0 where masked). Shared by the LIF and adaptive LIF kernels."""
+    pid = tl.program_id(0)
+    offs = pid * BLOCK + tl.arange(0, BLOCK)
+    mask = offs < M
+    beta = _load_step(beta_ptr, offs, mask)
+    thr = _load_step(thr_ptr, offs, mask)
+    return offs, mask, beta, thr
+
+
+@triton.jit
+def _forward_counters(offs, M, key, mask_key, BLOCK: tl.constexpr):
+    """A forward's offsets and random counters at step 0: ``(off, stride, ctr, m_u, key_u, mkey_u)``.
+
+    ``off`` / ``stride``: the elements' offsets and a step's (int64); ``ctr``: the counters ``t * M + m`` in uint32
+    (advanced by ``m_u`` each step, wrapping mod 2**32 like the torch path's mask); the noise and mask keys as uint32.
+    """
+    off = offs.to(tl.int64)
+    ctr = offs.to(tl.uint32)
+    m_u = tl.full([BLOCK], M, tl.int64).to(tl.uint32)
+    key_u = tl.full([BLOCK], key, tl.int32).to(tl.uint32, bitcast=True)
+    mkey_u = tl.full([BLOCK], mask_key, tl.int32).to(tl.uint32, bitcast=True)
+    stride = tl.full([BLOCK], M, tl.int64)
+    return off, stride, ctr, m_u, key_u, mkey_u
+
+
+@triton.jit
+def _prefetch_inputs(x_ptr, off, stride, mask, T, BLOCK: tl.constexpr, PREFETCH: tl.constexpr):
+    """The loads of steps 0 .. PREFETCH-1 of ``x`` put in flight (0 from step T): ``(step0, q1, q2, q3, q4)``,
+    the queue for :func:`_next_input` (``q1`` step 0's) and ``step0`` a zero step index."""
+    step0 = tl.full([BLOCK], 0, tl.int32)
+    zero = tl.zeros([BLOCK], dtype=tl.float32)
+    q1, q2, q3, q4 = zero, zero, zero, zero
+    for k in tl.static_range(PREFETCH):  # (launched only when T > 0)
+        _, q1, q2, q3, q4 = _queue_push(q1, q2, q3, q4, _load_step(x_ptr, off + k * stride, mask & (step0 + k < T)),
+                                        PREFETCH)
+    return step0, q1, q2, q3, q4
+
+
+@triton.jit
+def _next_input(x_ptr, off, stride, mask, step, T, q1, q2, q3, q4, PREFETCH: tl.constexpr):
+    """Step ``step``'s input (``off`` its offsets) from the queue, and the queue with the load of step
+    ``step + PREFETCH`` (0 from step T) pushed in: ``(xt, q1, q2, q3, q4)``."""
+    ahead = _load_step(x_ptr, off + PREFETCH * stride, mask & (step + PREFETCH < T))
+    return _queue_push(q1, q2, q3, q4, ahead, PREFETCH)
+
+
+@triton.jit
+def _cap_spikes(s, count, raw, max_spikes, HAS_MAX: tl.constexpr):
+    """With ``max_spikes``: ``(s, count, raw)`` with the crossing counted in ``raw`` and ``s`` kept only while fewer
+    than ``max_spikes`` spikes came before (then counted in ``count``); unchanged without."""
+    if HAS_MAX:
+        raw = raw + s
+        s = s * tl.where(count < max_spikes, 1.0, 0.0)
+        count = count + s
+    return s, count, raw
+
+
+@triton.jit
+def _keep(ctr, mkey_u, mask_p):
+    """1.0 where the spike at counter ``ctr`` is transmitted (its uniform under the mask key >= ``mask_p``), else 0.0:
+    the forward's mask and the backward's, from the same counters."""
+    return tl.where(_uniform(ctr, mkey_u) >= mask_p, 1.0, 0.0)
+
+
+@triton.jit
+def _store_spikes(s_ptr, own_ptr, off, s, mask, ctr, mkey_u, mask_p, MASKING: tl.constexpr, STORE_OWN: tl.constexpr):
+    """Store a step's transmitted spikes: ``s``, or with MASKING ``s * keep`` (and, with STORE_OWN, the neuron's own
+    ``s`` to ``own_ptr``, which drive its reset and the backward)."""
+    if MASKING:
+        kept = s * _keep(ctr, mkey_u, mask_p)
+        tl.store(s_ptr + off, kept.to(s_ptr.dtype.element_ty), mask=mask)
+        if STORE_OWN:
+            tl.store(own_ptr + off, s.to(own_ptr.dtype.element_ty), mask=mask)
+    else:
+        tl.store(s_ptr + off, s.to(s_ptr.dtype.element_ty), mask=mask)
+
+
+@triton.jit
+def _store_counts(cnt_ptr, raw_ptr, offs, count, raw, mask, HAS_MAX: tl.constexpr):
+    """With ``max_spikes``, the totals of spikes and crossings over the sample, where the backward's mask starts."""
+    if HAS_MAX:
+        tl.store(cnt_ptr + offs, count, mask=mask)
+        tl.store(raw_ptr + offs, raw, mask=mask)
+
+
+@triton.jit
+def _spike_totals(cnt_ptr, offs, mask, HAS_MAX: tl.constexpr, BLOCK: tl.constexpr):
+    """Where a backward's count of spikes (or crossings) before a step starts: the forward's totals over the sample
+    with ``max_spikes`` (decremented going back in time), else 0."""
+    before = tl.zeros([BLOCK], dtype=tl.float32)
+    if HAS_MAX:
+        before = tl.load(cnt_ptr + offs, mask=mask, other=0.0)
+    return before
+
+
+@triton.jit
+def _backward_offsets(offs, T, M, mask_key, BLOCK: tl.constexpr):
+    """A backward's ``(mkey_u, stride, off)``: the mask key as uint32, a step's offset and the last step's offsets
+    (int64)."""
+    mkey_u = tl.full([BLOCK], mask_key, tl.int32).to(tl.uint32, bitcast=True)
+    stride = tl.full([BLOCK], M, tl.int64)
+    off = offs.to(tl.int64) + (T - 1).to(tl.int64) * M
+    return mkey_u, stride, off
+
+
 @triton.jit(do_not_specialize=["T", "key", "mask_key", "mask_p"])  # M specialised: divisibility lets loads vectorise
 def _lif_fwd_kernel(x_ptr, beta_ptr, thr_ptr, s_ptr, own_ptr, h_ptr, cnt_ptr, raw_ptr, T, M, max_spikes, key,
                     noise_div, mask_key, mask_p,
                     RESET_ZERO: tl.constexpr, HAS_MAX: tl.constexpr, SAMPLING: tl.constexpr,
                     NOISE: tl.constexpr, MASKING: tl.constexpr, STORE_OWN: tl.constexpr, BLOCK: tl.constexpr,
                     PREFETCH: tl.constexpr):
-    pid = tl.program_id(0)
-    offs = pid * BLOCK + tl.arange(0, BLOCK)
-    mask = offs < M
-    beta = tl.load(beta_ptr + offs, mask=mask, other=0.0).to(tl.float32)
-    thr = tl.load(thr_ptr + offs, mask=mask, other=0.0).to(tl.float32)
+    offs, mask, beta, thr = _neuron_params(beta_ptr, thr_ptr, M, BLOCK)
     v = tl.zeros([BLOCK], dtype=tl.float32)
     count = tl.zeros([BLOCK], dtype=tl.float32)  # spikes so far (max_spikes)
     raw = tl.zeros([BLOCK], dtype=tl.float32)  # threshold crossings / draws so far, before the cap
-    off = offs.to(tl.int64)
-    # RNG counter t*M + m kept in uint32 (wraps mod 2**32 exactly like the torch path's mask)
-    ctr = offs.to(tl.uint32)
-    m_u = tl.full([BLOCK], M, tl.int64).to(tl.uint32)
-    key_u = tl.full([BLOCK], key, tl.int32).to(tl.uint32, bitcast=True)
-    mkey_u = tl.full([BLOCK], mask_key, tl.int32).to(tl.uint32, bitcast=True)
+    off, stride, ctr, m_u, key_u, mkey_u = _forward_counters(offs, M, key, mask_key, BLOCK)
     # the inputs of the next PREFETCH steps are in flight while a step is computed (q1 = this step's)
-    stride = tl.full([BLOCK], M, tl.int64)
-    step0 = tl.full([BLOCK], 0, tl.int32)
-    zero = tl.zeros([BLOCK], dtype=tl.float32)
-    q1, q2, q3, q4 = zero, zero, zero, zero
-    for k in tl.static_range(PREFETCH):  # steps 0 .. PREFETCH-1 (launched only when T > 0)
-        _, q1, q2, q3, q4 = _queue_push(q1, q2, q3, q4, _load_step(x_ptr, off + k * stride, mask & (step0 + k < T)),
-                                        PREFETCH)
+    step0, q1, q2, q3, q4 = _prefetch_inputs(x_ptr, off, stride, mask, T, BLOCK, PREFETCH)
     for t in range(T):
-        ahead = _load_step(x_ptr, off + PREFETCH * stride, mask & (step0 + t + PREFETCH < T))
-        xt, q1, q2, q3, q4 = _queue_push(q1, q2, q3, q4, ahead, PREFETCH)
+        xt, q1, q2, q3, q4 = _next_input(x_ptr, off, stride, mask, step0 + t, T, q1, q2, q3, q4, PREFETCH)
         h = tl.fma(v, beta, xt)  # one rounding, as torch.addcmul (whatever Triton's fp-fusion default)
         u = h - thr
         if SAMPLING:
@@ -210,17 +305,9 @@ def _lif_fwd_kernel(x_ptr, beta_ptr, thr_ptr, s_ptr, own_ptr, h_ptr, cnt_ptr, ra
             s = tl.where(rnd < _noise_cdf(u, noise_div, NOISE), 1.0, 0.0)
         else:
             s = tl.where(u >= 0.0, 1.0, 0.0)
-        if HAS_MAX:
-            raw = raw + s
-            s = s * tl.where(count < max_spikes, 1.0, 0.0)
-            count = count + s
-        if MASKING:  # transmitted spikes s * keep; the neuron's own s drive its reset (and the backward)
-            kept = s * tl.where(_uniform(ctr, mkey_u) >= mask_p, 1.0, 0.0)
-            tl.store(s_ptr + off, kept.to(s_ptr.dtype.element_ty), mask=mask)
-            if STORE_OWN:
-                tl.store(own_ptr + off, s.to(own_ptr.dtype.element_ty), mask=mask)
-        else:
-            tl.store(s_ptr + off, s.to(s_ptr.dtype.element_ty), mask=mask)
+        s, count, raw = _cap_spikes(s, count, raw, max_spikes, HAS_MAX)
+        # transmitted spikes s * keep with masking; the neuron's own s drive its reset (and the backward)
+        _store_spikes(s_ptr, own_ptr, off, s, mask, ctr, mkey_u, mask_p, MASKING, STORE_OWN)
         tl.store(h_ptr + off, h.to(h_ptr.dtype.element_ty), mask=mask)
         ctr = ctr + m_u
         if RESET_ZERO:
@@ -228,9 +315,7 @@ def _lif_fwd_kernel(x_ptr, beta_ptr, thr_ptr, s_ptr, own_ptr, h_ptr, cnt_ptr, ra
         else:
             v = h - thr * s
         off = off + stride
-    if HAS_MAX:  # the backward's max_spikes mask starts from these totals
-        tl.store(cnt_ptr + offs, count, mask=mask)
-        tl.store(raw_ptr + offs, raw, mask=mask)
+    _store_counts(cnt_ptr, raw_ptr, offs, count, raw, mask, HAS_MAX)
 
 
 @triton.jit
@@ -277,21 +362,13 @@ def _lif_bwd_kernel(gs_ptr, h_ptr, s_ptr, beta_ptr, thr_ptr, cnt_ptr, gx_ptr, gb
                     SURR: tl.constexpr, GS_MODE: tl.constexpr, RECOMPUTE_S: tl.constexpr,
                     NEED_BETA: tl.constexpr, NEED_THR: tl.constexpr, MASKING: tl.constexpr, BLOCK: tl.constexpr,
                     PREFETCH: tl.constexpr):
-    pid = tl.program_id(0)
-    offs = pid * BLOCK + tl.arange(0, BLOCK)
-    mask = offs < M
-    beta = tl.load(beta_ptr + offs, mask=mask, other=0.0).to(tl.float32)
-    thr = tl.load(thr_ptr + offs, mask=mask, other=0.0).to(tl.float32)
-    before = tl.zeros([BLOCK], dtype=tl.float32)
-    if HAS_MAX:  # totals over the sample, from the forward; decremented going back in time
-        before = tl.load(cnt_ptr + offs, mask=mask, other=0.0)
+    offs, mask, beta, thr = _neuron_params(beta_ptr, thr_ptr, M, BLOCK)
+    before = _spike_totals(cnt_ptr, offs, mask, HAS_MAX, BLOCK)
     gv = tl.zeros([BLOCK], dtype=tl.float32)
     g_beta = tl.zeros([BLOCK], dtype=tl.float32)
     g_thr = tl.zeros([BLOCK], dtype=tl.float32)
-    mkey_u = tl.full([BLOCK], mask_key, tl.int32).to(tl.uint32, bitcast=True)
-    stride = tl.full([BLOCK], M, tl.int64)
+    mkey_u, stride, off = _backward_offsets(offs, T, M, mask_key, BLOCK)
     step0 = tl.full([BLOCK], 0, tl.int32)
-    off = offs.to(tl.int64) + (T - 1).to(tl.int64) * M
     # output gradient: none (GS_MODE 0), one number for every element (1: from sum()), or a tensor (2)
     h, s, gs = _load_back(h_ptr, s_ptr, gs_ptr, off, mask, RECOMPUTE_S, GS_MODE)
     if GS_MODE == 1:
@@ -325,7 +402,7 @@ def _lif_bwd_kernel(gs_ptr, h_ptr, s_ptr, beta_ptr, thr_ptr, cnt_ptr, gx_ptr, gb
         sg = _surrogate(h - thr, sparam, SURR) * allowed
         g_out = gs
         if MASKING:  # the output gradient reaches the neuron through kept spikes only (counter t*M + m)
-            g_out = gs * tl.where(_uniform(off.to(tl.uint32), mkey_u) >= mask_p, 1.0, 0.0)
+            g_out = gs * _keep(off.to(tl.uint32), mkey_u, mask_p)
         if RESET_ZERO:
             if DETACH:
                 eff = g_out
