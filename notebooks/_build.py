@@ -1486,16 +1486,26 @@ NOTEBOOKS["08_export_to_nir.ipynb"] = [
     """),
     code("""
     # NBVAL_CHECK_OUTPUT
+    import textwrap
+
     try:
         to_nir(sl.Sequential(torch.nn.Linear(4, 8), sl.LIF(), torch.nn.Linear(8, 2), sl.LI()), dt=1e-3)
     except ValueError as error:
-        print(str(error)[:150], "...")
+        print(textwrap.fill(str(error), 110))
     """),
     md("""
     ## Going further
 
     * From the command line, a finished run exports in one step:
       `snnlab export runs/my-run --nir my-run.nir --dt 1e-3` (its folder holds the checkpoint).
+    * `from_nir` gives back what `to_nir` wrote with the same values and the same learnable parameters (the graph
+      notes which time constants and thresholds learn): training can go on after a round trip.
+      `from_nir(graph, learnable=True)` makes every time constant and threshold learnable (to fine-tune a graph
+      from another tool, whose parameters import fixed by default), `learnable=False` none.
+    * `from_nir` also reads graphs written with other conventions, as long as snnlab's neurons compute the same
+      thing: Norse's `r = 1` (the input gain `dt / tau` goes into the threshold, or into the weights before an
+      `LI`) and a resting potential such as -65 mV (`v_leak = v_reset`: snnlab's membrane is `v - v_leak`).
+      What it cannot represent it refuses, saying which node and why.
     * Other simulators read NIR with their own conventions: snnTorch 1.0 read snnlab's exported LIF networks
       (also recurrent ones) as the same network when exported with `dt=1e-4`, its step, but it has no `LI` node
       and reads a `CubaLIF`'s threshold otherwise; Norse ignores NIR's `r` (it warns), so it reads the input

@@ -266,3 +266,50 @@ def test_subtract_reset_is_refused_saying_nir_cannot_hold_it_and_the_exact_alter
     x = (torch.rand(30, 2, 3, generator=torch.Generator().manual_seed(4)) < 0.5).float() * 2
     with torch.no_grad():
         assert torch.equal(from_nir(to_nir(net.eval(), dt=DT))(x), net(x))
+
+
+# ---------------------------------------------------------------------------------------------- found in review
+
+
+def test_an_edit_of_the_node_however_small_wins_over_the_noted_exact_values(tmp_path):
+    """Before: the noted values applied while they agreed with the node's beta to 1e-6, so tau 1000 -> 1001 steps
+    (beta moves by 1e-6) was read back as 1000."""
+    net = sl.Sequential(torch.nn.Linear(2, 3), sl.LIF(tau_mem=1000.0, reset="zero", learn_tau=True),
+                        torch.nn.Linear(3, 3), sl.LI(tau_mem=1000.0), sl.LIF(tau_mem=2000.0, reset="zero"),
+                        torch.nn.Linear(3, 3), sl.LI(tau_mem=1000.0)).double()
+    graph = to_nir(net, dt=DT)
+    assert isinstance(graph.nodes["4"], nir.CubaLIF)
+    for key, field in (("1", "tau"), ("4", "tau_syn"), ("6", "tau")):
+        setattr(graph.nodes[key], field, getattr(graph.nodes[key], field) * (1001 / 1000))
+    graph.nodes["1"].r = graph.nodes["1"].r * (1001 / 1000)  # (the LIF keeps its gain of 1: the same threshold)
+    graph.nodes["6"].r = graph.nodes["6"].r * (1001 / 1000)
+    nir.write(tmp_path / "g.nir", graph)
+    for back in (from_nir(graph, dtype=torch.float64), from_nir(nir.read(tmp_path / "g.nir"), dtype=torch.float64)):
+        torch.testing.assert_close(back[1].tau_mem, torch.tensor(1001.0, dtype=torch.float64), rtol=1e-12, atol=0)
+        for i, key, field in ((3, "4", "tau_syn"), (6, "6", "tau")):  # the CubaLIF's synaptic LI, the readout LI
+            edited = 1 - DT / getattr(graph.nodes[key], field)[0]  # (tau 1000.0000x: LI's float32 beta, to float64)
+            assert abs(edited - (1 - 1 / 1001)) < 1e-7 and abs(net[i].beta().item() - edited) > 9e-7
+            torch.testing.assert_close(back[i].beta(), torch.tensor(edited, dtype=torch.float64), rtol=1e-14, atol=0)
+        assert torch.equal(back[4].beta(), net[4].beta())  # the CubaLIF's membrane, not edited: still exact
+
+
+def test_float64_and_float32_convolution_networks_export_and_round_trip():
+    """Before: to_nir of a float64 convolution raised 'Input type (float) and bias type (double) should be the same'
+    (the frame it measures the output shape with was float32)."""
+    for dtype in (torch.float32, torch.float64):
+        torch.manual_seed(0)
+        net = sl.Sequential(sl.TimeDistributed(torch.nn.Conv2d(2, 3, 3, padding=1)),
+                            sl.LIF(tau_mem=3.0, reset="zero", learn_tau=True),
+                            sl.TimeDistributed(torch.nn.AvgPool2d(2)), torch.nn.Flatten(2),
+                            torch.nn.Linear(12, 2), sl.LI(tau_mem=4.0)).to(dtype).eval()
+        back = from_nir(to_nir(net, dt=DT, input_shape=(2, 4, 4)), dtype=dtype)
+        x = (torch.rand(15, 2, 2, 4, 4, generator=torch.Generator().manual_seed(1)) < 0.5).to(dtype) * 2
+        with torch.no_grad():
+            assert torch.equal(back(x), net(x)), dtype
+        assert back[0].module.weight.dtype == dtype and torch.equal(back[1].tau_mem, net[1].tau_mem)
+
+
+def test_from_nir_of_something_else_than_a_graph_is_a_type_error():
+    """Before: a ValueError about the graph's missing metadata['dt']."""
+    with pytest.raises(TypeError, match=r"from_nir: expected a nir.NIRGraph, got dict"):
+        from_nir({"dt": DT})

@@ -118,14 +118,28 @@ def _tidy(rows: int, value: float = 0.5) -> pd.DataFrame:
 
 def test_learning_and_series_curves_without_rows_draw_a_panel_that_says_so():
     """Before: SkipRendering (an empty hv.Layout), or a blank panel for a metric asked for by name."""
-    for plot in (learning_curves(_tidy(0)), learning_curves(_tidy(3, np.nan)), series_curves({}),
-                 series_curves({("r", "train", "loss"): ([1, 2], [np.nan, np.nan])})):
+    for plot in (learning_curves(_tidy(0)), series_curves({})):
         assert_says(render(plot), 1, "no data yet", titles=["no metrics yet"])
     for plot in (learning_curves(_tidy(0), names=["loss", "accuracy"]), series_curves({}, names=["loss", "accuracy"])):
         assert_says(render(plot), 2, "no data yet", titles=["loss", "accuracy"])
     mixed = render(learning_curves(_tidy(3), names=["loss", "accuracy"]))
     loss, acc = figures(mixed)
     assert not texts(loss) and texts(acc) == ["no data yet"]
+
+
+def test_a_metric_of_only_nan_values_keeps_its_panel_saying_no_finite_values():
+    """Before: a diverged loss (logged, every value NaN) drew 'no metrics yet', as if nothing had been logged."""
+    nan_loss = pd.concat([_tidy(3, np.nan), _tidy(2).assign(name="accuracy")], ignore_index=True)
+    nan_series = {("r", "train", "loss"): ([1, 2], [np.nan, np.nan])}
+    for plot in (learning_curves(_tidy(3, np.nan)), series_curves(nan_series)):
+        assert_says(render(plot), 1, "no finite values", titles=["loss"])
+    loss, acc = figures(render(learning_curves(nan_loss)))
+    assert (loss.title.text, texts(loss)) == ("loss", ["no finite values"]) and not texts(acc)
+    series = {("r", "train", "loss"): ([1, 2], [np.nan, np.nan]), ("r", "train", "accuracy"): ([1, 2], [0.5, 0.6])}
+    acc, loss = figures(render(series_curves(series)))  # (in key order, as before)
+    assert (loss.title.text, texts(loss)) == ("loss", ["no finite values"]) and not texts(acc)
+    loss, acc = figures(render(learning_curves(_tidy(3, np.nan), names=["loss", "accuracy"])))
+    assert (texts(loss), texts(acc)) == (["no finite values"], ["no data yet"])  # logged as NaN / never logged
 
 
 def test_live_curves_say_no_data_in_their_title_until_rows_arrive_and_after_clear():
@@ -247,6 +261,27 @@ def test_datashaded_raster_colours_layers_when_datashader_is_installed():
     assert list(legend_items(fig)) == ["enc", "hid", "out"]
     stack = next(r.glyph for r in fig.renderers if type(r.glyph).__name__ == "ImageStack")
     assert sorted(stack.color_mapper.palette) == sorted(theme.CATEGORICAL[:3])
+
+
+@pytest.mark.parametrize("shape, p", [((1, 1), 1.0), ((1, 7), 1.0), ((7, 1), 1.0), ((20, 6), 0.0), ((0, 4), 0.0)])
+def test_datashaded_raster_by_group_draws_one_step_one_neuron_and_no_spikes(shape, p):
+    """Before: ValueError 'The supplied cmap dictionary must have the same value dimensions as the element': with
+    no spikes, or spikes all at one step / one neuron (an empty range), count_cat gave one 'Count' layer."""
+    pytest.importorskip("datashader")
+    spikes = (np.random.default_rng(0).random(shape) < p).astype(float)
+    groups = [("a", "b", "c")[i % 3] for i in range(shape[1])]
+    fig = render(spike_raster(spikes, method="datashader", color_by=groups))
+    named = list(dict.fromkeys(groups))
+    if len(named) > 1 and shape[0]:  # (no step at all: drawn as no points, without a legend)
+        assert list(legend_items(fig)) == named
+    colours = dict(zip(named, theme.CATEGORICAL))
+    stacks = [r.glyph for r in fig.renderers if type(r.glyph).__name__ == "ImageStack"]
+    for stack in stacks:  # (the ImageStack's layers: the groups that fired, each in its group's colour)
+        assert set(stack.color_mapper.palette) <= set(colours.values())
+    if spikes.any():
+        assert stacks
+    x0, x1 = fig.x_range.start, fig.x_range.end
+    assert (x0, x1) == (-0.5, shape[0] - 0.5) or not shape[0]
 
 
 # ------------------------------------------------------------------------------------------ thresholds

@@ -88,10 +88,11 @@ a layer's ``n_neurons`` (``snnlab_n_neurons``, for per-neuron values that happen
 bias (``snnlab_bias``), whether ``tau_mem`` / the threshold are learnable (``snnlab_learn_tau``,
 ``snnlab_learn_threshold``; ``snnlab_syn_...`` for the synaptic LI of a ``CubaLIF``) and the layer's own ``tau_mem``
 (``snnlab_tau_mem`` when learned) or ``beta`` (``snnlab_beta``) in float64, because ``tau`` in seconds may give it
-back only to a few ulps. :func:`from_nir` uses those exact values when it reads the graph at the ``dt`` it was
-written at (and they agree with the node's ``tau`` to 1e-6 in ``beta``), so float64 parameters round-trip
-bit-equal; its ``learnable`` option chooses the learnable parameters (``None``: as noted, so fixed for graphs from
-other tools; ``True`` / ``False``: all / none).
+back only to a few ulps, and the ``tau`` it wrote (``snnlab_tau_s``). :func:`from_nir` uses those exact values when
+it reads the graph at the ``dt`` it was written at and the node still holds the ``tau`` it wrote (an edited node's
+own values win, however small the edit), so float64 parameters round-trip bit-equal; its ``learnable`` option
+chooses the learnable parameters (``None``: as noted, so fixed for graphs from other tools; ``True`` / ``False``:
+all / none).
 
 :func:`from_nir` takes chains of those nodes back (``Affine``, ``Linear``, ``LIF``, ``IF``, ``LI``, ``I``,
 ``CubaLIF``, ``Conv1d``, ``Conv2d``, ``AvgPool2d``, ``Flatten``, ``Delay`` before a dense node, the recurrent
@@ -158,7 +159,7 @@ from snnlab.core.neurons import LI, LIF
 from snnlab.core.normalization import TimeBatchNorm
 from snnlab.core.recurrent import RecurrentLIF
 from snnlab.core.time_distributed import TimeDistributed
-from snnlab.interop.nir_import import _check_dt, _nir, from_nir
+from snnlab.interop.nir_import import _check_dt, _nir, _tau_field, from_nir
 
 if TYPE_CHECKING:  # pragma: no cover
     import nir
@@ -262,17 +263,28 @@ def _with_meta(node: Any, m: LIF | LI, prefix: str = "") -> Any:
     """``node`` noting in its metadata what NIR's fields do not hold: the layer's ``n_neurons`` (``snnlab_n_neurons``,
     so that per-neuron parameters come back per neuron also where their values are all equal), ``learn_tau`` /
     ``learn_threshold`` (``snnlab_learn_tau``...) and its own time constant (``snnlab_tau_mem`` of a learned tau,
-    ``snnlab_beta`` of a fixed one, float64), which ``tau`` in seconds gives back only to a few ulps. ``prefix``
-    ``"syn_"``: the synaptic LI of a ``CubaLIF``."""
+    ``snnlab_beta`` of a fixed one, float64), which ``tau`` in seconds gives back only to a few ulps, with the node's
+    ``tau`` it goes with (``snnlab_tau_s``: :func:`from_nir` uses the exact value only while the node holds it).
+    ``prefix`` ``"syn_"``: the synaptic LI of a ``CubaLIF``."""
     meta = {f"snnlab_{prefix}learn_tau": bool(m.learn_tau)}
     if m.n_neurons is not None:
         meta[f"snnlab_{prefix}n_neurons"] = int(m.n_neurons)
-    value = (m.tau_mem if m.learn_tau else m.beta_const).detach().cpu().double().numpy().copy()
-    meta[f"snnlab_{prefix}{'tau_mem' if m.learn_tau else 'beta'}"] = value if value.ndim else float(value)
+    value = (m.tau_mem if m.learn_tau else m.beta_const).detach().cpu().double().numpy()
+    meta[f"snnlab_{prefix}{'tau_mem' if m.learn_tau else 'beta'}"] = _compact(value)
+    written = getattr(node, _tau_field(node, prefix), None)
+    if written is not None:
+        meta[f"snnlab_{prefix}tau_s"] = _compact(np.asarray(written, dtype=np.float64))
     if isinstance(m, LIF):
         meta["snnlab_learn_threshold"] = bool(m.learn_threshold)
     node.metadata = {**(node.metadata or {}), **meta}
     return node
+
+
+def _compact(value: np.ndarray) -> float | np.ndarray:
+    """``value`` for metadata: one float where all its values are equal (a per-layer value broadcast over the
+    neurons), else a copy of the array."""
+    flat = value.reshape(-1)
+    return float(flat[0]) if flat.size and np.all(flat == flat[0]) else value.copy()
 
 
 def _li_node(nir: Any, name: str, m: LI, shape: tuple[int, ...], dt: float) -> Any:
@@ -409,8 +421,12 @@ def _shape_limitation(m: nn.Module) -> str:
 
 
 def _frame_shape(m: nn.Module, shape: tuple[int, ...]) -> tuple[int, ...]:
+    """The output shape of the frame module ``m`` for one frame of ``shape`` (a zero frame of its parameters' dtype and
+    device: a float64 or CUDA convolution refuses a float32 CPU frame)."""
+    like = next(m.parameters(), None)
+    zeros = torch.zeros((1, *shape)) if like is None else torch.zeros((1, *shape), dtype=like.dtype, device=like.device)
     with torch.no_grad():
-        return tuple(m(torch.zeros((1, *shape))).shape[1:])
+        return tuple(m(zeros).shape[1:])
 
 
 def _convert(nir: Any, name: str, m: nn.Module, shape: tuple[int, ...],

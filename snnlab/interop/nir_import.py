@@ -100,23 +100,37 @@ def _learn(node: Any, flag: str, ctx: _Ctx) -> bool:
     return bool(_metadata(node).get(f"snnlab_{flag}", False)) if ctx.learnable is None else ctx.learnable
 
 
+def _tau_field(node: Any, prefix: str = "") -> str:
+    """The field of ``node`` holding the time constant of its neurons (``prefix`` ``"syn_"``: of a ``CubaLIF``'s
+    synaptic current): ``tau``, ``tau_mem`` / ``tau_syn`` of a ``CubaLIF`` (``IF`` / ``I`` have none)."""
+    if isinstance(node, _nir().CubaLIF):
+        return "tau_syn" if prefix == "syn_" else "tau_mem"
+    return "tau"
+
+
 def _stored(node: Any, prefix: str, beta: np.ndarray, ctx: _Ctx) -> tuple[np.ndarray, np.ndarray | None]:
     """``(beta, tau_mem in steps or None)``: the layer's own values that :func:`to_nir` noted (``snnlab_<prefix>
     tau_mem`` of a learned tau, ``snnlab_<prefix>beta`` of a fixed one), which NIR's ``tau`` in seconds may give back
-    only to a few ulps, where they apply (``ctx.exact`` and within 1e-6 of the node's ``beta``); else ``beta``."""
+    only to a few ulps, where they apply: ``ctx.exact`` and the node still holds the ``tau`` noted with them
+    (``snnlab_<prefix>tau_s``, bit for bit: any edit of the node, however small, makes its own values win); else
+    ``beta``."""
     meta = _metadata(node)
     tau, fixed = meta.get(f"snnlab_{prefix}tau_mem"), meta.get(f"snnlab_{prefix}beta")
-    if not ctx.exact or (tau is None and fixed is None):
+    written, noted = getattr(node, _tau_field(node, prefix), None), meta.get(f"snnlab_{prefix}tau_s")
+    if not ctx.exact or (tau is None and fixed is None) or written is None or noted is None:
         return beta, None
     try:
+        written = np.asarray(written, dtype=np.float64)
+        if not np.array_equal(np.broadcast_to(np.asarray(noted, dtype=np.float64), written.shape), written):
+            return beta, None  # (the node was edited after to_nir wrote it)
         if tau is not None:
             tau = np.broadcast_to(np.asarray(tau, dtype=np.float64), beta.shape)
             exact = 1.0 - 1.0 / np.maximum(tau, 1.0)  # (LIF.beta() of a learned tau, clamped at 1 step)
         else:
             exact = np.broadcast_to(np.asarray(fixed, dtype=np.float64), beta.shape)
-    except ValueError:  # (noted for another shape: the node was edited)
+    except (TypeError, ValueError):  # (noted for another shape, or not numbers: the metadata was edited)
         return beta, None
-    if not np.all(np.abs(exact - beta) <= 1e-6):
+    if not np.all(np.abs(exact - beta) <= 1e-6):  # (the noted values disagree with the tau noted with them)
         return beta, None
     return exact, tau
 
@@ -481,9 +495,9 @@ def from_nir(graph: "nir.NIRGraph", *, dt: float | None = None, dtype: torch.dty
         LIF(learn_tau=True, learn_threshold=True, reset='zero', surrogate=atan(2))
     """
     nir = _nir()
-    ctx = _context(graph, dt, learnable)
     if not isinstance(graph, nir.NIRGraph):
         raise TypeError(f"from_nir: expected a nir.NIRGraph, got {type(graph).__name__}")
+    ctx = _context(graph, dt, learnable)
     items = _chain(graph)
     layers: list[nn.Module] = []
     i = 0

@@ -101,12 +101,12 @@ def has_data(*columns: Any) -> bool:
         >>> has_data([1.0, float("nan")], [float("nan"), 2.0]), has_data([1.0, 3.0], [float("nan"), 2.0])
         (False, True)
     """
+    import pandas as pd
+
     if not columns:
         return False
     ok = np.ones(len(columns[0]), dtype=bool)
     for c in columns:
-        import pandas as pd
-
         values = pd.to_numeric(pd.Series(np.asarray(c, dtype=object)), errors="coerce").to_numpy(dtype=float)
         ok &= np.isfinite(values)
     return bool(ok.any())

@@ -138,14 +138,18 @@ def is_evaluation_metric(name: str) -> bool:
     return name.startswith(("test_", "rounded_test_"))
 
 
+#: What the panel of a metric says whose every logged value is NaN (e.g. a loss that diverged at once).
+NO_FINITE = "no finite values"
+
+
 def _curve_panel(series: Mapping[Any, tuple[Any, Any]], x: str, metric: str, groups: list[str],
-                 max_points: int | None = MAX_CURVE_POINTS) -> hv.NdOverlay | hv.Overlay:
+                 max_points: int | None = MAX_CURVE_POINTS, empty: str = NO_DATA) -> hv.NdOverlay | hv.Overlay:
     """One metric's panel: ``series`` (``{key: (x, y)}``, keys of the ``groups``, or the metric's name where there
-    are none) overlaid, thinned to ``max_points``; a panel titled ``metric`` that says "no data yet" where no series
+    are none) overlaid, thinned to ``max_points``; a panel titled ``metric`` that says ``empty`` where no series
     has a point."""
     xdim, ydim = hv.Dimension(x), hv.Dimension("value", label=metric)
     if not any(len(xy[0]) for xy in series.values()):
-        return no_data(NO_DATA, xdim, ydim, title=metric, width=theme.WIDTH // 2 + 100)
+        return no_data(empty, xdim, ydim, title=metric, width=theme.WIDTH // 2 + 100)
     return style_overlay(series_overlay(series, xdim, ydim, kdims=groups or ["metric"], max_points=max_points),
                          width=theme.WIDTH // 2 + 100, title=metric,
                          **theme.legend_below(len(series) if groups else 0))
@@ -222,7 +226,8 @@ def learning_curves(df: pd.DataFrame, x: str = "step", names: Sequence[str] | No
     maximum of each of ``max_points // 2`` buckets (:func:`downsample_minmax`; ``None``: every point).
 
     A table without rows (a run that logged nothing yet) draws: a metric of ``names`` without rows gets a panel
-    titled with its name that says "no data yet", and with no metric at all the layout holds one panel
+    titled with its name that says "no data yet" (one whose values are all NaN, e.g. a loss that diverged at once,
+    "no finite values"), and with no metric at all the layout holds one panel
     titled "no metrics yet" (:func:`snnlab.viz._util.no_data`), never an empty layout (which HoloViews skips).
 
     Example:
@@ -241,6 +246,7 @@ def learning_curves(df: pd.DataFrame, x: str = "step", names: Sequence[str] | No
     if missing:
         raise ValueError(f"learning_curves: the table lacks columns {missing} (have {list(df.columns)})")
     ensure_bokeh()
+    logged = list(pd.unique(df["name"]))  # (a metric of only NaN values, e.g. a diverged loss, keeps its panel)
     df = df.dropna(subset=["value"])
     if labels and "run_id" in df.columns:
         ids = df["run_id"].unique()  # one look-up per run, not per row
@@ -252,9 +258,9 @@ def learning_curves(df: pd.DataFrame, x: str = "step", names: Sequence[str] | No
     else:
         groups = [by] if isinstance(by, str) else list(by)
     by_name = dict(tuple(df.groupby("name", sort=False)))  # one pass over the rows, not one per metric
-    order = list(by_name) if names is None else list(names)  # (sort=False: in order of appearance)
-    panels = [_curve_panel(_table_series(by_name.get(n, df.iloc[:0]), x, n, groups), x, n, groups, max_points)
-              for n in order]
+    order = logged if names is None else list(names)  # (in order of appearance)
+    panels = [_curve_panel(_table_series(by_name.get(n, df.iloc[:0]), x, n, groups), x, n, groups, max_points,
+                           empty=NO_FINITE if n in logged else NO_DATA) for n in order]
     return hv.Layout(panels or [_no_metrics(x)]).cols(cols)
 
 
@@ -270,8 +276,8 @@ def series_curves(series: Mapping[tuple[str, str, str], tuple[Any, Any]], names:
     :meth:`snnlab.experiments.store.RunStore.metric_series`), each in ``x`` order: the same panels as
     ``learning_curves(table, names=names, labels=labels, max_points=max_points)`` of the tidy table of those rows,
     built without one (a table of every row of 20 long runs took longer than drawing them). Curves are keyed by
-    those of run and kind that take more than one value; NaN values are dropped. No series (or none with a value)
-    draws as in :func:`learning_curves`: panels that say "no data yet".
+    those of run and kind that take more than one value; NaN values are dropped. No series, or a metric without a
+    finite value, draws as in :func:`learning_curves`: panels that say "no data yet" / "no finite values".
 
     Example:
         >>> from snnlab.viz.curves import series_curves
@@ -299,9 +305,10 @@ def series_curves(series: Mapping[tuple[str, str, str], tuple[Any, Any]], names:
         curve = tuple(key[i] for i in varying)
         by_name.setdefault(key[2], {}).setdefault(key[2] if not curve else curve if len(curve) > 1 else curve[0],
                                                   []).append(xy)
-    order = list(by_name) if names is None else list(names)
+    logged = list(dict.fromkeys(key[2] for key in sorted(series)))  # (a metric of only NaN values keeps its panel)
+    order = logged if names is None else list(names)
     panels = [_curve_panel({k: _merged(parts) for k, parts in sorted(by_name.get(n, {}).items())}, x, n, groups,
-                           max_points) for n in order]
+                           max_points, empty=NO_FINITE if n in logged else NO_DATA) for n in order]
     return hv.Layout(panels or [_no_metrics(x)]).cols(cols)
 
 

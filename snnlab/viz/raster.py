@@ -83,14 +83,16 @@ def spike_raster(
     ndim = hv.Dimension("neuron")
     if method == "auto":
         method = "points" if len(t) <= max_points else "image"
-    if method == "image" and (T == 0 or N == 0):
-        method = "points"  # (an image needs a step and a neuron: an empty raster is drawn as no points)
     labels = None
     if color_by is not None:
         labels = np.asarray(color_by, dtype=object)
         if labels.ndim != 1 or len(labels) != N:
             raise ValueError(f"spike_raster: color_by has {len(labels)} labels for {N} neurons")
         labels = labels.astype(str)
+        if method == "datashader" and not len(t):
+            method = "image"  # (datashader counts no category of no points: the binned raster, empty, and its legend)
+    if method == "image" and (T == 0 or N == 0):
+        method = "points"  # (an image needs a step and a neuron: an empty raster is drawn as no points)
     size = dict(width=theme.WIDTH, height=theme.HEIGHT)
     if method == "image":
         tb, nb = max(1, min(int(bins[0]), T)), max(1, min(int(bins[1]), N))
@@ -116,7 +118,10 @@ def spike_raster(
         import datashader as ds
 
         colors = group_colors(labels)
-        stack = rasterize(pts, aggregator=ds.count_cat("group")).opts(cmap=colors, backend="bokeh")
+        # the raster's ranges given: those of the spikes are empty for one step or one neuron, and count_cat then
+        # gives one 'Count' layer instead of one per group
+        stack = rasterize(pts, aggregator=ds.count_cat("group"), x_range=limits["xlim"], y_range=limits["ylim"])
+        stack = stack.opts(cmap=colors, backend="bokeh")
         return (stack * hv.Overlay(_legend_keys(colors, tdim, ndim))).opts(  # (a DynamicMap: re-binned on zoom)
             backend="bokeh", **limits, **theme.legend_below(len(colors)), width=size["width"])
     opts: dict[str, Any] = dict(marker="dash", angle=90, size=marker, tools=["hover"], **limits, **size)
