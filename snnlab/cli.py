@@ -446,6 +446,9 @@ def _runs_output(args: argparse.Namespace) -> int:
     if not path.exists():  # reading only: never create a store (an --store typo would look like an empty one)
         if args.store:
             raise FileNotFoundError(f"--store: no run store at {path}")
+        if args.run_ids:  # (runs asked for by id: not there, as in a store without them)
+            raise FileNotFoundError(f"no run(s) {', '.join(args.run_ids)}: there is no run store at {path} "
+                                    "(snnlab train or the dashboard create it; --store or $SNNLAB_STORE names another)")
         print(f"no runs yet: {path} does not exist (snnlab train or the dashboard create it)")
         return 0
     # read-only: a listing never changes the store (not even an old store's journal mode); a locked one is an

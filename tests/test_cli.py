@@ -119,6 +119,11 @@ def test_runs_never_creates_a_store(tmp_path, capsys, monkeypatch):
     monkeypatch.setenv("SNNLAB_STORE", str(tmp_path / "default.sqlite"))
     assert main(["runs"]) == 0
     assert "no runs yet" in capsys.readouterr().out and not (tmp_path / "default.sqlite").exists()
+    for action in ("show", "compare"):  # runs asked for by id in no store: an error, as for unknown ids
+        assert main(["runs", action, "abc123"]) == 2
+        out, err = capsys.readouterr()
+        assert out == "" and "no run(s) abc123: there is no run store at" in err
+    assert main(["runs", "--status", "died"]) == 0 and not (tmp_path / "default.sqlite").exists()
 
 
 def test_help_teaches(capsys):

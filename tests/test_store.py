@@ -369,6 +369,39 @@ def test_a_read_only_store_without_a_wal_index_falls_back_to_immutable_by_error_
     assert store._immutable and store.list_runs()["name"].tolist() == ["kept"]
 
 
+@pytest.mark.parametrize("extended", [6, 5, 3])  # SQLITE_READONLY_DIRECTORY, _CANTINIT; _ROLLBACK: no fallback
+def test_a_wal_store_in_a_folder_that_cannot_be_written_is_read_as_it_is(tmp_path, monkeypatch, extended):
+    """SQLite 3.40 opens a WAL file without its -shm in such a folder with SQLITE_READONLY_DIRECTORY (not
+    "unable to open"): `snnlab runs` and the dashboard failed with "is read-only ... runs cannot be recorded". A hot
+    journal that cannot be rolled back is not read past (the file may hold half a write)."""
+    import sqlite3
+
+    writer = RunStore(tmp_path / "s.sqlite")
+    writer.create_run({}, name="kept")
+    writer.close()
+    real_connect = sqlite3.connect
+
+    class NoDirectory:  # what a mode=ro connection gives on a WAL file whose folder cannot be written
+        def execute(self, *args):
+            raise _sqlite_error("attempt to write a readonly database", sqlite3.SQLITE_READONLY | (extended << 8))
+
+        def close(self):
+            pass
+
+    def connect(database, *args, **kwargs):
+        if "mode=ro" in str(database) and "immutable=1" not in str(database):
+            return NoDirectory()
+        return real_connect(database, *args, **kwargs)
+
+    monkeypatch.setattr(sqlite3, "connect", connect)
+    if extended == 3:
+        with pytest.raises(sqlite3.OperationalError, match="read-only"):
+            RunStore(tmp_path / "s.sqlite", read_only=True)
+        return
+    store = RunStore(tmp_path / "s.sqlite", read_only=True)
+    assert store._immutable and store.list_runs()["name"].tolist() == ["kept"]
+
+
 def test_a_long_lived_store_follows_its_file_when_it_is_replaced(tmp_path):
     """Review: the dashboard's shared store kept reading (and writing into) the old file after `rm runs.sqlite*` and a
     new run recreated it; its connections now reopen on the file at the path."""

@@ -190,3 +190,90 @@ def test_a_retry_on_a_locked_store_gives_up_after_the_short_wait(tmp_path, monke
         holder.close()
     store.log_metrics(run, step=1, metrics={"loss": 1.0})
     assert len(store.metrics(run)) == 1 and os.path.exists(path)
+
+
+def _old_store(path, version: int = 0) -> str:
+    """A store as an older snnlab left it: DELETE journal, no run_owners table, ``user_version`` ``version``; one
+    finished run with a summary and a metric. Returns the run's id."""
+    store = RunStore(path)
+    run = store.create_run({"seed": 0}, name="old")
+    store.log_metrics(run, step=1, metrics={"loss": 0.5})
+    store.set_summary(run, {"accuracy": 0.5})
+    store.set_status(run, "finished")
+    store.close()
+    del store
+    con = sqlite3.connect(path, isolation_level=None)
+    con.execute("DROP TABLE run_owners")
+    con.execute(f"PRAGMA user_version={version}")
+    con.execute("PRAGMA journal_mode=DELETE")
+    con.close()
+    return run
+
+
+def _layout(path) -> tuple[str, int, bool]:
+    con = sqlite3.connect(path)
+    try:
+        tables = {r[0] for r in con.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+        return (con.execute("PRAGMA journal_mode").fetchone()[0], con.execute("PRAGMA user_version").fetchone()[0],
+                "run_owners" in tables)
+    finally:
+        con.close()
+
+
+@pytest.mark.parametrize("follow_file", [False, True])
+def test_a_read_write_store_that_only_reads_leaves_an_old_store_as_it_was_until_its_first_write(tmp_path,
+                                                                                               follow_file):
+    """A notebook's or the dashboard's RunStore(path) switched an old store to WAL (and added its tables) when opened;
+    now the first write does it."""
+    path = tmp_path / "s.sqlite"
+    run = _old_store(path)
+    store = RunStore(path, follow_file=follow_file)
+    assert not store.read_only
+    with store.snapshot():
+        assert store.list_runs()["status"].tolist() == ["finished"] and store.summaries()["accuracy"].tolist() == [0.5]
+    assert store.get_run(run)["owner"] is None and len(store.metrics(run)) == 1 and store.metric_series(run)
+    assert _layout(path) == ("delete", 0, False) and sorted(p.name for p in tmp_path.iterdir()) == ["s.sqlite"]
+    thread = threading.Thread(target=store.list_runs)  # (another thread's connection: read-only too)
+    thread.start()
+    thread.join()
+    assert _layout(path) == ("delete", 0, False)
+    store.set_status(run, "running")  # the first write: WAL, the added table, the version
+    assert _layout(path) == ("wal", 1, True) and store.get_run(run)["owner"]["pid"] == os.getpid()
+    other = threading.Thread(target=lambda: store.set_status(run, "finished"))  # (its own connection: writes too)
+    other.start()
+    other.join()
+    assert store.get_run(run)["status"] == "finished"
+
+
+def test_a_new_store_gets_its_tables_and_wal_when_created(tmp_path):
+    path = tmp_path / "new.sqlite"
+    RunStore(path).close()
+    assert _layout(path) == ("wal", 1, True)
+    assert RunStore(path, read_only=True).list_runs().empty
+
+
+def test_a_reader_of_an_old_store_sees_the_owners_a_writer_adds_later(tmp_path):
+    """A long-lived reader (the dashboard on a read-only folder, a notebook) opened before the first writer of this
+    snnlab added the owners table: a run whose process is gone shows "died" in it too."""
+    import json
+    import subprocess
+    import sys
+
+    from snnlab.experiments.store import DIED, this_process
+
+    path = tmp_path / "s.sqlite"
+    run = _old_store(path)
+    readers = [RunStore(path, read_only=True), RunStore(path)]
+    assert [r.list_runs()["status"].tolist() for r in readers] == [["finished"]] * 2
+    writer = RunStore(path)
+    writer.set_status(run, "running")
+    child = subprocess.Popen([sys.executable, "-c", "pass"])
+    child.wait()  # (reaped: no process has its id now)
+    con = sqlite3.connect(path)
+    with con:
+        con.execute("UPDATE run_owners SET owner=? WHERE run_id=?", (json.dumps({**this_process(), "pid": child.pid}),
+                                                                      run))
+    con.close()
+    for reader in readers:
+        assert reader.list_runs()["status"].tolist() == [DIED] and reader.get_run(run)["status"] == DIED
+        assert reader.summaries()["status"].tolist() == [DIED]

@@ -115,3 +115,78 @@ def test_a_store_of_an_older_snnlab_is_read_as_it_is_and_gets_the_owners_table_w
     assert writer.get_run(run)["owner"]["pid"] == os.getpid()
     columns = [r[1] for r in sqlite3.connect(path).execute("PRAGMA table_info(runs)")]
     assert len(columns) == 9  # the runs table keeps its layout (older snnlab and positional inserts work)
+
+
+def test_a_pid_now_of_another_users_process_is_told_by_its_start_time(monkeypatch):
+    """os.kill answers PermissionError for another user's process: the run's process is gone when that one started at
+    another time (its id was reused), alive when it started when the owner did."""
+    me = this_process()
+    if me["start"] is None:
+        pytest.skip("no /proc start times here")
+
+    def not_ours(pid, sig):
+        raise PermissionError(1, "Operation not permitted")
+
+    monkeypatch.setattr(os, "kill", not_ours)
+    assert process_gone({**me, "start": me["start"] + 1}) and not process_gone(me)
+
+
+def test_a_corrupt_owner_never_breaks_a_listing_nor_names_a_process_group(tmp_path):
+    me = this_process()
+    for pid in (0, -1, -999_999, 2**70, "x", None):
+        assert not process_gone({**me, "pid": pid}), pid
+    store = RunStore(tmp_path / "s.sqlite")
+    run = store.create_run({}, name="odd")
+    store.set_status(run, "running")
+    con = sqlite3.connect(store.path)
+    with con:
+        con.execute("UPDATE run_owners SET owner=? WHERE run_id=?", (json.dumps({**me, "pid": 2**70}), run))
+    con.close()
+    assert store.list_runs()["status"].tolist() == ["running"] and store.get_run(run)["status"] == "running"
+
+
+def test_status_filters_tell_died_from_running(tmp_path, capsys):
+    store = RunStore(tmp_path / "s.sqlite")
+    alive = store.create_run({}, name="alive-run")
+    store.set_status(alive, "running")
+    dead = store.create_run({}, name="dead-run")
+    store.set_status(dead, "running")
+    store.set_summary(dead, {"accuracy": 0.5})
+    child = subprocess.Popen([sys.executable, "-c", "pass"])
+    child.wait()
+    con = sqlite3.connect(store.path)
+    with con:
+        con.execute("UPDATE run_owners SET owner=? WHERE run_id=?", (json.dumps({**this_process(), "pid": child.pid}),
+                                                                      dead))
+    con.close()
+    path = str(store.path)
+    assert main(["runs", "--store", path, "--status", "running"]) == 0
+    out = capsys.readouterr().out
+    assert "alive-run" in out and "dead-run" not in out
+    assert main(["runs", "--store", path, "--status", "died"]) == 0
+    out = capsys.readouterr().out
+    assert "dead-run" in out and "alive-run" not in out
+    assert main(["runs", "compare", "--store", path, "--status", "died"]) == 0
+    assert "dead-run" in capsys.readouterr().out
+    assert main(["runs", "compare", "--store", path, "--status", "running"]) == 0
+    assert "no finished runs with results with status running" in capsys.readouterr().out
+
+
+def test_a_resume_refused_before_it_trains_leaves_the_stored_status_as_it_was(tmp_path, monkeypatch):
+    """A resumed run that fails before training (here the check of its schedules) must not mark the finished run it
+    resumes "failed": the store keeps its row, as for a refused resume."""
+    store = RunStore(tmp_path / "s.sqlite")
+    run_dir = tmp_path / "run"
+    first = Trainer(ExperimentConfig(**{**TINY, "epochs": 1}), run_dir=run_dir, store=store, progress=False)
+    first.run()
+    resumed = Trainer.resume_from(run_dir, ExperimentConfig(**{**TINY, "epochs": 2}), store=store, progress=False)
+
+    def refuse():
+        raise ValueError("schedules need the number of steps")
+
+    monkeypatch.setattr(resumed, "_check_schedules_can_run", refuse)
+    with pytest.raises(ValueError, match="number of steps"):
+        resumed.run()
+    assert resumed.state == "failed"
+    run = store.get_run(first.run_id)
+    assert (run["status"], run["message"], run["config"]["epochs"]) == ("finished", None, 1)

@@ -1,7 +1,9 @@
 """The run store: runs, their configs, per-step metrics and checkpoint paths in one SQLite file.
 
 SQLite in WAL mode: one writer (a training run) and several readers (the dashboard, a notebook)
-work at once. Each thread gets its own connection, so a store object can be shared between the
+work at once. A store in another journal mode (an older snnlab's, a copy without its ``-wal``) is switched to WAL,
+and given the tables added since it was made, at its first write: a store that is only read (a notebook, the
+dashboard) is left as it was. Each thread gets its own connection, so a store object can be shared between the
 training thread and the UI thread. Writes are ``BEGIN IMMEDIATE`` transactions (one writer at a
 time, each write atomic); reads are deferred transactions, which in WAL mode neither wait for a
 writer nor make one wait: a reader sees the last commit before its read began (:meth:`RunStore.snapshot`
@@ -17,7 +19,8 @@ A run set "running" or "paused" records the process that runs it (host, process 
 ``run_owners``). Where runs are read for users (:meth:`RunStore.list_runs`, :meth:`RunStore.get_run`,
 :meth:`RunStore.summaries`), such a run whose process is gone (killed, crashed) shows the status ``"died"``
 (:data:`DIED`), decided at each read and never written into the row; a run of another host (a shared store) or of
-another process namespace (another container) is never declared dead from here.
+another process namespace (another container) is never declared dead from here (hosts are told apart by their
+name: two hosts of one name sharing a store would be taken for one).
 
 The file carries its layout version in ``PRAGMA user_version`` (:data:`SCHEMA_VERSION`): a file of
 another program, a store of a newer snnlab, or a file that is not SQLite is refused with a
@@ -80,6 +83,9 @@ def _primary_code(exc: BaseException) -> int | None:
 
 
 _LOCK_CODES = (sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED)
+#: what a read-only connection to a WAL file gets where its WAL index (-shm) cannot be made (a folder that cannot be
+#: written); not a hot journal to roll back (SQLITE_READONLY_ROLLBACK): reading past that one could see half a write
+_NO_WAL_INDEX = (sqlite3.SQLITE_READONLY | (6 << 8), sqlite3.SQLITE_READONLY | (5 << 8))  # _DIRECTORY, _CANTINIT
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS runs (
@@ -108,7 +114,7 @@ def _schema_columns() -> dict[str, set[str]]:
 
 _COLUMNS = _schema_columns()  # what a store must have; the schema above is the one source of truth
 #: tables added to the layout since version 1 without a new version (older snnlab ignores them; the ``runs`` table
-#: stays as it was): a store opened for writing gets them, one opened read-only is read without them
+#: stays as it was): a store gets them at its first write; until then (and read-only) it is read without them
 _ADDED_TABLES = ("run_owners",)
 
 
@@ -122,12 +128,22 @@ def _proc_stat(pid: int) -> tuple[str, int] | None:
         return None
 
 
+_PID_NAMESPACE: dict[int, str | None] = {}  # {this process's id: its pid namespace}: fixed for a process's life
+
+
 def _pid_namespace() -> str | None:
-    """This process's pid namespace (Linux: ``pid:[inode]``; containers have their own), else None."""
+    """This process's pid namespace (Linux: ``pid:[inode]``; containers have their own), else None (read once per
+    process: a listing asks for it at every run whose process it checks)."""
+    pid = os.getpid()
+    if pid in _PID_NAMESPACE:
+        return _PID_NAMESPACE[pid]
     try:
-        return os.readlink("/proc/self/ns/pid")
+        namespace = os.readlink("/proc/self/ns/pid")
     except OSError:
-        return None
+        namespace = None
+    _PID_NAMESPACE.clear()  # (a forked child: its parent's entry goes)
+    _PID_NAMESPACE[pid] = namespace
+    return namespace
 
 
 def this_process() -> dict:
@@ -159,10 +175,14 @@ def process_gone(owner: dict | None) -> bool:
         return False
     try:
         pid = int(owner["pid"])
+        if pid <= 0:  # (not a process: 0 and negative ids name process groups)
+            return False
         os.kill(pid, 0)  # (signal 0: only asks whether the process exists)
     except ProcessLookupError:
         return True
-    except (KeyError, TypeError, ValueError, OSError):  # no pid, or another user's process (PermissionError)
+    except PermissionError:  # another user's process has the id now: the start time tells whether it is the owner
+        pass
+    except (KeyError, TypeError, ValueError, OverflowError, OSError):  # no usable pid
         return False
     stat = _proc_stat(pid)
     if stat is None:
@@ -394,10 +414,22 @@ class RunStore:
             if needed - have:
                 raise StoreError(f"RunStore: {self.path} is not an snnlab run store of this version: table {table!r} "
                                  f"lacks column(s) {sorted(needed - have)}")
-        if not self.read_only and (version < SCHEMA_VERSION or not set(_ADDED_TABLES) <= tables):
-            con.executescript(_SCHEMA + f"PRAGMA user_version={SCHEMA_VERSION};")  # (IF NOT EXISTS: race-safe)
-        # whether runs' owners can be read (a read-only store of the same layout is read as it is, without them)
-        self._owners = not self.read_only or "run_owners" in tables
+        # an existing store is brought up to date (version, added tables) at its first write (_prepare_write): one
+        # that is only read stays as it was; a new (or half-made) one gets its tables now, for its readers
+        self._upgrade = not self.read_only and (version < SCHEMA_VERSION or not set(_COLUMNS) <= tables)
+        if self._upgrade and not {t for t in _COLUMNS if t not in _ADDED_TABLES} <= tables:
+            self._prepare_write(con, self.timeout)
+
+    def _prepare_write(self, con: sqlite3.Connection, wait: float) -> None:
+        """Before a connection's first write: write-ahead logging (an old store's journal mode changes when it is
+        written, never when it is only read), and the store's first write adds the tables and version it lacks
+        (``IF NOT EXISTS``: another process doing the same at once is harmless)."""
+        if not getattr(self._local, "wal", False):
+            self._wal_mode(con, wait)
+            self._local.wal = True
+        if self._upgrade:
+            con.executescript(_SCHEMA + f"PRAGMA user_version={SCHEMA_VERSION};")
+            self._upgrade = False
 
     def _file_id(self) -> tuple[int, int] | None:
         """The identity of the file at :attr:`path` (device, inode), None when there is none."""
@@ -425,13 +457,12 @@ class RunStore:
                 con = self._connect_read_only(wait)
             else:
                 con = sqlite3.connect(self.path, timeout=wait, isolation_level=None, check_same_thread=True)
-                try:
-                    self._wal_mode(con, wait)
+                try:  # (write-ahead logging at the first write: _prepare_write)
                     con.execute("PRAGMA synchronous=NORMAL")
                 except sqlite3.Error:
                     con.close()
                     raise
-            self._local.con, self._local.busy = con, wait
+            self._local.con, self._local.busy, self._local.wal = con, wait, False
             self._local.file = self._file_id() if self.follow_file else None
             if reopened:
                 self._check_schema()
@@ -439,7 +470,8 @@ class RunStore:
 
     def _connect_read_only(self, wait: float) -> sqlite3.Connection:
         """A ``mode=ro`` connection; ``immutable=1`` where the WAL index (-shm) cannot be created (the folder is
-        not writable), which reads the file as it is."""
+        not writable: SQLite says "unable to open" or, for a WAL file, ``SQLITE_READONLY_DIRECTORY``), which reads
+        the file as it is."""
         uri = "file:" + urllib.parse.quote(self.path.absolute().as_posix()) + "?mode=ro"
         con = sqlite3.connect(uri + ("&immutable=1" if self._immutable else ""), uri=True, timeout=wait,
                               isolation_level=None, check_same_thread=True)
@@ -447,7 +479,9 @@ class RunStore:
             con.execute("SELECT count(*) FROM sqlite_master").fetchone()  # opens the file and its WAL index
         except sqlite3.OperationalError as exc:
             con.close()
-            if _primary_code(exc) == sqlite3.SQLITE_CANTOPEN and not self._immutable and self.path.exists():
+            code = getattr(exc, "sqlite_errorcode", None)
+            if ((_primary_code(exc) == sqlite3.SQLITE_CANTOPEN or code in _NO_WAL_INDEX) and not self._immutable
+                    and self.path.exists()):
                 self._immutable = True
                 return self._connect_read_only(wait)
             raise
@@ -617,9 +651,11 @@ class RunStore:
                         (json.dumps(summary, default=float), time.time(), run_id))
 
     # ---------------------------------------------------------------- reading
-    def _owner_sql(self) -> tuple[str, str]:
-        """The select expression of a run's owner and the join that gives it (none in an older read-only store)."""
-        if not self._owners:
+    @staticmethod
+    def _owner_sql(con: sqlite3.Connection) -> tuple[str, str]:
+        """The select expression of a run's owner and the join that gives it; none in an older store without the
+        table (looked up at each read, in its transaction: a writer, maybe another process, may add it meanwhile)."""
+        if con.execute("SELECT 1 FROM sqlite_master WHERE type='table' AND name='run_owners'").fetchone() is None:
             return "NULL", ""
         return "o.owner", " LEFT JOIN run_owners o ON o.run_id = runs.run_id"
 
@@ -627,7 +663,7 @@ class RunStore:
         """One row per run: id, name, status, message, created, updated, checkpoint (status :data:`DIED`, with a
         message saying so, for a run whose process on this host is gone)."""
         with self._read() as con:
-            owner, join = self._owner_sql()
+            owner, join = self._owner_sql(con)
             rows = con.execute("SELECT runs.run_id, name, status, message, created, updated, checkpoint, "
                                f"{owner} FROM runs{join} ORDER BY created").fetchall()
         gone: dict = {}
@@ -638,7 +674,7 @@ class RunStore:
         """A run's row with its config, summary and owner (the process that last ran it) decoded; the status as
         :meth:`list_runs` shows it."""
         with self._read() as con:
-            owner, join = self._owner_sql()
+            owner, join = self._owner_sql(con)
             row = con.execute("SELECT runs.run_id, name, status, message, config, created, updated, checkpoint, "
                               f"summary, {owner} FROM runs{join} WHERE runs.run_id=?", (run_id,)).fetchone()
         if row is None:
@@ -721,7 +757,7 @@ class RunStore:
     def summaries(self) -> pd.DataFrame:
         """One row per run that has a summary: config fields and summary metrics side by side."""
         with self._read() as con:
-            owner, join = self._owner_sql()
+            owner, join = self._owner_sql(con)
             rows = con.execute(f"SELECT runs.run_id, name, status, config, summary, {owner} FROM runs{join} "
                                "WHERE summary IS NOT NULL ORDER BY created").fetchall()
         records, gone = [], {}
@@ -769,6 +805,8 @@ class _Tx:
                 if store._local.busy != wait:
                     con.execute(f"PRAGMA busy_timeout={int(wait * 1000)}")
                     store._local.busy = wait
+                if self.write:
+                    store._prepare_write(con, wait)
                 con.execute("BEGIN IMMEDIATE" if self.write else "BEGIN")
         except sqlite3.Error as exc:
             error = store._translate(exc, self.write)

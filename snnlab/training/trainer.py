@@ -98,8 +98,8 @@ class Trainer(ControlMixin, ResumeMixin, ReportingMixin):
 
     Resuming into a store that knows the run updates its stored config (e.g. more epochs) and deletes the
     metrics it holds for steps after the checkpoint (a crashed attempt logged them; they are trained again), once the
-    resumed run starts training: a resume refused, or never run, leaves the store's row as it was. Resuming into a
-    store that never saw the run registers it under its id and name (the checkpoint's).
+    resumed run starts training: a resume refused, never run, or failing before it trains leaves the store's row as
+    it was. Resuming into a store that never saw the run registers it under its id and name (the checkpoint's).
 
     Control: :meth:`run` (blocking), :meth:`start` (background thread), :meth:`pause`,
     :meth:`resume`, :meth:`stop` (at the next step boundary), :meth:`wait`; :attr:`state` is one of
@@ -426,7 +426,8 @@ class Trainer(ControlMixin, ResumeMixin, ReportingMixin):
                 log.error("training run %s failed:\n%s", self.run_id, tb)
             self._emit("failed", message=msg, error_type=type(e).__name__, traceback=tb,
                        checkpoint=str(self.checkpoint_path) if self.checkpoint_path and self.checkpoint_path.exists() else None)
-            self._store("set_status", self.run_id, "failed", msg)
+            if self._follow is None:  # (a resumed run refused before it trained: the store keeps its row)
+                self._store("set_status", self.run_id, "failed", msg)
             if raise_errors:
                 raise
             return None
