@@ -14,8 +14,12 @@ pytestmark = skip_unless_ready(tl, "snnlab.kernels.delays_triton")
 
 from snnlab.core import delays as delays_mod  # noqa: E402
 from snnlab.core.delays import DelayedLinear, delayed_linear_reference, delayed_linear_rounded  # noqa: E402
-from snnlab.kernels import delay_taps_triton, delays_triton  # noqa: E402
+from snnlab.kernels import delay_taps_triton, delays_triton, lif_triton  # noqa: E402
 from snnlab.kernels.delays_triton import delayed_linear_triton, gaussian_window, kernel_options  # noqa: E402
+from snnlab.kernels.dispatch import resolve_backend  # noqa: E402
+from test_delays_precision import (K as PREC_K, SIGMAS, assert_kernel_accurate,  # noqa: E402
+                                   assert_position_grad_accurate, autocast_reference, impulse_response,
+                                   inside_weights, near_ties)
 
 D64 = torch.float64
 
@@ -99,11 +103,42 @@ def test_more_rows_than_int32_indices_raises(monkeypatch):
 
 
 def test_interpreter_problem_raised_before_launching(monkeypatch):
-    monkeypatch.setattr(delays_triton, "_INTERPRETED", True)
-    monkeypatch.setattr(delays_triton, "interpreter_problem", lambda: "Triton 3.6.0's CPU interpreter cannot run")
+    # the check is the LIF kernels' (lif_triton._check_device), shared
+    monkeypatch.setattr(lif_triton, "_INTERPRETED", True)
+    monkeypatch.setattr(lif_triton, "interpreter_problem", lambda: "Triton 3.6.0's CPU interpreter cannot run")
     x, W = torch.randn(4, 2, 3), torch.randn(5, 3)  # CPU tensors: the interpreter's case
     with pytest.raises(RuntimeError, match="delayed_linear_triton: Triton 3.6.0's CPU interpreter"):
         delayed_linear_triton(x, W, torch.zeros(5, 3, dtype=torch.long), 1.0, 3, True)
+
+
+@pytest.mark.skipif(DEVICE.type != "cpu", reason="CPU tensors the kernels cannot take")
+def test_cpu_tensors_without_the_interpreter_raise_the_lif_kernels_error(monkeypatch):
+    """delays_triton kept its own copy of the LIF kernels' device check; now it calls theirs (one message)."""
+    monkeypatch.setattr(lif_triton, "_INTERPRETED", False)  # as if Triton were compiling for a GPU
+    x, W = torch.randn(4, 2, 3), torch.randn(5, 3)
+    with pytest.raises(RuntimeError) as delays_error:
+        delayed_linear_triton(x, W, torch.zeros(5, 3, dtype=torch.long), 1.0, 3, True)
+    with pytest.raises(RuntimeError) as lif_error:
+        lif_triton._check_device(x)
+    message = str(delays_error.value)
+    assert message.startswith("delayed_linear_triton got a tensor on 'cpu'; the Triton kernels need a CUDA device. "
+                              "Use backend='torch', move the tensors to CUDA, or set TRITON_INTERPRET=1")
+    assert message == str(lif_error.value).replace("lif_triton", "delayed_linear_triton").replace(
+        "the torch backend", "backend='torch'")
+    with pytest.raises(RuntimeError, match="one device"):
+        delayed_linear_triton(x, W.to("meta"), torch.zeros(5, 3, dtype=torch.long), 1.0, 3, True)
+
+
+@pytest.mark.skipif(DEVICE.type != "cpu", reason="a device the kernels cannot run on")
+def test_layer_asking_for_triton_without_a_gpu_raises_what_the_lif_layers_raise(monkeypatch):
+    layer = DelayedLinear(3, 2, 4, backend="triton")
+    monkeypatch.setenv("TRITON_INTERPRET", "0")  # no GPU and no interpreter asked for
+    with pytest.raises(RuntimeError) as layer_error:
+        layer(torch.randn(5, 1, 3))
+    with pytest.raises(RuntimeError) as lif_error:
+        resolve_backend("triton", "cpu")
+    assert str(layer_error.value) == str(lif_error.value)
+    assert "requested for a tensor on device 'cpu', but the Triton kernels need a CUDA device" in str(lif_error.value)
 
 # ----------------------------------------------------------------------------- "auto" precision (bfloat16 split)
 
@@ -422,3 +457,49 @@ def test_taps_pads_features_to_whole_tiles_and_masks_only_rows(algorithm):
                                              torch.float32)
         _close(y, ref_y, tol=2e-6)
         _close(gx, ref_gx, tol=2e-6)
+
+
+# ------------------------------------------------------------------- precision (see tests/test_delays_precision.py)
+
+
+@pytest.mark.parametrize("sigma", SIGMAS)
+def test_small_sigma_kernel_and_position_gradient_keep_float32_accuracy(sigma):
+    """Each algorithm's Gaussian (read back as the impulse response) and positions' gradient against float64 at the
+    same float32 positions: "gather" subtracted squares of k - p (7e-5 relative at sigma 1e-2), "taps" builds the
+    PyTorch kernel (4e-3 at 1e-3), "mma" took the gradient about p (4e-3 of its terms' size at 1e-3)."""
+    def fn(x, W, q, s):
+        return delayed_linear_triton(x, W, q, s, PREC_K, False)
+
+    p = near_ties()
+    g, _ = impulse_response(fn, p, sigma, device=DEVICE)
+    assert_kernel_accurate(g, p, sigma)
+    p, v = inside_weights(p, seed=5)
+    _, gp = impulse_response(fn, p, sigma, v, device=DEVICE)
+    assert_position_grad_accurate(gp, p, v, sigma)
+
+
+@pytest.mark.parametrize("rounded", [False, True])
+def test_autocast_gives_the_triton_layer_the_torch_layers_precision(rounded):
+    """Under autocast the kernels computed from float32 operands and returned float32 while the PyTorch taps path
+    returned bfloat16 (summed in bfloat16): now every path casts x, weight and bias to autocast's dtype, sums in
+    float32 and returns that dtype."""
+    dtype = torch.bfloat16
+    layers = [DelayedLinear(11, 6, 5, bias=True, seed=7, sigma=0.6, backend=b).to(DEVICE) for b in ("triton", "torch")]
+    for layer in layers:
+        if rounded:
+            layer.round_delays()
+    (x,) = _on_device(torch.randn(9, 3, 11, generator=_gen(41)))
+    ref, scale = autocast_reference(layers[1], x.cpu(), dtype)
+    outs = []
+    for layer in layers:
+        xi = x.clone().requires_grad_(True)
+        with torch.autocast(DEVICE.type, dtype=dtype):
+            y = layer(xi)
+        assert y.dtype == dtype
+        assert ((y.cpu().double() - ref).abs() <= torch.finfo(dtype).eps * scale + 1e-6).all()
+        (y.float() * torch.linspace(-1, 1, 6, device=DEVICE)).square().sum().backward()
+        outs.append((y.detach().float(), xi.grad, *[p.grad for p in layer.parameters()]))
+    assert outs[0][1].dtype == torch.float32 and len(outs[0]) == (4 if rounded else 5)
+    torch.testing.assert_close(outs[0][0], outs[1][0], rtol=torch.finfo(dtype).eps, atol=1e-6)
+    for a, b in zip(outs[0][1:], outs[1][1:]):  # gradients: the bfloat16 copies' rounded the same way, or a step apart
+        torch.testing.assert_close(a, b, rtol=2 * torch.finfo(dtype).eps, atol=1e-3 * b.abs().max().item())

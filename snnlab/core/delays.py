@@ -23,8 +23,14 @@ import torch.nn.functional as F
 from torch import nn
 
 from snnlab.core.validation import as_number, as_seed, check_choice, check_positive, check_time_major, is_integer
-from snnlab.kernels.delay_math import gaussian_delay_kernel, two_sigma_squared  # the formula lives in the kernels layer
-from snnlab.kernels.dispatch import TRITON_DTYPES, compute_dtype
+from snnlab.kernels.delay_math import (  # the formula and the autocast policy live in the kernels layer
+    autocast_dtype,
+    autocast_off,
+    autocast_operands,
+    gaussian_delay_kernel,
+    two_sigma_squared,
+)
+from snnlab.kernels.dispatch import HALF_DTYPES, TRITON_DTYPES, compute_dtype, resolve_backend
 
 __all__ = [
     "DelayedLinear",
@@ -74,13 +80,16 @@ def _zeros_in_graph(x3: torch.Tensor, out: int, weights: torch.Tensor) -> torch.
     return x3.new_zeros(x3.shape[0], x3.shape[1], out) + (x3[:0].sum() + 0.0 * weights.sum())
 
 
-def _conv_taps(x: torch.Tensor, kernel: torch.Tensor, support: torch.Tensor | None = None) -> torch.Tensor:
+def _conv_taps(x: torch.Tensor, kernel: torch.Tensor, support: torch.Tensor | None = None,
+               amp: torch.dtype | None = None) -> torch.Tensor:
     """Direct causal convolution: ``y[t] = sum_k x[t-k] @ kernel[:, :, k].T``, skipping the taps where
     ``support`` (default: ``kernel``; same shape) is zero for every synapse (or, where :func:`_conv1d_wins`, as
     one ``conv1d`` over the taps up to the last active one).
 
     Pass the Gaussian as ``support`` when ``kernel = W * G``: a tap where every ``W * G`` is zero because
-    ``W`` is (a zero-initialised layer) still carries the weight gradient ``G``.
+    ``W`` is (a zero-initialised layer) still carries the weight gradient ``G``. ``amp``: autocast's product dtype,
+    which the ``conv1d`` runs in (summed in float32 inside, rounded once: the speed-up autocast is for); the
+    per-tap products keep ``x``'s dtype (each rounded to ``amp`` would be summed rounded).
     """
     T = x.shape[0]
     K = min(kernel.shape[-1], T)
@@ -92,7 +101,8 @@ def _conv_taps(x: torch.Tensor, kernel: torch.Tensor, support: torch.Tensor | No
     if not active:
         return _zeros_in_graph(x, kernel.shape[0], kernel)
     if _conv1d_wins(x, len(active), max(active) + 1, kernel[..., 0].numel() * (max(active) + 1)):
-        return _causal_conv1d(x, kernel[..., : max(active) + 1])
+        kernel = kernel[..., : max(active) + 1]
+        return _causal_conv1d(x, kernel) if amp is None else _causal_conv1d(x.to(amp), kernel.to(amp)).to(x.dtype)
     y = None
     for k in active:
         term = _shift_matmul(x, kernel[:, :, k], k)
@@ -100,15 +110,30 @@ def _conv_taps(x: torch.Tensor, kernel: torch.Tensor, support: torch.Tensor | No
     return y
 
 
-_AUTOCAST_DEVICES = ("cpu", "cuda", "xpu", "mps")  # device types torch.autocast takes (not meta)
+def _work_dtype(*tensors: torch.Tensor) -> torch.dtype:
+    """The dtype the convolutions compute in: the tensors' promoted dtype, float32 for half precision (as
+    :func:`~snnlab.kernels.dispatch.compute_dtype`: every path, Triton's too, sums in float32).
+
+    Example:
+        >>> _work_dtype(torch.ones(1, dtype=torch.bfloat16), torch.ones(1)), _work_dtype(torch.ones(1).double())
+        (torch.float32, torch.float64)
+    """
+    dtype = tensors[0].dtype
+    for t in tensors[1:]:
+        dtype = torch.promote_types(dtype, t.dtype)
+    return torch.float32 if dtype in HALF_DTYPES else dtype
+
+
+def _autocast_products(x: torch.Tensor, weight: torch.Tensor) -> torch.dtype | None:
+    """The dtype autocast gives the taps paths' products here (before the operands are cast), or None: off, or a
+    float64 layer (autocast leaves float64 alone)."""
+    return None if weight.dtype == torch.float64 else autocast_dtype(x.device.type)
 
 
 def _conv_fft(x: torch.Tensor, kernel: torch.Tensor) -> torch.Tensor:
     """Causal convolution through the FFT: one complex ``[B, in] @ [in, out]`` matmul per frequency."""
     # the FFTs and the complex matmul need float32 or float64: autocast would cast the stacked matmul down
-    if x.device.type not in _AUTOCAST_DEVICES:
-        return _conv_fft_full_precision(x, kernel)
-    with torch.autocast(x.device.type, enabled=False):
+    with autocast_off(x):
         return _conv_fft_full_precision(x, kernel)
 
 
@@ -163,18 +188,27 @@ def delayed_linear(
     :func:`gaussian_delay_kernel`; ``x`` is ``[T, ..., in]``. ``method``: ``"fft"`` (cost
     independent of ``sigma`` and ``max_delay``), ``"taps"`` (one shifted GEMM per non-zero
     tap; on the CPU with many rows, one ``conv1d``) or ``"auto"`` (the cheaper by a cost model: GEMM counts, or,
-    where taps run as one ``conv1d``, times fitted on a CPU). Both are exact, not truncated.
+    where taps run as one ``conv1d``, times fitted on a CPU). Both are exact, not truncated. Half-precision
+    operands are computed in float32, the output in ``x``'s dtype; under ``torch.autocast`` ``x``, ``weight`` and
+    ``bias`` are first cast to the autocast dtype (see :class:`DelayedLinear`).
     """
     check_choice(method, "method", _METHODS, "delayed_linear")
-    shape = x.shape
-    x3 = x.reshape(shape[0], math.prod(shape[1:-1]), shape[-1])  # (not -1: T may be 0)
-    gaussian = gaussian_delay_kernel(positions, sigma, max_delay)
-    kernel = weight.unsqueeze(-1) * gaussian  # [out, in, K]
-    if method == "auto":
-        method = _choose_method(shape[0], max_delay, x3, kernel.numel())
-    y = _conv_fft(x3, kernel) if method == "fft" else _conv_taps(x3, kernel, support=gaussian)
-    if bias is not None:
-        y = y + bias
+    amp = _autocast_products(x, weight)
+    x, weight, bias = autocast_operands(x, weight, bias)
+    with autocast_off(x):
+        shape = x.shape
+        # half-precision positions: the Gaussian in float32 (not rounded to their dtype), as the Triton kernels
+        gaussian = gaussian_delay_kernel(positions.to(compute_dtype(positions)), sigma, max_delay)
+        kernel = weight.unsqueeze(-1) * gaussian  # [out, in, K]
+        work = _work_dtype(x, kernel)
+        x3 = x.reshape(shape[0], math.prod(shape[1:-1]), shape[-1]).to(work)  # (not -1: T may be 0)
+        kernel = kernel.to(work)
+        if method == "auto":
+            method = _choose_method(shape[0], max_delay, x3, kernel.numel())
+        y = _conv_fft(x3, kernel) if method == "fft" else _conv_taps(x3, kernel, support=gaussian, amp=amp)
+        y = y.to(x.dtype)
+        if bias is not None:
+            y = y + bias
     return y.reshape(*shape[:-1], weight.shape[0])
 
 
@@ -187,23 +221,38 @@ def delayed_linear_rounded(
     used: ``y = sum_d shift_d(x) @ (W * [D == d]).T``. On the CPU, where many delay values occur, the same
     sum is one ``conv1d`` over a kernel holding each synapse's weight at its delay tap (``W_ij`` at ``d_ij``,
     zeros elsewhere): the same products, without an FFT, about 2x faster than one matrix product per delay.
+    Precision as :func:`delayed_linear`'s (float32 for half precision, output in ``x``'s dtype; autocast's dtype
+    for ``x``, ``weight`` and ``bias`` under ``torch.autocast``).
     """
+    amp = _autocast_products(x, weight)
+    x, weight, bias = autocast_operands(x, weight, bias)
+    with autocast_off(x):
+        return _rounded(x, weight, delays, bias, amp)
+
+
+def _rounded(x: torch.Tensor, weight: torch.Tensor, delays: torch.Tensor, bias: torch.Tensor | None,
+             amp: torch.dtype | None = None) -> torch.Tensor:
+    """:func:`delayed_linear_rounded` with its operands cast (autocast off; ``amp``: autocast's product dtype)."""
     shape = x.shape
     T = shape[0]
-    x3 = x.reshape(T, math.prod(shape[1:-1]), shape[-1])
+    work = _work_dtype(x, weight)
+    x3 = x.reshape(T, math.prod(shape[1:-1]), shape[-1]).to(work)
+    out_dtype, weight = x.dtype, weight.to(work)
     delays = delays.to(weight.device)
     used = [0] if delays.is_meta else [d for d in torch.unique(delays).tolist() if d < T]  # meta: shapes only
     taps = max(used) + 1 if used else 0
     y = None
     if _conv1d_wins(x3, len(used), taps, weight.numel() * taps):  # each synapse's weight at its delay's tap
         one_hot = delays.unsqueeze(-1) == torch.arange(taps, device=delays.device)
-        y = _causal_conv1d(x3, weight.unsqueeze(-1) * one_hot.to(weight.dtype))
+        kernel = weight.unsqueeze(-1) * one_hot.to(weight.dtype)  # (amp: exact products, summed in float32 inside)
+        y = _causal_conv1d(x3, kernel) if amp is None else _causal_conv1d(x3.to(amp), kernel.to(amp)).to(work)
     else:
         for d in used:
             term = _shift_matmul(x3, weight * (delays == d).to(weight.dtype), int(d))
             y = term if y is None else y + term
     if y is None:
         y = _zeros_in_graph(x3, weight.shape[0], weight)
+    y = y.to(out_dtype)
     if bias is not None:
         y = y + bias
     return y.reshape(*shape[:-1], weight.shape[0])
@@ -334,7 +383,24 @@ class DelayedLinear(nn.Module):
     each tap as a matrix product on the tensor cores at float32 accuracy by default (three bfloat16
     products where the input is exact in bfloat16, as spikes are; three TF32 ones otherwise); the environment
     variables ``SNNLAB_TRITON_DELAY_ALGO`` and ``SNNLAB_TRITON_DELAY_PRECISION`` choose others
-    (:func:`snnlab.kernels.delays_triton.kernel_options`).
+    (:func:`snnlab.kernels.delays_triton.kernel_options`). ``backend="triton"`` on a device the kernels cannot
+    run on (no CUDA, and no ``TRITON_INTERPRET=1``) raises the ``RuntimeError`` the LIF layers raise.
+
+    Precision. Every path computes the delay convolution to float32 accuracy (float64 for a float64 layer; the
+    Triton kernels at their default precision), half-precision inputs and parameters included, and returns
+    ``x``'s dtype. Under ``torch.autocast`` the layer follows
+    autocast's policy for matrix products, as :class:`torch.nn.Linear` does: ``x``, ``weight`` and ``bias`` are
+    cast to the autocast dtype (e.g. bfloat16), the positions and the Gaussian stay in their dtype (a bfloat16
+    position between 16 and 32 would be off by up to 1/16 step), the products of the cast operands are summed in
+    float32, and the output is in the autocast dtype on every path (a float64 layer ignores autocast). The FFT
+    path and the Triton kernels form each synapse's Gaussian-weighted kernel ``W * G`` in float32 and agree to the
+    rounding of the output; where the PyTorch "taps" and rounded paths run as one ``conv1d`` (CPU, many rows) they
+    run it in the autocast dtype, as a ``conv1d`` under autocast does: ``W * G`` rounded to that dtype too (a
+    relative ``2**-9`` per term in bfloat16; exact for rounded delays), summed in float32 -- the speed-up autocast
+    is for on CPUs with bfloat16 instructions::
+
+        with torch.autocast("cuda", dtype=torch.bfloat16):
+            y = layer(x)          # y.dtype == torch.bfloat16, summed in float32
 
     Example::
 
@@ -525,20 +591,22 @@ class DelayedLinear(nn.Module):
         if self.backend == "triton":
             if _triton_impl() is None:
                 raise RuntimeError(f"{_LAYER}: backend='triton' is unavailable ({_TRITON_ERROR}); use backend='torch'.")
+            resolve_backend("triton", x.device, x.dtype)  # the LIF layers' error for a device Triton cannot run on
             return True
         return x.is_cuda and x.dtype in TRITON_DTYPES and _triton_impl() is not None
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         check_time_major(x, "x", self.in_features, _LAYER)
-        if x.dtype != self.weight.dtype:
-            x = x.to(self.weight.dtype)
+        x, weight, bias = autocast_operands(x, self.weight, self.bias)  # (unchanged where autocast is off)
+        if x.dtype != weight.dtype:
+            x = x.to(weight.dtype)
         if self._use_triton(x):
             arg = self.delays if self.rounded else self.positions.clamp(0.0, float(self.max_delay - 1))
-            y = _triton_impl()(x, self.weight, arg, self.sigma, self.max_delay, self.rounded)
-            return y + self.bias if self.bias is not None else y
+            y = _triton_impl()(x, weight, arg, self.sigma, self.max_delay, self.rounded)
+            return y + bias if bias is not None else y
         if self.rounded:
-            return delayed_linear_rounded(x, self.weight, self.delays, self.bias)
-        return delayed_linear(x, self.weight, self.positions, self.sigma, self.max_delay, self.bias)
+            return delayed_linear_rounded(x, weight, self.delays, bias)
+        return delayed_linear(x, weight, self.positions, self.sigma, self.max_delay, bias)
 
     def extra_repr(self) -> str:
         return (

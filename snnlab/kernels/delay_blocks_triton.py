@@ -5,9 +5,11 @@ inside the sequence from it, block sizes, and how a reduction over rows is split
 """
 from __future__ import annotations
 
+import torch
+
 from .triton_import import tl, triton
 
-__all__ = ["taps_reaching_rows", "output_block", "pow2_block", "row_splits"]
+__all__ = ["taps_reaching_rows", "output_block", "pow2_block", "row_splits", "stored_dtype"]
 
 
 @triton.jit
@@ -52,3 +54,15 @@ def row_splits(R: int, n_tiles: int, BR: int, programs: int, blocks_per_split: i
     if _INTERPRETED:
         return 1
     return max(1, min(-(-programs // n_tiles), triton.cdiv(R, blocks_per_split * BR)))
+
+
+def stored_dtype(dtype: torch.dtype) -> torch.dtype:
+    """The dtype a kernel stores an output of ``dtype`` in: float32 for bfloat16 under the interpreter, whose
+    float32 -> bfloat16 conversion truncates (compiled kernels round to nearest even, as PyTorch does), then
+    rounded by PyTorch; else ``dtype``.
+
+    Example:
+        >>> stored_dtype(torch.float16)
+        torch.float16
+    """
+    return torch.float32 if _INTERPRETED and dtype == torch.bfloat16 else dtype

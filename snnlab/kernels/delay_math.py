@@ -1,28 +1,37 @@
-"""The Gaussian delay kernel of learnable delays (DCLS) as a plain tensor function.
+"""The Gaussian delay kernel of learnable delays (DCLS) as a plain tensor function, and the precision
+policy every delay path follows under ``torch.autocast``.
 
 The single source of truth for that formula: :mod:`snnlab.core.delays` re-exports it (its torch path
-convolves with it), the "taps" Triton algorithm builds its tap tensor from it, and the "mma" Triton
-kernels compute the same formula in registers, over the taps that matter in float32 (tested
-against this one).
+convolves with it), the "taps" Triton algorithm builds its tap tensor from it, and the "mma" and "gather"
+Triton kernels compute the same formula in registers (:func:`relative_exponent`), over the taps that matter
+in float32 (tested against this one).
 """
 from __future__ import annotations
 
+import contextlib
+
 import torch
 
-__all__ = ["gaussian_delay_kernel", "two_sigma_squared"]
+__all__ = ["gaussian_delay_kernel", "relative_exponent", "two_sigma_squared", "autocast_dtype",
+           "autocast_operands", "autocast_off", "AUTOCAST_DEVICES"]
+
+#: device types ``torch.autocast`` takes (not "meta")
+AUTOCAST_DEVICES = ("cpu", "cuda", "xpu", "mps")
 
 
 def gaussian_delay_kernel(positions: torch.Tensor, sigma: float, max_delay: int, tap_dim: int = -1) -> torch.Tensor:
     """Normalised Gaussian delay kernel ``G[..., k]`` for taps ``k = 0..max_delay-1``.
 
     ``G[..., k] = exp(-(k - p)^2 / (2 sigma^2)) / sum_k' exp(-(k' - p)^2 / (2 sigma^2))`` with
-    ``p`` clamped to ``[0, max_delay - 1]``. Computed as a softmax, so it stays finite (a
-    one-hot) when ``sigma`` is tiny: ``2 sigma^2`` is taken no smaller than the dtype's smallest normal
-    number (``torch.finfo(dtype).tiny``), so the nearest tap's exponent (``(k - p)^2 <= 1/4``) never
-    overflows; the kernel is already one-hot at that width (the nearest tap; two taps tie only at an
-    exact midpoint, where they share the weight). Larger ``sigma`` is used as it is. ``tap_dim`` is
-    where the new tap axis goes in the (contiguous) result: last by default, ``0`` gives
-    ``[max_delay, *positions.shape]`` without a permuted copy.
+    ``p`` clamped to ``[0, max_delay - 1]``. Computed as a softmax of the exponents relative to the nearest
+    tap ``r = floor(p + 1/2)`` (:func:`relative_exponent`), so it keeps float32 accuracy when ``sigma`` is small
+    (no cancellation between large squares; the positions' gradient too, see the comment in the code) and stays
+    finite (a one-hot) when ``sigma`` is tiny: ``2 sigma^2``
+    is taken no smaller than the dtype's smallest normal number (``torch.finfo(dtype).tiny``); the kernel is
+    already one-hot at that width (the nearest tap; two taps tie only at an exact midpoint, where they share
+    the weight). Larger ``sigma`` is used as it is. Half-precision positions are computed in float32 (the
+    result has the positions' dtype). ``tap_dim`` is where the new tap axis goes in the (contiguous) result:
+    last by default, ``0`` gives ``[max_delay, *positions.shape]`` without a permuted copy.
 
     Example:
         >>> g = gaussian_delay_kernel(torch.tensor([1.0, 2.5]), sigma=0.5, max_delay=4)
@@ -36,12 +45,42 @@ def gaussian_delay_kernel(positions: torch.Tensor, sigma: float, max_delay: int,
         raise ValueError(f"tap_dim must be in [{-ndim}, {ndim - 1}] for positions of shape "
                          f"{tuple(positions.shape)}, got {tap_dim}")
     dim = tap_dim % ndim
-    p = positions.clamp(0.0, float(max_delay - 1)).unsqueeze(dim)
+    work = torch.float32 if positions.dtype in (torch.float16, torch.bfloat16) else positions.dtype
+    p = positions.to(work).clamp(0.0, float(max_delay - 1)).unsqueeze(dim)
     tap_shape = [1] * ndim
     tap_shape[dim] = max_delay
     taps = torch.arange(max_delay, device=p.device, dtype=p.dtype).view(tap_shape)
-    logits = -((taps - p) ** 2) / two_sigma_squared(sigma, p.dtype)
-    return torch.softmax(logits, dim=dim)
+    two_s2 = two_sigma_squared(sigma, p.dtype)
+    logits = relative_exponent(taps, p) / two_s2  # d/dp: (k - r) / sigma^2
+    if torch.is_grad_enabled() and p.requires_grad:
+        # The same values (p - p.detach() is 0), with the same (r - m) / sigma^2 added to every tap's derivative,
+        # m the kernel's mean tap: no change to the normalised kernel's exact gradient (the same shift on every
+        # tap), but its float32 rounding becomes that of sum_k G_k (g_k - g_bar) (k - m), whose terms do not cancel
+        # (about r or p, float32 loses digits near a midpoint or for small sigma).
+        with torch.no_grad():
+            m = (torch.softmax(logits, dim=dim) * taps).sum(dim, keepdim=True)
+            shift = (torch.floor(p + 0.5) - m) * (2.0 / two_s2)
+        logits = logits + shift * (p - p.detach())
+    return torch.softmax(logits, dim=dim).to(positions.dtype)
+
+
+def relative_exponent(taps: torch.Tensor, p: torch.Tensor) -> torch.Tensor:
+    """``-((k - p)^2 - (r - p)^2) = -(k - r) (k + r - 2 p)`` for taps ``k`` and positions ``p`` (broadcast), with
+    ``r = floor(p + 1/2)`` the nearest tap (not differentiated: the shift cancels in the normalisation, the
+    gradient ``2 (k - r)`` differs from ``2 (k - p)`` by the same amount on every tap).
+
+    The exponent of the Gaussian (before dividing by ``2 sigma^2``) relative to the nearest tap's: ``k - r`` and
+    ``k + r`` are exact integers and ``2 p`` is exact, so the only roundings are one subtraction and one product,
+    a few units in the last place of the result. Squaring first and subtracting after loses the digits that
+    matter when ``sigma`` is small: the squares are about ``1/4`` near a midpoint and their float32 rounding,
+    divided by ``2 sigma^2 = 2e-6``, moves each exponent by about 0.01 (a relative error of 1e-2 in the weights).
+
+    Example:
+        >>> relative_exponent(torch.arange(4.0), torch.tensor(1.25)).tolist()
+        [-1.5, 0.0, -0.5, -3.0]
+    """
+    r = torch.floor(p.detach() + 0.5)
+    return -(taps - r) * ((taps + r) - 2.0 * p)
 
 
 def two_sigma_squared(sigma: float, dtype: torch.dtype) -> float:
@@ -49,3 +88,50 @@ def two_sigma_squared(sigma: float, dtype: torch.dtype) -> float:
     division underflows, every exponent overflows to ``-inf`` and the softmax gives NaN instead of a one-hot."""
     floor = torch.finfo(dtype if dtype.is_floating_point else torch.get_default_dtype()).tiny
     return max(2.0 * float(sigma) ** 2, floor)
+
+
+def autocast_dtype(device_type: str) -> torch.dtype | None:
+    """The dtype ``torch.autocast`` gives matrix products on ``device_type`` here, or None where it is off.
+
+    Example:
+        >>> autocast_dtype("cpu") is None
+        True
+        >>> with torch.autocast("cpu", dtype=torch.bfloat16):
+        ...     autocast_dtype("cpu")
+        torch.bfloat16
+    """
+    if device_type not in AUTOCAST_DEVICES or not torch.is_autocast_enabled(device_type):
+        return None
+    return torch.get_autocast_dtype(device_type)
+
+
+def autocast_operands(x: torch.Tensor, weight: torch.Tensor,
+                      bias: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
+    """``(x, weight, bias)`` as autocast's policy for matrix products (``nn.Linear``'s) gives them: cast to the
+    autocast dtype of ``x``'s device; unchanged where autocast is off or the weight is float64 (autocast leaves
+    float64 alone: a float64 layer keeps computing in float64). The delay paths then compute in float32
+    (:func:`autocast_off`) from these operands, with the positions and the Gaussian in their own dtype, and return
+    the autocast dtype.
+
+    Example:
+        >>> x, w = torch.ones(2, 1, 3), torch.ones(4, 3)
+        >>> with torch.autocast("cpu", dtype=torch.bfloat16):
+        ...     [t.dtype for t in autocast_operands(x, w)[:2]]
+        [torch.bfloat16, torch.bfloat16]
+    """
+    dtype = autocast_dtype(x.device.type)
+    if dtype is None or weight.dtype == torch.float64:
+        return x, weight, bias
+
+    def cast(t: torch.Tensor | None) -> torch.Tensor | None:
+        return t if t is None or not t.is_floating_point() else t.to(dtype)
+
+    return cast(x), cast(weight), cast(bias)
+
+
+def autocast_off(x: torch.Tensor) -> contextlib.AbstractContextManager:
+    """A context where autocast is off for ``x``'s device (the delay paths choose their products' precision
+    themselves: float32 for half-precision operands); a no-op context for devices autocast does not take."""
+    if x.device.type not in AUTOCAST_DEVICES:
+        return contextlib.nullcontext()
+    return torch.autocast(x.device.type, enabled=False)

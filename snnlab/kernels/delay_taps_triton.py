@@ -29,7 +29,7 @@ from __future__ import annotations
 import torch
 
 from .first_order import refuse_higher_order
-from .delay_blocks_triton import output_block, pow2_block, row_splits
+from .delay_blocks_triton import output_block, pow2_block, row_splits, stored_dtype
 from .delay_math import gaussian_delay_kernel
 from .triton_import import tl, triton
 
@@ -228,11 +228,9 @@ def _shifted_taps(src: torch.Tensor, c: torch.Tensor, M: int, transpose: bool, p
     R, NB = src.shape
     K, I, J = c.shape
     NA = I if transpose else J
-    out = torch.empty(R, NA, device=src.device, dtype=out_dtype)
-    if R == 0 or NA == 0:
-        return out
-    if NB == 0 or K == 0:
-        return out.zero_()
+    out = torch.empty(R, NA, device=src.device, dtype=stored_dtype(out_dtype))
+    if R == 0 or NA == 0 or NB == 0 or K == 0:
+        return out.zero_().to(out_dtype)
     split_src, split_c, terms = _SPLITS[precision]
     BR, BB = pow2_block(R, 16, 128), _reduction_block(NB, 64 if precision == "bf16x3" else 32)
     BA = 128 if NA % 128 == 0 else pow2_block(NA, 16, 64)
@@ -248,7 +246,7 @@ def _shifted_taps(src: torch.Tensor, c: torch.Tensor, M: int, transpose: bool, p
                                src_parts.stride(0), src_parts.stride(1), *strides, SIGN=1 if transpose else -1,
                                PRECISION=precision, TERMS=terms, BF16_DOT=not _INTERPRETED, BR=BR, BB=BB, BA=BA,
                                num_warps=8 if BR * BA >= 128 * 128 else 4)
-    return out
+    return out.to(out_dtype)
 
 
 def _correlation_splits(R: int, n_programs: int, BR: int) -> int:

@@ -22,7 +22,10 @@ are built on chip):
   the taps left out have relative weight ``< exp(-18) ~ 1.5e-8``, below float32 resolution,
   so the result equals the full-kernel form to float32 precision (exactly the full kernel
   whenever the window covers all ``max_delay`` taps, e.g. early in training when sigma is
-  large). The largest exponent is subtracted before ``exp`` so tiny sigmas stay finite.
+  large). Each exponent is taken relative to the nearest tap's, as ``(k - r)(k + r - 2 p)`` with
+  ``r = round(p)`` (:func:`~snnlab.kernels.delay_math.relative_exponent`: float32-accurate for small sigma,
+  finite for tiny ones), and the positions' gradient is taken about the nearest tap (not about ``p``: a
+  one-hot kernel's gradient would then be the difference of two terms of size ``|r - p| / sigma^2``).
 
 Layout: ``x [T, B, ..., in]`` is viewed as ``[R = T * M, in]`` rows (``M`` = everything
 between time and features); time step ``t - k`` of row ``r`` is row ``r - k * M``, valid iff
@@ -55,7 +58,8 @@ tensor cores), float32:
 * ``_delay_grad_kernel``: per ``[in, out]`` tile (optionally split over rows, partial sums
   reduced in PyTorch, deterministic) ``A_ij[k] = sum_r gy[r, j] * x[r - k M, i]`` over the
   window taps, giving ``grad_W_ij = sum_k G_ij[k] A_ij[k]`` and
-  ``grad_p_ij = W_ij * sum_k G_ij[k] (u_k - ubar) A_ij[k]`` with ``u_k = (k - p) / sigma^2``
+  ``grad_p_ij = W_ij * sum_k G_ij[k] (u_k - ubar) A_ij[k]`` with ``u_k = (k - r) / sigma^2`` (any shift of
+  ``u`` gives the same exact value; about the nearest tap ``r``, float32 keeps it accurate)
   and ``ubar = sum_k G_ij[k] u_k`` (derivative of the normalised Gaussian).
 
 ``"taps"``: the dense tap tensor written once per call (PyTorch; its gradient reaches ``W`` and ``p``
@@ -65,7 +69,8 @@ at the memory of ``max_delay * in * out`` floats (and its gradient).
 
 Inputs may be float32, float16 or bfloat16 (all of ``x``, ``W``, ``p`` the same floating
 dtype family; computation is float32 -- products in TF32 with ``precision="tf32"``, see
-:func:`kernel_options` -- outputs in ``x``'s dtype, gradients in each input's dtype). With 16-bit
+:func:`kernel_options` -- outputs in ``x``'s dtype, gradients in each input's dtype; under ``torch.autocast``
+``x`` and ``W`` are cast to its dtype first, as on the PyTorch paths). With 16-bit
 inputs the "mma" kernels' loads are not software-pipelined (Triton pipelines the float32 ones).
 Needs CUDA tensors, or ``TRITON_INTERPRET=1`` set before Triton is imported to run on CPU tensors
 through Triton's (slow) interpreter, for testing.
@@ -82,9 +87,11 @@ import torch
 
 from .dispatch import TRITON_DTYPES
 from .first_order import refuse_higher_order
-from .delay_blocks_triton import output_block, pow2_block, row_splits
+from .delay_blocks_triton import output_block, pow2_block, row_splits, stored_dtype
+from .delay_math import autocast_operands
 from .delay_taps_triton import ShiftedTapsFunction, dense_taps
-from .triton_import import interpreter_problem, tl, triton
+from .lif_triton import _check_device as check_triton_device  # the Triton kernels' shared device check
+from .triton_import import tl, triton
 
 __all__ = ["delayed_linear_triton", "DelayedLinearTritonFunction", "DelayedLinearRoundedTritonFunction",
            "gaussian_window"]
@@ -110,21 +117,40 @@ def _window_start(kr, RAD, KMAX0):
 
 
 @triton.jit
-def _gauss_window(p, RAD, KMAX0, NW, inv_2s2):
-    """The Gaussian tap window around positions ``p``: ``(k0, dr2, z)``.
+def _relative_weight(k, kr, p, inv_2s2):
+    """Unnormalised Gaussian weight of tap ``k`` at positions ``p``, relative to the nearest tap ``kr = round(p)``
+    (which weighs exp(0)): ``exp(-((k - p)^2 - (kr - p)^2) / (2 sigma^2))`` with the exponent as
+    ``(k - kr)(k + kr - 2 p)`` (exact integers and ``2 p``: one subtraction and one product rounded; squaring
+    first would lose float32 digits for small sigma), as :func:`~snnlab.kernels.delay_math.relative_exponent`."""
+    return tl.exp(-(k - kr) * ((k + kr) - 2.0 * p) * inv_2s2)
 
-    ``k0 = clamp(round(p) - RAD, 0, max_delay - NW)`` is the first tap (a float), ``dr2`` the squared
-    distance to the nearest tap (subtracted in every exponent, so the nearest tap weighs exp(0)), and
-    ``z`` the sum of the ``NW`` unnormalised tap weights (``z >= 1``).
+
+@triton.jit
+def _gauss_window(p, RAD, KMAX0, NW, inv_2s2):
+    """The Gaussian tap window around positions ``p``: ``(k0, kr, z)``.
+
+    ``k0 = clamp(round(p) - RAD, 0, max_delay - NW)`` is the first tap (a float), ``kr = round(p)`` the nearest
+    tap (every weight relative to its: :func:`_relative_weight`), and ``z`` the sum of the ``NW`` unnormalised
+    tap weights (``z >= 1``).
     """
     kr = tl.floor(p + 0.5)
     k0 = _window_start(kr, RAD, KMAX0)
-    dr2 = (kr - p) * (kr - p)
     z = tl.zeros_like(p)
     for wi in range(NW):
-        k = k0 + wi
-        z += tl.exp(-((k - p) * (k - p) - dr2) * inv_2s2)
-    return k0, dr2, z
+        z += _relative_weight(k0 + wi, kr, p, inv_2s2)
+    return k0, kr, z
+
+
+@triton.jit
+def _window_offset(p, RAD, KMAX0, NW, inv_2s2):
+    """``sum_k e_k (k - kr)`` over the window around positions ``p`` (``e_k``: :func:`_relative_weight`): ``z``
+    times the mean tap's offset from the nearest one, the ``ubar`` of the positions' gradient."""
+    kr = tl.floor(p + 0.5)
+    k0 = _window_start(kr, RAD, KMAX0)
+    s = tl.zeros_like(p)
+    for wi in range(NW):
+        s += _relative_weight(k0 + wi, kr, p, inv_2s2) * ((k0 + wi) - kr)
+    return s
 
 
 @triton.jit(do_not_specialize=["R", "M", "NB", "NA", "NW"])
@@ -151,11 +177,11 @@ def _delay_apply_kernel(src_ptr, w_ptr, p_ptr, out_ptr, R, M, NB, NA, stride_wb,
         m3 = rmask3 & pmask[None, :, :]
         if GAUSS:
             p = tl.load(p_ptr + poff, mask=pmask, other=0.0).to(tl.float32)
-            k0, dr2, z = _gauss_window(p, RAD, KMAX0, NW, inv_2s2)
+            k0, kr, z = _gauss_window(p, RAD, KMAX0, NW, inv_2s2)
             scale = w / z  # z >= 1 (the nearest tap contributes exp(0))
             for wi in range(NW):
                 k = k0 + wi
-                c = tl.exp(-((k - p) * (k - p) - dr2) * inv_2s2) * scale
+                c = _relative_weight(k, kr, p, inv_2s2) * scale
                 src = r3 + SIGN * (k.to(tl.int64)[None, :, :] * Mi)
                 valid = m3 & (src >= 0) & (src < R)
                 v = tl.load(src_ptr + src * NB + b3, mask=valid, other=0.0).to(tl.float32)
@@ -209,19 +235,19 @@ def _delay_grad_kernel(x_ptr, gy_ptr, w_ptr, p_ptr, gw_ptr, gp_ptr, R, M, I, J, 
     if GAUSS:
         w = tl.load(w_ptr + poff, mask=pmask, other=0.0).to(tl.float32)
         p = tl.load(p_ptr + poff, mask=pmask, other=0.0).to(tl.float32)
-        k0, dr2, z = _gauss_window(p, RAD, KMAX0, NW, inv_2s2)
+        k0, kr, z = _gauss_window(p, RAD, KMAX0, NW, inv_2s2)
         inv_z = 1.0 / z
         gw = tl.zeros([BI, BJ], dtype=tl.float32)
         su = tl.zeros([BI, BJ], dtype=tl.float32)
         ubar = tl.zeros([BI, BJ], dtype=tl.float32)
         for wi in range(NW):
             k = k0 + wi
-            g = tl.exp(-((k - p) * (k - p) - dr2) * inv_2s2) * inv_z
+            g = _relative_weight(k, kr, p, inv_2s2) * inv_z
             a = _shifted_x_dot_gy(x_ptr, gy_ptr, k.to(tl.int64)[None, :, :] * Mi, row_lo, row_hi, offs_j, jmask,
                                   pmask, i3, I, J, BR, BI, BJ)
             gw += g * a
             if NEED_P:
-                u = (k - p) * inv_s2
+                u = (k - kr) * inv_s2  # about the nearest tap: see the module's docstring
                 su += g * u * a
                 ubar += g * u
         if NEED_W:
@@ -251,7 +277,7 @@ def _tap_weight(kr, p, k, RAD, KMAX0, NW, inv_2s2):
     kf = k + 0.0  # k: a loop's int (a Python int under the interpreter)
     k0 = _window_start(kr, RAD, KMAX0)
     inside = (kf >= k0) & (kf < k0 + NW)
-    return tl.where(inside, tl.exp(-(kf - kr) * ((kf + kr) - 2.0 * p) * inv_2s2), 0.0)
+    return tl.where(inside, _relative_weight(kf, kr, p, inv_2s2), 0.0)
 
 
 @triton.jit
@@ -376,7 +402,7 @@ def _delay_mma_grad_kernel(x_ptr, gy_ptr, w_ptr, p_ptr, gw_ptr, gp_ptr, R, M, I,
         nearest = p
     k_lo, k_hi = _tap_range(nearest, pmask, RAD, KMAX0, NW, GAUSS)
     gw = tl.zeros([BI, BJ], dtype=tl.float32)
-    su = tl.zeros([BI, BJ], dtype=tl.float32)  # sum_k G[k] (k - p) A[k]
+    su = tl.zeros([BI, BJ], dtype=tl.float32)  # sum_k G[k] z (k - r) A[k], r the nearest tap
     for k in range(k_lo, tl.minimum(k_hi, (row_hi - 1) // M + 1)):  # rows r >= k M see x[r - k M]
         a = tl.zeros([BI, BJ], dtype=tl.float32)
         for r0 in range(tl.maximum(row_lo, k * M), row_hi, BR):
@@ -388,10 +414,11 @@ def _delay_mma_grad_kernel(x_ptr, gy_ptr, w_ptr, p_ptr, gw_ptr, gp_ptr, R, M, I,
                          mask=rmask[:, None] & imask[None, :], other=0.0).to(tl.float32)
             a = _dot(tl.trans(xv), gy, a, PRECISION, BF16_DOT)
         if GAUSS:
-            g = _tap_weight(tl.floor(p + 0.5), p, k, RAD, KMAX0, NW, inv_2s2)  # G[k] z
+            kr = tl.floor(p + 0.5)
+            g = _tap_weight(kr, p, k, RAD, KMAX0, NW, inv_2s2)  # G[k] z
             gw += g * a
             if NEED_P:
-                su += g * ((k + 0.0) - p) * a
+                su += g * ((k + 0.0) - kr) * a
         else:
             gw += tl.where(p == k, a, 0.0)
     out_off = pid_s.to(tl.int64) * I * J + poff
@@ -401,11 +428,9 @@ def _delay_mma_grad_kernel(x_ptr, gy_ptr, w_ptr, p_ptr, gw_ptr, gp_ptr, R, M, I,
         if NEED_W:
             tl.store(gw_ptr + out_off, gw, mask=pmask)
         if NEED_P:
-            # d/dp of the normalised Gaussian: G[k] (u_k - ubar), u_k = (k - p) / sigma^2, over the whole window
-            k0 = _window_start(kr, RAD, KMAX0)
-            mean = tl.zeros([BI, BJ], dtype=tl.float32)  # sum_k G[k] (k - p) z over the window
-            for wi in range(NW):
-                mean += _tap_weight(kr, p, k0 + wi, RAD, KMAX0, NW, inv_2s2) * ((k0 + wi) - p)
+            # d/dp of the normalised Gaussian: G[k] (u_k - ubar), u_k = (k - r) / sigma^2 (about the nearest tap r,
+            # not p: see the module's docstring), over the whole window
+            mean = _window_offset(p, RAD, KMAX0, NW, inv_2s2)  # sum_k G[k] (k - r) z
             w = tl.load(w_ptr + poff, mask=pmask, other=0.0).to(tl.float32)
             tl.store(gp_ptr + out_off, w * inv_s2 * (su * inv_z - mean * inv_z * gw), mask=pmask)
     else:
@@ -419,17 +444,14 @@ _INTERPRETED = type(_delay_apply_kernel).__name__ == "InterpretedFunction"
 
 
 def _check_device(*tensors: torch.Tensor) -> None:
+    """``RuntimeError`` for tensors on several devices, or on one the kernels cannot run on: the LIF kernels'
+    check (:func:`snnlab.kernels.lif_triton._check_device`, the same messages: not CUDA and not under the
+    interpreter, or the interpreter's known problems)."""
     dev = tensors[0].device
     for t in tensors:
         if t.device != dev:
             raise RuntimeError(f"delayed_linear_triton: all tensors must be on one device, got {dev} and {t.device}")
-    if dev.type != "cuda" and not _INTERPRETED:
-        raise RuntimeError(
-            f"delayed_linear_triton got a tensor on '{dev}'; the Triton kernels need a CUDA device. Use "
-            "backend='torch', move the tensors to CUDA, or set TRITON_INTERPRET=1 before importing triton "
-            "(CPU testing only).")
-    if _INTERPRETED and interpreter_problem():
-        raise RuntimeError(f"delayed_linear_triton: {interpreter_problem()}")
+    check_triton_device(tensors[0], "delayed_linear_triton", "backend='torch'")
 
 
 def gaussian_window(sigma: float, max_delay: int) -> tuple[int, int]:
@@ -528,11 +550,9 @@ def _apply(src: torch.Tensor, weight: torch.Tensor, param: torch.Tensor, M: int,
     R, NB = src.shape
     I = weight.shape[1]
     NA = out_features
-    out = torch.empty(R, NA, device=src.device, dtype=out_dtype)
-    if R == 0 or NA == 0:
-        return out
-    if NB == 0:
-        return out.zero_()
+    out = torch.empty(R, NA, device=src.device, dtype=stored_dtype(out_dtype))
+    if R == 0 or NA == 0 or NB == 0:
+        return out.zero_().to(out_dtype)
     stride_wb, stride_wa = (I, 1) if transpose else (1, I)
     common = dict(SIGN=1 if transpose else -1, GAUSS=gauss)
     algorithm, precision = options
@@ -550,7 +570,7 @@ def _apply(src: torch.Tensor, weight: torch.Tensor, param: torch.Tensor, M: int,
         grid = (triton.cdiv(R, BR), triton.cdiv(NA, BA))
         _delay_apply_kernel[grid](src, weight, param, out, R, M, NB, NA, stride_wb, stride_wa, **gauss_args,
                                   **common, BR=BR, BB=BB, BA=BA, num_warps=8)
-    return out
+    return out.to(out_dtype)
 
 
 def _grad_splits(R: int, n_tiles: int, BR: int) -> int:
@@ -669,10 +689,13 @@ def delayed_linear_triton(x: torch.Tensor, weight: torch.Tensor, positions_or_de
     ``[0, max_delay - 1]``, zero gradient outside), Gaussian width ``sigma``; gradients flow
     to ``x``, ``weight`` and the positions. ``rounded=True``: integer delays ``[out, in]``
     (``>= 0``; delays ``>= T`` contribute nothing), ``sigma`` is ignored; gradients flow to
-    ``x`` and ``weight``. Returns ``[T, B, ..., out]`` in ``x``'s dtype. ``algorithm`` and ``precision``:
-    see :func:`kernel_options` (default: ``"mma"`` at ``"auto"``, or what the environment sets).
+    ``x`` and ``weight``. Returns ``[T, B, ..., out]`` in ``x``'s dtype. Under ``torch.autocast``, ``x`` and
+    ``weight`` are first cast to the autocast dtype (:func:`~snnlab.kernels.delay_math.autocast_operands`; the
+    kernels then compute in float32 and return that dtype, as the PyTorch paths do). ``algorithm`` and
+    ``precision``: see :func:`kernel_options` (default: ``"mma"`` at ``"auto"``, or what the environment sets).
     """
     name = "delayed_linear_triton"
+    x, weight, _ = autocast_operands(x, weight)  # autocast's dtype for x and weight, as every delay path
     if x.dim() < 2:
         raise ValueError(f"{name}: x must be time-major [T, ..., in], got shape {tuple(x.shape)}")
     if weight.dim() != 2 or weight.shape[1] != x.shape[-1]:

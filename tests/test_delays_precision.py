@@ -1,0 +1,291 @@
+"""DelayedLinear's numerics: the float32 Gaussian delay kernel and its positions' gradient against float64 when sigma
+is small (every PyTorch path here; the Triton kernels in tests/test_kernels_delays_triton.py, with the helpers
+below), and the precision ``torch.autocast`` gives every path.
+
+The references evaluate the same function at the same float32 positions in float64, so the errors measured are
+the float32 evaluation's, not the positions' rounding.
+"""
+import pytest
+import torch
+
+from snnlab.core.delays import DelayedLinear, delayed_linear, delayed_linear_rounded
+from snnlab.kernels.delay_math import autocast_dtype, autocast_operands, gaussian_delay_kernel
+
+D64 = torch.float64
+EPS32 = torch.finfo(torch.float32).eps
+K = 8  # taps of the precision tests
+SIGMAS = (1.0, 0.1, 1e-2, 1e-3, 1e-4)
+
+
+# ----------------------------------------------------------------------------- float64 references (shared)
+
+
+def near_ties() -> torch.Tensor:
+    """float32 positions in ``[0, K - 1]`` at and near integers and half-integers: 1 to 16 float32 steps away,
+    and 1e-6 to 0.3 away (where the Gaussian of a small sigma is neither one-hot nor flat)."""
+    base = torch.tensor([0.0, 1.0, 3.0, 3.5, 4.5, 6.0, 6.5, 7.0])
+    out = [base]
+    for sign in (1.0, -1.0):
+        q = base.clone()
+        for steps in range(1, 17):
+            q = torch.nextafter(q, q + sign)
+            if steps in (1, 2, 4, 16):
+                out.append(q.clone())
+        offsets = torch.tensor([1e-6, 1e-5, 1e-4, 3e-4, 1e-3, 3e-3, 1e-2, 0.1, 0.3])
+        out.append((base[:, None] + sign * offsets).flatten())
+    return torch.cat(out).clamp(0, K - 1)
+
+
+def _kernel64(p: torch.Tensor, sigma: float) -> torch.Tensor:
+    """float64 ``G [n, K]`` at the positions ``p`` (exponents relative to the nearest tap: exact in float64 here)."""
+    p = p.to(D64).clamp(0, K - 1)[:, None]
+    k = torch.arange(K, dtype=D64)
+    r = torch.floor(p + 0.5)
+    return torch.softmax(-(k - r) * (k + r - 2 * p) / (2 * sigma**2), dim=-1)
+
+
+def gaussian64(p: torch.Tensor, sigma: float) -> torch.Tensor:
+    """The Gaussian delay kernel of the (float32) positions ``p`` ``[n]``, in float64: ``[n, K]``."""
+    return _kernel64(p, sigma)
+
+
+def position_grad64(p: torch.Tensor, v: torch.Tensor, sigma: float) -> tuple[torch.Tensor, torch.Tensor]:
+    """``(d/dp sum_k v_k G_k(p), scale)`` in float64 for positions ``p [n]`` and weights ``v [n, K]``: the gradient
+    ``sum_k G_k (v_k - vbar)(k - kbar) / sigma^2`` and the size of its terms, ``sum_k G_k |v_k - vbar| |k - kbar| /
+    sigma^2`` (float32 cannot do better than a few units of its precision times that)."""
+    g = _kernel64(p, sigma)
+    k = torch.arange(K, dtype=D64)
+    v = v.to(D64)
+    dv = v - (g * v).sum(-1, keepdim=True)
+    dk = k - (g * k).sum(-1, keepdim=True)
+    return (g * dv * dk).sum(-1) / sigma**2, (g * dv.abs() * dk.abs()).sum(-1) / sigma**2
+
+
+def assert_kernel_accurate(g32: torch.Tensor, p: torch.Tensor, sigma: float) -> None:
+    """float32 ``G [n, K]`` against float64: a few float32 units relative to each weight, more for the tiny
+    weights far out in the tails (``exp`` of an exponent ``e`` carries ``|e|`` times the exponent's rounding)."""
+    ref = gaussian64(p, sigma)
+    err = (g32.to(D64) - ref).abs()
+    tol = 4 * EPS32 * ref * (1 + ref.clamp_min(1e-300).log().abs()) + 1e-30
+    worst = (err / tol).max()
+    assert worst <= 1, f"sigma={sigma}: float32 kernel off by {err.max():.3g} (worst {worst:.3g} x tolerance)"
+
+
+def assert_position_grad_accurate(gp32: torch.Tensor, p: torch.Tensor, v: torch.Tensor, sigma: float,
+                                  units: float = 16) -> None:
+    """float32 position gradients against float64: within ``units`` float32 units of the size of their terms."""
+    ref, scale = position_grad64(p, v, sigma)
+    err = (gp32.to(D64) - ref).abs()
+    worst = (err / (units * EPS32 * scale + 1e-7 * scale.max())).max()
+    assert worst <= 1, f"sigma={sigma}: float32 position gradient off by {err.max():.3g} (max |grad| " \
+                       f"{ref.abs().max():.3g}; worst {worst:.3g} x tolerance)"
+
+
+def impulse_response(fn, p: torch.Tensor, sigma: float, v: torch.Tensor | None = None, device="cpu"):
+    """``(G [n, K], d/dp sum v G)`` read back through a delay layer ``fn(x, W, p [n, 1], sigma)``: one input, ``n``
+    outputs of weight 1, ``x`` a unit impulse at t = 0, so ``y[t, 0, j] = G_j[t]``."""
+    n = p.numel()
+    x = torch.zeros(K, 1, 1, device=device)
+    x[0] = 1.0
+    pos = p.view(n, 1).to(device).clone().requires_grad_(v is not None)
+    y = fn(x, torch.ones(n, 1, device=device), pos, sigma)
+    g = y[:, 0, :].t().float().cpu()
+    if v is None:
+        return g, None
+    (gp,) = torch.autograd.grad(y, pos, v.t().reshape(K, 1, n).to(device=device, dtype=y.dtype))
+    return g, gp.flatten().cpu()
+
+
+def inside_weights(p: torch.Tensor, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
+    """The positions strictly inside ``[0, K - 1]`` (where the gradient is the Gaussian's, not the clamp's) and
+    float32 weights ``v [n, K]`` for their gradient."""
+    p = p[(p > 0) & (p < K - 1)]
+    return p, torch.randn(p.numel(), K, generator=torch.Generator().manual_seed(seed))
+
+
+# ----------------------------------------------------------------------------- the Gaussian in float32
+
+
+@pytest.mark.parametrize("sigma", SIGMAS)
+def test_float32_gaussian_kernel_matches_float64(sigma):
+    """The kernel squared ``k - p`` and divided by 2 sigma^2 = 2e-6: the float32 rounding of squares near 1/4 moved
+    each exponent by ~0.01 (weights off by 4e-3 relative at sigma 1e-3, 1e-4 at 1e-2; 0.27 at 1e-4)."""
+    p = near_ties()
+    assert_kernel_accurate(gaussian_delay_kernel(p, sigma, K), p, sigma)
+    assert_kernel_accurate(gaussian_delay_kernel(p.view(4, -1), sigma, K, tap_dim=0).flatten(1).t(), p, sigma)
+
+
+@pytest.mark.parametrize("sigma", SIGMAS)
+def test_float32_position_gradient_matches_float64(sigma):
+    """The positions' gradient from autograd of the float32 kernel (4e-3 of its terms' size at sigma 1e-3 before)."""
+    p, v = inside_weights(near_ties())
+    pos = p.clone().requires_grad_(True)
+    (gp,) = torch.autograd.grad((gaussian_delay_kernel(pos, sigma, K) * v).sum(), pos)
+    assert_position_grad_accurate(gp, p, v, sigma)
+
+
+@pytest.mark.parametrize("method", ["fft", "taps"])
+@pytest.mark.parametrize("sigma", SIGMAS)
+def test_every_torch_path_keeps_the_float32_kernel_accurate(method, sigma):
+    p, v = inside_weights(near_ties(), seed=1)
+    g, gp = impulse_response(lambda x, W, q, s: delayed_linear(x, W, q, s, K, method=method), p, sigma, v)
+    units = 4 * K if method == "fft" else 16  # (the FFT's own rounding: ~1e-7 of the largest value)
+    tol = 2e-7 if method == "fft" else 0.0
+    ref = gaussian64(p, sigma)
+    if method == "fft":
+        assert (g.to(D64) - ref).abs().max() <= tol
+    else:
+        assert_kernel_accurate(g, p, sigma)
+    assert_position_grad_accurate(gp, p, v, sigma, units)
+
+
+def _positions_for_gradcheck(sigma: float) -> torch.Tensor:
+    """float64 positions where the Gaussian of ``sigma`` has a gradient: within a few sigma^2 of midpoints (for
+    small sigma), plus near and away from integers."""
+    s2 = sigma * sigma
+    return torch.tensor([3.5 + 0.3 * s2, 4.5 - 2 * s2, 1.5 + s2, 2.0 + 0.1 * sigma, 5.3, 0.7], dtype=D64)
+
+
+@pytest.mark.parametrize("sigma", SIGMAS)
+def test_position_gradient_passes_gradcheck_in_float64(sigma):
+    p = _positions_for_gradcheck(sigma).requires_grad_(True)
+    eps = 1e-3 * sigma * sigma  # the kernel moves on a scale of sigma^2 near a midpoint
+    assert torch.autograd.gradcheck(lambda q: gaussian_delay_kernel(q, sigma, K), (p,), eps=eps, atol=1e-6, rtol=1e-4)
+    if sigma >= 1e-2:  # the derivative's derivative too (the mean-tap shift keeps it exact)
+        assert torch.autograd.gradgradcheck(lambda q: gaussian_delay_kernel(q, sigma, K), (p,), eps=eps, atol=1e-5,
+                                            rtol=1e-3)
+
+
+def test_layer_gradcheck_at_small_sigma():
+    """The layer's float64 gradients for x, weight and positions at sigma = 1e-3 (positions near midpoints)."""
+    g = torch.Generator().manual_seed(3)
+    x = torch.randn(6, 2, 3, generator=g, dtype=D64)
+    W = torch.randn(2, 3, generator=g, dtype=D64)
+    P = torch.tensor([[1.5 + 3e-7, 2.5 - 1e-6, 0.5], [3.0, 1.5 - 4e-7, 2.2]], dtype=D64)
+    for method in ("fft", "taps"):
+        def fn(a, b, c):
+            return delayed_linear(a, b, c, 1e-3, 5, method=method)
+        inputs = tuple(t.clone().requires_grad_(True) for t in (x, W, P))
+        assert torch.autograd.gradcheck(fn, inputs, eps=1e-9, atol=1e-5, rtol=1e-4)
+
+
+def test_half_precision_positions_are_computed_in_float32():
+    p = torch.tensor([2.5, 3.25, 0.0], dtype=torch.bfloat16)
+    g = gaussian_delay_kernel(p, 0.1, K)
+    assert g.dtype == torch.bfloat16
+    torch.testing.assert_close(g.float(), gaussian64(p.float(), 0.1).float().bfloat16().float(), rtol=0, atol=0)
+
+
+# ----------------------------------------------------------------------------- autocast
+
+
+def autocast_reference(layer: DelayedLinear, x: torch.Tensor,
+                       dtype: torch.dtype) -> tuple[torch.Tensor, torch.Tensor]:
+    """The layer in float64 from the operands autocast gives ``nn.Linear`` (``x``, ``weight`` and ``bias`` in
+    ``dtype``), the positions as they are: ``(y, how large the roundings to dtype may be)``: the output, rounded
+    once, and the sum before the bias (rounded, then added to the bias and rounded again)."""
+    ref = DelayedLinear(layer.in_features, layer.out_features, layer.max_delay, bias=layer.bias is not None,
+                        sigma=layer.sigma, dtype=D64)
+    with torch.no_grad():
+        ref.weight.copy_(layer.weight.to(dtype))
+        ref.positions.copy_(layer.positions)
+        if layer.bias is not None:
+            ref.bias.copy_(layer.bias.to(dtype))
+    if layer.rounded:
+        ref.round_delays()
+    y = ref(x.to(dtype).to(D64))
+    return y, y.abs() + (0 if ref.bias is None else (y - ref.bias).abs())
+
+
+def _assert_within_rounding(y: torch.Tensor, ref: torch.Tensor, dtype: torch.dtype, scale: torch.Tensor) -> None:
+    """``y`` is in ``dtype`` and is ``ref`` but for roundings to ``dtype`` of values as large as ``scale``
+    (``eps`` relative each: round to nearest is within half of it)."""
+    assert y.dtype == dtype
+    tol = torch.finfo(dtype).eps * scale + 1e-6
+    assert ((y.to(D64) - ref).abs() <= tol).all(), (y.to(D64) - ref).abs().max()
+
+
+@pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16])
+@pytest.mark.parametrize("rounded", [False, True])
+@pytest.mark.parametrize("bias", [False, True])
+def test_autocast_gives_its_dtype_summed_in_float32_on_every_torch_path(dtype, rounded, bias):
+    """The taps path ran autocast's low-precision products and summed them in bfloat16 (its output bfloat16, or
+    float32 with a bias), while the FFT path and the Triton kernels returned float32."""
+    layer = DelayedLinear(7, 5, max_delay=6, bias=bias, seed=0, sigma=0.7)
+    if rounded:
+        layer.round_delays()
+    x = torch.randn(20, 3, 7, generator=torch.Generator().manual_seed(2))
+    ref, scale = autocast_reference(layer, x, dtype)
+    outs = []
+    with torch.autocast("cpu", dtype=dtype):
+        outs.append(layer(x))
+        if rounded:
+            outs.append(delayed_linear_rounded(x, layer.weight, layer.delays, layer.bias))
+        else:
+            for method in ("fft", "taps"):
+                outs.append(delayed_linear(x, layer.weight, layer.positions, layer.sigma, 6, layer.bias, method=method))
+    for y in outs:
+        _assert_within_rounding(y, ref, dtype, scale)
+        torch.testing.assert_close(y, outs[0], rtol=torch.finfo(dtype).eps, atol=1e-6)
+    outs[0].float().square().sum().backward()  # gradients reach the float32 parameters in float32
+    params = [layer.weight] + ([] if rounded else [layer.positions]) + ([layer.bias] if bias else [])
+    for prm in params:
+        assert prm.grad.dtype == torch.float32 and torch.isfinite(prm.grad).all() and prm.grad.abs().sum() > 0
+
+
+def test_autocast_leaves_a_float64_layer_and_other_devices_alone():
+    layer = DelayedLinear(3, 2, max_delay=4, seed=1, dtype=D64)
+    x = torch.randn(9, 2, 3, dtype=D64)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        y = layer(x)
+        assert autocast_dtype("meta") is None and autocast_dtype("cpu") == torch.bfloat16
+        xm = torch.empty(2, 1, 3, device="meta")
+        assert autocast_operands(xm, torch.empty(2, 3, device="meta"))[0].dtype == torch.float32
+    torch.testing.assert_close(y, layer(x), rtol=0, atol=0)
+
+
+@pytest.mark.parametrize("rounded", [False, True])
+def test_half_precision_layers_sum_in_float32_on_every_torch_path(rounded):
+    """A bfloat16 layer (no autocast): the taps paths summed bfloat16 products in bfloat16, the FFT in float32."""
+    layer = DelayedLinear(6, 4, max_delay=5, seed=2, sigma=0.6, dtype=torch.bfloat16)
+    if rounded:
+        layer.round_delays()
+    x = torch.randn(16, 2, 6, generator=torch.Generator().manual_seed(4)).bfloat16()
+    ref = layer.double()(x.double())  # the same bfloat16 numbers (positions included), in float64
+    layer.bfloat16()
+    if rounded:
+        ys = [delayed_linear_rounded(x, layer.weight, layer.delays)]
+    else:
+        ys = [delayed_linear(x, layer.weight, layer.positions, layer.sigma, 5, method=m) for m in ("fft", "taps")]
+    for y in ys:
+        _assert_within_rounding(y, ref, torch.bfloat16, ref.abs())
+
+
+@pytest.mark.parametrize("rounded", [False, True])
+def test_autocast_runs_the_cpu_conv1d_in_its_dtype(rounded, monkeypatch):
+    """Where the taps run as one conv1d (CPU, many rows), autocast's dtype runs it (the speed-up bfloat16 gives on
+    CPUs with bfloat16 instructions): rounded delays exactly as the other paths (exact products, summed in float32,
+    rounded once), Gaussian ones with ``W * G`` rounded to bfloat16 too (within eps of the terms' magnitudes)."""
+    import snnlab.core.delays as delays_module
+
+    seen = []
+    conv = delays_module._causal_conv1d
+    monkeypatch.setattr(delays_module, "_causal_conv1d", lambda x3, kernel: seen.append(x3.dtype) or conv(x3, kernel))
+    layer = DelayedLinear(7, 5, max_delay=6, seed=3, sigma=0.7, bias=False)
+    if rounded:
+        layer.round_delays()
+    x = torch.randn(64, 64, 7, generator=torch.Generator().manual_seed(5))  # 4096 rows: the conv1d path
+    ref, scale = autocast_reference(layer, x, torch.bfloat16)
+    seen.clear()  # (the float64 reference's conv1d)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        y = layer(x)
+    assert seen == [torch.bfloat16] and y.dtype == torch.bfloat16
+    if not rounded:  # each term x * bf16(W * G): within eps of the sum of the terms' magnitudes
+        absolute = DelayedLinear(7, 5, max_delay=6, sigma=0.7, bias=False, dtype=D64)
+        with torch.no_grad():
+            absolute.weight.copy_(layer.weight.to(torch.bfloat16).abs())
+            absolute.positions.copy_(layer.positions)
+        scale = scale + absolute(x.to(torch.bfloat16).to(D64).abs())
+    _assert_within_rounding(y, ref, torch.bfloat16, scale)
+    y.float().square().sum().backward()
+    assert layer.weight.grad.dtype == torch.float32 and torch.isfinite(layer.weight.grad).all()
