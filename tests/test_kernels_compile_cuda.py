@@ -1,8 +1,9 @@
 """The Triton kernels compile for an NVIDIA H100/H200 (sm_90), checked on a machine without a GPU.
 
-The kernel tests run the kernels through Triton's CPU interpreter, which checks what they compute but
-not that Triton's GPU compiler accepts them; tests/triton_cuda_compile.py compiles every launch those
-tests make down to a cubin (see its docstring). Both run in subprocesses without TRITON_INTERPRET.
+The kernel tests run the kernels (LIF, adaptive LIF, DelayedLinear) through Triton's CPU interpreter, which checks
+what they compute but not that Triton's GPU compiler accepts them; tests/triton_cuda_compile.py compiles every launch
+those tests make down to a cubin, with the compile options of the launch (see its docstring). Both run in subprocesses
+without TRITON_INTERPRET.
 """
 import json
 import os
@@ -29,12 +30,17 @@ def test_every_kernel_launch_compiles_for_sm90():
     assert proc.stdout.strip(), proc.stderr[-3000:]
     report = json.loads(proc.stdout.strip().splitlines()[-1])
     assert report["failed"] == {} and proc.returncode == 0
-    # every option of the LIF kernels and both delay paths: dozens of distinct specialisations
-    assert report["compiled"] >= 60 and "arch=90" in report["target"]
-    # in layers of full blocks (M a multiple of 16) the LIF kernels move 128 bits per load: what their
-    # bandwidth on the GPU rests on
+    # every option of the LIF and adaptive LIF kernels and both delay paths: hundreds of distinct specialisations
+    # (283 when written: 90 LIF, 111 adaptive LIF)
+    assert report["compiled"] >= 200 and "arch=90" in report["target"]
+    per_kernel = report["launches"]
+    assert sum(per_kernel.values()) == report["compiled"]
+    assert per_kernel["_lif_fwd_kernel"] + per_kernel["_lif_bwd_kernel"] >= 60
+    assert per_kernel["_alif_fwd_kernel"] + per_kernel["_alif_bwd_kernel"] >= 60
+    # in layers of full blocks (M a multiple of 16) the LIF and adaptive LIF kernels move 128 bits per load: what
+    # their bandwidth on the GPU rests on
     vector = report["vector_loads_when_M_divisible_by_16"]
-    assert set(vector) == {"_lif_fwd_kernel", "_lif_bwd_kernel"}
+    assert set(vector) == {"_lif_fwd_kernel", "_lif_bwd_kernel", "_alif_fwd_kernel", "_alif_bwd_kernel"}
     for launches, with_vector_loads in vector.values():
         assert launches >= 4 and with_vector_loads == launches
     # the DelayedLinear "mma" and "taps" kernels run their TF32 and bfloat16 products on the tensor cores, the
@@ -49,15 +55,22 @@ def test_every_kernel_launch_compiles_for_sm90():
     for name in ("_shifted_taps_kernel", "_tap_correlation_kernel"):
         _, _, full_tiles, _, overlapped = tensor_cores[name]
         assert overlapped == full_tiles, tensor_cores
-    # registers spilled to local memory: none in the LIF kernels, at most a few words elsewhere (the SHD-size
-    # DelayedLinear tiles spilled up to 1.1 KB before the kernels kept less per-synapse state and ran 8 warps)
+    # the adaptive LIF kernels are launched without floating-point contraction (their threshold k * a + thr rounded
+    # twice, as the PyTorch path): compiled so, every launch keeps a float32 product apart from its sum
+    adaptive = ("_alif_fwd_kernel", "_alif_bwd_kernel")
+    assert report["without_fp_fusion"] == {name: [per_kernel[name]] * 2 for name in adaptive}
+    # registers spilled to local memory: none in the LIF and adaptive LIF kernels, at most a few words elsewhere (the
+    # SHD-size DelayedLinear tiles spilled up to 1.1 KB before the kernels kept less per-synapse state and ran 8 warps)
     spills = [(json.loads(k)[1], b) for k, b in report["spill_bytes"].items()]
-    assert not [n for n, _ in spills if n.startswith("_lif")] and max([b for _, b in spills], default=0) <= 128, spills
+    assert not [n for n, _ in spills if "lif" in n] and max([b for _, b in spills], default=0) <= 128, spills
     # the LIF kernels' queues of loads in flight (up to 4 steps of membrane, spikes and output gradient)
     # leave registers to spare: at most 160 of the 255 a thread may have (139 were seen, in one-warp
     # programs of layers whose width is not a multiple of 16; 48 to 97 at the benchmark's sizes)
     assert set(report["registers"]) >= {"_lif_fwd_kernel", "_lif_bwd_kernel"}
     assert 0 < report["registers"]["_lif_fwd_kernel"] <= 160 and 0 < report["registers"]["_lif_bwd_kernel"] <= 160
+    # the adaptive LIF's carry a trace (and its gradient) more: at most 200 (142 forward, 176 backward were seen, in
+    # one-warp programs of 128 neurons with 4 steps in flight)
+    assert 0 < report["registers"]["_alif_fwd_kernel"] <= 200 and 0 < report["registers"]["_alif_bwd_kernel"] <= 200
 
 
 def test_a_kernel_the_interpreter_runs_but_the_gpu_compiler_rejects_is_reported(tmp_path):
@@ -85,3 +98,45 @@ def test_a_kernel_the_interpreter_runs_but_the_gpu_compiler_rejects_is_reported(
     proc = _run(["-c", code], cwd=tmp_path)
     error = json.loads(proc.stdout.strip().splitlines()[-1])
     assert error and "type" in error.lower(), proc.stderr[-2000:]
+
+
+def test_a_launch_is_compiled_with_its_compile_options(tmp_path):
+    # enable_fp_fusion=False at the launch: recorded with the launch and passed to the compiler, so a * b + c stays a
+    # product rounded on its own and a sum (with contraction, the default, one fma); a keyword that is neither an
+    # argument nor a compile option is refused
+    (tmp_path / "madd_kernel.py").write_text(textwrap.dedent("""
+        import triton
+        import triton.language as tl
+
+        @triton.jit
+        def madd(a_ptr, b_ptr, c_ptr, BLOCK: tl.constexpr):
+            offs = tl.arange(0, BLOCK)
+            a = tl.load(a_ptr + offs)
+            tl.store(c_ptr + offs, a * tl.load(b_ptr + offs) + a)
+    """))
+    code = textwrap.dedent(f"""
+        import json, sys
+        sys.path[:0] = [{str(tmp_path)!r}, {str(TESTS)!r}]
+        import torch
+        from madd_kernel import madd
+        from triton_cuda_compile import LaunchRecorder, compile_kernel
+        launches, t = {{}}, torch.ones(16)
+        rec = LaunchRecorder("madd_kernel", "madd", madd, launches)
+        rec[(1,)](t, t, t, BLOCK=16, num_warps=1, enable_fp_fusion=False)
+        rec[(1,)](t, t, t, BLOCK=16, num_warps=1)
+        try:
+            rec[(1,)](t, t, t, BLOCK=16, num_wraps=1)
+        except TypeError as exc:
+            refused = str(exc)
+        out = []
+        for key in launches:
+            _, _, sig, consts, options, aligned = json.loads(key)
+            err, uses = compile_kernel(madd, sig, consts, options.pop("num_warps"), tuple(aligned), options)
+            out.append([options, err, uses.get("mul_rn")])
+        print(json.dumps([refused, out]))
+    """)
+    proc = _run(["-c", code], cwd=tmp_path)
+    assert proc.stdout.strip(), proc.stderr[-2000:]
+    refused, compiled = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert "madd" in refused and "num_wraps" in refused
+    assert compiled == [[{"enable_fp_fusion": False}, None, True], [{}, None, False]]

@@ -1,16 +1,18 @@
 """Compile snnlab's Triton kernels for an NVIDIA GPU (sm_90, the H100/H200) on a machine without one.
 
-Run as a script (``python tests/triton_cuda_compile.py``, TRITON_INTERPRET unset): the LIF and
+Run as a script (``python tests/triton_cuda_compile.py``, TRITON_INTERPRET unset): the LIF, adaptive LIF and
 DelayedLinear wrappers are called on small CPU tensors for every option the kernel tests cover, with
 each kernel replaced by a recorder of its launches (nothing runs); every distinct launch (argument
-types, compile-time constants, warps) is then compiled by Triton's CUDA backend down to a cubin with the
-ptxas in Triton's wheel. The CPU interpreter that runs the kernel tests in CI checks what the kernels
-compute; this checks that they compile for the GPU (types, casts, constexpr branches), which the
-interpreter does not. Prints one JSON line: ``{"compiled": n, "failed": {launch: error}, ...,
-"vector_loads_when_M_divisible_by_16": {kernel: [launches, of which with 128-bit loads]},
-"tensor_cores": {kernel: [TF32 or bfloat16 launches, of which on the tensor cores, of 64-row tiles, of which with
-wgmma, of which with a wgmma in flight across loop iterations]}, "spill_bytes": {launch: bytes of registers
-spilled, where any}, "registers": {kernel: most registers a thread of any of its launches uses}}``.
+types, compile-time constants, compile options: warps, floating-point contraction) is then compiled by Triton's CUDA
+backend down to a cubin with the ptxas in Triton's wheel, with the options it was launched with. The CPU interpreter
+that runs the kernel tests in CI checks what the kernels compute; this checks that they compile for the GPU (types,
+casts, constexpr branches), which the interpreter does not. Prints one JSON line: ``{"compiled": n, "failed":
+{launch: error}, ..., "launches": {kernel: launches compiled}, "vector_loads_when_M_divisible_by_16": {kernel:
+[launches, of which with 128-bit loads]}, "tensor_cores": {kernel: [TF32 or bfloat16 launches, of which on the tensor
+cores, of 64-row tiles, of which with wgmma, of which with a wgmma in flight across loop iterations]},
+"without_fp_fusion": {kernel: [launches with enable_fp_fusion=False, of which with a float32 product rounded on its
+own]}, "spill_bytes": {launch: bytes of registers spilled, where any}, "registers": {kernel: most registers a thread
+of any of its launches uses}}``.
 """
 from __future__ import annotations
 
@@ -21,7 +23,9 @@ import re
 import subprocess
 import sys
 import tempfile
+from collections.abc import Iterator
 from concurrent.futures import ProcessPoolExecutor
+from contextlib import contextmanager
 from pathlib import Path
 
 if os.environ.get("TRITON_INTERPRET"):
@@ -34,14 +38,15 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # snnlab from this
 import torch  # noqa: E402
 import triton  # noqa: E402
 from triton.backends.compiler import GPUTarget  # noqa: E402
+from triton.backends.nvidia.compiler import CUDAOptions  # noqa: E402
 from triton.compiler import ASTSource  # noqa: E402
 
-from snnlab.kernels import delay_taps_triton, delays_triton, lif_triton  # noqa: E402
+from snnlab.kernels import adaptive_lif_triton, delay_taps_triton, delays_triton, lif_triton  # noqa: E402
 
 TARGET = GPUTarget("cuda", 90, 32)
 _TYPES = {torch.float32: "fp32", torch.bfloat16: "bf16", torch.float16: "fp16", torch.int64: "i64",
           torch.int32: "i32", torch.uint8: "u8", torch.bool: "i1"}
-MODULES = (lif_triton, delays_triton, delay_taps_triton)
+MODULES = (lif_triton, adaptive_lif_triton, delays_triton, delay_taps_triton)
 H200_SMS = 132
 # module functions replaced while the launches are recorded on CPU tensors
 STAND_INS = {"_check_device": lambda *tensors: None, "_gpu_sms": lambda x: H200_SMS}
@@ -56,8 +61,15 @@ class LaunchRecorder:
     def __getitem__(self, grid):
         return self.record
 
-    def record(self, *args, num_warps: int = 4, **kwargs) -> None:
+    def record(self, *args, **kwargs) -> None:
         names = self.kernel.arg_names
+        # keywords that are not the kernel's arguments are compile options (num_warps, enable_fp_fusion, ...): they
+        # change the binary, so they are part of the launch and passed on to the compiler
+        options = {"num_warps": 4, **{k: kwargs.pop(k) for k in list(kwargs) if k not in names}}
+        unknown = set(options) - set(CUDAOptions.__dataclass_fields__)
+        if unknown:
+            raise TypeError(f"{self.name}: keyword arguments {sorted(unknown)} are neither its arguments nor compile "
+                            "options")
         values = dict(zip(names, args), **kwargs)
         const_names = {names[i] for i in self.kernel.constexprs}
         fixed = set(self.kernel.do_not_specialize)
@@ -84,7 +96,7 @@ class LaunchRecorder:
                 raise TypeError(f"{self.name}: argument {n} of type {type(v).__name__}")
         # as Triton specialises a launch on the GPU: pointers and integers divisible by 16 are marked so
         # (that is what lets it use 128-bit loads and stores)
-        key = json.dumps([self.module, self.name, signature, constexprs, num_warps, aligned], sort_keys=True)
+        key = json.dumps([self.module, self.name, signature, constexprs, options, aligned], sort_keys=True)
         self.launches[key] = None
 
 
@@ -137,15 +149,11 @@ def run_wrappers() -> None:
     for n in (4096, 16384):
         lif(*make_inputs((16, n), False), params=False, sum_loss=True)
         lif(*make_inputs((16, n), True), mask_p=0.3)
-    # each depth of the loads in flight (the default is compiled above)
-    default = lif_triton._PREFETCH
-    try:
-        for depth in range(1, 5):
-            lif_triton._PREFETCH = depth
+    for depth in range(1, 5):  # each depth of the loads in flight
+        with lif_setting("_PREFETCH", depth):
             lif(*make_inputs((2, 1024), True), max_spikes=1)
             lif(*make_inputs((2, 1024), True, dtype=torch.bfloat16), noise="gaussian")
-    finally:
-        lif_triton._PREFETCH = default
+    run_adaptive_wrappers()
 
     def delays(shape, out, dtype, analog=False, **options):
         x = (torch.randn(*shape) if analog else torch.rand(*shape).round()).to(dtype).requires_grad_()
@@ -164,19 +172,75 @@ def run_wrappers() -> None:
         delays((4, 64, 140), 256, torch.float32, analog=True, algorithm=algorithm)
 
 
-def compile_kernel(kernel, signature: dict, constexprs: dict, num_warps: int,
-                   aligned: tuple[str, ...] = ()) -> tuple[str | None, dict]:
-    """Compile ``kernel`` (a ``@triton.jit`` function) for :data:`TARGET`, the arguments in ``aligned``
-    marked divisible by 16; ``(None or the error, what the PTX uses)``: ``{"v4": 128-bit global loads,
+def run_adaptive_wrappers() -> None:
+    """Forward and backward of the fused adaptive LIF over every option of tests/test_kernels_adaptive_triton.py."""
+    from adaptive_cases import NOISES, adaptive_inputs, adaptive_options
+    from lif_cases import CASES
+
+    def alif(shape, per_neuron=True, dtype=torch.float32, grad_params=True, sum_loss=False, steps=5, **kw):
+        x, params, grad = adaptive_inputs(shape, steps, per_neuron, dtype=dtype)
+        leaves = [x.requires_grad_()] + [p.requires_grad_(grad_params) for p in params]
+        o = adaptive_lif_triton.adaptive_lif_triton(*leaves, **kw)[0]
+        (o.float().sum() if sum_loss else (o.float() * grad).sum()).backward()
+
+    # every reset / detach_reset / max_spikes / surrogate / noise, scalar and per-neuron parameters, with and without
+    # masks; without parameter gradients, the output gradient of a sum (one value expanded)
+    for reset, detach, max_spikes, surrogate, param, per_neuron, shape in CASES:
+        for mask_p in (0.0, 0.3):
+            alif(shape, per_neuron, **adaptive_options(reset, detach, max_spikes, surrogate, param, mask_p))
+        alif(shape, per_neuron, grad_params=False, sum_loss=True,
+             **adaptive_options(reset, detach, max_spikes, surrogate, param))
+    for noise in NOISES:  # noise without sampling: the noise density as the surrogate
+        alif((2, 37), noise=noise, sample=False)
+    for max_spikes, mask_p in ((None, 0.0), (2, 0.3)):
+        alif((2, 37), sum_loss=True, reset="zero", max_spikes=max_spikes, mask_p=mask_p)
+        alif((2, 37), grad_params=False, max_spikes=max_spikes, mask_p=mask_p)
+    for dtype in (torch.float16, torch.bfloat16):  # half input: the membrane and trace kept in float32
+        for noise, mask_p in ((None, 0.0), (None, 0.3), ("gaussian", 0.3)):
+            alif((2, 37), dtype=dtype, max_spikes=3, mask_p=mask_p, noise=noise)
+    with torch.no_grad():  # no backward: the trace not stored
+        x, params, _ = adaptive_inputs((2, 37), 5, True)
+        adaptive_lif_triton.adaptive_lif_triton(x, *params, keep_membrane=False, noise="logistic", mask_p=0.3,
+                                                max_spikes=2)
+    # full blocks (M a multiple of 16, 128-bit loads), the GPU benchmark's layer sizes, one program of 16 neurons
+    for shape in ((1,), (2, 1024), (16, 4096), (16, 16384)):
+        alif(shape)
+        alif(shape, max_spikes=2, mask_p=0.3, noise="logistic")
+    alif((2, 1024), dtype=torch.bfloat16, reset="zero", detach_reset=True, max_spikes=4, surrogate="triangle")
+    for depth in range(1, 5):  # each depth of the loads in flight
+        with lif_setting("_PREFETCH", depth):
+            alif((2, 1024), max_spikes=2, mask_p=0.3)
+            alif((2, 1024), noise="gaussian", reset="zero")
+    with lif_setting("_MAX_BLOCK", 32):  # several programs of 32 neurons, the last partial (as in the kernel tests)
+        alif((3, 43), reset="zero", max_spikes=2, mask_p=0.25)
+
+
+@contextmanager
+def lif_setting(name: str, value: int) -> Iterator[None]:
+    """:mod:`snnlab.kernels.lif_triton`'s module setting ``name`` (``_PREFETCH``, ``_MAX_BLOCK``) set to ``value``
+    inside the block (the adaptive LIF's launches read them too)."""
+    saved = getattr(lif_triton, name)
+    setattr(lif_triton, name, value)
+    try:
+        yield
+    finally:
+        setattr(lif_triton, name, saved)
+
+def compile_kernel(kernel, signature: dict, constexprs: dict, num_warps: int, aligned: tuple[str, ...] = (),
+                   options: dict | None = None) -> tuple[str | None, dict]:
+    """Compile ``kernel`` (a ``@triton.jit`` function) for :data:`TARGET` with ``num_warps`` and the other compile
+    ``options`` of its launch (``{"enable_fp_fusion": False}``, ...), the arguments in ``aligned`` marked divisible by
+    16; ``(None or the error, what the PTX uses)``: ``{"v4": 128-bit global loads,
     "wgmma": Hopper's warpgroup matrix products, "mma": the older warp-level ones, "overlapped": a wgmma kept
-    in flight across loop iterations, "spill_bytes": registers spilled, "registers": registers a thread
-    uses}``."""
+    in flight across loop iterations, "mul_rn": a float32 product rounded on its own (``mul.rn.f32``, which ptxas does
+    not contract into an fma; with contraction on, a product feeding a sum becomes one fma), "spill_bytes": registers
+    spilled, "registers": registers a thread uses}``."""
     names = kernel.arg_names
     try:
         src = ASTSource(fn=kernel, signature=signature,
                         constexprs={(names.index(n),): v for n, v in constexprs.items()},
                         attrs={(names.index(n),): [["tt.divisibility", 16]] for n in aligned})
-        compiled = triton.compile(src, target=TARGET, options={"num_warps": num_warps})
+        compiled = triton.compile(src, target=TARGET, options={**(options or {}), "num_warps": num_warps})
         if not compiled.asm.get("cubin"):
             return "no cubin", {}
     except Exception as exc:  # reported, not raised: one failing launch does not hide the others
@@ -186,7 +250,7 @@ def compile_kernel(kernel, signature: dict, constexprs: dict, num_warps: int,
     # with the next iteration's loads and address arithmetic, not waited for at once
     overlapped = re.search(r"warp_group_dot_wait[^\n]*pendings = [1-9]", compiled.asm.get("ttgir", "")) is not None
     return None, {"v4": "ld.global.v4" in ptx, "wgmma": "wgmma.mma_async" in ptx, "mma": "mma.sync" in ptx,
-                  "overlapped": overlapped, **ptxas_usage(ptx)}
+                  "overlapped": overlapped, "mul_rn": "mul.rn.f32" in ptx, **ptxas_usage(ptx)}
 
 
 def ptxas_usage(ptx: str) -> dict:
@@ -208,9 +272,35 @@ def ptxas_usage(ptx: str) -> dict:
 
 def compile_launch(key: str) -> tuple[str | None, dict]:
     """Compile one launch recorded by :func:`record_launches` (see :func:`compile_kernel`)."""
-    module, name, signature, constexprs, num_warps, aligned = json.loads(key)
+    module, name, signature, constexprs, options, aligned = json.loads(key)
     kernel = getattr({m.__name__.rsplit(".", 1)[1]: m for m in MODULES}[module], name)
-    return compile_kernel(kernel, signature, constexprs, num_warps, tuple(aligned))
+    return compile_kernel(kernel, signature, constexprs, options.pop("num_warps"), tuple(aligned), options)
+
+
+def summarize(results: dict[str, dict]) -> dict:
+    """Per kernel, what its compiled launches (``{launch: what compile_kernel found}``) use (see the module's
+    docstring)."""
+    counts, vector, tensor_cores, spills, registers, unfused = {}, {}, {}, {}, {}, {}
+    for key, uses in results.items():
+        _, name, _, constexprs, options, aligned = json.loads(key)
+        counts[name] = counts.get(name, 0) + 1
+        if uses["spill_bytes"]:
+            spills[key] = uses["spill_bytes"]
+        registers[name] = max(registers.get(name, 0), uses["registers"])
+        # launches with M divisible by 16 (all pointers aligned): how many load 128 bits at a time
+        if "M" in aligned:
+            n, k = vector.get(name, (0, 0))
+            vector[name] = (n + 1, k + int(uses["v4"]))
+        if str(constexprs.get("PRECISION", "")) in ("tf32", "tf32x3", "bf16x3"):
+            full = constexprs.get("BI", constexprs.get("BR")) >= 64  # the rows of the products' tiles
+            n, k, f, w, o = tensor_cores.get(name, (0, 0, 0, 0, 0))
+            tensor_cores[name] = (n + 1, k + int(uses["wgmma"] or uses["mma"]), f + int(full),
+                                  w + int(full and uses["wgmma"]), o + int(full and uses["overlapped"]))
+        if options.get("enable_fp_fusion") is False:
+            n, k = unfused.get(name, (0, 0))
+            unfused[name] = (n + 1, k + int(uses["mul_rn"]))
+    return {"launches": counts, "vector_loads_when_M_divisible_by_16": vector, "tensor_cores": tensor_cores,
+            "without_fp_fusion": unfused, "spill_bytes": spills, "registers": registers}
 
 
 def main() -> int:
@@ -223,25 +313,8 @@ def main() -> int:
                                  mp_context=multiprocessing.get_context("spawn")) as pool:
             results = dict(zip(launches, pool.map(compile_launch, launches)))
     failed = {k: e for k, (e, _) in results.items() if e}
-    # per kernel: how many of its launches with M divisible by 16 (all pointers aligned) load 128 bits at a time
-    vector, tensor_cores, spills, registers = {}, {}, {}, {}
-    for key, (err, uses) in results.items():
-        _, name, _, constexprs, _, aligned = json.loads(key)
-        if not err and uses["spill_bytes"]:
-            spills[key] = uses["spill_bytes"]
-        if not err:
-            registers[name] = max(registers.get(name, 0), uses["registers"])
-        if not err and "M" in aligned:
-            n, k = vector.get(name, (0, 0))
-            vector[name] = (n + 1, k + int(uses["v4"]))
-        if not err and str(constexprs.get("PRECISION", "")) in ("tf32", "tf32x3", "bf16x3"):
-            full = constexprs.get("BI", constexprs.get("BR")) >= 64  # the rows of the products' tiles
-            n, k, f, w, o = tensor_cores.get(name, (0, 0, 0, 0, 0))
-            tensor_cores[name] = (n + 1, k + int(uses["wgmma"] or uses["mma"]), f + int(full),
-                                  w + int(full and uses["wgmma"]), o + int(full and uses["overlapped"]))
     print(json.dumps({"compiled": len(launches) - len(failed), "failed": failed, "target": str(TARGET),
-                      "vector_loads_when_M_divisible_by_16": vector, "tensor_cores": tensor_cores,
-                      "spill_bytes": spills, "registers": registers}))
+                      **summarize({k: uses for k, (err, uses) in results.items() if not err})}))
     return 1 if failed else 0
 
 
