@@ -14,6 +14,7 @@ from holoviews.core.util import dimension_sanitizer
 
 from . import theme
 from ._util import NO_DATA, ensure_bokeh, no_data
+from .piped import live_dmap
 
 __all__ = ["learning_curves", "series_curves", "LiveCurves", "live_learning_curves", "flatten_metrics", "series_overlay",
            "style_overlay", "is_evaluation_metric", "downsample_minmax", "MAX_CURVE_POINTS", "name_series_once",
@@ -375,6 +376,8 @@ class LiveCurves:
     A drawing error raised by a send loses no row (the rows are in the buffer; the next send draws them).
     Empty (before the first row, after :meth:`clear`, or while none of a panel's metrics has a row) a plot draws
     its axes and says "no data yet" in its title.
+    A plot shown again (a notebook cell run again, a second output, a new page) draws the rows buffered by then
+    (:class:`~snnlab.viz.piped.LiveDynamicMap`: one redraw per new plot, none more per send).
 
     Example:
         >>> from snnlab.viz import LiveCurves
@@ -424,12 +427,12 @@ class LiveCurves:
         if groups is not None:
             size = dict(width=width or theme.WIDTH // 2 + 30, height=height or theme.HEIGHT - 40)
             self.plots: dict[str, hv.DynamicMap] = {
-                title: hv.DynamicMap(self._callback(names, title, legend_below=True, **size), streams=[self.buffer])
+                title: live_dmap(self._callback(names, title, legend_below=True, **size), [self.buffer])
                 for title, names in groups.items()}
             self.plot: hv.DynamicMap | hv.Layout = hv.Layout(list(self.plots.values())).cols(2)
         else:
             size = dict(width=width or theme.WIDTH, height=height or theme.HEIGHT)
-            self.plot = hv.DynamicMap(self._callback(self.metrics, "", **size), streams=[self.buffer])
+            self.plot = live_dmap(self._callback(self.metrics, "", **size), [self.buffer])
             self.plots = {}
 
     def _callback(self, names: list[str] | None, title: str, width: int, height: int, legend_below: bool = False):
