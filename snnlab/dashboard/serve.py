@@ -15,7 +15,7 @@ import threading
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
-__all__ = ["serve_dashboard", "build_serve_command", "APP_FILE"]
+__all__ = ["serve_dashboard", "build_serve_command", "served_store_path", "startup_line", "APP_FILE"]
 
 #: the packaged app module handed to ``panel serve``
 APP_FILE = Path(__file__).resolve().with_name("app.py")
@@ -23,7 +23,11 @@ APP_FILE = Path(__file__).resolve().with_name("app.py")
 
 def require_panel() -> None:
     """Raise a clear :class:`ImportError` when the dashboard's packages (the ``lab`` extra) are missing (found,
-    not imported: the server runs in its own process)."""
+    not imported: the server runs in its own process).
+
+    Example:
+        >>> require_panel()   # installed here: nothing happens
+    """
     from snnlab.extras import check_installed
 
     for dependency in ("panel", "holoviews", "bokeh"):
@@ -32,7 +36,13 @@ def require_panel() -> None:
 
 def build_serve_command(port: int = 5006, address: str = "127.0.0.1", show: bool = False, num_threads: int = 2,
                         app: str | os.PathLike | None = None, extra_args: Sequence[str] = ()) -> list[str]:
-    """The ``python -m panel serve ...`` argument list :func:`serve_dashboard` runs."""
+    """The ``python -m panel serve ...`` argument list :func:`serve_dashboard` runs.
+
+    Example:
+        >>> cmd = build_serve_command(port=5077)
+        >>> cmd[1:4], cmd[cmd.index("--port") + 1], "--allow-websocket-origin=localhost:5077" in cmd
+        (['-m', 'panel', 'serve'], '5077', True)
+    """
     port = int(port)
     if not 0 < port < 65536:
         raise ValueError(f"serve_dashboard: port must be in 1..65535, got {port}")
@@ -50,6 +60,42 @@ def build_serve_command(port: int = 5006, address: str = "127.0.0.1", show: bool
     if show:
         cmd.append("--show")
     return cmd + [str(a) for a in extra_args]
+
+
+def served_store_path(store_path: str | os.PathLike | None = None) -> Path:
+    """The absolute path of the run store the served app opens: ``store_path`` (what :func:`serve_dashboard` hands
+    the server as ``SNNLAB_STORE``), else :func:`snnlab.experiments.store.default_store_path` (``$SNNLAB_STORE`` or
+    ``runs/snnlab.sqlite``, from the current folder), resolved as the app resolves it.
+
+    Example:
+        >>> import os
+        >>> served_store_path("runs/x.sqlite") == Path("runs/x.sqlite").resolve()
+        True
+        >>> from snnlab.experiments.store import default_store_path
+        >>> served_store_path() == Path(os.path.abspath(default_store_path()))
+        True
+    """
+    from snnlab.experiments.store import default_store_path
+
+    if store_path is not None:
+        return Path(store_path).resolve()
+    return Path(os.path.abspath(default_store_path()))  # the app's shared_store(): os.path.abspath
+
+
+def startup_line(port: int = 5006, address: str = "127.0.0.1", store_path: str | os.PathLike | None = None) -> str:
+    """What ``snnlab dashboard`` prints when it starts the server: the page's URL and the run store
+    (:func:`served_store_path`).
+
+    Example:
+        >>> line = startup_line(5077, store_path="runs/x.sqlite")
+        >>> line.startswith("snnlab dashboard: open http://localhost:5077/app in your browser (Ctrl-C stops it); ")
+        True
+        >>> line.endswith(f"run store: {served_store_path('runs/x.sqlite')}")
+        True
+    """
+    host = "localhost" if address in ("127.0.0.1", "localhost", "") else address
+    return (f"snnlab dashboard: open http://{host}:{int(port)}/{APP_FILE.stem} in your browser (Ctrl-C stops it); "
+            f"run store: {served_store_path(store_path)}")
 
 
 def serve_dashboard(port: int = 5006, address: str = "127.0.0.1", show: bool = False, num_threads: int = 2,
@@ -71,6 +117,10 @@ def serve_dashboard(port: int = 5006, address: str = "127.0.0.1", show: bool = F
         torch_threads: ``torch.set_num_threads`` in the server (each training runs in its own thread).
         env: the server's environment (default: this process's).
         popen_kwargs: passed to ``subprocess.Popen`` (e.g. ``stdout=`` for a log file).
+
+    Example:
+        >>> proc = serve_dashboard(port=5077, store_path="runs/lab.sqlite", wait=False)   # doctest: +SKIP
+        >>> proc.terminate(); proc.wait()                                                # doctest: +SKIP
     """
     require_panel()  # here, not as a failing server process
     cmd = build_serve_command(port=port, address=address, show=show, num_threads=num_threads, app=app,

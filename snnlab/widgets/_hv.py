@@ -23,6 +23,7 @@ Example:
 from __future__ import annotations
 
 import contextlib
+import functools
 import importlib.util
 import threading
 from typing import Any, Iterator
@@ -35,7 +36,7 @@ from snnlab.viz._util import ensure_bokeh
 
 from ._lifecycle import close_descendants, close_one
 
-__all__ = ["HoloViewsWidget", "LivePlot", "default_mode"]
+__all__ = ["HoloViewsWidget", "LivePlot", "closable_bokeh_model", "default_mode"]
 
 
 def default_mode() -> str:
@@ -48,6 +49,37 @@ def default_mode() -> str:
         True
     """
     return "bokeh" if importlib.util.find_spec("jupyter_bokeh") is not None else "output"
+
+
+@functools.cache
+def closable_bokeh_model() -> type:
+    """``jupyter_bokeh.BokehModel`` (what :func:`panel.ipywidget` returns) with a ``close`` that can be called again.
+
+    ``BokehModel.close`` unregisters the widget from its Bokeh document and raises ``KeyError`` when called a
+    second time, as ``Widget.__del__`` does when a closed widget is collected. :class:`HoloViewsWidget` gives its
+    ``pn.ipywidget`` this class (no new trait, the same ``_model_name`` and view: Jupyter renders it as before);
+    ``BokehModel`` itself, used by other code, stays as it is.
+
+    Example:
+        >>> import panel as pn
+        >>> w = pn.ipywidget(pn.pane.HTML("<b>hi</b>")); w.__class__ = closable_bokeh_model()
+        >>> w.close(); w.close(); w.comm is None, type(w).__name__
+        (True, 'BokehModel')
+    """
+    from jupyter_bokeh import widgets
+
+    class BokehModel(widgets.BokehModel):  # the same name: its repr and type name stay those of a BokehModel
+        """A ``BokehModel`` whose second ``close`` does nothing (the first one closes the comm and unregisters
+        the widget from its document)."""
+
+        def close(self) -> None:
+            if self.__dict__.get("_snnlab_closed"):
+                return
+            self.__dict__["_snnlab_closed"] = True
+            super().close()
+
+    BokehModel.__qualname__ = "BokehModel"
+    return BokehModel
 
 
 class HoloViewsWidget:
@@ -79,6 +111,8 @@ class HoloViewsWidget:
 
             self._pane = pn.pane.HoloViews(self._placeholder(obj), backend="bokeh")
             self.widget: W.Widget = pn.ipywidget(self._pane)
+            self.widget.__class__ = closable_bokeh_model()  # a BokehModel whose close can be called twice
+            self._root_refs = {self.widget._model.ref["id"]}  # the roots Panel registers in pn.state._views
             self._batch = 0
             self._stale = False
             self._timer: threading.Timer | None = None
@@ -136,6 +170,13 @@ class HoloViewsWidget:
         Called after every change made through this class; changes from elsewhere (a stream sending data)
         are written within 0.2 s. Nothing to do once the widget is displayed (changes then reach the
         browser as patches) or in ``"output"`` mode.
+
+        Example:
+            >>> live = LivePlot(hv.Curve([1, 2]), mode="bokeh"); bundle = live.widget.render_bundle
+            >>> live.pipe.send(hv.Curve([7, 8, 9]))      # a change from outside this class, before display ...
+            >>> live.view.sync(); live.widget.render_bundle is not bundle     # ... written into the state now
+            True
+            >>> live.close()
         """
         if self._pane is None:
             return
@@ -150,7 +191,17 @@ class HoloViewsWidget:
 
     @contextlib.contextmanager
     def batch(self) -> Iterator[None]:
-        """Make several changes, then :meth:`sync` once (instead of re-serialising after each event)."""
+        """Make several changes, then :meth:`sync` once (instead of re-serialising after each event).
+
+        Example:
+            >>> slot = HoloViewsWidget(hv.Curve([1, 2]))
+            >>> with slot.batch():
+            ...     slot.object = hv.Curve([3, 4])
+            ...     slot.object = hv.Scatter([(0, 1)])
+            >>> type(slot.object).__name__
+            'Scatter'
+            >>> slot.close()
+        """
         with self._lock:
             if self._pane is None:
                 yield
@@ -178,7 +229,17 @@ class HoloViewsWidget:
 
     @property
     def object(self) -> Any:
-        """The HoloViews object shown now; assign to replace it."""
+        """The HoloViews object shown now; assign to replace it.
+
+        Example:
+            >>> slot = HoloViewsWidget()
+            >>> slot.object is None                          # an empty placeholder
+            True
+            >>> slot.object = hv.Curve([1, 2, 3]); slot.object.dimension_values(1).tolist()
+            [1, 2, 3]
+            >>> slot.close(); slot.object is None
+            True
+        """
         return self._object
 
     @object.setter
@@ -187,16 +248,37 @@ class HoloViewsWidget:
             self._object = obj
             self._show(obj)
 
+    def _forget_panel_views(self) -> None:
+        """Drop this widget's entries from ``pn.state._views``.
+
+        Panel registers every root it renders there (``get_root``: the first one under :func:`panel.ipywidget`'s
+        own document, the later ones under the widget's document) and removes them only when a *server*
+        session ends: in a notebook each entry kept its whole Bokeh plot alive after ``close()`` (0.7 MB per
+        closed :class:`~snnlab.widgets.RasterExplorer`, 1.9 MB per :class:`~snnlab.widgets.TrainerWidget`).
+        """
+        import panel as pn
+
+        model = getattr(self.widget, "_model", None)
+        refs = set(self._root_refs) | ({model.ref["id"]} if model is not None else set())
+        document = getattr(self.widget, "_document", None)
+        for ref, (view, root, doc, _comm) in list(pn.state._views.items()):
+            if ref in refs or (document is not None and doc is document):
+                with contextlib.suppress(Exception):
+                    view._cleanup(root)
+                pn.state._views.pop(ref, None)
+
     def close(self) -> None:
         """Release the slot: cancel a pending :meth:`sync`, drop the Panel pane's Bokeh models and close the
-        ipywidget (with its layout and children). The slot shows nothing afterwards.
+        ipywidget (with its layout and children); Panel's record of the rendered plot goes too. The slot shows
+        nothing afterwards.
 
         Example:
+            >>> import panel as pn
             >>> from snnlab.widgets._lifecycle import registered_widgets
-            >>> before = registered_widgets()
+            >>> before, views = registered_widgets(), len(pn.state._views)
             >>> w = HoloViewsWidget(hv.Curve([1, 2, 3])); w.close()
-            >>> registered_widgets() == before
-            True
+            >>> registered_widgets() == before, len(pn.state._views) == views
+            (True, True)
         """
         with self._lock:
             if self._pane is not None:
@@ -208,6 +290,7 @@ class HoloViewsWidget:
                 model = getattr(self.widget, "_model", None)
                 with contextlib.suppress(Exception):  # Panel forgets the plot (and its HoloViews streams)
                     self._pane._cleanup(model)
+                self._forget_panel_views()
                 self._pane.object = None
             document = getattr(self.widget, "_document", None)
             close_descendants(self.widget)
@@ -249,15 +332,40 @@ class LivePlot:
 
     @property
     def element(self) -> Any:
-        """The element shown now."""
+        """The element shown now.
+
+        Example:
+            >>> live = LivePlot(hv.Points([(0, 1)])); live.update(hv.Points([(2, 3), (4, 5)]))
+            >>> len(live.element)
+            2
+            >>> live.close()
+        """
         return self._piped.element
 
     @property
     def dmap(self) -> hv.DynamicMap:
+        """The ``DynamicMap`` shown (a new one when an element of another structure arrives).
+
+        Example:
+            >>> live = LivePlot(hv.Points([(0, 1)])); first = live.dmap
+            >>> live.update(hv.Points([(1, 2)])); live.dmap is first       # same structure: the same DynamicMap
+            True
+            >>> live.update(hv.Curve([1, 2])); live.dmap is first           # a Curve after Points: a new one
+            False
+            >>> live.close()
+        """
         return self._piped.dmap
 
     @property
     def pipe(self) -> hv.streams.Pipe:
+        """The ``hv.streams.Pipe`` feeding :attr:`dmap` (each :meth:`update` sends through it).
+
+        Example:
+            >>> live = LivePlot(hv.Points([(0, 1)])); live.update(hv.Points([(1, 2)]))
+            >>> live.pipe.data is live.element
+            True
+            >>> live.close()
+        """
         return self._piped.pipe
 
     def close(self) -> None:
@@ -272,7 +380,14 @@ class LivePlot:
         self.view.close()
 
     def update(self, element: Any) -> None:
-        """Show ``element`` (kept in ``.element``)."""
+        """Show ``element`` (kept in ``.element``).
+
+        Example:
+            >>> live = LivePlot(hv.Curve([1, 2]))
+            >>> live.update(hv.Curve([3, 2, 1])); live.element.dimension_values(1).tolist()
+            [3, 2, 1]
+            >>> live.close()
+        """
         with self.view.batch():
             replaced = self._piped.update(element)
             if self.view.mode == "output":

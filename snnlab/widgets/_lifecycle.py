@@ -51,11 +51,11 @@ def close_descendants(widget: W.Widget) -> None:
 
 
 def close_one(widget: W.Widget) -> None:
-    """Close one widget; closing it again does nothing.
+    """Close one widget; closing it again does nothing (a widget whose comm is closed is left alone).
 
-    A ``jupyter_bokeh.BokehModel``'s own close also unregisters it from its Bokeh document (which Panel's
-    shared stylesheet models keep alive) but raises ``KeyError`` when called again, as ``Widget.__del__``
-    does when the widget is collected: after the first close it gets a close that does nothing.
+    (The plots of :mod:`snnlab.widgets` are ``jupyter_bokeh.BokehModel`` s of the class
+    :func:`snnlab.widgets._hv.closable_bokeh_model`: their own close can be called again too, as
+    ``Widget.__del__`` does when the widget is collected.)
 
     Example:
         >>> import ipywidgets as W
@@ -64,15 +64,8 @@ def close_one(widget: W.Widget) -> None:
         >>> b.comm is None, registered_widgets() - before  # its ButtonStyle and Layout are still open
         (True, 2)
     """
-    if getattr(widget, "comm", None) is None:
-        return
-    widget.close()
-    if hasattr(type(widget), "_document"):
-        widget.close = _closed
-
-
-def _closed() -> None:
-    """The close of a ``BokehModel`` already closed."""
+    if getattr(widget, "comm", None) is not None:
+        widget.close()
 
 
 def registered_widgets() -> int:

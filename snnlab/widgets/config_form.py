@@ -200,13 +200,34 @@ class ConfigForm(W.VBox):
         return value
 
     def values(self) -> dict[str, Any]:
-        """The parsed (not yet validated) ``{field: value}``; raises ``ConfigError`` on unparsable text."""
+        """The parsed (not yet validated) ``{field: value}``; raises ``ConfigError`` on unparsable text.
+
+        Example:
+            >>> form = ConfigForm(cfg={"hidden": [32, 16]})
+            >>> form.values()["hidden"], form.values()["epochs"] == ExperimentConfig().epochs
+            ([32, 16], True)
+            >>> form.widgets["hidden"].value = "32,x"; form.values()
+            Traceback (most recent call last):
+            ...
+            snnlab.training.config.ConfigError: hidden: expected comma-separated integers like 128,64, got '32,x'
+        """
         return {k: self._parse(k) for k in self.widgets}
 
     def config(self, raise_errors: bool = False) -> Any:
         """A validated config built from the widgets, or ``None`` with the error shown in the form.
 
         ``raise_errors=True``: raise :class:`ConfigError` (the same message) instead of returning None.
+
+        Example:
+            >>> form = ConfigForm(cfg={"hidden": [16], "epochs": 2})
+            >>> form.config().epochs
+            2
+            >>> form.widgets["epochs"].value = "2.5"; form.config() is None, form.error
+            (True, "epochs: expected an integer in [1, 100000], got '2.5'")
+            >>> form.config(raise_errors=True)
+            Traceback (most recent call last):
+            ...
+            snnlab.training.config.ConfigError: epochs: expected an integer in [1, 100000], got '2.5'
         """
         try:
             cfg = self.cfg_class.from_dict(self.values())
@@ -221,7 +242,14 @@ class ConfigForm(W.VBox):
         return cfg
 
     def set_config(self, cfg: Any) -> None:
-        """Fill the widgets from a config (an ``ExperimentConfig`` or a dict; missing keys keep defaults)."""
+        """Fill the widgets from a config (an ``ExperimentConfig`` or a dict; missing keys keep defaults).
+
+        Example:
+            >>> form = ConfigForm()
+            >>> form.set_config({"hidden": [64, 32], "lr": 0.01, "delays": True})
+            >>> form.widgets["hidden"].value, form.widgets["lr"].value, form.widgets["delays"].value
+            ('64,32', '0.01', True)
+        """
         d = cfg.to_dict() if hasattr(cfg, "to_dict") else self.cfg_class.from_dict(dict(cfg), validate=False).to_dict()
         self._setting = True
         try:
@@ -257,7 +285,14 @@ class ConfigForm(W.VBox):
 
     @property
     def disabled(self) -> bool:
-        """Whether the inputs are locked (e.g. while a run trains)."""
+        """Whether the inputs are locked (e.g. while a run trains).
+
+        Example:
+            >>> form = ConfigForm(); form.disabled
+            False
+            >>> form.disabled = True; form.disabled, form.widgets["epochs"].disabled
+            (True, True)
+        """
         return all(w.disabled for w in self.widgets.values())
 
     @disabled.setter

@@ -121,12 +121,31 @@ class DelayViewer(W.VBox):
     # ------------------------------------------------------------------ state
     @property
     def current_layer(self) -> Any:
-        """The selected ``DelayedLinear``."""
+        """The selected ``DelayedLinear``.
+
+        Example:
+            >>> import snnlab as sl
+            >>> net = sl.Sequential(sl.DelayedLinear(4, 6, max_delay=3), sl.LIF(), sl.DelayedLinear(6, 2, max_delay=3))
+            >>> v = DelayViewer(net); v.layer.value = "2"
+            >>> v.current_layer is net[2], tuple(v.current_layer.positions.shape)
+            (True, (2, 6))
+            >>> v.close()
+        """
         return self.layers[self.layer.value]
 
     @property
     def matrix(self) -> hv.Image:
-        """The delay-matrix image shown now."""
+        """The delay-matrix image shown now.
+
+        Example:
+            >>> import snnlab as sl
+            >>> v = DelayViewer(sl.DelayedLinear(6, 3, max_delay=5, seed=0))
+            >>> type(v.matrix).__name__, v.matrix.dimension_values("delay", flat=False).shape
+            ('Image', (3, 6))
+            >>> v.rounded.value = False; v.matrix is v.matrix_plot.element     # redrawn from the real positions
+            True
+            >>> v.close()
+        """
         return self.matrix_plot.element
 
     def parse_synapses(self) -> list[tuple[int, int]] | None:

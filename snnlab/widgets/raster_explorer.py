@@ -249,7 +249,17 @@ class RasterExplorer(W.VBox):
 
     @property
     def raster(self) -> Any:
-        """The raster element shown now."""
+        """The raster element shown now.
+
+        Example:
+            >>> import snnlab as sl
+            >>> ex = RasterExplorer(sl.Sequential(torch.nn.Linear(4, 8), sl.LIF()), torch.ones(10, 2, 4) * 3)
+            >>> type(ex.raster).__name__, ex.raster is ex.raster_plot.element
+            ('Points', True)
+            >>> ex.neurons.value = (0, 3); sorted(set(ex.raster.dimension_values("neuron")) - {0, 1, 2, 3})
+            []
+            >>> ex.close()
+        """
         return self.raster_plot.element
 
     def close(self) -> None:

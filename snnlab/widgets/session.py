@@ -14,9 +14,10 @@ because a plot could not be drawn).
 Example:
     >>> from snnlab.training import ExperimentConfig
     >>> session = TrainingSession(ExperimentConfig(hidden=[16], epochs=1, max_batches_per_epoch=3))
-    >>> session.start(); session.wait(60)                    # doctest: +SKIP
-    >>> events = session.poll(); session.state               # doctest: +SKIP
-    'finished'
+    >>> session.start(); session.wait(60)
+    True
+    >>> events = session.poll(); session.state, session.progress
+    ('finished', 1.0)
 """
 from __future__ import annotations
 
@@ -54,6 +55,15 @@ class TrainingSession:
         run_root: instead of ``run_dir``, a folder in which this session gets a new subfolder of its own.
         probe_every: take a network snapshot every this many training steps.
         probe_samples: samples of the fixed probe batch kept in each snapshot.
+
+    Example:
+        >>> s = TrainingSession({"hidden": [16], "epochs": 2, "num_steps": 8, "max_batches_per_epoch": 2})
+        >>> s.state, s.poll(), s.snapshot is None       # nothing happens before start()
+        ('idle', [], True)
+        >>> TrainingSession({"hidden": [16], "epochs": 0})
+        Traceback (most recent call last):
+        ...
+        snnlab.training.config.ConfigError: ...epochs...
     """
 
     def __init__(self, cfg: ExperimentConfig | dict, store: Any = None, run_dir: str | None = None,
@@ -86,13 +96,34 @@ class TrainingSession:
     # ------------------------------------------------------------------ control
     @property
     def state(self) -> str:
-        """``"idle"`` before :meth:`start`, then the trainer's state."""
+        """``"idle"`` before :meth:`start`, then the trainer's state.
+
+        Example:
+            >>> s = TrainingSession({"hidden": [16], "num_steps": 8, "batch_size": 16, "max_batches_per_epoch": 2,
+            ...                     "eval_max_batches": 1, "epochs": 1})
+            >>> before = s.state; s.start(); s.wait(60)
+            True
+            >>> before, s.state
+            ('idle', 'finished')
+        """
         return self.trainer.state if self.trainer is not None else "idle"
 
     def start(self) -> None:
         """Build the trainer (data and model) and start training in the background.
 
         Raises the config's or the data's error (e.g. a missing dataset folder) here, in the caller.
+
+        Example:
+            >>> s = TrainingSession({"hidden": [16], "num_steps": 8, "batch_size": 16, "max_batches_per_epoch": 2,
+            ...                     "eval_max_batches": 1, "epochs": 1}, probe_samples=3)
+            >>> s.start(); s.snapshot["step"], tuple(s.snapshot["spikes"]["1"].shape)   # the step-0 snapshot
+            (0, (8, 3, 16))
+            >>> s.wait(60), s.state
+            (True, 'finished')
+            >>> TrainingSession({"dataset": "nmnist", "data_root": "/nonexistent"}).start()
+            Traceback (most recent call last):
+            ...
+            FileNotFoundError: ...NMNIST...
         """
         if self.trainer is not None:
             raise RuntimeError("this session already started; create a new TrainingSession for another run")
@@ -105,26 +136,70 @@ class TrainingSession:
         self.trainer.start()
 
     def pause(self) -> None:
-        """Pause at the next step boundary."""
+        """Pause at the next step boundary.
+
+        Example:
+            >>> s = TrainingSession({"hidden": [16], "num_steps": 8, "batch_size": 16, "max_batches_per_epoch": 2,
+            ...                     "eval_max_batches": 1, "epochs": 10_000})
+            >>> s.start(); s.pause(); s.trainer.pause(wait=True, timeout=30)   # (the trainer's pause can wait)
+            True
+            >>> s.state
+            'paused'
+            >>> s.close()
+        """
         if self.trainer is not None:
             self.trainer.pause()
 
     def resume(self) -> None:
-        """Resume a paused run."""
+        """Resume a paused run.
+
+        Example:
+            >>> s = TrainingSession({"hidden": [16], "num_steps": 8, "batch_size": 16, "max_batches_per_epoch": 2,
+            ...                     "eval_max_batches": 1, "epochs": 10_000})
+            >>> s.start(); s.pause(); s.trainer.pause(wait=True, timeout=30)
+            True
+            >>> s.resume(); s.state
+            'running'
+            >>> s.close()
+        """
         if self.trainer is not None:
             self.trainer.resume()
 
     def stop(self, wait: bool = False, timeout: float | None = 30.0) -> None:
-        """Stop at the next step boundary (a checkpoint is kept when ``run_dir`` is set)."""
+        """Stop at the next step boundary (a checkpoint is kept when ``run_dir`` is set).
+
+        Example:
+            >>> s = TrainingSession({"hidden": [16], "num_steps": 8, "batch_size": 16, "max_batches_per_epoch": 2,
+            ...                     "eval_max_batches": 1, "epochs": 10_000})
+            >>> s.start(); s.stop(wait=True); s.state
+            'stopped'
+            >>> s.close()
+        """
         if self.trainer is not None and self.trainer.state in ("running", "paused"):
             self.trainer.stop(wait=wait, timeout=timeout)
 
     def wait(self, timeout: float | None = None) -> bool:
-        """Block until the run ends; True if it did within ``timeout``."""
+        """Block until the run ends; True if it did within ``timeout``.
+
+        Example:
+            >>> s = TrainingSession({"hidden": [16], "num_steps": 8, "batch_size": 16, "max_batches_per_epoch": 2,
+            ...                     "eval_max_batches": 1, "epochs": 1})
+            >>> s.wait()          # not started: nothing to wait for
+            True
+            >>> s.start(); s.wait(60), s.state
+            (True, 'finished')
+        """
         return self.trainer.wait(timeout) if self.trainer is not None else True
 
     def close(self) -> None:
-        """Stop the run and detach from it (call when the UI goes away)."""
+        """Stop the run and detach from it (call when the UI goes away).
+
+        Example:
+            >>> s = TrainingSession({"hidden": [16], "num_steps": 8, "batch_size": 16, "max_batches_per_epoch": 2,
+            ...                     "eval_max_batches": 1, "epochs": 10_000})
+            >>> s.start(); s.close(); s.state
+            'stopped'
+        """
         self.stop(wait=True, timeout=30.0)
         if self._unsubscribe is not None:
             self._unsubscribe()
@@ -141,6 +216,16 @@ class TrainingSession:
         ones after it stay queued for the next call (after ``MAX_POLL_ATTEMPTS`` failures the event is
         skipped). A drawing error raised by the curves' send loses nothing: the rows are already in
         the buffer and the next send draws them.
+
+        Example:
+            >>> s = TrainingSession({"hidden": [16], "num_steps": 8, "batch_size": 16, "max_batches_per_epoch": 2,
+            ...                     "eval_max_batches": 1, "epochs": 1})
+            >>> s.start(); s.wait(60)
+            True
+            >>> [e.kind for e in s.poll()]
+            ['started', 'step', 'step', 'epoch', 'evaluation', 'finished']
+            >>> int((s.curves.buffer.data["name"] == "loss").sum()), s.progress, s.poll()
+            (2, 1.0, [])
         """
         with self._poll_lock:
             if self._queue is not None:
@@ -194,7 +279,21 @@ class TrainingSession:
         return []
 
     def take_snapshot(self, step: int) -> dict[str, Any]:
-        """Run the model on the probe batch under a :class:`Monitor` and store the result."""
+        """Run the model on the probe batch under a :class:`Monitor` and store the result.
+
+        Example:
+            >>> s = TrainingSession({"hidden": [16], "num_steps": 8, "batch_size": 16, "max_batches_per_epoch": 2,
+            ...                     "eval_max_batches": 1, "epochs": 1}, probe_samples=2)
+            >>> s.take_snapshot(step=0)
+            Traceback (most recent call last):
+            ...
+            RuntimeError: start() the session first
+            >>> s.start(); s.wait(60)
+            True
+            >>> snap = s.take_snapshot(step=99)
+            >>> snap is s.snapshot, sorted(snap["spikes"]), tuple(snap["membrane"]["1"].shape), snap["labels"].shape
+            (True, ['1'], (8, 2, 16), torch.Size([2]))
+        """
         if self.trainer is None or self._probe is None:
             raise RuntimeError("start() the session first")
         model = self.trainer.model
@@ -221,7 +320,19 @@ class TrainingSession:
         return snap
 
     def delay_history_frame(self) -> pd.DataFrame:
-        """All delay snapshots so far, in :data:`snnlab.viz.HISTORY_COLUMNS` format."""
+        """All delay snapshots so far, in :data:`snnlab.viz.HISTORY_COLUMNS` format.
+
+        Example:
+            >>> s = TrainingSession({"hidden": [16], "num_steps": 8, "batch_size": 16, "max_batches_per_epoch": 2,
+            ...                     "eval_max_batches": 1, "epochs": 1, "delays": True, "max_delay": 4}, probe_every=1)
+            >>> s.delay_history_frame().empty
+            True
+            >>> s.start(); s.wait(60)
+            True
+            >>> h = s.delay_history_frame()       # a snapshot at the start and after each of the 2 steps
+            >>> sorted(h["step"].unique().tolist()), {"step", "position", "sigma"} <= set(h.columns)
+            ([0, 1, 2], True)
+        """
         with self._lock:
             return pd.concat(self.delay_history, ignore_index=True) if self.delay_history else pd.DataFrame()
 

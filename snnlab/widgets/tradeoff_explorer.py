@@ -246,7 +246,16 @@ class TradeoffExplorer(W.VBox):
 
     @property
     def scatter(self) -> Any:
-        """The ``hv.Scatter`` of the runs shown now (None without a plot)."""
+        """The ``hv.Scatter`` of the runs shown now (None without a plot).
+
+        Example:
+            >>> ex = TradeoffExplorer(pd.DataFrame({"accuracy": [0.9, 0.8], "spikes_per_sample": [10.0, 5.0]}))
+            >>> len(ex.scatter), ex.scatter.kdims[0].name
+            (2, 'spikes_per_sample')
+            >>> ex.y.value = ex.x.value; ex.scatter is None      # x = y: nothing is plotted
+            True
+            >>> ex.close()
+        """
         obj = self.plot.object
         if obj is None:
             return None

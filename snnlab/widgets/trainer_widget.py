@@ -87,6 +87,14 @@ class TrainerWidget(W.VBox):
         curve_views: the slots showing ``curves.plots`` (one :class:`HoloViewsWidget` per panel).
         raster: the raster slot (``raster.object`` is the latest snapshot's raster).
         display_error: the last drawing error (``None`` if none).
+
+    Example:
+        >>> tw = TrainerWidget({"hidden": [32], "epochs": 3}, poll_interval=None)
+        >>> tw.form.widgets["epochs"].value, tw.state, tw.start_button.disabled, tw.stop_button.disabled
+        ('3', 'idle', False, True)
+        >>> list(tw.curves.plots)       # one live panel per metric scale
+        ['loss', 'accuracy', 'spikes per sample']
+        >>> tw.close()
     """
 
     _instances: ClassVar[weakref.WeakSet] = weakref.WeakSet()
@@ -151,12 +159,30 @@ class TrainerWidget(W.VBox):
     # ------------------------------------------------------------------ control
     @property
     def state(self) -> str:
-        """The session's state (``"idle"`` without one)."""
+        """The session's state (``"idle"`` without one).
+
+        Example:
+            >>> tw = TrainerWidget(poll_interval=None); tw.state          # (the run's: see start())
+            'idle'
+            >>> tw.close()
+        """
         return self.session.state if self.session is not None else "idle"
 
     def start(self) -> bool:
         """Start a new run from the form's settings; False (and a message) when the settings are invalid, a run
-        is active or the widget is closed."""
+        is active or the widget is closed.
+
+        Example:
+            >>> tw = TrainerWidget(dict(hidden=[16], num_steps=8, batch_size=16, max_batches_per_epoch=2,
+            ...                    eval_max_batches=1, epochs=1), poll_interval=None)
+            >>> tw.start(), tw.session.wait(60)
+            (True, True)
+            >>> _ = tw.refresh(); tw.state, tw.progress.value, tw.raster.object is not None
+            ('finished', 1.0, True)
+            >>> tw.form.widgets["epochs"].value = "0"; tw.start(), "epochs" in tw.form.error   # shown in the status
+            (False, True)
+            >>> tw.close()
+        """
         if self._closed:
             self._set_status("closed: create a new TrainerWidget to train", error=True)
             return False
@@ -189,7 +215,20 @@ class TrainerWidget(W.VBox):
         return True
 
     def pause(self) -> None:
-        """Pause the run at the next step boundary (nothing to do, and the status stays, unless a run is running)."""
+        """Pause the run at the next step boundary (nothing to do, and the status stays, unless a run is running).
+
+        Example:
+            >>> tw = TrainerWidget(dict(hidden=[16], num_steps=8, batch_size=16, max_batches_per_epoch=2,
+            ...                    eval_max_batches=1, epochs=10_000), poll_interval=None)
+            >>> tw.start(); tw.pause(); tw.status.value
+            True
+            'pausing ...'
+            >>> tw.session.trainer.pause(wait=True, timeout=30)     # (the trainer's pause can wait)
+            True
+            >>> _ = tw.refresh(); tw.state, tw.pause_button.disabled, tw.resume_button.disabled
+            ('paused', True, False)
+            >>> tw.close()
+        """
         if self.state != "running":
             self._update_controls()
             return
@@ -199,7 +238,18 @@ class TrainerWidget(W.VBox):
             self.pause_button.disabled = True
 
     def resume(self) -> None:
-        """Resume a paused run."""
+        """Resume a paused run.
+
+        Example:
+            >>> tw = TrainerWidget(dict(hidden=[16], num_steps=8, batch_size=16, max_batches_per_epoch=2,
+            ...                    eval_max_batches=1, epochs=10_000), poll_interval=None)
+            >>> tw.start(); tw.pause(); tw.session.trainer.pause(wait=True, timeout=30)
+            True
+            True
+            >>> tw.resume(); tw.state, tw.pause_button.disabled
+            ('running', False)
+            >>> tw.close()
+        """
         if self.session is not None and not self._closed:
             self.session.resume()
             self.refresh()
@@ -211,6 +261,14 @@ class TrainerWidget(W.VBox):
 
         The buttons come back when the run has stopped: the poll thread's last refresh (or, without one,
         the next :meth:`refresh`).
+
+        Example:
+            >>> tw = TrainerWidget(dict(hidden=[16], num_steps=8, batch_size=16, max_batches_per_epoch=2,
+            ...                    eval_max_batches=1, epochs=10_000), poll_interval=None)
+            >>> tw.start(); tw.stop(wait=True); tw.state, tw.start_button.disabled
+            True
+            ('stopped', False)
+            >>> tw.close()
         """
         if self.session is None or self.session.state not in ACTIVE:
             self._update_controls()
@@ -253,7 +311,20 @@ class TrainerWidget(W.VBox):
     # ------------------------------------------------------------------ display
     def refresh(self) -> list:
         """One poll of the session (all events since the last, in one batch), then progress, status, buttons
-        and a redraw of the plots that changed; returns the polled events."""
+        and a redraw of the plots that changed; returns the polled events.
+
+        Example:
+            >>> tw = TrainerWidget(dict(hidden=[16], num_steps=8, batch_size=16, max_batches_per_epoch=2,
+            ...                    eval_max_batches=1, epochs=1), poll_interval=None)
+            >>> tw.refresh()                  # no run yet
+            []
+            >>> tw.start(); tw.session.wait(60)
+            True
+            True
+            >>> [e.kind for e in tw.refresh()][-3:], tw.status.value.startswith("finished &middot; step 2")
+            (['epoch', 'evaluation', 'finished'], True)
+            >>> tw.close()
+        """
         with self._lock:
             s = self.session
             if s is None:
