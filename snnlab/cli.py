@@ -576,13 +576,10 @@ def cmd_export(args: argparse.Namespace) -> int:
 
 
 def cmd_dashboard(args: argparse.Namespace) -> int:
-    from snnlab.dashboard.serve import APP_FILE, require_panel, serve_dashboard
+    from snnlab.dashboard.serve import require_panel, serve_dashboard, startup_line
 
     require_panel()  # before the "open ..." line
-
-    host = "localhost" if args.address in ("127.0.0.1", "localhost", "") else args.address
-    print(f"snnlab dashboard: open http://{host}:{args.port}/{APP_FILE.stem} in your browser (Ctrl-C stops it); "
-          f"run store: {args.store or os.environ.get('SNNLAB_STORE') or 'runs/snnlab.sqlite'}", flush=True)
+    print(startup_line(args.port, args.address, args.store), flush=True)
     return serve_dashboard(port=args.port, address=args.address, show=args.show, store_path=args.store)
 
 

@@ -2,6 +2,7 @@
 import subprocess
 import sys
 import threading
+from pathlib import Path
 
 import pytest
 
@@ -488,3 +489,12 @@ def test_a_damaged_store_says_how_to_recover_it(tmp_path):
         status = main(["runs", "--store", str(path)])
     assert status != 0
     assert str(path) in err.getvalue() and ".recover" in err.getvalue(), err.getvalue()
+
+
+def test_default_store_path_reads_snnlab_store_and_takes_an_empty_one_as_unset(monkeypatch):
+    from snnlab.experiments.store import default_store_path
+
+    monkeypatch.setenv("SNNLAB_STORE", "/tmp/elsewhere.sqlite")
+    assert default_store_path() == Path("/tmp/elsewhere.sqlite")
+    monkeypatch.setenv("SNNLAB_STORE", "")  # (was Path(""): the current folder, which no store can open)
+    assert default_store_path() == Path("runs") / "snnlab.sqlite"

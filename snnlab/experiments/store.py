@@ -212,8 +212,8 @@ def _shown(status: str, message: str | None, owner: str | None, gone: dict,
 
 
 def default_store_path() -> Path:
-    """``$SNNLAB_STORE`` or ``./runs/snnlab.sqlite``."""
-    return Path(os.environ.get("SNNLAB_STORE", Path("runs") / "snnlab.sqlite"))
+    """``$SNNLAB_STORE`` (unless empty) or ``./runs/snnlab.sqlite``."""
+    return Path(os.environ.get("SNNLAB_STORE") or Path("runs") / "snnlab.sqlite")  # (set but empty: the default)
 
 
 def _flatten(metrics: dict, prefix: str = "") -> dict[str, float]:
