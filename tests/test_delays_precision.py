@@ -8,8 +8,11 @@ the float32 evaluation's, not the positions' rounding.
 import pytest
 import torch
 
+import snnlab.core.delays as delays_module
 from snnlab.core.delays import DelayedLinear, delayed_linear, delayed_linear_rounded
-from snnlab.kernels.delay_math import autocast_dtype, autocast_operands, gaussian_delay_kernel
+from snnlab.kernels import delay_math
+from snnlab.kernels.delay_math import (autocast_dtype, autocast_operands, gaussian_delay_kernel, nearest_tap,
+                                       relative_exponent)
 
 D64 = torch.float64
 EPS32 = torch.finfo(torch.float32).eps
@@ -23,7 +26,7 @@ SIGMAS = (1.0, 0.1, 1e-2, 1e-3, 1e-4)
 def near_ties() -> torch.Tensor:
     """float32 positions in ``[0, K - 1]`` at and near integers and half-integers: 1 to 16 float32 steps away,
     and 1e-6 to 0.3 away (where the Gaussian of a small sigma is neither one-hot nor flat)."""
-    base = torch.tensor([0.0, 1.0, 3.0, 3.5, 4.5, 6.0, 6.5, 7.0])
+    base = torch.tensor([0.0, 0.5, 1.0, 3.0, 3.5, 4.5, 6.0, 6.5, 7.0])  # (0.5: below it p + 0.5 rounds up to 1)
     out = [base]
     for sign in (1.0, -1.0):
         q = base.clone()
@@ -112,7 +115,7 @@ def test_float32_gaussian_kernel_matches_float64(sigma):
     each exponent by ~0.01 (weights off by 4e-3 relative at sigma 1e-3, 1e-4 at 1e-2; 0.27 at 1e-4)."""
     p = near_ties()
     assert_kernel_accurate(gaussian_delay_kernel(p, sigma, K), p, sigma)
-    assert_kernel_accurate(gaussian_delay_kernel(p.view(4, -1), sigma, K, tap_dim=0).flatten(1).t(), p, sigma)
+    assert_kernel_accurate(gaussian_delay_kernel(p.view(3, -1), sigma, K, tap_dim=0).flatten(1).t(), p, sigma)
 
 
 @pytest.mark.parametrize("sigma", SIGMAS)
@@ -137,6 +140,35 @@ def test_every_torch_path_keeps_the_float32_kernel_accurate(method, sigma):
     else:
         assert_kernel_accurate(g, p, sigma)
     assert_position_grad_accurate(gp, p, v, sigma, units)
+
+
+def below_half_taps(dtype: torch.dtype = torch.float32) -> torch.Tensor:
+    """Positions one step of ``dtype`` below each half-integer ``k + 1/2`` in ``[0, K - 1]``, and the half-integers:
+    the nearest taps ``k`` and (ties go up) ``k + 1``."""
+    half = torch.arange(K - 1, dtype=dtype) + 0.5
+    return torch.cat([torch.nextafter(half, torch.zeros_like(half)), half])
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, D64])
+def test_nearest_tap_is_exact_just_below_half_a_tap(dtype):
+    """floor(p + 1/2) gave tap 1 for the float just below 1/2 (p + 1/2 rounds up to 1): an exponent relative to a
+    tap that is not the nearest, positive for tap 0 (the Triton kernels' exp of it overflowed at tiny sigma)."""
+    p = below_half_taps(dtype)
+    taps = torch.arange(K, dtype=dtype)
+    expected = torch.cat([torch.arange(K - 1), torch.arange(1, K)]).to(dtype)
+    assert torch.equal(nearest_tap(p), expected)
+    e = relative_exponent(taps, p[:, None])
+    assert (e <= 0).all()  # the nearest tap's is 0, the largest (at a tie, both taps')
+    assert torch.equal(e.gather(-1, expected.long()[:, None]), torch.zeros(len(p), 1, dtype=dtype))
+
+
+@pytest.mark.parametrize("sigma", [1e-6, 1e-20])
+def test_tiny_sigma_kernel_is_the_nearest_tap_just_below_half_a_tap(sigma):
+    p = below_half_taps()
+    assert_kernel_accurate(gaussian_delay_kernel(p, sigma, K), p, sigma)
+    pos = p[: K - 1].clone().requires_grad_(True)  # (not the exact ties: there the gradient grows like 1 / sigma^2)
+    (gp,) = torch.autograd.grad((gaussian_delay_kernel(pos, sigma, K) * torch.arange(float(K))).sum(), pos)
+    assert torch.equal(gp, torch.zeros_like(gp))
 
 
 def _positions_for_gradcheck(sigma: float) -> torch.Tensor:
@@ -174,6 +206,15 @@ def test_half_precision_positions_are_computed_in_float32():
     g = gaussian_delay_kernel(p, 0.1, K)
     assert g.dtype == torch.bfloat16
     torch.testing.assert_close(g.float(), gaussian64(p.float(), 0.1).float().bfloat16().float(), rtol=0, atol=0)
+
+
+@pytest.mark.parametrize("dtype", [torch.int64, torch.int32, torch.bool])
+def test_integer_positions_give_the_gaussian_of_their_values(dtype):
+    """The kernel was cast to the positions' dtype: integer positions gave a kernel of zeros (bool: all True)."""
+    p = torch.tensor([1, 0, 3, 9]).to(dtype)
+    g = gaussian_delay_kernel(p, 0.6, K)
+    assert g.dtype == torch.get_default_dtype()
+    torch.testing.assert_close(g, gaussian_delay_kernel(p.to(torch.get_default_dtype()), 0.6, K), rtol=0, atol=0)
 
 
 # ----------------------------------------------------------------------------- autocast
@@ -261,16 +302,21 @@ def test_half_precision_layers_sum_in_float32_on_every_torch_path(rounded):
         _assert_within_rounding(y, ref, torch.bfloat16, ref.abs())
 
 
+def _conv1d_dtypes(monkeypatch) -> list:
+    """The dtypes the taps paths' ``conv1d`` runs in, recorded from here on."""
+    seen = []
+    conv = delays_module._causal_conv1d
+    monkeypatch.setattr(delays_module, "_causal_conv1d", lambda x3, kernel: seen.append(x3.dtype) or conv(x3, kernel))
+    return seen
+
+
 @pytest.mark.parametrize("rounded", [False, True])
 def test_autocast_runs_the_cpu_conv1d_in_its_dtype(rounded, monkeypatch):
     """Where the taps run as one conv1d (CPU, many rows), autocast's dtype runs it (the speed-up bfloat16 gives on
     CPUs with bfloat16 instructions): rounded delays exactly as the other paths (exact products, summed in float32,
     rounded once), Gaussian ones with ``W * G`` rounded to bfloat16 too (within eps of the terms' magnitudes)."""
-    import snnlab.core.delays as delays_module
-
-    seen = []
-    conv = delays_module._causal_conv1d
-    monkeypatch.setattr(delays_module, "_causal_conv1d", lambda x3, kernel: seen.append(x3.dtype) or conv(x3, kernel))
+    monkeypatch.setattr(delays_module, "_fast_cpu_conv", lambda dtype: dtype is not None)  # (whatever this CPU has)
+    seen = _conv1d_dtypes(monkeypatch)
     layer = DelayedLinear(7, 5, max_delay=6, seed=3, sigma=0.7, bias=False)
     if rounded:
         layer.round_delays()
@@ -289,3 +335,71 @@ def test_autocast_runs_the_cpu_conv1d_in_its_dtype(rounded, monkeypatch):
     _assert_within_rounding(y, ref, torch.bfloat16, scale)
     y.float().square().sum().backward()
     assert layer.weight.grad.dtype == torch.float32 and torch.isfinite(layer.weight.grad).all()
+
+
+@pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16])
+@pytest.mark.parametrize("rounded", [False, True])
+def test_autocast_keeps_the_cpu_conv1d_in_float32_without_fast_kernels_for_its_dtype(dtype, rounded, monkeypatch):
+    """A conv1d in float16 on a CPU without AVX-512-FP16 (or in bfloat16 without AVX-512) runs PyTorch's reference
+    loops: the SHD layer's training step took 5.8 s under float16 autocast instead of 0.34 s. There the conv1d
+    stays in float32 (the per-tap paths' precision: autocast's dtype out, summed in float32, rounded once)."""
+    monkeypatch.setattr(delays_module, "_fast_cpu_conv", lambda amp: False)
+    seen = _conv1d_dtypes(monkeypatch)
+    layer = DelayedLinear(7, 5, max_delay=6, seed=3, sigma=0.7, bias=True)
+    if rounded:
+        layer.round_delays()
+    x = torch.randn(64, 64, 7, generator=torch.Generator().manual_seed(6))  # 4096 rows: the conv1d path
+    ref, scale = autocast_reference(layer, x, dtype)
+    seen.clear()
+    with torch.autocast("cpu", dtype=dtype):
+        y = layer(x)
+    assert seen == [torch.float32]
+    _assert_within_rounding(y, ref, dtype, scale)
+    y.float().square().sum().backward()
+    assert layer.weight.grad.dtype == torch.float32 and torch.isfinite(layer.weight.grad).all()
+
+
+def test_fast_cpu_conv_asks_onednn_for_half_precision_only(monkeypatch):
+    fast = delays_module._fast_cpu_conv
+    assert not fast(None) and not fast(torch.float32) and not fast(D64)
+    assert fast(torch.bfloat16) == (torch.backends.mkldnn.is_available()
+                                    and torch.ops.mkldnn._is_mkldnn_bf16_supported())
+    assert fast(torch.float16) == (torch.backends.mkldnn.is_available()
+                                   and torch.ops.mkldnn._is_mkldnn_fp16_supported())
+    monkeypatch.setattr(torch.backends.mkldnn, "enabled", False)  # (PyTorch's reference loops run every CPU conv1d)
+    assert not fast(torch.bfloat16) and not fast(torch.float16)
+
+
+def test_autocast_off_on_a_device_this_torch_cannot_autocast(monkeypatch):
+    """torch before 2.5 refuses torch.autocast("mps", enabled=False): every delay path on a Mac raised there."""
+    from types import SimpleNamespace
+
+    def refuse(device_type, *args, **kwargs):
+        raise RuntimeError(f"User specified an unsupported autocast device_type '{device_type}'")
+
+    monkeypatch.setattr(torch, "autocast", refuse)
+    with delay_math.autocast_off(SimpleNamespace(device=torch.device("mps"))):
+        assert not torch.is_autocast_enabled("cpu")
+
+
+def test_autocast_dtype_on_torch_before_2_4(monkeypatch):
+    """torch 2.2 and 2.3 (snnlab's range) have no device argument to is_autocast_enabled and no get_autocast_dtype:
+    every DelayedLinear forward raised TypeError there."""
+    cpu_enabled, cpu_dtype = torch.is_autocast_enabled("cpu"), torch.get_autocast_dtype("cpu")
+    assert not cpu_enabled
+    gpu_enabled = torch.is_autocast_enabled("cuda")
+
+    def is_autocast_enabled():  # torch 2.3's: CUDA only, no argument
+        return gpu_enabled
+
+    monkeypatch.setattr(torch, "is_autocast_enabled", is_autocast_enabled)
+    monkeypatch.delattr(torch, "get_autocast_dtype")
+    monkeypatch.setattr(torch, "is_autocast_cpu_enabled", lambda: True)
+    monkeypatch.setattr(torch, "get_autocast_cpu_dtype", lambda: torch.bfloat16)
+    monkeypatch.setattr(torch, "get_autocast_gpu_dtype", lambda: torch.float16)
+    assert autocast_dtype("cpu") == torch.bfloat16 and autocast_dtype("meta") is None
+    assert autocast_dtype("cuda") is None and autocast_dtype("xpu") is None
+    x, w = torch.ones(2, 1, 3), torch.ones(4, 3)
+    assert [t.dtype for t in autocast_operands(x, w)[:2]] == [torch.bfloat16, torch.bfloat16]
+    monkeypatch.setattr(torch, "is_autocast_cpu_enabled", lambda: False)
+    assert autocast_dtype("cpu") is None and autocast_operands(x, w)[0] is x  # (what every forward asks first)

@@ -18,8 +18,8 @@ from snnlab.kernels import delay_taps_triton, delays_triton, lif_triton  # noqa:
 from snnlab.kernels.delays_triton import delayed_linear_triton, gaussian_window, kernel_options  # noqa: E402
 from snnlab.kernels.dispatch import resolve_backend  # noqa: E402
 from test_delays_precision import (K as PREC_K, SIGMAS, assert_kernel_accurate,  # noqa: E402
-                                   assert_position_grad_accurate, autocast_reference, impulse_response,
-                                   inside_weights, near_ties)
+                                   assert_position_grad_accurate, autocast_reference, below_half_taps,
+                                   impulse_response, inside_weights, near_ties)
 
 D64 = torch.float64
 
@@ -476,6 +476,21 @@ def test_small_sigma_kernel_and_position_gradient_keep_float32_accuracy(sigma):
     p, v = inside_weights(p, seed=5)
     _, gp = impulse_response(fn, p, sigma, v, device=DEVICE)
     assert_position_grad_accurate(gp, p, v, sigma)
+
+
+@pytest.mark.parametrize("sigma", [1e-6, 1e-20])
+def test_tiny_sigma_just_below_half_a_tap_is_the_nearest_tap(sigma):
+    """The nearest tap was floor(p + 0.5): 1 for the float32 just below 0.5, whose tap 0 then weighed exp(+3e22) = inf
+    relative to it ("gather" and "mma": NaN outputs and gradients at sigma < 2e-5)."""
+    def fn(x, W, q, s):
+        return delayed_linear_triton(x, W, q, s, PREC_K, False)
+
+    p = below_half_taps()
+    g, _ = impulse_response(fn, p, sigma, device=DEVICE)
+    assert_kernel_accurate(g, p, sigma)
+    p = p[: PREC_K - 1]  # (not the exact ties: there the gradient grows like 1 / sigma^2)
+    _, gp = impulse_response(fn, p, sigma, torch.randn(len(p), PREC_K, generator=_gen(8)), device=DEVICE)
+    assert torch.equal(gp, torch.zeros_like(gp))
 
 
 @pytest.mark.parametrize("rounded", [False, True])

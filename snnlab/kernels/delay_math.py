@@ -12,7 +12,7 @@ import contextlib
 
 import torch
 
-__all__ = ["gaussian_delay_kernel", "relative_exponent", "two_sigma_squared", "autocast_dtype",
+__all__ = ["gaussian_delay_kernel", "relative_exponent", "nearest_tap", "two_sigma_squared", "autocast_dtype",
            "autocast_operands", "autocast_off", "AUTOCAST_DEVICES"]
 
 #: device types ``torch.autocast`` takes (not "meta")
@@ -24,14 +24,15 @@ def gaussian_delay_kernel(positions: torch.Tensor, sigma: float, max_delay: int,
 
     ``G[..., k] = exp(-(k - p)^2 / (2 sigma^2)) / sum_k' exp(-(k' - p)^2 / (2 sigma^2))`` with
     ``p`` clamped to ``[0, max_delay - 1]``. Computed as a softmax of the exponents relative to the nearest
-    tap ``r = floor(p + 1/2)`` (:func:`relative_exponent`), so it keeps float32 accuracy when ``sigma`` is small
+    tap ``r`` (:func:`nearest_tap`, :func:`relative_exponent`), so it keeps float32 accuracy when ``sigma`` is small
     (no cancellation between large squares; the positions' gradient too, see the comment in the code) and stays
     finite (a one-hot) when ``sigma`` is tiny: ``2 sigma^2``
     is taken no smaller than the dtype's smallest normal number (``torch.finfo(dtype).tiny``); the kernel is
     already one-hot at that width (the nearest tap; two taps tie only at an exact midpoint, where they share
     the weight). Larger ``sigma`` is used as it is. Half-precision positions are computed in float32 (the
-    result has the positions' dtype). ``tap_dim`` is where the new tap axis goes in the (contiguous) result:
-    last by default, ``0`` gives ``[max_delay, *positions.shape]`` without a permuted copy.
+    result has the positions' dtype), integer ones in the default dtype. ``tap_dim`` is where the new tap axis
+    goes in the (contiguous) result: last by default, ``0`` gives ``[max_delay, *positions.shape]`` without a
+    permuted copy.
 
     Example:
         >>> g = gaussian_delay_kernel(torch.tensor([1.0, 2.5]), sigma=0.5, max_delay=4)
@@ -45,7 +46,7 @@ def gaussian_delay_kernel(positions: torch.Tensor, sigma: float, max_delay: int,
         raise ValueError(f"tap_dim must be in [{-ndim}, {ndim - 1}] for positions of shape "
                          f"{tuple(positions.shape)}, got {tap_dim}")
     dim = tap_dim % ndim
-    work = torch.float32 if positions.dtype in (torch.float16, torch.bfloat16) else positions.dtype
+    work, out = _gaussian_dtypes(positions.dtype)
     p = positions.to(work).clamp(0.0, float(max_delay - 1)).unsqueeze(dim)
     tap_shape = [1] * ndim
     tap_shape[dim] = max_delay
@@ -59,15 +60,27 @@ def gaussian_delay_kernel(positions: torch.Tensor, sigma: float, max_delay: int,
         # (about r or p, float32 loses digits near a midpoint or for small sigma).
         with torch.no_grad():
             m = (torch.softmax(logits, dim=dim) * taps).sum(dim, keepdim=True)
-            shift = (torch.floor(p + 0.5) - m) * (2.0 / two_s2)
+            shift = (nearest_tap(p) - m) * (2.0 / two_s2)
         logits = logits + shift * (p - p.detach())
-    return torch.softmax(logits, dim=dim).to(positions.dtype)
+    return torch.softmax(logits, dim=dim).to(out)
+
+
+def _gaussian_dtypes(dtype: torch.dtype) -> tuple[torch.dtype, torch.dtype]:
+    """``(computed in, returned in)`` for positions of ``dtype``: float32 then ``dtype`` for half precision, the
+    default dtype for integer (or bool) positions, else ``dtype`` for both."""
+    if dtype in (torch.float16, torch.bfloat16):
+        return torch.float32, dtype
+    if not dtype.is_floating_point:
+        return torch.get_default_dtype(), torch.get_default_dtype()
+    return dtype, dtype
 
 
 def relative_exponent(taps: torch.Tensor, p: torch.Tensor) -> torch.Tensor:
     """``-((k - p)^2 - (r - p)^2) = -(k - r) (k + r - 2 p)`` for taps ``k`` and positions ``p`` (broadcast), with
-    ``r = floor(p + 1/2)`` the nearest tap (not differentiated: the shift cancels in the normalisation, the
-    gradient ``2 (k - r)`` differs from ``2 (k - p)`` by the same amount on every tap).
+    ``r`` the nearest tap (:func:`nearest_tap`; not differentiated: the shift cancels in the normalisation, the
+    gradient ``2 (k - r)`` differs from ``2 (k - p)`` by the same amount on every tap). No exponent is positive:
+    ``|k - r| >= 1 >= |2 (p - r)|`` for every other tap, so ``exp`` of them never overflows (the Triton kernels
+    exponentiate them without subtracting a maximum).
 
     The exponent of the Gaussian (before dividing by ``2 sigma^2``) relative to the nearest tap's: ``k - r`` and
     ``k + r`` are exact integers and ``2 p`` is exact, so the only roundings are one subtraction and one product,
@@ -79,8 +92,22 @@ def relative_exponent(taps: torch.Tensor, p: torch.Tensor) -> torch.Tensor:
         >>> relative_exponent(torch.arange(4.0), torch.tensor(1.25)).tolist()
         [-1.5, 0.0, -0.5, -3.0]
     """
-    r = torch.floor(p.detach() + 0.5)
+    r = nearest_tap(p.detach())
     return -(taps - r) * ((taps + r) - 2.0 * p)
+
+
+def nearest_tap(p: torch.Tensor) -> torch.Tensor:
+    """The tap nearest to each position, ``floor(p) + [p - floor(p) >= 1/2]`` (exact midpoints go up), exactly: not
+    ``floor(p + 1/2)``, which rounds ``p + 1/2`` to 1 for the float just below 1/2 (float32 0.49999997, where
+    tap 1 is further than tap 0; with a tiny sigma tap 0's exponent relative to tap 1 then overflows ``exp``).
+    ``p - floor(p)`` is exact for ``p >= 0`` (Sterbenz); for ``-1/2 < p < 0`` it may round up to 1, the right tap 0.
+
+    Example:
+        >>> nearest_tap(torch.tensor([0.49999997, 0.5, 1.25, 2.75])).tolist()
+        [0.0, 1.0, 1.0, 3.0]
+    """
+    f = torch.floor(p)
+    return torch.where(p - f >= 0.5, f + 1.0, f)
 
 
 def two_sigma_squared(sigma: float, dtype: torch.dtype) -> float:
@@ -100,9 +127,23 @@ def autocast_dtype(device_type: str) -> torch.dtype | None:
         ...     autocast_dtype("cpu")
         torch.bfloat16
     """
-    if device_type not in AUTOCAST_DEVICES or not torch.is_autocast_enabled(device_type):
+    if device_type not in AUTOCAST_DEVICES:
         return None
-    return torch.get_autocast_dtype(device_type)
+    try:
+        enabled = torch.is_autocast_enabled(device_type)
+    except TypeError:  # torch < 2.4 (snnlab needs >= 2.2): no device argument, per-device functions instead
+        return _autocast_dtype_before_2_4(device_type)
+    return torch.get_autocast_dtype(device_type) if enabled else None
+
+
+def _autocast_dtype_before_2_4(device_type: str) -> torch.dtype | None:
+    """:func:`autocast_dtype` through the per-device functions of torch 2.2 and 2.3 (CPU and CUDA; autocast on
+    other devices is not seen there)."""
+    if device_type == "cpu":
+        return torch.get_autocast_cpu_dtype() if torch.is_autocast_cpu_enabled() else None
+    if device_type == "cuda":
+        return torch.get_autocast_gpu_dtype() if torch.is_autocast_enabled() else None
+    return None
 
 
 def autocast_operands(x: torch.Tensor, weight: torch.Tensor,
@@ -131,7 +172,11 @@ def autocast_operands(x: torch.Tensor, weight: torch.Tensor,
 
 def autocast_off(x: torch.Tensor) -> contextlib.AbstractContextManager:
     """A context where autocast is off for ``x``'s device (the delay paths choose their products' precision
-    themselves: float32 for half-precision operands); a no-op context for devices autocast does not take."""
+    themselves: float32 for half-precision operands); a no-op context for devices autocast does not take (also
+    "mps" before torch 2.5, whose ``torch.autocast`` refuses it even disabled: autocast cannot be on there)."""
     if x.device.type not in AUTOCAST_DEVICES:
         return contextlib.nullcontext()
-    return torch.autocast(x.device.type, enabled=False)
+    try:
+        return torch.autocast(x.device.type, enabled=False)
+    except RuntimeError:  # "User specified an unsupported autocast device_type"
+        return contextlib.nullcontext()

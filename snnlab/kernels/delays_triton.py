@@ -117,11 +117,21 @@ def _window_start(kr, RAD, KMAX0):
 
 
 @triton.jit
+def _nearest_tap(p):
+    """The tap nearest to positions ``p >= 0``, exactly (:func:`~snnlab.kernels.delay_math.nearest_tap`; not
+    ``floor(p + 0.5)``, 1 for the float32 just below 0.5, whose tap 0 then weighs ``exp(+huge) = inf`` relative to
+    tap 1 when sigma is tiny: NaN outputs)."""
+    f = tl.floor(p)
+    return tl.where(p - f >= 0.5, f + 1.0, f)
+
+
+@triton.jit
 def _relative_weight(k, kr, p, inv_2s2):
     """Unnormalised Gaussian weight of tap ``k`` at positions ``p``, relative to the nearest tap ``kr = round(p)``
     (which weighs exp(0)): ``exp(-((k - p)^2 - (kr - p)^2) / (2 sigma^2))`` with the exponent as
     ``(k - kr)(k + kr - 2 p)`` (exact integers and ``2 p``: one subtraction and one product rounded; squaring
-    first would lose float32 digits for small sigma), as :func:`~snnlab.kernels.delay_math.relative_exponent`."""
+    first would lose float32 digits for small sigma), as :func:`~snnlab.kernels.delay_math.relative_exponent`;
+    never above 1 (``kr`` from :func:`_nearest_tap`), so no ``exp`` overflows."""
     return tl.exp(-(k - kr) * ((k + kr) - 2.0 * p) * inv_2s2)
 
 
@@ -133,7 +143,7 @@ def _gauss_window(p, RAD, KMAX0, NW, inv_2s2):
     tap (every weight relative to its: :func:`_relative_weight`), and ``z`` the sum of the ``NW`` unnormalised
     tap weights (``z >= 1``).
     """
-    kr = tl.floor(p + 0.5)
+    kr = _nearest_tap(p)
     k0 = _window_start(kr, RAD, KMAX0)
     z = tl.zeros_like(p)
     for wi in range(NW):
@@ -145,7 +155,7 @@ def _gauss_window(p, RAD, KMAX0, NW, inv_2s2):
 def _window_offset(p, RAD, KMAX0, NW, inv_2s2):
     """``sum_k e_k (k - kr)`` over the window around positions ``p`` (``e_k``: :func:`_relative_weight`): ``z``
     times the mean tap's offset from the nearest one, the ``ubar`` of the positions' gradient."""
-    kr = tl.floor(p + 0.5)
+    kr = _nearest_tap(p)
     k0 = _window_start(kr, RAD, KMAX0)
     s = tl.zeros_like(p)
     for wi in range(NW):
@@ -284,7 +294,7 @@ def _tap_weight(kr, p, k, RAD, KMAX0, NW, inv_2s2):
 def _window_tile(p, RAD, KMAX0, NW, inv_2s2):
     """What the tap loops keep of a tile of positions ``p`` besides ``p``: ``(kr, 1 / z)`` (see
     :func:`_tap_weight`; ``z`` sums the window's weights, ``z >= 1`` since the nearest tap weighs exp(0))."""
-    kr = tl.floor(p + 0.5)
+    kr = _nearest_tap(p)
     k0 = _window_start(kr, RAD, KMAX0)
     z = tl.zeros_like(p)
     for wi in range(NW):
@@ -396,7 +406,7 @@ def _delay_mma_grad_kernel(x_ptr, gy_ptr, w_ptr, p_ptr, gw_ptr, gp_ptr, R, M, I,
     # fewer live registers) or the integer delays
     if GAUSS:
         p = tl.load(p_ptr + poff, mask=pmask, other=0.0).to(tl.float32)
-        nearest = tl.floor(p + 0.5)
+        nearest = _nearest_tap(p)
     else:
         p = tl.load(p_ptr + poff, mask=pmask, other=0).to(tl.int32)
         nearest = p
@@ -414,7 +424,7 @@ def _delay_mma_grad_kernel(x_ptr, gy_ptr, w_ptr, p_ptr, gw_ptr, gp_ptr, R, M, I,
                          mask=rmask[:, None] & imask[None, :], other=0.0).to(tl.float32)
             a = _dot(tl.trans(xv), gy, a, PRECISION, BF16_DOT)
         if GAUSS:
-            kr = tl.floor(p + 0.5)
+            kr = _nearest_tap(p)
             g = _tap_weight(kr, p, k, RAD, KMAX0, NW, inv_2s2)  # G[k] z
             gw += g * a
             if NEED_P:
