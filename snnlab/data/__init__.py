@@ -4,7 +4,7 @@ All batches are time-major: ``x [T, B, ...]``, ``y [B]``. Nothing here downloads
 """
 from __future__ import annotations
 
-from .collate import EncodeCollate, time_major_collate
+from .collate import EncodeCollate, PadCollate, time_major_collate
 from .embedded import EMBEDDED_DATASETS, load_digits_dataset, make_encoder, make_loaders
 from .encoders import (
     DirectEncoder,
@@ -30,9 +30,10 @@ from .neuromorphic import (
     make_neuromorphic_loader,
     shared_data_root,
 )
+from .neuromorphic.frames import max_sample_steps
 
 __all__ = [
-    "EncodeCollate", "time_major_collate",
+    "EncodeCollate", "PadCollate", "time_major_collate",
     "EMBEDDED_DATASETS", "load_digits_dataset", "make_encoder", "make_loaders",
     "DirectEncoder", "LatencyEncoder", "RateEncoder", "direct_encode", "latency_encode", "rate_encode",
     "spike_times_to_dense",
@@ -40,5 +41,5 @@ __all__ = [
     "Cochlea", "FSDDDataset", "audio_to_spikes", "load_fsdd", "read_wav", "spikes_to_events",
     "DiskCache",
     "NEUROMORPHIC_DATASETS", "EventFrameDataset", "load_dvs_gesture", "load_neuromorphic", "load_nmnist",
-    "load_pokerdvs", "load_shd", "load_ssc", "make_neuromorphic_loader", "shared_data_root",
+    "load_pokerdvs", "load_shd", "load_ssc", "make_neuromorphic_loader", "max_sample_steps", "shared_data_root",
 ]

@@ -7,17 +7,26 @@ from collections.abc import Callable, Sequence
 
 import torch
 
-__all__ = ["time_major_collate", "EncodeCollate"]
+from ..core.validation import is_integer
+
+__all__ = ["time_major_collate", "PadCollate", "EncodeCollate"]
 
 
-def time_major_collate(batch: Sequence[tuple[torch.Tensor, int | torch.Tensor]]) -> tuple[torch.Tensor, torch.Tensor]:
+def time_major_collate(batch: Sequence[tuple[torch.Tensor, int | torch.Tensor]], n_steps: int | None = None,
+                       crop: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
     """Stack per-sample ``[T, ...]`` tensors into ``[T, B, ...]``; shorter samples are zero-padded at the end.
 
-    A padded sample runs on through the padding as through silent input: its neurons keep decaying (and a
-    membrane left above threshold by a subtract reset may still fire), the readout keeps integrating, and
-    the metrics of :mod:`snnlab.metrics` count those steps too, so they depend on the longest sample of the
-    batch. For metrics comparable sample by sample, give the event loaders a ``duration`` (every sample
-    the same number of frames) or ``n_time_bins``.
+    ``n_steps=None`` pads to the longest sample of the batch. A padded sample runs on through the padding as
+    through silent input: its neurons keep decaying (and a membrane left above threshold by a subtract reset, or
+    a bias, may still fire), the readout keeps integrating, and the metrics of :mod:`snnlab.metrics` count those
+    steps too, so a sample's numbers depend on the longest sample of its batch. For numbers that are the same
+    whichever batch a sample lands in, pad every batch to one length: ``n_steps`` (at least the longest sample
+    of the dataset, see :func:`~snnlab.data.neuromorphic.frames.max_sample_steps`; as a DataLoader
+    ``collate_fn``, :class:`PadCollate`), or give the event loaders a ``duration`` or ``n_time_bins`` (every
+    sample then has the same number of frames).
+
+    A sample longer than ``n_steps`` is a ``ValueError``; ``crop=True`` keeps its first ``n_steps`` steps
+    instead (the rest are lost, which changes that sample's results, so it is never the default).
 
     The batch's dtype is the promotion of every sample's (``torch.promote_types``: a uint8 sample with a float32
     one gives float32). Samples must share their shape after the time axis and labels must be whole numbers;
@@ -27,22 +36,91 @@ def time_major_collate(batch: Sequence[tuple[torch.Tensor, int | torch.Tensor]])
         >>> x, y = time_major_collate([(torch.ones(3, 2), 0), (torch.ones(2, 2), 1)])
         >>> x.shape, y.tolist(), x[2, 1].tolist()
         (torch.Size([3, 2, 2]), [0, 1], [0.0, 0.0])
+        >>> time_major_collate([(torch.ones(3, 2), 0)], n_steps=5)[0].shape
+        torch.Size([5, 1, 2])
+        >>> time_major_collate([(torch.ones(3, 2), 0)], n_steps=2, crop=True)[0].shape
+        torch.Size([2, 1, 2])
     """
+    fn = "time_major_collate"
+    return _pad_stack(batch, _check_n_steps(n_steps, fn), _check_crop(crop, fn), fn)
+
+
+def _check_n_steps(n_steps: object, fn: str) -> int | None:
+    """``n_steps`` as an int >= 1 (or ``None``); ``TypeError`` / ``ValueError`` naming ``fn`` otherwise."""
+    if n_steps is None:
+        return None
+    if not is_integer(n_steps):
+        raise TypeError(f"{fn}: n_steps must be an int >= 1 (or None: pad to the batch's longest sample), "
+                        f"got {n_steps!r}")
+    if n_steps < 1:
+        raise ValueError(f"{fn}: n_steps must be an int >= 1 (or None: pad to the batch's longest sample), "
+                         f"got {n_steps!r}")
+    return int(n_steps)
+
+
+def _check_crop(crop: object, fn: str) -> bool:
+    """``crop`` as a bool; ``TypeError`` naming ``fn`` otherwise."""
+    if not isinstance(crop, bool):
+        raise TypeError(f"{fn}: crop must be True or False, got {crop!r}")
+    return crop
+
+
+def _pad_stack(batch: Sequence[tuple[torch.Tensor, int | torch.Tensor]], n_steps: int | None, crop: bool,
+               fn: str) -> tuple[torch.Tensor, torch.Tensor]:
+    """The collate of :func:`time_major_collate` with checked settings; errors name ``fn``."""
     if len(batch) == 0:
-        raise ValueError("time_major_collate: empty batch; a DataLoader gives at least one sample per batch")
+        raise ValueError(f"{fn}: empty batch; a DataLoader gives at least one sample per batch")
     xs = [torch.as_tensor(b[0]) for b in batch]
     for i, x in enumerate(xs):
         if x.dim() < 1:
-            raise ValueError(f"time_major_collate: sample {i} is a scalar; samples are time-major [T, ...] tensors")
+            raise ValueError(f"{fn}: sample {i} is a scalar; samples are time-major [T, ...] tensors")
         if x.shape[1:] != xs[0].shape[1:]:
-            raise ValueError(f"time_major_collate: sample {i} has shape {tuple(x.shape)} but sample 0 has "
+            raise ValueError(f"{fn}: sample {i} has shape {tuple(x.shape)} but sample 0 has "
                              f"{tuple(xs[0].shape)}; samples [T, ...] may differ in their length T only")
+        if n_steps is not None and x.shape[0] > n_steps and not crop:
+            raise ValueError(f"{fn}: sample {i} of the batch has {x.shape[0]} steps, more than n_steps={n_steps}; "
+                             "pass a larger n_steps (max_sample_steps(dataset) finds the longest sample), "
+                             "crop=True to keep only the first n_steps steps (the rest are lost, which changes "
+                             "the results), or, for an event dataset, a duration that bounds every sample")
     dtype = functools.reduce(torch.promote_types, (x.dtype for x in xs))
-    t_max = max(x.shape[0] for x in xs)
-    out = xs[0].new_zeros((t_max, len(xs)) + tuple(xs[0].shape[1:]), dtype=dtype)
+    t_out = max(x.shape[0] for x in xs) if n_steps is None else n_steps
+    out = xs[0].new_zeros((t_out, len(xs)) + tuple(xs[0].shape[1:]), dtype=dtype)
     for i, x in enumerate(xs):
-        out[: x.shape[0], i] = x
-    return out, _labels(batch, "time_major_collate")
+        out[: x.shape[0], i] = x[:t_out]
+    return out, _labels(batch, fn)
+
+
+class PadCollate:
+    """A DataLoader ``collate_fn`` that pads every batch to ``n_steps``: :func:`time_major_collate` with a fixed
+    length, so a sample's outputs and metrics do not depend on the batch it lands in. Picklable (for
+    ``num_workers > 0``), as is ``functools.partial(time_major_collate, n_steps=...)``.
+
+    ``n_steps`` must be at least the longest sample (see
+    :func:`~snnlab.data.neuromorphic.frames.max_sample_steps`): a longer one is a ``ValueError``, or, with
+    ``crop=True``, cut to its first ``n_steps`` steps (never the default: the cut steps are lost).
+
+    Example:
+        >>> collate = PadCollate(4)
+        >>> x, y = collate([(torch.ones(3, 2), 0), (torch.ones(2, 2), 1)])
+        >>> x.shape, y.tolist(), x[3].tolist()
+        (torch.Size([4, 2, 2]), [0, 1], [[0.0, 0.0], [0.0, 0.0]])
+        >>> import pickle
+        >>> pickle.loads(pickle.dumps(collate))
+        PadCollate(n_steps=4)
+    """
+
+    def __init__(self, n_steps: int, crop: bool = False) -> None:
+        if n_steps is None:
+            raise TypeError("PadCollate: n_steps must be an int >= 1 (use time_major_collate to pad each batch to "
+                            "its longest sample), got None")
+        self.n_steps = _check_n_steps(n_steps, "PadCollate")
+        self.crop = _check_crop(crop, "PadCollate")
+
+    def __call__(self, batch: Sequence[tuple[torch.Tensor, int | torch.Tensor]]) -> tuple[torch.Tensor, torch.Tensor]:
+        return _pad_stack(batch, self.n_steps, self.crop, repr(self))
+
+    def __repr__(self) -> str:
+        return f"PadCollate(n_steps={self.n_steps}" + (", crop=True)" if self.crop else ")")
 
 
 def _label(v: object, i: int, fn: str) -> int:

@@ -226,6 +226,7 @@ def evaluate(model: nn.Module, loader: Iterable, readout: str = "membrane_sum", 
     Samples of different lengths (event loaders with ``time_window`` and no ``duration``) are zero-padded to the
     longest of their batch and the network runs on through the padding (spiking there too when batch norm turns
     the zeros into a constant current), so their numbers depend on how they are batched: give a ``duration``,
+    pad every batch to one length (``make_neuromorphic_loader(n_steps=...)``, :class:`snnlab.data.PadCollate`),
     or evaluate with ``batch_size=1``, for numbers per sample.
 
     Example:

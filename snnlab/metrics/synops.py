@@ -4,7 +4,8 @@
 For each call of a dense synaptic layer with input ``x`` ``[T, B, ..., in]``, sample by sample (so a sample's
 count never depends on the other samples of its batch, as long as they have the same length: samples of
 different lengths zero-padded into one batch, see :func:`snnlab.data.time_major_collate`, are simulated
-through the padding too):
+through the padding too: pad every batch to one length with :class:`snnlab.data.PadCollate` for counts that do
+not depend on the batch):
 
 * event input (every entry of the sample a non-negative integer: a spike train, or event counts from
   binning events into frames, where an entry of 2 is two events): every event is delivered to

@@ -34,7 +34,7 @@ from collections.abc import Callable
 
 from .dvs import load_dvs_gesture, load_pokerdvs
 from .frames import (AUDIO_DTYPE, MAX_FRAMES, MAX_SAMPLE_BYTES, XYTP_DTYPE, EventFrameDataset, check_channel_bin,
-                     check_frame_settings, make_neuromorphic_loader, whole_frames)
+                     check_frame_settings, make_neuromorphic_loader, max_sample_steps, whole_frames)
 from .heidelberg import load_shd, load_ssc
 from .nmnist import load_nmnist, write_nmnist_bin
 from .roots import NEUROMORPHIC_DATASETS, find_dataset, shared_data_root
@@ -49,6 +49,7 @@ __all__ = [
     "load_pokerdvs",
     "load_neuromorphic",
     "make_neuromorphic_loader",
+    "max_sample_steps",
     "shared_data_root",
     "write_nmnist_bin",
     "whole_frames",

@@ -1,5 +1,5 @@
 """Event-to-frame binning: the event dtypes, frame-setting checks and limits, tonic's ``ToFrame`` frames by
-``np.bincount``, :class:`EventFrameDataset` and :func:`make_neuromorphic_loader`."""
+``np.bincount``, :class:`EventFrameDataset`, :func:`max_sample_steps` and :func:`make_neuromorphic_loader`."""
 from __future__ import annotations
 
 import math
@@ -9,11 +9,11 @@ from collections.abc import Callable
 
 import numpy as np
 import torch
-from torch.utils.data import DataLoader, Dataset
+from torch.utils.data import ConcatDataset, DataLoader, Dataset, Subset
 
 from ...core.validation import is_integer
 from ..cache import DiskCache
-from ..collate import time_major_collate
+from ..collate import PadCollate, _check_n_steps, time_major_collate
 
 AUDIO_DTYPE = np.dtype([("t", np.int64), ("x", np.int64), ("p", np.int64)])
 XYTP_DTYPE = np.dtype([("x", np.int64), ("y", np.int64), ("t", np.int64), ("p", np.int64)])
@@ -427,17 +427,80 @@ class EventFrameDataset(Dataset):
         return x, self.labels[index]
 
 
+def _fixed_frames(dataset: Dataset) -> int | None:
+    """The frame count every sample of ``dataset`` has, when its settings tell it without reading a file: an
+    :class:`EventFrameDataset` with ``n_time_bins``, or with ``time_window`` and ``duration`` (a ``Subset`` of one,
+    or a ``ConcatDataset`` of such, the longest of its parts); ``None`` otherwise."""
+    if isinstance(dataset, Subset):
+        return _fixed_frames(dataset.dataset)
+    if isinstance(dataset, ConcatDataset):
+        parts = [_fixed_frames(d) for d in dataset.datasets]
+        return None if not parts or None in parts else max(parts)
+    if not isinstance(dataset, EventFrameDataset):
+        return None
+    if dataset.n_time_bins is not None:
+        return int(dataset.n_time_bins)
+    if dataset.duration is not None:
+        return whole_frames(dataset.duration, dataset.time_window)
+    return None
+
+
+def max_sample_steps(dataset: Dataset) -> int:
+    """The most time steps ``T`` any sample ``[T, ...]`` of ``dataset`` has: the ``n_steps`` that pads every batch of
+    it to one length (:func:`make_neuromorphic_loader`, :class:`~snnlab.data.collate.PadCollate`).
+
+    Free for an :class:`EventFrameDataset` whose settings fix the frame count (``n_time_bins``, or ``time_window``
+    with ``duration``; also through a ``Subset`` or ``ConcatDataset`` of them). Otherwise (``time_window`` alone,
+    where the count follows each recording's length, or any other dataset) it loads every sample once: every file
+    is read and binned (with ``cache_dir`` that fills the cache, as the first epoch would). To skip that pass,
+    pass a known bound as ``n_steps`` yourself: a longer sample is then a clear error, not silently cut.
+
+    Example:
+        >>> ev = np.array([(0, 1, 0), (500, 2, 0)], dtype=AUDIO_DTYPE)
+        >>> max_sample_steps(EventFrameDataset("toy", [0, 1], [0, 1], lambda i: ev, (4, 1, 1), n_time_bins=3))
+        3
+        >>> short = np.array([(0, 1, 0)], dtype=AUDIO_DTYPE)
+        >>> max_sample_steps(EventFrameDataset("toy", [ev, short], [0, 1], lambda e: e, (4, 1, 1), time_window=100))
+        6
+    """
+    fixed = _fixed_frames(dataset)
+    if fixed is not None:
+        return fixed
+    n = len(dataset)
+    if n == 0:
+        raise ValueError("max_sample_steps: the dataset is empty; it has no longest sample")
+    return max(int(torch.as_tensor(dataset[i][0]).shape[0]) for i in range(n))
+
+
 def make_neuromorphic_loader(
-    dataset: Dataset, batch_size: int = 32, shuffle: bool = True, seed: int = 0, num_workers: int = 0
+    dataset: Dataset, batch_size: int = 32, shuffle: bool = True, seed: int = 0, num_workers: int = 0,
+    n_steps: int | None = None,
 ) -> DataLoader:
-    """DataLoader yielding time-major ``(x [T, B, C...], y [B])`` (variable-length samples zero-padded).
+    """DataLoader yielding time-major ``(x [T, B, C...], y [B])``.
+
+    Samples of different lengths (``time_window`` without ``duration``) are zero-padded to the longest of their
+    batch (``n_steps=None``), so their outputs and metrics depend on the batch they land in; ``n_steps`` pads every
+    batch to that many steps instead (:class:`~snnlab.data.collate.PadCollate`; :func:`max_sample_steps` gives
+    the longest sample, which for ``time_window`` alone means reading every file once). A longer sample is a
+    ``ValueError``: at once when the dataset's settings fix its frame count, else when its batch is collated.
 
     Example:
         >>> ev = np.array([(0, 1, 0), (500, 2, 0)], dtype=AUDIO_DTYPE)
         >>> ds = EventFrameDataset("toy", [0, 1], [0, 1], lambda i: ev, (4, 1, 1), n_time_bins=3)
         >>> next(iter(make_neuromorphic_loader(ds, batch_size=2)))[0].shape
         torch.Size([3, 2, 4])
+        >>> next(iter(make_neuromorphic_loader(ds, batch_size=2, n_steps=5)))[0].shape
+        torch.Size([5, 2, 4])
     """
+    collate: Callable = time_major_collate
+    n_steps = _check_n_steps(n_steps, "make_neuromorphic_loader")
+    if n_steps is not None:
+        collate = PadCollate(n_steps)
+        fixed = _fixed_frames(dataset)
+        if fixed is not None and fixed > n_steps:
+            raise ValueError(f"make_neuromorphic_loader: the dataset's settings give samples of {fixed} frames, more "
+                             f"than n_steps={n_steps}; pass n_steps >= {fixed} (or leave it None when every sample has "
+                             f"{fixed} frames: its batches all have that many steps anyway)")
     g = torch.Generator().manual_seed(seed)
     return DataLoader(dataset, batch_size=batch_size, shuffle=shuffle, generator=g,
-                      collate_fn=time_major_collate, num_workers=num_workers)
+                      collate_fn=collate, num_workers=num_workers)
