@@ -17,6 +17,7 @@ from bokeh.model import Model
 import snnlab as sl
 from snnlab.training import ExperimentConfig
 from snnlab.widgets import ConfigForm, DelayViewer, HoloViewsWidget, RasterExplorer, TradeoffExplorer, TrainerWidget
+from snnlab.widgets._hv import closable_bokeh_model
 from snnlab.widgets._lifecycle import close_one, registered_widgets
 
 MAKERS = {
@@ -54,6 +55,52 @@ def test_closed_widgets_leave_no_panel_view_and_no_bokeh_model(name):
     assert registered_widgets() == widgets
 
 
+def _show(slot: HoloViewsWidget, *counts: int) -> None:
+    """What Jupyter does to the slot's widget: views opened and closed (Panel renders a new root, in a new
+    document, each time it is displayed again after its last view went away)."""
+    for n in counts:
+        slot.widget._view_count = n
+
+
+def test_a_slot_displayed_again_and_again_leaves_no_panel_view_and_no_bokeh_model():
+    """Every root Panel renders for the widget goes from ``pn.state._views`` and every document is cleared, not only
+    the first and the last (the roots in between kept 5 MB per TrainerWidget shown three times)."""
+    other = HoloViewsWidget(hv.Scatter([(0, 1)]), mode="bokeh")  # stays open: its view must stay
+    _show(other, 1)
+    HoloViewsWidget(hv.Curve([1, 2, 3]), mode="bokeh").close()  # caches
+    gc.collect()
+    views, models = dict(pn.state._views), _bokeh_models()
+    for _ in range(3):
+        slot = HoloViewsWidget(hv.Curve([1, 2, 3]), mode="bokeh")
+        _show(slot, 1, 0, 1, 0, 1, 2)  # shown, hidden, shown again (twice), then in a second output
+        assert len(pn.state._views) == len(views) + 3  # 3 roots: the first one, 2 rendered again
+        slot.close()
+        assert dict(pn.state._views) == views
+        del slot
+    gc.collect()
+    assert _bokeh_models() == models
+    other.close()
+
+
+def test_closing_one_of_two_slots_showing_the_same_plot_leaves_the_other_updating():
+    pipe = hv.streams.Pipe(data=[(0, 0), (1, 1)])
+    dmap = hv.DynamicMap(hv.Curve, streams=[pipe])
+    a, b = HoloViewsWidget(dmap, mode="bokeh"), HoloViewsWidget(dmap, mode="bokeh")
+    _show(a, 1)
+    _show(b, 1, 2)  # b in two outputs
+    b_refs = {ref for ref, (view, *_rest) in pn.state._views.items() if view is b._pane or view is b._pane.layout}
+    sent = []
+    b.widget.send = lambda msg, buffers=None: sent.append(msg)  # the patches to b's views in the browser
+    a.close()
+    assert b_refs and b_refs <= set(pn.state._views)
+    pipe.send([(0, 5), (1, 6), (2, 7)])
+    sources = [m for m in b.widget._document.models if type(m).__name__ == "ColumnDataSource" and "y" in m.data]
+    assert [list(m.data["y"]) for m in sources] == [[5, 6, 7]]
+    assert sent  # patched in place
+    b.close()
+    assert not b_refs & set(pn.state._views)
+
+
 def test_a_bokeh_slot_closed_twice_and_collected_raises_nothing(monkeypatch):
     """jupyter_bokeh's close raises KeyError when called again (as ``Widget.__del__`` does on collection)."""
     raised = []
@@ -75,6 +122,13 @@ def test_a_bokeh_slot_is_still_a_bokeh_model_that_jupyter_renders():
     slot = HoloViewsWidget(hv.Curve([1, 2, 3]), mode="bokeh")
     w = slot.widget
     assert isinstance(w, BokehModel) and w._model_name == "BokehModel" and w._view_name == "BokehView"
+    plain = pn.ipywidget(pn.pane.HTML("<b>hi</b>"))  # what the front end looks up: the same names and modules
+    names = [k for k in plain.keys if k.startswith(("_model_", "_view_")) and k != "_view_count"]
+    assert len(names) == 6 and w.get_state(names) == plain.get_state(names) and w.keys == plain.keys
+    assert repr(w).startswith("BokehModel(") and "model_id" in w._repr_mimebundle_()[
+        "application/vnd.jupyter.widget-view+json"]
+    plain.__class__ = closable_bokeh_model()  # (a plain BokehModel raises KeyError when collected after close)
+    plain.close()
     slot.close()
     assert "close" not in vars(w)  # closing twice is handled by the class, not by a function put on each instance
 
@@ -132,3 +186,16 @@ def test_the_start_up_line_names_the_store_the_app_opens(tmp_path, monkeypatch):
     given = served_store_path("given.sqlite")  # --store wins over SNNLAB_STORE, as serve_dashboard passes it on
     assert given == tmp_path / "given.sqlite" and str(given) in startup_line(5077, "127.0.0.1", "given.sqlite")
     assert "http://10.0.0.5:8000/app" in startup_line(8000, "10.0.0.5")
+
+
+@pytest.mark.parametrize("address", ["127.0.0.1", "localhost", "0.0.0.0", "::", "", "10.0.0.5"])
+def test_the_start_up_url_is_one_whose_websocket_the_server_accepts(address):
+    """Bokeh refuses a page's websocket whose origin is not allowed: with ``--address 0.0.0.0`` the line named
+    ``http://0.0.0.0:5077/app`` (refused) and with ``::`` the malformed ``http://:::5077/app``."""
+    from urllib.parse import urlparse
+
+    from snnlab.dashboard.serve import build_serve_command, startup_line
+
+    url = startup_line(5077, address).split()[3]
+    assert url.startswith("http://") and url.endswith(":5077/app")
+    assert f"--allow-websocket-origin={urlparse(url).netloc}" in build_serve_command(5077, address)

@@ -20,6 +20,9 @@ __all__ = ["serve_dashboard", "build_serve_command", "served_store_path", "start
 #: the packaged app module handed to ``panel serve``
 APP_FILE = Path(__file__).resolve().with_name("app.py")
 
+#: addresses whose page a browser on this machine opens as ``localhost`` (the websocket origins always allowed)
+_LOCAL_ADDRESSES = ("127.0.0.1", "localhost", "0.0.0.0", "::", "")
+
 
 def require_panel() -> None:
     """Raise a clear :class:`ImportError` when the dashboard's packages (the ``lab`` extra) are missing (found,
@@ -49,7 +52,7 @@ def build_serve_command(port: int = 5006, address: str = "127.0.0.1", show: bool
     if int(num_threads) < 0:
         raise ValueError(f"serve_dashboard: num_threads must be >= 0, got {num_threads}")
     origins = [f"127.0.0.1:{port}", f"localhost:{port}"]
-    if address not in ("127.0.0.1", "localhost", "0.0.0.0", "::", ""):
+    if address not in _LOCAL_ADDRESSES:
         origins.append(f"{address}:{port}")
     cmd = [sys.executable, "-m", "panel", "serve", str(app or APP_FILE), "--address", address, "--port", str(port)]
     cmd += [f"--allow-websocket-origin={o}" for o in origins]
@@ -86,14 +89,19 @@ def startup_line(port: int = 5006, address: str = "127.0.0.1", store_path: str |
     """What ``snnlab dashboard`` prints when it starts the server: the page's URL and the run store
     (:func:`served_store_path`).
 
+    The URL is one whose websocket the server accepts (:func:`build_serve_command`'s origins): ``localhost`` for
+    the local and the all-interfaces addresses (``0.0.0.0``, ``::``), else the address itself.
+
     Example:
         >>> line = startup_line(5077, store_path="runs/x.sqlite")
         >>> line.startswith("snnlab dashboard: open http://localhost:5077/app in your browser (Ctrl-C stops it); ")
         True
         >>> line.endswith(f"run store: {served_store_path('runs/x.sqlite')}")
         True
+        >>> startup_line(8000, "0.0.0.0").split()[3], startup_line(8000, "10.0.0.5").split()[3]
+        ('http://localhost:8000/app', 'http://10.0.0.5:8000/app')
     """
-    host = "localhost" if address in ("127.0.0.1", "localhost", "") else address
+    host = "localhost" if address in _LOCAL_ADDRESSES else f"[{address}]" if ":" in address else address
     return (f"snnlab dashboard: open http://{host}:{int(port)}/{APP_FILE.stem} in your browser (Ctrl-C stops it); "
             f"run store: {served_store_path(store_path)}")
 

@@ -26,6 +26,7 @@ import contextlib
 import functools
 import importlib.util
 import threading
+import weakref
 from typing import Any, Iterator
 
 import holoviews as hv
@@ -82,6 +83,35 @@ def closable_bokeh_model() -> type:
     return BokehModel
 
 
+def _root_recorder(refs: set[str], documents: weakref.WeakSet) -> Any:
+    """A ``_view_count`` observer for a :func:`panel.ipywidget` that adds the id of the root it shows to ``refs``
+    and its Bokeh document to ``documents``.
+
+    Registered after Panel's own observer, which renders a new root (in a new document) when the widget is displayed
+    again after its last view went away: :meth:`HoloViewsWidget.close` then finds every root Panel recorded for the
+    widget, and every document (Panel's shared stylesheet models keep a document, and its whole plot, alive until it
+    is cleared). It keeps no reference to the widget: the change names it.
+
+    Example:
+        >>> import panel as pn
+        >>> refs, docs = set(), weakref.WeakSet(); w = pn.ipywidget(pn.pane.HTML("<b>hi</b>"))
+        >>> w.observe(_root_recorder(refs, docs), "_view_count"); first = w._model.ref["id"]
+        >>> w._view_count = 1; w._view_count = 0; w._view_count = 1          # shown, hidden, shown again
+        >>> len(refs), first in refs, w._model.ref["id"] in refs, w._document in docs
+        (2, True, True, True)
+        >>> w.close()
+    """
+
+    def record(change: dict[str, Any]) -> None:
+        model = getattr(change["owner"], "_model", None)
+        if model is not None:
+            refs.add(model.ref["id"])
+            if model.document is not None:
+                documents.add(model.document)
+
+    return record
+
+
 class HoloViewsWidget:
     """A slot in an ipywidgets layout that shows one HoloViews object (see the module docstring).
 
@@ -112,7 +142,10 @@ class HoloViewsWidget:
             self._pane = pn.pane.HoloViews(self._placeholder(obj), backend="bokeh")
             self.widget: W.Widget = pn.ipywidget(self._pane)
             self.widget.__class__ = closable_bokeh_model()  # a BokehModel whose close can be called twice
-            self._root_refs = {self.widget._model.ref["id"]}  # the roots Panel registers in pn.state._views
+            # the roots Panel registers in pn.state._views and their documents (a new one per re-display)
+            self._root_refs: set[str] = {self.widget._model.ref["id"]}
+            self._documents: weakref.WeakSet = weakref.WeakSet([self.widget._document])
+            self.widget.observe(_root_recorder(self._root_refs, self._documents), names="_view_count")
             self._batch = 0
             self._stale = False
             self._timer: threading.Timer | None = None
@@ -249,20 +282,23 @@ class HoloViewsWidget:
             self._show(obj)
 
     def _forget_panel_views(self) -> None:
-        """Drop this widget's entries from ``pn.state._views``.
+        """Drop this widget's entries from ``pn.state._views``: the roots rendered from its own pane.
 
-        Panel registers every root it renders there (``get_root``: the first one under :func:`panel.ipywidget`'s
-        own document, the later ones under the widget's document) and removes them only when a *server*
-        session ends: in a notebook each entry kept its whole Bokeh plot alive after ``close()`` (0.7 MB per
-        closed :class:`~snnlab.widgets.RasterExplorer`, 1.9 MB per :class:`~snnlab.widgets.TrainerWidget`).
+        Panel registers every root it renders there (``get_root``: the first one when :func:`panel.ipywidget`
+        builds the widget, a new one each time the widget is displayed again after its last view went away) and
+        removes them only when a *server* session ends: in a notebook each entry kept its whole Bokeh plot alive
+        after ``close()`` (0.7 MB per closed :class:`~snnlab.widgets.RasterExplorer`, 1.9 MB per
+        :class:`~snnlab.widgets.TrainerWidget`). Entries are this widget's when their viewable is its pane or the
+        pane's layout, or their root one it showed (:func:`_root_recorder`); the views of other widgets and of
+        server sessions stay.
         """
         import panel as pn
 
         model = getattr(self.widget, "_model", None)
         refs = set(self._root_refs) | ({model.ref["id"]} if model is not None else set())
-        document = getattr(self.widget, "_document", None)
-        for ref, (view, root, doc, _comm) in list(pn.state._views.items()):
-            if ref in refs or (document is not None and doc is document):
+        own = [self._pane, getattr(self._pane, "layout", None)]  # Panel's root view: the pane or its layout
+        for ref, (view, root, _doc, _comm) in list(pn.state._views.items()):
+            if any(view is v for v in own) or ref in refs:
                 with contextlib.suppress(Exception):
                     view._cleanup(root)
                 pn.state._views.pop(ref, None)
@@ -285,19 +321,21 @@ class HoloViewsWidget:
                 if self._timer is not None:
                     self._timer.cancel()
                     self._timer = None
-                with contextlib.suppress(Exception):
-                    self.widget._document.remove_on_change(self._on_document_change)
+                for doc in list(self._documents):
+                    with contextlib.suppress(Exception):
+                        doc.remove_on_change(self._on_document_change)
                 model = getattr(self.widget, "_model", None)
                 with contextlib.suppress(Exception):  # Panel forgets the plot (and its HoloViews streams)
                     self._pane._cleanup(model)
                 self._forget_panel_views()
                 self._pane.object = None
             document = getattr(self.widget, "_document", None)
+            documents = [*getattr(self, "_documents", ()), *([document] if document is not None else [])]
             close_descendants(self.widget)
             close_one(self.widget)
-            if document is not None:  # detach the plot's models (shared stylesheets would keep them alive)
+            for doc in dict.fromkeys(documents):  # detach the plots' models (shared stylesheets would keep them alive)
                 with contextlib.suppress(Exception):
-                    document.clear()
+                    doc.clear()
             self._object = None
 
 
