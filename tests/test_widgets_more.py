@@ -188,7 +188,7 @@ def test_the_start_up_line_names_the_store_the_app_opens(tmp_path, monkeypatch):
     assert "http://10.0.0.5:8000/app" in startup_line(8000, "10.0.0.5")
 
 
-@pytest.mark.parametrize("address", ["127.0.0.1", "localhost", "0.0.0.0", "::", "", "10.0.0.5"])
+@pytest.mark.parametrize("address", ["127.0.0.1", "localhost", "0.0.0.0", "::", "::1", "", "10.0.0.5"])
 def test_the_start_up_url_is_one_whose_websocket_the_server_accepts(address):
     """Bokeh refuses a page's websocket whose origin is not allowed: with ``--address 0.0.0.0`` the line named
     ``http://0.0.0.0:5077/app`` (refused) and with ``::`` the malformed ``http://:::5077/app``."""
@@ -199,3 +199,12 @@ def test_the_start_up_url_is_one_whose_websocket_the_server_accepts(address):
     url = startup_line(5077, address).split()[3]
     assert url.startswith("http://") and url.endswith(":5077/app")
     assert f"--allow-websocket-origin={urlparse(url).netloc}" in build_serve_command(5077, address)
+
+
+def test_an_ipv6_address_bokeh_cannot_allow_is_refused_before_the_server_starts():
+    """Bokeh's origin allowlist reads host:port with one colon: a server bound to fe80::1 would refuse its page."""
+    from snnlab.dashboard.serve import build_serve_command, startup_line
+
+    for call in (lambda: build_serve_command(5077, "fe80::1"), lambda: startup_line(5077, "fe80::1")):
+        with pytest.raises(ValueError, match=r"IPv6 address 'fe80::1' cannot be a websocket origin .* bind to '::'"):
+            call()

@@ -21,7 +21,7 @@ __all__ = ["serve_dashboard", "build_serve_command", "served_store_path", "start
 APP_FILE = Path(__file__).resolve().with_name("app.py")
 
 #: addresses whose page a browser on this machine opens as ``localhost`` (the websocket origins always allowed)
-_LOCAL_ADDRESSES = ("127.0.0.1", "localhost", "0.0.0.0", "::", "")
+_LOCAL_ADDRESSES = ("127.0.0.1", "localhost", "0.0.0.0", "::", "::1", "")
 
 
 def require_panel() -> None:
@@ -37,9 +37,20 @@ def require_panel() -> None:
         check_installed(dependency, extra="lab", feature="the snnlab dashboard")
 
 
+def _check_address(address: str) -> None:
+    """``ValueError`` for a bind address whose page Bokeh cannot accept: an IPv6 one other than ``::`` / ``::1``
+    (its allowlist reads ``host:port`` with one colon)."""
+    if ":" in address and address not in _LOCAL_ADDRESSES:
+        raise ValueError(f"serve_dashboard: the IPv6 address {address!r} cannot be a websocket origin the server "
+                         "accepts (Bokeh reads 'host:port' with one colon); bind to '::' (every interface) or "
+                         "'::1' (this machine), or give the machine's host name or IPv4 address")
+
+
 def build_serve_command(port: int = 5006, address: str = "127.0.0.1", show: bool = False, num_threads: int = 2,
                         app: str | os.PathLike | None = None, extra_args: Sequence[str] = ()) -> list[str]:
-    """The ``python -m panel serve ...`` argument list :func:`serve_dashboard` runs.
+    """The ``python -m panel serve ...`` argument list :func:`serve_dashboard` runs. The page is accepted from
+    ``localhost`` and ``127.0.0.1`` and, for another bind address, from that address (an IPv6 one other than ``::``
+    and ``::1`` is a ``ValueError``: Bokeh cannot allow it as an origin).
 
     Example:
         >>> cmd = build_serve_command(port=5077)
@@ -51,6 +62,7 @@ def build_serve_command(port: int = 5006, address: str = "127.0.0.1", show: bool
         raise ValueError(f"serve_dashboard: port must be in 1..65535, got {port}")
     if int(num_threads) < 0:
         raise ValueError(f"serve_dashboard: num_threads must be >= 0, got {num_threads}")
+    _check_address(address)
     origins = [f"127.0.0.1:{port}", f"localhost:{port}"]
     if address not in _LOCAL_ADDRESSES:
         origins.append(f"{address}:{port}")
@@ -101,7 +113,8 @@ def startup_line(port: int = 5006, address: str = "127.0.0.1", store_path: str |
         >>> startup_line(8000, "0.0.0.0").split()[3], startup_line(8000, "10.0.0.5").split()[3]
         ('http://localhost:8000/app', 'http://10.0.0.5:8000/app')
     """
-    host = "localhost" if address in _LOCAL_ADDRESSES else f"[{address}]" if ":" in address else address
+    _check_address(address)
+    host = "localhost" if address in _LOCAL_ADDRESSES else address
     return (f"snnlab dashboard: open http://{host}:{int(port)}/{APP_FILE.stem} in your browser (Ctrl-C stops it); "
             f"run store: {served_store_path(store_path)}")
 
