@@ -208,3 +208,12 @@ def test_an_ipv6_address_bokeh_cannot_allow_is_refused_before_the_server_starts(
     for call in (lambda: build_serve_command(5077, "fe80::1"), lambda: startup_line(5077, "fe80::1")):
         with pytest.raises(ValueError, match=r"IPv6 address 'fe80::1' cannot be a websocket origin .* bind to '::'"):
             call()
+
+
+def test_an_empty_store_path_is_the_default_store_not_the_current_folder(monkeypatch, tmp_path):
+    from snnlab.dashboard.serve import served_store_path
+    from snnlab.experiments.store import default_store_path
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("SNNLAB_STORE", raising=False)
+    assert served_store_path("") == tmp_path / default_store_path() != tmp_path

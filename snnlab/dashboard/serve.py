@@ -92,7 +92,7 @@ def served_store_path(store_path: str | os.PathLike | None = None) -> Path:
     """
     from snnlab.experiments.store import default_store_path
 
-    if store_path is not None:
+    if store_path is not None and str(store_path) != "":  # ("": the default, as an empty SNNLAB_STORE)
         return Path(store_path).resolve()
     return Path(os.path.abspath(default_store_path()))  # the app's shared_store(): os.path.abspath
 
@@ -147,7 +147,7 @@ def serve_dashboard(port: int = 5006, address: str = "127.0.0.1", show: bool = F
     cmd = build_serve_command(port=port, address=address, show=show, num_threads=num_threads, app=app,
                               extra_args=extra_args)
     child_env = dict(os.environ if env is None else env)
-    if store_path is not None:
+    if store_path is not None and str(store_path) != "":  # ("": the default, as an empty SNNLAB_STORE)
         child_env["SNNLAB_STORE"] = str(Path(store_path).resolve())
     if defaults:
         child_env["SNNLAB_DASHBOARD_DEFAULTS"] = json.dumps(defaults)
