@@ -77,6 +77,11 @@ def build_serve_command(port: int = 5006, address: str = "127.0.0.1", show: bool
     return cmd + [str(a) for a in extra_args]
 
 
+def _store_given(store_path: str | os.PathLike | None) -> bool:
+    """Whether ``store_path`` names a store (None and "" mean the default, as an empty ``SNNLAB_STORE``)."""
+    return store_path is not None and str(store_path) != ""
+
+
 def served_store_path(store_path: str | os.PathLike | None = None) -> Path:
     """The absolute path of the run store the served app opens: ``store_path`` (what :func:`serve_dashboard` hands
     the server as ``SNNLAB_STORE``), else :func:`snnlab.experiments.store.default_store_path` (``$SNNLAB_STORE`` or
@@ -92,7 +97,7 @@ def served_store_path(store_path: str | os.PathLike | None = None) -> Path:
     """
     from snnlab.experiments.store import default_store_path
 
-    if store_path is not None and str(store_path) != "":  # ("": the default, as an empty SNNLAB_STORE)
+    if _store_given(store_path):
         return Path(store_path).resolve()
     return Path(os.path.abspath(default_store_path()))  # the app's shared_store(): os.path.abspath
 
@@ -147,8 +152,8 @@ def serve_dashboard(port: int = 5006, address: str = "127.0.0.1", show: bool = F
     cmd = build_serve_command(port=port, address=address, show=show, num_threads=num_threads, app=app,
                               extra_args=extra_args)
     child_env = dict(os.environ if env is None else env)
-    if store_path is not None and str(store_path) != "":  # ("": the default, as an empty SNNLAB_STORE)
-        child_env["SNNLAB_STORE"] = str(Path(store_path).resolve())
+    if _store_given(store_path):
+        child_env["SNNLAB_STORE"] = str(served_store_path(store_path))
     if defaults:
         child_env["SNNLAB_DASHBOARD_DEFAULTS"] = json.dumps(defaults)
     child_env["SNNLAB_TORCH_THREADS"] = str(max(1, int(torch_threads)))

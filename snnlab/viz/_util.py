@@ -107,6 +107,10 @@ def has_data(*columns: Any) -> bool:
         return False
     ok = np.ones(len(columns[0]), dtype=bool)
     for c in columns:
-        values = pd.to_numeric(pd.Series(np.asarray(c, dtype=object)), errors="coerce").to_numpy(dtype=float)
+        dtype = getattr(c, "dtype", None)
+        if isinstance(dtype, np.dtype) and dtype.kind in "biuf":  # (a numeric column: no pass through objects)
+            values = np.asarray(c, dtype=float)
+        else:
+            values = pd.to_numeric(pd.Series(np.asarray(c, dtype=object)), errors="coerce").to_numpy(dtype=float)
         ok &= np.isfinite(values)
     return bool(ok.any())

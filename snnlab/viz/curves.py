@@ -294,7 +294,9 @@ def series_curves(series: Mapping[tuple[str, str, str], tuple[Any, Any]], names:
     ensure_bokeh()
     labels = labels or {}
     kept: list[tuple[tuple[Any, str, str], tuple[np.ndarray, np.ndarray]]] = []
+    logged: dict[str, None] = {}  # every metric, in key order (a metric of only NaN values keeps its panel)
     for (run, kind, name), (xs, ys) in sorted(series.items(), key=lambda item: item[0]):
+        logged[name] = None
         xs, ys = np.asarray(xs), np.asarray(ys, dtype="float64")
         real = ~np.isnan(ys)
         if real.any():
@@ -306,8 +308,7 @@ def series_curves(series: Mapping[tuple[str, str, str], tuple[Any, Any]], names:
         curve = tuple(key[i] for i in varying)
         by_name.setdefault(key[2], {}).setdefault(key[2] if not curve else curve if len(curve) > 1 else curve[0],
                                                   []).append(xy)
-    logged = list(dict.fromkeys(key[2] for key in sorted(series)))  # (a metric of only NaN values keeps its panel)
-    order = logged if names is None else list(names)
+    order = list(logged) if names is None else list(names)
     panels = [_curve_panel({k: _merged(parts) for k, parts in sorted(by_name.get(n, {}).items())}, x, n, groups,
                            max_points, empty=NO_FINITE if n in logged else NO_DATA) for n in order]
     return hv.Layout(panels or [_no_metrics(x)]).cols(cols)
