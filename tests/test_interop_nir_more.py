@@ -313,3 +313,15 @@ def test_from_nir_of_something_else_than_a_graph_is_a_type_error():
     """Before: a ValueError about the graph's missing metadata['dt']."""
     with pytest.raises(TypeError, match=r"from_nir: expected a nir.NIRGraph, got dict"):
         from_nir({"dt": DT})
+
+
+def test_a_given_dt_wins_over_metadata_dt_that_is_not_one_number():
+    """Before: with dt= given, a graph whose metadata['dt'] was not one number (a string, a list) raised NumPy's
+    'could not convert string to float' / 'only 0-dimensional arrays' while checking for the noted exact values."""
+    net = sl.Sequential(torch.nn.Linear(3, 2), sl.LIF(tau_mem=5.0, reset="zero"))
+    x = (torch.rand(10, 2, 3, generator=torch.Generator().manual_seed(0)) < 0.5).float() * 2
+    for bad in ("abc", [DT, 2 * DT], None):
+        graph = to_nir(net, dt=DT)
+        graph.metadata["dt"] = bad
+        with torch.no_grad():
+            assert torch.equal(from_nir(graph, dt=DT)(x), net(x)), bad

@@ -28,9 +28,9 @@ from .neuromorphic import (
     load_shd,
     load_ssc,
     make_neuromorphic_loader,
+    max_sample_steps,
     shared_data_root,
 )
-from .neuromorphic.frames import max_sample_steps
 
 __all__ = [
     "EncodeCollate", "PadCollate", "time_major_collate",

@@ -412,7 +412,7 @@ def load_fsdd(
     """
     root = fsdd_root() if root is None else Path(root).expanduser()
     candidates = _fsdd_candidates(root)
-    rec = next((c for c in candidates if c.is_dir()), candidates[0])
+    rec = find_fsdd(root) or candidates[0]
     if split not in ("train", "test", "all"):
         raise ValueError(f"load_fsdd: unknown split {split!r}; choose 'train', 'test' or 'all'")
     if not rec.is_dir():

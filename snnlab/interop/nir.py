@@ -166,6 +166,7 @@ if TYPE_CHECKING:  # pragma: no cover
 
 __all__ = ["to_nir", "from_nir"]
 
+
 def _np(t: torch.Tensor) -> np.ndarray:
     return t.detach().cpu().numpy().copy()
 

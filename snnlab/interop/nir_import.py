@@ -87,8 +87,8 @@ def _neuron_count(node: Any, n: int | None, prefix: str = "") -> int | None:
     """``n`` (the per-neuron count the values show), else the ``n_neurons`` :func:`to_nir` noted when it matches the
     node's last dimension (a per-neuron layer whose values are all equal)."""
     noted = _metadata(node).get(f"snnlab_{prefix}n_neurons")
-    shape = np.shape(getattr(node, "v_threshold", None) if getattr(node, "v_threshold", None) is not None
-                     else getattr(node, "r", None))
+    values = getattr(node, "v_threshold", None)
+    shape = np.shape(getattr(node, "r", None) if values is None else values)
     if n is None and isinstance(noted, numbers.Integral) and shape and int(shape[-1]) == int(noted):
         return int(noted)
     return n
@@ -452,20 +452,21 @@ def _loops(succ: dict[str, list[str]], pred: dict[str, list[str]], key: str) -> 
     return [w for w in succ[key] if succ[w] == [key] and pred[w] == [key]]
 
 
-def _graph_dt(graph: Any, dt: float | None) -> float:
-    if dt is None:
-        if "dt" not in _metadata(graph):
-            raise ValueError("from_nir: the graph has no metadata['dt']; give dt= (the step length in seconds)")
-        dt = float(np.asarray(graph.metadata["dt"]))
-    return _check_dt(dt, "from_nir")
-
-
 def _context(graph: Any, dt: float | None, learnable: Any) -> _Ctx:
+    """The step (``dt``, else ``graph.metadata["dt"]``), whether it is the ``dt`` the graph was written at (the
+    exact values :func:`~snnlab.interop.nir.to_nir` noted apply) and ``learnable``, checked."""
     if learnable is not None and not isinstance(learnable, bool):
         raise TypeError(f"from_nir: learnable must be None (as the graph notes), True or False, got {learnable!r}")
-    step = _graph_dt(graph, dt)
-    written = _metadata(graph).get("dt")
-    exact = written is not None and float(np.asarray(written)) == step  # (read at the dt it was written at)
+    meta = _metadata(graph)
+    if dt is None:
+        if "dt" not in meta:
+            raise ValueError("from_nir: the graph has no metadata['dt']; give dt= (the step length in seconds)")
+        return _Ctx(_check_dt(float(np.asarray(meta["dt"])), "from_nir"), True, learnable)
+    step = _check_dt(dt, "from_nir")
+    try:  # (a given dt wins: metadata['dt'] that is not one number only means the noted values do not apply)
+        exact = meta.get("dt") is not None and float(np.asarray(meta["dt"])) == step
+    except (TypeError, ValueError):
+        exact = False
     return _Ctx(step, exact, learnable)
 
 
