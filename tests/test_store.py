@@ -330,6 +330,28 @@ def _sqlite_error(message, code):
     return exc
 
 
+def _read_only_opens_fail(monkeypatch, error):
+    """``sqlite3.connect`` whose ``mode=ro`` connections (not the ``immutable=1`` fallback) raise ``error`` at their
+    first statement, as SQLite does where a WAL file's index (-shm) cannot be made."""
+    import sqlite3
+
+    real_connect = sqlite3.connect
+
+    class Failing:
+        def execute(self, *args):
+            raise error
+
+        def close(self):
+            pass
+
+    def connect(database, *args, **kwargs):
+        if "mode=ro" in str(database) and "immutable=1" not in str(database):
+            return Failing()
+        return real_connect(database, *args, **kwargs)
+
+    monkeypatch.setattr(sqlite3, "connect", connect)
+
+
 def test_store_errors_are_told_apart_by_sqlite_error_codes_not_by_their_wording(tmp_path):
     import sqlite3
 
@@ -351,21 +373,9 @@ def test_a_read_only_store_without_a_wal_index_falls_back_to_immutable_by_error_
     writer = RunStore(tmp_path / "s.sqlite")
     writer.create_run({}, name="kept")
     writer.close()  # (the last connection writes the WAL into the file: an immutable reader sees it)
-    real_connect = sqlite3.connect
-
-    class NoWalIndex:  # what a mode=ro connection gives where the -shm file cannot be created
-        def execute(self, *args):
-            raise _sqlite_error("cannot open the shared-memory index (reworded)", sqlite3.SQLITE_CANTOPEN)
-
-        def close(self):
-            pass
-
-    def connect(database, *args, **kwargs):
-        if "mode=ro" in str(database) and "immutable=1" not in str(database):
-            return NoWalIndex()
-        return real_connect(database, *args, **kwargs)
-
-    monkeypatch.setattr(sqlite3, "connect", connect)
+    # what a mode=ro connection gives where the -shm file cannot be created
+    _read_only_opens_fail(monkeypatch, _sqlite_error("cannot open the shared-memory index (reworded)",
+                                                     sqlite3.SQLITE_CANTOPEN))
     store = RunStore(tmp_path / "s.sqlite", read_only=True)
     assert store._immutable and store.list_runs()["name"].tolist() == ["kept"]
 
@@ -380,21 +390,9 @@ def test_a_wal_store_in_a_folder_that_cannot_be_written_is_read_as_it_is(tmp_pat
     writer = RunStore(tmp_path / "s.sqlite")
     writer.create_run({}, name="kept")
     writer.close()
-    real_connect = sqlite3.connect
-
-    class NoDirectory:  # what a mode=ro connection gives on a WAL file whose folder cannot be written
-        def execute(self, *args):
-            raise _sqlite_error("attempt to write a readonly database", sqlite3.SQLITE_READONLY | (extended << 8))
-
-        def close(self):
-            pass
-
-    def connect(database, *args, **kwargs):
-        if "mode=ro" in str(database) and "immutable=1" not in str(database):
-            return NoDirectory()
-        return real_connect(database, *args, **kwargs)
-
-    monkeypatch.setattr(sqlite3, "connect", connect)
+    # what a mode=ro connection gives on a WAL file whose folder cannot be written
+    _read_only_opens_fail(monkeypatch, _sqlite_error("attempt to write a readonly database",
+                                                     sqlite3.SQLITE_READONLY | (extended << 8)))
     if extended == 3:
         with pytest.raises(sqlite3.OperationalError, match="read-only"):
             RunStore(tmp_path / "s.sqlite", read_only=True)

@@ -40,6 +40,22 @@ def _stored_status(path, run_id: str) -> str:
         con.close()
 
 
+def _ended_pid() -> int:
+    """The id of a process that has ended (and been reaped: no process has its id now)."""
+    child = subprocess.Popen([sys.executable, "-c", "pass"])
+    child.wait()
+    return child.pid
+
+
+def _set_owners(path, owners: dict) -> None:
+    """Record ``{run_id: owner}`` in the store's ``run_owners`` table, as if those processes had run the runs."""
+    con = sqlite3.connect(path)
+    with con:
+        for run_id, owner in owners.items():
+            con.execute("UPDATE run_owners SET owner=? WHERE run_id=?", (json.dumps(owner), run_id))
+    con.close()
+
+
 def test_a_killed_run_shows_died_everywhere_runs_are_listed_and_resumes(tmp_path, capsys):
     path, run_dir = tmp_path / "s.sqlite", tmp_path / "run"
     proc = subprocess.run([sys.executable, "-c", KILLED_WHILE_TRAINING.format(tiny=TINY), str(path), str(run_dir)],
@@ -75,17 +91,12 @@ def test_a_running_run_of_a_live_process_or_another_host_is_not_declared_dead(tm
     store.set_status(reused, "running")
     ended = store.create_run({}, name="ended")
     store.set_status(ended, "running")
-    child = subprocess.Popen([sys.executable, "-c", "pass"])
-    child.wait()  # (reaped: no process has its id now)
-    owners = {elsewhere: {"host": "another-host", "pid": child.pid, "start": None, "pidns": None},
-              ended: {**this_process(), "pid": child.pid}}
+    gone = _ended_pid()
+    owners = {elsewhere: {"host": "another-host", "pid": gone, "start": None, "pidns": None},
+              ended: {**this_process(), "pid": gone}}
     if this_process()["start"] is not None:  # our pid, but a process started at another time: the id was reused
         owners[reused] = {**this_process(), "start": this_process()["start"] + 1}
-    con = sqlite3.connect(store.path)
-    with con:
-        for run_id, owner in owners.items():
-            con.execute("UPDATE run_owners SET owner=? WHERE run_id=?", (json.dumps(owner), run_id))
-    con.close()
+    _set_owners(store.path, owners)
     shown = dict(zip(store.list_runs()["name"], store.list_runs()["status"]))
     assert shown["mine"] == "running" and shown["elsewhere"] == "paused" and shown["ended"] == DIED
     assert shown["reused pid"] == (DIED if reused in owners else "running")
@@ -138,10 +149,7 @@ def test_a_corrupt_owner_never_breaks_a_listing_nor_names_a_process_group(tmp_pa
     store = RunStore(tmp_path / "s.sqlite")
     run = store.create_run({}, name="odd")
     store.set_status(run, "running")
-    con = sqlite3.connect(store.path)
-    with con:
-        con.execute("UPDATE run_owners SET owner=? WHERE run_id=?", (json.dumps({**me, "pid": 2**70}), run))
-    con.close()
+    _set_owners(store.path, {run: {**me, "pid": 2**70}})
     assert store.list_runs()["status"].tolist() == ["running"] and store.get_run(run)["status"] == "running"
 
 
@@ -152,13 +160,7 @@ def test_status_filters_tell_died_from_running(tmp_path, capsys):
     dead = store.create_run({}, name="dead-run")
     store.set_status(dead, "running")
     store.set_summary(dead, {"accuracy": 0.5})
-    child = subprocess.Popen([sys.executable, "-c", "pass"])
-    child.wait()
-    con = sqlite3.connect(store.path)
-    with con:
-        con.execute("UPDATE run_owners SET owner=? WHERE run_id=?", (json.dumps({**this_process(), "pid": child.pid}),
-                                                                      dead))
-    con.close()
+    _set_owners(store.path, {dead: {**this_process(), "pid": _ended_pid()}})
     path = str(store.path)
     assert main(["runs", "--store", path, "--status", "running"]) == 0
     out = capsys.readouterr().out

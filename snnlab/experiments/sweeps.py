@@ -310,47 +310,47 @@ def _as_executor(executor: Any) -> Executor:
     raise TypeError(f"sweep: executor must be a concurrent.futures.Executor or a dask Client, got {type(executor).__name__}")
 
 
-def _plan(cfg: ExperimentConfig, run_dir: Path | None, robustness: list) -> tuple[str, str | None, dict | None]:
+def _plan(cfg: ExperimentConfig, run_dir: Path | None,
+          robustness: list) -> tuple[str, str | None, dict | None, dict | None]:
     """What to do with one grid point: ("new", run_id, None), ("resume", run_id, None), ("reuse", run_id, row)
-    or ("failed", run_id, row) for a folder whose checkpoint cannot be continued."""
+    or ("failed", run_id, row) for a folder whose checkpoint cannot be continued; then, for "reuse", the checkpoint
+    read (its run is registered from it: :func:`_register_reused`), else None."""
     from snnlab.training.checkpoint import CheckpointError, load_checkpoint
     from snnlab.training.resume import CHECKPOINT_NAME
 
     new_id = uuid.uuid4().hex[:12]
     if run_dir is None or not (run_dir / CHECKPOINT_NAME).exists():
-        return "new", new_id, None
+        return "new", new_id, None, None
     try:
         ck = load_checkpoint(run_dir / CHECKPOINT_NAME, mmap=True)  # the metadata is all it needs
         # from_saved: a run saved with data_kwargs its dataset ignored is the same run as one without them
         same = ExperimentConfig.from_saved(ck["config_json"]).to_dict() == cfg.to_dict()
     except (CheckpointError, ConfigError, OSError, KeyError) as exc:
         return "failed", None, {"run_id": None, "label": cfg.label(), "status": "failed",
-                                "error": f"{run_dir}: {exc}; delete that folder to train this grid point anew"}
+                                "error": f"{run_dir}: {exc}; delete that folder to train this grid point anew"}, None
     run_id = ck.get("run_id")
     if not same:
         return "failed", run_id, {"run_id": run_id, "label": cfg.label(), "status": "failed",
-                                  "error": f"{run_dir} holds the checkpoint of another configuration"}
+                                  "error": f"{run_dir} holds the checkpoint of another configuration"}, None
     if ck.get("finished") and ck.get("result") and not robustness:
         return "reuse", run_id, {"run_id": run_id, "label": cfg.label(), "status": "finished", "error": None,
-                                 **_deployed_metrics(ck["result"])}
-    return "resume", run_id, None
+                                 **_deployed_metrics(ck["result"])}, ck
+    return "resume", run_id, None, None
 
 
-def _register_reused(store_path, cfg: ExperimentConfig, run_dir: Path, name: str) -> None:
-    """Put a reused run (a finished checkpoint in ``run_dir``) into the store at ``store_path`` when it lacks it (a
-    rerun with another store) or has not recorded its end: its config, name, checkpoint, results and status "finished"
-    (not its metric rows: those are in the store it trained in). A store error is a warning: the run's row in the
-    table stands."""
+def _register_reused(store_path, cfg: ExperimentConfig, run_dir: Path, ck: dict, name: str) -> None:
+    """Put a reused run (``ck``: the finished checkpoint :func:`_plan` read in ``run_dir``) into the store at
+    ``store_path`` when it lacks it (a rerun with another store) or has not recorded its end: its config, name,
+    checkpoint, results and status "finished" (not its metric rows: those are in the store it trained in). A store
+    error is a warning: the run's row in the table stands."""
     import sqlite3
     import warnings
 
     from snnlab.experiments.store import RunStore, StoreError
-    from snnlab.training.checkpoint import load_checkpoint
     from snnlab.training.resume import CHECKPOINT_NAME
 
     path = run_dir / CHECKPOINT_NAME
     try:
-        ck = load_checkpoint(path, mmap=True)
         store = RunStore(store_path)
         try:
             try:
@@ -359,9 +359,8 @@ def _register_reused(store_path, cfg: ExperimentConfig, run_dir: Path, name: str
                 store.create_run(cfg.to_dict(), ck.get("name") or name, run_id=ck["run_id"])
                 known = None
             if known is None or known["status"] != "finished" or known["summary"] is None:
-                result = ck["result"]
                 store.set_checkpoint(ck["run_id"], path)
-                store.set_summary(ck["run_id"], dict(result.get("rounded") or result["final"]))
+                store.set_summary(ck["run_id"], dict(_deployed(ck["result"])))
                 store.set_status(ck["run_id"], "finished")
         finally:
             store.close()
@@ -370,9 +369,14 @@ def _register_reused(store_path, cfg: ExperimentConfig, run_dir: Path, name: str
                       f"record it ({type(exc).__name__}: {exc})", RuntimeWarning, stacklevel=3)
 
 
+def _deployed(result: dict) -> dict:
+    """A run result's evaluation of the model as deployed (rounded delays when it learned delays)."""
+    return result.get("rounded") or result["final"]
+
+
 def _deployed_metrics(result: dict) -> dict:
     """The table's metrics of a run's result: of the model as deployed (rounded delays when it learned delays)."""
-    deployed = result.get("rounded") or result["final"]
+    deployed = _deployed(result)
     return {k: deployed.get(k) for k in METRIC_COLUMNS}
 
 
@@ -423,7 +427,7 @@ def sweep(config: ExperimentConfig, grid: dict[str, list], executor: Any = None,
     jobs: dict[int, tuple] = {}
     reused, resumed = [], []
     for i, (cfg, run_dir) in enumerate(zip(configs, dirs)):
-        action, run_id, row = _plan(cfg, run_dir, robustness)
+        action, run_id, row, ck = _plan(cfg, run_dir, robustness)
         rows.append(row or {"run_id": run_id, "label": cfg.label(), "status": "pending"})
         values = ", ".join(f"{k}={getattr(cfg, k)}" for k in grid)  # runs of a sweep told apart by name too
         if action in ("new", "resume"):
@@ -434,7 +438,7 @@ def sweep(config: ExperimentConfig, grid: dict[str, list], executor: Any = None,
         elif action == "reuse":
             reused.append(i)
             if store_path:
-                _register_reused(store_path, cfg, run_dir, f"{cfg.label()} [{values}]")
+                _register_reused(store_path, cfg, run_dir, ck, f"{cfg.label()} [{values}]")
     if out is not None:
         _write_csv(out, _table(configs, grid, rows))  # a bad --out path fails before anything trains
     owned = pool is None and bool(jobs)
