@@ -128,10 +128,13 @@ def _work_dtype(*tensors: torch.Tensor) -> torch.dtype:
     return torch.float32 if dtype in HALF_DTYPES else dtype
 
 
-def _autocast_products(x: torch.Tensor, weight: torch.Tensor) -> torch.dtype | None:
-    """The dtype autocast gives the taps paths' products here (before the operands are cast), or None: off, or a
-    float64 layer (autocast leaves float64 alone)."""
-    return None if weight.dtype == torch.float64 else autocast_dtype(x.device.type)
+def _cast_for_autocast(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None
+                       ) -> tuple[torch.dtype | None, torch.Tensor, torch.Tensor, torch.Tensor | None]:
+    """``(amp, x, weight, bias)``: the dtype autocast gives the taps paths' products here, or None (off, or a float64
+    layer: autocast leaves float64 alone), and the operands cast to it (:func:`autocast_operands`; unchanged where
+    ``amp`` is None, without asking autocast again)."""
+    amp = None if weight.dtype == torch.float64 else autocast_dtype(x.device.type)
+    return (None, x, weight, bias) if amp is None else (amp, *autocast_operands(x, weight, bias))
 
 
 def _conv_fft(x: torch.Tensor, kernel: torch.Tensor) -> torch.Tensor:
@@ -197,8 +200,7 @@ def delayed_linear(
     ``bias`` are first cast to the autocast dtype (see :class:`DelayedLinear`).
     """
     check_choice(method, "method", _METHODS, "delayed_linear")
-    amp = _autocast_products(x, weight)
-    x, weight, bias = autocast_operands(x, weight, bias)
+    amp, x, weight, bias = _cast_for_autocast(x, weight, bias)
     with autocast_off(x):
         shape = x.shape
         # half-precision positions: the Gaussian in float32 (not rounded to their dtype), as the Triton kernels
@@ -228,8 +230,7 @@ def delayed_linear_rounded(
     Precision as :func:`delayed_linear`'s (float32 for half precision, output in ``x``'s dtype; autocast's dtype
     for ``x``, ``weight`` and ``bias`` under ``torch.autocast``).
     """
-    amp = _autocast_products(x, weight)
-    x, weight, bias = autocast_operands(x, weight, bias)
+    amp, x, weight, bias = _cast_for_autocast(x, weight, bias)
     with autocast_off(x):
         return _rounded(x, weight, delays, bias, amp)
 
