@@ -19,17 +19,10 @@ from typing import Any
 
 import torch
 
-__all__ = ["system_info", "format_system_info", "EXTRA_PACKAGES"]
+from snnlab.extras import EXTRA_PACKAGES
+from snnlab.kernels.dispatch import is_ampere_or_newer
 
-#: the packages each extra of ``pyproject.toml`` installs (import names; a test keeps them in step)
-EXTRA_PACKAGES: dict[str, tuple[str, ...]] = {
-    "lab": ("panel", "holoviews", "bokeh", "ipywidgets", "jupyterlab", "ipykernel", "jupyter_bokeh"),
-    "data": ("tonic", "h5py", "scipy", "mlxtend"),
-    "gpu": ("triton",),
-    "cluster": ("dask", "distributed"),
-    "bigdata": ("datashader",),
-    "interop": ("nir",),
-}
+__all__ = ["system_info", "format_system_info", "EXTRA_PACKAGES"]
 
 
 def _version(package: str) -> str | None:
@@ -60,7 +53,7 @@ def _gpus() -> list[dict[str, Any]]:
         props = torch.cuda.get_device_properties(i)
         capability = (props.major, props.minor)
         out.append({"index": i, "name": props.name, "capability": f"{props.major}.{props.minor}",
-                    "memory_gib": round(props.total_memory / 2**30, 1), "bfloat16": capability >= (8, 0)})
+                    "memory_gib": round(props.total_memory / 2**30, 1), "bfloat16": is_ampere_or_newer(capability)})
     return out
 
 

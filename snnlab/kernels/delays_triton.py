@@ -85,7 +85,7 @@ import os
 
 import torch
 
-from .dispatch import TRITON_DTYPES
+from .dispatch import TRITON_DTYPES, is_ampere_or_newer
 from .first_order import refuse_higher_order
 from .delay_blocks_triton import output_block, pow2_block, row_splits, stored_dtype
 from .delay_math import autocast_operands
@@ -524,7 +524,7 @@ def kernel_options(algorithm: str | None = None, precision: str | None = None) -
 
 @functools.lru_cache(maxsize=None)
 def _has_tf32(device_index: int) -> bool:
-    return torch.cuda.get_device_capability(device_index) >= (8, 0)
+    return is_ampere_or_newer(torch.cuda.get_device_capability(device_index))
 
 
 def _options_for(device: torch.device, options: tuple[str, str]) -> tuple[str, str]:

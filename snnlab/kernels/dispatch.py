@@ -35,6 +35,21 @@ def compute_dtype(x: torch.Tensor) -> torch.dtype:
     return torch.float32 if x.dtype in HALF_DTYPES else x.dtype
 
 
+#: the first NVIDIA compute capability (Ampere) with bfloat16 and TF32 arithmetic in hardware
+AMPERE_CAPABILITY = (8, 0)
+
+
+def is_ampere_or_newer(capability: tuple[int, int]) -> bool:
+    """Whether a CUDA device of compute ``capability`` (``torch.cuda.get_device_capability``) has bfloat16 and TF32
+    arithmetic in hardware (``torch.cuda.is_bf16_supported()`` also says yes for older GPUs, which emulate it slowly).
+
+    Example:
+        >>> is_ampere_or_newer((9, 0)), is_ampere_or_newer((7, 5))
+        (True, False)
+    """
+    return tuple(capability) >= AMPERE_CAPABILITY
+
+
 @functools.lru_cache(maxsize=1)
 def triton_available() -> bool:
     """Whether the ``triton`` package can be imported (asked once: every LIF forward resolves its backend,

@@ -6,6 +6,8 @@ import contextlib
 
 import torch
 
+from snnlab.kernels.dispatch import is_ampere_or_newer
+
 from .config import PRECISIONS
 
 __all__ = ["forward_precision", "check_precision"]
@@ -27,8 +29,8 @@ def check_precision(precision: str, device: torch.device) -> None:
         ValueError: precision must be 'float32' or 'bfloat16', got 'float16'
     """
     _check_name(precision)
-    if precision == "bfloat16" and device.type == "cuda" and torch.cuda.get_device_capability(device) < (8, 0):
-        # (torch.cuda.is_bf16_supported() also says yes for older GPUs, which emulate it slowly)
+    if (precision == "bfloat16" and device.type == "cuda"
+            and not is_ampere_or_newer(torch.cuda.get_device_capability(device))):
         raise ValueError(f"precision='bfloat16': the GPU {torch.cuda.get_device_name(device)} has no bfloat16 "
                          "arithmetic (it needs NVIDIA Ampere or newer, compute capability 8.0); use "
                          "precision='float32'")
