@@ -26,10 +26,12 @@ import torch
 
 from .events import Event
 
-__all__ = ["EVAL_KEYS", "RunStoreProtocol", "History", "scalar_metrics", "ReportingMixin"]
+__all__ = ["STEP_METRICS", "EVAL_KEYS", "RunStoreProtocol", "History", "scalar_metrics", "ReportingMixin"]
 
 log = logging.getLogger("snnlab.training.trainer")  # the Trainer's messages keep the logger they always had
 
+#: the metrics the trainer records at every optimiser step (its "step" records, events and store rows)
+STEP_METRICS = ("loss", "accuracy", "spikes_per_sample")
 EVAL_KEYS = ("accuracy", "loss", "spikes_per_sample", "spikes_per_layer", "synops_per_sample", "macs_per_sample",
              "energy_per_sample_j", "latency_steps", "n_samples")
 

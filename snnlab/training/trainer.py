@@ -18,6 +18,7 @@ The trainer's other jobs live beside this module: ``control.py`` (state, start /
 """
 from __future__ import annotations
 
+import contextlib
 import logging
 import math
 import os
@@ -49,7 +50,7 @@ from .events import Event, EventBus
 from .interrupts import batch_norm_buffers, step_boundary
 from .lr_schedule import lr_factor, one_cycle_momentum
 from .precision import check_precision, forward_precision
-from .records import EVAL_KEYS, History, ReportingMixin, RunStoreProtocol, scalar_metrics
+from .records import EVAL_KEYS, STEP_METRICS, History, ReportingMixin, RunStoreProtocol, scalar_metrics
 from .regularization import spike_rate_penalty
 from .resume import CHECKPOINT_NAME
 from .resume import ResumeMixin, load_resume, refuse_foreign_checkpoint
@@ -122,7 +123,7 @@ class Trainer(ControlMixin, ResumeMixin, ReportingMixin):
         ckpt = None
         self._overwrite = bool(overwrite)
         self._save_id: str | None = None  # the checkpoint save this trainer last made or loaded
-        self._folder_claim = None  # the run folder's lock while a run holds it
+        self._folder_claim: contextlib.ExitStack | None = None  # the run folder's lock while a run holds it
         if run_dir is not None and not overwrite:
             refuse_foreign_checkpoint(Path(run_dir), resume)
         if resume is not None:
@@ -440,19 +441,15 @@ class Trainer(ControlMixin, ResumeMixin, ReportingMixin):
         when it refuses."""
         if self._folder_claim is not None:
             return
-        claim = run_folder_lock(self.run_dir)
-        claim.__enter__()
-        try:
+        with contextlib.ExitStack() as claim:  # (released here if the check refuses)
+            claim.enter_context(run_folder_lock(self.run_dir))
             self._refuse_checkpoint_saved_since()
-        except BaseException:
-            claim.__exit__(None, None, None)
-            raise
-        self._folder_claim = claim
+            self._folder_claim = claim.pop_all()  # kept until _release_run_folder
 
     def _release_run_folder(self) -> None:
         claim, self._folder_claim = self._folder_claim, None
         if claim is not None:
-            claim.__exit__(None, None, None)
+            claim.close()
 
     def _refuse_checkpoint_saved_since(self) -> None:
         if self.checkpoint_path is None or not self.checkpoint_path.exists():
@@ -533,7 +530,7 @@ class Trainer(ControlMixin, ResumeMixin, ReportingMixin):
         interruptible = threading.current_thread() is threading.main_thread()
         norm_buffers = batch_norm_buffers(model)
         resume, self._resume_progress = self._resume_progress, None
-        sums = {"loss": 0.0, "accuracy": 0.0, "spikes_per_sample": 0.0}
+        sums = dict.fromkeys(STEP_METRICS, 0.0)
         n_seen = 0
         done = int(resume["batches_done"]) if resume else 0
         if resume:
@@ -608,9 +605,9 @@ class Trainer(ControlMixin, ResumeMixin, ReportingMixin):
                     if not self._params_finite():
                         raise self._diverged("the weights", None, epoch)
                     self.step += 1  # the step is done: from here a checkpoint counts it
-                    rec = {"kind": "step", "epoch": epoch, "step": self.step, "batch": i, "loss": loss_v,
-                           "accuracy": acc, "spikes_per_sample": spikes, "lr": float(opt.param_groups[0]["lr"]),
-                           "time": time.time()}
+                    values = dict(zip(STEP_METRICS, (loss_v, acc, spikes), strict=True))
+                    rec = {"kind": "step", "epoch": epoch, "step": self.step, "batch": i, **values,
+                           "lr": float(opt.param_groups[0]["lr"]), "time": time.time()}
                     for k in sums:
                         sums[k] += rec[k] * bs
                     n_seen += bs
@@ -619,11 +616,9 @@ class Trainer(ControlMixin, ResumeMixin, ReportingMixin):
                     self._boundary = None
                 finally:
                     self._in_optimizer_step = False
-                self._emit("step", epoch=epoch, batch=i, n_batches=n_batches, loss=loss_v, accuracy=acc,
-                           spikes_per_sample=spikes, lr=rec["lr"])
+                self._emit("step", epoch=epoch, batch=i, n_batches=n_batches, **values, lr=rec["lr"])
                 if self.step % self.log_every == 0:
-                    self._store("log_metrics", self.run_id, self.step, epoch,
-                                {"loss": loss_v, "accuracy": acc, "spikes_per_sample": spikes})
+                    self._store("log_metrics", self.run_id, self.step, epoch, values)
                 bar.update(1)
                 bar.set_postfix(loss=f"{loss_v:.3f}", acc=f"{acc:.2f}")
                 if self._pending_interrupt is not None:  # a Ctrl-C that came during the optimiser step

@@ -12,6 +12,8 @@ import pandas as pd
 import param
 from holoviews.core.util import dimension_sanitizer
 
+from snnlab.training.records import STEP_METRICS
+
 from . import theme
 from ._util import NO_DATA, ensure_bokeh, no_data
 from .piped import live_dmap
@@ -337,11 +339,9 @@ def legend_lists_drawn_series(plot: Any, element: Any) -> None:
                 item.visible = drawn
 
 
-#: the trainer's per-step metrics
-TRAINER_STEP_METRICS = ("loss", "accuracy", "spikes_per_sample")
 #: the curves a :class:`LiveCurves` without ``metrics`` always has: the trainer's step metrics with their test and
 #: rounded-test values
-TRAINING_METRICS = tuple(f"{prefix}{m}" for m in TRAINER_STEP_METRICS for prefix in ("", "test_", "rounded_test_"))
+TRAINING_METRICS = tuple(f"{prefix}{m}" for m in STEP_METRICS for prefix in ("", "test_", "rounded_test_"))
 
 
 def _live_title(title: str, series: Mapping[Any, tuple[Any, Any]]) -> str:

@@ -34,8 +34,9 @@ from snnlab.core.delays import DelayedLinear
 from snnlab.core.network import Monitor
 from snnlab.core.neurons import LIF
 from snnlab.training import Event, ExperimentConfig, Trainer
+from snnlab.training.records import STEP_METRICS
 from snnlab.viz import LiveCurves, delay_snapshot
-from snnlab.viz.curves import TRAINER_STEP_METRICS as STEP_METRICS
+
 #: one live panel per metric scale: a training metric with its test and rounded-test variants
 CURVE_GROUPS: dict[str, list[str]] = {m.replace("_", " "): [m, f"test_{m}", f"rounded_test_{m}"] for m in STEP_METRICS}
 #: an event whose processing fails this many times in a row is dropped (one bad event cannot stall the view)
