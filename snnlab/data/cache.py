@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-__all__ = ["DiskCache", "params_key", "files_cache_params", "read_entry", "write_entry"]
+__all__ = ["DiskCache", "params_key", "files_cache_params", "read_entry", "write_entry", "entry_shape"]
 
 
 def params_key(params: dict[str, object]) -> str:
@@ -108,6 +108,32 @@ def read_entry(path: str | os.PathLike) -> torch.Tensor:
             a = np.lib.format.read_array(f, allow_pickle=False)
             return torch.from_numpy(a.astype(dtype, copy=False))
     return torch.load(path, weights_only=True)
+
+
+def entry_shape(path: str | os.PathLike) -> tuple[int, ...] | None:
+    """The shape of the tensor :func:`write_entry` wrote to ``path``, from the file's headers alone (the array is not
+    read); ``None`` when there is no such file or its headers cannot tell (an earlier version's ``torch.save`` entry,
+    a corrupt file).
+
+    Example:
+        >>> import tempfile
+        >>> f = Path(tempfile.mkdtemp()) / "0.pt"
+        >>> write_entry(f, torch.zeros(7, 2, 3)); entry_shape(f), entry_shape(f.with_name("1.pt"))
+        ((7, 2, 3), None)
+    """
+    fmt = np.lib.format
+    try:
+        with open(path, "rb") as f:
+            line = f.readline(64)
+            if not (line.startswith(_MAGIC) and line.endswith(b"\n")):
+                return None
+            version = fmt.read_magic(f)
+            if version not in ((1, 0), (2, 0)):
+                return None
+            read_header = fmt.read_array_header_1_0 if version == (1, 0) else fmt.read_array_header_2_0
+            return tuple(int(n) for n in read_header(f)[0])
+    except (OSError, ValueError, SyntaxError, TypeError):
+        return None
 
 
 class DiskCache:

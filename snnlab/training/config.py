@@ -30,12 +30,14 @@ from snnlab.core.delays import DelaySchedule
 from snnlab.core.neurons import RESETS
 from snnlab.core.readout import READOUTS
 from snnlab.core.validation import is_integer
-from snnlab.data.neuromorphic import NEUROMORPHIC_DATASETS, check_channel_bin, check_frame_settings, whole_frames
+from snnlab.data.neuromorphic import (MAX_FRAMES, NEUROMORPHIC_DATASETS, check_channel_bin, check_frame_settings,
+                                      whole_frames)
 
 from .lr_schedule import LR_SCHEDULES
 
 __all__ = ["ExperimentConfig", "ConfigError", "DATASETS", "NEURONS", "ENCODINGS", "estimate_memory_bytes",
-           "dataset_shape", "data_options", "event_frame_kwargs", "frames_per_sample", "with_changes", "EVENT_DATASETS"]
+           "dataset_shape", "data_options", "event_frame_kwargs", "event_pad_to", "frames_per_sample", "with_changes",
+           "EVENT_DATASETS", "PAD_TO_LONGEST"]
 
 DATASETS = ("digits", "mnist5k", "randman", "delay_task", "nmnist", "shd", "ssc", "dvs_gesture", "fsdd")
 NEURONS = ("multi_spike", "ttfs", "noisy")
@@ -139,29 +141,83 @@ def event_frame_kwargs(cfg: "ExperimentConfig") -> dict[str, Any]:
     return out
 
 
+#: ``data_kwargs={"pad_to": PAD_TO_LONGEST}``: pad every batch of an event dataset to its longest sample
+PAD_TO_LONGEST = "longest"
+
+
+def event_pad_to(cfg: "ExperimentConfig") -> int | str | None:
+    """``data_kwargs['pad_to']`` of an event dataset, checked: how :func:`~snnlab.training.build_data` pads its batches.
+
+    * ``None`` (or left out; the default): each batch to its longest sample. With ``time_window`` alone samples
+      differ in length, so a sample's outputs and metrics depend on the batch it lands in.
+    * an int ``n`` (1..:data:`~snnlab.data.neuromorphic.MAX_FRAMES`): every batch to ``n`` steps
+      (:class:`~snnlab.data.collate.PadCollate`); a longer sample is a ``ValueError`` when its batch is collated
+      (at once, from :func:`frames_per_sample`, when the frame settings give every sample more than ``n`` frames).
+    * ``"longest"`` (:data:`PAD_TO_LONGEST`): every batch to the longest sample of the train and test sets,
+      :func:`~snnlab.data.neuromorphic.max_sample_steps` over both, counted once when the data is built (with
+      ``time_window`` alone that reads every recording once, without binning it).
+
+    With ``n_time_bins``, or ``time_window`` and ``duration``, every sample has the same frames already: ``None`` and
+    ``"longest"`` then give the same batches. ``ValueError`` naming the key for another value; ``None`` for a dataset
+    that is not an event dataset (:func:`data_options` refuses the key there).
+
+    Example:
+        >>> event_pad_to(ExperimentConfig(dataset="shd", data_kwargs={"time_window": 10_000, "pad_to": "longest"}))
+        'longest'
+        >>> event_pad_to(ExperimentConfig(dataset="shd", data_kwargs={"pad_to": 0}))
+        Traceback (most recent call last):
+        ...
+        ValueError: data_kwargs 'pad_to' must be None (pad each batch to its longest sample), an int in 1..1000000 (pad every batch to that many steps) or 'longest' (to the longest sample of the train and test sets), got 0
+    """
+    kw = cfg.data_kwargs if isinstance(cfg.data_kwargs, dict) else {}
+    value = kw.get("pad_to")
+    if cfg.dataset not in EVENT_DATASETS or value is None:
+        return None
+    if isinstance(value, str) and value == PAD_TO_LONGEST:
+        return PAD_TO_LONGEST
+    if is_integer(value) and 1 <= value <= MAX_FRAMES:
+        return int(value)
+    raise ValueError(f"data_kwargs 'pad_to' must be None (pad each batch to its longest sample), an int in "
+                     f"1..{MAX_FRAMES} (pad every batch to that many steps) or {PAD_TO_LONGEST!r} (to the longest "
+                     f"sample of the train and test sets), got {value!r}")
+
+
 def frames_per_sample(cfg: "ExperimentConfig") -> tuple[int, bool]:
-    """``(T, exact)``: the time steps a sample of ``cfg``'s data will have, without loading it.
+    """``(T, exact)``: the time steps a sample of ``cfg``'s data will have in its batch, without loading it.
 
     ``num_steps``, except for event datasets whose ``data_kwargs`` choose their frames: ``n_time_bins``, or
     ``duration / time_window``; with ``time_window`` alone a sample has as many frames as its recording lasts, and
-    the count is an upper estimate from about the dataset's longest recording (``exact`` is then False).
+    the count is an upper estimate from about the dataset's longest recording (``exact`` is then False). An int
+    ``pad_to`` (:func:`event_pad_to`) pads every batch to that many steps: it is then the count (exact), and a
+    ``ValueError`` when it is shorter than the frames the settings give every sample.
 
     Example:
         >>> frames_per_sample(ExperimentConfig(dataset="shd", data_kwargs={"time_window": 10_000}))
         (140, False)
         >>> frames_per_sample(ExperimentConfig(dataset="shd", num_steps=50))
         (50, True)
+        >>> frames_per_sample(ExperimentConfig(dataset="shd", data_kwargs={"time_window": 10_000, "pad_to": 150}))
+        (150, True)
     """
     if cfg.dataset not in EVENT_DATASETS:
         return int(cfg.num_steps), True
+    pad_to = event_pad_to(cfg)
     frames = event_frame_kwargs(cfg)
     bins, window, duration = frames["n_time_bins"], frames["time_window"], frames["duration"]
     if bins is not None:
-        return int(bins), True
-    if duration is not None:
-        return whole_frames(float(duration), float(window)), True
-    longest = NEUROMORPHIC_DATASETS[EVENT_DATASETS[cfg.dataset]].longest_us
-    return max(1, math.ceil(float(longest) / float(window))), False
+        steps, exact = int(bins), True
+    elif duration is not None:
+        steps, exact = whole_frames(float(duration), float(window)), True
+    else:
+        longest = NEUROMORPHIC_DATASETS[EVENT_DATASETS[cfg.dataset]].longest_us
+        steps, exact = max(1, math.ceil(float(longest) / float(window))), False
+    if not isinstance(pad_to, int):
+        return steps, exact
+    if exact and steps > pad_to:
+        how = "n_time_bins" if bins is not None else "duration / time_window"
+        raise ValueError(f"data_kwargs 'pad_to'={pad_to} is shorter than the {steps} frames every sample has "
+                         f"({how}); pass pad_to >= {steps}, or leave it out: every batch has {steps} steps anyway")
+    return pad_to, True
 
 
 def data_options(cfg: "ExperimentConfig") -> set[str]:
@@ -170,9 +226,11 @@ def data_options(cfg: "ExperimentConfig") -> set[str]:
     :func:`~snnlab.training.build_data` sets itself,
     plus ``num_workers`` (and ``test_fraction`` where the data is split here).
 
+    Event datasets also take ``pad_to`` (how their batches are padded, see :func:`event_pad_to`).
+
     Example:
         >>> sorted(data_options(ExperimentConfig(dataset="shd")))
-        ['cache_dir', 'channel_bin', 'duration', 'n_time_bins', 'num_workers', 'time_window']
+        ['cache_dir', 'channel_bin', 'duration', 'n_time_bins', 'num_workers', 'pad_to', 'time_window']
     """
     return set(_data_options(cfg.dataset, cfg.encoding))
 
@@ -199,6 +257,8 @@ def _data_options(name: str, encoding: str) -> frozenset[str]:
     if name == "fsdd":  # load_fsdd passes the rest on to the Cochlea front end
         keys |= {p.name for p in inspect.signature(audio.Cochlea).parameters.values()
                  if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)} - {"n_channels", "num_steps", "duration"}
+    if name in EVENT_DATASETS:  # build_data's own: the length it pads batches to
+        keys.add("pad_to")
     split_here = name in ("digits", "mnist5k", "randman", "delay_task")
     return frozenset(keys | {"num_workers"} | ({"test_fraction"} if split_here else set()))
 
@@ -281,7 +341,10 @@ class ExperimentConfig(param.Parameterized):
         "Extra keyword arguments for the dataset loader, e.g. {'n_units': 50, 'samples_per_class': 50} for "
         "randman, {'delays': [5, 15]} for delay_task, {'limit': 500} for fsdd, {'test_fraction': 0.2}; "
         "{'num_workers': 4} loads in worker processes (with encoding='rate' the spikes drawn depend on the number "
-        "of workers: a run repeats exactly with the same num_workers)."))
+        "of workers: a run repeats exactly with the same num_workers). Event datasets (nmnist, shd, ssc, "
+        "dvs_gesture) also take 'pad_to': None pads each batch to its longest sample (with time_window alone a "
+        "sample's results then depend on its batch), an int pads every batch to that many steps, 'longest' to the "
+        "longest sample of the train and test sets."))
     encoding = param.Selector(default="latency", objects=list(ENCODINGS), doc=(
         "How static images (digits, mnist5k) become spikes: 'latency' (one spike, brighter = earlier), "
         "'rate' (Bernoulli spikes with probability = intensity) or 'direct' (the analog value at every step). "
@@ -572,7 +635,9 @@ class ExperimentConfig(param.Parameterized):
             problems.append(str(e))
             steps, exact = int(self.num_steps), True
         if self.delays and self.max_delay > steps:
-            where = (f"num_steps={self.num_steps}" if (steps, exact) == (self.num_steps, True)
+            padded = isinstance(self.data_kwargs, dict) and is_integer(self.data_kwargs.get("pad_to"))
+            where = (f"data_kwargs pad_to={steps}" if padded and self.dataset in EVENT_DATASETS
+                     else f"num_steps={self.num_steps}" if (steps, exact) == (self.num_steps, True)
                      else f"the {steps} frames of a sample" if exact
                      else f"the about {steps} frames of the longest {self.dataset} recording at this time_window")
             problems.append(f"max_delay={self.max_delay} exceeds {where}: delays longer than the sample can never "
@@ -641,6 +706,8 @@ class ExperimentConfig(param.Parameterized):
         """What sets the time steps per sample, for the memory message: ``num_steps``, or the frames data_kwargs cut."""
         steps, exact = frames_per_sample(self)
         frames = event_frame_kwargs(self) if self.dataset in EVENT_DATASETS else {}
+        if isinstance(event_pad_to(self), int):
+            return f"{steps}: data_kwargs pad_to"
         if frames.get("time_window") is not None:
             return (f"{'' if exact else 'up to about '}{steps} frames of data_kwargs time_window="
                     f"{frames['time_window']:g} us; time_window and duration are in microseconds")

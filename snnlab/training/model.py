@@ -20,7 +20,8 @@ from snnlab.core.random_stream import RNG_STATE_KEY
 from snnlab.core.readout import SPIKE_READOUTS
 from snnlab.core.recurrent import RecurrentLIF
 
-from .config import EVENT_DATASETS, ExperimentConfig, event_frame_kwargs
+from .config import (EVENT_DATASETS, PAD_TO_LONGEST, ExperimentConfig, event_frame_kwargs, event_pad_to,
+                     frames_per_sample)
 
 __all__ = ["build_model", "build_data", "load_model_state", "keep_neuron_constants", "neuron_kwargs", "FlattenCollate",
            "model_from_checkpoint"]
@@ -203,7 +204,18 @@ def keep_neuron_constants(model: nn.Module, load: Callable[[], Any]) -> list[str
 
 
 class FlattenCollate:
-    """Wrap a collate function so that ``x [T, B, C, H, W]`` becomes ``[T, B, C*H*W]`` (float32)."""
+    """Wrap a collate function so that ``x [T, B, C, H, W]`` becomes ``[T, B, C*H*W]`` (float32); picklable when
+    ``collate`` is (``time_major_collate``, :class:`~snnlab.data.collate.PadCollate`), for ``num_workers > 0``.
+
+    Example:
+        >>> from snnlab.data.collate import PadCollate
+        >>> collate = FlattenCollate(PadCollate(5))
+        >>> x, y = collate([(torch.ones(3, 2, 4, 4), 0), (torch.ones(2, 2, 4, 4), 1)])
+        >>> x.shape, x.dtype, y.tolist()
+        (torch.Size([5, 2, 32]), torch.float32, [0, 1])
+        >>> collate
+        FlattenCollate(PadCollate(n_steps=5))
+    """
 
     def __init__(self, collate) -> None:
         self.collate = collate
@@ -214,6 +226,10 @@ class FlattenCollate:
         if x.dim() > 3:
             x = x.reshape(x.shape[0], x.shape[1], -1)
         return x.float(), y
+
+    def __repr__(self) -> str:
+        inner = getattr(self.collate, "__name__", None) or repr(self.collate)
+        return f"FlattenCollate({inner})"
 
 
 def _split(ds, test_fraction: float, seed: int):
@@ -248,12 +264,30 @@ def _root(cfg: ExperimentConfig):
 def build_data(cfg: ExperimentConfig) -> tuple[DataLoader, DataLoader, int, int]:
     """``(train_loader, test_loader, n_inputs, n_classes)`` for ``cfg.dataset``; batches are ``(x [T, B, F], y [B])``.
 
-    Uses :mod:`snnlab.data`; ``cfg.data_kwargs`` go to the dataset function (``test_fraction`` and
-    ``num_workers`` are taken out first). Event-camera frames are flattened to ``[T, B, C*H*W]``.
+    Uses :mod:`snnlab.data`; ``cfg.data_kwargs`` go to the dataset function (``test_fraction``, ``num_workers`` and
+    ``pad_to`` are taken out first). Event-camera frames are flattened to ``[T, B, C*H*W]``.
     Real datasets are read from ``cfg.data_root`` (never downloaded).
+
+    Event datasets' batches are padded to their longest sample, or, with ``data_kwargs`` ``pad_to``
+    (:func:`~snnlab.training.config.event_pad_to`), all to one length: an int, or ``"longest"`` (the longest sample of
+    the train and test sets, :func:`~snnlab.data.neuromorphic.max_sample_steps`, counted here once), so that with
+    ``time_window`` alone a sample's outputs and metrics do not depend on the batch it lands in.
+
+    Example:
+        >>> train, test, n_in, n_classes = build_data(ExperimentConfig(dataset="randman", num_steps=8,
+        ...                                                            data_kwargs={"samples_per_class": 4}))
+        >>> next(iter(train))[0].shape, n_in, n_classes
+        (torch.Size([8, 32, 100]), 100, 10)
+
+        With event files under ``data_root`` (e.g. ``shd_train.h5``, ``shd_test.h5``)::
+
+            cfg = ExperimentConfig(dataset="shd", data_root="/data/shd",
+                                   data_kwargs={"time_window": 10_000, "pad_to": "longest"})
+            train, test, n_in, n_classes = build_data(cfg)   # every batch [T_longest, B, 700]
     """
     import snnlab.data as sd
-    from snnlab.data.collate import time_major_collate
+    from snnlab.data.collate import PadCollate, time_major_collate
+    from snnlab.data.neuromorphic import max_sample_steps
 
     kw = dict(cfg.data_kwargs or {})
     test_fraction = float(kw.pop("test_fraction", 0.2))
@@ -288,12 +322,17 @@ def build_data(cfg: ExperimentConfig) -> tuple[DataLoader, DataLoader, int, int]
         from snnlab.data.neuromorphic import NEUROMORPHIC_DATASETS, load_neuromorphic
 
         key = EVENT_DATASETS[name]
+        kw.pop("pad_to", None)
+        pad_to = event_pad_to(cfg)
+        frames_per_sample(cfg)  # (refuses an int pad_to below the frames the settings give every sample)
         kw.update(event_frame_kwargs(cfg))  # num_steps bins unless a time_window gives frames of a fixed length
         root = _root(cfg)
         tr = load_neuromorphic(key, root, "train", **kw)
         te = load_neuromorphic(key, root, "test", **kw)
         n_in = int(math.prod(tr[0][0].shape[1:]))
-        train, test = _loaders(tr, te, cfg, FlattenCollate(time_major_collate), num_workers)
+        n_steps = max(max_sample_steps(tr), max_sample_steps(te)) if pad_to == PAD_TO_LONGEST else pad_to
+        collate = time_major_collate if n_steps is None else PadCollate(n_steps)
+        train, test = _loaders(tr, te, cfg, FlattenCollate(collate), num_workers)
         return train, test, n_in, int(NEUROMORPHIC_DATASETS[key].n_classes)
 
     if name == "fsdd":

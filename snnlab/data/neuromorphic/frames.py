@@ -2,17 +2,19 @@
 ``np.bincount``, :class:`EventFrameDataset`, :func:`max_sample_steps` and :func:`make_neuromorphic_loader`."""
 from __future__ import annotations
 
+import bisect
 import math
 import os
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from pathlib import Path
 
 import numpy as np
 import torch
 from torch.utils.data import ConcatDataset, DataLoader, Dataset, Subset
 
 from ...core.validation import is_integer
-from ..cache import DiskCache
+from ..cache import DiskCache, entry_shape
 from ..collate import PadCollate, _check_n_steps, time_major_collate
 
 AUDIO_DTYPE = np.dtype([("t", np.int64), ("x", np.int64), ("p", np.int64)])
@@ -110,6 +112,40 @@ def check_channel_bin(name: str, channel_bin: object, sensor_size: tuple[int, in
         raise ValueError(f"{name}: channel_bin must be in 1..{w} (the sensor has {w} channels), got {channel_bin!r}; "
                          f"{how}")
     return int(channel_bin)
+
+
+def _frame_count(n_time_bins: int | None, time_window: float | None, duration: float | None,
+                 t: np.ndarray | None = None) -> int | None:
+    """Frames of one sample: the one rule :class:`EventFrameDataset` bins by and :func:`max_sample_steps` counts by.
+
+    ``n_time_bins`` when given; with ``time_window`` and ``duration``, ``whole_frames(duration, time_window)``; with
+    ``time_window`` alone, from the sample's sorted event times ``t`` (those left after any ``duration`` cut): 1
+    without events, else ``ceil((t[-1] - t[0] + 1) / time_window)`` (at least 1), so frames from the first event
+    until the last is counted. ``t=None`` asks for the count the settings fix alone: ``None`` when they don't.
+
+    Example:
+        >>> _frame_count(7, None, None), _frame_count(None, 100, 950), _frame_count(None, 100, None)
+        (7, 9, None)
+        >>> t = np.array([0, 200])
+        >>> _frame_count(None, 100, None, t), _frame_count(None, 100, None, t[:0]), _frame_count(None, 201, None, t)
+        (3, 1, 1)
+    """
+    if n_time_bins is not None:
+        return int(n_time_bins)
+    if duration is not None:
+        return whole_frames(duration, time_window)
+    if t is None:
+        return None
+    if len(t) == 0:
+        return 1
+    return max(1, math.ceil((int(t[-1]) - int(t[0]) + 1) / float(time_window)))
+
+
+def _cached_steps(path: Path) -> int | None:
+    """Time steps ``T`` of the frames ``[T, ...]`` cached at ``path``, from the file's headers alone
+    (:func:`~snnlab.data.cache.entry_shape`); ``None`` when it cannot tell this way."""
+    shape = entry_shape(path)
+    return shape[0] if shape else None
 
 
 def _default_bins(n_time_bins: int | None, time_window: float | None, default: int) -> int | None:
@@ -356,21 +392,28 @@ class EventFrameDataset(Dataset):
                     f"another dataset (sensor size {self.event_sensor_size})")
 
     def _frames_of(self, events: np.ndarray) -> tuple[float, float, int]:
-        """``(start, frame length, number of frames)`` in microseconds for a sample's sorted events."""
+        """``(start, frame length, number of frames)`` in microseconds for a sample's sorted events (the number of
+        frames by :func:`_frame_count`)."""
+        n = self._n_frames(events)
         if self.duration is not None and self.time_window is not None:
-            return 0.0, float(self.time_window), whole_frames(self.duration, self.time_window)
+            return 0.0, float(self.time_window), n
         if len(events) == 0:
-            return 0.0, 1.0, int(self.n_time_bins) if self.n_time_bins is not None else 1
+            return 0.0, 1.0, n
         t0, t1 = int(events["t"][0]), int(events["t"][-1])
         if self.n_time_bins is not None:
             # tonic's own n_time_bins slicing floors the bin width and drops the last event(s); use
             # n equal whole-microsecond windows that cover [t_first, t_last] completely instead.
-            n = int(self.n_time_bins)
             return float(t0), float(max(1, -(-(t1 - t0 + 1) // n))), n
-        tw = float(self.time_window)
-        return float(t0), tw, max(1, math.ceil((t1 - t0 + 1) / tw))
+        return float(t0), float(self.time_window), n
 
-    def _bin(self, index: int) -> torch.Tensor:
+    def _n_frames(self, events: np.ndarray | None = None) -> int | None:
+        """:func:`_frame_count` of this dataset's settings: of a sample's sorted (and ``duration``-cut) events, or,
+        with ``events=None``, the count every sample has when the settings fix it (else ``None``)."""
+        return _frame_count(self.n_time_bins, self.time_window, self.duration,
+                            None if events is None else events["t"])
+
+    def _read(self, index: int) -> np.ndarray:
+        """Sample ``index``'s events from the reader, checked (fields, on the sensor); errors name its file."""
         try:
             events = self.reader(self.items[index])
         except MemoryError:
@@ -379,6 +422,25 @@ class EventFrameDataset(Dataset):
             raise self._error(index, "cannot read it", e) from e
         self._check_fields(events, index)
         self._check_events(events, index)
+        return events
+
+    def _steps_of(self, index: int) -> int:
+        """The frames ``dataset[index][0]`` has, without binning (or caching) it: from the settings when they fix the
+        count, else from a cached entry's header, else from the sample's first and last event times."""
+        index = self._index(index)
+        n = self._n_frames()
+        if n is not None:
+            return n
+        if self.cache is not None:
+            n = _cached_steps(self.cache.path(index))
+            if n is not None:
+                return n
+        n = self._n_frames(self._read(index))  # time_window alone (no duration): nothing to cut
+        self._check_frames(n, self._where(index))
+        return n
+
+    def _bin(self, index: int) -> torch.Tensor:
+        events = self._read(index)
         if self.duration is not None and len(events):  # cut first: n_time_bins bins then cover the kept events
             limit = float(self.duration)
             if self.time_window is not None:  # frames from 0: events past the last whole frame are dropped
@@ -418,11 +480,14 @@ class EventFrameDataset(Dataset):
         frames = counts.astype(np.float32)
         return torch.from_numpy(frames.reshape((frames.shape[0],) + self._frame_shape()))
 
-    def __getitem__(self, index: int) -> tuple[torch.Tensor, torch.Tensor]:
+    def _index(self, index: int) -> int:
+        """``index`` in ``0..len-1`` (a negative one counts from the end); ``IndexError`` when out of range."""
         if not -len(self) <= index < len(self):
             raise IndexError(f"{self.name}: index {index} is out of range for {len(self)} samples")
-        if index < 0:
-            index += len(self)
+        return index + len(self) if index < 0 else index
+
+    def __getitem__(self, index: int) -> tuple[torch.Tensor, torch.Tensor]:
+        index = self._index(index)
         x = self.cache.get_or_compute(index, lambda: self._bin(index)) if self.cache else self._bin(index)
         return x, self.labels[index]
 
@@ -438,11 +503,7 @@ def _fixed_frames(dataset: Dataset) -> int | None:
         return None if not parts or None in parts else max(parts)
     if not isinstance(dataset, EventFrameDataset):
         return None
-    if dataset.n_time_bins is not None:
-        return int(dataset.n_time_bins)
-    if dataset.duration is not None:
-        return whole_frames(dataset.duration, dataset.time_window)
-    return None
+    return dataset._n_frames()
 
 
 def max_sample_steps(dataset: Dataset) -> int:
@@ -450,10 +511,14 @@ def max_sample_steps(dataset: Dataset) -> int:
     it to one length (:func:`make_neuromorphic_loader`, :class:`~snnlab.data.collate.PadCollate`).
 
     Free for an :class:`EventFrameDataset` whose settings fix the frame count (``n_time_bins``, or ``time_window``
-    with ``duration``; also through a ``Subset`` or ``ConcatDataset`` of them). Otherwise (``time_window`` alone,
-    where the count follows each recording's length, or any other dataset) it loads every sample once: every file
-    is read and binned (with ``cache_dir`` that fills the cache, as the first epoch would). To skip that pass,
-    pass a known bound as ``n_steps`` yourself: a longer sample is then a clear error, not silently cut.
+    with ``duration``; also through a ``Subset`` or ``ConcatDataset`` of them). With ``time_window`` alone the count
+    follows each recording's length: every sample's events are read (not binned, and nothing is cached) and its
+    frames counted from its first and last event time, by the rule the binning uses, so the result is the longest
+    ``dataset[i][0]`` without making any of them. A sample already in the dataset's ``cache_dir`` is counted from
+    its cache file's header instead (a few bytes, where reading the recording may mean a large file). Errors are
+    those the binning would raise (unreadable file, events off the sensor, too many frames). Any other dataset is
+    loaded sample by sample. To skip this pass, pass a known bound as ``n_steps`` yourself: a longer sample is then
+    a clear error, not silently cut.
 
     Example:
         >>> ev = np.array([(0, 1, 0), (500, 2, 0)], dtype=AUDIO_DTYPE)
@@ -466,10 +531,32 @@ def max_sample_steps(dataset: Dataset) -> int:
     fixed = _fixed_frames(dataset)
     if fixed is not None:
         return fixed
-    n = len(dataset)
-    if n == 0:
+    if len(dataset) == 0:
         raise ValueError("max_sample_steps: the dataset is empty; it has no longest sample")
-    return max(int(torch.as_tensor(dataset[i][0]).shape[0]) for i in range(n))
+    return _longest(dataset, range(len(dataset)))
+
+
+def _longest(dataset: Dataset, indices: Sequence[int]) -> int:
+    """The most steps among samples ``indices`` of ``dataset`` (0 for none), looking through ``Subset`` and
+    ``ConcatDataset`` to count :class:`EventFrameDataset` samples without binning them."""
+    if len(indices) == 0:
+        return 0
+    if isinstance(dataset, Subset):
+        return _longest(dataset.dataset, [dataset.indices[i] for i in indices])
+    if isinstance(dataset, ConcatDataset):
+        n, ends = len(dataset), dataset.cumulative_sizes
+        parts: dict[int, list[int]] = {}
+        for i in indices:
+            if not -n <= i < n:
+                raise IndexError(f"max_sample_steps: index {i} is out of range for a ConcatDataset of {n} samples")
+            i = i + n if i < 0 else i
+            part = bisect.bisect_right(ends, i)
+            parts.setdefault(part, []).append(i - (ends[part - 1] if part else 0))
+        return max(_longest(dataset.datasets[part], idx) for part, idx in parts.items())
+    if isinstance(dataset, EventFrameDataset):
+        fixed = dataset._n_frames()
+        return fixed if fixed is not None else max(dataset._steps_of(i) for i in indices)
+    return max(int(torch.as_tensor(dataset[i][0]).shape[0]) for i in indices)
 
 
 def make_neuromorphic_loader(
