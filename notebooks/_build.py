@@ -1402,8 +1402,9 @@ NOTEBOOKS["08_export_to_nir.ipynb"] = [
     $v_\\text{leak} = v_\\text{reset} = 0$. `snnlab.interop.nir.to_nir` writes that mapping, `from_nir` reads it
     back (see its module docstring for every layer).
 
-    One constraint comes from NIR itself: its neurons reset *to a value*. snnlab's default reset subtracts the
-    threshold instead, so a network meant for export is trained with `reset="zero"`.
+    NIR's neurons reset *to a value*; snnlab's default reset subtracts the threshold instead. That neuron exports
+    too, as a small sub-graph (section 4); this notebook trains with `reset="zero"`, which maps onto NIR's `LIF` node
+    one to one.
     """),
     code(SETUP),
     md("""
@@ -1478,18 +1479,34 @@ NOTEBOOKS["08_export_to_nir.ipynb"] = [
     print("read back from the file, the network gives the same outputs:", same)
     """),
     md("""
-    ## 4. What NIR cannot hold
+    ## 4. The default neuron, and what NIR cannot hold
 
-    The export refuses, with a message naming the layer, what has no NIR node: the subtracting reset, a spike
-    budget (`max_spikes`, time-to-first-spike neurons), and noise or masks still active at inference. Noise and
-    masks used in training only are fine: the graph is the deterministic network the run evaluates with.
+    snnlab's default `LIF` subtracts the threshold after a spike. No NIR neuron node does, but the same map is
+    $h[t] = \\beta\\, h[t-1] + x[t] - \\beta\\,\\text{threshold}\\; s[t-1]$: an `LI` membrane, a `Threshold`, and a
+    loop `Threshold -> Scale(-beta * threshold) -> LI` that feeds the previous step's spikes back. `to_nir` writes
+    that sub-graph and `from_nir` reads it back as the same layer.
+    """),
+    code("""
+    # NBVAL_CHECK_OUTPUT
+    default = sl.Sequential(torch.nn.Linear(4, 8), sl.LIF(tau_mem=5.0), torch.nn.Linear(8, 2), sl.LI()).eval()
+    sub = to_nir(default, dt=1e-3).nodes["1"]
+    print({name: type(node).__name__ for name, node in sub.nodes.items()})
+    print("reset loop scale (-beta * threshold):", round(float(sub.nodes["reset"].scale[0]), 6))
+    x4 = (torch.rand(30, 2, 4, generator=torch.Generator().manual_seed(0)) < 0.5).float() * 2
+    with torch.no_grad():
+        print("same outputs after the round trip:", torch.equal(from_nir(to_nir(default, dt=1e-3))(x4), default(x4)))
+    """),
+    md("""
+    The export refuses, with a message naming the layer, what has no NIR node: a spike budget (`max_spikes`,
+    time-to-first-spike neurons), and noise or masks still active at inference. Noise and masks used in training
+    only are fine: the graph is the deterministic network the run evaluates with.
     """),
     code("""
     # NBVAL_CHECK_OUTPUT
     import textwrap
 
     try:
-        to_nir(sl.Sequential(torch.nn.Linear(4, 8), sl.LIF(), torch.nn.Linear(8, 2), sl.LI()), dt=1e-3)
+        to_nir(sl.Sequential(torch.nn.Linear(4, 8), sl.LIF(max_spikes=1), torch.nn.Linear(8, 2), sl.LI()), dt=1e-3)
     except ValueError as error:
         print(textwrap.fill(str(error), 110))
     """),

@@ -26,7 +26,7 @@ EPILOG = """examples:
   snnlab runs                                    list the newest runs in the store
   snnlab runs --status failed --limit 0          every failed run
   snnlab runs show RUN_ID                        one run's config and results
-  snnlab export runs/a --nir a.nir               the trained network as a NIR graph (a --reset zero run)
+  snnlab export runs/a --nir a.nir               the trained network as a NIR graph
   snnlab dashboard                               the live-training dashboard on http://127.0.0.1:5006
   snnlab info                                    versions, GPUs, backends, extras and datasets of this machine
 """
@@ -670,8 +670,9 @@ def build_parser() -> argparse.ArgumentParser:
     export = sub.add_parser("export", help="write a trained run's network as a NIR graph (other simulators, hardware)",
                             description="Write the network of a training checkpoint as a NIR graph (Neuromorphic "
                                         "Intermediate Representation), which snnTorch, Norse, Lava, Sinabs and "
-                                        "neuromorphic toolchains read. Needs pip install \"snnlab[interop]\". NIR's "
-                                        "LIF resets to zero: train with --reset zero to export.")
+                                        "neuromorphic toolchains read. Needs pip install \"snnlab[interop]\". A "
+                                        "subtract-reset neuron becomes a membrane, a threshold and a reset loop; TTFS "
+                                        "(max_spikes), noise or masks at inference and ALIF have no NIR form.")
     export.add_argument("run", help="the run folder (holding checkpoint.pt) or the checkpoint file")
     export.add_argument("--nir", required=True, help="the NIR file to write (HDF5, e.g. model.nir)")
     export.add_argument("--dt", type=float, default=1e-3,

@@ -575,10 +575,16 @@ def test_export_writes_a_runs_network_as_nir_that_reads_back_as_the_same_network
     model, _ = model_from_checkpoint(tmp_path / "run")
     x = torch.rand(20, 3, 64)
     assert torch.equal(from_nir(graph)(x), model(x))
-    # the default subtract reset has no NIR node: a clear error, nothing written
+    # the default subtract reset exports too (a sub-graph with a reset loop) and reads back as the same network
     Trainer(cfg.copy(reset="subtract"), run_dir=tmp_path / "sub", progress=False).run()
-    assert main(["export", str(tmp_path / "sub"), "--nir", str(tmp_path / "b.nir")]) == 2
-    assert "subtract" in capsys.readouterr().err and not (tmp_path / "b.nir").exists()
+    assert main(["export", str(tmp_path / "sub"), "--nir", str(tmp_path / "b.nir"), "--dt", "1e-4"]) == 0
+    capsys.readouterr()
+    model, _ = model_from_checkpoint(tmp_path / "sub")
+    assert torch.equal(from_nir(nir.read(str(tmp_path / "b.nir")))(x), model(x))
+    # a TTFS neuron (at most one spike) has no NIR node: a clear error, nothing written
+    Trainer(cfg.copy(neuron="ttfs", recurrent=False), run_dir=tmp_path / "ttfs", progress=False).run()
+    assert main(["export", str(tmp_path / "ttfs"), "--nir", str(tmp_path / "t.nir")]) == 2
+    assert "max_spikes" in capsys.readouterr().err and not (tmp_path / "t.nir").exists()
     assert main(["export", str(tmp_path / "nowhere"), "--nir", str(tmp_path / "c.nir")]) == 2
     assert main(["export", str(tmp_path / "run"), "--nir", str(tmp_path / "no" / "d.nir")]) == 2
     assert "the folder" in capsys.readouterr().err

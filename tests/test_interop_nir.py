@@ -349,9 +349,14 @@ def test_cubalif_export_parameters_and_what_stays_two_nodes():
         x = _spiking_input((6,), 4)
         (out, spikes), (out2, spikes2) = _run(net, x), _run(from_nir(g), x)
         assert spikes["2"].sum() > 0 and torch.equal(spikes["2"], spikes2["2"]) and torch.equal(out, out2)
-    # an LI before a subtract-reset LIF: refused as the LIF alone is
-    with pytest.raises(ValueError, match=r"layer '2' \(LIF\) has reset='subtract'"):
-        to_nir(sl.Sequential(torch.nn.Linear(3, 4), sl.LI(), sl.LIF()), dt=DT)
+    # an LI before a subtract-reset LIF: no CubaLIF (it resets to v_reset), the LI + the subtract sub-graph
+    net = sl.Sequential(torch.nn.Linear(6, 5), sl.LI(tau_mem=3.0), sl.LIF(threshold=0.5), torch.nn.Linear(5, 2),
+                        sl.LI()).eval()
+    g = to_nir(net, dt=DT)
+    assert [type(g.nodes[k]).__name__ for k in ("1", "2")] == ["LI", "NIRGraph"]
+    x = _spiking_input((6,), 4)
+    (out, spikes), (out2, spikes2) = _run(net, x), _run(from_nir(g), x)
+    assert spikes["2"].sum() > 0 and torch.equal(spikes["2"], spikes2["2"]) and torch.equal(out, out2)
     # an LI not followed by a LIF, or with a TimeBatchNorm between them, is no CubaLIF
     g = to_nir(sl.Sequential(torch.nn.Linear(3, 4), sl.LI(), torch.nn.Linear(4, 4), sl.LIF(reset="zero")), dt=DT)
     assert [type(g.nodes[k]).__name__ for k in ("1", "3")] == ["LI", "LIF"]
@@ -393,12 +398,12 @@ def test_import_of_a_foreign_lif_with_an_input_gain_matches_the_euler_simulation
 
 
 @pytest.mark.parametrize("layer, message", [
-    (sl.LIF(), r"layer '1' \(LIF\) has reset='subtract', which NIR cannot represent: its neuron nodes \(LIF, IF, "
-               r"CubaLIF\) set v = v_reset .* A layer with reset='zero' exports exactly"),
+    (sl.LIF(max_spikes=2), r"layer '1' \(LIF\) has max_spikes=2; NIR has no spike budget"),  # (subtract reset)
     (sl.LIF(reset="zero", max_spikes=1), r"max_spikes=1; NIR has no spike budget"),
     (sl.LIF(reset="zero", noise="gaussian", noisy_eval=True), r"noise='gaussian' with noisy_eval=True"),
     (sl.LIF(reset="zero", mask_p=0.2, mask_at_inference=True), r"mask_p=0.2 with mask_at_inference=True"),
-    (sl.RecurrentLIF(4), r"layer '1' \(RecurrentLIF\) has reset='subtract'"),
+    (sl.RecurrentLIF(4, noise="gaussian", noisy_eval=True), r"layer '1' \(RecurrentLIF\) has noise='gaussian' "
+                                                             r"with noisy_eval=True"),
     (sl.LIF(reset="zero", n_neurons=5), r"n_neurons=5, but its input has the feature shape \(4,\)"),
     (torch.nn.ReLU(), r"layer '1' \(ReLU\) has no NIR equivalent"),
     (sl.SpikeMask(0.1, mask_at_inference=True), r"drops spikes at inference"),

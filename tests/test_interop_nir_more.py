@@ -1,5 +1,5 @@
 """snnlab.interop.nir: learnability and exact float64 values through a round trip, every LI / LIF parameterisation
-snnlab represents (NIR's r, v_leak = v_reset), and the subtract-reset refusal."""
+snnlab represents (NIR's r, v_leak = v_reset), and the subtract-reset export."""
 from __future__ import annotations
 
 import numpy as np
@@ -254,18 +254,26 @@ def test_li_gain_before_a_convolution_needs_one_gain_per_layer():
 # ---------------------------------------------------------------------------------------------- subtract reset
 
 
-@pytest.mark.parametrize("layer", [sl.LIF(tau_mem=5.0), sl.RecurrentLIF(4, tau_mem=5.0)])
-def test_subtract_reset_is_refused_saying_nir_cannot_hold_it_and_the_exact_alternative(layer):
-    net = sl.Sequential(torch.nn.Linear(3, 4), layer)
-    with pytest.raises(ValueError, match=r"has reset='subtract', which NIR cannot represent: its neuron nodes \(LIF, "
-                                         r"IF, CubaLIF\) set v = v_reset after a spike and none subtracts the "
-                                         r"threshold, so a zero reset in its place would change the spikes\. A layer "
-                                         r"with reset='zero' exports exactly"):
-        to_nir(net, dt=DT)
-    layer.reset = "zero"  # the alternative the message names: exported and read back exactly
+@pytest.mark.parametrize("layer", [sl.LIF(tau_mem=5.0, threshold=0.5), sl.RecurrentLIF(4, tau_mem=5.0, threshold=0.5)])
+def test_subtract_reset_exports_as_the_threshold_loop_sub_graph_and_reads_back_exactly(layer):
+    """Before: refused (NIR's LIF / IF / CubaLIF reset to v_reset); now an LI -> Threshold sub-graph whose Scale loop
+    subtracts beta * threshold (tests/test_interop_nir_subtract.py checks it against NIR's equations)."""
+    net = sl.Sequential(torch.nn.Linear(3, 4), layer).eval()
+    sub = to_nir(net, dt=DT).nodes["1"]
+    assert isinstance(sub, nir.NIRGraph) and sub.metadata["snnlab_reset"] == "subtract"
+    assert isinstance(sub.nodes["membrane"], nir.LI) and isinstance(sub.nodes["threshold"], nir.Threshold)
+    np.testing.assert_allclose(sub.nodes["reset"].scale, [-0.8 * 0.5] * 4, rtol=1e-7)  # -beta * threshold
     x = (torch.rand(30, 2, 3, generator=torch.Generator().manual_seed(4)) < 0.5).float() * 2
+    back = from_nir(to_nir(net, dt=DT))
+    assert type(back[1]) is type(layer) and back[1].reset == "subtract"
     with torch.no_grad():
-        assert torch.equal(from_nir(to_nir(net.eval(), dt=DT))(x), net(x))
+        assert torch.equal(back(x), net(x)) and net(x).sum() > 0
+    for refused, message in [(dict(max_spikes=1), r"max_spikes=1; NIR has no spike budget"),
+                             (dict(noise="gaussian", noisy_eval=True), r"noise='gaussian' with noisy_eval=True"),
+                             (dict(mask_p=0.2, mask_at_inference=True), r"mask_p=0.2 with mask_at_inference=True")]:
+        kind = sl.RecurrentLIF(4, **refused) if isinstance(layer, sl.RecurrentLIF) else sl.LIF(**refused)
+        with pytest.raises(ValueError, match=message):
+            to_nir(sl.Sequential(torch.nn.Linear(3, 4), kind), dt=DT)
 
 
 # ---------------------------------------------------------------------------------------------- found in review

@@ -31,24 +31,31 @@ Layers (``model`` a :class:`~snnlab.Sequential` or ``nn.Sequential``, nested one
 network's inference function whatever mode it is in):
 
 - ``nn.Linear`` -> ``Affine`` (with bias) or ``Linear``, on a one-dimensional feature shape.
-- :class:`~snnlab.LIF` -> ``LIF`` (``IF`` without leak), parameters broadcast to the layer's neuron shape (per-neuron
-  and learned ``tau_mem`` / ``threshold`` export their current values, their learnability noted in metadata).
-  Refused with a ``ValueError``: ``reset="subtract"`` (no NIR neuron node subtracts the threshold: LIF, IF and
-  CubaLIF set ``v = v_reset``; a zero reset in its place would change the spikes), ``max_spikes``, noise with
-  ``noisy_eval=True`` and ``mask_p`` with ``mask_at_inference=True`` (random or budgeted spiking has no NIR node),
-  and :class:`~snnlab.ALIF` (an adaptive threshold has no NIR node).
+- :class:`~snnlab.LIF` with ``reset="zero"`` -> ``LIF`` (``IF`` without leak), parameters broadcast to the layer's
+  neuron shape (per-neuron and learned ``tau_mem`` / ``threshold`` export their current values, their learnability
+  noted in metadata).
+- :class:`~snnlab.LIF` with ``reset="subtract"`` (the default) -> a sub-graph (see **Subtract reset** below)
+  ``Input -> LI -> Threshold -> Output`` with the loop ``Threshold -> Scale(-beta * threshold) -> LI``: NIR's LIF,
+  IF and CubaLIF set ``v = v_reset`` and none subtracts the threshold, so the membrane is an ``LI`` (``I`` without
+  leak, with ``Scale(-threshold)``) and the reset a loop that feeds the previous step's spikes back.
+  Refused with a ``ValueError``, whatever the reset: ``max_spikes``, noise with ``noisy_eval=True`` and ``mask_p``
+  with ``mask_at_inference=True`` (random or budgeted spiking has no NIR node), and :class:`~snnlab.ALIF` (an
+  adaptive threshold has no NIR node).
   Training-only options are exported as the deterministic neuron: ``surrogate``, ``detach_reset``, noise and
-  masks that are off at inference. snnlab fires at ``h >= threshold``, NIR at ``v > v_threshold``: the two differ
-  only for a membrane exactly on the threshold.
+  masks that are off at inference. snnlab fires at ``h >= threshold``, NIR's LIF at ``v > v_threshold`` and its
+  Threshold at ``v > threshold``: the two differ only for a membrane exactly on the threshold.
 - :class:`~snnlab.LI` -> ``LI`` (``I`` without leak).
 - :class:`~snnlab.LI` directly followed by :class:`~snnlab.LIF` (the current-based neuron of ``tau_syn``; skipped
-  layers between them do not count) -> one ``CubaLIF`` named after the LIF (see below), when both leak (else the two
-  nodes ``LI`` / ``I`` and ``LIF`` / ``IF``). An LI before a :class:`~snnlab.RecurrentLIF` stays ``LI`` + the
-  recurrent sub-graph: in a ``CubaLIF <-> Linear`` loop (snnTorch's ``RSynaptic``) the recurrent spikes pass
-  through the synaptic current, whereas snnlab adds ``W_rec @ o[t-1]`` to the membrane.
+  layers between them do not count) -> one ``CubaLIF`` named after the LIF (see below), when both leak and the LIF
+  resets to zero (else the two nodes ``LI`` / ``I`` and ``LIF`` / ``IF`` or the subtract sub-graph). An LI before
+  a :class:`~snnlab.RecurrentLIF` stays ``LI`` + the recurrent sub-graph: in a ``CubaLIF <-> Linear`` loop
+  (snnTorch's ``RSynaptic``) the recurrent spikes pass through the synaptic current, whereas snnlab adds
+  ``W_rec @ o[t-1]`` to the membrane.
 - :class:`~snnlab.RecurrentLIF` (``reset="zero"``) -> a sub-graph ``Input -> LIF -> Output`` with the cycle
   ``LIF -> Linear(W_rec) -> LIF`` (snnTorch's form for its ``RLeaky``): the recurrent edge carries the previous
-  step's spikes, as in snnlab's ``W_rec @ o[t-1]``.
+  step's spikes, as in snnlab's ``W_rec @ o[t-1]``. With ``reset="subtract"``: the subtract sub-graph with a second
+  loop ``Threshold -> Linear(W_rec) -> LI`` beside the ``Scale`` (two edges into the LI, whose inputs add up: the
+  recurrent weight stays as it is, rather than one ``Linear(W_rec - diag(beta * threshold))``).
 - ``TimeDistributed(nn.Conv1d / nn.Conv2d)`` -> ``Conv1d`` / ``Conv2d`` (zero padding only). Two limitations of
   the ``nir`` package (1.0.8) refuse some: ``groups > 1`` (its nodes take the input channels from
   ``weight.shape[1] = in_channels / groups``, and the graph's type check fails), and a non-square ``Conv2d`` kernel
@@ -68,6 +75,21 @@ network's inference function whatever mode it is in):
   without running statistics or without a dense layer before it.
 - :class:`~snnlab.TimeDropout`, :class:`~snnlab.SpikeMask` (unless ``mask_at_inference``), ``nn.Dropout`` and
   ``nn.Identity`` are the identity at inference and are left out.
+
+**Subtract reset.** snnlab's ``h[t] = beta * v[t-1] + x[t]``, ``s[t] = H(h[t] - threshold)``, ``v[t] = h[t] -
+threshold * s[t]`` is, written for the pre-reset membrane ``h`` alone::
+
+    h[t] = beta * h[t-1] + x[t] - beta * threshold * s[t-1]
+
+an LI (mapped as above: ``tau = tau_mem * dt``, ``r = tau_mem``, ``v_leak = 0``) whose input adds the previous
+step's spikes scaled by ``-beta * threshold``, and whose output ``h`` goes through a ``Threshold(threshold)``. So
+``to_nir`` writes the sub-graph ``{input, membrane: LI, threshold: Threshold, reset: Scale, output}`` with the
+edges ``input -> membrane -> threshold -> output`` and ``threshold -> reset -> membrane`` (plus ``threshold ->
+w_rec -> membrane`` for a RecurrentLIF), noted ``metadata = {"snnlab_layer": "LIF" or "RecurrentLIF",
+"snnlab_reset": "subtract"}``, the layer's metadata (learnability, exact values) on the ``membrane`` node. As for
+the recurrent sub-graph, an edge that closes a loop carries the previous step's output (forward Euler: the loop
+sees ``s[t-1]``; ``s[-1] = 0``). The LI's Euler step ``v[t] = (1 - dt/tau) v[t-1] + (dt/tau) r I[t]`` is snnlab's
+map exactly; a simulator that reads the loop without that one-step delay computes another neuron.
 
 **CubaLIF.** NIR's current-based LIF is ``tau_syn * dI/dt = -I + w_in * x``, ``tau_mem * dv/dt = (v_leak - v) +
 r * I``, spikes and reset as LIF. NIR gives the ODEs only, not the order of the two updates within a step. snnlab
@@ -100,6 +122,15 @@ sub-graph above, and the same ``LIF <-> Linear`` cycle written in the top-level 
 parameterisation snnlab's neurons represent exactly (in forward Euler at ``dt``, with ``g`` the input gain
 ``r*dt/tau``, ``r*dt`` for IF / I):
 
+- The subtract-reset pattern, in a sub-graph (whatever its node names) or in the top-level graph: an ``LI`` / ``I``
+  (``v_leak = 0``) whose only successor is a ``Threshold``, which feeds back to it through one ``Scale`` (and at most
+  one ``Linear`` / ``Affine`` without bias, the recurrent weight), each loop node connected to nothing else; a
+  sub-graph holding a Threshold must be exactly that, between its Input and Output. It becomes an LIF (a
+  RecurrentLIF with the dense loop) with ``reset="subtract"``, ``threshold = threshold / g`` and ``beta`` from the
+  LI, when the Scale is ``-beta * threshold / g`` (to a relative 1e-6; ``-threshold / g`` without leak). Another
+  Scale (``-threshold`` with leak would reset after the decay), two Scales, another node in the loop or a
+  threshold <= 0 are refused.
+
 - LIF / IF with ``g != 1``: ``threshold = v_threshold / g`` (the membrane is then ``v / g`` at every step: the same
   spikes). With ``v_leak = v_reset = c`` (any ``c``, for example -65 mV), ``v - c`` follows ``(v - c)[t] = beta *
   (v - c)[t-1] + g * I[t]`` and resets to 0: imported with ``threshold = (v_threshold - c) / g``, the membrane
@@ -115,7 +146,7 @@ Refused, each with the value and the reason: ``v_leak != v_reset`` (snnlab's mem
 ``v_reset != 0`` for IF (no resting potential: it starts at 0), ``v_leak != 0`` for LI (an output offset),
 ``tau < dt`` (``tau_syn`` / ``tau_mem`` too: ``beta < 0``), LIF gains that are not positive and finite and
 thresholds at or below ``v_reset``, an LI with a gain and no dense layer before it, a ``CubaLIF`` in a recurrent
-loop, fan-in / fan-out and other nodes (``CubaLI``, ``Threshold``, ``Scale``...).
+loop, fan-in / fan-out and other nodes (``CubaLI``; ``Threshold``, ``Scale`` outside the subtract pattern...).
 
 Example:
     >>> import torch, snnlab as sl
@@ -137,6 +168,15 @@ Example:
     ('CubaLIF', 0.004, 4.0)
     >>> [type(m).__name__ for m in from_nir(g)]
     ['Linear', 'LI', 'LIF']
+    >>> default = sl.Sequential(torch.nn.Linear(3, 4), sl.LIF(tau_mem=5.0, threshold=0.5))  # reset="subtract"
+    >>> sub = to_nir(default, dt=1e-3).nodes["1"]
+    >>> [f"{a}->{b}" for a, b in sub.edges]
+    ['input->membrane', 'membrane->threshold', 'threshold->reset', 'reset->membrane', 'threshold->output']
+    >>> float(sub.nodes["reset"].scale[0])   # -beta * threshold = -0.8 * 0.5
+    -0.4000000059604645
+    >>> back = from_nir(to_nir(default, dt=1e-3))
+    >>> back[1].reset, torch.equal(back(x), default(x))
+    ('subtract', True)
     >>> learned = sl.Sequential(torch.nn.Linear(3, 4), sl.LIF(tau_mem=5.0, reset="zero", learn_tau=True))
     >>> back = from_nir(to_nir(learned, dt=1e-3))     # learnability noted in the node's metadata, restored
     >>> back[1].learn_tau, back[1].learn_threshold, from_nir(to_nir(learned, dt=1e-3), learnable=False)[1].learn_tau
@@ -201,11 +241,6 @@ def _check_lif(name: str, m: LIF) -> None:
     if isinstance(m, ALIF):  # (checked first: its threshold moves whatever the other options)
         raise _refuse(name, m, "has an adaptive threshold (it rises with each spike); NIR's neuron nodes have a fixed "
                                "threshold, so an ALIF has no NIR equivalent")
-    if m.reset != "zero":
-        raise _refuse(name, m, f"has reset={m.reset!r}, which NIR cannot represent: its neuron nodes (LIF, IF, "
-                               "CubaLIF) set v = v_reset after a spike and none subtracts the threshold, so a zero "
-                               "reset in its place would change the spikes. A layer with reset='zero' exports exactly: "
-                               "train with it (LIF(reset='zero'), ExperimentConfig(reset='zero'))")
     if m.max_spikes is not None:
         raise _refuse(name, m, f"has max_spikes={m.max_spikes}; NIR has no spike budget per neuron")
     if m.noise is not None and m.noisy_eval:
@@ -250,6 +285,8 @@ def _short_steps(beta: np.ndarray, dtype: np.dtype, dt: float) -> np.ndarray:
 
 def _lif_node(nir: Any, name: str, m: LIF, shape: tuple[int, ...], dt: float) -> Any:
     _check_lif(name, m)
+    if m.reset == "subtract":
+        return _subtract_graph(nir, name, m, shape, dt)
     steps, no_leak = _leak(name, m, shape, dt)
     thr = np.broadcast_to(_np(m.threshold), shape).copy()
     zeros = np.zeros(shape)
@@ -288,6 +325,28 @@ def _compact(value: np.ndarray) -> float | np.ndarray:
     return float(flat[0]) if flat.size and np.all(flat == flat[0]) else value.copy()
 
 
+def _subtract_graph(nir: Any, name: str, m: LIF, shape: tuple[int, ...], dt: float) -> Any:
+    """A LIF with ``reset="subtract"`` (a :class:`~snnlab.RecurrentLIF` too) as the sub-graph ``Input -> LI ->
+    Threshold -> Output`` with the loop ``Threshold -> Scale(-beta * threshold) -> LI`` (and ``Threshold ->
+    Linear(W_rec) -> LI`` for a recurrent layer): the LI integrates ``h[t] = beta * h[t-1] + x[t] - beta *
+    threshold * s[t-1]``, snnlab's pre-reset membrane (``I`` and ``Scale(-threshold)`` without leak)."""
+    steps, no_leak = _leak(name, m, shape, dt)
+    thr = np.broadcast_to(_np(m.threshold), shape).copy()
+    beta = np.broadcast_to(m.beta().detach().cpu().double().numpy(), shape)
+    membrane = nir.I(r=np.full(shape, 1.0 / dt)) if no_leak else nir.LI(tau=steps * dt, r=steps,
+                                                                          v_leak=np.zeros(shape))
+    nodes = {"input": nir.Input(input_type=np.array(shape)), "membrane": _with_meta(membrane, m),
+             "threshold": nir.Threshold(threshold=thr), "reset": nir.Scale(scale=-(beta * thr.astype(np.float64))),
+             "output": nir.Output(output_type=np.array(shape))}
+    edges = [("input", "membrane"), ("membrane", "threshold"), ("threshold", "reset"), ("reset", "membrane"),
+             ("threshold", "output")]
+    if isinstance(m, RecurrentLIF):
+        nodes["w_rec"] = nir.Linear(weight=_np(m.recurrent.weight))
+        edges[-1:-1] = [("threshold", "w_rec"), ("w_rec", "membrane")]
+    meta = {"snnlab_layer": type(m).__name__, "snnlab_reset": "subtract"}
+    return nir.NIRGraph(nodes=nodes, edges=edges, metadata=meta)
+
+
 def _li_node(nir: Any, name: str, m: LI, shape: tuple[int, ...], dt: float) -> Any:
     steps, no_leak = _leak(name, m, shape, dt)
     node = nir.I(r=np.full(shape, 1.0 / dt)) if no_leak else nir.LI(tau=steps * dt, r=steps, v_leak=np.zeros(shape))
@@ -303,6 +362,8 @@ def _cuba_node(nir: Any, pair: list[tuple[str, nn.Module]], shape: tuple[int, ..
         return None
     (li_name, li), (name, lif) = pair
     _check_lif(name, lif)
+    if lif.reset == "subtract":  # the LI + the subtract-reset sub-graph: CubaLIF resets to v_reset
+        return None
     syn, syn_free = _leak(li_name, li, shape, dt)
     mem, mem_free = _leak(name, lif, shape, dt)
     if syn_free or mem_free:
@@ -317,6 +378,8 @@ def _cuba_node(nir: Any, pair: list[tuple[str, nn.Module]], shape: tuple[int, ..
 def _recurrent_node(nir: Any, name: str, m: RecurrentLIF, shape: tuple[int, ...], dt: float) -> Any:
     if shape != (m.n_neurons,):
         raise _refuse(name, m, f"has {m.n_neurons} neurons, but its input has the feature shape {shape}")
+    if m.reset == "subtract":
+        return _lif_node(nir, name, m, shape, dt)  # (the subtract sub-graph, with the recurrent loop)
     n = m.n_neurons
     nodes = {"input": nir.Input(input_type=np.array([n])), "lif": _lif_node(nir, name, m, shape, dt),
              "w_rec": nir.Linear(weight=_np(m.recurrent.weight)), "output": nir.Output(output_type=np.array([n]))}

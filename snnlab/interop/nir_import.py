@@ -28,6 +28,7 @@ if TYPE_CHECKING:  # pragma: no cover
 __all__ = ["from_nir"]
 
 _GAIN_RTOL = 1e-9  # an input gain r*dt/tau this close to 1 is 1 (the float64 round trip of tau and r)
+_SCALE_RTOL = 1e-6  # a subtract-reset Scale this close to -beta * threshold is it (values written in float32)
 
 
 def _nir() -> Any:
@@ -397,9 +398,97 @@ def _recurrent_layer(key: str, lif: Any, w_rec: Any, ctx: _Ctx) -> RecurrentLIF:
     return layer
 
 
-def _subgraph_layer(key: str, graph: Any, ctx: _Ctx) -> RecurrentLIF:
+def _subtract_layer(key: str, nodes: dict[str, Any], membrane: str, threshold: str, loop: list[str],
+                    ctx: _Ctx) -> LIF:
+    """The subtract-reset pattern ``membrane (LI / I) -> threshold (Threshold)`` with the loop nodes ``loop`` (each
+    ``threshold -> node -> membrane``: one ``Scale``, at most one ``Linear`` / ``Affine`` without bias) as a
+    :class:`~snnlab.LIF` / :class:`~snnlab.RecurrentLIF` with ``reset="subtract"`` (see :mod:`snnlab.interop.nir`;
+    ``key``: the prefix of the node names in messages)."""
+    nir = _nir()
+    mem, thr_node = nodes[membrane], nodes[threshold]
+    scales = [k for k in loop if isinstance(nodes[k], nir.Scale)]
+    dense = [k for k in loop if isinstance(nodes[k], nir.Linear | nir.Affine)]
+    if len(scales) != 1 or len(dense) > 1 or len(loop) != len(scales) + len(dense):
+        kinds = sorted(type(nodes[k]).__name__ for k in loop)
+        raise _fail(key + threshold, thr_node, f"feeds back to {membrane!r} through {kinds}; snnlab imports one "
+                                               "Scale (the subtract reset) and at most one Linear / Affine (the "
+                                               "recurrent weight)")
+    mkey = key + membrane
+    if not isinstance(mem, nir.LI | nir.I):
+        raise _fail(mkey, mem, "drives a Threshold with a reset loop; snnlab imports the subtract reset with an LI / I "
+                               "membrane only")
+    if isinstance(mem, nir.LI) and np.any(np.asarray(mem.v_leak) != 0):
+        raise _fail(mkey, mem, f"has v_leak != 0 (v_leak {_some(np.asarray(mem.v_leak))}); the membrane of snnlab's "
+                               "subtract-reset LIF rests at 0")
+    beta, gain = _decay_and_gain(mkey, mem, ctx.dt, leak_free=isinstance(mem, nir.I))
+    if np.any(gain <= 0) or not np.all(np.isfinite(gain)):
+        raise _fail(mkey, mem, f"has an input gain r * dt / tau that is not positive and finite (gain {_some(gain)}); "
+                               "snnlab's LIF fires on a positive membrane")
+    try:
+        thr = np.broadcast_to(np.asarray(thr_node.threshold, dtype=np.float64), beta.shape)
+        scale = np.broadcast_to(np.asarray(nodes[scales[0]].scale, dtype=np.float64), beta.shape)
+    except ValueError:
+        raise _fail(key + threshold, thr_node, f"and its reset Scale do not match the shape {beta.shape} of "
+                                               f"{membrane!r}") from None
+    gain = _unit(gain)
+    thr = np.where(gain == 1.0, thr, thr / gain)  # (the membrane v / gain, as for a LIF node)
+    if np.any(thr <= 0):
+        raise _fail(key + threshold, thr_node, f"has a threshold <= 0 ({_some(thr[thr <= 0])}); snnlab thresholds "
+                                               "are positive")
+    want = -beta * thr  # (the loop enters through the gain too: scale * gain = -beta * threshold in NIR's units)
+    if not np.all(np.abs(scale - want) <= _SCALE_RTOL * np.abs(want)):
+        bad = np.abs(scale - want) > _SCALE_RTOL * np.abs(want)
+        raise _fail(key + scales[0], nodes[scales[0]],
+                    f"feeds back {_some(scale[bad])} per spike, but snnlab's subtract reset (v[t] = h[t] - threshold "
+                    f"* s[t], decayed by beta before the next input) is -beta * threshold / gain = {_some(want[bad])}; "
+                    "another reset loop has no snnlab equivalent")
+    beta, tau = _stored(mem, "", beta, ctx)
+    values = {"beta": beta, "thr": thr} | ({} if tau is None else {"tau": tau})
+    params, n = _per_neuron(mkey, mem, values)
+    flags = _lif_flags(mem, params, ctx)
+    if not dense:
+        return _fill(LIF(beta=0.5, reset="subtract", n_neurons=_neuron_count(mem, n), **flags), params)
+    w_node = nodes[dense[0]]
+    if hasattr(w_node, "bias") and np.any(np.asarray(w_node.bias) != 0):
+        raise _fail(key + dense[0], w_node, "is a recurrent Affine with a bias; RecurrentLIF's recurrent weight has "
+                                            "none")
+    w = np.asarray(w_node.weight)
+    size = int(np.prod(beta.shape))
+    if beta.shape != (size,) or w.shape != (size, size):
+        raise _fail(key + dense[0], w_node, f"has the shape {w.shape}; a recurrent weight is [n, n] for the n "
+                                            f"neurons of {membrane!r} (shape {beta.shape})")
+    layer = _fill(RecurrentLIF(size, beta=0.5, reset="subtract", recurrent_init="zeros", **flags), params)
+    layer.recurrent.weight = nn.Parameter(_tensor(w))
+    return layer
+
+
+def _subtract_subgraph(key: str, graph: Any, inner: dict[str, Any]) -> tuple[str, str, list[str]]:
+    """``(membrane, threshold, loop nodes)`` of a sub-graph ``Input -> LI / I -> Threshold -> Output`` whose every
+    other node ``w`` is in a loop ``Threshold -> w -> LI / I``, else a ValueError."""
+    nir = _nir()
+    ends = {k: v for k, v in graph.nodes.items() if k not in inner}
+    inputs = [k for k, v in ends.items() if isinstance(v, nir.Input)]
+    outputs = [k for k, v in ends.items() if isinstance(v, nir.Output)]
+    thresholds = [k for k, v in inner.items() if isinstance(v, nir.Threshold)]
+    edges = {tuple(e) for e in graph.edges}
+    if len(inputs) == 1 and len(outputs) == 1 and len(thresholds) == 1:
+        t = thresholds[0]
+        members = [b for a, b in edges if a == inputs[0]]
+        if len(members) == 1 and members[0] in inner:
+            m = members[0]
+            loop = [k for k in inner if k not in (m, t)]
+            want = {(inputs[0], m), (m, t), (t, outputs[0])} | {(t, w) for w in loop} | {(w, m) for w in loop}
+            if edges == want and loop:
+                return m, t, loop
+    raise _fail(key, graph, "holds a Threshold, but is not the subtract-reset loop Input -> LI -> Threshold -> "
+                            "Output with Threshold -> Scale -> LI (and Threshold -> Linear -> LI) that snnlab imports")
+
+
+def _subgraph_layer(key: str, graph: Any, ctx: _Ctx) -> LIF:
     nir = _nir()
     inner = {k: v for k, v in graph.nodes.items() if not isinstance(v, nir.Input | nir.Output)}
+    if any(isinstance(v, nir.Threshold) for v in inner.values()):
+        return _subtract_layer(f"{key}.", inner, *_subtract_subgraph(key, graph, inner), ctx)
     if len(inner) == 2:
         for k, v in inner.items():
             _refuse_cuba_loop(f"{key}.{k}", v)
@@ -415,8 +504,9 @@ def _subgraph_layer(key: str, graph: Any, ctx: _Ctx) -> RecurrentLIF:
     return _recurrent_layer(key, inner[lif], inner[w], ctx)
 
 
-def _chain(graph: Any) -> list[str | tuple[str, str]]:
-    """The node keys from the Input to the Output; a flat ``LIF <-> Linear`` loop is ``(lif, linear)``."""
+def _chain(graph: Any) -> list[str | tuple[str, ...]]:
+    """The node keys from the Input to the Output; a flat ``LIF <-> Linear`` loop is ``(lif, linear)``, a flat
+    subtract-reset pattern ``LI -> Threshold`` with its loops ``Threshold -> w -> LI`` is ``(li, threshold, *ws)``."""
     nir = _nir()
     succ: dict[str, list[str]] = {k: [] for k in graph.nodes}
     pred: dict[str, list[str]] = {k: [] for k in graph.nodes}
@@ -426,13 +516,18 @@ def _chain(graph: Any) -> list[str | tuple[str, str]]:
     inputs = [k for k, v in graph.nodes.items() if isinstance(v, nir.Input)]
     if len(inputs) != 1:
         raise ValueError(f"from_nir: the graph must have one Input node, got {inputs}")
-    order: list[str | tuple[str, str]] = []
+    order: list[str | tuple[str, ...]] = []
     key, seen = inputs[0], set()
     while True:
         seen.add(key)
         nxt = succ[key]
         loops = _loops(succ, pred, key)
-        if loops:
+        reset = _reset_loop(graph, succ, pred, key)
+        if reset:
+            order.append((key, *reset))
+            seen.update(reset)
+            nxt = [k for k in succ[reset[0]] if k not in reset[1:]]
+        elif loops:
             order.append((key, loops[0]))
             seen.add(loops[0])
             nxt = [k for k in nxt if k != loops[0]]
@@ -443,13 +538,28 @@ def _chain(graph: Any) -> list[str | tuple[str, str]]:
         if len(nxt) != 1:
             raise _fail(key, graph.nodes[key], f"has {len(nxt)} successors {nxt}; from_nir imports chains only")
         key = nxt[0]
-        if key in seen or len([p for p in pred[key] if p not in _loops(succ, pred, key)]) != 1:
+        fed_back = _loops(succ, pred, key) + list((_reset_loop(graph, succ, pred, key) or ("",))[1:])
+        if key in seen or len([p for p in pred[key] if p not in fed_back]) != 1:
             raise _fail(key, graph.nodes[key], f"has the predecessors {pred[key]}; from_nir imports chains only")
 
 
 def _loops(succ: dict[str, list[str]], pred: dict[str, list[str]], key: str) -> list[str]:
     """The nodes in a two-node loop with ``key`` (``key -> w -> key``, ``w`` connected to nothing else)."""
     return [w for w in succ[key] if succ[w] == [key] and pred[w] == [key]]
+
+
+def _reset_loop(graph: Any, succ: dict[str, list[str]], pred: dict[str, list[str]],
+                key: str) -> tuple[str, ...] | None:
+    """``(threshold, *ws)`` where ``key`` is an LI / I whose one successor is a Threshold feeding back to it through
+    the nodes ``ws`` (``threshold -> w -> key``, ``w`` connected to nothing else): the subtract-reset pattern."""
+    nir = _nir()
+    if not isinstance(graph.nodes[key], nir.LI | nir.I) or len(succ[key]) != 1:
+        return None
+    t = succ[key][0]
+    if not isinstance(graph.nodes[t], nir.Threshold):
+        return None
+    ws = [w for w in succ[t] if succ[w] == [key] and pred[w] == [t]]
+    return (t, *ws) if ws else None
 
 
 def _context(graph: Any, dt: float | None, learnable: Any) -> _Ctx:
@@ -507,11 +617,14 @@ def from_nir(graph: "nir.NIRGraph", *, dt: float | None = None, dtype: torch.dty
     return Sequential(*layers).to(dtype or torch.get_default_dtype())
 
 
-def _take(graph: Any, items: list[str | tuple[str, str]], i: int, ctx: _Ctx, layers: list[nn.Module]) -> int:
+def _take(graph: Any, items: list[str | tuple[str, ...]], i: int, ctx: _Ctx, layers: list[nn.Module]) -> int:
     """Appends the layers of ``items[i]`` (and of the nodes folded with it) to ``layers``; the items taken."""
     nir, item = _nir(), items[i]
-    if isinstance(item, tuple):
+    if isinstance(item, tuple) and len(item) == 2:  # a flat LIF <-> Linear loop
         layers.append(_recurrent_layer(item[0], graph.nodes[item[0]], graph.nodes[item[1]], ctx))
+        return 1
+    if isinstance(item, tuple):  # a flat subtract-reset pattern (membrane, threshold, *loop)
+        layers.append(_subtract_layer("", graph.nodes, item[0], item[1], list(item[2:]), ctx))
         return 1
     node = graph.nodes[item]
     ahead = [graph.nodes[k] if isinstance(k, str) else None for k in items[i + 1:i + 3]]
@@ -556,4 +669,6 @@ def _layer(key: str, node: Any, ctx: _Ctx) -> nn.Module | None:
     if isinstance(node, nir.NIRGraph):
         return _subgraph_layer(key, node, ctx)
     raise _fail(key, node, "has no snnlab layer (imported: Affine, Linear, LIF, IF, LI, I, CubaLIF, Conv1d, Conv2d, "
-                           "AvgPool2d, Flatten, Delay before a dense node, the recurrent LIF sub-graph)")
+                           "AvgPool2d, Flatten, Delay before a dense node, the recurrent LIF sub-graph, and "
+                           "Threshold / Scale in the subtract-reset pattern LI -> Threshold with Threshold -> Scale -> "
+                           "LI)")
