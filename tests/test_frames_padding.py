@@ -168,7 +168,7 @@ def test_bad_pad_to_values_are_refused_before_training(value):
 
 def test_pad_to_below_the_frames_the_settings_fix_is_refused():
     with pytest.raises(ConfigError, match=r"data_kwargs 'pad_to'=40 is shorter than the 50 frames every sample has "
-                                          r"\(n_time_bins\); pass pad_to >= 50"):
+                                          r"\(num_steps=50: .*\); pass pad_to >= 50"):
         ExperimentConfig.from_dict({"dataset": "shd", "num_steps": 50, "data_kwargs": {"pad_to": 40}})
     with pytest.raises(ConfigError, match=r"'pad_to'=99 is shorter than the 100 frames .*\(duration / time_window\)"):
         ExperimentConfig.from_dict({"dataset": "shd", "data_kwargs": {"time_window": 10_000, "duration": 1_000_000,
@@ -186,7 +186,8 @@ def test_frames_per_sample_reports_the_padded_count():
     assert frames_per_sample(cfg(pad_to=150)) == (150, True)
     assert frames_per_sample(cfg(pad_to=None)) == (140, False)
     assert event_pad_to(cfg(pad_to=150)) == 150 and event_pad_to(cfg()) is None
-    assert "T150" in cfg(pad_to=150).label().split() and "dt10ms" in cfg(pad_to="longest").label().split()
+    assert cfg(pad_to=150).label().split()[-2:] == ["dt10ms", "pad150"]
+    assert cfg(pad_to="longest").label().split()[-2:] == ["dt10ms", "padlongest"]
     with pytest.raises(ConfigError, match=r"max_delay=25 exceeds data_kwargs pad_to=20"):
         ExperimentConfig.from_dict({"dataset": "shd", "delays": True, "max_delay": 25,
                                     "data_kwargs": {"time_window": 10_000, "pad_to": 20}})

@@ -199,25 +199,32 @@ def frames_per_sample(cfg: "ExperimentConfig") -> tuple[int, bool]:
         >>> frames_per_sample(ExperimentConfig(dataset="shd", data_kwargs={"time_window": 10_000, "pad_to": 150}))
         (150, True)
     """
-    if cfg.dataset not in EVENT_DATASETS:
-        return int(cfg.num_steps), True
     pad_to = event_pad_to(cfg)
-    frames = event_frame_kwargs(cfg)
-    bins, window, duration = frames["n_time_bins"], frames["time_window"], frames["duration"]
-    if bins is not None:
-        steps, exact = int(bins), True
-    elif duration is not None:
-        steps, exact = whole_frames(float(duration), float(window)), True
-    else:
-        longest = NEUROMORPHIC_DATASETS[EVENT_DATASETS[cfg.dataset]].longest_us
-        steps, exact = max(1, math.ceil(float(longest) / float(window))), False
+    steps, exact = _data_frames(cfg)
     if not isinstance(pad_to, int):
         return steps, exact
     if exact and steps > pad_to:
-        how = "n_time_bins" if bins is not None else "duration / time_window"
+        kw = cfg.data_kwargs if isinstance(cfg.data_kwargs, dict) else {}
+        how = ("duration / time_window" if kw.get("time_window") is not None
+               else "data_kwargs n_time_bins" if kw.get("n_time_bins") is not None
+               else f"num_steps={cfg.num_steps}: without a time_window the recording is cut into num_steps frames")
         raise ValueError(f"data_kwargs 'pad_to'={pad_to} is shorter than the {steps} frames every sample has "
                          f"({how}); pass pad_to >= {steps}, or leave it out: every batch has {steps} steps anyway")
     return pad_to, True
+
+
+def _data_frames(cfg: "ExperimentConfig") -> tuple[int, bool]:
+    """:func:`frames_per_sample` before any ``pad_to``: the frames the data itself gives a sample."""
+    if cfg.dataset not in EVENT_DATASETS:
+        return int(cfg.num_steps), True
+    frames = event_frame_kwargs(cfg)
+    bins, window, duration = frames["n_time_bins"], frames["time_window"], frames["duration"]
+    if bins is not None:
+        return int(bins), True
+    if duration is not None:
+        return whole_frames(float(duration), float(window)), True
+    longest = NEUROMORPHIC_DATASETS[EVENT_DATASETS[cfg.dataset]].longest_us
+    return max(1, math.ceil(float(longest) / float(window))), False
 
 
 def data_options(cfg: "ExperimentConfig") -> set[str]:
@@ -338,13 +345,14 @@ class ExperimentConfig(param.Parameterized):
         "Folder holding the real datasets (nmnist, shd, ssc, dvs_gesture, fsdd); None = the shared data folder "
         "($SNNLAB_SHARED_DATA). Nothing is ever downloaded."))
     data_kwargs = param.Dict(default={}, doc=(
-        "Extra keyword arguments for the dataset loader, e.g. {'n_units': 50, 'samples_per_class': 50} for "
-        "randman, {'delays': [5, 15]} for delay_task, {'limit': 500} for fsdd, {'test_fraction': 0.2}; "
-        "{'num_workers': 4} loads in worker processes (with encoding='rate' the spikes drawn depend on the number "
+        'Extra keyword arguments for the dataset loader (a JSON object on the command line), e.g. '
+        '{"n_units": 50, "samples_per_class": 50} for randman, {"delays": [5, 15]} for delay_task, {"limit": 500} '
+        'for fsdd, {"test_fraction": 0.2}; {"num_workers": 4} loads '
+        "in worker processes (with encoding='rate' the spikes drawn depend on the number "
         "of workers: a run repeats exactly with the same num_workers). Event datasets (nmnist, shd, ssc, "
-        "dvs_gesture) also take 'pad_to': None pads each batch to its longest sample (with time_window alone a "
-        "sample's results then depend on its batch), an int pads every batch to that many steps, 'longest' to the "
-        "longest sample of the train and test sets."))
+        "dvs_gesture) also take \"pad_to\": null (the default) pads each batch to its longest sample "
+        "(with time_window alone a sample's results then depend on its batch), an int pads every batch to that many "
+        "steps, \"longest\" to the longest sample of the train and test sets."))
     encoding = param.Selector(default="latency", objects=list(ENCODINGS), doc=(
         "How static images (digits, mnist5k) become spikes: 'latency' (one spike, brighter = earlier), "
         "'rate' (Bernoulli spikes with probability = intensity) or 'direct' (the analog value at every step). "
@@ -631,12 +639,12 @@ class ExperimentConfig(param.Parameterized):
             problems.append(f"delays=True needs max_delay >= 1 (taps 0..max_delay-1), got {self.max_delay}")
         try:
             steps, exact = frames_per_sample(self)
+            padded = isinstance(event_pad_to(self), int)  # (steps is then pad_to)
         except (TypeError, ValueError) as e:
             problems.append(str(e))
-            steps, exact = int(self.num_steps), True
+            steps, exact, padded = int(self.num_steps), True, False
         if self.delays and self.max_delay > steps:
-            padded = isinstance(self.data_kwargs, dict) and is_integer(self.data_kwargs.get("pad_to"))
-            where = (f"data_kwargs pad_to={steps}" if padded and self.dataset in EVENT_DATASETS
+            where = (f"data_kwargs pad_to={steps}" if padded
                      else f"num_steps={self.num_steps}" if (steps, exact) == (self.num_steps, True)
                      else f"the {steps} frames of a sample" if exact
                      else f"the about {steps} frames of the longest {self.dataset} recording at this time_window")
@@ -716,7 +724,15 @@ class ExperimentConfig(param.Parameterized):
         return f"{steps}: num_steps"
 
     def label(self) -> str:
-        """Short human-readable label for plots and run lists, e.g. ``'digits 64-128-10 multi_spike atan T20'``."""
+        """Short human-readable label for plots and run lists, e.g. ``'digits 64-128-10 multi_spike atan T20'``.
+
+        The time part is ``T<steps>`` when every sample has that many, else ``dt<window>ms`` (event frames of that
+        length); an event dataset's ``data_kwargs`` ``pad_to`` adds ``pad<n>`` or ``padlongest`` (where it pads).
+
+        Example:
+            >>> ExperimentConfig(dataset="shd", data_kwargs={"time_window": 10_000, "pad_to": 150}).label()
+            'shd 700-128-20 multi_spike atan dt10ms pad150'
+        """
         try:
             n_in, n_out = dataset_shape(self)
         except Exception:  # pragma: no cover - label must never fail
@@ -731,10 +747,13 @@ class ExperimentConfig(param.Parameterized):
             parts.append(f"k{self.max_spikes}")
         tw = self.data_kwargs.get("time_window") if isinstance(self.data_kwargs, dict) else None
         try:
-            steps, exact = frames_per_sample(self)
+            steps, exact = _data_frames(self)
+            pad_to = event_pad_to(self)
         except (TypeError, ValueError, ArithmeticError):  # the label never fails (validate() reports the problem)
-            steps, exact = self.num_steps, True
+            steps, exact, pad_to = self.num_steps, True, None
         parts.append(f"T{steps}" if exact else f"dt{float(tw) / 1000:g}ms")  # frames of a length, not T steps
+        if isinstance(pad_to, int) or (pad_to is not None and not exact):  # ('longest' of equal samples: no padding)
+            parts.append(f"pad{pad_to}")
         if self.delays:
             parts.append(f"delays{self.max_delay}")
         if self.mask_p > 0:

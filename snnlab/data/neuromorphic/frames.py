@@ -492,16 +492,35 @@ class EventFrameDataset(Dataset):
         return x, self.labels[index]
 
 
+def _stock(dataset: Dataset, cls: type, *methods: str) -> bool:
+    """``dataset`` is a ``cls`` whose ``methods`` are ``cls``'s own: a subclass that overrides them (a ``Subset``
+    that crops or transforms its samples) may give other frames than ``cls`` would, so it is not looked through."""
+    return isinstance(dataset, cls) and all(getattr(type(dataset), m) is getattr(cls, m) for m in methods)
+
+
+def _as_subset(dataset: Dataset) -> bool:
+    return _stock(dataset, Subset, "__getitem__")
+
+
+def _as_concat(dataset: Dataset) -> bool:
+    return _stock(dataset, ConcatDataset, "__getitem__")
+
+
+def _as_frames(dataset: Dataset) -> bool:
+    """An :class:`EventFrameDataset` whose samples are binned as this module bins them (its counts hold)."""
+    return _stock(dataset, EventFrameDataset, "__getitem__", "_bin", "_frames_of", "_n_frames", "_steps_of")
+
+
 def _fixed_frames(dataset: Dataset) -> int | None:
     """The frame count every sample of ``dataset`` has, when its settings tell it without reading a file: an
     :class:`EventFrameDataset` with ``n_time_bins``, or with ``time_window`` and ``duration`` (a ``Subset`` of one,
-    or a ``ConcatDataset`` of such, the longest of its parts); ``None`` otherwise."""
-    if isinstance(dataset, Subset):
+    or a ``ConcatDataset`` of such, the longest of its non-empty parts); ``None`` otherwise."""
+    if _as_subset(dataset):
         return _fixed_frames(dataset.dataset)
-    if isinstance(dataset, ConcatDataset):
-        parts = [_fixed_frames(d) for d in dataset.datasets]
+    if _as_concat(dataset):
+        parts = [_fixed_frames(d) for d in dataset.datasets if len(d)]  # (an empty part has no sample to count)
         return None if not parts or None in parts else max(parts)
-    if not isinstance(dataset, EventFrameDataset):
+    if not _as_frames(dataset):
         return None
     return dataset._n_frames()
 
@@ -516,8 +535,9 @@ def max_sample_steps(dataset: Dataset) -> int:
     frames counted from its first and last event time, by the rule the binning uses, so the result is the longest
     ``dataset[i][0]`` without making any of them. A sample already in the dataset's ``cache_dir`` is counted from
     its cache file's header instead (a few bytes, where reading the recording may mean a large file). Errors are
-    those the binning would raise (unreadable file, events off the sensor, too many frames). Any other dataset is
-    loaded sample by sample. To skip this pass, pass a known bound as ``n_steps`` yourself: a longer sample is then
+    those the binning would raise (unreadable file, events off the sensor, too many frames). Any other dataset
+    (also a subclass of these that overrides how it gets a sample, e.g. a ``Subset`` that crops) is loaded sample
+    by sample. To skip this pass, pass a known bound as ``n_steps`` yourself: a longer sample is then
     a clear error, not silently cut.
 
     Example:
@@ -538,12 +558,13 @@ def max_sample_steps(dataset: Dataset) -> int:
 
 def _longest(dataset: Dataset, indices: Sequence[int]) -> int:
     """The most steps among samples ``indices`` of ``dataset`` (0 for none), looking through ``Subset`` and
-    ``ConcatDataset`` to count :class:`EventFrameDataset` samples without binning them."""
+    ``ConcatDataset`` (not subclasses that override ``__getitem__``) to count :class:`EventFrameDataset` samples
+    without binning them."""
     if len(indices) == 0:
         return 0
-    if isinstance(dataset, Subset):
+    if _as_subset(dataset):
         return _longest(dataset.dataset, [dataset.indices[i] for i in indices])
-    if isinstance(dataset, ConcatDataset):
+    if _as_concat(dataset):
         n, ends = len(dataset), dataset.cumulative_sizes
         parts: dict[int, list[int]] = {}
         for i in indices:
@@ -553,7 +574,7 @@ def _longest(dataset: Dataset, indices: Sequence[int]) -> int:
             part = bisect.bisect_right(ends, i)
             parts.setdefault(part, []).append(i - (ends[part - 1] if part else 0))
         return max(_longest(dataset.datasets[part], idx) for part, idx in parts.items())
-    if isinstance(dataset, EventFrameDataset):
+    if _as_frames(dataset):
         fixed = dataset._n_frames()
         return fixed if fixed is not None else max(dataset._steps_of(i) for i in indices)
     return max(int(torch.as_tensor(dataset[i][0]).shape[0]) for i in indices)
