@@ -129,7 +129,9 @@ parameterisation snnlab's neurons represent exactly (in forward Euler at ``dt``,
   RecurrentLIF with the dense loop) with ``reset="subtract"``, ``threshold = threshold / g`` and ``beta`` from the
   LI, when the Scale is ``-beta * threshold / g`` (to a relative 1e-6; ``-threshold / g`` without leak). Another
   Scale (``-threshold`` with leak would reset after the decay), two Scales, another node in the loop or a
-  threshold <= 0 are refused.
+  threshold <= 0 are refused. The Scale is the reset of one step of the ``dt`` the graph was written for: read
+  at another ``dt``, beta and the gain change but the Scale does not, and the loop is refused (a zero-reset node
+  reads at any ``dt``).
 
 - LIF / IF with ``g != 1``: ``threshold = v_threshold / g`` (the membrane is then ``v / g`` at every step: the same
   spikes). With ``v_leak = v_reset = c`` (any ``c``, for example -65 mV), ``v - c`` follows ``(v - c)[t] = beta *

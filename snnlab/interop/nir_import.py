@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import math
 import numbers
+from collections.abc import Hashable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -62,6 +63,7 @@ class _Ctx:
     dt: float
     exact: bool = False
     learnable: bool | None = None
+    written: float | None = None  # (the graph's metadata["dt"], when it is one number)
 
 
 def _per_neuron(key: str, node: Any, values: dict[str, np.ndarray]) -> tuple[dict[str, np.ndarray], int | None]:
@@ -218,6 +220,9 @@ def _threshold(key: str, node: Any, gain: np.ndarray, rest: np.ndarray) -> np.nd
     if np.any(out <= 0):
         raise _fail(key, node, f"has a threshold <= 0 (v_threshold - v_reset = {_some(thr[thr <= 0])}); snnlab "
                                "thresholds are positive")
+    if not np.all(np.isfinite(out)):
+        raise _fail(key, node, f"has a threshold that is not finite (v_threshold {_some(thr[~np.isfinite(out)])}, "
+                               "v_reset and the gain must be finite numbers too)")
     return out
 
 
@@ -424,24 +429,31 @@ def _subtract_layer(key: str, nodes: dict[str, Any], membrane: str, threshold: s
     if np.any(gain <= 0) or not np.all(np.isfinite(gain)):
         raise _fail(mkey, mem, f"has an input gain r * dt / tau that is not positive and finite (gain {_some(gain)}); "
                                "snnlab's LIF fires on a positive membrane")
-    try:
-        thr = np.broadcast_to(np.asarray(thr_node.threshold, dtype=np.float64), beta.shape)
-        scale = np.broadcast_to(np.asarray(nodes[scales[0]].scale, dtype=np.float64), beta.shape)
+    try:  # (one neuron shape: a per-layer value written as a scalar broadcasts, as for the other neuron nodes)
+        thr = np.asarray(thr_node.threshold, dtype=np.float64)
+        scale = np.asarray(nodes[scales[0]].scale, dtype=np.float64)
+        shape = np.broadcast_shapes(beta.shape, gain.shape, thr.shape, scale.shape)
+        beta, gain, thr, scale = (np.broadcast_to(a, shape) for a in (beta, gain, thr, scale))
     except ValueError:
-        raise _fail(key + threshold, thr_node, f"and its reset Scale do not match the shape {beta.shape} of "
-                                               f"{membrane!r}") from None
+        raise _fail(key + threshold, thr_node, f"(shape {np.shape(thr_node.threshold)}) and its reset Scale (shape "
+                                               f"{np.shape(nodes[scales[0]].scale)}) do not match the shape "
+                                               f"{beta.shape} of {membrane!r}") from None
     gain = _unit(gain)
     thr = np.where(gain == 1.0, thr, thr / gain)  # (the membrane v / gain, as for a LIF node)
-    if np.any(thr <= 0):
-        raise _fail(key + threshold, thr_node, f"has a threshold <= 0 ({_some(thr[thr <= 0])}); snnlab thresholds "
-                                               "are positive")
+    if not np.all(thr > 0) or not np.all(np.isfinite(thr)):
+        bad = ~((thr > 0) & np.isfinite(thr))
+        raise _fail(key + threshold, thr_node, f"has a threshold <= 0 or not finite ({_some(thr[bad])}); "
+                                               "snnlab thresholds are positive")
     want = -beta * thr  # (the loop enters through the gain too: scale * gain = -beta * threshold in NIR's units)
-    if not np.all(np.abs(scale - want) <= _SCALE_RTOL * np.abs(want)):
-        bad = np.abs(scale - want) > _SCALE_RTOL * np.abs(want)
+    ok = np.abs(scale - want) <= _SCALE_RTOL * np.abs(want)  # (False for a NaN / inf Scale)
+    if not np.all(ok):
+        again = "" if ctx.written in (None, ctx.dt) else (
+            f" (read at dt = {ctx.dt:g} s, written at metadata['dt'] = {ctx.written:g} s: a reset loop holds the "
+            "reset of one step length, so read the graph at the dt it was written at)")
         raise _fail(key + scales[0], nodes[scales[0]],
-                    f"feeds back {_some(scale[bad])} per spike, but snnlab's subtract reset (v[t] = h[t] - threshold "
-                    f"* s[t], decayed by beta before the next input) is -beta * threshold / gain = {_some(want[bad])}; "
-                    "another reset loop has no snnlab equivalent")
+                    f"feeds back {_some(scale[~ok])} per spike, but snnlab's subtract reset (v[t] = h[t] - threshold "
+                    f"* s[t], decayed by beta before the next input) is -beta * threshold / gain = {_some(want[~ok])}; "
+                    f"another reset loop has no snnlab equivalent{again}")
     beta, tau = _stored(mem, "", beta, ctx)
     values = {"beta": beta, "thr": thr} | ({} if tau is None else {"tau": tau})
     params, n = _per_neuron(mkey, mem, values)
@@ -470,8 +482,9 @@ def _subtract_subgraph(key: str, graph: Any, inner: dict[str, Any]) -> tuple[str
     inputs = [k for k, v in ends.items() if isinstance(v, nir.Input)]
     outputs = [k for k, v in ends.items() if isinstance(v, nir.Output)]
     thresholds = [k for k, v in inner.items() if isinstance(v, nir.Threshold)]
-    edges = {tuple(e) for e in graph.edges}
-    if len(inputs) == 1 and len(outputs) == 1 and len(thresholds) == 1:
+    listed = _edges(graph, f"the sub-graph {key!r}")
+    edges = set(listed)
+    if len(inputs) == 1 and len(outputs) == 1 and len(thresholds) == 1 and len(edges) == len(listed):
         t = thresholds[0]
         members = [b for a, b in edges if a == inputs[0]]
         if len(members) == 1 and members[0] in inner:
@@ -510,7 +523,7 @@ def _chain(graph: Any) -> list[str | tuple[str, ...]]:
     nir = _nir()
     succ: dict[str, list[str]] = {k: [] for k in graph.nodes}
     pred: dict[str, list[str]] = {k: [] for k in graph.nodes}
-    for a, b in graph.edges:
+    for a, b in _edges(graph, "the graph"):
         succ[a].append(b)
         pred[b].append(a)
     inputs = [k for k, v in graph.nodes.items() if isinstance(v, nir.Input)]
@@ -523,10 +536,12 @@ def _chain(graph: Any) -> list[str | tuple[str, ...]]:
         nxt = succ[key]
         loops = _loops(succ, pred, key)
         reset = _reset_loop(graph, succ, pred, key)
+        last = key  # (the node whose successors nxt are: the Threshold of a subtract-reset pattern)
         if reset:
             order.append((key, *reset))
             seen.update(reset)
-            nxt = [k for k in succ[reset[0]] if k not in reset[1:]]
+            last = reset[0]
+            nxt = [k for k in succ[last] if k not in reset[1:]]
         elif loops:
             order.append((key, loops[0]))
             seen.add(loops[0])
@@ -536,11 +551,25 @@ def _chain(graph: Any) -> list[str | tuple[str, ...]]:
         if isinstance(graph.nodes[key], nir.Output) and not nxt:
             return order
         if len(nxt) != 1:
-            raise _fail(key, graph.nodes[key], f"has {len(nxt)} successors {nxt}; from_nir imports chains only")
+            rest = " besides its reset loop" if reset else ""
+            raise _fail(last, graph.nodes[last], f"has {len(nxt)} successors {nxt}{rest}; from_nir imports chains only")
         key = nxt[0]
         fed_back = _loops(succ, pred, key) + list((_reset_loop(graph, succ, pred, key) or ("",))[1:])
         if key in seen or len([p for p in pred[key] if p not in fed_back]) != 1:
             raise _fail(key, graph.nodes[key], f"has the predecessors {pred[key]}; from_nir imports chains only")
+
+
+def _edges(graph: Any, where: str) -> list[tuple[str, str]]:
+    """``graph.edges`` as pairs of its node keys, else a ValueError naming the edge (``where``: the graph, in
+    messages)."""
+    edges = []
+    for e in graph.edges:
+        pair = () if isinstance(e, str | bytes) or not hasattr(e, "__iter__") else tuple(e)
+        if len(pair) != 2 or any(not isinstance(k, Hashable) or k not in graph.nodes for k in pair):
+            raise ValueError(f"from_nir: {where} has the edge {e!r}, which does not join two of its nodes "
+                             f"{list(graph.nodes)}")
+        edges.append(pair)
+    return edges
 
 
 def _loops(succ: dict[str, list[str]], pred: dict[str, list[str]], key: str) -> list[str]:
@@ -571,13 +600,14 @@ def _context(graph: Any, dt: float | None, learnable: Any) -> _Ctx:
     if dt is None:
         if "dt" not in meta:
             raise ValueError("from_nir: the graph has no metadata['dt']; give dt= (the step length in seconds)")
-        return _Ctx(_check_dt(float(np.asarray(meta["dt"])), "from_nir"), True, learnable)
+        step = _check_dt(float(np.asarray(meta["dt"])), "from_nir")
+        return _Ctx(step, True, learnable, step)
     step = _check_dt(dt, "from_nir")
     try:  # (a given dt wins: metadata['dt'] that is not one number only means the noted values do not apply)
-        exact = meta.get("dt") is not None and float(np.asarray(meta["dt"])) == step
+        written = None if meta.get("dt") is None else float(np.asarray(meta["dt"]))
     except (TypeError, ValueError):
-        exact = False
-    return _Ctx(step, exact, learnable)
+        written = None
+    return _Ctx(step, written == step, learnable, written)
 
 
 def from_nir(graph: "nir.NIRGraph", *, dt: float | None = None, dtype: torch.dtype | None = None,
