@@ -277,3 +277,101 @@ def test_a_reader_of_an_old_store_sees_the_owners_a_writer_adds_later(tmp_path):
     for reader in readers:
         assert reader.list_runs()["status"].tolist() == [DIED] and reader.get_run(run)["status"] == DIED
         assert reader.summaries()["status"].tolist() == [DIED]
+
+
+def _store_with_a_run(path) -> str:
+    """A WAL store with one finished run, closed by its writer (which removed its -wal and -shm)."""
+    store = RunStore(path)
+    run = store.create_run({"seed": 0}, name="listed")
+    store.set_summary(run, {"accuracy": 0.5})
+    store.set_status(run, "finished")
+    store.close()
+    assert sorted(p.name for p in path.parent.iterdir()) == [path.name]
+    return run
+
+
+def test_a_read_only_session_leaves_no_wal_files_beside_a_store_that_had_none(tmp_path, capsys):
+    """`snnlab runs` (a mode=ro connection) made an empty -wal and -shm that stayed after it closed: SQLite removes them
+    only at the close of the last connection, and a read-only one cannot."""
+    path = tmp_path / "s.sqlite"
+    run = _store_with_a_run(path)
+    before = path.read_bytes()
+    reader = RunStore(path, read_only=True)
+    assert reader.list_runs()["name"].tolist() == ["listed"] and reader.get_run(run)["summary"] == {"accuracy": 0.5}
+    assert len(reader.summaries()) == 1
+    assert {"s.sqlite-wal", "s.sqlite-shm"} <= {p.name for p in tmp_path.iterdir()}  # (reading made them)
+    reader.close()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["s.sqlite"] and path.read_bytes() == before
+    for argv in (["runs"], ["runs", "show", run], ["runs", "compare"]):
+        assert main([*argv, "--store", str(path)]) == 0
+        assert "listed" in capsys.readouterr().out
+        assert sorted(p.name for p in tmp_path.iterdir()) == ["s.sqlite"], argv
+    assert RunStore(path, read_only=True).list_runs()["name"].tolist() == ["listed"]  # (the store still reads)
+
+
+HOLDS_THE_STORE = """
+import sqlite3, sys
+con = sqlite3.connect(sys.argv[1], isolation_level=None)  # (a writer's connection, as RunStore's: no snnlab import)
+con.execute("SELECT count(*) FROM runs").fetchone()  # (open, with the WAL and its index)
+print("open", flush=True)
+sys.stdin.readline()
+con.execute("INSERT INTO runs (run_id, name, status, config, created, updated) VALUES ('b', 'b', 'created', '{}', 1, 1)")
+print(con.execute("SELECT count(*) FROM runs").fetchone()[0], flush=True)
+con.close()
+"""
+
+
+def test_a_read_only_close_leaves_the_wal_files_that_another_connection_uses(tmp_path):
+    """Removing them under another connection (another process's, or another of this process) would corrupt the
+    store: they stay, and that connection goes on reading and writing."""
+    import subprocess
+    import sys
+
+    path = tmp_path / "s.sqlite"
+    _store_with_a_run(path)
+    child = subprocess.Popen([sys.executable, "-c", HOLDS_THE_STORE, str(path)], stdin=subprocess.PIPE,
+                             stdout=subprocess.PIPE, text=True)
+    try:
+        assert child.stdout.readline().strip() == "open"
+        reader = RunStore(path, read_only=True)
+        assert len(reader.list_runs()) == 1
+        reader.close()
+        assert {"s.sqlite-wal", "s.sqlite-shm"} <= {p.name for p in tmp_path.iterdir()}
+        out, _ = child.communicate("go\n", timeout=120)
+    finally:
+        child.kill()
+    assert child.returncode == 0 and out.strip() == "2"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["s.sqlite"]  # (the writer closed last: SQLite removed them)
+    # another connection of this process
+    other = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+    assert other.execute("SELECT count(*) FROM runs").fetchone() == (2,)
+    reader = RunStore(path, read_only=True)
+    assert len(reader.list_runs()) == 2
+    reader.close()
+    assert {"s.sqlite-wal", "s.sqlite-shm"} <= {p.name for p in tmp_path.iterdir()}
+    assert other.execute("SELECT count(*) FROM runs").fetchone() == (2,)
+    other.close()
+    con = sqlite3.connect(path)
+    assert con.execute("PRAGMA integrity_check").fetchone() == ("ok",)
+    con.close()
+
+
+def test_a_read_only_session_never_checkpoints_a_wal_with_commits_into_the_store(tmp_path):
+    """A -wal that a writer left with commits in it (it ended without closing) is read, and left as it is with the
+    store file unchanged: removing it would need a checkpoint, a write into the store."""
+    import subprocess
+    import sys
+
+    path = tmp_path / "s.sqlite"
+    _store_with_a_run(path)
+    crash = ("import os, sqlite3, sys; con = sqlite3.connect(sys.argv[1], isolation_level=None); "
+             "con.execute(\"INSERT INTO runs (run_id, name, status, config, created, updated) "
+             "VALUES ('late', 'late', 'created', '{}', 1, 1)\"); os._exit(0)")
+    subprocess.run([sys.executable, "-c", crash, str(path)], check=True, timeout=120)
+    before = path.read_bytes()
+    wal = (tmp_path / "s.sqlite-wal").read_bytes()
+    assert wal
+    reader = RunStore(path, read_only=True)
+    assert sorted(reader.list_runs()["name"]) == ["late", "listed"]
+    reader.close()
+    assert path.read_bytes() == before and (tmp_path / "s.sqlite-wal").read_bytes() == wal

@@ -19,8 +19,14 @@ A run set "running" or "paused" records the process that runs it (host, process 
 ``run_owners``). Where runs are read for users (:meth:`RunStore.list_runs`, :meth:`RunStore.get_run`,
 :meth:`RunStore.summaries`), such a run whose process is gone (killed, crashed) shows the status ``"died"``
 (:data:`DIED`), decided at each read and never written into the row; a run of another host (a shared store) or of
-another process namespace (another container) is never declared dead from here (hosts are told apart by their
-name: two hosts of one name sharing a store would be taken for one).
+another process namespace (another container) is never declared dead from here. Hosts are told apart by their name
+and, where both sides know one (Linux), their machine id: two machines of one name sharing a store are told apart
+unless they share a machine id too (a cloned image with one baked in). The boot id recorded with it tells a restart:
+a run recorded on this machine (same name and machine id) in an earlier boot has surely died. An owner recorded
+before these were (no machine or boot id) is told by the host name alone, as then.
+
+A read-only session leaves no empty ``-wal`` and ``-shm`` files beside the store (reading a WAL store makes them):
+at :meth:`RunStore.close` SQLite removes them where no other connection uses them.
 
 The file carries its layout version in ``PRAGMA user_version`` (:data:`SCHEMA_VERSION`): a file of
 another program, a store of a newer snnlab, or a file that is not SQLite is refused with a
@@ -146,8 +152,66 @@ def _pid_namespace() -> str | None:
     return namespace
 
 
+def _read_id(*paths: str) -> str | None:
+    """The first non-empty line of the first of ``paths`` that can be read (an unset machine id, systemd's
+    "uninitialized", counts as none), else None."""
+    for path in paths:
+        try:
+            with open(path, encoding="ascii", errors="replace") as f:
+                text = f.readline().strip()
+        except OSError:
+            continue
+        if text and text != "uninitialized":
+            return text
+    return None
+
+
+def _read_machine_id() -> str | None:
+    """This machine's stable identity (Linux: systemd's or D-Bus's machine id), else None."""
+    return _read_id("/etc/machine-id", "/var/lib/dbus/machine-id")
+
+
+def _read_boot_id() -> str | None:
+    """The identity of this boot of the machine's kernel (Linux: new at each boot), else None."""
+    return _read_id("/proc/sys/kernel/random/boot_id")
+
+
+_MACHINE: dict[str, str | None] = {}  # {"machine": ..., "boot": ...}: fixed for a process's life (a fork's too)
+
+
+def _machine() -> dict[str, str | None]:
+    """This machine's id and boot id (read once per process: a listing asks at every run whose process it checks)."""
+    if not _MACHINE:
+        _MACHINE.update(machine=_read_machine_id(), boot=_read_boot_id())
+    return _MACHINE
+
+
+_PSUTIL: list = []  # [psutil module or None], imported at the first need (never on Linux, where /proc answers)
+
+
+def _created(pid: int) -> tuple[bool, float] | None:
+    """``(zombie, creation time in seconds since the epoch)`` of process ``pid`` from ``psutil`` where it is
+    installed (not a dependency: the start time where ``/proc`` is missing, e.g. macOS), else None."""
+    if not _PSUTIL:
+        try:
+            import psutil
+        except ImportError:
+            psutil = None
+        _PSUTIL.append(psutil)
+    psutil = _PSUTIL[0]
+    if psutil is None:
+        return None
+    try:
+        proc = psutil.Process(int(pid))
+        return proc.status() == psutil.STATUS_ZOMBIE, float(proc.create_time())
+    except Exception:  # (no such process, no access, a platform psutil does not cover): not known
+        return None
+
+
 def this_process() -> dict:
-    """Who runs a run: this host, process id, its start time (Linux) and pid namespace (a run's ``owner``).
+    """Who runs a run (a run's ``owner``): this host, process id, its start time and pid namespace, and (where
+    known) the machine's id and boot id. The start time is ``start`` (Linux: clock ticks since boot, from ``/proc``)
+    or, without ``/proc``, ``created`` (seconds since the epoch, where ``psutil`` is installed).
 
     Example:
         >>> me = this_process()
@@ -155,60 +219,95 @@ def this_process() -> dict:
         (True, False)
     """
     stat = _proc_stat(os.getpid())
-    return {"host": socket.gethostname(), "pid": os.getpid(), "start": stat[1] if stat else None,
-            "pidns": _pid_namespace()}
+    owner = {"host": socket.gethostname(), "pid": os.getpid(), "start": stat[1] if stat else None,
+             "pidns": _pid_namespace(), **_machine()}
+    if stat is None:
+        created = _created(os.getpid())
+        if created is not None:
+            owner["created"] = created[1]
+    return owner
+
+
+def _gone(owner: dict | None) -> str | None:
+    """How the process ``owner`` has surely ended: ``"ended"``, ``"restarted"`` (its machine has restarted since), or
+    None when it may still run (see :func:`process_gone`)."""
+    if not isinstance(owner, dict) or os.name == "nt" or owner.get("host") != socket.gethostname():
+        return None
+    mine = _machine()
+    # machine identity (owners recorded by an older snnlab have neither key: told by the host name alone, as then)
+    if "machine" in owner and owner["machine"] != mine["machine"]:
+        return None  # another machine of this name (or one whose id is not known on one side)
+    if "boot" in owner and owner["boot"] != mine["boot"]:
+        # another boot of this machine's kernel: every process of that boot has ended; but only the machine id says
+        # it is this machine (a boot id alone cannot tell a restart from another machine of this host name)
+        return "restarted" if owner["boot"] and mine["boot"] and owner.get("machine") else None
+    ours = _pid_namespace()
+    if owner.get("pidns") and ours and owner["pidns"] != ours:
+        return None
+    try:
+        pid = int(owner["pid"])
+        if pid <= 0:  # (not a process: 0 and negative ids name process groups)
+            return None
+        os.kill(pid, 0)  # (signal 0: only asks whether the process exists)
+    except ProcessLookupError:
+        return "ended"
+    except PermissionError:  # another user's process has the id now: the start time tells whether it is the owner
+        pass
+    except (KeyError, TypeError, ValueError, OverflowError, OSError):  # no usable pid
+        return None
+    stat = _proc_stat(pid)
+    if stat is not None:
+        state, start = stat
+        return "ended" if state in ("Z", "X") or (owner.get("start") is not None and start != owner["start"]) else None
+    created = owner.get("created")
+    if not isinstance(created, (int, float)) or isinstance(created, bool):
+        return None
+    now = _created(pid)
+    # (a reused id: the process with it now started at another time; half a second allows for rounding)
+    return "ended" if now is not None and (now[0] or abs(now[1] - created) > 0.5) else None
 
 
 def process_gone(owner: dict | None) -> bool:
     """Whether the process ``owner`` (:func:`this_process` of the process that ran a run) has surely ended: it ran on
-    this host, in this pid namespace, and no process has its id now (or one that started at another time, or a
-    zombie). False whenever that cannot be told (another host, no owner recorded, Windows).
+    this machine (its host name, and its machine id where both sides know one) and either in an earlier boot of it,
+    or in this pid namespace and no process has its id now (or one that started at another time, or a zombie).
+    False whenever that cannot be told (another host or machine, no owner recorded, Windows).
 
     Example:
         >>> process_gone({"host": "elsewhere", "pid": 1}), process_gone(None)
         (False, False)
     """
-    if not isinstance(owner, dict) or os.name == "nt" or owner.get("host") != socket.gethostname():
-        return False
-    ours = _pid_namespace()
-    if owner.get("pidns") and ours and owner["pidns"] != ours:
-        return False
+    return _gone(owner) is not None
+
+
+def _decode_owner(owner: str | None):
+    """A stored owner decoded (None for none, or for text that is not JSON)."""
+    if not owner:
+        return None
     try:
-        pid = int(owner["pid"])
-        if pid <= 0:  # (not a process: 0 and negative ids name process groups)
-            return False
-        os.kill(pid, 0)  # (signal 0: only asks whether the process exists)
-    except ProcessLookupError:
-        return True
-    except PermissionError:  # another user's process has the id now: the start time tells whether it is the owner
-        pass
-    except (KeyError, TypeError, ValueError, OverflowError, OSError):  # no usable pid
-        return False
-    stat = _proc_stat(pid)
-    if stat is None:
-        return False
-    state, start = stat
-    return state in ("Z", "X") or (owner.get("start") is not None and start != owner["start"])
+        return json.loads(owner)
+    except ValueError:
+        return None
 
 
 def _shown(status: str, message: str | None, owner: str | None, gone: dict,
            checkpoint: str | None = None) -> tuple[str, str | None]:
     """A run's status and message as shown: :data:`DIED` for a live status whose process is gone (``gone``: a cache
-    of :func:`process_gone` by owner)."""
+    ``{owner text: (decoded owner, how it ended or None)}``, filled here for the live runs' owners)."""
     if status not in _LIVE or not owner:
         return status, message
     if owner not in gone:
-        try:
-            who = json.loads(owner)
-        except ValueError:
-            who = None
-        gone[owner] = process_gone(who) and who
-    who = gone[owner]
-    if not who:
+        who = _decode_owner(owner)
+        gone[owner] = who, _gone(who)
+    who, how = gone[owner]
+    if how is None:
         return status, message
-    why = (f"its process (pid {who['pid']} on {who['host']}) ended while the run was {status} (killed, crashed or closed)"
-           + ("; resume it from its checkpoint" if checkpoint else ""))
-    return DIED, message or why
+    pid, host = who.get("pid"), who.get("host")
+    if how == "restarted":
+        why = f"its process (pid {pid} on {host}) ended while the run was {status}: the machine has restarted since"
+    else:
+        why = f"its process (pid {pid} on {host}) ended while the run was {status} (killed, crashed or closed)"
+    return DIED, message or why + ("; resume it from its checkpoint" if checkpoint else "")
 
 
 def default_store_path() -> Path:
@@ -682,13 +781,11 @@ class RunStore:
         keys = ["run_id", "name", "status", "message", "config", "created", "updated", "checkpoint", "summary",
                 "owner"]
         run = dict(zip(keys, row))
-        run["status"], run["message"] = _shown(run["status"], run["message"], run["owner"], {}, run["checkpoint"])
+        owner, gone = run["owner"], {}
+        run["status"], run["message"] = _shown(run["status"], run["message"], owner, gone, run["checkpoint"])
         run["config"] = json.loads(run["config"])
         run["summary"] = json.loads(run["summary"]) if run["summary"] else None
-        try:
-            run["owner"] = json.loads(run["owner"]) if run["owner"] else None
-        except ValueError:
-            run["owner"] = None
+        run["owner"] = gone[owner][0] if owner in gone else _decode_owner(owner)  # (_shown decoded a live run's)
         return run
 
     def get_config(self, run_id: str) -> dict:
@@ -770,11 +867,53 @@ class RunStore:
         return pd.DataFrame.from_records(records)
 
     def close(self) -> None:
-        """Close this thread's connection."""
+        """Close this thread's connection (read-only: and remove the empty ``-wal`` and ``-shm`` files that reading
+        made beside the store, where no connection uses them any more: see :meth:`_remove_empty_wal`)."""
         con = getattr(self._local, "con", None)
         if con is not None:
             con.close()
             self._local.con = None
+            if self.read_only and not self._immutable:
+                self._remove_empty_wal()
+
+    def _remove_empty_wal(self) -> None:
+        """Remove an empty ``-wal`` (and its ``-shm``) beside a WAL store where no connection of any process uses it.
+
+        A read-only (``mode=ro``) connection to a WAL store creates both files when they are missing (its reads need
+        a WAL index) but cannot remove them at its close: in SQLite only the last connection to close removes them,
+        after a checkpoint that a read-only one may not run; a read-only session (``snnlab runs``) therefore left
+        them behind. Deleting them from here is unsafe (nothing but SQLite's locks tells whether a connection still
+        uses them: a WAL or WAL index removed under one corrupts what it reads and writes), so SQLite removes them:
+        a connection that may write opens the store, reads (which opens the WAL) and closes; if it is the last one
+        (SQLite holds an exclusive lock on the store while it checks this and removes the files) it removes them, else
+        it leaves them as they are. Done only for a store in WAL mode, with no rollback journal beside it (a
+        read-write open would roll that back), and a ``-wal`` that is empty (nothing to checkpoint into the store:
+        the store file is not written), in a folder that can be written; any error leaves the files (best effort).
+        A commit of another process between that check and the close is checkpointed by this close, as by any
+        connection that closes last (SQLite's own rule; nothing is lost)."""
+        wal = Path(f"{self.path}-wal")
+        try:
+            if (wal.stat().st_size != 0 or Path(f"{self.path}-journal").exists()
+                    or not os.access(self.path.parent, os.W_OK | os.X_OK) or not os.access(self.path, os.W_OK)):
+                return
+            with open(self.path, "rb") as f:
+                header = f.read(20)
+        except OSError:  # (no -wal: nothing left behind)
+            return
+        if len(header) < 20 or header[18] != 2 or header[19] != 2:  # (file format numbers: 2 = WAL)
+            return
+        uri = "file:" + urllib.parse.quote(self.path.absolute().as_posix()) + "?mode=rw"  # (rw: never creates it)
+        try:
+            con = sqlite3.connect(uri, uri=True, timeout=0, isolation_level=None)
+        except sqlite3.Error:
+            return
+        try:
+            con.execute("PRAGMA query_only=1")  # (reads only; the close does the rest)
+            con.execute("SELECT count(*) FROM sqlite_master").fetchone()
+        except sqlite3.Error:
+            pass
+        finally:
+            con.close()
 
 
 class _Tx:
