@@ -378,7 +378,7 @@ class LiveCurves:
     Empty (before the first row, after :meth:`clear`, or while none of a panel's metrics has a row) a plot draws
     its axes and says "no data yet" in its title.
     A plot shown again (a notebook cell run again, a second output, a new page) draws the rows buffered by then
-    (:class:`~snnlab.viz.piped.LiveDynamicMap`: one redraw per new plot, none more per send).
+    (:func:`~snnlab.viz.piped.live_dmap`: one redraw per new plot, none more per send).
 
     Example:
         >>> from snnlab.viz import LiveCurves

@@ -18,7 +18,7 @@ import holoviews as hv
 
 from ._util import ensure_bokeh
 
-__all__ = ["PipedPlot", "LiveDynamicMap", "live_dmap", "structure"]
+__all__ = ["PipedPlot", "live_dmap", "structure"]
 
 
 def structure(obj: Any) -> tuple:
@@ -36,59 +36,34 @@ def structure(obj: Any) -> tuple:
     return (type(obj).__name__, *dims, getattr(obj, "group", None), getattr(obj, "label", None))
 
 
-class LiveDynamicMap(hv.DynamicMap):
-    """An ``hv.DynamicMap`` that, shown again after its streams sent data, shows that data (made by :func:`live_dmap`).
+def live_dmap(callback: Callable[..., Any], streams: Sequence[hv.streams.Stream]) -> hv.DynamicMap:
+    """An ``hv.DynamicMap`` of ``callback`` driven by ``streams``: updated in place where shown, and drawn with the
+    streams' latest data where shown again later.
 
-    HoloViews starts a new plot of a ``DynamicMap`` (a notebook cell run again, a second output, a new Panel page)
-    from the frame the map cached when first shown, while a plot already showing redraws into a copy of the map
-    (whenever its frames are overlays): that cached frame stayed the first one, so a live plot shown before its
-    data and shown again later drew no data. Here a stream event only marks the cached frame stale (nothing is
-    drawn), and the next look at the cache (HoloViews takes its length before it plots) draws it afresh, in the
-    thread that plots: once per new plot, never per event. Copies made by HoloViews are not marked by any stream.
-
-    Example:
-        >>> pipe = hv.streams.Pipe(data=[1, 2])
-        >>> dmap = live_dmap(lambda data: hv.Curve(data), [pipe])
-        >>> isinstance(dmap, hv.DynamicMap), dmap.group
-        (True, 'DynamicMap')
-    """
-
-    __pos_params = ["callback"]  # (as in hv.DynamicMap: HoloViews' clone() looks it up by the class's name)
-    _stale = False
-
-    def _mark_stale(self, **_contents: Any) -> None:
-        """Stream subscriber: the cached frame no longer shows the streams' data."""
-        self._stale = True
-
-    def __len__(self) -> int:
-        if self._stale and self.data:
-            self._stale = False
-            try:
-                for key in list(self.data):  # (dimensionless streams: always drawn afresh, cached in its place)
-                    self[key]
-            except Exception:
-                self._stale = True  # (the next plot tries again; this one raises as a first draw would)
-                raise
-        return super().__len__()
-
-
-def live_dmap(callback: Callable[..., Any], streams: Sequence[hv.streams.Stream]) -> LiveDynamicMap:
-    """A :class:`LiveDynamicMap` of ``callback`` driven by ``streams``: updated in place where shown, and drawn with
-    the streams' latest data where shown again later.
+    A ``DynamicMap`` keeps the frames it drew (``.data``), and a new plot of it (a notebook cell run again, a second
+    output, a new Panel page) starts from that cache. A plot already showing redraws into a copy of the map whenever
+    its frames are overlays, so the map's own cache kept the first frame: a live plot shown before its data and shown
+    again later drew no data. Here each stream event empties the cache first (:meth:`hv.DynamicMap.reset`, a stream
+    subscriber; nothing is drawn), and a new plot finds the map empty and draws it, as on its first display: once
+    per new plot, never more per event. Only public HoloViews API is used; ``test_viz_live.py`` checks the behaviour.
 
     Example:
         >>> pipe = hv.streams.Pipe(data=[1, 2])
         >>> dmap = live_dmap(lambda data: hv.Curve(data), [pipe])
         >>> len(dmap[()]), len(dmap)  # the first frame, cached
         (2, 1)
-        >>> pipe.send([3, 2, 1]); len(dmap.data[()])  # stale, not redrawn...
-        2
-        >>> len(dmap), len(dmap.data[()])  # ...until a new plot looks at it
-        (1, 3)
+        >>> pipe.send([3, 2, 1]); len(dmap)  # forgotten, not redrawn...
+        0
+        >>> len(hv.render(dmap, backend="bokeh").renderers[0].data_source.data["y"])  # ...until a new plot draws it
+        3
     """
-    dmap = LiveDynamicMap(callback, streams=list(streams), group="DynamicMap")  # (a layout's paths: .DynamicMap.I)
+    dmap = hv.DynamicMap(callback, streams=list(streams))
+
+    def forget_frames(**_contents: Any) -> None:
+        dmap.reset()
+
     for stream in streams:
-        stream.add_subscriber(dmap._mark_stale, precedence=0.5)  # (users' range: before HoloViews' own, >= 1)
+        stream.add_subscriber(forget_frames, precedence=0.5)  # (users' range, 0 to 1: before HoloViews' own)
     return dmap
 
 

@@ -27,7 +27,7 @@ import functools
 import importlib.util
 import threading
 import weakref
-from typing import Any, Iterator
+from typing import Any, Callable, Iterator
 
 import holoviews as hv
 import ipywidgets as W
@@ -83,33 +83,83 @@ def closable_bokeh_model() -> type:
     return BokehModel
 
 
-def _root_recorder(refs: set[str], documents: weakref.WeakSet) -> Any:
+def _root_recorder(refs: set[str], documents: weakref.WeakSet,
+                   on_old_roots: Callable[[Any, set[str], list[Any]], None] | None = None) -> Any:
     """A ``_view_count`` observer for a :func:`panel.ipywidget` that adds the id of the root it shows to ``refs``
     and its Bokeh document to ``documents``.
 
     Registered after Panel's own observer, which renders a new root (in a new document) when the widget is displayed
-    again after its last view went away: :meth:`HoloViewsWidget.close` then finds every root Panel recorded for the
-    widget, and every document (Panel's shared stylesheet models keep a document, and its whole plot, alive until it
-    is cleared). It keeps no reference to the widget: the change names it.
+    again after its last view went away. The roots and documents recorded before then have no view left (Panel
+    cleaned the last one up when it was hidden): they leave ``refs`` and ``documents`` and go to
+    ``on_old_roots(widget, old_refs, old_documents)``, which drops them (:func:`_drop_roots`). Otherwise
+    :meth:`HoloViewsWidget.close` finds every root Panel recorded for the widget, and every document (Panel's shared
+    stylesheet models keep a document, and its whole plot, alive until it is cleared). A second view of a shown
+    widget (a second output) shows the same root: nothing is dropped. The observer keeps no reference to the widget:
+    the change names it.
 
     Example:
         >>> import panel as pn
-        >>> refs, docs = set(), weakref.WeakSet(); w = pn.ipywidget(pn.pane.HTML("<b>hi</b>"))
-        >>> w.observe(_root_recorder(refs, docs), "_view_count"); first = w._model.ref["id"]
-        >>> w._view_count = 1; w._view_count = 0; w._view_count = 1          # shown, hidden, shown again
-        >>> len(refs), first in refs, w._model.ref["id"] in refs, w._document in docs
-        (2, True, True, True)
+        >>> refs, docs, dropped = set(), weakref.WeakSet(), []
+        >>> w = pn.ipywidget(pn.pane.HTML("<b>hi</b>")); first = w._model.ref["id"]
+        >>> w.observe(_root_recorder(refs, docs, lambda w, r, d: dropped.extend(r)), "_view_count")
+        >>> w._view_count = 1; w._view_count = 2; refs == {first}, dropped    # shown, in two outputs: one root
+        (True, [])
+        >>> w._view_count = 0; w._view_count = 1          # hidden, shown again: a new root, the first one dropped
+        >>> refs == {w._model.ref["id"]}, dropped == [first], w._document in docs, len(docs)
+        (True, True, True, 1)
         >>> w.close()
     """
 
     def record(change: dict[str, Any]) -> None:
-        model = getattr(change["owner"], "_model", None)
-        if model is not None:
-            refs.add(model.ref["id"])
-            if model.document is not None:
-                documents.add(model.document)
+        widget = change["owner"]
+        model = getattr(widget, "_model", None)
+        if model is None:
+            return
+        ref = model.ref["id"]
+        if on_old_roots is not None and change["old"] == 0 and change["new"] > 0 and refs and ref not in refs:
+            old_refs, old_documents = set(refs), [d for d in documents if d is not model.document]
+            refs.clear()
+            for doc in old_documents:
+                documents.discard(doc)
+            on_old_roots(widget, old_refs, old_documents)
+        refs.add(ref)
+        if model.document is not None:
+            documents.add(model.document)
 
     return record
+
+
+def _drop_roots(refs: set[str], documents: list[Any], *receivers: Any) -> None:
+    """Drop the roots ``refs`` from ``pn.state._views`` (Panel's cleanup of each first) and clear ``documents``,
+    after removing ``receivers`` (the ipywidget, whose views would be sent the removal, and any callbacks) from
+    their change callbacks.
+
+    Panel registers each root it renders in ``pn.state._views`` and removes it only when a *server* session ends:
+    a notebook widget displayed again and again kept every earlier root, and its whole Bokeh plot.
+
+    Example:
+        >>> import panel as pn
+        >>> from bokeh.document import Document
+        >>> doc = Document(); root = pn.pane.HTML("<b>hi</b>").get_root(doc); doc.add_root(root)
+        >>> ref = root.ref["id"]; ref in pn.state._views, root.document is doc
+        (True, True)
+        >>> _drop_roots({ref}, [root.document]); ref in pn.state._views, root.document
+        (False, None)
+    """
+    import panel as pn
+
+    for ref in refs:
+        entry = pn.state._views.pop(ref, None)
+        if entry is not None:
+            view, root = entry[:2]
+            with contextlib.suppress(Exception):
+                view._cleanup(root)
+    for doc in documents:
+        for receiver in receivers:
+            with contextlib.suppress(KeyError):
+                doc.remove_on_change(receiver)
+        with contextlib.suppress(Exception):
+            doc.clear()
 
 
 class HoloViewsWidget:
@@ -145,7 +195,8 @@ class HoloViewsWidget:
             # the roots Panel registers in pn.state._views and their documents (a new one per re-display)
             self._root_refs: set[str] = {self.widget._model.ref["id"]}
             self._documents: weakref.WeakSet = weakref.WeakSet([self.widget._document])
-            self.widget.observe(_root_recorder(self._root_refs, self._documents), names="_view_count")
+            self.widget.observe(_root_recorder(self._root_refs, self._documents, self._drop_old_roots),
+                                names="_view_count")
             self._batch = 0
             self._stale = False
             self._timer: threading.Timer | None = None
@@ -281,6 +332,13 @@ class HoloViewsWidget:
             self._object = obj
             self._show(obj)
 
+    def _drop_old_roots(self, widget: Any, refs: set[str], documents: list[Any]) -> None:
+        """The widget is displayed again after its last view went away (Panel rendered a new root): the roots shown
+        before, and their documents, have no view left; drop them now rather than at :meth:`close` (each kept its
+        whole Bokeh plot: 0.4 MB per re-display of a 2000-point curve-and-scatter overlay)."""
+        with self._lock:
+            _drop_roots(refs, documents, widget, self._on_document_change)
+
     def _forget_panel_views(self) -> None:
         """Drop this widget's entries from ``pn.state._views``: the roots rendered from its own pane.
 
@@ -289,8 +347,8 @@ class HoloViewsWidget:
         removes them only when a *server* session ends: in a notebook each entry kept its whole Bokeh plot alive
         after ``close()`` (0.7 MB per closed :class:`~snnlab.widgets.RasterExplorer`, 1.9 MB per
         :class:`~snnlab.widgets.TrainerWidget`). Entries are this widget's when their viewable is its pane or the
-        pane's layout, or their root one it showed (:func:`_root_recorder`); the views of other widgets and of
-        server sessions stay.
+        pane's layout, or their root one it showed (:func:`_root_recorder`; the roots shown before the last
+        re-display went then, :meth:`_drop_old_roots`); the views of other widgets and of server sessions stay.
         """
         import panel as pn
 
