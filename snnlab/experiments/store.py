@@ -20,10 +20,11 @@ A run set "running" or "paused" records the process that runs it (host, process 
 :meth:`RunStore.summaries`), such a run whose process is gone (killed, crashed) shows the status ``"died"``
 (:data:`DIED`), decided at each read and never written into the row; a run of another host (a shared store) or of
 another process namespace (another container) is never declared dead from here. Hosts are told apart by their name
-and, where both sides know one (Linux), their machine id: two machines of one name sharing a store are told apart
-unless they share a machine id too (a cloned image with one baked in). The boot id recorded with it tells a restart:
-a run recorded on this machine (same name and machine id) in an earlier boot has surely died. An owner recorded
-before these were (no machine or boot id) is told by the host name alone, as then.
+and, where both sides know one (Linux), their machine id (recorded as a hash of it, never the id itself): two
+machines of one name sharing a store are told apart unless they share a machine id too (a cloned image with one
+baked in). The boot id recorded with it tells a restart: a run recorded on this machine (same name and machine id)
+and in this pid namespace in an earlier boot has surely died. An owner recorded before these were (no machine or
+boot id) is told by the host name alone, as then.
 
 A read-only session leaves no empty ``-wal`` and ``-shm`` files beside the store (reading a WAL store makes them):
 at :meth:`RunStore.close` SQLite removes them where no other connection uses them.
@@ -44,6 +45,8 @@ Example:
 from __future__ import annotations
 
 import gc
+import hashlib
+import hmac
 import json
 import math
 import os
@@ -167,8 +170,13 @@ def _read_id(*paths: str) -> str | None:
 
 
 def _read_machine_id() -> str | None:
-    """This machine's stable identity (Linux: systemd's or D-Bus's machine id), else None."""
-    return _read_id("/etc/machine-id", "/var/lib/dbus/machine-id")
+    """This machine's stable identity as a store records it (Linux: a hash of systemd's or D-Bus's machine id, keyed by
+    it, for snnlab alone: the id itself is to be kept confidential, ``man machine-id``, and a store is shared and
+    copied), else None."""
+    machine = _read_id("/etc/machine-id", "/var/lib/dbus/machine-id")
+    if machine is None:
+        return None
+    return hmac.new(machine.encode(), b"snnlab run store: machine", hashlib.sha256).hexdigest()[:32]
 
 
 def _read_boot_id() -> str | None:
@@ -237,13 +245,15 @@ def _gone(owner: dict | None) -> str | None:
     # machine identity (owners recorded by an older snnlab have neither key: told by the host name alone, as then)
     if "machine" in owner and owner["machine"] != mine["machine"]:
         return None  # another machine of this name (or one whose id is not known on one side)
+    ours = _pid_namespace()
+    if owner.get("pidns") and ours and owner["pidns"] != ours:
+        # another container (first: containers of one image can share a machine id baked into it, on other machines
+        # of their own boot ids; a host's own namespace is the same in every boot)
+        return None
     if "boot" in owner and owner["boot"] != mine["boot"]:
         # another boot of this machine's kernel: every process of that boot has ended; but only the machine id says
         # it is this machine (a boot id alone cannot tell a restart from another machine of this host name)
         return "restarted" if owner["boot"] and mine["boot"] and owner.get("machine") else None
-    ours = _pid_namespace()
-    if owner.get("pidns") and ours and owner["pidns"] != ours:
-        return None
     try:
         pid = int(owner["pid"])
         if pid <= 0:  # (not a process: 0 and negative ids name process groups)
@@ -269,8 +279,8 @@ def _gone(owner: dict | None) -> str | None:
 
 def process_gone(owner: dict | None) -> bool:
     """Whether the process ``owner`` (:func:`this_process` of the process that ran a run) has surely ended: it ran on
-    this machine (its host name, and its machine id where both sides know one) and either in an earlier boot of it,
-    or in this pid namespace and no process has its id now (or one that started at another time, or a zombie).
+    this machine (its host name, and its machine id where both sides know one), in this pid namespace, and either in an
+    earlier boot of it or no process has its id now (or one that started at another time, or a zombie).
     False whenever that cannot be told (another host or machine, no owner recorded, Windows).
 
     Example:
@@ -891,18 +901,20 @@ class RunStore:
         the store file is not written), in a folder that can be written; any error leaves the files (best effort).
         A commit of another process between that check and the close is checkpointed by this close, as by any
         connection that closes last (SQLite's own rule; nothing is lost)."""
-        wal = Path(f"{self.path}-wal")
+        # (SQLite keeps the -wal and -shm beside the file that a symbolic link to the store points to)
+        real = Path(os.path.realpath(self.path))
+        wal = Path(f"{real}-wal")
         try:
-            if (wal.stat().st_size != 0 or Path(f"{self.path}-journal").exists()
-                    or not os.access(self.path.parent, os.W_OK | os.X_OK) or not os.access(self.path, os.W_OK)):
+            if (wal.stat().st_size != 0 or Path(f"{real}-journal").exists()
+                    or not os.access(real.parent, os.W_OK | os.X_OK) or not os.access(real, os.W_OK)):
                 return
-            with open(self.path, "rb") as f:
+            with open(real, "rb") as f:
                 header = f.read(20)
         except OSError:  # (no -wal: nothing left behind)
             return
         if len(header) < 20 or header[18] != 2 or header[19] != 2:  # (file format numbers: 2 = WAL)
             return
-        uri = "file:" + urllib.parse.quote(self.path.absolute().as_posix()) + "?mode=rw"  # (rw: never creates it)
+        uri = "file:" + urllib.parse.quote(real.as_posix()) + "?mode=rw"  # (rw: never creates it)
         try:
             con = sqlite3.connect(uri, uri=True, timeout=0, isolation_level=None)
         except sqlite3.Error:
