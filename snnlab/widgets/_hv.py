@@ -375,6 +375,9 @@ class HoloViewsWidget:
             (True, True)
         """
         with self._lock:
+            if getattr(self, "_closed", False):  # a second close does nothing (one from Widget.__del__ may come at
+                return                           # interpreter exit, when imports fail)
+            self._closed = True
             if self._pane is not None:
                 if self._timer is not None:
                     self._timer.cancel()

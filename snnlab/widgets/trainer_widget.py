@@ -293,6 +293,8 @@ class TrainerWidget(W.VBox):
             >>> tw.start(), tw.status.value
             (False, "<span style='color:#b00020'>closed: create a new TrainerWidget to train</span>")
         """
+        if getattr(self, "_closed", False):  # a second close (Widget.__del__ after close(), maybe at interpreter exit)
+            return
         self._closed = True
         if not hasattr(self, "_render_lock"):  # Widget.__del__ after a failed __init__: nothing started
             close_descendants(self)
