@@ -2,15 +2,24 @@
 
 :func:`build_app` returns the page for one browser session (its own :class:`TrainingSession`,
 its own sweep); served with ``panel serve`` it also polls the session every ``poll_ms`` and stops
-the training when the tab closes. Serve it with ``snnlab dashboard`` (works from an installed package) or
+the training when the tab closes. Serve it with ``snnlab dashboard`` (works from an installed package; it serves
+:mod:`snnlab.dashboard.served.app`, a script that only imports :func:`build_app`) or
 :func:`snnlab.dashboard.serve_dashboard`; from a source checkout also with
-``panel serve dashboards/lab.py --address 127.0.0.1`` (this file is also servable itself; without ``--address``
-Panel listens on every interface). No template and no external
-resource: the page works offline.
+``panel serve dashboards/lab.py --address 127.0.0.1`` (without ``--address`` Panel listens on every interface).
+No template and no external resource: the page works offline.
+
+Environment of the server process:
+
+- ``SNNLAB_STORE``: the run store (default ``runs/snnlab.sqlite``).
+- ``SNNLAB_DASHBOARD_DEFAULTS`` (:data:`DEFAULTS_ENV`): a JSON object of the form's starting values, e.g.
+  ``{"hidden": [32], "epochs": 3}`` (what ``serve_dashboard(defaults=...)`` sets). Text that is not a JSON
+  object is ignored with a warning at the top of the page and in the server's log (``snnlab dashboard`` refuses
+  to start with it).
+- ``SNNLAB_TORCH_THREADS``: ``torch.set_num_threads`` of the served pages (default 1).
 """
 from __future__ import annotations
 
-import json
+import logging
 import os
 import threading
 from pathlib import Path
@@ -22,6 +31,7 @@ import panel as pn
 from snnlab.dashboard.forms import ConfigForm
 from snnlab.dashboard.live import LivePanel
 from snnlab.dashboard.runs import RunsPanel, in_server_session
+from snnlab.dashboard.serve import APP_FILE, DEFAULTS_ENV, env_defaults
 from snnlab.dashboard.sweeper import SweepPanel
 from snnlab.experiments.store import RunStore, default_store_path
 
@@ -45,19 +55,7 @@ def _serve_stylesheets_locally() -> None:
 
 _serve_stylesheets_locally()
 
-#: environment variable with a JSON object of starting form values (set by ``serve_dashboard(defaults=...)``)
-DEFAULTS_ENV = "SNNLAB_DASHBOARD_DEFAULTS"
-
-
-def _env_defaults() -> dict[str, Any]:
-    text = os.environ.get(DEFAULTS_ENV, "").strip()
-    if not text:
-        return {}
-    try:
-        d = json.loads(text)
-    except ValueError:
-        return {}
-    return d if isinstance(d, dict) else {}
+_log = logging.getLogger(__name__)
 
 
 _STORES: dict[str, RunStore] = {}
@@ -84,7 +82,8 @@ class DashboardApp:
     """The objects behind one dashboard page (one per browser session).
 
     Attributes: ``form`` (:class:`ConfigForm`), ``live`` (:class:`LivePanel`, with ``.session``),
-    ``runs`` (:class:`RunsPanel`), ``sweeps`` (:class:`SweepPanel`), ``store`` and ``view`` (the page).
+    ``runs`` (:class:`RunsPanel`), ``sweeps`` (:class:`SweepPanel`), ``store``, ``view`` (the page) and ``warning``
+    (why ``$SNNLAB_DASHBOARD_DEFAULTS`` was ignored, shown at the top of the page; None when it was not).
     Call :meth:`poll` periodically (``start_polling`` does it in a served session) and :meth:`close`
     when the page goes away.
     """
@@ -103,7 +102,12 @@ class DashboardApp:
         self._polling = threading.Lock()  # one tick at a time (see poll)
         self._callback = None
         self.closed = False
-        self.form = ConfigForm({**_env_defaults(), **(defaults or {})})
+        try:  # a bad $SNNLAB_DASHBOARD_DEFAULTS: said on the page and in the log, not silently dropped
+            env, self.warning = env_defaults(), None
+        except ValueError as exc:
+            env, self.warning = {}, f"{exc}; the form starts from its own defaults"
+            _log.warning("snnlab dashboard: warning: %s", self.warning)
+        self.form = ConfigForm({**env, **(defaults or {})})
         self.live = LivePanel(self.form.config, store=self.store, run_root=root / "dashboard-runs",
                               probe_every=probe_every)
         self.runs = RunsPanel(self.store)
@@ -115,8 +119,11 @@ class DashboardApp:
         header = pn.pane.Markdown(
             "## snnlab lab\nTrain spiking networks live, compare runs and explore accuracy/energy trade-offs. "
             f"Run store: `{self.store.path}`", sizing_mode="stretch_width")
+        self.warning_pane = pn.pane.Alert(f"**warning**\n\n```\n{self.warning}\n```" if self.warning else "",
+                                          alert_type="warning", visible=self.warning is not None,
+                                          sizing_mode="stretch_width")
         sidebar = pn.Column(pn.pane.Markdown("### Experiment"), self.form.panel, width=340)
-        self.view = pn.Column(header, pn.Row(sidebar, self.tabs, sizing_mode="stretch_width"),
+        self.view = pn.Column(header, self.warning_pane, pn.Row(sidebar, self.tabs, sizing_mode="stretch_width"),
                               sizing_mode="stretch_width")
         self.view.dashboard = self  # handle for tests and notebooks
         self.runs.refresh(force=True)
@@ -194,9 +201,13 @@ def build_app(store_path: str | os.PathLike | None = None, defaults: dict[str, A
 
 
 def app_path() -> Path:
-    """Path of this module's file (what ``serve_dashboard`` hands to ``panel serve``)."""
-    return Path(__file__).resolve()
+    """Path of the script ``serve_dashboard`` hands to ``panel serve`` (:mod:`snnlab.dashboard.served.app`)."""
+    return APP_FILE
 
 
-if __name__.startswith("bokeh_app"):
-    build_app().servable(title="snnlab lab")
+if __name__.startswith("bokeh_app"):  # `panel serve` of this very file: build the page from the imported module
+    # (Bokeh clears a served script's globals before the session-destroyed callbacks run: this copy's DashboardApp
+    # could not stop a closed tab's training; the imported module's can)
+    from snnlab.dashboard.app import build_app as _build_app
+
+    _build_app().servable(title="snnlab lab")

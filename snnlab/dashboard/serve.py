@@ -1,11 +1,13 @@
-"""Start the dashboard server: ``python -m panel serve <snnlab/dashboard/app.py>`` in a subprocess.
+"""Start the dashboard server: ``python -m panel serve <snnlab/dashboard/served/app.py>`` in a subprocess.
 
 ``panel.command.main`` reads ``sys.argv`` itself, so the server runs as its own process; this
-module only builds its command line and environment. It binds to ``127.0.0.1`` by default and
-only accepts websocket connections from the address it serves.
+module only builds its command line and environment, and checks the settings first
+(:func:`check_serve_settings`: the port, the address, the run store's folder, ``$SNNLAB_DASHBOARD_DEFAULTS``).
+It binds to ``127.0.0.1`` by default and only accepts websocket connections from the address it serves.
 """
 from __future__ import annotations
 
+import errno
 import json
 import os
 import signal
@@ -15,10 +17,16 @@ import threading
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
-__all__ = ["serve_dashboard", "build_serve_command", "served_store_path", "startup_line", "APP_FILE"]
+__all__ = ["serve_dashboard", "build_serve_command", "check_serve_settings", "served_store_path", "startup_line",
+           "env_defaults", "page_url", "APP_FILE", "DEFAULTS_ENV"]
 
-#: the packaged app module handed to ``panel serve``
-APP_FILE = Path(__file__).resolve().with_name("app.py")
+#: the script handed to ``panel serve`` (page ``/app``): it only imports :func:`snnlab.dashboard.app.build_app`.
+#: (Not app.py itself: Bokeh clears a served script's globals before the session-destroyed callbacks run, so a
+#: DashboardApp defined there could not stop a closed tab's training.)
+APP_FILE = Path(__file__).resolve().parent / "served" / "app.py"
+
+#: environment variable with a JSON object of the form's starting values (set by ``serve_dashboard(defaults=...)``)
+DEFAULTS_ENV = "SNNLAB_DASHBOARD_DEFAULTS"
 
 #: addresses whose page a browser on this machine opens as ``localhost`` (the websocket origins always allowed)
 _LOCAL_ADDRESSES = ("127.0.0.1", "localhost", "0.0.0.0", "::", "::1", "")
@@ -35,6 +43,31 @@ def require_panel() -> None:
 
     for dependency in ("panel", "holoviews", "bokeh"):
         check_installed(dependency, extra="lab", feature="the snnlab dashboard")
+
+
+def env_defaults(environ: dict[str, str] | None = None) -> dict[str, Any]:
+    """The form's starting values in ``$SNNLAB_DASHBOARD_DEFAULTS`` (``{}`` when unset or blank); a ``ValueError``
+    naming the variable when it holds anything but a JSON object.
+
+    Example:
+        >>> env_defaults({"SNNLAB_DASHBOARD_DEFAULTS": '{"epochs": 7}'}), env_defaults({})
+        ({'epochs': 7}, {})
+        >>> env_defaults({"SNNLAB_DASHBOARD_DEFAULTS": '{"epochs": 7,'})
+        Traceback (most recent call last):
+        ...
+        ValueError: $SNNLAB_DASHBOARD_DEFAULTS is not valid JSON (...): '{"epochs": 7,'
+    """
+    text = (os.environ if environ is None else environ).get(DEFAULTS_ENV, "").strip()
+    if not text:
+        return {}
+    try:
+        values = json.loads(text)
+    except ValueError as exc:
+        raise ValueError(f"${DEFAULTS_ENV} is not valid JSON ({exc}): {text[:200]!r}") from None
+    if not isinstance(values, dict):
+        raise ValueError(f"${DEFAULTS_ENV} must be a JSON object of form values like "
+                         f"{{\"epochs\": 3}}, got a {type(values).__name__}: {text[:200]!r}")
+    return values
 
 
 def _check_address(address: str) -> None:
@@ -57,9 +90,7 @@ def build_serve_command(port: int = 5006, address: str = "127.0.0.1", show: bool
         >>> cmd[1:4], cmd[cmd.index("--port") + 1], "--allow-websocket-origin=localhost:5077" in cmd
         (['-m', 'panel', 'serve'], '5077', True)
     """
-    port = int(port)
-    if not 0 < port < 65536:
-        raise ValueError(f"serve_dashboard: port must be in 1..65535, got {port}")
+    port = _check_port(port)
     if int(num_threads) < 0:
         raise ValueError(f"serve_dashboard: num_threads must be >= 0, got {num_threads}")
     _check_address(address)
@@ -102,26 +133,106 @@ def served_store_path(store_path: str | os.PathLike | None = None) -> Path:
     return Path(os.path.abspath(default_store_path()))  # the app's shared_store(): os.path.abspath
 
 
-def startup_line(port: int = 5006, address: str = "127.0.0.1", store_path: str | os.PathLike | None = None) -> str:
-    """What ``snnlab dashboard`` prints when it starts the server: the page's URL and the run store
-    (:func:`served_store_path`).
+def _check_port(port: int) -> int:
+    port = int(port)
+    if not 0 < port < 65536:
+        raise ValueError(f"serve_dashboard: port must be in 1..65535, got {port}")
+    return port
 
-    The URL is one whose websocket the server accepts (:func:`build_serve_command`'s origins): ``localhost`` for
-    the local and the all-interfaces addresses (``0.0.0.0``, ``::``), else the address itself.
+
+def _check_store_folder(store_path: str | os.PathLike | None, environ: dict[str, str]) -> None:
+    """``FileNotFoundError`` when a store named by ``store_path`` or ``$SNNLAB_STORE`` lies in a folder that does
+    not exist (a typo would start a new empty store in new folders); the default ``runs/`` folder is created."""
+    named = store_path if _store_given(store_path) else (environ.get("SNNLAB_STORE") or None)
+    if named is None:
+        return
+    where = "" if _store_given(store_path) else " (named by $SNNLAB_STORE)"
+    path = Path(named).resolve()  # (as served_store_path resolves it)
+    if path.is_dir():
+        raise FileNotFoundError(f"serve_dashboard: the run store {path}{where} is a folder, not a SQLite file")
+    if not path.parent.is_dir():
+        raise FileNotFoundError(f"serve_dashboard: the run store {path}{where} is in a folder that does not exist "
+                                f"({path.parent}); a typo? To start a new store there, create the folder first")
+
+
+def _check_bindable(port: int, address: str) -> None:
+    """An ``OSError`` saying so when the server could not listen on ``address:port`` (in use, say): bound and
+    released at once, as Tornado binds (same sockets, same options)."""
+    from tornado.netutil import bind_sockets  # (Bokeh's server: installed with the lab extra)
+
+    try:
+        sockets = bind_sockets(port, address or None)
+    except OSError as exc:
+        if exc.errno == errno.EADDRINUSE:
+            raise OSError(f"serve_dashboard: port {port} is already in use on {address or 'every interface'} "
+                          "(another dashboard or server?); give another port") from None
+        raise OSError(f"serve_dashboard: cannot listen on {address or 'every interface'} port {port}: "
+                      f"{exc.strerror or exc}") from None
+    for sock in sockets:
+        sock.close()
+
+
+def check_serve_settings(port: int = 5006, address: str = "127.0.0.1", store_path: str | os.PathLike | None = None,
+                         bind: bool = True, environ: dict[str, str] | None = None) -> None:
+    """Raise before any server starts when it could not serve: a port outside 1..65535 or an IPv6 address Bokeh
+    cannot accept (``ValueError``), a run store named by ``store_path`` or ``$SNNLAB_STORE`` in a folder that does
+    not exist (``FileNotFoundError``; a store *file* that does not exist yet is a new store), a
+    ``$SNNLAB_DASHBOARD_DEFAULTS`` that is not a JSON object (``ValueError``) and, with ``bind``, a port this machine
+    cannot listen on, e.g. one in use (``OSError``). ``environ``: the server's environment (default this process's).
 
     Example:
-        >>> line = startup_line(5077, store_path="runs/x.sqlite")
-        >>> line.startswith("snnlab dashboard: open http://localhost:5077/app in your browser (Ctrl-C stops it); ")
-        True
-        >>> line.endswith(f"run store: {served_store_path('runs/x.sqlite')}")
-        True
-        >>> startup_line(8000, "0.0.0.0").split()[3], startup_line(8000, "10.0.0.5").split()[3]
+        >>> check_serve_settings(5077, bind=False)   # fine: nothing happens
+        >>> check_serve_settings(70000)
+        Traceback (most recent call last):
+        ...
+        ValueError: serve_dashboard: port must be in 1..65535, got 70000
+    """
+    environ = os.environ if environ is None else environ
+    port = _check_port(port)
+    _check_address(address)
+    _check_store_folder(store_path, environ)
+    env_defaults(environ)
+    if bind:
+        _check_bindable(port, address)
+
+
+def page_url(port: int = 5006, address: str = "127.0.0.1") -> str:
+    """The URL of the served page, one whose websocket the server accepts (:func:`build_serve_command`'s origins):
+    ``localhost`` for the local and the all-interfaces addresses (``0.0.0.0``, ``::``), else the address itself.
+
+    Example:
+        >>> page_url(8000, "0.0.0.0"), page_url(8000, "10.0.0.5")
         ('http://localhost:8000/app', 'http://10.0.0.5:8000/app')
     """
     _check_address(address)
     host = "localhost" if address in _LOCAL_ADDRESSES else address
-    return (f"snnlab dashboard: open http://{host}:{int(port)}/{APP_FILE.stem} in your browser (Ctrl-C stops it); "
-            f"run store: {served_store_path(store_path)}")
+    return f"http://{host}:{int(port)}/{APP_FILE.stem}"
+
+
+def startup_line(port: int = 5006, address: str = "127.0.0.1", store_path: str | os.PathLike | None = None,
+                 check: bool = True) -> str:
+    """What ``snnlab dashboard`` prints when it starts the server: the page's URL (:func:`page_url`) and the run
+    store (:func:`served_store_path`; "new" when its file does not exist yet).
+
+    With ``check`` (the default) the settings are checked first (:func:`check_serve_settings`, the port bound and
+    released): what cannot be served raises here, so the line never announces a server that does not start.
+
+    Example:
+        >>> line = startup_line(5077, store_path="runs/x.sqlite", check=False)
+        >>> line.startswith("snnlab dashboard: open http://localhost:5077/app in your browser (Ctrl-C stops it); ")
+        True
+        >>> line.endswith(f"run store: {served_store_path('runs/x.sqlite')} (new)")
+        True
+        >>> startup_line(70000)
+        Traceback (most recent call last):
+        ...
+        ValueError: serve_dashboard: port must be in 1..65535, got 70000
+    """
+    if check:
+        check_serve_settings(port, address, store_path)
+    store = served_store_path(store_path)
+    return (f"snnlab dashboard: open {page_url(port, address)} in your browser (Ctrl-C stops it); "
+            f"run store: {store}" + ("" if store.exists() else " (new)"))
 
 
 def serve_dashboard(port: int = 5006, address: str = "127.0.0.1", show: bool = False, num_threads: int = 2,
@@ -135,7 +246,8 @@ def serve_dashboard(port: int = 5006, address: str = "127.0.0.1", show: bool = F
         port, address: where to listen (default: localhost only).
         show: open a browser tab.
         num_threads: Panel's thread pool for callbacks (keep it small on small machines; 0 = none).
-        store_path: the run store (``SNNLAB_STORE`` for the server; default: its current value).
+        store_path: the run store (``SNNLAB_STORE`` for the server; default: its current value). Its folder must
+            exist (a ``FileNotFoundError`` otherwise); a file that does not exist yet is a new store.
         defaults: starting values of the form, e.g. ``{"hidden": [32], "epochs": 3}``.
         app: serve another app file instead of the packaged one.
         wait: block until the server exits (Ctrl-C stops it) and return its exit code; False returns
@@ -143,6 +255,8 @@ def serve_dashboard(port: int = 5006, address: str = "127.0.0.1", show: bool = F
         torch_threads: ``torch.set_num_threads`` in the server (each training runs in its own thread).
         env: the server's environment (default: this process's).
         popen_kwargs: passed to ``subprocess.Popen`` (e.g. ``stdout=`` for a log file).
+
+    Settings that cannot be served raise before the server starts (:func:`check_serve_settings`).
 
     Example:
         >>> proc = serve_dashboard(port=5077, store_path="runs/lab.sqlite", wait=False)   # doctest: +SKIP
@@ -152,10 +266,12 @@ def serve_dashboard(port: int = 5006, address: str = "127.0.0.1", show: bool = F
     cmd = build_serve_command(port=port, address=address, show=show, num_threads=num_threads, app=app,
                               extra_args=extra_args)
     child_env = dict(os.environ if env is None else env)
+    if defaults:
+        child_env[DEFAULTS_ENV] = json.dumps(defaults)
+    # (the port is not bound here: snnlab dashboard's startup_line did; a direct caller sees Bokeh's own error)
+    check_serve_settings(port, address, store_path, bind=False, environ=child_env)
     if _store_given(store_path):
         child_env["SNNLAB_STORE"] = str(served_store_path(store_path))
-    if defaults:
-        child_env["SNNLAB_DASHBOARD_DEFAULTS"] = json.dumps(defaults)
     child_env["SNNLAB_TORCH_THREADS"] = str(max(1, int(torch_threads)))
     proc = subprocess.Popen(cmd, env=child_env, **popen_kwargs)
     if not wait:
