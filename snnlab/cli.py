@@ -6,6 +6,7 @@ Every experiment flag comes from :class:`~snnlab.training.ExperimentConfig` (one
 from __future__ import annotations
 
 import argparse
+import difflib
 import math
 import json
 import os
@@ -25,7 +26,7 @@ EPILOG = """examples:
   snnlab sweep --grid noise_scale=0.1,0.3 --neuron noisy --dask local
   snnlab runs                                    list the newest runs in the store
   snnlab runs --status failed --limit 0          every failed run
-  snnlab runs show RUN_ID                        one run's config and results
+  snnlab runs show RUN_ID                        one run's config and results (the start of its id will do)
   snnlab export runs/a --nir a.nir               the trained network as a NIR graph
   snnlab dashboard                               the live-training dashboard on http://127.0.0.1:5006
   snnlab info                                    versions, GPUs, backends, extras and datasets of this machine
@@ -147,18 +148,26 @@ def cmd_train(args: argparse.Namespace) -> int:
     if getattr(args, "resume", False) and not args.run_dir:
         raise ValueError("--resume needs --run-dir, the folder of the checkpoint to continue")
     existing = _checkpoint_in(args.run_dir)
-    base = None
+    base = saved = None
     if getattr(args, "resume", False):
         if existing is None:
             raise FileNotFoundError(f"--resume: no checkpoint in --run-dir {args.run_dir!r}")
-        base = ExperimentConfig.from_saved(load_checkpoint(existing, mmap=True)["config_json"]).to_dict()
+        saved = ExperimentConfig.from_saved(load_checkpoint(existing, mmap=True)["config_json"])
+        base = saved.to_dict()
     elif existing is not None and not getattr(args, "overwrite", False):
         ck = load_checkpoint(existing, mmap=True)  # its metadata only
         state = "finished" if ck.get("finished") else f"stopped after {ck.get('step')} steps"
         raise ValueError(f"--run-dir {args.run_dir} already holds the checkpoint of run {ck.get('run_id')} ({state}): "
-                         f"--resume continues it (flags given override its configuration, e.g. --epochs), "
+                         f"--resume continues it (flags given override its configuration, e.g. --epochs, except "
+                         f"those that shape the model: `snnlab train --help` says which), "
                          f"--overwrite starts a new run there")
     cfg = config_from_args(args, base)  # the checkpoint's configuration, then --config, then the flags given
+    if saved is not None:  # flags that the checkpoint's model cannot take: refused before anything runs
+        from snnlab.training.resume import check_resume_config
+
+        check_resume_config(saved, cfg, existing,
+                            describe=lambda field, old, new: f"{_as_flag(field, new)} (the checkpoint's: "
+                                                             f"{_as_flag(field, old)})", name=_flag)
     if args.save_config:
         Path(args.save_config).write_text(cfg.to_json())
     if args.threads:
@@ -203,6 +212,40 @@ def cmd_train(args: argparse.Namespace) -> int:
               f"result{again}", file=sys.stderr)
         return 1
     return 0
+
+
+def _flag(field: str) -> str:
+    """The ``snnlab train`` flag of a config field: ``--max-delay`` for ``max_delay``."""
+    return "--" + field.replace("_", "-")
+
+
+def _as_flag(field: str, value) -> str:
+    """A config field's value as the ``snnlab train`` flag that sets it.
+
+    Example:
+        >>> _as_flag("hidden", [64, 32]), _as_flag("delays", False), _as_flag("tau_syn", None)
+        ('--hidden 64,32', '--no-delays', '--tau-syn None')
+    """
+    flag = _flag(field)
+    if isinstance(value, bool):
+        return flag if value else f"--no-{flag[2:]}"
+    if isinstance(value, (list, tuple)):
+        return f"{flag} {','.join(map(str, value))}"
+    if isinstance(value, dict):
+        return f"{flag} {shlex.quote(json.dumps(value))}"
+    return f"{flag} {value}"
+
+
+def _resume_help() -> str:
+    """``--resume``'s help: what flags may change on a resume and what stays the checkpoint's
+    (:data:`snnlab.training.resume.FIXED_ON_RESUME`, the rule every resume follows)."""
+    from snnlab.training.resume import fixed_on_resume_text
+
+    fixed = fixed_on_resume_text(_flag)
+    return ("continue the run whose checkpoint is in --run-dir. Flags given (and --config) override its configuration: "
+            "--epochs, learning rates and schedules, --tau-mem, --threshold, --neuron, --surrogate, --dropout, "
+            "--mask-p, ... (--batch-size only at an epoch boundary). What sets the model's parameters or the optimiser's "
+            f"state stays the checkpoint's, and a flag changing it is refused: {fixed}")
 
 
 def _report_stopped(trainer, args: argparse.Namespace, status: int) -> int:
@@ -460,6 +503,47 @@ def _runs_output(args: argparse.Namespace) -> int:
         store.close()
 
 
+RUNS_CANDIDATES = 10  # an ambiguous run id prefix or name lists at most this many of the runs it matches
+
+
+def _resolve_run_ids(wanted: list[str], listed) -> tuple[list[str], list[str]]:
+    """The run ids that ``wanted`` name (each a whole id, else a unique prefix of one, else a run's whole name when only
+    one run has it), in the order given without repeats, and the words that name no run. ``ValueError`` listing the
+    candidates for a prefix or name that fits several runs. ``listed`` is :meth:`RunStore.list_runs`' table.
+
+    Example:
+        >>> import pandas as pd
+        >>> listed = pd.DataFrame({"run_id": ["be89aa", "be12cc", "0f3d11"], "name": ["a", "b", "b"],
+        ...                        "status": ["finished"] * 3})
+        >>> _resolve_run_ids(["0f", "be8", "a", "0f3d11", "zz"], listed)
+        (['0f3d11', 'be89aa'], ['zz'])
+        >>> _resolve_run_ids(["be"], listed)
+        Traceback (most recent call last):
+        ...
+        ValueError: run id prefix 'be' fits 2 runs: be89aa (a, finished), be12cc (b, finished); give more of the id
+    """
+    ids, names = listed["run_id"].tolist(), listed["name"].tolist()
+    statuses = listed["status"].tolist() if "status" in listed else [""] * len(ids)
+    found, unknown = [], []
+    for word in wanted:
+        if word in ids:
+            found.append(word)
+            continue
+        how, fits = "run id prefix", [i for i, r in enumerate(ids) if word and r.startswith(word)]
+        if not fits:
+            how, fits = "run name", [i for i, n in enumerate(names) if n == word]
+        if len(fits) == 1:
+            found.append(ids[fits[0]])
+        elif fits:
+            shown = ", ".join(f"{ids[i]} ({names[i]}, {statuses[i]})" for i in fits[:RUNS_CANDIDATES])
+            more = f" and {len(fits) - RUNS_CANDIDATES} more" if len(fits) > RUNS_CANDIDATES else ""
+            fix = "give more of the id" if how == "run id prefix" else "give a run id"
+            raise ValueError(f"{how} {word!r} fits {len(fits)} runs: {shown}{more}; {fix}")
+        else:
+            unknown.append(word)
+    return list(dict.fromkeys(found)), unknown
+
+
 def _print_runs(args: argparse.Namespace, store, statuses: list[str], limit: int) -> int:
     import shutil
 
@@ -483,28 +567,32 @@ def _print_runs(args: argparse.Namespace, store, statuses: list[str], limit: int
     elif args.action == "show":
         if not args.run_ids:
             raise ValueError("runs show needs one or more run ids (`snnlab runs` lists them)")
-        runs = [store.get_run(run_id) for run_id in args.run_ids]  # every id checked before printing
+        run_ids, unknown = _resolve_run_ids(args.run_ids, store.list_runs())
+        if unknown:
+            raise KeyError(f"no run {unknown[0]!r} in {store.path} (`snnlab runs` lists them)")
+        runs = [store.get_run(run_id) for run_id in run_ids]  # every id checked before printing
         for run in runs:
             print(json.dumps(run, indent=2, default=str))
     elif args.action == "compare":
         with store.snapshot():  # the ids checked and the results read from one state of the store
             listed = store.list_runs()
             table = store.summaries()
-        unknown = sorted(set(args.run_ids) - set(listed["run_id"]))
+        run_ids, unknown = _resolve_run_ids(args.run_ids, listed)
         if unknown:
             raise ValueError(f"no run(s) {', '.join(unknown)} in {store.path} (`snnlab runs` lists them)")
         with_results = set(table["run_id"]) if "run_id" in table else set()
         matched = len(table)
-        if not table.empty and args.run_ids:
-            table = table[table["run_id"].isin(args.run_ids)]
+        if not table.empty and run_ids:  # in the order asked for
+            table = table[table["run_id"].isin(run_ids)]
+            table = table.iloc[sorted(range(len(table)), key=lambda i: run_ids.index(table["run_id"].iloc[i]))]
             matched = len(table)
         elif not table.empty:
             table, matched = _newest(table, statuses, limit)
-        _without_results_note(listed, with_results, args.run_ids, statuses)
+        _without_results_note(listed, with_results, run_ids, statuses)
         if table.empty:
-            print(f"no finished runs with results{' among ' + ', '.join(args.run_ids) if args.run_ids else ''}"
-                  f"{' with status ' + ', '.join(statuses) if statuses and not args.run_ids else ''} in {store.path}")
-            return 1 if args.run_ids else 0  # the runs asked for cannot be compared
+            print(f"no finished runs with results{' among ' + ', '.join(run_ids) if run_ids else ''}"
+                  f"{' with status ' + ', '.join(statuses) if statuses and not run_ids else ''} in {store.path}")
+            return 1 if run_ids else 0  # the runs asked for cannot be compared
         # the trade-off's two axes, then the settings that differ between the runs, then the other results: the
         # columns left out at the terminal's width are the last ones
         configs = varying_columns(table, [c for c in table.columns if c.startswith("config.")])
@@ -614,8 +702,7 @@ def build_parser() -> argparse.ArgumentParser:
     store_flags(train)
     train.add_argument("--run-dir", help="folder for the checkpoint (resumable with --resume)")
     again = train.add_mutually_exclusive_group()
-    again.add_argument("--resume", action="store_true",
-                       help="continue the run whose checkpoint is in --run-dir (flags given override its configuration)")
+    again.add_argument("--resume", action="store_true", help=_resume_help())
     again.add_argument("--overwrite", action="store_true", help="start a new run in a --run-dir that holds a checkpoint")
     train.add_argument("--name", help="run name in the store [the config's label]")
     train.add_argument("--threads", type=_positive_int, help="torch CPU threads")
@@ -647,14 +734,17 @@ def build_parser() -> argparse.ArgumentParser:
     sw.set_defaults(func=cmd_sweep)
 
     runs = sub.add_parser("runs", help="list, show or compare runs in the store",
-                          description="List (the default), show or compare the runs in the store, newest first. "
+                          description="List (the default), show or compare the runs in the store, newest first (compare with "
+                                      "runs named: in the order given). "
                                       f"Names are cut to {NAME_WIDTH} characters (--wide: whole), messages to the last "
                                       f"line of their text ({MESSAGE_WIDTH} characters), and the table to the terminal's "
                                       "width; what is left out is said on stderr (compare: the runs without results "
                                       "too; exit status 1 when none of the runs asked for has results). The store is "
                                       "opened read-only: listing never changes it.")
     runs.add_argument("action", nargs="?", default="list", choices=["list", "show", "compare"])
-    runs.add_argument("run_ids", nargs="*", help="run ids (for show / compare)")
+    runs.add_argument("run_ids", nargs="*", metavar="RUN",
+                      help="runs to show / compare (compare: in this order): a run id, a unique start of one, or a "
+                           "run's name when only one run has it")
     runs.add_argument("--store", help="run store (SQLite file) [$SNNLAB_STORE or runs/snnlab.sqlite]")
     runs.add_argument("--status", action="append", metavar="STATUS",
                       help="only runs with this status (finished, failed, running, stopped, died: a running run "
@@ -679,7 +769,15 @@ def build_parser() -> argparse.ArgumentParser:
                         help="seconds per time step: NIR time constants are tau_mem * dt [1e-3; snnTorch reads 1e-4]")
     export.set_defaults(func=cmd_export)
 
-    dash = sub.add_parser("dashboard", help="serve the live-training dashboard (Panel) on localhost")
+    dash = sub.add_parser("dashboard", help="serve the live-training dashboard (Panel) on localhost",
+                          description="Serve the snnlab dashboard, a Panel web app, and print its address "
+                                      "(http://localhost:5006/app by default; Ctrl-C stops the server). In a browser "
+                                      "tab you configure and train a network live (spike rasters, membranes, curves), "
+                                      "compare the runs of the run store (--store) and explore their trade-offs, and "
+                                      "launch sweeps. Each tab trains on its own; closing a tab stops its training "
+                                      "(a checkpoint is kept) and cancels its pending sweep runs. It listens on "
+                                      "127.0.0.1 (this machine only) unless --address says otherwise; it needs pip "
+                                      "install \"snnlab[lab]\".")
     dash.add_argument("--port", type=int, default=5006, help="port to serve on [5006]")
     dash.add_argument("--address", default="127.0.0.1", help="bind address [127.0.0.1: this machine only]")
     dash.add_argument("--show", action="store_true", help="open a browser tab")
@@ -691,7 +789,28 @@ def build_parser() -> argparse.ArgumentParser:
     info.add_argument("--data-root", help="the data folder to look for datasets in [the shared data folder]")
     info.add_argument("--json", action="store_true", help="print JSON")
     info.set_defaults(func=cmd_info)
+    parser.command_parsers = dict(sub.choices)  # (main reports a subcommand's unknown arguments with its usage)
     return parser
+
+
+def _unrecognized(parser: argparse.ArgumentParser, extra: list[str]) -> str:
+    """argparse's "unrecognized arguments" message for ``extra``, with a "did you mean" for each option that is close
+    to one of ``parser``'s (a typo: ``--hiden`` for ``--hidden``).
+
+    Example:
+        >>> p = argparse.ArgumentParser(prog="x")
+        >>> _ = p.add_argument("--hidden")
+        >>> _unrecognized(p, ["--hiden=32", "7"])
+        'unrecognized arguments: --hiden=32 7 (did you mean --hidden?)'
+    """
+    options = [o for action in parser._actions for o in action.option_strings if o.startswith("--")]
+    typed = [word.split("=", 1)[0] for word in extra if word.startswith("--")]
+    hints = []
+    for word in typed:
+        close = difflib.get_close_matches(word, options, n=1, cutoff=0.75)
+        if close:
+            hints.append(close[0] if len(typed) == 1 else f"{close[0]} for {word}")
+    return f"unrecognized arguments: {' '.join(extra)}" + (f" (did you mean {', '.join(hints)}?)" if hints else "")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -703,11 +822,17 @@ def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     try:
         args, extra = parser.parse_known_args(argv)
-        if (extra and getattr(args, "command", None) == "runs" and args.action in ("show", "compare")
+        command = getattr(args, "command", None)
+        own = parser.command_parsers.get(command, parser)  # a subcommand's errors come with its own usage
+        if (extra and command == "runs" and args.action in ("show", "compare")
                 and not any(e.startswith("-") for e in extra)):
             args.run_ids = list(args.run_ids) + extra  # ids after --store (argparse ends a '*' positional early)
+        elif command == "runs" and args.action == "list" and (args.run_ids or extra) and \
+                not any(e.startswith("-") for e in extra):
+            own.error(f"unrecognized arguments: {' '.join([*args.run_ids, *extra])}: `runs list` takes no run ids "
+                      "(`snnlab runs show RUN` shows one run, `snnlab runs compare RUN...` compares runs)")
         elif extra:
-            parser.error(f"unrecognized arguments: {' '.join(extra)}")
+            own.error(_unrecognized(own, extra))
     except SystemExit as exc:  # --help (0) or a usage error (2, message already printed)
         return int(exc.code or 0)
     if not getattr(args, "func", None):

@@ -20,8 +20,23 @@ def _none_or(conv):
 
 
 def _int_list(text: str) -> list[int]:
+    """``"128,64"`` -> ``[128, 64]``; an empty entry (``"32,,16"``, a trailing comma) is an error, not skipped.
+
+    Example:
+        >>> _int_list("128, 64")
+        [128, 64]
+        >>> _int_list("32,,16")
+        Traceback (most recent call last):
+        ...
+        argparse.ArgumentTypeError: expected comma-separated integers like 128,64, got '32,,16' (entry 2 is empty)
+    """
+    parts = text.replace(" ", "").split(",")
+    empty = [i for i, v in enumerate(parts, 1) if not v]
+    if empty:
+        where = f"entry {empty[0]} is empty" if parts != [""] else "no entries"
+        raise argparse.ArgumentTypeError(f"expected comma-separated integers like 128,64, got {text!r} ({where})")
     try:
-        return [int(v) for v in text.replace(" ", "").split(",") if v]
+        return [int(v) for v in parts]
     except ValueError:
         raise argparse.ArgumentTypeError(f"expected comma-separated integers like 128,64, got {text!r}") from None
 
@@ -108,9 +123,13 @@ def parse_grid(items: list[str]) -> dict[str, list]:
             raise ConfigError(f"--grid: unknown field {key!r}; valid fields are {ExperimentConfig.fields()}")
         conv = field_converter(key)
         kind = ExperimentConfig.schema()[key]["type"]
-        parts = values.split(";") if kind in ("List", "LayerSizes", "Dict") else values.split(",")
+        sep = ";" if kind in ("List", "LayerSizes", "Dict") else ","
+        parts = values.split(sep)
+        if any(not v.strip() for v in parts):  # (a typo, not a value: None is written None)
+            raise ConfigError(f"--grid {key}: an empty value in {values!r}; separate the values by single {sep!r}"
+                              + (" (write None for None)" if ExperimentConfig.schema()[key]["allow_None"] else ""))
         try:
-            grid.setdefault(key, []).extend(conv(v) for v in parts if v.strip())
+            grid.setdefault(key, []).extend(conv(v) for v in parts)
         except (ValueError, argparse.ArgumentTypeError) as exc:
             raise ConfigError(f"--grid {key}: {exc}") from None
     return grid

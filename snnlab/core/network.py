@@ -81,7 +81,9 @@ class Monitor:
     faster on the CPU without keeping the whole ``[T, B, N]`` membrane), and ``mon.membrane`` stays empty.
 
     Only :class:`~snnlab.LIF` / :class:`~snnlab.LI` layers (and their subclasses) are neuron layers: a neuron
-    written as another ``nn.Module`` is not recorded.
+    written as another ``nn.Module`` is not recorded. A network with no neuron layer at all gets a ``UserWarning``
+    (it would record nothing); not an error, as the metrics monitor any model they are given and say what it lacks
+    themselves. ``layers=[]`` asks for nothing and is not warned about.
 
     A layer called several times in one forward of ``net`` (a loop over time steps, a layer shared by several
     places) is recorded as all its calls concatenated along time, in call order: a per-step loop calling an
@@ -105,6 +107,11 @@ class Monitor:
     def __init__(self, net: nn.Module, layers: list[str] | None = None, to_cpu: bool = False,
                  membrane: bool = True) -> None:
         found = {n: m for n, m in net.named_modules() if isinstance(m, (LIF, LI))}
+        if not found and layers is None:
+            warnings.warn(f"Monitor: {type(net).__name__} has no neuron layer (snnlab.LIF or snnlab.LI, or a "
+                          "subclass of them) among its modules, so nothing will be recorded: a neuron written as "
+                          "another nn.Module must subclass snnlab.LIF (or snnlab.LI) to be monitored",
+                          UserWarning, stacklevel=2)
         if layers is not None:
             missing = [n for n in layers if n not in found]
             if missing:

@@ -325,6 +325,21 @@ def plain_value(value: Any) -> Any:
     return value
 
 
+def _check_finite(cls: type, key: str, value: Any) -> None:
+    """A :class:`ConfigError` for NaN or infinity given to a numeric field (flags, ``--config`` files, JSON, keywords):
+    said as such, before ``param``'s bound check would call NaN "not at most" its upper bound.
+
+    Example:
+        >>> ExperimentConfig.from_dict({"lr": float("nan")})
+        Traceback (most recent call last):
+        ...
+        snnlab.training.config.ConfigError: bad value for 'lr': lr must be a finite number, got nan
+    """
+    p = cls.param[key] if key in cls.param else None
+    if isinstance(p, param.Number) and isinstance(value, float) and not math.isfinite(value):
+        raise ConfigError(f"bad value for {key!r}: {key} must be a finite number, got {value!r}")
+
+
 class ExperimentConfig(param.Parameterized):
     """Everything that defines a training run (dataset, model, optimisation, hardware).
 
@@ -334,7 +349,10 @@ class ExperimentConfig(param.Parameterized):
     """
 
     def __init__(self, **params: Any) -> None:
-        super().__init__(**{k: plain_value(v) for k, v in params.items()})
+        params = {k: plain_value(v) for k, v in params.items()}
+        for k, v in params.items():
+            _check_finite(type(self), k, v)
+        super().__init__(**params)
 
     # -- data ---------------------------------------------------------------------------------
     dataset = param.Selector(default="digits", objects=list(DATASETS), doc=(
@@ -534,7 +552,8 @@ class ExperimentConfig(param.Parameterized):
     def from_dict(cls, d: dict[str, Any], validate: bool = True) -> "ExperimentConfig":
         """Build a config from a dict, rejecting unknown keys and bad values with clear errors.
 
-        Missing keys take their defaults. ``validate=True`` also runs :meth:`validate`.
+        Missing keys take their defaults. ``validate=True`` also runs :meth:`validate`. NaN or infinity in a numeric
+        field (a ``--lr nan`` flag, ``NaN`` in a JSON file) is refused as not a finite number, whatever the bounds.
         """
         if isinstance(d, ExperimentConfig):
             d = d.to_dict()
@@ -555,6 +574,7 @@ class ExperimentConfig(param.Parameterized):
                 v = list(v)
             if k == "data_kwargs" and v is None:
                 v = {}
+            _check_finite(cls, k, v)
             try:
                 setattr(cfg, k, v)
             except (ValueError, TypeError) as e:

@@ -2,6 +2,9 @@
 
 * :func:`refuse_foreign_checkpoint` / :func:`load_resume`: the check and the loading that come before a
   :class:`~snnlab.training.Trainer` is built.
+* :data:`FIXED_ON_RESUME` / :func:`resume_conflicts` / :func:`check_resume_config`: the one rule of what a resumed run
+  may change (the Trainer, ``snnlab train --resume`` and sweeps resuming their runs all apply it): everything but the
+  settings that shape the model's parameters or the optimiser's state, which the checkpoint holds.
 * :class:`ResumeMixin`: the trainer's :meth:`~ResumeMixin.checkpoint_state`, :meth:`~ResumeMixin.save_checkpoint`,
   :meth:`~ResumeMixin.resume_from`, its restoring from a checkpoint and the rollback of a step cut short.
 
@@ -26,17 +29,19 @@ import uuid
 import time
 import warnings
 from pathlib import Path
+from collections.abc import Callable
 from typing import Any, TypeVar
 
 from snnlab.core.validation import user_stacklevel
 from snnlab.data.loader_rng import loader_states, restore_loader_states
 
 from .checkpoint import CheckpointError, load_checkpoint, save_checkpoint, to_plain
-from .config import ExperimentConfig
+from .config import ConfigError, ExperimentConfig, dataset_shape
 from .interrupts import global_rng_state, roll_back, set_global_rng_state
 from .records import History
 
-__all__ = ["CHECKPOINT_FORMAT", "CHECKPOINT_NAME", "refuse_foreign_checkpoint", "load_resume", "ResumeMixin"]
+__all__ = ["CHECKPOINT_FORMAT", "CHECKPOINT_NAME", "refuse_foreign_checkpoint", "load_resume", "ResumeMixin",
+           "FIXED_ON_RESUME", "ResumeConfigError", "resume_conflicts", "check_resume_config", "fixed_on_resume_text"]
 
 log = logging.getLogger("snnlab.training.trainer")  # the Trainer's messages keep the logger they always had
 
@@ -44,6 +49,119 @@ CHECKPOINT_FORMAT = "snnlab-checkpoint-v1"
 CHECKPOINT_NAME = "checkpoint.pt"
 
 _Run = TypeVar("_Run", bound="ResumeMixin")
+
+#: What a resumed run keeps from its checkpoint: each part of the model's parameters (their names and shapes) or of
+#: the optimiser's state that the configuration sets, with the fields that set it. A checkpoint's weights and
+#: optimiser state fit only a model and optimiser built alike. Every other field may change on a resume (epochs,
+#: learning rates and their schedules, tau_mem, threshold, the neuron model and surrogate, dropout, mask_p, ...; the
+#: batch size at an epoch boundary): a fixed time constant or threshold is taken from the configuration.
+FIXED_ON_RESUME: dict[str, tuple[str, ...]] = {
+    "the input and class counts": ("dataset", "data_kwargs"),
+    "the hidden-layer widths": ("hidden",),
+    "delay synapses": ("delays",),
+    "recurrent synapses": ("recurrent",),
+    "adaptive neurons: adaptation 0 or > 0": ("adaptation",),
+    "per-neuron time constants: tau_mem_cv 0 or > 0, or recurrent": ("tau_mem_cv", "recurrent"),
+    "a synaptic current: tau_syn None or set": ("tau_syn",),
+    "learned time constants": ("learn_tau",),
+    "learned thresholds": ("learn_threshold",),
+    "batch norm": ("batch_norm",),
+    "a spiking or a membrane output layer": ("readout",),
+    "the optimiser": ("optimizer",),
+}
+
+
+class ResumeConfigError(CheckpointError, ConfigError):
+    """A resume with a configuration whose model or optimiser the checkpoint does not fit (see
+    :data:`FIXED_ON_RESUME`); a :class:`CheckpointError` and a :class:`ConfigError`."""
+
+
+def _layout(cfg: ExperimentConfig) -> dict[str, Any]:
+    """The value of each part of :data:`FIXED_ON_RESUME` for ``cfg`` (None where it cannot be told: a bad value that
+    validation reports)."""
+    from snnlab.core.readout import SPIKE_READOUTS
+
+    try:
+        shape: Any = dataset_shape(cfg)
+    except (TypeError, ValueError):
+        shape = None
+    parts = [shape, [int(h) for h in cfg.hidden], bool(cfg.delays), bool(cfg.recurrent), cfg.adaptation > 0,
+             bool(cfg.recurrent) or cfg.tau_mem_cv > 0, cfg.tau_syn is not None, bool(cfg.learn_tau),
+             bool(cfg.learn_threshold), bool(cfg.batch_norm), cfg.readout in SPIKE_READOUTS, cfg.optimizer]
+    return dict(zip(FIXED_ON_RESUME, parts, strict=True))
+
+
+def resume_conflicts(saved: ExperimentConfig, cfg: ExperimentConfig) -> dict[str, tuple[Any, Any]]:
+    """``{field: (saved value, new value)}`` of the fields whose change would not fit the checkpoint of a run trained
+    with ``saved`` (:data:`FIXED_ON_RESUME`); empty when ``cfg`` may resume it.
+
+    Example:
+        >>> saved = ExperimentConfig(hidden=[32])
+        >>> resume_conflicts(saved, saved.copy(hidden=[64], epochs=20, tau_mem=5.0))
+        {'hidden': ([32], [64])}
+        >>> resume_conflicts(ExperimentConfig(adaptation=0.5), ExperimentConfig(adaptation=0.8))   # still adaptive
+        {}
+    """
+    old, new = _layout(saved), _layout(cfg)
+    out: dict[str, tuple[Any, Any]] = {}
+    for part, fields in FIXED_ON_RESUME.items():
+        if old[part] is None or new[part] is None or old[part] == new[part]:
+            continue
+        for field in fields:
+            a, b = getattr(saved, field), getattr(cfg, field)
+            if a != b:
+                out[field] = (list(a) if isinstance(a, (list, tuple)) else a, list(b) if isinstance(b, (list, tuple))
+                              else b)
+    return out
+
+
+def fixed_on_resume_text(name: Callable[[str], str] = str) -> str:
+    """What a resume cannot change (:data:`FIXED_ON_RESUME`) in words, each field written ``name(field)`` (the command
+    line writes its flags), for error messages and help.
+
+    Example:
+        >>> fixed_on_resume_text().split("; ")[:2]
+        ['dataset/data_kwargs (the input and class counts)', 'hidden (the hidden-layer widths)']
+    """
+    return "; ".join(f"{'/'.join(map(name, fields))} ({part})" for part, fields in FIXED_ON_RESUME.items())
+
+
+def check_resume_config(saved: ExperimentConfig, cfg: ExperimentConfig, source: Any,
+                        describe: Callable[[str, Any, Any], str] | None = None,
+                        name: Callable[[str], str] = str) -> None:
+    """Raise :class:`ResumeConfigError` naming the changed fields when ``cfg`` cannot resume the checkpoint ``source``
+    of a run trained with ``saved`` (:func:`resume_conflicts`), before any data or model is built. ``describe(field,
+    old, new)`` words one change (default ``field old -> new``) and ``name(field)`` a field in the list of what
+    cannot change (the command line writes its flags).
+
+    Example:
+        >>> check_resume_config(ExperimentConfig(hidden=[32]), ExperimentConfig(hidden=[64]), "runs/a")
+        Traceback (most recent call last):
+        ...
+        snnlab.training.resume.ResumeConfigError: checkpoint runs/a cannot resume with hidden [32] -> [64]: ...
+    """
+    conflicts = resume_conflicts(saved, cfg)
+    if not conflicts:
+        return
+    describe = describe or (lambda field, a, b: f"{field} {a!r} -> {b!r}")
+    changes = ", ".join(describe(field, a, b) for field, (a, b) in conflicts.items())
+    raise ResumeConfigError(
+        f"checkpoint {source} cannot resume with {changes}: the checkpoint holds the weights and optimiser state of "
+        f"the model it trained, and these settings change the model's parameters or the optimiser. A resume cannot "
+        f"change what these set: {fixed_on_resume_text(name)}; everything else it may (epochs, learning rates, "
+        f"tau_mem, threshold, neuron, surrogate, dropout, ...). Start a new run to change them.")
+
+
+def _saved_config(ckpt: dict[str, Any]) -> ExperimentConfig | None:
+    """The configuration a checkpoint was trained with, or None where it holds none that can be read."""
+    if not isinstance(ckpt.get("config_json"), str):
+        return None
+    try:
+        with warnings.catch_warnings():  # (keys it drops are said when it is resumed with its own configuration)
+            warnings.simplefilter("ignore")
+            return ExperimentConfig.from_saved(ckpt["config_json"])
+    except (ConfigError, ValueError, TypeError):
+        return None
 
 
 def refuse_foreign_checkpoint(run_dir: Path, resume: str | os.PathLike | None) -> None:
@@ -63,7 +181,8 @@ def load_resume(resume: str | os.PathLike, cfg: ExperimentConfig | dict | None,
                 run_dir: str | os.PathLike | None) -> tuple[dict[str, Any], ExperimentConfig | dict, str | os.PathLike]:
     """The training checkpoint at ``resume`` (a file or a run folder), the configuration to resume it with (``cfg``,
     else the checkpoint's) and the run folder (``run_dir``, else the checkpoint's); a clear
-    :class:`CheckpointError` for a file that is no training checkpoint or holds no configuration to use."""
+    :class:`CheckpointError` for a file that is no training checkpoint or holds no configuration to use, and a
+    :class:`ResumeConfigError` for a ``cfg`` that changes what a resume keeps (:func:`check_resume_config`)."""
     ckpt = load_checkpoint(resume)
     if ckpt.get("format") != CHECKPOINT_FORMAT:
         raise CheckpointError(f"{resume} is not an snnlab training checkpoint (format={ckpt.get('format')!r})")
@@ -71,6 +190,14 @@ def load_resume(resume: str | os.PathLike, cfg: ExperimentConfig | dict | None,
         if not isinstance(ckpt.get("config_json"), str):
             raise CheckpointError(f"{resume} holds no configuration (config_json); pass cfg= to resume it")
         cfg = ExperimentConfig.from_saved(ckpt["config_json"])
+    else:  # a changed configuration: refused here, before any data is loaded, when the checkpoint cannot fit it
+        saved = _saved_config(ckpt)
+        try:
+            new = cfg if isinstance(cfg, ExperimentConfig) else ExperimentConfig.from_dict(cfg, validate=False)
+        except (ConfigError, ValueError, TypeError):
+            new = None  # (the Trainer reports a bad configuration itself)
+        if saved is not None and isinstance(new, ExperimentConfig):
+            check_resume_config(saved, new, resume)
     if run_dir is None:
         rp = Path(resume)
         run_dir = rp if rp.is_dir() else rp.parent
