@@ -801,3 +801,16 @@ def test_half_precision_outputs_are_counted_and_summed_in_float32(readout):
     assert predict(out, readout).tolist() == [0]
     assert prediction_over_time(out, readout)[-1].tolist() == [0]
     assert decision_latency(out, readout).tolist() == [300.0]  # decided at the 301st spike of class 0
+
+
+def test_a_model_without_neuron_layers_gets_one_warning_from_evaluate():
+    """Review: Monitor now warns on a network without neuron layers; evaluate, which says so itself, names its layers
+    for the Monitor so that its caller sees one warning, not two."""
+    import warnings
+
+    x = torch.rand(5, 3, 2)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        evaluate(nn.Sequential(nn.Linear(2, 2)), [(x, torch.tensor([0, 1, 0]))])
+    messages = [str(w.message) for w in caught if issubclass(w.category, UserWarning)]
+    assert len(messages) == 1 and "no snnlab.LIF layer" in messages[0], messages

@@ -49,7 +49,7 @@ from torch import nn
 from snnlab.core.masking import SpikeMask
 from snnlab.core.network import Monitor
 from snnlab.core.validation import as_seed
-from snnlab.core.neurons import LIF
+from snnlab.core.neurons import LI, LIF
 from snnlab.core.readout import READOUTS, decide, logits, tie_tolerance
 
 from ._common import (batches, check_labels, eval_mode, input_dtype, model_input, model_output, resolve_device,
@@ -106,12 +106,13 @@ def collect(model: nn.Module, loader: Iterable, readout: str = "membrane_sum", d
         return hook
 
     handles = [modules[m].register_forward_hook(count_mask(m)) for m in masks.values()]
+    neurons = [n for n, m in modules.items() if isinstance(m, (LIF, LI))]  # (named: no second warning from Monitor)
     if not any(isinstance(m, LIF) for m in modules.values()):
         warnings.warn(f"{fn}: the model has no snnlab.LIF layer, so no spikes are counted (spikes_per_sample = 0): "
                       f"neuron layers must subclass snnlab.LIF (or snnlab.LI, which does not spike) to be counted",
                       UserWarning, stacklevel=3)
     try:
-        with eval_mode(model), same_model_randomness(model, dev, seed=seed), Monitor(model, membrane=False) as mon, \
+        with eval_mode(model), same_model_randomness(model, dev, seed=seed), Monitor(model, neurons, membrane=False) as mon, \
                 SynOpsCounter(model) as counter:
             lif_names = [n for n, m in mon.layers.items() if isinstance(m, LIF)]
             rec.layer_spikes = {n: 0.0 for n in lif_names}
