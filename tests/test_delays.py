@@ -444,8 +444,8 @@ def test_triton_backend_dispatch(monkeypatch):
 
     calls = []
 
-    def fake(x, weight, pos, sigma, max_delay, rounded):
-        calls.append(rounded)
+    def fake(x, weight, pos, sigma, max_delay, rounded, autocast="asked again"):
+        calls.append((rounded, autocast))  # autocast=None: the layer cast the operands already
         return torch.zeros(x.shape[0], x.shape[1], weight.shape[0])
 
     monkeypatch.setattr(delays_mod, "_TRITON_IMPL", fake)
@@ -455,7 +455,7 @@ def test_triton_backend_dispatch(monkeypatch):
     torch.testing.assert_close(y, layer.bias.expand(5, 1, 2))
     layer.round_delays()
     layer(torch.ones(5, 1, 3))
-    assert calls == [False, True]
+    assert calls == [(False, None), (True, None)]
 
 
 # ----------------------------------------------------------------------------- learning

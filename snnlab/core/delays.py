@@ -25,6 +25,7 @@ from torch import nn
 
 from snnlab.core.validation import as_number, as_seed, check_choice, check_positive, check_time_major, is_integer
 from snnlab.kernels.delay_math import (  # the formula and the autocast policy live in the kernels layer
+    ASK,
     autocast_dtype,
     autocast_off,
     autocast_operands,
@@ -129,18 +130,21 @@ def _work_dtype(*tensors: torch.Tensor) -> torch.dtype:
 
 
 def _cast_for_autocast(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None
-                       ) -> tuple[torch.dtype | None, torch.Tensor, torch.Tensor, torch.Tensor | None]:
-    """``(amp, x, weight, bias)``: the dtype autocast gives the taps paths' products here, or None (off, or a float64
-    layer: autocast leaves float64 alone), and the operands cast to it (:func:`autocast_operands`; unchanged where
-    ``amp`` is None, without asking autocast again)."""
-    amp = None if weight.dtype == torch.float64 else autocast_dtype(x.device.type)
-    return (None, x, weight, bias) if amp is None else (amp, *autocast_operands(x, weight, bias))
+                       ) -> tuple[torch.dtype | None, torch.dtype | None, torch.Tensor, torch.Tensor, torch.Tensor | None]:
+    """``(on, amp, x, weight, bias)``, autocast asked once: ``on`` its dtype on ``x``'s device (None: off; for
+    :func:`autocast_off`), ``amp`` the dtype it gives the taps paths' products here, or None (off, or a float64
+    layer: autocast leaves float64 alone), and the operands cast to ``amp`` (:func:`autocast_operands`; unchanged
+    where ``amp`` is None)."""
+    on = autocast_dtype(x.device.type)
+    amp = None if weight.dtype == torch.float64 else on
+    return (on, None, x, weight, bias) if amp is None else (on, amp, *autocast_operands(x, weight, bias, amp))
 
 
-def _conv_fft(x: torch.Tensor, kernel: torch.Tensor) -> torch.Tensor:
-    """Causal convolution through the FFT: one complex ``[B, in] @ [in, out]`` matmul per frequency."""
+def _conv_fft(x: torch.Tensor, kernel: torch.Tensor, on: torch.dtype | None | object = ASK) -> torch.Tensor:
+    """Causal convolution through the FFT: one complex ``[B, in] @ [in, out]`` matmul per frequency. ``on``:
+    autocast's dtype here where the caller knows it (None: off), else asked."""
     # the FFTs and the complex matmul need float32 or float64: autocast would cast the stacked matmul down
-    with autocast_off(x):
+    with autocast_off(x, on):
         return _conv_fft_full_precision(x, kernel)
 
 
@@ -200,8 +204,15 @@ def delayed_linear(
     ``bias`` are first cast to the autocast dtype (see :class:`DelayedLinear`).
     """
     check_choice(method, "method", _METHODS, "delayed_linear")
-    amp, x, weight, bias = _cast_for_autocast(x, weight, bias)
-    with autocast_off(x):
+    return _delayed_linear(*_cast_for_autocast(x, weight, bias), positions, sigma, max_delay, method)
+
+
+def _delayed_linear(on: torch.dtype | None, amp: torch.dtype | None, x: torch.Tensor, weight: torch.Tensor,
+                    bias: torch.Tensor | None, positions: torch.Tensor, sigma: float, max_delay: int,
+                    method: str) -> torch.Tensor:
+    """:func:`delayed_linear` with its operands cast (``on``, ``amp``, ``x``, ``weight``, ``bias``: from
+    :func:`_cast_for_autocast`; autocast is not asked again)."""
+    with autocast_off(x, on):
         shape = x.shape
         # half-precision positions: the Gaussian in float32 (not rounded to their dtype), as the Triton kernels
         gaussian = gaussian_delay_kernel(positions.to(compute_dtype(positions)), sigma, max_delay)
@@ -211,7 +222,7 @@ def delayed_linear(
         kernel = kernel.to(work)
         if method == "auto":
             method = _choose_method(shape[0], max_delay, x3, kernel.numel())
-        y = _conv_fft(x3, kernel) if method == "fft" else _conv_taps(x3, kernel, support=gaussian, amp=amp)
+        y = _conv_fft(x3, kernel, None) if method == "fft" else _conv_taps(x3, kernel, support=gaussian, amp=amp)
         y = y.to(x.dtype)
         if bias is not None:
             y = y + bias
@@ -230,8 +241,8 @@ def delayed_linear_rounded(
     Precision as :func:`delayed_linear`'s (float32 for half precision, output in ``x``'s dtype; autocast's dtype
     for ``x``, ``weight`` and ``bias`` under ``torch.autocast``).
     """
-    amp, x, weight, bias = _cast_for_autocast(x, weight, bias)
-    with autocast_off(x):
+    on, amp, x, weight, bias = _cast_for_autocast(x, weight, bias)
+    with autocast_off(x, on):
         return _rounded(x, weight, delays, bias, amp)
 
 
@@ -629,16 +640,18 @@ class DelayedLinear(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         check_time_major(x, "x", self.in_features, _LAYER)
-        x, weight, bias = autocast_operands(x, self.weight, self.bias)  # (unchanged where autocast is off)
+        # autocast asked once per call: the paths below take the operands as cast here
+        on, amp, x, weight, bias = _cast_for_autocast(x, self.weight, self.bias)  # (unchanged where it is off)
         if x.dtype != weight.dtype:
             x = x.to(weight.dtype)
         if self._use_triton(x):
             arg = self.delays if self.rounded else self.positions.clamp(0.0, float(self.max_delay - 1))
-            y = _triton_impl()(x, weight, arg, self.sigma, self.max_delay, self.rounded)
+            y = _triton_impl()(x, weight, arg, self.sigma, self.max_delay, self.rounded, autocast=None)
             return y + bias if bias is not None else y
         if self.rounded:
-            return delayed_linear_rounded(x, weight, self.delays, bias)
-        return delayed_linear(x, weight, self.positions, self.sigma, self.max_delay, bias)
+            with autocast_off(x, on):
+                return _rounded(x, weight, self.delays, bias, amp)
+        return _delayed_linear(on, amp, x, weight, bias, self.positions, self.sigma, self.max_delay, "auto")
 
     def extra_repr(self) -> str:
         return (

@@ -13,10 +13,12 @@ import contextlib
 import torch
 
 __all__ = ["gaussian_delay_kernel", "relative_exponent", "nearest_tap", "two_sigma_squared", "autocast_dtype",
-           "autocast_operands", "autocast_off", "AUTOCAST_DEVICES"]
+           "autocast_operands", "autocast_off", "AUTOCAST_DEVICES", "ASK"]
 
 #: device types ``torch.autocast`` takes (not "meta")
 AUTOCAST_DEVICES = ("cpu", "cuda", "xpu", "mps")
+#: the default of the ``dtype`` arguments of :func:`autocast_operands` and :func:`autocast_off`: ask autocast
+ASK = object()
 
 
 def gaussian_delay_kernel(positions: torch.Tensor, sigma: float, max_delay: int, tap_dim: int = -1) -> torch.Tensor:
@@ -25,10 +27,10 @@ def gaussian_delay_kernel(positions: torch.Tensor, sigma: float, max_delay: int,
     ``G[..., k] = exp(-(k - p)^2 / (2 sigma^2)) / sum_k' exp(-(k' - p)^2 / (2 sigma^2))`` with
     ``p`` clamped to ``[0, max_delay - 1]``. Computed as a softmax of the exponents relative to the nearest
     tap ``r`` (:func:`nearest_tap`, :func:`relative_exponent`), so it keeps float32 accuracy when ``sigma`` is small
-    (no cancellation between large squares; the positions' gradient too, see the comment in the code) and stays
-    finite (a one-hot) when ``sigma`` is tiny: ``2 sigma^2``
-    is taken no smaller than the dtype's smallest normal number (``torch.finfo(dtype).tiny``); the kernel is
-    already one-hot at that width (the nearest tap; two taps tie only at an exact midpoint, where they share
+    (no cancellation between large squares; the positions' gradient too, from one softmax, centred:
+    :class:`_GaussianKernelFunction`) and stays finite (a one-hot) when ``sigma`` is tiny: ``2 sigma^2`` is taken
+    no smaller than the dtype's smallest normal number (``torch.finfo(dtype).tiny``); the kernel is already one-hot
+    at that width (the nearest tap; two taps tie only at an exact midpoint, where they share
     the weight). Larger ``sigma`` is used as it is. Half-precision positions are computed in float32 (the
     result has the positions' dtype), integer ones in the default dtype. ``tap_dim`` is where the new tap axis
     goes in the (contiguous) result: last by default, ``0`` gives ``[max_delay, *positions.shape]`` without a
@@ -52,17 +54,46 @@ def gaussian_delay_kernel(positions: torch.Tensor, sigma: float, max_delay: int,
     tap_shape[dim] = max_delay
     taps = torch.arange(max_delay, device=p.device, dtype=p.dtype).view(tap_shape)
     two_s2 = two_sigma_squared(sigma, p.dtype)
-    logits = relative_exponent(taps, p) / two_s2  # d/dp: (k - r) / sigma^2
-    if torch.is_grad_enabled() and p.requires_grad:
-        # The same values (p - p.detach() is 0), with the same (r - m) / sigma^2 added to every tap's derivative,
-        # m the kernel's mean tap: no change to the normalised kernel's exact gradient (the same shift on every
-        # tap), but its float32 rounding becomes that of sum_k G_k (g_k - g_bar) (k - m), whose terms do not cancel
-        # (about r or p, float32 loses digits near a midpoint or for small sigma).
-        with torch.no_grad():
-            m = (torch.softmax(logits, dim=dim) * taps).sum(dim, keepdim=True)
-            shift = (nearest_tap(p) - m) * (2.0 / two_s2)
-        logits = logits + shift * (p - p.detach())
-    return torch.softmax(logits, dim=dim).to(out)
+    if torch.is_grad_enabled() and p.requires_grad:  # one softmax, its result saved for the positions' gradient
+        return _GaussianKernelFunction.apply(p, taps, two_s2, dim).to(out)
+    return torch.softmax(relative_exponent(taps, p) / two_s2, dim=dim).to(out)
+
+
+class _GaussianKernelFunction(torch.autograd.Function):
+    """``softmax(relative_exponent(taps, p) / two_s2)`` over tap axis ``dim``, differentiable in ``p`` (twice and
+    more: the backward is made of differentiable operations on the saved kernel ``G`` and ``p``).
+
+    The positions' gradient is taken from the saved kernel, in the form whose float32 terms do not cancel:
+    ``dL/dp = (2 / two_s2) sum_k G_k (g_k - g_bar) ((k - r) - m)``, with ``g_bar = sum_k G_k g_k``, ``r`` the
+    nearest tap and ``m = sum_k G_k (k - r)`` the mean tap's offset from it (``d G_k / dp = G_k (u_k - u_bar)``,
+    ``u_k = 2 (k - r) / two_s2``). Centred in ``g`` (an offset common to every tap's upstream gradient cancels
+    exactly), and in ``k`` about the kernel's mean (``k - r`` exact integers; ``m`` small, taken relative to ``r``,
+    not ``sum_k G_k k``, which would round away what is left of ``r - p`` for small sigma).
+    """
+
+    generate_vmap_rule = True
+
+    @staticmethod
+    def forward(p: torch.Tensor, taps: torch.Tensor, two_s2: float, dim: int) -> torch.Tensor:
+        return torch.softmax(relative_exponent(taps, p) / two_s2, dim=dim)
+
+    @staticmethod
+    def setup_context(ctx, inputs, output) -> None:
+        p, taps, two_s2, dim = inputs
+        ctx.save_for_backward(p, taps, output)
+        ctx.two_s2, ctx.dim = two_s2, dim
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor):
+        p, taps, g = ctx.saved_tensors
+        dim = ctx.dim
+        rel = taps - nearest_tap(p.detach())  # k - r, exact
+        h = torch._softmax_backward_data(grad, g, dim, g.dtype)  # G_k (g_k - g_bar), one fused pass
+        # sum_k h_k (rel_k - m) as sum_k h_k rel_k - m sum_k h_k: sum_k h_k is 0 but for g_bar's rounding, which the
+        # second term takes back out (it only needs m to a few digits)
+        mean = (g * rel).sum(dim, keepdim=True)
+        grad_p = ((h * rel).sum(dim, keepdim=True) - mean * h.sum(dim, keepdim=True)) * (2.0 / ctx.two_s2)
+        return grad_p, None, None, None
 
 
 def _gaussian_dtypes(dtype: torch.dtype) -> tuple[torch.dtype, torch.dtype]:
@@ -148,21 +179,26 @@ def _autocast_dtype_before_2_4(device_type: str) -> torch.dtype | None:
     return None
 
 
-def autocast_operands(x: torch.Tensor, weight: torch.Tensor,
-                      bias: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
+def autocast_operands(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None = None,
+                      dtype: torch.dtype | None | object = ASK
+                      ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
     """``(x, weight, bias)`` as autocast's policy for matrix products (``nn.Linear``'s) gives them: cast to the
     autocast dtype of ``x``'s device; unchanged where autocast is off or the weight is float64 (autocast leaves
     float64 alone: a float64 layer keeps computing in float64). The delay paths then compute in float32
     (:func:`autocast_off`) from these operands, with the positions and the Gaussian in their own dtype, and return
-    the autocast dtype.
+    the autocast dtype. ``dtype``: that autocast dtype where the caller knows it already (None: off, or operands
+    cast already: returned as they are), so that autocast is asked once per call; by default asked here.
 
     Example:
         >>> x, w = torch.ones(2, 1, 3), torch.ones(4, 3)
         >>> with torch.autocast("cpu", dtype=torch.bfloat16):
         ...     [t.dtype for t in autocast_operands(x, w)[:2]]
         [torch.bfloat16, torch.bfloat16]
+        >>> autocast_operands(x, w, dtype=torch.float16)[1].dtype
+        torch.float16
     """
-    dtype = autocast_dtype(x.device.type)
+    if dtype is ASK:
+        dtype = autocast_dtype(x.device.type)
     if dtype is None or weight.dtype == torch.float64:
         return x, weight, bias
 
@@ -172,13 +208,14 @@ def autocast_operands(x: torch.Tensor, weight: torch.Tensor,
     return cast(x), cast(weight), cast(bias)
 
 
-def autocast_off(x: torch.Tensor) -> contextlib.AbstractContextManager:
+def autocast_off(x: torch.Tensor, dtype: torch.dtype | None | object = ASK) -> contextlib.AbstractContextManager:
     """A context where autocast is off for ``x``'s device (the delay paths choose their products' precision
     themselves: float32 for half-precision operands); a no-op context for devices autocast does not take (also
     "mps" before torch 2.5, whose ``torch.autocast`` refuses it even disabled: autocast cannot be on there), and
     where autocast is off already (every forward outside autocast: entering and leaving ``torch.autocast`` costs
-    about 3 us)."""
-    if autocast_dtype(x.device.type) is None:
+    about 3 us). ``dtype``: :func:`autocast_dtype` of ``x``'s device where the caller has it already (None: off),
+    by default asked here."""
+    if (autocast_dtype(x.device.type) if dtype is ASK else dtype) is None:
         return contextlib.nullcontext()
     try:
         return torch.autocast(x.device.type, enabled=False)

@@ -60,7 +60,11 @@ tensor cores), float32:
   window taps, giving ``grad_W_ij = sum_k G_ij[k] A_ij[k]`` and
   ``grad_p_ij = W_ij * sum_k G_ij[k] (u_k - ubar) A_ij[k]`` with ``u_k = (k - r) / sigma^2`` (any shift of
   ``u`` gives the same exact value; about the nearest tap ``r``, float32 keeps it accurate)
-  and ``ubar = sum_k G_ij[k] u_k`` (derivative of the normalised Gaussian).
+  and ``ubar = sum_k G_ij[k] u_k`` (derivative of the normalised Gaussian), summed as
+  ``sum_k G_ij[k] (u_k - ubar) (A_ij[k] - A_ij[k0])`` with ``k0`` a tap of the loop (the window's first; the
+  "mma" tile's first): centred in both factors, as the PyTorch path's, so an offset common to every tap's
+  ``A`` (a constant added to ``grad_y``) cancels exactly instead of costing float32 digits (the uncentred
+  ``sum G u A - ubar sum G A`` lost about ``offset / |A - Abar|`` units).
 
 ``"taps"``: the dense tap tensor written once per call (PyTorch; its gradient reaches ``W`` and ``p``
 through autograd), then pipelined time-shifted products on the tensor cores, see
@@ -88,7 +92,7 @@ import torch
 from .dispatch import TRITON_DTYPES, is_ampere_or_newer
 from .first_order import refuse_higher_order
 from .delay_blocks_triton import output_block, pow2_block, row_splits, stored_dtype
-from .delay_math import autocast_operands
+from .delay_math import ASK, autocast_operands
 from .delay_taps_triton import ShiftedTapsFunction, dense_taps
 from .lif_triton import _check_device as check_triton_device  # the Triton kernels' shared device check
 from .triton_import import tl, triton
@@ -152,15 +156,19 @@ def _gauss_window(p, RAD, KMAX0, NW, inv_2s2):
 
 
 @triton.jit
-def _window_offset(p, RAD, KMAX0, NW, inv_2s2):
-    """``sum_k e_k (k - kr)`` over the window around positions ``p`` (``e_k``: :func:`_relative_weight`): ``z``
-    times the mean tap's offset from the nearest one, the ``ubar`` of the positions' gradient."""
+def _window_moments(p, RAD, KMAX0, NW, inv_2s2):
+    """``(k0, kr, z, m)`` of the window around positions ``p``: the first tap, the nearest tap, ``z = sum_k e_k``
+    (``e_k``: :func:`_relative_weight`, ``z >= 1``) and ``m = sum_k e_k (k - kr) / z``, the kernel's mean tap
+    offset from the nearest one (the ``ubar`` of the positions' gradient, in taps), in one pass over the window."""
     kr = _nearest_tap(p)
     k0 = _window_start(kr, RAD, KMAX0)
+    z = tl.zeros_like(p)
     s = tl.zeros_like(p)
     for wi in range(NW):
-        s += _relative_weight(k0 + wi, kr, p, inv_2s2) * ((k0 + wi) - kr)
-    return s
+        e = _relative_weight(k0 + wi, kr, p, inv_2s2)
+        z += e
+        s += e * ((k0 + wi) - kr)
+    return k0, kr, z, s / z
 
 
 @triton.jit(do_not_specialize=["R", "M", "NB", "NA", "NW"])
@@ -245,11 +253,11 @@ def _delay_grad_kernel(x_ptr, gy_ptr, w_ptr, p_ptr, gw_ptr, gp_ptr, R, M, I, J, 
     if GAUSS:
         w = tl.load(w_ptr + poff, mask=pmask, other=0.0).to(tl.float32)
         p = tl.load(p_ptr + poff, mask=pmask, other=0.0).to(tl.float32)
-        k0, kr, z = _gauss_window(p, RAD, KMAX0, NW, inv_2s2)
+        k0, kr, z, m = _window_moments(p, RAD, KMAX0, NW, inv_2s2)
         inv_z = 1.0 / z
         gw = tl.zeros([BI, BJ], dtype=tl.float32)
-        su = tl.zeros([BI, BJ], dtype=tl.float32)
-        ubar = tl.zeros([BI, BJ], dtype=tl.float32)
+        cov = tl.zeros([BI, BJ], dtype=tl.float32)  # sum_k G[k] ((k - kr) - m) (A[k] - A[k0]): centred, see the docstring
+        a0 = tl.zeros([BI, BJ], dtype=tl.float32)
         for wi in range(NW):
             k = k0 + wi
             g = _relative_weight(k, kr, p, inv_2s2) * inv_z
@@ -257,13 +265,12 @@ def _delay_grad_kernel(x_ptr, gy_ptr, w_ptr, p_ptr, gw_ptr, gp_ptr, R, M, I, J, 
                                   pmask, i3, I, J, BR, BI, BJ)
             gw += g * a
             if NEED_P:
-                u = (k - kr) * inv_s2  # about the nearest tap: see the module's docstring
-                su += g * u * a
-                ubar += g * u
+                a0 = tl.where(wi == 0, a, a0)
+                cov += g * ((k - kr) - m) * (a - a0)
         if NEED_W:
             tl.store(gw_ptr + out_off, gw, mask=pmask)
         if NEED_P:
-            tl.store(gp_ptr + out_off, w * (su - ubar * gw), mask=pmask)
+            tl.store(gp_ptr + out_off, w * inv_s2 * cov, mask=pmask)
     else:
         d = tl.load(p_ptr + poff, mask=pmask, other=0).to(tl.int64)
         a = _shifted_x_dot_gy(x_ptr, gy_ptr, d[None, :, :] * Mi, row_lo, row_hi, offs_j, jmask, pmask, i3, I, J,
@@ -402,8 +409,8 @@ def _delay_mma_grad_kernel(x_ptr, gy_ptr, w_ptr, p_ptr, gw_ptr, gp_ptr, R, M, I,
     Mi = M.to(tl.int64)
     row_lo = pid_s * rows_per_split
     row_hi = tl.minimum(row_lo + rows_per_split, R)
-    # per synapse, kept over the tap loop: the positions alone (nearest taps recomputed, 1 / z at the end:
-    # fewer live registers) or the integer delays
+    # per synapse, kept over the tap loop: the positions (nearest taps recomputed, 1 / z at the end: fewer live
+    # registers) and, for their gradient, the mean tap m, A[k_lo] and the sum cov below; or the integer delays
     if GAUSS:
         p = tl.load(p_ptr + poff, mask=pmask, other=0.0).to(tl.float32)
         nearest = _nearest_tap(p)
@@ -411,9 +418,16 @@ def _delay_mma_grad_kernel(x_ptr, gy_ptr, w_ptr, p_ptr, gw_ptr, gp_ptr, R, M, I,
         p = tl.load(p_ptr + poff, mask=pmask, other=0).to(tl.int32)
         nearest = p
     k_lo, k_hi = _tap_range(nearest, pmask, RAD, KMAX0, NW, GAUSS)
+    k_end = tl.minimum(k_hi, (row_hi - 1) // M + 1)  # rows r >= k M see x[r - k M]
     gw = tl.zeros([BI, BJ], dtype=tl.float32)
-    su = tl.zeros([BI, BJ], dtype=tl.float32)  # sum_k G[k] z (k - r) A[k], r the nearest tap
-    for k in range(k_lo, tl.minimum(k_hi, (row_hi - 1) // M + 1)):  # rows r >= k M see x[r - k M]
+    # the positions' gradient, centred (see the module's docstring): cov = sum_k G[k] z ((k - r) - m) (A[k] - A[k_lo])
+    # with r the nearest tap, m the mean tap's offset from it (any A[k_lo] gives the same exact value: the first
+    # tap of the tile's loop, whose A carries the same common offset as the others)
+    cov = tl.zeros([BI, BJ], dtype=tl.float32)
+    a0 = tl.zeros([BI, BJ], dtype=tl.float32)
+    if GAUSS:
+        _k0, _kr, _z, m = _window_moments(p, RAD, KMAX0, NW, inv_2s2)
+    for k in range(k_lo, k_end):
         a = tl.zeros([BI, BJ], dtype=tl.float32)
         for r0 in range(tl.maximum(row_lo, k * M), row_hi, BR):
             rows = (r0 + tl.arange(0, BR)).to(tl.int64)
@@ -428,7 +442,9 @@ def _delay_mma_grad_kernel(x_ptr, gy_ptr, w_ptr, p_ptr, gw_ptr, gp_ptr, R, M, I,
             g = _tap_weight(kr, p, k, RAD, KMAX0, NW, inv_2s2)  # G[k] z
             gw += g * a
             if NEED_P:
-                su += g * ((k + 0.0) - kr) * a
+                if k == k_lo:
+                    a0 = a
+                cov += g * (((k + 0.0) - kr) - m) * (a - a0)
         else:
             gw += tl.where(p == k, a, 0.0)
     out_off = pid_s.to(tl.int64) * I * J + poff
@@ -438,11 +454,14 @@ def _delay_mma_grad_kernel(x_ptr, gy_ptr, w_ptr, p_ptr, gw_ptr, gp_ptr, R, M, I,
         if NEED_W:
             tl.store(gw_ptr + out_off, gw, mask=pmask)
         if NEED_P:
+            # the window's taps past this split's rows (A[k] = 0 here) still weigh in the centring
+            for k in range(tl.maximum(k_lo, k_end), k_hi):
+                g = _tap_weight(kr, p, k, RAD, KMAX0, NW, inv_2s2)
+                cov -= g * (((k + 0.0) - kr) - m) * a0
             # d/dp of the normalised Gaussian: G[k] (u_k - ubar), u_k = (k - r) / sigma^2 (about the nearest tap r,
             # not p: see the module's docstring), over the whole window
-            mean = _window_offset(p, RAD, KMAX0, NW, inv_2s2)  # sum_k G[k] (k - r) z
             w = tl.load(w_ptr + poff, mask=pmask, other=0.0).to(tl.float32)
-            tl.store(gp_ptr + out_off, w * inv_s2 * (su * inv_z - mean * inv_z * gw), mask=pmask)
+            tl.store(gp_ptr + out_off, w * inv_s2 * (cov * inv_z), mask=pmask)
     else:
         tl.store(gw_ptr + out_off, gw, mask=pmask)
 
@@ -691,7 +710,8 @@ class DelayedLinearRoundedTritonFunction(torch.autograd.Function):
 
 def delayed_linear_triton(x: torch.Tensor, weight: torch.Tensor, positions_or_delays: torch.Tensor,
                           sigma: float, max_delay: int, rounded: bool, algorithm: str | None = None,
-                          precision: str | None = None) -> torch.Tensor:
+                          precision: str | None = None, *, autocast: torch.dtype | None | object = ASK
+                          ) -> torch.Tensor:
     """Fused Triton :class:`~snnlab.core.delays.DelayedLinear` forward (no bias), differentiable.
 
     ``x`` is ``[T, B, ..., in]`` (middle dimensions are flattened), ``weight`` ``[out, in]``.
@@ -703,9 +723,11 @@ def delayed_linear_triton(x: torch.Tensor, weight: torch.Tensor, positions_or_de
     ``weight`` are first cast to the autocast dtype (:func:`~snnlab.kernels.delay_math.autocast_operands`; the
     kernels then compute in float32 and return that dtype, as the PyTorch paths do). ``algorithm`` and
     ``precision``: see :func:`kernel_options` (default: ``"mma"`` at ``"auto"``, or what the environment sets).
+    ``autocast``: the dtype to cast ``x`` and ``weight`` to where the caller asked autocast already (None: take
+    them as they are, e.g. cast already, as :class:`~snnlab.core.delays.DelayedLinear` does); asked here by default.
     """
     name = "delayed_linear_triton"
-    x, weight, _ = autocast_operands(x, weight)  # autocast's dtype for x and weight, as every delay path
+    x, weight, _ = autocast_operands(x, weight, dtype=autocast)  # autocast's dtype for x and weight, as every path
     if x.dim() < 2:
         raise ValueError(f"{name}: x must be time-major [T, ..., in], got shape {tuple(x.shape)}")
     if weight.dim() != 2 or weight.shape[1] != x.shape[-1]:
