@@ -95,3 +95,29 @@ def test_a_slot_in_two_outputs_keeps_its_root_and_updates():
     assert _ys(slot) == [[8, 9]]
     slot.close()
     assert not _own_refs(slot)
+
+
+def test_views_the_browser_reports_through_the_comm_drop_the_old_roots_of_a_trainer_widget_plot():
+    """The browser reports views in comm messages (``_view_count`` in an update), which the trainer widget handles
+    under its render lock: the same drop as when the count is set in Python, and the new root still updates."""
+    from snnlab.widgets import TrainerWidget
+
+    tw = TrainerWidget({"hidden": [8]}, poll_interval=None, plot_mode="bokeh", stop_others=False)
+    slot = tw.curve_views[0]
+
+    def views(n: int) -> None:
+        slot.widget.comm.handle_msg({"content": {"data": {"method": "update", "state": {"_view_count": n}}},
+                                     "buffers": []})
+
+    views(1)
+    first = slot.widget._model.ref["id"]
+    views(0)
+    views(1)
+    assert slot.widget._view_count == 1 and slot.widget._model.ref["id"] != first
+    assert first not in pn.state._views and _own_refs(slot) == {slot.widget._model.ref["id"]} == slot._root_refs
+    tw.curves.send(1, {"loss": 0.25})
+    values = [v for m in slot.widget._document.models if type(m).__name__ == "ColumnDataSource"
+              for v in m.data.get("value", [])]
+    assert values == [0.25]  # the root shown now is updated in place
+    tw.close()
+    assert not _own_refs(slot)

@@ -364,7 +364,8 @@ class HoloViewsWidget:
     def close(self) -> None:
         """Release the slot: cancel a pending :meth:`sync`, drop the Panel pane's Bokeh models and close the
         ipywidget (with its layout and children); Panel's record of the rendered plot goes too. The slot shows
-        nothing afterwards.
+        nothing afterwards. The ipywidget is closed even when an earlier step raised; such a close can be called
+        again, and after one that succeeded another does nothing.
 
         Example:
             >>> import panel as pn
@@ -377,27 +378,29 @@ class HoloViewsWidget:
         with self._lock:
             if getattr(self, "_closed", False):  # a second close does nothing (one from Widget.__del__ may come at
                 return                           # interpreter exit, when imports fail)
-            self._closed = True
-            if self._pane is not None:
-                if self._timer is not None:
-                    self._timer.cancel()
-                    self._timer = None
-                for doc in list(self._documents):
+            try:
+                if self._pane is not None:
+                    if self._timer is not None:
+                        self._timer.cancel()
+                        self._timer = None
+                    for doc in list(self._documents):
+                        with contextlib.suppress(Exception):
+                            doc.remove_on_change(self._on_document_change)
+                    model = getattr(self.widget, "_model", None)
+                    with contextlib.suppress(Exception):  # Panel forgets the plot (and its HoloViews streams)
+                        self._pane._cleanup(model)
+                    self._forget_panel_views()
+                    self._pane.object = None
+            finally:  # the ipywidget and the documents go even when dropping the pane's views failed
+                document = getattr(self.widget, "_document", None)
+                documents = [*getattr(self, "_documents", ()), *([document] if document is not None else [])]
+                close_descendants(self.widget)
+                close_one(self.widget)
+                for doc in dict.fromkeys(documents):  # detach the plots' models (shared stylesheets keep them alive)
                     with contextlib.suppress(Exception):
-                        doc.remove_on_change(self._on_document_change)
-                model = getattr(self.widget, "_model", None)
-                with contextlib.suppress(Exception):  # Panel forgets the plot (and its HoloViews streams)
-                    self._pane._cleanup(model)
-                self._forget_panel_views()
-                self._pane.object = None
-            document = getattr(self.widget, "_document", None)
-            documents = [*getattr(self, "_documents", ()), *([document] if document is not None else [])]
-            close_descendants(self.widget)
-            close_one(self.widget)
-            for doc in dict.fromkeys(documents):  # detach the plots' models (shared stylesheets would keep them alive)
-                with contextlib.suppress(Exception):
-                    doc.clear()
-            self._object = None
+                        doc.clear()
+                self._object = None
+            self._closed = True  # only once everything went: a close that raised half-way can be called again
 
 
 class LivePlot:

@@ -286,29 +286,39 @@ class TrainerWidget(W.VBox):
     def close(self) -> None:
         """Stop the run and the poll thread, then close the widgets: every child ipywidget (the form, the
         controls, the plots' Panel panes), so that the widget can be freed. :meth:`start` refuses afterwards;
-        ``session`` (closed) stays readable.
+        ``session`` (closed) stays readable. A step that fails does not keep the others from running; its error is
+        raised and ``close()`` may be called again; once a close succeeded, another does nothing.
 
         Example:
             >>> tw = TrainerWidget(poll_interval=None); tw.close()
             >>> tw.start(), tw.status.value
             (False, "<span style='color:#b00020'>closed: create a new TrainerWidget to train</span>")
         """
-        if getattr(self, "_closed", False):  # a second close (Widget.__del__ after close(), maybe at interpreter exit)
+        if getattr(self, "_close_done", False):  # a second close (Widget.__del__ after close(), maybe at exit)
             return
-        self._closed = True
-        if not hasattr(self, "_render_lock"):  # Widget.__del__ after a failed __init__: nothing started
-            close_descendants(self)
-            super().close()
-            return
-        self._stop_polling()
-        if self.session is not None:
-            self.session.close()
-        TrainerWidget._instances.discard(self)
-        with self._render_lock:
-            for view in (*self.curve_views, self.raster):
-                view.close()
-        close_descendants(self)
-        super().close()
+        self._closed = True  # start() refuses from now on, even if closing fails below
+        errors: list[Exception] = []
+
+        def attempt(step: Any, *args: Any) -> None:
+            try:
+                step(*args)
+            except Exception as e:  # noqa: BLE001 -- the other steps still run; the first error is raised
+                errors.append(e)
+
+        if hasattr(self, "_render_lock"):  # (not after a failed __init__, via Widget.__del__: nothing started)
+            attempt(self._stop_polling)
+            if self.session is not None:
+                attempt(self.session.close)
+            if not errors:  # (a run that may still be active stays stoppable by a newer TrainerWidget)
+                TrainerWidget._instances.discard(self)
+            with self._render_lock:
+                for view in (*self.curve_views, self.raster):
+                    attempt(view.close)
+        attempt(close_descendants, self)
+        attempt(super().close)
+        if errors:  # nothing marked done: close() can be called again and retries what failed
+            raise errors[0]
+        self._close_done = True
 
     # ------------------------------------------------------------------ display
     def refresh(self) -> list:
