@@ -507,9 +507,10 @@ RUNS_CANDIDATES = 10  # an ambiguous run id prefix or name lists at most this ma
 
 
 def _resolve_run_ids(wanted: list[str], listed) -> tuple[list[str], list[str]]:
-    """The run ids that ``wanted`` name (each a whole id, else a unique prefix of one, else a run's whole name when only
-    one run has it), in the order given without repeats, and the words that name no run. ``ValueError`` listing the
-    candidates for a prefix or name that fits several runs. ``listed`` is :meth:`RunStore.list_runs`' table.
+    """The run ids that ``wanted`` name (each a whole id, else the one run whose id starts with it or whose whole name it
+    is), in the order given without repeats, and the words that name no run. ``ValueError`` listing the candidates
+    for a word that fits several runs: a prefix of several ids, a name several runs have, or an id prefix of one run
+    and the name of another (a run named ``1`` or ``cafe``). ``listed`` is :meth:`RunStore.list_runs`' table.
 
     Example:
         >>> import pandas as pd
@@ -521,6 +522,11 @@ def _resolve_run_ids(wanted: list[str], listed) -> tuple[list[str], list[str]]:
         Traceback (most recent call last):
         ...
         ValueError: run id prefix 'be' fits 2 runs: be89aa (a, finished), be12cc (b, finished); give more of the id
+        >>> _resolve_run_ids(["0f"], pd.DataFrame({"run_id": ["0f3d11", "be89aa"], "name": ["x", "0f"],
+        ...                                         "status": ["finished", "died"]}))
+        Traceback (most recent call last):
+        ...
+        ValueError: run id prefix or name '0f' fits 2 runs: 0f3d11 (x, finished), be89aa (0f, died); give a whole run id
     """
     ids, names = listed["run_id"].tolist(), listed["name"].tolist()
     statuses = listed["status"].tolist() if "status" in listed else [""] * len(ids)
@@ -529,15 +535,16 @@ def _resolve_run_ids(wanted: list[str], listed) -> tuple[list[str], list[str]]:
         if word in ids:
             found.append(word)
             continue
-        how, fits = "run id prefix", [i for i, r in enumerate(ids) if word and r.startswith(word)]
-        if not fits:
-            how, fits = "run name", [i for i, n in enumerate(names) if n == word]
+        by_id = [i for i, r in enumerate(ids) if word and r.startswith(word)]
+        by_name = [i for i, n in enumerate(names) if n == word]
+        fits = list(dict.fromkeys(by_id + by_name))  # (a run whose name starts its own id counts once)
+        how = "run id prefix" if not by_name else "run name" if not by_id else "run id prefix or name"
         if len(fits) == 1:
             found.append(ids[fits[0]])
         elif fits:
             shown = ", ".join(f"{ids[i]} ({names[i]}, {statuses[i]})" for i in fits[:RUNS_CANDIDATES])
             more = f" and {len(fits) - RUNS_CANDIDATES} more" if len(fits) > RUNS_CANDIDATES else ""
-            fix = "give more of the id" if how == "run id prefix" else "give a run id"
+            fix = {"run id prefix": "give more of the id", "run name": "give a run id"}.get(how, "give a whole run id")
             raise ValueError(f"{how} {word!r} fits {len(fits)} runs: {shown}{more}; {fix}")
         else:
             unknown.append(word)
@@ -684,7 +691,7 @@ def cmd_info(args: argparse.Namespace) -> int:
 def build_parser() -> argparse.ArgumentParser:
     from snnlab.config_args import add_config_arguments
 
-    parser = argparse.ArgumentParser(prog="snnlab", description="snnlab: the interactive lab for spiking neural networks.",
+    parser = _Parser(prog="snnlab", description="snnlab: the interactive lab for spiking neural networks.",
                                      epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
 
@@ -793,6 +800,69 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse's parser, whose usage errors also name the unknown options :func:`main` found on the command line
+    (``typos``, set on the parser that parses them): a typo can make argparse report something else first
+    (``runs --stauts failed`` takes ``failed`` for the action, ``sweep --gird ...`` says ``--grid`` is missing)."""
+
+    typos = ""
+
+    def error(self, message: str):
+        if self.typos and not message.startswith("unrecognized arguments"):
+            message = f"{message} ({self.typos})"
+        super().error(message)
+
+
+def _long_options(parser: argparse.ArgumentParser) -> list[str]:
+    return [o for action in parser._actions for o in action.option_strings if o.startswith("--")]
+
+
+def _typed_options(words: list[str]) -> list[str]:
+    """The long options in ``words`` before a ``--`` (after it every word is a value), ``--name=value`` as ``--name``."""
+    out = []
+    for word in words:
+        if word == "--":
+            break
+        if word.startswith("--"):
+            out.append(word.split("=", 1)[0])
+    return out
+
+
+def _unknown_options(parser: argparse.ArgumentParser, words: list[str]) -> list[str]:
+    """The long options in ``words`` that ``parser`` does not know, neither whole nor as an abbreviation.
+
+    Example:
+        >>> p = argparse.ArgumentParser(prog="x")
+        >>> _ = p.add_argument("--hidden")
+        >>> _unknown_options(p, ["--hid", "3", "--hiden=3", "-1", "--", "--other"])
+        ['--hiden']
+    """
+    options = _long_options(parser)
+    return [word for word in _typed_options(words)
+            if word not in options and not (parser.allow_abbrev and any(o.startswith(word) for o in options))]
+
+
+def _did_you_mean(parser: argparse.ArgumentParser, typed: list[str]) -> str:
+    """`` (did you mean --hidden?)`` for the options in ``typed`` close to one of ``parser``'s (a typo: ``--hiden``),
+    or, on the top-level parser, to one of a command's (``snnlab --hidden``: it goes after the command); else ``""``."""
+    options, commands = _long_options(parser), getattr(parser, "command_parsers", {})
+    hints = []
+    for word in typed:
+        close = difflib.get_close_matches(word, [o for o in options if o != word], n=1, cutoff=0.75)
+        if close:
+            hint = close[0]
+        else:  # an option of a command, given before it
+            near = {name: difflib.get_close_matches(word, _long_options(p), n=1, cutoff=0.75)
+                    for name, p in commands.items()}
+            near = {name: m[0] for name, m in near.items() if m}
+            if not near:
+                continue
+            option = max(set(near.values()), key=list(near.values()).count)
+            hint = f"snnlab {'/'.join(n for n, o in near.items() if o == option)} {option}, after the command"
+        hints.append(hint if len(typed) == 1 else f"{hint} for {word}")
+    return f" (did you mean {', '.join(hints)}?)" if hints else ""
+
+
 def _unrecognized(parser: argparse.ArgumentParser, extra: list[str]) -> str:
     """argparse's "unrecognized arguments" message for ``extra``, with a "did you mean" for each option that is close
     to one of ``parser``'s (a typo: ``--hiden`` for ``--hidden``).
@@ -802,15 +872,27 @@ def _unrecognized(parser: argparse.ArgumentParser, extra: list[str]) -> str:
         >>> _ = p.add_argument("--hidden")
         >>> _unrecognized(p, ["--hiden=32", "7"])
         'unrecognized arguments: --hiden=32 7 (did you mean --hidden?)'
+        >>> _unrecognized(p, ["--", "--hidden"])  # after --, values: no option to suggest
+        'unrecognized arguments: -- --hidden'
     """
-    options = [o for action in parser._actions for o in action.option_strings if o.startswith("--")]
-    typed = [word.split("=", 1)[0] for word in extra if word.startswith("--")]
-    hints = []
-    for word in typed:
-        close = difflib.get_close_matches(word, options, n=1, cutoff=0.75)
-        if close:
-            hints.append(close[0] if len(typed) == 1 else f"{close[0]} for {word}")
-    return f"unrecognized arguments: {' '.join(extra)}" + (f" (did you mean {', '.join(hints)}?)" if hints else "")
+    return f"unrecognized arguments: {' '.join(extra)}" + _did_you_mean(parser, _typed_options(extra))
+
+
+def _note_typos(parser: argparse.ArgumentParser, argv: list[str]) -> None:
+    """Set ``typos`` (see :class:`_Parser`) on the parser that will parse each unknown long option in ``argv``: the
+    top-level parser for those before the command, the command's parser for those after it."""
+    commands = parser.command_parsers
+    at = next((i for i, word in enumerate(argv) if not word.startswith("-")), len(argv))
+    if at < len(argv) and "--" in argv[:at]:
+        at = len(argv)
+    parts = [(parser, argv[:at])]
+    if at < len(argv) and argv[at] in commands:
+        parts.append((commands[argv[at]], argv[at + 1:]))
+    for p, words in parts:
+        unknown = _unknown_options(p, words)
+        if unknown:
+            hint = _did_you_mean(p, unknown)  # " (did you mean ...?)"
+            p.typos = f"unrecognized arguments: {' '.join(unknown)}" + (f"; {hint[2:-1]}" if hint else "")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -820,6 +902,7 @@ def main(argv: list[str] | None = None) -> int:
     from snnlab.training.config import ConfigError
 
     parser = build_parser()
+    _note_typos(parser, list(sys.argv[1:] if argv is None else argv))
     try:
         args, extra = parser.parse_known_args(argv)
         command = getattr(args, "command", None)

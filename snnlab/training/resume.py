@@ -29,7 +29,7 @@ import uuid
 import time
 import warnings
 from pathlib import Path
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from typing import Any, TypeVar
 
 from snnlab.core.validation import user_stacklevel
@@ -50,13 +50,15 @@ CHECKPOINT_NAME = "checkpoint.pt"
 
 _Run = TypeVar("_Run", bound="ResumeMixin")
 
+INPUT_PART, OPTIMIZER_PART = "the input and class counts", "the optimiser"  # (two parts of FIXED_ON_RESUME)
+
 #: What a resumed run keeps from its checkpoint: each part of the model's parameters (their names and shapes) or of
 #: the optimiser's state that the configuration sets, with the fields that set it. A checkpoint's weights and
 #: optimiser state fit only a model and optimiser built alike. Every other field may change on a resume (epochs,
 #: learning rates and their schedules, tau_mem, threshold, the neuron model and surrogate, dropout, mask_p, ...; the
 #: batch size at an epoch boundary): a fixed time constant or threshold is taken from the configuration.
 FIXED_ON_RESUME: dict[str, tuple[str, ...]] = {
-    "the input and class counts": ("dataset", "data_kwargs"),
+    INPUT_PART: ("dataset", "data_kwargs"),
     "the hidden-layer widths": ("hidden",),
     "delay synapses": ("delays",),
     "recurrent synapses": ("recurrent",),
@@ -67,7 +69,7 @@ FIXED_ON_RESUME: dict[str, tuple[str, ...]] = {
     "learned thresholds": ("learn_threshold",),
     "batch norm": ("batch_norm",),
     "a spiking or a membrane output layer": ("readout",),
-    "the optimiser": ("optimizer",),
+    OPTIMIZER_PART: ("optimizer",),
 }
 
 
@@ -91,9 +93,10 @@ def _layout(cfg: ExperimentConfig) -> dict[str, Any]:
     return dict(zip(FIXED_ON_RESUME, parts, strict=True))
 
 
-def resume_conflicts(saved: ExperimentConfig, cfg: ExperimentConfig) -> dict[str, tuple[Any, Any]]:
+def resume_conflicts(saved: ExperimentConfig, cfg: ExperimentConfig,
+                     skip: Collection[str] = ()) -> dict[str, tuple[Any, Any]]:
     """``{field: (saved value, new value)}`` of the fields whose change would not fit the checkpoint of a run trained
-    with ``saved`` (:data:`FIXED_ON_RESUME`); empty when ``cfg`` may resume it.
+    with ``saved`` (:data:`FIXED_ON_RESUME`, less its parts in ``skip``); empty when ``cfg`` may resume it.
 
     Example:
         >>> saved = ExperimentConfig(hidden=[32])
@@ -105,7 +108,7 @@ def resume_conflicts(saved: ExperimentConfig, cfg: ExperimentConfig) -> dict[str
     old, new = _layout(saved), _layout(cfg)
     out: dict[str, tuple[Any, Any]] = {}
     for part, fields in FIXED_ON_RESUME.items():
-        if old[part] is None or new[part] is None or old[part] == new[part]:
+        if part in skip or old[part] is None or new[part] is None or old[part] == new[part]:
             continue
         for field in fields:
             a, b = getattr(saved, field), getattr(cfg, field)
@@ -128,11 +131,11 @@ def fixed_on_resume_text(name: Callable[[str], str] = str) -> str:
 
 def check_resume_config(saved: ExperimentConfig, cfg: ExperimentConfig, source: Any,
                         describe: Callable[[str, Any, Any], str] | None = None,
-                        name: Callable[[str], str] = str) -> None:
+                        name: Callable[[str], str] = str, skip: Collection[str] = ()) -> None:
     """Raise :class:`ResumeConfigError` naming the changed fields when ``cfg`` cannot resume the checkpoint ``source``
     of a run trained with ``saved`` (:func:`resume_conflicts`), before any data or model is built. ``describe(field,
     old, new)`` words one change (default ``field old -> new``) and ``name(field)`` a field in the list of what
-    cannot change (the command line writes its flags).
+    cannot change (the command line writes its flags); ``skip``: parts of :data:`FIXED_ON_RESUME` not to check.
 
     Example:
         >>> check_resume_config(ExperimentConfig(hidden=[32]), ExperimentConfig(hidden=[64]), "runs/a")
@@ -140,7 +143,7 @@ def check_resume_config(saved: ExperimentConfig, cfg: ExperimentConfig, source: 
         ...
         snnlab.training.resume.ResumeConfigError: checkpoint runs/a cannot resume with hidden [32] -> [64]: ...
     """
-    conflicts = resume_conflicts(saved, cfg)
+    conflicts = resume_conflicts(saved, cfg, skip)
     if not conflicts:
         return
     describe = describe or (lambda field, a, b: f"{field} {a!r} -> {b!r}")
@@ -177,12 +180,18 @@ def refuse_foreign_checkpoint(run_dir: Path, resume: str | os.PathLike | None) -
                           f"(resume={str(run_dir)!r}), choose another folder, or pass overwrite=True to replace it")
 
 
-def load_resume(resume: str | os.PathLike, cfg: ExperimentConfig | dict | None,
-                run_dir: str | os.PathLike | None) -> tuple[dict[str, Any], ExperimentConfig | dict, str | os.PathLike]:
+def load_resume(resume: str | os.PathLike, cfg: ExperimentConfig | dict | None, run_dir: str | os.PathLike | None,
+                own_model: bool = False,
+                own_data: bool = False) -> tuple[dict[str, Any], ExperimentConfig | dict, str | os.PathLike]:
     """The training checkpoint at ``resume`` (a file or a run folder), the configuration to resume it with (``cfg``,
     else the checkpoint's) and the run folder (``run_dir``, else the checkpoint's); a clear
     :class:`CheckpointError` for a file that is no training checkpoint or holds no configuration to use, and a
-    :class:`ResumeConfigError` for a ``cfg`` that changes what a resume keeps (:func:`check_resume_config`)."""
+    :class:`ResumeConfigError` for a ``cfg`` that changes what a resume keeps (:func:`check_resume_config`).
+
+    ``own_model``: the run trains a model passed in, which the configuration does not describe: of
+    :data:`FIXED_ON_RESUME` only the optimiser is checked. ``own_data``: its data is passed in, so the input and class
+    counts are not the configured dataset's and are not checked (a checkpoint that does not fit still fails to load).
+    """
     ckpt = load_checkpoint(resume)
     if ckpt.get("format") != CHECKPOINT_FORMAT:
         raise CheckpointError(f"{resume} is not an snnlab training checkpoint (format={ckpt.get('format')!r})")
@@ -197,7 +206,10 @@ def load_resume(resume: str | os.PathLike, cfg: ExperimentConfig | dict | None,
         except (ConfigError, ValueError, TypeError):
             new = None  # (the Trainer reports a bad configuration itself)
         if saved is not None and isinstance(new, ExperimentConfig):
-            check_resume_config(saved, new, resume)
+            # a model passed in is not the configured one (only its optimiser is); data passed in sets the counts
+            skip = [p for p in FIXED_ON_RESUME if p != OPTIMIZER_PART] if own_model else \
+                [INPUT_PART] if own_data else []
+            check_resume_config(saved, new, resume, skip=skip)
     if run_dir is None:
         rp = Path(resume)
         run_dir = rp if rp.is_dir() else rp.parent

@@ -127,7 +127,8 @@ class Trainer(ControlMixin, ResumeMixin, ReportingMixin):
         if run_dir is not None and not overwrite:
             refuse_foreign_checkpoint(Path(run_dir), resume)
         if resume is not None:
-            ckpt, cfg, run_dir = load_resume(resume, cfg, run_dir)
+            ckpt, cfg, run_dir = load_resume(resume, cfg, run_dir, own_model=model is not None,
+                                             own_data=train_loader is not None or test_loader is not None)
         if cfg is None:
             raise ValueError("Trainer needs a configuration (cfg) or a checkpoint to resume from")
         if isinstance(cfg, dict):
