@@ -1,6 +1,9 @@
 """The dashboard really served (``serve_dashboard``, what ``snnlab dashboard`` runs): a session opened with Bokeh's
 client starts a training, is closed, and the server's session-destroyed callback stops that training.
 
+The test leaves nothing behind: the server process is stopped, and the client's IOLoop (with its websocket, its
+selector and its resolver thread) is closed.
+
 Bug it guards: ``snnlab dashboard`` served snnlab/dashboard/app.py itself, so ``DashboardApp`` lived in Bokeh's
 per-session module, whose globals Bokeh clears *before* the session-destroyed callbacks run:
 ``close_in_background`` failed with ``NameError: name 'threading' is not defined`` (a WARNING in the server's log)
@@ -8,11 +11,13 @@ and a closed tab's training went on for nobody.
 """
 from __future__ import annotations
 
+import asyncio
 import importlib
 import os
 import pkgutil
 import socket
 import subprocess
+import threading
 import time
 from pathlib import Path
 
@@ -25,6 +30,7 @@ import panel.models  # noqa: E402
 from bokeh.client import pull_session  # noqa: E402
 from bokeh.events import ButtonClick  # noqa: E402
 from bokeh.models import Button  # noqa: E402
+from tornado.ioloop import IOLoop  # noqa: E402
 
 from snnlab.dashboard import serve_dashboard  # noqa: E402
 from snnlab.dashboard.serve import APP_FILE  # noqa: E402
@@ -61,6 +67,38 @@ def _wait_for(predicate, log: Path, what: str, timeout: float) -> None:
         time.sleep(0.3)
 
 
+def _open_resources() -> set[str]:
+    """This process's sockets and event-loop selectors (``/proc/self/fd``; empty where there is none)."""
+    found = set()
+    fds = Path("/proc/self/fd")
+    for fd in (fds.iterdir() if fds.is_dir() else ()):
+        try:
+            target = os.readlink(fd)
+        except OSError:  # (the listing's own fd, gone)
+            continue
+        if target.startswith(("socket:", "anon_inode:[eventpoll]")):
+            found.add(f"{fd.name} {target}")
+    return found
+
+
+def _close_client(session, io_loop: IOLoop) -> None:
+    """Close the client's session and then its IOLoop. Bokeh's ``close()`` only sends the websocket's close frame:
+    the handshake ends (and the socket closes) only while that loop runs, and an IOLoop left open keeps its socket,
+    its selector and its resolver thread (``asyncio_0``) for the rest of the test run."""
+    async def close_and_wait() -> None:  # on the client's loop (outside it, the close makes the thread a loop)
+        session.close()
+        for _ in range(200):  # (bounded: a socket the server never closes is closed with the loop below)
+            if not session.connected:
+                return
+            await asyncio.sleep(0.05)
+
+    try:
+        if session is not None:
+            io_loop.run_sync(close_and_wait)
+    finally:
+        io_loop.close(all_fds=True)
+
+
 def _runs(store: Path) -> list[str]:
     if not store.exists():
         return []
@@ -77,6 +115,7 @@ def test_a_closed_served_session_stops_its_training_without_callback_errors(tmp_
     _load_panel_models()
     store, log_path, port = tmp_path / "runs.sqlite", tmp_path / "server.log", _free_port()
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    threads_before, resources_before = set(threading.enumerate()), _open_resources()
     with open(log_path, "wb") as log:
         proc = serve_dashboard(port=port, store_path=store, defaults=DEFAULTS, wait=False, env=env, num_threads=2,
                                stdout=log, stderr=subprocess.STDOUT)
@@ -90,15 +129,16 @@ def test_a_closed_served_session_stops_its_training_without_callback_errors(tmp_
                 return False
 
         _wait_for(up, log_path, "the server listening", 90)
-        session = pull_session(url=f"http://127.0.0.1:{port}/app")
+        io_loop, session = IOLoop(make_current=False), None  # the client's own loop, closed with it
         try:
+            session = pull_session(url=f"http://127.0.0.1:{port}/app", io_loop=io_loop)
             starts = [m for m in session.document.models if isinstance(m, Button) and m.label == "Start"]
             assert len(starts) == 1
             session.document.callbacks.send_event(ButtonClick(starts[0]))  # what a click in the browser sends
             session.force_roundtrip()
             _wait_for(lambda: _runs(store) == ["running"], log_path, "a training started from the session", 90)
         finally:
-            session.close()  # the tab closes: the server destroys the session a few seconds later
+            _close_client(session, io_loop)  # the tab closes: the server destroys the session a few seconds later
         _wait_for(lambda: _runs(store) == ["stopped"], log_path, "the closed session's training stopped", 90)
     finally:
         proc.terminate()
@@ -107,6 +147,10 @@ def test_a_closed_served_session_stops_its_training_without_callback_errors(tmp_
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait()
+    for thread in set(threading.enumerate()) - threads_before:  # (an executor's worker ends once told to)
+        thread.join(timeout=30)
+    assert [t.name for t in set(threading.enumerate()) - threads_before] == []
+    assert _open_resources() <= resources_before
     text = log_path.read_text(errors="replace")
     assert CALLBACK_FAILED not in text and "NameError" not in text, text[-3000:]
     assert "Bokeh app running at" in text and f"127.0.0.1:{port}/app" in text

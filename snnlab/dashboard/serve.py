@@ -140,9 +140,14 @@ def _check_port(port: int) -> int:
     return port
 
 
+#: the folder of the default run store (:func:`snnlab.experiments.store.default_store_path`), from the current folder
+_DEFAULT_STORE_FOLDER = Path("runs")
+
+
 def _check_store_folder(store_path: str | os.PathLike | None, environ: dict[str, str]) -> None:
     """``FileNotFoundError`` when a store named by ``store_path`` or ``$SNNLAB_STORE`` lies in a folder that does
-    not exist (a typo would start a new empty store in new folders); the default ``runs/`` folder is created."""
+    not exist (a typo would start a new empty store in new folders); the default ``runs/`` folder is created, also
+    for a store named there (``--store runs/snnlab.sqlite``, the default spelled out, or ``runs/lab.sqlite``)."""
     named = store_path if _store_given(store_path) else (environ.get("SNNLAB_STORE") or None)
     if named is None:
         return
@@ -150,7 +155,7 @@ def _check_store_folder(store_path: str | os.PathLike | None, environ: dict[str,
     path = Path(named).resolve()  # (as served_store_path resolves it)
     if path.is_dir():
         raise FileNotFoundError(f"serve_dashboard: the run store {path}{where} is a folder, not a SQLite file")
-    if not path.parent.is_dir():
+    if not path.parent.is_dir() and path.parent != _DEFAULT_STORE_FOLDER.resolve():
         raise FileNotFoundError(f"serve_dashboard: the run store {path}{where} is in a folder that does not exist "
                                 f"({path.parent}); a typo? To start a new store there, create the folder first")
 
@@ -170,13 +175,17 @@ def _check_bindable(port: int, address: str) -> None:
                       f"{exc.strerror or exc}") from None
     for sock in sockets:
         sock.close()
+    if not sockets:  # every address of a family this machine lacks (IPv6 turned off, say): Bokeh fails on it too
+        raise OSError(f"serve_dashboard: cannot listen on {address or 'every interface'} port {port}: no address of "
+                      "it can be bound on this machine (is IPv6 turned off?)")
 
 
 def check_serve_settings(port: int = 5006, address: str = "127.0.0.1", store_path: str | os.PathLike | None = None,
                          bind: bool = True, environ: dict[str, str] | None = None) -> None:
     """Raise before any server starts when it could not serve: a port outside 1..65535 or an IPv6 address Bokeh
     cannot accept (``ValueError``), a run store named by ``store_path`` or ``$SNNLAB_STORE`` in a folder that does
-    not exist (``FileNotFoundError``; a store *file* that does not exist yet is a new store), a
+    not exist (``FileNotFoundError``; a store *file* that does not exist yet is a new store, and the default store's
+    folder ``runs/`` is created), a
     ``$SNNLAB_DASHBOARD_DEFAULTS`` that is not a JSON object (``ValueError``) and, with ``bind``, a port this machine
     cannot listen on, e.g. one in use (``OSError``). ``environ``: the server's environment (default this process's).
 
@@ -247,7 +256,8 @@ def serve_dashboard(port: int = 5006, address: str = "127.0.0.1", show: bool = F
         show: open a browser tab.
         num_threads: Panel's thread pool for callbacks (keep it small on small machines; 0 = none).
         store_path: the run store (``SNNLAB_STORE`` for the server; default: its current value). Its folder must
-            exist (a ``FileNotFoundError`` otherwise); a file that does not exist yet is a new store.
+            exist (a ``FileNotFoundError`` otherwise; ``runs/`` is created); a file that does not exist yet is a new
+            store.
         defaults: starting values of the form, e.g. ``{"hidden": [32], "epochs": 3}``.
         app: serve another app file instead of the packaged one.
         wait: block until the server exits (Ctrl-C stops it) and return its exit code; False returns
