@@ -142,10 +142,15 @@ def test_dashboard_command_prints_the_url_and_serves_localhost_with_the_store(tm
         return 0
 
     monkeypatch.setattr("snnlab.dashboard.serve.serve_dashboard", fake_serve)
+    import socket
+
+    with socket.socket() as probe:  # a free port: the command binds it once to check it before printing the line
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
     store = str(tmp_path / "runs.sqlite")
-    assert main(["dashboard", "--port", "5077", "--store", store]) == 0
-    assert "http://localhost:5077/app" in capsys.readouterr().out
-    assert calls["address"] == "127.0.0.1" and calls["port"] == 5077 and calls["store_path"] == store
+    assert main(["dashboard", "--port", str(port), "--store", store]) == 0
+    assert f"http://localhost:{port}/app" in capsys.readouterr().out
+    assert calls["address"] == "127.0.0.1" and calls["port"] == port and calls["store_path"] == store
 
 
 def test_grid_sweeps_dict_values_separated_by_semicolons():

@@ -23,6 +23,8 @@ from pathlib import Path
 
 import pytest
 
+pytestmark = pytest.mark.slow  # (a served app and a real session: ~35 s)
+
 pn = pytest.importorskip("panel")
 pytest.importorskip("bokeh.client")
 
