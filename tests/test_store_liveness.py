@@ -14,6 +14,7 @@ from snnlab.cli import main
 from snnlab.experiments import RunStore
 from snnlab.experiments.store import DIED, process_gone, this_process
 from snnlab.training import ExperimentConfig, Trainer, load_checkpoint
+from store_cases import ended_pid
 
 pytestmark = pytest.mark.skipif(os.name == "nt", reason="process liveness is not told on Windows")
 
@@ -40,11 +41,6 @@ def _stored_status(path, run_id: str) -> str:
         con.close()
 
 
-def _ended_pid() -> int:
-    """The id of a process that has ended (and been reaped: no process has its id now)."""
-    child = subprocess.Popen([sys.executable, "-c", "pass"])
-    child.wait()
-    return child.pid
 
 
 def _set_owners(path, owners: dict) -> None:
@@ -91,7 +87,7 @@ def test_a_running_run_of_a_live_process_or_another_host_is_not_declared_dead(tm
     store.set_status(reused, "running")
     ended = store.create_run({}, name="ended")
     store.set_status(ended, "running")
-    gone = _ended_pid()
+    gone = ended_pid()
     owners = {elsewhere: {"host": "another-host", "pid": gone, "start": None, "pidns": None},
               ended: {**this_process(), "pid": gone}}
     if this_process()["start"] is not None:  # our pid, but a process started at another time: the id was reused
@@ -160,7 +156,7 @@ def test_status_filters_tell_died_from_running(tmp_path, capsys):
     dead = store.create_run({}, name="dead-run")
     store.set_status(dead, "running")
     store.set_summary(dead, {"accuracy": 0.5})
-    _set_owners(store.path, {dead: {**this_process(), "pid": _ended_pid()}})
+    _set_owners(store.path, {dead: {**this_process(), "pid": ended_pid()}})
     path = str(store.path)
     assert main(["runs", "--store", path, "--status", "running"]) == 0
     out = capsys.readouterr().out

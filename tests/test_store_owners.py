@@ -2,34 +2,23 @@
 id, the start time without /proc (psutil, where installed), and an owner decoded once by get_run."""
 import json
 import os
-import subprocess
-import sys
 
 import pytest
 
 import snnlab.experiments.store as store_mod
 from snnlab.experiments import RunStore
 from snnlab.experiments.store import DIED, process_gone, this_process
+from store_cases import ended_pid, pretend_machine
 
 pytestmark = pytest.mark.skipif(os.name == "nt", reason="process liveness is not told on Windows")
 
 
-def _ended_pid() -> int:
-    """The id of a process that has ended (and been reaped: no process has its id now)."""
-    child = subprocess.Popen([sys.executable, "-c", "pass"])
-    child.wait()
-    return child.pid
 
 
-def _be(monkeypatch, machine, boot) -> None:
-    """This process reads ``machine`` and ``boot`` as its machine id and boot id."""
-    monkeypatch.setattr(store_mod, "_read_machine_id", lambda: machine)
-    monkeypatch.setattr(store_mod, "_read_boot_id", lambda: boot)
-    monkeypatch.setattr(store_mod, "_MACHINE", {})
 
 
 def test_the_owner_records_the_machine_and_boot_ids(monkeypatch):
-    _be(monkeypatch, "m-1", "b-1")
+    pretend_machine(monkeypatch, "m-1", "b-1")
     me = this_process()
     assert (me["machine"], me["boot"], me["pid"]) == ("m-1", "b-1", os.getpid()) and not process_gone(me)
 
@@ -49,48 +38,48 @@ def test_machine_and_boot_ids_are_read_from_their_files(tmp_path):
 
 
 def test_a_run_of_another_machine_of_this_host_name_is_never_declared_dead(monkeypatch):
-    _be(monkeypatch, "ours", "boot-1")
-    dead = {**this_process(), "pid": _ended_pid()}
+    pretend_machine(monkeypatch, "ours", "boot-1")
+    dead = {**this_process(), "pid": ended_pid()}
     assert process_gone(dead)  # (this machine's: its process has ended)
     assert not process_gone({**dead, "machine": "theirs"})
     assert not process_gone({**dead, "machine": "theirs", "boot": "boot-2"})
     assert not process_gone({**dead, "machine": None})  # (theirs could not be read: not known to be this one)
-    _be(monkeypatch, None, "boot-1")  # (ours cannot be read)
+    pretend_machine(monkeypatch, None, "boot-1")  # (ours cannot be read)
     assert not process_gone({**dead, "machine": "ours"})
 
 
 def test_a_run_of_this_machine_before_a_restart_is_dead_even_if_its_pid_runs_now(monkeypatch):
-    _be(monkeypatch, "ours", "boot-2")
+    pretend_machine(monkeypatch, "ours", "boot-2")
     before = {**this_process(), "boot": "boot-1"}  # this very pid, alive, but recorded in the earlier boot
     assert process_gone(before)
     # (another pid namespace: another container, perhaps on another machine whose image baked in the same machine id)
     assert not process_gone({**before, "pidns": "pid:[1]"})
     # a boot id alone cannot tell a restart from another machine of this host name
     assert not process_gone({**before, "machine": None})
-    _be(monkeypatch, None, "boot-2")
+    pretend_machine(monkeypatch, None, "boot-2")
     assert not process_gone({**before, "machine": None})
-    _be(monkeypatch, "ours", None)  # (our boot id cannot be read)
+    pretend_machine(monkeypatch, "ours", None)  # (our boot id cannot be read)
     assert not process_gone(before)
 
 
 def test_an_owner_recorded_before_machine_ids_is_told_by_its_host_name_as_before(monkeypatch):
-    _be(monkeypatch, "ours", "boot-1")
+    pretend_machine(monkeypatch, "ours", "boot-1")
     me = this_process()
     old = {key: me[key] for key in ("host", "pid", "start", "pidns")}  # (an older snnlab's record)
     assert not process_gone(old)
-    assert process_gone({**old, "pid": _ended_pid()})
-    assert not process_gone({**old, "host": "elsewhere", "pid": _ended_pid()})
+    assert process_gone({**old, "pid": ended_pid()})
+    assert not process_gone({**old, "host": "elsewhere", "pid": ended_pid()})
     if me["start"] is not None:
         assert process_gone({**old, "start": me["start"] + 1})
 
 
 def test_listings_show_died_for_this_machines_runs_only(tmp_path, monkeypatch):
-    _be(monkeypatch, "ours", "boot-2")
+    pretend_machine(monkeypatch, "ours", "boot-2")
     store = RunStore(tmp_path / "s.sqlite")
     runs = {name: store.create_run({}, name=name) for name in ("alive", "other machine", "restarted", "old record")}
     for run in runs.values():
         store.set_status(run, "running")
-    me, gone = this_process(), _ended_pid()
+    me, gone = this_process(), ended_pid()
     owners = {"other machine": {**me, "pid": gone, "machine": "theirs"}, "restarted": {**me, "boot": "boot-1"},
               "old record": {key: me[key] for key in ("host", "start", "pidns")} | {"pid": gone}}
     con = store._raw()

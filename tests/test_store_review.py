@@ -15,6 +15,7 @@ import pytest
 import snnlab.experiments.store as store_mod
 from snnlab.experiments import RunStore
 from snnlab.experiments.store import process_gone, this_process
+from store_cases import pretend_machine
 
 posix_only = pytest.mark.skipif(os.name == "nt", reason="process liveness is not told on Windows")
 
@@ -116,16 +117,8 @@ def test_a_thread_closing_a_shared_read_only_store_leaves_another_threads_connec
     assert _names(tmp_path) == ["s.sqlite"]  # (that connection was the last: SQLite checkpointed and removed them)
 
 
-def _ended_pid() -> int:
-    child = subprocess.Popen([sys.executable, "-c", "pass"])
-    child.wait()
-    return child.pid
 
 
-def _be(monkeypatch, machine, boot) -> None:
-    monkeypatch.setattr(store_mod, "_read_machine_id", lambda: machine)
-    monkeypatch.setattr(store_mod, "_read_boot_id", lambda: boot)
-    monkeypatch.setattr(store_mod, "_MACHINE", {})
 
 
 def test_an_owner_records_a_hash_of_the_machine_id_never_the_id(monkeypatch):
@@ -151,7 +144,7 @@ def test_an_owner_records_a_hash_of_the_machine_id_never_the_id(monkeypatch):
 def test_a_run_of_another_pid_namespace_is_never_declared_dead_for_another_boot_id(monkeypatch):
     """Containers of one image (a machine id baked into it) of one host name on two machines: the boot ids differ; the
     pid namespace, checked before, keeps the other machine's live runs "running"."""
-    _be(monkeypatch, "baked-into-the-image", "boot-here")
+    pretend_machine(monkeypatch, "baked-into-the-image", "boot-here")
     me = this_process()
     theirs = {**me, "boot": "boot-of-the-other-machine", "pidns": "pid:[4026532999]"}
     if me["pidns"] is None:
