@@ -188,6 +188,53 @@ def test_position_gradient_passes_gradcheck_in_float64(sigma):
                                             rtol=1e-3)
 
 
+@pytest.mark.filterwarnings("ignore:`torch.jit.script` is deprecated")  # (torch loading its jvp decompositions)
+def test_position_gradient_in_forward_mode_and_forward_over_reverse():
+    """gaussian_delay_kernel's one-softmax Function had no jvp: torch.func.hessian (forward over reverse), jacfwd of
+    a gradient and forward-mode AD on positions that require grad raised NotImplementedError (the autograd softmax
+    before it took them). The tangent is G (k - m) 2 dp / (2 sigma^2), the same Hessian as reverse over reverse."""
+    from torch.autograd import forward_ad
+    from torch.func import grad, hessian, jacfwd, vmap
+
+    p = torch.tensor([1.3, 2.5 + 1e-3, 0.2, 4.9], dtype=D64)
+    w = torch.randn(4, 6, dtype=D64, generator=torch.Generator().manual_seed(0))
+
+    def loss(q, ww=w):
+        return (gaussian_delay_kernel(q, 0.7, 6) * ww).sum()
+
+    expected = torch.autograd.functional.hessian(loss, p)  # reverse over reverse
+    torch.testing.assert_close(hessian(loss)(p), expected, rtol=1e-10, atol=1e-12)
+    torch.testing.assert_close(jacfwd(grad(loss))(p), expected, rtol=1e-10, atol=1e-12)
+    per_sample = vmap(hessian(loss))(p.view(4, 1), w.view(4, 1, 6)).view(4)
+    torch.testing.assert_close(per_sample, expected.diagonal(), rtol=1e-10, atol=1e-12)
+    q = p.clone().requires_grad_(True)  # the Function's path (positions that train), in forward mode
+    with forward_ad.dual_level():
+        tangent = forward_ad.unpack_dual(gaussian_delay_kernel(forward_ad.make_dual(q, torch.ones_like(q)), 0.7,
+                                                               6)).tangent
+    jac = torch.autograd.functional.jacobian(lambda r: gaussian_delay_kernel(r, 0.7, 6), p)  # [4, 6, 4]
+    torch.testing.assert_close(tangent, jac.sum(-1), rtol=1e-10, atol=1e-12)
+
+
+def test_position_gradient_without_private_torch_ops(monkeypatch):
+    """The backward used torch._softmax_backward_data, private (its signature changed before, in torch 1.11; snnlab
+    takes torch >= 2.2): public operations now, as accurate (centred in the upstream gradient: an offset of 1e3
+    costs no float32 digits)."""
+    def private(*args, **kwargs):
+        raise AssertionError("torch._softmax_backward_data called")
+
+    monkeypatch.setattr(torch, "_softmax_backward_data", private)
+    g = torch.Generator().manual_seed(4)
+    for sigma in (0.05, 0.4, 3.0):
+        p = torch.rand(300, generator=g) * (K - 1)
+        gy = torch.randn(300, K, generator=g) + 1e3
+        got = torch.autograd.grad(gaussian_delay_kernel(p.requires_grad_(True), sigma, K), p, gy)[0].to(D64)
+        q = p.detach().to(D64).requires_grad_(True)
+        ref = torch.autograd.grad(torch.softmax(-(torch.arange(K, dtype=D64) - q[:, None]) ** 2 / (2 * sigma**2), -1),
+                                  q, gy.to(D64))[0]
+        scale = ref.abs().max().item()
+        assert (got - ref).abs().max().item() <= 4 * EPS32 * scale, sigma
+
+
 def test_layer_gradcheck_at_small_sigma():
     """The layer's float64 gradients for x, weight and positions at sigma = 1e-3 (positions near midpoints)."""
     g = torch.Generator().manual_seed(3)

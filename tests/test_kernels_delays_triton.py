@@ -493,6 +493,24 @@ def test_tiny_sigma_just_below_half_a_tap_is_the_nearest_tap(sigma):
     assert torch.equal(gp, torch.zeros_like(gp))
 
 
+def test_autocast_keyword_of_the_direct_call():
+    """delayed_linear_triton called under autocast casts x and weight itself (its default, ``autocast=ASK``), as
+    ``autocast=<dtype>`` outside it and as operands cast already with ``autocast=None``; any other ``autocast`` is a
+    TypeError naming it (a string reached Tensor.to as a device: "Invalid device string", True a bool x)."""
+    dtype = torch.bfloat16
+    x, w = _on_device(torch.randn(6, 2, 5, generator=_gen(51)), torch.randn(3, 5, generator=_gen(52)))
+    (p,) = _on_device(torch.rand(3, 5, generator=_gen(53)) * 3)
+    with torch.autocast(DEVICE.type, dtype=dtype):
+        y = delayed_linear_triton(x, w, p, 0.8, 4, False, algorithm="gather")
+    assert y.dtype == dtype
+    assert torch.equal(delayed_linear_triton(x, w, p, 0.8, 4, False, algorithm="gather", autocast=dtype), y)
+    y_none = delayed_linear_triton(x.to(dtype), w.to(dtype), p, 0.8, 4, False, algorithm="gather", autocast=None)
+    assert torch.equal(y_none, y)
+    for bad in ("bfloat16", True, torch.int64, 1.0):
+        with pytest.raises(TypeError, match=r"delayed_linear_triton: autocast must be .*got"):
+            delayed_linear_triton(x, w, p, 0.8, 4, False, autocast=bad)
+
+
 @pytest.mark.parametrize("rounded", [False, True])
 def test_autocast_gives_the_triton_layer_the_torch_layers_precision(rounded):
     """Under autocast the kernels computed from float32 operands and returned float32 while the PyTorch taps path

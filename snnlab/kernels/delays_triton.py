@@ -723,10 +723,21 @@ def delayed_linear_triton(x: torch.Tensor, weight: torch.Tensor, positions_or_de
     ``weight`` are first cast to the autocast dtype (:func:`~snnlab.kernels.delay_math.autocast_operands`; the
     kernels then compute in float32 and return that dtype, as the PyTorch paths do). ``algorithm`` and
     ``precision``: see :func:`kernel_options` (default: ``"mma"`` at ``"auto"``, or what the environment sets).
-    ``autocast``: the dtype to cast ``x`` and ``weight`` to where the caller asked autocast already (None: take
-    them as they are, e.g. cast already, as :class:`~snnlab.core.delays.DelayedLinear` does); asked here by default.
+    ``autocast`` (keyword only, for callers that asked autocast already): the floating dtype to cast ``x`` and
+    ``weight`` to, or None to take them as they are (e.g. cast already, as :class:`~snnlab.core.delays.DelayedLinear`
+    does); by default (:data:`~snnlab.kernels.delay_math.ASK`) autocast is asked here.
+
+    Example:
+        >>> x, w = torch.rand(5, 2, 3), torch.randn(4, 3)
+        >>> p = torch.rand(4, 3) * 3
+        >>> delayed_linear_triton(x, w, p, 1.0, 4, False, autocast="bf16")
+        Traceback (most recent call last):
+        ...
+        TypeError: delayed_linear_triton: autocast must be a floating torch.dtype, None or ASK, got 'bf16'
     """
     name = "delayed_linear_triton"
+    if not (autocast is ASK or autocast is None or (isinstance(autocast, torch.dtype) and autocast.is_floating_point)):
+        raise TypeError(f"{name}: autocast must be a floating torch.dtype, None or ASK, got {autocast!r}")
     x, weight, _ = autocast_operands(x, weight, dtype=autocast)  # autocast's dtype for x and weight, as every path
     if x.dim() < 2:
         raise ValueError(f"{name}: x must be time-major [T, ..., in], got shape {tuple(x.shape)}")
