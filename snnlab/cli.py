@@ -163,11 +163,12 @@ def cmd_train(args: argparse.Namespace) -> int:
                          f"--overwrite starts a new run there")
     cfg = config_from_args(args, base)  # the checkpoint's configuration, then --config, then the flags given
     if saved is not None:  # flags that the checkpoint's model cannot take: refused before anything runs
+        from snnlab.config_args import field_flag
         from snnlab.training.resume import check_resume_config
 
         check_resume_config(saved, cfg, existing,
                             describe=lambda field, old, new: f"{_as_flag(field, new)} (the checkpoint's: "
-                                                             f"{_as_flag(field, old)})", name=_flag)
+                                                             f"{_as_flag(field, old)})", name=field_flag)
     if args.save_config:
         Path(args.save_config).write_text(cfg.to_json())
     if args.threads:
@@ -214,11 +215,6 @@ def cmd_train(args: argparse.Namespace) -> int:
     return 0
 
 
-def _flag(field: str) -> str:
-    """The ``snnlab train`` flag of a config field: ``--max-delay`` for ``max_delay``."""
-    return "--" + field.replace("_", "-")
-
-
 def _as_flag(field: str, value) -> str:
     """A config field's value as the ``snnlab train`` flag that sets it.
 
@@ -226,7 +222,9 @@ def _as_flag(field: str, value) -> str:
         >>> _as_flag("hidden", [64, 32]), _as_flag("delays", False), _as_flag("tau_syn", None)
         ('--hidden 64,32', '--no-delays', '--tau-syn None')
     """
-    flag = _flag(field)
+    from snnlab.config_args import field_flag
+
+    flag = field_flag(field)
     if isinstance(value, bool):
         return flag if value else f"--no-{flag[2:]}"
     if isinstance(value, (list, tuple)):
@@ -239,9 +237,10 @@ def _as_flag(field: str, value) -> str:
 def _resume_help() -> str:
     """``--resume``'s help: what flags may change on a resume and what stays the checkpoint's
     (:data:`snnlab.training.resume.FIXED_ON_RESUME`, the rule every resume follows)."""
+    from snnlab.config_args import field_flag
     from snnlab.training.resume import fixed_on_resume_text
 
-    fixed = fixed_on_resume_text(_flag)
+    fixed = fixed_on_resume_text(field_flag)
     return ("continue the run whose checkpoint is in --run-dir. Flags given (and --config) override its configuration: "
             "--epochs, learning rates and schedules, --tau-mem, --threshold, --neuron, --surrogate, --dropout, "
             "--mask-p, ... (--batch-size only at an epoch boundary). What sets the model's parameters or the optimiser's "

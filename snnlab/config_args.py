@@ -75,6 +75,16 @@ def field_converter(name: str):
     return _none_or(str) if spec["allow_None"] else str
 
 
+def field_flag(field: str) -> str:
+    """The command-line flag of a config field: ``--max-delay`` for ``max_delay``.
+
+    Example:
+        >>> field_flag("max_delay")
+        '--max-delay'
+    """
+    return "--" + field.replace("_", "-")
+
+
 def add_config_arguments(parser: argparse.ArgumentParser) -> None:
     """Add ``--config FILE`` and one ``--<field>`` flag per config field to ``parser``."""
     from snnlab.training.presets import PRESETS
@@ -84,7 +94,7 @@ def add_config_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--config", metavar="FILE", help="JSON file with a saved configuration; flags override it")
     group = parser.add_argument_group("experiment configuration (defaults in brackets)")
     for name, spec in ExperimentConfig.schema().items():
-        flag = "--" + name.replace("_", "-")
+        flag = field_flag(name)
         kind, doc = spec["type"], (spec["doc"] or "").replace("%", "%%")
         kw: dict[str, Any] = {"dest": name, "default": argparse.SUPPRESS, "help": f"{doc} [{spec['default']!r}]"}
         if kind == "Boolean":
