@@ -42,7 +42,7 @@ def time_major_collate(batch: Sequence[tuple[torch.Tensor, int | torch.Tensor]],
         torch.Size([2, 1, 2])
     """
     fn = "time_major_collate"
-    return _pad_stack(batch, _check_n_steps(n_steps, fn), _check_crop(crop, fn), fn)
+    return _pad_stack(batch, _check_n_steps(n_steps, fn), _check_crop(crop, fn), fn, None)
 
 
 def _check_n_steps(n_steps: object, fn: str) -> int | None:
@@ -66,8 +66,9 @@ def _check_crop(crop: object, fn: str) -> bool:
 
 
 def _pad_stack(batch: Sequence[tuple[torch.Tensor, int | torch.Tensor]], n_steps: int | None, crop: bool,
-               fn: str) -> tuple[torch.Tensor, torch.Tensor]:
-    """The collate of :func:`time_major_collate` with checked settings; errors name ``fn``."""
+               fn: str, source: str | None) -> tuple[torch.Tensor, torch.Tensor]:
+    """The collate of :func:`time_major_collate` with checked settings; errors name ``fn``, and ``source`` (the
+    setting ``n_steps`` came from, see :class:`PadCollate`) for a sample longer than ``n_steps``."""
     if len(batch) == 0:
         raise ValueError(f"{fn}: empty batch; a DataLoader gives at least one sample per batch")
     xs = [torch.as_tensor(b[0]) for b in batch]
@@ -78,6 +79,11 @@ def _pad_stack(batch: Sequence[tuple[torch.Tensor, int | torch.Tensor]], n_steps
             raise ValueError(f"{fn}: sample {i} has shape {tuple(x.shape)} but sample 0 has "
                              f"{tuple(xs[0].shape)}; samples [T, ...] may differ in their length T only")
         if n_steps is not None and x.shape[0] > n_steps and not crop:
+            if source is not None:
+                raise ValueError(f"{fn}: sample {i} of the batch has {x.shape[0]} steps, more than {source}="
+                                 f"{n_steps} (the n_steps every batch is padded to); set {source} to at least "
+                                 f"{x.shape[0]}, or to the longest sample of the dataset (max_sample_steps(dataset) "
+                                 "finds it)")
             raise ValueError(f"{fn}: sample {i} of the batch has {x.shape[0]} steps, more than n_steps={n_steps}; "
                              "pass a larger n_steps (max_sample_steps(dataset) finds the longest sample), "
                              "crop=True to keep only the first n_steps steps (the rest are lost, which changes "
@@ -96,8 +102,10 @@ class PadCollate:
     ``num_workers > 0``), as is ``functools.partial(time_major_collate, n_steps=...)``.
 
     ``n_steps`` must be at least the longest sample (see
-    :func:`~snnlab.data.neuromorphic.frames.max_sample_steps`): a longer one is a ``ValueError``, or, with
-    ``crop=True``, cut to its first ``n_steps`` steps (never the default: the cut steps are lost).
+    :func:`~snnlab.data.neuromorphic.frames.max_sample_steps`): a longer one is a ``ValueError`` naming its length,
+    or, with ``crop=True``, cut to its first ``n_steps`` steps (never the default: the cut steps are lost).
+    ``source`` names the setting ``n_steps`` came from, for that error to name it too (an experiment's
+    ``"data_kwargs 'pad_to'"``, as :func:`~snnlab.training.build_data` passes it).
 
     Example:
         >>> collate = PadCollate(4)
@@ -107,20 +115,30 @@ class PadCollate:
         >>> import pickle
         >>> pickle.loads(pickle.dumps(collate))
         PadCollate(n_steps=4)
+        >>> PadCollate(2, source="data_kwargs 'pad_to'")([(torch.ones(3, 2), 0)])
+        Traceback (most recent call last):
+        ...
+        ValueError: PadCollate(n_steps=2, source="data_kwargs 'pad_to'"): sample 0 of the batch has 3 steps, more than data_kwargs 'pad_to'=2 (the n_steps every batch is padded to); set data_kwargs 'pad_to' to at least 3, or to the longest sample of the dataset (max_sample_steps(dataset) finds it)
     """
 
-    def __init__(self, n_steps: int, crop: bool = False) -> None:
+    def __init__(self, n_steps: int, crop: bool = False, *, source: str | None = None) -> None:
         if n_steps is None:
             raise TypeError("PadCollate: n_steps must be an int >= 1 (use time_major_collate to pad each batch to "
                             "its longest sample), got None")
+        if source is not None and (not isinstance(source, str) or not source.strip()):
+            raise TypeError(f"PadCollate: source must be a non-empty str naming the setting n_steps came from "
+                            f"(or None), got {source!r}")
         self.n_steps = _check_n_steps(n_steps, "PadCollate")
         self.crop = _check_crop(crop, "PadCollate")
+        self.source = source
 
     def __call__(self, batch: Sequence[tuple[torch.Tensor, int | torch.Tensor]]) -> tuple[torch.Tensor, torch.Tensor]:
-        return _pad_stack(batch, self.n_steps, self.crop, repr(self))
+        return _pad_stack(batch, self.n_steps, self.crop, repr(self), getattr(self, "source", None))
 
     def __repr__(self) -> str:
-        return f"PadCollate(n_steps={self.n_steps}" + (", crop=True)" if self.crop else ")")
+        source = getattr(self, "source", None)  # (None in one pickled before there was a source)
+        return (f"PadCollate(n_steps={self.n_steps}" + (", crop=True" if self.crop else "")
+                + (f", source={source!r}" if source is not None else "") + ")")
 
 
 def _label(v: object, i: int, fn: str) -> int:

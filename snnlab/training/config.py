@@ -19,6 +19,7 @@ import difflib
 import functools
 import json
 import math
+import numbers
 import warnings
 from typing import Any
 
@@ -35,9 +36,9 @@ from snnlab.data.neuromorphic import (MAX_FRAMES, NEUROMORPHIC_DATASETS, check_c
 
 from .lr_schedule import LR_SCHEDULES
 
-__all__ = ["ExperimentConfig", "ConfigError", "DATASETS", "NEURONS", "ENCODINGS", "estimate_memory_bytes",
-           "dataset_shape", "data_options", "event_frame_kwargs", "event_pad_to", "frames_per_sample", "with_changes",
-           "EVENT_DATASETS", "PAD_TO_LONGEST"]
+__all__ = ["ExperimentConfig", "ConfigError", "FiniteNumber", "DATASETS", "NEURONS", "ENCODINGS",
+           "estimate_memory_bytes", "dataset_shape", "data_options", "event_frame_kwargs", "event_pad_to",
+           "frames_per_sample", "with_changes", "EVENT_DATASETS", "PAD_TO_LONGEST"]
 
 DATASETS = ("digits", "mnist5k", "randman", "delay_task", "nmnist", "shd", "ssc", "dvs_gesture", "fsdd")
 NEURONS = ("multi_spike", "ttfs", "noisy")
@@ -77,6 +78,44 @@ class LayerSizes(param.List):
                     f"{type(self).__name__} parameter {self.name!r}: every hidden-layer width must be an int in "
                     f"[1, {MAX_LAYER_WIDTH}], got {v!r} in {list(val)!r}"
                 )
+
+
+def _non_finite(value: Any) -> bool:
+    """Whether ``value`` is a NaN or an infinity (a Python, NumPy or other real number; ints never are)."""
+    if isinstance(value, numbers.Integral) or not isinstance(value, numbers.Number):
+        return False
+    try:
+        return not math.isfinite(float(value))  # type: ignore[arg-type]
+    except (TypeError, ValueError, OverflowError):  # (a complex number, or a fraction too large for a float)
+        return False
+
+
+def _not_finite_error(key: str, value: Any) -> ConfigError:
+    """The error for a NaN or infinity given to numeric field ``key``, the same on every path."""
+    return ConfigError(f"bad value for {key!r}: {key} must be a finite number, got {plain_value(value)!r}")
+
+
+class FiniteNumber(param.Number):
+    """A ``param.Number`` that refuses NaN and infinity at every assignment, not only in the constructor: keywords,
+    ``cfg.lr = ...``, ``cfg.param.update(...)``, a widget setting the field, a class default. The
+    :class:`ConfigError` says "must be a finite number" whatever the bounds (``param``'s bound check would call NaN
+    "not at most" its upper bound, and lets infinity through where there is none). :meth:`ExperimentConfig.schema`
+    reports these fields as ``"Number"``.
+
+    Example:
+        >>> cfg = ExperimentConfig()
+        >>> cfg.tau_mem = float("inf")
+        Traceback (most recent call last):
+        ...
+        snnlab.training.config.ConfigError: bad value for 'tau_mem': tau_mem must be a finite number, got inf
+        >>> cfg.tau_mem
+        10.0
+    """
+
+    def _validate_value(self, value: Any, allow_None: bool) -> None:
+        super()._validate_value(value, allow_None)
+        if _non_finite(value):
+            raise _not_finite_error(str(self.name), value)
 
 
 def with_changes(fields: dict[str, Any], changes: dict[str, Any]) -> dict[str, Any]:
@@ -151,8 +190,11 @@ def event_pad_to(cfg: "ExperimentConfig") -> int | str | None:
     * ``None`` (or left out; the default): each batch to its longest sample. With ``time_window`` alone samples
       differ in length, so a sample's outputs and metrics depend on the batch it lands in.
     * an int ``n`` (1..:data:`~snnlab.data.neuromorphic.MAX_FRAMES`): every batch to ``n`` steps
-      (:class:`~snnlab.data.collate.PadCollate`); a longer sample is a ``ValueError`` when its batch is collated
-      (at once, from :func:`frames_per_sample`, when the frame settings give every sample more than ``n`` frames).
+      (:class:`~snnlab.data.collate.PadCollate`). A longer sample is a ``ValueError`` before any batch: from
+      :func:`frames_per_sample` (so :meth:`ExperimentConfig.validate`) when the frame settings give every sample
+      more than ``n`` frames; with ``time_window`` alone from :func:`~snnlab.training.build_data`, which counts the
+      longest sample of the train and test sets for it as for ``"longest"`` (the error names ``n``, that sample's
+      frames and the values that fit).
     * ``"longest"`` (:data:`PAD_TO_LONGEST`): every batch to the longest sample of the train and test sets,
       :func:`~snnlab.data.neuromorphic.max_sample_steps` over both, counted once when the data is built (with
       ``time_window`` alone that reads every recording once, without binning it).
@@ -336,8 +378,8 @@ def _check_finite(cls: type, key: str, value: Any) -> None:
         snnlab.training.config.ConfigError: bad value for 'lr': lr must be a finite number, got nan
     """
     p = cls.param[key] if key in cls.param else None
-    if isinstance(p, param.Number) and isinstance(value, float) and not math.isfinite(value):
-        raise ConfigError(f"bad value for {key!r}: {key} must be a finite number, got {value!r}")
+    if isinstance(p, param.Number) and _non_finite(value):
+        raise _not_finite_error(key, value)
 
 
 class ExperimentConfig(param.Parameterized):
@@ -345,7 +387,8 @@ class ExperimentConfig(param.Parameterized):
 
     Build it with keywords (``ExperimentConfig(hidden=[128], epochs=5)``), from a dict
     (:meth:`from_dict`) or JSON (:meth:`from_json`). Assignments are checked by ``param``
-    (types, bounds, allowed values); :meth:`validate` checks cross-field combinations.
+    (types, bounds, allowed values; numbers must be finite, :class:`FiniteNumber`), in the constructor and after it;
+    :meth:`validate` checks cross-field combinations.
     """
 
     def __init__(self, **params: Any) -> None:
@@ -390,27 +433,27 @@ class ExperimentConfig(param.Parameterized):
         "Maximum spikes per neuron per sample (None = unlimited). 'ttfs' neurons always use 1."))
     surrogate = param.Selector(default="atan", objects=list(_surrogates.available()), doc=(
         "Surrogate gradient of the spike non-linearity (ignored by 'noisy' neurons, which use their noise density)."))
-    surrogate_alpha = param.Number(default=None, allow_None=True, bounds=(0, None), inclusive_bounds=(False, True), doc=(
+    surrogate_alpha = FiniteNumber(default=None, allow_None=True, bounds=(0, None), inclusive_bounds=(False, True), doc=(
         "Shape parameter of the surrogate (sharpness alpha, or sigma for the gaussian/logistic ones); "
         "None = the surrogate's default."))
     noise = param.Selector(default="gaussian", objects=list(NOISES), doc=(
         "Noise distribution of 'noisy' neurons."))
-    noise_scale = param.Number(default=0.3, bounds=(0, None), inclusive_bounds=(False, True), doc=(
+    noise_scale = FiniteNumber(default=0.3, bounds=(0, None), inclusive_bounds=(False, True), doc=(
         "Scale sigma of the membrane noise of 'noisy' neurons: the standard deviation of Gaussian noise; logistic "
         "noise of scale sigma has standard deviation sigma * pi / sqrt(3), about 1.81 sigma."))
-    tau_mem = param.Number(default=10.0, bounds=(1.0, None), doc=(
+    tau_mem = FiniteNumber(default=10.0, bounds=(1.0, None), doc=(
         "Membrane time constant in time steps (beta = 1 - 1/tau_mem); also used by the readout layer."))
-    tau_mem_cv = param.Number(default=0.0, bounds=(0.0, 10.0), doc=(
+    tau_mem_cv = FiniteNumber(default=0.0, bounds=(0.0, 10.0), doc=(
         "Heterogeneous membrane time constants: each hidden neuron's tau_mem drawn around tau_mem with this "
         "coefficient of variation and the same mean (the part above 1 step log-normal; learned per neuron with "
         "learn_tau), as in Perez-Nieves et al. (2021), where heterogeneity helped on temporal tasks. 0 = every neuron "
         "the same (off)."))
-    tau_syn = param.Number(default=None, allow_None=True, bounds=(1.0, None), doc=(
+    tau_syn = FiniteNumber(default=None, allow_None=True, bounds=(1.0, None), doc=(
         "Synaptic time constant in time steps, or None (off): a leaky synaptic current (LI, beta = 1 - 1/tau_syn) "
         "between each hidden layer's synapses and its LIF neurons: current-based (CuBa) LIF neurons, as in the "
         "SHD/SSC baselines of Cramer et al. (2020). The current sums about tau_syn steps of input, so the neurons "
         "are driven about tau_syn times harder: lower weight_gain accordingly."))
-    threshold = param.Number(default=1.0, bounds=(0, None), inclusive_bounds=(False, True), doc="Firing threshold.")
+    threshold = FiniteNumber(default=1.0, bounds=(0, None), inclusive_bounds=(False, True), doc="Firing threshold.")
     reset = param.Selector(default="subtract", objects=list(RESETS), doc=(
         "Reset after a spike: 'subtract' the threshold or set the membrane to 'zero'."))
     detach_reset = param.Boolean(default=False, doc=(
@@ -418,14 +461,14 @@ class ExperimentConfig(param.Parameterized):
     learn_threshold = param.Boolean(default=False, doc="Learn one threshold per hidden layer.")
     learn_tau = param.Boolean(default=False, doc=(
         "Learn the membrane time constants: one per layer, or one per neuron in recurrent layers and with tau_mem_cv."))
-    mask_p = param.Number(default=0.0, bounds=(0.0, 1.0), inclusive_bounds=(True, False), doc=(
+    mask_p = FiniteNumber(default=0.0, bounds=(0.0, 1.0), inclusive_bounds=(True, False), doc=(
         "Drop each hidden spike with this probability during training (LIF mask_p, fused into the neuron "
         "kernels; the spike counts logged are the transmitted spikes); 0 = off."))
-    spike_reg = param.Number(default=0.0, bounds=(0.0, 1000.0), doc=(
+    spike_reg = FiniteNumber(default=0.0, bounds=(0.0, 1000.0), doc=(
         "Weight of an activity penalty added to the training loss: the mean spike count per neuron and sample of "
         "the LIF layers (an L1 penalty on firing). Higher values train sparser networks at some cost in accuracy; "
         "the logged loss stays the task loss. 0 = off."))
-    dropout = param.Number(default=0.0, bounds=(0.0, 1.0), inclusive_bounds=(True, False), doc=(
+    dropout = FiniteNumber(default=0.0, bounds=(0.0, 1.0), inclusive_bounds=(True, False), doc=(
         "Dropout of hidden neurons in training (TimeDropout: each neuron of each sample silenced with this "
         "probability for the whole sequence, the kept spikes scaled by 1/(1-p); off in evaluation, so it never "
         "changes the spike and SynOp counts). Unlike mask_p it regularises, it does not cut spikes. 0 = off."))
@@ -436,12 +479,12 @@ class ExperimentConfig(param.Parameterized):
         "Give each hidden layer all-to-all recurrent synapses (RecurrentLIF, the recurrent SNN baseline of SHD/SSC): "
         "its spikes feed back to the layer at the next step. It runs the PyTorch time loop (no fused kernel), "
         "and learned thresholds and time constants are per neuron."))
-    adaptation = param.Number(default=0.0, bounds=(0.0, None), doc=(
+    adaptation = FiniteNumber(default=0.0, bounds=(0.0, None), doc=(
         "Threshold adaptation of the hidden neurons (ALIF): each spike raises a neuron's threshold by this much, and "
         "the rise decays with tau_adapt; with recurrent it makes the LSNN (Bellec et al. 2018), the adaptive "
         "recurrent networks of SHD/SSC. Feed-forward layers run fused kernels (a C loop on the CPU, Triton on CUDA), "
         "recurrent ones a PyTorch loop with a hand-written backward. 0 = off (plain LIF)."))
-    tau_adapt = param.Number(default=100.0, bounds=(1.0, None), doc=(
+    tau_adapt = FiniteNumber(default=100.0, bounds=(1.0, None), doc=(
         "Time constant of the threshold adaptation in time steps (used when adaptation > 0)."))
     delays = param.Boolean(default=False, doc=(
         "Use learnable synaptic delays (DelayedLinear, DCLS-style) instead of plain dense synapses."))
@@ -450,14 +493,14 @@ class ExperimentConfig(param.Parameterized):
     sigma_schedule = param.Selector(default="linear", objects=list(DelaySchedule.KINDS), doc=(
         "How the delay kernels' Gaussian width sigma shrinks from max_delay/2 to sigma_end (DelaySchedule kind): "
         "'linear', 'cosine' or 'exponential'."))
-    sigma_end = param.Number(default=0.5, bounds=(0, None), inclusive_bounds=(False, True), doc=(
+    sigma_end = FiniteNumber(default=0.5, bounds=(0, None), inclusive_bounds=(False, True), doc=(
         "Final sigma of the delay kernels (in time steps), reached after sigma_anneal_fraction of the epochs."))
-    sigma_anneal_fraction = param.Number(default=0.75, bounds=(0, 1), inclusive_bounds=(False, True), doc=(
+    sigma_anneal_fraction = FiniteNumber(default=0.75, bounds=(0, 1), inclusive_bounds=(False, True), doc=(
         "Fraction of the epochs over which sigma shrinks to sigma_end; the rest train at sigma_end."))
-    weight_gain = param.Number(default=3.0, bounds=(0, 1000.0), inclusive_bounds=(False, True), doc=(
+    weight_gain = FiniteNumber(default=3.0, bounds=(0, 1000.0), inclusive_bounds=(False, True), doc=(
         "Multiplier on the default (PyTorch Linear-style, +-1/sqrt(fan_in)) initial weights of the hidden "
         "layers' input synapses; > 1 makes the sparse spike inputs reach threshold from the start."))
-    readout_gain = param.Number(default=0.3, bounds=(0, 1000.0), inclusive_bounds=(False, True), doc=(
+    readout_gain = FiniteNumber(default=0.3, bounds=(0, 1000.0), inclusive_bounds=(False, True), doc=(
         "Multiplier on the initial weights of the synapses into an LI (membrane) readout, whose summed "
         "membranes over T steps get large; spiking readouts use weight_gain."))
     readout = param.Selector(default="membrane_sum", objects=list(READOUTS), doc=(
@@ -469,9 +512,9 @@ class ExperimentConfig(param.Parameterized):
     loss = param.Selector(default="cross_entropy", objects=list(LOSSES), doc="Training loss on the readout logits.")
     epochs = param.Integer(default=10, bounds=(1, 100_000), doc="Number of training epochs.")
     batch_size = param.Integer(default=64, bounds=(1, 1_000_000), doc="Samples per mini-batch.")
-    lr = param.Number(default=2e-3, bounds=(0, 100.0), inclusive_bounds=(False, True), doc=(
+    lr = FiniteNumber(default=2e-3, bounds=(0, 100.0), inclusive_bounds=(False, True), doc=(
         "Learning rate of the weights (and thresholds / time constants)."))
-    lr_delays = param.Number(default=0.1, bounds=(0, 1000.0), doc=(
+    lr_delays = FiniteNumber(default=0.1, bounds=(0, 1000.0), doc=(
         "Learning rate of the delay positions (in time steps); usually much larger than lr."))
     lr_schedule = param.Selector(default="constant", objects=list(LR_SCHEDULES), doc=(
         "Learning-rate schedule of the weights (and thresholds, time constants, batch norm), per step: "
@@ -482,7 +525,7 @@ class ExperimentConfig(param.Parameterized):
     lr_delays_schedule = param.Selector(default="constant", objects=list(LR_SCHEDULES), doc=(
         "Learning-rate schedule of the delay positions (same choices as lr_schedule, from lr_delays)."))
     optimizer = param.Selector(default="adam", objects=list(OPTIMIZERS), doc="Optimiser: 'adam' or 'sgd' (momentum 0.9).")
-    weight_decay = param.Number(default=0.0, bounds=(0.0, 10.0), doc="L2 weight decay of the weights (not of the delays, nor of batch norm's scale and shift).")
+    weight_decay = FiniteNumber(default=0.0, bounds=(0.0, 10.0), doc="L2 weight decay of the weights (not of the delays, nor of batch norm's scale and shift).")
     seed = param.Integer(default=0, bounds=(0, 2**63 - 1), doc="Seed for torch, numpy, random and the data split/shuffle.")
     device = param.Selector(default="auto", objects=list(DEVICES), doc="'cpu', 'cuda', or 'auto' (cuda when available).")
     precision = param.Selector(default="float32", objects=list(PRECISIONS), doc=(
@@ -515,7 +558,8 @@ class ExperimentConfig(param.Parameterized):
         out: dict[str, dict[str, Any]] = {}
         for k in cls.fields():
             p = cls.param[k]
-            d: dict[str, Any] = {"type": type(p).__name__, "default": p.default, "doc": p.doc,
+            kind = "Number" if type(p) is FiniteNumber else type(p).__name__  # (forms and flags treat it as one)
+            d: dict[str, Any] = {"type": kind, "default": p.default, "doc": p.doc,
                                  "allow_None": bool(p.allow_None)}
             if getattr(p, "objects", None) is not None and isinstance(p, param.Selector):
                 d["objects"] = list(p.objects)

@@ -20,8 +20,8 @@ from snnlab.core.random_stream import RNG_STATE_KEY
 from snnlab.core.readout import SPIKE_READOUTS
 from snnlab.core.recurrent import RecurrentLIF
 
-from .config import (EVENT_DATASETS, PAD_TO_LONGEST, ExperimentConfig, event_frame_kwargs, event_pad_to,
-                     frames_per_sample)
+from .config import (EVENT_DATASETS, PAD_TO_LONGEST, ExperimentConfig, _data_frames, event_frame_kwargs,
+                     event_pad_to, frames_per_sample)
 
 __all__ = ["build_model", "build_data", "load_model_state", "keep_neuron_constants", "neuron_kwargs", "FlattenCollate",
            "model_from_checkpoint"]
@@ -261,6 +261,20 @@ def _root(cfg: ExperimentConfig):
     return shared_data_root()
 
 
+def _check_pad_to(cfg: ExperimentConfig, pad_to: int, longest: dict[str, int]) -> None:
+    """A ``ValueError`` when a sample of an event dataset is longer than an int ``data_kwargs`` ``pad_to``;
+    ``longest``: ``{split: its longest sample's frame count}``."""
+    split = max(longest, key=lambda k: longest[k])
+    steps = longest[split]
+    if steps <= pad_to:
+        return
+    window = (cfg.data_kwargs or {}).get("time_window")
+    raise ValueError(f"build_data: data_kwargs 'pad_to'={pad_to} is shorter than the longest sample of dataset "
+                     f"{cfg.dataset!r}: {steps} frames (in the {split} set; with time_window={window!r} us alone a "
+                     f"sample has as many frames as its recording lasts), so its batch could not be padded; pass "
+                     f"pad_to={PAD_TO_LONGEST!r} (every batch to the longest sample) or an int pad_to >= {steps}")
+
+
 def build_data(cfg: ExperimentConfig) -> tuple[DataLoader, DataLoader, int, int]:
     """``(train_loader, test_loader, n_inputs, n_classes)`` for ``cfg.dataset``; batches are ``(x [T, B, F], y [B])``.
 
@@ -271,7 +285,9 @@ def build_data(cfg: ExperimentConfig) -> tuple[DataLoader, DataLoader, int, int]
     Event datasets' batches are padded to their longest sample, or, with ``data_kwargs`` ``pad_to``
     (:func:`~snnlab.training.config.event_pad_to`), all to one length: an int, or ``"longest"`` (the longest sample of
     the train and test sets, :func:`~snnlab.data.neuromorphic.max_sample_steps`, counted here once), so that with
-    ``time_window`` alone a sample's outputs and metrics do not depend on the batch it lands in.
+    ``time_window`` alone a sample's outputs and metrics do not depend on the batch it lands in. An int ``pad_to``
+    shorter than the longest sample is a ``ValueError`` here, before any batch: with ``time_window`` alone the
+    samples are counted for it as for ``"longest"`` (every recording read once, not binned).
 
     Example:
         >>> train, test, n_in, n_classes = build_data(ExperimentConfig(dataset="randman", num_steps=8,
@@ -331,7 +347,11 @@ def build_data(cfg: ExperimentConfig) -> tuple[DataLoader, DataLoader, int, int]
         te = load_neuromorphic(key, root, "test", **kw)
         n_in = int(math.prod(tr[0][0].shape[1:]))
         n_steps = max(max_sample_steps(tr), max_sample_steps(te)) if pad_to == PAD_TO_LONGEST else pad_to
-        collate = time_major_collate if n_steps is None else PadCollate(n_steps)
+        if isinstance(pad_to, int) and not _data_frames(cfg)[1]:  # samples as long as their recordings
+            _check_pad_to(cfg, pad_to, {"train": max_sample_steps(tr), "test": max_sample_steps(te)})
+        collate = (time_major_collate if n_steps is None
+                   else PadCollate(n_steps, source="data_kwargs 'pad_to'") if isinstance(pad_to, int)
+                   else PadCollate(n_steps))
         train, test = _loaders(tr, te, cfg, FlattenCollate(collate), num_workers)
         return train, test, n_in, int(NEUROMORPHIC_DATASETS[key].n_classes)
 

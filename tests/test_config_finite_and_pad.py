@@ -1,0 +1,161 @@
+"""NaN and infinity are refused at every assignment of a numeric config field (not only in the constructor), and an
+int ``data_kwargs`` ``pad_to`` shorter than the longest sample of an event dataset is refused by ``build_data`` up
+front (with ``time_window`` alone), not mid-epoch when the batch holding that sample is collated."""
+import math
+
+import numpy as np
+import param
+import pytest
+import torch
+
+from snnlab.data.collate import PadCollate
+from snnlab.data.neuromorphic import write_nmnist_bin
+from snnlab.training import ConfigError, ExperimentConfig, build_data
+
+NUMBER_FIELDS = [k for k in ExperimentConfig.fields()
+                 if isinstance(ExperimentConfig.param[k], param.Number)
+                 and not isinstance(ExperimentConfig.param[k], param.Integer)]
+NON_FINITE = [float("nan"), float("inf"), float("-inf")]
+
+
+# ------------------------------------------------------------------------------------------ 1. finite numbers
+def _refused(field: str, value: float) -> str:
+    return rf"bad value for '{field}': {field} must be a finite number, got {value!r}"
+
+
+@pytest.mark.parametrize("field", NUMBER_FIELDS)
+@pytest.mark.parametrize("value", NON_FINITE)
+def test_assigning_nan_or_inf_after_construction_is_refused_and_keeps_the_value(field, value):
+    """Before: ``cfg.tau_mem = inf`` was accepted (no upper bound) and NaN was said "not at most 100.0"."""
+    cfg = ExperimentConfig()
+    before = getattr(cfg, field)
+    with pytest.raises(ConfigError, match=_refused(field, value)):
+        setattr(cfg, field, value)
+    with pytest.raises(ConfigError, match=_refused(field, value)):
+        cfg.param.update(**{field: value})
+    assert getattr(cfg, field) == before or (before is None and getattr(cfg, field) is None)
+
+
+@pytest.mark.parametrize("value", [np.float32("inf"), np.float64("nan")])
+def test_numpy_non_finite_values_are_refused_too_and_said_as_plain_numbers(value):
+    cfg = ExperimentConfig()
+    with pytest.raises(ConfigError, match=_refused("threshold", float(value))):
+        cfg.threshold = value
+    assert cfg.threshold == 1.0
+
+
+def test_the_constructor_and_from_dict_keep_their_message():
+    for build in (lambda: ExperimentConfig(tau_mem=math.inf), lambda: ExperimentConfig.from_dict({"tau_mem": math.inf}),
+                  lambda: ExperimentConfig.from_json('{"tau_mem": Infinity}')):
+        with pytest.raises(ConfigError) as e:
+            build()
+        assert str(e.value) == "bad value for 'tau_mem': tau_mem must be a finite number, got inf"
+
+
+def test_finite_values_are_still_assigned_and_the_schema_still_says_number():
+    cfg = ExperimentConfig()
+    cfg.tau_mem, cfg.lr, cfg.threshold, cfg.tau_syn = 20, np.float32(0.5), 1e300, None
+    assert (cfg.tau_mem, cfg.lr, cfg.threshold, cfg.tau_syn) == (20, 0.5, 1e300, None)
+    cfg.validate()
+    schema = ExperimentConfig.schema()
+    assert {schema[k]["type"] for k in NUMBER_FIELDS} == {"Number"}  # (flags and forms pick their parser by it)
+    assert schema["epochs"]["type"] == "Integer" and schema["hidden"]["type"] == "LayerSizes"
+
+
+def test_a_non_finite_class_default_is_refused():
+    try:
+        with pytest.raises(ConfigError, match=_refused("adaptation", math.inf)):
+            ExperimentConfig.adaptation = math.inf
+        assert ExperimentConfig().adaptation == 0.0
+    finally:  # (where it was accepted, put the default back for the other tests)
+        ExperimentConfig.param["adaptation"].default = 0.0
+
+
+# ------------------------------------------------------------------------------------------ 2. pad_to up front
+# frames of 10 ms: train recordings of 3 and 7 frames, test ones of 2 and 9 (the label is the sample's id)
+_SHD_TRAIN = [(0.0, 0.025), (0.001, 0.0655)]
+_SHD_TEST = [(0.0, 0.015), (0.02, 0.05, 0.1085)]
+
+
+@pytest.fixture
+def shd_root(tmp_path):
+    pytest.importorskip("h5py")
+    from shd_files import write_shd_events
+
+    for split, recs in (("train", _SHD_TRAIN), ("test", _SHD_TEST)):
+        samples = [(list(t), [(5 * i + k) % 700 for k in range(len(t))]) for i, t in enumerate(recs)]
+        write_shd_events(tmp_path / f"shd_{split}.h5", samples, np.arange(len(recs)) + (10 if split == "test" else 0),
+                         time_dtype=np.float32)
+    return tmp_path
+
+
+@pytest.fixture
+def nmnist_root(tmp_path):
+    """N-MNIST ``.bin`` files: train digits of 3 and 12 frames of 10 ms, a test digit of 5."""
+    for split, digit, times in (("Train", 1, (0, 25_000)), ("Train", 2, (1_000, 60_000, 111_500)),
+                                ("Test", 1, (0, 45_000))):
+        d = tmp_path / "NMNIST" / split / str(digit)
+        d.mkdir(parents=True)
+        n = len(times)
+        write_nmnist_bin(d / "00001.bin", np.arange(n) + 3, np.arange(n) + 5, np.array(times), np.arange(n) % 2)
+    return tmp_path
+
+
+def _cfg(dataset, root, **data_kwargs) -> ExperimentConfig:
+    return ExperimentConfig.from_dict({"dataset": dataset, "data_root": str(root), "batch_size": 4,
+                                       "data_kwargs": {"time_window": 10_000, **data_kwargs}})
+
+
+@pytest.mark.parametrize("pad_to", [1, 6, 8])
+def test_pad_to_below_the_longest_shd_sample_is_refused_by_build_data(shd_root, pad_to):
+    """Before: build_data returned loaders, and the epoch failed at the batch holding the 9-frame test sample."""
+    cfg = _cfg("shd", shd_root, pad_to=pad_to)
+    cfg.validate()  # (the config alone cannot know the recordings' lengths)
+    with pytest.raises(ValueError, match=rf"build_data: data_kwargs 'pad_to'={pad_to} is shorter than the longest "
+                                         rf"sample of dataset 'shd': 9 frames \(in the test set; with "
+                                         rf"time_window=10000 us alone .*pass pad_to='longest' .* or an int "
+                                         rf"pad_to >= 9$"):
+        build_data(cfg)
+
+
+def test_pad_to_at_least_the_longest_sample_builds_and_pads_every_batch(shd_root):
+    for pad_to in (9, 12):
+        train, test, n_in, _ = build_data(_cfg("shd", shd_root, pad_to=pad_to))
+        assert n_in == 700
+        assert {x.shape[0] for loader in (train, test) for x, _ in loader} == {pad_to}
+
+
+def test_pad_to_below_the_longest_nmnist_sample_names_the_train_set(nmnist_root):
+    with pytest.raises(ValueError, match=r"'pad_to'=11 is shorter than the longest sample of dataset 'nmnist': "
+                                         r"12 frames \(in the train set;.* pad_to >= 12$"):
+        build_data(_cfg("nmnist", nmnist_root, pad_to=11))
+    train, _, n_in, _ = build_data(_cfg("nmnist", nmnist_root, pad_to=12))
+    assert n_in == 2 * 34 * 34 and {x.shape[0] for x, _ in train} == {12}
+
+
+def test_fixed_frames_keep_their_checks(shd_root):
+    """With n_time_bins every sample has the same frames: pad_to is checked against them, as before."""
+    with pytest.raises(ValueError, match=r"'pad_to'=3 is shorter than the 5 frames every sample has"):
+        build_data(ExperimentConfig(dataset="shd", data_root=str(shd_root), num_steps=5, data_kwargs={"pad_to": 3}))
+    train = build_data(ExperimentConfig(dataset="shd", data_root=str(shd_root), num_steps=5,
+                                        data_kwargs={"pad_to": 8}))[0]
+    assert {x.shape[0] for x, _ in train} == {8}
+
+
+# ------------------------------------------------------------------------------------------ 3. the collate error
+def test_the_collate_error_names_pad_to_and_the_sample_length(shd_root):
+    train, _, _, _ = build_data(_cfg("shd", shd_root, pad_to=9))
+    collate = train.collate_fn.collate
+    assert repr(collate) == "PadCollate(n_steps=9, source=\"data_kwargs 'pad_to'\")"
+    with pytest.raises(ValueError, match=r"sample 1 of the batch has 11 steps, more than data_kwargs 'pad_to'=9 .*"
+                                         r"set data_kwargs 'pad_to' to at least 11"):
+        collate([(torch.ones(2, 700), 0), (torch.ones(11, 700), 1)])
+
+
+def test_pad_collate_without_a_source_keeps_its_message_and_checks_the_source():
+    with pytest.raises(ValueError, match=r"PadCollate\(n_steps=2\): sample 0 of the batch has 3 steps, more than "
+                                         r"n_steps=2; pass a larger n_steps"):
+        PadCollate(2)([(torch.ones(3, 1), 0)])
+    for bad in ("", 3):
+        with pytest.raises(TypeError, match="PadCollate: source must be a non-empty str"):
+            PadCollate(2, source=bad)
