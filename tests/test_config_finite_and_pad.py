@@ -1,7 +1,11 @@
 """NaN and infinity are refused at every assignment of a numeric config field (not only in the constructor), and an
 int ``data_kwargs`` ``pad_to`` shorter than the longest sample of an event dataset is refused by ``build_data`` up
 front (with ``time_window`` alone), not mid-epoch when the batch holding that sample is collated."""
+import copy
 import math
+import pickle
+from decimal import Decimal
+from fractions import Fraction
 
 import numpy as np
 import param
@@ -69,6 +73,78 @@ def test_a_non_finite_class_default_is_refused():
         assert ExperimentConfig().adaptation == 0.0
     finally:  # (where it was accepted, put the default back for the other tests)
         ExperimentConfig.param["adaptation"].default = 0.0
+
+
+@pytest.mark.parametrize("value", [torch.tensor(math.inf), torch.tensor(-math.inf, dtype=torch.float64),
+                                   torch.tensor(math.nan), np.array(math.inf), np.array([math.nan])],
+                         ids=["tensor-inf", "tensor-f64-minus-inf", "tensor-nan", "array0d-inf", "array1-nan"])
+def test_number_likes_param_takes_are_refused_when_not_finite(value):
+    """Before: ``param.Number`` takes anything with ``__int__`` and ``__add__`` as a number (a 0-d tensor, e.g. from a
+    sweep grid of ``torch.logspace(...)``, a one-element array); its inf or NaN got through every path."""
+    cfg = ExperimentConfig()
+    with pytest.raises(ConfigError, match=r"bad value for 'tau_mem': tau_mem must be a finite number"):
+        cfg.tau_mem = value
+    assert cfg.tau_mem == 10.0
+    for build in (lambda: ExperimentConfig(tau_mem=value), lambda: ExperimentConfig.from_dict({"tau_mem": value})):
+        with pytest.raises(ConfigError, match=r"tau_mem must be a finite number"):
+            build()
+
+
+def test_a_signalling_decimal_nan_is_a_config_error():
+    """Before: ``float(Decimal('sNaN'))`` fails, so the check passed it on, and the bound check raised
+    ``decimal.InvalidOperation`` (not a ConfigError, so the forms and the CLI showed a traceback)."""
+    for value in (Decimal("sNaN"), Decimal("NaN"), Decimal("-Infinity")):
+        cfg = ExperimentConfig()
+        with pytest.raises(ConfigError, match=r"bad value for 'lr': lr must be a finite number"):
+            cfg.lr = value
+        with pytest.raises(ConfigError, match=r"lr must be a finite number"):
+            ExperimentConfig.from_dict({"lr": value})
+        assert cfg.lr == 2e-3
+
+
+def test_finite_exotic_numbers_are_not_called_non_finite():
+    cfg = ExperimentConfig()
+    cfg.tau_mem, cfg.lr, cfg.threshold = Fraction(3, 2), Decimal("0.5"), torch.tensor(2.0)
+    assert (cfg.tau_mem, cfg.lr, float(cfg.threshold)) == (1.5, 0.5, 2.0)
+    cfg.tau_mem = Fraction(10**400, 3)  # (finite, beyond a float: not "not finite")
+    assert cfg.tau_mem == Fraction(10**400, 3)
+
+
+def test_setting_a_parameter_default_directly_is_refused_too():
+    """Before: ``ExperimentConfig.param.adaptation.default = inf`` skipped every check; each new config had it."""
+    p = ExperimentConfig.param["adaptation"]
+    try:
+        for value in (math.inf, np.float32("nan"), torch.tensor(math.inf)):
+            with pytest.raises(ConfigError, match=r"bad value for 'adaptation': adaptation must be a finite number"):
+                p.default = value
+            assert p.default == 0.0 and ExperimentConfig().adaptation == 0.0
+        p.default = 0.5
+        assert ExperimentConfig().adaptation == 0.5
+    finally:
+        param.Parameter.__setattr__(p, "default", 0.0)  # (put back without the check, whatever happened)
+
+
+def test_validate_reports_a_non_finite_value_whatever_its_type():
+    """``validate()`` is the last check: a value that got in past the assignment checks (here a default set with
+    ``param.Parameter``'s own ``__setattr__``) is reported as not finite for any type, not only a Python float."""
+    p = ExperimentConfig.param["tau_adapt"]
+    try:
+        for value in (np.float32("inf"), torch.tensor(math.nan)):
+            param.Parameter.__setattr__(p, "default", value)
+            with pytest.raises(ConfigError, match=r"tau_adapt must be a finite number, got (inf|tensor\(nan\))$"):
+                ExperimentConfig().validate()
+    finally:
+        param.Parameter.__setattr__(p, "default", 100.0)
+    assert ExperimentConfig().validate().tau_adapt == 100.0
+
+
+def test_configs_with_finite_numbers_still_copy_and_pickle():
+    cfg = ExperimentConfig(tau_mem=20.0, lr=np.float32(0.5), tau_syn=5.0)
+    for other in (copy.deepcopy(cfg), pickle.loads(pickle.dumps(cfg)), cfg.copy()):
+        assert other.to_dict() == cfg.to_dict()
+        with pytest.raises(ConfigError, match="tau_mem must be a finite number"):
+            other.tau_mem = math.inf
+    assert pickle.loads(pickle.dumps(ExperimentConfig.param["lr"])).bounds == (0, 100.0)
 
 
 # ------------------------------------------------------------------------------------------ 2. pad_to up front
@@ -159,3 +235,25 @@ def test_pad_collate_without_a_source_keeps_its_message_and_checks_the_source():
     for bad in ("", 3):
         with pytest.raises(TypeError, match="PadCollate: source must be a non-empty str"):
             PadCollate(2, source=bad)
+
+
+# ------------------------------------------------------------------------------------------ 4. what the check costs
+@pytest.mark.parametrize("data_kwargs, counted", [({"n_time_bins": 9, "pad_to": 12}, False),
+                                                  ({"time_window": 10_000, "duration": 120_000, "pad_to": 12}, False),
+                                                  ({"time_window": 10_000, "pad_to": "longest"}, True),
+                                                  ({"time_window": 10_000, "pad_to": 12}, True),
+                                                  ({"time_window": 10_000}, False)])
+def test_only_time_window_alone_counts_the_recordings_and_once(shd_root, monkeypatch, data_kwargs, counted):
+    """An int pad_to with fixed frames (n_time_bins, or time_window with duration) reads no recording to check it;
+    with time_window alone each recording is counted once (as for "longest"), none without a pad_to."""
+    from snnlab.data.neuromorphic.frames import EventFrameDataset
+
+    calls: list[int] = []
+    steps_of = EventFrameDataset._steps_of
+    monkeypatch.setattr(EventFrameDataset, "_steps_of", lambda self, i: calls.append(i) or steps_of(self, i))
+    cfg = ExperimentConfig.from_dict({"dataset": "shd", "data_root": str(shd_root), "batch_size": 4,
+                                      "data_kwargs": data_kwargs})
+    train, test, _, _ = build_data(cfg)
+    assert len(calls) == (len(train.dataset) + len(test.dataset) if counted else 0)
+    if data_kwargs.get("pad_to") == 12:
+        assert {x.shape[0] for loader in (train, test) for x, _ in loader} == {12}

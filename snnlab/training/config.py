@@ -15,6 +15,7 @@ Example:
 """
 from __future__ import annotations
 
+import decimal
 import difflib
 import functools
 import json
@@ -81,13 +82,28 @@ class LayerSizes(param.List):
 
 
 def _non_finite(value: Any) -> bool:
-    """Whether ``value`` is a NaN or an infinity (a Python, NumPy or other real number; ints never are)."""
-    if isinstance(value, numbers.Integral) or not isinstance(value, numbers.Number):
+    """Whether ``value`` is a NaN or an infinity: a Python, NumPy or other real number (``Decimal('sNaN')`` too), or
+    what else ``param.Number`` takes as a number (anything with ``__int__`` and ``__add__``: a 0-d tensor, a
+    one-element array). Ints never are; a value that has no float (a complex number) is left to ``param``'s checks."""
+    if isinstance(value, numbers.Integral):
+        return False
+    if isinstance(value, decimal.Decimal) and value.is_nan():  # (float() refuses a signalling NaN)
+        return True
+    if not isinstance(value, numbers.Number) and not hasattr(value, "__float__"):
         return False
     try:
         return not math.isfinite(float(value))  # type: ignore[arg-type]
-    except (TypeError, ValueError, OverflowError):  # (a complex number, or a fraction too large for a float)
+    except OverflowError:  # a Fraction or an int-like too large for a float: finite
         return False
+    except (TypeError, ValueError, ArithmeticError, RuntimeError):  # (a one-element array: NumPy's float() refuses)
+        pass
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            values = np.asarray(value, dtype=np.float64)
+    except (TypeError, ValueError, ArithmeticError, RuntimeError):  # (a complex number)
+        return False
+    return values.size > 0 and not bool(np.isfinite(values).all())
 
 
 def _not_finite_error(key: str, value: Any) -> ConfigError:
@@ -97,10 +113,13 @@ def _not_finite_error(key: str, value: Any) -> ConfigError:
 
 class FiniteNumber(param.Number):
     """A ``param.Number`` that refuses NaN and infinity at every assignment, not only in the constructor: keywords,
-    ``cfg.lr = ...``, ``cfg.param.update(...)``, a widget setting the field, a class default. The
-    :class:`ConfigError` says "must be a finite number" whatever the bounds (``param``'s bound check would call NaN
-    "not at most" its upper bound, and lets infinity through where there is none). :meth:`ExperimentConfig.schema`
-    reports these fields as ``"Number"``.
+    ``cfg.lr = ...``, ``cfg.param.update(...)``, a widget setting the field, a class default
+    (``ExperimentConfig.lr = ...`` or ``ExperimentConfig.param.lr.default = ...``); also given as a NumPy scalar, a
+    ``Decimal`` or a 0-d tensor. The :class:`ConfigError` says "must be a finite number" whatever the bounds
+    (``param``'s bound check would call NaN "not at most" its upper bound, and lets infinity through where there is
+    none). :meth:`ExperimentConfig.schema` reports these fields as ``"Number"``. (``cfg.param.update`` of several
+    fields sets them in turn, as ``param`` does for any bad value: those before the refused one keep their new
+    values; :meth:`ExperimentConfig.from_dict` of ``with_changes(cfg.to_dict(), changes)`` changes all or none.)
 
     Example:
         >>> cfg = ExperimentConfig()
@@ -116,6 +135,12 @@ class FiniteNumber(param.Number):
         super()._validate_value(value, allow_None)
         if _non_finite(value):
             raise _not_finite_error(str(self.name), value)
+
+    def __setattr__(self, attribute: str, value: Any) -> None:
+        # ``ExperimentConfig.param.lr.default = ...`` sets the slot directly, without param's value checks
+        if attribute == "default" and _non_finite(value):
+            raise _not_finite_error(str(getattr(self, "name", None) or attribute), value)
+        super().__setattr__(attribute, value)
 
 
 def with_changes(fields: dict[str, Any], changes: dict[str, Any]) -> dict[str, Any]:
@@ -690,8 +715,8 @@ class ExperimentConfig(param.Parameterized):
                 problems.append(f"{k} must be {kind}, not a bool ({getattr(self, k)!r})")
         for k in self.fields():
             v = getattr(self, k)
-            if isinstance(self.param[k], param.Number) and isinstance(v, float) and not math.isfinite(v):
-                problems.append(f"{k} must be a finite number, got {v!r}")
+            if isinstance(self.param[k], param.Number) and _non_finite(v):
+                problems.append(f"{k} must be a finite number, got {plain_value(v)!r}")
         if self.neuron == "ttfs" and self.max_spikes not in (None, 1):
             problems.append(f"neuron='ttfs' (time-to-first-spike) fires at most once, so max_spikes must be 1 or None, "
                             f"got {self.max_spikes}")
