@@ -27,7 +27,9 @@ and in this pid namespace in an earlier boot has surely died. An owner recorded 
 boot id) is told by the host name alone, as then.
 
 A read-only session leaves no empty ``-wal`` and ``-shm`` files beside the store (reading a WAL store makes them):
-at :meth:`RunStore.close` SQLite removes them where no other connection uses them.
+at :meth:`RunStore.close` SQLite removes them where no other connection uses them, holding the store locked for that
+moment; a read-only session opening in that moment waits for it (at least a second, even with ``timeout=0``), so
+that read-only sessions (``snnlab runs --timeout 0`` run side by side) never refuse each other.
 
 The file carries its layout version in ``PRAGMA user_version`` (:data:`SCHEMA_VERSION`): a file of
 another program, a store of a newer snnlab, or a file that is not SQLite is refused with a
@@ -50,6 +52,7 @@ import hmac
 import json
 import math
 import os
+import random
 import socket
 import sqlite3
 import threading
@@ -95,6 +98,16 @@ _LOCK_CODES = (sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED)
 #: what a read-only connection to a WAL file gets where its WAL index (-shm) cannot be made (a folder that cannot be
 #: written); not a hot journal to roll back (SQLITE_READONLY_ROLLBACK): reading past that one could see half a write
 _NO_WAL_INDEX = (sqlite3.SQLITE_READONLY | (6 << 8), sqlite3.SQLITE_READONLY | (5 << 8))  # _DIRECTORY, _CANTINIT
+#: seconds a read-only session's opening waits at least for a lock, whatever its timeout (even 0): the close of
+#: another session (:meth:`RunStore._remove_empty_wal`, or any last connection's close) holds the store locked for a
+#: moment while SQLite removes the ``-wal`` and ``-shm``; an opening in that moment waits for it instead of failing
+_READ_ONLY_OPEN_WAIT = 1.0
+
+
+def _pause(seconds: float) -> None:
+    """Sleep between two tries of a read-only opening (one function: tests hook it to end a lock between the tries)."""
+    time.sleep(seconds)
+
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS runs (
@@ -434,7 +447,9 @@ class RunStore:
             (unless read-only).
         timeout: seconds a write (and opening the file) waits for another writer before :class:`StoreLocked`.
         read_timeout: seconds a read waits for a store locked by another process [``timeout``]; a UI gives a
-            short one so that a locked store shows as an error instead of a frozen page.
+            short one so that a locked store shows as an error instead of a frozen page. A read-only store's
+            opening waits at least :data:`_READ_ONLY_OPEN_WAIT` (1 s): another session's close locks the store for
+            a moment.
         read_only: ``None``: read-write, or read-only when the existing file or its folder cannot be written;
             ``True``: open for reading only (never creates or changes anything; the file must exist);
             ``False``: raise :class:`StoreReadOnly` unless the store can be written.
@@ -467,7 +482,7 @@ class RunStore:
             self._make_folder()
         try:
             self._check_schema()
-        except StoreError:
+        except (StoreError, StoreLocked):
             self.close()
             raise
         except sqlite3.DatabaseError as exc:  # "file is not a database", a corrupt file, a locked or unwritable one
@@ -578,9 +593,31 @@ class RunStore:
         return con
 
     def _connect_read_only(self, wait: float) -> sqlite3.Connection:
-        """A ``mode=ro`` connection; ``immutable=1`` where the WAL index (-shm) cannot be created (the folder is
-        not writable: SQLite says "unable to open" or, for a WAL file, ``SQLITE_READONLY_DIRECTORY``), which reads
-        the file as it is."""
+        """A ``mode=ro`` connection (see :meth:`_open_read_only`), whose opening waits ``wait`` seconds for a lock, and
+        at least :data:`_READ_ONLY_OPEN_WAIT`: another read-only session's close (:meth:`_remove_empty_wal`) holds the
+        store locked for a moment, and sessions with ``timeout=0`` must not refuse each other for it. Tried again
+        (short pauses) until then; a lock held longer (another process's exclusive lock) raises :class:`StoreLocked`.
+        Once open, in WAL mode, the connection holds its shared lock until it closes: no other close's removal of the
+        files can lock its later reads out, which wait ``wait`` as before."""
+        waited = max(wait, _READ_ONLY_OPEN_WAIT)
+        deadline = time.monotonic() + waited
+        delay = 0.001
+        while True:
+            try:
+                return self._open_read_only(wait)
+            except sqlite3.OperationalError as exc:
+                if _primary_code(exc) not in _LOCK_CODES:
+                    raise
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    raise self._locked(waited) from exc
+            _pause(min(delay, left))
+            delay = min(delay * 2, 0.05)
+
+    def _open_read_only(self, wait: float) -> sqlite3.Connection:
+        """A ``mode=ro`` connection, its first read done (waiting ``wait`` seconds for a lock); ``immutable=1`` where
+        the WAL index (-shm) cannot be created (the folder is not writable: SQLite says "unable to open" or, for a WAL
+        file, ``SQLITE_READONLY_DIRECTORY``), which reads the file as it is."""
         uri = "file:" + urllib.parse.quote(self.path.absolute().as_posix()) + "?mode=ro"
         con = sqlite3.connect(uri + ("&immutable=1" if self._immutable else ""), uri=True, timeout=wait,
                               isolation_level=None, check_same_thread=True)
@@ -592,7 +629,7 @@ class RunStore:
             if ((_primary_code(exc) == sqlite3.SQLITE_CANTOPEN or code in _NO_WAL_INDEX) and not self._immutable
                     and self.path.exists()):
                 self._immutable = True
-                return self._connect_read_only(wait)
+                return self._open_read_only(wait)
             raise
         except sqlite3.Error:
             con.close()
@@ -621,12 +658,15 @@ class RunStore:
             return exc
         code = _primary_code(exc)
         if code in _LOCK_CODES:
-            waited = self._write_wait() if write else self.read_timeout
-            return StoreLocked(f"RunStore: the run store {self.path} is locked by another process (waited "
-                               f"{waited:g} s); try again when it is released")
+            return self._locked(self._write_wait() if write else self.read_timeout)
         if code == sqlite3.SQLITE_READONLY:
             return StoreReadOnly(self._read_only_message())
         return exc
+
+    def _locked(self, waited: float) -> StoreLocked:
+        """The :class:`StoreLocked` of this store, after ``waited`` seconds."""
+        return StoreLocked(f"RunStore: the run store {self.path} is locked by another process (waited {waited:g} s); "
+                           "try again when it is released")
 
     def _read_only_message(self) -> str:
         why = ("opened read-only" if self._writable() or not self.path.exists()
@@ -900,25 +940,39 @@ class RunStore:
         read-write open would roll that back), and a ``-wal`` that is empty (nothing to checkpoint into the store:
         the store file is not written), in a folder that can be written; any error leaves the files (best effort).
         A commit of another process between that check and the close is checkpointed by this close, as by any
-        connection that closes last (SQLite's own rule; nothing is lost)."""
+        connection that closes last (SQLite's own rule; nothing is lost). The lock held while the files go refuses
+        connections that open meanwhile (their first read): a read-only session's opening waits for it however short
+        its timeout (:meth:`_connect_read_only`); this connection's own opening does not wait (timeout 0: it
+        gives up, leaving the files, when another connection holds the store locked). Two sessions closing at once
+        can each see the other's connection, and both leave the files: where the ``-wal`` is still there after the
+        close, one more try after a short random pause (2 to 20 ms) removes them when no connection is left."""
         # (SQLite keeps the -wal and -shm beside the file that a symbolic link to the store points to)
+        for attempt in range(2):
+            if attempt:  # (the -wal is still there: another connection, or another close at this moment)
+                time.sleep(random.uniform(0.002, 0.02))
+            if not self._close_last_once():
+                return
+
+    def _close_last_once(self) -> bool:
+        """One try of :meth:`_remove_empty_wal`: whether it opened and closed its connection and the ``-wal`` is still
+        there (False: nothing to do, or done)."""
         real = Path(os.path.realpath(self.path))
         wal = Path(f"{real}-wal")
         try:
             if (wal.stat().st_size != 0 or Path(f"{real}-journal").exists()
                     or not os.access(real.parent, os.W_OK | os.X_OK) or not os.access(real, os.W_OK)):
-                return
+                return False
             with open(real, "rb") as f:
                 header = f.read(20)
         except OSError:  # (no -wal: nothing left behind)
-            return
+            return False
         if len(header) < 20 or header[18] != 2 or header[19] != 2:  # (file format numbers: 2 = WAL)
-            return
+            return False
         uri = "file:" + urllib.parse.quote(real.as_posix()) + "?mode=rw"  # (rw: never creates it)
         try:
             con = sqlite3.connect(uri, uri=True, timeout=0, isolation_level=None)
         except sqlite3.Error:
-            return
+            return False
         try:
             con.execute("PRAGMA query_only=1")  # (reads only; the close does the rest)
             con.execute("SELECT count(*) FROM sqlite_master").fetchone()
@@ -926,6 +980,7 @@ class RunStore:
             pass
         finally:
             con.close()
+        return wal.exists()
 
 
 class _Tx:
