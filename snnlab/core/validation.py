@@ -39,8 +39,9 @@ def check_time_major(x: torch.Tensor, name: str, features: int | None = None, la
     """Check that ``x`` is a time-major ``[T, B, ...]`` tensor of real numbers with finite values.
 
     Raises ``TypeError`` for non-tensors and complex tensors, and ``ValueError`` for wrong rank, a wrong feature
-    size (with a hint when the tensor looks batch-first) or NaN/inf values (``finite=False``
-    skips that check for callers that detect non-finite values more cheaply themselves).
+    size (with the ``permute`` that gives ``[T, B, N]`` when the features sit in another dimension of a 3-D
+    tensor) or NaN/inf values (``finite=False`` skips that check for callers that detect non-finite values more
+    cheaply themselves).
     """
     if not isinstance(x, torch.Tensor):
         raise TypeError(f"{layer}: {name} must be a torch.Tensor of shape [T, B, ...], got {type(x).__name__}")
@@ -53,15 +54,39 @@ def check_time_major(x: torch.Tensor, name: str, features: int | None = None, la
             f"{tuple(x.shape)}. For a single sample use x.unsqueeze(1); snnlab tensors are [time, batch, ...]."
         )
     if features is not None and x.shape[-1] != features:
-        hint = ""
-        if x.dim() == 3 and x.shape[0] != features and features in (x.shape[0], x.shape[1]):
-            hint = " It looks batch-first or transposed: snnlab expects [T, B, N]; use x.permute(1, 0, 2)."
+        hint = _transposed_hint(tuple(x.shape), features)
         raise ValueError(
             f"{layer}: {name} has {x.shape[-1]} features in its last dimension but the layer expects "
             f"{features} (shape {tuple(x.shape)}, expected [T, B, {features}]).{hint}"
         )
     if finite and x.is_floating_point() and not all_finite(x):
         raise_non_finite(layer, name)
+
+
+def _transposed_hint(shape: tuple[int, ...], features: int) -> str:
+    """The hint for a 3-D input whose features sit in dimension 0 or 1 instead of the last: for each order of the
+    two other dimensions (time before batch, then batch before time), the layout that is and the ``permute`` that
+    makes it ``[T, B, N]``. Empty unless exactly one dimension has the size ``features`` (else where the features
+    are is a guess).
+
+    Example:
+        >>> print(_transposed_hint((10, 5, 2), 5).strip().replace("; ", ";\\n"))
+        The features (5) seem to be in dimension 1: for x laid out [T, N, B] use x.permute(0, 2, 1);
+        for x laid out [B, N, T] (batch-first, channels before time) use x.permute(2, 0, 1). snnlab expects [T, B, N].
+        >>> _transposed_hint((5, 5, 2), 5)
+        ''
+    """
+    if len(shape) != 3 or shape.count(features) != 1:
+        return ""
+    dim = shape.index(features)
+    first, second = (d for d in range(3) if d != dim)
+    advice = []
+    for time, batch in ((first, second), (second, first)):
+        layout = ["?"] * 3
+        layout[time], layout[batch], layout[dim] = "T", "B", "N"
+        note = " (batch-first, channels before time)" if layout == ["B", "N", "T"] else ""
+        advice.append(f"for x laid out [{', '.join(layout)}]{note} use x.permute({time}, {batch}, {dim})")
+    return f" The features ({features}) seem to be in dimension {dim}: {'; '.join(advice)}. snnlab expects [T, B, N]."
 
 
 def raise_non_finite(layer: str, name: str) -> None:

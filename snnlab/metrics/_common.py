@@ -103,8 +103,30 @@ def resolve_device(model: nn.Module, device) -> torch.device:
 
 
 def input_dtype(model: nn.Module) -> torch.dtype | None:
-    """The floating dtype of the model's first floating-point parameter (else buffer), or None if it has none."""
-    for t in list(model.parameters()) + list(model.buffers()):
+    """The model's working floating dtype, the one its input must have, or None if it has no floating tensors.
+
+    That is the dtype of its first floating-point parameter (else buffer), leaving out the tensors that a layer
+    keeps in full precision whatever the model's dtype (those its class names in ``_FULL_PRECISION``: a neuron
+    layer's threshold and time constants stay float32 in a bfloat16 / float16 model, see :class:`~snnlab.LIF`).
+    A model with only such tensors (neuron layers only) gets their dtype: those layers compute in it anyway.
+
+    Example:
+        >>> import snnlab as sl
+        >>> input_dtype(sl.Sequential(sl.LIF(learn_threshold=True), nn.Linear(4, 3), sl.LI()).bfloat16())
+        torch.bfloat16
+        >>> input_dtype(sl.Sequential(sl.LIF(), sl.LI()).double()), input_dtype(nn.ReLU())
+        (torch.float64, None)
+    """
+    params: list[torch.Tensor] = []
+    buffers: list[torch.Tensor] = []
+    kept: list[torch.Tensor] = []  # the full-precision ones: the last resort
+    for module in model.modules():
+        full = set(getattr(module, "_FULL_PRECISION", ()))
+        for name, t in module.named_parameters(recurse=False):
+            (kept if name in full else params).append(t)
+        for name, t in module.named_buffers(recurse=False):
+            (kept if name in full else buffers).append(t)
+    for t in params + buffers + kept:
         if t.is_floating_point():
             return t.dtype
     return None
