@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING, NamedTuple
 import torch
 
 from snnlab.kernels.counter_rng import cached_mask_key, keep_mask, seed_key, uniform_from_counter
+from snnlab.kernels.first_order import refuse_forward_mode
 from snnlab.kernels.surrogate_math import noise_cdf, surrogate_grad
 
 if TYPE_CHECKING:  # (a runtime import would be circular: neurons -> ... -> step_loop)
@@ -126,6 +127,7 @@ def lif_step_loop(layer: LIF, x: torch.Tensor, beta: torch.Tensor, thr: torch.Te
         else:
             fired = h.detach() >= theta.detach()
         allowed = (count < layer.max_spikes).to(x.dtype) if count is not None else None
+        refuse_forward_mode(f"{type(layer).__name__} (per-step loop)", (u,))  # (_Spike has no jvp: say so clearly)
         s = _Spike.apply(u, fired, allowed, name, float(param))
         if count is not None:
             count = count + s.detach()

@@ -51,7 +51,7 @@ import torch
 
 from .counter_rng import cached_mask_key, keep_mask, seed_key
 from .dispatch import compute_dtype
-from .first_order import refuse_higher_order
+from .first_order import refuse_forward_mode, refuse_higher_order
 from .func_transforms import refuse_transforms
 from .lif_common import LIFOptions, adaptive_param_grads, check_mask_p
 from .lif_torch import _time_chunk
@@ -324,6 +324,7 @@ def adaptive_lif(x: torch.Tensor, w: torch.Tensor | None, beta: torch.Tensor, th
         >>> o[:, 0, 0].tolist(), theta[:, 0, 0].tolist()
         ([1.0, 0.0, 1.0, 0.0, 1.0], [1.0, 1.5, 1.25, 1.625, 1.3125])
     """
+    refuse_forward_mode("ALIF (adaptive_lif)", (x, w, beta, threshold, rho, strength))
     _refuse_transforms()
     _check_args(x, w, reset, noise, max_spikes)
     if noise is not None:

@@ -30,7 +30,7 @@ from __future__ import annotations
 import torch
 
 from .counter_rng import cached_mask_key, seed_key
-from .first_order import refuse_higher_order
+from .first_order import refuse_forward_mode, refuse_higher_order
 from .func_transforms import refuse_transforms
 from .lif_common import (LIFOptions, SURROGATE_CODES, adaptive_gradients, check_cap_and_params, check_fused_args,
                          check_mask_p, constant_value, flat_param, keep_for_adaptive_backward, noise_divisor,
@@ -175,6 +175,7 @@ def adaptive_lif_cpu(x: torch.Tensor, beta: torch.Tensor, threshold: torch.Tenso
         >>> o[:, 0, 0].tolist(), theta[:, 0, 0].tolist()              # doctest: +SKIP
         ([1.0, 0.0, 1.0, 0.0, 1.0], [1.0, 1.5, 1.25, 1.625, 1.3125])
     """
+    refuse_forward_mode("ALIF (adaptive_lif_cpu)", (x, beta, threshold, rho, strength))
     _refuse_transforms()
     if noise is not None and noise not in NOISE_SURROGATES:  # (checked before it names the surrogate)
         raise ValueError(f"{_NAME}: unknown noise {noise!r}; choose one of {list(NOISE_SURROGATES)}")

@@ -42,7 +42,7 @@ import torch
 
 from . import lif_triton as _lif_triton
 from .counter_rng import cached_mask_key, seed_key
-from .first_order import refuse_higher_order
+from .first_order import refuse_forward_mode, refuse_higher_order
 from .func_transforms import refuse_transforms
 from .lif_common import (LIFOptions, SURROGATE_CODES, adaptive_gradients, check_cap_and_params, check_fused_args,
                          check_mask_p, expanded_from_one, flat_param, keep_for_adaptive_backward, noise_divisor,
@@ -339,6 +339,7 @@ def adaptive_lif_triton(x: torch.Tensor, beta: torch.Tensor, threshold: torch.Te
         >>> o[:, 0, 0].tolist(), theta[:, 0, 0].tolist()  # doctest: +SKIP
         ([1.0, 0.0, 1.0, 0.0, 1.0], [1.0, 1.5, 1.25, 1.625, 1.3125])
     """
+    refuse_forward_mode("ALIF (adaptive_lif_triton)", (x, beta, threshold, rho, strength))
     _refuse_transforms()
     if noise is not None:
         surrogate, surrogate_param = noise, noise_scale

@@ -1,10 +1,23 @@
 """The time-loop kernels' backward passes are hand-written (no autograd graph), so they give first-order
-gradients only; :func:`refuse_higher_order` turns a request for more into a clear error."""
+gradients only, in reverse mode: :func:`refuse_higher_order` turns a request for more into a clear error, and
+:func:`refuse_forward_mode` a forward-mode one (``jvp``, ``jacfwd``, ``hessian``, ``torch.autograd.forward_ad``)."""
 from __future__ import annotations
 
-from typing import NoReturn
+import contextlib
+from collections.abc import Iterable
+from typing import Any, NoReturn
 
 import torch
+import torch.autograd.forward_ad as _fwAD
+
+try:  # PyTorch's private view of the torch.func transforms, where present
+    from torch._C._functorch import TransformType as _TransformType
+    from torch._C._functorch import get_unwrapped as _unwrapped
+    from torch._C._functorch import is_functorch_wrapped_tensor as _is_wrapped
+    from torch._C._functorch import maybe_get_level as _level
+    from torch._functorch.pyfunctorch import retrieve_all_functorch_interpreters as _interpreters
+except ImportError:  # pragma: no cover - another PyTorch layout: plain forward_ad duals are still found
+    _TransformType = _interpreters = None
 
 
 def refuse_higher_order(name: str) -> None:
@@ -61,3 +74,56 @@ def first_order_backward(name: str) -> tuple[staticmethod, staticmethod]:
         refuse_double_backward(name)
 
     return staticmethod(setup_context), staticmethod(backward)
+
+
+def forward_mode_inputs(tensors: Iterable[Any]) -> bool:
+    """Whether forward-mode AD would carry a tangent through a function of ``tensors`` (non-tensors are skipped):
+    one of them is a dual tensor of ``torch.autograd.forward_ad`` or has a tangent of an active ``torch.func.jvp``
+    (``jacfwd``, ``hessian``: found as ``torch.func`` finds it, one transform after the other from the innermost).
+    Free where no dual level is open (every forward-mode transform opens one).
+
+    Example:
+        >>> import torch.autograd.forward_ad as fwAD
+        >>> x = torch.ones(2)
+        >>> forward_mode_inputs([x, 0.5])
+        False
+        >>> with fwAD.dual_level():
+        ...     forward_mode_inputs([fwAD.make_dual(x, torch.ones(2))]), forward_mode_inputs([x])
+        (True, False)
+        >>> bool(torch.func.jvp(lambda v: v * forward_mode_inputs([v]), (x,), (x,))[0].all())
+        True
+    """
+    if getattr(_fwAD, "_current_level", 0) < 0:  # no dual level open: no forward mode at all
+        return False
+    tensors = [t for t in tensors if isinstance(t, torch.Tensor)]
+    if _interpreters is None:  # pragma: no cover - another PyTorch layout: the plain duals only
+        return any(_fwAD.unpack_dual(t).tangent is not None for t in tensors)
+    with contextlib.ExitStack() as lowered:
+        for interpreter in reversed(_interpreters()):  # the innermost transform first
+            level = interpreter.level()
+            if interpreter.key() == _TransformType.Jvp and any(_fwAD.unpack_dual(t).tangent is not None
+                                                                 for t in tensors):
+                return True  # (a jvp's tangent is seen where that jvp is the innermost transform)
+            tensors = [_unwrapped(t) if _is_wrapped(t) and _level(t) == level else t for t in tensors]
+            lowered.enter_context(interpreter.lower())
+        return any(_fwAD.unpack_dual(t).tangent is not None for t in tensors)  # torch.autograd.forward_ad's duals
+
+
+def refuse_forward_mode(name: str, tensors: Iterable[Any]) -> None:
+    """``NotImplementedError`` naming ``name`` (the layer and kernel) where forward-mode AD reaches a time-loop kernel
+    through ``tensors`` (:func:`forward_mode_inputs`): its derivative is a hand-written backward pass, reverse mode
+    only. Called by the kernels' entry points before their autograd Function (a ``jvp`` staticmethod on the
+    Function would stop ``torch.compile`` from tracing it).
+
+    Example:
+        >>> refuse_forward_mode("LI", [torch.ones(2)])   # no forward mode here: nothing to refuse
+        >>> torch.func.jacfwd(lambda v: refuse_forward_mode("LI", [v]))(torch.ones(2))
+        Traceback (most recent call last):
+        ...
+        NotImplementedError: LI: forward-mode AD (torch.func.jvp / jacfwd / hessian, torch.autograd.forward_ad) is not supported; its derivative is a hand-written backward pass (reverse mode only): use backward(), torch.autograd.grad or torch.func.grad / vjp / jacrev (second-order gradients are not supported either)
+    """
+    if forward_mode_inputs(tensors):
+        raise NotImplementedError(
+            f"{name}: forward-mode AD (torch.func.jvp / jacfwd / hessian, torch.autograd.forward_ad) is not "
+            "supported; its derivative is a hand-written backward pass (reverse mode only): use backward(), "
+            "torch.autograd.grad or torch.func.grad / vjp / jacrev (second-order gradients are not supported either)")

@@ -4,7 +4,8 @@ backward Function, and what ties it to the graph under the transforms.
 
 The Functions are written as ``forward`` + ``setup_context`` (as ``torch.func`` requires) with their backward
 pass as a Function of its own, so that ``grad`` / ``vjp`` / ``jacrev`` / ``vmap`` can run it; differentiating it
-raises (:mod:`snnlab.kernels.first_order`).
+raises (:mod:`snnlab.kernels.first_order`), and so does forward mode (``jvp``, ``jacfwd``, ``hessian``), refused by the
+kernels' entry points (:func:`~snnlab.kernels.first_order.refuse_forward_mode`).
 """
 from __future__ import annotations
 
@@ -16,7 +17,7 @@ from typing import Any
 import torch
 
 from .counter_rng import cached_mask_key
-from .first_order import refuse_higher_order
+from .first_order import forward_mode_inputs, refuse_double_backward, refuse_higher_order
 
 __all__ = ["PARAM", "STEP", "TIME", "backward_cfg", "backward_runner", "check_vmap_randomness", "fixed_signature", "refuse_transforms",
            "graph_tie", "outside_transforms", "transforms_active", "under_vmap", "vmap_by_slices", "vmap_folded",
@@ -127,9 +128,12 @@ def graph_tie(out: torch.Tensor) -> torch.Tensor | None:
     return out if transforms_active() else None
 
 
-def backward_runner(fn: type[torch.autograd.Function], name: str,
-                    saved: Sequence[torch.Tensor | None]) -> Callable:
-    """How a LIF Function's backward runs its backward Function ``fn`` (``saved``: its saved tensors).
+def backward_runner(fn: type[torch.autograd.Function], name: str, saved: Sequence[torch.Tensor | None],
+                    grads: Sequence[torch.Tensor | None] = ()) -> Callable:
+    """How a LIF Function's backward runs its backward Function ``fn`` (``saved``: its saved tensors, ``grads``: the
+    output gradients it got). Output gradients with a forward-mode tangent (``jvp`` of a ``vjp``, the
+    forward-over-reverse Hessian-vector product) ask for a second-order gradient: refused
+    (:func:`~snnlab.kernels.first_order.refuse_double_backward`).
 
     ``fn.apply`` where the backward may be differentiated later: under ``torch.func``, whose ``grad`` and ``vjp``
     always record the backward (its transforms are active, or ``saved`` are its wrappers); differentiating
@@ -142,6 +146,8 @@ def backward_runner(fn: type[torch.autograd.Function], name: str,
         ...     backward_runner(LIBackward, "LI", [torch.ones(2)]) is LIBackward.forward
         True
     """
+    if forward_mode_inputs(grads):
+        refuse_double_backward(name)
     if transforms_active():
         return fn.apply
     if not torch.compiler.is_compiling() and any(

@@ -35,7 +35,7 @@ import torch
 
 from .c_build import CBuildError, load_c_library
 from .counter_rng import cached_mask_key, seed_key
-from .first_order import first_order_backward
+from .first_order import first_order_backward, refuse_forward_mode
 from .func_transforms import (PARAM, STEP, TIME, backward_cfg, backward_runner, check_vmap_randomness,
                               fixed_signature, graph_tie, vmap_by_slices, vmap_folded)
 from .lif_common import (LIFOptions, SURROGATE_CODES, check_fused_args, check_mask_p, constant_value, flat_param,
@@ -192,7 +192,7 @@ class LIFCpuFunction(torch.autograd.Function):
     @staticmethod
     def backward(ctx, grad_spikes, *_):
         saved = ctx.saved_tensors
-        run = backward_runner(LIFCpuBackward, "LIF (backend='cpu')", saved)
+        run = backward_runner(LIFCpuBackward, "LIF (backend='cpu')", saved, (grad_spikes,))
         grad_x, g_beta, g_thr = run(backward_cfg(ctx), grad_spikes, *saved[:7])
         x, beta, threshold = saved[0], saved[7], saved[8]
         gb, gt = param_grads(g_beta, g_thr, beta, threshold, x.shape[1:])
@@ -264,6 +264,7 @@ def lif_cpu(x: torch.Tensor, beta: torch.Tensor, threshold: torch.Tensor, *, res
         >>> s[:, 0, 0].tolist()                                          # doctest: +SKIP
         [0.0, 1.0, 0.0, 1.0, 0.0]
     """
+    refuse_forward_mode("LIF (backend='cpu')", (x, beta, threshold))
     if noise is not None:
         surrogate, surrogate_param = noise, noise_scale
     opts = LIFOptions(reset, bool(detach_reset), max_spikes, surrogate, float(surrogate_param), noise,

@@ -40,7 +40,7 @@ import torch
 
 from .counter_rng import cached_mask_key, keep_mask, seed_key, uniform_from_counter
 from .dispatch import compute_dtype
-from .first_order import first_order_backward
+from .first_order import first_order_backward, refuse_forward_mode
 from .func_transforms import (PARAM, STEP, TIME, backward_cfg, backward_runner, check_vmap_randomness,
                               fixed_signature, graph_tie, vmap_by_slices, vmap_folded)
 from .lif_common import LIFOptions, check_mask_p, param_grads, reduce_to
@@ -144,7 +144,7 @@ class LIFFunction(torch.autograd.Function):
     @staticmethod
     def backward(ctx, grad_spikes, grad_membrane, grad_own):
         membrane, spikes, beta, threshold, out = saved = ctx.saved_tensors
-        run = backward_runner(LIFBackward, "LIF (backend='torch')", saved)
+        run = backward_runner(LIFBackward, "LIF (backend='torch')", saved, (grad_spikes,))
         if grad_spikes is None:
             grad_spikes = torch.zeros_like(spikes)
         cfg = backward_cfg(ctx)
@@ -277,6 +277,7 @@ def lif_torch(x: torch.Tensor, beta: torch.Tensor, threshold: torch.Tensor, *, r
         >>> s[:, 0, 0].tolist()
         [0.0, 1.0, 0.0, 1.0, 0.0]
     """
+    refuse_forward_mode("LIF (backend='torch')", (x, beta, threshold))
     if noise is not None:
         surrogate, surrogate_param = noise, noise_scale
     work = compute_dtype(x)
@@ -306,7 +307,7 @@ class LIFunction(torch.autograd.Function):
     @staticmethod
     def backward(ctx, grad_out):
         out, beta = saved = ctx.saved_tensors
-        grad_x, g_beta = backward_runner(LIBackward, "LI", saved)(ctx.needs_input_grad[1], grad_out, out, beta)
+        grad_x, g_beta = backward_runner(LIBackward, "LI", saved, (grad_out,))(ctx.needs_input_grad[1], grad_out, out, beta)
         return grad_x, (reduce_to(g_beta, beta.shape) if g_beta is not None else None)
 
     @staticmethod
@@ -344,5 +345,6 @@ def li_torch(x: torch.Tensor, beta: torch.Tensor) -> torch.Tensor:
         >>> li_torch(torch.ones(3, 1, 1), torch.tensor(0.5))[:, 0, 0].tolist()
         [1.0, 1.5, 1.75]
     """
+    refuse_forward_mode("LI", (x, beta))
     work = compute_dtype(x)  # float32 for half-precision input, as the LIF
     return LIFunction.apply(x.to(work), beta.to(work)).to(x.dtype)

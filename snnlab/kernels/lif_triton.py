@@ -50,7 +50,7 @@ import torch
 
 from .counter_rng import cached_mask_key, seed_key
 from .dispatch import TRITON_DTYPES
-from .first_order import first_order_backward
+from .first_order import first_order_backward, refuse_forward_mode
 from .func_transforms import (PARAM, STEP, TIME, backward_cfg, backward_runner, check_vmap_randomness,
                               fixed_signature, graph_tie, vmap_by_slices, vmap_folded)
 from .lif_common import (LIFOptions, SURROGATE_CODES, check_fused_args, check_mask_p, expanded_from_one, flat_param,
@@ -561,7 +561,7 @@ class LIFTritonFunction(torch.autograd.Function):
     @staticmethod
     def backward(ctx, grad_spikes, *_):
         saved = ctx.saved_tensors
-        run = backward_runner(LIFTritonBackward, "LIF (backend='triton')", saved)
+        run = backward_runner(LIFTritonBackward, "LIF (backend='triton')", saved, (grad_spikes,))
         cfg = backward_cfg(ctx)
         cfg = cfg[:5] + (ctx.recompute,) + cfg[5:]
         grad_x, g_beta, g_thr = run(cfg, grad_spikes, *saved[:6])
@@ -641,6 +641,7 @@ def lif_triton(x: torch.Tensor, beta: torch.Tensor, threshold: torch.Tensor, *, 
     CUDA tensor, or ``TRITON_INTERPRET=1`` set before Triton is imported to run on CPU tensors
     through the (slow) interpreter.
     """
+    refuse_forward_mode("LIF (backend='triton')", (x, beta, threshold))
     if noise is not None:
         surrogate, surrogate_param = noise, noise_scale
     opts = LIFOptions(reset, bool(detach_reset), max_spikes, surrogate, float(surrogate_param), noise,

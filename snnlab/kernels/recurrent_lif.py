@@ -49,7 +49,7 @@ import torch
 
 from .counter_rng import cached_mask_key, keep_mask, seed_key, uniform_from_counter
 from .dispatch import compute_dtype
-from .first_order import first_order_backward
+from .first_order import first_order_backward, refuse_forward_mode
 from .lif_common import check_mask_p, param_grads
 from .func_transforms import backward_runner, check_vmap_randomness, transforms_active, vmap_by_slices
 from .lif_torch import _time_chunk, fire_and_reset_
@@ -102,7 +102,7 @@ class RecurrentLIFFunction(torch.autograd.Function):
     @staticmethod
     def backward(ctx, grad_out, grad_membrane, grad_own):
         membrane, spikes, beta, threshold, w, out = saved = ctx.saved_tensors
-        run = backward_runner(RecurrentLIFBackward, _NAME, saved)
+        run = backward_runner(RecurrentLIFBackward, _NAME, saved, (grad_out,))
         if grad_out is None:
             grad_out = torch.zeros_like(out)
         masking = ctx.cfg[5] and (ctx.cfg[5][0], cached_mask_key(ctx.cfg[5][1]))
@@ -344,6 +344,7 @@ def recurrent_lif(x: torch.Tensor, w: torch.Tensor, beta: torch.Tensor, threshol
         >>> o[:, 0].tolist()
         [[1.0, 0.0], [0.0, 1.0]]
     """
+    refuse_forward_mode(_NAME, (x, w, beta, threshold))
     if x.dim() < 2 or w.shape != (x.shape[-1], x.shape[-1]):
         raise ValueError(f"recurrent_lif: x must be [T, B, ..., N] and w [N, N], got x {tuple(x.shape)} and w "
                          f"{tuple(w.shape)}")
