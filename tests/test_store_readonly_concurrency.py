@@ -6,6 +6,7 @@ import os
 import sqlite3
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -80,43 +81,106 @@ def test_a_lock_held_longer_still_refuses_a_read_only_session_saying_how_long_it
     assert RunStore(path, read_only=True, timeout=0).list_runs()["name"].tolist() == ["listed"]
 
 
+class _Clock:
+    """``time`` for the store module, with a ``monotonic`` that moves only when told."""
+
+    def __init__(self):
+        self.now = 0.0
+
+    def monotonic(self):
+        return self.now
+
+    def __getattr__(self, name):
+        return getattr(time, name)
+
+
+def test_a_read_only_opening_waits_in_all_as_long_as_it_says_and_its_reads_wait_their_timeout(tmp_path, monkeypatch):
+    """Each try's own wait for the lock (SQLite's busy timeout) is cut to the time left: with a timeout under the
+    opening's least wait (0.9 s against 1 s) the second try waited 0.9 s more (1.8 s in all, saying 'waited 1 s').
+    Deterministic: a clock that moves by the waits (SQLite's, the pauses) alone."""
+    path = tmp_path / "s.sqlite"
+    _store_with_a_run(path)
+    clock, tries = _Clock(), []
+    real_open = RunStore._open_read_only
+
+    def open_read_only(self, *waits):  # (the lock is held for the first ``busy`` tries; SQLite waits out each one's)
+        tries.append(waits[-1])
+        if len(tries) > busy:
+            return real_open(self, *waits)
+        clock.now += waits[-1]
+        exc = sqlite3.OperationalError("database is locked")
+        exc.sqlite_errorcode = sqlite3.SQLITE_BUSY
+        raise exc
+
+    monkeypatch.setattr(store_mod, "time", clock)
+    monkeypatch.setattr(store_mod, "_pause", lambda seconds: setattr(clock, "now", clock.now + seconds))
+    monkeypatch.setattr(RunStore, "_open_read_only", open_read_only)
+    busy = 10**6
+    with pytest.raises(StoreLocked, match=r"\(waited 1 s\)"):
+        RunStore(path, read_only=True, timeout=0.9)
+    assert tries[0] == 0.9 and clock.now <= 1.0 + 1e-9  # (before: tries [0.9, 0.9], 1.8 s)
+    clock.now, tries[:], busy = 0.0, [], 1  # the lock goes after the first try: the second, its wait cut, opens
+    reader = RunStore(path, read_only=True, timeout=0.9)
+    assert len(tries) == 2 and tries[1] < 0.9 and clock.now <= 1.0 + 1e-9
+    assert reader._raw().execute("PRAGMA busy_timeout").fetchone() == (900,)  # its reads wait 0.9 s, as asked
+    assert reader.list_runs()["name"].tolist() == ["listed"]
+    reader.close()
+
+
+@pytest.mark.parametrize("kwargs", [{"timeout": float("nan")}, {"read_timeout": float("nan")}, {"timeout": -1}])
+def test_a_timeout_that_is_not_0_or_more_seconds_is_refused(tmp_path, kwargs):
+    """A NaN timeout made a read-only opening that met a lock wait forever (its deadline NaN: never passed)."""
+    path = tmp_path / "s.sqlite"
+    _store_with_a_run(path)
+    with pytest.raises(ValueError, match=rf"RunStore: {next(iter(kwargs))} must be 0 or more seconds, got"):
+        RunStore(path, read_only=True, **kwargs)
+    assert _names(tmp_path) == ["s.sqlite"]
+
+
 SESSIONS = """
-import importlib.util, sys
+import importlib.util, os, sys, traceback
 spec = importlib.util.spec_from_file_location("store", sys.argv[1])  # (store.py alone: no torch to import)
 store_mod = importlib.util.module_from_spec(spec)
 spec.loader.exec_module(store_mod)
-path, n = sys.argv[2], int(sys.argv[3])
-print("ready", flush=True)
-sys.stdin.readline()  # (all processes start at once)
-locked = 0
-for _ in range(n):
-    try:
-        store = store_mod.RunStore(path, read_only=True, timeout=0)
-    except store_mod.StoreLocked:
-        locked += 1
-        continue
-    assert store.list_runs()["name"].tolist() == ["listed"]
-    store.close()
-print(locked, flush=True)
+path, n, procs = sys.argv[2], int(sys.argv[3]), int(sys.argv[4])
+go_r, go_w = os.pipe()
+children = []
+for _ in range(procs):  # (forked after the imports, done once: a second each on a loaded machine)
+    pid = os.fork()
+    if pid == 0:
+        os.close(go_w)
+        os.read(go_r, 1)  # (all processes start at once: when the parent closes the pipe)
+        try:
+            locked = 0
+            for _ in range(n):
+                try:
+                    store = store_mod.RunStore(path, read_only=True, timeout=0)
+                except store_mod.StoreLocked:
+                    locked += 1
+                    continue
+                assert store.list_runs()["name"].tolist() == ["listed"]
+                store.close()
+            code = min(locked, 100)
+        except BaseException:
+            traceback.print_exc()
+            code = 101
+        os._exit(code)
+    children.append(pid)
+os.close(go_r)
+os.close(go_w)
+print(*[os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1]) for pid in children], flush=True)
 """
 
 
-@pytest.mark.skipif(os.name == "nt", reason="SQLite's file locks (and the removal of -wal files) differ on Windows")
+@pytest.mark.skipif(os.name == "nt" or not hasattr(os, "fork"),
+                    reason="SQLite's file locks (and the removal of -wal files) differ on Windows")
 def test_read_only_sessions_of_several_processes_with_timeout_0_never_refuse_each_other(tmp_path):
-    """The stress that found it, small (3 processes, 150 sessions each): before, dozens of them got StoreLocked."""
+    """The stress that found it, small (3 processes, 100 sessions each): before, dozens of them got StoreLocked."""
     path = tmp_path / "s.sqlite"
     _store_with_a_run(path)
-    procs = [subprocess.Popen([sys.executable, "-c", SESSIONS, store_mod.__file__, str(path), "150"],
-                              stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True) for _ in range(3)]
-    try:
-        assert [proc.stdout.readline().strip() for proc in procs] == ["ready"] * 3
-        for proc in procs:
-            proc.stdin.write("go\n")
-            proc.stdin.flush()
-        outs = [proc.communicate(timeout=120)[0] for proc in procs]
-    finally:
-        for proc in procs:
-            proc.kill() if proc.poll() is None else None
-    assert [proc.returncode for proc in procs] == [0, 0, 0]
-    assert [out.strip() for out in outs] == ["0", "0", "0"]  # (StoreLocked per process)
+    env = {**os.environ, "OPENBLAS_NUM_THREADS": "1", "OMP_NUM_THREADS": "1"}  # (no thread pools to fork)
+    done = subprocess.run([sys.executable, "-c", SESSIONS, store_mod.__file__, str(path), "100", "3"],
+                          capture_output=True, text=True, timeout=300, env=env)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split() == ["0", "0", "0"], done.stderr  # (StoreLocked per process; 101: an error)
     assert _names(tmp_path) == ["s.sqlite"]

@@ -445,7 +445,8 @@ class RunStore:
     Args:
         path: the SQLite file (default :func:`default_store_path`); created with its folder when missing
             (unless read-only).
-        timeout: seconds a write (and opening the file) waits for another writer before :class:`StoreLocked`.
+        timeout: seconds (0 or more) a write (and opening the file) waits for another writer before
+            :class:`StoreLocked`.
         read_timeout: seconds a read waits for a store locked by another process [``timeout``]; a UI gives a
             short one so that a locked store shows as an error instead of a frozen page. A read-only store's
             opening waits at least :data:`_READ_ONLY_OPEN_WAIT` (1 s): another session's close locks the store for
@@ -467,6 +468,9 @@ class RunStore:
             raise ValueError(f"RunStore: {self.path} is a folder; give the path of a .sqlite file")
         self.timeout = float(timeout)
         self.read_timeout = self.timeout if read_timeout is None else float(read_timeout)
+        for name, value in (("timeout", self.timeout), ("read_timeout", self.read_timeout)):
+            if not value >= 0:  # (NaN too: a wait with no end)
+                raise ValueError(f"RunStore: {name} must be 0 or more seconds, got {value!r}")
         self._local = threading.local()
         self._immutable = False  # read-only and the WAL index (-shm) cannot be created: read the file as it is
         self.read_only = bool(read_only)
@@ -601,10 +605,10 @@ class RunStore:
         files can lock its later reads out, which wait ``wait`` as before."""
         waited = max(wait, _READ_ONLY_OPEN_WAIT)
         deadline = time.monotonic() + waited
-        delay = 0.001
+        delay, left = 0.001, waited
         while True:
-            try:
-                return self._open_read_only(wait)
+            try:  # (each try's own wait for the lock is cut to the time left: in all, ``waited``)
+                return self._open_read_only(wait, min(wait, left))
             except sqlite3.OperationalError as exc:
                 if _primary_code(exc) not in _LOCK_CODES:
                     raise
@@ -613,23 +617,28 @@ class RunStore:
                     raise self._locked(waited) from exc
             _pause(min(delay, left))
             delay = min(delay * 2, 0.05)
+            left = max(deadline - time.monotonic(), 0.0)
 
-    def _open_read_only(self, wait: float) -> sqlite3.Connection:
-        """A ``mode=ro`` connection, its first read done (waiting ``wait`` seconds for a lock); ``immutable=1`` where
-        the WAL index (-shm) cannot be created (the folder is not writable: SQLite says "unable to open" or, for a WAL
-        file, ``SQLITE_READONLY_DIRECTORY``), which reads the file as it is."""
+    def _open_read_only(self, wait: float, first: float | None = None) -> sqlite3.Connection:
+        """A ``mode=ro`` connection whose reads wait ``wait`` seconds for a lock, its first read done (waiting ``first``
+        seconds [``wait``]); ``immutable=1`` where the WAL index (-shm) cannot be created (the folder is not writable:
+        SQLite says "unable to open" or, for a WAL file, ``SQLITE_READONLY_DIRECTORY``), which reads the file as it
+        is."""
+        first = wait if first is None else first
         uri = "file:" + urllib.parse.quote(self.path.absolute().as_posix()) + "?mode=ro"
-        con = sqlite3.connect(uri + ("&immutable=1" if self._immutable else ""), uri=True, timeout=wait,
+        con = sqlite3.connect(uri + ("&immutable=1" if self._immutable else ""), uri=True, timeout=first,
                               isolation_level=None, check_same_thread=True)
         try:
             con.execute("SELECT count(*) FROM sqlite_master").fetchone()  # opens the file and its WAL index
+            if first != wait:  # (SQLite's busy timeout is in ms, a C int)
+                con.execute(f"PRAGMA busy_timeout={int(min(wait, 2e6) * 1000)}")
         except sqlite3.OperationalError as exc:
             con.close()
             code = getattr(exc, "sqlite_errorcode", None)
             if ((_primary_code(exc) == sqlite3.SQLITE_CANTOPEN or code in _NO_WAL_INDEX) and not self._immutable
                     and self.path.exists()):
                 self._immutable = True
-                return self._open_read_only(wait)
+                return self._open_read_only(wait, first)
             raise
         except sqlite3.Error:
             con.close()
