@@ -140,10 +140,6 @@ def _check_port(port: int) -> int:
     return port
 
 
-#: the folder of the default run store (:func:`snnlab.experiments.store.default_store_path`), from the current folder
-_DEFAULT_STORE_FOLDER = Path("runs")
-
-
 def _check_store_folder(store_path: str | os.PathLike | None, environ: dict[str, str]) -> None:
     """``FileNotFoundError`` when a store named by ``store_path`` or ``$SNNLAB_STORE`` lies in a folder that does
     not exist (a typo would start a new empty store in new folders); the default ``runs/`` folder is created, also
@@ -155,7 +151,9 @@ def _check_store_folder(store_path: str | os.PathLike | None, environ: dict[str,
     path = Path(named).resolve()  # (as served_store_path resolves it)
     if path.is_dir():
         raise FileNotFoundError(f"serve_dashboard: the run store {path}{where} is a folder, not a SQLite file")
-    if not path.parent.is_dir() and path.parent != _DEFAULT_STORE_FOLDER.resolve():
+    from snnlab.experiments.store import DEFAULT_STORE_FOLDER
+
+    if not path.parent.is_dir() and path.parent != DEFAULT_STORE_FOLDER.resolve():
         raise FileNotFoundError(f"serve_dashboard: the run store {path}{where} is in a folder that does not exist "
                                 f"({path.parent}); a typo? To start a new store there, create the folder first")
 

@@ -333,9 +333,13 @@ def _shown(status: str, message: str | None, owner: str | None, gone: dict,
     return DIED, message or why + ("; resume it from its checkpoint" if checkpoint else "")
 
 
+#: the folder of the default run store, relative to the current folder (created when the store is opened)
+DEFAULT_STORE_FOLDER = Path("runs")
+
+
 def default_store_path() -> Path:
-    """``$SNNLAB_STORE`` (unless empty) or ``./runs/snnlab.sqlite``."""
-    return Path(os.environ.get("SNNLAB_STORE") or Path("runs") / "snnlab.sqlite")  # (set but empty: the default)
+    """``$SNNLAB_STORE`` (unless empty) or ``./runs/snnlab.sqlite`` (in :data:`DEFAULT_STORE_FOLDER`)."""
+    return Path(os.environ.get("SNNLAB_STORE") or DEFAULT_STORE_FOLDER / "snnlab.sqlite")  # (empty: default)
 
 
 def _flatten(metrics: dict, prefix: str = "") -> dict[str, float]:
