@@ -223,9 +223,7 @@ def _delayed_linear(on: torch.dtype | None, amp: torch.dtype | None, x: torch.Te
         if method == "auto":
             method = _choose_method(shape[0], max_delay, x3, kernel.numel())
         y = _conv_fft(x3, kernel, None) if method == "fft" else _conv_taps(x3, kernel, support=gaussian, amp=amp)
-        y = y.to(x.dtype)
-        if bias is not None:
-            y = y + bias
+        y = _add_bias(y.to(x.dtype), bias)
     return y.reshape(*shape[:-1], weight.shape[0])
 
 
@@ -268,10 +266,22 @@ def _rounded(x: torch.Tensor, weight: torch.Tensor, delays: torch.Tensor, bias: 
             y = term if y is None else y + term
     if y is None:
         y = _zeros_in_graph(x3, weight.shape[0], weight)
-    y = y.to(out_dtype)
-    if bias is not None:
-        y = y + bias
+    y = _add_bias(y.to(out_dtype), bias)
     return y.reshape(*shape[:-1], weight.shape[0])
+
+
+def _add_bias(y: torch.Tensor, bias: torch.Tensor | None) -> torch.Tensor:
+    """``y + bias`` in ``y``'s dtype (the input's): a wider bias (a float32 one and a bfloat16 ``y``) is added in
+    the promoted dtype and the sum rounded to ``y``'s, instead of promoting the output.
+
+    Example:
+        >>> _add_bias(torch.ones(2, dtype=torch.bfloat16), torch.full((2,), 0.5)).dtype
+        torch.bfloat16
+    """
+    if bias is None:
+        return y
+    out = y + bias
+    return out if out.dtype == y.dtype else out.to(y.dtype)
 
 
 _CONV1D_MIN_ROWS = 4096  # T * batch: below it the products' small matrices win
@@ -428,13 +438,26 @@ class DelayedLinear(nn.Module):
     (:func:`snnlab.kernels.delays_triton.kernel_options`). ``backend="triton"`` on a device the kernels cannot
     run on (no CUDA, and no ``TRITON_INTERPRET=1``) raises the ``RuntimeError`` the LIF layers raise.
 
-    Precision. Every path computes the delay convolution to float32 accuracy (float64 for a float64 layer; the
-    Triton kernels at their default precision), half-precision inputs and parameters included, and returns
-    ``x``'s dtype. Under ``torch.autocast`` the layer follows
-    autocast's policy for matrix products, as :class:`torch.nn.Linear` does: ``x``, ``weight`` and ``bias`` are
-    cast to the autocast dtype (e.g. bfloat16), the positions and the Gaussian stay in their dtype (a bfloat16
-    position between 16 and 32 would be off by up to 1/16 step), the products of the cast operands are summed in
-    float32, and the output is in the autocast dtype on every path (a float64 layer ignores autocast). The FFT
+    Initialisation: ``weight`` and ``bias`` as :class:`torch.nn.Linear`'s, then the positions (``init_delay``:
+    ``"uniform"`` in ``[0, max_delay - 1]``, ``"zero"`` or ``"center"``), drawn from ``generator`` (a CPU
+    ``torch.Generator``), or from a fresh generator seeded with ``seed`` (an int: the same initial layer for the
+    same seed), or, with neither, from torch's global generator. Give one of ``seed`` and ``generator``, not both
+    (``ValueError``).
+
+    Precision. Every path computes the delay convolution to float32 accuracy (float64 where the input or the layer
+    is float64; the Triton kernels at their default precision), half-precision inputs and parameters included, and
+    returns ``x``'s dtype, as :func:`delayed_linear` and the neuron layers do: the input is not cast to the layer's
+    dtype first (a float64 input to a float32 layer is computed and returned in float64, a float32 input to a
+    float16 layer computed and returned in float32, a bfloat16 input to a float32 layer computed in float32 and
+    returned in bfloat16; a wider bias is added in its dtype and the sum rounded to ``x``'s). Integer or bool input
+    is taken in the layer's dtype. The Triton kernels take float32, float16 and bfloat16 inputs and layers:
+    ``backend="auto"`` runs float64 on PyTorch, ``backend="triton"`` refuses it (``TypeError``).
+
+    Under ``torch.autocast`` the layer follows autocast's policy for matrix products, as :class:`torch.nn.Linear`
+    does: ``x``, ``weight`` and ``bias`` are cast to the autocast dtype (e.g. bfloat16), the positions and the
+    Gaussian stay in their dtype (a bfloat16 position between 16 and 32 would be off by up to 1/16 step), the
+    products of the cast operands are summed in float32, and the output is in the autocast dtype on every path (a
+    float64 layer ignores autocast: it computes in float64 and returns ``x``'s dtype, as outside it). The FFT
     path and the Triton kernels form each synapse's Gaussian-weighted kernel ``W * G`` in float32 and agree to the
     rounding of the output; where the PyTorch "taps" and rounded paths run as one ``conv1d`` (CPU, many rows) they
     run it in the autocast dtype, as a ``conv1d`` under autocast does, where oneDNN has fast kernels for that dtype
@@ -483,9 +506,15 @@ class DelayedLinear(nn.Module):
                 f"{_LAYER}: backend='triton' needs snnlab.kernels.delays_triton.delayed_linear_triton, which "
                 f"could not be imported ({_TRITON_ERROR}). Install triton with a CUDA GPU, or use backend='torch'/'auto'."
             )
-        seed = None if seed is None else as_seed(seed, _LAYER)
-        if generator is None and seed is not None:
-            generator = torch.Generator().manual_seed(seed)
+        if generator is not None:
+            if seed is not None:  # one would be ignored
+                raise ValueError(f"{_LAYER}: give seed or generator, not both (the initial weights and delays are "
+                                 f"drawn from one of them); got seed={seed!r} and a generator")
+            if not isinstance(generator, torch.Generator):
+                raise TypeError(f"{_LAYER}: generator must be a torch.Generator (or None), got "
+                                f"{type(generator).__name__} {generator!r}")
+        elif seed is not None:
+            generator = torch.Generator().manual_seed(as_seed(seed, _LAYER))
         in_features, out_features, max_delay = int(in_features), int(out_features), int(max_delay)
 
         self.in_features = in_features
@@ -628,26 +657,41 @@ class DelayedLinear(nn.Module):
 
     # -- forward -------------------------------------------------------------------------
 
-    def _use_triton(self, x: torch.Tensor) -> bool:
+    def _use_triton(self, x: torch.Tensor, weight: torch.Tensor | None = None) -> bool:
+        """Whether the Triton kernels run ``x`` with ``weight`` (default: the layer's; the operands as autocast cast
+        them): always for ``backend="triton"`` (which raises where they cannot: no Triton, a device it cannot run
+        on, a float64 input or layer), for ``"auto"`` on CUDA when every operand has a dtype they take."""
+        weight = self.weight if weight is None else weight
+        operands = (("input", x), ("weight", weight)) + (() if self.rounded else (("positions", self.positions),))
         if self.backend == "torch":
             return False
         if self.backend == "triton":
             if _triton_impl() is None:
                 raise RuntimeError(f"{_LAYER}: backend='triton' is unavailable ({_TRITON_ERROR}); use backend='torch'.")
             resolve_backend("triton", x.device, x.dtype)  # the LIF layers' error for a device Triton cannot run on
+            for label, t in operands:
+                if t.dtype not in TRITON_DTYPES:
+                    raise TypeError(
+                        f"{_LAYER}: backend='triton' computes {[str(d) for d in TRITON_DTYPES]} tensors, got the "
+                        f"{label} in {t.dtype}; use backend='torch' or 'auto' (they compute float64 in float64), "
+                        "or cast the input / the layer")
             return True
-        return x.is_cuda and x.dtype in TRITON_DTYPES and _triton_impl() is not None
+        return (x.is_cuda and all(t.dtype in TRITON_DTYPES for _, t in operands)
+                and _triton_impl() is not None)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         check_time_major(x, "x", self.in_features, _LAYER)
+        check_choice(self.backend, "backend", _BACKENDS, _LAYER)  # (set after construction: the constructor's check)
         # autocast asked once per call: the paths below take the operands as cast here
         on, amp, x, weight, bias = _cast_for_autocast(x, self.weight, self.bias)  # (unchanged where it is off)
-        if x.dtype != weight.dtype:
+        if not x.is_floating_point():  # integer / bool spikes: the layer's dtype (x's own would truncate the output)
             x = x.to(weight.dtype)
-        if self._use_triton(x):
+        # x keeps its dtype (the output's): every path computes the promoted dtype of x and the layer, float32 for
+        # half precision, so a float64 input is not rounded to a float32 layer's precision, nor float32 to float16
+        if self._use_triton(x, weight):
             arg = self.delays if self.rounded else self.positions.clamp(0.0, float(self.max_delay - 1))
             y = _triton_impl()(x, weight, arg, self.sigma, self.max_delay, self.rounded, autocast=None)
-            return y + bias if bias is not None else y
+            return _add_bias(y, bias)
         if self.rounded:
             with autocast_off(x, on):
                 return _rounded(x, weight, self.delays, bias, amp)

@@ -44,6 +44,33 @@ def _beta_from(tau_mem: float | None, beta: float | None, layer: str) -> float:
     return 1.0 - 1.0 / float(tau_mem)
 
 
+def _as_max_spikes(value: int | None, layer: str) -> int | None:
+    """``max_spikes`` as an int >= 1 or None; ``ValueError`` naming ``layer`` otherwise."""
+    if value is not None and (not is_integer(value) or value < 1):
+        raise ValueError(f"{layer}: max_spikes must be a positive int (1 = time-to-first-spike) or None, got "
+                         f"{type(value).__name__} {value!r}")
+    return None if value is None else int(value)
+
+
+def _as_surrogate(value: str | sg.Surrogate, layer: str) -> sg.Surrogate:
+    """``value`` (a name or a :class:`~snnlab.core.surrogates.Surrogate`) as a ``Surrogate``; ``ValueError`` /
+    ``TypeError`` naming ``layer`` for an unknown name, another type, or a subclass whose own ``grad()`` the kernels
+    would not use.
+
+    Example:
+        >>> _as_surrogate("triangle", "LIF").name
+        'triangle'
+    """
+    if isinstance(value, sg.Surrogate) and type(value).grad is not sg.Surrogate.grad:
+        raise TypeError(f"{layer}: the kernels compute a surrogate by its name, so the grad() of "
+                        f"{type(value).__name__} would not be used; add it with "
+                        "snnlab.surrogates.register(name, grad, default) and pass the name")
+    try:
+        return sg.get(value)
+    except (ValueError, TypeError) as exc:
+        raise type(exc)(f"{layer}: {exc}") from None
+
+
 def _value_repr(t: torch.Tensor) -> str:
     """A parameter's value for ``repr``: the number when all its elements agree, else their range."""
     t = t.detach().double()
@@ -270,6 +297,10 @@ class LIF(RandomStream, _Leaky):
     - ``backend``: ``"auto"`` (Triton on CUDA tensors; on the CPU the compiled loop for float32 when a C
       compiler built it, else PyTorch), ``"torch"`` (pure PyTorch, the reference), ``"cpu"`` (compiled
       CPU loop, float32) or ``"triton"``; see :mod:`snnlab.kernels.dispatch`.
+    - Options set after construction are checked as the constructor checks them: ``reset``, ``max_spikes``,
+      ``surrogate`` (a name is resolved: ``layer.surrogate = "triangle"``), ``noise``, ``noise_scale`` and
+      ``mask_p`` when they are assigned (``layer.max_spikes = 0`` raises the ``ValueError`` of
+      ``LIF(max_spikes=0)``), ``backend`` at the next call.
 
     Returns the spikes ``[T, B, ...]`` (0/1 floats); the pre-reset membrane of the last call is kept in
     ``last_membrane`` while a :class:`~snnlab.Monitor` watches the layer.
@@ -293,25 +324,18 @@ class LIF(RandomStream, _Leaky):
         check_choice(reset, "reset", RESETS, "LIF")
         check_choice(backend, "backend", BACKENDS, "LIF")
         check_positive(threshold, "threshold", "LIF")
-        if max_spikes is not None and (not is_integer(max_spikes) or max_spikes < 1):
-            raise ValueError(f"LIF: max_spikes must be a positive int (1 = time-to-first-spike) or None, got "
-                             f"{type(max_spikes).__name__} {max_spikes!r}")
-        max_spikes = None if max_spikes is None else int(max_spikes)
+        max_spikes = _as_max_spikes(max_spikes, "LIF")
         if noise is not None:
             check_choice(noise, "noise", NOISE_SURROGATES, "LIF")
             check_positive(noise_scale, "noise_scale", "LIF")
-        self.mask_p = as_drop_probability(mask_p, "mask_p", "LIF")
+        self.mask_p = mask_p  # (each option is checked as it is set: __setattr__)
         seed = None if seed is None else as_seed(seed, "LIF")
         self.mask_at_inference = bool(mask_at_inference)
-        if isinstance(surrogate, sg.Surrogate) and type(surrogate).grad is not sg.Surrogate.grad:
-            raise TypeError(f"LIF: the kernels compute a surrogate by its name, so the grad() of "
-                            f"{type(surrogate).__name__} would not be used; add it with "
-                            "snnlab.surrogates.register(name, grad, default) and pass the name")
-        self.surrogate = sg.get(surrogate)
+        self.surrogate = _as_surrogate(surrogate, "LIF")
         if noise is None and backend in ("cpu", "triton"):  # the fused kernels compute the built-in ones only
             check_builtin_surrogate(f"LIF(backend={backend!r})", self.surrogate.name)
         self.reset, self.detach_reset, self.max_spikes = reset, bool(detach_reset), max_spikes
-        self.noise, self.noise_scale, self.noisy_eval = noise, float(noise_scale), bool(noisy_eval)
+        self.noise, self.noise_scale, self.noisy_eval = noise, noise_scale, bool(noisy_eval)
         self.backend = backend
         self.learn_threshold = bool(learn_threshold)
         shape = (self.n_neurons,) if self.n_neurons is not None else ()
@@ -324,6 +348,39 @@ class LIF(RandomStream, _Leaky):
         self.record = False
         self._monitors = 0  # open Monitors of this layer (see snnlab.core.network.Monitor)
         self.last_membrane: torch.Tensor | None = None
+
+    #: the options checked (and normalised) at every assignment, the constructor's and any later one
+    #: (``layer.max_spikes = 0`` raises as ``LIF(max_spikes=0)`` does; ``layer.surrogate = "triangle"`` is resolved)
+    _CHECKED_OPTIONS = frozenset(("reset", "max_spikes", "surrogate", "noise", "noise_scale", "mask_p"))
+
+    def __setattr__(self, name: str, value) -> None:
+        if name in LIF._CHECKED_OPTIONS:
+            value = self._checked_option(name, value)
+        super().__setattr__(name, value)
+
+    def _checked_option(self, name: str, value):
+        """``value`` for the option ``name`` as the constructor checks and stores it (``ValueError`` / ``TypeError``
+        naming the layer): the checks run once, when the option is set, not at every forward."""
+        layer = type(self).__name__
+        if name == "reset":
+            check_choice(value, "reset", RESETS, layer)
+            return value
+        if name == "max_spikes":
+            return _as_max_spikes(value, layer)
+        if name == "surrogate":
+            return _as_surrogate(value, layer)
+        if name == "mask_p":
+            return as_drop_probability(value, "mask_p", layer)
+        # noise and noise_scale: a noisy neuron needs a scale > 0 (checked whichever of the two is set last)
+        if name == "noise":
+            if value is not None:
+                check_choice(value, "noise", NOISE_SURROGATES, layer)
+            noise, scale = value, self.__dict__.get("noise_scale")
+        else:
+            noise, scale = self.__dict__.get("noise"), as_number(value, "noise_scale", layer)
+        if noise is not None and scale is not None:
+            check_positive(scale, "noise_scale", layer)
+        return value if name == "noise" else scale
 
     def _next_seed(self) -> int:
         if vmap_randomness() == "error":  # vmap's default refuses random draws, as it does torch's own
