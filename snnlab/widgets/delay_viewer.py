@@ -83,10 +83,17 @@ class DelayViewer(W.VBox):
         layer, rounded, synapses, weighted, refresh_button: the controls; ``message``: errors.
         matrix_plot (``.element``), histogram_plot, kernel_plot, evolution_plot (``.object``): the plots.
         tap: the ``hv.streams.Tap`` on the matrix.
+
+    Raises:
+        TypeError: ``history`` is not a DataFrame, a callable or None (a callable that returns anything but
+        a DataFrame or None is reported in ``message``).
     """
 
     def __init__(self, model_or_layer: Any, history: pd.DataFrame | Callable[[], pd.DataFrame] | None = None,
                  plot_mode: str = "auto", **kwargs: Any) -> None:
+        if history is not None and not isinstance(history, pd.DataFrame) and not callable(history):
+            raise TypeError(f"DelayViewer: history must be a DataFrame, a callable returning one, or None, "
+                            f"got {type(history).__name__}")
         self.layers = delay_layers(model_or_layer)
         if not self.layers:
             raise ValueError("DelayViewer: the model has no DelayedLinear layer (train with delays=True)")
@@ -201,7 +208,11 @@ class DelayViewer(W.VBox):
             except Exception as e:  # a locked store, a finished session: say so, keep the last history
                 self._history_error = f"could not read the delay history: {type(e).__name__}: {e}"
             else:
-                self.history = h if isinstance(h, pd.DataFrame) else pd.DataFrame()
+                if h is not None and not isinstance(h, pd.DataFrame):  # not a silent blank
+                    self._history_error = (f"could not read the delay history: expected a DataFrame, "
+                                           f"got {type(h).__name__}")
+                else:
+                    self.history = pd.DataFrame() if h is None else h
         self._draw_layer()
         self._draw_synapses()
 

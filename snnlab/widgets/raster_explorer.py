@@ -19,6 +19,7 @@ Example:
 """
 from __future__ import annotations
 
+import numbers
 from typing import Any
 
 import holoviews as hv
@@ -71,6 +72,24 @@ def _check_batch(x: Any, labels: Any) -> np.ndarray | None:
     return labels.reshape(1) if not labels.ndim else labels
 
 
+def _check_max_samples(max_samples: Any) -> None:
+    """``TypeError`` / ``ValueError`` naming RasterExplorer unless ``max_samples`` is an int >= 1 or None.
+
+    Example:
+        >>> _check_max_samples(0)
+        Traceback (most recent call last):
+        ...
+        ValueError: RasterExplorer: max_samples must be >= 1 (or None for the whole batch), got 0
+    """
+    if max_samples is None:
+        return
+    if isinstance(max_samples, (bool, np.bool_)) or not isinstance(max_samples, numbers.Integral):
+        raise TypeError(f"RasterExplorer: max_samples must be an int >= 1 (or None for the whole batch), "
+                        f"got {max_samples!r} ({type(max_samples).__name__})")
+    if max_samples < 1:
+        raise ValueError(f"RasterExplorer: max_samples must be >= 1 (or None for the whole batch), got {max_samples}")
+
+
 def record_batch(model: torch.nn.Module, x: torch.Tensor) -> Monitor:
     """Run ``model`` on ``x`` (time-major) in eval mode under a CPU :class:`Monitor`; returns the monitor.
 
@@ -107,7 +126,7 @@ class RasterExplorer(W.VBox):
     Args:
         model: a spiking network (any ``nn.Module`` with ``LIF`` / ``LI`` layers).
         data: ``x`` (``[T, B, F]`` tensor), ``(x, labels)``, or a loader whose first batch is used.
-        max_samples: keep at most this many samples of the batch.
+        max_samples: keep at most this many samples of the batch (an int >= 1; None keeps them all).
         plot_mode: see :class:`~snnlab.widgets._hv.HoloViewsWidget`.
 
     Attributes:
@@ -116,10 +135,15 @@ class RasterExplorer(W.VBox):
         trace_plot: the membrane slot (``trace_plot.object`` is the ``membrane_traces`` overlay).
         spikes, membrane: ``{layer: [T, B, N]}`` recorded tensors; ``labels``: the batch labels or None.
         tap: the ``hv.streams.Tap`` on the raster.
+
+    Raises:
+        TypeError / ValueError: ``max_samples`` is not an int >= 1 (or None), or the batch is not time-major
+        ``[T, B, ...]`` with one label per sample.
     """
 
-    def __init__(self, model: torch.nn.Module, data: Any, max_samples: int = 64, plot_mode: str = "auto",
+    def __init__(self, model: torch.nn.Module, data: Any, max_samples: int | None = 64, plot_mode: str = "auto",
                  **kwargs: Any) -> None:
+        _check_max_samples(max_samples)
         x, labels = _first_batch(data)
         labels = _check_batch(x, labels)
         x = x[:, :max_samples]

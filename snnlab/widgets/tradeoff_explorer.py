@@ -2,10 +2,12 @@
 
 Rows come from a :class:`~snnlab.experiments.RunStore` (``summaries()``: one row per finished run,
 ``config.<field>`` columns next to the metrics; **Refresh** re-reads it) or from a DataFrame of the
-same shape. ``x`` / ``y`` offer the metric columns present (and any numeric column passed as ``x=`` /
-``y=``); ``color`` any ``config.<field>`` column (or none) and any other column passed by name as
+same shape. ``x`` / ``y`` offer the metric columns present and any numeric column passed by name as
+``x=`` / ``y=``, a ``config.<field>`` one included (``x="lr"`` finds ``config.lr``: accuracy over a swept
+hyper-parameter); ``color`` any ``config.<field>`` column (or none) and any other column passed by name as
 ``color=`` (e.g. ``"model"``, or ``"mask_p"`` in a :func:`~snnlab.metrics.metrics_table`); a name that
-matches no column is reported in the message. Whether higher or lower is better on each
+matches no column (or, for ``x`` / ``y``, no numeric one) is reported in the message and the default is
+shown instead. Whether higher or lower is better on each
 axis is read from the column name (:func:`snnlab.viz.pareto.better_direction`: accuracy and
 robustness columns up, costs down) unless chosen in ``x better`` / ``y better``; for a column whose
 name does not tell, no front is drawn and the message asks for the direction (never a silent guess).
@@ -18,6 +20,8 @@ Example:
     >>> ex = TradeoffExplorer(df)
     >>> ex.x.value, ex.y.value, len(ex.front)
     ('spikes_per_sample', 'accuracy', 2)
+    >>> TradeoffExplorer(df, x="lr").x.value
+    'config.lr'
 """
 from __future__ import annotations
 
@@ -25,6 +29,7 @@ import html
 from typing import Any
 
 import ipywidgets as W
+import numpy as np
 import pandas as pd
 
 from snnlab.experiments.store import varying_columns
@@ -54,8 +59,13 @@ class TradeoffExplorer(W.VBox):
 
     Args:
         source: a ``RunStore`` (anything with ``summaries()``) or a DataFrame.
-        x, y, color: initial choices (default: the first cost metric on x, accuracy on y, no colour).
-        maximize_x, maximize_y: whether larger is better on each axis (default: from the column name).
+        x, y, color: initial choices (default: the first cost metric on x, accuracy on y, no colour); a
+            column asked for by name stays offered on **Refresh**.
+        maximize_x, maximize_y: whether larger is better on each axis (``True`` / ``False``; default ``None``:
+            from the column name).
+
+    Raises:
+        TypeError: ``maximize_x`` / ``maximize_y`` is not a bool or None.
 
     Attributes:
         x, y, color, show_front, refresh_button: the controls; ``x_better`` / ``y_better``: the
@@ -67,8 +77,13 @@ class TradeoffExplorer(W.VBox):
     def __init__(self, source: Any, x: str | None = None, y: str | None = None, color: str | None = None,
                  plot_mode: str = "auto", maximize_x: bool | None = None, maximize_y: bool | None = None,
                  **kwargs: Any) -> None:
+        for name, value in (("maximize_x", maximize_x), ("maximize_y", maximize_y)):
+            if value is not None and not isinstance(value, (bool, np.bool_)):
+                raise TypeError(f"TradeoffExplorer: {name} must be True, False or None (from the column name), "
+                                f"got {value!r}")
         self.source = source
         self.df = pd.DataFrame()
+        self._asked: dict[Any, None] = {}  # numeric columns named as x= / y=: offered while they are in the runs
         self.front = pd.DataFrame()
         self.x = W.Dropdown(description="x")
         self.y = W.Dropdown(description="y")
@@ -119,10 +134,12 @@ class TradeoffExplorer(W.VBox):
             self._set_message(f"could not read the runs: {type(e).__name__}: {e}")
             return
         self.df = df.reset_index(drop=True)
-        numeric = [c for c in self.df.columns if not str(c).startswith("config.")
-                   and pd.api.types.is_numeric_dtype(self.df[c]) and self.df[c].notna().any()]
-        # columns asked for by name stay choosable even where their direction is unknown
-        asked = [c for c in dict.fromkeys((x, y, self.x.value, self.y.value)) if c in numeric]
+        numeric = [c for c in self.df.columns if pd.api.types.is_numeric_dtype(self.df[c]) and self.df[c].notna().any()]
+        notes: list[str] = []
+        x, y = self._axis_column("x", x, numeric, notes), self._axis_column("y", y, numeric, notes)
+        self._asked.update(dict.fromkeys(c for c in (x, y) if c is not None))
+        # columns asked for by name stay choosable even where their direction is unknown (config ones too)
+        asked = [c for c in self._asked if c in numeric]
         metrics = metric_columns(self.df)
         metrics = metrics + [c for c in asked if c not in metrics]
         configs = [c for c in self.df.columns if str(c).startswith("config.")]
@@ -136,10 +153,10 @@ class TradeoffExplorer(W.VBox):
             color = f"config.{color}"
         if color not in colors and color in self.df.columns:  # any column asked for by name (kept on refresh)
             colors.append(color)
-        self._note = ""
         if asked_color is not None and asked_color not in colors and asked_color != NO_COLOR and color not in colors:
-            self._note = (f"no column {asked_color!r} to colour by (neither {asked_color!r} nor "
-                          f"'config.{asked_color}' is in the runs)")
+            notes.append(f"no column {asked_color!r} to colour by (neither {asked_color!r} nor "
+                         f"'config.{asked_color}' is in the runs)")
+        self._note = "; ".join(notes)
         costs = [m for m in metrics if _direction(m) is False]
         gains = [m for m in metrics if _direction(m) is True]
         x = x if x in metrics else (costs[0] if costs else (metrics[0] if metrics else None))
@@ -153,6 +170,23 @@ class TradeoffExplorer(W.VBox):
         finally:
             self._busy = False
         self._draw()
+
+    def _axis_column(self, axis: str, name: Any, numeric: list, notes: list[str]) -> Any:
+        """The numeric column ``name`` (or ``config.<name>``) asked for as ``axis``; None, with a note saying
+        why, when the runs have no such numeric column (None when nothing was asked for)."""
+        if name is None:
+            return None
+        if name in numeric:
+            return name
+        if name not in self.df.columns and f"config.{name}" in numeric:
+            return f"config.{name}"
+        if name in self.df.columns:
+            notes.append(f"column {name!r} has no numbers to plot on {axis}")
+        elif f"config.{name}" in self.df.columns:
+            notes.append(f"column 'config.{name}' has no numbers to plot on {axis}")
+        else:
+            notes.append(f"no column {name!r} to plot on {axis} (neither {name!r} nor 'config.{name}' is in the runs)")
+        return None
 
     # ------------------------------------------------------------------ drawing
     def _draw(self) -> None:
