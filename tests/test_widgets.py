@@ -163,7 +163,9 @@ def test_trainer_widget_restores_its_buttons_after_stop_even_when_refresh_fails(
     assert tw.start_button.disabled and tw.stop_button.disabled  # stopping ...
     assert _wait(lambda: tw.state == "stopped" and not tw.start_button.disabled, 30)
     assert tw.stop_button.disabled and tw.pause_button.disabled and not tw.form.disabled
-    assert "display error" in tw.status.value and "Set changed size" in tw.display_error
+    # (the buttons come back when the run stops; the poll thread's failed last refresh is reported just after)
+    assert _wait(lambda: "display error" in tw.status.value, 10), tw.status.value
+    assert "Set changed size" in tw.display_error
     assert _wait(lambda: not tw._poll_thread or not tw._poll_thread.is_alive(), 10)
     tw.close()
 
