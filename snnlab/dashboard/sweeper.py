@@ -18,7 +18,7 @@ from typing import Any, Callable
 import pandas as pd
 import panel as pn
 
-from snnlab.experiments.sweeps import expand_grid, process_pool, sweep
+from snnlab.experiments.sweeps import cancel_event, expand_grid, process_pool, sweep
 from snnlab.training.config import ConfigError
 
 __all__ = ["SweepPanel", "MAX_SWEEP_RUNS"]
@@ -51,6 +51,7 @@ class SweepPanel:
                                self.status, self.results, sizing_mode="stretch_width")
         self._thread: threading.Thread | None = None
         self._pool: Executor | None = None
+        self._cancel: Any = None  # the process pool's cancel event (None for threads)
         self._n_runs = 0
         self._started = 0.0
         self._result = None
@@ -87,9 +88,10 @@ class SweepPanel:
                 self._refuse("Threads run one run at a time (parallel threads would share the random state, so "
                              "results would not be reproducible): set workers to 1, or run in processes.")
                 return False
-            self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="snnlab-sweep")
-        else:
-            self._pool = process_pool(workers)
+            self._pool, self._cancel = ThreadPoolExecutor(max_workers=1, thread_name_prefix="snnlab-sweep"), None
+        else:  # the event reaches runs the pool has already handed to its workers, which shutdown cannot cancel
+            self._cancel = cancel_event()
+            self._pool = process_pool(workers, cancel=self._cancel)
         run_root = self.run_root / time.strftime("%Y%m%d-%H%M%S") if self.run_root is not None else None
         self._n_runs, self._started, self._result, self._error, self._shown = len(configs), time.time(), None, None, False
         self._thread = threading.Thread(target=self._work, args=(cfg, grid, self._pool, run_root),
@@ -143,6 +145,9 @@ class SweepPanel:
         return not self.running
 
     def close(self) -> None:
-        """Cancel the sweep's pending runs (runs already training finish in their workers)."""
+        """Cancel the sweep's pending runs (runs already training finish in their workers): none of them starts
+        training, not even one the process pool already queued for a worker; their rows say "cancelled"."""
+        if self._cancel is not None:
+            self._cancel.set()
         if self._pool is not None:
             self._pool.shutdown(wait=False, cancel_futures=True)

@@ -16,7 +16,10 @@ and a rerun trains everything again.
 Interrupting: Ctrl-C (``KeyboardInterrupt``) cancels the queued runs, asks the running ones to stop at
 their next step (their checkpoints are saved, their status becomes "stopped"), waits for them (a second
 Ctrl-C kills them) and raises :class:`SweepInterrupted`, whose ``result`` holds the table so far: the
-finished rows, "stopped" ones, and "cancelled" for runs never started. A worker that dies (the OOM
+finished rows, "stopped" ones, and "cancelled" for runs never started. A pool made with a cancel event
+(``process_pool(n, cancel=cancel_event())``) is cancelled from outside by setting it (what a closed dashboard tab
+does): its workers start no further run, even one the pool already handed them (``shutdown(cancel_futures=True)``
+cannot take those back), and its row says "cancelled"; runs already training finish. A worker that dies (the OOM
 killer) breaks the process pool: every run not finished by then is reported as a "failed" row, none is lost,
 and a rerun with the same ``run_root`` reuses the finished ones.
 
@@ -137,7 +140,13 @@ def _robustness_list(robustness) -> list[tuple[str, float]]:
 
 # ------------------------------------------------------------------ worker side
 _worker_interrupted = False  # a worker got SIGINT: runs it has yet to start are cancelled
+_worker_cancel = None  # its pool's cancel event (process_pool(cancel=...)); once set, the same as far as starting goes
 _worker_trainer = None  # the Trainer a worker (process, or the one thread of a thread pool) is running
+
+
+def _worker_cancelled() -> bool:
+    """Whether this worker must start no further run: it got SIGINT, or its pool's cancel event is set."""
+    return _worker_interrupted or (_worker_cancel is not None and _worker_cancel.is_set())
 
 
 def _worker_signal(signum, frame) -> None:
@@ -154,9 +163,12 @@ def _reset_interrupt() -> None:
     _worker_interrupted = False
 
 
-def _worker_init() -> None:
-    """Initializer of :func:`process_pool` workers: SIGINT winds the worker's run down instead of killing it, and a
-    worker whose sweep process dies (SIGKILL) stops its run and exits rather than train on for nobody."""
+def _worker_init(cancel: Any = None) -> None:
+    """Initializer of :func:`process_pool` workers: SIGINT winds the worker's run down instead of killing it, a
+    worker whose sweep process dies (SIGKILL) stops its run and exits rather than train on for nobody, and once
+    ``cancel`` (the pool's cancel event, if any) is set the worker starts no further run."""
+    global _worker_cancel
+    _worker_cancel = cancel
     signal.signal(signal.SIGINT, _worker_signal)
     parent = multiprocessing.parent_process()  # (its pid, not getppid(): the parent may already be gone)
     threading.Thread(target=_exit_with_parent, args=(parent.pid if parent is not None else os.getppid(),),
@@ -180,10 +192,34 @@ def default_workers(n_runs: int) -> int:
     return max(1, min(n_runs, os.cpu_count() or 1))
 
 
-def process_pool(max_workers: int) -> ProcessPoolExecutor:
-    """A "spawn" process pool for :func:`sweep` whose workers handle Ctrl-C gracefully (see the module doc)."""
+def cancel_event() -> Any:
+    """An event for :func:`process_pool`'s ``cancel``: set it, and the pool's workers start no further run.
+
+    Example:
+        >>> cancel = cancel_event()
+        >>> cancel.is_set()
+        False
+    """
+    return multiprocessing.get_context("spawn").Event()
+
+
+def process_pool(max_workers: int, cancel: Any = None) -> ProcessPoolExecutor:
+    """A "spawn" process pool for :func:`sweep` whose workers handle Ctrl-C gracefully (see the module doc).
+
+    ``cancel``: an event from :func:`cancel_event`; once it is set, a worker starts no further run (its row says
+    "cancelled"; runs already training finish). ``shutdown(cancel_futures=True)`` alone cannot cancel the calls the
+    pool has already handed to its workers' queue (up to ``max_workers + 1``).
+
+    Example:
+        >>> pool = process_pool(1, cancel=cancel_event())
+        >>> pool.shutdown()
+    """
+    from multiprocessing.synchronize import Event
+
+    if cancel is not None and not isinstance(cancel, Event):
+        raise TypeError(f"process_pool: cancel must be an event from cancel_event(), got {type(cancel).__name__}")
     return ProcessPoolExecutor(max_workers=max_workers, mp_context=multiprocessing.get_context("spawn"),
-                               initializer=_worker_init)
+                               initializer=_worker_init, initargs=(cancel,))
 
 
 def _register_failed(store, run_id: str | None, cfg: ExperimentConfig, name: str | None, message: str) -> str:
@@ -205,12 +241,12 @@ def run_one(config: dict, store_path: str | None = None, run_dir: str | None = N
 
     ``run_id`` registers the run under that id; ``resume`` continues the checkpoint in ``run_dir``.
     Never raises for a failed run: the row then has ``status="failed"`` and the ``error`` message.
-    A run stopped by Ctrl-C in a worker gives a "stopped" row; a worker already interrupted starts
-    no run ("cancelled"). The run uses ``threads`` torch CPU threads; the caller's setting is put back after
-    (a sweep in the caller's own process leaves it as it was).
+    A run stopped by Ctrl-C in a worker gives a "stopped" row; a worker already interrupted, or whose pool's cancel
+    event is set (:func:`process_pool`), starts no run ("cancelled"). The run uses ``threads`` torch CPU threads;
+    the caller's setting is put back after (a sweep in the caller's own process leaves it as it was).
     """
     cfg = ExperimentConfig.from_dict(config)
-    if _worker_interrupted:
+    if _worker_cancelled():
         return {"run_id": None, "label": cfg.label(), "status": "cancelled", "error": _NOT_STARTED}
     before = torch.get_num_threads()
     torch.set_num_threads(max(1, int(threads)))
