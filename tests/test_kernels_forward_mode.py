@@ -128,6 +128,28 @@ def test_forward_over_reverse_is_refused_as_second_order(layer, mode):
                 torch.autograd.grad(y, x, fwAD.make_dual(g, g))
 
 
+@pytest.mark.parametrize("kernel", ["adaptive_lif", pytest.param("adaptive_lif_cpu", marks=_NO_CPU),
+                                    pytest.param("adaptive_lif_triton", marks=_NO_TRITON)])
+def test_fused_alif_refuses_a_tangent_on_its_output_gradient(kernel):
+    """Dual ``grad_outputs`` (forward over reverse) through the fused ALIF kernels: snnlab's second-order error, as
+    the LIF kernels give, where the compiled CPU loop returned the input gradient without its tangent (and the
+    PyTorch loop failed on an ``out=`` op)."""
+    f, who, device = _kernel(kernel)
+    x = (torch.rand(4, 2, 3, device=device) * 2).requires_grad_(True)
+    g = torch.ones(4, 2, 3, device=device)
+    y = f(x)
+    with fwAD.dual_level(), pytest.raises(RuntimeError, match=re.escape(who) + ": second-order gradients"):
+        torch.autograd.grad(y, x, fwAD.make_dual(g, g))
+
+
+@pytest.mark.parametrize("backend", ["torch", pytest.param("cpu", marks=_NO_CPU)])
+def test_alif_layer_refuses_a_tangent_on_its_output_gradient(backend):
+    x = (torch.rand(4, 2, 3) * 2).requires_grad_(True)
+    g = torch.ones(4, 2, 3)
+    y = sl.ALIF(3, backend=backend)(x)
+    with fwAD.dual_level(), pytest.raises(RuntimeError, match=r"ALIF \(adaptive_lif(_cpu)?\): second-order"):
+        torch.autograd.grad(y, x, fwAD.make_dual(g, g))
+
 def test_alif_fused_path_refuses_forward_ad():
     """The fused ALIF (no torch.func transform active: forward_ad duals) used to fail inside its loop on an ``out=``
     op; ``jacfwd`` / ``jvp`` run the layer's per-step loop instead (below)."""

@@ -102,7 +102,7 @@ class AdaptiveLIFFunction(torch.autograd.Function):
     @staticmethod
     def backward(ctx, grad_out, *unused):
         _refuse_transforms()  # (Function.apply under torch.func runs its forward outside the transform)
-        refuse_higher_order("ALIF (adaptive_lif)")
+        refuse_higher_order("ALIF (adaptive_lif)", (grad_out,))  # (a tangent on grad_out: forward over reverse)
         membrane, spikes, a_prev, out, w, beta, threshold, rho, strength = ctx.saved_tensors
         if grad_out is None:
             grad_out = torch.zeros_like(membrane)

@@ -130,7 +130,7 @@ class AdaptiveLIFCpuFunction(torch.autograd.Function):
     @staticmethod
     def backward(ctx, grad_o, *unused):
         _refuse_transforms()
-        refuse_higher_order("ALIF (adaptive_lif_cpu)")
+        refuse_higher_order("ALIF (adaptive_lif_cpu)", (grad_o,))  # (a tangent on grad_o: forward over reverse)
         x, spikes, ck, counts, *flat = ctx.saved_tensors
         need = tuple(bool(n) for n in ctx.needs_input_grad[1:5])
         grad_x, *grads = _backward(ctx.opts, need, grad_o, x, spikes, ck, counts, tuple(flat))

@@ -299,7 +299,7 @@ class AdaptiveLIFTritonFunction(torch.autograd.Function):
     @staticmethod
     def backward(ctx, grad_o, *unused):
         _refuse_transforms()
-        refuse_higher_order("ALIF (adaptive_lif_triton)")
+        refuse_higher_order("ALIF (adaptive_lif_triton)", (grad_o,))  # (a tangent on grad_o: forward over reverse)
         h, spikes, a_prev, counts, *flat = ctx.saved_tensors
         need = tuple(bool(n) for n in ctx.needs_input_grad[1:5])
         grad_x, *grads = _backward(ctx.opts, need, grad_o, h, spikes, a_prev, counts, tuple(flat))

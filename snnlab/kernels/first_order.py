@@ -20,11 +20,14 @@ except ImportError:  # pragma: no cover - another PyTorch layout: plain forward_
     _TransformType = _interpreters = None
 
 
-def refuse_higher_order(name: str) -> None:
-    """Raise inside a custom ``backward`` when autograd records it (``create_graph=True``).
+def refuse_higher_order(name: str, grads: Iterable[Any] = ()) -> None:
+    """Raise inside a custom ``backward`` when autograd records it (``create_graph=True``), or when one of ``grads``
+    (the output gradients it got) carries a forward-mode tangent (:func:`forward_mode_inputs`: the ``jvp`` of a
+    ``vjp``, dual ``grad_outputs``: a forward-over-reverse Hessian-vector product).
 
     A hand-written backward is not differentiable: without this check a gradient penalty, MAML or a
-    Hessian-vector product through the layer would silently miss the layer's second-order terms.
+    Hessian-vector product through the layer would silently miss the layer's second-order terms (a compiled
+    backward drops a tangent on its output gradient without a word).
 
     Example:
         >>> with torch.no_grad():   # a plain backward runs with grad mode off: nothing happens
@@ -34,7 +37,7 @@ def refuse_higher_order(name: str) -> None:
         ...
         RuntimeError: LIF: second-order gradients (create_graph=True: gradient penalties, MAML, Hessians) are not supported; its backward pass is hand-written and not differentiable
     """
-    if torch.is_grad_enabled():
+    if torch.is_grad_enabled() or forward_mode_inputs(grads):
         raise RuntimeError(f"{name}: second-order gradients (create_graph=True: gradient penalties, MAML, Hessians) "
                            "are not supported; its backward pass is hand-written and not differentiable")
 
