@@ -148,11 +148,12 @@ def cmd_train(args: argparse.Namespace) -> int:
     if getattr(args, "resume", False) and not args.run_dir:
         raise ValueError("--resume needs --run-dir, the folder of the checkpoint to continue")
     existing = _checkpoint_in(args.run_dir)
-    base = saved = None
+    base = saved = ck = None
     if getattr(args, "resume", False):
         if existing is None:
             raise FileNotFoundError(f"--resume: no checkpoint in --run-dir {args.run_dir!r}")
-        saved = ExperimentConfig.from_saved(load_checkpoint(existing, mmap=True)["config_json"])
+        ck = load_checkpoint(existing, mmap=True)  # its metadata and configuration
+        saved = ExperimentConfig.from_saved(ck["config_json"])
         base = saved.to_dict()
     elif existing is not None and not getattr(args, "overwrite", False):
         ck = load_checkpoint(existing, mmap=True)  # its metadata only
@@ -162,13 +163,13 @@ def cmd_train(args: argparse.Namespace) -> int:
                          f"those that shape the model: `snnlab train --help` says which), "
                          f"--overwrite starts a new run there")
     cfg = config_from_args(args, base)  # the checkpoint's configuration, then --config, then the flags given
-    if saved is not None:  # flags that the checkpoint's model cannot take: refused before anything runs
-        from snnlab.config_args import field_flag
+    if saved is not None:  # flags that the checkpoint's model cannot take, or fewer --epochs than it trained:
+        from snnlab.config_args import field_flag  # refused before anything runs or is written
         from snnlab.training.resume import check_resume_config
 
         check_resume_config(saved, cfg, existing,
                             describe=lambda field, old, new: f"{_as_flag(field, new)} (the checkpoint's: "
-                                                             f"{_as_flag(field, old)})", name=field_flag)
+                                                             f"{_as_flag(field, old)})", name=field_flag, checkpoint=ck)
     if args.save_config:
         Path(args.save_config).write_text(cfg.to_json())
     if args.threads:
@@ -192,7 +193,7 @@ def cmd_train(args: argparse.Namespace) -> int:
                           resume=existing if base is not None else None, overwrite=getattr(args, "overwrite", False))
         current.append(trainer)
         print(f"run {trainer.run_id}: {cfg.label()}" + (f" (store: {store.path})" if store else "")
-              + (f", resumed at epoch {trainer.epoch}, step {trainer.step}" if base is not None else ""), flush=True)
+              + (_resumed_text(trainer, ck) if ck is not None else ""), flush=True)
         try:
             result = trainer.run(raise_errors=False)
         except KeyboardInterrupt as exc:  # a second signal: the trainer saved a checkpoint where it was
@@ -242,14 +243,29 @@ def _resume_help() -> str:
 
     fixed = fixed_on_resume_text(field_flag)
     return ("continue the run whose checkpoint is in --run-dir. Flags given (and --config) override its configuration: "
-            "--epochs, learning rates and schedules, --tau-mem, --threshold, --neuron, --surrogate, --dropout, "
+            "--epochs (no fewer than it trained), learning rates and schedules, --tau-mem, --threshold, --neuron, --surrogate, --dropout, "
             "--mask-p, ... (--batch-size only at an epoch boundary). What sets the model's parameters or the optimiser's "
             f"state stays the checkpoint's, and a flag changing it is refused: {fixed}")
 
 
+def _resumed_text(trainer, ckpt: dict) -> str:
+    """The start line's account of a resume, with epochs counted from 1 as the progress bar counts them:
+    ", resumed after 3 of 5 epochs (step 9)", ", resumed during epoch 4/5 (step 35)", or, with nothing left to train,
+    ", already finished after 3 of 3 epochs (step 9): nothing left to train"."""
+    from snnlab.training.resume import trained_epochs
+
+    done, partial = trained_epochs(ckpt)
+    if partial or done < trainer.cfg.epochs:
+        return f", resumed {trainer.position()}"
+    if ckpt.get("finished"):
+        return f", already finished {trainer.position()}: nothing left to train, its results are written again"
+    return f", resumed {trainer.position()}: nothing left to train, the run finishes here"
+
+
 def _report_stopped(trainer, args: argparse.Namespace, status: int) -> int:
-    """Tell where an interrupted run stands and how to resume it; returns ``status`` (128 + the signal)."""
-    where = f"run {trainer.run_id} stopped at epoch {trainer.epoch}, step {trainer.step}"
+    """Tell where an interrupted run stands (epochs counted from 1, as the progress bar counts them) and how to
+    resume it; returns ``status`` (128 + the signal)."""
+    where = f"run {trainer.run_id} stopped {trainer.position()}"
     ckpt = trainer.checkpoint_path
     if ckpt is not None and ckpt.exists():
         again = ["snnlab", "train", "--resume", "--run-dir", str(args.run_dir)]

@@ -84,7 +84,7 @@ def test_run_dir_with_a_checkpoint_needs_resume_or_overwrite(tmp_path, capsys):
     assert main(["train", *flags]) == 2  # would silently replace the run
     assert "--resume continues it" in capsys.readouterr().err
     assert main(["train", "--resume", "--epochs", "2", "--run-dir", run_dir, "--store", store, "--quiet"]) == 0
-    assert "resumed at epoch 1, step 2" in capsys.readouterr().out
+    assert "resumed after 1 of 2 epochs (step 2)" in capsys.readouterr().out
     runs = RunStore(store).list_runs()
     assert runs["run_id"].tolist() == first and RunStore(store).get_run(first[0])["status"] == "finished"
     assert main(["train", *flags, "--overwrite"]) == 0

@@ -4,7 +4,10 @@
   :class:`~snnlab.training.Trainer` is built.
 * :data:`FIXED_ON_RESUME` / :func:`resume_conflicts` / :func:`check_resume_config`: the one rule of what a resumed run
   may change (the Trainer, ``snnlab train --resume`` and sweeps resuming their runs all apply it): everything but the
-  settings that shape the model's parameters or the optimiser's state, which the checkpoint holds.
+  settings that shape the model's parameters or the optimiser's state, which the checkpoint holds, and ``epochs``
+  only down to the epochs already trained (:func:`check_resume_epochs`).
+* :func:`trained_epochs` / :func:`position_text`: how far a checkpoint's run got, in words that count epochs from 1
+  as the progress bar does (the checkpoint's own ``epoch`` counts the complete epochs).
 * :class:`ResumeMixin`: the trainer's :meth:`~ResumeMixin.checkpoint_state`, :meth:`~ResumeMixin.save_checkpoint`,
   :meth:`~ResumeMixin.resume_from`, its restoring from a checkpoint and the rollback of a step cut short.
 
@@ -29,7 +32,7 @@ import uuid
 import time
 import warnings
 from pathlib import Path
-from collections.abc import Callable, Collection
+from collections.abc import Callable, Collection, Mapping
 from typing import Any, TypeVar
 
 from snnlab.core.validation import user_stacklevel
@@ -41,7 +44,8 @@ from .interrupts import global_rng_state, roll_back, set_global_rng_state
 from .records import History
 
 __all__ = ["CHECKPOINT_FORMAT", "CHECKPOINT_NAME", "refuse_foreign_checkpoint", "load_resume", "ResumeMixin",
-           "FIXED_ON_RESUME", "ResumeConfigError", "resume_conflicts", "check_resume_config", "fixed_on_resume_text"]
+           "FIXED_ON_RESUME", "ResumeConfigError", "resume_conflicts", "check_resume_config", "fixed_on_resume_text",
+           "check_resume_epochs", "trained_epochs", "position_text"]
 
 log = logging.getLogger("snnlab.training.trainer")  # the Trainer's messages keep the logger they always had
 
@@ -54,9 +58,10 @@ INPUT_PART, OPTIMIZER_PART = "the input and class counts", "the optimiser"  # (t
 
 #: What a resumed run keeps from its checkpoint: each part of the model's parameters (their names and shapes) or of
 #: the optimiser's state that the configuration sets, with the fields that set it. A checkpoint's weights and
-#: optimiser state fit only a model and optimiser built alike. Every other field may change on a resume (epochs,
-#: learning rates and their schedules, tau_mem, threshold, the neuron model and surrogate, dropout, mask_p, ...; the
-#: batch size at an epoch boundary): a fixed time constant or threshold is taken from the configuration.
+#: optimiser state fit only a model and optimiser built alike. Every other field may change on a resume (epochs, down
+#: to the epochs already trained: :func:`check_resume_epochs`; learning rates and their schedules, tau_mem, threshold,
+#: the neuron model and surrogate, dropout, mask_p, ...; the batch size at an epoch boundary): a fixed time constant or
+#: threshold is taken from the configuration.
 FIXED_ON_RESUME: dict[str, tuple[str, ...]] = {
     INPUT_PART: ("dataset", "data_kwargs"),
     "the hidden-layer widths": ("hidden",),
@@ -131,11 +136,14 @@ def fixed_on_resume_text(name: Callable[[str], str] = str) -> str:
 
 def check_resume_config(saved: ExperimentConfig, cfg: ExperimentConfig, source: Any,
                         describe: Callable[[str, Any, Any], str] | None = None,
-                        name: Callable[[str], str] = str, skip: Collection[str] = ()) -> None:
+                        name: Callable[[str], str] = str, skip: Collection[str] = (),
+                        checkpoint: Mapping[str, Any] | None = None) -> None:
     """Raise :class:`ResumeConfigError` naming the changed fields when ``cfg`` cannot resume the checkpoint ``source``
     of a run trained with ``saved`` (:func:`resume_conflicts`), before any data or model is built. ``describe(field,
     old, new)`` words one change (default ``field old -> new``) and ``name(field)`` a field in the list of what
     cannot change (the command line writes its flags); ``skip``: parts of :data:`FIXED_ON_RESUME` not to check.
+    ``checkpoint``: the checkpoint itself (its metadata: ``epoch``, ``step``, ``finished``...), whose epochs trained
+    ``cfg.epochs`` must not fall below (:func:`check_resume_epochs`).
 
     Example:
         >>> check_resume_config(ExperimentConfig(hidden=[32]), ExperimentConfig(hidden=[64]), "runs/a")
@@ -144,15 +152,106 @@ def check_resume_config(saved: ExperimentConfig, cfg: ExperimentConfig, source: 
         snnlab.training.resume.ResumeConfigError: checkpoint runs/a cannot resume with hidden [32] -> [64]: ...
     """
     conflicts = resume_conflicts(saved, cfg, skip)
-    if not conflicts:
+    if conflicts:
+        describe = describe or _describe_change
+        changes = ", ".join(describe(field, a, b) for field, (a, b) in conflicts.items())
+        raise ResumeConfigError(
+            f"checkpoint {source} cannot resume with {changes}: the checkpoint holds the weights and optimiser state "
+            f"of the model it trained, and these settings change the model's parameters or the optimiser. A resume "
+            f"cannot change what these set: {fixed_on_resume_text(name)}; everything else it may (epochs, learning "
+            f"rates, tau_mem, threshold, neuron, surrogate, dropout, ...). Start a new run to change them.")
+    if checkpoint is not None:
+        check_resume_epochs(checkpoint, cfg, source, saved=saved, describe=describe, name=name, skip=skip)
+
+
+def _describe_change(field: str, old: Any, new: Any) -> str:
+    return f"{field} {old!r} -> {new!r}"
+
+
+def trained_epochs(ckpt: Mapping[str, Any]) -> tuple[int, bool]:
+    """``(complete epochs, whether the epoch after them is part-trained)`` of a checkpoint: a run stopped inside an
+    epoch holds some of that epoch's steps (its ``epoch_progress`` counts the batches done).
+
+    Example:
+        >>> trained_epochs({"epoch": 3, "step": 9, "finished": True})
+        (3, False)
+        >>> trained_epochs({"epoch": 0, "step": 35, "partial_epoch": True, "epoch_progress": {"batches_done": 35}})
+        (0, True)
+    """
+    progress = ckpt.get("epoch_progress") if ckpt.get("partial_epoch") else None
+    return int(ckpt.get("epoch") or 0), bool(isinstance(progress, Mapping) and progress.get("batches_done"))
+
+
+def position_text(epochs_done: int, epochs: int, step: int, partial: bool = False) -> str:
+    """Where a run stands, with epochs counted from 1 as the progress bar counts them (``epoch 1/5`` is the first):
+    ``epochs_done`` complete epochs of ``epochs``, ``step`` optimiser steps, and ``partial``: inside the next epoch.
+
+    Example:
+        >>> position_text(0, 5, 35, partial=True)
+        'during epoch 1/5 (step 35)'
+        >>> position_text(3, 5, 9)
+        'after 3 of 5 epochs (step 9)'
+    """
+    if partial:
+        return f"during epoch {epochs_done + 1}/{epochs} (step {step})"
+    return f"after {epochs_done} of {epochs} epoch{'' if epochs == 1 else 's'} (step {step})"
+
+
+def check_resume_epochs(ckpt: Mapping[str, Any], cfg: ExperimentConfig, source: Any,
+                        saved: ExperimentConfig | None = None,
+                        describe: Callable[[str, Any, Any], str] | None = None,
+                        name: Callable[[str], str] = str, skip: Collection[str] = ()) -> None:
+    """Raise :class:`ResumeConfigError` when ``cfg`` would resume the checkpoint ``ckpt`` (read from ``source``) with
+    fewer ``epochs`` than its run has trained (the complete epochs, and the one it stopped inside, if any): its
+    model, history and metrics hold those epochs, which a resume cannot take back. ``epochs`` equal to the complete
+    epochs leaves nothing to train: a stopped run then finishes where it is; a finished run (nothing trained or
+    evaluated again) is refused a configuration other than ``saved``, which would be recorded without being used
+    (but for the fields of the parts of :data:`FIXED_ON_RESUME` in ``skip``: those that do not describe a model or
+    data passed in). ``describe`` and ``name`` word a change and a field as in :func:`check_resume_config`.
+
+    Example:
+        >>> done = {"epoch": 3, "step": 9, "finished": True}
+        >>> check_resume_epochs(done, ExperimentConfig(epochs=3), "runs/a")   # nothing to train: allowed
+        >>> check_resume_epochs(done, ExperimentConfig(epochs=2), "runs/a")
+        Traceback (most recent call last):
+        ...
+        snnlab.training.resume.ResumeConfigError: checkpoint runs/a cannot resume with epochs 2: its run ...
+    """
+    try:
+        done, partial = trained_epochs(ckpt)
+        step = int(ckpt.get("step") or 0)
+    except (TypeError, ValueError):  # a damaged checkpoint: restoring it says what is wrong
         return
-    describe = describe or (lambda field, a, b: f"{field} {a!r} -> {b!r}")
-    changes = ", ".join(describe(field, a, b) for field, (a, b) in conflicts.items())
-    raise ResumeConfigError(
-        f"checkpoint {source} cannot resume with {changes}: the checkpoint holds the weights and optimiser state of "
-        f"the model it trained, and these settings change the model's parameters or the optimiser. A resume cannot "
-        f"change what these set: {fixed_on_resume_text(name)}; everything else it may (epochs, learning rates, "
-        f"tau_mem, threshold, neuron, surrogate, dropout, ...). Start a new run to change them.")
+    epochs, least = int(cfg.epochs), done + int(partial)
+    flag, finished = name("epochs"), bool(ckpt.get("finished"))
+    if epochs < least:
+        total = int(saved.epochs) if saved is not None else None
+        plural = "" if done == 1 else "s"
+        if partial:
+            where = (f"its run stopped during epoch {done + 1}{'' if total is None else f'/{total}'} (step {step}), "
+                     f"after {done} complete epoch{plural}")
+            need = "to finish the epoch it stopped in, whose steps its model holds"
+        else:
+            where = (f"its run has trained {done}{'' if total is None else f' of {total}'} epoch{plural} (step {step}"
+                     f"{', finished' if finished else ''})")
+            left = "the run's results are written again" if finished else "the run finishes where it is"
+            need = f"{least}: nothing left to train, {left}; more: it trains on"
+        raise ResumeConfigError(
+            f"checkpoint {source} cannot resume with {flag} {epochs}: {where}, and a resume cannot take trained "
+            f"epochs back. {flag} must be at least {least} ({need}); start a new run for a shorter one")
+    if finished and not partial and epochs == done and saved is not None:
+        old, new = saved.to_dict(), cfg.to_dict()
+        ignored = {field for part in skip for field in FIXED_ON_RESUME.get(part, ())}
+        changed = {k: (old.get(k), new.get(k)) for k in sorted(set(old) | set(new))
+                   if k not in ignored and old.get(k) != new.get(k)}
+        if changed:
+            describe = describe or _describe_change
+            changes = ", ".join(describe(field, a, b) for field, (a, b) in changed.items())
+            raise ResumeConfigError(
+                f"checkpoint {source}: its run finished {position_text(done, done, step)}, so with {flag} {epochs} "
+                f"nothing is left to train or evaluate and {changes} would be recorded without being used; give "
+                f"{flag} above {done} to train on with it, or leave it out (a finished run resumed as it is writes "
+                f"its results again)")
 
 
 def _saved_config(ckpt: dict[str, Any]) -> ExperimentConfig | None:
@@ -186,7 +285,8 @@ def load_resume(resume: str | os.PathLike, cfg: ExperimentConfig | dict | None, 
     """The training checkpoint at ``resume`` (a file or a run folder), the configuration to resume it with (``cfg``,
     else the checkpoint's) and the run folder (``run_dir``, else the checkpoint's); a clear
     :class:`CheckpointError` for a file that is no training checkpoint or holds no configuration to use, and a
-    :class:`ResumeConfigError` for a ``cfg`` that changes what a resume keeps (:func:`check_resume_config`).
+    :class:`ResumeConfigError` for a ``cfg`` that changes what a resume keeps or asks for fewer epochs than were
+    trained (:func:`check_resume_config`), raised before anything (run folder, run store) is written.
 
     ``own_model``: the run trains a model passed in, which the configuration does not describe: of
     :data:`FIXED_ON_RESUME` only the optimiser is checked. ``own_data``: its data is passed in, so the input and class
@@ -209,7 +309,9 @@ def load_resume(resume: str | os.PathLike, cfg: ExperimentConfig | dict | None, 
             # a model passed in is not the configured one (only its optimiser is); data passed in sets the counts
             skip = [p for p in FIXED_ON_RESUME if p != OPTIMIZER_PART] if own_model else \
                 [INPUT_PART] if own_data else []
-            check_resume_config(saved, new, resume, skip=skip)
+            check_resume_config(saved, new, resume, skip=skip, checkpoint=ckpt)
+        elif isinstance(new, ExperimentConfig):  # no saved configuration to compare with: the epochs still count
+            check_resume_epochs(ckpt, new, resume)
     if run_dir is None:
         rp = Path(resume)
         run_dir = rp if rp.is_dir() else rp.parent
@@ -232,9 +334,24 @@ class ResumeMixin:
                     **kwargs: Any) -> _Run:
         """A trainer that continues the run saved at ``path`` (a checkpoint file or a run folder).
 
-        ``cfg`` defaults to the checkpoint's configuration; pass one with more ``epochs`` to train longer.
+        ``cfg`` defaults to the checkpoint's configuration; pass one with more ``epochs`` to train longer (fewer
+        than the checkpoint trained are refused: :func:`check_resume_epochs`).
         """
         return cls(cfg, resume=path, **kwargs)
+
+    def position(self) -> str:
+        """Where the run stands, with epochs counted from 1 as its progress bar counts them (:func:`position_text`):
+        ``"during epoch 2/5 (step 35)"`` inside an epoch (stopped there, or resumed to finish it), else
+        ``"after 3 of 5 epochs (step 9)"``. (:attr:`epoch` is the number of complete epochs.)
+
+        Example:
+            >>> from snnlab.training import ExperimentConfig, Trainer
+            >>> Trainer(ExperimentConfig(hidden=[16], epochs=2, max_batches_per_epoch=2), progress=False).position()
+            'after 0 of 2 epochs (step 0)'
+        """
+        progress = self._resume_progress or self._epoch_progress
+        partial = bool(progress and progress.get("batches_done"))
+        return position_text(self.epoch, self.cfg.epochs, self.step, partial)
 
     def _global_rng_state(self) -> dict[str, Any]:
         return global_rng_state(cuda=self.device.type == "cuda")

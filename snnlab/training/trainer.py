@@ -90,7 +90,11 @@ class Trainer(ControlMixin, ResumeMixin, ReportingMixin):
             ``model`` the fields that build a network (``hidden``, ``neuron``, ``recurrent``, ``tau_syn``, ...) are
             not used (the training fields are: ``lr``, ``epochs``, ``readout``, ``spike_reg``...), and the run store
             records ``cfg`` as given, under a "(custom model)" label.
-        resume: path of a checkpoint (or a run folder) to continue from.
+        resume: path of a checkpoint (or a run folder) to continue from. A ``cfg`` with fewer ``epochs`` than the
+            checkpoint trained (its complete epochs, and the one it stopped inside) is refused with a
+            :class:`~snnlab.training.resume.ResumeConfigError` before anything is written
+            (:func:`~snnlab.training.resume.check_resume_epochs`); as many leaves nothing to train: the run
+            finishes where it is (a finished one writes its results again, and is refused other settings).
         progress: show tqdm progress bars.
         name: run name passed to ``store.create_run``.
         run_id: force a run id (default: the checkpoint's when resuming, else the store's, else random).
