@@ -776,7 +776,8 @@ def build_parser() -> argparse.ArgumentParser:
     runs.add_argument("--wide", action="store_true",
                       help="all columns and whole names, not cut to the terminal's width")
     runs.add_argument("--timeout", type=_seconds, default=RUNS_WAIT, metavar="SECONDS",
-                      help=f"how long to wait for a store another process holds locked [{RUNS_WAIT:g}]")
+                      help=f"how long to wait for a store another process holds locked (opening it waits at least 1 s: "
+                           f"another session's close holds it briefly) [{RUNS_WAIT:g}]")
     runs.set_defaults(func=cmd_runs)
 
     export = sub.add_parser("export", help="write a trained run's network as a NIR graph (other simulators, hardware)",
