@@ -207,8 +207,8 @@ def cmd_train(args: argparse.Namespace) -> int:
     if result["rounded"] is not None:
         _print_result("test results with integer (rounded) delays", result["rounded"])
     if trainer.store_writes_pending:
-        again = (f"; snnlab train --resume --run-dir {args.run_dir} writes its status and final results again (not "
-                 "the missing metric rows)") if args.run_dir else ""
+        again = (f"; {shlex.join(_resume_command(args))} writes its status and final results again (not the missing "
+                 "metric rows)") if args.run_dir else ""
         print(f"error: the run trained, but {trainer.store_writes_pending} writes to the run store {store.path} failed "
               f"({trainer.store_error}): its record of run {trainer.run_id} is incomplete; the checkpoint holds the "
               f"result{again}", file=sys.stderr)
@@ -262,18 +262,28 @@ def _resumed_text(trainer, ckpt: dict) -> str:
     return f", resumed {trainer.position()}: nothing left to train, the run finishes here"
 
 
+def _resume_command(args: argparse.Namespace) -> list[str]:
+    """The command that resumes the run of ``snnlab train`` ``args`` in its run folder and run store.
+
+    Example:
+        >>> _resume_command(argparse.Namespace(run_dir="runs/a b", store="s.sqlite", no_store=False))
+        ['snnlab', 'train', '--resume', '--run-dir', 'runs/a b', '--store', 's.sqlite']
+    """
+    again = ["snnlab", "train", "--resume", "--run-dir", str(args.run_dir)]
+    if getattr(args, "no_store", False):
+        again.append("--no-store")
+    elif getattr(args, "store", None):
+        again += ["--store", str(args.store)]
+    return again
+
+
 def _report_stopped(trainer, args: argparse.Namespace, status: int) -> int:
     """Tell where an interrupted run stands (epochs counted from 1, as the progress bar counts them) and how to
     resume it; returns ``status`` (128 + the signal)."""
     where = f"run {trainer.run_id} stopped {trainer.position()}"
     ckpt = trainer.checkpoint_path
     if ckpt is not None and ckpt.exists():
-        again = ["snnlab", "train", "--resume", "--run-dir", str(args.run_dir)]
-        if getattr(args, "no_store", False):
-            again.append("--no-store")
-        elif getattr(args, "store", None):
-            again += ["--store", str(args.store)]
-        print(f"{where}; checkpoint saved: {ckpt}\nresume with: {shlex.join(again)}", file=sys.stderr)
+        print(f"{where}; checkpoint saved: {ckpt}\nresume with: {shlex.join(_resume_command(args))}", file=sys.stderr)
     else:
         print(f"{where}; no checkpoint saved (give --run-dir to make a run resumable)", file=sys.stderr)
     return status

@@ -135,3 +135,73 @@ def test_position_text_and_trained_epochs():
     assert position_text(3, 5, 9) == "after 3 of 5 epochs (step 9)"
     assert trained_epochs({"epoch": 2, "partial_epoch": True, "epoch_progress": None}) == (2, False)  # cut in eval
     assert trained_epochs({"epoch": 2, "partial_epoch": True, "epoch_progress": {"batches_done": 0}}) == (2, False)
+
+
+def test_a_run_stopped_after_an_epoch_left_unevaluated_finishes_with_its_own_evaluation(tmp_path):
+    """Review: with eval_every, a run stopped after an epoch it did not evaluate and resumed with nothing left to
+    train gave an earlier epoch's evaluation as its final result."""
+    cfg = tiny(epochs=4, eval_every=2, max_batches_per_epoch=3)
+    first = Trainer(cfg, run_dir=tmp_path, progress=False)
+    first.events.subscribe(lambda e: first.stop() if e.epoch == 2 else None, kinds=["epoch"])  # after epoch 3/4
+    first.run()
+    assert first.state == "stopped" and first.position() == "after 3 of 4 epochs (step 9)"
+    stale = load_checkpoint(tmp_path)["last_eval"]  # epoch 2's, stored as it was
+    resumed = Trainer.resume_from(tmp_path, cfg.copy(epochs=3), progress=False)
+    result = resumed.run()
+    fresh = resumed.evaluate()
+    assert result["final"]["loss"] == pytest.approx(fresh["loss"]) and result["final"]["loss"] != stale["loss"]
+    assert load_checkpoint(tmp_path)["result"]["final"]["loss"] == pytest.approx(fresh["loss"])
+
+
+def test_a_finished_run_written_again_may_say_where_its_data_is_and_what_it_runs_on(tmp_path, capsys):
+    """Review: a finished run resumed to write its results again was refused a moved data folder or another device,
+    which building its trainer needs (device='cuda' on a machine without a GPU names device='cpu' as the fix)."""
+    run_dir, store = tmp_path / "run", str(tmp_path / "runs.sqlite")
+    assert main(["train", *TINY, "--epochs", "2", "--device", "cpu", "--run-dir", str(run_dir), "--store", store]) == 0
+    capsys.readouterr()
+    moved = str(tmp_path / "data")
+    assert main(["train", "--resume", "--run-dir", str(run_dir), "--data-root", moved, "--device", "auto",
+                 "--store", store, "--quiet"]) == 0
+    assert "already finished after 2 of 2 epochs (step 4)" in capsys.readouterr().out
+    saved = json.loads((run_dir / "config.json").read_text())
+    assert (saved["data_root"], saved["device"]) == (moved, "auto")
+    before = recorded(run_dir, store)
+    assert main(["train", "--resume", "--run-dir", str(run_dir), "--device", "cpu", "--seed", "3",
+                 "--store", store]) == 2  # a setting of the training itself: still refused, and only it named
+    err = capsys.readouterr().err
+    assert "--seed 3 (the checkpoint's: --seed 0) would be recorded without being used" in err and "--device" not in err
+    assert recorded(run_dir, store) == before
+
+
+def test_cli_names_the_store_in_the_command_that_writes_missing_results_again(tmp_path, capsys, monkeypatch):
+    """Review: after failed store writes the CLI suggested a resume without the run's --store, which writes to the
+    default store instead."""
+    import snnlab.training
+
+    class Unrecorded(snnlab.training.Trainer):
+        store_writes_pending = 2
+        store_error = "OperationalError: database is locked"
+
+    monkeypatch.setattr(snnlab.training, "Trainer", Unrecorded)
+    run_dir, store = str(tmp_path / "a run"), str(tmp_path / "my runs.sqlite")
+    with pytest.warns(RuntimeWarning, match="writes to the run store failed"):
+        assert main(["train", *TINY, "--epochs", "1", "--run-dir", run_dir, "--store", store]) == 1
+    err = capsys.readouterr().err
+    assert f"snnlab train --resume --run-dir '{run_dir}' --store '{store}' writes its status and final results " \
+           f"again" in err
+
+
+def test_a_delay_run_trained_on_after_it_finished_does_not_finish_with_its_first_result(tmp_path):
+    """Review: a run with learned delays that finished, was resumed with more epochs and stopped between epochs gave
+    its first end's result (and store summary) when resumed with nothing left to train."""
+    cfg = tiny(epochs=1, max_batches_per_epoch=3, delays=True, max_delay=3, lr=0.05)
+    first = Trainer(cfg, run_dir=tmp_path, progress=False).run()
+    longer = Trainer.resume_from(tmp_path, cfg.copy(epochs=4), progress=False)
+    longer.events.subscribe(lambda e: longer.stop() if e.epoch == 2 else None, kinds=["epoch"])
+    longer.run()
+    assert longer.state == "stopped" and load_checkpoint(tmp_path)["result"] == first  # stored data as it was
+    resumed = Trainer.resume_from(tmp_path, cfg.copy(epochs=3), progress=False)
+    result = resumed.run()
+    fresh = resumed.evaluate()
+    assert result["rounded"]["loss"] == pytest.approx(fresh["loss"]) and result["rounded"]["loss"] != \
+        first["rounded"]["loss"]

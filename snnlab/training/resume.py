@@ -45,7 +45,7 @@ from .records import History
 
 __all__ = ["CHECKPOINT_FORMAT", "CHECKPOINT_NAME", "refuse_foreign_checkpoint", "load_resume", "ResumeMixin",
            "FIXED_ON_RESUME", "ResumeConfigError", "resume_conflicts", "check_resume_config", "fixed_on_resume_text",
-           "check_resume_epochs", "trained_epochs", "position_text"]
+           "check_resume_epochs", "trained_epochs", "position_text", "WHERE_IT_RUNS"]
 
 log = logging.getLogger("snnlab.training.trainer")  # the Trainer's messages keep the logger they always had
 
@@ -76,6 +76,12 @@ FIXED_ON_RESUME: dict[str, tuple[str, ...]] = {
     "a spiking or a membrane output layer": ("readout",),
     OPTIMIZER_PART: ("optimizer",),
 }
+
+
+#: Fields that say where a run finds its data and what it runs on, not what it trains: a finished run resumed with
+#: nothing left to train may change them (:func:`check_resume_epochs`), as building its trainer needs them to fit
+#: the machine (the data folder moved, ``device="cuda"`` on a machine without a GPU).
+WHERE_IT_RUNS: tuple[str, ...] = ("data_root", "device")
 
 
 class ResumeConfigError(CheckpointError, ConfigError):
@@ -207,7 +213,9 @@ def check_resume_epochs(ckpt: Mapping[str, Any], cfg: ExperimentConfig, source: 
     epochs leaves nothing to train: a stopped run then finishes where it is; a finished run (nothing trained or
     evaluated again) is refused a configuration other than ``saved``, which would be recorded without being used
     (but for the fields of the parts of :data:`FIXED_ON_RESUME` in ``skip``: those that do not describe a model or
-    data passed in). ``describe`` and ``name`` word a change and a field as in :func:`check_resume_config`.
+    data passed in; and :data:`WHERE_IT_RUNS`, which the trainer needs to be built at all: a data folder moved, a
+    run trained on a GPU written again on a machine without one). ``describe`` and ``name`` word a change and a field
+    as in :func:`check_resume_config`.
 
     Example:
         >>> done = {"epoch": 3, "step": 9, "finished": True}
@@ -241,7 +249,7 @@ def check_resume_epochs(ckpt: Mapping[str, Any], cfg: ExperimentConfig, source: 
             f"epochs back. {flag} must be at least {least} ({need}); start a new run for a shorter one")
     if finished and not partial and epochs == done and saved is not None:
         old, new = saved.to_dict(), cfg.to_dict()
-        ignored = {field for part in skip for field in FIXED_ON_RESUME.get(part, ())}
+        ignored = {field for part in skip for field in FIXED_ON_RESUME.get(part, ())} | set(WHERE_IT_RUNS)
         changed = {k: (old.get(k), new.get(k)) for k in sorted(set(old) | set(new))
                    if k not in ignored and old.get(k) != new.get(k)}
         if changed:
@@ -439,12 +447,34 @@ class ResumeMixin:
             self.schedule.epoch = int(ckpt["delay_schedule"]["epoch"])
             self.schedule._apply()
         self.history = History(ckpt.get("history") or [])
-        self.last_eval = ckpt.get("last_eval")
-        self.result = ckpt.get("result")
+        self.last_eval, self.result = self._current_results(ckpt)
         progress = ckpt.get("epoch_progress") if ckpt.get("partial_epoch") else None
         self._resume_progress = self._resumable(progress)
         self._set_global_rng_state(ckpt.get("rng") or {})
         restore_loader_states(self.train_loader, ckpt.get("loader_generators"))
+
+    def _current_results(self, ckpt: dict[str, Any]) -> tuple[dict[str, Any] | None, dict[str, Any] | None]:
+        """The checkpoint's ``last_eval`` and ``result``, each None where it no longer evaluates the model it holds,
+        which a resume with nothing left to train (:meth:`_finish`) would otherwise give as the run's final result:
+        ``last_eval`` after an epoch that ``eval_every`` left unevaluated (it is an earlier epoch's), ``result`` of a
+        run that finished, trained on with more epochs and stopped (it is the first end's). A finished checkpoint's,
+        one cut short in the rounded evaluation, and those of a checkpoint whose history does not tell (older
+        versions) are kept. Needs :attr:`epoch` and :attr:`history` restored."""
+        last_eval, result = ckpt.get("last_eval"), ckpt.get("result")
+        if ckpt.get("finished"):
+            return last_eval, result
+        history = [r for r in self.history if isinstance(r, Mapping)]
+        if result and ckpt.get("delays_rounded") and result.get("rounded") is None:
+            return last_eval, result  # stopped in the rounded evaluation: its "final" is this model's
+        if result and result.get("rounded") is not None:  # the rounded evaluation is recorded at its step
+            at = [r.get("step") for r in history if r.get("kind") == "evaluation" and r.get("phase") == "rounded"]
+            if at and at[-1] != ckpt.get("step"):
+                result = None
+        records = [r for r in history if r.get("epoch") == int(self.epoch) - 1]
+        if last_eval and any(r.get("kind") == "epoch" for r in records) and not any(
+                r.get("kind") == "evaluation" and r.get("phase", "epoch") == "epoch" for r in records):
+            last_eval = None
+        return last_eval, result
 
     def _check_same_batches(self, ckpt: dict[str, Any], source) -> None:
         """Refuse a resume with another batch size where it would train other samples or rates than it says: inside
