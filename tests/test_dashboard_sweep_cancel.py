@@ -1,8 +1,9 @@
 """Closing a dashboard tab during a sweep: no run that had not started training when it closed ever trains.
 
 A process pool hands up to ``max_workers + 1`` calls to its workers' queue, which ``shutdown(cancel_futures=True)``
-cannot take back; the sweep's workers are told through the pool's cancel event instead. The runs are held at a
-gate (files in ``gate/``) so that the tab closes while the first one is in its worker, never by timing.
+cannot take back; the sweep's workers are told through the pool's cancel event instead, and a run whose trainer was
+being built when it was set stops before its first step. The runs are held at a gate (files in ``gate/``) so that the
+tab closes while the first one is in its worker, never by timing.
 """
 import textwrap
 import threading
@@ -81,10 +82,13 @@ def test_closing_during_a_process_sweep_starts_none_of_the_queued_runs(tmp_path,
     _wait_for((gate / "started-0").exists, "the first run reached its worker")
     panel.close()  # the tab closes: seed 1 (and maybe seed 2) is already in the pool's call queue
     (gate / "go").touch()
-    assert _statuses(panel) == ["finished", "cancelled", "cancelled"]  # the run in its worker finishes
+    # seed 0, past the worker's check but not yet training, stops before its first step; 1 and 2 never start
+    assert _statuses(panel) == ["stopped", "cancelled", "cancelled"]
+    assert "cancelled before this run's first step" in panel.results.value["error"].iloc[0]
     assert sorted(p.name for p in gate.iterdir()) == ["go", "started-0"]  # seeds 1 and 2 never reached training
     runs = RunStore(store_path, read_only=True).list_runs()
-    assert runs["status"].tolist() == ["finished"] and "seed=0" in runs["name"].iloc[0]  # nothing left "running"
+    assert runs["status"].tolist() == ["stopped"] and "seed=0" in runs["name"].iloc[0]  # nothing left "running"
+    assert RunStore(store_path, read_only=True).metrics(runs["run_id"].iloc[0]).empty  # not one step trained
 
 
 def test_closing_during_a_thread_sweep_cancels_the_queued_runs(tmp_path, monkeypatch):
@@ -120,3 +124,56 @@ def test_a_worker_whose_cancel_event_is_set_starts_no_run_and_a_bad_event_is_ref
     assert not (tmp_path / "runs.sqlite").exists()
     with pytest.raises(TypeError, match="process_pool: cancel must be an event from cancel_event"):
         sweeps.process_pool(1, cancel=threading.Event())
+
+
+def _cancel_during(monkeypatch, cancel, when: str) -> None:
+    """Set ``cancel`` (as a closed tab does) once the run's trainer is built ("built"), or at its first epoch's end
+    ("epoch": the run is training by then)."""
+    from snnlab.training.trainer import Trainer
+
+    built = Trainer.__init__
+
+    def init(self, *args, **kwargs):
+        built(self, *args, **kwargs)
+        if when == "built":
+            cancel.set()
+        else:
+            self.events.subscribe(lambda event: cancel.set(), kinds=[when])
+
+    monkeypatch.setattr(Trainer, "__init__", init)
+
+
+def test_a_cancel_while_the_trainer_is_built_stops_the_run_before_its_first_step(tmp_path, monkeypatch):
+    """The worker passed its check and was loading the run's data when the tab closed: the run never trains a step,
+    its store row says stopped (nothing is left "running") and its checkpoint resumes it."""
+    from snnlab.training.checkpoint import load_checkpoint
+    from snnlab.training.resume import CHECKPOINT_NAME
+
+    cancel = sweeps.cancel_event()
+    monkeypatch.setattr(sweeps, "_worker_cancel", cancel)  # as process_pool's initializer sets it in a worker
+    _cancel_during(monkeypatch, cancel, "built")
+    store_path, run_dir = tmp_path / "runs.sqlite", tmp_path / "run"
+    row = sweeps.run_one(dict(ExperimentConfig(**TINY).to_dict(), epochs=2), str(store_path), str(run_dir))
+    assert row["status"] == "stopped" and row["run_id"] is not None, row
+    assert row["error"] == "the sweep was cancelled before this run's first step; its checkpoint is saved"
+    run = RunStore(store_path, read_only=True).get_run(row["run_id"])
+    assert run["status"] == "stopped" and "cancelled before this run's first step" in run["message"]
+    assert RunStore(store_path, read_only=True).metrics(row["run_id"]).empty  # not one step logged
+    assert load_checkpoint(run_dir / CHECKPOINT_NAME)["step"] == 0
+
+
+def test_a_cancel_once_the_run_trains_lets_it_finish(tmp_path, monkeypatch):
+    cancel = sweeps.cancel_event()
+    monkeypatch.setattr(sweeps, "_worker_cancel", cancel)
+    _cancel_during(monkeypatch, cancel, "epoch")
+    row = sweeps.run_one(dict(ExperimentConfig(**TINY).to_dict(), epochs=2), str(tmp_path / "runs.sqlite"))
+    assert cancel.is_set() and row["status"] == "finished" and row["error"] is None, row
+    assert RunStore(tmp_path / "runs.sqlite", read_only=True).get_run(row["run_id"])["status"] == "finished"
+
+
+def test_a_fork_context_event_is_refused_before_the_pool_starts():
+    """A spawn pool's workers cannot share a "fork" event: it used to fail only at the sweep's first submit."""
+    import multiprocessing
+
+    with pytest.raises(ValueError, match="process_pool: cancel is an event of the 'fork' context"):
+        sweeps.process_pool(1, cancel=multiprocessing.get_context("fork").Event())

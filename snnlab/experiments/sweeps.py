@@ -19,7 +19,8 @@ Ctrl-C kills them) and raises :class:`SweepInterrupted`, whose ``result`` holds 
 finished rows, "stopped" ones, and "cancelled" for runs never started. A pool made with a cancel event
 (``process_pool(n, cancel=cancel_event())``) is cancelled from outside by setting it (what a closed dashboard tab
 does): its workers start no further run, even one the pool already handed them (``shutdown(cancel_futures=True)``
-cannot take those back), and its row says "cancelled"; runs already training finish. A worker that dies (the OOM
+cannot take those back), and its row says "cancelled"; a run still building its trainer (loading its data) stops
+before its first step ("stopped", resumable); runs already training finish. A worker that dies (the OOM
 killer) breaks the process pool: every run not finished by then is reported as a "failed" row, none is lost,
 and a rerun with the same ``run_root`` reuses the finished ones.
 
@@ -74,6 +75,7 @@ def robust_column(kind: str, level: float) -> str:
 # store statuses of a run that has not ended ("died": running, as stored, but its process is gone)
 _UNFINISHED = ("created", "idle", "running", "paused", "died")
 _NOT_STARTED = "the sweep was interrupted before this run started"
+_CANCELLED = "the sweep was cancelled before this run's first step"  # (a stop request's reason: the store's message)
 
 
 def expand_grid(base: ExperimentConfig, grid: dict[str, list]) -> list[ExperimentConfig]:
@@ -149,6 +151,15 @@ def _worker_cancelled() -> bool:
     return _worker_interrupted or (_worker_cancel is not None and _worker_cancel.is_set())
 
 
+def _stop_if_cancelled(trainer) -> bool:
+    """At a run's "started" event, just before its first step: stop it there (True) if its pool's cancel event was set
+    while its trainer was being built (data loaded, model made: seconds, a dataset's first download far longer)."""
+    if _worker_cancel is None or not _worker_cancel.is_set():
+        return False
+    trainer.stop(reason=_CANCELLED)
+    return True
+
+
 def _worker_signal(signum, frame) -> None:
     """SIGINT in a sweep worker: stop its run at the next step (checkpoint saved), start no other."""
     global _worker_interrupted
@@ -207,8 +218,9 @@ def process_pool(max_workers: int, cancel: Any = None) -> ProcessPoolExecutor:
     """A "spawn" process pool for :func:`sweep` whose workers handle Ctrl-C gracefully (see the module doc).
 
     ``cancel``: an event from :func:`cancel_event`; once it is set, a worker starts no further run (its row says
-    "cancelled"; runs already training finish). ``shutdown(cancel_futures=True)`` alone cannot cancel the calls the
-    pool has already handed to its workers' queue (up to ``max_workers + 1``).
+    "cancelled"; one whose trainer is still being built stops before its first step; runs already training finish).
+    ``shutdown(cancel_futures=True)`` alone cannot cancel the calls the pool has already handed to its workers' queue
+    (up to ``max_workers + 1``).
 
     Example:
         >>> pool = process_pool(1, cancel=cancel_event())
@@ -218,6 +230,9 @@ def process_pool(max_workers: int, cancel: Any = None) -> ProcessPoolExecutor:
 
     if cancel is not None and not isinstance(cancel, Event):
         raise TypeError(f"process_pool: cancel must be an event from cancel_event(), got {type(cancel).__name__}")
+    if getattr(getattr(cancel, "_flag", None), "_is_fork_ctx", False):  # multiprocessing.Event() where fork is default
+        raise ValueError("process_pool: cancel is an event of the 'fork' context, which the pool's 'spawn' workers "
+                         "cannot share (the sweep would fail at its first run); make it with cancel_event()")
     return ProcessPoolExecutor(max_workers=max_workers, mp_context=multiprocessing.get_context("spawn"),
                                initializer=_worker_init, initargs=(cancel,))
 
@@ -242,8 +257,10 @@ def run_one(config: dict, store_path: str | None = None, run_dir: str | None = N
     ``run_id`` registers the run under that id; ``resume`` continues the checkpoint in ``run_dir``.
     Never raises for a failed run: the row then has ``status="failed"`` and the ``error`` message.
     A run stopped by Ctrl-C in a worker gives a "stopped" row; a worker already interrupted, or whose pool's cancel
-    event is set (:func:`process_pool`), starts no run ("cancelled"). The run uses ``threads`` torch CPU threads;
-    the caller's setting is put back after (a sweep in the caller's own process leaves it as it was).
+    event is set (:func:`process_pool`), starts no run ("cancelled"); a cancel that comes while the run's trainer is
+    being built stops it before its first step (a "stopped" row; its checkpoint, if any, resumes it). The run uses
+    ``threads`` torch CPU threads; the caller's setting is put back after (a sweep in the caller's own process leaves
+    it as it was).
     """
     cfg = ExperimentConfig.from_dict(config)
     if _worker_cancelled():
@@ -273,6 +290,9 @@ def _train_row(cfg: ExperimentConfig, store_path: str | None, run_dir: str | Non
             run_id = _register_failed(store, run_id, cfg, name, message)
         return {"run_id": run_id, "label": cfg.label(), "status": "failed", "error": message}
     _worker_trainer = trainer
+    cancelled: list[bool] = []  # [True]: the pool's cancel stopped the run before its first step
+    if _worker_cancel is not None:  # a cancel while the trainer was being built: the run stops before its first step
+        trainer.events.subscribe(lambda event: cancelled.append(_stop_if_cancelled(trainer)), kinds=["started"])
     try:
         if _worker_interrupted:  # the signal came while the trainer was being built
             trainer.stop(reason="sweep interrupted")
@@ -288,7 +308,8 @@ def _train_row(cfg: ExperimentConfig, store_path: str | None, run_dir: str | Non
                            "error": trainer.error}
     if trainer.state == "stopped":
         saved = trainer.checkpoint_path is not None and trainer.checkpoint_path.exists()
-        row["error"] = "interrupted; " + ("its checkpoint is saved" if saved else "no checkpoint (no run_root)")
+        row["error"] = ((_CANCELLED if any(cancelled) else "interrupted") + "; "
+                        + ("its checkpoint is saved" if saved else "no checkpoint (no run_root)"))
     if result is not None:
         row.update(_deployed_metrics(result))
         for kind, level in _robustness_list(robustness):
