@@ -965,8 +965,11 @@ NOTEBOOKS["04_learnable_delays.ipynb"] = [
 
     `make_delay_task` builds an interval-discrimination problem: input neuron A fires at a random onset
     $t_1$, input neuron B at $t_1 + \\Delta$, and the class is the interval $\\Delta$ (here 10 or 25 steps).
-    Every sample has exactly one spike per input, and the onset is random, so neither spike counts nor the time
-    of one spike tell the classes apart — only the *interval* does.
+    Every sample has exactly one spike per input, so spike counts tell the classes apart in no sample, and the
+    onset is random, so A's spike time does not either. B's spike time does at the edges only: with $T = 50$
+    there are 25 onsets, B fires in steps 10..34 for class 0 and 25..49 for class 1, so the 60 % of samples with
+    B outside the overlap 25..34 give their class away, and a readout of B's time alone could reach about
+    $(1 + 0.6) / 2 = 0.8$. Only the *interval* tells every sample apart.
     """),
     code("""
     # NBVAL_CHECK_OUTPUT
@@ -1051,7 +1054,7 @@ NOTEBOOKS["04_learnable_delays.ipynb"] = [
     code("""
     acc_plain = no_delays.result["final"]["accuracy"]
     acc_delays = result["rounded"]["accuracy"]
-    assert acc_plain < 0.75, "without delays the interval cannot be read out"
+    assert acc_plain < 0.9, "without delays only B's time at the edges tells the class (about 0.8)"
     assert acc_delays > acc_plain + 0.2, "learnable delays should solve the task"
     """),
     code("""
