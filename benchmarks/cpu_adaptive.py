@@ -81,7 +81,7 @@ def bench(jobs: dict[str, Callable[[], None]], repeats: int) -> dict[str, float]
 
 
 def main() -> None:
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p = argparse.ArgumentParser(description=" ".join(__doc__.split("\n\n")[0].split()))
     p.add_argument("--repeats", type=int, default=11)
     args = p.parse_args()
     torch.set_num_threads(2)

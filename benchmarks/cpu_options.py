@@ -50,7 +50,7 @@ def median_times(models: dict[str, torch.nn.Module], x: torch.Tensor, rounds: in
 
 
 def main(argv=None) -> None:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap = argparse.ArgumentParser(description=" ".join(__doc__.split("\n\n")[0].split()))
     ap.add_argument("--steps", type=int, default=200)
     ap.add_argument("--batch", type=int, default=16)
     ap.add_argument("--neurons", type=int, default=4096)

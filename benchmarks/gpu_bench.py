@@ -530,7 +530,7 @@ def markdown(rows: list[dict], bandwidth: float | None, device_name: str, notes:
 
 
 def main(argv=None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap = argparse.ArgumentParser(description=" ".join(__doc__.split("\n\n")[0].split()))
     ap.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     ap.add_argument("--quick", action="store_true", help="small sizes (a check of the script)")
     ap.add_argument("--warmup", type=int, default=3)
