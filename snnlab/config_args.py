@@ -117,11 +117,16 @@ def parse_grid(items: list[str]) -> dict[str, list]:
 
     Values are separated by ``,``; list- and dict-valued fields (``hidden``, ``data_kwargs``) separate their
     values by ``;`` (``hidden=64;128,128``, ``data_kwargs={"n_units": 50, "n_classes": 5};{"n_units": 80}``).
-    Each value is parsed by the field's own type. A field given twice has its values joined.
+    Each value is parsed by the field's own type. A field given twice has its values joined; a value given twice
+    (``seed=0,0``, ``delays=true,True``) is a ``ConfigError`` (the same run twice).
 
     Example:
         >>> parse_grid(["seed=0", "mask_p=0,0.3", "seed=1"])
         {'seed': [0, 1], 'mask_p': [0.0, 0.3]}
+        >>> parse_grid(["seed=0,1", "seed=0"])
+        Traceback (most recent call last):
+        ...
+        snnlab.training.config.ConfigError: --grid seed: the value 0 is given twice ('0'); each value is one run already (for repeats of a configuration vary the seed: --grid seed=0,1,2)
     """
     grid: dict[str, list] = {}
     for item in items:
@@ -139,8 +144,17 @@ def parse_grid(items: list[str]) -> dict[str, list]:
             raise ConfigError(f"--grid {key}: an empty value in {values!r}; separate the values by single {sep!r}"
                               + (" (write None for None)" if ExperimentConfig.schema()[key]["allow_None"] else ""))
         try:
-            grid.setdefault(key, []).extend(conv(v) for v in parts)
+            values_of_key = grid.setdefault(key, [])
+            for v in parts:
+                value = conv(v)
+                if value in values_of_key:  # (the same run again: same config, same seed, same result)
+                    raise ConfigError(f"--grid {key}: the value {value!r} is given twice ({v.strip()!r}); each value "
+                                      f"is one run already (for repeats of a configuration vary the seed: "
+                                      f"--grid seed=0,1,2)")
+                values_of_key.append(value)
         except (ValueError, argparse.ArgumentTypeError) as exc:
+            if isinstance(exc, ConfigError):
+                raise
             raise ConfigError(f"--grid {key}: {exc}") from None
     return grid
 
