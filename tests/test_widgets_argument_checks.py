@@ -116,3 +116,66 @@ def test_delay_viewer_reports_a_history_source_returning_no_frame():
     v = DelayViewer(layer, history=lambda: None, plot_mode="output")  # nothing yet: no history, no error
     assert v.message.value == "" and v.history.empty
     v.close()
+
+
+def _mixed_runs() -> pd.DataFrame:
+    """Like RunStore.summaries(): a bool field, a field None in one run, lists stored as JSON text."""
+    return pd.DataFrame.from_records([
+        {"name": "a", "config.delays": True, "config.surrogate_alpha": None, "config.hidden": "[128]",
+         "config.time_limit": 5.0, "config.mix": 1.0, "accuracy": 0.8, "spikes_per_sample": 10.0},
+        {"name": "b", "config.delays": False, "config.surrogate_alpha": 2.0, "config.hidden": "[64, 64]",
+         "config.time_limit": 7.0, "config.mix": "fast", "accuracy": 0.9, "spikes_per_sample": 5.0},
+        {"name": "c", "config.delays": True, "config.surrogate_alpha": 5.0, "config.hidden": "[32]",
+         "config.time_limit": 9.0, "config.mix": None, "accuracy": 0.7, "spikes_per_sample": 7.0}])
+
+
+def test_tradeoff_explorer_never_guesses_the_direction_of_a_config_column():
+    # 'time_limit' reads as a cost to better_direction, but a config column is a setting: no silent front
+    ex = TradeoffExplorer(_mixed_runs(), x="time_limit", plot_mode="output")
+    assert ex.x.value == "config.time_limit" and ex.direction("x") is None and ex.front.empty
+    assert "don't know whether higher or lower is better for 'config.time_limit'" in _message(ex)
+    ex.close()
+    ex = TradeoffExplorer(_mixed_runs(), x="time_limit", maximize_x=False, plot_mode="output")  # told: a front
+    assert ex.front["name"].tolist() == ["a", "b"] and "2 on the Pareto front" in _message(ex)
+    assert "lower config.time_limit and higher accuracy are better" in _message(ex)
+    ex.close()
+
+
+def test_tradeoff_explorer_config_column_missing_in_some_runs_plots_the_others():
+    ex = TradeoffExplorer(_mixed_runs(), x="surrogate_alpha", maximize_x=True, plot_mode="output")
+    assert ex.x.value == "config.surrogate_alpha" and ex.front["name"].tolist() == ["b", "c"]  # (a: None)
+    assert ">2 runs, 2 on the Pareto front (higher config.surrogate_alpha" in _message(ex)
+    ex.close()
+
+
+def test_tradeoff_explorer_refuses_a_true_false_axis_that_bokeh_cannot_draw():
+    import holoviews as hv
+
+    ex = TradeoffExplorer(_mixed_runs(), x="delays", plot_mode="output")
+    assert ex.x.value == "spikes_per_sample" and "config.delays" not in ex.x.options
+    assert "column 'config.delays' is True/False, not numbers to plot on x (colour by it instead)" in _message(ex)
+    assert "config.delays" in ex.color.options
+    hv.render(ex.plot.object, backend="bokeh")  # (a True/False axis raised TypeError here)
+    ex.close()
+
+
+def test_tradeoff_explorer_says_why_a_text_config_column_is_no_axis():
+    ex = TradeoffExplorer(_mixed_runs(), x="hidden", y="mix", plot_mode="output")
+    msg = _message(ex)
+    assert "column 'config.hidden' has no numbers to plot on x" in msg  # JSON text of the layer sizes
+    assert "column 'config.mix' is not numeric in every run (1 of 2 values are numbers): cannot plot it on y" in msg
+    ex.close()
+
+
+def test_tradeoff_explorer_reports_an_axis_column_that_a_refresh_no_longer_finds():
+    rows = {"df": _runs()}
+    ex = TradeoffExplorer(lambda: rows["df"], x="lr", plot_mode="output")
+    rows["df"] = _runs().drop(columns=["config.lr"])
+    ex.refresh()
+    assert ex.x.value == "spikes_per_sample" and "config.lr" not in ex.x.options
+    assert "column 'config.lr' (on x) is no longer a numeric column of the runs: showing 'spikes_per_sample'" \
+        in _message(ex)
+    rows["df"] = _runs()
+    ex.refresh()  # back: offered again, and nothing to report
+    assert "config.lr" in ex.x.options and "no longer" not in _message(ex) and "color:#555" in ex.message.value
+    ex.close()

@@ -6,11 +6,14 @@ same shape. ``x`` / ``y`` offer the metric columns present and any numeric colum
 ``x=`` / ``y=``, a ``config.<field>`` one included (``x="lr"`` finds ``config.lr``: accuracy over a swept
 hyper-parameter); ``color`` any ``config.<field>`` column (or none) and any other column passed by name as
 ``color=`` (e.g. ``"model"``, or ``"mask_p"`` in a :func:`~snnlab.metrics.metrics_table`); a name that
-matches no column (or, for ``x`` / ``y``, no numeric one) is reported in the message and the default is
-shown instead. Whether higher or lower is better on each
+matches no column (or, for ``x`` / ``y``, no numeric one: text, True/False, only missing values) is reported
+in the message and the current choice (at first the default) is shown instead; so is an axis column that a
+**Refresh** no longer finds. Whether higher or lower is better on each
 axis is read from the column name (:func:`snnlab.viz.pareto.better_direction`: accuracy and
-robustness columns up, costs down) unless chosen in ``x better`` / ``y better``; for a column whose
-name does not tell, no front is drawn and the message asks for the direction (never a silent guess).
+robustness columns up, costs down) unless chosen in ``x better`` / ``y better`` (or ``maximize_x`` /
+``maximize_y``); for a column whose name does not tell, and for any ``config.<field>`` column (a setting, not
+an outcome: ``config.time_limit`` is no cost), no front is drawn and the message asks for the direction (never
+a silent guess).
 The plot is :func:`snnlab.viz.tradeoff_scatter`; the front rows are in ``.front``.
 
 Example:
@@ -26,6 +29,7 @@ Example:
 from __future__ import annotations
 
 import html
+import numbers
 from typing import Any
 
 import ipywidgets as W
@@ -134,17 +138,19 @@ class TradeoffExplorer(W.VBox):
             self._set_message(f"could not read the runs: {type(e).__name__}: {e}")
             return
         self.df = df.reset_index(drop=True)
-        numeric = [c for c in self.df.columns if pd.api.types.is_numeric_dtype(self.df[c]) and self.df[c].notna().any()]
+        numeric = [c for c in self.df.columns if _plottable(self.df[c])]
         notes: list[str] = []
         x, y = self._axis_column("x", x, numeric, notes), self._axis_column("y", y, numeric, notes)
         self._asked.update(dict.fromkeys(c for c in (x, y) if c is not None))
         # columns asked for by name stay choosable even where their direction is unknown (config ones too)
         asked = [c for c in self._asked if c in numeric]
-        metrics = metric_columns(self.df)
+        metrics = [c for c in metric_columns(self.df) if c in numeric]  # (True/False columns: no axis)
         metrics = metrics + [c for c in asked if c not in metrics]
         configs = [c for c in self.df.columns if str(c).startswith("config.")]
         varying = varying_columns(self.df, configs)
         colors = [NO_COLOR] + varying + [c for c in configs if c not in varying]
+        gone = [(axis, old) for axis, new, old in (("x", x, self.x.value), ("y", y, self.y.value))
+                if new is None and old is not None and old not in metrics and not self.df.empty]
         x = x or (self.x.value if self.x.value in metrics else None)
         y = y or (self.y.value if self.y.value in metrics else None)
         asked_color = color
@@ -156,12 +162,15 @@ class TradeoffExplorer(W.VBox):
         if asked_color is not None and asked_color not in colors and asked_color != NO_COLOR and color not in colors:
             notes.append(f"no column {asked_color!r} to colour by (neither {asked_color!r} nor "
                          f"'config.{asked_color}' is in the runs)")
-        self._note = "; ".join(notes)
-        costs = [m for m in metrics if _direction(m) is False]
-        gains = [m for m in metrics if _direction(m) is True]
+        costs = [m for m in metrics if _axis_direction(m) is False]
+        gains = [m for m in metrics if _axis_direction(m) is True]
         x = x if x in metrics else (costs[0] if costs else (metrics[0] if metrics else None))
         others = [m for m in gains if m != x] + [m for m in metrics if m != x and m not in gains]
         y = y if y in metrics else (others[0] if others else None)  # never x again: one metric plots nothing
+        for axis, old in gone:  # the column shown before is not in the re-read runs (or no longer numeric)
+            notes.append(f"column {old!r} (on {axis}) is no longer a numeric column of the runs: showing "
+                         f"{(x if axis == 'x' else y)!r} instead")
+        self._note = "; ".join(notes)
         self._busy = True
         try:
             self.x.options, self.y.options, self.color.options = metrics, metrics, colors
@@ -180,12 +189,19 @@ class TradeoffExplorer(W.VBox):
             return name
         if name not in self.df.columns and f"config.{name}" in numeric:
             return f"config.{name}"
-        if name in self.df.columns:
-            notes.append(f"column {name!r} has no numbers to plot on {axis}")
-        elif f"config.{name}" in self.df.columns:
-            notes.append(f"column 'config.{name}' has no numbers to plot on {axis}")
-        else:
+        column = name if name in self.df.columns else f"config.{name}"
+        if column not in self.df.columns:
             notes.append(f"no column {name!r} to plot on {axis} (neither {name!r} nor 'config.{name}' is in the runs)")
+        elif _is_bool(self.df[column]):
+            notes.append(f"column {column!r} is True/False, not numbers to plot on {axis} (colour by it instead)")
+        else:
+            values = self.df[column].dropna()
+            n = sum(isinstance(v, numbers.Real) and not isinstance(v, (bool, np.bool_)) for v in values)
+            notes.append(f"column {column!r} has no numbers to plot on {axis}" if not n else
+                         f"column {column!r} is not numeric in every run ({n} of {len(values)} values are numbers): "
+                         f"cannot plot it on {axis}" if n < len(values) else
+                         f"column {column!r} is not a numeric column (dtype {self.df[column].dtype}): cannot plot "
+                         f"it on {axis}")
         return None
 
     # ------------------------------------------------------------------ drawing
@@ -246,6 +262,8 @@ class TradeoffExplorer(W.VBox):
             (False, True)
             >>> ex = TradeoffExplorer(df, x="score"); ex.direction("x") is None     # the name does not tell
             True
+            >>> TradeoffExplorer(df.assign(**{"config.time_limit": [5.0, 9.0]}), x="time_limit").direction("x") is None
+            True
             >>> ex.x_better.value = "max"; ex.direction("x")
             True
         """
@@ -253,7 +271,7 @@ class TradeoffExplorer(W.VBox):
         if choice != "auto":
             return choice == "max"
         column = (self.x if axis == "x" else self.y).value
-        return None if column is None else _direction(str(column))
+        return _axis_direction(column)
 
     def _set_message(self, text: str, error: bool = True) -> None:
         if self._note:
@@ -294,6 +312,24 @@ class TradeoffExplorer(W.VBox):
         if obj is None:
             return None
         return next((e for e in obj if type(e).__name__ == "Scatter"), None)
+
+
+def _axis_direction(column: Any) -> bool | None:
+    """Whether larger is better on ``column`` from its name; ``None`` where the name does not tell, and for a
+    ``config.<field>`` column (a setting, not an outcome: ``config.time_limit`` is no cost to minimise)."""
+    if column is None or str(column).startswith("config."):
+        return None
+    return _direction(str(column))
+
+
+def _is_bool(values: pd.Series) -> bool:
+    """Whether ``values`` is a True/False column (numeric to pandas, but no axis: Bokeh cannot range it)."""
+    return pd.api.types.is_bool_dtype(values)
+
+
+def _plottable(values: pd.Series) -> bool:
+    """Whether ``values`` can be an axis: a numeric, not True/False, column with at least one value."""
+    return pd.api.types.is_numeric_dtype(values) and not _is_bool(values) and bool(values.notna().any())
 
 
 def _choice(maximize: bool | None) -> str:
