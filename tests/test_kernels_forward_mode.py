@@ -214,3 +214,29 @@ def test_no_neuron_kernel_function_defines_a_jvp():
                  if isinstance(v, type) and issubclass(v, torch.autograd.Function) and v.__module__.endswith(n)]
     assert len(functions) >= 9
     assert all(f.jvp is torch.autograd.Function.jvp for f in functions)
+
+
+@pytest.mark.parametrize("algorithm", [pytest.param(a, marks=_NO_TRITON) for a in ("mma", "gather", "taps", "rounded")])
+def test_delayed_linear_triton_refuses_a_tangent_on_its_output_gradient(algorithm):
+    """The fused DelayedLinear Functions (learnable positions: mma / gather / taps; rounded delays) refuse a
+    tangent on their output gradient (dual ``grad_outputs``) as the neuron kernels do (they dropped it).
+    (``torch.func`` transforms through them are refused by PyTorch itself: the Functions have no setup_context.)"""
+    from snnlab.kernels.delays_triton import delayed_linear_triton
+
+    gen = torch.Generator().manual_seed(0)
+    x = torch.rand(6, 2, 5, generator=gen).to(DEVICE)
+    w = torch.randn(3, 5, generator=gen).to(DEVICE)
+    rounded = algorithm == "rounded"
+    pos = (torch.randint(0, 4, (3, 5), generator=gen) if rounded else torch.rand(3, 5, generator=gen) * 3).to(DEVICE)
+    if not rounded:
+        pos = pos.float()
+
+    def f(inp):
+        return delayed_linear_triton(inp, w, pos, 1.0, 4, rounded, None if rounded else algorithm)
+
+    g = torch.ones(6, 2, 3, device=DEVICE)
+    x.requires_grad_(True)
+    y = f(x)
+    with pytest.raises(RuntimeError, match=re.escape("DelayedLinear (backend='triton')") + ": second-order"):
+        with fwAD.dual_level():
+            torch.autograd.grad(y, x, fwAD.make_dual(g, g))

@@ -300,7 +300,7 @@ class ShiftedTapsFunction(torch.autograd.Function):
 
     @staticmethod
     def backward(ctx, gy):
-        refuse_higher_order("DelayedLinear (backend='triton')")
+        refuse_higher_order("DelayedLinear (backend='triton')", (gy,))
         x2, c = ctx.saved_tensors
         T, M, precision = ctx.cfg
         gy2 = gy.contiguous().view(T * M, c.shape[2])

@@ -659,7 +659,7 @@ class DelayedLinearTritonFunction(torch.autograd.Function):
 
     @staticmethod
     def backward(ctx, gy):
-        refuse_higher_order("DelayedLinear (backend='triton')")
+        refuse_higher_order("DelayedLinear (backend='triton')", (gy,))
         x2, weight, pos = ctx.saved_tensors
         T, M, gargs, inv_s2, options = ctx.cfg
         gy2 = gy.contiguous().view(T * M, weight.shape[0])
@@ -691,7 +691,7 @@ class DelayedLinearRoundedTritonFunction(torch.autograd.Function):
 
     @staticmethod
     def backward(ctx, gy):
-        refuse_higher_order("DelayedLinear (backend='triton')")
+        refuse_higher_order("DelayedLinear (backend='triton')", (gy,))
         x2, weight, d = ctx.saved_tensors
         T, M, options = ctx.cfg
         gy2 = gy.contiguous().view(T * M, weight.shape[0])
