@@ -159,8 +159,7 @@ def check_resume_config(saved: ExperimentConfig, cfg: ExperimentConfig, source: 
     """
     conflicts = resume_conflicts(saved, cfg, skip)
     if conflicts:
-        describe = describe or _describe_change
-        changes = ", ".join(describe(field, a, b) for field, (a, b) in conflicts.items())
+        changes = _changes_text(conflicts, describe)
         raise ResumeConfigError(
             f"checkpoint {source} cannot resume with {changes}: the checkpoint holds the weights and optimiser state "
             f"of the model it trained, and these settings change the model's parameters or the optimiser. A resume "
@@ -168,6 +167,13 @@ def check_resume_config(saved: ExperimentConfig, cfg: ExperimentConfig, source: 
             f"rates, tau_mem, threshold, neuron, surrogate, dropout, ...). Start a new run to change them.")
     if checkpoint is not None:
         check_resume_epochs(checkpoint, cfg, source, saved=saved, describe=describe, name=name, skip=skip)
+
+
+def _changes_text(changes: dict[str, tuple[Any, Any]], describe: Callable[[str, Any, Any], str] | None) -> str:
+    """``{field: (old, new)}`` as one comma-separated text, each change by ``describe`` (default
+    :func:`_describe_change`)."""
+    describe = describe or _describe_change
+    return ", ".join(describe(field, old, new) for field, (old, new) in changes.items())
 
 
 def _describe_change(field: str, old: Any, new: Any) -> str:
@@ -253,8 +259,7 @@ def check_resume_epochs(ckpt: Mapping[str, Any], cfg: ExperimentConfig, source: 
         changed = {k: (old.get(k), new.get(k)) for k in sorted(set(old) | set(new))
                    if k not in ignored and old.get(k) != new.get(k)}
         if changed:
-            describe = describe or _describe_change
-            changes = ", ".join(describe(field, a, b) for field, (a, b) in changed.items())
+            changes = _changes_text(changed, describe)
             raise ResumeConfigError(
                 f"checkpoint {source}: its run finished {position_text(done, done, step)}, so with {flag} {epochs} "
                 f"nothing is left to train or evaluate and {changes} would be recorded without being used; give "
