@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import warnings
 from typing import Any
 
 from snnlab.training.config import ConfigError, ExperimentConfig, with_changes
@@ -118,15 +119,19 @@ def parse_grid(items: list[str]) -> dict[str, list]:
     Values are separated by ``,``; list- and dict-valued fields (``hidden``, ``data_kwargs``) separate their
     values by ``;`` (``hidden=64;128,128``, ``data_kwargs={"n_units": 50, "n_classes": 5};{"n_units": 80}``).
     Each value is parsed by the field's own type. A field given twice has its values joined; a value given twice
-    (``seed=0,0``, ``delays=true,True``) is a ``ConfigError`` (the same run twice).
+    (``seed=0,0``, ``delays=true,True``) is kept, with a ``UserWarning`` (the same configuration runs twice: useful
+    for timing or nondeterministic runs only).
 
     Example:
         >>> parse_grid(["seed=0", "mask_p=0,0.3", "seed=1"])
         {'seed': [0, 1], 'mask_p': [0.0, 0.3]}
-        >>> parse_grid(["seed=0,1", "seed=0"])
-        Traceback (most recent call last):
-        ...
-        snnlab.training.config.ConfigError: --grid seed: the value 0 is given twice ('0'); each value is one run already (for repeats of a configuration vary the seed: --grid seed=0,1,2)
+        >>> import warnings
+        >>> with warnings.catch_warnings(record=True) as caught:
+        ...     warnings.simplefilter("always")
+        ...     parse_grid(["seed=0,1", "seed=0"])
+        {'seed': [0, 1, 0]}
+        >>> print(caught[0].message)
+        --grid seed: the value 0 is given twice ('0'): the same configuration runs twice (for repeats that differ, vary the seed: --grid seed=0,1,2)
     """
     grid: dict[str, list] = {}
     for item in items:
@@ -148,13 +153,11 @@ def parse_grid(items: list[str]) -> dict[str, list]:
             for v in parts:
                 value = conv(v)
                 if value in values_of_key:  # (the same run again: same config, same seed, same result)
-                    raise ConfigError(f"--grid {key}: the value {value!r} is given twice ({v.strip()!r}); each value "
-                                      f"is one run already (for repeats of a configuration vary the seed: "
-                                      f"--grid seed=0,1,2)")
+                    warnings.warn(f"--grid {key}: the value {value!r} is given twice ({v.strip()!r}): the same "
+                                  f"configuration runs twice (for repeats that differ, vary the seed: --grid "
+                                  f"seed=0,1,2)", UserWarning, stacklevel=2)
                 values_of_key.append(value)
         except (ValueError, argparse.ArgumentTypeError) as exc:
-            if isinstance(exc, ConfigError):
-                raise
             raise ConfigError(f"--grid {key}: {exc}") from None
     return grid
 
