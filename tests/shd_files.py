@@ -21,6 +21,16 @@ def write_shd_events(path: Path, samples: list[tuple], labels, time_dtype=np.flo
         f.create_dataset("extra/speaker", data=np.arange(n, dtype=np.uint16))
 
 
+def write_shd_recordings(root: Path, splits: dict[str, list[tuple]], unit_step: int = 1) -> Path:
+    """``root/shd_<split>.h5`` for each ``{split: [event times of a recording (s), ...]}``, in float32 seconds; the
+    label is the recording's index (plus 10 in the test split), the units ``(unit_step * index + k) % 700``."""
+    for split, recs in splits.items():
+        samples = [(list(t), [(unit_step * i + k) % 700 for k in range(len(t))]) for i, t in enumerate(recs)]
+        write_shd_events(root / f"shd_{split}.h5", samples, np.arange(len(recs)) + (10 if split == "test" else 0),
+                         time_dtype=np.float32)
+    return root
+
+
 def write_unit_700_file(root: Path) -> None:
     """``root/shd_train.h5`` with one sample whose second spike has unit 700, one past SHD's last channel."""
     write_shd_events(root / "shd_train.h5", [([0.1, 0.2], [3, 700])], np.zeros(1, np.uint8))

@@ -203,13 +203,9 @@ _TEST = [(0.0, 0.0355), (0.02, 0.05, 0.1085)]
 @pytest.fixture
 def shd_root(tmp_path):
     pytest.importorskip("h5py")
-    from shd_files import write_shd_events
+    from shd_files import write_shd_recordings
 
-    for split, recs in (("train", _TRAIN), ("test", _TEST)):
-        samples = [(list(t), [(3 * i + k) % 700 for k in range(len(t))]) for i, t in enumerate(recs)]
-        write_shd_events(tmp_path / f"shd_{split}.h5", samples, np.arange(len(recs)) + (10 if split == "test" else 0),
-                         time_dtype=np.float32)
-    return tmp_path
+    return write_shd_recordings(tmp_path, {"train": _TRAIN, "test": _TEST}, unit_step=3)
 
 
 def _cfg(root, batch_size, **data_kwargs) -> ExperimentConfig:
