@@ -441,7 +441,7 @@ def test_pareto_front_hand_case():
 
 @pytest.mark.parametrize("column,larger_is_better", [
     ("accuracy", True), ("rounded/accuracy", True), ("robustness.gaussian", True), ("macs_per_sample", False),
-    ("spikes_per_layer/1", False), ("config.x/synops_per_sample", False), ("latency_steps", False),
+    ("spikes_per_layer/1", False), ("rounded.x/synops_per_sample", False), ("latency_steps", False),
     # sweep-table columns (metric_columns offers them): accuracy anywhere / robust -> maximise
     ("robust_accuracy_deletion_0.3", True), ("robust_accuracy_jitter_2", True), ("test_accuracy", True),
     ("rounded_test_accuracy", True), ("rounded/test_accuracy", True),
@@ -458,6 +458,24 @@ def test_better_direction_refuses_names_that_do_not_tell():
     for column in ("n_samples", "seed", "score"):
         with pytest.raises(ValueError, match="maximize"):
             better_direction(column)
+
+
+@pytest.mark.parametrize("column", ["config.time_steps", "config.time_limit", "config.spikes_target"])
+def test_direct_plots_never_guess_the_direction_of_a_config_column(column):
+    # a config column is a setting: 'time_steps' reads as a cost, but nothing says fewer steps is better
+    from snnlab.viz import better_direction
+    from snnlab.viz.pareto import known_direction
+
+    df = pd.DataFrame({column: [5.0, 9.0, 7.0], "accuracy": [0.8, 0.9, 0.7]})
+    with pytest.raises(ValueError, match="setting, not an outcome"):
+        better_direction(column)
+    assert known_direction(column) is None
+    with pytest.raises(ValueError, match="maximize_x"):
+        pareto_front(df, column, "accuracy")
+    with pytest.raises(ValueError, match="maximize_x"):
+        tradeoff_scatter(df, column, "accuracy")
+    assert pareto_front(df, column, "accuracy", maximize_x=False).index.tolist() == [0, 1]  # told: a front
+    assert len(tradeoff_scatter(df, column, "accuracy", front=False)) == 1  # no front: nothing to guess
 
 
 def test_pareto_front_of_robustness_columns_maximises_them():

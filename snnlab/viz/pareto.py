@@ -25,14 +25,22 @@ def better_direction(column: str) -> bool:
     back, so the innermost known metric decides: a part starting with a cost (:data:`MINIMIZE`) is
     minimised, one starting with a gain (:data:`MAXIMIZE`) or containing ``accuracy`` / ``robust``
     anywhere (``test_accuracy``, ``rounded_test_accuracy``, ``robust_accuracy_deletion_0.3``) maximised.
-    Raises ``ValueError`` for a name that tells neither (``n_samples``).
+    Raises ``ValueError`` for a name that tells neither (``n_samples``) and for a ``config.<field>`` column:
+    a setting is a choice, not an outcome (``config.time_steps`` is no cost to minimise).
 
     Example:
         >>> better_direction("accuracy"), better_direction("synops_per_sample"), better_direction("spikes_per_layer/1")
         (True, False, False)
         >>> better_direction("robust_accuracy_deletion_0.3"), better_direction("rounded_test_accuracy")
         (True, True)
+        >>> better_direction("config.time_steps")
+        Traceback (most recent call last):
+        ...
+        ValueError: better_direction: 'config.time_steps' is a setting, not an outcome: pass maximize_x/maximize_y to say whether larger is better
     """
+    if column.startswith("config."):
+        raise ValueError(f"better_direction: {column!r} is a setting, not an outcome: pass maximize_x/maximize_y to "
+                         "say whether larger is better")
     for name in reversed(column.replace(".", "/").lower().split("/")):
         if any(name.startswith(m) for m in MINIMIZE):
             return False

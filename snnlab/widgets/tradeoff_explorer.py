@@ -315,11 +315,9 @@ class TradeoffExplorer(W.VBox):
 
 
 def _axis_direction(column: Any) -> bool | None:
-    """Whether larger is better on ``column`` from its name; ``None`` where the name does not tell, and for a
-    ``config.<field>`` column (a setting, not an outcome: ``config.time_limit`` is no cost to minimise)."""
-    if column is None or str(column).startswith("config."):
-        return None
-    return _direction(str(column))
+    """Whether larger is better on ``column`` from its name; ``None`` where the name does not tell (a
+    ``config.<field>`` column among them: a setting, not an outcome)."""
+    return None if column is None else _direction(str(column))
 
 
 def _is_bool(values: pd.Series) -> bool:
