@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import decimal
 import difflib
+import fractions
 import functools
 import json
 import math
@@ -26,6 +27,7 @@ from typing import Any
 
 import numpy as np
 import param
+import torch
 
 from snnlab.core import surrogates as _surrogates
 from snnlab.core.delays import DelaySchedule
@@ -135,6 +137,11 @@ class FiniteNumber(param.Number):
         super()._validate_value(value, allow_None)
         if _non_finite(value):
             raise _not_finite_error(str(self.name), value)
+
+    def __set__(self, obj: Any, val: Any) -> None:
+        # a 0-d tensor / array, NumPy scalar or Decimal is kept as the Python number it holds, so the field saves
+        # as JSON and reaches the optimiser as a float (the checks above still see the value as given)
+        super().__set__(obj, _plain_number(val, one_element=True))
 
     def __setattr__(self, attribute: str, value: Any) -> None:
         # ``ExperimentConfig.param.lr.default = ...`` sets the slot directly, without param's value checks
@@ -374,22 +381,49 @@ def _fmt_bytes(n: float) -> str:
     return f"{n:.1f} TiB"  # pragma: no cover
 
 
+def _plain_number(value: Any, one_element: bool = False) -> Any:
+    """A NumPy scalar, 0-d array or tensor (any one-element one with ``one_element``: ``param.Number`` takes them as
+    numbers), a finite ``Decimal`` or a ``Fraction`` as the Python number it holds; else ``value``."""
+    if isinstance(value, np.generic) or (isinstance(value, (np.ndarray, torch.Tensor))
+                                         and (value.ndim == 0 or (one_element and value.size == 1
+                                                                  if isinstance(value, np.ndarray)
+                                                                  else one_element and value.numel() == 1))):
+        return value.item()
+    if isinstance(value, decimal.Decimal) and value.is_finite():
+        return int(value) if value == value.to_integral_value() and value.as_tuple().exponent >= 0 else float(value)
+    if isinstance(value, fractions.Fraction):
+        try:
+            return int(value) if value.denominator == 1 else float(value)
+        except OverflowError:  # (beyond a float: kept exact)
+            return value
+    return value
+
+
 def plain_value(value: Any) -> Any:
-    """``value`` with NumPy scalars (``np.int64(3)``, ``np.float32(0.1)``), also inside lists and dicts, made Python
-    numbers: a sweep over ``np.arange(3)`` gives configs that save as JSON.
+    """``value`` with NumPy scalars (``np.int64(3)``, ``np.float32(0.1)``), 0-d arrays and tensors and ``Decimal``
+    numbers, also inside lists and dicts, made Python numbers, and other arrays and tensors made lists: a sweep over
+    ``np.arange(3)`` or ``torch.linspace(...)`` gives configs that save as JSON.
 
     Example:
-        >>> import numpy as np
-        >>> plain_value({"a": [np.int64(2), np.float32(0.5)], "b": np.bool_(True)})
-        {'a': [2, 0.5], 'b': True}
+        >>> import numpy as np, torch
+        >>> plain_value({"a": [np.int64(2), np.float32(0.5)], "b": np.bool_(True), "c": torch.tensor([1, 2])})
+        {'a': [2, 0.5], 'b': True, 'c': [1, 2]}
     """
-    if isinstance(value, np.generic):
-        return value.item()
+    value = _plain_number(value)
+    if isinstance(value, (np.ndarray, torch.Tensor)):
+        return value.tolist()
     if isinstance(value, (list, tuple)):
         return type(value)(plain_value(v) for v in value)
     if isinstance(value, dict):
         return {k: plain_value(v) for k, v in value.items()}
     return value
+
+
+def _field_value(cls: type, key: str, value: Any) -> Any:
+    """``value`` given for the field ``key`` as plain Python (:func:`plain_value`); for a numeric field a one-element
+    array or tensor is the number it holds (``param.Number`` takes it as one), not a one-element list."""
+    p = cls.param[key] if key in cls.param else None
+    return _plain_number(value, one_element=True) if isinstance(p, param.Number) else plain_value(value)
 
 
 def _check_finite(cls: type, key: str, value: Any) -> None:
@@ -417,7 +451,7 @@ class ExperimentConfig(param.Parameterized):
     """
 
     def __init__(self, **params: Any) -> None:
-        params = {k: plain_value(v) for k, v in params.items()}
+        params = {k: _field_value(type(self), k, v) for k, v in params.items()}
         for k, v in params.items():
             _check_finite(type(self), k, v)
         super().__init__(**params)
@@ -638,7 +672,7 @@ class ExperimentConfig(param.Parameterized):
             raise ConfigError(f"unknown configuration key(s): {', '.join(hints)}; valid keys are {known}")
         cfg = cls()
         for k, v in d.items():
-            v = plain_value(v)
+            v = _field_value(cls, k, v)
             if k == "hidden" and isinstance(v, tuple):
                 v = list(v)
             if k == "data_kwargs" and v is None:
