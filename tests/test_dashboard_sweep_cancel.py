@@ -1,4 +1,5 @@
-"""Closing a dashboard tab during a sweep: no run that had not started training when it closed ever trains.
+"""Closing a dashboard tab during a sweep (processes or threads): no run that had not started training when it closed
+ever trains.
 
 A process pool hands up to ``max_workers + 1`` calls to its workers' queue, which ``shutdown(cancel_futures=True)``
 cannot take back; the sweep's workers are told through the pool's cancel event instead, and a run whose trainer was
@@ -92,6 +93,8 @@ def test_closing_during_a_process_sweep_starts_none_of_the_queued_runs(tmp_path,
 
 
 def test_closing_during_a_thread_sweep_cancels_the_queued_runs(tmp_path, monkeypatch):
+    """The thread pool's cancel event: the run past its start check when the tab closes stops before its first step
+    (before: it trained to its end), the queued ones never start."""
     started, go, seen = threading.Event(), threading.Event(), []
     train_row = sweeps._train_row
 
@@ -109,9 +112,28 @@ def test_closing_during_a_thread_sweep_cancels_the_queued_runs(tmp_path, monkeyp
     assert started.wait(120)
     panel.close()
     go.set()
-    assert _statuses(panel) == ["finished", "cancelled", "cancelled"]
+    assert _statuses(panel) == ["stopped", "cancelled", "cancelled"]
+    assert "cancelled before this run's first step" in panel.results.value["error"].iloc[0]
     assert seen == [0]
-    assert RunStore(store_path, read_only=True).list_runs()["status"].tolist() == ["finished"]
+    runs = RunStore(store_path, read_only=True).list_runs()
+    assert runs["status"].tolist() == ["stopped"]
+    assert RunStore(store_path, read_only=True).metrics(runs["run_id"].iloc[0]).empty  # not one step trained
+
+
+def test_thread_pools_keep_their_cancel_events_apart_and_refuse_a_non_event(tmp_path, monkeypatch):
+    """Two thread sweeps in one server: setting one's event cancels only its runs."""
+    monkeypatch.setattr(sweeps, "_train_row", lambda *a: {"status": "finished"})
+    first, second = threading.Event(), threading.Event()
+    pools = [sweeps.thread_pool(cancel=first), sweeps.thread_pool(cancel=second)]
+    first.set()
+    cfg = ExperimentConfig(**TINY).to_dict()
+    rows = [pool.submit(sweeps.run_one, cfg, None).result() for pool in pools]
+    assert [r["status"] for r in rows] == ["cancelled", "finished"]
+    assert sweeps._pool_cancel() is None  # (the test's own thread belongs to no pool)
+    for pool in pools:
+        pool.shutdown()
+    with pytest.raises(TypeError, match="thread_pool: cancel must be an event"):
+        sweeps.thread_pool(cancel=True)
 
 
 def test_a_worker_whose_cancel_event_is_set_starts_no_run_and_a_bad_event_is_refused(tmp_path, monkeypatch):

@@ -11,14 +11,14 @@ from __future__ import annotations
 import json
 import threading
 import time
-from concurrent.futures import Executor, ThreadPoolExecutor
+from concurrent.futures import Executor
 from pathlib import Path
 from typing import Any, Callable
 
 import pandas as pd
 import panel as pn
 
-from snnlab.experiments.sweeps import cancel_event, expand_grid, process_pool, sweep
+from snnlab.experiments.sweeps import cancel_event, expand_grid, process_pool, sweep, thread_pool
 from snnlab.training.config import ConfigError
 
 __all__ = ["SweepPanel", "MAX_SWEEP_RUNS"]
@@ -51,7 +51,7 @@ class SweepPanel:
                                self.status, self.results, sizing_mode="stretch_width")
         self._thread: threading.Thread | None = None
         self._pool: Executor | None = None
-        self._cancel: Any = None  # the process pool's cancel event (None for threads)
+        self._cancel: Any = None  # the pool's cancel event
         self._n_runs = 0
         self._started = 0.0
         self._result = None
@@ -88,7 +88,8 @@ class SweepPanel:
                 self._refuse("Threads run one run at a time (parallel threads would share the random state, so "
                              "results would not be reproducible): set workers to 1, or run in processes.")
                 return False
-            self._pool, self._cancel = ThreadPoolExecutor(max_workers=1, thread_name_prefix="snnlab-sweep"), None
+            self._cancel = threading.Event()  # (also reaches a run whose trainer is being built)
+            self._pool = thread_pool(cancel=self._cancel)
         else:  # the event reaches runs the pool has already handed to its workers, which shutdown cannot cancel
             self._cancel = cancel_event()
             self._pool = process_pool(workers, cancel=self._cancel)

@@ -17,7 +17,8 @@ Interrupting: Ctrl-C (``KeyboardInterrupt``) cancels the queued runs, asks the r
 their next step (their checkpoints are saved, their status becomes "stopped"), waits for them (a second
 Ctrl-C kills them) and raises :class:`SweepInterrupted`, whose ``result`` holds the table so far: the
 finished rows, "stopped" ones, and "cancelled" for runs never started. A pool made with a cancel event
-(``process_pool(n, cancel=cancel_event())``) is cancelled from outside by setting it (what a closed dashboard tab
+(``process_pool(n, cancel=cancel_event())``, or ``thread_pool(cancel=...)`` for runs in this process) is cancelled
+from outside by setting it (what a closed dashboard tab
 does): its workers start no further run, even one the pool already handed them (``shutdown(cancel_futures=True)``
 cannot take those back), and its row says "cancelled"; a run still building its trainer (loading its data) stops
 before its first step ("stopped", resumable); runs already training finish. A worker that dies (the OOM
@@ -144,17 +145,26 @@ def _robustness_list(robustness) -> list[tuple[str, float]]:
 _worker_interrupted = False  # a worker got SIGINT: runs it has yet to start are cancelled
 _worker_cancel = None  # its pool's cancel event (process_pool(cancel=...)); once set, the same as far as starting goes
 _worker_trainer = None  # the Trainer a worker (process, or the one thread of a thread pool) is running
+_thread_worker = threading.local()  # .cancel: the cancel event of the thread_pool whose thread this is
+
+
+def _pool_cancel() -> Any:
+    """The cancel event of the pool running this call: a :func:`thread_pool`'s (per thread: several sweeps may run in
+    one dashboard server), else a :func:`process_pool` worker's; None for neither."""
+    return getattr(_thread_worker, "cancel", None) or _worker_cancel
 
 
 def _worker_cancelled() -> bool:
     """Whether this worker must start no further run: it got SIGINT, or its pool's cancel event is set."""
-    return _worker_interrupted or (_worker_cancel is not None and _worker_cancel.is_set())
+    cancel = _pool_cancel()
+    return _worker_interrupted or (cancel is not None and cancel.is_set())
 
 
 def _stop_if_cancelled(trainer) -> bool:
     """At a run's "started" event, just before its first step: stop it there (True) if its pool's cancel event was set
     while its trainer was being built (data loaded, model made: seconds, a dataset's first download far longer)."""
-    if _worker_cancel is None or not _worker_cancel.is_set():
+    cancel = _pool_cancel()
+    if cancel is None or not cancel.is_set():
         return False
     trainer.stop(reason=_CANCELLED)
     return True
@@ -237,6 +247,29 @@ def process_pool(max_workers: int, cancel: Any = None) -> ProcessPoolExecutor:
                                initializer=_worker_init, initargs=(cancel,))
 
 
+def thread_pool(cancel: Any = None) -> ThreadPoolExecutor:
+    """A one-thread pool for :func:`sweep` in this process (one run at a time; see :func:`sweep` for why one).
+
+    ``cancel``: an event (:func:`cancel_event` or ``threading.Event()``); once it is set, the pool starts no further
+    run (its row says "cancelled") and a run whose trainer is still being built stops before its first step; a run
+    already training finishes. Its ``shutdown(cancel_futures=True)`` cancels the queued runs too, but not the one
+    being built.
+
+    Example:
+        >>> pool = thread_pool(cancel=threading.Event())
+        >>> pool.shutdown()
+    """
+    if cancel is not None and not (callable(getattr(cancel, "is_set", None)) and callable(getattr(cancel, "set", None))):
+        raise TypeError(f"thread_pool: cancel must be an event (cancel_event() or threading.Event()), got "
+                        f"{type(cancel).__name__}")
+    return ThreadPoolExecutor(max_workers=1, thread_name_prefix="snnlab-sweep", initializer=_thread_worker_init,
+                              initargs=(cancel,))
+
+
+def _thread_worker_init(cancel: Any) -> None:
+    _thread_worker.cancel = cancel
+
+
 def _register_failed(store, run_id: str | None, cfg: ExperimentConfig, name: str | None, message: str) -> str:
     """Mark ``run_id`` failed in ``store``, registering it first if the store never saw it."""
     try:
@@ -291,7 +324,7 @@ def _train_row(cfg: ExperimentConfig, store_path: str | None, run_dir: str | Non
         return {"run_id": run_id, "label": cfg.label(), "status": "failed", "error": message}
     _worker_trainer = trainer
     cancelled: list[bool] = []  # [True]: the pool's cancel stopped the run before its first step
-    if _worker_cancel is not None:  # a cancel while the trainer was being built: the run stops before its first step
+    if _pool_cancel() is not None:  # a cancel while the trainer was being built: the run stops before its first step
         trainer.events.subscribe(lambda event: cancelled.append(_stop_if_cancelled(trainer)), kinds=["started"])
     try:
         if _worker_interrupted:  # the signal came while the trainer was being built
