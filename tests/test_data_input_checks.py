@@ -17,7 +17,7 @@ pytest.importorskip("tonic")
 from shd_files import write_shd_events  # noqa: E402
 
 from snnlab.data import neuromorphic as nm  # noqa: E402
-from snnlab.data.neuromorphic.nmnist import _sorted_by_time  # noqa: E402
+from snnlab.data.neuromorphic.frames import _sorted_by_time  # noqa: E402
 from snnlab.data.audio import Cochlea, audio_to_spikes, load_fsdd, read_wav  # noqa: E402
 from snnlab.data.collate import EncodeCollate, time_major_collate  # noqa: E402
 from snnlab.data.encoders import DirectEncoder, LatencyEncoder, RateEncoder  # noqa: E402
@@ -345,3 +345,169 @@ def test_encoder_classes_keep_settings_the_functions_accept():
         "RateEncoder(num_steps=4, gain=2, seed=None)"
     assert LatencyEncoder(4, tau=0, threshold=0.0)(torch.ones(1, 2)).sum() == 2  # tau is unused by the linear code
     assert math.isclose(float(LatencyEncoder(5, tau=1.0, linear=False)(torch.full((1, 1), 0.5)).argmax()), 0.0)
+
+
+# ---------------------------------------------------------------------------------------------- 12: Cochlea ranges
+_TONE = torch.sin(2 * math.pi * 1000 * torch.arange(800) / 8000)[None]
+
+
+@pytest.mark.parametrize("kwargs,match", [
+    ({"dynamic_range_db": 0.0}, r"dynamic_range_db must be a finite number > 0, got 0\.0"),
+    ({"dynamic_range_db": -10.0}, r"dynamic_range_db must be a finite number > 0, got -10\.0"),
+    ({"dynamic_range_db": float("nan")}, r"dynamic_range_db must be a finite number > 0, got nan"),
+    ({"dynamic_range_db": float("inf")}, r"dynamic_range_db must be a finite number > 0, got inf"),
+    ({"threshold": float("nan")}, r"threshold must be a finite number > 0, got nan"),
+    ({"threshold": float("inf"), "encoding": "delta"}, r"threshold must be a finite number > 0, got inf"),
+    ({"threshold": 0.0}, r"threshold must be a finite number > 0, got 0\.0"),
+    ({"duration": float("nan")}, r"duration must be a finite number > 0, got nan"),
+    ({"duration": float("inf")}, r"duration must be a finite number > 0, got inf"),
+    ({"sample_rate": 0}, r"sample_rate must be a finite number > 0, got 0"),
+    ({"sample_rate": float("nan")}, r"sample_rate must be a finite number > 0, got nan"),
+    ({"win_ms": 0.0}, r"win_ms must be a finite number > 0, got 0\.0"),
+    ({"win_ms": float("nan")}, r"win_ms must be a finite number > 0, got nan"),
+    ({"f_min": float("nan")}, r"f_min must be a finite number > 0, got nan"),
+    ({"f_min": 0.0}, r"f_min must be a finite number > 0, got 0\.0"),
+    ({"f_min": 5000.0}, r"f_min=5000\.0 Hz must be below the default f_max 0\.95 \* sample_rate / 2 = 3800 Hz"),
+    ({"f_max": float("nan")}, r"f_max must be a finite frequency <= sample_rate / 2 = 4000 Hz .*got nan"),
+    ({"f_max": 5000.0}, r"f_max must be a finite frequency <= sample_rate / 2 = 4000 Hz .*got 5000\.0"),
+    ({"f_min": 300.0, "f_max": 200.0}, r"f_min=300\.0 Hz must be below f_max=200\.0 Hz"),
+])
+def test_cochlea_refuses_non_finite_and_out_of_range_settings_naming_them(kwargs, match):
+    with pytest.raises(ValueError, match=f"Cochlea: {match}"):
+        Cochlea(**{"n_channels": 8, "num_steps": 10, "duration": 0.1, **kwargs})
+
+
+def test_cochlea_edge_settings_that_stay_valid_give_finite_spikes():
+    for kwargs in ({"dynamic_range_db": 1e-3}, {"f_max": 4000.0}, {"f_min": 1.0, "f_max": 2.0}, {"win_ms": 1e-3},
+                   {"threshold": 5.0, "encoding": "delta"}, {"sample_rate": np.int64(8000), "gain": np.float32(0.5)}):
+        s = Cochlea(**{"n_channels": 8, "num_steps": 10, "duration": 0.1, **kwargs})(_TONE)
+        assert s.shape == (10, 1, 8) and bool(torch.isfinite(s).all()) and bool(((s == 0) | (s == 1)).all())
+
+
+def test_load_fsdd_refuses_a_nan_setting_before_converting_or_caching(tmp_path):
+    rec = tmp_path / "recordings"
+    rec.mkdir()
+    _wav(rec / "0_a_5.wav", (np.sin(np.arange(4000) * 0.8) * 8000).astype("<i2").tobytes())
+    with pytest.raises(ValueError, match="Cochlea: dynamic_range_db must be a finite number > 0, got 0"):
+        load_fsdd(tmp_path, "train", n_channels=8, num_steps=10, dynamic_range_db=0, cache_dir=tmp_path / "c")
+    assert not (tmp_path / "c").exists() or not any((tmp_path / "c").rglob("*.pt"))
+    assert load_fsdd(tmp_path, "train", n_channels=8, num_steps=10).spikes.sum() > 0
+
+
+# ---------------------------------------------------------------------------------------------- 13: audio_to_spikes
+def test_audio_to_spikes_refuses_a_stereo_array_saying_how_to_get_one_waveform():
+    mono = np.sin(2 * np.pi * 2000 * np.arange(800) / 8000).astype(np.float32)
+    with pytest.raises(ValueError, match=r"audio_to_spikes: expected one waveform of shape \[N\], got shape "
+                                         r"\(800, 2\).*x\.mean\(axis=1\)"):
+        audio_to_spikes(np.stack([mono, mono], axis=1), 8000, n_channels=8, num_steps=5)
+    with pytest.raises(ValueError, match=r"got shape \(2, 800\)"):
+        audio_to_spikes(torch.from_numpy(np.stack([mono, mono])), 8000, n_channels=8, num_steps=5)
+    with pytest.raises(ValueError, match=r"got shape \(\)"):
+        audio_to_spikes(np.float32(0.5), 8000, n_channels=8, num_steps=5)
+    with pytest.raises(ValueError, match="audio_to_spikes: the waveform is empty"):
+        audio_to_spikes(np.zeros(0), 8000, n_channels=8, num_steps=5)
+    with pytest.raises(ValueError, match="audio_to_spikes: sample_rate must be a finite number > 0, got 0"):
+        audio_to_spikes(mono, 0, n_channels=8, num_steps=5)
+    # the advice works: averaging the channels gives the mono result
+    a = audio_to_spikes(mono, 8000, n_channels=8, num_steps=5)
+    assert torch.equal(audio_to_spikes(np.stack([mono, mono], axis=1).mean(axis=1), 8000, n_channels=8, num_steps=5), a)
+
+
+def test_a_stereo_wav_file_through_read_wav_still_converts(tmp_path):
+    left = (np.sin(np.arange(1600) * 0.9) * 9000).astype("<i2")
+    inter = np.stack([left, left], axis=1).reshape(-1)
+    x, sr = read_wav(_wav(tmp_path / "st.wav", inter.tobytes(), channels=2))
+    mono, _ = read_wav(_wav(tmp_path / "mono.wav", left.tobytes()))
+    assert x.ndim == 1 and torch.equal(audio_to_spikes(x, sr, n_channels=8, num_steps=5),
+                                       audio_to_spikes(mono, sr, n_channels=8, num_steps=5))
+
+
+# ---------------------------------------------------------------------------------------------- 14: unsorted readers
+_UNSORTED = np.array([(300, 2, 0), (200, 0, 0), (100, 2, 0), (0, 0, 0), (100, 3, 0)], dtype=nm.AUDIO_DTYPE)
+
+
+@pytest.mark.parametrize("kwargs", [{"n_time_bins": 3}, {"time_window": 100}, {"time_window": 100, "duration": 400}])
+def test_a_reader_with_events_out_of_time_order_gives_the_frames_of_the_sorted_events(kwargs):
+    ordered = np.sort(_UNSORTED, order="t", kind="stable")
+    x = nm.EventFrameDataset("toy", [0], [0], lambda i: _UNSORTED, (4, 1, 1), **kwargs)[0][0]
+    ref = nm.EventFrameDataset("toy", [0], [0], lambda i: ordered, (4, 1, 1), **kwargs)[0][0]
+    assert x.sum() == 5 and torch.equal(x, ref)
+    if "n_time_bins" not in kwargs:  # 100 us frames from t=0: x/y/p moved with their times
+        assert x.tolist() == [[1, 0, 0, 0], [0, 0, 1, 1], [1, 0, 0, 0], [0, 0, 1, 0]]
+    if "duration" not in kwargs:
+        assert nm.max_sample_steps(nm.EventFrameDataset("toy", [0], [0], lambda i: _UNSORTED, (4, 1, 1),
+                                                        **kwargs)) == x.shape[0]
+
+
+def test_sorted_reader_output_is_not_copied_and_the_reader_array_is_left_alone():
+    from snnlab.data.neuromorphic.frames import _sorted_by_time as frames_sorted
+
+    ordered = np.sort(_UNSORTED, order="t", kind="stable")
+    assert frames_sorted(ordered) is ordered
+    before = _UNSORTED.copy()
+    out = frames_sorted(_UNSORTED)
+    assert np.array_equal(_UNSORTED, before)  # sorted into a new array
+    assert out["t"].tolist() == [0, 100, 100, 200, 300] and out["x"].tolist() == [0, 2, 3, 0, 2]  # stable
+
+
+# ---------------------------------------------------------------------------------------------- 15: low-precision steps
+@pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16])
+@pytest.mark.parametrize("linear", [True, False])
+def test_latency_steps_of_half_precision_inputs_are_those_of_float32(dtype, linear):
+    from snnlab.data.encoders import latency_encode
+
+    x = torch.tensor([[0.0996, 0.2, 0.5, 0.013, 0.9]]).to(dtype)
+    kw = {"linear": linear} if linear else {"linear": False, "tau": 2000.0}
+    s, ref = latency_encode(x, 1000, **kw), latency_encode(x.float(), 1000, **kw)
+    assert s.dtype == dtype and torch.equal(s.float(), ref)
+    if linear and dtype == torch.bfloat16:
+        assert s[:, 0].argmax(0).tolist()[:3] == [899, 799, 500]  # round((1 - x) * 999), x = 0.0996... in bf16
+
+
+@pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16])
+def test_rate_probabilities_of_half_precision_inputs_are_those_of_float32(dtype):
+    from snnlab.data.encoders import rate_encode
+
+    x = torch.rand(4, 64, generator=torch.Generator().manual_seed(0)).to(dtype)
+    s = rate_encode(x, 50, gain=1 / 3, generator=torch.Generator().manual_seed(1))
+    ref = rate_encode(x.float(), 50, gain=1 / 3, generator=torch.Generator().manual_seed(1))
+    assert s.dtype == dtype and torch.equal(s.float(), ref)
+
+
+# ---------------------------------------------------------------------------------------------- 16: spike times
+def test_spike_times_dataset_applies_the_whole_step_rule_of_spike_times_to_dense():
+    from snnlab.data.synthetic import SpikeTimesDataset
+
+    with pytest.raises(ValueError, match="SpikeTimesDataset: times must be whole time steps, got fractional values"):
+        SpikeTimesDataset(torch.tensor([[1.7, 0.0]]), torch.tensor([0]), num_steps=3)
+    ds = SpikeTimesDataset(torch.tensor([[2.0, float("nan"), float("inf"), -1.0, 1e30]]), torch.tensor([0]), 3)
+    assert ds.times.dtype == torch.int64 and ds.times.tolist() == [[2, -1, -1, -1, -1]]
+    assert ds[0][0].sum(0).tolist() == [1, 0, 0, 0, 0] and ds[0][0][2, 0] == 1
+    with pytest.raises(TypeError, match="SpikeTimesDataset: times must be integer time steps, got dtype torch.bool"):
+        SpikeTimesDataset(torch.tensor([[True]]), torch.tensor([0]), 3)
+    ints = torch.tensor([[0, 2], [1, -1]])
+    assert SpikeTimesDataset(ints, torch.tensor([0, 1]), 3).times.tolist() == ints.tolist()
+
+
+# ---------------------------------------------------------------------------------------------- 17: direct options
+def test_direct_encoding_refuses_encoder_options_naming_them():
+    from snnlab.data.embedded import make_encoder, make_loaders
+
+    with pytest.raises(TypeError, match=r"make_encoder: the 'direct' encoding takes no encoder options, got gain=2\.0"):
+        make_encoder("direct", 10, gain=2.0)
+    with pytest.raises(TypeError, match=r"got linear=False, threshold=0\.5"):
+        make_loaders("digits", encoding="direct", num_steps=4, linear=False, threshold=0.5)
+    assert repr(make_encoder("direct", 10, seed=3)) == "DirectEncoder(num_steps=10)"
+    with pytest.raises(TypeError, match="gain"):  # as the latency encoder does
+        make_encoder("latency", 10, gain=2.0)
+
+
+# ---------------------------------------------------------------------------------------------- 18: NumPy sizes
+def test_randman_takes_numpy_int_sizes_like_the_delay_task():
+    ref = make_randman(n_classes=3, n_units=5, n_steps=10, samples_per_class=2, seed=1)
+    alt = make_randman(n_classes=np.int64(3), n_units=np.int32(5), n_steps=np.int64(10), dim_manifold=np.int8(1),
+                       samples_per_class=np.int64(2), n_components=np.int64(4), seed=1)
+    assert torch.equal(ref.times, alt.times) and torch.equal(ref.labels, alt.labels) and alt.num_steps == 10
+    for bad in (True, 3.0, np.float64(3)):
+        with pytest.raises(ValueError, match="make_randman: n_classes must be an int >= 1"):
+            make_randman(n_classes=bad, n_units=5, n_steps=10, samples_per_class=2)

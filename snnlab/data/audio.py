@@ -29,7 +29,7 @@ from pathlib import Path
 import numpy as np
 import torch
 from torch.utils.data import Dataset
-from snnlab.core.validation import all_finite, check_non_negative, is_integer
+from snnlab.core.validation import all_finite, as_number, check_non_negative, check_positive, is_integer
 
 from .cache import files_cache_params
 
@@ -151,15 +151,20 @@ class Cochlea:
         duration: seconds per recording; longer inputs are cut, shorter ones zero-padded. It must hold more
             than half an FFT window (``n_fft // 2`` samples: 128 at 8 kHz with the default ``win_ms``), else
             ``ValueError``.
-        f_min, f_max: frequency range of the centre frequencies (``f_max`` default 0.95 * Nyquist).
+        f_min, f_max: frequency range of the centre frequencies (``f_max`` default 0.95 * Nyquist):
+            ``0 < f_min < f_max <= sample_rate / 2``.
         win_ms: STFT window length in milliseconds.
         compression: ``"log"`` or ``"power"``.
-        dynamic_range_db: range kept below the peak by the log compression.
+        dynamic_range_db: range kept below the peak by the log compression (> 0).
         encoding: ``"integrate"`` or ``"delta"``.
         threshold: delta threshold (``"delta"``, default 0.1) or firing threshold of the integrator
-            (``"integrate"``, default 1.0).
+            (``"integrate"``, default 1.0); > 0.
         gain: envelope scaling per step for ``"integrate"`` (``1`` = at most one spike per step); finite, >= 0.
         binary: clamp spike counts to 0/1 per step.
+
+    Every number must be finite; ``sample_rate``, ``duration``, ``win_ms``, ``dynamic_range_db`` and ``threshold``
+    must be > 0. A setting outside its range raises ``ValueError`` naming it (``TypeError`` for a non-number), at
+    construction, never NaN spikes.
 
     Example:
         >>> coch = Cochlea(n_channels=32, sample_rate=8000, num_steps=50, duration=0.5)
@@ -194,10 +199,19 @@ class Cochlea:
             if not is_integer(v) or v < 1:
                 raise ValueError(f"Cochlea: {name} must be an int >= 1, got {v!r}")
         num_steps, n_channels = int(num_steps), int(n_channels)
-        if duration <= 0 or threshold <= 0:
-            raise ValueError(f"Cochlea: duration and threshold must be > 0, got duration={duration!r}, "
-                             f"threshold={threshold!r}")
+        # NaN, inf or a value <= 0 in any of these would give NaN envelopes, hence NaN (or, cast, all-zero) spikes
+        for name, v in (("sample_rate", sample_rate), ("duration", duration), ("win_ms", win_ms),
+                        ("dynamic_range_db", dynamic_range_db), ("threshold", threshold), ("f_min", f_min)):
+            check_positive(v, name, "Cochlea")
         check_non_negative(gain, "gain", "Cochlea")  # a negative gain would drive the integrator to -1 "spikes"
+        nyquist = float(sample_rate) / 2
+        top = 0.95 * nyquist if f_max is None else as_number(f_max, "f_max", "Cochlea")
+        if f_max is not None and not (math.isfinite(top) and top <= nyquist):
+            raise ValueError(f"Cochlea: f_max must be a finite frequency <= sample_rate / 2 = {nyquist:g} Hz (the "
+                             f"Nyquist frequency), got {f_max!r}")
+        if not float(f_min) < top:
+            which = f"f_max={f_max!r}" if f_max is not None else f"the default f_max 0.95 * sample_rate / 2 = {top:g}"
+            raise ValueError(f"Cochlea: f_min={f_min!r} Hz must be below {which} Hz")
         self.n_channels, self.sample_rate, self.num_steps, self.duration = n_channels, sample_rate, num_steps, duration
         self.compression, self.dynamic_range_db = compression, float(dynamic_range_db)
         self.encoding, self.threshold, self.gain, self.binary = encoding, float(threshold), float(gain), binary
@@ -287,12 +301,26 @@ class Cochlea:
 def audio_to_spikes(wave_: np.ndarray | torch.Tensor, sample_rate: int, **cochlea_kwargs: object) -> torch.Tensor:
     """Convert one waveform ``[N]`` to spikes ``[T, C]`` (``duration`` defaults to the whole recording).
 
+    The waveform must be 1-D (:func:`read_wav` averages a multi-channel file to one): a multi-channel array
+    ``[N, channels]`` (as ``scipy.io.wavfile`` or ``soundfile`` return it) raises ``ValueError`` -- average its
+    channels first, ``x.mean(axis=1)`` -- and a batch of recordings ``[B, N]`` goes to :class:`Cochlea` itself.
+
     Example:
         >>> t = np.arange(8000) / 8000
         >>> audio_to_spikes(np.sin(2 * np.pi * 440 * t), 8000, n_channels=16, num_steps=20).shape
         torch.Size([20, 16])
     """
-    w = torch.as_tensor(np.asarray(wave_), dtype=torch.float32).reshape(-1)
+    check_positive(sample_rate, "sample_rate", "audio_to_spikes")  # (before the default duration divides by it)
+    w = torch.as_tensor(np.asarray(wave_), dtype=torch.float32)
+    if w.dim() != 1:
+        raise ValueError(
+            f"audio_to_spikes: expected one waveform of shape [N], got shape {tuple(w.shape)}. For a "
+            f"multi-channel recording [N, channels] (as scipy.io.wavfile / soundfile return it) average the channels "
+            f"first: x.mean(axis=1) (read_wav does this); for a batch of recordings [B, N] call "
+            f"Cochlea(sample_rate=..., duration=...)(waves), which gives [T, B, C].")
+    if w.shape[0] == 0 and "duration" not in cochlea_kwargs:
+        raise ValueError("audio_to_spikes: the waveform is empty (0 samples); pass duration= to get the spikes of "
+                         "that much silence")
     cochlea_kwargs.setdefault("duration", w.shape[0] / sample_rate)
     return Cochlea(sample_rate=sample_rate, **cochlea_kwargs)(w[None])[:, 0]  # type: ignore[arg-type]
 

@@ -81,6 +81,9 @@ def load_digits_dataset(
 def make_encoder(encoding: str, num_steps: int, seed: int | None = 0, **encoder_kwargs: object):
     """Build an encoder transform by name: ``"latency"``, ``"rate"`` or ``"direct"``.
 
+    ``encoder_kwargs`` go to :class:`~snnlab.data.encoders.LatencyEncoder` / :class:`~snnlab.data.encoders.RateEncoder`;
+    one the encoder does not take is a ``TypeError`` naming it (``"direct"`` takes none).
+
     Example:
         >>> make_encoder("latency", 10)
         LatencyEncoder(num_steps=10, tau=None, threshold=0.01, linear=True)
@@ -90,6 +93,10 @@ def make_encoder(encoding: str, num_steps: int, seed: int | None = 0, **encoder_
     if encoding == "rate":
         return RateEncoder(num_steps, seed=seed, **encoder_kwargs)  # type: ignore[arg-type]
     if encoding == "direct":
+        if encoder_kwargs:
+            raise TypeError(f"make_encoder: the 'direct' encoding takes no encoder options, got "
+                            f"{', '.join(f'{k}={v!r}' for k, v in encoder_kwargs.items())}; they apply to 'latency' "
+                            "(tau, threshold, linear) or 'rate' (gain)")
         return DirectEncoder(num_steps)
     raise ValueError(f"unknown encoding {encoding!r}; choose one of ['direct', 'latency', 'rate']")
 
@@ -111,7 +118,8 @@ def make_loaders(
     loader has a generator seeded with ``seed + 1`` (its workers' seeds), so with
     :func:`~snnlab.data.loader_rng.same_randomness` every evaluation pass sees the same spikes, also with workers.
     ``num_workers`` encodes batches in that many worker processes (``0``: in the main process).
-    Extra keyword arguments go to the encoder (e.g. ``gain=0.5`` for rate, ``linear=False`` for latency).
+    Extra keyword arguments go to the encoder (e.g. ``gain=0.5`` for rate, ``linear=False`` for latency; ``"direct"``
+    takes none): one it does not take is a ``TypeError`` (see :func:`make_encoder`).
 
     Example:
         >>> train_dl, test_dl = make_loaders("digits", encoding="rate", num_steps=10, batch_size=32)

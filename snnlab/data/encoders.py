@@ -58,6 +58,29 @@ def _check_input(x: torch.Tensor, num_steps: int, fn: str, unit_range: bool) -> 
     return x, num_steps
 
 
+def _as_step_times(times: torch.Tensor, fn: str) -> torch.Tensor:
+    """Spike times as int64 steps, by the rule of :func:`spike_times_to_dense`: integer times as they are; float
+    times must be whole steps (a fractional one is a ``ValueError`` naming ``fn``, not truncated), and NaN, +-inf
+    and magnitudes past ``2**62`` (outside any window) become ``-1``, "no spike"; bool or complex times are a
+    ``TypeError``.
+
+    Example:
+        >>> _as_step_times(torch.tensor([2.0, float("nan"), -1.0]), "f").tolist()
+        [2, -1, -1]
+    """
+    if not isinstance(times, torch.Tensor):
+        raise TypeError(f"{fn}: times must be a torch.Tensor of spike times, got {type(times).__name__}")
+    if times.is_floating_point():
+        finite = torch.isfinite(times) & (times.abs() < 2.0**62)  # (a cast of a larger float is no int64 value)
+        if not bool((times[finite] == times[finite].round()).all()):
+            raise ValueError(f"{fn}: times must be whole time steps, got fractional values; round them "
+                             "(times.round()) or bin them first")
+        times = torch.where(finite, times, torch.full_like(times, -1.0))
+    elif times.is_complex() or times.dtype == torch.bool:
+        raise TypeError(f"{fn}: times must be integer time steps, got dtype {times.dtype}")
+    return times.long()
+
+
 def spike_times_to_dense(times: torch.Tensor, num_steps: int, dtype: torch.dtype = torch.float32) -> torch.Tensor:
     """Turn integer spike times ``[B, ...]`` (``-1`` = no spike) into a time-major raster ``[T, B, ...]``.
 
@@ -70,18 +93,8 @@ def spike_times_to_dense(times: torch.Tensor, num_steps: int, dtype: torch.dtype
                 [0., 0., 0.],
                 [0., 1., 0.]])
     """
-    if not isinstance(times, torch.Tensor):
-        raise TypeError(f"spike_times_to_dense: times must be a torch.Tensor of spike times, got {type(times).__name__}")
+    times = _as_step_times(times, "spike_times_to_dense")
     num_steps = _check_steps(num_steps, "spike_times_to_dense")
-    if times.is_floating_point():
-        finite = torch.isfinite(times)
-        if not bool((times[finite] == times[finite].round()).all()):
-            raise ValueError("spike_times_to_dense: times must be whole time steps, got fractional values; round them "
-                             "(times.round()) or bin them first")
-        times = torch.where(finite, times, torch.full_like(times, -1.0))
-    elif times.is_complex() or times.dtype == torch.bool:
-        raise TypeError(f"spike_times_to_dense: times must be integer time steps, got dtype {times.dtype}")
-    times = times.long()
     valid = (times >= 0) & (times < num_steps)
     out = torch.zeros((num_steps,) + tuple(times.shape), dtype=dtype, device=times.device)
     idx = torch.where(valid, times, torch.zeros_like(times)).unsqueeze(0)
@@ -129,7 +142,9 @@ def latency_encode(
         linear: linear or logarithmic (RC) mapping.
 
     Returns:
-        Binary float tensor ``[T, B, ...]``.
+        Binary tensor ``[T, B, ...]`` of ``x``'s float dtype (float32 for integer ``x``). The steps are computed in
+        float32 (float64 for float64 ``x``), so a bfloat16 / float16 ``x`` spikes where the same values in float32
+        do, also past step 256 / 2048.
 
     Example:
         >>> s = latency_encode(torch.tensor([[1.0, 0.5, 0.0]]), num_steps=5)
@@ -138,6 +153,9 @@ def latency_encode(
     """
     x, num_steps = _check_input(x, num_steps, "latency_encode", unit_range=True)
     threshold = _check_latency_settings(tau, threshold, linear, "latency_encode")
+    out_dtype = x.dtype
+    # the steps in float32 at least: bfloat16 / float16 hold whole numbers exactly only up to 256 / 2048
+    x = x.to(torch.promote_types(x.dtype, torch.float32))
     if linear:
         t = torch.round((1.0 - x) * (num_steps - 1))
         fire = x >= threshold
@@ -152,7 +170,7 @@ def latency_encode(
         t = torch.round(t)
         fire = fire & (t <= num_steps - 1)
     times = torch.where(fire, t, torch.full_like(t, -1.0)).long()
-    return spike_times_to_dense(times, num_steps, dtype=x.dtype)
+    return spike_times_to_dense(times, num_steps, dtype=out_dtype)
 
 
 def rate_encode(
@@ -170,7 +188,8 @@ def rate_encode(
         generator: optional ``torch.Generator`` for reproducible spikes.
 
     Returns:
-        Binary float tensor ``[T, B, ...]``.
+        Binary tensor ``[T, B, ...]`` of ``x``'s float dtype (float32 for integer ``x``); the probabilities are
+        computed in float32 (float64 for float64 ``x``) whatever ``x``'s precision.
 
     Example:
         >>> g = torch.Generator().manual_seed(0)
@@ -180,9 +199,10 @@ def rate_encode(
     """
     x, num_steps = _check_input(x, num_steps, "rate_encode", unit_range=True)
     g = check_non_negative(gain, "gain", "rate_encode")
-    p = (x * g).clamp(0.0, 1.0)
+    # the probability in float32 at least (a bfloat16 / float16 product would round it), the spikes in x's dtype
+    p = (x.to(torch.promote_types(x.dtype, torch.float32)) * g).clamp(0.0, 1.0)
     p = p.unsqueeze(0).expand((num_steps,) + tuple(x.shape))
-    return torch.bernoulli(p, generator=generator)
+    return torch.bernoulli(p, generator=generator).to(x.dtype)
 
 
 def direct_encode(x: torch.Tensor, num_steps: int) -> torch.Tensor:

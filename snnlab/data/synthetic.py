@@ -14,7 +14,7 @@ from torch.utils.data import DataLoader, Dataset
 
 from ..core.validation import check_non_negative, is_integer
 from .collate import time_major_collate
-from .encoders import spike_times_to_dense
+from .encoders import _as_step_times, spike_times_to_dense
 
 __all__ = ["SpikeTimesDataset", "make_randman", "make_delay_task", "randman_embedding"]
 
@@ -23,7 +23,9 @@ class SpikeTimesDataset(Dataset):
     """Dataset of one-or-more spikes per unit stored as times; items are ``(raster [T, F], label)``.
 
     ``times`` is ``[N, F]`` (one spike per unit, ``-1`` = silent) or ``[N, F, K]`` (up to ``K``
-    spikes per unit). Labels are int64 ``[N]``.
+    spikes per unit), stored as int64 by the rule of :func:`~snnlab.data.encoders.spike_times_to_dense`: float
+    times must be whole steps (a fractional one is a ``ValueError``, not truncated) and NaN / inf mean "no spike"
+    (``-1``). Labels are int64 ``[N]``.
 
     Example:
         >>> ds = SpikeTimesDataset(torch.tensor([[0, 3]]), torch.tensor([1]), num_steps=4)
@@ -33,9 +35,10 @@ class SpikeTimesDataset(Dataset):
     """
 
     def __init__(self, times: torch.Tensor, labels: torch.Tensor, num_steps: int) -> None:
+        times = _as_step_times(times, "SpikeTimesDataset")
         if times.shape[0] != labels.shape[0]:
             raise ValueError(f"times has {times.shape[0]} samples but labels has {labels.shape[0]}")
-        self.times = times.long()
+        self.times = times
         self.labels = labels.long()
         self.num_steps = int(num_steps)
 
@@ -151,8 +154,10 @@ def make_randman(
     for name, v in (("n_classes", n_classes), ("n_units", n_units), ("n_steps", n_steps),
                     ("dim_manifold", dim_manifold), ("samples_per_class", samples_per_class),
                     ("n_components", n_components)):
-        if isinstance(v, bool) or not isinstance(v, int) or v < 1:
+        if not is_integer(v) or v < 1:
             raise ValueError(f"make_randman: {name} must be an int >= 1, got {v!r}")
+    n_classes, n_units, n_steps, dim_manifold, samples_per_class, n_components = (
+        int(v) for v in (n_classes, n_units, n_steps, dim_manifold, samples_per_class, n_components))
     if not (float(alpha) >= 0):
         raise ValueError(f"make_randman: alpha must be >= 0, got {alpha!r}")
     jitter = check_non_negative(jitter, "jitter", "make_randman")

@@ -208,6 +208,24 @@ def _frame_counts(t: np.ndarray, x: np.ndarray, y: np.ndarray | None, p: np.ndar
     return counts.reshape((n, n_pol, w) if y is None else (n, n_pol, h, w))
 
 
+def _sorted_by_time(events: np.ndarray) -> np.ndarray:
+    """``events`` stably sorted by ``t`` (every field moves with its event); ``events`` itself, not a copy, when
+    they are in time order already: the usual case costs one comparison per event.
+
+    Example:
+        >>> ev = np.array([(300, 2, 0), (100, 0, 0), (100, 1, 0)], dtype=AUDIO_DTYPE)
+        >>> _sorted_by_time(ev)["x"].tolist()
+        [0, 1, 2]
+        >>> ordered = ev[1:]
+        >>> _sorted_by_time(ordered) is ordered
+        True
+    """
+    t = events["t"]
+    if len(t) > 1 and bool((t[1:] < t[:-1]).any()):
+        return events[np.argsort(t, kind="stable")]
+    return events
+
+
 # ----------------------------------------------------------------------------------------------
 # generic dataset
 # ----------------------------------------------------------------------------------------------
@@ -218,9 +236,10 @@ class EventFrameDataset(Dataset):
         name: dataset name (cache namespace).
         items: one descriptor per sample, passed to ``reader``.
         labels: int label per sample (one per item).
-        reader: ``reader(item) -> structured numpy events`` sorted by ``t``: fields ``t`` (microseconds), ``x``, ``p``
-            and, for a 2-D sensor (``H > 1``), ``y`` -- as :data:`AUDIO_DTYPE` / :data:`XYTP_DTYPE`; anything else
-            raises ``TypeError``.
+        reader: ``reader(item) -> structured numpy events``: fields ``t`` (microseconds), ``x``, ``p`` and, for a
+            2-D sensor (``H > 1``), ``y`` -- as :data:`AUDIO_DTYPE` / :data:`XYTP_DTYPE`; anything else raises
+            ``TypeError``. Events out of time order are stably sorted by ``t`` (a reader that returns them sorted,
+            as recordings usually are, costs one check and no copy).
         sensor_size: ``(W, H, P)``.
         n_time_bins: fixed number of frames per sample: ``n`` equal windows covering the first to
             the last event (every event is counted); the default (``None``) means 100 unless
@@ -413,7 +432,8 @@ class EventFrameDataset(Dataset):
                             None if events is None else events["t"])
 
     def _read(self, index: int) -> np.ndarray:
-        """Sample ``index``'s events from the reader, checked (fields, on the sensor); errors name its file."""
+        """Sample ``index``'s events from the reader, checked (fields, on the sensor) and sorted by time; errors name
+        its file."""
         try:
             events = self.reader(self.items[index])
         except MemoryError:
@@ -422,7 +442,7 @@ class EventFrameDataset(Dataset):
             raise self._error(index, "cannot read it", e) from e
         self._check_fields(events, index)
         self._check_events(events, index)
-        return events
+        return _sorted_by_time(events)
 
     def _steps_of(self, index: int) -> int:
         """The frames ``dataset[index][0]`` has, without binning (or caching) it: from the settings when they fix the

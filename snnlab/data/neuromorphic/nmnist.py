@@ -8,7 +8,7 @@ import numpy as np
 
 from ...extras import require
 from ..cache import files_cache_params
-from .frames import XYTP_DTYPE, EventFrameDataset, _default_bins
+from .frames import XYTP_DTYPE, EventFrameDataset, _default_bins, _sorted_by_time
 from .roots import NEUROMORPHIC_DATASETS, _missing, _split_folder
 
 
@@ -58,19 +58,6 @@ def write_nmnist_bin(path: str | os.PathLike, x: np.ndarray, y: np.ndarray, t: n
     raw[:, 3] = (t >> 8) & 0xFF
     raw[:, 4] = t & 0xFF
     Path(path).write_bytes(raw.tobytes())
-
-
-def _sorted_by_time(ev: np.ndarray) -> np.ndarray:
-    """``ev`` stably sorted by ``t``; ``ev`` itself (no copy) when it is sorted already, as recordings usually are.
-
-    Example:
-        >>> ev = np.array([(0, 0, 5, 1), (1, 0, 2, 0), (2, 0, 2, 1)], dtype=XYTP_DTYPE)
-        >>> _sorted_by_time(ev)["x"].tolist()
-        [1, 2, 0]
-    """
-    if len(ev) > 1 and (np.diff(ev["t"]) < 0).any():
-        return ev[np.argsort(ev["t"], kind="stable")]
-    return ev
 
 
 class _NMNISTReader:
