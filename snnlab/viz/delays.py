@@ -16,6 +16,7 @@ Concatenate snapshots with ``pd.concat``.
 """
 from __future__ import annotations
 
+import operator
 from typing import Any, Sequence
 
 import holoviews as hv
@@ -42,6 +43,26 @@ def _check_layer(obj: Any, who: str) -> None:
                         f"{type(obj).__name__}; pick the layer out of the model, e.g. model[0]")
 
 
+def _check_int(value: Any, name: str, who: str, low: int | None = None) -> int:
+    """``value`` as an int: ``TypeError`` naming ``who`` for a non-integer (a bool too), ``ValueError`` below
+    ``low``."""
+    try:
+        if isinstance(value, (bool, np.bool_)):
+            raise TypeError
+        number = operator.index(value)  # ints, NumPy ints, one-element integer tensors; not 2.5 nor True
+    except TypeError:
+        raise TypeError(f"{who}: {name} must be an int, got {type(value).__name__} {value!r}") from None
+    if low is not None and number < low:
+        raise ValueError(f"{who}: {name} must be at least {low}, got {number}")
+    return number
+
+
+def _check_bool(value: Any, name: str, who: str) -> None:
+    """``TypeError`` naming ``who`` unless ``value`` is a bool (a string like ``"False"`` would read as true)."""
+    if not isinstance(value, (bool, np.bool_)):
+        raise TypeError(f"{who}: {name} must be True or False, got {type(value).__name__} {value!r}")
+
+
 def _positions(layer: Any) -> np.ndarray:
     return np.clip(to_numpy(layer.positions).astype(float), 0.0, float(layer.max_delay - 1))
 
@@ -50,9 +71,13 @@ def delay_histogram(layer_or_delays: Any, rounded: bool = True, bins: int | None
     """Histogram of the delays of a layer (or of any delay array).
 
     For a ``DelayedLinear``: ``rounded=True`` counts the integer delays ``layer.delays`` with one
-    bin per value ``0..max_delay-1``; ``rounded=False`` the real-valued clamped positions. For an
-    array/tensor: integer arrays get one bin per integer, floats ``bins`` (default 30) bins.
+    bin per value ``0..max_delay-1``; ``rounded=False`` the real-valued clamped positions (in ``bins`` bins,
+    default 30). For an array/tensor: integer arrays get one bin per integer, floats ``bins`` (default 30) bins.
     The vdim ``synapses`` counts synapses.
+
+    NaN (and infinite) delays are not counted: the positions of a layer whose training diverged are NaN (as
+    :func:`delay_evolution` shows). The title then says how many were left out (``3 of 40 delays not finite,
+    not drawn``).
 
     Example:
         >>> import snnlab as sl
@@ -62,14 +87,18 @@ def delay_histogram(layer_or_delays: Any, rounded: bool = True, bins: int | None
         >>> int(h.dimension_values("synapses").sum())
         40
     """
+    _check_bool(rounded, "rounded", "delay_histogram")
+    if bins is not None:
+        _check_int(bins, "bins", "delay_histogram", low=1)
     ensure_bokeh()
     if _is_layer(layer_or_delays):
         top = layer_or_delays.max_delay - 1
-        if rounded:
-            values = to_numpy(layer_or_delays.delays).ravel()
+        positions = _positions(layer_or_delays).ravel()
+        if rounded:  # (a NaN position has no integer delay: layer.delays holds garbage there)
+            values = np.where(np.isfinite(positions), to_numpy(layer_or_delays.delays).ravel(), np.nan)
             edges: Any = np.arange(-0.5, top + 1.5)
         else:
-            values = _positions(layer_or_delays).ravel()
+            values = positions
             edges = bins or np.linspace(0.0, float(top) if top > 0 else 1.0, 31)
     else:
         values = to_numpy(layer_or_delays).ravel()
@@ -82,10 +111,15 @@ def delay_histogram(layer_or_delays: Any, rounded: bool = True, bins: int | None
             edges = np.arange(lo - 0.5, hi + 1.5)
         else:
             edges = bins or 30
-    counts, e = np.histogram(values.astype(float), bins=edges)
+    values = values.astype(float)
+    finite = np.isfinite(values)
+    counts, e = np.histogram(values[finite], bins=edges)
+    opts: dict[str, Any] = {}
+    if not finite.all():
+        opts["title"] = f"{values.size - int(finite.sum())} of {values.size} delays not finite, not drawn"
     return hv.Histogram((e, counts), kdims=[hv.Dimension("delay", label="delay [steps]")], vdims=["synapses"]).opts(
         color=theme.CATEGORICAL[4], width=theme.WIDTH // 2 + 100, height=theme.HEIGHT, tools=["hover"],
-        backend="bokeh")
+        backend="bokeh", **opts)
 
 
 def delay_matrix(layer: Any, rounded: bool = True) -> hv.Image:
@@ -105,6 +139,7 @@ def delay_matrix(layer: Any, rounded: bool = True) -> hv.Image:
         True
     """
     _check_layer(layer, "delay_matrix")
+    _check_bool(rounded, "rounded", "delay_matrix")
     ensure_bokeh()
     d = to_numpy(layer.delays).astype(float) if rounded else _positions(layer)
     out, inp = d.shape
@@ -117,6 +152,21 @@ def delay_matrix(layer: Any, rounded: bool = True) -> hv.Image:
 def _default_synapses(shape: tuple[int, int], k: int) -> list[tuple[int, int]]:
     flat = np.linspace(0, shape[0] * shape[1] - 1, num=min(k, shape[0] * shape[1])).round().astype(int)
     return [(int(f // shape[1]), int(f % shape[1])) for f in flat]
+
+
+def _synapse_pairs(synapses: Any, who: str) -> list[tuple[int, int]]:
+    """``synapses`` as a list of ``(out, in)`` int pairs; ``TypeError`` naming ``who`` for anything else."""
+    try:
+        items = list(synapses)
+    except TypeError:
+        raise TypeError(f"{who}: synapses must be (out, in) pairs, got {type(synapses).__name__} "
+                        f"{synapses!r}") from None
+    pairs = []
+    for pair in items:
+        if isinstance(pair, (str, bytes)) or not hasattr(pair, "__len__") or len(pair) != 2:
+            raise TypeError(f"{who}: synapses must be (out, in) pairs of ints, got the item {pair!r}")
+        pairs.append((_check_int(pair[0], "an out index", who), _check_int(pair[1], "an in index", who)))
+    return pairs
 
 
 def _check_synapses(pairs: list[tuple[int, int]], shape: tuple[int, int], who: str, allow_empty: bool = False) -> None:
@@ -138,7 +188,8 @@ def gaussian_kernels(layer: Any, synapses: Sequence[tuple[int, int]] | None = No
     each kernel by its weight ``W_ij`` (what the layer actually applies). Returns an
     ``hv.NdOverlay`` of ``hv.Curve`` (kdim ``tap``, vdim ``kernel``) keyed by ``synapse``
     (``"<out>-<in>"``); the kernels (unweighted) sum to 1. A rounded layer (``layer.rounded``) applies
-    integer delays: its kernels are one-hot at ``layer.delays`` unless ``sigma`` is given.
+    integer delays: its kernels are one-hot at ``layer.delays`` unless ``sigma`` is given. ``sigma`` must be
+    a finite number above 0 (``ValueError`` otherwise).
 
     Example:
         >>> import snnlab as sl
@@ -153,9 +204,21 @@ def gaussian_kernels(layer: Any, synapses: Sequence[tuple[int, int]] | None = No
     from snnlab.core.delays import gaussian_delay_kernel
 
     _check_layer(layer, "gaussian_kernels")
+    _check_bool(weighted, "weighted", "gaussian_kernels")
+    if sigma is not None:
+        try:
+            if isinstance(sigma, (bool, np.bool_, str, bytes)):
+                raise TypeError
+            sigma = float(sigma)
+        except (TypeError, ValueError, RuntimeError):
+            raise TypeError(f"gaussian_kernels: sigma must be a number (or None: the layer's), got "
+                            f"{type(sigma).__name__} {sigma!r}") from None
+        if not (np.isfinite(sigma) and sigma > 0):
+            raise ValueError(f"gaussian_kernels: sigma must be a finite number above 0 (a kernel width), got {sigma}")
     ensure_bokeh()
     pos = layer.positions.detach().cpu().float()
-    syn = _default_synapses(tuple(pos.shape), 4) if synapses is None else [(int(j), int(i)) for j, i in synapses]
+    syn = (_default_synapses(tuple(pos.shape), 4) if synapses is None
+           else _synapse_pairs(synapses, "gaussian_kernels"))
     _check_synapses(syn, tuple(pos.shape), "gaussian_kernels")
     s = float(layer.sigma if sigma is None else sigma)
     idx_j = torch.tensor([j for j, _ in syn], dtype=torch.long)
@@ -183,9 +246,10 @@ def delay_snapshot(layer: Any, step: int, epoch: int | None = None, name: str = 
                    synapses: Sequence[tuple[int, int]] | str | int = 1024, seed: int = 0) -> pd.DataFrame:
     """Rows of the delay history format (see the module docstring) for one layer at one step.
 
-    ``synapses``: ``"all"``; a list of ``(out, in)`` pairs; or an int ``k`` -- all synapses when the
+    ``synapses``: ``"all"``; a list of ``(out, in)`` pairs; or an int ``k >= 1`` -- all synapses when the
     layer has at most ``k``, else a fixed random subset of ``k`` drawn with ``seed`` (the same
     subset at every call for the same layer shape, so curves of one synapse line up over time).
+    ``step``, ``epoch`` and ``seed`` are ints (``epoch`` may be ``None``: unknown), ``name`` a string.
 
     Example:
         >>> import pandas as pd, snnlab as sl
@@ -196,18 +260,24 @@ def delay_snapshot(layer: Any, step: int, epoch: int | None = None, name: str = 
         (36, ['step', 'epoch', 'layer', 'synapse'])
     """
     _check_layer(layer, "delay_snapshot")
+    step = _check_int(step, "step", "delay_snapshot")
+    epoch = None if epoch is None else _check_int(epoch, "epoch", "delay_snapshot")
+    seed = _check_int(seed, "seed", "delay_snapshot", low=0)
+    if not isinstance(name, str):
+        raise TypeError(f"delay_snapshot: name must be a string (the layer's name), got {type(name).__name__} {name!r}")
     pos = _positions(layer)
     out, inp = pos.shape
     if isinstance(synapses, str):
         if synapses != "all":
             raise ValueError(f"delay_snapshot: synapses must be 'all', an int or (out, in) pairs, got {synapses!r}")
         flat = np.arange(out * inp)
-    elif isinstance(synapses, (int, np.integer)):
+    elif isinstance(synapses, (int, np.integer, np.bool_)):
+        k = _check_int(synapses, "synapses (how many)", "delay_snapshot", low=1)
         flat = np.arange(out * inp)
-        if out * inp > synapses:
-            flat = np.sort(np.random.default_rng(seed).choice(out * inp, size=int(synapses), replace=False))
+        if out * inp > k:
+            flat = np.sort(np.random.default_rng(seed).choice(out * inp, size=k, replace=False))
     else:
-        pairs = [(int(j), int(i)) for j, i in synapses]
+        pairs = _synapse_pairs(synapses, "delay_snapshot")
         _check_synapses(pairs, (out, inp), "delay_snapshot", allow_empty=True)
         flat = np.array([j * inp + i for j, i in pairs], dtype=int)
     j, i = flat // inp, flat % inp
@@ -243,6 +313,18 @@ def delay_evolution(history: pd.DataFrame, x: str = "step", synapses: Sequence[s
         >>> hist = pd.concat([delay_snapshot(layer, step=s) for s in range(3)])
         >>> plot = delay_evolution(hist, synapses=["0-1"])
     """
+    if not isinstance(history, pd.DataFrame):
+        raise TypeError(f"delay_evolution: history must be a pandas DataFrame (pd.concat of delay_snapshot() rows), "
+                        f"got {type(history).__name__}")
+    if x not in ("step", "epoch"):
+        raise ValueError(f"delay_evolution: x must be 'step' or 'epoch', got {x!r}")
+    if isinstance(synapses, str):
+        raise TypeError(f"delay_evolution: synapses must be a list of synapse ids like ['0-1'], got the string "
+                        f"{synapses!r}")
+    if (not isinstance(quantiles, (tuple, list)) or len(quantiles) != 2
+            or any(isinstance(q, bool) or not isinstance(q, (int, float, np.integer, np.floating)) for q in quantiles)
+            or not all(0.0 <= q <= 1.0 for q in quantiles) or quantiles[0] > quantiles[1]):
+        raise ValueError(f"delay_evolution: quantiles must be two numbers lo <= hi in [0, 1], got {quantiles!r}")
     missing = [c for c in (x, "layer", "synapse", "position", "sigma") if c not in history.columns]
     if missing:
         raise ValueError(f"delay_evolution: history lacks columns {missing}; make it with delay_snapshot()")

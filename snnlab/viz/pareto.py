@@ -1,15 +1,18 @@
 """Pareto fronts of two metrics (a pure function on DataFrames, no plotting)."""
 from __future__ import annotations
 
+import re
+
 import pandas as pd
 
 from snnlab.metrics.pareto import pareto_mask
 
 __all__ = ["MAXIMIZE", "MAXIMIZE_ANYWHERE", "METRICS", "MINIMIZE", "better_direction", "known_direction", "metric_columns", "pareto_front"]
 
-#: Metrics where larger is better (matched by prefix, so ``accuracy_test`` counts too).
+#: Metrics where larger is better (matched as whole words: ``accuracy_test``, ``acc@1`` and ``test_acc`` count,
+#: ``accumulated_loss`` and ``f10_rate`` do not; see :func:`better_direction`).
 MAXIMIZE = ("accuracy", "acc", "robustness", "auc", "f1", "precision", "recall", "activation_sparsity", "sparsity")
-#: Metrics where smaller is better.
+#: Metrics where smaller is better (matched as whole words, as :data:`MAXIMIZE`).
 MINIMIZE = ("spikes_per_sample", "synops_per_sample", "energy_per_sample_j", "latency_steps", "loss", "spikes",
             "synops", "macs", "energy", "latency", "params", "time")
 
@@ -18,13 +21,30 @@ MINIMIZE = ("spikes_per_sample", "synops_per_sample", "energy_per_sample_j", "la
 MAXIMIZE_ANYWHERE = ("accuracy", "robust")
 
 
+#: a word of a name part: letters and digits (``acc@1`` -> ``acc``, ``1``; ``f10_rate`` -> ``f10``, ``rate``)
+_WORD = re.compile(r"[a-z0-9]+")
+#: the one-word metrics, matched as any word of a name part when no part starts with a known metric
+_MAXIMIZE_WORDS = frozenset(m for m in MAXIMIZE if _WORD.fullmatch(m))
+_MINIMIZE_WORDS = frozenset(m for m in MINIMIZE if _WORD.fullmatch(m))
+
+
+def _starts_with_word(name: str, metric: str) -> bool:
+    """``name`` starts with ``metric`` followed by the end or a character that is neither a letter nor a digit
+    (``acc_test``, ``acc@1`` start with ``acc``; ``accumulated_loss`` does not)."""
+    return name.startswith(metric) and (len(name) == len(metric) or not name[len(metric)].isalnum())
+
+
 def better_direction(column: str) -> bool:
     """``True`` if larger values of ``column`` are better (accuracy, robustness, ...), ``False`` for costs.
 
     The parts of a nested name (``rounded/accuracy``, ``spikes_per_layer/1``) are tried from the last one
     back, so the innermost known metric decides: a part starting with a cost (:data:`MINIMIZE`) is
     minimised, one starting with a gain (:data:`MAXIMIZE`) or containing ``accuracy`` / ``robust``
-    anywhere (``test_accuracy``, ``rounded_test_accuracy``, ``robust_accuracy_deletion_0.3``) maximised.
+    anywhere (``test_accuracy``, ``rounded_test_accuracy``, ``robust_accuracy_deletion_0.3``) maximised;
+    otherwise the last known metric among its words decides (``test_acc``, ``val_f1``: gains; ``accumulated_loss``,
+    ``n_spikes``: costs). Names match as whole words, words being split at anything but a letter or a digit:
+    ``acc`` matches ``acc``, ``acc_test``, ``acc@1`` and ``test_acc`` but not ``accumulated_loss``; ``f1`` not
+    ``f10_rate``.
     Raises ``ValueError`` for a name that tells neither (``n_samples``) and for a ``config.<field>`` column:
     a setting is a choice, not an outcome (``config.time_steps`` is no cost to minimise).
 
@@ -33,6 +53,8 @@ def better_direction(column: str) -> bool:
         (True, False, False)
         >>> better_direction("robust_accuracy_deletion_0.3"), better_direction("rounded_test_accuracy")
         (True, True)
+        >>> better_direction("acc@1"), better_direction("test_acc"), better_direction("accumulated_loss")
+        (True, True, False)
         >>> better_direction("config.time_steps")
         Traceback (most recent call last):
         ...
@@ -42,10 +64,15 @@ def better_direction(column: str) -> bool:
         raise ValueError(f"better_direction: {column!r} is a setting, not an outcome: pass maximize_x/maximize_y to "
                          "say whether larger is better")
     for name in reversed(column.replace(".", "/").lower().split("/")):
-        if any(name.startswith(m) for m in MINIMIZE):
+        if any(_starts_with_word(name, m) for m in MINIMIZE):
             return False
-        if any(name.startswith(m) for m in MAXIMIZE) or any(m in name for m in MAXIMIZE_ANYWHERE):
+        if any(_starts_with_word(name, m) for m in MAXIMIZE) or any(m in name for m in MAXIMIZE_ANYWHERE):
             return True
+        for word in reversed(_WORD.findall(name)):  # e.g. test_acc, val_loss: the last known word decides
+            if word in _MINIMIZE_WORDS:
+                return False
+            if word in _MAXIMIZE_WORDS:
+                return True
     raise ValueError(f"better_direction: don't know whether larger {column!r} is better; pass maximize_x/maximize_y")
 
 

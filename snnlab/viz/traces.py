@@ -9,6 +9,7 @@ import pandas as pd
 
 from . import theme
 from ._util import as_time_neuron, ensure_bokeh, to_numpy
+from .curves import MAX_CURVE_POINTS, downsample_minmax
 
 __all__ = ["membrane_traces", "monitor_traces", "rate_histogram", "spike_count_histogram"]
 
@@ -21,6 +22,7 @@ def membrane_traces(
     sample: int | None = 0,
     max_neurons: int = 5,
     dt: float | None = None,
+    max_points: int | None = MAX_CURVE_POINTS,
 ) -> hv.Overlay:
     """Membrane potential of a few neurons over time, the firing threshold and the spike times.
 
@@ -36,6 +38,14 @@ def membrane_traces(
     neuron shows on hover). However many, the thresholds share one legend entry, ``threshold`` (clicking it mutes
     them all). The y range always includes the thresholds; the legend is beside the plot, outside the traces.
 
+    Long recordings (more than ``max_points`` steps, default
+    :data:`~snnlab.viz.curves.MAX_CURVE_POINTS`) are drawn thinned, as the learning curves are: each membrane
+    (and moving threshold) curve keeps its first and last step and the minimum and maximum of each of
+    ``(max_points - 2) // 2`` buckets of consecutive steps (:func:`~snnlab.viz.curves.downsample_minmax`), so
+    peaks and resets stay visible and the y range is unchanged; each neuron keeps at most one spike mark (its
+    first) in each stretch of about that bucket's length, at the membrane value of its step (so a neuron that fires
+    shows where it fires). ``max_points=None`` draws every step.
+
     Example:
         >>> import torch
         >>> from snnlab.viz import membrane_traces
@@ -44,6 +54,7 @@ def membrane_traces(
         >>> [(type(e).__name__, e.label) for e in plot]
         [('NdOverlay', ''), ('Curve', 'threshold'), ('Scatter', 'spikes')]
     """
+    _check_max_points(max_points, "membrane_traces")
     ensure_bokeh()
     v = as_time_neuron(membrane, sample, "membrane_traces").astype(float)
     T, N = v.shape
@@ -78,11 +89,14 @@ def membrane_traces(
         pad = 0.05 * (float(shown.max() - shown.min()) or 1.0) if shown.size else 0.0
         soft = (float(thresholds.min()) - pad, float(thresholds.max()) + pad)
     vdim = hv.Dimension("v", label="membrane", soft_range=soft)
-    curves = {i: hv.Curve((time, v[:, i]), kdims=[tdim], vdims=[vdim]) for i in idx}
+    # a long recording is thinned per curve (first, last, each bucket's min and max): every step of 200k steps
+    # and 5 neurons made a 9.6 MB document that blocked the browser
+    curves = {i: hv.Curve(downsample_minmax(time, v[:, i], max_points), kdims=[tdim], vdims=[vdim]) for i in idx}
     plot = hv.NdOverlay(curves, kdims=["neuron"])
     layers: list[Any] = [plot]
     if moving is not None:
-        layers += [_threshold_curve(time, moving[:, i], tdim, vdim, neuron=i) for i in idx]
+        layers += [_threshold_curve(*downsample_minmax(time, moving[:, i], max_points), tdim, vdim, neuron=i)
+                   for i in idx]
     elif threshold is not None:
         span = (time[0], time[-1]) if T > 1 else (0.0, scale)  # (a line needs two points)
         layers += [_threshold_curve(np.array(span), np.full(2, float(thr)), tdim, vdim) for thr in thresholds]
@@ -91,6 +105,11 @@ def membrane_traces(
         if s.shape != v.shape:
             raise ValueError(f"membrane_traces: spikes {s.shape} and membrane {v.shape} differ in shape")
         t, j = np.nonzero(s[:, idx])
+        if max_points is not None and T > max_points:  # at most one mark (the first) per neuron and bucket
+            size = -(-T // max(1, (max_points - 2) // 2))
+            _, first = np.unique(np.stack([j, t // size]), axis=1, return_index=True)
+            first = np.sort(first)
+            t, j = t[first], j[first]
         cols = np.asarray(idx, dtype=int)[j]
         marks = pd.DataFrame({"time": t * scale, "v": v[t, cols], "neuron": cols})
         layers.append(hv.Scatter(marks, kdims=[tdim], vdims=[vdim, "neuron"], label="spikes").opts(
@@ -98,6 +117,17 @@ def membrane_traces(
     # the legend (one entry per neuron, and the spikes) beside the plot, outside the traces: below it, it
     # would take the height of the plot area in the fixed-height panes that show membranes
     return hv.Overlay(layers).opts(width=theme.WIDTH, height=theme.HEIGHT, legend_position="right", backend="bokeh")
+
+
+def _check_max_points(max_points: Any, who: str) -> None:
+    """``TypeError`` / ``ValueError`` naming ``who`` unless ``max_points`` is ``None`` or an int of at least 4."""
+    if max_points is None:
+        return
+    if isinstance(max_points, bool) or not isinstance(max_points, (int, np.integer)):
+        raise TypeError(f"{who}: max_points must be an int (at least 4) or None, got {type(max_points).__name__}")
+    if max_points < 4:
+        raise ValueError(f"{who}: max_points must be at least 4 (first, last, a min and a max) or None, got "
+                         f"{max_points}")
 
 
 def _threshold_curve(time: np.ndarray, values: np.ndarray, tdim: hv.Dimension, vdim: hv.Dimension,
@@ -111,8 +141,12 @@ def _threshold_curve(time: np.ndarray, values: np.ndarray, tdim: hv.Dimension, v
 
 
 def monitor_traces(mon: Any, layer: str, sample: int = 0, neurons: Sequence[int] | None = None,
-                   max_neurons: int = 5, dt: float | None = None) -> hv.Overlay:
+                   max_neurons: int = 5, dt: float | None = None,
+                   max_points: int | None = MAX_CURVE_POINTS) -> hv.Overlay:
     """:func:`membrane_traces` of one layer recorded by a :class:`snnlab.Monitor`.
+
+    A recording of more than ``max_points`` steps is drawn thinned (see :func:`membrane_traces`; ``None``: every
+    step).
 
     The threshold is the one the monitor recorded when it moves (``mon.thresholds[layer]``, an
     :class:`~snnlab.ALIF`'s), else the layer module's (``mon.layers[layer].threshold``) when it has one.
@@ -132,7 +166,7 @@ def monitor_traces(mon: Any, layer: str, sample: int = 0, neurons: Sequence[int]
     if thr is None:
         thr = getattr(module, "threshold", None)
     return membrane_traces(mon.membrane[layer], mon.spikes.get(layer), neurons=neurons, threshold=thr,
-                           sample=sample, max_neurons=max_neurons, dt=dt)
+                           sample=sample, max_neurons=max_neurons, dt=dt, max_points=max_points)
 
 
 def _per_neuron_counts(spikes: Any) -> np.ndarray:

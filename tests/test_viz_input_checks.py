@@ -1,0 +1,192 @@
+"""Plot functions with long recordings and odd arguments: membrane traces thinned like the learning curves, clear
+errors from the delay plots, whole-word metric names in better_direction."""
+from __future__ import annotations
+
+import holoviews as hv
+import numpy as np
+import pytest
+import torch
+
+import snnlab as sl
+from snnlab import viz
+from snnlab.viz.curves import MAX_CURVE_POINTS
+from snnlab.viz.pareto import better_direction, known_direction
+
+
+def _sources(fig, glyph: str = "Line") -> list[dict]:
+    """The data sent to the browser for the renderers of one glyph type (``Line``: curves, ``Scatter``: marks)."""
+    return [r.data_source.data for r in fig.renderers if type(r.glyph).__name__ == glyph]
+
+
+# --- membrane traces of long recordings ------------------------------------------------------------------------
+
+def _long_recording(T: int = 20_000, N: int = 3):
+    rng = np.random.default_rng(0)
+    v = rng.normal(0.0, 0.1, size=(T, N))
+    v[T // 4, 0] = 7.0    # a peak and a dip that must stay visible
+    v[T - T // 5, N - 1] = -5.0
+    spikes = np.zeros((T, N))
+    spikes[::7, N - 1] = 1.0  # a neuron firing every 7th step (2858 spikes in 20k steps)
+    spikes[T // 4, 0] = 1.0
+    return v, spikes
+
+
+def test_membrane_traces_of_a_long_recording_send_at_most_max_curve_points_per_curve():
+    v, spikes = _long_recording()
+    fig = hv.render(viz.membrane_traces(v, spikes), backend="bokeh")
+    curves = _sources(fig)
+    assert len(curves) == 4  # three neurons and the threshold line
+    assert max(len(d["time"]) for d in curves) <= MAX_CURVE_POINTS
+    every = np.concatenate([np.asarray(d["v"]) for d in curves])
+    assert every.max() == 7.0 and every.min() == -5.0  # the peak and the dip are drawn
+    first = [d for d in curves if v.shape[0] // 4 in np.asarray(d["time"])]
+    assert first and 0 in np.asarray(first[0]["time"]) and v.shape[0] - 1 in np.asarray(first[0]["time"])
+    marks = _sources(fig, "Scatter")
+    assert len(marks) == 1 and len(marks[0]["time"]) <= MAX_CURVE_POINTS  # the spike marks are thinned too
+    assert v.shape[0] // 4 in np.asarray(marks[0]["time"])  # a lone spike keeps its mark
+    times = np.asarray(marks[0]["time"])[np.asarray(marks[0]["neuron"]) == 2]
+    assert times.max() - times.min() > 0.99 * (v.shape[0] - 8)  # the firing neuron shows over the whole recording
+
+
+def test_membrane_traces_max_points_none_draws_every_step_and_short_recordings_are_untouched():
+    v, spikes = _long_recording(T=5_000, N=1)
+    full = hv.render(viz.membrane_traces(v, threshold=None, max_points=None), backend="bokeh")
+    assert [len(d["time"]) for d in _sources(full)] == [5_000]
+    short = viz.membrane_traces(v[:300], spikes[:300])
+    assert len(short.get(0)[0].dimension_values("time")) == 300
+
+
+def test_moving_thresholds_of_a_long_recording_are_thinned():
+    v, _ = _long_recording(T=20_000, N=2)
+    thr = 1.0 + np.abs(v)
+    plot = viz.membrane_traces(v, threshold=thr, max_points=400)
+    lines = [e for e in plot if e.label == "threshold"]
+    assert len(lines) == 2 and all(len(e) <= 400 for e in lines)
+    assert max(float(e.dimension_values("v").max()) for e in lines) == 8.0  # 1 + the 7.0 peak
+
+
+def test_monitor_traces_passes_max_points():
+    net = sl.Sequential(torch.nn.Linear(3, 4), sl.LIF())
+    with sl.Monitor(net) as mon:
+        net(torch.rand(600, 1, 3) * 3)
+    plot = viz.monitor_traces(mon, "1", neurons=[0], max_points=100)
+    assert len(plot.get(0)[0]) <= 100
+
+
+@pytest.mark.parametrize("bad,error", [(3, ValueError), (0, ValueError), (2.5, TypeError), (True, TypeError)])
+def test_membrane_traces_refuse_a_bad_max_points(bad, error):
+    with pytest.raises(error, match="membrane_traces: max_points"):
+        viz.membrane_traces(np.zeros((10, 2)), max_points=bad)
+
+
+# --- delay plots -----------------------------------------------------------------------------------------------
+
+@pytest.fixture
+def layer():
+    return sl.DelayedLinear(3, 2, max_delay=6, seed=0)
+
+
+def test_delay_histogram_leaves_out_nan_delays_and_says_so():
+    h = viz.delay_histogram(torch.tensor([1.5, 2.5, float("nan"), float("inf")]))
+    assert int(h.dimension_values("synapses").sum()) == 2
+    fig = hv.render(h, backend="bokeh")
+    assert fig.title.text == "2 of 4 delays not finite, not drawn"
+    everything_nan = viz.delay_histogram(np.full(3, np.nan))
+    assert int(everything_nan.dimension_values("synapses").sum()) == 0
+
+
+@pytest.mark.parametrize("rounded", [True, False])
+def test_delay_histogram_of_a_diverged_layer_counts_only_its_finite_delays(layer, rounded):
+    with torch.no_grad():
+        layer.positions[0, 0] = float("nan")  # layer.delays is garbage (-2**63) there
+    h = viz.delay_histogram(layer, rounded=rounded)
+    assert int(h.dimension_values("synapses").sum()) == 5
+    assert "1 of 6 delays not finite" in hv.render(h, backend="bokeh").title.text
+
+
+@pytest.mark.parametrize("kwargs,error,match", [
+    (dict(bins=0), ValueError, "bins must be at least 1"), (dict(bins=2.5), TypeError, "bins must be an int"),
+    (dict(rounded="no"), TypeError, "rounded must be True or False"),
+])
+def test_delay_histogram_refuses_bad_arguments(layer, kwargs, error, match):
+    with pytest.raises(error, match=f"delay_histogram: {match}"):
+        viz.delay_histogram(layer, **kwargs)
+
+
+@pytest.mark.parametrize("kwargs,error,match", [
+    (dict(synapses=-1), ValueError, "synapses .* at least 1, got -1"),
+    (dict(synapses=0), ValueError, "synapses .* at least 1, got 0"),
+    (dict(synapses=2.5), TypeError, "synapses must be"),
+    (dict(synapses=True), TypeError, "synapses .* must be an int"),
+    (dict(synapses=[(0, 1, 2)]), TypeError, r"synapses must be \(out, in\) pairs of ints"),
+    (dict(synapses=[(0.5, 1)]), TypeError, "an out index must be an int"),
+    (dict(step=1.5), TypeError, "step must be an int"),
+    (dict(epoch="1"), TypeError, "epoch must be an int"),
+    (dict(seed=-1), ValueError, "seed must be at least 0"),
+    (dict(name=3), TypeError, "name must be a string"),
+])
+def test_delay_snapshot_refuses_bad_arguments(layer, kwargs, error, match):
+    args = dict(step=0) | kwargs
+    with pytest.raises(error, match=f"delay_snapshot: {match}"):
+        viz.delay_snapshot(layer, **args)
+
+
+def test_delay_snapshot_still_takes_numpy_and_tensor_ints(layer):
+    df = viz.delay_snapshot(layer, step=np.int64(3), epoch=torch.tensor(1), synapses=[(np.int64(1), 2)])
+    assert df[["step", "epoch", "out", "in"]].values.tolist() == [[3, 1, 1, 2]]
+    assert len(viz.delay_snapshot(layer, step=0, synapses=np.int32(4))) == 4
+
+
+@pytest.mark.parametrize("sigma", [-1.0, 0.0, float("nan"), float("inf")])
+def test_gaussian_kernels_refuse_a_non_positive_or_non_finite_sigma(layer, sigma):
+    with pytest.raises(ValueError, match="gaussian_kernels: sigma must be a finite number above 0"):
+        viz.gaussian_kernels(layer, sigma=sigma)
+
+
+def test_gaussian_kernels_other_arguments(layer):
+    with pytest.raises(TypeError, match="gaussian_kernels: sigma must be a number"):
+        viz.gaussian_kernels(layer, sigma="1")
+    with pytest.raises(TypeError, match="gaussian_kernels: weighted must be True or False"):
+        viz.gaussian_kernels(layer, weighted="yes")
+    with pytest.raises(TypeError, match="gaussian_kernels: synapses must be"):
+        viz.gaussian_kernels(layer, synapses=5)
+    fig = hv.render(viz.gaussian_kernels(layer, sigma=torch.tensor(0.5)), backend="bokeh")
+    assert fig.title.text == "Gaussian delay kernels (sigma = 0.5)"
+
+
+def test_delay_matrix_refuses_a_non_bool_rounded(layer):
+    with pytest.raises(TypeError, match="delay_matrix: rounded must be True or False"):
+        viz.delay_matrix(layer, rounded="False")
+
+
+@pytest.mark.parametrize("kwargs,error,match", [
+    (dict(x="time"), ValueError, "x must be 'step' or 'epoch'"),
+    (dict(synapses="0-1"), TypeError, "synapses must be a list"),
+    (dict(quantiles=(0.9, 0.1)), ValueError, "quantiles"),
+    (dict(quantiles=(0.1, 1.5)), ValueError, "quantiles"),
+    (dict(quantiles=0.5), ValueError, "quantiles"),
+])
+def test_delay_evolution_refuses_bad_arguments(layer, kwargs, error, match):
+    hist = viz.delay_snapshot(layer, step=0)
+    with pytest.raises(error, match=f"delay_evolution: {match}"):
+        viz.delay_evolution(hist, **kwargs)
+    with pytest.raises(TypeError, match="delay_evolution: history must be a pandas DataFrame"):
+        viz.delay_evolution(hist.to_dict())
+
+
+# --- better_direction: whole words -----------------------------------------------------------------------------
+
+@pytest.mark.parametrize("column,larger_is_better", [
+    ("accumulated_loss", False), ("acc", True), ("acc_test", True), ("acc@1", True), ("test_acc", True),
+    ("top1_acc", True), ("val_f1", True), ("f1", True), ("auc", True), ("auc_roc", True), ("test_loss", False),
+    ("n_spikes", False), ("epoch_time_s", False), ("rounded/acc@5", True),
+])
+def test_better_direction_matches_metric_names_as_whole_words(column, larger_is_better):
+    assert better_direction(column) is larger_is_better
+
+
+@pytest.mark.parametrize("column", ["accumulated", "f10_rate", "auction", "accent", "timestamp"])
+def test_better_direction_does_not_read_a_metric_into_a_longer_word(column):
+    assert known_direction(column) is None
+    with pytest.raises(ValueError, match="better_direction: don't know"):
+        better_direction(column)
