@@ -220,7 +220,7 @@ def test_no_neuron_kernel_function_defines_a_jvp():
 def test_delayed_linear_triton_refuses_a_tangent_on_its_output_gradient(algorithm):
     """The fused DelayedLinear Functions (learnable positions: mma / gather / taps; rounded delays) refuse a
     tangent on their output gradient (dual ``grad_outputs``) as the neuron kernels do (they dropped it).
-    (``torch.func`` transforms through them are refused by PyTorch itself: the Functions have no setup_context.)"""
+    (``torch.func`` transforms through them: tests/test_delays_func_transforms.py.)"""
     from snnlab.kernels.delays_triton import delayed_linear_triton
 
     gen = torch.Generator().manual_seed(0)

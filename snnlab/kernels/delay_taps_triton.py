@@ -28,12 +28,16 @@ from __future__ import annotations
 
 import torch
 
-from .first_order import refuse_higher_order
-from .delay_blocks_triton import output_block, pow2_block, row_splits, stored_dtype
+from .first_order import first_order_backward
+from .delay_blocks_triton import (output_block, pow2_block, row_splits, stored_dtype, vmap_delay_backward,
+                                  vmap_delay_forward)
 from .delay_math import gaussian_delay_kernel
+from .func_transforms import backward_runner, fixed_signature
 from .triton_import import tl, triton
 
-__all__ = ["dense_taps", "ShiftedTapsFunction", "bf16_split", "tf32_split"]
+__all__ = ["dense_taps", "ShiftedTapsFunction", "ShiftedTapsBackward", "bf16_split", "tf32_split"]
+
+_NAME = "DelayedLinear (backend='triton')"  # in the errors of the Functions' torch.func / autograd refusals
 
 
 # ----------------------------------------------------------------------------- kernels
@@ -280,7 +284,8 @@ def _tap_correlation(x2: torch.Tensor, gy2: torch.Tensor, K: int, M: int, precis
 class ShiftedTapsFunction(torch.autograd.Function):
     """``(x [T, M, in], C [K, in, out] float32, precision) -> y [T, M, out]`` in ``x``'s dtype,
     ``y[t] = sum_k x[t - k] @ C[k]``; gradients for ``x`` and ``C``. ``precision``: as the "mma" algorithm's,
-    ``"bf16x3"`` only where ``x`` is exact in bfloat16 (``grad_x`` then takes TF32 x3).
+    ``"bf16x3"`` only where ``x`` is exact in bfloat16 (``grad_x`` then takes TF32 x3). The backward is
+    :class:`ShiftedTapsBackward`; ``forward`` + ``setup_context`` with a ``vmap`` rule, for ``torch.func``.
 
     Example (under ``TRITON_INTERPRET=1`` on CPU tensors, or on CUDA ones):
         >>> x, c = torch.ones(3, 1, 2), torch.ones(2, 2, 1)  # doctest: +SKIP
@@ -289,25 +294,53 @@ class ShiftedTapsFunction(torch.autograd.Function):
     """
 
     @staticmethod
-    def forward(ctx, x, c, precision):
+    @fixed_signature
+    def forward(x, c, precision):
         T, M, I = x.shape
-        x2 = x.reshape(T * M, I)
         c = c.contiguous()
-        y = _shifted_taps(x2, c, M, False, precision, x.dtype)
-        ctx.save_for_backward(x2, c)
-        ctx.cfg = (T, M, precision)
+        y = _shifted_taps(x.reshape(T * M, I).contiguous(), c, M, False, precision, x.dtype)
         return y.view(T, M, c.shape[2])
 
     @staticmethod
+    def setup_context(ctx, inputs, output):
+        x, c, precision = inputs
+        ctx.save_for_backward(x, c)
+        ctx.precision = precision
+
+    @staticmethod
     def backward(ctx, gy):
-        refuse_higher_order("DelayedLinear (backend='triton')", (gy,))
-        x2, c = ctx.saved_tensors
-        T, M, precision = ctx.cfg
-        gy2 = gy.contiguous().view(T * M, c.shape[2])
-        gx = gc = None
-        if ctx.needs_input_grad[0]:
-            gx_precision = "tf32x3" if precision == "bf16x3" else precision  # grad_y is not exact in bfloat16
-            gx = _shifted_taps(gy2, c, M, True, gx_precision, x2.dtype).view(T, M, c.shape[1])
-        if ctx.needs_input_grad[1]:
-            gc = _tap_correlation(x2, gy2, c.shape[0], M, precision)
+        saved = ctx.saved_tensors
+        run = backward_runner(ShiftedTapsBackward, _NAME, saved, (gy,))
+        gx, gc = run((ctx.precision, ctx.needs_input_grad[0], ctx.needs_input_grad[1]), gy, *saved)
         return gx, gc, None
+
+    @staticmethod
+    def vmap(info, in_dims, *args):
+        return vmap_delay_forward(ShiftedTapsFunction, info, in_dims, args)
+
+
+class ShiftedTapsBackward(torch.autograd.Function):
+    """The backward of :class:`ShiftedTapsFunction` as a Function (``torch.func`` runs it; differentiating it
+    raises): ``((precision, need_x, need_c), grad_y [T, M, out], x [T, M, in], C) -> (grad_x, grad_C float32)``,
+    None where not asked for; ``x`` is read for ``grad_C`` only (it ties the backward to the graph otherwise)."""
+
+    @staticmethod
+    @fixed_signature
+    def forward(cfg, gy, x, c):
+        precision, need_x, need_c = cfg
+        T, M, J = gy.shape
+        gy2 = gy.contiguous().view(T * M, J)
+        c = c.contiguous()
+        gx = gc = None
+        if need_x:
+            gx_precision = "tf32x3" if precision == "bf16x3" else precision  # grad_y is not exact in bfloat16
+            gx = _shifted_taps(gy2, c, M, True, gx_precision, x.dtype).view(T, M, c.shape[1])
+        if need_c:
+            gc = _tap_correlation(x.reshape(T * M, c.shape[1]).contiguous(), gy2, c.shape[0], M, precision)
+        return gx, gc
+
+    setup_context, backward = first_order_backward(_NAME)
+
+    @staticmethod
+    def vmap(info, in_dims, *args):
+        return vmap_delay_backward(ShiftedTapsBackward, info, in_dims, args, args[0][2])

@@ -79,6 +79,12 @@ inputs the "mma" kernels' loads are not software-pipelined (Triton pipelines the
 Needs CUDA tensors, or ``TRITON_INTERPRET=1`` set before Triton is imported to run on CPU tensors
 through Triton's (slow) interpreter, for testing.
 
+``torch.func``: ``grad``, ``vjp``, ``jacrev`` and ``vmap`` run the Functions (``forward`` + ``setup_context``,
+their backward a Function of its own, :mod:`snnlab.kernels.func_transforms`); under ``vmap`` a batch of inputs
+is folded into the rows of one call, stacked weights run one call per slice
+(:func:`~snnlab.kernels.delay_blocks_triton.vmap_delay_forward`). Forward mode (``jvp``, ``jacfwd``) and
+second-order gradients are refused (:mod:`snnlab.kernels.first_order`).
+
 Importing this module without Triton installed raises :class:`ImportError`.
 """
 from __future__ import annotations
@@ -90,15 +96,25 @@ import os
 import torch
 
 from .dispatch import TRITON_DTYPES, is_ampere_or_newer
-from .first_order import refuse_higher_order
-from .delay_blocks_triton import output_block, pow2_block, row_splits, stored_dtype
+from .first_order import first_order_backward, refuse_forward_mode
+from .delay_blocks_triton import (MAX_ROWS, output_block, pow2_block, row_splits, stored_dtype,
+                                  vmap_delay_backward, vmap_delay_forward)
 from .delay_math import ASK, autocast_operands
 from .delay_taps_triton import ShiftedTapsFunction, dense_taps
+from .func_transforms import backward_runner, fixed_signature
 from .lif_triton import _check_device as check_triton_device  # the Triton kernels' shared device check
 from .triton_import import tl, triton
 
+try:  # PyTorch's private view of the torch.func wrappers (as snnlab.kernels.first_order), where present
+    from torch._C._functorch import get_unwrapped as _unwrapped
+    from torch._C._functorch import is_functorch_wrapped_tensor as _is_wrapped
+except ImportError:  # pragma: no cover - another PyTorch layout: no wrappers seen (vmap then refuses the checks)
+    _unwrapped, _is_wrapped = None, lambda t: False
+
 __all__ = ["delayed_linear_triton", "DelayedLinearTritonFunction", "DelayedLinearRoundedTritonFunction",
-           "gaussian_window"]
+           "DelayedLinearTritonBackward", "gaussian_window"]
+
+_NAME = "DelayedLinear (backend='triton')"  # in the errors of the Functions' torch.func / autograd refusals
 
 _SUPPORTED_DTYPES = TRITON_DTYPES
 #: half-width of the tap window in units of sigma (taps further than this from ``p`` are dropped)
@@ -108,7 +124,7 @@ WINDOW_SIGMAS = 6.0
 ALGORITHMS = ("mma", "gather", "taps")
 PRECISIONS = ("auto", "tf32x3", "tf32", "ieee")
 # the kernels index rows of the [T * M, features] view in int32 (the element offsets are int64)
-_MAX_ROWS = 2**31 - 1
+_MAX_ROWS = MAX_ROWS
 
 
 # ----------------------------------------------------------------------------- kernels
@@ -555,10 +571,25 @@ def _options_for(device: torch.device, options: tuple[str, str]) -> tuple[str, s
     return algorithm, precision
 
 
+def _values(t: torch.Tensor) -> torch.Tensor:
+    """``t``'s values without the wrappers of ``torch.func``'s transforms, for a check read back as a Python value
+    (which ``vmap`` refuses on its batched tensors): under ``vmap``, every vmapped sample's values together.
+
+    Example:
+        >>> torch.func.vmap(lambda t: t + _values(t).sum())(torch.ones(2, 3)).tolist()
+        [[7.0, 7.0, 7.0], [7.0, 7.0, 7.0]]
+    """
+    while _is_wrapped(t):
+        t = _unwrapped(t)
+    return t
+
+
 def _exact_in_bf16(x: torch.Tensor) -> bool:
-    """Whether every value of ``x`` is a bfloat16 number (NaN is not; one device synchronisation)."""
+    """Whether every value of ``x`` is a bfloat16 number (NaN is not; one device synchronisation). Under
+    ``torch.func.vmap``: of every vmapped sample (the folded call computes them all in one precision)."""
     if x.dtype == torch.bfloat16:
         return True
+    x = _values(x)
     return torch.equal(x, x.to(torch.bfloat16).to(x.dtype))
 
 
@@ -644,65 +675,99 @@ def _param_grads(x2: torch.Tensor, gy2: torch.Tensor, weight: torch.Tensor, para
 
 class DelayedLinearTritonFunction(torch.autograd.Function):
     """Gaussian-interpolated delays: ``(x [T, M, in], W [out, in], p [out, in] already clamped, sigma,
-    max_delay) -> y [T, M, out]``; gradients for ``x``, ``W`` and ``p``."""
+    max_delay, options) -> y [T, M, out]``; gradients for ``x``, ``W`` and ``p``, by
+    :class:`DelayedLinearTritonBackward`. ``forward`` + ``setup_context`` with a ``vmap`` rule, so that
+    ``torch.func`` (``grad``, ``vjp``, ``jacrev``, ``vmap``) runs it (:mod:`snnlab.kernels.func_transforms`)."""
 
     @staticmethod
-    def forward(ctx, x, weight, positions, sigma, max_delay, options):
+    @fixed_signature
+    def forward(x, weight, positions, sigma, max_delay, options):
         T, M, I = x.shape
-        x2 = x.reshape(T * M, I)
-        weight_c, pos_c = weight.contiguous(), positions.contiguous()
-        gargs, inv_s2 = _gauss_args(sigma, max_delay)
-        y = _apply(x2, weight_c, pos_c, M, weight.shape[0], False, gargs, True, x.dtype, options)
-        ctx.save_for_backward(x2, weight_c, pos_c)
-        ctx.cfg = (T, M, gargs, inv_s2, options)
+        gargs, _ = _gauss_args(sigma, max_delay)
+        y = _apply(x.reshape(T * M, I).contiguous(), weight.contiguous(), positions.contiguous(), M, weight.shape[0],
+                   False, gargs, True, x.dtype, options)
         return y.view(T, M, weight.shape[0])
 
     @staticmethod
+    def setup_context(ctx, inputs, output):
+        x, weight, positions, sigma, max_delay, options = inputs
+        ctx.save_for_backward(x, weight, positions)
+        gargs, inv_s2 = _gauss_args(sigma, max_delay)
+        ctx.cfg = (True, gargs, inv_s2, options)
+
+    @staticmethod
     def backward(ctx, gy):
-        refuse_higher_order("DelayedLinear (backend='triton')", (gy,))
-        x2, weight, pos = ctx.saved_tensors
-        T, M, gargs, inv_s2, options = ctx.cfg
-        gy2 = gy.contiguous().view(T * M, weight.shape[0])
-        gx = gw = gp = None
-        if ctx.needs_input_grad[0]:
-            gx = _apply(gy2, weight, pos, M, weight.shape[1], True, gargs, True, x2.dtype, options)
-            gx = gx.view(T, M, weight.shape[1])
-        if ctx.needs_input_grad[1] or ctx.needs_input_grad[2]:
-            gw32, gp32 = _param_grads(x2, gy2, weight, pos, M, gargs, inv_s2, True,
-                                      ctx.needs_input_grad[1], ctx.needs_input_grad[2], options)
-            gw = gw32.to(weight.dtype) if ctx.needs_input_grad[1] else None
-            gp = gp32.to(pos.dtype) if ctx.needs_input_grad[2] else None
+        saved = ctx.saved_tensors
+        run = backward_runner(DelayedLinearTritonBackward, _NAME, saved, (gy,))
+        gx, gw, gp = run(ctx.cfg + tuple(ctx.needs_input_grad[:3]), gy, *saved)
         return gx, gw, gp, None, None, None
+
+    @staticmethod
+    def vmap(info, in_dims, *args):
+        return vmap_delay_forward(DelayedLinearTritonFunction, info, in_dims, args)
 
 
 class DelayedLinearRoundedTritonFunction(torch.autograd.Function):
-    """Integer delays: ``(x [T, M, in], W [out, in], d [out, in] int64 >= 0) -> y [T, M, out]``;
-    gradients for ``x`` and ``W``."""
+    """Integer delays: ``(x [T, M, in], W [out, in], d [out, in] int64 >= 0, options) -> y [T, M, out]``;
+    gradients for ``x`` and ``W``, by :class:`DelayedLinearTritonBackward` (``torch.func`` as
+    :class:`DelayedLinearTritonFunction`)."""
 
     @staticmethod
-    def forward(ctx, x, weight, delays, options):
+    @fixed_signature
+    def forward(x, weight, delays, options):
         T, M, I = x.shape
-        x2 = x.reshape(T * M, I)
-        weight_c, d = weight.contiguous(), delays.contiguous()
-        y = _apply(x2, weight_c, d, M, weight.shape[0], False, _ROUNDED_ARGS, False, x.dtype, options)
-        ctx.save_for_backward(x2, weight_c, d)
-        ctx.cfg = (T, M, options)
+        y = _apply(x.reshape(T * M, I).contiguous(), weight.contiguous(), delays.contiguous(), M, weight.shape[0],
+                   False, _ROUNDED_ARGS, False, x.dtype, options)
         return y.view(T, M, weight.shape[0])
 
     @staticmethod
+    def setup_context(ctx, inputs, output):
+        x, weight, delays, options = inputs
+        ctx.save_for_backward(x, weight, delays)
+        ctx.cfg = (False, _ROUNDED_ARGS, 0.0, options)
+
+    @staticmethod
     def backward(ctx, gy):
-        refuse_higher_order("DelayedLinear (backend='triton')", (gy,))
-        x2, weight, d = ctx.saved_tensors
-        T, M, options = ctx.cfg
-        gy2 = gy.contiguous().view(T * M, weight.shape[0])
-        gx = gw = None
-        if ctx.needs_input_grad[0]:
-            gx = _apply(gy2, weight, d, M, weight.shape[1], True, _ROUNDED_ARGS, False, x2.dtype,
-                        options).view(T, M, weight.shape[1])
-        if ctx.needs_input_grad[1]:
-            gw32, _ = _param_grads(x2, gy2, weight, d, M, _ROUNDED_ARGS, 0.0, False, True, False, options)
-            gw = gw32.to(weight.dtype)
+        saved = ctx.saved_tensors
+        run = backward_runner(DelayedLinearTritonBackward, _NAME, saved, (gy,))
+        gx, gw, _ = run(ctx.cfg + (ctx.needs_input_grad[0], ctx.needs_input_grad[1], False), gy, *saved)
         return gx, gw, None, None
+
+    @staticmethod
+    def vmap(info, in_dims, *args):
+        return vmap_delay_forward(DelayedLinearRoundedTritonFunction, info, in_dims, args)
+
+
+class DelayedLinearTritonBackward(torch.autograd.Function):
+    """The backward of :class:`DelayedLinearTritonFunction` and :class:`DelayedLinearRoundedTritonFunction` as a
+    Function (``torch.func`` runs it; differentiating it raises): ``(cfg, grad_y [T, M, out], x [T, M, in], W,
+    p or d) -> (grad_x, grad_W, grad_p)``, None where not asked for; ``cfg = (gauss, window args, 1 / sigma^2,
+    options, need_x, need_W, need_p)``. ``x`` is read for the parameter gradients only (it ties the backward to the
+    graph otherwise)."""
+
+    @staticmethod
+    @fixed_signature
+    def forward(cfg, gy, x, weight, param):
+        gauss, gargs, inv_s2, options, need_x, need_w, need_p = cfg
+        T, M, J = gy.shape
+        I = weight.shape[1]
+        gy2 = gy.contiguous().view(T * M, J)
+        weight, param = weight.contiguous(), param.contiguous()
+        gx = gw = gp = None
+        if need_x:
+            gx = _apply(gy2, weight, param, M, I, True, gargs, gauss, x.dtype, options).view(T, M, I)
+        if need_w or need_p:
+            gw32, gp32 = _param_grads(x.reshape(T * M, I).contiguous(), gy2, weight, param, M, gargs, inv_s2, gauss,
+                                      need_w, need_p, options)
+            gw = gw32.to(weight.dtype) if need_w else None
+            gp = gp32.to(param.dtype) if need_p and gauss else None
+        return gx, gw, gp
+
+    setup_context, backward = first_order_backward(_NAME)
+
+    @staticmethod
+    def vmap(info, in_dims, *args):
+        return vmap_delay_backward(DelayedLinearTritonBackward, info, in_dims, args, args[0][5] or args[0][6])
 
 
 # ----------------------------------------------------------------------------- entry point
@@ -736,6 +801,7 @@ def delayed_linear_triton(x: torch.Tensor, weight: torch.Tensor, positions_or_de
         TypeError: delayed_linear_triton: autocast must be a floating torch.dtype, None or ASK, got 'bf16'
     """
     name = "delayed_linear_triton"
+    refuse_forward_mode(_NAME, (x, weight, positions_or_delays))  # (the Functions' derivatives: reverse mode only)
     if not (autocast is ASK or autocast is None or (isinstance(autocast, torch.dtype) and autocast.is_floating_point)):
         raise TypeError(f"{name}: autocast must be a floating torch.dtype, None or ASK, got {autocast!r}")
     x, weight, _ = autocast_operands(x, weight, dtype=autocast)  # autocast's dtype for x and weight, as every path
@@ -768,7 +834,8 @@ def delayed_linear_triton(x: torch.Tensor, weight: torch.Tensor, positions_or_de
             raise TypeError(f"{name}: rounded=True needs integer delays (e.g. layer.delays, a LongTensor), "
                             f"got {d.dtype}")
         # one device sync for both: the check and the number of taps "taps" needs
-        d_min, d_max = torch.stack(torch.aminmax(d)).tolist() if d.numel() else (0, -1)
+        # (under torch.func.vmap: of all the vmapped samples' delays together)
+        d_min, d_max = torch.stack(torch.aminmax(_values(d))).tolist() if d.numel() else (0, -1)
         if d_min < 0:
             raise ValueError(f"{name}: delays must be >= 0")
         # delays >= T reach before the sequence (nothing) either way; capped, they fit the kernels' int32
