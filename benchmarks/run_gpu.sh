@@ -31,7 +31,7 @@ if [ "$what" != bench ]; then
     # the interrupt (then a kill 10 s later) still prints which tests failed before it
     SNNLAB_TEST_DEVICE=cuda timeout -s INT -k 10 "${SNNLAB_GPU_TESTS_S:-200}" \
         python3 -m pytest -q -o addopts="" -p no:cacheprovider "${workers[@]}" \
-        tests/test_kernels_triton.py tests/test_kernels_delays_triton.py \
+        tests/test_kernels_triton.py tests/test_kernels_delays_triton.py tests/test_delays_func_transforms.py \
         tests/test_kernels_func.py tests/test_kernels_saved_memory.py tests/test_rng_state.py tests/test_recurrent_fused.py \
         tests/test_kernels_adaptive_triton.py "tests/test_adaptive_fused.py::test_the_fused_alif_on_cuda_matches_the_cpu" \
         "tests/test_surrogates_network.py::test_spike_mask_on_cuda_draws_there_and_follows_the_seed" \
