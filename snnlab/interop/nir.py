@@ -210,7 +210,9 @@ __all__ = ["to_nir", "from_nir"]
 
 
 def _np(t: torch.Tensor) -> np.ndarray:
-    return t.detach().cpu().numpy().copy()
+    """``t`` as a NumPy array of its own; bfloat16 (which NumPy lacks) as float32, which holds each value exactly."""
+    t = t.detach().cpu()
+    return (t.float() if t.dtype == torch.bfloat16 else t).numpy().copy()
 
 
 # ----------------------------------------------------------------------------------------------------- export
@@ -404,7 +406,7 @@ def _delay_nodes(nir: Any, name: str, m: DelayedLinear, shape: tuple[int, ...], 
         raise _refuse(name, m, "has learnable delays; call round_delays() first (NIR holds integer delays)")
     if shape != (m.in_features,):
         raise _refuse(name, m, f"takes {m.in_features} features, but its input has the feature shape {shape}")
-    delays, w = m.delays.cpu().numpy(), _np(m.weight)
+    delays, w = _np(m.delays), _np(m.weight)
     values = np.unique(delays)
     n_in, k = m.in_features, len(values)
     fanout = np.zeros((k * n_in, n_in), dtype=w.dtype)

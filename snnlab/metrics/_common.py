@@ -94,9 +94,19 @@ def same_model_randomness(model: nn.Module, device=None, seed: int | None = None
 
 
 def resolve_device(model: nn.Module, device) -> torch.device:
-    """``device`` if given, else the device of the model's first parameter or buffer, else the CPU."""
+    """``device`` if given, else the device of the model's first parameter or buffer, else the CPU.
+
+    A given device is read as the :class:`~snnlab.training.Trainer` reads it (``"auto"``: CUDA when there is one;
+    ``"cuda"`` without CUDA is refused with the Trainer's message).
+
+    Example:
+        >>> resolve_device(nn.Linear(2, 3), None), resolve_device(nn.Linear(2, 3), "cpu")
+        (device(type='cpu'), device(type='cpu'))
+    """
     if device is not None:
-        return torch.device(device)
+        from snnlab.training.runtime import resolve_device as resolve_named  # (the same layer; loaded by then)
+
+        return resolve_named(str(device) if isinstance(device, torch.device) else device)
     for t in list(model.parameters()) + list(model.buffers()):
         return t.device
     return torch.device("cpu")

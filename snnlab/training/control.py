@@ -19,6 +19,7 @@ from __future__ import annotations
 import contextlib
 import threading
 import time
+from collections.abc import Iterator
 from typing import TypeVar
 
 from .interrupts import handle_signals, tell
@@ -40,6 +41,7 @@ class ControlMixin:
 
     def _init_control(self) -> None:
         self._in_optimizer_step = False  # interrupt() waits until the step is recorded
+        self._saving_stop = False  # interrupt() waits until the stop's checkpoint is saved (and then has nothing to do)
         self._pending_interrupt: BaseException | None = None
         self._cond = threading.Condition(threading.RLock())
         self._state = "idle"
@@ -184,12 +186,25 @@ class ControlMixin:
     def interrupt(self, exc: BaseException | None = None) -> None:
         """Raise ``exc`` (default ``KeyboardInterrupt``) now, from a signal handler of the thread that runs
         :meth:`run`, or, when that thread is inside an optimiser step, just after the step is recorded (an
-        optimiser step cut in half could not be resumed). :meth:`run` then saves a checkpoint and re-raises it."""
+        optimiser step cut in half could not be resumed). :meth:`run` then saves a checkpoint and re-raises it.
+        One that comes while a stopping run saves its checkpoint (:meth:`_stopping`) waits for the save, and the stop
+        then answers it (a save cut short would leave no checkpoint of the stop)."""
         exc = exc if exc is not None else KeyboardInterrupt()
-        if self._in_optimizer_step:
+        if self._in_optimizer_step or self._saving_stop:
             self._pending_interrupt = exc
             return
         raise exc
+
+    @contextlib.contextmanager
+    def _stopping(self) -> Iterator[None]:
+        """The block that ends a stopping run (rolls back, saves its checkpoint, reports): :meth:`interrupt` waits
+        for its end, and an interrupt that came meanwhile is dropped (the run it would stop is stopped)."""
+        before, self._saving_stop = self._saving_stop, True
+        try:
+            yield
+        finally:
+            self._saving_stop = before
+            self._pending_interrupt = None
 
     def _first_ctrl_c_stops(self) -> contextlib.AbstractContextManager[list[int]]:
         """The first Ctrl-C asks for a stop at the next step boundary, a later one calls :meth:`interrupt`; not with

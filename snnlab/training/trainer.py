@@ -67,6 +67,44 @@ def _remove_hooks(handles: list) -> None:
         handle.remove()
 
 
+def _callback_list(callbacks: Callable[[Event], Any] | Iterable[Callable[[Event], Any]] | None) -> list:
+    """``callbacks`` as a list of callables: one callable is a list of one, None an empty list; ``TypeError`` naming
+    the Trainer and the bad value for anything else."""
+    if callbacks is None:
+        return []
+    if callable(callbacks):
+        return [callbacks]
+    if isinstance(callbacks, (str, bytes)) or not isinstance(callbacks, Iterable):
+        raise TypeError(f"Trainer: callbacks must be a callable or an iterable of callables, got {callbacks!r}")
+    found = list(callbacks)
+    bad = [cb for cb in found if not callable(cb)]
+    if bad:
+        raise TypeError(f"Trainer: callbacks must be callables (each receives every Event), got {bad[0]!r} "
+                        f"({type(bad[0]).__name__}) among them")
+    return found
+
+
+def _refuse_known_run_id(store: RunStoreProtocol | None, run_id: str | None, ckpt: dict[str, Any] | None) -> None:
+    """``ValueError`` when ``run_id`` is a run that ``store`` already holds, unless ``ckpt`` (the checkpoint being
+    resumed) is that run's: a new run under its id would be merged into its record (metrics, config, summary)."""
+    if run_id is None or store is None or not hasattr(store, "get_run"):
+        return
+    resumed = None if ckpt is None else ckpt.get("run_id")
+    if resumed is not None and str(resumed) == str(run_id):
+        return
+    try:
+        known = store.get_run(str(run_id))
+    except KeyError:
+        return
+    status = known.get("status") if isinstance(known, dict) else None
+    held = f"run_id={run_id!r} is already a run in the store" + (f" (status {status!r})" if status else "")
+    if ckpt is None:
+        raise ValueError(f"Trainer: {held}; give a new run_id (or none: the store gives one) for a new run, or "
+                         f"resume=<its checkpoint or run folder> to continue that run")
+    raise ValueError(f"Trainer: {held}, and the checkpoint resumed is run {resumed!r}'s; leave run_id out to continue "
+                     f"run {resumed!r}, or give an id the store does not hold")
+
+
 class TrainingDiverged(RuntimeError):
     """The loss (or the weights) became NaN or infinite."""
 
@@ -85,8 +123,11 @@ class Trainer(ControlMixin, ResumeMixin, ReportingMixin):
             None = no files (when resuming: the checkpoint's folder). A folder that already holds another
             run's checkpoint is refused (``FileExistsError``) unless resuming that checkpoint or ``overwrite``.
         store: optional object following :class:`RunStoreProtocol`; its errors are logged, never fatal.
-        callbacks: callables subscribed to :attr:`events` (they receive every :class:`Event`).
-        model, train_loader, test_loader: inject your own instead of building them from ``cfg``. With your own
+        callbacks: a callable, or an iterable of callables, subscribed to :attr:`events` (they receive every
+            :class:`Event`); anything else is refused (``TypeError``) before anything is written.
+        model, train_loader, test_loader: inject your own instead of building them from ``cfg``: both loaders or
+            neither (one alone is refused with a ``ValueError``: the other, built from ``cfg.dataset``, would hold other
+            data than yours). With your own
             ``model`` the fields that build a network (``hidden``, ``neuron``, ``recurrent``, ``tau_syn``, ...) are
             not used (the training fields are: ``lr``, ``epochs``, ``readout``, ``spike_reg``...), and the run store
             records ``cfg`` as given, under a "(custom model)" label.
@@ -97,7 +138,9 @@ class Trainer(ControlMixin, ResumeMixin, ReportingMixin):
             finishes where it is (a finished one writes its results again, and is refused other settings).
         progress: show tqdm progress bars.
         name: run name passed to ``store.create_run``.
-        run_id: force a run id (default: the checkpoint's when resuming, else the store's, else random).
+        run_id: force a run id (default: the checkpoint's when resuming, else the store's, else random). An id that
+            ``store`` already holds is refused (``ValueError``, before anything is written) unless resuming that
+            run's checkpoint: a new run would be merged into the old run's record.
         log_every: send step metrics to the store every this many steps (events go out every step).
         overwrite: start a new run in a ``run_dir`` whose checkpoint (of another run) gets replaced.
 
@@ -124,6 +167,12 @@ class Trainer(ControlMixin, ResumeMixin, ReportingMixin):
                  model: nn.Module | None = None, train_loader=None, test_loader=None,
                  resume: str | os.PathLike | None = None, progress: bool = True, name: str | None = None,
                  run_id: str | None = None, log_every: int = 1, overwrite: bool = False) -> None:
+        callbacks = _callback_list(callbacks)  # (these checks come before anything is read, built or written)
+        if (train_loader is None) != (test_loader is None):
+            given, missing = ("train_loader", "test_loader") if test_loader is None else ("test_loader", "train_loader")
+            raise ValueError(f"Trainer: {given} was given without {missing}; give both (your own data) or neither "
+                             f"(both built from cfg.dataset): a {missing} built from cfg.dataset would hold other "
+                             "data than yours")
         ckpt = None
         self._overwrite = bool(overwrite)
         self._save_id: str | None = None  # the checkpoint save this trainer last made or loaded
@@ -140,6 +189,7 @@ class Trainer(ControlMixin, ResumeMixin, ReportingMixin):
         if not isinstance(cfg, ExperimentConfig):
             raise TypeError(f"cfg must be an ExperimentConfig or a dict, got {type(cfg).__name__}")
         cfg.validate()
+        _refuse_known_run_id(store, run_id, ckpt)
         self.cfg = cfg
         self.progress = bool(progress)
         self.log_every = max(1, int(log_every))
@@ -161,11 +211,9 @@ class Trainer(ControlMixin, ResumeMixin, ReportingMixin):
         self.checkpoint_path: Path | None = self.run_dir / CHECKPOINT_NAME if self.run_dir is not None else None
 
         seed_everything(cfg.seed)
-        own_data = train_loader is not None or test_loader is not None  # (before the missing one is built)
-        if train_loader is None or test_loader is None:
-            tr, te, n_in, n_cls = self._build_data()
-            train_loader = tr if train_loader is None else train_loader
-            test_loader = te if test_loader is None else test_loader
+        own_data = train_loader is not None  # (both loaders or neither: checked above)
+        if not own_data:
+            train_loader, test_loader, n_in, n_cls = self._build_data()
         else:
             n_in = n_cls = None
         self.train_loader, self.test_loader = train_loader, test_loader
@@ -399,9 +447,11 @@ class Trainer(ControlMixin, ResumeMixin, ReportingMixin):
         raises ``KeyboardInterrupt`` (whatever ``raise_errors``; if the run finished meanwhile, e.g. a Ctrl-C
         during its last evaluation, its result is returned). A second Ctrl-C interrupts at once: during an
         optimiser step, once the step is recorded, otherwise rolling the step in progress back (random states,
-        batch-norm statistics), so the checkpoint still resumes exactly. Elsewhere (loaders with worker processes,
-        a program with its own handler) a ``KeyboardInterrupt`` rolls the step back in the same way, except inside
-        the optimiser step: a handler that calls :meth:`interrupt` (as the CLI's does) waits for its end instead.
+        batch-norm statistics), so the checkpoint still resumes exactly; while a stopping run saves its checkpoint
+        it waits for the save (a checkpoint cut short would be lost), and the stop answers it. Elsewhere (loaders
+        with worker processes, a program with its own handler) a ``KeyboardInterrupt`` rolls the step back in the
+        same way, except inside the optimiser step: a handler that calls :meth:`interrupt` (as the CLI's does)
+        waits for its end instead.
         """
         self._claim_run_folder()  # one training at a time in a run folder (refused before any state changes)
         try:
@@ -421,7 +471,8 @@ class Trainer(ControlMixin, ResumeMixin, ReportingMixin):
         try:
             return self._train()
         except KeyboardInterrupt:
-            self._on_stopped(partial=True, reason="interrupted")
+            if self.state != "stopped":  # (not when it came as the stop ended: the stop is saved and reported)
+                self._on_stopped(partial=True, reason="interrupted")
             raise
         except BaseException as e:  # noqa: BLE001 - report every failure
             msg = str(e) if isinstance(e, TrainingDiverged) else f"{type(e).__name__}: {e}"
@@ -528,6 +579,7 @@ class Trainer(ControlMixin, ResumeMixin, ReportingMixin):
         delay_layers = self._delay_layers()
         bounded_layers = [m for m in model.modules() if isinstance(m, (LIF, LI))]  # (clamp_parameters_ after steps)
         from snnlab.metrics import check_batch, input_dtype, model_input, model_output  # (pandas: at training, not at import)
+        from snnlab.metrics._common import check_labels
 
         in_dtype = input_dtype(model)
         n_batches = self._batches_per_epoch()
@@ -571,10 +623,10 @@ class Trainer(ControlMixin, ResumeMixin, ReportingMixin):
                     bar.update(1)
                     self._boundary = None
                     continue
-                x, y = checked
+                x, y_given = checked
                 # the model's floating dtype (integer event frames, float32 data for a float64 model), as evaluate
                 x = model_input(x.to(self.device, non_blocking=True), self.device, in_dtype)
-                y = y.to(self.device, non_blocking=True)
+                y = y_given.to(self.device, non_blocking=True)
                 self._spike_counts, self._spike_outputs = [], []
                 self._counting = True
                 try:
@@ -583,6 +635,9 @@ class Trainer(ControlMixin, ResumeMixin, ReportingMixin):
                         # readout of an LI's membrane before any update
                         out = model_output(model, x, cfg.readout if self.step == 0 else None)
                         lg = logits(out, cfg.readout)
+                        # labels within the output's classes, as evaluate checks them (a min / max of the labels,
+                        # on the loader's device: the CPU, without a wait for the GPU)
+                        check_labels(y_given, "Trainer", f"y (batch {i})", n_classes=int(lg.shape[-1]))
                         loss = self.loss_fn(lg, y)
                 finally:
                     self._counting = False
@@ -722,19 +777,33 @@ class Trainer(ControlMixin, ResumeMixin, ReportingMixin):
         return self.result
 
     def _on_stopped(self, partial: bool, reason: str) -> None:
-        self._roll_back_to_boundary()
-        self._pending_interrupt = None
-        # run() again on this trainer continues exactly where the checkpoint would
-        self._resume_progress = self._resumable(self._epoch_progress) if partial else None
-        path = None
-        try:
-            path = self.save_checkpoint(partial_epoch=partial)
-        except Exception:
-            log.exception("could not save the checkpoint of stopped run %s", self.run_id)
-        finally:  # stopped even if another Ctrl-C cuts the saving short (the previous checkpoint stays whole)
-            self._mark_stopped()
-        self._emit("stopped", reason=reason, checkpoint=str(path) if path else None)
-        self._store("set_status", self.run_id, "stopped", reason)
+        """Save the stopped run's checkpoint and report the stop; a Ctrl-C meanwhile waits (:meth:`_stopping`).
+
+        A checkpoint that cannot be saved is logged, and the store's status says so: "stopped" with the message that
+        resuming continues from the run's earlier checkpoint, or "failed" (no checkpoint: nothing to resume)."""
+        with self._stopping():
+            self._roll_back_to_boundary()
+            self._pending_interrupt = None
+            # run() again on this trainer continues exactly where the checkpoint would
+            self._resume_progress = self._resumable(self._epoch_progress) if partial else None
+            path, error = None, None
+            try:
+                path = self.save_checkpoint(partial_epoch=partial)
+            except Exception as e:  # noqa: BLE001 - the run is stopped all the same; the store is told
+                error = f"{type(e).__name__}: {e}"
+                log.exception("could not save the checkpoint of stopped run %s", self.run_id)
+            finally:  # stopped even if the saving fails (the previous checkpoint stays whole: saves are atomic)
+                self._mark_stopped()
+            self._emit("stopped", reason=reason, checkpoint=str(path) if path else None)
+            if error is None:
+                self._store("set_status", self.run_id, "stopped", reason)
+            elif self._save_id is not None:  # this trainer's earlier save is still there (a save replaces it whole)
+                self._store("set_status", self.run_id, "stopped",
+                            f"{reason}; the checkpoint of this stop could not be saved ({error}): resuming continues "
+                            f"from the run's earlier checkpoint {self.checkpoint_path}")
+            else:
+                self._store("set_status", self.run_id, "failed",
+                            f"{reason}; no checkpoint was saved ({error}), so the run cannot be resumed")
 
     def history_frame(self, kind: str | None = None):
         """:attr:`history` as a pandas DataFrame (optionally only records of ``kind``)."""
