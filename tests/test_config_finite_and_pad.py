@@ -130,6 +130,20 @@ def test_tensors_inside_config_values_save_as_json():
     assert json.loads(json.dumps(cfg.to_dict()))["data_kwargs"] == {"pad_to": 10, "scale": [1.0, 2.0]}
 
 
+def test_a_sweep_grid_over_an_array_or_a_tensor_gives_configs_that_save_as_json():
+    """Before: ``expand_grid(base, {"lr": torch.linspace(...)})`` was refused as "needs a non-empty list of values"
+    (what ``plain_value``'s docstring promised); each value is now a Python number."""
+    from snnlab.experiments.sweeps import expand_grid
+
+    grid = {"lr": torch.linspace(0.25, 0.5, 2), "num_steps": np.arange(5, 7), "hidden": np.array([[8], [16]])}
+    configs = expand_grid(ExperimentConfig(), grid)
+    assert [(c.lr, c.num_steps, c.hidden) for c in configs[:3]] == [(0.25, 5, [8]), (0.25, 5, [16]), (0.25, 6, [8])]
+    assert len(configs) == 8 and all(type(c.lr) is float and type(c.num_steps) is int for c in configs)
+    assert ExperimentConfig.from_json(configs[-1].to_json()).to_dict() == configs[-1].to_dict()
+    with pytest.raises(ConfigError, match="needs a non-empty list of values"):
+        expand_grid(ExperimentConfig(), {"lr": torch.tensor(0.25)})
+
+
 def test_setting_a_parameter_default_directly_is_refused_too():
     """Before: ``ExperimentConfig.param.adaptation.default = inf`` skipped every check; each new config had it."""
     p = ExperimentConfig.param["adaptation"]
@@ -142,6 +156,31 @@ def test_setting_a_parameter_default_directly_is_refused_too():
         assert ExperimentConfig().adaptation == 0.5
     finally:
         param.Parameter.__setattr__(p, "default", 0.0)  # (put back without the check, whatever happened)
+
+
+def test_a_tensor_set_as_a_class_default_is_stored_as_a_python_number():
+    """Before: ``ExperimentConfig.param.lr.default = torch.tensor([0.25])`` kept the tensor: every new config had it,
+    ``to_dict()`` gave ``[0.25]`` and ``from_json(cfg.to_json())`` refused its own output."""
+    p = ExperimentConfig.param["lr"]
+    try:
+        for value, number in ((torch.tensor([0.25]), 0.25), (np.array(0.5), 0.5), (Decimal("0.125"), 0.125)):
+            p.default = value
+            cfg = ExperimentConfig()
+            assert type(p.default) is float and type(cfg.lr) is float and cfg.lr == number
+            assert ExperimentConfig.from_json(cfg.to_json()).lr == number
+    finally:
+        param.Parameter.__setattr__(p, "default", 2e-3)
+
+
+@pytest.mark.parametrize("value", [torch.tensor([0.1, 0.2]), torch.tensor([]), np.ones((2, 2))])
+def test_an_array_of_several_numbers_is_refused_with_a_config_error(value):
+    """Before: a RuntimeError "Boolean value of Tensor with more than one value is ambiguous" (param's bound check);
+    ``from_dict`` also said "bad value for 'lr'" twice."""
+    message = r"^bad value for 'lr': lr must be a number, got an array of shape \("
+    for make in (lambda: ExperimentConfig(lr=value), lambda: ExperimentConfig.from_dict({"lr": value}),
+                 lambda: ExperimentConfig().param.update(lr=value)):
+        with pytest.raises(ConfigError, match=message):
+            make()
 
 
 def test_validate_reports_a_non_finite_value_whatever_its_type():

@@ -772,3 +772,26 @@ def test_cache_keys_name_readers_as_before_the_package_split():
     assert _qualified_name(_H5Reader.__new__(_H5Reader)) == "snnlab.data.neuromorphic._H5Reader"
     assert _qualified_name(_NMNISTReader.__new__(_NMNISTReader)) == "snnlab.data.neuromorphic._NMNISTReader"
     assert _qualified_name(np.mean) == "numpy.mean"
+
+
+def test_frames_cached_before_a_custom_readers_events_were_sorted_are_not_reused(tmp_path):
+    """The dataset now sorts a reader's events by time (before, events out of order were lost or misplaced); a cache
+    written then, under the same key, would keep serving those frames. A reader of one's own gets a new key; this
+    package's readers, which always sorted, keep theirs (their caches stay valid)."""
+    import json
+
+    from snnlab.data.cache import DiskCache
+    from snnlab.data.neuromorphic.heidelberg import _H5Reader
+
+    events = np.zeros(4, nm.AUDIO_DTYPE)
+    events["t"], events["x"] = [300, 0, 200, 100], [3, 0, 2, 1]  # one event per channel, out of time order
+    ds = nm.EventFrameDataset("toy", [0], [0], lambda _: events, (4, 1, 1), n_time_bins=4, cache_dir=tmp_path,
+                              cache_params={"recording": 1})
+    params = json.loads((ds.cache.folder / "params.json").read_text())
+    assert params.pop("events_sorted") is True
+    DiskCache(tmp_path, "toy", params).get_or_compute(0, lambda: torch.full((4, 4), 7.0))  # the key before
+    frames = ds[0][0]
+    assert torch.equal(frames, torch.eye(4))  # binned anew, channel i in frame i
+    builtin = nm.EventFrameDataset("toy", [0], [0], _H5Reader.__new__(_H5Reader), (4, 1, 1), n_time_bins=4,
+                                   cache_dir=tmp_path, cache_params={"recording": 1})
+    assert "events_sorted" not in json.loads((builtin.cache.folder / "params.json").read_text())

@@ -478,6 +478,23 @@ def test_direct_plots_never_guess_the_direction_of_a_config_column(column):
     assert len(tradeoff_scatter(df, column, "accuracy", front=False)) == 1  # no front: nothing to guess
 
 
+def test_a_sweep_tables_setting_column_gets_no_direction_from_its_words():
+    """A sweep table names its grid columns by field (``max_spikes``), without ``config.``; before, the whole-word
+    rule read ``spikes`` in it as a cost, so metric_columns offered a setting as an axis and the front minimised it."""
+    from snnlab.viz import better_direction
+    from snnlab.viz.pareto import known_direction, metric_columns
+
+    table = pd.DataFrame({"max_spikes": [1, 2, 4], "accuracy": [0.7, 0.8, 0.9], "test_loss": [0.5, 0.4, 0.3]})
+    with pytest.raises(ValueError, match="maximize_x"):
+        better_direction("max_spikes")
+    assert known_direction("max_spikes") is None
+    assert metric_columns(table) == ["accuracy", "test_loss"]
+    with pytest.raises(ValueError, match="maximize_x"):
+        pareto_front(table, "max_spikes", "accuracy")
+    # field names that are also metric names keep the direction they had: a loss is a cost, precision a gain
+    assert (better_direction("loss"), better_direction("precision")) == (False, True)
+
+
 def test_pareto_front_of_robustness_columns_maximises_them():
     # the reviewer's p10: a sweep table with a robustness column; both accuracies are to be maximised
     df = pd.DataFrame({"robust_accuracy_deletion_0.3": [0.5, 0.8, 0.6], "test_accuracy": [0.9, 0.9, 0.9],

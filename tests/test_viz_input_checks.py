@@ -104,6 +104,27 @@ def test_delay_histogram_of_a_diverged_layer_counts_only_its_finite_delays(layer
     assert "1 of 6 delays not finite" in hv.render(h, backend="bokeh").title.text
 
 
+def test_delay_matrix_and_snapshot_of_a_diverged_layer_show_no_garbage_delay(layer):
+    """Before: a NaN position's rounded delay was ``layer.delays``' garbage, -2**63: the matrix's colour range went
+    to -9.2e18 and the history's ``delay`` column held it."""
+    with torch.no_grad():
+        layer.positions[1, 2] = float("nan")
+    for rounded in (True, False):
+        d = viz.delay_matrix(layer, rounded=rounded).dimension_values("delay", flat=False)
+        assert np.isnan(d[1, 2]) and np.isfinite(np.delete(d.ravel(), 5)).all()
+        assert np.nanmin(d) >= 0 and np.nanmax(d) <= layer.max_delay - 1
+    rows = viz.delay_snapshot(layer, step=0).set_index("synapse")
+    assert rows.loc["1-2", "delay"] == -1 and rows["delay"].min() == -1 and rows["delay"].max() <= 5
+    assert rows.drop("1-2")["delay"].tolist() == np.round(rows.drop("1-2")["position"]).astype(int).tolist()
+
+
+def test_delay_histogram_takes_bins_as_a_one_element_tensor():
+    """Before: ``bins=torch.tensor([3])`` passed the check but went to ``np.histogram`` as one edge: no bin at all."""
+    values = torch.tensor([0.0, 1.0, 2.0, 3.0])
+    for bins in (torch.tensor([3]), np.int64(3), 3):
+        assert viz.delay_histogram(values, bins=bins).dimension_values("synapses").tolist() == [1, 1, 2]
+
+
 @pytest.mark.parametrize("kwargs,error,match", [
     (dict(bins=0), ValueError, "bins must be at least 1"), (dict(bins=2.5), TypeError, "bins must be an int"),
     (dict(rounded="no"), TypeError, "rounded must be True or False"),

@@ -50,6 +50,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 import torch
 
@@ -83,7 +84,8 @@ def expand_grid(base: ExperimentConfig, grid: dict[str, list]) -> list[Experimen
     """Every combination of ``grid`` applied to ``base`` (validated; bad keys or values raise ``ConfigError``).
 
     A ``data_kwargs`` value is merged into the base's key by key (:func:`snnlab.training.config.with_changes`), so a
-    grid over ``channel_bin`` keeps a preset's ``time_window``.
+    grid over ``channel_bin`` keeps a preset's ``time_window``. The values of a field may be a list, a tuple or a
+    1-D array or tensor (``np.arange(3)``, ``torch.linspace(1e-3, 1e-2, 4)``): their elements become Python numbers.
 
     Example:
         >>> from snnlab.training import preset
@@ -96,6 +98,7 @@ def expand_grid(base: ExperimentConfig, grid: dict[str, list]) -> list[Experimen
     unknown = [k for k in grid if k not in ExperimentConfig.fields()]
     if unknown:
         raise ConfigError(f"sweep grid: unknown field(s) {unknown}; valid fields are {ExperimentConfig.fields()}")
+    grid = {k: list(v) if isinstance(v, (np.ndarray, torch.Tensor)) and v.ndim >= 1 else v for k, v in grid.items()}
     for k, v in grid.items():
         if not isinstance(v, (list, tuple)) or len(v) == 0:
             raise ConfigError(f"sweep grid: {k!r} needs a non-empty list of values, got {v!r}")
@@ -151,7 +154,8 @@ _thread_worker = threading.local()  # .cancel: the cancel event of the thread_po
 def _pool_cancel() -> Any:
     """The cancel event of the pool running this call: a :func:`thread_pool`'s (per thread: several sweeps may run in
     one dashboard server), else a :func:`process_pool` worker's; None for neither."""
-    return getattr(_thread_worker, "cancel", None) or _worker_cancel
+    cancel = getattr(_thread_worker, "cancel", None)
+    return cancel if cancel is not None else _worker_cancel
 
 
 def _worker_cancelled() -> bool:
@@ -290,7 +294,7 @@ def run_one(config: dict, store_path: str | None = None, run_dir: str | None = N
     ``run_id`` registers the run under that id; ``resume`` continues the checkpoint in ``run_dir``.
     Never raises for a failed run: the row then has ``status="failed"`` and the ``error`` message.
     A run stopped by Ctrl-C in a worker gives a "stopped" row; a worker already interrupted, or whose pool's cancel
-    event is set (:func:`process_pool`), starts no run ("cancelled"); a cancel that comes while the run's trainer is
+    event is set (:func:`process_pool`, :func:`thread_pool`), starts no run ("cancelled"); a cancel that comes while the run's trainer is
     being built stops it before its first step (a "stopped" row; its checkpoint, if any, resumes it). The run uses
     ``threads`` torch CPU threads; the caller's setting is put back after (a sweep in the caller's own process leaves
     it as it was).

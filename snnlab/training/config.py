@@ -134,6 +134,9 @@ class FiniteNumber(param.Number):
     """
 
     def _validate_value(self, value: Any, allow_None: bool) -> None:
+        if isinstance(value, (np.ndarray, torch.Tensor)) and _size(value) != 1:  # (param's bound check would raise
+            raise ConfigError(f"bad value for {self.name!r}: {self.name} must be a number, got an array of shape "
+                              f"{tuple(value.shape)}")  # "Boolean value of Tensor ... is ambiguous")
         super()._validate_value(value, allow_None)
         if _non_finite(value):
             raise _not_finite_error(str(self.name), value)
@@ -145,8 +148,10 @@ class FiniteNumber(param.Number):
 
     def __setattr__(self, attribute: str, value: Any) -> None:
         # ``ExperimentConfig.param.lr.default = ...`` sets the slot directly, without param's value checks
-        if attribute == "default" and _non_finite(value):
-            raise _not_finite_error(str(getattr(self, "name", None) or attribute), value)
+        if attribute == "default":
+            if _non_finite(value):
+                raise _not_finite_error(str(getattr(self, "name", None) or attribute), value)
+            value = _plain_number(value, one_element=True)  # (a tensor default: every new config's value)
         super().__setattr__(attribute, value)
 
 
@@ -381,13 +386,16 @@ def _fmt_bytes(n: float) -> str:
     return f"{n:.1f} TiB"  # pragma: no cover
 
 
+def _size(value: np.ndarray | torch.Tensor) -> int:
+    """The number of elements of an array or a tensor."""
+    return int(value.size) if isinstance(value, np.ndarray) else value.numel()
+
+
 def _plain_number(value: Any, one_element: bool = False) -> Any:
     """A NumPy scalar, 0-d array or tensor (any one-element one with ``one_element``: ``param.Number`` takes them as
     numbers), a finite ``Decimal`` or a ``Fraction`` as the Python number it holds; else ``value``."""
     if isinstance(value, np.generic) or (isinstance(value, (np.ndarray, torch.Tensor))
-                                         and (value.ndim == 0 or (one_element and value.size == 1
-                                                                  if isinstance(value, np.ndarray)
-                                                                  else one_element and value.numel() == 1))):
+                                         and (value.ndim == 0 or (one_element and _size(value) == 1))):
         return value.item()
     if isinstance(value, decimal.Decimal) and value.is_finite():
         return int(value) if value == value.to_integral_value() and value.as_tuple().exponent >= 0 else float(value)
@@ -680,6 +688,8 @@ class ExperimentConfig(param.Parameterized):
             _check_finite(cls, k, v)
             try:
                 setattr(cfg, k, v)
+            except ConfigError:  # (FiniteNumber's: it names the field already)
+                raise
             except (ValueError, TypeError) as e:
                 raise ConfigError(f"bad value for {k!r}: {e}") from e
         if validate:

@@ -9,7 +9,7 @@ DataFrame with one row per (snapshot, synapse) and columns
 * ``synapse`` (str): ``"<out>-<in>"`` (target neuron ``out``, source ``in``)
 * ``out``, ``in`` (int): target index ``j`` and source index ``i``
 * ``position`` (float): delay position ``p_ij`` clamped to ``[0, max_delay - 1]``
-* ``delay`` (int): rounded delay ``round(p_ij)``
+* ``delay`` (int): rounded delay ``round(p_ij)``, ``-1`` where the position is NaN (training diverged)
 * ``sigma`` (float): the layer's Gaussian kernel width at that time
 
 Concatenate snapshots with ``pd.concat``.
@@ -89,7 +89,7 @@ def delay_histogram(layer_or_delays: Any, rounded: bool = True, bins: int | None
     """
     _check_bool(rounded, "rounded", "delay_histogram")
     if bins is not None:
-        _check_int(bins, "bins", "delay_histogram", low=1)
+        bins = _check_int(bins, "bins", "delay_histogram", low=1)  # (np.histogram reads a tensor([3]) as edges)
     ensure_bokeh()
     if _is_layer(layer_or_delays):
         top = layer_or_delays.max_delay - 1
@@ -125,8 +125,8 @@ def delay_histogram(layer_or_delays: Any, rounded: bool = True, bins: int | None
 def delay_matrix(layer: Any, rounded: bool = True) -> hv.Image:
     """Heatmap of a layer's delays: x = input (source) index ``i``, y = output (target) index ``j``.
 
-    ``rounded=True`` shows ``layer.delays`` (integers), ``False`` the clamped real positions.
-    ``img[i, j]`` is the delay of synapse ``in i -> out j``; the ``hv.Image`` has kdims
+    ``rounded=True`` shows ``layer.delays`` (integers), ``False`` the clamped real positions; a synapse whose
+    position is NaN (training diverged) is NaN (blank) either way. ``img[i, j]`` is the delay of synapse ``in i -> out j``; the ``hv.Image`` has kdims
     ``input, output`` and vdim ``delay`` (``img.dimension_values("delay", flat=False)`` is the
     ``[out, in]`` matrix).
 
@@ -141,7 +141,9 @@ def delay_matrix(layer: Any, rounded: bool = True) -> hv.Image:
     _check_layer(layer, "delay_matrix")
     _check_bool(rounded, "rounded", "delay_matrix")
     ensure_bokeh()
-    d = to_numpy(layer.delays).astype(float) if rounded else _positions(layer)
+    d = _positions(layer)
+    if rounded:  # (a NaN position has no integer delay: layer.delays holds garbage there, -9.2e18)
+        d = np.where(np.isfinite(d), to_numpy(layer.delays).astype(float), np.nan)
     out, inp = d.shape
     img = grid_image(d, -0.5, inp - 0.5, -0.5, out - 0.5, kdims=["input", "output"],
                      vdims=[hv.Dimension("delay", range=(0, layer.max_delay - 1))])
@@ -285,7 +287,7 @@ def delay_snapshot(layer: Any, step: int, epoch: int | None = None, name: str = 
     return pd.DataFrame({
         "step": np.full(len(flat), int(step)), "epoch": np.full(len(flat), -1 if epoch is None else int(epoch)),
         "layer": name, "synapse": [f"{a}-{b}" for a, b in zip(j, i)], "out": j, "in": i,
-        "position": p, "delay": np.round(p).astype(int), "sigma": float(layer.sigma),
+        "position": p, "delay": np.where(np.isnan(p), -1.0, np.round(p)).astype(int), "sigma": float(layer.sigma),
     }, columns=HISTORY_COLUMNS)
 
 

@@ -1,6 +1,7 @@
 """Pareto fronts of two metrics (a pure function on DataFrames, no plotting)."""
 from __future__ import annotations
 
+import functools
 import re
 
 import pandas as pd
@@ -34,6 +35,14 @@ def _starts_with_word(name: str, metric: str) -> bool:
     return name.startswith(metric) and (len(name) == len(metric) or not name[len(metric)].isalnum())
 
 
+@functools.lru_cache(maxsize=1)
+def _config_fields() -> frozenset[str]:
+    """The :class:`~snnlab.training.ExperimentConfig` field names (imported when first needed)."""
+    from snnlab.training.config import ExperimentConfig
+
+    return frozenset(ExperimentConfig.fields())
+
+
 def better_direction(column: str) -> bool:
     """``True`` if larger values of ``column`` are better (accuracy, robustness, ...), ``False`` for costs.
 
@@ -46,7 +55,8 @@ def better_direction(column: str) -> bool:
     ``acc`` matches ``acc``, ``acc_test``, ``acc@1`` and ``test_acc`` but not ``accumulated_loss``; ``f1`` not
     ``f10_rate``.
     Raises ``ValueError`` for a name that tells neither (``n_samples``) and for a ``config.<field>`` column:
-    a setting is a choice, not an outcome (``config.time_steps`` is no cost to minimise).
+    a setting is a choice, not an outcome (``config.time_steps`` is no cost to minimise); the words of a bare
+    configuration field's name (a sweep table's ``max_spikes`` column) are not read either.
 
     Example:
         >>> better_direction("accuracy"), better_direction("synops_per_sample"), better_direction("spikes_per_layer/1")
@@ -68,6 +78,8 @@ def better_direction(column: str) -> bool:
             return False
         if any(_starts_with_word(name, m) for m in MAXIMIZE) or any(m in name for m in MAXIMIZE_ANYWHERE):
             return True
+        if name in _config_fields():  # a sweep table's grid column (max_spikes): a setting, as config.<field> is
+            break
         for word in reversed(_WORD.findall(name)):  # e.g. test_acc, val_loss: the last known word decides
             if word in _MINIMIZE_WORDS:
                 return False

@@ -330,6 +330,11 @@ class EventFrameDataset(Dataset):
                     UserWarning, stacklevel=2)
             if channel_bin != 1:  # absent at 1, so caches written before channel_bin existed stay valid
                 params["channel_bin"] = channel_bin
+            if not _qualified_name(reader).startswith(f"{__package__}."):
+                # a reader of one's own: frames cached before _read sorted its events by time are not reused (events
+                # out of order were lost or misplaced); this package's readers always sorted theirs, so their caches
+                # stay valid (as nmnist's events_sorted)
+                params["events_sorted"] = True
             self.cache = DiskCache(cache_dir, name, params)
 
     def __len__(self) -> int:
