@@ -40,7 +40,7 @@ from . import surrogates as sg
 from .neurons import LIF, _value_repr
 from .recurrent import RECURRENT_INITS, _renamed, init_recurrent_weight, recurrent_current
 from .step_loop import Adaptation, lif_step_loop
-from .validation import as_number, check_choice, check_non_negative, is_integer
+from .validation import as_number, check_choice, check_fits_float32, check_non_negative, is_integer
 
 __all__ = ["ALIF", "DEFAULT_TAU_ADAPT"]
 
@@ -124,10 +124,8 @@ class ALIF(LIF):
         if not tau_a >= 1.0:  # (NaN fails too; inf is allowed: rho = 1, the threshold never relaxes)
             raise ValueError(f"ALIF: tau_adapt must be >= 1 time step so that rho = 1 - 1/tau_adapt >= 0 (inf: no "
                              f"decay), got {tau_adapt!r}")
-        big = torch.finfo(torch.float32).max  # the buffers are float32
-        for name, value in (("adaptation", strength), ("tau_adapt", tau_a)):
-            if big < value < math.inf:
-                raise ValueError(f"ALIF: {name}={value!r} does not fit in float32 (at most {big:.3g})")
+        for name, value in (("adaptation", strength), ("tau_adapt", tau_a)):  # the buffers are float32
+            check_fits_float32(value, name, "ALIF")
         if learn_adaptation and math.isinf(tau_a):
             raise ValueError("ALIF: learn_adaptation needs a finite tau_adapt")
         shape = (self.n_neurons,) if self.n_neurons is not None else ()

@@ -14,9 +14,8 @@ from snnlab.kernels.surrogate_math import NOISE_SURROGATES, check_builtin_surrog
 
 from . import surrogates as sg
 from .random_stream import RandomStream
-from .validation import (all_finite, as_drop_probability, as_number, as_seed, check_choice, check_non_negative,
-                         check_positive,
-                         check_time_major, is_integer, raise_non_finite)
+from .validation import (all_finite, as_drop_probability, as_number, as_seed, check_choice, check_fits_float32,
+                         check_non_negative, check_positive, check_time_major, is_integer, raise_non_finite)
 
 RESETS = ("subtract", "zero")
 DEFAULT_TAU_MEM = 10.0  # time steps, when neither tau_mem nor beta is given
@@ -39,6 +38,7 @@ def _beta_from(tau_mem: float | None, beta: float | None, layer: str) -> float:
     if tau_mem is None:
         tau_mem = DEFAULT_TAU_MEM
     check_positive(tau_mem, "tau_mem", layer)
+    check_fits_float32(tau_mem, "tau_mem", layer)  # (a learned tau_mem is a float32 tensor)
     if float(tau_mem) < 1.0:
         raise ValueError(f"{layer}: tau_mem must be >= 1 time step so that beta = 1 - 1/tau_mem >= 0, got {tau_mem!r}")
     return 1.0 - 1.0 / float(tau_mem)
@@ -324,6 +324,7 @@ class LIF(RandomStream, _Leaky):
         check_choice(reset, "reset", RESETS, "LIF")
         check_choice(backend, "backend", BACKENDS, "LIF")
         check_positive(threshold, "threshold", "LIF")
+        check_fits_float32(threshold, "threshold", "LIF")  # (the threshold is a float32 tensor)
         max_spikes = _as_max_spikes(max_spikes, "LIF")
         if noise is not None:
             check_choice(noise, "noise", NOISE_SURROGATES, "LIF")

@@ -186,6 +186,26 @@ def check_non_negative(value: float, name: str, layer: str = "layer") -> float:
     return v
 
 
+#: the largest finite float32: the layers keep their parameters in float32 tensors
+FLOAT32_MAX = float(torch.finfo(torch.float32).max)
+
+
+def check_fits_float32(value: float, name: str, layer: str = "layer") -> None:
+    """Raise ``ValueError`` when the finite number ``value`` is out of float32's range (it would become inf in a
+    float32 tensor, or make ``torch.full`` fail); infinities and NaN are left to the caller's own checks.
+
+    Example:
+        >>> check_fits_float32(1e38, "threshold", "LIF")
+        >>> check_fits_float32(1e39, "threshold", "LIF")
+        Traceback (most recent call last):
+        ...
+        ValueError: LIF: threshold=1e+39 does not fit in float32 (at most 3.4e+38)
+    """
+    v = float(value)
+    if FLOAT32_MAX < abs(v) < math.inf:
+        raise ValueError(f"{layer}: {name}={v!r} does not fit in float32 (at most {FLOAT32_MAX:.3g})")
+
+
 def check_choice(value: str, name: str, choices: tuple[str, ...] | list[str], layer: str = "layer") -> None:
     """Raise ``ValueError`` unless ``value`` is one of ``choices``."""
     if value not in choices:

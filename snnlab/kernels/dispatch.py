@@ -144,15 +144,21 @@ def lif_impl(backend: str, device: torch.device | str, dtype: torch.dtype = torc
     return lif_torch
 
 
-def lif(x: torch.Tensor, beta: torch.Tensor, threshold: torch.Tensor, backend: str = "auto", **kw):
+def lif(x: torch.Tensor, beta: torch.Tensor | float, threshold: torch.Tensor | float, backend: str = "auto", **kw):
     """Multi-step LIF on the backend chosen by :func:`resolve_backend`; returns ``(spikes, membrane)``.
 
-    Keyword arguments are those of :func:`snnlab.kernels.lif_torch.lif_torch`.
+    Keyword arguments are those of :func:`snnlab.kernels.lif_torch.lif_torch`; every backend takes and refuses the
+    same arguments (``beta`` / ``threshold`` tensors or numbers, ``max_spikes`` None or an int >= 0) and gives the
+    same spikes for them.
 
     Example:
         >>> s, h = lif(torch.ones(5, 1, 2), torch.tensor(0.5), torch.tensor(1.5), backend="torch")
         >>> s[:, 0, 0].tolist()
         [0.0, 1.0, 0.0, 1.0, 0.0]
+        >>> int(lif(torch.ones(5, 1, 2), 0.5, 1.5, backend="auto", max_spikes=0)[0].sum())   # never fires
+        0
     """
+    if not isinstance(x, torch.Tensor):
+        raise TypeError(f"lif: x must be a time-major tensor [T, B, ...], got {type(x).__name__}")
     surrogate = kw.get("surrogate", "atan") if kw.get("noise") is None else None  # (noise: its density, built in)
     return lif_impl(backend, x.device, x.dtype, surrogate)(x, beta, threshold, **kw)

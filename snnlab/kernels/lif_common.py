@@ -64,14 +64,60 @@ def check_cap_and_params(who: str, x: torch.Tensor, max_spikes: int | None, para
     """
     if max_spikes is not None and (isinstance(max_spikes, bool) or not isinstance(max_spikes, int) or max_spikes < 0):
         raise ValueError(f"{who}: max_spikes must be None or an integer >= 0, got {max_spikes!r}")
+    step = x.shape[1:]
     for name, p in params.items():
-        try:
-            ok = torch.broadcast_shapes(p.shape, x.shape[1:]) == x.shape[1:]
-        except RuntimeError:
-            ok = False
-        if not ok:
+        shape = p.shape
+        # broadcasts to the step without growing it: each trailing size 1 or the step's (torch.broadcast_shapes
+        # would say the same in ~15 us, and this runs at every LIF call; the common shapes, () and the step's
+        # trailing sizes, take one comparison)
+        lead = len(step) - len(shape)
+        if lead < 0 or (shape != step[lead:] and not all(n == 1 or n == m for n, m in zip(shape, step[lead:]))):
             raise ValueError(f"{who}: {name} of shape {tuple(p.shape)} does not broadcast to a step of x, "
                              f"{tuple(x.shape[1:])}")
+
+
+def lif_params(who: str, x: torch.Tensor, beta: torch.Tensor | float, threshold: torch.Tensor | float,
+               max_spikes: int | None, dtype: torch.dtype) -> tuple[torch.Tensor, torch.Tensor]:
+    """The ``beta`` and ``threshold`` of a LIF kernel call (:func:`~snnlab.kernels.lif_torch.lif_torch` and the fused
+    ones) as tensors, checked as the adaptive kernels check theirs (:func:`check_cap_and_params`): a number (Python or
+    NumPy) becomes a tensor of ``dtype`` on ``x``'s device, a tensor is returned as it is. ``TypeError`` naming
+    ``who`` for an ``x`` that is not a floating-point tensor and a parameter that is not a number or a tensor, ``ValueError`` for an
+    ``x`` without a time dimension, a ``max_spikes`` that is not None or an int >= 0, and a parameter shape that does
+    not broadcast to a step of ``x``. Looks at the metadata only (no device synchronisation).
+
+    Example:
+        >>> beta, thr = lif_params("f", torch.zeros(3, 2, 4), 0.5, torch.ones(4), 2, torch.float32)
+        >>> beta, thr.shape
+        (tensor(0.5000), torch.Size([4]))
+        >>> lif_params("f", torch.zeros(3, 2, 4), 0.5, 1.0, -1, torch.float32)
+        Traceback (most recent call last):
+        ...
+        ValueError: f: max_spikes must be None or an integer >= 0, got -1
+    """
+    if not isinstance(x, torch.Tensor):
+        raise TypeError(f"{who}: x must be a time-major tensor [T, B, ...], got {type(x).__name__}")
+    if x.dim() < 1:
+        raise ValueError(f"{who}: x must be time-major [T, B, ...], got a 0-d tensor")
+    if not x.is_floating_point():  # (an integer membrane would round the leak away: beta 0.5 -> 0)
+        raise TypeError(f"{who}: x must be a floating-point tensor, got {x.dtype}; convert it first (x.float())")
+    if not isinstance(beta, torch.Tensor):
+        beta = _number_param(who, "beta", beta, x, dtype)
+    if not isinstance(threshold, torch.Tensor):
+        threshold = _number_param(who, "threshold", threshold, x, dtype)
+    check_cap_and_params(who, x, max_spikes, {"beta": beta, "threshold": threshold})
+    return beta, threshold
+
+
+def _number_param(who: str, name: str, value: Any, x: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
+    """A parameter given as a number (or a NumPy array / nested list of numbers) as a tensor of ``dtype`` on ``x``'s
+    device; ``TypeError`` naming ``who`` and ``name`` for anything else."""
+    if isinstance(value, (bool, str, bytes)) or value is None:
+        raise TypeError(f"{who}: {name} must be a tensor or a real number, got {type(value).__name__} {value!r}")
+    try:
+        return torch.as_tensor(value, dtype=dtype, device=x.device)
+    except (TypeError, ValueError, RuntimeError):
+        raise TypeError(f"{who}: {name} must be a tensor or a real number, got {type(value).__name__} "
+                        f"{value!r}") from None
 
 
 def check_mask_p(mask_p: float, name: str = "mask_p") -> float:

@@ -39,7 +39,7 @@ from .first_order import first_order_backward, refuse_forward_mode
 from .func_transforms import (PARAM, STEP, TIME, backward_cfg, backward_runner, check_vmap_randomness,
                               fixed_signature, graph_tie, vmap_by_slices, vmap_folded)
 from .lif_common import (LIFOptions, SURROGATE_CODES, check_fused_args, check_mask_p, constant_value, flat_param,
-                         noise_divisor, param_grads, steps_and_width)
+                         lif_params, noise_divisor, param_grads, steps_and_width)
 
 SOURCE = Path(__file__).with_name("lif_cpu.c")
 _NOISE_CODES = {None: 0, "gaussian": 1, "logistic": 2}
@@ -104,7 +104,8 @@ def math_approx(name: str, x: torch.Tensor) -> torch.Tensor:
 
 def c_spike_cap(max_spikes: int | None, T: int, none: int) -> int:
     """``max_spikes`` as the C loops' ``int`` argument: ``none`` (their "no cap") where it cannot bind in ``T`` steps,
-    so a cap past ``2**31`` is not cut to a wrong 32-bit value.
+    so a cap past ``2**31`` is not cut to a wrong 32-bit value. (The LIF loops' "no cap" is 0, so :func:`lif_cpu`
+    never passes them ``max_spikes=0``.)
 
     Example:
         >>> c_spike_cap(None, 50, -1), c_spike_cap(2**40, 50, -1), c_spike_cap(3, 50, -1)
@@ -244,14 +245,17 @@ class LIFCpuBackward(torch.autograd.Function):
                            (TIME, STEP, STEP))
 
 
-def lif_cpu(x: torch.Tensor, beta: torch.Tensor, threshold: torch.Tensor, *, reset: str = "subtract",
+def lif_cpu(x: torch.Tensor, beta: torch.Tensor | float, threshold: torch.Tensor | float, *, reset: str = "subtract",
             detach_reset: bool = False, max_spikes: int | None = None, surrogate: str = "atan",
             surrogate_param: float = 2.0, noise: str | None = None, noise_scale: float = 0.3,
             seed: int = 0, sample: bool = True, mask_p: float = 0.0, mask_seed: int = 0,
             keep_membrane: bool = True) -> tuple[torch.Tensor, torch.Tensor]:
     """Compiled CPU multi-step LIF over float32 ``x [T, B, ...]``; returns ``(spikes, pre-reset membrane)``.
 
-    Drop-in for :func:`snnlab.kernels.lif_torch.lif_torch` (same arguments, results and gradients).
+    Drop-in for :func:`snnlab.kernels.lif_torch.lif_torch` (same arguments, checks, results and gradients;
+    ``beta`` / ``threshold`` may be numbers). ``max_spikes=0`` (a neuron that never fires: no spikes, the membrane
+    integrates without reset, no gradient through the spikes) is outside what the C loops' cap expresses (their 0 is
+    "no cap"), so that call runs :func:`~snnlab.kernels.lif_torch.lif_torch`, with its results and gradients.
     With ``keep_membrane=False`` only the last step's membrane is written and returned (``[1, B, ...]``):
     the backward does not need it (it re-runs the forward from ``x`` and the spikes), so a layer that
     does not record its membrane saves writing a ``[T, B, ...]`` tensor.
@@ -265,6 +269,11 @@ def lif_cpu(x: torch.Tensor, beta: torch.Tensor, threshold: torch.Tensor, *, res
         [0.0, 1.0, 0.0, 1.0, 0.0]
     """
     refuse_forward_mode("LIF (backend='cpu')", (x, beta, threshold))
+    beta, threshold = lif_params("lif_cpu", x, beta, threshold, max_spikes, torch.float32)
+    if max_spikes == 0:
+        return _never_fires(x, beta, threshold, reset=reset, detach_reset=detach_reset, surrogate=surrogate,
+                            surrogate_param=surrogate_param, noise=noise, noise_scale=noise_scale, seed=seed,
+                            sample=sample, mask_p=mask_p, mask_seed=mask_seed, keep_membrane=keep_membrane)
     if noise is not None:
         surrogate, surrogate_param = noise, noise_scale
     opts = LIFOptions(reset, bool(detach_reset), max_spikes, surrogate, float(surrogate_param), noise,
@@ -272,3 +281,19 @@ def lif_cpu(x: torch.Tensor, beta: torch.Tensor, threshold: torch.Tensor, *, res
                       bool(keep_membrane))
     spikes, membrane, *_ = LIFCpuFunction.apply(x, beta, threshold, opts)
     return spikes, membrane
+
+
+def _never_fires(x: torch.Tensor, beta: torch.Tensor, threshold: torch.Tensor, *, keep_membrane: bool,
+                 **options) -> tuple[torch.Tensor, torch.Tensor]:
+    """:func:`lif_cpu` with ``max_spikes=0``, which the C loops cannot express: the checks of the compiled path, then
+    :func:`~snnlab.kernels.lif_torch.lif_torch` (its spikes, membrane and gradients), the membrane cut to the last
+    step for ``keep_membrane=False`` as the C loop returns it."""
+    from .lif_torch import lif_torch
+
+    noise = options["noise"]
+    check_fused_args("lif_cpu", x, options["reset"], options["surrogate"] if noise is None else noise, noise,
+                     (torch.float32,))
+    _check_cpu(x)
+    _lib()  # (raises as the compiled path does where the kernel cannot be built)
+    spikes, membrane = lif_torch(x, beta, threshold, max_spikes=0, **options)
+    return spikes, membrane if keep_membrane or x.shape[0] == 0 else membrane[-1:]

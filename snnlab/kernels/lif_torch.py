@@ -43,7 +43,7 @@ from .dispatch import compute_dtype
 from .first_order import first_order_backward, refuse_forward_mode
 from .func_transforms import (PARAM, STEP, TIME, backward_cfg, backward_runner, check_vmap_randomness,
                               fixed_signature, graph_tie, vmap_by_slices, vmap_folded)
-from .lif_common import LIFOptions, check_mask_p, param_grads, reduce_to
+from .lif_common import LIFOptions, check_mask_p, lif_params, param_grads, reduce_to
 from .surrogate_math import noise_cdf, surrogate_grad_
 
 
@@ -255,16 +255,21 @@ class LIFBackward(torch.autograd.Function):
         return vmap_folded(LIFBackward, info, in_dims, args, layouts, (TIME, STEP, STEP))
 
 
-def lif_torch(x: torch.Tensor, beta: torch.Tensor, threshold: torch.Tensor, *, reset: str = "subtract",
+def lif_torch(x: torch.Tensor, beta: torch.Tensor | float, threshold: torch.Tensor | float, *, reset: str = "subtract",
               detach_reset: bool = False, max_spikes: int | None = None, surrogate: str = "atan",
               surrogate_param: float = 2.0, noise: str | None = None, noise_scale: float = 0.3,
               seed: int = 0, sample: bool = True, mask_p: float = 0.0, mask_seed: int = 0,
               keep_membrane: bool = True) -> tuple[torch.Tensor, torch.Tensor]:
     """Run the multi-step LIF over ``x [T, B, ...]``; returns ``(spikes, pre-reset membrane)``.
 
-    ``beta`` and ``threshold`` are tensors broadcastable to ``x.shape[1:]`` (scalars or per neuron);
+    ``beta`` and ``threshold`` are tensors broadcastable to ``x.shape[1:]`` (scalars or per neuron), or numbers;
     this path computes in ``x``'s dtype (float32 for float16 / bfloat16 input, as the fused kernels) and casts
     them to it; spikes and membrane come back in ``x``'s dtype.
+    ``max_spikes`` is None (no cap) or an int >= 0 (0: the neuron never fires, and no gradient reaches it through
+    its spikes); the other backends agree on every such cap.
+    Raises ``ValueError`` for another ``max_spikes`` and for a parameter that does not broadcast to a step of ``x``,
+    ``TypeError`` for one that is neither a tensor nor a number (the checks of
+    :func:`~snnlab.kernels.lif_common.lif_params`).
     With ``noise`` set, the surrogate is the noise density of scale ``noise_scale``.
     ``mask_p > 0`` drops each output spike with that probability (keep mask from ``mask_seed``; see
     the module docstring): the returned spikes are the masked ones.
@@ -276,11 +281,14 @@ def lif_torch(x: torch.Tensor, beta: torch.Tensor, threshold: torch.Tensor, *, r
         >>> s, h = lif_torch(x, torch.tensor(0.5), torch.tensor(1.5))
         >>> s[:, 0, 0].tolist()
         [0.0, 1.0, 0.0, 1.0, 0.0]
+        >>> lif_torch(x, 0.5, 1.5, max_spikes=1)[0][:, 0, 0].tolist()   # numbers for the parameters; one spike at most
+        [0.0, 1.0, 0.0, 0.0, 0.0]
     """
     refuse_forward_mode("LIF (backend='torch')", (x, beta, threshold))
+    work = compute_dtype(x) if isinstance(x, torch.Tensor) else None
+    beta, threshold = lif_params("lif_torch", x, beta, threshold, max_spikes, work)
     if noise is not None:
         surrogate, surrogate_param = noise, noise_scale
-    work = compute_dtype(x)
     beta, threshold = beta.to(work), threshold.to(work)  # no-ops when they match
     opts = LIFOptions(reset, bool(detach_reset), max_spikes, surrogate, float(surrogate_param), noise,
                       float(noise_scale), int(seed), bool(sample), check_mask_p(mask_p), int(mask_seed))

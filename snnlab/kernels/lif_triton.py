@@ -54,7 +54,7 @@ from .first_order import first_order_backward, refuse_forward_mode
 from .func_transforms import (PARAM, STEP, TIME, backward_cfg, backward_runner, check_vmap_randomness,
                               fixed_signature, graph_tie, vmap_by_slices, vmap_folded)
 from .lif_common import (LIFOptions, SURROGATE_CODES, check_fused_args, check_mask_p, expanded_from_one, flat_param,
-                         noise_divisor, param_grads, steps_and_width)
+                         lif_params, noise_divisor, param_grads, steps_and_width)
 from .triton_import import interpreter_problem, tl, triton
 
 _ATAN, _FAST_SIGMOID, _TRIANGLE, _SIGMOID, _GAUSSIAN, _LOGISTIC = (
@@ -628,20 +628,21 @@ class LIFTritonBackward(torch.autograd.Function):
                            (TIME, STEP, STEP))
 
 
-def lif_triton(x: torch.Tensor, beta: torch.Tensor, threshold: torch.Tensor, *, reset: str = "subtract",
+def lif_triton(x: torch.Tensor, beta: torch.Tensor | float, threshold: torch.Tensor | float, *, reset: str = "subtract",
                detach_reset: bool = False, max_spikes: int | None = None, surrogate: str = "atan",
                surrogate_param: float = 2.0, noise: str | None = None, noise_scale: float = 0.3,
                seed: int = 0, sample: bool = True, mask_p: float = 0.0, mask_seed: int = 0,
                keep_membrane: bool = True) -> tuple[torch.Tensor, torch.Tensor]:
     """Fused Triton multi-step LIF over ``x [T, B, ...]``; returns ``(spikes, pre-reset membrane)``.
 
-    Drop-in for :func:`snnlab.kernels.lif_torch.lif_torch` (same arguments, results and
-    gradients; the whole membrane is always returned: in ``x``'s dtype, or with ``keep_membrane=False`` the float32 one
-    the backward reads, for half-precision input). Needs a
+    Drop-in for :func:`snnlab.kernels.lif_torch.lif_torch` (same arguments, checks, results and
+    gradients; ``beta`` / ``threshold`` may be numbers; the whole membrane is always returned: in ``x``'s dtype, or
+    with ``keep_membrane=False`` the float32 one the backward reads, for half-precision input). Needs a
     CUDA tensor, or ``TRITON_INTERPRET=1`` set before Triton is imported to run on CPU tensors
     through the (slow) interpreter.
     """
     refuse_forward_mode("LIF (backend='triton')", (x, beta, threshold))
+    beta, threshold = lif_params("lif_triton", x, beta, threshold, max_spikes, torch.float32)
     if noise is not None:
         surrogate, surrogate_param = noise, noise_scale
     opts = LIFOptions(reset, bool(detach_reset), max_spikes, surrogate, float(surrogate_param), noise,
