@@ -120,6 +120,93 @@ def test_a_stop_whose_checkpoint_cannot_be_saved_keeps_the_earlier_one(tmp_path,
     assert Trainer.resume_from(tmp_path / "run", store=store, progress=False).step == 3
 
 
+def _signal_inside_save(monkeypatch, which: int, writes: tuple[int, ...] = (3,)) -> list[int]:
+    """The ``which``-th torch.save (from 1) sends this process a SIGINT on each of its ``writes``; returns the list
+    that counts the saves."""
+    real_save, saves = torch.save, []
+
+    class _Signalling(_SignalOnThirdWrite):
+        def write(self, data) -> int:
+            self.writes += 1
+            if self.writes in writes:
+                os.kill(os.getpid(), signal.SIGINT)
+            return self.f.write(data)
+
+    def save(obj, f, *args, **kwargs):
+        saves.append(1)
+        return real_save(obj, _Signalling(f) if len(saves) == which else f, *args, **kwargs)
+
+    monkeypatch.setattr(torch, "save", save)
+    return saves
+
+
+def test_a_third_ctrl_c_inside_the_stops_save_waits_for_it_too(tmp_path, monkeypatch):
+    store = RunStore(tmp_path / "runs.sqlite")
+    tr = Trainer(tiny(epochs=2), run_dir=tmp_path / "run", store=store, progress=False)
+    tr.events.subscribe(lambda ev: os.kill(os.getpid(), signal.SIGINT) if ev.step == 2 else None, kinds=["step"])
+    saves = _signal_inside_save(monkeypatch, 1, writes=(3, 4))
+    with pytest.raises(KeyboardInterrupt):
+        tr.run()
+    monkeypatch.undo()
+    assert tr.state == "stopped" and tr.step == 2 and len(saves) == 1
+    assert store.get_run(tr.run_id)["status"] == "stopped"
+    assert Trainer.resume_from(tmp_path / "run", store=store, progress=False).step == 2
+
+
+def test_a_second_ctrl_c_inside_an_epochs_save_waits_for_it_then_stops_the_run(tmp_path, monkeypatch):
+    """The second Ctrl-C cut the end-of-epoch torch.save short: the run "failed" with torch's RuntimeError ("unexpected
+    pos"), no checkpoint, and the trained epoch lost."""
+    store = RunStore(tmp_path / "runs.sqlite")
+    tr = Trainer(tiny(epochs=2), run_dir=tmp_path / "run", store=store, progress=False)
+    # the first Ctrl-C as the first epoch ends (a stop at the next step), the second inside that epoch's save
+    tr.events.subscribe(lambda ev: os.kill(os.getpid(), signal.SIGINT) if ev.epoch == 0 else None, kinds=["epoch"])
+    _signal_inside_save(monkeypatch, 1)
+    with pytest.raises(KeyboardInterrupt):
+        tr.run()
+    monkeypatch.undo()
+    assert tr.state == "stopped" and tr.error is None and tr.epoch == 1 and tr.step == 3
+    assert store.get_run(tr.run_id)["status"] == "stopped"
+    rest = Trainer.resume_from(tmp_path / "run", store=store, progress=False)
+    assert (rest.epoch, rest.step) == (1, 3)
+    rest.run()
+    assert rest.state == "finished" and rest.step == 6
+
+
+def test_a_second_ctrl_c_inside_the_finished_runs_save_lets_the_run_finish(tmp_path, monkeypatch):
+    """The second Ctrl-C cut the finished run's save short: a trained, evaluated run ended "failed"."""
+    store = RunStore(tmp_path / "runs.sqlite")
+    tr = Trainer(tiny(epochs=1), run_dir=tmp_path / "run", store=store, progress=False)
+    tr.events.subscribe(lambda ev: os.kill(os.getpid(), signal.SIGINT), kinds=["epoch"])
+    saves = _signal_inside_save(monkeypatch, 2)  # the epoch's save, then the finished run's
+    result = tr.run()
+    monkeypatch.undo()
+    assert len(saves) == 2 and tr.state == "finished" and result is tr.result and result["final"] is not None
+    assert store.get_run(tr.run_id)["status"] == "finished"
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+    assert tr._pending_interrupt is None
+
+
+def test_a_ctrl_c_that_cuts_the_stops_save_without_a_handler_still_reports_the_stop(tmp_path, monkeypatch):
+    """A KeyboardInterrupt that no handler of snnlab's held back (loaders with worker processes) cut the stop's save:
+    the run raised with no "stopped" event and the store's row left "running"."""
+    store = RunStore(tmp_path / "runs.sqlite")
+    tr = Trainer(tiny(epochs=2), run_dir=tmp_path / "run", store=store, progress=False)
+    _stop_at_step(tr, 2)
+    real, stopped = tr.checkpoint_state, []
+    tr.events.subscribe(stopped.append, kinds=["stopped"])
+
+    def cut(**flags):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(tr, "checkpoint_state", cut)
+    with pytest.raises(KeyboardInterrupt):
+        tr.run()
+    assert tr.state == "stopped" and len(stopped) == 1 and stopped[0].data["checkpoint"] is None
+    row = store.get_run(tr.run_id)
+    assert row["status"] == "failed" and "KeyboardInterrupt: the save was interrupted" in row["message"]
+    monkeypatch.setattr(tr, "checkpoint_state", real)
+
+
 # ------------------------------------------------------------------------------ run_id
 def test_a_run_id_the_store_holds_is_refused_before_anything_is_written(tmp_path):
     """A second run under a known id was merged into the first one's row (two loss rows per step)."""

@@ -41,7 +41,7 @@ class ControlMixin:
 
     def _init_control(self) -> None:
         self._in_optimizer_step = False  # interrupt() waits until the step is recorded
-        self._saving_stop = False  # interrupt() waits until the stop's checkpoint is saved (and then has nothing to do)
+        self._saving_checkpoint = False  # interrupt() waits until the checkpoint being saved is saved (_interrupts_wait)
         self._pending_interrupt: BaseException | None = None
         self._cond = threading.Condition(threading.RLock())
         self._state = "idle"
@@ -187,24 +187,36 @@ class ControlMixin:
         """Raise ``exc`` (default ``KeyboardInterrupt``) now, from a signal handler of the thread that runs
         :meth:`run`, or, when that thread is inside an optimiser step, just after the step is recorded (an
         optimiser step cut in half could not be resumed). :meth:`run` then saves a checkpoint and re-raises it.
-        One that comes while a stopping run saves its checkpoint (:meth:`_stopping`) waits for the save, and the stop
-        then answers it (a save cut short would leave no checkpoint of the stop)."""
+        One that comes while the run saves a checkpoint (:meth:`_interrupts_wait`) waits for the save (a save cut short
+        would leave no checkpoint): it is raised after an epoch's save, and answered by the run's end after the save
+        of a stop or of the finished run."""
         exc = exc if exc is not None else KeyboardInterrupt()
-        if self._in_optimizer_step or self._saving_stop:
+        if self._in_optimizer_step or self._saving_checkpoint:
             self._pending_interrupt = exc
             return
         raise exc
 
     @contextlib.contextmanager
-    def _stopping(self) -> Iterator[None]:
-        """The block that ends a stopping run (rolls back, saves its checkpoint, reports): :meth:`interrupt` waits
-        for its end, and an interrupt that came meanwhile is dropped (the run it would stop is stopped)."""
-        before, self._saving_stop = self._saving_stop, True
+    def _interrupts_wait(self, then_raise: bool) -> Iterator[None]:
+        """A block that :meth:`interrupt` waits for: a checkpoint's save (a ``KeyboardInterrupt`` inside ``torch.save``
+        leaves no checkpoint, and torch turns it into a ``RuntimeError`` that would fail the run). With
+        ``then_raise`` an interrupt that came meanwhile is raised once the block has ended (unless the block
+        raised); otherwise it is dropped (the block ends the run: a stop, or a finished run's save and report)."""
+        before, self._saving_checkpoint = self._saving_checkpoint, True
+        pending = None
         try:
             yield
         finally:
-            self._saving_stop = before
-            self._pending_interrupt = None
+            self._saving_checkpoint = before
+            if not before:  # (the outermost block answers the interrupts that came meanwhile)
+                pending, self._pending_interrupt = self._pending_interrupt, None
+        if then_raise and pending is not None:
+            raise pending
+
+    def _stopping(self) -> contextlib.AbstractContextManager[None]:
+        """The block that ends a stopping run (rolls back, saves its checkpoint, reports): :meth:`interrupt` waits
+        for its end, and an interrupt that came meanwhile is dropped (the run it would stop is stopped)."""
+        return self._interrupts_wait(then_raise=False)
 
     def _first_ctrl_c_stops(self) -> contextlib.AbstractContextManager[list[int]]:
         """The first Ctrl-C asks for a stop at the next step boundary, a later one calls :meth:`interrupt`; not with

@@ -471,7 +471,8 @@ class Trainer(ControlMixin, ResumeMixin, ReportingMixin):
         try:
             return self._train()
         except KeyboardInterrupt:
-            if self.state != "stopped":  # (not when it came as the stop ended: the stop is saved and reported)
+            # (not when it came as the stop or the finish ended: the run is saved and reported)
+            if self.state not in ("stopped", "finished"):
                 self._on_stopped(partial=True, reason="interrupted")
             raise
         except BaseException as e:  # noqa: BLE001 - report every failure
@@ -554,7 +555,8 @@ class Trainer(ControlMixin, ResumeMixin, ReportingMixin):
                     raise
                 self.last_eval = ev
             self._record_epoch(epoch, summary, ev)
-            self.save_checkpoint()
+            with self._interrupts_wait(then_raise=True):  # a Ctrl-C meanwhile waits for the save, then interrupts
+                self.save_checkpoint()
         return self._finish()
 
     def _record_epoch(self, epoch: int, summary: dict[str, Any], ev: dict[str, Any] | None) -> None:
@@ -734,7 +736,8 @@ class Trainer(ControlMixin, ResumeMixin, ReportingMixin):
         untrained = self.step == self._start_step  # resumed with nothing left to train
         if self._delays_rounded and untrained and done.get("rounded") is not None:
             self._write_summary(done["rounded"])  # (again: a store that missed it gets it)
-            return self._mark_finished()  # the rounded run's result stands
+            with self._interrupts_wait(then_raise=False):
+                return self._mark_finished()  # the rounded run's result stands
         if self._delays_rounded and untrained and done.get("final") is not None:
             final = done["final"]  # rounded, but its evaluation was cut short: only that is left
             rounded = self._evaluate_rounded()
@@ -751,8 +754,11 @@ class Trainer(ControlMixin, ResumeMixin, ReportingMixin):
                 rounded = self._evaluate_rounded()
         self.result = {"final": final, "rounded": rounded}
         self._write_summary(rounded if rounded is not None else final)
-        self.save_checkpoint(finished=True)
-        return self._mark_finished()
+        # the run is trained and evaluated: a Ctrl-C now waits for its checkpoint and its report, and the run's end
+        # answers it (its result is returned)
+        with self._interrupts_wait(then_raise=False):
+            self.save_checkpoint(finished=True)
+            return self._mark_finished()
 
     def _write_summary(self, result: dict[str, Any]) -> None:
         """The run's summary in the store: the numbers of the model as deployed (with integer delays when the run
@@ -780,18 +786,22 @@ class Trainer(ControlMixin, ResumeMixin, ReportingMixin):
         """Save the stopped run's checkpoint and report the stop; a Ctrl-C meanwhile waits (:meth:`_stopping`).
 
         A checkpoint that cannot be saved is logged, and the store's status says so: "stopped" with the message that
-        resuming continues from the run's earlier checkpoint, or "failed" (no checkpoint: nothing to resume)."""
+        resuming continues from the run's earlier checkpoint, or "failed" (no checkpoint: nothing to resume). A
+        ``KeyboardInterrupt`` that cuts the save short without :meth:`interrupt` (no handler of snnlab's: loaders with
+        worker processes) is such a failure too, reported, then raised."""
         with self._stopping():
             self._roll_back_to_boundary()
             self._pending_interrupt = None
             # run() again on this trainer continues exactly where the checkpoint would
             self._resume_progress = self._resumable(self._epoch_progress) if partial else None
-            path, error = None, None
+            path, error, cut = None, None, None
             try:
                 path = self.save_checkpoint(partial_epoch=partial)
             except Exception as e:  # noqa: BLE001 - the run is stopped all the same; the store is told
                 error = f"{type(e).__name__}: {e}"
                 log.exception("could not save the checkpoint of stopped run %s", self.run_id)
+            except BaseException as e:  # a Ctrl-C that interrupt() did not hold back: told, then raised
+                error, cut = f"{type(e).__name__}: the save was interrupted", e
             finally:  # stopped even if the saving fails (the previous checkpoint stays whole: saves are atomic)
                 self._mark_stopped()
             self._emit("stopped", reason=reason, checkpoint=str(path) if path else None)
@@ -804,6 +814,8 @@ class Trainer(ControlMixin, ResumeMixin, ReportingMixin):
             else:
                 self._store("set_status", self.run_id, "failed",
                             f"{reason}; no checkpoint was saved ({error}), so the run cannot be resumed")
+            if cut is not None:
+                raise cut
 
     def history_frame(self, kind: str | None = None):
         """:attr:`history` as a pandas DataFrame (optionally only records of ``kind``)."""
