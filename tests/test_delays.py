@@ -615,3 +615,39 @@ def test_a_one_tap_layer_takes_a_sequence_of_no_steps():
         if rounded:
             layer.round_delays()
         assert layer(torch.rand(0, 2, 3)).shape == (0, 2, 4)
+
+
+@pytest.mark.parametrize("rounded", [False, True])
+def test_stacked_torch_path_layers_run_under_vmap_as_a_loop(rounded):
+    """Before: vmap over stacked DelayedLinear layers (batched positions or delays) on the torch path failed in the
+    tap selection ("vmap over aten::nonzero" / "aten::_unique2"); the Triton path had rules for it."""
+    import copy
+
+    from torch.func import functional_call, stack_module_state, vmap
+
+    layers = [DelayedLinear(5, 3, max_delay=4, backend="torch", seed=i) for i in range(3)]
+    if rounded:
+        for layer in layers:
+            layer.round_delays()
+    x = torch.rand(6, 2, 5, generator=torch.Generator().manual_seed(0))
+    params, buffers = stack_module_state(layers)
+    base = copy.deepcopy(layers[0]).to("meta")
+    y = vmap(lambda p, b: functional_call(base, (p, b), (x,)))(params, buffers)
+    assert torch.equal(y, torch.stack([layer(x) for layer in layers]))
+
+
+def test_per_sample_gradients_of_the_torch_path_match_one_sample_at_a_time():
+    from torch.func import functional_call, grad, vmap
+
+    layer = DelayedLinear(5, 3, max_delay=4, backend="torch", seed=0)
+    params = {k: v.detach() for k, v in layer.named_parameters()}
+    x = torch.rand(6, 2, 5, generator=torch.Generator().manual_seed(1))
+
+    def loss(p, xb):
+        return functional_call(layer, p, (xb.unsqueeze(1),)).square().sum()
+
+    per_sample = vmap(grad(loss), in_dims=(None, 1))(params, x)
+    for b in range(2):
+        one = grad(loss)(params, x[:, b])
+        for k in one:
+            torch.testing.assert_close(per_sample[k][b], one[k], rtol=1e-6, atol=1e-6)

@@ -33,6 +33,7 @@ from snnlab.kernels.delay_math import (  # the formula and the autocast policy l
     two_sigma_squared,
 )
 from snnlab.kernels.dispatch import HALF_DTYPES, TRITON_DTYPES, compute_dtype, resolve_backend
+from snnlab.kernels.first_order import transform_free
 
 __all__ = [
     "DelayedLinear",
@@ -97,10 +98,11 @@ def _conv_taps(x: torch.Tensor, kernel: torch.Tensor, support: torch.Tensor | No
     T = x.shape[0]
     K = min(kernel.shape[-1], T)
     support = kernel if support is None else support
-    if support.is_meta:  # shapes only: every tap
+    free = transform_free(support)  # (nonzero cannot run on the tensors of torch.func's transforms)
+    if support.is_meta or free.dim() != support.dim():  # shapes only, or batched under vmap: every tap (exact)
         active = list(range(K))
     else:
-        active = (support[..., :K] != 0).flatten(0, 1).any(0).nonzero().flatten().tolist()
+        active = (free[..., :K] != 0).flatten(0, 1).any(0).nonzero().flatten().tolist()
     if not active:
         return _zeros_in_graph(x, kernel.shape[0], kernel)
     if _conv1d_wins(x, len(active), max(active) + 1, kernel[..., 0].numel() * (max(active) + 1)):
@@ -253,7 +255,8 @@ def _rounded(x: torch.Tensor, weight: torch.Tensor, delays: torch.Tensor, bias: 
     x3 = x.reshape(T, math.prod(shape[1:-1]), shape[-1]).to(work)
     out_dtype, weight = x.dtype, weight.to(work)
     delays = delays.to(weight.device)
-    used = [0] if delays.is_meta else [d for d in torch.unique(delays).tolist() if d < T]  # meta: shapes only
+    # meta: shapes only; under torch.func.vmap the delays of every vmapped layer (unique cannot run batched)
+    used = [0] if delays.is_meta else [d for d in torch.unique(transform_free(delays)).tolist() if d < T]
     taps = max(used) + 1 if used else 0
     y = None
     if _conv1d_wins(x3, len(used), taps, weight.numel() * taps):  # each synapse's weight at its delay's tap

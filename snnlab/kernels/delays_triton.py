@@ -96,7 +96,7 @@ import os
 import torch
 
 from .dispatch import TRITON_DTYPES, is_ampere_or_newer
-from .first_order import first_order_backward, refuse_forward_mode
+from .first_order import first_order_backward, refuse_forward_mode, transform_free
 from .delay_blocks_triton import (MAX_ROWS, output_block, pow2_block, row_splits, stored_dtype,
                                   vmap_delay_backward, vmap_delay_forward)
 from .delay_math import ASK, autocast_operands
@@ -104,12 +104,6 @@ from .delay_taps_triton import ShiftedTapsFunction, dense_taps
 from .func_transforms import backward_runner, fixed_signature
 from .lif_triton import _check_device as check_triton_device  # the Triton kernels' shared device check
 from .triton_import import tl, triton
-
-try:  # PyTorch's private view of the torch.func wrappers (as snnlab.kernels.first_order), where present
-    from torch._C._functorch import get_unwrapped as _unwrapped
-    from torch._C._functorch import is_functorch_wrapped_tensor as _is_wrapped
-except ImportError:  # pragma: no cover - another PyTorch layout: no wrappers seen (vmap then refuses the checks)
-    _unwrapped, _is_wrapped = None, lambda t: False
 
 __all__ = ["delayed_linear_triton", "DelayedLinearTritonFunction", "DelayedLinearRoundedTritonFunction",
            "DelayedLinearTritonBackward", "gaussian_window"]
@@ -571,25 +565,12 @@ def _options_for(device: torch.device, options: tuple[str, str]) -> tuple[str, s
     return algorithm, precision
 
 
-def _values(t: torch.Tensor) -> torch.Tensor:
-    """``t``'s values without the wrappers of ``torch.func``'s transforms, for a check read back as a Python value
-    (which ``vmap`` refuses on its batched tensors): under ``vmap``, every vmapped sample's values together.
-
-    Example:
-        >>> torch.func.vmap(lambda t: t + _values(t).sum())(torch.ones(2, 3)).tolist()
-        [[7.0, 7.0, 7.0], [7.0, 7.0, 7.0]]
-    """
-    while _is_wrapped(t):
-        t = _unwrapped(t)
-    return t
-
-
 def _exact_in_bf16(x: torch.Tensor) -> bool:
     """Whether every value of ``x`` is a bfloat16 number (NaN is not; one device synchronisation). Under
     ``torch.func.vmap``: of every vmapped sample (the folded call computes them all in one precision)."""
     if x.dtype == torch.bfloat16:
         return True
-    x = _values(x)
+    x = transform_free(x)
     return torch.equal(x, x.to(torch.bfloat16).to(x.dtype))
 
 
@@ -835,7 +816,7 @@ def delayed_linear_triton(x: torch.Tensor, weight: torch.Tensor, positions_or_de
                             f"got {d.dtype}")
         # one device sync for both: the check and the number of taps "taps" needs
         # (under torch.func.vmap: of all the vmapped samples' delays together)
-        d_min, d_max = torch.stack(torch.aminmax(_values(d))).tolist() if d.numel() else (0, -1)
+        d_min, d_max = torch.stack(torch.aminmax(transform_free(d))).tolist() if d.numel() else (0, -1)
         if d_min < 0:
             raise ValueError(f"{name}: delays must be >= 0")
         # delays >= T reach before the sequence (nothing) either way; capped, they fit the kernels' int32

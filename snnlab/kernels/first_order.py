@@ -20,6 +20,23 @@ except ImportError:  # pragma: no cover - another PyTorch layout: plain forward_
     _TransformType = _interpreters = None
 
 
+def transform_free(t: torch.Tensor) -> torch.Tensor:
+    """``t``'s values without the wrappers of ``torch.func``'s transforms, for a check read back as a Python value
+    (which ``vmap`` refuses on its batched tensors): under ``vmap``, every vmapped sample's values together; ``t``
+    itself outside the transforms. The result carries no gradient: use it for decisions (which taps are active,
+    which precision), never in the computation.
+
+    Example:
+        >>> torch.func.vmap(lambda t: t + transform_free(t).sum())(torch.ones(2, 3)).tolist()
+        [[7.0, 7.0, 7.0], [7.0, 7.0, 7.0]]
+    """
+    if _interpreters is None:  # pragma: no cover - another PyTorch layout: no wrappers seen
+        return t
+    while _is_wrapped(t):
+        t = _unwrapped(t)
+    return t
+
+
 def refuse_higher_order(name: str, grads: Iterable[Any] = ()) -> None:
     """Raise inside a custom ``backward`` when autograd records it (``create_graph=True``), or when one of ``grads``
     (the output gradients it got) carries a forward-mode tangent (:func:`forward_mode_inputs`: the ``jvp`` of a
