@@ -312,3 +312,16 @@ def test_only_time_window_alone_counts_the_recordings_and_once(shd_root, monkeyp
     assert len(calls) == (len(train.dataset) + len(test.dataset) if counted else 0)
     if data_kwargs.get("pad_to") == 12:
         assert {x.shape[0] for loader in (train, test) for x, _ in loader} == {12}
+
+
+@pytest.mark.parametrize("value", [np.int64(3), np.int32(3), torch.tensor(3), np.array(3), torch.tensor([3])])
+def test_integer_fields_store_numpy_and_tensor_integers_as_python_ints(value):
+    """Before: ``cfg.epochs = np.int64(3)`` kept the NumPy integer and ``cfg.epochs = torch.tensor(3)`` after
+    construction was refused (the constructor took it)."""
+    cfg = ExperimentConfig()
+    cfg.epochs = value
+    assert type(cfg.epochs) is int and cfg.epochs == 3
+    assert type(ExperimentConfig(epochs=value).epochs) is int
+    assert ExperimentConfig.schema()["epochs"]["type"] == "Integer"
+    with pytest.raises(ValueError, match="must be an integer"):
+        cfg.epochs = torch.tensor(2.5)
