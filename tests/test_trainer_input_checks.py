@@ -301,6 +301,19 @@ def test_evaluate_on_a_missing_cuda_device_says_so_as_the_trainer_does(device):
     assert evaluate(_net(), _data(), device="cpu")["n_samples"] == 8
 
 
+@pytest.mark.skipif(torch.cuda.is_available() or torch.backends.mps.is_available(), reason="needs a machine without "
+                    "CUDA and MPS")
+def test_evaluate_refuses_a_device_name_that_is_no_device_or_not_here():
+    """Before: 'gpu' gave torch's own parser error (no function named) and 'mps' was passed on without MPS."""
+    from snnlab.metrics import evaluate
+
+    with pytest.raises(ValueError, match=r"device='gpu' is not a device name: use 'auto', 'cpu', 'cuda'"):
+        evaluate(_net(), _data(), device="gpu")
+    with pytest.raises(RuntimeError, match=r"device='mps' was requested but MPS is not available here"):
+        evaluate(_net(), _data(), device="mps")
+    assert evaluate(_net(), _data(), device="auto")["n_samples"] == 8
+
+
 def test_to_nir_exports_a_bfloat16_model_as_float32():
     """numpy has no bfloat16: to_nir failed with 'Got unsupported ScalarType BFloat16'."""
     pytest.importorskip("nir")
