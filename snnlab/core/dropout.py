@@ -4,6 +4,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from snnlab.kernels.func_transforms import transforms_active
 from snnlab.kernels.lif_common import check_mask_p
 
 __all__ = ["TimeDropout"]
@@ -16,7 +17,9 @@ class TimeDropout(nn.Module):
     ones are scaled by ``1 / (1 - p)``; in evaluation it is the identity. Dropping a neuron at random steps
     instead (``torch.nn.Dropout`` on ``[T, B, N]``) mostly averages out over time; one mask per sequence is what
     SpikingJelly's multi-step ``Dropout`` does, and what the DCLS delay networks were trained with.
-    It has no state, and draws from torch's global generator (seed it for reproducible masks).
+    It has no state, and draws from torch's global generator (seed it for reproducible masks). Under ``torch.func``
+    transforms the mask is drawn out of place (the same numbers), so it also runs under
+    ``torch.func.vmap(..., randomness="different")`` (a mask per vmapped sample) or ``"same"``.
 
     Example:
         >>> drop = TimeDropout(0.5)
@@ -37,7 +40,12 @@ class TimeDropout(nn.Module):
             raise ValueError(f"TimeDropout expects time-major input [T, B, ...], got {getattr(x, 'shape', type(x))}")
         if not self.training or self.p == 0.0:
             return x
-        keep = torch.empty((1,) + tuple(x.shape[1:]), dtype=x.dtype, device=x.device).bernoulli_(1.0 - self.p)
+        shape = (1,) + tuple(x.shape[1:])
+        if transforms_active():  # out of place: an in-place draw into a fresh tensor fails under vmap(randomness=
+            # "different"); torch.bernoulli(t, p) is t's shape filled by bernoulli_(p): the same numbers
+            keep = torch.bernoulli(torch.empty(shape, dtype=x.dtype, device=x.device), 1.0 - self.p)
+        else:  # (one allocation fewer)
+            keep = torch.empty(shape, dtype=x.dtype, device=x.device).bernoulli_(1.0 - self.p)
         return x * keep / (1.0 - self.p)
 
     def extra_repr(self) -> str:

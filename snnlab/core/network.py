@@ -4,11 +4,24 @@ from __future__ import annotations
 import threading
 import warnings
 import weakref
+from collections.abc import Iterable
 
 import torch
 from torch import nn
 
+from snnlab.kernels.func_transforms import under_vmap
+
 from .neurons import LI, LIF
+from .random_stream import in_recomputation
+
+
+def _difference(parts: list[torch.Tensor]) -> str:
+    """What keeps a layer's recorded calls ``parts`` from being joined along time, in words."""
+    if len({tuple(p.shape[1:]) for p in parts}) > 1:
+        return f"inputs of different shapes {sorted({tuple(p.shape) for p in parts})}"
+    if len({p.dtype for p in parts}) > 1:
+        return f"outputs of different dtypes {sorted({str(p.dtype) for p in parts})}"
+    return f"outputs on different devices {sorted({str(p.device) for p in parts})}"
 
 
 class Sequential(nn.Sequential):
@@ -95,6 +108,12 @@ class Monitor:
     concatenated: the last one is kept, with a warning. :meth:`reset` forgets everything recorded
     (:func:`snnlab.metrics.evaluate` resets before each batch).
 
+    ``layers``: the names of the layers to record (a single name may be given as a str), None for every neuron layer.
+    The recomputation of a checkpointed block (:func:`~snnlab.activation_checkpoint`, ``torch.utils.checkpoint``)
+    in the backward pass calls its layers again: it is not recorded, the records stay those of the forward.
+    A layer called under ``torch.func.vmap`` raises a ``RuntimeError``: its batched tensors could not be read
+    after vmap returns (record the network without vmap).
+
     Example:
         >>> import torch, snnlab as sl
         >>> net = sl.Sequential(torch.nn.Linear(4, 8), sl.LIF(), torch.nn.Linear(8, 2), sl.LI())
@@ -104,8 +123,10 @@ class Monitor:
         (torch.Size([10, 3, 8]), torch.Size([10, 3, 2]))
     """
 
-    def __init__(self, net: nn.Module, layers: list[str] | None = None, to_cpu: bool = False,
+    def __init__(self, net: nn.Module, layers: str | Iterable[str] | None = None, to_cpu: bool = False,
                  membrane: bool = True) -> None:
+        if isinstance(layers, str):  # one name ("11"), not its characters
+            layers = [layers]
         found = {n: m for n, m in net.named_modules() if isinstance(m, (LIF, LI))}
         if not found and layers is None:
             warnings.warn(f"Monitor: {type(net).__name__} has no neuron layer (snnlab.LIF or snnlab.LI, or a "
@@ -160,9 +181,9 @@ class Monitor:
             if len({(tuple(p.shape[1:]), p.dtype, p.device) for p in parts}) == 1:
                 target[name] = torch.cat(parts)
             else:
-                warnings.warn(f"Monitor: layer {name!r} was called {len(parts)} times in one forward with inputs of "
-                              f"different shapes {sorted({tuple(p.shape) for p in parts})}; they cannot be joined "
-                              f"along time, only the last call's {kind} are kept", RuntimeWarning, stacklevel=2)
+                warnings.warn(f"Monitor: layer {name!r} was called {len(parts)} times in one forward with "
+                              f"{_difference(parts)}; they cannot be joined along time, only the last call's {kind} "
+                              "are kept", RuntimeWarning, stacklevel=2)
                 target[name] = parts[-1]
         calls.clear()
 
@@ -182,6 +203,12 @@ class Monitor:
 
     def _hook(self, name: str):
         def record(module: nn.Module, inputs, output: torch.Tensor) -> None:
+            if in_recomputation():  # a checkpointed block recomputed by the backward: its forward was recorded
+                return
+            if under_vmap():
+                raise RuntimeError(f"Monitor: layer {name!r} was called under torch.func.vmap, where it cannot be "
+                                   "recorded (its batched tensors could not be read after vmap returns); run vmap "
+                                   "outside the Monitor's with block, or record the network without vmap")
             move = (lambda t: t.cpu()) if self.to_cpu else (lambda t: t)
             if isinstance(module, LIF):
                 self._store("spikes", name, move(output.detach()))

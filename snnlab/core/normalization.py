@@ -16,6 +16,8 @@ class TimeBatchNorm(nn.BatchNorm1d):
     samples (running averages of them in evaluation), as the DCLS delay networks normalise the synaptic
     currents before the neurons. ``nn.BatchNorm1d`` itself would read ``[T, B, F]`` as ``[N, C, L]`` and
     normalise over the wrong axis. Parameters and state dict are those of ``nn.BatchNorm1d(num_features)``.
+    Normalising with batch statistics (training, or no running statistics) needs more than one value per feature:
+    an input with ``T * B == 1`` is then a ``ValueError``; ``T * B == 0`` returns an empty copy.
 
     Example:
         >>> bn = TimeBatchNorm(3)
@@ -40,6 +42,10 @@ class TimeBatchNorm(nn.BatchNorm1d):
                              f"build it with num_features={f}")
         if t * b == 0:
             return x.clone()
+        if t * b == 1 and (self.training or (self.running_mean is None and self.running_var is None)):
+            raise ValueError(f"TimeBatchNorm: normalising with batch statistics needs more than one value per feature "
+                             f"(the T * B values of an input [T, B, F]), got an input of shape {tuple(x.shape)}; use "
+                             "more steps or samples, or .eval() to normalise with the running statistics")
         if self.training and self.track_running_stats and x.is_floating_point() and not all_finite(x):
             raise_non_finite("TimeBatchNorm", "input")  # before its running statistics take the NaN in for good
         return super().forward(x.reshape(t * b, f)).reshape(t, b, f)

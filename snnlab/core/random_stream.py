@@ -9,7 +9,7 @@ import torch
 from torch import nn
 
 __all__ = ["RandomStream", "RNG_STATE_KEY", "StreamRegion", "recording_streams", "replaying_streams",
-           "draws_in_backward"]
+           "draws_in_backward", "in_recomputation"]
 
 #: the state-dict entry (after the layer's prefix) that holds a seeded layer's generator state
 RNG_STATE_KEY = "_rng_state"
@@ -204,6 +204,33 @@ def _recomputing() -> bool:
     task_id = getattr(torch._C, "_current_graph_task_id", None)
     return (task_id is not None and task_id() != -1 and torch.is_grad_enabled()
             and not getattr(_local, "allowed", 0))
+
+
+def in_recomputation() -> bool:
+    """Whether activation checkpointing is recomputing a forward in this thread: a backward pass running the
+    recomputation of :func:`~snnlab.core.activation_checkpoint.activation_checkpoint` (or of
+    ``torch.utils.checkpoint`` given :func:`~snnlab.core.activation_checkpoint.seeded_stream_contexts`), or what
+    looks like one of ``torch.utils.checkpoint`` alone (:func:`_recomputing`). A :class:`~snnlab.Monitor` records
+    nothing there: the forward that ran was recorded already.
+
+    Example:
+        >>> import torch
+        >>> from torch.utils.checkpoint import checkpoint
+        >>> seen = []
+        >>> def square(t):
+        ...     seen.append(in_recomputation())
+        ...     return t * t
+        >>> checkpoint(square, torch.ones(2, requires_grad=True), use_reentrant=False).sum().backward()
+        >>> seen
+        [False, True]
+    """
+    if _GRAPH_TASK_ID is not None and _GRAPH_TASK_ID() == -1:  # not in a backward pass (the cheap test first)
+        return False
+    stack = getattr(_local, "stack", None)
+    return bool(stack and any(isinstance(entry, _Replay) for entry in stack)) or _recomputing()
+
+
+_GRAPH_TASK_ID = getattr(torch._C, "_current_graph_task_id", None)
 
 
 def _prepare_draw(layer: RandomStream, generator: torch.Generator) -> None:

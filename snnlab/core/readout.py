@@ -15,8 +15,10 @@ Decisions (:func:`predict`, :func:`prediction_over_time`): the class with the un
 a tie for the largest score (e.g. a silent output, all scores equal) is *no decision*, ``-1``, which
 never matches a label. ``softmax_sum`` scores that differ by no more than the rounding of the softmax
 (:func:`tie_tolerance`) count as tied: ``softmax([0, 1, 0])[1]`` and ``softmax([0, 0, 1])[2]`` differ in their
-last bit. A spike readout of an output that an ``LI`` layer produced is refused by :class:`MembraneReadoutCheck`
-(``evaluate`` and the trainer check their first batch). The training loss uses :func:`logits` as they are.
+last bit. Every readout needs at least one time step: an output with ``T = 0`` is refused (``ValueError``), as
+:func:`snnlab.metrics.evaluate` refuses such batches. A spike readout of an output that an ``LI`` layer produced is
+refused by :class:`MembraneReadoutCheck` (``evaluate`` and the trainer check their first batch). The training loss
+uses :func:`logits` as they are.
 """
 from __future__ import annotations
 
@@ -57,12 +59,13 @@ def first_spike_time(spikes: torch.Tensor) -> torch.Tensor:
 def logits(out: torch.Tensor, readout: str = "membrane_sum") -> torch.Tensor:
     """Class scores ``[B, C]`` from a time-major output ``[T, B, C]``.
 
+    An output without time steps (``T = 0``) is refused with a ``ValueError``: no readout has a score for it.
+
     Example:
         >>> logits(torch.ones(4, 2, 3)).shape
         torch.Size([2, 3])
     """
-    if not isinstance(out, torch.Tensor) or out.dim() != 3:
-        raise ValueError(f"readout expects a time-major output [T, B, C], got {getattr(out, 'shape', type(out))}")
+    _check_output(out, readout)
     out = _at_least_float32(out)  # half precision scored in float32: a bfloat16 count of 301 spikes reads 300
     if readout in ("membrane_sum", "spike_count"):
         return out.sum(0)
@@ -73,6 +76,15 @@ def logits(out: torch.Tensor, readout: str = "membrane_sum") -> torch.Tensor:
     if readout == "first_spike":
         return -first_spike_time(out) / out.shape[0]
     raise ValueError(f"unknown readout {readout!r}; choose one of {list(READOUTS)}")
+
+
+def _check_output(out: torch.Tensor, readout: str) -> None:
+    """``ValueError`` unless ``out`` is a time-major output ``[T, B, C]`` with at least one step."""
+    if not isinstance(out, torch.Tensor) or out.dim() != 3:
+        raise ValueError(f"readout expects a time-major output [T, B, C], got {getattr(out, 'shape', type(out))}")
+    if out.shape[0] == 0:
+        raise ValueError(f"readout {readout!r}: the output of shape {tuple(out.shape)} has no time steps (time-major "
+                         "[T, B, C] with T = 0); give every sample at least one step")
 
 
 def _at_least_float32(t: torch.Tensor) -> torch.Tensor:
@@ -187,13 +199,14 @@ def prediction_over_time(out: torch.Tensor, readout: str = "membrane_sum") -> to
     Used for decision latency: for membrane readouts the running sum (or max) up to ``t``; for
     spike readouts the running count or the first neuron to have fired. Steps where the largest
     running score is shared (before any spike, a silent membrane, neurons firing first together) give
-    ``-1``, so the last row is :func:`predict`.
+    ``-1``, so the last row is :func:`predict`. ``T = 0`` is refused (``ValueError``), as by :func:`logits`.
 
     Example:
         >>> out = torch.zeros(4, 1, 2); out[2, 0, 1] = 1.0
         >>> prediction_over_time(out, "membrane_sum")[:, 0].tolist()
         [-1, -1, 1, 1]
     """
+    _check_output(out, readout)
     out = _at_least_float32(out)  # as logits: running counts and sums of half-precision outputs in float32
     if readout == "membrane_sum" or readout == "spike_count":
         running = out.cumsum(0)
