@@ -102,6 +102,22 @@ def test_monitor_takes_a_str_as_one_layer_name():
         sl.Monitor(net, layers="13")
 
 
+def test_monitor_takes_any_iterable_of_layer_names_and_refuses_other_layers_clearly():
+    """Before: a generator of names was read up by the check, so the Monitor recorded nothing without a word;
+    layers=1 gave Python's "'int' object is not iterable" and layers=[1] "no neuron layer named [1]"."""
+    net, x = _six_lif_net(), torch.rand(4, 2, 3)
+    for layers in ((n for n in ("3", "11")), iter(["3", "11"]), ("3", "11"), {"3": None, "11": None}.keys()):
+        with sl.Monitor(net, layers=layers) as mon:
+            net(x)
+        assert sorted(mon.spikes) == ["11", "3"] and mon.spikes["3"].shape == (4, 2, 3)
+    with pytest.raises(TypeError, match=r"Monitor: layers must be a layer name, an iterable of names or None, got "
+                                        r"int 1"):
+        sl.Monitor(net, layers=1)
+    with pytest.raises(TypeError, match=r"Monitor: layers must be names \(str, as in net.named_modules\(\)\), "
+                                        r"got \[3\]"):
+        sl.Monitor(net, layers=["1", 3])
+
+
 class _StepLoop(nn.Module):
     def __init__(self, ckpt):
         super().__init__()

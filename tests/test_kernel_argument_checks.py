@@ -229,3 +229,26 @@ def test_an_integer_input_is_refused_not_computed_with_a_rounded_leak(dtype):
     x = torch.ones(4, 1, 2, dtype=dtype)
     with pytest.raises(TypeError, match=r"lif_torch: x must be a floating-point tensor, got torch\."):
         lif_torch(x, 0.5, 1.0)
+
+
+def test_the_hand_written_broadcast_check_agrees_with_torch_broadcast_shapes():
+    """Property test of check_cap_and_params' shape test (written out for speed) against torch's rule: a parameter
+    is taken exactly when torch.broadcast_shapes(param, step) is the step (sizes 0 and 1, more and fewer dims)."""
+    import random
+
+    from snnlab.kernels.lif_common import check_cap_and_params
+
+    rng = random.Random(0)
+    for _ in range(3000):
+        step = tuple(rng.choice((0, 1, 2, 3)) for _ in range(rng.randint(0, 3)))
+        shape = tuple(rng.choice((0, 1, 2, 3)) for _ in range(rng.randint(0, 4)))
+        try:
+            expected = torch.broadcast_shapes(shape, step) == step
+        except RuntimeError:
+            expected = False
+        x, p = torch.empty((2,) + step), torch.empty(shape)
+        if expected:
+            check_cap_and_params("f", x, None, {"beta": p})
+        else:
+            with pytest.raises(ValueError, match=r"f: beta of shape .* does not broadcast to a step of x"):
+                check_cap_and_params("f", x, None, {"beta": p})

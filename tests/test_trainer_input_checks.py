@@ -327,3 +327,20 @@ def test_to_nir_exports_a_bfloat16_model_as_float32():
 
     assert np.array_equal(weights[0], net[0].weight.detach().float().numpy())  # exact: bfloat16 fits in float32
     assert np.array_equal(weights[1], net[2].weight.detach().float().numpy())
+
+
+@pytest.mark.skipif(torch.xpu.is_available() if hasattr(torch, "xpu") else True, reason="needs torch's xpu module "
+                    "and a machine without an XPU")
+def test_a_device_of_another_backend_that_is_not_here_is_refused_up_front():
+    """Before: resolve_device('xpu') returned the device and evaluate failed later inside torch ('Torch not compiled
+    with XPU enabled', an AssertionError); 'hpu' without its module the same (ModuleNotFoundError)."""
+    from snnlab.metrics import evaluate
+    from snnlab.training.runtime import resolve_device
+
+    for name in ("xpu", "hpu"):
+        with pytest.raises(RuntimeError, match=rf"device='{name}' was requested but it is not available here; use "
+                                               r"device='cpu' or 'auto'"):
+            resolve_device(name)
+    with pytest.raises(RuntimeError, match=r"device='xpu' was requested but it is not available here"):
+        evaluate(_net(), _data(), device="xpu")
+    assert resolve_device("meta") == torch.device("meta")  # (a real device: shapes only, as the user asked)

@@ -108,7 +108,8 @@ class Monitor:
     concatenated: the last one is kept, with a warning. :meth:`reset` forgets everything recorded
     (:func:`snnlab.metrics.evaluate` resets before each batch).
 
-    ``layers``: the names of the layers to record (a single name may be given as a str), None for every neuron layer.
+    ``layers``: the names of the layers to record (a str for one name, or any iterable of them), None for every
+    neuron layer.
     The recomputation of a checkpointed block (:func:`~snnlab.activation_checkpoint`, ``torch.utils.checkpoint``)
     in the backward pass calls its layers again: it is not recorded, the records stay those of the forward.
     A layer called under ``torch.func.vmap`` raises a ``RuntimeError``: its batched tensors could not be read
@@ -127,6 +128,14 @@ class Monitor:
                  membrane: bool = True) -> None:
         if isinstance(layers, str):  # one name ("11"), not its characters
             layers = [layers]
+        elif layers is not None:  # (a generator is read once: the names are checked, then kept)
+            if not isinstance(layers, Iterable):
+                raise TypeError(f"Monitor: layers must be a layer name, an iterable of names or None, got "
+                                f"{type(layers).__name__} {layers!r}")
+            layers = list(layers)
+            bad = [n for n in layers if not isinstance(n, str)]
+            if bad:
+                raise TypeError(f"Monitor: layers must be names (str, as in net.named_modules()), got {bad!r}")
         found = {n: m for n, m in net.named_modules() if isinstance(m, (LIF, LI))}
         if not found and layers is None:
             warnings.warn(f"Monitor: {type(net).__name__} has no neuron layer (snnlab.LIF or snnlab.LI, or a "

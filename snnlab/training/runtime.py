@@ -27,7 +27,8 @@ def seed_everything(seed: int) -> None:
 
 def resolve_device(name: str | torch.device | None) -> torch.device:
     """``"auto"``/None -> cuda when available else cpu; a device that is not here (``"cuda"`` without a GPU, a GPU
-    index past the last, ``"mps"`` without MPS) or a name that is no device raises a clear error.
+    index past the last, ``"mps"`` without MPS, another backend such as ``"xpu"`` that cannot hold a tensor here) or
+    a name that is no device raises a clear error.
 
     Example:
         >>> resolve_device("cpu"), resolve_device(torch.device("cpu"))
@@ -50,4 +51,10 @@ def resolve_device(name: str | torch.device | None) -> torch.device:
                            f"device(s) (cuda:0 to cuda:{torch.cuda.device_count() - 1})")
     if dev.type == "mps" and not torch.backends.mps.is_available():
         raise RuntimeError("device='mps' was requested but MPS is not available here; use device='cpu' or 'auto'")
+    if dev.type not in ("cpu", "cuda", "mps", "meta"):  # another backend ('xpu', 'hpu', ...): can it hold a tensor?
+        try:
+            torch.empty(0, device=dev)
+        except Exception:  # (torch raises AssertionError, ModuleNotFoundError, NotImplementedError... by backend)
+            raise RuntimeError(f"device={str(dev)!r} was requested but it is not available here; use device='cpu' "
+                               "or 'auto'") from None
     return dev
