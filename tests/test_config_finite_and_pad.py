@@ -323,5 +323,5 @@ def test_integer_fields_store_numpy_and_tensor_integers_as_python_ints(value):
     assert type(cfg.epochs) is int and cfg.epochs == 3
     assert type(ExperimentConfig(epochs=value).epochs) is int
     assert ExperimentConfig.schema()["epochs"]["type"] == "Integer"
-    with pytest.raises(ValueError, match="must be an integer"):
-        cfg.epochs = torch.tensor(2.5)
+    with pytest.raises(ValueError, match="^Integer parameter 'ExperimentConfig.epochs' must be an integer"):
+        cfg.epochs = torch.tensor(2.5)  # (param's own message, as before)

@@ -155,11 +155,12 @@ class FiniteNumber(param.Number):
         super().__setattr__(attribute, value)
 
 
-class WholeNumber(param.Integer):
-    """A ``param.Integer`` that stores a NumPy integer or a one-element integer tensor / array as the Python ``int``
+class Integer(param.Integer):
+    """The config's integer fields: a ``param.Integer`` (its name, so that param's messages still say "Integer
+    parameter ...") that stores a NumPy integer or a one-element integer tensor / array as the Python ``int``
     it holds (``cfg.epochs = np.int64(3)``, a sweep over ``torch.arange(...)``), as :class:`FiniteNumber` stores its
     numbers: the field saves as JSON and compares as an ``int``. :meth:`ExperimentConfig.schema` reports it as
-    ``"Integer"``.
+    ``"Integer"``, as param's own.
 
     Example:
         >>> import numpy as np, torch
@@ -509,7 +510,7 @@ class ExperimentConfig(param.Parameterized):
         "How static images (digits, mnist5k) become spikes: 'latency' (one spike, brighter = earlier), "
         "'rate' (Bernoulli spikes with probability = intensity) or 'direct' (the analog value at every step). "
         "Ignored for datasets that are already spikes."))
-    num_steps = WholeNumber(default=20, bounds=(1, 100_000), doc=(
+    num_steps = Integer(default=20, bounds=(1, 100_000), doc=(
         "Number of simulation time steps T per sample (event datasets: their frames, unless data_kwargs choose "
         "n_time_bins or time_window)."))
 
@@ -520,7 +521,7 @@ class ExperimentConfig(param.Parameterized):
         "Hidden neuron model: 'multi_spike' (LIF, optionally capped at max_spikes per sample), 'ttfs' "
         "(time-to-first-spike: each neuron fires at most once) or 'noisy' (noisy LIF trained with its noise "
         "density as the surrogate gradient, NSNN)."))
-    max_spikes = WholeNumber(default=None, allow_None=True, bounds=(1, None), doc=(
+    max_spikes = Integer(default=None, allow_None=True, bounds=(1, None), doc=(
         "Maximum spikes per neuron per sample (None = unlimited). 'ttfs' neurons always use 1."))
     surrogate = param.Selector(default="atan", objects=list(_surrogates.available()), doc=(
         "Surrogate gradient of the spike non-linearity (ignored by 'noisy' neurons, which use their noise density)."))
@@ -579,7 +580,7 @@ class ExperimentConfig(param.Parameterized):
         "Time constant of the threshold adaptation in time steps (used when adaptation > 0)."))
     delays = param.Boolean(default=False, doc=(
         "Use learnable synaptic delays (DelayedLinear, DCLS-style) instead of plain dense synapses."))
-    max_delay = WholeNumber(default=10, bounds=(0, 100_000), doc=(
+    max_delay = Integer(default=10, bounds=(0, 100_000), doc=(
         "Largest synaptic delay in time steps (taps 0..max_delay-1) when delays is on; at most num_steps."))
     sigma_schedule = param.Selector(default="linear", objects=list(DelaySchedule.KINDS), doc=(
         "How the delay kernels' Gaussian width sigma shrinks from max_delay/2 to sigma_end (DelaySchedule kind): "
@@ -601,8 +602,8 @@ class ExperimentConfig(param.Parameterized):
 
     # -- optimisation -------------------------------------------------------------------------
     loss = param.Selector(default="cross_entropy", objects=list(LOSSES), doc="Training loss on the readout logits.")
-    epochs = WholeNumber(default=10, bounds=(1, 100_000), doc="Number of training epochs.")
-    batch_size = WholeNumber(default=64, bounds=(1, 1_000_000), doc="Samples per mini-batch.")
+    epochs = Integer(default=10, bounds=(1, 100_000), doc="Number of training epochs.")
+    batch_size = Integer(default=64, bounds=(1, 1_000_000), doc="Samples per mini-batch.")
     lr = FiniteNumber(default=2e-3, bounds=(0, 100.0), inclusive_bounds=(False, True), doc=(
         "Learning rate of the weights (and thresholds / time constants)."))
     lr_delays = FiniteNumber(default=0.1, bounds=(0, 1000.0), doc=(
@@ -617,7 +618,7 @@ class ExperimentConfig(param.Parameterized):
         "Learning-rate schedule of the delay positions (same choices as lr_schedule, from lr_delays)."))
     optimizer = param.Selector(default="adam", objects=list(OPTIMIZERS), doc="Optimiser: 'adam' or 'sgd' (momentum 0.9).")
     weight_decay = FiniteNumber(default=0.0, bounds=(0.0, 10.0), doc="L2 weight decay of the weights (not of the delays, nor of batch norm's scale and shift).")
-    seed = WholeNumber(default=0, bounds=(0, 2**63 - 1), doc="Seed for torch, numpy, random and the data split/shuffle.")
+    seed = Integer(default=0, bounds=(0, 2**63 - 1), doc="Seed for torch, numpy, random and the data split/shuffle.")
     device = param.Selector(default="auto", objects=list(DEVICES), doc="'cpu', 'cuda', or 'auto' (cuda when available).")
     precision = param.Selector(default="float32", objects=list(PRECISIONS), doc=(
         "Arithmetic of the forward pass: 'float32', or 'bfloat16' (torch.autocast: matrix products and convolutions "
@@ -629,11 +630,11 @@ class ExperimentConfig(param.Parameterized):
         "robustness curves run in the same precision (snnlab.metrics functions called directly run in their "
         "caller's autocast state); readouts are scored in float32, but a readout membrane rounded to bfloat16 can "
         "tie close classes."))
-    max_batches_per_epoch = WholeNumber(default=None, allow_None=True, bounds=(1, None), doc=(
+    max_batches_per_epoch = Integer(default=None, allow_None=True, bounds=(1, None), doc=(
         "Stop each epoch after this many batches (None = the whole training set); small for quick runs."))
-    eval_max_batches = WholeNumber(default=None, allow_None=True, bounds=(1, None), doc=(
+    eval_max_batches = Integer(default=None, allow_None=True, bounds=(1, None), doc=(
         "Evaluate on at most this many test batches (None = the whole test set)."))
-    eval_every = WholeNumber(default=1, bounds=(1, None), doc=(
+    eval_every = Integer(default=1, bounds=(1, None), doc=(
         "Evaluate on the test set every this many epochs (the last epoch is always evaluated)."))
 
     # ------------------------------------------------------------------------------------------
@@ -649,7 +650,7 @@ class ExperimentConfig(param.Parameterized):
         out: dict[str, dict[str, Any]] = {}
         for k in cls.fields():
             p = cls.param[k]
-            kind = {FiniteNumber: "Number", WholeNumber: "Integer"}.get(type(p), type(p).__name__)  # (as param's)
+            kind = "Number" if type(p) is FiniteNumber else type(p).__name__  # (forms and flags treat it as one)
             d: dict[str, Any] = {"type": kind, "default": p.default, "doc": p.doc,
                                  "allow_None": bool(p.allow_None)}
             if getattr(p, "objects", None) is not None and isinstance(p, param.Selector):
