@@ -6,6 +6,7 @@ The notebooks are written from here so that their text and code stay reviewable 
     python notebooks/_build.py --execute    # ... then run each one and store the outputs of the
                                             #     cells marked "# NBVAL_CHECK_OUTPUT" only
     python notebooks/_build.py 03 --execute # only the notebooks whose file name starts with "03"
+    python notebooks/_build.py --out-dir /tmp/nb   # write them elsewhere (the tracked files untouched)
 
 CI runs ``pytest --nbval-lax notebooks/``: every cell must run without error, and the cells marked
 ``# NBVAL_CHECK_OUTPUT`` must reproduce their stored output. Keep those cells deterministic (shapes,
@@ -14,6 +15,7 @@ counts of hand-made inputs, booleans of asserted facts) and keep every other out
 """
 from __future__ import annotations
 
+import argparse
 import sys
 import textwrap
 from pathlib import Path
@@ -1565,22 +1567,43 @@ def execute(nb: nbformat.NotebookNode) -> None:
     NotebookClient(nb, timeout=900, kernel_name="python3", resources={"metadata": {"path": str(HERE)}}).execute()
 
 
+def parse_args(argv: list[str]) -> argparse.Namespace:
+    """The command line: notebook name prefixes (none: every notebook), ``--execute``, ``--out-dir``. An unknown
+    option or a prefix that names no notebook is an error (exit 2) before anything is written."""
+    parser = argparse.ArgumentParser(
+        prog="notebooks/_build.py", description="Write the tutorial notebooks from this file's source (outputs "
+        "cleared), optionally executing them and keeping the outputs of the '# NBVAL_CHECK_OUTPUT' cells.")
+    parser.add_argument("prefixes", nargs="*", metavar="PREFIX",
+                        help="build only the notebooks whose file name starts with one of these (e.g. 03); "
+                             "default: every notebook")
+    parser.add_argument("--execute", action="store_true", help="run each notebook and store its checked outputs")
+    parser.add_argument("--out-dir", type=Path, default=HERE,
+                        help="folder to write the notebooks to (default: notebooks/, replacing the tracked files)")
+    args = parser.parse_args(argv)
+    unknown = [p for p in args.prefixes if not any(name.startswith(p) for name in NOTEBOOKS)]
+    if unknown:
+        parser.error(f"no notebook name starts with {', '.join(map(repr, unknown))}; the notebooks are "
+                     f"{', '.join(NOTEBOOKS)}")
+    if not args.out_dir.is_dir():
+        parser.error(f"--out-dir {str(args.out_dir)!r} is not a folder")
+    return args
+
+
 def main(argv: list[str]) -> None:
-    run = "--execute" in argv
-    wanted = [a for a in argv if not a.startswith("--")]
+    args = parse_args(argv)
     for name, cells in NOTEBOOKS.items():
-        if wanted and not any(name.startswith(w) for w in wanted):
+        if args.prefixes and not any(name.startswith(p) for p in args.prefixes):
             continue
         nb = build(name, cells)
-        if run:
+        if args.execute:
             import time
             t0 = time.time()
             execute(nb)
             print(f"{name}: executed in {time.time() - t0:.1f} s")
         strip_unchecked(nb)
         nbformat.validate(nb)
-        nbformat.write(nb, HERE / name)
-        print("wrote", name, "(executed)" if run else "")
+        nbformat.write(nb, args.out_dir / name)
+        print("wrote", args.out_dir / name, "(executed)" if args.execute else "")
 
 
 if __name__ == "__main__":
