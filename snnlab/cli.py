@@ -263,17 +263,25 @@ def _resumed_text(trainer, ckpt: dict) -> str:
 
 
 def _resume_command(args: argparse.Namespace) -> list[str]:
-    """The command that resumes the run of ``snnlab train`` ``args`` in its run folder and run store.
+    """The command that resumes the run of ``snnlab train`` ``args`` in its run folder and run store, with its
+    ``--threads`` (a resumed run repeats the uninterrupted one bit for bit only with the same number of threads) and
+    ``--quiet``.
 
     Example:
         >>> _resume_command(argparse.Namespace(run_dir="runs/a b", store="s.sqlite", no_store=False))
         ['snnlab', 'train', '--resume', '--run-dir', 'runs/a b', '--store', 's.sqlite']
+        >>> _resume_command(argparse.Namespace(run_dir="r", no_store=True, threads=1, quiet=True))
+        ['snnlab', 'train', '--resume', '--run-dir', 'r', '--no-store', '--threads', '1', '--quiet']
     """
     again = ["snnlab", "train", "--resume", "--run-dir", str(args.run_dir)]
     if getattr(args, "no_store", False):
         again.append("--no-store")
     elif getattr(args, "store", None):
         again += ["--store", str(args.store)]
+    if getattr(args, "threads", None) is not None:
+        again += ["--threads", str(args.threads)]
+    if getattr(args, "quiet", False):
+        again.append("--quiet")
     return again
 
 

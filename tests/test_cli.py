@@ -299,7 +299,12 @@ def test_ctrl_c_or_sigterm_stops_train_with_a_checkpoint_and_a_resume_hint(tmp_p
         monkeypatch.setattr(snnlab.training, "Trainer", Signalled)
         other = str(tmp_path / "other")
         assert main(["train", *TINY, "--epochs", "5", "--run-dir", other, "--no-store"]) == code
-        assert f"resume with: snnlab train --resume --run-dir {other} --no-store\n" in capsys.readouterr().err
+        assert f"resume with: snnlab train --resume --run-dir {other} --no-store --quiet\n" in capsys.readouterr().err
+        # the hint keeps --threads (bit-for-bit resumes need the same thread count) and --quiet (TINY's)
+        third = str(tmp_path / "third")
+        assert main(["train", *TINY, "--epochs", "5", "--run-dir", third, "--no-store", "--threads", "1"]) == code
+        assert (f"resume with: snnlab train --resume --run-dir {third} --no-store --threads 1 --quiet\n"
+                in capsys.readouterr().err)
 
 
 def test_sigterm_to_a_sweep_keeps_its_rows_and_stops_its_runs(tmp_path):

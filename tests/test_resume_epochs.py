@@ -187,8 +187,8 @@ def test_cli_names_the_store_in_the_command_that_writes_missing_results_again(tm
     with pytest.warns(RuntimeWarning, match="writes to the run store failed"):
         assert main(["train", *TINY, "--epochs", "1", "--run-dir", run_dir, "--store", store]) == 1
     err = capsys.readouterr().err
-    assert f"snnlab train --resume --run-dir '{run_dir}' --store '{store}' writes its status and final results " \
-           f"again" in err
+    assert f"snnlab train --resume --run-dir '{run_dir}' --store '{store}' --quiet writes its status and final " \
+           f"results again" in err  # (--quiet: TINY's)
 
 
 def test_a_delay_run_trained_on_after_it_finished_does_not_finish_with_its_first_result(tmp_path):
