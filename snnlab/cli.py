@@ -358,7 +358,8 @@ def cmd_sweep(args: argparse.Namespace) -> int:
         print(f"\ntable written to {args.out}")
     if result.reused or result.resumed:
         print(f"from {args.run_root}: {len(result.reused)} finished run(s) reused, {len(result.resumed)} resumed "
-              "from their checkpoints", file=sys.stderr)
+              "from their checkpoints" + (" (with --robustness a finished run is reopened to measure it, without "
+                                          "training)" if robustness and result.resumed else ""), file=sys.stderr)
     failed = result.table[result.table["status"] != "finished"]
     for _, row in failed.iterrows():
         error, values = row.get("error"), ", ".join(f"{k}={row[k]}" for k in grid)

@@ -713,3 +713,17 @@ def test_runs_lists_creation_times_in_local_time(tmp_path, capsys, monkeypatch):
     finally:
         monkeypatch.undo()  # TZ as it was (CI may set one), then the C library told
         time.tzset()
+
+
+def test_a_sweep_rerun_with_robustness_says_why_it_reopens_finished_runs(tmp_path, capsys):
+    """Tester: a rerun with --robustness counted the finished runs as "resumed" without saying why (the help says
+    finished runs are reused)."""
+    argv = ["sweep", "--grid", "seed=0", *TINY, "--workers", "1", "--no-store", "--run-root", str(tmp_path / "r")]
+    assert main(argv) == 0
+    capsys.readouterr()
+    assert main(argv) == 0
+    assert "1 finished run(s) reused, 0 resumed from their checkpoints\n" in capsys.readouterr().err
+    assert main([*argv, "--robustness", "deletion:0.5"]) == 0
+    err = capsys.readouterr().err
+    assert ("0 finished run(s) reused, 1 resumed from their checkpoints (with --robustness a finished run is reopened "
+            "to measure it, without training)") in err
