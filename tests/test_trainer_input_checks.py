@@ -344,3 +344,21 @@ def test_a_device_of_another_backend_that_is_not_here_is_refused_up_front():
     with pytest.raises(RuntimeError, match=r"device='xpu' was requested but it is not available here"):
         evaluate(_net(), _data(), device="xpu")
     assert resolve_device("meta") == torch.device("meta")  # (a real device: shapes only, as the user asked)
+
+
+def test_a_failed_run_logs_its_traceback_only_when_it_does_not_raise_it(caplog):
+    """Tester: a run failing on a user error printed the full traceback twice (the log, then the raised error)."""
+    import logging
+
+    def failing():
+        tr = Trainer(tiny(), model=_net(), train_loader=_data(labels=[0, 5, 1, 2]), test_loader=_data(),
+                     progress=False)
+        return tr
+
+    with caplog.at_level(logging.ERROR, logger="snnlab"):
+        with pytest.raises(ValueError, match="class indices"):
+            failing().run()
+        assert not [r for r in caplog.records if "failed" in r.getMessage()]
+        tr = failing()
+        assert tr.run(raise_errors=False) is None and tr.state == "failed"
+        assert [r for r in caplog.records if "training run" in r.getMessage() and "Traceback" in r.getMessage()]

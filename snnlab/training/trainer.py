@@ -480,7 +480,7 @@ class Trainer(ControlMixin, ResumeMixin, ReportingMixin):
             self.error = msg
             self._set_state("failed")
             tb = "".join(traceback.format_exception(type(e), e, e.__traceback__))
-            if not isinstance(e, TrainingDiverged):
+            if not isinstance(e, TrainingDiverged) and not raise_errors:  # (re-raised: its traceback shows once)
                 log.error("training run %s failed:\n%s", self.run_id, tb)
             self._emit("failed", message=msg, error_type=type(e).__name__, traceback=tb,
                        checkpoint=str(self.checkpoint_path) if self.checkpoint_path and self.checkpoint_path.exists() else None)
