@@ -396,8 +396,10 @@ def test_a_run_dir_holding_another_runs_checkpoint_is_refused(tmp_path, monkeypa
     second = Trainer(cfg, run_dir="run", store=store, progress=False, overwrite=True)
     second.run()
     assert load_checkpoint(tmp_path / "run")["run_id"] == second.run_id
-    paths = store.list_runs()["checkpoint"].tolist()  # absolute: valid from any working directory
-    assert paths == [str(tmp_path / "run" / "checkpoint.pt")] * 2
+    runs = store.list_runs().set_index("run_id")
+    assert runs.loc[second.run_id, "checkpoint"] == str(tmp_path / "run" / "checkpoint.pt")  # absolute: from any cwd
+    assert not isinstance(runs.loc[first.run_id, "checkpoint"], str)  # replaced (None: NaN in the frame)
+    assert runs.loc[first.run_id, "message"] == f"checkpoint replaced by run {second.run_id}"
 
 
 def test_resume_after_a_crash_does_not_log_the_redone_steps_twice(tmp_path):

@@ -48,10 +48,15 @@ def _fmt_time(t: Any) -> str:
         return ""
 
 
-def load_model_from_checkpoint(path: str):
-    """``(model, test_loader, cfg)`` from a training checkpoint (loaded with ``weights_only=True``)."""
+def load_model_from_checkpoint(path: str, run_id: str | None = None):
+    """``(model, test_loader, cfg)`` from a training checkpoint (loaded with ``weights_only=True``); ``run_id``: the
+    stored run it is loaded for, refused (``ValueError``, :func:`~snnlab.training.checkpoint.check_checkpoint_run`)
+    when the file now holds another run's checkpoint."""
     from snnlab.training import build_data, model_from_checkpoint
+    from snnlab.training.checkpoint import check_checkpoint_run
 
+    if run_id is not None:
+        check_checkpoint_run(path, run_id)
     model, cfg = model_from_checkpoint(path)
     _, test_loader, _, _ = build_data(cfg)
     return model, test_loader, cfg
@@ -301,7 +306,7 @@ class RunsPanel:
             try:
                 with warnings.catch_warnings(record=True) as caught:  # shown on the page, not only in the server log
                     warnings.simplefilter("always")
-                    model, loader, cfg = load_model_from_checkpoint(row["checkpoint"])
+                    model, loader, cfg = load_model_from_checkpoint(row["checkpoint"], run_id)
                 notes += [f"run {run_id}: {w.message}" for w in caught]
                 with forward_precision(cfg.precision, torch.device("cpu")):  # as the run evaluated
                     curve = robustness_curve(model, loader, self.perturbation.value, levels, readout=cfg.readout,

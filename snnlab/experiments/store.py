@@ -774,10 +774,29 @@ class RunStore:
                             (run_id, json.dumps(this_process())))
 
     def set_checkpoint(self, run_id: str, path: str | os.PathLike) -> None:
-        """Record the path of a run's latest checkpoint (made absolute: readers may run elsewhere)."""
+        """Record the path of a run's latest checkpoint (made absolute: readers may run elsewhere).
+
+        A file holds one checkpoint: another run recorded at the same path (its folder reused, e.g. a training
+        with ``overwrite``) loses its checkpoint entry, keeps its metrics and results, and its message says
+        "checkpoint replaced by run <run_id>".
+
+        Example:
+            >>> import tempfile, os
+            >>> folder = tempfile.mkdtemp()
+            >>> store = RunStore(os.path.join(folder, "runs.sqlite"))
+            >>> old, new = store.create_run({}), store.create_run({})
+            >>> store.set_checkpoint(old, os.path.join(folder, "checkpoint.pt"))
+            >>> store.set_checkpoint(new, os.path.join(folder, "checkpoint.pt"))
+            >>> store.get_run(old)["checkpoint"], store.get_run(old)["message"] == f"checkpoint replaced by run {new}"
+            (None, True)
+        """
+        where, now = str(Path(path).resolve()), time.time()
+        note = f"checkpoint replaced by run {run_id}"
         with self._conn() as con:
-            con.execute("UPDATE runs SET checkpoint=?, updated=? WHERE run_id=?",
-                        (str(Path(path).resolve()), time.time(), run_id))
+            con.execute("UPDATE runs SET checkpoint=NULL, updated=?, message=CASE WHEN message IS NULL OR message='' "
+                        "THEN ? ELSE message || '; ' || ? END WHERE checkpoint=? AND run_id<>?",
+                        (now, note, note, where, run_id))
+            con.execute("UPDATE runs SET checkpoint=?, updated=? WHERE run_id=?", (where, now, run_id))
 
     def set_config(self, run_id: str, config: dict) -> None:
         """Replace a run's config (a run resumed with changed settings, e.g. more epochs)."""

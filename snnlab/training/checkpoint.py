@@ -24,7 +24,7 @@ from typing import Any
 import numpy as np
 import torch
 
-__all__ = ["CheckpointError", "save_checkpoint", "load_checkpoint", "to_plain"]
+__all__ = ["CheckpointError", "save_checkpoint", "load_checkpoint", "check_checkpoint_run", "to_plain"]
 
 
 class CheckpointError(RuntimeError):
@@ -129,3 +129,29 @@ def load_checkpoint(path: str | os.PathLike, map_location: Any = "cpu", mmap: bo
     if not isinstance(state, dict):
         raise CheckpointError(f"checkpoint {path} holds a {type(state).__name__}, expected a dict")
     return state
+
+
+def check_checkpoint_run(path: str | os.PathLike, run_id: str) -> dict[str, Any]:
+    """The checkpoint at ``path`` (a file or a run folder; tensors memory-mapped), after checking it holds run
+    ``run_id``: a run store's path can outlive its checkpoint (another run saved over it, e.g. a training with
+    ``overwrite`` in the same folder), and loading it for the stored run would show another network under its name.
+
+    Raises ``ValueError`` when the file holds another run (or no run id), plus :func:`load_checkpoint`'s errors.
+
+    Example:
+        >>> import tempfile, os
+        >>> p = save_checkpoint(os.path.join(tempfile.mkdtemp(), "checkpoint.pt"), {"run_id": "abc"})
+        >>> check_checkpoint_run(p, "abc")["run_id"]
+        'abc'
+        >>> check_checkpoint_run(p, "old")  # doctest: +ELLIPSIS
+        Traceback (most recent call last):
+        ...
+        ValueError: check_checkpoint_run: ...checkpoint.pt holds the checkpoint of run 'abc', not run 'old' (...
+    """
+    ckpt = load_checkpoint(path, mmap=True)
+    held = ckpt.get("run_id")
+    if held is None or str(held) != str(run_id):
+        what = "no run id" if held is None else f"the checkpoint of run {held!r}"
+        raise ValueError(f"check_checkpoint_run: {path} holds {what}, not run {run_id!r} (another run saved over it, "
+                         "e.g. a training with overwrite in that folder): refusing to load it for that run")
+    return ckpt
