@@ -4,6 +4,7 @@ import copy
 import functools
 import warnings
 
+import numpy as np
 import pytest
 import torch
 from torch import nn
@@ -235,3 +236,17 @@ def test_time_batch_norm_with_one_value_per_feature_names_itself():
     assert int(bn.num_batches_tracked) == 0
     assert bn.eval()(torch.randn(1, 1, 5)).shape == (1, 1, 5)  # the running statistics take one value
     assert sl.TimeBatchNorm(5)(torch.randn(2, 1, 5)).shape == (2, 1, 5)
+
+
+@pytest.mark.parametrize("flag", ["detach_reset", "noisy_eval", "mask_at_inference", "learn_threshold", "learn_tau"])
+def test_neuron_flags_must_be_true_or_false(flag):
+    """Tester: ``LIF(detach_reset="no")`` was taken as True (any truthy value was)."""
+    with pytest.raises(TypeError, match=rf"LIF: {flag} must be True or False, got str 'no'"):
+        sl.LIF(**{flag: "no"})
+    for good, expected in ((True, True), (np.bool_(False), False), (1, True), (0, False)):
+        assert getattr(sl.LIF(**{flag: good}), flag) is expected
+    if flag in ("detach_reset", "noisy_eval", "mask_at_inference"):  # also when assigned later
+        layer = sl.LIF()
+        with pytest.raises(TypeError, match=rf"LIF: {flag} must be True or False, got NoneType None"):
+            setattr(layer, flag, None)
+        assert getattr(layer, flag) is False

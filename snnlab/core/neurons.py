@@ -14,8 +14,9 @@ from snnlab.kernels.surrogate_math import NOISE_SURROGATES, check_builtin_surrog
 
 from . import surrogates as sg
 from .random_stream import RandomStream
-from .validation import (all_finite, as_drop_probability, as_number, as_seed, check_choice, check_fits_float32,
-                         check_non_negative, check_positive, check_time_major, is_integer, raise_non_finite)
+from .validation import (all_finite, as_drop_probability, as_flag, as_number, as_seed, check_choice,
+                         check_fits_float32, check_non_negative, check_positive, check_time_major, is_integer,
+                         raise_non_finite)
 
 RESETS = ("subtract", "zero")
 DEFAULT_TAU_MEM = 10.0  # time steps, when neither tau_mem nor beta is given
@@ -140,7 +141,7 @@ class _Leaky(nn.Module):
         n_neurons = None if n_neurons is None else int(n_neurons)
         shape = (n_neurons,) if n_neurons is not None else ()
         self.n_neurons = n_neurons
-        self.learn_tau = bool(learn_tau)
+        self.learn_tau = as_flag(learn_tau, "learn_tau", layer)
         if self.learn_tau:
             if b >= 1.0:
                 raise ValueError(f"{layer}: learn_tau needs a finite tau_mem (beta < 1), got beta={b}")
@@ -299,8 +300,9 @@ class LIF(RandomStream, _Leaky):
       CPU loop, float32) or ``"triton"``; see :mod:`snnlab.kernels.dispatch`.
     - Options set after construction are checked as the constructor checks them: ``reset``, ``max_spikes``,
       ``surrogate`` (a name is resolved: ``layer.surrogate = "triangle"``), ``noise``, ``noise_scale`` and
-      ``mask_p`` when they are assigned (``layer.max_spikes = 0`` raises the ``ValueError`` of
-      ``LIF(max_spikes=0)``), ``backend`` at the next call.
+      ``mask_p`` and the flags ``detach_reset``, ``noisy_eval``, ``mask_at_inference`` when they are assigned
+      (``layer.max_spikes = 0`` raises the ``ValueError`` of ``LIF(max_spikes=0)``; a flag must be True or False:
+      ``detach_reset="no"`` is a ``TypeError``, not a true value), ``backend`` at the next call.
 
     Returns the spikes ``[T, B, ...]`` (0/1 floats); the pre-reset membrane of the last call is kept in
     ``last_membrane`` while a :class:`~snnlab.Monitor` watches the layer.
@@ -331,14 +333,14 @@ class LIF(RandomStream, _Leaky):
             check_positive(noise_scale, "noise_scale", "LIF")
         self.mask_p = mask_p  # (each option is checked as it is set: __setattr__)
         seed = None if seed is None else as_seed(seed, "LIF")
-        self.mask_at_inference = bool(mask_at_inference)
+        self.mask_at_inference = as_flag(mask_at_inference, "mask_at_inference", "LIF")
         self.surrogate = _as_surrogate(surrogate, "LIF")
         if noise is None and backend in ("cpu", "triton"):  # the fused kernels compute the built-in ones only
             check_builtin_surrogate(f"LIF(backend={backend!r})", self.surrogate.name)
-        self.reset, self.detach_reset, self.max_spikes = reset, bool(detach_reset), max_spikes
-        self.noise, self.noise_scale, self.noisy_eval = noise, noise_scale, bool(noisy_eval)
+        self.reset, self.detach_reset, self.max_spikes = reset, detach_reset, max_spikes
+        self.noise, self.noise_scale, self.noisy_eval = noise, noise_scale, noisy_eval
         self.backend = backend
-        self.learn_threshold = bool(learn_threshold)
+        self.learn_threshold = as_flag(learn_threshold, "learn_threshold", "LIF")
         shape = (self.n_neurons,) if self.n_neurons is not None else ()
         thr = torch.full(shape, float(threshold))
         if self.learn_threshold:
@@ -352,7 +354,8 @@ class LIF(RandomStream, _Leaky):
 
     #: the options checked (and normalised) at every assignment, the constructor's and any later one
     #: (``layer.max_spikes = 0`` raises as ``LIF(max_spikes=0)`` does; ``layer.surrogate = "triangle"`` is resolved)
-    _CHECKED_OPTIONS = frozenset(("reset", "max_spikes", "surrogate", "noise", "noise_scale", "mask_p"))
+    _CHECKED_OPTIONS = frozenset(("reset", "max_spikes", "surrogate", "noise", "noise_scale", "mask_p", "detach_reset",
+                                  "noisy_eval", "mask_at_inference"))
 
     def __setattr__(self, name: str, value) -> None:
         if name in LIF._CHECKED_OPTIONS:
@@ -372,6 +375,8 @@ class LIF(RandomStream, _Leaky):
             return _as_surrogate(value, layer)
         if name == "mask_p":
             return as_drop_probability(value, "mask_p", layer)
+        if name in ("detach_reset", "noisy_eval", "mask_at_inference"):
+            return as_flag(value, name, layer)
         # noise and noise_scale: a noisy neuron needs a scale > 0 (checked whichever of the two is set last)
         if name == "noise":
             if value is not None:

@@ -6,6 +6,7 @@ import numbers
 import os
 import sys
 
+import numpy as np
 import torch
 
 from snnlab.kernels.func_transforms import under_vmap
@@ -204,6 +205,23 @@ def check_fits_float32(value: float, name: str, layer: str = "layer") -> None:
     v = float(value)
     if FLOAT32_MAX < abs(v) < math.inf:
         raise ValueError(f"{layer}: {name}={v!r} does not fit in float32 (at most {FLOAT32_MAX:.3g})")
+
+
+def as_flag(value: object, name: str, layer: str = "layer") -> bool:
+    """``value`` as a bool: ``True`` / ``False`` (also NumPy's, and the ints 1 / 0); anything else (``"no"``,
+    ``None``, ``0.5``) is a ``TypeError`` naming ``layer`` and ``name`` instead of a truth value taken silently.
+
+    Example:
+        >>> as_flag(True, "detach_reset", "LIF"), as_flag(0, "detach_reset", "LIF")
+        (True, False)
+        >>> as_flag("no", "detach_reset", "LIF")
+        Traceback (most recent call last):
+        ...
+        TypeError: LIF: detach_reset must be True or False, got str 'no'
+    """
+    if isinstance(value, (bool, np.bool_)) or (is_integer(value) and value in (0, 1)):
+        return bool(value)
+    raise TypeError(f"{layer}: {name} must be True or False, got {type(value).__name__} {value!r}")
 
 
 def check_choice(value: str, name: str, choices: tuple[str, ...] | list[str], layer: str = "layer") -> None:
