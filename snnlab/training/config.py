@@ -113,7 +113,21 @@ def _not_finite_error(key: str, value: Any) -> ConfigError:
     return ConfigError(f"bad value for {key!r}: {key} must be a finite number, got {plain_value(value)!r}")
 
 
-class FiniteNumber(param.Number):
+class _PlainNumbers:
+    """A numeric ``param`` parameter that stores a NumPy scalar, a one-element tensor / array, a ``Decimal`` or a
+    ``Fraction`` as the Python number it holds (:func:`_plain_number`), whether assigned or set as the default, so
+    the field saves as JSON and reaches the optimiser as a Python number (the checks still see the value as given)."""
+
+    def __set__(self, obj: Any, val: Any) -> None:
+        super().__set__(obj, _plain_number(val, one_element=True))
+
+    def __setattr__(self, attribute: str, value: Any) -> None:
+        if attribute == "default":  # (``ExperimentConfig.param.lr.default = tensor``: every new config's value)
+            value = _plain_number(value, one_element=True)
+        super().__setattr__(attribute, value)
+
+
+class FiniteNumber(_PlainNumbers, param.Number):
     """A ``param.Number`` that refuses NaN and infinity at every assignment, not only in the constructor: keywords,
     ``cfg.lr = ...``, ``cfg.param.update(...)``, a widget setting the field, a class default
     (``ExperimentConfig.lr = ...`` or ``ExperimentConfig.param.lr.default = ...``); also given as a NumPy scalar, a
@@ -141,21 +155,14 @@ class FiniteNumber(param.Number):
         if _non_finite(value):
             raise _not_finite_error(str(self.name), value)
 
-    def __set__(self, obj: Any, val: Any) -> None:
-        # a 0-d tensor / array, NumPy scalar or Decimal is kept as the Python number it holds, so the field saves
-        # as JSON and reaches the optimiser as a float (the checks above still see the value as given)
-        super().__set__(obj, _plain_number(val, one_element=True))
-
     def __setattr__(self, attribute: str, value: Any) -> None:
         # ``ExperimentConfig.param.lr.default = ...`` sets the slot directly, without param's value checks
-        if attribute == "default":
-            if _non_finite(value):
-                raise _not_finite_error(str(getattr(self, "name", None) or attribute), value)
-            value = _plain_number(value, one_element=True)  # (a tensor default: every new config's value)
+        if attribute == "default" and _non_finite(value):
+            raise _not_finite_error(str(getattr(self, "name", None) or attribute), value)
         super().__setattr__(attribute, value)
 
 
-class Integer(param.Integer):
+class Integer(_PlainNumbers, param.Integer):
     """The config's integer fields: a ``param.Integer`` (its name, so that param's messages still say "Integer
     parameter ...") that stores a NumPy integer or a one-element integer tensor / array as the Python ``int``
     it holds (``cfg.epochs = np.int64(3)``, a sweep over ``torch.arange(...)``), as :class:`FiniteNumber` stores its
@@ -170,14 +177,6 @@ class Integer(param.Integer):
         >>> cfg.epochs = torch.tensor(4); cfg.epochs
         4
     """
-
-    def __set__(self, obj: Any, val: Any) -> None:
-        super().__set__(obj, _plain_number(val, one_element=True))
-
-    def __setattr__(self, attribute: str, value: Any) -> None:
-        if attribute == "default":  # (``ExperimentConfig.param.epochs.default = np.int64(3)``: every new config's)
-            value = _plain_number(value, one_element=True)
-        super().__setattr__(attribute, value)
 
 
 def with_changes(fields: dict[str, Any], changes: dict[str, Any]) -> dict[str, Any]:
