@@ -47,7 +47,7 @@ typedef struct {
     float *counts; /* [M]: spikes per neuron over the sample (written with max_spikes only) */
     float *out;    /* [T, M]: the transmitted spikes s * keep (spike masking), NULL without masking */
     int64_t T, M;
-    int full_membrane, zero_reset, max_spikes, noise; /* max_spikes 0 = unlimited */
+    int full_membrane, zero_reset, max_spikes, noise; /* max_spikes < 0: unlimited */
     double noise_div; /* sigma * sqrt(2) (gaussian noise) or sigma (logistic) */
     uint32_t key;
     float mask_p;      /* probability of dropping a spike (with out) */
@@ -184,7 +184,7 @@ static void *fwd_range(void *p) {
     for (int64_t b0 = a->r.m0; b0 < a->r.m1; b0 += BLOCK) {
         int64_t n = a->r.m1 - b0 < BLOCK ? a->r.m1 - b0 : BLOCK;
         /* one specialised loop per option set (the branches inside fwd_block fold away) */
-        const int limited = a->max_spikes > 0;
+        const int limited = a->max_spikes >= 0;
         switch (a->zero_reset | (limited << 1) | (a->noise << 2)) {
         case 0: fwd_block(a, b0, n, 0, 0, NOISE_NONE); break;
         case 1: fwd_block(a, b0, n, 1, 0, NOISE_NONE); break;
@@ -240,7 +240,7 @@ INLINE void bwd_block(const bwd_args *a, float *restrict hs, int64_t b0, int64_t
     const float *restrict beta = a->beta + b0, *restrict thr = a->thr + b0;
     /* max_spikes and detach_reset as arithmetic (fewer specialised loops, a shorter build): an
      * infinite cap masks nothing, and `keep` = 0 zeroes the reset's terms, leaving the same values */
-    const float k = a->max_spikes > 0 ? (float)a->max_spikes : INFINITY;
+    const float k = a->max_spikes >= 0 ? (float)a->max_spikes : INFINITY;
     const float keep = a->detach_reset ? 0.0f : 1.0f;
     const float p = (float)a->param, pp = (float)(-a->param * a->param);
     const float c0 = (float)(2.0 / a->param);
@@ -248,7 +248,7 @@ INLINE void bwd_block(const bwd_args *a, float *restrict hs, int64_t b0, int64_t
     const float c1 = (float)(kk * kk * 2.0 / a->param);
     memset(gh, 0, sizeof(float) * n);
     for (int64_t i = 0; i < n; ++i) gs_row[i] = a->gs_const; /* read when grad_spikes is one number */
-    if (a->max_spikes > 0) memcpy(after, a->total + b0, sizeof(float) * n);
+    if (a->max_spikes >= 0) memcpy(after, a->total + b0, sizeof(float) * n);
     else memset(after, 0, sizeof(float) * n);
     if (params) {
         memset(gb, 0, sizeof(float) * n);

@@ -104,8 +104,7 @@ def math_approx(name: str, x: torch.Tensor) -> torch.Tensor:
 
 def c_spike_cap(max_spikes: int | None, T: int, none: int) -> int:
     """``max_spikes`` as the C loops' ``int`` argument: ``none`` (their "no cap") where it cannot bind in ``T`` steps,
-    so a cap past ``2**31`` is not cut to a wrong 32-bit value. (The LIF loops' "no cap" is 0, so :func:`lif_cpu`
-    never passes them ``max_spikes=0``.)
+    so a cap past ``2**31`` is not cut to a wrong 32-bit value.
 
     Example:
         >>> c_spike_cap(None, 50, -1), c_spike_cap(2**40, 50, -1), c_spike_cap(3, 50, -1)
@@ -172,7 +171,7 @@ class LIFCpuFunction(torch.autograd.Function):
             lib.snnlab_lif_forward(
                 _ptr(x), _ptr(beta_f), _ptr(thr_f), _ptr(membrane), _ptr(spikes), _ptr(checkpoints), _ptr(counts),
                 _ptr(out) if masking else None, T, M, int(bool(keep_membrane)), int(reset == "zero"),
-                c_spike_cap(max_spikes, T, 0), _NOISE_CODES[noise] if sampling else 0,
+                c_spike_cap(max_spikes, T, -1), _NOISE_CODES[noise] if sampling else 0,
                 noise_divisor(noise, noise_scale) if sampling else 1.0, seed_key(opts.seed) if sampling else 0,
                 mask_p, m_key, _threads(T, M))
         # the backward re-runs the forward from x, the spikes and the checkpoints (cheaper than storing
@@ -230,7 +229,7 @@ class LIFCpuBackward(torch.autograd.Function):
             _lib().snnlab_lif_backward(
                 _ptr(x), _ptr(spikes), _ptr(checkpoints), _ptr(gs), gs_const or 0.0, _ptr(beta_f), _ptr(thr_f),
                 _ptr(counts), _ptr(grad_x), _ptr(g_beta), _ptr(g_thr),
-                T, M, int(reset == "zero"), int(detach_reset), c_spike_cap(max_spikes, T, 0), SURROGATE_CODES[surrogate],
+                T, M, int(reset == "zero"), int(detach_reset), c_spike_cap(max_spikes, T, -1), SURROGATE_CODES[surrogate],
                 surrogate_param, mask_p, m_key, _threads(T, M))
         step = x.shape[1:]
         return grad_x, (g_beta.view(step) if need_beta else None), (g_thr.view(step) if need_thr else None)
@@ -253,9 +252,7 @@ def lif_cpu(x: torch.Tensor, beta: torch.Tensor | float, threshold: torch.Tensor
     """Compiled CPU multi-step LIF over float32 ``x [T, B, ...]``; returns ``(spikes, pre-reset membrane)``.
 
     Drop-in for :func:`snnlab.kernels.lif_torch.lif_torch` (same arguments, checks, results and gradients;
-    ``beta`` / ``threshold`` may be numbers). ``max_spikes=0`` (a neuron that never fires: no spikes, the membrane
-    integrates without reset, no gradient through the spikes) is outside what the C loops' cap expresses (their 0 is
-    "no cap"), so that call runs :func:`~snnlab.kernels.lif_torch.lif_torch`, with its results and gradients.
+    ``beta`` / ``threshold`` may be numbers; ``max_spikes=0``: a neuron that never fires).
     With ``keep_membrane=False`` only the last step's membrane is written and returned (``[1, B, ...]``):
     the backward does not need it (it re-runs the forward from ``x`` and the spikes), so a layer that
     does not record its membrane saves writing a ``[T, B, ...]`` tensor.
@@ -270,10 +267,6 @@ def lif_cpu(x: torch.Tensor, beta: torch.Tensor | float, threshold: torch.Tensor
     """
     refuse_forward_mode("LIF (backend='cpu')", (x, beta, threshold))
     beta, threshold = lif_params("lif_cpu", x, beta, threshold, max_spikes, torch.float32)
-    if max_spikes == 0:
-        return _never_fires(x, beta, threshold, reset=reset, detach_reset=detach_reset, surrogate=surrogate,
-                            surrogate_param=surrogate_param, noise=noise, noise_scale=noise_scale, seed=seed,
-                            sample=sample, mask_p=mask_p, mask_seed=mask_seed, keep_membrane=keep_membrane)
     if noise is not None:
         surrogate, surrogate_param = noise, noise_scale
     opts = LIFOptions(reset, bool(detach_reset), max_spikes, surrogate, float(surrogate_param), noise,
@@ -282,18 +275,3 @@ def lif_cpu(x: torch.Tensor, beta: torch.Tensor | float, threshold: torch.Tensor
     spikes, membrane, *_ = LIFCpuFunction.apply(x, beta, threshold, opts)
     return spikes, membrane
 
-
-def _never_fires(x: torch.Tensor, beta: torch.Tensor, threshold: torch.Tensor, *, keep_membrane: bool,
-                 **options) -> tuple[torch.Tensor, torch.Tensor]:
-    """:func:`lif_cpu` with ``max_spikes=0``, which the C loops cannot express: the checks of the compiled path, then
-    :func:`~snnlab.kernels.lif_torch.lif_torch` (its spikes, membrane and gradients), the membrane cut to the last
-    step for ``keep_membrane=False`` as the C loop returns it."""
-    from .lif_torch import lif_torch
-
-    noise = options["noise"]
-    check_fused_args("lif_cpu", x, options["reset"], options["surrogate"] if noise is None else noise, noise,
-                     (torch.float32,))
-    _check_cpu(x)
-    _lib()  # (raises as the compiled path does where the kernel cannot be built)
-    spikes, membrane = lif_torch(x, beta, threshold, max_spikes=0, **options)
-    return spikes, membrane if keep_membrane or x.shape[0] == 0 else membrane[-1:]
