@@ -196,13 +196,15 @@ class draws_in_backward:  # noqa: N801 - used like a function: ``with draws_in_b
         _local.allowed -= 1
 
 
+_GRAPH_TASK_ID = getattr(torch._C, "_current_graph_task_id", None)
+
+
 def _recomputing() -> bool:
     """Whether this looks like activation checkpointing recomputing a forward: inside an autograd backward pass (a
     graph task of this thread) with gradients enabled, which checkpointing turns on for its recomputation while
     a backward pass otherwise runs without (a gradient hook drawing noise is left alone), unless
     :class:`draws_in_backward` allows it."""
-    task_id = getattr(torch._C, "_current_graph_task_id", None)
-    return (task_id is not None and task_id() != -1 and torch.is_grad_enabled()
+    return (_GRAPH_TASK_ID is not None and _GRAPH_TASK_ID() != -1 and torch.is_grad_enabled()
             and not getattr(_local, "allowed", 0))
 
 
@@ -230,7 +232,6 @@ def in_recomputation() -> bool:
     return bool(stack and any(isinstance(entry, _Replay) for entry in stack)) or _recomputing()
 
 
-_GRAPH_TASK_ID = getattr(torch._C, "_current_graph_task_id", None)
 
 
 def _prepare_draw(layer: RandomStream, generator: torch.Generator) -> None:

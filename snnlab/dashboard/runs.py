@@ -53,11 +53,8 @@ def load_model_from_checkpoint(path: str, run_id: str | None = None):
     stored run it is loaded for, refused (``ValueError``, :func:`~snnlab.training.checkpoint.check_checkpoint_run`)
     when the file now holds another run's checkpoint."""
     from snnlab.training import build_data, model_from_checkpoint
-    from snnlab.training.checkpoint import check_checkpoint_run
 
-    if run_id is not None:
-        check_checkpoint_run(path, run_id)
-    model, cfg = model_from_checkpoint(path)
+    model, cfg = model_from_checkpoint(path, run_id)
     _, test_loader, _, _ = build_data(cfg)
     return model, test_loader, cfg
 

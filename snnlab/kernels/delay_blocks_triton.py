@@ -114,14 +114,6 @@ def _folds(t: torch.Tensor, dim: int | None, n: int) -> bool:
     return (t.numel() // (1 if dim is None else n) // max(t.shape[-1], 1)) * n <= MAX_ROWS
 
 
-def _one_output_by_slices(fn: type[torch.autograd.Function], info: Any, in_dims: Sequence[Any],
-                          args: Sequence[Any]) -> tuple[torch.Tensor, int]:
-    """``fn`` (one output tensor) called on each vmapped slice of ``args``, the results stacked at dimension 0."""
-    def sliced(i: int) -> list[Any]:
-        return [a.select(d, i) if isinstance(a, torch.Tensor) and d is not None else a for a, d in zip(args, in_dims)]
-    return torch.stack([fn.apply(*sliced(i)) for i in range(info.batch_size)]), 0
-
-
 def vmap_delay_forward(fn: type[torch.autograd.Function], info: Any, in_dims: Sequence[Any],
                        args: Sequence[Any]) -> tuple[torch.Tensor, int]:
     """The vmap rule of a delay kernel's forward Function ``fn`` (``args[0]``: ``x [T, M, in]``, then the weights
@@ -150,7 +142,7 @@ def vmap_delay_forward(fn: type[torch.autograd.Function], info: Any, in_dims: Se
     others_fixed = all(d is None for a, d in zip(args[1:], in_dims[1:]) if isinstance(a, torch.Tensor))
     if others_fixed and _folds(args[0], in_dims[0], n):  # (a non-tensor's in_dims: None, or a tuple of them)
         return unfold_rows(fn.apply(fold_rows(args[0], in_dims[0], n), *args[1:]), n), 1
-    return _one_output_by_slices(fn, info, in_dims, args)
+    return vmap_by_slices(fn, info, in_dims, args)
 
 
 def vmap_delay_backward(fn: type[torch.autograd.Function], info: Any, in_dims: Sequence[Any], args: Sequence[Any],

@@ -211,10 +211,13 @@ def vmap_folded(fn: type[torch.autograd.Function], info: Any, in_dims: Sequence[
 def vmap_by_slices(fn: type[torch.autograd.Function], info: Any, in_dims: Sequence[Any],
                    args: Sequence[Any]) -> tuple[Any, Any]:
     """A vmap rule that calls ``fn`` on each vmapped slice and stacks the results (for a backward whose
-    forward was not vmapped at this level, e.g. ``jacrev``: its counter-based masks were drawn per slice)."""
+    forward was not vmapped at this level, e.g. ``jacrev``: its counter-based masks were drawn per slice); ``fn``
+    may return one tensor or a tuple of them (None where absent)."""
     def sliced(i: int) -> list[Any]:
         return [a.select(d, i) if isinstance(a, torch.Tensor) and d is not None else a for a, d in zip(args, in_dims)]
     outs = [fn.apply(*sliced(i)) for i in range(info.batch_size)]
+    if isinstance(outs[0], torch.Tensor):
+        return torch.stack(outs), 0
     stacked = tuple(None if o[0] is None else torch.stack(o) for o in zip(*outs))
     return stacked, tuple(None if o is None else 0 for o in stacked)
 

@@ -106,7 +106,7 @@ def resolve_device(model: nn.Module, device) -> torch.device:
     if device is not None:
         from snnlab.training.runtime import resolve_device as resolve_named  # (the same layer; loaded by then)
 
-        return resolve_named(str(device) if isinstance(device, torch.device) else device)
+        return resolve_named(device)
     for t in list(model.parameters()) + list(model.buffers()):
         return t.device
     return torch.device("cpu")

@@ -149,9 +149,15 @@ def check_checkpoint_run(path: str | os.PathLike, run_id: str) -> dict[str, Any]
         ValueError: check_checkpoint_run: ...checkpoint.pt holds the checkpoint of run 'abc', not run 'old' (...
     """
     ckpt = load_checkpoint(path, mmap=True)
+    check_run(ckpt, path, run_id)
+    return ckpt
+
+
+def check_run(ckpt: dict[str, Any], path: str | os.PathLike, run_id: str) -> None:
+    """:func:`check_checkpoint_run`'s test on a checkpoint already loaded from ``path`` (one read: the file cannot
+    change between the check and its use)."""
     held = ckpt.get("run_id")
     if held is None or str(held) != str(run_id):
         what = "no run id" if held is None else f"the checkpoint of run {held!r}"
         raise ValueError(f"check_checkpoint_run: {path} holds {what}, not run {run_id!r} (another run saved over it, "
                          "e.g. a training with overwrite in that folder): refusing to load it for that run")
-    return ckpt

@@ -213,11 +213,6 @@ class ControlMixin:
         if then_raise and pending is not None:
             raise pending
 
-    def _stopping(self) -> contextlib.AbstractContextManager[None]:
-        """The block that ends a stopping run (rolls back, saves its checkpoint, reports): :meth:`interrupt` waits
-        for its end, and an interrupt that came meanwhile is dropped (the run it would stop is stopped)."""
-        return self._interrupts_wait(then_raise=False)
-
     def _first_ctrl_c_stops(self) -> contextlib.AbstractContextManager[list[int]]:
         """The first Ctrl-C asks for a stop at the next step boundary, a later one calls :meth:`interrupt`; not with
         loaders that use worker processes (Ctrl-C reaches them too, and a spawned worker dies of it)."""

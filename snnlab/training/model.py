@@ -368,11 +368,13 @@ def build_data(cfg: ExperimentConfig) -> tuple[DataLoader, DataLoader, int, int]
     raise ValueError(f"unknown dataset {name!r}")
 
 
-def model_from_checkpoint(path: str | Any) -> tuple[Sequential, ExperimentConfig]:
+def model_from_checkpoint(path: str | Any, run_id: str | None = None) -> tuple[Sequential, ExperimentConfig]:
     """``(model, cfg)`` of a training checkpoint (a ``checkpoint.pt`` or the run folder holding it), in eval mode,
     rounded delays rounded, without loading the data: the input and class counts are read from the saved weights
     (the first synapse's inputs, the last one's outputs). Only networks built from a configuration
-    (:func:`build_model`) can be rebuilt; a checkpoint of your own model raises a ``ValueError``.
+    (:func:`build_model`) can be rebuilt; a checkpoint of your own model raises a ``ValueError``. ``run_id``: the
+    stored run it is loaded for (``ValueError`` when the file holds another run's checkpoint,
+    :func:`~snnlab.training.checkpoint.check_checkpoint_run`).
 
     Example:
         >>> import tempfile
@@ -384,9 +386,11 @@ def model_from_checkpoint(path: str | Any) -> tuple[Sequential, ExperimentConfig
         >>> [type(m).__name__ for m in model], cfg.hidden
         (['Linear', 'LIF', 'Linear', 'LI'], [8])
     """
-    from .checkpoint import load_checkpoint
+    from .checkpoint import check_run, load_checkpoint
 
     ckpt = load_checkpoint(path)
+    if run_id is not None:  # loaded for a stored run: refused when another run saved over the file
+        check_run(ckpt, path, run_id)
     cfg = ExperimentConfig.from_saved(ckpt["config_json"])
     state = ckpt["model"]
     weights = sorted((int(k.split(".")[0]), v) for k, v in state.items()

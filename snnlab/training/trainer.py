@@ -783,13 +783,14 @@ class Trainer(ControlMixin, ResumeMixin, ReportingMixin):
         return self.result
 
     def _on_stopped(self, partial: bool, reason: str) -> None:
-        """Save the stopped run's checkpoint and report the stop; a Ctrl-C meanwhile waits (:meth:`_stopping`).
+        """Save the stopped run's checkpoint and report the stop; a Ctrl-C meanwhile waits for its end and is then
+        dropped (the run it would stop is stopped).
 
         A checkpoint that cannot be saved is logged, and the store's status says so: "stopped" with the message that
         resuming continues from the run's earlier checkpoint, or "failed" (no checkpoint: nothing to resume). A
         ``KeyboardInterrupt`` that cuts the save short without :meth:`interrupt` (no handler of snnlab's: loaders with
         worker processes) is such a failure too, reported, then raised."""
-        with self._stopping():
+        with self._interrupts_wait(then_raise=False):
             self._roll_back_to_boundary()
             self._pending_interrupt = None
             # run() again on this trainer continues exactly where the checkpoint would

@@ -23,6 +23,8 @@ import holoviews as hv
 import numpy as np
 import pandas as pd
 
+from snnlab.core.validation import as_flag
+
 from . import theme
 from ._util import ensure_bokeh, grid_image, has_data, no_data, to_numpy
 
@@ -57,12 +59,6 @@ def _check_int(value: Any, name: str, who: str, low: int | None = None) -> int:
     return number
 
 
-def _check_bool(value: Any, name: str, who: str) -> None:
-    """``TypeError`` naming ``who`` unless ``value`` is a bool (a string like ``"False"`` would read as true)."""
-    if not isinstance(value, (bool, np.bool_)):
-        raise TypeError(f"{who}: {name} must be True or False, got {type(value).__name__} {value!r}")
-
-
 def _positions(layer: Any) -> np.ndarray:
     return np.clip(to_numpy(layer.positions).astype(float), 0.0, float(layer.max_delay - 1))
 
@@ -87,7 +83,7 @@ def delay_histogram(layer_or_delays: Any, rounded: bool = True, bins: int | None
         >>> int(h.dimension_values("synapses").sum())
         40
     """
-    _check_bool(rounded, "rounded", "delay_histogram")
+    as_flag(rounded, "rounded", "delay_histogram")
     if bins is not None:
         bins = _check_int(bins, "bins", "delay_histogram", low=1)  # (np.histogram reads a tensor([3]) as edges)
     ensure_bokeh()
@@ -139,7 +135,7 @@ def delay_matrix(layer: Any, rounded: bool = True) -> hv.Image:
         True
     """
     _check_layer(layer, "delay_matrix")
-    _check_bool(rounded, "rounded", "delay_matrix")
+    as_flag(rounded, "rounded", "delay_matrix")
     ensure_bokeh()
     d = _positions(layer)
     if rounded:  # (a NaN position has no integer delay: layer.delays holds garbage there, -9.2e18)
@@ -206,7 +202,7 @@ def gaussian_kernels(layer: Any, synapses: Sequence[tuple[int, int]] | None = No
     from snnlab.core.delays import gaussian_delay_kernel
 
     _check_layer(layer, "gaussian_kernels")
-    _check_bool(weighted, "weighted", "gaussian_kernels")
+    as_flag(weighted, "weighted", "gaussian_kernels")
     if sigma is not None:
         try:
             if isinstance(sigma, (bool, np.bool_, str, bytes)):

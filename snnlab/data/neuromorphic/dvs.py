@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 
 from ..cache import files_cache_params
-from .frames import XYTP_DTYPE, EventFrameDataset, _default_bins, _sorted_by_time
+from .frames import XYTP_DTYPE, EventFrameDataset, _default_bins
 from .roots import _LAYOUT, NEUROMORPHIC_DATASETS, _check_labels, _missing, _split_folder
 
 
@@ -38,7 +38,7 @@ class _NpyReader:
         if self.t_scale != 1:
             ev["t"] = np.round(arr[:, self.columns.index("t")].astype(np.float64) * self.t_scale).astype(np.int64)
         ev["p"] = (ev["p"] > 0).astype(np.int64)
-        return _sorted_by_time(ev)  # (sorted already, as recordings usually are: one comparison per event)
+        return ev  # (EventFrameDataset._read puts the events in time order)
 
     def _check_columns(self, path: str, arr: np.ndarray) -> None:
         """``ValueError`` naming ``path`` for fractional x / y, negative t or a polarity outside {0, 1} / {-1, 1}."""
