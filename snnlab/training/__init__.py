@@ -7,14 +7,14 @@ Example:
     >>> trainer.start(); trainer.wait()                        # doctest: +SKIP
 """
 from .checkpoint import CheckpointError, load_checkpoint, save_checkpoint
-from .config import ConfigError, ExperimentConfig, estimate_memory_bytes
+from .config import ConfigError, ExperimentConfig, UnknownKeyError, estimate_memory_bytes
 from .events import EVENT_KINDS, Event, EventBus, EventQueue
 from .model import build_data, build_model, model_from_checkpoint
 from .presets import PRESETS, preset, preset_fields
 from .trainer import STATES, History, RunStoreProtocol, Trainer, TrainingDiverged, seed_everything
 
 __all__ = [
-    "ExperimentConfig", "ConfigError", "estimate_memory_bytes",
+    "ExperimentConfig", "ConfigError", "UnknownKeyError", "estimate_memory_bytes",
     "build_model", "build_data", "model_from_checkpoint", "PRESETS", "preset", "preset_fields",
     "Trainer", "TrainingDiverged", "RunStoreProtocol", "History", "STATES", "seed_everything",
     "Event", "EventBus", "EventQueue", "EVENT_KINDS",

