@@ -1150,9 +1150,9 @@ NOTEBOOKS["04_learnable_delays.ipynb"] = [
         "the adaptation's memory should solve the task"
     """),
     md("""
-    How reliably depends on the memory's length: on the same task at 60 steps (`docs/results.md`, section 3)
+    How reliably depends on the memory's length: on the same task at 60 steps (`docs/results.md`, sections 2 and 3)
     `tau_adapt` 20 solved it in every seed, longer memories in some, none without memory, while learnable
-    delays solved it every time.
+    delays solved it in every seed before their rounding to integers and in 2 of 3 after it (the third: 0.96).
     """),
     md("""
     ## Take-aways
