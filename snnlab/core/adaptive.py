@@ -40,7 +40,7 @@ from . import surrogates as sg
 from .neurons import LIF, _value_repr
 from .recurrent import RECURRENT_INITS, _renamed, init_recurrent_weight, recurrent_current
 from .step_loop import Adaptation, lif_step_loop
-from .validation import as_number, check_choice, check_fits_float32, check_non_negative, is_integer
+from .validation import as_flag, as_number, check_choice, check_fits_float32, check_non_negative, is_integer
 
 __all__ = ["ALIF", "DEFAULT_TAU_ADAPT"]
 
@@ -60,7 +60,8 @@ class ALIF(LIF):
 
     - ``adaptation`` (>= 0, default 0.5): the threshold increase per spike, in the threshold's units. 0 gives an LIF.
     - ``tau_adapt`` (>= 1 step, default 100): the adaptation's time constant.
-    - ``learn_adaptation``: learn ``adaptation`` and ``tau_adapt``, per neuron with ``n_neurons``. The forward clamps
+    - ``learn_adaptation`` (True or False, as ``recurrent``: ``"no"`` is a ``TypeError``): learn ``adaptation`` and
+      ``tau_adapt``, per neuron with ``n_neurons``. The forward clamps
       them at 0 and 1 (as ``learn_tau`` clamps ``tau_mem``); past its bound a value gets no gradient, so call
       :meth:`clamp_parameters_` after each optimiser step (the Trainer does) to put it back on the bound, where it
       still gets one.
@@ -101,6 +102,8 @@ class ALIF(LIF):
                  learn_threshold: bool = False, learn_tau: bool = False, n_neurons: int | None = None,
                  noise: str | None = None, noise_scale: float = 0.3, noisy_eval: bool = False, mask_p: float = 0.0,
                  mask_at_inference: bool = False, seed: int | None = None, backend: str = "auto") -> None:
+        learn_adaptation = as_flag(learn_adaptation, "learn_adaptation", "ALIF")
+        recurrent = as_flag(recurrent, "recurrent", "ALIF")
         if backend in ("cpu", "triton") and recurrent:
             raise ValueError(f"ALIF: backend={backend!r} fuses the time loop of feed-forward neurons only; a recurrent "
                              "ALIF needs each step's spikes before the next step: use backend='auto' or 'torch'")
@@ -133,7 +136,7 @@ class ALIF(LIF):
             warnings.warn("ALIF: with max_spikes=1 a neuron fires at most once, so its threshold rises only after "
                           "that spike and the adaptation has no effect (use sl.LIF, or allow more spikes)",
                           UserWarning, stacklevel=2)
-        self.learn_adaptation = bool(learn_adaptation)
+        self.learn_adaptation = learn_adaptation
         for name, value in (("adaptation", strength), ("tau_adapt", tau_a)):
             tensor = torch.full(shape, float(value))
             if self.learn_adaptation:

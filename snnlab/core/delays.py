@@ -23,7 +23,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from snnlab.core.validation import as_number, as_seed, check_choice, check_positive, check_time_major, is_integer
+from snnlab.core.validation import (as_flag, as_number, as_seed, check_choice, check_positive, check_time_major,
+                                    is_integer)
 from snnlab.kernels.delay_math import (  # the formula and the autocast policy live in the kernels layer
     ASK,
     autocast_dtype,
@@ -408,7 +409,8 @@ class DelayedLinear(nn.Module):
         y[t, j] = sum_i W_ij * x[t - d_ij, i]   (+ bias_j)
 
     With ``learn_delays=False`` the layer starts in that rounded state with fixed random
-    integer delays (a buffer, not a Parameter).
+    integer delays (a buffer, not a Parameter). ``learn_delays`` must be True or False (``"no"`` is a
+    ``TypeError``, not a true value).
 
     The state dict holds ``sigma`` too, and loading it takes the saved form (rounded or learnable
     positions), so a reloaded layer computes the same function as the saved one.
@@ -523,7 +525,7 @@ class DelayedLinear(nn.Module):
         self.in_features = in_features
         self.out_features = out_features
         self.max_delay = max_delay
-        self.learn_delays = bool(learn_delays)
+        self.learn_delays = as_flag(learn_delays, "learn_delays", _LAYER)
         self.backend = backend
         self.sigma = float(max_delay) / 2.0 if sigma is None else sigma
 

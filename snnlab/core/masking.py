@@ -6,7 +6,7 @@ import torch
 from snnlab.kernels.func_transforms import outside_transforms
 
 from .random_stream import RandomStream
-from .validation import as_drop_probability, as_seed
+from .validation import as_drop_probability, as_flag, as_seed
 
 
 class SpikeMask(RandomStream):
@@ -14,6 +14,8 @@ class SpikeMask(RandomStream):
 
     Active in training; at inference only when ``mask_at_inference=True``, so the energy /
     accuracy trade-off of masking can be measured both ways. Gradients pass through kept spikes.
+    ``mask_at_inference`` must be True or False (``"no"`` is a ``TypeError``, not a true value), also when it
+    is set later (``mask.mask_at_inference = True``).
     ``seed`` makes the masks reproducible (otherwise torch's global RNG drives them); a seeded layer's
     state dict holds its random stream (``_rng_state``), so a resumed run continues the masks where the
     saved one stopped (see :class:`~snnlab.core.random_stream.RandomStream` for loads between seeded and unseeded layers).
@@ -31,8 +33,13 @@ class SpikeMask(RandomStream):
     def __init__(self, p: float = 0.1, mask_at_inference: bool = False, seed: int | None = None) -> None:
         super().__init__()
         self.p = as_drop_probability(p, "p", "SpikeMask")
-        self.mask_at_inference = bool(mask_at_inference)
+        self.mask_at_inference = mask_at_inference  # (checked as it is set: __setattr__)
         self._generator = torch.Generator().manual_seed(as_seed(seed, "SpikeMask")) if seed is not None else None
+
+    def __setattr__(self, name: str, value) -> None:
+        if name == "mask_at_inference":  # at construction and at any later assignment
+            value = as_flag(value, name, type(self).__name__)
+        super().__setattr__(name, value)
 
     def forward(self, spikes: torch.Tensor) -> torch.Tensor:
         if not isinstance(spikes, torch.Tensor):

@@ -13,6 +13,7 @@ from snnlab.kernels.func_transforms import under_vmap
 
 from .neurons import LI, LIF
 from .random_stream import in_recomputation
+from .validation import as_flag
 
 
 def _difference(parts: list[torch.Tensor]) -> str:
@@ -109,7 +110,8 @@ class Monitor:
     (:func:`snnlab.metrics.evaluate` resets before each batch).
 
     ``layers``: the names of the layers to record (a str for one name, or any iterable of them), None for every
-    neuron layer.
+    neuron layer. ``to_cpu`` and ``membrane`` must be True or False (``membrane="no"`` is a ``TypeError``, not a
+    true value); so must ``mon.to_cpu`` and ``mon.keep_membrane`` when set later.
     The recomputation of a checkpointed block (:func:`~snnlab.activation_checkpoint`, ``torch.utils.checkpoint``)
     in the backward pass calls its layers again: it is not recorded, the records stay those of the forward.
     A layer called under ``torch.func.vmap`` raises a ``RuntimeError``: its batched tensors could not be read
@@ -126,6 +128,7 @@ class Monitor:
 
     def __init__(self, net: nn.Module, layers: str | Iterable[str] | None = None, to_cpu: bool = False,
                  membrane: bool = True) -> None:
+        to_cpu, membrane = as_flag(to_cpu, "to_cpu", "Monitor"), as_flag(membrane, "membrane", "Monitor")
         if isinstance(layers, str):  # one name ("11"), not its characters
             layers = [layers]
         elif layers is not None:  # (a generator is read once: the names are checked, then kept)
@@ -150,7 +153,7 @@ class Monitor:
         self.net = net
         self.layers = found
         self.to_cpu = to_cpu
-        self.keep_membrane = bool(membrane)
+        self.keep_membrane = membrane
         self.spikes: dict[str, torch.Tensor] = {}
         self.membrane: dict[str, torch.Tensor] = {}
         self.thresholds: dict[str, torch.Tensor] = {}
@@ -158,6 +161,11 @@ class Monitor:
         # per thread (a model may run in several at once: a background Trainer, DataParallel's workers), the forward
         # of `net` in progress: [depth (nested calls of net count once), {(kind, layer): its calls so far}]
         self._forwards: dict[int, list] = {}
+
+    def __setattr__(self, name: str, value) -> None:
+        if name in ("to_cpu", "keep_membrane"):  # flags: True or False, also when set after construction
+            value = as_flag(value, name, "Monitor")
+        super().__setattr__(name, value)
 
     def reset(self) -> None:
         """Forget every record: ``spikes``, ``membrane`` and ``thresholds`` empty, the next call of each layer starts

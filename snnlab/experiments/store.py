@@ -65,6 +65,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from snnlab.core.validation import as_flag
+
 STATUSES = ("created", "idle", "running", "paused", "finished", "failed", "stopped")
 SCHEMA_VERSION = 1  # PRAGMA user_version of a store; 0 = a store written before versioning (same layout)
 #: the status shown (never stored) for a "running" or "paused" run whose process on this host is gone
@@ -457,7 +459,8 @@ class RunStore:
             a moment.
         read_only: ``None``: read-write, or read-only when the existing file or its folder cannot be written;
             ``True``: open for reading only (never creates or changes anything; the file must exist);
-            ``False``: raise :class:`StoreReadOnly` unless the store can be written.
+            ``False``: raise :class:`StoreReadOnly` unless the store can be written. Another value (``"no"``) is a
+            ``TypeError``, as for ``follow_file`` (True or False).
         follow_file: for a long-lived store (the one dashboard pages share): outside a transaction, a connection to
             a file since replaced or removed at :attr:`path` (``rm runs.sqlite*`` and a new run, a restored copy)
             is reopened on the file there now, its tables created if it is new (one ``os.stat`` per transaction).
@@ -465,7 +468,8 @@ class RunStore:
 
     def __init__(self, path: str | os.PathLike | None = None, timeout: float = 30.0,
                  read_timeout: float | None = None, read_only: bool | None = None, follow_file: bool = False) -> None:
-        self.follow_file = bool(follow_file)
+        self.follow_file = as_flag(follow_file, "follow_file", "RunStore")
+        read_only = None if read_only is None else as_flag(read_only, "read_only", "RunStore")  # (then `is True`)
         # absolute: a relative path would name another file after os.chdir (and a store may follow its file)
         self.path = (Path(path) if path is not None else default_store_path()).absolute()
         if self.path.exists() and self.path.is_dir():

@@ -53,7 +53,7 @@ from .counter_rng import cached_mask_key, keep_mask, seed_key
 from .dispatch import compute_dtype
 from .first_order import refuse_forward_mode, refuse_higher_order
 from .func_transforms import refuse_transforms
-from .lif_common import LIFOptions, adaptive_param_grads, check_mask_p
+from .lif_common import LIFOptions, adaptive_param_grads, check_mask_p, check_max_spikes
 from .lif_torch import _time_chunk
 from .recurrent_lif import _beta_c, _noise_chunk
 from .surrogate_math import NOISE_SURROGATES, noise_cdf, surrogate_grad_
@@ -326,7 +326,7 @@ def adaptive_lif(x: torch.Tensor, w: torch.Tensor | None, beta: torch.Tensor, th
     """
     refuse_forward_mode("ALIF (adaptive_lif)", (x, w, beta, threshold, rho, strength))
     _refuse_transforms()
-    _check_args(x, w, reset, noise, max_spikes)
+    max_spikes = _check_args(x, w, reset, noise, max_spikes)
     if noise is not None:
         surrogate, surrogate_param = noise, noise_scale
     work = compute_dtype(x)
@@ -345,8 +345,9 @@ def adaptive_lif(x: torch.Tensor, w: torch.Tensor | None, beta: torch.Tensor, th
 
 
 def _check_args(x: torch.Tensor, w: torch.Tensor | None, reset: str, noise: str | None,
-                max_spikes: int | None) -> None:
-    """``ValueError`` / ``TypeError`` for inputs and options :func:`adaptive_lif` cannot take."""
+                max_spikes: int | None) -> int | None:
+    """``ValueError`` / ``TypeError`` for inputs and options :func:`adaptive_lif` cannot take; returns ``max_spikes``
+    as a plain int (any integer >= 0, NumPy's too) or None."""
     if not isinstance(x, torch.Tensor) or not x.is_floating_point():
         raise TypeError(f"{_NAME}: x must be a floating-point tensor, got {type(x).__name__}"
                         f"{'' if not isinstance(x, torch.Tensor) else ' of dtype ' + str(x.dtype)}")
@@ -359,8 +360,7 @@ def _check_args(x: torch.Tensor, w: torch.Tensor | None, reset: str, noise: str 
         raise ValueError(f"{_NAME}: unknown reset {reset!r}; choose 'subtract' or 'zero'")
     if noise is not None and noise not in NOISE_SURROGATES:
         raise ValueError(f"{_NAME}: unknown noise {noise!r}; choose one of {list(NOISE_SURROGATES)}")
-    if max_spikes is not None and (isinstance(max_spikes, bool) or not isinstance(max_spikes, int) or max_spikes < 0):
-        raise ValueError(f"{_NAME}: max_spikes must be None or an integer >= 0, got {max_spikes!r}")
+    return check_max_spikes(_NAME, max_spikes)
 
 
 def _records_gradient(tensors: Sequence[torch.Tensor | None]) -> bool:

@@ -51,19 +51,41 @@ def check_fused_args(who: str, x: torch.Tensor, reset: str, surrogate: str, nois
         raise ValueError("x must be time-major [T, B, ...]")
 
 
-def check_cap_and_params(who: str, x: torch.Tensor, max_spikes: int | None, params: dict[str, torch.Tensor]) -> None:
-    """``ValueError`` naming ``who`` unless ``max_spikes`` is None or an int >= 0 and every parameter (``{name:
-    tensor}``) broadcasts to one step of ``x``, ``x.shape[1:]``.
+def check_max_spikes(who: str, max_spikes: int | None) -> int | None:
+    """``max_spikes`` as a plain int >= 0, or None: any integer (Python or NumPy, not a bool) is taken;
+    ``ValueError`` naming ``who`` otherwise.
+
+    Example:
+        >>> import numpy as np
+        >>> check_max_spikes("f", np.int64(2)), check_max_spikes("f", None)
+        (2, None)
+        >>> check_max_spikes("f", 1.5)
+        Traceback (most recent call last):
+        ...
+        ValueError: f: max_spikes must be None or an integer >= 0, got 1.5
+    """
+    if max_spikes is None:
+        return None
+    if isinstance(max_spikes, numbers.Integral) and not isinstance(max_spikes, bool) and max_spikes >= 0:
+        return int(max_spikes)
+    raise ValueError(f"{who}: max_spikes must be None or an integer >= 0, got {max_spikes!r}")
+
+
+def check_cap_and_params(who: str, x: torch.Tensor, max_spikes: int | None,
+                         params: dict[str, torch.Tensor]) -> int | None:
+    """``ValueError`` naming ``who`` unless ``max_spikes`` is None or an integer >= 0 (:func:`check_max_spikes`) and
+    every parameter (``{name: tensor}``) broadcasts to one step of ``x``, ``x.shape[1:]``. Returns ``max_spikes`` as
+    a plain int (or None).
 
     Example:
         >>> check_cap_and_params("f", torch.zeros(3, 2, 4), 1, {"beta": torch.zeros(4)})
+        1
         >>> check_cap_and_params("f", torch.zeros(3, 2, 4), None, {"beta": torch.zeros(3)})
         Traceback (most recent call last):
         ...
         ValueError: f: beta of shape (3,) does not broadcast to a step of x, (2, 4)
     """
-    if max_spikes is not None and (isinstance(max_spikes, bool) or not isinstance(max_spikes, int) or max_spikes < 0):
-        raise ValueError(f"{who}: max_spikes must be None or an integer >= 0, got {max_spikes!r}")
+    max_spikes = check_max_spikes(who, max_spikes)
     step = x.shape[1:]
     for name, p in params.items():
         shape = p.shape
@@ -74,6 +96,7 @@ def check_cap_and_params(who: str, x: torch.Tensor, max_spikes: int | None, para
         if lead < 0 or (shape != step[lead:] and not all(n == 1 or n == m for n, m in zip(shape, step[lead:]))):
             raise ValueError(f"{who}: {name} of shape {tuple(p.shape)} does not broadcast to a step of x, "
                              f"{tuple(x.shape[1:])}")
+    return max_spikes
 
 
 def lif_params(who: str, x: torch.Tensor, beta: torch.Tensor | float, threshold: torch.Tensor | float,

@@ -50,7 +50,7 @@ import torch
 from .counter_rng import cached_mask_key, keep_mask, seed_key, uniform_from_counter
 from .dispatch import compute_dtype
 from .first_order import first_order_backward, refuse_forward_mode
-from .lif_common import check_mask_p, param_grads
+from .lif_common import check_mask_p, check_max_spikes, param_grads
 from .func_transforms import backward_runner, check_vmap_randomness, transforms_active, vmap_by_slices
 from .lif_torch import _time_chunk, fire_and_reset_
 from .surrogate_math import surrogate_grad_
@@ -350,6 +350,7 @@ def recurrent_lif(x: torch.Tensor, w: torch.Tensor, beta: torch.Tensor, threshol
                          f"{tuple(w.shape)}")
     if reset not in ("subtract", "zero"):
         raise ValueError(f"recurrent_lif: unknown reset {reset!r}; choose 'subtract' or 'zero'")
+    max_spikes = check_max_spikes("recurrent_lif", max_spikes)  # (NumPy integers too, as a plain int)
     if noise is not None:
         surrogate, surrogate_param = noise, noise_scale
     work = compute_dtype(x)

@@ -20,7 +20,9 @@ default, and keywords (or CLI flags) override the preset, ``data_kwargs`` key by
   the epochs (their code sets dcls's ``SIG`` to 0.23; dcls's Gaussian has standard deviation ``SIG + 0.27``), then
   delays rounded to integers.
 
-  Known differences from their code: the schedules advance every batch, not every epoch; sigma starts at
+  Known differences from their code: the learning-rate schedules advance every batch, not every epoch (the
+  sigma schedule advances once per epoch, as theirs does); an epoch's test metrics are measured with the sigma
+  it trained with (their code narrows sigma before the epoch's validation); sigma starts at
   ``max_delay / 2`` (12.5 / 15.5; theirs 12.27 / 15.27) and shrinks exponentially in sigma (theirs in ``SIG``); their delay convolution pads half a kernel of extra steps
   after each sample and layer, ours keeps each sample's length (samples are zero-padded to the longest in the
   batch, as theirs); SSC's validation split is not used. Their accuracies are the best epoch's (for SHD, on the

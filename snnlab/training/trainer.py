@@ -11,6 +11,8 @@ Example:
 Numbering: events and history records carry ``epoch`` = the 0-based index of the epoch they
 belong to and ``step`` = the number of optimiser steps done so far (``1`` after the first).
 A checkpoint's ``"epoch"`` is the number of *completed* epochs, i.e. where a resumed run starts.
+With learnable delays, an epoch's record gives the ``sigma`` it trained with, and its ``test_*`` metrics are
+measured with that sigma: the sigma schedule advances after the epoch's evaluation.
 
 The trainer's other jobs live beside this module: ``control.py`` (state, start / pause / stop, Ctrl-C),
 ``resume.py`` (checkpoints and resuming), ``records.py`` (history, events, run store) and ``runtime.py``
@@ -40,7 +42,7 @@ from snnlab.core.delays import DelayedLinear, DelaySchedule
 from snnlab.core.network import WeakMethodHook
 from snnlab.core.neurons import LI, LIF
 from snnlab.core.readout import decide, logits, tie_tolerance
-from snnlab.core.validation import user_stacklevel
+from snnlab.core.validation import as_flag, user_stacklevel
 from snnlab.data.loader_rng import loader_states, restore_loader_states
 
 from .checkpoint import load_checkpoint, to_plain
@@ -136,7 +138,7 @@ class Trainer(ControlMixin, ResumeMixin, ReportingMixin):
             :class:`~snnlab.training.resume.ResumeConfigError` before anything is written
             (:func:`~snnlab.training.resume.check_resume_epochs`); as many leaves nothing to train: the run
             finishes where it is (a finished one writes its results again, and is refused other settings).
-        progress: show tqdm progress bars.
+        progress: show tqdm progress bars (True or False, as ``overwrite``: ``"no"`` is a ``TypeError``).
         name: run name passed to ``store.create_run``.
         run_id: force a run id (default: the checkpoint's when resuming, else the store's, else random). An id that
             ``store`` already holds is refused (``ValueError``, before anything is written) unless resuming that
@@ -174,7 +176,8 @@ class Trainer(ControlMixin, ResumeMixin, ReportingMixin):
                              f"(both built from cfg.dataset): a {missing} built from cfg.dataset would hold other "
                              "data than yours")
         ckpt = None
-        self._overwrite = bool(overwrite)
+        self._overwrite = as_flag(overwrite, "overwrite", "Trainer")
+        progress = as_flag(progress, "progress", "Trainer")
         self._save_id: str | None = None  # the checkpoint save this trainer last made or loaded
         self._folder_claim: contextlib.ExitStack | None = None  # the run folder's lock while a run holds it
         if run_dir is not None and not overwrite:
@@ -191,7 +194,7 @@ class Trainer(ControlMixin, ResumeMixin, ReportingMixin):
         cfg.validate()
         _refuse_known_run_id(store, run_id, ckpt)
         self.cfg = cfg
-        self.progress = bool(progress)
+        self.progress = progress
         self.log_every = max(1, int(log_every))
         self.device = resolve_device(cfg.device)
         check_precision(cfg.precision, self.device)
@@ -535,16 +538,17 @@ class Trainer(ControlMixin, ResumeMixin, ReportingMixin):
         self._start_step = self.step
         for epoch in range(self.epoch, cfg.epochs):
             t0 = time.time()
+            self._schedule_sigma_to(epoch)
             summary = self._train_epoch(epoch)
             if summary is None:
                 self._on_stopped(partial=True, reason=self._stop_reason or "stop requested")
                 return None
-            self.epoch = epoch + 1
-            if self.schedule is not None:
+            # the epoch is trained: a stop from here on resumes with the next one (both set at once: no call between
+            # them where a Ctrl-C could stop the run with the epoch counted and its progress still to resume)
+            self.epoch, self._epoch_progress = epoch + 1, None
+            if self.schedule is not None:  # the sigma the epoch trained with, and is evaluated with below
                 summary["sigma"] = self.schedule.sigma_at(epoch)
-                self.schedule.step()
             summary["epoch_time_s"] = time.time() - t0
-            self._epoch_progress = None  # the epoch is trained: a stop from here on resumes with the next one
             ev = None
             if (epoch + 1) % cfg.eval_every == 0 or epoch + 1 == cfg.epochs:
                 try:
@@ -555,9 +559,19 @@ class Trainer(ControlMixin, ResumeMixin, ReportingMixin):
                     raise
                 self.last_eval = ev
             self._record_epoch(epoch, summary, ev)
+            if self.schedule is not None:  # the next epoch's sigma, once this epoch is evaluated with its own
+                self.schedule.step()
             with self._interrupts_wait(then_raise=True):  # a Ctrl-C meanwhile waits for the save, then interrupts
                 self.save_checkpoint()
         return self._finish()
+
+    def _schedule_sigma_to(self, epoch: int) -> None:
+        """Set the delays' sigma schedule to ``epoch``, the epoch about to train. It is there already, but for a run
+        stopped in an epoch's end after the epoch was counted and before the schedule's step (in or after the
+        epoch's evaluation, which uses the sigma the epoch trained with): its checkpoint, or this trainer run again,
+        holds the schedule one epoch behind."""
+        if self.schedule is not None and self.schedule.epoch != epoch:
+            self.schedule.load_state_dict({**self.schedule.state_dict(), "epoch": int(epoch)})
 
     def _record_epoch(self, epoch: int, summary: dict[str, Any], ev: dict[str, Any] | None) -> None:
         """The epoch's record (and its evaluation's, if any) into the history, the events and the store."""
