@@ -518,6 +518,10 @@ def _runs_output(args: argparse.Namespace) -> int:
     from snnlab.experiments import RunStore, default_store_path
 
     path = Path(args.store) if args.store else default_store_path()
+    if args.action == "delete":
+        return _delete_runs(args, path)
+    if getattr(args, "yes", False) or getattr(args, "files", False):
+        raise ValueError("--yes and --files are options of `snnlab runs delete`")
     statuses = _statuses(getattr(args, "status", None))
     limit = getattr(args, "limit", RUNS_LIMIT)
     if not path.exists():  # reading only: never create a store (an --store typo would look like an empty one)
@@ -667,7 +671,7 @@ def _without_results_note(listed, with_results: set[str], run_ids: list[str], st
 
 
 def cmd_runs(args: argparse.Namespace) -> int:
-    """``snnlab runs [list|show|compare]``: read-only; a reader of the output that stops early (``| head``) ends
+    """``snnlab runs [list|show|compare|delete]``: read-only but for ``delete`` (:func:`_delete_runs`); a reader of the output that stops early (``| head``) ends
     it quietly (exit status 0); a store locked by another process is an error after ``--timeout`` seconds (main's
     one line for store errors)."""
     try:
@@ -679,6 +683,138 @@ def cmd_runs(args: argparse.Namespace) -> int:
         except (OSError, ValueError, AttributeError):
             pass
         return 0
+
+
+def _run_folder_file(name: str) -> bool:
+    """Whether ``name`` is a file snnlab writes in a run folder: the checkpoint, ``config.json``, their temporary
+    files while being written (``.checkpoint.pt.<id>.tmp``, ``.config.json.tmp``) and the folder's lock.
+
+    Example:
+        >>> [_run_folder_file(n) for n in ("checkpoint.pt", ".checkpoint.pt.0a1b.tmp", "config.json", "notes.txt")]
+        [True, True, True, False]
+    """
+    from snnlab.training.resume import CHECKPOINT_NAME
+    from snnlab.training.run_folder import LOCK_NAME
+
+    return (name in (CHECKPOINT_NAME, "config.json", ".config.json.tmp", LOCK_NAME)
+            or (name.startswith(f".{CHECKPOINT_NAME}.") and name.endswith(".tmp")))
+
+
+def _remove_run_files(run_id: str, checkpoint: str | None) -> bool:
+    """``runs delete --files`` for one deleted run: remove its checkpoint file when it still holds that run, and its run
+    folder (the checkpoint's, when named ``checkpoint.pt``) when the folder holds nothing but snnlab's own files
+    (:func:`_run_folder_file`; never a folder holding anything else, nor one another training holds). Says what it
+    removed (stdout) and what it kept and why (stderr); returns False when a removal failed."""
+    from snnlab.training.checkpoint import CheckpointError, check_checkpoint_run
+    from snnlab.training.resume import CHECKPOINT_NAME
+    from snnlab.training.run_folder import LOCK_NAME, RunFolderBusy, run_folder_lock
+
+    if not checkpoint:
+        print(f"run {run_id}: no checkpoint recorded, no files to remove", file=sys.stderr)
+        return True
+    ckpt = Path(checkpoint)
+    folder = ckpt.parent if ckpt.name == CHECKPOINT_NAME and ckpt.parent.is_dir() else None
+    lock = None if folder is None else folder / LOCK_NAME
+    had_lock = lock is not None and lock.exists()
+    try:
+        with run_folder_lock(folder):  # (nothing for None: a checkpoint outside a run folder)
+            try:
+                check_checkpoint_run(ckpt, run_id)
+                ckpt.unlink()
+                print(f"removed {ckpt}")
+            except FileNotFoundError:
+                print(f"run {run_id}: its checkpoint {ckpt} is already gone", file=sys.stderr)
+            except (ValueError, CheckpointError) as exc:  # another run's checkpoint now, or not a checkpoint
+                print(f"kept {ckpt}{'' if folder is None else ' and its folder'}: {exc}", file=sys.stderr)
+                return True
+            if folder is None:
+                return True
+            entries = list(folder.iterdir())
+            other = sorted(e.name for e in entries
+                           if not _run_folder_file(e.name) or e.is_symlink() or not e.is_file())
+            if other:
+                shown = ", ".join(other[:5]) + (f" and {len(other) - 5} more" if len(other) > 5 else "")
+                print(f"kept the folder {folder}: it holds other files too ({shown})", file=sys.stderr)
+                return True
+            for entry in entries:
+                entry.unlink(missing_ok=True)
+            os.rmdir(folder)  # (never a tree: only an emptied folder goes)
+            print(f"removed {folder}")
+            return True
+    except RunFolderBusy as exc:
+        print(f"kept {ckpt} and its folder: {exc}", file=sys.stderr)
+        return True
+    except OSError as exc:
+        print(f"snnlab runs: error: could not remove the files of run {run_id}: {exc}", file=sys.stderr)
+        return False
+    finally:
+        if lock is not None and not had_lock and folder.is_dir():  # (the lock taken here made it: a kept folder
+            try:                                                   # is left as it was)
+                lock.unlink(missing_ok=True)
+            except OSError:
+                pass
+
+
+def _delete_runs(args: argparse.Namespace, path: Path) -> int:
+    """``snnlab runs delete RUN [RUN ...] [--yes] [--files]``: delete runs (a run id, a unique start of one, or a name
+    only one run has) from the store at ``path``, with their metrics; all or nothing (an unknown or ambiguous id, or a
+    run still running, deletes none). Asks first on a terminal; without one (a script) ``--yes`` must say so. With
+    ``--files`` also each run's checkpoint and its run folder (:func:`_remove_run_files`). Returns the exit status:
+    0 done, 1 not confirmed (nothing deleted) or a file that could not be removed.
+
+    Example:
+        >>> import tempfile, os
+        >>> from snnlab.experiments import RunStore
+        >>> store_path = os.path.join(tempfile.mkdtemp(), "runs.sqlite")
+        >>> run = RunStore(store_path).create_run({}, name="old")
+        >>> main(["runs", "delete", run[:6], "--yes", "--store", store_path])  # doctest: +ELLIPSIS
+        deleted run ... (old, created)
+        0
+    """
+    from snnlab.experiments import RunStore
+
+    if not args.run_ids:
+        raise ValueError("runs delete needs one or more run ids (`snnlab runs` lists them)")
+    if not path.exists():  # (never creates a store)
+        raise FileNotFoundError(f"{'--store: ' if args.store else ''}no run store at {path}; nothing deleted")
+    store = RunStore(path, timeout=getattr(args, "timeout", RUNS_WAIT), read_only=False)
+    try:
+        listed = store.list_runs()
+        run_ids, unknown = _resolve_run_ids(args.run_ids, listed)
+        if unknown:
+            raise ValueError(f"no run(s) {', '.join(unknown)} in {store.path} (`snnlab runs` lists them); "
+                             "nothing deleted")
+        rows = listed.set_index("run_id").loc[run_ids]
+        live = rows[rows["status"].isin(("running", "paused"))]
+        if not live.empty:
+            which = ", ".join(f"{r} ({s})" for r, s in zip(live.index, live["status"]))
+            raise ValueError(f"run(s) {which} may still be running: stop them first (a run whose process has gone "
+                             "shows died, and can be deleted); nothing deleted")
+        described = {r: f"{r} ({row['name']}, {row['status']})" for r, row in rows.iterrows()}
+        if not args.yes:
+            if not sys.stdin or not sys.stdin.isatty():
+                raise ValueError("runs delete asks before deleting and stdin is not a terminal: pass --yes to delete "
+                                 f"{', '.join(run_ids)}; nothing deleted")
+            files = " and their checkpoints and run folders (--files)" if args.files else ""
+            print(f"about to delete {len(run_ids)} run(s) from {store.path}{files}:", file=sys.stderr)
+            for text in described.values():
+                print(f"  {text}", file=sys.stderr)
+            sys.stderr.write("delete them? [y/N] ")
+            sys.stderr.flush()
+            if sys.stdin.readline().strip().lower() not in ("y", "yes"):
+                print("nothing deleted", file=sys.stderr)
+                return 1
+        deleted = store.delete_runs(run_ids)
+    finally:
+        store.close()
+    for run_id in deleted:
+        print(f"deleted run {described[run_id]}")
+    sys.stdout.flush()
+    ok = True
+    if args.files:
+        for run_id, checkpoint in deleted.items():
+            ok = _remove_run_files(run_id, checkpoint) and ok
+    return 0 if ok else 1
 
 
 def cmd_export(args: argparse.Namespace) -> int:
@@ -774,18 +910,27 @@ def build_parser() -> argparse.ArgumentParser:
     store_flags(sw)
     sw.set_defaults(func=cmd_sweep)
 
-    runs = sub.add_parser("runs", help="list, show or compare runs in the store",
+    runs = sub.add_parser("runs", help="list, show, compare or delete runs in the store",
                           description="List (the default), show or compare the runs in the store, newest first (compare with "
                                       "runs named: in the order given). "
                                       f"Names are cut to {NAME_WIDTH} characters (--wide: whole), messages to the last "
                                       f"line of their text ({MESSAGE_WIDTH} characters), and the table to the terminal's "
                                       "width; what is left out is said on stderr (compare: the runs without results "
                                       "too; exit status 1 when none of the runs asked for has results). The store is "
-                                      "opened read-only: listing never changes it.")
-    runs.add_argument("action", nargs="?", default="list", choices=["list", "show", "compare"])
+                                      "opened read-only: listing never changes it. `runs delete RUN...` deletes runs "
+                                      "and their metrics from the store (all or none: not a running one), after asking "
+                                      "on a terminal (--yes: without asking, as a script must say; exit status 1 when "
+                                      "not confirmed); the store file keeps its size (SQLite reuses the space for new "
+                                      "runs; `sqlite3 STORE VACUUM` shrinks it).")
+    runs.add_argument("action", nargs="?", default="list", choices=["list", "show", "compare", "delete"])
     runs.add_argument("run_ids", nargs="*", metavar="RUN",
-                      help="runs to show / compare (compare: in this order): a run id, a unique start of one, or a "
-                           "run's name when only one run has it")
+                      help="runs to show / compare (compare: in this order) / delete: a run id, a unique start of one, "
+                           "or a run's name when only one run has it")
+    runs.add_argument("--yes", action="store_true", help="delete: do not ask (needed where stdin is not a terminal)")
+    runs.add_argument("--files", action="store_true",
+                      help="delete: also remove each run's checkpoint (when it still holds that run) and its run folder "
+                           "when the folder holds nothing but snnlab's files (checkpoint.pt, config.json; a folder "
+                           "with anything else is kept, and said so)")
     runs.add_argument("--store", help="run store (SQLite file) [$SNNLAB_STORE or runs/snnlab.sqlite]")
     runs.add_argument("--status", action="append", metavar="STATUS",
                       help="only runs with this status (finished, failed, running, stopped, died: a running run "
@@ -942,7 +1087,7 @@ def main(argv: list[str] | None = None) -> int:
         args, extra = parser.parse_known_args(argv)
         command = getattr(args, "command", None)
         own = parser.command_parsers.get(command, parser)  # a subcommand's errors come with its own usage
-        if (extra and command == "runs" and args.action in ("show", "compare")
+        if (extra and command == "runs" and args.action in ("show", "compare", "delete")
                 and not any(e.startswith("-") for e in extra)):
             args.run_ids = list(args.run_ids) + extra  # ids after --store (argparse ends a '*' positional early)
         elif command == "runs" and args.action == "list" and (args.run_ids or extra) and \

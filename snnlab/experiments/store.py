@@ -829,6 +829,65 @@ class RunStore:
             cur = con.execute("DELETE FROM metrics WHERE run_id=? AND step>?", (run_id, int(step)))
         return cur.rowcount
 
+    def delete_runs(self, run_ids: str | list[str]) -> dict[str, str | None]:
+        """Delete runs (whole ids; one id or a list) with everything the store holds of them (their row, metrics and
+        owner: every table with a ``run_id``), in one transaction; returns ``{run id: its checkpoint path or None}``
+        of the runs deleted (``len`` of it: how many).
+
+        All or nothing: ``ValueError`` naming them, and nothing deleted, for ids the store does not hold and for live
+        runs ("running" or "paused" whose process may still run them: on this host and alive, or on another host,
+        which cannot be told from here); a run whose process is gone (shown :data:`DIED`) may be deleted.
+        :class:`StoreReadOnly` for a read-only store.
+
+        Files are not touched: the runs' checkpoints and run folders stay on disk (the paths returned say where the
+        checkpoints are; ``snnlab runs delete --files`` removes them). The store file does not shrink: SQLite keeps
+        the freed pages and reuses them for later runs' rows; ``sqlite3 STORE 'VACUUM'`` (while no process uses the
+        store; it rewrites the whole file) gives the space back to the disk.
+
+        Example:
+            >>> import tempfile, os
+            >>> store = RunStore(os.path.join(tempfile.mkdtemp(), "runs.sqlite"))
+            >>> keep, old = store.create_run({}, name="keep"), store.create_run({}, name="old")
+            >>> store.log_metrics(old, step=1, metrics={"loss": 1.0})
+            >>> store.delete_runs([old]) == {old: None}, store.list_runs()["name"].tolist(), len(store.metrics(old))
+            (True, ['keep'], 0)
+        """
+        ids = [run_ids] if isinstance(run_ids, str) else list(run_ids)
+        bad = [r for r in ids if not isinstance(r, str)]
+        if bad:
+            raise TypeError(f"RunStore.delete_runs: run ids must be strings, got {bad!r}")
+        ids = list(dict.fromkeys(ids))
+        if not ids:
+            return {}
+        with self._conn() as con:
+            owner, join = self._owner_sql(con)
+            found: dict[str, tuple] = {}
+            for start in range(0, len(ids), 500):  # (SQLite's limit on a statement's parameters)
+                part = ids[start:start + 500]
+                found.update((r[0], r[1:]) for r in con.execute(
+                    f"SELECT runs.run_id, status, checkpoint, {owner} FROM runs{join} "
+                    f"WHERE runs.run_id IN ({','.join('?' * len(part))})", part))
+            unknown = [r for r in ids if r not in found]
+            if unknown:
+                raise ValueError(f"RunStore.delete_runs: no run(s) {', '.join(map(repr, unknown))} in {self.path}; "
+                                 "nothing deleted")
+            gone: dict = {}
+            live = [r for r in ids if _shown(found[r][0], None, found[r][2], gone)[0] in _LIVE]
+            if live:
+                def who(run: str) -> str:
+                    owner = gone.get(found[run][2], (None,))[0]
+                    return (f"{run} ({found[run][0]}, process {owner.get('pid')} on {owner.get('host')})"
+                            if isinstance(owner, dict)
+                            else f"{run} ({found[run][0]}, its process not recorded)")
+                raise ValueError(f"RunStore.delete_runs: run(s) {', '.join(map(who, live))} may still be running (its "
+                                 "process is alive, or on another host where it cannot be told); stop them first; "
+                                 "nothing deleted")
+            tables = [t for t, columns in _COLUMNS.items() if "run_id" in columns and t != "runs"]
+            present = {r[0] for r in con.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+            for table in [t for t in tables if t in present] + ["runs"]:  # (the rows that refer to runs first)
+                con.executemany(f"DELETE FROM {table} WHERE run_id=?", [(r,) for r in ids])
+        return {r: found[r][1] for r in ids}
+
     def set_summary(self, run_id: str, summary: dict) -> None:
         """Store a run's final results (e.g. the evaluate() dict) as JSON."""
         with self._conn() as con:
