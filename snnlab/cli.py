@@ -152,11 +152,11 @@ def cmd_train(args: argparse.Namespace) -> int:
     if getattr(args, "resume", False):
         if existing is None:
             raise FileNotFoundError(f"--resume: no checkpoint in --run-dir {args.run_dir!r}")
-        ck = load_checkpoint(existing, mmap=True)  # its metadata and configuration
+        ck = load_checkpoint(existing, mmap=True, history=False)  # its metadata and configuration (history undecoded)
         saved = ExperimentConfig.from_saved(ck["config_json"])
         base = saved.to_dict()
     elif existing is not None and not getattr(args, "overwrite", False):
-        ck = load_checkpoint(existing, mmap=True)  # its metadata only
+        ck = load_checkpoint(existing, mmap=True, history=False)  # for its metadata: tensors mapped, history undecoded
         state = "finished" if ck.get("finished") else f"stopped after {ck.get('step')} steps"
         raise ValueError(f"--run-dir {args.run_dir} already holds the checkpoint of run {ck.get('run_id')} ({state}): "
                          f"--resume continues it (flags given override its configuration, e.g. --epochs, except "

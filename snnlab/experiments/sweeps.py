@@ -416,7 +416,8 @@ def _plan(cfg: ExperimentConfig, run_dir: Path | None,
     if run_dir is None or not (run_dir / CHECKPOINT_NAME).exists():
         return "new", new_id, None, None
     try:
-        ck = load_checkpoint(run_dir / CHECKPOINT_NAME, mmap=True)  # the metadata is all it needs
+        # the metadata is all it needs: tensors mapped, not read, and the history left undecoded
+        ck = load_checkpoint(run_dir / CHECKPOINT_NAME, mmap=True, history=False)
         # from_saved: a run saved with data_kwargs its dataset ignored is the same run as one without them
         same = ExperimentConfig.from_saved(ck["config_json"]).to_dict() == cfg.to_dict()
     except (CheckpointError, ConfigError, OSError, KeyError) as exc:

@@ -7,24 +7,40 @@ The file gets the usual mode of a new file (``0o666`` less the umask), like any 
 Only plain types and tensors go in (the config is stored as a JSON string), so loading never
 needs to unpickle arbitrary objects.
 
+A training checkpoint's history (one record per optimiser step) is stored as one JSON text under
+:data:`HISTORY_KEY` (:func:`encode_history`), not as a list of dicts: the weights-only unpickler is slow on many
+small dicts, and one string costs next to nothing to save and load. :func:`load_checkpoint` gives it back decoded, as
+the list ``ckpt["history"]`` that checkpoints of earlier versions hold (and still load with), or, with
+``history=False`` for readers of the metadata only, leaves the text undecoded.
+
 Example:
     >>> import tempfile, os, torch
     >>> d = tempfile.mkdtemp()
     >>> p = save_checkpoint(os.path.join(d, "ckpt.pt"), {"epoch": 3, "w": torch.ones(2)})
     >>> load_checkpoint(p)["epoch"]
     3
+    >>> p = save_checkpoint(os.path.join(d, "run.pt"), {"epoch": 1, HISTORY_KEY: encode_history([{"loss": 0.5}])})
+    >>> load_checkpoint(p)["history"], load_checkpoint(p, history=False)[HISTORY_KEY]
+    ([{'loss': 0.5}], '[{"loss":0.5}]')
 """
 from __future__ import annotations
 
+import json
 import os
 import uuid
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 
-__all__ = ["CheckpointError", "save_checkpoint", "load_checkpoint", "check_checkpoint_run", "to_plain"]
+__all__ = ["CheckpointError", "save_checkpoint", "load_checkpoint", "check_checkpoint_run", "to_plain", "HISTORY_KEY",
+           "encode_history", "decode_history", "checkpoint_history"]
+
+#: The key of a checkpoint file's history as one JSON text (:func:`encode_history`); earlier versions stored the list
+#: of records under ``"history"``.
+HISTORY_KEY = "history_json"
 
 
 class CheckpointError(RuntimeError):
@@ -43,6 +59,92 @@ def to_plain(obj: Any) -> Any:
     if isinstance(obj, np.ndarray):
         return torch.from_numpy(np.ascontiguousarray(obj))
     return obj
+
+
+def _json_value(obj: Any) -> Any:
+    """``json.dumps``'s hook for what it cannot write itself: numpy scalars as plain numbers; anything else refused."""
+    if isinstance(obj, np.generic):
+        return obj.item()
+    text = repr(obj)
+    raise TypeError(f"encode_history: a history record holds a {type(obj).__name__} "
+                    f"({text if len(text) <= 60 else text[:57] + '...'}), which a checkpoint's history cannot store: "
+                    "records take plain numbers, strings, None, lists and dicts (float(x) for a tensor)")
+
+
+def encode_history(records: Sequence[Mapping[str, Any]]) -> str:
+    """A run's history (its list of records) as the one compact JSON text a checkpoint stores under
+    :data:`HISTORY_KEY`; :func:`decode_history` reads it back.
+
+    The round trip is exact for what records hold: ints stay ints, floats keep every bit (NaN and +-inf included),
+    strings, None, bools, nested lists and dicts; numpy scalars become plain numbers (as :func:`to_plain` makes
+    them). As in any JSON, tuples read back as lists and dict keys as strings. Raises ``TypeError`` for a value JSON
+    cannot hold (a tensor, an array, an object).
+
+    Example:
+        >>> text = encode_history([{"kind": "step", "step": 1, "loss": float("nan"), "lr": float("inf")}])
+        >>> text
+        '[{"kind":"step","step":1,"loss":NaN,"lr":Infinity}]'
+        >>> decode_history(text)
+        [{'kind': 'step', 'step': 1, 'loss': nan, 'lr': inf}]
+    """
+    if isinstance(records, (str, bytes, Mapping)) or not isinstance(records, Sequence):
+        raise TypeError(f"encode_history expects a list of records (dicts), got {type(records).__name__}")
+    try:
+        return json.dumps(list(records), allow_nan=True, separators=(",", ":"), default=_json_value)
+    except TypeError as e:  # (json's own: a key that is not a string or number)
+        if str(e).startswith("encode_history"):
+            raise
+        raise TypeError(f"encode_history: the history cannot be written as JSON: {e}") from e
+    except ValueError as e:  # (a record that holds itself)
+        raise ValueError(f"encode_history: the history cannot be written as JSON: {e}") from e
+
+
+def decode_history(text: str) -> list[Any]:
+    """The list of records that :func:`encode_history` wrote as ``text``.
+
+    Raises ``TypeError`` when ``text`` is not a string and ``ValueError`` when it is not the JSON of a list.
+
+    Example:
+        >>> decode_history('[{"step":1,"loss":-Infinity}]')
+        [{'step': 1, 'loss': -inf}]
+    """
+    if not isinstance(text, str):
+        raise TypeError(f"decode_history expects the history's JSON text (a str), got {type(text).__name__}")
+    try:
+        records = json.loads(text)
+    except ValueError as e:
+        raise ValueError(f"decode_history: the history is not valid JSON: {e}") from e
+    if not isinstance(records, list):
+        raise ValueError(f"decode_history: the history's JSON holds a {type(records).__name__}, expected a list")
+    return records
+
+
+def checkpoint_history(ckpt: Mapping[str, Any]) -> Any:
+    """The history records of a loaded checkpoint, whichever form it holds them in: the decoded list
+    ``ckpt["history"]`` (what :func:`load_checkpoint` gives; also the form of earlier versions' files), else the text
+    under :data:`HISTORY_KEY` decoded (a checkpoint loaded with ``history=False``); ``[]`` when it holds none.
+
+    Example:
+        >>> checkpoint_history({HISTORY_KEY: '[{"step":1}]'}), checkpoint_history({"history": [{"step": 2}]})
+        ([{'step': 1}], [{'step': 2}])
+    """
+    if ckpt.get("history") is not None:
+        return ckpt["history"]
+    if ckpt.get(HISTORY_KEY) is not None:
+        return decode_history(ckpt[HISTORY_KEY])
+    return []
+
+
+def _decode_history_in(state: dict[str, Any], path: Path) -> dict[str, Any]:
+    """``state`` with its :data:`HISTORY_KEY` text replaced by the decoded list ``"history"`` (in its place)."""
+    if HISTORY_KEY not in state:
+        return state
+    try:
+        records = decode_history(state[HISTORY_KEY])
+    except (TypeError, ValueError) as e:
+        raise CheckpointError(f"checkpoint {path}: its history ({HISTORY_KEY}) is unreadable: {e}") from e
+    return {("history" if k == HISTORY_KEY else k): (records if k == HISTORY_KEY else v)
+            for k, v in state.items() if k != "history"}
 
 
 def _fsync_dir(folder: Path) -> None:
@@ -104,14 +206,18 @@ def _load_error_detail(exc: Exception) -> str:
     return (text.splitlines() or [""])[0]
 
 
-def load_checkpoint(path: str | os.PathLike, map_location: Any = "cpu", mmap: bool = False) -> dict[str, Any]:
+def load_checkpoint(path: str | os.PathLike, map_location: Any = "cpu", mmap: bool = False,
+                    history: bool = True) -> dict[str, Any]:
     """Load a checkpoint written by :func:`save_checkpoint` (``weights_only=True``: no arbitrary code).
 
     ``mmap=True`` maps the tensors from the file instead of reading them: cheap when only the metadata
-    (configuration, flags, results) is needed.
+    (configuration, flags, results) is needed. A history stored as JSON text (:data:`HISTORY_KEY`) comes back
+    decoded as the list ``"history"``, as earlier versions' files hold it; ``history=False`` leaves the text as it is
+    (no decoding: for readers of the metadata only; an earlier version's list is returned as it was stored).
 
     Raises ``FileNotFoundError`` when the file is missing and :class:`CheckpointError` when it is
-    truncated, corrupt or holds something other than a checkpoint dict.
+    truncated, corrupt or holds something other than a checkpoint dict (or, decoding it, a history that is not
+    a JSON list).
     """
     path = Path(path)
     if path.is_dir():
@@ -128,11 +234,12 @@ def load_checkpoint(path: str | os.PathLike, map_location: Any = "cpu", mmap: bo
                               f"{type(e).__name__}: {_load_error_detail(e)}") from e
     if not isinstance(state, dict):
         raise CheckpointError(f"checkpoint {path} holds a {type(state).__name__}, expected a dict")
-    return state
+    return _decode_history_in(state, path) if history else state
 
 
 def check_checkpoint_run(path: str | os.PathLike, run_id: str) -> dict[str, Any]:
-    """The checkpoint at ``path`` (a file or a run folder; tensors memory-mapped), after checking it holds run
+    """The checkpoint at ``path`` (a file or a run folder; tensors memory-mapped, the history left undecoded:
+    ``load_checkpoint(..., history=False)``), after checking it holds run
     ``run_id``: a run store's path can outlive its checkpoint (another run saved over it, e.g. a training with
     ``overwrite`` in the same folder), and loading it for the stored run would show another network under its name.
 
@@ -148,7 +255,7 @@ def check_checkpoint_run(path: str | os.PathLike, run_id: str) -> dict[str, Any]
         ...
         ValueError: check_checkpoint_run: ...checkpoint.pt holds the checkpoint of run 'abc', not run 'old' (...
     """
-    ckpt = load_checkpoint(path, mmap=True)
+    ckpt = load_checkpoint(path, mmap=True, history=False)
     check_run(ckpt, path, run_id)
     return ckpt
 

@@ -388,7 +388,7 @@ def model_from_checkpoint(path: str | Any, run_id: str | None = None) -> tuple[S
     """
     from .checkpoint import check_run, load_checkpoint
 
-    ckpt = load_checkpoint(path)
+    ckpt = load_checkpoint(path, history=False)  # the network and its configuration: the history is not decoded
     if run_id is not None:  # loaded for a stored run: refused when another run saved over the file
         check_run(ckpt, path, run_id)
     cfg = ExperimentConfig.from_saved(ckpt["config_json"])

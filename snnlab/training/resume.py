@@ -38,7 +38,8 @@ from typing import Any, TypeVar
 from snnlab.core.validation import user_stacklevel
 from snnlab.data.loader_rng import loader_states, restore_loader_states
 
-from .checkpoint import CheckpointError, load_checkpoint, save_checkpoint, to_plain
+from .checkpoint import (HISTORY_KEY, CheckpointError, checkpoint_history, encode_history, load_checkpoint,
+                         save_checkpoint, to_plain)
 from .config import ConfigError, ExperimentConfig, dataset_shape
 from .interrupts import global_rng_state, roll_back, set_global_rng_state
 from .records import History
@@ -373,7 +374,9 @@ class ResumeMixin:
         set_global_rng_state(rng, cuda=self.device.type == "cuda")
 
     def checkpoint_state(self, finished: bool = False, partial_epoch: bool = False) -> dict[str, Any]:
-        """Everything needed to continue the run, as plain types and tensors.
+        """Everything needed to continue the run, as plain types and tensors (the history as one JSON text under
+        :data:`~snnlab.training.checkpoint.HISTORY_KEY`, which :func:`~snnlab.training.checkpoint.load_checkpoint`
+        decodes).
 
         A checkpoint taken inside an epoch (``partial_epoch``) also holds the epoch's progress: the
         batches done, their running sums and the loader's generator states at the epoch's start, so that
@@ -394,7 +397,7 @@ class ResumeMixin:
             "delays_rounded": bool(self._delays_rounded),
             "finished": bool(finished),
             "partial_epoch": bool(partial_epoch),
-            "history": to_plain(list(self.history)),
+            HISTORY_KEY: encode_history(self.history),  # one JSON text: cheap to save and load (not a dict a step)
             "last_eval": to_plain(self.last_eval),
             "result": to_plain(self.result),
             "rng": rng,
@@ -451,7 +454,7 @@ class ResumeMixin:
         if self.schedule is not None and ckpt.get("delay_schedule"):
             self.schedule.epoch = int(ckpt["delay_schedule"]["epoch"])
             self.schedule._apply()
-        self.history = History(ckpt.get("history") or [])
+        self.history = History(checkpoint_history(ckpt) or [])  # (the decoded list, or an older file's list)
         self.last_eval, self.result = self._current_results(ckpt)
         progress = ckpt.get("epoch_progress") if ckpt.get("partial_epoch") else None
         self._resume_progress = self._resumable(progress)

@@ -517,7 +517,7 @@ class Trainer(ControlMixin, ResumeMixin, ReportingMixin):
         if self._overwrite and self._save_id is None:  # asked to replace another run's checkpoint
             return
         try:
-            ck = load_checkpoint(self.checkpoint_path, mmap=True)
+            ck = load_checkpoint(self.checkpoint_path, mmap=True, history=False)  # its save id: no history decoded
         except Exception:  # noqa: BLE001 - an unreadable file is replaced, as before
             return
         if ck.get("save_id") != self._save_id:
