@@ -27,6 +27,7 @@ EPILOG = """examples:
   snnlab runs                                    list the newest runs in the store
   snnlab runs --status failed --limit 0          every failed run
   snnlab runs show RUN_ID                        one run's config and results (the start of its id will do)
+  snnlab runs delete RUN_ID --yes --files        remove a run from the store, with its checkpoint and run folder
   snnlab export runs/a --nir a.nir               the trained network as a NIR graph
   snnlab dashboard                               the live-training dashboard on http://127.0.0.1:5006
   snnlab info                                    versions, GPUs, backends, extras and datasets of this machine

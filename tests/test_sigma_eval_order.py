@@ -146,3 +146,17 @@ def test_a_run_stopped_in_an_epochs_end_resumes_with_the_next_epochs_sigma(tmp_p
     epochs, ref_epochs = _epochs(rest), _epochs(ref)
     assert [h["sigma"] for h in epochs] == [h["sigma"] for h in ref_epochs]
     assert [h.get("test_accuracy") for h in epochs[2:]] == [h["test_accuracy"] for h in ref_epochs[2:]]
+
+
+@pytest.mark.parametrize("where", ["after the evaluation", "before the schedule's step"])
+def test_a_resumed_trainer_holds_the_next_epochs_sigma_before_it_runs(tmp_path, where):
+    """A checkpoint saved between an epoch's evaluation and the schedule's step holds the schedule one epoch behind
+    its epoch count: the resumed trainer's delay layers already hold the sigma of the epoch it trains next (0.5),
+    not the stopped epoch's (1.75), before run() (a user evaluating or inspecting the kernels sees the right one)."""
+    first = Trainer(_cfg(), run_dir=tmp_path, progress=False)
+    _stop_in_the_second_epochs_end(first, where)
+    with pytest.raises(KeyboardInterrupt):
+        first.run()
+    rest = Trainer.resume_from(tmp_path, progress=False)
+    assert rest.epoch == 2 and rest.schedule.epoch == 2
+    assert [m.sigma for m in _delay_layers(rest)] == pytest.approx([0.5] * len(_delay_layers(rest)))

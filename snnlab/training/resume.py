@@ -452,7 +452,9 @@ class ResumeMixin:
         self.epoch = int(ckpt["epoch"])
         self.step = int(ckpt["step"])
         if self.schedule is not None and ckpt.get("delay_schedule"):
-            self.schedule.epoch = int(ckpt["delay_schedule"]["epoch"])
+            # the epoch to train next: a run stopped between an epoch's evaluation and the schedule's step saved the
+            # schedule one epoch behind its epoch count (the sigma it is set to equals the saved one otherwise)
+            self.schedule.epoch = self.epoch
             self.schedule._apply()
         self.history = History(checkpoint_history(ckpt) or [])  # (the decoded list, or an older file's list)
         self.last_eval, self.result = self._current_results(ckpt)
