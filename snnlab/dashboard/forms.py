@@ -1,9 +1,26 @@
 """The experiment form: widgets generated from :class:`~snnlab.training.ExperimentConfig`'s schema.
 
 Every field keeps the type, allowed values and documentation (shown as the widget's tooltip) of
-the configuration class; text fields are parsed with ``int()``, ``float()`` or ``json.loads`` --
-never evaluated -- and :meth:`ConfigForm.config` returns a validated ``ExperimentConfig`` or raises
+the configuration class; text fields are parsed with ``json.loads`` or, for numbers,
+:func:`snnlab.config_args.parse_number_text` (the ipywidgets form's parser) -- never evaluated -- and
+:meth:`ConfigForm.config` returns a validated ``ExperimentConfig`` or raises
 :class:`~snnlab.training.ConfigError` with a readable message.
+
+Numbers are typed in text boxes, not number boxes: a browser number box rounds (``2.7`` epochs became 3),
+snaps back to the previous value (``abc``) or shows NaN (emptied) before Python sees it, and the run started
+with a value nobody typed. Here ``2.7`` for an integer, ``abc`` or an empty required field is refused with
+a message naming the field, and nothing starts.
+
+Example:
+    >>> form = ConfigForm({"hidden": [16], "epochs": 2})
+    >>> form.widgets["epochs"].value = "2.7"
+    >>> form.config()
+    Traceback (most recent call last):
+    ...
+    snnlab.training.config.ConfigError: invalid experiment configuration:
+      - epochs: cannot read '2.7' (expected an integer in [1, 100000])
+    >>> form.widgets["epochs"].value = "3"; form.config().epochs
+    3
 """
 from __future__ import annotations
 
@@ -12,6 +29,7 @@ from typing import Any
 
 import panel as pn
 
+from snnlab.config_args import number_range_text, parse_number_text
 from snnlab.training.config import ConfigError, ExperimentConfig
 from snnlab.training.presets import PRESETS, preset_fields
 
@@ -96,10 +114,11 @@ class ConfigForm:
             return pn.widgets.Select(options=list(s["objects"]), **common)
         if kind == "Boolean":
             return pn.widgets.Checkbox(label=field, sizing_mode="stretch_width")
-        if kind == "Integer" and not s["allow_None"]:
-            return pn.widgets.IntInput(**common)
-        if kind == "Number" and not s["allow_None"]:
-            return pn.widgets.FloatInput(**common)
+        if kind in ("Integer", "Number"):
+            # text, not IntInput/FloatInput: number boxes round or revert what is typed (see the module docstring)
+            placeholder = (number_range_text(kind, s.get("bounds"), s.get("inclusive_bounds", (True, True)))
+                           + (", or empty for none" if s["allow_None"] else ""))
+            return pn.widgets.TextInput(placeholder=placeholder, **common)
         placeholder = _TEXT_HINT.get("List" if kind == "LayerSizes" else kind, "empty = none")
         return pn.widgets.TextInput(placeholder=placeholder, **common)
 
@@ -138,12 +157,12 @@ class ConfigForm:
         if not isinstance(widget, pn.widgets.TextInput):
             return widget.value
         text = (widget.value or "").strip()
+        if kind in ("Integer", "Number"):
+            s = self.schema[field]
+            return parse_number_text(text, kind, s["allow_None"], s.get("bounds"),
+                                     s.get("inclusive_bounds", (True, True)))
         if text == "" or text.lower() in ("none", "null"):
             return [] if kind in ("List", "LayerSizes") else ({} if kind == "Dict" else None)
-        if kind == "Integer":
-            return int(text)
-        if kind == "Number":
-            return float(text)
         if kind in ("List", "LayerSizes", "Dict"):
             return json.loads(text)
         return text

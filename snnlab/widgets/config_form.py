@@ -13,7 +13,8 @@ Widget per field type (``schema()[field]["type"]``):
 
 Numbers are typed as text on purpose: number boxes clamp or truncate in the browser (``0`` epochs
 became 1, ``2.5`` became 2) before Python sees the value. Here what is typed is parsed and validated as
-it is, and a value out of range or not an integer is reported like any other invalid field. Fields that
+it is, and a value out of range or not an integer is reported like any other invalid field (the text is
+read by :func:`snnlab.config_args.parse_number_text`, the parser of the dashboard's form too). Fields that
 allow ``None`` take a blank value as None. Each widget's tooltip is the field's doc string.
 :meth:`ConfigForm.config` parses and validates everything and returns an ``ExperimentConfig``, or
 ``None`` with the error message shown in the form (and kept in ``.error``); ``config(raise_errors=True)``
@@ -35,6 +36,7 @@ from typing import Any
 import ipywidgets as W
 from traitlets import Unicode
 
+from snnlab.config_args import number_range_text, parse_number_text
 from snnlab.training.config import ConfigError, ExperimentConfig
 
 from ._lifecycle import close_descendants
@@ -71,18 +73,6 @@ class NumberText(W.Text):
     """
 
     value = _NumberOrText(help="String value").tag(sync=True)
-
-
-def _range_text(kind: str, lo: Any, hi: Any, inclusive: tuple = (True, True)) -> str:
-    """E.g. ``"an integer in [1, 100]"``, ``"a number in (0, 100.0]"`` (0 excluded), ``"a number > 0"``."""
-    what = "an integer" if kind == "Integer" else "a number"
-    if lo is not None and hi is not None:
-        return f"{what} in {'[' if inclusive[0] else '('}{lo}, {hi}{']' if inclusive[1] else ')'}"
-    if lo is not None:
-        return f"{what} {'>=' if inclusive[0] else '>'} {lo}"
-    if hi is not None:
-        return f"{what} {'<=' if inclusive[1] else '<'} {hi}"
-    return what
 
 
 class ConfigForm(W.VBox):
@@ -130,7 +120,7 @@ class ConfigForm(W.VBox):
             return W.Checkbox(value=bool(default), indent=True, **common)
         if kind in ("Integer", "Number"):
             # a text box, not a number box: those clamp/truncate in the browser (and round ints past 2**53)
-            placeholder = (_range_text(kind, lo, hi, spec.get("inclusive_bounds", (True, True)))
+            placeholder = (number_range_text(kind, (lo, hi), spec.get("inclusive_bounds", (True, True)))
                            + (", or blank for none" if allow_none else ""))
             return NumberText(value=self._fmt_scalar(default), placeholder=placeholder, **common)
         if kind == "Dict":
@@ -171,33 +161,21 @@ class ConfigForm(W.VBox):
                 return [int(p) for p in parts]
             except ValueError:
                 raise ConfigError(f"{name}: expected comma-separated integers like 128,64, got {text!r}") from None
+        if kind in ("Integer", "Number"):
+            # the parser the dashboard's form uses too: "2.7" for an integer is refused, never rounded
+            try:
+                return parse_number_text(text, kind, allow_none, spec.get("bounds"),
+                                         spec.get("inclusive_bounds", (True, True)))
+            except ValueError as e:
+                raise ConfigError(f"{name}: {e}, got {text!r}") from None
         if not text and allow_none:
             return None
-        if kind in ("Integer", "Number"):
-            return self._parse_number(name, text, kind, allow_none, spec.get("bounds") or (None, None),
-                                      spec.get("inclusive_bounds", (True, True)))
         if kind == "String":
             return text
         try:
             return json.loads(text)
         except json.JSONDecodeError:
             return text
-
-    @staticmethod
-    def _parse_number(name: str, text: str, kind: str, allow_none: bool, bounds: tuple,
-                      inclusive: tuple = (True, True)) -> Any:
-        """``text`` as an int (``kind="Integer"``) or float, refused (never rounded or clamped) when it is
-        not one; out-of-range values are left to the config's own validation (its message names the bound)."""
-        expected = _range_text(kind, *bounds, inclusive) + (" or blank" if allow_none else "")
-        try:
-            if kind == "Integer":
-                return int(text)
-            value = float(text)
-        except ValueError:
-            raise ConfigError(f"{name}: expected {expected}, got {text!r}") from None
-        if value != value or value in (float("inf"), float("-inf")):
-            raise ConfigError(f"{name}: expected {expected}, got {text!r}")
-        return value
 
     def values(self) -> dict[str, Any]:
         """The parsed (not yet validated) ``{field: value}``; raises ``ConfigError`` on unparsable text.

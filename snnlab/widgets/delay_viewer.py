@@ -156,7 +156,8 @@ class DelayViewer(W.VBox):
         return self.matrix_plot.element
 
     def parse_synapses(self) -> list[tuple[int, int]] | None:
-        """The ``(out, in)`` pairs typed in ``synapses`` (None when blank); raises ``ValueError`` on bad text.
+        """The ``(out, in)`` pairs typed in ``synapses`` (None when blank); raises ``ValueError`` on bad text,
+        including text with separators but no pair (``","``), which would otherwise ask for no kernel at all.
 
         Example:
             >>> import snnlab as sl
@@ -167,6 +168,10 @@ class DelayViewer(W.VBox):
             Traceback (most recent call last):
             ...
             ValueError: synapse '3': write it as out-in, e.g. 0-3
+            >>> v.synapses.value = " ; "; v.parse_synapses()
+            Traceback (most recent call last):
+            ...
+            ValueError: synapses ' ; ' names no synapse: write out-in pairs, e.g. 0-3, 2-5 (blank: 4 spread)
         """
         text = self.synapses.value.strip()
         if not text:
@@ -184,6 +189,9 @@ class DelayViewer(W.VBox):
             if not (0 <= j < out_n and 0 <= i < in_n):
                 raise ValueError(f"synapse {part!r} is outside the {out_n} x {in_n} layer (out x in)")
             pairs.append((j, i))
+        if not pairs:  # only separators: an error here, not an empty list that gaussian_kernels refuses
+            raise ValueError(f"synapses {self.synapses.value!r} names no synapse: write out-in pairs, e.g. 0-3, 2-5 "
+                             f"(blank: 4 spread)")
         return pairs
 
     # ------------------------------------------------------------------ drawing

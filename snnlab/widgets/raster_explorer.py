@@ -39,11 +39,28 @@ __all__ = ["RasterExplorer", "record_batch"]
 
 
 def _first_batch(data: Any) -> tuple[torch.Tensor, Any]:
+    """``(x, labels)`` of ``data``: a tensor, an ``(x, labels)`` pair, or the first batch of a loader.
+
+    Example:
+        >>> _first_batch([])
+        Traceback (most recent call last):
+        ...
+        ValueError: RasterExplorer: the data (list) has no batch: give a tensor [T, B, ...], (x, labels) or ...
+    """
     if isinstance(data, torch.Tensor):
         return data, None
     if isinstance(data, (tuple, list)) and len(data) == 2 and isinstance(data[0], torch.Tensor):
         return data[0], data[1]
-    batch = next(iter(data))  # a DataLoader (or any iterable of (x, y))
+    try:
+        batches = iter(data)  # a DataLoader (or any iterable of (x, y))
+    except TypeError:
+        raise TypeError(f"RasterExplorer: expected a tensor [T, B, ...], (x, labels) or a loader, "
+                        f"got {type(data).__name__}") from None
+    try:
+        batch = next(batches)
+    except StopIteration:  # an empty loader (e.g. a filtered dataset): not a bare StopIteration('')
+        raise ValueError(f"RasterExplorer: the data ({type(data).__name__}) has no batch: give a tensor [T, B, ...], "
+                         "(x, labels) or a loader that yields at least one batch") from None
     return (batch[0], batch[1]) if isinstance(batch, (tuple, list)) else (batch, None)
 
 
@@ -64,6 +81,9 @@ def _check_batch(x: Any, labels: Any) -> np.ndarray | None:
     if labels is None:
         return None
     labels = to_numpy(labels)
+    if labels.ndim > 1:  # e.g. one-hot [B, C]: one scalar label per sample is shown
+        raise ValueError(f"RasterExplorer: labels must hold one scalar per sample (shape [B]), got shape "
+                         f"{tuple(labels.shape)} (for one-hot labels pass labels.argmax(-1))")
     n = len(labels) if labels.ndim else 1
     if n != shape[1]:
         raise ValueError(f"RasterExplorer: the labels have length {n} but the batch has {shape[1]} samples "
@@ -138,7 +158,8 @@ class RasterExplorer(W.VBox):
 
     Raises:
         TypeError / ValueError: ``max_samples`` is not an int >= 1 (or None), or the batch is not time-major
-        ``[T, B, ...]`` with one label per sample.
+        ``[T, B, ...]`` with one scalar label per sample (labels of shape ``[B]``), or ``data`` is a loader with
+        no batch.
     """
 
     def __init__(self, model: torch.nn.Module, data: Any, max_samples: int | None = 64, plot_mode: str = "auto",
