@@ -883,7 +883,8 @@ def build_parser() -> argparse.ArgumentParser:
     again.add_argument("--resume", action="store_true", help=_resume_help())
     again.add_argument("--overwrite", action="store_true", help="start a new run in a --run-dir that holds a checkpoint")
     train.add_argument("--name", help="run name in the store [the config's label]")
-    train.add_argument("--threads", type=_positive_int, help="torch CPU threads")
+    train.add_argument("--threads", type=_positive_int, help=(
+        "torch CPU threads [all cores]; a run repeats bit for bit only on the same number (a sweep's runs use 1)"))
     train.add_argument("--quiet", action="store_true", help="no progress bars")
     train.add_argument("--save-config", metavar="FILE", help="write the configuration as JSON")
     train.set_defaults(func=cmd_train)
@@ -905,7 +906,8 @@ def build_parser() -> argparse.ArgumentParser:
                                        "resumes interrupted ones")
     sw.add_argument("--out", metavar="CSV", help="write the trade-off table as CSV (updated as runs end)")
     sw.add_argument("--threads", type=_positive_int, default=1,
-                    help="torch CPU threads of each run (runs train side by side in --workers processes) [1]")
+                    help="torch CPU threads of each run (runs train side by side in --workers processes; a run "
+                         "repeats bit for bit, or resumes so, only on the same number) [1]")
     sw.add_argument("--quiet", action="store_true", help="no progress bar")
     add_config_arguments(sw)
     store_flags(sw)
