@@ -2,7 +2,7 @@
 
 Every field keeps the type, allowed values and documentation (shown as the widget's tooltip) of
 the configuration class; text fields are parsed with ``json.loads`` or, for numbers,
-:func:`snnlab.config_args.parse_number_text` (the ipywidgets form's parser) -- never evaluated -- and
+:func:`snnlab.training.field_text.parse_number_text` (the ipywidgets form's parser) -- never evaluated -- and
 :meth:`ConfigForm.config` returns a validated ``ExperimentConfig`` or raises
 :class:`~snnlab.training.ConfigError` with a readable message.
 
@@ -29,7 +29,7 @@ from typing import Any
 
 import panel as pn
 
-from snnlab.config_args import number_range_text, parse_number_text
+from snnlab.training.field_text import number_range_text, parse_number_text
 from snnlab.training.config import ConfigError, ExperimentConfig
 from snnlab.training.presets import PRESETS, preset_fields
 

@@ -14,7 +14,7 @@ Widget per field type (``schema()[field]["type"]``):
 Numbers are typed as text on purpose: number boxes clamp or truncate in the browser (``0`` epochs
 became 1, ``2.5`` became 2) before Python sees the value. Here what is typed is parsed and validated as
 it is, and a value out of range or not an integer is reported like any other invalid field (the text is
-read by :func:`snnlab.config_args.parse_number_text`, the parser of the dashboard's form too). Fields that
+read by :func:`snnlab.training.field_text.parse_number_text`, the parser of the dashboard's form too). Fields that
 allow ``None`` take a blank value as None. Each widget's tooltip is the field's doc string.
 :meth:`ConfigForm.config` parses and validates everything and returns an ``ExperimentConfig``, or
 ``None`` with the error message shown in the form (and kept in ``.error``); ``config(raise_errors=True)``
@@ -36,7 +36,7 @@ from typing import Any
 import ipywidgets as W
 from traitlets import Unicode
 
-from snnlab.config_args import number_range_text, parse_number_text
+from snnlab.training.field_text import number_range_text, parse_number_text
 from snnlab.training.config import ConfigError, ExperimentConfig
 
 from ._lifecycle import close_descendants
