@@ -686,74 +686,20 @@ def cmd_runs(args: argparse.Namespace) -> int:
         return 0
 
 
-def _run_folder_file(name: str) -> bool:
-    """Whether ``name`` is a file snnlab writes in a run folder: the checkpoint, ``config.json``, their temporary
-    files while being written (``.checkpoint.pt.<id>.tmp``, ``.config.json.tmp``) and the folder's lock.
-
-    Example:
-        >>> [_run_folder_file(n) for n in ("checkpoint.pt", ".checkpoint.pt.0a1b.tmp", "config.json", "notes.txt")]
-        [True, True, True, False]
-    """
-    from snnlab.training.resume import CHECKPOINT_NAME
-    from snnlab.training.run_folder import LOCK_NAME
-
-    return (name in (CHECKPOINT_NAME, "config.json", ".config.json.tmp", LOCK_NAME)
-            or (name.startswith(f".{CHECKPOINT_NAME}.") and name.endswith(".tmp")))
-
-
 def _remove_run_files(run_id: str, checkpoint: str | None) -> bool:
-    """``runs delete --files`` for one deleted run: remove its checkpoint file when it still holds that run, and its run
-    folder (the checkpoint's, when named ``checkpoint.pt``) when the folder holds nothing but snnlab's own files
-    (:func:`_run_folder_file`; never a folder holding anything else, nor one another training holds). Says what it
-    removed (stdout) and what it kept and why (stderr); returns False when a removal failed."""
-    from snnlab.training.checkpoint import CheckpointError, check_checkpoint_run
-    from snnlab.training.resume import CHECKPOINT_NAME
-    from snnlab.training.run_folder import LOCK_NAME, RunFolderBusy, run_folder_lock
+    """``runs delete --files`` for one deleted run (:func:`snnlab.experiments.run_files.remove_run_files`): says what
+    it removed (stdout) and what it kept and why (stderr); returns False when a removal failed."""
+    from snnlab.experiments.run_files import ERROR, REMOVED, remove_run_files
 
-    if not checkpoint:
-        print(f"run {run_id}: no checkpoint recorded, no files to remove", file=sys.stderr)
-        return True
-    ckpt = Path(checkpoint)
-    folder = ckpt.parent if ckpt.name == CHECKPOINT_NAME and ckpt.parent.is_dir() else None
-    lock = None if folder is None else folder / LOCK_NAME
-    had_lock = lock is not None and lock.exists()
-    try:
-        with run_folder_lock(folder):  # (nothing for None: a checkpoint outside a run folder)
-            try:
-                check_checkpoint_run(ckpt, run_id)
-                ckpt.unlink()
-                print(f"removed {ckpt}")
-            except FileNotFoundError:
-                print(f"run {run_id}: its checkpoint {ckpt} is already gone", file=sys.stderr)
-            except (ValueError, CheckpointError) as exc:  # another run's checkpoint now, or not a checkpoint
-                print(f"kept {ckpt}{'' if folder is None else ' and its folder'}: {exc}", file=sys.stderr)
-                return True
-            if folder is None:
-                return True
-            entries = list(folder.iterdir())
-            other = sorted(e.name for e in entries
-                           if not _run_folder_file(e.name) or e.is_symlink() or not e.is_file())
-            if other:
-                shown = ", ".join(other[:5]) + (f" and {len(other) - 5} more" if len(other) > 5 else "")
-                print(f"kept the folder {folder}: it holds other files too ({shown})", file=sys.stderr)
-                return True
-            for entry in entries:
-                entry.unlink(missing_ok=True)
-            os.rmdir(folder)  # (never a tree: only an emptied folder goes)
-            print(f"removed {folder}")
-            return True
-    except RunFolderBusy as exc:
-        print(f"kept {ckpt} and its folder: {exc}", file=sys.stderr)
-        return True
-    except OSError as exc:
-        print(f"snnlab runs: error: could not remove the files of run {run_id}: {exc}", file=sys.stderr)
-        return False
-    finally:
-        if lock is not None and not had_lock and folder.is_dir():  # (the lock taken here made it: a kept folder
-            try:                                                   # is left as it was)
-                lock.unlink(missing_ok=True)
-            except OSError:
-                pass
+    result = remove_run_files(run_id, checkpoint)
+    for kind, text in result.lines:
+        if kind == REMOVED:
+            print(text)
+        elif kind == ERROR:
+            print(f"snnlab runs: error: {text}", file=sys.stderr)
+        else:
+            print(text, file=sys.stderr)
+    return result.ok
 
 
 def _delete_runs(args: argparse.Namespace, path: Path) -> int:

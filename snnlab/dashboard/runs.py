@@ -1,4 +1,5 @@
-"""Runs from the run store: a live table, curve comparison, the trade-off explorer and robustness curves.
+"""Runs from the run store: a live table, curve comparison, the trade-off explorer and robustness curves; selected
+runs can be deleted (after a confirmation; their files too when asked).
 
 Everything is read from the :class:`~snnlab.experiments.RunStore` (SQLite, WAL), so runs started
 from the CLI, a notebook or a sweep appear while they train. Checkpoints are read with
@@ -8,6 +9,8 @@ from __future__ import annotations
 
 import datetime as _dt
 import hashlib
+import html
+import re
 import threading
 import warnings
 from typing import Any
@@ -18,12 +21,13 @@ import pandas as pd
 import panel as pn
 import torch
 
+from snnlab.experiments.run_files import ERROR, remove_run_files
 from snnlab.experiments.store import gc_paused
 from snnlab.training.precision import forward_precision
 from snnlab.viz import robustness_plot, series_curves, tradeoff_scatter
 from snnlab.viz.pareto import metric_columns
 
-__all__ = ["RunsPanel", "load_model_from_checkpoint", "TABLE_COLUMNS"]
+__all__ = ["RunsPanel", "load_model_from_checkpoint", "TABLE_COLUMNS", "DELETE_FILES_LABEL"]
 
 TABLE_COLUMNS = ["name", "status", "run_id", "created", "updated", "message", "checkpoint"]
 COMPARE_METRICS = ["loss", "accuracy", "spikes_per_sample", "test_accuracy", "test_spikes_per_sample",
@@ -39,6 +43,17 @@ SELECTION_SETTLE_MS = 300
 #: header filters of the runs table: find a run among thousands by (part of) its name or by status
 HEADER_FILTERS = {"name": {"type": "input", "func": "like", "placeholder": "filter by name"},
                   "status": {"type": "input", "func": "like", "placeholder": "status"}}
+#: the confirmation's checkbox (off at each confirmation): also remove the deleted runs' files
+#: (:func:`snnlab.experiments.run_files.remove_run_files`, what ``snnlab runs delete --files`` does)
+DELETE_FILES_LABEL = ("also remove their files: each checkpoint that still holds its run, and each run folder that "
+                      "holds nothing but snnlab's files")
+#: runs named in the confirmation at most (the others are counted)
+DELETE_NAMES_SHOWN = 10
+
+
+def _md(text: str) -> str:
+    """``text`` shown as it is in a Markdown pane (run names, paths and messages: no markup, no HTML)."""
+    return re.sub(r"([\\`*_\[\]#|~])", r"\\\1", html.escape(str(text), quote=False))
 
 
 def _fmt_time(t: Any) -> str:
@@ -99,6 +114,11 @@ class RunsPanel:
     The selection is kept by run id: a refresh that adds runs (newest first, so the rows move) selects the same
     runs again and does not re-draw the comparison; only cells that changed (``updated``, ``status``, ...) of
     rows already shown are sent to the browser (``Tabulator.patch``), the whole table only when runs come or go.
+
+    Deleting runs: ``delete_button`` (disabled with no selection, and for a read-only store) asks first
+    (:meth:`ask_delete`: the runs it names, and ``delete_files``, off); ``confirm_button`` deletes exactly those
+    (:meth:`confirm_delete`), ``cancel_button`` nothing (:meth:`cancel_delete`). ``delete_alert`` says what was
+    deleted, or why nothing was (a live run: :meth:`RunStore.delete_runs <snnlab.experiments.RunStore.delete_runs>`).
     """
 
     def __init__(self, store: Any) -> None:
@@ -119,6 +139,25 @@ class RunsPanel:
         self._settle_lock = threading.Lock()  # (a served page handles its events on a thread pool)
         self._settling = False
         self.table.param.watch(self._on_selection, "selection")
+
+        self.read_only = bool(getattr(store, "read_only", False))
+        self.delete_button = pn.widgets.Button(
+            label="Delete selected runs", color="danger", width=170, disabled=True,
+            description=("The run store is read-only: runs cannot be deleted from this page" if self.read_only
+                         else "Asks first; live runs are refused"))
+        self.delete_button.on_click(lambda event: self.ask_delete())
+        self.delete_question = pn.pane.Markdown("", sizing_mode="stretch_width")
+        self.delete_files = pn.widgets.Checkbox(label=DELETE_FILES_LABEL, value=False)
+        self.confirm_button = pn.widgets.Button(label="Confirm delete", color="danger", width=130)
+        self.confirm_button.on_click(lambda event: self.confirm_delete())
+        self.cancel_button = pn.widgets.Button(label="Cancel", width=100)
+        self.cancel_button.on_click(lambda event: self.cancel_delete())
+        self.delete_confirm = pn.Column(self.delete_question, self.delete_files,
+                                        pn.Row(self.confirm_button, self.cancel_button), visible=False,
+                                        sizing_mode="stretch_width", styles={"border": "1px solid #dc3545",
+                                                                             "border-radius": "4px"})
+        self.delete_alert = pn.pane.Alert("", alert_type="success", visible=False, sizing_mode="stretch_width")
+        self._pending: dict[str, str] = {}  # run id -> its label: the runs the confirmation names
 
         self.x_select = pn.widgets.Select(label="x", options=[TRADEOFF_DEFAULTS[0]], value=TRADEOFF_DEFAULTS[0],
                                           width=200)
@@ -141,7 +180,8 @@ class RunsPanel:
         self._n_summaries = -1
         self._summaries = pd.DataFrame()
 
-        self.runs_view = pn.Column(pn.Row(self.refresh_button, self.info), self.alert, self.table,
+        self.runs_view = pn.Column(pn.Row(self.refresh_button, self.delete_button, self.info), self.delete_confirm,
+                                   self.delete_alert, self.alert, self.table,
                                    pn.pane.Markdown("### Compare selected runs"), self.compare_pane,
                                    sizing_mode="stretch_width")
         self.tradeoff_view = pn.Column(pn.Row(self.x_select, self.y_select, self.color_select), self.tradeoff_pane,
@@ -172,6 +212,7 @@ class RunsPanel:
         self._compare_if_changed()
 
     def _compare_if_changed(self) -> None:
+        self._sync_delete_button()
         if set(self.selected_ids()) != set(self._compared):
             self.compare()
 
@@ -210,11 +251,102 @@ class RunsPanel:
                 self._remapping = False
             if (force and keep) or set(self.selected_ids()) != set(self._compared):  # Refresh, or a selected run gone
                 self.compare()
-        self.info.object = f"{len(runs)} runs in `{self.store.path}`"
+            self._sync_delete_button()
+        self.info.object = f"{len(runs)} runs in `{self.store.path}`" + (
+            " (read-only: runs cannot be deleted here)" if self.read_only else "")
         n_sum = int((runs["status"] == "finished").sum())
         if force or n_sum != self._n_summaries:
             self._n_summaries = n_sum
             self.update_tradeoff(reload=True)
+
+    # ------------------------------------------------------------------ deleting runs
+    def _sync_delete_button(self) -> None:
+        self.delete_button.disabled = self.read_only or not self.selected_ids()
+
+    def _say(self, text: str, alert_type: str) -> None:
+        self.delete_alert.param.update(object=text, alert_type=alert_type, visible=True)
+
+    def ask_delete(self) -> None:
+        """The delete button: re-read the store (runs deleted elsewhere leave the selection), then ask to confirm
+        the deletion of the selected runs (nothing is deleted here)."""
+        self.delete_alert.visible = False
+        before = self.selected_ids()
+        self.refresh()
+        ids = self.selected_ids()
+        gone = [r for r in before if r not in ids]
+        note = f" ({len(gone)} of the selected runs were deleted elsewhere meanwhile)" if gone else ""
+        if self.read_only:
+            self._say("The run store is read-only: runs cannot be deleted from this page.", "warning")
+            return
+        if not ids:
+            self._pending = {}
+            self.delete_confirm.visible = False
+            self._say(f"Select the runs to delete in the table{note}.", "warning")
+            return
+        rows = self._runs.set_index("run_id").loc[ids]
+        self._pending = {r: _md(f"{row['name']} ({r})") for r, row in rows.iterrows()}
+        shown = list(self._pending.values())[:DELETE_NAMES_SHOWN]
+        more = f" and {len(ids) - len(shown)} more" if len(ids) > len(shown) else ""
+        self.delete_files.value = False
+        self.delete_question.object = (
+            f"**Delete {len(ids)} run{'s' if len(ids) != 1 else ''}** ({', '.join(shown)}{more})?{note} "
+            "They leave the run store with their metrics; their files stay on disk unless the box is ticked.")
+        self.delete_confirm.visible = True
+
+    def cancel_delete(self) -> None:
+        """The confirmation's Cancel: nothing is deleted."""
+        self._pending = {}
+        self.delete_confirm.visible = False
+        self._say("Nothing deleted.", "info")
+
+    def confirm_delete(self) -> dict[str, str | None]:
+        """The confirmation's Confirm: delete the runs it named (:meth:`RunStore.delete_runs`; their files too when
+        ``delete_files`` is ticked), clear the selection, re-read the table and say what was deleted. Runs deleted
+        elsewhere meanwhile are left out; a refused deletion (a live run) deletes nothing and shows the store's
+        message. Returns the store's ``{run id: checkpoint path or None}`` of the runs deleted."""
+        pending, self._pending = self._pending, {}
+        self.delete_confirm.visible = False
+        if not pending:
+            return {}
+        try:
+            present = set(self.store.list_runs()["run_id"])
+        except Exception as e:  # noqa: BLE001 - a locked or missing store must not break the page
+            self._say(f"Nothing deleted: cannot read the run store: {_md(e)}", "danger")
+            return {}
+        gone = [r for r in pending if r not in present]
+        ids = [r for r in pending if r in present]
+        try:
+            deleted = self.store.delete_runs(ids) if ids else {}
+        except ValueError as e:  # unknown (deleted meanwhile) or live runs: nothing deleted
+            self._say(_md(e), "danger")
+            self.refresh()
+            return {}
+        except Exception as e:  # noqa: BLE001 - read-only, locked: said on the page
+            self._say(f"Nothing deleted: {type(e).__name__}: {_md(e)}", "danger")
+            self.refresh()
+            return {}
+        lines, files, failed = [], [], False
+        if deleted:
+            lines.append(f"Deleted {len(deleted)} run{'s' if len(deleted) != 1 else ''}: "
+                         + ", ".join(pending[r] for r in deleted) + ".")
+        if gone:
+            lines.append("Already deleted elsewhere: " + ", ".join(pending[r] for r in gone) + ".")
+        if self.delete_files.value:
+            for run_id, checkpoint in deleted.items():
+                result = remove_run_files(run_id, checkpoint)
+                failed = failed or not result.ok
+                files += [f"- {'error: ' if kind == ERROR else ''}{_md(text)}" for kind, text in result.lines]
+        elif any(deleted.values()):
+            lines.append("Their files stay on disk.")
+        self._say("\n\n".join(lines + ["\n".join(files)] if files else lines), "warning" if failed else "success")
+        self._remapping = True  # (the refresh below compares once, with nothing selected)
+        try:
+            self.table.selection = []
+        finally:
+            self._remapping = False
+        self.refresh(force=True)
+        self._compare_if_changed()
+        return deleted
 
     # ------------------------------------------------------------------ comparison
     def compare(self) -> None:
