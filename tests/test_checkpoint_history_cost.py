@@ -51,8 +51,12 @@ def test_numpy_scalars_become_plain_numbers_and_other_objects_are_refused():
                                            "d": np.float64("nan")}]))
     assert type(back[0]["a"]) is float and back[0]["a"] == 0.5 and type(back[0]["b"]) is int and back[0]["b"] == 3
     assert back[0]["c"] is True and math.isnan(back[0]["d"])
-    with pytest.raises(TypeError, match=r"encode_history: a history record holds a Tensor"):
-        encode_history([{"loss": torch.tensor(0.5)}])
+    # a callback's tensor or array (saved as such before histories were JSON) becomes numbers, not a failed save
+    back = decode_history(encode_history([{"loss": torch.tensor(0.5), "rates": torch.tensor([0.25, 1.0]),
+                                           "counts": np.array([[1, 2]])}]))
+    assert back == [{"loss": 0.5, "rates": [0.25, 1.0], "counts": [[1, 2]]}]
+    with pytest.raises(TypeError, match=r"encode_history: a history record holds a object"):
+        encode_history([{"loss": object()}])
     with pytest.raises(TypeError, match=r"encode_history: .*keys must be"):
         encode_history([{(1, 2): 0.5}])
     with pytest.raises(TypeError, match="encode_history expects a list of records"):

@@ -137,7 +137,10 @@ def test_a_run_stopped_in_an_epochs_end_resumes_with_the_next_epochs_sigma(tmp_p
     trained, evaluated = _watch_sigma(rest)
     result = rest.run()
     assert trained == ref_trained[4:] == [0.5] * 4  # epochs 2 and 3 train at their sigma, not at epoch 1's 1.75
-    assert evaluated == ref_evaluated[2:]
+    # an evaluation cut short (or its result lost before the epoch's record) is done again by the resume, with the
+    # sigma its epoch trained with (1.75)
+    redone = where in ("in the evaluation", "after the evaluation")
+    assert evaluated == ref_evaluated[1 if redone else 2:]
     assert [(h["epoch"], h["batch"], h["loss"]) for h in rest.history if h["kind"] == "step"] == \
         [(h["epoch"], h["batch"], h["loss"]) for h in ref.history if h["kind"] == "step"]
     for (k, a), b in zip(ref.model.state_dict().items(), rest.model.state_dict().values(), strict=True):
@@ -145,7 +148,7 @@ def test_a_run_stopped_in_an_epochs_end_resumes_with_the_next_epochs_sigma(tmp_p
     assert result == ref.result
     epochs, ref_epochs = _epochs(rest), _epochs(ref)
     assert [h["sigma"] for h in epochs] == [h["sigma"] for h in ref_epochs]
-    assert [h.get("test_accuracy") for h in epochs[2:]] == [h["test_accuracy"] for h in ref_epochs[2:]]
+    assert [h.get("test_accuracy") for h in epochs] == [h["test_accuracy"] for h in ref_epochs]
 
 
 @pytest.mark.parametrize("where", ["after the evaluation", "before the schedule's step"])

@@ -62,9 +62,16 @@ def to_plain(obj: Any) -> Any:
 
 
 def _json_value(obj: Any) -> Any:
-    """``json.dumps``'s hook for what it cannot write itself: numpy scalars as plain numbers; anything else refused."""
+    """``json.dumps``'s hook for what it cannot write itself: numpy scalars as plain numbers, tensors and arrays as
+    (nested) lists of them (a callback's ``record["x"] = tensor`` saved before histories were JSON); anything else
+    refused."""
+    if isinstance(obj, (torch.Tensor, np.ndarray)):
+        return (obj.detach().cpu() if isinstance(obj, torch.Tensor) else obj).tolist()
     if isinstance(obj, np.generic):
-        return obj.item()
+        value = obj.item()
+        # (np.longdouble / np.clongdouble give themselves back: returned, json would call this hook on them forever)
+        if not isinstance(value, np.generic):
+            return value
     text = repr(obj)
     raise TypeError(f"encode_history: a history record holds a {type(obj).__name__} "
                     f"({text if len(text) <= 60 else text[:57] + '...'}), which a checkpoint's history cannot store: "
@@ -77,8 +84,8 @@ def encode_history(records: Sequence[Mapping[str, Any]]) -> str:
 
     The round trip is exact for what records hold: ints stay ints, floats keep every bit (NaN and +-inf included),
     strings, None, bools, nested lists and dicts; numpy scalars become plain numbers (as :func:`to_plain` makes
-    them). As in any JSON, tuples read back as lists and dict keys as strings. Raises ``TypeError`` for a value JSON
-    cannot hold (a tensor, an array, an object).
+    them), tensors and arrays lists of them (a 0-d one a number). As in any JSON, tuples read back as lists and dict
+    keys as strings. Raises ``TypeError`` for a value JSON cannot hold (an object, a complex number).
 
     Example:
         >>> text = encode_history([{"kind": "step", "step": 1, "loss": float("nan"), "lr": float("inf")}])

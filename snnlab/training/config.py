@@ -85,13 +85,15 @@ class UnknownKeyError(ConfigError, TypeError):
     """
 
 
-def _unknown_keys_error(keys: list[Any], known: list[str]) -> UnknownKeyError:
-    """The :class:`UnknownKeyError` for ``keys`` (not in ``known``), each with its closest field as a hint."""
+def _unknown_keys_error(keys: list[Any], known: list[str], what: str = "unknown configuration key(s)",
+                        valid: str = "valid keys") -> UnknownKeyError:
+    """The :class:`UnknownKeyError` for ``keys`` (not in ``known``), each with its closest field as a hint: the
+    message ``"{what}: 'hiden' (did you mean 'hidden'?); {valid} are [...]"`` (a sweep grid's says "field")."""
     hints = []
     for k in keys:
         close = difflib.get_close_matches(str(k), known, n=1)
         hints.append(f"{k!r}" + (f" (did you mean {close[0]!r}?)" if close else ""))
-    return UnknownKeyError(f"unknown configuration key(s): {', '.join(hints)}; valid keys are {known}")
+    return UnknownKeyError(f"{what}: {', '.join(hints)}; {valid} are {known}")
 
 
 class LayerSizes(param.List):

@@ -338,7 +338,8 @@ class ResumeMixin:
     Expects of the class it is mixed into: ``cfg``, ``device``, ``model``, ``optimizer``, ``schedule`` (a
     ``DelaySchedule`` or None), ``train_loader``, ``run_id``, ``label``, ``name``, ``epoch``, ``step``, ``history``,
     ``last_eval``, ``result``, ``checkpoint_path``, ``_delays_rounded``, ``_epoch_progress`` (the running epoch's
-    progress), ``_resume_progress`` (set here: a partial epoch to finish), ``_boundary`` (the state at the start of
+    progress), ``_resume_progress`` (set here: a partial epoch to finish), ``_pending_epoch_end`` (set here too: a
+    counted epoch whose evaluation and record are still to do), ``_boundary`` (the state at the start of
     the step in progress, or None), and the methods ``_scheduled``, ``_schedules_text``, ``_reset_rates_to_config``
     and ``_store``.
     """
@@ -403,6 +404,8 @@ class ResumeMixin:
             "rng": rng,
             "loader_generators": loader_states(self.train_loader),
             "epoch_progress": to_plain(self._epoch_progress) if partial_epoch and self._epoch_progress else None,
+            # an epoch trained and counted whose end (evaluation, record) a Ctrl-C cut short: the resume does it
+            "pending_epoch_end": to_plain(self._pending_epoch_end),
             "time": time.time(),
         }
 
@@ -460,6 +463,7 @@ class ResumeMixin:
         self.last_eval, self.result = self._current_results(ckpt)
         progress = ckpt.get("epoch_progress") if ckpt.get("partial_epoch") else None
         self._resume_progress = self._resumable(progress)
+        self._pending_epoch_end = self._pending_end(ckpt)
         self._set_global_rng_state(ckpt.get("rng") or {})
         restore_loader_states(self.train_loader, ckpt.get("loader_generators"))
 
@@ -485,6 +489,19 @@ class ResumeMixin:
                 r.get("kind") == "evaluation" and r.get("phase", "epoch") == "epoch" for r in records):
             last_eval = None
         return last_eval, result
+
+    def _pending_end(self, ckpt: dict[str, Any]) -> dict[str, Any] | None:
+        """The checkpoint's pending epoch end (``{"epoch": index, "summary": dict}``: the last counted epoch, whose
+        evaluation a Ctrl-C cut short), or None (none, or a checkpoint written before it was kept); ``ValueError`` for
+        one that is not the last counted epoch's. Needs :attr:`epoch` restored."""
+        pending = ckpt.get("pending_epoch_end")
+        if pending is None:
+            return None
+        if not isinstance(pending, Mapping) or not isinstance(pending.get("summary"), Mapping) \
+                or pending.get("epoch") != int(self.epoch) - 1:
+            raise ValueError(f"pending_epoch_end {pending!r} is not the end of the last counted epoch "
+                             f"(epoch {int(self.epoch) - 1})")
+        return {"epoch": int(pending["epoch"]), "summary": dict(pending["summary"])}
 
     def _check_same_batches(self, ckpt: dict[str, Any], source) -> None:
         """Refuse a resume with another batch size where it would train other samples or rates than it says: inside

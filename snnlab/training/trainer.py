@@ -204,6 +204,8 @@ class Trainer(ControlMixin, ResumeMixin, ReportingMixin):
         self.history = History()
         self.result: dict[str, Any] | None = None
         self._resume_progress: dict[str, Any] | None = None  # a partial epoch to finish (from a checkpoint)
+        # a trained epoch whose end (evaluation, record) a Ctrl-C cut short: {"epoch": index, "summary": dict}
+        self._pending_epoch_end: dict[str, Any] | None = None
         self._epoch_progress: dict[str, Any] | None = None  # the running epoch, for a checkpoint inside it
         self._start_step = 0  # self.step when this run() began
         self.last_eval: dict[str, Any] | None = None
@@ -536,6 +538,9 @@ class Trainer(ControlMixin, ResumeMixin, ReportingMixin):
                    n_parameters=int(n_params), start_epoch=int(self.epoch), epochs=int(cfg.epochs))
         self._store("set_status", self.run_id, "running", None)
         self._start_step = self.step
+        if self._pending_epoch_end is not None:  # an epoch trained, whose evaluation a Ctrl-C cut short: end it first
+            pending = self._pending_epoch_end
+            self._end_epoch(int(pending["epoch"]), pending["summary"])
         for epoch in range(self.epoch, cfg.epochs):
             t0 = time.time()
             self._schedule_sigma_to(epoch)
@@ -543,27 +548,47 @@ class Trainer(ControlMixin, ResumeMixin, ReportingMixin):
             if summary is None:
                 self._on_stopped(partial=True, reason=self._stop_reason or "stop requested")
                 return None
-            # the epoch is trained: a stop from here on resumes with the next one (both set at once: no call between
-            # them where a Ctrl-C could stop the run with the epoch counted and its progress still to resume)
-            self.epoch, self._epoch_progress = epoch + 1, None
-            if self.schedule is not None:  # the sigma the epoch trained with, and is evaluated with below
+            if self.schedule is not None:  # the sigma the epoch trained with, and is evaluated with in its end
                 summary["sigma"] = self.schedule.sigma_at(epoch)
             summary["epoch_time_s"] = time.time() - t0
-            ev = None
-            if (epoch + 1) % cfg.eval_every == 0 or epoch + 1 == cfg.epochs:
-                try:
-                    ev = self.evaluate()
-                except KeyboardInterrupt:  # keep the trained epoch's record; its evaluation is lost
-                    self.last_eval = None  # not the previous epoch's: the run's final result must be evaluated anew
-                    self._record_epoch(epoch, summary, None)
-                    raise
-                self.last_eval = ev
-            self._record_epoch(epoch, summary, ev)
-            if self.schedule is not None:  # the next epoch's sigma, once this epoch is evaluated with its own
-                self.schedule.step()
-            with self._interrupts_wait(then_raise=True):  # a Ctrl-C meanwhile waits for the save, then interrupts
-                self.save_checkpoint()
+            # the epoch is trained: a stop from here on resumes with the next one, after this one's end (evaluation and
+            # record), which stays pending until done (all set at once: no call between them where a Ctrl-C could
+            # stop the run with the epoch counted and its progress still to resume, or its end not pending)
+            self.epoch, self._epoch_progress, self._pending_epoch_end = epoch + 1, None, {"epoch": epoch,
+                                                                                          "summary": summary}
+            self._end_epoch(epoch, summary)
         return self._finish()
+
+    def _end_epoch(self, epoch: int, summary: dict[str, Any]) -> None:
+        """The end of the trained (and counted) epoch ``epoch``: its evaluation when due, with the sigma it trained
+        with, its record (history, events, store), the sigma schedule's step and the checkpoint.
+
+        A ``KeyboardInterrupt`` in the evaluation leaves the end pending (:attr:`_pending_epoch_end`): the stop's
+        checkpoint holds it, and the resumed run (or :meth:`run` again) starts with it, so the run's history, store
+        rows and results are those of the run never interrupted."""
+        self._schedule_sigma_to(epoch)  # (there already, but for a run resumed with the end pending: one epoch on)
+        ev = None
+        if (epoch + 1) % self.cfg.eval_every == 0 or epoch + 1 == self.cfg.epochs:
+            ev = self._evaluate_epoch()
+            self.last_eval = ev
+        self._pending_epoch_end = None  # (before the record: a Ctrl-C in it never records the epoch twice)
+        self._record_epoch(epoch, summary, ev)
+        if self.schedule is not None:  # the next epoch's sigma, once this epoch is evaluated with its own
+            self.schedule.step()
+        with self._interrupts_wait(then_raise=True):  # a Ctrl-C meanwhile waits for the save, then interrupts
+            self.save_checkpoint()
+
+    def _evaluate_epoch(self) -> dict[str, Any]:
+        """:meth:`evaluate` for an epoch's end; a ``KeyboardInterrupt`` in it puts the global random states and the
+        test loader's generators back as they were before it (a resume evaluates anew from there)."""
+        rng, test_generators = self._global_rng_state(), loader_states(self.test_loader)
+        try:
+            return self.evaluate()
+        except KeyboardInterrupt:
+            self.last_eval = None  # not the previous epoch's: the run's final result must be evaluated anew
+            self._set_global_rng_state(rng)
+            restore_loader_states(self.test_loader, test_generators)
+            raise
 
     def _schedule_sigma_to(self, epoch: int) -> None:
         """Set the delays' sigma schedule to ``epoch``, the epoch about to train. It is there already, but for a run
