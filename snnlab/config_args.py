@@ -10,7 +10,7 @@ import json
 import warnings
 from typing import Any
 
-from snnlab.training.config import ConfigError, ExperimentConfig, with_changes
+from snnlab.training.config import ConfigError, ExperimentConfig, unknown_keys_error, with_changes
 
 
 def _none_or(conv):
@@ -140,7 +140,7 @@ def parse_grid(items: list[str]) -> dict[str, list]:
         key, _, values = item.partition("=")
         key = key.strip().replace("-", "_")
         if key not in ExperimentConfig.fields():
-            raise ConfigError(f"--grid: unknown field {key!r}; valid fields are {ExperimentConfig.fields()}")
+            raise unknown_keys_error([key], ExperimentConfig.fields(), "--grid: unknown field", "valid fields")
         conv = field_converter(key)
         kind = ExperimentConfig.schema()[key]["type"]
         sep = ";" if kind in ("List", "LayerSizes", "Dict") else ","

@@ -58,7 +58,7 @@ from snnlab.core.validation import is_integer
 from snnlab.data.cache import params_key
 from snnlab.metrics.pareto import pareto_front
 from snnlab.metrics.robustness import perturb, robustness_curve
-from snnlab.training.config import ConfigError, ExperimentConfig, _unknown_keys_error, with_changes
+from snnlab.training.config import ConfigError, ExperimentConfig, unknown_keys_error, with_changes
 from snnlab.training.precision import forward_precision
 
 DEFAULT_OBJECTIVES = {"accuracy": "max", "spikes_per_sample": "min"}
@@ -97,7 +97,7 @@ def expand_grid(base: ExperimentConfig, grid: dict[str, list]) -> list[Experimen
         raise ConfigError("sweep grid must be a non-empty dict {field: [values, ...]}")
     unknown = [k for k in grid if k not in ExperimentConfig.fields()]
     if unknown:  # (an UnknownKeyError, a ConfigError: with the closest field as a hint, as the constructor gives)
-        raise _unknown_keys_error(unknown, ExperimentConfig.fields(), "sweep grid: unknown field(s)", "valid fields")
+        raise unknown_keys_error(unknown, ExperimentConfig.fields(), "sweep grid: unknown field(s)", "valid fields")
     grid = {k: list(v) if isinstance(v, (np.ndarray, torch.Tensor)) and v.ndim >= 1 else v for k, v in grid.items()}
     for k, v in grid.items():
         if not isinstance(v, (list, tuple)) or len(v) == 0:

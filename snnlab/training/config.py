@@ -39,7 +39,7 @@ from snnlab.data.neuromorphic import (MAX_FRAMES, NEUROMORPHIC_DATASETS, check_c
 
 from .lr_schedule import LR_SCHEDULES
 
-__all__ = ["ExperimentConfig", "ConfigError", "UnknownKeyError", "FiniteNumber", "DATASETS", "NEURONS", "ENCODINGS",
+__all__ = ["ExperimentConfig", "ConfigError", "UnknownKeyError", "unknown_keys_error", "FiniteNumber", "DATASETS", "NEURONS", "ENCODINGS",
            "estimate_memory_bytes", "dataset_shape", "data_options", "event_frame_kwargs", "event_pad_to",
            "frames_per_sample", "with_changes", "EVENT_DATASETS", "PAD_TO_LONGEST"]
 
@@ -85,10 +85,15 @@ class UnknownKeyError(ConfigError, TypeError):
     """
 
 
-def _unknown_keys_error(keys: list[Any], known: list[str], what: str = "unknown configuration key(s)",
+def unknown_keys_error(keys: list[Any], known: list[str], what: str = "unknown configuration key(s)",
                         valid: str = "valid keys") -> UnknownKeyError:
     """The :class:`UnknownKeyError` for ``keys`` (not in ``known``), each with its closest field as a hint: the
-    message ``"{what}: 'hiden' (did you mean 'hidden'?); {valid} are [...]"`` (a sweep grid's says "field")."""
+    message ``"{what}: 'hiden' (did you mean 'hidden'?); {valid} are [...]"`` (a sweep grid's says "field").
+
+    Example:
+        >>> print(unknown_keys_error(["hiden"], ["hidden", "epochs"]))
+        unknown configuration key(s): 'hiden' (did you mean 'hidden'?); valid keys are ['hidden', 'epochs']
+    """
     hints = []
     for k in keys:
         close = difflib.get_close_matches(str(k), known, n=1)
@@ -513,7 +518,7 @@ class ExperimentConfig(param.Parameterized):
     def __init__(self, **params: Any) -> None:
         unknown = [k for k in params if k not in self.param]  # (those param refuses; its own ``name`` it takes)
         if unknown:
-            raise _unknown_keys_error(unknown, type(self).fields())
+            raise unknown_keys_error(unknown, type(self).fields())
         params = {k: _field_value(type(self), k, v) for k, v in params.items()}
         for k, v in params.items():
             _check_finite(type(self), k, v)
@@ -731,7 +736,7 @@ class ExperimentConfig(param.Parameterized):
         known = cls.fields()
         unknown = [k for k in d if k not in known]
         if unknown:
-            raise _unknown_keys_error(unknown, known)
+            raise unknown_keys_error(unknown, known)
         cfg = cls()
         for k, v in d.items():
             v = _field_value(cls, k, v)
