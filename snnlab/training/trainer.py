@@ -456,7 +456,8 @@ class Trainer(ControlMixin, ResumeMixin, ReportingMixin):
         it waits for the save (a checkpoint cut short would be lost), and the stop answers it. Elsewhere (loaders
         with worker processes, a program with its own handler) a ``KeyboardInterrupt`` rolls the step back in the
         same way, except inside the optimiser step: a handler that calls :meth:`interrupt` (as the CLI's does)
-        waits for its end instead.
+        waits for its end instead. An epoch's evaluation cut short this way is done again by the resume (or by
+        calling :meth:`run` again), with the sigma that epoch trained with, before the next epoch trains.
         """
         self._claim_run_folder()  # one training at a time in a run folder (refused before any state changes)
         try:
