@@ -128,8 +128,8 @@ def test_run_store_read_only_takes_numpy_bools(tmp_path):
 def test_kernel_checks_take_numpy_integers(cap):
     assert check_max_spikes("f", cap) == 2 and type(check_max_spikes("f", cap)) is int
     assert check_cap_and_params("f", torch.zeros(3, 2, 4), cap, {"beta": torch.zeros(4)}) == 2
-    beta, thr = lif_params("f", torch.zeros(3, 2, 4), 0.5, 1.0, cap, torch.float32)
-    assert float(beta) == 0.5 and float(thr) == 1.0
+    beta, thr, checked = lif_params("f", torch.zeros(3, 2, 4), 0.5, 1.0, cap, torch.float32)
+    assert float(beta) == 0.5 and float(thr) == 1.0 and checked == 2 and type(checked) is int
 
 
 @pytest.mark.parametrize("bad", [-1, np.int64(-1), 1.5, True, np.bool_(True), "2"])

@@ -9,6 +9,7 @@ from torch import nn
 from snnlab.kernels.counter_rng import COUNTER_PERIOD
 from snnlab.kernels.dispatch import BACKENDS, HALF_DTYPES, lif_impl
 from snnlab.kernels.func_transforms import outside_transforms, under_vmap, vmap_randomness
+from snnlab.kernels.lif_common import MAX_SPIKES_CEILING
 from snnlab.kernels.lif_torch import li_torch
 from snnlab.kernels.surrogate_math import NOISE_SURROGATES, check_builtin_surrogate
 
@@ -46,11 +47,13 @@ def _beta_from(tau_mem: float | None, beta: float | None, layer: str) -> float:
 
 
 def _as_max_spikes(value: int | None, layer: str) -> int | None:
-    """``max_spikes`` as an int >= 1 or None; ``ValueError`` naming ``layer`` otherwise."""
+    """``max_spikes`` as an int >= 1 or None; ``ValueError`` naming ``layer`` otherwise. A cap above
+    :data:`~snnlab.kernels.lif_common.MAX_SPIKES_CEILING` (2**62, it could never bind) is kept as that ceiling,
+    which every backend's comparison takes (``2**70`` overflowed the PyTorch kernels)."""
     if value is not None and (not is_integer(value) or value < 1):
         raise ValueError(f"{layer}: max_spikes must be a positive int (1 = time-to-first-spike) or None, got "
                          f"{type(value).__name__} {value!r}")
-    return None if value is None else int(value)
+    return None if value is None else min(int(value), MAX_SPIKES_CEILING)
 
 
 def _as_surrogate(value: str | sg.Surrogate, layer: str) -> sg.Surrogate:

@@ -51,9 +51,16 @@ def check_fused_args(who: str, x: torch.Tensor, reset: str, surrogate: str, nois
         raise ValueError("x must be time-major [T, B, ...]")
 
 
+#: the largest ``max_spikes`` a kernel is handed (:func:`check_max_spikes`): an int64 a tensor comparison takes, far
+#: above any sequence length, so a larger cap (which could not bind either) computes the same
+MAX_SPIKES_CEILING = 2**62
+
+
 def check_max_spikes(who: str, max_spikes: int | None) -> int | None:
     """``max_spikes`` as a plain int >= 0, or None: any integer (Python or NumPy, not a bool) is taken;
-    ``ValueError`` naming ``who`` otherwise.
+    ``ValueError`` naming ``who`` otherwise. A cap above :data:`MAX_SPIKES_CEILING` (more spikes than any sequence
+    holds, so it never binds) is returned as that ceiling, which the kernels' comparisons take (``torch.lt`` with
+    ``2**70`` or ``np.uint64(2**63)`` overflows).
 
     Example:
         >>> import numpy as np
@@ -67,7 +74,7 @@ def check_max_spikes(who: str, max_spikes: int | None) -> int | None:
     if max_spikes is None:
         return None
     if isinstance(max_spikes, numbers.Integral) and not isinstance(max_spikes, bool) and max_spikes >= 0:
-        return int(max_spikes)
+        return min(int(max_spikes), MAX_SPIKES_CEILING)
     raise ValueError(f"{who}: max_spikes must be None or an integer >= 0, got {max_spikes!r}")
 
 
@@ -100,18 +107,20 @@ def check_cap_and_params(who: str, x: torch.Tensor, max_spikes: int | None,
 
 
 def lif_params(who: str, x: torch.Tensor, beta: torch.Tensor | float, threshold: torch.Tensor | float,
-               max_spikes: int | None, dtype: torch.dtype) -> tuple[torch.Tensor, torch.Tensor]:
-    """The ``beta`` and ``threshold`` of a LIF kernel call (:func:`~snnlab.kernels.lif_torch.lif_torch` and the fused
+               max_spikes: int | None, dtype: torch.dtype) -> tuple[torch.Tensor, torch.Tensor, int | None]:
+    """The ``beta``, ``threshold`` and ``max_spikes`` of a LIF kernel call (:func:`~snnlab.kernels.lif_torch.lif_torch` and the fused
     ones) as tensors, checked as the adaptive kernels check theirs (:func:`check_cap_and_params`): a number (Python or
-    NumPy) becomes a tensor of ``dtype`` on ``x``'s device, a tensor is returned as it is. ``TypeError`` naming
+    NumPy) becomes a tensor of ``dtype`` on ``x``'s device, a tensor is returned as it is; ``max_spikes`` as
+    :func:`check_max_spikes` returns it (a plain int, or None). ``TypeError`` naming
     ``who`` for an ``x`` that is not a floating-point tensor and a parameter that is not a number or a tensor, ``ValueError`` for an
     ``x`` without a time dimension, a ``max_spikes`` that is not None or an int >= 0, and a parameter shape that does
     not broadcast to a step of ``x``. Looks at the metadata only (no device synchronisation).
 
     Example:
-        >>> beta, thr = lif_params("f", torch.zeros(3, 2, 4), 0.5, torch.ones(4), 2, torch.float32)
-        >>> beta, thr.shape
-        (tensor(0.5000), torch.Size([4]))
+        >>> import numpy as np
+        >>> beta, thr, cap = lif_params("f", torch.zeros(3, 2, 4), 0.5, torch.ones(4), np.int64(2), torch.float32)
+        >>> beta, thr.shape, cap
+        (tensor(0.5000), torch.Size([4]), 2)
         >>> lif_params("f", torch.zeros(3, 2, 4), 0.5, 1.0, -1, torch.float32)
         Traceback (most recent call last):
         ...
@@ -127,8 +136,8 @@ def lif_params(who: str, x: torch.Tensor, beta: torch.Tensor | float, threshold:
         beta = _number_param(who, "beta", beta, x, dtype)
     if not isinstance(threshold, torch.Tensor):
         threshold = _number_param(who, "threshold", threshold, x, dtype)
-    check_cap_and_params(who, x, max_spikes, {"beta": beta, "threshold": threshold})
-    return beta, threshold
+    max_spikes = check_cap_and_params(who, x, max_spikes, {"beta": beta, "threshold": threshold})
+    return beta, threshold, max_spikes
 
 
 def _number_param(who: str, name: str, value: Any, x: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:

@@ -266,7 +266,7 @@ def lif_cpu(x: torch.Tensor, beta: torch.Tensor | float, threshold: torch.Tensor
         [0.0, 1.0, 0.0, 1.0, 0.0]
     """
     refuse_forward_mode("LIF (backend='cpu')", (x, beta, threshold))
-    beta, threshold = lif_params("lif_cpu", x, beta, threshold, max_spikes, torch.float32)
+    beta, threshold, max_spikes = lif_params("lif_cpu", x, beta, threshold, max_spikes, torch.float32)
     if noise is not None:
         surrogate, surrogate_param = noise, noise_scale
     opts = LIFOptions(reset, bool(detach_reset), max_spikes, surrogate, float(surrogate_param), noise,

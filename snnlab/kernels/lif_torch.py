@@ -286,7 +286,7 @@ def lif_torch(x: torch.Tensor, beta: torch.Tensor | float, threshold: torch.Tens
     """
     refuse_forward_mode("LIF (backend='torch')", (x, beta, threshold))
     work = compute_dtype(x) if isinstance(x, torch.Tensor) else None
-    beta, threshold = lif_params("lif_torch", x, beta, threshold, max_spikes, work)
+    beta, threshold, max_spikes = lif_params("lif_torch", x, beta, threshold, max_spikes, work)
     if noise is not None:
         surrogate, surrogate_param = noise, noise_scale
     beta, threshold = beta.to(work), threshold.to(work)  # no-ops when they match

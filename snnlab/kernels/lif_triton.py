@@ -642,7 +642,7 @@ def lif_triton(x: torch.Tensor, beta: torch.Tensor | float, threshold: torch.Ten
     through the (slow) interpreter.
     """
     refuse_forward_mode("LIF (backend='triton')", (x, beta, threshold))
-    beta, threshold = lif_params("lif_triton", x, beta, threshold, max_spikes, torch.float32)
+    beta, threshold, max_spikes = lif_params("lif_triton", x, beta, threshold, max_spikes, torch.float32)
     if noise is not None:
         surrogate, surrogate_param = noise, noise_scale
     opts = LIFOptions(reset, bool(detach_reset), max_spikes, surrogate, float(surrogate_param), noise,

@@ -82,8 +82,11 @@ def _check_batch(x: Any, labels: Any) -> np.ndarray | None:
         return None
     labels = to_numpy(labels)
     if labels.ndim > 1:  # e.g. one-hot [B, C]: one scalar label per sample is shown
+        # the hint fits the shape: argmax(-1) of a [B, 1] column is all zeros, silently wrong labels
+        hint = ("pass labels.reshape(-1)" if labels.size == labels.shape[0]
+                else "for one-hot labels pass labels.argmax(-1)")
         raise ValueError(f"RasterExplorer: labels must hold one scalar per sample (shape [B]), got shape "
-                         f"{tuple(labels.shape)} (for one-hot labels pass labels.argmax(-1))")
+                         f"{tuple(labels.shape)} ({hint})")
     n = len(labels) if labels.ndim else 1
     if n != shape[1]:
         raise ValueError(f"RasterExplorer: the labels have length {n} but the batch has {shape[1]} samples "
