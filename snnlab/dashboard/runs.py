@@ -52,8 +52,10 @@ DELETE_NAMES_SHOWN = 10
 
 
 def _md(text: str) -> str:
-    """``text`` shown as it is in a Markdown pane (run names, paths and messages: no markup, no HTML)."""
-    return re.sub(r"([\\`*_\[\]#|~])", r"\\\1", html.escape(str(text), quote=False))
+    """``text`` shown as it is in a Markdown pane (run names, paths and messages: no markup, no HTML), on one line
+    (a line break in a run name would end the sentence's paragraph and start a list or a heading)."""
+    one_line = re.sub(r"\s*[\r\n]+\s*", " ", str(text))
+    return re.sub(r"([\\`*_\[\]#|~])", r"\\\1", html.escape(one_line, quote=False))
 
 
 def _fmt_time(t: Any) -> str:
@@ -177,7 +179,7 @@ class RunsPanel:
         self.robust_pane = pn.GridBox(*_panes(_empty("Select finished runs with a checkpoint and press the button.")),
                                       ncols=2, sizing_mode="stretch_width")
         self._runs = pd.DataFrame(columns=TABLE_COLUMNS)
-        self._n_summaries = -1
+        self._finished: frozenset | None = None  # the finished runs' ids the trade-off was loaded for
         self._summaries = pd.DataFrame()
 
         self.runs_view = pn.Column(pn.Row(self.refresh_button, self.delete_button, self.info), self.delete_confirm,
@@ -226,7 +228,7 @@ class RunsPanel:
         return {c: [(int(i), runs[c].iat[i]) for i in differ.index[differ[c]]] for c in runs.columns if differ[c].any()}
 
     def refresh(self, force: bool = False) -> None:
-        """Re-read the run list (and the summaries when their number changed)."""
+        """Re-read the run list (and the summaries when the finished runs changed)."""
         try:
             runs = self.store.list_runs()
         except Exception as e:  # noqa: BLE001 - a locked or missing store must not break the page
@@ -254,9 +256,11 @@ class RunsPanel:
             self._sync_delete_button()
         self.info.object = f"{len(runs)} runs in `{self.store.path}`" + (
             " (read-only: runs cannot be deleted here)" if self.read_only else "")
-        n_sum = int((runs["status"] == "finished").sum())
-        if force or n_sum != self._n_summaries:
-            self._n_summaries = n_sum
+        # the finished runs themselves, not their number: one deleted (another page, `snnlab runs delete`) while
+        # another finishes leaves the number as it was, and the trade-off would keep the deleted run's point
+        finished = frozenset(runs.loc[runs["status"] == "finished", "run_id"])
+        if force or finished != self._finished:
+            self._finished = finished
             self.update_tradeoff(reload=True)
 
     # ------------------------------------------------------------------ deleting runs

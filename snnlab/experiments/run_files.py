@@ -57,7 +57,8 @@ def run_folder_file(name: str) -> bool:
 
 def remove_run_files(run_id: str, checkpoint: str | os.PathLike | None) -> RunFilesRemoval:
     """Remove a deleted run's files: its checkpoint file when it still holds that run, and its run folder (the
-    checkpoint's, when named ``checkpoint.pt``) when the folder holds nothing but snnlab's own files
+    checkpoint's, when named ``checkpoint.pt``; ``checkpoint`` may also name the run folder itself, and a link to the
+    folder stands for the folder it points to) when the folder holds nothing but snnlab's own files
     (:func:`run_folder_file`); never a folder holding anything else, nor one another training holds (its lock), nor
     a checkpoint another run has saved over it since. Never raises for the files: what it removed, kept and failed
     to remove is in the returned :class:`RunFilesRemoval`.
@@ -97,7 +98,15 @@ def remove_run_files(run_id: str, checkpoint: str | os.PathLike | None) -> RunFi
         lines.append((KEPT, f"run {run_id}: no checkpoint recorded, no files to remove"))
         return done()
     ckpt = Path(checkpoint)
-    folder = ckpt.parent if ckpt.name == CHECKPOINT_NAME and ckpt.parent.is_dir() else None
+    if ckpt.is_dir():  # a run folder (or a link to one) recorded as the checkpoint: the checkpoint in it
+        ckpt = ckpt / CHECKPOINT_NAME
+    if ckpt.name == CHECKPOINT_NAME and ckpt.parent.is_dir():
+        # the folder itself, not a link to it (its emptied link could not be removed as a folder); the checkpoint
+        # file keeps its name in it (a link named checkpoint.pt goes, not the file it points to)
+        ckpt = ckpt.parent.resolve() / ckpt.name
+        folder = ckpt.parent
+    else:
+        folder = None
     lock = None if folder is None else folder / LOCK_NAME
     had_lock = lock is not None and lock.exists()
     try:

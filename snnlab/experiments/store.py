@@ -754,14 +754,17 @@ class RunStore:
 
     def log_metrics(self, run_id: str, step: int, epoch: int | None = None, metrics: dict | None = None,
                     kind: str = "train") -> None:
-        """Append the numeric metrics of one step (``kind``: "train", "eval", ...)."""
+        """Append the numeric metrics of one step (``kind``: "train", "eval", ...). ``KeyError`` (nothing written) for
+        a run the store does not hold, e.g. one deleted (:meth:`delete_runs`) while a trainer still logs to it: its
+        rows would otherwise stay behind without their run, and join a run later registered under its id."""
         now = time.time()
         rows = [(run_id, int(step), epoch, kind, k, v if math.isfinite(v) else None, now)
                 for k, v in _flatten(metrics or {}).items()]
         with self._conn() as con:
+            if con.execute("UPDATE runs SET updated=? WHERE run_id=?", (now, run_id)).rowcount == 0:
+                raise KeyError(f"RunStore: no run {run_id!r}")
             con.executemany("INSERT INTO metrics (run_id, step, epoch, kind, name, value, time) VALUES (?,?,?,?,?,?,?)",
                             rows)
-            con.execute("UPDATE runs SET updated=? WHERE run_id=?", (now, run_id))
 
     def set_status(self, run_id: str, status: str, message: str | None = None) -> None:
         """Set a run's status (one of ``STATUSES``) and an optional message (e.g. the error); "running" and "paused"
