@@ -27,7 +27,7 @@ def test_log_metrics_of_a_deleted_run_writes_nothing_and_says_so(tmp_path):
     assert again == run and len(store.metrics(run)) == 0
 
 
-def test_a_trainer_whose_idle_run_is_deleted_trains_on_and_leaves_no_metrics_behind(tmp_path):
+def test_a_trainer_whose_idle_run_is_deleted_trains_on_and_leaves_no_metrics_behind(tmp_path, caplog):
     from snnlab.training.config import ExperimentConfig
     from snnlab.training.trainer import Trainer
 
@@ -37,9 +37,14 @@ def test_a_trainer_whose_idle_run_is_deleted_trains_on_and_leaves_no_metrics_beh
     trainer = Trainer(cfg, run_dir=tmp_path / "run", store=store, progress=False)
     assert store.get_run(trainer.run_id)["status"] == "idle"  # (not live: deletable)
     store.delete_runs([trainer.run_id])
-    trainer.run()  # the store's refusals are logged; training is not stopped
+    with caplog.at_level("ERROR", logger="snnlab.training"):
+        trainer.run()  # the store's refusals are logged; training is not stopped
     assert trainer.state == "finished"
     assert store.list_runs().empty and _orphans(tmp_path / "runs.sqlite") == 0
+    # each kind of refused write is logged once, not at every metric row
+    failed = [r.getMessage().split("(")[0] for r in caplog.records if "failed for run" in r.getMessage()]
+    assert failed and len(failed) == len(set(failed)), failed
+    assert any("log_metrics" in m for m in failed)
 
 
 def test_the_dashboard_confirmation_keeps_a_run_name_with_line_breaks_on_one_line(tmp_path):

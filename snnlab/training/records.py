@@ -161,8 +161,12 @@ class ReportingMixin:
             try:
                 getattr(self.store, method)(*args, **kwargs)
             except Exception as exc:  # noqa: BLE001 - a store problem must not stop training
-                if not _transient(exc):  # a write that can never succeed: logged and dropped, as ever
-                    log.exception("run store %s(...) failed for run %s; training continues", method, self.run_id)
+                if not _transient(exc):  # a write that can never succeed: logged (once per kind) and dropped
+                    logged = self.__dict__.setdefault("_store_failures_logged", set())
+                    if (method, type(exc)) not in logged:  # (e.g. every metric row of a run deleted from the store)
+                        logged.add((method, type(exc)))
+                        log.exception("run store %s(...) failed for run %s; training continues (later %s failures "
+                                      "of it are not logged again)", method, self.run_id, type(exc).__name__)
                     continue
                 self._store_backlog.appendleft(item)
                 if self._store_failed_at is None:
