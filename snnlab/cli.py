@@ -521,8 +521,8 @@ def _runs_output(args: argparse.Namespace) -> int:
     path = Path(args.store) if args.store else default_store_path()
     if args.action == "delete":
         return _delete_runs(args, path)
-    if getattr(args, "yes", False) or getattr(args, "files", False):
-        raise ValueError("--yes and --files are options of `snnlab runs delete`")
+    if getattr(args, "yes", False) or getattr(args, "files", False) or getattr(args, "force", False):
+        raise ValueError("--yes, --files and --force are options of `snnlab runs delete`")
     statuses = _statuses(getattr(args, "status", None))
     limit = getattr(args, "limit", RUNS_LIMIT)
     if not path.exists():  # reading only: never create a store (an --store typo would look like an empty one)
@@ -703,10 +703,12 @@ def _remove_run_files(run_id: str, checkpoint: str | None) -> bool:
 
 
 def _delete_runs(args: argparse.Namespace, path: Path) -> int:
-    """``snnlab runs delete RUN [RUN ...] [--yes] [--files]``: delete runs (a run id, a unique start of one, or a name
-    only one run has) from the store at ``path``, with their metrics; all or nothing (an unknown or ambiguous id, or a
-    run still running, deletes none). Asks first on a terminal; without one (a script) ``--yes`` must say so. With
-    ``--files`` also each run's checkpoint and its run folder (:func:`_remove_run_files`). Returns the exit status:
+    """``snnlab runs delete RUN [RUN ...] [--yes] [--files] [--force]``: delete runs (a run id, a unique start of one, or
+    a name only one run has) from the store at ``path``, with their metrics; all or nothing (an unknown or ambiguous
+    id, or a run still running, deletes none; ``--force`` deletes runs shown running or paused too, for those known
+    to have stopped that the store cannot tell). Asks first on a terminal; without one (a script) ``--yes`` must say
+    so. With ``--files`` also each run's checkpoint and its run folder
+    (:func:`snnlab.experiments.run_files.remove_run_files`). Returns the exit status:
     0 done, 1 not confirmed (nothing deleted) or a file that could not be removed.
 
     Example:
@@ -733,10 +735,11 @@ def _delete_runs(args: argparse.Namespace, path: Path) -> int:
                              "nothing deleted")
         rows = listed.set_index("run_id").loc[run_ids]
         live = rows[rows["status"].isin(("running", "paused"))]
-        if not live.empty:
+        if not live.empty and not args.force:
             which = ", ".join(f"{r} ({s})" for r, s in zip(live.index, live["status"]))
             raise ValueError(f"run(s) {which} may still be running: stop them first (a run whose process has gone "
-                             "shows died, and can be deleted); nothing deleted")
+                             "shows died, and can be deleted; --force deletes runs known to have stopped that still show "
+                             "running, e.g. from another host); nothing deleted")
         described = {r: f"{r} ({row['name']}, {row['status']})" for r, row in rows.iterrows()}
         if not args.yes:
             if not sys.stdin or not sys.stdin.isatty():
@@ -751,7 +754,7 @@ def _delete_runs(args: argparse.Namespace, path: Path) -> int:
             if sys.stdin.readline().strip().lower() not in ("y", "yes"):
                 print("nothing deleted", file=sys.stderr)
                 return 1
-        deleted = store.delete_runs(run_ids)
+        deleted = store.delete_runs(run_ids, force=args.force)
     finally:
         store.close()
     for run_id in deleted:
@@ -876,6 +879,9 @@ def build_parser() -> argparse.ArgumentParser:
                       help="runs to show / compare (compare: in this order) / delete: a run id, a unique start of one, "
                            "or a run's name when only one run has it")
     runs.add_argument("--yes", action="store_true", help="delete: do not ask (needed where stdin is not a terminal)")
+    runs.add_argument("--force", action="store_true",
+                      help="delete: also runs shown running or paused, for runs known to have stopped that the store "
+                           "cannot tell (an older store's, one that died on another host)")
     runs.add_argument("--files", action="store_true",
                       help="delete: also remove each run's checkpoint (when it still holds that run) and its run folder "
                            "when the folder holds nothing but snnlab's files (checkpoint.pt, config.json; a folder "

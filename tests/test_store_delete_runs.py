@@ -200,3 +200,22 @@ def test_cli_runs_delete_files_leaves_a_kept_folder_without_a_new_lock_file(tmp_
     assert main(["runs", "delete", run, "--yes", "--files", "--store", str(path)]) == 0
     assert sorted(p.name for p in (tmp_path / "r").iterdir()) == ["config.json", "plot.png"]
     assert "kept the folder" in capsys.readouterr().err
+
+
+def test_force_deletes_a_run_the_store_cannot_tell_has_stopped(tmp_path, capsys):
+    """A "running" run that died on another host (or an older store's, with no process recorded) was refused for
+    good: force=True (--force) deletes it, and nothing else changes."""
+    path = tmp_path / "s.sqlite"
+    store, keep, old = _store_with_two_runs(path)
+    store.set_status(old, "running")
+    _set_owner(path, old, host="another-machine")
+    with pytest.raises(ValueError, match="force=True"):
+        store.delete_runs([old])
+    with pytest.raises(TypeError, match="force must be True or False"):
+        store.delete_runs([old], force="yes")
+    assert main(["runs", "delete", old, "--yes", "--store", str(path)]) == 2
+    assert "--force" in capsys.readouterr().err and len(store.list_runs()) == 2
+    assert main(["runs", "delete", old[:6], "--yes", "--force", "--store", str(path)]) == 0
+    assert f"deleted run {old}" in capsys.readouterr().out
+    assert store.list_runs()["run_id"].tolist() == [keep] and _rows(path, "run_owners", old) == 0
+    assert main(["runs", "list", "--force", "--store", str(path)]) == 2  # delete's option only

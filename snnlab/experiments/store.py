@@ -832,7 +832,7 @@ class RunStore:
             cur = con.execute("DELETE FROM metrics WHERE run_id=? AND step>?", (run_id, int(step)))
         return cur.rowcount
 
-    def delete_runs(self, run_ids: str | list[str]) -> dict[str, str | None]:
+    def delete_runs(self, run_ids: str | list[str], force: bool = False) -> dict[str, str | None]:
         """Delete runs (whole ids; one id or a list) with everything the store holds of them (their row, metrics and
         owner: every table with a ``run_id``), in one transaction; returns ``{run id: its checkpoint path or None}``
         of the runs deleted (``len`` of it: how many).
@@ -840,7 +840,10 @@ class RunStore:
         All or nothing: ``ValueError`` naming them, and nothing deleted, for ids the store does not hold and for live
         runs ("running" or "paused" whose process may still run them: on this host and alive, or on another host,
         which cannot be told from here); a run whose process is gone (shown :data:`DIED`) may be deleted.
-        :class:`StoreReadOnly` for a read-only store.
+        ``force=True`` deletes live runs too: for runs known not to run any more that the store cannot tell from live
+        ones (a "running" row of an older store, with no process recorded; a run that died on another host). A run
+        still training goes on training; its later writes to the store are refused. :class:`StoreReadOnly` for a
+        read-only store.
 
         Files are not touched: the runs' checkpoints and run folders stay on disk (the paths returned say where the
         checkpoints are; ``snnlab runs delete --files`` removes them). The store file does not shrink: SQLite keeps
@@ -860,6 +863,7 @@ class RunStore:
         if bad:
             raise TypeError(f"RunStore.delete_runs: run ids must be strings, got {bad!r}")
         ids = list(dict.fromkeys(ids))
+        force = as_flag(force, "force", "RunStore.delete_runs")
         if not ids:
             return {}
         with self._conn() as con:
@@ -875,7 +879,7 @@ class RunStore:
                 raise ValueError(f"RunStore.delete_runs: no run(s) {', '.join(map(repr, unknown))} in {self.path}; "
                                  "nothing deleted")
             gone: dict = {}
-            live = [r for r in ids if _shown(found[r][0], None, found[r][2], gone)[0] in _LIVE]
+            live = [] if force else [r for r in ids if _shown(found[r][0], None, found[r][2], gone)[0] in _LIVE]
             if live:
                 def who(run: str) -> str:
                     owner = gone.get(found[run][2], (None,))[0]
@@ -883,8 +887,8 @@ class RunStore:
                             if isinstance(owner, dict)
                             else f"{run} ({found[run][0]}, its process not recorded)")
                 raise ValueError(f"RunStore.delete_runs: run(s) {', '.join(map(who, live))} may still be running (its "
-                                 "process is alive, or on another host where it cannot be told); stop them first; "
-                                 "nothing deleted")
+                                 "process is alive, or on another host where it cannot be told); stop them first, or "
+                                 "force=True for runs known to have stopped; nothing deleted")
             tables = [t for t, columns in _COLUMNS.items() if "run_id" in columns and t != "runs"]
             present = {r[0] for r in con.execute("SELECT name FROM sqlite_master WHERE type='table'")}
             for table in [t for t in tables if t in present] + ["runs"]:  # (the rows that refer to runs first)
