@@ -188,8 +188,8 @@ class ControlMixin:
         :meth:`run`, or, when that thread is inside an optimiser step, just after the step is recorded (an
         optimiser step cut in half could not be resumed). :meth:`run` then saves a checkpoint and re-raises it.
         One that comes while the run saves a checkpoint (:meth:`_interrupts_wait`) waits for the save (a save cut short
-        would leave no checkpoint): it is raised after an epoch's save, and answered by the run's end after the save
-        of a stop or of the finished run."""
+        would leave no checkpoint), as one during an epoch's record (history, events, store) does: it is raised after
+        the epoch's save, and answered by the run's end after the save of a stop or of the finished run."""
         exc = exc if exc is not None else KeyboardInterrupt()
         if self._in_optimizer_step or self._saving_checkpoint:
             self._pending_interrupt = exc

@@ -491,7 +491,8 @@ class ResumeMixin:
         return last_eval, result
 
     def _pending_end(self, ckpt: dict[str, Any]) -> dict[str, Any] | None:
-        """The checkpoint's pending epoch end (``{"epoch": index, "summary": dict}``: the last counted epoch, whose
+        """The checkpoint's pending epoch end (``{"epoch": index, "summary": dict, "sigmas": each delay layer's sigma
+        or None}``: the last counted epoch, whose
         evaluation a Ctrl-C cut short), or None (none, or a checkpoint written before it was kept); ``ValueError`` for
         one that is not the last counted epoch's. Needs :attr:`epoch` restored."""
         pending = ckpt.get("pending_epoch_end")
@@ -501,7 +502,9 @@ class ResumeMixin:
                 or pending.get("epoch") != int(self.epoch) - 1:
             raise ValueError(f"pending_epoch_end {pending!r} is not the end of the last counted epoch "
                              f"(epoch {int(self.epoch) - 1})")
-        return {"epoch": int(pending["epoch"]), "summary": dict(pending["summary"])}
+        sigmas = pending.get("sigmas")  # each delay layer's sigma the epoch trained with (None: not kept)
+        return {"epoch": int(pending["epoch"]), "summary": dict(pending["summary"]),
+                "sigmas": None if sigmas is None else [float(s) for s in sigmas]}
 
     def _check_same_batches(self, ckpt: dict[str, Any], source) -> None:
         """Refuse a resume with another batch size where it would train other samples or rates than it says: inside

@@ -539,9 +539,11 @@ class Trainer(ControlMixin, ResumeMixin, ReportingMixin):
                    n_parameters=int(n_params), start_epoch=int(self.epoch), epochs=int(cfg.epochs))
         self._store("set_status", self.run_id, "running", None)
         self._start_step = self.step
+        ended = False  # whether this run ended an epoch: the model trained since the checkpoint's result (if any)
         if self._pending_epoch_end is not None:  # an epoch trained, whose evaluation a Ctrl-C cut short: end it first
             pending = self._pending_epoch_end
-            self._end_epoch(int(pending["epoch"]), pending["summary"])
+            self._end_epoch(int(pending["epoch"]), pending["summary"], pending.get("sigmas"))
+            ended = True
         for epoch in range(self.epoch, cfg.epochs):
             t0 = time.time()
             self._schedule_sigma_to(epoch)
@@ -555,28 +557,36 @@ class Trainer(ControlMixin, ResumeMixin, ReportingMixin):
             # the epoch is trained: a stop from here on resumes with the next one, after this one's end (evaluation and
             # record), which stays pending until done (all set at once: no call between them where a Ctrl-C could
             # stop the run with the epoch counted and its progress still to resume, or its end not pending)
-            self.epoch, self._epoch_progress, self._pending_epoch_end = epoch + 1, None, {"epoch": epoch,
-                                                                                          "summary": summary}
-            self._end_epoch(epoch, summary)
-        return self._finish()
+            # (with each delay layer's sigma: a resume with other epochs evaluates it with these, not the new schedule's)
+            sigmas = [float(layer.sigma) for layer in self.schedule.layers] if self.schedule is not None else None
+            self.epoch, self._epoch_progress, self._pending_epoch_end = epoch + 1, None, {
+                "epoch": epoch, "summary": summary, "sigmas": sigmas}
+            self._end_epoch(epoch, summary, sigmas)
+        return self._finish(untrained=self.step == self._start_step and not ended)
 
-    def _end_epoch(self, epoch: int, summary: dict[str, Any]) -> None:
+    def _end_epoch(self, epoch: int, summary: dict[str, Any], sigmas: list[float] | None = None) -> None:
         """The end of the trained (and counted) epoch ``epoch``: its evaluation when due, with the sigma it trained
-        with, its record (history, events, store), the sigma schedule's step and the checkpoint.
+        with (``sigmas``: each delay layer's, when known), its record (history, events, store), the sigma schedule's
+        step and the checkpoint.
 
         A ``KeyboardInterrupt`` in the evaluation leaves the end pending (:attr:`_pending_epoch_end`): the stop's
         checkpoint holds it, and the resumed run (or :meth:`run` again) starts with it, so the run's history, store
-        rows and results are those of the run never interrupted."""
+        rows and results are those of the run never interrupted. An :meth:`interrupt` (a second Ctrl-C) during the
+        record waits for the record and the checkpoint: a record cut short could be neither kept nor done again."""
         self._schedule_sigma_to(epoch)  # (there already, but for a run resumed with the end pending: one epoch on)
+        if self.schedule is not None and sigmas is not None and len(sigmas) == len(self.schedule.layers):
+            for layer, sigma in zip(self.schedule.layers, sigmas):  # the epoch's own (a resume may change epochs)
+                layer.sigma = float(sigma)
         ev = None
         if (epoch + 1) % self.cfg.eval_every == 0 or epoch + 1 == self.cfg.epochs:
             ev = self._evaluate_epoch()
             self.last_eval = ev
         self._pending_epoch_end = None  # (before the record: a Ctrl-C in it never records the epoch twice)
-        self._record_epoch(epoch, summary, ev)
-        if self.schedule is not None:  # the next epoch's sigma, once this epoch is evaluated with its own
-            self.schedule.step()
-        with self._interrupts_wait(then_raise=True):  # a Ctrl-C meanwhile waits for the save, then interrupts
+        # an interrupt() meanwhile waits for the record and the save, then interrupts (the next run starts after them)
+        with self._interrupts_wait(then_raise=True):
+            self._record_epoch(epoch, summary, ev)
+            if self.schedule is not None:  # the next epoch's sigma, once this epoch is evaluated with its own
+                self.schedule.step()
             self.save_checkpoint()
 
     def _evaluate_epoch(self) -> dict[str, Any]:
@@ -771,9 +781,10 @@ class Trainer(ControlMixin, ResumeMixin, ReportingMixin):
         self._set_global_rng_state(rng)
         return it
 
-    def _finish(self) -> dict[str, Any]:
+    def _finish(self, untrained: bool) -> dict[str, Any]:
+        """The run's end: its final (and rounded) evaluation, summary, checkpoint and report. ``untrained``: resumed
+        with nothing left to train, not even a pending epoch end (the checkpoint's result, if any, is this model's)."""
         done = self.result or {}
-        untrained = self.step == self._start_step  # resumed with nothing left to train
         if self._delays_rounded and untrained and done.get("rounded") is not None:
             self._write_summary(done["rounded"])  # (again: a store that missed it gets it)
             with self._interrupts_wait(then_raise=False):
