@@ -36,7 +36,7 @@ import numpy as np
 import torch
 
 __all__ = ["CheckpointError", "save_checkpoint", "load_checkpoint", "check_checkpoint_run", "to_plain", "HISTORY_KEY",
-           "encode_history", "decode_history", "checkpoint_history"]
+           "encode_history", "decode_history"]
 
 #: The key of a checkpoint file's history as one JSON text (:func:`encode_history`); earlier versions stored the list
 #: of records under ``"history"``.
@@ -124,22 +124,6 @@ def decode_history(text: str) -> list[Any]:
     if not isinstance(records, list):
         raise ValueError(f"decode_history: the history's JSON holds a {type(records).__name__}, expected a list")
     return records
-
-
-def checkpoint_history(ckpt: Mapping[str, Any]) -> Any:
-    """The history records of a loaded checkpoint, whichever form it holds them in: the decoded list
-    ``ckpt["history"]`` (what :func:`load_checkpoint` gives; also the form of earlier versions' files), else the text
-    under :data:`HISTORY_KEY` decoded (a checkpoint loaded with ``history=False``); ``[]`` when it holds none.
-
-    Example:
-        >>> checkpoint_history({HISTORY_KEY: '[{"step":1}]'}), checkpoint_history({"history": [{"step": 2}]})
-        ([{'step': 1}], [{'step': 2}])
-    """
-    if ckpt.get("history") is not None:
-        return ckpt["history"]
-    if ckpt.get(HISTORY_KEY) is not None:
-        return decode_history(ckpt[HISTORY_KEY])
-    return []
 
 
 def _decode_history_in(state: dict[str, Any], path: Path) -> dict[str, Any]:

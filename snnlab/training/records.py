@@ -121,6 +121,7 @@ class ReportingMixin:
         self._store_backlog: collections.deque = collections.deque()  # writes not in the store yet, in order
         self._store_failed_at: float | None = None  # when a write last failed (retried STORE_RETRY_S later)
         self._store_dropped = 0  # writes dropped from a full backlog
+        self._store_failures_logged: set[tuple[str, type]] = set()  # (method, error type) of writes that cannot succeed
         self.store_error: str | None = None  # the last store write's error, if any
 
     @property
@@ -162,9 +163,8 @@ class ReportingMixin:
                 getattr(self.store, method)(*args, **kwargs)
             except Exception as exc:  # noqa: BLE001 - a store problem must not stop training
                 if not _transient(exc):  # a write that can never succeed: logged (once per kind) and dropped
-                    logged = self.__dict__.setdefault("_store_failures_logged", set())
-                    if (method, type(exc)) not in logged:  # (e.g. every metric row of a run deleted from the store)
-                        logged.add((method, type(exc)))
+                    if (method, type(exc)) not in self._store_failures_logged:  # (e.g. each metric row of a deleted run)
+                        self._store_failures_logged.add((method, type(exc)))
                         log.exception("run store %s(...) failed for run %s; training continues (later %s failures "
                                       "of it are not logged again)", method, self.run_id, type(exc).__name__)
                     continue

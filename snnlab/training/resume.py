@@ -38,7 +38,7 @@ from typing import Any, TypeVar
 from snnlab.core.validation import user_stacklevel
 from snnlab.data.loader_rng import loader_states, restore_loader_states
 
-from .checkpoint import (HISTORY_KEY, CheckpointError, checkpoint_history, encode_history, load_checkpoint,
+from .checkpoint import (HISTORY_KEY, CheckpointError, encode_history, load_checkpoint,
                          save_checkpoint, to_plain)
 from .config import ConfigError, ExperimentConfig, dataset_shape
 from .interrupts import global_rng_state, roll_back, set_global_rng_state
@@ -459,7 +459,7 @@ class ResumeMixin:
             # schedule one epoch behind its epoch count (the sigma it is set to equals the saved one otherwise)
             self.schedule.epoch = self.epoch
             self.schedule._apply()
-        self.history = History(checkpoint_history(ckpt) or [])  # (the decoded list, or an older file's list)
+        self.history = History(ckpt.get("history") or [])  # (load_checkpoint decoded history_json into it)
         self.last_eval, self.result = self._current_results(ckpt)
         progress = ckpt.get("epoch_progress") if ckpt.get("partial_epoch") else None
         self._resume_progress = self._resumable(progress)

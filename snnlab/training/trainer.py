@@ -607,7 +607,8 @@ class Trainer(ControlMixin, ResumeMixin, ReportingMixin):
         epoch's evaluation, which uses the sigma the epoch trained with): its checkpoint, or this trainer run again,
         holds the schedule one epoch behind."""
         if self.schedule is not None and self.schedule.epoch != epoch:
-            self.schedule.load_state_dict({**self.schedule.state_dict(), "epoch": int(epoch)})
+            self.schedule.epoch = int(epoch)
+            self.schedule._apply()
 
     def _record_epoch(self, epoch: int, summary: dict[str, Any], ev: dict[str, Any] | None) -> None:
         """The epoch's record (and its evaluation's, if any) into the history, the events and the store."""
