@@ -348,8 +348,8 @@ class RunsPanel:
             self.table.selection = []
         finally:
             self._remapping = False
-        self.refresh(force=True)
-        self._compare_if_changed()
+        self.refresh(force=True)  # (redraws the table and the comparison for the cleared selection)
+        self._sync_delete_button()  # (also when that read failed and left the table as it was)
         return deleted
 
     # ------------------------------------------------------------------ comparison
