@@ -91,8 +91,9 @@ def test_both_forms_share_one_parser_and_agree():
     assert forms.parse_number_text is config_form.parse_number_text
     texts = ["3", " 3 ", "2.7", "1e3", "abc", "", "none", "-1", "0.5", "nan", "inf", "1_000"]
     for field in ("epochs", "lr", "max_spikes", "noise_scale"):
+        # one pair of forms a field: only that field's text changes, the others keep their valid values
+        panel_form, ipy_form = ConfigForm(dict(TINY)), config_form.ConfigForm(cfg=TINY)
         for text in texts:
-            panel_form, ipy_form = ConfigForm(dict(TINY)), config_form.ConfigForm(cfg=TINY)
             panel_form.widgets[field].value = text
             ipy_form.widgets[field].value = text
             try:
@@ -104,7 +105,7 @@ def test_both_forms_share_one_parser_and_agree():
             except ConfigError:
                 ipy_value = "refused"
             assert panel_value == ipy_value, (field, text, panel_value, ipy_value)
-            ipy_form.close()
+        ipy_form.close()
 
 
 def test_a_run_starts_with_the_typed_number(tmp_path):

@@ -138,12 +138,6 @@ def test_kernel_checks_refuse_the_rest(bad):
         check_max_spikes("f", bad)
 
 
-def test_lif_torch_takes_numpy_cap():
-    x = torch.ones(6, 1, 2)
-    out, _ = lif_torch(x, 0.5, 0.5, max_spikes=np.int64(2))
-    assert out.sum(0).tolist() == [[2.0, 2.0]]
-
-
 def _lif_kernel(backend):
     if backend == "torch":
         return lif_torch

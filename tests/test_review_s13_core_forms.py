@@ -3,13 +3,18 @@ import numpy as np
 import pytest
 import torch
 
-pytest.importorskip("ipywidgets")
+import snnlab as sl
+from snnlab.kernels.adaptive_lif import adaptive_lif
+from snnlab.kernels.lif_common import check_max_spikes
+from snnlab.kernels.lif_cpu import cpu_kernel_available
+from snnlab.kernels.recurrent_lif import recurrent_lif
 
-import snnlab as sl  # noqa: E402
-from snnlab.kernels.adaptive_lif import adaptive_lif  # noqa: E402
-from snnlab.kernels.lif_common import check_max_spikes  # noqa: E402
-from snnlab.kernels.recurrent_lif import recurrent_lif  # noqa: E402
-from snnlab.widgets.raster_explorer import RasterExplorer  # noqa: E402
+
+def _raster_explorer():
+    """The widget (only its tests need ipywidgets: the cap tests run without it)."""
+    pytest.importorskip("ipywidgets")
+    from snnlab.widgets.raster_explorer import RasterExplorer
+    return RasterExplorer
 
 
 def _net():
@@ -18,6 +23,7 @@ def _net():
 
 @pytest.mark.parametrize("labels", [torch.tensor([[1], [2], [0]]), torch.tensor([[[1]], [[2]], [[0]]])])
 def test_raster_explorer_column_labels_get_a_hint_that_keeps_them(labels):
+    RasterExplorer = _raster_explorer()
     # [B, 1] labels are refused (one scalar per sample is shown), and the hint must not be argmax(-1): that turns a
     # column of labels into zeros, which the explorer would then show without complaint
     x = torch.rand(10, 3, 4) * 3
@@ -28,6 +34,7 @@ def test_raster_explorer_column_labels_get_a_hint_that_keeps_them(labels):
 
 
 def test_raster_explorer_one_hot_labels_keep_the_argmax_hint():
+    RasterExplorer = _raster_explorer()
     with pytest.raises(ValueError, match=r"got shape \(3, 3\) \(for one-hot labels pass labels.argmax\(-1\)\)"):
         RasterExplorer(_net(), (torch.rand(10, 3, 4) * 3, torch.eye(3)))
 
@@ -59,7 +66,8 @@ def test_the_adaptive_and_recurrent_kernels_take_a_cap_past_int64(cap):
     assert check_max_spikes("f", cap) == 2**62 and check_max_spikes("f", 7) == 7  # the ceiling, a plain int
 
 
-@pytest.mark.parametrize("kernel", ["lif_torch", "lif_cpu"])
+@pytest.mark.parametrize("kernel", ["lif_torch", pytest.param(
+    "lif_cpu", marks=pytest.mark.skipif(not cpu_kernel_available(), reason="CPU kernel not built"))])
 def test_the_lif_kernels_use_the_checked_cap(kernel):
     """lif_params checked max_spikes and the kernels then used the raw argument: a NumPy uint64 failed with an
     unclear TypeError in the options, and 2**70 overflowed."""
