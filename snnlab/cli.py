@@ -520,6 +520,9 @@ def _runs_output(args: argparse.Namespace) -> int:
 
     path = Path(args.store) if args.store else default_store_path()
     if args.action == "delete":
+        if getattr(args, "status", None):  # (a filter would read as "delete the failed ones": the ids decide)
+            raise ValueError("runs delete deletes the runs named, and takes no --status: list them with "
+                             "`snnlab runs --status ...`, then name them; nothing deleted")
         return _delete_runs(args, path)
     if getattr(args, "yes", False) or getattr(args, "files", False) or getattr(args, "force", False):
         raise ValueError("--yes, --files and --force are options of `snnlab runs delete`")

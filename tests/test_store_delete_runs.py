@@ -219,3 +219,10 @@ def test_force_deletes_a_run_the_store_cannot_tell_has_stopped(tmp_path, capsys)
     assert f"deleted run {old}" in capsys.readouterr().out
     assert store.list_runs()["run_id"].tolist() == [keep] and _rows(path, "run_owners", old) == 0
     assert main(["runs", "list", "--force", "--store", str(path)]) == 2  # delete's option only
+
+
+def test_cli_runs_delete_refuses_a_status_filter_it_would_ignore(tmp_path, capsys):
+    path = tmp_path / "s.sqlite"
+    store, keep, old = _store_with_two_runs(path)
+    assert main(["runs", "delete", keep, "--status", "failed", "--yes", "--store", str(path)]) == 2
+    assert "takes no --status" in capsys.readouterr().err and len(store.list_runs()) == 2
