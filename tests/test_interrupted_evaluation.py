@@ -7,29 +7,14 @@ import numpy as np
 import pytest
 import torch
 
-from snnlab.core.delays import DelayedLinear
 from snnlab.experiments.store import RunStore
 from snnlab.training import ExperimentConfig, Trainer
 from snnlab.training.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
 from snnlab.training.interrupts import global_rng_state
 from snnlab.data.loader_rng import loader_states
 
-TIMES = ("time", "epoch_time_s")  # wall-clock numbers: the only fields that differ between two runs
-
-
-def _cfg(**kw) -> ExperimentConfig:
-    # 3 epochs of 2 steps; learned delays with a sigma schedule (3.0, 1.75, 0.5), dropout and rate-encoded inputs: the
-    # training draws random numbers that the resume must continue; evaluations of 2 batches (the cut one is cut
-    # after its first batch)
-    base = dict(hidden=[4], num_steps=5, batch_size=8, epochs=3, max_batches_per_epoch=2, eval_max_batches=2,
-                delays=True, max_delay=4, lr_delays=0.5, dropout=0.2, encoding="rate", device="cpu")
-    base.update(kw)
-    return ExperimentConfig(**base)
-
-
-def _sigma(trainer) -> float | None:
-    layers = [m for m in trainer.model.modules() if isinstance(m, DelayedLinear)]
-    return float(layers[0].sigma) if layers else None
+from epoch_end_cases import delays_cfg as _cfg, first_sigma as _sigma
+from epoch_end_cases import history_without_times as _history, store_rows as _rows
 
 
 def _watch(trainer, seen: list, cut_epoch: int | None = None) -> None:
@@ -52,16 +37,6 @@ def _watch(trainer, seen: list, cut_epoch: int | None = None) -> None:
 
 def _events(out: list):
     return lambda ev: out.append((ev.kind, ev.epoch)) if ev.kind in ("epoch", "evaluation") else None
-
-
-def _history(trainer) -> list[dict]:
-    return [{k: v for k, v in rec.items() if k not in TIMES} for rec in trainer.history]
-
-
-def _rows(store: RunStore, run_id: str) -> list[tuple]:
-    m = store.metrics(run_id)
-    m = m[~m["name"].isin(TIMES)]
-    return [tuple(r) for r in m[["step", "epoch", "kind", "name", "value"]].itertuples(index=False)]
 
 
 def _assert_same_run(ref, ref_store, run, store) -> None:

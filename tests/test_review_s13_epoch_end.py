@@ -5,32 +5,11 @@ import warnings
 
 import pytest
 
-from snnlab.core.delays import DelayedLinear
 from snnlab.experiments.store import RunStore
-from snnlab.training import ExperimentConfig, Trainer
+from snnlab.training import Trainer
 
-TIMES = ("time", "epoch_time_s")
-
-
-def _cfg(**kw) -> ExperimentConfig:
-    base = dict(hidden=[4], num_steps=5, batch_size=8, epochs=3, max_batches_per_epoch=2, eval_max_batches=2,
-                delays=True, max_delay=4, lr_delays=0.5, dropout=0.2, encoding="rate", device="cpu")
-    base.update(kw)
-    return ExperimentConfig(**base)
-
-
-def _history(trainer) -> list[dict]:
-    return [{k: v for k, v in rec.items() if k not in TIMES} for rec in trainer.history]
-
-
-def _rows(store, run_id) -> list[tuple]:
-    m = store.metrics(run_id)
-    m = m[~m["name"].isin(TIMES)]
-    return [tuple(r) for r in m[["step", "epoch", "kind", "name", "value"]].itertuples(index=False)]
-
-
-def _sigma(trainer) -> float:
-    return float([m for m in trainer.model.modules() if isinstance(m, DelayedLinear)][0].sigma)
+from epoch_end_cases import delays_cfg as _cfg, first_sigma as _sigma
+from epoch_end_cases import history_without_times as _history, store_rows as _rows
 
 
 def _cut_evaluation(trainer, when) -> None:
