@@ -3,6 +3,8 @@ asks first, Confirm deletes exactly the runs it named (and their files when tick
 refused with the store's message, and runs deleted elsewhere meanwhile do not break the tab."""
 import os
 
+import time
+
 import pytest
 
 pn = pytest.importorskip("panel")
@@ -122,6 +124,9 @@ def test_this_pages_own_training_is_refused(tmp_path):
         click(app.live.start_button)
         session = app.live.session
         run_id = session.trainer.run_id
+        deadline = time.monotonic() + 60  # the training thread marks its run running once it has started
+        while app.store.list_runs()["status"].tolist() != ["running"] and time.monotonic() < deadline:
+            time.sleep(0.05)
         app.runs.refresh()
         assert app.store.list_runs()["status"].tolist() == ["running"]
         _select(app.runs, run_id)
