@@ -453,8 +453,8 @@ def test_the_shared_data_folder_layout_is_a_root_for_nmnist(tmp_path, monkeypatc
     assert (n_in, n_cls) == (2 * 34 * 34, 10) and next(iter(test))[0].shape == (4, 1, 2 * 34 * 34)
 
 
-def test_n_time_bins_with_duration_bins_only_the_events_kept():
-    """duration cuts the recording first; the n bins then span the kept events (not the whole recording)."""
+def test_n_time_bins_with_duration_bins_from_zero_and_drops_later_events():
+    """duration cuts the recording; the n bins are duration / n long from t=0 (here 200 us each)."""
     ev = np.zeros(4, dtype=nm.AUDIO_DTYPE)
     ev["t"] = [0, 250, 500, 900]
     ev["x"] = [0, 1, 2, 3]

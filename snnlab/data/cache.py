@@ -15,6 +15,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import uuid
 from collections.abc import Callable
 from pathlib import Path
 
@@ -136,12 +137,41 @@ def entry_shape(path: str | os.PathLike) -> tuple[int, ...] | None:
         return None
 
 
+def _write_atomically(path: Path, write: Callable[[Path], object]) -> None:
+    """``write(tmp)`` to a temporary file of this writer's own in ``path``'s folder, then rename it over ``path``:
+    readers see the old file or the new one, never a partial one, and concurrent writers (processes or threads) never
+    share a temporary file. The temporary file is removed when ``write`` or the rename fails.
+
+    Example:
+        >>> import tempfile
+        >>> f = Path(tempfile.mkdtemp()) / "a.txt"
+        >>> _write_atomically(f, lambda tmp: tmp.write_text("hi"))
+        >>> f.read_text(), [p.name for p in f.parent.iterdir()]
+        ('hi', ['a.txt'])
+    """
+    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
+    # O_EXCL: the name is this writer's alone; not mkstemp (always 0600): the umask applies to 0o666 as for the entries
+    os.close(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0), 0o666))
+    try:
+        write(tmp)
+        os.replace(tmp, path)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+        raise
+
+
 class DiskCache:
     """Cache tensors per integer index under a folder keyed by ``params``.
 
-    Writes are atomic (temp file + rename) so concurrent DataLoader workers are safe. Entries are stored compactly
-    and given back bit for bit (:func:`write_entry`, :func:`read_entry`); files written by earlier versions
-    (``torch.save``) are read as before.
+    Writes are atomic: each writer (process or thread) writes its own hidden temporary file
+    ``.<index>.pt.<random>.tmp`` in the folder and renames it over ``<index>.pt``, so DataLoader workers, and threads
+    of one process, may fill the same entries at once (the last rename wins; every copy holds the same frames). A
+    failed write removes its temporary file; one left by a writer that was killed is never read as an entry (entries
+    are only ``<index>.pt``). Entries are stored compactly and given back bit for bit (:func:`write_entry`,
+    :func:`read_entry`); files written by earlier versions (``torch.save``) are read as before.
 
     Example:
         >>> import tempfile
@@ -157,7 +187,8 @@ class DiskCache:
         self.folder.mkdir(parents=True, exist_ok=True)
         meta = self.folder / "params.json"
         if not meta.exists():
-            meta.write_text(json.dumps(params, sort_keys=True, default=str, indent=1))
+            text = json.dumps(params, sort_keys=True, default=str, indent=1).encode()
+            _write_atomically(meta, lambda tmp: tmp.write_bytes(text))
 
     def path(self, index: int) -> Path:
         """File that holds entry ``index``."""
@@ -175,7 +206,5 @@ class DiskCache:
             except Exception:  # corrupt/partial file: recompute
                 pass
         value = compute()
-        tmp = p.with_suffix(f".tmp{os.getpid()}")
-        write_entry(tmp, value)
-        os.replace(tmp, p)
+        _write_atomically(p, lambda tmp: write_entry(tmp, value))
         return value

@@ -88,7 +88,8 @@ def load_dvs_gesture(
 
     Files are ``ibmGestureTrain/userNN_<lighting>/<label>.npy`` arrays ``[N, 4]`` with columns
     ``x, y, p, t`` and ``t`` in milliseconds (converted to microseconds here, as tonic does). Give
-    ``n_time_bins`` (default 50) or ``time_window`` (microseconds). IBM's original release
+    ``n_time_bins`` (default 50) or ``time_window`` (microseconds), and optionally ``duration`` (microseconds):
+    frames then start at t=0 in every sample (see :class:`EventFrameDataset`). IBM's original release
     (``*.aedat`` with ``*_labels.csv``) is not read: a clear error says so.
 
     Example:
@@ -136,7 +137,9 @@ def load_pokerdvs(
     """POKER-DVS in tonic's layout: items ``([T, 2, 35, 35], label)`` with labels clubs, hearts, diamonds, spades = 0..3.
 
     Files are ``pips_train/<folder ending in cl|he|di|sp>/<id>.npy`` arrays ``[N, 4]`` with columns
-    ``t, x, y, p`` (``t`` in microseconds). Give ``n_time_bins`` (default 20) or ``time_window`` (microseconds).
+    ``t, x, y, p`` (``t`` in microseconds). Give ``n_time_bins`` (default 20) or ``time_window`` (microseconds),
+    and optionally ``duration`` (microseconds): frames then start at t=0 in every sample (see
+    :class:`EventFrameDataset`).
 
     Example:
         >>> ds = load_pokerdvs("/data", "train", n_time_bins=10)  # doctest: +SKIP

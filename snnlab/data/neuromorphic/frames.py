@@ -62,7 +62,8 @@ def check_frame_settings(name: str, n_time_bins: int | None, time_window: float 
                          duration: float | None) -> None:
     """``ValueError`` (its message starting with ``name``) unless the frame settings of an event dataset can cut a
     recording into frames: exactly one of ``n_time_bins`` (an int >= 1) and ``time_window`` (microseconds, >= 1),
-    ``duration`` a finite number of microseconds > 0 holding at least one whole ``time_window``. Used by
+    ``duration`` a finite number of microseconds > 0 holding at least one whole ``time_window``, or, with
+    ``n_time_bins``, bins ``duration / n_time_bins`` of at least 1 us. Used by
     :class:`EventFrameDataset` and by the experiment config's ``validate()`` before anything is loaded.
 
     Example:
@@ -86,6 +87,10 @@ def check_frame_settings(name: str, n_time_bins: int | None, time_window: float 
             raise ValueError(f"{name}: {arg} must be a finite number of microseconds > 0, got {value!r}")
     if time_window is not None and float(time_window) < 1:
         raise ValueError(f"{name}: time_window={time_window!r} us is shorter than the 1 us resolution of the event "
+                         f"times; {_UNITS_HINT}")
+    if n_time_bins is not None and duration is not None and float(duration) / int(n_time_bins) < 1:
+        raise ValueError(f"{name}: duration={duration!r} us in n_time_bins={n_time_bins!r} bins gives bins of "
+                         f"{float(duration) / int(n_time_bins):.3g} us, shorter than the 1 us resolution of the event "
                          f"times; {_UNITS_HINT}")
     if time_window is not None and duration is not None and whole_frames(duration, time_window) < 1:
         raise ValueError(f"{name}: duration ({duration!r} us) is shorter than one time_window ({time_window!r} us): "
@@ -241,8 +246,11 @@ class EventFrameDataset(Dataset):
             ``TypeError``. Events out of time order are stably sorted by ``t`` (a reader that returns them sorted,
             as recordings usually are, costs one check and no copy).
         sensor_size: ``(W, H, P)``.
-        n_time_bins: fixed number of frames per sample: ``n`` equal windows covering the first to
-            the last event (every event is counted); the default (``None``) means 100 unless
+        n_time_bins: fixed number of frames per sample: ``n`` equal windows covering the sample's first to
+            its last event (every event is counted), so a frame's time span differs from sample to sample; with
+            ``duration``, ``n`` windows of ``duration / n_time_bins`` microseconds from t=0 instead, the same
+            in every sample (the frames of ``time_window=duration / n_time_bins`` with that ``duration``;
+            events at or after ``duration`` are dropped). The default (``None``) means 100 unless
             ``time_window`` is given. Or
         time_window: frame length in microseconds (at least 1: event times are whole microseconds).
             With ``duration`` (microseconds, at least one window) the frames start at 0 and every
@@ -330,6 +338,10 @@ class EventFrameDataset(Dataset):
                     UserWarning, stacklevel=2)
             if channel_bin != 1:  # absent at 1, so caches written before channel_bin existed stay valid
                 params["channel_bin"] = channel_bin
+            if n_time_bins is not None and duration is not None:
+                # the n bins start at t=0 (they stretched over each sample's kept events before): frames cached the
+                # earlier way are not reused; every other setting's cache stays valid
+                params["bins_from_zero"] = True
             if not _qualified_name(reader).startswith(f"{__package__}."):
                 # a reader of one's own: frames cached before _read sorted its events by time are not reused (events
                 # out of order were lost or misplaced); this package's readers always sorted theirs, so their caches
@@ -415,12 +427,24 @@ class EventFrameDataset(Dataset):
                     f"outside the sensor's 0..{size - 1} ({bad.size} such events); the file is corrupt or belongs to "
                     f"another dataset (sensor size {self.event_sensor_size})")
 
+    def _window_from_zero(self) -> float | None:
+        """The frame length (microseconds) when the frames start at t=0, the same in every sample: ``time_window``
+        with ``duration``, or ``duration / n_time_bins`` with both of those; ``None`` when the frames start at each
+        sample's first event."""
+        if self.duration is None:
+            return None
+        if self.time_window is not None:
+            return float(self.time_window)
+        return float(self.duration) / int(self.n_time_bins)
+
     def _frames_of(self, events: np.ndarray) -> tuple[float, float, int]:
         """``(start, frame length, number of frames)`` in microseconds for a sample's sorted events (the number of
-        frames by :func:`_frame_count`)."""
+        frames by :func:`_frame_count`): from t=0 with ``duration`` (:meth:`_window_from_zero`), else from the first
+        event."""
         n = self._n_frames(events)
-        if self.duration is not None and self.time_window is not None:
-            return 0.0, float(self.time_window), n
+        width = self._window_from_zero()
+        if width is not None:
+            return 0.0, width, n
         if len(events) == 0:
             return 0.0, 1.0, n
         t0, t1 = int(events["t"][0]), int(events["t"][-1])
@@ -466,10 +490,10 @@ class EventFrameDataset(Dataset):
 
     def _bin(self, index: int) -> torch.Tensor:
         events = self._read(index)
-        if self.duration is not None and len(events):  # cut first: n_time_bins bins then cover the kept events
-            limit = float(self.duration)
-            if self.time_window is not None:  # frames from 0: events past the last whole frame are dropped
-                limit = min(limit, whole_frames(self.duration, self.time_window) * float(self.time_window))
+        if self.duration is not None and len(events):
+            # frames from 0 (of time_window, or duration / n_time_bins): events past the last whole frame are dropped
+            width = self._window_from_zero()
+            limit = min(float(self.duration), whole_frames(self.duration, width) * width)
             keep = events["t"] < limit
             n_keep = int(np.count_nonzero(keep))
             kept = events  # (all kept: no copy; a leading run, as of sorted times: a view; else the kept events)

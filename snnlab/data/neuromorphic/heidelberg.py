@@ -123,9 +123,12 @@ def load_shd(
 
     Give ``n_time_bins`` (default 100) or ``time_window``. ``time_window``/``duration`` are in microseconds,
     although the file stores seconds (e.g. ``time_window=10_000, duration=1_000_000`` gives 100 frames
-    aligned at t=0); see :class:`EventFrameDataset`. ``channel_bin`` (1..700, default 1) sums each group of
-    that many adjacent channels (unit ``c`` counts in channel ``c // channel_bin``), so items are
-    ``[T, ceil(700 / channel_bin)]``: ``channel_bin=5`` gives the 140 inputs of Hammouamri et al. (2023, DCLS delays).
+    aligned at t=0). ``n_time_bins`` alone stretches its bins from each sample's first to last spike; with
+    ``duration`` they are ``duration / n_time_bins`` long from t=0 in every sample (``n_time_bins=100,
+    duration=1_000_000`` gives the same 10 ms frames as above); see :class:`EventFrameDataset`.
+    ``channel_bin`` (1..700, default 1) sums each group of that many adjacent channels (unit ``c`` counts in
+    channel ``c // channel_bin``), so items are ``[T, ceil(700 / channel_bin)]``: ``channel_bin=5`` gives the 140
+    inputs of Hammouamri et al. (2023, DCLS delays).
 
     Example:
         >>> ds = load_shd("/data/shd", "train", n_time_bins=100)  # doctest: +SKIP
@@ -149,8 +152,9 @@ def load_ssc(
 ) -> EventFrameDataset:
     """Spiking Speech Commands from ``root/ssc_{train,valid,test}.h5``: items ``([T, 700], label 0..34)``.
 
-    Give ``n_time_bins`` (default 100) or ``time_window``; times are in microseconds and ``channel_bin`` sums
-    adjacent channels (items ``[T, ceil(700 / channel_bin)]``) as for :func:`load_shd`.
+    Give ``n_time_bins`` (default 100) or ``time_window``, and optionally ``duration`` (frames from t=0); times are
+    in microseconds and ``channel_bin`` sums adjacent channels (items ``[T, ceil(700 / channel_bin)]``) as for
+    :func:`load_shd`.
 
     Example:
         >>> ds = load_ssc("/data/ssc", "valid", time_window=10_000, duration=1_000_000)  # doctest: +SKIP

@@ -92,7 +92,8 @@ def load_nmnist(
     """N-MNIST from ``root/[NMNIST/]{Train,Test}/<digit>/<id>.bin``: items ``([T, 2, 34, 34], digit)``.
 
     Any subset of the recordings works (e.g. a few hundred files); at least one ``.bin`` is needed.
-    Give ``n_time_bins`` (default 30) or ``time_window`` (microseconds).
+    Give ``n_time_bins`` (default 30) or ``time_window`` (microseconds), and optionally ``duration``
+    (microseconds): frames then start at t=0 in every sample (see :class:`EventFrameDataset`).
 
     Example:
         >>> ds = load_nmnist(shared_data_root() / "nmnist_small", "test", n_time_bins=10)  # doctest: +SKIP
