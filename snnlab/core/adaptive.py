@@ -38,7 +38,8 @@ from snnlab.kernels.surrogate_math import check_builtin_surrogate
 
 from . import surrogates as sg
 from .neurons import LIF, _value_repr
-from .recurrent import RECURRENT_INITS, _renamed, init_recurrent_weight, recurrent_current
+from .recurrent import (RECURRENT_INITS, _renamed, init_recurrent_weight, recurrent_current, synapse_weight,
+                        zero_tie)
 from .step_loop import Adaptation, lif_step_loop
 from .validation import as_flag, as_number, check_choice, check_fits_float32, check_non_negative, is_integer
 
@@ -61,13 +62,16 @@ class ALIF(LIF):
     - ``adaptation`` (>= 0, default 0.5): the threshold increase per spike, in the threshold's units. 0 gives an LIF.
     - ``tau_adapt`` (>= 1 step, default 100): the adaptation's time constant.
     - ``learn_adaptation`` (True or False, as ``recurrent``: ``"no"`` is a ``TypeError``): learn ``adaptation`` and
-      ``tau_adapt``, per neuron with ``n_neurons``. The forward clamps
+      ``tau_adapt``, per neuron with ``n_neurons``; fixed at construction (a later assignment of another value is an
+      ``AttributeError``). The forward clamps
       them at 0 and 1 (as ``learn_tau`` clamps ``tau_mem``); past its bound a value gets no gradient, so call
       :meth:`clamp_parameters_` after each optimiser step (the Trainer does) to put it back on the bound, where it
       still gets one.
     - ``recurrent``: all-to-all recurrent synapses ``W_rec`` (``self.recurrent``, an ``nn.Linear`` without bias,
       initialised as ``recurrent_init``; see :class:`~snnlab.RecurrentLIF`), fed with the transmitted spikes; needs
-      ``n_neurons``. A recurrent ALIF is the LSNN.
+      ``n_neurons``. A recurrent ALIF is the LSNN. Pruning and the other reparametrisations of ``W_rec`` work as on
+      ``RecurrentLIF`` (hooks on ``self.recurrent`` that the fused loop cannot run are refused: see
+      :func:`snnlab.core.recurrent.synapse_weight`).
     - ``backend``: ``"auto"`` (for feed-forward neurons Triton on CUDA tensors and the C loop for float32 CPU tensors,
       as the LIF; else the fused PyTorch Function), ``"torch"`` (the fused PyTorch Function with a hand-written
       backward), ``"cpu"`` / ``"triton"`` (feed-forward only: the compiled C loop; the Triton kernels, on CUDA or
@@ -151,6 +155,17 @@ class ALIF(LIF):
 
     _FULL_PRECISION = LIF._FULL_PRECISION + ("adaptation", "tau_adapt")
 
+    def __setattr__(self, name: str, value) -> None:
+        if name == "learn_adaptation" and name in self.__dict__:  # set already: the constructor's value
+            # fixed at construction, as LIF's learn_threshold / learn_tau; the same value is a no-op
+            if as_flag(value, name, "ALIF") != self.__dict__[name]:
+                raise AttributeError("ALIF: learn_adaptation is fixed at construction (it decides whether adaptation "
+                                     "and tau_adapt are learned Parameters or fixed buffers), so it cannot be set to "
+                                     f"{value!r} afterwards; build the layer with ALIF(..., "
+                                     f"learn_adaptation={bool(value)})")
+            return
+        super().__setattr__(name, value)
+
     def reset_recurrent(self, init: str = "uniform") -> None:
         """(Re)initialise the recurrent weight as :meth:`snnlab.RecurrentLIF.reset_recurrent` (recurrent layers
         only)."""
@@ -196,6 +211,16 @@ class ALIF(LIF):
         on = {"device": x.device, "dtype": work}
         rho, strength = self.rho().to(**on), self.adaptation.clamp(min=0.0).to(**on)
         path = self._path(x)
+        # the fused loop reads the recurrent weight (its pre-hooks run here); the step loop calls the module at steps
+        # 1..T-1, and reads the weight only when it never does
+        weight = None
+        if self.recurrent is not None and (path != "reference" or x.shape[0] < 2):
+            weight = synapse_weight(self.recurrent, x, "ALIF", fused=path != "reference")
+        if x.shape[0] < 2 and torch.is_grad_enabled():
+            # nothing fed back, no trace read: zero gradients (not None) for W_rec and a learned tau_adapt
+            tied = [t for t in (weight, self.tau_adapt if self.learn_adaptation else None) if t is not None]
+            if tied:
+                beta = beta + zero_tie(*tied).to(beta.dtype)
         if path == "reference":
             out, membrane, theta, last = self._step_loop_run(x, work, beta.to(**on), rho, strength, noise_seed,
                                                              mask_seed)
@@ -214,7 +239,6 @@ class ALIF(LIF):
                 out, membrane, theta = adaptive_lif_cpu(x, beta.to(**on), self.threshold.to(**on), rho, strength,
                                                         **options)
             else:
-                weight = None if self.recurrent is None else self.recurrent.weight
                 out, membrane, theta = adaptive_lif(x, weight, beta.to(**on), self.threshold.to(**on), rho, strength,
                                                     **options)
             last = membrane[-1:]
@@ -250,9 +274,7 @@ class ALIF(LIF):
         """The per-step autograd loop (``backend="reference"``, and under ``torch.func``): ``(o, h or None, theta or
         None, h[-1:])``, the membrane and threshold only while recording."""
         feedback = None if self.recurrent is None else (lambda o: recurrent_current(self.recurrent, o, work))
-        xw = x.to(work)
-        if x.shape[0] == 0 and self.recurrent is not None:  # an empty sequence: a zero gradient for the weight too
-            xw = xw + self.recurrent.weight.sum().to(work) * 0.0
+        xw = x.to(work)  # (T < 2, where the module is never called: forward ties the weight to beta)
         run = lif_step_loop(self, xw, beta, self.threshold.to(device=x.device, dtype=work), noise_seed, mask_seed,
                             feedback=feedback, adaptation=Adaptation(rho=rho, strength=strength))
         return run.out, run.membrane, run.theta, run.last

@@ -25,10 +25,17 @@ hand-written reverse-time backward, one matmul per step each way). ``backend="re
 autograd loop (:meth:`RecurrentLIF._reference_run`, the recurrent weight called as the child ``nn.Linear`` at every
 step; a half-precision weight is cast to float32 instead, bypassing the module's hooks): slow, kept as the reference
 the fused path is tested against. ``"cpu"`` and ``"triton"`` are refused.
+
+The fused path reads the child's weight instead of calling it (:func:`synapse_weight`): a weight recomputed by forward
+pre-hooks (``torch.nn.utils.prune``, the hook-based ``torch.nn.utils.weight_norm`` / ``spectral_norm``) is recomputed
+once per forward by running those hooks, a ``torch.nn.utils.parametrize`` weight is computed as usual, and forward or
+backward hooks on the child, which it cannot run, are not run (a ``UserWarning``; ``backend="reference"`` runs them).
+At ``T = 1`` nothing is fed back, and the recurrent weight gets a zero gradient (not None), as at ``T = 0``.
 """
 from __future__ import annotations
 
 import math
+import warnings
 
 import torch
 import torch.nn.functional as F
@@ -69,13 +76,86 @@ def init_recurrent_weight(weight: torch.Tensor, init: str, layer: str = "Recurre
             nn.init.zeros_(weight)
 
 
+def synapse_weight(synapses: nn.Linear, like: torch.Tensor, layer: str = "RecurrentLIF", *,
+                   fused: bool = True) -> torch.Tensor:
+    """The weight of ``synapses`` as a call of the module would use it, for a loop that reads the weight instead of
+    calling the module (the fused paths; ``fused=False``: the reference loop's reads outside its calls).
+
+    A weight recomputed by forward pre-hooks (``torch.nn.utils.prune``, the hook-based
+    ``torch.nn.utils.weight_norm`` / ``spectral_norm``: ``weight`` is then no registered parameter of the module but an
+    attribute each call rewrites) is recomputed here by running the module's forward pre-hooks once, as
+    ``nn.Module.__call__`` would, on an empty input ``[0, ..., N]`` (``like``'s shape without its steps, dtype and
+    device: the fed-back spikes are not known before the loop); a hook that returns a changed input cannot be applied
+    and raises a ``ValueError``. A registered weight (the usual case; ``torch.nn.utils.parametrize`` too) is returned
+    as it is, without running any hook (a pre-hook that only watches the input sees calls of the reference loop only).
+    With ``fused=True``, forward and backward hooks of ``synapses`` (on its output and gradients, which a loop that
+    never calls the module cannot run) are not run: a ``UserWarning`` names ``backend='reference'``, which runs them.
+
+    Example:
+        >>> import torch
+        >>> from torch.nn.utils import prune
+        >>> lin = torch.nn.Linear(3, 3, bias=False)
+        >>> _ = prune.l1_unstructured(lin, "weight", amount=0.5)
+        >>> with torch.no_grad():
+        ...     _ = lin.weight_orig.fill_(2.0)         # an optimiser step: lin.weight is stale until the next call
+        >>> synapse_weight(lin, torch.zeros(5, 1, 3)).sum().item() == 2.0 * lin.weight_mask.sum().item()
+        True
+    """
+    if synapses._forward_pre_hooks and "weight" not in synapses._parameters:
+        _run_pre_hooks(synapses, like.new_zeros((0,) + tuple(like.shape[1:])), layer)
+    if fused and (synapses._forward_hooks or synapses._backward_hooks or synapses._backward_pre_hooks):
+        # a warning, not an error: tools that hook every nn.Linear (summaries, FLOP counters) must keep working
+        warnings.warn(f"{layer}: the recurrent nn.Linear has forward or backward hooks, which the fused loop "
+                      "(backend='auto' / 'torch') does not run: it reads the module's weight and never calls the "
+                      "module; use backend='reference' (the per-step loop calls it at every step) to run them",
+                      UserWarning, stacklevel=4)
+    return synapses.weight
+
+
+def _run_pre_hooks(module: nn.Module, inp: torch.Tensor, layer: str) -> None:
+    """Run the forward pre-hooks of ``module`` on ``(inp,)`` as ``nn.Module.__call__`` does (the module's own hooks,
+    keyword ones included); ``ValueError`` if one returns another input (the fused loop cannot feed it)."""
+    args, kwargs = (inp,), {}
+    for hook_id, hook in list(module._forward_pre_hooks.items()):
+        if hook_id in module._forward_pre_hooks_with_kwargs:
+            result = hook(module, args, kwargs)
+            changed = result is not None and not (isinstance(result, tuple) and len(result) == 2
+                                                  and _same_input(result[0], inp) and not result[1])
+        else:
+            result = hook(module, args)
+            changed = result is not None and not _same_input(result, inp)
+        if changed:
+            raise ValueError(f"{layer}: the forward pre-hook {hook!r} of the recurrent nn.Linear changes the module's "
+                             "input, which the fused loop cannot apply (it reads the weight, it does not call the "
+                             "module): use backend='reference' (the per-step loop calls the module at every step)")
+
+
+def _same_input(result: object, inp: torch.Tensor) -> bool:
+    """Whether a pre-hook's return value ``result`` is the input ``inp`` unchanged (itself, or a 1-tuple of it)."""
+    return result is inp or (isinstance(result, tuple) and len(result) == 1 and result[0] is inp)
+
+
+def zero_tie(*tensors: torch.Tensor) -> torch.Tensor:
+    """A 0-d zero that depends on ``tensors``: added to a value the loop uses, it gives each of them a zero gradient
+    (a real zero tensor) where the loop itself would leave it None (``T = 1``: nothing fed back, no trace read). It sums
+    an empty slice of each: no pass over the values, and a NaN or inf among them does not leak into the sum.
+
+    Example:
+        >>> w = torch.full((2, 2), float("inf"), requires_grad=True)
+        >>> tie = zero_tie(w)
+        >>> tie.item(), torch.autograd.grad(tie, w)[0].tolist()
+        (0.0, [[0.0, 0.0], [0.0, 0.0]])
+    """
+    return sum(t.reshape(-1)[:0].sum() for t in tensors)
+
+
 def recurrent_current(synapses: nn.Linear, o: torch.Tensor, work: torch.dtype) -> torch.Tensor:
     """``W_rec @ o`` for the transmitted spikes ``o`` of one step, as ``[B, ..., N]``, computed in the compute dtype
     ``work``: a time-major call of ``synapses`` (``[1, B, ..., N]``; its hooks see every step), or, for a
     half-precision weight, the product with the weight cast to ``work`` (float32, as the fused paths compute it). The
     SynOps counter counts these synapses from the layer's output, not from these calls."""
-    if synapses.weight.dtype != work:
-        return F.linear(o.to(work), synapses.weight.to(work))
+    if synapses.weight.dtype != work:  # (a hook-computed weight recomputed first: synapse_weight)
+        return F.linear(o.to(work), synapse_weight(synapses, o.unsqueeze(0), fused=False).to(work))
     return synapses(o.unsqueeze(0).to(work))[0]
 
 
@@ -167,21 +247,29 @@ class RecurrentLIF(LIF):
         noise_seed, mask_seed = self._draw_seeds(x)  # LIF's draws: the same seeds as an LIF
         work = compute_dtype(x)
         beta = self.beta()
+        reference, steps = self.backend == "reference", x.shape[0]
+        # the fused loop reads the weight (its pre-hooks run here); the reference loop calls the module at steps
+        # 1..T-1, and reads the weight only when it never does
+        weight = synapse_weight(self.recurrent, x, fused=not reference) if not reference or steps < 2 else None
         params = (beta.to(device=x.device, dtype=work), self.threshold.to(device=x.device, dtype=work))
-        if self.backend == "reference":
+        if steps < 2 and torch.is_grad_enabled():  # nothing fed back: a zero gradient for W_rec, not None
+            params = (params[0] + zero_tie(weight).to(work), params[1])
+        if reference:
             out, membrane, last = self._reference_run(x.to(work), *params, noise_seed, mask_seed)
         else:
-            out, membrane = self._fused_run(x, *params, noise_seed, mask_seed)
+            out, membrane = self._fused_run(x, weight, *params, noise_seed, mask_seed)
             last = membrane[-1:]
-        self._check_final_membrane(x, last, *self._learned(beta), ("recurrent weight", self.recurrent.weight))
+        self._check_final_membrane(x, last, *self._learned(beta),
+                                   ("recurrent weight", self.recurrent.weight if weight is None else weight))
         self.last_membrane = membrane.detach().to(x.dtype) if self.record and membrane is not None else None
         return out.to(x.dtype)
 
-    def _fused_run(self, x: torch.Tensor, beta: torch.Tensor, thr: torch.Tensor, noise_seed: int | None,
-                   mask_seed: int | None) -> tuple[torch.Tensor, torch.Tensor]:
-        """:func:`~snnlab.kernels.recurrent_lif.recurrent_lif` over ``x``: ``(o, membrane h)`` in ``x``'s dtype (``h``
-        of the last step only when not recording and no gradient is recorded)."""
-        return recurrent_lif(x, self.recurrent.weight, beta, thr, reset=self.reset, detach_reset=self.detach_reset,
+    def _fused_run(self, x: torch.Tensor, weight: torch.Tensor, beta: torch.Tensor, thr: torch.Tensor,
+                   noise_seed: int | None, mask_seed: int | None) -> tuple[torch.Tensor, torch.Tensor]:
+        """:func:`~snnlab.kernels.recurrent_lif.recurrent_lif` over ``x`` with the recurrent ``weight`` (from
+        :func:`synapse_weight`): ``(o, membrane h)`` in ``x``'s dtype (``h`` of the last step only when not recording
+        and no gradient is recorded)."""
+        return recurrent_lif(x, weight, beta, thr, reset=self.reset, detach_reset=self.detach_reset,
                              max_spikes=self.max_spikes, surrogate=self.surrogate.name,
                              surrogate_param=self.surrogate.param, noise=self.noise, noise_scale=self.noise_scale,
                              seed=noise_seed or 0, sample=noise_seed is not None,
@@ -192,10 +280,8 @@ class RecurrentLIF(LIF):
                        mask_seed: int | None) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor]:
         """The reference: the time loop over ``x`` (in its compute dtype) in plain autograd, ``W_rec @ o`` by
         :func:`recurrent_current` per step (``backend="reference"``): ``(o [T, ...], membrane h [T, ...] or None unless
-        recording, h[-1:] for the final check)``."""
-        if x.shape[0] == 0:  # an empty sequence: the recurrent weight gets a zero gradient too, as LIF's parameters
-            tie = self.recurrent.weight.sum().to(x.dtype) * 0.0
-            beta = beta + tie
+        recording, h[-1:] for the final check; for ``T < 2``, where the module is never called, :meth:`forward` ties
+        the weight to ``beta`` for its zero gradient)``."""
         run = lif_step_loop(self, x, beta, thr, noise_seed, mask_seed, feedback=lambda o: recurrent_current(self.recurrent, o, x.dtype))
         return run.out, run.membrane, run.last
 
