@@ -33,7 +33,8 @@ from dataclasses import dataclass
 
 import torch
 
-from snnlab.kernels.surrogate_math import CUSTOM_SURROGATES, NOISE_SURROGATES, SURROGATE_NAMES, surrogate_grad
+from snnlab.kernels.surrogate_math import (CUSTOM_SURROGATES, NOISE_SURROGATES, SURROGATE_NAMES, surrogate_grad,
+                                          unknown_surrogate_message)
 
 
 @dataclass(frozen=True)
@@ -46,7 +47,7 @@ class Surrogate:
 
     def __post_init__(self) -> None:
         if self.name not in REGISTRY:
-            raise ValueError(f"unknown surrogate {self.name!r}; choose one of {sorted(REGISTRY)}")
+            raise ValueError(unknown_surrogate_message(None, self.name))
         if not float(self.param) > 0:
             raise ValueError(f"surrogate {self.name!r}: its parameter must be > 0, got {self.param!r}")
 
@@ -147,8 +148,8 @@ def get(name: str | Surrogate, alpha: float | None = None, sigma: float | None =
         return name
     if not isinstance(name, str):
         raise TypeError(f"surrogate must be a name or a Surrogate, got {type(name).__name__}")
-    if name not in REGISTRY:
-        raise ValueError(f"unknown surrogate {name!r}; choose one of {sorted(REGISTRY)}")
+    if name not in REGISTRY:  # (a typo, or a surrogate of your own not registered again in this process)
+        raise ValueError(unknown_surrogate_message(None, name))
     default, description = REGISTRY[name]
     noise = name in NOISE_SURROGATES
     param, other = (sigma, alpha) if noise else (alpha, sigma)

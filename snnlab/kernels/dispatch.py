@@ -20,7 +20,7 @@ from collections.abc import Callable
 
 import torch
 
-from .surrogate_math import CUSTOM_SURROGATES
+from .surrogate_math import CUSTOM_SURROGATES, check_known_surrogate
 
 BACKENDS = ("auto", "torch", "cpu", "triton")
 #: the dtypes the Triton kernels take (they compute in float32); ``auto`` sends others (float64) to PyTorch
@@ -84,10 +84,13 @@ def resolve_backend(backend: str, device: torch.device | str, dtype: torch.dtype
 
     ``auto`` takes Triton for CUDA tensors of :data:`TRITON_DTYPES`, the compiled CPU loop for float32 CPU tensors,
     else PyTorch (float64 anywhere, e.g. for ``gradcheck``, and a ``surrogate`` registered by the user, which only
-    the PyTorch path computes).
+    the PyTorch path computes). A ``surrogate`` neither built in nor registered in this process is a ``ValueError``
+    on every backend (:func:`~snnlab.kernels.surrogate_math.unknown_surrogate_message`).
     """
     if backend not in BACKENDS:
         raise ValueError(f"unknown backend {backend!r}; choose one of {list(BACKENDS)}")
+    if surrogate is not None:  # every backend: a custom surrogate not registered again in this process, or a typo
+        check_known_surrogate(f"resolve_backend({backend!r})", surrogate)
     device = torch.device(device)
     if backend == "torch":
         return "torch"

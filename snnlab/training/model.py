@@ -170,21 +170,26 @@ def load_model_state(model: nn.Module, state: dict[str, Any]) -> None:
     model.load_state_dict(state)
 
 
-def keep_neuron_constants(model: nn.Module, load: Callable[[], Any]) -> list[str]:
+def keep_neuron_constants(model: nn.Module, load: Callable[[], Any], keep: bool = True) -> list[str]:
     """Run ``load()`` (a state-dict load into ``model``) keeping the neurons' fixed decay factors, thresholds and
     (:class:`~snnlab.ALIF`) adaptation strengths and time constants.
 
-    Where one of them is not learned it is a buffer, so a checkpoint's state dict carries it; but it is
-    configuration, not training state: a run resumed with another ``threshold``, ``tau_mem``, ``adaptation`` or
-    ``tau_adapt`` must use the new value, as it does for every other setting. Returns the changed ones as
-    ``"<layer>.<buffer>"``.
+    Where one of them is not learned it is a buffer, so a checkpoint's state dict carries it; but for a model built
+    from a configuration it is configuration, not training state: a run resumed with another ``threshold``,
+    ``tau_mem``, ``adaptation`` or ``tau_adapt`` must use the new value, as it does for every other setting. Returns
+    the ones that ``load()`` changed as ``"<layer>.<buffer>"``; with ``keep=False`` they keep the loaded values (a
+    model of your own whose constants, e.g. drawn by :meth:`~snnlab.LIF.spread_tau_`, were trained with).
 
     Example:
         >>> model = build_model(ExperimentConfig(hidden=[8], threshold=2.0), 4, 2)
         >>> old = build_model(ExperimentConfig(hidden=[8]), 4, 2).state_dict()
         >>> keep_neuron_constants(model, lambda: model.load_state_dict(old)), float(model[1].threshold)
         (['1.threshold'], 2.0)
+        >>> keep_neuron_constants(model, lambda: model.load_state_dict(old), keep=False), float(model[1].threshold)
+        (['1.threshold'], 1.0)
     """
+    if not isinstance(keep, bool):
+        raise TypeError(f"keep_neuron_constants: keep must be True or False, got {keep!r}")
     kept = [(f"{prefix}.{name}" if prefix else name, module, name, buf.detach().clone())
             for prefix, module in model.named_modules() if isinstance(module, (LIF, LI))
             # the neuron's constants: the buffers among those it keeps in full precision (see _Leaky._apply)
@@ -196,7 +201,8 @@ def keep_neuron_constants(model: nn.Module, load: Callable[[], Any]) -> list[str
             current = getattr(module, name)
             if current.shape != value.shape or not torch.equal(current, value.to(current.device)):
                 changed.append(key)
-                setattr(module, name, value.to(current.device))
+                if keep:
+                    setattr(module, name, value.to(current.device))
     return changed
 
 

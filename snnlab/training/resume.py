@@ -337,9 +337,10 @@ class ResumeMixin:
 
     Expects of the class it is mixed into: ``cfg``, ``device``, ``model``, ``optimizer``, ``schedule`` (a
     ``DelaySchedule`` or None), ``train_loader``, ``run_id``, ``label``, ``name``, ``epoch``, ``step``, ``history``,
-    ``last_eval``, ``result``, ``checkpoint_path``, ``_delays_rounded``, ``_epoch_progress`` (the running epoch's
-    progress), ``_resume_progress`` (set here: a partial epoch to finish), ``_pending_epoch_end`` (set here too: a
-    counted epoch whose evaluation and record are still to do), ``_boundary`` (the state at the start of
+    ``last_eval``, ``result``, ``checkpoint_path``, ``_neuron_constants`` and ``_own_model`` (the Trainer's
+    ``neuron_constants`` and whether its model was passed in), ``_delays_rounded``, ``_epoch_progress`` (the running
+    epoch's progress), ``_resume_progress`` (set here: a partial epoch to finish), ``_pending_epoch_end`` (set here
+    too: a counted epoch whose evaluation and record are still to do), ``_boundary`` (the state at the start of
     the step in progress, or None), and the methods ``_scheduled``, ``_schedules_text``, ``_reset_rates_to_config``
     and ``_store``.
     """
@@ -440,12 +441,14 @@ class ResumeMixin:
         self._save_id = ckpt.get("save_id")  # the save this trainer continues (None: written before save ids)
         self._check_same_batches(ckpt, source)
         self._warn_other_length(ckpt, source)
+        chosen = getattr(self, "_neuron_constants", None)  # Trainer(neuron_constants=...): None, "model", "checkpoint"
         try:
-            changed = keep_neuron_constants(self.model, lambda: load_model_state(self.model, ckpt["model"]))
+            changed = keep_neuron_constants(self.model, lambda: load_model_state(self.model, ckpt["model"]),
+                                            keep=chosen != "checkpoint")
         except (RuntimeError, KeyError) as e:
             raise CheckpointError(f"checkpoint {source} does not match the configured model: {e}") from e
-        if changed:  # fixed taus and thresholds are configuration: the resumed run uses the configured ones
-            log.info("resume: %s taken from the configuration, not from checkpoint %s", ", ".join(changed), source)
+        if changed:
+            self._report_neuron_constants(changed, chosen, source)
         if not ckpt.get("delays_rounded"):
             try:
                 self.optimizer.load_state_dict(ckpt["optimizer"])
@@ -466,6 +469,24 @@ class ResumeMixin:
         self._pending_epoch_end = self._pending_end(ckpt)
         self._set_global_rng_state(ckpt.get("rng") or {})
         restore_loader_states(self.train_loader, ckpt.get("loader_generators"))
+
+    def _report_neuron_constants(self, changed: list[str], chosen: str | None, source) -> None:
+        """Say whose fixed neuron constants (``changed``: ``"<layer>.<buffer>"`` that differ from the checkpoint's)
+        the resumed model holds. A model built from the configuration keeps the configured ones (a resume may change
+        ``tau_mem`` or ``threshold``): logged. A model passed in keeps its own unless ``neuron_constants`` says which:
+        a ``UserWarning``, as its constants (per-neuron ones drawn at random) may not be those the run trained with."""
+        names = ", ".join(changed)
+        if chosen == "checkpoint":
+            log.info("resume: %s taken from checkpoint %s (neuron_constants='checkpoint')", names, source)
+        elif chosen is None and getattr(self, "_own_model", False):
+            warnings.warn(f"Trainer: the model passed in holds other fixed neuron constants than checkpoint {source} "
+                          f"trained with ({names}), and the resumed run uses the model's (per-neuron time constants "
+                          "drawn again by spread_tau_, say); pass neuron_constants='checkpoint' to keep those the "
+                          "run trained with, or neuron_constants='model' to keep the model's without this warning",
+                          UserWarning, stacklevel=user_stacklevel())
+        else:  # fixed taus and thresholds are configuration: the resumed run uses the configured ones
+            log.info("resume: %s taken from the %s, not from checkpoint %s", names,
+                     "model passed in" if getattr(self, "_own_model", False) else "configuration", source)
 
     def _current_results(self, ckpt: dict[str, Any]) -> tuple[dict[str, Any] | None, dict[str, Any] | None]:
         """The checkpoint's ``last_eval`` and ``result``, each None where it no longer evaluates the model it holds,

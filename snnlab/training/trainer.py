@@ -111,6 +111,25 @@ class TrainingDiverged(RuntimeError):
     """The loss (or the weights) became NaN or infinite."""
 
 
+#: the values of ``Trainer(neuron_constants=...)``: whose fixed neuron constants a resumed model keeps
+NEURON_CONSTANTS = ("model", "checkpoint")
+
+
+def _check_neuron_constants(value: Any, resume: Any, model: nn.Module | None) -> None:
+    """``ValueError`` naming the Trainer for a ``neuron_constants`` it cannot honour (before anything is written)."""
+    if value is None:
+        return
+    if not isinstance(value, str) or value not in NEURON_CONSTANTS:
+        raise ValueError(f"Trainer: neuron_constants must be None, 'model' or 'checkpoint', got {value!r}")
+    if value == "checkpoint" and resume is None:
+        raise ValueError("Trainer: neuron_constants='checkpoint' keeps a resumed checkpoint's neuron constants; "
+                         "give resume=<checkpoint or run folder> with it")
+    if value == "checkpoint" and model is None:
+        raise ValueError("Trainer: neuron_constants='checkpoint' is for a model passed in (model=...); a model built "
+                         "from cfg takes its fixed constants (tau_mem, threshold, adaptation, tau_adapt) from cfg: "
+                         "resume with the checkpoint's configuration (cfg=None) to keep the trained ones")
+
+
 ADAM_BETAS = (0.9, 0.999)  # torch's defaults, restated: a resume puts back the first one after a one-cycle run
 SGD_MOMENTUM = 0.9
 
@@ -145,6 +164,14 @@ class Trainer(ControlMixin, ResumeMixin, ReportingMixin):
             run's checkpoint: a new run would be merged into the old run's record.
         log_every: send step metrics to the store every this many steps (events go out every step).
         overwrite: start a new run in a ``run_dir`` whose checkpoint (of another run) gets replaced.
+        neuron_constants: on a resume, whose fixed neuron constants (the buffers ``beta_const``, ``tau_mem``,
+            ``threshold``, an ALIF's ``adaptation`` and ``tau_adapt``) the model keeps where they differ from the
+            checkpoint's: ``"model"`` the model's as built, ``"checkpoint"`` those the run trained with. None (the
+            default): a model built from ``cfg`` keeps the configuration's (a resume may change ``tau_mem`` or
+            ``threshold``), and a ``model`` passed in keeps its own with a ``UserWarning`` naming them (e.g. per-neuron
+            time constants drawn again by :meth:`~snnlab.LIF.spread_tau_`). ``"checkpoint"`` needs ``resume`` and a
+            ``model`` passed in (a model built from ``cfg`` takes them from ``cfg``: resume it with the checkpoint's
+            configuration to keep them).
 
     Resuming into a store that knows the run updates its stored config (e.g. more epochs) and deletes the
     metrics it holds for steps after the checkpoint (a crashed attempt logged them; they are trained again), once the
@@ -168,8 +195,12 @@ class Trainer(ControlMixin, ResumeMixin, ReportingMixin):
                  store: RunStoreProtocol | None = None, callbacks: Iterable[Callable[[Event], Any]] = (), *,
                  model: nn.Module | None = None, train_loader=None, test_loader=None,
                  resume: str | os.PathLike | None = None, progress: bool = True, name: str | None = None,
-                 run_id: str | None = None, log_every: int = 1, overwrite: bool = False) -> None:
+                 run_id: str | None = None, log_every: int = 1, overwrite: bool = False,
+                 neuron_constants: str | None = None) -> None:
         callbacks = _callback_list(callbacks)  # (these checks come before anything is read, built or written)
+        _check_neuron_constants(neuron_constants, resume, model)
+        self._neuron_constants = neuron_constants
+        self._own_model = model is not None
         if (train_loader is None) != (test_loader is None):
             given, missing = ("train_loader", "test_loader") if test_loader is None else ("test_loader", "train_loader")
             raise ValueError(f"Trainer: {given} was given without {missing}; give both (your own data) or neither "
