@@ -385,6 +385,16 @@ def _triton_impl():
 # ----------------------------------------------------------------------------- layer
 
 
+def _positions_dtype(dtype: torch.dtype) -> torch.dtype:
+    """The dtype a layer in ``dtype`` keeps its positions in: float32 for half precision, else ``dtype``.
+
+    Example:
+        >>> _positions_dtype(torch.bfloat16), _positions_dtype(torch.float64)
+        (torch.float32, torch.float64)
+    """
+    return torch.float32 if dtype in HALF_DTYPES else dtype
+
+
 class DelayedLinear(nn.Module):
     r"""Dense layer with one learnable synaptic delay per synapse (DCLS-style).
 
@@ -410,7 +420,8 @@ class DelayedLinear(nn.Module):
 
     With ``learn_delays=False`` the layer starts in that rounded state with fixed random
     integer delays (a buffer, not a Parameter). ``learn_delays`` must be True or False (``"no"`` is a
-    ``TypeError``, not a true value).
+    ``TypeError``, not a true value), and is fixed at construction: assigning another value later is an
+    ``AttributeError`` (it would not change what the layer learns; :meth:`round_delays` freezes learned delays).
 
     The state dict holds ``sigma`` too, and loading it takes the saved form (rounded or learnable
     positions), so a reloaded layer computes the same function as the saved one.
@@ -457,6 +468,10 @@ class DelayedLinear(nn.Module):
     returned in bfloat16; a wider bias is added in its dtype and the sum rounded to ``x``'s). Integer or bool input
     is taken in the layer's dtype. The Triton kernels take float32, float16 and bfloat16 inputs and layers:
     ``backend="auto"`` runs float64 on PyTorch, ``backend="triton"`` refuses it (``TypeError``).
+    The positions are never stored in half precision: a float16 / bfloat16 layer (``dtype=`` at construction,
+    ``.half()``, ``.bfloat16()``, ``.to(dtype)``) keeps them in float32, with their values from before the cast, as
+    the LIF layers keep their constants: bfloat16 holds integers exactly only up to 256 (float16 up to 2048), so
+    a delay of 399 would become 400, past ``max_delay - 1`` (a half-precision state dict loads into float32).
 
     Under ``torch.autocast`` the layer follows autocast's policy for matrix products, as :class:`torch.nn.Linear`
     does: ``x``, ``weight`` and ``bias`` are cast to the autocast dtype (e.g. bfloat16), the positions and the
@@ -546,14 +561,55 @@ class DelayedLinear(nn.Module):
             pos = torch.zeros(out_features, in_features)
         else:
             pos = torch.full((out_features, in_features), top / 2.0)
-        pos = pos.to(device=device, dtype=self.weight.dtype)
+        kept = _positions_dtype(self.weight.dtype)  # (float32 in a half-precision layer)
+        pos = pos.to(device=device, dtype=kept)
         self.register_buffer("_is_rounded", torch.tensor(not self.learn_delays, device=device))
         if self.learn_delays:
             self.positions = nn.Parameter(pos)
         else:
             if init_delay == "uniform":  # fixed random integer delays, each value equally likely
                 pos = torch.randint(0, max_delay, (out_features, in_features), generator=generator)
-            self.register_buffer("positions", pos.round().to(device=device, dtype=self.weight.dtype))
+            self.register_buffer("positions", pos.round().to(device=device, dtype=kept))
+
+    def __setattr__(self, name: str, value) -> None:
+        if name == "learn_delays" and name in self.__dict__:  # after construction: refused (a no-op if unchanged)
+            if as_flag(value, name, _LAYER) != self.learn_delays:
+                hint = ("call round_delays() to freeze this layer's delays" if self.learn_delays else
+                        "build a DelayedLinear(..., learn_delays=True) and copy this layer's weight (and positions, "
+                        "as its starting delays) into it")
+                raise AttributeError(f"{_LAYER}: learn_delays is fixed at construction (it makes the positions a "
+                                     f"Parameter or a fixed buffer), so it cannot be set to {value!r} afterwards; "
+                                     f"{hint}")
+            return
+        super().__setattr__(name, value)
+
+    def _apply(self, fn, recurse: bool = True):
+        """As ``nn.Module._apply`` (``.to()``, ``.half()``, ``.bfloat16()``, ``.cuda()``...), but the positions stay
+        float32 when the rest goes to float16 / bfloat16, with their values from before the cast: bfloat16 holds
+        integers exactly only up to 256 (float16 up to 2048), so a delay of 399 would become 400 (past the longest,
+        ``max_delay - 1``) and 289 would become 288; a learned position 298.6 would be 298. Every path computes the
+        Gaussian in float32 anyway (the LIF layers keep their constants the same way)."""
+        old = self.positions
+        # detached now: the cast may swap the data of the Parameter (and of its gradient) in place
+        before = None if old is None or old.dtype in HALF_DTYPES else (
+            old.detach(), None if old.grad is None else old.grad.detach())
+        super()._apply(fn, recurse)
+        if self.positions is not None and self.positions.dtype in HALF_DTYPES:
+            self._positions_in_float32(*(before or (self.positions.detach(), self.positions.grad)))
+        return self
+
+    def _positions_in_float32(self, values: torch.Tensor, grad: torch.Tensor | None) -> None:
+        """Store ``values`` (and ``grad``, for a Parameter) as the positions, in float32 on their current device
+        (the Parameter kept: an optimiser holding it still trains it)."""
+        current = self.positions
+        values = values.to(device=current.device, dtype=torch.float32)
+        if isinstance(current, nn.Parameter):
+            current.grad = None
+            current.data = values
+            if grad is not None:  # (optimisers need the gradient in the parameter's dtype)
+                current.grad = grad.detach().to(device=current.device, dtype=torch.float32)
+        else:
+            self.positions = values
 
     # -- delays state --------------------------------------------------------------------
 
@@ -633,10 +689,12 @@ class DelayedLinear(nn.Module):
                 warnings.warn(f"{_LAYER} {prefix.rstrip('.') or '(root)'}: the loaded state has learnable delays, so "
                               "positions become a new Parameter; an optimiser built before this load does not hold "
                               "it (build the optimiser after loading)", UserWarning, stacklevel=4)
-                self.learn_delays = True
+                self.__dict__["learn_delays"] = True  # (the loaded form; refused as an assignment: __setattr__)
             self._set_positions_learnable(not bool(flag))
         super()._load_from_state_dict(state_dict, prefix, local_metadata, strict, missing_keys, unexpected_keys,
                                       error_msgs)
+        if self.positions.dtype in HALF_DTYPES:  # load_state_dict(assign=True) of half-precision positions: float32,
+            self._positions_in_float32(self.positions.detach(), None)  # as a cast keeps them (see _apply)
         extra = prefix + "_extra_state"
         if extra not in state_dict and extra in missing_keys:
             missing_keys.remove(extra)  # saved before sigma was kept: the layer keeps its current sigma

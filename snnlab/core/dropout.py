@@ -17,6 +17,7 @@ class TimeDropout(nn.Module):
     ones are scaled by ``1 / (1 - p)``; in evaluation it is the identity. Dropping a neuron at random steps
     instead (``torch.nn.Dropout`` on ``[T, B, N]``) mostly averages out over time; one mask per sequence is what
     SpikingJelly's multi-step ``Dropout`` does, and what the DCLS delay networks were trained with.
+    ``p`` must lie in ``[0, 1)`` (``ValueError``), also when it is set later (``drop.p = 0.2``).
     It has no state, and draws from torch's global generator (seed it for reproducible masks). Under ``torch.func``
     transforms the mask is drawn out of place (the same numbers), so it also runs under
     ``torch.func.vmap(..., randomness="different")`` (a mask per vmapped sample) or ``"same"``.
@@ -30,10 +31,15 @@ class TimeDropout(nn.Module):
 
     def __init__(self, p: float = 0.5) -> None:
         super().__init__()
-        try:
-            self.p = check_mask_p(p, "p")
-        except ValueError:
-            raise ValueError(f"TimeDropout: p must be a number in [0, 1), got {p!r}") from None
+        self.p = p  # (checked as it is set: __setattr__)
+
+    def __setattr__(self, name: str, value) -> None:
+        if name == "p":  # at construction and at any later assignment (p = 1 would divide by 0: NaN outputs)
+            try:
+                value = check_mask_p(value, "p")
+            except ValueError:
+                raise ValueError(f"TimeDropout: p must be a number in [0, 1), got {value!r}") from None
+        super().__setattr__(name, value)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if not isinstance(x, torch.Tensor) or x.dim() < 2:

@@ -14,8 +14,8 @@ class SpikeMask(RandomStream):
 
     Active in training; at inference only when ``mask_at_inference=True``, so the energy /
     accuracy trade-off of masking can be measured both ways. Gradients pass through kept spikes.
-    ``mask_at_inference`` must be True or False (``"no"`` is a ``TypeError``, not a true value), also when it
-    is set later (``mask.mask_at_inference = True``).
+    ``mask_at_inference`` must be True or False (``"no"`` is a ``TypeError``, not a true value) and ``p`` a number
+    in ``[0, 1)`` (``ValueError``), also when they are set later (``mask.p = 0.3``).
     ``seed`` makes the masks reproducible (otherwise torch's global RNG drives them); a seeded layer's
     state dict holds its random stream (``_rng_state``), so a resumed run continues the masks where the
     saved one stopped (see :class:`~snnlab.core.random_stream.RandomStream` for loads between seeded and unseeded layers).
@@ -32,13 +32,15 @@ class SpikeMask(RandomStream):
 
     def __init__(self, p: float = 0.1, mask_at_inference: bool = False, seed: int | None = None) -> None:
         super().__init__()
-        self.p = as_drop_probability(p, "p", "SpikeMask")
-        self.mask_at_inference = mask_at_inference  # (checked as it is set: __setattr__)
+        self.p = p  # (each option is checked as it is set: __setattr__)
+        self.mask_at_inference = mask_at_inference
         self._generator = torch.Generator().manual_seed(as_seed(seed, "SpikeMask")) if seed is not None else None
 
     def __setattr__(self, name: str, value) -> None:
         if name == "mask_at_inference":  # at construction and at any later assignment
             value = as_flag(value, name, type(self).__name__)
+        elif name == "p":
+            value = as_drop_probability(value, name, type(self).__name__)
         super().__setattr__(name, value)
 
     def forward(self, spikes: torch.Tensor) -> torch.Tensor:

@@ -90,6 +90,19 @@ class _Leaky(nn.Module):
     #: parameters and buffers that keep their precision when the module is cast to half precision
     _FULL_PRECISION = ("beta_const", "tau_mem", "threshold")
 
+    #: the learnability flags fixed at construction, with what each decides: a later assignment of another value
+    #: is an ``AttributeError`` (it would change the repr and nothing else, or break the forward)
+    _CONSTRUCTION_FLAGS = {"learn_tau": "whether tau_mem is a learned Parameter or beta_const a fixed buffer"}
+
+    def __setattr__(self, name: str, value) -> None:
+        if name in self._CONSTRUCTION_FLAGS and name in self.__dict__:  # set already: the constructor's value
+            layer, what = type(self).__name__, self._CONSTRUCTION_FLAGS[name]
+            if as_flag(value, name, layer) != self.__dict__[name]:
+                raise AttributeError(f"{layer}: {name} is fixed at construction (it decides {what}), so it cannot be "
+                                     f"set to {value!r} afterwards; build the layer with {layer}(..., {name}={bool(value)})")
+            return  # (the same value: nothing to change)
+        super().__setattr__(name, value)
+
     def _apply(self, fn, recurse: bool = True):
         """As ``nn.Module._apply`` (``.to()``, ``.half()``, ``.cuda()``...), but the time constant and threshold
         keep their float32 (or float64) values when the rest goes to float16 / bfloat16: rounded there, ``tau_mem=100`` would
@@ -277,7 +290,8 @@ class LIF(RandomStream, _Leaky):
     - ``detach_reset``: the spike in the reset is detached, ``v = h - threshold * sg(s)`` or ``h * (1 - sg(s))``
       (``sg`` stops gradients), as in snnTorch and SpikingJelly: no gradient flows back through the spike,
       while a learnable threshold still gets the subtract reset's ``-sg(s)``.
-    - ``learn_threshold`` / ``learn_tau``: learnable per layer, or per neuron with ``n_neurons``.
+    - ``learn_threshold`` / ``learn_tau``: learnable per layer, or per neuron with ``n_neurons``; fixed at
+      construction (``layer.learn_tau = True`` later is an ``AttributeError``: build the layer with it).
     - Noisy neurons (NSNN): ``noise="gaussian" | "logistic"`` with ``noise_scale=sigma``. In training
       ``s[t] ~ Bernoulli(F((h[t] - threshold) / sigma))`` (F the noise CDF) and the backward uses the
       noise density as the surrogate gradient. ``sigma`` is the Gaussian's standard deviation and the
@@ -359,6 +373,8 @@ class LIF(RandomStream, _Leaky):
     #: (``layer.max_spikes = 0`` raises as ``LIF(max_spikes=0)`` does; ``layer.surrogate = "triangle"`` is resolved)
     _CHECKED_OPTIONS = frozenset(("reset", "max_spikes", "surrogate", "noise", "noise_scale", "mask_p", "detach_reset",
                                   "noisy_eval", "mask_at_inference"))
+    _CONSTRUCTION_FLAGS = {**_Leaky._CONSTRUCTION_FLAGS,
+                           "learn_threshold": "whether threshold is a learned Parameter or a fixed buffer"}
 
     def __setattr__(self, name: str, value) -> None:
         if name in LIF._CHECKED_OPTIONS:
