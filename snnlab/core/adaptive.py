@@ -155,16 +155,8 @@ class ALIF(LIF):
 
     _FULL_PRECISION = LIF._FULL_PRECISION + ("adaptation", "tau_adapt")
 
-    def __setattr__(self, name: str, value) -> None:
-        if name == "learn_adaptation" and name in self.__dict__:  # set already: the constructor's value
-            # fixed at construction, as LIF's learn_threshold / learn_tau; the same value is a no-op
-            if as_flag(value, name, "ALIF") != self.__dict__[name]:
-                raise AttributeError("ALIF: learn_adaptation is fixed at construction (it decides whether adaptation "
-                                     "and tau_adapt are learned Parameters or fixed buffers), so it cannot be set to "
-                                     f"{value!r} afterwards; build the layer with ALIF(..., "
-                                     f"learn_adaptation={bool(value)})")
-            return
-        super().__setattr__(name, value)
+    _CONSTRUCTION_FLAGS = {**LIF._CONSTRUCTION_FLAGS, "learn_adaptation": "whether adaptation and tau_adapt are "
+                           "learned Parameters or fixed buffers"}
 
     def reset_recurrent(self, init: str = "uniform") -> None:
         """(Re)initialise the recurrent weight as :meth:`snnlab.RecurrentLIF.reset_recurrent` (recurrent layers
