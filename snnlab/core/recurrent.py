@@ -29,7 +29,8 @@ the fused path is tested against. ``"cpu"`` and ``"triton"`` are refused.
 The fused path reads the child's weight instead of calling it (:func:`synapse_weight`): a weight recomputed by forward
 pre-hooks (``torch.nn.utils.prune``, the hook-based ``torch.nn.utils.weight_norm`` / ``spectral_norm``) is recomputed
 once per forward by running those hooks, a ``torch.nn.utils.parametrize`` weight is computed as usual, and forward or
-backward hooks on the child, which it cannot run, are not run (a ``UserWarning``; ``backend="reference"`` runs them).
+backward hooks on the child (and the forward pre-hooks of a registered weight), which it cannot run, are not run (a
+``UserWarning``; ``backend="reference"`` runs them).
 At ``T = 1`` nothing is fed back, and the recurrent weight gets a zero gradient (not None), as at ``T = 0``.
 """
 from __future__ import annotations
@@ -47,7 +48,7 @@ from snnlab.kernels.recurrent_lif import recurrent_lif
 from . import surrogates as sg
 from .neurons import LIF
 from .step_loop import lif_step_loop
-from .validation import check_choice, is_integer
+from .validation import check_choice, is_integer, user_stacklevel
 
 __all__ = ["RECURRENT_INITS", "RecurrentLIF"]
 
@@ -89,7 +90,8 @@ def synapse_weight(synapses: nn.Linear, like: torch.Tensor, layer: str = "Recurr
     and raises a ``ValueError``. A registered weight (the usual case; ``torch.nn.utils.parametrize`` too) is returned
     as it is, without running any hook (a pre-hook that only watches the input sees calls of the reference loop only).
     With ``fused=True``, forward and backward hooks of ``synapses`` (on its output and gradients, which a loop that
-    never calls the module cannot run) are not run: a ``UserWarning`` names ``backend='reference'``, which runs them.
+    never calls the module cannot run), and the forward pre-hooks of a registered weight, are not run: a
+    ``UserWarning`` names ``backend='reference'``, which runs them.
 
     Example:
         >>> import torch
@@ -101,14 +103,22 @@ def synapse_weight(synapses: nn.Linear, like: torch.Tensor, layer: str = "Recurr
         >>> synapse_weight(lin, torch.zeros(5, 1, 3)).sum().item() == 2.0 * lin.weight_mask.sum().item()
         True
     """
-    if synapses._forward_pre_hooks and "weight" not in synapses._parameters:
+    computed = "weight" not in synapses._parameters  # (a hook-computed or parametrized weight)
+    if synapses._forward_pre_hooks and computed:
         _run_pre_hooks(synapses, like.new_zeros((0,) + tuple(like.shape[1:])), layer)
     if fused and (synapses._forward_hooks or synapses._backward_hooks or synapses._backward_pre_hooks):
         # a warning, not an error: tools that hook every nn.Linear (summaries, FLOP counters) must keep working
         warnings.warn(f"{layer}: the recurrent nn.Linear has forward or backward hooks, which the fused loop "
                       "(backend='auto' / 'torch') does not run: it reads the module's weight and never calls the "
                       "module; use backend='reference' (the per-step loop calls it at every step) to run them",
-                      UserWarning, stacklevel=4)
+                      UserWarning, stacklevel=user_stacklevel())
+    elif fused and synapses._forward_pre_hooks and not computed:
+        # not run (see above): one that changes the module's input would be ignored without a word
+        warnings.warn(f"{layer}: the recurrent nn.Linear has forward pre-hooks, which the fused loop "
+                      "(backend='auto' / 'torch') does not run on its registered weight (it reads the weight and "
+                      "never calls the module: a pre-hook changing the input has no effect); use "
+                      "backend='reference' (the per-step loop calls it at every step) to run them",
+                      UserWarning, stacklevel=user_stacklevel())
     return synapses.weight
 
 
