@@ -227,12 +227,12 @@ def test_vectorised_exp_and_erf_within_two_ulp():
     assert _ulps(lif_cpu_mod.math_approx("exp", x), torch.exp(x.double())).max() <= 2.0
     x = torch.cat([torch.linspace(-4.5, 4.5, 1_000_001), torch.logspace(-30, 0, 2001), -torch.logspace(-30, 0, 2001)])
     assert _ulps(lif_cpu_mod.math_approx("erf", x), torch.special.erf(x.double())).max() <= 2.0
-    # ends: erf saturates to exactly +-1, exp is clamped to finite values (no inf, no NaN)
+    # ends: erf saturates to exactly +-1; exp is exactly 0 below -87.33 and +inf past its overflow point (torch.exp's)
     ends = lif_cpu_mod.math_approx("erf", torch.tensor([-1e30, -4.0, 0.0, 4.0, 1e30]))
     assert ends.tolist() == [-1.0, -1.0, 0.0, 1.0, 1.0]
     assert torch.isnan(lif_cpu_mod.math_approx("erf", torch.tensor([float("nan")]))).all()  # as torch.erf
     big = lif_cpu_mod.math_approx("exp", torch.tensor([-1e30, -100.0, 100.0, 1e30]))
-    assert torch.isfinite(big).all() and big[0] == big[1] and 0 < big[1] < 1e-37 and big[2] == big[3] > 1e38
+    assert big.tolist() == [0.0, 0.0, float("inf"), float("inf")]
     with pytest.raises(ValueError, match="exp"):
         lif_cpu_mod.math_approx("log", x)
 

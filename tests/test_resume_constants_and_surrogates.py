@@ -188,3 +188,15 @@ def test_a_typo_gets_the_closest_name_and_a_registered_one_is_still_refused_by_t
         assert resolve_backend("auto", "cpu", torch.float32, NAME) == "torch"
     finally:
         sl.surrogates.unregister(NAME)
+
+
+@pytest.mark.parametrize("layer, backend", [("ALIF", "torch"), ("RLIF", "auto"), ("RLIF", "torch")])
+def test_kernel_option_checks_with_an_unregistered_surrogate_say_to_register_it(layer, backend):
+    sl.surrogates.register(NAME, _rect, 1.0)
+    try:
+        m = sl.ALIF(surrogate=NAME, adaptation=0.5) if layer == "ALIF" else sl.RecurrentLIF(3, surrogate=NAME)
+        m.backend = backend
+    finally:
+        sl.surrogates.unregister(NAME)
+    with pytest.raises(ValueError, match=HELP):
+        m(torch.rand(4, 2, 3))

@@ -53,10 +53,10 @@ from .counter_rng import cached_mask_key, keep_mask, seed_key
 from .dispatch import compute_dtype
 from .first_order import refuse_forward_mode, refuse_higher_order
 from .func_transforms import refuse_transforms
-from .lif_common import LIFOptions, adaptive_param_grads, check_mask_p, check_max_spikes
+from .lif_common import LIFOptions, adaptive_param_grads, check_cap_and_params, check_lif_options, check_mask_p
 from .lif_torch import _time_chunk
 from .recurrent_lif import _beta_c, _noise_chunk
-from .surrogate_math import NOISE_SURROGATES, noise_cdf, surrogate_grad_
+from .surrogate_math import noise_cdf, surrogate_grad_
 
 __all__ = ["AdaptiveLIFFunction", "adaptive_lif"]
 
@@ -326,13 +326,14 @@ def adaptive_lif(x: torch.Tensor, w: torch.Tensor | None, beta: torch.Tensor, th
     """
     refuse_forward_mode("ALIF (adaptive_lif)", (x, w, beta, threshold, rho, strength))
     _refuse_transforms()
-    max_spikes = _check_args(x, w, reset, noise, max_spikes)
-    if noise is not None:
-        surrogate, surrogate_param = noise, noise_scale
+    _check_args(x, w)
+    surrogate, surrogate_param = check_lif_options(_NAME, reset, surrogate, surrogate_param, noise, noise_scale)
     work = compute_dtype(x)
+    params = tuple(torch.as_tensor(p, device=x.device) for p in (beta, threshold, rho, strength))
+    max_spikes = check_cap_and_params(_NAME, x, max_spikes, dict(zip(("beta", "threshold", "rho", "strength"), params)))
     xw = x.to(work).contiguous()
-    params = tuple(torch.as_tensor(p, device=x.device).to(work) for p in (beta, threshold, rho, strength))
-    opts = LIFOptions(reset, bool(detach_reset), max_spikes, surrogate, float(surrogate_param),
+    params = tuple(p.to(work) for p in params)
+    opts = LIFOptions(reset, bool(detach_reset), max_spikes, surrogate, surrogate_param,
                       noise if sample else None, float(noise_scale), int(seed), bool(sample), check_mask_p(mask_p),
                       int(mask_seed))
     wk = w.to(work) if w is not None else None
@@ -344,10 +345,10 @@ def adaptive_lif(x: torch.Tensor, w: torch.Tensor | None, beta: torch.Tensor, th
     return out.to(x.dtype), membrane.to(x.dtype), theta.to(x.dtype)
 
 
-def _check_args(x: torch.Tensor, w: torch.Tensor | None, reset: str, noise: str | None,
-                max_spikes: int | None) -> int | None:
-    """``ValueError`` / ``TypeError`` for inputs and options :func:`adaptive_lif` cannot take; returns ``max_spikes``
-    as a plain int (any integer >= 0, NumPy's too) or None."""
+def _check_args(x: torch.Tensor, w: torch.Tensor | None) -> None:
+    """``ValueError`` / ``TypeError`` for an ``x`` or a recurrent weight :func:`adaptive_lif` cannot take (the options
+    and parameters are checked as every LIF kernel checks them: :func:`~snnlab.kernels.lif_common.check_lif_options`,
+    :func:`~snnlab.kernels.lif_common.check_cap_and_params`)."""
     if not isinstance(x, torch.Tensor) or not x.is_floating_point():
         raise TypeError(f"{_NAME}: x must be a floating-point tensor, got {type(x).__name__}"
                         f"{'' if not isinstance(x, torch.Tensor) else ' of dtype ' + str(x.dtype)}")
@@ -356,11 +357,6 @@ def _check_args(x: torch.Tensor, w: torch.Tensor | None, reset: str, noise: str 
     if w is not None and w.shape != (x.shape[-1], x.shape[-1]):
         raise ValueError(f"{_NAME}: the recurrent weight must be [N, N] = [{x.shape[-1]}, {x.shape[-1]}] for x "
                          f"{tuple(x.shape)}, got {tuple(w.shape)}")
-    if reset not in ("subtract", "zero"):
-        raise ValueError(f"{_NAME}: unknown reset {reset!r}; choose 'subtract' or 'zero'")
-    if noise is not None and noise not in NOISE_SURROGATES:
-        raise ValueError(f"{_NAME}: unknown noise {noise!r}; choose one of {list(NOISE_SURROGATES)}")
-    return check_max_spikes(_NAME, max_spikes)
 
 
 def _records_gradient(tensors: Sequence[torch.Tensor | None]) -> bool:

@@ -33,10 +33,9 @@ from .counter_rng import cached_mask_key, seed_key
 from .first_order import refuse_forward_mode, refuse_higher_order
 from .func_transforms import refuse_transforms
 from .lif_common import (LIFOptions, SURROGATE_CODES, adaptive_gradients, check_cap_and_params, check_fused_args,
-                         check_mask_p, constant_value, flat_param, keep_for_adaptive_backward, noise_divisor,
-                         steps_and_width)
+                         check_lif_options, check_mask_p, constant_value, flat_param, keep_for_adaptive_backward,
+                         noise_divisor, steps_and_width)
 from .lif_cpu import _DBL, _FLT, _I64, _INT, _P, _U32, _lib, _ptr, _threads, c_spike_cap
-from .surrogate_math import NOISE_SURROGATES
 
 __all__ = ["AdaptiveLIFCpuFunction", "adaptive_lif_cpu"]
 
@@ -142,10 +141,7 @@ def _check_args(x: torch.Tensor, params: tuple[torch.Tensor, ...], opts: LIFOpti
     if not isinstance(x, torch.Tensor) or not x.is_floating_point():
         raise TypeError(f"{_NAME}: x must be a float32 tensor, got {type(x).__name__}"
                         f"{' of dtype ' + str(x.dtype) if isinstance(x, torch.Tensor) else ''}")
-    try:
-        check_fused_args(_NAME, x, opts.reset, opts.surrogate, noise, (torch.float32,))
-    except ValueError as exc:  # (the shared checks do not all name the function)
-        raise ValueError(str(exc) if str(exc).startswith(_NAME) else f"{_NAME}: {exc}") from None
+    check_fused_args(_NAME, x, opts.reset, opts.surrogate, noise, (torch.float32,))
     if x.dim() < 2:
         raise ValueError(f"{_NAME}: x must be time-major [T, B, ..., N], got shape {tuple(x.shape)}")
     if x.device.type != "cpu":
@@ -177,11 +173,8 @@ def adaptive_lif_cpu(x: torch.Tensor, beta: torch.Tensor, threshold: torch.Tenso
     """
     refuse_forward_mode("ALIF (adaptive_lif_cpu)", (x, beta, threshold, rho, strength))
     _refuse_transforms()
-    if noise is not None and noise not in NOISE_SURROGATES:  # (checked before it names the surrogate)
-        raise ValueError(f"{_NAME}: unknown noise {noise!r}; choose one of {list(NOISE_SURROGATES)}")
-    if noise is not None:
-        surrogate, surrogate_param = noise, noise_scale
-    opts = LIFOptions(reset, bool(detach_reset), max_spikes, surrogate, float(surrogate_param),
+    surrogate, surrogate_param = check_lif_options(_NAME, reset, surrogate, surrogate_param, noise, noise_scale)
+    opts = LIFOptions(reset, bool(detach_reset), max_spikes, surrogate, surrogate_param,
                       noise if sample else None, float(noise_scale), int(seed), bool(sample), check_mask_p(mask_p),
                       int(mask_seed), bool(keep_membrane))
     device = x.device if isinstance(x, torch.Tensor) else None

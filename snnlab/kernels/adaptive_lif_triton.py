@@ -45,8 +45,8 @@ from .counter_rng import cached_mask_key, seed_key
 from .first_order import refuse_forward_mode, refuse_higher_order
 from .func_transforms import refuse_transforms
 from .lif_common import (LIFOptions, SURROGATE_CODES, adaptive_gradients, check_cap_and_params, check_fused_args,
-                         check_mask_p, expanded_from_one, flat_param, keep_for_adaptive_backward, noise_divisor,
-                         steps_and_width)
+                         check_lif_options, check_mask_p, expanded_from_one, flat_param, keep_for_adaptive_backward,
+                         noise_divisor, steps_and_width)
 from .lif_triton import (_MAX_NEURONS, _SUPPORTED_DTYPES, _backward_offsets, _cap_spikes, _forward_counters,
                          _gpu_sms, _keep, _load_step, _neuron_params, _next_input, _noise_cdf, _prefetch_inputs,
                          _queue_push, _signed32, _spike_totals, _step_spikes, _store_counts, _store_spikes, _surrogate,
@@ -341,9 +341,8 @@ def adaptive_lif_triton(x: torch.Tensor, beta: torch.Tensor, threshold: torch.Te
     """
     refuse_forward_mode("ALIF (adaptive_lif_triton)", (x, beta, threshold, rho, strength))
     _refuse_transforms()
-    if noise is not None:
-        surrogate, surrogate_param = noise, noise_scale
-    opts = LIFOptions(reset, bool(detach_reset), max_spikes, surrogate, float(surrogate_param),
+    surrogate, surrogate_param = check_lif_options(_NAME, reset, surrogate, surrogate_param, noise, noise_scale)
+    opts = LIFOptions(reset, bool(detach_reset), max_spikes, surrogate, surrogate_param,
                       noise if sample else None, float(noise_scale), int(seed), bool(sample), check_mask_p(mask_p),
                       int(mask_seed))
     device = x.device if isinstance(x, torch.Tensor) else None

@@ -151,8 +151,9 @@ def lif(x: torch.Tensor, beta: torch.Tensor | float, threshold: torch.Tensor | f
     """Multi-step LIF on the backend chosen by :func:`resolve_backend`; returns ``(spikes, membrane)``.
 
     Keyword arguments are those of :func:`snnlab.kernels.lif_torch.lif_torch`; every backend takes and refuses the
-    same arguments (``beta`` / ``threshold`` tensors or numbers, ``max_spikes`` None or an int >= 0) and gives the
-    same spikes for them.
+    same arguments (``beta`` / ``threshold`` tensors or numbers, ``max_spikes`` None or an int >= 0; the options as
+    :func:`~snnlab.kernels.lif_common.check_lif_options` checks them) and gives the same spikes for them. Non-finite
+    inputs are outside that contract (see :func:`~snnlab.kernels.lif_torch.lif_torch`).
 
     Example:
         >>> s, h = lif(torch.ones(5, 1, 2), torch.tensor(0.5), torch.tensor(1.5), backend="torch")

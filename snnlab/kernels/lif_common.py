@@ -13,7 +13,8 @@ from typing import Any, NamedTuple
 
 import torch
 
-from .surrogate_math import NOISE_SURROGATES, SURROGATE_NAMES, check_builtin_surrogate
+from .surrogate_math import (CUSTOM_SURROGATES, NOISE_SURROGATES, SURROGATE_NAMES, check_builtin_surrogate,
+                             check_known_surrogate)
 
 # integer codes of the surrogates, as the kernels know them
 SURROGATE_CODES = {name: i for i, name in enumerate(SURROGATE_NAMES)}
@@ -36,19 +37,87 @@ def reduce_to(grad: torch.Tensor, shape: torch.Size) -> torch.Tensor:
     return g.sum(dim=keep, keepdim=True) if keep else g
 
 
+RESETS = ("subtract", "zero")
+
+
+def check_reset(who: str, reset: str) -> None:
+    """``ValueError`` naming ``who`` unless ``reset`` is ``"subtract"`` or ``"zero"``.
+
+    Example:
+        >>> check_reset("f", "substract")
+        Traceback (most recent call last):
+        ...
+        ValueError: f: unknown reset 'substract'; choose 'subtract' or 'zero'
+    """
+    if not isinstance(reset, str) or reset not in RESETS:
+        raise ValueError(f"{who}: unknown reset {reset!r}; choose 'subtract' or 'zero'")
+
+
+def check_noise(who: str, noise: str | None) -> None:
+    """``ValueError`` naming ``who`` unless ``noise`` is None or a noise density's name.
+
+    Example:
+        >>> check_noise("f", "uniform")
+        Traceback (most recent call last):
+        ...
+        ValueError: f: unknown noise 'uniform'; choose one of ['gaussian', 'logistic']
+    """
+    if noise is not None and (not isinstance(noise, str) or noise not in NOISE_SURROGATES):
+        raise ValueError(f"{who}: unknown noise {noise!r}; choose one of {list(NOISE_SURROGATES)}")
+
+
+def _positive_number(who: str, what: str, value: Any) -> float:
+    """``value`` as a float; ``TypeError`` naming ``who`` unless it is one real number, ``ValueError`` unless it is
+    finite and > 0 (``what`` names it in the message)."""
+    if isinstance(value, (bool, str, bytes)) or value is None:
+        raise TypeError(f"{who}: {what} must be a number, got {type(value).__name__} {value!r}")
+    try:
+        v = float(value)
+    except (TypeError, ValueError, RuntimeError):
+        raise TypeError(f"{who}: {what} must be a number, got {type(value).__name__} {value!r}") from None
+    if not (math.isfinite(v) and v > 0):
+        raise ValueError(f"{who}: {what} must be a finite number > 0, got {value!r}")
+    return v
+
+
+def check_lif_options(who: str, reset: str, surrogate: str, surrogate_param: float, noise: str | None,
+                      noise_scale: float) -> tuple[str, float]:
+    """The checks every LIF kernel (PyTorch, compiled CPU, Triton; plain, adaptive and recurrent) makes of its
+    options, with messages naming ``who``: a known ``reset`` and ``noise``, and a finite ``noise_scale > 0`` for a noisy
+    neuron, else a known ``surrogate`` (built in, or registered) with a finite ``surrogate_param > 0`` (the checks of
+    ``LIF(noise_scale=...)`` and :class:`~snnlab.core.surrogates.Surrogate`). Returns the surrogate the backward
+    computes and its parameter: for a noisy neuron its noise density, of scale ``noise_scale``.
+
+    Example:
+        >>> check_lif_options("f", "zero", "atan", 2, None, 1), check_lif_options("f", "zero", "atan", 2, "logistic", 1)
+        (('atan', 2.0), ('logistic', 1.0))
+        >>> check_lif_options("f", "zero", "atan", 0.0, None, 0.3)
+        Traceback (most recent call last):
+        ...
+        ValueError: f: surrogate 'atan': its parameter (surrogate_param) must be a finite number > 0, got 0.0
+    """
+    check_reset(who, reset)
+    check_noise(who, noise)
+    if noise is not None:
+        return noise, _positive_number(who, "noise_scale", noise_scale)
+    check_known_surrogate(who, surrogate)  # (a custom one not registered again here: says how)
+    return surrogate, _positive_number(who, f"surrogate {surrogate!r}: its parameter (surrogate_param)",
+                                       surrogate_param)
+
+
 def check_fused_args(who: str, x: torch.Tensor, reset: str, surrogate: str, noise: str | None,
                      dtypes: tuple[torch.dtype, ...]) -> None:
-    """Raise ``ValueError`` / ``TypeError`` for options or inputs a fused kernel cannot take."""
-    if reset not in ("subtract", "zero"):
-        raise ValueError(f"unknown reset {reset!r}; choose 'subtract' or 'zero'")
+    """Raise ``ValueError`` / ``TypeError`` naming ``who`` for options or inputs a fused kernel cannot take
+    (``surrogate``: the one the backward computes, a noisy neuron's noise density)."""
+    check_reset(who, reset)
+    check_noise(who, noise)  # (before the surrogate, which is the noise's name for a noisy neuron)
+    check_known_surrogate(who, surrogate)
     check_builtin_surrogate(who, surrogate)  # (a noisy neuron's is its noise density: built in)
-    if noise is not None and noise not in NOISE_SURROGATES:
-        raise ValueError(f"unknown noise {noise!r}; choose one of {list(NOISE_SURROGATES)}")
     if x.dtype not in dtypes:
         raise TypeError(f"{who} supports {[str(d) for d in dtypes]} inputs, got {x.dtype}: use backend='torch' or "
                         "'auto' (they take every floating dtype), or cast the input")
     if x.dim() < 1:
-        raise ValueError("x must be time-major [T, B, ...]")
+        raise ValueError(f"{who}: x must be time-major [T, B, ...]")
 
 
 #: the largest ``max_spikes`` a kernel is handed (:func:`check_max_spikes`): an int64 a tensor comparison takes, far

@@ -92,8 +92,9 @@ INLINE void apply_keep(float *restrict out, const float *restrict v, int64_t n, 
  * integer bit operations), so the neuron loops that use them vectorise like the others. fmaf is
  * rounded exactly, so they give the same bits with or without SIMD, on every machine. Accuracy
  * (tests/test_kernels_cpu.py checks it on dense grids against float64): exp within 2 ulp on
- * [-87, 88] (clamped outside: a tiny number instead of 0 or a denormal, an infinity never);
- * erf within 2 ulp of its value. */
+ * [-87, 88.7] and +inf from its overflow point (e^x > FLT_MAX) up; exactly 0 below -87.33, where e^x
+ * falls under float32's smallest normal number (flushed, no denormal: as torch.exp rounds e^-inf and
+ * e^-1e38, so that a density of 0 times a huge membrane stays 0); erf within 2 ulp of its value. */
 /* c[0] x^(n-1) + ... + c[n-1], by Horner's rule with fused multiply-adds */
 INLINE float horner(float x, const float *c, int n) {
     float p = c[0];
@@ -112,15 +113,24 @@ static const float ERFC_LOG[9] = {1.628479595e-06f, -4.586068098e-05f, 5.9491948
                                   2.638998628e-02f, -1.100198552e-01f, -6.318958402e-01f, -1.130189180e+00f,
                                   3.083857882e-04f};
 
+/* below EXP_ZERO_BELOW e^x is 0 (flushed); EXP_LAST_ARG is the smallest float whose e^x overflows to +inf */
+#define EXP_ZERO_BELOW (-87.33f)
+#define EXP_LAST_ARG 88.72283935546875f
+
 INLINE float exp_approx(float x) {
-    x = x < -87.0f ? -87.0f : x;
-    x = x > 88.0f ? 88.0f : x;
-    /* x = n ln2 + r, |r| <= ln2 / 2; n rounded by the 1.5 * 2^23 trick (round to nearest even) */
-    const float n = (x * 1.44269504089f + 12582912.0f) - 12582912.0f;
-    float r = fmaf(n, -0.693145751953125f, x); /* ln2 in two parts: the first times n is exact */
+    float c = x < EXP_ZERO_BELOW ? EXP_ZERO_BELOW : x;
+    c = c > EXP_LAST_ARG ? EXP_LAST_ARG : c;
+    /* c = n ln2 + r, |r| <= ln2 / 2; n rounded by the 1.5 * 2^23 trick (round to nearest even) */
+    const float n = (c * 1.44269504089f + 12582912.0f) - 12582912.0f;
+    float r = fmaf(n, -0.693145751953125f, c); /* ln2 in two parts: the first times n is exact */
     r = fmaf(n, -1.428606765330187e-06f, r);
-    union { uint32_t i; float f; } two_n = {(uint32_t)((int32_t)n + 127) << 23}; /* 2^n, n in [-126, 127] */
-    return horner(r, EXP_POLY, 8) * two_n.f;
+    /* 2^n = 2^(n - up) * 2^up, n in [-126, 128], up = 1 for n > 0: both factors normal, and both products exact
+     * but where the result overflows (to +inf, from EXP_LAST_ARG up) */
+    const int32_t ni = (int32_t)n;
+    const int32_t up = ni > 0;
+    union { uint32_t i; float f; } two_m = {(uint32_t)(ni - up + 127) << 23};
+    const float y = horner(r, EXP_POLY, 8) * two_m.f * (up ? 2.0f : 1.0f);
+    return x < EXP_ZERO_BELOW ? 0.0f : y; /* (NaN stays NaN) */
 }
 
 INLINE float erf_approx(float x) {

@@ -38,8 +38,8 @@ from .counter_rng import cached_mask_key, seed_key
 from .first_order import first_order_backward, refuse_forward_mode
 from .func_transforms import (PARAM, STEP, TIME, backward_cfg, backward_runner, check_vmap_randomness,
                               fixed_signature, graph_tie, vmap_by_slices, vmap_folded)
-from .lif_common import (LIFOptions, SURROGATE_CODES, check_fused_args, check_mask_p, constant_value, flat_param,
-                         lif_params, noise_divisor, param_grads, steps_and_width)
+from .lif_common import (LIFOptions, SURROGATE_CODES, check_fused_args, check_lif_options, check_mask_p,
+                         constant_value, flat_param, lif_params, noise_divisor, param_grads, steps_and_width)
 
 SOURCE = Path(__file__).with_name("lif_cpu.c")
 _NOISE_CODES = {None: 0, "gaussian": 1, "logistic": 2}
@@ -267,9 +267,8 @@ def lif_cpu(x: torch.Tensor, beta: torch.Tensor | float, threshold: torch.Tensor
     """
     refuse_forward_mode("LIF (backend='cpu')", (x, beta, threshold))
     beta, threshold, max_spikes = lif_params("lif_cpu", x, beta, threshold, max_spikes, torch.float32)
-    if noise is not None:
-        surrogate, surrogate_param = noise, noise_scale
-    opts = LIFOptions(reset, bool(detach_reset), max_spikes, surrogate, float(surrogate_param), noise,
+    surrogate, surrogate_param = check_lif_options("lif_cpu", reset, surrogate, surrogate_param, noise, noise_scale)
+    opts = LIFOptions(reset, bool(detach_reset), max_spikes, surrogate, surrogate_param, noise,
                       float(noise_scale), int(seed), bool(sample), check_mask_p(mask_p), int(mask_seed),
                       bool(keep_membrane))
     spikes, membrane, *_ = LIFCpuFunction.apply(x, beta, threshold, opts)

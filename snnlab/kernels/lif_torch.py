@@ -43,7 +43,7 @@ from .dispatch import compute_dtype
 from .first_order import first_order_backward, refuse_forward_mode
 from .func_transforms import (PARAM, STEP, TIME, backward_cfg, backward_runner, check_vmap_randomness,
                               fixed_signature, graph_tie, vmap_by_slices, vmap_folded)
-from .lif_common import LIFOptions, check_mask_p, lif_params, param_grads, reduce_to
+from .lif_common import LIFOptions, check_lif_options, check_mask_p, lif_params, param_grads, reduce_to
 from .surrogate_math import noise_cdf, surrogate_grad_
 
 
@@ -275,6 +275,12 @@ def lif_torch(x: torch.Tensor, beta: torch.Tensor | float, threshold: torch.Tens
     the module docstring): the returned spikes are the masked ones.
     ``keep_membrane=False`` allows a backend to return only the last step's membrane; this path
     saves the whole membrane for its backward anyway and always returns it.
+    Raises ``ValueError`` naming the function for an unknown ``reset``, ``surrogate`` or ``noise`` and a
+    ``surrogate_param`` (``noise_scale`` for a noisy neuron) that is not a finite number > 0, as every backend
+    (:func:`~snnlab.kernels.lif_common.check_lif_options`).
+    Non-finite inputs (NaN or +-inf in ``x``) are outside the backends' common contract: their spikes agree, but the
+    membrane after such a step may differ (``x = -inf`` with ``reset="zero"``: NaN here and on the CPU loop, which
+    compute ``h - h * s``, ``-inf`` on Triton's ``h * (1 - s)``) and the gradients are NaN. The layers refuse them.
 
     Example:
         >>> x = torch.ones(5, 1, 2)
@@ -287,10 +293,9 @@ def lif_torch(x: torch.Tensor, beta: torch.Tensor | float, threshold: torch.Tens
     refuse_forward_mode("LIF (backend='torch')", (x, beta, threshold))
     work = compute_dtype(x) if isinstance(x, torch.Tensor) else None
     beta, threshold, max_spikes = lif_params("lif_torch", x, beta, threshold, max_spikes, work)
-    if noise is not None:
-        surrogate, surrogate_param = noise, noise_scale
+    surrogate, surrogate_param = check_lif_options("lif_torch", reset, surrogate, surrogate_param, noise, noise_scale)
     beta, threshold = beta.to(work), threshold.to(work)  # no-ops when they match
-    opts = LIFOptions(reset, bool(detach_reset), max_spikes, surrogate, float(surrogate_param), noise,
+    opts = LIFOptions(reset, bool(detach_reset), max_spikes, surrogate, surrogate_param, noise,
                       float(noise_scale), int(seed), bool(sample), check_mask_p(mask_p), int(mask_seed))
     spikes, membrane, _ = LIFFunction.apply(x.to(work), beta, threshold, opts)
     return spikes.to(x.dtype), membrane.to(x.dtype)  # no-ops unless x is float16 / bfloat16

@@ -53,8 +53,8 @@ from .dispatch import TRITON_DTYPES
 from .first_order import first_order_backward, refuse_forward_mode
 from .func_transforms import (PARAM, STEP, TIME, backward_cfg, backward_runner, check_vmap_randomness,
                               fixed_signature, graph_tie, vmap_by_slices, vmap_folded)
-from .lif_common import (LIFOptions, SURROGATE_CODES, check_fused_args, check_mask_p, expanded_from_one, flat_param,
-                         lif_params, noise_divisor, param_grads, steps_and_width)
+from .lif_common import (LIFOptions, SURROGATE_CODES, check_fused_args, check_lif_options, check_mask_p,
+                         expanded_from_one, flat_param, lif_params, noise_divisor, param_grads, steps_and_width)
 from .triton_import import interpreter_problem, tl, triton
 
 _ATAN, _FAST_SIGMOID, _TRIANGLE, _SIGMOID, _GAUSSIAN, _LOGISTIC = (
@@ -643,9 +643,8 @@ def lif_triton(x: torch.Tensor, beta: torch.Tensor | float, threshold: torch.Ten
     """
     refuse_forward_mode("LIF (backend='triton')", (x, beta, threshold))
     beta, threshold, max_spikes = lif_params("lif_triton", x, beta, threshold, max_spikes, torch.float32)
-    if noise is not None:
-        surrogate, surrogate_param = noise, noise_scale
-    opts = LIFOptions(reset, bool(detach_reset), max_spikes, surrogate, float(surrogate_param), noise,
+    surrogate, surrogate_param = check_lif_options("lif_triton", reset, surrogate, surrogate_param, noise, noise_scale)
+    opts = LIFOptions(reset, bool(detach_reset), max_spikes, surrogate, surrogate_param, noise,
                       float(noise_scale), int(seed), bool(sample), check_mask_p(mask_p), int(mask_seed))
     spikes, membrane, *_ = LIFTritonFunction.apply(x, beta, threshold, opts)
     return spikes, membrane.to(x.dtype) if keep_membrane else membrane  # (float32 for half input when not kept)

@@ -50,7 +50,7 @@ import torch
 from .counter_rng import cached_mask_key, keep_mask, seed_key, uniform_from_counter
 from .dispatch import compute_dtype
 from .first_order import first_order_backward, refuse_forward_mode
-from .lif_common import check_mask_p, check_max_spikes, param_grads
+from .lif_common import check_lif_options, check_mask_p, lif_params, param_grads
 from .func_transforms import backward_runner, check_vmap_randomness, transforms_active, vmap_by_slices
 from .lif_torch import _time_chunk, fire_and_reset_
 from .surrogate_math import surrogate_grad_
@@ -345,19 +345,19 @@ def recurrent_lif(x: torch.Tensor, w: torch.Tensor, beta: torch.Tensor, threshol
         [[1.0, 0.0], [0.0, 1.0]]
     """
     refuse_forward_mode(_NAME, (x, w, beta, threshold))
-    if x.dim() < 2 or w.shape != (x.shape[-1], x.shape[-1]):
+    if isinstance(x, torch.Tensor) and (x.dim() < 2 or not isinstance(w, torch.Tensor)
+                                        or w.shape != (x.shape[-1], x.shape[-1])):
         raise ValueError(f"recurrent_lif: x must be [T, B, ..., N] and w [N, N], got x {tuple(x.shape)} and w "
-                         f"{tuple(w.shape)}")
-    if reset not in ("subtract", "zero"):
-        raise ValueError(f"recurrent_lif: unknown reset {reset!r}; choose 'subtract' or 'zero'")
-    max_spikes = check_max_spikes("recurrent_lif", max_spikes)  # (NumPy integers too, as a plain int)
-    if noise is not None:
-        surrogate, surrogate_param = noise, noise_scale
-    work = compute_dtype(x)
+                         f"{tuple(w.shape) if isinstance(w, torch.Tensor) else type(w).__name__}")
+    work = compute_dtype(x) if isinstance(x, torch.Tensor) else None
+    # beta / threshold as lif_torch takes them (tensors or numbers, of shapes that broadcast to a step of x)
+    beta, threshold, max_spikes = lif_params("recurrent_lif", x, beta, threshold, max_spikes, work)
+    surrogate, surrogate_param = check_lif_options("recurrent_lif", reset, surrogate, surrogate_param, noise,
+                                                   noise_scale)
     # [T, P, N] with explicit sizes (T or B may be 0)
     flat = x.to(work).reshape(x.shape[0], math.prod(x.shape[1:-1]), x.shape[-1]).contiguous()
     args = (flat, w.to(work), beta.to(work), threshold.to(work), reset, bool(detach_reset), max_spikes, surrogate,
-            float(surrogate_param), noise if sample else None, float(noise_scale), int(seed), check_mask_p(mask_p),
+            surrogate_param, noise if sample else None, float(noise_scale), int(seed), check_mask_p(mask_p),
             int(mask_seed))
     if keep_membrane or _records_gradient(args[:4]):
         out, membrane, _ = RecurrentLIFFunction.apply(*args)
