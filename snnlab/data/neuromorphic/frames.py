@@ -184,16 +184,21 @@ def _time_window_slices(t: np.ndarray, time_window: float, start_time=None, end_
 
 def _frame_counts(t: np.ndarray, x: np.ndarray, y: np.ndarray | None, p: np.ndarray, sensor_size: tuple[int, int, int],
                   time_window: float, start_time=None, end_time=None, overlap: float = 0.0,
-                  include_incomplete: bool = False) -> np.ndarray:
+                  include_incomplete: bool = False, edges: np.ndarray | None = None) -> np.ndarray:
     """Event counts (int64) per frame and cell: ``[n, P, H, W]``, or ``[n, P, W]`` without ``y``, for the frames of
     ``tonic.transforms.ToFrame(sensor_size, time_window, overlap=, include_incomplete=, start_time=, end_time=)``:
     event ``k`` counts in frame ``i`` for every ``i`` with ``first[i] <= k < stop[i]`` (tonic's ``events[first:stop]``
     slices), with one ``np.bincount`` instead of tonic's per-frame ``np.add.at``. ``t`` is not empty and the
-    coordinates lie on the sensor (``0 <= x < W``, ``0 <= y < H``, ``0 <= p < P``)."""
+    coordinates lie on the sensor (``0 <= x < W``, ``0 <= y < H``, ``0 <= p < P``). ``edges`` (``n + 1`` increasing
+    times) gives the frames ``[edges[i], edges[i + 1])`` instead, each event in at most one of them (tonic's float
+    edges ``i w`` and ``(i - 1) w + w`` can differ by a rounding, counting an event on the edge twice or not at all)."""
     w, h, n_pol = (int(v) for v in sensor_size)
     if n_pol == 1 and len(p) and (p != p[0]).any():  # tonic's check; it then sets every polarity to 0
         raise ValueError("Single polarity sensor, but events contain both polarities.")
-    first, stop = _time_window_slices(t, time_window, start_time, end_time, overlap, include_incomplete)
+    if edges is None:
+        first, stop = _time_window_slices(t, time_window, start_time, end_time, overlap, include_incomplete)
+    else:
+        first, stop = np.searchsorted(t, edges[:-1]), np.searchsorted(t, edges[1:])
     n = len(first)
     lengths = np.maximum(stop - first, 0)
     frame = np.repeat(np.arange(n, dtype=np.intp), lengths)
@@ -249,8 +254,9 @@ class EventFrameDataset(Dataset):
         n_time_bins: fixed number of frames per sample: ``n`` equal windows covering the sample's first to
             its last event (every event is counted), so a frame's time span differs from sample to sample; with
             ``duration``, ``n`` windows of ``duration / n_time_bins`` microseconds from t=0 instead, the same
-            in every sample (the frames of ``time_window=duration / n_time_bins`` with that ``duration``;
-            events at or after ``duration`` are dropped). The default (``None``) means 100 unless
+            in every sample (the frames of ``time_window=duration / n_time_bins`` with that ``duration``, but every
+            event kept counts in exactly one bin: one on a bin edge in the later bin, where the float edges of that
+            ``time_window`` may count it twice or not at all; events at or after ``duration`` are dropped). The default (``None``) means 100 unless
             ``time_window`` is given. Or
         time_window: frame length in microseconds (at least 1: event times are whole microseconds).
             With ``duration`` (microseconds, at least one window) the frames start at 0 and every
@@ -340,8 +346,9 @@ class EventFrameDataset(Dataset):
                 params["channel_bin"] = channel_bin
             if n_time_bins is not None and duration is not None:
                 # the n bins start at t=0 (they stretched over each sample's kept events before): frames cached the
-                # earlier way are not reused; every other setting's cache stays valid
-                params["bins_from_zero"] = True
+                # earlier way are not reused; every other setting's cache stays valid. 2: an event on a bin edge counts
+                # once (True: the float edges of time_window=duration / n could count it twice or not at all)
+                params["bins_from_zero"] = 2
             if not _qualified_name(reader).startswith(f"{__package__}."):
                 # a reader of one's own: frames cached before _read sorted its events by time are not reused (events
                 # out of order were lost or misplaced); this package's readers always sorted theirs, so their caches
@@ -518,9 +525,15 @@ class EventFrameDataset(Dataset):
         # exactly n of them, however the division rounds.
         x = events["x"] if self.channel_bin == 1 else events["x"] // self.channel_bin  # the reader's array stays
         y = events["y"] if "y" in events.dtype.names else None
+        edges = None
+        if self.n_time_bins is not None and self.duration is not None:
+            # bin i is [i duration / n, (i + 1) duration / n), one edge array for both ends of every bin: an event on
+            # an edge (i duration / n a whole microsecond) counts once, in the later bin (the float edges i w and
+            # (i - 1) w + w of time_window=w can differ by a rounding and count it twice or not at all)
+            edges = np.arange(n + 1) * float(self.duration) / n
         try:
             counts = _frame_counts(events["t"], x, y, events["p"], self.sensor_size, width, start,
-                                   start + (n - 0.5) * width, include_incomplete=True)
+                                   start + (n - 0.5) * width, include_incomplete=True, edges=edges)
         except MemoryError:
             raise
         except Exception as e:
