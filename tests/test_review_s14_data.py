@@ -51,3 +51,10 @@ def test_frames_cached_with_the_float_bin_edges_are_not_reused(tmp_path):
     stale.get_or_compute(0, lambda: doubled)
     assert ds.cache.folder != stale.folder
     assert ds[0][0].sum() == 1 and ds[0][0][6, 0] == 1
+
+
+def test_a_frame_settings_error_says_n_time_bins_came_from_num_steps():
+    """The count the user never set in data_kwargs is named as num_steps's."""
+    from snnlab.training.config import ExperimentConfig
+    with pytest.raises(ValueError, match=r"n_time_bins is num_steps, 100\): duration=50 us in n_time_bins=100 bins"):
+        ExperimentConfig(dataset="shd", num_steps=100, data_kwargs={"duration": 50}).validate()

@@ -265,12 +265,14 @@ def event_frame_kwargs(cfg: "ExperimentConfig") -> dict[str, Any]:
     """
     kw = cfg.data_kwargs if isinstance(cfg.data_kwargs, dict) else {}
     out = {k: kw.get(k) for k in ("n_time_bins", "time_window", "duration")}
+    who = f"data_kwargs of dataset {cfg.dataset!r}"
     if out["n_time_bins"] is None and out["time_window"] is None:  # frames of a fixed count: num_steps of them
         out["n_time_bins"] = int(cfg.num_steps)
+        who += f" (n_time_bins is num_steps, {out['n_time_bins']})"  # (an error names a setting the user set)
     for k, v in out.items():
         if v is not None and (isinstance(v, bool) or not isinstance(v, (int, float)) or not v > 0):
             raise ValueError(f"data_kwargs {k!r} must be a number > 0 (or left out), got {v!r}")
-    check_frame_settings(f"data_kwargs of dataset {cfg.dataset!r}", **out)
+    check_frame_settings(who, **out)
     return out
 
 
