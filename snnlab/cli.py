@@ -140,24 +140,55 @@ def _checkpoint_in(run_dir: str | None) -> Path | None:
     return path if path is not None and path.exists() else None
 
 
+def _refuse_busy_run_dir(run_dir: str | None) -> None:
+    """:class:`~snnlab.training.run_folder.RunFolderBusy` when another training holds ``run_dir``'s lock: checked
+    before its checkpoint is read, whose state (and the advice to resume or overwrite it) would change under that
+    training. Only probes (the lock is let go at once: the trainer takes it for the run); a folder without a lock
+    file is held by no one, and is left as it is."""
+    import warnings
+
+    from snnlab.training.run_folder import LOCK_NAME, run_folder_lock
+
+    if not run_dir or not (Path(run_dir) / LOCK_NAME).is_file():
+        return
+    with warnings.catch_warnings():  # (a file system without locks: the trainer warns about it)
+        warnings.simplefilter("ignore", RuntimeWarning)
+        with run_folder_lock(run_dir):
+            pass
+
+
+def _load_run_dir_checkpoint(path: Path, resume: bool) -> dict:
+    """The checkpoint in --run-dir for its metadata and configuration (tensors mapped, history undecoded); one that
+    cannot be read names the way to start a new run there instead."""
+    from snnlab.training import CheckpointError, load_checkpoint
+
+    try:
+        return load_checkpoint(path, mmap=True, history=False)
+    except CheckpointError as exc:
+        hint = "--overwrite (without --resume) starts a new run there" if resume else (
+            "--overwrite starts a new run there (replacing it), or give this run another --run-dir")
+        raise CheckpointError(f"{exc}; {hint}") from exc
+
+
 def cmd_train(args: argparse.Namespace) -> int:
     import torch
 
     from snnlab.config_args import config_from_args
-    from snnlab.training import ExperimentConfig, Trainer, load_checkpoint
+    from snnlab.training import ExperimentConfig, Trainer
 
     if getattr(args, "resume", False) and not args.run_dir:
         raise ValueError("--resume needs --run-dir, the folder of the checkpoint to continue")
+    _refuse_busy_run_dir(args.run_dir)  # (its checkpoint changes under another training: not read then)
     existing = _checkpoint_in(args.run_dir)
     base = saved = ck = None
     if getattr(args, "resume", False):
         if existing is None:
             raise FileNotFoundError(f"--resume: no checkpoint in --run-dir {args.run_dir!r}")
-        ck = load_checkpoint(existing, mmap=True, history=False)  # its metadata and configuration (history undecoded)
+        ck = _load_run_dir_checkpoint(existing, resume=True)  # its metadata and configuration
         saved = ExperimentConfig.from_saved(ck["config_json"])
         base = saved.to_dict()
     elif existing is not None and not getattr(args, "overwrite", False):
-        ck = load_checkpoint(existing, mmap=True, history=False)  # for its metadata: tensors mapped, history undecoded
+        ck = _load_run_dir_checkpoint(existing, resume=False)  # for its metadata
         state = "finished" if ck.get("finished") else f"stopped after {ck.get('step')} steps"
         raise ValueError(f"--run-dir {args.run_dir} already holds the checkpoint of run {ck.get('run_id')} ({state}): "
                          f"--resume continues it (flags given override its configuration, e.g. --epochs, except "

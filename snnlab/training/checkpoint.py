@@ -151,11 +151,42 @@ def _fsync_dir(folder: Path) -> None:
         os.close(fd)
 
 
+def _os_error_in(exc: BaseException) -> OSError | None:
+    """The first ``OSError`` in ``exc`` and its chain (``__cause__``, else ``__context__``), or ``None``.
+
+    Example:
+        >>> try:
+        ...     try:
+        ...         raise OSError(28, "No space left on device")
+        ...     except OSError:
+        ...         raise RuntimeError("unexpected pos 10240 vs 10134")
+        ... except RuntimeError as e:
+        ...     print(_os_error_in(e))
+        [Errno 28] No space left on device
+    """
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        if isinstance(current, OSError):
+            return current
+        seen.add(id(current))
+        current = current.__cause__ or current.__context__
+    return None
+
+
 def save_checkpoint(path: str | os.PathLike, state: dict[str, Any]) -> Path:
     """Atomically write ``state`` (plain types and tensors) to ``path``; returns the path.
 
     The file appears complete or not at all: the data go to a temporary file in the same
     folder, are flushed and fsynced, and the temporary file is then renamed over ``path``.
+    A write that fails with an ``OSError`` (a full disk, even where torch reports it as its own
+    ``RuntimeError``) raises an ``OSError`` of the same errno naming ``path``, chained from the original;
+    the temporary file is removed and a previous checkpoint at ``path`` is left as it was.
+
+    Example:
+        >>> import tempfile, os
+        >>> save_checkpoint(os.path.join(tempfile.mkdtemp(), "ckpt.pt"), {"step": 1}).name
+        'ckpt.pt'
     """
     if not isinstance(state, dict):
         raise TypeError(f"save_checkpoint expects a dict of plain values and tensors, got {type(state).__name__}")
@@ -171,12 +202,21 @@ def save_checkpoint(path: str | os.PathLike, state: dict[str, Any]) -> Path:
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as exc:
         try:
             os.unlink(tmp)
         except OSError:
             pass
-        raise
+        os_error = _os_error_in(exc) if isinstance(exc, Exception) else None
+        if os_error is None:
+            raise
+        # torch's zip writer reports a failed write (a full disk) as its own RuntimeError ("unexpected pos ...")
+        # with the OSError only in the chain: raise the OSError, naming the file (OSError(errno, ...) gives the
+        # errno's subclass: PermissionError for EACCES, ...)
+        reason = os_error.strerror or str(os_error) or type(os_error).__name__
+        text = f"{reason} writing {path}; " + ("the previous checkpoint is kept" if path.is_file()
+                                                 else "no checkpoint was written")
+        raise (OSError(text) if os_error.errno is None else OSError(os_error.errno, text)) from exc
     _fsync_dir(folder)
     for stale in folder.glob(f".{path.name}.*.tmp"):  # left by earlier crashed writers
         try:
@@ -197,6 +237,35 @@ def _load_error_detail(exc: Exception) -> str:
     return (text.splitlines() or [""])[0]
 
 
+_ZIP_MAGIC = b"PK\x03\x04"  # how every file torch.save writes (zip format, the default since torch 1.6) begins
+
+
+def _not_a_checkpoint_file(path: Path) -> str | None:
+    """Why the file at ``path`` cannot be a checkpoint at all, from its first bytes (``None`` when it could be one,
+    e.g. a truncated zip file, or cannot be read: torch's error says more there).
+
+    Example:
+        >>> import tempfile, os
+        >>> p = Path(tempfile.mkdtemp()) / "checkpoint.pt"
+        >>> _ = p.write_bytes(b"")
+        >>> _not_a_checkpoint_file(p)
+        'it is empty (0 bytes): a save was interrupted or the file was truncated'
+        >>> _ = p.write_bytes(b"hello")
+        >>> _not_a_checkpoint_file(p)
+        'it is not a snnlab checkpoint (not a torch zip file)'
+    """
+    try:
+        with open(path, "rb") as f:
+            head = f.read(len(_ZIP_MAGIC))
+    except OSError:
+        return None
+    if not head:
+        return "it is empty (0 bytes): a save was interrupted or the file was truncated"
+    if head != _ZIP_MAGIC:
+        return "it is not a snnlab checkpoint (not a torch zip file)"
+    return None
+
+
 def load_checkpoint(path: str | os.PathLike, map_location: Any = "cpu", mmap: bool = False,
                     history: bool = True) -> dict[str, Any]:
     """Load a checkpoint written by :func:`save_checkpoint` (``weights_only=True``: no arbitrary code).
@@ -207,8 +276,17 @@ def load_checkpoint(path: str | os.PathLike, map_location: Any = "cpu", mmap: bo
     (no decoding: for readers of the metadata only; an earlier version's list is returned as it was stored).
 
     Raises ``FileNotFoundError`` when the file is missing and :class:`CheckpointError` when it is
-    truncated, corrupt or holds something other than a checkpoint dict (or, decoding it, a history that is not
-    a JSON list).
+    truncated, corrupt, empty, not a torch zip file, or holds something other than a checkpoint dict (or, decoding
+    it, a history that is not a JSON list); the message names the file and which of these it is.
+
+    Example:
+        >>> import tempfile, os
+        >>> empty = os.path.join(tempfile.mkdtemp(), "checkpoint.pt")
+        >>> open(empty, "wb").close()
+        >>> load_checkpoint(empty, mmap=True)  # doctest: +ELLIPSIS
+        Traceback (most recent call last):
+        ...
+        snnlab.training.checkpoint.CheckpointError: checkpoint ...checkpoint.pt is unreadable: it is empty (0 bytes): ...
     """
     path = Path(path)
     if path.is_dir():
@@ -221,7 +299,9 @@ def load_checkpoint(path: str | os.PathLike, map_location: Any = "cpu", mmap: bo
     try:
         state = torch.load(path, map_location=map_location, weights_only=True, mmap=mmap)
     except Exception as e:
-        raise CheckpointError(f"checkpoint {path} is unreadable (truncated, corrupt, or not written by snnlab): "
+        what = _not_a_checkpoint_file(path)  # (torch's own words there: mmap's advice, an empty EOFError)
+        raise CheckpointError(f"checkpoint {path} is unreadable: {what}" if what else
+                              f"checkpoint {path} is unreadable (truncated, corrupt, or not written by snnlab): "
                               f"{type(e).__name__}: {_load_error_detail(e)}") from e
     if not isinstance(state, dict):
         raise CheckpointError(f"checkpoint {path} holds a {type(state).__name__}, expected a dict")
