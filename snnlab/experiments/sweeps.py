@@ -11,7 +11,10 @@ lacks it, e.g. another ``store_path``, gets it with its results), resumes every
 other checkpoint of the same config (a stopped, failed or killed run continues from its last
 checkpoint, under its run id) and trains the rest. Another sweep (other configs) in the same
 ``run_root`` gets other folders, so it never overwrites a run. Without ``run_root`` nothing is saved
-and a rerun trains everything again.
+and a rerun trains everything again. Each worker decides this again just before its grid point trains, so two
+sweeps of one grid on one ``run_root`` at the same time share the work: a point the other sweep finished meanwhile
+is reused, one it is training gives a "skipped" row ("being trained by another process (pid N); rerun the sweep
+later to collect it"), with no run of its own in the store.
 
 Interrupting: Ctrl-C (``KeyboardInterrupt``) cancels the queued runs, asks the running ones to stop at
 their next step (their checkpoints are saved, their status becomes "stopped"), waits for them (a second
@@ -291,7 +294,9 @@ def run_one(config: dict, store_path: str | None = None, run_dir: str | None = N
             resume: bool = False) -> dict[str, Any]:
     """Train one configuration and return its row of the trade-off table (runs in a worker process).
 
-    ``run_id`` registers the run under that id; ``resume`` continues the checkpoint in ``run_dir``.
+    ``run_id`` registers the run under that id; ``resume`` continues the checkpoint in ``run_dir``, as
+    decided again here (another sweep on the same run root may have started or finished the point since): a finished
+    checkpoint's row is reused, and a folder another training holds gives a ``status="skipped"`` row.
     Never raises for a failed run: the row then has ``status="failed"`` and the ``error`` message.
     A run stopped by Ctrl-C in a worker gives a "stopped" row; a worker already interrupted, or whose pool's cancel
     event is set (:func:`process_pool`, :func:`thread_pool`), starts no run ("cancelled"); a cancel that comes while the run's trainer is
@@ -310,22 +315,96 @@ def run_one(config: dict, store_path: str | None = None, run_dir: str | None = N
         torch.set_num_threads(before)
 
 
+#: how many times a worker decides again what to do with a grid point whose folder another sweep took meanwhile
+_REPLANS = 3
+
+
+def _skipped_row(cfg: ExperimentConfig, run_id: str | None, holder: str) -> dict[str, Any]:
+    """The row of a grid point whose folder another training holds (``holder``: its process id): not trained here,
+    not failed; a rerun of the sweep collects it (reused when finished, resumed otherwise)."""
+    who = (f"another training in this process (pid {holder})" if holder == str(os.getpid())
+           else f"another process (pid {holder})")
+    return {"run_id": run_id, "label": cfg.label(), "status": "skipped",
+            "error": f"being trained by {who}; rerun the sweep later to collect it"}
+
+
+def _replan(cfg: ExperimentConfig, run_dir: Path, robustness: Any, store_path: str | None, name: str | None,
+            run_id: str | None, resume: bool) -> tuple[str | None, bool] | dict[str, Any]:
+    """The grid point's plan decided again in the worker, just before it trains (another sweep on the same
+    ``run_root`` may have started or finished it since the sweep began): ``(run_id, resume)`` to train, or the row of
+    a point not to train (finished meanwhile: reused, registered in the store; a checkpoint that cannot be
+    continued: failed, as :func:`_plan` says)."""
+    action, planned_id, row, ck = _plan(cfg, run_dir, _robustness_list(robustness))
+    if action == "new":
+        return (run_id, False) if not resume else (planned_id, False)
+    if action == "resume":
+        return planned_id, True
+    if action == "reuse" and store_path:
+        _register_reused(store_path, cfg, run_dir, ck, name or cfg.label())
+    return row
+
+
+def _drop_refused_row(store, trainer) -> None:
+    """Delete the store row of a sweep run whose trainer was refused its folder before it trained (another sweep took
+    the folder between the trainer's construction and its start): the grid point is another process's run, not a
+    failed one of this sweep. A row that trained, or that another trainer moved on, is left."""
+    import warnings
+
+    if store is None or not getattr(trainer, "registered_run", False):
+        return
+    try:
+        row = store.get_run(trainer.run_id)
+        if row.get("status") in ("created", "idle", "failed") and not row.get("checkpoint"):
+            store.delete_runs([trainer.run_id])
+    except Exception as exc:  # noqa: BLE001 - the grid point's row in the table stands
+        warnings.warn(f"sweep: could not remove the store row of run {trainer.run_id}, refused its folder "
+                      f"({type(exc).__name__}: {exc})", RuntimeWarning, stacklevel=3)
+
+
 def _train_row(cfg: ExperimentConfig, store_path: str | None, run_dir: str | None, robustness: Any,
                name: str | None, run_id: str | None, resume: bool) -> dict[str, Any]:
-    """:func:`run_one`'s work, in the threads it set."""
-    global _worker_trainer
+    """:func:`run_one`'s work, in the threads it set. The plan made at the sweep's start is decided again here
+    (:func:`_replan`), and once more whenever another sweep on the same ``run_root`` took the folder meanwhile; a
+    folder another training holds gives a "skipped" row (:func:`_skipped_row`), with no run in the store."""
     from snnlab.experiments.store import RunStore
+    from snnlab.training.run_folder import RunFolderBusy, RunFolderTaken
     from snnlab.training.trainer import Trainer
 
     store = RunStore(store_path) if store_path else None
-    try:
-        trainer = Trainer(cfg, run_dir=run_dir, store=store, progress=False, name=name, run_id=run_id,
-                          resume=run_dir if resume else None)
-    except Exception as exc:  # bad data folder, impossible model...: a failed row, not a crashed sweep
-        message = f"{type(exc).__name__}: {exc}"
-        if store is not None:
-            run_id = _register_failed(store, run_id, cfg, name, message)
-        return {"run_id": run_id, "label": cfg.label(), "status": "failed", "error": message}
+    for _ in range(_REPLANS):
+        if run_dir is not None:
+            planned = _replan(cfg, Path(run_dir), robustness, store_path, name, run_id, resume)
+            if isinstance(planned, dict):
+                return planned
+            run_id, resume = planned
+        try:
+            trainer = Trainer(cfg, run_dir=run_dir, store=store, progress=False, name=name, run_id=run_id,
+                              resume=run_dir if resume else None)
+        except RunFolderBusy as exc:  # (refused before the trainer registered the run)
+            return _skipped_row(cfg, run_id if resume else None, exc.holder)
+        except RunFolderTaken:  # a run saved its checkpoint there since the plan: decide again
+            continue
+        except Exception as exc:  # bad data folder, impossible model...: a failed row, not a crashed sweep
+            message = f"{type(exc).__name__}: {exc}"
+            if store is not None:
+                run_id = _register_failed(store, run_id, cfg, name, message)
+            return {"run_id": run_id, "label": cfg.label(), "status": "failed", "error": message}
+        try:
+            return _run_trainer(trainer, cfg, robustness)
+        except RunFolderBusy as exc:  # taken between the trainer's construction and its start
+            _drop_refused_row(store, trainer)
+            return _skipped_row(cfg, run_id if resume else None, exc.holder)
+        except RunFolderTaken:
+            _drop_refused_row(store, trainer)
+    return {"run_id": None, "label": cfg.label(), "status": "skipped",
+            "error": f"{run_dir} was taken by other trainings {_REPLANS} times in a row; rerun the sweep later to "
+                     "collect it"}
+
+
+def _run_trainer(trainer, cfg: ExperimentConfig, robustness: Any) -> dict[str, Any]:
+    """Train ``trainer`` (the worker's current run) and give its row of the table; the folder's refusal at the run's
+    start (:class:`~snnlab.training.run_folder.RunFolderBusy` / ``RunFolderTaken``) is raised for the caller."""
+    global _worker_trainer
     _worker_trainer = trainer
     cancelled: list[bool] = []  # [True]: the pool's cancel stopped the run before its first step
     if _pool_cancel() is not None:  # a cancel while the trainer was being built: the run stops before its first step

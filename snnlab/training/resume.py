@@ -43,6 +43,7 @@ from .checkpoint import (HISTORY_KEY, CheckpointError, encode_history, load_chec
 from .config import ConfigError, ExperimentConfig, dataset_shape
 from .interrupts import global_rng_state, roll_back, set_global_rng_state
 from .records import History
+from .run_folder import RunFolderTaken
 
 __all__ = ["CHECKPOINT_FORMAT", "CHECKPOINT_NAME", "refuse_foreign_checkpoint", "load_resume", "ResumeMixin",
            "FIXED_ON_RESUME", "ResumeConfigError", "resume_conflicts", "check_resume_config", "fixed_on_resume_text",
@@ -281,7 +282,8 @@ def _saved_config(ckpt: dict[str, Any]) -> ExperimentConfig | None:
 
 
 def refuse_foreign_checkpoint(run_dir: Path, resume: str | os.PathLike | None) -> None:
-    """Raise ``FileExistsError`` when ``run_dir`` holds a checkpoint that ``resume`` does not continue."""
+    """Raise :class:`~snnlab.training.run_folder.RunFolderTaken` (a ``FileExistsError``) when ``run_dir`` holds a
+    checkpoint that ``resume`` does not continue."""
     existing = run_dir / CHECKPOINT_NAME
     if not existing.exists():
         return
@@ -289,8 +291,8 @@ def refuse_foreign_checkpoint(run_dir: Path, resume: str | os.PathLike | None) -
         rp = Path(resume)
         if (rp / CHECKPOINT_NAME if rp.is_dir() else rp).resolve() == existing.resolve():
             return
-    raise FileExistsError(f"run_dir {run_dir} already holds the checkpoint of another run; resume it "
-                          f"(resume={str(run_dir)!r}), choose another folder, or pass overwrite=True to replace it")
+    raise RunFolderTaken(f"run_dir {run_dir} already holds the checkpoint of another run; resume it "
+                         f"(resume={str(run_dir)!r}), choose another folder, or pass overwrite=True to replace it")
 
 
 def load_resume(resume: str | os.PathLike, cfg: ExperimentConfig | dict | None, run_dir: str | os.PathLike | None,

@@ -20,13 +20,63 @@ try:
 except ImportError:  # (Windows)
     fcntl = None  # type: ignore[assignment]
 
-__all__ = ["LOCK_NAME", "RunFolderBusy", "run_folder_lock"]
+__all__ = ["LOCK_NAME", "CONFIG_NAME", "RunFolderBusy", "RunFolderTaken", "check_run_folder", "run_folder_lock"]
 
 LOCK_NAME = ".snnlab-lock"
+CONFIG_NAME = "config.json"
 
 
 class RunFolderBusy(RuntimeError):
-    """Another training holds the run folder."""
+    """Another training holds the run folder; ``holder`` is its process id as the lock file gives it (a text,
+    ``"unknown"`` when it is not written yet)."""
+
+    def __init__(self, message: str, holder: str = "unknown") -> None:
+        super().__init__(message)
+        self.holder = holder
+
+
+class RunFolderTaken(FileExistsError):
+    """The run folder holds the checkpoint of another run (or a later save of this one) that a training would
+    replace; ``run_id`` is that checkpoint's run, when it could be read."""
+
+    def __init__(self, message: str, run_id: str | None = None) -> None:
+        super().__init__(message)
+        self.run_id = run_id
+
+
+def check_run_folder(run_dir: str | os.PathLike, who: str = "Trainer") -> None:
+    """Refuse a run folder that a training could not write into, before anything trains: ``NotADirectoryError``
+    when ``run_dir`` (or a folder above it) is a file, ``IsADirectoryError`` when one of the files a run writes there
+    (``checkpoint.pt``, ``config.json``, the lock) is a folder; each message names the path and starts with ``who``.
+    A folder that does not exist yet is fine (the training creates it).
+
+    Example:
+        >>> import os, tempfile
+        >>> folder = tempfile.mkdtemp()
+        >>> check_run_folder(os.path.join(folder, "new", "run"))          # created when the run starts
+        >>> os.mkdir(os.path.join(folder, "checkpoint.pt"))
+        >>> try:
+        ...     check_run_folder(folder)
+        ... except IsADirectoryError as e:
+        ...     print(str(e).split(":")[0])
+        Trainer
+    """
+    from .resume import CHECKPOINT_NAME  # (resume.py does not import this module)
+
+    run_dir = Path(run_dir)
+    for path in (run_dir, *run_dir.parents):
+        if path.is_dir():
+            break
+        if os.path.lexists(path):  # a file, or a link to nothing or to a file
+            what = "run_dir" if path == run_dir else f"run_dir {str(run_dir)!r}: the path"
+            kind = "a link to no folder" if path.is_symlink() else "a file"
+            raise NotADirectoryError(f"{who}: {what} {str(path)!r} is {kind}, not a folder; give a folder for the "
+                                     "run (it is created when missing)")
+    for name in (CHECKPOINT_NAME, CONFIG_NAME, LOCK_NAME):
+        path = run_dir / name
+        if path.is_dir():
+            raise IsADirectoryError(f"{who}: {str(path)!r} is a folder, but a run keeps its {name} file there; "
+                                    "move or remove that folder, or give the run another run_dir")
 
 
 @contextlib.contextmanager
@@ -57,7 +107,7 @@ def run_folder_lock(run_dir: str | os.PathLike | None) -> Iterator[None]:
             f.seek(0)
             holder = f.read().strip() or "unknown"
             raise RunFolderBusy(f"run_dir {run_dir} is in use by another training (process {holder}); wait for it "
-                                "to end or stop it, or give this run another run_dir") from None
+                                "to end or stop it, or give this run another run_dir", holder=holder) from None
         except OSError as exc:  # a file system without locks (some NFS, CIFS or FUSE mounts): train unlocked
             warnings.warn(f"run_dir {run_dir}: its file system refuses locks ({exc}), so a second training into it "
                           "would not be refused", RuntimeWarning, stacklevel=3)

@@ -56,7 +56,7 @@ from .records import EVAL_KEYS, STEP_METRICS, History, ReportingMixin, RunStoreP
 from .regularization import spike_rate_penalty
 from .resume import CHECKPOINT_NAME
 from .resume import ResumeMixin, load_resume, refuse_foreign_checkpoint
-from .run_folder import run_folder_lock
+from .run_folder import CONFIG_NAME, RunFolderTaken, check_run_folder, run_folder_lock
 from .runtime import resolve_device, seed_everything
 
 __all__ = ["Trainer", "TrainingDiverged", "RunStoreProtocol", "History", "STATES", "seed_everything",
@@ -140,9 +140,13 @@ class Trainer(ControlMixin, ResumeMixin, ReportingMixin):
     Args:
         cfg: the configuration (an ``ExperimentConfig`` or a dict for :meth:`ExperimentConfig.from_dict`);
             may be None when ``resume`` is given (the checkpoint's config is used).
-        run_dir: folder for ``checkpoint.pt`` (written atomically after every epoch) and ``config.json``;
-            None = no files (when resuming: the checkpoint's folder). A folder that already holds another
-            run's checkpoint is refused (``FileExistsError``) unless resuming that checkpoint or ``overwrite``.
+        run_dir: folder for ``checkpoint.pt`` (written atomically after every epoch) and ``config.json`` (written
+            when the run starts, once it holds the folder); None = no files (when resuming: the checkpoint's folder).
+            A folder that already holds another run's checkpoint is refused
+            (:class:`~snnlab.training.run_folder.RunFolderTaken`, a ``FileExistsError``) unless resuming that
+            checkpoint or ``overwrite``; a path that is a file, or whose ``checkpoint.pt`` is a folder, is refused
+            here too (:func:`~snnlab.training.run_folder.check_run_folder`). A trainer refused at :meth:`run` (or
+            :meth:`start`) leaves the folder as it was, and the store row it registered "failed" with the refusal.
         store: optional object following :class:`RunStoreProtocol`; its errors are logged, never fatal.
         callbacks: a callable, or an iterable of callables, subscribed to :attr:`events` (they receive every
             :class:`Event`); anything else is refused (``TypeError``) before anything is written.
@@ -211,11 +215,16 @@ class Trainer(ControlMixin, ResumeMixin, ReportingMixin):
         progress = as_flag(progress, "progress", "Trainer")
         self._save_id: str | None = None  # the checkpoint save this trainer last made or loaded
         self._folder_claim: contextlib.ExitStack | None = None  # the run folder's lock while a run holds it
+        if run_dir is not None:
+            check_run_folder(run_dir)  # a file, or a folder where checkpoint.pt goes: refused before any training
         if run_dir is not None and not overwrite:
             refuse_foreign_checkpoint(Path(run_dir), resume)
         if resume is not None:
+            given_dir = run_dir
             ckpt, cfg, run_dir = load_resume(resume, cfg, run_dir, own_model=model is not None,
                                              own_data=train_loader is not None or test_loader is not None)
+            if given_dir is None:
+                check_run_folder(run_dir)
         if cfg is None:
             raise ValueError("Trainer needs a configuration (cfg) or a checkpoint to resume from")
         if isinstance(cfg, dict):
@@ -301,13 +310,14 @@ class Trainer(ControlMixin, ResumeMixin, ReportingMixin):
 
         if ckpt is not None:
             self._restore_or_explain(ckpt, resume)
-        if self.run_dir is not None:
+        if self.run_dir is not None:  # config.json is written when a run claims the folder (_claim_run_folder)
             self.run_dir.mkdir(parents=True, exist_ok=True)
             with run_folder_lock(self.run_dir):  # (refused while another training holds the folder)
-                tmp = self.run_dir / ".config.json.tmp"
-                tmp.write_text(cfg.to_json())
-                os.replace(tmp, self.run_dir / "config.json")
+                pass
         self._follow: tuple[dict, int] | None = None  # (config, step) a store that knows the resumed run takes at run()
+        #: whether this trainer registered its run in the store (a new run, or a resumed one the store did not know);
+        #: a trainer refused at :meth:`run` before it ever trained marks that row "failed" with the refusal
+        self.registered_run = False
         self.run_id = self._register_run(run_id, ckpt, name)
         self.name = name or (ckpt or {}).get("name") or self.label
         for cb in callbacks:
@@ -330,11 +340,13 @@ class Trainer(ControlMixin, ResumeMixin, ReportingMixin):
                 saved = ckpt or {}
                 store.create_run(cfg.to_dict(), name or saved.get("name") or saved.get("label") or self.label,
                                  run_id=run_id)
+                self.registered_run = True
             else:
                 if ckpt is not None:  # the store follows the resumed run once it trains (not if it is refused)
                     self._follow = (cfg.to_dict(), int(ckpt["step"]))
         if run_id is None and store is not None:
             run_id = str(store.create_run(cfg.to_dict(), name or self.label))
+            self.registered_run = True
         return str(run_id) if run_id is not None else uuid.uuid4().hex[:12]
 
     def _follow_resumed_run(self) -> None:
@@ -530,15 +542,46 @@ class Trainer(ControlMixin, ResumeMixin, ReportingMixin):
     def _claim_run_folder(self) -> None:
         """Take ``run_dir`` for a run, once (:meth:`start` takes it before its thread starts, :meth:`run` when called
         directly): its lock (:class:`~snnlab.training.run_folder.RunFolderBusy` while another training holds it),
-        and a check that its checkpoint is the one this trainer last saved or loaded (``FileExistsError`` when
-        another trainer, or an older one of this run, saved there since, unless ``overwrite``). Nothing changes
-        when it refuses."""
+        a check that its checkpoint is the one this trainer last saved or loaded
+        (:class:`~snnlab.training.run_folder.RunFolderTaken`, a ``FileExistsError``, when another trainer, or an
+        older one of this run, saved there since, unless ``overwrite``), then the run's ``config.json``. When it
+        refuses, the folder and the trainer are left as they were (it may run later); the store row this trainer
+        registered, if it never trained, ends "failed" with the refusal (:meth:`_refused`)."""
         if self._folder_claim is not None:
             return
-        with contextlib.ExitStack() as claim:  # (released here if the check refuses)
-            claim.enter_context(run_folder_lock(self.run_dir))
-            self._refuse_checkpoint_saved_since()
-            self._folder_claim = claim.pop_all()  # kept until _release_run_folder
+        try:
+            with contextlib.ExitStack() as claim:  # (released here if the check refuses)
+                if self.run_dir is not None:
+                    check_run_folder(self.run_dir)
+                claim.enter_context(run_folder_lock(self.run_dir))
+                self._refuse_checkpoint_saved_since()
+                self._write_config()
+                self._folder_claim = claim.pop_all()  # kept until _release_run_folder
+        except Exception as exc:
+            self._refused(exc)
+            raise
+
+    def _write_config(self) -> None:
+        """Write ``run_dir/config.json`` (atomically), once the run holds the folder: a trainer refused there never
+        replaces the configuration beside another run's checkpoint."""
+        if self.run_dir is None:
+            return
+        tmp = self.run_dir / f".{CONFIG_NAME}.tmp"
+        tmp.write_text(self.cfg.to_json())
+        os.replace(tmp, self.run_dir / CONFIG_NAME)
+
+    def _refused(self, exc: BaseException) -> None:
+        """A run refused its folder: the store row this trainer registered ends "failed" with the refusal, if the
+        trainer never trained and the row is still as it left it ("idle"); a resumed run's row, or one another
+        trainer of the run moved on meanwhile, stays as it is."""
+        if not self.registered_run or self.state != "idle" or self.store is None or not hasattr(self.store, "get_run"):
+            return
+        try:
+            status = self.store.get_run(self.run_id).get("status")
+        except Exception:  # noqa: BLE001 - the store's errors are never fatal (a deleted row: nothing to mark)
+            return
+        if status == "idle":
+            self._store("set_status", self.run_id, "failed", f"not started: {type(exc).__name__}: {exc}")
 
     def _release_run_folder(self) -> None:
         claim, self._folder_claim = self._folder_claim, None
@@ -556,10 +599,11 @@ class Trainer(ControlMixin, ResumeMixin, ReportingMixin):
             return
         if ck.get("save_id") != self._save_id:
             whose = "another run's" if ck.get("run_id") != self.run_id else "a later save of this run's"
-            raise FileExistsError(
+            raise RunFolderTaken(
                 f"run_dir {self.run_dir} now holds {whose} checkpoint (run {ck.get('run_id')}, step {ck.get('step')}), "
                 "saved there since this trainer last saved or loaded it; training on would replace it: resume from "
-                "it (Trainer.resume_from), give this run another run_dir, or build the trainer with overwrite=True")
+                "it (Trainer.resume_from), give this run another run_dir, or build the trainer with overwrite=True",
+                run_id=None if ck.get("run_id") is None else str(ck.get("run_id")))
 
     def _train(self) -> dict[str, Any] | None:
         cfg = self.cfg
