@@ -144,7 +144,7 @@ def _refuse_busy_run_dir(run_dir: str | None) -> None:
     """:class:`~snnlab.training.run_folder.RunFolderBusy` when another training holds ``run_dir``'s lock: checked
     before its checkpoint is read, whose state (and the advice to resume or overwrite it) would change under that
     training. Only probes (the lock is let go at once: the trainer takes it for the run); a folder without a lock
-    file is held by no one, and is left as it is."""
+    file is held by no one, and is left as it is, as is one whose lock file cannot be opened for writing."""
     import warnings
 
     from snnlab.training.run_folder import LOCK_NAME, run_folder_lock
@@ -153,8 +153,11 @@ def _refuse_busy_run_dir(run_dir: str | None) -> None:
         return
     with warnings.catch_warnings():  # (a file system without locks: the trainer warns about it)
         warnings.simplefilter("ignore", RuntimeWarning)
-        with run_folder_lock(run_dir):
-            pass
+        try:
+            with run_folder_lock(run_dir):
+                pass
+        except OSError:  # a lock file it may not open (a read-only folder): not held by a training it could tell,
+            return       # and what to do with its checkpoint is said as for any other; the trainer's claim reports it
 
 
 def _load_run_dir_checkpoint(path: Path, resume: bool) -> dict:

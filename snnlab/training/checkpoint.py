@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import json
 import os
+import sys
 import uuid
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -151,8 +152,10 @@ def _fsync_dir(folder: Path) -> None:
         os.close(fd)
 
 
-def _os_error_in(exc: BaseException) -> OSError | None:
-    """The first ``OSError`` in ``exc`` and its chain (``__cause__``, else ``__context__``), or ``None``.
+def _os_error_in(exc: BaseException, outside: BaseException | None = None) -> OSError | None:
+    """The first ``OSError`` in ``exc`` and its chain (``__cause__``, else ``__context__``), or ``None``; the chain
+    ends at ``outside`` (the exception the caller was handling when the failing work began: its ``OSError`` is
+    not this failure's).
 
     Example:
         >>> try:
@@ -166,12 +169,22 @@ def _os_error_in(exc: BaseException) -> OSError | None:
     """
     seen: set[int] = set()
     current: BaseException | None = exc
-    while current is not None and id(current) not in seen:
+    while current is not None and current is not outside and id(current) not in seen:
         if isinstance(current, OSError):
             return current
         seen.add(id(current))
         current = current.__cause__ or current.__context__
     return None
+
+
+def _save_error(os_error: OSError, path: Path) -> OSError:
+    """The ``OSError`` that a failed save of ``path`` raises: ``os_error``'s reason and errno (``OSError(errno, ...)``
+    gives the errno's subclass: ``PermissionError`` for EACCES, ...), naming ``path`` and whether a previous
+    checkpoint is there."""
+    reason = os_error.strerror or str(os_error) or type(os_error).__name__
+    text = f"{reason} writing {path}; " + ("the previous checkpoint is kept" if path.is_file()
+                                             else "no checkpoint was written")
+    return OSError(text) if os_error.errno is None else OSError(os_error.errno, text)
 
 
 def save_checkpoint(path: str | os.PathLike, state: dict[str, Any]) -> Path:
@@ -191,11 +204,15 @@ def save_checkpoint(path: str | os.PathLike, state: dict[str, Any]) -> Path:
     if not isinstance(state, dict):
         raise TypeError(f"save_checkpoint expects a dict of plain values and tensors, got {type(state).__name__}")
     path = Path(path)
+    handled = sys.exc_info()[1]  # (a save inside the caller's `except OSError:` gets it as every error's context)
     folder = path.parent if str(path.parent) else Path(".")
     folder.mkdir(parents=True, exist_ok=True)
     tmp = folder / f".{path.name}.{uuid.uuid4().hex[:12]}.tmp"
-    # not mkstemp (always 0600): O_EXCL keeps the name ours, and the kernel applies the umask to 0o666
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0), 0o666)
+    try:
+        # not mkstemp (always 0600): O_EXCL keeps the name ours, and the kernel applies the umask to 0o666
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0), 0o666)
+    except OSError as exc:  # a read-only folder, a full disk (no inode left): named as a failed write below is
+        raise _save_error(exc, path) from exc
     try:
         with os.fdopen(fd, "wb") as f:
             torch.save(to_plain(state), f)
@@ -207,16 +224,12 @@ def save_checkpoint(path: str | os.PathLike, state: dict[str, Any]) -> Path:
             os.unlink(tmp)
         except OSError:
             pass
-        os_error = _os_error_in(exc) if isinstance(exc, Exception) else None
+        os_error = _os_error_in(exc, outside=handled) if isinstance(exc, Exception) else None
         if os_error is None:
             raise
         # torch's zip writer reports a failed write (a full disk) as its own RuntimeError ("unexpected pos ...")
-        # with the OSError only in the chain: raise the OSError, naming the file (OSError(errno, ...) gives the
-        # errno's subclass: PermissionError for EACCES, ...)
-        reason = os_error.strerror or str(os_error) or type(os_error).__name__
-        text = f"{reason} writing {path}; " + ("the previous checkpoint is kept" if path.is_file()
-                                                 else "no checkpoint was written")
-        raise (OSError(text) if os_error.errno is None else OSError(os_error.errno, text)) from exc
+        # with the OSError only in the chain: raise the OSError, naming the file
+        raise _save_error(os_error, path) from exc
     _fsync_dir(folder)
     for stale in folder.glob(f".{path.name}.*.tmp"):  # left by earlier crashed writers
         try:
@@ -238,11 +251,21 @@ def _load_error_detail(exc: Exception) -> str:
 
 
 _ZIP_MAGIC = b"PK\x03\x04"  # how every file torch.save writes (zip format, the default since torch 1.6) begins
+#: how a file of torch's legacy format begins (a pickle: torch before 1.6, or ``_use_new_zipfile_serialization=False``)
+_LEGACY_HEAD = b"\x80"
+
+
+def _is_legacy_file(path: Path) -> bool:
+    try:
+        with open(path, "rb") as f:
+            return f.read(len(_LEGACY_HEAD)) == _LEGACY_HEAD
+    except OSError:
+        return False
 
 
 def _not_a_checkpoint_file(path: Path) -> str | None:
     """Why the file at ``path`` cannot be a checkpoint at all, from its first bytes (``None`` when it could be one,
-    e.g. a truncated zip file, or cannot be read: torch's error says more there).
+    e.g. a truncated zip file or a file of torch's legacy format, or cannot be read: torch's error says more there).
 
     Example:
         >>> import tempfile, os
@@ -261,7 +284,7 @@ def _not_a_checkpoint_file(path: Path) -> str | None:
         return None
     if not head:
         return "it is empty (0 bytes): a save was interrupted or the file was truncated"
-    if head != _ZIP_MAGIC:
+    if head != _ZIP_MAGIC and not head.startswith(_LEGACY_HEAD):
         return "it is not a snnlab checkpoint (not a torch zip file)"
     return None
 
@@ -271,7 +294,8 @@ def load_checkpoint(path: str | os.PathLike, map_location: Any = "cpu", mmap: bo
     """Load a checkpoint written by :func:`save_checkpoint` (``weights_only=True``: no arbitrary code).
 
     ``mmap=True`` maps the tensors from the file instead of reading them: cheap when only the metadata
-    (configuration, flags, results) is needed. A history stored as JSON text (:data:`HISTORY_KEY`) comes back
+    (configuration, flags, results) is needed. (A file of torch's legacy, non-zip format, which cannot be mapped, is read
+    whole.) A history stored as JSON text (:data:`HISTORY_KEY`) comes back
     decoded as the list ``"history"``, as earlier versions' files hold it; ``history=False`` leaves the text as it is
     (no decoding: for readers of the metadata only; an earlier version's list is returned as it was stored).
 
@@ -297,7 +321,13 @@ def load_checkpoint(path: str | os.PathLike, map_location: Any = "cpu", mmap: bo
     if not path.exists():
         raise FileNotFoundError(f"no checkpoint at {path}")
     try:
-        state = torch.load(path, map_location=map_location, weights_only=True, mmap=mmap)
+        try:
+            state = torch.load(path, map_location=map_location, weights_only=True, mmap=mmap)
+        except Exception:
+            if not (mmap and _is_legacy_file(path)):
+                raise
+            # torch maps only zip files: a legacy-format file is read whole instead
+            state = torch.load(path, map_location=map_location, weights_only=True)
     except Exception as e:
         what = _not_a_checkpoint_file(path)  # (torch's own words there: mmap's advice, an empty EOFError)
         raise CheckpointError(f"checkpoint {path} is unreadable: {what}" if what else
