@@ -291,7 +291,7 @@ def _register_failed(store, run_id: str | None, cfg: ExperimentConfig, name: str
 
 def run_one(config: dict, store_path: str | None = None, run_dir: str | None = None,
             robustness: Any = None, threads: int = 1, name: str | None = None, run_id: str | None = None,
-            resume: bool = False) -> dict[str, Any]:
+            resume: bool = False, report_plan: bool = False) -> dict[str, Any]:
     """Train one configuration and return its row of the trade-off table (runs in a worker process).
 
     ``run_id`` registers the run under that id; ``resume`` continues the checkpoint in ``run_dir``, as
@@ -302,7 +302,9 @@ def run_one(config: dict, store_path: str | None = None, run_dir: str | None = N
     event is set (:func:`process_pool`, :func:`thread_pool`), starts no run ("cancelled"); a cancel that comes while the run's trainer is
     being built stops it before its first step (a "stopped" row; its checkpoint, if any, resumes it). The run uses
     ``threads`` torch CPU threads; the caller's setting is put back after (a sweep in the caller's own process leaves
-    it as it was).
+    it as it was). With ``report_plan`` (what :func:`sweep` asks) a row of a point in ``run_dir`` also says what the
+    worker did with it, under the key ``"_plan"``: "reuse", "resume", "new", or None (skipped, or its checkpoint cannot
+    be continued); the sweep counts its ``reused``/``resumed`` points from it and takes the key out of its table.
     """
     cfg = ExperimentConfig.from_dict(config)
     if _worker_cancelled():
@@ -310,13 +312,18 @@ def run_one(config: dict, store_path: str | None = None, run_dir: str | None = N
     before = torch.get_num_threads()
     torch.set_num_threads(max(1, int(threads)))
     try:
-        return _train_row(cfg, store_path, run_dir, robustness, name, run_id, resume)
+        row = _train_row(cfg, store_path, run_dir, robustness, name, run_id, resume)
+        if not report_plan or run_dir is None:
+            row.pop(_PLAN_KEY, None)
+        return row
     finally:
         torch.set_num_threads(before)
 
 
 #: how many times a worker decides again what to do with a grid point whose folder another sweep took meanwhile
 _REPLANS = 3
+#: the key of a worker's row that says what it did with its grid point (run_one(report_plan=True)); not a table column
+_PLAN_KEY = "_plan"
 
 
 def _skipped_row(cfg: ExperimentConfig, run_id: str | None, holder: str) -> dict[str, Any]:
@@ -341,7 +348,7 @@ def _replan(cfg: ExperimentConfig, run_dir: Path, robustness: Any, store_path: s
         return planned_id, True
     if action == "reuse" and store_path:
         _register_reused(store_path, cfg, run_dir, ck, name or cfg.label())
-    return row
+    return {**row, _PLAN_KEY: "reuse" if action == "reuse" else None}
 
 
 def _drop_refused_row(store, trainer) -> None:
@@ -381,24 +388,25 @@ def _train_row(cfg: ExperimentConfig, store_path: str | None, run_dir: str | Non
             trainer = Trainer(cfg, run_dir=run_dir, store=store, progress=False, name=name, run_id=run_id,
                               resume=run_dir if resume else None)
         except RunFolderBusy as exc:  # (refused before the trainer registered the run)
-            return _skipped_row(cfg, run_id if resume else None, exc.holder)
+            return {**_skipped_row(cfg, run_id if resume else None, exc.holder), _PLAN_KEY: None}
         except RunFolderTaken:  # a run saved its checkpoint there since the plan: decide again
             continue
         except Exception as exc:  # bad data folder, impossible model...: a failed row, not a crashed sweep
             message = f"{type(exc).__name__}: {exc}"
             if store is not None:
                 run_id = _register_failed(store, run_id, cfg, name, message)
-            return {"run_id": run_id, "label": cfg.label(), "status": "failed", "error": message}
+            return {"run_id": run_id, "label": cfg.label(), "status": "failed", "error": message,
+                    _PLAN_KEY: "resume" if resume else "new"}
         try:
-            return _run_trainer(trainer, cfg, robustness)
+            return {**_run_trainer(trainer, cfg, robustness), _PLAN_KEY: "resume" if resume else "new"}
         except RunFolderBusy as exc:  # taken between the trainer's construction and its start
             _drop_refused_row(store, trainer)
-            return _skipped_row(cfg, run_id if resume else None, exc.holder)
+            return {**_skipped_row(cfg, run_id if resume else None, exc.holder), _PLAN_KEY: None}
         except RunFolderTaken:
             _drop_refused_row(store, trainer)
     return {"run_id": None, "label": cfg.label(), "status": "skipped",
             "error": f"{run_dir} was taken by other trainings {_REPLANS} times in a row; rerun the sweep later to "
-                     "collect it"}
+                     "collect it", _PLAN_KEY: None}
 
 
 def _run_trainer(trainer, cfg: ExperimentConfig, robustness: Any) -> dict[str, Any]:
@@ -606,7 +614,7 @@ def sweep(config: ExperimentConfig, grid: dict[str, list], executor: Any = None,
         values = ", ".join(f"{k}={getattr(cfg, k)}" for k in grid)  # runs of a sweep told apart by name too
         if action in ("new", "resume"):
             jobs[i] = (cfg.to_dict(), str(store_path) if store_path else None, str(run_dir) if run_dir else None,
-                       robustness, threads, f"{cfg.label()} [{values}]", run_id, action == "resume")
+                       robustness, threads, f"{cfg.label()} [{values}]", run_id, action == "resume", True)
             if action == "resume":
                 resumed.append(i)
         elif action == "reuse":
@@ -627,7 +635,7 @@ def sweep(config: ExperimentConfig, grid: dict[str, list], executor: Any = None,
             futures[pool.submit(run_one, *job)] = i
         for fut in tqdm(_completed(futures), total=len(futures), desc="sweep", disable=not progress):
             i = futures[fut]
-            rows[i] = _row_of(fut, rows[i], configs[i])
+            rows[i] = _take_plan(_row_of(fut, rows[i], configs[i]), i, reused, resumed)
             if out is not None:
                 _write_csv(out, _table(configs, grid, rows))
     except KeyboardInterrupt as exc:
@@ -640,17 +648,34 @@ def sweep(config: ExperimentConfig, grid: dict[str, list], executor: Any = None,
             _reset_interrupt()  # set by _wind_down for this process's thread; later sweeps start anew
     for fut, i in futures.items():
         if rows[i].get("status") == "pending":
-            rows[i] = _row_of(fut, rows[i], configs[i])
+            rows[i] = _take_plan(_row_of(fut, rows[i], configs[i]), i, reused, resumed)
     _settle_store(store_path, rows)
     table = _table(configs, grid, rows)
     if out is not None:
         _write_csv(out, table)
     ok = table[table["status"] == "finished"]
     front = pareto_front(ok.dropna(subset=list(objectives)), objectives) if len(ok) else ok.copy()
-    result = SweepResult(table=table, front=front, objectives=objectives, reused=tuple(reused), resumed=tuple(resumed))
+    result = SweepResult(table=table, front=front, objectives=objectives, reused=tuple(sorted(reused)),
+                         resumed=tuple(sorted(resumed)))
     if interrupt is not None:
         raise SweepInterrupted(result, getattr(interrupt, "signum", None)) from interrupt
     return result
+
+
+def _take_plan(row: dict, i: int, reused: list[int], resumed: list[int]) -> dict:
+    """``row`` of grid point ``i`` without the worker's ``"_plan"`` (:func:`run_one`), which, where present, replaces
+    the sweep's own plan of the point in ``reused``/``resumed`` (the worker decides again: another sweep on the same
+    ``run_root`` may have finished, started or be training it)."""
+    if _PLAN_KEY not in row:  # (cancelled, a dead worker...: the plan stands)
+        return row
+    row = dict(row)
+    decided = row.pop(_PLAN_KEY)
+    for kept, action in ((reused, "reuse"), (resumed, "resume")):
+        if decided == action and i not in kept:
+            kept.append(i)
+        elif decided != action and i in kept:
+            kept.remove(i)
+    return row
 
 
 def _check_objectives(objectives: dict | None, robustness: list) -> dict[str, str]:
