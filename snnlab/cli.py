@@ -140,6 +140,15 @@ def _checkpoint_in(run_dir: str | None) -> Path | None:
     return path if path is not None and path.exists() else None
 
 
+def _run_folder_taken_hint(trainer) -> str:
+    """The command-line words for a run folder another run saved into before this one started (the trainer's
+    message gives the Python API's), or ``""``."""
+    if not str(trainer.error or "").startswith("not started: RunFolderTaken"):
+        return ""
+    return ("; from the command line: --resume continues the run saved there, --overwrite starts this one there "
+            "(replacing it), or give this run another --run-dir")
+
+
 def _refuse_busy_run_dir(run_dir: str | None) -> None:
     """:class:`~snnlab.training.run_folder.RunFolderBusy` when another training holds ``run_dir``'s lock: checked
     before its checkpoint is read, whose state (and the advice to resume or overwrite it) would change under that
@@ -181,6 +190,10 @@ def cmd_train(args: argparse.Namespace) -> int:
 
     if getattr(args, "resume", False) and not args.run_dir:
         raise ValueError("--resume needs --run-dir, the folder of the checkpoint to continue")
+    if args.run_dir:  # a file given as the folder, or a folder named checkpoint.pt in it: said before any read
+        from snnlab.training.run_folder import check_run_folder
+
+        check_run_folder(args.run_dir, who="--run-dir")
     _refuse_busy_run_dir(args.run_dir)  # (its checkpoint changes under another training: not read then)
     existing = _checkpoint_in(args.run_dir)
     base = saved = ck = None
@@ -236,7 +249,8 @@ def cmd_train(args: argparse.Namespace) -> int:
     if result is None:
         if trainer.state == "stopped":
             return _report_stopped(trainer, args, 128 + (received[0] if received else signal.SIGINT))
-        print(f"run {trainer.run_id} {trainer.state}: {trainer.error or ''}", file=sys.stderr)
+        print(f"run {trainer.run_id} {trainer.state}: {trainer.error or ''}{_run_folder_taken_hint(trainer)}",
+              file=sys.stderr)
         return 1
     _print_result("test results", result["final"])
     if result["rounded"] is not None:

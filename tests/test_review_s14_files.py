@@ -101,3 +101,23 @@ def test_cli_probe_of_a_lock_file_it_cannot_open_says_what_the_folder_holds(tmp_
     monkeypatch.setattr(run_folder, "open", read_only, raising=False)
     assert main(["train", *TINY, "--run-dir", str(run_dir)]) == 2
     assert "already holds the checkpoint of run abc (stopped after 7 steps)" in capsys.readouterr().err
+
+
+def test_cli_train_names_a_folder_named_checkpoint_pt_before_reading_anything(tmp_path, capsys):
+    """A folder where the checkpoint file belongs is refused up front (it read as 'no checkpoint.pt in folder')."""
+    from snnlab import cli
+    (tmp_path / "checkpoint.pt").mkdir()
+    code = cli.main(["train", "--run-dir", str(tmp_path), "--no-store", "--quiet", "--epochs", "1"])
+    err = capsys.readouterr().err
+    assert code != 0 and "--run-dir" in err and "checkpoint.pt" in err and "is a folder" in err, err
+    assert "no checkpoint.pt in folder" not in err
+
+
+def test_cli_hint_for_a_folder_another_run_saved_into(tmp_path):
+    """The trainer's 'not started: RunFolderTaken' refusal gets the command line's words."""
+    from types import SimpleNamespace
+    from snnlab.cli import _run_folder_taken_hint
+    hint = _run_folder_taken_hint(SimpleNamespace(error="not started: RunFolderTaken: run_dir x now holds ..."))
+    assert "--resume" in hint and "--overwrite" in hint
+    assert _run_folder_taken_hint(SimpleNamespace(error="ValueError: other")) == ""
+    assert _run_folder_taken_hint(SimpleNamespace(error=None)) == ""
