@@ -32,9 +32,9 @@ import torch
 from .counter_rng import cached_mask_key, seed_key
 from .first_order import refuse_forward_mode, refuse_higher_order
 from .func_transforms import refuse_transforms
-from .lif_common import (LIFOptions, SURROGATE_CODES, adaptive_gradients, check_cap_and_params, check_fused_args,
-                         check_lif_options, check_mask_p, constant_value, flat_param, keep_for_adaptive_backward,
-                         noise_divisor, steps_and_width)
+from .lif_common import (LIFOptions, SURROGATE_CODES, adaptive_gradients, adaptive_param_tensors,
+                         check_cap_and_params, check_fused_args, check_lif_options, check_mask_p, constant_value,
+                         flat_param, keep_for_adaptive_backward, noise_divisor, steps_and_width)
 from .lif_cpu import _DBL, _FLT, _I64, _INT, _P, _U32, _lib, _ptr, _threads, c_spike_cap
 
 __all__ = ["AdaptiveLIFCpuFunction", "adaptive_lif_cpu"]
@@ -177,8 +177,7 @@ def adaptive_lif_cpu(x: torch.Tensor, beta: torch.Tensor, threshold: torch.Tenso
     opts = LIFOptions(reset, bool(detach_reset), max_spikes, surrogate, surrogate_param,
                       noise if sample else None, float(noise_scale), int(seed), bool(sample), check_mask_p(mask_p),
                       int(mask_seed), bool(keep_membrane))
-    device = x.device if isinstance(x, torch.Tensor) else None
-    params = tuple(torch.as_tensor(p, device=device) for p in (beta, threshold, rho, strength))
+    params = adaptive_param_tensors(_NAME, x, torch.float32, (beta, threshold, rho, strength))
     _check_args(x, params, opts, noise)
     x = x.contiguous()
     if torch.is_grad_enabled() and any(t.requires_grad for t in (x,) + params):

@@ -44,9 +44,9 @@ from . import lif_triton as _lif_triton
 from .counter_rng import cached_mask_key, seed_key
 from .first_order import refuse_forward_mode, refuse_higher_order
 from .func_transforms import refuse_transforms
-from .lif_common import (LIFOptions, SURROGATE_CODES, adaptive_gradients, check_cap_and_params, check_fused_args,
-                         check_lif_options, check_mask_p, expanded_from_one, flat_param, keep_for_adaptive_backward,
-                         noise_divisor, steps_and_width)
+from .lif_common import (LIFOptions, SURROGATE_CODES, adaptive_gradients, adaptive_param_tensors,
+                         check_cap_and_params, check_fused_args, check_lif_options, check_mask_p, expanded_from_one,
+                         flat_param, keep_for_adaptive_backward, noise_divisor, steps_and_width)
 from .lif_triton import (_MAX_NEURONS, _SUPPORTED_DTYPES, _backward_offsets, _cap_spikes, _forward_counters,
                          _gpu_sms, _keep, _load_step, _neuron_params, _next_input, _noise_cdf, _prefetch_inputs,
                          _queue_push, _signed32, _spike_totals, _step_spikes, _store_counts, _store_spikes, _surrogate,
@@ -345,8 +345,7 @@ def adaptive_lif_triton(x: torch.Tensor, beta: torch.Tensor, threshold: torch.Te
     opts = LIFOptions(reset, bool(detach_reset), max_spikes, surrogate, surrogate_param,
                       noise if sample else None, float(noise_scale), int(seed), bool(sample), check_mask_p(mask_p),
                       int(mask_seed))
-    device = x.device if isinstance(x, torch.Tensor) else None
-    params = tuple(torch.as_tensor(p, device=device) for p in (beta, threshold, rho, strength))
+    params = adaptive_param_tensors(_NAME, x, torch.float32, (beta, threshold, rho, strength))
     _check_args(x, params, opts, noise)
     _lif_triton._check_device(x, _NAME, "snnlab.kernels.adaptive_lif.adaptive_lif (the PyTorch path)")
     x = x.contiguous()

@@ -111,8 +111,7 @@ def check_fused_args(who: str, x: torch.Tensor, reset: str, surrogate: str, nois
     (``surrogate``: the one the backward computes, a noisy neuron's noise density)."""
     check_reset(who, reset)
     check_noise(who, noise)  # (before the surrogate, which is the noise's name for a noisy neuron)
-    check_known_surrogate(who, surrogate)
-    check_builtin_surrogate(who, surrogate)  # (a noisy neuron's is its noise density: built in)
+    check_builtin_surrogate(who, surrogate)  # (checks it is known first; a noisy neuron's is its density: built in)
     if x.dtype not in dtypes:
         raise TypeError(f"{who} supports {[str(d) for d in dtypes]} inputs, got {x.dtype}: use backend='torch' or "
                         "'auto' (they take every floating dtype), or cast the input")
@@ -209,13 +208,14 @@ def lif_params(who: str, x: torch.Tensor, beta: torch.Tensor | float, threshold:
     return beta, threshold, max_spikes
 
 
-def _number_param(who: str, name: str, value: Any, x: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
+def _number_param(who: str, name: str, value: Any, x: torch.Tensor | None, dtype: torch.dtype) -> torch.Tensor:
     """A parameter given as a number (or a NumPy array / nested list of numbers) as a tensor of ``dtype`` on ``x``'s
-    device; ``TypeError`` naming ``who`` and ``name`` for anything else."""
+    device (the default device for an ``x`` that is not a tensor, which the caller refuses); ``TypeError`` naming
+    ``who`` and ``name`` for anything else."""
     if isinstance(value, (bool, str, bytes)) or value is None:
         raise TypeError(f"{who}: {name} must be a tensor or a real number, got {type(value).__name__} {value!r}")
     try:
-        return torch.as_tensor(value, dtype=dtype, device=x.device)
+        return torch.as_tensor(value, dtype=dtype, device=x.device if isinstance(x, torch.Tensor) else None)
     except (TypeError, ValueError, RuntimeError):
         raise TypeError(f"{who}: {name} must be a tensor or a real number, got {type(value).__name__} "
                         f"{value!r}") from None
@@ -243,6 +243,30 @@ def check_mask_p(mask_p: float, name: str = "mask_p") -> float:
 def steps_and_width(x: torch.Tensor) -> tuple[int, int]:
     """``(T, M)``: time steps and elements per step of a time-major tensor."""
     return x.shape[0], math.prod(x.shape[1:])
+
+
+ADAPTIVE_PARAMS = ("beta", "threshold", "rho", "strength")
+
+
+def adaptive_param_tensors(who: str, x: torch.Tensor, dtype: torch.dtype,
+                           params: Sequence[Any]) -> tuple[torch.Tensor, ...]:
+    """The adaptive kernels' ``(beta, threshold, rho, strength)`` as tensors on ``x``'s device, converted as
+    :func:`lif_params` converts a LIF's: a tensor keeps its dtype (its gradient comes back in it), a number (Python or
+    NumPy) becomes a tensor of ``dtype`` (the dtype the kernel computes in: 0.9 is not first rounded to float32 for
+    float64 ``x``); ``TypeError`` naming ``who`` and the parameter for a bool, a string or None.
+
+    Example:
+        >>> ps = adaptive_param_tensors("f", torch.zeros(2, 3), torch.float64, (0.9, torch.ones(3), 1, 0.5))
+        >>> [p.dtype for p in ps]
+        [torch.float64, torch.float32, torch.float64, torch.float64]
+        >>> adaptive_param_tensors("f", torch.zeros(2, 3), torch.float32, (True, 1.0, 0.9, 0.1))
+        Traceback (most recent call last):
+        ...
+        TypeError: f: beta must be a tensor or a real number, got bool True
+    """
+    device = x.device if isinstance(x, torch.Tensor) else None
+    return tuple(torch.as_tensor(p, device=device) if isinstance(p, torch.Tensor) else
+                 _number_param(who, name, p, x, dtype) for name, p in zip(ADAPTIVE_PARAMS, params))
 
 
 def flat_param(p: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
