@@ -38,7 +38,7 @@ def kernel_module_ready(tl, module_name: str) -> tuple[bool, str]:
     if type(tl.zeros).__name__ != "InterpretedFunction":
         return False, "triton was imported before TRITON_INTERPRET=1 was set; set it in the environment"
     already = sys.modules.get(module_name)
-    if already is not None and not already._INTERPRETED:
+    if already is not None and getattr(already, "_INTERPRETED", True) is False:
         _drop_compiled_kernel_modules()
     return True, ""
 

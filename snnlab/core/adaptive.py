@@ -183,8 +183,6 @@ class ALIF(LIF):
         learned = super()._learned(beta)
         if self.learn_adaptation:
             learned += (("adaptation", self.adaptation), ("tau_adapt", self.tau_adapt))
-        if self.recurrent is not None:
-            learned += (("recurrent weight", self.recurrent.weight),)
         return learned
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -234,7 +232,9 @@ class ALIF(LIF):
                 out, membrane, theta = adaptive_lif(x, weight, beta.to(**on), self.threshold.to(**on), rho, strength,
                                                     **options)
             last = membrane[-1:]
-        self._check_final_membrane(x, last, *self._learned(beta))
+        recurrent = () if self.recurrent is None else (  # (the weight read above: not computed again)
+            ("recurrent weight", self.recurrent.weight if weight is None else weight),)
+        self._check_final_membrane(x, last, *self._learned(beta), *recurrent)
         self.last_membrane = membrane.detach().to(x.dtype) if self.record and membrane is not None else None
         self.last_threshold = theta.detach().to(x.dtype) if self.record and theta is not None else None
         return out.to(x.dtype)

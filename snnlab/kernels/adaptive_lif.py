@@ -53,7 +53,7 @@ from .counter_rng import cached_mask_key, keep_mask, seed_key
 from .dispatch import compute_dtype
 from .first_order import refuse_forward_mode, refuse_higher_order
 from .func_transforms import refuse_transforms
-from .lif_common import (LIFOptions, adaptive_param_grads, adaptive_param_tensors, check_cap_and_params,
+from .lif_common import (ADAPTIVE_PARAMS, LIFOptions, adaptive_param_grads, adaptive_param_tensors, check_cap_and_params,
                          check_lif_options, check_mask_p)
 from .lif_torch import _time_chunk
 from .recurrent_lif import _beta_c, _noise_chunk
@@ -331,7 +331,7 @@ def adaptive_lif(x: torch.Tensor, w: torch.Tensor | None, beta: torch.Tensor, th
     surrogate, surrogate_param = check_lif_options(_NAME, reset, surrogate, surrogate_param, noise, noise_scale)
     work = compute_dtype(x)
     params = adaptive_param_tensors(_NAME, x, work, (beta, threshold, rho, strength))  # (numbers: in `work`)
-    max_spikes = check_cap_and_params(_NAME, x, max_spikes, dict(zip(("beta", "threshold", "rho", "strength"), params)))
+    max_spikes = check_cap_and_params(_NAME, x, max_spikes, dict(zip(ADAPTIVE_PARAMS, params)))
     xw = x.to(work).contiguous()
     params = tuple(p.to(work) for p in params)
     opts = LIFOptions(reset, bool(detach_reset), max_spikes, surrogate, surrogate_param,

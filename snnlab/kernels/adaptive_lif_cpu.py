@@ -32,7 +32,7 @@ import torch
 from .counter_rng import cached_mask_key, seed_key
 from .first_order import refuse_forward_mode, refuse_higher_order
 from .func_transforms import refuse_transforms
-from .lif_common import (LIFOptions, SURROGATE_CODES, adaptive_gradients, adaptive_param_tensors,
+from .lif_common import (ADAPTIVE_PARAMS, LIFOptions, SURROGATE_CODES, adaptive_gradients, adaptive_param_tensors,
                          check_cap_and_params, check_fused_args, check_lif_options, check_mask_p, constant_value,
                          flat_param, keep_for_adaptive_backward, noise_divisor, steps_and_width)
 from .lif_cpu import _DBL, _FLT, _I64, _INT, _P, _U32, _lib, _ptr, _threads, c_spike_cap
@@ -147,7 +147,7 @@ def _check_args(x: torch.Tensor, params: tuple[torch.Tensor, ...], opts: LIFOpti
     if x.device.type != "cpu":
         raise RuntimeError(f"{_NAME} got a tensor on '{x.device}'; the compiled loop runs on CPU tensors. Use "
                            "adaptive_lif_triton on CUDA (or adaptive_lif), or move the tensors to the CPU.")
-    check_cap_and_params(_NAME, x, opts.max_spikes, dict(zip(("beta", "threshold", "rho", "strength"), params)))
+    check_cap_and_params(_NAME, x, opts.max_spikes, dict(zip(ADAPTIVE_PARAMS, params)))
 
 
 def adaptive_lif_cpu(x: torch.Tensor, beta: torch.Tensor, threshold: torch.Tensor, rho: torch.Tensor,

@@ -44,7 +44,7 @@ from . import lif_triton as _lif_triton
 from .counter_rng import cached_mask_key, seed_key
 from .first_order import refuse_forward_mode, refuse_higher_order
 from .func_transforms import refuse_transforms
-from .lif_common import (LIFOptions, SURROGATE_CODES, adaptive_gradients, adaptive_param_tensors,
+from .lif_common import (ADAPTIVE_PARAMS, LIFOptions, SURROGATE_CODES, adaptive_gradients, adaptive_param_tensors,
                          check_cap_and_params, check_fused_args, check_lif_options, check_mask_p, expanded_from_one,
                          flat_param, keep_for_adaptive_backward, noise_divisor, steps_and_width)
 from .lif_triton import (_MAX_NEURONS, _SUPPORTED_DTYPES, _backward_offsets, _cap_spikes, _forward_counters,
@@ -186,6 +186,10 @@ def _alif_bwd_kernel(gs_ptr, h_ptr, s_ptr, a_ptr, beta_ptr, thr_ptr, rho_ptr, k_
         tl.store(gk_ptr + offs, g_k, mask=mask)
 
 
+#: whether the kernels run on Triton's CPU interpreter (``TRITON_INTERPRET=1`` when this module was imported)
+_INTERPRETED = type(_alif_fwd_kernel).__name__ == "InterpretedFunction"
+
+
 @triton.jit
 def _load_back(h_ptr, a_ptr, s_ptr, gs_ptr, off, valid, RECOMPUTE_S: tl.constexpr, GS_MODE: tl.constexpr):
     """What the backward reads of one step: membrane, trace, saved spikes (unless recomputed) and output gradient
@@ -314,7 +318,7 @@ def _check_args(x: torch.Tensor, params: tuple[torch.Tensor, ...], opts: LIFOpti
     check_fused_args(_NAME, x, opts.reset, opts.surrogate, noise, _SUPPORTED_DTYPES)
     if x.dim() < 2:
         raise ValueError(f"{_NAME}: x must be time-major [T, B, ..., N], got shape {tuple(x.shape)}")
-    check_cap_and_params(_NAME, x, opts.max_spikes, dict(zip(("beta", "threshold", "rho", "strength"), params)))
+    check_cap_and_params(_NAME, x, opts.max_spikes, dict(zip(ADAPTIVE_PARAMS, params)))
 
 
 def adaptive_lif_triton(x: torch.Tensor, beta: torch.Tensor, threshold: torch.Tensor, rho: torch.Tensor,
