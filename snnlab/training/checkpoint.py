@@ -255,12 +255,18 @@ _ZIP_MAGIC = b"PK\x03\x04"  # how every file torch.save writes (zip format, the 
 _LEGACY_HEAD = b"\x80"
 
 
-def _is_legacy_file(path: Path) -> bool:
+def _file_head(path: Path) -> bytes | None:
+    """The first bytes of the file at ``path`` (enough to tell a zip from a legacy pickle), or ``None`` when it cannot
+    be read."""
     try:
         with open(path, "rb") as f:
-            return f.read(len(_LEGACY_HEAD)) == _LEGACY_HEAD
+            return f.read(len(_ZIP_MAGIC))
     except OSError:
-        return False
+        return None
+
+
+def _is_legacy_file(path: Path) -> bool:
+    return (_file_head(path) or b"").startswith(_LEGACY_HEAD)
 
 
 def _not_a_checkpoint_file(path: Path) -> str | None:
@@ -277,10 +283,8 @@ def _not_a_checkpoint_file(path: Path) -> str | None:
         >>> _not_a_checkpoint_file(p)
         'it is not a snnlab checkpoint (not a torch zip file)'
     """
-    try:
-        with open(path, "rb") as f:
-            head = f.read(len(_ZIP_MAGIC))
-    except OSError:
+    head = _file_head(path)
+    if head is None:
         return None
     if not head:
         return "it is empty (0 bytes): a save was interrupted or the file was truncated"

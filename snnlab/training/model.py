@@ -19,6 +19,7 @@ from snnlab.core.normalization import TimeBatchNorm
 from snnlab.core.random_stream import RNG_STATE_KEY
 from snnlab.core.readout import SPIKE_READOUTS
 from snnlab.core.recurrent import RecurrentLIF
+from snnlab.core.validation import as_flag
 
 from .config import (EVENT_DATASETS, PAD_TO_LONGEST, ExperimentConfig, _data_frames, event_frame_kwargs,
                      event_pad_to, frames_per_sample)
@@ -188,8 +189,7 @@ def keep_neuron_constants(model: nn.Module, load: Callable[[], Any], keep: bool 
         >>> keep_neuron_constants(model, lambda: model.load_state_dict(old), keep=False), float(model[1].threshold)
         (['1.threshold'], 1.0)
     """
-    if not isinstance(keep, bool):
-        raise TypeError(f"keep_neuron_constants: keep must be True or False, got {keep!r}")
+    keep = as_flag(keep, "keep", "keep_neuron_constants")
     kept = [(f"{prefix}.{name}" if prefix else name, module, name, buf.detach().clone())
             for prefix, module in model.named_modules() if isinstance(module, (LIF, LI))
             # the neuron's constants: the buffers among those it keeps in full precision (see _Leaky._apply)

@@ -443,7 +443,7 @@ class ResumeMixin:
         self._save_id = ckpt.get("save_id")  # the save this trainer continues (None: written before save ids)
         self._check_same_batches(ckpt, source)
         self._warn_other_length(ckpt, source)
-        chosen = getattr(self, "_neuron_constants", None)  # Trainer(neuron_constants=...): None, "model", "checkpoint"
+        chosen = self._neuron_constants  # Trainer(neuron_constants=...): None, "model", "checkpoint"
         try:
             changed = keep_neuron_constants(self.model, lambda: load_model_state(self.model, ckpt["model"]),
                                             keep=chosen != "checkpoint")
@@ -480,7 +480,7 @@ class ResumeMixin:
         names = ", ".join(changed)
         if chosen == "checkpoint":
             log.info("resume: %s taken from checkpoint %s (neuron_constants='checkpoint')", names, source)
-        elif chosen is None and getattr(self, "_own_model", False):
+        elif chosen is None and self._own_model:
             warnings.warn(f"Trainer: the model passed in holds other fixed neuron constants than checkpoint {source} "
                           f"trained with ({names}), and the resumed run uses the model's (per-neuron time constants "
                           "drawn again by spread_tau_, say); pass neuron_constants='checkpoint' to keep those the "
@@ -488,7 +488,7 @@ class ResumeMixin:
                           UserWarning, stacklevel=user_stacklevel())
         else:  # fixed taus and thresholds are configuration: the resumed run uses the configured ones
             log.info("resume: %s taken from the %s, not from checkpoint %s", names,
-                     "model passed in" if getattr(self, "_own_model", False) else "configuration", source)
+                     "model passed in" if self._own_model else "configuration", source)
 
     def _current_results(self, ckpt: dict[str, Any]) -> tuple[dict[str, Any] | None, dict[str, Any] | None]:
         """The checkpoint's ``last_eval`` and ``result``, each None where it no longer evaluates the model it holds,

@@ -198,7 +198,8 @@ def _frame_counts(t: np.ndarray, x: np.ndarray, y: np.ndarray | None, p: np.ndar
     if edges is None:
         first, stop = _time_window_slices(t, time_window, start_time, end_time, overlap, include_incomplete)
     else:
-        first, stop = np.searchsorted(t, edges[:-1]), np.searchsorted(t, edges[1:])
+        bounds = np.searchsorted(t, edges)
+        first, stop = bounds[:-1], bounds[1:]
     n = len(first)
     lengths = np.maximum(stop - first, 0)
     frame = np.repeat(np.arange(n, dtype=np.intp), lengths)
@@ -498,9 +499,11 @@ class EventFrameDataset(Dataset):
     def _bin(self, index: int) -> torch.Tensor:
         events = self._read(index)
         if self.duration is not None and len(events):
-            # frames from 0 (of time_window, or duration / n_time_bins): events past the last whole frame are dropped
-            width = self._window_from_zero()
-            limit = min(float(self.duration), whole_frames(self.duration, width) * width)
+            # frames from 0: events at or after duration are dropped, and with time_window those past its last whole
+            # frame (n_time_bins bins of duration / n_time_bins end at duration)
+            limit = float(self.duration)
+            if self.time_window is not None:
+                limit = min(limit, whole_frames(self.duration, self.time_window) * float(self.time_window))
             keep = events["t"] < limit
             n_keep = int(np.count_nonzero(keep))
             kept = events  # (all kept: no copy; a leading run, as of sorted times: a view; else the kept events)
