@@ -201,6 +201,12 @@ def cmd_train(args: argparse.Namespace) -> int:
         if existing is None:
             raise FileNotFoundError(f"--resume: no checkpoint in --run-dir {args.run_dir!r}")
         ck = _load_run_dir_checkpoint(existing, resume=True)  # its metadata and configuration
+        if not isinstance(ck.get("config_json"), str):
+            from snnlab.training import CheckpointError
+
+            raise CheckpointError(f"--resume: the checkpoint {existing} has no saved configuration (config_json): it "
+                                  "was not written by snnlab's Trainer, or by a too old snnlab; --overwrite (without "
+                                  "--resume) starts a new run there, or give this run another --run-dir")
         saved = ExperimentConfig.from_saved(ck["config_json"])
         base = saved.to_dict()
     elif existing is not None and not getattr(args, "overwrite", False):

@@ -41,6 +41,7 @@ Example:
     >>> run = store.create_run({"epochs": 1}, name="demo")
     >>> store.log_metrics(run, step=1, epoch=0, metrics={"loss": 0.5})
     >>> store.set_status(run, "finished")
+    True
     >>> store.list_runs()[["name", "status"]].values.tolist()
     [['demo', 'finished']]
 """
@@ -766,19 +767,53 @@ class RunStore:
             con.executemany("INSERT INTO metrics (run_id, step, epoch, kind, name, value, time) VALUES (?,?,?,?,?,?,?)",
                             rows)
 
-    def set_status(self, run_id: str, status: str, message: str | None = None) -> None:
+    def set_status(self, run_id: str, status: str, message: str | None = None,
+                   only_if: tuple[str, ...] | list[str] | None = None) -> bool:
         """Set a run's status (one of ``STATUSES``) and an optional message (e.g. the error); "running" and "paused"
-        also record this process as the run's (see :data:`DIED`)."""
+        also record this process as the run's (see :data:`DIED`). Returns whether the row changed.
+
+        ``only_if``: change it only while its stored status is one of these, checked and written in one statement
+        (another process setting the run "running" in between cannot be overwritten); False when it is not.
+        ``KeyError`` for a run the store does not hold.
+
+        Example:
+            >>> import tempfile, os
+            >>> store = RunStore(os.path.join(tempfile.mkdtemp(), "runs.sqlite"))
+            >>> run = store.create_run({})
+            >>> store.set_status(run, "running")
+            True
+            >>> store.set_status(run, "failed", "not started", only_if=("idle",)), store.get_run(run)["status"]
+            (False, 'running')
+        """
         if status not in STATUSES:
             raise ValueError(f"RunStore: unknown status {status!r}; choose one of {list(STATUSES)}")
+        allowed = self._statuses(only_if, "set_status")
         with self._conn() as con:
-            cur = con.execute("UPDATE runs SET status=?, message=?, updated=? WHERE run_id=?",
-                              (status, message, time.time(), run_id))
+            if allowed is None:
+                cur = con.execute("UPDATE runs SET status=?, message=?, updated=? WHERE run_id=?",
+                                  (status, message, time.time(), run_id))
+            else:
+                cur = con.execute(f"UPDATE runs SET status=?, message=?, updated=? WHERE run_id=? AND status IN "
+                                  f"({','.join('?' * len(allowed))})", (status, message, time.time(), run_id, *allowed))
             if cur.rowcount == 0:
-                raise KeyError(f"RunStore: no run {run_id!r}")
+                if con.execute("SELECT 1 FROM runs WHERE run_id=?", (run_id,)).fetchone() is None:
+                    raise KeyError(f"RunStore: no run {run_id!r}")
+                return False
             if status in _LIVE:  # the process that says it runs the run is the one to watch
                 con.execute("INSERT OR REPLACE INTO run_owners (run_id, owner) VALUES (?,?)",
                             (run_id, json.dumps(this_process())))
+        return True
+
+    @staticmethod
+    def _statuses(only_if, caller: str) -> tuple[str, ...] | None:
+        """``only_if`` (a status or a list of them, of :data:`STATUSES`) as a tuple; ``None`` stays None."""
+        if only_if is None:
+            return None
+        allowed = (only_if,) if isinstance(only_if, str) else tuple(only_if)
+        bad = [s for s in allowed if s not in STATUSES]
+        if bad or not allowed:
+            raise ValueError(f"RunStore.{caller}: only_if must name statuses of {list(STATUSES)}, got {only_if!r}")
+        return allowed
 
     def set_checkpoint(self, run_id: str, path: str | os.PathLike) -> None:
         """Record the path of a run's latest checkpoint (made absolute: readers may run elsewhere).
@@ -894,6 +929,34 @@ class RunStore:
             for table in [t for t in tables if t in present] + ["runs"]:  # (the rows that refer to runs first)
                 con.executemany(f"DELETE FROM {table} WHERE run_id=?", [(r,) for r in ids])
         return {r: found[r][1] for r in ids}
+
+    def delete_unused_run(self, run_id: str, only_if: tuple[str, ...] | list[str] = ("created", "idle", "failed")
+                          ) -> bool:
+        """Delete run ``run_id`` (its row and owner) only while it never trained: its stored status is one of
+        ``only_if``, it has no checkpoint and no metric rows; checked and deleted in one transaction, so a run another
+        process has meanwhile set "running", or logged to, stays. Returns whether it was deleted (False also for a run
+        the store does not hold). For the row of a run refused its folder before it trained.
+
+        Example:
+            >>> import tempfile, os
+            >>> store = RunStore(os.path.join(tempfile.mkdtemp(), "runs.sqlite"))
+            >>> unused, trained = store.create_run({}), store.create_run({})
+            >>> store.log_metrics(trained, step=1, metrics={"loss": 1.0})
+            >>> store.delete_unused_run(unused), store.delete_unused_run(trained), len(store.list_runs())
+            (True, False, 1)
+        """
+        allowed = self._statuses(only_if, "delete_unused_run")
+        with self._conn() as con:
+            row = con.execute(f"SELECT 1 FROM runs WHERE run_id=? AND checkpoint IS NULL AND status IN "
+                              f"({','.join('?' * len(allowed))}) AND NOT EXISTS (SELECT 1 FROM metrics WHERE "
+                              "metrics.run_id=runs.run_id)", (run_id, *allowed)).fetchone()
+            if row is None:
+                return False
+            tables = [t for t, columns in _COLUMNS.items() if "run_id" in columns and t not in ("runs", "metrics")]
+            present = {r[0] for r in con.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+            for table in [t for t in tables if t in present] + ["runs"]:
+                con.execute(f"DELETE FROM {table} WHERE run_id=?", (run_id,))
+        return True
 
     def set_summary(self, run_id: str, summary: dict) -> None:
         """Store a run's final results (e.g. the evaluate() dict) as JSON."""

@@ -57,7 +57,7 @@ import numpy as np
 import pandas as pd
 import torch
 
-from snnlab.core.validation import is_integer
+from snnlab.core.validation import is_integer, user_stacklevel
 from snnlab.data.cache import params_key
 from snnlab.metrics.pareto import pareto_front
 from snnlab.metrics.robustness import perturb, robustness_curve
@@ -278,14 +278,23 @@ def _thread_worker_init(cancel: Any) -> None:
 
 
 def _register_failed(store, run_id: str | None, cfg: ExperimentConfig, name: str | None, message: str) -> str:
-    """Mark ``run_id`` failed in ``store``, registering it first if the store never saw it."""
+    """Mark ``run_id`` failed in ``store``, registering it first if the store never saw it (one another process
+    registered meanwhile counts as seen). A row another process holds live ("running", "paused": the same run resumed
+    there) is left as it is."""
+    import sqlite3
+
+    from snnlab.experiments.store import STATUSES
+
     try:
         if run_id is None:
             raise KeyError(run_id)
         store.get_run(run_id)
     except KeyError:
-        run_id = store.create_run(cfg.to_dict(), name or cfg.label(), run_id=run_id)
-    store.set_status(run_id, "failed", message)
+        try:
+            run_id = store.create_run(cfg.to_dict(), name or cfg.label(), run_id=run_id)
+        except sqlite3.IntegrityError:  # registered by another process since get_run
+            pass
+    store.set_status(run_id, "failed", message, only_if=tuple(s for s in STATUSES if s not in ("running", "paused")))
     return run_id
 
 
@@ -330,7 +339,7 @@ def _skipped_row(cfg: ExperimentConfig, run_id: str | None, holder: str) -> dict
     """The row of a grid point whose folder another training holds (``holder``: its process id): not trained here,
     not failed; a rerun of the sweep collects it (reused when finished, resumed otherwise)."""
     who = (f"another training in this process (pid {holder})" if holder == str(os.getpid())
-           else f"another process (pid {holder})")
+           else "another process" if holder == "unknown" else f"another process (pid {holder})")
     return {"run_id": run_id, "label": cfg.label(), "status": "skipped",
             "error": f"being trained by {who}; rerun the sweep later to collect it"}
 
@@ -351,21 +360,22 @@ def _replan(cfg: ExperimentConfig, run_dir: Path, robustness: Any, store_path: s
     return {**row, _PLAN_KEY: "reuse" if action == "reuse" else None}
 
 
-def _drop_refused_row(store, trainer) -> None:
-    """Delete the store row of a sweep run whose trainer was refused its folder before it trained (another sweep took
-    the folder between the trainer's construction and its start): the grid point is another process's run, not a
-    failed one of this sweep. A row that trained, or that another trainer moved on, is left."""
+def _drop_refused_row(store, trainer, resumed: bool = False) -> None:
+    """Delete the store row of a new sweep run whose trainer was refused its folder before it trained (another sweep
+    took the folder between the trainer's construction and its start): the grid point is another process's run, not a
+    failed one of this sweep. Only while the row never trained (:meth:`RunStore.delete_unused_run`, one transaction):
+    a row that trained, or that another trainer moved on, is left. A ``resumed`` run's row is left too: its id is the
+    checkpoint's, which another process resuming the same run may be training under (it follows the row this trainer
+    registered; its status then says so)."""
     import warnings
 
-    if store is None or not getattr(trainer, "registered_run", False):
+    if store is None or resumed or not getattr(trainer, "registered_run", False):
         return
     try:
-        row = store.get_run(trainer.run_id)
-        if row.get("status") in ("created", "idle", "failed") and not row.get("checkpoint"):
-            store.delete_runs([trainer.run_id])
+        store.delete_unused_run(trainer.run_id)
     except Exception as exc:  # noqa: BLE001 - the grid point's row in the table stands
         warnings.warn(f"sweep: could not remove the store row of run {trainer.run_id}, refused its folder "
-                      f"({type(exc).__name__}: {exc})", RuntimeWarning, stacklevel=3)
+                      f"({type(exc).__name__}: {exc})", RuntimeWarning, stacklevel=user_stacklevel())
 
 
 def _train_row(cfg: ExperimentConfig, store_path: str | None, run_dir: str | None, robustness: Any,
@@ -400,10 +410,10 @@ def _train_row(cfg: ExperimentConfig, store_path: str | None, run_dir: str | Non
         try:
             return {**_run_trainer(trainer, cfg, robustness), _PLAN_KEY: "resume" if resume else "new"}
         except RunFolderBusy as exc:  # taken between the trainer's construction and its start
-            _drop_refused_row(store, trainer)
+            _drop_refused_row(store, trainer, resume)
             return {**_skipped_row(cfg, run_id if resume else None, exc.holder), _PLAN_KEY: None}
         except RunFolderTaken:
-            _drop_refused_row(store, trainer)
+            _drop_refused_row(store, trainer, resume)
     return {"run_id": None, "label": cfg.label(), "status": "skipped",
             "error": f"{run_dir} was taken by other trainings {_REPLANS} times in a row; rerun the sweep later to "
                      "collect it", _PLAN_KEY: None}

@@ -11,8 +11,9 @@ from __future__ import annotations
 
 import contextlib
 import os
+import sys
 import warnings
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 try:
@@ -20,7 +21,8 @@ try:
 except ImportError:  # (Windows)
     fcntl = None  # type: ignore[assignment]
 
-__all__ = ["LOCK_NAME", "CONFIG_NAME", "RunFolderBusy", "RunFolderTaken", "check_run_folder", "run_folder_lock"]
+__all__ = ["LOCK_NAME", "CONFIG_NAME", "RunFolderBusy", "RunFolderTaken", "check_run_folder", "run_folder_lock",
+           "warn_unlocked"]
 
 LOCK_NAME = ".snnlab-lock"
 CONFIG_NAME = "config.json"
@@ -79,10 +81,47 @@ def check_run_folder(run_dir: str | os.PathLike, who: str = "Trainer") -> None:
                                     "move or remove that folder, or give the run another run_dir")
 
 
+#: frames a lock warning skips to reach the user's line: snnlab's, torch's and contextlib's (a lock entered through
+#: a ``with`` statement or an ``ExitStack``)
+_SKIPPED_DIRS = tuple(os.path.dirname(os.path.abspath(m.__file__)) + os.sep
+                      for m in (sys.modules["snnlab"], sys.modules.get("torch") or sys.modules["snnlab"]))
+_SKIPPED_FILES = (os.path.abspath(contextlib.__file__),)
+
+
+def _user_level() -> int:
+    """The ``stacklevel`` of the first caller outside snnlab, torch and ``contextlib``, for a warning raised in the
+    caller of this function (as :func:`snnlab.core.validation.user_stacklevel`, which stops at ``contextlib``)."""
+    level, frame = 1, sys._getframe(1)
+    while frame is not None:
+        name = os.path.abspath(frame.f_code.co_filename)
+        if not (name.startswith(_SKIPPED_DIRS) or name in _SKIPPED_FILES):
+            break
+        frame, level = frame.f_back, level + 1
+    return level
+
+
+def warn_unlocked(run_dir: str | os.PathLike, exc: OSError) -> None:
+    """The ``RuntimeWarning`` for a run folder whose file system refuses locks (what :func:`run_folder_lock` says by
+    default), pointing at the user's line.
+
+    Example:
+        >>> import errno, warnings
+        >>> with warnings.catch_warnings(record=True) as caught:
+        ...     warnings.simplefilter("always")
+        ...     warn_unlocked("runs/a", OSError(errno.ENOLCK, "No locks available"))
+        >>> "refuses locks" in str(caught[0].message)
+        True
+    """
+    warnings.warn(f"run_dir {run_dir}: its file system refuses locks ({exc}), so a second training into it would not "
+                  "be refused", RuntimeWarning, stacklevel=_user_level())
+
+
 @contextlib.contextmanager
-def run_folder_lock(run_dir: str | os.PathLike | None) -> Iterator[None]:
+def run_folder_lock(run_dir: str | os.PathLike | None,
+                    on_unlocked: Callable[[str | os.PathLike, OSError], None] | None = None) -> Iterator[None]:
     """Hold ``run_dir``'s lock for the block (nothing for ``None``); :class:`RunFolderBusy` when another training
-    holds it, naming its process id.
+    holds it, naming its process id. On a file system that refuses locks the block runs unlocked, after
+    ``on_unlocked(run_dir, error)`` (default :func:`warn_unlocked`; a trainer passes its own, to warn once).
 
     Example:
         >>> import tempfile
@@ -109,8 +148,7 @@ def run_folder_lock(run_dir: str | os.PathLike | None) -> Iterator[None]:
             raise RunFolderBusy(f"run_dir {run_dir} is in use by another training (process {holder}); wait for it "
                                 "to end or stop it, or give this run another run_dir", holder=holder) from None
         except OSError as exc:  # a file system without locks (some NFS, CIFS or FUSE mounts): train unlocked
-            warnings.warn(f"run_dir {run_dir}: its file system refuses locks ({exc}), so a second training into it "
-                          "would not be refused", RuntimeWarning, stacklevel=3)
+            (on_unlocked or warn_unlocked)(run_dir, exc)
             yield
             return
         try:

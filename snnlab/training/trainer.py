@@ -56,7 +56,7 @@ from .records import EVAL_KEYS, STEP_METRICS, History, ReportingMixin, RunStoreP
 from .regularization import spike_rate_penalty
 from .resume import CHECKPOINT_NAME
 from .resume import ResumeMixin, load_resume, refuse_foreign_checkpoint
-from .run_folder import CONFIG_NAME, RunFolderTaken, check_run_folder, run_folder_lock
+from .run_folder import CONFIG_NAME, RunFolderTaken, check_run_folder, run_folder_lock, warn_unlocked
 from .runtime import resolve_device, seed_everything
 
 __all__ = ["Trainer", "TrainingDiverged", "RunStoreProtocol", "History", "STATES", "seed_everything",
@@ -128,6 +128,25 @@ def _check_neuron_constants(value: Any, resume: Any, model: nn.Module | None) ->
         raise ValueError("Trainer: neuron_constants='checkpoint' is for a model passed in (model=...); a model built "
                          "from cfg takes its fixed constants (tau_mem, threshold, adaptation, tau_adapt) from cfg: "
                          "resume with the checkpoint's configuration (cfg=None) to keep the trained ones")
+
+
+def _store_has(store: Any, run_id: str) -> bool:
+    """Whether ``store`` holds run ``run_id`` (its ``get_run`` raises ``KeyError`` for one it does not)."""
+    try:
+        store.get_run(run_id)
+    except KeyError:
+        return False
+    return True
+
+
+def _takes_only_if(store: Any) -> bool:
+    """Whether ``store.set_status`` takes ``only_if`` (a conditional change, :meth:`RunStore.set_status`)."""
+    import inspect
+
+    try:
+        return "only_if" in inspect.signature(store.set_status).parameters
+    except (AttributeError, TypeError, ValueError):
+        return False
 
 
 ADAM_BETAS = (0.9, 0.999)  # torch's defaults, restated: a resume puts back the first one after a one-cycle run
@@ -215,6 +234,7 @@ class Trainer(ControlMixin, ResumeMixin, ReportingMixin):
         progress = as_flag(progress, "progress", "Trainer")
         self._save_id: str | None = None  # the checkpoint save this trainer last made or loaded
         self._folder_claim: contextlib.ExitStack | None = None  # the run folder's lock while a run holds it
+        self._warned_unlocked = False  # a file system refusing the run folder's locks is warned about once
         if run_dir is not None:
             check_run_folder(run_dir)  # a file, or a folder where checkpoint.pt goes: refused before any training
         if run_dir is not None and not overwrite:
@@ -312,7 +332,7 @@ class Trainer(ControlMixin, ResumeMixin, ReportingMixin):
             self._restore_or_explain(ckpt, resume)
         if self.run_dir is not None:  # config.json is written when a run claims the folder (_claim_run_folder)
             self.run_dir.mkdir(parents=True, exist_ok=True)
-            with run_folder_lock(self.run_dir):  # (refused while another training holds the folder)
+            with run_folder_lock(self.run_dir, self._unlocked):  # (refused while another training holds the folder)
                 pass
         self._follow: tuple[dict, int] | None = None  # (config, step) a store that knows the resumed run takes at run()
         #: whether this trainer registered its run in the store (a new run, or a resumed one the store did not know);
@@ -334,16 +354,21 @@ class Trainer(ControlMixin, ResumeMixin, ReportingMixin):
         if run_id is None and ckpt is not None:
             run_id = ckpt.get("run_id")
         if run_id is not None and store is not None and hasattr(store, "get_run"):
-            try:
-                store.get_run(run_id)
-            except KeyError:  # resumed into a store that never saw the run (or a chosen id): register it
+            if not _store_has(store, run_id):  # resumed into a store that never saw the run (or a chosen id)
                 saved = ckpt or {}
-                store.create_run(cfg.to_dict(), name or saved.get("name") or saved.get("label") or self.label,
-                                 run_id=run_id)
-                self.registered_run = True
-            else:
-                if ckpt is not None:  # the store follows the resumed run once it trains (not if it is refused)
-                    self._follow = (cfg.to_dict(), int(ckpt["step"]))
+                try:
+                    store.create_run(cfg.to_dict(), name or saved.get("name") or saved.get("label") or self.label,
+                                     run_id=run_id)
+                    self.registered_run = True
+                except Exception:
+                    # another trainer (e.g. the same run resumed in another process) registered it meanwhile (a
+                    # RunStore: sqlite3.IntegrityError): a resumed run follows it as below, a new run under a chosen id
+                    # is refused as if the store had held it from the start; any other error stands
+                    if not _store_has(store, run_id):
+                        raise
+                    _refuse_known_run_id(store, run_id, ckpt)
+            if not self.registered_run and ckpt is not None:  # the store follows the resumed run once it trains
+                self._follow = (cfg.to_dict(), int(ckpt["step"]))  # (not if it is refused)
         if run_id is None and store is not None:
             run_id = str(store.create_run(cfg.to_dict(), name or self.label))
             self.registered_run = True
@@ -553,7 +578,7 @@ class Trainer(ControlMixin, ResumeMixin, ReportingMixin):
             with contextlib.ExitStack() as claim:  # (released here if the check refuses)
                 if self.run_dir is not None:
                     check_run_folder(self.run_dir)
-                claim.enter_context(run_folder_lock(self.run_dir))
+                claim.enter_context(run_folder_lock(self.run_dir, self._unlocked))
                 self._refuse_checkpoint_saved_since()
                 self._write_config()
                 self._folder_claim = claim.pop_all()  # kept until _release_run_folder
@@ -570,18 +595,33 @@ class Trainer(ControlMixin, ResumeMixin, ReportingMixin):
         tmp.write_text(self.cfg.to_json())
         os.replace(tmp, self.run_dir / CONFIG_NAME)
 
+    def _unlocked(self, run_dir: str | os.PathLike, exc: OSError) -> None:
+        """The run folder's file system refuses locks: said once per trainer (its construction and each run's claim
+        try the lock), at the user's line."""
+        if not self._warned_unlocked:
+            self._warned_unlocked = True
+            warn_unlocked(run_dir, exc)
+
     def _refused(self, exc: BaseException) -> None:
         """A run refused its folder: the store row this trainer registered ends "failed" with the refusal, if the
         trainer never trained and the row is still as it left it ("idle"); a resumed run's row, or one another
-        trainer of the run moved on meanwhile, stays as it is."""
-        if not self.registered_run or self.state != "idle" or self.store is None or not hasattr(self.store, "get_run"):
+        trainer of the run moved on meanwhile (e.g. set "running": the same run resumed in another process), stays as
+        it is. A store whose ``set_status`` takes ``only_if`` (:class:`~snnlab.experiments.store.RunStore`) checks and
+        writes in one step; another store is read, then written."""
+        if not self.registered_run or self.state != "idle" or self.store is None:
+            return
+        message = f"not started: {type(exc).__name__}: {exc}"
+        if _takes_only_if(self.store):
+            self._store("set_status", self.run_id, "failed", message, only_if=("idle",))
+            return
+        if not hasattr(self.store, "get_run"):
             return
         try:
             status = self.store.get_run(self.run_id).get("status")
         except Exception:  # noqa: BLE001 - the store's errors are never fatal (a deleted row: nothing to mark)
             return
         if status == "idle":
-            self._store("set_status", self.run_id, "failed", f"not started: {type(exc).__name__}: {exc}")
+            self._store("set_status", self.run_id, "failed", message)
 
     def _release_run_folder(self) -> None:
         claim, self._folder_claim = self._folder_claim, None
