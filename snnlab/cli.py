@@ -140,13 +140,10 @@ def _checkpoint_in(run_dir: str | None) -> Path | None:
     return path if path is not None and path.exists() else None
 
 
-def _run_folder_taken_hint(trainer) -> str:
-    """The command-line words for a run folder another run saved into before this one started (the trainer's
-    message gives the Python API's), or ``""``."""
-    if not str(trainer.error or "").startswith("not started: RunFolderTaken"):
-        return ""
-    return ("; from the command line: --resume continues the run saved there, --overwrite starts this one there "
-            "(replacing it), or give this run another --run-dir")
+#: the command line's words for a run folder another run saved into after the checks (the trainer's refusal,
+#: :class:`~snnlab.training.run_folder.RunFolderTaken`, gives the Python API's)
+_TAKEN_HINT = ("; from the command line: --resume continues the run saved there, --overwrite starts this one there "
+               "(replacing it), or give this run another --run-dir")
 
 
 def _refuse_busy_run_dir(run_dir: str | None) -> None:
@@ -242,21 +239,27 @@ def cmd_train(args: argparse.Namespace) -> int:
             raise _Signalled(signum)
         current[0].interrupt(_Signalled(signum))
 
+    from snnlab.training.run_folder import RunFolderTaken
+
     with _graceful_signals(stop_gracefully, interrupt) as received:
-        trainer = Trainer(cfg, run_dir=args.run_dir, store=store, progress=not args.quiet, name=args.name,
-                          resume=existing if base is not None else None, overwrite=getattr(args, "overwrite", False))
-        current.append(trainer)
-        print(f"run {trainer.run_id}: {cfg.label()}" + (f" (store: {store.path})" if store else "")
-              + (_resumed_text(trainer, ck) if ck is not None else ""), flush=True)
         try:
+            trainer = Trainer(cfg, run_dir=args.run_dir, store=store, progress=not args.quiet, name=args.name,
+                              resume=existing if base is not None else None,
+                              overwrite=getattr(args, "overwrite", False))
+            current.append(trainer)
+            print(f"run {trainer.run_id}: {cfg.label()}" + (f" (store: {store.path})" if store else "")
+                  + (_resumed_text(trainer, ck) if ck is not None else ""), flush=True)
             result = trainer.run(raise_errors=False)
         except KeyboardInterrupt as exc:  # a second signal: the trainer saved a checkpoint where it was
+            if not current:
+                raise
             return _report_stopped(trainer, args, _exit_status(exc))
+        except RunFolderTaken as exc:  # another run saved there after the checks above: the command line's advice
+            raise RunFolderTaken(f"{exc}{_TAKEN_HINT}", run_id=exc.run_id) from exc
     if result is None:
         if trainer.state == "stopped":
             return _report_stopped(trainer, args, 128 + (received[0] if received else signal.SIGINT))
-        print(f"run {trainer.run_id} {trainer.state}: {trainer.error or ''}{_run_folder_taken_hint(trainer)}",
-              file=sys.stderr)
+        print(f"run {trainer.run_id} {trainer.state}: {trainer.error or ''}", file=sys.stderr)
         return 1
     _print_result("test results", result["final"])
     if result["rounded"] is not None:

@@ -113,11 +113,16 @@ def test_cli_train_names_a_folder_named_checkpoint_pt_before_reading_anything(tm
     assert "no checkpoint.pt in folder" not in err
 
 
-def test_cli_hint_for_a_folder_another_run_saved_into(tmp_path):
-    """The trainer's 'not started: RunFolderTaken' refusal gets the command line's words."""
-    from types import SimpleNamespace
-    from snnlab.cli import _run_folder_taken_hint
-    hint = _run_folder_taken_hint(SimpleNamespace(error="not started: RunFolderTaken: run_dir x now holds ..."))
-    assert "--resume" in hint and "--overwrite" in hint
-    assert _run_folder_taken_hint(SimpleNamespace(error="ValueError: other")) == ""
-    assert _run_folder_taken_hint(SimpleNamespace(error=None)) == ""
+def test_cli_words_a_folder_another_run_saved_into_meanwhile_with_its_flags(tmp_path, capsys, monkeypatch):
+    """Trainer's RunFolderTaken (another run saved into the folder after the CLI's checks) gets --resume/--overwrite."""
+    from snnlab import cli
+    from snnlab.training import Trainer
+    from snnlab.training.run_folder import RunFolderTaken
+
+    def taken(self, *args, **kwargs):
+        raise RunFolderTaken("run_dir x now holds another run's checkpoint; resume it (Trainer.resume_from)", "r1")
+
+    monkeypatch.setattr(Trainer, "_claim_run_folder", taken)
+    code = cli.main(["train", "--run-dir", str(tmp_path / "run"), "--no-store", "--quiet", "--epochs", "1"])
+    err = capsys.readouterr().err
+    assert code == 1 and "RunFolderTaken" in err and "--resume continues" in err and "--overwrite" in err, err
