@@ -146,26 +146,6 @@ _TAKEN_HINT = ("; from the command line: --resume continues the run saved there,
                "(replacing it), or give this run another --run-dir")
 
 
-def _refuse_busy_run_dir(run_dir: str | None) -> None:
-    """:class:`~snnlab.training.run_folder.RunFolderBusy` when another training holds ``run_dir``'s lock: checked
-    before its checkpoint is read, whose state (and the advice to resume or overwrite it) would change under that
-    training. Only probes (the lock is let go at once: the trainer takes it for the run); a folder without a lock
-    file is held by no one, and is left as it is, as is one whose lock file cannot be opened for writing."""
-    import warnings
-
-    from snnlab.training.run_folder import LOCK_NAME, run_folder_lock
-
-    if not run_dir or not (Path(run_dir) / LOCK_NAME).is_file():
-        return
-    with warnings.catch_warnings():  # (a file system without locks: the trainer warns about it)
-        warnings.simplefilter("ignore", RuntimeWarning)
-        try:
-            with run_folder_lock(run_dir):
-                pass
-        except OSError:  # a lock file it may not open (a read-only folder): not held by a training it could tell,
-            return       # and what to do with its checkpoint is said as for any other; the trainer's claim reports it
-
-
 def _load_run_dir_checkpoint(path: Path, resume: bool) -> dict:
     """The checkpoint in --run-dir for its metadata and configuration (tensors mapped, history undecoded); one that
     cannot be read names the way to start a new run there instead."""
@@ -191,7 +171,9 @@ def cmd_train(args: argparse.Namespace) -> int:
         from snnlab.training.run_folder import check_run_folder
 
         check_run_folder(args.run_dir, who="--run-dir")
-    _refuse_busy_run_dir(args.run_dir)  # (its checkpoint changes under another training: not read then)
+    from snnlab.training.run_folder import refuse_busy_run_folder
+
+    refuse_busy_run_folder(args.run_dir)  # (its checkpoint changes under another training: not read then)
     existing = _checkpoint_in(args.run_dir)
     base = saved = ck = None
     if getattr(args, "resume", False):

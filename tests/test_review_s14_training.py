@@ -65,3 +65,20 @@ def test_run_one_rows_keep_their_columns_unless_asked(tmp_path):
     assert row["status"] == "finished" and "_plan" not in row
     again = sweeps_module.run_one(ExperimentConfig(**TINY).to_dict(), None, str(tmp_path / "run"), report_plan=True)
     assert again["status"] == "finished" and again["_plan"] == "reuse"
+
+
+def test_a_trainer_for_a_folder_another_training_holds_is_told_it_is_busy_first(tmp_path):
+    """Before: a folder holding another run's checkpoint, locked by a training, got RunFolderTaken's advice (resume it
+    or overwrite=True), which the lock then refused too; now RunFolderBusy says so, before the checkpoint is read."""
+    import pytest
+
+    from snnlab.training.run_folder import RunFolderBusy
+    folder = tmp_path / "run"
+    Trainer(ExperimentConfig(**TINY), run_dir=folder, progress=False).run()
+    with run_folder_lock(folder):  # (another open of the lock file: refused as another process would be)
+        with pytest.raises(RunFolderBusy, match="in use by another training"):
+            Trainer(ExperimentConfig(**TINY), run_dir=folder, progress=False)
+    before = sorted(p.name for p in folder.iterdir())
+    with pytest.raises(FileExistsError, match="already holds the checkpoint"):  # free again: what it holds is said
+        Trainer(ExperimentConfig(**TINY), run_dir=folder, progress=False)
+    assert sorted(p.name for p in folder.iterdir()) == before

@@ -21,8 +21,8 @@ try:
 except ImportError:  # (Windows)
     fcntl = None  # type: ignore[assignment]
 
-__all__ = ["LOCK_NAME", "CONFIG_NAME", "RunFolderBusy", "RunFolderTaken", "check_run_folder", "run_folder_lock",
-           "warn_unlocked"]
+__all__ = ["LOCK_NAME", "CONFIG_NAME", "RunFolderBusy", "RunFolderTaken", "check_run_folder", "refuse_busy_run_folder",
+           "run_folder_lock", "warn_unlocked"]
 
 LOCK_NAME = ".snnlab-lock"
 CONFIG_NAME = "config.json"
@@ -159,3 +159,25 @@ def run_folder_lock(run_dir: str | os.PathLike | None,
             yield
         finally:
             fcntl.flock(f.fileno(), fcntl.LOCK_UN)
+
+
+def refuse_busy_run_folder(run_dir: str | os.PathLike | None) -> None:
+    """:class:`RunFolderBusy` when another training holds ``run_dir``'s lock, checked before anything reads the
+    folder's checkpoint (whose state, and what to do with it, would change under that training). Only probes: the
+    lock is let go at once (the training takes it when it starts). A folder without a lock file is held by no one and
+    is left as it is (nothing created), as is one whose lock file cannot be opened or locked (a read-only folder, a
+    file system without locks: the training's own claim says so).
+
+    Example:
+        >>> import tempfile
+        >>> folder = tempfile.mkdtemp()
+        >>> refuse_busy_run_folder(folder), os.listdir(folder)          # no lock file: nothing to probe, nothing made
+        (None, [])
+    """
+    if run_dir is None or fcntl is None or not (Path(run_dir) / LOCK_NAME).is_file():
+        return
+    try:
+        with run_folder_lock(run_dir, on_unlocked=lambda folder, exc: None):
+            pass
+    except OSError:
+        return

@@ -56,7 +56,8 @@ from .records import EVAL_KEYS, STEP_METRICS, History, ReportingMixin, RunStoreP
 from .regularization import spike_rate_penalty
 from .resume import CHECKPOINT_NAME
 from .resume import ResumeMixin, load_resume, refuse_foreign_checkpoint
-from .run_folder import CONFIG_NAME, RunFolderTaken, check_run_folder, run_folder_lock, warn_unlocked
+from .run_folder import (CONFIG_NAME, RunFolderTaken, check_run_folder, refuse_busy_run_folder, run_folder_lock,
+                         warn_unlocked)
 from .runtime import resolve_device, seed_everything
 
 __all__ = ["Trainer", "TrainingDiverged", "RunStoreProtocol", "History", "STATES", "seed_everything",
@@ -237,6 +238,7 @@ class Trainer(ControlMixin, ResumeMixin, ReportingMixin):
         self._warned_unlocked = False  # a file system refusing the run folder's locks is warned about once
         if run_dir is not None:
             check_run_folder(run_dir)  # a file, or a folder where checkpoint.pt goes: refused before any training
+            refuse_busy_run_folder(run_dir)  # another training's folder: said before its checkpoint is read
         if run_dir is not None and not overwrite:
             refuse_foreign_checkpoint(Path(run_dir), resume)
         if resume is not None:
