@@ -239,6 +239,9 @@ class Trainer(ControlMixin, ResumeMixin, ReportingMixin):
         if run_dir is not None:
             check_run_folder(run_dir)  # a file, or a folder where checkpoint.pt goes: refused before any training
             refuse_busy_run_folder(run_dir)  # another training's folder: said before its checkpoint is read
+        elif isinstance(resume, (str, os.PathLike)):  # the run folder is the checkpoint's (resume_from): probed too
+            resume_path = Path(resume)
+            refuse_busy_run_folder(resume_path if resume_path.is_dir() else resume_path.parent)
         if run_dir is not None and not overwrite:
             refuse_foreign_checkpoint(Path(run_dir), resume)
         if resume is not None:
