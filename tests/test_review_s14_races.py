@@ -28,3 +28,30 @@ def test_resume_from_a_folder_another_training_holds_is_busy_before_data_is_buil
     assert not built
     resumed = Trainer.resume_from(folder, progress=False)  # free again: it resumes
     assert resumed.step > 0 and built
+
+
+def test_a_failed_row_a_worker_returned_leaves_another_live_processs_run_as_it_is(tmp_path):
+    """Before: the sweep's end-of-run cleanup marked a run "failed" that the store showed "running" (the same run
+    resumed and training in another process), because its own worker returned a failed row for it."""
+    from concurrent.futures import Future, ThreadPoolExecutor
+
+    from snnlab.experiments import RunStore, sweep
+    from snnlab.training import ExperimentConfig
+
+    store_path = tmp_path / "runs.sqlite"
+    cfg = ExperimentConfig(dataset="digits", hidden=[16], epochs=1, num_steps=8, batch_size=32,
+                           max_batches_per_epoch=2, eval_max_batches=1)
+    store = RunStore(store_path)
+    live = store.create_run(cfg.to_dict(), run_id="live0123")
+    store.set_status(live, "running")  # trained by another process
+
+    class Returning(ThreadPoolExecutor):
+        def submit(self, fn, *args, **kwargs):
+            fut = Future()
+            fut.set_result({"run_id": live, "label": "x", "status": "failed", "error": "OSError: its own failure"})
+            return fut
+
+    with Returning(1) as pool:
+        result = sweep(cfg, {"seed": [0]}, executor=pool, store_path=store_path, progress=False)
+    assert result.table["status"].tolist() == ["failed"]
+    assert RunStore(store_path).get_run(live)["status"] == "running"

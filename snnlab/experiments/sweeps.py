@@ -659,7 +659,10 @@ def sweep(config: ExperimentConfig, grid: dict[str, list], executor: Any = None,
     for fut, i in futures.items():
         if rows[i].get("status") == "pending":
             rows[i] = _take_plan(_row_of(fut, rows[i], configs[i]), i, reused, resumed)
-    _settle_store(store_path, rows)
+    # rows a worker returned were written to the store by its trainer (a row it says failed may be another live
+    # process's run, left as that process has it); those of dead or interrupted workers are settled here
+    returned = {i for fut, i in futures.items() if fut.done() and not fut.cancelled() and fut.exception() is None}
+    _settle_store(store_path, [row for i, row in enumerate(rows) if i not in returned])
     table = _table(configs, grid, rows)
     if out is not None:
         _write_csv(out, table)
@@ -757,7 +760,8 @@ def _wind_down(pool: Executor, owned: bool, futures: dict) -> None:
 
 
 def _settle_store(store_path, rows: list[dict]) -> None:
-    """Runs whose row says failed or stopped but which the store still shows unfinished (a dead worker)."""
+    """Runs whose row says failed or stopped but which the store still shows unfinished (``rows``: those of dead or
+    interrupted workers, whose trainer could not write its end)."""
     if not store_path:
         return
     from snnlab.experiments.store import RunStore
