@@ -141,21 +141,26 @@ def is_integer(value: object) -> bool:
     return isinstance(value, numbers.Integral) and not isinstance(value, bool)
 
 
-def as_seed(value: int, layer: str = "layer", name: str = "seed") -> int:
+def as_seed(value: int, layer: str = "layer", name: str = "seed", none_ok: bool = True) -> int:
     """``value`` as a Python int seed in ``[-2**63, 2**64)`` (what a ``torch.Generator`` takes): ``TypeError`` unless
-    it is an int (not a bool), ``ValueError`` outside that range.
+    it is an int (not a bool), ``ValueError`` outside that range. ``none_ok``: whether the caller takes ``None`` (an
+    unseeded stream; the caller handles it before this check), which the ``TypeError`` then offers.
 
     Example:
         >>> import numpy as np
         >>> as_seed(np.int64(7), "LIF")
         7
+        >>> as_seed(None, "robustness_curve", none_ok=False)
+        Traceback (most recent call last):
+        ...
+        TypeError: robustness_curve: seed must be an int, got NoneType None
     """
     if isinstance(value, torch.Tensor) and value.dim() == 0 and not value.is_floating_point() \
             and not value.is_complex() and value.dtype != torch.bool:
         value = int(value)  # a 0-d integer tensor, as int() took it before
     if not is_integer(value):
-        raise TypeError(f"{layer}: {name} must be an int (or None for an unseeded stream), got "
-                        f"{type(value).__name__} {value!r}")
+        offer = " (or None for an unseeded stream)" if none_ok else ""
+        raise TypeError(f"{layer}: {name} must be an int{offer}, got {type(value).__name__} {value!r}")
     if not SEED_MIN <= value < SEED_LIMIT:
         raise ValueError(f"{layer}: {name} must lie in [-2**63, 2**64) (a torch.Generator's seeds), got {value!r}")
     return int(value)

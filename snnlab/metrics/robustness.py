@@ -131,21 +131,26 @@ def robustness_curve(model: nn.Module, loader: Iterable, kind: str | Sequence[st
     drives unseeded noisy / masking layers), and the layers' own generators (seeded ``LIF`` /
     ``SpikeMask``) at their state when the call began; all of them are restored afterwards, so a call
     repeated gives the same table and moves no random stream.
-    The prediction is :func:`snnlab.core.readout.predict` (a tie, e.g. a silent output, is wrong).
+    The prediction is :func:`snnlab.core.readout.predict` (a tie, e.g. a silent output, is wrong); a spike readout
+    (``spike_count``, ``first_spike``) of a model whose output is an ``LI`` membrane is refused (``ValueError``), as
+    :func:`snnlab.metrics.evaluate` refuses it. ``kind`` and ``levels`` must not be empty; ``seed`` is an int.
     The model runs in eval mode under ``torch.no_grad``; its training mode is restored afterwards. The perturbed
     inputs are cast to the model's floating dtype (integer event frames included), as in :func:`snnlab.metrics.evaluate`.
     """
     kinds = [kind] if isinstance(kind, str) else list(kind)
+    if not kinds:
+        raise ValueError(f"robustness_curve: give at least one perturbation kind (one of {list(PERTURBATIONS)})")
     for k in kinds:
         if k not in PERTURBATIONS:
             raise ValueError(f"unknown perturbation {k!r}; choose one of {list(PERTURBATIONS)}")
-    seed = as_seed(seed, "robustness_curve")
+    seed = as_seed(seed, "robustness_curve", none_ok=False)  # common random numbers: a fixed seed, never None
     levels = [float(v) for v in levels]
     if not levels:
         raise ValueError("robustness_curve: give at least one level")
     dev = resolve_device(model, device)
     dtype = input_dtype(model)
     rows = []
+    checked = False  # the first forward refuses a spike readout of an LI membrane, as in evaluate
     with eval_mode(model):
         for k in kinds:
             for level in levels:
@@ -154,7 +159,8 @@ def robustness_curve(model: nn.Module, loader: Iterable, kind: str | Sequence[st
                 with same_model_randomness(model, dev, seed=seed):
                     for x, y in batches(loader, max_batches, "robustness_curve"):
                         xp = model_input(perturb(x, k, level, gen), dev, dtype)
-                        out = model_output(model, xp)
+                        out = model_output(model, xp, None if checked else readout)
+                        checked = True
                         check_labels(y, "robustness_curve", "y", n_classes=out.shape[-1])
                         pred = predict(out, readout).cpu()
                         correct += int((pred == y).sum())

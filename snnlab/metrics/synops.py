@@ -13,8 +13,11 @@ not depend on the batch):
 * any other (analog) input: the layer runs dense for that sample, ``MACs = T * in * out`` (times any
   extra middle dimensions).
 
-A 2-D input ``[T, F]`` is read as one sample (so a layer fed ``[T*B, F]``, time flattened into the batch,
-is one "sample" for the event test; its totals stay exact).
+A 2-D input ``[N, F]`` is tested row by row, as convolution frames are (a row: one step of one sample, for a
+layer fed ``[T*B, F]``, time flattened into the batch, or ``[B, F]`` per step by a loop over time): each event row
+counts ACs, each analog row ``F * out`` MACs, so the count of a sample still never depends on its batch-mates (a
+sample whose steps mix event and analog rows is billed step by step, where the time-major ``[T, B, F]`` form bills
+the whole sample dense).
 
 For a :class:`~snnlab.DelayedLinear` an event only counts the synapses whose delay delivers it inside
 the window: ``ACs = sum_{t,i} x[t, i] * #{j : t + d_ij < T}`` (an event delayed past the last step
@@ -132,7 +135,8 @@ def is_event_input(x: torch.Tensor) -> bool:
 
 def event_samples(x: torch.Tensor) -> torch.Tensor:
     """``[B]`` bool: which samples of a time-major input ``[T, B, ...]`` are event input (non-negative
-    integers); an input ``[T, F]`` without a batch dimension is one sample.
+    integers); an input ``[T, F]`` without a batch dimension is one sample (:func:`layer_ops` tests a 2-D input
+    row by row instead: it cannot tell a 2-D input's samples apart).
 
     Example:
         >>> x = torch.zeros(3, 2, 4); x[0, 0, 1] = 2.0; x[1, 1, 0] = 0.3
@@ -163,9 +167,19 @@ def delivered_fanout(delays: torch.Tensor, T: int) -> torch.Tensor:
     return within.flip(1).t()                                               # row t: #{j : d_ij <= T-1-t}
 
 
+def _rows(x: torch.Tensor) -> tuple[torch.Tensor, bool]:
+    """``(xs [T, B, ...], per_row)``: a time-major input as it is (the event test per sample, across its steps); a 2-D
+    input ``[N, F]`` as ``[N, 1, F]`` and a 1-D one ``[F]`` as ``[1, 1, F]``, tested row by row (``per_row``)."""
+    if x.dim() >= 3:
+        return x, False
+    return (x.unsqueeze(1) if x.dim() == 2 else x.reshape(1, 1, x.shape[0] if x.dim() else 1)), True
+
+
 def layer_ops(x: torch.Tensor, out_features: int, delays: torch.Tensor | None = None) -> tuple[float, float, bool, float]:
     """``(ACs, MACs, all_events, input_events)`` of one synaptic layer call on ``x`` ``[T, B, ..., in]``
-    (summed over the batch; each sample counted as event or analog input by :func:`event_samples`).
+    (summed over the batch; each sample event or analog input as :func:`event_samples` tests it). A 2-D input
+    ``[N, in]`` (time flattened into the batch ``[T*B, in]``, or one step ``[B, in]`` of a loop over time) is tested
+    row by row, as convolution frames are: a row's count never depends on the other rows.
 
     ``delays`` (integer ``[out, in]``, a ``DelayedLinear``'s) limits each event to the synapses that
     deliver it before the last step (:func:`delivered_fanout`).
@@ -174,38 +188,43 @@ def layer_ops(x: torch.Tensor, out_features: int, delays: torch.Tensor | None = 
         >>> x = torch.zeros(2, 2, 3); x[0, 0, 1] = 2.0; x[1, 0, 2] = 1.0; x[:, 1] = 0.5
         >>> layer_ops(x, 4)   # sample 0: 3 events * 4; sample 1 analog: 2 * 3 * 4 MACs
         (12.0, 24.0, False, 3.0)
+        >>> layer_ops(x.reshape(4, 3), 4)   # rows: 2 event rows (3 events * 4), 2 analog rows (2 * 3 * 4 MACs)
+        (12.0, 24.0, False, 3.0)
+        >>> layer_ops(torch.tensor([[1., 0., 1.], [0.5, 0., 0.]]), 4)   # row 0: 2 events; row 1 analog: 3 * 4 MACs
+        (8.0, 12.0, False, 2.0)
     """
-    events = event_samples(x)                                               # [B]
-    xs = x if x.dim() >= 3 else x.unsqueeze(1)
+    xs, per_row = _rows(x)
     T, B = xs.shape[0], xs.shape[1]
-    per_sample_numel = xs.numel() // B if B else 0
+    row_numel = math.prod(xs.shape[2:])
+    ok = _event_entries(xs).reshape(T, B, row_numel).all(-1)               # [T, B]: each step of each sample
+    events = ok if per_row else ok.all(0, keepdim=True).expand(T, B)      # per row (2-D) / per sample, all steps
     # exact integer sums: float32 rows (exact below 2**24), float64 totals; no copy of float inputs
     work = xs if xs.dtype in (torch.float32, torch.float64) else xs.float()
     zero = torch.zeros((), dtype=torch.float64, device=xs.device)
     peak = zero  # the largest float32 row sum (exact below 2**24)
     if delays is None:
-        rows = work.reshape(T, B, math.prod(xs.shape[2:])).sum(-1)         # [T, B], in the input's own dtype
+        rows = work.reshape(T, B, row_numel).sum(-1)                       # [T, B], in the input's own dtype
         if work.dtype == torch.float32 and rows.numel():
             peak = rows.max().to(torch.float64)
-        per_events = rows.sum(0, dtype=torch.float64)                       # [B]
-        per_acs = per_events * out_features
+        cell_events = rows.to(torch.float64)                                # [T, B]
+        cell_acs = cell_events * out_features
     else:  # one pass over x: per step, sample and input, then weighted by the delivered fan-out
         fan = delivered_fanout(delays.to(xs.device), T).to(torch.float64)   # [T, in] (no matmul: TF32 rounds)
         mid = math.prod(xs.shape[2:-1])                                     # explicit: B or T may be 0
         per_input = work.reshape(T, B, mid, fan.shape[-1]).sum(2, dtype=torch.float64)   # [T, B, in]
-        per_events = per_input.sum((0, 2))
-        per_acs = torch.einsum("tbi,ti->b", per_input, fan)  # float64: exact for event counts
+        cell_events = per_input.sum(2)
+        cell_acs = torch.einsum("tbi,ti->tb", per_input, fan)  # float64: exact for event counts
 
     def totals() -> list[float]:  # one device sync for the numbers
-        return torch.stack([(~events).sum().to(torch.float64), torch.where(events, per_events, zero).sum(),
-                            torch.where(events, per_acs, zero).sum(), peak]).tolist()
+        return torch.stack([(~events).sum().to(torch.float64), torch.where(events, cell_events, zero).sum(),
+                            torch.where(events, cell_acs, zero).sum(), peak]).tolist()
 
     n_analog, n_events, acs, top = totals()
     if top >= 2.0 ** 24:  # a float32 row past exact integers (rare): the rows again in float64
-        per_events = work.reshape(T, B, -1).sum(-1, dtype=torch.float64).sum(0)
-        per_acs = per_events * out_features
+        cell_events = work.reshape(T, B, row_numel).sum(-1, dtype=torch.float64)
+        cell_acs = cell_events * out_features
         n_analog, n_events, acs, _ = totals()
-    macs = float(int(n_analog) * per_sample_numel) * out_features
+    macs = float(int(n_analog) * row_numel) * out_features                 # analog rows run dense
     return float(acs), macs, int(n_analog) == 0, float(n_events)
 
 
