@@ -85,6 +85,7 @@ from torch import nn
 
 from snnlab.core.delays import DelayedLinear
 from snnlab.core.neurons import LIF
+from snnlab.core.time_distributed import TimeDistributed
 from snnlab.core.validation import is_integer, user_stacklevel
 
 from .energy import E_AC_J, E_MAC_J
@@ -397,6 +398,9 @@ class SynOpsCounter:
             n: LayerOps(int(_in_features(m)), int(_out_features(m))) for n, m in self.layers.items()}
         # recurrent LIF layers: {layer name: row of its recurrent synapses}, counted from the layer's output
         self._recurrent = {n: _recurrent_row(n) for n, m in model.named_modules() if _is_recurrent(m)}
+        # dense layers inside a TimeDistributed: fed frames [T*B, ...] (time folded into the batch), tested frame by frame
+        self._folded = {f"{n}.{c}" if n and c else (n or c) for n, td in model.named_modules()
+                        if isinstance(td, TimeDistributed) for c, _ in td.named_modules()}
         self.n_samples = 0  # samples of the forwards of `model` seen (see the class docstring)
         self._handles: list = []
         self._fanouts: dict[tuple, tuple[torch.Tensor, tuple[int, ...]]] = {}
@@ -409,7 +413,10 @@ class SynOpsCounter:
                 return
             rec = self.ops[name]
             delays = module.delays if isinstance(module, DelayedLinear) else None
-            acs, macs, binary, events = layer_ops(x.detach(), rec.out_features, delays)
+            xd = x.detach()
+            if name in self._folded and xd.dim() >= 3:  # [T*B, ..., in]: one frame (a step of a sample) per row
+                xd = xd.reshape(xd.shape[0], math.prod(xd.shape[1:]))
+            acs, macs, binary, events = layer_ops(xd, rec.out_features, delays)
             self._warn_costly_events(name, acs, x.numel() * rec.out_features)
             self._add(rec, acs, macs, binary, events, _samples_in(x))
         return count
