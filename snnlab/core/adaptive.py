@@ -38,8 +38,7 @@ from snnlab.kernels.surrogate_math import check_builtin_surrogate
 
 from . import surrogates as sg
 from .neurons import LIF, _value_repr
-from .recurrent import (RECURRENT_INITS, _renamed, init_recurrent_weight, recurrent_current, synapse_weight,
-                        zero_tie)
+from .recurrent import RECURRENT_INITS, _renamed, loop_weight, recurrent_current, reset_synapse_weight
 from .step_loop import Adaptation, lif_step_loop
 from .validation import as_flag, as_number, check_choice, check_fits_float32, check_non_negative, is_integer
 
@@ -70,8 +69,9 @@ class ALIF(LIF):
     - ``recurrent``: all-to-all recurrent synapses ``W_rec`` (``self.recurrent``, an ``nn.Linear`` without bias,
       initialised as ``recurrent_init``; see :class:`~snnlab.RecurrentLIF`), fed with the transmitted spikes; needs
       ``n_neurons``. A recurrent ALIF is the LSNN. Pruning and the other reparametrisations of ``W_rec`` work as on
-      ``RecurrentLIF`` (hooks on ``self.recurrent`` that the fused loop cannot run are refused: see
-      :func:`snnlab.core.recurrent.synapse_weight`).
+      ``RecurrentLIF`` (hooks on ``self.recurrent`` that the fused loop cannot run are named in a warning: see
+      :func:`snnlab.core.recurrent.synapse_weight`; :meth:`reset_recurrent` re-initialises the parameter a pruned or
+      reparametrised weight is computed from).
     - ``backend``: ``"auto"`` (for feed-forward neurons Triton on CUDA tensors and the C loop for float32 CPU tensors,
       as the LIF; else the fused PyTorch Function), ``"torch"`` (the fused PyTorch Function with a hand-written
       backward), ``"cpu"`` / ``"triton"`` (feed-forward only: the compiled C loop; the Triton kernels, on CUDA or
@@ -160,10 +160,10 @@ class ALIF(LIF):
 
     def reset_recurrent(self, init: str = "uniform") -> None:
         """(Re)initialise the recurrent weight as :meth:`snnlab.RecurrentLIF.reset_recurrent` (recurrent layers
-        only)."""
+        only; a pruned or reparametrised weight in the parameter it is computed from)."""
         if self.recurrent is None:
             raise ValueError("ALIF: this layer has no recurrent weight (recurrent=False)")
-        init_recurrent_weight(self.recurrent.weight, init, "ALIF")
+        reset_synapse_weight(self.recurrent, init, "ALIF")
 
     def clamp_parameters_(self) -> "ALIF":
         """As :meth:`snnlab.LIF.clamp_parameters_`, and a learned ``adaptation`` to at least 0 and ``tau_adapt`` to at
@@ -201,16 +201,11 @@ class ALIF(LIF):
         on = {"device": x.device, "dtype": work}
         rho, strength = self.rho().to(**on), self.adaptation.clamp(min=0.0).to(**on)
         path = self._path(x)
-        # the fused loop reads the recurrent weight (its pre-hooks run here); the step loop calls the module at steps
-        # 1..T-1, and reads the weight only when it never does
-        weight = None
-        if self.recurrent is not None and (path != "reference" or x.shape[0] < 2):
-            weight = synapse_weight(self.recurrent, x, "ALIF", fused=path != "reference")
-        if x.shape[0] < 2 and torch.is_grad_enabled():
-            # nothing fed back, no trace read: zero gradients (not None) for W_rec and a learned tau_adapt
-            tied = [t for t in (weight, self.tau_adapt if self.learn_adaptation else None) if t is not None]
-            if tied:
-                beta = beta + zero_tie(*tied).to(beta.dtype)
+        # T < 2: nothing fed back, no trace read: zero gradients (not None) for W_rec and a learned tau_adapt
+        weight, tie = loop_weight(self.recurrent, x, "ALIF", fused=path != "reference",
+                                  tie_also=(self.tau_adapt,) if self.learn_adaptation else ())
+        if tie is not None:
+            beta = beta + tie.to(beta.dtype)
         if path == "reference":
             out, membrane, theta, last = self._step_loop_run(x, work, beta.to(**on), rho, strength, noise_seed,
                                                              mask_seed)

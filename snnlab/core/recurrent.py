@@ -30,7 +30,10 @@ The fused path reads the child's weight instead of calling it (:func:`synapse_we
 pre-hooks (``torch.nn.utils.prune``, the hook-based ``torch.nn.utils.weight_norm`` / ``spectral_norm``) is recomputed
 once per forward by running those hooks, a ``torch.nn.utils.parametrize`` weight is computed as usual, and forward or
 backward hooks on the child (and the forward pre-hooks of a registered weight), which it cannot run, are not run (a
-``UserWarning``; ``backend="reference"`` runs them).
+``UserWarning``; ``backend="reference"`` runs them). Global module hooks (``register_module_forward_hook`` and the
+like) do not run for the recurrent ``nn.Linear`` on the fused path either: a ``UserWarning`` names them once per hook.
+:meth:`RecurrentLIF.reset_recurrent` re-initialises the parameter a pruned or reparametrised weight is computed from
+(:func:`reset_synapse_weight`), or raises where none can hold the drawn weight.
 At ``T = 1`` nothing is fed back, and the recurrent weight gets a zero gradient (not None), as at ``T = 0``.
 """
 from __future__ import annotations
@@ -41,6 +44,11 @@ import warnings
 import torch
 import torch.nn.functional as F
 from torch import nn
+from torch.nn.modules import module as _torch_module
+from torch.nn.utils import parametrize
+from torch.nn.utils.prune import BasePruningMethod
+from torch.nn.utils.spectral_norm import SpectralNorm
+from torch.nn.utils.weight_norm import WeightNorm
 
 from snnlab.kernels.dispatch import compute_dtype
 from snnlab.kernels.recurrent_lif import recurrent_lif
@@ -77,6 +85,107 @@ def init_recurrent_weight(weight: torch.Tensor, init: str, layer: str = "Recurre
             nn.init.zeros_(weight)
 
 
+def reset_synapse_weight(synapses: nn.Linear, init: str, layer: str = "RecurrentLIF") -> None:
+    """(Re)initialise the weight of ``synapses`` as ``init`` (:func:`init_recurrent_weight`) where it is stored: the
+    ``reset_recurrent`` of :class:`RecurrentLIF` and of a recurrent :class:`~snnlab.ALIF`.
+
+    - a registered ``weight`` (the usual case): filled in place;
+    - ``torch.nn.utils.prune``: ``weight_orig`` takes the drawn weight (pruned entries stay pruned);
+    - the hook-based ``torch.nn.utils.weight_norm``: ``weight_v`` takes the drawn weight and ``weight_g`` its norm, as
+      the registration does (``"zeros"``: ``weight_g = 0``, ``weight_v`` kept, so the weight is exactly 0);
+    - the hook-based ``torch.nn.utils.spectral_norm``: ``weight_orig`` takes the drawn weight (the weight is then
+      that divided by its largest singular value, as at registration; ``"zeros"`` has none and raises);
+    - ``torch.nn.utils.parametrize``: the drawn weight is assigned as ``module.weight = W`` does (through the
+      parametrizations' ``right_inverse``; a parametrization without one gets it in ``original``, as
+      ``register_parametrization`` stores the weight); a normalising or constraining parametrization keeps its
+      constraint (an orthogonal one gives an orthogonal weight). A result that is not finite, or not zero for
+      ``"zeros"`` (a parametrized ``weight_norm`` or an orthogonal weight cannot be zero), restores the old state and
+      raises a ``ValueError``.
+
+    The computed ``weight`` is up to date on return (the reparametrisation's hook is run once, as a call of the module
+    would). A weight computed in another way (an unknown forward pre-hook, or two reparametrisations stacked) raises a
+    ``ValueError``: snnlab cannot tell which tensor holds it.
+
+    Example:
+        >>> from torch.nn.utils import prune
+        >>> lin = torch.nn.Linear(4, 4, bias=False)
+        >>> _ = prune.l1_unstructured(lin, "weight", amount=0.5)
+        >>> reset_synapse_weight(lin, "orthogonal")
+        >>> torch.allclose(lin.weight_orig @ lin.weight_orig.T, torch.eye(4), atol=1e-5)
+        True
+        >>> torch.equal(lin.weight, lin.weight_orig * lin.weight_mask)
+        True
+    """
+    check_choice(init, "recurrent_init", RECURRENT_INITS, layer)
+    where = f"{layer}.reset_recurrent({init!r})"
+    if parametrize.is_parametrized(synapses, "weight"):
+        _reset_parametrized(synapses, init, where, layer)
+        return
+    if "weight" in synapses._parameters:
+        init_recurrent_weight(synapses.weight, init, layer)
+        return
+    hooks = [h for h in synapses._forward_pre_hooks.values()
+             if isinstance(h, (BasePruningMethod, WeightNorm, SpectralNorm))
+             and getattr(h, "_tensor_name" if isinstance(h, BasePruningMethod) else "name", None) == "weight"]
+    if len(hooks) != 1:
+        found = (", ".join(type(h).__name__ for h in hooks)
+                 or "no torch.nn.utils prune / weight_norm / spectral_norm hook")
+        raise ValueError(f"{where}: the recurrent nn.Linear's weight is not a registered parameter and is computed by "
+                         f"{found}; snnlab cannot tell which tensor holds it (it knows one of torch.nn.utils.prune, "
+                         "weight_norm, spectral_norm or parametrize): initialise the parameter it is computed from "
+                         "yourself")
+    hook = hooks[0]
+    source = synapses.weight_v if isinstance(hook, WeightNorm) else synapses.weight_orig
+    if isinstance(hook, SpectralNorm) and init == "zeros":
+        raise ValueError(f"{where}: a spectral-normed weight cannot be zero (it is divided by its largest singular "
+                         "value, 0 for a zero weight); use 'uniform' or 'orthogonal', or remove the spectral norm")
+    drawn = torch.empty(source.shape, dtype=source.dtype, device=source.device)
+    init_recurrent_weight(drawn, init, layer)
+    with torch.no_grad():
+        if not isinstance(hook, WeightNorm):
+            source.copy_(drawn)
+        elif init == "zeros":
+            synapses.weight_g.zero_()
+        else:
+            source.copy_(drawn)
+            synapses.weight_g.copy_(torch.norm_except_dim(drawn, 2, hook.dim))
+    hook(synapses, None)  # the computed weight now, as the next call of the module computes it
+
+
+def _reset_parametrized(synapses: nn.Linear, init: str, where: str, layer: str) -> None:
+    """:func:`reset_synapse_weight` for a ``torch.nn.utils.parametrize`` weight (the old state back on failure)."""
+    chain = synapses.parametrizations.weight
+    names = " -> ".join(type(p).__name__ for p in chain)
+    saved = {k: v.clone() for k, v in chain.state_dict().items()}
+    first = next(chain.parameters())
+    drawn = torch.empty((synapses.out_features, synapses.in_features), dtype=first.dtype, device=first.device)
+    init_recurrent_weight(drawn, init, layer)
+    try:
+        with torch.no_grad():
+            if all(hasattr(p, "right_inverse") for p in chain):
+                synapses.weight = drawn  # (parametrize: the originals from right_inverse)
+            elif isinstance(getattr(chain, "original", None), torch.Tensor) and chain.original.shape == drawn.shape:
+                chain.original.copy_(drawn)  # (what register_parametrization stores without a right_inverse)
+            else:
+                raise ValueError("no right_inverse, and no single 'original' of the weight's shape to hold it")
+            weight = synapses.weight
+    except (RuntimeError, ValueError, NotImplementedError) as exc:
+        chain.load_state_dict(saved)
+        raise ValueError(f"{where}: the parametrization ({names}) of the recurrent weight cannot take the drawn "
+                         f"weight: {exc}") from exc
+    # (torch's orthogonal parametrization takes a zero weight and keeps it: not orthogonal, and it never moves)
+    orthogonal = getattr(torch.nn.utils.parametrizations, "_Orthogonal", ())
+    problem = ("non-finite values" if not bool(torch.isfinite(weight).all())
+               else "a non-zero weight" if init == "zeros" and bool(weight.count_nonzero())
+               else "a zero weight that is not orthogonal and never moves"
+               if init == "zeros" and any(isinstance(p, orthogonal) for p in chain) else None)
+    if problem is not None:
+        chain.load_state_dict(saved)
+        raise ValueError(f"{where}: the parametrization ({names}) of the recurrent weight cannot represent "
+                         f"{'a zero weight' if init == 'zeros' else 'the drawn weight'} (it gives {problem}); the "
+                         "weight is unchanged: use another recurrent_init, or remove the parametrization")
+
+
 def synapse_weight(synapses: nn.Linear, like: torch.Tensor, layer: str = "RecurrentLIF", *,
                    fused: bool = True) -> torch.Tensor:
     """The weight of ``synapses`` as a call of the module would use it, for a loop that reads the weight instead of
@@ -91,7 +200,10 @@ def synapse_weight(synapses: nn.Linear, like: torch.Tensor, layer: str = "Recurr
     as it is, without running any hook (a pre-hook that only watches the input sees calls of the reference loop only).
     With ``fused=True``, forward and backward hooks of ``synapses`` (on its output and gradients, which a loop that
     never calls the module cannot run), and the forward pre-hooks of a registered weight, are not run: a
-    ``UserWarning`` names ``backend='reference'``, which runs them.
+    ``UserWarning`` names ``backend='reference'``, which runs them. Global module hooks
+    (``torch.nn.modules.module.register_module_forward_hook`` and the other ``register_module_*_hook``) are not run
+    on the recurrent ``nn.Linear`` either; they are named in a ``UserWarning`` once per registered hook (see
+    :func:`_warn_global_hooks_once`).
 
     Example:
         >>> import torch
@@ -106,6 +218,8 @@ def synapse_weight(synapses: nn.Linear, like: torch.Tensor, layer: str = "Recurr
     computed = "weight" not in synapses._parameters  # (a hook-computed or parametrized weight)
     if synapses._forward_pre_hooks and computed:
         _run_pre_hooks(synapses, like.new_zeros((0,) + tuple(like.shape[1:])), layer)
+    if fused:
+        _warn_global_hooks_once(layer)
     if fused and (synapses._forward_hooks or synapses._backward_hooks or synapses._backward_pre_hooks):
         # a warning, not an error: tools that hook every nn.Linear (summaries, FLOP counters) must keep working
         warnings.warn(f"{layer}: the recurrent nn.Linear has forward or backward hooks, which the fused loop "
@@ -120,6 +234,36 @@ def synapse_weight(synapses: nn.Linear, like: torch.Tensor, layer: str = "Recurr
                       "backend='reference' (the per-step loop calls it at every step) to run them",
                       UserWarning, stacklevel=user_stacklevel())
     return synapses.weight
+
+
+#: the ids of the global module hooks already named in the warning of :func:`_warn_global_hooks_once`
+_WARNED_GLOBAL_HOOKS: set[int] = set()
+_GLOBAL_HOOK_DICTS = ("_global_forward_pre_hooks", "_global_forward_hooks", "_global_backward_pre_hooks",
+                      "_global_backward_hooks")
+
+
+def _warn_global_hooks_once(layer: str) -> None:
+    """A ``UserWarning`` (at the user's line) when global module hooks not yet named are registered: the fused loop
+    never calls the recurrent ``nn.Linear``, so they do not run for it (they do run for the layer itself).
+
+    They are not run with made-up arguments instead: the reference loop calls the module once per step on ``[1, B,
+    N]``, and a single call on all steps after the loop would run outside the matmuls the fused loop did (tools such
+    as ``torch.utils.flop_counter`` place work by these hooks), and could not apply a hook's returned output. Each
+    hook is named once per process (its handle id is remembered), not at every forward. snnlab's own global hooks
+    (the running-statistics guard of :func:`~snnlab.core.activation_checkpoint.activation_checkpoint`, for norm layers
+    only) are not named."""
+    ids = set()
+    for name in _GLOBAL_HOOK_DICTS:
+        ids.update(key for key, hook in getattr(_torch_module, name, {}).items()
+                   if not str(getattr(hook, "__module__", None) or "").startswith("snnlab."))
+    if ids <= _WARNED_GLOBAL_HOOKS:
+        return
+    _WARNED_GLOBAL_HOOKS.update(ids)
+    warnings.warn(f"{layer}: global module hooks (torch.nn.modules.module.register_module_*_hook) are registered; "
+                  "the fused loop (backend='auto' / 'torch') does not run them for the recurrent nn.Linear (it reads "
+                  "the weight and never calls it; they run for the layer itself); use backend='reference' (the "
+                  "per-step loop calls it at every step) to run them. Named once per hook.",
+                  UserWarning, stacklevel=user_stacklevel())
 
 
 def _run_pre_hooks(module: nn.Module, inp: torch.Tensor, layer: str) -> None:
@@ -157,6 +301,32 @@ def zero_tie(*tensors: torch.Tensor) -> torch.Tensor:
         (0.0, [[0.0, 0.0], [0.0, 0.0]])
     """
     return sum(t.reshape(-1)[:0].sum() for t in tensors)
+
+
+def loop_weight(synapses: nn.Linear | None, x: torch.Tensor, layer: str, *, fused: bool,
+                tie_also: tuple[torch.Tensor, ...] = ()) -> tuple[torch.Tensor | None, torch.Tensor | None]:
+    """What a recurrent layer's time loop over ``x`` takes from its synapses (``None``: a feed-forward layer):
+    ``(weight, tie)``.
+
+    ``weight``: :func:`synapse_weight` (its pre-hooks run, the hooks it cannot run named in a warning) for the fused
+    loop (``fused=True``), or for the per-step loop at ``T < 2``, where it never calls the module; else None (the
+    per-step loop calls the module itself). ``tie``: at ``T < 2`` while a gradient is recorded, the
+    :func:`zero_tie` of that weight and of ``tie_also`` (tensors the loop leaves without a gradient there), to add to
+    a value the loop uses; else None.
+
+    Example:
+        >>> lin = torch.nn.Linear(3, 3, bias=False)
+        >>> weight, tie = loop_weight(lin, torch.zeros(1, 2, 3), "RecurrentLIF", fused=True)
+        >>> weight is lin.weight, tie.item()
+        (True, 0.0)
+        >>> loop_weight(lin, torch.zeros(5, 2, 3), "RecurrentLIF", fused=False)
+        (None, None)
+    """
+    short = x.shape[0] < 2
+    weight = synapse_weight(synapses, x, layer, fused=fused) if synapses is not None and (fused or short) else None
+    tied = [t for t in (weight, *tie_also) if t is not None]
+    tie = zero_tie(*tied) if short and tied and torch.is_grad_enabled() else None
+    return weight, tie
 
 
 def recurrent_current(synapses: nn.Linear, o: torch.Tensor, work: torch.dtype) -> torch.Tensor:
@@ -246,8 +416,10 @@ class RecurrentLIF(LIF):
         self.reset_recurrent(recurrent_init)
 
     def reset_recurrent(self, init: str = "uniform") -> None:
-        """(Re)initialise the recurrent weight: ``"uniform"``, ``"orthogonal"`` or ``"zeros"`` (see the class)."""
-        init_recurrent_weight(self.recurrent.weight, init)
+        """(Re)initialise the recurrent weight: ``"uniform"``, ``"orthogonal"`` or ``"zeros"`` (see the class), in the
+        parameter it is computed from when pruned or reparametrised (``weight_orig``, ``weight_v`` / ``weight_g``, a
+        parametrization's originals: :func:`reset_synapse_weight`; ``ValueError`` where it cannot be done)."""
+        reset_synapse_weight(self.recurrent, init)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = self._check_input(x, finite=False)  # checked on the final membrane below (cheaper), as LIF does
@@ -257,13 +429,11 @@ class RecurrentLIF(LIF):
         noise_seed, mask_seed = self._draw_seeds(x)  # LIF's draws: the same seeds as an LIF
         work = compute_dtype(x)
         beta = self.beta()
-        reference, steps = self.backend == "reference", x.shape[0]
-        # the fused loop reads the weight (its pre-hooks run here); the reference loop calls the module at steps
-        # 1..T-1, and reads the weight only when it never does
-        weight = synapse_weight(self.recurrent, x, fused=not reference) if not reference or steps < 2 else None
+        reference = self.backend == "reference"
+        weight, tie = loop_weight(self.recurrent, x, "RecurrentLIF", fused=not reference)
         params = (beta.to(device=x.device, dtype=work), self.threshold.to(device=x.device, dtype=work))
-        if steps < 2 and torch.is_grad_enabled():  # nothing fed back: a zero gradient for W_rec, not None
-            params = (params[0] + zero_tie(weight).to(work), params[1])
+        if tie is not None:  # T < 2, nothing fed back: a zero gradient for W_rec, not None
+            params = (params[0] + tie.to(work), params[1])
         if reference:
             out, membrane, last = self._reference_run(x.to(work), *params, noise_seed, mask_seed)
         else:
