@@ -76,6 +76,24 @@ network's inference function whatever mode it is in):
 - :class:`~snnlab.TimeDropout`, :class:`~snnlab.SpikeMask` (unless ``mask_at_inference``), ``nn.Dropout`` and
   ``nn.Identity`` are the identity at inference and are left out.
 
+**Subclasses and hooks.** A layer is mapped by its class (the first that fits above: an ``ALIF`` or a
+``RecurrentLIF`` is not mapped as an ``LIF``), and the node holds what that class's ``forward`` computes. So a subclass
+exports only while it keeps that ``forward``: one adding methods or attributes, or overriding ``__init__``,
+``extra_repr`` or another method, exports as its parent (the exporter reads its parameters, ``beta()`` included;
+only ``forward`` and ``__call__`` are checked, not the helpers a ``forward`` calls); one overriding ``forward`` (or
+``__call__``) is refused with a ``ValueError`` naming the layer (its node name and module path), its class and the
+``forward`` it has, whatever it computes: the graph would hold the parent's computation, not this layer's. The
+same holds for the containers (``model`` and the nested ``nn.Sequential``), the frame module of a ``TimeDistributed``
+and the recurrent ``nn.Linear`` of a ``RecurrentLIF``.
+Forward hooks and forward pre-hooks (of those modules, and the global ``register_module_forward_*hook``) are not
+run by a NIR simulator: ``to_nir`` exports without them and names them in a ``UserWarning`` (a warning, not an
+error: most hooks only watch, as loggers and FLOP counters do; one that returns another input or output makes the
+graph compute something else than the model: remove it with its handle's ``remove()`` before exporting). Not named:
+snnlab's own hooks (:class:`~snnlab.Monitor`, the SynOps counter, the trainer's: they only record), and the
+pre-hooks of ``torch.nn.utils.prune`` and the hook-based ``weight_norm`` / ``spectral_norm``, which compute a weight
+from its parameters: the exported weight is the one they compute from the current parameters (the spectral norm's
+stored vectors, without a power iteration, as in eval mode), not the attribute the last call left behind.
+
 **Subtract reset.** snnlab's ``h[t] = beta * v[t-1] + x[t]``, ``s[t] = H(h[t] - threshold)``, ``v[t] = h[t] -
 threshold * s[t]`` is, written for the pre-reset membrane ``h`` alone::
 
@@ -187,11 +205,15 @@ Example:
 from __future__ import annotations
 
 import numbers
+import warnings
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
 from torch import nn
+from torch.nn.utils import prune
+from torch.nn.utils.spectral_norm import SpectralNorm
+from torch.nn.utils.weight_norm import WeightNorm
 
 from snnlab.core.adaptive import ALIF
 from snnlab.core.delays import DelayedLinear
@@ -201,6 +223,7 @@ from snnlab.core.neurons import LI, LIF
 from snnlab.core.normalization import TimeBatchNorm
 from snnlab.core.recurrent import RecurrentLIF
 from snnlab.core.time_distributed import TimeDistributed
+from snnlab.core.validation import user_stacklevel
 from snnlab.interop.nir_import import _check_dt, _nir, _tau_field, from_nir
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -225,6 +248,120 @@ def _layers(model: nn.Module, prefix: str = "") -> list[tuple[str, nn.Module]]:
         path = f"{prefix}{name}"
         out += _layers(child, path + "_") if isinstance(child, nn.Sequential) else [(path, child)]
     return out
+
+
+#: the classes whose ``forward`` the exporter maps (the first that a layer is an instance of: subclasses first)
+_MAPPED: tuple[type[nn.Module], ...] = (ALIF, RecurrentLIF, LIF, LI, DelayedLinear, nn.Linear, TimeBatchNorm,
+                                        TimeDistributed, nn.Flatten, TimeDropout, SpikeMask, nn.Dropout, nn.Identity)
+#: the same for the frame module of a ``TimeDistributed``
+_FRAME_MAPPED: tuple[type[nn.Module], ...] = (nn.Conv1d, nn.Conv2d, nn.AvgPool2d, nn.Flatten)
+
+
+def _qualname(cls: type) -> str:
+    return f"{cls.__module__}.{cls.__qualname__}"
+
+
+def _forward_owner(cls: type) -> type:
+    """The class in ``cls``'s MRO that defines the ``forward`` its instances run."""
+    return next(c for c in cls.__mro__ if "forward" in vars(c))
+
+
+def _check_forward(where: str, m: nn.Module, mapped: tuple[type[nn.Module], ...]) -> None:
+    """``ValueError`` when ``m`` is mapped as one of ``mapped`` but computes something else: its class overrides that
+    class's ``forward`` (or ``nn.Module.__call__``). ``where``: the layer, as the message names it."""
+    base = next((c for c in mapped if isinstance(m, c)), None)
+    if base is None:  # (no NIR node: refused as such later)
+        return
+    cls = type(m)
+    owner = _forward_owner(cls)
+    if owner is not _forward_owner(base):
+        why = f"overrides forward ({_qualname(owner)}.forward)"
+    elif cls.__call__ is not nn.Module.__call__:
+        why = f"overrides __call__ ({_qualname(cls)}.__call__)"
+    else:
+        return
+    raise ValueError(f"to_nir: {where} ({_qualname(cls)}, a subclass of {base.__name__}) {why}; to_nir maps a "
+                     f"{base.__name__} by what {base.__name__}.forward computes, so the graph would hold the "
+                     f"parent's computation, not this layer's. A subclass exports only while it keeps "
+                     f"{base.__name__}.forward (methods and attributes of its own are fine): build the exported "
+                     f"network from {base.__name__} itself, or leave this layer out")
+
+
+def _own_hook(hook: Any) -> bool:
+    """snnlab's hooks (Monitor, the SynOps counter, the trainer's...), which only record."""
+    return str(getattr(hook, "__module__", None) or "").startswith("snnlab.")
+
+
+def _weight_hook(hook: Any) -> bool:
+    """The forward pre-hooks of ``torch.nn.utils.prune`` / ``weight_norm`` / ``spectral_norm``, which compute a weight
+    (exported by :func:`_param`)."""
+    return isinstance(hook, prune.BasePruningMethod | WeightNorm | SpectralNorm)
+
+
+def _param(m: nn.Module, attr: str) -> torch.Tensor | None:
+    """``m.<attr>`` (``"weight"`` / ``"bias"``) as ``m``'s next call computes it: recomputed from its parameters where
+    a prune / hook-based ``weight_norm`` / ``spectral_norm`` pre-hook writes it at each call (the attribute holds the
+    value of the last call, stale after an optimiser step); the spectral norm from its stored vectors, as in eval
+    mode."""
+    for hook in m._forward_pre_hooks.values():
+        with torch.no_grad():
+            if isinstance(hook, prune.BasePruningMethod) and hook._tensor_name == attr:
+                return hook.apply_mask(m)
+            if isinstance(hook, WeightNorm) and hook.name == attr:
+                return hook.compute_weight(m)
+            if isinstance(hook, SpectralNorm) and hook.name == attr:
+                return hook.compute_weight(m, do_power_iteration=False)
+    return getattr(m, attr)
+
+
+def _hook_label(hook: Any) -> str:
+    """``hook`` by its qualified name (a function, a bound method) or its class (not its repr, which may be long)."""
+    named = hook if hasattr(hook, "__qualname__") else type(hook)
+    return f"{getattr(named, '__module__', None) or '?'}.{named.__qualname__}"
+
+
+def _hook_names(where: str, m: nn.Module) -> list[str]:
+    """The forward (pre-)hooks of ``m`` that :func:`to_nir` does not export, as ``"<kind> <hook> on <where>"``."""
+    out = [f"forward pre-hook {_hook_label(hook)} on {where}" for hook in m._forward_pre_hooks.values()
+           if not (_own_hook(hook) or _weight_hook(hook))]
+    return out + [f"forward hook {_hook_label(hook)} on {where}" for hook in m._forward_hooks.values()
+                  if not _own_hook(hook)]
+
+
+def _check_modules(model: nn.Sequential) -> None:
+    """Refuse (``ValueError``) the layers that override the ``forward`` their export is mapped from, and name the
+    forward hooks that the graph leaves out in one ``UserWarning`` (see **Subclasses and hooks** in
+    :mod:`snnlab.interop.nir`)."""
+    hooks: list[str] = []
+
+    def walk(container: nn.Module, where: str, prefix: str, path: str) -> None:
+        _check_forward(where, container, (nn.Sequential,))
+        hooks.extend(_hook_names(where, container))
+        for child_name, child in container.named_children():
+            node, module_path = f"{prefix}{child_name}", f"{path}.{child_name}" if path else child_name
+            here = f"layer {node!r} (model.{module_path})" if node != module_path else f"layer {node!r}"
+            if isinstance(child, nn.Sequential):
+                walk(child, f"the container model.{module_path}", node + "_", module_path)
+                continue
+            _check_forward(here, child, _MAPPED)
+            hooks.extend(_hook_names(here, child))
+            for attr, mapped in (("module", _FRAME_MAPPED), ("recurrent", (nn.Linear,))):
+                inner = getattr(child, attr, None) if isinstance(child, TimeDistributed | RecurrentLIF) else None
+                if isinstance(inner, nn.Module):
+                    _check_forward(f"the {attr} of {here}", inner, mapped)
+                    hooks.extend(_hook_names(f"the {attr} of {here}", inner))
+
+    walk(model, "the model", "", "")
+    glob = nn.modules.module
+    hooks += [f"global forward pre-hook {_hook_label(hook)}" for hook in glob._global_forward_pre_hooks.values()
+              if not _own_hook(hook)]
+    hooks += [f"global forward hook {_hook_label(hook)}" for hook in glob._global_forward_hooks.values()
+              if not _own_hook(hook)]
+    if hooks:
+        warnings.warn(f"to_nir: the graph leaves out {len(hooks)} forward hook(s), which a NIR simulator does not "
+                      f"run: {'; '.join(hooks)}. Exported as the modules' own forward: if a hook changes a module's "
+                      "input or output, the graph computes something else than the model (remove the hook with its "
+                      "handle's remove() before exporting)", UserWarning, stacklevel=user_stacklevel())
 
 
 def _first_shape(name: str, layer: nn.Module) -> tuple[int, ...]:
@@ -345,7 +482,7 @@ def _subtract_graph(nir: Any, name: str, m: LIF, shape: tuple[int, ...], dt: flo
     edges = [("input", "membrane"), ("membrane", "threshold"), ("threshold", "reset"), ("reset", "membrane"),
              ("threshold", "output")]
     if isinstance(m, RecurrentLIF):
-        nodes["w_rec"] = nir.Linear(weight=_np(m.recurrent.weight))
+        nodes["w_rec"] = nir.Linear(weight=_np(_param(m.recurrent, "weight")))
         edges[-1:-1] = [("threshold", "w_rec"), ("w_rec", "membrane")]
     meta = {"snnlab_layer": type(m).__name__, "snnlab_reset": "subtract"}
     return nir.NIRGraph(nodes=nodes, edges=edges, metadata=meta)
@@ -386,7 +523,8 @@ def _recurrent_node(nir: Any, name: str, m: RecurrentLIF, shape: tuple[int, ...]
         return _lif_node(nir, name, m, shape, dt)  # (the subtract sub-graph, with the recurrent loop)
     n = m.n_neurons
     nodes = {"input": nir.Input(input_type=np.array([n])), "lif": _lif_node(nir, name, m, shape, dt),
-             "w_rec": nir.Linear(weight=_np(m.recurrent.weight)), "output": nir.Output(output_type=np.array([n]))}
+             "w_rec": nir.Linear(weight=_np(_param(m.recurrent, "weight"))),
+             "output": nir.Output(output_type=np.array([n]))}
     edges = [("input", "lif"), ("lif", "w_rec"), ("w_rec", "lif"), ("lif", "output")]
     return nir.NIRGraph(nodes=nodes, edges=edges, metadata={"snnlab_layer": "RecurrentLIF"})
 
@@ -395,9 +533,8 @@ def _dense_node(nir: Any, name: str, m: nn.Linear, shape: tuple[int, ...]) -> An
     if shape != (m.in_features,):
         raise _refuse(name, m, f"takes {m.in_features} features, but its input has the feature shape {shape} "
                                "(NIR's Affine acts on one-dimensional inputs: flatten first)")
-    if m.bias is None:
-        return nir.Linear(weight=_np(m.weight))
-    return nir.Affine(weight=_np(m.weight), bias=_np(m.bias))
+    weight, bias = _param(m, "weight"), _param(m, "bias")
+    return nir.Linear(weight=_np(weight)) if bias is None else nir.Affine(weight=_np(weight), bias=_np(bias))
 
 
 def _delay_nodes(nir: Any, name: str, m: DelayedLinear, shape: tuple[int, ...], dt: float) -> list[tuple[str, Any]]:
@@ -406,7 +543,7 @@ def _delay_nodes(nir: Any, name: str, m: DelayedLinear, shape: tuple[int, ...], 
         raise _refuse(name, m, "has learnable delays; call round_delays() first (NIR holds integer delays)")
     if shape != (m.in_features,):
         raise _refuse(name, m, f"takes {m.in_features} features, but its input has the feature shape {shape}")
-    delays, w = _np(m.delays), _np(m.weight)
+    delays, w, bias = _np(m.delays), _np(_param(m, "weight")), _param(m, "bias")
     values = np.unique(delays)
     n_in, k = m.in_features, len(values)
     fanout = np.zeros((k * n_in, n_in), dtype=w.dtype)
@@ -414,7 +551,7 @@ def _delay_nodes(nir: Any, name: str, m: DelayedLinear, shape: tuple[int, ...], 
     wide = np.concatenate([w * (delays == d) for d in values], axis=1)  # [out, K * in]
     nodes = [(f"{name}_fanout", nir.Linear(weight=fanout)),
              (f"{name}_delay", nir.Delay(delay=np.repeat(values.astype(np.float64) * dt, n_in)))]
-    last = nir.Linear(weight=wide) if m.bias is None else nir.Affine(weight=wide, bias=_np(m.bias))
+    last = nir.Linear(weight=wide) if bias is None else nir.Affine(weight=wide, bias=_np(bias))
     last.metadata = {"snnlab_max_delay": int(m.max_delay)}
     return nodes + [(name, last)]
 
@@ -458,13 +595,14 @@ def _frame_node(nir: Any, name: str, m: nn.Module, shape: tuple[int, ...]) -> An
                                    f"channels from weight.shape[1] = in_channels / groups = "
                                    f"{m.in_channels // m.groups}, not {m.in_channels}, so NIR's type check rejects "
                                    f"grouped convolutions")
-        bias = _np(m.bias) if m.bias is not None else np.zeros(m.out_channels, dtype=_np(m.weight).dtype)
+        weight, bias = _np(_param(m, "weight")), _param(m, "bias")
+        bias = _np(bias) if bias is not None else np.zeros(m.out_channels, dtype=weight.dtype)
         cls, spatial = (nir.Conv1d, shape[1]) if isinstance(m, nn.Conv1d) else (nir.Conv2d, tuple(shape[1:]))
         if len(shape) != (2 if isinstance(m, nn.Conv1d) else 3):
             raise _refuse(name, m, f"gets the feature shape {shape}, not (channels, *spatial)")
         unpack = (lambda v: v[0]) if isinstance(m, nn.Conv1d) else tuple
         padding = m.padding if isinstance(m.padding, str) else unpack(m.padding)
-        node = cls(input_shape=spatial, weight=_np(m.weight), stride=unpack(m.stride), padding=padding,
+        node = cls(input_shape=spatial, weight=weight, stride=unpack(m.stride), padding=padding,
                    dilation=unpack(m.dilation), groups=m.groups, bias=bias)
         if m.bias is None:  # (NIR's convolutions always hold a bias: noted, so that from_nir leaves it out)
             node.metadata = {**(node.metadata or {}), "snnlab_bias": False}
@@ -554,6 +692,7 @@ def to_nir(model: nn.Module, *, dt: float, input_shape: tuple[int, ...] | None =
     if not isinstance(model, nn.Sequential):
         raise TypeError(f"to_nir: model must be an snnlab.Sequential (or nn.Sequential) of layers, got "
                         f"{type(model).__name__}")
+    _check_modules(model)
     layers = [(n, m) for n, m in _layers(model) if not _skipped(n, m)]
     if not layers:
         raise ValueError("to_nir: the model has no layer to export")
