@@ -20,7 +20,7 @@ from .evaluate import (EVALUATE_KEYS, EvalRecord, collect, evaluate, metrics_tab
                        spike_accounting_table, synops_table)
 from .latency import decision_latency, mean_latency
 from .robustness import (PERTURBATIONS, delete_spikes, gaussian_noise, insert_spikes, jitter_spikes, perturb,
-                         robustness_curve)
+                         perturb_samples, robustness_curve, sample_seed)
 from .spikes import layer_spike_counts, neuron_spike_counts, neuron_spike_table, total_spike_counts
 from .synops import (CostlyEventInputWarning, SynOpsCounter, conv_fanout, conv_ops, delivered_fanout, event_samples, is_binary, is_event_input,
                      layer_ops, synaptic_layers)
@@ -31,7 +31,8 @@ __all__ = [
     "EVALUATE_KEYS", "EvalRecord", "collect", "evaluate", "metrics_table", "per_neuron_spike_counts", "spike_accounting_table",
     "synops_table",
     "decision_latency", "mean_latency",
-    "PERTURBATIONS", "jitter_spikes", "delete_spikes", "insert_spikes", "gaussian_noise", "perturb", "robustness_curve",
+    "PERTURBATIONS", "jitter_spikes", "delete_spikes", "insert_spikes", "gaussian_noise", "perturb", "perturb_samples",
+    "robustness_curve", "sample_seed",
     "layer_spike_counts", "neuron_spike_counts", "neuron_spike_table", "total_spike_counts",
     "CostlyEventInputWarning", "SynOpsCounter", "conv_fanout", "conv_ops", "delivered_fanout", "event_samples", "is_binary", "is_event_input", "layer_ops",
     "synaptic_layers",

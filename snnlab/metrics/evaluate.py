@@ -215,7 +215,11 @@ def evaluate(model: nn.Module, loader: Iterable, readout: str = "membrane_sum", 
     fed). Runs under ``torch.no_grad`` in eval mode and restores the model's training mode afterwards; random
     layers start every call from the same state (see the module docstring), so a noisy network evaluated twice
     gives the same numbers: pass another ``seed`` for another draw of the noise (it seeds torch's generators inside the call; layers with a generator of their own keep
-    theirs, with a warning where they draw at inference). Each batch is cast to the floating dtype of the model's first floating parameter (integer or bool
+    theirs, with a warning where they draw at inference). With ``seed=None`` (the default) unseeded noisy layers
+    draw from torch's global generators as they stand when the call begins (``torch.manual_seed`` before it chooses
+    the draw), while :func:`~snnlab.metrics.robustness_curve` always seeds them (its ``seed``, 0 by default): a noisy
+    model's ``evaluate(model, loader, seed=s)`` gives the accuracy of ``robustness_curve(model, loader, kind,
+    [0.0], seed=s)`` at level 0, any ``kind``; ``evaluate(model, loader)`` in general does not. Each batch is cast to the floating dtype of the model's first floating parameter (integer or bool
     event frames included). ``e_ac`` / ``e_mac``: joules per accumulate / multiply-accumulate (default 0.9 pJ /
     4.6 pJ, 45 nm, Horowitz ISSCC 2014).
 
