@@ -458,7 +458,14 @@ class DelayedLinear(nn.Module):
     ``"uniform"`` in ``[0, max_delay - 1]``, ``"zero"`` or ``"center"``), drawn from ``generator`` (a CPU
     ``torch.Generator``), or from a fresh generator seeded with ``seed`` (an int: the same initial layer for the
     same seed), or, with neither, from torch's global generator. Give one of ``seed`` and ``generator``, not both
-    (``ValueError``).
+    (``ValueError``). The values are drawn on the CPU in float32 and then cast to the layer's device and ``dtype``,
+    so a seed gives the same layer whatever ``torch.set_default_dtype`` / ``set_default_device`` say (and the same
+    integer delays in any dtype). :meth:`reset_parameters` draws them again (from the layer's ``seed`` if it has
+    one: the values of a fresh construction) and restores the buffers and the constructed form, as
+    ``nn.Linear.reset_parameters`` does for its layer: a model built on the meta device, then
+    ``model.to_empty(device=...)`` and ``reset_parameters()`` of every module gets what it would have on that
+    device. Loading a state dict or :meth:`round_delays` under ``torch.inference_mode()`` keeps the tensors normal
+    (not inference tensors), so training afterwards still gets gradients.
 
     Precision. Every path computes the delay convolution to float32 accuracy (float64 where the input or the layer
     is float64; the Triton kernels at their default precision), half-precision inputs and parameters included, and
@@ -533,8 +540,7 @@ class DelayedLinear(nn.Module):
             if not isinstance(generator, torch.Generator):
                 raise TypeError(f"{_LAYER}: generator must be a torch.Generator (or None), got "
                                 f"{type(generator).__name__} {generator!r}")
-        elif seed is not None:
-            generator = torch.Generator().manual_seed(as_seed(seed, _LAYER))
+        seed = None if seed is None else as_seed(seed, _LAYER)
         in_features, out_features, max_delay = int(in_features), int(out_features), int(max_delay)
 
         self.in_features = in_features
@@ -544,32 +550,81 @@ class DelayedLinear(nn.Module):
         self.backend = backend
         self.sigma = float(max_delay) / 2.0 if sigma is None else sigma
 
+        self.init_delay = init_delay
+        self.seed = seed  # (reset_parameters draws from it again)
+
+        # the tensors' shapes, device and dtypes here; their values from reset_parameters (one code path)
         factory = {"device": device, "dtype": dtype}
-        bound = 1.0 / math.sqrt(in_features)  # what nn.Linear's kaiming_uniform(a=sqrt(5)) gives
-        w = torch.empty(out_features, in_features).uniform_(-bound, bound, generator=generator)
-        self.weight = nn.Parameter(w.to(**factory))
+        self.weight = nn.Parameter(torch.empty(out_features, in_features, **factory))
         if bias:
-            b = torch.empty(out_features).uniform_(-bound, bound, generator=generator)
-            self.bias = nn.Parameter(b.to(**factory))
+            self.bias = nn.Parameter(torch.empty(out_features, **factory))
         else:
             self.register_parameter("bias", None)
-
-        top = float(max_delay - 1)
-        if init_delay == "uniform":
-            pos = torch.rand(out_features, in_features, generator=generator) * top
-        elif init_delay == "zero":
-            pos = torch.zeros(out_features, in_features)
-        else:
-            pos = torch.full((out_features, in_features), top / 2.0)
         kept = _positions_dtype(self.weight.dtype)  # (float32 in a half-precision layer)
-        pos = pos.to(device=device, dtype=kept)
         self.register_buffer("_is_rounded", torch.tensor(not self.learn_delays, device=device))
+        positions = torch.empty(out_features, in_features, device=device, dtype=kept)
         if self.learn_delays:
-            self.positions = nn.Parameter(pos)
+            self.positions = nn.Parameter(positions)
         else:
-            if init_delay == "uniform":  # fixed random integer delays, each value equally likely
-                pos = torch.randint(0, max_delay, (out_features, in_features), generator=generator)
-            self.register_buffer("positions", pos.round().to(device=device, dtype=kept))
+            self.register_buffer("positions", positions)
+        self.reset_parameters(generator)
+
+    @torch.no_grad()
+    def reset_parameters(self, generator: torch.Generator | None = None) -> None:
+        """Draw ``weight``, ``bias`` and ``positions`` again as the constructor does, and restore the buffers (the
+        ``_is_rounded`` flag) and the form to the constructed ones, in place (the optimiser keeps the Parameters).
+
+        The draws come from ``generator`` (a CPU ``torch.Generator``) if given, else from a fresh generator seeded
+        with the layer's ``seed`` (so a seeded layer gets the values of a fresh construction with that seed), else
+        from torch's global generator. They are made on the CPU in float32 and then cast to the layer's device and
+        dtype, so neither depends on ``torch.set_default_dtype`` / ``set_default_device``. A layer built with
+        ``learn_delays=True`` that was rounded (:meth:`round_delays`) gets learnable positions again: a new
+        Parameter (``UserWarning``: build the optimiser after). On the meta device only the form is set (no values
+        to draw). This is what ``module.to_empty(device=...)`` followed by ``reset_parameters()`` of every module
+        (the usual re-initialisation of a model built on the meta device) needs.
+
+        Example:
+            >>> layer = DelayedLinear(3, 2, max_delay=4, seed=0)
+            >>> w = layer.weight.detach().clone()
+            >>> with torch.no_grad():
+            ...     _ = layer.weight.zero_()
+            >>> layer.reset_parameters()
+            >>> torch.equal(layer.weight, w)
+            True
+        """
+        if generator is not None and not isinstance(generator, torch.Generator):
+            raise TypeError(f"{_LAYER}.reset_parameters: generator must be a torch.Generator (or None), got "
+                            f"{type(generator).__name__} {generator!r}")
+        seed = getattr(self, "seed", None)  # (a layer pickled before seed was kept has none)
+        if generator is None and seed is not None:
+            generator = torch.Generator().manual_seed(seed)
+        if self.learn_delays and self.rounded:
+            warnings.warn(f"{_LAYER}.reset_parameters: the layer was built with learnable delays, so its rounded "
+                          "positions become a new Parameter again; an optimiser built before does not hold it "
+                          "(build the optimiser after)", UserWarning, stacklevel=2)
+        self._set_positions_learnable(self.learn_delays)
+        self._is_rounded.fill_(not self.learn_delays)
+        if self.weight.is_meta:  # shapes only
+            return
+        out_features, in_features, top = self.out_features, self.in_features, float(self.max_delay - 1)
+        init_delay = getattr(self, "init_delay", "uniform")  # (the constructor's default, for older pickles)
+        draw = {"dtype": torch.float32, "device": "cpu"}  # (not the default dtype / device: the same numbers always)
+        bound = 1.0 / math.sqrt(in_features)  # what nn.Linear's kaiming_uniform(a=sqrt(5)) gives
+        self.weight.copy_(torch.empty(out_features, in_features, **draw).uniform_(-bound, bound, generator=generator))
+        if self.bias is not None:
+            self.bias.copy_(torch.empty(out_features, **draw).uniform_(-bound, bound, generator=generator))
+        if init_delay == "uniform":
+            pos = torch.rand(out_features, in_features, generator=generator, **draw) * top
+        elif init_delay == "zero":
+            pos = torch.zeros(out_features, in_features, **draw)
+        else:
+            pos = torch.full((out_features, in_features), top / 2.0, **draw)
+        if not self.learn_delays:  # fixed integer delays
+            if init_delay == "uniform":  # random, each value equally likely
+                pos = torch.randint(0, self.max_delay, (out_features, in_features), generator=generator,
+                                    device="cpu")
+            pos = pos.round()
+        self.positions.copy_(pos)
 
     def __setattr__(self, name: str, value) -> None:
         if name == "learn_delays" and name in self.__dict__:  # after construction: refused (a no-op if unchanged)
@@ -602,14 +657,15 @@ class DelayedLinear(nn.Module):
         """Store ``values`` (and ``grad``, for a Parameter) as the positions, in float32 on their current device
         (the Parameter kept: an optimiser holding it still trains it)."""
         current = self.positions
-        values = values.to(device=current.device, dtype=torch.float32)
-        if isinstance(current, nn.Parameter):
-            current.grad = None
-            current.data = values
-            if grad is not None:  # (optimisers need the gradient in the parameter's dtype)
-                current.grad = grad.detach().to(device=current.device, dtype=torch.float32)
-        else:
-            self.positions = values
+        with torch.inference_mode(False):  # (normal tensors under inference_mode too: a load there; see _set_...)
+            values = values.to(device=current.device, dtype=torch.float32)
+            if isinstance(current, nn.Parameter):
+                current.grad = None
+                current.data = values
+                if grad is not None:  # (optimisers need the gradient in the parameter's dtype)
+                    current.grad = grad.detach().to(device=current.device, dtype=torch.float32)
+            else:
+                self.positions = values
 
     # -- delays state --------------------------------------------------------------------
 
@@ -657,10 +713,13 @@ class DelayedLinear(nn.Module):
             return
         data = self.positions.detach()
         del self.positions
-        if learnable:
-            self.positions = nn.Parameter(data.clone())
-        else:
-            self.register_buffer("positions", data)
+        # normal tensors even where this runs under torch.inference_mode() (a load or round_delays() in an evaluation
+        # script): an inference-tensor Parameter would get no gradient in the training that follows
+        with torch.inference_mode(False):
+            if learnable:
+                self.positions = nn.Parameter(data.clone())
+            else:
+                self.register_buffer("positions", data.clone() if data.is_inference() else data)
 
     # -- saving and loading ----------------------------------------------------------------
 
