@@ -38,7 +38,8 @@ from snnlab.kernels.surrogate_math import check_builtin_surrogate
 
 from . import surrogates as sg
 from .neurons import LIF, _value_repr
-from .recurrent import RECURRENT_INITS, _renamed, loop_weight, recurrent_current, reset_synapse_weight
+from .recurrent import (RECURRENT_INITS, _renamed, build_synapses, check_synapses, loop_weight, recurrent_current,
+                        reset_synapse_weight)
 from .step_loop import Adaptation, lif_step_loop
 from .validation import as_flag, as_number, check_choice, check_fits_float32, check_non_negative, is_integer
 
@@ -71,7 +72,13 @@ class ALIF(LIF):
       ``n_neurons``. A recurrent ALIF is the LSNN. Pruning and the other reparametrisations of ``W_rec`` work as on
       ``RecurrentLIF`` (hooks on ``self.recurrent`` that the fused loop cannot run are named in a warning: see
       :func:`snnlab.core.recurrent.synapse_weight`; :meth:`reset_recurrent` re-initialises the parameter a pruned or
-      reparametrised weight is computed from).
+      reparametrised weight is computed from). ``self.recurrent`` may be replaced by another ``nn.Linear``
+      ``[n_neurons, n_neurons]`` (anything else is a ``TypeError`` at the assignment); the fused loop runs a bias-free
+      one whose forward is ``nn.Linear.forward`` and raises a ``ValueError`` for a bias or a subclass with its own
+      forward, which ``backend="reference"`` runs (it calls the module), as on ``RecurrentLIF``.
+    - ``adaptation`` and ``tau_adapt`` are kept in float32 under a half-precision default dtype, as ``tau_mem`` and the
+      threshold; :meth:`reset_parameters` restores every constant (and draws the recurrent weight again) as
+      constructed, for a model built on the meta device and then ``to_empty``.
     - ``backend``: ``"auto"`` (for feed-forward neurons Triton on CUDA tensors and the C loop for float32 CPU tensors,
       as the LIF; else the fused PyTorch Function), ``"torch"`` (the fused PyTorch Function with a hand-written
       backward), ``"cpu"`` / ``"triton"`` (feed-forward only: the compiled C loop; the Triton kernels, on CUDA or
@@ -135,23 +142,56 @@ class ALIF(LIF):
             check_fits_float32(value, name, "ALIF")
         if learn_adaptation and math.isinf(tau_a):
             raise ValueError("ALIF: learn_adaptation needs a finite tau_adapt")
-        shape = (self.n_neurons,) if self.n_neurons is not None else ()
         if self.max_spikes == 1 and (strength > 0 or learn_adaptation):
             warnings.warn("ALIF: with max_spikes=1 a neuron fires at most once, so its threshold rises only after "
                           "that spike and the adaptation has no effect (use sl.LIF, or allow more spikes)",
                           UserWarning, stacklevel=2)
         self.learn_adaptation = learn_adaptation
-        for name, value in (("adaptation", strength), ("tau_adapt", tau_a)):
-            tensor = torch.full(shape, float(value))
+        self._constructed_adaptation = {"adaptation": float(strength), "tau_adapt": float(tau_a)}
+        for name in self._constructed_adaptation:  # (the values: _reset_adaptation, as reset_parameters sets them)
+            tensor = self._constant_tensor()  # float32 under a half-precision default dtype, as LIF's
             if self.learn_adaptation:
                 setattr(self, name, nn.Parameter(tensor))
             else:
                 self.register_buffer(name, tensor)
+        self._reset_adaptation()
         self.last_threshold: torch.Tensor | None = None
         self.recurrent: nn.Linear | None = None
+        self.recurrent_init = recurrent_init
         if recurrent:
-            self.recurrent = nn.Linear(self.n_neurons, self.n_neurons, bias=False)
+            self.recurrent = build_synapses(self.n_neurons, recurrent_init, "ALIF")
             self.reset_recurrent(recurrent_init)
+
+    def __setattr__(self, name: str, value) -> None:
+        if name == "recurrent":  # the synapses the loops can read (None: feed-forward; see check_fusable)
+            check_synapses(value, "ALIF", self.__dict__.get("n_neurons"), optional=True)
+        super().__setattr__(name, value)
+
+    @torch.no_grad()
+    def _reset_adaptation(self) -> None:
+        """``adaptation`` and ``tau_adapt`` (buffers, or learned Parameters in place) back to their constructed values."""
+        for name, value in self._constructed_value("_constructed_adaptation").items():
+            getattr(self, name).fill_(value)
+
+    def reset_parameters(self) -> None:
+        """Put every constant back to its constructed value as the constructor sets it: those of
+        :meth:`snnlab.LIF.reset_parameters`, ``adaptation`` and ``tau_adapt``, and (recurrent layers) draw the recurrent
+        weight again by :meth:`reset_recurrent` with the constructed ``recurrent_init`` (torch's global RNG, as
+        ``nn.Linear``). For a model built on the meta device, then ``to_empty``.
+
+        Example:
+            >>> import torch, snnlab as sl
+            >>> with torch.device("meta"):
+            ...     alif = sl.ALIF(adaptation=0.2, tau_adapt=50.0)
+            >>> alif = alif.to_empty(device="cpu")
+            >>> alif.reset_parameters()
+            >>> float(alif.adaptation), float(alif.tau_adapt)
+            (0.20000000298023224, 50.0)
+        """
+        super().reset_parameters()
+        self._reset_adaptation()
+        if self.recurrent is not None:
+            self.reset_recurrent(self._constructed_value("recurrent_init"))
 
     _FULL_PRECISION = LIF._FULL_PRECISION + ("adaptation", "tau_adapt")
 

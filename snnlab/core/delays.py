@@ -33,7 +33,7 @@ from snnlab.kernels.delay_math import (  # the formula and the autocast policy l
     gaussian_delay_kernel,
     two_sigma_squared,
 )
-from snnlab.kernels.dispatch import HALF_DTYPES, TRITON_DTYPES, compute_dtype, resolve_backend
+from snnlab.kernels.dispatch import HALF_DTYPES, TRITON_DTYPES, compute_dtype, float32_if_half, resolve_backend
 from snnlab.kernels.first_order import transform_free
 
 __all__ = [
@@ -129,7 +129,7 @@ def _work_dtype(*tensors: torch.Tensor) -> torch.dtype:
     dtype = tensors[0].dtype
     for t in tensors[1:]:
         dtype = torch.promote_types(dtype, t.dtype)
-    return torch.float32 if dtype in HALF_DTYPES else dtype
+    return float32_if_half(dtype)
 
 
 def _cast_for_autocast(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None
@@ -385,16 +385,6 @@ def _triton_impl():
 # ----------------------------------------------------------------------------- layer
 
 
-def _positions_dtype(dtype: torch.dtype) -> torch.dtype:
-    """The dtype a layer in ``dtype`` keeps its positions in: float32 for half precision, else ``dtype``.
-
-    Example:
-        >>> _positions_dtype(torch.bfloat16), _positions_dtype(torch.float64)
-        (torch.float32, torch.float64)
-    """
-    return torch.float32 if dtype in HALF_DTYPES else dtype
-
-
 class DelayedLinear(nn.Module):
     r"""Dense layer with one learnable synaptic delay per synapse (DCLS-style).
 
@@ -560,7 +550,7 @@ class DelayedLinear(nn.Module):
             self.bias = nn.Parameter(torch.empty(out_features, **factory))
         else:
             self.register_parameter("bias", None)
-        kept = _positions_dtype(self.weight.dtype)  # (float32 in a half-precision layer)
+        kept = float32_if_half(self.weight.dtype)  # (float32 in a half-precision layer)
         self.register_buffer("_is_rounded", torch.tensor(not self.learn_delays, device=device))
         positions = torch.empty(out_features, in_features, device=device, dtype=kept)
         if self.learn_delays:

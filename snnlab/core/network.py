@@ -95,7 +95,9 @@ class Monitor:
     faster on the CPU without keeping the whole ``[T, B, N]`` membrane), and ``mon.membrane`` stays empty.
 
     Only :class:`~snnlab.LIF` / :class:`~snnlab.LI` layers (and their subclasses) are neuron layers: a neuron
-    written as another ``nn.Module`` is not recorded. A network with no neuron layer at all gets a ``UserWarning``
+    written as another ``nn.Module`` is not recorded. A spiking layer (an LIF or a subclass) must return its spike
+    tensor alone: one returning a tuple (``(spikes, membrane)``, as some libraries' neurons do) raises a ``TypeError``
+    naming it at its call (which element holds the spikes is not known). A network with no neuron layer at all gets a ``UserWarning``
     (it would record nothing); not an error, as the metrics monitor any model they are given and say what it lacks
     themselves. ``layers=[]`` asks for nothing and is not warned about.
 
@@ -228,6 +230,11 @@ class Monitor:
                                    "outside the Monitor's with block, or record the network without vmap")
             move = (lambda t: t.cpu()) if self.to_cpu else (lambda t: t)
             if isinstance(module, LIF):
+                if not isinstance(output, torch.Tensor):  # (a tuple's first element is not known to be the spikes)
+                    raise TypeError(f"Monitor: layer {name!r} ({type(module).__name__}) returned "
+                                    f"{type(output).__name__}, not a tensor: a neuron layer (an LIF or a subclass) "
+                                    "must return its spike tensor [T, B, ...] alone (keep the membrane in "
+                                    "last_membrane, which a Monitor with keep_membrane=True records)")
                 self._store("spikes", name, move(output.detach()))
             if self.keep_membrane and module.last_membrane is not None:
                 self._store("membrane", name, move(module.last_membrane))

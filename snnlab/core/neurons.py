@@ -7,7 +7,7 @@ import torch
 from torch import nn
 
 from snnlab.kernels.counter_rng import COUNTER_PERIOD
-from snnlab.kernels.dispatch import BACKENDS, HALF_DTYPES, lif_impl
+from snnlab.kernels.dispatch import BACKENDS, HALF_DTYPES, float32_if_half, lif_impl
 from snnlab.kernels.func_transforms import outside_transforms, under_vmap, vmap_randomness
 from snnlab.kernels.lif_common import MAX_SPIKES_CEILING
 from snnlab.kernels.lif_torch import li_torch
@@ -155,16 +155,42 @@ class _Leaky(nn.Module):
             raise ValueError(f"{layer}: n_neurons must be a positive int (or None for one value per layer), got "
                              f"{type(n_neurons).__name__} {n_neurons!r}")
         n_neurons = None if n_neurons is None else int(n_neurons)
-        shape = (n_neurons,) if n_neurons is not None else ()
         self.n_neurons = n_neurons
         self.learn_tau = as_flag(learn_tau, "learn_tau", layer)
+        if self.learn_tau and b >= 1.0:
+            raise ValueError(f"{layer}: learn_tau needs a finite tau_mem (beta < 1), got beta={b}")
+        self._constructed_beta = b  # (what reset_parameters restores)
+        # Learn tau itself (in steps); beta = 1 - 1/tau, with tau kept >= 1 in forward. The value: _reset_tau, from
+        # the layer's reset_parameters, which its constructor calls (one code path)
         if self.learn_tau:
-            if b >= 1.0:
-                raise ValueError(f"{layer}: learn_tau needs a finite tau_mem (beta < 1), got beta={b}")
-            # Learn tau itself (in steps); beta = 1 - 1/tau, with tau kept >= 1 in forward.
-            self.tau_mem = nn.Parameter(torch.full(shape, 1.0 / (1.0 - b)))
+            self.tau_mem = nn.Parameter(self._constant_tensor())
         else:
-            self.register_buffer("beta_const", torch.full(shape, b))
+            self.register_buffer("beta_const", self._constant_tensor())
+
+    def _constant_tensor(self) -> torch.Tensor:
+        """An uninitialised tensor for one of the layer's constants (one value, or one per neuron), on the default
+        device, in float32 when the default dtype is float16 / bfloat16 (as :meth:`_apply` keeps them under a cast:
+        ``tau_mem=100`` would otherwise be 85.3), else in the default dtype."""
+        shape = (self.n_neurons,) if self.n_neurons is not None else ()
+        return torch.empty(shape, dtype=float32_if_half(torch.get_default_dtype()))
+
+    @torch.no_grad()
+    def _reset_tau(self) -> None:
+        """``beta_const`` (or a learned ``tau_mem``) back to the constructed value, in place."""
+        b = self._constructed_value("_constructed_beta")
+        if self.learn_tau:
+            self.tau_mem.fill_(1.0 / (1.0 - b))
+        else:
+            self.beta_const.fill_(b)
+
+    def _constructed_value(self, name: str) -> float:
+        """The constructed value kept as ``name`` for :meth:`reset_parameters` (``RuntimeError`` for a layer pickled
+        before it was kept)."""
+        try:
+            return self.__dict__[name]
+        except KeyError:
+            raise RuntimeError(f"{type(self).__name__}.reset_parameters: this layer was saved by an older snnlab, "
+                               "which did not keep its constructed values; build it again instead") from None
 
     def beta(self) -> torch.Tensor:
         """The decay factor ``beta = 1 - 1/tau_mem`` (a tensor, differentiable when tau is learned)."""
@@ -321,6 +347,11 @@ class LIF(RandomStream, _Leaky):
       (``layer.max_spikes = 0`` raises the ``ValueError`` of ``LIF(max_spikes=0)``; a flag must be True or False:
       ``detach_reset="no"`` is a ``TypeError``, not a true value), ``backend`` at the next call.
 
+    - The time constant and threshold are stored in float32 when the default dtype is float16 / bfloat16
+      (``torch.set_default_dtype``), as a later ``.half()`` / ``.bfloat16()`` keeps them: ``tau_mem=100`` stays 100,
+      not 85.3. :meth:`reset_parameters` puts them back to their constructed values (a model built on the meta
+      device, then ``to_empty`` and ``reset_parameters()`` of every module, gets a fresh construction's).
+
     Returns the spikes ``[T, B, ...]`` (0/1 floats); the pre-reset membrane of the last call is kept in
     ``last_membrane`` while a :class:`~snnlab.Monitor` watches the layer.
 
@@ -358,16 +389,36 @@ class LIF(RandomStream, _Leaky):
         self.noise, self.noise_scale, self.noisy_eval = noise, noise_scale, noisy_eval
         self.backend = backend
         self.learn_threshold = as_flag(learn_threshold, "learn_threshold", "LIF")
-        shape = (self.n_neurons,) if self.n_neurons is not None else ()
-        thr = torch.full(shape, float(threshold))
+        self._constructed_threshold = float(threshold)
         if self.learn_threshold:
-            self.threshold = nn.Parameter(thr)
+            self.threshold = nn.Parameter(self._constant_tensor())
         else:
-            self.register_buffer("threshold", thr)
+            self.register_buffer("threshold", self._constant_tensor())
+        LIF.reset_parameters(self)  # the values (a subclass's own come from its constructor)
         self._generator = torch.Generator().manual_seed(seed) if seed is not None else None
         self.record = False
         self._monitors = 0  # open Monitors of this layer (see snnlab.core.network.Monitor)
         self.last_membrane: torch.Tensor | None = None
+
+    @torch.no_grad()
+    def reset_parameters(self) -> None:
+        """Put the time constant and the threshold (buffers, or learned Parameters, in place: an optimiser keeps
+        them) back to their constructed values, as the constructor sets them (a ``spread_tau_`` or training since is
+        undone; the noise / mask stream is not rewound). With it, a model built on the meta device,
+        ``model.to_empty(device=...)``, then ``reset_parameters()`` of every module holds what a fresh construction
+        does.
+
+        Example:
+            >>> import torch, snnlab as sl
+            >>> with torch.device("meta"):
+            ...     lif = sl.LIF(tau_mem=20.0, threshold=0.5)
+            >>> lif = lif.to_empty(device="cpu")
+            >>> lif.reset_parameters()
+            >>> lif
+            LIF(tau_mem=20, threshold=0.5, reset='subtract', surrogate=atan(2))
+        """
+        self._reset_tau()
+        self.threshold.fill_(self._constructed_value("_constructed_threshold"))
 
     #: the options checked (and normalised) at every assignment, the constructor's and any later one
     #: (``layer.max_spikes = 0`` raises as ``LIF(max_spikes=0)`` does; ``layer.surrogate = "triangle"`` is resolved)
@@ -471,7 +522,9 @@ class LI(_Leaky):
 
     ``beta = 1 - 1/tau_mem`` (``tau_mem`` in time steps, default 10), or ``beta`` given instead.
 
-    Returns the membrane ``[T, B, ...]``; classify with e.g. ``out.sum(0)`` or ``out.max(0).values``.
+    Returns the membrane ``[T, B, ...]``; classify with e.g. ``out.sum(0)`` or ``out.max(0).values``. The time
+    constant is kept in float32 under a half-precision default dtype, and :meth:`reset_parameters` restores its
+    constructed value, as :class:`~snnlab.LIF`'s.
 
     Example:
         >>> import torch, snnlab as sl
@@ -483,9 +536,15 @@ class LI(_Leaky):
                  n_neurons: int | None = None) -> None:
         super().__init__()
         self._init_tau(tau_mem, beta, learn_tau, n_neurons)
+        LI.reset_parameters(self)  # the values
         self.record = False
         self._monitors = 0  # open Monitors of this layer (see snnlab.core.network.Monitor)
         self.last_membrane: torch.Tensor | None = None
+
+    def reset_parameters(self) -> None:
+        """Put the time constant (a buffer, or a learned Parameter in place) back to its constructed value, as
+        :meth:`snnlab.LIF.reset_parameters` does (for a model built on the meta device, then ``to_empty``)."""
+        self._reset_tau()
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = self._check_input(x, finite=False)

@@ -186,6 +186,77 @@ def _reset_parametrized(synapses: nn.Linear, init: str, where: str, layer: str) 
                          "weight is unchanged: use another recurrent_init, or remove the parametrization")
 
 
+class _SynapseReset:
+    """The ``reset_parameters`` of the recurrent ``nn.Linear`` a layer builds (set on that instance): it draws the
+    layer's ``recurrent_init`` (:func:`reset_synapse_weight`) instead of ``nn.Linear``'s default, so resetting every
+    module (a model built on the meta device, then ``to_empty``) keeps an orthogonal or zero weight in whatever order
+    the modules are reset. (For ``"uniform"`` the draw is ``nn.Linear``'s own: the same values for the same RNG
+    state.)"""
+
+    def __init__(self, synapses: nn.Linear, init: str, layer: str) -> None:
+        self.synapses, self.init, self.layer = synapses, init, layer
+
+    def __call__(self) -> None:
+        reset_synapse_weight(self.synapses, self.init, self.layer)
+
+
+def build_synapses(n_neurons: int, init: str, layer: str) -> nn.Linear:
+    """The recurrent synapses of ``layer``: a bias-free ``nn.Linear(n_neurons, n_neurons)`` whose
+    ``reset_parameters()`` draws ``init`` (:class:`_SynapseReset`; the caller draws it first with its
+    ``reset_recurrent``)."""
+    synapses = nn.Linear(n_neurons, n_neurons, bias=False)
+    synapses.reset_parameters = _SynapseReset(synapses, init, layer)
+    return synapses
+
+
+def check_synapses(value: object, layer: str, n_neurons: int | None, *, optional: bool = False) -> None:
+    """Check a module assigned as the recurrent synapses (``layer.recurrent = value``): an ``nn.Linear`` (a subclass
+    too) ``[n_neurons, n_neurons]`` (or None where ``optional``: a feed-forward ALIF); ``TypeError`` / ``ValueError``
+    naming ``layer`` otherwise. What the fused loop can run is checked at the call (:func:`check_fusable`).
+
+    Example:
+        >>> check_synapses(torch.nn.Sequential(), "RecurrentLIF", 4)
+        Traceback (most recent call last):
+        ...
+        TypeError: RecurrentLIF: the recurrent synapses must be an nn.Linear [n_neurons, n_neurons] (the loops read its weight [4, 4]; backend='reference' calls it), got Sequential
+    """
+    if value is None and optional:
+        return
+    if not isinstance(value, nn.Linear):
+        raise TypeError(f"{layer}: the recurrent synapses must be an nn.Linear [n_neurons, n_neurons] (the loops read "
+                        f"its weight [{n_neurons}, {n_neurons}]; backend='reference' calls it), got "
+                        f"{type(value).__name__}")
+    if n_neurons is None:
+        raise ValueError(f"{layer}: recurrent synapses need one value per neuron: build the layer with n_neurons "
+                         "(and recurrent=True)")
+    if (value.in_features, value.out_features) != (n_neurons, n_neurons):
+        raise ValueError(f"{layer}: the recurrent nn.Linear must map the layer's {n_neurons} neurons to themselves "
+                         f"(in_features = out_features = {n_neurons}), got in_features={value.in_features}, "
+                         f"out_features={value.out_features}")
+
+
+def check_fusable(synapses: nn.Linear, layer: str) -> None:
+    """``ValueError`` naming ``layer`` unless the fused loop (``backend='auto'`` / ``'torch'``), which reads
+    ``synapses.weight`` and never calls the module, computes what a call would: a bias-free ``nn.Linear`` whose forward
+    is ``nn.Linear.forward`` (subclasses made by ``torch.nn.utils.parametrize`` and pruning hooks are fine). A
+    subclass with its own forward (a sign constraint, say) or a bias runs on ``backend='reference'``.
+
+    Example:
+        >>> check_fusable(torch.nn.Linear(3, 3, bias=False), "RecurrentLIF")   # the layer's own: fine
+        >>> check_fusable(torch.nn.Linear(3, 3), "RecurrentLIF")
+        Traceback (most recent call last):
+        ...
+        ValueError: RecurrentLIF: the recurrent nn.Linear has a bias, which the fused loop (backend='auto' / 'torch') would ignore: it reads the module's weight and never calls the module; use backend='reference' (the per-step loop calls the module at every step), or a bias-free nn.Linear
+    """
+    own_forward = type(synapses).forward is not nn.Linear.forward
+    if not own_forward and synapses.bias is None:
+        return
+    what = (f"its own forward ({type(synapses).__name__}.forward)" if own_forward else "a bias")
+    raise ValueError(f"{layer}: the recurrent nn.Linear has {what}, which the fused loop (backend='auto' / 'torch') "
+                     "would ignore: it reads the module's weight and never calls the module; use backend='reference' "
+                     "(the per-step loop calls the module at every step), or a bias-free nn.Linear")
+
+
 def synapse_weight(synapses: nn.Linear, like: torch.Tensor, layer: str = "RecurrentLIF", *,
                    fused: bool = True) -> torch.Tensor:
     """The weight of ``synapses`` as a call of the module would use it, for a loop that reads the weight instead of
@@ -323,6 +394,8 @@ def loop_weight(synapses: nn.Linear | None, x: torch.Tensor, layer: str, *, fuse
         (None, None)
     """
     short = x.shape[0] < 2
+    if synapses is not None and fused:
+        check_fusable(synapses, layer)
     weight = synapse_weight(synapses, x, layer, fused=fused) if synapses is not None and (fused or short) else None
     tied = [t for t in (weight, *tie_also) if t is not None]
     tie = zero_tie(*tied) if short and tied and torch.is_grad_enabled() else None
@@ -333,9 +406,14 @@ def recurrent_current(synapses: nn.Linear, o: torch.Tensor, work: torch.dtype) -
     """``W_rec @ o`` for the transmitted spikes ``o`` of one step, as ``[B, ..., N]``, computed in the compute dtype
     ``work``: a time-major call of ``synapses`` (``[1, B, ..., N]``; its hooks see every step), or, for a
     half-precision weight, the product with the weight cast to ``work`` (float32, as the fused paths compute it). The
-    SynOps counter counts these synapses from the layer's output, not from these calls."""
+    SynOps counter counts these synapses from the layer's output, not from these calls. A module with its own forward
+    and a half-precision weight is called on the spikes in its weight's dtype (its own arithmetic), the result taken
+    to ``work``; a bias is added in ``work``."""
     if synapses.weight.dtype != work:  # (a hook-computed weight recomputed first: synapse_weight)
-        return F.linear(o.to(work), synapse_weight(synapses, o.unsqueeze(0), fused=False).to(work))
+        if type(synapses).forward is not nn.Linear.forward:
+            return synapses(o.unsqueeze(0).to(synapses.weight.dtype))[0].to(work)
+        bias = None if synapses.bias is None else synapses.bias.to(work)
+        return F.linear(o.to(work), synapse_weight(synapses, o.unsqueeze(0), fused=False).to(work), bias)
     return synapses(o.unsqueeze(0).to(work))[0]
 
 
@@ -366,6 +444,18 @@ class RecurrentLIF(LIF):
       (:mod:`snnlab.kernels.recurrent_lif`); ``"reference"``: the per-step autograd loop it is tested against
       (slow: several autograd nodes and a call of ``self.recurrent`` per step). ``"cpu"`` and ``"triton"`` (the
       feed-forward LIF's fused kernels, which cannot hold the recurrence) raise a ``ValueError``.
+
+    - ``self.recurrent`` may be replaced (``layer.recurrent = module``) by another ``nn.Linear``
+      ``[n_neurons, n_neurons]``; anything else is a ``TypeError`` at the assignment. The fused loop reads its weight
+      and never calls it, so it runs only a bias-free ``nn.Linear`` whose forward is ``nn.Linear.forward`` (pruned,
+      weight-normed or parametrized ones included) and raises a ``ValueError`` for a bias or a subclass with its own
+      forward (a sign constraint, say): ``backend="reference"`` runs those, calling the module at every step.
+    - :meth:`reset_parameters` restores the time constant and threshold as constructed and draws ``W_rec`` again
+      with the constructed ``recurrent_init`` (the recurrent ``nn.Linear``'s own ``reset_parameters`` draws that
+      init too), so a model built on the meta device, then ``to_empty`` and ``reset_parameters()`` of every module,
+      equals a fresh construction from the same torch seed (``"uniform"``, ``"zeros"``; an ``"orthogonal"`` weight is
+      drawn as at construction, from another point of the RNG stream, since the construction's ``nn.Linear`` drew its
+      default first).
 
     Float16 / bfloat16 input is computed in float32, as by ``LIF``, and so is the recurrent current (both paths cast
     a half-precision recurrent weight to float32). The
@@ -412,8 +502,21 @@ class RecurrentLIF(LIF):
         except (ValueError, TypeError) as exc:
             raise _renamed(exc) from None
         self.backend = backend
-        self.recurrent = nn.Linear(self.n_neurons, self.n_neurons, bias=False)
+        self.recurrent_init = recurrent_init
+        self.recurrent = build_synapses(self.n_neurons, recurrent_init, "RecurrentLIF")
         self.reset_recurrent(recurrent_init)
+
+    def __setattr__(self, name: str, value) -> None:
+        if name == "recurrent":  # the synapses the loops can read (check_fusable: what the fused one can run)
+            check_synapses(value, "RecurrentLIF", self.__dict__.get("n_neurons"))
+        super().__setattr__(name, value)
+
+    def reset_parameters(self) -> None:
+        """Put the time constant and threshold back to their constructed values (:meth:`snnlab.LIF.reset_parameters`)
+        and draw the recurrent weight again by :meth:`reset_recurrent` with the constructed ``recurrent_init`` (torch's
+        global RNG, as ``nn.Linear``'s). For a model built on the meta device, then ``to_empty``."""
+        super().reset_parameters()
+        self.reset_recurrent(self._constructed_value("recurrent_init"))
 
     def reset_recurrent(self, init: str = "uniform") -> None:
         """(Re)initialise the recurrent weight: ``"uniform"``, ``"orthogonal"`` or ``"zeros"`` (see the class), in the

@@ -29,10 +29,21 @@ TRITON_DTYPES = (torch.float32, torch.float16, torch.bfloat16)
 HALF_DTYPES = (torch.float16, torch.bfloat16)
 
 
+def float32_if_half(dtype: torch.dtype) -> torch.dtype:
+    """float32 for float16 / bfloat16, else ``dtype``: the dtype snnlab computes a half-precision time loop in, and
+    keeps the constants of a half-precision layer in (time constants, thresholds, delay positions).
+
+    Example:
+        >>> float32_if_half(torch.bfloat16), float32_if_half(torch.float64)
+        (torch.float32, torch.float64)
+    """
+    return torch.float32 if dtype in HALF_DTYPES else dtype
+
+
 def compute_dtype(x: torch.Tensor) -> torch.dtype:
     """The dtype a time loop or a delay convolution computes ``x`` in: float32 for float16 / bfloat16 (a
     half-precision membrane would round the leak and the sums), else ``x``'s own."""
-    return torch.float32 if x.dtype in HALF_DTYPES else x.dtype
+    return float32_if_half(x.dtype)
 
 
 #: the first NVIDIA compute capability (Ampere) with bfloat16 and TF32 arithmetic in hardware
