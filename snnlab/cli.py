@@ -134,7 +134,7 @@ def _print_result(title: str, result: dict) -> None:
 
 
 def _checkpoint_in(run_dir: str | None) -> Path | None:
-    from snnlab.training.resume import CHECKPOINT_NAME
+    from snnlab.training.run_folder import CHECKPOINT_NAME
 
     path = Path(run_dir) / CHECKPOINT_NAME if run_dir else None
     return path if path is not None and path.exists() else None

@@ -74,15 +74,16 @@ def test_a_resume_into_a_fresh_store_keeps_the_runs_name(tmp_path):
     first.run()
     fresh = RunStore(tmp_path / "b.sqlite")
     resumed = Trainer.resume_from(run_dir, ExperimentConfig(**{**TINY, "epochs": 2}), store=fresh, progress=False)
-    assert resumed.name == "my run" and fresh.get_run(first.run_id)["name"] == "my run"
+    assert resumed.name == "my run"
     resumed.run()
+    assert fresh.get_run(first.run_id)["name"] == "my run"
     assert fresh.list_runs()["name"].tolist() == ["my run"]
     # a checkpoint written before names were saved: the run's label, as before
     ckpt = load_checkpoint(run_dir / "checkpoint.pt")
     del ckpt["name"]
     save_checkpoint(tmp_path / "old.pt", ckpt)
     old = RunStore(tmp_path / "c.sqlite")
-    Trainer.resume_from(tmp_path / "old.pt", store=old, run_dir=tmp_path / "again", progress=False)
+    Trainer.resume_from(tmp_path / "old.pt", store=old, run_dir=tmp_path / "again", progress=False).run()
     assert old.get_run(first.run_id)["name"] == first.label
 
 

@@ -96,16 +96,15 @@ class RacingStore(RunStore):
 
 
 # ------------------------------------------------------------------------------ 1. the refused trainer's row
-def test_a_refused_trainer_never_marks_failed_a_row_the_other_trainer_set_running(tmp_path):
-    store, run = RacingStore(tmp_path / "s.sqlite"), tmp_path / "run"
-    trainer = Trainer(ExperimentConfig(**TINY), run, store, progress=False, name="A")
-    assert store.get_run(trainer.run_id)["status"] == "idle"
-    # the other trainer of this run (e.g. it resumed in another process) holds the folder and sets the row running
-    # after this trainer read it "idle", before its write
-    store.arm("set_status:failed", lambda: RunStore.set_status(store, trainer.run_id, "running"))
-    with run_folder_lock(run), pytest.raises(RunFolderBusy):
+def test_a_refused_resume_writes_no_row_under_the_id_the_other_trainer_runs(tmp_path):
+    first = Trainer(ExperimentConfig(**TINY), tmp_path / "run", progress=False, run_id="R")
+    first.run()
+    store = RunStore(tmp_path / "s.sqlite")
+    trainer = Trainer(store=store, resume=tmp_path / "run", progress=False)
+    assert store.list_runs().empty  # (no row before the run starts)
+    with run_folder_lock(tmp_path / "run"), pytest.raises(RunFolderBusy):
         trainer.run()
-    assert store.get_run(trainer.run_id)["status"] == "running"
+    assert store.list_runs().empty  # (the other trainer of run R owns its row)
 
 
 def test_a_refused_trainer_marks_its_own_idle_row_failed(tmp_path):
@@ -161,8 +160,9 @@ def test_a_new_run_under_a_chosen_id_another_process_took_meanwhile_is_refused_a
     store = RacingStore(tmp_path / "s.sqlite")
     # (its first get_run is the check that the chosen id is new; the second, the registration's)
     the_other_registers_first(store, "R", call=2)
+    trainer = Trainer(ExperimentConfig(**TINY), store=store, progress=False, run_id="R")
     with pytest.raises(ValueError, match="run_id='R' is already a run in the store"):
-        Trainer(ExperimentConfig(**TINY), store=store, progress=False, run_id="R")
+        trainer.run()
     row = store.get_run("R")
     assert (row["name"], row["status"]) == ("the other's", "running") and len(store.list_runs()) == 1
 

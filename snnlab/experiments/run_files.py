@@ -48,10 +48,9 @@ def run_folder_file(name: str) -> bool:
     """
     if not isinstance(name, str):
         raise TypeError(f"run_folder_file: name must be a file name (str), got {name!r}")
-    from snnlab.training.resume import CHECKPOINT_NAME
-    from snnlab.training.run_folder import LOCK_NAME
+    from snnlab.training.run_folder import CHECKPOINT_NAME, CONFIG_NAME, CONFIG_TMP_NAME, LOCK_NAME
 
-    return (name in (CHECKPOINT_NAME, "config.json", ".config.json.tmp", LOCK_NAME)
+    return (name in (CHECKPOINT_NAME, CONFIG_NAME, CONFIG_TMP_NAME, LOCK_NAME)
             or (name.startswith(f".{CHECKPOINT_NAME}.") and name.endswith(".tmp")))
 
 
@@ -81,8 +80,7 @@ def remove_run_files(run_id: str, checkpoint: str | os.PathLike | None) -> RunFi
     if checkpoint is not None and not isinstance(checkpoint, (str, os.PathLike)):
         raise TypeError(f"remove_run_files: checkpoint must be a path or None, got {checkpoint!r}")
     from snnlab.training.checkpoint import CheckpointError, check_checkpoint_run
-    from snnlab.training.resume import CHECKPOINT_NAME
-    from snnlab.training.run_folder import LOCK_NAME, RunFolderBusy, run_folder_lock
+    from snnlab.training.run_folder import CHECKPOINT_NAME, LOCK_NAME, RunFolderBusy, run_folder_lock
 
     removed: list[Path] = []
     lines: list[tuple[str, str]] = []

@@ -504,10 +504,10 @@ def _as_executor(executor: Any) -> Executor:
 def _plan(cfg: ExperimentConfig, run_dir: Path | None,
           robustness: list) -> tuple[str, str | None, dict | None, dict | None]:
     """What to do with one grid point: ("new", run_id, None), ("resume", run_id, None), ("reuse", run_id, row)
-    or ("failed", run_id, row) for a folder whose checkpoint cannot be continued; then, for "reuse", the checkpoint
-    read (its run is registered from it: :func:`_register_reused`), else None."""
+    or ("failed", run_id, row) for a folder whose checkpoint cannot be continued; then, for "reuse" and "resume", the
+    checkpoint read (a reused run is registered from it: :func:`_register_reused`), else None."""
     from snnlab.training.checkpoint import CheckpointError, load_checkpoint
-    from snnlab.training.resume import CHECKPOINT_NAME
+    from snnlab.training.run_folder import CHECKPOINT_NAME
 
     new_id = uuid.uuid4().hex[:12]
     if run_dir is None or not (run_dir / CHECKPOINT_NAME).exists():
@@ -527,7 +527,25 @@ def _plan(cfg: ExperimentConfig, run_dir: Path | None,
     if ck.get("finished") and ck.get("result") and not robustness:
         return "reuse", run_id, {"run_id": run_id, "label": cfg.label(), "status": "finished", "error": None,
                                  **_deployed_metrics(ck["result"])}, ck
-    return "resume", run_id, None, None
+    return "resume", run_id, None, ck
+
+
+def _warn_other_threads(points: dict[str, int], threads: int) -> None:
+    """Warn that grid points reused or resumed from ``run_root`` (``points``: ``{folder name: the threads its
+    checkpoint trained with}``) trained with another ``threads`` than this sweep's runs: their results will not match
+    those of runs trained anew here bit for bit (torch's CPU reductions depend on the thread count)."""
+    import warnings
+
+    other = {name: n for name, n in points.items() if n != threads}
+    if not other:
+        return
+    counts = sorted(set(other.values()))
+    shown = ", ".join(sorted(other)[:3]) + (f" and {len(other) - 3} more" if len(other) > 3 else "")
+    warnings.warn(f"sweep: {len(other)} grid point(s) in run_root ({shown}) trained with "
+                  f"{' or '.join(map(str, counts))} torch thread(s) per run, this sweep with {threads}: their reused "
+                  f"or resumed results will not match runs trained with {threads} bit for bit; rerun with "
+                  f"threads={counts[0]} (--threads {counts[0]}) to compare them exactly, or use another run_root",
+                  RuntimeWarning, stacklevel=3)
 
 
 def _register_reused(store_path, cfg: ExperimentConfig, run_dir: Path, ck: dict, name: str) -> None:
@@ -539,7 +557,7 @@ def _register_reused(store_path, cfg: ExperimentConfig, run_dir: Path, ck: dict,
     import warnings
 
     from snnlab.experiments.store import RunStore, StoreError
-    from snnlab.training.resume import CHECKPOINT_NAME
+    from snnlab.training.run_folder import CHECKPOINT_NAME
 
     path = run_dir / CHECKPOINT_NAME
     try:
@@ -618,8 +636,11 @@ def sweep(config: ExperimentConfig, grid: dict[str, list], executor: Any = None,
     rows: list[dict] = []
     jobs: dict[int, tuple] = {}
     reused, resumed = [], []
+    trained_with: dict[str, int] = {}  # {folder name: torch threads} of the points reused or resumed
     for i, (cfg, run_dir) in enumerate(zip(configs, dirs)):
         action, run_id, row, ck = _plan(cfg, run_dir, robustness)
+        if ck is not None and is_integer(ck.get("torch_threads")):  # (older checkpoints do not say)
+            trained_with[run_dir.name] = int(ck["torch_threads"])
         rows.append(row or {"run_id": run_id, "label": cfg.label(), "status": "pending"})
         values = ", ".join(f"{k}={getattr(cfg, k)}" for k in grid)  # runs of a sweep told apart by name too
         if action in ("new", "resume"):
@@ -631,6 +652,7 @@ def sweep(config: ExperimentConfig, grid: dict[str, list], executor: Any = None,
             reused.append(i)
             if store_path:
                 _register_reused(store_path, cfg, run_dir, ck, f"{cfg.label()} [{values}]")
+    _warn_other_threads(trained_with, threads)
     if out is not None:
         _write_csv(out, _table(configs, grid, rows))  # a bad --out path fails before anything trains
     owned = pool is None and bool(jobs)

@@ -35,6 +35,8 @@ from pathlib import Path
 from collections.abc import Callable, Collection, Mapping
 from typing import Any, TypeVar
 
+import torch
+
 from snnlab.core.validation import user_stacklevel
 from snnlab.data.loader_rng import loader_states, restore_loader_states
 
@@ -43,7 +45,7 @@ from .checkpoint import (HISTORY_KEY, CheckpointError, encode_history, load_chec
 from .config import ConfigError, ExperimentConfig, dataset_shape
 from .interrupts import global_rng_state, roll_back, set_global_rng_state
 from .records import History
-from .run_folder import RunFolderTaken
+from .run_folder import CHECKPOINT_NAME, RunFolderTaken
 
 __all__ = ["CHECKPOINT_FORMAT", "CHECKPOINT_NAME", "refuse_foreign_checkpoint", "load_resume", "ResumeMixin",
            "FIXED_ON_RESUME", "ResumeConfigError", "resume_conflicts", "check_resume_config", "fixed_on_resume_text",
@@ -52,7 +54,6 @@ __all__ = ["CHECKPOINT_FORMAT", "CHECKPOINT_NAME", "refuse_foreign_checkpoint", 
 log = logging.getLogger("snnlab.training.trainer")  # the Trainer's messages keep the logger they always had
 
 CHECKPOINT_FORMAT = "snnlab-checkpoint-v1"
-CHECKPOINT_NAME = "checkpoint.pt"
 
 _Run = TypeVar("_Run", bound="ResumeMixin")
 
@@ -409,6 +410,9 @@ class ResumeMixin:
             "epoch_progress": to_plain(self._epoch_progress) if partial_epoch and self._epoch_progress else None,
             # an epoch trained and counted whose end (evaluation, record) a Ctrl-C cut short: the resume does it
             "pending_epoch_end": to_plain(self._pending_epoch_end),
+            # the torch CPU threads it trained with (last): a run repeats bit for bit only on as many; a sweep rerun
+            # with other --threads says so (its reused and resumed points would not match new ones)
+            "torch_threads": int(torch.get_num_threads()),
             "time": time.time(),
         }
 

@@ -21,11 +21,16 @@ try:
 except ImportError:  # (Windows)
     fcntl = None  # type: ignore[assignment]
 
-__all__ = ["LOCK_NAME", "CONFIG_NAME", "RunFolderBusy", "RunFolderTaken", "check_run_folder", "refuse_busy_run_folder",
+__all__ = ["LOCK_NAME", "CHECKPOINT_NAME", "CONFIG_NAME", "CONFIG_TMP_NAME", "RunFolderBusy", "RunFolderTaken", "check_run_folder", "refuse_busy_run_folder",
            "run_folder_lock", "warn_unlocked"]
 
+#: the files a training writes in its run folder (named here only; :func:`snnlab.experiments.run_files.run_folder_file`
+#: knows them by these names): the lock, the checkpoint (saved atomically through ``.checkpoint.pt.<id>.tmp``), the
+#: configuration and the temporary file it is written through
 LOCK_NAME = ".snnlab-lock"
+CHECKPOINT_NAME = "checkpoint.pt"
 CONFIG_NAME = "config.json"
+CONFIG_TMP_NAME = f".{CONFIG_NAME}.tmp"
 
 
 class RunFolderBusy(RuntimeError):
@@ -63,8 +68,6 @@ def check_run_folder(run_dir: str | os.PathLike, who: str = "Trainer") -> None:
         ...     print(str(e).split(":")[0])
         Trainer
     """
-    from .resume import CHECKPOINT_NAME  # (resume.py does not import this module)
-
     run_dir = Path(run_dir)
     for path in (run_dir, *run_dir.parents):
         if path.is_dir():
@@ -161,12 +164,40 @@ def run_folder_lock(run_dir: str | os.PathLike | None,
             fcntl.flock(f.fileno(), fcntl.LOCK_UN)
 
 
+#: where Linux lists the file locks held on the machine (``flock`` ones as ``FLOCK ... <pid> <maj>:<min>:<inode>``)
+_PROC_LOCKS = "/proc/locks"
+
+
+def _lock_listed(path: Path) -> bool | None:
+    """Whether ``/proc/locks`` lists a lock on the file ``path``, read without locking anything: False when no lock
+    is on its inode, None when that cannot be told (no ``/proc/locks``, the file gone, or a lock on an inode of that
+    number whose device differs, as on overlay or network file systems): the caller then probes the lock itself."""
+    try:
+        st = os.stat(path)
+        with open(_PROC_LOCKS) as f:
+            listed = f.read()
+    except OSError:
+        return None
+    device = f"{os.major(st.st_dev):02x}:{os.minor(st.st_dev):02x}:{st.st_ino}"
+    elsewhere = False  # a lock on an inode of this number on a device told otherwise
+    for line in listed.splitlines():
+        for field in line.split():
+            if field.count(":") == 2 and field.rsplit(":", 1)[1] == str(st.st_ino):
+                if field == device:
+                    return True
+                elsewhere = True
+    return None if elsewhere else False
+
+
 def refuse_busy_run_folder(run_dir: str | os.PathLike | None) -> None:
     """:class:`RunFolderBusy` when another training holds ``run_dir``'s lock, checked before anything reads the
-    folder's checkpoint (whose state, and what to do with it, would change under that training). Only probes: the
-    lock is let go at once (the training takes it when it starts). A folder without a lock file is held by no one and
-    is left as it is (nothing created), as is one whose lock file cannot be opened or locked (a read-only folder, a
-    file system without locks: the training's own claim says so).
+    folder's checkpoint (whose state, and what to do with it, would change under that training). Only looks: the
+    training takes the lock once, when it starts (:func:`run_folder_lock`). Where Linux lists the locks
+    (``/proc/locks``) a lock file nobody holds is not even locked for a moment (a probe that took it could refuse
+    another process's claim made meanwhile); elsewhere, or when the list cannot tell, the lock is tried and let go at
+    once. A folder without a lock file is held by no one and is left as it is (nothing created), as is one whose lock
+    file cannot be opened or locked (a read-only folder, a file system without locks: the training's own claim says
+    so).
 
     Example:
         >>> import tempfile
@@ -176,6 +207,8 @@ def refuse_busy_run_folder(run_dir: str | os.PathLike | None) -> None:
     """
     if run_dir is None or fcntl is None or not (Path(run_dir) / LOCK_NAME).is_file():
         return
+    if _lock_listed(Path(run_dir) / LOCK_NAME) is False:  # nobody holds it: looked at, not taken (a probe that took
+        return                                           # it would refuse another process's claim meanwhile)
     try:
         with run_folder_lock(run_dir, on_unlocked=lambda folder, exc: None):
             pass

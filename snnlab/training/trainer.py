@@ -54,10 +54,9 @@ from .lr_schedule import lr_factor, one_cycle_momentum
 from .precision import check_precision, forward_precision
 from .records import EVAL_KEYS, STEP_METRICS, History, ReportingMixin, RunStoreProtocol, scalar_metrics
 from .regularization import spike_rate_penalty
-from .resume import CHECKPOINT_NAME
 from .resume import ResumeMixin, load_resume, refuse_foreign_checkpoint
-from .run_folder import (CONFIG_NAME, RunFolderTaken, check_run_folder, refuse_busy_run_folder, run_folder_lock,
-                         warn_unlocked)
+from .run_folder import (CHECKPOINT_NAME, CONFIG_NAME, CONFIG_TMP_NAME, RunFolderTaken, check_run_folder,
+                         refuse_busy_run_folder, run_folder_lock, warn_unlocked)
 from .runtime import resolve_device, seed_everything
 
 __all__ = ["Trainer", "TrainingDiverged", "RunStoreProtocol", "History", "STATES", "seed_everything",
@@ -140,6 +139,17 @@ def _store_has(store: Any, run_id: str) -> bool:
     return True
 
 
+def _takes_run_id(store: Any) -> bool:
+    """Whether ``store.create_run`` takes ``run_id`` (:meth:`RunStore.create_run`): the trainer then picks the id and
+    registers the run when it starts."""
+    import inspect
+
+    try:
+        return "run_id" in inspect.signature(store.create_run).parameters
+    except (AttributeError, TypeError, ValueError):
+        return False
+
+
 def _takes_only_if(store: Any) -> bool:
     """Whether ``store.set_status`` takes ``only_if`` (a conditional change, :meth:`RunStore.set_status`)."""
     import inspect
@@ -165,9 +175,13 @@ class Trainer(ControlMixin, ResumeMixin, ReportingMixin):
             A folder that already holds another run's checkpoint is refused
             (:class:`~snnlab.training.run_folder.RunFolderTaken`, a ``FileExistsError``) unless resuming that
             checkpoint or ``overwrite``; a path that is a file, or whose ``checkpoint.pt`` is a folder, is refused
-            here too (:func:`~snnlab.training.run_folder.check_run_folder`). A trainer refused at :meth:`run` (or
-            :meth:`start`) leaves the folder as it was, and the store row it registered "failed" with the refusal.
-        store: optional object following :class:`RunStoreProtocol`; its errors are logged, never fatal.
+            here too (:func:`~snnlab.training.run_folder.check_run_folder`). The folder is made, locked and given
+            its ``config.json`` when the run starts (a trainer never run leaves none). A trainer refused at
+            :meth:`run` (or :meth:`start`) leaves the folder as it was (:meth:`_refused` says what the store keeps).
+        store: optional object following :class:`RunStoreProtocol`; its errors are logged, never fatal. A store whose
+            ``create_run`` takes ``run_id`` (a :class:`~snnlab.experiments.RunStore`) gets the run's row when the run
+            starts: a trainer built and never run leaves no row, and a refused new run one row, "failed" with the
+            refusal. Another store registers the run here, "idle".
         callbacks: a callable, or an iterable of callables, subscribed to :attr:`events` (they receive every
             :class:`Event`); anything else is refused (``TypeError``) before anything is written.
         model, train_loader, test_loader: inject your own instead of building them from ``cfg``: both loaders or
@@ -200,7 +214,8 @@ class Trainer(ControlMixin, ResumeMixin, ReportingMixin):
     Resuming into a store that knows the run updates its stored config (e.g. more epochs) and deletes the
     metrics it holds for steps after the checkpoint (a crashed attempt logged them; they are trained again), once the
     resumed run starts training: a resume refused, never run, or failing before it trains leaves the store's row as
-    it was. Resuming into a store that never saw the run registers it under its id and name (the checkpoint's).
+    it was. Resuming into a store that never saw the run registers it under its id and name (the checkpoint's), when it
+    starts (a refused resume writes no row: another trainer of the run may hold the folder and write it).
 
     Control: :meth:`run` (blocking), :meth:`start` (background thread), :meth:`pause`,
     :meth:`resume`, :meth:`stop` (at the next step boundary), :meth:`wait`; :attr:`state` is one of
@@ -335,40 +350,50 @@ class Trainer(ControlMixin, ResumeMixin, ReportingMixin):
 
         if ckpt is not None:
             self._restore_or_explain(ckpt, resume)
-        if self.run_dir is not None:  # config.json is written when a run claims the folder (_claim_run_folder)
-            self.run_dir.mkdir(parents=True, exist_ok=True)
-            with run_folder_lock(self.run_dir, self._unlocked):  # (refused while another training holds the folder)
-                pass
+        # (the folder, its lock and config.json are made when a run claims it: _claim_run_folder; a trainer never run
+        # leaves no folder behind, and the lock is taken once, there)
         self._follow: tuple[dict, int] | None = None  # (config, step) a store that knows the resumed run takes at run()
         #: whether this trainer registered its run in the store (a new run, or a resumed one the store did not know);
-        #: a trainer refused at :meth:`run` before it ever trained marks that row "failed" with the refusal
+        #: with a store that takes ``create_run(..., run_id=)`` (a RunStore) that is when the run starts
         self.registered_run = False
+        #: the row to register when the run starts, ``{"name": ..., "own_id": whether the id is this trainer's own
+        #: pick, "step": the resumed checkpoint's step or None}``; None: registered already, followed, or no store
+        self._registration: dict[str, Any] | None = None
         self.run_id = self._register_run(run_id, ckpt, name)
         self.name = name or (ckpt or {}).get("name") or self.label
         for cb in callbacks:
             self.events.subscribe(cb)
-        if self._follow is None:  # (a known run's stored status stays until it trains)
-            self._store("set_status", self.run_id, "idle", None)
+        if self.registered_run:  # (a store registering at construction: a known run's stored status stays until it
+            self._store("set_status", self.run_id, "idle", None)  # trains)
 
     # ------------------------------------------------------------------------------ construction
     def _register_run(self, run_id: str | None, ckpt: dict[str, Any] | None, name: str | None) -> str:
-        """The run's id (``run_id``, else the checkpoint's, else the store's, else random), registered in the store
-        (a resumed run under the checkpoint's name); a store that knows the resumed run follows it (its config, no
-        metrics of the steps not done) when it starts training (:meth:`_follow_resumed_run`)."""
+        """The run's id (``run_id``, else the checkpoint's, else the store's, else random). A store that knows the
+        resumed run follows it (its config, no metrics of the steps not done) when it starts training
+        (:meth:`_follow_resumed_run`). One it does not know gets the run's row when the run starts
+        (:meth:`_register_at_start`, a resumed run under the checkpoint's id and name): a trainer built and never run
+        leaves no row. A store whose ``create_run`` takes no ``run_id`` (it picks the id) is registered here, "idle"."""
         store, cfg = self.store, self.cfg
         if run_id is None and ckpt is not None:
             run_id = ckpt.get("run_id")
+        saved = ckpt or {}
+        row_name = name or saved.get("name") or saved.get("label") or self.label
+        if store is not None and hasattr(store, "get_run") and _takes_run_id(store):
+            if run_id is not None and _store_has(store, run_id):  # (a known id of a new run is refused above)
+                if ckpt is not None:  # the store follows the resumed run once it trains (not if it is refused)
+                    self._follow = (cfg.to_dict(), int(ckpt["step"]))
+                return str(run_id)
+            self._registration = {"name": row_name, "own_id": run_id is None,
+                                  "step": None if ckpt is None else int(ckpt["step"])}
+            return str(run_id) if run_id is not None else uuid.uuid4().hex[:12]
         if run_id is not None and store is not None and hasattr(store, "get_run"):
             if not _store_has(store, run_id):  # resumed into a store that never saw the run (or a chosen id)
-                saved = ckpt or {}
                 try:
-                    store.create_run(cfg.to_dict(), name or saved.get("name") or saved.get("label") or self.label,
-                                     run_id=run_id)
+                    store.create_run(cfg.to_dict(), row_name, run_id=run_id)
                     self.registered_run = True
                 except Exception:
-                    # another trainer (e.g. the same run resumed in another process) registered it meanwhile (a
-                    # RunStore: sqlite3.IntegrityError): a resumed run follows it as below, a new run under a chosen id
-                    # is refused as if the store had held it from the start; any other error stands
+                    # another trainer registered it meanwhile: a resumed run follows it as below, a new run under a
+                    # chosen id is refused as if the store had held it from the start; any other error stands
                     if not _store_has(store, run_id):
                         raise
                     _refuse_known_run_id(store, run_id, ckpt)
@@ -378,6 +403,27 @@ class Trainer(ControlMixin, ResumeMixin, ReportingMixin):
             run_id = str(store.create_run(cfg.to_dict(), name or self.label))
             self.registered_run = True
         return str(run_id) if run_id is not None else uuid.uuid4().hex[:12]
+
+    def _register_at_start(self) -> None:
+        """Register the run's row now that the run holds its folder and starts (:meth:`_register_run` left it for
+        this). Another trainer that registered the id meanwhile (the same run resumed in another process) is followed
+        by a resumed run; a new run under a chosen id is then refused (``ValueError``), as at construction."""
+        registration = self._registration
+        if registration is None or self.store is None:
+            return
+        try:
+            self.store.create_run(self.cfg.to_dict(), registration["name"], run_id=self.run_id)
+        except Exception:
+            if not _store_has(self.store, self.run_id):
+                raise
+            if registration["step"] is None:
+                raise ValueError(f"Trainer: run_id={self.run_id!r} is already a run in the store: another trainer "
+                                 "registered it since this one was built; give a new run_id (or none: the store "
+                                 "gives one) for a new run") from None
+            self._follow = (self.cfg.to_dict(), registration["step"])
+        else:
+            self.registered_run = True
+        self._registration = None
 
     def _follow_resumed_run(self) -> None:
         """A store that knows the resumed run takes its config and drops the metrics of the steps trained again, once
@@ -575,16 +621,20 @@ class Trainer(ControlMixin, ResumeMixin, ReportingMixin):
         a check that its checkpoint is the one this trainer last saved or loaded
         (:class:`~snnlab.training.run_folder.RunFolderTaken`, a ``FileExistsError``, when another trainer, or an
         older one of this run, saved there since, unless ``overwrite``), then the run's ``config.json``. When it
-        refuses, the folder and the trainer are left as they were (it may run later); the store row this trainer
-        registered, if it never trained, ends "failed" with the refusal (:meth:`_refused`)."""
+        refuses, the folder and the trainer are left as they were (it may run later), and the refusal is recorded
+        (:meth:`_refused`). Once the run holds the folder, its store row is registered (:meth:`_register_at_start`).
+        The folder's lock is taken here once; the probes before (:func:`~snnlab.training.run_folder.
+        refuse_busy_run_folder`) only look at it."""
         if self._folder_claim is not None:
             return
         try:
             with contextlib.ExitStack() as claim:  # (released here if the check refuses)
                 if self.run_dir is not None:
                     check_run_folder(self.run_dir)
+                    self.run_dir.mkdir(parents=True, exist_ok=True)  # (where locks are off too: config.json goes there)
                 claim.enter_context(run_folder_lock(self.run_dir, self._unlocked))
                 self._refuse_checkpoint_saved_since()
+                self._register_at_start()
                 self._write_config()
                 self._folder_claim = claim.pop_all()  # kept until _release_run_folder
         except Exception as exc:
@@ -596,7 +646,7 @@ class Trainer(ControlMixin, ResumeMixin, ReportingMixin):
         replaces the configuration beside another run's checkpoint."""
         if self.run_dir is None:
             return
-        tmp = self.run_dir / f".{CONFIG_NAME}.tmp"
+        tmp = self.run_dir / CONFIG_TMP_NAME
         tmp.write_text(self.cfg.to_json())
         os.replace(tmp, self.run_dir / CONFIG_NAME)
 
@@ -608,14 +658,29 @@ class Trainer(ControlMixin, ResumeMixin, ReportingMixin):
             warn_unlocked(run_dir, exc)
 
     def _refused(self, exc: BaseException) -> None:
-        """A run refused its folder: the store row this trainer registered ends "failed" with the refusal, if the
-        trainer never trained and the row is still as it left it ("idle"); a resumed run's row, or one another
-        trainer of the run moved on meanwhile (e.g. set "running": the same run resumed in another process), stays as
-        it is. A store whose ``set_status`` takes ``only_if`` (:class:`~snnlab.experiments.store.RunStore`) checks and
-        writes in one step; another store is read, then written."""
-        if not self.registered_run or self.state != "idle" or self.store is None:
+        """A run refused its folder (or its row) before it trained: recorded in the store as a "failed" row.
+
+        A new run whose id this trainer picked (no other trainer writes it) gets its row now, "failed" with the
+        refusal, written once (never "idle" first). A run under an id another trainer may train under (a resumed
+        run's, a chosen ``run_id``) gets no row: the other trainer's row is its own to write. With a store that
+        registered the run at construction, the row ends "failed" if the trainer never trained and the row is still
+        as it left it ("idle"); a resumed run's row, or one another trainer of the run moved on meanwhile (e.g. set
+        "running"), stays as it is. A store whose ``set_status`` takes ``only_if``
+        (:class:`~snnlab.experiments.store.RunStore`) checks and writes in one step; another store is read, then
+        written."""
+        if self.state != "idle" or self.store is None:
             return
         message = f"not started: {type(exc).__name__}: {exc}"
+        registration = self._registration
+        if registration is not None:
+            if registration["own_id"]:
+                self._registration = None
+                self.registered_run = True
+                self._store("create_run", self.cfg.to_dict(), registration["name"], run_id=self.run_id)
+                self._store("set_status", self.run_id, "failed", message)
+            return
+        if not self.registered_run:
+            return
         if _takes_only_if(self.store):
             self._store("set_status", self.run_id, "failed", message, only_if=("idle",))
             return
