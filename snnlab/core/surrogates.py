@@ -15,8 +15,10 @@ name               pseudo-derivative                                           p
 ``logistic``       Logistic density of scale sigma (noisy neurons, NSNN)        sigma = 0.3
 =================  ==========================================================  ===============
 
-Your own: :func:`register` a name with its pseudo-derivative ``grad(u, param)``. The PyTorch path computes it
-(``backend="auto"`` takes that path for it); the fused kernels compute the built-in ones only and refuse it.
+Your own: :func:`register` a name with its pseudo-derivative ``grad(u, param)`` (tried once on a test input: it must
+give finite values of ``u``'s shape). The PyTorch path computes it (``backend="auto"`` takes that path for it); the
+fused kernels compute the built-in ones only and refuse it. ``ExperimentConfig(surrogate=...)`` takes it too, once
+registered in that process; the command line and the dashboard offer the built-in names.
 
 Example:
     >>> import torch, snnlab as sl
@@ -28,6 +30,7 @@ Example:
 """
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -82,8 +85,18 @@ def register(name: str, grad: Callable[[torch.Tensor, float], torch.Tensor], def
     """Add your own surrogate: ``grad(u, param)`` returns the pseudo-derivative at ``u = h - threshold`` (a tensor
     like ``u``), ``default`` its parameter when none is given. Registering a name again replaces it; the built-in
     names cannot be replaced. :class:`snnlab.LIF` layers use it on the PyTorch path (``backend="auto"`` takes that
-    path for them, ``"cpu"`` and ``"triton"`` refuse it); configurations (``ExperimentConfig``, the command line and
-    the dashboard) take the built-in names.
+    path for them, ``"cpu"`` and ``"triton"`` refuse it).
+
+    ``grad`` is tried once here, with ``param = default``, on a test input ``u`` of shape ``[2, 3, 4]`` holding values
+    from -1.5 to 1.375 (0 included, the threshold): it must return a finite floating-point tensor of ``u``'s shape on
+    ``u``'s device (any float precision; it may overwrite ``u``), or ``ValueError`` names the surrogate and what is
+    wrong (``TypeError`` when calling it fails with one).
+
+    Configurations: ``ExperimentConfig(surrogate=name)`` takes a name registered in this process as well as the built-in
+    ones, whenever ``snnlab.training`` was imported, so ``Trainer``, sweeps and run folders use it; the choices
+    offered by the command line and the dashboard (processes of their own, where it is not registered) and by the
+    config forms are the built-in names only. A run saved with it names it only: register it again (the same name
+    and ``grad``) in the process that resumes it or loads its model, else they refuse it with that hint.
 
     Example:
         >>> import torch, snnlab as sl
@@ -92,6 +105,10 @@ def register(name: str, grad: Callable[[torch.Tensor, float], torch.Tensor], def
         >>> x = torch.full((3, 1, 1), 0.9, requires_grad=True)
         >>> lif(x).sum().backward(); x.grad.flatten().tolist()   # u = 0.9 - 1 at step 0 is inside the rectangle
         [1.0, 0.0, 0.0]
+        >>> sl.surrogates.register("inverse", lambda u, a: a / u.abs(), 1.0)
+        Traceback (most recent call last):
+        ...
+        ValueError: register: surrogate 'inverse': grad(u, param) with param=1 returned inf at 1 of 24 test points (u = 0); ...
         >>> sl.surrogates.unregister("rectangle")
     """
     if not isinstance(name, str) or not name:
@@ -100,15 +117,49 @@ def register(name: str, grad: Callable[[torch.Tensor, float], torch.Tensor], def
         raise ValueError(f"register: {name!r} is a built-in surrogate; choose another name")
     if not callable(grad):
         raise TypeError(f"register: grad must be a function grad(u, param), got {type(grad).__name__}")
-    if not float(default) > 0:
-        raise ValueError(f"register: the default parameter must be > 0, got {default!r}")
-    probe = torch.linspace(-1.0, 1.0, 5)
-    out = grad(probe, float(default))
-    if not isinstance(out, torch.Tensor) or out.shape != probe.shape:
-        raise ValueError(f"register: grad(u, param) must return a tensor of u's shape, got "
-                         f"{getattr(out, 'shape', type(out).__name__)} for u of shape {tuple(probe.shape)}")
+    if not (float(default) > 0 and math.isfinite(float(default))):
+        raise ValueError(f"register: the default parameter must be a finite number > 0, got {default!r}")
+    _check_grad(name, grad, float(default))
     CUSTOM_SURROGATES[name] = grad
     REGISTRY[name] = (float(default), description or f"custom surrogate {name!r}")
+
+
+def _test_input() -> torch.Tensor:
+    """The ``u`` :func:`register` tries a ``grad`` on: shape ``[2, 3, 4]`` (distinct sizes, so a flattened or permuted
+    result shows), values -1.5 to 1.375 in steps of 1/8 around the threshold, both signs, 0 included."""
+    return torch.arange(-12, 12, dtype=torch.get_default_dtype()).div_(8.0).reshape(2, 3, 4)
+
+
+def _check_grad(name: str, grad: Callable[[torch.Tensor, float], torch.Tensor], param: float) -> None:
+    """``ValueError`` (``TypeError`` when the call fails with one) naming surrogate ``name`` unless ``grad(u, param)``
+    on :func:`_test_input` is a finite floating-point tensor of ``u``'s shape on ``u``'s device."""
+    u = _test_input()
+    shape, device, where = tuple(u.shape), u.device, f"grad(u, param) with param={param:g}"
+    try:
+        with torch.no_grad():
+            out = grad(u.clone(), param)  # (a clone: an in-place grad may overwrite it)
+    except Exception as e:  # (its own bug: say which surrogate, keep the original as the cause)
+        kind = TypeError if isinstance(e, TypeError) else ValueError
+        raise kind(f"register: surrogate {name!r}: {where} raised {type(e).__name__}: {e} (on a test input u of "
+                   f"shape {list(shape)}, values {float(u.min()):g} to {float(u.max()):g})") from e
+    prefix = f"register: surrogate {name!r}: {where}"
+    if not isinstance(out, torch.Tensor):
+        raise ValueError(f"{prefix} must return a tensor of u's shape, got {type(out).__name__}")
+    if tuple(out.shape) != shape:
+        raise ValueError(f"{prefix} must return a tensor of u's shape {list(shape)} (one value per element), got "
+                         f"shape {list(out.shape)}")
+    if out.device != device:
+        raise ValueError(f"{prefix} must return a tensor on u's device ({device}), got one on {out.device}")
+    if not out.dtype.is_floating_point:
+        raise ValueError(f"{prefix} must return a floating-point tensor (e.g. convert with .to(u.dtype)), got "
+                         f"{out.dtype}")
+    bad = ~torch.isfinite(out)
+    if bool(bad.any()):
+        n_nan, n_inf = int(torch.isnan(out).sum()), int(torch.isinf(out).sum())
+        what = " and ".join(f"{kind} at {n}" for kind, n in (("NaN", n_nan), ("inf", n_inf)) if n)
+        shown = ", ".join(f"{v:g}" for v in u[bad].flatten()[:4].tolist()) + (", ..." if int(bad.sum()) > 4 else "")
+        raise ValueError(f"{prefix} returned {what} of {out.numel()} test points (u = {shown}); a pseudo-derivative "
+                         "must be finite wherever u may be (training with it would turn the weights into NaN)")
 
 
 def unregister(name: str) -> None:

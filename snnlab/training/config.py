@@ -29,13 +29,13 @@ import numpy as np
 import param
 import torch
 
-from snnlab.core import surrogates as _surrogates
 from snnlab.core.delays import DelaySchedule
 from snnlab.core.neurons import RESETS
 from snnlab.core.readout import READOUTS
 from snnlab.core.validation import is_integer
 from snnlab.data.neuromorphic import (MAX_FRAMES, NEUROMORPHIC_DATASETS, check_channel_bin, check_frame_settings,
                                       whole_frames)
+from snnlab.kernels.surrogate_math import SURROGATE_NAMES, check_known_surrogate
 
 from .lr_schedule import LR_SCHEDULES
 
@@ -114,6 +114,33 @@ class LayerSizes(param.List):
                     f"{type(self).__name__} parameter {self.name!r}: every hidden-layer width must be an int in "
                     f"[1, {MAX_LAYER_WIDTH}], got {v!r} in {list(val)!r}"
                 )
+
+
+class SurrogateName(param.Selector):
+    """The ``surrogate`` field: a built-in surrogate name, or one added with :func:`snnlab.surrogates.register` in this
+    process, checked when set (whenever ``snnlab.training`` was imported, before or after the ``register``), and again
+    by :meth:`ExperimentConfig.validate` (it may have been unregistered since, or the config unpickled where it is not
+    registered). Its ``objects``, the choices :meth:`ExperimentConfig.schema` gives the command line, the dashboard and
+    the config forms (which report it as a ``"Selector"``), are the built-in names only. A name known neither way is
+    refused with the "register it again" hint (:func:`~snnlab.kernels.surrogate_math.unknown_surrogate_message`),
+    also when a run's saved configuration names a surrogate of your own not registered in this process.
+
+    Example:
+        >>> import snnlab as sl
+        >>> sl.surrogates.register("rect", lambda u, a: (u.abs() < 0.5 / a).to(u.dtype) * a, 1.0)
+        >>> ExperimentConfig(surrogate="rect").surrogate, "rect" in ExperimentConfig.schema()["surrogate"]["objects"]
+        ('rect', False)
+        >>> sl.surrogates.unregister("rect")
+        >>> ExperimentConfig(surrogate="rect")
+        Traceback (most recent call last):
+        ...
+        ValueError: ExperimentConfig.surrogate: unknown surrogate 'rect'; choose one of [...]. A surrogate of your own is known only to a process whose snnlab.surrogates.register added it: register it again ...
+    """
+
+    def _validate_value(self, value: Any, allow_None: bool | None = None) -> None:
+        if value is None and (self.allow_None if allow_None is None else allow_None):
+            return
+        check_known_surrogate(f"{getattr(self.owner, '__name__', 'ExperimentConfig')}.{self.name}", value)
 
 
 def _non_finite(value: Any) -> bool:
@@ -561,8 +588,11 @@ class ExperimentConfig(param.Parameterized):
         "density as the surrogate gradient, NSNN)."))
     max_spikes = Integer(default=None, allow_None=True, bounds=(1, None), doc=(
         "Maximum spikes per neuron per sample (None = unlimited). 'ttfs' neurons always use 1."))
-    surrogate = param.Selector(default="atan", objects=list(_surrogates.available()), doc=(
-        "Surrogate gradient of the spike non-linearity (ignored by 'noisy' neurons, which use their noise density)."))
+    surrogate = SurrogateName(default="atan", objects=list(SURROGATE_NAMES), doc=(
+        "Surrogate gradient of the spike non-linearity (ignored by 'noisy' neurons, which use their noise density): "
+        "a built-in name (the choices the command line and the dashboard offer) or, from Python, a surrogate of your own "
+        "added with snnlab.surrogates.register in the same process (register it again to resume or load a run "
+        "saved with it)."))
     surrogate_alpha = FiniteNumber(default=None, allow_None=True, bounds=(0, None), inclusive_bounds=(False, True), doc=(
         "Shape parameter of the surrogate (sharpness alpha, or sigma for the gaussian/logistic ones); "
         "None = the surrogate's default."))
@@ -690,7 +720,8 @@ class ExperimentConfig(param.Parameterized):
         out: dict[str, dict[str, Any]] = {}
         for k in cls.fields():
             p = cls.param[k]
-            kind = "Number" if type(p) is FiniteNumber else type(p).__name__  # (forms and flags treat it as one)
+            kind = ("Number" if type(p) is FiniteNumber else "Selector" if type(p) is SurrogateName
+                    else type(p).__name__)  # (forms and flags treat them as those)
             d: dict[str, Any] = {"type": kind, "default": p.default, "doc": p.doc,
                                  "allow_None": bool(p.allow_None)}
             if getattr(p, "objects", None) is not None and isinstance(p, param.Selector):
@@ -822,6 +853,10 @@ class ExperimentConfig(param.Parameterized):
             v = getattr(self, k)
             if isinstance(self.param[k], param.Number) and _non_finite(v):
                 problems.append(f"{k} must be a finite number, got {plain_value(v)!r}")
+        try:  # (known when set; it may have been unregistered since, or the config unpickled in another process)
+            check_known_surrogate("surrogate", self.surrogate)
+        except ValueError as e:
+            problems.append(str(e))
         if self.neuron == "ttfs" and self.max_spikes not in (None, 1):
             problems.append(f"neuron='ttfs' (time-to-first-spike) fires at most once, so max_spikes must be 1 or None, "
                             f"got {self.max_spikes}")
