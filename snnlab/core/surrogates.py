@@ -96,7 +96,10 @@ def register(name: str, grad: Callable[[torch.Tensor, float], torch.Tensor], def
     ones, whenever ``snnlab.training`` was imported, so ``Trainer``, sweeps and run folders use it; the choices
     offered by the command line and the dashboard (processes of their own, where it is not registered) and by the
     config forms are the built-in names only. A run saved with it names it only: register it again (the same name
-    and ``grad``) in the process that resumes it or loads its model, else they refuse it with that hint.
+    and ``grad``) in the process that resumes it or loads its model, else they refuse it with that hint. The same
+    holds for a sweep's workers: the default process pool starts new ("spawn") processes, whose runs fail with that
+    hint unless the ``register`` call sits at the top level of the script or of a module they import (not under
+    ``if __name__ == "__main__":``, nor only in a notebook cell); ``executor=thread_pool()`` runs the points here.
 
     Example:
         >>> import torch, snnlab as sl

@@ -92,7 +92,9 @@ graph compute something else than the model: remove it with its handle's ``remov
 snnlab's own hooks (:class:`~snnlab.Monitor`, the SynOps counter, the trainer's: they only record), and the
 pre-hooks of ``torch.nn.utils.prune`` and the hook-based ``weight_norm`` / ``spectral_norm``, which compute a weight
 from its parameters: the exported weight is the one they compute from the current parameters (the spectral norm's
-stored vectors, without a power iteration, as in eval mode), not the attribute the last call left behind.
+stored vectors, without a power iteration, as in eval mode), not the attribute the last call left behind; a
+``torch.nn.utils.parametrize``-d weight (``parametrizations.spectral_norm``...) is computed with its parametrizations
+in eval mode too, so exporting a model in train mode leaves its state (the stored vectors) as it was.
 
 **Subtract reset.** snnlab's ``h[t] = beta * v[t-1] + x[t]``, ``s[t] = H(h[t] - threshold)``, ``v[t] = h[t] -
 threshold * s[t]`` is, written for the pre-reset membrane ``h`` alone::
@@ -211,7 +213,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import torch
 from torch import nn
-from torch.nn.utils import prune
+from torch.nn.utils import parametrize, prune
 from torch.nn.utils.spectral_norm import SpectralNorm
 from torch.nn.utils.weight_norm import WeightNorm
 
@@ -311,7 +313,22 @@ def _param(m: nn.Module, attr: str) -> torch.Tensor | None:
                 return hook.compute_weight(m)
             if isinstance(hook, SpectralNorm) and hook.name == attr:
                 return hook.compute_weight(m, do_power_iteration=False)
+    if parametrize.is_parametrized(m, attr):  # (computed on access: in train mode a spectral norm would run a power
+        return _eval_parametrized(m, attr)  # iteration, moving its stored vectors and exporting another weight)
     return getattr(m, attr)
+
+
+def _eval_parametrized(m: nn.Module, attr: str) -> torch.Tensor:
+    """``m.<attr>`` of a ``torch.nn.utils.parametrize``-d tensor computed with its parametrizations in eval mode (the
+    model's state unchanged), their training flags put back after."""
+    modes = [(p, p.training) for p in m.parametrizations[attr].modules()]
+    try:
+        m.parametrizations[attr].eval()
+        with torch.no_grad():
+            return getattr(m, attr)
+    finally:
+        for p, training in modes:
+            p.training = training
 
 
 def _hook_label(hook: Any) -> str:
