@@ -164,38 +164,12 @@ def run_folder_lock(run_dir: str | os.PathLike | None,
             fcntl.flock(f.fileno(), fcntl.LOCK_UN)
 
 
-#: where Linux lists the file locks held on the machine (``flock`` ones as ``FLOCK ... <pid> <maj>:<min>:<inode>``)
-_PROC_LOCKS = "/proc/locks"
-
-
-def _lock_listed(path: Path) -> bool | None:
-    """Whether ``/proc/locks`` lists a lock on the file ``path``, read without locking anything: False when no lock
-    is on its inode, None when that cannot be told (no ``/proc/locks``, the file gone, or a lock on an inode of that
-    number whose device differs, as on overlay or network file systems): the caller then probes the lock itself."""
-    try:
-        st = os.stat(path)
-        with open(_PROC_LOCKS) as f:
-            listed = f.read()
-    except OSError:
-        return None
-    device = f"{os.major(st.st_dev):02x}:{os.minor(st.st_dev):02x}:{st.st_ino}"
-    elsewhere = False  # a lock on an inode of this number on a device told otherwise
-    for line in listed.splitlines():
-        for field in line.split():
-            if field.count(":") == 2 and field.rsplit(":", 1)[1] == str(st.st_ino):
-                if field == device:
-                    return True
-                elsewhere = True
-    return None if elsewhere else False
-
-
 def refuse_busy_run_folder(run_dir: str | os.PathLike | None) -> None:
     """:class:`RunFolderBusy` when another training holds ``run_dir``'s lock, checked before anything reads the
-    folder's checkpoint (whose state, and what to do with it, would change under that training). Only looks: the
-    training takes the lock once, when it starts (:func:`run_folder_lock`). Where Linux lists the locks
-    (``/proc/locks``) a lock file nobody holds is not even locked for a moment (a probe that took it could refuse
-    another process's claim made meanwhile); elsewhere, or when the list cannot tell, the lock is tried and let go at
-    once. A folder without a lock file is held by no one and is left as it is (nothing created), as is one whose lock
+    folder's checkpoint (whose state, and what to do with it, would change under that training). Only probes: the
+    lock is tried and let go at once (the training takes it when it starts: :func:`run_folder_lock`; the lock table
+    of ``/proc/locks`` is not read instead, as a container's leaves out locks held outside it). A folder without a
+    lock file is held by no one and is left as it is (nothing created), as is one whose lock
     file cannot be opened or locked (a read-only folder, a file system without locks: the training's own claim says
     so).
 
@@ -207,8 +181,6 @@ def refuse_busy_run_folder(run_dir: str | os.PathLike | None) -> None:
     """
     if run_dir is None or fcntl is None or not (Path(run_dir) / LOCK_NAME).is_file():
         return
-    if _lock_listed(Path(run_dir) / LOCK_NAME) is False:  # nobody holds it: looked at, not taken (a probe that took
-        return                                           # it would refuse another process's claim meanwhile)
     try:
         with run_folder_lock(run_dir, on_unlocked=lambda folder, exc: None):
             pass
