@@ -167,6 +167,11 @@ class ALIF(LIF):
             check_synapses(value, "ALIF", self.__dict__.get("n_neurons"), optional=True)
         super().__setattr__(name, value)
 
+    def add_module(self, name: str, module: nn.Module | None) -> None:
+        if name == "recurrent":  # (register_module too): the assignment's check
+            check_synapses(module, "ALIF", self.__dict__.get("n_neurons"), optional=True)
+        super().add_module(name, module)
+
     @torch.no_grad()
     def _reset_adaptation(self) -> None:
         """``adaptation`` and ``tau_adapt`` (buffers, or learned Parameters in place) back to their constructed values."""

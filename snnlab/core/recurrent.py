@@ -50,7 +50,7 @@ from torch.nn.utils.prune import BasePruningMethod
 from torch.nn.utils.spectral_norm import SpectralNorm
 from torch.nn.utils.weight_norm import WeightNorm
 
-from snnlab.kernels.dispatch import compute_dtype
+from snnlab.kernels.dispatch import HALF_DTYPES, compute_dtype
 from snnlab.kernels.recurrent_lif import recurrent_lif
 
 from . import surrogates as sg
@@ -73,12 +73,15 @@ def _renamed(exc: Exception, layer: str = "RecurrentLIF") -> Exception:
 
 def init_recurrent_weight(weight: torch.Tensor, init: str, layer: str = "RecurrentLIF") -> None:
     """Fill a recurrent weight ``[N, N]`` in place: ``"uniform"`` (``U(-1/sqrt(N), 1/sqrt(N))``), ``"orthogonal"``
-    or ``"zeros"`` (see :class:`RecurrentLIF`), from torch's global RNG."""
+    or ``"zeros"`` (see :class:`RecurrentLIF`), from torch's global RNG. A float16 / bfloat16 weight gets its
+    orthogonal matrix drawn in float32 (torch's QR has no half-precision kernel), then rounded into it."""
     check_choice(init, "recurrent_init", RECURRENT_INITS, layer)
     with torch.no_grad():
         if init == "uniform":
             bound = 1.0 / math.sqrt(weight.shape[0])
             nn.init.uniform_(weight, -bound, bound)
+        elif init == "orthogonal" and weight.dtype in HALF_DTYPES:
+            weight.copy_(nn.init.orthogonal_(torch.empty(weight.shape, dtype=torch.float32, device=weight.device)))
         elif init == "orthogonal":
             nn.init.orthogonal_(weight)
         else:
@@ -191,12 +194,17 @@ class _SynapseReset:
     layer's ``recurrent_init`` (:func:`reset_synapse_weight`) instead of ``nn.Linear``'s default, so resetting every
     module (a model built on the meta device, then ``to_empty``) keeps an orthogonal or zero weight in whatever order
     the modules are reset. (For ``"uniform"`` the draw is ``nn.Linear``'s own: the same values for the same RNG
-    state.)"""
+    state. For ``"zeros"`` it draws ``nn.Linear``'s default first and discards it, as the construction's
+    ``nn.Linear`` does, so the modules reset after it draw from the same point of the RNG stream as at
+    construction.)"""
 
     def __init__(self, synapses: nn.Linear, init: str, layer: str) -> None:
         self.synapses, self.init, self.layer = synapses, init, layer
 
     def __call__(self) -> None:
+        if self.init == "zeros":  # (nn.Linear's kaiming_uniform_ draw, which the constructor made and zeroed)
+            with torch.no_grad():
+                torch.empty_like(self.synapses.weight).uniform_()
         reset_synapse_weight(self.synapses, self.init, self.layer)
 
 
@@ -323,14 +331,19 @@ def _warn_global_hooks_once(layer: str) -> None:
     hook is named once per process (its handle id is remembered), not at every forward. snnlab's own global hooks
     (the running-statistics guard of :func:`~snnlab.core.activation_checkpoint.activation_checkpoint`, for norm layers
     only) are not named."""
-    ids = set()
+    new = {}  # handle id -> "<kind> <hook>", for the hooks not named yet
     for name in _GLOBAL_HOOK_DICTS:
-        ids.update(key for key, hook in getattr(_torch_module, name, {}).items()
-                   if not str(getattr(hook, "__module__", None) or "").startswith("snnlab."))
-    if ids <= _WARNED_GLOBAL_HOOKS:
+        for key, hook in getattr(_torch_module, name, {}).items():
+            own = str(getattr(hook, "__module__", None) or "").startswith("snnlab.")
+            if key not in _WARNED_GLOBAL_HOOKS and not own:
+                named = hook if hasattr(hook, "__qualname__") else type(hook)
+                kind = name[len("_global_"):-len("_hooks")].replace("_", " ")
+                new[key] = f"{kind} hook {getattr(named, '__module__', None) or '?'}.{named.__qualname__}"
+    if not new:
         return
-    _WARNED_GLOBAL_HOOKS.update(ids)
-    warnings.warn(f"{layer}: global module hooks (torch.nn.modules.module.register_module_*_hook) are registered; "
+    _WARNED_GLOBAL_HOOKS.update(new)
+    warnings.warn(f"{layer}: global module hooks (torch.nn.modules.module.register_module_*_hook) are registered "
+                  f"({'; '.join(new.values())}); "
                   "the fused loop (backend='auto' / 'torch') does not run them for the recurrent nn.Linear (it reads "
                   "the weight and never calls it; they run for the layer itself); use backend='reference' (the "
                   "per-step loop calls it at every step) to run them. Named once per hook.",
@@ -455,7 +468,7 @@ class RecurrentLIF(LIF):
       init too), so a model built on the meta device, then ``to_empty`` and ``reset_parameters()`` of every module,
       equals a fresh construction from the same torch seed (``"uniform"``, ``"zeros"``; an ``"orthogonal"`` weight is
       drawn as at construction, from another point of the RNG stream, since the construction's ``nn.Linear`` drew its
-      default first).
+      default first, and the modules reset after it draw from other points too).
 
     Float16 / bfloat16 input is computed in float32, as by ``LIF``, and so is the recurrent current (both paths cast
     a half-precision recurrent weight to float32). The
@@ -510,6 +523,11 @@ class RecurrentLIF(LIF):
         if name == "recurrent":  # the synapses the loops can read (check_fusable: what the fused one can run)
             check_synapses(value, "RecurrentLIF", self.__dict__.get("n_neurons"))
         super().__setattr__(name, value)
+
+    def add_module(self, name: str, module: nn.Module | None) -> None:
+        if name == "recurrent":  # (register_module too): the assignment's check
+            check_synapses(module, "RecurrentLIF", self.__dict__.get("n_neurons"))
+        super().add_module(name, module)
 
     def reset_parameters(self) -> None:
         """Put the time constant and threshold back to their constructed values (:meth:`snnlab.LIF.reset_parameters`)
