@@ -20,6 +20,7 @@ from snnlab.training.config import ConfigError
 from snnlab.viz import LiveCurves, PipedPlot, delay_evolution, gaussian_kernels, membrane_traces, monitor_raster
 from snnlab.widgets import TrainingSession
 from snnlab.widgets.session import CURVE_GROUPS  # one live panel per group of metrics (their scales differ)
+from snnlab.widgets.session import LIVE_BUFFER_LENGTH
 
 __all__ = ["LivePanel", "CURVE_GROUPS"]
 
@@ -37,6 +38,9 @@ class LivePanel:
         run_root: folder for the checkpoints of runs started here (``run_root/<id>``), or None.
         probe_every: network snapshot (raster, membranes, delays) every this many steps.
         render_interval_s: re-draw the raster / membrane / delay plots at most this often.
+
+    The learning curves show the latest :data:`~snnlab.widgets.session.LIVE_BUFFER_LENGTH` step rows (~6,600 steps
+    of three metrics; the run's store keeps every step) and the test points of the whole run.
     """
 
     def __init__(self, get_config: Callable[[], Any], store: Any = None, run_root: str | Path | None = None,
@@ -71,7 +75,7 @@ class LivePanel:
 
         # the page's curves: fed once per poll with the session's new rows (one redraw per poll, not per step)
         # (one panel per group of metrics, legends below: the plot areas line up at 260 px whatever the entries)
-        self.curves = LiveCurves(groups=CURVE_GROUPS, buffer_length=20_000, width=330, height=260)
+        self.curves = LiveCurves(groups=CURVE_GROUPS, buffer_length=LIVE_BUFFER_LENGTH, width=330, height=260)
         self._rows_seen = 0
         # one pane per metric group: a Bokeh grid of three live plots in one pane clips its axes
         self.curve_panes = [pn.pane.HoloViews(plot, linked_axes=False) for plot in self.curves.plots.values()]

@@ -36,20 +36,28 @@ def params_key(params: dict[str, object]) -> str:
     return hashlib.sha1(blob).hexdigest()[:16]
 
 
-def files_cache_params(files: list[str], cache_dir: str | os.PathLike | None, **extra: object) -> dict | None:
+def files_cache_params(files: list[str | os.PathLike], cache_dir: str | os.PathLike | None,
+                       **extra: object) -> dict | None:
     """Cache-key parameters that change when a file is added, removed, replaced or rewritten (path, size, mtime);
     ``None`` without a ``cache_dir``.
+
+    Each path is keyed resolved (``os.path.realpath``: absolute, symlinks followed, ``..`` removed), so the same
+    files reached through a relative path or a symlink share one cache. An absolute path that is already resolved
+    is its own resolution, so its key is the one earlier versions gave it (their caches stay valid).
 
     Example:
         >>> files_cache_params([__file__], None) is None, sorted(files_cache_params([__file__], "c", n=1))
         (True, ['files', 'n'])
+        >>> rel = os.path.relpath(__file__)              # the same file under another spelling: the same key
+        >>> files_cache_params([rel], "c") == files_cache_params([os.path.realpath(__file__)], "c")
+        True
     """
     if cache_dir is None:
         return None
     stats = []
     for f in files:
         st = os.stat(f)
-        stats.append((f, st.st_size, st.st_mtime_ns))
+        stats.append((os.path.realpath(f), st.st_size, st.st_mtime_ns))
     return {"files": params_key({"f": stats}), **extra}
 
 

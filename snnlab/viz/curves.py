@@ -20,13 +20,18 @@ from .piped import live_dmap
 
 __all__ = ["learning_curves", "series_curves", "LiveCurves", "live_learning_curves", "flatten_metrics", "series_overlay",
            "style_overlay", "is_evaluation_metric", "downsample_minmax", "MAX_CURVE_POINTS", "name_series_once",
-           "legend_lists_drawn_series"]
+           "legend_lists_drawn_series", "EVAL_BUFFER_LENGTH"]
 
 LIVE_COLUMNS = ["step", "name", "value"]
 
 #: the most points drawn per series (curve): a longer series is thinned by :func:`downsample_minmax`
 #: (a plot is ~500 px wide; 200k points of one run sent 2.4 MB to the browser and blocked it for seconds)
 MAX_CURVE_POINTS = 2000
+
+#: evaluation rows (``test_*``, ``rounded_test_*``: a few per evaluation) a :class:`LiveCurves` keeps apart from its
+#: ``buffer_length`` step rows, so the test points of a whole run stay drawn after its early steps left the buffer
+#: (10,000 rows: 3,333 evaluations of three metrics; past it the oldest evaluation rows go)
+EVAL_BUFFER_LENGTH = 10_000
 
 
 def downsample_minmax(x: Any, y: Any, max_points: int | None = MAX_CURVE_POINTS) -> tuple[np.ndarray, np.ndarray]:
@@ -356,8 +361,7 @@ class LiveCurves:
     """Learning curves that grow while a model trains.
 
     ``.send(step, {"loss": ..., "acc": ...})`` appends one tidy row per numeric metric
-    (``step, name, value``) to an ``hv.streams.Buffer`` (``.buffer``; the last ``buffer_length``
-    rows are kept); ``.plot`` is an ``hv.DynamicMap`` that redraws on every send: one curve per
+    (``step, name, value``) to an ``hv.streams.Buffer`` (``.buffer``); ``.plot`` is an ``hv.DynamicMap`` that redraws on every send: one curve per
     metric, overlaid. A live plot cannot add curves once drawn: without ``metrics`` it keeps those of its first
     draw (the metrics sent so far, and :data:`TRAINING_METRICS`) and warns once for each other metric sent later. With ``metrics`` given and ``panels=True``, or with ``groups``
     (``{title: [metric, ...]}``, metrics of one scale each, e.g. ``loss`` with ``test_loss``),
@@ -366,6 +370,10 @@ class LiveCurves:
     their own y axis. Evaluation metrics (:func:`is_evaluation_metric`: one point per test) are
     drawn with markers and the x range is padded, so the first test point, at the last step,
     shows whole.
+
+    Memory stays bounded: the buffer keeps the last ``buffer_length`` rows of step metrics and, apart from them,
+    the last ``eval_length`` rows of evaluation metrics (:func:`is_evaluation_metric`), so a long run's early test
+    points stay drawn after its early steps left the buffer (rows in the order sent, the oldest dropped first).
 
     A redraw sends every point of a plot to the browser: a series of more than ``max_points`` buffered
     points is drawn thinned (:func:`downsample_minmax`: first, last, each bucket's min and max); the buffer
@@ -388,6 +396,10 @@ class LiveCurves:
         3
         >>> len(live.buffer.data)
         5
+        >>> small = LiveCurves(buffer_length=2)       # 2 step rows kept; the test points stay
+        >>> _ = small.send_many([(s, {"loss": 1.0 / s, "test_loss": 0.5}) for s in (1, 2, 3, 4)])
+        >>> kept = small.buffer.data.groupby("name")["step"].apply(list).to_dict(); kept
+        {'loss': [3.0, 4.0], 'test_loss': [1.0, 2.0, 3.0, 4.0]}
         >>> grouped = LiveCurves(groups={"loss": ["loss", "test_loss"], "accuracy": ["acc"]})
         >>> list(grouped.plots), len(grouped.plot)
         (['loss', 'accuracy'], 2)
@@ -399,8 +411,12 @@ class LiveCurves:
     def __init__(self, metrics: Sequence[str] | None = None, buffer_length: int = 10_000, x: str = "step",
                  panels: bool = False, groups: Mapping[str, Sequence[str]] | None = None,
                  width: int | None = None, height: int | None = None,
-                 max_points: int | None = MAX_CURVE_POINTS) -> None:
+                 max_points: int | None = MAX_CURVE_POINTS, eval_length: int = EVAL_BUFFER_LENGTH) -> None:
         ensure_bokeh()
+        for arg, value in (("buffer_length", buffer_length), ("eval_length", eval_length)):
+            if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
+                raise ValueError(f"LiveCurves: {arg} must be a positive int (rows kept), got {value!r}")
+        self.buffer_length, self.eval_length = int(buffer_length), int(eval_length)
         self.max_points = max_points
         if metrics is not None and not len(metrics):  # (an overlay without curves would not draw)
             raise ValueError("LiveCurves: metrics is empty; give the metrics to draw, or None for every metric sent")
@@ -419,12 +435,15 @@ class LiveCurves:
         self._follow_lock = threading.Lock()  # one follow() at a time: two would forward the same rows twice
         self._followed: LiveCurves | None = None  # the source :meth:`follow` shows, and its rows sent so far
         self._followed_seen = 0
-        self.total_rows = 0  # rows sent so far (the buffer keeps the last buffer_length)
+        self.total_rows = 0  # rows sent so far (the buffer keeps the last buffer_length, and evaluation rows)
+        self._eval_rows = 0  # evaluation rows in the buffer
+        self._tail = 0  # the buffer's last rows that are the rows last sent, none left out (see rows_since)
         self._drawn_names: set[str] | None = None  # without metrics: the curves the first draw fixed
         self._warned: set[str] = set()
         example = pd.DataFrame({x: pd.Series(dtype="float64"), "name": pd.Series(dtype="object"),
                                 "value": pd.Series(dtype="float64")})
-        self.buffer = hv.streams.Buffer(example, length=int(buffer_length), index=False)
+        # (the buffer never trims by itself: _push drops the rows to drop before each send)
+        self.buffer = hv.streams.Buffer(example, length=self.buffer_length + self.eval_length, index=False)
         if groups is not None:
             size = dict(width=width or theme.WIDTH // 2 + 30, height=height or theme.HEIGHT - 40)
             self.plots: dict[str, hv.DynamicMap] = {
@@ -490,8 +509,34 @@ class LiveCurves:
     def _push(self, rows: pd.DataFrame) -> None:
         # the Buffer appends the rows first, then redraws: a drawing error (raised to the caller) loses no row
         with self._lock:
-            self.total_rows += len(rows)
-            self.buffer.send(rows.reset_index(drop=True))
+            rows, sent = rows.reset_index(drop=True), len(rows)
+            old = self.buffer.data
+            new_eval = _evaluation_rows(rows["name"])
+            n_eval = int(new_eval.sum())
+            steps_over = len(old) - self._eval_rows + len(rows) - n_eval > self.buffer_length
+            if steps_over or self._eval_rows + n_eval > self.eval_length:
+                # the oldest step rows past buffer_length and evaluation rows past eval_length go: the old ones
+                # silently (the send below redraws), the new ones (more than fit) before the send
+                is_eval = np.concatenate([_evaluation_rows(old["name"]), new_eval])
+                keep = np.ones(len(is_eval), dtype=bool)
+                for kind, length in ((is_eval, self.eval_length), (~is_eval, self.buffer_length)):
+                    where = np.flatnonzero(kind)
+                    keep[where[:max(0, len(where) - length)]] = False
+                dropped = np.flatnonzero(~keep)
+                if len(dropped):
+                    after = len(keep) - int(dropped[-1]) - 1  # all kept, and sent after the last row dropped
+                    self._tail = min(self._tail + len(rows), after)
+                else:
+                    self._tail += len(rows)
+                self._eval_rows = int((is_eval & keep).sum())
+                with param.edit_constant(self.buffer):
+                    self.buffer.data = old[keep[:len(old)]]
+                rows = rows[keep[len(old):]].reset_index(drop=True)
+            else:
+                self._eval_rows += n_eval
+                self._tail += len(rows)
+            self.total_rows += sent
+            self.buffer.send(rows)
 
     def send(self, step: float, metrics: Mapping[str, Any]) -> None:
         """Append the numeric metrics of one step (nested dicts flattened with ``/``; non-finite dropped)."""
@@ -537,6 +582,7 @@ class LiveCurves:
         with self._lock:
             with param.edit_constant(self.buffer):
                 self.buffer.data = self.buffer.data.iloc[:0]  # (no redraw: the send below draws)
+            self._eval_rows = self._tail = 0
         self.send_table(df)
 
     def forward_from(self, source: "LiveCurves", seen: int) -> tuple[int, int]:
@@ -582,7 +628,8 @@ class LiveCurves:
 
     def rows_since(self, seen: int) -> tuple[pd.DataFrame, int, bool]:
         """``(rows, total, gap)``: the buffered rows sent after the first ``seen`` rows, the number of rows
-        sent so far, and whether rows after ``seen`` already left the buffer (then ``rows`` is all it holds).
+        sent so far, and whether rows after ``seen`` already left the buffer (then ``rows`` is all it holds,
+        the evaluation rows kept from earlier included).
 
         Example:
             >>> live = LiveCurves(buffer_length=4)
@@ -593,18 +640,27 @@ class LiveCurves:
             ([1.0, 2.0], 3, False)
         """
         with self._lock:
-            data, total = self.buffer.data, self.total_rows
+            data, total, tail = self.buffer.data, self.total_rows, self._tail
         new = total - int(seen)
         if new <= 0:
             return data.iloc[:0], total, False
-        if new > len(data):
+        if new > min(tail, len(data)):
             return data, total, True
         return data.iloc[len(data) - new:], total, False
 
     def clear(self) -> None:
         """Drop all rows (e.g. when a new run starts)."""
         with self._lock:
+            self._eval_rows = self._tail = 0
             self.buffer.clear()
+
+
+def _evaluation_rows(names: pd.Series) -> np.ndarray:
+    """Which rows of a ``name`` column are of evaluation metrics (:func:`is_evaluation_metric`), one test per name."""
+    codes, uniques = pd.factorize(names)
+    if not len(uniques):
+        return np.zeros(len(names), dtype=bool)
+    return np.array([is_evaluation_metric(str(u)) for u in uniques], dtype=bool)[codes]
 
 
 def live_learning_curves(metrics: Sequence[str] | None = None,

@@ -21,9 +21,11 @@ Example:
 """
 from __future__ import annotations
 
+import contextlib
 import os
 import threading
 import uuid
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -33,7 +35,9 @@ import torch
 from snnlab.core.delays import DelayedLinear
 from snnlab.core.network import Monitor
 from snnlab.core.neurons import LIF
+from snnlab.data.loader_rng import same_randomness
 from snnlab.training import Event, ExperimentConfig, Trainer
+from snnlab.training.interrupts import global_rng_state, set_global_rng_state
 from snnlab.training.records import STEP_METRICS
 from snnlab.viz import LiveCurves, delay_snapshot
 
@@ -44,6 +48,10 @@ MAX_POLL_ATTEMPTS = 3
 #: delay snapshots a session keeps: past it every other one is dropped (the newest kept), so a long run (dcls_shd:
 #: ~1,000 snapshots of ~3,000 synapses) keeps its whole span in bounded memory
 MAX_DELAY_SNAPSHOTS = 400
+#: step-metric rows the live curves of a session (and of the TrainerWidget's and dashboard's pages that show them)
+#: keep: ~6,600 steps of loss, accuracy and spikes per sample, the latest ones; the test points of the whole run are
+#: kept apart from them (:data:`snnlab.viz.curves.EVAL_BUFFER_LENGTH` rows). The run's store keeps every step.
+LIVE_BUFFER_LENGTH = 20_000
 
 
 class TrainingSession:
@@ -56,6 +64,12 @@ class TrainingSession:
         run_root: instead of ``run_dir``, a folder in which this session gets a new subfolder of its own.
         probe_every: take a network snapshot every this many training steps.
         probe_samples: samples of the fixed probe batch kept in each snapshot.
+        buffer_length: step-metric rows ``curves`` keeps (default :data:`LIVE_BUFFER_LENGTH`: the latest ~6,600
+            steps of three metrics); the test points stay for the whole run, apart from them.
+
+    The probe batch is the test loader's first batch, drawn without moving any random stream the run uses (the
+    loader's generators, the global ones; snapshots put the global ones back too): a watched run trains and
+    evaluates as the same run trained without a session (``Trainer(cfg).run()``, ``snnlab train``).
 
     Example:
         >>> s = TrainingSession({"hidden": [16], "epochs": 2, "num_steps": 8, "max_batches_per_epoch": 2})
@@ -68,7 +82,7 @@ class TrainingSession:
     """
 
     def __init__(self, cfg: ExperimentConfig | dict, store: Any = None, run_dir: str | None = None,
-                 probe_every: int = 5, probe_samples: int = 4, buffer_length: int = 20_000,
+                 probe_every: int = 5, probe_samples: int = 4, buffer_length: int = LIVE_BUFFER_LENGTH,
                  run_root: str | os.PathLike | None = None) -> None:
         self.cfg = ExperimentConfig.from_dict(cfg) if isinstance(cfg, dict) else cfg
         self.cfg.validate()
@@ -129,12 +143,29 @@ class TrainingSession:
         if self.trainer is not None:
             raise RuntimeError("this session already started; create a new TrainingSession for another run")
         self.trainer = Trainer(self.cfg, run_dir=self.run_dir, store=self.store, progress=False)
-        x, y = next(iter(self.trainer.test_loader))
+        loader = self.trainer.test_loader
+        # the test loader's generators (a rate encoder's spikes, its workers' seeds) and the global ones (a
+        # loader without a generator draws its seed there) as they were: the run's evaluations see what they
+        # see without a session
+        with same_randomness(loader), self._same_global_randomness():
+            x, y = next(iter(loader))
         self._probe = (x[:, : self.probe_samples].to(self.trainer.device), y[: self.probe_samples])
         self._queue = self.trainer.events.queue(maxsize=50_000)
         self._unsubscribe = self.trainer.events.subscribe(self._on_step, kinds=["step"])
-        self.take_snapshot(step=0)
+        with self._same_global_randomness():
+            self.take_snapshot(step=0)
         self.trainer.start()
+
+    @contextlib.contextmanager
+    def _same_global_randomness(self) -> Iterator[None]:
+        """Put torch's, NumPy's, Python's (and on a CUDA run, CUDA's) global random states back on exit. Only in
+        the thread that trains, or before it starts: the states are the process's."""
+        cuda = self.trainer is not None and self.trainer.device.type == "cuda"
+        rng = global_rng_state(cuda=cuda)
+        try:
+            yield
+        finally:
+            set_global_rng_state(rng, cuda=cuda)
 
     def pause(self) -> None:
         """Pause at the next step boundary.
@@ -340,4 +371,5 @@ class TrainingSession:
     def _on_step(self, event: Event) -> None:
         # runs in the training thread, between optimiser steps: the weights are consistent here
         if event.step % self.probe_every == 0:
-            self.take_snapshot(event.step)
+            with self._same_global_randomness():  # (a model drawing random numbers in eval mode)
+                self.take_snapshot(event.step)

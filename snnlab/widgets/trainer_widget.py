@@ -41,7 +41,7 @@ from snnlab.viz import LiveCurves, monitor_raster
 from ._hv import HoloViewsWidget
 from ._lifecycle import close_descendants
 from .config_form import ConfigForm
-from .session import CURVE_GROUPS, TrainingSession
+from .session import CURVE_GROUPS, LIVE_BUFFER_LENGTH, TrainingSession
 
 __all__ = ["TrainerWidget"]
 
@@ -83,7 +83,9 @@ class TrainerWidget(W.VBox):
         form: the :class:`~snnlab.widgets.config_form.ConfigForm`.
         start_button, pause_button, resume_button, stop_button, progress, status: the controls.
         curves: the widget's :class:`~snnlab.viz.LiveCurves` (one panel per entry of
-            :data:`~snnlab.widgets.session.CURVE_GROUPS` in ``curves.plots``), fed from the session's.
+            :data:`~snnlab.widgets.session.CURVE_GROUPS` in ``curves.plots``), fed from the session's: the
+            latest :data:`~snnlab.widgets.session.LIVE_BUFFER_LENGTH` step rows (~6,600 steps of three metrics;
+            the ``store`` keeps every step) and the test points of the whole run.
         curve_views: the slots showing ``curves.plots`` (one :class:`HoloViewsWidget` per panel).
         raster: the raster slot (``raster.object`` is the latest snapshot's raster).
         display_error: the last drawing error (``None`` if none).
@@ -117,7 +119,7 @@ class TrainerWidget(W.VBox):
         self.status = W.HTML(value="idle")
         self.sample = W.IntSlider(value=0, min=0, max=max(0, probe_samples - 1), description="raster sample",
                                   style={"description_width": "100px"})
-        self.curves = LiveCurves(groups=CURVE_GROUPS, buffer_length=20_000)
+        self.curves = LiveCurves(groups=CURVE_GROUPS, buffer_length=LIVE_BUFFER_LENGTH)
         self.curve_views = [HoloViewsWidget(plot, mode=plot_mode) for plot in self.curves.plots.values()]
         self.raster = HoloViewsWidget(None, mode=plot_mode)
         self._snapshot_step: int | None = None
