@@ -16,6 +16,12 @@ import sys
 import unicodedata
 from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:  # (imported where used: the CLI starts without torch)
+    import torch
+
+    from snnlab.training import ExperimentConfig
 
 EPILOG = """examples:
   snnlab demo                                    train a small SNN on the embedded digits (about a minute)
@@ -159,6 +165,23 @@ def _load_run_dir_checkpoint(path: Path, resume: bool) -> dict:
         raise CheckpointError(f"{exc}; {hint}") from exc
 
 
+def _refuse_custom_resume(path: Path, ck: dict) -> None:
+    """A ``ValueError`` for ``--resume`` of a run trained with a model or data passed to the Trainer from Python: the
+    command line would rebuild both from the configuration (another network, or the configured dataset), and go on
+    training that where the weights happen to fit."""
+    from snnlab.training.model import custom_parts
+
+    parts = custom_parts(ck)
+    if parts:
+        kwargs = {"model": "model=...", "data": "train_loader=..., test_loader=..."}
+        raise ValueError(f"--resume: the checkpoint {path} is of a run whose {' and '.join(parts)} "
+                         f"{'were' if len(parts) > 1 else 'was'} passed to the Trainer from Python (label "
+                         f"{ck.get('label')!r}): the command line would rebuild "
+                         f"{'them' if len(parts) > 1 else 'it'} from the configuration, which does not describe "
+                         f"{'them' if len(parts) > 1 else 'it'}; resume it in Python: Trainer(cfg, "
+                         f"{', '.join(kwargs[p] for p in parts)}, resume={str(path.parent)!r})")
+
+
 def cmd_train(args: argparse.Namespace) -> int:
     import torch
 
@@ -186,6 +209,7 @@ def cmd_train(args: argparse.Namespace) -> int:
             raise CheckpointError(f"--resume: the checkpoint {existing} has no saved configuration (config_json): it "
                                   "was not written by snnlab's Trainer, or by a too old snnlab; --overwrite (without "
                                   "--resume) starts a new run there, or give this run another --run-dir")
+        _refuse_custom_resume(existing, ck)
         saved = ExperimentConfig.from_saved(ck["config_json"])
         base = saved.to_dict()
     elif existing is not None and not getattr(args, "overwrite", False):
@@ -809,6 +833,20 @@ def _delete_runs(args: argparse.Namespace, path: Path) -> int:
     return 0 if ok else 1
 
 
+def _export_label(run: str, cfg: ExperimentConfig, model: torch.nn.Module) -> str:
+    """What ``snnlab export`` says it wrote: the configuration's label, or for a run trained on data of the user's
+    own (which its ``cfg.dataset`` is not) the network's layer sizes read from the model and "custom data"."""
+    from snnlab.training import load_checkpoint
+    from snnlab.training.model import custom_parts
+
+    if "data" not in custom_parts(load_checkpoint(run, mmap=True, history=False)):
+        return cfg.label()
+    synapses = [v for k, v in model.state_dict().items()  # the layers' own weights (as model_from_checkpoint reads)
+                if k.count(".") == 1 and k.split(".")[0].isdigit() and k.endswith(".weight") and v.dim() == 2]
+    sizes = [synapses[0].shape[1], *cfg.hidden, synapses[-1].shape[0]]
+    return f"{'-'.join(str(int(n)) for n in sizes)} network trained on custom data (not {cfg.dataset!r})"
+
+
 def cmd_export(args: argparse.Namespace) -> int:
     """``snnlab export RUN --nir FILE``: a trained run's network as a NIR graph (see :mod:`snnlab.interop.nir`)."""
     from snnlab.extras import require
@@ -819,12 +857,13 @@ def cmd_export(args: argparse.Namespace) -> int:
     out = Path(args.nir)
     if not out.parent.is_dir():
         raise FileNotFoundError(f"--nir: the folder {out.parent} does not exist")
-    model, cfg = model_from_checkpoint(args.run)
+    model, cfg = model_from_checkpoint(args.run)  # (a run of a model of the user's own: refused, with the way out)
     graph = to_nir(model, dt=args.dt)
     nir.write(str(out), graph)
     kinds = [type(graph.nodes[k]).__name__ for k in graph.nodes if k not in ("input", "output")]
     taus = "learned" if cfg.learn_tau else f"{cfg.tau_mem:g} steps = {cfg.tau_mem * args.dt:g} s"
-    print(f"snnlab export: wrote {out} ({cfg.label()}; {len(kinds)} nodes: {', '.join(kinds)}; dt = {args.dt:g} s, "
+    print(f"snnlab export: wrote {out} ({_export_label(args.run, cfg, model)}; {len(kinds)} nodes: "
+          f"{', '.join(kinds)}; dt = {args.dt:g} s, "
           f"tau_mem {taus}{'' if cfg.tau_syn is None else f', tau_syn {cfg.tau_syn:g} steps'})")
     if cfg.neuron == "noisy" or cfg.mask_p > 0:
         print("snnlab export: the graph holds the deterministic network the run evaluates with (noise and spike masks "

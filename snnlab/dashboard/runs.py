@@ -68,10 +68,25 @@ def _fmt_time(t: Any) -> str:
 def load_model_from_checkpoint(path: str, run_id: str | None = None):
     """``(model, test_loader, cfg)`` from a training checkpoint (loaded with ``weights_only=True``); ``run_id``: the
     stored run it is loaded for, refused (``ValueError``, :func:`~snnlab.training.checkpoint.check_checkpoint_run`)
-    when the file now holds another run's checkpoint."""
-    from snnlab.training import build_data, model_from_checkpoint
+    when the file now holds another run's checkpoint.
 
-    model, cfg = model_from_checkpoint(path, run_id)
+    Only runs whose network and data both come from their configuration can be rebuilt: a run trained with a model
+    or data passed to the Trainer (:func:`~snnlab.training.model.custom_parts`) raises
+    :class:`~snnlab.training.model.CustomRunError` (its ``cfg.dataset`` is not the data it was trained and tested
+    on: evaluating on it would fail on the shapes, or measure the wrong data where they fit).
+    """
+    from snnlab.training import build_data, model_from_checkpoint
+    from snnlab.training.checkpoint import load_checkpoint
+    from snnlab.training.model import CustomRunError, custom_parts
+
+    model, cfg = model_from_checkpoint(path, run_id)  # (refuses a model of the user's own)
+    if "data" in custom_parts(load_checkpoint(path, mmap=True, history=False)):
+        raise CustomRunError(
+            f"load_model_from_checkpoint: {path} holds a run trained on data of your own (passed to "
+            f"Trainer(cfg, train_loader=..., test_loader=...)), not on its configuration's dataset {cfg.dataset!r}, "
+            "so it cannot be evaluated here; evaluate it in Python on your test loader, e.g. "
+            "snnlab.metrics.robustness_curve(model, test_loader, ...) with "
+            "model, cfg = snnlab.training.model_from_checkpoint(path)")
     _, test_loader, _, _ = build_data(cfg)
     return model, test_loader, cfg
 
@@ -434,12 +449,18 @@ class RunsPanel:
         if not with_ckpt or not levels:
             self.robust_pane.objects = _panes(_empty("Select runs that have a checkpoint, and give at least one level."))
             return
+        from snnlab.training.model import CustomRunError
+
         tables, notes = [], []
         for run_id, row in with_ckpt:
             try:
                 with warnings.catch_warnings(record=True) as caught:  # shown on the page, not only in the server log
                     warnings.simplefilter("always")
-                    model, loader, cfg = load_model_from_checkpoint(row["checkpoint"], run_id)
+                    try:
+                        model, loader, cfg = load_model_from_checkpoint(row["checkpoint"], run_id)
+                    except CustomRunError as e:  # a model or data of the user's own: said, the other runs measured
+                        notes.append(f"run {_md(row['name'])} ({run_id}) left out: {_md(e)}")
+                        continue
                 notes += [f"run {run_id}: {w.message}" for w in caught]
                 with forward_precision(cfg.precision, torch.device("cpu")):  # as the run evaluated
                     curve = robustness_curve(model, loader, self.perturbation.value, levels, readout=cfg.readout,
@@ -448,6 +469,9 @@ class RunsPanel:
                 self.robust_pane.objects = _panes(_empty(f"run {run_id}: {type(e).__name__}: {e}"))
                 return
             tables.append(curve.assign(name=f"{row['name']} ({run_id})"))
-        plot = _panes(robustness_plot(pd.concat(tables, ignore_index=True), by="name"))
         warning = [pn.pane.Alert("\n\n".join(notes), alert_type="warning", sizing_mode="stretch_width")]
+        if not tables:  # every selected run left out: why, and no empty plot
+            self.robust_pane.objects = warning
+            return
+        plot = _panes(robustness_plot(pd.concat(tables, ignore_index=True), by="name"))
         self.robust_pane.objects = (warning if notes else []) + list(plot)

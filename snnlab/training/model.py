@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Callable
 from typing import Any
 
@@ -25,7 +26,7 @@ from .config import (EVENT_DATASETS, PAD_TO_LONGEST, ExperimentConfig, _data_fra
                      event_pad_to, frames_per_sample)
 
 __all__ = ["build_model", "build_data", "load_model_state", "keep_neuron_constants", "neuron_kwargs", "FlattenCollate",
-           "model_from_checkpoint"]
+           "model_from_checkpoint", "CustomRunError", "custom_parts"]
 
 
 def neuron_kwargs(cfg: ExperimentConfig) -> dict[str, Any]:
@@ -374,13 +375,56 @@ def build_data(cfg: ExperimentConfig) -> tuple[DataLoader, DataLoader, int, int]
     raise ValueError(f"unknown dataset {name!r}")
 
 
+class CustomRunError(ValueError):
+    """A run trained with a model or data passed to the :class:`~snnlab.training.Trainer` (``model=``,
+    ``train_loader=``/``test_loader=``), which its configuration does not describe, asked to be rebuilt from it."""
+
+
+#: how the Trainer labels such runs (``Trainer.label``, saved as the checkpoint's ``"label"``): a model passed in is
+#: ``"<class name> (custom model) on <dataset or 'custom data'>"``, a configured model on data passed in is the
+#: configuration's label followed by ``" (custom data)"``
+_CUSTOM_MODEL_LABEL = re.compile(r"^\S+ \(custom model\) on (?P<data>.*)$", re.DOTALL)
+_CUSTOM_DATA_SUFFIX = " (custom data)"
+
+
+def custom_parts(checkpoint: dict[str, Any]) -> tuple[str, ...]:
+    """Which of a training checkpoint's run were passed to the Trainer rather than built from its configuration:
+    ``()``, ``("model",)``, ``("data",)`` or ``("model", "data")``.
+
+    Read from the ``"own_model"`` / ``"own_data"`` flags where the checkpoint holds them, else from its ``"label"``
+    (the Trainer's, e.g. ``"Sequential (custom model) on custom data"``). A checkpoint written before the Trainer
+    labelled such runs (or without a label) reads as ``()``.
+
+    Example:
+        >>> custom_parts({"label": "Sequential (custom model) on digits"})
+        ('model',)
+        >>> custom_parts({"label": "digits 12-16-3 multi_spike atan T20 (custom data)"})
+        ('data',)
+        >>> custom_parts({"label": "digits 64-16-10 multi_spike atan T20"})
+        ()
+    """
+    if not isinstance(checkpoint, dict):
+        raise TypeError(f"custom_parts: expected a checkpoint dict, got {type(checkpoint).__name__}")
+    flags = {part: checkpoint.get(f"own_{part}") for part in ("model", "data")}
+    label = checkpoint.get("label")
+    if isinstance(label, str) and any(v is None for v in flags.values()):
+        m = _CUSTOM_MODEL_LABEL.match(label)
+        from_label = {"model": m is not None,
+                      "data": (m.group("data") == "custom data") if m else label.endswith(_CUSTOM_DATA_SUFFIX)}
+        flags = {k: from_label[k] if v is None else v for k, v in flags.items()}
+    return tuple(part for part, own in flags.items() if own)
+
+
 def model_from_checkpoint(path: str | Any, run_id: str | None = None) -> tuple[Sequential, ExperimentConfig]:
     """``(model, cfg)`` of a training checkpoint (a ``checkpoint.pt`` or the run folder holding it), in eval mode,
     rounded delays rounded, without loading the data: the input and class counts are read from the saved weights
     (the first synapse's inputs, the last one's outputs). Only networks built from a configuration
-    (:func:`build_model`) can be rebuilt; a checkpoint of your own model raises a ``ValueError``. ``run_id``: the
-    stored run it is loaded for (``ValueError`` when the file holds another run's checkpoint,
-    :func:`~snnlab.training.checkpoint.check_checkpoint_run`).
+    (:func:`build_model`) can be rebuilt: the checkpoint of a run trained with your own model
+    (``Trainer(cfg, model=...)``, :func:`custom_parts`) raises a :class:`CustomRunError` (a ``ValueError``), as does
+    one whose weights do not fit the configuration's network. A configured network trained on data of your own is
+    rebuilt (its input and class counts are the weights'), but its ``cfg.dataset`` is not the data it saw
+    (``custom_parts(...)`` holds ``"data"``). ``run_id``: the stored run it is loaded for (``ValueError`` when the
+    file holds another run's checkpoint, :func:`~snnlab.training.checkpoint.check_checkpoint_run`).
 
     Example:
         >>> import tempfile
@@ -397,12 +441,19 @@ def model_from_checkpoint(path: str | Any, run_id: str | None = None) -> tuple[S
     ckpt = load_checkpoint(path, history=False)  # the network and its configuration: the history is not decoded
     if run_id is not None:  # loaded for a stored run: refused when another run saved over the file
         check_run(ckpt, path, run_id)
+    if "model" in custom_parts(ckpt):  # (its weights may fit the configured network: the layers would not be its)
+        raise CustomRunError(
+            f"model_from_checkpoint: {path} holds a run trained with a model of your own "
+            f"(label {ckpt.get('label')!r}), "
+            "passed to Trainer(cfg, model=...): its configuration does not describe that network (neuron class, "
+            "threshold, reset, surrogate, layers...), so it is not rebuilt from it; build your model again and load "
+            f"its weights: model.load_state_dict(snnlab.training.load_checkpoint({str(path)!r})['model'])")
     cfg = ExperimentConfig.from_saved(ckpt["config_json"])
     state = ckpt["model"]
     weights = sorted((int(k.split(".")[0]), v) for k, v in state.items()
                      if k.split(".")[0].isdigit() and k.count(".") == 1 and k.endswith(".weight") and v.dim() == 2)
     if not weights or weights[0][0] != 0:
-        raise ValueError(f"model_from_checkpoint: {path} does not hold a network built from its configuration "
+        raise CustomRunError(f"model_from_checkpoint: {path} does not hold a network built from its configuration "
                          "(no synapse weights at layer 0): rebuild your own model and load_state_dict its 'model'")
     model = build_model(cfg, int(weights[0][1].shape[1]), int(weights[-1][1].shape[0]))
     if ckpt.get("delays_rounded"):
@@ -412,6 +463,6 @@ def model_from_checkpoint(path: str | Any, run_id: str | None = None) -> tuple[S
     try:
         load_model_state(model, state)
     except RuntimeError as exc:
-        raise ValueError(f"model_from_checkpoint: {path} does not match the network of its configuration: {exc}") \
+        raise CustomRunError(f"model_from_checkpoint: {path} does not match the network of its configuration: {exc}") \
             from exc
     return model.eval(), cfg

@@ -227,6 +227,15 @@ class ConfigForm(W.VBox):
             >>> form.set_config({"hidden": [64, 32], "lr": 0.01, "delays": True})
             >>> form.widgets["hidden"].value, form.widgets["lr"].value, form.widgets["delays"].value
             ('64,32', '0.01', True)
+
+            A custom surrogate (registered first) is added to the surrogate dropdown's choices:
+
+            >>> import snnlab as sl, torch
+            >>> sl.surrogates.register("box_doc", lambda u, a: (u.abs() < 0.5 / a).to(u.dtype) * a, 1.0)
+            >>> form.set_config({"surrogate": "box_doc"})
+            >>> form.widgets["surrogate"].value, form.config().surrogate
+            ('box_doc', 'box_doc')
+            >>> sl.surrogates.unregister("box_doc")
         """
         d = cfg.to_dict() if hasattr(cfg, "to_dict") else self.cfg_class.from_dict(dict(cfg), validate=False).to_dict()
         self._setting = True
@@ -236,7 +245,9 @@ class ConfigForm(W.VBox):
                 if w is None:
                     continue
                 spec = self.schema[k]
-                if isinstance(w, (W.Dropdown, W.Checkbox)):
+                if isinstance(w, W.Dropdown):
+                    self._choose(k, w, v)
+                elif isinstance(w, W.Checkbox):
                     w.value = v
                 elif spec["type"] == "Dict":
                     w.value = json.dumps(v or {})
@@ -247,6 +258,16 @@ class ConfigForm(W.VBox):
         finally:
             self._setting = False
         self.config()
+
+    def _choose(self, name: str, w: W.Dropdown, value: Any) -> None:
+        """Select ``value`` in ``name``'s dropdown; a value outside the field's listed choices that the configuration
+        takes (a surrogate registered with :func:`snnlab.surrogates.register`, say) is added to this form's options
+        (after the listed ones; the form validates it as any value)."""
+        listed = list(self.schema[name]["objects"])
+        options = listed if value in listed else [*listed, value]
+        if list(w.options) != options:
+            w.options = options  # (a value added for an earlier config is dropped)
+        w.value = value
 
     def close(self) -> None:
         """Close the form and every widget in it (their layouts and styles too).
