@@ -191,3 +191,23 @@ def test_config_form_shows_a_registered_custom_surrogate():
     finally:
         form.close()
         sl.surrogates.unregister(name)
+
+
+# ------------------------------------------------------------------ a resume passes them again
+def test_checkpoints_record_which_parts_the_trainer_was_given(runs):
+    flags = {name: (_ckpt(runs[name]).get("own_model"), _ckpt(runs[name]).get("own_data"))
+             for name in ("model", "data", "config")}
+    assert flags == {"model": (True, True), "data": (False, True), "config": (False, False)}
+
+
+def test_a_resume_without_the_runs_own_model_or_data_is_refused_before_anything_is_built(runs, tmp_path):
+    with pytest.raises(ValueError, match=r"trained a model and data passed to its Trainer.*model=\.\.\., "
+                                         r"train_loader=\.\.\., test_loader=\.\.\."):
+        Trainer(resume=runs["model"], run_dir=tmp_path / "a", progress=False)
+    with pytest.raises(ValueError, match=r"trained data passed to its Trainer.*resume it with the data again"):
+        Trainer(resume=runs["data_fits"], run_dir=tmp_path / "b", progress=False)  # (its shapes fit the digits)
+    assert not (tmp_path / "a").exists() and not (tmp_path / "b").exists()
+    tr, te = _loaders()
+    resumed = Trainer(ExperimentConfig(**{**CFG, "epochs": 2}), train_loader=tr, test_loader=te,
+                      resume=runs["data"], run_dir=tmp_path / "c", progress=False)
+    assert resumed.epoch == 1  # (passed again: it resumes)

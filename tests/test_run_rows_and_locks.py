@@ -180,3 +180,14 @@ def test_a_sweep_rerun_with_other_threads_warns_that_its_reused_results_differ(t
         with ThreadPoolExecutor(1) as pool:
             again = sweep(cfg, {"seed": [0, 1]}, executor=pool, run_root=tmp_path / "runs", progress=False, threads=2)
     assert again.reused == (0, 1) and "--threads 1" in str(said[0].message)
+
+
+def test_a_run_refused_after_its_row_was_registered_ends_failed_not_created(tmp_path):
+    # config.json cannot be written (as on a full disk): the claim fails after the row was registered at start
+    store = RunStore(tmp_path / "s.sqlite")
+    trainer = Trainer(ExperimentConfig(**TINY), tmp_path / "run", store, progress=False, name="A")
+    (tmp_path / "run" / ".config.json.tmp").mkdir(parents=True)
+    with pytest.raises(IsADirectoryError):
+        trainer.run()
+    row = store.get_run(trainer.run_id)
+    assert row["status"] == "failed" and row["message"].startswith("not started: IsADirectoryError")

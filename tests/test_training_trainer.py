@@ -523,7 +523,7 @@ def test_own_model_and_data_get_their_own_label_and_clear_errors(tmp_path):
     tr.run()
     assert tr.state == "finished" and store.list_runs()["name"].tolist() == [tr.label]
     own_data = Trainer(tiny(epochs=1), train_loader=[(x, y)], test_loader=[(x, y)], progress=False)
-    assert own_data.label == tiny().label() + " (custom data)"
+    assert own_data.label == "3-32-10 multi_spike atan (custom data)"  # (the sizes built, no dataset named)
     with pytest.raises(ValueError, match="Trainer: train_loader was given without test_loader"):  # the test loader
         Trainer(tiny(epochs=1), train_loader=[(torch.rand(12, 4, 64), y)], progress=False)  # would be the digits'
     with pytest.raises(TypeError, match="x must be a tensor .*got tuple"):

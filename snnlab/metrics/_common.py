@@ -199,6 +199,10 @@ def check_batch(batch: object, fn: str, index: int) -> tuple[torch.Tensor, torch
     if x.dim() < 2:
         raise ValueError(f"{fn}: x must be a time-major tensor [T, B, ...], got shape {tuple(x.shape)}")
     y = torch.as_tensor(y)
+    if y.dim() == 2 and y.shape[0] == x.shape[1] and y.shape[1] > 1:
+        raise ValueError(f"{fn}: batch {index} has labels of shape {tuple(y.shape)} for {x.shape[1]} samples: y "
+                         "must be class indices [B] (int64), not one-hot or per-class scores [B, C]; yield "
+                         "y.argmax(-1)")
     if y.numel() != x.shape[1]:
         raise ValueError(f"{fn}: batch {index} has {y.numel()} labels but x of shape {tuple(x.shape)} has batch size "
                          f"{x.shape[1]}: x must be time-major [T, B, ...] (for a batch-first loader, yield "

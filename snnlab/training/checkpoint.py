@@ -36,6 +36,8 @@ from typing import Any
 import numpy as np
 import torch
 
+from .run_folder import CHECKPOINT_NAME
+
 __all__ = ["CheckpointError", "save_checkpoint", "load_checkpoint", "check_checkpoint_run", "to_plain", "HISTORY_KEY",
            "encode_history", "decode_history"]
 
@@ -318,9 +320,9 @@ def load_checkpoint(path: str | os.PathLike, map_location: Any = "cpu", mmap: bo
     """
     path = Path(path)
     if path.is_dir():
-        candidate = path / "checkpoint.pt"
+        candidate = path / CHECKPOINT_NAME
         if not candidate.exists():
-            raise FileNotFoundError(f"no checkpoint.pt in folder {path}")
+            raise FileNotFoundError(f"no {CHECKPOINT_NAME} in folder {path}")
         path = candidate
     if not path.exists():
         raise FileNotFoundError(f"no checkpoint at {path}")

@@ -36,7 +36,9 @@ class ControlMixin:
 
     Expects of the class it is mixed into: ``run(raise_errors=...)`` (the training, in the calling thread), ``run_id``,
     ``train_loader`` / ``test_loader``, ``_emit`` and ``_store`` (see :class:`~snnlab.training.records.ReportingMixin`);
-    :meth:`_init_control` sets its own attributes.
+    :meth:`_init_control` sets its own attributes, and ``run`` calls :meth:`_begin_running` and, when it returns,
+    :meth:`_end_running`. :meth:`stop`, :meth:`pause` and :meth:`wait` called in the training thread (a callback,
+    which runs there) return at once instead of waiting for what only that thread can do.
     """
 
     def _init_control(self) -> None:
@@ -49,6 +51,7 @@ class ControlMixin:
         self._stop_req = False
         self._stop_reason: str | None = None
         self._thread: threading.Thread | None = None
+        self._runner: threading.Thread | None = None  # the thread inside run() (the training thread), while it runs
 
     @property
     def state(self) -> str:
@@ -82,14 +85,16 @@ class ControlMixin:
     def pause(self, wait: bool = False, timeout: float | None = None) -> bool:
         """Ask the run to pause at the next step boundary; with ``wait``, block until it has paused.
 
-        Returns True when the run is (or, without ``wait``, will be) paused.
+        Returns True when the run is (or, without ``wait``, will be) paused. In the training thread (a callback, a
+        signal handler) ``wait`` is ignored: it returns at once, and the run pauses at its next step boundary (until
+        another thread calls :meth:`resume` or :meth:`stop`).
         """
         with self._cond:
             if self._state in ("finished", "failed", "stopped"):
                 return False
             self._pause_req = True
             self._cond.notify_all()
-            if not wait:
+            if not wait or self._in_training_thread():  # (the pause comes after this returns: waiting would hang)
                 return True
             ok = self._cond.wait_for(lambda: self._state != "running" or not self._pause_req, timeout)
             return ok and self._state == "paused"
@@ -106,23 +111,29 @@ class ControlMixin:
         """Ask the run to stop gracefully at the next step boundary (a checkpoint is saved).
 
         ``reason`` goes with the "stopped" event and the store's status message (default "stop requested").
-        Safe to call from a signal handler in the training thread. Returns True when the run has ended
-        (with ``wait``) or the request was made.
+        Returns True when the run has ended (with ``wait``) or the request was made. Safe in the training thread (a
+        callback, a signal handler): there ``wait`` is ignored, it returns True at once, and the run stops at its
+        next step boundary, after the callback returns.
         """
         with self._cond:
             self._stop_req = True
             self._stop_reason = reason if reason is not None else self._stop_reason
             self._pause_req = False
             self._cond.notify_all()
-        return self.wait(timeout) if wait else True
+        return self.wait(timeout) if wait and not self._in_training_thread() else True
 
     def wait(self, timeout: float | None = None) -> bool:
         """Block until the run ends (or ``timeout`` seconds); returns True when it is no longer running.
 
         It waits for the run's state, then for its background thread to deliver its last events. (A
         ``Thread.join`` cut short by Ctrl-C marks the thread as ended although it runs on, so the state decides.)
+        In the training thread (a callback), where the run cannot end while it waits, it returns at once: False
+        while the run is running or paused.
         """
         deadline = None if timeout is None else time.monotonic() + timeout
+        if self._in_training_thread():
+            with self._cond:
+                return self._state not in ("running", "paused")
         with self._cond:
             if not self._cond.wait_for(lambda: self._state not in ("running", "paused"), timeout):
                 return False
@@ -130,6 +141,12 @@ class ControlMixin:
         if t is not None and t is not threading.current_thread():
             t.join(None if deadline is None else max(0.0, deadline - time.monotonic()))
         return True
+
+    def _in_training_thread(self) -> bool:
+        """Whether the calling thread is the one training this run (inside :meth:`run`, or :meth:`start`'s thread):
+        a wait there for the run to pause or end would never return."""
+        current = threading.current_thread()
+        return current is self._runner or current is self._thread
 
     @property
     def running(self) -> bool:
@@ -147,7 +164,14 @@ class ControlMixin:
         with self._cond:
             self._check_can_run()
             self._state = "running"
+            self._runner = threading.current_thread()
             self._cond.notify_all()
+
+    def _end_running(self) -> None:
+        """:meth:`run` has returned (or raised) in its thread: no thread is training the run now."""
+        with self._cond:
+            if self._runner is threading.current_thread():
+                self._runner = None
 
     def _forget_stop_request(self) -> None:
         with self._cond:

@@ -296,6 +296,29 @@ def refuse_foreign_checkpoint(run_dir: Path, resume: str | os.PathLike | None) -
                          f"(resume={str(run_dir)!r}), choose another folder, or pass overwrite=True to replace it")
 
 
+def refuse_rebuilding_custom_parts(ckpt: dict[str, Any], resume: str | os.PathLike, own_model: bool,
+                                   own_data: bool) -> None:
+    """A ``ValueError`` when the checkpoint's run trained a model or data passed to its Trainer
+    (:func:`~snnlab.training.model.custom_parts`) and the resume does not pass them again: the configuration does not
+    describe them, so a model or data rebuilt from it would be another (e.g. another reset rule with the same shapes).
+
+    Example:
+        >>> refuse_rebuilding_custom_parts({"own_model": True, "own_data": False}, "run", False, False)
+        Traceback (most recent call last):
+        ...
+        ValueError: run: this run trained a model passed to its Trainer, which its configuration does not describe: resume it with the model again, Trainer(cfg, model=..., resume=...)
+    """
+    from .model import custom_parts
+
+    missing = [part for part in custom_parts(ckpt) if not (own_model if part == "model" else own_data)]
+    if missing:
+        what = " and ".join("a model" if p == "model" else "data" for p in missing)
+        again = ", ".join("model=..." if p == "model" else "train_loader=..., test_loader=..." for p in missing)
+        raise ValueError(f"{resume}: this run trained {what} passed to its Trainer, which its configuration does not "
+                         f"describe: resume it with {'them' if len(missing) > 1 else 'the ' + missing[0]} again, "
+                         f"Trainer(cfg, {again}, resume=...)")
+
+
 def load_resume(resume: str | os.PathLike, cfg: ExperimentConfig | dict | None, run_dir: str | os.PathLike | None,
                 own_model: bool = False,
                 own_data: bool = False) -> tuple[dict[str, Any], ExperimentConfig | dict, str | os.PathLike]:
@@ -312,6 +335,7 @@ def load_resume(resume: str | os.PathLike, cfg: ExperimentConfig | dict | None, 
     ckpt = load_checkpoint(resume)
     if ckpt.get("format") != CHECKPOINT_FORMAT:
         raise CheckpointError(f"{resume} is not an snnlab training checkpoint (format={ckpt.get('format')!r})")
+    refuse_rebuilding_custom_parts(ckpt, resume, own_model, own_data)
     if cfg is None:
         if not isinstance(ckpt.get("config_json"), str):
             raise CheckpointError(f"{resume} holds no configuration (config_json); pass cfg= to resume it")
@@ -340,7 +364,7 @@ class ResumeMixin:
 
     Expects of the class it is mixed into: ``cfg``, ``device``, ``model``, ``optimizer``, ``schedule`` (a
     ``DelaySchedule`` or None), ``train_loader``, ``run_id``, ``label``, ``name``, ``epoch``, ``step``, ``history``,
-    ``last_eval``, ``result``, ``checkpoint_path``, ``_neuron_constants`` and ``_own_model`` (the Trainer's
+    ``last_eval``, ``result``, ``checkpoint_path``, ``_neuron_constants``, ``_own_model`` and ``_own_data`` (the Trainer's
     ``neuron_constants`` and whether its model was passed in), ``_delays_rounded``, ``_epoch_progress`` (the running
     epoch's progress), ``_resume_progress`` (set here: a partial epoch to finish), ``_pending_epoch_end`` (set here
     too: a counted epoch whose evaluation and record are still to do), ``_boundary`` (the state at the start of
@@ -384,8 +408,10 @@ class ResumeMixin:
         decodes).
 
         A checkpoint taken inside an epoch (``partial_epoch``) also holds the epoch's progress: the
-        batches done, their running sums and the loader's generator states at the epoch's start, so that
-        a resume replays the same batch order and continues with the next batch.
+        batches done, their running sums, the loader's generator states and the global random states
+        (``"global_rng"``: a loader without a generator of its own shuffles with torch's) at the epoch's start, so
+        that a resume replays the same batch order and continues with the next batch. (One saved before
+        ``"global_rng"`` was kept still resumes; a loader shuffling with the global generator is then warned about.)
         """
         rng = self._global_rng_state()
         return {
@@ -394,6 +420,8 @@ class ResumeMixin:
             "run_id": self.run_id,
             "label": self.label,
             "name": self.name,  # (a resume into another store registers the run under it)
+            "own_model": bool(self._own_model),  # (a model / data passed in: not rebuilt from the configuration,
+            "own_data": bool(self._own_data),    # snnlab.training.model.custom_parts)
             "epoch": int(self.epoch),
             "step": int(self.step),
             "model": self.model.state_dict(),

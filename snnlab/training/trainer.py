@@ -107,6 +107,68 @@ def _refuse_known_run_id(store: RunStoreProtocol | None, run_id: str | None, ckp
                      f"run {resumed!r}, or give an id the store does not hold")
 
 
+def _refuse_inference_parameters(model: nn.Module) -> None:
+    """``ValueError`` naming the Trainer and the parameter for a model made under ``torch.inference_mode()``: its
+    parameters are inference tensors, which autograd cannot train."""
+    for name, p in model.named_parameters():
+        if p.is_inference():
+            raise ValueError(f"Trainer: the model's parameter {name!r} is an inference tensor (the model was built or "
+                             "loaded under torch.inference_mode()), which cannot be trained; build the model outside "
+                             "inference_mode (or clone its parameters there)")
+
+
+def _data_classes(loader: Any, cfg: ExperimentConfig, first_labels: torch.Tensor | None) -> int:
+    """The class count of a model built from ``cfg`` for the training ``loader`` passed in: its dataset's (or the
+    dataset a ``Subset`` wraps) ``num_classes``, else ``len(classes)``; else ``cfg.dataset``'s, with a ``UserWarning``
+    (one batch cannot tell the classes), and a ``ValueError`` when ``first_labels`` (the first batch's) already lie
+    outside them."""
+    from .config import dataset_shape
+
+    dataset = getattr(loader, "dataset", None)
+    for ds in (dataset, getattr(dataset, "dataset", None)):
+        n = getattr(ds, "num_classes", None)
+        if isinstance(n, int) and not isinstance(n, bool) and n > 0:
+            return n
+        classes = getattr(ds, "classes", None)
+        if isinstance(classes, (list, tuple)) and classes:
+            return len(classes)
+    n = int(dataset_shape(cfg)[1])
+    fix = ("give the loader's dataset a num_classes attribute (or a classes list), or build the model yourself and "
+           "pass it (Trainer(cfg, model=..., train_loader=..., test_loader=...))")
+    if first_labels is not None and first_labels.numel() and int(first_labels.max()) >= n:
+        raise ValueError(f"Trainer: the training loader's labels go up to {int(first_labels.max())}, but the model "
+                         f"built from cfg would get the {n} classes of cfg.dataset ({cfg.dataset!r}): the data passed "
+                         f"in does not tell its class count; {fix}")
+    warnings.warn(f"Trainer: the model built from cfg for the loaders passed in gets {n} outputs, the class count of "
+                  f"cfg.dataset ({cfg.dataset!r}): the data does not tell its own; {fix}",
+                  UserWarning, stacklevel=user_stacklevel())
+    return n
+
+
+def _custom_data_label(cfg: ExperimentConfig, n_in: int, n_cls: int) -> str:
+    """The label of a model built from ``cfg`` for data passed in: the configuration's, without the dataset's name
+    and time steps (``cfg.dataset`` is not the data), with the layer sizes built, then ``" (custom data)"``.
+
+    Example:
+        >>> _custom_data_label(ExperimentConfig(hidden=[16]), 12, 3)
+        '12-16-3 multi_spike atan (custom data)'
+    """
+    import re
+
+    arch = "-".join(str(int(v)) for v in [n_in, *cfg.hidden, n_cls])
+    rest = [t for t in cfg.label().split(" ")[2:] if not re.fullmatch(r"T\d+|dt\S*ms|pad(\d+|longest)", t)]
+    return " ".join([arch, *rest]) + " (custom data)"
+
+
+def _shuffles_with_global_rng(loader: Any) -> bool:
+    """Whether ``loader`` draws its order from torch's global generator: a ``RandomSampler`` without a generator
+    (``DataLoader(ds, shuffle=True)`` without ``generator=``)."""
+    from torch.utils.data import RandomSampler
+
+    samplers = (getattr(loader, "sampler", None), getattr(getattr(loader, "batch_sampler", None), "sampler", None))
+    return any(isinstance(s, RandomSampler) and s.generator is None for s in samplers)
+
+
 class TrainingDiverged(RuntimeError):
     """The loss (or the weights) became NaN or infinite."""
 
@@ -139,23 +201,14 @@ def _store_has(store: Any, run_id: str) -> bool:
     return True
 
 
-def _takes_run_id(store: Any) -> bool:
-    """Whether ``store.create_run`` takes ``run_id`` (:meth:`RunStore.create_run`): the trainer then picks the id and
-    registers the run when it starts."""
+def _takes_keyword(store: Any, method: str, keyword: str) -> bool:
+    """Whether ``store.<method>`` takes ``keyword``: :meth:`RunStore.create_run` takes ``run_id`` (the trainer then
+    picks the id and registers the run when it starts), :meth:`RunStore.set_status` takes ``only_if`` (a conditional
+    change); another store following :class:`RunStoreProtocol` may take neither."""
     import inspect
 
     try:
-        return "run_id" in inspect.signature(store.create_run).parameters
-    except (AttributeError, TypeError, ValueError):
-        return False
-
-
-def _takes_only_if(store: Any) -> bool:
-    """Whether ``store.set_status`` takes ``only_if`` (a conditional change, :meth:`RunStore.set_status`)."""
-    import inspect
-
-    try:
-        return "only_if" in inspect.signature(store.set_status).parameters
+        return keyword in inspect.signature(getattr(store, method)).parameters
     except (AttributeError, TypeError, ValueError):
         return False
 
@@ -189,7 +242,12 @@ class Trainer(ControlMixin, ResumeMixin, ReportingMixin):
             data than yours). With your own
             ``model`` the fields that build a network (``hidden``, ``neuron``, ``recurrent``, ``tau_syn``, ...) are
             not used (the training fields are: ``lr``, ``epochs``, ``readout``, ``spike_reg``...), and the run store
-            records ``cfg`` as given, under a "(custom model)" label.
+            records ``cfg`` as given, under a "(custom model)" label. A model built from ``cfg`` for your loaders takes
+            its input size from their first batch and its class count from their dataset's ``num_classes`` (or
+            ``len(classes)``); a dataset without one gets ``cfg.dataset``'s, with a ``UserWarning`` (a ``ValueError``
+            when the first batch's labels lie outside it); its label gives the sizes built, not ``cfg.dataset``
+            (``"12-128-3 multi_spike atan (custom data)"``). A bit-exact resume inside an epoch holds for loaders that
+            shuffle with torch's global generator too (``DataLoader(ds, shuffle=True)``).
         resume: path of a checkpoint (or a run folder) to continue from. A ``cfg`` with fewer ``epochs`` than the
             checkpoint trained (its complete epochs, and the one it stopped inside) is refused with a
             :class:`~snnlab.training.resume.ResumeConfigError` before anything is written
@@ -296,42 +354,9 @@ class Trainer(ControlMixin, ResumeMixin, ReportingMixin):
         self.checkpoint_path: Path | None = self.run_dir / CHECKPOINT_NAME if self.run_dir is not None else None
 
         seed_everything(cfg.seed)
-        own_data = train_loader is not None  # (both loaders or neither: checked above)
-        if not own_data:
-            train_loader, test_loader, n_in, n_cls = self._build_data()
-        else:
-            n_in = n_cls = None
-        self.train_loader, self.test_loader = train_loader, test_loader
-        own_model = model is not None
-        #: the run's label (run store, checkpoints, events): the configuration's, unless the model or the data were
-        #: passed in, which the configuration then does not describe
-        self.label = cfg.label()
-        if own_model:
-            self.label = f"{type(model).__name__} (custom model) on {'custom data' if own_data else cfg.dataset}"
-        elif own_data:
-            self.label += " (custom data)"
-        if model is None:
-            if n_in is None:
-                from .config import dataset_shape
-
-                from snnlab.metrics import check_batch
-
-                first = next(iter(train_loader), None)
-                if first is None:
-                    raise ValueError("Trainer: the training loader yields no batches")
-                check_batch(first, "Trainer", 0)  # a malformed one raises (an empty one has the feature size too)
-                n_in, n_cls = int(first[0].shape[-1]), dataset_shape(cfg)[1]
-            from .model import build_model
-
-            model = build_model(cfg, n_in, n_cls)
-        self.model = model.to(self.device)
-        if ckpt is not None and ckpt.get("delays_rounded"):
-            for layer in self._delay_layers(all_layers=True):
-                layer.round_delays()
-        self.optimizer = self._build_optimizer()
-        learnable = self._delay_layers()
-        self.schedule = (DelaySchedule(learnable, total_epochs=cfg.epochs, sigma_end=cfg.sigma_end, kind=cfg.sigma_schedule,
-                                       anneal_fraction=cfg.sigma_anneal_fraction) if learnable else None)
+        # (a trainer built under torch.inference_mode(): its data, model and restored state are trainable all the same)
+        with torch.inference_mode(False):
+            self._build_parts(model, train_loader, test_loader, ckpt)
 
         # spikes per sample during training steps
         self._spike_counts: list[torch.Tensor] = []
@@ -339,6 +364,7 @@ class Trainer(ControlMixin, ResumeMixin, ReportingMixin):
         self._counting = False
         self._warned_short = False
         self._warned_empty = False
+        self._warned_spike_reg = False  # spike_reg > 0 on a model without LIF layers: warned once
         self._boundary: dict[str, Any] | None = None  # the state at the start of the step in progress
         hooks = [m.register_forward_hook(WeakMethodHook(self, "_count_hook"))  # held weakly: copies and pickles of
                  for m in self.model.modules() if isinstance(m, LIF)]          # the model leave the trainer behind
@@ -349,7 +375,8 @@ class Trainer(ControlMixin, ResumeMixin, ReportingMixin):
         self._delays_rounded = bool(ckpt.get("delays_rounded")) if ckpt is not None else False
 
         if ckpt is not None:
-            self._restore_or_explain(ckpt, resume)
+            with torch.inference_mode(False):
+                self._restore_or_explain(ckpt, resume)
         # (the folder, its lock and config.json are made when a run claims it: _claim_run_folder; a trainer never run
         # leaves no folder behind, and the lock is taken once, there)
         self._follow: tuple[dict, int] | None = None  # (config, step) a store that knows the resumed run takes at run()
@@ -367,6 +394,51 @@ class Trainer(ControlMixin, ResumeMixin, ReportingMixin):
             self._store("set_status", self.run_id, "idle", None)  # trains)
 
     # ------------------------------------------------------------------------------ construction
+    def _build_parts(self, model: nn.Module | None, train_loader, test_loader, ckpt: dict[str, Any] | None) -> None:
+        """The loaders (``cfg.dataset``'s unless given), :attr:`label`, the model (built from ``cfg`` unless given),
+        the optimiser and the delays' sigma schedule.
+
+        A model built from ``cfg`` for loaders passed in takes its input size from their first batch and its class
+        count from their dataset's ``num_classes`` (or ``len(classes)``) when it has one; otherwise from
+        ``cfg.dataset`` (warned: :func:`_data_classes`). Its label names no dataset: the layer sizes built, then
+        ``" (custom data)"``."""
+        cfg = self.cfg
+        own_data = train_loader is not None  # (both loaders or neither: checked above)
+        self._own_data = own_data
+        if not own_data:
+            train_loader, test_loader, n_in, n_cls = self._build_data()
+        else:
+            n_in = n_cls = None
+        self.train_loader, self.test_loader = train_loader, test_loader
+        #: the run's label (run store, checkpoints, events): the configuration's, unless the model or the data were
+        #: passed in, which the configuration then does not describe
+        self.label = cfg.label()
+        if model is not None:
+            _refuse_inference_parameters(model)
+            self.label = f"{type(model).__name__} (custom model) on {'custom data' if own_data else cfg.dataset}"
+        else:
+            if n_in is None:
+                from snnlab.metrics import check_batch
+
+                first = next(iter(train_loader), None)
+                if first is None:
+                    raise ValueError("Trainer: the training loader yields no batches")
+                checked = check_batch(first, "Trainer", 0)  # a malformed one raises (an empty one has the feature size)
+                n_in = int(first[0].shape[-1])
+                n_cls = _data_classes(train_loader, cfg, None if checked is None else checked[1])
+                self.label = _custom_data_label(cfg, n_in, n_cls)
+            from .model import build_model
+
+            model = build_model(cfg, n_in, n_cls)
+        self.model = model.to(self.device)
+        if ckpt is not None and ckpt.get("delays_rounded"):
+            for layer in self._delay_layers(all_layers=True):
+                layer.round_delays()
+        self.optimizer = self._build_optimizer()
+        learnable = self._delay_layers()
+        self.schedule = (DelaySchedule(learnable, total_epochs=cfg.epochs, sigma_end=cfg.sigma_end, kind=cfg.sigma_schedule,
+                                       anneal_fraction=cfg.sigma_anneal_fraction) if learnable else None)
+
     def _register_run(self, run_id: str | None, ckpt: dict[str, Any] | None, name: str | None) -> str:
         """The run's id (``run_id``, else the checkpoint's, else the store's, else random). A store that knows the
         resumed run follows it (its config, no metrics of the steps not done) when it starts training
@@ -378,13 +450,14 @@ class Trainer(ControlMixin, ResumeMixin, ReportingMixin):
             run_id = ckpt.get("run_id")
         saved = ckpt or {}
         row_name = name or saved.get("name") or saved.get("label") or self.label
-        if store is not None and hasattr(store, "get_run") and _takes_run_id(store):
+        if store is not None and hasattr(store, "get_run") and _takes_keyword(store, "create_run", "run_id"):
             if run_id is not None and _store_has(store, run_id):  # (a known id of a new run is refused above)
                 if ckpt is not None:  # the store follows the resumed run once it trains (not if it is refused)
                     self._follow = (cfg.to_dict(), int(ckpt["step"]))
                 return str(run_id)
             self._registration = {"name": row_name, "own_id": run_id is None,
-                                  "step": None if ckpt is None else int(ckpt["step"])}
+                                  "step": None if ckpt is None else int(ckpt["step"]),
+                                  "resumed_id": None if ckpt is None else ckpt.get("run_id")}
             return str(run_id) if run_id is not None else uuid.uuid4().hex[:12]
         if run_id is not None and store is not None and hasattr(store, "get_run"):
             if not _store_has(store, run_id):  # resumed into a store that never saw the run (or a chosen id)
@@ -407,7 +480,8 @@ class Trainer(ControlMixin, ResumeMixin, ReportingMixin):
     def _register_at_start(self) -> None:
         """Register the run's row now that the run holds its folder and starts (:meth:`_register_run` left it for
         this). Another trainer that registered the id meanwhile (the same run resumed in another process) is followed
-        by a resumed run; a new run under a chosen id is then refused (``ValueError``), as at construction."""
+        by a resumed run of that id; a new run under a chosen id, or a resume given another run's id, is then refused
+        (``ValueError``), as at construction (:func:`_refuse_known_run_id`)."""
         registration = self._registration
         if registration is None or self.store is None:
             return
@@ -416,10 +490,8 @@ class Trainer(ControlMixin, ResumeMixin, ReportingMixin):
         except Exception:
             if not _store_has(self.store, self.run_id):
                 raise
-            if registration["step"] is None:
-                raise ValueError(f"Trainer: run_id={self.run_id!r} is already a run in the store: another trainer "
-                                 "registered it since this one was built; give a new run_id (or none: the store "
-                                 "gives one) for a new run") from None
+            resumed = None if registration["step"] is None else {"run_id": registration["resumed_id"]}
+            _refuse_known_run_id(self.store, self.run_id, resumed)
             self._follow = (self.cfg.to_dict(), registration["step"])
         else:
             self.registered_run = True
@@ -521,6 +593,11 @@ class Trainer(ControlMixin, ResumeMixin, ReportingMixin):
 
     def _count_hook(self, module, inputs, output) -> None:
         if self._counting:
+            if not isinstance(output, torch.Tensor):  # (a tuple's first element is not known to be the spikes)
+                name = next((n for n, m in self.model.named_modules() if m is module), "?")
+                raise TypeError(f"Trainer: layer {name!r} ({type(module).__name__}) returned {type(output).__name__}, "
+                                "not a tensor: a neuron layer (an LIF or a subclass) must return its spike tensor "
+                                "[T, B, ...] alone (keep the membrane in last_membrane)")
             self._spike_counts.append(output.detach().sum(dtype=torch.float64))  # exact also for half spikes
             if self.cfg.spike_reg > 0:  # kept with their graph for the activity penalty
                 self._spike_outputs.append(output)
@@ -564,7 +641,9 @@ class Trainer(ControlMixin, ResumeMixin, ReportingMixin):
 
         On failure the state becomes "failed", a "failed" event carries the message, and the
         error is re-raised when ``raise_errors`` (the background thread of :meth:`start` does not raise).
-        :meth:`stop` stops gracefully, and then this returns None.
+        :meth:`stop` stops gracefully, and then this returns None. It trains with gradients on and outside inference
+        mode whatever the calling thread has set (``torch.set_grad_enabled(False)``, ``torch.inference_mode()``), as
+        :meth:`start`'s thread does; evaluations run without gradients.
 
         Ctrl-C, in the main thread with Python's own handler and loaders without worker processes: the first one
         stops at the next step boundary, saves a checkpoint that resumes exactly, sets the state "stopped" and
@@ -584,6 +663,7 @@ class Trainer(ControlMixin, ResumeMixin, ReportingMixin):
             with self._first_ctrl_c_stops() as asked:
                 result = self._run_guarded(raise_errors)
         finally:
+            self._end_running()
             self._release_run_folder()  # (after the checkpoint a stop or an interrupt saves)
             self._settle_store()  # the run-store writes that failed: once more, and a warning for what is missing
         if asked:
@@ -594,7 +674,10 @@ class Trainer(ControlMixin, ResumeMixin, ReportingMixin):
 
     def _run_guarded(self, raise_errors: bool) -> dict[str, Any] | None:
         try:
-            return self._train()
+            # gradients on, outside inference mode, whatever the caller's thread has set (torch.set_grad_enabled(False)
+            # left over from a notebook cell, a with torch.inference_mode() block): evaluations turn them off
+            with torch.inference_mode(False), torch.enable_grad():
+                return self._train()
         except KeyboardInterrupt:
             # (not when it came as the stop or the finish ended: the run is saved and reported)
             if self.state not in ("stopped", "finished"):
@@ -681,8 +764,9 @@ class Trainer(ControlMixin, ResumeMixin, ReportingMixin):
             return
         if not self.registered_run:
             return
-        if _takes_only_if(self.store):
-            self._store("set_status", self.run_id, "failed", message, only_if=("idle",))
+        if _takes_keyword(self.store, "set_status", "only_if"):
+            # ("created": a row registered at the claim, which then failed, e.g. writing config.json)
+            self._store("set_status", self.run_id, "failed", message, only_if=("created", "idle"))
             return
         if not hasattr(self.store, "get_run"):
             return
@@ -690,7 +774,7 @@ class Trainer(ControlMixin, ResumeMixin, ReportingMixin):
             status = self.store.get_run(self.run_id).get("status")
         except Exception:  # noqa: BLE001 - the store's errors are never fatal (a deleted row: nothing to mark)
             return
-        if status == "idle":
+        if status in ("created", "idle"):
             self._store("set_status", self.run_id, "failed", message)
 
     def _release_run_folder(self) -> None:
@@ -723,6 +807,7 @@ class Trainer(ControlMixin, ResumeMixin, ReportingMixin):
         self._emit("started", config=cfg.to_dict(), label=self.label, name=self.name, device=str(self.device),
                    n_parameters=int(n_params), start_epoch=int(self.epoch), epochs=int(cfg.epochs))
         self._store("set_status", self.run_id, "running", None)
+        self._warn_spike_reg_unused()
         self._start_step = self.step
         ended = False  # whether this run ended an epoch: the model trained since the checkpoint's result (if any)
         if self._pending_epoch_end is not None:  # an epoch trained, whose evaluation a Ctrl-C cut short: end it first
@@ -834,7 +919,8 @@ class Trainer(ControlMixin, ResumeMixin, ReportingMixin):
         bar = tqdm(total=n_batches, initial=done, desc=f"epoch {epoch + 1}/{cfg.epochs}", disable=not self.progress,
                    leave=False)
         self._epoch_progress = {"batches_done": done, "sums": dict(sums), "n_seen": n_seen,
-                                "loader_generators": resume["loader_generators"] if resume else None}
+                                "loader_generators": resume["loader_generators"] if resume else None,
+                                "global_rng": resume.get("global_rng") if resume else None}
         try:
             it = None
             i = done - 1
@@ -865,6 +951,8 @@ class Trainer(ControlMixin, ResumeMixin, ReportingMixin):
                 # the model's floating dtype (integer event frames, float32 data for a float64 model), as evaluate
                 x = model_input(x.to(self.device, non_blocking=True), self.device, in_dtype)
                 y = y_given.to(self.device, non_blocking=True)
+                if x.is_inference() or y.is_inference():  # (data made under inference_mode: autograd cannot save it)
+                    x, y = x.clone(), y.clone()
                 self._spike_counts, self._spike_outputs = [], []
                 self._counting = True
                 try:
@@ -939,6 +1027,19 @@ class Trainer(ControlMixin, ResumeMixin, ReportingMixin):
         n = max(n_seen, 1)
         return {f"train_{k}": v / n for k, v in sums.items()} | {"train_samples": n_seen}
 
+    def _warn_spike_reg_unused(self) -> None:
+        """Warn once per trainer when ``cfg.spike_reg > 0`` has no layer to act on: the penalty counts the spikes of
+        snnlab LIF layers (and subclasses), and the model has none."""
+        if self._warned_spike_reg or not self.cfg.spike_reg > 0:
+            return
+        if any(isinstance(m, LIF) for m in self.model.modules()):
+            return
+        self._warned_spike_reg = True
+        warnings.warn(f"Trainer: spike_reg={self.cfg.spike_reg:g} does nothing here: the activity penalty counts the "
+                      "spikes of snnlab.LIF layers (and subclasses), and the model has none; make the neuron layers "
+                      "subclass snnlab.LIF (their spikes are then penalised), or set spike_reg=0", UserWarning,
+                      stacklevel=user_stacklevel())
+
     def _warn_empty_batch(self, index: int, epoch: int) -> None:
         """Warn once per run, under a learning-rate schedule, that an empty training batch is skipped (the schedule
         counts it as a step)."""
@@ -950,21 +1051,37 @@ class Trainer(ControlMixin, ResumeMixin, ReportingMixin):
                       "they will not reach their end", RuntimeWarning, stacklevel=user_stacklevel())
 
     def _epoch_iterator(self, resume: dict[str, Any] | None):
-        """``iter(train_loader)``, recording the loader's generator states at the epoch's start.
+        """``iter(train_loader)``, recording the loader's generator states and the global random states at the
+        epoch's start (a loader without a generator of its own, e.g. ``DataLoader(ds, shuffle=True)``, draws its
+        order from torch's global generator when the iteration starts).
 
-        Resuming inside an epoch: the loader's generators are set back to the epoch's start, the batches
-        already trained are drawn again and dropped (the same order, the same encoder draws), and the
-        global random states are left as the checkpoint had them.
+        Resuming inside an epoch: the loader's generators and the global random states are set back to the epoch's
+        start, the batches already trained are drawn again and dropped (the same order, the same encoder draws), and
+        the global random states are then left as the checkpoint had them. A checkpoint written before the epoch's
+        global states were kept, of a loader that shuffles with the global generator, resumes on another order: warned.
         """
         if resume is None:
             self._epoch_progress["loader_generators"] = loader_states(self.train_loader)
+            self._epoch_progress["global_rng"] = self._global_rng_state()
             return iter(self.train_loader)
         restore_loader_states(self.train_loader, resume.get("loader_generators"))
         rng = self._global_rng_state()
-        it = iter(self.train_loader)
-        for _ in range(int(resume["batches_done"])):
-            next(it, None)
-        self._set_global_rng_state(rng)
+        start = resume.get("global_rng")
+        if start:
+            self._set_global_rng_state(start)
+        elif int(resume["batches_done"]) > 0 and _shuffles_with_global_rng(self.train_loader):
+            warnings.warn("Trainer: the checkpoint was saved inside an epoch by an snnlab version that did not keep "
+                          "the global random state at the epoch's start, and the training loader shuffles with torch's "
+                          "global generator (no generator= of its own): the rest of this epoch is drawn from another "
+                          "order (some samples twice, some not at all); later epochs are exact. Give the DataLoader "
+                          "generator=torch.Generator().manual_seed(...) for exact resumes of any checkpoint",
+                          UserWarning, stacklevel=user_stacklevel())
+        try:
+            it = iter(self.train_loader)
+            for _ in range(int(resume["batches_done"])):
+                next(it, None)
+        finally:
+            self._set_global_rng_state(rng)
         return it
 
     def _finish(self, untrained: bool) -> dict[str, Any]:

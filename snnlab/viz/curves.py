@@ -674,6 +674,11 @@ def live_learning_curves(metrics: Sequence[str] | None = None,
         >>> buf.send(pd.DataFrame({"step": [1.0], "name": ["loss"], "value": [0.5]}))
         >>> len(buf.data)
         1
+        >>> buf.send(pd.DataFrame({"step": range(20_000), "name": "loss", "value": 0.1}))
+        >>> len(buf.data)  # (the last buffer_length rows)
+        10000
     """
     live = LiveCurves(metrics=metrics, buffer_length=buffer_length)
+    # rows sent straight to the buffer skip LiveCurves' own trimming: the buffer keeps the last buffer_length itself
+    live.buffer.length = int(buffer_length)
     return live.plot, live.buffer
