@@ -38,8 +38,8 @@ from snnlab.kernels.surrogate_math import check_builtin_surrogate
 
 from . import surrogates as sg
 from .neurons import LIF, _value_repr
-from .recurrent import (RECURRENT_INITS, _renamed, build_synapses, check_synapses, loop_weight, recurrent_current,
-                        reset_synapse_weight)
+from .recurrent import (RECURRENT_INITS, CheckedSynapsesMixin, _renamed, build_synapses, loop_weight,
+                        recurrent_current, reset_synapse_weight)
 from .step_loop import Adaptation, lif_step_loop
 from .validation import as_flag, as_number, check_choice, check_fits_float32, check_non_negative, is_integer
 
@@ -49,7 +49,7 @@ DEFAULT_TAU_ADAPT = 100.0  # time steps
 _BACKENDS = ("auto", "torch", "cpu", "triton", "reference")
 
 
-class ALIF(LIF):
+class ALIF(CheckedSynapsesMixin, LIF):
     r"""Adaptive LIF neurons: each spike raises the neuron's threshold by ``adaptation``, and the rise decays back
     with time constant ``tau_adapt`` (steps). ``theta[t] = threshold + adaptation * a[t-1]``,
     ``a[t] = (1 - 1/tau_adapt) * a[t-1] + s[t]``; see :mod:`snnlab.core.adaptive`.
@@ -106,6 +106,9 @@ class ALIF(LIF):
         torch.Size([30, 3, 2])
     """
 
+    # (layer.recurrent = m is checked by check_synapses: None allowed, a feed-forward ALIF)
+    _SYNAPSES_LAYER, _SYNAPSES_OPTIONAL = "ALIF", True
+
     def __init__(self, tau_mem: float | None = None, threshold: float = 1.0, reset: str = "subtract", *,
                  adaptation: float = 0.5, tau_adapt: float = DEFAULT_TAU_ADAPT, learn_adaptation: bool = False,
                  recurrent: bool = False, recurrent_init: str = "uniform", beta: float | None = None,
@@ -161,16 +164,6 @@ class ALIF(LIF):
         if recurrent:
             self.recurrent = build_synapses(self.n_neurons, recurrent_init, "ALIF")
             self.reset_recurrent(recurrent_init)
-
-    def __setattr__(self, name: str, value) -> None:
-        if name == "recurrent":  # the synapses the loops can read (None: feed-forward; see check_fusable)
-            check_synapses(value, "ALIF", self.__dict__.get("n_neurons"), optional=True)
-        super().__setattr__(name, value)
-
-    def add_module(self, name: str, module: nn.Module | None) -> None:
-        if name == "recurrent":  # (register_module too): the assignment's check
-            check_synapses(module, "ALIF", self.__dict__.get("n_neurons"), optional=True)
-        super().add_module(name, module)
 
     @torch.no_grad()
     def _reset_adaptation(self) -> None:

@@ -46,7 +46,6 @@ import torch.nn.functional as F
 from torch import nn
 from torch.nn.modules import module as _torch_module
 from torch.nn.utils import parametrize
-from torch.nn.utils.prune import BasePruningMethod
 from torch.nn.utils.spectral_norm import SpectralNorm
 from torch.nn.utils.weight_norm import WeightNorm
 
@@ -54,6 +53,7 @@ from snnlab.kernels.dispatch import HALF_DTYPES, compute_dtype
 from snnlab.kernels.recurrent_lif import recurrent_lif
 
 from . import surrogates as sg
+from .module_hooks import hook_label, hook_tensor_name, is_snnlab_hook
 from .neurons import LIF
 from .step_loop import lif_step_loop
 from .validation import check_choice, is_integer, user_stacklevel
@@ -119,7 +119,6 @@ def reset_synapse_weight(synapses: nn.Linear, init: str, layer: str = "Recurrent
         >>> torch.equal(lin.weight, lin.weight_orig * lin.weight_mask)
         True
     """
-    check_choice(init, "recurrent_init", RECURRENT_INITS, layer)
     where = f"{layer}.reset_recurrent({init!r})"
     if parametrize.is_parametrized(synapses, "weight"):
         _reset_parametrized(synapses, init, where, layer)
@@ -127,9 +126,7 @@ def reset_synapse_weight(synapses: nn.Linear, init: str, layer: str = "Recurrent
     if "weight" in synapses._parameters:
         init_recurrent_weight(synapses.weight, init, layer)
         return
-    hooks = [h for h in synapses._forward_pre_hooks.values()
-             if isinstance(h, (BasePruningMethod, WeightNorm, SpectralNorm))
-             and getattr(h, "_tensor_name" if isinstance(h, BasePruningMethod) else "name", None) == "weight"]
+    hooks = [h for h in synapses._forward_pre_hooks.values() if hook_tensor_name(h) == "weight"]
     if len(hooks) != 1:
         found = (", ".join(type(h).__name__ for h in hooks)
                  or "no torch.nn.utils prune / weight_norm / spectral_norm hook")
@@ -243,6 +240,41 @@ def check_synapses(value: object, layer: str, n_neurons: int | None, *, optional
                          f"out_features={value.out_features}")
 
 
+class CheckedSynapsesMixin:
+    """Checks a module assigned as ``recurrent`` (``layer.recurrent = m``, ``add_module`` / ``register_module``) by
+    :func:`check_synapses` before it is set: a mixin placed before ``nn.Module`` in the bases of a recurrent layer,
+    which names itself in ``_SYNAPSES_LAYER`` and sets ``_SYNAPSES_OPTIONAL`` where None (feed-forward) is allowed.
+
+    Example:
+        >>> class Layer(CheckedSynapsesMixin, torch.nn.Module):
+        ...     _SYNAPSES_LAYER, _SYNAPSES_OPTIONAL = "Layer", True
+        >>> layer = Layer()
+        >>> layer.n_neurons = 2
+        >>> layer.recurrent = None                     # optional: fine
+        >>> layer.recurrent = torch.nn.Linear(3, 3)
+        Traceback (most recent call last):
+        ...
+        ValueError: Layer: the recurrent nn.Linear must map the layer's 2 neurons to themselves ...
+    """
+
+    #: the layer the messages name
+    _SYNAPSES_LAYER: str = "RecurrentLIF"
+    #: whether ``recurrent`` may be None (a feed-forward layer)
+    _SYNAPSES_OPTIONAL: bool = False
+
+    def __setattr__(self, name: str, value) -> None:
+        if name == "recurrent":  # the synapses the loops can read (check_fusable: what the fused one can run)
+            check_synapses(value, self._SYNAPSES_LAYER, self.__dict__.get("n_neurons"),
+                           optional=self._SYNAPSES_OPTIONAL)
+        super().__setattr__(name, value)
+
+    def add_module(self, name: str, module: nn.Module | None) -> None:
+        if name == "recurrent":  # (register_module too): the assignment's check
+            check_synapses(module, self._SYNAPSES_LAYER, self.__dict__.get("n_neurons"),
+                           optional=self._SYNAPSES_OPTIONAL)
+        super().add_module(name, module)
+
+
 def check_fusable(synapses: nn.Linear, layer: str) -> None:
     """``ValueError`` naming ``layer`` unless the fused loop (``backend='auto'`` / ``'torch'``), which reads
     ``synapses.weight`` and never calls the module, computes what a call would: a bias-free ``nn.Linear`` whose forward
@@ -334,11 +366,9 @@ def _warn_global_hooks_once(layer: str) -> None:
     new = {}  # handle id -> "<kind> <hook>", for the hooks not named yet
     for name in _GLOBAL_HOOK_DICTS:
         for key, hook in getattr(_torch_module, name, {}).items():
-            own = str(getattr(hook, "__module__", None) or "").startswith("snnlab.")
-            if key not in _WARNED_GLOBAL_HOOKS and not own:
-                named = hook if hasattr(hook, "__qualname__") else type(hook)
+            if key not in _WARNED_GLOBAL_HOOKS and not is_snnlab_hook(hook):
                 kind = name[len("_global_"):-len("_hooks")].replace("_", " ")
-                new[key] = f"{kind} hook {getattr(named, '__module__', None) or '?'}.{named.__qualname__}"
+                new[key] = f"{kind} hook {hook_label(hook)}"
     if not new:
         return
     _WARNED_GLOBAL_HOOKS.update(new)
@@ -430,7 +460,7 @@ def recurrent_current(synapses: nn.Linear, o: torch.Tensor, work: torch.dtype) -
     return synapses(o.unsqueeze(0).to(work))[0]
 
 
-class RecurrentLIF(LIF):
+class RecurrentLIF(CheckedSynapsesMixin, LIF):
     r"""LIF neurons with all-to-all recurrent synapses: ``h[t] = beta * v[t-1] + x[t] + W_rec @ o[t-1]``.
 
     The standard recurrent SNN of the SHD / SSC benchmarks (Cramer et al. 2020): a layer of ``n_neurons`` LIF
@@ -492,6 +522,8 @@ class RecurrentLIF(LIF):
         True
     """
 
+    _SYNAPSES_LAYER = "RecurrentLIF"  # (layer.recurrent = m is checked by check_synapses)
+
     def __init__(self, n_neurons: int, *, tau_mem: float | None = None, threshold: float = 1.0,
                  reset: str = "subtract", beta: float | None = None, detach_reset: bool = False,
                  max_spikes: int | None = None, surrogate: str | sg.Surrogate = "atan", learn_threshold: bool = False,
@@ -518,16 +550,6 @@ class RecurrentLIF(LIF):
         self.recurrent_init = recurrent_init
         self.recurrent = build_synapses(self.n_neurons, recurrent_init, "RecurrentLIF")
         self.reset_recurrent(recurrent_init)
-
-    def __setattr__(self, name: str, value) -> None:
-        if name == "recurrent":  # the synapses the loops can read (check_fusable: what the fused one can run)
-            check_synapses(value, "RecurrentLIF", self.__dict__.get("n_neurons"))
-        super().__setattr__(name, value)
-
-    def add_module(self, name: str, module: nn.Module | None) -> None:
-        if name == "recurrent":  # (register_module too): the assignment's check
-            check_synapses(module, "RecurrentLIF", self.__dict__.get("n_neurons"))
-        super().add_module(name, module)
 
     def reset_parameters(self) -> None:
         """Put the time constant and threshold back to their constructed values (:meth:`snnlab.LIF.reset_parameters`)

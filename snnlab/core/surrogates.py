@@ -30,7 +30,6 @@ Example:
 """
 from __future__ import annotations
 
-import math
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -38,6 +37,8 @@ import torch
 
 from snnlab.kernels.surrogate_math import (CUSTOM_SURROGATES, NOISE_SURROGATES, SURROGATE_NAMES, surrogate_grad,
                                           unknown_surrogate_message)
+
+from .validation import check_positive
 
 
 @dataclass(frozen=True)
@@ -120,8 +121,7 @@ def register(name: str, grad: Callable[[torch.Tensor, float], torch.Tensor], def
         raise ValueError(f"register: {name!r} is a built-in surrogate; choose another name")
     if not callable(grad):
         raise TypeError(f"register: grad must be a function grad(u, param), got {type(grad).__name__}")
-    if not (float(default) > 0 and math.isfinite(float(default))):
-        raise ValueError(f"register: the default parameter must be a finite number > 0, got {default!r}")
+    check_positive(default, "the default parameter", "register")
     _check_grad(name, grad, float(default))
     CUSTOM_SURROGATES[name] = grad
     REGISTRY[name] = (float(default), description or f"custom surrogate {name!r}")

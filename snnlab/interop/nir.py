@@ -213,7 +213,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import torch
 from torch import nn
-from torch.nn.utils import parametrize, prune
+from torch.nn.utils import parametrize
 from torch.nn.utils.spectral_norm import SpectralNorm
 from torch.nn.utils.weight_norm import WeightNorm
 
@@ -221,6 +221,7 @@ from snnlab.core.adaptive import ALIF
 from snnlab.core.delays import DelayedLinear
 from snnlab.core.dropout import TimeDropout
 from snnlab.core.masking import SpikeMask
+from snnlab.core.module_hooks import WEIGHT_HOOK_TYPES, hook_label, hook_tensor_name, is_snnlab_hook
 from snnlab.core.neurons import LI, LIF
 from snnlab.core.normalization import TimeBatchNorm
 from snnlab.core.recurrent import RecurrentLIF
@@ -263,11 +264,6 @@ def _qualname(cls: type) -> str:
     return f"{cls.__module__}.{cls.__qualname__}"
 
 
-def _forward_owner(cls: type) -> type:
-    """The class in ``cls``'s MRO that defines the ``forward`` its instances run."""
-    return next(c for c in cls.__mro__ if "forward" in vars(c))
-
-
 def _check_forward(where: str, m: nn.Module, mapped: tuple[type[nn.Module], ...]) -> None:
     """``ValueError`` when ``m`` is mapped as one of ``mapped`` but computes something else: its class overrides that
     class's ``forward`` (or ``nn.Module.__call__``). ``where``: the layer, as the message names it."""
@@ -275,9 +271,8 @@ def _check_forward(where: str, m: nn.Module, mapped: tuple[type[nn.Module], ...]
     if base is None:  # (no NIR node: refused as such later)
         return
     cls = type(m)
-    owner = _forward_owner(cls)
-    if owner is not _forward_owner(base):
-        why = f"overrides forward ({_qualname(owner)}.forward)"
+    if cls.forward is not base.forward:
+        why = f"overrides forward ({hook_label(cls.forward)})"
     elif cls.__call__ is not nn.Module.__call__:
         why = f"overrides __call__ ({_qualname(cls)}.__call__)"
     else:
@@ -289,30 +284,18 @@ def _check_forward(where: str, m: nn.Module, mapped: tuple[type[nn.Module], ...]
                      f"network from {base.__name__} itself, or leave this layer out")
 
 
-def _own_hook(hook: Any) -> bool:
-    """snnlab's hooks (Monitor, the SynOps counter, the trainer's...), which only record."""
-    return str(getattr(hook, "__module__", None) or "").startswith("snnlab.")
-
-
-def _weight_hook(hook: Any) -> bool:
-    """The forward pre-hooks of ``torch.nn.utils.prune`` / ``weight_norm`` / ``spectral_norm``, which compute a weight
-    (exported by :func:`_param`)."""
-    return isinstance(hook, prune.BasePruningMethod | WeightNorm | SpectralNorm)
-
-
 def _param(m: nn.Module, attr: str) -> torch.Tensor | None:
     """``m.<attr>`` (``"weight"`` / ``"bias"``) as ``m``'s next call computes it: recomputed from its parameters where
     a prune / hook-based ``weight_norm`` / ``spectral_norm`` pre-hook writes it at each call (the attribute holds the
     value of the last call, stale after an optimiser step); the spectral norm from its stored vectors, as in eval
     mode."""
     for hook in m._forward_pre_hooks.values():
+        if hook_tensor_name(hook) != attr:  # (None for all but the WEIGHT_HOOK_TYPES)
+            continue
         with torch.no_grad():
-            if isinstance(hook, prune.BasePruningMethod) and hook._tensor_name == attr:
-                return hook.apply_mask(m)
-            if isinstance(hook, WeightNorm) and hook.name == attr:
-                return hook.compute_weight(m)
-            if isinstance(hook, SpectralNorm) and hook.name == attr:
+            if isinstance(hook, SpectralNorm):
                 return hook.compute_weight(m, do_power_iteration=False)
+            return hook.compute_weight(m) if isinstance(hook, WeightNorm) else hook.apply_mask(m)
     if parametrize.is_parametrized(m, attr):  # (computed on access: in train mode a spectral norm would run a power
         return _eval_parametrized(m, attr)  # iteration, moving its stored vectors and exporting another weight)
     return getattr(m, attr)
@@ -331,18 +314,12 @@ def _eval_parametrized(m: nn.Module, attr: str) -> torch.Tensor:
             p.training = training
 
 
-def _hook_label(hook: Any) -> str:
-    """``hook`` by its qualified name (a function, a bound method) or its class (not its repr, which may be long)."""
-    named = hook if hasattr(hook, "__qualname__") else type(hook)
-    return f"{getattr(named, '__module__', None) or '?'}.{named.__qualname__}"
-
-
 def _hook_names(where: str, m: nn.Module) -> list[str]:
     """The forward (pre-)hooks of ``m`` that :func:`to_nir` does not export, as ``"<kind> <hook> on <where>"``."""
-    out = [f"forward pre-hook {_hook_label(hook)} on {where}" for hook in m._forward_pre_hooks.values()
-           if not (_own_hook(hook) or _weight_hook(hook))]
-    return out + [f"forward hook {_hook_label(hook)} on {where}" for hook in m._forward_hooks.values()
-                  if not _own_hook(hook)]
+    out = [f"forward pre-hook {hook_label(hook)} on {where}" for hook in m._forward_pre_hooks.values()
+           if not (is_snnlab_hook(hook) or isinstance(hook, WEIGHT_HOOK_TYPES))]  # (weight hooks: see _param)
+    return out + [f"forward hook {hook_label(hook)} on {where}" for hook in m._forward_hooks.values()
+                  if not is_snnlab_hook(hook)]
 
 
 def _check_modules(model: nn.Sequential) -> None:
@@ -370,10 +347,10 @@ def _check_modules(model: nn.Sequential) -> None:
 
     walk(model, "the model", "", "")
     glob = nn.modules.module
-    hooks += [f"global forward pre-hook {_hook_label(hook)}" for hook in glob._global_forward_pre_hooks.values()
-              if not _own_hook(hook)]
-    hooks += [f"global forward hook {_hook_label(hook)}" for hook in glob._global_forward_hooks.values()
-              if not _own_hook(hook)]
+    hooks += [f"global forward pre-hook {hook_label(hook)}" for hook in glob._global_forward_pre_hooks.values()
+              if not is_snnlab_hook(hook)]
+    hooks += [f"global forward hook {hook_label(hook)}" for hook in glob._global_forward_hooks.values()
+              if not is_snnlab_hook(hook)]
     if hooks:
         warnings.warn(f"to_nir: the graph leaves out {len(hooks)} forward hook(s), which a NIR simulator does not "
                       f"run: {'; '.join(hooks)}. Exported as the modules' own forward: if a hook changes a module's "
