@@ -29,7 +29,7 @@ from pathlib import Path
 import numpy as np
 import torch
 from torch.utils.data import Dataset
-from snnlab.core.validation import all_finite, as_number, check_non_negative, check_positive, is_integer
+from snnlab.core.validation import all_finite, as_flag, as_number, check_non_negative, check_positive, is_integer
 
 from .cache import files_cache_params
 
@@ -193,6 +193,7 @@ class Cochlea:
             raise ValueError(f"Cochlea: compression must be 'log' or 'power', got {compression!r}")
         if encoding not in ("integrate", "delta"):
             raise ValueError(f"Cochlea: encoding must be 'integrate' or 'delta', got {encoding!r}")
+        binary = as_flag(binary, "binary", "Cochlea")
         if threshold is None:
             threshold = 0.1 if encoding == "delta" else 1.0  # envelopes lie in [0, 1]
         for name, v in (("num_steps", num_steps), ("n_channels", n_channels)):
@@ -328,14 +329,28 @@ def audio_to_spikes(wave_: np.ndarray | torch.Tensor, sample_rate: int, **cochle
 def spikes_to_events(spikes: torch.Tensor, dt: float) -> tuple[np.ndarray, np.ndarray]:
     """SHD-style events from a raster ``[T, C]``: ``(times float32 seconds, units uint16)`` sorted by time.
 
-    A count ``k > 1`` in a bin gives ``k`` events at that time.
+    A count ``k > 1`` in a bin gives ``k`` events at that time. ``dt`` (seconds per step) must be a finite
+    number > 0 and the raster 2-D with at most 65536 channels (units are stored as uint16, as in SHD files).
 
     Example:
         >>> times, units = spikes_to_events(torch.tensor([[0, 1], [1, 0]]), dt=0.01)
         >>> times.tolist(), units.tolist()
         ([0.0, 0.009999999776482582], [1, 0])
     """
-    s = torch.as_tensor(spikes).round().long().clamp_min(0).cpu().numpy()
+    fn = "spikes_to_events"
+    check_positive(dt, "dt", fn)
+    spikes = torch.as_tensor(spikes)
+    if spikes.dim() != 2:
+        raise ValueError(f"{fn}: spikes must be a raster [T, C] (time steps, channels), got shape "
+                         f"{tuple(spikes.shape)}; for a batch [T, B, C] convert each spikes[:, b]")
+    if spikes.is_complex():
+        raise TypeError(f"{fn}: spikes must be real spike counts, got dtype {spikes.dtype}")
+    if spikes.is_floating_point() and not all_finite(spikes):
+        raise ValueError(f"{fn}: spikes contains NaN or inf; a count must be a finite number")
+    if spikes.shape[1] > 2**16:
+        raise ValueError(f"{fn}: spikes has {spikes.shape[1]} channels, but units are stored as uint16 (at most "
+                         f"{2**16} channels, 0..65535); a unit >= 65536 would wrap around")
+    s = spikes.round().long().clamp_min(0).cpu().numpy()
     t_idx, c_idx = np.nonzero(s)
     reps = s[t_idx, c_idx]
     t_idx, c_idx = np.repeat(t_idx, reps), np.repeat(c_idx, reps)

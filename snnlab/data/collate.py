@@ -65,6 +65,16 @@ def _check_crop(crop: object, fn: str) -> bool:
     return crop
 
 
+def _check_same_shape(x: torch.Tensor, first: torch.Tensor, i: int, fn: str, skip: int) -> None:
+    """``ValueError`` naming ``fn`` and sample ``i`` unless ``x`` has ``first``'s shape after its first ``skip`` axes
+    (``skip=1``: time-major samples may differ in their length only; ``0``: static samples have one shape)."""
+    if x.shape[skip:] != first.shape[skip:]:
+        rule = ("samples [T, ...] may differ in their length T only" if skip else
+                "static samples [F] (or [C, H, W]) of one batch must all have one shape")
+        raise ValueError(f"{fn}: sample {i} has shape {tuple(x.shape)} but sample 0 has {tuple(first.shape)}; "
+                         f"{rule}")
+
+
 def _pad_stack(batch: Sequence[tuple[torch.Tensor, int | torch.Tensor]], n_steps: int | None, crop: bool,
                fn: str, source: str | None) -> tuple[torch.Tensor, torch.Tensor]:
     """The collate of :func:`time_major_collate` with checked settings; errors name ``fn``, and ``source`` (the
@@ -75,9 +85,7 @@ def _pad_stack(batch: Sequence[tuple[torch.Tensor, int | torch.Tensor]], n_steps
     for i, x in enumerate(xs):
         if x.dim() < 1:
             raise ValueError(f"{fn}: sample {i} is a scalar; samples are time-major [T, ...] tensors")
-        if x.shape[1:] != xs[0].shape[1:]:
-            raise ValueError(f"{fn}: sample {i} has shape {tuple(x.shape)} but sample 0 has "
-                             f"{tuple(xs[0].shape)}; samples [T, ...] may differ in their length T only")
+        _check_same_shape(x, xs[0], i, fn, skip=1)
         if n_steps is not None and x.shape[0] > n_steps and not crop:
             if source is not None:
                 raise ValueError(f"{fn}: sample {i} of the batch has {x.shape[0]} steps, more than {source}="
@@ -145,6 +153,12 @@ def _label(v: object, i: int, fn: str) -> int:
     """Label ``v`` of sample ``i`` as an int; ``ValueError`` naming ``fn`` when it is not a whole number."""
     if isinstance(v, numbers.Integral):  # (plain and NumPy ints, the usual labels)
         return int(v)
+    size = getattr(v, "numel", None)
+    n = size() if callable(size) else getattr(v, "size", 1) if hasattr(v, "shape") else 1
+    if n != 1 or isinstance(v, (list, tuple)):
+        shape = tuple(getattr(v, "shape", (len(v),) if isinstance(v, (list, tuple)) else ()))
+        raise ValueError(f"{fn}: sample {i} has a label of shape {shape}, not one class index; each sample's label "
+                         "is a single int (a batch's labels are [B])")
     try:
         f = float(v)  # type: ignore[arg-type]
     except (TypeError, ValueError):
@@ -176,5 +190,8 @@ class EncodeCollate:
     def __call__(self, batch: Sequence[tuple[torch.Tensor, int | torch.Tensor]]) -> tuple[torch.Tensor, torch.Tensor]:
         if len(batch) == 0:
             raise ValueError("EncodeCollate: empty batch; a DataLoader gives at least one sample per batch")
-        x = torch.stack([torch.as_tensor(b[0]) for b in batch])
-        return self.encoder(x), _labels(batch, "EncodeCollate")
+        xs = [torch.as_tensor(b[0]) for b in batch]
+        for i, x in enumerate(xs):
+            _check_same_shape(x, xs[0], i, "EncodeCollate", skip=0)
+        labels = _labels(batch, "EncodeCollate")
+        return self.encoder(torch.stack(xs)), labels

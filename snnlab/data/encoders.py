@@ -14,7 +14,8 @@ from __future__ import annotations
 
 import torch
 
-from snnlab.core.validation import all_finite, as_number, as_seed, check_non_negative, check_positive, is_integer
+from snnlab.core.validation import (FLOAT32_MAX, all_finite, as_flag, as_number, as_seed, check_non_negative,
+                                    check_positive, is_integer)
 
 __all__ = [
     "latency_encode",
@@ -44,6 +45,8 @@ def _check_input(x: torch.Tensor, num_steps: int, fn: str, unit_range: bool) -> 
             f"{tuple(x.shape)}. For a single sample use x.unsqueeze(0)."
         )
     num_steps = _check_steps(num_steps, fn)
+    if x.is_complex():  # (a cast would drop the imaginary part, with only a torch warning)
+        raise TypeError(f"{fn}: x must be real, got dtype {x.dtype}; take x.real, x.abs() or x.angle() first")
     if not x.is_floating_point():
         x = x.float()
     if bool(torch.isnan(x).any()):
@@ -105,6 +108,7 @@ def spike_times_to_dense(times: torch.Tensor, num_steps: int, dtype: torch.dtype
 def _check_latency_settings(tau: float | None, threshold: float, linear: bool, fn: str) -> float:
     """``threshold`` as a float in ``[0, 1)``; ``tau`` (read by the non-linear code only), when given, a finite number
     > 0. Errors name ``fn``."""
+    as_flag(linear, "linear", fn)
     threshold = as_number(threshold, "threshold", fn)
     if not (0.0 <= threshold < 1.0):
         raise ValueError(f"{fn}: threshold must be in [0, 1), got {threshold!r}")
@@ -123,7 +127,8 @@ def latency_encode(
     """Time-to-first-spike coding: each feature spikes at most once, brighter features earlier.
 
     Features with ``x < threshold`` (and, for the non-linear code, ``x == threshold``) never
-    spike.
+    spike. With ``threshold=0`` only ``x > 0`` spikes (in both codes): a zero feature, e.g. a black background
+    pixel, stays silent rather than spiking at the last step.
 
     * ``linear=True``: spike step ``t = round((1 - x) * (num_steps - 1))`` so ``x = 1`` spikes at
       step 0 and ``x = threshold`` close to the last step.
@@ -138,7 +143,8 @@ def latency_encode(
         x: inputs ``[B, ...]`` in ``[0, 1]``.
         num_steps: number of time steps ``T`` (>= 1).
         tau: RC time constant in steps (only for ``linear=False``).
-        threshold: minimum value that produces a spike.
+        threshold: minimum value that produces a spike (``linear=True``; the non-linear code needs
+            ``x > threshold``), in ``[0, 1)``; ``0`` means every ``x > 0`` spikes and ``x = 0`` never does.
         linear: linear or logarithmic (RC) mapping.
 
     Returns:
@@ -153,6 +159,7 @@ def latency_encode(
     """
     x, num_steps = _check_input(x, num_steps, "latency_encode", unit_range=True)
     threshold = _check_latency_settings(tau, threshold, linear, "latency_encode")
+    linear = bool(linear)
     out_dtype = x.dtype
     # the steps in float32 at least: bfloat16 / float16 hold whole numbers exactly only up to 256 / 2048
     x = x.to(torch.promote_types(x.dtype, torch.float32))
@@ -184,7 +191,8 @@ def rate_encode(
     Args:
         x: inputs ``[B, ...]`` in ``[0, 1]``.
         num_steps: number of time steps ``T`` (>= 1).
-        gain: scales the firing probability.
+        gain: scales the firing probability (a finite number >= 0; past float32's range the product is taken in
+            float64, so ``x = 0`` stays silent and every ``x > 0`` spikes).
         generator: optional ``torch.Generator`` for reproducible spikes.
 
     Returns:
@@ -200,7 +208,11 @@ def rate_encode(
     x, num_steps = _check_input(x, num_steps, "rate_encode", unit_range=True)
     g = check_non_negative(gain, "gain", "rate_encode")
     # the probability in float32 at least (a bfloat16 / float16 product would round it), the spikes in x's dtype
-    p = (x.to(torch.promote_types(x.dtype, torch.float32)) * g).clamp(0.0, 1.0)
+    dtype = torch.promote_types(x.dtype, torch.float32)
+    if g > FLOAT32_MAX and dtype != torch.float64:  # g itself is inf in float32 (0 * inf = NaN): in float64, then cast
+        p = (x.double() * g).clamp(0.0, 1.0).to(dtype)
+    else:
+        p = (x.to(dtype) * g).clamp(0.0, 1.0)
     p = p.unsqueeze(0).expand((num_steps,) + tuple(x.shape))
     return torch.bernoulli(p, generator=generator).to(x.dtype)
 
@@ -230,7 +242,7 @@ class LatencyEncoder:
     def __init__(self, num_steps: int, tau: float | None = None, threshold: float = 0.01, linear: bool = True) -> None:
         num_steps = _check_steps(num_steps, "LatencyEncoder")
         _check_latency_settings(tau, threshold, linear, "LatencyEncoder")  # at construction, not at the first call
-        self.num_steps, self.tau, self.threshold, self.linear = num_steps, tau, threshold, linear
+        self.num_steps, self.tau, self.threshold, self.linear = num_steps, tau, threshold, bool(linear)
 
     def __call__(self, x: torch.Tensor) -> torch.Tensor:
         return latency_encode(x, self.num_steps, tau=self.tau, threshold=self.threshold, linear=self.linear)

@@ -14,9 +14,35 @@ from torch.utils.data import DataLoader, Dataset
 
 from ..core.validation import check_non_negative, is_integer
 from .collate import time_major_collate
-from .encoders import _as_step_times, spike_times_to_dense
+from .encoders import _as_step_times, _check_steps, spike_times_to_dense
 
 __all__ = ["SpikeTimesDataset", "make_randman", "make_delay_task", "randman_embedding"]
+
+
+def _as_labels(labels: object, fn: str) -> torch.Tensor:
+    """``labels`` (a tensor, NumPy array or list of class indices) as int64 ``[N]``; ``TypeError`` / ``ValueError``
+    naming ``fn`` for non-numbers, fractional values (not truncated) or another shape.
+
+    Example:
+        >>> _as_labels([0, 2.0], "f").tolist()
+        [0, 2]
+    """
+    try:
+        t = labels if isinstance(labels, torch.Tensor) else torch.as_tensor(np.asarray(labels))
+    except (TypeError, ValueError, RuntimeError):
+        raise TypeError(f"{fn}: labels must be integer class indices (a tensor, NumPy array or list), got "
+                        f"{type(labels).__name__} {labels!r:.80}") from None
+    if t.is_complex() or t.dtype == torch.bool:
+        raise TypeError(f"{fn}: labels must be integer class indices, got dtype {t.dtype}")
+    if t.dim() != 1:
+        raise ValueError(f"{fn}: labels must be one class index per sample, shape [N], got shape {tuple(t.shape)}")
+    if t.is_floating_point():
+        bad = ~(torch.isfinite(t) & (t == t.round()))
+        if bool(bad.any()):
+            i = int(bad.nonzero()[0])
+            raise ValueError(f"{fn}: label {i} is {float(t[i]):.7g}, not a whole number; labels are class indices, "
+                             "and a cast would truncate it")
+    return t.long()
 
 
 class SpikeTimesDataset(Dataset):
@@ -25,7 +51,8 @@ class SpikeTimesDataset(Dataset):
     ``times`` is ``[N, F]`` (one spike per unit, ``-1`` = silent) or ``[N, F, K]`` (up to ``K``
     spikes per unit), stored as int64 by the rule of :func:`~snnlab.data.encoders.spike_times_to_dense`: float
     times must be whole steps (a fractional one is a ``ValueError``, not truncated) and NaN / inf mean "no spike"
-    (``-1``). Labels are int64 ``[N]``.
+    (``-1``). Labels (a tensor, NumPy array or list of whole numbers, one per sample) are stored as int64 ``[N]``;
+    ``num_steps`` is an int >= 1. Bad settings are errors at construction.
 
     Example:
         >>> ds = SpikeTimesDataset(torch.tensor([[0, 3]]), torch.tensor([1]), num_steps=4)
@@ -34,13 +61,20 @@ class SpikeTimesDataset(Dataset):
         (torch.Size([4, 2]), 1, [0.0, 0.0, 0.0, 1.0])
     """
 
-    def __init__(self, times: torch.Tensor, labels: torch.Tensor, num_steps: int) -> None:
-        times = _as_step_times(times, "SpikeTimesDataset")
+    def __init__(self, times: torch.Tensor, labels: torch.Tensor | np.ndarray | list[int], num_steps: int) -> None:
+        fn = "SpikeTimesDataset"
+        num_steps = _check_steps(num_steps, fn)
+        times = _as_step_times(times, fn)
+        if times.dim() not in (2, 3):
+            raise ValueError(f"{fn}: times must be [N, F] (one spike per unit) or [N, F, K] (up to K spikes per "
+                             f"unit), got shape {tuple(times.shape)}; for one sample use times.unsqueeze(0)")
+        labels = _as_labels(labels, fn)
         if times.shape[0] != labels.shape[0]:
-            raise ValueError(f"times has {times.shape[0]} samples but labels has {labels.shape[0]}")
+            raise ValueError(f"{fn}: times has {times.shape[0]} samples but labels has {labels.shape[0]}; give one "
+                             "label per sample")
         self.times = times
-        self.labels = labels.long()
-        self.num_steps = int(num_steps)
+        self.labels = labels
+        self.num_steps = num_steps
 
     def __len__(self) -> int:
         return int(self.labels.shape[0])

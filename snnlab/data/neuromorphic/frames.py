@@ -248,12 +248,16 @@ class EventFrameDataset(Dataset):
         items: one descriptor per sample, passed to ``reader``.
         labels: int label per sample (one per item).
         reader: ``reader(item) -> structured numpy events``: fields ``t`` (microseconds), ``x``, ``p`` and, for a
-            2-D sensor (``H > 1``), ``y`` -- as :data:`AUDIO_DTYPE` / :data:`XYTP_DTYPE`; anything else raises
-            ``TypeError``. Events out of time order are stably sorted by ``t`` (a reader that returns them sorted,
+            2-D sensor (``H > 1``), ``y`` -- as :data:`AUDIO_DTYPE` / :data:`XYTP_DTYPE` (``int64``; any integer or
+            bool dtype is accepted); anything else (e.g. float times in seconds) raises ``TypeError`` naming the
+            field. Events out of time order are stably sorted by ``t`` (a reader that returns them sorted,
             as recordings usually are, costs one check and no copy).
         sensor_size: ``(W, H, P)``.
-        n_time_bins: fixed number of frames per sample: ``n`` equal windows covering the sample's first to
-            its last event (every event is counted), so a frame's time span differs from sample to sample; with
+        n_time_bins: fixed number of frames per sample ``n``: without ``duration``, ``n`` windows of
+            ``w = ceil((t_last - t_first + 1) / n)`` whole microseconds each, the first starting at the sample's first
+            event (every event is counted, but the windows may reach past the last event, so for a short span the
+            last bins can stay empty: events at t=0 and t=5 with ``n=4`` give ``w=2`` and frames ``[1, 0, 1, 0]``),
+            and a frame's time span differs from sample to sample; with
             ``duration``, ``n`` windows of ``duration / n_time_bins`` microseconds from t=0 instead, the same
             in every sample (the frames of ``time_window=duration / n_time_bins`` with that ``duration``, but every
             event kept counts in exactly one bin: one on a bin edge in the later bin, where the float edges of that
@@ -397,10 +401,19 @@ class EventFrameDataset(Dataset):
         return OSError(msg) if isinstance(e, OSError) else ValueError(msg)
 
     def _check_fields(self, events: object, index: int) -> None:
-        """``TypeError`` naming the sample unless the reader gave a structured array with the fields binning reads."""
+        """``TypeError`` naming the sample unless the reader gave a structured array with the fields binning reads,
+        each of an integer (or bool) dtype: float ``t`` (seconds?) or coordinates would be binned cut to integers."""
         need = ("t", "x", "y", "p") if self.event_sensor_size[1] > 1 else ("t", "x", "p")
         names = events.dtype.names if isinstance(events, np.ndarray) else None
         if names is not None and all(f in names for f in need):
+            for f in need:
+                kind = events.dtype.fields[f][0]
+                if kind.kind not in "biu" or kind.shape:  # float times (seconds?) or coordinates would be cut
+                    hint = (" (event times are whole microseconds: convert seconds with np.round(t * 1e6) first)"
+                            if f == "t" else " (coordinates and polarities are whole numbers)")
+                    raise TypeError(
+                        f"{self.name}: {self._where(index)}: the reader's field {f!r} has dtype {kind}, expected int64 "
+                        f"(or another integer dtype) as in snnlab.data.neuromorphic.AUDIO_DTYPE / XYTP_DTYPE{hint}")
             return
         if not isinstance(events, np.ndarray):
             got = f"a {type(events).__name__}"
