@@ -35,7 +35,8 @@ import torch
 from snnlab.core.delays import DelayedLinear
 from snnlab.core.network import Monitor
 from snnlab.core.neurons import LIF
-from snnlab.data.loader_rng import same_randomness
+from snnlab.data.loader_rng import same_generator_states, same_randomness
+from snnlab.metrics._common import model_generators
 from snnlab.training import Event, ExperimentConfig, Trainer
 from snnlab.training.interrupts import global_rng_state, set_global_rng_state
 from snnlab.training.records import STEP_METRICS
@@ -158,12 +159,15 @@ class TrainingSession:
 
     @contextlib.contextmanager
     def _same_global_randomness(self) -> Iterator[None]:
-        """Put torch's, NumPy's, Python's (and on a CUDA run, CUDA's) global random states back on exit. Only in
+        """Put torch's, NumPy's, Python's (and on a CUDA run, CUDA's) global random states back on exit, and the
+        model's own generators (a seeded layer drawing noise or masks in eval mode: its training stream). Only in
         the thread that trains, or before it starts: the states are the process's."""
         cuda = self.trainer is not None and self.trainer.device.type == "cuda"
+        own = model_generators(self.trainer.model) if self.trainer is not None else {}
         rng = global_rng_state(cuda=cuda)
         try:
-            yield
+            with same_generator_states(own):
+                yield
         finally:
             set_global_rng_state(rng, cuda=cuda)
 
