@@ -837,12 +837,11 @@ def _export_label(run: str, cfg: ExperimentConfig, model: torch.nn.Module) -> st
     """What ``snnlab export`` says it wrote: the configuration's label, or for a run trained on data of the user's
     own (which its ``cfg.dataset`` is not) the network's layer sizes read from the model and "custom data"."""
     from snnlab.training import load_checkpoint
-    from snnlab.training.model import custom_parts
+    from snnlab.training.model import custom_parts, synapse_weights
 
     if "data" not in custom_parts(load_checkpoint(run, mmap=True, history=False)):
         return cfg.label()
-    synapses = [v for k, v in model.state_dict().items()  # the layers' own weights (as model_from_checkpoint reads)
-                if k.count(".") == 1 and k.split(".")[0].isdigit() and k.endswith(".weight") and v.dim() == 2]
+    synapses = [w for _, w in synapse_weights(model.state_dict())]  # (the weights model_from_checkpoint reads)
     sizes = [synapses[0].shape[1], *cfg.hidden, synapses[-1].shape[0]]
     return f"{'-'.join(str(int(n)) for n in sizes)} network trained on custom data (not {cfg.dataset!r})"
 

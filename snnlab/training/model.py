@@ -415,6 +415,23 @@ def custom_parts(checkpoint: dict[str, Any]) -> tuple[str, ...]:
     return tuple(part for part, own in flags.items() if own)
 
 
+def synapse_weights(state: Any) -> list[tuple[int, torch.Tensor]]:
+    """``[(layer index, weight)]`` of the synapses of a network built from a configuration (:func:`build_model`), in
+    layer order, read from its ``state_dict`` (the ``"<index>.weight"`` matrices): the first's inputs and the last's
+    outputs are the network's input and class counts. ``[]`` for anything else.
+
+    Example:
+        >>> net = build_model(ExperimentConfig(hidden=[16]), 12, 3)
+        >>> [(i, tuple(w.shape)) for i, w in synapse_weights(net.state_dict())]
+        [(0, (16, 12)), (2, (3, 16))]
+    """
+    if not isinstance(state, dict):
+        return []
+    return sorted(((int(k.split(".")[0]), v) for k, v in state.items()
+                   if isinstance(k, str) and k.split(".")[0].isdigit() and k.count(".") == 1 and k.endswith(".weight")
+                   and isinstance(v, torch.Tensor) and v.dim() == 2), key=lambda iw: iw[0])
+
+
 def model_from_checkpoint(path: str | Any, run_id: str | None = None) -> tuple[Sequential, ExperimentConfig]:
     """``(model, cfg)`` of a training checkpoint (a ``checkpoint.pt`` or the run folder holding it), in eval mode,
     rounded delays rounded, without loading the data: the input and class counts are read from the saved weights
@@ -450,8 +467,7 @@ def model_from_checkpoint(path: str | Any, run_id: str | None = None) -> tuple[S
             f"its weights: model.load_state_dict(snnlab.training.load_checkpoint({str(path)!r})['model'])")
     cfg = ExperimentConfig.from_saved(ckpt["config_json"])
     state = ckpt["model"]
-    weights = sorted((int(k.split(".")[0]), v) for k, v in state.items()
-                     if k.split(".")[0].isdigit() and k.count(".") == 1 and k.endswith(".weight") and v.dim() == 2)
+    weights = synapse_weights(state)
     if not weights or weights[0][0] != 0:
         raise CustomRunError(f"model_from_checkpoint: {path} does not hold a network built from its configuration "
                          "(no synapse weights at layer 0): rebuild your own model and load_state_dict its 'model'")

@@ -145,6 +145,15 @@ def _data_classes(loader: Any, cfg: ExperimentConfig, first_labels: torch.Tensor
     return n
 
 
+def _checkpoint_classes(ckpt: dict[str, Any] | None) -> int | None:
+    """The class count of the network a resumed checkpoint holds (its last synapse's outputs), or None (no checkpoint,
+    or not a network built from a configuration)."""
+    from .model import synapse_weights
+
+    weights = synapse_weights((ckpt or {}).get("model"))
+    return int(weights[-1][1].shape[0]) if weights else None
+
+
 def _custom_data_label(cfg: ExperimentConfig, n_in: int, n_cls: int) -> str:
     """The label of a model built from ``cfg`` for data passed in: the configuration's, without the dataset's name
     and time steps (``cfg.dataset`` is not the data), with the layer sizes built, then ``" (custom data)"``.
@@ -161,12 +170,29 @@ def _custom_data_label(cfg: ExperimentConfig, n_in: int, n_cls: int) -> str:
 
 
 def _shuffles_with_global_rng(loader: Any) -> bool:
-    """Whether ``loader`` draws its order from torch's global generator: a ``RandomSampler`` without a generator
-    (``DataLoader(ds, shuffle=True)`` without ``generator=``)."""
-    from torch.utils.data import RandomSampler
+    """Whether a ``DataLoader``'s batches may depend on the global random states when its iteration starts: a torch
+    sampler without a generator (``DataLoader(ds, shuffle=True)`` without ``generator=``; ``RandomSampler``,
+    ``SubsetRandomSampler``, ``WeightedRandomSampler``), a sampler or batch sampler of the user's own, an
+    ``IterableDataset`` (what they draw is not known), or worker processes (seeded from torch's global generator without
+    ``generator=``). A plain list, or a loader in order in this process, draws nothing."""
+    from torch.utils.data import BatchSampler, DataLoader, IterableDataset, SequentialSampler
 
-    samplers = (getattr(loader, "sampler", None), getattr(getattr(loader, "batch_sampler", None), "sampler", None))
-    return any(isinstance(s, RandomSampler) and s.generator is None for s in samplers)
+    if not isinstance(loader, DataLoader):
+        return False
+    if isinstance(loader.dataset, IterableDataset) or (loader.num_workers > 0 and loader.generator is None):
+        return True
+    batch_sampler = loader.batch_sampler
+    if batch_sampler is not None and type(batch_sampler) is not BatchSampler:
+        return True
+    for s in (loader.sampler, getattr(batch_sampler, "sampler", None)):
+        if s is None or type(s) is SequentialSampler:
+            continue
+        if type(s).__module__.startswith("torch.utils.data") and hasattr(s, "generator"):
+            if s.generator is None:
+                return True
+            continue
+        return True
+    return False
 
 
 class TrainingDiverged(RuntimeError):
@@ -400,8 +426,9 @@ class Trainer(ControlMixin, ResumeMixin, ReportingMixin):
 
         A model built from ``cfg`` for loaders passed in takes its input size from their first batch and its class
         count from their dataset's ``num_classes`` (or ``len(classes)``) when it has one; otherwise from
-        ``cfg.dataset`` (warned: :func:`_data_classes`). Its label names no dataset: the layer sizes built, then
-        ``" (custom data)"``."""
+        ``cfg.dataset`` (warned: :func:`_data_classes`); a resumed run's from its checkpoint's weights (a run saved
+        before the dataset's count was read trained with ``cfg.dataset``'s). Its label names no dataset: the layer
+        sizes built, then ``" (custom data)"``."""
         cfg = self.cfg
         own_data = train_loader is not None  # (both loaders or neither: checked above)
         self._own_data = own_data
@@ -425,7 +452,11 @@ class Trainer(ControlMixin, ResumeMixin, ReportingMixin):
                     raise ValueError("Trainer: the training loader yields no batches")
                 checked = check_batch(first, "Trainer", 0)  # a malformed one raises (an empty one has the feature size)
                 n_in = int(first[0].shape[-1])
-                n_cls = _data_classes(train_loader, cfg, None if checked is None else checked[1])
+                # a resumed run: the class count it trained with (one saved before the dataset's was read has
+                # cfg.dataset's), so that its weights load
+                n_cls = _checkpoint_classes(ckpt)
+                if n_cls is None:
+                    n_cls = _data_classes(train_loader, cfg, None if checked is None else checked[1])
                 self.label = _custom_data_label(cfg, n_in, n_cls)
             from .model import build_model
 
@@ -657,6 +688,8 @@ class Trainer(ControlMixin, ResumeMixin, ReportingMixin):
         waits for its end instead. An epoch's evaluation cut short this way is done again by the resume (or by
         calling :meth:`run` again), with the sigma that epoch trained with, before the next epoch trains.
         """
+        with self._cond:  # (already running, e.g. in start()'s thread: refused before the claim, which is that run's
+            self._check_can_run()  # and which the release below would otherwise take from it)
         self._claim_run_folder()  # one training at a time in a run folder (refused before any state changes)
         try:
             self._begin_running()
@@ -1071,10 +1104,12 @@ class Trainer(ControlMixin, ResumeMixin, ReportingMixin):
             self._set_global_rng_state(start)
         elif int(resume["batches_done"]) > 0 and _shuffles_with_global_rng(self.train_loader):
             warnings.warn("Trainer: the checkpoint was saved inside an epoch by an snnlab version that did not keep "
-                          "the global random state at the epoch's start, and the training loader shuffles with torch's "
-                          "global generator (no generator= of its own): the rest of this epoch is drawn from another "
-                          "order (some samples twice, some not at all); later epochs are exact. Give the DataLoader "
-                          "generator=torch.Generator().manual_seed(...) for exact resumes of any checkpoint",
+                          "the global random state at the epoch's start, and the training loader may draw from it (a shuffle "
+                          "without a generator= of its own, a sampler or an iterable dataset of your own, worker "
+                          "processes seeded from torch's generator): the rest of this epoch may be drawn from another "
+                          "order (some samples twice, some not at all) or with other draws; later epochs are exact. "
+                          "Give the DataLoader generator=torch.Generator().manual_seed(...) (and samplers that use it) "
+                          "for exact resumes of any checkpoint",
                           UserWarning, stacklevel=user_stacklevel())
         try:
             it = iter(self.train_loader)
