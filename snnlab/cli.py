@@ -833,13 +833,12 @@ def _delete_runs(args: argparse.Namespace, path: Path) -> int:
     return 0 if ok else 1
 
 
-def _export_label(run: str, cfg: ExperimentConfig, model: torch.nn.Module) -> str:
+def _export_label(ckpt: dict, cfg: ExperimentConfig, model: torch.nn.Module) -> str:
     """What ``snnlab export`` says it wrote: the configuration's label, or for a run trained on data of the user's
     own (which its ``cfg.dataset`` is not) the network's layer sizes read from the model and "custom data"."""
-    from snnlab.training import load_checkpoint
     from snnlab.training.model import custom_parts, synapse_weights
 
-    if "data" not in custom_parts(load_checkpoint(run, mmap=True, history=False)):
+    if "data" not in custom_parts(ckpt):
         return cfg.label()
     synapses = [w for _, w in synapse_weights(model.state_dict())]  # (the weights model_from_checkpoint reads)
     sizes = [synapses[0].shape[1], *cfg.hidden, synapses[-1].shape[0]]
@@ -850,18 +849,18 @@ def cmd_export(args: argparse.Namespace) -> int:
     """``snnlab export RUN --nir FILE``: a trained run's network as a NIR graph (see :mod:`snnlab.interop.nir`)."""
     from snnlab.extras import require
     from snnlab.interop.nir import to_nir
-    from snnlab.training.model import model_from_checkpoint
+    from snnlab.training.model import model_and_checkpoint
 
     nir = require("nir", extra="interop", feature="snnlab export")
     out = Path(args.nir)
     if not out.parent.is_dir():
         raise FileNotFoundError(f"--nir: the folder {out.parent} does not exist")
-    model, cfg = model_from_checkpoint(args.run)  # (a run of a model of the user's own: refused, with the way out)
+    model, cfg, ckpt = model_and_checkpoint(args.run)  # (a model of the user's own: refused, with the way out)
     graph = to_nir(model, dt=args.dt)
     nir.write(str(out), graph)
     kinds = [type(graph.nodes[k]).__name__ for k in graph.nodes if k not in ("input", "output")]
     taus = "learned" if cfg.learn_tau else f"{cfg.tau_mem:g} steps = {cfg.tau_mem * args.dt:g} s"
-    print(f"snnlab export: wrote {out} ({_export_label(args.run, cfg, model)}; {len(kinds)} nodes: "
+    print(f"snnlab export: wrote {out} ({_export_label(ckpt, cfg, model)}; {len(kinds)} nodes: "
           f"{', '.join(kinds)}; dt = {args.dt:g} s, "
           f"tau_mem {taus}{'' if cfg.tau_syn is None else f', tau_syn {cfg.tau_syn:g} steps'})")
     if cfg.neuron == "noisy" or cfg.mask_p > 0:

@@ -75,12 +75,11 @@ def load_model_from_checkpoint(path: str, run_id: str | None = None):
     :class:`~snnlab.training.model.CustomRunError` (its ``cfg.dataset`` is not the data it was trained and tested
     on: evaluating on it would fail on the shapes, or measure the wrong data where they fit).
     """
-    from snnlab.training import build_data, model_from_checkpoint
-    from snnlab.training.checkpoint import load_checkpoint
-    from snnlab.training.model import CustomRunError, custom_parts
+    from snnlab.training import build_data
+    from snnlab.training.model import CustomRunError, custom_parts, model_and_checkpoint
 
-    model, cfg = model_from_checkpoint(path, run_id)  # (refuses a model of the user's own)
-    if "data" in custom_parts(load_checkpoint(path, mmap=True, history=False)):
+    model, cfg, ckpt = model_and_checkpoint(path, run_id)  # (refuses a model of the user's own)
+    if "data" in custom_parts(ckpt):
         raise CustomRunError(
             f"load_model_from_checkpoint: {path} holds a run trained on data of your own (passed to "
             f"Trainer(cfg, train_loader=..., test_loader=...)), not on its configuration's dataset {cfg.dataset!r}, "

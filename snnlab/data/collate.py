@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import functools
+import math
 import numbers
 from collections.abc import Callable, Sequence
 
@@ -153,8 +154,7 @@ def _label(v: object, i: int, fn: str) -> int:
     """Label ``v`` of sample ``i`` as an int; ``ValueError`` naming ``fn`` when it is not a whole number."""
     if isinstance(v, numbers.Integral):  # (plain and NumPy ints, the usual labels)
         return int(v)
-    size = getattr(v, "numel", None)
-    n = size() if callable(size) else getattr(v, "size", 1) if hasattr(v, "shape") else 1
+    n = math.prod(getattr(v, "shape", ()))  # (a tensor's or an array's element count; 1 for a plain number)
     if n != 1 or isinstance(v, (list, tuple)):
         shape = tuple(getattr(v, "shape", (len(v),) if isinstance(v, (list, tuple)) else ()))
         raise ValueError(f"{fn}: sample {i} has a label of shape {shape}, not one class index; each sample's label "

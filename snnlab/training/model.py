@@ -26,7 +26,7 @@ from .config import (EVENT_DATASETS, PAD_TO_LONGEST, ExperimentConfig, _data_fra
                      event_pad_to, frames_per_sample)
 
 __all__ = ["build_model", "build_data", "load_model_state", "keep_neuron_constants", "neuron_kwargs", "FlattenCollate",
-           "model_from_checkpoint", "CustomRunError", "custom_parts"]
+           "model_from_checkpoint", "model_and_checkpoint", "CustomRunError", "custom_parts"]
 
 
 def neuron_kwargs(cfg: ExperimentConfig) -> dict[str, Any]:
@@ -453,6 +453,13 @@ def model_from_checkpoint(path: str | Any, run_id: str | None = None) -> tuple[S
         >>> [type(m).__name__ for m in model], cfg.hidden
         (['Linear', 'LIF', 'Linear', 'LI'], [8])
     """
+    model, cfg, _ = model_and_checkpoint(path, run_id)
+    return model, cfg
+
+
+def model_and_checkpoint(path: str | Any, run_id: str | None = None) -> tuple[Sequential, ExperimentConfig, dict]:
+    """:func:`model_from_checkpoint` and the checkpoint it read (without its history): for callers that also need
+    what it holds (e.g. :func:`custom_parts`), from the same read of the file."""
     from .checkpoint import check_run, load_checkpoint
 
     ckpt = load_checkpoint(path, history=False)  # the network and its configuration: the history is not decoded
@@ -481,4 +488,4 @@ def model_from_checkpoint(path: str | Any, run_id: str | None = None) -> tuple[S
     except RuntimeError as exc:
         raise CustomRunError(f"model_from_checkpoint: {path} does not match the network of its configuration: {exc}") \
             from exc
-    return model.eval(), cfg
+    return model.eval(), cfg, ckpt

@@ -164,9 +164,11 @@ def _custom_data_label(cfg: ExperimentConfig, n_in: int, n_cls: int) -> str:
     """
     import re
 
+    from .model import _CUSTOM_DATA_SUFFIX
+
     arch = "-".join(str(int(v)) for v in [n_in, *cfg.hidden, n_cls])
     rest = [t for t in cfg.label().split(" ")[2:] if not re.fullmatch(r"T\d+|dt\S*ms|pad(\d+|longest)", t)]
-    return " ".join([arch, *rest]) + " (custom data)"
+    return " ".join([arch, *rest]) + _CUSTOM_DATA_SUFFIX  # (the ending custom_parts reads)
 
 
 def _shuffles_with_global_rng(loader: Any) -> bool:

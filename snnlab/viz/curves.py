@@ -680,5 +680,5 @@ def live_learning_curves(metrics: Sequence[str] | None = None,
     """
     live = LiveCurves(metrics=metrics, buffer_length=buffer_length)
     # rows sent straight to the buffer skip LiveCurves' own trimming: the buffer keeps the last buffer_length itself
-    live.buffer.length = int(buffer_length)
+    live.buffer.length = live.buffer_length
     return live.plot, live.buffer
