@@ -197,6 +197,20 @@ def _shuffles_with_global_rng(loader: Any) -> bool:
     return False
 
 
+def _warn_persistent_workers(loader: Any) -> None:
+    """Warn (at the user's line) that a resume of a run whose training loader keeps its workers between epochs
+    (``persistent_workers=True``) is not bit-exact: the workers' random states carry over from epoch to epoch in an
+    uninterrupted run, and a resumed run starts new workers (random transforms or encoders in them draw otherwise)."""
+    from torch.utils.data import DataLoader
+
+    if isinstance(loader, DataLoader) and loader.num_workers > 0 and loader.persistent_workers:
+        warnings.warn("Trainer: the training loader keeps its worker processes between epochs "
+                      "(persistent_workers=True): their random states carry over from epoch to epoch, and this "
+                      "resumed run starts new workers, so what they draw (random transforms, rate encoding) differs "
+                      "from the run never interrupted; use persistent_workers=False for bit-exact resumes",
+                      UserWarning, stacklevel=user_stacklevel())
+
+
 class TrainingDiverged(RuntimeError):
     """The loss (or the weights) became NaN or infinite."""
 
@@ -275,7 +289,8 @@ class Trainer(ControlMixin, ResumeMixin, ReportingMixin):
             ``len(classes)``); a dataset without one gets ``cfg.dataset``'s, with a ``UserWarning`` (a ``ValueError``
             when the first batch's labels lie outside it); its label gives the sizes built, not ``cfg.dataset``
             (``"12-128-3 multi_spike atan (custom data)"``). A bit-exact resume inside an epoch holds for loaders that
-            shuffle with torch's global generator too (``DataLoader(ds, shuffle=True)``).
+            shuffle with torch's global generator too (``DataLoader(ds, shuffle=True)``), not for a loader with
+            ``persistent_workers=True`` (its workers' random states carry over between epochs: warned at a resume).
         resume: path of a checkpoint (or a run folder) to continue from. A ``cfg`` with fewer ``epochs`` than the
             checkpoint trained (its complete epochs, and the one it stopped inside) is refused with a
             :class:`~snnlab.training.resume.ResumeConfigError` before anything is written
@@ -405,6 +420,7 @@ class Trainer(ControlMixin, ResumeMixin, ReportingMixin):
         if ckpt is not None:
             with torch.inference_mode(False):
                 self._restore_or_explain(ckpt, resume)
+            _warn_persistent_workers(self.train_loader)
         # (the folder, its lock and config.json are made when a run claims it: _claim_run_folder; a trainer never run
         # leaves no folder behind, and the lock is taken once, there)
         self._follow: tuple[dict, int] | None = None  # (config, step) a store that knows the resumed run takes at run()
