@@ -105,16 +105,16 @@ def spike_times_to_dense(times: torch.Tensor, num_steps: int, dtype: torch.dtype
     return out
 
 
-def _check_latency_settings(tau: float | None, threshold: float, linear: bool, fn: str) -> float:
-    """``threshold`` as a float in ``[0, 1)``; ``tau`` (read by the non-linear code only), when given, a finite number
-    > 0. Errors name ``fn``."""
-    as_flag(linear, "linear", fn)
+def _check_latency_settings(tau: float | None, threshold: float, linear: bool, fn: str) -> tuple[float, bool]:
+    """``(threshold, linear)``: ``threshold`` as a float in ``[0, 1)``, ``linear`` as a bool (:func:`as_flag`); ``tau``
+    (read by the non-linear code only), when given, a finite number > 0. Errors name ``fn``."""
+    linear = as_flag(linear, "linear", fn)
     threshold = as_number(threshold, "threshold", fn)
     if not (0.0 <= threshold < 1.0):
         raise ValueError(f"{fn}: threshold must be in [0, 1), got {threshold!r}")
     if not linear and tau is not None:
         check_positive(tau, "tau", fn)
-    return threshold
+    return threshold, linear
 
 
 def latency_encode(
@@ -158,8 +158,7 @@ def latency_encode(
         ([0, 2, 0], [[1.0, 1.0, 0.0]])
     """
     x, num_steps = _check_input(x, num_steps, "latency_encode", unit_range=True)
-    threshold = _check_latency_settings(tau, threshold, linear, "latency_encode")
-    linear = bool(linear)
+    threshold, linear = _check_latency_settings(tau, threshold, linear, "latency_encode")
     out_dtype = x.dtype
     # the steps in float32 at least: bfloat16 / float16 hold whole numbers exactly only up to 256 / 2048
     x = x.to(torch.promote_types(x.dtype, torch.float32))
@@ -241,8 +240,8 @@ class LatencyEncoder:
 
     def __init__(self, num_steps: int, tau: float | None = None, threshold: float = 0.01, linear: bool = True) -> None:
         num_steps = _check_steps(num_steps, "LatencyEncoder")
-        _check_latency_settings(tau, threshold, linear, "LatencyEncoder")  # at construction, not at the first call
-        self.num_steps, self.tau, self.threshold, self.linear = num_steps, tau, threshold, bool(linear)
+        _, linear = _check_latency_settings(tau, threshold, linear, "LatencyEncoder")  # at construction
+        self.num_steps, self.tau, self.threshold, self.linear = num_steps, tau, threshold, linear
 
     def __call__(self, x: torch.Tensor) -> torch.Tensor:
         return latency_encode(x, self.num_steps, tau=self.tau, threshold=self.threshold, linear=self.linear)

@@ -148,12 +148,12 @@ class TrainingSession:
         # the test loader's generators (a rate encoder's spikes, its workers' seeds) and the global ones (a
         # loader without a generator draws its seed there) as they were: the run's evaluations see what they
         # see without a session
-        with same_randomness(loader), self._same_global_randomness():
-            x, y = next(iter(loader))
-        self._probe = (x[:, : self.probe_samples].to(self.trainer.device), y[: self.probe_samples])
-        self._queue = self.trainer.events.queue(maxsize=50_000)
-        self._unsubscribe = self.trainer.events.subscribe(self._on_step, kinds=["step"])
         with self._same_global_randomness():
+            with same_randomness(loader):
+                x, y = next(iter(loader))
+            self._probe = (x[:, : self.probe_samples].to(self.trainer.device), y[: self.probe_samples])
+            self._queue = self.trainer.events.queue(maxsize=50_000)
+            self._unsubscribe = self.trainer.events.subscribe(self._on_step, kinds=["step"])
             self.take_snapshot(step=0)
         self.trainer.start()
 
