@@ -7,27 +7,75 @@ Time-major tensors ``[T, B, ...]`` throughout. Entry points::
                         sl.DelayedLinear(256, 20, max_delay=25), sl.LI())
     with sl.Monitor(net) as mon:
         out = net(x)
+
+The names below are imported on first use (PEP 562), so ``import snnlab`` and the ``snnlab`` command's store
+commands start without importing torch; ``snnlab.LIF`` is ``snnlab.core.neurons.LIF``.
 """
 import os as _os
+from importlib import import_module as _import_module
+from typing import TYPE_CHECKING
 
 # Large CPU tensors on transparent huge pages: a fresh [T, B, N] buffer is otherwise paid for in
 # page faults (several times slower to allocate and fill on the reference machine). PyTorch reads
 # this variable at allocation time; set THP_MEM_ALLOC_ENABLE=0 before importing snnlab to opt out.
+# (Every snnlab module imports this package first, so this runs before snnlab imports torch.)
 _os.environ.setdefault("THP_MEM_ALLOC_ENABLE", "1")
-
-from snnlab.core import surrogates  # noqa: E402
-from snnlab.core.activation_checkpoint import activation_checkpoint, seeded_stream_contexts  # noqa: E402
-from snnlab.core.adaptive import ALIF  # noqa: E402
-from snnlab.core.delays import DelayedLinear, DelaySchedule  # noqa: E402
-from snnlab.core.dropout import TimeDropout  # noqa: E402
-from snnlab.core.masking import SpikeMask  # noqa: E402
-from snnlab.core.network import Monitor, Sequential  # noqa: E402
-from snnlab.core.normalization import TimeBatchNorm  # noqa: E402
-from snnlab.core.recurrent import RecurrentLIF  # noqa: E402
-from snnlab.core.time_distributed import TimeDistributed  # noqa: E402
-from snnlab.core.neurons import LI, LIF  # noqa: E402
 
 __version__ = "0.1.0"  # the one place of the version: pyproject.toml reads this literal
 
 __all__ = ["LIF", "LI", "ALIF", "RecurrentLIF", "DelayedLinear", "DelaySchedule", "SpikeMask", "TimeBatchNorm", "TimeDropout", "TimeDistributed", "Sequential", "Monitor", "surrogates",
            "activation_checkpoint", "seeded_stream_contexts", "__version__"]
+
+if TYPE_CHECKING:  # what type checkers and IDEs see; at run time __getattr__ imports each name on first use
+    from snnlab.core import surrogates
+    from snnlab.core.activation_checkpoint import activation_checkpoint, seeded_stream_contexts
+    from snnlab.core.adaptive import ALIF
+    from snnlab.core.delays import DelayedLinear, DelaySchedule
+    from snnlab.core.dropout import TimeDropout
+    from snnlab.core.masking import SpikeMask
+    from snnlab.core.network import Monitor, Sequential
+    from snnlab.core.normalization import TimeBatchNorm
+    from snnlab.core.recurrent import RecurrentLIF
+    from snnlab.core.time_distributed import TimeDistributed
+    from snnlab.core.neurons import LI, LIF
+
+#: the public names, imported on first access: each -> the module that holds it
+_LAZY = {
+    "activation_checkpoint": "snnlab.core.activation_checkpoint",
+    "seeded_stream_contexts": "snnlab.core.activation_checkpoint",
+    "ALIF": "snnlab.core.adaptive",
+    "DelayedLinear": "snnlab.core.delays",
+    "DelaySchedule": "snnlab.core.delays",
+    "TimeDropout": "snnlab.core.dropout",
+    "SpikeMask": "snnlab.core.masking",
+    "Monitor": "snnlab.core.network",
+    "Sequential": "snnlab.core.network",
+    "TimeBatchNorm": "snnlab.core.normalization",
+    "RecurrentLIF": "snnlab.core.recurrent",
+    "TimeDistributed": "snnlab.core.time_distributed",
+    "LI": "snnlab.core.neurons",
+    "LIF": "snnlab.core.neurons",
+}
+#: the public modules, imported on first access: each name -> the module
+_LAZY_MODULES = {"surrogates": "snnlab.core.surrogates"}
+#: the subpackages, imported on first access too (``import snnlab; snnlab.core.neurons`` works as it did when
+#: ``import snnlab`` imported the whole core)
+_SUBPACKAGES = ("core", "kernels", "data", "training", "metrics", "experiments", "interop", "viz", "widgets",
+                "dashboard")
+
+
+def __getattr__(name: str):
+    """``snnlab.LIF`` and the other public names: imported on first access (``from snnlab import LIF`` too), then
+    kept in the module as an ordinary import would."""
+    if name in _LAZY_MODULES or name in _SUBPACKAGES:
+        value = _import_module(_LAZY_MODULES.get(name, f"snnlab.{name}"))
+    elif name in _LAZY:
+        value = getattr(_import_module(_LAZY[name]), name)
+    else:
+        raise AttributeError(f"module 'snnlab' has no attribute {name!r}")
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_LAZY) | set(_LAZY_MODULES) | set(_SUBPACKAGES))

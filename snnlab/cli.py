@@ -887,8 +887,19 @@ def cmd_info(args: argparse.Namespace) -> int:
     return 0
 
 
-def build_parser() -> argparse.ArgumentParser:
-    from snnlab.config_args import add_config_arguments
+#: the commands whose flags come from :class:`~snnlab.training.ExperimentConfig` (its module imports torch)
+CONFIG_COMMANDS = ("train", "sweep")
+
+
+def build_parser(config_flags: bool = True) -> argparse.ArgumentParser:
+    """The ``snnlab`` parser. ``config_flags=False`` leaves the experiment flags (and ``--resume``'s help, which names
+    some) out of the :data:`CONFIG_COMMANDS`, so that building it imports no torch: :func:`main` builds it so to parse
+    the other commands."""
+    def config_arguments(p: argparse.ArgumentParser) -> None:
+        if config_flags:
+            from snnlab.config_args import add_config_arguments
+
+            add_config_arguments(p)
 
     parser = _Parser(prog="snnlab", description="snnlab: the interactive lab for spiking neural networks.",
                                      epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -904,11 +915,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     train = sub.add_parser("train", help="train one configuration", formatter_class=argparse.RawDescriptionHelpFormatter,
                            description="Train one configuration; results go to the run store so the dashboard sees them.")
-    add_config_arguments(train)
+    config_arguments(train)
     store_flags(train)
     train.add_argument("--run-dir", help="folder for the checkpoint (resumable with --resume)")
     again = train.add_mutually_exclusive_group()
-    again.add_argument("--resume", action="store_true", help=_resume_help())
+    again.add_argument("--resume", action="store_true", help=_resume_help() if config_flags else None)
     again.add_argument("--overwrite", action="store_true", help="start a new run in a --run-dir that holds a checkpoint")
     train.add_argument("--name", help="run name in the store [the config's label]")
     train.add_argument("--threads", type=_positive_int, help=(
@@ -937,7 +948,7 @@ def build_parser() -> argparse.ArgumentParser:
                     help="torch CPU threads of each run (runs train side by side in --workers processes; a run "
                          "repeats bit for bit, or resumes so, only on the same number) [1]")
     sw.add_argument("--quiet", action="store_true", help="no progress bar")
-    add_config_arguments(sw)
+    config_arguments(sw)
     store_flags(sw)
     sw.set_defaults(func=cmd_sweep)
 
@@ -1092,13 +1103,33 @@ def _unrecognized(parser: argparse.ArgumentParser, extra: list[str]) -> str:
     return f"unrecognized arguments: {' '.join(extra)}" + _did_you_mean(parser, _typed_options(extra))
 
 
+def _command_index(argv: list[str]) -> int:
+    """The index of the command word in ``argv`` (the first word that is not an option; after a ``--``, none:
+    ``len(argv)``)."""
+    at = next((i for i, word in enumerate(argv) if not word.startswith("-")), len(argv))
+    return len(argv) if at < len(argv) and "--" in argv[:at] else at
+
+
+def _needs_config_flags(argv: list[str]) -> bool:
+    """Whether parsing ``argv`` needs the experiment flags (:func:`build_parser`'s ``config_flags``): for a
+    :data:`CONFIG_COMMANDS` command, and for options before the command (but ``--help``), whose "did you mean" may
+    name one of theirs. ``snnlab runs ...``, ``snnlab --help``, ``snnlab info --help`` ... parse without them.
+
+    Example:
+        >>> _needs_config_flags(["runs", "list"]), _needs_config_flags(["--help"]), _needs_config_flags(["train", "-h"])
+        (False, False, True)
+        >>> _needs_config_flags(["--hidden", "3", "runs"])  # (snnlab train --hidden, after the command?)
+        True
+    """
+    at = _command_index(argv)
+    return (at < len(argv) and argv[at] in CONFIG_COMMANDS) or any(w not in ("-h", "--help") for w in argv[:at])
+
+
 def _note_typos(parser: argparse.ArgumentParser, argv: list[str]) -> None:
     """Set ``typos`` (see :class:`_Parser`) on the parser that will parse each unknown long option in ``argv``: the
     top-level parser for those before the command, the command's parser for those after it."""
     commands = parser.command_parsers
-    at = next((i for i, word in enumerate(argv) if not word.startswith("-")), len(argv))
-    if at < len(argv) and "--" in argv[:at]:
-        at = len(argv)
+    at = _command_index(argv)
     parts = [(parser, argv[:at])]
     if at < len(argv) and argv[at] in commands:
         parts.append((commands[argv[at]], argv[at + 1:]))
@@ -1113,10 +1144,9 @@ def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``snnlab`` command."""
     import sqlite3
 
-    from snnlab.training.config import ConfigError
-
-    parser = build_parser()
-    _note_typos(parser, list(sys.argv[1:] if argv is None else argv))
+    argv = list(sys.argv[1:] if argv is None else argv)
+    parser = build_parser(config_flags=_needs_config_flags(argv))  # (without torch for commands that need none)
+    _note_typos(parser, argv)
     try:
         args, extra = parser.parse_known_args(argv)
         command = getattr(args, "command", None)
@@ -1137,7 +1167,7 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     try:
         return int(args.func(args) or 0)
-    except (ConfigError, FileNotFoundError, KeyError, ValueError) as exc:
+    except (FileNotFoundError, KeyError, ValueError) as exc:  # (ValueError: a ConfigError too)
         text = exc.args[0] if isinstance(exc, KeyError) and exc.args else exc  # str(KeyError) adds quotes
         print(f"snnlab {args.command}: error: {text}", file=sys.stderr)
         return 2

@@ -66,8 +66,6 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from snnlab.core.validation import as_flag
-
 STATUSES = ("created", "idle", "running", "paused", "finished", "failed", "stopped")
 SCHEMA_VERSION = 1  # PRAGMA user_version of a store; 0 = a store written before versioning (same layout)
 #: the status shown (never stored) for a "running" or "paused" run whose process on this host is gone
@@ -87,6 +85,16 @@ class StoreReadOnly(StoreError, sqlite3.OperationalError):
 
 class StoreLocked(sqlite3.OperationalError):
     """Another process held the store locked for longer than the timeout of the read or write."""
+
+
+def _flag(value: object, name: str, caller: str) -> bool:
+    """:func:`snnlab.core.validation.as_flag`, imported only for a value other than a plain bool (that module imports
+    torch, which the run store and the ``snnlab runs`` commands do without)."""
+    if isinstance(value, bool):
+        return value
+    from snnlab.core.validation import as_flag
+
+    return as_flag(value, name, caller)
 
 
 def _primary_code(exc: BaseException) -> int | None:
@@ -469,8 +477,8 @@ class RunStore:
 
     def __init__(self, path: str | os.PathLike | None = None, timeout: float = 30.0,
                  read_timeout: float | None = None, read_only: bool | None = None, follow_file: bool = False) -> None:
-        self.follow_file = as_flag(follow_file, "follow_file", "RunStore")
-        read_only = None if read_only is None else as_flag(read_only, "read_only", "RunStore")  # (then `is True`)
+        self.follow_file = _flag(follow_file, "follow_file", "RunStore")
+        read_only = None if read_only is None else _flag(read_only, "read_only", "RunStore")  # (then `is True`)
         # absolute: a relative path would name another file after os.chdir (and a store may follow its file)
         self.path = (Path(path) if path is not None else default_store_path()).absolute()
         if self.path.exists() and self.path.is_dir():
@@ -898,7 +906,7 @@ class RunStore:
         if bad:
             raise TypeError(f"RunStore.delete_runs: run ids must be strings, got {bad!r}")
         ids = list(dict.fromkeys(ids))
-        force = as_flag(force, "force", "RunStore.delete_runs")
+        force = _flag(force, "force", "RunStore.delete_runs")
         if not ids:
             return {}
         with self._conn() as con:

@@ -1,0 +1,195 @@
+"""The ``snnlab`` command starts without torch where it needs no tensors; ``import snnlab`` imports its public names
+(PEP 562) on first access.
+
+Each import check runs in a fresh interpreter (this one has torch loaded already) and prints its findings as JSON.
+"""
+from __future__ import annotations
+
+import ast
+import json
+import os
+import pickle
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+import snnlab
+from snnlab.experiments import RunStore
+
+PACKAGE = Path(snnlab.__file__).parent
+
+
+def fresh(code: str, **env: str | None) -> dict:
+    """Run ``code`` in a fresh interpreter (``env`` changes its environment: None removes a variable) and return the
+    JSON it printed last."""
+    environ = dict(os.environ)
+    for key, value in env.items():
+        environ.pop(key, None) if value is None else environ.__setitem__(key, value)
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=environ, timeout=120)
+    assert done.returncode == 0, done.stderr
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+@pytest.fixture
+def store(tmp_path) -> tuple[str, list[str]]:
+    """A run store holding a finished run with results and a created one; returns its path and their ids."""
+    path = str(tmp_path / "runs.sqlite")
+    s = RunStore(path)
+    try:
+        done = s.create_run({"neuron": "lif", "hidden": [64]}, name="done")
+        s.set_summary(done, {"accuracy": 0.9, "spikes_per_sample": 12.0})
+        s.set_status(done, "finished")
+        fresh_run = s.create_run({"neuron": "ttfs", "hidden": [32]}, name="new")
+    finally:
+        s.close()
+    return path, [done, fresh_run]
+
+
+def test_commands_that_need_no_tensors_never_import_torch(store):
+    path, (done, new) = store
+    commands = [[], ["--help"], ["runs", "--help"], ["demo", "--help"], ["export", "--help"], ["dashboard", "--help"],
+                ["info", "--help"], ["runs", "list", "--store", path], ["runs", "--store", path, "--status", "finished"],
+                ["runs", "show", done[:6], "--store", path], ["runs", "compare", "--store", path],
+                ["runs", "--status", "bogus", "--store", path],  # a usage error
+                ["runs", "delete", new, "--yes", "--store", path], ["runs", "list", "--store", path]]
+    code = (
+        "import contextlib, io, json, sys\n"
+        "import snnlab.cli\n"
+        "found = [['import snnlab.cli', None, 'torch' in sys.modules]]\n"
+        f"for argv in {commands!r}:\n"
+        "    out = io.StringIO()\n"
+        "    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(io.StringIO()):\n"
+        "        rc = snnlab.cli.main(argv)\n"
+        "    found.append([' '.join(argv), rc, 'torch' in sys.modules, out.getvalue()])\n"
+        "print(json.dumps(found))\n")
+    found = fresh(code)
+    assert [(what, torch) for what, _, torch, *_ in found if torch] == []  # each command, and all of them in turn
+    outputs = {what: (rc, text) for what, rc, _, *text in found[1:]}
+    assert outputs["--help"][0] == 0 and "runs" in outputs["--help"][1][0]
+    assert outputs[f"runs show {done[:6]} --store {path}"][0] == 0  # the commands did their work
+    assert outputs[f"runs --status bogus --store {path}"][0] == 2
+    assert outputs[f"runs delete {new} --yes --store {path}"] == (0, [f"deleted run {new} (new, created)\n"])
+    assert new not in outputs[f"runs list --store {path}"][1][0] and done in outputs[f"runs list --store {path}"][1][0]
+
+
+def test_train_and_sweep_still_parse_their_experiment_flags():
+    from snnlab.cli import _needs_config_flags, build_parser
+
+    assert _needs_config_flags(["train", "--hidden", "32"]) and _needs_config_flags(["sweep", "--help"])
+    assert _needs_config_flags(["--hiden", "3"])  # its "did you mean" names `snnlab train/sweep --hidden`
+    assert not _needs_config_flags(["runs", "--hidden"]) and not _needs_config_flags(["-h"])
+    assert build_parser().parse_args(["train", "--hidden", "32", "--epochs", "2"]).hidden == [32]
+    light = build_parser(config_flags=False)
+    assert light.parse_args(["runs", "show", "abc", "--wide"]).run_ids == ["abc"]
+    assert "--hidden" not in light.command_parsers["train"].format_help()
+
+
+#: a fresh interpreter's watch on the import of torch: it prints ``stage`` (a global of the code) and ends the process
+#: there, so torch never loads (the tests stay fast)
+WATCH_TORCH = (
+    "import json, os, sys\n"
+    "class Watch:\n"
+    "    def find_spec(self, name, path=None, target=None):\n"
+    "        if name == 'torch':\n"
+    "            print(json.dumps(stage), flush=True)\n"
+    "            os._exit(0)\n"
+    "sys.meta_path.insert(0, Watch())\n")
+
+
+def test_import_snnlab_imports_torch_on_first_use_of_a_layer_only():
+    code = WATCH_TORCH + (
+        "stage = 'import snnlab'\n"
+        "import snnlab\n"
+        "stage = 'dir(snnlab), snnlab.__version__'\n"
+        "dir(snnlab), snnlab.__version__\n"
+        "stage = 'the run store'\n"
+        "import snnlab.experiments\n"
+        "from snnlab.experiments import RunStore, default_store_path\n"
+        "stage = 'snnlab.LIF'\n"
+        "snnlab.LIF\n"
+        "stage = None\n"
+        "print(json.dumps('torch never imported'))\n")
+    assert fresh(code) == "snnlab.LIF"
+
+
+def test_the_lazy_names_are_the_layers_themselves():
+    import snnlab.core.adaptive
+    import snnlab.core.neurons
+    import snnlab.core.surrogates
+    import snnlab.experiments
+    import snnlab.experiments.sweeps
+    from snnlab import ALIF, surrogates
+    from snnlab.experiments import sweep
+
+    assert snnlab.LIF is snnlab.core.neurons.LIF and snnlab.__getattr__("LIF") is snnlab.core.neurons.LIF
+    assert surrogates is snnlab.surrogates is snnlab.core.surrogates and callable(snnlab.surrogates.register)
+    assert ALIF is snnlab.core.adaptive.ALIF and sweep is snnlab.experiments.sweeps.sweep
+    star: dict = {}
+    exec("from snnlab import *", star)
+    assert set(snnlab.__all__) <= set(star) and star["LIF"] is snnlab.LIF
+    assert set(snnlab.__all__) <= set(dir(snnlab))
+    assert set(snnlab.experiments.__all__) <= set(dir(snnlab.experiments))
+
+
+def test_thp_setting_is_made_before_torch_is_imported_through_any_snnlab_module():
+    code = WATCH_TORCH + (
+        "stage = None\n"
+        "import snnlab.core.neurons  # (which imports the package snnlab first)\n"
+        "print(json.dumps('torch never imported'))\n")
+    code = code.replace("json.dumps(stage)", "json.dumps(os.environ.get('THP_MEM_ALLOC_ENABLE'))")
+    assert fresh(code, THP_MEM_ALLOC_ENABLE=None) == "1"
+    assert fresh(code, THP_MEM_ALLOC_ENABLE="0") == "0"  # the opt-out stays the user's
+
+
+def test_unknown_attributes_raise_attribute_error_naming_them():
+    import snnlab.experiments
+
+    with pytest.raises(AttributeError, match="'snnlab' has no attribute 'no_such_layer'"):
+        snnlab.no_such_layer  # noqa: B018
+    with pytest.raises(AttributeError, match="'snnlab.experiments' has no attribute 'no_such_thing'"):
+        snnlab.experiments.no_such_thing  # noqa: B018
+    assert not hasattr(snnlab, "Trainer")
+
+
+def test_models_pickle_under_their_module_paths():
+    net = snnlab.Sequential(snnlab.DelayedLinear(3, 4, max_delay=2), snnlab.LIF())
+    back = pickle.loads(pickle.dumps(net))
+    assert type(back[1]) is snnlab.core.neurons.LIF and type(back) is snnlab.core.network.Sequential
+    assert snnlab.LIF.__module__ == "snnlab.core.neurons"
+
+
+@pytest.mark.parametrize("package", ["__init__.py", "experiments/__init__.py"])
+def test_the_names_type_checkers_see_are_the_lazy_ones(package):
+    """The ``if TYPE_CHECKING:`` imports (what type checkers and IDEs read) name the same objects from the same
+    modules as the run-time table, and ``__all__`` lists them."""
+    tree = ast.parse((PACKAGE / package).read_text())
+    block = next(node for node in tree.body if isinstance(node, ast.If) and getattr(node.test, "id", "") ==
+                 "TYPE_CHECKING")
+    base = "snnlab" if package == "__init__.py" else "snnlab.experiments"
+    seen = {}
+    for node in block.body:
+        module = f"{base}.{node.module}" if node.level else node.module
+        for alias in node.names:
+            seen[alias.name] = f"{module}.{alias.name}"
+    module = sys.modules[f"{base}"]
+    table = {name: f"{where}.{name}" for name, where in module._LAZY.items()}
+    table.update(getattr(module, "_LAZY_MODULES", {}))
+    assert seen == table
+    assert set(module.__all__) - {"__version__"} == set(table)
+
+
+def test_the_subpackages_and_core_modules_are_reachable_as_attributes_after_import_snnlab():
+    """``import snnlab`` used to import the whole core, so ``snnlab.core.neurons`` worked without importing it:
+    it still does, and so do the other subpackages (each imported on first access)."""
+    code = ("import json, snnlab\n"
+            "ok = [snnlab.core.neurons.LIF is snnlab.LIF, snnlab.core.delays.DelayedLinear is snnlab.DelayedLinear,\n"
+            "      snnlab.training.ExperimentConfig.__name__ == 'ExperimentConfig',\n"
+            "      snnlab.metrics.__name__ == 'snnlab.metrics', 'kernels' in dir(snnlab)]\n"
+            "try:\n"
+            "    snnlab.core.no_such_module\n"
+            "except AttributeError as e:\n"
+            "    ok.append(\"'snnlab.core' has no attribute 'no_such_module'\" in str(e))\n"
+            "print(json.dumps(ok))\n")
+    assert fresh(code) == [True] * 6
