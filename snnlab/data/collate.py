@@ -6,6 +6,7 @@ import math
 import numbers
 from collections.abc import Callable, Sequence
 
+import numpy as np
 import torch
 
 from ..core.validation import is_integer
@@ -172,6 +173,50 @@ def _label(v: object, i: int, fn: str) -> int:
 def _labels(batch: Sequence[tuple[object, object]], fn: str) -> torch.Tensor:
     """The batch's labels as int64 ``[B]`` (see :func:`_label`)."""
     return torch.as_tensor([_label(b[1], i, fn) for i, b in enumerate(batch)], dtype=torch.long)
+
+
+def _as_labels(labels: object, fn: str) -> torch.Tensor:
+    """A dataset's ``labels`` (a tensor, NumPy array, list or tuple of class indices, one per sample) as int64 ``[N]``:
+    the one check of the datasets that take labels (:class:`~snnlab.data.synthetic.SpikeTimesDataset`,
+    :class:`~snnlab.data.neuromorphic.EventFrameDataset`). Integer labels are kept as they are, and whole-number
+    floats (``3.0``) taken as those ints, as the collates take a sample's label; a fractional, NaN or infinite float
+    (or one past int64) is a ``ValueError`` naming ``fn``, the first such label's index and its value: a cast would
+    truncate it. Bools, strings and ``None`` (in a list: the first one, with its index), complex numbers and other
+    non-numbers are a ``TypeError``; labels not of shape ``[N]`` a ``ValueError``.
+
+    Example:
+        >>> _as_labels([0, 2.0], "f").tolist()
+        [0, 2]
+        >>> _as_labels(np.array([0.0, 1.7]), "f")
+        Traceback (most recent call last):
+        ...
+        ValueError: f: label 1 is 1.7, not a whole number; labels are class indices, and a cast would truncate it
+    """
+    if isinstance(labels, (list, tuple)):  # (NumPy would make True a 1, or every label a string)
+        for i, v in enumerate(labels):
+            if isinstance(v, (bool, np.bool_, str, bytes)) or v is None:
+                raise TypeError(f"{fn}: label {i} is {v!r}, not a class index; labels must be integer class indices")
+    try:
+        t = labels if isinstance(labels, torch.Tensor) else torch.as_tensor(np.asarray(labels))
+    except (TypeError, ValueError, RuntimeError):
+        raise TypeError(f"{fn}: labels must be integer class indices (a tensor, NumPy array or list), got "
+                        f"{type(labels).__name__} {labels!r:.80}") from None
+    if t.is_complex() or t.dtype == torch.bool:
+        raise TypeError(f"{fn}: labels must be integer class indices, got dtype {t.dtype}")
+    if t.dim() != 1:
+        raise ValueError(f"{fn}: labels must be one class index per sample (one label per item), shape [N], got "
+                         f"shape {tuple(t.shape)}")
+    if t.is_floating_point():
+        bad = ~(torch.isfinite(t) & (t == t.round()))
+        if bool(bad.any()):
+            i = int(bad.nonzero()[0])
+            raise ValueError(f"{fn}: label {i} is {float(t[i]):.7g}, not a whole number; labels are class indices, "
+                             "and a cast would truncate it")
+        big = t.abs() >= 2.0**63  # (a cast of a float past int64 gives a wrong int)
+        if bool(big.any()):
+            i = int(big.nonzero()[0])
+            raise ValueError(f"{fn}: label {i} is {float(t[i]):.7g}, beyond int64; labels are class indices")
+    return t.long()
 
 
 class EncodeCollate:

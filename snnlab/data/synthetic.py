@@ -13,36 +13,10 @@ import torch
 from torch.utils.data import DataLoader, Dataset
 
 from ..core.validation import check_non_negative, is_integer
-from .collate import time_major_collate
+from .collate import _as_labels, time_major_collate
 from .encoders import _as_step_times, _check_steps, spike_times_to_dense
 
 __all__ = ["SpikeTimesDataset", "make_randman", "make_delay_task", "randman_embedding"]
-
-
-def _as_labels(labels: object, fn: str) -> torch.Tensor:
-    """``labels`` (a tensor, NumPy array or list of class indices) as int64 ``[N]``; ``TypeError`` / ``ValueError``
-    naming ``fn`` for non-numbers, fractional values (not truncated) or another shape.
-
-    Example:
-        >>> _as_labels([0, 2.0], "f").tolist()
-        [0, 2]
-    """
-    try:
-        t = labels if isinstance(labels, torch.Tensor) else torch.as_tensor(np.asarray(labels))
-    except (TypeError, ValueError, RuntimeError):
-        raise TypeError(f"{fn}: labels must be integer class indices (a tensor, NumPy array or list), got "
-                        f"{type(labels).__name__} {labels!r:.80}") from None
-    if t.is_complex() or t.dtype == torch.bool:
-        raise TypeError(f"{fn}: labels must be integer class indices, got dtype {t.dtype}")
-    if t.dim() != 1:
-        raise ValueError(f"{fn}: labels must be one class index per sample, shape [N], got shape {tuple(t.shape)}")
-    if t.is_floating_point():
-        bad = ~(torch.isfinite(t) & (t == t.round()))
-        if bool(bad.any()):
-            i = int(bad.nonzero()[0])
-            raise ValueError(f"{fn}: label {i} is {float(t[i]):.7g}, not a whole number; labels are class indices, "
-                             "and a cast would truncate it")
-    return t.long()
 
 
 class SpikeTimesDataset(Dataset):

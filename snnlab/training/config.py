@@ -33,6 +33,7 @@ from snnlab.core.delays import DelaySchedule
 from snnlab.core.neurons import RESETS
 from snnlab.core.readout import READOUTS
 from snnlab.core.validation import is_integer
+from snnlab.data.embedded import make_encoder
 from snnlab.data.neuromorphic import (MAX_FRAMES, NEUROMORPHIC_DATASETS, check_channel_bin, check_frame_settings,
                                       whole_frames)
 from snnlab.kernels.surrogate_math import SURROGATE_NAMES, check_known_surrogate
@@ -433,6 +434,37 @@ def _data_options(name: str, encoding: str) -> frozenset[str]:
         keys.add("pad_to")
     split_here = name in ("digits", "mnist5k", "randman", "delay_task")
     return frozenset(keys | {"num_workers"} | ({"test_fraction"} if split_here else set()))
+
+
+def _encoder_option_problems(cfg: "ExperimentConfig") -> list[str]:
+    """:meth:`ExperimentConfig.validate`'s messages for bad values of the ``data_kwargs`` that go to the encoder of
+    ``digits`` / ``mnist5k`` (``tau``, ``threshold``, ``linear`` for ``"latency"``, ``gain`` for ``"rate"``): the
+    encoder's own checks, run by building it once with them (tens of microseconds: no data is read), each message
+    naming ``data_kwargs '<option>'``. Options the encoding does not take are reported by ``validate`` itself.
+
+    Example:
+        >>> _encoder_option_problems(ExperimentConfig(encoding="rate", data_kwargs={"gain": -1}))
+        ["data_kwargs 'gain' of encoding='rate': RateEncoder: gain must be a finite number >= 0, got -1"]
+    """
+    if cfg.dataset not in ("digits", "mnist5k") or not isinstance(cfg.data_kwargs, dict):
+        return []
+    takes = _data_options(cfg.dataset, cfg.encoding) - {"shuffle", "num_workers", "test_fraction"}  # (the loader's)
+    options = {k: v for k, v in cfg.data_kwargs.items() if k in takes}
+    problems: list[str] = []
+    while options:
+        try:
+            make_encoder(cfg.encoding, int(cfg.num_steps), seed=None, **options)  # (build_data's seed is always good)
+            break
+        except (TypeError, ValueError, ArithmeticError) as e:
+            # the encoder's checks say "<Encoder>: <option> must ...": that option, then the others without it
+            bad = next((k for k in options if f": {k} " in str(e)), None)
+            if bad is None:  # (an error that names no option, e.g. float()'s OverflowError: all of them)
+                names = repr(next(iter(options))) if len(options) == 1 else str(sorted(options))
+                problems.append(f"data_kwargs {names} of encoding={cfg.encoding!r}: {e}")
+                break
+            problems.append(f"data_kwargs {bad!r} of encoding={cfg.encoding!r}: {e}")
+            del options[bad]
+    return problems
 
 
 def estimate_memory_bytes(cfg: "ExperimentConfig", n_inputs: int | None = None, n_classes: int | None = None) -> dict:
@@ -912,6 +944,7 @@ class ExperimentConfig(param.Parameterized):
                 how = f" with encoding={self.encoding!r}" if self.dataset in ("digits", "mnist5k") else ""
                 problems.append(f"data_kwargs {unknown} are not options of dataset={self.dataset!r}{how}; it takes "
                                 f"{sorted(allowed)}")
+            problems.extend(_encoder_option_problems(self))
             fraction = self.data_kwargs.get("test_fraction", 0.2)
             if isinstance(fraction, bool) or not isinstance(fraction, (int, float)) or not 0 < fraction < 1:
                 problems.append(f"data_kwargs 'test_fraction' must be a number in (0, 1), got {fraction!r}")
@@ -962,45 +995,61 @@ class ExperimentConfig(param.Parameterized):
             >>> ExperimentConfig(dataset="shd", data_kwargs={"time_window": 10_000, "pad_to": 150}).label()
             'shd 700-128-20 multi_spike atan dt10ms pad150'
         """
+        return " ".join(part for group in self._label_parts().values() for part in group)
+
+    def _label_parts(self) -> dict[str, list[str]]:
+        """The parts of :meth:`label`, in its order, in groups: ``"dataset"`` (the name), ``"arch"`` (the layer sizes,
+        ``n_in-hidden-...-n_out``), ``"model"`` (neuron, surrogate or noise, spike cap), ``"time"`` (``T<steps>`` or
+        ``dt<window>ms``), ``"pad"`` (``pad<n>`` / ``padlongest``, or nothing) and ``"options"`` (the rest). The
+        ``"dataset"``, ``"arch"``, ``"time"`` and ``"pad"`` groups describe ``cfg.dataset``'s data: the label of a model
+        built from this configuration for data passed in (``snnlab.training.trainer._custom_data_label``) replaces the
+        first two's sizes and leaves the others out, by group, whatever the parts read.
+
+        Example:
+            >>> parts = ExperimentConfig(hidden=[16], delays=True)._label_parts()
+            >>> parts["arch"], parts["model"], parts["time"], parts["pad"], parts["options"]
+            (['64-16-10'], ['multi_spike', 'atan'], ['T20'], [], ['delays10'])
+        """
         try:
             n_in, n_out = dataset_shape(self)
         except Exception:  # pragma: no cover - label must never fail
             n_in, n_out = "?", "?"
-        arch = "-".join(str(v) for v in [n_in, *self.hidden, n_out])
-        parts = [self.dataset, arch, self.neuron]
+        model = [self.neuron]
         if self.neuron == "noisy":
-            parts.append(f"{self.noise}{self.noise_scale:g}")
+            model.append(f"{self.noise}{self.noise_scale:g}")
         else:
-            parts.append(self.surrogate + (f"{self.surrogate_alpha:g}" if self.surrogate_alpha is not None else ""))
+            model.append(self.surrogate + (f"{self.surrogate_alpha:g}" if self.surrogate_alpha is not None else ""))
         if self.neuron == "multi_spike" and self.max_spikes is not None:
-            parts.append(f"k{self.max_spikes}")
+            model.append(f"k{self.max_spikes}")
         tw = self.data_kwargs.get("time_window") if isinstance(self.data_kwargs, dict) else None
         try:
             steps, exact = _data_frames(self)
             pad_to = event_pad_to(self)
         except (TypeError, ValueError, ArithmeticError):  # the label never fails (validate() reports the problem)
             steps, exact, pad_to = self.num_steps, True, None
-        parts.append(f"T{steps}" if exact else f"dt{float(tw) / 1000:g}ms")  # frames of a length, not T steps
-        if isinstance(pad_to, int) or (pad_to is not None and not exact):  # ('longest' of equal samples: no padding)
-            parts.append(f"pad{pad_to}")
+        time = f"T{steps}" if exact else f"dt{float(tw) / 1000:g}ms"  # frames of a length, not T steps
+        # ('longest' of samples of equal length: no padding, no part)
+        pad = [f"pad{pad_to}"] if isinstance(pad_to, int) or (pad_to is not None and not exact) else []
+        options: list[str] = []
         if self.delays:
-            parts.append(f"delays{self.max_delay}")
+            options.append(f"delays{self.max_delay}")
         if self.mask_p > 0:
-            parts.append(f"mask{self.mask_p:g}")
+            options.append(f"mask{self.mask_p:g}")
         if self.tau_syn is not None:
-            parts.append(f"syn{self.tau_syn:g}")
+            options.append(f"syn{self.tau_syn:g}")
         if self.recurrent:
-            parts.append("rec")
+            options.append("rec")
         if self.adaptation > 0:
-            parts.append(f"adapt{self.adaptation:g}/{self.tau_adapt:g}")
+            options.append(f"adapt{self.adaptation:g}/{self.tau_adapt:g}")
         if self.tau_mem_cv > 0:
-            parts.append(f"taucv{self.tau_mem_cv:g}")
+            options.append(f"taucv{self.tau_mem_cv:g}")
         if self.batch_norm:
-            parts.append("bn")
+            options.append("bn")
         if self.dropout > 0:
-            parts.append(f"drop{self.dropout:g}")
+            options.append(f"drop{self.dropout:g}")
         if self.spike_reg > 0:
-            parts.append(f"reg{self.spike_reg:g}")
+            options.append(f"reg{self.spike_reg:g}")
         if self.readout != "membrane_sum":
-            parts.append(self.readout)
-        return " ".join(parts)
+            options.append(self.readout)
+        return {"dataset": [self.dataset], "arch": ["-".join(str(v) for v in [n_in, *self.hidden, n_out])],
+                "model": model, "time": [time], "pad": pad, "options": options}

@@ -155,20 +155,19 @@ def _checkpoint_classes(ckpt: dict[str, Any] | None) -> int | None:
 
 
 def _custom_data_label(cfg: ExperimentConfig, n_in: int, n_cls: int) -> str:
-    """The label of a model built from ``cfg`` for data passed in: the configuration's, without the dataset's name
-    and time steps (``cfg.dataset`` is not the data), with the layer sizes built, then ``" (custom data)"``.
+    """The label of a model built from ``cfg`` for data passed in: the configuration's, without the parts that
+    describe ``cfg.dataset``'s data (its name, time steps and padding: ``cfg.dataset`` is not the data), with the layer
+    sizes built, then ``" (custom data)"``.
 
     Example:
         >>> _custom_data_label(ExperimentConfig(hidden=[16]), 12, 3)
         '12-16-3 multi_spike atan (custom data)'
     """
-    import re
-
     from .model import _CUSTOM_DATA_SUFFIX
 
+    parts = cfg._label_parts()  # (the label's parts by group: the data's are left out as groups, not by their text)
     arch = "-".join(str(int(v)) for v in [n_in, *cfg.hidden, n_cls])
-    rest = [t for t in cfg.label().split(" ")[2:] if not re.fullmatch(r"T\d+|dt\S*ms|pad(\d+|longest)", t)]
-    return " ".join([arch, *rest]) + _CUSTOM_DATA_SUFFIX  # (the ending custom_parts reads)
+    return " ".join([arch, *parts["model"], *parts["options"]]) + _CUSTOM_DATA_SUFFIX  # (the ending custom_parts reads)
 
 
 def _shuffles_with_global_rng(loader: Any) -> bool:

@@ -15,7 +15,7 @@ from torch.utils.data import ConcatDataset, DataLoader, Dataset, Subset
 
 from ...core.validation import is_integer
 from ..cache import DiskCache, entry_shape
-from ..collate import PadCollate, _check_n_steps, time_major_collate
+from ..collate import PadCollate, _as_labels, _check_n_steps, time_major_collate
 
 AUDIO_DTYPE = np.dtype([("t", np.int64), ("x", np.int64), ("p", np.int64)])
 XYTP_DTYPE = np.dtype([("x", np.int64), ("y", np.int64), ("t", np.int64), ("p", np.int64)])
@@ -246,7 +246,10 @@ class EventFrameDataset(Dataset):
     Args:
         name: dataset name (cache namespace).
         items: one descriptor per sample, passed to ``reader``.
-        labels: int label per sample (one per item).
+        labels: class index per sample (one per item): a list, NumPy array or tensor of ints, stored as int64;
+            whole-number floats (``3.0``) are taken as those ints, a fractional, NaN or infinite one is a
+            ``ValueError`` naming the first such label and its index (never truncated), and bools or strings a
+            ``TypeError``.
         reader: ``reader(item) -> structured numpy events``: fields ``t`` (microseconds), ``x``, ``p`` and, for a
             2-D sensor (``H > 1``), ``y`` -- as :data:`AUDIO_DTYPE` / :data:`XYTP_DTYPE` (``int64``; any integer or
             bool dtype is accepted); anything else (e.g. float times in seconds) raises ``TypeError`` naming the
@@ -320,7 +323,7 @@ class EventFrameDataset(Dataset):
         check_frame_settings(name, n_time_bins, time_window, duration)
         self.name = name
         self.items = list(items)
-        self.labels = torch.as_tensor(np.asarray(labels), dtype=torch.long)
+        self.labels = _as_labels(labels, f"EventFrameDataset {name!r}")  # (whole numbers: never truncated)
         if self.labels.dim() != 1 or len(self.labels) != len(self.items):
             raise ValueError(f"{name}: {len(self.items)} items but labels of shape {tuple(self.labels.shape)}; give "
                              "one label per item")
