@@ -166,10 +166,10 @@ def test_a_finished_run_written_again_may_say_where_its_data_is_and_what_it_runs
     saved = json.loads((run_dir / "config.json").read_text())
     assert (saved["data_root"], saved["device"]) == (moved, "auto")
     before = recorded(run_dir, store)
-    assert main(["train", "--resume", "--run-dir", str(run_dir), "--device", "cpu", "--seed", "3",
+    assert main(["train", "--resume", "--run-dir", str(run_dir), "--device", "cpu", "--lr", "0.5",
                  "--store", store]) == 2  # a setting of the training itself: still refused, and only it named
     err = capsys.readouterr().err
-    assert "--seed 3 (the checkpoint's: --seed 0) would be recorded without being used" in err and "--device" not in err
+    assert "--lr 0.5 (the checkpoint's: --lr 0.002) would be recorded without being used" in err and "--device" not in err
     assert recorded(run_dir, store) == before
 
 

@@ -5,7 +5,8 @@ result is the trade-off table (one row per run: the varied settings, ``run_id``,
 ``status`` and the metrics of the model as deployed) and its Pareto front.
 
 Resuming: with ``run_root``, a grid point keeps its checkpoint in ``run_root/<hash of its config>``
-(``<hash>.1``, ``<hash>.2``... for repeats of one config in a grid). A rerun with the same ``run_root``
+(``<hash>.1``, ``<hash>.2``... for repeats of one config in a grid; ``tau_mem=20`` and ``20.0`` hash alike, and a
+folder an older snnlab named otherwise is still found: :func:`run_folders`). A rerun with the same ``run_root``
 reuses every grid point whose checkpoint is finished (no training; its run keeps its id, and a store that
 lacks it, e.g. another ``store_path``, gets it with its results), resumes every
 other checkpoint of the same config (a stopped, failed or killed run continues from its last
@@ -55,6 +56,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+import param
 import torch
 
 from snnlab.core.validation import is_integer, user_stacklevel
@@ -110,8 +112,38 @@ def expand_grid(base: ExperimentConfig, grid: dict[str, list]) -> list[Experimen
             for combo in itertools.product(*(grid[k] for k in keys))]
 
 
+def folder_identity(cfg: ExperimentConfig) -> dict[str, Any]:
+    """What a grid point's folder name hashes: ``cfg.identity_dict()`` with an int in a real-valued field (a
+    ``param.Number`` that is no ``param.Integer``) written as the float it equals, so ``tau_mem=20`` (a Python grid)
+    and ``tau_mem=20.0`` (``--grid tau_mem=20``, a form's text box), one configuration, get one folder. Integer
+    fields (``epochs``, ``seed``...), lists and ``data_kwargs`` are kept as they are.
+
+    Example:
+        >>> folder_identity(ExperimentConfig(tau_mem=20))["tau_mem"], folder_identity(ExperimentConfig(epochs=3))["epochs"]
+        (20.0, 3)
+    """
+    out = cfg.identity_dict()
+    for k, v in out.items():
+        field = ExperimentConfig.param[k]
+        if isinstance(v, int) and not isinstance(v, bool) and isinstance(field, param.Number) \
+                and not isinstance(field, param.Integer):
+            out[k] = float(v)
+    return out
+
+
+def _numbered(digests: list[str]) -> list[str]:
+    """Each digest as a folder name, ``.1``, ``.2``... added to its repeats."""
+    names, seen = [], {}
+    for digest in digests:
+        k = seen[digest] = seen.get(digest, -1) + 1
+        names.append(digest if k == 0 else f"{digest}.{k}")
+    return names
+
+
 def run_folder_names(configs: list[ExperimentConfig]) -> list[str]:
-    """The folder of each grid point under ``run_root``: a hash of its config (``.1``, ``.2``... for repeats).
+    """The folder of each grid point under ``run_root``: a hash of its config (:func:`folder_identity`; ``.1``,
+    ``.2``... for repeats). A run root written before ints and floats were hashed alike may hold a point under
+    another name: :func:`run_folders` finds it.
 
     Example:
         >>> from snnlab.training import ExperimentConfig
@@ -119,13 +151,41 @@ def run_folder_names(configs: list[ExperimentConfig]) -> list[str]:
         >>> names = run_folder_names([a, b, a])
         >>> names[2] == names[0] + ".1" and names[0] != names[1] and len(names[0]) == 12
         True
+        >>> run_folder_names([ExperimentConfig(tau_mem=20)]) == run_folder_names([ExperimentConfig(tau_mem=20.0)])
+        True
     """
-    names, seen = [], {}
-    for cfg in configs:
-        digest = params_key(cfg.identity_dict())[:12]
-        k = seen[digest] = seen.get(digest, -1) + 1
-        names.append(digest if k == 0 else f"{digest}.{k}")
-    return names
+    return _numbered([params_key(folder_identity(cfg))[:12] for cfg in configs])
+
+
+def _legacy_run_folder_names(configs: list[ExperimentConfig]) -> list[str]:
+    """The folder names :func:`run_folder_names` gave before :func:`folder_identity`: a hash of
+    ``cfg.identity_dict()`` as it is, an int apart from the float it equals (the same name wherever the config
+    holds no int in a real-valued field)."""
+    return _numbered([params_key(cfg.identity_dict())[:12] for cfg in configs])
+
+
+def run_folders(root: str | os.PathLike, configs: list[ExperimentConfig]) -> list[Path]:
+    """The folder of each grid point under the run root ``root``: ``root / name`` (:func:`run_folder_names`), or
+    the folder an earlier snnlab named it (``tau_mem=20`` apart from ``tau_mem=20.0``) where only that one exists,
+    so its checkpoint is still reused or resumed. No two points get one folder.
+
+    Example:
+        >>> import tempfile
+        >>> root = Path(tempfile.mkdtemp())
+        >>> cfg = ExperimentConfig(tau_mem=20)
+        >>> (root / _legacy_run_folder_names([cfg])[0]).mkdir()    # a folder an older sweep made
+        >>> run_folders(root, [cfg])[0].name == _legacy_run_folder_names([cfg])[0] != run_folder_names([cfg])[0]
+        True
+    """
+    root = Path(root)
+    names, legacy = run_folder_names(configs), _legacy_run_folder_names(configs)
+    chosen: list[str | None] = [name if (root / name).is_dir() else None for name in names]
+    taken = {name for name in chosen if name is not None}
+    for i, old in enumerate(legacy):
+        if chosen[i] is None and old not in taken and (root / old).is_dir():
+            chosen[i] = old
+            taken.add(old)
+    return [root / (name if name is not None else new) for name, new in zip(chosen, names)]
 
 
 def _robustness_list(robustness) -> list[tuple[str, float]]:
@@ -632,7 +692,7 @@ def sweep(config: ExperimentConfig, grid: dict[str, list], executor: Any = None,
     pool = _as_executor(executor)
     out = Path(out) if out is not None else None
     root = Path(run_root).resolve() if run_root is not None else None
-    dirs = [root / name for name in run_folder_names(configs)] if root is not None else [None] * len(configs)
+    dirs = run_folders(root, configs) if root is not None else [None] * len(configs)
     rows: list[dict] = []
     jobs: dict[int, tuple] = {}
     reused, resumed = [], []

@@ -4,8 +4,8 @@
   :class:`~snnlab.training.Trainer` is built.
 * :data:`FIXED_ON_RESUME` / :func:`resume_conflicts` / :func:`check_resume_config`: the one rule of what a resumed run
   may change (the Trainer, ``snnlab train --resume`` and sweeps resuming their runs all apply it): everything but the
-  settings that shape the model's parameters or the optimiser's state, which the checkpoint holds, and ``epochs``
-  only down to the epochs already trained (:func:`check_resume_epochs`).
+  settings that shape the model's parameters (or what they mean) or the optimiser's state, which the checkpoint
+  holds, and ``epochs`` only down to the epochs already trained (:func:`check_resume_epochs`).
 * :func:`trained_epochs` / :func:`position_text`: how far a checkpoint's run got, in words that count epochs from 1
   as the progress bar does (the checkpoint's own ``epoch`` counts the complete epochs).
 * :class:`ResumeMixin`: the trainer's :meth:`~ResumeMixin.checkpoint_state`, :meth:`~ResumeMixin.save_checkpoint`,
@@ -58,17 +58,24 @@ CHECKPOINT_FORMAT = "snnlab-checkpoint-v1"
 _Run = TypeVar("_Run", bound="ResumeMixin")
 
 INPUT_PART, OPTIMIZER_PART = "the input and class counts", "the optimiser"  # (two parts of FIXED_ON_RESUME)
+SEED_PART = "the random draws of the run: its data split, per-neuron time constants"  # (a part of FIXED_ON_RESUME)
 
 #: What a resumed run keeps from its checkpoint: each part of the model's parameters (their names and shapes) or of
 #: the optimiser's state that the configuration sets, with the fields that set it. A checkpoint's weights and
-#: optimiser state fit only a model and optimiser built alike. Every other field may change on a resume (epochs, down
-#: to the epochs already trained: :func:`check_resume_epochs`; learning rates and their schedules, tau_mem, threshold,
-#: the neuron model and surrogate, dropout, mask_p, ...; the batch size at an epoch boundary): a fixed time constant or
-#: threshold is taken from the configuration.
+#: optimiser state fit only a model and optimiser built alike. Also the fields that would give the checkpoint's
+#: parameters and buffers another meaning with the same names and shapes: ``max_delay`` (with delays: the learned
+#: positions are clamped to ``0..max_delay-1`` and the sigma schedule starts at ``max_delay / 2``) and ``seed`` (it
+#: draws the data split, which a resume must not mix into the test set, and fixed per-neuron time constants, which
+#: the weights were trained with neuron by neuron; the training's random states come from the checkpoint anyway).
+#: Every other field may change on a resume (epochs, down to the epochs already trained:
+#: :func:`check_resume_epochs`; learning rates and their schedules, tau_mem, threshold, the neuron model and
+#: surrogate, dropout, mask_p, ...; the batch size at an epoch boundary): a fixed time constant or threshold is taken
+#: from the configuration.
 FIXED_ON_RESUME: dict[str, tuple[str, ...]] = {
     INPUT_PART: ("dataset", "data_kwargs"),
     "the hidden-layer widths": ("hidden",),
     "delay synapses": ("delays",),
+    "the delays' range, with delays: taps 0..max_delay-1": ("max_delay",),
     "recurrent synapses": ("recurrent",),
     "adaptive neurons: adaptation 0 or > 0": ("adaptation",),
     "per-neuron time constants: tau_mem_cv 0 or > 0, or recurrent": ("tau_mem_cv", "recurrent"),
@@ -78,6 +85,7 @@ FIXED_ON_RESUME: dict[str, tuple[str, ...]] = {
     "batch norm": ("batch_norm",),
     "a spiking or a membrane output layer": ("readout",),
     OPTIMIZER_PART: ("optimizer",),
+    SEED_PART: ("seed",),
 }
 
 
@@ -101,9 +109,11 @@ def _layout(cfg: ExperimentConfig) -> dict[str, Any]:
         shape: Any = dataset_shape(cfg)
     except (TypeError, ValueError):
         shape = None
-    parts = [shape, [int(h) for h in cfg.hidden], bool(cfg.delays), bool(cfg.recurrent), cfg.adaptation > 0,
-             bool(cfg.recurrent) or cfg.tau_mem_cv > 0, cfg.tau_syn is not None, bool(cfg.learn_tau),
-             bool(cfg.learn_threshold), bool(cfg.batch_norm), cfg.readout in SPIKE_READOUTS, cfg.optimizer]
+    delay_range = int(cfg.max_delay) if cfg.delays else None  # (without delays it sets nothing: not compared)
+    parts = [shape, [int(h) for h in cfg.hidden], bool(cfg.delays), delay_range, bool(cfg.recurrent),
+             cfg.adaptation > 0, bool(cfg.recurrent) or cfg.tau_mem_cv > 0, cfg.tau_syn is not None,
+             bool(cfg.learn_tau), bool(cfg.learn_threshold), bool(cfg.batch_norm), cfg.readout in SPIKE_READOUTS,
+             cfg.optimizer, int(cfg.seed)]
     return dict(zip(FIXED_ON_RESUME, parts, strict=True))
 
 
@@ -165,7 +175,8 @@ def check_resume_config(saved: ExperimentConfig, cfg: ExperimentConfig, source: 
         changes = _changes_text(conflicts, describe)
         raise ResumeConfigError(
             f"checkpoint {source} cannot resume with {changes}: the checkpoint holds the weights and optimiser state "
-            f"of the model it trained, and these settings change the model's parameters or the optimiser. A resume "
+            f"of the model it trained, and these settings change the model's parameters, what they mean, or the "
+            f"optimiser. A resume "
             f"cannot change what these set: {fixed_on_resume_text(name)}; everything else it may (epochs, learning "
             f"rates, tau_mem, threshold, neuron, surrogate, dropout, ...). Start a new run to change them.")
     if checkpoint is not None:
@@ -329,8 +340,9 @@ def load_resume(resume: str | os.PathLike, cfg: ExperimentConfig | dict | None, 
     trained (:func:`check_resume_config`), raised before anything (run folder, run store) is written.
 
     ``own_model``: the run trains a model passed in, which the configuration does not describe: of
-    :data:`FIXED_ON_RESUME` only the optimiser is checked. ``own_data``: its data is passed in, so the input and class
-    counts are not the configured dataset's and are not checked (a checkpoint that does not fit still fails to load).
+    :data:`FIXED_ON_RESUME` only the optimiser and the ``seed`` (which splits the configured data) are checked.
+    ``own_data``: its data is passed in, so the input and class counts are not the configured dataset's and are not
+    checked (a checkpoint that does not fit still fails to load).
     """
     ckpt = load_checkpoint(resume)
     if ckpt.get("format") != CHECKPOINT_FORMAT:
@@ -347,8 +359,9 @@ def load_resume(resume: str | os.PathLike, cfg: ExperimentConfig | dict | None, 
         except (ConfigError, ValueError, TypeError):
             new = None  # (the Trainer reports a bad configuration itself)
         if saved is not None and isinstance(new, ExperimentConfig):
-            # a model passed in is not the configured one (only its optimiser is); data passed in sets the counts
-            skip = [p for p in FIXED_ON_RESUME if p != OPTIMIZER_PART] if own_model else \
+            # a model passed in is not the configured one (only its optimiser is, and the seed, which draws the
+            # configured data's split); data passed in sets the counts
+            skip = [p for p in FIXED_ON_RESUME if p not in (OPTIMIZER_PART, SEED_PART)] if own_model else \
                 [INPUT_PART] if own_data else []
             check_resume_config(saved, new, resume, skip=skip, checkpoint=ckpt)
         elif isinstance(new, ExperimentConfig):  # no saved configuration to compare with: the epochs still count
