@@ -11,35 +11,35 @@ import warnings
 from typing import Any
 
 from snnlab.training.config import ConfigError, ExperimentConfig, unknown_keys_error, with_changes
+from snnlab.training.field_text import INT_LIST_FORMAT, is_none_text, parse_int_list_text
 
 
 def _none_or(conv):
+    """``conv`` for a field that allows None: ``none``/``null``/blank (:func:`~snnlab.training.field_text.is_none_text`,
+    the forms' rule too) is None."""
     def parse(text: str):
-        return None if text.strip().lower() in ("none", "null", "") else conv(text)
+        return None if is_none_text(text) else conv(text)
     parse.__name__ = conv.__name__
     return parse
 
 
 def _int_list(text: str) -> list[int]:
-    """``"128,64"`` -> ``[128, 64]``; an empty entry (``"32,,16"``, a trailing comma) is an error, not skipped.
+    """``"128,64"``, ``"128"`` or ``"[128, 64]"`` -> a list of ints, by the forms' parser
+    (:func:`~snnlab.training.field_text.parse_int_list_text`); an empty entry (``"32,,16"``, a trailing comma) is an
+    error, not skipped.
 
     Example:
-        >>> _int_list("128, 64")
-        [128, 64]
+        >>> _int_list("128, 64"), _int_list("[256, 256]")
+        ([128, 64], [256, 256])
         >>> _int_list("32,,16")
         Traceback (most recent call last):
         ...
-        argparse.ArgumentTypeError: expected comma-separated integers like 128,64, got '32,,16' (entry 2 is empty)
+        argparse.ArgumentTypeError: expected comma-separated integers like 128,64 or a JSON list like [128, 64], got '32,,16' (entry 2 is empty)
     """
-    parts = text.replace(" ", "").split(",")
-    empty = [i for i, v in enumerate(parts, 1) if not v]
-    if empty:
-        where = f"entry {empty[0]} is empty" if parts != [""] else "no entries"
-        raise argparse.ArgumentTypeError(f"expected comma-separated integers like 128,64, got {text!r} ({where})")
     try:
-        return [int(v) for v in parts]
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected comma-separated integers like 128,64, got {text!r}") from None
+        return parse_int_list_text(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 def _json_dict(text: str) -> dict:
@@ -76,6 +76,10 @@ def field_converter(name: str):
     return _none_or(str) if spec["allow_None"] else str
 
 
+def _int_list_text(values: list | None) -> str:
+    return "None" if values is None else ",".join(str(v) for v in values)
+
+
 def field_flag(field: str) -> str:
     """The command-line flag of a config field: ``--max-delay`` for ``max_delay``.
 
@@ -110,6 +114,7 @@ def add_config_arguments(parser: argparse.ArgumentParser) -> None:
                 kw["metavar"] = "JSON"
             elif kind in ("List", "LayerSizes"):
                 kw["metavar"] = "N,N,..."
+                kw["help"] = f"{doc} Typed as {INT_LIST_FORMAT}. [{_int_list_text(spec['default'])}]"
         group.add_argument(flag, **kw)
 
 

@@ -13,8 +13,10 @@ Environment of the server process:
 - ``SNNLAB_STORE``: the run store (default ``runs/snnlab.sqlite``).
 - ``SNNLAB_DASHBOARD_DEFAULTS`` (:data:`DEFAULTS_ENV`): a JSON object of the form's starting values, e.g.
   ``{"hidden": [32], "epochs": 3}`` (what ``serve_dashboard(defaults=...)`` sets). Text that is not a JSON
-  object is ignored with a warning at the top of the page and in the server's log (``snnlab dashboard`` refuses
-  to start with it).
+  object, or an object with a key that is not a configuration field (``{"epoch": 3}``: "did you mean
+  'epochs'?"), is ignored with a warning at the top of the page and in the server's log (``snnlab dashboard``
+  refuses to start with it). ``build_app(defaults=...)`` with such a key raises
+  :class:`~snnlab.training.config.UnknownKeyError`.
 - ``SNNLAB_TORCH_THREADS``: ``torch.set_num_threads`` of the served pages (default 1).
 """
 from __future__ import annotations

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any, Callable, Sequence
 
 __all__ = ["serve_dashboard", "build_serve_command", "check_serve_settings", "served_store_path", "startup_line",
-           "env_defaults", "page_url", "APP_FILE", "DEFAULTS_ENV"]
+           "env_defaults", "check_default_keys", "page_url", "APP_FILE", "DEFAULTS_ENV"]
 
 #: the script handed to ``panel serve`` (page ``/app``): it only imports :func:`snnlab.dashboard.app.build_app`.
 #: (Not app.py itself: Bokeh clears a served script's globals before the session-destroyed callbacks run, so a
@@ -45,9 +45,30 @@ def require_panel() -> None:
         check_installed(dependency, extra="lab", feature="the snnlab dashboard")
 
 
+def check_default_keys(values: dict[str, Any], where: str = "dashboard defaults") -> None:
+    """Raise :class:`~snnlab.training.config.UnknownKeyError` (a ``ValueError``) when a key of the form's starting
+    values is not a configuration field, with the configuration's own "did you mean" hint (a misspelt field is
+    refused as on every other surface, not dropped).
+
+    Example:
+        >>> check_default_keys({"epochs": 3})   # fine: nothing happens
+        >>> check_default_keys({"epoch": 3}, "serve_dashboard: defaults")
+        Traceback (most recent call last):
+        ...
+        snnlab.training.config.UnknownKeyError: serve_dashboard: defaults: unknown configuration key(s): 'epoch' (did you mean 'epochs'?); ...
+    """
+    from snnlab.training.config import ExperimentConfig, unknown_keys_error  # (here: torch only when needed)
+
+    known = ExperimentConfig.fields()
+    unknown = [k for k in values if k not in known]
+    if unknown:
+        raise unknown_keys_error(unknown, known, f"{where}: unknown configuration key(s)")
+
+
 def env_defaults(environ: dict[str, str] | None = None) -> dict[str, Any]:
     """The form's starting values in ``$SNNLAB_DASHBOARD_DEFAULTS`` (``{}`` when unset or blank); a ``ValueError``
-    naming the variable when it holds anything but a JSON object.
+    naming the variable when it holds anything but a JSON object, or a key that is not a configuration field
+    (:class:`~snnlab.training.config.UnknownKeyError`, with a "did you mean" hint).
 
     Example:
         >>> env_defaults({"SNNLAB_DASHBOARD_DEFAULTS": '{"epochs": 7}'}), env_defaults({})
@@ -56,6 +77,10 @@ def env_defaults(environ: dict[str, str] | None = None) -> dict[str, Any]:
         Traceback (most recent call last):
         ...
         ValueError: $SNNLAB_DASHBOARD_DEFAULTS is not valid JSON (...): '{"epochs": 7,'
+        >>> env_defaults({"SNNLAB_DASHBOARD_DEFAULTS": '{"epoch": 7}'})
+        Traceback (most recent call last):
+        ...
+        snnlab.training.config.UnknownKeyError: $SNNLAB_DASHBOARD_DEFAULTS: unknown configuration key(s): 'epoch' (did you mean 'epochs'?); ...
     """
     text = (os.environ if environ is None else environ).get(DEFAULTS_ENV, "").strip()
     if not text:
@@ -67,6 +92,7 @@ def env_defaults(environ: dict[str, str] | None = None) -> dict[str, Any]:
     if not isinstance(values, dict):
         raise ValueError(f"${DEFAULTS_ENV} must be a JSON object of form values like "
                          f"{{\"epochs\": 3}}, got a {type(values).__name__}: {text[:200]!r}")
+    check_default_keys(values, f"${DEFAULTS_ENV}")
     return values
 
 
@@ -184,7 +210,8 @@ def check_serve_settings(port: int = 5006, address: str = "127.0.0.1", store_pat
     cannot accept (``ValueError``), a run store named by ``store_path`` or ``$SNNLAB_STORE`` in a folder that does
     not exist (``FileNotFoundError``; a store *file* that does not exist yet is a new store, and the default store's
     folder ``runs/`` is created), a
-    ``$SNNLAB_DASHBOARD_DEFAULTS`` that is not a JSON object (``ValueError``) and, with ``bind``, a port this machine
+    ``$SNNLAB_DASHBOARD_DEFAULTS`` that is not a JSON object of configuration fields (``ValueError``; a misspelt
+    field is an :class:`~snnlab.training.config.UnknownKeyError`) and, with ``bind``, a port this machine
     cannot listen on, e.g. one in use (``OSError``). ``environ``: the server's environment (default this process's).
 
     Example:
@@ -256,7 +283,8 @@ def serve_dashboard(port: int = 5006, address: str = "127.0.0.1", show: bool = F
         store_path: the run store (``SNNLAB_STORE`` for the server; default: its current value). Its folder must
             exist (a ``FileNotFoundError`` otherwise; ``runs/`` is created); a file that does not exist yet is a new
             store.
-        defaults: starting values of the form, e.g. ``{"hidden": [32], "epochs": 3}``.
+        defaults: starting values of the form, e.g. ``{"hidden": [32], "epochs": 3}`` (a key that is not a
+            configuration field raises :class:`~snnlab.training.config.UnknownKeyError`).
         app: serve another app file instead of the packaged one.
         wait: block until the server exits (Ctrl-C stops it) and return its exit code; False returns
             the ``subprocess.Popen`` (stop it with ``.terminate()``).
@@ -275,6 +303,7 @@ def serve_dashboard(port: int = 5006, address: str = "127.0.0.1", show: bool = F
                               extra_args=extra_args)
     child_env = dict(os.environ if env is None else env)
     if defaults:
+        check_default_keys(defaults, "serve_dashboard: defaults")
         child_env[DEFAULTS_ENV] = json.dumps(defaults)
     # (the port is not bound here: snnlab dashboard's startup_line did; a direct caller sees Bokeh's own error)
     check_serve_settings(port, address, store_path, bind=False, environ=child_env)

@@ -1,9 +1,76 @@
-"""The text typed in a form's number box, read strictly (never rounded, clamped or replaced): the one parser of
-both experiment forms, the ipywidgets one (:mod:`snnlab.widgets.config_form`) and the Panel dashboard's
-(:mod:`snnlab.dashboard.forms`), kept beside the configuration whose fields they edit."""
+"""The text typed in a form's box or on the command line, read strictly (never rounded, clamped or replaced): the
+one set of parsers of every surface that takes a field as text -- the ipywidgets form
+(:mod:`snnlab.widgets.config_form`), the Panel dashboard's (:mod:`snnlab.dashboard.forms`) and the command line's
+flags (:mod:`snnlab.config_args`) -- kept beside the configuration whose fields they edit."""
 from __future__ import annotations
 
-__all__ = ["number_range_text", "parse_number_text"]
+__all__ = ["INT_LIST_FORMAT", "NONE_TEXTS", "is_none_text", "number_range_text", "parse_int_list_text",
+           "parse_number_text"]
+
+#: the texts (any case, surrounding spaces ignored) that mean None in a field that allows None
+NONE_TEXTS = ("", "none", "null")
+
+#: how a list of integers (``hidden``) is typed on every surface, in words
+INT_LIST_FORMAT = "comma-separated integers like 128,64 or a JSON list like [128, 64]"
+
+
+def is_none_text(text: str) -> bool:
+    """Whether ``text`` means None in a field that allows None: blank, ``none`` or ``null`` (any case).
+
+    The one rule of the command line, the ipywidgets form and the dashboard (``data_root`` typed ``None`` is no
+    folder, not a folder named "None").
+
+    Example:
+        >>> [is_none_text(t) for t in ("", " None ", "null", "none/data")]
+        [True, True, True, False]
+    """
+    if not isinstance(text, str):
+        raise TypeError(f"is_none_text: text must be a str, got {type(text).__name__} {text!r}")
+    return text.strip().lower() in NONE_TEXTS
+
+
+def parse_int_list_text(text: str, allow_empty: bool = False) -> list[int]:
+    """A list of integers typed as text (``hidden``): ``"128,64"``, ``"128"`` or ``"[128, 64]"`` -> a list of ints.
+
+    Entries are separated by commas (spaces around them are ignored), optionally inside one pair of brackets. An
+    empty entry (``"32,,16"``, a trailing comma) is an error, not skipped; so is an entry that is not integer text
+    (``"1.5"``, ``"abc"``, ``"nan"``). Blank text or ``"[]"`` is ``[]`` where ``allow_empty``, refused otherwise
+    (``hidden`` needs at least one layer). Raises ``ValueError("expected <INT_LIST_FORMAT>, got ...")``; ranges
+    are the configuration's own validation. The command line, the ipywidgets form and the dashboard all use it.
+
+    Example:
+        >>> parse_int_list_text("128, 64"), parse_int_list_text("[128, 64]"), parse_int_list_text(" 32 ")
+        ([128, 64], [128, 64], [32])
+        >>> parse_int_list_text("32,,16")
+        Traceback (most recent call last):
+        ...
+        ValueError: expected comma-separated integers like 128,64 or a JSON list like [128, 64], got '32,,16' (entry 2 is empty)
+    """
+    if not isinstance(text, str):
+        raise TypeError(f"parse_int_list_text: text must be a str, got {type(text).__name__} {text!r}")
+
+    def refuse(why: str = "") -> ValueError:
+        return ValueError(f"expected {INT_LIST_FORMAT}, got {text!r}" + (f" ({why})" if why else ""))
+
+    body = text.strip()
+    if body.startswith("[") or body.endswith("]"):
+        if not (body.startswith("[") and body.endswith("]") and len(body) >= 2):
+            raise refuse("unmatched bracket")
+        body = body[1:-1].strip()
+    if not body:
+        if allow_empty:
+            return []
+        raise refuse("no entries")
+    parts = [p.strip() for p in body.split(",")]
+    out = []
+    for i, part in enumerate(parts, 1):
+        if not part:
+            raise refuse(f"entry {i} is empty")
+        try:
+            out.append(int(part))
+        except ValueError:
+            raise refuse(f"entry {i}, {part!r}, is not an integer") from None
+    return out
 
 
 def number_range_text(kind: str, bounds: tuple | None = None, inclusive: tuple = (True, True),
@@ -52,7 +119,7 @@ def parse_number_text(text: str, kind: str, allow_none: bool = False, bounds: tu
         raise TypeError(f"parse_number_text: text must be a str, got {type(text).__name__} {text!r}")
     expected = number_range_text(kind, bounds, inclusive, allow_none)
     text = text.strip()
-    if allow_none and text.lower() in ("", "none", "null"):
+    if allow_none and is_none_text(text):
         return None
     try:
         if kind == "Integer":

@@ -6,7 +6,7 @@ Widget per field type (``schema()[field]["type"]``):
 ``Selector``           ``Dropdown`` of the allowed values
 ``Integer``/``Number`` ``NumberText``: a ``Text`` holding the number (its placeholder gives the range)
 ``Boolean``            ``Checkbox``
-``LayerSizes``/List    ``Text`` of comma-separated ints, e.g. ``"128,64"``
+``LayerSizes``/List    ``Text`` of comma-separated ints, e.g. ``"128,64"`` (``"[128, 64]"`` too)
 ``Dict``               ``Textarea`` holding JSON
 ``String`` and others  ``Text`` (blank = None where None is allowed; other types as JSON)
 =====================  ==================================================================
@@ -14,8 +14,10 @@ Widget per field type (``schema()[field]["type"]``):
 Numbers are typed as text on purpose: number boxes clamp or truncate in the browser (``0`` epochs
 became 1, ``2.5`` became 2) before Python sees the value. Here what is typed is parsed and validated as
 it is, and a value out of range or not an integer is reported like any other invalid field (the text is
-read by :func:`snnlab.training.field_text.parse_number_text`, the parser of the dashboard's form too). Fields that
-allow ``None`` take a blank value as None. Each widget's tooltip is the field's doc string.
+read by :func:`snnlab.training.field_text.parse_number_text`, the parser of the dashboard's form too; a list of
+ints by :func:`~snnlab.training.field_text.parse_int_list_text`, the parser of the dashboard and the command line).
+Fields that allow ``None`` take a blank value, ``none`` or ``null`` as None (the command line's rule). Each widget's
+tooltip is the field's doc string.
 :meth:`ConfigForm.config` parses and validates everything and returns an ``ExperimentConfig``, or
 ``None`` with the error message shown in the form (and kept in ``.error``); ``config(raise_errors=True)``
 raises :class:`~snnlab.training.config.ConfigError` instead.
@@ -36,7 +38,8 @@ from typing import Any
 import ipywidgets as W
 from traitlets import Unicode
 
-from snnlab.training.field_text import number_range_text, parse_number_text
+from snnlab.training.field_text import (INT_LIST_FORMAT, is_none_text, number_range_text, parse_int_list_text,
+                                       parse_number_text)
 from snnlab.training.config import ConfigError, ExperimentConfig
 
 from ._lifecycle import close_descendants
@@ -47,6 +50,12 @@ __all__ = ["ConfigForm", "NumberText", "config_form"]
 _STYLE = {"description_width": "170px"}
 _LAYOUT = {"width": "360px"}
 _COLUMN = "370px"
+
+
+def _list_may_be_empty(spec: dict) -> bool:
+    """Whether a list field's length bounds allow an empty list (``hidden``'s do not)."""
+    low = (spec.get("bounds") or (None, None))[0]
+    return not low
 
 
 def _fmt_list(v: Any) -> str:
@@ -127,6 +136,7 @@ class ConfigForm(W.VBox):
             return W.Textarea(value=json.dumps(default or {}), placeholder="JSON, e.g. {\"n_units\": 50}",
                               **common)
         if kind in ("List", "LayerSizes") or isinstance(default, list):
+            common["tooltip"] = f"{common['tooltip']} Typed as {INT_LIST_FORMAT}."
             return W.Text(value=_fmt_list(default), placeholder="comma-separated ints, e.g. 128,64", **common)
         placeholder = "blank for none" if allow_none else ""
         return W.Text(value=self._fmt_scalar(default), placeholder=placeholder, **common)
@@ -156,11 +166,11 @@ class ConfigForm(W.VBox):
                 raise ConfigError(f"{name}: must be a JSON object like {{\"key\": 1}}, got {text!r}")
             return out
         if kind in ("List", "LayerSizes") or isinstance(spec["default"], list):
-            parts = [p.strip() for p in text.replace(";", ",").split(",") if p.strip()]
+            # the dashboard's and the command line's parser: "32,,16" is refused, not read as [32, 16]
             try:
-                return [int(p) for p in parts]
-            except ValueError:
-                raise ConfigError(f"{name}: expected comma-separated integers like 128,64, got {text!r}") from None
+                return parse_int_list_text(text, allow_empty=_list_may_be_empty(spec))
+            except ValueError as e:
+                raise ConfigError(f"{name}: {e}") from None
         if kind in ("Integer", "Number"):
             # the parser the dashboard's form uses too: "2.7" for an integer is refused, never rounded
             try:
@@ -168,7 +178,7 @@ class ConfigForm(W.VBox):
                                          spec.get("inclusive_bounds", (True, True)))
             except ValueError as e:
                 raise ConfigError(f"{name}: {e}, got {text!r}") from None
-        if not text and allow_none:
+        if allow_none and is_none_text(text):  # (data_root typed "None" is no folder, as on the command line)
             return None
         if kind == "String":
             return text
@@ -187,7 +197,7 @@ class ConfigForm(W.VBox):
             >>> form.widgets["hidden"].value = "32,x"; form.values()
             Traceback (most recent call last):
             ...
-            snnlab.training.config.ConfigError: hidden: expected comma-separated integers like 128,64, got '32,x'
+            snnlab.training.config.ConfigError: hidden: expected comma-separated integers like 128,64 or a JSON list like [128, 64], got '32,x' (entry 2, 'x', is not an integer)
         """
         return {k: self._parse(k) for k in self.widgets}
 
