@@ -33,7 +33,8 @@ from snnlab.kernels.delay_math import (  # the formula and the autocast policy l
     gaussian_delay_kernel,
     two_sigma_squared,
 )
-from snnlab.kernels.dispatch import HALF_DTYPES, TRITON_DTYPES, compute_dtype, float32_if_half, resolve_backend
+from snnlab.kernels.dispatch import (HALF_DTYPES, TRITON_DTYPES, compute_dtype, float32_if_half, graph_capture_active,
+                                     resolve_backend)
 from snnlab.kernels.first_order import transform_free
 
 __all__ = [
@@ -99,8 +100,9 @@ def _conv_taps(x: torch.Tensor, kernel: torch.Tensor, support: torch.Tensor | No
     T = x.shape[0]
     K = min(kernel.shape[-1], T)
     support = kernel if support is None else support
-    free = transform_free(support)  # (nonzero cannot run on the tensors of torch.func's transforms)
-    if support.is_meta or free.dim() != support.dim():  # shapes only, or batched under vmap: every tap (exact)
+    # a graph that torch.compile / torch.export capture (the taps in use are data, which a graph's sizes cannot
+    # depend on), shapes only, or batched under vmap: every tap (exact: the unused ones add exact zeros)
+    if graph_capture_active() or support.is_meta or (free := transform_free(support)).dim() != support.dim():
         active = list(range(K))
     else:
         active = (free[..., :K] != 0).flatten(0, 1).any(0).nonzero().flatten().tolist()
@@ -248,16 +250,22 @@ def delayed_linear_rounded(
 
 
 def _rounded(x: torch.Tensor, weight: torch.Tensor, delays: torch.Tensor, bias: torch.Tensor | None,
-             amp: torch.dtype | None = None) -> torch.Tensor:
-    """:func:`delayed_linear_rounded` with its operands cast (autocast off; ``amp``: autocast's product dtype)."""
+             amp: torch.dtype | None = None, max_delay: int | None = None) -> torch.Tensor:
+    """:func:`delayed_linear_rounded` with its operands cast (autocast off; ``amp``: autocast's product dtype).
+    ``max_delay``: the delays lie below it (the layer's), which bounds the taps of a captured graph."""
     shape = x.shape
     T = shape[0]
     work = _work_dtype(x, weight)
     x3 = x.reshape(T, math.prod(shape[1:-1]), shape[-1]).to(work)
     out_dtype, weight = x.dtype, weight.to(work)
     delays = delays.to(weight.device)
-    # meta: shapes only; under torch.func.vmap the delays of every vmapped layer (unique cannot run batched)
-    used = [0] if delays.is_meta else [d for d in torch.unique(transform_free(delays)).tolist() if d < T]
+    # meta: shapes only; under torch.func.vmap the delays of every vmapped layer (unique cannot run batched); in a
+    # graph torch.compile / torch.export capture every delay below T (and max_delay): the delays that occur are data
+    # (the others add exact zeros)
+    if graph_capture_active():
+        used = list(range(min(T, max_delay if max_delay is not None else T)))
+    else:
+        used = [0] if delays.is_meta else [d for d in torch.unique(transform_free(delays)).tolist() if d < T]
     taps = max(used) + 1 if used else 0
     y = None
     if _conv1d_wins(x3, len(used), taps, weight.numel() * taps):  # each synapse's weight at its delay's tap
@@ -469,6 +477,10 @@ class DelayedLinear(nn.Module):
     ``.half()``, ``.bfloat16()``, ``.to(dtype)``) keeps them in float32, with their values from before the cast, as
     the LIF layers keep their constants: bfloat16 holds integers exactly only up to 256 (float16 up to 2048), so
     a delay of 399 would become 400, past ``max_delay - 1`` (a half-precision state dict loads into float32).
+
+    ``torch.compile`` (also ``fullgraph=True``) and ``torch.export`` capture the PyTorch path (``backend="torch"``,
+    and ``"auto"`` on the CPU); the input's NaN / inf check reads values back to the host and is skipped inside
+    the graphs they capture.
 
     Under ``torch.autocast`` the layer follows autocast's policy for matrix products, as :class:`torch.nn.Linear`
     does: ``x``, ``weight`` and ``bias`` are cast to the autocast dtype (e.g. bfloat16), the positions and the
@@ -792,7 +804,8 @@ class DelayedLinear(nn.Module):
                 and _triton_impl() is not None)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        check_time_major(x, "x", self.in_features, _LAYER)
+        # (the NaN check reads values back to the host: skipped inside a torch.compile / torch.export graph)
+        check_time_major(x, "x", self.in_features, _LAYER, finite=not graph_capture_active())
         check_choice(self.backend, "backend", _BACKENDS, _LAYER)  # (set after construction: the constructor's check)
         # autocast asked once per call: the paths below take the operands as cast here
         on, amp, x, weight, bias = _cast_for_autocast(x, self.weight, self.bias)  # (unchanged where it is off)
@@ -806,7 +819,7 @@ class DelayedLinear(nn.Module):
             return _add_bias(y, bias)
         if self.rounded:
             with autocast_off(x, on):
-                return _rounded(x, weight, self.delays, bias, amp)
+                return _rounded(x, weight, self.delays, bias, amp, self.max_delay)
         return _delayed_linear(on, amp, x, weight, bias, self.positions, self.sigma, self.max_delay, "auto")
 
     def extra_repr(self) -> str:

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import torch
 
+from snnlab.kernels.dispatch import leave_graph, refuse_jit_trace
 from snnlab.kernels.func_transforms import outside_transforms
 
 from .random_stream import RandomStream
@@ -21,6 +22,11 @@ class SpikeMask(RandomStream):
     saved one stopped (see :class:`~snnlab.core.random_stream.RandomStream` for loads between seeded and unseeded layers).
     Directly after an :class:`~snnlab.LIF`, prefer ``LIF(..., mask_p=p)``: the same function fused
     into the neuron kernels (its masks come from a counter hash, so they differ from this layer's draws).
+
+    Graphs: an unseeded layer's draw is a graph operation (``torch.compile`` with ``fullgraph=True``,
+    ``torch.export`` and ``torch.jit.trace`` draw fresh masks at every call); a seeded layer draws from its own
+    generator, which ``torch.compile`` runs between graphs (``fullgraph=True`` and ``torch.export`` refuse it while
+    it masks), and ``torch.jit.trace`` refuses it on a GPU (its seed would be kept as a constant).
 
     Example:
         >>> import torch, snnlab as sl
@@ -52,16 +58,24 @@ class SpikeMask(RandomStream):
 
     def _keep(self, spikes: torch.Tensor) -> torch.Tensor:
         """The random keep mask, drawn on the spikes' device (no CPU draw and copy for GPU tensors)."""
+        if self._generator is not None:  # its own generator: a host object that no graph can hold
+            leave_graph("SpikeMask: a seeded layer draws its masks from its own torch.Generator, which "
+                        "torch.compile(fullgraph=True) and torch.export cannot capture in a graph; use torch.compile "
+                        "without fullgraph (the draw runs between graphs), an unseeded SpikeMask, or eval mode "
+                        "without mask_at_inference")
         device, stream = spikes.device, self._stream()
         if device.type == "cpu":
             generator = stream  # the module's stream (torch's global one when unseeded)
         elif stream is None:
             generator = None  # the device's default generator (seeded by torch.manual_seed)
         else:  # seeded: a generator on the device, seeded from the module's stream (same seed, same masks)
+            refuse_jit_trace("SpikeMask", "spike masks")  # (the seed below is a host integer)
             generator = torch.Generator(device=device)
             with outside_transforms():  # a plain number also under vmap
                 generator.manual_seed(int(torch.randint(0, 2 ** 62, (1,), generator=stream)))
-        return torch.rand(spikes.shape, generator=generator, device=device, dtype=torch.float32) >= self.p
+        # (no generator argument for the default one: torch.compile then also draws for a dynamic shape)
+        drawn = {} if generator is None else {"generator": generator}
+        return torch.rand(spikes.shape, device=device, dtype=torch.float32, **drawn) >= self.p
 
     def extra_repr(self) -> str:
         return f"p={self.p:g}, mask_at_inference={self.mask_at_inference}"

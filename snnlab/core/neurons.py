@@ -7,7 +7,8 @@ import torch
 from torch import nn
 
 from snnlab.kernels.counter_rng import COUNTER_PERIOD
-from snnlab.kernels.dispatch import BACKENDS, HALF_DTYPES, float32_if_half, lif_impl
+from snnlab.kernels.dispatch import (BACKENDS, HALF_DTYPES, float32_if_half, graph_capture_active, leave_graph, lif_impl,
+                                     refuse_jit_trace)
 from snnlab.kernels.func_transforms import outside_transforms, under_vmap, vmap_randomness
 from snnlab.kernels.lif_common import MAX_SPIKES_CEILING
 from snnlab.kernels.lif_torch import li_torch
@@ -279,8 +280,11 @@ class _Leaky(nn.Module):
         (``(name, value)`` pairs) are checked in the same reduction (one device sync): a NaN threshold with ``reset="zero"`` leaves the membrane finite
         and silently stops every spike. Only when the check fails is the cause looked for: a parameter
         (training diverged), the input, or else the membrane itself overflowed.
+
+        Skipped inside graphs that ``torch.compile`` / ``torch.export`` capture (a check reads the values back to the
+        host, which a graph cannot: NaN and inf pass through a compiled or exported model unreported).
         """
-        if not x.is_floating_point() or x.shape[0] == 0 or x.is_meta or under_vmap():
+        if not x.is_floating_point() or x.shape[0] == 0 or x.is_meta or under_vmap() or graph_capture_active():
             return
         ok = torch.isfinite(membrane[-1]).all()
         for _, param in params:
@@ -341,6 +345,14 @@ class LIF(RandomStream, _Leaky):
     - ``backend``: ``"auto"`` (Triton on CUDA tensors; on the CPU the compiled loop for float32 when a C
       compiler built it, else PyTorch), ``"torch"`` (pure PyTorch, the reference), ``"cpu"`` (compiled
       CPU loop, float32) or ``"triton"``; see :mod:`snnlab.kernels.dispatch`.
+    - Graphs: ``torch.compile`` (``fullgraph=True`` too) and ``torch.export`` capture the PyTorch loop
+      (``backend="torch"``; ``"auto"`` takes it under ``torch.export``, the same results). The C loop
+      (``backend="cpu"``, and ``"auto"`` on the CPU) runs between graphs under plain ``torch.compile`` (far faster
+      there than the compiled PyTorch loop) and is refused, naming the layer, under ``fullgraph=True`` and
+      ``torch.export``, as are the draws of a noisy or masked layer while it samples (their
+      seeds are host integers). The NaN / inf checks read values back to the host, so they are skipped inside
+      captured graphs. ``torch.jit.trace`` works for a layer that draws nothing and raises for one that would
+      (it would freeze the seed); ``torch.jit.script`` is not supported.
     - Options set after construction are checked as the constructor checks them: ``reset``, ``max_spikes``,
       ``surrogate`` (a name is resolved: ``layer.surrogate = "triangle"``), ``noise``, ``noise_scale`` and
       ``mask_p`` and the flags ``detach_reset``, ``noisy_eval``, ``mask_at_inference`` when they are assigned
@@ -471,6 +483,13 @@ class LIF(RandomStream, _Leaky):
         first); warns when ``x`` outgrows the 32-bit counter the draws come from."""
         sampling = self.noise is not None and (self.training or self.noisy_eval)
         masking = self.mask_p > 0.0 and (self.training or self.mask_at_inference)
+        if sampling or masking:  # the seeds are host integers: no graph or trace can hold their draw
+            layer, what = type(self).__name__, " and ".join(("noise",) * sampling + ("spike masks",) * masking)
+            refuse_jit_trace(layer, what)
+            leave_graph(f"{layer}: this call draws its {what} from a seed taken on the host (the layer's generator, "
+                        "or torch's global one), which torch.compile(fullgraph=True) and torch.export cannot capture "
+                        "in a graph; use torch.compile without fullgraph (the draw runs between graphs), or the "
+                        "layer in eval mode without noise or masking (noisy_eval=False, mask_at_inference=False)")
         noise_seed = self._next_seed() if sampling else None
         mask_seed = self._next_seed() if masking else None
         if (sampling or masking) and x.numel() > COUNTER_PERIOD:
@@ -484,7 +503,7 @@ class LIF(RandomStream, _Leaky):
         if self.backend not in BACKENDS:  # (set after construction)
             raise ValueError(f"{type(self).__name__}: unknown backend {self.backend!r}; choose one of {list(BACKENDS)}")
         noise_seed, mask_seed = self._draw_seeds(x)
-        impl = lif_impl(self.backend, x.device, x.dtype, None if self.noise else self.surrogate.name)
+        impl = lif_impl(self.backend, x.device, x.dtype, None if self.noise else self.surrogate.name, type(self).__name__)
         beta = self.beta()
         spikes, membrane = impl(
             # parameters keep their dtype: the fused kernels compute in float32 whatever x's dtype (a

@@ -22,15 +22,25 @@ class TimeBatchNorm(nn.BatchNorm1d):
 
     Under ``DistributedDataParallel`` each process normalises with the statistics of its own batch, as
     ``nn.BatchNorm1d`` does. To normalise over the batches of all processes, convert the model with
-    :func:`convert_sync_batchnorm` (this layer becomes a :class:`TimeSyncBatchNorm`), not with
-    ``nn.SyncBatchNorm.convert_sync_batchnorm``: that one replaces it by a plain ``nn.SyncBatchNorm``, which reads
-    ``[T, B, F]`` as ``[N, C, L]`` and normalises over the wrong axis (silently wrong where ``B == F``).
+    ``from snnlab.core.normalization import convert_sync_batchnorm`` (this layer becomes a
+    :class:`TimeSyncBatchNorm`; it is not re-exported as ``snnlab.convert_sync_batchnorm``) before wrapping it in
+    ``DistributedDataParallel``, not with ``nn.SyncBatchNorm.convert_sync_batchnorm``: that one replaces it by a plain
+    ``nn.SyncBatchNorm``, which reads ``[T, B, F]`` as ``[N, C, L]`` and normalises over the wrong axis (silently
+    wrong where ``B == F``).
 
     Example:
         >>> bn = TimeBatchNorm(3)
         >>> y = bn(torch.randn(20, 4, 3) * 5 + 2)
         >>> y.shape, bool(y.mean(dim=(0, 1)).abs().max() < 1e-5)
         (torch.Size([20, 4, 3]), True)
+
+        For ``DistributedDataParallel`` (the conversion itself needs no process group):
+
+        >>> import torch, snnlab as sl
+        >>> from snnlab.core.normalization import convert_sync_batchnorm
+        >>> net = convert_sync_batchnorm(sl.Sequential(torch.nn.Linear(4, 3), sl.TimeBatchNorm(3), sl.LIF()))
+        >>> type(net[1]).__name__
+        'TimeSyncBatchNorm'
     """
 
     def __init__(self, num_features: int, *args, **kwargs) -> None:

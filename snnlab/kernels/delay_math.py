@@ -12,6 +12,8 @@ import contextlib
 
 import torch
 
+from .dispatch import graph_capture_active
+
 __all__ = ["gaussian_delay_kernel", "relative_exponent", "nearest_tap", "two_sigma_squared", "autocast_dtype",
            "autocast_operands", "autocast_off", "AUTOCAST_DEVICES", "ASK"]
 
@@ -65,7 +67,8 @@ def gaussian_delay_kernel(positions: torch.Tensor, sigma: float, max_delay: int,
     taps = torch.arange(max_delay, device=p.device, dtype=p.dtype).view(tap_shape)
     two_s2 = two_sigma_squared(sigma, p.dtype)
     if torch.is_grad_enabled() and p.requires_grad:  # one softmax, its result saved for the positions' gradient
-        return _GaussianKernelFunction.apply(p, taps, two_s2, dim).to(out)
+        function = _GaussianKernelInGraph if graph_capture_active() else _GaussianKernelFunction
+        return function.apply(p, taps, two_s2, dim).to(out)
     return torch.softmax(relative_exponent(taps, p) / two_s2, dim=dim).to(out)
 
 
@@ -117,6 +120,20 @@ class _GaussianKernelFunction(torch.autograd.Function):
         rel = taps - nearest_tap(p.detach())
         mean = (g * rel).sum(ctx.dim, keepdim=True)
         return g * (rel - mean) * (p_tangent * (2.0 / ctx.two_s2))
+
+
+class _GaussianKernelInGraph(_GaussianKernelFunction):
+    """:class:`_GaussianKernelFunction` (the same forward and backward) without its forward-mode rule, for the graphs
+    ``torch.compile`` and ``torch.export`` capture: Dynamo refuses a Function with a custom ``jvp``, and a captured
+    graph has no forward-mode AD to need one."""
+
+    jvp = torch.autograd.Function.jvp  # (the base class's: "not defined", which Dynamo takes)
+
+    @staticmethod
+    def setup_context(ctx, inputs, output) -> None:
+        p, taps, two_s2, dim = inputs
+        ctx.save_for_backward(p, taps, output)
+        ctx.two_s2, ctx.dim = two_s2, dim
 
 
 def _gaussian_dtypes(dtype: torch.dtype) -> tuple[torch.dtype, torch.dtype]:
