@@ -41,7 +41,7 @@ EPILOG = """examples:
 
 
 class _Signalled(KeyboardInterrupt):
-    """SIGINT or SIGTERM turned into an interrupt; ``signum`` says which (the exit status is 128 + signum)."""
+    """SIGINT, SIGTERM or SIGHUP turned into an interrupt; ``signum`` says which (the exit status is 128 + signum)."""
 
     def __init__(self, signum: int) -> None:
         super().__init__(signal.Signals(signum).name)
@@ -62,15 +62,48 @@ def _raise_signalled(signum: int) -> None:
     raise _Signalled(signum)
 
 
+def _stopping_signals() -> tuple[int, ...]:
+    """The signals that stop a training or sweep gracefully: SIGINT (Ctrl-C), SIGTERM (``kill``, a batch
+    scheduler) and SIGHUP (the terminal or ssh session closing), unless SIGHUP is ignored (``nohup``: the run goes
+    on)."""
+    hup = getattr(signal, "SIGHUP", None)  # (not on Windows)
+    ignored = hup is None or signal.getsignal(hup) is signal.SIG_IGN
+    return (signal.SIGINT, signal.SIGTERM) + (() if ignored else (hup,))
+
+
 def _graceful_signals(first: Callable[[int], bool] = lambda signum: False,
                       later: Callable[[int], None] = _raise_signalled):
-    """Within the block, SIGINT and SIGTERM call ``first(signum)`` the first time; when it returns True the
-    work winds down by itself, otherwise (and on any later signal) ``later(signum)`` runs (by default it raises
-    :class:`_Signalled`; a trainer's ``interrupt`` waits for the end of an optimiser step).
+    """Within the block, SIGINT, SIGTERM and SIGHUP (:func:`_stopping_signals`) call ``first(signum)`` the first
+    time; when it returns True the work winds down by itself, otherwise (and on any later signal) ``later(signum)``
+    runs (by default it raises :class:`_Signalled`; a trainer's ``interrupt`` waits for the end of an optimiser step).
     Yields the list of signals received. Outside the main thread signals are left alone."""
     from snnlab.training.interrupts import handle_signals
 
-    return handle_signals(first, later, signals=(signal.SIGINT, signal.SIGTERM), only_over_default=False)
+    return handle_signals(first, later, signals=_stopping_signals(), only_over_default=False)
+
+
+def _drop_output(*streams) -> None:
+    """Point each of ``streams`` (default stdout) at ``os.devnull``: its reader has gone (``| head``, a closed pager,
+    a hung-up terminal), so nothing more is said there, and Python's flush at exit raises no error."""
+    for stream in streams or (sys.stdout,):
+        try:
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            try:
+                os.dup2(devnull, stream.fileno())
+            finally:
+                os.close(devnull)
+        except (OSError, ValueError, AttributeError):  # (no file descriptor: a test's captured output)
+            pass
+
+
+def _say(text: str, file=None) -> None:
+    """``print(text, file=file)`` (default stderr), dropped where the stream's reader has gone (a closed pipe, a
+    hung-up terminal: after SIGHUP the stop report must not fail the stop)."""
+    file = sys.stderr if file is None else file
+    try:
+        print(text, file=file, flush=True)
+    except OSError:
+        _drop_output(file)
 
 
 def _int_at_least(low: int, what: str) -> Callable[[str], int]:
@@ -108,7 +141,7 @@ def _store(path: str | None):
     from snnlab.experiments import RunStore, default_store_path
     from snnlab.experiments.store import StoreError
 
-    where = Path(path) if path else default_store_path()
+    where = Path(path).expanduser() if path else default_store_path()  # (--store=~/x: bash leaves that ~)
     try:
         return RunStore(where, read_only=False)
     except (OSError, sqlite3.Error, StoreError) as exc:
@@ -190,6 +223,8 @@ def cmd_train(args: argparse.Namespace) -> int:
 
     if getattr(args, "resume", False) and not args.run_dir:
         raise ValueError("--resume needs --run-dir, the folder of the checkpoint to continue")
+    if args.run_dir:  # --run-dir=~/runs/a (bash expands no ~ after "="), or a quoted "~/..."
+        args.run_dir = os.path.expanduser(args.run_dir)
     if args.run_dir:  # a file given as the folder, or a folder named checkpoint.pt in it: said before any read
         from snnlab.training.run_folder import check_run_folder
 
@@ -228,7 +263,7 @@ def cmd_train(args: argparse.Namespace) -> int:
                             describe=lambda field, old, new: f"{_as_flag(field, new)} (the checkpoint's: "
                                                              f"{_as_flag(field, old)})", name=field_flag, checkpoint=ck)
     if args.save_config:
-        Path(args.save_config).write_text(cfg.to_json())
+        Path(args.save_config).expanduser().write_text(cfg.to_json())
     if args.threads:
         torch.set_num_threads(args.threads)
     store = None if args.no_store else _store(args.store)
@@ -253,8 +288,8 @@ def cmd_train(args: argparse.Namespace) -> int:
                               resume=existing if base is not None else None,
                               overwrite=getattr(args, "overwrite", False))
             current.append(trainer)
-            print(f"run {trainer.run_id}: {cfg.label()}" + (f" (store: {store.path})" if store else "")
-                  + (_resumed_text(trainer, ck) if ck is not None else ""), flush=True)
+            _say(f"run {trainer.run_id}: {cfg.label()}" + (f" (store: {store.path})" if store else "")
+                 + (_resumed_text(trainer, ck) if ck is not None else ""), file=sys.stdout)  # (no reader: trains on)
             result = trainer.run(raise_errors=False)
         except KeyboardInterrupt as exc:  # a second signal: the trainer saved a checkpoint where it was
             if not current:
@@ -355,9 +390,9 @@ def _report_stopped(trainer, args: argparse.Namespace, status: int) -> int:
     where = f"run {trainer.run_id} stopped {trainer.position()}"
     ckpt = trainer.checkpoint_path
     if ckpt is not None and ckpt.exists():
-        print(f"{where}; checkpoint saved: {ckpt}\nresume with: {shlex.join(_resume_command(args))}", file=sys.stderr)
+        _say(f"{where}; checkpoint saved: {ckpt}\nresume with: {shlex.join(_resume_command(args))}")
     else:
-        print(f"{where}; no checkpoint saved (give --run-dir to make a run resumable)", file=sys.stderr)
+        _say(f"{where}; no checkpoint saved (give --run-dir to make a run resumable)")
     return status
 
 
@@ -581,7 +616,7 @@ def _shown_note(shown: int, matched: int, what: str, statuses: list[str], left_o
 def _runs_output(args: argparse.Namespace) -> int:
     from snnlab.experiments import RunStore, default_store_path
 
-    path = Path(args.store) if args.store else default_store_path()
+    path = Path(args.store).expanduser() if args.store else default_store_path()
     if args.action == "delete":
         if getattr(args, "status", None):  # (a filter would read as "delete the failed ones": the ids decide)
             raise ValueError("runs delete deletes the runs named, and takes no --status: list them with "
@@ -738,18 +773,10 @@ def _without_results_note(listed, with_results: set[str], run_ids: list[str], st
 
 
 def cmd_runs(args: argparse.Namespace) -> int:
-    """``snnlab runs [list|show|compare|delete]``: read-only but for ``delete`` (:func:`_delete_runs`); a reader of the output that stops early (``| head``) ends
-    it quietly (exit status 0); a store locked by another process is an error after ``--timeout`` seconds (main's
-    one line for store errors)."""
-    try:
-        return _runs_output(args)
-    except BrokenPipeError:
-        try:  # the reader has gone: nothing more to say, and no error when Python flushes stdout at exit
-            devnull = os.open(os.devnull, os.O_WRONLY)
-            os.dup2(devnull, sys.stdout.fileno())
-        except (OSError, ValueError, AttributeError):
-            pass
-        return 0
+    """``snnlab runs [list|show|compare|delete]``: read-only but for ``delete`` (:func:`_delete_runs`); a reader of
+    the output that stops early (``| head``) ends it quietly (exit status 0, as for every command: :func:`main`); a
+    store locked by another process is an error after ``--timeout`` seconds (main's one line for store errors)."""
+    return _runs_output(args)
 
 
 def _remove_run_files(run_id: str, checkpoint: str | None) -> bool:
@@ -845,6 +872,42 @@ def _export_label(ckpt: dict, cfg: ExperimentConfig, model: torch.nn.Module) -> 
     return f"{'-'.join(str(int(n)) for n in sizes)} network trained on custom data (not {cfg.dataset!r})"
 
 
+def _write_atomically(path: Path, write: Callable, who: str) -> None:
+    """Write a file whole or not at all: ``write(buffer)`` serialises into memory, then the bytes go to a temporary
+    file beside ``path`` that replaces it (a full disk, a quota: an ``OSError`` naming ``path`` and the reason; no
+    partial file is left, and a file already at ``path`` is kept as it was).
+
+    Example:
+        >>> import tempfile
+        >>> target = Path(tempfile.mkdtemp()) / "a.bin"
+        >>> _write_atomically(target, lambda f: f.write(b"data"), who="--out")
+        >>> target.read_bytes(), sorted(p.name for p in target.parent.iterdir())
+        (b'data', ['a.bin'])
+    """
+    import errno
+    import io
+
+    buffer = io.BytesIO()
+    write(buffer)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        with open(tmp, "wb") as f:
+            f.write(buffer.getbuffer())
+            f.flush()
+            os.fsync(f.fileno())  # (a full disk can refuse the data only here)
+        os.replace(tmp, path)
+    except OSError as exc:
+        try:
+            tmp.unlink()
+        except OSError:
+            pass
+        reason = "no space left on device" if exc.errno == errno.ENOSPC else (exc.strerror or str(exc))
+        kept = "; the file already there is kept as it was" if path.exists() else "; nothing written"
+        error = type(exc)(f"{who}: cannot write {path}: {reason}{kept}")
+        error.errno = exc.errno
+        raise error from exc
+
+
 def cmd_export(args: argparse.Namespace) -> int:
     """``snnlab export RUN --nir FILE``: a trained run's network as a NIR graph (see :mod:`snnlab.interop.nir`)."""
     from snnlab.extras import require
@@ -852,12 +915,12 @@ def cmd_export(args: argparse.Namespace) -> int:
     from snnlab.training.model import model_and_checkpoint
 
     nir = require("nir", extra="interop", feature="snnlab export")
-    out = Path(args.nir)
+    out = Path(args.nir).expanduser()  # (--nir=~/a.nir: bash leaves that ~)
     if not out.parent.is_dir():
         raise FileNotFoundError(f"--nir: the folder {out.parent} does not exist")
-    model, cfg, ckpt = model_and_checkpoint(args.run)  # (a model of the user's own: refused, with the way out)
+    model, cfg, ckpt = model_and_checkpoint(Path(args.run).expanduser())  # (a model of the user's own: refused)
     graph = to_nir(model, dt=args.dt)
-    nir.write(str(out), graph)
+    _write_atomically(out, lambda f: nir.write(f, graph), who="--nir")
     kinds = [type(graph.nodes[k]).__name__ for k in graph.nodes if k not in ("input", "output")]
     taus = "learned" if cfg.learn_tau else f"{cfg.tau_mem:g} steps = {cfg.tau_mem * args.dt:g} s"
     print(f"snnlab export: wrote {out} ({_export_label(ckpt, cfg, model)}; {len(kinds)} nodes: "
@@ -1141,9 +1204,19 @@ def _note_typos(parser: argparse.ArgumentParser, argv: list[str]) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Entry point of the ``snnlab`` command."""
-    import sqlite3
+    """Entry point of the ``snnlab`` command. A reader of its output that stops early (``| head``, a pager quit) ends
+    it quietly, with exit status 0, as ``head`` itself leaves it (not 141: a script's ``set -o pipefail`` passes);
+    what is left to print is dropped, and a training or sweep goes on to its end."""
+    try:
+        status = _parse_and_run(argv)
+    except BrokenPipeError:  # (from any command, or --help)
+        status = 0
+    _settle_output()
+    return status
 
+
+def _parse_and_run(argv: list[str] | None) -> int:
+    """:func:`main`'s work: parse ``argv`` (default the command line's) and run the command."""
     argv = list(sys.argv[1:] if argv is None else argv)
     parser = build_parser(config_flags=_needs_config_flags(argv))  # (without torch for commands that need none)
     _note_typos(parser, argv)
@@ -1165,27 +1238,47 @@ def main(argv: list[str] | None = None) -> int:
     if not getattr(args, "func", None):
         parser.print_help()
         return 0
+    return _run_command(args)
+
+
+def _run_command(args: argparse.Namespace) -> int:
+    """Run the parsed command; its errors as one line on stderr and an exit status (2: bad input, 1: it failed,
+    128 + n: stopped by signal n). A ``BrokenPipeError`` (the output's reader has gone) is :func:`main`'s."""
+    import sqlite3
+
     try:
         return int(args.func(args) or 0)
+    except BrokenPipeError:
+        raise
     except (FileNotFoundError, KeyError, ValueError) as exc:  # (ValueError: a ConfigError too)
         text = exc.args[0] if isinstance(exc, KeyError) and exc.args else exc  # str(KeyError) adds quotes
-        print(f"snnlab {args.command}: error: {text}", file=sys.stderr)
+        _say(f"snnlab {args.command}: error: {text}")
         return 2
     except ImportError as exc:  # an optional dependency (an extra) is not installed: the message says which
-        print(f"snnlab {args.command}: error: {exc}", file=sys.stderr)
+        _say(f"snnlab {args.command}: error: {exc}")
         return 1
     except (RuntimeError, TypeError, OSError) as exc:  # e.g. --device cuda without a GPU, a bad data_kwargs key
-        print(f"snnlab {args.command}: error: {type(exc).__name__}: {exc}", file=sys.stderr)
+        _say(f"snnlab {args.command}: error: {type(exc).__name__}: {exc}")
         return 1
     except sqlite3.Error as exc:  # a locked or damaged run store
         from snnlab.experiments.store import default_store_path, sqlite_advice
 
         where = getattr(args, "store", None) or default_store_path()
-        print(f"snnlab {args.command}: error: run store {where}: {type(exc).__name__}: {exc}{sqlite_advice(exc)}",
-              file=sys.stderr)
+        _say(f"snnlab {args.command}: error: run store {where}: {type(exc).__name__}: {exc}{sqlite_advice(exc)}")
         return 1
     except KeyboardInterrupt as exc:
         return _exit_status(exc)
+
+
+def _settle_output() -> None:
+    """Flush stdout and stderr; one whose reader has gone (a closed pipe, a hung-up terminal) is pointed at
+    ``os.devnull``, so that Python's own flush at exit neither prints an error nor changes the exit status."""
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            if stream is not None:
+                stream.flush()
+        except (OSError, ValueError):
+            _drop_output(stream)
 
 
 if __name__ == "__main__":

@@ -206,6 +206,24 @@ def test_the_page_warns_about_a_misspelt_default_in_the_environment(tmp_path, mo
         app.close()
 
 
+def test_an_on_off_default_that_is_not_true_or_false_leaves_the_page_loading(tmp_path, monkeypatch):
+    """Probe: $SNNLAB_DASHBOARD_DEFAULTS='{"delays": 1}' passed check_serve_settings (snnlab dashboard started), and
+    every page then failed to build (Panel: "Boolean parameter 'Checkbox.value' must be True or False, not 1")."""
+    from snnlab.dashboard.app import DashboardApp
+
+    env = {DEFAULTS_ENV: '{"delays": 1}'}
+    with pytest.raises(ValueError, match=r"\$SNNLAB_DASHBOARD_DEFAULTS: 'delays' must be true or false, got 1"):
+        check_serve_settings(5099, "127.0.0.1", None, bind=False, environ=env)
+    monkeypatch.setenv(DEFAULTS_ENV, '{"delays": "yes", "epochs": 2}')
+    app = DashboardApp(store_path=tmp_path / "runs.sqlite")
+    try:
+        assert "'delays' must be true or false, got 'yes'" in app.warning and app.warning_pane.visible
+        assert app.form.config().delays is False and app.form.config().epochs == 5  # the form's own defaults
+    finally:
+        app.close()
+    assert env_defaults({DEFAULTS_ENV: '{"delays": true, "learn_tau": false}'}) == {"delays": True, "learn_tau": False}
+
+
 # ------------------------------------------------------------------ the dashboard's checkboxes
 def _rows(viewable):
     objects = getattr(viewable, "objects", None) or []

@@ -82,6 +82,16 @@ def test_a_model_passed_in_frees_the_model_fields_but_not_the_seed(delay_run):
             load_resume(run_dir, cfg.copy(epochs=2, seed=1), run_dir, own_model=own_model, own_data=own_data)
 
 
+def test_a_model_and_data_both_passed_in_free_the_seed(delay_run):
+    """With the model and the data passed in, the seed draws neither the split nor the model's constants (the random
+    states come from the checkpoint): changing it is no reason to refuse the resume (it was refused)."""
+    run_dir, cfg = delay_run
+    ckpt, new, _ = load_resume(run_dir, cfg.copy(epochs=2, seed=1), run_dir, own_model=True, own_data=True)
+    assert new.seed == 1 and ckpt["epoch"] == 1
+    with pytest.raises(ResumeConfigError, match="optimizer 'adam' -> 'sgd'"):  # the optimiser is still checked
+        load_resume(run_dir, cfg.copy(epochs=2, seed=1, optimizer="sgd"), run_dir, own_model=True, own_data=True)
+
+
 # ------------------------------------------------------------------------------------------- sweep folder names
 
 
@@ -118,6 +128,19 @@ def test_run_folders_find_old_named_folders_and_never_share_one(tmp_path):
     (tmp_path / old[1]).mkdir()  # (== new[0]: point 0 takes it, point 1 must not)
     got = [p.name for p in run_folders(tmp_path, ints)]
     assert got[0] == new[0] and got[1] != got[0] and got[1] in (old[0], new[1])
+
+
+def test_a_grid_holding_20_and_20_0_keeps_both_folders_an_older_snnlab_made(tmp_path):
+    """Probe: an older sweep of tau_mem=[20, 20.0] left two folders (one per spelling); the new names took the
+    float's folder for point 0 and gave point 1 a new one, so its run trained again and the int's folder was left
+    unused. Both are one configuration: point 1 takes the other old folder."""
+    points = [ExperimentConfig(tau_mem=20), ExperimentConfig(tau_mem=20.0)]
+    old = _old_run_folder_names(points)
+    for name in old:
+        (tmp_path / name).mkdir()
+    got = [p.name for p in run_folders(tmp_path, points)]
+    assert sorted(got) == sorted(old)
+    assert len(set(got)) == 2
 
 
 def test_a_sweep_reuses_and_resumes_the_folders_an_older_snnlab_named(tmp_path):

@@ -48,7 +48,9 @@ def require_panel() -> None:
 def check_default_keys(values: dict[str, Any], where: str = "dashboard defaults") -> None:
     """Raise :class:`~snnlab.training.config.UnknownKeyError` (a ``ValueError``) when a key of the form's starting
     values is not a configuration field, with the configuration's own "did you mean" hint (a misspelt field is
-    refused as on every other surface, not dropped).
+    refused as on every other surface, not dropped); and a ``ValueError`` for an on/off field (``delays``...) set
+    to anything but true or false, which the form's checkbox cannot show (the page would not load). Other bad
+    values reach the form's boxes, which say what is wrong when the run starts.
 
     Example:
         >>> check_default_keys({"epochs": 3})   # fine: nothing happens
@@ -56,6 +58,10 @@ def check_default_keys(values: dict[str, Any], where: str = "dashboard defaults"
         Traceback (most recent call last):
         ...
         snnlab.training.config.UnknownKeyError: serve_dashboard: defaults: unknown configuration key(s): 'epoch' (did you mean 'epochs'?); ...
+        >>> check_default_keys({"delays": 1})
+        Traceback (most recent call last):
+        ...
+        ValueError: dashboard defaults: 'delays' must be true or false, got 1
     """
     from snnlab.training.config import ExperimentConfig, unknown_keys_error  # (here: torch only when needed)
 
@@ -63,12 +69,17 @@ def check_default_keys(values: dict[str, Any], where: str = "dashboard defaults"
     unknown = [k for k in values if k not in known]
     if unknown:
         raise unknown_keys_error(unknown, known, f"{where}: unknown configuration key(s)")
+    schema = ExperimentConfig.schema()
+    for k, v in values.items():
+        if schema[k]["type"] == "Boolean" and not isinstance(v, bool):
+            raise ValueError(f"{where}: {k!r} must be true or false, got {v!r}")
 
 
 def env_defaults(environ: dict[str, str] | None = None) -> dict[str, Any]:
     """The form's starting values in ``$SNNLAB_DASHBOARD_DEFAULTS`` (``{}`` when unset or blank); a ``ValueError``
-    naming the variable when it holds anything but a JSON object, or a key that is not a configuration field
-    (:class:`~snnlab.training.config.UnknownKeyError`, with a "did you mean" hint).
+    naming the variable when it holds anything but a JSON object, a key that is not a configuration field
+    (:class:`~snnlab.training.config.UnknownKeyError`, with a "did you mean" hint) or an on/off field set to
+    anything but true or false (:func:`check_default_keys`).
 
     Example:
         >>> env_defaults({"SNNLAB_DASHBOARD_DEFAULTS": '{"epochs": 7}'}), env_defaults({})

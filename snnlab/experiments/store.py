@@ -349,8 +349,47 @@ DEFAULT_STORE_FOLDER = Path("runs")
 
 
 def default_store_path() -> Path:
-    """``$SNNLAB_STORE`` (unless empty) or ``./runs/snnlab.sqlite`` (in :data:`DEFAULT_STORE_FOLDER`)."""
-    return Path(os.environ.get("SNNLAB_STORE") or DEFAULT_STORE_FOLDER / "snnlab.sqlite")  # (empty: default)
+    """``$SNNLAB_STORE`` (unless empty; a leading ``~`` is the user's home, as for a path typed in a shell) or
+    ``./runs/snnlab.sqlite`` (in :data:`DEFAULT_STORE_FOLDER`)."""
+    return Path(os.environ.get("SNNLAB_STORE") or DEFAULT_STORE_FOLDER / "snnlab.sqlite").expanduser()  # ("": default)
+
+
+def _file_uri(path: Path) -> str:
+    """An SQLite ``file:`` URI of the absolute ``path``, from its bytes: a name that is not valid UTF-8 (a latin-1
+    folder name, or any non-ASCII name under a C locale) is percent-encoded as the bytes the file system holds.
+
+    Example:
+        >>> _file_uri(Path("/tmp/r\xe9sultats/a b.sqlite"))
+        'file:/tmp/r%C3%A9sultats/a%20b.sqlite'
+    """
+    return "file:" + urllib.parse.quote(os.fsencode(path))
+
+
+def _path_value(path: str | os.PathLike) -> str | bytes:
+    """A path as the store keeps it: its text, or where that is not valid UTF-8 (a folder named in latin-1 bytes; any
+    non-ASCII name under a C locale) its bytes, as a BLOB that :func:`_path_text` reads back.
+
+    Example:
+        >>> _path_value("/tmp/runs/a/checkpoint.pt"), _path_value("/tmp/r\\udce9sultats")
+        ('/tmp/runs/a/checkpoint.pt', b'/tmp/r\\xe9sultats')
+    """
+    text = os.fspath(path)
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return os.fsencode(text)
+    return text
+
+
+def _path_text(value: str | bytes | None) -> str | None:
+    """A path :func:`_path_value` stored, as a ``str`` (bytes decoded as the file system's names are)."""
+    return os.fsdecode(value) if isinstance(value, bytes) else value
+
+
+def _message_text(message: str | None) -> str | None:
+    """A message as the store can keep it: a character UTF-8 cannot hold (an undecodable file name's byte in an
+    error) as its escape, ``\\udce9``."""
+    return message if message is None else message.encode("utf-8", "backslashreplace").decode("utf-8")
 
 
 def _flatten(metrics: dict, prefix: str = "") -> dict[str, float]:
@@ -480,7 +519,7 @@ class RunStore:
         self.follow_file = _flag(follow_file, "follow_file", "RunStore")
         read_only = None if read_only is None else _flag(read_only, "read_only", "RunStore")  # (then `is True`)
         # absolute: a relative path would name another file after os.chdir (and a store may follow its file)
-        self.path = (Path(path) if path is not None else default_store_path()).absolute()
+        self.path = (Path(path).expanduser() if path is not None else default_store_path()).absolute()  # ("~/...")
         if self.path.exists() and self.path.is_dir():
             raise ValueError(f"RunStore: {self.path} is a folder; give the path of a .sqlite file")
         self.timeout = float(timeout)
@@ -642,7 +681,7 @@ class RunStore:
         SQLite says "unable to open" or, for a WAL file, ``SQLITE_READONLY_DIRECTORY``), which reads the file as it
         is."""
         first = wait if first is None else first
-        uri = "file:" + urllib.parse.quote(self.path.absolute().as_posix()) + "?mode=ro"
+        uri = _file_uri(self.path.absolute()) + "?mode=ro"
         con = sqlite3.connect(uri + ("&immutable=1" if self._immutable else ""), uri=True, timeout=first,
                               isolation_level=None, check_same_thread=True)
         try:
@@ -796,6 +835,7 @@ class RunStore:
         if status not in STATUSES:
             raise ValueError(f"RunStore: unknown status {status!r}; choose one of {list(STATUSES)}")
         allowed = self._statuses(only_if, "set_status")
+        message = _message_text(message)
         with self._conn() as con:
             if allowed is None:
                 cur = con.execute("UPDATE runs SET status=?, message=?, updated=? WHERE run_id=?",
@@ -840,7 +880,7 @@ class RunStore:
             >>> store.get_run(old)["checkpoint"], store.get_run(old)["message"] == f"checkpoint replaced by run {new}"
             (None, True)
         """
-        where, now = str(Path(path).resolve()), time.time()
+        where, now = _path_value(Path(path).expanduser().resolve()), time.time()
         note = f"checkpoint replaced by run {run_id}"
         with self._conn() as con:
             con.execute("UPDATE runs SET checkpoint=NULL, updated=?, message=CASE WHEN message IS NULL OR message='' "
@@ -936,7 +976,7 @@ class RunStore:
             present = {r[0] for r in con.execute("SELECT name FROM sqlite_master WHERE type='table'")}
             for table in [t for t in tables if t in present] + ["runs"]:  # (the rows that refer to runs first)
                 con.executemany(f"DELETE FROM {table} WHERE run_id=?", [(r,) for r in ids])
-        return {r: found[r][1] for r in ids}
+        return {r: _path_text(found[r][1]) for r in ids}
 
     def delete_unused_run(self, run_id: str, only_if: tuple[str, ...] | list[str] = ("created", "idle", "failed")
                           ) -> bool:
@@ -989,7 +1029,7 @@ class RunStore:
             rows = con.execute("SELECT runs.run_id, name, status, message, created, updated, checkpoint, "
                                f"{owner} FROM runs{join} ORDER BY created").fetchall()
         gone: dict = {}
-        rows = [(r[0], r[1], *_shown(r[2], r[3], r[7], gone, r[6]), *r[4:7]) for r in rows]
+        rows = [(r[0], r[1], *_shown(r[2], r[3], r[7], gone, r[6]), r[4], r[5], _path_text(r[6])) for r in rows]
         return pd.DataFrame(rows, columns=["run_id", "name", "status", "message", "created", "updated", "checkpoint"])
 
     def get_run(self, run_id: str) -> dict:
@@ -1004,6 +1044,7 @@ class RunStore:
         keys = ["run_id", "name", "status", "message", "config", "created", "updated", "checkpoint", "summary",
                 "owner"]
         run = dict(zip(keys, row))
+        run["checkpoint"] = _path_text(run["checkpoint"])
         owner, gone = run["owner"], {}
         run["status"], run["message"] = _shown(run["status"], run["message"], owner, gone, run["checkpoint"])
         run["config"] = json.loads(run["config"])
@@ -1141,7 +1182,7 @@ class RunStore:
             return False
         if len(header) < 20 or header[18] != 2 or header[19] != 2:  # (file format numbers: 2 = WAL)
             return False
-        uri = "file:" + urllib.parse.quote(real.as_posix()) + "?mode=rw"  # (rw: never creates it)
+        uri = _file_uri(real) + "?mode=rw"  # (rw: never creates it)
         try:
             con = sqlite3.connect(uri, uri=True, timeout=0, isolation_level=None)
         except sqlite3.Error:

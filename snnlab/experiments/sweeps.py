@@ -167,7 +167,9 @@ def _legacy_run_folder_names(configs: list[ExperimentConfig]) -> list[str]:
 def run_folders(root: str | os.PathLike, configs: list[ExperimentConfig]) -> list[Path]:
     """The folder of each grid point under the run root ``root``: ``root / name`` (:func:`run_folder_names`), or
     the folder an earlier snnlab named it (``tau_mem=20`` apart from ``tau_mem=20.0``) where only that one exists,
-    so its checkpoint is still reused or resumed. No two points get one folder.
+    so its checkpoint is still reused or resumed; failing its own, the older folder of another point of the same
+    configuration (a grid holding ``tau_mem=20`` and ``20.0``, which an older snnlab kept apart). No two points get
+    one folder.
 
     Example:
         >>> import tempfile
@@ -185,6 +187,15 @@ def run_folders(root: str | os.PathLike, configs: list[ExperimentConfig]) -> lis
         if chosen[i] is None and old not in taken and (root / old).is_dir():
             chosen[i] = old
             taken.add(old)
+    same: dict[str, list[str]] = {}  # {new name less its ".k": the older names of the points of that configuration}
+    for name, old in zip(names, legacy):
+        same.setdefault(name.split(".")[0], []).append(old)
+    for i, name in enumerate(names):
+        if chosen[i] is None:
+            free = [old for old in same[name.split(".")[0]] if old not in taken and (root / old).is_dir()]
+            if free:
+                chosen[i] = free[0]
+                taken.add(free[0])
     return [root / (name if name is not None else new) for name, new in zip(chosen, names)]
 
 
@@ -238,7 +249,7 @@ def _stop_if_cancelled(trainer) -> bool:
 
 
 def _worker_signal(signum, frame) -> None:
-    """SIGINT in a sweep worker: stop its run at the next step (checkpoint saved), start no other."""
+    """SIGINT or SIGHUP in a sweep worker: stop its run at the next step (checkpoint saved), start no other."""
     global _worker_interrupted
     _worker_interrupted = True
     trainer = _worker_trainer
@@ -258,6 +269,9 @@ def _worker_init(cancel: Any = None) -> None:
     global _worker_cancel
     _worker_cancel = cancel
     signal.signal(signal.SIGINT, _worker_signal)
+    hup = getattr(signal, "SIGHUP", None)  # the terminal closing (an ssh session dropped) reaches the workers too
+    if hup is not None and signal.getsignal(hup) is not signal.SIG_IGN:  # (under nohup: ignored, as it was)
+        signal.signal(hup, _worker_signal)
     parent = multiprocessing.parent_process()  # (its pid, not getppid(): the parent may already be gone)
     threading.Thread(target=_exit_with_parent, args=(parent.pid if parent is not None else os.getppid(),),
                      name="snnlab-sweep-parent-watch", daemon=True).start()
@@ -656,9 +670,18 @@ def _table(configs: list[ExperimentConfig], grid: dict, rows: list[dict]) -> pd.
 
 
 def _write_csv(out: Path, table: pd.DataFrame) -> None:
+    """Write ``table`` to ``out`` atomically (through ``.<name>.<pid>.tmp`` beside it, removed when the write or the
+    rename fails: ``out`` a folder, a full disk)."""
     tmp = out.with_name(f".{out.name}.{os.getpid()}.tmp")
-    table.to_csv(tmp, index=False)
-    os.replace(tmp, out)
+    try:
+        table.to_csv(tmp, index=False)
+        os.replace(tmp, out)
+    except BaseException:
+        try:
+            tmp.unlink()
+        except OSError:  # (never created)
+            pass
+        raise
 
 
 def sweep(config: ExperimentConfig, grid: dict[str, list], executor: Any = None, store_path: str | os.PathLike | None = None,
@@ -690,8 +713,11 @@ def sweep(config: ExperimentConfig, grid: dict[str, list], executor: Any = None,
     robustness = _robustness_list(robustness)  # checked before anything trains
     objectives = _check_objectives(objectives, robustness)  # before anything trains
     pool = _as_executor(executor)
-    out = Path(out) if out is not None else None
-    root = Path(run_root).resolve() if run_root is not None else None
+    out = Path(out).expanduser() if out is not None else None  # ("~/sweep.csv": in the user's home)
+    root = Path(run_root).expanduser().resolve() if run_root is not None else None
+    if root is not None and root.exists() and not root.is_dir():  # (else each run would fail on its own)
+        raise ValueError(f"sweep: run_root {str(run_root)!r} is a file, not a folder: give a folder for the runs' "
+                         "checkpoints (it is created if missing)")
     dirs = run_folders(root, configs) if root is not None else [None] * len(configs)
     rows: list[dict] = []
     jobs: dict[int, tuple] = {}
@@ -718,14 +744,14 @@ def sweep(config: ExperimentConfig, grid: dict[str, list], executor: Any = None,
     owned = pool is None and bool(jobs)
     if owned:
         pool = process_pool(max_workers or default_workers(len(jobs)))
-    from tqdm.auto import tqdm
+    from snnlab.training.progress import progress_bar  # (a bar whose reader has gone goes quiet)
 
     futures: dict = {}
     interrupt: KeyboardInterrupt | None = None
     try:
         for i, job in jobs.items():
             futures[pool.submit(run_one, *job)] = i
-        for fut in tqdm(_completed(futures), total=len(futures), desc="sweep", disable=not progress):
+        for fut in progress_bar(_completed(futures), total=len(futures), desc="sweep", disable=not progress):
             i = futures[fut]
             rows[i] = _take_plan(_row_of(fut, rows[i], configs[i]), i, reused, resumed)
             if out is not None:

@@ -37,13 +37,31 @@ class CBuildError(RuntimeError):
     """The C compiler is missing or failed; the message says which and how to proceed."""
 
 
+def xdg_base_dir(variable: str, default: str) -> Path:
+    """An XDG base directory: ``$variable`` when it holds an absolute path, else ``~/<default>``; a relative or empty
+    value is ignored, as the XDG Base Directory specification says (it would name a folder under whatever folder
+    the process happens to run in).
+
+    Example:
+        >>> from unittest import mock
+        >>> with mock.patch.dict(os.environ, {"XDG_CACHE_HOME": "cache"}):  # relative: ignored
+        ...     xdg_base_dir("XDG_CACHE_HOME", ".cache") == Path.home() / ".cache"
+        True
+        >>> with mock.patch.dict(os.environ, {"XDG_CACHE_HOME": "/tmp/cache"}):
+        ...     xdg_base_dir("XDG_CACHE_HOME", ".cache")
+        PosixPath('/tmp/cache')
+    """
+    value = os.environ.get(variable)
+    return Path(value) if value and os.path.isabs(value) else Path.home() / default
+
+
 def cache_dir() -> Path:
-    """Folder of compiled libraries: ``$SNNLAB_CACHE_DIR`` or ``$XDG_CACHE_HOME/snnlab`` or ``~/.cache/snnlab``."""
+    """Folder of compiled libraries: ``$SNNLAB_CACHE_DIR`` or ``$XDG_CACHE_HOME/snnlab`` (an absolute one:
+    :func:`xdg_base_dir`) or ``~/.cache/snnlab``."""
     root = os.environ.get("SNNLAB_CACHE_DIR")
     if root:
-        return Path(root)
-    xdg = os.environ.get("XDG_CACHE_HOME")
-    return (Path(xdg) if xdg else Path.home() / ".cache") / "snnlab"
+        return Path(root).expanduser()
+    return xdg_base_dir("XDG_CACHE_HOME", ".cache") / "snnlab"
 
 
 def fallback_cache_dir() -> Path:

@@ -2,6 +2,9 @@
 from __future__ import annotations
 
 import contextlib
+import os
+import sys
+import threading
 import warnings
 from typing import Iterable, Iterator
 
@@ -9,12 +12,20 @@ import torch
 from torch import nn
 
 from snnlab.core.readout import MembraneReadoutCheck
+from snnlab.core.validation import _LIBRARY_DIRS
 from snnlab.data.loader_rng import same_generator_states, same_randomness
 
 
 @contextlib.contextmanager
 def eval_mode(model: nn.Module) -> Iterator[None]:
-    """Eval mode under ``torch.no_grad``; restores each submodule's training flag afterwards."""
+    """Eval mode under ``torch.no_grad``; restores each submodule's training flag afterwards.
+
+    The flag is the model's own, shared by every thread: when a :class:`~snnlab.training.Trainer` trains the model
+    in another thread right now (:meth:`~snnlab.training.Trainer.start`, a training widget), this warns (once per
+    call; it does not refuse) that the run's steps overlapping this block run in eval mode
+    (:func:`warn_concurrent_training`).
+    """
+    warn_concurrent_training(model)
     modes = {m: m.training for m in model.modules()}
     model.eval()
     try:
@@ -23,6 +34,40 @@ def eval_mode(model: nn.Module) -> Iterator[None]:
     finally:
         for m, flag in modes.items():
             m.training = flag
+
+
+def warn_concurrent_training(model: nn.Module) -> bool:
+    """Warn when a Trainer in another thread is training ``model`` (or a submodule of it, or a model containing it)
+    right now (:func:`snnlab.training.threads.training_thread`): switching it to eval mode switches the run's model.
+    Returns whether it warned; not in the training thread itself (the run's own evaluations, its callbacks) nor
+    while the run is paused.
+
+    Example:
+        >>> warn_concurrent_training(nn.Linear(2, 3))   # no run trains it
+        False
+    """
+    # (snnlab.training.threads, loaded with any Trainer: not imported here, where no Trainer exists without it)
+    threads = sys.modules.get("snnlab.training.threads")
+    thread = threads.training_thread(model) if threads is not None else None
+    if thread is None or thread is threading.current_thread():
+        return False
+    warnings.warn(
+        f"evaluating a model that a Trainer is training right now in thread {thread.name!r}: the model's train/eval "
+        "flag is shared, so the training steps that overlap this evaluation run in eval mode (no noise, spike masks or "
+        "dropout; batch-norm statistics frozen), and the run sets train mode again before each step, possibly in the "
+        "middle of this evaluation. Pause the run first (trainer.pause(wait=True) ... trainer.resume()), or evaluate "
+        "a copy: copy.deepcopy(trainer.model)", RuntimeWarning, stacklevel=_user_stacklevel())
+    return True
+
+
+def _user_stacklevel() -> int:
+    """The ``stacklevel`` of the first caller outside snnlab, torch and ``contextlib`` (a ``with eval_mode(...)`` block
+    enters there) for a warning raised in the caller of this function."""
+    level, frame = 1, sys._getframe(1)
+    while frame is not None and (os.path.abspath(frame.f_code.co_filename).startswith(_LIBRARY_DIRS)
+                                 or frame.f_code.co_filename == contextlib.__file__):
+        frame, level = frame.f_back, level + 1
+    return level
 
 
 def model_generators(model: nn.Module) -> dict[str, torch.Generator]:

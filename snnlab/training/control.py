@@ -23,6 +23,7 @@ from collections.abc import Iterator
 from typing import TypeVar
 
 from .interrupts import handle_signals, tell
+from .threads import ContextThread
 
 __all__ = ["STATES", "ControlMixin"]
 
@@ -65,15 +66,20 @@ class ControlMixin:
             self._cond.notify_all()
 
     def start(self: _Run) -> _Run:
-        """Run :meth:`run` in a background (daemon) thread and return at once."""
+        """Run :meth:`run` in a background (daemon) thread and return at once.
+
+        The thread runs in a copy of the calling thread's context (:class:`~snnlab.training.threads.ContextThread`):
+        in Jupyter, what the run prints or logs appears under the cell that called this."""
         with self._cond:
             if self._thread is not None and self._thread.is_alive():
                 raise RuntimeError("this trainer is already running in a background thread")
             self._check_can_run()
             self._claim_run_folder()  # refused here, in the caller's thread, before any state changes
             try:
-                self._thread = threading.Thread(target=self.run, kwargs={"raise_errors": False},
-                                                name=f"snnlab-trainer-{self.run_id}", daemon=True)
+                # in the caller's context: in Jupyter its output (a failing callback's traceback, "training run ...
+                # failed") goes to the cell that started the run, not to the one running when it is written
+                self._thread = ContextThread(target=self.run, kwargs={"raise_errors": False},
+                                             name=f"snnlab-trainer-{self.run_id}", daemon=True)
                 self._state = "running"  # so that pause(wait=True) right after start() waits for the pause
                 self._thread.start()
             except BaseException:

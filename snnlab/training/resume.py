@@ -342,7 +342,8 @@ def load_resume(resume: str | os.PathLike, cfg: ExperimentConfig | dict | None, 
     ``own_model``: the run trains a model passed in, which the configuration does not describe: of
     :data:`FIXED_ON_RESUME` only the optimiser and the ``seed`` (which splits the configured data) are checked.
     ``own_data``: its data is passed in, so the input and class counts are not the configured dataset's and are not
-    checked (a checkpoint that does not fit still fails to load).
+    checked (a checkpoint that does not fit still fails to load). Both passed in: the ``seed`` draws neither the
+    data nor the model's constants and is not checked either.
     """
     ckpt = load_checkpoint(resume)
     if ckpt.get("format") != CHECKPOINT_FORMAT:
@@ -360,8 +361,10 @@ def load_resume(resume: str | os.PathLike, cfg: ExperimentConfig | dict | None, 
             new = None  # (the Trainer reports a bad configuration itself)
         if saved is not None and isinstance(new, ExperimentConfig):
             # a model passed in is not the configured one (only its optimiser is, and the seed, which draws the
-            # configured data's split); data passed in sets the counts
-            skip = [p for p in FIXED_ON_RESUME if p not in (OPTIMIZER_PART, SEED_PART)] if own_model else \
+            # configured data's split: with data passed in too, it draws nothing the run uses); data passed in sets
+            # the counts
+            kept = (OPTIMIZER_PART,) if own_data else (OPTIMIZER_PART, SEED_PART)
+            skip = [p for p in FIXED_ON_RESUME if p not in kept] if own_model else \
                 [INPUT_PART] if own_data else []
             check_resume_config(saved, new, resume, skip=skip, checkpoint=ckpt)
         elif isinstance(new, ExperimentConfig):  # no saved configuration to compare with: the epochs still count

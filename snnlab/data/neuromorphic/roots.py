@@ -39,8 +39,8 @@ NEUROMORPHIC_DATASETS: dict[str, _Spec] = {
 
 def shared_data_root() -> Path:
     """Default folder of datasets: ``$SNNLAB_SHARED_DATA``, else ``shared/data`` next to a source checkout
-    (``<checkout>/../shared/data``) when that folder exists, else ``$XDG_DATA_HOME/snnlab`` (default
-    ``~/.local/share/snnlab``). Loaders and configurations take their own folder too (``data_root=``,
+    (``<checkout>/../shared/data``) when that folder exists, else ``$XDG_DATA_HOME/snnlab`` (an absolute
+    one; default ``~/.local/share/snnlab``). Loaders and configurations take their own folder too (``data_root=``,
     ``snnlab train --data-root``).
 
     Example:
@@ -54,8 +54,9 @@ def shared_data_root() -> Path:
     repo_data = checkout.parent / "shared" / "data"
     if (checkout / "pyproject.toml").is_file() and repo_data.is_dir():
         return repo_data
-    xdg = os.environ.get("XDG_DATA_HOME")
-    return (Path(xdg) if xdg else Path.home() / ".local" / "share") / "snnlab"
+    from snnlab.kernels.c_build import xdg_base_dir  # (a relative $XDG_DATA_HOME is ignored)
+
+    return xdg_base_dir("XDG_DATA_HOME", os.path.join(".local", "share")) / "snnlab"
 
 
 _WHERE_DATA_GOES = ("Pass the folder holding it as data_root= (snnlab train --data-root PATH, the dashboard's "
