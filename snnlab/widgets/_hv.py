@@ -10,9 +10,9 @@ and shows it in ``.widget``, an ipywidget, in one of two ways:
   ``.object`` swaps the plot in place. Changes made *before* the widget is displayed (no view in the
   browser yet: ``jupyter_bokeh`` sends them as patches that nobody receives) are written into the
   widget's initial state instead, so a plot set or updated before display shows on display.
-* ``"output"`` (fallback): an ``ipywidgets.Output`` that is cleared and re-displayed on every change
-  (``append_display_data``, thread-safe per ipywidgets). Static snapshots only -- no browser-to-Python
-  streams -- and the notebook must have loaded ``hv.extension("bokeh")``.
+* ``"output"`` (fallback): an ``ipywidgets.Output`` whose content is replaced on every change
+  (:func:`replace_output`: one assignment of its ``outputs``, safe from a thread). Static snapshots only -- no
+  browser-to-Python streams -- and the notebook must have loaded ``hv.extension("bokeh")``.
 
 Example:
     >>> import holoviews as hv
@@ -23,6 +23,7 @@ Example:
 from __future__ import annotations
 
 import contextlib
+import contextvars
 import functools
 import importlib.util
 import threading
@@ -37,7 +38,7 @@ from snnlab.viz._util import ensure_bokeh
 
 from ._lifecycle import close_descendants, close_one
 
-__all__ = ["HoloViewsWidget", "LivePlot", "closable_bokeh_model", "default_mode"]
+__all__ = ["HoloViewsWidget", "LivePlot", "closable_bokeh_model", "default_mode", "replace_output"]
 
 
 def default_mode() -> str:
@@ -50,6 +51,30 @@ def default_mode() -> str:
         True
     """
     return "bokeh" if importlib.util.find_spec("jupyter_bokeh") is not None else "output"
+
+
+def replace_output(out: W.Output, obj: Any = None) -> None:
+    """Make ``obj`` (any displayable object; ``None``: nothing) the whole content of the ``Output`` widget ``out``.
+
+    One assignment of ``out.outputs``, safe from any thread. ``out.clear_output()`` and ``with out:`` are not:
+    they set ``out.msg_id`` to the cell being run, and until it is reset the front end moves everything that
+    cell prints into ``out`` (where the next clear erases it). One assignment also replaces the content in one
+    message (a clear and an append flicker).
+
+    Example:
+        >>> out = W.Output(); replace_output(out, "first"); replace_output(out, "second")
+        >>> [o["data"]["text/plain"] for o in out.outputs], out.msg_id
+        (["'second'"], '')
+        >>> replace_output(out); out.outputs
+        ()
+    """
+    if obj is None:
+        out.outputs = ()
+        return
+    from IPython.core.interactiveshell import InteractiveShell
+
+    data, metadata = InteractiveShell.instance().display_formatter.format(obj)
+    out.outputs = ({"output_type": "display_data", "data": data, "metadata": metadata},)
 
 
 @functools.cache
@@ -231,7 +256,8 @@ class HoloViewsWidget:
     def _schedule_sync(self, delay: float = 0.2) -> None:
         with self._lock:
             if self._timer is None:
-                self._timer = threading.Timer(delay, self._sync_from_timer)
+                # in a copy of the caller's context (in Jupyter: the cell that made the change)
+                self._timer = threading.Timer(delay, contextvars.copy_context().run, args=(self._sync_from_timer,))
                 self._timer.daemon = True
                 self._timer.start()
 
@@ -306,10 +332,8 @@ class HoloViewsWidget:
                     self._pane.param.trigger("object")
                 else:
                     self._pane.object = new
-        else:
-            self.widget.clear_output(wait=True)
-            if obj is not None:
-                self.widget.append_display_data(obj)
+        else:  # (never clear_output / `with widget:` here: this runs in poll threads too, see replace_output)
+            replace_output(self.widget, obj)
 
     @property
     def object(self) -> Any:

@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import os
 import socket
-import threading
+
+from snnlab.training.threads import start_thread
 
 BOKEH_CDN = ("cdn.bokeh.org", 443)
 
@@ -34,8 +35,7 @@ def cdn_reachable(address: tuple[str, int] = BOKEH_CDN, timeout: float = 1.5) ->
         except OSError:
             result.append(False)
 
-    worker = threading.Thread(target=probe, daemon=True, name="snnlab-cdn-probe")
-    worker.start()
+    worker = start_thread(probe, name="snnlab-cdn-probe")  # (in a copy of the caller's context)
     worker.join(timeout)
     return bool(result and result[0])
 

@@ -16,7 +16,10 @@ background thread). This widget only turns its state into widget values:
   size during iteration"). So every redraw, and every message from the browser to these plots, holds
   one lock. After the run ends the thread does a last refresh and always restores the buttons.
 * Only one run trains at a time: a new ``TrainerWidget`` (e.g. the cell run again) stops the runs of the
-  earlier ones (``stop_others=False`` keeps them), and :meth:`close` stops its own.
+  earlier ones (``stop_others=False`` keeps them) and waits until they have stopped: both widgets name the step
+  each run stopped at, and the old widget keeps saying why it stopped. :meth:`close` stops its own run.
+* The poll thread runs in a copy of the context of the thread that started it
+  (:func:`snnlab.training.threads.start_thread`): in Jupyter, what it writes goes to the cell that started it.
 
 Example:
     >>> from snnlab.training import ExperimentConfig
@@ -36,6 +39,7 @@ from typing import Any, ClassVar
 import ipywidgets as W
 
 from snnlab.training.config import ExperimentConfig
+from snnlab.training.threads import start_thread
 from snnlab.viz import LiveCurves, monitor_raster
 
 from ._hv import HoloViewsWidget
@@ -46,6 +50,8 @@ from .session import CURVE_GROUPS, LIVE_BUFFER_LENGTH, TrainingSession
 __all__ = ["TrainerWidget"]
 
 ACTIVE = ("running", "paused")
+#: seconds a new TrainerWidget waits for the runs it stops to reach their next step boundary
+STOP_OTHERS_TIMEOUT = 30.0
 
 
 def _serialise_browser_messages(view: HoloViewsWidget, lock: Any) -> None:
@@ -109,7 +115,11 @@ class TrainerWidget(W.VBox):
         self.probe_every, self.probe_samples = probe_every, probe_samples
         self.session: TrainingSession | None = None
         self.display_error: str | None = None
+        self._status_note: str | None = None  # a status no refresh replaces (a newer widget stopped the run)
         self._closed = False
+        # first, before any plot of this widget is built: a redraw in another widget's poll thread while this one
+        # renders its Bokeh plots could fail ("'str' object has no attribute 'update'" from HoloViews)
+        stopped = self._stop_other_runs() if stop_others else []
         self.form = ConfigForm(cfg=cfg)
         self.start_button = W.Button(description="Start", icon="play")
         self.pause_button = W.Button(description="Pause", icon="pause")
@@ -142,20 +152,38 @@ class TrainerWidget(W.VBox):
         settings = W.Accordion(children=[self.form], selected_index=0)
         settings.set_title(0, "settings")
         super().__init__(children=[settings, controls, self.status, plots], **kwargs)
-        stopped = self._stop_other_runs() if stop_others else []
         TrainerWidget._instances.add(self)
         self._update_controls()
         if stopped:
             self._set_status(f"stopped the run of an earlier TrainerWidget at step {', '.join(map(str, stopped))}")
 
     def _stop_other_runs(self) -> list[int]:
-        """Stop the active runs of the other instances; returns the steps they were at."""
+        """Stop the active runs of the other instances (all asked at once, then each waited for, up to
+        :data:`STOP_OTHERS_TIMEOUT` seconds); returns the steps they stopped at (read once they have stopped).
+
+        Each stopped widget says so in its status, and keeps saying it. Its poll thread is ended once the run has
+        stopped (the last events are drawn here, in the calling thread), and a later refresh leaves that status alone.
+        """
+        others = [o for o in list(TrainerWidget._instances) if o is not self and o.state in ACTIVE]
+        for other in others:
+            other.stop()
         steps = []
-        for other in list(TrainerWidget._instances):
-            if other is not self and other.state in ACTIVE:
-                other.stop()
-                other._set_status("stopped: a newer TrainerWidget was created")
-                steps.append(other.session.step)
+        for other in others:
+            session = other.session
+            stopped = session.wait(STOP_OTHERS_TIMEOUT)
+            if stopped and session.state != "stopped":  # it finished (or failed) on its own meanwhile: its own story
+                continue
+            step = session.trainer.step if session.trainer is not None else session.step
+            note = (f"stopped at step {step}: a newer TrainerWidget was created" if stopped else
+                    f"stopping (at step {step} after {STOP_OTHERS_TIMEOUT:g} s): a newer TrainerWidget was created")
+            with other._lock:  # (a refresh of its poll thread is done or waits: it cannot write over the note)
+                other._status_note = note
+            if stopped:
+                other._stop_polling()  # no redraw of it runs on while the caller builds its plots
+            with contextlib.suppress(Exception):  # its last events drawn, its buttons back
+                other.refresh()
+            other._set_status(note)
+            steps.append(step)
         return steps
 
     # ------------------------------------------------------------------ control
@@ -198,7 +226,7 @@ class TrainerWidget(W.VBox):
         self._stop_polling()
         if self.session is not None:
             self.session.close()
-        self.session, self._snapshot_step = None, None
+        self.session, self._snapshot_step, self._status_note = None, None, None
         try:
             session = TrainingSession(cfg, store=self.store, run_root=self.run_dir, probe_every=self.probe_every,
                                       probe_samples=self.probe_samples)
@@ -403,6 +431,9 @@ class TrainerWidget(W.VBox):
         s = self.session
         if s is None:
             return
+        if self._status_note is not None:  # a newer TrainerWidget stopped the run: that stays the story
+            self._set_status(self._status_note)
+            return
         state = s.state if state is None else state
         if s.error:
             self._set_status(f"{state}: {s.error}", error=True)
@@ -440,8 +471,8 @@ class TrainerWidget(W.VBox):
         if self._poll_thread is not None and self._poll_thread.is_alive():
             return
         self._poll_stop.clear()
-        self._poll_thread = threading.Thread(target=self._poll_loop, name="snnlab-trainer-widget-poll", daemon=True)
-        self._poll_thread.start()
+        # in a copy of the caller's context: in Jupyter what the thread writes goes to the cell that started it
+        self._poll_thread = start_thread(self._poll_loop, name="snnlab-trainer-widget-poll")
 
     def _stop_polling(self) -> None:
         self._poll_stop.set()
