@@ -68,7 +68,12 @@ def __getattr__(name: str):
     """``snnlab.LIF`` and the other public names: imported on first access (``from snnlab import LIF`` too), then
     kept in the module as an ordinary import would."""
     if name in _LAZY_MODULES or name in _SUBPACKAGES:
-        value = _import_module(_LAZY_MODULES.get(name, f"snnlab.{name}"))
+        try:
+            value = _import_module(_LAZY_MODULES.get(name, f"snnlab.{name}"))
+        except ImportError as exc:  # (a subpackage's optional dependency missing: viz without holoviews, ...)
+            # an AttributeError, which hasattr(), inspect.getmembers() and help(snnlab) take as "no such attribute"
+            # (they look up every name dir() lists); ``import snnlab.viz`` raises the ImportError itself
+            raise AttributeError(f"module 'snnlab' has no attribute {name!r} ({exc})") from exc
     elif name in _LAZY:
         value = getattr(_import_module(_LAZY[name]), name)
     else:

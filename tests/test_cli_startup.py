@@ -193,3 +193,59 @@ def test_the_subpackages_and_core_modules_are_reachable_as_attributes_after_impo
             "    ok.append(\"'snnlab.core' has no attribute 'no_such_module'\" in str(e))\n"
             "print(json.dumps(ok))\n")
     assert fresh(code) == [True] * 6
+
+
+def test_the_experiments_modules_are_reachable_as_attributes_after_import_snnlab_experiments():
+    """The package imported its modules (``snnlab.experiments.sweeps.process_pool`` worked after ``import
+    snnlab.experiments``); the lazy package imports them on first access, and the run store's without torch."""
+    code = WATCH_TORCH + (
+        "stage = None\n"
+        "import snnlab.experiments\n"
+        "ok = [snnlab.experiments.store.RunStore is snnlab.experiments.RunStore,\n"
+        "      callable(snnlab.experiments.run_files.remove_run_files), 'sweeps' in dir(snnlab.experiments)]\n"
+        "print(json.dumps(ok))\n")
+    assert fresh(code) == [True, True, True]  # (no torch: the watch would have printed null)
+    code = ("import json, snnlab.experiments\n"
+            "print(json.dumps(snnlab.experiments.sweeps.sweep is snnlab.experiments.sweep))\n")
+    assert fresh(code) is True
+
+
+def test_dir_and_hasattr_of_the_core_as_before():
+    """``dir(snnlab.core)`` listed the core's modules (``import snnlab`` imported them); ``hasattr`` with a name that
+    is no module name answers False instead of raising ModuleNotFoundError."""
+    code = ("import json, sys, snnlab.core\n"
+            "names = dir(snnlab.core)\n"
+            "ok = [{'neurons', 'delays', 'surrogates'} <= set(names), 'torch' not in sys.modules,\n"
+            "      hasattr(snnlab.core, 'neurons.LIF'), hasattr(snnlab.core, 'no.such'), hasattr(snnlab.core, '')]\n"
+            "print(json.dumps(ok))\n")
+    assert fresh(code) == [True, True, False, False, False]
+
+
+def test_introspection_of_snnlab_without_an_optional_extra_installed():
+    """``dir(snnlab)`` lists the subpackages, which introspection then looks up: without ``snnlab[lab]`` (holoviews),
+    ``hasattr(snnlab, "viz")``, ``inspect.getmembers(snnlab)`` and ``help(snnlab)`` raised the ImportError of
+    ``snnlab.viz``; they answer as they did when ``import snnlab`` did not list it, and ``import snnlab.viz`` still
+    says what to install."""
+    code = ("import inspect, json, pydoc, sys\n"
+            "sys.modules['holoviews'] = None  # (as where it is not installed)\n"
+            "import snnlab\n"
+            "ok = [hasattr(snnlab, 'viz'), 'LIF' in dict(inspect.getmembers(snnlab)), 'LIF' in pydoc.render_doc(snnlab)]\n"
+            "try:\n"
+            "    snnlab.viz\n"
+            "except AttributeError as e:\n"
+            "    ok.append('snnlab[lab]' in str(e))\n"
+            "try:\n"
+            "    import snnlab.viz\n"
+            "except ImportError as e:\n"
+            "    ok.append('snnlab[lab]' in str(e) and not isinstance(e, AttributeError))\n"
+            "print(json.dumps(ok))\n")
+    assert fresh(code) == [False, True, True, True, True]
+
+
+def test_the_kernels_modules_are_reachable_as_attributes_after_import_snnlab():
+    """``snnlab.kernels.dispatch`` worked after ``import snnlab`` (which imported it through the core): it still
+    does, and ``dir`` lists the kernels' modules without importing them."""
+    code = ("import json, sys, snnlab\n"
+            "listed = 'dispatch' in dir(snnlab.kernels) and 'torch' not in sys.modules\n"
+            "print(json.dumps([listed, snnlab.kernels.dispatch.__name__, hasattr(snnlab.kernels, 'no_such_module')]))\n")
+    assert fresh(code) == [True, "snnlab.kernels.dispatch", False]

@@ -266,3 +266,28 @@ def test_datasets_share_one_label_check():
         SpikeTimesDataset(torch.tensor([[0], [1]]), [True, 0], 3)
     with pytest.raises(ValueError, match="one label per item"):  # (the shape message both tests expect)
         _frames([[0], [1]])
+
+
+# ---- attack review: labels past int64 as unsigned or Python ints, near-whole floats -------------------------------
+@pytest.mark.parametrize("labels,index,value", [
+    (np.array([1, 2**63], dtype=np.uint64), 1, 2**63), (np.array([2**64 - 1, 0], dtype=np.uint64), 0, 2**64 - 1),
+    (torch.tensor([0, 2**63], dtype=torch.uint64), 1, 2**63), ([0, 2**63], 1, 2**63), ([0, 1, -2**70], 2, -2**70),
+])
+def test_labels_past_int64_are_refused_not_wrapped_to_another_class(labels, index, value):
+    """A uint64 label past int64 used to become a negative one (2**63 -> -2**63) silently, and a Python int past it was
+    a TypeError saying labels must be integer class indices."""
+    shown = rf"({value}|{float(value):.7g})".replace("+", r"\+")  # ([0, 2**63]: NumPy makes it a float64 array)
+    with pytest.raises(ValueError, match=rf"EventFrameDataset 'toy': label {index} is {shown}, beyond int64"):
+        _frames(labels, n=len(labels))
+
+
+@pytest.mark.parametrize("labels", [np.array([3, 1], dtype=np.uint64), torch.tensor([3, 1], dtype=torch.uint64),
+                                    [np.uint64(3), 1]])
+def test_uint64_labels_within_int64_are_kept(labels):
+    assert _frames(labels).labels.tolist() == [3, 1]
+
+
+def test_a_near_whole_label_is_not_shown_as_a_whole_number():
+    with pytest.raises(ValueError, match=r"label 1 is 1\.0000001, not a whole number"):
+        _frames([0, 1.0000001])
+

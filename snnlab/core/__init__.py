@@ -3,12 +3,6 @@
 Its modules are imported on first access (``import snnlab; snnlab.core.neurons.LIF`` works without importing
 ``snnlab.core.neurons`` first, as it did when ``import snnlab`` imported the whole core).
 """
-from importlib import import_module as _import_module
-from importlib.util import find_spec as _find_spec
+from snnlab.kernels._submodules import module_attributes as _module_attributes
 
-
-def __getattr__(name: str):
-    """``snnlab.core.<module>``: the core module of that name, imported on first access."""
-    if not name.startswith("_") and _find_spec(f"{__name__}.{name}") is not None:
-        return _import_module(f"{__name__}.{name}")  # (the import sets it as this package's attribute)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+__getattr__, __dir__ = _module_attributes(__name__, __path__, lambda: globals())

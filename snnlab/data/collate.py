@@ -175,13 +175,28 @@ def _labels(batch: Sequence[tuple[object, object]], fn: str) -> torch.Tensor:
     return torch.as_tensor([_label(b[1], i, fn) for i, b in enumerate(batch)], dtype=torch.long)
 
 
+def _shown(v: float) -> str:
+    """``v`` as a label's message shows it: 7 significant digits, or all of them where those 7 read as a whole number
+    (``1.0000001`` is not "1")."""
+    short = f"{v:.7g}"
+    return repr(v) if math.isfinite(v) and not v.is_integer() and float(short).is_integer() else short
+
+
+def _refuse_past_int64(values: list, fn: str, start: int = 0) -> None:
+    """``ValueError`` naming ``fn`` and the first of ``values`` (ints; their indices counted from ``start``) past int64:
+    a cast would wrap it to another (negative) class index, or fail."""
+    for i, v in enumerate(values, start):
+        if isinstance(v, numbers.Integral) and not isinstance(v, (bool, np.bool_)) and not -2**63 <= int(v) < 2**63:
+            raise ValueError(f"{fn}: label {i} is {int(v)}, beyond int64; labels are class indices")
+
+
 def _as_labels(labels: object, fn: str) -> torch.Tensor:
     """A dataset's ``labels`` (a tensor, NumPy array, list or tuple of class indices, one per sample) as int64 ``[N]``:
     the one check of the datasets that take labels (:class:`~snnlab.data.synthetic.SpikeTimesDataset`,
     :class:`~snnlab.data.neuromorphic.EventFrameDataset`). Integer labels are kept as they are, and whole-number
     floats (``3.0``) taken as those ints, as the collates take a sample's label; a fractional, NaN or infinite float
-    (or one past int64) is a ``ValueError`` naming ``fn``, the first such label's index and its value: a cast would
-    truncate it. Bools, strings and ``None`` (in a list: the first one, with its index), complex numbers and other
+    is a ``ValueError`` naming ``fn``, the first such label's index and its value: a cast would truncate it; so is a
+    label past int64 (a float, an unsigned or a Python int), which a cast would wrap to another class. Bools, strings and ``None`` (in a list: the first one, with its index), complex numbers and other
     non-numbers are a ``TypeError``; labels not of shape ``[N]`` a ``ValueError``.
 
     Example:
@@ -193,12 +208,27 @@ def _as_labels(labels: object, fn: str) -> torch.Tensor:
         ValueError: f: label 1 is 1.7, not a whole number; labels are class indices, and a cast would truncate it
     """
     if isinstance(labels, (list, tuple)):  # (NumPy would make True a 1, or every label a string)
-        for i, v in enumerate(labels):
-            if isinstance(v, (bool, np.bool_, str, bytes)) or v is None:
-                raise TypeError(f"{fn}: label {i} is {v!r}, not a class index; labels must be integer class indices")
+        kinds = set(map(type, labels))  # (one pass in C: the loop below runs only when one of them is there)
+        if any(issubclass(k, (bool, np.bool_, str, bytes, type(None))) for k in kinds):
+            for i, v in enumerate(labels):
+                if isinstance(v, (bool, np.bool_, str, bytes)) or v is None:
+                    raise TypeError(f"{fn}: label {i} is {v!r}, not a class index; labels must be integer class "
+                                    "indices")
     try:
-        t = labels if isinstance(labels, torch.Tensor) else torch.as_tensor(np.asarray(labels))
-    except (TypeError, ValueError, RuntimeError):
+        if isinstance(labels, torch.Tensor):
+            t = labels
+        else:
+            a = np.asarray(labels)
+            if a.dtype.kind == "u" and a.dtype.itemsize == 8:  # (uint64 past int64: a cast would wrap it)
+                if a.ndim == 1 and bool((a >= 2**63).any()):
+                    _refuse_past_int64(a[a >= 2**63][:1].tolist(), fn, int(np.argmax(a >= 2**63)))
+                a = a.astype(np.int64)  # (torch takes NumPy's uint64 of some platforms' spelling not at all)
+            elif a.dtype == object and a.ndim == 1:  # (Python ints past int64: NumPy keeps them as objects)
+                _refuse_past_int64(a.tolist(), fn)
+            t = torch.as_tensor(a)
+    except (TypeError, ValueError, RuntimeError) as e:
+        if str(e).startswith(f"{fn}: "):  # (_refuse_past_int64's own)
+            raise
         raise TypeError(f"{fn}: labels must be integer class indices (a tensor, NumPy array or list), got "
                         f"{type(labels).__name__} {labels!r:.80}") from None
     if t.is_complex() or t.dtype == torch.bool:
@@ -210,12 +240,19 @@ def _as_labels(labels: object, fn: str) -> torch.Tensor:
         bad = ~(torch.isfinite(t) & (t == t.round()))
         if bool(bad.any()):
             i = int(bad.nonzero()[0])
-            raise ValueError(f"{fn}: label {i} is {float(t[i]):.7g}, not a whole number; labels are class indices, "
-                             "and a cast would truncate it")
+            raise ValueError(f"{fn}: label {i} is {_shown(float(t[i]))}, not a whole number; labels are class "
+                             "indices, and a cast would truncate it")
         big = t.abs() >= 2.0**63  # (a cast of a float past int64 gives a wrong int)
         if bool(big.any()):
             i = int(big.nonzero()[0])
             raise ValueError(f"{fn}: label {i} is {float(t[i]):.7g}, beyond int64; labels are class indices")
+    elif t.dtype == torch.uint64:  # (a tensor's: a cast past int64 wraps to a negative label)
+        out = t.long()
+        bad = out < 0
+        if bool(bad.any()):
+            i = int(bad.nonzero()[0])
+            raise ValueError(f"{fn}: label {i} is {int(out[i]) + 2**64}, beyond int64; labels are class indices")
+        return out
     return t.long()
 
 

@@ -29,11 +29,16 @@ _LAZY = {
     "sweep": "snnlab.experiments.sweeps",
     "thread_pool": "snnlab.experiments.sweeps",
 }
+#: the package's modules, imported on first access too (``import snnlab.experiments; snnlab.experiments.sweeps``
+#: works as it did when the package imported them)
+_MODULES = ("run_files", "store", "sweeps")
 
 
 def __getattr__(name: str):
     """``snnlab.experiments.RunStore`` and the other public names: imported on first access (``from
     snnlab.experiments import sweep`` too), then kept in the module as an ordinary import would."""
+    if name in _MODULES:
+        return _import_module(f"snnlab.experiments.{name}")  # (the import sets it as this package's attribute)
     if name not in _LAZY:
         raise AttributeError(f"module 'snnlab.experiments' has no attribute {name!r}")
     value = getattr(_import_module(_LAZY[name]), name)
@@ -42,4 +47,4 @@ def __getattr__(name: str):
 
 
 def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(_LAZY))
+    return sorted(set(globals()) | set(_LAZY) | set(_MODULES))
