@@ -291,3 +291,14 @@ def test_a_near_whole_label_is_not_shown_as_a_whole_number():
     with pytest.raises(ValueError, match=r"label 1 is 1\.0000001, not a whole number"):
         _frames([0, 1.0000001])
 
+
+
+def test_encoder_options_good_alone_but_refused_together_are_named_without_text_guessing_for_single_checks():
+    """Each option is checked alone first (no option is blamed for another's value); options good alone but refused
+    together name the one the encoder's message names, else all of them."""
+    from snnlab.training.config import _encoder_option_problems
+
+    huge = _encoder_option_problems(ExperimentConfig(data_kwargs={"tau": 10**400, "linear": False}))
+    assert len(huge) == 1 and huge[0].startswith("data_kwargs ['linear', 'tau'] together, of encoding='latency'")
+    both = _encoder_option_problems(ExperimentConfig(data_kwargs={"tau": -1, "linear": "no"}))
+    assert len(both) == 1 and both[0].startswith("data_kwargs 'linear' of encoding='latency'")

@@ -439,8 +439,10 @@ def _data_options(name: str, encoding: str) -> frozenset[str]:
 def _encoder_option_problems(cfg: "ExperimentConfig") -> list[str]:
     """:meth:`ExperimentConfig.validate`'s messages for bad values of the ``data_kwargs`` that go to the encoder of
     ``digits`` / ``mnist5k`` (``tau``, ``threshold``, ``linear`` for ``"latency"``, ``gain`` for ``"rate"``): the
-    encoder's own checks, run by building it once with them (tens of microseconds: no data is read), each message
-    naming ``data_kwargs '<option>'``. Options the encoding does not take are reported by ``validate`` itself.
+    encoder's own checks, run by building it with each option alone (tens of microseconds each: no data is read),
+    each message naming ``data_kwargs '<option>'``; options each good alone but refused together (``tau=-1`` is
+    refused only with ``linear=False``): the one the encoder's message names, else all of them. Options the encoding does not take are reported by
+    ``validate`` itself.
 
     Example:
         >>> _encoder_option_problems(ExperimentConfig(encoding="rate", data_kwargs={"gain": -1}))
@@ -450,20 +452,21 @@ def _encoder_option_problems(cfg: "ExperimentConfig") -> list[str]:
         return []
     takes = _data_options(cfg.dataset, cfg.encoding) - {"shuffle", "num_workers", "test_fraction"}  # (the loader's)
     options = {k: v for k, v in cfg.data_kwargs.items() if k in takes}
-    problems: list[str] = []
-    while options:
+
+    def refusal(**given: Any) -> str | None:
         try:
-            make_encoder(cfg.encoding, int(cfg.num_steps), seed=None, **options)  # (build_data's seed is always good)
-            break
+            make_encoder(cfg.encoding, int(cfg.num_steps), seed=None, **given)  # (build_data's seed is always good)
         except (TypeError, ValueError, ArithmeticError) as e:
-            # the encoder's checks say "<Encoder>: <option> must ...": that option, then the others without it
-            bad = next((k for k in options if f": {k} " in str(e)), None)
-            if bad is None:  # (an error that names no option, e.g. float()'s OverflowError: all of them)
-                names = repr(next(iter(options))) if len(options) == 1 else str(sorted(options))
-                problems.append(f"data_kwargs {names} of encoding={cfg.encoding!r}: {e}")
-                break
-            problems.append(f"data_kwargs {bad!r} of encoding={cfg.encoding!r}: {e}")
-            del options[bad]
+            return str(e)
+        return None
+
+    alone = {k: refusal(**{k: v}) for k, v in options.items()}
+    problems = [f"data_kwargs {k!r} of encoding={cfg.encoding!r}: {why}" for k, why in alone.items() if why is not None]
+    good = {k: options[k] for k, why in alone.items() if why is None}
+    if len(good) > 1 and (why := refusal(**good)) is not None:
+        named = [k for k in good if f": {k} " in why]  # (the encoder's checks say "<Encoder>: <option> must")
+        which = repr(named[0]) if len(named) == 1 else f"{sorted(good)} together,"
+        problems.append(f"data_kwargs {which} of encoding={cfg.encoding!r}: {why}")
     return problems
 
 
