@@ -118,7 +118,7 @@ def test_training_updates_curves_and_raster_and_pause_resume_stop_work(server, b
 
 def test_invalid_setting_shows_a_message_and_starts_nothing(server, browser, artifacts):
     with dashboard_page(browser, server) as page:
-        hidden = page.locator("input[placeholder='JSON list, e.g. [128, 64]']")
+        hidden = page.locator("input[placeholder='e.g. 128,64 or [128, 64]']")
         hidden.fill("[-3]")
         hidden.press("Tab")
         time.sleep(0.5)
