@@ -34,6 +34,7 @@ from torch import nn
 from snnlab.kernels.adaptive_lif import adaptive_lif
 from snnlab.kernels.dispatch import compute_dtype, resolve_backend
 from snnlab.kernels.func_transforms import transforms_active, under_vmap
+from snnlab.kernels.lif_common import spike_cap_for_call
 from snnlab.kernels.surrogate_math import check_builtin_surrogate
 
 from . import surrogates as sg
@@ -234,6 +235,7 @@ class ALIF(CheckedSynapsesMixin, LIF):
             raise RuntimeError("ALIF: vmap of a noisy or spike-masking ALIF is not supported (its step loop would "
                                "give every vmapped sample the same draws); use it in eval mode, without noise and "
                                "masks, or loop over the samples")
+        cap = spike_cap_for_call("ALIF", self.max_spikes, x.shape[0])  # (refuses a cap float32 counts cannot reach)
         work = compute_dtype(x)
         beta = self.beta()
         on = {"device": x.device, "dtype": work}
@@ -248,7 +250,7 @@ class ALIF(CheckedSynapsesMixin, LIF):
             out, membrane, theta, last = self._step_loop_run(x, work, beta.to(**on), rho, strength, noise_seed,
                                                              mask_seed)
         else:
-            options = dict(reset=self.reset, detach_reset=self.detach_reset, max_spikes=self.max_spikes,
+            options = dict(reset=self.reset, detach_reset=self.detach_reset, max_spikes=cap,
                            surrogate=self.surrogate.name, surrogate_param=self.surrogate.param, noise=self.noise,
                            noise_scale=self.noise_scale, seed=noise_seed or 0, sample=noise_seed is not None,
                            mask_p=self.mask_p if mask_seed is not None else 0.0, mask_seed=mask_seed or 0,

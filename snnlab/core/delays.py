@@ -114,8 +114,10 @@ def _conv_taps(x: torch.Tensor, kernel: torch.Tensor, support: torch.Tensor | No
             return _causal_conv1d(x, kernel)
         return _causal_conv1d(x.to(amp), kernel.to(amp)).to(x.dtype)
     y = None
+    # one unbind, not kernel[:, :, k] per tap: each select's backward would fill a zero kernel of full size
+    slices = kernel[..., :K].unbind(-1)
     for k in active:
-        term = _shift_matmul(x, kernel[:, :, k], k)
+        term = _shift_matmul(x, slices[k], k)
         y = term if y is None else y + term
     return y
 
@@ -172,21 +174,89 @@ def _conv_fft_full_precision(x: torch.Tensor, kernel: torch.Tensor) -> torch.Ten
     return torch.fft.irfft(yf, n=n, dim=0)[:T].to(x.dtype)
 
 
-def _choose_method(T: int, max_delay: int, x3: torch.Tensor | None = None, kernel_size: int | None = None) -> str:
-    """``"fft"`` or ``"taps"``, whichever a cost model says is cheaper for ``x3 [T, M, in]`` and a kernel of
-    ``kernel_size`` entries (out * in * max_delay)."""
+# Cost model of the PyTorch paths (:func:`_choose_method`), for a training step (forward and backward), per synapse
+# (``in * out``). Times in units of one ``conv1d`` product-row (fitted on a 2-core CPU, float32): the FFT's complex
+# products per frequency and row, and its kernel spectrum (``kf`` and the stacked ``k2``, transformed, stacked and
+# differentiated: a cost per frequency whatever the batch); the per-tap matrix products, about 2x a conv1d's time per
+# product, plus a cost per tap (slicing the kernel, its gradient, a small GEMM's overhead).
+_FFT_PER_FREQ_ROW = 17.3
+_FFT_PER_FREQ = 2630.0
+_TAPS_PER_PRODUCT = 2.0
+_TAPS_PER_TAP = 1500.0
+# Memory guard: a method needing more than _MEMORY_FACTOR times another's extra memory (and more than
+# _MEMORY_SLACK floats beyond it) loses to it unless it is more than _TIME_FACTOR times faster.
+_MEMORY_FACTOR = 4.0
+_MEMORY_SLACK = 2**24
+_TIME_FACTOR = 2.0
+
+
+def _method_costs(T: int, max_delay: int, rows: int, in_features: int, out_features: int,
+                  conv1d: bool) -> dict[str, tuple[float, float]]:
+    """``{"fft": (time, floats), "taps": (time, floats)}``: the cost model of :func:`_choose_method` for ``x
+    [T, rows, in]`` and a ``[out, in, max_delay]`` kernel; ``conv1d``: the taps run as one ``conv1d``
+    (:func:`_conv1d_wins`). Times in units of one conv1d product-row per synapse, summed over the synapses; memory in
+    the floats a training step holds beyond what every method holds (the Gaussian, the kernel, the output)::
+
+        K = min(T, max_delay), n = _fast_fft_size(T + max_delay - 1), F = n // 2 + 1, io = in * out
+        fft   time  io * F * (17.3 * rows + 2630)       memory  12 * F * io + 8 * F * rows * (in + out)
+        conv1d time io * K * T * rows                   memory  2 * rows * (in * (T + K) + out * T) + 2 * K * io
+        taps  time  io * (2 * P * rows + 1500 * K)      memory  2 * T * rows * out + 2 * K * io
+                    (P = K * T - K * (K - 1) / 2 shifted products per row)
+
+    The FFT's kernel spectrum (``kf`` and the stacked ``k2``, ``[F, 2 in, 2 out]``, with their gradients) costs
+    ``~12 F io`` floats and ``2630 F io`` time whatever the batch: at a small batch or a long sequence it dominates.
+
+    Example:
+        >>> c = _method_costs(3000, 25, 1, 140, 256, conv1d=False)
+        >>> c["fft"][0] > 10 * c["taps"][0], c["fft"][1] > 10 * c["taps"][1]
+        (True, True)
+    """
     K = min(max_delay, T)
     n = _fast_fft_size(T + max_delay - 1)
-    if x3 is not None and kernel_size is not None and _conv1d_wins(x3, K, K, kernel_size):
-        # taps as one conv1d (CPU): times per out * in, fitted on a 2-core CPU to training steps (forward and
-        # backward) at batch 64 and 256, max_delay 8 to 50 (float32): the FFT's products per frequency and row plus
-        # its kernel transforms (a cost per FFT point, whatever the batch), against conv1d's K * T products per row
-        rows = x3.shape[1]
-        return "fft" if 1.82e-7 * (n // 2 + 1) * rows + 1.38e-5 * n < 1.05e-8 * K * T * rows else "taps"
-    # Cost in units of one dense [M, in] @ [in, out] product per time step.
-    taps_cost = K * T - K * (K - 1) / 2
-    fft_cost = 4 * (n // 2 + 1) + 2 * T  # complex GEMMs + FFT passes
-    return "fft" if fft_cost < taps_cost else "taps"
+    F = n // 2 + 1
+    io = in_features * out_features
+    fft = (io * F * (_FFT_PER_FREQ_ROW * rows + _FFT_PER_FREQ),
+           12.0 * F * io + 8.0 * F * rows * (in_features + out_features))
+    if conv1d:
+        taps = (float(io) * K * T * rows,
+                2.0 * rows * (in_features * (T + K) + out_features * T) + 2.0 * K * io)
+    else:
+        P = K * T - K * (K - 1) / 2
+        taps = (io * (_TAPS_PER_PRODUCT * P * rows + _TAPS_PER_TAP * K), 2.0 * T * rows * out_features + 2.0 * K * io)
+    return {"fft": fft, "taps": taps}
+
+
+def _choose_method(T: int, max_delay: int, x3: torch.Tensor | None = None, kernel_size: int | None = None,
+                   out_features: int | None = None) -> str:
+    """``"fft"`` or ``"taps"``, whichever the cost model (:func:`_method_costs`) says is faster for ``x3 [T, M, in]``
+    and a kernel of ``kernel_size`` entries (out * in * max_delay), with a memory guard: the faster method loses where
+    it needs more than 4x the other's extra memory (and 64 MB more in float32) unless it is more than 2x faster.
+    Fitted on the CPU (float32 / float64 ``x3``); elsewhere, or without ``x3``, the products are counted (one dense
+    step per unit) as before: not measured on a GPU.
+
+    Example:
+        >>> x3 = torch.zeros(3000, 1, 140)   # the SHD layer at batch 1 over a long sequence: the kernel spectrum
+        >>> _choose_method(3000, 25, x3, 256 * 140 * 25)
+        'taps'
+    """
+    K = min(max_delay, T)
+    if x3 is None or x3.device.type != "cpu" or x3.dtype not in (torch.float32, torch.float64):
+        # not the CPU computation the model was fitted on (a GPU, or sizes unknown): the GEMM count, in units of one
+        # dense [M, in] @ [in, out] product per step (not measured there: the kernel spectrum is left out)
+        taps_cost = K * T - K * (K - 1) / 2
+        fft_cost = 4 * (_fast_fft_size(T + max_delay - 1) // 2 + 1) + 2 * T
+        return "fft" if fft_cost < taps_cost else "taps"
+    rows, in_features = x3.shape[1], x3.shape[2]
+    if out_features is None:
+        out_features = kernel_size // (in_features * max(max_delay, 1)) if kernel_size and in_features else 1
+    conv1d = kernel_size is not None and _conv1d_wins(x3, K, K, kernel_size)
+    costs = _method_costs(T, max_delay, rows, in_features, max(out_features, 1), conv1d)
+    (t_fft, m_fft), (t_taps, m_taps) = costs["fft"], costs["taps"]
+    best, other = ("fft", "taps") if t_fft < t_taps else ("taps", "fft")
+    (t_best, m_best), (t_other, m_other) = costs[best], costs[other]
+    if m_best > _MEMORY_FACTOR * m_other + _MEMORY_SLACK and t_other <= _TIME_FACTOR * t_best:
+        return other
+    return best
 
 
 def delayed_linear(
@@ -221,12 +291,14 @@ def _delayed_linear(on: torch.dtype | None, amp: torch.dtype | None, x: torch.Te
         shape = x.shape
         # half-precision positions: the Gaussian in float32 (not rounded to their dtype), as the Triton kernels
         gaussian = gaussian_delay_kernel(positions.to(compute_dtype(positions)), sigma, max_delay)
-        kernel = weight.unsqueeze(-1) * gaussian  # [out, in, K]
+        if 0 < shape[0] < max_delay:  # only the first T taps reach inside the sequence: the others would add zeros
+            gaussian = gaussian[..., : shape[0]]  # (normalised over all max_delay taps first, as the full kernel)
+        kernel = weight.unsqueeze(-1) * gaussian  # [out, in, min(T, max_delay)]
         work = _work_dtype(x, kernel)
         x3 = x.reshape(shape[0], math.prod(shape[1:-1]), shape[-1]).to(work)  # (not -1: T may be 0)
         kernel = kernel.to(work)
         if method == "auto":
-            method = _choose_method(shape[0], max_delay, x3, kernel.numel())
+            method = _choose_method(shape[0], max_delay, x3, kernel.numel(), weight.shape[0])
         y = _conv_fft(x3, kernel, None) if method == "fft" else _conv_taps(x3, kernel, support=gaussian, amp=amp)
         y = _add_bias(y.to(x.dtype), bias)
     return y.reshape(*shape[:-1], weight.shape[0])
@@ -430,12 +502,19 @@ class DelayedLinear(nn.Module):
 
     * ``"fft"``: ``x`` is zero-padded in time to ``n >= T + max_delay - 1`` and transformed with
       ``rfft``; each of the ``n/2 + 1`` frequencies needs one complex ``[B, in] @ [in, out]``
-      GEMM, then ``irfft`` and the first ``T`` steps are kept. Cost ~ ``2 (T + max_delay)``
-      dense-layer-steps instead of ``max_delay * T`` for a per-tap convolution (about 10x less
-      for ``T=100, max_delay=25``), independent of ``sigma``, and exact (no Gaussian
-      truncation), so the full kernel is used even for large sigmas.
+      GEMM, then ``irfft`` and the first ``T`` steps are kept. Its products are ~``2 (T + max_delay)``
+      dense-layer-steps instead of ``max_delay * T`` for a per-tap convolution (about 10x fewer for ``T=100,
+      max_delay=25``), but it also transforms and stacks the kernel's spectrum (``[n/2 + 1, 2 in, 2 out]``, ~12x
+      ``(T + max_delay) / 2 * in * out`` floats with its gradient, and time per frequency whatever the batch), so
+      it pays off only with many rows (a large batch) and a short sequence. Independent of ``sigma``, and exact
+      (no Gaussian truncation), so the full kernel is used even for large sigmas.
     * ``"taps"``: ``y = sum_k pad_k(x[:T-k] @ H[:, :, k].T)`` over the taps that are non-zero
-      for some synapse; chosen automatically when ``max_delay`` is so small that it is cheaper.
+      for some synapse and reach inside the sequence (``k < T``); on the CPU with many rows, one ``conv1d``.
+
+    ``"auto"`` takes the faster by a cost model of time and memory (``_method_costs`` in this module: the FFT's
+    products and kernel spectrum against the taps' products, per frequency / tap, row and synapse), and never a
+    method needing over 4x the other's extra memory unless it is over 2x faster. In the SHD configuration
+    (140 -> 256, ``max_delay=25``, ``T=100``, batch 256) that is the FFT; at batch 1 or over long sequences, taps.
 
     The rounded form groups synapses by integer delay and uses only the values that occur:
     ``y = sum_d shift_d(x) @ (W * [D == d]).T`` -- exact arithmetic (spike inputs give exact

@@ -10,7 +10,7 @@ from snnlab.kernels.counter_rng import COUNTER_PERIOD
 from snnlab.kernels.dispatch import (BACKENDS, HALF_DTYPES, float32_if_half, graph_capture_active, leave_graph, lif_impl,
                                      refuse_jit_trace)
 from snnlab.kernels.func_transforms import outside_transforms, under_vmap, vmap_randomness
-from snnlab.kernels.lif_common import MAX_SPIKES_CEILING
+from snnlab.kernels.lif_common import MAX_SPIKES_CEILING, spike_cap_for_call
 from snnlab.kernels.lif_torch import li_torch
 from snnlab.kernels.surrogate_math import NOISE_SURROGATES, check_builtin_surrogate
 
@@ -316,7 +316,9 @@ class LIF(RandomStream, _Leaky):
     - ``max_spikes=k``: a neuron that has fired ``k`` times in a sample stays silent for the rest
       of it (``k=1`` is time-to-first-spike, the "Fast & Deep" constraint; ``None`` is unconstrained).
       Gradients still flow to the spikes that happened (the surrogate is masked only where the
-      neuron was already silenced).
+      neuron was already silenced). A cap ``>= T`` cannot bind in a call of ``T`` steps and runs as no cap;
+      the kernels count spikes in float32, exact up to ``2**24``, so a cap above ``2**24`` with ``T`` above
+      the cap is refused (``ValueError`` naming the layer, the cap and ``T``) rather than silently not honoured.
     - ``detach_reset``: the spike in the reset is detached, ``v = h - threshold * sg(s)`` or ``h * (1 - sg(s))``
       (``sg`` stops gradients), as in snnTorch and SpikingJelly: no gradient flows back through the spike,
       while a learnable threshold still gets the subtract reset's ``-sg(s)``.
@@ -509,7 +511,8 @@ class LIF(RandomStream, _Leaky):
             # parameters keep their dtype: the fused kernels compute in float32 whatever x's dtype (a
             # bfloat16 beta of 0.9 would be 0.8984), the PyTorch path too (float32 for half-precision x)
             x, beta.to(device=x.device), self.threshold.to(device=x.device), reset=self.reset, detach_reset=self.detach_reset,
-            max_spikes=self.max_spikes, surrogate=self.surrogate.name, surrogate_param=self.surrogate.param,
+            max_spikes=spike_cap_for_call(type(self).__name__, self.max_spikes, x.shape[0]),  # (float32 counts)
+            surrogate=self.surrogate.name, surrogate_param=self.surrogate.param,
             noise=self.noise, noise_scale=self.noise_scale, seed=noise_seed or 0, sample=noise_seed is not None,
             mask_p=self.mask_p if mask_seed is not None else 0.0, mask_seed=mask_seed or 0, keep_membrane=self.record)
         self._check_final_membrane(x, membrane, *self._learned(beta))

@@ -146,11 +146,40 @@ def check_max_spikes(who: str, max_spikes: int | None) -> int | None:
     raise ValueError(f"{who}: max_spikes must be None or an integer >= 0, got {max_spikes!r}")
 
 
+#: the largest spike cap the kernels count exactly: they count spikes in float32 (the C loops, the Triton kernels, the
+#: PyTorch path's ``count``), whose steps of 1 end at ``2**24`` (``16_777_216 + 1`` rounds back to it)
+MAX_EXACT_SPIKE_COUNT = 2**24
+
+
+def spike_cap_for_call(who: str, max_spikes: int | None, T: int) -> int | None:
+    """The cap one call over ``T`` steps runs with: None (no cap) where ``max_spikes`` is None or ``>= T`` (a neuron
+    fires at most once a step, so it cannot bind), else ``max_spikes``. ``ValueError`` naming ``who``, the cap and
+    ``T`` for a cap above :data:`MAX_EXACT_SPIKE_COUNT` (``2**24``) that could bind (``T`` above it): the kernels
+    count spikes in float32, which cannot count past ``2**24``, so that cap would not be honoured.
+
+    Example:
+        >>> spike_cap_for_call("LIF", 3, 50), spike_cap_for_call("LIF", 50, 50), spike_cap_for_call("LIF", None, 9)
+        (3, None, None)
+        >>> spike_cap_for_call("LIF", 2**24 + 1, 2**25)
+        Traceback (most recent call last):
+        ...
+        ValueError: LIF: max_spikes=16777217 with T=33554432 steps cannot be honoured: spike counts are float32, exact up to 2**24 = 16777216; use a cap <= 16777216 or split the sequence
+    """
+    if max_spikes is None or max_spikes >= T:
+        return None
+    if max_spikes > MAX_EXACT_SPIKE_COUNT:
+        raise ValueError(f"{who}: max_spikes={max_spikes} with T={T} steps cannot be honoured: spike counts are "
+                         f"float32, exact up to 2**24 = {MAX_EXACT_SPIKE_COUNT}; use a cap <= "
+                         f"{MAX_EXACT_SPIKE_COUNT} or split the sequence")
+    return int(max_spikes)
+
+
 def check_cap_and_params(who: str, x: torch.Tensor, max_spikes: int | None,
                          params: dict[str, torch.Tensor]) -> int | None:
     """``ValueError`` naming ``who`` unless ``max_spikes`` is None or an integer >= 0 (:func:`check_max_spikes`) and
     every parameter (``{name: tensor}``) broadcasts to one step of ``x``, ``x.shape[1:]``. Returns ``max_spikes`` as
-    a plain int (or None).
+    the call runs with (:func:`spike_cap_for_call`: a plain int, or None where it cannot bind in ``x``'s ``T`` steps;
+    ``ValueError`` for a cap above ``2**24`` that could bind: float32 counts).
 
     Example:
         >>> check_cap_and_params("f", torch.zeros(3, 2, 4), 1, {"beta": torch.zeros(4)})
@@ -160,7 +189,7 @@ def check_cap_and_params(who: str, x: torch.Tensor, max_spikes: int | None,
         ...
         ValueError: f: beta of shape (3,) does not broadcast to a step of x, (2, 4)
     """
-    max_spikes = check_max_spikes(who, max_spikes)
+    max_spikes = spike_cap_for_call(who, check_max_spikes(who, max_spikes), x.shape[0])
     step = x.shape[1:]
     for name, p in params.items():
         shape = p.shape
