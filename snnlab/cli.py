@@ -884,18 +884,22 @@ def _write_atomically(path: Path, write: Callable, who: str) -> None:
         >>> target.read_bytes(), sorted(p.name for p in target.parent.iterdir())
         (b'data', ['a.bin'])
     """
+    import contextlib
     import errno
     import io
 
     buffer = io.BytesIO()
     write(buffer)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    real = Path(os.path.realpath(path))  # (a symlink's target is written, as a plain write would; the link is kept)
+    tmp = real.with_name(f".{real.name}.{os.getpid()}.tmp")
     try:
         with open(tmp, "wb") as f:
+            with contextlib.suppress(FileNotFoundError):  # a file replaced keeps its permissions (not the umask's)
+                os.chmod(f.fileno(), os.stat(real).st_mode & 0o7777)
             f.write(buffer.getbuffer())
             f.flush()
             os.fsync(f.fileno())  # (a full disk can refuse the data only here)
-        os.replace(tmp, path)
+        os.replace(tmp, real)
     except OSError as exc:
         try:
             tmp.unlink()

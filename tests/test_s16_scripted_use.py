@@ -274,3 +274,31 @@ def test_relative_xdg_folders_are_ignored(monkeypatch, home):
     monkeypatch.setenv("XDG_DATA_HOME", "data")
     monkeypatch.setattr(roots, "__file__", str(home / "site-packages" / "snnlab" / "data" / "neuromorphic" / "x.py"))
     assert roots.shared_data_root() == home / ".local" / "share" / "snnlab"
+
+
+def test_export_writes_through_a_symlink_and_keeps_the_files_permissions(tmp_path):
+    """(Attack review) ``_write_atomically`` replaced a symlinked --nir target by a new file (the link's target kept
+    the old graph), and a file it replaced lost its permissions (the new one had the umask's)."""
+    (tmp_path / "shared").mkdir()
+    target = tmp_path / "shared" / "net.nir"
+    target.write_bytes(b"old")
+    os.chmod(target, 0o644)
+    link = tmp_path / "net.nir"
+    link.symlink_to(target)
+    old_umask = os.umask(0o077)
+    try:
+        cli._write_atomically(link, lambda f: f.write(b"new"), who="--nir")
+    finally:
+        os.umask(old_umask)
+    assert link.is_symlink() and target.read_bytes() == b"new"
+    assert target.stat().st_mode & 0o777 == 0o644
+    assert sorted(p.name for p in (tmp_path / "shared").iterdir()) == ["net.nir"]  # (no temporary file left)
+
+
+def test_a_run_started_without_stderr_trains(monkeypatch):
+    """(Attack review) Started with ``2>&-`` (or by pythonw) Python has no ``sys.stderr``: the progress bar's first
+    write failed the run ("'NoneType' object has no attribute 'write'"). Now the bar is left out and the run trains."""
+    monkeypatch.setattr(sys, "stderr", None)
+    trainer = Trainer(ExperimentConfig(**TINY), progress=True)
+    trainer.run(raise_errors=False)
+    assert trainer.state == "finished", trainer.error

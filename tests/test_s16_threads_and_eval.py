@@ -240,3 +240,53 @@ def test_training_model_marks_nest_and_end():
     assert training_thread(net) is None
     with training_model(net, active=lambda: False):
         assert training_thread(net) is None
+
+
+def test_an_earlier_mark_whose_block_has_ended_is_not_put_back_nor_keeps_the_model_alive():
+    """(Attack review) Thread A marks a model, thread B marks it while A's block is open, A's block ends, then B's:
+    B put A's mark back because A's thread was still alive, so the model read as trained by A for good (and A's
+    ``active``, which holds the model, kept it alive: the registry's weak keys never let go)."""
+    import gc
+    import weakref
+
+    model = torch.nn.Sequential(torch.nn.Linear(2, 2))
+    ref = weakref.ref(model)
+    inside, release = threading.Event(), threading.Event()
+
+    def other():
+        with training_model(model):
+            inside.set()
+            release.wait(WAIT)
+
+    with training_model(model, active=lambda: model.training):  # (an `active` that holds the model, as the Trainer's)
+        thread = threading.Thread(target=other)
+        thread.start()
+        assert inside.wait(WAIT)
+    release.set()
+    thread.join(WAIT)
+    assert training_thread(model) is None  # neither block is open
+    del model
+    gc.collect()
+    assert ref() is None
+
+
+def test_a_finished_context_thread_keeps_nothing_of_the_starting_context():
+    """(Attack review) A ContextThread kept its copied context after its run (a trainer's last thread lives on in
+    ``trainer._thread``): what the starting cell's context variables held stayed alive."""
+    import gc
+    import weakref
+
+    class Big:
+        pass
+
+    big = Big()
+    ref = weakref.ref(big)
+    token = CELL.set(big)
+    try:
+        thread = start_thread(lambda: None, name="snnlab-test")  # (kept, as a trainer keeps its last thread)
+        thread.join(WAIT)
+    finally:
+        CELL.reset(token)
+    del big
+    gc.collect()
+    assert ref() is None and not thread.is_alive()

@@ -191,3 +191,30 @@ def test_the_bokeh_sync_timer_runs_in_the_callers_context():
         CELL.reset(token)
     assert done.wait(30) and seen == ["cell 5"]
     view.close()
+
+
+def test_a_run_not_stopped_within_the_wait_is_not_called_stopped(monkeypatch):
+    """(Attack review) When the older run had not stopped within STOP_OTHERS_TIMEOUT, the new widget still said
+    "stopped the run ... at step N", and the old one said "stopping (at step N ...)" for good, after it had stopped."""
+    from snnlab.widgets import trainer_widget
+
+    cfg = ExperimentConfig(**{**TINY, "epochs": 500, "max_batches_per_epoch": None})
+    old = TrainerWidget(cfg, poll_interval=0.05, probe_every=1000)
+    assert old.start()
+    assert _wait(lambda: old.session.step >= 2, 60)
+    release = threading.Event()
+    old.session.trainer.events.subscribe(lambda event: release.wait(60))  # (its steps wait: it cannot stop in time)
+    monkeypatch.setattr(trainer_widget, "STOP_OTHERS_TIMEOUT", 0.0)
+    new = TrainerWidget(ExperimentConfig(**TINY), poll_interval=None)
+    try:
+        assert "stopped the run" not in new.status.value and "still running" in new.status.value, new.status.value
+        assert "stopping" in old.status.value, old.status.value
+        release.set()
+        assert old.session.wait(60)
+        final = old.session.trainer.step
+        assert _wait(lambda: f"stopped at step {final}: a newer TrainerWidget" in old.status.value, 30), \
+            old.status.value
+    finally:
+        release.set()
+        old.close()
+        new.close()

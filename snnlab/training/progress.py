@@ -61,7 +61,7 @@ class QuietStream:
 
 def progress_bar(*args: Any, **kwargs: Any):
     """``tqdm.auto.tqdm(*args, **kwargs)`` writing to stderr through a :class:`QuietStream` (unless ``file`` is given;
-    a notebook's bar, a widget, is left as tqdm makes it).
+    a notebook's bar, a widget, is left as tqdm makes it); disabled where there is no stderr (``sys.stderr`` None).
 
     Example:
         >>> bar = progress_bar(total=3, disable=True)
@@ -70,5 +70,8 @@ def progress_bar(*args: Any, **kwargs: Any):
     from tqdm.auto import tqdm
 
     if "file" not in kwargs and not any(c.__module__ == "tqdm.notebook" for c in tqdm.__mro__):
-        kwargs["file"] = QuietStream(sys.stderr)
+        if sys.stderr is None:  # (no stderr at all: started with 2>&-, or by pythonw) no bar, the work goes on
+            kwargs["disable"] = True
+        else:
+            kwargs["file"] = QuietStream(sys.stderr)
     return tqdm(*args, **kwargs)

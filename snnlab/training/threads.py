@@ -52,7 +52,9 @@ class ContextThread(threading.Thread):
         super().start()
 
     def run(self) -> None:
-        context = self._context if self._context is not None else contextvars.copy_context()
+        # (dropped here, as Thread.run drops its target: a finished thread object, e.g. a trainer's last one, keeps
+        # no reference to what the starting context held)
+        context, self._context = self._context if self._context is not None else contextvars.copy_context(), None
         context.run(super().run)
 
 
@@ -77,6 +79,8 @@ def start_thread(target: Callable[..., Any], name: str, daemon: bool = True, arg
 _lock = threading.Lock()
 #: module -> (the thread training it, whether it trains now); weak keys: a mark keeps no model alive once its block ends
 _trained: weakref.WeakKeyDictionary[nn.Module, tuple[threading.Thread, Callable[[], bool]]] = weakref.WeakKeyDictionary()
+#: id -> mark of the training_model blocks open now (an earlier mark is put back only while its block is open)
+_open: dict[int, tuple[threading.Thread, Callable[[], bool]]] = {}
 
 
 def _always() -> bool:
@@ -95,14 +99,19 @@ def training_model(model: nn.Module, active: Callable[[], bool] | None = None) -
         before = {m: _trained.get(m) for m in modules}
         for m in modules:
             _trained[m] = mark
+        _open[id(mark)] = mark
     try:
         yield
     finally:
         with _lock:
+            del _open[id(mark)]
             for m in modules:
                 if _trained.get(m) is mark:  # (not a mark another thread made since)
-                    if before[m] is not None and before[m][0].is_alive():
-                        _trained[m] = before[m]
+                    earlier = before[m]
+                    # (an earlier block that has ended since, e.g. in another thread, is not put back: it would mark
+                    # the model as trained by that thread for good, and its `active` keep the model alive)
+                    if earlier is not None and _open.get(id(earlier)) is earlier:
+                        _trained[m] = earlier
                     else:
                         del _trained[m]
 

@@ -325,6 +325,11 @@ class Trainer(ControlMixin, ResumeMixin, ReportingMixin):
     too (details in :meth:`run`). Results: :attr:`history` (records; ``history.frame()``),
     :attr:`result` (``{"final": eval dict, "rounded": eval dict after rounding delays, or None}``).
 
+    Modes: each training step runs with the whole model in train mode (``model.train()`` again before a step that
+    finds a module in eval mode: an evaluation from another thread, which warns, affects at most the steps it
+    overlaps). A module that must stay in eval mode while the rest trains (frozen batch norm) overrides its
+    ``train()``, as with other PyTorch training loops; a callback's ``module.eval()`` lasts until the next step.
+
     The construction, the optimiser and its schedules, the epoch loop, evaluation and finishing are defined here;
     the control methods in :class:`~snnlab.training.control.ControlMixin`, the checkpoints and resuming in
     :class:`~snnlab.training.resume.ResumeMixin`, the events and store calls in

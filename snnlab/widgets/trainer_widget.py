@@ -155,14 +155,17 @@ class TrainerWidget(W.VBox):
         TrainerWidget._instances.add(self)
         self._update_controls()
         if stopped:
-            self._set_status(f"stopped the run of an earlier TrainerWidget at step {', '.join(map(str, stopped))}")
+            self._set_status("; ".join(stopped))
 
-    def _stop_other_runs(self) -> list[int]:
+    def _stop_other_runs(self) -> list[str]:
         """Stop the active runs of the other instances (all asked at once, then each waited for, up to
-        :data:`STOP_OTHERS_TIMEOUT` seconds); returns the steps they stopped at (read once they have stopped).
+        :data:`STOP_OTHERS_TIMEOUT` seconds); returns what became of each, for this widget's status: the step it
+        stopped at (read once it has stopped), or that it was still running then (it stops at its next step boundary).
 
         Each stopped widget says so in its status, and keeps saying it. Its poll thread is ended once the run has
-        stopped (the last events are drawn here, in the calling thread), and a later refresh leaves that status alone.
+        stopped (the last events are drawn here, in the calling thread), and a later refresh leaves that status alone
+        (a run still stopping when the wait ended: its status says "stopping" until it has, then the step it stopped
+        at).
         """
         others = [o for o in list(TrainerWidget._instances) if o is not self and o.state in ACTIVE]
         for other in others:
@@ -174,8 +177,7 @@ class TrainerWidget(W.VBox):
             if stopped and session.state != "stopped":  # it finished (or failed) on its own meanwhile: its own story
                 continue
             step = session.trainer.step if session.trainer is not None else session.step
-            note = (f"stopped at step {step}: a newer TrainerWidget was created" if stopped else
-                    f"stopping (at step {step} after {STOP_OTHERS_TIMEOUT:g} s): a newer TrainerWidget was created")
+            note = other._stopped_by_newer_note()
             with other._lock:  # (a refresh of its poll thread is done or waits: it cannot write over the note)
                 other._status_note = note
             if stopped:
@@ -183,8 +185,19 @@ class TrainerWidget(W.VBox):
             with contextlib.suppress(Exception):  # its last events drawn, its buttons back
                 other.refresh()
             other._set_status(note)
-            steps.append(step)
+            steps.append(f"stopped the run of an earlier TrainerWidget at step {step}" if stopped else
+                         f"asked the run of an earlier TrainerWidget to stop: still running at step {step} after "
+                         f"{STOP_OTHERS_TIMEOUT:g} s (it stops at its next step boundary)")
         return steps
+
+    def _stopped_by_newer_note(self) -> str:
+        """The status of a widget whose run a newer TrainerWidget stopped: "stopping" while the run has not yet, then
+        the step it stopped at."""
+        s = self.session
+        step = s.trainer.step if s.trainer is not None else s.step
+        if s.state in ACTIVE:
+            return f"stopping (at step {step} after {STOP_OTHERS_TIMEOUT:g} s): a newer TrainerWidget was created"
+        return f"stopped at step {step}: a newer TrainerWidget was created"
 
     # ------------------------------------------------------------------ control
     @property
@@ -431,8 +444,10 @@ class TrainerWidget(W.VBox):
         s = self.session
         if s is None:
             return
-        if self._status_note is not None:  # a newer TrainerWidget stopped the run: that stays the story
-            self._set_status(self._status_note)
+        if self._status_note is not None and s.state in (*ACTIVE, "stopped"):  # a newer TrainerWidget stopped the run
+            if self._status_note.startswith("stopping"):  # (still stopping when the newer one stopped waiting)
+                self._status_note = self._stopped_by_newer_note()
+            self._set_status(self._status_note)  # that stays the story
             return
         state = s.state if state is None else state
         if s.error:
