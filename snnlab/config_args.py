@@ -11,7 +11,7 @@ import warnings
 from typing import Any
 
 from snnlab.training.config import ConfigError, ExperimentConfig, unknown_keys_error, with_changes
-from snnlab.training.field_text import INT_LIST_FORMAT, is_none_text, parse_int_list_text
+from snnlab.training.field_text import INT_LIST_NOTE, is_none_text, parse_int_list_text
 
 
 def _none_or(conv):
@@ -114,7 +114,7 @@ def add_config_arguments(parser: argparse.ArgumentParser) -> None:
                 kw["metavar"] = "JSON"
             elif kind in ("List", "LayerSizes"):
                 kw["metavar"] = "N,N,..."
-                kw["help"] = f"{doc} Typed as {INT_LIST_FORMAT}. [{_int_list_text(spec['default'])}]"
+                kw["help"] = f"{doc} {INT_LIST_NOTE} [{_int_list_text(spec['default'])}]"
         group.add_argument(flag, **kw)
 
 

@@ -37,8 +37,8 @@ from typing import Any
 
 import panel as pn
 
-from snnlab.training.field_text import (INT_LIST_FORMAT, is_none_text, number_range_text, parse_int_list_text,
-                                       parse_number_text)
+from snnlab.training.field_text import (INT_LIST_NOTE, is_none_text, list_may_be_empty, number_range_text,
+                                       parse_int_list_text, parse_number_text)
 from snnlab.training.config import ConfigError, ExperimentConfig, unknown_keys_error
 from snnlab.training.presets import PRESETS, preset_fields
 
@@ -61,7 +61,7 @@ DASHBOARD_DEFAULTS: dict[str, Any] = {"hidden": [64], "epochs": 5, "num_steps": 
 
 _TEXT_HINT = {"List": "e.g. 128,64 or [128, 64]", "Dict": 'JSON object, e.g. {"limit": 500}'}
 #: the format of a text field, added to its tooltip (a placeholder shows only while the box is empty)
-_FORMAT_NOTE = {"List": f"Typed as {INT_LIST_FORMAT}.", "Dict": 'Typed as a JSON object, e.g. {"limit": 500}.'}
+_FORMAT_NOTE = {"List": INT_LIST_NOTE, "Dict": 'Typed as a JSON object, e.g. {"limit": 500}.'}
 
 
 def _text_of(kind: str, value: Any) -> str:
@@ -201,8 +201,7 @@ class ConfigForm:
             return parse_number_text(text, kind, s["allow_None"], s.get("bounds"),
                                      s.get("inclusive_bounds", (True, True)))
         if kind in ("List", "LayerSizes"):  # the ipywidgets form's and the command line's parser
-            low = (self.schema[field].get("bounds") or (None, None))[0]
-            return parse_int_list_text(text, allow_empty=not low)
+            return parse_int_list_text(text, allow_empty=list_may_be_empty(self.schema[field]))
         if kind == "Dict":
             return {} if is_none_text(text) else json.loads(text)
         if self.schema[field]["allow_None"] and is_none_text(text):

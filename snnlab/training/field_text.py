@@ -4,14 +4,26 @@ one set of parsers of every surface that takes a field as text -- the ipywidgets
 flags (:mod:`snnlab.config_args`) -- kept beside the configuration whose fields they edit."""
 from __future__ import annotations
 
-__all__ = ["INT_LIST_FORMAT", "NONE_TEXTS", "is_none_text", "number_range_text", "parse_int_list_text",
-           "parse_number_text"]
+__all__ = ["INT_LIST_FORMAT", "INT_LIST_NOTE", "NONE_TEXTS", "is_none_text", "list_may_be_empty", "number_range_text",
+           "parse_int_list_text", "parse_number_text"]
 
 #: the texts (any case, surrounding spaces ignored) that mean None in a field that allows None
 NONE_TEXTS = ("", "none", "null")
 
 #: how a list of integers (``hidden``) is typed on every surface, in words
 INT_LIST_FORMAT = "comma-separated integers like 128,64 or a JSON list like [128, 64]"
+#: the sentence each surface adds to a list field's help or tooltip
+INT_LIST_NOTE = f"Typed as {INT_LIST_FORMAT}."
+
+
+def list_may_be_empty(spec: dict) -> bool:
+    """Whether a list field's length bounds (its schema's ``"bounds"``) allow an empty list (``hidden``'s do not).
+
+    Example:
+        >>> list_may_be_empty({"bounds": (1, 64)}), list_may_be_empty({"bounds": None}), list_may_be_empty({})
+        (False, True, True)
+    """
+    return not (spec.get("bounds") or (None, None))[0]
 
 
 def is_none_text(text: str) -> bool:

@@ -38,8 +38,8 @@ from typing import Any
 import ipywidgets as W
 from traitlets import Unicode
 
-from snnlab.training.field_text import (INT_LIST_FORMAT, is_none_text, number_range_text, parse_int_list_text,
-                                       parse_number_text)
+from snnlab.training.field_text import (INT_LIST_NOTE, is_none_text, list_may_be_empty, number_range_text,
+                                       parse_int_list_text, parse_number_text)
 from snnlab.training.config import ConfigError, ExperimentConfig
 
 from ._lifecycle import close_descendants
@@ -50,12 +50,6 @@ __all__ = ["ConfigForm", "NumberText", "config_form"]
 _STYLE = {"description_width": "170px"}
 _LAYOUT = {"width": "360px"}
 _COLUMN = "370px"
-
-
-def _list_may_be_empty(spec: dict) -> bool:
-    """Whether a list field's length bounds allow an empty list (``hidden``'s do not)."""
-    low = (spec.get("bounds") or (None, None))[0]
-    return not low
 
 
 def _fmt_list(v: Any) -> str:
@@ -136,7 +130,7 @@ class ConfigForm(W.VBox):
             return W.Textarea(value=json.dumps(default or {}), placeholder="JSON, e.g. {\"n_units\": 50}",
                               **common)
         if kind in ("List", "LayerSizes") or isinstance(default, list):
-            common["tooltip"] = f"{common['tooltip']} Typed as {INT_LIST_FORMAT}."
+            common["tooltip"] = f"{common['tooltip']} {INT_LIST_NOTE}"
             return W.Text(value=_fmt_list(default), placeholder="comma-separated ints, e.g. 128,64", **common)
         placeholder = "blank for none" if allow_none else ""
         return W.Text(value=self._fmt_scalar(default), placeholder=placeholder, **common)
@@ -168,7 +162,7 @@ class ConfigForm(W.VBox):
         if kind in ("List", "LayerSizes") or isinstance(spec["default"], list):
             # the dashboard's and the command line's parser: "32,,16" is refused, not read as [32, 16]
             try:
-                return parse_int_list_text(text, allow_empty=_list_may_be_empty(spec))
+                return parse_int_list_text(text, allow_empty=list_may_be_empty(spec))
             except ValueError as e:
                 raise ConfigError(f"{name}: {e}") from None
         if kind in ("Integer", "Number"):
