@@ -66,9 +66,10 @@ def _stopping_signals() -> tuple[int, ...]:
     """The signals that stop a training or sweep gracefully: SIGINT (Ctrl-C), SIGTERM (``kill``, a batch
     scheduler) and SIGHUP (the terminal or ssh session closing), unless SIGHUP is ignored (``nohup``: the run goes
     on)."""
-    hup = getattr(signal, "SIGHUP", None)  # (not on Windows)
-    ignored = hup is None or signal.getsignal(hup) is signal.SIG_IGN
-    return (signal.SIGINT, signal.SIGTERM) + (() if ignored else (hup,))
+    from snnlab.training.interrupts import hangup_signal
+
+    hup = hangup_signal()
+    return (signal.SIGINT, signal.SIGTERM) + (() if hup is None else (hup,))
 
 
 def _graceful_signals(first: Callable[[int], bool] = lambda signum: False,
@@ -99,10 +100,14 @@ def _drop_output(*streams) -> None:
 def _say(text: str, file=None) -> None:
     """``print(text, file=file)`` (default stderr), dropped where the stream's reader has gone (a closed pipe, a
     hung-up terminal: after SIGHUP the stop report must not fail the stop)."""
+    from snnlab.training.progress import GONE_ERRNOS
+
     file = sys.stderr if file is None else file
     try:
         print(text, file=file, flush=True)
-    except OSError:
+    except OSError as exc:
+        if exc.errno not in GONE_ERRNOS:  # (another failure, e.g. a full disk behind 2>log, is not the reader gone)
+            raise
         _drop_output(file)
 
 
@@ -888,23 +893,21 @@ def _write_atomically(path: Path, write: Callable, who: str) -> None:
     import errno
     import io
 
+    from snnlab.data.cache import write_atomically
+
     buffer = io.BytesIO()
     write(buffer)
     real = Path(os.path.realpath(path))  # (a symlink's target is written, as a plain write would; the link is kept)
-    tmp = real.with_name(f".{real.name}.{os.getpid()}.tmp")
-    try:
+
+    def write_file(tmp: Path) -> None:
         with open(tmp, "wb") as f:
             with contextlib.suppress(FileNotFoundError):  # a file replaced keeps its permissions (not the umask's)
                 os.chmod(f.fileno(), os.stat(real).st_mode & 0o7777)
             f.write(buffer.getbuffer())
-            f.flush()
-            os.fsync(f.fileno())  # (a full disk can refuse the data only here)
-        os.replace(tmp, real)
-    except OSError as exc:
-        try:
-            tmp.unlink()
-        except OSError:
-            pass
+
+    try:
+        write_atomically(real, write_file, fsync=True)  # (a full disk can refuse the data only at the fsync)
+    except OSError as exc:  # (the temporary file is already removed)
         reason = "no space left on device" if exc.errno == errno.ENOSPC else (exc.strerror or str(exc))
         kept = "; the file already there is kept as it was" if path.exists() else "; nothing written"
         error = type(exc)(f"{who}: cannot write {path}: {reason}{kept}")

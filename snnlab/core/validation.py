@@ -1,6 +1,7 @@
 """Input checks shared by the core modules: clear errors that name the argument and the fix."""
 from __future__ import annotations
 
+import contextlib
 import math
 import numbers
 import os
@@ -17,15 +18,17 @@ _LIBRARY_DIRS = tuple(os.path.dirname(os.path.abspath(m.__file__)) + os.sep
 
 
 def user_stacklevel() -> int:
-    """The ``stacklevel`` of the first caller outside snnlab and torch, for a warning raised in the caller of this
-    function: it then points at the user's line, whichever snnlab entry point (or module hook) led there.
+    """The ``stacklevel`` of the first caller outside snnlab, torch and ``contextlib`` (a ``with eval_mode(...)``
+    block enters there), for a warning raised in the caller of this function: it then points at the user's line,
+    whichever snnlab entry point (or module hook) led there.
 
     Example:
         >>> user_stacklevel() >= 1
         True
     """
     level, frame = 1, sys._getframe(1)
-    while frame is not None and os.path.abspath(frame.f_code.co_filename).startswith(_LIBRARY_DIRS):
+    while frame is not None and (os.path.abspath(frame.f_code.co_filename).startswith(_LIBRARY_DIRS)
+                                 or frame.f_code.co_filename == contextlib.__file__):
         frame, level = frame.f_back, level + 1
     return level
 

@@ -22,7 +22,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-__all__ = ["DiskCache", "params_key", "files_cache_params", "read_entry", "write_entry", "entry_shape"]
+__all__ = ["DiskCache", "params_key", "files_cache_params", "read_entry", "write_entry", "entry_shape", "write_atomically"]
 
 
 def params_key(params: dict[str, object]) -> str:
@@ -145,15 +145,16 @@ def entry_shape(path: str | os.PathLike) -> tuple[int, ...] | None:
         return None
 
 
-def _write_atomically(path: Path, write: Callable[[Path], object]) -> None:
+def write_atomically(path: Path, write: Callable[[Path], object], fsync: bool = False) -> None:
     """``write(tmp)`` to a temporary file of this writer's own in ``path``'s folder, then rename it over ``path``:
     readers see the old file or the new one, never a partial one, and concurrent writers (processes or threads) never
-    share a temporary file. The temporary file is removed when ``write`` or the rename fails.
+    share a temporary file. The temporary file is removed when ``write`` or the rename fails. ``fsync=True`` flushes
+    the data to disk before the rename (a full disk can refuse it only then).
 
     Example:
         >>> import tempfile
         >>> f = Path(tempfile.mkdtemp()) / "a.txt"
-        >>> _write_atomically(f, lambda tmp: tmp.write_text("hi"))
+        >>> write_atomically(f, lambda tmp: tmp.write_text("hi"))
         >>> f.read_text(), [p.name for p in f.parent.iterdir()]
         ('hi', ['a.txt'])
     """
@@ -162,6 +163,12 @@ def _write_atomically(path: Path, write: Callable[[Path], object]) -> None:
     os.close(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0), 0o666))
     try:
         write(tmp)
+        if fsync:
+            fd = os.open(tmp, os.O_RDWR | getattr(os, "O_BINARY", 0))
+            try:
+                os.fsync(fd)
+            finally:
+                os.close(fd)
         os.replace(tmp, path)
     except BaseException:
         try:
@@ -196,7 +203,7 @@ class DiskCache:
         meta = self.folder / "params.json"
         if not meta.exists():
             text = json.dumps(params, sort_keys=True, default=str, indent=1).encode()
-            _write_atomically(meta, lambda tmp: tmp.write_bytes(text))
+            write_atomically(meta, lambda tmp: tmp.write_bytes(text))
 
     def path(self, index: int) -> Path:
         """File that holds entry ``index``."""
@@ -214,5 +221,5 @@ class DiskCache:
             except Exception:  # corrupt/partial file: recompute
                 pass
         value = compute()
-        _write_atomically(p, lambda tmp: write_entry(tmp, value))
+        write_atomically(p, lambda tmp: write_entry(tmp, value))
         return value

@@ -60,10 +60,11 @@ import param
 import torch
 
 from snnlab.core.validation import is_integer, user_stacklevel
-from snnlab.data.cache import params_key
+from snnlab.data.cache import params_key, write_atomically
 from snnlab.metrics.pareto import pareto_front
 from snnlab.metrics.robustness import perturb, robustness_curve
 from snnlab.training.config import ConfigError, ExperimentConfig, unknown_keys_error, with_changes
+from snnlab.training.interrupts import hangup_signal
 from snnlab.training.precision import forward_precision
 
 DEFAULT_OBJECTIVES = {"accuracy": "max", "spikes_per_sample": "min"}
@@ -269,8 +270,8 @@ def _worker_init(cancel: Any = None) -> None:
     global _worker_cancel
     _worker_cancel = cancel
     signal.signal(signal.SIGINT, _worker_signal)
-    hup = getattr(signal, "SIGHUP", None)  # the terminal closing (an ssh session dropped) reaches the workers too
-    if hup is not None and signal.getsignal(hup) is not signal.SIG_IGN:  # (under nohup: ignored, as it was)
+    hup = hangup_signal()  # the terminal closing (an ssh session dropped) reaches the workers too
+    if hup is not None:  # (under nohup: ignored, as it was)
         signal.signal(hup, _worker_signal)
     parent = multiprocessing.parent_process()  # (its pid, not getppid(): the parent may already be gone)
     threading.Thread(target=_exit_with_parent, args=(parent.pid if parent is not None else os.getppid(),),
@@ -670,18 +671,9 @@ def _table(configs: list[ExperimentConfig], grid: dict, rows: list[dict]) -> pd.
 
 
 def _write_csv(out: Path, table: pd.DataFrame) -> None:
-    """Write ``table`` to ``out`` atomically (through ``.<name>.<pid>.tmp`` beside it, removed when the write or the
+    """Write ``table`` to ``out`` atomically (through a temporary file beside it, removed when the write or the
     rename fails: ``out`` a folder, a full disk)."""
-    tmp = out.with_name(f".{out.name}.{os.getpid()}.tmp")
-    try:
-        table.to_csv(tmp, index=False)
-        os.replace(tmp, out)
-    except BaseException:
-        try:
-            tmp.unlink()
-        except OSError:  # (never created)
-            pass
-        raise
+    write_atomically(out, lambda tmp: table.to_csv(tmp, index=False))
 
 
 def sweep(config: ExperimentConfig, grid: dict[str, list], executor: Any = None, store_path: str | os.PathLike | None = None,

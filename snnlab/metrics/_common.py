@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import contextlib
-import os
 import sys
 import threading
 import warnings
@@ -12,7 +11,7 @@ import torch
 from torch import nn
 
 from snnlab.core.readout import MembraneReadoutCheck
-from snnlab.core.validation import _LIBRARY_DIRS
+from snnlab.core.validation import user_stacklevel
 from snnlab.data.loader_rng import same_generator_states, same_randomness
 
 
@@ -56,18 +55,8 @@ def warn_concurrent_training(model: nn.Module) -> bool:
         "flag is shared, so the training steps that overlap this evaluation run in eval mode (no noise, spike masks or "
         "dropout; batch-norm statistics frozen), and the run sets train mode again before each step, possibly in the "
         "middle of this evaluation. Pause the run first (trainer.pause(wait=True) ... trainer.resume()), or evaluate "
-        "a copy: copy.deepcopy(trainer.model)", RuntimeWarning, stacklevel=_user_stacklevel())
+        "a copy: copy.deepcopy(trainer.model)", RuntimeWarning, stacklevel=user_stacklevel())
     return True
-
-
-def _user_stacklevel() -> int:
-    """The ``stacklevel`` of the first caller outside snnlab, torch and ``contextlib`` (a ``with eval_mode(...)`` block
-    enters there) for a warning raised in the caller of this function."""
-    level, frame = 1, sys._getframe(1)
-    while frame is not None and (os.path.abspath(frame.f_code.co_filename).startswith(_LIBRARY_DIRS)
-                                 or frame.f_code.co_filename == contextlib.__file__):
-        frame, level = frame.f_back, level + 1
-    return level
 
 
 def model_generators(model: nn.Module) -> dict[str, torch.Generator]:

@@ -27,7 +27,7 @@ import torch
 from torch import nn
 
 __all__ = ["global_rng_state", "set_global_rng_state", "batch_norm_buffers", "step_boundary", "roll_back",
-           "handle_signals", "tell"]
+           "handle_signals", "hangup_signal", "tell"]
 
 
 def global_rng_state(cuda: bool) -> dict[str, Any]:
@@ -77,6 +77,18 @@ def roll_back(model: nn.Module, boundary: dict[str, Any], cuda: bool) -> None:
         for name, value in boundary["buffers"].items():
             own[name].copy_(value)
     set_global_rng_state(boundary["rng"], cuda)
+
+
+def hangup_signal() -> int | None:
+    """SIGHUP (the terminal or ssh session closing), for a run to stop on, unless it is ignored (``nohup``: the run
+    goes on) or the platform has none (Windows): then None.
+
+    Example:
+        >>> hangup_signal() in (None, getattr(signal, "SIGHUP", None))
+        True
+    """
+    hup = getattr(signal, "SIGHUP", None)
+    return None if hup is None or signal.getsignal(hup) is signal.SIG_IGN else hup
 
 
 @contextlib.contextmanager
