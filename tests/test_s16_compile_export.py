@@ -165,3 +165,26 @@ def test_time_batch_norm_docstring_gives_the_full_import():
     assert "from snnlab.core.normalization import convert_sync_batchnorm" in doc
     net = normalization.convert_sync_batchnorm(sl.Sequential(torch.nn.Linear(4, 3), sl.TimeBatchNorm(3)))
     assert type(net[1]).__name__ == "TimeSyncBatchNorm"
+
+
+def test_alif_c_loop_refusal_names_the_alif_layer():
+    """ALIF resolves its backend through the dispatcher too: the refusal of the C loop names "ALIF", not the
+    dispatcher's own function."""
+    x = torch.rand(4, 2, 3)
+    with pytest.raises(Exception, match=r"^(?s:.*)ALIF: backend='auto' runs snnlab's compiled C time loop") as info:
+        torch.compile(sl.ALIF(n_neurons=3, backend="auto"), **COMPILE)(x)
+    assert "resolve_backend:" not in str(info.value)
+    with pytest.raises(RuntimeError, match=r"^ALIF: backend='cpu' runs snnlab's compiled C time loop"):
+        torch.export.export(sl.ALIF(n_neurons=3, backend="cpu"), (x,))
+
+
+def test_recurrent_lif_exports_and_matches_eager():
+    """RecurrentLIF's Function runs its loop without recording a graph under torch.export too (it failed with
+    "addmm(): functions with out=... arguments don't support automatic differentiation")."""
+    torch.manual_seed(0)
+    model = sl.Sequential(torch.nn.Linear(4, 6), sl.RecurrentLIF(6, threshold=0.3, backend="torch"),
+                          torch.nn.Linear(6, 2), sl.LI()).eval()
+    x = torch.rand(5, 2, 4)
+    exported = torch.export.export(model, (x,)).module()
+    for inp in (x, torch.rand(5, 2, 4)):
+        torch.testing.assert_close(exported(inp), model(inp))

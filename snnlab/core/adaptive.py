@@ -288,9 +288,9 @@ class ALIF(CheckedSynapsesMixin, LIF):
         if self.backend == "reference" or transforms_active():  # (the fused kernels have no torch.func rules)
             return "reference"
         if self.backend in ("cpu", "triton"):
-            return resolve_backend(self.backend, x.device, x.dtype)  # raises what is missing
+            return resolve_backend(self.backend, x.device, x.dtype, layer="ALIF")  # raises what is missing
         if self.backend == "auto" and self.recurrent is None:
-            chosen = resolve_backend("auto", x.device, x.dtype, None if self.noise else self.surrogate.name)
+            chosen = resolve_backend("auto", x.device, x.dtype, None if self.noise else self.surrogate.name, "ALIF")
             return chosen if chosen in ("cpu", "triton") else "torch"
         return "torch"
 

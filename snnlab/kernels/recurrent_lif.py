@@ -86,7 +86,8 @@ class RecurrentLIFFunction(torch.autograd.Function):
     @staticmethod
     def forward(x, w, beta, threshold, reset, detach_reset, max_spikes, surrogate, surrogate_param,
                 noise, noise_scale, seed, mask_p, mask_seed):
-        return _forward_loop(x, w, beta, threshold, reset, max_spikes, noise, noise_scale, seed, mask_p, mask_seed)
+        with torch.no_grad():  # (as autograd runs a Function's forward; torch.export traces it with grad mode on)
+            return _forward_loop(x, w, beta, threshold, reset, max_spikes, noise, noise_scale, seed, mask_p, mask_seed)
 
     @staticmethod
     def setup_context(ctx, inputs, output):
