@@ -98,3 +98,14 @@ def test_cap_at_or_above_T_is_no_cap(backend):
     a = sl.LIF(max_spikes=12, backend=backend)(x)
     b = sl.LIF(max_spikes=None, backend=backend)(x)
     assert torch.equal(a, b) and a.sum() > 12 * 0  # fires
+
+
+def test_recurrent_lif_names_itself_when_a_spike_cap_cannot_be_honoured():
+    import snnlab as sl
+    from unittest import mock
+
+    layer = sl.RecurrentLIF(2, max_spikes=2**24 + 1, backend="torch")
+    x = torch.zeros(1, 1, 2).expand(2**24 + 2, 1, 2)  # (a view: no memory; refused before any step runs)
+    with mock.patch("snnlab.kernels.recurrent_lif._forward_loop", side_effect=AssertionError("ran")):
+        with pytest.raises(ValueError, match=r"^RecurrentLIF: max_spikes=16777217 with T=16777218 steps"):
+            layer(x)

@@ -50,6 +50,7 @@ from torch.nn.utils.spectral_norm import SpectralNorm
 from torch.nn.utils.weight_norm import WeightNorm
 
 from snnlab.kernels.dispatch import HALF_DTYPES, compute_dtype
+from snnlab.kernels.lif_common import spike_cap_for_call
 from snnlab.kernels.recurrent_lif import recurrent_lif
 
 from . import surrogates as sg
@@ -593,7 +594,8 @@ class RecurrentLIF(CheckedSynapsesMixin, LIF):
         :func:`synapse_weight`): ``(o, membrane h)`` in ``x``'s dtype (``h`` of the last step only when not recording
         and no gradient is recorded)."""
         return recurrent_lif(x, weight, beta, thr, reset=self.reset, detach_reset=self.detach_reset,
-                             max_spikes=self.max_spikes, surrogate=self.surrogate.name,
+                             max_spikes=spike_cap_for_call(type(self).__name__, self.max_spikes, x.shape[0]),
+                             surrogate=self.surrogate.name,
                              surrogate_param=self.surrogate.param, noise=self.noise, noise_scale=self.noise_scale,
                              seed=noise_seed or 0, sample=noise_seed is not None,
                              mask_p=self.mask_p if mask_seed is not None else 0.0,
