@@ -100,12 +100,12 @@ def _drop_output(*streams) -> None:
 def _say(text: str, file=None) -> None:
     """``print(text, file=file)`` (default stderr), dropped where the stream's reader has gone (a closed pipe, a
     hung-up terminal: after SIGHUP the stop report must not fail the stop)."""
-    from snnlab.training.progress import GONE_ERRNOS
-
     file = sys.stderr if file is None else file
     try:
         print(text, file=file, flush=True)
     except OSError as exc:
+        from snnlab.training.progress import GONE_ERRNOS  # (here: the package imports torch; runs commands do not)
+
         if exc.errno not in GONE_ERRNOS:  # (another failure, e.g. a full disk behind 2>log, is not the reader gone)
             raise
         _drop_output(file)

@@ -79,7 +79,11 @@ def test_bfloat16_layer_with_float32_positions_computes_the_float32_layer(rounde
     y = dl(x.bfloat16())
     want = ref(x.double())
     assert y.dtype == torch.bfloat16
-    assert torch.equal(y.abs().sum((1, 2)).nonzero().flatten(), want.abs().sum((1, 2)).nonzero().flatten())
+    def steps(out):  # the steps that carry signal (not FFT round-off, nor Gaussian tails below float32's range)
+        per_step = out.double().abs().sum((1, 2))
+        return (per_step > 1e-3 * per_step.max()).nonzero().flatten()
+
+    assert torch.equal(steps(y), steps(want)) and len(steps(want)) > 0
     torch.testing.assert_close(y.double(), want, rtol=2 ** -8, atol=1e-6)
 
 
