@@ -12,7 +12,6 @@ The names below are imported on first use (PEP 562), so ``import snnlab`` and th
 commands start without importing torch; ``snnlab.LIF`` is ``snnlab.core.neurons.LIF``.
 """
 import os as _os
-from importlib import import_module as _import_module
 from typing import TYPE_CHECKING
 
 # Large CPU tensors on transparent huge pages: a fresh [T, B, N] buffer is otherwise paid for in
@@ -20,6 +19,8 @@ from typing import TYPE_CHECKING
 # this variable at allocation time; set THP_MEM_ALLOC_ENABLE=0 before importing snnlab to opt out.
 # (Every snnlab module imports this package first, so this runs before snnlab imports torch.)
 _os.environ.setdefault("THP_MEM_ALLOC_ENABLE", "1")
+
+from snnlab.kernels._submodules import module_attributes as _module_attributes  # noqa: E402 (imports no torch)
 
 __version__ = "0.1.0"  # the one place of the version: pyproject.toml reads this literal
 
@@ -55,32 +56,8 @@ _LAZY = {
     "TimeDistributed": "snnlab.core.time_distributed",
     "LI": "snnlab.core.neurons",
     "LIF": "snnlab.core.neurons",
+    "surrogates": "snnlab.core",  # (the module snnlab.core.surrogates)
 }
-#: the public modules, imported on first access: each name -> the module
-_LAZY_MODULES = {"surrogates": "snnlab.core.surrogates"}
-#: the subpackages, imported on first access too (``import snnlab; snnlab.core.neurons`` works as it did when
-#: ``import snnlab`` imported the whole core)
-_SUBPACKAGES = ("core", "kernels", "data", "training", "metrics", "experiments", "interop", "viz", "widgets",
-                "dashboard")
-
-
-def __getattr__(name: str):
-    """``snnlab.LIF`` and the other public names: imported on first access (``from snnlab import LIF`` too), then
-    kept in the module as an ordinary import would."""
-    if name in _LAZY_MODULES or name in _SUBPACKAGES:
-        try:
-            value = _import_module(_LAZY_MODULES.get(name, f"snnlab.{name}"))
-        except ImportError as exc:  # (a subpackage's optional dependency missing: viz without holoviews, ...)
-            # an AttributeError, which hasattr(), inspect.getmembers() and help(snnlab) take as "no such attribute"
-            # (they look up every name dir() lists); ``import snnlab.viz`` raises the ImportError itself
-            raise AttributeError(f"module 'snnlab' has no attribute {name!r} ({exc})") from exc
-    elif name in _LAZY:
-        value = getattr(_import_module(_LAZY[name]), name)
-    else:
-        raise AttributeError(f"module 'snnlab' has no attribute {name!r}")
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(_LAZY) | set(_LAZY_MODULES) | set(_SUBPACKAGES))
+# the subpackages and modules (``snnlab.core.neurons`` works after ``import snnlab``, as when ``import snnlab``
+# imported the whole core) are imported on first access too
+__getattr__, __dir__ = _module_attributes(__name__, __path__, lambda: globals(), _LAZY)

@@ -3,8 +3,9 @@
 The names are imported on first access (PEP 562): the run store's commands start without importing torch,
 which only the sweeps need.
 """
-from importlib import import_module as _import_module
 from typing import TYPE_CHECKING
+
+from snnlab.kernels._submodules import module_attributes as _module_attributes
 
 __all__ = ["RunStore", "StoreError", "default_store_path", "sweep", "expand_grid", "run_one", "SweepResult",
            "SweepInterrupted", "process_pool", "thread_pool", "RunFilesRemoval", "remove_run_files"]
@@ -29,22 +30,6 @@ _LAZY = {
     "sweep": "snnlab.experiments.sweeps",
     "thread_pool": "snnlab.experiments.sweeps",
 }
-#: the package's modules, imported on first access too (``import snnlab.experiments; snnlab.experiments.sweeps``
-#: works as it did when the package imported them)
-_MODULES = ("run_files", "store", "sweeps")
-
-
-def __getattr__(name: str):
-    """``snnlab.experiments.RunStore`` and the other public names: imported on first access (``from
-    snnlab.experiments import sweep`` too), then kept in the module as an ordinary import would."""
-    if name in _MODULES:
-        return _import_module(f"snnlab.experiments.{name}")  # (the import sets it as this package's attribute)
-    if name not in _LAZY:
-        raise AttributeError(f"module 'snnlab.experiments' has no attribute {name!r}")
-    value = getattr(_import_module(_LAZY[name]), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(_LAZY) | set(_MODULES))
+# the package's modules (``snnlab.experiments.sweeps.process_pool`` works after ``import snnlab.experiments``, as
+# when the package imported them) are imported on first access too
+__getattr__, __dir__ = _module_attributes(__name__, __path__, lambda: globals(), _LAZY)
