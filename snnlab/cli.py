@@ -961,6 +961,21 @@ def cmd_info(args: argparse.Namespace) -> int:
 CONFIG_COMMANDS = ("train", "sweep")
 
 
+def version_text() -> str:
+    """What ``snnlab --version`` prints: ``snnlab`` and ``snnlab.__version__``, the version ``snnlab info`` reports
+    too. (That literal is the one place of the version, which pyproject.toml reads; the installed package's metadata
+    can lag behind it in an editable install, or describe another copy than the one imported.)
+
+    Example:
+        >>> import snnlab
+        >>> version_text() == f"snnlab {snnlab.__version__}"
+        True
+    """
+    import snnlab
+
+    return f"snnlab {snnlab.__version__}"
+
+
 def build_parser(config_flags: bool = True) -> argparse.ArgumentParser:
     """The ``snnlab`` parser. ``config_flags=False`` leaves the experiment flags (and ``--resume``'s help, which names
     some) out of the :data:`CONFIG_COMMANDS`, so that building it imports no torch: :func:`main` builds it so to parse
@@ -973,6 +988,8 @@ def build_parser(config_flags: bool = True) -> argparse.ArgumentParser:
 
     parser = _Parser(prog="snnlab", description="snnlab: the interactive lab for spiking neural networks.",
                                      epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--version", action="version", version=version_text(),
+                        help="print snnlab's version and exit")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
 
     demo = sub.add_parser("demo", help="train a small SNN on the embedded digits and print accuracy and spikes")
@@ -1180,19 +1197,26 @@ def _command_index(argv: list[str]) -> int:
     return len(argv) if at < len(argv) and "--" in argv[:at] else at
 
 
+#: the top-level options that parse without the experiment flags (argparse acts on each and exits)
+_NO_CONFIG_OPTIONS = ("-h", "--help", "--version")
+
+
 def _needs_config_flags(argv: list[str]) -> bool:
     """Whether parsing ``argv`` needs the experiment flags (:func:`build_parser`'s ``config_flags``): for a
-    :data:`CONFIG_COMMANDS` command, and for options before the command (but ``--help``), whose "did you mean" may
-    name one of theirs. ``snnlab runs ...``, ``snnlab --help``, ``snnlab info --help`` ... parse without them.
+    :data:`CONFIG_COMMANDS` command, and for options before the command (but ``--help`` and ``--version``), whose "did
+    you mean" may name one of theirs. ``snnlab runs ...``, ``snnlab --help``, ``snnlab --version``, ``snnlab info
+    --help`` ... parse without them.
 
     Example:
         >>> _needs_config_flags(["runs", "list"]), _needs_config_flags(["--help"]), _needs_config_flags(["train", "-h"])
         (False, False, True)
+        >>> _needs_config_flags(["--version"])
+        False
         >>> _needs_config_flags(["--hidden", "3", "runs"])  # (snnlab train --hidden, after the command?)
         True
     """
     at = _command_index(argv)
-    return (at < len(argv) and argv[at] in CONFIG_COMMANDS) or any(w not in ("-h", "--help") for w in argv[:at])
+    return (at < len(argv) and argv[at] in CONFIG_COMMANDS) or any(w not in _NO_CONFIG_OPTIONS for w in argv[:at])
 
 
 def _note_typos(parser: argparse.ArgumentParser, argv: list[str]) -> None:

@@ -249,3 +249,30 @@ def test_the_kernels_modules_are_reachable_as_attributes_after_import_snnlab():
             "listed = 'dispatch' in dir(snnlab.kernels) and 'torch' not in sys.modules\n"
             "print(json.dumps([listed, snnlab.kernels.dispatch.__name__, hasattr(snnlab.kernels, 'no_such_module')]))\n")
     assert fresh(code) == [True, "snnlab.kernels.dispatch", False]
+
+
+def test_version_prints_snnlab_and_its_version_without_importing_torch():
+    """``snnlab --version`` and ``python -m snnlab --version``: ``snnlab <version>``, exit status 0, no torch."""
+    code = ("import contextlib, io, json, sys\n"
+            "import snnlab.cli\n"
+            "out = io.StringIO()\n"
+            "with contextlib.redirect_stdout(out):\n"
+            "    rc = snnlab.cli.main(['--version'])\n"
+            "print(json.dumps([rc, out.getvalue(), 'torch' in sys.modules]))\n")
+    assert fresh(code) == [0, f"snnlab {snnlab.__version__}\n", False]
+    done = subprocess.run([sys.executable, "-X", "importtime", "-m", "snnlab", "--version"], capture_output=True,
+                          text=True, timeout=120)
+    imported = {line.rsplit("|", 1)[-1].strip() for line in done.stderr.splitlines() if line.startswith("import time:")}
+    assert (done.returncode, done.stdout) == (0, f"snnlab {snnlab.__version__}\n")
+    assert "snnlab.cli" in imported and "torch" not in imported
+
+
+def test_version_is_the_one_snnlab_info_reports(monkeypatch, capsys, tmp_path):
+    """Both read ``snnlab.__version__`` (not the installed metadata, which an editable install can leave behind)."""
+    from snnlab.cli import main
+
+    monkeypatch.setattr(snnlab, "__version__", "9.8.7")
+    assert main(["--version"]) == 0
+    assert capsys.readouterr().out == "snnlab 9.8.7\n"
+    assert main(["info", "--data-root", str(tmp_path)]) == 0
+    assert capsys.readouterr().out.startswith("snnlab 9.8.7  (Python ")
