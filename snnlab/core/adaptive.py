@@ -54,6 +54,9 @@ class ALIF(CheckedSynapsesMixin, LIF):
     r"""Adaptive LIF neurons: each spike raises the neuron's threshold by ``adaptation``, and the rise decays back
     with time constant ``tau_adapt`` (steps). ``theta[t] = threshold + adaptation * a[t-1]``,
     ``a[t] = (1 - 1/tau_adapt) * a[t-1] + s[t]``; see :mod:`snnlab.core.adaptive`.
+    Each call is a whole sequence from rest (``v[-1] = 0``, ``a[-1] = 0``) and no state is carried between calls, so
+    batches need no reset, and a per-step loop or a sequence split into chunks continues neither the membrane nor
+    the adaptation across calls.
 
     Adaptation gives neurons a memory longer than ``tau_mem`` (the recurrent adaptive networks of SHD / SSC and of
     e-prop), and spike-frequency adaptation: under a constant input the intervals between spikes grow. Options are

@@ -101,11 +101,12 @@ class Monitor:
     (it would record nothing); not an error, as the metrics monitor any model they are given and say what it lacks
     themselves. ``layers=[]`` asks for nothing and is not warned about.
 
-    A layer called several times in one forward of ``net`` (a loop over time steps, a layer shared by several
-    places) is recorded as all its calls concatenated along time, in call order: a per-step loop calling an
-    LIF on ``[1, B, N]`` ``T`` times gives ``[T, B, N]``. A forward of ``net`` is one call of ``net`` itself
-    (seen by forward hooks on ``net``, thread by thread: a forward of the same ``net`` in another thread is
-    another forward); each one starts the records of the layers it calls anew
+    A layer called several times in one forward of ``net`` (a layer shared by several places) is recorded as all
+    its calls concatenated along time, in call order. Each call of a neuron layer is a whole sequence from rest (no
+    state is carried between calls), so ``T`` calls on ``[1, B, N]`` record ``[T, B, N]`` of ``T`` one-step
+    sequences, not the dynamics of one call on ``[T, B, N]``: give the layers whole sequences.
+    A forward of ``net`` is one call of ``net`` itself (seen by forward hooks on ``net``, thread by thread: a forward
+    of the same ``net`` in another thread is another forward); each one starts the records of the layers it calls anew
     (layers it does not reach keep their earlier record). A neuron layer called on its own, outside a forward
     of ``net``, replaces its record at every call. Calls of one layer whose shapes differ beyond time cannot be
     concatenated: the last one is kept, with a warning. :meth:`reset` forgets everything recorded

@@ -23,6 +23,9 @@ from .validation import (all_finite, as_drop_probability, as_flag, as_number, as
 RESETS = ("subtract", "zero")
 DEFAULT_TAU_MEM = 10.0  # time steps, when neither tau_mem nor beta is given
 MAX_TAU_CV = 10.0  # the widest spread of time constants (LIF.spread_tau_, ExperimentConfig.tau_mem_cv)
+#: the floor of a learned threshold in LIF.clamp_parameters_: the smallest normal float32 (2**-126, about 1.2e-38),
+#: so a threshold stays > 0 as the constructor requires, and any it accepts (a normal float32) is left as it is
+MIN_LEARNED_THRESHOLD = float(torch.finfo(torch.float32).tiny)
 
 
 def _beta_from(tau_mem: float | None, beta: float | None, layer: str) -> float:
@@ -43,8 +46,27 @@ def _beta_from(tau_mem: float | None, beta: float | None, layer: str) -> float:
     check_positive(tau_mem, "tau_mem", layer)
     check_fits_float32(tau_mem, "tau_mem", layer)  # (a learned tau_mem is a float32 tensor)
     if float(tau_mem) < 1.0:
-        raise ValueError(f"{layer}: tau_mem must be >= 1 time step so that beta = 1 - 1/tau_mem >= 0, got {tau_mem!r}")
+        raise ValueError(f"{layer}: tau_mem must be >= 1 time step so that beta = 1 - 1/tau_mem >= 0, got "
+                         f"{tau_mem!r}{_decay_factor_hint(float(tau_mem))}")
     return 1.0 - 1.0 / float(tau_mem)
+
+
+def _decay_factor_hint(tau_mem: float) -> str:
+    """For a ``tau_mem`` in ``(0, 1)``, likely a decay factor given where a time constant goes (``LIF(0.9)``): the
+    hint that ``tau_mem`` counts time steps, with the ``tau_mem`` that decay factor is; else ``""``.
+
+    Example:
+        >>> print(_decay_factor_hint(0.9).strip())  # doctest: +NORMALIZE_WHITESPACE
+        (tau_mem is in time steps, not a decay factor: the decay factor beta=0.9 is tau_mem = 1/(1 - beta) = 10
+        steps; pass tau_mem=10, or beta=0.9 by keyword)
+        >>> _decay_factor_hint(2.0)
+        ''
+    """
+    if not 0.0 < tau_mem < 1.0:
+        return ""
+    equivalent = 1.0 / (1.0 - tau_mem)
+    return (f" (tau_mem is in time steps, not a decay factor: the decay factor beta={tau_mem!r} is tau_mem = "
+            f"1/(1 - beta) = {equivalent:.6g} steps; pass tau_mem={equivalent:.6g}, or beta={tau_mem!r} by keyword)")
 
 
 def _as_max_spikes(value: int | None, layer: str) -> int | None:
@@ -313,6 +335,10 @@ class LIF(RandomStream, _Leaky):
         v[t] = h[t] - threshold * s[t]              reset="subtract"
         v[t] = h[t] * (1 - s[t])                    reset="zero"
 
+    Each call is a whole sequence from rest (``v[-1] = 0``) and no state is carried between calls, so batches need
+    no reset, and a loop calling the layer one step (or one chunk of a sequence) at a time does not continue the
+    membrane: every call starts again from 0 (pass the whole ``[T, B, ...]`` sequence in one call).
+
     - ``max_spikes=k``: a neuron that has fired ``k`` times in a sample stays silent for the rest
       of it (``k=1`` is time-to-first-spike, the "Fast & Deep" constraint; ``None`` is unconstrained).
       Gradients still flow to the spikes that happened (the surrogate is masked only where the
@@ -434,6 +460,28 @@ class LIF(RandomStream, _Leaky):
         self._reset_tau()
         self.threshold.fill_(self._constructed_value("_constructed_threshold"))
 
+    def clamp_parameters_(self) -> "LIF":
+        """Clamp the stored learned parameters in place: a learned ``tau_mem`` to at least 1 step (as
+        :meth:`snnlab.LI.clamp_parameters_`), and a learned threshold to at least :data:`MIN_LEARNED_THRESHOLD`
+        (``2**-126``, about ``1.2e-38``, the smallest normal float32): the constructor takes thresholds > 0 only, and
+        one an optimiser step drove to 0 or below would fire on zero input. A threshold at or above that floor is left
+        as it is. Call it after each optimiser step in your own training loop, as the
+        :class:`~snnlab.training.Trainer` does. Returns the layer.
+
+        Example:
+            >>> import torch, snnlab as sl
+            >>> lif = sl.LIF(learn_threshold=True)
+            >>> with torch.no_grad():
+            ...     _ = lif.threshold.fill_(-0.5)   # an optimiser step overshot
+            >>> float(lif.clamp_parameters_().threshold.detach()) > 0
+            True
+        """
+        super().clamp_parameters_()
+        if self.learn_threshold:
+            with torch.no_grad():
+                self.threshold.clamp_(min=MIN_LEARNED_THRESHOLD)
+        return self
+
     #: the options checked (and normalised) at every assignment, the constructor's and any later one
     #: (``layer.max_spikes = 0`` raises as ``LIF(max_spikes=0)`` does; ``layer.surrogate = "triangle"`` is resolved)
     _CHECKED_OPTIONS = frozenset(("reset", "max_spikes", "surrogate", "noise", "noise_scale", "mask_p", "detach_reset",
@@ -543,6 +591,9 @@ class LI(_Leaky):
     """Non-spiking leaky integrator readout: ``h[t] = beta * h[t-1] + x[t]``, ``h[-1] = 0``.
 
     ``beta = 1 - 1/tau_mem`` (``tau_mem`` in time steps, default 10), or ``beta`` given instead.
+
+    Each call is a whole sequence from rest (``h[-1] = 0``) and no state is carried between calls, so batches need no
+    reset, and a per-step loop or a sequence split into chunks does not continue the membrane across calls.
 
     Returns the membrane ``[T, B, ...]``; classify with e.g. ``out.sum(0)`` or ``out.max(0).values``. The time
     constant is kept in float32 under a half-precision default dtype, and :meth:`reset_parameters` restores its

@@ -55,7 +55,10 @@ def check_time_major(x: torch.Tensor, name: str, features: int | None = None, la
     if x.dim() < 3:
         raise ValueError(
             f"{layer}: {name} must be time-major with at least 3 dimensions [T, B, features], got shape "
-            f"{tuple(x.shape)}. For a single sample use x.unsqueeze(1); snnlab tensors are [time, batch, ...]."
+            f"{tuple(x.shape)}: snnlab tensors are [time, batch, ...]. For one sample [T, F] use x.unsqueeze(1); for "
+            f"one time step of a batch [B, F] use x.unsqueeze(0), but each call is a whole sequence from rest (no "
+            f"state is kept between calls), so calls one step at a time do not carry the membrane (or delayed "
+            f"input) over: pass the whole sequence [T, B, F] in one call."
         )
     if features is not None and x.shape[-1] != features:
         hint = _transposed_hint(tuple(x.shape), features)

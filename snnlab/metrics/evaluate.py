@@ -2,13 +2,14 @@
 
 :func:`evaluate` returns a plain dict (a contract other parts of snnlab rely on)::
 
-    {"accuracy", "loss", "spikes_per_sample", "spikes_per_layer", "synops_per_sample",
-     "macs_per_sample", "energy_per_sample_j", "latency_steps", "n_samples"}
+    {"accuracy", "loss", "spikes_per_sample", "spikes_per_layer", "activation_sparsity",
+     "synops_per_sample", "macs_per_sample", "energy_per_sample_j", "latency_steps", "n_samples"}
 
 Accounting (the same for every neuron type -- deterministic, ``max_spikes=1``, noisy, masked):
 
 * spikes: the output spikes of every :class:`~snnlab.LIF` layer (recorded by a :class:`~snnlab.Monitor`;
-  a layer called several times in one forward, e.g. per time step in a loop, counts all its calls). Only
+  a layer called several times in one forward, e.g. shared by several places, counts all its calls; each call is a
+  whole sequence from rest, so calls one step at a time do not continue the membrane). Only
   ``LIF`` layers and their subclasses are counted: a neuron written as another ``nn.Module`` is invisible, and
   a model without any ``LIF`` layer gets a warning (its spike counts are 0).
   With masking active at inference this differs between the two forms of the same function: a layer
@@ -21,7 +22,7 @@ Accounting (the same for every neuron type -- deterministic, ``max_spikes=1``, n
   counted, either form), summed over all calls of a layer;
 * per sample: every total (spikes, SynOps, MACs, energy) is divided by the samples :func:`evaluate` fed (the
   batch sizes of the loader's ``[T, B, ...]`` batches), whatever layout the layers see inside the model
-  (time flattened into the batch, one call per step);
+  (time flattened into the batch, or one step per call of a synaptic layer);
 * inputs: each batch is cast to the floating dtype of the model's first floating parameter (integer or bool
   event frames, float32 data for a float64 / bfloat16 model);
 * energy: :func:`snnlab.metrics.energy.energy_j` (0.9 pJ per AC, 4.6 pJ per MAC, 45 nm);

@@ -2,8 +2,9 @@
 
 Every neuron type is counted the same way: a spike is a non-zero entry of a LIF layer's output
 ``[T, B, ...]`` (deterministic, ``max_spikes=1``, noisy, ...); a layer called several times in one forward
-(per time step in a loop) is recorded by :class:`~snnlab.Monitor` as its calls joined along time, so its counts
-sum every call. What that output holds depends on where
+(shared by several places) is recorded by :class:`~snnlab.Monitor` as its calls joined along time, so its counts
+sum every call (each call is a whole sequence from rest: calls one step at a time do not continue the membrane,
+see :class:`~snnlab.LIF`). What that output holds depends on where
 spike masking (active in training, or at inference with ``mask_at_inference=True``) happens:
 
 * fused masking, ``LIF(mask_p=p)``: the output is what the layer *transmits*; the spikes it fired (it

@@ -14,7 +14,7 @@ not depend on the batch):
   extra middle dimensions).
 
 A 2-D input ``[N, F]`` is tested row by row, as convolution frames are (a row: one step of one sample, for a
-layer fed ``[T*B, F]``, time flattened into the batch, or ``[B, F]`` per step by a loop over time): each event row
+layer fed ``[T*B, F]``, time flattened into the batch, or ``[B, F]``, one step per call): each event row
 counts ACs, each analog row ``F * out`` MACs, so the count of a sample still never depends on its batch-mates (a
 sample whose steps mix event and analog rows is billed step by step, where the time-major ``[T, B, F]`` form bills
 the whole sample dense).
@@ -57,8 +57,10 @@ recurrent cells, a user's own weighted module) are not counted.
 Per-sample figures divide the totals by a number of samples (:meth:`SynOpsCounter.acs_per_sample`):
 :func:`snnlab.metrics.evaluate` passes the samples it fed; standalone, the counter takes the batch sizes of
 the forwards of the model it was given (dimension 1 of a time-major ``[T, B, ...]`` input), so a layer called
-several times per forward (a loop over time, shared weights) is summed over its calls and a layer fed
-``[T*B, ...]`` is divided by ``B`` (see :class:`SynOpsCounter`).
+several times per forward (shared weights, or one step per call) is summed over its calls and a layer fed
+``[T*B, ...]`` is divided by ``B`` (see :class:`SynOpsCounter`). A synaptic layer may take time in any of these
+layouts, but a neuron layer takes whole sequences: each of its calls starts from rest, so calling it one step at a
+time does not continue its membrane (see :class:`~snnlab.LIF`).
 
 The inputs are read by a forward-pre hook (a forward hook for convolutions, so that an input the
 convolution refuses raises its own error, and a transposed convolution's output size is known), so what is
@@ -375,7 +377,7 @@ class SynOpsCounter:
     by ``n_samples`` when given (what :func:`snnlab.metrics.evaluate` does, with the samples it fed), else by
     :attr:`n_samples`: the samples of the forwards of ``model`` seen while counting (the batch size ``B`` of its
     time-major input ``[T, B, ...]``; a 2-D input ``[T, F]`` is one sample). So a layer called several times in one
-    forward (a loop over time, shared weights) is summed over its calls, and a layer fed ``[T*B, F]`` or frames
+    forward (shared weights, one step per call) is summed over its calls, and a layer fed ``[T*B, F]`` or frames
     ``[T*B, C, H, W]`` (time flattened into the batch) is divided by ``B``. Only when no forward of ``model`` itself
     was seen (layers called directly, or ``model`` a (transposed) convolution) does each layer divide by its own
     :attr:`LayerOps.n_samples` (the batch dimension of its ``[T, B, ...]`` inputs summed over calls; a
