@@ -25,10 +25,48 @@ def _difference(parts: list[torch.Tensor]) -> str:
     return f"outputs on different devices {sorted({str(p.device) for p in parts})}"
 
 
+#: torch's frame-by-frame layers (convolutions, pooling, batch norm) by the most dimensions they take: a batch of
+#: frames ``[N, C, L]``, ``[N, C, H, W]`` or ``[N, C, D, H, W]``
+_FRAME_LAYERS: dict[int, tuple[type[nn.Module], ...]] = {
+    3: (nn.Conv1d, nn.ConvTranspose1d, nn.MaxPool1d, nn.AvgPool1d, nn.LPPool1d, nn.AdaptiveMaxPool1d,
+        nn.AdaptiveAvgPool1d, nn.BatchNorm1d, nn.LazyBatchNorm1d),
+    4: (nn.Conv2d, nn.ConvTranspose2d, nn.MaxPool2d, nn.AvgPool2d, nn.LPPool2d, nn.AdaptiveMaxPool2d,
+        nn.AdaptiveAvgPool2d, nn.FractionalMaxPool2d, nn.BatchNorm2d, nn.LazyBatchNorm2d),
+    5: (nn.Conv3d, nn.ConvTranspose3d, nn.MaxPool3d, nn.AvgPool3d, nn.AdaptiveMaxPool3d, nn.AdaptiveAvgPool3d,
+        nn.FractionalMaxPool3d, nn.BatchNorm3d, nn.LazyBatchNorm3d),
+}
+_FRAME_SHAPES = {3: "[N, C, L]", 4: "[N, C, H, W]", 5: "[N, C, D, H, W]"}
+_frame_dims_of: dict[type, int | None] = {}  # (decided once per module type)
+
+
+def _frame_dims(kind: type) -> int | None:
+    """The most dimensions a layer of type ``kind`` takes when it is one of torch's frame-by-frame layers
+    (:data:`_FRAME_LAYERS`, or a subclass that keeps its forward), else None (snnlab's own layers included).
+
+    Example:
+        >>> _frame_dims(torch.nn.Conv2d), _frame_dims(torch.nn.Linear)
+        (4, None)
+    """
+    if kind not in _frame_dims_of:
+        found = None
+        if kind.__module__.split(".")[0] != "snnlab":
+            for dims, bases in _FRAME_LAYERS.items():
+                base = next((b for b in bases if issubclass(kind, b)), None)
+                if base is not None and kind.forward is base.forward:
+                    found = dims
+                    break
+        _frame_dims_of[kind] = found
+    return _frame_dims_of[kind]
+
+
 class Sequential(nn.Sequential):
     """A time-major ``nn.Sequential``: every layer maps ``[T, B, ...]`` to ``[T, B, ...]``.
 
-    ``nn.Linear`` layers act on the last dimension, so they work on time-major tensors as they are.
+    ``nn.Linear`` layers act on the last dimension, so they work on time-major tensors as they are. Convolutions,
+    pooling and batch norm take frames: wrap them in :class:`~snnlab.TimeDistributed`, which folds time into the batch.
+    One of torch's (``nn.Conv2d``, ``nn.MaxPool2d``, ``nn.BatchNorm2d``...) put in unwrapped, given a time-major
+    tensor with one dimension more than its frames (``[T, B, C, H, W]`` for ``nn.Conv2d``), raises a ``ValueError``
+    naming the layer and the wrapper.
 
     Example:
         >>> import torch, snnlab as sl
@@ -37,9 +75,26 @@ class Sequential(nn.Sequential):
         torch.Size([10, 3, 2])
     """
 
+    def forward(self, input: torch.Tensor) -> torch.Tensor:  # noqa: A002 - nn.Sequential's name for it
+        for index, (name, module) in enumerate(self._modules.items()):
+            dims = _frame_dims(type(module))
+            if dims is not None and isinstance(input, torch.Tensor) and input.dim() == dims + 1:
+                _raise_unwrapped(index, name, module, tuple(input.shape), dims)
+            input = module(input)
+        return input
+
     def neuron_layers(self) -> dict[str, nn.Module]:
         """``{name: module}`` of every LIF / LI layer, in order (names as in ``named_modules``)."""
         return {n: m for n, m in self.named_modules() if isinstance(m, (LIF, LI))}
+
+
+def _raise_unwrapped(index: int, name: str, module: nn.Module, shape: tuple[int, ...], dims: int) -> None:
+    """The error for a frame-by-frame layer given a time-major tensor of ``dims + 1`` dimensions in a Sequential."""
+    kind = type(module).__name__
+    named = "" if name == str(index) else f" {name!r}"
+    raise ValueError(f"Sequential: layer {index}{named} ({kind}) takes frames {_FRAME_SHAPES[dims]} (at most {dims} "
+                     f"dimensions), but gets the time-major tensor of shape {shape}, one dimension more: wrap it in "
+                     f"snnlab.TimeDistributed({kind}(...)), which runs it on the T*B frames and gives [T, B, ...] back")
 
 
 class _NoHook:

@@ -222,6 +222,7 @@ from snnlab.core.delays import DelayedLinear
 from snnlab.core.dropout import TimeDropout
 from snnlab.core.masking import SpikeMask
 from snnlab.core.module_hooks import WEIGHT_HOOK_TYPES, hook_label, hook_tensor_name, is_snnlab_hook
+from snnlab.core.network import Sequential
 from snnlab.core.neurons import LI, LIF
 from snnlab.core.normalization import TimeBatchNorm
 from snnlab.core.recurrent import RecurrentLIF
@@ -329,7 +330,7 @@ def _check_modules(model: nn.Sequential) -> None:
     hooks: list[str] = []
 
     def walk(container: nn.Module, where: str, prefix: str, path: str) -> None:
-        _check_forward(where, container, (nn.Sequential,))
+        _check_forward(where, container, (Sequential, nn.Sequential))  # (snnlab's computes nn.Sequential's)
         hooks.extend(_hook_names(where, container))
         for child_name, child in container.named_children():
             node, module_path = f"{prefix}{child_name}", f"{path}.{child_name}" if path else child_name
