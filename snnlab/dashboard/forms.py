@@ -48,7 +48,8 @@ __all__ = ["ConfigForm", "FORM_GROUPS", "DASHBOARD_DEFAULTS"]
 FORM_GROUPS: dict[str, list[str]] = {
     "Data": ["dataset", "encoding", "num_steps", "data_root"],
     "Network": ["hidden", "neuron", "max_spikes", "surrogate", "noise_scale", "delays", "max_delay", "mask_p",
-                "dropout", "spike_reg", "batch_norm", "recurrent", "adaptation", "tau_adapt", "tau_mem_cv", "tau_syn", "readout"],
+                "mask_at_inference", "dropout", "spike_reg", "batch_norm", "recurrent", "adaptation", "tau_adapt",
+                "tau_mem_cv", "tau_syn", "readout"],
     "Training": ["epochs", "batch_size", "lr", "lr_schedule", "lr_delays", "max_batches_per_epoch",
                  "eval_max_batches", "seed", "device", "precision"],
 }

@@ -62,7 +62,7 @@ MAX_LAYER_WIDTH = 1_000_000
 # behaviour; identity_dict() leaves them out at their default, so existing run folders keep their names.
 FIELDS_ADDED_LATER = ("detach_reset", "dropout", "batch_norm", "recurrent", "spike_reg", "tau_syn", "adaptation",
                       "tau_adapt", "tau_mem_cv", "sigma_schedule", "sigma_end", "sigma_anneal_fraction",
-                      "lr_schedule", "lr_delays_schedule", "precision")
+                      "lr_schedule", "lr_delays_schedule", "precision", "mask_at_inference")
 
 
 class ConfigError(ValueError):
@@ -659,8 +659,14 @@ class ExperimentConfig(param.Parameterized):
     learn_tau = param.Boolean(default=False, doc=(
         "Learn the membrane time constants: one per layer, or one per neuron in recurrent layers and with tau_mem_cv."))
     mask_p = FiniteNumber(default=0.0, bounds=(0.0, 1.0), inclusive_bounds=(True, False), doc=(
-        "Drop each hidden spike with this probability during training (LIF mask_p, fused into the neuron "
-        "kernels; the spike counts logged are the transmitted spikes); 0 = off."))
+        "Drop each hidden spike with this probability during training (in evaluation too with mask_at_inference; "
+        "LIF mask_p, fused into the neuron kernels; the spike counts logged are the transmitted spikes); 0 = off."))
+    mask_at_inference = param.Boolean(default=False, doc=(
+        "Keep dropping hidden spikes with probability mask_p in evaluation too (LIF mask_at_inference), so accuracy, "
+        "spikes and SynOps are measured with masking, as in the MST paper (spike masking to cut spikes and energy "
+        "at inference); each evaluation draws its masks from the same random states, restored after it, so "
+        "evaluating twice gives the same numbers. No effect with mask_p=0 (a sweep over mask_p with this flag keeps "
+        "its unmasked baseline). False = masking in training only."))
     spike_reg = FiniteNumber(default=0.0, bounds=(0.0, 1000.0), doc=(
         "Weight of an activity penalty added to the training loss: the mean spike count per neuron and sample of "
         "the LIF layers (an L1 penalty on firing). Higher values train sparser networks at some cost in accuracy; "
@@ -1038,6 +1044,8 @@ class ExperimentConfig(param.Parameterized):
             options.append(f"delays{self.max_delay}")
         if self.mask_p > 0:
             options.append(f"mask{self.mask_p:g}")
+        if self.mask_at_inference and self.mask_p > 0:
+            options.append("maskinf")
         if self.tau_syn is not None:
             options.append(f"syn{self.tau_syn:g}")
         if self.recurrent:

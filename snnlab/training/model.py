@@ -45,16 +45,17 @@ def neuron_kwargs(cfg: ExperimentConfig) -> dict[str, Any]:
 def _hidden_neurons(cfg: ExperimentConfig, width: int, kw: dict[str, Any]) -> LIF:
     """One hidden layer's neurons: :class:`~snnlab.ALIF` with ``cfg.adaptation > 0`` (recurrent with
     ``cfg.recurrent``), else :class:`~snnlab.RecurrentLIF` with ``cfg.recurrent``, else :class:`~snnlab.LIF`; with
-    ``cfg.tau_mem_cv > 0`` one time constant per neuron, spread around ``tau_mem`` (:meth:`~snnlab.LIF.spread_tau_`)."""
-    mask_p = float(cfg.mask_p)
+    ``cfg.tau_mem_cv > 0`` one time constant per neuron, spread around ``tau_mem`` (:meth:`~snnlab.LIF.spread_tau_`);
+    masking ``mask_p`` in training, and in evaluation too with ``cfg.mask_at_inference``."""
+    mask = dict(mask_p=float(cfg.mask_p), mask_at_inference=bool(cfg.mask_at_inference))
     per_neuron = width if cfg.recurrent or cfg.tau_mem_cv > 0 else None
     if cfg.adaptation > 0:
-        neurons: LIF = ALIF(**kw, mask_p=mask_p, adaptation=float(cfg.adaptation), tau_adapt=float(cfg.tau_adapt),
+        neurons: LIF = ALIF(**kw, **mask, adaptation=float(cfg.adaptation), tau_adapt=float(cfg.tau_adapt),
                             recurrent=bool(cfg.recurrent), n_neurons=per_neuron)
     elif cfg.recurrent:
-        neurons = RecurrentLIF(width, **kw, mask_p=mask_p)
+        neurons = RecurrentLIF(width, **kw, **mask)
     else:
-        neurons = LIF(**kw, mask_p=mask_p, n_neurons=per_neuron)
+        neurons = LIF(**kw, **mask, n_neurons=per_neuron)
     if cfg.tau_mem_cv > 0:  # heterogeneous time constants, drawn from torch's global RNG (seeded with the run)
         neurons.spread_tau_(float(cfg.tau_mem_cv))
     return neurons
@@ -85,12 +86,15 @@ def build_model(cfg: ExperimentConfig, n_inputs: int, n_classes: int) -> Sequent
     :class:`~snnlab.LIF` for ``spike_count`` (same neuron options as the hidden layers) and
     ``first_spike`` (``max_spikes=1``). With ``cfg.mask_p > 0`` the hidden LIF layers mask their output
     spikes (``LIF(mask_p=...)``, fused into the neuron kernels: the function of a
-    :class:`~snnlab.SpikeMask` after each of them). Initialisation uses torch's global RNG (seed it first).
+    :class:`~snnlab.SpikeMask` after each of them), in evaluation too with ``cfg.mask_at_inference``
+    (``LIF(mask_at_inference=True)``). Initialisation uses torch's global RNG (seed it first).
 
     Example:
         >>> net = build_model(ExperimentConfig(hidden=[16], mask_p=0.1), 64, 10)
         >>> [type(m).__name__ for m in net], net[1].mask_p
         (['Linear', 'LIF', 'Linear', 'LI'], 0.1)
+        >>> build_model(ExperimentConfig(hidden=[16], mask_p=0.1, mask_at_inference=True), 64, 10)[1].mask_at_inference
+        True
     """
     for name, v in (("n_inputs", n_inputs), ("n_classes", n_classes)):
         if isinstance(v, bool) or not isinstance(v, int) or v < 1:

@@ -70,7 +70,8 @@ SEED_PART = "the random draws of the run: its data split, per-neuron time consta
 #: Every other field may change on a resume (epochs, down to the epochs already trained:
 #: :func:`check_resume_epochs`; learning rates and their schedules, tau_mem, threshold, the neuron model and
 #: surrogate, dropout, mask_p, ...; the batch size at an epoch boundary): a fixed time constant or threshold is taken
-#: from the configuration.
+#: from the configuration. ``mask_at_inference`` too: it decides only whether evaluations mask spikes, and adds no
+#: parameter, buffer or optimiser state (the weights a run trained are the same whichever it holds).
 FIXED_ON_RESUME: dict[str, tuple[str, ...]] = {
     INPUT_PART: ("dataset", "data_kwargs"),
     "the hidden-layer widths": ("hidden",),
