@@ -6,7 +6,8 @@ result is the trade-off table (one row per run: the varied settings, ``run_id``,
 
 Resuming: with ``run_root``, a grid point keeps its checkpoint in ``run_root/<hash of its config>``
 (``<hash>.1``, ``<hash>.2``... for repeats of one config in a grid; ``tau_mem=20`` and ``20.0`` hash alike, and a
-folder an older snnlab named otherwise is still found: :func:`run_folders`). A rerun with the same ``run_root``
+folder an older snnlab named otherwise is still found, ``run_root/000``, ``001``... of a sweep before 2026-12-06
+included, matched by the configuration its checkpoint records: :func:`run_folders`). A rerun with the same ``run_root``
 reuses every grid point whose checkpoint is finished (no training; its run keeps its id, and a store that
 lacks it, e.g. another ``store_path``, gets it with its results), resumes every
 other checkpoint of the same config (a stopped, failed or killed run continues from its last
@@ -43,10 +44,12 @@ import itertools
 import multiprocessing
 import os
 import queue
+import re
 import signal
 import threading
 import time
 import uuid
+import warnings
 from collections.abc import Iterator
 from concurrent.futures import (BrokenExecutor, CancelledError, Executor, ProcessPoolExecutor,
                                 ThreadPoolExecutor, wait)
@@ -169,7 +172,10 @@ def run_folders(root: str | os.PathLike, configs: list[ExperimentConfig]) -> lis
     """The folder of each grid point under the run root ``root``: ``root / name`` (:func:`run_folder_names`), or
     the folder an earlier snnlab named it (``tau_mem=20`` apart from ``tau_mem=20.0``) where only that one exists,
     so its checkpoint is still reused or resumed; failing its own, the older folder of another point of the same
-    configuration (a grid holding ``tau_mem=20`` and ``20.0``, which an older snnlab kept apart). No two points get
+    configuration (a grid holding ``tau_mem=20`` and ``20.0``, which an older snnlab kept apart). Failing those, the
+    folder a sweep before 2026-12-06 named by grid index (``000``, ``001``...) whose checkpoint records the point's
+    configuration (its metadata read, no model loaded; never matched by index: the grid's order may differ); index
+    folders that match no point are left unused, with a ``RuntimeWarning`` naming them and why. No two points get
     one folder.
 
     Example:
@@ -197,7 +203,95 @@ def run_folders(root: str | os.PathLike, configs: list[ExperimentConfig]) -> lis
             if free:
                 chosen[i] = free[0]
                 taken.add(free[0])
+    _adopt_index_folders(root, configs, names, chosen, taken)
     return [root / (name if name is not None else new) for name, new in zip(chosen, names)]
+
+
+#: the folder names a sweep before 2026-12-06 gave its grid points: the index in its grid, ``f"{i:03d}"`` (under 12
+#: digits: a hashed name of 12 decimal digits is no index)
+_INDEX_NAME = re.compile(r"\d{3,11}")
+
+
+def _index_folders(root: Path, taken: set[str]) -> list[Path]:
+    """The folders of ``root`` a sweep before 2026-12-06 named by grid index (``000``, ``001``...), each holding a
+    checkpoint, in index order; those in ``taken`` (a hashed name of this sweep's points) left out."""
+    from snnlab.training.run_folder import CHECKPOINT_NAME
+
+    if not root.is_dir():
+        return []
+    found = [p for p in root.iterdir() if _INDEX_NAME.fullmatch(p.name) and p.name == f"{int(p.name):03d}"
+             and p.name not in taken and (p / CHECKPOINT_NAME).is_file()]
+    return sorted(found, key=lambda p: int(p.name))
+
+
+def _saved_identity(folder: Path) -> dict[str, Any]:
+    """:func:`folder_identity` of the configuration the checkpoint in ``folder`` records (its metadata only: tensors
+    mapped, not read, no model built); ``ValueError`` saying why for one that cannot be read."""
+    from snnlab.training.checkpoint import CheckpointError, load_checkpoint
+    from snnlab.training.run_folder import CHECKPOINT_NAME
+
+    try:
+        ck = load_checkpoint(folder / CHECKPOINT_NAME, mmap=True, history=False)
+        with warnings.catch_warnings():  # (data_kwargs it drops are said when the point is planned: _plan)
+            warnings.simplefilter("ignore")
+            return folder_identity(ExperimentConfig.from_saved(ck["config_json"]))
+    except (CheckpointError, ConfigError, OSError, KeyError, TypeError) as exc:
+        raise ValueError(f"its checkpoint's configuration cannot be read ({type(exc).__name__}: {exc})") from None
+
+
+def _adopt_index_folders(root: Path, configs: list[ExperimentConfig], names: list[str], chosen: list[str | None],
+                         taken: set[str]) -> None:
+    """Give each point without a folder yet (``chosen[i] is None``) the index folder (:func:`_index_folders`) whose
+    checkpoint records its configuration (compared as :func:`run_folder_names` compares them: the hash of
+    :func:`folder_identity`; never by index, the grid's order may differ), in index order for repeats of one
+    configuration; updates ``chosen`` and ``taken``. Index folders left unused are warned about once, naming them."""
+    folders = _index_folders(root, taken)
+    if not folders:
+        return
+    saved: dict[str, dict[str, Any] | str] = {}  # {folder name: its identity, or why it has none}
+    for folder in folders:
+        try:
+            saved[folder.name] = _saved_identity(folder)
+        except ValueError as exc:
+            saved[folder.name] = str(exc)
+    for name, identity in saved.items():
+        if isinstance(identity, str):
+            continue
+        digest = params_key(identity)[:12]
+        free = [i for i, new in enumerate(names) if chosen[i] is None and new.split(".")[0] == digest]
+        if free:
+            chosen[free[0]] = name
+            taken.add(name)
+    unused = {name: why for name, why in saved.items() if name not in taken}
+    if unused:
+        _warn_unused_index_folders(root, configs, names, chosen, unused)
+
+
+def _warn_unused_index_folders(root: Path, configs: list[ExperimentConfig], names: list[str],
+                               chosen: list[str | None], unused: dict[str, dict[str, Any] | str]) -> None:
+    """Warn that the index folders ``unused`` (``{name: the identity its checkpoint records, or why none}``) match no
+    grid point of this sweep (left as they are), each with why: the settings in which it differs from the closest
+    point, the point of its configuration that has a folder already, or its unreadable checkpoint."""
+    idents = [folder_identity(cfg) for cfg in configs]
+    reasons = []
+    for name, identity in unused.items():
+        if isinstance(identity, str):
+            reasons.append(f"{name}: {identity}")
+            continue
+        diffs = [sorted(k for k in set(identity) | set(own) if identity.get(k) != own.get(k)) for own in idents]
+        i = min(range(len(idents)), key=lambda j: len(diffs[j]))
+        if not diffs[i]:
+            reasons.append(f"{name}: the configuration of grid point {i}, which has its folder "
+                           f"{chosen[i] or names[i]} already")
+            continue
+        shown = ", ".join(f"{k}={identity.get(k)!r} where this sweep has {idents[i].get(k)!r}" for k in diffs[i][:3])
+        more = f" and {len(diffs[i]) - 3} more" if len(diffs[i]) > 3 else ""
+        reasons.append(f"{name}: {shown}{more}")
+    warnings.warn(f"sweep: run_root {root} holds {len(unused)} folder(s) that an snnlab before 2026-12-06 named by "
+                  f"grid index whose run matches no grid point of this sweep, left unused ({'; '.join(reasons)}). A "
+                  "grid point reuses or resumes such a folder only when its whole configuration is the one the "
+                  "folder's checkpoint records: rerun with those settings to collect them, or move them away",
+                  RuntimeWarning, stacklevel=user_stacklevel())
 
 
 def _robustness_list(robustness) -> list[tuple[str, float]]:
@@ -666,8 +760,27 @@ def _deployed_metrics(result: dict) -> dict:
 
 
 def _table(configs: list[ExperimentConfig], grid: dict, rows: list[dict]) -> pd.DataFrame:
+    """The trade-off table: the varied settings, then the rows; a metric a row lacks (a run not done, or reused
+    from an snnlab that did not measure it: None in its result) is NaN, so every metric column is a float column."""
     varied = {k: [getattr(cfg, k) for cfg in configs] for k in grid}
-    return pd.concat([pd.DataFrame(varied), pd.DataFrame(rows)], axis=1)
+    table = pd.concat([pd.DataFrame(varied), pd.DataFrame(rows)], axis=1)
+    for column in table.columns:
+        if column in METRIC_COLUMNS or str(column).startswith("robust_accuracy_"):
+            table[column] = table[column].astype(float)
+    return table
+
+
+def _warn_unmeasured(finished: pd.DataFrame, objectives: dict[str, str]) -> None:
+    """Warn when ``finished`` rows lack an objective (NaN: runs reused from an snnlab that did not measure it), which
+    the Pareto front then leaves out."""
+    for metric in objectives:
+        missing = finished.index[finished[metric].isna()].tolist() if metric in finished else finished.index.tolist()
+        if missing:
+            warnings.warn(f"sweep: {len(missing)} of {len(finished)} finished run(s) (table rows {missing}) have no "
+                          f"{metric} (NaN: runs reused from an snnlab that did not measure it, or diverged ones), so "
+                          "the Pareto front leaves them out; rerun them in another run_root to measure it, or choose "
+                          "other objectives",
+                          RuntimeWarning, stacklevel=user_stacklevel())
 
 
 def _write_csv(out: Path, table: pd.DataFrame) -> None:
@@ -767,6 +880,8 @@ def sweep(config: ExperimentConfig, grid: dict[str, list], executor: Any = None,
     if out is not None:
         _write_csv(out, table)
     ok = table[table["status"] == "finished"]
+    if len(ok):
+        _warn_unmeasured(ok, objectives)
     front = pareto_front(ok.dropna(subset=list(objectives)), objectives) if len(ok) else ok.copy()
     result = SweepResult(table=table, front=front, objectives=objectives, reused=tuple(sorted(reused)),
                          resumed=tuple(sorted(resumed)))

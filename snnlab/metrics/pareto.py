@@ -38,6 +38,7 @@ def pareto_front(df: pd.DataFrame, objectives: dict[str, str]) -> pd.DataFrame:
 
     ``TypeError`` unless ``df`` is a DataFrame and ``objectives`` a dict; ``ValueError`` for no objectives, an unknown,
     repeated or non-numeric column or a direction other than ``"max"`` / ``"min"``. An empty ``df`` gives an empty copy.
+    A row with NaN (or None) in an objective is left out: it is never on the front.
 
     Example:
         >>> df = pd.DataFrame({"accuracy": [0.9, 0.8, 0.85, 0.7], "spikes": [100, 20, 150, 30]})

@@ -49,7 +49,7 @@ from .run_folder import CHECKPOINT_NAME, RunFolderTaken
 
 __all__ = ["CHECKPOINT_FORMAT", "CHECKPOINT_NAME", "refuse_foreign_checkpoint", "load_resume", "ResumeMixin",
            "FIXED_ON_RESUME", "ResumeConfigError", "resume_conflicts", "check_resume_config", "fixed_on_resume_text",
-           "check_resume_epochs", "trained_epochs", "position_text", "WHERE_IT_RUNS"]
+           "check_resume_epochs", "trained_epochs", "batches_into_epoch", "position_text", "WHERE_IT_RUNS"]
 
 log = logging.getLogger("snnlab.training.trainer")  # the Trainer's messages keep the logger they always had
 
@@ -207,6 +207,27 @@ def trained_epochs(ckpt: Mapping[str, Any]) -> tuple[int, bool]:
     """
     progress = ckpt.get("epoch_progress") if ckpt.get("partial_epoch") else None
     return int(ckpt.get("epoch") or 0), bool(isinstance(progress, Mapping) and progress.get("batches_done"))
+
+
+def batches_into_epoch(ckpt: Mapping[str, Any]) -> int | None:
+    """How many batches of the epoch it was saved in a checkpoint's run had trained: its ``step`` less the step its
+    last complete epoch ended at (its history's record of that epoch; 0 in the first epoch), or None where the
+    history does not tell.
+
+    Example:
+        >>> batches_into_epoch({"epoch": 1, "step": 11, "history": [{"kind": "epoch", "epoch": 0, "step": 8}]})
+        3
+        >>> batches_into_epoch({"epoch": 0, "step": 5}), batches_into_epoch({"epoch": 2, "step": 20})
+        (5, None)
+    """
+    epoch, step = ckpt.get("epoch"), ckpt.get("step")
+    if not isinstance(epoch, int) or not isinstance(step, int):
+        return None
+    if epoch == 0:
+        return step
+    ends = [r.get("step") for r in ckpt.get("history") or [] if isinstance(r, Mapping)
+            and r.get("kind") == "epoch" and r.get("epoch") == epoch - 1]
+    return step - ends[-1] if ends and isinstance(ends[-1], int) and ends[-1] <= step else None
 
 
 def position_text(epochs_done: int, epochs: int, step: int, partial: bool = False) -> str:
@@ -517,9 +538,26 @@ class ResumeMixin:
         self.last_eval, self.result = self._current_results(ckpt)
         progress = ckpt.get("epoch_progress") if ckpt.get("partial_epoch") else None
         self._resume_progress = self._resumable(progress)
+        if ckpt.get("partial_epoch") and "epoch_progress" not in ckpt:
+            self._warn_epoch_restarts(ckpt, source)
         self._pending_epoch_end = self._pending_end(ckpt)
         self._set_global_rng_state(ckpt.get("rng") or {})
         restore_loader_states(self.train_loader, ckpt.get("loader_generators"))
+
+    @staticmethod
+    def _warn_epoch_restarts(ckpt: dict[str, Any], source) -> None:
+        """Warn that a checkpoint saved inside an epoch by an snnlab before 2026-12-06 (``partial_epoch`` without the
+        ``epoch_progress`` later versions keep) resumes at that epoch's first batch: the batches it had trained there
+        are trained again, so the run ends one part-epoch of steps longer than an uninterrupted one, with other
+        numbers. Nothing is said where no batch of it had trained (stopped at its start: the resume is exact)."""
+        done = batches_into_epoch(ckpt)
+        if done == 0:
+            return
+        again = "the batches it had trained" if done is None else f"{done} batch{'' if done == 1 else 'es'}"
+        warnings.warn(f"checkpoint {source} was saved inside epoch {int(ckpt.get('epoch') or 0) + 1} (step "
+                      f"{ckpt.get('step')}) by an older snnlab (before 2026-12-06), which did not keep the epoch's "
+                      f"progress: that epoch restarts from its first batch ({again} trained again), so the result "
+                      "will differ from an uninterrupted run", UserWarning, stacklevel=user_stacklevel())
 
     def _report_neuron_constants(self, changed: list[str], chosen: str | None, source) -> None:
         """Say whose fixed neuron constants (``changed``: ``"<layer>.<buffer>"`` that differ from the checkpoint's)
