@@ -188,3 +188,19 @@ def test_recurrent_lif_exports_and_matches_eager():
     exported = torch.export.export(model, (x,)).module()
     for inp in (x, torch.rand(5, 2, 4)):
         torch.testing.assert_close(exported(inp), model(inp))
+
+
+@pytest.mark.parametrize("kind", ["LIF", "LI", "ALIF", "RecurrentLIF", "DelayedLinear"])
+def test_an_exported_model_runs_while_its_parameters_require_gradients(kind):
+    """``torch.export.export(net, ...).module()(x)`` without ``torch.no_grad()`` (its parameters require gradients, as
+    they come back from export) raised "addcmul(): functions with out=... arguments don't support automatic
+    differentiation": the PyTorch loops' Functions now run their forward without recording, as autograd runs it."""
+    torch.manual_seed(0)
+    layer = {"LIF": lambda: sl.LIF(backend="torch"), "LI": lambda: sl.LI(),
+             "ALIF": lambda: sl.ALIF(n_neurons=3, backend="torch"), "RecurrentLIF": lambda: sl.RecurrentLIF(3, backend="torch"),
+             "DelayedLinear": lambda: sl.DelayedLinear(3, 3, max_delay=4)}[kind]()
+    net = sl.Sequential(torch.nn.Linear(3, 3), layer, sl.LI())
+    x = torch.rand(6, 2, 3) * 3.0
+    exported = torch.export.export(net, (x,)).module()
+    assert all(p.requires_grad for p in exported.parameters())
+    torch.testing.assert_close(exported(x), net(x).detach(), atol=1e-6, rtol=1e-5)

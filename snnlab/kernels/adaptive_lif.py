@@ -88,7 +88,8 @@ class AdaptiveLIFFunction(torch.autograd.Function):
     @staticmethod
     def forward(x, w, beta, threshold, rho, strength, opts):
         _refuse_transforms()
-        return _forward_loop(x, w, beta, threshold, rho, strength, opts, keep_membrane=True)
+        with torch.no_grad():  # (as autograd runs a Function's forward; torch.export traces it with grad mode on)
+            return _forward_loop(x, w, beta, threshold, rho, strength, opts, keep_membrane=True)
 
     @staticmethod
     def setup_context(ctx, inputs, output):

@@ -118,17 +118,19 @@ class LIFFunction(torch.autograd.Function):
         masking = mask_p > 0.0
         out = torch.empty_like(x) if masking else spikes  # the transmitted (masked) spikes
         m_key = cached_mask_key(opts.mask_seed) if masking else 0
-        for t in range(T):
-            h = torch.addcmul(x[t], v, beta, out=membrane[t])
-            s = spikes[t]
-            rnd = uniform_from_counter(base + t * numel, key).to(x.dtype) if sampling else None
-            fire_and_reset_(h, s, v, threshold, neg_thr, subtract, rnd, noise, noise_scale, count, allowed, max_spikes)
-        if masking:  # the transmitted spikes, in cache-sized chunks of time
-            chunk = _time_chunk(spikes[0].numel()) if T else 1
-            for start in range(0, T, chunk):
-                s = spikes[start:start + chunk]
-                torch.mul(s, keep_mask(start * s[0].numel(), s.shape, m_key, mask_p, x.device, x.dtype),
-                          out=out[start:start + chunk])
+        with torch.no_grad():  # (as autograd runs a Function's forward; torch.export traces it with grad mode on)
+            for t in range(T):
+                h = torch.addcmul(x[t], v, beta, out=membrane[t])
+                s = spikes[t]
+                rnd = uniform_from_counter(base + t * numel, key).to(x.dtype) if sampling else None
+                fire_and_reset_(h, s, v, threshold, neg_thr, subtract, rnd, noise, noise_scale, count, allowed,
+                                max_spikes)
+            if masking:  # the transmitted spikes, in cache-sized chunks of time
+                chunk = _time_chunk(spikes[0].numel()) if T else 1
+                for start in range(0, T, chunk):
+                    s = spikes[start:start + chunk]
+                    torch.mul(s, keep_mask(start * s[0].numel(), s.shape, m_key, mask_p, x.device, x.dtype),
+                              out=out[start:start + chunk])
         # the neuron's own spikes are an output of their own only when masking makes them differ from `out`
         return out, membrane, spikes if masking else None
 
@@ -309,8 +311,9 @@ class LIFunction(torch.autograd.Function):
     def forward(x, beta):
         out = torch.empty_like(x)
         h = x.new_zeros(x.shape[1:])
-        for t in range(x.shape[0]):
-            h = torch.addcmul(x[t], h, beta, out=out[t])
+        with torch.no_grad():  # (as autograd runs a Function's forward; torch.export traces it with grad mode on)
+            for t in range(x.shape[0]):
+                h = torch.addcmul(x[t], h, beta, out=out[t])
         return out
 
     @staticmethod
