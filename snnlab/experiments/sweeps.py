@@ -267,17 +267,34 @@ def _adopt_index_folders(root: Path, configs: list[ExperimentConfig], names: lis
         _warn_unused_index_folders(root, configs, names, chosen, unused)
 
 
+#: how many unused index folders the warning of :func:`_warn_unused_index_folders` says why of (the rest named only)
+_REASONS_SHOWN = 5
+
+
+def _with_defaults(identity: dict[str, Any]) -> dict[str, Any]:
+    """``identity`` (:func:`folder_identity`) with every field it leaves out (those added later, at their default)
+    put back at its default: two of them then compare field by field, a difference showing the value, not None.
+
+    Example:
+        >>> _with_defaults(folder_identity(ExperimentConfig()))["dropout"]
+        0.0
+    """
+    return {**{k: ExperimentConfig.param[k].default for k in ExperimentConfig.fields()}, **identity}
+
+
 def _warn_unused_index_folders(root: Path, configs: list[ExperimentConfig], names: list[str],
                                chosen: list[str | None], unused: dict[str, dict[str, Any] | str]) -> None:
     """Warn that the index folders ``unused`` (``{name: the identity its checkpoint records, or why none}``) match no
-    grid point of this sweep (left as they are), each with why: the settings in which it differs from the closest
-    point, the point of its configuration that has a folder already, or its unreadable checkpoint."""
-    idents = [folder_identity(cfg) for cfg in configs]
+    grid point of this sweep (left as they are), each with why (the first :data:`_REASONS_SHOWN`; the others named
+    only): the settings in which it differs from the closest point, the point of its configuration that has a folder
+    already, or its unreadable checkpoint."""
+    idents = [_with_defaults(folder_identity(cfg)) for cfg in configs]
     reasons = []
-    for name, identity in unused.items():
+    for name, identity in list(unused.items())[:_REASONS_SHOWN]:
         if isinstance(identity, str):
             reasons.append(f"{name}: {identity}")
             continue
+        identity = _with_defaults(identity)
         diffs = [sorted(k for k in set(identity) | set(own) if identity.get(k) != own.get(k)) for own in idents]
         i = min(range(len(idents)), key=lambda j: len(diffs[j]))
         if not diffs[i]:
@@ -287,6 +304,8 @@ def _warn_unused_index_folders(root: Path, configs: list[ExperimentConfig], name
         shown = ", ".join(f"{k}={identity.get(k)!r} where this sweep has {idents[i].get(k)!r}" for k in diffs[i][:3])
         more = f" and {len(diffs[i]) - 3} more" if len(diffs[i]) > 3 else ""
         reasons.append(f"{name}: {shown}{more}")
+    if len(unused) > _REASONS_SHOWN:
+        reasons.append(f"and {len(unused) - _REASONS_SHOWN} more: {', '.join(list(unused)[_REASONS_SHOWN:])}")
     warnings.warn(f"sweep: run_root {root} holds {len(unused)} folder(s) that an snnlab before 2026-12-06 named by "
                   f"grid index whose run matches no grid point of this sweep, left unused ({'; '.join(reasons)}). A "
                   "grid point reuses or resumes such a folder only when its whole configuration is the one the "

@@ -666,7 +666,9 @@ class ExperimentConfig(param.Parameterized):
         "spikes and SynOps are measured with masking, as in the MST paper (spike masking to cut spikes and energy "
         "at inference); each evaluation draws its masks from the same random states, restored after it, so "
         "evaluating twice gives the same numbers. No effect with mask_p=0 (a sweep over mask_p with this flag keeps "
-        "its unmasked baseline). False = masking in training only."))
+        "its unmasked baseline). Training is the same either way (the same weights), yet the flag is part of a "
+        "run's identity: a sweep over mask_at_inference=true,false trains each network twice. False = masking in "
+        "training only."))
     spike_reg = FiniteNumber(default=0.0, bounds=(0.0, 1000.0), doc=(
         "Weight of an activity penalty added to the training loss: the mean spike count per neuron and sample of "
         "the LIF layers (an L1 penalty on firing). Higher values train sparser networks at some cost in accuracy; "
