@@ -20,9 +20,13 @@ def test_the_neuron_docstrings_say_each_call_is_a_whole_sequence_from_rest():
     lif = sl.LIF(tau_mem=5.0, threshold=0.5)
     per_step = torch.cat([lif(x[t:t + 1]) for t in range(x.shape[0])])
     assert not torch.equal(per_step, lif(x))  # the behaviour the docs describe: no membrane carried between calls
+    lif.carry_state = True  # unless asked for
+    assert torch.equal(torch.cat([lif(x[t:t + 1]) for t in range(x.shape[0])]), sl.LIF(tau_mem=5.0, threshold=0.5)(x))
     for layer in (sl.LIF, sl.LI, sl.ALIF):
         doc = _words(layer.__doc__)
         assert "whole sequence from rest" in doc and "no state is carried between calls" in doc, layer.__name__
+    for layer in (sl.LIF, sl.LI):
+        assert "no state is carried between calls unless ``carry_state=True``" in _words(layer.__doc__)
     monitor = _words(sl.Monitor.__doc__)
     assert "gives ``[T, B, N]``" not in monitor and "whole sequence from rest" in monitor
 

@@ -56,7 +56,8 @@ class ALIF(CheckedSynapsesMixin, LIF):
     ``a[t] = (1 - 1/tau_adapt) * a[t-1] + s[t]``; see :mod:`snnlab.core.adaptive`.
     Each call is a whole sequence from rest (``v[-1] = 0``, ``a[-1] = 0``) and no state is carried between calls, so
     batches need no reset, and a per-step loop or a sequence split into chunks continues neither the membrane nor
-    the adaptation across calls.
+    the adaptation across calls (``carry_state=True``, which an :class:`~snnlab.LIF` takes, is a ``ValueError`` here:
+    the adaptation is state a carried membrane cannot hold).
 
     Adaptation gives neurons a memory longer than ``tau_mem`` (the recurrent adaptive networks of SHD / SSC and of
     e-prop), and spike-frequency adaptation: under a constant input the intervals between spikes grow. Options are
@@ -112,6 +113,9 @@ class ALIF(CheckedSynapsesMixin, LIF):
 
     # (layer.recurrent = m is checked by check_synapses: None allowed, a feed-forward ALIF)
     _SYNAPSES_LAYER, _SYNAPSES_OPTIONAL = "ALIF", True
+    # (layer.carry_state = True: a ValueError with this reason)
+    _CARRY_REFUSAL = ("its threshold adaptation (the trace a[t]) is state of its own, which a carried membrane cannot "
+                      "hold; feed the layer whole sequences")
 
     def __init__(self, tau_mem: float | None = None, threshold: float = 1.0, reset: str = "subtract", *,
                  adaptation: float = 0.5, tau_adapt: float = DEFAULT_TAU_ADAPT, learn_adaptation: bool = False,

@@ -1,10 +1,11 @@
 """Network containers and the :class:`Monitor` that records spikes and membranes."""
 from __future__ import annotations
 
+import contextlib
 import threading
 import warnings
 import weakref
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 
 import torch
 from torch import nn
@@ -65,8 +66,9 @@ class Sequential(nn.Sequential):
     ``nn.Linear`` layers act on the last dimension, so they work on time-major tensors as they are. Convolutions,
     pooling and batch norm take frames: wrap them in :class:`~snnlab.TimeDistributed`, which folds time into the batch.
     One of torch's (``nn.Conv2d``, ``nn.MaxPool2d``, ``nn.BatchNorm2d``...) put in unwrapped, given a time-major
-    tensor with one dimension more than its frames (``[T, B, C, H, W]`` for ``nn.Conv2d``), raises a ``ValueError``
-    naming the layer and the wrapper.
+    tensor with one dimension more than its frames (``[T, B, C, H, W]`` for ``nn.Conv2d``) that it refuses, raises a
+    ``ValueError`` naming the layer and the wrapper (what torch takes as it is, such as ``nn.AdaptiveAvgPool2d(1)``'s
+    mean over the last two dimensions, or an input a forward pre-hook reshapes, runs as in ``nn.Sequential``).
 
     Example:
         >>> import torch, snnlab as sl
@@ -77,10 +79,14 @@ class Sequential(nn.Sequential):
 
     def forward(self, input: torch.Tensor) -> torch.Tensor:  # noqa: A002 - nn.Sequential's name for it
         for index, (name, module) in enumerate(self._modules.items()):
-            dims = _frame_dims(type(module))
-            if dims is not None and isinstance(input, torch.Tensor) and input.dim() == dims + 1:
-                _raise_unwrapped(index, name, module, tuple(input.shape), dims)
-            input = module(input)
+            try:
+                input = module(input)
+            except (RuntimeError, ValueError) as err:  # (only what torch refuses: AdaptiveAvgPool2d(1) takes 5-D)
+                dims = _frame_dims(type(module))
+                if (dims is None or not isinstance(input, torch.Tensor) or input.dim() != dims + 1
+                        or isinstance(err, torch.OutOfMemoryError)):  # (AdaptiveAvgPool2d(1) on a large 5-D input)
+                    raise
+                _raise_unwrapped(index, name, module, tuple(input.shape), dims, err)
         return input
 
     def neuron_layers(self) -> dict[str, nn.Module]:
@@ -88,13 +94,83 @@ class Sequential(nn.Sequential):
         return {n: m for n, m in self.named_modules() if isinstance(m, (LIF, LI))}
 
 
-def _raise_unwrapped(index: int, name: str, module: nn.Module, shape: tuple[int, ...], dims: int) -> None:
-    """The error for a frame-by-frame layer given a time-major tensor of ``dims + 1`` dimensions in a Sequential."""
+def _neuron_layers(model: nn.Module, who: str) -> dict[str, LIF | LI]:
+    """``{name: layer}`` of every LIF / LI layer (and subclass) in ``model`` (``TypeError`` naming ``who`` for a
+    ``model`` that is not an ``nn.Module``)."""
+    if not isinstance(model, nn.Module):
+        raise TypeError(f"{who}: model must be a torch.nn.Module, got {type(model).__name__}")
+    return {name or "(the model)": m for name, m in model.named_modules() if isinstance(m, (LIF, LI))}
+
+
+def reset_states(model: nn.Module) -> None:
+    """Drop the membrane every neuron layer of ``model`` carries from its last call (``carry_state=True``, see
+    :class:`~snnlab.LIF`): the next call of each starts from rest. Call it before each new sequence (a new batch) when
+    feeding sequences in chunks. Layers without ``carry_state`` carry nothing and are left as they are.
+
+    Example:
+        >>> import torch, snnlab as sl
+        >>> net = sl.Sequential(torch.nn.Linear(4, 8), sl.LIF(carry_state=True), torch.nn.Linear(8, 2),
+        ...                     sl.LI(carry_state=True))
+        >>> _ = net(torch.rand(5, 2, 4))
+        >>> net[1].carried_membrane is None
+        False
+        >>> sl.reset_states(net)
+        >>> net[1].carried_membrane is None, net[3].carried_membrane is None
+        (True, True)
+    """
+    for layer in _neuron_layers(model, "reset_states").values():
+        layer.reset_state()
+
+
+@contextlib.contextmanager
+def carrying_state(model: nn.Module) -> Iterator[nn.Module]:
+    """Within the block, every LIF / LI layer of ``model`` carries its membrane from call to call
+    (``carry_state=True``): a sequence fed in chunks (truncated BPTT, streaming inference, one step at a time) runs
+    as one call on the whole sequence would, with no gradient flowing into earlier chunks. The block starts each
+    layer that did not carry state from rest; at its end every layer gets its own ``carry_state`` back and drops
+    its carried membrane. A layer that cannot carry its state (an :class:`~snnlab.ALIF`, a
+    :class:`~snnlab.RecurrentLIF`, an LIF with ``max_spikes``) is a ``ValueError`` naming it, before any layer is
+    changed; a model without neuron layers gets a ``UserWarning``. Yields ``model``.
+
+    Example:
+        >>> import torch, snnlab as sl
+        >>> net = sl.Sequential(torch.nn.Linear(4, 8), sl.LIF(), torch.nn.Linear(8, 2), sl.LI())
+        >>> x = torch.rand(12, 2, 4)
+        >>> with sl.carrying_state(net):
+        ...     chunks = torch.cat([net(x[t:t + 4]) for t in range(0, 12, 4)])
+        >>> torch.allclose(chunks, net(x), atol=1e-6), net[1].carry_state   # (the Linear layers' sums may round apart)
+        (True, False)
+    """
+    layers = _neuron_layers(model, "carrying_state")
+    if not layers:
+        warnings.warn(f"carrying_state: {type(model).__name__} has no neuron layer (snnlab.LIF or snnlab.LI, or a "
+                      "subclass), so nothing carries state", UserWarning, stacklevel=3)
+    for name, layer in layers.items():
+        problem = layer._carry_problem()
+        if problem is not None:
+            raise ValueError(f"carrying_state: layer {name!r} ({type(layer).__name__}) cannot carry its state: "
+                             f"{problem}")
+    before = {layer: layer.carry_state for layer in layers.values()}
+    try:
+        for layer in layers.values():
+            layer.carry_state = True
+        yield model
+    finally:
+        for layer, setting in before.items():
+            layer.reset_state()
+            layer.carry_state = setting
+
+
+def _raise_unwrapped(index: int, name: str, module: nn.Module, shape: tuple[int, ...], dims: int,
+                     refusal: Exception) -> None:
+    """The error for a frame-by-frame layer that refused (``refusal``, torch's error) a time-major tensor of
+    ``dims + 1`` dimensions in a Sequential."""
     kind = type(module).__name__
     named = "" if name == str(index) else f" {name!r}"
     raise ValueError(f"Sequential: layer {index}{named} ({kind}) takes frames {_FRAME_SHAPES[dims]} (at most {dims} "
                      f"dimensions), but gets the time-major tensor of shape {shape}, one dimension more: wrap it in "
-                     f"snnlab.TimeDistributed({kind}(...)), which runs it on the T*B frames and gives [T, B, ...] back")
+                     f"snnlab.TimeDistributed({kind}(...)), which runs it on the T*B frames and gives [T, B, ...] back"
+                     ) from refusal
 
 
 class _NoHook:
@@ -158,8 +234,9 @@ class Monitor:
 
     A layer called several times in one forward of ``net`` (a layer shared by several places) is recorded as all
     its calls concatenated along time, in call order. Each call of a neuron layer is a whole sequence from rest (no
-    state is carried between calls), so ``T`` calls on ``[1, B, N]`` record ``[T, B, N]`` of ``T`` one-step
-    sequences, not the dynamics of one call on ``[T, B, N]``: give the layers whole sequences.
+    state is carried between calls, unless the layer has ``carry_state=True``), so ``T`` calls on ``[1, B, N]``
+    record ``[T, B, N]`` of ``T`` one-step sequences, not the dynamics of one call on ``[T, B, N]``: give the layers
+    whole sequences, or let them carry their membrane (:func:`carrying_state`).
     A forward of ``net`` is one call of ``net`` itself (seen by forward hooks on ``net``, thread by thread: a forward
     of the same ``net`` in another thread is another forward); each one starts the records of the layers it calls anew
     (layers it does not reach keep their earlier record). A neuron layer called on its own, outside a forward

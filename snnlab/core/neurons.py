@@ -7,15 +7,15 @@ import torch
 from torch import nn
 
 from snnlab.kernels.counter_rng import COUNTER_PERIOD
-from snnlab.kernels.dispatch import (BACKENDS, HALF_DTYPES, float32_if_half, graph_capture_active, leave_graph, lif_impl,
-                                     refuse_jit_trace)
-from snnlab.kernels.func_transforms import outside_transforms, under_vmap, vmap_randomness
+from snnlab.kernels.dispatch import (BACKENDS, HALF_DTYPES, compute_dtype, float32_if_half, graph_capture_active,
+                                     leave_graph, lif_impl, refuse_jit_trace)
+from snnlab.kernels.func_transforms import outside_transforms, transforms_active, under_vmap, vmap_randomness
 from snnlab.kernels.lif_common import MAX_SPIKES_CEILING, spike_cap_for_call
 from snnlab.kernels.lif_torch import li_torch
 from snnlab.kernels.surrogate_math import NOISE_SURROGATES, check_builtin_surrogate
 
 from . import surrogates as sg
-from .random_stream import RandomStream
+from .random_stream import RandomStream, in_recomputation
 from .validation import (all_finite, as_drop_probability, as_flag, as_number, as_seed, check_choice,
                          check_fits_float32, check_non_negative, check_positive, check_time_major, is_integer,
                          raise_non_finite)
@@ -26,6 +26,7 @@ MAX_TAU_CV = 10.0  # the widest spread of time constants (LIF.spread_tau_, Exper
 #: the floor of a learned threshold in LIF.clamp_parameters_: the smallest normal float32 (2**-126, about 1.2e-38),
 #: so a threshold stays > 0 as the constructor requires, and any it accepts (a normal float32) is left as it is
 MIN_LEARNED_THRESHOLD = float(torch.finfo(torch.float32).tiny)
+_IS_EXPORTING = getattr(torch.compiler, "is_exporting", lambda: False)
 
 
 def _beta_from(tau_mem: float | None, beta: float | None, layer: str) -> float:
@@ -117,7 +118,16 @@ class _Leaky(nn.Module):
     #: is an ``AttributeError`` (it would change the repr and nothing else, or break the forward)
     _CONSTRUCTION_FLAGS = {"learn_tau": "whether tau_mem is a learned Parameter or beta_const a fixed buffer"}
 
+    #: whether each call starts from the membrane the previous one ended with (see :meth:`reset_state`); the class
+    #: values are the defaults of a layer pickled before the option existed
+    carry_state = False
+    _carried: torch.Tensor | None = None  # the membrane the next call starts from (None: rest); carry_state only
+    #: why a subclass cannot carry its state across calls (None: it can): ALIF and RecurrentLIF set it
+    _CARRY_REFUSAL: str | None = None
+
     def __setattr__(self, name: str, value) -> None:
+        if name == "carry_state":
+            value = self._carry_flag(value)
         if name in self._CONSTRUCTION_FLAGS and name in self.__dict__:  # set already: the constructor's value
             layer, what = type(self).__name__, self._CONSTRUCTION_FLAGS[name]
             if as_flag(value, name, layer) != self.__dict__[name]:
@@ -153,6 +163,8 @@ class _Leaky(nn.Module):
         (and a trainer's spike-count hook) behind: the copy does not record, keeps no membrane and has none of their
         hooks (those marked ``snnlab_transient``)."""
         state = super().__getstate__()
+        if state.get("_carried") is not None:  # a copy is a new stream: it starts from rest (carry_state is kept)
+            state = dict(state, _carried=None)
         hooks = state.get("_forward_hooks", {})
         drop = {key for key, hook in hooks.items() if getattr(hook, "snnlab_transient", False)}
         if drop or state.get("record"):
@@ -163,6 +175,91 @@ class _Leaky(nn.Module):
                 if attr in state:
                     state[attr] = type(state[attr])((k, v) for k, v in state[attr].items() if k not in drop)
         return state
+
+    # ------------------------------------------------------------------ the membrane carried between calls
+    def reset_state(self) -> None:
+        """Drop the membrane carried from the last call (``carry_state=True``): the next call starts from rest.
+        Call it between independent sequences (a new batch, another batch size, device or dtype);
+        :func:`snnlab.reset_states` does it for every neuron layer of a model. Nothing to drop without
+        ``carry_state``.
+
+        Example:
+            >>> import torch, snnlab as sl
+            >>> lif = sl.LIF(carry_state=True)
+            >>> _ = lif(torch.ones(3, 2, 4))
+            >>> lif.carried_membrane.shape
+            torch.Size([2, 4])
+            >>> lif.reset_state()
+            >>> lif.carried_membrane is None
+            True
+        """
+        self._carried = None
+
+    @property
+    def carried_membrane(self) -> torch.Tensor | None:
+        """The membrane the next call starts from (``[B, ...]``, detached, in the dtype the layer computes in:
+        float32 for half-precision input); None when it starts from rest (no call yet, after :meth:`reset_state`, or
+        without ``carry_state``)."""
+        return self._carried
+
+    def _carry_flag(self, value: object) -> bool:
+        """``carry_state`` as set (``TypeError`` for a non-flag, ``ValueError`` naming the layer when it cannot carry
+        its state exactly); switching it off drops the carried membrane."""
+        layer = type(self).__name__
+        on = as_flag(value, "carry_state", layer)
+        if on:
+            problem = self._carry_problem()
+            if problem is not None:
+                raise ValueError(f"{layer}: carry_state=True is not available: {problem}")
+        else:
+            self._carried = None
+        return on
+
+    def _carry_problem(self) -> str | None:
+        """Why this layer, as configured, cannot carry its state exactly from call to call (None: it can)."""
+        return self._CARRY_REFUSAL
+
+    def _check_carry_context(self) -> None:
+        """``RuntimeError`` naming the layer where a carried membrane cannot work: ``torch.export`` (the program would
+        keep none), ``torch.jit.trace`` (it would freeze this call's), ``torch.func`` transforms (the membrane
+        would be one of their wrapped tensors) and activation checkpointing's recomputation (it would start from
+        the membrane this call ended with, not the one it started from). ``torch.compile`` is fine."""
+        layer = type(self).__name__
+        if graph_capture_active():
+            if _IS_EXPORTING():
+                raise RuntimeError(f"{layer}: carry_state=True keeps the membrane in the layer from call to call, "
+                                   "which an exported program cannot hold (every call of it would start from the "
+                                   "membrane seen while exporting); export the model with carry_state=False")
+            return
+        if torch.jit.is_tracing():
+            raise RuntimeError(f"{layer}: carry_state=True keeps the membrane in the layer from call to call, which "
+                               "torch.jit.trace would freeze as a constant; trace the model with carry_state=False")
+        if transforms_active():
+            raise RuntimeError(f"{layer}: carry_state=True cannot run under torch.func transforms (grad, vmap...): the "
+                               "membrane kept for the next call would be one of their wrapped tensors; use "
+                               "carry_state=False there")
+        if in_recomputation():
+            raise RuntimeError(f"{layer}: carry_state=True cannot be recomputed by activation checkpointing: the "
+                               "recomputation would start from the membrane this call ended with, not the one it "
+                               "started from, and give other gradients; do not checkpoint layers that carry state")
+
+    def _from_carried(self, x: torch.Tensor, beta: torch.Tensor) -> torch.Tensor:
+        """``x`` (in the compute dtype) with the carried membrane ``v0`` added into its first step as
+        ``x[0] + beta * v0`` (one fused multiply-add, as the kernels' ``torch.addcmul(x, v, beta)``): starting from
+        ``v0`` is starting from rest on that input, on every backend. ``v0`` is detached (truncated BPTT). A carried
+        membrane of another step shape, device or dtype is a ``ValueError``."""
+        v0 = self._carried
+        if v0 is None or x.shape[0] == 0:
+            return x
+        if v0.shape != x.shape[1:] or v0.device != x.device or v0.dtype != x.dtype:
+            layer = type(self).__name__
+            raise ValueError(f"{layer}: carry_state=True: the membrane carried from the last call is "
+                             f"{tuple(v0.shape)} {v0.dtype} on {v0.device}, but this call's steps are "
+                             f"{tuple(x.shape[1:])} computed in {x.dtype} on {x.device}; a new stream (another batch "
+                             f"size, device or dtype) starts from rest: call {layer}.reset_state() first (or "
+                             "snnlab.reset_states(model) for every layer)")
+        first = torch.addcmul(x[0], v0, beta.to(x.dtype))
+        return torch.cat((first.unsqueeze(0), x[1:]))
 
     def _tau_repr(self) -> str:
         """``tau_mem=...`` for ``repr`` (``learn_tau=True`` when learned: it changes while training)."""
@@ -335,9 +432,31 @@ class LIF(RandomStream, _Leaky):
         v[t] = h[t] - threshold * s[t]              reset="subtract"
         v[t] = h[t] * (1 - s[t])                    reset="zero"
 
-    Each call is a whole sequence from rest (``v[-1] = 0``) and no state is carried between calls, so batches need
-    no reset, and a loop calling the layer one step (or one chunk of a sequence) at a time does not continue the
-    membrane: every call starts again from 0 (pass the whole ``[T, B, ...]`` sequence in one call).
+    Each call is a whole sequence from rest (``v[-1] = 0``) and no state is carried between calls unless
+    ``carry_state=True``, so batches need no reset, and a loop calling the layer one step (or one chunk of a sequence)
+    at a time does not continue the membrane: every call starts again from 0 (pass the whole ``[T, B, ...]`` sequence
+    in one call, or carry the state):
+
+    - ``carry_state=True`` (also settable as an attribute; :func:`snnlab.carrying_state` turns it on for every
+      LIF / LI of a model within a block): each call starts from the post-reset membrane ``v[T-1]`` the previous call
+      ended with, so a sequence fed in chunks (truncated BPTT, streaming inference, one step at a time) gives the
+      spikes, recorded membranes and input gradients of one call on the whole sequence (bit for bit on the PyTorch
+      loop, the C loop and Triton's CPU interpreter). The carried membrane is detached: no gradient flows into
+      earlier chunks (truncated BPTT), while ``beta`` / a learned ``tau_mem`` and a learned threshold get this
+      chunk's gradient, the carried membrane's term ``beta * v[-1]`` included. It enters as ``x[0] + beta * v[-1]``
+      (one fused multiply-add, as the kernels' own step) in a copy of the input, so every backend runs unchanged;
+      half-precision input is then computed from a float32 copy, and the membrane kept in float32.
+      :meth:`reset_state` (:func:`snnlab.reset_states` for a model) starts the next call from rest: call it before
+      each new sequence; a carried membrane of another step shape (batch size), device or compute dtype than the
+      input's is a ``ValueError`` saying so. The membrane is per layer (not per thread: a layer called twice in one
+      forward carries from its first call into the second), not in the state dict, not kept by copies
+      (``copy.deepcopy``, pickling: a copy starts from rest) and not dropped by ``eval()`` / ``train()``. Refused
+      with a ``ValueError`` naming the layer: ``max_spikes`` (the spike count would need carrying too), a noisy
+      neuron whose output is masked in the call (its own spikes, which reset it, are unknown), and
+      :class:`~snnlab.ALIF` / :class:`~snnlab.RecurrentLIF` (their adaptation / recurrent spikes are state of their
+      own). ``torch.compile`` (``fullgraph=True`` too) runs it; ``torch.export``, ``torch.jit.trace``, ``torch.func``
+      transforms and the recomputation of activation checkpointing raise a ``RuntimeError``.
+      :func:`~snnlab.interop.nir.to_nir` exports the neuron and ignores the carried membrane.
 
     - ``max_spikes=k``: a neuron that has fired ``k`` times in a sample stays silent for the rest
       of it (``k=1`` is time-to-first-spike, the "Fast & Deep" constraint; ``None`` is unconstrained).
@@ -408,7 +527,7 @@ class LIF(RandomStream, _Leaky):
                  surrogate: str | sg.Surrogate = "atan", learn_threshold: bool = False, learn_tau: bool = False,
                  n_neurons: int | None = None, noise: str | None = None, noise_scale: float = 0.3,
                  noisy_eval: bool = False, mask_p: float = 0.0, mask_at_inference: bool = False,
-                 seed: int | None = None, backend: str = "auto") -> None:
+                 seed: int | None = None, backend: str = "auto", carry_state: bool = False) -> None:
         super().__init__()
         self._init_tau(tau_mem, beta, learn_tau, n_neurons)
         check_choice(reset, "reset", RESETS, "LIF")
@@ -439,6 +558,7 @@ class LIF(RandomStream, _Leaky):
         self.record = False
         self._monitors = 0  # open Monitors of this layer (see snnlab.core.network.Monitor)
         self.last_membrane: torch.Tensor | None = None
+        self.carry_state = carry_state  # (after max_spikes: checked against it)
 
     @torch.no_grad()
     def reset_parameters(self) -> None:
@@ -555,17 +675,60 @@ class LIF(RandomStream, _Leaky):
         noise_seed, mask_seed = self._draw_seeds(x)
         impl = lif_impl(self.backend, x.device, x.dtype, None if self.noise else self.surrogate.name, type(self).__name__)
         beta = self.beta()
+        # parameters keep their dtype: the fused kernels compute in float32 whatever x's dtype (a bfloat16 beta of 0.9
+        # would be 0.8984), the PyTorch path too (float32 for half-precision x)
+        beta, threshold = beta.to(device=x.device), self.threshold.to(device=x.device)
+        carrying = self.carry_state
+        run = self._carried_input(x, beta, noise_seed is not None, mask_seed is not None) if carrying else x
         spikes, membrane = impl(
-            # parameters keep their dtype: the fused kernels compute in float32 whatever x's dtype (a
-            # bfloat16 beta of 0.9 would be 0.8984), the PyTorch path too (float32 for half-precision x)
-            x, beta.to(device=x.device), self.threshold.to(device=x.device), reset=self.reset, detach_reset=self.detach_reset,
+            run, beta, threshold, reset=self.reset, detach_reset=self.detach_reset,
             max_spikes=spike_cap_for_call(type(self).__name__, self.max_spikes, x.shape[0]),  # (float32 counts)
             surrogate=self.surrogate.name, surrogate_param=self.surrogate.param,
             noise=self.noise, noise_scale=self.noise_scale, seed=noise_seed or 0, sample=noise_seed is not None,
             mask_p=self.mask_p if mask_seed is not None else 0.0, mask_seed=mask_seed or 0, keep_membrane=self.record)
+        if carrying:  # (the own spikes: the unmasked ones only)
+            computed = (membrane, None if mask_seed is not None else spikes)
+            spikes, membrane = spikes.to(x.dtype), (membrane if self.record else membrane[-1:]).to(x.dtype)
         self._check_final_membrane(x, membrane, *self._learned(beta))
+        if carrying:
+            self._keep_final_membrane(*computed, threshold)
         self.last_membrane = membrane.detach() if self.record else None
         return spikes
+
+    def _carry_problem(self) -> str | None:
+        problem = super()._carry_problem()
+        if problem is None and self.max_spikes is not None:
+            problem = (f"max_spikes={self.max_spikes} caps the spikes per sample, and the count of spikes so far would "
+                       "have to be carried too (the membrane alone cannot carry it); use max_spikes=None")
+        return problem
+
+    def _carried_input(self, x: torch.Tensor, beta: torch.Tensor, sampling: bool, masking: bool) -> torch.Tensor:
+        """``x`` in the dtype the layer computes in (float32 for half precision: the carried membrane is kept in
+        it), starting from the carried membrane (:meth:`_from_carried`); ``ValueError`` / ``RuntimeError`` naming the
+        layer where this call cannot carry its state exactly."""
+        layer = type(self).__name__
+        problem = self._carry_problem()  # (options may have changed since carry_state was set)
+        if problem is None and sampling and masking:
+            problem = (f"a noisy neuron (noise={self.noise!r}) resets by its own random spikes, which its masked "
+                       f"output (mask_p={self.mask_p:g}) does not show, so the membrane it ends with is not known; "
+                       "run it without masking, or deterministically (eval mode without noisy_eval)")
+        if problem is not None:
+            raise ValueError(f"{layer}: carry_state=True cannot carry this call's membrane: {problem}")
+        self._check_carry_context()
+        return self._from_carried(x.to(compute_dtype(x)), beta)
+
+    def _keep_final_membrane(self, membrane: torch.Tensor, spikes: torch.Tensor | None,
+                             threshold: torch.Tensor) -> None:
+        """Keep the post-reset membrane of the last step for the next call: from the pre-reset ``membrane[-1]`` and
+        the neuron's own last spikes, ``spikes[-1]`` where the output is not masked (``spikes`` None: masked, and the
+        neuron deterministic: ``h >= threshold``), reset as the kernels do (exact: the spikes are 0 or 1). An empty
+        call keeps the membrane it started from."""
+        if membrane.shape[0] == 0:
+            return
+        h = membrane[-1].detach()
+        thr = threshold.detach().to(h.dtype)
+        s = (h >= thr).to(h.dtype) if spikes is None else spikes[-1].detach()
+        self._carried = h - thr * s if self.reset == "subtract" else h * (1.0 - s)
 
     def extra_repr(self) -> str:
         thr = "learn_threshold=True" if self.learn_threshold else f"threshold={_value_repr(self.threshold)}"
@@ -584,6 +747,8 @@ class LIF(RandomStream, _Leaky):
             parts.append(f"n_neurons={self.n_neurons}")
         if self.backend != "auto":
             parts.append(f"backend={self.backend!r}")
+        if self.carry_state:
+            parts.append("carry_state=True")
         return ", ".join(parts)
 
 
@@ -592,8 +757,11 @@ class LI(_Leaky):
 
     ``beta = 1 - 1/tau_mem`` (``tau_mem`` in time steps, default 10), or ``beta`` given instead.
 
-    Each call is a whole sequence from rest (``h[-1] = 0``) and no state is carried between calls, so batches need no
-    reset, and a per-step loop or a sequence split into chunks does not continue the membrane across calls.
+    Each call is a whole sequence from rest (``h[-1] = 0``) and no state is carried between calls unless
+    ``carry_state=True``, so batches need no reset, and a per-step loop or a sequence split into chunks does not
+    continue the membrane across calls. With ``carry_state=True`` each call starts from the last output of the previous
+    one (detached: truncated BPTT), so chunks give the outputs and gradients of one call on the whole sequence; see
+    :class:`~snnlab.LIF` for :meth:`reset_state`, :func:`snnlab.carrying_state` and what is refused.
 
     Returns the membrane ``[T, B, ...]``; classify with e.g. ``out.sum(0)`` or ``out.max(0).values``. The time
     constant is kept in float32 under a half-precision default dtype, and :meth:`reset_parameters` restores its
@@ -606,13 +774,14 @@ class LI(_Leaky):
     """
 
     def __init__(self, tau_mem: float | None = None, *, beta: float | None = None, learn_tau: bool = False,
-                 n_neurons: int | None = None) -> None:
+                 n_neurons: int | None = None, carry_state: bool = False) -> None:
         super().__init__()
         self._init_tau(tau_mem, beta, learn_tau, n_neurons)
         LI.reset_parameters(self)  # the values
         self.record = False
         self._monitors = 0  # open Monitors of this layer (see snnlab.core.network.Monitor)
         self.last_membrane: torch.Tensor | None = None
+        self.carry_state = carry_state
 
     def reset_parameters(self) -> None:
         """Put the time constant (a buffer, or a learned Parameter in place) back to its constructed value, as
@@ -622,10 +791,20 @@ class LI(_Leaky):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = self._check_input(x, finite=False)
         beta = self.beta()
-        out = li_torch(x, beta.to(device=x.device))  # cast to its compute dtype there
+        carrying = self.carry_state
+        if carrying:
+            self._check_carry_context()
+            b = beta.to(device=x.device)
+            computed = li_torch(self._from_carried(x.to(compute_dtype(x)), b), b)  # (half: kept in float32)
+            out = computed.to(x.dtype)
+        else:
+            out = li_torch(x, beta.to(device=x.device))  # cast to its compute dtype there
         self._check_final_membrane(x, out, *self._learned(beta))
+        if carrying and out.shape[0]:  # (an empty call keeps the membrane it started from)
+            self._carried = computed[-1].detach()
         self.last_membrane = out.detach() if self.record else None
         return out
 
     def extra_repr(self) -> str:
-        return self._tau_repr() + (f", n_neurons={self.n_neurons}" if self.n_neurons is not None else "")
+        return (self._tau_repr() + (f", n_neurons={self.n_neurons}" if self.n_neurons is not None else "")
+                + (", carry_state=True" if self.carry_state else ""))

@@ -524,6 +524,9 @@ class RecurrentLIF(CheckedSynapsesMixin, LIF):
     """
 
     _SYNAPSES_LAYER = "RecurrentLIF"  # (layer.recurrent = m is checked by check_synapses)
+    # (layer.carry_state = True: a ValueError with this reason)
+    _CARRY_REFUSAL = ("a call's first step also takes the previous step's spikes through W_rec, state that a carried "
+                      "membrane cannot hold; feed the layer whole sequences")
 
     def __init__(self, n_neurons: int, *, tau_mem: float | None = None, threshold: float = 1.0,
                  reset: str = "subtract", beta: float | None = None, detach_reset: bool = False,
