@@ -56,8 +56,8 @@ class ALIF(CheckedSynapsesMixin, LIF):
     ``a[t] = (1 - 1/tau_adapt) * a[t-1] + s[t]``; see :mod:`snnlab.core.adaptive`.
     Each call is a whole sequence from rest (``v[-1] = 0``, ``a[-1] = 0``) and no state is carried between calls, so
     batches need no reset, and a per-step loop or a sequence split into chunks continues neither the membrane nor
-    the adaptation across calls (``carry_state=True``, which an :class:`~snnlab.LIF` takes, is a ``ValueError`` here:
-    the adaptation is state a carried membrane cannot hold).
+    the adaptation across calls (``carry_state``, an option of :class:`~snnlab.LIF`, is none of the constructor's, and
+    ``layer.carry_state = True`` is a ``ValueError``: the adaptation is state a carried membrane cannot hold).
 
     Adaptation gives neurons a memory longer than ``tau_mem`` (the recurrent adaptive networks of SHD / SSC and of
     e-prop), and spike-frequency adaptation: under a constant input the intervals between spikes grow. Options are

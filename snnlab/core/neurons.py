@@ -66,8 +66,8 @@ def _decay_factor_hint(tau_mem: float) -> str:
     if not 0.0 < tau_mem < 1.0:
         return ""
     equivalent = 1.0 / (1.0 - tau_mem)
-    return (f" (tau_mem is in time steps, not a decay factor: the decay factor beta={tau_mem!r} is tau_mem = "
-            f"1/(1 - beta) = {equivalent:.6g} steps; pass tau_mem={equivalent:.6g}, or beta={tau_mem!r} by keyword)")
+    return (f" (tau_mem is in time steps, not a decay factor: the decay factor beta={tau_mem:.6g} is tau_mem = "
+            f"1/(1 - beta) = {equivalent:.6g} steps; pass tau_mem={equivalent:.6g}, or beta={tau_mem:.6g} by keyword)")
 
 
 def _as_max_spikes(value: int | None, layer: str) -> int | None:
@@ -223,8 +223,14 @@ class _Leaky(nn.Module):
         """``RuntimeError`` naming the layer where a carried membrane cannot work: ``torch.export`` (the program would
         keep none), ``torch.jit.trace`` (it would freeze this call's), ``torch.func`` transforms (the membrane
         would be one of their wrapped tensors) and activation checkpointing's recomputation (it would start from
-        the membrane this call ended with, not the one it started from). ``torch.compile`` is fine."""
+        the membrane this call ended with, not the one it started from), and a replica of ``nn.DataParallel`` (the
+        membrane it keeps is lost with it). ``torch.compile`` is fine."""
         layer = type(self).__name__
+        if getattr(self, "_is_replica", False):  # (set by nn.Module._replicate_for_data_parallel)
+            raise RuntimeError(f"{layer}: carry_state=True cannot run in nn.DataParallel: each call runs on replicas "
+                               "(shallow copies) of the layer, which keep the membrane for the next call and are "
+                               "dropped after it, so every call would start from rest; use one process per device "
+                               "(DistributedDataParallel), or carry_state=False")
         if graph_capture_active():
             if _IS_EXPORTING():
                 raise RuntimeError(f"{layer}: carry_state=True keeps the membrane in the layer from call to call, "
@@ -247,10 +253,13 @@ class _Leaky(nn.Module):
         """``x`` (in the compute dtype) with the carried membrane ``v0`` added into its first step as
         ``x[0] + beta * v0`` (one fused multiply-add, as the kernels' ``torch.addcmul(x, v, beta)``): starting from
         ``v0`` is starting from rest on that input, on every backend. ``v0`` is detached (truncated BPTT). A carried
-        membrane of another step shape, device or dtype is a ``ValueError``."""
+        membrane of another step shape, device or dtype is a ``ValueError``. One kept under ``torch.inference_mode``
+        (a warm-up) is cloned for a call outside it, which autograd may record."""
         v0 = self._carried
         if v0 is None or x.shape[0] == 0:
             return x
+        if not graph_capture_active() and not torch.is_inference_mode_enabled() and v0.is_inference():
+            v0 = v0.clone()  # (autograd cannot save an inference tensor; a compiled graph reads neither flag)
         if v0.shape != x.shape[1:] or v0.device != x.device or v0.dtype != x.dtype:
             layer = type(self).__name__
             raise ValueError(f"{layer}: carry_state=True: the membrane carried from the last call is "
@@ -450,12 +459,16 @@ class LIF(RandomStream, _Leaky):
       each new sequence; a carried membrane of another step shape (batch size), device or compute dtype than the
       input's is a ``ValueError`` saying so. The membrane is per layer (not per thread: a layer called twice in one
       forward carries from its first call into the second), not in the state dict, not kept by copies
-      (``copy.deepcopy``, pickling: a copy starts from rest) and not dropped by ``eval()`` / ``train()``. Refused
+      (``copy.deepcopy``, pickling: a copy starts from rest) and not dropped by ``eval()`` / ``train()``, nor by new
+      weights (an optimiser step, ``load_state_dict``: the next call starts from the membrane the old ones left;
+      call :meth:`reset_state` to start from rest). Library loops over batches (:func:`snnlab.metrics.evaluate`,
+      the :class:`~snnlab.training.Trainer`) do not reset it between batches: give them models without it. Refused
       with a ``ValueError`` naming the layer: ``max_spikes`` (the spike count would need carrying too), a noisy
       neuron whose output is masked in the call (its own spikes, which reset it, are unknown), and
       :class:`~snnlab.ALIF` / :class:`~snnlab.RecurrentLIF` (their adaptation / recurrent spikes are state of their
       own). ``torch.compile`` (``fullgraph=True`` too) runs it; ``torch.export``, ``torch.jit.trace``, ``torch.func``
-      transforms and the recomputation of activation checkpointing raise a ``RuntimeError``.
+      transforms, the recomputation of activation checkpointing and ``nn.DataParallel``'s replicas (the membrane
+      a replica keeps is lost with it) raise a ``RuntimeError``.
       :func:`~snnlab.interop.nir.to_nir` exports the neuron and ignores the carried membrane.
 
     - ``max_spikes=k``: a neuron that has fired ``k`` times in a sample stays silent for the rest

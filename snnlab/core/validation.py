@@ -53,13 +53,8 @@ def check_time_major(x: torch.Tensor, name: str, features: int | None = None, la
         raise TypeError(f"{layer}: {name} has the complex dtype {x.dtype}, but the layer takes real values (its "
                         f"imaginary part would be dropped); pass x.real, x.abs() or both parts as separate features.")
     if x.dim() < 3:
-        raise ValueError(
-            f"{layer}: {name} must be time-major with at least 3 dimensions [T, B, features], got shape "
-            f"{tuple(x.shape)}: snnlab tensors are [time, batch, ...]. For one sample [T, F] use x.unsqueeze(1); for "
-            f"one time step of a batch [B, F] use x.unsqueeze(0), but each call is a whole sequence from rest (no "
-            f"state is kept between calls), so calls one step at a time do not carry the membrane (or delayed "
-            f"input) over: pass the whole sequence [T, B, F] in one call."
-        )
+        raise ValueError(f"{layer}: {name} must be time-major with at least 3 dimensions [T, B, features], got shape "
+                         f"{tuple(x.shape)}: snnlab tensors are [time, batch, ...]. {_low_rank_hint(x.dim())}")
     if features is not None and x.shape[-1] != features:
         hint = _transposed_hint(tuple(x.shape), features)
         raise ValueError(
@@ -68,6 +63,26 @@ def check_time_major(x: torch.Tensor, name: str, features: int | None = None, la
         )
     if finite and x.is_floating_point() and not all_finite(x):
         raise_non_finite(layer, name)
+
+
+def _low_rank_hint(dim: int) -> str:
+    """How to make a ``dim``-dimensional input (``dim < 3``) time-major: for 2-D, both readings of its dimensions
+    (and that a step at a time starts each call from rest unless the neuron layers carry their state); for 1-D and
+    0-D, the reshape.
+
+    Example:
+        >>> _low_rank_hint(0)
+        'For one value use x.reshape(1, 1, 1).'
+    """
+    if dim == 2:
+        return ("For one sample [T, F] use x.unsqueeze(1); for one time step of a batch [B, F] use x.unsqueeze(0), "
+                "but each call is a whole sequence from rest, so calls one step at a time do not carry the membrane "
+                "over unless the neuron layers carry it (carry_state=True, or snnlab.carrying_state(model)), and a "
+                "DelayedLinear never carries its delayed input over: pass the whole sequence [T, B, F] in one call.")
+    if dim == 1:
+        return ("For the features of one step of one sample [F] use x.reshape(1, 1, -1); for one feature of one sample "
+                "over time [T] use x.reshape(-1, 1, 1).")
+    return "For one value use x.reshape(1, 1, 1)."
 
 
 def _transposed_hint(shape: tuple[int, ...], features: int) -> str:
