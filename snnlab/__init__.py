@@ -25,7 +25,7 @@ from snnlab.kernels._submodules import module_attributes as _module_attributes  
 __version__ = "0.1.0"  # the one place of the version: pyproject.toml reads this literal
 
 __all__ = ["LIF", "LI", "ALIF", "RecurrentLIF", "DelayedLinear", "DelaySchedule", "SpikeMask", "TimeBatchNorm", "TimeDropout", "TimeDistributed", "Sequential", "Monitor", "surrogates",
-           "activation_checkpoint", "seeded_stream_contexts", "carrying_state", "reset_states", "__version__"]
+           "activation_checkpoint", "seeded_stream_contexts", "carrying_state", "carry_suspended", "reset_states", "__version__"]
 
 if TYPE_CHECKING:  # what type checkers and IDEs see; at run time __getattr__ imports each name on first use
     from snnlab.core import surrogates
@@ -34,7 +34,7 @@ if TYPE_CHECKING:  # what type checkers and IDEs see; at run time __getattr__ im
     from snnlab.core.delays import DelayedLinear, DelaySchedule
     from snnlab.core.dropout import TimeDropout
     from snnlab.core.masking import SpikeMask
-    from snnlab.core.network import Monitor, Sequential, carrying_state, reset_states
+    from snnlab.core.network import Monitor, Sequential, carry_suspended, carrying_state, reset_states
     from snnlab.core.normalization import TimeBatchNorm
     from snnlab.core.recurrent import RecurrentLIF
     from snnlab.core.time_distributed import TimeDistributed
@@ -52,6 +52,7 @@ _LAZY = {
     "Monitor": "snnlab.core.network",
     "Sequential": "snnlab.core.network",
     "carrying_state": "snnlab.core.network",
+    "carry_suspended": "snnlab.core.network",
     "reset_states": "snnlab.core.network",
     "TimeBatchNorm": "snnlab.core.normalization",
     "RecurrentLIF": "snnlab.core.recurrent",

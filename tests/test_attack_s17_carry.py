@@ -90,4 +90,4 @@ def test_new_weights_keep_the_carried_membrane_as_documented():
     assert torch.equal(layer.carried_membrane, carried)
     doc = " ".join(sl.LIF.__doc__.split())
     assert "``load_state_dict``: the next call starts from the membrane the old ones left" in doc
-    assert "nn.DataParallel" in doc and "do not reset it between batches" in doc
+    assert "nn.DataParallel" in doc and "run every batch from rest" in doc

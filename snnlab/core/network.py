@@ -161,6 +161,43 @@ def carrying_state(model: nn.Module) -> Iterator[nn.Module]:
             layer.carry_state = setting
 
 
+@contextlib.contextmanager
+def carry_suspended(model: nn.Module) -> Iterator[nn.Module]:
+    """Within the block, every call of ``model``'s LIF / LI layers starts from rest, whatever their ``carry_state``:
+    for loops whose batches are sets of whole sequences (:func:`snnlab.metrics.evaluate`,
+    :func:`~snnlab.metrics.robustness_curve`, the :class:`~snnlab.training.Trainer`'s steps, the widgets' live
+    views). The layers that carry state (``carry_state=True``, see :class:`~snnlab.LIF`) have it switched off for the
+    block and get back, at its end (an error included), both their ``carry_state`` and the membrane they carried
+    when it began: a stream fed in chunks around the block continues as if the block had not run. Layers without
+    ``carry_state`` are not touched (the block then costs one pass over ``model.modules()``). The flags are the
+    layers' own, shared by every thread: a stream fed in another thread during the block starts from rest too.
+    Yields ``model``.
+
+    Example:
+        >>> import torch, snnlab as sl
+        >>> from snnlab.core.network import carry_suspended
+        >>> net = sl.Sequential(torch.nn.Linear(4, 8), sl.LIF(carry_state=True))
+        >>> _ = net(torch.rand(5, 2, 4))                      # a stream of 2 sequences, first chunk
+        >>> kept = net[1].carried_membrane
+        >>> with carry_suspended(net):
+        ...     _ = net(torch.rand(5, 3, 4))                  # another batch size: from rest, nothing carried
+        >>> net[1].carry_state, net[1].carried_membrane is kept
+        (True, True)
+    """
+    if not isinstance(model, nn.Module):
+        raise TypeError(f"carry_suspended: model must be a torch.nn.Module, got {type(model).__name__}")
+    carrying = [(layer, layer.carried_membrane) for layer in model.modules()
+                if isinstance(layer, (LIF, LI)) and layer.carry_state]
+    for layer, _ in carrying:
+        layer.carry_state = False  # (drops the carried membrane: kept above)
+    try:
+        yield model
+    finally:
+        for layer, membrane in carrying:
+            layer.carry_state = True
+            layer._carried = membrane
+
+
 def _raise_unwrapped(index: int, name: str, module: nn.Module, shape: tuple[int, ...], dims: int,
                      refusal: Exception) -> None:
     """The error for a frame-by-frame layer that refused (``refusal``, torch's error) a time-major tensor of

@@ -461,8 +461,11 @@ class LIF(RandomStream, _Leaky):
       forward carries from its first call into the second), not in the state dict, not kept by copies
       (``copy.deepcopy``, pickling: a copy starts from rest) and not dropped by ``eval()`` / ``train()``, nor by new
       weights (an optimiser step, ``load_state_dict``: the next call starts from the membrane the old ones left;
-      call :meth:`reset_state` to start from rest). Library loops over batches (:func:`snnlab.metrics.evaluate`,
-      the :class:`~snnlab.training.Trainer`) do not reset it between batches: give them models without it. Refused
+      call :meth:`reset_state` to start from rest). The library's loops over batches of whole sequences
+      (:func:`snnlab.metrics.evaluate`, :func:`~snnlab.metrics.robustness_curve`, the
+      :class:`~snnlab.training.Trainer`'s steps and evaluations, the widgets' live views) run every batch from rest
+      whatever ``carry_state``, and put back the flag and the carried membrane afterwards, so a stream continues
+      after an evaluation in between (:func:`snnlab.core.network.carry_suspended`, for loops of your own). Refused
       with a ``ValueError`` naming the layer: ``max_spikes`` (the spike count would need carrying too), a noisy
       neuron whose output is masked in the call (its own spikes, which reset it, are unknown), and
       :class:`~snnlab.ALIF` / :class:`~snnlab.RecurrentLIF` (their adaptation / recurrent spikes are state of their

@@ -48,7 +48,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from snnlab.core.masking import SpikeMask
-from snnlab.core.network import Monitor
+from snnlab.core.network import Monitor, carry_suspended
 from snnlab.core.validation import as_seed
 from snnlab.core.neurons import LI, LIF
 from snnlab.core.readout import READOUTS, decide, logits, tie_tolerance
@@ -113,8 +113,8 @@ def collect(model: nn.Module, loader: Iterable, readout: str = "membrane_sum", d
                       f"neuron layers must subclass snnlab.LIF (or snnlab.LI, which does not spike) to be counted",
                       UserWarning, stacklevel=3)
     try:
-        with eval_mode(model), same_model_randomness(model, dev, seed=seed), Monitor(model, neurons, membrane=False) as mon, \
-                SynOpsCounter(model) as counter:
+        with eval_mode(model), carry_suspended(model), same_model_randomness(model, dev, seed=seed), \
+                Monitor(model, neurons, membrane=False) as mon, SynOpsCounter(model) as counter:
             lif_names = [n for n, m in mon.layers.items() if isinstance(m, LIF)]
             rec.layer_spikes = {n: 0.0 for n in lif_names}
             rec.synops = counter
@@ -213,7 +213,9 @@ def evaluate(model: nn.Module, loader: Iterable, readout: str = "membrane_sum", 
     without LIF layers),
     "synops_per_sample" (ACs), "macs_per_sample", "energy_per_sample_j", "latency_steps" (mean decision latency,
     undecided samples counted as T), "n_samples"}`` (every per-sample figure: a total divided by the samples
-    fed). Runs under ``torch.no_grad`` in eval mode and restores the model's training mode afterwards; random
+    fed). Runs under ``torch.no_grad`` in eval mode and restores the model's training mode afterwards; each batch
+    holds whole sequences and runs from rest whatever the layers' ``carry_state`` (:class:`~snnlab.LIF`), and a
+    membrane carried from before the call is put back afterwards (:func:`snnlab.core.network.carry_suspended`); random
     layers start every call from the same state (see the module docstring), so a noisy network evaluated twice
     gives the same numbers: pass another ``seed`` for another draw of the noise (it seeds torch's generators inside the call; layers with a generator of their own keep
     theirs, with a warning where they draw at inference). With ``seed=None`` (the default) unseeded noisy layers

@@ -16,6 +16,7 @@ import pandas as pd
 import torch
 from torch import nn
 
+from snnlab.core.network import carry_suspended
 from snnlab.core.readout import predict
 from snnlab.core.validation import as_seed, check_non_negative
 
@@ -277,7 +278,9 @@ def robustness_curve(model: nn.Module, loader: Iterable, kind: str | Sequence[st
     The prediction is :func:`snnlab.core.readout.predict` (a tie, e.g. a silent output, is wrong); a spike readout
     (``spike_count``, ``first_spike``) of a model whose output is an ``LI`` membrane is refused (``ValueError``), as
     :func:`snnlab.metrics.evaluate` refuses it. ``kind`` and ``levels`` must not be empty; ``seed`` is an int.
-    The model runs in eval mode under ``torch.no_grad``; its training mode is restored afterwards. The perturbed
+    The model runs in eval mode under ``torch.no_grad``; its training mode is restored afterwards. Each batch runs
+    from rest whatever the layers' ``carry_state``, and a membrane carried from before the call is put back afterwards
+    (:func:`snnlab.core.network.carry_suspended`), as in :func:`snnlab.metrics.evaluate`. The perturbed
     inputs are cast to the model's floating dtype (integer event frames included), as in :func:`snnlab.metrics.evaluate`.
 
     Example:
@@ -303,7 +306,7 @@ def robustness_curve(model: nn.Module, loader: Iterable, kind: str | Sequence[st
     dtype = input_dtype(model)
     rows = []
     checked = False  # the first forward refuses a spike readout of an LI membrane, as in evaluate
-    with eval_mode(model):
+    with eval_mode(model), carry_suspended(model):
         for k in kinds:
             for level in levels:
                 correct = n = 0

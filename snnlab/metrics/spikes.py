@@ -4,7 +4,10 @@ Every neuron type is counted the same way: a spike is a non-zero entry of a LIF 
 ``[T, B, ...]`` (deterministic, ``max_spikes=1``, noisy, ...); a layer called several times in one forward
 (shared by several places) is recorded by :class:`~snnlab.Monitor` as its calls joined along time, so its counts
 sum every call (each call is a whole sequence from rest: calls one step at a time do not continue the membrane,
-see :class:`~snnlab.LIF`). What that output holds depends on where
+see :class:`~snnlab.LIF`). The samples are counted from each tensor's batch dimension ``B``, never from calls: for a
+stream fed in chunks (layers with ``carry_state=True``), each chunk's record holds more steps of the same ``B``
+samples, so join the chunks' records along time (``torch.cat(chunks)``) or add their ``[B]`` counts, not their
+batch sizes. What that output holds depends on where
 spike masking (active in training, or at inference with ``mask_at_inference=True``) happens:
 
 * fused masking, ``LIF(mask_p=p)``: the output is what the layer *transmits*; the spikes it fired (it

@@ -60,7 +60,10 @@ the forwards of the model it was given (dimension 1 of a time-major ``[T, B, ...
 several times per forward (shared weights, or one step per call) is summed over its calls and a layer fed
 ``[T*B, ...]`` is divided by ``B`` (see :class:`SynOpsCounter`). A synaptic layer may take time in any of these
 layouts, but a neuron layer takes whole sequences: each of its calls starts from rest, so calling it one step at a
-time does not continue its membrane (see :class:`~snnlab.LIF`).
+time does not continue its membrane (see :class:`~snnlab.LIF`), unless it carries its state (``carry_state=True``):
+then a forward of the model that continues a stream (some neuron layer holds a carried membrane when it starts)
+feeds more steps of samples already counted, and adds none, so the chunks of one stream count as the whole
+sequence would.
 
 The inputs are read by a forward-pre hook (a forward hook for convolutions, so that an input the
 convolution refuses raises its own error, and a transposed convolution's output size is known), so what is
@@ -86,7 +89,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from snnlab.core.delays import DelayedLinear
-from snnlab.core.neurons import LIF
+from snnlab.core.neurons import LI, LIF
 from snnlab.core.time_distributed import TimeDistributed
 from snnlab.core.validation import is_integer, user_stacklevel
 
@@ -383,6 +386,12 @@ class SynOpsCounter:
     :attr:`LayerOps.n_samples` (the batch dimension of its ``[T, B, ...]`` inputs summed over calls; a
     convolution's frames) -- give ``n_samples`` then for a layer called per step or fed flattened time.
 
+    A forward of ``model`` that continues a stream (some :class:`~snnlab.LIF` / :class:`~snnlab.LI` of it holds a
+    membrane carried from the last call when the forward starts, ``carry_state=True``) adds no samples: its samples
+    are those of the stream's first chunk, so a sequence fed in chunks gives the per-sample figures of the whole
+    sequence. The first forward the counter sees is counted whatever it continues (a stream joined midway counts its
+    samples once); call ``snnlab.reset_states(model)`` before each new stream, as the layers need.
+
     Example:
         >>> import torch
         >>> net = torch.nn.Sequential(torch.nn.Linear(4, 5))
@@ -404,6 +413,8 @@ class SynOpsCounter:
         self._folded = {f"{n}.{c}" if n and c else (n or c) for n, td in model.named_modules()
                         if isinstance(td, TimeDistributed) for c, _ in td.named_modules()}
         self.n_samples = 0  # samples of the forwards of `model` seen (see the class docstring)
+        self._neurons = [m for m in model.modules() if isinstance(m, (LIF, LI))]  # (stream continuations)
+        self._counted_forward = False  # a forward of `model` was counted since the start or the last reset()
         self._handles: list = []
         self._fanouts: dict[tuple, tuple[torch.Tensor, tuple[int, ...]]] = {}
         self._warned: set[str] = set()  # layers warned about costly event input
@@ -471,8 +482,16 @@ class SynOpsCounter:
         rec.n_samples += samples
 
     def _count_forward(self, module: nn.Module, inputs) -> None:
-        if inputs and isinstance(inputs[0], torch.Tensor):
-            self.n_samples += _samples_in(inputs[0])
+        if not inputs or not isinstance(inputs[0], torch.Tensor):
+            return
+        if self._counted_forward and self._continues_stream():
+            return  # more steps of the samples the stream's first chunk counted
+        self._counted_forward = True
+        self.n_samples += _samples_in(inputs[0])
+
+    def _continues_stream(self) -> bool:
+        """Whether the forward starting now continues a stream: some neuron layer holds a carried membrane."""
+        return any(layer.carried_membrane is not None for layer in self._neurons)
 
     def __enter__(self) -> "SynOpsCounter":
         if not isinstance(self.model, _FRAME_TYPES):  # a convolution's own input is frames, not [T, B, ...]
@@ -497,6 +516,7 @@ class SynOpsCounter:
 
     def reset(self) -> None:
         self.n_samples = 0
+        self._counted_forward = False
         for rec in self.ops.values():
             rec.acs = rec.macs = rec.input_events = 0.0
             rec.n_samples = 0

@@ -39,7 +39,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from snnlab.core.delays import DelayedLinear, DelaySchedule
-from snnlab.core.network import WeakMethodHook
+from snnlab.core.network import WeakMethodHook, carry_suspended
 from snnlab.core.neurons import LI, LIF
 from snnlab.core.readout import decide, logits, tie_tolerance
 from snnlab.core.validation import as_flag, user_stacklevel
@@ -284,10 +284,13 @@ class Trainer(ControlMixin, ResumeMixin, ReportingMixin):
             data than yours). With your own
             ``model`` the fields that build a network (``hidden``, ``neuron``, ``recurrent``, ``tau_syn``, ...) are
             not used (the training fields are: ``lr``, ``epochs``, ``readout``, ``spike_reg``...), and the run store
-            records ``cfg`` as given, under a "(custom model)" label. A model built from ``cfg`` for your loaders takes
-            its input size from their first batch and its class count from their dataset's ``num_classes`` (or
-            ``len(classes)``); a dataset without one gets ``cfg.dataset``'s, with a ``UserWarning`` (a ``ValueError``
-            when the first batch's labels lie outside it); its label gives the sizes built, not ``cfg.dataset``
+            records ``cfg`` as given, under a "(custom model)" label. Each batch holds whole sequences: training
+            steps and evaluations run every batch from rest whatever its layers' ``carry_state``, and put back the
+            membrane a layer carried before (:func:`snnlab.core.network.carry_suspended`). A model built from
+            ``cfg`` for your loaders takes its input size from their first batch and its class count from their
+            dataset's ``num_classes`` (or ``len(classes)``); a dataset without one gets ``cfg.dataset``'s, with a
+            ``UserWarning`` (a ``ValueError`` when the first batch's labels lie outside it); its label gives the sizes
+            built, not ``cfg.dataset``
             (``"12-128-3 multi_spike atan (custom data)"``). A bit-exact resume inside an epoch holds for loaders that
             shuffle with torch's global generator too (``DataLoader(ds, shuffle=True)``), not for a loader with
             ``persistent_workers=True`` (its workers' random states carry over between epochs: warned at a resume).
@@ -1020,7 +1023,12 @@ class Trainer(ControlMixin, ResumeMixin, ReportingMixin):
                 self._spike_counts, self._spike_outputs = [], []
                 self._counting = True
                 try:
-                    with forward_precision(cfg.precision, self.device):
+                    # each batch: whole sequences from rest, whatever the layers' carry_state (a stream the model
+                    # carried continues after the step); a check first: ~1 us, where the pass over the modules costs
+                    # ~10 us on a small model
+                    suspended = (carry_suspended(model) if any(m.carry_state for m in bounded_layers)
+                                 else contextlib.nullcontext())
+                    with forward_precision(cfg.precision, self.device), suspended:
                         # ((output, extras) gives output, as evaluate() takes it); the first step refuses a spike
                         # readout of an LI's membrane before any update
                         out = model_output(model, x, cfg.readout if self.step == 0 else None)

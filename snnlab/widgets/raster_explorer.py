@@ -27,7 +27,7 @@ import ipywidgets as W
 import numpy as np
 import torch
 
-from snnlab.core.network import Monitor
+from snnlab.core.network import Monitor, carry_suspended
 from snnlab.metrics import input_dtype, model_input
 from snnlab.viz import membrane_traces, spike_raster, theme
 from snnlab.viz._util import to_numpy
@@ -114,7 +114,9 @@ def _check_max_samples(max_samples: Any) -> None:
 
 
 def record_batch(model: torch.nn.Module, x: torch.Tensor) -> Monitor:
-    """Run ``model`` on ``x`` (time-major) in eval mode under a CPU :class:`Monitor`; returns the monitor.
+    """Run ``model`` on ``x`` (time-major) in eval mode under a CPU :class:`Monitor`; returns the monitor. ``x`` holds
+    whole sequences: they run from rest whatever the layers' ``carry_state``, and a stream the model carries continues
+    afterwards (:func:`snnlab.core.network.carry_suspended`).
 
     Example:
         >>> import snnlab as sl
@@ -127,7 +129,7 @@ def record_batch(model: torch.nn.Module, x: torch.Tensor) -> Monitor:
     model.eval()
     try:
         device = next((p.device for p in model.parameters()), torch.device("cpu"))
-        with torch.no_grad(), Monitor(model, to_cpu=True) as mon:
+        with torch.no_grad(), carry_suspended(model), Monitor(model, to_cpu=True) as mon:
             model(model_input(x, device, input_dtype(model)))  # the model's float dtype: uint8 frames, float64 models
     finally:
         model.train(was_training)

@@ -33,7 +33,7 @@ import pandas as pd
 import torch
 
 from snnlab.core.delays import DelayedLinear
-from snnlab.core.network import Monitor
+from snnlab.core.network import Monitor, carry_suspended
 from snnlab.core.neurons import LIF
 from snnlab.data.loader_rng import same_generator_states, same_randomness
 from snnlab.metrics._common import model_generators
@@ -315,7 +315,8 @@ class TrainingSession:
         return []
 
     def take_snapshot(self, step: int) -> dict[str, Any]:
-        """Run the model on the probe batch under a :class:`Monitor` and store the result.
+        """Run the model on the probe batch under a :class:`Monitor` and store the result (its whole sequences from
+        rest, whatever the layers' ``carry_state``: :func:`snnlab.core.network.carry_suspended`).
 
         Example:
             >>> s = TrainingSession({"hidden": [16], "num_steps": 8, "batch_size": 16, "max_batches_per_epoch": 2,
@@ -336,8 +337,8 @@ class TrainingSession:
         was_training = model.training
         model.eval()
         try:
-            with torch.no_grad(), Monitor(model, to_cpu=True) as mon:
-                model(self._probe[0])
+            with torch.no_grad(), carry_suspended(model), Monitor(model, to_cpu=True) as mon:
+                model(self._probe[0])  # (whole sequences from rest, whatever the layers' carry_state)
         finally:
             model.train(was_training)
         delays = {name: m for name, m in model.named_modules() if isinstance(m, DelayedLinear)}
