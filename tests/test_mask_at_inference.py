@@ -65,6 +65,7 @@ def test_it_is_accepted_without_mask_p_and_changes_nothing_there():
     and the model built is the unmasked one."""
     cfg = ExperimentConfig.from_dict({"mask_at_inference": True})
     assert cfg.mask_at_inference is True and "maskinf" not in cfg.label().split()
+    assert run_folder_names([cfg]) == [OLD_FOLDERS["{}"]]  # the baseline's folder: the same run, reused
     net = build_model(cfg, 4, 2)
     assert all(m.mask_p == 0 for m in net if isinstance(m, LIF))
     assert ExperimentConfig.from_dict({"mask_at_inference": True, "mask_p": 0.2}).mask_at_inference is True

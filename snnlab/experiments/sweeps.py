@@ -703,8 +703,10 @@ def _plan(cfg: ExperimentConfig, run_dir: Path | None,
     try:
         # the metadata is all it needs: tensors mapped, not read, and the history left undecoded
         ck = load_checkpoint(run_dir / CHECKPOINT_NAME, mmap=True, history=False)
-        # from_saved: a run saved with data_kwargs its dataset ignored is the same run as one without them
-        same = ExperimentConfig.from_saved(ck["config_json"]).to_dict() == cfg.to_dict()
+        # from_saved: a run saved with data_kwargs its dataset ignored is the same run as one without them; compared
+        # as the folder name hashes them (folder_identity), so a setting without effect there (mask_at_inference
+        # with mask_p=0) is the same run too, reused with the configuration its checkpoint records
+        same = folder_identity(ExperimentConfig.from_saved(ck["config_json"])) == folder_identity(cfg)
     except (CheckpointError, ConfigError, OSError, KeyError) as exc:
         return "failed", None, {"run_id": None, "label": cfg.label(), "status": "failed",
                                 "error": f"{run_dir}: {exc}; delete that folder to train this grid point anew"}, None

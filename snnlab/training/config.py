@@ -665,10 +665,10 @@ class ExperimentConfig(param.Parameterized):
         "Keep dropping hidden spikes with probability mask_p in evaluation too (LIF mask_at_inference), so accuracy, "
         "spikes and SynOps are measured with masking, as in the MST paper (spike masking to cut spikes and energy "
         "at inference); each evaluation draws its masks from the same random states, restored after it, so "
-        "evaluating twice gives the same numbers. No effect with mask_p=0 (a sweep over mask_p with this flag keeps "
-        "its unmasked baseline). Training is the same either way (the same weights), yet the flag is part of a "
-        "run's identity: a sweep over mask_at_inference=true,false trains each network twice. False = masking in "
-        "training only."))
+        "evaluating twice gives the same numbers. No effect with mask_p=0 (no part of the run's identity there: a sweep "
+        "over mask_p with this flag reuses an unmasked baseline already trained). Training is the same either way "
+        "(the same weights), yet with mask_p > 0 the flag is part of a run's identity: a sweep over "
+        "mask_at_inference=true,false trains each network twice. False = masking in training only."))
     spike_reg = FiniteNumber(default=0.0, bounds=(0.0, 1000.0), doc=(
         "Weight of an activity penalty added to the training loss: the mean spike count per neuron and sample of "
         "the LIF layers (an L1 penalty on firing). Higher values train sparser networks at some cost in accuracy; "
@@ -777,14 +777,20 @@ class ExperimentConfig(param.Parameterized):
 
     def identity_dict(self) -> dict[str, Any]:
         """:meth:`to_dict` without the fields added later (:data:`FIELDS_ADDED_LATER`) that hold their default, which
-        keeps the older behaviour: the identity of a run (sweep folders hash it), unchanged by new options.
+        keeps the older behaviour: the identity of a run (sweep folders hash it), unchanged by new options. Also without
+        ``mask_at_inference`` while ``mask_p`` is 0, where it has no effect (as :meth:`label` leaves it out): a sweep
+        ``--grid mask_p=0,0.3 --mask-at-inference`` finds the plain baseline's folder.
 
         Example:
             >>> [("dropout" in ExperimentConfig(dropout=p).identity_dict()) for p in (0.0, 0.1)]
             [False, True]
+            >>> [("mask_at_inference" in ExperimentConfig(mask_p=p, mask_at_inference=True).identity_dict())
+            ...  for p in (0.0, 0.3)]
+            [False, True]
         """
         return {k: v for k, v in self.to_dict().items()
-                if not (k in FIELDS_ADDED_LATER and v == self.param[k].default)}
+                if not (k in FIELDS_ADDED_LATER and v == self.param[k].default)
+                and not (k == "mask_at_inference" and self.mask_p == 0)}
 
     def to_dict(self) -> dict[str, Any]:
         """Plain ``{field: value}`` (JSON-serialisable; lists and dicts are copies)."""
