@@ -357,26 +357,29 @@ def _model() -> sl.Sequential:
                          sl.LIF(tau_mem=3.0, threshold=0.2, carry_state=True), torch.nn.Linear(5, 2), sl.LI())
 
 
-def test_carrying_state_turns_it_on_for_the_block_and_restores_the_settings():
+def test_carrying_state_turns_it_on_for_the_block_and_switches_off_what_it_turned_on():
     net = _model()
     x = torch.rand(12, 2, 4)
     whole = net(x)  # (layer 3 carries: give it a membrane before the block)
+    kept = net[3].carried_membrane
     with sl.carrying_state(net) as same:
         assert same is net and all(net[i].carry_state for i in (1, 3, 5))
-        assert net[1].carried_membrane is None and net[3].carried_membrane is not None  # (on already: kept)
+        assert net[1].carried_membrane is None and net[3].carried_membrane is kept  # (on already: kept)
         sl.reset_states(net)
         chunks = torch.cat([net(x[t:t + 4]) for t in range(0, 12, 4)])
     assert [net[i].carry_state for i in (1, 3, 5)] == [False, True, False]
-    assert all(net[i].carried_membrane is None for i in (1, 3, 5))
+    assert net[1].carried_membrane is None and net[5].carried_membrane is None
+    assert net[3].carry_state and net[3].carried_membrane is not kept  # (carrying before: it carries on from the block)
     sl.reset_states(net)
     torch.testing.assert_close(chunks, net(x), rtol=0.0, atol=1e-6)  # (the Linear sums may round apart)
     assert whole.shape == chunks.shape
+    kept = net[3].carried_membrane
     with pytest.raises(KeyError):  # an error in the block: the settings come back all the same
         with sl.carrying_state(net):
             net(x)
             raise KeyError("stop")
     assert [net[i].carry_state for i in (1, 3, 5)] == [False, True, False]
-    assert all(net[i].carried_membrane is None for i in (1, 3, 5))
+    assert net[1].carried_membrane is None and net[5].carried_membrane is None and net[3].carried_membrane is not None
 
 
 def test_reset_states_drops_every_layers_membrane():

@@ -18,7 +18,7 @@ def test_every_public_module_of_snnlab_is_an_attribute_listed_by_dir_without_tor
     AttributeError unless imported first), and listing them imports nothing."""
     code = ("import json, sys, snnlab\n"
             "names = dir(snnlab)\n"
-            "listed = {'cli', 'cli', 'core', 'experiments', 'LIF', 'surrogates'} <= set(names)\n"
+            "listed = {'cli', 'core', 'experiments', 'LIF', 'surrogates'} <= set(names)\n"
             "no_torch = 'torch' not in sys.modules\n"
             "print(json.dumps([listed, no_torch, snnlab.cli.__name__, 'torch' not in sys.modules]))\n")
     assert fresh(code) == [True, True, "snnlab.cli", True]

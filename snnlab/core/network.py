@@ -69,6 +69,7 @@ class Sequential(nn.Sequential):
     tensor with one dimension more than its frames (``[T, B, C, H, W]`` for ``nn.Conv2d``) that it refuses, raises a
     ``ValueError`` naming the layer and the wrapper (what torch takes as it is, such as ``nn.AdaptiveAvgPool2d(1)``'s
     mean over the last two dimensions, or an input a forward pre-hook reshapes, runs as in ``nn.Sequential``).
+    Only the direct children are checked: one inside a plain ``nn.Sequential`` child raises torch's own error.
 
     Example:
         >>> import torch, snnlab as sl
@@ -122,15 +123,35 @@ def reset_states(model: nn.Module) -> None:
         layer.reset_state()
 
 
+
+
+def _carry_refusals(model: nn.Module, layers: dict[str, LIF | LI]) -> list[tuple[str, str, str]]:
+    """``(name, class name, why)`` of every layer of ``model`` that cannot carry its state from call to call: the
+    neuron ``layers`` that refuse it, and each :class:`~snnlab.DelayedLinear` whose output mixes time steps
+    (``max_delay > 1``: its delayed input would have to be carried too)."""
+    from .delays import DelayedLinear  # (imported on use: the network does not need the delays otherwise)
+    refused = [(name, type(layer).__name__, problem) for name, layer in layers.items()
+               if (problem := layer._carry_problem()) is not None]
+    return refused + [(name or "(the model)", type(m).__name__,
+                       f"its delays (max_delay={m.max_delay}) reach up to {m.max_delay - 1} steps back, into the "
+                       "input of earlier calls, which it does not keep (each chunk would start from zero input); "
+                       "feed whole sequences, or use max_delay=1")
+                      for name, m in model.named_modules() if isinstance(m, DelayedLinear) and m.max_delay > 1]
+
+
 @contextlib.contextmanager
 def carrying_state(model: nn.Module) -> Iterator[nn.Module]:
     """Within the block, every LIF / LI layer of ``model`` carries its membrane from call to call
     (``carry_state=True``): a sequence fed in chunks (truncated BPTT, streaming inference, one step at a time) runs
     as one call on the whole sequence would, with no gradient flowing into earlier chunks. The block starts each
-    layer that did not carry state from rest; at its end every layer gets its own ``carry_state`` back and drops
-    its carried membrane. A layer that cannot carry its state (an :class:`~snnlab.ALIF`, a
-    :class:`~snnlab.RecurrentLIF`, an LIF with ``max_spikes``) is a ``ValueError`` naming it, before any layer is
-    changed; a model without neuron layers gets a ``UserWarning``. Yields ``model``.
+    layer that did not carry state from rest; at its end the layers it switched on are switched off again and drop
+    their membranes, while a layer that carried state before the block (your own stream, an outer block's) keeps
+    carrying it, from where the block's chunks left it. A layer that cannot carry its state (an
+    :class:`~snnlab.ALIF`, a :class:`~snnlab.RecurrentLIF`, an LIF with ``max_spikes``, a
+    :class:`~snnlab.DelayedLinear` with ``max_delay > 1``) is a ``ValueError`` naming it, before any layer is
+    changed; a model without neuron layers gets a ``UserWarning``. Other layers that mix time steps are not
+    continued across chunks either: :class:`~snnlab.TimeDropout` draws one mask per call (per chunk), and
+    :class:`~snnlab.TimeBatchNorm` in training uses each chunk's statistics. Yields ``model``.
 
     Example:
         >>> import torch, snnlab as sl
@@ -145,20 +166,16 @@ def carrying_state(model: nn.Module) -> Iterator[nn.Module]:
     if not layers:
         warnings.warn(f"carrying_state: {type(model).__name__} has no neuron layer (snnlab.LIF or snnlab.LI, or a "
                       "subclass), so nothing carries state", UserWarning, stacklevel=3)
-    for name, layer in layers.items():
-        problem = layer._carry_problem()
-        if problem is not None:
-            raise ValueError(f"carrying_state: layer {name!r} ({type(layer).__name__}) cannot carry its state: "
-                             f"{problem}")
-    before = {layer: layer.carry_state for layer in layers.values()}
+    for name, kind, problem in _carry_refusals(model, layers):
+        raise ValueError(f"carrying_state: layer {name!r} ({kind}) cannot carry its state: {problem}")
+    switched_on = [layer for layer in layers.values() if not layer.carry_state]
     try:
-        for layer in layers.values():
+        for layer in switched_on:
             layer.carry_state = True
         yield model
     finally:
-        for layer, setting in before.items():
-            layer.reset_state()
-            layer.carry_state = setting
+        for layer in switched_on:
+            layer.carry_state = False  # (drops the membrane it carried in the block)
 
 
 @contextlib.contextmanager
@@ -166,34 +183,31 @@ def carry_suspended(model: nn.Module) -> Iterator[nn.Module]:
     """Within the block, every call of ``model``'s LIF / LI layers starts from rest, whatever their ``carry_state``:
     for loops whose batches are sets of whole sequences (:func:`snnlab.metrics.evaluate`,
     :func:`~snnlab.metrics.robustness_curve`, the :class:`~snnlab.training.Trainer`'s steps, the widgets' live
-    views). The layers that carry state (``carry_state=True``, see :class:`~snnlab.LIF`) have it switched off for the
-    block and get back, at its end (an error included), both their ``carry_state`` and the membrane they carried
-    when it began: a stream fed in chunks around the block continues as if the block had not run. Layers without
-    ``carry_state`` are not touched (the block then costs one pass over ``model.modules()``). The flags are the
-    layers' own, shared by every thread: a stream fed in another thread during the block starts from rest too.
-    Yields ``model``.
+    views, your own evaluation loops). The layers that carry state (``carry_state=True``, see :class:`~snnlab.LIF`)
+    have it switched off for the block and get back, at its end (an error included), both their ``carry_state`` and
+    the membrane they carried when it began: a stream fed in chunks around the block continues as if the block had
+    not run. Layers without ``carry_state`` are not touched (the block then costs one pass over
+    ``model.modules()``). The flags are the layers' own, shared by every thread: a stream fed in another thread
+    during the block starts from rest too. Yields ``model``.
 
     Example:
         >>> import torch, snnlab as sl
-        >>> from snnlab.core.network import carry_suspended
         >>> net = sl.Sequential(torch.nn.Linear(4, 8), sl.LIF(carry_state=True))
         >>> _ = net(torch.rand(5, 2, 4))                      # a stream of 2 sequences, first chunk
         >>> kept = net[1].carried_membrane
-        >>> with carry_suspended(net):
+        >>> with sl.carry_suspended(net):
         ...     _ = net(torch.rand(5, 3, 4))                  # another batch size: from rest, nothing carried
         >>> net[1].carry_state, net[1].carried_membrane is kept
         (True, True)
     """
-    if not isinstance(model, nn.Module):
-        raise TypeError(f"carry_suspended: model must be a torch.nn.Module, got {type(model).__name__}")
-    carrying = [(layer, layer.carried_membrane) for layer in model.modules()
-                if isinstance(layer, (LIF, LI)) and layer.carry_state]
-    for layer, _ in carrying:
-        layer.carry_state = False  # (drops the carried membrane: kept above)
+    saved = [(layer, layer.carried_membrane) for layer in _neuron_layers(model, "carry_suspended").values()
+             if layer.carry_state]
+    for layer, _ in saved:
+        layer.carry_state = False  # (drops the carried membrane: saved above)
     try:
         yield model
     finally:
-        for layer, membrane in carrying:
+        for layer, membrane in saved:
             layer.carry_state = True
             layer._carried = membrane
 

@@ -449,10 +449,12 @@ class LIF(RandomStream, _Leaky):
     - ``carry_state=True`` (also settable as an attribute; :func:`snnlab.carrying_state` turns it on for every
       LIF / LI of a model within a block): each call starts from the post-reset membrane ``v[T-1]`` the previous call
       ended with, so a sequence fed in chunks (truncated BPTT, streaming inference, one step at a time) gives the
-      spikes, recorded membranes and input gradients of one call on the whole sequence (bit for bit on the PyTorch
-      loop, the C loop and Triton's CPU interpreter). The carried membrane is detached: no gradient flows into
-      earlier chunks (truncated BPTT), while ``beta`` / a learned ``tau_mem`` and a learned threshold get this
-      chunk's gradient, the carried membrane's term ``beta * v[-1]`` included. It enters as ``x[0] + beta * v[-1]``
+      spikes and recorded membranes of one call on the whole sequence (bit for bit on the PyTorch loop, the C loop
+      and Triton's CPU interpreter, for a neuron without noise or output mask: those are drawn per call, so chunks
+      draw other samples than one whole call). The carried membrane is detached: no gradient flows into earlier
+      chunks (truncated BPTT: the last chunk's input gradients are the whole call's, earlier chunks' miss what later
+      steps send back), while ``beta`` / a learned ``tau_mem`` and a learned threshold get this chunk's gradient,
+      the carried membrane's term ``beta * v[-1]`` included. It enters as ``x[0] + beta * v[-1]``
       (one fused multiply-add, as the kernels' own step) in a copy of the input, so every backend runs unchanged;
       half-precision input is then computed from a float32 copy, and the membrane kept in float32.
       :meth:`reset_state` (:func:`snnlab.reset_states` for a model) starts the next call from rest: call it before
@@ -465,13 +467,16 @@ class LIF(RandomStream, _Leaky):
       (:func:`snnlab.metrics.evaluate`, :func:`~snnlab.metrics.robustness_curve`, the
       :class:`~snnlab.training.Trainer`'s steps and evaluations, the widgets' live views) run every batch from rest
       whatever ``carry_state``, and put back the flag and the carried membrane afterwards, so a stream continues
-      after an evaluation in between (:func:`snnlab.core.network.carry_suspended`, for loops of your own). Refused
+      after an evaluation in between (:func:`snnlab.carry_suspended`, for loops of your own). Refused
       with a ``ValueError`` naming the layer: ``max_spikes`` (the spike count would need carrying too), a noisy
       neuron whose output is masked in the call (its own spikes, which reset it, are unknown), and
       :class:`~snnlab.ALIF` / :class:`~snnlab.RecurrentLIF` (their adaptation / recurrent spikes are state of their
-      own). ``torch.compile`` (``fullgraph=True`` too) runs it; ``torch.export``, ``torch.jit.trace``, ``torch.func``
-      transforms, the recomputation of activation checkpointing and ``nn.DataParallel``'s replicas (the membrane
-      a replica keeps is lost with it) raise a ``RuntimeError``.
+      own); :func:`snnlab.carrying_state` also refuses a :class:`~snnlab.DelayedLinear` with ``max_delay > 1``
+      (its delayed input is not carried). Other layers that mix time steps are not continued across chunks:
+      :class:`~snnlab.TimeDropout` draws one mask per call (per chunk), :class:`~snnlab.TimeBatchNorm` in training
+      uses each chunk's statistics. ``torch.compile`` (``fullgraph=True`` too) runs it; ``torch.export``,
+      ``torch.jit.trace``, ``torch.func`` transforms, the recomputation of activation checkpointing and
+      ``nn.DataParallel``'s replicas (the membrane a replica keeps is lost with it) raise a ``RuntimeError``.
       :func:`~snnlab.interop.nir.to_nir` exports the neuron and ignores the carried membrane.
 
     - ``max_spikes=k``: a neuron that has fired ``k`` times in a sample stays silent for the rest
@@ -776,7 +781,8 @@ class LI(_Leaky):
     Each call is a whole sequence from rest (``h[-1] = 0``) and no state is carried between calls unless
     ``carry_state=True``, so batches need no reset, and a per-step loop or a sequence split into chunks does not
     continue the membrane across calls. With ``carry_state=True`` each call starts from the last output of the previous
-    one (detached: truncated BPTT), so chunks give the outputs and gradients of one call on the whole sequence; see
+    one (detached: truncated BPTT), so chunks give the outputs of one call on the whole sequence and truncated
+    gradients (each chunk's own: none flows into earlier chunks, whose gradients differ from the whole call's); see
     :class:`~snnlab.LIF` for :meth:`reset_state`, :func:`snnlab.carrying_state` and what is refused.
 
     Returns the membrane ``[T, B, ...]``; classify with e.g. ``out.sum(0)`` or ``out.max(0).values``. The time

@@ -215,7 +215,7 @@ def evaluate(model: nn.Module, loader: Iterable, readout: str = "membrane_sum", 
     undecided samples counted as T), "n_samples"}`` (every per-sample figure: a total divided by the samples
     fed). Runs under ``torch.no_grad`` in eval mode and restores the model's training mode afterwards; each batch
     holds whole sequences and runs from rest whatever the layers' ``carry_state`` (:class:`~snnlab.LIF`), and a
-    membrane carried from before the call is put back afterwards (:func:`snnlab.core.network.carry_suspended`); random
+    membrane carried from before the call is put back afterwards (:func:`snnlab.carry_suspended`); random
     layers start every call from the same state (see the module docstring), so a noisy network evaluated twice
     gives the same numbers: pass another ``seed`` for another draw of the noise (it seeds torch's generators inside the call; layers with a generator of their own keep
     theirs, with a warning where they draw at inference). With ``seed=None`` (the default) unseeded noisy layers

@@ -280,7 +280,7 @@ def robustness_curve(model: nn.Module, loader: Iterable, kind: str | Sequence[st
     :func:`snnlab.metrics.evaluate` refuses it. ``kind`` and ``levels`` must not be empty; ``seed`` is an int.
     The model runs in eval mode under ``torch.no_grad``; its training mode is restored afterwards. Each batch runs
     from rest whatever the layers' ``carry_state``, and a membrane carried from before the call is put back afterwards
-    (:func:`snnlab.core.network.carry_suspended`), as in :func:`snnlab.metrics.evaluate`. The perturbed
+    (:func:`snnlab.carry_suspended`), as in :func:`snnlab.metrics.evaluate`. The perturbed
     inputs are cast to the model's floating dtype (integer event frames included), as in :func:`snnlab.metrics.evaluate`.
 
     Example:

@@ -286,7 +286,7 @@ class Trainer(ControlMixin, ResumeMixin, ReportingMixin):
             not used (the training fields are: ``lr``, ``epochs``, ``readout``, ``spike_reg``...), and the run store
             records ``cfg`` as given, under a "(custom model)" label. Each batch holds whole sequences: training
             steps and evaluations run every batch from rest whatever its layers' ``carry_state``, and put back the
-            membrane a layer carried before (:func:`snnlab.core.network.carry_suspended`). A model built from
+            membrane a layer carried before (:func:`snnlab.carry_suspended`). A model built from
             ``cfg`` for your loaders takes its input size from their first batch and its class count from their
             dataset's ``num_classes`` (or ``len(classes)``); a dataset without one gets ``cfg.dataset``'s, with a
             ``UserWarning`` (a ``ValueError`` when the first batch's labels lie outside it); its label gives the sizes

@@ -116,7 +116,7 @@ def _check_max_samples(max_samples: Any) -> None:
 def record_batch(model: torch.nn.Module, x: torch.Tensor) -> Monitor:
     """Run ``model`` on ``x`` (time-major) in eval mode under a CPU :class:`Monitor`; returns the monitor. ``x`` holds
     whole sequences: they run from rest whatever the layers' ``carry_state``, and a stream the model carries continues
-    afterwards (:func:`snnlab.core.network.carry_suspended`).
+    afterwards (:func:`snnlab.carry_suspended`).
 
     Example:
         >>> import snnlab as sl

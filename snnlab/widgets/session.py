@@ -316,7 +316,7 @@ class TrainingSession:
 
     def take_snapshot(self, step: int) -> dict[str, Any]:
         """Run the model on the probe batch under a :class:`Monitor` and store the result (its whole sequences from
-        rest, whatever the layers' ``carry_state``: :func:`snnlab.core.network.carry_suspended`).
+        rest, whatever the layers' ``carry_state``: :func:`snnlab.carry_suspended`).
 
         Example:
             >>> s = TrainingSession({"hidden": [16], "num_steps": 8, "batch_size": 16, "max_batches_per_epoch": 2,
