@@ -204,7 +204,7 @@ def test_event_data_frames_not_num_steps_decide_the_delay_check_the_estimate_and
     from snnlab.training.config import frames_per_sample
 
     assert preset("dcls_shd", num_steps=20).label().split()[4] == "dt10ms"
-    with pytest.raises(ConfigError, match=r"needs about .* GiB to train"):
+    with pytest.raises(ConfigError, match=r"needs about .* [GT]iB to train"):
         preset("dcls_shd", data_kwargs={"time_window": 10})
     with pytest.raises(ConfigError, match=r"max_delay=25 exceeds the about 2 frames of the longest shd recording"):
         preset("dcls_shd", data_kwargs={"time_window": 1_000_000})

@@ -26,6 +26,7 @@ from torch import nn
 from snnlab.core.validation import (as_flag, as_number, as_seed, check_choice, check_positive, check_time_major,
                                     is_integer)
 from snnlab.kernels.delay_math import (  # the formula and the autocast policy live in the kernels layer
+    _TAP_CHUNK_ELEMENTS,
     ASK,
     autocast_dtype,
     autocast_off,
@@ -33,8 +34,8 @@ from snnlab.kernels.delay_math import (  # the formula and the autocast policy l
     gaussian_delay_kernel,
     two_sigma_squared,
 )
-from snnlab.kernels.dispatch import (HALF_DTYPES, TRITON_DTYPES, compute_dtype, float32_if_half, graph_capture_active,
-                                     resolve_backend)
+from snnlab.kernels.dispatch import (_IS_EXPORTING, HALF_DTYPES, TRITON_DTYPES, compute_dtype, float32_if_half,
+                                     graph_capture_active, resolve_backend)
 from snnlab.kernels.first_order import transform_free
 
 __all__ = [
@@ -49,6 +50,8 @@ __all__ = [
 _LAYER = "DelayedLinear"
 _BACKENDS = ("auto", "torch", "triton")
 _METHODS = ("auto", "fft", "taps")
+# torch.cond with autograd (the rounded layer's graphs under torch.compile: the delays that occur, checked)
+_COND_TRAINS = hasattr(torch, "cond") and tuple(int(v) for v in torch.__version__.split(".")[:2]) >= (2, 6)
 
 
 # ----------------------------------------------------------------------------- functional
@@ -197,7 +200,7 @@ def _method_costs(T: int, max_delay: int, rows: int, in_features: int, out_featu
     (:func:`_conv1d_wins`). Times in units of one conv1d product-row per synapse, summed over the synapses; memory in
     the floats a training step holds beyond what every method holds (the Gaussian, the kernel, the output)::
 
-        K = min(T, max_delay), n = _fast_fft_size(T + max_delay - 1), F = n // 2 + 1, io = in * out
+        K = min(T, max_delay), n = _fast_fft_size(T + K - 1), F = n // 2 + 1, io = in * out
         fft   time  io * F * (17.3 * rows + 2630)       memory  12 * F * io + 8 * F * rows * (in + out)
         conv1d time io * K * T * rows                   memory  2 * rows * (in * (T + K) + out * T) + 2 * K * io
         taps  time  io * (2 * P * rows + 1500 * K)      memory  2 * T * rows * out + 2 * K * io
@@ -212,7 +215,7 @@ def _method_costs(T: int, max_delay: int, rows: int, in_features: int, out_featu
         (True, True)
     """
     K = min(max_delay, T)
-    n = _fast_fft_size(T + max_delay - 1)
+    n = _fast_fft_size(T + K - 1)  # (the kernel the forward transforms has the K taps that reach inside the sequence)
     F = n // 2 + 1
     io = in_features * out_features
     fft = (io * F * (_FFT_PER_FREQ_ROW * rows + _FFT_PER_FREQ),
@@ -229,34 +232,97 @@ def _method_costs(T: int, max_delay: int, rows: int, in_features: int, out_featu
 def _choose_method(T: int, max_delay: int, x3: torch.Tensor | None = None, kernel_size: int | None = None,
                    out_features: int | None = None) -> str:
     """``"fft"`` or ``"taps"``, whichever the cost model (:func:`_method_costs`) says is faster for ``x3 [T, M, in]``
-    and a kernel of ``kernel_size`` entries (out * in * max_delay), with a memory guard: the faster method loses where
-    it needs more than 4x the other's extra memory (and 64 MB more in float32) unless it is more than 2x faster.
-    Fitted on the CPU (float32 / float64 ``x3``); elsewhere, or without ``x3``, the products are counted (one dense
-    step per unit) as before: not measured on a GPU.
+    and a kernel of ``kernel_size`` entries (out * in * min(T, max_delay)), with a memory guard: the faster method
+    loses where it needs more than 4x the other's extra memory (and 64 MB more in float32) unless it is more than 2x
+    faster (:func:`_method_for_sizes`). Fitted on the CPU (float32 / float64; a half-precision ``x3`` is costed as
+    the float32 it is computed in, so a layer and its bfloat16 copy choose alike); elsewhere, or without ``x3``, the
+    products are counted (one dense step per unit) as before: not measured on a GPU.
 
     Example:
         >>> x3 = torch.zeros(3000, 1, 140)   # the SHD layer at batch 1 over a long sequence: the kernel spectrum
         >>> _choose_method(3000, 25, x3, 256 * 140 * 25)
         'taps'
     """
-    K = min(max_delay, T)
-    if x3 is None or x3.device.type != "cpu" or x3.dtype not in (torch.float32, torch.float64):
-        # not the CPU computation the model was fitted on (a GPU, or sizes unknown): the GEMM count, in units of one
-        # dense [M, in] @ [in, out] product per step (not measured there: the kernel spectrum is left out)
-        taps_cost = K * T - K * (K - 1) / 2
-        fft_cost = 4 * (_fast_fft_size(T + max_delay - 1) // 2 + 1) + 2 * T
-        return "fft" if fft_cost < taps_cost else "taps"
+    if x3 is None:
+        return _gemm_count_method(T, max_delay)
     rows, in_features = x3.shape[1], x3.shape[2]
     if out_features is None:
         out_features = kernel_size // (in_features * max(max_delay, 1)) if kernel_size and in_features else 1
-    conv1d = kernel_size is not None and _conv1d_wins(x3, K, K, kernel_size)
-    costs = _method_costs(T, max_delay, rows, in_features, max(out_features, 1), conv1d)
+    return _method_for_sizes(T, max_delay, rows, in_features, max(out_features, 1), x3.device.type, x3.dtype,
+                             kernel_size)
+
+
+def _method_for_sizes(T: int, max_delay: int, rows: int, in_features: int, out_features: int,
+                      device_type: str = "cpu", dtype: torch.dtype = torch.float32,
+                      kernel_size: int | None = None) -> str:
+    """:func:`_choose_method` for ``x [T, rows, in]`` of ``dtype`` on ``device_type`` (costed in the dtype the paths
+    compute in: float32 for half precision), by sizes alone.
+
+    Example:
+        >>> _method_for_sizes(100, 25, 256, 140, 256), _method_for_sizes(100, 25, 256, 140, 256, dtype=torch.bfloat16)
+        ('fft', 'fft')
+    """
+    work = float32_if_half(dtype)
+    if device_type != "cpu" or work not in (torch.float32, torch.float64):
+        return _gemm_count_method(T, max_delay)
+    costs = _method_costs(T, max_delay, rows, in_features, out_features,
+                          _taps_as_conv1d(T, max_delay, rows, work, kernel_size))
     (t_fft, m_fft), (t_taps, m_taps) = costs["fft"], costs["taps"]
     best, other = ("fft", "taps") if t_fft < t_taps else ("taps", "fft")
     (t_best, m_best), (t_other, m_other) = costs[best], costs[other]
     if m_best > _MEMORY_FACTOR * m_other + _MEMORY_SLACK and t_other <= _TIME_FACTOR * t_best:
         return other
     return best
+
+
+def _gemm_count_method(T: int, max_delay: int) -> str:
+    """The method with fewer dense ``[M, in] @ [in, out]`` products per step: :func:`_choose_method` where its CPU
+    cost model does not apply (a GPU, or sizes unknown; not measured there: the kernel spectrum is left out)."""
+    K = min(max_delay, T)
+    taps_cost = K * T - K * (K - 1) / 2
+    fft_cost = 4 * (_fast_fft_size(T + K - 1) // 2 + 1) + 2 * T
+    return "fft" if fft_cost < taps_cost else "taps"
+
+
+def _taps_as_conv1d(T: int, max_delay: int, rows: int, dtype: torch.dtype, kernel_size: int | None) -> bool:
+    """Whether the taps of every tap below ``min(T, max_delay)`` run as one ``conv1d`` on the CPU (``rows`` per step,
+    ``dtype`` the work dtype; False where ``kernel_size`` is unknown)."""
+    K = min(max_delay, T)
+    return kernel_size is not None and _conv1d_wins_for("cpu", dtype, T * rows, K, K, kernel_size)
+
+
+# Memory of a training step of the PyTorch path whatever the method (measured: see training_step_floats), in copies
+# of the kernel [out, in, min(T, max_delay)] (the Gaussian and the kernel, saved for the backward, their gradients,
+# the Gaussian's backward's temporaries) and, where T < max_delay, of a chunk of the normaliser's sum over the taps
+# past the sequence, and of the positions [out, in] (its moments and their derivative)
+_KERNEL_COPIES = 5.0
+_CHUNK_COPIES = 6.0
+_SYNAPSE_COPIES = 12.0
+
+
+def training_step_floats(T: int, max_delay: int, rows: int, in_features: int, out_features: int) -> float:
+    """The floats one training step (forward and backward, method "auto", float32 on the CPU) of a
+    :class:`DelayedLinear` with learnable delays holds at its peak beyond its input: the kernel-sized tensors every
+    method holds (:data:`_KERNEL_COPIES` of ``[out, in, min(T, max_delay)]``), the output and the input's gradient,
+    and the extra memory of the method ``"auto"`` takes (:func:`_method_costs`, the model it chooses by). The
+    memory term of :func:`snnlab.training.estimate_memory_bytes`.
+
+    Example:
+        >>> f = training_step_floats(100, 25, 256, 140, 256)   # the SHD layer
+        >>> round(f * 4 / 2**20)   # MiB (the FFT's; measured: 224 MiB)
+        354
+    """
+    K = min(max_delay, T)
+    io = in_features * out_features
+    kernel_size = io * K
+    method = _method_for_sizes(T, max_delay, rows, in_features, out_features, kernel_size=kernel_size)
+    extra = _method_costs(T, max_delay, rows, in_features, out_features,
+                          _taps_as_conv1d(T, max_delay, rows, torch.float32, kernel_size))[method][1]
+    floats = _KERNEL_COPIES * kernel_size + float(T) * rows * (in_features + out_features) + extra
+    if 0 < K < max_delay:  # the normaliser over the taps past the sequence, by chunks (gaussian_delay_kernel(n_taps))
+        chunk = min(max(1, _TAP_CHUNK_ELEMENTS // io), max_delay - K) * io
+        floats += _CHUNK_COPIES * chunk + _SYNAPSE_COPIES * io
+    return floats
 
 
 def delayed_linear(
@@ -289,10 +355,10 @@ def _delayed_linear(on: torch.dtype | None, amp: torch.dtype | None, x: torch.Te
     :func:`_cast_for_autocast`; autocast is not asked again)."""
     with autocast_off(x, on):
         shape = x.shape
-        # half-precision positions: the Gaussian in float32 (not rounded to their dtype), as the Triton kernels
-        gaussian = gaussian_delay_kernel(positions.to(compute_dtype(positions)), sigma, max_delay)
-        if 0 < shape[0] < max_delay:  # only the first T taps reach inside the sequence: the others would add zeros
-            gaussian = gaussian[..., : shape[0]]  # (normalised over all max_delay taps first, as the full kernel)
+        # half-precision positions: the Gaussian in float32 (not rounded to their dtype), as the Triton kernels; only
+        # the first T taps reach inside the sequence (normalised over all max_delay taps, the others never built)
+        n_taps = shape[0] if 0 < shape[0] < max_delay else None
+        gaussian = gaussian_delay_kernel(positions.to(compute_dtype(positions)), sigma, max_delay, n_taps=n_taps)
         kernel = weight.unsqueeze(-1) * gaussian  # [out, in, min(T, max_delay)]
         work = _work_dtype(x, kernel)
         x3 = x.reshape(shape[0], math.prod(shape[1:-1]), shape[-1]).to(work)  # (not -1: T may be 0)
@@ -322,36 +388,82 @@ def delayed_linear_rounded(
 
 
 def _rounded(x: torch.Tensor, weight: torch.Tensor, delays: torch.Tensor, bias: torch.Tensor | None,
-             amp: torch.dtype | None = None, max_delay: int | None = None) -> torch.Tensor:
+             amp: torch.dtype | None = None, max_delay: int | None = None,
+             occurring: tuple[int, ...] | None = None) -> torch.Tensor:
     """:func:`delayed_linear_rounded` with its operands cast (autocast off; ``amp``: autocast's product dtype).
-    ``max_delay``: the delays lie below it (the layer's), which bounds the taps of a captured graph."""
+    ``max_delay``: the delays lie below it (the layer's), which bounds the taps of a captured graph. ``occurring``:
+    the delay values that occur, where the caller knows them (the layer's, as Python ints: eager code reads them
+    from ``delays`` otherwise; a ``torch.compile`` graph takes them as constants, checked against ``delays``)."""
     shape = x.shape
     T = shape[0]
     work = _work_dtype(x, weight)
     x3 = x.reshape(T, math.prod(shape[1:-1]), shape[-1]).to(work)
     out_dtype, weight = x.dtype, weight.to(work)
     delays = delays.to(weight.device)
-    # meta: shapes only; under torch.func.vmap the delays of every vmapped layer (unique cannot run batched); in a
-    # graph torch.compile / torch.export capture every delay below T (and max_delay): the delays that occur are data
-    # (the others add exact zeros)
     if graph_capture_active():
-        used = list(range(min(T, max_delay if max_delay is not None else T)))
+        y = _rounded_captured(x3, weight, delays, amp, min(T, max_delay if max_delay is not None else T), occurring)
     else:
-        used = [0] if delays.is_meta else [d for d in torch.unique(transform_free(delays)).tolist() if d < T]
-    taps = max(used) + 1 if used else 0
-    y = None
-    if _conv1d_wins(x3, len(used), taps, weight.numel() * taps):  # each synapse's weight at its delay's tap
-        one_hot = delays.unsqueeze(-1) == torch.arange(taps, device=delays.device)
-        kernel = weight.unsqueeze(-1) * one_hot.to(weight.dtype)  # (amp: exact products, summed in float32 inside)
-        y = _causal_conv1d(x3.to(amp), kernel.to(amp)).to(work) if _fast_cpu_conv(amp) else _causal_conv1d(x3, kernel)
-    else:
-        for d in used:
-            term = _shift_matmul(x3, weight * (delays == d).to(weight.dtype), int(d))
-            y = term if y is None else y + term
-    if y is None:
-        y = _zeros_in_graph(x3, weight.shape[0], weight)
+        # meta: shapes only; under torch.func.vmap the delays of every vmapped layer (unique cannot run batched)
+        if occurring is None:
+            occurring = (0,) if delays.is_meta else tuple(torch.unique(transform_free(delays)).tolist())
+        y = _rounded_sum(x3, weight, delays, [d for d in occurring if d < T], amp)
     y = _add_bias(y.to(out_dtype), bias)
     return y.reshape(*shape[:-1], weight.shape[0])
+
+
+def _rounded_sum(x3: torch.Tensor, weight: torch.Tensor, delays: torch.Tensor, used: Iterable[int],
+                 amp: torch.dtype | None) -> torch.Tensor:
+    """``sum_{d in used} shift_d(x3) @ (W * [D == d]).T`` for ``x3 [T, M, in]`` (every delay below T must be in
+    ``used``): one shifted product per delay value, or, where :func:`_conv1d_wins`, one ``conv1d`` over the one-hot
+    delay kernel; zeros in the graph where ``used`` is empty."""
+    used = list(used)
+    taps = max(used) + 1 if used else 0
+    if not used:
+        return _zeros_in_graph(x3, weight.shape[0], weight)
+    if _conv1d_wins(x3, len(used), taps, weight.numel() * taps):
+        return _one_hot_conv1d(x3, weight, delays, taps, amp)
+    y = None
+    for d in used:
+        term = _shift_matmul(x3, weight * (delays == d).to(weight.dtype), int(d))
+        y = term if y is None else y + term
+    return y
+
+
+def _one_hot_conv1d(x3: torch.Tensor, weight: torch.Tensor, delays: torch.Tensor, taps: int,
+                    amp: torch.dtype | None) -> torch.Tensor:
+    """The rounded sum over the delays below ``taps`` as one ``conv1d`` over the one-hot delay kernel (each synapse's
+    weight at its delay's tap; in ``amp`` where :func:`_fast_cpu_conv`: exact products, summed in float32 inside)."""
+    one_hot = delays.unsqueeze(-1) == torch.arange(taps, device=delays.device)
+    kernel = weight.unsqueeze(-1) * one_hot.to(weight.dtype)
+    if _fast_cpu_conv(amp):
+        return _causal_conv1d(x3.to(amp), kernel.to(amp)).to(x3.dtype)
+    return _causal_conv1d(x3, kernel)
+
+
+def _rounded_captured(x3: torch.Tensor, weight: torch.Tensor, delays: torch.Tensor, amp: torch.dtype | None,
+                      taps: int, occurring: tuple[int, ...] | None) -> torch.Tensor:
+    """:func:`_rounded_sum` in a graph that ``torch.compile`` / ``torch.export`` capture, where the delays that occur
+    are data (the graph's operations cannot depend on them): every tap below ``taps`` (= min(T, max_delay); the
+    unused ones add exact zeros), or, under ``torch.compile`` with the ``occurring`` values known (the layer's,
+    constants of the graph), a ``torch.cond`` that takes the products of those values only where every delay below T
+    is among them -- checked in the graph on the delays of this call, so delays changed since (in place, unseen by the
+    layer) cost the time of every tap, never a wrong output (on the CPU, where the one-hot kernel is small enough
+    for :func:`_conv1d_wins`, that branch is one ``conv1d`` whatever the rows: it compiles in seconds, where one
+    product per tap took a minute for 100 taps). ``torch.export`` keeps every tap: an exported program runs with
+    whatever delays its buffers are given."""
+    every = range(taps)
+    used = [d for d in occurring if d < taps] if occurring is not None else None
+    if used is None or len(used) == taps or _IS_EXPORTING() or not _COND_TRAINS:
+        return _rounded_sum(x3, weight, delays, every, amp)
+    known = (torch.isin(delays, torch.tensor(used, dtype=delays.dtype, device=delays.device)) | (delays >= taps)).all()
+    one_conv = _conv1d_wins_for(x3.device.type, x3.dtype, _CONV1D_MIN_ROWS, taps, taps, weight.numel() * taps)
+
+    def fallback(x: torch.Tensor, w: torch.Tensor, d: torch.Tensor) -> torch.Tensor:
+        return (_one_hot_conv1d(x, w, d, taps, amp) if one_conv else _rounded_sum(x, w, d, every, amp)).contiguous()
+
+    # (contiguous: torch.cond needs the branches' outputs alike, and one may be a conv1d's permuted output)
+    return torch.cond(known, lambda x, w, d: _rounded_sum(x, w, d, used, amp).contiguous(), fallback,
+                      (x3, weight, delays))
 
 
 def _add_bias(y: torch.Tensor, bias: torch.Tensor | None) -> torch.Tensor:
@@ -379,8 +491,14 @@ def _conv1d_wins(x3: torch.Tensor, products: int, taps: int, kernel_size: int) -
     rows: 28 vs 6 ms) and with huge kernels; so only on the CPU (float32 / float64), with the products covering
     more than half of the taps, at least 4096 rows and at most 2**23 kernel entries. On a GPU cuDNN may compute
     float32 convolutions in TF32, so the exact products stay."""
-    return (x3.device.type == "cpu" and x3.dtype in (torch.float32, torch.float64) and 2 * products > taps
-            and x3.shape[0] * x3.shape[1] >= _CONV1D_MIN_ROWS and kernel_size <= _CONV1D_MAX_KERNEL)
+    return _conv1d_wins_for(x3.device.type, x3.dtype, x3.shape[0] * x3.shape[1], products, taps, kernel_size)
+
+
+def _conv1d_wins_for(device_type: str, dtype: torch.dtype, rows: int, products: int, taps: int,
+                     kernel_size: int) -> bool:
+    """:func:`_conv1d_wins` by sizes: ``rows`` = T * batch of an input of ``dtype`` on ``device_type``."""
+    return (device_type == "cpu" and dtype in (torch.float32, torch.float64) and 2 * products > taps
+            and rows >= _CONV1D_MIN_ROWS and kernel_size <= _CONV1D_MAX_KERNEL)
 
 
 def _fast_cpu_conv(dtype: torch.dtype | None) -> bool:
@@ -497,7 +615,8 @@ class DelayedLinear(nn.Module):
     positions), so a reloaded layer computes the same function as the saved one.
 
     Algorithm (pure PyTorch path). The per-synapse kernels are folded into
-    ``H = W[..., None] * G`` (``[out, in, max_delay]``, cheap to build) and the causal
+    ``H = W[..., None] * G`` (``[out, in, max_delay]``, cheap to build; for a sequence of ``T < max_delay`` steps
+    only the ``T`` taps that reach inside it, still normalised over all ``max_delay``) and the causal
     convolution over time is done without running ``max_delay`` dense GEMMs:
 
     * ``"fft"``: ``x`` is zero-padded in time to ``n >= T + max_delay - 1`` and transformed with
@@ -559,7 +678,12 @@ class DelayedLinear(nn.Module):
 
     ``torch.compile`` (also ``fullgraph=True``) and ``torch.export`` capture the PyTorch path (``backend="torch"``,
     and ``"auto"`` on the CPU); the input's NaN / inf check reads values back to the host and is skipped inside
-    the graphs they capture.
+    the graphs they capture. The delays that occur in the rounded form are data to a graph: ``torch.compile``
+    computes the products of the values the layer last saw (when its delays changed through it: ``round_delays()``,
+    a load, ``.to()``, any eager forward; taken as constants, so a change compiles the graph again), where a check in
+    the graph finds every delay among them; otherwise (delays changed in place since) every tap below ``T``, exact
+    but slower. ``torch.export`` keeps every tap below ``T`` (an exported program runs with whatever delays it is
+    given).
 
     Under ``torch.autocast`` the layer follows autocast's policy for matrix products, as :class:`torch.nn.Linear`
     does: ``x``, ``weight`` and ``bias`` are cast to the autocast dtype (e.g. bfloat16), the positions and the
@@ -686,6 +810,7 @@ class DelayedLinear(nn.Module):
         self._set_positions_learnable(self.learn_delays)
         self._is_rounded.fill_(not self.learn_delays)
         if self.weight.is_meta:  # shapes only
+            self._note_delays()
             return
         out_features, in_features, top = self.out_features, self.in_features, float(self.max_delay - 1)
         init_delay = getattr(self, "init_delay", "uniform")  # (the constructor's default, for older pickles)
@@ -706,6 +831,7 @@ class DelayedLinear(nn.Module):
                                     device="cpu")
             pos = pos.round()
         self.positions.copy_(pos)
+        self._note_delays()
 
     def __setattr__(self, name: str, value) -> None:
         if name == "learn_delays" and name in self.__dict__:  # after construction: refused (a no-op if unchanged)
@@ -718,6 +844,8 @@ class DelayedLinear(nn.Module):
                                      f"{hint}")
             return
         super().__setattr__(name, value)
+        if name == "positions":  # (new values: read again where the layer next sees them; see _note_delays)
+            self.__dict__["_occurring"] = None
 
     def _apply(self, fn, recurse: bool = True):
         """As ``nn.Module._apply`` (``.to()``, ``.half()``, ``.bfloat16()``, ``.cuda()``...), but the positions stay
@@ -732,6 +860,7 @@ class DelayedLinear(nn.Module):
         super()._apply(fn, recurse)
         if self.positions is not None and self.positions.dtype in HALF_DTYPES:
             self._positions_in_float32(*(before or (self.positions.detach(), self.positions.grad)))
+        self._note_delays()  # (to_empty(): new values)
         return self
 
     def _positions_in_float32(self, values: torch.Tensor, grad: torch.Tensor | None) -> None:
@@ -786,7 +915,20 @@ class DelayedLinear(nn.Module):
         self._set_positions_learnable(False)
         self.positions.copy_(d)
         self._is_rounded.fill_(True)
+        self._note_delays()
         return self
+
+    def _note_delays(self) -> None:
+        """Keep the delay values that occur in the rounded form as Python ints (``_occurring``; None in the training
+        form and where they cannot be read: meta tensors, tensor subclasses (fake tensors; the wrappers of
+        ``torch.func`` transforms), a graph being captured): a ``torch.compile`` graph of the layer takes them as constants and computes only their products
+        where every delay is among them (checked in the graph: :func:`_rounded_captured`), so values changed without
+        the layer seeing it (in place) cost time, not correctness. Read again by :meth:`round_delays`,
+        :meth:`reset_parameters`, loading a state dict, ``.to()`` and every eager forward; a ``positions`` assignment
+        forgets them. (A change makes ``torch.compile`` compile the layer's graph again: it guards on them.)"""
+        pos = self.positions
+        readable = self.rounded and _plain(pos) and not graph_capture_active()
+        self.__dict__["_occurring"] = tuple(torch.unique(self.delays).tolist()) if readable else None
 
     def _set_positions_learnable(self, learnable: bool) -> None:
         """Make ``positions`` a Parameter (training form) or a buffer (rounded form), keeping its values."""
@@ -838,6 +980,7 @@ class DelayedLinear(nn.Module):
         extra = prefix + "_extra_state"
         if extra not in state_dict and extra in missing_keys:
             missing_keys.remove(extra)  # saved before sigma was kept: the layer keeps its current sigma
+        self._note_delays()
 
     def _incompatible(self, state_dict, prefix: str) -> list[str]:
         """PyTorch's messages for the saved tensors this layer cannot take (raises ``ValueError`` for a bad sigma)."""
@@ -897,9 +1040,23 @@ class DelayedLinear(nn.Module):
             y = _triton_impl()(x, weight, arg, self.sigma, self.max_delay, self.rounded, autocast=None)
             return _add_bias(y, bias)
         if self.rounded:
+            delays = self.delays
             with autocast_off(x, on):
-                return _rounded(x, weight, self.delays, bias, amp, self.max_delay)
+                return _rounded(x, weight, delays, bias, amp, self.max_delay, self._occurring_now(delays))
         return _delayed_linear(on, amp, x, weight, bias, self.positions, self.sigma, self.max_delay, "auto")
+
+    def _occurring_now(self, delays: torch.Tensor) -> tuple[int, ...] | None:
+        """The delay values for :func:`_rounded`: in a captured graph the ones kept (:meth:`_note_delays`); in eager
+        code read from ``delays`` (as the rounded path would) and kept; None where they cannot be read (meta, vmap:
+        the rounded path's own reading)."""
+        if graph_capture_active():
+            return getattr(self, "_occurring", None)  # (older pickles: none)
+        if not _plain(delays):
+            return None
+        occurring = tuple(torch.unique(delays).tolist())
+        if self.__dict__.get("_occurring") != occurring:
+            self.__dict__["_occurring"] = occurring
+        return occurring
 
     def extra_repr(self) -> str:
         return (
@@ -907,6 +1064,12 @@ class DelayedLinear(nn.Module):
             f"sigma={self.sigma:.3g}, learn_delays={self.learn_delays}, rounded={self.rounded}, "
             f"bias={self.bias is not None}, backend={self.backend!r}"
         )
+
+
+def _plain(t: torch.Tensor | None) -> bool:
+    """Whether ``t`` is a plain tensor with values to read (not meta, not a subclass: a fake tensor, ``torch.func``'s
+    wrappers of a transform)."""
+    return type(t) in (torch.Tensor, nn.Parameter) and not t.is_meta and transform_free(t) is t
 
 
 # ----------------------------------------------------------------------------- schedule

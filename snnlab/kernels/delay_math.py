@@ -33,7 +33,8 @@ class _Ask:
 ASK = _Ask()
 
 
-def gaussian_delay_kernel(positions: torch.Tensor, sigma: float, max_delay: int, tap_dim: int = -1) -> torch.Tensor:
+def gaussian_delay_kernel(positions: torch.Tensor, sigma: float, max_delay: int, tap_dim: int = -1,
+                          n_taps: int | None = None) -> torch.Tensor:
     """Normalised Gaussian delay kernel ``G[..., k]`` for taps ``k = 0..max_delay-1``.
 
     ``G[..., k] = exp(-(k - p)^2 / (2 sigma^2)) / sum_k' exp(-(k' - p)^2 / (2 sigma^2))`` with
@@ -48,28 +49,148 @@ def gaussian_delay_kernel(positions: torch.Tensor, sigma: float, max_delay: int,
     goes in the (contiguous) result: last by default, ``0`` gives ``[max_delay, *positions.shape]`` without a
     permuted copy.
 
+    ``n_taps`` (``1..max_delay``; default ``max_delay``): only the first ``n_taps`` taps, ``G[..., :n_taps]`` of the
+    full kernel (normalised over all ``max_delay`` taps), without building the others at once: a sequence of ``T <
+    max_delay`` steps reaches only taps ``k < T``. They are the softmax over those taps times their share of the
+    normaliser, which is summed over chunks of taps (:class:`_HeadShareFunction`, differentiable to any order).
+
     Example:
         >>> g = gaussian_delay_kernel(torch.tensor([1.0, 2.5]), sigma=0.5, max_delay=4)
         >>> tuple(g.shape), [round(float(s), 4) for s in g.sum(-1)], int(g[0].argmax())
         ((2, 4), [1.0, 1.0], 1)
         >>> tuple(gaussian_delay_kernel(torch.tensor([1.0, 2.5]), 0.5, 4, tap_dim=0).shape)
         (4, 2)
+        >>> head = gaussian_delay_kernel(torch.tensor([1.0, 2.5]), 0.5, 4, n_taps=2)
+        >>> torch.allclose(head, g[:, :2])
+        True
     """
     ndim = positions.dim() + 1
     if not -ndim <= tap_dim < ndim:
         raise ValueError(f"tap_dim must be in [{-ndim}, {ndim - 1}] for positions of shape "
                          f"{tuple(positions.shape)}, got {tap_dim}")
     dim = tap_dim % ndim
+    n_taps = _checked_n_taps(n_taps, max_delay)
     work, out = _gaussian_dtypes(positions.dtype)
     p = positions.to(work).clamp(0.0, float(max_delay - 1)).unsqueeze(dim)
     tap_shape = [1] * ndim
-    tap_shape[dim] = max_delay
-    taps = torch.arange(max_delay, device=p.device, dtype=p.dtype).view(tap_shape)
+    tap_shape[dim] = n_taps
+    taps = torch.arange(n_taps, device=p.device, dtype=p.dtype).view(tap_shape)
     two_s2 = two_sigma_squared(sigma, p.dtype)
-    if torch.is_grad_enabled() and p.requires_grad:  # one softmax, its result saved for the positions' gradient
-        function = _GaussianKernelInGraph if graph_capture_active() else _GaussianKernelFunction
-        return function.apply(p, taps, two_s2, dim).to(out)
-    return torch.softmax(relative_exponent(taps, p) / two_s2, dim=dim).to(out)
+    capture = graph_capture_active()
+    differentiable = torch.is_grad_enabled() and p.requires_grad
+    if differentiable:  # one softmax, its result saved for the positions' gradient
+        function = _GaussianKernelInGraph if capture else _GaussianKernelFunction
+        g = function.apply(p, taps, two_s2, dim)
+    else:
+        g = torch.softmax(relative_exponent(taps, p) / two_s2, dim=dim)
+    if n_taps == max_delay:
+        return g.to(out)
+    # the softmax over the first n_taps taps, times their share of the normaliser over all max_delay taps
+    if differentiable:
+        share = (_HeadShareInGraph if capture else _HeadShareFunction).apply(p, n_taps, max_delay, two_s2, dim)
+    else:
+        share = _head_share(p, n_taps, max_delay, two_s2, dim)
+    return (g * share).to(out)
+
+
+def _checked_n_taps(n_taps: int | None, max_delay: int) -> int:
+    """``n_taps`` as an int in ``1..max_delay`` (None: ``max_delay``); ``ValueError`` / ``TypeError`` naming it."""
+    if n_taps is None:
+        return int(max_delay)
+    if isinstance(n_taps, bool) or not isinstance(n_taps, (int, torch.SymInt)):  # (SymInt: a compiled T)
+        raise TypeError(f"gaussian_delay_kernel: n_taps must be an int (or None), got {type(n_taps).__name__} "
+                        f"{n_taps!r}")
+    if not 1 <= n_taps <= max_delay:
+        raise ValueError(f"gaussian_delay_kernel: n_taps must be in [1, max_delay={max_delay}], got {n_taps}")
+    return n_taps
+
+
+#: the most elements one chunk of taps of :func:`_exp_moments` spans (16 MiB of float32 per intermediate at most)
+_TAP_CHUNK_ELEMENTS = 2**22
+
+
+def _exp_moments(p: torch.Tensor, start: int, stop: int, two_s2: float, dim: int,
+                 orders: tuple[int, ...] = (0,)) -> list[torch.Tensor]:
+    """``[sum_k exp(relative_exponent(k, p) / two_s2) (k - r)^j for j in orders]`` over the taps ``start <= k <
+    stop`` (``r``: :func:`nearest_tap` of ``p``), summed over axis ``dim`` of ``p`` (size 1: kept), in chunks of
+    taps of at most :data:`_TAP_CHUNK_ELEMENTS` elements, one ``exp`` per tap for all orders. Plain differentiable
+    operations (the positions' derivative of order ``j`` is ``2 / two_s2`` times order ``j + 1``); every exponent
+    is at most 0, so nothing overflows.
+
+    Example:
+        >>> [round(float(m), 4) for m in _exp_moments(torch.tensor([1.0]), 0, 3, 1.0, 0, (0, 1))]
+        [1.7358, 0.0]
+    """
+    r = nearest_tap(p.detach())
+    shape = [1] * p.dim()
+    chunk = max(1, _TAP_CHUNK_ELEMENTS // max(p.numel(), 1))
+    totals: list[torch.Tensor] = [torch.zeros_like(p) for _ in orders]
+    for a in range(start, stop, chunk):
+        shape[dim] = min(a + chunk, stop) - a
+        taps = torch.arange(a, a + shape[dim], device=p.device, dtype=p.dtype).view(shape)
+        w = torch.exp(relative_exponent(taps, p) / two_s2)
+        rel = taps - r
+        for i, j in enumerate(orders):
+            totals[i] = totals[i] + (w * rel**j if j else w).sum(dim, keepdim=True)
+    return totals
+
+
+def _head_share(p: torch.Tensor, n_taps: int, max_delay: int, two_s2: float, dim: int) -> torch.Tensor:
+    """The share of the first ``n_taps`` taps in the Gaussian's normaliser over all ``max_delay`` taps, ``Z_head /
+    (Z_head + Z_tail)`` (the sum is at least 1: the nearest tap's term is ``exp(0)``)."""
+    (z_head,), (z_tail,) = _exp_moments(p, 0, n_taps, two_s2, dim), _exp_moments(p, n_taps, max_delay, two_s2, dim)
+    return z_head / (z_head + z_tail)
+
+
+def _head_share_derivative(p: torch.Tensor, n_taps: int, max_delay: int, two_s2: float, dim: int) -> torch.Tensor:
+    """``d share / dp = (2 / two_s2) (A1_head Z_tail - Z_head A1_tail) / Z^2`` (``A1``: the moment of order 1), not
+    the share's quotient rule, whose two terms nearly cancel when the tail's share is small: ``A1_head Z_tail -
+    Z_head A1_tail = Z_head Z_tail (m_head - m_tail)``, and the tail's mean tap lies at least one tap past the
+    head's. Plain differentiable operations on ``p`` (so the derivative's derivative and forward mode follow)."""
+    z_head, a_head = _exp_moments(p, 0, n_taps, two_s2, dim, (0, 1))
+    z_tail, a_tail = _exp_moments(p, n_taps, max_delay, two_s2, dim, (0, 1))
+    z = z_head + z_tail
+    return (a_head * z_tail - z_head * a_tail) / (z * z) * (2.0 / two_s2)
+
+
+class _HeadShareFunction(torch.autograd.Function):
+    """:func:`_head_share` keeping only ``p`` for its gradient (its chunks of taps are not saved: the memory of the
+    first ``n_taps`` taps only); backward and ``jvp`` from :func:`_head_share_derivative`, itself differentiable
+    (double backward, ``torch.func.hessian``, ``jacfwd``, ``vmap``)."""
+
+    generate_vmap_rule = True
+
+    @staticmethod
+    def forward(p: torch.Tensor, n_taps: int, max_delay: int, two_s2: float, dim: int) -> torch.Tensor:
+        return _head_share(p, n_taps, max_delay, two_s2, dim)
+
+    @staticmethod
+    def setup_context(ctx, inputs, output) -> None:
+        p, ctx.n_taps, ctx.max_delay, ctx.two_s2, ctx.dim = inputs
+        ctx.save_for_backward(p)
+        ctx.save_for_forward(p)
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor):
+        (p,) = ctx.saved_tensors
+        return grad * _head_share_derivative(p, ctx.n_taps, ctx.max_delay, ctx.two_s2, ctx.dim), None, None, None, None
+
+    @staticmethod
+    def jvp(ctx, p_tangent: torch.Tensor, *_):
+        (p,) = ctx.saved_tensors
+        return p_tangent * _head_share_derivative(p, ctx.n_taps, ctx.max_delay, ctx.two_s2, ctx.dim)
+
+
+class _HeadShareInGraph(_HeadShareFunction):
+    """:class:`_HeadShareFunction` without its forward-mode rule, for the graphs ``torch.compile`` / ``torch.export``
+    capture (as :class:`_GaussianKernelInGraph`)."""
+
+    jvp = torch.autograd.Function.jvp
+
+    @staticmethod
+    def setup_context(ctx, inputs, output) -> None:
+        p, ctx.n_taps, ctx.max_delay, ctx.two_s2, ctx.dim = inputs
+        ctx.save_for_backward(p)
 
 
 class _GaussianKernelFunction(torch.autograd.Function):

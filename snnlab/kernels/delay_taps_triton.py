@@ -163,8 +163,10 @@ def dense_taps(weight: torch.Tensor, positions_or_delays: torch.Tensor, sigma: f
     if rounded:  # [in, out] operands made contiguous, so the [K, in, out] result is (no copy of it later)
         d = positions_or_delays.t().contiguous()
         return torch.where(d.unsqueeze(0) == taps[:, None, None], w.contiguous(), 0.0)
-    g = gaussian_delay_kernel(positions_or_delays.to(torch.float32).t(), sigma, max_delay, tap_dim=0)  # [K, in, out]
-    return g[:n_taps] * w  # contiguous, as g
+    # [n_taps, in, out], normalised over all max_delay taps without building the others (T < max_delay)
+    g = gaussian_delay_kernel(positions_or_delays.to(torch.float32).t(), sigma, max_delay, tap_dim=0,
+                              n_taps=max(n_taps, 1))[:n_taps]  # (T = 0: no tap)
+    return g * w  # contiguous, as g
 
 
 def bf16_split(t: torch.Tensor) -> torch.Tensor:

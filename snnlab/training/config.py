@@ -29,7 +29,7 @@ import numpy as np
 import param
 import torch
 
-from snnlab.core.delays import DelaySchedule
+from snnlab.core.delays import DelaySchedule, training_step_floats
 from snnlab.core.neurons import RESETS
 from snnlab.core.readout import READOUTS
 from snnlab.core.validation import is_integer
@@ -473,8 +473,10 @@ def _encoder_option_problems(cfg: "ExperimentConfig") -> list[str]:
 def estimate_memory_bytes(cfg: "ExperimentConfig", n_inputs: int | None = None, n_classes: int | None = None) -> dict:
     """Rough training-memory estimate in bytes (float32).
 
-    Parameters count 4x (weights, gradients, two Adam moments); delay layers add their
-    ``[out, in, max_delay]`` interpolation kernel (about 3 copies: kernel, FFT, gradient);
+    Parameters count 4x (weights, gradients, two Adam moments); delay layers add what a training step of their
+    PyTorch path holds on the CPU (the Gaussian kernel of the taps that reach inside the sample, the kernel, their
+    gradients, and the FFT's spectrum or the taps' buffers of the method the layer chooses: the memory model it
+    chooses by, :func:`snnlab.core.delays.training_step_floats`; included in ``parameter_bytes``);
     activations count ``T * B * width`` floats (``T`` from :func:`frames_per_sample`) about 4 times per layer (input current, membrane,
     spikes, gradient), and twice more per hidden layer for batch norm and for dropout. Returns ``{"parameters", "parameter_bytes", "activation_bytes", "total_bytes"}``.
     """
@@ -486,9 +488,9 @@ def estimate_memory_bytes(cfg: "ExperimentConfig", n_inputs: int | None = None, 
     weights = sum(a * b for a, b in zip(sizes[:-1], sizes[1:]))
     n_params = weights * (2 if cfg.delays else 1) + (sum(int(h) ** 2 for h in cfg.hidden) if cfg.recurrent else 0)
     param_bytes = 4 * n_params * 4
-    if cfg.delays:
-        param_bytes += 3 * 4 * weights * int(cfg.max_delay)
     steps = frames_per_sample(cfg)[0]
+    if cfg.delays:
+        param_bytes += _delay_layer_bytes(sizes, steps, int(cfg.batch_size), int(cfg.max_delay))
     act_bytes = 4 * 4 * steps * int(cfg.batch_size) * sum(sizes)
     per_hidden = 2 * bool(cfg.batch_norm) + 2 * (cfg.dropout > 0)  # their outputs and saved statistics / masks
     per_hidden += bool(cfg.recurrent and cfg.mask_p > 0)  # a masked recurrent layer also keeps its own spikes
@@ -497,6 +499,18 @@ def estimate_memory_bytes(cfg: "ExperimentConfig", n_inputs: int | None = None, 
     act_bytes += 4 * per_hidden * steps * int(cfg.batch_size) * sum(int(h) for h in cfg.hidden)
     return {"parameters": n_params, "parameter_bytes": param_bytes, "activation_bytes": act_bytes,
             "total_bytes": param_bytes + act_bytes}
+
+
+def _delay_layer_bytes(sizes: list[int], steps: int, batch_size: int, max_delay: int) -> int:
+    """The float32 bytes a training step of the delay layers between ``sizes`` (input, hidden..., classes) holds,
+    each layer's peak from the memory model DelayedLinear chooses its method by (summed: a bound).
+
+    Example:
+        >>> _delay_layer_bytes([140, 256, 20], 100, 256, 25) > 200 * 2**20   # the SHD layer's FFT spectrum
+        True
+    """
+    layers = zip(sizes[:-1], sizes[1:])
+    return int(4 * sum(training_step_floats(steps, max_delay, batch_size, a, b) for a, b in layers))
 
 
 def _fmt_bytes(n: float) -> str:
