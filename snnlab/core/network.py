@@ -69,7 +69,8 @@ class Sequential(nn.Sequential):
     tensor with one dimension more than its frames (``[T, B, C, H, W]`` for ``nn.Conv2d``) that it refuses, raises a
     ``ValueError`` naming the layer and the wrapper (what torch takes as it is, such as ``nn.AdaptiveAvgPool2d(1)``'s
     mean over the last two dimensions, or an input a forward pre-hook reshapes, runs as in ``nn.Sequential``).
-    Only the direct children are checked: one inside a plain ``nn.Sequential`` child raises torch's own error.
+    One inside a plain ``nn.Sequential`` child (nested ones too) is named by its dotted path (``'0.0'``); one inside
+    another module of your own raises torch's own error.
 
     Example:
         >>> import torch, snnlab as sl
@@ -83,24 +84,30 @@ class Sequential(nn.Sequential):
             try:
                 input = module(input)
             except (RuntimeError, ValueError) as err:  # (only what torch refuses: AdaptiveAvgPool2d(1) takes 5-D)
-                dims = _frame_dims(type(module))
-                if (dims is None or not isinstance(input, torch.Tensor) or input.dim() != dims + 1
-                        or isinstance(err, torch.OutOfMemoryError)):  # (AdaptiveAvgPool2d(1) on a large 5-D input)
-                    raise
-                _raise_unwrapped(index, name, module, tuple(input.shape), dims, err)
+                _name_unwrapped(index, name, module, input, err)
+                raise
         return input
 
     def neuron_layers(self) -> dict[str, nn.Module]:
         """``{name: module}`` of every LIF / LI layer, in order (names as in ``named_modules``)."""
-        return {n: m for n, m in self.named_modules() if isinstance(m, (LIF, LI))}
+        return neuron_layers(self)
 
 
-def _neuron_layers(model: nn.Module, who: str) -> dict[str, LIF | LI]:
-    """``{name: layer}`` of every LIF / LI layer (and subclass) in ``model`` (``TypeError`` naming ``who`` for a
-    ``model`` that is not an ``nn.Module``)."""
-    if not isinstance(model, nn.Module):
+def neuron_layers(model: nn.Module, *, root_name: str = "", who: str | None = None) -> dict[str, LIF | LI]:
+    """``{name: layer}`` of every LIF / LI layer (and subclass) of ``model``, in ``model.named_modules()`` order and
+    named as there, ``model`` itself (when it is one) as ``root_name``; ``.values()`` gives the layers alone. The one
+    place that decides which modules are neuron layers (:class:`Monitor`, :func:`reset_states`, the metrics, the
+    Trainer). With ``who``, a ``model`` that is not an ``nn.Module`` is a ``TypeError`` naming ``who``.
+
+    Example:
+        >>> import torch, snnlab as sl
+        >>> net = sl.Sequential(torch.nn.Linear(4, 8), sl.LIF(), torch.nn.Linear(8, 2), sl.LI())
+        >>> list(neuron_layers(net)), list(neuron_layers(sl.LI(), root_name="(the model)"))
+        (['1', '3'], ['(the model)'])
+    """
+    if who is not None and not isinstance(model, nn.Module):
         raise TypeError(f"{who}: model must be a torch.nn.Module, got {type(model).__name__}")
-    return {name or "(the model)": m for name, m in model.named_modules() if isinstance(m, (LIF, LI))}
+    return {name or root_name: m for name, m in model.named_modules() if isinstance(m, (LIF, LI))}
 
 
 def reset_states(model: nn.Module) -> None:
@@ -119,7 +126,7 @@ def reset_states(model: nn.Module) -> None:
         >>> net[1].carried_membrane is None, net[3].carried_membrane is None
         (True, True)
     """
-    for layer in _neuron_layers(model, "reset_states").values():
+    for layer in neuron_layers(model, root_name="(the model)", who="reset_states").values():
         layer.reset_state()
 
 
@@ -162,7 +169,7 @@ def carrying_state(model: nn.Module) -> Iterator[nn.Module]:
         >>> torch.allclose(chunks, net(x), atol=1e-6), net[1].carry_state   # (the Linear layers' sums may round apart)
         (True, False)
     """
-    layers = _neuron_layers(model, "carrying_state")
+    layers = neuron_layers(model, root_name="(the model)", who="carrying_state")
     if not layers:
         warnings.warn(f"carrying_state: {type(model).__name__} has no neuron layer (snnlab.LIF or snnlab.LI, or a "
                       "subclass), so nothing carries state", UserWarning, stacklevel=3)
@@ -200,8 +207,8 @@ def carry_suspended(model: nn.Module) -> Iterator[nn.Module]:
         >>> net[1].carry_state, net[1].carried_membrane is kept
         (True, True)
     """
-    saved = [(layer, layer.carried_membrane) for layer in _neuron_layers(model, "carry_suspended").values()
-             if layer.carry_state]
+    layers = neuron_layers(model, root_name="(the model)", who="carry_suspended")
+    saved = [(layer, layer.carried_membrane) for layer in layers.values() if layer.carry_state]
     for layer, _ in saved:
         layer.carry_state = False  # (drops the carried membrane: saved above)
     try:
@@ -212,16 +219,47 @@ def carry_suspended(model: nn.Module) -> Iterator[nn.Module]:
             layer._carried = membrane
 
 
-def _raise_unwrapped(index: int, name: str, module: nn.Module, shape: tuple[int, ...], dims: int,
-                     refusal: Exception) -> None:
-    """The error for a frame-by-frame layer that refused (``refusal``, torch's error) a time-major tensor of
-    ``dims + 1`` dimensions in a Sequential."""
-    kind = type(module).__name__
-    named = "" if name == str(index) else f" {name!r}"
-    raise ValueError(f"Sequential: layer {index}{named} ({kind}) takes frames {_FRAME_SHAPES[dims]} (at most {dims} "
-                     f"dimensions), but gets the time-major tensor of shape {shape}, one dimension more: wrap it in "
-                     f"snnlab.TimeDistributed({kind}(...)), which runs it on the T*B frames and gives [T, B, ...] back"
-                     ) from refusal
+_SEQUENTIAL_FORWARD = nn.Sequential.forward.__code__
+
+
+def _running_layer(name: str, module: nn.Module, given: object,
+                   refusal: BaseException) -> tuple[str, nn.Module, object]:
+    """The layer that was running when ``module`` (called as ``name`` on ``given``) raised ``refusal``, its dotted
+    name and its input: ``module`` itself, or, where ``module`` is a plain ``nn.Sequential`` (nested ones too), the
+    layer inside it, as torch's ``nn.Sequential.forward`` frames in ``refusal``'s traceback hold it (read only on
+    this error path: the calls that succeed pay nothing)."""
+    tb = refusal.__traceback__
+    while tb is not None:
+        frame = tb.tb_frame
+        if frame.f_code is _SEQUENTIAL_FORWARD and frame.f_locals.get("self") is module:
+            inner = frame.f_locals.get("module")
+            child = next((n for n, m in module._modules.items() if m is inner), None)  # (the first, if shared)
+            if child is None:  # (not torch's loop as it is known)
+                break
+            name, module, given = f"{name}.{child}", inner, frame.f_locals.get("input")
+        tb = tb.tb_next
+    return name, module, given
+
+
+def _name_unwrapped(index: int, name: str, module: nn.Module, given: object, refusal: Exception) -> None:
+    """Raise the error naming a torch frame-by-frame layer that refused (``refusal``, torch's error) a time-major
+    tensor one dimension larger than its frames: the Sequential's child ``module`` (its ``index``-th, called ``name``,
+    given ``given``) or one inside it (see :func:`_running_layer`). Return for any other error, raised as it is."""
+    if isinstance(refusal, torch.OutOfMemoryError):  # (AdaptiveAvgPool2d(1) on a large 5-D input)
+        return
+    path, layer, given = _running_layer(name, module, given, refusal)
+    dims = _frame_dims(type(layer))
+    if dims is None or not isinstance(given, torch.Tensor) or given.dim() != dims + 1:
+        return
+    if path != name:  # (inside a plain nn.Sequential child: its dotted path, "0.0")
+        label = repr(path)
+    else:
+        label = str(index) if name == str(index) else f"{index} {name!r}"
+    kind = type(layer).__name__
+    raise ValueError(f"Sequential: layer {label} ({kind}) takes frames {_FRAME_SHAPES[dims]} (at most {dims} "
+                     f"dimensions), but gets the time-major tensor of shape {tuple(given.shape)}, one dimension more: "
+                     f"wrap it in snnlab.TimeDistributed({kind}(...)), which runs it on the T*B frames and gives "
+                     "[T, B, ...] back") from refusal
 
 
 class _NoHook:
@@ -325,7 +363,7 @@ class Monitor:
             bad = [n for n in layers if not isinstance(n, str)]
             if bad:
                 raise TypeError(f"Monitor: layers must be names (str, as in net.named_modules()), got {bad!r}")
-        found = {n: m for n, m in net.named_modules() if isinstance(m, (LIF, LI))}
+        found = neuron_layers(net)
         if not found and layers is None:
             warnings.warn(f"Monitor: {type(net).__name__} has no neuron layer (snnlab.LIF or snnlab.LI, or a "
                           "subclass of them) among its modules, so nothing will be recorded: a neuron written as "

@@ -89,7 +89,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from snnlab.core.delays import DelayedLinear
-from snnlab.core.neurons import LI, LIF
+from snnlab.core.network import neuron_layers
+from snnlab.core.neurons import LIF
 from snnlab.core.time_distributed import TimeDistributed
 from snnlab.core.validation import is_integer, user_stacklevel
 
@@ -413,7 +414,7 @@ class SynOpsCounter:
         self._folded = {f"{n}.{c}" if n and c else (n or c) for n, td in model.named_modules()
                         if isinstance(td, TimeDistributed) for c, _ in td.named_modules()}
         self.n_samples = 0  # samples of the forwards of `model` seen (see the class docstring)
-        self._neurons = [m for m in model.modules() if isinstance(m, (LIF, LI))]  # (stream continuations)
+        self._neurons = list(neuron_layers(model).values())  # (stream continuations)
         self._counted_forward = False  # a forward of `model` was counted since the start or the last reset()
         self._handles: list = []
         self._fanouts: dict[tuple, tuple[torch.Tensor, tuple[int, ...]]] = {}

@@ -14,7 +14,7 @@ from snnlab.core import surrogates as sg
 from snnlab.core.adaptive import ALIF
 from snnlab.core.delays import DelayedLinear
 from snnlab.core.dropout import TimeDropout
-from snnlab.core.network import Sequential
+from snnlab.core.network import Sequential, neuron_layers
 from snnlab.core.neurons import LI, LIF
 from snnlab.core.normalization import TimeBatchNorm
 from snnlab.core.random_stream import RNG_STATE_KEY
@@ -196,7 +196,7 @@ def keep_neuron_constants(model: nn.Module, load: Callable[[], Any], keep: bool 
     """
     keep = as_flag(keep, "keep", "keep_neuron_constants")
     kept = [(f"{prefix}.{name}" if prefix else name, module, name, buf.detach().clone())
-            for prefix, module in model.named_modules() if isinstance(module, (LIF, LI))
+            for prefix, module in neuron_layers(model).items()
             # the neuron's constants: the buffers among those it keeps in full precision (see _Leaky._apply)
             for name, buf in module.named_buffers(recurse=False) if name in module._FULL_PRECISION]
     load()

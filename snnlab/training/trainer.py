@@ -39,8 +39,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from snnlab.core.delays import DelayedLinear, DelaySchedule
-from snnlab.core.network import WeakMethodHook, carry_suspended
-from snnlab.core.neurons import LI, LIF
+from snnlab.core.network import WeakMethodHook, carry_suspended, neuron_layers
+from snnlab.core.neurons import LIF
 from snnlab.core.readout import decide, logits, tie_tolerance
 from snnlab.core.validation import as_flag, user_stacklevel
 from snnlab.data.loader_rng import loader_states, restore_loader_states
@@ -962,7 +962,7 @@ class Trainer(ControlMixin, ResumeMixin, ReportingMixin):
         model.train()
         delay_layers = self._delay_layers()
         modules = list(model.modules())
-        bounded_layers = [m for m in modules if isinstance(m, (LIF, LI))]  # (clamp_parameters_ after steps)
+        bounded_layers = list(neuron_layers(model).values())  # (clamp_parameters_ after steps)
         from snnlab.metrics import check_batch, input_dtype, model_input, model_output  # (pandas: at training, not at import)
         from snnlab.metrics._common import check_labels
 
