@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING
 # (Every snnlab module imports this package first, so this runs before snnlab imports torch.)
 _os.environ.setdefault("THP_MEM_ALLOC_ENABLE", "1")
 
-from snnlab.kernels._submodules import module_attributes as _module_attributes  # noqa: E402 (imports no torch)
+from snnlab._lazy import module_attributes as _module_attributes  # noqa: E402 (imports no torch)
 
 __version__ = "0.1.0"  # the one place of the version: pyproject.toml reads this literal
 

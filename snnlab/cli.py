@@ -341,9 +341,9 @@ def _as_flag(field: str, value) -> str:
 
 def _resume_help() -> str:
     """``--resume``'s help: what flags may change on a resume and what stays the checkpoint's
-    (:data:`snnlab.training.resume.FIXED_ON_RESUME`, the rule every resume follows)."""
+    (:data:`snnlab.training.resume_rule.FIXED_ON_RESUME`, the rule every resume follows)."""
     from snnlab.config_args import field_flag
-    from snnlab.training.resume import fixed_on_resume_text
+    from snnlab.training.resume_rule import fixed_on_resume_text
 
     fixed = fixed_on_resume_text(field_flag)
     return ("continue the run whose checkpoint is in --run-dir. Flags given (and --config) override its configuration: "

@@ -86,14 +86,14 @@ def test_train_and_sweep_still_parse_their_experiment_flags():
     assert "--hidden" not in light.command_parsers["train"].format_help()
 
 
-#: a fresh interpreter's watch on the import of torch: it prints ``stage`` (a global of the code) and ends the process
-#: there, so torch never loads (the tests stay fast)
+#: a fresh interpreter's watch on the import of torch: it prints ``stage`` (a global of the code; to the real stdout,
+#: also where the code redirects it) and ends the process there, so torch never loads (the tests stay fast)
 WATCH_TORCH = (
     "import json, os, sys\n"
     "class Watch:\n"
     "    def find_spec(self, name, path=None, target=None):\n"
     "        if name == 'torch':\n"
-    "            print(json.dumps(stage), flush=True)\n"
+    "            print(json.dumps(stage), file=sys.__stdout__, flush=True)\n"
     "            os._exit(0)\n"
     "sys.meta_path.insert(0, Watch())\n")
 
@@ -160,14 +160,14 @@ def test_models_pickle_under_their_module_paths():
     assert snnlab.LIF.__module__ == "snnlab.core.neurons"
 
 
-@pytest.mark.parametrize("package", ["__init__.py", "experiments/__init__.py"])
+@pytest.mark.parametrize("package", ["__init__.py", "experiments/__init__.py", "training/__init__.py"])
 def test_the_names_type_checkers_see_are_the_lazy_ones(package):
     """The ``if TYPE_CHECKING:`` imports (what type checkers and IDEs read) name the same objects from the same
     modules as the run-time table, and ``__all__`` lists them."""
     tree = ast.parse((PACKAGE / package).read_text())
     block = next(node for node in tree.body if isinstance(node, ast.If) and getattr(node.test, "id", "") ==
                  "TYPE_CHECKING")
-    base = "snnlab" if package == "__init__.py" else "snnlab.experiments"
+    base = ".".join(["snnlab", *Path(package).parent.parts])
     seen = {}
     for node in block.body:
         module = f"{base}.{node.module}" if node.level else node.module
@@ -276,3 +276,114 @@ def test_version_is_the_one_snnlab_info_reports(monkeypatch, capsys, tmp_path):
     assert capsys.readouterr().out == "snnlab 9.8.7\n"
     assert main(["info", "--data-root", str(tmp_path)]) == 0
     assert capsys.readouterr().out.startswith("snnlab 9.8.7  (Python ")
+
+
+def help_text(command: str) -> str:
+    """What ``snnlab <command> --help`` prints in this interpreter (which has torch loaded), 100 columns wide."""
+    import contextlib
+    import io
+
+    from snnlab.cli import main
+
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out):
+        assert main([command, "--help"]) == 0
+    return out.getvalue()
+
+
+@pytest.mark.parametrize("command", ["train", "sweep"])
+def test_train_and_sweep_help_import_neither_torch_nor_numpy_and_print_the_same_text(command, monkeypatch):
+    """Their flags come from ExperimentConfig, whose allowed values (resets, surrogates, readouts, sigma schedules,
+    learning-rate schedules) and ``--resume``'s rule are read from torch-free homes; the text is the one printed
+    where torch is loaded (it once imported torch, then numpy, to build it)."""
+    monkeypatch.setenv("COLUMNS", "100")
+    code = WATCH_TORCH.replace("name == 'torch'", "name in ('torch', 'numpy')") + (
+        "import contextlib, io\n"
+        "stage = 'snnlab.cli'\n"
+        "import snnlab.cli\n"
+        f"stage = '{command} --help'\n"
+        "out = io.StringIO()\n"
+        "with contextlib.redirect_stdout(out):\n"
+        f"    rc = snnlab.cli.main(['{command}', '--help'])\n"
+        "print(json.dumps([rc, out.getvalue()]))\n")
+    found = fresh(code, COLUMNS="100")
+    assert found == [0, help_text(command)]  # (else the stage that imported torch or numpy)
+    text = found[1]
+    assert "--reset {subtract,zero}" in text and "--sigma-schedule {linear,cosine,exponential}" in text
+    assert "--readout {membrane_sum,membrane_max,softmax_sum,spike_count,first_spike}" in text
+    assert "--surrogate {atan,fast_sigmoid,triangle,sigmoid,gaussian,logistic}" in text
+
+
+def test_the_configuration_works_without_torch_and_takes_tensors_once_torch_is_imported():
+    """``import snnlab.training.config`` and ``from snnlab.training import ExperimentConfig`` import neither torch nor
+    numpy; configurations build, label, save and load there. Imported afterwards, a tensor or a NumPy scalar given to a
+    field is still stored as the Python number it holds, and an array or a NaN in one is refused as before."""
+    code = WATCH_TORCH.replace("name == 'torch'", "name in ('torch', 'numpy')") + (
+        "stage = 'import snnlab.training.config'\n"
+        "import snnlab.training.config\n"
+        "stage = 'from snnlab.training import ExperimentConfig'\n"
+        "from snnlab.training import ConfigError, ExperimentConfig, PRESETS\n"
+        "stage = 'a configuration'\n"
+        "cfg = ExperimentConfig(hidden=[32], epochs=2, lr=0.01, reset='zero', readout='spike_count')\n"
+        "again = ExperimentConfig.from_json(cfg.to_json(), validate=False)\n"
+        "found = [cfg.label(), again.to_dict() == cfg.to_dict(), 'dcls_shd' in PRESETS]\n"
+        "sys.meta_path.pop(0)  # (from here on, with torch and numpy)\n"
+        "import numpy as np, torch\n"
+        "cfg.epochs, cfg.lr = torch.tensor(4), np.float32(0.5)\n"
+        "found += [cfg.epochs, type(cfg.epochs).__name__, cfg.lr, cfg.to_dict()['num_steps']]\n"
+        "for bad in (torch.ones(2), np.array([float('nan')])):\n"
+        "    try:\n"
+        "        cfg.tau_mem = bad\n"
+        "    except ConfigError as e:\n"
+        "        found.append(str(e))\n"
+        "print(json.dumps(found))\n")
+    assert fresh(code) == [
+        "digits 64-32-10 multi_spike atan T20 spike_count", True, True, 4, "int", 0.5, 20,
+        "bad value for 'tau_mem': tau_mem must be a number, got an array of shape (2,)",
+        "bad value for 'tau_mem': tau_mem must be a finite number, got nan"]
+
+
+def test_the_training_package_imports_its_names_on_first_access():
+    """``import snnlab.training`` imports no torch; each name is its module's (and kept once looked up), every module
+    is an attribute as when the package imported them, and ``dir`` and ``from snnlab.training import *`` list
+    ``__all__``."""
+    code = WATCH_TORCH + (
+        "stage = 'import snnlab.training, dir()'\n"
+        "import snnlab.training as t\n"
+        "names = dir(t)\n"
+        "sys.meta_path.pop(0)  # (the names below import torch)\n"
+        "star = {}\n"
+        "exec('from snnlab.training import *', star)\n"
+        "import snnlab.training.trainer, snnlab.training.checkpoint\n"
+        "print(json.dumps([set(t.__all__) <= set(names), {'trainer', 'resume', 'config'} <= set(names),\n"
+        "                  set(t.__all__) <= set(star), star['Trainer'] is t.trainer.Trainer,\n"
+        "                  'Trainer' in vars(t), t.load_checkpoint is t.checkpoint.load_checkpoint,\n"
+        "                  t.resume.check_resume_config.__module__, hasattr(t, 'no_such_name')]))\n")
+    assert fresh(code) == [True, True, True, True, True, True, "snnlab.training.resume", False]
+
+
+def test_the_choices_have_one_home_that_the_layers_and_the_configuration_share():
+    """RESETS, the readouts, the surrogate names (and their registry) and the rule of what a resume keeps are
+    written once, in torch-free modules the layers re-export; the configuration offers exactly those values."""
+    import snnlab.core.delays
+    import snnlab.core.neurons
+    import snnlab.core.readout
+    import snnlab.kernels.lif_common
+    import snnlab.kernels.surrogate_math
+    import snnlab.training.resume
+    from snnlab.core import choices
+    from snnlab.kernels import neuron_choices
+    from snnlab.training import ExperimentConfig, resume_rule
+
+    assert snnlab.core.neurons.RESETS is snnlab.kernels.lif_common.RESETS is neuron_choices.RESETS
+    assert snnlab.core.readout.READOUTS is choices.READOUTS
+    assert snnlab.core.readout.SPIKE_READOUTS is choices.SPIKE_READOUTS
+    assert snnlab.kernels.surrogate_math.CUSTOM_SURROGATES is neuron_choices.CUSTOM_SURROGATES
+    assert snnlab.kernels.surrogate_math.check_known_surrogate is neuron_choices.check_known_surrogate
+    assert snnlab.training.resume.FIXED_ON_RESUME is resume_rule.FIXED_ON_RESUME
+    assert snnlab.training.resume.fixed_on_resume_text is resume_rule.fixed_on_resume_text
+    assert choices.SIGMA_SCHEDULES == snnlab.core.delays.DelaySchedule.KINDS  # (delays.py still writes its own)
+    objects = {k: v["objects"] for k, v in ExperimentConfig.schema().items() if "objects" in v}
+    assert objects["reset"] == list(neuron_choices.RESETS) and objects["readout"] == list(choices.READOUTS)
+    assert objects["surrogate"] == list(neuron_choices.SURROGATE_NAMES)
+    assert objects["sigma_schedule"] == list(snnlab.core.delays.DelaySchedule.KINDS)

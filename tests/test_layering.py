@@ -1,8 +1,8 @@
 """The design card's layering, checked on the source: a layer never imports a higher one.
 
 kernels -> core -> data / training / metrics / experiments -> viz -> widgets -> dashboard -> cli (``extras``,
-the optional-import helper, sits below them all). Every ``import`` counts, including the lazy ones inside
-functions; ``dashboards/`` (the Panel apps) is never imported by the library.
+the optional-import helper, and ``_lazy``, the packages' lazy-attribute helper, sit below them all). Every ``import``
+counts, including the lazy ones inside functions; ``dashboards/`` (the Panel apps) is never imported by the library.
 """
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ import pytest
 import snnlab
 
 PACKAGE = Path(snnlab.__file__).parent
-RANK = {"extras": 0, "kernels": 0, "core": 1, "data": 2, "training": 2, "metrics": 2, "experiments": 2,
+RANK = {"extras": 0, "_lazy": 0, "kernels": 0, "core": 1, "data": 2, "training": 2, "metrics": 2, "experiments": 2,
         "interop": 2, "system_info": 2, "viz": 3, "widgets": 4, "dashboard": 5, "config_args": 5, "cli": 6, "__main__": 6}
 SOURCES = sorted(p for p in PACKAGE.rglob("*.py") if p != PACKAGE / "__init__.py")  # the root re-exports all
 

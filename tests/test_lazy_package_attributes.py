@@ -1,11 +1,12 @@
-"""One PEP 562 helper (``snnlab.kernels._submodules.module_attributes``) makes the lazy names and modules of
-``snnlab``, ``snnlab.experiments``, ``snnlab.core`` and ``snnlab.kernels`` alike."""
+"""One PEP 562 helper (``snnlab._lazy.module_attributes``) makes the lazy names and modules of ``snnlab``,
+``snnlab.experiments``, ``snnlab.training``, ``snnlab.core`` and ``snnlab.kernels`` alike."""
 import json
 import subprocess
 import sys
 
 import snnlab
 import snnlab.experiments
+import snnlab.training
 
 
 def fresh(code: str):
@@ -49,10 +50,31 @@ def test_an_experiments_module_whose_import_fails_is_no_attribute_but_import_say
 
 
 def test_unknown_names_still_name_the_package():
-    for package, name in ((snnlab, "no_such_layer"), (snnlab.experiments, "no_such_thing")):
+    for package, name in ((snnlab, "no_such_layer"), (snnlab.experiments, "no_such_thing"),
+                          (snnlab.training, "no_such_trainer")):
         try:
             getattr(package, name)
         except AttributeError as exc:
             assert f"module {package.__name__!r} has no attribute {name!r}" in str(exc)
         else:
             raise AssertionError(f"{package.__name__}.{name} resolved")
+
+
+def test_the_packages_share_the_one_helper():
+    """Each lazy package's ``__getattr__`` and ``__dir__`` come from ``snnlab._lazy.module_attributes`` (the helper
+    lived in the kernels layer, which the top package and the others reached into)."""
+    code = ("import json, snnlab, snnlab.core, snnlab.experiments, snnlab.kernels, snnlab.training\n"
+            "packages = [snnlab, snnlab.core, snnlab.experiments, snnlab.kernels, snnlab.training]\n"
+            "made = [(f.__module__, f.__qualname__) for p in packages for f in (p.__getattr__, p.__dir__)]\n"
+            "print(json.dumps(made))\n")
+    made = [["snnlab._lazy", f"module_attributes.<locals>.{name}"] for name in ("__getattr__", "__dir__")]
+    assert fresh(code) == made * 5
+
+
+def test_a_lazy_training_name_is_kept_and_a_module_is_an_attribute():
+    code = ("import json, snnlab.training as t\n"
+            "before = 'ExperimentConfig' in vars(t)\n"
+            "cfg = t.ExperimentConfig\n"
+            "print(json.dumps([before, 'ExperimentConfig' in vars(t), cfg is t.config.ExperimentConfig,\n"
+            "                  t.lr_schedule.__name__, 'presets' in dir(t)]))\n")
+    assert fresh(code) == [False, True, True, "snnlab.training.lr_schedule", True]

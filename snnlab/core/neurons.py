@@ -12,6 +12,7 @@ from snnlab.kernels.dispatch import (BACKENDS, HALF_DTYPES, compute_dtype, float
 from snnlab.kernels.func_transforms import outside_transforms, transforms_active, under_vmap, vmap_randomness
 from snnlab.kernels.lif_common import MAX_SPIKES_CEILING, spike_cap_for_call
 from snnlab.kernels.lif_torch import li_torch
+from snnlab.kernels.neuron_choices import RESETS
 from snnlab.kernels.surrogate_math import NOISE_SURROGATES, check_builtin_surrogate
 
 from . import surrogates as sg
@@ -20,7 +21,6 @@ from .validation import (all_finite, as_drop_probability, as_flag, as_number, as
                          check_fits_float32, check_non_negative, check_positive, check_time_major, is_integer,
                          raise_non_finite)
 
-RESETS = ("subtract", "zero")
 DEFAULT_TAU_MEM = 10.0  # time steps, when neither tau_mem nor beta is given
 MAX_TAU_CV = 10.0  # the widest spread of time constants (LIF.spread_tau_, ExperimentConfig.tau_mem_cv)
 #: the floor of a learned threshold in LIF.clamp_parameters_: the smallest normal float32 (2**-126, about 1.2e-38),

@@ -27,10 +27,8 @@ import math
 import torch
 from torch import nn
 
-#: Readouts of a non-spiking (``LI``) output layer's membrane, and of a spiking (``LIF``) output layer's spikes.
-MEMBRANE_READOUTS = ("membrane_sum", "membrane_max", "softmax_sum")
-SPIKE_READOUTS = ("spike_count", "first_spike")
-READOUTS = MEMBRANE_READOUTS + SPIKE_READOUTS
+# the readouts of a membrane and of a spiking output layer (torch-free there, for the configuration)
+from .choices import MEMBRANE_READOUTS, READOUTS, SPIKE_READOUTS  # noqa: F401
 
 #: The prediction of a sample without a decision (a tie for the largest score, e.g. a silent output).
 NO_DECISION = -1

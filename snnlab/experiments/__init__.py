@@ -5,7 +5,7 @@ which only the sweeps need.
 """
 from typing import TYPE_CHECKING
 
-from snnlab.kernels._submodules import module_attributes as _module_attributes
+from snnlab._lazy import module_attributes as _module_attributes
 
 __all__ = ["RunStore", "StoreError", "default_store_path", "sweep", "expand_grid", "run_one", "SweepResult",
            "SweepInterrupted", "process_pool", "thread_pool", "RunFilesRemoval", "remove_run_files"]

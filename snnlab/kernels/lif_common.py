@@ -13,6 +13,7 @@ from typing import Any, NamedTuple
 
 import torch
 
+from .neuron_choices import RESETS
 from .surrogate_math import (CUSTOM_SURROGATES, NOISE_SURROGATES, SURROGATE_NAMES, check_builtin_surrogate,
                              check_known_surrogate)
 
@@ -35,9 +36,6 @@ def reduce_to(grad: torch.Tensor, shape: torch.Size) -> torch.Tensor:
     g = grad.sum(dim=tuple(range(lead))) if lead > 0 else grad
     keep = tuple(i for i, n in enumerate(shape) if n == 1 and g.shape[i] != 1)
     return g.sum(dim=keep, keepdim=True) if keep else g
-
-
-RESETS = ("subtract", "zero")
 
 
 def check_reset(who: str, reset: str) -> None:

@@ -22,23 +22,23 @@ import functools
 import json
 import math
 import numbers
+import sys
 import warnings
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import numpy as np
 import param
-import torch
 
-from snnlab.core.delays import DelaySchedule, training_step_floats
-from snnlab.core.neurons import RESETS
-from snnlab.core.readout import READOUTS
-from snnlab.core.validation import is_integer
-from snnlab.data.embedded import make_encoder
-from snnlab.data.neuromorphic import (MAX_FRAMES, NEUROMORPHIC_DATASETS, check_channel_bin, check_frame_settings,
-                                      whole_frames)
-from snnlab.kernels.surrogate_math import SURROGATE_NAMES, check_known_surrogate
+# (Neither torch nor numpy is imported here, so this module, and ``snnlab train --help``, start without them: a value
+# of theirs exists only where they were imported (:func:`_loaded`); the checks that build an encoder, read an event
+# dataset's spec or size the delay layers import the modules they need where they run.)
+from snnlab.core.choices import READOUTS, SIGMA_SCHEDULES
+from snnlab.kernels.neuron_choices import RESETS, SURROGATE_NAMES, check_known_surrogate
 
 from .lr_schedule import LR_SCHEDULES
+
+if TYPE_CHECKING:
+    import numpy as np
+    import torch
 
 __all__ = ["ExperimentConfig", "ConfigError", "UnknownKeyError", "unknown_keys_error", "FiniteNumber", "DATASETS", "NEURONS", "ENCODINGS",
            "estimate_memory_bytes", "dataset_shape", "data_options", "event_frame_kwargs", "event_pad_to",
@@ -160,6 +160,8 @@ def _non_finite(value: Any) -> bool:
         return False
     except (TypeError, ValueError, ArithmeticError, RuntimeError):  # (a one-element array: NumPy's float() refuses)
         pass
+    import numpy as np  # (only for a value float() refuses: this module starts without numpy)
+
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
@@ -209,7 +211,7 @@ class FiniteNumber(_PlainNumbers, param.Number):
     """
 
     def _validate_value(self, value: Any, allow_None: bool) -> None:
-        if isinstance(value, (np.ndarray, torch.Tensor)) and _size(value) != 1:  # (param's bound check would raise
+        if _is_array(value) and _size(value) != 1:  # (param's bound check would raise
             raise ConfigError(f"bad value for {self.name!r}: {self.name} must be a number, got an array of shape "
                               f"{tuple(value.shape)}")  # "Boolean value of Tensor ... is ambiguous")
         super()._validate_value(value, allow_None)
@@ -269,6 +271,8 @@ def dataset_shape(cfg: "ExperimentConfig") -> tuple[int, int]:
     if name == "delay_task":
         return 2 * int(kw.get("n_per_channel", 1)) + int(kw.get("n_distractors", 0)), len(kw.get("delays", (10, 25)))
     if name in ("nmnist", "shd", "ssc", "dvs_gesture"):
+        from snnlab.data.neuromorphic import NEUROMORPHIC_DATASETS
+
         spec = NEUROMORPHIC_DATASETS[EVENT_DATASETS[name]]
         w, h, p = spec.sensor_size  # SHD/SSC: channel_bin adjacent channels summed into one (DCLS: 5, 700 -> 140)
         return -(-w // int(kw.get("channel_bin", 1))) * h * p, spec.n_classes
@@ -291,6 +295,8 @@ def event_frame_kwargs(cfg: "ExperimentConfig") -> dict[str, Any]:
         >>> event_frame_kwargs(ExperimentConfig(dataset="shd", num_steps=50))
         {'n_time_bins': 50, 'time_window': None, 'duration': None}
     """
+    from snnlab.data.neuromorphic import check_frame_settings
+
     kw = cfg.data_kwargs if isinstance(cfg.data_kwargs, dict) else {}
     out = {k: kw.get(k) for k in ("n_time_bins", "time_window", "duration")}
     who = f"data_kwargs of dataset {cfg.dataset!r}"
@@ -341,6 +347,9 @@ def event_pad_to(cfg: "ExperimentConfig") -> int | str | None:
         return None
     if isinstance(value, str) and value == PAD_TO_LONGEST:
         return PAD_TO_LONGEST
+    from snnlab.core.validation import is_integer
+    from snnlab.data.neuromorphic import MAX_FRAMES
+
     if is_integer(value) and 1 <= value <= MAX_FRAMES:
         return int(value)
     raise ValueError(f"data_kwargs 'pad_to' must be None (pad each batch to its longest sample), an int in "
@@ -383,6 +392,8 @@ def _data_frames(cfg: "ExperimentConfig") -> tuple[int, bool]:
     """:func:`frames_per_sample` before any ``pad_to``: the frames the data itself gives a sample."""
     if cfg.dataset not in EVENT_DATASETS:
         return int(cfg.num_steps), True
+    from snnlab.data.neuromorphic import NEUROMORPHIC_DATASETS, whole_frames
+
     frames = event_frame_kwargs(cfg)
     bins, window, duration = frames["n_time_bins"], frames["time_window"], frames["duration"]
     if bins is not None:
@@ -453,6 +464,8 @@ def _encoder_option_problems(cfg: "ExperimentConfig") -> list[str]:
     takes = _data_options(cfg.dataset, cfg.encoding) - {"shuffle", "num_workers", "test_fraction"}  # (the loader's)
     options = {k: v for k, v in cfg.data_kwargs.items() if k in takes}
 
+    from snnlab.data.embedded import make_encoder
+
     def refusal(**given: Any) -> str | None:
         try:
             make_encoder(cfg.encoding, int(cfg.num_steps), seed=None, **given)  # (build_data's seed is always good)
@@ -509,6 +522,8 @@ def _delay_layer_bytes(sizes: list[int], steps: int, batch_size: int, max_delay:
         >>> _delay_layer_bytes([140, 256, 20], 100, 256, 25) > 200 * 2**20   # the SHD layer's FFT spectrum
         True
     """
+    from snnlab.core.delays import training_step_floats
+
     layers = zip(sizes[:-1], sizes[1:])
     return int(4 * sum(training_step_floats(steps, max_delay, batch_size, a, b) for a, b in layers))
 
@@ -521,16 +536,39 @@ def _fmt_bytes(n: float) -> str:
     return f"{n:.1f} TiB"  # pragma: no cover
 
 
+def _loaded(module: str, name: str) -> type | None:
+    """The type ``module.name`` where ``module`` is imported already, else None: a NumPy or torch value exists only
+    where its library was imported, so telling one needs no import (this module imports neither).
+
+    Example:
+        >>> import numpy as np
+        >>> _loaded("numpy", "ndarray") is np.ndarray, _loaded("no_such_module", "Thing")
+        (True, None)
+    """
+    return getattr(sys.modules.get(module), name, None)
+
+
+def _is_instance(value: Any, module: str, name: str) -> bool:
+    """Whether ``value`` is a ``module.name`` (False where ``module`` was never imported)."""
+    kind = _loaded(module, name)
+    return kind is not None and isinstance(value, kind)
+
+
+def _is_array(value: Any) -> bool:
+    """Whether ``value`` is a NumPy array or a torch tensor."""
+    return _is_instance(value, "numpy", "ndarray") or _is_instance(value, "torch", "Tensor")
+
+
 def _size(value: np.ndarray | torch.Tensor) -> int:
     """The number of elements of an array or a tensor."""
-    return int(value.size) if isinstance(value, np.ndarray) else value.numel()
+    return int(value.size) if _is_instance(value, "numpy", "ndarray") else value.numel()
 
 
 def _plain_number(value: Any, one_element: bool = False) -> Any:
     """A NumPy scalar, 0-d array or tensor (any one-element one with ``one_element``: ``param.Number`` takes them as
     numbers), a finite ``Decimal`` or a ``Fraction`` as the Python number it holds; else ``value``."""
-    if isinstance(value, np.generic) or (isinstance(value, (np.ndarray, torch.Tensor))
-                                         and (value.ndim == 0 or (one_element and _size(value) == 1))):
+    if _is_instance(value, "numpy", "generic") or (_is_array(value)
+                                                   and (value.ndim == 0 or (one_element and _size(value) == 1))):
         return value.item()
     if isinstance(value, decimal.Decimal) and value.is_finite():
         return int(value) if value == value.to_integral_value() and value.as_tuple().exponent >= 0 else float(value)
@@ -553,7 +591,7 @@ def plain_value(value: Any) -> Any:
         {'a': [2, 0.5], 'b': True, 'c': [1, 2]}
     """
     value = _plain_number(value)
-    if isinstance(value, (np.ndarray, torch.Tensor)):
+    if _is_array(value):
         return value.tolist()
     if isinstance(value, (list, tuple)):
         return type(value)(plain_value(v) for v in value)
@@ -709,7 +747,7 @@ class ExperimentConfig(param.Parameterized):
         "Use learnable synaptic delays (DelayedLinear, DCLS-style) instead of plain dense synapses."))
     max_delay = Integer(default=10, bounds=(0, 100_000), doc=(
         "Largest synaptic delay in time steps (taps 0..max_delay-1) when delays is on; at most num_steps."))
-    sigma_schedule = param.Selector(default="linear", objects=list(DelaySchedule.KINDS), doc=(
+    sigma_schedule = param.Selector(default="linear", objects=list(SIGMA_SCHEDULES), doc=(
         "How the delay kernels' Gaussian width sigma shrinks from max_delay/2 to sigma_end (DelaySchedule kind): "
         "'linear', 'cosine' or 'exponential'."))
     sigma_end = FiniteNumber(default=0.5, bounds=(0, None), inclusive_bounds=(False, True), doc=(
@@ -905,6 +943,9 @@ class ExperimentConfig(param.Parameterized):
 
     def validate(self, memory_limit_bytes: float | None = DEFAULT_MEMORY_LIMIT_BYTES) -> "ExperimentConfig":
         """Check cross-field combinations; raise :class:`ConfigError` listing every problem. Returns ``self``."""
+        from snnlab.core.validation import is_integer
+        from snnlab.data.neuromorphic import NEUROMORPHIC_DATASETS, check_channel_bin
+
         problems: list[str] = []
         int_fields = [k for k in self.fields() if isinstance(self.param[k], param.Integer)]
         num_fields = [k for k in self.fields() if isinstance(self.param[k], param.Number)]  # Integer too

@@ -45,6 +45,8 @@ from .checkpoint import (HISTORY_KEY, CheckpointError, encode_history, load_chec
 from .config import ConfigError, ExperimentConfig, dataset_shape
 from .interrupts import global_rng_state, roll_back, set_global_rng_state
 from .records import History
+# (the rule of what a resume keeps, torch-free there: ``snnlab train --help`` states it)
+from .resume_rule import FIXED_ON_RESUME, INPUT_PART, OPTIMIZER_PART, SEED_PART, WHERE_IT_RUNS, fixed_on_resume_text
 from .run_folder import CHECKPOINT_NAME, RunFolderTaken
 
 __all__ = ["CHECKPOINT_FORMAT", "CHECKPOINT_NAME", "refuse_foreign_checkpoint", "load_resume", "ResumeMixin",
@@ -56,44 +58,6 @@ log = logging.getLogger("snnlab.training.trainer")  # the Trainer's messages kee
 CHECKPOINT_FORMAT = "snnlab-checkpoint-v1"
 
 _Run = TypeVar("_Run", bound="ResumeMixin")
-
-INPUT_PART, OPTIMIZER_PART = "the input and class counts", "the optimiser"  # (two parts of FIXED_ON_RESUME)
-SEED_PART = "the random draws of the run: its data split, per-neuron time constants"  # (a part of FIXED_ON_RESUME)
-
-#: What a resumed run keeps from its checkpoint: each part of the model's parameters (their names and shapes) or of
-#: the optimiser's state that the configuration sets, with the fields that set it. A checkpoint's weights and
-#: optimiser state fit only a model and optimiser built alike. Also the fields that would give the checkpoint's
-#: parameters and buffers another meaning with the same names and shapes: ``max_delay`` (with delays: the learned
-#: positions are clamped to ``0..max_delay-1`` and the sigma schedule starts at ``max_delay / 2``) and ``seed`` (it
-#: draws the data split, which a resume must not mix into the test set, and fixed per-neuron time constants, which
-#: the weights were trained with neuron by neuron; the training's random states come from the checkpoint anyway).
-#: Every other field may change on a resume (epochs, down to the epochs already trained:
-#: :func:`check_resume_epochs`; learning rates and their schedules, tau_mem, threshold, the neuron model and
-#: surrogate, dropout, mask_p, ...; the batch size at an epoch boundary): a fixed time constant or threshold is taken
-#: from the configuration. ``mask_at_inference`` too: it decides only whether evaluations mask spikes, and adds no
-#: parameter, buffer or optimiser state (the weights a run trained are the same whichever it holds).
-FIXED_ON_RESUME: dict[str, tuple[str, ...]] = {
-    INPUT_PART: ("dataset", "data_kwargs"),
-    "the hidden-layer widths": ("hidden",),
-    "delay synapses": ("delays",),
-    "the delays' range, with delays: taps 0..max_delay-1": ("max_delay",),
-    "recurrent synapses": ("recurrent",),
-    "adaptive neurons: adaptation 0 or > 0": ("adaptation",),
-    "per-neuron time constants: tau_mem_cv 0 or > 0, or recurrent": ("tau_mem_cv", "recurrent"),
-    "a synaptic current: tau_syn None or set": ("tau_syn",),
-    "learned time constants": ("learn_tau",),
-    "learned thresholds": ("learn_threshold",),
-    "batch norm": ("batch_norm",),
-    "a spiking or a membrane output layer": ("readout",),
-    OPTIMIZER_PART: ("optimizer",),
-    SEED_PART: ("seed",),
-}
-
-
-#: Fields that say where a run finds its data and what it runs on, not what it trains: a finished run resumed with
-#: nothing left to train may change them (:func:`check_resume_epochs`), as building its trainer needs them to fit
-#: the machine (the data folder moved, ``device="cuda"`` on a machine without a GPU).
-WHERE_IT_RUNS: tuple[str, ...] = ("data_root", "device")
 
 
 class ResumeConfigError(CheckpointError, ConfigError):
@@ -141,17 +105,6 @@ def resume_conflicts(saved: ExperimentConfig, cfg: ExperimentConfig,
                 out[field] = (list(a) if isinstance(a, (list, tuple)) else a, list(b) if isinstance(b, (list, tuple))
                               else b)
     return out
-
-
-def fixed_on_resume_text(name: Callable[[str], str] = str) -> str:
-    """What a resume cannot change (:data:`FIXED_ON_RESUME`) in words, each field written ``name(field)`` (the command
-    line writes its flags), for error messages and help.
-
-    Example:
-        >>> fixed_on_resume_text().split("; ")[:2]
-        ['dataset/data_kwargs (the input and class counts)', 'hidden (the hidden-layer widths)']
-    """
-    return "; ".join(f"{'/'.join(map(name, fields))} ({part})" for part, fields in FIXED_ON_RESUME.items())
 
 
 def check_resume_config(saved: ExperimentConfig, cfg: ExperimentConfig, source: Any,

@@ -1,8 +1,9 @@
 """A package's public names and modules as attributes, imported on first access (PEP 562): ``snnlab``,
-``snnlab.experiments``, ``snnlab.core`` and ``snnlab.kernels`` use it, so ``import snnlab`` starts without torch
-while ``snnlab.LIF`` and ``snnlab.core.neurons`` work as they did when ``import snnlab`` imported the whole core.
+``snnlab.kernels``, ``snnlab.core``, ``snnlab.training`` and ``snnlab.experiments`` use it, so ``import snnlab`` and
+``from snnlab.training import ExperimentConfig`` start without torch while ``snnlab.LIF``, ``snnlab.core.neurons``
+and ``snnlab.training.Trainer`` work as they did when each package imported its modules.
 
-(In the lowest layer so that every package may use it; it imports nothing from snnlab.)
+(Below every layer, so that every package may use it: it imports nothing from snnlab.)
 """
 from __future__ import annotations
 
