@@ -332,8 +332,8 @@ def test_repr_shows_the_settings_that_define_the_dynamics():
     assert repr(sl.LIF(tau_mem=20.0, threshold=0.5, detach_reset=True, backend="torch")) == (
         "LIF(tau_mem=20, threshold=0.5, reset='subtract', surrogate=atan(2), detach_reset=True, backend='torch')")
     assert repr(sl.LIF(beta=1.0, learn_threshold=True, max_spikes=1)) == (
-        "LIF(tau_mem=inf, learn_threshold=True, reset='subtract', surrogate=atan(2), max_spikes=1)")
-    assert repr(sl.LI(learn_tau=True, n_neurons=3)) == "LI(learn_tau=True, n_neurons=3)"
+        "LIF(tau_mem=inf, threshold=1, learn_threshold=True, reset='subtract', surrogate=atan(2), max_spikes=1)")
+    assert repr(sl.LI(learn_tau=True, n_neurons=3)) == "LI(tau_mem=10, learn_tau=True, n_neurons=3)"
     # a noisy neuron's surrogate is its noise density: the unused atan(2) is not shown (nn-conventions probe)
     assert repr(sl.LIF(noise="logistic", noise_scale=0.5)) == (
         "LIF(tau_mem=10, threshold=1, reset='subtract', noise='logistic', noise_scale=0.5)")

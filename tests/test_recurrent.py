@@ -487,7 +487,7 @@ def test_repr_shows_the_width_and_the_lif_options():
     assert sl.RecurrentLIF(8, tau_mem=20.0, threshold=0.5, max_spikes=2, backend="torch").extra_repr() == (
         "n_neurons=8, tau_mem=20, threshold=0.5, reset='subtract', surrogate=atan(2), max_spikes=2, backend='torch'")
     r = repr(sl.RecurrentLIF(3, learn_tau=True, noise="gaussian", mask_p=0.1))
-    assert r.startswith("RecurrentLIF(\n  n_neurons=3, learn_tau=True, threshold=1, reset='subtract', "
+    assert r.startswith("RecurrentLIF(\n  n_neurons=3, tau_mem=10, learn_tau=True, threshold=1, reset='subtract', "
                         "noise='gaussian', noise_scale=0.3, mask_p=0.1, mask_at_inference=False")
     assert "(recurrent): Linear(in_features=3, out_features=3, bias=False)" in r
 

@@ -50,6 +50,21 @@ DEFAULT_TAU_ADAPT = 100.0  # time steps
 _BACKENDS = ("auto", "torch", "cpu", "triton", "reference")
 
 
+def _width_hint(tau_mem: object, n_neurons: object) -> str:
+    """For ``ALIF(64, recurrent=True)`` (the width given first, as to :class:`~snnlab.RecurrentLIF`, where it is
+    ``n_neurons``; here the first argument is ``tau_mem``): the hint naming ``n_neurons=64``, else ``""``.
+
+    Example:
+        >>> _width_hint(64, None)
+        '; did you mean n_neurons=64? the first argument of ALIF is tau_mem'
+        >>> _width_hint(20.0, None)
+        ''
+    """
+    if n_neurons is not None or not is_integer(tau_mem) or tau_mem < 2:
+        return ""
+    return f"; did you mean n_neurons={int(tau_mem)}? the first argument of ALIF is tau_mem"
+
+
 class ALIF(CheckedSynapsesMixin, LIF):
     r"""Adaptive LIF neurons: each spike raises the neuron's threshold by ``adaptation``, and the rise decays back
     with time constant ``tau_adapt`` (steps). ``theta[t] = threshold + adaptation * a[t-1]``,
@@ -133,7 +148,7 @@ class ALIF(CheckedSynapsesMixin, LIF):
         check_choice(recurrent_init, "recurrent_init", RECURRENT_INITS, "ALIF")
         if recurrent and (n_neurons is None or not is_integer(n_neurons) or n_neurons < 1):
             raise ValueError(f"ALIF: recurrent=True needs n_neurons, the layer width (the recurrent weight is "
-                             f"[n_neurons, n_neurons]), got n_neurons={n_neurons!r}")
+                             f"[n_neurons, n_neurons]), got n_neurons={n_neurons!r}{_width_hint(tau_mem, n_neurons)}")
         try:
             super().__init__(tau_mem, threshold, reset, beta=beta, detach_reset=detach_reset, max_spikes=max_spikes,
                              surrogate=surrogate, learn_threshold=learn_threshold, learn_tau=learn_tau,
@@ -315,11 +330,14 @@ class ALIF(CheckedSynapsesMixin, LIF):
 
     def extra_repr(self) -> str:
         parts = [p for p in super().extra_repr().split(", ") if not p.startswith("n_neurons=")]
-        if self.learn_adaptation:
-            parts.append("learn_adaptation=True")
-        else:
-            parts.append(f"adaptation={_value_repr(self.adaptation)}, tau_adapt={_value_repr(self.tau_adapt)}")
+        # (the values the forward uses: a learned adaptation clamped at 0, tau_adapt at 1 step)
+        parts.append(f"adaptation={_value_repr(self.adaptation.detach().clamp(min=0.0))}, "
+                     f"tau_adapt={_value_repr(self.tau_adapt.detach().clamp(min=1.0))}"
+                     + (", learn_adaptation=True" if self.learn_adaptation else ""))
         if self.recurrent is not None:
             parts.append("recurrent=True")
+            init = getattr(self, "recurrent_init", "uniform")  # (a layer pickled before it was kept: the default)
+            if init != "uniform":
+                parts.append(f"recurrent_init={init!r}")
         lead = [f"n_neurons={self.n_neurons}"] if self.n_neurons is not None else []
         return ", ".join(lead + parts)

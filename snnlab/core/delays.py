@@ -597,7 +597,8 @@ class DelayedLinear(nn.Module):
         y[t, j] = sum_i W_ij * sum_k G_ij[k] * x[t - k, i]   (+ bias_j)
 
     causal (``x[t < 0] = 0``), with ``p`` clamped to ``[0, max_delay - 1]`` in the forward pass
-    (call :meth:`clamp_positions_` after an optimiser step to clamp the stored values too).
+    (call :meth:`clamp_positions_`, or :meth:`clamp_parameters_` as on the neuron layers, after an optimiser step to
+    clamp the stored values too).
     ``sigma`` is a settable float (default ``max_delay / 2``), usually driven by
     :class:`DelaySchedule` down to ``0.5``.
 
@@ -611,8 +612,12 @@ class DelayedLinear(nn.Module):
     ``TypeError``, not a true value), and is fixed at construction: assigning another value later is an
     ``AttributeError`` (it would not change what the layer learns; :meth:`round_delays` freezes learned delays).
 
-    The state dict holds ``sigma`` too, and loading it takes the saved form (rounded or learnable
-    positions), so a reloaded layer computes the same function as the saved one.
+    The state dict holds ``sigma`` and ``max_delay`` too, and loading it takes the saved form (rounded or learnable
+    positions), so a reloaded layer computes the same function as the saved one; a state saved from a layer with
+    another ``max_delay`` is refused (``RuntimeError`` naming both: build the layer with the saved one). A state
+    saved before ``max_delay`` was kept loads as before, except rounded delays outside ``0..max_delay - 1``
+    (refused) and learnable positions past ``max_delay - 1`` (a ``UserWarning``: from a longer layer, or never
+    clamped).
 
     Algorithm (pure PyTorch path). The per-synapse kernels are folded into
     ``H = W[..., None] * G`` (``[out, in, max_delay]``, cheap to build; for a sequence of ``T < max_delay`` steps
@@ -908,6 +913,19 @@ class DelayedLinear(nn.Module):
         self.positions.clamp_(0.0, float(self.max_delay - 1))
         return self
 
+    def clamp_parameters_(self) -> "DelayedLinear":
+        """:meth:`clamp_positions_` under the name the neuron layers give it, so one loop over a model's modules
+        after ``optimizer.step()`` puts every layer's learned values back into range. Returns the layer.
+
+        Example:
+            >>> layer = DelayedLinear(3, 2, max_delay=5)
+            >>> with torch.no_grad():
+            ...     _ = layer.positions.add_(100.0)       # an optimiser step overshot
+            >>> float(layer.clamp_parameters_().positions.detach().max())
+            4.0
+        """
+        return self.clamp_positions_()
+
     @torch.no_grad()
     def round_delays(self) -> "DelayedLinear":
         """Freeze the delays to ``round(clamp(positions))``; positions become a non-learnable buffer."""
@@ -947,11 +965,17 @@ class DelayedLinear(nn.Module):
     # -- saving and loading ----------------------------------------------------------------
 
     def get_extra_state(self) -> torch.Tensor:
-        """``sigma`` travels with the state dict (as ``<prefix>_extra_state``, a float64 scalar tensor)."""
-        return torch.tensor(self._sigma, dtype=torch.float64)
+        """``sigma`` and ``max_delay`` travel with the state dict (as ``<prefix>_extra_state``, the float64 tensor
+        ``[sigma, max_delay]``; a state saved before max_delay was kept holds ``sigma`` alone, a scalar)."""
+        return torch.tensor([self._sigma, float(self.max_delay)], dtype=torch.float64)
 
     def set_extra_state(self, state: torch.Tensor | float) -> None:
-        self.sigma = float(state)
+        """Take ``sigma`` from a saved ``[sigma, max_delay]`` (or a lone ``sigma``); ``ValueError`` for another
+        ``max_delay`` (a load reports it before changing anything: :meth:`_incompatible`)."""
+        sigma, saved_max_delay = _saved_extra(state)
+        if saved_max_delay is not None and saved_max_delay != self.max_delay:
+            raise ValueError(self._max_delay_mismatch("(this layer)", saved_max_delay))
+        self.sigma = sigma
 
     def _load_from_state_dict(self, state_dict, prefix, local_metadata, strict, missing_keys, unexpected_keys,
                               error_msgs) -> None:
@@ -997,9 +1021,52 @@ class DelayedLinear(nn.Module):
                 problems.append(f"size mismatch for {key}: copying a param with shape {value.shape} from checkpoint, "
                                 f"the shape in current model is {own.shape}.")
         extra = prefix + "_extra_state"
-        if extra in state_dict and not problems:
-            check_positive(state_dict[extra], "sigma", _LAYER)  # what set_extra_state will check, before any change
+        if problems:
+            return problems
+        sigma, saved_max_delay = _saved_extra(state_dict[extra]) if extra in state_dict else (None, None)
+        if saved_max_delay is not None and saved_max_delay != self.max_delay:
+            return [self._max_delay_mismatch(prefix.rstrip(".") or "(root)", saved_max_delay)]
+        if sigma is not None:
+            check_positive(sigma, "sigma", _LAYER)  # what set_extra_state will check, before any change
+        if saved_max_delay is None:  # saved before max_delay was kept: what the positions tell of it
+            problems.extend(self._delays_out_of_range(state_dict, prefix))
         return problems
+
+    def _max_delay_mismatch(self, where: str, saved: int) -> str:
+        """The load error for a state saved from a layer with another ``max_delay`` (``where``: the layer's name)."""
+        own = self.max_delay
+        return (f"{_LAYER} {where}: max_delay mismatch: the state dict was saved from a layer with max_delay={saved}, "
+                f"and this layer has max_delay={own}, which clamps the delays to 0..{own - 1} and normalises the "
+                f"Gaussian kernels over {own} taps, so it would compute another function; build the layer with "
+                f"{_LAYER}(..., max_delay={saved}) to load it")
+
+    def _delays_out_of_range(self, state_dict, prefix: str) -> list[str]:
+        """For a state saved without ``max_delay`` (an older snnlab): the load error for rounded delays outside
+        ``0..max_delay - 1`` (no rounded layer holds such delays: this one would clamp them); a ``UserWarning`` for
+        learnable positions past ``max_delay - 1``, which a layer with a larger ``max_delay`` saves, but also one of
+        this ``max_delay`` whose positions were not clamped after the optimiser steps (its forward clamps them)."""
+        key = prefix + "positions"
+        saved = state_dict.get(key)
+        if not isinstance(saved, torch.Tensor) or saved.numel() == 0 or not _plain(saved):
+            return []
+        top = self.max_delay - 1
+        low, high = float(saved.detach().min()), float(saved.detach().max())
+        flag = state_dict.get(prefix + "_is_rounded")
+        rounded = bool(flag) if isinstance(flag, torch.Tensor) and flag.numel() == 1 and _plain(flag) else self.rounded
+        longer = (f"; it was likely saved from a layer with max_delay >= {math.floor(high) + 1}: build this one with "
+                  f"{_LAYER}(..., max_delay=<the saved layer's>) to load it") if high > top else ""
+        if rounded and (low < 0 or high > top):
+            return [f"delays out of range for {key}: the saved rounded delays span {low:g}..{high:g}, but this layer "
+                    f"(max_delay={self.max_delay}) holds delays 0..{top} (the state dict was saved by an snnlab that "
+                    f"did not record max_delay){longer}"]
+        if not rounded and high > top:
+            warnings.warn(f"{_LAYER} {prefix.rstrip('.') or '(root)'}: the saved positions reach {high:g}, past this "
+                          f"layer's longest delay {top} (max_delay={self.max_delay}), and the state dict does not "
+                          "record the max_delay it was saved with (an older snnlab). If that layer had a larger "
+                          "max_delay, this one computes another function (it clamps the delays to "
+                          f"{top}): build it with {_LAYER}(..., max_delay=<the saved layer's>); positions that were "
+                          "only left unclamped after the optimiser steps load as they are", UserWarning, stacklevel=6)
+        return []
 
     # -- forward -------------------------------------------------------------------------
 
@@ -1064,6 +1131,24 @@ class DelayedLinear(nn.Module):
             f"sigma={self.sigma:.3g}, learn_delays={self.learn_delays}, rounded={self.rounded}, "
             f"bias={self.bias is not None}, backend={self.backend!r}"
         )
+
+
+def _saved_extra(state: object) -> tuple[float, int | None]:
+    """``(sigma, max_delay)`` from a saved ``_extra_state``: the tensor ``[sigma, max_delay]``, or ``sigma`` alone
+    (a number or a one-element tensor, saved before max_delay was kept: max_delay None). ``TypeError`` /
+    ``ValueError`` naming the layer for anything else.
+
+    Example:
+        >>> _saved_extra(torch.tensor([2.5, 5.0], dtype=torch.float64)), _saved_extra(torch.tensor(0.5))
+        ((2.5, 5), (0.5, None))
+    """
+    if not isinstance(state, torch.Tensor) or state.numel() == 1:
+        return as_number(state, "sigma", _LAYER), None
+    values = state.detach().flatten().tolist() if state.numel() == 2 else None
+    if values is None or not math.isfinite(values[1]) or values[1] != int(values[1]) or values[1] < 1:
+        raise ValueError(f"{_LAYER}: a saved _extra_state is [sigma, max_delay] (max_delay an int >= 1) or sigma "
+                         f"alone, got {state!r}")
+    return float(values[0]), int(values[1])
 
 
 def _plain(t: torch.Tensor | None) -> bool:

@@ -101,11 +101,19 @@ def _as_surrogate(value: str | sg.Surrogate, layer: str) -> sg.Surrogate:
 
 def _value_repr(t: torch.Tensor) -> str:
     """A parameter's value for ``repr``: the number when all its elements agree, else their range."""
+    if t.is_meta:  # (no values yet: a model built on the meta device)
+        return "<meta>"
     t = t.detach().double()
     if t.numel() == 0:
         return "[]"
     lo, hi = t.min().item(), t.max().item()
     return f"{lo:.4g}" if lo == hi else f"{lo:.4g}..{hi:.4g}"
+
+
+def _beta_of_learned_tau(tau_mem: torch.Tensor) -> torch.Tensor:
+    """The decay factor a layer with a learned ``tau_mem`` computes with: ``1 - 1/tau_mem``, ``tau_mem`` clamped at 1
+    step (in ``tau_mem``'s dtype)."""
+    return 1.0 - 1.0 / tau_mem.clamp(min=1.0)
 
 
 class _Leaky(nn.Module):
@@ -271,9 +279,10 @@ class _Leaky(nn.Module):
         return torch.cat((first.unsqueeze(0), x[1:]))
 
     def _tau_repr(self) -> str:
-        """``tau_mem=...`` for ``repr`` (``learn_tau=True`` when learned: it changes while training)."""
+        """``tau_mem=...`` for ``repr``: the value (one, or the range of the neurons' values), the one the forward uses,
+        followed by ``learn_tau=True`` when learned (the value then changes while training)."""
         if self.learn_tau:
-            return "learn_tau=True"
+            return f"tau_mem={_value_repr(self.tau_mem.detach().clamp(min=1.0))}, learn_tau=True"
         beta = self.beta_const.double()
         return f"tau_mem={_value_repr(torch.where(beta < 1, 1.0 / (1.0 - beta), torch.inf))}"  # beta = 1: no leak
 
@@ -324,8 +333,44 @@ class _Leaky(nn.Module):
     def beta(self) -> torch.Tensor:
         """The decay factor ``beta = 1 - 1/tau_mem`` (a tensor, differentiable when tau is learned)."""
         if self.learn_tau:
-            return 1.0 - 1.0 / self.tau_mem.clamp(min=1.0)
+            return _beta_of_learned_tau(self.tau_mem)
         return self.beta_const
+
+    # ------------------------------------------------------------------ loading either form of the time constant
+    def _load_from_state_dict(self, state_dict, prefix, local_metadata, strict, missing_keys, unexpected_keys,
+                              error_msgs) -> None:
+        """As ``nn.Module``'s, taking a time constant saved in the other form: a learned ``tau_mem`` into a layer with
+        a fixed ``beta_const`` and the reverse (:meth:`_tau_in_own_form`), as the threshold and an ALIF's adaptation
+        load across their learned and fixed forms."""
+        state_dict = self._tau_in_own_form(state_dict, prefix, error_msgs)
+        if state_dict is not None:
+            super()._load_from_state_dict(state_dict, prefix, local_metadata, strict, missing_keys, unexpected_keys,
+                                          error_msgs)
+
+    def _tau_in_own_form(self, state_dict: dict, prefix: str, error_msgs: list[str]) -> dict | None:
+        """``state_dict`` with a time constant saved in the other form converted to this layer's, as the layers
+        convert them: a learned ``tau_mem`` to the ``beta_const = 1 - 1/max(tau_mem, 1)`` its forward used (in its
+        dtype), a fixed ``beta_const`` to ``tau_mem = 1/(1 - beta)`` (as the constructor, in float64, stored in the
+        saved dtype). None, with the error in ``error_msgs``, for a ``beta_const`` of 1 (no leak) into a learned
+        ``tau_mem``, which must be finite (the layer is left as it was)."""
+        own, other = ("tau_mem", "beta_const") if self.learn_tau else ("beta_const", "tau_mem")
+        saved = state_dict.get(prefix + other)
+        if prefix + own in state_dict or not isinstance(saved, torch.Tensor):
+            return state_dict  # (this layer's form, or nothing to convert: PyTorch reports what is missing)
+        if self.learn_tau:
+            if not saved.is_meta and bool((saved >= 1.0).any()):
+                layer = type(self).__name__
+                error_msgs.append(f"{layer} {prefix.rstrip('.') or '(root)'}: the saved {prefix}beta_const holds a "
+                                  "decay factor of 1 (no leak, tau_mem=inf), which a learned tau_mem cannot take "
+                                  "(learn_tau needs a finite tau_mem); build the layer with learn_tau=False to load "
+                                  "it")
+                return None
+            value = (1.0 / (1.0 - saved.detach().double())).to(saved.dtype)
+        else:
+            value = _beta_of_learned_tau(saved.detach())
+        converted = {k: v for k, v in state_dict.items() if k != prefix + other}
+        converted[prefix + own] = value
+        return converted
 
     def clamp_parameters_(self) -> "_Leaky":
         """Clamp the stored learned parameters into the range the forward pass uses (a learned ``tau_mem`` to at
@@ -489,7 +534,10 @@ class LIF(RandomStream, _Leaky):
       (``sg`` stops gradients), as in snnTorch and SpikingJelly: no gradient flows back through the spike,
       while a learnable threshold still gets the subtract reset's ``-sg(s)``.
     - ``learn_threshold`` / ``learn_tau``: learnable per layer, or per neuron with ``n_neurons``; fixed at
-      construction (``layer.learn_tau = True`` later is an ``AttributeError``: build the layer with it).
+      construction (``layer.learn_tau = True`` later is an ``AttributeError``: build the layer with it). A state dict
+      of either form loads into the other (a trained ``learn_tau`` model into the same model with fixed constants, to
+      deploy it): the threshold as it is, a learned ``tau_mem`` as the ``beta_const`` its forward used and a fixed
+      ``beta_const`` as ``tau_mem = 1/(1 - beta)`` (refused for ``beta = 1``, no leak).
     - Noisy neurons (NSNN): ``noise="gaussian" | "logistic"`` with ``noise_scale=sigma``. In training
       ``s[t] ~ Bernoulli(F((h[t] - threshold) / sigma))`` (F the noise CDF) and the backward uses the
       noise density as the surrogate gradient. ``sigma`` is the Gaussian's standard deviation and the
@@ -752,7 +800,7 @@ class LIF(RandomStream, _Leaky):
         self._carried = h - thr * s if self.reset == "subtract" else h * (1.0 - s)
 
     def extra_repr(self) -> str:
-        thr = "learn_threshold=True" if self.learn_threshold else f"threshold={_value_repr(self.threshold)}"
+        thr = f"threshold={_value_repr(self.threshold)}" + (", learn_threshold=True" if self.learn_threshold else "")
         parts = [self._tau_repr(), thr, f"reset={self.reset!r}"]
         if self.noise is None:  # a noisy neuron's surrogate is its noise density (shown with the noise below)
             parts.append(f"surrogate={self.surrogate.name}({self.surrogate.param:g})")
@@ -762,8 +810,12 @@ class LIF(RandomStream, _Leaky):
             parts.append(f"max_spikes={self.max_spikes}")
         if self.noise is not None:
             parts.append(f"noise={self.noise!r}, noise_scale={self.noise_scale:g}")
+        if self.noisy_eval:  # (noise in eval mode too)
+            parts.append("noisy_eval=True")
         if self.mask_p > 0:
             parts.append(f"mask_p={self.mask_p:g}, mask_at_inference={self.mask_at_inference}")
+        elif self.mask_at_inference:  # (no effect until mask_p is set, and then it masks in eval mode too)
+            parts.append("mask_at_inference=True")
         if self.n_neurons is not None:
             parts.append(f"n_neurons={self.n_neurons}")
         if self.backend != "auto":

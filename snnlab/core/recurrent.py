@@ -615,4 +615,6 @@ class RecurrentLIF(CheckedSynapsesMixin, LIF):
 
     def extra_repr(self) -> str:
         parts = [p for p in super().extra_repr().split(", ") if not p.startswith("n_neurons=")]
-        return ", ".join([f"n_neurons={self.n_neurons}"] + parts)
+        init = getattr(self, "recurrent_init", "uniform")  # (a layer pickled before it was kept: the default)
+        return ", ".join([f"n_neurons={self.n_neurons}"] + parts
+                         + ([f"recurrent_init={init!r}"] if init != "uniform" else []))

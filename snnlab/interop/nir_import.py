@@ -633,7 +633,7 @@ def from_nir(graph: "nir.NIRGraph", *, dt: float | None = None, dtype: torch.dty
           (1): LIF(tau_mem=10, threshold=1, reset='zero', surrogate=atan(2))
         )
         >>> from_nir(g, dt=0.001, learnable=True)[1]
-        LIF(learn_tau=True, learn_threshold=True, reset='zero', surrogate=atan(2))
+        LIF(tau_mem=10, learn_tau=True, threshold=1, learn_threshold=True, reset='zero', surrogate=atan(2))
     """
     nir = _nir()
     if not isinstance(graph, nir.NIRGraph):
