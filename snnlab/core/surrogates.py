@@ -35,6 +35,7 @@ from dataclasses import dataclass
 
 import torch
 
+from snnlab.kernels.neuron_choices import SURROGATE_DEFAULTS
 from snnlab.kernels.surrogate_math import (CUSTOM_SURROGATES, NOISE_SURROGATES, SURROGATE_NAMES, surrogate_grad,
                                           unknown_surrogate_message)
 
@@ -70,15 +71,18 @@ class Surrogate:
         return surrogate_grad(self.name, u, float(self.param))
 
 
-# name -> (default parameter, one-line description); the dashboard lists these.
-REGISTRY: dict[str, tuple[float, str]] = {
-    "atan": (2.0, "arctangent (SpikingJelly-style), alpha sets the sharpness"),
-    "fast_sigmoid": (10.0, "fast sigmoid / SuperSpike, 1/(alpha|u|+1)^2"),
-    "triangle": (1.0, "triangle of half-width 1/alpha and unit area"),
-    "sigmoid": (4.0, "derivative of sigmoid(alpha u)"),
-    "gaussian": (0.3, "Gaussian noise density of scale sigma (noisy neurons)"),
-    "logistic": (0.3, "logistic noise density of scale sigma (noisy neurons)"),
+_DESCRIPTIONS = {
+    "atan": "arctangent (SpikingJelly-style), alpha sets the sharpness",
+    "fast_sigmoid": "fast sigmoid / SuperSpike, 1/(alpha|u|+1)^2",
+    "triangle": "triangle of half-width 1/alpha and unit area",
+    "sigmoid": "derivative of sigmoid(alpha u)",
+    "gaussian": "Gaussian noise density of scale sigma (noisy neurons)",
+    "logistic": "logistic noise density of scale sigma (noisy neurons)",
 }
+# name -> (default parameter, one-line description); the dashboard lists these. The defaults are the kernels'
+# (snnlab.kernels.neuron_choices.SURROGATE_DEFAULTS, which the functional LIFs take for surrogate_param=None).
+REGISTRY: dict[str, tuple[float, str]] = {name: (SURROGATE_DEFAULTS[name], text)
+                                          for name, text in _DESCRIPTIONS.items()}
 
 
 def register(name: str, grad: Callable[[torch.Tensor, float], torch.Tensor], default: float,
@@ -124,6 +128,7 @@ def register(name: str, grad: Callable[[torch.Tensor, float], torch.Tensor], def
     check_positive(default, "the default parameter", "register")
     _check_grad(name, grad, float(default))
     CUSTOM_SURROGATES[name] = grad
+    SURROGATE_DEFAULTS[name] = float(default)  # (the functional LIFs' surrogate_param=None)
     REGISTRY[name] = (float(default), description or f"custom surrogate {name!r}")
 
 
@@ -171,6 +176,7 @@ def unregister(name: str) -> None:
         raise ValueError(f"unregister: {name!r} is not a registered custom surrogate "
                          f"(custom ones: {sorted(CUSTOM_SURROGATES)})")
     del CUSTOM_SURROGATES[name]
+    del SURROGATE_DEFAULTS[name]
     del REGISTRY[name]
 
 

@@ -50,7 +50,7 @@ from collections.abc import Sequence
 import torch
 
 from .counter_rng import cached_mask_key, keep_mask, seed_key
-from .dispatch import compute_dtype
+from .dispatch import compute_dtype, surrogate_param_or_default
 from .first_order import refuse_forward_mode, refuse_higher_order
 from .func_transforms import refuse_transforms
 from .lif_common import (ADAPTIVE_PARAMS, LIFOptions, adaptive_param_grads, adaptive_param_tensors, check_cap_and_params,
@@ -304,7 +304,7 @@ def _chunk_sums(sums: dict[str, torch.Tensor], grad_x: torch.Tensor, start: int,
 
 def adaptive_lif(x: torch.Tensor, w: torch.Tensor | None, beta: torch.Tensor, threshold: torch.Tensor,
                  rho: torch.Tensor, strength: torch.Tensor, *, reset: str = "subtract", detach_reset: bool = False,
-                 max_spikes: int | None = None, surrogate: str = "atan", surrogate_param: float = 2.0,
+                 max_spikes: int | None = None, surrogate: str = "atan", surrogate_param: float | None = None,
                  noise: str | None = None, noise_scale: float = 0.3, seed: int = 0, sample: bool = True,
                  mask_p: float = 0.0, mask_seed: int = 0,
                  keep_membrane: bool = True) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
@@ -329,6 +329,7 @@ def adaptive_lif(x: torch.Tensor, w: torch.Tensor | None, beta: torch.Tensor, th
     refuse_forward_mode("ALIF (adaptive_lif)", (x, w, beta, threshold, rho, strength))
     _refuse_transforms()
     _check_args(x, w)
+    surrogate_param = surrogate_param_or_default(_NAME, surrogate, surrogate_param, noise)
     surrogate, surrogate_param = check_lif_options(_NAME, reset, surrogate, surrogate_param, noise, noise_scale)
     work = compute_dtype(x)
     params = adaptive_param_tensors(_NAME, x, work, (beta, threshold, rho, strength))  # (numbers: in `work`)

@@ -42,6 +42,7 @@ import torch
 
 from . import lif_triton as _lif_triton
 from .counter_rng import cached_mask_key, seed_key
+from .dispatch import surrogate_param_or_default
 from .first_order import refuse_forward_mode, refuse_higher_order
 from .func_transforms import refuse_transforms
 from .lif_common import (ADAPTIVE_PARAMS, LIFOptions, SURROGATE_CODES, adaptive_gradients, adaptive_param_tensors,
@@ -323,7 +324,7 @@ def _check_args(x: torch.Tensor, params: tuple[torch.Tensor, ...], opts: LIFOpti
 
 def adaptive_lif_triton(x: torch.Tensor, beta: torch.Tensor, threshold: torch.Tensor, rho: torch.Tensor,
                         strength: torch.Tensor, *, reset: str = "subtract", detach_reset: bool = False,
-                        max_spikes: int | None = None, surrogate: str = "atan", surrogate_param: float = 2.0,
+                        max_spikes: int | None = None, surrogate: str = "atan", surrogate_param: float | None = None,
                         noise: str | None = None, noise_scale: float = 0.3, seed: int = 0, sample: bool = True,
                         mask_p: float = 0.0, mask_seed: int = 0,
                         keep_membrane: bool = True) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
@@ -345,6 +346,7 @@ def adaptive_lif_triton(x: torch.Tensor, beta: torch.Tensor, threshold: torch.Te
     """
     refuse_forward_mode("ALIF (adaptive_lif_triton)", (x, beta, threshold, rho, strength))
     _refuse_transforms()
+    surrogate_param = surrogate_param_or_default(_NAME, surrogate, surrogate_param, noise)
     surrogate, surrogate_param = check_lif_options(_NAME, reset, surrogate, surrogate_param, noise, noise_scale)
     opts = LIFOptions(reset, bool(detach_reset), max_spikes, surrogate, surrogate_param,
                       noise if sample else None, float(noise_scale), int(seed), bool(sample), check_mask_p(mask_p),

@@ -27,6 +27,7 @@ from collections.abc import Callable
 
 import torch
 
+from .neuron_choices import SURROGATE_DEFAULTS
 from .surrogate_math import CUSTOM_SURROGATES, check_known_surrogate
 
 BACKENDS = ("auto", "torch", "cpu", "triton")
@@ -144,6 +145,29 @@ def refuse_jit_trace(layer: str, what: str) -> None:
                            "masking (noisy_eval=False, mask_at_inference=False)")
 
 
+def surrogate_param_or_default(who: str, surrogate: str, surrogate_param: float | None,
+                               noise: str | None = None) -> float | None:
+    """``surrogate_param``, or for None the default parameter of ``surrogate`` (:data:`SURROGATE_DEFAULTS`, the one
+    ``snnlab.surrogates.get(surrogate)`` and the layers take): how every functional LIF reads its ``surrogate_param``
+    before :func:`~snnlab.kernels.lif_common.check_lif_options` checks it. A noisy neuron (``noise`` set), whose
+    surrogate is its noise density of scale ``noise_scale``, and a name that is not a known surrogate (which
+    ``check_lif_options`` refuses) get ``surrogate_param`` back as it is. ``ValueError`` naming ``who`` for None with a
+    surrogate put in ``CUSTOM_SURROGATES`` by hand, not with ``snnlab.surrogates.register`` (no default known).
+
+    Example:
+        >>> surrogate_param_or_default("f", "fast_sigmoid", None), surrogate_param_or_default("f", "fast_sigmoid", 3)
+        (10.0, 3)
+    """
+    if surrogate_param is not None or noise is not None or not isinstance(surrogate, str):
+        return surrogate_param
+    if surrogate in SURROGATE_DEFAULTS:
+        return SURROGATE_DEFAULTS[surrogate]
+    if surrogate in CUSTOM_SURROGATES:
+        raise ValueError(f"{who}: surrogate {surrogate!r} has no default parameter (it was not added with "
+                         "snnlab.surrogates.register, which takes one): pass surrogate_param")
+    return surrogate_param  # (an unknown name: check_lif_options names it)
+
+
 def cpu_kernel_usable() -> bool:
     """Whether ``auto`` may take the compiled CPU loop (it builds here and is not switched off)."""
     from .lif_cpu import cpu_kernel_available, cpu_kernel_disabled
@@ -246,7 +270,8 @@ def lif(x: torch.Tensor, beta: torch.Tensor | float, threshold: torch.Tensor | f
     Keyword arguments are those of :func:`snnlab.kernels.lif_torch.lif_torch`; every backend takes and refuses the
     same arguments (``beta`` / ``threshold`` tensors or numbers, ``max_spikes`` None or an int >= 0; the options as
     :func:`~snnlab.kernels.lif_common.check_lif_options` checks them) and gives the same spikes for them. Non-finite
-    inputs are outside that contract (see :func:`~snnlab.kernels.lif_torch.lif_torch`).
+    inputs are outside that contract (see :func:`~snnlab.kernels.lif_torch.lif_torch`). ``surrogate_param`` None (the
+    default) is the surrogate's own default parameter (:func:`surrogate_param_or_default`), as in ``snnlab.LIF``.
 
     Example:
         >>> s, h = lif(torch.ones(5, 1, 2), torch.tensor(0.5), torch.tensor(1.5), backend="torch")

@@ -39,7 +39,7 @@ from __future__ import annotations
 import torch
 
 from .counter_rng import cached_mask_key, keep_mask, seed_key, uniform_from_counter
-from .dispatch import compute_dtype
+from .dispatch import compute_dtype, surrogate_param_or_default
 from .first_order import first_order_backward, refuse_forward_mode
 from .func_transforms import (PARAM, STEP, TIME, backward_cfg, backward_runner, check_vmap_randomness,
                               fixed_signature, graph_tie, vmap_by_slices, vmap_folded)
@@ -259,7 +259,7 @@ class LIFBackward(torch.autograd.Function):
 
 def lif_torch(x: torch.Tensor, beta: torch.Tensor | float, threshold: torch.Tensor | float, *, reset: str = "subtract",
               detach_reset: bool = False, max_spikes: int | None = None, surrogate: str = "atan",
-              surrogate_param: float = 2.0, noise: str | None = None, noise_scale: float = 0.3,
+              surrogate_param: float | None = None, noise: str | None = None, noise_scale: float = 0.3,
               seed: int = 0, sample: bool = True, mask_p: float = 0.0, mask_seed: int = 0,
               keep_membrane: bool = True) -> tuple[torch.Tensor, torch.Tensor]:
     """Run the multi-step LIF over ``x [T, B, ...]``; returns ``(spikes, pre-reset membrane)``.
@@ -272,6 +272,10 @@ def lif_torch(x: torch.Tensor, beta: torch.Tensor | float, threshold: torch.Tens
     Raises ``ValueError`` for another ``max_spikes`` and for a parameter that does not broadcast to a step of ``x``,
     ``TypeError`` for one that is neither a tensor nor a number (the checks of
     :func:`~snnlab.kernels.lif_common.lif_params`).
+    ``surrogate`` is the spike's pseudo-derivative (a built-in name, or one added with ``snnlab.surrogates.register``)
+    and ``surrogate_param`` its parameter: None (the default) takes that surrogate's own default, the one
+    ``snnlab.surrogates.get(surrogate)`` and the layers take (the table in :mod:`snnlab.core.surrogates`, or the one
+    given to ``register``; :func:`~snnlab.kernels.dispatch.surrogate_param_or_default`).
     With ``noise`` set, the surrogate is the noise density of scale ``noise_scale``.
     ``mask_p > 0`` drops each output spike with that probability (keep mask from ``mask_seed``; see
     the module docstring): the returned spikes are the masked ones.
@@ -291,10 +295,15 @@ def lif_torch(x: torch.Tensor, beta: torch.Tensor | float, threshold: torch.Tens
         [0.0, 1.0, 0.0, 1.0, 0.0]
         >>> lif_torch(x, 0.5, 1.5, max_spikes=1)[0][:, 0, 0].tolist()   # numbers for the parameters; one spike at most
         [0.0, 1.0, 0.0, 0.0, 0.0]
+        >>> xg = torch.tensor([[[0.9, 0.7]]], requires_grad=True)   # one step, u = x - 1 = -0.1 and -0.3
+        >>> lif_torch(xg, 0.5, 1.0, surrogate="fast_sigmoid")[0].sum().backward()
+        >>> [round(g, 4) for g in xg.grad.flatten().tolist()]   # 1 / (alpha |u| + 1)^2, fast_sigmoid's own alpha
+        [0.25, 0.0625]
     """
     refuse_forward_mode("LIF (backend='torch')", (x, beta, threshold))
     work = compute_dtype(x) if isinstance(x, torch.Tensor) else None
     beta, threshold, max_spikes = lif_params("lif_torch", x, beta, threshold, max_spikes, work)
+    surrogate_param = surrogate_param_or_default("lif_torch", surrogate, surrogate_param, noise)
     surrogate, surrogate_param = check_lif_options("lif_torch", reset, surrogate, surrogate_param, noise, noise_scale)
     beta, threshold = beta.to(work), threshold.to(work)  # no-ops when they match
     opts = LIFOptions(reset, bool(detach_reset), max_spikes, surrogate, surrogate_param, noise,

@@ -49,7 +49,7 @@ import os
 import torch
 
 from .counter_rng import cached_mask_key, seed_key
-from .dispatch import TRITON_DTYPES
+from .dispatch import TRITON_DTYPES, surrogate_param_or_default
 from .first_order import first_order_backward, refuse_forward_mode
 from .func_transforms import (PARAM, STEP, TIME, backward_cfg, backward_runner, check_vmap_randomness,
                               fixed_signature, graph_tie, vmap_by_slices, vmap_folded)
@@ -630,7 +630,7 @@ class LIFTritonBackward(torch.autograd.Function):
 
 def lif_triton(x: torch.Tensor, beta: torch.Tensor | float, threshold: torch.Tensor | float, *, reset: str = "subtract",
                detach_reset: bool = False, max_spikes: int | None = None, surrogate: str = "atan",
-               surrogate_param: float = 2.0, noise: str | None = None, noise_scale: float = 0.3,
+               surrogate_param: float | None = None, noise: str | None = None, noise_scale: float = 0.3,
                seed: int = 0, sample: bool = True, mask_p: float = 0.0, mask_seed: int = 0,
                keep_membrane: bool = True) -> tuple[torch.Tensor, torch.Tensor]:
     """Fused Triton multi-step LIF over ``x [T, B, ...]``; returns ``(spikes, pre-reset membrane)``.
@@ -643,6 +643,7 @@ def lif_triton(x: torch.Tensor, beta: torch.Tensor | float, threshold: torch.Ten
     """
     refuse_forward_mode("LIF (backend='triton')", (x, beta, threshold))
     beta, threshold, max_spikes = lif_params("lif_triton", x, beta, threshold, max_spikes, torch.float32)
+    surrogate_param = surrogate_param_or_default("lif_triton", surrogate, surrogate_param, noise)
     surrogate, surrogate_param = check_lif_options("lif_triton", reset, surrogate, surrogate_param, noise, noise_scale)
     opts = LIFOptions(reset, bool(detach_reset), max_spikes, surrogate, surrogate_param, noise,
                       float(noise_scale), int(seed), bool(sample), check_mask_p(mask_p), int(mask_seed))

@@ -24,6 +24,11 @@ RESETS = ("subtract", "zero")
 SHARPNESS_SURROGATES = ("atan", "fast_sigmoid", "triangle", "sigmoid")
 NOISE_SURROGATES = ("gaussian", "logistic")
 SURROGATE_NAMES = SHARPNESS_SURROGATES + NOISE_SURROGATES
+#: each surrogate's parameter when none is given (the sharpness ``alpha``; the noise scale ``sigma`` of "gaussian"
+#: and "logistic"): what the functional LIFs take for ``surrogate_param=None`` (:func:`snnlab.kernels.dispatch.surrogate_param_or_default`)
+#: and ``snnlab.surrogates.get(name)`` and the layers take; ``snnlab.surrogates.register`` adds the user's own.
+SURROGATE_DEFAULTS: dict[str, float] = {"atan": 2.0, "fast_sigmoid": 10.0, "triangle": 1.0, "sigmoid": 4.0,
+                                        "gaussian": 0.3, "logistic": 0.3}
 
 #: surrogates registered by users (``snnlab.surrogates.register``): ``{name: grad(u, param)}``. Only the
 #: PyTorch path computes them; the fused kernels refuse them (:func:`check_builtin_surrogate`). Held per process: a

@@ -48,7 +48,7 @@ from collections.abc import Sequence
 import torch
 
 from .counter_rng import cached_mask_key, keep_mask, seed_key, uniform_from_counter
-from .dispatch import compute_dtype
+from .dispatch import compute_dtype, surrogate_param_or_default
 from .first_order import first_order_backward, refuse_forward_mode
 from .lif_common import check_lif_options, check_mask_p, lif_params, param_grads
 from .func_transforms import backward_runner, check_vmap_randomness, transforms_active, vmap_by_slices
@@ -326,7 +326,7 @@ def _param_grads(grad_x: torch.Tensor, membrane: torch.Tensor, spikes: torch.Ten
 
 def recurrent_lif(x: torch.Tensor, w: torch.Tensor, beta: torch.Tensor, threshold: torch.Tensor, *,
                   reset: str = "subtract", detach_reset: bool = False, max_spikes: int | None = None,
-                  surrogate: str = "atan", surrogate_param: float = 2.0, noise: str | None = None,
+                  surrogate: str = "atan", surrogate_param: float | None = None, noise: str | None = None,
                   noise_scale: float = 0.3, seed: int = 0, sample: bool = True, mask_p: float = 0.0,
                   mask_seed: int = 0, keep_membrane: bool = True) -> tuple[torch.Tensor, torch.Tensor]:
     """Run the recurrent LIF over ``x [T, B, ..., N]`` with recurrent weight ``w [N, N]``; returns ``(transmitted
@@ -353,6 +353,7 @@ def recurrent_lif(x: torch.Tensor, w: torch.Tensor, beta: torch.Tensor, threshol
     work = compute_dtype(x) if isinstance(x, torch.Tensor) else None
     # beta / threshold as lif_torch takes them (tensors or numbers, of shapes that broadcast to a step of x)
     beta, threshold, max_spikes = lif_params("recurrent_lif", x, beta, threshold, max_spikes, work)
+    surrogate_param = surrogate_param_or_default("recurrent_lif", surrogate, surrogate_param, noise)
     surrogate, surrogate_param = check_lif_options("recurrent_lif", reset, surrogate, surrogate_param, noise,
                                                    noise_scale)
     # [T, P, N] with explicit sizes (T or B may be 0)
