@@ -1,6 +1,10 @@
 """Plot functions with long recordings and odd arguments: membrane traces thinned like the learning curves, clear
-errors from the delay plots, whole-word metric names in better_direction."""
+errors from the delay plots, whole-word metric names in better_direction; per-neuron thresholds broadcast as the layer
+broadcasts them; wrong containers (a Monitor, its dict, the model, one result) refused with a TypeError saying what to
+pass, a list of row dicts taken as a table."""
 from __future__ import annotations
+
+import warnings
 
 import holoviews as hv
 import numpy as np
@@ -211,3 +215,110 @@ def test_better_direction_does_not_read_a_metric_into_a_longer_word(column):
     assert known_direction(column) is None
     with pytest.raises(ValueError, match="better_direction: don't know"):
         better_direction(column)
+
+
+# --- per-neuron thresholds broadcast as the layer broadcasts them ------------------------------------------------
+
+def _threshold_values(plot) -> set[float]:
+    return {float(v) for e in plot if e.label == "threshold" for v in e.dimension_values("v")}
+
+
+def test_monitor_traces_of_per_neuron_thresholds_over_conv_maps_gives_each_neuron_its_own():
+    """An LIF(n_neurons=5) fed [T, B, C, H, W=5] maps broadcasts its 5 thresholds over W; the plot refused them
+    ('threshold must be one value or one per neuron (40), got 5 values')."""
+    torch.manual_seed(0)
+    lif = sl.LIF(threshold=0.3, n_neurons=5, learn_threshold=True)
+    with torch.no_grad():
+        lif.threshold.copy_(torch.tensor([0.25, 0.5, 0.75, 1.0, 1.25]))
+    net = sl.Sequential(sl.TimeDistributed(torch.nn.Conv2d(1, 2, 3, padding=1)), lif)
+    with sl.Monitor(net) as mon:
+        net(torch.rand(10, 2, 1, 4, 5))
+    assert tuple(mon.membrane["1"].shape) == (10, 2, 2, 4, 5)
+    # flattened neuron i of the [C, H, W] map has the threshold of its W index, i % 5
+    assert _threshold_values(viz.monitor_traces(mon, "1", neurons=[3, 6, 12])) == {1.0, 0.5, 0.75}
+    assert _threshold_values(viz.monitor_traces(mon, "1", neurons=[0, 5, 10])) == {0.25}
+    # thresholds that no layer could broadcast over the maps are still refused
+    with pytest.raises(ValueError, match=r"one value or one per neuron \(40\), got 4 values of shape \(4,\), which do "
+                                         r"not broadcast over the recording's neuron dimensions \(2, 4, 5\)"):
+        viz.membrane_traces(mon.membrane["1"], threshold=[1.0, 2.0, 3.0, 4.0])
+
+
+def test_monitor_traces_of_a_recurrent_lif_with_an_extra_dimension():
+    net = sl.Sequential(torch.nn.Linear(3, 4), sl.RecurrentLIF(4, threshold=0.5))
+    with sl.Monitor(net) as mon:
+        net(torch.rand(10, 2, 3, 3))  # [T, B, 3, N=4]: the extra dimension acts as more batch
+    assert _threshold_values(viz.monitor_traces(mon, "1", neurons=[0, 7, 11])) == {0.5}
+
+
+# --- wrong containers: a TypeError that says what to pass ---------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def recorded():
+    torch.manual_seed(0)
+    net = sl.Sequential(torch.nn.Linear(4, 6), sl.LIF(threshold=0.3), torch.nn.Linear(6, 2), sl.LI())
+    x, y = (torch.rand(20, 3, 4) < 0.5).float(), torch.tensor([0, 1, 0])
+    with sl.Monitor(net) as mon:
+        net(x)
+    return net, mon, x, y
+
+
+_SPIKES = r"spike_raster takes one layer's spikes \[T, B, N\] \(or \[T, N\]\) as a tensor or array, got "
+_MEMBRANE = r"membrane_traces takes one layer's membrane \[T, B, N\] \(or \[T, N\]\) as a tensor or array, got "
+
+
+@pytest.mark.parametrize("call, match", [
+    (lambda net, mon: viz.spike_raster(mon),
+     _SPIKES + r"a Monitor: for a Monitor use monitor_raster\(mon\), or pass one layer's record, e.g. "
+               r"mon.spikes\['1'\]"),
+    (lambda net, mon: viz.spike_raster(mon.spikes),
+     _SPIKES + r"a dict with keys \['1'\]: pass one of its entries, e.g. x\['1'\] \(for every layer of a Monitor: "
+               r"monitor_raster\(mon\)\)"),
+    (lambda net, mon: viz.membrane_traces(mon),
+     _MEMBRANE + r"a Monitor: for a Monitor use monitor_traces\(mon, layer\), or pass one layer's record, e.g. "
+                 r"mon.membrane\['1'\]"),
+    (lambda net, mon: viz.membrane_traces(None), _MEMBRANE + "None: pass a tensor or array"),
+    (lambda net, mon: viz.monitor_raster(net),
+     r"monitor_raster takes a snnlab.Monitor \(or its .spikes dict \{layer: \[T, B, N\] tensor\}\), got a Sequential: "
+     r"record the model's layers first \(with sl.Monitor\(net\) as mon: net\(x\)\), then call monitor_raster\(mon\)"),
+    (lambda net, mon: viz.monitor_traces(net, "1"),
+     r"monitor_traces takes a snnlab.Monitor \(or its .membrane dict .*\), got a Sequential: .* then call "
+     r"monitor_traces\(mon, layer\)"),
+    (lambda net, mon: viz.rate_histogram(mon.spikes),
+     r"rate_histogram takes spikes \[T, N\] or time-major \[T, B, ...\] as a tensor or array, got a dict"),
+], ids=["spike_raster(mon)", "spike_raster(mon.spikes)", "membrane_traces(mon)", "membrane_traces(None)",
+        "monitor_raster(net)", "monitor_traces(net)", "rate_histogram(mon.spikes)"])
+def test_plots_of_one_recording_given_a_wrong_container_say_what_to_pass(recorded, call, match):
+    """Before: IndexError: tuple index out of range (spike_raster / membrane_traces), TypeError: cannot convert
+    dictionary update sequence element #0 to a sequence (monitor_raster of the model), AttributeError otherwise."""
+    net, mon, _, _ = recorded
+    with pytest.raises(TypeError, match="^" + match):
+        call(net, mon)
+
+
+def test_tradeoff_scatter_and_robustness_plot_take_a_list_of_rows_and_refuse_one_dict(recorded):
+    """Before: AttributeError: 'list' (or 'dict') object has no attribute 'columns'."""
+    import pandas as pd
+
+    from snnlab.metrics import evaluate
+
+    net, _, x, y = recorded
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        r = evaluate(net, [(x, y)])
+    rows = [r, dict(r, accuracy=0.1, spikes_per_sample=r["spikes_per_sample"] / 2)]
+    from_rows = viz.tradeoff_scatter(rows, "spikes_per_sample", "accuracy")
+    from_table = viz.tradeoff_scatter(pd.DataFrame(rows), "spikes_per_sample", "accuracy")
+    assert from_rows.Scatter.runs.data.equals(from_table.Scatter.runs.data)
+    assert sorted(from_rows.Scatter.runs.dimension_values("accuracy")) == sorted([r["accuracy"], 0.1])
+    with pytest.raises(TypeError, match=r"^tradeoff_scatter takes a table with one row per run \(a pandas DataFrame, "
+                                        r"or a list of row dicts\), got a dict with keys \['accuracy', .*\] \(and 2 "
+                                        r"more\): pass \[row\] for a single row, or pandas.DataFrame\(columns\) for a "
+                                        r"dict of columns$"):
+        viz.tradeoff_scatter(r, "spikes_per_sample", "accuracy")
+    curve = [{"perturbation": "jitter", "level": 0.0, "accuracy": 0.9},
+             {"perturbation": "jitter", "level": 1.0, "accuracy": 0.7}]
+    plot = viz.robustness_plot(curve)
+    assert plot.NdOverlay.Jitter.last.dimension_values("accuracy").tolist() == [0.9, 0.7]
+    with pytest.raises(TypeError, match=r"^robustness_plot takes a table with one row per perturbation level .*, got "
+                                        r"a list of 2 DataFrames: join them first with pandas.concat"):
+        viz.robustness_plot([pd.DataFrame(curve), pd.DataFrame(curve)])

@@ -5,7 +5,7 @@ import contextlib
 import sys
 import threading
 import warnings
-from typing import Iterable, Iterator
+from typing import Iterable, Iterator, Mapping
 
 import torch
 from torch import nn
@@ -277,14 +277,74 @@ def check_labels(y, fn: str, name: str = "labels", n_samples: int | None = None,
     return y
 
 
-def model_output(model: nn.Module, x: torch.Tensor, readout: str | None = None) -> torch.Tensor:
-    """Run the model; a tuple/list output gives its first element (the time-major output). With ``readout``, a spike
-    readout of an output that an ``LI`` layer returned is refused (:class:`~snnlab.core.readout.MembraneReadoutCheck`;
-    evaluate and the trainer pass it for their first batch)."""
+def model_output(model: nn.Module, x: torch.Tensor, readout: str | None = None, fn: str = "evaluate") -> torch.Tensor:
+    """Run the model and return its time-major output ``[T, B, C]``: the tensor it returns, or the first element of a
+    tuple / list it returns (``(spikes, membrane)`` gives the spikes: put the output to score first). Anything else
+    (a dict, None, ...) is a ``TypeError`` naming ``fn`` (the caller) and the fix (:func:`check_model_output`).
+
+    With ``readout``, a spike readout of an output that an ``LI`` layer returned is refused
+    (:class:`~snnlab.core.readout.MembraneReadoutCheck`; evaluate and the trainer pass it for their first batch).
+
+    Example:
+        >>> class SpikesAndMembrane(nn.Module):
+        ...     def forward(self, x):
+        ...         return x.gt(0).float(), x
+        >>> model_output(SpikesAndMembrane(), torch.tensor([[[-1.0, 2.0]]])).tolist()
+        [[[0.0, 1.0]]]
+    """
     with MembraneReadoutCheck(model, readout) if readout is not None else contextlib.nullcontext() as guard:
-        out = model(x)
-        if isinstance(out, (tuple, list)):
-            out = out[0]
+        out = check_model_output(model(x), fn)
         if guard is not None:
             guard.check(out)
     return out
+
+
+def check_model_output(out: object, fn: str) -> torch.Tensor:
+    """The tensor a model returned, or the first element of the tuple / list it returned; a ``TypeError`` naming
+    ``fn`` (the caller), what the model returned and the fix otherwise (one tensor ``[T, B, C]`` from ``forward``,
+    or a wrapper module whose ``forward`` picks it).
+
+    Example:
+        >>> check_model_output({"membrane": torch.zeros(2, 1, 3)}, "evaluate")
+        Traceback (most recent call last):
+        ...
+        TypeError: evaluate: the model returned a dict with keys ['membrane'], but evaluate reads one time-major
+        tensor [T, B, C] from the model (...): return that tensor from forward, or wrap the model in a module whose
+        forward returns it, e.g. model(x)['membrane']
+    """
+    first = out[0] if isinstance(out, (tuple, list)) and len(out) else out
+    if isinstance(first, torch.Tensor):
+        return first
+    if first is out:
+        got = described(out)
+    else:
+        got = f"{_a(type(out).__name__)} whose first element is {described(first)}"
+    pick = f"model(x)[{next(iter(first))!r}]" if isinstance(first, Mapping) and len(first) else "model(x)[...]"
+    raise TypeError(f"{fn}: the model returned {got}, but {fn} reads one time-major tensor [T, B, C] from the model "
+                    f"(of a tuple or list, its first element): return that tensor from forward, or wrap the model "
+                    f"in a module whose forward returns it, e.g. {pick}")
+
+
+def described(value: object) -> str:
+    """``value`` in a few words for an error message: its type, with a mapping's keys and a tensor's shape.
+
+    Example:
+        >>> described({"1": 0}), described(None), described(torch.zeros(2, 3)), described(())
+        ("a dict with keys ['1']", 'None', 'a Tensor of shape (2, 3)', 'an empty tuple')
+    """
+    if value is None:
+        return "None"
+    name = type(value).__name__
+    if isinstance(value, Mapping):
+        keys = list(value)
+        return f"{_a(name)} with keys {keys[:8]}" + (f" (and {len(keys) - 8} more)" if len(keys) > 8 else "")
+    if isinstance(value, (tuple, list)) and not value:
+        return f"an empty {name}"
+    shape = getattr(value, "shape", None)
+    if isinstance(shape, tuple):  # (torch.Size is a tuple)
+        return f"{_a(name)} of shape {tuple(shape)}"
+    return _a(name)
+
+
+def _a(noun: str) -> str:
+    return f"{'an' if noun[:1].lower() in 'aeiou' else 'a'} {noun}"

@@ -14,9 +14,10 @@ Accounting (the same for every neuron type -- deterministic, ``max_spikes=1``, n
   a model without any ``LIF`` layer gets a warning (its spike counts are 0).
   With masking active at inference this differs between the two forms of the same function: a layer
   with fused masking, ``LIF(mask_p=..., mask_at_inference=True)``, outputs (and is counted with) the
-  spikes it *transmits*, while an ``LIF`` followed by a :class:`~snnlab.SpikeMask` is counted with the
+  spikes it *transmits*, while an ``LIF`` whose output a :class:`~snnlab.SpikeMask` takes is counted with the
   spikes it *fires* (the mask is a separate layer). :func:`spike_accounting_table` gives both counts
-  side by side (fired spikes are not observable inside a fused layer);
+  side by side (fired spikes are not observable inside a fused layer); it pairs each mask with the LIF whose
+  output the mask takes in the forward pass, wherever the two are defined (:class:`MaskFlow`);
 * SynOps / MACs: inputs received by ``nn.Linear`` / ``DelayedLinear`` / ``nn.Conv1d/2d/3d`` /
   ``nn.ConvTranspose1d/2d/3d`` layers (:mod:`snnlab.metrics.synops`; after masking, the transmitted spikes are
   counted, either form), summed over all calls of a layer;
@@ -48,9 +49,9 @@ import torch.nn.functional as F
 from torch import nn
 
 from snnlab.core.masking import SpikeMask
-from snnlab.core.network import Monitor, carry_suspended
+from snnlab.core.network import Monitor, carry_suspended, neuron_layers
 from snnlab.core.validation import as_seed
-from snnlab.core.neurons import LI, LIF
+from snnlab.core.neurons import LIF
 from snnlab.core.readout import READOUTS, decide, logits, tie_tolerance
 
 from ._common import (batches, check_labels, eval_mode, input_dtype, model_input, model_output, resolve_device,
@@ -98,37 +99,26 @@ def collect(model: nn.Module, loader: Iterable, readout: str = "membrane_sum", d
     rec = EvalRecord(readout=readout)
     modules = dict(model.named_modules())
     # only masks that drop spikes at inference transmit other counts than their LIF fires
-    masks = {lif: m for lif, m in _masks_after_lif(model).items() if _mask_active(modules[m])}
-    mask_counts: dict[str, torch.Tensor] = {}
-
-    def count_mask(name: str):
-        def hook(module: nn.Module, inputs, output) -> None:  # summed on the device: no sync per batch
-            mask_counts[name] = mask_counts.get(name, 0) + torch.count_nonzero(output.detach())
-        return hook
-
-    handles = [modules[m].register_forward_hook(count_mask(m)) for m in masks.values()]
-    neurons = [n for n, m in modules.items() if isinstance(m, (LIF, LI))]  # (named: no second warning from Monitor)
+    masks = {n: m for n, m in modules.items() if isinstance(m, SpikeMask) and _mask_active(m)}
+    neurons = list(neuron_layers(model))  # (named: no second warning from Monitor)
     if not any(isinstance(m, LIF) for m in modules.values()):
         warnings.warn(f"{fn}: the model has no snnlab.LIF layer, so no spikes are counted (spikes_per_sample = 0): "
                       f"neuron layers must subclass snnlab.LIF (or snnlab.LI, which does not spike) to be counted",
                       UserWarning, stacklevel=3)
-    try:
-        with eval_mode(model), carry_suspended(model), same_model_randomness(model, dev, seed=seed), \
-                Monitor(model, neurons, membrane=False) as mon, SynOpsCounter(model) as counter:
-            lif_names = [n for n, m in mon.layers.items() if isinstance(m, LIF)]
-            rec.layer_spikes = {n: 0.0 for n in lif_names}
-            rec.synops = counter
-            _collect_batches(model, loader, readout, dev, max_batches, rec, mon, lif_names, fn)
-    finally:
-        for h in handles:
-            h.remove()
+    with eval_mode(model), carry_suspended(model), same_model_randomness(model, dev, seed=seed), \
+            Monitor(model, neurons, membrane=False) as mon, SynOpsCounter(model) as counter, \
+            MaskFlow(model, masks) as flow:
+        lif_names = [n for n, m in mon.layers.items() if isinstance(m, LIF)]
+        rec.layer_spikes = {n: 0.0 for n in lif_names}
+        rec.synops = counter
+        _collect_batches(model, loader, readout, dev, max_batches, rec, mon, lif_names, fn)
     for n in rec.layer_spikes:
-        m = modules[n]
-        if n in masks:
-            rec.masking[n] = f"SpikeMask {masks[n]}"
-            rec.transmitted_spikes[n] = float(mask_counts.get(masks[n], 0))
+        passed = flow.passed_on.get(n)
+        if passed:
+            rec.masking[n] = "SpikeMask " + ", ".join(passed)
+            rec.transmitted_spikes[n] = float(sum(passed.values()))
         else:
-            rec.masking[n] = "fused" if m.mask_p > 0 and m.mask_at_inference else "none"
+            rec.masking[n] = "fused" if modules[n].mask_p > 0 and modules[n].mask_at_inference else "none"
             rec.transmitted_spikes[n] = rec.layer_spikes[n]
     if rec.n_samples == 0:
         raise ValueError(f"{fn}: the loader yielded no samples")
@@ -139,10 +129,89 @@ def _mask_active(mask: SpikeMask) -> bool:
     return mask.p > 0 and mask.mask_at_inference
 
 
+class MaskFlow:
+    """Hooks that find, while the model runs, which LIF's spikes each of the ``masks`` (``{name: SpikeMask}``) passes
+    on, and count them: ``passed_on`` is ``{LIF name: {mask name: spikes passed on}}`` (totals, on the device).
+
+    A mask call masks the LIF whose output of the same forward pass is its input (that tensor or a view of it:
+    a slice, a reshape, a flatten), wherever the two are defined in the model. A call whose input is no LIF's output
+    (the spikes went through another operation first) counts for the LIF that the mask directly follows in
+    definition order (:func:`_masks_after_lif`), if any; otherwise it masks no LIF's spikes and is not counted.
+    A mask shared by several LIFs counts each call for its own LIF.
+
+    Example:
+        >>> import snnlab as sl
+        >>> class Net(torch.nn.Module):                       # the mask is defined after lif_b, but masks lif_a
+        ...     def __init__(self):
+        ...         super().__init__()
+        ...         self.lif_a, self.lif_b, self.mask = sl.LIF(), sl.LIF(), sl.SpikeMask(0.5)
+        ...     def forward(self, x):
+        ...         return self.lif_b(self.mask(self.lif_a(x)))
+        >>> net = Net()
+        >>> with MaskFlow(net, {"mask": net.mask}) as flow:
+        ...     _ = net(torch.ones(3, 1, 2))
+        >>> {lif: list(per) for lif, per in flow.passed_on.items()}
+        {'lif_a': ['mask']}
+    """
+
+    def __init__(self, model: nn.Module, masks: Mapping[str, SpikeMask]) -> None:
+        self.passed_on: dict[str, dict[str, torch.Tensor]] = {}
+        self._model, self._masks = model, dict(masks)
+        self._outputs: dict[tuple, tuple[str, torch.Tensor]] = {}  # storage -> (LIF, its output, held for the pass)
+        self._handles: list = []
+
+    def __enter__(self) -> "MaskFlow":
+        if not self._masks:  # nothing to pair: no hooks
+            return self
+        after = {mask: lif for lif, mask in _masks_after_lif(self._model).items()}
+        model = self._model
+        self._handles = [model.register_forward_pre_hook(self._forget), model.register_forward_hook(self._forget)]
+        self._handles += [m.register_forward_hook(self._lif_hook(n)) for n, m in model.named_modules()
+                          if isinstance(m, LIF)]
+        self._handles += [m.register_forward_hook(self._mask_hook(n, after.get(n))) for n, m in self._masks.items()]
+        return self
+
+    def __exit__(self, *exc) -> None:
+        for h in self._handles:
+            h.remove()
+        self._handles, self._outputs = [], {}
+
+    def _forget(self, *_) -> None:
+        """Before and after each forward of the model: the LIF outputs of one pass only (no tensor held after it)."""
+        self._outputs = {}
+
+    def _lif_hook(self, name: str):
+        def hook(module: nn.Module, inputs, output) -> None:
+            key = _storage_key(output)
+            if key is not None:
+                self._outputs[key] = (name, output)  # held: its memory cannot pass to another tensor in this pass
+        return hook
+
+    def _mask_hook(self, name: str, after: str | None):
+        def hook(module: nn.Module, inputs, output) -> None:  # summed on the device: no sync per batch
+            source = self._outputs.get(_storage_key(inputs[0])) if inputs else None
+            lif = source[0] if source is not None else after
+            if lif is not None:
+                counts = self.passed_on.setdefault(lif, {})
+                counts[name] = counts.get(name, 0) + torch.count_nonzero(output.detach())
+        return hook
+
+
+def _storage_key(t: object) -> tuple | None:
+    """What identifies the memory of tensor ``t`` (shared by its views), or None where there is none to compare."""
+    if not isinstance(t, torch.Tensor) or t.layout != torch.strided or t.numel() == 0:
+        return None
+    try:
+        return t.device, t.untyped_storage().data_ptr()
+    except (RuntimeError, NotImplementedError):  # (tensors without storage: functorch wrappers, fake tensors)
+        return None
+
+
 def _masks_after_lif(model: nn.Module) -> dict[str, str]:
     """``{LIF name: SpikeMask name}`` for every SpikeMask that directly follows an LIF among the model's layers in
     definition order (leaf modules and neuron layers, nested containers flattened: ``Sequential(Sequential(lin,
-    lif), mask)`` pairs ``0.1`` with ``1``)."""
+    lif), mask)`` pairs ``0.1`` with ``1``): :class:`MaskFlow`'s rule for a mask call whose input is no LIF's
+    output."""
     layers: list[tuple[str, nn.Module]] = []
     inside = None  # the prefix of a neuron layer's own children (an ALIF's recurrent synapses), skipped
     for name, module in model.named_modules():
@@ -162,7 +231,7 @@ def _collect_batches(model: nn.Module, loader: Iterable, readout: str, dev: torc
     for i, (x, y) in enumerate(batches(loader, max_batches, fn)):
         x = model_input(x, dev, dtype)
         mon.reset()  # the records of this batch only (a layer called per step joins its calls, see Monitor)
-        out = model_output(model, x, readout if i == 0 else None)  # (the first batch: an LI's membrane refused)
+        out = model_output(model, x, readout if i == 0 else None, fn)  # (the first batch: an LI's membrane refused)
         z = logits(out, readout)
         y = check_labels(y, fn, "y", n_classes=z.shape[-1]).to(dev)  # on the host, before the loss indexes with them
         rec.loss_sum += float(F.cross_entropy(z.float(), y, reduction="sum"))
@@ -203,6 +272,11 @@ def evaluate(model: nn.Module, loader: Iterable, readout: str = "membrane_sum", 
              seed: int | None = None) -> dict:
     """Accuracy, loss and cost of ``model`` on ``loader`` (yielding ``(x [T, B, F], y [B])``).
 
+    ``model(x)`` returns the time-major output ``[T, B, C]`` that ``readout`` reads; of a tuple or list it returns,
+    the first element is scored (``(spikes, membrane)`` scores the spikes: put the output to score first), as the
+    :class:`~snnlab.training.Trainer` trains it, and anything else (a dict, None) is a ``TypeError`` saying how to
+    fix the model (:func:`~snnlab.metrics.model_output`).
+
     ``y`` holds integer class indices in ``[0, C)`` for a model with ``C`` outputs (float labels are refused, not
     truncated). An empty batch (``B = 0``) is skipped; a batch with ``T = 0`` steps is an error.
 
@@ -227,8 +301,8 @@ def evaluate(model: nn.Module, loader: Iterable, readout: str = "membrane_sum", 
     4.6 pJ, 45 nm, Horowitz ISSCC 2014).
 
     Spikes with masking at inference: a fused ``LIF(mask_p=p, mask_at_inference=True)`` counts the spikes
-    it *transmits* (its output), an ``LIF`` followed by a ``SpikeMask(p, mask_at_inference=True)`` the
-    spikes it *fires* (about ``1 / (1 - p)`` times more); SynOps count the transmitted spikes for both.
+    it *transmits* (its output), an ``LIF`` whose output goes through a ``SpikeMask(p, mask_at_inference=True)``
+    the spikes it *fires* (about ``1 / (1 - p)`` times more); SynOps count the transmitted spikes for both.
     :func:`spike_accounting_table` shows output, fired and transmitted spikes per layer.
 
     Samples of different lengths (event loaders with ``time_window`` and no ``duration``) are zero-padded to the
@@ -261,9 +335,15 @@ def per_neuron_spike_counts(model: nn.Module, loader: Iterable, device=None, max
 def spike_accounting_table(model: nn.Module, loader: Iterable, device=None, max_batches: int | None = None,
                            readout: str = "membrane_sum") -> pd.DataFrame:
     """Per LIF layer: ``layer, masking`` (``"none"``, ``"fused"`` for ``LIF(mask_p, mask_at_inference=True)``,
-    ``"SpikeMask <name>"`` for a mask right after the layer), ``output_spikes_per_sample`` (what
-    :func:`evaluate` counts), ``fired_spikes_per_sample`` (NaN for a fused mask: the fired spikes are not
-    observable inside the kernel) and ``transmitted_spikes_per_sample`` (what the next layer receives).
+    ``"SpikeMask <name>"`` for the mask that takes the layer's output in the forward pass, ``"SpikeMask <a>,
+    <b>"`` for several), ``output_spikes_per_sample`` (what :func:`evaluate` counts), ``fired_spikes_per_sample``
+    (NaN for a fused mask: the fired spikes are not observable inside the kernel) and
+    ``transmitted_spikes_per_sample`` (what the next layer receives: what its masks pass on).
+
+    A mask is paired by data flow, wherever it is defined in the model: it masks the LIF whose output (that tensor,
+    or a view of it such as a slice or a reshape) is its input in the same forward pass. Only a mask fed the spikes
+    through another operation first (``mask(lif(x) * 2)``) is paired by its place: with the LIF it directly follows
+    among the model's layers in definition order, as in an :class:`snnlab.Sequential` (:class:`MaskFlow`).
 
     Example:
         >>> import snnlab as sl

@@ -277,7 +277,9 @@ def robustness_curve(model: nn.Module, loader: Iterable, kind: str | Sequence[st
     All of them are restored afterwards, so a call repeated gives the same table and moves no random stream.
     The prediction is :func:`snnlab.core.readout.predict` (a tie, e.g. a silent output, is wrong); a spike readout
     (``spike_count``, ``first_spike``) of a model whose output is an ``LI`` membrane is refused (``ValueError``), as
-    :func:`snnlab.metrics.evaluate` refuses it. ``kind`` and ``levels`` must not be empty; ``seed`` is an int.
+    :func:`snnlab.metrics.evaluate` refuses it. The model's output is read as :func:`snnlab.metrics.evaluate` reads
+    it (a tensor ``[T, B, C]``, or the first element of a tuple / list; anything else is a ``TypeError``,
+    :func:`~snnlab.metrics.model_output`). ``kind`` and ``levels`` must not be empty; ``seed`` is an int.
     The model runs in eval mode under ``torch.no_grad``; its training mode is restored afterwards. Each batch runs
     from rest whatever the layers' ``carry_state``, and a membrane carried from before the call is put back afterwards
     (:func:`snnlab.carry_suspended`), as in :func:`snnlab.metrics.evaluate`. The perturbed
@@ -313,7 +315,7 @@ def robustness_curve(model: nn.Module, loader: Iterable, kind: str | Sequence[st
                 with same_model_randomness(model, dev, seed=seed):
                     for x, y in batches(loader, max_batches, "robustness_curve"):
                         xp = model_input(perturb_samples(x, k, level, seed, start=n), dev, dtype)
-                        out = model_output(model, xp, None if checked else readout)
+                        out = model_output(model, xp, None if checked else readout, "robustness_curve")
                         checked = True
                         check_labels(y, "robustness_curve", "y", n_classes=out.shape[-1])
                         pred = predict(out, readout).cpu()

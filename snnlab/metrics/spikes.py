@@ -12,8 +12,8 @@ spike masking (active in training, or at inference with ``mask_at_inference=True
 
 * fused masking, ``LIF(mask_p=p)``: the output is what the layer *transmits*; the spikes it fired (it
   still fires and resets) are not observable, so they are not counted;
-* an ``LIF`` followed by a separate :class:`~snnlab.SpikeMask`: the output is what the layer *fires*,
-  the mask drops about a fraction ``p`` of it afterwards.
+* an ``LIF`` whose output goes through a separate :class:`~snnlab.SpikeMask`: the output is what the layer
+  *fires*, the mask drops about a fraction ``p`` of it afterwards.
 
 So the same function gives ``spikes_per_sample`` about ``1 - p`` times smaller in its fused form.
 :func:`snnlab.metrics.spike_accounting_table` reports output, fired and transmitted spikes side by side,

@@ -284,13 +284,16 @@ class Trainer(ControlMixin, ResumeMixin, ReportingMixin):
             data than yours). With your own
             ``model`` the fields that build a network (``hidden``, ``neuron``, ``recurrent``, ``tau_syn``, ...) are
             not used (the training fields are: ``lr``, ``epochs``, ``readout``, ``spike_reg``...), and the run store
-            records ``cfg`` as given, under a "(custom model)" label. Each batch holds whole sequences: training
-            steps and evaluations run every batch from rest whatever its layers' ``carry_state``, and put back the
-            membrane a layer carried before (:func:`snnlab.carry_suspended`). A model built from
-            ``cfg`` for your loaders takes its input size from their first batch and its class count from their
-            dataset's ``num_classes`` (or ``len(classes)``); a dataset without one gets ``cfg.dataset``'s, with a
-            ``UserWarning`` (a ``ValueError`` when the first batch's labels lie outside it); its label gives the sizes
-            built, not ``cfg.dataset``
+            records ``cfg`` as given, under a "(custom model)" label. Your model's ``forward`` returns the time-major
+            output ``[T, B, C]`` that ``cfg.readout`` reads; of a tuple or list it returns, the first element is trained
+            and scored (``(spikes, membrane)`` trains on the spikes: put the output to score first), and anything else
+            (a dict, ...) is a ``TypeError`` saying so (:func:`snnlab.metrics.model_output`, the rule of
+            :func:`snnlab.metrics.evaluate` too). Each batch holds whole sequences: training steps and evaluations run
+            every batch from rest whatever its layers' ``carry_state``, and put back the membrane a layer carried before
+            (:func:`snnlab.carry_suspended`). A model built from ``cfg`` for your loaders takes its input size from
+            their first batch and its class count from their dataset's ``num_classes`` (or ``len(classes)``); a dataset
+            without one gets ``cfg.dataset``'s, with a ``UserWarning`` (a ``ValueError`` when the first batch's labels
+            lie outside it); its label gives the sizes built, not ``cfg.dataset``
             (``"12-128-3 multi_spike atan (custom data)"``). A bit-exact resume inside an epoch holds for loaders that
             shuffle with torch's global generator too (``DataLoader(ds, shuffle=True)``), not for a loader with
             ``persistent_workers=True`` (its workers' random states carry over between epochs: warned at a resume).
@@ -1031,7 +1034,7 @@ class Trainer(ControlMixin, ResumeMixin, ReportingMixin):
                     with forward_precision(cfg.precision, self.device), suspended:
                         # ((output, extras) gives output, as evaluate() takes it); the first step refuses a spike
                         # readout of an LI's membrane before any update
-                        out = model_output(model, x, cfg.readout if self.step == 0 else None)
+                        out = model_output(model, x, cfg.readout if self.step == 0 else None, "Trainer")
                         lg = logits(out, cfg.readout)
                         # labels within the output's classes, as evaluate checks them (a min / max of the labels,
                         # on the loader's device: the CPU, without a wait for the GPU)

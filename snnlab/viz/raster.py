@@ -10,11 +10,12 @@ import pandas as pd
 from snnlab.extras import require
 
 from . import theme
-from ._util import as_time_neuron, ensure_bokeh, grid_image, to_numpy
+from ._util import array_arg, as_time_neuron, ensure_bokeh, grid_image, monitor_record, to_numpy
 
 __all__ = ["spike_coordinates", "spike_raster", "monitor_raster", "group_colors"]
 
 _METHODS = ("auto", "points", "image", "datashader")
+_SPIKES = "one layer's spikes [T, B, N] (or [T, N]) as a tensor or array"
 
 
 def spike_coordinates(spikes: Any, sample: int | None = 0) -> tuple[np.ndarray, np.ndarray]:
@@ -43,7 +44,8 @@ def spike_raster(
     """Raster plot of a recorded layer (time x neuron).
 
     ``spikes``: ``[T, N]``, or time-major ``[T, B, N...]`` of which ``sample`` is shown (trailing
-    dimensions are flattened into neurons). Every non-zero entry is one spike.
+    dimensions are flattened into neurons): one layer's tensor or array (a :class:`snnlab.Monitor` or its dict of
+    layers is a ``TypeError`` pointing to :func:`monitor_raster`). Every non-zero entry is one spike.
 
     * ``method="points"`` (or ``"auto"`` with at most ``max_points`` spikes): one ``hv.Points`` with
       kdims ``time, neuron`` and a vertical dash marker -- exact, hoverable, WebGL-friendly.
@@ -75,7 +77,7 @@ def spike_raster(
     if method not in _METHODS:
         raise ValueError(f"spike_raster: method must be one of {_METHODS}, got {method!r}")
     ensure_bokeh()
-    a = as_time_neuron(spikes, sample, "spike_raster")
+    a = as_time_neuron(array_arg(spikes, "spike_raster", _SPIKES, "monitor_raster(mon)"), sample, "spike_raster")
     T, N = a.shape
     t, n = np.nonzero(a)
     scale = 1.0 if dt is None else float(dt)
@@ -195,6 +197,8 @@ def monitor_raster(
     ``overlay=True``: one raster with the layers stacked on the neuron axis (layer ``k`` starts at
     the sum of the sizes of the layers before it) and coloured by layer name. ``overlay=False``: an
     ``hv.Layout`` with one raster per layer. ``layers`` picks and orders them (default: all recorded).
+    ``mon`` may also be its ``mon.spikes`` dict; anything else (the model itself, one tensor) is a ``TypeError``
+    saying what to pass.
 
     Example:
         >>> import torch, snnlab as sl
@@ -205,7 +209,7 @@ def monitor_raster(
         >>> sorted(set(monitor_raster(mon).data["group"])) <= ["1", "3"]
         True
     """
-    recorded = dict(getattr(mon, "spikes", mon))
+    recorded = dict(monitor_record(mon, "spikes", "monitor_raster"))
     names = list(recorded) if layers is None else list(layers)
     missing = [n for n in names if n not in recorded]
     if missing:

@@ -1,13 +1,13 @@
 """Robustness curves: accuracy against perturbation level, one curve per run and perturbation."""
 from __future__ import annotations
 
-from typing import Any, Sequence
+from typing import Any, Mapping, Sequence
 
 import holoviews as hv
 import pandas as pd
 
 from . import theme
-from ._util import ensure_bokeh, has_data, no_data
+from ._util import ensure_bokeh, has_data, no_data, table_arg
 
 __all__ = ["robustness_plot"]
 
@@ -15,13 +15,14 @@ _LEVEL_LABELS = {"jitter": "jitter std [steps]", "deletion": "deletion probabili
                  "insertion": "insertion probability", "gaussian": "noise std"}
 
 
-def robustness_plot(df: pd.DataFrame, x: str = "level", y: str = "accuracy", by: Sequence[str] | str | None = "auto",
-                    split: bool = True) -> hv.Layout | hv.NdOverlay:
+def robustness_plot(df: pd.DataFrame | Sequence[Mapping[str, Any]], x: str = "level", y: str = "accuracy",
+                    by: Sequence[str] | str | None = "auto", split: bool = True) -> hv.Layout | hv.NdOverlay:
     """Accuracy against perturbation level from :func:`snnlab.metrics.robustness_curve` tables.
 
     ``df`` has columns ``perturbation, level, accuracy`` (plus e.g. ``run_id``/``model``/``name`` when
-    several tables were concatenated). ``by``: columns that get one curve each; ``"auto"`` uses
-    whichever of ``run_id``, ``model``, ``name`` exist. ``split=True`` gives an ``hv.Layout`` with one
+    several tables were concatenated), or a list of such rows as dicts (read as ``pandas.DataFrame(rows)``; one dict
+    alone, or a list of tables, is a ``TypeError`` saying what to pass). ``by``: columns that get one curve each;
+    ``"auto"`` uses whichever of ``run_id``, ``model``, ``name`` exist. ``split=True`` gives an ``hv.Layout`` with one
     panel per perturbation (their levels have different units); ``split=False`` one ``hv.NdOverlay``
     with a curve per (run, perturbation). Curves are ``hv.Curve`` with kdim ``level``.
 
@@ -38,6 +39,7 @@ def robustness_plot(df: pd.DataFrame, x: str = "level", y: str = "accuracy", by:
         >>> plot.NdOverlay.Jitter.last.dimension_values("accuracy").tolist()
         [0.9, 0.8, 0.6]
     """
+    df = table_arg(df, "robustness_plot", rows="perturbation level")
     missing = [c for c in (x, y) if c not in df.columns]
     if missing:
         raise ValueError(f"robustness_plot: the table lacks columns {missing} (have {list(df.columns)})")

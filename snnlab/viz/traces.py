@@ -8,10 +8,13 @@ import numpy as np
 import pandas as pd
 
 from . import theme
-from ._util import as_time_neuron, ensure_bokeh, to_numpy
+from ._util import array_arg, as_time_neuron, ensure_bokeh, monitor_record, to_numpy
 from .curves import MAX_CURVE_POINTS, downsample_minmax
 
 __all__ = ["membrane_traces", "monitor_traces", "rate_histogram", "spike_count_histogram"]
+
+_MEMBRANE = "one layer's membrane [T, B, N] (or [T, N]) as a tensor or array"
+_SPIKES = "spikes [T, N] or time-major [T, B, ...] as a tensor or array"
 
 
 def membrane_traces(
@@ -26,17 +29,21 @@ def membrane_traces(
 ) -> hv.Overlay:
     """Membrane potential of a few neurons over time, the firing threshold and the spike times.
 
-    ``membrane`` / ``spikes``: ``[T, N]`` or time-major ``[T, B, N]`` (``sample`` picks the sample).
+    ``membrane`` / ``spikes``: ``[T, N]`` or time-major ``[T, B, N...]`` (``sample`` picks the sample; trailing
+    dimensions are flattened into neurons): one layer's tensors or arrays (a :class:`snnlab.Monitor` or its dict of
+    layers is a ``TypeError`` pointing to :func:`monitor_traces`).
     ``neurons``: indices to show (default: the first ``max_neurons``). Returns an overlay of an
     ``hv.NdOverlay`` of ``hv.Curve`` (kdim ``neuron``; curve kdims ``time``, vdims ``v``), the thresholds
     (``threshold=None``: none) as dashed ``hv.Curve`` elements labelled ``threshold`` and, with ``spikes``, an
     ``hv.Scatter`` of the spikes at the membrane value of their step (columns ``time, v, neuron``).
 
-    A fixed threshold is one flat curve over the recorded steps per distinct value (a sequence gives one value
-    per shown neuron, e.g. learnt per-neuron thresholds); an array of the membrane's shape is a threshold that
-    moves, e.g. an :class:`~snnlab.ALIF`'s, drawn as one curve per shown neuron (vdims ``v, threshold of``: the
-    neuron shows on hover). However many, the thresholds share one legend entry, ``threshold`` (clicking it mutes
-    them all). The y range always includes the thresholds; the legend is beside the plot, outside the traces.
+    A fixed threshold is one flat curve over the recorded steps per distinct value: one value, one per neuron of the
+    flattened recording, or values that broadcast over the recording's neuron dimensions as the layer broadcasts them
+    (learnt per-neuron thresholds of an ``LIF(n_neurons=W)`` fed conv maps ``[T, B, C, H, W]``, or of a ``RecurrentLIF``
+    fed ``[T, B, K, N]``: one per last-dimension index); an array of the membrane's shape is a threshold that moves,
+    e.g. an :class:`~snnlab.ALIF`'s, drawn as one curve per shown neuron (vdims ``v, threshold of``: the neuron shows on
+    hover). However many, the thresholds share one legend entry, ``threshold`` (clicking it mutes them all). The y range
+    always includes the thresholds; the legend is beside the plot, outside the traces.
 
     Long recordings (more than ``max_points`` steps, default
     :data:`~snnlab.viz.curves.MAX_CURVE_POINTS`) are drawn thinned, as the learning curves are: each membrane
@@ -56,7 +63,8 @@ def membrane_traces(
     """
     _check_max_points(max_points, "membrane_traces")
     ensure_bokeh()
-    v = as_time_neuron(membrane, sample, "membrane_traces").astype(float)
+    m = array_arg(membrane, "membrane_traces", _MEMBRANE, "monitor_traces(mon, layer)", record="membrane")
+    v = as_time_neuron(m, sample, "membrane_traces").astype(float)
     T, N = v.shape
     idx = list(range(min(N, max_neurons))) if neurons is None else [int(i) for i in neurons]
     bad = [i for i in idx if not -N <= i < N]
@@ -67,20 +75,15 @@ def membrane_traces(
     tdim = hv.Dimension("time", label="time [step]" if dt is None else "time", unit=None if dt is None else "s")
     thresholds = np.zeros(0)
     moving = None
-    if threshold is not None and np.ndim(to_numpy(threshold)) >= 2:  # a threshold per step: [T, N] or [T, B, N]
-        moving = as_time_neuron(threshold, sample, "membrane_traces").astype(float)
+    thr = None if threshold is None else array_arg(threshold, "membrane_traces", _THRESHOLD)
+    if thr is not None and thr.ndim >= 2:  # a threshold per step: [T, N] or [T, B, N]
+        moving = as_time_neuron(thr, sample, "membrane_traces").astype(float)
         if moving.shape != v.shape:
             raise ValueError(f"membrane_traces: a moving threshold must have the membrane's shape {v.shape}, got "
                              f"{moving.shape}")
         thresholds = np.array([moving[:, idx].min(), moving[:, idx].max()]) if T and idx else np.zeros(0)
-    elif threshold is not None:
-        thresholds = np.atleast_1d(to_numpy(threshold).astype(float))
-        if thresholds.size not in (1, N):
-            raise ValueError(f"membrane_traces: threshold must be one value or one per neuron ({N}), got "
-                             f"{thresholds.size} values")
-        if thresholds.size > 1:
-            thresholds = thresholds[idx]
-        thresholds = np.unique(thresholds)
+    elif thr is not None:
+        thresholds = np.unique(_fixed_thresholds(thr, m.shape[1:] if m.ndim <= 2 else m.shape[2:])[idx])
     # the y range always takes in the thresholds: a neuron that stays below would lose its line otherwise
     soft: tuple = (None, None)
     if thresholds.size:
@@ -117,6 +120,26 @@ def membrane_traces(
     # the legend (one entry per neuron, and the spikes) beside the plot, outside the traces: below it, it
     # would take the height of the plot area in the fixed-height panes that show membranes
     return hv.Overlay(layers).opts(width=theme.WIDTH, height=theme.HEIGHT, legend_position="right", backend="bokeh")
+
+
+_THRESHOLD = "a threshold: one value, one per neuron, or one per step and neuron, as a number, tensor or array"
+
+
+def _fixed_thresholds(thr: np.ndarray, neurons: tuple[int, ...]) -> np.ndarray:
+    """One fixed threshold per neuron of a recording whose neuron dimensions are ``neurons`` (flattened, as the plot
+    flattens them): one value for all, one per neuron, or values that broadcast over ``neurons`` as the layer
+    broadcasts its threshold (an ``LIF(n_neurons=W)``'s over the last dimension of ``[C, H, W]`` maps)."""
+    n = int(np.prod(neurons))
+    thr = thr.astype(float)
+    if thr.size == n:
+        return thr.reshape(n)
+    try:
+        return np.broadcast_to(thr, neurons).reshape(n)
+    except ValueError:
+        raise ValueError(f"membrane_traces: threshold must be one value or one per neuron ({n}), got {thr.size} values "
+                         f"of shape {thr.shape}, which do not broadcast over the recording's neuron dimensions "
+                         f"{tuple(neurons)} as a layer broadcasts them (e.g. one per last-dimension index, "
+                         f"{neurons[-1] if neurons else 1})") from None
 
 
 def _check_max_points(max_points: Any, who: str) -> None:
@@ -159,13 +182,14 @@ def monitor_traces(mon: Any, layer: str, sample: int = 0, neurons: Sequence[int]
         ...     _ = net(torch.rand(20, 2, 4) * 3)
         >>> plot = monitor_traces(mon, "1", neurons=[0, 1])
     """
-    if layer not in mon.membrane:
-        raise KeyError(f"monitor_traces: no membrane recorded for {layer!r}; recorded: {list(mon.membrane)}")
+    membrane = monitor_record(mon, "membrane", "monitor_traces")
+    if layer not in membrane:
+        raise KeyError(f"monitor_traces: no membrane recorded for {layer!r}; recorded: {list(membrane)}")
     module = getattr(mon, "layers", {}).get(layer)
     thr = getattr(mon, "thresholds", {}).get(layer)
     if thr is None:
         thr = getattr(module, "threshold", None)
-    return membrane_traces(mon.membrane[layer], mon.spikes.get(layer), neurons=neurons, threshold=thr,
+    return membrane_traces(membrane[layer], getattr(mon, "spikes", {}).get(layer), neurons=neurons, threshold=thr,
                            sample=sample, max_neurons=max_neurons, dt=dt, max_points=max_points)
 
 
@@ -200,7 +224,7 @@ def rate_histogram(spikes: Any, dt: float | None = None, bins: int = 20) -> hv.H
         64
     """
     ensure_bokeh()
-    a = to_numpy(spikes)
+    a = array_arg(spikes, "rate_histogram", _SPIKES)
     T = a.shape[0]
     if T == 0:
         raise ValueError(f"rate_histogram: spikes of shape {a.shape} have no time steps; rates need T >= 1")
@@ -231,7 +255,7 @@ def spike_count_histogram(spikes: Any, over: str = "neuron", bins: int | None = 
     if over not in ("neuron", "sample"):
         raise ValueError(f"spike_count_histogram: over must be 'neuron' or 'sample', got {over!r}")
     ensure_bokeh()
-    c = _per_neuron_counts(spikes)
+    c = _per_neuron_counts(array_arg(spikes, "spike_count_histogram", _SPIKES))
     values = (c.ravel() if over == "neuron" else c.sum(1)).astype(float)
     counts, edges = np.histogram(values, bins=_int_bins(values, bins))
     ylabel = "neurons" if over == "neuron" else "samples"

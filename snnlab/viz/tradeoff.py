@@ -1,14 +1,14 @@
 """Trade-off scatters of two metrics across runs, with the Pareto front and each run's config on hover."""
 from __future__ import annotations
 
-from typing import Any, Sequence
+from typing import Any, Mapping, Sequence
 
 import holoviews as hv
 import numpy as np
 import pandas as pd
 
 from . import theme
-from ._util import ensure_bokeh, has_data, no_data
+from ._util import ensure_bokeh, has_data, no_data, table_arg
 from .pareto import better_direction, pareto_front
 
 __all__ = ["tradeoff_scatter"]
@@ -33,13 +33,15 @@ def _spans_decades(values: pd.Series, decades: float = 2.0) -> bool:
     return bool(v.size) and bool((v > 0).all()) and float(np.log10(v.max() / v.min())) > decades
 
 
-def tradeoff_scatter(df: pd.DataFrame, x: str, y: str, color: str | None = None,
+def tradeoff_scatter(df: pd.DataFrame | Sequence[Mapping[str, Any]], x: str, y: str, color: str | None = None,
                      hover: Sequence[str] | None = None, front: bool = True, maximize_x: bool | None = None,
                      maximize_y: bool | None = None, label: str | None = None) -> hv.Overlay:
     """Scatter of two metrics over runs/models with the Pareto front as a step line.
 
     ``df``: one row per run, e.g. :meth:`RunStore.summaries` (``config.<field>`` columns and metric
-    columns) or :func:`snnlab.metrics.metrics_table`. ``x``/``y``: any two metric columns
+    columns) or :func:`snnlab.metrics.metrics_table`, or a list of row dicts such as :func:`snnlab.metrics.evaluate`
+    results (read as ``pandas.DataFrame(rows)``; one dict alone is a ``TypeError``: pass ``[result]``).
+    ``x``/``y``: any two metric columns
     (accuracy, spikes_per_sample, synops_per_sample, energy_per_sample_j, latency_steps, a
     robustness column, ...). ``color``: a column or config field (``"lr"`` finds ``"config.lr"``),
     numeric -> colour bar (on a log scale for positive values spanning more than two decades, such as an ``lr``
@@ -65,6 +67,7 @@ def tradeoff_scatter(df: pd.DataFrame, x: str, y: str, color: str | None = None,
         >>> plot.Curve.Pareto_front.dimension_values("accuracy").tolist()
         [0.8, 0.9]
     """
+    df = table_arg(df, "tradeoff_scatter")
     ensure_bokeh()
     x, y = _resolve(df, x, strict=len(df) > 0), _resolve(df, y, strict=len(df) > 0)
     if x == y:
