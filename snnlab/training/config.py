@@ -782,7 +782,10 @@ class ExperimentConfig(param.Parameterized):
     lr_delays_schedule = param.Selector(default="constant", objects=list(LR_SCHEDULES), doc=(
         "Learning-rate schedule of the delay positions (same choices as lr_schedule, from lr_delays)."))
     optimizer = param.Selector(default="adam", objects=list(OPTIMIZERS), doc="Optimiser: 'adam' or 'sgd' (momentum 0.9).")
-    weight_decay = FiniteNumber(default=0.0, bounds=(0.0, 10.0), doc="L2 weight decay of the weights (not of the delays, nor of batch norm's scale and shift).")
+    weight_decay = FiniteNumber(default=0.0, bounds=(0.0, 10.0), doc=(
+        "L2 weight decay of the weights (not of the delays, nor of batch norm's scale and shift, nor of the neurons' "
+        "learned constants: tau_mem, threshold, an ALIF's adaptation and tau_adapt; a recurrent layer's W_rec is a "
+        "weight). A checkpoint saved before 2026-12-08 resumes with its constants decayed, as it trained (warned)."))
     seed = Integer(default=0, bounds=(0, 2**63 - 1), doc="Seed for torch, numpy, random and the data split/shuffle.")
     device = param.Selector(default="auto", objects=list(DEVICES), doc="'cpu', 'cuda', or 'auto' (cuda when available).")
     precision = param.Selector(default="float32", objects=list(PRECISIONS), doc=(

@@ -57,7 +57,8 @@ from .regularization import spike_rate_penalty
 from .resume import ResumeMixin, load_resume, refuse_foreign_checkpoint
 from .run_folder import (CHECKPOINT_NAME, CONFIG_NAME, CONFIG_TMP_NAME, RunFolderTaken, check_run_folder,
                          refuse_busy_run_folder, run_folder_lock, warn_unlocked)
-from .runtime import resolve_device, seed_everything
+from .runtime import (global_draws, resolve_device, seed_everything, shuffles_with_global_rng,
+                      training_in_process)
 from .threads import training_model
 
 __all__ = ["Trainer", "TrainingDiverged", "RunStoreProtocol", "History", "STATES", "seed_everything",
@@ -171,32 +172,6 @@ def _custom_data_label(cfg: ExperimentConfig, n_in: int, n_cls: int) -> str:
     return " ".join([arch, *parts["model"], *parts["options"]]) + _CUSTOM_DATA_SUFFIX  # (the ending custom_parts reads)
 
 
-def _shuffles_with_global_rng(loader: Any) -> bool:
-    """Whether a ``DataLoader``'s batches may depend on the global random states when its iteration starts: a torch
-    sampler without a generator (``DataLoader(ds, shuffle=True)`` without ``generator=``; ``RandomSampler``,
-    ``SubsetRandomSampler``, ``WeightedRandomSampler``), a sampler or batch sampler of the user's own, an
-    ``IterableDataset`` (what they draw is not known), or worker processes (seeded from torch's global generator without
-    ``generator=``). A plain list, or a loader in order in this process, draws nothing."""
-    from torch.utils.data import BatchSampler, DataLoader, IterableDataset, SequentialSampler
-
-    if not isinstance(loader, DataLoader):
-        return False
-    if isinstance(loader.dataset, IterableDataset) or (loader.num_workers > 0 and loader.generator is None):
-        return True
-    batch_sampler = loader.batch_sampler
-    if batch_sampler is not None and type(batch_sampler) is not BatchSampler:
-        return True
-    for s in (loader.sampler, getattr(batch_sampler, "sampler", None)):
-        if s is None or type(s) is SequentialSampler:
-            continue
-        if type(s).__module__.startswith("torch.utils.data") and hasattr(s, "generator"):
-            if s.generator is None:
-                return True
-            continue
-        return True
-    return False
-
-
 def _warn_persistent_workers(loader: Any) -> None:
     """Warn (at the user's line) that a resume of a run whose training loader keeps its workers between epochs
     (``persistent_workers=True``) is not bit-exact: the workers' random states carry over from epoch to epoch in an
@@ -209,6 +184,82 @@ def _warn_persistent_workers(loader: Any) -> None:
                       "resumed run starts new workers, so what they draw (random transforms, rate encoding) differs "
                       "from the run never interrupted; use persistent_workers=False for bit-exact resumes",
                       UserWarning, stacklevel=user_stacklevel())
+
+
+def _neuron_constant_ids(model: nn.Module) -> set[int]:
+    """The ids of the learned constants of ``model``'s neuron layers (:func:`~snnlab.core.network.neuron_layers`):
+    the parameters a layer holds itself among the constants its class declares (``tau_mem``, ``threshold``; an
+    ``ALIF``'s ``adaptation`` and ``tau_adapt``). Weights are not among them: the recurrent weight ``W_rec`` of a
+    ``RecurrentLIF`` or recurrent ``ALIF`` is its ``recurrent`` submodule's.
+
+    Example:
+        >>> import snnlab as sl
+        >>> net = sl.Sequential(nn.Linear(2, 4), sl.RecurrentLIF(4, learn_tau=True), sl.LI(learn_tau=True))
+        >>> sorted(n for n, p in net.named_parameters() if id(p) in _neuron_constant_ids(net))
+        ['1.tau_mem', '2.tau_mem']
+    """
+    return {id(p) for layer in neuron_layers(model).values()
+            for name, p in layer.named_parameters(recurse=False) if name in layer._FULL_PRECISION}
+
+
+def _saved_without_neuron_group(ckpt: dict[str, Any] | None) -> bool:
+    """Whether a resumed checkpoint's optimiser state (loaded unless its delays were rounded) has no "neurons" group:
+    saved by an snnlab before 2026-12-08, which kept the neurons' learned constants in the "weights" group (and
+    decayed them), or by a model without learned constants."""
+    if ckpt is None or ckpt.get("delays_rounded"):
+        return False
+    state = ckpt.get("optimizer")
+    groups = state.get("param_groups") if isinstance(state, dict) else None
+    return isinstance(groups, list) and not any(isinstance(g, dict) and g.get("name") == "neurons" for g in groups)
+
+
+class _RunRef:
+    """A trainer's run id as the runs it meets keep it: known once its construction has chosen it (None before)."""
+
+    __slots__ = ("run_id",)
+
+    def __init__(self, run_id: str | None = None) -> None:
+        self.run_id = run_id
+
+
+#: why a trainer being built counts as drawing from the global random generators
+_BUILDING = "a Trainer's construction (it seeds the generators and draws the initial weights from them)"
+
+
+def _meet(new: "Trainer", old: "Trainer") -> None:
+    """``new`` enters the process's registry (it is being built, or starts training) while ``old`` is in it: each
+    records the other where what it draws from the global random generators may have changed (called under the
+    registry's lock: :func:`~snnlab.training.runtime.training_in_process`; each tells it in its own thread).
+
+    Two runs training: either draws (:attr:`Trainer._global_draws`). A trainer being built is always affected (its
+    seed and initial weights: the other's thread may draw, or put the generators back, as the dashboard's snapshots
+    do), and affects a training run that draws."""
+    if old._phase == "training" and getattr(old, "_state", None) in ("finished", "stopped", "failed"):
+        return  # (its run is ending: it trains no more)
+    for one, two in ((new, old), (old, new)):
+        if one._phase == "building":
+            affected = True
+        elif two._phase == "building":
+            affected = bool(one._global_draws)
+        else:
+            affected = bool(one._global_draws or two._global_draws)
+        if affected and all(ref is not two._run_ref for ref, _ in one._shared_with):
+            one._shared_with.append((two._run_ref, tuple(new._global_draws) + tuple(old._global_draws)))
+
+
+def _ref_text(ref: _RunRef) -> str:
+    return ref.run_id if ref.run_id is not None else "(a Trainer being built)"
+
+
+def _shared_in_history(history: Iterable[Any]) -> list[tuple[_RunRef, tuple[str, ...]]]:
+    """The runs a resumed run shared the global random generators with, from its history's ``"shared_randomness"``
+    records (see :attr:`Trainer.shared_randomness`)."""
+    found: dict[str, tuple[str, ...]] = {}
+    for rec in history:
+        if isinstance(rec, dict) and rec.get("kind") == "shared_randomness":
+            for run_id in rec.get("with") or ():
+                found.setdefault(str(run_id), tuple(str(d) for d in rec.get("draws") or ()))
+    return [(_RunRef(run_id), draws) for run_id, draws in found.items()]
 
 
 class TrainingDiverged(RuntimeError):
@@ -324,6 +375,9 @@ class Trainer(ControlMixin, ResumeMixin, ReportingMixin):
     it was. Resuming into a store that never saw the run registers it under its id and name (the checkpoint's), when it
     starts (a refused resume writes no row: another trainer of the run may hold the folder and write it).
 
+    Runs of one process share torch's global random generators: :attr:`shared_randomness` says when another run
+    beside this one may have changed its draws (it is then warned about, and recorded).
+
     Control: :meth:`run` (blocking), :meth:`start` (background thread), :meth:`pause`,
     :meth:`resume`, :meth:`stop` (at the next step boundary), :meth:`wait`; :attr:`state` is one of
     ``STATES``. Ctrl-C in :meth:`run` stops at the next step (a second one at once), saves a checkpoint
@@ -408,7 +462,39 @@ class Trainer(ControlMixin, ResumeMixin, ReportingMixin):
         self.loss_fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] = F.cross_entropy
         self.checkpoint_path: Path | None = self.run_dir / CHECKPOINT_NAME if self.run_dir is not None else None
 
-        seed_everything(cfg.seed)
+        #: the runs this one shared the global random generators with, ``(their _RunRef, what draws)``, appended
+        #: under the process's registry lock (runtime.training_in_process); the first _shared_told are told
+        self._shared_with: list[tuple[_RunRef, tuple[str, ...]]] = []
+        self._shared_told = 0
+        self._warned_shared = False
+        self._run_ref = _RunRef()  # (its run id once known: runs met while this one is built name it)
+        self._phase, self._global_draws = "building", [_BUILDING]
+        with training_in_process(self, _meet):  # (counted while it seeds, draws and restores the global generators)
+            self._build_from_seed(model, train_loader, test_loader, ckpt, resume)
+        # (the folder, its lock and config.json are made when a run claims it: _claim_run_folder; a trainer never run
+        # leaves no folder behind, and the lock is taken once, there)
+        self._follow: tuple[dict, int] | None = None  # (config, step) a store that knows the resumed run takes at run()
+        #: whether this trainer registered its run in the store (a new run, or a resumed one the store did not know);
+        #: with a store that takes ``create_run(..., run_id=)`` (a RunStore) that is when the run starts
+        self.registered_run = False
+        #: the row to register when the run starts, ``{"name": ..., "own_id": whether the id is this trainer's own
+        #: pick, "step": the resumed checkpoint's step or None}``; None: registered already, followed, or no store
+        self._registration: dict[str, Any] | None = None
+        self.run_id = self._register_run(run_id, ckpt, name)
+        self._run_ref.run_id = self.run_id
+        self.name = name or (ckpt or {}).get("name") or self.label
+        for cb in callbacks:
+            self.events.subscribe(cb)
+        if self.registered_run:  # (a store registering at construction: a known run's stored status stays until it
+            self._store("set_status", self.run_id, "idle", None)  # trains)
+
+    # ------------------------------------------------------------------------------ construction
+    def _build_from_seed(self, model: nn.Module | None, train_loader, test_loader, ckpt: dict[str, Any] | None,
+                         resume) -> None:
+        """The part of the construction that uses the process's global random generators: their seed, the parts
+        built from it (:meth:`_build_parts`: the model's initial weights), the trainer's own state, and a resumed
+        checkpoint's (:meth:`_restore_or_explain`: its random states)."""
+        seed_everything(self.cfg.seed)
         # (a trainer built under torch.inference_mode(): its data, model and restored state are trainable all the same)
         with torch.inference_mode(False):
             self._build_parts(model, train_loader, test_loader, ckpt)
@@ -433,23 +519,10 @@ class Trainer(ControlMixin, ResumeMixin, ReportingMixin):
             with torch.inference_mode(False):
                 self._restore_or_explain(ckpt, resume)
             _warn_persistent_workers(self.train_loader)
-        # (the folder, its lock and config.json are made when a run claims it: _claim_run_folder; a trainer never run
-        # leaves no folder behind, and the lock is taken once, there)
-        self._follow: tuple[dict, int] | None = None  # (config, step) a store that knows the resumed run takes at run()
-        #: whether this trainer registered its run in the store (a new run, or a resumed one the store did not know);
-        #: with a store that takes ``create_run(..., run_id=)`` (a RunStore) that is when the run starts
-        self.registered_run = False
-        #: the row to register when the run starts, ``{"name": ..., "own_id": whether the id is this trainer's own
-        #: pick, "step": the resumed checkpoint's step or None}``; None: registered already, followed, or no store
-        self._registration: dict[str, Any] | None = None
-        self.run_id = self._register_run(run_id, ckpt, name)
-        self.name = name or (ckpt or {}).get("name") or self.label
-        for cb in callbacks:
-            self.events.subscribe(cb)
-        if self.registered_run:  # (a store registering at construction: a known run's stored status stays until it
-            self._store("set_status", self.run_id, "idle", None)  # trains)
+            earlier = _shared_in_history(self.history)  # (told by the run that saved it)
+            self._shared_with[:0] = earlier
+            self._shared_told += len(earlier)
 
-    # ------------------------------------------------------------------------------ construction
     def _build_parts(self, model: nn.Module | None, train_loader, test_loader, ckpt: dict[str, Any] | None) -> None:
         """The loaders (``cfg.dataset``'s unless given), :attr:`label`, the model (built from ``cfg`` unless given),
         the optimiser and the delays' sigma schedule.
@@ -495,7 +568,7 @@ class Trainer(ControlMixin, ResumeMixin, ReportingMixin):
         if ckpt is not None and ckpt.get("delays_rounded"):
             for layer in self._delay_layers(all_layers=True):
                 layer.round_delays()
-        self.optimizer = self._build_optimizer()
+        self.optimizer = self._build_optimizer(ckpt)
         learnable = self._delay_layers()
         self.schedule = (DelaySchedule(learnable, total_epochs=cfg.epochs, sigma_end=cfg.sigma_end, kind=cfg.sigma_schedule,
                                        anneal_fraction=cfg.sigma_anneal_fraction) if learnable else None)
@@ -579,29 +652,50 @@ class Trainer(ControlMixin, ResumeMixin, ReportingMixin):
         return [m for m in self.model.modules()
                 if isinstance(m, DelayedLinear) and (all_layers or (m.learn_delays and not m.rounded))]
 
-    def _build_optimizer(self) -> torch.optim.Optimizer:
+    def _build_optimizer(self, ckpt: dict[str, Any] | None = None) -> torch.optim.Optimizer:
+        """The optimiser, with a parameter group for each of: the weights ("weights", with ``cfg.weight_decay``), the
+        neuron layers' learned constants ("neurons": :func:`_neuron_constant_ids`), batch norm's scale and shift
+        ("norm") and the delays' positions ("delays", at ``cfg.lr_delays``); only the weights are decayed. A resumed
+        checkpoint saved with the neuron constants among the weights (:func:`_saved_without_neuron_group`) keeps that
+        grouping, so that its optimiser state loads and the run goes on as it trained (warned where
+        ``cfg.weight_decay`` decays them)."""
         cfg = self.cfg
-        delay_ids = {id(m.positions) for m in self._delay_layers() if isinstance(m.positions, nn.Parameter)}
-        weights = [p for p in self.model.parameters() if p.requires_grad and id(p) not in delay_ids]
-        delays = [p for p in self.model.parameters() if p.requires_grad and id(p) in delay_ids]
-        norm_ids = {id(p) for m in self.model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)
-                    for p in m.parameters()}
-        norms = [p for p in weights if id(p) in norm_ids]  # batch norm's scale and shift: no weight decay
-        weights = [p for p in weights if id(p) not in norm_ids]
+        params = [p for p in self.model.parameters() if p.requires_grad]
+        kinds = {"delays": {id(m.positions) for m in self._delay_layers() if isinstance(m.positions, nn.Parameter)},
+                 "norm": {id(p) for m in self.model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)
+                          for p in m.parameters()},
+                 "neurons": _neuron_constant_ids(self.model)}
+        if any(id(p) in kinds["neurons"] for p in params) and _saved_without_neuron_group(ckpt):
+            kinds["neurons"] = set()  # (the checkpoint's grouping: its optimiser state loads into no other)
+            self._warn_decayed_neuron_constants()
+        group_of = {id(p): next((k for k, ids in kinds.items() if id(p) in ids), "weights") for p in params}
         groups = []
-        for name, params in (("weights", weights), ("norm", norms), ("delays", delays)):
-            if params:
+        for name in ("weights", "neurons", "norm", "delays"):
+            members = [p for p in params if group_of[id(p)] == name]
+            if members:
                 lr, _, decay = self._group_settings(name)
-                groups.append({"params": params, "lr": lr, "weight_decay": decay, "name": name})
+                groups.append({"params": members, "lr": lr, "weight_decay": decay, "name": name})
         if not groups:
             raise ValueError("the model has no trainable parameters")
         if cfg.optimizer == "adam":
             return torch.optim.Adam(groups, lr=cfg.lr, betas=ADAM_BETAS)
         return torch.optim.SGD(groups, lr=cfg.lr, momentum=SGD_MOMENTUM)
 
+    def _warn_decayed_neuron_constants(self) -> None:
+        """Say (a ``UserWarning`` at the user's line) that this resumed run goes on decaying its neurons' learned
+        constants, as the checkpoint's run did, where ``cfg.weight_decay`` > 0 (at 0 nothing is decayed)."""
+        if not self.cfg.weight_decay > 0:
+            return
+        warnings.warn(f"Trainer: the checkpoint resumed was saved by an snnlab that applied weight_decay="
+                      f"{self.cfg.weight_decay:g} to the neurons' learned constants too (tau_mem, threshold, an ALIF's "
+                      "adaptation and tau_adapt), and its optimiser state loads only into that grouping: this run "
+                      "goes on decaying them as it trained; start a new run to train them without weight decay",
+                      UserWarning, stacklevel=user_stacklevel())
+
     def _group_settings(self, name: str | None) -> tuple[float, str, float]:
-        """``(base rate, schedule, weight decay)`` of the parameter group ``name``: "weights", "norm" (batch
-        norm's scale and shift: no weight decay) or "delays" (the positions)."""
+        """``(base rate, schedule, weight decay)`` of the parameter group ``name``: "weights", "neurons" (the neuron
+        layers' learned constants) or "norm" (batch norm's scale and shift), those two without weight decay, or
+        "delays" (the positions)."""
         cfg = self.cfg
         if name == "delays":
             return float(cfg.lr_delays), cfg.lr_delays_schedule, 0.0
@@ -723,8 +817,12 @@ class Trainer(ControlMixin, ResumeMixin, ReportingMixin):
         self._claim_run_folder()  # one training at a time in a run folder (refused before any state changes)
         try:
             self._begin_running()
-            # (marked as trained by this thread while running: an evaluation from another thread warns, see eval_mode)
-            with self._first_ctrl_c_stops() as asked, training_model(self.model, lambda: self.state == "running"):
+            self._phase, self._global_draws = "training", self._find_global_draws()  # (what it trains with now)
+            # (counted as training in this process until the run ends, however: runs beside it are told, see
+            # shared_randomness; marked as trained by this thread while running: an evaluation from another thread
+            # warns, see eval_mode)
+            with training_in_process(self, _meet), self._first_ctrl_c_stops() as asked, \
+                    training_model(self.model, lambda: self.state == "running"):
                 result = self._run_guarded(raise_errors)
         finally:
             self._end_running()
@@ -872,6 +970,7 @@ class Trainer(ControlMixin, ResumeMixin, ReportingMixin):
                    n_parameters=int(n_params), start_epoch=int(self.epoch), epochs=int(cfg.epochs))
         self._store("set_status", self.run_id, "running", None)
         self._warn_spike_reg_unused()
+        self._tell_shared_randomness()  # (runs that trained beside this one when it started, or when it was built)
         self._start_step = self.step
         ended = False  # whether this run ended an epoch: the model trained since the checkpoint's result (if any)
         if self._pending_epoch_end is not None:  # an epoch trained, whose evaluation a Ctrl-C cut short: end it first
@@ -1078,6 +1177,8 @@ class Trainer(ControlMixin, ResumeMixin, ReportingMixin):
                 finally:
                     self._in_optimizer_step = False
                 self._emit("step", epoch=epoch, batch=i, n_batches=n_batches, **values, lr=rec["lr"])
+                if len(self._shared_with) > self._shared_told:  # another run started beside this one
+                    self._tell_shared_randomness()
                 if self.step % self.log_every == 0:
                     self._store("log_metrics", self.run_id, self.step, epoch, values)
                 bar.update(1)
@@ -1144,7 +1245,7 @@ class Trainer(ControlMixin, ResumeMixin, ReportingMixin):
         start = resume.get("global_rng")
         if start:
             self._set_global_rng_state(start)
-        elif int(resume["batches_done"]) > 0 and _shuffles_with_global_rng(self.train_loader):
+        elif int(resume["batches_done"]) > 0 and shuffles_with_global_rng(self.train_loader):
             warnings.warn("Trainer: the checkpoint was saved inside an epoch by an snnlab version that did not keep "
                           "the global random state at the epoch's start, and the training loader may draw from it (a shuffle "
                           "without a generator= of its own, a sampler or an iterable dataset of your own, worker "
@@ -1193,9 +1294,13 @@ class Trainer(ControlMixin, ResumeMixin, ReportingMixin):
 
     def _write_summary(self, result: dict[str, Any]) -> None:
         """The run's summary in the store: the numbers of the model as deployed (with integer delays when the run
-        learned delays)."""
+        learned delays), and ``"shared_randomness": True`` with ``"shared_randomness_with"`` (the other runs' ids)
+        where :attr:`shared_randomness`."""
+        self._tell_shared_randomness()
         if self.store is not None and hasattr(self.store, "set_summary"):
-            self._store("set_summary", self.run_id, dict(result))
+            shared = self.shared_randomness_with
+            note = {"shared_randomness": True, "shared_randomness_with": list(shared)} if shared else {}
+            self._store("set_summary", self.run_id, dict(result) | note)
 
     def _evaluate_rounded(self) -> dict[str, Any]:
         """Evaluate the model with its rounded (integer) delays and record it as the "rounded" evaluation."""
@@ -1210,7 +1315,10 @@ class Trainer(ControlMixin, ResumeMixin, ReportingMixin):
     def _mark_finished(self) -> dict[str, Any]:
         self._set_state("finished")
         self._emit("finished", result=self.result)
-        self._store("set_status", self.run_id, "finished", None)
+        shared = self.shared_randomness_with
+        note = (f"shared torch's global random generators with run(s) {', '.join(shared)} of its process: its result "
+                "does not repeat bit for bit from its seed" if shared else None)
+        self._store("set_status", self.run_id, "finished", note)
         return self.result
 
     def _on_stopped(self, partial: bool, reason: str) -> None:
@@ -1221,6 +1329,7 @@ class Trainer(ControlMixin, ResumeMixin, ReportingMixin):
         resuming continues from the run's earlier checkpoint, or "failed" (no checkpoint: nothing to resume). A
         ``KeyboardInterrupt`` that cuts the save short without :meth:`interrupt` (no handler of snnlab's: loaders with
         worker processes) is such a failure too, reported, then raised."""
+        self._tell_shared_randomness(warn=False)  # (into the checkpoint's history; never raised while stopping)
         with self._interrupts_wait(then_raise=False):
             self._roll_back_to_boundary()
             self._pending_interrupt = None
@@ -1248,6 +1357,62 @@ class Trainer(ControlMixin, ResumeMixin, ReportingMixin):
                             f"{reason}; no checkpoint was saved ({error}), so the run cannot be resumed")
             if cut is not None:
                 raise cut
+
+    # ------------------------------------------------------------------------------ runs beside this one
+    @property
+    def shared_randomness(self) -> bool:
+        """Whether this run shared torch's (and NumPy's, Python's) global random generators with another run of its
+        process, so that its result may not repeat bit for bit from its seed: another :class:`Trainer` trained while
+        this one trained and one of the two may draw from them (dropout, unseeded noise or spike masks, a loader
+        shuffling with the global generator, or a part whose draws cannot be told: a module class, dataset, collate
+        or loss function of your own; :func:`~snnlab.training.runtime.global_draws`), or one was built (it seeds
+        them and draws its initial weights: a trainer being built is flagged beside any other, a training run beside
+        one being built where it draws). Event subscribers are not looked at: snnlab's put back what they draw.
+        Said once per trainer by a ``RuntimeWarning`` naming the other runs, and recorded in :attr:`history`
+        (``"shared_randomness"`` records: kept by its checkpoints, read back by a resume), the store's summary
+        (``"shared_randomness": True``, ``"shared_randomness_with"``) and the finished status's message. Train one run at a time in a process, or each in its own (``snnlab sweep`` trains its runs in a
+        process pool). :attr:`shared_randomness_with` names the other runs.
+
+        Example:
+            >>> from snnlab.training import ExperimentConfig
+            >>> tr = Trainer(ExperimentConfig(hidden=[8], epochs=1, max_batches_per_epoch=1), progress=False)
+            >>> tr.shared_randomness, tr.shared_randomness_with
+            (False, ())
+        """
+        return bool(self._shared_with)
+
+    @property
+    def shared_randomness_with(self) -> tuple[str, ...]:
+        """The ids of the runs this one shared the global random generators with (see :attr:`shared_randomness`)."""
+        return tuple(_ref_text(ref) for ref, _ in list(self._shared_with))
+
+    def _find_global_draws(self) -> list[str]:
+        """What of this run may draw from the global random generators (:func:`~snnlab.training.runtime.global_draws`
+        of its model, loaders and loss function)."""
+        return global_draws(self.model, (("training", self.train_loader), ("test", self.test_loader)),
+                            (("the loss function", self.loss_fn),))
+
+    def _tell_shared_randomness(self, warn: bool = True) -> None:
+        """In the run's thread: record the runs met since the last call in :attr:`history`, and (``warn``) say it
+        with a ``RuntimeWarning``, once per trainer (:attr:`shared_randomness`)."""
+        met = list(self._shared_with)[self._shared_told:]
+        if not met:
+            return
+        self._shared_told += len(met)
+        draws = sorted({why for _, whys in met for why in whys})
+        others = [_ref_text(ref) for ref, _ in met]
+        self.history.append({"kind": "shared_randomness", "epoch": int(self.epoch), "step": int(self.step),
+                             "with": others, "draws": draws, "time": time.time()})
+        if not warn or self._warned_shared:
+            return
+        self._warned_shared = True
+        shown = "; ".join(draws[:3]) + (f"; and {len(draws) - 3} more" if len(draws) > 3 else "")
+        warnings.warn(f"Trainer: run {self.run_id} shares torch's global random generators with run(s) "
+                      f"{', '.join(others)}, trained or built in this process while this run was built or trained, "
+                      f"and draws from them may have moved ({shown}): the result will not repeat bit for bit from its "
+                      "seed. Train one run at a time, or each in a process of its own (e.g. snnlab sweep, whose runs "
+                      "train in a process pool); trainer.shared_randomness, its history and its store summary record "
+                      "this", RuntimeWarning, stacklevel=user_stacklevel())
 
     def history_frame(self, kind: str | None = None):
         """:attr:`history` as a pandas DataFrame (optionally only records of ``kind``)."""
