@@ -269,8 +269,10 @@ def cmd_train(args: argparse.Namespace) -> int:
                                                              f"{_as_flag(field, old)})", name=field_flag, checkpoint=ck)
     if args.save_config:
         Path(args.save_config).expanduser().write_text(cfg.to_json())
-    if args.threads:
+    if args.threads:  # (on another count than a resumed checkpoint's: the Trainer warns)
         torch.set_num_threads(args.threads)
+    elif ck is not None:
+        _take_checkpoint_threads(ck)
     store = None if args.no_store else _store(args.store)
     current: list = []
 
@@ -364,6 +366,22 @@ def _resumed_text(trainer, ckpt: dict) -> str:
     if ckpt.get("finished"):
         return f", already finished {trainer.position()}: nothing left to train, its results are written again"
     return f", resumed {trainer.position()}: nothing left to train, the run finishes here"
+
+
+def _take_checkpoint_threads(ck: dict) -> None:
+    """``snnlab train --resume`` without ``--threads``: train on as many torch threads as the checkpoint's run did (a
+    resume repeats the uninterrupted run bit for bit only so), saying so in one line where that is not this
+    process's default."""
+    import torch
+
+    from snnlab.training.resume import checkpoint_threads
+
+    trained = checkpoint_threads(ck)
+    if trained is None or trained == torch.get_num_threads():
+        return
+    _say(f"resuming on {trained} torch thread(s), as the checkpoint's run trained (so it repeats bit for bit; "
+         f"default here: {torch.get_num_threads()}); --threads N overrides")
+    torch.set_num_threads(trained)
 
 
 def _resume_command(args: argparse.Namespace) -> list[str]:
@@ -1010,7 +1028,8 @@ def build_parser(config_flags: bool = True) -> argparse.ArgumentParser:
     again.add_argument("--overwrite", action="store_true", help="start a new run in a --run-dir that holds a checkpoint")
     train.add_argument("--name", help="run name in the store [the config's label]")
     train.add_argument("--threads", type=_positive_int, help=(
-        "torch CPU threads [all cores]; a run repeats bit for bit only on the same number (a sweep's runs use 1)"))
+        "torch CPU threads [all cores; with --resume, the checkpoint's]; a run repeats bit for bit only on the same "
+        "number (a sweep's runs use 1)"))
     train.add_argument("--quiet", action="store_true", help="no progress bars")
     train.add_argument("--save-config", metavar="FILE", help="write the configuration as JSON")
     train.set_defaults(func=cmd_train)
@@ -1242,6 +1261,8 @@ def main(argv: list[str] | None = None) -> int:
         status = _parse_and_run(argv)
     except BrokenPipeError:  # (from any command, or --help)
         status = 0
+    except KeyboardInterrupt as exc:  # Ctrl-C while starting (torch importing for the flags): 130, as later
+        status = _exit_status(exc)
     _settle_output()
     return status
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 import warnings
 from typing import Any
 
@@ -167,6 +168,36 @@ def parse_grid(items: list[str]) -> dict[str, list]:
     return grid
 
 
+def read_config_file(path: str) -> dict[str, Any]:
+    """The fields of the ``--config`` file ``path``: a JSON object ``{"field": value, ...}`` (``--save-config`` or a run
+    folder's config.json), or a run record (``snnlab runs show RUN > FILE``: it has ``"run_id"`` and ``"config"`` keys,
+    names no configuration field has), whose ``"config"`` is used, with a one-line note on stderr.
+
+    Example:
+        >>> import json, os, tempfile
+        >>> with tempfile.NamedTemporaryFile("w", suffix=".json", delete=False) as fh:
+        ...     json.dump({"run_id": "be89aa", "name": "a", "status": "finished", "config": {"epochs": 3}}, fh)
+        >>> read_config_file(fh.name)
+        {'epochs': 3}
+        >>> os.remove(fh.name)
+    """
+    try:
+        with open(path) as fh:
+            saved = json.load(fh)
+    except FileNotFoundError:
+        raise ConfigError(f"--config: no such file {path!r}") from None
+    except json.JSONDecodeError as exc:
+        raise ConfigError(f"--config: {path!r} is not valid JSON ({exc})") from None
+    if isinstance(saved, dict) and {"run_id", "config"} <= saved.keys() and isinstance(saved["config"], dict):
+        print(f'--config: {path!r} is a run record (snnlab runs show); using its "config" (run {saved["run_id"]})',
+              file=sys.stderr)
+        saved = saved["config"]
+    if not isinstance(saved, dict):
+        raise ConfigError(f"--config: {path!r} holds a JSON {type(saved).__name__}, not an object "
+                          '{"field": value, ...} (--save-config writes one)')
+    return saved
+
+
 def config_from_args(args: argparse.Namespace, base: dict[str, Any] | None = None) -> ExperimentConfig:
     """Build and validate the config: ``base`` (e.g. a checkpoint's) or the ``--preset`` (not both), updated by the
     ``--config`` file (if any), then by the flags given (``data_kwargs`` merge key by key: see
@@ -180,16 +211,6 @@ def config_from_args(args: argparse.Namespace, base: dict[str, Any] | None = Non
                               "(give the fields to change as flags)")
         fields = preset_fields(args.preset)
     if getattr(args, "config", None):
-        try:
-            with open(args.config) as fh:
-                saved = json.load(fh)
-        except FileNotFoundError:
-            raise ConfigError(f"--config: no such file {args.config!r}") from None
-        except json.JSONDecodeError as exc:
-            raise ConfigError(f"--config: {args.config!r} is not valid JSON ({exc})") from None
-        if not isinstance(saved, dict):
-            raise ConfigError(f"--config: {args.config!r} holds a JSON {type(saved).__name__}, not an object "
-                              '{"field": value, ...} (--save-config writes one)')
-        fields = with_changes(fields, saved)
+        fields = with_changes(fields, read_config_file(args.config))
     flags = {name: getattr(args, name) for name in ExperimentConfig.fields() if hasattr(args, name)}
     return ExperimentConfig.from_dict(with_changes(fields, flags))

@@ -40,6 +40,7 @@ Example:
 """
 from __future__ import annotations
 
+import contextlib
 import itertools
 import multiprocessing
 import os
@@ -69,6 +70,7 @@ from snnlab.metrics.robustness import perturb, robustness_curve
 from snnlab.training.config import ConfigError, ExperimentConfig, unknown_keys_error, with_changes
 from snnlab.training.interrupts import hangup_signal
 from snnlab.training.precision import forward_precision
+from snnlab.training.resume import checkpoint_threads, other_threads_said
 
 DEFAULT_OBJECTIVES = {"accuracy": "max", "spikes_per_sample": "min"}
 METRIC_COLUMNS = ("accuracy", "loss", "spikes_per_sample", "activation_sparsity", "synops_per_sample",
@@ -376,16 +378,40 @@ def _reset_interrupt() -> None:
     _worker_interrupted = False
 
 
+def _worker_signals() -> set[int]:
+    """The signals a sweep worker winds its run down on (:func:`_worker_signal`): SIGINT, and SIGHUP (the terminal
+    closing, an ssh session dropped, reaches the workers too) unless it is ignored (under nohup: ignored, as it was)."""
+    hup = hangup_signal()
+    return {signal.SIGINT} | ({hup} if hup is not None else set())
+
+
+@contextlib.contextmanager
+def _signals_held_while_workers_start(pool: Executor) -> Iterator[None]:
+    """Block the workers' signals (:func:`_worker_signals`) in this thread while ``pool`` (a process pool) starts its
+    workers, which inherit the blocked mask: a Ctrl-C while a worker still imports torch, before :func:`_worker_init`
+    installs its handler and unblocks them, no longer kills it (every run of the sweep then "failed", the pool
+    broken) but reaches that handler (the runs not started: "cancelled"). This process's own Ctrl-C comes when
+    they are unblocked, on leaving."""
+    if not isinstance(pool, ProcessPoolExecutor) or not hasattr(signal, "pthread_sigmask"):
+        yield
+        return
+    before = signal.pthread_sigmask(signal.SIG_BLOCK, _worker_signals())
+    try:
+        yield
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, before)
+
+
 def _worker_init(cancel: Any = None) -> None:
     """Initializer of :func:`process_pool` workers: SIGINT winds the worker's run down instead of killing it, a
     worker whose sweep process dies (SIGKILL) stops its run and exits rather than train on for nobody, and once
     ``cancel`` (the pool's cancel event, if any) is set the worker starts no further run."""
     global _worker_cancel
     _worker_cancel = cancel
-    signal.signal(signal.SIGINT, _worker_signal)
-    hup = hangup_signal()  # the terminal closing (an ssh session dropped) reaches the workers too
-    if hup is not None:  # (under nohup: ignored, as it was)
-        signal.signal(hup, _worker_signal)
+    for signum in _worker_signals():
+        signal.signal(signum, _worker_signal)
+    if hasattr(signal, "pthread_sigmask"):  # (held while the sweep started this worker: one that came meanwhile
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, _worker_signals())  # is handled now, the run not started)
     parent = multiprocessing.parent_process()  # (its pid, not getppid(): the parent may already be gone)
     threading.Thread(target=_exit_with_parent, args=(parent.pid if parent is not None else os.getppid(),),
                      name="snnlab-sweep-parent-watch", daemon=True).start()
@@ -583,8 +609,9 @@ def _train_row(cfg: ExperimentConfig, store_path: str | None, run_dir: str | Non
                 return planned
             run_id, resume = planned
         try:
-            trainer = Trainer(cfg, run_dir=run_dir, store=store, progress=False, name=name, run_id=run_id,
-                              resume=run_dir if resume else None)
+            with other_threads_said():  # (the sweep warned once for all its points: _warn_other_threads)
+                trainer = Trainer(cfg, run_dir=run_dir, store=store, progress=False, name=name, run_id=run_id,
+                                  resume=run_dir if resume else None)
         except RunFolderBusy as exc:  # (refused before the trainer registered the run)
             return {**_skipped_row(cfg, run_id if resume else None, exc.holder), _PLAN_KEY: None}
         except RunFolderTaken:  # a run saved its checkpoint there since the plan: decide again
@@ -851,8 +878,8 @@ def sweep(config: ExperimentConfig, grid: dict[str, list], executor: Any = None,
     trained_with: dict[str, int] = {}  # {folder name: torch threads} of the points reused or resumed
     for i, (cfg, run_dir) in enumerate(zip(configs, dirs)):
         action, run_id, row, ck = _plan(cfg, run_dir, robustness)
-        if ck is not None and is_integer(ck.get("torch_threads")):  # (older checkpoints do not say)
-            trained_with[run_dir.name] = int(ck["torch_threads"])
+        if ck is not None and checkpoint_threads(ck) is not None:  # (older checkpoints do not say)
+            trained_with[run_dir.name] = checkpoint_threads(ck)
         rows.append(row or {"run_id": run_id, "label": cfg.label(), "status": "pending"})
         values = ", ".join(f"{k}={getattr(cfg, k)}" for k in grid)  # runs of a sweep told apart by name too
         if action in ("new", "resume"):
@@ -875,8 +902,9 @@ def sweep(config: ExperimentConfig, grid: dict[str, list], executor: Any = None,
     futures: dict = {}
     interrupt: KeyboardInterrupt | None = None
     try:
-        for i, job in jobs.items():
-            futures[pool.submit(run_one, *job)] = i
+        with _signals_held_while_workers_start(pool):
+            for i, job in jobs.items():
+                futures[pool.submit(run_one, *job)] = i
         for fut in progress_bar(_completed(futures), total=len(futures), desc="sweep", disable=not progress):
             i = futures[fut]
             rows[i] = _take_plan(_row_of(fut, rows[i], configs[i]), i, reused, resumed)

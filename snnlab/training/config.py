@@ -103,7 +103,16 @@ def unknown_keys_error(keys: list[Any], known: list[str], what: str = "unknown c
 
 
 class LayerSizes(param.List):
-    """A list of hidden-layer widths: positive ints, at most ``MAX_LAYER_WIDTH`` each."""
+    """A list of hidden-layer widths: positive ints, at most ``MAX_LAYER_WIDTH`` each. A tuple is accepted, in the
+    constructor and on assignment, and stored as a list (as :meth:`ExperimentConfig.from_dict` does).
+
+    Example:
+        >>> ExperimentConfig(hidden=(64, 32)).hidden
+        [64, 32]
+    """
+
+    def __set__(self, obj, val):
+        super().__set__(obj, list(val) if isinstance(val, tuple) else val)
 
     def _validate(self, val):
         super()._validate(val)

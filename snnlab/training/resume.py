@@ -6,6 +6,8 @@
   may change (the Trainer, ``snnlab train --resume`` and sweeps resuming their runs all apply it): everything but the
   settings that shape the model's parameters (or what they mean) or the optimiser's state, which the checkpoint
   holds, and ``epochs`` only down to the epochs already trained (:func:`check_resume_epochs`).
+* :func:`warn_other_threads` / :func:`checkpoint_threads`: a resume on another torch thread count than its run
+  trained with does not repeat it bit for bit (warned; :func:`other_threads_said` where the caller said so).
 * :func:`trained_epochs` / :func:`position_text`: how far a checkpoint's run got, in words that count epochs from 1
   as the progress bar does (the checkpoint's own ``epoch`` counts the complete epochs).
 * :class:`ResumeMixin`: the trainer's :meth:`~ResumeMixin.checkpoint_state`, :meth:`~ResumeMixin.save_checkpoint`,
@@ -25,6 +27,8 @@ Example:
 """
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import json
 import logging
 import os
@@ -32,7 +36,7 @@ import uuid
 import time
 import warnings
 from pathlib import Path
-from collections.abc import Callable, Collection, Mapping
+from collections.abc import Callable, Collection, Iterator, Mapping
 from typing import Any, TypeVar
 
 import torch
@@ -51,7 +55,8 @@ from .run_folder import CHECKPOINT_NAME, RunFolderTaken
 
 __all__ = ["CHECKPOINT_FORMAT", "CHECKPOINT_NAME", "refuse_foreign_checkpoint", "load_resume", "ResumeMixin",
            "FIXED_ON_RESUME", "ResumeConfigError", "resume_conflicts", "check_resume_config", "fixed_on_resume_text",
-           "check_resume_epochs", "trained_epochs", "batches_into_epoch", "position_text", "WHERE_IT_RUNS"]
+           "check_resume_epochs", "trained_epochs", "batches_into_epoch", "position_text", "WHERE_IT_RUNS",
+           "checkpoint_threads", "warn_other_threads", "other_threads_said"]
 
 log = logging.getLogger("snnlab.training.trainer")  # the Trainer's messages keep the logger they always had
 
@@ -350,6 +355,68 @@ def load_resume(resume: str | os.PathLike, cfg: ExperimentConfig | dict | None, 
     return ckpt, cfg, run_dir
 
 
+#: set where the caller has said already that a resume runs on another thread count (a sweep warns once for all its
+#: points: :func:`other_threads_said`)
+_OTHER_THREADS_SAID: contextvars.ContextVar[bool] = contextvars.ContextVar("snnlab_other_threads_said", default=False)
+
+
+def checkpoint_threads(ckpt: Mapping[str, Any]) -> int | None:
+    """The torch CPU threads the run of checkpoint ``ckpt`` trained with (``"torch_threads"``), or None where an older
+    checkpoint does not say.
+
+    Example:
+        >>> checkpoint_threads({"torch_threads": 1}), checkpoint_threads({})
+        (1, None)
+    """
+    n = ckpt.get("torch_threads")
+    return int(n) if isinstance(n, int) and not isinstance(n, bool) and n >= 1 else None
+
+
+def warn_other_threads(ckpt: Mapping[str, Any], source: Any) -> None:
+    """Warn (``RuntimeWarning``) when this process resumes checkpoint ``ckpt`` (read from ``source``) on another
+    torch CPU thread count (``torch.get_num_threads()``) than its run trained with: the resumed run will not repeat
+    the uninterrupted one bit for bit (torch's CPU reductions depend on the thread count). The Trainer calls it on
+    every resume on the CPU; ``snnlab train --resume`` without ``--threads`` takes the checkpoint's count instead.
+    Silent within :func:`other_threads_said`.
+
+    Example:
+        >>> import warnings
+        >>> with warnings.catch_warnings(record=True) as seen:
+        ...     warnings.simplefilter("always")
+        ...     warn_other_threads({"torch_threads": torch.get_num_threads() + 1}, "run/checkpoint.pt")
+        >>> "will not repeat" in str(seen[0].message)
+        True
+    """
+    trained, now = checkpoint_threads(ckpt), torch.get_num_threads()
+    if trained is None or trained == now or _OTHER_THREADS_SAID.get():
+        return
+    warnings.warn(f"checkpoint {source} trained with {trained} torch thread(s), this process resumes it with {now}: "
+                  f"the resumed run will not repeat the uninterrupted one bit for bit (torch's CPU reductions depend "
+                  f"on the thread count); call torch.set_num_threads({trained}) before resuming (snnlab train "
+                  f"--resume: --threads {trained}, or leave --threads out) to match it",
+                  RuntimeWarning, stacklevel=user_stacklevel())
+
+
+@contextlib.contextmanager
+def other_threads_said() -> Iterator[None]:
+    """Within it (in this thread or task), resumes do not warn of another thread count (:func:`warn_other_threads`):
+    the caller has said it already (a sweep, once for all its points).
+
+    Example:
+        >>> import warnings
+        >>> with warnings.catch_warnings(record=True) as seen, other_threads_said():
+        ...     warnings.simplefilter("always")
+        ...     warn_other_threads({"torch_threads": torch.get_num_threads() + 1}, "x")
+        >>> seen
+        []
+    """
+    token = _OTHER_THREADS_SAID.set(True)
+    try:
+        yield
+    finally:
+        _OTHER_THREADS_SAID.reset(token)
+
+
 class ResumeMixin:
     """Checkpoints of a run and resuming from them, for the :class:`~snnlab.training.Trainer`.
 
@@ -466,6 +533,8 @@ class ResumeMixin:
         self._save_id = ckpt.get("save_id")  # the save this trainer continues (None: written before save ids)
         self._check_same_batches(ckpt, source)
         self._warn_other_length(ckpt, source)
+        if self.device.type == "cpu":
+            warn_other_threads(ckpt, source)
         chosen = self._neuron_constants  # Trainer(neuron_constants=...): None, "model", "checkpoint"
         try:
             changed = keep_neuron_constants(self.model, lambda: load_model_state(self.model, ckpt["model"]),
