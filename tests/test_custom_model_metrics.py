@@ -186,3 +186,20 @@ def test_an_empty_tuple_or_none_output_is_a_type_error_naming_it(how, got):
     x, y = _batch(T=5, B=2)
     with pytest.raises(TypeError, match=f"^evaluate: the model returned {got}, but evaluate reads one time-major"):
         evaluate(_SpikesAndMembrane(how), [(x, y)])
+
+
+def test_a_compiled_model_pairs_its_masks_without_compiling_the_pairing_hooks_anew_per_batch():
+    """The pairing hooks key LIF outputs by their storage address: traced by torch.compile, they were compiled again
+    for each batch's addresses (dynamo's recompile limit hit at the third batch here, eagerly run before MaskFlow)."""
+    torch.manual_seed(0)
+    net = sl.Sequential(nn.Linear(4, 16), sl.LIF(threshold=0.3), sl.SpikeMask(0.4, mask_at_inference=True, seed=1),
+                        nn.Linear(16, 3), sl.LI())
+    batches = [_batch(T=10, seed=i) for i in range(6)]
+    eager = spike_accounting_table(net, batches)
+    torch._dynamo.reset()
+    with torch._dynamo.config.patch(recompile_limit=2, fail_on_recompile_limit_hit=True), warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # (dynamo's notes on snnlab's C kernels, run between graphs)
+        compiled = spike_accounting_table(torch.compile(net), batches)
+    assert compiled["masking"].tolist() == ["SpikeMask _orig_mod.2"]
+    assert compiled["transmitted_spikes_per_sample"].tolist() == eager["transmitted_spikes_per_sample"].tolist()
+    assert 0 < eager.loc[0, "transmitted_spikes_per_sample"] < eager.loc[0, "fired_spikes_per_sample"]

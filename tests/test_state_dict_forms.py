@@ -171,3 +171,20 @@ def test_a_seeded_layer_converts_its_tau_and_continues_the_saved_stream():
         a, b = sl.LIF(tau_mem=3.0, **kwargs), sl.LIF(tau_mem=7.0, **kwargs)
         b.load_state_dict(a.state_dict())
         assert torch.equal(b.beta(), a.beta())
+
+
+@pytest.mark.parametrize("learned_saved", [True, False])
+def test_a_converted_time_constant_of_another_shape_is_refused_naming_the_key_the_checkpoint_holds(learned_saved):
+    """PyTorch named it by this layer's form only (``size mismatch for 1.beta_const``), a key the checkpoint lacks."""
+    saved = sl.Sequential(torch.nn.Linear(3, 4), sl.LIF(n_neurons=4, learn_tau=learned_saved))
+    dst = sl.Sequential(torch.nn.Linear(3, 4), sl.LIF(learn_tau=not learned_saved))
+    own, other = ("beta_const", "tau_mem") if learned_saved else ("tau_mem", "beta_const")
+    with pytest.raises(RuntimeError) as info:
+        dst.load_state_dict(saved.state_dict())
+    assert (f"size mismatch for 1.{own}: copying a param with shape torch.Size([4]) from checkpoint, the shape in "
+            f"current model is torch.Size([]). (saved as 1.{other}, the {'learned' if learned_saved else 'fixed'} "
+            "form of the time constant; build the layer with the saved n_neurons)") in str(info.value)
+    same_form = sl.Sequential(torch.nn.Linear(3, 4), sl.LIF(learn_tau=learned_saved))
+    with pytest.raises(RuntimeError) as info:  # (not converted: PyTorch's message as it is)
+        same_form.load_state_dict(saved.state_dict())
+    assert "form of the time constant" not in str(info.value)

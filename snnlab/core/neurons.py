@@ -342,10 +342,24 @@ class _Leaky(nn.Module):
         """As ``nn.Module``'s, taking a time constant saved in the other form: a learned ``tau_mem`` into a layer with
         a fixed ``beta_const`` and the reverse (:meth:`_tau_in_own_form`), as the threshold and an ALIF's adaptation
         load across their learned and fixed forms."""
-        state_dict = self._tau_in_own_form(state_dict, prefix, error_msgs)
-        if state_dict is not None:
-            super()._load_from_state_dict(state_dict, prefix, local_metadata, strict, missing_keys, unexpected_keys,
-                                          error_msgs)
+        loaded = self._tau_in_own_form(state_dict, prefix, error_msgs)
+        if loaded is None:
+            return
+        errors_before = len(error_msgs)
+        super()._load_from_state_dict(loaded, prefix, local_metadata, strict, missing_keys, unexpected_keys, error_msgs)
+        if loaded is not state_dict:  # converted: a size mismatch names the key the checkpoint holds
+            self._name_saved_form(prefix, error_msgs, errors_before)
+
+    def _name_saved_form(self, prefix: str, error_msgs: list[str], start: int) -> None:
+        """PyTorch's size mismatch for the converted time constant (named as this layer's form, which the checkpoint
+        does not hold) completed with the key it was saved as: ``size mismatch for beta_const: ... (saved as tau_mem,
+        the learned form of the time constant; build the layer with the saved n_neurons)``."""
+        own, other = ("tau_mem", "beta_const") if self.learn_tau else ("beta_const", "tau_mem")
+        form = "fixed" if self.learn_tau else "learned"
+        for i in range(start, len(error_msgs)):
+            if error_msgs[i].startswith(f"size mismatch for {prefix}{own}:"):
+                error_msgs[i] += (f" (saved as {prefix}{other}, the {form} form of the time constant; build the "
+                                  "layer with the saved n_neurons)")
 
     def _tau_in_own_form(self, state_dict: dict, prefix: str, error_msgs: list[str]) -> dict | None:
         """``state_dict`` with a time constant saved in the other form converted to this layer's, as the layers

@@ -166,9 +166,11 @@ class MaskFlow:
         after = {mask: lif for lif, mask in _masks_after_lif(self._model).items()}
         model = self._model
         self._handles = [model.register_forward_pre_hook(self._forget), model.register_forward_hook(self._forget)]
-        self._handles += [m.register_forward_hook(self._lif_hook(n)) for n, m in model.named_modules()
-                          if isinstance(m, LIF)]
-        self._handles += [m.register_forward_hook(self._mask_hook(n, after.get(n))) for n, m in self._masks.items()]
+        # (hooks run eagerly under torch.compile: traced, each batch's storage addresses would compile them anew)
+        self._handles += [m.register_forward_hook(torch.compiler.disable(self._lif_hook(n)))
+                          for n, m in model.named_modules() if isinstance(m, LIF)]
+        self._handles += [m.register_forward_hook(torch.compiler.disable(self._mask_hook(n, after.get(n))))
+                          for n, m in self._masks.items()]
         return self
 
     def __exit__(self, *exc) -> None:
