@@ -309,9 +309,12 @@ def cmd_train(args: argparse.Namespace) -> int:
             return _report_stopped(trainer, args, 128 + (received[0] if received else signal.SIGINT))
         print(f"run {trainer.run_id} {trainer.state}: {trainer.error or ''}", file=sys.stderr)
         return 1
-    _print_result("test results", result["final"])
-    if result["rounded"] is not None:
-        _print_result("test results with integer (rounded) delays", result["rounded"])
+    rounded = result["rounded"]  # (a run that learned delays: its final evaluation, then that after rounding them)
+    _print_result("test results" + (" with the learned (fractional) delays" if rounded is not None else ""),
+                  result["final"])
+    if rounded is not None:
+        _print_result("test results with integer (rounded) delays" + (": the run's summary in the store "
+                      "(delays_rounded)" if store is not None else ""), rounded)
     if trainer.store_writes_pending:
         again = (f"; {shlex.join(_resume_command(args))} writes its status and final results again (not the missing "
                  "metric rows)") if args.run_dir else ""

@@ -392,13 +392,23 @@ def _message_text(message: str | None) -> str | None:
     return message if message is None else message.encode("utf-8", "backslashreplace").decode("utf-8")
 
 
-def _flatten(metrics: dict, prefix: str = "") -> dict[str, float]:
-    """Numeric leaves of a (nested) metrics dict, keys joined with '/'."""
-    flat: dict[str, float] = {}
+def _flatten(metrics: dict, prefix: str = "", labels: bool = False) -> dict[str, float | bool | str]:
+    """Numeric leaves of a (nested) metrics dict, keys joined with '/'; ``labels``: True/False and text leaves too
+    (a summary's ``"delays_rounded": True``, ``"runtime": {"device": "cpu", ...}``).
+
+    Example:
+        >>> _flatten({"accuracy": 1, "delays_rounded": True, "runtime": {"device": "cpu", "torch_threads": 1}})
+        {'accuracy': 1.0, 'runtime/torch_threads': 1.0}
+        >>> _flatten({"delays_rounded": True, "runtime": {"device": "cpu"}}, labels=True)
+        {'delays_rounded': True, 'runtime/device': 'cpu'}
+    """
+    flat: dict[str, float | bool | str] = {}
     for key, value in metrics.items():
         name = f"{prefix}{key}"
         if isinstance(value, dict):
-            flat.update(_flatten(value, name + "/"))
+            flat.update(_flatten(value, name + "/", labels))
+        elif labels and isinstance(value, (bool, str)):
+            flat[name] = value
         elif isinstance(value, (int, float)) and not isinstance(value, bool):
             flat[name] = float(value)
         elif hasattr(value, "item") and getattr(value, "numel", lambda: 2)() == 1:
@@ -1116,7 +1126,8 @@ class RunStore:
         return series
 
     def summaries(self) -> pd.DataFrame:
-        """One row per run that has a summary: config fields and summary metrics side by side."""
+        """One row per run that has a summary: config fields and summary metrics side by side (with its True/False and
+        text fields: ``delays_rounded``, ``runtime/device``...)."""
         with self._read() as con:
             owner, join = self._owner_sql(con)
             rows = con.execute(f"SELECT runs.run_id, name, status, config, summary, {owner} FROM runs{join} "
@@ -1126,7 +1137,7 @@ class RunStore:
             rec = {"run_id": run_id, "name": name, "status": _shown(status, None, owner, gone)[0]}
             rec.update({f"config.{k}": (json.dumps(v) if isinstance(v, (list, dict)) else v)
                         for k, v in json.loads(config).items()})
-            rec.update(_flatten(json.loads(summary)))
+            rec.update(_flatten(json.loads(summary), labels=True))
             records.append(rec)
         return pd.DataFrame.from_records(records)
 

@@ -775,6 +775,7 @@ def _register_reused(store_path, cfg: ExperimentConfig, run_dir: Path, ck: dict,
 
     from snnlab.experiments.store import RunStore, StoreError
     from snnlab.training.run_folder import CHECKPOINT_NAME
+    from snnlab.training.trainer import deployed_summary
 
     path = run_dir / CHECKPOINT_NAME
     try:
@@ -787,7 +788,8 @@ def _register_reused(store_path, cfg: ExperimentConfig, run_dir: Path, ck: dict,
                 known = None
             if known is None or known["status"] != "finished" or known["summary"] is None:
                 store.set_checkpoint(ck["run_id"], path)
-                store.set_summary(ck["run_id"], dict(_deployed(ck["result"])))
+                runtime = {"runtime": ck["runtime"]} if ck.get("runtime") else {}
+                store.set_summary(ck["run_id"], deployed_summary(ck["result"]) | runtime)
                 store.set_status(ck["run_id"], "finished")
         finally:
             store.close()
@@ -796,14 +798,11 @@ def _register_reused(store_path, cfg: ExperimentConfig, run_dir: Path, ck: dict,
                       f"record it ({type(exc).__name__}: {exc})", RuntimeWarning, stacklevel=3)
 
 
-def _deployed(result: dict) -> dict:
-    """A run result's evaluation of the model as deployed (rounded delays when it learned delays)."""
-    return result.get("rounded") or result["final"]
-
-
 def _deployed_metrics(result: dict) -> dict:
     """The table's metrics of a run's result: of the model as deployed (rounded delays when it learned delays)."""
-    deployed = _deployed(result)
+    from snnlab.training.trainer import deployed_summary
+
+    deployed = deployed_summary(result)
     return {k: deployed.get(k) for k in METRIC_COLUMNS}
 
 

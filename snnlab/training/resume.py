@@ -499,6 +499,7 @@ class ResumeMixin:
             # the torch CPU threads it trained with (last): a run repeats bit for bit only on as many; a sweep rerun
             # with other --threads says so (its reused and resumed points would not match new ones)
             "torch_threads": int(torch.get_num_threads()),
+            "runtime": self._runtime_record(),  # (the store summary's: a sweep that reuses the run registers it)
             "time": time.time(),
         }
 

@@ -66,6 +66,23 @@ __all__ = ["Trainer", "TrainingDiverged", "RunStoreProtocol", "History", "STATES
 
 log = logging.getLogger(__name__)
 
+
+def deployed_summary(result: dict[str, Any]) -> dict[str, Any]:
+    """The evaluation of a run's ``result`` (``{"final": ..., "rounded": ...}``) that its store summary holds: that of
+    the model as deployed, marked ``"delays_rounded": True`` where it is the one after rounding learned delays to
+    integers (not ``result["final"]``, that of the learned, fractional delays).
+
+    Example:
+        >>> deployed_summary({"final": {"accuracy": 0.2344}, "rounded": {"accuracy": 0.25}})
+        {'accuracy': 0.25, 'delays_rounded': True}
+        >>> deployed_summary({"final": {"accuracy": 0.9}, "rounded": None})
+        {'accuracy': 0.9}
+    """
+    if result.get("rounded") is not None:
+        return dict(result["rounded"]) | {"delays_rounded": True}
+    return dict(result["final"])
+
+
 def _remove_hooks(handles: list) -> None:
     for handle in handles:
         handle.remove()
@@ -1267,7 +1284,7 @@ class Trainer(ControlMixin, ResumeMixin, ReportingMixin):
         with nothing left to train, not even a pending epoch end (the checkpoint's result, if any, is this model's)."""
         done = self.result or {}
         if self._delays_rounded and untrained and done.get("rounded") is not None:
-            self._write_summary(done["rounded"])  # (again: a store that missed it gets it)
+            self._write_summary(done)  # (again: a store that missed it gets it)
             with self._interrupts_wait(then_raise=False):
                 return self._mark_finished()  # the rounded run's result stands
         if self._delays_rounded and untrained and done.get("final") is not None:
@@ -1285,7 +1302,7 @@ class Trainer(ControlMixin, ResumeMixin, ReportingMixin):
                 self.result = {"final": final, "rounded": None}  # what a stop in the next evaluation resumes from
                 rounded = self._evaluate_rounded()
         self.result = {"final": final, "rounded": rounded}
-        self._write_summary(rounded if rounded is not None else final)
+        self._write_summary(self.result)
         # the run is trained and evaluated: a Ctrl-C now waits for its checkpoint and its report, and the run's end
         # answers it (its result is returned)
         with self._interrupts_wait(then_raise=False):
@@ -1293,14 +1310,28 @@ class Trainer(ControlMixin, ResumeMixin, ReportingMixin):
             return self._mark_finished()
 
     def _write_summary(self, result: dict[str, Any]) -> None:
-        """The run's summary in the store: the numbers of the model as deployed (with integer delays when the run
-        learned delays), and ``"shared_randomness": True`` with ``"shared_randomness_with"`` (the other runs' ids)
-        where :attr:`shared_randomness`."""
+        """The run's summary in the store, of its ``result`` (``{"final": ..., "rounded": ...}``): the numbers of the
+        model as deployed (:func:`deployed_summary`: marked ``"delays_rounded": True`` where the run learned delays),
+        ``"shared_randomness": True`` with ``"shared_randomness_with"`` (the other runs' ids) where
+        :attr:`shared_randomness`, and how it ran, ``"runtime"`` (:meth:`_runtime_record`)."""
         self._tell_shared_randomness()
         if self.store is not None and hasattr(self.store, "set_summary"):
             shared = self.shared_randomness_with
             note = {"shared_randomness": True, "shared_randomness_with": list(shared)} if shared else {}
-            self._store("set_summary", self.run_id, dict(result) | note)
+            self._store("set_summary", self.run_id,
+                        deployed_summary(result) | note | {"runtime": self._runtime_record()})
+
+    def _runtime_record(self) -> dict[str, Any]:
+        """How the run ran, for its store summary: the torch CPU threads, the device it used (``device="auto"``
+        resolved: ``"cpu"``, ``"cuda:0"``...) and the torch and snnlab versions (a run repeats bit for bit only with
+        the same)."""
+        import snnlab
+
+        device = self.device
+        if device.type == "cuda" and device.index is None:
+            device = torch.device("cuda", torch.cuda.current_device())
+        return {"device": str(device), "torch_threads": int(torch.get_num_threads()),
+                "torch_version": str(torch.__version__), "snnlab_version": snnlab.__version__}  # (not TorchVersion)
 
     def _evaluate_rounded(self) -> dict[str, Any]:
         """Evaluate the model with its rounded (integer) delays and record it as the "rounded" evaluation."""
