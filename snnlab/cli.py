@@ -272,7 +272,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     if args.threads:  # (on another count than a resumed checkpoint's: the Trainer warns)
         torch.set_num_threads(args.threads)
     elif ck is not None:
-        _take_checkpoint_threads(ck)
+        _take_checkpoint_threads(ck, cfg.device)
     store = None if args.no_store else _store(args.store)
     current: list = []
 
@@ -371,19 +371,30 @@ def _resumed_text(trainer, ckpt: dict) -> str:
     return f", resumed {trainer.position()}: nothing left to train, the run finishes here"
 
 
-def _take_checkpoint_threads(ck: dict) -> None:
-    """``snnlab train --resume`` without ``--threads``: train on as many torch threads as the checkpoint's run did (a
-    resume repeats the uninterrupted run bit for bit only so), saying so in one line where that is not this
-    process's default."""
+def _take_checkpoint_threads(ck: dict, device: str) -> None:
+    """``snnlab train --resume`` without ``--threads``: a run on the CPU (``device`` as configured) trains on as many
+    torch threads as the checkpoint's run did (a resume repeats the uninterrupted run bit for bit only so), saying so
+    in one line where that is not this process's default, and that it is slower here where this machine has fewer
+    cores. A run on a GPU keeps the default (its threads do not change its numbers)."""
+    import os
+
     import torch
 
     from snnlab.training.resume import checkpoint_threads
+    from snnlab.training.runtime import resolve_device
 
     trained = checkpoint_threads(ck)
     if trained is None or trained == torch.get_num_threads():
         return
+    try:
+        if resolve_device(device).type != "cpu":
+            return
+    except (ValueError, RuntimeError):  # (a device not here: the Trainer says so)
+        return
+    cores = os.cpu_count() or trained
+    slower = (f"; more than this machine's {cores} cores, so slower here" if trained > cores else "")
     _say(f"resuming on {trained} torch thread(s), as the checkpoint's run trained (so it repeats bit for bit; "
-         f"default here: {torch.get_num_threads()}); --threads N overrides")
+         f"default here: {torch.get_num_threads()}{slower}); --threads N overrides")
     torch.set_num_threads(trained)
 
 

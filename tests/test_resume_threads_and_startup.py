@@ -134,3 +134,17 @@ def test_hidden_takes_a_tuple_and_keeps_a_list():
     cfg.hidden = (8,)
     assert cfg.hidden == [8] and type(cfg.hidden) is list
     assert cfg.to_dict() == ExperimentConfig.from_dict({"hidden": [8]}).to_dict()
+
+
+def _blocked_signals() -> list[str]:
+    return sorted(s.name for s in signal.pthread_sigmask(signal.SIG_BLOCK, []))
+
+
+def test_a_sweep_on_the_users_own_process_pool_leaves_its_workers_signals_alone():
+    """Only snnlab's own pools' workers unblock the signals held while they start: a pool of the user's own kept them
+    blocked for its whole life (a Ctrl-C never reached its workers again; reviewer r2's user_pool_sigmask.py)."""
+    import multiprocessing
+
+    with ProcessPoolExecutor(max_workers=1, mp_context=multiprocessing.get_context("spawn")) as pool:
+        sweeps.sweep(ExperimentConfig(**TINY), {"seed": [0]}, executor=pool, progress=False)
+        assert pool.submit(_blocked_signals).result() == []

@@ -23,6 +23,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from snnlab.core.choices import SIGMA_SCHEDULES
 from snnlab.core.validation import (as_flag, as_number, as_seed, check_choice, check_positive, check_time_major,
                                     is_integer)
 from snnlab.kernels.delay_math import (  # the formula and the autocast policy live in the kernels layer
@@ -1182,7 +1183,7 @@ class DelaySchedule:
         [4.5, 2.5, 0.5, 0.5, 0.5]
     """
 
-    KINDS = ("linear", "cosine", "exponential")
+    KINDS = SIGMA_SCHEDULES
 
     def __init__(
         self,

@@ -391,9 +391,10 @@ def _signals_held_while_workers_start(pool: Executor) -> Iterator[None]:
     workers, which inherit the blocked mask: a Ctrl-C while a worker still imports torch, before :func:`_worker_init`
     installs its handler and unblocks them, no longer kills it (every run of the sweep then "failed", the pool
     broken) but reaches that handler (the runs not started: "cancelled"). This process's own Ctrl-C comes when
-    they are unblocked, on leaving."""
-    if not isinstance(pool, ProcessPoolExecutor) or not hasattr(signal, "pthread_sigmask"):
-        yield
+    they are unblocked, on leaving. Only snnlab's own pools (:func:`process_pool`): a pool of the user's own keeps
+    its workers' signals."""
+    if getattr(pool, "_initializer", None) is not _worker_init or not hasattr(signal, "pthread_sigmask"):
+        yield  # (a pool of the user's own: its workers would never unblock them)
         return
     before = signal.pthread_sigmask(signal.SIG_BLOCK, _worker_signals())
     try:
@@ -877,8 +878,8 @@ def sweep(config: ExperimentConfig, grid: dict[str, list], executor: Any = None,
     trained_with: dict[str, int] = {}  # {folder name: torch threads} of the points reused or resumed
     for i, (cfg, run_dir) in enumerate(zip(configs, dirs)):
         action, run_id, row, ck = _plan(cfg, run_dir, robustness)
-        if ck is not None and checkpoint_threads(ck) is not None:  # (older checkpoints do not say)
-            trained_with[run_dir.name] = checkpoint_threads(ck)
+        if ck is not None and (threads := checkpoint_threads(ck)) is not None:  # (older checkpoints do not say)
+            trained_with[run_dir.name] = threads
         rows.append(row or {"run_id": run_id, "label": cfg.label(), "status": "pending"})
         values = ", ".join(f"{k}={getattr(cfg, k)}" for k in grid)  # runs of a sweep told apart by name too
         if action in ("new", "resume"):
