@@ -878,8 +878,8 @@ def sweep(config: ExperimentConfig, grid: dict[str, list], executor: Any = None,
     trained_with: dict[str, int] = {}  # {folder name: torch threads} of the points reused or resumed
     for i, (cfg, run_dir) in enumerate(zip(configs, dirs)):
         action, run_id, row, ck = _plan(cfg, run_dir, robustness)
-        if ck is not None and (threads := checkpoint_threads(ck)) is not None:  # (older checkpoints do not say)
-            trained_with[run_dir.name] = threads
+        if ck is not None and (trained := checkpoint_threads(ck)) is not None:  # (older checkpoints do not say)
+            trained_with[run_dir.name] = trained
         rows.append(row or {"run_id": run_id, "label": cfg.label(), "status": "pending"})
         values = ", ".join(f"{k}={getattr(cfg, k)}" for k in grid)  # runs of a sweep told apart by name too
         if action in ("new", "resume"):
